@@ -1,0 +1,66 @@
+package proto
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// API keys this broker refers to by name.
+const (
+	APIKeyProduce      int16 = 0
+	APIKeyFetch        int16 = 1
+	APIKeyListOffsets  int16 = 2
+	APIKeyMetadata     int16 = 3
+	APIKeyApiVersions  int16 = 18
+	APIKeyCreateTopics int16 = 19
+)
+
+// notAnAPI marks a key kmsg does not know.
+const notAnAPI = int16(-2)
+
+// flexibleFrom[key] is the first flexible version of the API, -1 if the API
+// is never flexible, notAnAPI if the key is unknown. Built once from kmsg so
+// it cannot drift from the generated codecs.
+var flexibleFrom = buildFlexibleTable()
+
+func buildFlexibleTable() []int16 {
+	const maxKey = 128
+	t := make([]int16, maxKey)
+	for key := int16(0); key < maxKey; key++ {
+		t[key] = notAnAPI
+		req := kmsg.RequestForKey(key)
+		if req == nil {
+			continue
+		}
+		t[key] = -1
+		for v := int16(0); v <= req.MaxVersion(); v++ {
+			req.SetVersion(v)
+			if req.IsFlexible() {
+				t[key] = v
+				break
+			}
+		}
+	}
+	return t
+}
+
+// IsFlexible reports whether version of API key uses the flexible encoding.
+// For a version above what kmsg knows, the API is assumed still flexible.
+func IsFlexible(key, version int16) bool {
+	if !KnownKey(key) {
+		return false
+	}
+	from := flexibleFrom[key]
+	return from >= 0 && version >= from
+}
+
+// APIName returns Kafka's name for an API key, or "Unknown".
+func APIName(key int16) string {
+	if !KnownKey(key) {
+		return "Unknown"
+	}
+	return kmsg.NameForKey(key)
+}
+
+// VersionRange is the inclusive range of versions served for one API.
+type VersionRange struct {
+	Key      int16
+	Min, Max int16
+}
