@@ -8,23 +8,23 @@
 // io_uring_setup maps three regions shared with the kernel (one mmap covers
 // both rings when the kernel reports IORING_FEAT_SINGLE_MMAP):
 //
-//	              SQ ring                                SQE array
-//	 +-----------------------------------+        +---------------------+
-//	 | head  (kernel writes, we read)    |        | sqe[0]  64 bytes    |
-//	 | tail  (we write, kernel reads)    |        | sqe[1]              |
-//	 | flags (NEED_WAKEUP, CQ_OVERFLOW,  |        |  ...                |
-//	 |        TASKRUN; kernel writes)    |        | sqe[n-1]            |
-//	 | array[i] = i  (identity, set once)|------->+---------------------+
-//	 +-----------------------------------+
-//	   GetSQE fills sqe[tail & mask]; Submit stores tail (release) and
-//	   calls io_uring_enter; the kernel consumes up to tail, moving head.
+//	             SQ ring                                SQE array
+//	+-----------------------------------+        +---------------------+
+//	| head  (kernel writes, we read)    |        | sqe[0]  64 bytes    |
+//	| tail  (we write, kernel reads)    |        | sqe[1]              |
+//	| flags (NEED_WAKEUP, CQ_OVERFLOW,  |        |  ...                |
+//	|        TASKRUN; kernel writes)    |        | sqe[n-1]            |
+//	| array[i] = i  (identity, set once)|------->+---------------------+
+//	+-----------------------------------+
+//	  GetSQE fills sqe[tail & mask]; Submit stores tail (release) and
+//	  calls io_uring_enter; the kernel consumes up to tail, moving head.
 //
-//	              CQ ring
-//	 +-----------------------------------+
-//	 | head  (we write, kernel reads)    |   PeekBatch: load tail (acquire),
-//	 | tail  (kernel writes, we read)    |   copy cqes[head..tail) out, then
-//	 | cqes[m]: {user_data, res, flags}  |   store head (release).
-//	 +-----------------------------------+
+//	             CQ ring
+//	+-----------------------------------+
+//	| head  (we write, kernel reads)    |   PeekBatch: load tail (acquire),
+//	| tail  (kernel writes, we read)    |   copy cqes[head..tail) out, then
+//	| cqes[m]: {user_data, res, flags}  |   store head (release).
+//	+-----------------------------------+
 //
 // Every load or store of a shared head, tail or flags word goes through
 // sync/atomic, which provides the acquire/release pairing the kernel expects.
