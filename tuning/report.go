@@ -1,0 +1,255 @@
+package tuning
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"go.uber.org/zap"
+)
+
+// Severity grades a finding. The order matters: a report is as bad as its
+// worst finding, and ExitCode is the worst severity's value.
+type Severity int
+
+const (
+	// OK means the host is set up as we recommend for this check.
+	OK Severity = iota
+	// Warning means the broker runs but slower, less predictably or less
+	// safely than it could; the finding says what to change.
+	Warning
+	// Fatal means the broker cannot work as configured (e.g. it cannot
+	// write its log dir); with tuning.strict=true it refuses to start.
+	Fatal
+)
+
+// String returns "ok", "warning" or "fatal".
+func (s Severity) String() string {
+	switch s {
+	case OK:
+		return "ok"
+	case Warning:
+		return "warning"
+	case Fatal:
+		return "fatal"
+	}
+	return fmt.Sprintf("severity(%d)", int(s))
+}
+
+// MarshalText makes JSON carry the severity's name, not its number.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText accepts the names String produces.
+func (s *Severity) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "ok":
+		*s = OK
+	case "warning":
+		*s = Warning
+	case "fatal":
+		*s = Fatal
+	default:
+		return fmt.Errorf("tuning: unknown severity %q", b)
+	}
+	return nil
+}
+
+// Finding is the outcome of one check on one subject.
+type Finding struct {
+	// ID is stable across releases ("fs.type", "vm.swappiness"); tooling
+	// and docs refer to it.
+	ID string `json:"id"`
+	// Subject names what was checked when a check runs more than once:
+	// a log dir, a network interface, a block device. Empty otherwise.
+	Subject string `json:"subject,omitempty"`
+	// Severity is how bad Found is.
+	Severity Severity `json:"severity"`
+	// Found is what the host has, in the operator's terms.
+	Found string `json:"found"`
+	// Recommended is what we want instead (or what is fine).
+	Recommended string `json:"recommended"`
+	// Why explains what the setting does to a Kafka broker.
+	Why string `json:"why"`
+	// Fix is one shell line that applies Recommended (persistently when
+	// that is possible in one line); empty when nothing needs fixing or
+	// there is no command that can.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Report is the result of Run: every finding in a fixed order (the order
+// the checks run in, then subject), plus what the broker's I/O backend will
+// be on this host.
+type Report struct {
+	Findings []Finding `json:"findings"`
+	// IOBackend is "uring" when io_uring passed every check the data path
+	// needs, otherwise "portable"; IOBackendReason says why.
+	IOBackend       string `json:"io_backend"`
+	IOBackendReason string `json:"io_backend_reason"`
+}
+
+// Worst returns the highest severity among the findings (OK if none).
+func (r *Report) Worst() Severity {
+	worst := OK
+	for _, f := range r.Findings {
+		if f.Severity > worst {
+			worst = f.Severity
+		}
+	}
+	return worst
+}
+
+// HasFatal reports whether any finding is Fatal: tuning.strict=true must
+// then refuse to start.
+func (r *Report) HasFatal() bool { return r.Worst() == Fatal }
+
+// ExitCode is the check-host exit status: 0 all ok, 1 warnings, 2 fatal.
+func (r *Report) ExitCode() int { return int(r.Worst()) }
+
+// Counts returns how many findings have each severity.
+func (r *Report) Counts() (ok, warnings, fatal int) {
+	for _, f := range r.Findings {
+		switch f.Severity {
+		case OK:
+			ok++
+		case Warning:
+			warnings++
+		case Fatal:
+			fatal++
+		}
+	}
+	return ok, warnings, fatal
+}
+
+// Summary is one line for logs and the end of the table, e.g.
+// "host check: 31 ok, 5 warnings, 0 fatal; io backend uring; worst: fs.type /data ext4".
+func (r *Report) Summary() string {
+	ok, warn, fatal := r.Counts()
+	var b strings.Builder
+	fmt.Fprintf(&b, "host check: %d ok, %d %s, %d fatal; io backend %s", ok, warn, plural(warn, "warning"), fatal, r.IOBackend)
+	if w := r.Worst(); w != OK {
+		var names []string
+		for _, f := range r.Findings {
+			if f.Severity == w {
+				names = append(names, f.ID)
+			}
+		}
+		fmt.Fprintf(&b, "; %s: %s", w, strings.Join(dedup(names), ", "))
+	}
+	return b.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func dedup(in []string) []string {
+	seen := make(map[string]bool, len(in))
+	out := in[:0]
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// WriteTable prints the findings as an aligned table, then the reason and
+// fix of every finding that is not ok, then the summary line.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEVERITY\tCHECK\tSUBJECT\tFOUND\tRECOMMENDED")
+	for _, f := range r.Findings {
+		subject := f.Subject
+		if subject == "" {
+			subject = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Severity, f.ID, subject, oneLine(f.Found), oneLine(f.Recommended))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	first := true
+	for _, f := range r.Findings {
+		if f.Severity == OK {
+			continue
+		}
+		if first {
+			b.WriteString("\nTo fix:\n")
+			first = false
+		}
+		name := f.ID
+		if f.Subject != "" {
+			name += " (" + f.Subject + ")"
+		}
+		fmt.Fprintf(&b, "\n[%s] %s: %s\n  why: %s\n", f.Severity, name, oneLine(f.Found), f.Why)
+		if f.Fix != "" {
+			fmt.Fprintf(&b, "  fix: %s\n", f.Fix)
+		}
+	}
+	fmt.Fprintf(&b, "\nio backend: %s (%s)\n%s\n", r.IOBackend, r.IOBackendReason, r.Summary())
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// jsonReport is the JSON document: the findings plus the derived fields a
+// script wants without recomputing them.
+type jsonReport struct {
+	Summary  string `json:"summary"`
+	ExitCode int    `json:"exit_code"`
+	OK       int    `json:"ok"`
+	Warnings int    `json:"warnings"`
+	Fatal    int    `json:"fatal"`
+	*Report
+}
+
+// WriteJSON writes the report as one indented JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	ok, warn, fatal := r.Counts()
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(jsonReport{Summary: r.Summary(), ExitCode: r.ExitCode(), OK: ok, Warnings: warn, Fatal: fatal, Report: r})
+}
+
+// Log writes the summary line (at info, warn or error level by the worst
+// severity) and one line per finding that is not ok, with its id,
+// subject, found, recommended, why and fix as fields.
+func (r *Report) Log(l *zap.Logger) {
+	summaryAt := l.Info
+	switch r.Worst() {
+	case Warning:
+		summaryAt = l.Warn
+	case Fatal:
+		summaryAt = l.Error
+	}
+	ok, warn, fatal := r.Counts()
+	summaryAt(r.Summary(), zap.Int("ok", ok), zap.Int("warnings", warn), zap.Int("fatal", fatal),
+		zap.String("io_backend", r.IOBackend), zap.String("io_backend_reason", r.IOBackendReason))
+	for _, f := range r.Findings {
+		if f.Severity == OK {
+			continue
+		}
+		at := l.Warn
+		if f.Severity == Fatal {
+			at = l.Error
+		}
+		fields := []zap.Field{zap.String("check", f.ID)}
+		if f.Subject != "" {
+			fields = append(fields, zap.String("subject", f.Subject))
+		}
+		fields = append(fields, zap.String("found", f.Found), zap.String("recommended", f.Recommended),
+			zap.String("why", f.Why))
+		if f.Fix != "" {
+			fields = append(fields, zap.String("fix", f.Fix))
+		}
+		at("host check "+f.Severity.String()+": "+f.ID, fields...)
+	}
+}

@@ -1,0 +1,217 @@
+//go:build linux
+
+package tuning
+
+import (
+	"io/fs"
+	"net"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostSys is the real Sys: raw syscalls through golang.org/x/sys/unix.
+// tuning deliberately does not import ring/: the checker must be able to
+// say why io_uring is unusable even when ring/ cannot start, and it must
+// stay buildable on its own (DESIGN.md: tuning stands alone).
+type hostSys struct{}
+
+func defaultSys() Sys { return hostSys{} }
+
+func (hostSys) Statfs(path string) (FSStats, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return FSStats{}, &fs.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	unit := int64(st.Frsize)
+	if unit <= 0 {
+		unit = int64(st.Bsize)
+	}
+	return FSStats{Type: int64(st.Type), BlockBytes: unit, Blocks: st.Blocks, AvailBlock: st.Bavail}, nil
+}
+
+func (hostSys) Writable(path string) error {
+	if err := unix.Access(path, unix.W_OK); err != nil {
+		return &fs.PathError{Op: "access", Path: path, Err: err}
+	}
+	return nil
+}
+
+func (hostSys) Rlimit(r Resource) (Rlimit, error) {
+	res := unix.RLIMIT_NOFILE
+	if r == RlimitMEMLOCK {
+		res = unix.RLIMIT_MEMLOCK
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(res, &lim); err != nil {
+		return Rlimit{}, err
+	}
+	return Rlimit{Cur: lim.Cur, Max: lim.Max}, nil
+}
+
+func (hostSys) NetInterfaces() ([]NetInterface, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NetInterface, 0, len(ifs))
+	for _, ifi := range ifs {
+		ni := NetInterface{
+			Name:     ifi.Name,
+			Up:       ifi.Flags&net.FlagUp != 0,
+			Loopback: ifi.Flags&net.FlagLoopback != 0,
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				ni.Addrs = append(ni.Addrs, ipn.IP)
+			}
+		}
+		out = append(out, ni)
+	}
+	return out, nil
+}
+
+// ethtoolValue is the kernel's struct ethtool_value.
+type ethtoolValue struct {
+	cmd  uint32
+	data uint32
+}
+
+// ifreqPtr is struct ifreq with ifr_data set: the interface name followed
+// by a pointer. The kernel reads sizeof(struct ifreq) (40 bytes on 64-bit)
+// so the tail is padded; extra padding on 32-bit is harmless.
+type ifreqPtr struct {
+	name [unix.IFNAMSIZ]byte
+	data unsafe.Pointer
+	_    [16]byte
+}
+
+func (hostSys) Ethtool(ifname string, cmd uint32) (uint32, error) {
+	if len(ifname) >= unix.IFNAMSIZ {
+		return 0, unix.EINVAL
+	}
+	// Any socket reaches dev_ioctl; AF_INET is the usual one, AF_UNIX is
+	// the fallback for hosts with IPv4 compiled out.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return 0, err
+		}
+	}
+	defer unix.Close(fd)
+	// value lives on the heap (it escapes through ifr.data) and the GC
+	// does not move heap objects, so the kernel's pointer stays valid for
+	// the duration of the ioctl.
+	value := &ethtoolValue{cmd: cmd}
+	var ifr ifreqPtr
+	copy(ifr.name[:], ifname)
+	ifr.data = unsafe.Pointer(value)
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(unix.SIOCETHTOOL), uintptr(unsafe.Pointer(&ifr)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return value.data, nil
+}
+
+// uringParams is the kernel's struct io_uring_params (120 bytes); the
+// offsets blocks are never read because the probe rings are not mapped.
+type uringParams struct {
+	sqEntries    uint32
+	cqEntries    uint32
+	flags        uint32
+	sqThreadCPU  uint32
+	sqThreadIdle uint32
+	features     uint32
+	wqFd         uint32
+	resv         [3]uint32
+	sqOff        [10]uint32
+	cqOff        [10]uint32
+}
+
+// uringProbeOp is struct io_uring_probe_op.
+type uringProbeOp struct {
+	op    uint8
+	resv  uint8
+	flags uint16
+	resv2 uint32
+}
+
+// uringProbe is struct io_uring_probe with room for every opcode the
+// kernel can describe (it caps nr_args at IORING_OP_LAST, an u8).
+type uringProbe struct {
+	lastOp uint8
+	opsLen uint8
+	resv   uint16
+	resv2  [3]uint32
+	ops    [256]uringProbeOp
+}
+
+const (
+	ioringSetupSingleIssuer = 1 << 12
+	ioringSetupDeferTaskrun = 1 << 13
+	ioringRegisterProbe     = 8
+	ioURingOpSupported      = 1 << 0
+)
+
+func uringSetup(flags uint32) (int, *uringParams, error) {
+	p := &uringParams{flags: flags}
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(p)), 0)
+	if errno != 0 {
+		return -1, nil, errno
+	}
+	return int(fd), p, nil
+}
+
+func (hostSys) ProbeIOURing() IOURingProbe {
+	var out IOURingProbe
+	fd, p, err := uringSetup(0)
+	if err != nil {
+		out.SetupErr = err
+		out.FlagsErr = err
+		out.ProbeErr = err
+		return out
+	}
+	defer unix.Close(fd)
+	out.Features = p.features
+	if fd2, _, err := uringSetup(ioringSetupSingleIssuer | ioringSetupDeferTaskrun); err != nil {
+		out.FlagsErr = err
+	} else {
+		unix.Close(fd2)
+	}
+	probe := &uringProbe{}
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(fd), ioringRegisterProbe,
+		uintptr(unsafe.Pointer(probe)), uintptr(len(probe.ops)), 0, 0)
+	if errno != 0 {
+		out.ProbeErr = errno
+		return out
+	}
+	out.Supported = make([]bool, int(probe.lastOp)+1)
+	for i := 0; i < int(probe.opsLen) && i < len(probe.ops); i++ {
+		op := probe.ops[i]
+		if int(op.op) < len(out.Supported) && op.flags&ioURingOpSupported != 0 {
+			out.Supported[op.op] = true
+		}
+	}
+	return out
+}
+
+func (hostSys) ClockSynced() (bool, error) {
+	var tx unix.Timex // modes 0: read only, allowed without CAP_SYS_TIME
+	if _, err := unix.Adjtimex(&tx); err != nil {
+		return false, err
+	}
+	return tx.Status&unix.STA_UNSYNC == 0, nil
+}
+
+func (hostSys) UsableCPUs() (int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return 0, err
+	}
+	return set.Count(), nil
+}
