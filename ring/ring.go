@@ -433,7 +433,7 @@ func (r *Ring) submit(waitNr uint32, getEvents, timed bool, d time.Duration) (in
 			if submitted > 0 {
 				return submitted, nil
 			}
-			return 0, &Error{Op: "io_uring_enter", Errno: errno}
+			return 0, enterError(errno)
 		}
 		if sqPoll {
 			pending = 0
@@ -524,3 +524,15 @@ func (r *Ring) CQOverflow() uint32 { return atomic.LoadUint32(r.cqOverflow) }
 
 // SQDropped returns the kernel's count of invalid SQ index entries skipped.
 func (r *Ring) SQDropped() uint32 { return atomic.LoadUint32(r.sqDropped) }
+
+// sqFlagsNow returns the kernel's SQ ring flags (NEED_WAKEUP, CQ_OVERFLOW,
+// TASKRUN); for tests and diagnostics.
+func (r *Ring) sqFlagsNow() uint32 { return atomic.LoadUint32(r.sqFlags) }
+
+func enterError(errno unix.Errno) error {
+	e := &Error{Op: "io_uring_enter", Errno: errno}
+	if errno == unix.EEXIST {
+		e.Why = "called from a thread other than the ring's owner (SINGLE_ISSUER); the owner goroutine must runtime.LockOSThread before New"
+	}
+	return e
+}

@@ -130,6 +130,15 @@ const (
 	OpFutexWait      Op = 51
 	OpFutexWake      Op = 52
 	OpFutexWaitv     Op = 53
+	OpFixedFdInstall Op = 54
+	OpFtruncate      Op = 55
+	OpBind           Op = 56
+	OpListen         Op = 57
+	OpRecvZC         Op = 58
+	OpEpollWait      Op = 59
+	OpReadvFixed     Op = 60
+	OpWritevFixed    Op = 61
+	OpPipe           Op = 62
 )
 
 var opNames = [...]string{
@@ -140,6 +149,8 @@ var opNames = [...]string{
 	"REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT", "UNLINKAT", "MKDIRAT", "SYMLINKAT", "LINKAT",
 	"MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR", "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC",
 	"SENDMSG_ZC", "READ_MULTISHOT", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_WAITV",
+	"FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN", "RECV_ZC", "EPOLL_WAIT", "READV_FIXED", "WRITEV_FIXED",
+	"PIPE",
 }
 
 // String returns the kernel's name for the opcode without the IORING_OP_ prefix.
