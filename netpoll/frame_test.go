@@ -1,0 +1,123 @@
+package netpoll
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math/rand"
+	"testing"
+)
+
+type collect struct{ frames [][]byte }
+
+func (c *collect) onFrame(f []byte) bool {
+	c.frames = append(c.frames, append([]byte(nil), f...))
+	return true
+}
+
+func frameBytes(bodies ...[]byte) []byte {
+	var out []byte
+	for _, b := range bodies {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
+	}
+	return out
+}
+
+// Any split of the stream into chunks yields the same frames.
+func TestFramerSplits(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	var bodies [][]byte
+	for i := 0; i < 200; i++ {
+		b := make([]byte, rng.Intn(3000))
+		rng.Read(b)
+		bodies = append(bodies, b)
+	}
+	stream := frameBytes(bodies...)
+	for trial := 0; trial < 50; trial++ {
+		f := framer{maxFrameBytes: 1 << 20}
+		var c collect
+		for rest := stream; len(rest) > 0; {
+			n := 1 + rng.Intn(5000)
+			if trial%5 == 0 {
+				n = 1 + rng.Intn(3) // byte-at-a-time-ish, splits every length prefix
+			}
+			if n > len(rest) {
+				n = len(rest)
+			}
+			if err := f.feed(rest[:n], &c); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		if len(c.frames) != len(bodies) || f.pending() {
+			t.Fatalf("trial %d: %d frames, pending %v", trial, len(c.frames), f.pending())
+		}
+		for i := range bodies {
+			if !bytes.Equal(c.frames[i], bodies[i]) {
+				t.Fatalf("trial %d frame %d differs", trial, i)
+			}
+		}
+	}
+}
+
+type firstFrameAddr struct{ p *byte }
+
+func (s *firstFrameAddr) onFrame(f []byte) bool {
+	if s.p == nil && len(f) > 0 {
+		s.p = &f[0]
+	}
+	return true
+}
+
+func TestFramerZeroCopyWhenWhole(t *testing.T) {
+	stream := frameBytes([]byte("hello"), []byte("world"))
+	f := framer{maxFrameBytes: 100}
+	var s firstFrameAddr
+	if err := f.feed(stream, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.p != &stream[4] {
+		t.Fatal("whole frame was copied")
+	}
+}
+
+func TestFramerRejectsBadLengths(t *testing.T) {
+	for _, n := range []int32{-1, -1 << 31, 101} {
+		f := framer{maxFrameBytes: 100}
+		err := f.feed(binary.BigEndian.AppendUint32(nil, uint32(n)), &collect{})
+		var fe errFrame
+		if !errors.As(err, &fe) || fe.length != n {
+			t.Fatalf("length %d: err %v", n, err)
+		}
+	}
+}
+
+// FuzzFramer: never panics; frames found are the same whatever the split.
+func FuzzFramer(f *testing.F) {
+	f.Add(frameBytes([]byte("a"), []byte("bc")), uint8(1))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(3))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 2, 1}, uint8(2))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
+		whole := framer{maxFrameBytes: 1 << 16}
+		var a collect
+		errA := whole.feed(stream, &a)
+		split := framer{maxFrameBytes: 1 << 16}
+		var b collect
+		var errB error
+		n := int(chunk%16) + 1
+		for rest := stream; len(rest) > 0 && errB == nil; {
+			k := min(n, len(rest))
+			errB = split.feed(rest[:k], &b)
+			rest = rest[k:]
+		}
+		if (errA == nil) != (errB == nil) || len(a.frames) != len(b.frames) {
+			t.Fatalf("whole: %d frames err %v; split: %d frames err %v", len(a.frames), errA, len(b.frames), errB)
+		}
+		for i := range a.frames {
+			if !bytes.Equal(a.frames[i], b.frames[i]) {
+				t.Fatalf("frame %d differs", i)
+			}
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package netpoll
+
+import (
+	"encoding/binary"
+	"sync"
+)
+
+// Handler serves request frames. ServeFrame is called on the connection's
+// loop goroutine, once per frame, in arrival order. frame is the request
+// without its 4-byte length prefix and is valid only until ServeFrame
+// returns: a handler that needs the bytes later copies them.
+//
+// ServeFrame must not block (it runs on a ring thread that serves many
+// connections). It answers through req exactly once — Reply, NoReply or
+// Close — either before returning or later from any goroutine.
+type Handler interface {
+	ServeFrame(req Request, frame []byte)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(req Request, frame []byte)
+
+// ServeFrame calls f.
+func (f HandlerFunc) ServeFrame(req Request, frame []byte) { f(req, frame) }
+
+// completer is what a backend's connection implements for Request.
+type completer interface {
+	complete(gen, seq uint32, kind completionKind, buf *Buffer, reason string)
+	remoteAddr() string
+}
+
+type completionKind uint8
+
+const (
+	completeReply   completionKind = iota + 1 // send buf
+	completeNoReply                           // slot done, nothing to send (acks=0)
+	completeClose                             // close the connection now
+)
+
+// Request is the handle of one request's slot in its connection's ordered
+// response queue. It is a small value, copied freely; it becomes inert once
+// answered (a second answer is a bug and is dropped by the slot state).
+type Request struct {
+	conn completer
+	gen  uint32
+	seq  uint32
+}
+
+// Reply queues buf as this request's response. buf must come from
+// GetBuffer and starts with the 4-byte length placeholder GetBuffer put
+// there; Reply fills it in. Ownership of buf passes to netpoll, which
+// releases it after the bytes are sent. Safe from any goroutine.
+func (r Request) Reply(buf *Buffer) {
+	binary.BigEndian.PutUint32(buf.B[0:4], uint32(len(buf.B)-4))
+	r.conn.complete(r.gen, r.seq, completeReply, buf, "")
+}
+
+// NoReply marks the request answered without a response (Produce with
+// acks=0). Later responses are not held back by it.
+func (r Request) NoReply() { r.conn.complete(r.gen, r.seq, completeNoReply, nil, "") }
+
+// Close closes the connection at once (responses not yet sent are dropped)
+// and logs reason. Used where Kafka closes the connection: unknown API keys,
+// unparsable headers, unsupported versions of most APIs.
+func (r Request) Close(reason string) { r.conn.complete(r.gen, r.seq, completeClose, nil, reason) }
+
+// RemoteAddr is the client's address, for log lines.
+func (r Request) RemoteAddr() string { return r.conn.remoteAddr() }
+
+// Buffer is a response under construction. B starts with 4 bytes reserved for
+// the frame length. Buffers are pooled: steady-state responses allocate
+// nothing.
+type Buffer struct {
+	B []byte
+}
+
+// bufferPoolMaxBytes: larger buffers are dropped rather than pooled so one
+// huge response does not pin memory forever.
+const bufferPoolMaxBytes = 1 << 20
+
+var bufferPool = sync.Pool{New: func() any { return &Buffer{B: make([]byte, 0, 4096)} }}
+
+// GetBuffer returns an empty response buffer with the length placeholder.
+func GetBuffer() *Buffer {
+	b := bufferPool.Get().(*Buffer)
+	b.B = append(b.B[:0], 0, 0, 0, 0)
+	return b
+}
+
+// Release returns b to the pool. netpoll calls it after sending; handlers
+// call it only for a buffer they decide not to reply with.
+func (b *Buffer) Release() {
+	if b == nil || cap(b.B) > bufferPoolMaxBytes {
+		return
+	}
+	bufferPool.Put(b)
+}

@@ -1,0 +1,5 @@
+package netpoll
+
+import "go.uber.org/zap/zapcore"
+
+type zapLevel = zapcore.Level

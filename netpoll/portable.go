@@ -1,0 +1,374 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// The portable backend serves the same Handler contract on Go's net package,
+// for hosts where io_uring is missing or blocked. Each connection has a reader
+// goroutine (it plays the loop's part: it feeds the framer and calls the
+// handler) and a writer goroutine that sends answered slots in order.
+//
+// Concurrency: pconn.mu guards the queue, the accounting and closed/draining;
+// pconn.cond (on mu) wakes the writer when a slot is answered and the reader
+// when a bound clears. Lock order: portableServer.mu before pconn.mu.
+type portableServer struct {
+	opts   Options
+	bounds bounds
+	lns    []net.Listener
+
+	mu       sync.Mutex
+	conns    map[*pconn]struct{}
+	closing  bool
+	waiters  map[*pconn]struct{} // conns muted by the server-wide bound
+	connsWG  sync.WaitGroup
+	acceptWG sync.WaitGroup
+
+	queuedBytes atomic.Int64
+	accepted    atomic.Int64
+	muted       atomic.Int64
+}
+
+func listenPortable(opts Options) (*portableServer, error) {
+	s := &portableServer{
+		opts:    opts,
+		bounds:  bounds{connRequests: opts.ConnMaxInflightRequests, connBytes: opts.ConnMaxInflightBytes, loopBytes: opts.MaxQueuedBytes},
+		conns:   make(map[*pconn]struct{}),
+		waiters: make(map[*pconn]struct{}),
+	}
+	for _, addr := range opts.Listeners {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range s.lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		s.lns = append(s.lns, ln)
+	}
+	for _, ln := range s.lns {
+		s.acceptWG.Add(1)
+		go s.acceptLoop(ln)
+	}
+	return s, nil
+}
+
+func (s *portableServer) addrs() []net.Addr {
+	out := make([]net.Addr, len(s.lns))
+	for i, ln := range s.lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+func (s *portableServer) stats() Stats {
+	s.mu.Lock()
+	n := int64(len(s.conns))
+	s.mu.Unlock()
+	return Stats{Conns: n, MutedConns: s.muted.Load(), Accepted: s.accepted.Load()}
+}
+
+func (s *portableServer) acceptLoop(ln net.Listener) {
+	defer s.acceptWG.Done()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.opts.Logger.Warn("accept failed", zap.Error(err))
+			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		c := &pconn{s: s, nc: nc, addr: nc.RemoteAddr().String(), fr: framer{maxFrameBytes: s.opts.MaxFrameBytes}}
+		c.cond.L = &c.mu
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.connsWG.Add(2)
+		s.mu.Unlock()
+		s.accepted.Add(1)
+		go c.readLoop()
+		go c.writeLoop()
+	}
+}
+
+func (s *portableServer) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	conns := make([]*pconn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.acceptWG.Wait()
+	for _, c := range conns {
+		c.mu.Lock()
+		c.draining = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		_ = c.nc.SetReadDeadline(time.Now()) // stop reading new requests
+	}
+	done := make(chan struct{})
+	go func() { s.connsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.mu.Lock()
+			c.closeLocked("shutdown deadline")
+			c.mu.Unlock()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// wakeGlobalWaiters un-mutes connections that stopped on the server-wide
+// bound, once it has cleared.
+func (s *portableServer) wakeGlobalWaiters() {
+	s.mu.Lock()
+	for c := range s.waiters {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+}
+
+type pconn struct {
+	s    *portableServer
+	nc   net.Conn
+	addr string
+	fr   framer // reader goroutine only
+
+	mu            sync.Mutex
+	cond          sync.Cond
+	q             orderedQueue
+	inflightBytes int64
+	closed        bool
+	draining      bool
+	lastActive    time.Time
+}
+
+func (c *pconn) remoteAddr() string { return c.addr }
+
+func (c *pconn) readLoop() {
+	defer c.s.connsWG.Done()
+	buf := make([]byte, c.s.opts.RecvBufferBytes)
+	for {
+		if !c.waitUnmuted() {
+			return
+		}
+		if c.s.opts.IdleTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+		}
+		n, err := c.nc.Read(buf)
+		if n > 0 {
+			if ferr := c.fr.feed(buf[:n], c); ferr != nil {
+				c.close(ferr.Error(), zap.WarnLevel)
+				return
+			}
+		}
+		if err != nil {
+			c.mu.Lock()
+			draining, idle := c.draining, c.q.len() == 0
+			c.mu.Unlock()
+			switch {
+			case draining:
+				return // the writer closes once the queue is sent
+			case errors.Is(err, os.ErrDeadlineExceeded) && !idle:
+				continue // requests in flight: not idle
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				c.close("idle for connections.max.idle.ms", zap.InfoLevel)
+			case errors.Is(err, io.EOF) && !c.fr.pending():
+				c.close("client closed", zap.DebugLevel)
+			default:
+				c.close("read: "+err.Error(), zap.DebugLevel)
+			}
+			return
+		}
+	}
+}
+
+// waitUnmuted blocks while a bound is exceeded; false means the connection
+// is closed.
+func (c *pconn) waitUnmuted() bool {
+	s := c.s
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	counted := false
+	for !c.closed {
+		overConn := s.bounds.overConn(c.q.len(), c.inflightBytes)
+		overLoop := s.queuedBytes.Load() >= s.bounds.loopBytes
+		if !overConn && !overLoop {
+			break
+		}
+		if !counted {
+			counted = true
+			s.muted.Add(1)
+		}
+		if overLoop {
+			c.mu.Unlock()
+			s.mu.Lock()
+			s.waiters[c] = struct{}{}
+			s.mu.Unlock()
+			c.mu.Lock()
+			if s.queuedBytes.Load() < s.bounds.loopBytes {
+				continue // cleared while we registered
+			}
+		}
+		c.cond.Wait()
+	}
+	if counted {
+		s.muted.Add(-1)
+		c.mu.Unlock()
+		s.mu.Lock()
+		delete(s.waiters, c)
+		s.mu.Unlock()
+		c.mu.Lock()
+	}
+	return !c.closed
+}
+
+// onFrame runs on the reader goroutine.
+func (c *pconn) onFrame(frame []byte) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	seq := c.q.push(int32(len(frame)))
+	c.inflightBytes += int64(len(frame))
+	c.mu.Unlock()
+	c.s.queuedBytes.Add(int64(len(frame)))
+	c.s.opts.Handler.ServeFrame(Request{conn: c, seq: seq}, frame)
+	return true
+}
+
+func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		buf.Release()
+		return
+	}
+	switch kind {
+	case completeClose:
+		c.closeLockedLevel(reason, zap.WarnLevel)
+		return
+	case completeNoReply:
+		buf = nil
+	}
+	if !c.q.complete(seq, buf) {
+		buf.Release()
+		return
+	}
+	if buf != nil {
+		c.inflightBytes += int64(len(buf.B))
+		c.s.queuedBytes.Add(int64(len(buf.B)))
+	}
+	c.cond.Broadcast()
+}
+
+func (c *pconn) writeLoop() {
+	defer c.s.connsWG.Done()
+	bufs := make([]*Buffer, 0, 64)
+	vecs := make(net.Buffers, 0, 64)
+	for {
+		c.mu.Lock()
+		for !c.closed && !c.q.hasUnsent() {
+			if c.draining && c.q.len() == 0 {
+				c.closeLocked("shutdown")
+				break
+			}
+			c.cond.Wait()
+		}
+		if c.closed {
+			c.finishLocked()
+			c.mu.Unlock()
+			return
+		}
+		bufs = c.q.nextReady(bufs[:0], cap(bufs))
+		c.mu.Unlock()
+
+		var err error
+		if len(bufs) > 0 {
+			vecs = vecs[:0]
+			for _, b := range bufs {
+				vecs = append(vecs, b.B)
+			}
+			w := vecs // WriteTo consumes its receiver
+			_, err = w.WriteTo(c.nc)
+		}
+
+		c.mu.Lock()
+		req, resp := c.q.popSent()
+		c.inflightBytes -= req + resp
+		before := c.s.queuedBytes.Add(-(req + resp)) + req + resp
+		c.cond.Broadcast()
+		if err != nil {
+			c.closeLocked("write: " + err.Error())
+		}
+		c.mu.Unlock()
+		if before >= c.s.bounds.loopBytes && before-req-resp < c.s.bounds.loopBytes {
+			c.s.wakeGlobalWaiters()
+		}
+	}
+}
+
+func (c *pconn) close(reason string, level zapLevel) {
+	c.mu.Lock()
+	c.closeLockedLevel(reason, level)
+	c.mu.Unlock()
+}
+
+func (c *pconn) closeLocked(reason string) { c.closeLockedLevel(reason, zap.DebugLevel) }
+
+// closeLockedLevel marks the connection closed and closes the socket; the
+// writer goroutine releases what is queued (it may be sending those buffers
+// right now). REQUIRES: c.mu held.
+func (c *pconn) closeLockedLevel(reason string, level zapLevel) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.nc.Close()
+	c.cond.Broadcast()
+	c.s.opts.Logger.Check(level, "connection closed").Write(zap.String("remote", c.addr), zap.String("reason", reason), zap.String("backend", BackendPortable))
+}
+
+// finishLocked runs once on the writer goroutine after close.
+// REQUIRES: c.mu held.
+func (c *pconn) finishLocked() {
+	c.q.releaseAll()
+	c.s.queuedBytes.Add(-c.inflightBytes)
+	c.inflightBytes = 0
+	c.mu.Unlock()
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	delete(c.s.waiters, c)
+	c.s.mu.Unlock()
+	c.s.wakeGlobalWaiters()
+	c.mu.Lock()
+}

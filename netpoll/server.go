@@ -1,0 +1,179 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Backend names, as in the io.backend config key.
+const (
+	BackendAuto     = "auto"
+	BackendUring    = "uring"
+	BackendPortable = "portable"
+)
+
+// Options configure a Server. Zero values take the defaults noted.
+type Options struct {
+	// Listeners are host:port addresses. Port 0 picks a free port, shared by
+	// every loop's SO_REUSEPORT socket.
+	Listeners []string
+	// Backend is auto (io_uring when usable, else portable), uring or portable.
+	Backend string
+	// Loops is the number of event loops (io_uring rings); default NumCPU.
+	Loops int
+	// RingEntries is the SQ size of each ring; default 512.
+	RingEntries uint32
+	// SQPoll asks for a kernel submission thread per ring.
+	SQPoll bool
+	// RecvBufferBytes and RecvBuffers size each loop's provided-buffer ring;
+	// default 64 KiB x 256.
+	RecvBufferBytes int
+	RecvBuffers     int
+	// MaxFrameBytes bounds a request frame (socket.request.max.bytes);
+	// default 100 MiB.
+	MaxFrameBytes int32
+	// ConnMaxInflightRequests and ConnMaxInflightBytes bound one connection's
+	// requests not yet answered-and-sent, and their request plus response
+	// bytes; default 1024 and 16 MiB. Above either the connection is muted.
+	ConnMaxInflightRequests int
+	ConnMaxInflightBytes    int64
+	// MaxQueuedBytes bounds the in-flight bytes of all connections together
+	// (queued.max.request.bytes), split evenly between loops; default 256 MiB.
+	MaxQueuedBytes int64
+	// IdleTimeout closes connections with no traffic and nothing in flight
+	// (connections.max.idle.ms); default 10 minutes, <0 disables.
+	IdleTimeout time.Duration
+	// Logger receives connection-level log lines; default nop.
+	Logger *zap.Logger
+	// Handler serves frames. Required.
+	Handler Handler
+}
+
+func (o *Options) setDefaults() {
+	if o.Backend == "" {
+		o.Backend = BackendAuto
+	}
+	if o.Loops <= 0 {
+		o.Loops = runtime.NumCPU()
+	}
+	if o.RingEntries == 0 {
+		o.RingEntries = 512
+	}
+	if o.RecvBufferBytes <= 0 {
+		o.RecvBufferBytes = 64 << 10
+	}
+	if o.RecvBuffers <= 0 {
+		o.RecvBuffers = 256
+	}
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = 100 << 20
+	}
+	if o.ConnMaxInflightRequests <= 0 {
+		o.ConnMaxInflightRequests = 1024
+	}
+	if o.ConnMaxInflightBytes <= 0 {
+		o.ConnMaxInflightBytes = 16 << 20
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 256 << 20
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// Stats is a snapshot of a server's connection counts.
+type Stats struct {
+	Conns      int64 // open connections
+	MutedConns int64 // connections whose receive is paused by a bound
+	Accepted   int64 // connections accepted since start
+}
+
+// backend is what the io_uring and portable implementations provide.
+type backend interface {
+	addrs() []net.Addr
+	shutdown(ctx context.Context) error
+	stats() Stats
+}
+
+// Server accepts Kafka connections and feeds their frames to a Handler.
+type Server struct {
+	b              backend
+	name           string
+	fallbackReason string
+}
+
+// Listen binds the listeners and starts serving. With Backend auto, an
+// io_uring failure of kind ring.ErrUnavailable/ErrUnsupported falls back to
+// the portable backend and FallbackReason says why.
+func Listen(opts Options) (*Server, error) {
+	if opts.Handler == nil {
+		return nil, errors.New("netpoll: Options.Handler is nil")
+	}
+	if len(opts.Listeners) == 0 {
+		return nil, errors.New("netpoll: no listeners")
+	}
+	opts.setDefaults()
+	switch opts.Backend {
+	case BackendPortable:
+		b, err := listenPortable(opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Server{b: b, name: BackendPortable}, nil
+	case BackendUring, BackendAuto:
+		b, err := listenUring(opts)
+		if err == nil {
+			return &Server{b: b, name: BackendUring}, nil
+		}
+		if opts.Backend == BackendUring || !fallbackAllowed(err) {
+			return nil, err
+		}
+		pb, perr := listenPortable(opts)
+		if perr != nil {
+			return nil, perr
+		}
+		return &Server{b: pb, name: BackendPortable, fallbackReason: err.Error()}, nil
+	default:
+		return nil, fmt.Errorf("netpoll: unknown backend %q (want auto, uring or portable)", opts.Backend)
+	}
+}
+
+// Backend names the backend serving: "uring" or "portable".
+func (s *Server) Backend() string { return s.name }
+
+// FallbackReason is why auto chose portable, or "".
+func (s *Server) FallbackReason() string { return s.fallbackReason }
+
+// Addrs are the bound listener addresses, one per configured listener.
+func (s *Server) Addrs() []net.Addr { return s.b.addrs() }
+
+// Stats returns connection counts.
+func (s *Server) Stats() Stats { return s.b.stats() }
+
+// Shutdown stops accepting, stops reading new requests, waits (until ctx is
+// done) for in-flight requests to be answered and sent, then closes every
+// connection.
+func (s *Server) Shutdown(ctx context.Context) error { return s.b.shutdown(ctx) }
+
+// bounds holds the mute thresholds shared by both backends.
+type bounds struct {
+	connRequests int
+	connBytes    int64
+	loopBytes    int64
+}
+
+// overConn reports whether a connection with these in-flight figures must be
+// muted.
+func (b *bounds) overConn(requests int, bytes int64) bool {
+	return requests >= b.connRequests || bytes >= b.connBytes
+}

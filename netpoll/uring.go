@@ -1,0 +1,827 @@
+//go:build linux
+
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringbroker/ringbroker/ring"
+)
+
+// The io_uring backend: Options.Loops event loops, each a goroutine locked to
+// an OS thread pinned to one CPU, owning one ring created on that thread
+// (SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN). Only the loop's thread
+// touches its ring, connections and buffer ring. Other goroutines (handlers
+// answering later, Shutdown) reach a loop through its mailbox: a
+// mutex-guarded slice plus an eventfd the loop keeps a READ armed on; the
+// eventfd is written only when the loop has said it is about to sleep.
+//
+// Per loop: one SO_REUSEPORT listener socket per configured listener with a
+// multishot ACCEPT; per connection one multishot RECV into the loop's
+// provided-buffer ring (off-heap) and at most one SENDMSG in flight, carrying
+// the run of answered responses at the head of the ordered queue.
+//
+// The loop, one iteration:
+//
+//	drain mailbox -> answer slots, start sends
+//	sleep in io_uring_enter(GETEVENTS, 1, timeout) unless the mailbox has work
+//	copy out a batch of CQEs, then handle them (never recursively)
+//	once a second: idle connections, shutdown deadline
+
+const (
+	kindAccept uint64 = iota + 1
+	kindRecv
+	kindSend
+	kindWake
+	kindIgnore // cancels: their CQE carries nothing we need
+)
+
+// userData packs kind | generation | index so a completion finds its record
+// and a recycled connection slot never takes a stale completion.
+func userData(kind uint64, gen, idx uint32) uint64 {
+	return kind<<56 | uint64(gen&0xffffff)<<32 | uint64(idx)
+}
+
+func splitUserData(u uint64) (kind uint64, gen, idx uint32) {
+	return u >> 56, uint32(u>>32) & 0xffffff, uint32(u)
+}
+
+const (
+	cqeBatch      = 256
+	maxSendIovecs = 64
+	loopTick      = time.Second
+	drainTick     = 20 * time.Millisecond
+)
+
+type uringServer struct {
+	opts   Options
+	bounds bounds
+	loops  []*uloop
+	bound  []net.Addr
+	wg     sync.WaitGroup
+
+	conns    atomic.Int64
+	muted    atomic.Int64
+	accepted atomic.Int64
+}
+
+// fallbackAllowed reports whether a uring setup error lets auto fall back.
+func fallbackAllowed(err error) bool {
+	return errors.Is(err, ring.ErrUnavailable) || errors.Is(err, ring.ErrUnsupported)
+}
+
+func listenUring(opts Options) (*uringServer, error) {
+	s := &uringServer{opts: opts}
+	s.bounds = bounds{
+		connRequests: opts.ConnMaxInflightRequests,
+		connBytes:    opts.ConnMaxInflightBytes,
+		loopBytes:    max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20),
+	}
+	// Bind every loop's sockets up front: port 0 resolves once and the
+	// other loops bind the same port.
+	addrs := append([]string(nil), opts.Listeners...)
+	lfds := make([][]int, opts.Loops)
+	closeAll := func() {
+		for _, fds := range lfds {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		}
+	}
+	for li := range addrs {
+		for i := 0; i < opts.Loops; i++ {
+			fd, bound, err := listenSocket(addrs[li])
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			lfds[i] = append(lfds[i], fd)
+			if i == 0 {
+				addrs[li] = net.JoinHostPort(bound.IP.String(), fmt.Sprint(bound.Port))
+				s.bound = append(s.bound, bound)
+			}
+		}
+	}
+	errs := make(chan error, opts.Loops)
+	for i := 0; i < opts.Loops; i++ {
+		l := &uloop{s: s, idx: i, lfds: lfds[i], accepting: make([]bool, len(lfds[i]))}
+		s.loops = append(s.loops, l)
+		s.wg.Add(1)
+		go l.run(errs)
+	}
+	var firstErr error
+	for range s.loops {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		for _, l := range s.loops {
+			l.post(mail{kind: mailShutdown, deadline: time.Now()})
+		}
+		s.wg.Wait()
+		closeAll()
+		return nil, firstErr
+	}
+	return s, nil
+}
+
+func (s *uringServer) addrs() []net.Addr { return s.bound }
+
+func (s *uringServer) stats() Stats {
+	return Stats{Conns: s.conns.Load(), MutedConns: s.muted.Load(), Accepted: s.accepted.Load()}
+}
+
+func (s *uringServer) shutdown(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Hour)
+	}
+	for _, l := range s.loops {
+		l.post(mail{kind: mailShutdown, deadline: deadline})
+	}
+	s.wg.Wait()
+	if time.Now().After(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+type mailKind uint8
+
+const (
+	mailComplete mailKind = iota + 1
+	mailShutdown
+)
+
+type mail struct {
+	kind     mailKind
+	c        *uconn
+	gen      uint32
+	seq      uint32
+	action   completionKind
+	buf      *Buffer
+	reason   string
+	deadline time.Time
+}
+
+type uloop struct {
+	s    *uringServer
+	idx  int
+	r    *ring.Ring
+	br   *ring.BufRing
+	lfds []int
+	// accepting[i] is true while listener i's multishot accept is armed.
+	accepting []bool
+
+	conns []*uconn
+	free  []uint32
+	dirty []*uconn // conns with answered slots to send
+	muted []*uconn
+
+	queuedBytes int64
+	open        int // connections not yet freed
+	ops         int // SQEs whose final CQE has not arrived (accept, recv, send, wake)
+	cqes        [cqeBatch]ring.CQE
+
+	// mailbox (any goroutine -> loop)
+	mbMu      sync.Mutex
+	mb        []mail
+	mbSpare   []mail
+	mbLen     atomic.Int32
+	sleeping  atomic.Bool
+	wakeArmed atomic.Bool // an eventfd write is outstanding
+	efd       int
+	efdBuf    ring.Buffer
+	wakeReady bool // READ on the eventfd is armed
+
+	draining      bool
+	drainDeadline time.Time
+	now           time.Time
+	lastTick      time.Time
+}
+
+func (l *uloop) post(m mail) {
+	l.mbMu.Lock()
+	l.mb = append(l.mb, m)
+	l.mbLen.Store(int32(len(l.mb)))
+	l.mbMu.Unlock()
+	// The loop stores sleeping=true and then checks mbLen; we stored mbLen
+	// and now check sleeping: one of us sees the other (seq-cst atomics).
+	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+func (l *uloop) setup() error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(l.idx % runtime.NumCPU())
+	_ = unix.SchedSetaffinity(0, &set) // best effort: a cpuset may forbid it
+	r, err := ring.New(ring.Params{
+		Entries:      l.s.opts.RingEntries,
+		CQEntries:    l.s.opts.RingEntries * 8,
+		SingleIssuer: true,
+		DeferTaskrun: true,
+		CoopTaskrun:  true,
+		SQPoll:       l.s.opts.SQPoll,
+	})
+	if err != nil {
+		return err
+	}
+	l.r = r
+	n := l.s.opts.RecvBuffers
+	if n&(n-1) != 0 || n > 32768 {
+		return fmt.Errorf("ring.recv.buffers must be a power of two <= 32768, got %d", n)
+	}
+	if l.br, err = r.NewBufRing(0, uint16(n), l.s.opts.RecvBufferBytes); err != nil {
+		return err
+	}
+	if l.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	if l.efdBuf, err = ring.AllocBuffer(8); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (l *uloop) teardown() {
+	if l.br != nil {
+		l.br.Close()
+	}
+	if l.r != nil {
+		l.r.Close()
+	}
+	if l.efd > 0 {
+		unix.Close(l.efd)
+	}
+	if l.efdBuf.Len() > 0 {
+		l.efdBuf.Free()
+	}
+	for _, fd := range l.lfds {
+		unix.Close(fd)
+	}
+}
+
+func (l *uloop) run(started chan<- error) {
+	defer l.s.wg.Done()
+	defer runtime.UnlockOSThread()
+	if err := l.setup(); err != nil {
+		l.teardown()
+		started <- err
+		return
+	}
+	for i := range l.lfds {
+		l.armAccept(i)
+	}
+	l.armWake()
+	l.now = time.Now()
+	l.lastTick = l.now
+	started <- nil
+
+	for {
+		l.drainMailbox()
+		l.flushDirty()
+		if l.draining && l.ops == 0 && l.open == 0 {
+			break
+		}
+		tick := loopTick
+		if l.draining {
+			tick = drainTick
+		}
+		l.sleeping.Store(true)
+		var err error
+		if l.mbLen.Load() > 0 {
+			l.sleeping.Store(false)
+			_, err = l.r.SubmitAndWait(0)
+		} else {
+			_, err = l.r.SubmitAndWaitTimeout(1, tick)
+			l.sleeping.Store(false)
+		}
+		if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
+			l.s.opts.Logger.Error("io_uring_enter failed; loop stopping", zap.Int("loop", l.idx), zap.Error(err))
+			l.forceCloseAll("ring failure")
+			break
+		}
+		for {
+			n := l.r.PeekBatch(l.cqes[:])
+			for i := 0; i < n; i++ {
+				l.handle(&l.cqes[i])
+			}
+			if n < len(l.cqes) {
+				break
+			}
+		}
+		l.now = time.Now()
+		if l.now.Sub(l.lastTick) >= tick {
+			l.lastTick = l.now
+			l.periodic()
+		}
+	}
+	l.teardown()
+}
+
+// getSQE returns a free SQE, submitting queued ones when the SQ is full.
+func (l *uloop) getSQE() *ring.SQE {
+	for {
+		if sqe := l.r.GetSQE(); sqe != nil {
+			return sqe
+		}
+		if _, err := l.r.Submit(); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
+			l.s.opts.Logger.Error("io_uring submit failed", zap.Error(err))
+		}
+	}
+}
+
+func (l *uloop) armAccept(i int) {
+	sqe := l.getSQE()
+	sqe.PrepAccept(l.lfds[i], true)
+	sqe.OpFlags = unix.SOCK_CLOEXEC
+	sqe.SetUserData(userData(kindAccept, 0, uint32(i)))
+	l.accepting[i] = true
+	l.ops++
+}
+
+func (l *uloop) armWake() {
+	sqe := l.getSQE()
+	sqe.PrepRead(l.efd, l.efdBuf.Ptr(), 8, 0)
+	sqe.SetUserData(userData(kindWake, 0, 0))
+	l.wakeReady = true
+	l.ops++
+}
+
+func (l *uloop) handle(cqe *ring.CQE) {
+	kind, gen, idx := splitUserData(cqe.UserData)
+	switch kind {
+	case kindAccept:
+		l.onAccept(int(idx), cqe)
+	case kindRecv:
+		l.onRecv(l.conns[idx], cqe)
+	case kindSend:
+		l.onSend(l.conns[idx], cqe)
+	case kindWake:
+		l.ops--
+		l.wakeReady = false
+		l.wakeArmed.Store(false)
+		if !l.draining { // while draining the loop ticks fast instead
+			l.armWake()
+		}
+	case kindIgnore:
+	default:
+		l.s.opts.Logger.Error("completion of unknown kind", zap.Uint64("user_data", cqe.UserData))
+	}
+	_ = gen
+}
+
+func (l *uloop) onAccept(i int, cqe *ring.CQE) {
+	if !cqe.More() {
+		l.ops--
+		l.accepting[i] = false
+	}
+	if cqe.Res >= 0 {
+		fd := int(cqe.Res)
+		if l.draining {
+			unix.Close(fd)
+		} else {
+			l.newConn(fd)
+		}
+	} else if errno := unix.Errno(-cqe.Res); errno != unix.ECANCELED {
+		l.s.opts.Logger.Warn("accept failed", zap.Int("loop", l.idx), zap.Error(errno))
+	}
+	if !l.accepting[i] && !l.draining {
+		l.armAccept(i)
+	}
+}
+
+func (l *uloop) newConn(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	var c *uconn
+	if n := len(l.free); n > 0 {
+		c = l.conns[l.free[n-1]]
+		l.free = l.free[:n-1]
+	} else {
+		c = &uconn{l: l, idx: uint32(len(l.conns))}
+		c.fr.maxFrameBytes = l.s.opts.MaxFrameBytes
+		l.conns = append(l.conns, c)
+	}
+	c.fd = fd
+	c.gen = (c.gen + 1) & 0xffffff
+	c.closing, c.muted = false, false
+	c.closeReq.Store(false)
+	c.lastActive = l.now
+	c.addr = ""
+	if sa, err := unix.Getpeername(fd); err == nil {
+		c.addr = sockaddrToTCP(sa).String()
+	}
+	l.open++
+	l.s.conns.Add(1)
+	l.s.accepted.Add(1)
+	l.armRecv(c)
+}
+
+func (l *uloop) armRecv(c *uconn) {
+	sqe := l.getSQE()
+	sqe.PrepRecvMultishot(c.fd, l.br.Group(), 0)
+	sqe.SetUserData(userData(kindRecv, c.gen, c.idx))
+	c.recvArmed = true
+	c.ops++
+	l.ops++
+}
+
+func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
+	if !cqe.More() {
+		c.recvArmed = false
+		c.ops--
+		l.ops--
+	}
+	res := cqe.Res
+	if id, ok := cqe.BufferID(); ok {
+		if res > 0 && !c.closing {
+			c.lastActive = l.now
+			err := c.fr.feed(l.br.Buf(id)[:res], c)
+			if err != nil {
+				l.closeConn(c, err.Error(), zap.WarnLevel)
+			}
+		}
+		l.br.Recycle(id)
+	}
+	switch {
+	case c.closing:
+	case res == 0:
+		level := zap.DebugLevel
+		reason := "client closed"
+		if c.fr.pending() {
+			level, reason = zap.WarnLevel, "client closed mid-frame"
+		}
+		l.closeConn(c, reason, level)
+	case res < 0 && unix.Errno(-res) != unix.ENOBUFS && unix.Errno(-res) != unix.ECANCELED:
+		l.closeConn(c, "recv: "+unix.Errno(-res).Error(), zap.DebugLevel)
+	}
+	if c.closing {
+		l.maybeFree(c)
+		return
+	}
+	l.checkMute(c)
+	if !c.recvArmed && !c.muted {
+		l.armRecv(c)
+	}
+}
+
+// onFrame is the framer's sink: one request, on the loop thread.
+func (c *uconn) onFrame(frame []byte) bool {
+	if c.closing || c.closeReq.Load() {
+		return false
+	}
+	l := c.l
+	seq := c.q.push(int32(len(frame)))
+	c.inflightBytes += int64(len(frame))
+	l.queuedBytes += int64(len(frame))
+	l.s.opts.Handler.ServeFrame(Request{conn: c, gen: c.gen, seq: seq}, frame)
+	return !c.closeReq.Load()
+}
+
+func (c *uconn) complete(gen, seq uint32, kind completionKind, buf *Buffer, reason string) {
+	if kind == completeClose {
+		c.closeReq.Store(true)
+	}
+	c.l.post(mail{kind: mailComplete, c: c, gen: gen, seq: seq, action: kind, buf: buf, reason: reason})
+}
+
+func (c *uconn) remoteAddr() string { return c.addr }
+
+func (l *uloop) drainMailbox() {
+	if l.mbLen.Load() == 0 {
+		return
+	}
+	l.mbMu.Lock()
+	box := l.mb
+	l.mb = l.mbSpare[:0]
+	l.mbLen.Store(0)
+	l.mbMu.Unlock()
+	for i := range box {
+		m := &box[i]
+		switch m.kind {
+		case mailShutdown:
+			l.startDrain(m.deadline)
+		case mailComplete:
+			l.onComplete(m)
+		}
+		*m = mail{}
+	}
+	l.mbMu.Lock()
+	l.mbSpare = box[:0]
+	l.mbMu.Unlock()
+}
+
+func (l *uloop) onComplete(m *mail) {
+	c := m.c
+	if c.gen != m.gen&0xffffff || c.closing || c.fd < 0 {
+		m.buf.Release()
+		return
+	}
+	switch m.action {
+	case completeClose:
+		l.closeConn(c, m.reason, zap.WarnLevel)
+		return
+	case completeNoReply:
+		m.buf = nil
+	}
+	if !c.q.complete(m.seq, m.buf) {
+		m.buf.Release()
+		return
+	}
+	if m.buf != nil {
+		n := int64(len(m.buf.B))
+		c.inflightBytes += n
+		l.queuedBytes += n
+	}
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+func (l *uloop) flushDirty() {
+	for i, c := range l.dirty {
+		c.dirty = false
+		if !c.closing && !c.sending {
+			l.startSend(c)
+		}
+		l.dirty[i] = nil
+	}
+	l.dirty = l.dirty[:0]
+}
+
+func (l *uloop) startSend(c *uconn) {
+	for {
+		c.sendBufs = c.q.nextReady(c.sendBufs[:0], maxSendIovecs)
+		if len(c.sendBufs) > 0 {
+			break
+		}
+		// Only no-reply slots were answered: they leave without bytes.
+		if !c.q.hasUnsent() && c.q.sent == c.q.head {
+			return
+		}
+		l.finishSent(c)
+		if !c.q.hasUnsent() {
+			return
+		}
+	}
+	c.sendTotal = 0
+	for i, b := range c.sendBufs {
+		c.iov[i] = unix.Iovec{Base: &b.B[0]}
+		c.iov[i].SetLen(len(b.B))
+		c.sendTotal += len(b.B)
+	}
+	c.sendDone = 0
+	l.submitSend(c, 0, len(c.sendBufs))
+}
+
+func (l *uloop) submitSend(c *uconn, first, n int) {
+	c.msg = unix.Msghdr{Iov: &c.iov[first]}
+	c.msg.SetIovlen(n - first)
+	sqe := l.getSQE()
+	sqe.PrepSendmsg(c.fd, &c.msg, unix.MSG_NOSIGNAL)
+	sqe.SetUserData(userData(kindSend, c.gen, c.idx))
+	c.sending = true
+	c.ops++
+	l.ops++
+}
+
+func (l *uloop) onSend(c *uconn, cqe *ring.CQE) {
+	c.sending = false
+	c.ops--
+	l.ops--
+	if c.closing {
+		l.maybeFree(c)
+		return
+	}
+	if cqe.Res < 0 {
+		l.closeConn(c, "send: "+unix.Errno(-cqe.Res).Error(), zap.DebugLevel)
+		l.maybeFree(c)
+		return
+	}
+	c.sendDone += int(cqe.Res)
+	if c.sendDone < c.sendTotal {
+		// Short send: skip the iovecs that left, trim the first partial one.
+		off, first := c.sendDone, 0
+		for first < len(c.sendBufs) && off >= len(c.sendBufs[first].B) {
+			off -= len(c.sendBufs[first].B)
+			first++
+		}
+		b := c.sendBufs[first].B[off:]
+		c.iov[first] = unix.Iovec{Base: &b[0]}
+		c.iov[first].SetLen(len(b))
+		l.submitSend(c, first, len(c.sendBufs))
+		return
+	}
+	for i := range c.sendBufs {
+		c.sendBufs[i] = nil
+	}
+	l.finishSent(c)
+	if c.q.hasUnsent() {
+		l.startSend(c)
+	}
+	if l.draining && c.q.len() == 0 {
+		l.closeConn(c, "shutdown", zap.DebugLevel)
+		l.maybeFree(c)
+	}
+}
+
+// finishSent pops the slots whose bytes have left and updates accounting;
+// connections muted by a bound that cleared resume receiving.
+func (l *uloop) finishSent(c *uconn) {
+	req, resp := c.q.popSent()
+	c.inflightBytes -= req + resp
+	l.queuedBytes -= req + resp
+	if len(l.muted) > 0 {
+		l.unmuteCleared()
+	}
+}
+
+func (l *uloop) overLoop() bool { return l.queuedBytes >= l.s.bounds.loopBytes }
+
+func (l *uloop) checkMute(c *uconn) {
+	if c.muted || (!l.s.bounds.overConn(c.q.len(), c.inflightBytes) && !l.overLoop()) {
+		return
+	}
+	c.muted = true
+	l.muted = append(l.muted, c)
+	l.s.muted.Add(1)
+	if c.recvArmed {
+		sqe := l.getSQE()
+		sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
+		sqe.SetUserData(userData(kindIgnore, 0, 0))
+	}
+}
+
+func (l *uloop) unmuteCleared() {
+	if l.overLoop() {
+		return
+	}
+	kept := l.muted[:0]
+	for _, c := range l.muted {
+		switch {
+		case c.closing:
+			// dropped from the list; counted down in closeConn
+		case l.s.bounds.overConn(c.q.len(), c.inflightBytes) || l.draining:
+			kept = append(kept, c)
+		default:
+			c.muted = false
+			l.s.muted.Add(-1)
+			if !c.recvArmed {
+				l.armRecv(c)
+			}
+		}
+	}
+	for i := len(kept); i < len(l.muted); i++ {
+		l.muted[i] = nil
+	}
+	l.muted = kept
+}
+
+// closeConn starts closing c: shutdown() makes its outstanding recv and
+// send complete; the slot is freed (maybeFree) once they have.
+func (l *uloop) closeConn(c *uconn, reason string, level zapLevel) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	if c.muted {
+		c.muted = false
+		l.s.muted.Add(-1)
+	}
+	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	l.s.opts.Logger.Check(level, "connection closed").Write(
+		zap.String("remote", c.addr), zap.String("reason", reason),
+		zap.String("backend", BackendUring), zap.Int("loop", l.idx))
+	l.maybeFree(c)
+}
+
+func (l *uloop) maybeFree(c *uconn) {
+	if !c.closing || c.ops > 0 || c.fd < 0 {
+		return
+	}
+	unix.Close(c.fd)
+	c.fd = -1
+	c.q.releaseAll()
+	l.queuedBytes -= c.inflightBytes
+	c.inflightBytes = 0
+	c.fr = framer{maxFrameBytes: c.fr.maxFrameBytes}
+	c.gen = (c.gen + 1) & 0xffffff // answers still on their way are now stale
+	l.free = append(l.free, c.idx)
+	l.open--
+	l.s.conns.Add(-1)
+	if len(l.muted) > 0 {
+		l.unmuteCleared()
+	}
+}
+
+func (l *uloop) startDrain(deadline time.Time) {
+	if l.draining {
+		return
+	}
+	l.draining = true
+	l.drainDeadline = deadline
+	for i := range l.lfds {
+		if l.accepting[i] {
+			sqe := l.getSQE()
+			sqe.PrepCancel(userData(kindAccept, 0, uint32(i)), 0)
+			sqe.SetUserData(userData(kindIgnore, 0, 0))
+		}
+	}
+	if l.wakeReady {
+		sqe := l.getSQE()
+		sqe.PrepCancel(userData(kindWake, 0, 0), 0)
+		sqe.SetUserData(userData(kindIgnore, 0, 0))
+	}
+	for _, c := range l.conns {
+		if c.fd < 0 || c.closing {
+			continue
+		}
+		if c.q.len() == 0 {
+			l.closeConn(c, "shutdown", zap.DebugLevel)
+			continue
+		}
+		// Stop reading new requests; answer what is in flight.
+		if !c.muted {
+			c.muted = true
+			l.muted = append(l.muted, c)
+			l.s.muted.Add(1)
+		}
+		if c.recvArmed {
+			sqe := l.getSQE()
+			sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
+			sqe.SetUserData(userData(kindIgnore, 0, 0))
+		}
+	}
+}
+
+func (l *uloop) periodic() {
+	if l.draining {
+		if l.now.After(l.drainDeadline) {
+			l.forceCloseAll("shutdown deadline")
+		}
+		return
+	}
+	idle := l.s.opts.IdleTimeout
+	if idle <= 0 {
+		return
+	}
+	for _, c := range l.conns {
+		if c.fd >= 0 && !c.closing && c.q.len() == 0 && l.now.Sub(c.lastActive) > idle {
+			l.closeConn(c, "idle for connections.max.idle.ms", zap.InfoLevel)
+		}
+	}
+}
+
+func (l *uloop) forceCloseAll(reason string) {
+	for _, c := range l.conns {
+		if c.fd >= 0 {
+			l.closeConn(c, reason, zap.WarnLevel)
+		}
+	}
+}
+
+// uconn is one connection on a loop. Everything here is owned by the loop
+// thread except closeReq, which handlers set from any goroutine.
+type uconn struct {
+	l     *uloop
+	idx   uint32
+	gen   uint32
+	fd    int
+	addr  string
+	fr    framer
+	q     orderedQueue
+	dirty bool
+
+	recvArmed bool
+	sending   bool
+	muted     bool
+	closing   bool
+	closeReq  atomic.Bool
+	ops       int
+
+	inflightBytes int64
+	lastActive    time.Time
+
+	// The in-flight SENDMSG: the kernel reads msg, iov and the buffers they
+	// point at until the completion; all live here, on the heap, reachable.
+	msg       unix.Msghdr
+	iov       [maxSendIovecs]unix.Iovec
+	sendBufs  []*Buffer
+	sendTotal int
+	sendDone  int
+}
