@@ -1,0 +1,486 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// spec describes one key: its default, its documentation and how to parse it.
+// The specs table is the single source of truth for Default, Parse, Print and
+// Markdown.
+type spec struct {
+	name  string
+	def   string // default in properties syntax (for an alias: Kafka's default, docs only)
+	doc   string
+	ours  bool   // a ringbroker key, not a Kafka one
+	canon string // for an alias key: the canonical key whose setting it writes
+	rank  int    // precedence among a canonical key and its aliases; higher wins
+	set   func(c *Config, v string) error
+	get   func(c *Config) string // canonical keys only
+}
+
+func (sp *spec) canonical() string {
+	if sp.canon != "" {
+		return sp.canon
+	}
+	return sp.name
+}
+
+var specIndex map[string]*spec
+
+func init() {
+	specIndex = make(map[string]*spec, len(specs))
+	for i := range specs {
+		specIndex[specs[i].name] = &specs[i]
+	}
+}
+
+func lookup(key string) *spec { return specIndex[key] }
+
+// kafkaIntMax is the top of Kafka's INT type (Java int).
+const kafkaIntMax = math.MaxInt32
+
+var specs = []spec{
+	// ---- network
+	{name: "listeners", def: "PLAINTEXT://127.0.0.1:9092",
+		doc: "Comma-separated `NAME://host:port` to listen on (empty host = all interfaces, `[::1]` for IPv6, port 0 = any free port). Each loop binds every listener with SO_REUSEPORT.",
+		set: func(c *Config, v string) error {
+			ls, err := parseListeners(v)
+			if err != nil {
+				return err
+			}
+			if len(ls) == 0 {
+				return errors.New("at least one listener is required")
+			}
+			c.listenersRaw = ls
+			return nil
+		},
+		get: func(c *Config) string { return formatListeners(c.listenersRaw) }},
+	{name: "advertised.listeners", def: "",
+		doc: "Listeners returned to clients in Metadata. Default: `listeners`, with a wildcard host replaced by the machine's host name. 0.0.0.0 is refused.",
+		set: func(c *Config, v string) error {
+			ls, err := parseListeners(v)
+			c.advertisedRaw = ls
+			return err
+		},
+		get: func(c *Config) string { return formatListeners(c.AdvertisedListeners) }},
+	{name: "listener.security.protocol.map", def: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+		doc: "Listener name to security protocol, as in Kafka. ringbroker serves PLAINTEXT only, so every served listener must map to PLAINTEXT.",
+		set: func(c *Config, v string) error {
+			m := map[string]string{}
+			for _, item := range splitList(v) {
+				name, proto, ok := strings.Cut(item, ":")
+				name, proto = strings.ToUpper(strings.TrimSpace(name)), strings.ToUpper(strings.TrimSpace(proto))
+				if !ok || name == "" {
+					return fmt.Errorf("entry %q is not NAME:PROTOCOL", item)
+				}
+				switch proto {
+				case "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL":
+				default:
+					return fmt.Errorf("entry %q: unknown security protocol %s", item, proto)
+				}
+				m[name] = proto
+			}
+			c.ListenerSecurityProtocolMap = m
+			return nil
+		},
+		get: func(c *Config) string {
+			var parts []string
+			for _, k := range sortedKeys(c.ListenerSecurityProtocolMap) {
+				parts = append(parts, k+":"+c.ListenerSecurityProtocolMap[k])
+			}
+			return strings.Join(parts, ",")
+		}},
+	{name: "controller.listener.names", def: "",
+		doc: "Listener names used by a KRaft controller. ringbroker has no controller: these listeners are accepted (so a stock KRaft file loads) and not served.",
+		set: func(c *Config, v string) error {
+			c.ControllerListenerNames = nil
+			for _, n := range splitList(v) {
+				c.ControllerListenerNames = append(c.ControllerListenerNames, strings.ToUpper(n))
+			}
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.ControllerListenerNames, ",") }},
+	intSpec("node.id", "0", 0, kafkaIntMax, "This broker's id in Metadata responses.", func(c *Config) *int32 { return &c.NodeID }),
+	intAlias("broker.id", "-1", "node.id", 0, 0, kafkaIntMax, "Older name of `node.id`; if both are set they must be equal.", func(c *Config) *int32 { return &c.NodeID }),
+	intSpec("socket.request.max.bytes", "104857600", 1, kafkaIntMax, "Largest request frame accepted; a bigger frame closes the connection with a log line.", func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
+	{name: "queued.max.request.bytes", def: "-1",
+		doc: "Bound on request bytes buffered per process before loops mute connections. Kafka's -1 (unbounded) and 0 mean 268435456 (256 MiB) here: we put a limit on everything.",
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, -1, math.MaxInt64)
+			if err != nil {
+				return err
+			}
+			if n <= 0 {
+				n = QueuedMaxRequestBytesUnbounded
+			}
+			c.QueuedMaxRequestBytes = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(c.QueuedMaxRequestBytes, 10) }},
+	intSpec("connections.max.idle.ms", "600000", math.MinInt64, math.MaxInt64, "Close a connection idle this long; 0 or less disables idle close.", func(c *Config) *int64 { return &c.ConnectionsMaxIdleMs }),
+	intSpec("max.connections", "2147483647", 0, kafkaIntMax, "Connections accepted in total; above it new connections are closed at accept.", func(c *Config) *int { return &c.MaxConnections }),
+	intSpec("max.connections.per.ip", "2147483647", 0, kafkaIntMax, "Connections accepted per client IP.", func(c *Config) *int { return &c.MaxConnectionsPerIP }),
+
+	// ---- io_uring loops (ours)
+	oursInt("ring.count", "0", 0, 1024, "Event loops (one io_uring each, pinned to a CPU). 0 = number of CPUs.", func(c *Config) *int { return &c.RingCount }),
+	powerOfTwo("ring.entries", "512", 1, 32768, "Submission queue entries per ring (power of two); the CQ is sized larger by the ring package.", func(c *Config) *int { return &c.RingEntries }),
+	oursBool("ring.sqpoll", "false", "Use a kernel SQ polling thread per ring (IORING_SETUP_SQPOLL): fewer syscalls, one busy kernel thread per ring.", func(c *Config) *bool { return &c.RingSQPoll }),
+	oursInt("ring.recv.buffer.bytes", "65536", 1024, 16<<20, "Size of each provided receive buffer.", func(c *Config) *int { return &c.RingRecvBufferBytes }),
+	powerOfTwo("ring.recv.buffers", "256", 1, 32768, "Provided receive buffers per loop (power of two). Off-heap memory per loop = ring.recv.buffers × ring.recv.buffer.bytes.", func(c *Config) *int { return &c.RingRecvBuffers }),
+	oursInt("ring.conn.max.inflight.requests", "1024", 1, kafkaIntMax, "Requests a connection may have in flight before its loop mutes it (stops re-arming receive).", func(c *Config) *int { return &c.ConnMaxInflightRequests }),
+	oursInt("ring.conn.max.inflight.bytes", "16777216", 1, math.MaxInt64, "Request bytes a connection may have in flight before it is muted.", func(c *Config) *int64 { return &c.ConnMaxInflightBytes }),
+	enumSpec("io.backend", "auto", true, []string{"auto", "uring", "portable"}, "`auto` uses io_uring when usable, else the portable (Go net) backend with one log line saying why; `uring` fails if io_uring is unusable; `portable` never uses io_uring.", func(c *Config) *string { return &c.IOBackend }),
+
+	// ---- storage and topic defaults
+	{name: "log.dirs", def: "./data", rank: 2,
+		doc: "Comma-separated data directories. Takes precedence over `log.dir`.",
+		set: func(c *Config, v string) error { return setDirs(c, v) },
+		get: func(c *Config) string { return strings.Join(c.LogDirs, ",") }},
+	{name: "log.dir", def: "./data", canon: "log.dirs", rank: 1,
+		doc: "Single data directory, used when `log.dirs` is not set.",
+		set: func(c *Config, v string) error { return setDirs(c, v) }},
+	intSpec("log.segment.bytes", "1073741824", 14, kafkaIntMax, "Roll a new segment when the active one reaches this size.", func(c *Config) *int32 { return &c.LogSegmentBytes }),
+	withRank(intSpec("log.roll.ms", "604800000", 1, math.MaxInt64, "Roll a new segment after this long even if not full. Takes precedence over `log.roll.hours`.", func(c *Config) *int64 { return &c.LogRollMs }), 2),
+	scaledAlias("log.roll.hours", "168", "log.roll.ms", 1, 1, 3600000, "`log.roll.ms` in hours."),
+	withRank(intSpec("log.retention.ms", "604800000", math.MinInt64, math.MaxInt64, "Delete segments older than this; -1 = no time limit. Precedence (Kafka's): `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`.", func(c *Config) *int64 { return &c.LogRetentionMs }), 3),
+	scaledAlias("log.retention.minutes", "", "log.retention.ms", 2, math.MinInt32, 60000, "`log.retention.ms` in minutes."),
+	scaledAlias("log.retention.hours", "168", "log.retention.ms", 1, math.MinInt32, 3600000, "`log.retention.ms` in hours."),
+	intSpec("log.retention.bytes", "-1", math.MinInt64, math.MaxInt64, "Delete oldest segments while a partition is larger than this; -1 = no size limit.", func(c *Config) *int64 { return &c.LogRetentionBytes }),
+	intSpec("log.retention.check.interval.ms", "300000", 1, math.MaxInt64, "How often retention runs.", func(c *Config) *int64 { return &c.LogRetentionCheckIntervalMs }),
+	{name: "log.cleanup.policy", def: "delete",
+		doc: "`delete`, `compact`, or both (comma-separated): the default cleanup policy for topics.",
+		set: func(c *Config, v string) error {
+			list := splitList(v)
+			if len(list) == 0 {
+				return errors.New("at least one of delete, compact is required")
+			}
+			for _, p := range list {
+				if p != "delete" && p != "compact" {
+					return fmt.Errorf("%q is not delete or compact", p)
+				}
+			}
+			c.LogCleanupPolicy = list
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.LogCleanupPolicy, ",") }},
+	intSpec("log.flush.interval.messages", "9223372036854775807", 1, math.MaxInt64, "fdatasync a partition after this many messages; 1 = every append batch is synced before its produce response. Default: leave flushing to the OS, as Kafka does.", func(c *Config) *int64 { return &c.LogFlushIntervalMessages }),
+	intSpec("log.flush.interval.ms", "9223372036854775807", 0, math.MaxInt64, "fdatasync a partition when its oldest unsynced data is this old. Kafka's default (unset) falls back to log.flush.scheduler.interval.ms = Long.MAX_VALUE, i.e. never.", func(c *Config) *int64 { return &c.LogFlushIntervalMs }),
+	intSpec("log.index.interval.bytes", "4096", 0, kafkaIntMax, "Bytes of log between offset-index entries.", func(c *Config) *int32 { return &c.LogIndexIntervalBytes }),
+	intSpec("log.index.size.max.bytes", "10485760", 4, kafkaIntMax, "Maximum size of an offset or time index file; a full index rolls the segment.", func(c *Config) *int32 { return &c.LogIndexSizeMaxBytes }),
+	intSpec("message.max.bytes", "1048588", 0, kafkaIntMax, "Largest record batch accepted by Produce (MESSAGE_TOO_LARGE above it); the default for topics' max.message.bytes.", func(c *Config) *int32 { return &c.MessageMaxBytes }),
+	intSpec("num.partitions", "1", 1, kafkaIntMax, "Partitions of an auto-created topic (and CreateTopics with -1).", func(c *Config) *int32 { return &c.NumPartitions }),
+	boolSpec("auto.create.topics.enable", "true", "Create a topic on Metadata/Produce for an unknown name, as Kafka does (kafka-python relies on it).", func(c *Config) *bool { return &c.AutoCreateTopicsEnable }),
+	boolSpec("delete.topic.enable", "true", "Allow DeleteTopics.", func(c *Config) *bool { return &c.DeleteTopicEnable }),
+	intSpec("default.replication.factor", "1", 1, 1, "Replication factor of auto-created topics. ringbroker is a single broker, so only 1 is valid; a larger value is an error at startup rather than a failure at topic creation.", func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
+	enumSpec("log.message.timestamp.type", "CreateTime", false, []string{"CreateTime", "LogAppendTime"}, "Default timestamp type of topics: the producer's time or the broker's append time.", func(c *Config) *string { return &c.LogMessageTimestampType }),
+	enumSpec("compression.type", "producer", false, []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, "Default compression of topics; `producer` keeps the producer's batches byte for byte.", func(c *Config) *string { return &c.CompressionType }),
+
+	// ---- appender and fetch (ours)
+	oursInt("append.batch.max.bytes", "1048576", 1, kafkaIntMax, "Largest group of produce batches the appender coalesces into one write.", func(c *Config) *int { return &c.AppendBatchMaxBytes }),
+	oursInt("append.linger.max.ms", "0", 0, 1000, "Longest the appender waits for more batches before writing. 0 = never wait: batches that arrive while the previous write is in flight are coalesced into the next one (group commit without added latency).", func(c *Config) *int { return &c.AppendLingerMaxMs }),
+	oursBool("fetch.zero.copy", "true", "Send fetched record bytes from the segment file by splice (sendfile on the portable backend) instead of copying through user space.", func(c *Config) *bool { return &c.FetchZeroCopy }),
+
+	// ---- groups
+	intSpec("group.initial.rebalance.delay.ms", "3000", 0, kafkaIntMax, "Wait this long for more members before the first rebalance of an empty group.", func(c *Config) *int { return &c.GroupInitialRebalanceDelayMs }),
+	intSpec("group.min.session.timeout.ms", "6000", 0, kafkaIntMax, "Smallest session timeout a member may ask for.", func(c *Config) *int { return &c.GroupMinSessionTimeoutMs }),
+	intSpec("group.max.session.timeout.ms", "1800000", 0, kafkaIntMax, "Largest session timeout a member may ask for.", func(c *Config) *int { return &c.GroupMaxSessionTimeoutMs }),
+	intSpec("offsets.topic.num.partitions", "50", 1, kafkaIntMax, "Partitions of __consumer_offsets (fixed once created).", func(c *Config) *int32 { return &c.OffsetsTopicNumPartitions }),
+	intSpec("offsets.retention.minutes", "10080", 1, kafkaIntMax, "Keep committed offsets of an empty group this long.", func(c *Config) *int { return &c.OffsetsRetentionMinutes }),
+
+	// ---- operations (ours)
+	oursBool("tuning.strict", "false", "Refuse to start when the host checker reports a fatal finding (otherwise fatal findings are logged).", func(c *Config) *bool { return &c.TuningStrict }),
+	{name: "metrics.listener", def: "127.0.0.1:9644", ours: true,
+		doc: "host:port of the Prometheus /metrics HTTP endpoint; empty disables it.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				_, port, err := net.SplitHostPort(v)
+				if err != nil {
+					return fmt.Errorf("not host:port: %v", err)
+				}
+				if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+					return fmt.Errorf("port %q is not 0..65535", port)
+				}
+			}
+			c.MetricsListener = v
+			return nil
+		},
+		get: func(c *Config) string { return c.MetricsListener }},
+	oursBool("metrics.pprof.enable", "false", "Serve /debug/pprof on metrics.listener. Keep it on a loopback listener.", func(c *Config) *bool { return &c.MetricsPprofEnable }),
+	oursBool("metrics.topic.bytes.enable", "false", "Export per-topic byte counters (one series per topic and direction; off by default to keep cardinality low).", func(c *Config) *bool { return &c.MetricsTopicBytesEnable }),
+}
+
+// ignoredKeys are Kafka broker keys that have no meaning for a single-node
+// io_uring broker. They load without a warning (a stock Kafka server.properties
+// must load cleanly) and Print lists them as ignored, with the reason.
+var ignoredKeys = map[string]string{
+	"process.roles":                            "no KRaft quorum: a single broker",
+	"controller.quorum.voters":                 "no KRaft quorum: a single broker",
+	"controller.quorum.bootstrap.servers":      "no KRaft quorum: a single broker",
+	"inter.broker.listener.name":               "no inter-broker traffic: a single broker",
+	"inter.broker.protocol.version":            "no inter-broker traffic: a single broker",
+	"metadata.log.dir":                         "no KRaft metadata log",
+	"zookeeper.connect":                        "no ZooKeeper",
+	"zookeeper.connection.timeout.ms":          "no ZooKeeper",
+	"num.network.threads":                      "network work runs on ring.count event loops",
+	"num.io.threads":                           "request handling runs on the ring.count event loops",
+	"background.threads":                       "no background thread pool",
+	"queued.max.requests":                      "bounded per connection by ring.conn.max.inflight.requests and per process by queued.max.request.bytes",
+	"socket.send.buffer.bytes":                 "kernel autotuning of socket buffers is used",
+	"socket.receive.buffer.bytes":              "kernel autotuning of socket buffers is used",
+	"num.recovery.threads.per.data.dir":        "recovery runs on one goroutine per log dir",
+	"num.replica.fetchers":                     "no replication",
+	"offsets.topic.replication.factor":         "no replication: always 1",
+	"transaction.state.log.replication.factor": "no replication: always 1",
+	"transaction.state.log.min.isr":            "no replication",
+	"min.insync.replicas":                      "no replication: acks=all means the leader's write",
+	"unclean.leader.election.enable":           "no replication",
+	"replica.lag.time.max.ms":                  "no replication",
+	"replica.fetch.max.bytes":                  "no replication",
+	"auto.leader.rebalance.enable":             "a single broker leads every partition",
+	"leader.imbalance.check.interval.seconds":  "a single broker leads every partition",
+	"controlled.shutdown.enable":               "SIGTERM drains; no controller to notify",
+	"broker.rack":                              "a single broker",
+	"log.flush.scheduler.interval.ms":          "flush timing follows log.flush.interval.ms directly",
+	"log.flush.offset.checkpoint.interval.ms":  "recovery point is kept with each segment flush",
+	"log.segment.delete.delay.ms":              "segments are unlinked at once; open readers keep their fd",
+}
+
+// ---- spec constructors
+
+type integer interface {
+	~int | ~int16 | ~int32 | ~int64
+}
+
+func withRank(sp spec, rank int) spec { sp.rank = rank; return sp }
+
+func intSpec[T integer](name, def string, lo, hi int64, doc string, field func(*Config) *T) spec {
+	return spec{name: name, def: def, doc: doc,
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, lo, hi)
+			if err != nil {
+				return err
+			}
+			*field(c) = T(n)
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(int64(*field(c)), 10) }}
+}
+
+func oursInt[T integer](name, def string, lo, hi int64, doc string, field func(*Config) *T) spec {
+	sp := intSpec(name, def, lo, hi, doc, field)
+	sp.ours = true
+	return sp
+}
+
+func powerOfTwo(name, def string, lo, hi int64, doc string, field func(*Config) *int) spec {
+	sp := oursInt(name, def, lo, hi, doc, field)
+	inner := sp.set
+	sp.set = func(c *Config, v string) error {
+		n, err := parseInt(v, lo, hi)
+		if err != nil {
+			return err
+		}
+		if n&(n-1) != 0 {
+			return fmt.Errorf("%d is not a power of two", n)
+		}
+		return inner(c, v)
+	}
+	return sp
+}
+
+// intAlias is an alias that stores into the same field with the same unit.
+func intAlias[T integer](name, def, canon string, rank int, lo, hi int64, doc string, field func(*Config) *T) spec {
+	sp := intSpec(name, def, lo, hi, doc, field)
+	sp.canon, sp.rank, sp.get = canon, rank, nil
+	return sp
+}
+
+// scaledAlias is a coarser-unit alias of an int64 millisecond key (hours,
+// minutes). A negative product means "no limit" (-1), as in Kafka's
+// KafkaConfig.logRetentionTimeMillis.
+func scaledAlias(name, def, canon string, rank int, lo int64, scale int64, doc string) spec {
+	return spec{name: name, def: def, doc: doc, canon: canon, rank: rank,
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, lo, kafkaIntMax)
+			if err != nil {
+				return err
+			}
+			ms := n * scale
+			if ms < 0 {
+				ms = -1
+			}
+			switch canon {
+			case "log.roll.ms":
+				c.LogRollMs = ms
+			case "log.retention.ms":
+				c.LogRetentionMs = ms
+			default:
+				panic("config: scaledAlias for unknown key " + canon)
+			}
+			return nil
+		}}
+}
+
+func boolSpec(name, def, doc string, field func(*Config) *bool) spec {
+	return spec{name: name, def: def, doc: doc,
+		set: func(c *Config, v string) error {
+			// Kafka's BOOLEAN accepts exactly true/false, any case.
+			switch v = strings.TrimSpace(v); {
+			case strings.EqualFold(v, "true"):
+				*field(c) = true
+			case strings.EqualFold(v, "false"):
+				*field(c) = false
+			default:
+				return errors.New("must be true or false")
+			}
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatBool(*field(c)) }}
+}
+
+func oursBool(name, def, doc string, field func(*Config) *bool) spec {
+	sp := boolSpec(name, def, doc, field)
+	sp.ours = true
+	return sp
+}
+
+func enumSpec(name, def string, ours bool, values []string, doc string, field func(*Config) *string) spec {
+	return spec{name: name, def: def, doc: doc, ours: ours,
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			for _, ok := range values {
+				if v == ok {
+					*field(c) = v
+					return nil
+				}
+			}
+			return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
+		},
+		get: func(c *Config) string { return *field(c) }}
+}
+
+// ---- value parsers
+
+// parseInt parses a decimal integer (Kafka trims before parsing) in [lo, hi].
+func parseInt(v string, lo, hi int64) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, errors.New("not an integer")
+	}
+	if n < lo || n > hi {
+		switch {
+		case lo == hi:
+			return 0, fmt.Errorf("must be %d", lo)
+		case hi == math.MaxInt64:
+			return 0, fmt.Errorf("must be at least %d", lo)
+		default:
+			return 0, fmt.Errorf("must be between %d and %d", lo, hi)
+		}
+	}
+	return n, nil
+}
+
+// splitList splits a Kafka LIST value: trimmed, comma-separated, empty = none.
+func splitList(v string) []string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	parts := strings.Split(v, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+func setDirs(c *Config, v string) error {
+	dirs := splitList(v)
+	if len(dirs) == 0 {
+		return errors.New("at least one directory is required")
+	}
+	for _, d := range dirs {
+		if d == "" {
+			return errors.New("empty directory in list")
+		}
+	}
+	c.LogDirs = dirs
+	return nil
+}
+
+func parseListeners(v string) ([]Listener, error) {
+	var ls []Listener
+	for _, item := range splitList(v) {
+		l, err := ParseListener(item)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// ParseListener parses one "NAME://host:port" (IPv6 host in brackets).
+func ParseListener(s string) (Listener, error) {
+	name, hostPort, ok := strings.Cut(s, "://")
+	if !ok || name == "" {
+		return Listener{}, fmt.Errorf("listener %q is not NAME://host:port", s)
+	}
+	for _, r := range name {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return Listener{}, fmt.Errorf("listener %q: name may hold only letters, digits, '_' and '-'", s)
+		}
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return Listener{}, fmt.Errorf("listener %q: %v", s, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return Listener{}, fmt.Errorf("listener %q: port %q is not 0..65535", s, port)
+	}
+	return Listener{Name: strings.ToUpper(name), Host: host, Port: p}, nil
+}
+
+func formatListeners(ls []Listener) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = l.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
+
+// Markdown writes the key table (key, default, meaning) for docs/ARCHITECTURE.md,
+// followed by the list of accepted-but-ignored Kafka keys.
+func Markdown(w io.Writer) {
+	fmt.Fprintln(w, "| key | default | meaning |")
+	fmt.Fprintln(w, "|---|---|---|")
+	for i := range specs {
+		sp := &specs[i]
+		key := "`" + sp.name + "`"
+		if sp.ours {
+			key += " (ours)"
+		}
+		def := "`" + sp.def + "`"
+		if sp.def == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", key, def, strings.ReplaceAll(sp.doc, "|", "\\|"))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Kafka keys accepted and ignored (no warning; `--print-config` lists them):")
+	fmt.Fprintln(w)
+	for _, k := range sortedKeys(ignoredKeys) {
+		fmt.Fprintf(w, "- `%s`: %s\n", k, ignoredKeys[k])
+	}
+}
