@@ -90,3 +90,18 @@ func TestWrongThreadIsExplained(t *testing.T) {
 		t.Fatalf("unexplained error %v", err)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	err := Check(defaultParams, OpNop, OpRecv, OpSend, OpAccept, OpSplice)
+	if errors.Is(err, ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An opcode number past the kernel's last one is reported unsupported.
+	err = Check(Params{Entries: 2}, OpNop, Op(250))
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "OP_250") {
+		t.Fatalf("Check with bogus op: %v", err)
+	}
+}

@@ -208,10 +208,14 @@ func findRejectedFlag(f uint32) string {
 	return ""
 }
 
+// testSeparateMmap makes tests map the CQ ring on its own, as on kernels
+// without IORING_FEAT_SINGLE_MMAP (the kernel still serves that offset).
+var testSeparateMmap = false
+
 func (r *Ring) mapRings(kp *params) error {
 	sqSize := int(kp.sqOff.array) + int(kp.sqEntries)*4
 	cqSize := int(kp.cqOff.cqes) + int(kp.cqEntries)*int(unsafe.Sizeof(CQE{}))
-	single := kp.features&FeatSingleMmap != 0
+	single := kp.features&FeatSingleMmap != 0 && !testSeparateMmap
 	if single && cqSize > sqSize {
 		sqSize = cqSize
 	}
@@ -317,6 +321,9 @@ func (r *Ring) CQEntries() uint32 { return r.cqEntries }
 // kernel on the next Submit*.
 func (r *Ring) GetSQE() *SQE {
 	head := atomic.LoadUint32(r.sqHead)
+	if invariants && r.sqeTail-head > r.sqEntries {
+		panic("ring: SQ tail-head exceeds SQ size: GetSQE used from two goroutines?")
+	}
 	if r.sqeTail-head >= r.sqEntries {
 		return nil
 	}
@@ -502,6 +509,9 @@ func (r *Ring) copyCQ(dst []CQE) int {
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail) // acquire: CQE contents are visible
 	avail := tail - head
+	if invariants && avail > r.cqEntries {
+		panic("ring: CQ tail-head exceeds CQ size: head/tail corrupted")
+	}
 	n := uint32(len(dst))
 	if avail < n {
 		n = avail
@@ -535,4 +545,24 @@ func enterError(errno unix.Errno) error {
 		e.Why = "called from a thread other than the ring's owner (SINGLE_ISSUER); the owner goroutine must runtime.LockOSThread before New"
 	}
 	return e
+}
+
+// Check reports whether a ring with p can be created here and supports ops,
+// then closes it. It is the startup test for choosing the io_uring backend:
+// an error wrapping ErrUnavailable or ErrUnsupported names what is missing.
+// Safe from any goroutine (the test ring is never submitted to).
+func Check(p Params, ops ...Op) error {
+	r, err := New(p)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if len(ops) == 0 {
+		return nil
+	}
+	pr, err := r.Probe()
+	if err != nil {
+		return err
+	}
+	return pr.Require(ops...)
 }

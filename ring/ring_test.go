@@ -359,3 +359,25 @@ func TestBufRingExhausted(t *testing.T) {
 		t.Fatalf("want -ENOBUFS without More, got %+v", c)
 	}
 }
+
+// TestSeparateRingMmaps exercises the mapping path for kernels without
+// IORING_FEAT_SINGLE_MMAP.
+func TestSeparateRingMmaps(t *testing.T) {
+	testSeparateMmap = true
+	defer func() { testSeparateMmap = false }()
+	r := newTestRing(t, defaultParams)
+	if &r.cqRingMem[0] == &r.sqRingMem[0] {
+		t.Fatal("CQ ring not mapped separately")
+	}
+	for i := 0; i < 100; i++ {
+		s := getSQE(t, r)
+		s.PrepNop()
+		s.SetUserData(uint64(i))
+		if c := waitCQEs(t, r, 1, time.Second)[0]; c.UserData != uint64(i) {
+			t.Fatalf("cqe %+v", c)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -113,6 +113,8 @@ func (s *SQE) PrepRecv(fd int, buf unsafe.Pointer, n uint32, flags int) {
 // PrepRecvMultishot prepares a multishot recv that picks buffers from
 // provided-buffer group bufGroup (sets SQEBufferSelect). Each CQE carries a
 // buffer id (CQE.BufferID) and More while it stays armed; Res 0 means EOF.
+// A CQE without More ends it: on -ENOBUFS (every buffer of the group was in
+// use) recycle buffers and re-arm; other errors end the stream.
 func (s *SQE) PrepRecvMultishot(fd int, bufGroup uint16, flags int) {
 	s.prepRW(OpRecv, fd, 0, 0, 0)
 	s.OpFlags = uint32(flags)
