@@ -53,7 +53,15 @@
 // at all (ENOSYS; EPERM from kernel.io_uring_disabled, seccomp or an LSM):
 // callers switch to the portable backend and log the reason. ErrUnsupported
 // names a setup flag, opcode (Probe.Require) or register operation this
-// kernel lacks.
+// kernel lacks. Check(params, ops...) does both tests at startup in one call.
+// Errors are *Error values that unwrap to their class and to the raw errno,
+// so errors.Is(err, unix.EBUSY) works too.
+//
+// # Invariants
+//
+// Built with -race or -tags invariants, the ring checks its index
+// arithmetic (SQ/CQ head and tail never more than a ring apart) and panics
+// on violation, which in practice means two goroutines used one ring.
 //
 // # Waiting
 //
