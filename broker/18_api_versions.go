@@ -1,0 +1,72 @@
+package broker
+
+// ApiVersions (key 18), versions 0-4.
+//
+// Behaviour: lists every API in servedAPIs with its version range. An
+// unsupported request version is answered (not closed) with a v0 body
+// carrying UNSUPPORTED_VERSION, as Kafka does (KIP-511), always with response
+// header v0.
+//
+// Differences from Apache Kafka: no feature flags (SupportedFeatures and
+// FinalizedFeatures are empty; we have no KRaft metadata versions to
+// advertise). ClientSoftwareName/Version are validated as Kafka does
+// (INVALID_REQUEST when they do not match [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?)
+// but not recorded.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+const apiVersionsMax = 4
+
+func (b *Broker) buildAPIVersions() {
+	var keys []kmsg.ApiVersionsResponseApiKey
+	for _, a := range b.apis {
+		if a != nil {
+			keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max})
+		}
+	}
+	for v := int16(0); v <= apiVersionsMax; v++ {
+		resp := kmsg.ApiVersionsResponse{Version: v, ApiKeys: keys}
+		b.apiVersionsBodies[v] = resp.AppendTo(nil)
+	}
+	bad := kmsg.ApiVersionsResponse{Version: 0, ErrorCode: kerr.UnsupportedVersion.Code, ApiKeys: keys}
+	b.apiVersionsError = bad.AppendTo(nil)
+}
+
+func (b *Broker) serveAPIVersions(req netpoll.Request, h *proto.RequestHeader, body []byte) {
+	if h.APIVersion >= 3 {
+		r := kmsg.ApiVersionsRequest{Version: h.APIVersion}
+		if err := r.UnsafeReadFrom(body); err != nil {
+			b.badRequest(req, h, err)
+			return
+		}
+		if !validClientSoftware(r.ClientSoftwareName) || !validClientSoftware(r.ClientSoftwareVersion) {
+			resp := kmsg.ApiVersionsResponse{Version: h.APIVersion, ErrorCode: kerr.InvalidRequest.Code}
+			b.replyMsg(req, h, &resp)
+			return
+		}
+	}
+	b.reply(req, h, b.apiVersionsBodies[h.APIVersion])
+}
+
+// validClientSoftware matches Kafka's [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?
+func validClientSoftware(s string) bool {
+	if s == "" {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	if !alnum(s[0]) || !alnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}

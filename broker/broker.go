@@ -1,0 +1,138 @@
+// Package broker implements the Kafka API semantics on top of netpoll: it is
+// the netpoll.Handler that parses each request header, dispatches by API key
+// and version, and answers through the connection's ordered response queue.
+//
+// One file per API, named NN_name.go after the API key, each opening with the
+// versions served and every deliberate difference from Apache Kafka.
+//
+// Threads: ServeFrame runs on a netpoll loop thread and must not block.
+// Handlers that wait for something (appends, long-poll fetches) answer later
+// from whichever goroutine completes the work.
+package broker
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// Options configure a Broker.
+type Options struct {
+	NodeID int32
+	// AdvertisedHost and AdvertisedPort are what Metadata tells clients.
+	AdvertisedHost string
+	AdvertisedPort int32
+	// DataDir holds meta.properties (the cluster id); the first log dir.
+	DataDir string
+	Logger  *zap.Logger
+}
+
+// Broker serves Kafka requests.
+type Broker struct {
+	opts      Options
+	log       *zap.Logger
+	clusterID string
+	apis      [apiTableSize]*api
+
+	// apiVersionsBodies[v] is the encoded ApiVersions response body for
+	// version v: the answer never changes while we run, so it is built once.
+	apiVersionsBodies [apiVersionsMax + 1][]byte
+	apiVersionsError  []byte // v0 body with UNSUPPORTED_VERSION
+}
+
+const apiTableSize = 128
+
+// api is one served API: its version range and handler.
+type api struct {
+	key      int16
+	min, max int16
+	serve    func(b *Broker, req netpoll.Request, h *proto.RequestHeader, body []byte)
+}
+
+// New creates a broker, reading or creating the cluster id in DataDir.
+func New(opts Options) (*Broker, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	b := &Broker{opts: opts, log: opts.Logger}
+	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	b.clusterID = id
+	for _, a := range servedAPIs {
+		a := a
+		b.apis[a.key] = &a
+	}
+	b.buildAPIVersions()
+	return b, nil
+}
+
+// ClusterID is the cluster id persisted in the data dir.
+func (b *Broker) ClusterID() string { return b.clusterID }
+
+// servedAPIs lists every API this broker answers, with its versions.
+var servedAPIs = []api{
+	{key: proto.APIKeyMetadata, min: 0, max: 12, serve: (*Broker).serveMetadata},
+	{key: proto.APIKeyApiVersions, min: 0, max: apiVersionsMax, serve: (*Broker).serveAPIVersions},
+}
+
+// ServeFrame implements netpoll.Handler.
+func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
+	h, err := proto.ParseRequestHeader(frame)
+	if err != nil {
+		b.closeBad(req, "unparsable request header", zap.Error(err))
+		return
+	}
+	var a *api
+	if h.APIKey >= 0 && int(h.APIKey) < len(b.apis) {
+		a = b.apis[h.APIKey]
+	}
+	if a == nil {
+		b.closeBad(req, "unknown or unsupported API key", zap.Int16("api_key", h.APIKey), zap.Int16("api_version", h.APIVersion))
+		return
+	}
+	if h.APIVersion < a.min || h.APIVersion > a.max {
+		if h.APIKey == proto.APIKeyApiVersions {
+			// KIP-511: answer with a v0 body carrying UNSUPPORTED_VERSION
+			// and our versions, so the client can retry with one we serve.
+			b.reply(req, &h, b.apiVersionsError)
+			return
+		}
+		b.closeBad(req, "unsupported API version", zap.String("api", proto.APIName(h.APIKey)), zap.Int16("api_version", h.APIVersion))
+		return
+	}
+	a.serve(b, req, &h, frame[h.BodyOffset:])
+}
+
+// closeBad logs and closes a connection that sent something Kafka would
+// close it for.
+func (b *Broker) closeBad(req netpoll.Request, msg string, fields ...zap.Field) {
+	b.log.Warn(msg, append(fields, zap.String("remote", req.RemoteAddr()))...)
+	req.Close(msg)
+}
+
+// reply sends header + body as the response to h.
+func (b *Broker) reply(req netpoll.Request, h *proto.RequestHeader, body []byte) {
+	buf := netpoll.GetBuffer()
+	buf.B = proto.AppendResponseHeader(buf.B, h)
+	buf.B = append(buf.B, body...)
+	req.Reply(buf)
+}
+
+// replyMsg encodes a kmsg response after the header.
+func (b *Broker) replyMsg(req netpoll.Request, h *proto.RequestHeader, resp interface{ AppendTo([]byte) []byte }) {
+	buf := netpoll.GetBuffer()
+	buf.B = proto.AppendResponseHeader(buf.B, h)
+	buf.B = resp.AppendTo(buf.B)
+	req.Reply(buf)
+}
+
+// badRequest closes the connection for a body that does not parse, as Kafka
+// does (InvalidRequestException closes the channel).
+func (b *Broker) badRequest(req netpoll.Request, h *proto.RequestHeader, err error) {
+	b.closeBad(req, fmt.Sprintf("malformed %s v%d request", proto.APIName(h.APIKey), h.APIVersion), zap.Error(err))
+}

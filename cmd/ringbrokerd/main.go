@@ -1,0 +1,238 @@
+// Command ringbrokerd is the ringbroker daemon: a Kafka-wire-compatible broker
+// on io_uring.
+//
+//	ringbrokerd [--config FILE] [--set key=value ...] [--print-config]
+//	ringbrokerd check-host [--json] [--config FILE]
+//	ringbrokerd version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ringbroker/ringbroker/broker"
+	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/tuning"
+)
+
+// shutdownGrace bounds how long SIGTERM waits for in-flight requests.
+const shutdownGrace = 10 * time.Second
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, version())
+			return 0
+		case "check-host":
+			return checkHost(args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("ringbrokerd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "server.properties file (default: built-in defaults)")
+	printConfig := fs.Bool("print-config", false, "print the effective config with each value's source and exit")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override a config key: --set key=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, warnings, err := loadConfig(*configPath, sets)
+	if err != nil {
+		fmt.Fprintln(stderr, "ringbrokerd:", err)
+		return 2
+	}
+	if *printConfig {
+		cfg.Print(stdout)
+		return 0
+	}
+	logger := newLogger(stderr)
+	defer logger.Sync()
+	for _, w := range warnings {
+		logger.Warn("config", zap.String("warning", w))
+	}
+	if err := serve(cfg, logger); err != nil {
+		logger.Error("ringbrokerd stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(path string, sets []string) (*config.Config, []string, error) {
+	cfg, warnings, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, kv := range sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("--set %q: want key=value", kv)
+		}
+		if err := cfg.Set(strings.TrimSpace(k), strings.TrimSpace(v)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+func serve(cfg *config.Config, logger *zap.Logger) error {
+	report := tuning.Run(tuningOptions(cfg))
+	report.Log(logger)
+	if cfg.TuningStrict && report.HasFatal() {
+		return errors.New("tuning.strict=true and the host check found a fatal problem")
+	}
+
+	dataDir := cfg.LogDirs[0]
+	adv := cfg.AdvertisedListeners[0]
+	b, err := broker.New(broker.Options{
+		NodeID:         cfg.NodeID,
+		AdvertisedHost: adv.Host,
+		AdvertisedPort: int32(adv.Port),
+		DataDir:        dataDir,
+		Logger:         logger.Named("broker"),
+	})
+	if err != nil {
+		return err
+	}
+
+	listeners := make([]string, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		listeners[i] = l.Addr()
+	}
+	idle := time.Duration(cfg.ConnectionsMaxIdleMs) * time.Millisecond
+	if cfg.ConnectionsMaxIdleMs <= 0 {
+		idle = -1
+	}
+	srv, err := netpoll.Listen(netpoll.Options{
+		Listeners:               listeners,
+		Backend:                 cfg.IOBackend,
+		Loops:                   cfg.Rings(),
+		RingEntries:             uint32(cfg.RingEntries),
+		SQPoll:                  cfg.RingSQPoll,
+		RecvBufferBytes:         cfg.RingRecvBufferBytes,
+		RecvBuffers:             cfg.RingRecvBuffers,
+		MaxFrameBytes:           cfg.SocketRequestMaxBytes,
+		ConnMaxInflightRequests: cfg.ConnMaxInflightRequests,
+		ConnMaxInflightBytes:    cfg.ConnMaxInflightBytes,
+		MaxQueuedBytes:          cfg.QueuedMaxRequestBytes,
+		IdleTimeout:             idle,
+		Logger:                  logger.Named("net"),
+		Handler:                 b,
+	})
+	if err != nil {
+		return err
+	}
+	if reason := srv.FallbackReason(); reason != "" {
+		logger.Warn("io_uring not usable; serving with the portable backend", zap.String("reason", reason))
+	}
+	bound := make([]string, 0, len(srv.Addrs()))
+	for _, a := range srv.Addrs() {
+		bound = append(bound, a.String())
+	}
+	logger.Info("ringbrokerd started",
+		zap.String("version", version()),
+		zap.String("backend", srv.Backend()),
+		zap.Int("rings", cfg.Rings()),
+		zap.Strings("listeners", bound),
+		zap.String("advertised", net.JoinHostPort(adv.Host, fmt.Sprint(adv.Port))),
+		zap.String("cluster_id", b.ClusterID()),
+		zap.Int32("node_id", cfg.NodeID),
+		zap.String("data_dir", dataDir))
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	logger.Info("shutting down", zap.String("signal", s.String()))
+	signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("shutdown did not drain every connection in time", zap.Error(err))
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func tuningOptions(cfg *config.Config) tuning.Options {
+	addrs := make([]string, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		addrs[i] = l.Addr()
+	}
+	dirs := make([]string, len(cfg.LogDirs))
+	for i, d := range cfg.LogDirs {
+		dirs[i], _ = filepath.Abs(d)
+	}
+	return tuning.Options{
+		LogDirs:     dirs,
+		ListenAddrs: addrs,
+		RingCount:   cfg.RingCount,
+	}
+}
+
+func checkHost(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-host", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	configPath := fs.String("config", "", "server.properties whose log.dirs/listeners/ring.count are checked")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, _, err := loadConfig(*configPath, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "ringbrokerd check-host:", err)
+		return 2
+	}
+	report := tuning.Run(tuningOptions(cfg))
+	if *asJSON {
+		err = report.WriteJSON(stdout)
+	} else {
+		err = report.WriteTable(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ringbrokerd check-host:", err)
+		return 2
+	}
+	return report.ExitCode()
+}
+
+func newLogger(w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel)
+	return zap.New(core)
+}
+
+func version() string {
+	v := "devel"
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	return fmt.Sprintf("ringbrokerd %s (%s %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
