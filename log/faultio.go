@@ -142,14 +142,16 @@ func (f *FaultIO) PowerLoss(rng *rand.Rand) error {
 			continue // deleted by retention
 		}
 		keep := min(ff.synced, fi.Size())
+		torn := false
 		if rng != nil && fi.Size() > keep {
 			keep += rng.Int63n(fi.Size() - keep + 1)
+			torn = true // only an unsynced tail can come back as garbage
 		}
 		if err := os.Truncate(name, keep); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if rng != nil && rng.Intn(2) == 0 {
+		if torn && rng.Intn(2) == 0 {
 			junk := make([]byte, 1+rng.Intn(64))
 			rng.Read(junk)
 			if fh, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
