@@ -110,12 +110,12 @@ func (e *env) checkIOURing() {
 	e.add(f)
 
 	const oID = "io_uring.opcodes"
-	oWhy := "the uring backend submits these opcodes; if one is missing it cannot serve that operation, so the broker uses the portable backend"
 	var all []string
 	for _, op := range UringOpcodes {
 		all = append(all, op.Name)
 	}
-	of := Finding{ID: oID, Severity: OK, Recommended: "all of " + strings.Join(all, ", "), Why: oWhy}
+	oWhy := "the uring backend submits " + strings.Join(all, ", ") + "; if one is missing it cannot serve that operation, so the broker uses the portable backend"
+	of := Finding{ID: oID, Severity: OK, Recommended: fmt.Sprintf("all %d opcodes the uring backend uses", len(UringOpcodes)), Why: oWhy}
 	switch {
 	case probe.SetupErr != nil:
 		of.Severity = Warning

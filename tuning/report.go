@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -135,10 +136,22 @@ func (r *Report) Summary() string {
 				names = append(names, f.ID)
 			}
 		}
-		fmt.Fprintf(&b, "; %s: %s", w, strings.Join(dedup(names), ", "))
+		names = dedup(names)
+		if len(names) > summaryNamesMax {
+			names = append(names[:summaryNamesMax], fmt.Sprintf("+%d more", len(names)-summaryNamesMax))
+		}
+		fmt.Fprintf(&b, "; %s: %s", w, strings.Join(names, ", "))
 	}
 	return b.String()
 }
+
+// summaryNamesMax bounds the check names in Summary so the line stays a
+// line; the full list is in the table, the JSON and the per-finding logs.
+const summaryNamesMax = 5
+
+// tableCellMax bounds FOUND and RECOMMENDED in the table; the full text of
+// every finding that is not ok is printed below it, and JSON has all.
+const tableCellMax = 72
 
 func plural(n int, word string) string {
 	if n == 1 {
@@ -169,7 +182,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if subject == "" {
 			subject = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Severity, f.ID, subject, oneLine(f.Found), oneLine(f.Recommended))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", f.Severity, f.ID, subject, cell(f.Found), cell(f.Recommended))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -200,6 +213,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
+func cell(s string) string {
+	s = oneLine(s)
+	if len(s) <= tableCellMax {
+		return s
+	}
+	cut := tableCellMax - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
 // jsonReport is the JSON document: the findings plus the derived fields a
 // script wants without recomputing them.
 type jsonReport struct {
@@ -216,6 +241,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	ok, warn, fatal := r.Counts()
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // fixes contain && and >; keep them readable
 	return enc.Encode(jsonReport{Summary: r.Summary(), ExitCode: r.ExitCode(), OK: ok, Warnings: warn, Fatal: fatal, Report: r})
 }
 
