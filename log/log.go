@@ -176,6 +176,9 @@ func (l *Log) load(opts Options) error {
 	var buf []byte
 	for i, b := range bases {
 		last := i == len(bases)-1
+		_, e1 := os.Stat(segmentName(l.dir, b, ".index"))
+		_, e2 := os.Stat(segmentName(l.dir, b, ".timeindex"))
+		missingIndex := e1 != nil || e2 != nil
 		s, err := l.openSegment(b, last, now)
 		if err != nil {
 			return err
@@ -186,8 +189,8 @@ func (l *Log) load(opts Options) error {
 			return err
 		}
 		recover := i >= scanFrom
-		if !recover && !(s.idx.saneOffsets(size) && s.tidx.saneTimes()) {
-			l.logf("log %s: segment %d: index failed sanity check, rebuilding", l.dir, b)
+		if !recover && (missingIndex || !(s.idx.saneOffsets(size) && s.tidx.saneTimes())) {
+			l.logf("log %s: segment %d: index missing or failed sanity check, rebuilding", l.dir, b)
 			recover = true
 		}
 		if recover {
