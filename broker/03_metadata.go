@@ -19,7 +19,8 @@ import (
 	"github.com/ringbroker/ringbroker/proto"
 )
 
-func (b *Broker) serveMetadata(req netpoll.Request, h *proto.RequestHeader, body []byte) {
+func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
 	r := kmsg.MetadataRequest{Version: h.APIVersion}
 	if err := r.UnsafeReadFrom(body); err != nil {
 		b.badRequest(req, h, err)

@@ -38,7 +38,8 @@ func (b *Broker) buildAPIVersions() {
 	b.apiVersionsError = bad.AppendTo(nil)
 }
 
-func (b *Broker) serveAPIVersions(req netpoll.Request, h *proto.RequestHeader, body []byte) {
+func (b *Broker) serveAPIVersions(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
 	if h.APIVersion >= 3 {
 		r := kmsg.ApiVersionsRequest{Version: h.APIVersion}
 		if err := r.UnsafeReadFrom(body); err != nil {

@@ -49,7 +49,7 @@ const apiTableSize = 128
 type api struct {
 	key      int16
 	min, max int16
-	serve    func(b *Broker, req netpoll.Request, h *proto.RequestHeader, body []byte)
+	serve    func(b *Broker, req netpoll.Request, h proto.RequestHeader, body []byte)
 }
 
 // New creates a broker, reading or creating the cluster id in DataDir.
@@ -105,7 +105,7 @@ func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
 		b.closeBad(req, "unsupported API version", zap.String("api", proto.APIName(h.APIKey)), zap.Int16("api_version", h.APIVersion))
 		return
 	}
-	a.serve(b, req, &h, frame[h.BodyOffset:])
+	a.serve(b, req, h, frame[h.BodyOffset:])
 }
 
 // closeBad logs and closes a connection that sent something Kafka would
