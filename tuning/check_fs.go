@@ -142,7 +142,7 @@ func (e *env) checkLogDir(dir string, mounts []mountEntry, mountsErr error) {
 
 func (e *env) checkFree(dir string, st FSStats, mount mountEntry, haveMount bool) {
 	unit := uint64(max(st.BlockBytes, 1))
-	avail, total := st.AvailBlock*unit, st.Blocks*unit
+	avail, total := st.AvailBlocks*unit, st.Blocks*unit
 	pct := 100.0
 	if total > 0 {
 		pct = float64(avail) * 100 / float64(total)

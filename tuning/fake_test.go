@@ -92,7 +92,7 @@ const gib = 1 << 30
 
 // xfsStats is an XFS filesystem with availGiB free of totalGiB.
 func stats(magic int64, availGiB, totalGiB uint64) FSStats {
-	return FSStats{Type: magic, BlockBytes: 4096, Blocks: totalGiB * gib / 4096, AvailBlock: availGiB * gib / 4096}
+	return FSStats{Type: magic, BlockBytes: 4096, Blocks: totalGiB * gib / 4096, AvailBlocks: availGiB * gib / 4096}
 }
 
 // copyTree copies a fixture tree (with its symlinks) to a temp dir so a

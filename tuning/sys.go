@@ -59,10 +59,10 @@ type Rlimit struct {
 
 // FSStats is the part of statfs(2) the filesystem checks use.
 type FSStats struct {
-	Type       int64  // f_type magic, e.g. fsMagicXFS
-	BlockBytes int64  // fragment size: the unit of Blocks and AvailBlocks
-	Blocks     uint64 // total data blocks
-	AvailBlock uint64 // blocks available to an unprivileged user
+	Type        int64  // f_type magic, e.g. fsMagicXFS
+	BlockBytes  int64  // fragment size: the unit of Blocks and AvailBlocks
+	Blocks      uint64 // total data blocks
+	AvailBlocks uint64 // blocks available to an unprivileged user
 }
 
 // NetInterface is one network interface as tuning needs it.

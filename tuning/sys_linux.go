@@ -27,7 +27,7 @@ func (hostSys) Statfs(path string) (FSStats, error) {
 	if unit <= 0 {
 		unit = int64(st.Bsize)
 	}
-	return FSStats{Type: int64(st.Type), BlockBytes: unit, Blocks: st.Blocks, AvailBlock: st.Bavail}, nil
+	return FSStats{Type: int64(st.Type), BlockBytes: unit, Blocks: st.Blocks, AvailBlocks: st.Bavail}, nil
 }
 
 func (hostSys) Writable(path string) error {

@@ -112,7 +112,7 @@ func stockOpts(t *testing.T) Options {
 func brokenOpts(t *testing.T) Options {
 	sys := &fakeSys{
 		statfs: map[string]FSStats{
-			"/var/lib/ringbroker": {Type: fsMagicTmpfs, BlockBytes: 4096, Blocks: gib / 4096, AvailBlock: (512 << 20) / 4096},
+			"/var/lib/ringbroker": {Type: fsMagicTmpfs, BlockBytes: 4096, Blocks: gib / 4096, AvailBlocks: (512 << 20) / 4096},
 			"/mnt/hdd/kafka":      stats(fsMagicXFS, 8, 100),
 			"/opt/kafka":          stats(fsMagicOverlay, 50, 100),
 		},
