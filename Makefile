@@ -1,0 +1,51 @@
+# ringbroker: `make run` starts the broker on the built-in defaults
+# (127.0.0.1:9092, data in ./data); `make test` installs what the tests need
+# and runs them. See README.md.
+
+GO        ?= go
+BIN       := bin/ringbrokerd
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+# Packages whose tests run under the race detector (everything with
+# concurrency); the race build also compiles in the invariant assertions.
+RACE_PKGS := ./ring/ ./netpoll/ ./proto/ ./broker/ ./log/ ./config/ ./tuning/ ./metrics/ ./cmd/...
+
+.PHONY: all build run test test-deps unit integration lint fmt vet bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ringbrokerd
+
+run: build
+	./$(BIN) $(ARGS)
+
+test: test-deps lint unit integration
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+unit:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+
+integration:
+	$(GO) test -count=1 -timeout 15m ./tests/... ./scripts/...
+
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags invariants ./...
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ring/ ./broker/ ./log/ ./metrics/
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+clean:
+	rm -rf bin
