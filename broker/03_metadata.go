@@ -19,6 +19,10 @@ import (
 	"github.com/ringbroker/ringbroker/proto"
 )
 
+func init() {
+	register(api{key: proto.APIKeyMetadata, min: 0, max: 12, serve: (*Broker).serveMetadata})
+}
+
 func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	h := &hdr
 	r := kmsg.MetadataRequest{Version: h.APIVersion}

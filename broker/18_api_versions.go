@@ -23,6 +23,10 @@ import (
 
 const apiVersionsMax = 4
 
+func init() {
+	register(api{key: proto.APIKeyApiVersions, min: 0, max: apiVersionsMax, serve: (*Broker).serveAPIVersions})
+}
+
 func (b *Broker) buildAPIVersions() {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for _, a := range b.apis {

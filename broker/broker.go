@@ -28,6 +28,19 @@ type Options struct {
 	// DataDir holds meta.properties (the cluster id); the first log dir.
 	DataDir string
 	Logger  *zap.Logger
+	// Registry is the topic table; nil serves no topics (tests of the
+	// protocol layer alone).
+	Registry *Registry
+	// AutoCreateTopics and NumPartitions: auto.create.topics.enable and
+	// num.partitions.
+	AutoCreateTopics bool
+	NumPartitions    int32
+	// MessageMaxBytes is message.max.bytes, the broker default of a
+	// topic's max.message.bytes.
+	MessageMaxBytes int32
+	// FetchZeroCopy is fetch.zero.copy: serve record bytes with
+	// splice/sendfile (true) or read+send.
+	FetchZeroCopy bool
 }
 
 // Broker serves Kafka requests.
@@ -35,6 +48,7 @@ type Broker struct {
 	opts      Options
 	log       *zap.Logger
 	clusterID string
+	reg       *Registry
 	apis      [apiTableSize]*api
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
@@ -57,7 +71,7 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	b := &Broker{opts: opts, log: opts.Logger}
+	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry}
 	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
 	if err != nil {
 		return nil, err
@@ -74,10 +88,18 @@ func New(opts Options) (*Broker, error) {
 // ClusterID is the cluster id persisted in the data dir.
 func (b *Broker) ClusterID() string { return b.clusterID }
 
-// servedAPIs lists every API this broker answers, with its versions.
-var servedAPIs = []api{
-	{key: proto.APIKeyMetadata, min: 0, max: 12, serve: (*Broker).serveMetadata},
-	{key: proto.APIKeyApiVersions, min: 0, max: apiVersionsMax, serve: (*Broker).serveAPIVersions},
+// servedAPIs lists every API this broker answers, with its versions. Each
+// NN_name.go file registers its API from init, so adding an API touches only
+// its own file.
+var servedAPIs []api
+
+func register(a api) {
+	for _, have := range servedAPIs {
+		if have.key == a.key {
+			panic(fmt.Sprintf("broker: API key %d registered twice", a.key))
+		}
+	}
+	servedAPIs = append(servedAPIs, a)
 }
 
 // ServeFrame implements netpoll.Handler.
