@@ -299,3 +299,65 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallAsRootInMountNamespace runs the real (no --prefix) install path:
+// useradd, chown, /usr/local/bin, /etc, twice, inside a private mount
+// namespace where /etc is a bind-mounted copy and /usr/local/bin and /var/lib
+// are tmpfs, so the host is never touched. Needs root and unshare(1).
+func TestInstallAsRootInMountNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare(1) not installed")
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("useradd not installed")
+	}
+	hostHadUser := exec.Command("getent", "passwd", "ringbroker").Run() == nil
+	etcCopy := filepath.Join(t.TempDir(), "etc")
+	if out, err := exec.Command("cp", "-a", "/etc/.", etcCopy+"/").CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc: %v %s", err, out)
+	}
+	bin := fakeBinary(t, "exit 0")
+	// Every mount must succeed before install.sh runs (set -e), and the
+	// namespace's mounts are private, so nothing leaks to the host.
+	script := fmt.Sprintf(`set -e
+mount --make-rprivate /
+mount --bind %q /etc
+mount -t tmpfs tmpfs /usr/local/bin
+mount -t tmpfs tmpfs /var/lib
+./install.sh --binary %q
+echo ---
+./install.sh --binary %q
+echo ---
+getent passwd ringbroker
+stat -c '%%U:%%G %%a' /var/lib/ringbroker
+`, etcCopy, bin, bin)
+	out, err := exec.Command(unshare, "--mount", "--propagation", "private", "bash", "-c", script).CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "Operation not permitted") || strings.Contains(string(out), "unshare failed") {
+			t.Skipf("no mount namespaces here: %s", out)
+		}
+		t.Fatalf("%v\n%s", err, out)
+	}
+	parts := strings.Split(string(out), "---\n")
+	if len(parts) != 3 {
+		t.Fatalf("output:\n%s", out)
+	}
+	if !hostHadUser && !regexpLine(parts[0], "user ringbroker", "created") || !regexpLine(parts[0], "/usr/local/bin/ringbrokerd", "created") {
+		t.Errorf("first run:\n%s", parts[0])
+	}
+	for _, line := range strings.Split(strings.TrimSpace(parts[1]), "\n") {
+		if !strings.Contains(line, "unchanged") && !strings.Contains(line, "skipped") && !strings.HasPrefix(line, "start it with") {
+			t.Errorf("second run reported a change: %q", line)
+		}
+	}
+	if !strings.Contains(parts[2], "ringbroker:x:") || !strings.Contains(parts[2], "ringbroker:ringbroker 750") {
+		t.Errorf("user/data dir: %s", parts[2])
+	}
+	if data, _ := os.ReadFile("/etc/passwd"); !hostHadUser && strings.Contains(string(data), "\nringbroker:") {
+		t.Error("host /etc/passwd was modified")
+	}
+}
