@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -29,6 +32,11 @@ const (
 	rssMax = 512 << 20
 	// queuedMaxRequestBytes is the per-loop request memory bound given to the broker.
 	queuedMaxRequestBytes = 16 << 20
+	// heldRequestsMax bounds how many of the hog's requests the broker may hold
+	// (taken off the socket but not answered onto it). The broker's per-connection
+	// default is 1,024 in-flight requests (netpoll); 4x leaves room for a receive
+	// already in flight when the bound trips.
+	heldRequestsMax = 4 * 1024
 )
 
 // TestBackpressure: a client that pipelines requests and never reads gets muted (its
@@ -80,6 +88,8 @@ func TestBackpressure(t *testing.T) {
 			chunk = appendRequest(chunk, req, int32(i))
 		}
 		hogRequestBytes := len(chunk) / chunkRequests
+		// The size of one answer to the hog's request, to count answers in kernel queues.
+		responseFrameBytes := responseSize(t, probe, req)
 		hog := dial(t, b.Addr)
 		var hogWritten atomic.Int64
 		hogDone := make(chan error, 1)
@@ -117,6 +127,25 @@ func TestBackpressure(t *testing.T) {
 		default:
 		}
 
+		// Where the hog's bytes sit. Whatever is not in a kernel queue on the request
+		// side was taken in by the broker; of that, the requests whose answers are not
+		// in a kernel queue on the response side are still held inside the broker
+		// (queued, being handled, or answered but unsent) — the quantity the
+		// per-connection bound limits.
+		hogLocal, brokerSide := hog.LocalAddr().(*net.TCPAddr), hog.RemoteAddr().(*net.TCPAddr)
+		clientSendQ, clientRecvQ, errClient := tcpQueues(hogLocal, brokerSide)
+		brokerSendQ, brokerRecvQ, errBroker := tcpQueues(brokerSide, hogLocal)
+		if errClient != nil || errBroker != nil {
+			t.Fatalf("hog socket queues unavailable: %v / %v", errClient, errBroker)
+		}
+		takenRequests := (written2 - clientSendQ - brokerRecvQ) / int64(hogRequestBytes)
+		answersInKernel := (brokerSendQ + clientRecvQ) / int64(responseFrameBytes)
+		heldRequests := takenRequests - answersInKernel
+		t.Logf("%s backpressure: hog socket queues: client send-q %d B, broker recv-q %d B | broker send-q %d B, client recv-q %d B (%d answers of %d B)",
+			backend, clientSendQ, brokerRecvQ, brokerSendQ, clientRecvQ, answersInKernel, responseFrameBytes)
+		t.Logf("%s backpressure: the broker took in %d requests and holds %d of them unanswered on the wire (bound for the test: %d)",
+			backend, takenRequests, heldRequests, heldRequestsMax)
+
 		slices.Sort(latencies)
 		p50, p99, pmax := percentile(latencies, 0.50), percentile(latencies, 0.99), latencies[len(latencies)-1]
 		t.Logf("%s backpressure: hog wrote %d of %d requests (%.1f MiB of %.1f MiB, %d B each) in %v, +%d B in the last 300 ms",
@@ -132,6 +161,10 @@ func TestBackpressure(t *testing.T) {
 			t.Errorf("the hog wrote all %d requests without reading a byte: the broker never muted it", hogRequestsMax)
 		} else if written2 != written1 {
 			t.Errorf("the hog still got %d B through in 300 ms, %v after it started and without reading a byte: the broker is not muting it", written2-written1, probeDuration)
+		}
+		if heldRequests > heldRequestsMax {
+			t.Errorf("the broker holds %d requests of a connection that never reads, want <= %d: it kept receiving after the in-flight bound (1,024 requests / 16 MiB per connection by default) should have muted the connection",
+				heldRequests, heldRequestsMax)
 		}
 		if p99 >= probeP99Max {
 			t.Errorf("probe p99 %v while the hog runs, want < %v", p99, probeP99Max)
@@ -171,4 +204,20 @@ func mustRSS(t *testing.T, b *Broker) int64 {
 		t.Fatalf("broker RSS: %v", err)
 	}
 	return rss
+}
+
+// responseSize does one round trip of req on conn and returns the length of the whole
+// response frame, size prefix included.
+func responseSize(t *testing.T, conn net.Conn, req kmsg.Request) int {
+	t.Helper()
+	_ = conn.SetDeadline(time.Now().Add(rawTimeout))
+	defer conn.SetDeadline(time.Time{})
+	if _, err := conn.Write(appendRequest(nil, req, 424242)); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := readFrame(conn)
+	if err != nil {
+		t.Fatalf("sizing round trip: %v", err)
+	}
+	return 4 + len(payload)
 }
