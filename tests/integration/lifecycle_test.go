@@ -100,3 +100,18 @@ func TestStopWithOpenConnections(t *testing.T) {
 		}
 	})
 }
+
+// TestStopRightAfterReady: a SIGTERM that arrives as soon as the broker serves (a
+// service manager stopping a unit that just started) must still drain and exit 0,
+// so the signal handler has to be in place before the listeners accept.
+func TestStopRightAfterReady(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		for i := range 3 {
+			b := startBroker(t, backend, nil)
+			b.Stop(t)
+			if t.Failed() {
+				t.Fatalf("attempt %d: SIGTERM right after the first ApiVersions answer did not give a clean exit", i)
+			}
+		}
+	})
+}
