@@ -291,7 +291,6 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 		l.completeGroup(err, false, 0, now)
 		return
 	}
-	act.unflushed = !sync
 	l.indexGroup(act, pos)
 	l.nextOffset = next
 	if sync {
@@ -365,9 +364,10 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 			act.maxTs, act.maxTsOffset = l.tsSoFar, l.tsOffSoFar
 		}
 		l.hw = l.nextOffset
-		if synced && !l.olderUnflushed() {
-			l.recoveryPoint = l.nextOffset
+		if synced {
+			act.syncedTo = l.nextOffset
 		}
+		l.updateRecoveryPointLocked()
 		l.firing = append(l.firing[:0], l.waiters...)
 		clear(l.waiters)
 		l.waiters = l.waiters[:0]
@@ -402,16 +402,19 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 	}
 }
 
-// olderUnflushed: does any non-active segment still hold unsynced bytes?
-// (roll syncs them, so only a failed roll sync leaves one.)
-// REQUIRES: l.mu held; writer goroutine.
-func (l *Log) olderUnflushed() bool {
-	for _, s := range l.segments[:len(l.segments)-1] {
-		if s.unflushed {
-			return true
+// updateRecoveryPointLocked sets the recovery point to the first offset
+// not known to be fdatasync'd: the syncedTo of the first segment that is
+// not fully synced (rolled segments are synced in the background), else
+// the high watermark. REQUIRES: l.mu held.
+func (l *Log) updateRecoveryPointLocked() {
+	rp := l.hw
+	for _, s := range l.segments {
+		if s.syncedTo < s.next {
+			rp = s.syncedTo
+			break
 		}
 	}
-	return false
+	l.recoveryPoint = max(l.recoveryPoint, rp)
 }
 
 // flushAlone fdatasyncs the active segment when flush.ms elapsed with no
@@ -420,18 +423,17 @@ func (l *Log) flushAlone(now int64) {
 	l.mu.RLock()
 	act := l.active()
 	l.mu.RUnlock()
+	to := l.nextOffset // writer goroutine: nothing is written meanwhile
 	if err := l.io.Datasync(act.f); err != nil {
 		l.logf("log %s: periodic fdatasync: %v", l.dir, err)
 		l.lastFlushNs = now // retry at the next interval, not in a loop
 		return
 	}
-	act.unflushed = false
 	l.unflushedMsgs = 0
 	l.lastFlushNs = now
 	l.mu.Lock()
-	if !l.olderUnflushed() {
-		l.recoveryPoint = l.nextOffset
-	}
+	act.syncedTo = to
+	l.updateRecoveryPointLocked()
 	l.mu.Unlock()
 }
 
@@ -441,15 +443,8 @@ func (l *Log) flushAlone(now int64) {
 func (l *Log) roll(now int64) error {
 	l.mu.RLock()
 	old := l.active()
+	unsynced := old.syncedTo < old.next
 	l.mu.RUnlock()
-	if old.unflushed {
-		if err := l.io.Datasync(old.f); err != nil {
-			return err
-		}
-		old.unflushed = false
-		l.unflushedMsgs = 0
-		l.lastFlushNs = now
-	}
 	l.mu.Lock()
 	err := old.trimIndexes()
 	l.mu.Unlock()
@@ -473,8 +468,30 @@ func (l *Log) roll(now int64) error {
 	}
 	l.mu.Lock()
 	l.segments = append(l.segments, s)
-	l.recoveryPoint = l.nextOffset
 	l.mu.Unlock()
 	l.tsSoFar, l.tsOffSoFar = -1, -1
+	if unsynced {
+		// Like Kafka, flush the rolled segment in the background: a 1 GiB
+		// fdatasync on the append path would stall every producer. The
+		// recovery point passes it only once this completes.
+		old.acquire()
+		l.bgFlushes.Add(1)
+		go l.flushRolled(old)
+	}
 	return nil
+}
+
+// flushRolled fdatasyncs a rolled segment off the writer goroutine.
+// IO.Datasync is safe for this (see IO).
+func (l *Log) flushRolled(s *segment) {
+	defer l.bgFlushes.Done()
+	defer s.release()
+	if err := l.io.Datasync(s.f); err != nil {
+		l.logf("log %s: fdatasync of rolled segment %d: %v", l.dir, s.base, err)
+		return // stays below the recovery point; recovery will scan it
+	}
+	l.mu.Lock()
+	s.syncedTo = s.next
+	l.updateRecoveryPointLocked()
+	l.mu.Unlock()
 }

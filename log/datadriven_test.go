@@ -190,6 +190,7 @@ func (r *ddRunner) run(c ddCase) string {
 			}
 			r.seq++
 		}
+		r.l.bgFlushes.Wait() // rolled-segment flushes: deterministic recovery point
 		return r.state()
 	case "close":
 		r.rp = r.l.RecoveryPoint()

@@ -25,7 +25,9 @@ type IO interface {
 	// log finishes the write and calls Datasync itself.
 	// REQUIRES: len(iov) <= IOVMax; iov memory stays valid until return.
 	Writev(f *os.File, iov [][]byte, off int64, datasync bool) (n int, synced bool, err error)
-	// Datasync is fdatasync(f).
+	// Datasync is fdatasync(f). Unlike Writev it must be safe to call
+	// from another goroutine concurrently with Writev: the log fdatasyncs
+	// rolled segments in the background.
 	Datasync(f *os.File) error
 	// Close releases the backend's resources (a ring, for UringIO).
 	Close() error

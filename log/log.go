@@ -87,7 +87,8 @@ type Log struct {
 	wake          chan struct{}
 	timer         *time.Timer
 	stopped       chan struct{}
-	crash         bool // test hook: stop without flushing
+	crash         bool           // test hook: stop without flushing
+	bgFlushes     sync.WaitGroup // background fdatasyncs of rolled segments
 	firing        []Waiter
 }
 
@@ -253,6 +254,9 @@ func (l *Log) load(opts Options) error {
 		}
 		l.segments = append(l.segments, s)
 	}
+	for _, s := range l.segments {
+		s.syncedTo = s.next // clean, or synced below after recovery
+	}
 	act := l.active()
 	act.bytesSinceIndex = int(act.size.Load()) // conservative: next entry soon
 	if n := act.idx.entries(); n > 0 {
@@ -292,7 +296,7 @@ func (l *Log) openSegment(base int64, active bool, now int64) (*segment, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &segment{base: base, path: p, f: f, next: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
+	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
 	s.refs.Store(1)
 	if err := s.openIndexes(false, 0, 0, 0); err != nil {
 		f.Close()
@@ -307,7 +311,7 @@ func (l *Log) reopenActive(base int64, now int64) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &segment{base: base, path: p, f: f, next: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
+	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
 	s.refs.Store(1)
 	// Keep the entries the trimmed (clean) files hold; a crashed, still
 	// preallocated file is rebuilt by recovery anyway.
@@ -439,6 +443,7 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	l.signal()
 	<-l.stopped
+	l.bgFlushes.Wait()
 	return l.closeFiles(false)
 }
 
@@ -452,6 +457,7 @@ func (l *Log) crashClose() {
 	l.mu.Unlock()
 	l.signal()
 	<-l.stopped
+	l.bgFlushes.Wait()
 	l.closeFiles(true)
 }
 
@@ -467,9 +473,13 @@ func (l *Log) closeFiles(crash bool) error {
 	}
 	if !crash && l.failed == nil {
 		act := l.active()
-		keep(l.io.Datasync(act.f))
+		if err := l.io.Datasync(act.f); err != nil {
+			keep(err)
+		} else {
+			act.syncedTo = act.next
+			l.updateRecoveryPointLocked()
+		}
 		keep(act.trimIndexes())
-		l.recoveryPoint = l.nextOffset
 	}
 	for _, s := range l.segments {
 		s.release()

@@ -31,10 +31,10 @@ type segment struct {
 	maxTs       int64 // largest batch maxTimestamp, -1 if none
 	maxTsOffset int64 // last offset of the batch carrying maxTs
 	createdNs   int64 // clock time of creation, for segment.ms
+	syncedTo    int64 // offsets below it are fdatasync'd in this file
 
 	// writer goroutine
 	bytesSinceIndex int
-	unflushed       bool // bytes written since the last fdatasync of this file
 }
 
 func segmentName(dir string, base int64, ext string) string {
@@ -48,7 +48,7 @@ func createSegment(dir string, base int64, cfg *Config, nowNs int64) (*segment, 
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	s := &segment{base: base, path: p, f: f, next: base, maxTs: -1, maxTsOffset: -1, createdNs: nowNs}
+	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: nowNs}
 	s.refs.Store(1)
 	if err := s.openIndexes(true, cfg.IndexMaxBytes, 0, 0); err != nil {
 		f.Close()

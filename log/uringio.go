@@ -121,20 +121,11 @@ func (u *UringIO) reap(want int) (writeRes, syncRes int32, err error) {
 	return writeRes, syncRes, nil
 }
 
-// Datasync implements IO with a lone IORING_OP_FSYNC (DATASYNC).
+// Datasync implements IO with fdatasync(2): it must be callable from the
+// background flusher concurrently with Writev, which the ring (one
+// submitter) is not. The hot path's syncs are the linked ones in Writev.
 func (u *UringIO) Datasync(f *os.File) error {
-	sqe := u.r.GetSQE()
-	sqe.PrepFsync(int(f.Fd()), true)
-	sqe.SetUserData(udSync)
-	_, res, err := u.reap(1)
-	runtime.KeepAlive(f)
-	if err != nil {
-		return err
-	}
-	if res < 0 {
-		return fmt.Errorf("io_uring fdatasync %s: %w", f.Name(), syscall.Errno(-res))
-	}
-	return nil
+	return (*PortableIO)(nil).Datasync(f)
 }
 
 // Close implements IO: it closes the ring.
