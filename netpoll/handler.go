@@ -48,10 +48,15 @@ type Request struct {
 
 // Reply queues buf as this request's response. buf must come from
 // GetBuffer and starts with the 4-byte length placeholder GetBuffer put
-// there; Reply fills it in. Ownership of buf passes to netpoll, which
-// releases it after the bytes are sent. Safe from any goroutine.
+// there; Reply fills it in (counting buf.Files). Ownership of buf passes to
+// netpoll, which releases it (and its file references) after the bytes are
+// sent or the connection closes. Safe from any goroutine.
 func (r Request) Reply(buf *Buffer) {
-	binary.BigEndian.PutUint32(buf.B[0:4], uint32(len(buf.B)-4))
+	n := int64(len(buf.B) - 4)
+	for i := range buf.Files {
+		n += buf.Files[i].Len
+	}
+	binary.BigEndian.PutUint32(buf.B[0:4], uint32(n))
 	r.conn.complete(r.gen, r.seq, completeReply, buf, "")
 }
 
@@ -70,9 +75,30 @@ func (r Request) RemoteAddr() string { return r.conn.remoteAddr() }
 // Buffer is a response under construction. B starts with 4 bytes reserved for
 // the frame length. Buffers are pooled: steady-state responses allocate
 // nothing.
+//
+// Files splices byte ranges of files into the response without copying them
+// through user space: the bytes on the wire are B[:Files[0].At], then
+// Files[0]'s range, then B[Files[0].At:Files[1].At], and so on, then the rest
+// of B. At must be non-decreasing. The io_uring backend sends file ranges
+// with SPLICE file→pipe→socket, the portable backend with sendfile.
 type Buffer struct {
-	B []byte
+	B     []byte
+	Files []FileRegion
 }
+
+// FileRegion is a range of an open file to send as part of a response.
+type FileRegion struct {
+	At  int   // position in Buffer.B before which the file bytes go
+	Fd  int   // file descriptor; must stay open until Ref is released
+	Off int64 // file offset
+	Len int64
+	// Ref, if not nil, is released once the bytes have left (or the
+	// connection closed): it keeps the file open meanwhile.
+	Ref Releaser
+}
+
+// Releaser is released exactly once.
+type Releaser interface{ Release() }
 
 // bufferPoolMaxBytes: larger buffers are dropped rather than pooled so one
 // huge response does not pin memory forever.
@@ -90,8 +116,21 @@ func GetBuffer() *Buffer {
 // Release returns b to the pool. netpoll calls it after sending; handlers
 // call it only for a buffer they decide not to reply with.
 func (b *Buffer) Release() {
-	if b == nil || cap(b.B) > bufferPoolMaxBytes {
+	if b == nil {
+		return
+	}
+	for i := range b.Files {
+		if ref := b.Files[i].Ref; ref != nil {
+			ref.Release()
+		}
+		b.Files[i] = FileRegion{}
+	}
+	b.Files = b.Files[:0]
+	if cap(b.B) > bufferPoolMaxBytes {
 		return
 	}
 	bufferPool.Put(b)
 }
+
+// hasFiles reports whether b splices file ranges.
+func (b *Buffer) hasFiles() bool { return len(b.Files) > 0 }

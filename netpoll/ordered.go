@@ -96,6 +96,8 @@ func (q *orderedQueue) complete(seq uint32, buf *Buffer) bool {
 // nextReady appends to dst the buffers of the run of answered slots starting
 // at sent, up to max buffers, advances sent past them (no-reply slots are
 // skipped over), and returns dst. Slots stay in the queue until popSent.
+// A buffer that splices files goes out alone: the run stops before it, or
+// right after it when it is first.
 func (q *orderedQueue) nextReady(dst []*Buffer, max int) []*Buffer {
 	for q.sent != q.tail && len(dst) < max {
 		s := q.at(q.sent)
@@ -103,6 +105,13 @@ func (q *orderedQueue) nextReady(dst []*Buffer, max int) []*Buffer {
 			break
 		}
 		if s.state == slotReady {
+			if s.buf.hasFiles() {
+				if len(dst) > 0 {
+					break
+				}
+				q.sent++
+				return append(dst, s.buf)
+			}
 			dst = append(dst, s.buf)
 		}
 		q.sent++

@@ -313,7 +313,9 @@ func (c *pconn) writeLoop() {
 		c.mu.Unlock()
 
 		var err error
-		if len(bufs) > 0 {
+		if len(bufs) == 1 && bufs[0].hasFiles() {
+			err = writeWithFiles(c.nc, bufs[0])
+		} else if len(bufs) > 0 {
 			vecs = vecs[:0]
 			for _, b := range bufs {
 				vecs = append(vecs, b.B)

@@ -188,6 +188,7 @@ type uloop struct {
 	free  []uint32
 	dirty []*uconn // conns with answered slots to send
 	muted []*uconn
+	pipes []*pipePair // idle pipes for splice
 
 	queuedBytes int64
 	open        int // connections not yet freed
@@ -272,6 +273,10 @@ func (l *uloop) teardown() {
 	}
 	for _, fd := range l.lfds {
 		unix.Close(fd)
+	}
+	for _, p := range l.pipes {
+		unix.Close(p.r)
+		unix.Close(p.w)
 	}
 }
 
@@ -378,6 +383,8 @@ func (l *uloop) handle(cqe *ring.CQE) {
 		if !l.draining { // while draining the loop ticks fast instead
 			l.armWake()
 		}
+	case kindFileSend, kindSpliceIn, kindSpliceOut:
+		l.onFileOp(kind, l.conns[idx], cqe)
 	case kindIgnore:
 	default:
 		l.s.opts.Logger.Error("completion of unknown kind", zap.Uint64("user_data", cqe.UserData))
@@ -579,6 +586,10 @@ func (l *uloop) startSend(c *uconn) {
 			return
 		}
 	}
+	if c.sendBufs[0].hasFiles() {
+		l.startFileSend(c, c.sendBufs[0])
+		return
+	}
 	c.sendTotal = 0
 	for i, b := range c.sendBufs {
 		c.iov[i] = unix.Iovec{Base: &b.B[0]}
@@ -630,13 +641,18 @@ func (l *uloop) onSend(c *uconn, cqe *ring.CQE) {
 	for i := range c.sendBufs {
 		c.sendBufs[i] = nil
 	}
+	l.afterSend(c)
+}
+
+// afterSend runs when a response run has fully left: pop it, send what is
+// ready next, close a draining connection that has nothing left.
+func (l *uloop) afterSend(c *uconn) {
 	l.finishSent(c)
 	if c.q.hasUnsent() {
 		l.startSend(c)
 	}
-	if l.draining && c.q.len() == 0 {
+	if l.draining && c.q.len() == 0 && !c.sending {
 		l.closeConn(c, "shutdown", zap.DebugLevel)
-		l.maybeFree(c)
 	}
 }
 
@@ -824,4 +840,5 @@ type uconn struct {
 	sendBufs  []*Buffer
 	sendTotal int
 	sendDone  int
+	fs        fileSend
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,3 +81,6 @@ func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
 	}
 	return &net.TCPAddr{}
 }
+
+// ptrOf returns the address of b's first byte (b non-empty).
+func ptrOf(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
