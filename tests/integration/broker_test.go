@@ -15,6 +15,11 @@
 //
 // Clients come from scripts/install-test-deps.sh; a missing client is a failure,
 // never a skip, because `make test` is the place that proves compatibility.
+//
+// Environment:
+//
+//	RINGBROKER_IT_BUILDFLAGS  extra `go build` flags for the daemon under test ("-race")
+//	RINGBROKER_IT_DAEMON      test this prebuilt binary instead of building one
 package integration
 
 import (
