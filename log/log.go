@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -106,6 +107,9 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Index entries hold u32 positions: a segment cannot exceed 2 GiB
+	// (Kafka's segment.bytes is an int for the same reason).
+	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
 	l := &Log{
 		dir: dir, topic: opts.Topic, partition: opts.Partition,
 		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, clock: opts.Clock, logf: opts.Logf,

@@ -1,0 +1,117 @@
+// Package log is ringbroker's storage engine: Kafka-format segmented
+// partition logs with batched group-commit appends, a flush policy with
+// Kafka's keys, zero-copy reads as file regions, ListOffsets, retention and
+// crash recovery. It knows nothing about sockets or Kafka requests.
+//
+// # On disk (Apache Kafka's layout)
+//
+//	<log.dir>/
+//	  recovery-point-offset-checkpoint   "0\n<n>\n<topic> <partition> <offset>\n..."
+//	  log-start-offset-checkpoint        same format
+//	  .kafka_cleanshutdown               present only after a clean Manager.Close
+//	  <topic>-<partition>/
+//	    00000000000000000000.log         record batches v2, byte-for-byte as produced
+//	    00000000000000000000.index       (relOffset u32, position u32) every index.interval.bytes
+//	    00000000000000000000.timeindex   (timestamp i64, relOffset u32), monotonic
+//	    00000000000000001234.log ...     next segment, named by its base offset
+//
+// Only baseOffset and partitionLeaderEpoch of a stored batch differ from
+// what the producer sent (and, with message.timestamp.type=LogAppendTime,
+// the timestamp-type attribute, maxTimestamp and the CRC). The active
+// segment's indexes are mmap'd and preallocated to segment.index.bytes,
+// trimmed on roll and close.
+//
+// # API summary (for the broker)
+//
+//	m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: brokerCfg, NewIO: log.NewUringIO, Logf: ...})
+//	tps, _ := m.Existing()                        // partitions found on disk, to reopen at startup
+//	cfg, err := log.TopicConfig(brokerCfg, topicProps) // brokerCfg from log.BrokerConfig(log.DefaultConfig(), serverProps)
+//	l, err := m.OpenLog(topic, partition, cfg)    // recovers unless the dir was shut down cleanly
+//	l.SetLeaderEpoch(epoch)
+//
+//	err := l.Append(batches, cb)                  // non-blocking; cb.AppendDone(AppendResult) later, exactly once
+//	reg, err := l.Read(offset, maxBytes)          // file region for splice/sendfile; reg.Release() after sending
+//	off, ts, found := l.ListOffset(ts)            // TimestampLatest/-Earliest/-Max or a timestamp (ms)
+//	l.HighWatermark(); l.LogStartOffset()
+//	ok := l.AddWaiter(w, fetchOffset)             // long-poll: w.HWAdvanced(hw) once, when hw advances
+//	l.RemoveWaiter(w)                             // on max.wait.ms timeout
+//	l.DeleteRecords(offset)                       // DeleteRecords API: moves the log start offset
+//	l.EnforceRetention(now)                       // call every log.retention.check.interval.ms
+//	m.Checkpoint()                                // every log.flush.offset.checkpoint.interval.ms
+//	m.Close()                                     // flush, checkpoints, clean-shutdown marker
+//
+// # Append: ownership, results, errors
+//
+// Append validates the input (one or more whole v2 batches: framing, magic
+// 2, CRC32C) on the caller's goroutine and copies it into an appender-owned
+// buffer drawn from size-classed pools, so the caller may recycle its
+// receive buffer as soon as Append returns, and steady-state appends
+// allocate nothing (TestAppendSteadyStateAllocs, -benchmem). A bad batch
+// returns ErrCorruptBatch / ErrInvalidBatch and nothing is written; a full
+// queue (append.pending.max.bytes) returns ErrBacklog, which the network
+// loop treats as "mute this connection and retry". When Append returns an
+// error the callback is never called; otherwise it is called exactly once
+// with the assigned offsets (and LogAppendTime) or the write's error.
+//
+// Offsets are assigned in the order of Append calls, when the writer takes
+// a group; a group that fails (EIO, ENOSPC, on write or fdatasync) is cut
+// back off the file, its appends fail, and the next group reuses its
+// offsets, so the log never has holes and never holds a failed append.
+//
+// # Group commit and flush policy
+//
+// See policy.go for the full rationale. In short: an idle writer writes at
+// once; while a write (+ fdatasync) is in flight, appends queue and leave
+// together in one pwritev / IORING_OP_WRITEV, capped by
+// append.batch.max.bytes and IOVMax; append.linger.max.ms optionally makes
+// an idle writer wait for more. An fdatasync follows a group when the
+// records not yet flushed reach flush.messages (log.flush.interval.messages)
+// or flush.ms (log.flush.interval.ms) has passed; its appends are then
+// acknowledged only after that fdatasync (linked to the write on io_uring).
+// By default (Kafka's defaults) nothing is fdatasync'd on the ack path;
+// rolled segments are flushed in the background, as Kafka does. The
+// decision is pure (policy.decide, policy.syncAfterGroup, policy.groupCut)
+// and tested step by step with injected time.
+//
+// The high watermark advances only when a group's write (and its
+// fdatasync, if any) completed; then waiters (AddWaiter, HWChanged) are
+// woken, without polling.
+//
+// # Reads
+//
+// Read binary-searches the segment list, looks the offset up in the sparse
+// .index, scans a few batch headers with pread, and returns one Region
+// (file, position, length) of whole batches from one segment, bounded by
+// the high watermark and maxBytes (the first batch is always whole, as in
+// Kafka). The Region pins the segment: retention may unlink it meanwhile,
+// and the descriptor stays valid until Release.
+//
+// # Recovery
+//
+// Without the clean-shutdown marker, every segment from the one holding the
+// recovery point on is scanned (scanSegment: header, length, magic,
+// increasing offsets, CRC32C of every batch), truncated at the first
+// invalid byte (later segments are deleted), its indexes rebuilt, and the
+// result fdatasync'd before it counts as the new recovery point. What was
+// cut is logged through Logf. Indexes of other segments are sanity-checked
+// and rebuilt when missing or bad. testdata/recovery/*.txt are datadriven
+// scripts of these cases (go test -run TestRecoveryScripts -rewrite).
+//
+// # Concurrency
+//
+//   - Append, Read, ListOffset, AddWaiter, DeleteRecords, EnforceRetention,
+//     HighWatermark... are safe from any goroutine (network loops included:
+//     none of them blocks on I/O except Read/ListOffset's short preads of
+//     page-cached batch headers).
+//   - Each Log has one writer goroutine that owns the active segment's
+//     write position, offset assignment, index appends and the IO backend
+//     (a per-log io_uring with UringIO: never a network loop's ring).
+//   - Log.mu (RWMutex) guards the segment list, high watermark, log start
+//     offset, recovery point and the append queue. It is a leaf lock:
+//     callbacks and waiters run on the writer goroutine after it is
+//     released, so they may call back into the log. They must not block.
+//   - Rolled segments are fdatasync'd by short-lived background goroutines
+//     (IO.Datasync must allow that); Close waits for them.
+//   - Manager.mu guards the map of open logs; it is never held while a
+//     Log's lock is taken for long.
+package log
