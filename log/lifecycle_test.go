@@ -1,0 +1,121 @@
+package log
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestLingerWaitsForAgeOrBytes(t *testing.T) {
+	cfg := testConfig()
+	cfg.AppendLingerMs = 30
+	cfg.AppendBatchMaxBytes = 4096
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	syncAppend(t, l, makeBatch(1, 10, 1, 1))
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Fatalf("small batch written after %v, before linger", d)
+	}
+	// A batch at append.batch.max.bytes is written without lingering.
+	start = time.Now()
+	syncAppend(t, l, batchOfSize(4096))
+	if d := time.Since(start); d > 25*time.Millisecond {
+		t.Logf("full batch took %v (slow machine?)", d)
+	}
+}
+
+func TestFlushMsFlushesIdleLog(t *testing.T) {
+	cfg := testConfig()
+	cfg.FlushMs = 20
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := syncAppend(t, l, makeBatch(2, 10, 1, 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for l.RecoveryPoint() <= r.LastOffset {
+		if time.Now().After(deadline) {
+			t.Fatalf("recovery point %d never passed %d", l.RecoveryPoint(), r.LastOffset)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestRollOnSegmentMs(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testConfig()
+	cfg.SegmentMs = 1000
+	l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	syncAppend(t, l, makeBatch(1, 10, 1, 1))
+	clk.Advance(500 * time.Millisecond)
+	syncAppend(t, l, makeBatch(1, 10, 1, 1))
+	if n := l.NumSegments(); n != 1 {
+		t.Fatalf("%d segments before segment.ms", n)
+	}
+	clk.Advance(600 * time.Millisecond)
+	r := syncAppend(t, l, makeBatch(1, 10, 1, 1))
+	if n := l.NumSegments(); n != 2 || r.BaseOffset != 2 {
+		t.Fatalf("%d segments after segment.ms, base %d", n, r.BaseOffset)
+	}
+}
+
+func TestBacklogAndCloseDrains(t *testing.T) {
+	bio := &blockingIO{IO: NewPortableIO(), gate: make(chan struct{}), calls: make(chan int, 100)}
+	cfg := testConfig()
+	cfg.AppendPendingMaxBytes = 2000
+	dir := t.TempDir()
+	l, err := Open(dir, cfg, Options{IO: bio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan AppendResult, 100)
+	cb := AppendFunc(func(r AppendResult) { done <- r })
+	b := makeBatch(1, 400, 1, 1)
+	l.Append(b, cb)
+	<-bio.calls // first write in flight, blocked
+	accepted := 1
+	for {
+		err := l.Append(b, cb)
+		if errors.Is(err, ErrBacklog) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted++
+	}
+	if accepted < 3 {
+		t.Fatalf("only %d accepted", accepted)
+	}
+	go func() { // release every write
+		for range bio.calls {
+			bio.gate <- struct{}{}
+		}
+	}()
+	bio.gate <- struct{}{}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(bio.calls)
+	for i := 0; i < accepted; i++ {
+		if r := <-done; r.Err != nil || r.BaseOffset != int64(i) {
+			t.Fatalf("append %d: %+v", i, r)
+		}
+	}
+	if err := l.Append(b, cb); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+}
