@@ -335,9 +335,9 @@ func fileEntries(path string, entrySize int) int64 {
 	return fi.Size() / int64(entrySize)
 }
 
-// indexTail scans the active segment from its last index entry to the end,
-// adding the entries a crash-free close may not have written and returning
-// the segment's max timestamp.
+// indexTail scans the active segment from its last index entry to the end
+// (clean open) to learn the segment's max timestamp, which the time index
+// only records at its sparse entries.
 func (l *Log) indexTail(s *segment, size int64) (int64, int64) {
 	maxTs, maxTsOff := s.maxTs, s.maxTsOffset
 	pos := int64(0)

@@ -66,12 +66,15 @@ func (u *UringIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (in
 	}
 	fd := int(f.Fd())
 	sqe := u.r.GetSQE() // the ring is idle between calls: never nil
+	if sqe == nil {
+		return 0, false, fmt.Errorf("io_uring: submission queue unexpectedly full")
+	}
 	sqe.PrepWritev(fd, &u.iovecs[0], uint32(len(u.iovecs)), uint64(off))
 	sqe.SetUserData(udWrite)
 	want := 1
 	if datasync {
 		sqe.SetFlags(ring.SQEIOLink)
-		s2 := u.r.GetSQE()
+		s2 := u.r.GetSQE() // 4 entries: room for the pair
 		s2.PrepFsync(fd, true)
 		s2.SetUserData(udSync)
 		want = 2
