@@ -49,7 +49,10 @@ type Broker struct {
 	log       *zap.Logger
 	clusterID string
 	reg       *Registry
-	apis      [apiTableSize]*api
+	// fetchSessions holds incremental fetch sessions (KIP-227).
+	fetchSessions *fetchSessionCache
+	apis          [apiTableSize]*api
+	admin         adminWorker // admin_worker.go: off-loop queue for disk-touching admin requests
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -71,7 +74,7 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry}
+	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache()}
 	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,426 @@
+package broker
+
+// Fetch (key 1), versions 4-16 (Kafka 4 serves 4-17; 17 adds replica
+// directory ids for KRaft followers only).
+//
+// Behaviour:
+//   - Record bytes leave straight from the segment files: the response is
+//     encoded around holes that netpoll fills by splice (io_uring) or
+//     sendfile (portable). fetch.zero.copy=false reads them with pread and
+//     sends them from memory instead, for comparison.
+//   - Long polling: when fewer than min_bytes are available and max_wait_ms
+//     is not over, the fetch registers as a waiter on every log it reads
+//     and on a timer; an append that advances a high watermark wakes it (no
+//     polling loop). It then re-reads; until the deadline it waits again
+//     while still under min_bytes.
+//   - max_bytes and partition_max_bytes as KIP-74: the first batch of the
+//     response is returned whole even when larger; later partitions stop
+//     before exceeding max_bytes.
+//   - Incremental fetch sessions (KIP-227), see fetch_session.go.
+//   - read_committed equals read_uncommitted (no transactions yet):
+//     last_stable_offset = high watermark, aborted_transactions null.
+//
+// Differences from Apache Kafka:
+//   - no preferred read replica (always -1), no diverging-epoch or
+//     current-leader tagged fields (one broker, leader epoch 0);
+//   - replica fetches (replica_id >= 0) are served as consumer fetches;
+//   - session eviction is plain least-recently-used.
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: proto.APIKeyFetch, min: 4, max: 16, serve: (*Broker).serveFetch})
+}
+
+// maxFetchWait bounds max_wait_ms so a client cannot park a request (and
+// its connection's queue) for ever.
+const maxFetchWait = 5 * time.Minute
+
+type fetchItem struct {
+	key         sessionKey
+	topic       *Topic
+	part        *Partition
+	fetchOffset int64
+	maxBytes    int32
+	sp          *sessionPartition // nil outside a session
+}
+
+// fetchOp is one Fetch request from parse to response.
+type fetchOp struct {
+	b        *Broker
+	req      netpoll.Request
+	hdr      proto.RequestHeader
+	maxBytes int32
+	minBytes int32
+	deadline time.Time
+	session  *fetchSession // nil: sessionless
+	full     bool          // full fetch: every item goes in the response
+	items    []fetchItem
+
+	// long poll: mu guards timer and waiting between wait (registering)
+	// and wake (which may start before wait has finished registering).
+	state   atomic.Int32 // 0 waiting, 1 woken
+	mu      sync.Mutex
+	timer   *time.Timer
+	waiting []*log.Log
+}
+
+func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	var r kmsg.FetchRequest
+	r.Version = hdr.APIVersion
+	if err := r.ReadFrom(body); err != nil { // copying: names outlive the frame
+		b.badRequest(req, &hdr, err)
+		return
+	}
+	hdr.ClientID = nil // aliases the frame
+	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
+	if op.maxBytes <= 0 {
+		op.maxBytes = 1 << 30
+	}
+	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
+	if wait > maxFetchWait {
+		wait = maxFetchWait
+	}
+	op.deadline = time.Now().Add(wait)
+	if code := op.resolve(&r); code != 0 {
+		op.replyError(code)
+		return
+	}
+	if op.session != nil {
+		op.session.mu.Lock()
+		defer op.session.mu.Unlock()
+	}
+	op.evaluate(wait <= 0)
+}
+
+// resolve applies the session rules and fills op.items; a non-zero result
+// is a top-level error code.
+func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
+	b := op.b
+	v := op.hdr.APIVersion
+	id, epoch := r.SessionID, r.SessionEpoch
+	if v < 7 {
+		id, epoch = 0, -1
+	}
+	switch {
+	case epoch == -1:
+		if id != 0 {
+			b.fetchSessions.remove(id)
+		}
+		op.full = true
+	case epoch == 0:
+		if id != 0 {
+			b.fetchSessions.remove(id)
+		}
+		op.full = true
+		op.session = b.fetchSessions.create()
+	default:
+		s := b.fetchSessions.get(id)
+		if s == nil {
+			return kerr.FetchSessionIDNotFound.Code
+		}
+		s.mu.Lock()
+		if s.epoch != epoch {
+			s.mu.Unlock()
+			return kerr.InvalidFetchSessionEpoch.Code
+		}
+		s.epoch++
+		s.mu.Unlock()
+		op.session = s
+	}
+	if op.session != nil {
+		op.session.lastUsed.Store(time.Now().UnixNano())
+		op.session.mu.Lock()
+		defer op.session.mu.Unlock()
+		for _, ft := range r.ForgottenTopics {
+			for _, p := range ft.Partitions {
+				op.session.forget(sessionKey{topic: ft.Topic, id: ft.TopicID, partition: p})
+			}
+		}
+	}
+	for _, t := range r.Topics {
+		var topic *Topic
+		if b.reg != nil {
+			if v >= 13 {
+				topic = b.reg.TopicByID(t.TopicID)
+			} else {
+				topic = b.reg.Topic(t.Topic)
+			}
+		}
+		for _, p := range t.Partitions {
+			k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
+			if op.session != nil {
+				op.session.upsert(k, p.FetchOffset, p.PartitionMaxBytes)
+				continue
+			}
+			op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil))
+		}
+	}
+	if op.session != nil {
+		for _, k := range op.session.order {
+			sp := op.session.parts[k]
+			var topic *Topic
+			if b.reg != nil {
+				if v >= 13 {
+					topic = b.reg.TopicByID(k.id)
+				} else {
+					topic = b.reg.Topic(k.topic)
+				}
+			}
+			op.items = append(op.items, op.item(k, topic, sp.fetchOffset, sp.maxBytes, sp))
+		}
+	}
+	return 0
+}
+
+func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition) fetchItem {
+	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp}
+	if topic != nil {
+		parts := topic.Partitions
+		if k.partition >= 0 && int(k.partition) < len(parts) {
+			it.part = parts[k.partition]
+		}
+		if op.hdr.APIVersion < 13 {
+			it.key.id = topic.ID
+		} else {
+			it.key.topic = topic.Name
+		}
+	}
+	return it
+}
+
+// fetchResult is what one item read found.
+type fetchResult struct {
+	errorCode int16
+	hw        int64
+	logStart  int64
+	region    log.Region
+}
+
+// evaluate reads every item; it answers when final, when min_bytes is met
+// or on an error, and otherwise waits for appends.
+func (op *fetchOp) evaluate(final bool) {
+	results := make([]fetchResult, len(op.items))
+	var total int64
+	anyError := false
+	budget := int64(op.maxBytes)
+	for i := range op.items {
+		res := op.read(&op.items[i], budget, total == 0)
+		results[i] = res
+		total += res.region.Len
+		budget -= res.region.Len
+		if res.errorCode != 0 {
+			anyError = true
+		}
+	}
+	if !final && !anyError && total < int64(op.minBytes) && time.Now().Before(op.deadline) {
+		for i := range results {
+			results[i].region.Release()
+		}
+		op.wait(results)
+		return
+	}
+	op.respond(results)
+}
+
+func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
+	res := fetchResult{hw: -1, logStart: -1, region: log.Region{BaseOffset: -1}}
+	if it.part == nil {
+		res.errorCode = kerr.UnknownTopicOrPartition.Code
+		if it.topic == nil && op.hdr.APIVersion >= 13 {
+			res.errorCode = kerr.UnknownTopicID.Code
+		}
+		return res
+	}
+	l := it.part.Log
+	if budget > 0 || first {
+		max := int64(it.maxBytes)
+		if !first && budget < max {
+			max = budget
+		}
+		reg, err := l.Read(it.fetchOffset, int(max))
+		switch {
+		case errors.Is(err, log.ErrOffsetOutOfRange):
+			res.errorCode = kerr.OffsetOutOfRange.Code
+		case errors.Is(err, log.ErrClosed):
+			res.errorCode = kerr.UnknownTopicOrPartition.Code // deleted meanwhile
+		case err != nil:
+			res.errorCode = kerr.KafkaStorageError.Code
+			op.b.log.Warn("fetch read failed", zap.String("topic", it.part.Topic.Name), zap.Int32("partition", it.part.Index), zap.Error(err))
+		case !first && reg.Len > budget:
+			reg.Release()
+		default:
+			res.region = reg
+		}
+	}
+	// Read after the records so the high watermark covers them.
+	res.hw = l.HighWatermark()
+	res.logStart = l.LogStartOffset()
+	return res
+}
+
+// wait parks the fetch until an append advances a high watermark past
+// what it saw, or the deadline.
+func (op *fetchOp) wait(seen []fetchResult) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	op.state.Store(0)
+	op.waiting = op.waiting[:0]
+	for i := range op.items {
+		it := &op.items[i]
+		if it.part == nil {
+			continue
+		}
+		if !it.part.Log.AddWaiter(op, seen[i].hw) {
+			// Moved since we looked: read again now.
+			op.fire()
+			return
+		}
+		op.waiting = append(op.waiting, it.part.Log)
+	}
+	op.timer = time.AfterFunc(time.Until(op.deadline), op.fire)
+}
+
+// HWAdvanced implements log.Waiter. It runs on a log writer goroutine and
+// must not block: the re-read happens on a goroutine of its own.
+func (op *fetchOp) HWAdvanced(int64) { op.fire() }
+
+func (op *fetchOp) fire() {
+	if !op.state.CompareAndSwap(0, 1) {
+		return
+	}
+	go op.wake()
+}
+
+func (op *fetchOp) wake() {
+	op.mu.Lock()
+	if op.timer != nil {
+		op.timer.Stop()
+		op.timer = nil
+	}
+	for _, l := range op.waiting {
+		l.RemoveWaiter(op)
+	}
+	op.waiting = op.waiting[:0]
+	op.mu.Unlock()
+	if op.session != nil {
+		op.session.mu.Lock()
+		defer op.session.mu.Unlock()
+	}
+	op.evaluate(!time.Now().Before(op.deadline))
+}
+
+// respond encodes and sends the response, updating the session.
+func (op *fetchOp) respond(results []fetchResult) {
+	e := newFetchEncoder(op.hdr.APIVersion)
+	buf := netpoll.GetBuffer()
+	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
+
+	include := make([]bool, len(op.items))
+	for i := range op.items {
+		include[i] = op.full || op.items[i].sp == nil || changed(op.items[i].sp, &results[i])
+	}
+	// Group consecutive items of the same topic.
+	var topics int
+	for i := range op.items {
+		if include[i] && (i == 0 || !sameTopic(op.items, include, i)) {
+			topics++
+		}
+	}
+	sessionID := int32(0)
+	if op.session != nil {
+		sessionID = op.session.id
+	}
+	buf.B = e.appendHeader(buf.B, 0, sessionID, topics)
+	for i := 0; i < len(op.items); {
+		if !include[i] {
+			results[i].region.Release()
+			i++
+			continue
+		}
+		j := i
+		n := 0
+		for ; j < len(op.items) && (j == i || op.items[j].key.topic == op.items[i].key.topic); j++ {
+			if include[j] {
+				n++
+			}
+		}
+		it := &op.items[i]
+		buf.B = e.appendTopic(buf.B, it.key.topic, it.key.id, n)
+		for k := i; k < j; k++ {
+			if !include[k] {
+				results[k].region.Release()
+				continue
+			}
+			res := &results[k]
+			buf.B = e.appendPartition(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.hw, res.logStart, res.region.Len)
+			if res.region.Len > 0 {
+				op.attach(buf, res)
+			}
+			buf.B = e.endPartition(buf.B)
+			if sp := op.items[k].sp; sp != nil {
+				sp.sentHW, sp.sentLogStart, sp.sentError = res.hw, res.logStart, res.errorCode
+			}
+		}
+		buf.B = e.endTopic(buf.B)
+		i = j
+	}
+	buf.B = e.endResponse(buf.B)
+	op.req.Reply(buf)
+}
+
+// attach adds a region's records to the response: spliced from the file, or
+// copied in when fetch.zero.copy is off.
+func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
+	reg := res.region
+	if !op.b.opts.FetchZeroCopy {
+		at := len(buf.B)
+		buf.B = append(buf.B, make([]byte, reg.Len)...)
+		if _, err := unix.Pread(int(reg.File.Fd()), buf.B[at:], reg.Pos); err != nil {
+			op.b.log.Error("fetch pread failed", zap.Error(err))
+		}
+		reg.Release()
+		return
+	}
+	ref := new(log.Region)
+	*ref = reg
+	buf.Files = append(buf.Files, netpoll.FileRegion{At: len(buf.B), Fd: int(reg.File.Fd()), Off: reg.Pos, Len: reg.Len, Ref: ref})
+}
+
+func sameTopic(items []fetchItem, include []bool, i int) bool {
+	for k := i - 1; k >= 0; k-- {
+		if include[k] {
+			return items[k].key.topic == items[i].key.topic
+		}
+	}
+	return false
+}
+
+// changed reports whether an incremental response must carry the partition.
+func changed(sp *sessionPartition, res *fetchResult) bool {
+	return res.region.Len > 0 || res.errorCode != 0 || res.errorCode != sp.sentError ||
+		res.hw != sp.sentHW || res.logStart != sp.sentLogStart
+}
+
+func (op *fetchOp) replyError(code int16) {
+	e := newFetchEncoder(op.hdr.APIVersion)
+	buf := netpoll.GetBuffer()
+	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
+	buf.B = e.appendHeader(buf.B, code, 0, 0)
+	buf.B = e.endResponse(buf.B)
+	op.req.Reply(buf)
+}

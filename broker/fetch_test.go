@@ -1,0 +1,177 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/log"
+)
+
+// makeBatch encodes an uncompressed v2 record batch holding values.
+func makeBatch(values ...[]byte) []byte {
+	now := time.Now().UnixMilli()
+	var records []byte
+	for i, v := range values {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: v}
+		body := r.AppendTo(nil)
+		// Record.AppendTo writes the length prefix itself.
+		records = append(records, body...)
+	}
+	rb := kmsg.RecordBatch{
+		Magic: 2, PartitionLeaderEpoch: -1, LastOffsetDelta: int32(len(values) - 1),
+		FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: int32(len(values)), Records: records,
+	}
+	b := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12)) // batch length
+	crc := crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli))
+	binary.BigEndian.PutUint32(b[17:], crc)
+	return b
+}
+
+// appendSync appends a batch straight into a partition log and waits.
+func appendSync(t *testing.T, p *Partition, batch []byte) log.AppendResult {
+	t.Helper()
+	done := make(chan log.AppendResult, 1)
+	if err := p.Log.Append(batch, log.AppendFunc(func(r log.AppendResult) { done <- r })); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	return r
+}
+
+// A consumer waiting at the end is woken by an append, long before its
+// max wait.
+func TestFetchLongPollWokenByAppend(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTestBroker(t, backend, nil)
+		topic, err := tb.Reg.CreateTopic("poll", 1, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := tb.client()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 12
+		req.MaxWaitMillis = 10000
+		req.MinBytes = 1
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "poll", topic.ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		type result struct {
+			resp *kmsg.FetchResponse
+			err  error
+			at   time.Time
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := req.RequestWith(context.Background(), cl)
+			done <- result{resp, err, time.Now()}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		appended := time.Now()
+		appendSync(t, topic.Partitions[0], makeBatch([]byte("wake up")))
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if lat := r.at.Sub(appended); lat > 2*time.Second {
+			t.Fatalf("woken %v after the append", lat)
+		}
+		p := r.resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.HighWatermark != 1 || len(p.RecordBatches) == 0 {
+			t.Fatalf("partition = %+v", p)
+		}
+	})
+}
+
+func TestFetchErrorsAndSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTestBroker(t, backend, nil)
+		topic, err := tb.Reg.CreateTopic("s", 2, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendSync(t, topic.Partitions[0], makeBatch([]byte("a")))
+		cl := tb.client()
+		fetch := func(sessionID, epoch int32, parts map[int32]int64, forget []int32) *kmsg.FetchResponse {
+			t.Helper()
+			req := kmsg.NewPtrFetchRequest()
+			req.Version = 12
+			req.SessionID, req.SessionEpoch = sessionID, epoch
+			if len(parts) > 0 {
+				rt := kmsg.NewFetchRequestTopic()
+				rt.Topic, rt.TopicID = "s", topic.ID
+				for p, off := range parts {
+					rp := kmsg.NewFetchRequestTopicPartition()
+					rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, off, 1<<20
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				req.Topics = append(req.Topics, rt)
+			}
+			if len(forget) > 0 {
+				req.ForgottenTopics = append(req.ForgottenTopics, kmsg.FetchRequestForgottenTopic{Topic: "s", TopicID: topic.ID, Partitions: forget})
+			}
+			resp, err := req.RequestWith(context.Background(), cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		// Out of range.
+		r := fetch(0, -1, map[int32]int64{0: 100}, nil)
+		if c := r.Topics[0].Partitions[0].ErrorCode; c != kerr.OffsetOutOfRange.Code {
+			t.Fatalf("offset 100: error %d", c)
+		}
+		// Full fetch creating a session: both partitions listed.
+		r = fetch(0, 0, map[int32]int64{0: 1, 1: 0}, nil)
+		if r.SessionID == 0 || len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 2 {
+			t.Fatalf("session create: %+v", r)
+		}
+		sid := r.SessionID
+		// Incremental with nothing new: no partitions.
+		r = fetch(sid, 1, nil, nil)
+		if r.ErrorCode != 0 || len(r.Topics) != 0 {
+			t.Fatalf("empty incremental: %+v", r)
+		}
+		// New data on partition 1 only: only it comes back.
+		appendSync(t, topic.Partitions[1], makeBatch([]byte("b")))
+		r = fetch(sid, 2, nil, nil)
+		if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].Partition != 1 {
+			t.Fatalf("incremental with new data: %+v", r.Topics)
+		}
+		// Wrong epoch and unknown session.
+		if r = fetch(sid, 9, nil, nil); r.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+			t.Fatalf("bad epoch: %d", r.ErrorCode)
+		}
+		if r = fetch(12345, 1, nil, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+			t.Fatalf("unknown session: %d", r.ErrorCode)
+		}
+		// Unknown topic.
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 12
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "nope"
+		rt.Partitions = append(rt.Partitions, kmsg.NewFetchRequestTopicPartition())
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != kerr.UnknownTopicID.Code {
+			t.Fatalf("unknown topic: %v %+v", err, resp)
+		}
+	})
+}
