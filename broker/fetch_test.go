@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 	"testing"
 	"time"
