@@ -1,0 +1,545 @@
+package broker
+
+// Produce (key 0), versions 3-11 served; ApiVersions advertises 0-11, as
+// Kafka 4 does for librdkafka's sake, and versions 0-2 are answered (not
+// closed) with UNSUPPORTED_VERSION on every partition.
+//
+// Behaviour:
+//   - Each partition's records must be exactly one v2 record batch; it is
+//     validated in place in the request frame (batch.go: framing, magic,
+//     CRC32C, record count, max.message.bytes -> MESSAGE_TOO_LARGE,
+//     CORRUPT_MESSAGE, INVALID_RECORD) and appended with log.Append, which
+//     copies it before returning: nothing keeps a reference to the frame.
+//   - acks 0: no response (req.NoReply) unless a partition failed
+//     synchronously, in which case the connection is closed, as Kafka does.
+//     acks 1 and -1: answered when every partition's append completed (the
+//     log callback; with flush.messages=1 the log calls back after
+//     fdatasync). One response per request; netpoll's ordered queue keeps
+//     responses in request order while later requests keep being parsed.
+//   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (auto-creation
+//     belongs to Metadata, as in Kafka 3+). Nothing is written for any
+//     partition that fails.
+//   - Idempotent producers: producer_state.go. A retried duplicate is
+//     answered NONE with its original base offset.
+//   - Topic compression.type other than producer: batches in another codec
+//     are recompressed on a produce worker (recompress.go), off the ring.
+//   - LogAppendTime topics: the log stamps maxTimestamp (+CRC); the
+//     response carries the append time (v2+) and log start offset (v5+).
+//   - Any transactional id, or a transactional batch: the whole request
+//     answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (this broker has no
+//     transaction coordinator; see 22_init_producer_id.go).
+//
+// Threads: ServeFrame parses, validates and appends on the ring thread
+// (no I/O, no waiting). It hands a partition to its produce worker when the
+// work would block or is heavy: recompression, loading producer state from
+// disk, and a full log backlog (log.ErrBacklog: the worker retries until the
+// request's timeout, then REQUEST_TIMED_OUT). Batches of a partition queued
+// on the worker keep later batches of that partition behind them.
+//
+// Differences from Apache Kafka: invalid topic names answer
+// INVALID_TOPIC_EXCEPTION (Kafka answers UNKNOWN_TOPIC_OR_PARTITION);
+// message.timestamp.before/after.max.ms are not enforced; no quotas
+// (throttle 0); the v10+ CurrentLeader/NodeEndpoints tagged fields are never
+// sent (we are the only broker).
+//
+// Allocation: the request parser and response encoder are hand-written
+// flyweights over a pooled produceCtx (kmsg allocates per topic on decode
+// and per partition on encode, through reflect.DeepEqual of tagged fields);
+// steady state allocates nothing per record or request.
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+const (
+	produceMinServed = 3
+	produceMax       = 11
+)
+
+func init() {
+	register(api{key: proto.APIKeyProduce, min: 0, max: produceMax, serve: (*Broker).serveProduce})
+}
+
+// produceTopic is one topic of a request: its name (a copy in ctx.names)
+// and its partitions' slots, ctx.slots[first:end].
+type produceTopic struct {
+	name       string
+	first, end int
+}
+
+// partSlot is one partition of a request: its input while ServeFrame runs
+// and its answer. It is the log.AppendCallback of its append.
+type partSlot struct {
+	ctx       *produceCtx
+	partition int32
+	records   []byte // aliases the frame: valid only inside ServeFrame
+
+	// answer
+	errorCode     int16
+	baseOffset    int64
+	logAppendTime int64
+	logStart      int64
+	errorMessage  string
+
+	// producer state bookkeeping (appendBatch sets, completed reads)
+	ps                *partState
+	size              int64
+	pid               int64
+	epoch             int16
+	firstSeq, lastSeq int32
+}
+
+// AppendDone implements log.AppendCallback (log writer goroutine).
+func (s *partSlot) AppendDone(res log.AppendResult) {
+	if s.ps != nil {
+		s.ps.completed(s, &res)
+	}
+	code := int16(0)
+	if res.Err != nil {
+		code = kerr.KafkaStorageError.Code
+		s.ctx.b.log.Warn("produce append failed", zap.String("topic", s.ps.p.Topic.Name), zap.Int32("partition", s.partition), zap.Error(res.Err))
+	}
+	s.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+}
+
+// done records the partition's answer and counts the request down. The slot
+// must not be touched afterwards: the request may be answered and recycled.
+func (s *partSlot) done(code int16, base, appendTime, logStart int64, msg string) {
+	s.errorCode, s.baseOffset, s.logAppendTime, s.logStart, s.errorMessage = code, base, appendTime, logStart, msg
+	if code != 0 {
+		s.ctx.failed.Store(true)
+	}
+	s.ctx.countDown()
+}
+
+// produceCtx is one Produce request in flight. Pooled: its slices keep
+// their capacity across requests.
+type produceCtx struct {
+	b       *Broker
+	req     netpoll.Request
+	hdr     proto.RequestHeader // ClientID cleared: the frame is gone after ServeFrame
+	acks    int16
+	timeout int32
+	// pending counts unanswered slots plus one held by ServeFrame until it
+	// has gone through every partition.
+	pending atomic.Int32
+	failed  atomic.Bool
+	topics  []produceTopic
+	slots   []partSlot
+	names   []byte
+}
+
+var produceCtxPool = sync.Pool{New: func() any { return new(produceCtx) }}
+
+func (c *produceCtx) countDown() {
+	if c.pending.Add(-1) != 0 {
+		return
+	}
+	if c.acks != 0 {
+		buf := netpoll.GetBuffer()
+		buf.B = proto.AppendResponseHeader(buf.B, &c.hdr)
+		buf.B = c.appendResponse(buf.B)
+		c.req.Reply(buf)
+	}
+	c.b = nil
+	c.req = netpoll.Request{}
+	for i := range c.slots {
+		c.slots[i] = partSlot{}
+	}
+	produceCtxPool.Put(c)
+}
+
+func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	c := produceCtxPool.Get().(*produceCtx)
+	c.b, c.req, c.hdr = b, req, hdr
+	c.hdr.ClientID = nil
+	c.failed.Store(false)
+	txnID, ok := c.parse(body)
+	if !ok {
+		c.b = nil
+		for i := range c.slots {
+			c.slots[i] = partSlot{}
+		}
+		produceCtxPool.Put(c)
+		b.badRequest(req, &hdr, errMalformedProduce)
+		return
+	}
+	c.pending.Store(int32(len(c.slots)) + 1)
+	switch {
+	case hdr.APIVersion < produceMinServed:
+		c.failAll(kerr.UnsupportedVersion)
+	case c.acks != 0 && c.acks != 1 && c.acks != -1:
+		c.failAll(kerr.InvalidRequiredAcks)
+	case txnID || c.anyTransactional():
+		c.failAll(kerr.TransactionalIDAuthorizationFailed)
+	default:
+		c.produceAll()
+	}
+	// Every records slice aliases the frame: drop them before returning.
+	for i := range c.slots {
+		c.slots[i].records = nil
+	}
+	if c.acks == 0 {
+		if c.failed.Load() {
+			req.Close("produce with acks=0 failed (Kafka closes the connection so the client notices)")
+		} else {
+			req.NoReply()
+		}
+	}
+	c.countDown()
+}
+
+func (c *produceCtx) failAll(code *kerr.Error) {
+	for i := range c.slots {
+		c.slots[i].done(code.Code, -1, -1, -1, "")
+	}
+}
+
+func (c *produceCtx) anyTransactional() bool {
+	for i := range c.slots {
+		r := c.slots[i].records
+		if len(r) >= v2OffAttributes+2 && r[v2OffMagic] == 2 && binary.BigEndian.Uint16(r[v2OffAttributes:])&v2AttrTransactional != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// produceAll validates and appends every partition.
+func (c *produceCtx) produceAll() {
+	b := c.b
+	var st *produceState
+	for ti := range c.topics {
+		t := &c.topics[ti]
+		var topic *Topic
+		if b.reg != nil {
+			topic = b.reg.Topic(t.name)
+		}
+		for i := t.first; i < t.end; i++ {
+			s := &c.slots[i]
+			if topic == nil {
+				code := kerr.UnknownTopicOrPartition
+				if ValidateTopicName(t.name) != nil {
+					code = kerr.InvalidTopicException
+				}
+				s.done(code.Code, -1, -1, -1, "")
+				continue
+			}
+			p := b.reg.Partition(t.name, s.partition)
+			if p == nil {
+				s.done(kerr.UnknownTopicOrPartition.Code, -1, -1, -1, "")
+				continue
+			}
+			set := p.Topic.Settings()
+			bi, berr := validateBatch(s.records, set.maxMessageBytes, c.hdr.APIVersion)
+			if berr != nil {
+				msg := ""
+				if c.hdr.APIVersion >= 8 {
+					msg = berr.msg
+				}
+				s.done(berr.err.Code, -1, -1, -1, msg)
+				continue
+			}
+			if st == nil {
+				st = b.produceState()
+			}
+			ps := st.part(p)
+			codec, recompress := codecByName(set.compression)
+			recompress = recompress && codec != bi.codec()
+			if recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
+				c.toWorker(ps, s, &bi, recompress, codec, set.maxMessageBytes)
+				continue
+			}
+			if ps.appendBatch(s.records, &bi, s) == outBacklog {
+				c.toWorker(ps, s, &bi, false, 0, set.maxMessageBytes)
+			}
+		}
+	}
+}
+
+// toWorker copies the slot's batch and queues it on the partition's worker.
+func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, recompress bool, codec int8, maxMessageBytes int32) {
+	ps.queued.Add(1)
+	ps.worker.enqueue(&produceJob{
+		ps: ps, slot: s, batch: append([]byte(nil), s.records...), bi: *bi,
+		recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
+		deadline: time.Now().Add(time.Duration(max(c.timeout, 1000)) * time.Millisecond),
+		logger:   c.b.log,
+	})
+}
+
+// parse reads the request body into c.topics and c.slots (all versions
+// 0-11 share this layout, transactional_id from v3, flexible from v9).
+// Topic names are copied into c.names; records alias body.
+func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
+	v := c.hdr.APIVersion
+	r := wireReader{b: body, flexible: v >= 9}
+	if v >= 3 {
+		n := r.nullableStringLen()
+		txnID = n >= 0
+		r.skip(n)
+	}
+	c.acks = r.int16()
+	c.timeout = r.int32()
+	nt := r.arrayLen()
+	c.topics = c.topics[:0]
+	c.slots = c.slots[:0]
+	// Names are copied after parsing, once c.names has its final size, so
+	// the strings pointing into it stay valid.
+	type span struct{ off, n int }
+	var spansBuf [8]span
+	spans := spansBuf[:0]
+	total := 0
+	for i := 0; i < nt && !r.bad; i++ {
+		n := r.stringLen()
+		spans = append(spans, span{r.pos, n})
+		total += max(n, 0)
+		r.skip(n)
+		t := produceTopic{first: len(c.slots)}
+		np := r.arrayLen()
+		for j := 0; j < np && !r.bad; j++ {
+			part := r.int32()
+			rn := r.nullableBytesLen()
+			var rec []byte
+			if rn >= 0 && !r.bad {
+				rec = r.b[r.pos : r.pos+rn : r.pos+rn]
+			}
+			r.skip(rn)
+			r.skipTags()
+			c.slots = append(c.slots, partSlot{ctx: c, partition: part, records: rec})
+		}
+		t.end = len(c.slots)
+		r.skipTags()
+		c.topics = append(c.topics, t)
+	}
+	r.skipTags()
+	if r.bad || r.pos != len(r.b) {
+		return false, false
+	}
+	if cap(c.names) < total {
+		c.names = make([]byte, 0, total*2)
+	}
+	c.names = c.names[:0]
+	for i, sp := range spans {
+		start := len(c.names)
+		c.names = append(c.names, body[sp.off:sp.off+max(sp.n, 0)]...)
+		if sp.n > 0 {
+			c.topics[i].name = unsafe.String(&c.names[start], sp.n)
+		} else {
+			c.topics[i].name = ""
+		}
+	}
+	return txnID, true
+}
+
+// appendResponse encodes the Produce response body for c.hdr.APIVersion.
+func (c *produceCtx) appendResponse(dst []byte) []byte {
+	v := c.hdr.APIVersion
+	w := wireWriter{b: dst, flexible: v >= 9}
+	w.arrayLen(len(c.topics))
+	for ti := range c.topics {
+		t := &c.topics[ti]
+		w.string(t.name)
+		w.arrayLen(t.end - t.first)
+		for i := t.first; i < t.end; i++ {
+			s := &c.slots[i]
+			w.int32(s.partition)
+			w.int16(s.errorCode)
+			w.int64(s.baseOffset)
+			if v >= 2 {
+				w.int64(s.logAppendTime)
+			}
+			if v >= 5 {
+				w.int64(s.logStart)
+			}
+			if v >= 8 {
+				w.arrayLen(0) // record_errors: we reject whole batches
+				w.nullableString(s.errorMessage)
+			}
+			w.tags()
+		}
+		w.tags()
+	}
+	if v >= 1 {
+		w.int32(0) // throttle_time_ms
+	}
+	w.tags()
+	return w.b
+}
+
+var errMalformedProduce = errors.New("malformed Produce request body")
+
+// wireReader is an allocation-free reader of the Kafka encodings the
+// Produce request uses; it remembers its first error (kbin.Reader style).
+type wireReader struct {
+	b        []byte
+	pos      int
+	flexible bool
+	bad      bool
+}
+
+func (r *wireReader) need(n int) bool {
+	if r.bad || n < 0 || n > len(r.b)-r.pos {
+		r.bad = true
+		return false
+	}
+	return true
+}
+
+func (r *wireReader) int16() int16 {
+	if !r.need(2) {
+		return 0
+	}
+	v := int16(binary.BigEndian.Uint16(r.b[r.pos:]))
+	r.pos += 2
+	return v
+}
+
+func (r *wireReader) int32() int32 {
+	if !r.need(4) {
+		return 0
+	}
+	v := int32(binary.BigEndian.Uint32(r.b[r.pos:]))
+	r.pos += 4
+	return v
+}
+
+func (r *wireReader) uvarint() int {
+	if r.bad {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b[r.pos:])
+	if n <= 0 || v > 1<<31-1 {
+		r.bad = true
+		return 0
+	}
+	r.pos += n
+	return int(v)
+}
+
+// nullableBytesLen reads a nullable bytes length: -1 for null.
+func (r *wireReader) nullableBytesLen() int {
+	if r.flexible {
+		return r.uvarint() - 1
+	}
+	return int(r.int32())
+}
+
+// nullableStringLen reads a nullable string length: -1 for null.
+func (r *wireReader) nullableStringLen() int {
+	if r.flexible {
+		return r.uvarint() - 1
+	}
+	return int(r.int16())
+}
+
+func (r *wireReader) stringLen() int {
+	if r.flexible {
+		n := r.uvarint() - 1
+		if n < 0 {
+			r.bad = true
+		}
+		return n
+	}
+	n := int(r.int16())
+	if n < 0 {
+		r.bad = true
+	}
+	return n
+}
+
+func (r *wireReader) arrayLen() int {
+	var n int
+	if r.flexible {
+		n = r.uvarint() - 1
+	} else {
+		n = int(r.int32())
+	}
+	if n < 0 {
+		return 0 // null array: treated as empty
+	}
+	// Every element takes at least one byte: a length beyond the input is
+	// malformed (and would make us preallocate for nothing).
+	if n > len(r.b)-r.pos {
+		r.bad = true
+		return 0
+	}
+	return n
+}
+
+func (r *wireReader) skip(n int) {
+	if n <= 0 {
+		return
+	}
+	if r.need(n) {
+		r.pos += n
+	}
+}
+
+func (r *wireReader) skipTags() {
+	if !r.flexible {
+		return
+	}
+	for n := r.uvarint(); n > 0 && !r.bad; n-- {
+		r.uvarint() // tag
+		r.skip(r.uvarint())
+	}
+}
+
+// wireWriter appends the Kafka encodings the responses of this file use.
+type wireWriter struct {
+	b        []byte
+	flexible bool
+}
+
+func (w *wireWriter) int16(v int16) { w.b = binary.BigEndian.AppendUint16(w.b, uint16(v)) }
+func (w *wireWriter) int32(v int32) { w.b = binary.BigEndian.AppendUint32(w.b, uint32(v)) }
+func (w *wireWriter) int64(v int64) { w.b = binary.BigEndian.AppendUint64(w.b, uint64(v)) }
+
+func (w *wireWriter) arrayLen(n int) {
+	if w.flexible {
+		w.b = binary.AppendUvarint(w.b, uint64(n+1))
+	} else {
+		w.int32(int32(n))
+	}
+}
+
+func (w *wireWriter) string(s string) {
+	if w.flexible {
+		w.b = binary.AppendUvarint(w.b, uint64(len(s)+1))
+	} else {
+		w.int16(int16(len(s)))
+	}
+	w.b = append(w.b, s...)
+}
+
+// nullableString writes "" as null.
+func (w *wireWriter) nullableString(s string) {
+	if s == "" {
+		if w.flexible {
+			w.b = append(w.b, 0)
+		} else {
+			w.int16(-1)
+		}
+		return
+	}
+	w.string(s)
+}
+
+func (w *wireWriter) tags() {
+	if w.flexible {
+		w.b = append(w.b, 0)
+	}
+}

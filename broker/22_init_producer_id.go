@@ -1,0 +1,184 @@
+package broker
+
+// InitProducerId (key 22), versions 0-5.
+//
+// Behaviour: for idempotent producers (null transactional id) every call
+// returns a fresh producer id with epoch 0, as Kafka does; the v3+
+// (producer id, epoch) pair of a producer asking to bump its epoch
+// (KIP-360) is only checked for consistency (both -1 or both set, else
+// INVALID_REQUEST) and answered with a new id, also as Kafka does for
+// non-transactional producers.
+//
+// Producer ids come from a counter persisted in block allocations: the file
+// producerIDFile in the data dir holds the end of the last block handed out,
+// written atomically (temp file, fsync, rename, fsync dir) before any id of
+// the block is used, so ids never repeat after a restart (crash included).
+// Ids left in a block at shutdown are skipped, as Kafka skips the rest of a
+// controller-assigned block. The write happens on a goroutine: the handler
+// answers at once while the current block lasts, and otherwise queues the
+// request until the next block is durable.
+//
+// Differences from Apache Kafka: there is no transaction coordinator. A
+// non-empty transactional id is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+// what Kafka answers when the principal may not use that transactional id:
+// it is fatal for the client, which fails fast with a clear error instead of
+// retrying COORDINATOR_NOT_AVAILABLE forever. An empty transactional id is
+// INVALID_REQUEST, as in Kafka. Producer ids start at 0 per data dir, not
+// from a cluster-wide controller.
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// producerIDFile holds the first producer id not yet allocated to a block.
+const producerIDFile = "ringbroker-producer-id-block"
+
+// producerIDBlock is how many ids one durable write allocates (Kafka's
+// controller hands out blocks of 1000).
+const producerIDBlock = 1000
+
+func init() {
+	register(api{key: int16(kmsg.InitProducerID), min: 0, max: 5, serve: (*Broker).serveInitProducerID})
+}
+
+// pidAllocator hands out producer ids from durable blocks.
+// Concurrency: mu guards everything; the file is written by one refill
+// goroutine at a time (refilling), never under mu.
+type pidAllocator struct {
+	path string
+
+	mu        sync.Mutex
+	next      int64 // next id to hand out
+	limit     int64 // ids below limit are durably allocated
+	loaded    bool  // the file was read
+	refilling bool
+	waiting   []pidRequest
+}
+
+// pidRequest is an InitProducerId waiting for the next block.
+type pidRequest struct {
+	req netpoll.Request
+	hdr proto.RequestHeader
+}
+
+// take returns an id, or ok=false when the caller must wait for a refill
+// (it is then queued and answered by the refill goroutine).
+func (a *pidAllocator) take(b *Broker, w pidRequest) (int64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.loaded && a.next < a.limit && len(a.waiting) == 0 {
+		id := a.next
+		a.next++
+		return id, true
+	}
+	a.waiting = append(a.waiting, w)
+	if !a.refilling {
+		a.refilling = true
+		go a.refill(b)
+	}
+	return 0, false
+}
+
+// refill reads the file (first time), persists the next block and answers
+// the waiting requests. Blocking I/O: its own goroutine.
+func (a *pidAllocator) refill(b *Broker) {
+	a.mu.Lock()
+	loaded, start := a.loaded, a.limit
+	a.mu.Unlock()
+	var err error
+	if !loaded {
+		start, err = readProducerIDFile(a.path)
+	}
+	newLimit := start + producerIDBlock
+	if err == nil {
+		err = writeFileAtomic(a.path, []byte(strconv.FormatInt(newLimit, 10)+"\n"))
+	}
+	a.mu.Lock()
+	if err == nil {
+		a.loaded = true
+		a.next, a.limit = start, newLimit
+	}
+	var answers []pidRequest
+	var ids []int64
+	for len(a.waiting) > 0 && (err != nil || a.next < a.limit) {
+		w := a.waiting[0]
+		a.waiting = a.waiting[1:]
+		answers = append(answers, w)
+		if err == nil {
+			ids = append(ids, a.next)
+			a.next++
+		}
+	}
+	again := len(a.waiting) > 0
+	a.refilling = again
+	a.mu.Unlock()
+	if err != nil {
+		b.log.Error("cannot allocate producer ids", zap.String("file", a.path), zap.Error(err))
+	}
+	for i, w := range answers {
+		resp := kmsg.InitProducerIDResponse{Version: w.hdr.APIVersion, ProducerID: -1, ProducerEpoch: -1}
+		if err != nil {
+			resp.ErrorCode = kerr.KafkaStorageError.Code
+		} else {
+			resp.ProducerID = ids[i]
+			resp.ProducerEpoch = 0
+		}
+		b.replyMsg(w.req, &w.hdr, &resp)
+	}
+	if again {
+		a.refill(b)
+	}
+}
+
+func readProducerIDFile(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: bad producer id block %q", path, data)
+	}
+	return n, nil
+}
+
+func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
+	r := kmsg.InitProducerIDRequest{Version: h.APIVersion}
+	if err := r.ReadFrom(body); err != nil {
+		b.badRequest(req, h, err)
+		return
+	}
+	resp := kmsg.InitProducerIDResponse{Version: h.APIVersion, ProducerID: -1, ProducerEpoch: -1}
+	switch {
+	case r.TransactionalID != nil && *r.TransactionalID == "":
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	case r.TransactionalID != nil:
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+	case (r.ProducerID == -1) != (r.ProducerEpoch == -1):
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	default:
+		hc := hdr
+		hc.ClientID = nil // aliases the frame
+		id, ok := b.produceState().pids.take(b, pidRequest{req: req, hdr: hc})
+		if !ok {
+			return // answered by the refill goroutine
+		}
+		resp.ProducerID, resp.ProducerEpoch = id, 0
+	}
+	b.replyMsg(req, h, &resp)
+}

@@ -1,0 +1,557 @@
+package broker
+
+// Idempotent producer state, per partition (Kafka's ProducerStateManager,
+// without transactions).
+//
+// For every producer id that wrote to a partition we keep its epoch, the
+// last sequence accepted and the last producerBatchesKept batches' (first
+// sequence, last sequence, base offset). A produced batch from an idempotent
+// producer is checked against that state and appended under the partition's
+// producer-state lock (partState.mu), so the order in which batches pass the
+// check is the order the log assigns offsets (log.Append assigns in the
+// order its calls take the log lock):
+//
+//   - same epoch, (firstSeq, lastSeq) equal to a cached batch: a retried
+//     duplicate. Nothing is written; the answer is NONE with the original
+//     base offset (once the original's write completed: a duplicate of a
+//     batch still being written waits for it).
+//   - same epoch, firstSeq != lastSeq+1: OUT_OF_ORDER_SEQUENCE_NUMBER.
+//   - older epoch: INVALID_PRODUCER_EPOCH (what Kafka 2.7+ answers on
+//     Produce; PRODUCER_FENCED is for transactional coordinators).
+//   - newer epoch: accepted only with firstSeq 0 (else OUT_OF_ORDER).
+//   - unknown producer id: accepted only with firstSeq 0, else
+//     UNKNOWN_PRODUCER_ID.
+//
+// Concurrency: partState.mu guards producers, completedEnd and the snapshot
+// counters. It is taken on ring threads (the check + Append, no I/O), on the
+// log writer goroutine (AppendDone) and on produce workers; it is never held
+// across I/O. Lock order: partState.mu before the log's own lock (Append is
+// called with it held); the log never calls back with its lock held.
+// snapshotMu serialises snapshot file writes (I/O, workers and Close only).
+//
+// Durability: state is loaded lazily, on a produce worker, the first time an
+// idempotent batch reaches the partition: the newest snapshot
+// (<partition dir>/<20-digit offset>.snapshot, Kafka's naming) whose offset
+// is within the log, then the batch headers of the log after that offset
+// (Log.Read regions + pread of 61-byte headers). Snapshots are written on a
+// worker every snapshotEveryBytes appended and by Broker.CloseProducerState
+// at clean shutdown, so an unclean start rescans at most that much log.
+//
+// Differences from Kafka: producer ids do not expire (Kafka drops them after
+// producer.id.expiration.ms); state of producers whose batches were all
+// removed by retention or DeleteRecords is kept (Kafka drops it, then
+// accepts any sequence); a write that fails after being accepted drops the
+// producer's state (the client then sees UNKNOWN_PRODUCER_ID and resets).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/log"
+)
+
+// producerBatchesKept is Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN,
+// which is also the client's max.in.flight bound for idempotence.
+const producerBatchesKept = 5
+
+// snapshotEveryBytes: a partition's producer state is snapshotted after this
+// many bytes were appended since the last snapshot. A variable for tests.
+var snapshotEveryBytes int64 = 64 << 20
+
+// snapshotsKept: older snapshot files are deleted beyond this many (one
+// spare in case recovery truncates the log below the newest).
+const snapshotsKept = 2
+
+// seqBatch is one cached batch of a producer.
+type seqBatch struct {
+	firstSeq, lastSeq int32
+	baseOffset        int64 // -1 while its write is in flight
+	appendTime        int64 // LogAppendTime ms, or -1
+	waiters           []*partSlot
+}
+
+// producerEntry is one producer's state in one partition.
+type producerEntry struct {
+	epoch   int16
+	lastSeq int32
+	n       int // batches[0:n], oldest first
+	batches [producerBatchesKept]seqBatch
+}
+
+func (e *producerEntry) push(b seqBatch) {
+	if e.n == producerBatchesKept {
+		copy(e.batches[:], e.batches[1:])
+		e.n--
+	}
+	e.batches[e.n] = b
+	e.n++
+	e.lastSeq = b.lastSeq
+}
+
+func (e *producerEntry) find(first, last int32) *seqBatch {
+	for i := 0; i < e.n; i++ {
+		if b := &e.batches[i]; b.firstSeq == first && b.lastSeq == last {
+			return b
+		}
+	}
+	return nil
+}
+
+// inSequence: next follows last, with Kafka's wrap from MaxInt32 to 0.
+func inSequence(last, next int32) bool {
+	return next == last+1 || (last == math.MaxInt32 && next == 0)
+}
+
+// partState is one partition's producer state and produce-path bookkeeping.
+type partState struct {
+	p      *Partition
+	worker *produceWorker
+	logger *zap.Logger
+	// loaded: producers reflects the log (set once, by a worker). Until then
+	// idempotent batches go through the worker, which loads first.
+	loaded atomic.Bool
+	// queued counts produce jobs of this partition waiting on its worker:
+	// while > 0 every batch of the partition queues behind them, so batches
+	// of one connection keep their order.
+	queued atomic.Int32
+
+	mu           sync.Mutex
+	producers    map[int64]*producerEntry
+	completedEnd int64 // end offset of the last completed append seen
+	sinceSnap    int64 // bytes completed since the last snapshot
+	snapQueued   bool
+
+	snapshotMu sync.Mutex
+}
+
+// produceState is a broker's produce-side state: partition states and the
+// producer id allocator. It hangs off the broker through produceStates so
+// the produce files need no field in Broker.
+type produceState struct {
+	b     *Broker
+	parts sync.Map // *Partition -> *partState
+	pids  pidAllocator
+}
+
+var produceStates sync.Map // *Broker -> *produceState
+
+func (b *Broker) produceState() *produceState {
+	if v, ok := produceStates.Load(b); ok {
+		return v.(*produceState)
+	}
+	s := &produceState{b: b}
+	s.pids.path = filepath.Join(b.opts.DataDir, producerIDFile)
+	v, _ := produceStates.LoadOrStore(b, s)
+	return v.(*produceState)
+}
+
+// part returns p's state, creating it (no I/O) on first use.
+func (s *produceState) part(p *Partition) *partState {
+	if v, ok := s.parts.Load(p); ok {
+		return v.(*partState)
+	}
+	ps := &partState{p: p, worker: workerFor(p), logger: s.b.log}
+	v, _ := s.parts.LoadOrStore(p, ps)
+	return v.(*partState)
+}
+
+// appendOutcome is what appendBatch did with a batch.
+type appendOutcome uint8
+
+const (
+	outAppended appendOutcome = iota // queued in the log; AppendDone will answer the slot
+	outAnswered                      // the slot was answered (error or known duplicate)
+	outWaiting                       // a duplicate of an in-flight batch: answered when it completes
+	outBacklog                       // log backlog full; nothing done, retry later
+)
+
+// appendBatch checks batch against the producer state and appends it.
+// REQUIRES: ps loaded, or bi not idempotent. Never blocks on I/O.
+func (ps *partState) appendBatch(batch []byte, bi *batchInfo, slot *partSlot) appendOutcome {
+	slot.ps, slot.size = ps, int64(len(batch))
+	slot.pid = -1
+	if !bi.idempotent() {
+		return ps.logAppend(batch, slot)
+	}
+	first, last := bi.baseSequence, bi.lastSequence()
+	ps.mu.Lock()
+	e := ps.producers[bi.producerID]
+	if e != nil && e.epoch == bi.producerEpoch {
+		if dup := e.find(first, last); dup != nil {
+			if dup.baseOffset < 0 {
+				dup.waiters = append(dup.waiters, slot)
+				ps.mu.Unlock()
+				return outWaiting
+			}
+			base, at := dup.baseOffset, dup.appendTime
+			ps.mu.Unlock()
+			slot.done(0, base, at, ps.p.Log.LogStartOffset(), "")
+			return outAnswered
+		}
+	}
+	var code *kerr.Error
+	switch {
+	case e == nil:
+		if first != 0 {
+			code = kerr.UnknownProducerID
+		}
+	case bi.producerEpoch < e.epoch:
+		code = kerr.InvalidProducerEpoch
+	case bi.producerEpoch > e.epoch:
+		if first != 0 {
+			code = kerr.OutOfOrderSequenceNumber
+		}
+	case !inSequence(e.lastSeq, first):
+		code = kerr.OutOfOrderSequenceNumber
+	}
+	if code != nil {
+		ps.mu.Unlock()
+		slot.done(code.Code, -1, -1, -1, "")
+		return outAnswered
+	}
+	slot.pid, slot.epoch, slot.firstSeq, slot.lastSeq = bi.producerID, bi.producerEpoch, first, last
+	out := ps.logAppend(batch, slot)
+	if out == outAppended {
+		if e == nil {
+			if ps.producers == nil {
+				ps.producers = make(map[int64]*producerEntry)
+			}
+			e = &producerEntry{epoch: bi.producerEpoch}
+			ps.producers[bi.producerID] = e
+		} else if e.epoch != bi.producerEpoch {
+			*e = producerEntry{epoch: bi.producerEpoch}
+		}
+		e.push(seqBatch{firstSeq: first, lastSeq: last, baseOffset: -1, appendTime: -1})
+	}
+	ps.mu.Unlock()
+	return out
+}
+
+// logAppend appends and maps the log's refusals to Kafka codes.
+func (ps *partState) logAppend(batch []byte, slot *partSlot) appendOutcome {
+	err := ps.p.Log.Append(batch, slot)
+	if err == nil {
+		return outAppended
+	}
+	var code *kerr.Error
+	switch {
+	case errors.Is(err, log.ErrBacklog):
+		return outBacklog
+	case errors.Is(err, log.ErrClosed):
+		code = kerr.NotLeaderForPartition // the partition is going away: retriable
+	case errors.Is(err, log.ErrCorruptBatch):
+		code = kerr.CorruptMessage
+	case errors.Is(err, log.ErrInvalidBatch):
+		code = kerr.InvalidRecord
+	default:
+		code = kerr.KafkaStorageError
+	}
+	slot.done(code.Code, -1, -1, -1, "")
+	return outAnswered
+}
+
+// completed records the outcome of an append made through slot: fills in
+// the cached batch's offset, answers duplicates waiting on it and schedules
+// a snapshot when enough was appended. Runs on the log writer goroutine.
+func (ps *partState) completed(slot *partSlot, res *log.AppendResult) {
+	var waiters []*partSlot
+	ps.mu.Lock()
+	if res.Err == nil {
+		ps.completedEnd = res.LastOffset + 1
+		ps.sinceSnap += slot.size
+	}
+	if slot.pid >= 0 {
+		if e := ps.producers[slot.pid]; e != nil && e.epoch == slot.epoch {
+			if b := e.find(slot.firstSeq, slot.lastSeq); b != nil && b.baseOffset < 0 {
+				waiters, b.waiters = b.waiters, nil
+				b.baseOffset, b.appendTime = res.BaseOffset, res.LogAppendTime
+			}
+			if res.Err != nil {
+				delete(ps.producers, slot.pid)
+			}
+		}
+	}
+	snap := ps.loaded.Load() && ps.sinceSnap >= snapshotEveryBytes && !ps.snapQueued
+	if snap {
+		ps.snapQueued = true
+	}
+	ps.mu.Unlock()
+	code := int16(0)
+	if res.Err != nil {
+		code = kerr.KafkaStorageError.Code
+	}
+	for _, w := range waiters {
+		w.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+	}
+	if snap {
+		ps.worker.enqueue(&produceJob{ps: ps, snapshot: true})
+	}
+}
+
+// load builds the state from the newest usable snapshot and the log after
+// it. Runs on the partition's worker; the lock is held only to install the
+// result, never across the reads.
+func (ps *partState) load(logger *zap.Logger) error {
+	if ps.loaded.Load() {
+		return nil
+	}
+	l := ps.p.Log
+	hw := l.HighWatermark()
+	producers := map[int64]*producerEntry{}
+	from := l.LogStartOffset()
+	if off, ok := readNewestSnapshot(l.Dir(), hw, producers, logger); ok && off > from {
+		from = off
+	}
+	if err := scanProducerBatches(l, from, hw, producers); err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	ps.producers = producers
+	if hw > ps.completedEnd {
+		ps.completedEnd = hw
+	}
+	ps.loaded.Store(true)
+	ps.mu.Unlock()
+	return nil
+}
+
+// scanProducerBatches replays the producer fields of the batch headers in
+// [from, hw) into producers.
+func scanProducerBatches(l *log.Log, from, hw int64, producers map[int64]*producerEntry) error {
+	var hdr [v2HeaderSize]byte
+	for off := from; off < hw; {
+		r, err := l.Read(off, 1<<20)
+		if err != nil {
+			if errors.Is(err, log.ErrOffsetOutOfRange) {
+				return nil // retention moved the start meanwhile: nothing older to see
+			}
+			return err
+		}
+		if r.Len == 0 {
+			r.Release()
+			return nil
+		}
+		next := off
+		for pos, end := r.Pos, r.Pos+r.Len; pos < end; {
+			if _, err := r.File.ReadAt(hdr[:], pos); err != nil {
+				r.Release()
+				return fmt.Errorf("reading batch header at %d: %w", pos, err)
+			}
+			length := int64(binary.BigEndian.Uint32(hdr[v2OffBatchLength:])) + v2LogOverhead
+			base := int64(binary.BigEndian.Uint64(hdr[0:]))
+			lod := int32(binary.BigEndian.Uint32(hdr[v2OffLastOffsetDelt:]))
+			attr := int16(binary.BigEndian.Uint16(hdr[v2OffAttributes:]))
+			pid := int64(binary.BigEndian.Uint64(hdr[v2OffProducerID:]))
+			if pid >= 0 && attr&v2AttrControl == 0 && base+int64(lod) >= off {
+				epoch := int16(binary.BigEndian.Uint16(hdr[v2OffProducerEpoch:]))
+				seq := int32(binary.BigEndian.Uint32(hdr[v2OffBaseSequence:]))
+				at := int64(-1)
+				if attr&v2AttrTimestampType != 0 {
+					at = int64(binary.BigEndian.Uint64(hdr[v2OffMaxTimestamp:]))
+				}
+				e := producers[pid]
+				if e == nil {
+					e = &producerEntry{epoch: epoch}
+					producers[pid] = e
+				} else if e.epoch != epoch {
+					*e = producerEntry{epoch: epoch}
+				}
+				e.push(seqBatch{firstSeq: seq, lastSeq: addSequence(seq, lod), baseOffset: base, appendTime: at})
+			}
+			next = base + int64(lod) + 1
+			pos += length
+		}
+		r.Release()
+		if next <= off {
+			return nil
+		}
+		off = next
+	}
+	return nil
+}
+
+// Snapshot file format (ours; Kafka's is a different schema), big-endian:
+//
+//	"RBPSNAP1"  magic
+//	int64       end offset: the state covers every batch below it
+//	uint32      producer count, then per producer:
+//	  int64 producerId, int16 epoch, int32 lastSeq, uint8 n,
+//	  n x (int32 firstSeq, int32 lastSeq, int64 baseOffset, int64 appendTime)
+//	uint32      CRC32C of everything above
+const snapshotMagic = "RBPSNAP1"
+
+// encodeSnapshot serialises the completed part of the state.
+// REQUIRES: ps.mu held.
+func (ps *partState) encodeSnapshot() (end int64, data []byte) {
+	data = append(data, snapshotMagic...)
+	data = binary.BigEndian.AppendUint64(data, uint64(ps.completedEnd))
+	countAt := len(data)
+	data = binary.BigEndian.AppendUint32(data, 0)
+	count := 0
+	for pid, e := range ps.producers {
+		n := 0
+		for n < e.n && e.batches[n].baseOffset >= 0 {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		count++
+		data = binary.BigEndian.AppendUint64(data, uint64(pid))
+		data = binary.BigEndian.AppendUint16(data, uint16(e.epoch))
+		data = binary.BigEndian.AppendUint32(data, uint32(e.batches[n-1].lastSeq))
+		data = append(data, byte(n))
+		for _, b := range e.batches[:n] {
+			data = binary.BigEndian.AppendUint32(data, uint32(b.firstSeq))
+			data = binary.BigEndian.AppendUint32(data, uint32(b.lastSeq))
+			data = binary.BigEndian.AppendUint64(data, uint64(b.baseOffset))
+			data = binary.BigEndian.AppendUint64(data, uint64(b.appendTime))
+		}
+	}
+	binary.BigEndian.PutUint32(data[countAt:], uint32(count))
+	data = binary.BigEndian.AppendUint32(data, crc32.Checksum(data, castagnoli))
+	return ps.completedEnd, data
+}
+
+func decodeSnapshot(data []byte, producers map[int64]*producerEntry) (int64, error) {
+	bad := errors.New("malformed producer state snapshot")
+	if len(data) < len(snapshotMagic)+16 || string(data[:len(snapshotMagic)]) != snapshotMagic {
+		return 0, bad
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(data[len(data)-4:]) {
+		return 0, errors.New("producer state snapshot CRC mismatch")
+	}
+	p := body[len(snapshotMagic):]
+	end := int64(binary.BigEndian.Uint64(p))
+	count := binary.BigEndian.Uint32(p[8:])
+	p = p[12:]
+	for i := uint32(0); i < count; i++ {
+		if len(p) < 15 {
+			return 0, bad
+		}
+		pid := int64(binary.BigEndian.Uint64(p))
+		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(p[8:])), lastSeq: int32(binary.BigEndian.Uint32(p[10:]))}
+		n := int(p[14])
+		p = p[15:]
+		if n > producerBatchesKept || len(p) < n*24 {
+			return 0, bad
+		}
+		for j := 0; j < n; j++ {
+			e.push(seqBatch{
+				firstSeq:   int32(binary.BigEndian.Uint32(p)),
+				lastSeq:    int32(binary.BigEndian.Uint32(p[4:])),
+				baseOffset: int64(binary.BigEndian.Uint64(p[8:])),
+				appendTime: int64(binary.BigEndian.Uint64(p[16:])),
+			})
+			p = p[24:]
+		}
+		producers[pid] = e
+	}
+	if len(p) != 0 {
+		return 0, bad
+	}
+	return end, nil
+}
+
+// snapshotFiles lists dir's snapshot offsets, newest first.
+func snapshotFiles(dir string) []int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var offs []int64
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".snapshot") {
+			continue
+		}
+		if off, err := strconv.ParseInt(strings.TrimSuffix(name, ".snapshot"), 10, 64); err == nil && off >= 0 {
+			offs = append(offs, off)
+		}
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i] > offs[j] })
+	return offs
+}
+
+func snapshotPath(dir string, off int64) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d.snapshot", off))
+}
+
+// readNewestSnapshot loads the newest readable snapshot at or below hw
+// (a snapshot past the log end means recovery truncated the log under it).
+func readNewestSnapshot(dir string, hw int64, producers map[int64]*producerEntry, logger *zap.Logger) (int64, bool) {
+	for _, off := range snapshotFiles(dir) {
+		if off > hw {
+			continue
+		}
+		data, err := os.ReadFile(snapshotPath(dir, off))
+		if err == nil {
+			var end int64
+			if end, err = decodeSnapshot(data, producers); err == nil && end == off {
+				return off, true
+			}
+		}
+		clear(producers)
+		logger.Warn("ignoring producer state snapshot", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
+	}
+	return 0, false
+}
+
+// writeSnapshot snapshots the loaded state into the partition dir and drops
+// older snapshot files. Blocking I/O: workers and shutdown only.
+func (ps *partState) writeSnapshot() error {
+	if !ps.loaded.Load() {
+		return nil
+	}
+	ps.snapshotMu.Lock()
+	defer ps.snapshotMu.Unlock()
+	ps.mu.Lock()
+	end, data := ps.encodeSnapshot()
+	ps.sinceSnap = 0
+	ps.snapQueued = false
+	ps.mu.Unlock()
+	dir := ps.p.Log.Dir()
+	if err := writeFileAtomic(snapshotPath(dir, end), data); err != nil {
+		return fmt.Errorf("producer state snapshot %s: %w", dir, err)
+	}
+	for i, off := range snapshotFiles(dir) {
+		if i >= snapshotsKept {
+			os.Remove(snapshotPath(dir, off))
+		}
+	}
+	return nil
+}
+
+// CloseProducerState writes a producer state snapshot of every partition
+// whose state is loaded and forgets the broker's produce state. Call it at
+// clean shutdown after the server stopped serving and before the registry
+// closes, so the next start needs no log scan.
+func (b *Broker) CloseProducerState() error {
+	v, ok := produceStates.LoadAndDelete(b)
+	if !ok {
+		return nil
+	}
+	s := v.(*produceState)
+	var errs []error
+	s.parts.Range(func(_, v any) bool {
+		if err := v.(*partState).writeSnapshot(); err != nil {
+			errs = append(errs, err)
+		}
+		return true
+	})
+	return errors.Join(errs...)
+}

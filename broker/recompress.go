@@ -1,0 +1,337 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/fnv"
+	"io"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Recompression into a topic's compression.type, as Kafka's LogValidator
+// does when the topic names a codec other than "producer" and the batch
+// arrives in another one: the records section is decompressed and
+// compressed again with the topic's codec; the records themselves (their
+// bytes, offsets deltas, timestamps) and every header field except
+// attributes' codec bits, batchLength and the CRC are kept. Runs only on
+// the produce workers at the end of this file, never on a ring thread.
+//
+// Formats, as Kafka writes them: gzip (RFC 1952), snappy (we write raw
+// snappy blocks as franz-go and librdkafka do and read both raw and the
+// xerial framing of the Java client), lz4 (LZ4 frame format), zstd (frame).
+//
+// Difference from Kafka: decompressed records are bounded by
+// maxDecompressedBytes (INVALID_RECORD past it) so a tiny compressed batch
+// cannot make the broker allocate gigabytes.
+
+const maxDecompressedBytes = 64 << 20
+
+var (
+	zstdEncoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		return e
+	}}
+	zstdDecoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxDecompressedBytes))
+		return d
+	}}
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	lz4Writers  = sync.Pool{New: func() any { return lz4.NewWriter(nil) }}
+	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+)
+
+var errTooLarge = errors.New("decompressed records too large")
+
+// xerialMagic opens snappy data framed by the Java client's snappy-java
+// stream format.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+// decompressRecords appends the decompressed form of src (codec) to dst.
+func decompressRecords(codec int8, src, dst []byte) ([]byte, error) {
+	switch codec {
+	case codecNone:
+		return append(dst, src...), nil
+	case codecGzip:
+		zr, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return dst, err
+		}
+		return readAllLimited(zr, dst)
+	case codecSnappy:
+		if bytes.HasPrefix(src, xerialMagic) {
+			return decodeXerial(src, dst)
+		}
+		return snappyBlock(src, dst)
+	case codecLZ4:
+		r := lz4Readers.Get().(*lz4.Reader)
+		r.Reset(bytes.NewReader(src))
+		out, err := readAllLimited(r, dst)
+		r.Reset(nil)
+		lz4Readers.Put(r)
+		return out, err
+	case codecZstd:
+		d := zstdDecoders.Get().(*zstd.Decoder)
+		out, err := d.DecodeAll(src, dst)
+		zstdDecoders.Put(d)
+		if len(out)-len(dst) > maxDecompressedBytes {
+			return out, errTooLarge
+		}
+		return out, err
+	}
+	return dst, fmt.Errorf("unknown codec %d", codec)
+}
+
+func snappyBlock(src, dst []byte) ([]byte, error) {
+	n, err := snappy.DecodedLen(src)
+	if err != nil {
+		return dst, err
+	}
+	if n > maxDecompressedBytes-len(dst) {
+		return dst, errTooLarge
+	}
+	out, err := snappy.Decode(nil, src)
+	return append(dst, out...), err
+}
+
+// decodeXerial reads snappy-java's framing: the 8-byte magic, two 4-byte
+// version fields, then chunks of [4-byte big-endian length][snappy block].
+func decodeXerial(src, dst []byte) ([]byte, error) {
+	if len(src) < 16 {
+		return dst, errors.New("short xerial snappy header")
+	}
+	src = src[16:]
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return dst, errors.New("torn xerial snappy chunk length")
+		}
+		n := binary.BigEndian.Uint32(src)
+		if uint64(n) > uint64(len(src)-4) {
+			return dst, errors.New("torn xerial snappy chunk")
+		}
+		var err error
+		if dst, err = snappyBlock(src[4:4+n], dst); err != nil {
+			return dst, err
+		}
+		src = src[4+n:]
+	}
+	return dst, nil
+}
+
+func readAllLimited(r io.Reader, dst []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	n, err := buf.ReadFrom(io.LimitReader(r, maxDecompressedBytes+1))
+	if n > maxDecompressedBytes {
+		return buf.Bytes(), errTooLarge
+	}
+	return buf.Bytes(), err
+}
+
+// compressRecords appends src compressed with codec to dst.
+func compressRecords(codec int8, src, dst []byte) ([]byte, error) {
+	switch codec {
+	case codecNone:
+		return append(dst, src...), nil
+	case codecGzip:
+		buf := bytes.NewBuffer(dst)
+		w := gzipWriters.Get().(*gzip.Writer)
+		w.Reset(buf)
+		_, err := w.Write(src)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		w.Reset(nil)
+		gzipWriters.Put(w)
+		return buf.Bytes(), err
+	case codecSnappy:
+		return append(dst, snappy.Encode(nil, src)...), nil
+	case codecLZ4:
+		buf := bytes.NewBuffer(dst)
+		w := lz4Writers.Get().(*lz4.Writer)
+		w.Reset(buf)
+		_, err := w.Write(src)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		w.Reset(nil)
+		lz4Writers.Put(w)
+		return buf.Bytes(), err
+	case codecZstd:
+		e := zstdEncoders.Get().(*zstd.Encoder)
+		out := e.EncodeAll(src, dst)
+		zstdEncoders.Put(e)
+		return out, nil
+	}
+	return dst, fmt.Errorf("unknown codec %d", codec)
+}
+
+// codecByName maps compression.type to the attributes' codec id; ok=false
+// for "producer" (keep what the producer sent).
+func codecByName(name string) (codec int8, ok bool) {
+	switch name {
+	case "uncompressed":
+		return codecNone, true
+	case "gzip":
+		return codecGzip, true
+	case "snappy":
+		return codecSnappy, true
+	case "lz4":
+		return codecLZ4, true
+	case "zstd":
+		return codecZstd, true
+	}
+	return 0, false
+}
+
+// recompressBatch returns batch (one validated v2 batch) with its records
+// re-encoded in codec, or a batchError. The records are checked on the way
+// (count, lengths, offset deltas), as Kafka's validator does when it has to
+// look inside a compressed batch.
+func recompressBatch(batch []byte, bi *batchInfo, codec int8) ([]byte, *batchError) {
+	raw, err := decompressRecords(bi.codec(), batch[v2HeaderSize:], nil)
+	if err != nil {
+		return nil, &batchError{kerr.InvalidRecord, fmt.Sprintf("cannot decompress records: %v", err)}
+	}
+	if berr := checkRecords(raw, bi.recordCount); berr != nil {
+		return nil, berr
+	}
+	out := make([]byte, v2HeaderSize, v2HeaderSize+len(raw)/2+64)
+	copy(out, batch[:v2HeaderSize])
+	if out, err = compressRecords(codec, raw, out); err != nil {
+		return nil, &batchError{kerr.UnknownServerError, fmt.Sprintf("recompressing records: %v", err)}
+	}
+	attr := binary.BigEndian.Uint16(out[v2OffAttributes:])
+	binary.BigEndian.PutUint16(out[v2OffAttributes:], attr&^v2AttrCodecMask|uint16(codec))
+	binary.BigEndian.PutUint32(out[v2OffBatchLength:], uint32(len(out)-v2LogOverhead))
+	binary.BigEndian.PutUint32(out[v2OffCRC:], crc32.Checksum(out[v2OffAttributes:], castagnoli))
+	return out, nil
+}
+
+// Produce workers: a fixed pool of goroutines doing the produce work that
+// must not run on a ring thread (recompression, loading producer state,
+// retrying an append while the log's backlog is full, writing snapshots).
+// A partition always maps to the same worker and each worker runs its jobs
+// in FIFO order, so batches of one partition keep their arrival order.
+// Queues are unbounded slices: netpoll bounds the requests (and bytes) in
+// flight per connection and per loop, which bounds the jobs.
+
+// produceJob is one unit of worker work: a batch to append (a private copy
+// of the frame bytes) or, with snapshot set, a producer state snapshot.
+type produceJob struct {
+	ps              *partState
+	slot            *partSlot
+	batch           []byte
+	bi              batchInfo
+	recompress      bool
+	codec           int8
+	maxMessageBytes int32
+	deadline        time.Time
+	logger          *zap.Logger
+	snapshot        bool
+}
+
+type produceWorker struct {
+	mu   sync.Mutex
+	jobs []*produceJob
+	wake chan struct{}
+}
+
+var (
+	workersOnce    sync.Once
+	produceWorkers []*produceWorker
+)
+
+// workerFor returns the worker of partition p (by topic name and index, so
+// the mapping is stable).
+func workerFor(p *Partition) *produceWorker {
+	workersOnce.Do(func() {
+		n := max(runtime.GOMAXPROCS(0), 2)
+		for i := 0; i < n; i++ {
+			w := &produceWorker{wake: make(chan struct{}, 1)}
+			produceWorkers = append(produceWorkers, w)
+			go w.run()
+		}
+	})
+	h := fnv.New32a()
+	h.Write([]byte(p.Topic.Name))
+	return produceWorkers[(h.Sum32()+uint32(p.Index))%uint32(len(produceWorkers))]
+}
+
+func (w *produceWorker) enqueue(j *produceJob) {
+	w.mu.Lock()
+	w.jobs = append(w.jobs, j)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *produceWorker) run() {
+	for range w.wake {
+		for {
+			w.mu.Lock()
+			if len(w.jobs) == 0 {
+				w.jobs = w.jobs[:0]
+				w.mu.Unlock()
+				break
+			}
+			j := w.jobs[0]
+			w.jobs[0] = nil
+			w.jobs = w.jobs[1:]
+			w.mu.Unlock()
+			if j.snapshot {
+				if err := j.ps.writeSnapshot(); err != nil {
+					j.ps.logger.Warn("producer state snapshot failed", zap.Error(err))
+				}
+				continue
+			}
+			j.run()
+		}
+	}
+}
+
+// run appends the job's batch: load state, recompress, then check+append,
+// retrying a full backlog until the deadline.
+func (j *produceJob) run() {
+	ps := j.ps
+	defer ps.queued.Add(-1)
+	if err := ps.load(j.logger); err != nil {
+		j.logger.Warn("loading producer state", zap.String("dir", ps.p.Log.Dir()), zap.Error(err))
+		j.slot.done(kerr.KafkaStorageError.Code, -1, -1, -1, "")
+		return
+	}
+	batch := j.batch
+	if j.recompress {
+		nb, berr := recompressBatch(batch, &j.bi, j.codec)
+		if berr == nil && len(nb) > int(j.maxMessageBytes) {
+			berr = &batchError{kerr.MessageTooLarge, "recompressed record batch is larger than max.message.bytes"}
+		}
+		if berr != nil {
+			j.slot.done(berr.err.Code, -1, -1, -1, berr.msg)
+			return
+		}
+		batch = nb
+	}
+	backoff := time.Millisecond
+	for ps.appendBatch(batch, &j.bi, j.slot) == outBacklog {
+		if time.Now().After(j.deadline) {
+			j.slot.done(kerr.RequestTimedOut.Code, -1, -1, -1, "")
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 20*time.Millisecond)
+	}
+}
