@@ -35,20 +35,25 @@ func (e errFrame) Error() string { return fmt.Sprintf("invalid frame length %d",
 // the next spanning frame; larger ones go back to the GC.
 const partialReuseMaxBytes = 1 << 20
 
-// feed consumes data, calling sink for each complete frame in order.
-func (f *framer) feed(data []byte, sink frameSink) error {
+// feed consumes data, calling sink for each complete frame in order. It
+// returns how many bytes it consumed: all of data, unless the sink returned
+// false (muted or closing), in which case parsing stopped right after that
+// frame and the caller keeps data[consumed:] for later.
+func (f *framer) feed(data []byte, sink frameSink) (consumed int, err error) {
+	total := len(data)
 	for len(data) > 0 {
 		if f.lenHave < 4 {
 			if f.lenHave == 0 && len(data) >= 4 {
 				n := int32(binary.BigEndian.Uint32(data))
 				if err := f.checkLength(n); err != nil {
-					return err
+					return total - len(data), err
 				}
 				if len(data) >= 4+int(n) { // whole frame in this chunk: zero copy
-					if !sink.onFrame(data[4 : 4+int(n) : 4+int(n)]) {
-						return nil
-					}
+					frame := data[4 : 4+int(n) : 4+int(n)]
 					data = data[4+int(n):]
+					if !sink.onFrame(frame) {
+						return total - len(data), nil
+					}
 					continue
 				}
 				f.lenHave, f.need = 4, int(n)
@@ -59,17 +64,17 @@ func (f *framer) feed(data []byte, sink frameSink) error {
 			f.lenHave += c
 			data = data[c:]
 			if f.lenHave < 4 {
-				return nil
+				return total, nil
 			}
 			n := int32(binary.BigEndian.Uint32(f.lenBuf[:]))
 			if err := f.checkLength(n); err != nil {
-				return err
+				return total - len(data), err
 			}
 			f.need = int(n)
 			if f.need == 0 {
 				f.lenHave = 0
 				if !sink.onFrame(f.partial[:0]) {
-					return nil
+					return total - len(data), nil
 				}
 			}
 			continue
@@ -89,11 +94,11 @@ func (f *framer) feed(data []byte, sink frameSink) error {
 				f.partial = nil
 			}
 			if !sink.onFrame(frame) {
-				return nil
+				return total - len(data), nil
 			}
 		}
 	}
-	return nil
+	return total, nil
 }
 
 func (f *framer) checkLength(n int32) error {

@@ -45,7 +45,7 @@ func TestFramerSplits(t *testing.T) {
 			if n > len(rest) {
 				n = len(rest)
 			}
-			if err := f.feed(rest[:n], &c); err != nil {
+			if _, err := f.feed(rest[:n], &c); err != nil {
 				t.Fatal(err)
 			}
 			rest = rest[n:]
@@ -74,7 +74,7 @@ func TestFramerZeroCopyWhenWhole(t *testing.T) {
 	stream := frameBytes([]byte("hello"), []byte("world"))
 	f := framer{maxFrameBytes: 100}
 	var s firstFrameAddr
-	if err := f.feed(stream, &s); err != nil {
+	if _, err := f.feed(stream, &s); err != nil {
 		t.Fatal(err)
 	}
 	if s.p != &stream[4] {
@@ -85,7 +85,7 @@ func TestFramerZeroCopyWhenWhole(t *testing.T) {
 func TestFramerRejectsBadLengths(t *testing.T) {
 	for _, n := range []int32{-1, -1 << 31, 101} {
 		f := framer{maxFrameBytes: 100}
-		err := f.feed(binary.BigEndian.AppendUint32(nil, uint32(n)), &collect{})
+		_, err := f.feed(binary.BigEndian.AppendUint32(nil, uint32(n)), &collect{})
 		var fe errFrame
 		if !errors.As(err, &fe) || fe.length != n {
 			t.Fatalf("length %d: err %v", n, err)
@@ -101,14 +101,14 @@ func FuzzFramer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
 		whole := framer{maxFrameBytes: 1 << 16}
 		var a collect
-		errA := whole.feed(stream, &a)
+		_, errA := whole.feed(stream, &a)
 		split := framer{maxFrameBytes: 1 << 16}
 		var b collect
 		var errB error
 		n := int(chunk%16) + 1
 		for rest := stream; len(rest) > 0 && errB == nil; {
 			k := min(n, len(rest))
-			errB = split.feed(rest[:k], &b)
+			_, errB = split.feed(rest[:k], &b)
 			rest = rest[k:]
 		}
 		if (errA == nil) != (errB == nil) || len(a.frames) != len(b.frames) {
@@ -120,4 +120,43 @@ func FuzzFramer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// stopAfter stops the feed after n frames, as a muted connection does.
+type stopAfter struct {
+	n      int
+	frames [][]byte
+}
+
+func (s *stopAfter) onFrame(f []byte) bool {
+	s.frames = append(s.frames, append([]byte(nil), f...))
+	return len(s.frames)%s.n != 0
+}
+
+// A feed stopped by the sink resumes, from what it did not consume, with
+// no frame lost or repeated.
+func TestFramerStopAndResume(t *testing.T) {
+	var bodies [][]byte
+	for i := 0; i < 100; i++ {
+		bodies = append(bodies, bytes.Repeat([]byte{byte(i)}, i*7))
+	}
+	stream := frameBytes(bodies...)
+	f := framer{maxFrameBytes: 1 << 20}
+	s := &stopAfter{n: 3}
+	for rest := stream; len(rest) > 0; {
+		chunk := rest[:min(len(rest), 500)]
+		n, err := f.feed(chunk, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[n:]
+	}
+	if len(s.frames) != len(bodies) {
+		t.Fatalf("%d frames, want %d", len(s.frames), len(bodies))
+	}
+	for i := range bodies {
+		if !bytes.Equal(s.frames[i], bodies[i]) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
 }

@@ -132,5 +132,9 @@ func (b *Buffer) Release() {
 	bufferPool.Put(b)
 }
 
+// cost is the memory b holds, for the in-flight bounds: its capacity, not
+// its length (a pooled 4 KiB buffer holding a 40-byte answer costs 4 KiB).
+func (b *Buffer) cost() int64 { return int64(cap(b.B)) }
+
 // hasFiles reports whether b splices file ranges.
 func (b *Buffer) hasFiles() bool { return len(b.Files) > 0 }

@@ -127,7 +127,7 @@ func (q *orderedQueue) popSent() (reqBytes, respBytes int64) {
 		s := q.at(q.head)
 		reqBytes += int64(s.reqBytes)
 		if s.buf != nil {
-			respBytes += int64(len(s.buf.B))
+			respBytes += s.buf.cost()
 			s.buf.Release()
 		}
 		*s = slot{}

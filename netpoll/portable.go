@@ -104,6 +104,7 @@ func (s *portableServer) acceptLoop(ln net.Listener) {
 		s.connsWG.Add(2)
 		s.mu.Unlock()
 		s.accepted.Add(1)
+		s.opts.Metrics.ConnOpened()
 		go c.readLoop()
 		go c.writeLoop()
 	}
@@ -176,19 +177,32 @@ func (c *pconn) remoteAddr() string { return c.addr }
 func (c *pconn) readLoop() {
 	defer c.s.connsWG.Done()
 	buf := make([]byte, c.s.opts.RecvBufferBytes)
+	var pending []byte // bytes read but not parsed: a bound stopped the framer
 	for {
 		if !c.waitUnmuted() {
 			return
+		}
+		if len(pending) > 0 {
+			n, ferr := c.fr.feed(pending, c)
+			if ferr != nil {
+				c.close(ferr.Error(), zap.WarnLevel)
+				return
+			}
+			pending = pending[n:]
+			continue
 		}
 		if c.s.opts.IdleTimeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
 		}
 		n, err := c.nc.Read(buf)
 		if n > 0 {
-			if ferr := c.fr.feed(buf[:n], c); ferr != nil {
+			c.s.opts.Metrics.BytesIn(n)
+			k, ferr := c.fr.feed(buf[:n], c)
+			if ferr != nil {
 				c.close(ferr.Error(), zap.WarnLevel)
 				return
 			}
+			pending = buf[k:n]
 		}
 		if err != nil {
 			c.mu.Lock()
@@ -227,6 +241,7 @@ func (c *pconn) waitUnmuted() bool {
 		if !counted {
 			counted = true
 			s.muted.Add(1)
+			s.opts.Metrics.ConnMuted()
 		}
 		if overLoop {
 			c.mu.Unlock()
@@ -242,6 +257,7 @@ func (c *pconn) waitUnmuted() bool {
 	}
 	if counted {
 		s.muted.Add(-1)
+		s.opts.Metrics.ConnUnmuted()
 		c.mu.Unlock()
 		s.mu.Lock()
 		delete(s.waiters, c)
@@ -263,7 +279,11 @@ func (c *pconn) onFrame(frame []byte) bool {
 	c.mu.Unlock()
 	c.s.queuedBytes.Add(int64(len(frame)))
 	c.s.opts.Handler.ServeFrame(Request{conn: c, seq: seq}, frame)
-	return true
+	// Stop parsing at a bound; readLoop keeps the rest until it clears.
+	c.mu.Lock()
+	over := c.closed || c.s.bounds.overConn(c.q.len(), c.inflightBytes)
+	c.mu.Unlock()
+	return !over && c.s.queuedBytes.Load() < c.s.bounds.loopBytes
 }
 
 func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer, reason string) {
@@ -285,8 +305,8 @@ func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer,
 		return
 	}
 	if buf != nil {
-		c.inflightBytes += int64(len(buf.B))
-		c.s.queuedBytes.Add(int64(len(buf.B)))
+		c.inflightBytes += buf.cost()
+		c.s.queuedBytes.Add(buf.cost())
 	}
 	c.cond.Broadcast()
 }
@@ -315,13 +335,20 @@ func (c *pconn) writeLoop() {
 		var err error
 		if len(bufs) == 1 && bufs[0].hasFiles() {
 			err = writeWithFiles(c.nc, bufs[0])
+			n := len(bufs[0].B)
+			for _, f := range bufs[0].Files {
+				n += int(f.Len)
+			}
+			c.s.opts.Metrics.BytesOut(n)
 		} else if len(bufs) > 0 {
 			vecs = vecs[:0]
 			for _, b := range bufs {
 				vecs = append(vecs, b.B)
 			}
 			w := vecs // WriteTo consumes its receiver
-			_, err = w.WriteTo(c.nc)
+			var n int64
+			n, err = w.WriteTo(c.nc)
+			c.s.opts.Metrics.BytesOut(int(n))
 		}
 
 		c.mu.Lock()
@@ -371,6 +398,7 @@ func (c *pconn) finishLocked() {
 	delete(c.s.conns, c)
 	delete(c.s.waiters, c)
 	c.s.mu.Unlock()
+	c.s.opts.Metrics.ConnClosed()
 	c.s.wakeGlobalWaiters()
 	c.mu.Lock()
 }

@@ -53,7 +53,36 @@ type Options struct {
 	Logger *zap.Logger
 	// Handler serves frames. Required.
 	Handler Handler
+	// Metrics receives counters; nil records nothing. *metrics.Registry
+	// implements it.
+	Metrics Metrics
 }
+
+// Metrics is what netpoll reports. Implementations must not allocate or
+// block: they are called on the ring threads per completion.
+type Metrics interface {
+	BytesIn(n int)
+	BytesOut(n int)
+	ConnOpened()
+	ConnClosed()
+	ConnMuted()
+	ConnUnmuted()
+	RingCQEs(ring, n int)
+	RingEnter(ring int)
+}
+
+// nopMetrics is used when Options.Metrics is nil, so call sites need no
+// checks.
+type nopMetrics struct{}
+
+func (nopMetrics) BytesIn(int)       {}
+func (nopMetrics) BytesOut(int)      {}
+func (nopMetrics) ConnOpened()       {}
+func (nopMetrics) ConnClosed()       {}
+func (nopMetrics) ConnMuted()        {}
+func (nopMetrics) ConnUnmuted()      {}
+func (nopMetrics) RingCQEs(int, int) {}
+func (nopMetrics) RingEnter(int)     {}
 
 func (o *Options) setDefaults() {
 	if o.Backend == "" {
@@ -88,6 +117,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
 	}
 }
 

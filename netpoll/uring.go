@@ -189,6 +189,9 @@ type uloop struct {
 	dirty []*uconn // conns with answered slots to send
 	muted []*uconn
 	pipes []*pipePair // idle pipes for splice
+	// resumed is unmuteCleared's scratch list; unmuting guards re-entry.
+	resumed  []*uconn
+	unmuting bool
 
 	queuedBytes int64
 	open        int // connections not yet freed
@@ -294,6 +297,7 @@ func (l *uloop) run(started chan<- error) {
 	l.armWake()
 	l.now = time.Now()
 	l.lastTick = l.now
+	m := l.s.opts.Metrics
 	started <- nil
 
 	for {
@@ -315,6 +319,7 @@ func (l *uloop) run(started chan<- error) {
 			_, err = l.r.SubmitAndWaitTimeout(1, tick)
 			l.sleeping.Store(false)
 		}
+		m.RingEnter(l.idx)
 		if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
 			l.s.opts.Logger.Error("io_uring_enter failed; loop stopping", zap.Int("loop", l.idx), zap.Error(err))
 			l.forceCloseAll("ring failure")
@@ -322,6 +327,9 @@ func (l *uloop) run(started chan<- error) {
 		}
 		for {
 			n := l.r.PeekBatch(l.cqes[:])
+			if n > 0 {
+				m.RingCQEs(l.idx, n)
+			}
 			for i := 0; i < n; i++ {
 				l.handle(&l.cqes[i])
 			}
@@ -433,6 +441,7 @@ func (l *uloop) newConn(fd int) {
 		c.addr = sockaddrToTCP(sa).String()
 	}
 	l.open++
+	l.s.opts.Metrics.ConnOpened()
 	l.s.conns.Add(1)
 	l.s.accepted.Add(1)
 	l.armRecv(c)
@@ -456,11 +465,9 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 	res := cqe.Res
 	if id, ok := cqe.BufferID(); ok {
 		if res > 0 && !c.closing {
+			l.s.opts.Metrics.BytesIn(int(res))
 			c.lastActive = l.now
-			err := c.fr.feed(l.br.Buf(id)[:res], c)
-			if err != nil {
-				l.closeConn(c, err.Error(), zap.WarnLevel)
-			}
+			l.consume(c, l.br.Buf(id)[:res])
 		}
 		l.br.Recycle(id)
 	}
@@ -486,7 +493,50 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 	}
 }
 
-// onFrame is the framer's sink: one request, on the loop thread.
+// consume feeds received bytes to the framer. Once a bound mutes the
+// connection, parsing stops at that frame and the rest waits in c.stash
+// (copied: the provided buffer goes back to the kernel) until it unmutes; a
+// recv that was already running when the mute was decided keeps appending
+// there until its cancel lands.
+func (l *uloop) consume(c *uconn, data []byte) {
+	if c.muted || len(c.stash) > 0 {
+		c.stash = append(c.stash, data...)
+		return
+	}
+	n, err := c.fr.feed(data, c)
+	if err != nil {
+		l.closeConn(c, err.Error(), zap.WarnLevel)
+		return
+	}
+	if n < len(data) && !c.closing {
+		c.stash = append(c.stash, data[n:]...)
+	}
+}
+
+// drainStash parses stashed bytes after an unmute. It reports whether the
+// stash is empty (the caller may re-arm recv).
+func (l *uloop) drainStash(c *uconn) bool {
+	if len(c.stash) == 0 {
+		return true
+	}
+	n, err := c.fr.feed(c.stash, c)
+	if err != nil {
+		l.closeConn(c, err.Error(), zap.WarnLevel)
+		return false
+	}
+	rest := copy(c.stash, c.stash[n:])
+	c.stash = c.stash[:rest]
+	if rest == 0 && cap(c.stash) > stashKeepMaxBytes {
+		c.stash = nil
+	}
+	return rest == 0
+}
+
+// stashKeepMaxBytes: a larger emptied stash is returned to the GC.
+const stashKeepMaxBytes = 256 << 10
+
+// onFrame is the framer's sink: one request, on the loop thread. It returns
+// false to stop parsing: the connection is closing or a bound muted it.
 func (c *uconn) onFrame(frame []byte) bool {
 	if c.closing || c.closeReq.Load() {
 		return false
@@ -496,7 +546,11 @@ func (c *uconn) onFrame(frame []byte) bool {
 	c.inflightBytes += int64(len(frame))
 	l.queuedBytes += int64(len(frame))
 	l.s.opts.Handler.ServeFrame(Request{conn: c, gen: c.gen, seq: seq}, frame)
-	return !c.closeReq.Load()
+	if c.closeReq.Load() {
+		return false
+	}
+	l.checkMute(c)
+	return !c.muted
 }
 
 func (c *uconn) complete(gen, seq uint32, kind completionKind, buf *Buffer, reason string) {
@@ -550,7 +604,7 @@ func (l *uloop) onComplete(m *mail) {
 		return
 	}
 	if m.buf != nil {
-		n := int64(len(m.buf.B))
+		n := m.buf.cost()
 		c.inflightBytes += n
 		l.queuedBytes += n
 	}
@@ -624,6 +678,7 @@ func (l *uloop) onSend(c *uconn, cqe *ring.CQE) {
 		l.maybeFree(c)
 		return
 	}
+	l.s.opts.Metrics.BytesOut(int(cqe.Res))
 	c.sendDone += int(cqe.Res)
 	if c.sendDone < c.sendTotal {
 		// Short send: skip the iovecs that left, trim the first partial one.
@@ -676,6 +731,7 @@ func (l *uloop) checkMute(c *uconn) {
 	c.muted = true
 	l.muted = append(l.muted, c)
 	l.s.muted.Add(1)
+	l.s.opts.Metrics.ConnMuted()
 	if c.recvArmed {
 		sqe := l.getSQE()
 		sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
@@ -684,10 +740,13 @@ func (l *uloop) checkMute(c *uconn) {
 }
 
 func (l *uloop) unmuteCleared() {
-	if l.overLoop() {
+	if l.overLoop() || l.unmuting {
 		return
 	}
+	l.unmuting = true // drainStash may mute again: no re-entry
+	defer func() { l.unmuting = false }()
 	kept := l.muted[:0]
+	resumed := l.resumed[:0]
 	for _, c := range l.muted {
 		switch {
 		case c.closing:
@@ -697,15 +756,21 @@ func (l *uloop) unmuteCleared() {
 		default:
 			c.muted = false
 			l.s.muted.Add(-1)
-			if !c.recvArmed {
-				l.armRecv(c)
-			}
+			l.s.opts.Metrics.ConnUnmuted()
+			resumed = append(resumed, c)
 		}
 	}
 	for i := len(kept); i < len(l.muted); i++ {
 		l.muted[i] = nil
 	}
 	l.muted = kept
+	for i, c := range resumed {
+		if l.drainStash(c) && !c.muted && !c.closing && !c.recvArmed {
+			l.armRecv(c)
+		}
+		resumed[i] = nil
+	}
+	l.resumed = resumed[:0]
 }
 
 // closeConn starts closing c: shutdown() makes its outstanding recv and
@@ -718,6 +783,7 @@ func (l *uloop) closeConn(c *uconn, reason string, level zapLevel) {
 	if c.muted {
 		c.muted = false
 		l.s.muted.Add(-1)
+		l.s.opts.Metrics.ConnUnmuted()
 	}
 	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	l.s.opts.Logger.Check(level, "connection closed").Write(
@@ -736,9 +802,11 @@ func (l *uloop) maybeFree(c *uconn) {
 	l.queuedBytes -= c.inflightBytes
 	c.inflightBytes = 0
 	c.fr = framer{maxFrameBytes: c.fr.maxFrameBytes}
+	c.stash = nil
 	c.gen = (c.gen + 1) & 0xffffff // answers still on their way are now stale
 	l.free = append(l.free, c.idx)
 	l.open--
+	l.s.opts.Metrics.ConnClosed()
 	l.s.conns.Add(-1)
 	if len(l.muted) > 0 {
 		l.unmuteCleared()
@@ -776,6 +844,7 @@ func (l *uloop) startDrain(deadline time.Time) {
 			c.muted = true
 			l.muted = append(l.muted, c)
 			l.s.muted.Add(1)
+			l.s.opts.Metrics.ConnMuted()
 		}
 		if c.recvArmed {
 			sqe := l.getSQE()
@@ -832,6 +901,9 @@ type uconn struct {
 
 	inflightBytes int64
 	lastActive    time.Time
+	// stash holds received bytes not yet parsed because the connection is
+	// muted (heap: the provided buffers they arrived in are recycled).
+	stash []byte
 
 	// The in-flight SENDMSG: the kernel reads msg, iov and the buffers they
 	// point at until the completion; all live here, on the heap, reachable.

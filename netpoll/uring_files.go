@@ -196,6 +196,7 @@ func (l *uloop) onFileOp(kind uint64, c *uconn, cqe *ring.CQE) {
 		}
 		f.failed = true
 	case kind == kindFileSend:
+		l.s.opts.Metrics.BytesOut(int(res))
 		f.sent += int64(res)
 		start, end := f.bytesPiece(f.piece)
 		if int64(start)+f.sent >= int64(end) {
@@ -211,6 +212,7 @@ func (l *uloop) onFileOp(kind uint64, c *uconn, cqe *ring.CQE) {
 		f.read += int64(res)
 		f.inPipe += int64(res)
 	case kind == kindSpliceOut:
+		l.s.opts.Metrics.BytesOut(int(res))
 		f.inPipe -= int64(res)
 		f.sent += int64(res)
 	}
