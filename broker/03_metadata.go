@@ -3,15 +3,43 @@ package broker
 // Metadata (key 3), versions 0-12.
 //
 // Behaviour: lists this broker (node.id, advertised listener) as the only
-// broker and the controller, and the cluster id persisted in the data dir.
-// Topic support arrives with the produce/fetch path: until then every named
-// topic is answered UNKNOWN_TOPIC_OR_PARTITION and "all topics" is empty.
+// broker and the controller, the cluster id persisted in the data dir, and
+// the topics of the registry: every partition led by this node with leader
+// epoch 0, replicas and ISR [node.id], no offline replicas. v0 with an empty
+// topic list and v1+ with a null list mean "all topics"; v1+ with an empty
+// list means none. Topics are answered in request order; "all topics" in
+// name order.
 //
-// Differences from Apache Kafka: no racks; cluster-authorized-operations
-// (v8-v10) is reported as -2147483648 ("not requested") unless asked, then
-// as every operation allowed (there is no authorizer yet).
+// Auto-creation: a named topic that does not exist is created with
+// num.partitions partitions when auto.create.topics.enable is on and the
+// request allows it (v4+: AllowAutoTopicCreation; v0-v3 always, which
+// kafka-python's Metadata v1 producer relies on). "All topics" requests
+// never create. Creation opens logs and fsyncs the topic table, so the
+// request is answered from the admin worker once creation is done; requests
+// that create nothing are answered on the ring thread.
+//
+// Differences from Apache Kafka:
+//   - A topic created by this request is returned at once with its
+//     partitions and NONE, not LEADER_NOT_AVAILABLE: Kafka answers LNA
+//     because its controller creates the topic asynchronously; here the
+//     logs are open and the table is durable before we answer, so LNA would
+//     only cost every client a metadata retry (kafka-python waits
+//     retry_backoff_ms, librdkafka its topic metadata refresh backoff) for
+//     nothing. Both clients accept NONE with partitions on the first reply.
+//     LNA is still returned when the admin queue is full (retriable).
+//   - An invalid topic name is answered INVALID_TOPIC_EXCEPTION whether or
+//     not auto-creation applies (Kafka answers UNKNOWN_TOPIC_OR_PARTITION
+//     when it would not auto-create): a client then fails fast instead of
+//     retrying a name that can never exist.
+//   - v10-v11 requests naming a topic only by id are resolved by id (Kafka
+//     rejects ids before v12); an unknown id gets UNKNOWN_TOPIC_ID.
+//   - No racks, no internal topics; cluster-authorized-operations (v8-v10)
+//     and topic-authorized-operations are -2147483648 ("not requested")
+//     unless asked, then every operation (there is no authorizer yet).
 
 import (
+	"strings"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -30,26 +58,139 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, bod
 		b.badRequest(req, h, err)
 		return
 	}
+	allTopics := r.Topics == nil || (h.APIVersion == 0 && len(r.Topics) == 0)
+	mayCreate := b.reg != nil && b.opts.AutoCreateTopics && !allTopics && (h.APIVersion < 4 || r.AllowAutoTopicCreation)
+	var create []string
+	if mayCreate {
+		for _, t := range r.Topics {
+			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && b.reg.Topic(*t.Topic) == nil {
+				create = append(create, strings.Clone(*t.Topic))
+			}
+		}
+	}
+	if len(create) == 0 {
+		resp := b.metadataResponse(&r, allTopics, nil)
+		b.replyMsg(req, h, &resp)
+		return
+	}
+	// Off the ring thread: the frame is recycled when we return, so keep
+	// copies of what the response needs.
+	names := make([]*string, len(r.Topics))
+	for i, t := range r.Topics {
+		if t.Topic != nil {
+			s := strings.Clone(*t.Topic)
+			names[i] = &s
+		}
+	}
+	rc := kmsg.MetadataRequest{Version: r.Version, AllowAutoTopicCreation: r.AllowAutoTopicCreation,
+		IncludeClusterAuthorizedOperations: r.IncludeClusterAuthorizedOperations,
+		IncludeTopicAuthorizedOperations:   r.IncludeTopicAuthorizedOperations,
+		Topics:                             make([]kmsg.MetadataRequestTopic, len(r.Topics))}
+	for i, t := range r.Topics {
+		rc.Topics[i] = kmsg.MetadataRequestTopic{TopicID: t.TopicID, Topic: names[i]}
+	}
+	hc := *h
+	hc.ClientID = nil
+	job := func() {
+		createErrs := make(map[string]int16, len(create))
+		for _, name := range create {
+			_, err := b.reg.CreateTopic(name, b.opts.NumPartitions, nil, false)
+			if code, _ := kafkaError(err); code != 0 && code != kerr.TopicAlreadyExists.Code {
+				createErrs[name] = code
+			}
+		}
+		resp := b.metadataResponse(&rc, false, createErrs)
+		b.replyMsg(req, &hc, &resp)
+	}
+	if !b.admin.submit(job) {
+		busy := make(map[string]int16, len(create))
+		for _, name := range create {
+			busy[name] = kerr.LeaderNotAvailable.Code
+		}
+		resp := b.metadataResponse(&r, false, busy)
+		b.replyMsg(req, h, &resp)
+	}
+}
+
+// metadataResponse builds the response for r. topicErrs overrides the
+// answer for named topics (a failed or deferred auto-creation).
+func (b *Broker) metadataResponse(r *kmsg.MetadataRequest, allTopics bool, topicErrs map[string]int16) kmsg.MetadataResponse {
 	clusterID := b.clusterID
 	resp := kmsg.MetadataResponse{
-		Version:      h.APIVersion,
+		Version:      r.Version,
 		Brokers:      []kmsg.MetadataResponseBroker{{NodeID: b.opts.NodeID, Host: b.opts.AdvertisedHost, Port: b.opts.AdvertisedPort}},
 		ClusterID:    &clusterID,
 		ControllerID: b.opts.NodeID,
 	}
-	resp.AuthorizedOperations = -2147483648
+	resp.AuthorizedOperations = authorizedOpsNotRequested
 	if r.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterOperationsAll
 	}
-	for _, t := range r.Topics {
-		topic := kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: t.Topic, TopicID: t.TopicID}
-		topic.AuthorizedOperations = -2147483648
-		resp.Topics = append(resp.Topics, topic)
+	topicOps := int32(authorizedOpsNotRequested)
+	if r.IncludeTopicAuthorizedOperations {
+		topicOps = topicOperationsAll
 	}
-	b.replyMsg(req, h, &resp)
+	// One replica list shared by every partition: the encoder only reads it.
+	replicas := []int32{b.opts.NodeID}
+	addTopic := func(v topicView) {
+		t := kmsg.MetadataResponseTopic{Topic: &v.t.Name, TopicID: v.t.ID, AuthorizedOperations: topicOps,
+			Partitions: make([]kmsg.MetadataResponseTopicPartition, len(v.partitions))}
+		for i := range v.partitions {
+			t.Partitions[i] = kmsg.MetadataResponseTopicPartition{
+				Partition: int32(i), Leader: b.opts.NodeID, LeaderEpoch: 0,
+				Replicas: replicas, ISR: replicas, // OfflineReplicas: none
+			}
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	if allTopics {
+		views := allTopicViews(b.reg)
+		resp.Topics = make([]kmsg.MetadataResponseTopic, 0, len(views))
+		for _, v := range views {
+			addTopic(v)
+		}
+		return resp
+	}
+	names := make([]string, len(r.Topics))
+	ids := make([][16]byte, len(r.Topics))
+	for i, t := range r.Topics {
+		if t.Topic != nil {
+			names[i] = *t.Topic
+		}
+		ids[i] = t.TopicID
+	}
+	views := lookupTopics(b.reg, names, ids)
+	resp.Topics = make([]kmsg.MetadataResponseTopic, 0, len(r.Topics))
+	for i, t := range r.Topics {
+		if code, ok := topicErrs[names[i]]; ok && t.Topic != nil {
+			resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: code, Topic: t.Topic, AuthorizedOperations: topicOps})
+			continue
+		}
+		if views[i].t != nil {
+			addTopic(views[i])
+			continue
+		}
+		e := kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: t.Topic, TopicID: t.TopicID, AuthorizedOperations: topicOps}
+		switch {
+		case t.Topic == nil:
+			e.ErrorCode = kerr.UnknownTopicID.Code
+		case ValidateTopicName(*t.Topic) != nil:
+			e.ErrorCode = kerr.InvalidTopicException.Code
+		}
+		resp.Topics = append(resp.Topics, e)
+	}
+	return resp
 }
+
+// authorizedOpsNotRequested is Kafka's INT32_MIN sentinel for "authorized
+// operations not requested".
+const authorizedOpsNotRequested = -2147483648
 
 // clusterOperationsAll is the bit set of cluster ACL operations (ALTER,
 // CLUSTER_ACTION, CREATE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS,
 // IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS).
 const clusterOperationsAll = 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12 | 1<<13
+
+// topicOperationsAll is the bit set of topic ACL operations (READ, WRITE,
+// CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS).
+const topicOperationsAll = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11

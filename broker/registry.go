@@ -386,9 +386,18 @@ func (r *Registry) SetTopicConfigs(name string, configs map[string]string, valid
 		r.mu.Unlock()
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
-	// Logs pick up the new settings when they reopen; settings the broker
-	// applies itself (max.message.bytes, compression.type, timestamps) take
-	// effect at once.
+	// Settings the broker applies itself (max.message.bytes,
+	// compression.type) take effect at once; the open logs get theirs
+	// (retention, segment, flush, timestamp type, index) through
+	// Log.SetConfig, which may wait briefly for a busy writer.
+	r.mu.RLock()
+	parts := t.Partitions
+	r.mu.RUnlock()
+	for _, p := range parts {
+		if err := p.Log.SetConfig(settings.log); err != nil {
+			r.log.Warn("topic config not fully applied to an open log", zap.String("topic", name), zap.Int32("partition", p.Index), zap.Error(err))
+		}
+	}
 	return nil
 }
 

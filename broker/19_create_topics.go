@@ -1,0 +1,163 @@
+package broker
+
+// CreateTopics (key 19), versions 0-7.
+//
+// Behaviour: each topic is validated as Kafka's controller does, then
+// created in the registry (logs opened, topic table fsync'd) on the admin
+// worker, off the ring thread; the response is sent when every topic is
+// done. Per topic:
+//   - a name outside Kafka's rules: INVALID_TOPIC_EXCEPTION; a name given
+//     twice in one request: INVALID_REQUEST; an existing topic:
+//     TOPIC_ALREADY_EXISTS;
+//   - num_partitions -1 (v4+, and any version here) = num.partitions;
+//     0 or below -1: INVALID_PARTITIONS;
+//   - replication_factor -1 or 1: fine (one broker); 0 or below -1:
+//     INVALID_REPLICATION_FACTOR; above 1: INVALID_REPLICATION_FACTOR
+//     ("only 1 broker");
+//   - a manual replica assignment is honoured when it could be satisfied by
+//     one broker: num_partitions and replication_factor must both be -1
+//     (else INVALID_REQUEST), partitions 0..n-1 each exactly once, each
+//     with the replica list [node.id] (else INVALID_REPLICA_ASSIGNMENT);
+//   - configs: unknown keys, bad values and null values: INVALID_CONFIG;
+//   - validate_only (v1+): all checks, nothing created.
+//
+// v5+ responses carry the topic's configs (as DescribeConfigs would
+// describe them), partition count and replication factor; v7+ the topic id
+// (zero for validate_only, as in Kafka).
+//
+// Differences from Apache Kafka: the timeout is ignored (creation finishes
+// before we answer, so there is never a REQUEST_TIMED_OUT for a slow
+// controller); no create.topic.policy (POLICY_VIOLATION never occurs);
+// a full admin queue answers REQUEST_TIMED_OUT.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: proto.APIKeyCreateTopics, min: 0, max: 7, serve: (*Broker).serveCreateTopics})
+}
+
+func (b *Broker) serveCreateTopics(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := hdr
+	h.ClientID = nil // aliases the frame; the answer is built later
+	r := kmsg.CreateTopicsRequest{Version: h.APIVersion}
+	if err := r.ReadFrom(body); err != nil { // copying: used off the ring thread
+		b.badRequest(req, &h, err)
+		return
+	}
+	if !b.admin.submit(func() { b.createTopics(req, &h, &r) }) {
+		resp := kmsg.CreateTopicsResponse{Version: h.APIVersion}
+		for _, t := range r.Topics {
+			resp.Topics = append(resp.Topics, createTopicError(t.Topic, kerr.RequestTimedOut.Code, errMsg("admin queue full")))
+		}
+		b.replyMsg(req, &h, &resp)
+	}
+}
+
+// createTopicError is a failed topic's response entry.
+func createTopicError(topic string, code int16, msg *string) kmsg.CreateTopicsResponseTopic {
+	t := kmsg.NewCreateTopicsResponseTopic() // NumPartitions, ReplicationFactor = -1
+	t.Topic, t.ErrorCode, t.ErrorMessage = topic, code, msg
+	return t
+}
+
+// createTopics runs on the admin worker.
+func (b *Broker) createTopics(req netpoll.Request, h *proto.RequestHeader, r *kmsg.CreateTopicsRequest) {
+	resp := kmsg.CreateTopicsResponse{Version: h.APIVersion}
+	count := map[string]int{}
+	for _, t := range r.Topics {
+		count[t.Topic]++
+	}
+	answered := map[string]bool{}
+	for i := range r.Topics {
+		t := &r.Topics[i]
+		if count[t.Topic] > 1 {
+			if !answered[t.Topic] {
+				answered[t.Topic] = true
+				resp.Topics = append(resp.Topics, createTopicError(t.Topic, kerr.InvalidRequest.Code, errMsg("duplicate topic name "+t.Topic+" in the request")))
+			}
+			continue
+		}
+		resp.Topics = append(resp.Topics, b.createTopic(t, r.ValidateOnly, h.APIVersion))
+	}
+	b.replyMsg(req, h, &resp)
+}
+
+// createTopic validates and creates one topic.
+func (b *Broker) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool, version int16) kmsg.CreateTopicsResponseTopic {
+	fail := func(code int16, format string, args ...any) kmsg.CreateTopicsResponseTopic {
+		return createTopicError(t.Topic, code, errMsg(fmt.Sprintf(format, args...)))
+	}
+	if b.reg == nil {
+		return fail(kerr.UnknownServerError.Code, "%v", errNoRegistry)
+	}
+	if err := ValidateTopicName(t.Topic); err != nil {
+		code, msg := kafkaError(err)
+		return createTopicError(t.Topic, code, msg)
+	}
+	partitions := t.NumPartitions
+	if len(t.ReplicaAssignment) > 0 {
+		if t.NumPartitions != -1 || t.ReplicationFactor != -1 {
+			return fail(kerr.InvalidRequest.Code, "both numPartitions or replicationFactor and replicasAssignments were set; both cannot be used at the same time")
+		}
+		seen := make([]bool, len(t.ReplicaAssignment))
+		for _, a := range t.ReplicaAssignment {
+			if a.Partition < 0 || int(a.Partition) >= len(seen) || seen[a.Partition] {
+				return fail(kerr.InvalidReplicaAssignment.Code, "partitions should be a consecutive 0-based integer sequence, got partition %d", a.Partition)
+			}
+			seen[a.Partition] = true
+			if len(a.Replicas) != 1 || a.Replicas[0] != b.opts.NodeID {
+				return fail(kerr.InvalidReplicaAssignment.Code, "partition %d: replicas %v; the only broker is %d", a.Partition, a.Replicas, b.opts.NodeID)
+			}
+		}
+		partitions = int32(len(t.ReplicaAssignment))
+	} else {
+		switch {
+		case partitions == -1:
+			partitions = b.opts.NumPartitions
+		case partitions <= 0:
+			return fail(kerr.InvalidPartitions.Code, "number of partitions was set to an invalid non-positive value (%d)", partitions)
+		}
+		switch {
+		case t.ReplicationFactor == -1 || t.ReplicationFactor == 1:
+		case t.ReplicationFactor <= 0:
+			return fail(kerr.InvalidReplicationFactor.Code, "replication factor must be larger than 0, or -1 to use the default value")
+		default:
+			return fail(kerr.InvalidReplicationFactor.Code, "unable to replicate the partition %d time(s): the target replication factor of %d cannot be reached because only 1 broker(s) are registered", t.ReplicationFactor, t.ReplicationFactor)
+		}
+	}
+	configs := make(map[string]string, len(t.Configs))
+	for _, c := range t.Configs {
+		if c.Value == nil {
+			return fail(kerr.InvalidConfig.Code, "null value not supported for topic config %s", c.Name)
+		}
+		configs[c.Name] = *c.Value
+	}
+	created, err := b.reg.CreateTopic(t.Topic, partitions, configs, validateOnly)
+	if err != nil {
+		code, msg := kafkaError(err)
+		return createTopicError(t.Topic, code, msg)
+	}
+	out := kmsg.NewCreateTopicsResponseTopic()
+	out.Topic = t.Topic
+	out.NumPartitions, out.ReplicationFactor = partitions, 1
+	if created != nil {
+		out.TopicID = created.ID
+	}
+	if version >= 5 {
+		for _, e := range topicConfigEntries(b.reg, configs) {
+			v := e.value
+			out.Configs = append(out.Configs, kmsg.CreateTopicsResponseTopicConfig{
+				Name: e.name, Value: &v, ReadOnly: e.readOnly, Source: int8(e.source),
+			})
+		}
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package broker
+
+// DeleteTopics (key 20), versions 0-6.
+//
+// Behaviour: v0-v5 name topics; v6 names each topic by name or by topic id
+// (exactly one of them, else INVALID_REQUEST). The registry persists the
+// deletion first and then removes the partition dirs (a crash in between
+// leaves orphans that the next start removes), on the admin worker, off the
+// ring thread. Unknown names: UNKNOWN_TOPIC_OR_PARTITION (also for names
+// that are not valid topic names, as Kafka answers); unknown ids:
+// UNKNOWN_TOPIC_ID; a topic named twice in one request: INVALID_REQUEST.
+// v6 responses carry both the name and the id of each deleted topic.
+//
+// Differences from Apache Kafka: the timeout is ignored (the deletion is
+// complete, data removed, when we answer; Kafka answers once the controller
+// committed it and deletes files later); delete.topic.enable does not
+// exist (deletion is always allowed); a full admin queue answers
+// REQUEST_TIMED_OUT.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: int16(kmsg.DeleteTopics), min: 0, max: 6, serve: (*Broker).serveDeleteTopics})
+}
+
+func (b *Broker) serveDeleteTopics(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := hdr
+	h.ClientID = nil
+	r := kmsg.DeleteTopicsRequest{Version: h.APIVersion}
+	if err := r.ReadFrom(body); err != nil {
+		b.badRequest(req, &h, err)
+		return
+	}
+	if h.APIVersion < 6 { // one shape for both: v6's list
+		r.Topics = r.Topics[:0]
+		for i := range r.TopicNames {
+			r.Topics = append(r.Topics, kmsg.DeleteTopicsRequestTopic{Topic: &r.TopicNames[i]})
+		}
+	}
+	if !b.admin.submit(func() { b.deleteTopics(req, &h, &r) }) {
+		resp := kmsg.DeleteTopicsResponse{Version: h.APIVersion}
+		for _, t := range r.Topics {
+			resp.Topics = append(resp.Topics, kmsg.DeleteTopicsResponseTopic{Topic: t.Topic, TopicID: t.TopicID,
+				ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})
+		}
+		b.replyMsg(req, &h, &resp)
+	}
+}
+
+// deleteTopics runs on the admin worker.
+func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *kmsg.DeleteTopicsRequest) {
+	resp := kmsg.DeleteTopicsResponse{Version: h.APIVersion}
+	// Resolve every entry to a topic name first, to find duplicates.
+	type entry struct {
+		out  kmsg.DeleteTopicsResponseTopic
+		name string // "" once answered with an error
+	}
+	entries := make([]entry, len(r.Topics))
+	count := map[string]int{}
+	var zero [16]byte
+	for i, t := range r.Topics {
+		e := &entries[i]
+		e.out = kmsg.DeleteTopicsResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
+		fail := func(code int16, format string, args ...any) {
+			e.out.ErrorCode, e.out.ErrorMessage = code, errMsg(fmt.Sprintf(format, args...))
+		}
+		switch {
+		case b.reg == nil:
+			fail(kerr.UnknownServerError.Code, "%v", errNoRegistry)
+		case t.Topic != nil && t.TopicID != zero:
+			fail(kerr.InvalidRequest.Code, "topic named by both name and id")
+		case t.Topic != nil:
+			e.name = *t.Topic
+			if tp := b.reg.Topic(e.name); tp == nil {
+				fail(kerr.UnknownTopicOrPartition.Code, "topic %s does not exist", e.name)
+				e.name = ""
+			} else {
+				e.out.TopicID = tp.ID
+			}
+		case t.TopicID != zero:
+			if tp := b.reg.TopicByID(t.TopicID); tp == nil {
+				fail(kerr.UnknownTopicID.Code, "topic id %x does not exist", t.TopicID)
+			} else {
+				e.name = tp.Name
+				name := tp.Name
+				e.out.Topic = &name
+			}
+		default:
+			fail(kerr.InvalidRequest.Code, "topic named by neither name nor id")
+		}
+		if e.name != "" {
+			count[e.name]++
+		}
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.name != "" {
+			if count[e.name] > 1 {
+				e.out.ErrorCode, e.out.ErrorMessage = kerr.InvalidRequest.Code, errMsg("duplicate topic "+e.name+" in the request")
+			} else if err := b.reg.DeleteTopic(e.name); err != nil {
+				e.out.ErrorCode, e.out.ErrorMessage = kafkaError(err)
+			}
+		}
+		resp.Topics = append(resp.Topics, e.out)
+	}
+	b.replyMsg(req, h, &resp)
+}

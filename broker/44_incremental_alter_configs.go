@@ -1,0 +1,148 @@
+package broker
+
+// IncrementalAlterConfigs (key 44), versions 0-1.
+//
+// Behaviour: for a TOPIC resource the operations are applied in order to
+// the topic's current overrides, then the result is validated, persisted
+// and applied to the open logs (on the admin worker, off the ring thread):
+//   - SET: set the key (null value: INVALID_REQUEST);
+//   - DELETE: drop the override (the default applies again);
+//   - APPEND / SUBTRACT: only for list keys (cleanup.policy and the
+//     replication throttle lists), else INVALID_CONFIG; the value is a
+//     comma-separated list of items added (if absent) to, or removed from,
+//     the current value (the override, else the default, as Kafka does);
+//   - an unknown key or a bad resulting value: INVALID_CONFIG; a key named
+//     twice in one resource, or an unknown operation: INVALID_REQUEST.
+//
+// Resource-level checks and BROKER resources are as in AlterConfigs
+// (33_alter_configs.go): every broker key is read-only, INVALID_REQUEST.
+// validate_only checks everything and changes nothing.
+//
+// Differences from Apache Kafka: no dynamic broker configs; no
+// alter.config.policy; a full admin queue answers REQUEST_TIMED_OUT.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: int16(kmsg.IncrementalAlterConfigs), min: 0, max: 1, serve: (*Broker).serveIncrementalAlterConfigs})
+}
+
+func (b *Broker) serveIncrementalAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := hdr
+	h.ClientID = nil
+	r := kmsg.IncrementalAlterConfigsRequest{Version: h.APIVersion}
+	if err := r.ReadFrom(body); err != nil {
+		b.badRequest(req, &h, err)
+		return
+	}
+	if !b.admin.submit(func() { b.incrementalAlterConfigs(req, &h, &r) }) {
+		resp := kmsg.IncrementalAlterConfigsResponse{Version: h.APIVersion}
+		for _, res := range r.Resources {
+			resp.Resources = append(resp.Resources, kmsg.IncrementalAlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName,
+				ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})
+		}
+		b.replyMsg(req, &h, &resp)
+	}
+}
+
+// incrementalAlterConfigs runs on the admin worker.
+func (b *Broker) incrementalAlterConfigs(req netpoll.Request, h *proto.RequestHeader, r *kmsg.IncrementalAlterConfigsRequest) {
+	resp := kmsg.IncrementalAlterConfigsResponse{Version: h.APIVersion}
+	dups := duplicateResources(len(r.Resources), func(i int) (kmsg.ConfigResourceType, string) {
+		return r.Resources[i].ResourceType, r.Resources[i].ResourceName
+	})
+	for i, res := range r.Resources {
+		out := kmsg.IncrementalAlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName}
+		keys := make([]string, len(res.Configs))
+		for j, c := range res.Configs {
+			keys[j] = c.Name
+		}
+		out.ErrorCode, out.ErrorMessage = b.alterResourceCommon(res.ResourceType, res.ResourceName, keys, dups[i])
+		if out.ErrorCode == 0 && res.ResourceType == kmsg.ConfigResourceTypeTopic {
+			out.ErrorCode, out.ErrorMessage = kafkaError(b.incrementalAlterTopic(res.ResourceName, res.Configs, r.ValidateOnly))
+		}
+		resp.Resources = append(resp.Resources, out)
+	}
+	b.replyMsg(req, h, &resp)
+}
+
+// incrementalAlterTopic applies ops to a topic's overrides.
+func (b *Broker) incrementalAlterTopic(name string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig, validateOnly bool) error {
+	cur := lookupTopics(b.reg, []string{name}, nil)[0]
+	if cur.t == nil {
+		return fmt.Errorf("%w: topic %s does not exist", kerr.UnknownTopicOrPartition, name)
+	}
+	configs := make(map[string]string, len(cur.configs)+len(ops))
+	for k, v := range cur.configs {
+		configs[k] = v
+	}
+	for _, op := range ops {
+		k := lookupTopicKey(op.Name)
+		if k == nil {
+			return fmt.Errorf("%w: unknown topic config name %s", kerr.InvalidConfig, op.Name)
+		}
+		if op.Op != kmsg.IncrementalAlterConfigOpDelete && op.Value == nil {
+			return fmt.Errorf("%w: null value not supported for %s %s", kerr.InvalidRequest, op.Op, op.Name)
+		}
+		switch op.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			configs[op.Name] = *op.Value
+		case kmsg.IncrementalAlterConfigOpDelete:
+			delete(configs, op.Name)
+		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+			if !isListKey(op.Name) {
+				return fmt.Errorf("%w: config %s is not a list: %s is not allowed", kerr.InvalidConfig, op.Name, op.Op)
+			}
+			current, ok := configs[op.Name]
+			if !ok {
+				current = b.reg.topicDefault(k)
+			}
+			items := splitList(current)
+			for _, v := range splitList(*op.Value) {
+				at := indexOf(items, v)
+				if op.Op == kmsg.IncrementalAlterConfigOpAppend && at < 0 {
+					items = append(items, v)
+				} else if op.Op == kmsg.IncrementalAlterConfigOpSubtract && at >= 0 {
+					items = append(items[:at], items[at+1:]...)
+				}
+			}
+			configs[op.Name] = strings.Join(items, ",")
+		default:
+			return fmt.Errorf("%w: unknown operation %d for %s", kerr.InvalidRequest, op.Op, op.Name)
+		}
+	}
+	return b.setTopicConfigs(name, configs, validateOnly)
+}
+
+// isListKey reports whether a topic key holds a comma-separated list
+// (APPEND and SUBTRACT apply to it).
+func isListKey(name string) bool { return topicKeyTypes[name] == kmsg.ConfigTypeList }
+
+// splitList splits a list value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,54 @@
+package broker
+
+// DescribeCluster (key 60), versions 0-1.
+//
+// Behaviour: this broker (node.id, advertised listener) is the only broker
+// and the controller; the cluster id is the one persisted in the data dir.
+// v1 endpoint_type 1 (brokers) is served; 2 (controllers) is
+// UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers on its client
+// listener; anything else is INVALID_REQUEST. Cluster authorized operations
+// are -2147483648 ("not requested") unless asked, then every operation
+// (there is no authorizer yet). Answered on the ring thread.
+//
+// Differences from Apache Kafka: no racks; v2 (fenced brokers) is not
+// served: we have no fencing.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: int16(kmsg.DescribeCluster), min: 0, max: 1, serve: (*Broker).serveDescribeCluster})
+}
+
+func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
+	r := kmsg.DescribeClusterRequest{Version: h.APIVersion}
+	if err := r.UnsafeReadFrom(body); err != nil {
+		b.badRequest(req, h, err)
+		return
+	}
+	resp := kmsg.NewDescribeClusterResponse()
+	resp.Version = h.APIVersion
+	resp.EndpointType = r.EndpointType
+	if h.APIVersion >= 1 && r.EndpointType != 1 {
+		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, errMsg("unknown endpoint type")
+		if r.EndpointType == 2 {
+			resp.ErrorCode, resp.ErrorMessage = kerr.UnsupportedEndpointType.Code, errMsg("the controller endpoint is not served by brokers")
+		}
+		b.replyMsg(req, h, &resp)
+		return
+	}
+	resp.ClusterID = b.clusterID
+	resp.ControllerID = b.opts.NodeID
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.opts.NodeID, Host: b.opts.AdvertisedHost, Port: b.opts.AdvertisedPort}}
+	resp.ClusterAuthorizedOperations = authorizedOpsNotRequested
+	if r.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOperationsAll
+	}
+	b.replyMsg(req, h, &resp)
+}

@@ -1,0 +1,240 @@
+package broker
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ringbroker/ringbroker/log"
+)
+
+func openTestRegistry(t *testing.T, dir string) *Registry {
+	t.Helper()
+	r, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// wantKerr fails unless err wraps the Kafka error want (nil: no error).
+func wantKerr(t *testing.T, what string, err error, want *kerr.Error) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("%s: unexpected error %v", what, err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: error %v, want %s", what, err, want.Message)
+	}
+}
+
+func TestValidateTopicName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"a", true},
+		{"Orders-2024_v1.x", true},
+		{strings.Repeat("x", 249), true},
+		{"...", true}, // only "." and ".." are reserved
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"../x", false},
+		{"a/b", false},
+		{"/abs", false},
+		{"a\x00b", false},
+		{"a b", false},
+		{"naïve", false},
+		{strings.Repeat("x", 250), false},
+	} {
+		err := ValidateTopicName(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateTopicName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, kerr.InvalidTopicException) {
+			t.Errorf("ValidateTopicName(%q) = %v, want INVALID_TOPIC_EXCEPTION", tc.name, err)
+		}
+	}
+}
+
+func TestRegistryCreateTopicErrors(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRegistry(t, dir)
+	defer r.Close()
+	if _, err := r.CreateTopic("a.b", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		parts   int32
+		configs map[string]string
+		want    *kerr.Error
+	}{
+		{"a.b", 1, nil, kerr.TopicAlreadyExists},
+		{"a_b", 1, nil, kerr.InvalidTopicException}, // collides with a.b
+		{"../x", 1, nil, kerr.InvalidTopicException},
+		{"a/b", 1, nil, kerr.InvalidTopicException},
+		{"nul\x00", 1, nil, kerr.InvalidTopicException},
+		{".", 1, nil, kerr.InvalidTopicException},
+		{"..", 1, nil, kerr.InvalidTopicException},
+		{strings.Repeat("y", 250), 1, nil, kerr.InvalidTopicException},
+		{"zero", 0, nil, kerr.InvalidPartitions},
+		{"neg", -3, nil, kerr.InvalidPartitions},
+		{"huge", maxPartitionsPerTopic + 1, nil, kerr.InvalidPartitions},
+		{"badkey", 1, map[string]string{"no.such.key": "1"}, kerr.InvalidConfig},
+		{"badval", 1, map[string]string{"retention.ms": "soon"}, kerr.InvalidConfig},
+		{"badenum", 1, map[string]string{"cleanup.policy": "shred"}, kerr.InvalidConfig},
+	} {
+		_, err := r.CreateTopic(tc.name, tc.parts, tc.configs, false)
+		wantKerr(t, tc.name, err, tc.want)
+	}
+	// Nothing escaped or was left behind by the failures.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() && e.Name() != "a.b-0" {
+			t.Errorf("unexpected dir %s", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "x-0")); err == nil {
+		t.Fatal("../x escaped the log dir")
+	}
+	// validate only: checks, creates nothing.
+	tp, err := r.CreateTopic("dry", 2, map[string]string{"retention.ms": "1000"}, true)
+	if err != nil || tp != nil || r.Topic("dry") != nil {
+		t.Fatalf("validate only: %v %v", tp, err)
+	}
+	_, err = r.CreateTopic("a.b", 1, nil, true)
+	wantKerr(t, "validate only existing", err, kerr.TopicAlreadyExists)
+}
+
+func TestRegistryLifecycleAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRegistry(t, dir)
+	tp, err := r.CreateTopic("orders", 3, map[string]string{"retention.ms": "60000", "cleanup.policy": "compact"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.ID == ([16]byte{}) || len(tp.Partitions) != 3 || r.TopicByID(tp.ID) != tp {
+		t.Fatalf("topic %+v", tp)
+	}
+	for i := int32(0); i < 3; i++ {
+		if p := r.Partition("orders", i); p == nil || p.Log == nil {
+			t.Fatalf("partition %d missing", i)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "orders-"+string(rune('0'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Partition("orders", 3) != nil || r.Partition("orders", -1) != nil {
+		t.Fatal("partition out of range found")
+	}
+	if _, err := r.CreateTopic("gone", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+
+	// CreatePartitions
+	wantKerr(t, "same count", r.CreatePartitions("orders", 3, false), kerr.InvalidPartitions)
+	wantKerr(t, "shrink", r.CreatePartitions("orders", 2, false), kerr.InvalidPartitions)
+	wantKerr(t, "unknown", r.CreatePartitions("nope", 5, false), kerr.UnknownTopicOrPartition)
+	wantKerr(t, "validate", r.CreatePartitions("orders", 9, true), nil)
+	if n := len(r.Topic("orders").Partitions); n != 3 {
+		t.Fatalf("validate-only grew the topic to %d", n)
+	}
+	wantKerr(t, "grow", r.CreatePartitions("orders", 5, false), nil)
+	if r.Partition("orders", 4) == nil {
+		t.Fatal("partition 4 missing after grow")
+	}
+
+	// SetTopicConfigs
+	wantKerr(t, "bad config", r.SetTopicConfigs("orders", map[string]string{"segment.bytes": "1"}, false), kerr.InvalidConfig)
+	wantKerr(t, "unknown topic", r.SetTopicConfigs("nope", map[string]string{}, false), kerr.UnknownTopicOrPartition)
+	wantKerr(t, "validate", r.SetTopicConfigs("orders", map[string]string{"retention.ms": "1"}, true), nil)
+	if r.Topic("orders").Configs["retention.ms"] != "60000" {
+		t.Fatal("validate-only changed configs")
+	}
+	newCfg := map[string]string{"retention.ms": "120000", "flush.messages": "1", "segment.bytes": "1048576"}
+	wantKerr(t, "set", r.SetTopicConfigs("orders", newCfg, false), nil)
+	if got := r.Topic("orders").Settings().log; got.RetentionMs != 120000 || got.FlushMessages != 1 || got.SegmentBytes != 1<<20 {
+		t.Fatalf("settings not applied: %+v", got)
+	}
+
+	// DeleteTopic
+	wantKerr(t, "delete", r.DeleteTopic("gone"), nil)
+	wantKerr(t, "delete again", r.DeleteTopic("gone"), kerr.UnknownTopicOrPartition)
+	if _, err := os.Stat(filepath.Join(dir, "gone-0")); !os.IsNotExist(err) {
+		t.Fatalf("gone-0 still there: %v", err)
+	}
+	id := tp.ID
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart: topics, ids, partition counts and configs come back.
+	r = openTestRegistry(t, dir)
+	defer r.Close()
+	got := r.Topic("orders")
+	if got == nil || got.ID != id || len(got.Partitions) != 5 {
+		t.Fatalf("after restart: %+v", got)
+	}
+	if !mapsEqual(got.Configs, newCfg) {
+		t.Fatalf("configs after restart %v, want %v", got.Configs, newCfg)
+	}
+	if got.Settings().log.FlushMessages != 1 {
+		t.Fatalf("settings after restart %+v", got.Settings().log)
+	}
+	if r.Topic("gone") != nil || len(r.Topics()) != 1 {
+		t.Fatalf("topics after restart: %d", len(r.Topics()))
+	}
+}
+
+func TestRegistryRemovesOrphans(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRegistry(t, dir)
+	if _, err := r.CreateTopic("keep", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash between "metadata says deleted" and "dirs removed"
+	// leaves behind, plus a partition beyond the topic's count.
+	for _, d := range []string{"ghost-0", "ghost-1", "keep-7"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, "00000000000000000000.log"), []byte{}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = openTestRegistry(t, dir)
+	defer r.Close()
+	for _, d := range []string{"ghost-0", "ghost-1", "keep-7"} {
+		if _, err := os.Stat(filepath.Join(dir, d)); !os.IsNotExist(err) {
+			t.Errorf("orphan %s not removed (%v)", d, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep-0")); err != nil {
+		t.Fatalf("live partition removed: %v", err)
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
