@@ -1,0 +1,138 @@
+package broker
+
+// ListOffsets (key 2), versions 1-8.
+//
+// Behaviour, per partition:
+//   - -2 (earliest) and -4 (earliest local, v8; we have no tiered storage):
+//     the log start offset, timestamp -1.
+//   - -1 (latest): the high watermark; read_committed gets the same (the
+//     last stable offset equals the high watermark until transactions
+//     exist). Timestamp -1.
+//   - -3 (max timestamp, v7+): the offset and timestamp of the batch with
+//     the largest timestamp (Kafka's "shallow" offset: that batch's last
+//     offset); offset -1 and timestamp -1 on an empty log.
+//   - any other timestamp: the first batch whose max timestamp is >= it
+//     (log.ListOffset through the .timeindex); offset -1 and timestamp -1
+//     when there is none (Kafka's UNKNOWN_OFFSET).
+//   - unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
+//     named twice: INVALID_REQUEST; current_leader_epoch (v4+) above ours
+//     (always 0): UNKNOWN_LEADER_EPOCH, below it (but not -1):
+//     FENCED_LEADER_EPOCH. Found offsets carry leader epoch 0, v4+.
+//
+// Threads: earliest/latest/max are in-memory and answered on the ring
+// thread; a request with a real timestamp may pread segment files, so it is
+// answered from a goroutine.
+//
+// Differences from Apache Kafka: by-timestamp offsets are batch granular
+// (the base offset of the batch holding the first matching record, see
+// log.ListOffset), so a consumer starting there may see up to one batch of
+// earlier records; OFFSET_NOT_AVAILABLE never occurs (no leader changes).
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// timestampEarliestLocal is ListOffsets' -4 (KIP-405).
+const timestampEarliestLocal = -4
+
+func init() {
+	register(api{key: proto.APIKeyListOffsets, min: 1, max: 8, serve: (*Broker).serveListOffsets})
+}
+
+func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
+	r := kmsg.ListOffsetsRequest{Version: h.APIVersion}
+	if err := r.ReadFrom(body); err != nil {
+		b.badRequest(req, h, err)
+		return
+	}
+	hdr.ClientID = nil // aliases the frame
+	slow := false
+	for _, t := range r.Topics {
+		for _, p := range t.Partitions {
+			if p.Timestamp >= 0 {
+				slow = true
+			}
+		}
+	}
+	if slow {
+		go b.answerListOffsets(req, hdr, &r)
+		return
+	}
+	b.answerListOffsets(req, hdr, &r)
+}
+
+func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.ListOffsetsRequest) {
+	resp := kmsg.ListOffsetsResponse{Version: hdr.APIVersion}
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	seen := map[tp]int{}
+	for _, t := range r.Topics {
+		for _, p := range t.Partitions {
+			seen[tp{t.Topic, p.Partition}]++
+		}
+	}
+	for _, t := range r.Topics {
+		rt := kmsg.ListOffsetsResponseTopic{Topic: t.Topic}
+		for _, p := range t.Partitions {
+			rp := kmsg.NewListOffsetsResponseTopicPartition()
+			rp.Partition = p.Partition
+			if seen[tp{t.Topic, p.Partition}] > 1 {
+				rp.ErrorCode = kerr.InvalidRequest.Code
+			} else {
+				b.listOffset(&rp, t.Topic, p)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	b.replyMsg(req, &hdr, &resp)
+}
+
+func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition) {
+	var part *Partition
+	if b.reg != nil {
+		part = b.reg.Partition(topic, p.Partition)
+	}
+	if part == nil {
+		rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	if code := checkLeaderEpoch(p.CurrentLeaderEpoch); code != 0 {
+		rp.ErrorCode = code
+		return
+	}
+	ts := p.Timestamp
+	if ts == timestampEarliestLocal {
+		ts = log.TimestampEarliest
+	}
+	off, at, found := part.Log.ListOffset(ts)
+	if !found {
+		return // offset -1, timestamp -1, leader epoch -1
+	}
+	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, 0
+}
+
+// servedLeaderEpoch is the leader epoch of every partition: one broker, no
+// leader changes (Metadata reports the same).
+const servedLeaderEpoch = 0
+
+// checkLeaderEpoch applies Kafka's current_leader_epoch fencing: -1 means
+// the client does not know it.
+func checkLeaderEpoch(current int32) int16 {
+	switch {
+	case current == -1 || current == servedLeaderEpoch:
+		return 0
+	case current > servedLeaderEpoch:
+		return kerr.UnknownLeaderEpoch.Code
+	default:
+		return kerr.FencedLeaderEpoch.Code
+	}
+}

@@ -1,0 +1,60 @@
+package broker
+
+// OffsetForLeaderEpoch (key 23), versions 0-4.
+//
+// Behaviour: every partition has had one leader epoch, 0 (one broker, no
+// leader changes; Metadata reports epoch 0). Asked for epoch 0 the answer is
+// (epoch 0, end offset = high watermark); asked for any other epoch it is
+// (-1, -1), Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET, which is what
+// Kafka's leader-epoch cache answers for an epoch it does not hold.
+// current_leader_epoch (v2+) is fenced as in ListOffsets (UNKNOWN_LEADER_EPOCH
+// above 0, FENCED_LEADER_EPOCH below it, -1 skips the check). Unknown
+// topic or partition: UNKNOWN_TOPIC_OR_PARTITION. In-memory only: answered
+// on the ring thread.
+//
+// Differences from Apache Kafka: the end offset is the high watermark, which
+// here always equals the log end offset of completed writes; no epoch cache
+// file (leader-epoch-checkpoint) is kept.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: int16(kmsg.OffsetForLeaderEpoch), min: 0, max: 4, serve: (*Broker).serveOffsetForLeaderEpoch})
+}
+
+func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
+	r := kmsg.OffsetForLeaderEpochRequest{Version: h.APIVersion}
+	if err := r.UnsafeReadFrom(body); err != nil {
+		b.badRequest(req, h, err)
+		return
+	}
+	resp := kmsg.OffsetForLeaderEpochResponse{Version: h.APIVersion}
+	for _, t := range r.Topics {
+		rt := kmsg.OffsetForLeaderEpochResponseTopic{Topic: t.Topic}
+		for _, p := range t.Partitions {
+			rp := kmsg.OffsetForLeaderEpochResponseTopicPartition{Partition: p.Partition, LeaderEpoch: -1, EndOffset: -1}
+			var part *Partition
+			if b.reg != nil {
+				part = b.reg.Partition(t.Topic, p.Partition)
+			}
+			switch {
+			case part == nil:
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case checkLeaderEpoch(p.CurrentLeaderEpoch) != 0:
+				rp.ErrorCode = checkLeaderEpoch(p.CurrentLeaderEpoch)
+			case p.LeaderEpoch == servedLeaderEpoch:
+				rp.LeaderEpoch, rp.EndOffset = servedLeaderEpoch, part.Log.HighWatermark()
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	b.replyMsg(req, h, &resp)
+}
