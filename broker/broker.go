@@ -12,9 +12,11 @@ package broker
 
 import (
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -41,6 +43,9 @@ type Options struct {
 	// FetchZeroCopy is fetch.zero.copy: serve record bytes with
 	// splice/sendfile (true) or read+send.
 	FetchZeroCopy bool
+	// Metrics records per-API request counts and latencies; nil records
+	// nothing.
+	Metrics *metrics.Registry
 }
 
 // Broker serves Kafka requests.
@@ -130,7 +135,11 @@ func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
 		b.closeBad(req, "unsupported API version", zap.String("api", proto.APIName(h.APIKey)), zap.Int16("api_version", h.APIVersion))
 		return
 	}
+	start := time.Now()
 	a.serve(b, req, h, frame[h.BodyOffset:])
+	// The dispatch time (decode, validate, hand-off); answers that complete
+	// later are timed by their handlers' own metrics.
+	b.opts.Metrics.Request(h.APIKey, time.Since(start))
 }
 
 // closeBad logs and closes a connection that sent something Kafka would

@@ -27,6 +27,8 @@ import (
 
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/tuning"
 )
@@ -97,20 +99,54 @@ func loadConfig(path string, sets []string) (*config.Config, []string, error) {
 }
 
 func serve(cfg *config.Config, logger *zap.Logger) error {
+	// Signals first: a SIGTERM that arrives while we start must drain, not
+	// kill.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+
 	report := tuning.Run(tuningOptions(cfg))
 	report.Log(logger)
 	if cfg.TuningStrict && report.HasFatal() {
 		return errors.New("tuning.strict=true and the host check found a fatal problem")
 	}
 
+	m := metrics.New(metrics.Options{Rings: cfg.Rings(), TopicBytes: cfg.MetricsTopicBytesEnable,
+		OnServeError: func(err error) { logger.Warn("metrics endpoint", zap.Error(err)) }})
+	stopMetrics, err := m.Serve(cfg.MetricsListener, cfg.MetricsPprofEnable)
+	if err != nil {
+		return fmt.Errorf("metrics.listener %s: %w", cfg.MetricsListener, err)
+	}
+	defer stopMetrics()
+
 	dataDir := cfg.LogDirs[0]
+	reg, err := broker.OpenRegistry(broker.RegistryOptions{
+		LogDirs:             cfg.LogDirs,
+		Defaults:            logDefaults(cfg),
+		BrokerTopicDefaults: brokerTopicDefaults(cfg),
+		Logger:              logger.Named("log"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := reg.Close(); err != nil {
+			logger.Error("closing logs", zap.Error(err))
+		}
+	}()
 	adv := cfg.AdvertisedListeners[0]
 	b, err := broker.New(broker.Options{
-		NodeID:         cfg.NodeID,
-		AdvertisedHost: adv.Host,
-		AdvertisedPort: int32(adv.Port),
-		DataDir:        dataDir,
-		Logger:         logger.Named("broker"),
+		NodeID:           cfg.NodeID,
+		AdvertisedHost:   adv.Host,
+		AdvertisedPort:   int32(adv.Port),
+		DataDir:          dataDir,
+		Logger:           logger.Named("broker"),
+		Registry:         reg,
+		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
+		NumPartitions:    cfg.NumPartitions,
+		MessageMaxBytes:  cfg.MessageMaxBytes,
+		FetchZeroCopy:    cfg.FetchZeroCopy,
+		Metrics:          m,
 	})
 	if err != nil {
 		return err
@@ -139,6 +175,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		IdleTimeout:             idle,
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
+		Metrics:                 m,
 	})
 	if err != nil {
 		return err
@@ -158,13 +195,18 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		zap.String("advertised", net.JoinHostPort(adv.Host, fmt.Sprint(adv.Port))),
 		zap.String("cluster_id", b.ClusterID()),
 		zap.Int32("node_id", cfg.NodeID),
-		zap.String("data_dir", dataDir))
+		zap.String("data_dir", dataDir),
+		zap.String("metrics", cfg.MetricsListener))
+	if err := sdNotify("READY=1\nSTATUS=serving " + strings.Join(bound, ",")); err != nil {
+		logger.Warn("sd_notify READY", zap.Error(err))
+	}
+	stopWatchdog := make(chan struct{})
+	startWatchdog(stopWatchdog)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	logger.Info("shutting down", zap.String("signal", s.String()))
-	signal.Stop(sig)
+	_ = sdNotify("STOPPING=1")
+	close(stopWatchdog)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -172,6 +214,33 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// logDefaults maps the broker's log.* keys onto the log package's config.
+func logDefaults(cfg *config.Config) log.Config {
+	c := log.DefaultConfig()
+	c.SegmentBytes = int64(cfg.LogSegmentBytes)
+	c.SegmentMs = cfg.LogRollMs
+	c.RetentionMs = cfg.LogRetentionMs
+	c.RetentionBytes = cfg.LogRetentionBytes
+	c.FlushMessages = cfg.LogFlushIntervalMessages
+	c.FlushMs = cfg.LogFlushIntervalMs
+	c.LogAppendTime = cfg.LogMessageTimestampType == "LogAppendTime"
+	c.IndexIntervalBytes = int(cfg.LogIndexIntervalBytes)
+	c.IndexMaxBytes = int(cfg.LogIndexSizeMaxBytes)
+	c.AppendBatchMaxBytes = cfg.AppendBatchMaxBytes
+	c.AppendLingerMs = int64(cfg.AppendLingerMaxMs)
+	return c
+}
+
+// brokerTopicDefaults are broker keys that default topic keys outside the
+// log package, under their topic-key names.
+func brokerTopicDefaults(cfg *config.Config) map[string]string {
+	return map[string]string{
+		"max.message.bytes": fmt.Sprint(cfg.MessageMaxBytes),
+		"compression.type":  cfg.CompressionType,
+		"cleanup.policy":    strings.Join(cfg.LogCleanupPolicy, ","),
+	}
 }
 
 func tuningOptions(cfg *config.Config) tuning.Options {
@@ -184,9 +253,10 @@ func tuningOptions(cfg *config.Config) tuning.Options {
 		dirs[i], _ = filepath.Abs(d)
 	}
 	return tuning.Options{
-		LogDirs:     dirs,
-		ListenAddrs: addrs,
-		RingCount:   cfg.RingCount,
+		LogDirs:             dirs,
+		ListenAddrs:         addrs,
+		RingCount:           cfg.RingCount,
+		ExpectedConnections: min(cfg.MaxConnections, 100000),
 	}
 }
 
