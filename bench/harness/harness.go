@@ -1,0 +1,512 @@
+// Package harness runs the benchmark scenarios of issue 7 against several
+// brokers in one run, side by side: ringbrokerd on each I/O backend, the
+// null broker (the client-bound ceiling) and any external brokers named in
+// PEERS, plus a machine probe. It prints one table, writes results.json and
+// PNG plots, and stops every process it started by PID.
+//
+// Because client and broker share a small, noisy machine, a figure only
+// means something as a ratio against another target measured in the same
+// run: the table gives each run's ratio to ringbroker's io_uring backend
+// and to the null broker.
+//
+// Concurrency: Run is sequential (one target and one scenario at a time,
+// so targets never compete for the CPU); only the clients inside a
+// scenario run goroutines.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ringbroker/ringbroker/bench/perf"
+	"github.com/ringbroker/ringbroker/bench/probe"
+)
+
+// Peer is an external broker to measure beside ours (PEERS=name=host:port).
+type Peer struct {
+	Name string
+	Addr string
+}
+
+// ParsePeers parses "name=host:port,name2=host:port".
+func ParsePeers(s string) ([]Peer, error) {
+	var out []Peer
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(p, "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("PEERS entry %q: want name=host:port", p)
+		}
+		out = append(out, Peer{Name: name, Addr: addr})
+	}
+	return out, nil
+}
+
+// Options configures a harness run.
+type Options struct {
+	// Mode is tiny, quick (default) or full.
+	Mode string
+	// OutDir receives results.json and the plots (default bench-results).
+	OutDir string
+	// WorkDir holds the brokers' data dirs and logs (default: a new temp
+	// dir, removed at the end).
+	WorkDir string
+	// Ringbrokerd is a ringbrokerd binary; empty builds ./cmd/ringbrokerd.
+	// "-" leaves ringbrokerd out.
+	Ringbrokerd string
+	// Backends are the ringbrokerd io.backend values to start (default
+	// uring and portable).
+	Backends []string
+	// NullBroker is the command starting the null broker, "{port}"
+	// replaced by its port; empty builds bench/cmd/nullbroker.
+	NullBroker []string
+	// Peers are external brokers.
+	Peers []Peer
+	// Scenarios filters scenario ids (empty: all).
+	Scenarios []string
+	// SkipProbe leaves the machine probe out.
+	SkipProbe bool
+	// Out receives the table; Progress a progress bar (nil: none) and
+	// Log one line per run (nil: none).
+	Out      io.Writer
+	Progress io.Writer
+	Log      io.Writer
+}
+
+// Run is one scenario on one target.
+type Run struct {
+	Scenario string `json:"scenario"`
+	Target   string `json:"target"`
+	// Status is "ok", "unsupported (error: ...)" when the target cannot
+	// run the scenario, or "error: ..." when a run it supports failed.
+	Status        string  `json:"status"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	MBPerSec      float64 `json:"mb_per_sec"`
+	HasLatency    bool    `json:"has_latency"`
+	P50Ms         float64 `json:"p50_ms"`
+	P99Ms         float64 `json:"p99_ms"`
+	P999Ms        float64 `json:"p999_ms"`
+	// RatioUring and RatioNull are records/s divided by those of
+	// ringbroker-uring and of the null broker in the same scenario (0:
+	// not measured).
+	RatioUring float64 `json:"ratio_to_ringbroker_uring"`
+	RatioNull  float64 `json:"ratio_to_null"`
+	Note       string  `json:"note,omitempty"`
+
+	Produce *perf.ProduceResult `json:"produce,omitempty"`
+	Consume *perf.ConsumeResult `json:"consume,omitempty"`
+	E2E     *perf.E2EResult     `json:"e2e,omitempty"`
+}
+
+// OK reports whether the run produced figures.
+func (r Run) OK() bool { return r.Status == "ok" }
+
+// Results is everything one harness run measured (results.json).
+type Results struct {
+	Mode      string            `json:"mode"`
+	Started   time.Time         `json:"started"`
+	Seconds   float64           `json:"seconds"`
+	Machine   Machine           `json:"machine"`
+	Probe     *probe.Result     `json:"probe,omitempty"`
+	Scenarios map[string]string `json:"scenarios"`
+	Targets   map[string]string `json:"targets"`
+	Runs      []Run             `json:"runs"`
+	Plots     []string          `json:"plots,omitempty"`
+}
+
+// Execute runs the harness. The returned Results are also written to
+// OutDir/results.json; an error means the harness itself failed (a target
+// failing is a Run status, not an error).
+func Execute(ctx context.Context, opts Options) (*Results, error) {
+	started := time.Now()
+	if opts.Mode == "" {
+		opts.Mode = ModeQuick
+	}
+	all, err := scenarios(opts.Mode)
+	if err != nil {
+		return nil, err
+	}
+	var scs []scenario
+	for _, sc := range all {
+		if len(opts.Scenarios) == 0 || contains(opts.Scenarios, sc.id) {
+			scs = append(scs, sc)
+		}
+	}
+	if opts.OutDir == "" {
+		opts.OutDir = "bench-results"
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	if opts.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "ringbench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		opts.WorkDir = dir
+	}
+	if len(opts.Backends) == 0 {
+		opts.Backends = []string{"uring", "portable"}
+	}
+	logf := func(format string, a ...any) {
+		if opts.Log != nil {
+			fmt.Fprintf(opts.Log, format+"\n", a...)
+		}
+	}
+
+	res := &Results{Mode: opts.Mode, Started: started, Scenarios: map[string]string{}, Targets: map[string]string{}}
+	for _, sc := range scs {
+		res.Scenarios[sc.id] = sc.title
+	}
+	res.Machine = describeMachine(opts.WorkDir)
+
+	targets := prepareTargets(ctx, opts, logf)
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
+	for _, t := range targets {
+		desc := t.kind + " " + t.addr
+		if t.startErr != nil {
+			desc = t.kind + ": " + t.startErr.Error()
+		}
+		res.Targets[t.name] = desc
+	}
+
+	if !opts.SkipProbe {
+		bar(opts.Progress, 0, 1, "machine probe")
+		p := probe.Run(probeOptions(opts))
+		res.Probe = &p
+	}
+
+	total := 0
+	for _, sc := range scs {
+		for _, t := range targets {
+			if t.runs(sc.id) {
+				total++
+			}
+		}
+	}
+	done := 0
+	for _, sc := range scs {
+		for _, t := range targets {
+			if !t.runs(sc.id) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			bar(opts.Progress, done, total, sc.id+" on "+t.name)
+			r := runOne(ctx, sc, t)
+			logf("%-10s %-26s %s", sc.id, t.name, summaryLine(r))
+			res.Runs = append(res.Runs, r)
+			done++
+		}
+	}
+	bar(opts.Progress, total, total, "done")
+	if opts.Progress != nil {
+		fmt.Fprintln(opts.Progress)
+	}
+	computeRatios(res.Runs)
+	res.Seconds = time.Since(started).Seconds()
+
+	plots, err := writePlots(opts.OutDir, res)
+	if err != nil {
+		logf("plots: %v", err)
+	}
+	res.Plots = plots
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(filepath.Join(opts.OutDir, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return res, err
+	}
+	if opts.Out != nil {
+		PrintTable(opts.Out, res)
+	}
+	return res, nil
+}
+
+func probeOptions(opts Options) probe.Options {
+	switch opts.Mode {
+	case ModeTiny:
+		return probe.Options{Dir: opts.WorkDir, Duration: 100 * time.Millisecond, Bytes: 8 << 20}
+	case ModeFull:
+		return probe.Options{Dir: opts.WorkDir, Duration: 3 * time.Second, Bytes: 1 << 30}
+	}
+	return probe.Options{Dir: opts.WorkDir, Duration: time.Second, Bytes: 256 << 20}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareTargets builds and starts the null broker and ringbrokerd (one
+// per backend, plus the read+send variant for the catch-up scenario) and
+// adds the peers. A target that cannot start is kept with its error.
+func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)) []*target {
+	binDir := filepath.Join(opts.WorkDir, "bin")
+	os.MkdirAll(binDir, 0o755)
+	root, rootErr := moduleRoot()
+
+	var targets []*target
+	null := &target{name: TargetNull, kind: kindNull}
+	nullCmd := opts.NullBroker
+	if len(nullCmd) == 0 {
+		bin := filepath.Join(binDir, "nullbroker")
+		if rootErr != nil {
+			null.startErr = rootErr
+		} else if err := buildBinary(ctx, root, "./bench/cmd/nullbroker", bin); err != nil {
+			null.startErr = err
+		}
+		nullCmd = []string{bin, "--listen", "127.0.0.1:{port}"}
+	}
+	if null.startErr == nil {
+		null.startErr = startProcess(null, nullCmd, opts.WorkDir, nil)
+	}
+	targets = append(targets, null)
+
+	if opts.Ringbrokerd != "-" {
+		bin := opts.Ringbrokerd
+		var buildErr error
+		if bin == "" {
+			bin = filepath.Join(binDir, "ringbrokerd")
+			if rootErr != nil {
+				buildErr = rootErr
+			} else {
+				buildErr = buildBinary(ctx, root, "./cmd/ringbrokerd", bin)
+			}
+		}
+		type variant struct {
+			name, backend string
+			extra         []string
+			only          []string
+		}
+		var variants []variant
+		for _, b := range opts.Backends {
+			name := "ringbroker-" + b
+			variants = append(variants, variant{name: name, backend: b})
+			if b == "uring" {
+				variants = append(variants, variant{name: TargetRingbrokerReadCpy, backend: b,
+					extra: []string{"--set", "fetch.zero.copy=false"}, only: []string{"catchup"}})
+			}
+		}
+		for _, v := range variants {
+			t := &target{name: v.name, kind: kindRingbroker, only: v.only}
+			if buildErr != nil {
+				t.startErr = buildErr
+			} else {
+				dataDir := filepath.Join(opts.WorkDir, v.name+"-data")
+				os.MkdirAll(dataDir, 0o755)
+				argv := append([]string{bin,
+					"--set", "listeners=PLAINTEXT://127.0.0.1:{port}",
+					"--set", "log.dirs=" + dataDir,
+					"--set", "io.backend=" + v.backend,
+					"--set", "metrics.listener=",
+				}, v.extra...)
+				t.startErr = startProcess(t, argv, opts.WorkDir, nil)
+			}
+			if t.startErr != nil {
+				logf("%s: not started: %v", t.name, t.startErr)
+			}
+			targets = append(targets, t)
+		}
+	}
+	for _, p := range opts.Peers {
+		t := &target{name: p.Name, kind: kindPeer, addr: p.Addr}
+		if err := apiVersions(p.Addr, 5*time.Second); err != nil {
+			t.startErr = fmt.Errorf("peer %s unreachable: %w", p.Addr, err)
+		}
+		targets = append(targets, t)
+	}
+	return targets
+}
+
+// runOne measures one scenario on one target, never failing the harness:
+// every problem becomes the run's status.
+func runOne(ctx context.Context, sc scenario, t *target) Run {
+	r := Run{Scenario: sc.id, Target: t.name}
+	if t.startErr != nil {
+		r.Status = unsupported(t.startErr)
+		return r
+	}
+	if t.kind == kindNull && sc.kind != kindProduce {
+		r.Status = unsupported(errors.New("the null broker does not serve Fetch"))
+		return r
+	}
+	// Every run is bounded: its own time bound plus set-up and drain.
+	ctx, cancel := context.WithTimeout(ctx, 2*sc.seconds+90*time.Second)
+	defer cancel()
+
+	topic := fmt.Sprintf("bench-%s-%d", sc.id, time.Now().UnixNano())
+	if err := createTopic(ctx, t.addr, topic, sc); err != nil {
+		r.Status = unsupported(fmt.Errorf("CreateTopics: %w", err))
+		return r
+	}
+	props := map[string]string{"bootstrap.servers": t.addr}
+	for k, v := range sc.props {
+		props[k] = v
+	}
+	settings, err := perf.ParseProducerProps(props)
+	if err != nil {
+		r.Status = "error: " + err.Error()
+		return r
+	}
+
+	switch sc.kind {
+	case kindProduce:
+		pr, err := perf.RunProduce(ctx, perf.ProduceConfig{
+			Topic: topic, NumRecords: sc.records, RecordSize: sc.recordSize, Throughput: -1,
+			Producer: settings, MaxDuration: sc.seconds,
+		})
+		r.Produce = &pr
+		if err != nil {
+			r.Status = unsupported(err)
+			return r
+		}
+		r.fill(pr.Summary, true)
+		if pr.Failed > 0 {
+			r.Note = fmt.Sprintf("%d sends failed: %s", pr.Failed, pr.FirstError)
+		}
+	case kindConsume:
+		n := sc.preloadBytes / int64(sc.recordSize)
+		pr, err := perf.RunProduce(ctx, perf.ProduceConfig{
+			Topic: topic, NumRecords: n, RecordSize: sc.recordSize, Throughput: -1,
+			Producer: settings, MaxDuration: 4 * sc.seconds,
+		})
+		if err != nil {
+			r.Status = unsupported(fmt.Errorf("preload: %w", err))
+			return r
+		}
+		cr, err := perf.RunConsume(ctx, perf.ConsumeConfig{
+			Bootstrap: []string{t.addr}, Topic: topic, Messages: pr.Records,
+			FetchSize: 4 << 20, Timeout: 5 * time.Second, MaxDuration: sc.seconds,
+		})
+		r.Consume = &cr
+		if err != nil {
+			r.Status = unsupported(err)
+			return r
+		}
+		r.Status = "ok"
+		r.RecordsPerSec, r.MBPerSec = cr.RecordsPerSec, cr.MBPerSec
+		if cr.Records < pr.Records {
+			r.Note = fmt.Sprintf("read %d of %d records within the bounds", cr.Records, pr.Records)
+		}
+	case kindE2E:
+		er, err := perf.RunE2E(ctx, perf.E2EConfig{
+			Bootstrap: []string{t.addr}, Topic: topic, RecordSize: sc.recordSize,
+			Rate: sc.rateMiB * (1 << 20) / float64(sc.recordSize), Duration: sc.seconds, Producer: settings,
+		})
+		r.E2E = &er
+		if err != nil {
+			r.Status = unsupported(err)
+			return r
+		}
+		r.fill(er.Summary, true)
+		if er.Missing > 0 {
+			r.Note = fmt.Sprintf("%d acknowledged records not consumed", er.Missing)
+		}
+	}
+	return r
+}
+
+func (r *Run) fill(s perf.Summary, latency bool) {
+	r.Status = "ok"
+	r.RecordsPerSec, r.MBPerSec = s.RecordsPerSec, s.MBPerSec
+	r.HasLatency = latency
+	r.P50Ms, r.P99Ms, r.P999Ms = s.P50Ms, s.P99Ms, s.P999Ms
+}
+
+// unsupported is the status of a run the target could not do.
+func unsupported(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return "unsupported (error: " + msg + ")"
+}
+
+// createTopic creates the scenario's topic with its partitions and
+// configs. A broker without CreateTopics still runs single-partition
+// scenarios without topic configs (auto-creation); others are unsupported.
+func createTopic(ctx context.Context, addr, topic string, sc scenario) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var configs map[string]*string
+	for k, v := range sc.topicConfigs {
+		if configs == nil {
+			configs = map[string]*string{}
+		}
+		v := v
+		configs[k] = &v
+	}
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, sc.partitions, 1, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && sc.partitions == 1 && len(sc.topicConfigs) == 0 {
+		return nil // fall back to auto-creation
+	}
+	return err
+}
+
+func summaryLine(r Run) string {
+	if !r.OK() {
+		return r.Status
+	}
+	s := fmt.Sprintf("%.0f records/s, %.2f MB/s", r.RecordsPerSec, r.MBPerSec)
+	if r.HasLatency {
+		s += fmt.Sprintf(", p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms", r.P50Ms, r.P99Ms, r.P999Ms)
+	}
+	return s
+}
+
+// computeRatios fills each run's ratio to ringbroker-uring and to the null
+// broker in the same scenario.
+func computeRatios(runs []Run) {
+	base := func(scenarioID, target string) float64 {
+		for _, r := range runs {
+			if r.Scenario == scenarioID && r.Target == target && r.OK() {
+				return r.RecordsPerSec
+			}
+		}
+		return 0
+	}
+	for i := range runs {
+		r := &runs[i]
+		if !r.OK() {
+			continue
+		}
+		if b := base(r.Scenario, TargetRingbrokerUring); b > 0 {
+			r.RatioUring = r.RecordsPerSec / b
+		}
+		if b := base(r.Scenario, TargetNull); b > 0 {
+			r.RatioNull = r.RecordsPerSec / b
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package harness
+
+import (
+	"fmt"
+	"time"
+)
+
+// Modes bound every scenario differently; a run stops at its record bound
+// or its time bound, whichever comes first.
+const (
+	ModeTiny  = "tiny"  // seconds in total: exercised by go test
+	ModeQuick = "quick" // default, under 3 minutes
+	ModeFull  = "full"  // BENCH=full: the figures for docs/BENCHMARKS.md
+)
+
+// Scenario kinds.
+const (
+	kindProduce = "produce"
+	kindConsume = "consume"
+	kindE2E     = "e2e"
+)
+
+// scenario is one workload of issue 7.
+type scenario struct {
+	id    string
+	title string
+	kind  string
+
+	partitions   int32
+	topicConfigs map[string]string
+	recordSize   int
+	props        map[string]string // Java producer properties
+
+	records int64         // record bound (produce, e2e); records to consume
+	seconds time.Duration // time bound of the measured phase
+
+	// consume: bytes produced (not measured) before the measured read.
+	preloadBytes int64
+	// e2e: fixed rate in MiB/s.
+	rateMiB float64
+}
+
+// scenarios returns the workloads with the bounds of mode.
+func scenarios(mode string) ([]scenario, error) {
+	type bounds struct {
+		small, large int64 // records of 100 B, of 64 KiB
+		catchUp      int64 // bytes
+		sec, e2eSec  time.Duration
+	}
+	var b bounds
+	switch mode {
+	case ModeTiny:
+		b = bounds{small: 20_000, large: 200, catchUp: 4 << 20, sec: 2 * time.Second, e2eSec: time.Second}
+	case ModeQuick, "":
+		b = bounds{small: 3_000_000, large: 16_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eSec: 5 * time.Second}
+	case ModeFull:
+		b = bounds{small: 20_000_000, large: 100_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eSec: 30 * time.Second}
+	default:
+		return nil, fmt.Errorf("unknown mode %q (tiny, quick, full)", mode)
+	}
+	idempotentAll := map[string]string{"acks": "all", "enable.idempotence": "true"}
+	const catchUpRecord = 16 << 10
+	return []scenario{
+		{
+			id: "p100-1p", title: "100 B, acks=all idempotent, 1 partition, unlimited",
+			kind: kindProduce, partitions: 1, recordSize: 100, props: idempotentAll,
+			records: b.small, seconds: b.sec,
+		},
+		{
+			id: "p100-8p", title: "100 B, acks=all idempotent, 8 partitions, unlimited",
+			kind: kindProduce, partitions: 8, recordSize: 100, props: idempotentAll,
+			records: b.small, seconds: b.sec,
+		},
+		{
+			// AutoMQ's write-path study: one producer, 64 KiB records,
+			// 1 MiB batches, linger 1 ms, the topic fsyncing every message.
+			id: "automq-64k", title: "64 KiB, batch.size=1 MiB, linger.ms=1, flush.messages=1, 1 partition",
+			kind: kindProduce, partitions: 1, recordSize: 64 << 10,
+			props:        map[string]string{"batch.size": "1048576", "linger.ms": "1"},
+			topicConfigs: map[string]string{"flush.messages": "1"},
+			records:      b.large, seconds: b.sec,
+		},
+		{
+			id: "catchup", title: fmt.Sprintf("consumer catch-up of %d MiB from page cache", b.catchUp>>20),
+			kind: kindConsume, partitions: 1, recordSize: catchUpRecord,
+			props:        map[string]string{"acks": "1", "batch.size": "1048576", "linger.ms": "5"},
+			preloadBytes: b.catchUp, records: b.catchUp / catchUpRecord, seconds: b.sec * 2,
+		},
+		{
+			id: "e2e-20mb", title: "end-to-end latency at 20 MiB/s (1 KiB records, acks=all)",
+			kind: kindE2E, partitions: 1, recordSize: 1024,
+			props:   map[string]string{"acks": "all", "linger.ms": "0"},
+			rateMiB: 20, seconds: b.e2eSec,
+		},
+	}, nil
+}
