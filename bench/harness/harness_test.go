@@ -1,0 +1,132 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringbroker/ringbroker/bench/nullbroker"
+)
+
+// TestMain lets the test binary double as the null broker process the
+// harness starts (RINGBENCH_CHILD=nullbroker), so the test needs no build.
+func TestMain(m *testing.M) {
+	if os.Getenv("RINGBENCH_CHILD") == "nullbroker" {
+		s, err := nullbroker.Listen(nullbroker.Options{Addr: "127.0.0.1:" + os.Args[len(os.Args)-1]})
+		if err != nil {
+			os.Exit(1)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		s.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestTinyMode runs the whole harness in tiny mode: the null broker must
+// measure every produce scenario; ringbrokerd (built from this tree unless
+// RINGBROKERD points at a binary, or "-" to leave it out) must either
+// measure or report "unsupported (error: ...)" — never crash the harness.
+func TestTinyMode(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var table, log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	res, err := Execute(ctx, Options{
+		Mode:        ModeTiny,
+		OutDir:      out,
+		Ringbrokerd: os.Getenv("RINGBROKERD"),
+		NullBroker:  []string{"env", "RINGBENCH_CHILD=nullbroker", self, "-test.run=^$", "{port}"},
+		Out:         &table,
+		Log:         &log,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	t.Logf("\n%s", table.String())
+
+	byKey := map[string]Run{}
+	for _, r := range res.Runs {
+		byKey[r.Scenario+"/"+r.Target] = r
+		if !r.OK() && !strings.HasPrefix(r.Status, "unsupported (error: ") {
+			t.Errorf("%s on %s: status %q", r.Scenario, r.Target, r.Status)
+		}
+	}
+	for _, sc := range []string{"p100-1p", "p100-8p", "automq-64k"} {
+		r := byKey[sc+"/"+TargetNull]
+		if !r.OK() || r.RecordsPerSec <= 0 || r.P50Ms <= 0 || r.RatioNull != 1 {
+			t.Errorf("null broker %s: %+v", sc, r)
+		}
+	}
+	if r := byKey["catchup/"+TargetNull]; r.OK() {
+		t.Errorf("null broker cannot consume, got %+v", r)
+	}
+	if r := byKey["p100-1p/"+TargetRingbrokerUring]; r.OK() && r.RatioUring != 1 {
+		t.Errorf("uring ratio to itself = %v", r.RatioUring)
+	}
+
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Runs) != len(res.Runs) {
+		t.Fatalf("results.json: %v (%d runs)", err, len(back.Runs))
+	}
+	if res.Probe == nil || res.Probe.LoopbackGBps <= 0 {
+		t.Errorf("probe: %+v", res.Probe)
+	}
+	if len(res.Plots) == 0 {
+		t.Error("no plots written")
+	}
+	for _, p := range res.Plots {
+		if st, err := os.Stat(filepath.Join(out, p)); err != nil || st.Size() == 0 {
+			t.Errorf("plot %s: %v", p, err)
+		}
+	}
+	for _, want := range []string{"records/s", "×uring", "×null", "machine probe", "p100-1p"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}
+
+func TestParsePeers(t *testing.T) {
+	ps, err := ParsePeers("kafka=127.0.0.1:9092, redpanda=127.0.0.1:19092")
+	if err != nil || len(ps) != 2 || ps[1].Name != "redpanda" || ps[1].Addr != "127.0.0.1:19092" {
+		t.Fatalf("%v %v", ps, err)
+	}
+	if _, err := ParsePeers("nope"); err == nil {
+		t.Fatal("bad entry accepted")
+	}
+}
+
+func TestScenarioModes(t *testing.T) {
+	for _, m := range []string{ModeTiny, ModeQuick, ModeFull} {
+		scs, err := scenarios(m)
+		if err != nil || len(scs) != 5 {
+			t.Fatalf("%s: %v", m, err)
+		}
+		for _, sc := range scs {
+			if sc.seconds <= 0 || (sc.kind != kindE2E && sc.records <= 0) {
+				t.Errorf("%s/%s unbounded: %+v", m, sc.id, sc)
+			}
+		}
+	}
+	if _, err := scenarios("huge"); err == nil {
+		t.Fatal("unknown mode accepted")
+	}
+}
