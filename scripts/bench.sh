@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ringbrokerd (io_uring and portable backends), the
+# null broker and any PEERS, with a machine probe; prints one table and
+# writes results.json and PNG plots. Called by `make bench`.
+#
+#   scripts/bench.sh                      quick mode (< 3 minutes)
+#   BENCH=full scripts/bench.sh           the full run recorded in docs/BENCHMARKS.md
+#   PEERS=kafka=127.0.0.1:9092 scripts/bench.sh   add external brokers
+#   BENCH_OUT=dir RINGBROKERD=path BENCH_SCENARIOS=p100-1p,e2e-20mb scripts/bench.sh
+#
+# Extra arguments go to benchharness (see `go run ./bench/cmd/benchharness -h`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+"$GO" build -o "$bin/benchharness" ./bench/cmd/benchharness
+exec "$bin/benchharness" "$@"
