@@ -433,7 +433,7 @@ func (l *uloop) newConn(fd int) {
 	}
 	c.fd = fd
 	c.gen = (c.gen + 1) & 0xffffff
-	c.closing, c.muted = false, false
+	c.closing, c.muted, c.pressured = false, false, false
 	c.closeReq.Store(false)
 	c.lastActive = l.now
 	c.addr = ""
@@ -447,9 +447,19 @@ func (l *uloop) newConn(fd int) {
 	l.armRecv(c)
 }
 
+// armRecv arms receive: multishot normally; one buffer at a time for a
+// connection under pressure (it hit a bound and has not drained since),
+// because a multishot recv re-armed after an unmute pulls everything the
+// client queued meanwhile — megabytes — before a new mute could stop it.
 func (l *uloop) armRecv(c *uconn) {
 	sqe := l.getSQE()
-	sqe.PrepRecvMultishot(c.fd, l.br.Group(), 0)
+	if c.pressured {
+		sqe.PrepRecv(c.fd, nil, uint32(l.br.BufSize()), 0)
+		sqe.SetFlags(ring.SQEBufferSelect)
+		sqe.SetBufGroup(l.br.Group())
+	} else {
+		sqe.PrepRecvMultishot(c.fd, l.br.Group(), 0)
+	}
 	sqe.SetUserData(userData(kindRecv, c.gen, c.idx))
 	c.recvArmed = true
 	c.ops++
@@ -497,10 +507,16 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 // connection, parsing stops at that frame and the rest waits in c.stash
 // (copied: the provided buffer goes back to the kernel) until it unmutes; a
 // recv that was already running when the mute was decided keeps appending
-// there until its cancel lands.
+// there until its cancel lands. That is the one unavoidable overshoot of
+// the bounds: within one io_uring_enter, the kernel's task work may fill
+// every free provided buffer for a multishot recv before the loop sees a
+// single completion, so a connection can hold its in-flight bound plus up
+// to one buffer ring (ring.recv.buffers x ring.recv.buffer.bytes) of
+// unparsed bytes. After a mute the connection stays on single-shot recvs
+// (one buffer each) until it drains, so the overshoot happens once.
 func (l *uloop) consume(c *uconn, data []byte) {
 	if c.muted || len(c.stash) > 0 {
-		c.stash = append(c.stash, data...)
+		l.stashBytes(c, data)
 		return
 	}
 	n, err := c.fr.feed(data, c)
@@ -509,8 +525,16 @@ func (l *uloop) consume(c *uconn, data []byte) {
 		return
 	}
 	if n < len(data) && !c.closing {
-		c.stash = append(c.stash, data[n:]...)
+		l.stashBytes(c, data[n:])
 	}
+}
+
+// stashBytes keeps unparsed bytes; they count as in flight (they are
+// memory the connection holds) until parsed.
+func (l *uloop) stashBytes(c *uconn, data []byte) {
+	c.stash = append(c.stash, data...)
+	c.inflightBytes += int64(len(data))
+	l.queuedBytes += int64(len(data))
 }
 
 // drainStash parses stashed bytes after an unmute. It reports whether the
@@ -524,6 +548,8 @@ func (l *uloop) drainStash(c *uconn) bool {
 		l.closeConn(c, err.Error(), zap.WarnLevel)
 		return false
 	}
+	c.inflightBytes -= int64(n)
+	l.queuedBytes -= int64(n)
 	rest := copy(c.stash, c.stash[n:])
 	c.stash = c.stash[:rest]
 	if rest == 0 && cap(c.stash) > stashKeepMaxBytes {
@@ -717,6 +743,9 @@ func (l *uloop) finishSent(c *uconn) {
 	req, resp := c.q.popSent()
 	c.inflightBytes -= req + resp
 	l.queuedBytes -= req + resp
+	if c.q.len() == 0 && len(c.stash) == 0 {
+		c.pressured = false // drained: multishot again from the next arm
+	}
 	if len(l.muted) > 0 {
 		l.unmuteCleared()
 	}
@@ -729,6 +758,7 @@ func (l *uloop) checkMute(c *uconn) {
 		return
 	}
 	c.muted = true
+	c.pressured = true
 	l.muted = append(l.muted, c)
 	l.s.muted.Add(1)
 	l.s.opts.Metrics.ConnMuted()
@@ -895,6 +925,7 @@ type uconn struct {
 	recvArmed bool
 	sending   bool
 	muted     bool
+	pressured bool // hit a bound since it last drained: single-shot recv
 	closing   bool
 	closeReq  atomic.Bool
 	ops       int

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -243,6 +244,16 @@ func brokerTopicDefaults(cfg *config.Config) map[string]string {
 	}
 }
 
+// expectedConnections is what the host check sizes descriptor limits for:
+// max.connections when the operator set a real bound, else the checker's
+// default.
+func expectedConnections(cfg *config.Config) int {
+	if cfg.MaxConnections >= math.MaxInt32 {
+		return 0
+	}
+	return cfg.MaxConnections
+}
+
 func tuningOptions(cfg *config.Config) tuning.Options {
 	addrs := make([]string, len(cfg.Listeners))
 	for i, l := range cfg.Listeners {
@@ -256,7 +267,7 @@ func tuningOptions(cfg *config.Config) tuning.Options {
 		LogDirs:             dirs,
 		ListenAddrs:         addrs,
 		RingCount:           cfg.RingCount,
-		ExpectedConnections: min(cfg.MaxConnections, 100000),
+		ExpectedConnections: expectedConnections(cfg),
 	}
 }
 

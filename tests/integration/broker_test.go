@@ -174,6 +174,9 @@ func startBroker(t *testing.T, backend string, props map[string]string) *Broker 
 		"listeners":  "PLAINTEXT://" + b.Addr,
 		"log.dirs":   dir,
 		"io.backend": backend,
+		// Tests run brokers side by side: no fixed metrics port (a test
+		// that scrapes /metrics sets metrics.listener to a free port).
+		"metrics.listener": "",
 	}
 	for k, v := range props {
 		conf[k] = v
