@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,16 +64,21 @@ func (tb *testBroker) start() {
 	opts.Registry = reg
 	// The advertised port is only known after binding: bind first with a
 	// handler that forwards to the broker once it exists.
-	var b *Broker
-	fwd := netpoll.HandlerFunc(func(req netpoll.Request, frame []byte) { b.ServeFrame(req, frame) })
+	// An atomic pointer, not a plain variable: on io_uring the loop thread
+	// learns of the connection through ring memory, which gives the race
+	// detector no happens-before edge from New's writes.
+	var bp atomic.Pointer[Broker]
+	fwd := netpoll.HandlerFunc(func(req netpoll.Request, frame []byte) { bp.Load().ServeFrame(req, frame) })
 	srv, err := netpoll.Listen(netpoll.Options{Listeners: []string{"127.0.0.1:0"}, Backend: tb.backend, Loops: 2, Handler: fwd, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.AdvertisedPort = int32(srv.Addrs()[0].(*net.TCPAddr).Port)
-	if b, err = New(opts); err != nil {
+	b, err := New(opts)
+	if err != nil {
 		t.Fatal(err)
 	}
+	bp.Store(b)
 	tb.Broker, tb.Reg, tb.Server = b, reg, srv
 	tb.Addr = srv.Addrs()[0].String()
 }
