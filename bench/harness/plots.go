@@ -72,7 +72,10 @@ func writePlots(dir string, res *Results) ([]string, error) {
 		lp := plot.New()
 		lp.Title.Text = sc + ": latency by percentile (lower is better)"
 		lp.X.Label.Text = "percentile"
-		lp.Y.Label.Text = "latency ms"
+		lp.Y.Label.Text = "latency ms (log scale)"
+		// Log scale: a p50 of 1 ms and a p99.9 of 1 s must both be legible.
+		lp.Y.Scale = plot.LogScale{}
+		lp.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		lp.X.Tick.Marker = plot.ConstantTicks([]plot.Tick{
 			{Value: 0, Label: "0"}, {Value: 1, Label: "90"}, {Value: 2, Label: "99"},
 			{Value: 3, Label: "99.9"}, {Value: 4, Label: "99.99"},
@@ -80,7 +83,7 @@ func writePlots(dir string, res *Results) ([]string, error) {
 		for i, c := range curves {
 			xys := make(plotter.XYs, 0, len(c.pts))
 			for _, pt := range c.pts {
-				xys = append(xys, plotter.XY{X: nines(pt.Percentile), Y: pt.Ms})
+				xys = append(xys, plotter.XY{X: nines(pt.Percentile), Y: max(pt.Ms, minPlotMs)})
 			}
 			line, err := plotter.NewLine(xys)
 			if err != nil {
@@ -102,6 +105,9 @@ func writePlots(dir string, res *Results) ([]string, error) {
 	}
 	return files, nil
 }
+
+// minPlotMs is the floor of latency plots (log scale cannot show 0).
+const minPlotMs = 0.001
 
 // nines maps a percentile to the log scale of latency plots: 90 → 1,
 // 99 → 2, 99.9 → 3; 100 is drawn at 4.5.
