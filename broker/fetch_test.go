@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/log"
@@ -20,9 +19,12 @@ func makeBatch(values ...[]byte) []byte {
 	var records []byte
 	for i, v := range values {
 		r := kmsg.Record{OffsetDelta: int32(i), Value: v}
-		body := r.AppendTo(nil)
-		// Record.AppendTo writes the length prefix itself.
-		records = append(records, body...)
+		// Record.AppendTo writes Length as given: measure the body first.
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		for int32(len(r.AppendTo(nil)))-int32(varintLen(int64(r.Length))) != r.Length {
+			r.Length = int32(len(r.AppendTo(nil))) - int32(varintLen(int64(r.Length)))
+		}
+		records = append(records, r.AppendTo(nil)...)
 	}
 	rb := kmsg.RecordBatch{
 		Magic: 2, PartitionLeaderEpoch: -1, LastOffsetDelta: int32(len(values) - 1),
@@ -173,4 +175,15 @@ func TestFetchErrorsAndSessions(t *testing.T) {
 			t.Fatalf("unknown topic: %v %+v", err, resp)
 		}
 	})
+}
+
+// varintLen is the size of v as a zig-zag varint.
+func varintLen(v int64) int {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := 1
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
 }

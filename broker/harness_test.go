@@ -92,6 +92,9 @@ func (tb *testBroker) stop() {
 	if err := tb.Server.Shutdown(ctx); err != nil {
 		tb.t.Errorf("shutdown: %v", err)
 	}
+	if err := tb.Broker.CloseProducerState(); err != nil {
+		tb.t.Errorf("producer state: %v", err)
+	}
 	if err := tb.Reg.Close(); err != nil {
 		tb.t.Errorf("registry close: %v", err)
 	}

@@ -41,6 +41,9 @@ type Topic struct {
 	Configs    map[string]string
 	Partitions []*Partition
 	settings   topicSettings
+	// regMu is the registry's lock, which guards Configs, settings and
+	// Partitions swaps.
+	regMu *sync.RWMutex
 }
 
 // Partition is one partition of a topic and its log.
@@ -103,7 +106,7 @@ func OpenRegistry(opts RegistryOptions) (*Registry, error) {
 		return nil, err
 	}
 	for _, st := range stored.Topics {
-		t := &Topic{Name: st.Name, ID: st.ID, Configs: st.Configs}
+		t := &Topic{Name: st.Name, ID: st.ID, Configs: st.Configs, regMu: &r.mu}
 		if t.Configs == nil {
 			t.Configs = map[string]string{}
 		}
@@ -134,6 +137,7 @@ func (r *Registry) openPartition(t *Topic, index int32, dir int) (*Partition, er
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", t.Name, index, err)
 	}
+	l.SetLeaderEpoch(0) // one broker, leader since the topic exists: Metadata says epoch 0
 	return &Partition{Topic: t, Index: index, Log: l, dir: dir}, nil
 }
 
@@ -232,7 +236,7 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 	if validateOnly {
 		return nil, nil
 	}
-	t := &Topic{Name: name, Configs: configs, settings: settings}
+	t := &Topic{Name: name, Configs: configs, settings: settings, regMu: &r.mu}
 	if _, err := rand.Read(t.ID[:]); err != nil {
 		return nil, err
 	}
@@ -402,7 +406,18 @@ func (r *Registry) SetTopicConfigs(name string, configs map[string]string, valid
 }
 
 // Settings returns the topic's resolved settings.
-func (t *Topic) Settings() topicSettings { return t.settings }
+func (t *Topic) Settings() topicSettings {
+	t.regMu.RLock()
+	defer t.regMu.RUnlock()
+	return t.settings
+}
+
+// ConfigOverrides returns the topic's config overrides (do not modify).
+func (t *Topic) ConfigOverrides() map[string]string {
+	t.regMu.RLock()
+	defer t.regMu.RUnlock()
+	return t.Configs
+}
 
 // Close closes every log and writes checkpoints and clean-shutdown markers.
 func (r *Registry) Close() error {

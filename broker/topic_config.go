@@ -180,9 +180,10 @@ type ConfigValue struct {
 // DescribeTopicConfigs lists every topic key with its effective value.
 func (r *Registry) DescribeTopicConfigs(t *Topic) []ConfigValue {
 	out := make([]ConfigValue, 0, len(topicKeys))
+	overrides := t.ConfigOverrides()
 	for i := range topicKeys {
 		k := &topicKeys[i]
-		if v, ok := t.Configs[k.name]; ok {
+		if v, ok := overrides[k.name]; ok {
 			out = append(out, ConfigValue{Name: k.name, Value: v, Source: "topic"})
 			continue
 		}
