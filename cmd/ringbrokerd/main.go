@@ -135,6 +135,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 			logger.Error("closing logs", zap.Error(err))
 		}
 	}()
+	stopMaintenance := reg.StartMaintenance(time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond)
+	defer stopMaintenance()
 	adv := cfg.AdvertisedListeners[0]
 	b, err := broker.New(broker.Options{
 		NodeID:           cfg.NodeID,
@@ -212,6 +214,9 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown did not drain every connection in time", zap.Error(err))
+	}
+	if err := b.CloseProducerState(); err != nil {
+		logger.Warn("producer state snapshot", zap.Error(err))
 	}
 	logger.Info("stopped")
 	return nil
