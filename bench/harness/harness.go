@@ -25,9 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/ringbroker/ringbroker/bench/perf"
 	"github.com/ringbroker/ringbroker/bench/probe"
 )
@@ -450,25 +447,7 @@ func unsupported(err error) string {
 // configs. A broker without CreateTopics still runs single-partition
 // scenarios without topic configs (auto-creation); others are unsupported.
 func createTopic(ctx context.Context, addr, topic string, sc scenario) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	var configs map[string]*string
-	for k, v := range sc.topicConfigs {
-		if configs == nil {
-			configs = map[string]*string{}
-		}
-		v := v
-		configs[k] = &v
-	}
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, sc.partitions, 1, configs, topic)
-	if err == nil {
-		err = resp.Err
-	}
+	err := perf.CreateTopic(ctx, []string{addr}, topic, sc.partitions, sc.topicConfigs, false)
 	if err != nil && sc.partitions == 1 && len(sc.topicConfigs) == 0 {
 		return nil // fall back to auto-creation
 	}

@@ -192,7 +192,9 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig) (ConsumeResult, error) {
 		if n > 0 {
 			lastRecord = now
 		}
-		if cfg.Detailed && now.Sub(lastReport) >= cfg.ReportInterval {
+		// Like the Kafka tool, report only from inside the record loop:
+		// an idle consumer prints nothing.
+		if n > 0 && cfg.Detailed && now.Sub(lastReport) >= cfg.ReportInterval {
 			printConsumeProgress(out, layout, res, lastBytes, lastMessages, lastReport, now)
 			lastReport, lastBytes, lastMessages = now, res.Bytes, res.Records
 		}

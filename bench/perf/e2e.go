@@ -69,6 +69,9 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 		limit = min(limit, cfg.MaxRecords)
 	}
 	limit = max(limit, 1)
+	// A fresh one-partition topic unless it exists; a broker without
+	// CreateTopics may still auto-create it on first produce.
+	_ = CreateTopic(ctx, cfg.Bootstrap, cfg.Topic, 1, nil, true)
 	var runID [8]byte
 	rand.Read(runID[:])
 

@@ -363,3 +363,51 @@ func parseE2E(args []string) (e2eArgs, error) {
 	e.jsonPath = a.str("json")
 	return e, nil
 }
+
+// topicArgs is a parsed `ringbench topic` command line.
+type topicArgs struct {
+	bootstrap   []string
+	topic       string
+	partitions  int32
+	configs     map[string]string
+	ifNotExists bool
+}
+
+// parseTopic parses `ringbench topic`, a subset of kafka-topics.sh
+// --create: --bootstrap-server, --topic, --partitions, --config k=v
+// (repeatable, or several after one --config), --if-not-exists.
+func parseTopic(args []string) (topicArgs, error) {
+	a, err := parseArgs(args, []string{"bootstrap-server", "topic", "partitions", "replication-factor"},
+		[]string{"config"}, []string{"if-not-exists", "create"})
+	if err != nil {
+		return topicArgs{}, err
+	}
+	var t topicArgs
+	for _, req := range []string{"bootstrap-server", "topic"} {
+		if !a.has(req) {
+			return t, fmt.Errorf("argument --%s is required", req)
+		}
+	}
+	if rf, _ := a.int64("replication-factor", 1); rf != 1 {
+		return t, errors.New("--replication-factor: only 1 is supported")
+	}
+	t.bootstrap = strings.Split(a.str("bootstrap-server"), ",")
+	t.topic = a.str("topic")
+	n, err := a.int64("partitions", 1)
+	if err != nil || n <= 0 {
+		return t, errors.New("--partitions must be a positive integer")
+	}
+	t.partitions = int32(n)
+	t.ifNotExists = a.bools["if-not-exists"]
+	for _, kv := range a.values["config"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return t, fmt.Errorf("--config %q: want key=value", kv)
+		}
+		if t.configs == nil {
+			t.configs = map[string]string{}
+		}
+		t.configs[k] = v
+	}
+	return t, nil
+}

@@ -99,3 +99,16 @@ func TestParseE2E(t *testing.T) {
 		t.Fatal("missing rate accepted")
 	}
 }
+
+func TestParseTopic(t *testing.T) {
+	tp, err := parseTopic(strings.Fields("--create --bootstrap-server h:1 --topic t --partitions 8 --config flush.messages=1 --config retention.ms=1000 --if-not-exists"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.partitions != 8 || tp.configs["flush.messages"] != "1" || tp.configs["retention.ms"] != "1000" || !tp.ifNotExists {
+		t.Fatalf("%+v", tp)
+	}
+	if _, err := parseTopic(strings.Fields("--bootstrap-server h:1 --topic t --replication-factor 3")); err == nil {
+		t.Fatal("rf 3 accepted")
+	}
+}

@@ -6,6 +6,7 @@
 //	ringbench produce --topic T --num-records N --record-size S --throughput -1 \
 //	    --producer-props bootstrap.servers=127.0.0.1:9092 acks=all linger.ms=1 [--json out.json]
 //	ringbench consume --bootstrap-server 127.0.0.1:9092 --topic T --messages N [--group G | --no-group]
+//	ringbench topic --bootstrap-server 127.0.0.1:9092 --topic T --partitions 8 --config flush.messages=1
 //	ringbench e2e --bootstrap-server 127.0.0.1:9092 --topic T --rate-mb 20 --seconds 10 [--record-size 1024]
 //
 // Every mode accepts --json FILE (all figures, machine-readable) and
@@ -25,12 +26,14 @@ import (
 	"github.com/ringbroker/ringbroker/bench/perf"
 )
 
-const usage = `usage: ringbench produce|consume|e2e [flags]
+const usage = `usage: ringbench produce|consume|e2e|topic [flags]
   produce: kafka-producer-perf-test.sh flags (--topic --num-records --record-size|--payload-file
            --throughput --producer-props k=v ... --producer.config FILE) + --bootstrap-server --json --max-seconds
   consume: kafka-consumer-perf-test.sh flags (--bootstrap-server --topic --messages --group --fetch-size
            --timeout --from-latest --show-detailed-stats --reporting-interval --hide-header --date-format
            --consumer.config) + --no-group --json --max-seconds
+  topic:   --bootstrap-server --topic [--partitions 1] [--config k=v ...] [--if-not-exists]
+           (creates a topic, as kafka-topics.sh --create does)
   e2e:     --bootstrap-server --topic [--record-size 1024] --rate N | --rate-mb MB [--seconds 10]
            [--num-records N] [--producer-props k=v ...] [--json FILE]
 `
@@ -74,6 +77,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		var r perf.ConsumeResult
 		r, err = perf.RunConsume(ctx, c.cfg)
 		result = map[string]any{"mode": "consume", "topic": c.cfg.Topic, "result": r}
+	case "topic":
+		var t topicArgs
+		if t, err = parseTopic(args[1:]); err != nil {
+			break
+		}
+		if err = perf.CreateTopic(ctx, t.bootstrap, t.topic, t.partitions, t.configs, t.ifNotExists); err == nil {
+			fmt.Fprintf(stdout, "Created topic %s.\n", t.topic)
+			return 0
+		}
+		fmt.Fprintln(stderr, "ringbench:", err)
+		return 1
 	case "e2e":
 		var e e2eArgs
 		if e, err = parseE2E(args[1:]); err != nil {
