@@ -757,11 +757,18 @@ func (l *uloop) checkMute(c *uconn) {
 	if c.muted || (!l.s.bounds.overConn(c.q.len(), c.inflightBytes) && !l.overLoop()) {
 		return
 	}
-	c.muted = true
 	c.pressured = true
-	l.muted = append(l.muted, c)
-	l.s.muted.Add(1)
-	l.s.opts.Metrics.ConnMuted()
+	l.mute(c)
+}
+
+// mute stops reading c: it joins the muted list and its recv is cancelled.
+func (l *uloop) mute(c *uconn) {
+	if !c.muted {
+		c.muted = true
+		l.muted = append(l.muted, c)
+		l.s.muted.Add(1)
+		l.s.opts.Metrics.ConnMuted()
+	}
 	if c.recvArmed {
 		sqe := l.getSQE()
 		sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
@@ -869,18 +876,7 @@ func (l *uloop) startDrain(deadline time.Time) {
 			l.closeConn(c, "shutdown", zap.DebugLevel)
 			continue
 		}
-		// Stop reading new requests; answer what is in flight.
-		if !c.muted {
-			c.muted = true
-			l.muted = append(l.muted, c)
-			l.s.muted.Add(1)
-			l.s.opts.Metrics.ConnMuted()
-		}
-		if c.recvArmed {
-			sqe := l.getSQE()
-			sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
-			sqe.SetUserData(userData(kindIgnore, 0, 0))
-		}
+		l.mute(c) // stop reading new requests; answer what is in flight
 	}
 }
 
