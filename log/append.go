@@ -104,7 +104,8 @@ func (l *Log) Append(batches []byte, cb AppendCallback) error {
 	}
 	l.tail = r
 	l.pendingBytes += int64(len(r.buf))
-	wake := l.writerState == writerIdle ||
+	// See writerState for why each parked state wakes or not.
+	wake := l.writerState == writerIdle || l.writerState == writerFlushWait ||
 		(l.writerState == writerLingering && l.pendingBytes >= l.pol.batchBytesMax)
 	if wake {
 		l.writerState = writerBusy
@@ -172,9 +173,13 @@ func (l *Log) service() bool {
 				l.mu.Unlock()
 				return true
 			}
-			l.writerState = writerIdle
-			if wakeAt > 0 {
+			switch {
+			case wakeAt == 0:
+				l.writerState = writerIdle
+			case l.head != nil:
 				l.writerState = writerLingering
+			default:
+				l.writerState = writerFlushWait
 			}
 			l.mu.Unlock()
 			if wakeAt > 0 {

@@ -119,3 +119,52 @@ func TestBacklogAndCloseDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAppendWakesWriterWaitingOnFlushMs: with flush.ms set (and
+// flush.messages not), the writer parks with a timer for the next periodic
+// fdatasync after the first group. A new append must wake it at once, not
+// wait for that timer (it used to wait up to flush.ms). Both an injected
+// clock that never reaches the flush deadline and the wall clock.
+func TestAppendWakesWriterWaitingOnFlushMs(t *testing.T) {
+	for name, clk := range map[string]Clock{"fake": newFakeClock(), "wall": nil} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.FlushMs = 5000
+			l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			syncAppend(t, l, makeBatch(1, 10, 1, 1)) // leaves unflushed records: flush timer armed
+			// Let the writer park with the flush.ms timer.
+			deadline := time.Now().Add(time.Second)
+			for {
+				l.mu.RLock()
+				st := l.writerState
+				l.mu.RUnlock()
+				if st != writerBusy || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			for i := 0; i < 3; i++ {
+				ch := make(chan AppendResult, 1)
+				start := time.Now()
+				if err := l.Append(makeBatch(1, 10, 1, 1), AppendFunc(func(r AppendResult) { ch <- r })); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case r := <-ch:
+					if r.Err != nil {
+						t.Fatal(r.Err)
+					}
+					if d := time.Since(start); d > 100*time.Millisecond {
+						t.Fatalf("append %d took %v with flush.ms=5000", i, d)
+					}
+				case <-time.After(time.Second):
+					t.Fatalf("append %d not completed after 1s: writer still waiting on the flush.ms timer", i)
+				}
+			}
+		})
+	}
+}

@@ -97,9 +97,18 @@ type writerState uint8
 
 const (
 	writerIdle      writerState = iota // parked, nothing timed
-	writerLingering                    // parked with a timer for queued data
+	writerLingering                    // parked with a timer for queued data (append.linger.max.ms)
+	writerFlushWait                    // parked, nothing queued, timer for the next flush.ms fdatasync
 	writerBusy                         // running (deciding or in I/O)
 )
+
+// Append wakes a parked writer when its new batch changes what the writer
+// would decide: always from writerIdle and writerFlushWait (there was
+// nothing queued, so the batch is due now or starts a linger), and from
+// writerLingering only once the queue reaches append.batch.max.bytes (the
+// timer already stands for the oldest queued batch's age). Keeping
+// writerFlushWait apart from writerLingering is what stops a produce from
+// waiting out flush.ms behind the periodic-flush timer.
 
 // Open opens (creating if needed) the partition log in dir, recovering it
 // unless opts.CleanShutdown, and starts its writer goroutine.

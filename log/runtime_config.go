@@ -20,10 +20,14 @@ import (
 //     pol.flushMessages and pol.flushIntervalNs (syncAfterGroup),
 //     LogAppendTime (writeGroup), IndexIntervalBytes (indexGroup),
 //     IndexMaxBytes (createSegment on roll). These may only change while
-//     the writer is at a safe point: parked idle (writerIdle under l.mu:
-//     nothing queued and no write in flight, so the next thing it does is
-//     take l.mu), or running on its own goroutine between groups (a
+//     the writer is at a safe point: parked with nothing queued
+//     (writerIdle or writerFlushWait under l.mu: no write in flight, and
+//     the only thing it may do before taking l.mu again is a periodic
+//     fdatasync, which reads none of these; a queued append first sets
+//     writerBusy), or running on its own goroutine between groups (a
 //     Waiter's HWAdvanced, which runs after completeGroup released l.mu).
+//     A writer parked in writerFlushWait is woken after the change so its
+//     flush timer follows the new flush.ms.
 //
 // SetConfig therefore applies the first set at once and the second set at
 // the first safe point: at once when the writer is idle, else from a
@@ -60,9 +64,10 @@ func (l *Log) SetConfig(cfg Config) error {
 	l.cfg.SegmentMs = cfg.SegmentMs
 	l.cfg.RetentionMs = cfg.RetentionMs
 	l.cfg.RetentionBytes = cfg.RetentionBytes
-	if l.closed || l.writerState == writerIdle && !l.closing {
+	if l.closed || l.writerParkedEmptyLocked() {
 		l.applyWriterConfig(cfg)
 		l.mu.Unlock()
+		l.signal() // re-decide: the flush timer may be for the old flush.ms
 		return nil
 	}
 	a := &configApplier{l: l, cfg: cfg, done: make(chan struct{})}
@@ -79,7 +84,7 @@ func (l *Log) SetConfig(cfg Config) error {
 		case <-tick.C:
 		}
 		l.mu.Lock()
-		if !a.settled && (l.closed || l.writerState == writerIdle && !l.closing) {
+		if !a.settled && (l.closed || l.writerParkedEmptyLocked()) {
 			a.applyLocked()
 		}
 		applied := a.settled
@@ -92,9 +97,16 @@ func (l *Log) SetConfig(cfg Config) error {
 		l.mu.Unlock()
 		if applied {
 			l.RemoveWaiter(a)
+			l.signal() // as above: re-arm the flush timer
 			return nil
 		}
 	}
+}
+
+// writerParkedEmptyLocked reports the parked safe point (see above).
+// REQUIRES: l.mu held.
+func (l *Log) writerParkedEmptyLocked() bool {
+	return !l.closing && (l.writerState == writerIdle || l.writerState == writerFlushWait)
 }
 
 // applyWriterConfig sets the fields the writer reads without the lock.

@@ -94,3 +94,32 @@ func TestSetConfigBusy(t *testing.T) {
 		t.Fatalf("final cfg %+v", l.cfg)
 	}
 }
+
+// TestSetConfigWhileFlushWaiting: a writer parked on its flush.ms timer
+// (nothing queued) is a safe point, so SetConfig applies at once instead of
+// waiting out flush.ms, and the writer re-arms for the new interval.
+func TestSetConfigWhileFlushWaiting(t *testing.T) {
+	cfg := testConfig()
+	cfg.FlushMs = 10_000
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := syncAppend(t, l, makeBatch(1, 10, 1, 'a'))
+	cfg.FlushMs = 10
+	start := time.Now()
+	if err := l.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("SetConfig took %v behind a flush.ms=10000 timer", d)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for l.RecoveryPoint() <= r.LastOffset {
+		if time.Now().After(deadline) {
+			t.Fatalf("recovery point %d: new flush.ms=10 not followed", l.RecoveryPoint())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
