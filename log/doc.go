@@ -27,6 +27,7 @@
 //	tps, _ := m.Existing()                        // partitions found on disk, to reopen at startup
 //	cfg, err := log.TopicConfig(brokerCfg, topicProps) // brokerCfg from log.BrokerConfig(log.DefaultConfig(), serverProps)
 //	l, err := m.OpenLog(topic, partition, cfg)    // recovers unless the dir was shut down cleanly
+//	ls, err := m.OpenLogs(topic, partitions, cfg) // the same, several at a time (CreateTopics, startup)
 //	l.SetLeaderEpoch(epoch)
 //
 //	err := l.Append(batches, cb)                  // non-blocking; cb.AppendDone(AppendResult) later, exactly once
@@ -112,6 +113,8 @@
 //     released, so they may call back into the log. They must not block.
 //   - Rolled segments are fdatasync'd by short-lived background goroutines
 //     (IO.Datasync must allow that); Close waits for them.
-//   - Manager.mu guards the map of open logs; it is never held while a
-//     Log's lock is taken for long.
+//   - Manager.mu guards the map of open logs and is never held across
+//     file I/O: opens of different partitions run in parallel (OpenLogs
+//     does several at a time); a partition being opened or deleted is
+//     marked busy so a second OpenLog/DeleteLog of it waits.
 package log
