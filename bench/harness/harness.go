@@ -397,7 +397,7 @@ func runOne(ctx context.Context, sc scenario, t *target) Run {
 		}
 		cr, err := perf.RunConsume(ctx, perf.ConsumeConfig{
 			Bootstrap: []string{t.addr}, Topic: topic, Messages: pr.Records,
-			FetchSize: 4 << 20, Timeout: 5 * time.Second, MaxDuration: sc.seconds,
+			FetchSize: 4 << 20, Timeout: sc.idleTimeout, MaxDuration: sc.seconds,
 		})
 		r.Consume = &cr
 		if err != nil {

@@ -41,6 +41,13 @@ func TestTinyMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A peer exercises the PEERS path: an in-process null broker the
+	// harness only connects to and must not stop.
+	peer, err := nullbroker.Listen(nullbroker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
 	out := t.TempDir()
 	var table, log bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
@@ -50,6 +57,8 @@ func TestTinyMode(t *testing.T) {
 		OutDir:      out,
 		Ringbrokerd: os.Getenv("RINGBROKERD"),
 		NullBroker:  []string{"env", "RINGBENCH_CHILD=nullbroker", self, "-test.run=^$", "{port}"},
+		Peers:       []Peer{{Name: "peer", Addr: peer.Addr()}, {Name: "gone", Addr: "127.0.0.1:1"}},
+		Scenarios:   []string{"p100-1p", "p100-8p", "automq-64k", "catchup", "e2e-20mb"},
 		Out:         &table,
 		Log:         &log,
 	})
@@ -70,6 +79,15 @@ func TestTinyMode(t *testing.T) {
 		if !r.OK() || r.RecordsPerSec <= 0 || r.P50Ms <= 0 || r.RatioNull != 1 {
 			t.Errorf("null broker %s: %+v", sc, r)
 		}
+	}
+	if r := byKey["p100-1p/peer"]; !r.OK() || r.RatioNull <= 0 {
+		t.Errorf("peer: %+v", r)
+	}
+	if r := byKey["p100-1p/gone"]; !strings.Contains(r.Status, "unreachable") {
+		t.Errorf("unreachable peer: %+v", r)
+	}
+	if err := apiVersions(peer.Addr(), time.Second); err != nil {
+		t.Errorf("harness stopped a peer it did not start: %v", err)
 	}
 	if r := byKey["catchup/"+TargetNull]; r.OK() {
 		t.Errorf("null broker cannot consume, got %+v", r)

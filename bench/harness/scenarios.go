@@ -38,6 +38,8 @@ type scenario struct {
 	preloadBytes int64
 	// e2e: fixed rate in MiB/s.
 	rateMiB float64
+	// consume: longest wait between records before giving up.
+	idleTimeout time.Duration
 }
 
 // scenarios returns the workloads with the bounds of mode.
@@ -46,15 +48,16 @@ func scenarios(mode string) ([]scenario, error) {
 		small, large int64 // records of 100 B, of 64 KiB
 		catchUp      int64 // bytes
 		sec, e2eSec  time.Duration
+		idle         time.Duration
 	}
 	var b bounds
 	switch mode {
 	case ModeTiny:
-		b = bounds{small: 20_000, large: 200, catchUp: 4 << 20, sec: 2 * time.Second, e2eSec: time.Second}
+		b = bounds{small: 20_000, large: 200, catchUp: 4 << 20, sec: 2 * time.Second, e2eSec: time.Second, idle: 2 * time.Second}
 	case ModeQuick, "":
-		b = bounds{small: 3_000_000, large: 16_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eSec: 5 * time.Second}
+		b = bounds{small: 3_000_000, large: 16_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eSec: 5 * time.Second, idle: 5 * time.Second}
 	case ModeFull:
-		b = bounds{small: 20_000_000, large: 100_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eSec: 30 * time.Second}
+		b = bounds{small: 20_000_000, large: 100_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eSec: 30 * time.Second, idle: 10 * time.Second}
 	default:
 		return nil, fmt.Errorf("unknown mode %q (tiny, quick, full)", mode)
 	}
@@ -85,6 +88,7 @@ func scenarios(mode string) ([]scenario, error) {
 			kind: kindConsume, partitions: 1, recordSize: catchUpRecord,
 			props:        map[string]string{"acks": "1", "batch.size": "1048576", "linger.ms": "5"},
 			preloadBytes: b.catchUp, records: b.catchUp / catchUpRecord, seconds: b.sec * 2,
+			idleTimeout: b.idle,
 		},
 		{
 			id: "e2e-20mb", title: "end-to-end latency at 20 MiB/s (1 KiB records, acks=all)",

@@ -165,7 +165,10 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	ackSum := ack.Summary(end)
 	// Drain: wait until the consumer saw every acknowledged record.
 	drainUntil := time.Now().Add(10 * time.Second)
-	for seen.Load() < ackSum.Records && time.Now().Before(drainUntil) && ctx.Err() == nil {
+	// A consumer that has only failed so far (e.g. the broker has no
+	// Fetch) will not catch up: stop waiting for it.
+	for seen.Load() < ackSum.Records && time.Now().Before(drainUntil) && ctx.Err() == nil &&
+		!(seen.Load() == 0 && consumeErr.Load() != nil) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stopConsume()
