@@ -282,6 +282,14 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 		l.iov = append(l.iov, r.buf)
 	}
 	sync := l.pol.syncAfterGroup(now, l.lastFlushNs, l.unflushedMsgs, groupMsgs)
+	if sync {
+		// Acked after fdatasync means the file's name must survive too;
+		// done before the write so a failure leaves nothing to undo.
+		if err := l.durableNames(act); err != nil {
+			l.completeGroup(err, false, 0, now)
+			return
+		}
+	}
 	pos := act.size.Load()
 	err := l.writeAll(act, pos, groupBytes, sync)
 	if err != nil {
@@ -429,7 +437,11 @@ func (l *Log) flushAlone(now int64) {
 	act := l.active()
 	l.mu.RUnlock()
 	to := l.nextOffset // writer goroutine: nothing is written meanwhile
-	if err := l.io.Datasync(act.f); err != nil {
+	err := l.durableNames(act)
+	if err == nil {
+		err = l.io.Datasync(act.f)
+	}
+	if err != nil {
 		l.logf("log %s: periodic fdatasync: %v", l.dir, err)
 		l.lastFlushNs = now // retry at the next interval, not in a loop
 		return
@@ -467,10 +479,8 @@ func (l *Log) roll(now int64) error {
 		}
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
-		s.closeFiles()
-		return err
-	}
+	// No directory fsync here: the new names become durable before the
+	// first fdatasync of s counts (durableNames), as in Kafka.
 	l.mu.Lock()
 	l.segments = append(l.segments, s)
 	l.mu.Unlock()
@@ -491,7 +501,11 @@ func (l *Log) roll(now int64) error {
 func (l *Log) flushRolled(s *segment) {
 	defer l.bgFlushes.Done()
 	defer s.release()
-	if err := l.io.Datasync(s.f); err != nil {
+	err := l.durableNames(s)
+	if err == nil {
+		err = l.io.Datasync(s.f)
+	}
+	if err != nil {
 		l.logf("log %s: fdatasync of rolled segment %d: %v", l.dir, s.base, err)
 		return // stays below the recovery point; recovery will scan it
 	}

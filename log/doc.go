@@ -108,9 +108,14 @@
 //     write position, offset assignment, index appends and the IO backend
 //     (a per-log io_uring with UringIO: never a network loop's ring).
 //   - Log.mu (RWMutex) guards the segment list, high watermark, log start
-//     offset, recovery point and the append queue. It is a leaf lock:
-//     callbacks and waiters run on the writer goroutine after it is
-//     released, so they may call back into the log. They must not block.
+//     offset, recovery point and the append queue. It is a leaf lock
+//     (but for Log.dirSyncMu, which Close takes under it for one directory
+//     fsync): callbacks and waiters run on the writer goroutine after it
+//     is released, so they may call back into the log. They must not block.
+//   - Directories are fsync'd lazily, as in Kafka: a new partition or
+//     segment costs no directory fsync; its names are made durable just
+//     before its first data fdatasync that an ack or the recovery point
+//     depends on (Log.durableNames).
 //   - Rolled segments are fdatasync'd by short-lived background goroutines
 //     (IO.Datasync must allow that); Close waits for them.
 //   - Manager.mu guards the map of open logs and is never held across

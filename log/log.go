@@ -91,6 +91,12 @@ type Log struct {
 	crash         bool           // test hook: stop without flushing
 	bgFlushes     sync.WaitGroup // background fdatasyncs of rolled segments
 	firing        []Waiter
+
+	// dirSyncMu serializes directory fsyncs (writer and background
+	// flushers) and guards parentDirUnsynced. Taken after l.mu, if at all
+	// (nothing is called under it). See durableNames.
+	dirSyncMu         sync.Mutex
+	parentDirUnsynced bool // l.dir was created by this Open; its entry in the log dir is not yet durable
 }
 
 type writerState uint8
@@ -260,7 +266,8 @@ func (l *Log) load(opts Options) error {
 			break
 		}
 	}
-	if len(l.segments) == 0 {
+	fresh := len(l.segments) == 0
+	if fresh {
 		s, err := createSegment(l.dir, opts.LogStartOffset, &l.cfg, now)
 		if err != nil {
 			return err
@@ -283,19 +290,67 @@ func (l *Log) load(opts Options) error {
 	if l.logStart > l.hw {
 		l.logStart = l.hw
 	}
+	// Clean: everything is on disk. Otherwise it is made so below before
+	// load returns (nobody reads it before then).
+	l.recoveryPoint = l.nextOffset
+	if fresh {
+		// Nothing to make durable yet: the new segment's names (and l.dir's
+		// own entry) are fsync'd before its first data fdatasync counts
+		// (durableNames).
+		l.parentDirUnsynced = true
+		return nil
+	}
+	for _, s := range l.segments {
+		s.namesDurable.Store(true) // found on disk; l.dir is synced below when that matters
+	}
 	if opts.CleanShutdown {
-		l.recoveryPoint = l.nextOffset
-	} else {
-		// What we recovered may be only in the page cache (process crash):
-		// make it durable before claiming it as the recovery point.
-		for _, s := range l.segments[min(scanFrom, len(l.segments)-1):] {
-			if err := l.io.Datasync(s.f); err != nil {
-				return err
-			}
+		// Nothing changed that recovery depends on. (Index files
+		// recreated or leftovers removed above need no fsync: a lost
+		// change is redone at the next open, which, the marker being
+		// consumed, is a recovering one.)
+		return nil
+	}
+	// What we recovered may be only in the page cache (process crash):
+	// make it, and the directory after truncations and deletions, durable
+	// before claiming it as the recovery point.
+	for _, s := range l.segments[min(scanFrom, len(l.segments)-1):] {
+		if err := l.io.Datasync(s.f); err != nil {
+			return err
 		}
-		l.recoveryPoint = l.nextOffset
 	}
 	return syncDir(l.dir)
+}
+
+// durableNames makes s's directory entries durable (fsync of l.dir, and
+// the first time also of the log dir holding l.dir when this Open created
+// it) before an fdatasync of s may count towards an acknowledgement or the
+// recovery point. Kafka does the same in LocalLog.flush: the directory is
+// flushed only when segments newer than the recovery point are flushed,
+// not when files are created. So creating a partition or rolling a segment
+// costs no directory fsync; a log that never flushes data (the default
+// policy) never pays one on its append path, and an empty segment whose
+// name is lost in a power failure loses nothing: load recreates it.
+// Safe from the writer and the background flushers at once.
+func (l *Log) durableNames(s *segment) error {
+	if s.namesDurable.Load() {
+		return nil
+	}
+	l.dirSyncMu.Lock()
+	defer l.dirSyncMu.Unlock()
+	if s.namesDurable.Load() {
+		return nil
+	}
+	if l.parentDirUnsynced {
+		if err := syncDir(filepath.Dir(l.dir)); err != nil {
+			return err
+		}
+		l.parentDirUnsynced = false
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	s.namesDurable.Store(true)
+	return nil
 }
 
 // openSegment opens an existing segment; the last one gets writable,
@@ -486,11 +541,18 @@ func (l *Log) closeFiles(crash bool) error {
 	}
 	if !crash && l.failed == nil {
 		act := l.active()
-		if err := l.io.Datasync(act.f); err != nil {
-			keep(err)
-		} else {
-			act.syncedTo = act.next
-			l.updateRecoveryPointLocked()
+		// Nothing unsynced (an idle or empty log): skip the fdatasync and
+		// the directory fsync, which a restart of thousands of idle
+		// partitions would otherwise pay each.
+		if act.syncedTo < act.next {
+			if err := l.durableNames(act); err != nil {
+				keep(err)
+			} else if err := l.io.Datasync(act.f); err != nil {
+				keep(err)
+			} else {
+				act.syncedTo = act.next
+				l.updateRecoveryPointLocked()
+			}
 		}
 		keep(act.trimIndexes())
 	}

@@ -190,3 +190,106 @@ func TestManagerConcurrentOpens(t *testing.T) {
 		t.Fatal("no clean-shutdown marker")
 	}
 }
+
+// countingIO counts fdatasyncs (alone or linked to a write).
+type countingIO struct {
+	PortableIO
+	mu    sync.Mutex
+	syncs int
+}
+
+func (c *countingIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	n, synced, err := c.PortableIO.Writev(f, iov, off, datasync)
+	if synced {
+		c.mu.Lock()
+		c.syncs++
+		c.mu.Unlock()
+	}
+	return n, synced, err
+}
+
+func (c *countingIO) Datasync(f *os.File) error {
+	c.mu.Lock()
+	c.syncs++
+	c.mu.Unlock()
+	return c.PortableIO.Datasync(f)
+}
+
+func (c *countingIO) count() int { c.mu.Lock(); defer c.mu.Unlock(); return c.syncs }
+
+// TestFreshLogDefersSyncs: opening a new partition fdatasyncs nothing and
+// leaves its directory entries for the first data flush that needs them
+// (durableNames); closing an untouched log syncs nothing either. Once an
+// acknowledgement depends on an fdatasync (flush.messages=1), or the log
+// is closed with unsynced data, the names are durable.
+func TestFreshLogDefersSyncs(t *testing.T) {
+	durable := func(l *Log) (seg, parent bool) {
+		l.mu.RLock()
+		seg = l.active().namesDurable.Load()
+		l.mu.RUnlock()
+		l.dirSyncMu.Lock()
+		parent = !l.parentDirUnsynced
+		l.dirSyncMu.Unlock()
+		return seg, parent
+	}
+	root := t.TempDir()
+
+	// Untouched: nothing synced at open or close.
+	cio := &countingIO{}
+	l, err := Open(filepath.Join(root, "idle-0"), testConfig(), Options{IO: cio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seg, parent := durable(l); seg || parent || cio.count() != 0 {
+		t.Fatalf("fresh open: names durable %v/%v, %d fdatasyncs", seg, parent, cio.count())
+	}
+	if err := l.Close(); err != nil || cio.count() != 0 {
+		t.Fatalf("close of an untouched log: %v, %d fdatasyncs", err, cio.count())
+	}
+
+	// Default policy: appends are not fdatasync'd, so names stay pending
+	// until Close flushes the data.
+	cio = &countingIO{}
+	dir := filepath.Join(root, "lazy-0")
+	if l, err = Open(dir, testConfig(), Options{IO: cio}); err != nil {
+		t.Fatal(err)
+	}
+	syncAppend(t, l, makeBatch(1, 10, 1, 1))
+	if seg, parent := durable(l); seg || parent || cio.count() != 0 {
+		t.Fatalf("after unflushed append: names durable %v/%v, %d fdatasyncs", seg, parent, cio.count())
+	}
+	act := l.active()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !act.namesDurable.Load() || cio.count() != 1 {
+		t.Fatalf("close with unsynced data: names durable %v, %d fdatasyncs", act.namesDurable.Load(), cio.count())
+	}
+	// Reopened (after a crash, say): files found on disk count as named.
+	if l, err = Open(dir, testConfig(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if seg, _ := durable(l); !seg {
+		t.Fatal("existing segment not marked durable at load")
+	}
+	l.Close()
+
+	// flush.messages=1: the first ack waits for the names, and a rolled-to
+	// segment gets its own directory fsync before its first synced ack.
+	cfg := testConfig()
+	cfg.FlushMessages = 1
+	cfg.SegmentBytes = 2048
+	if l, err = Open(filepath.Join(root, "sync-0"), cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 3; i++ {
+		syncAppend(t, l, makeBatch(1, 1500, 1, 1))
+		if seg, parent := durable(l); !seg || !parent {
+			t.Fatalf("append %d acked after fdatasync without durable names: %v/%v", i, seg, parent)
+		}
+	}
+	if n := l.NumSegments(); n < 2 {
+		t.Fatalf("%d segments: no roll exercised", n)
+	}
+}

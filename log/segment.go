@@ -17,14 +17,17 @@ import (
 // with the high watermark. size is additionally atomic so Region users can
 // read it without the log lock.
 type segment struct {
-	base  int64
-	path  string // .log path; index paths derive from it
-	f     *os.File
-	idx   *index
-	tidx  *index
-	size  atomic.Int64 // bytes of completed writes (what readers may see)
-	refs  atomic.Int32 // 1 for the log's own reference + one per outstanding Region
-	unlnk atomic.Bool  // files already unlinked (deleted by retention)
+	base int64
+	path string // .log path; index paths derive from it
+	f    *os.File
+	idx  *index
+	tidx *index
+	size atomic.Int64 // bytes of completed writes (what readers may see)
+	// namesDurable: the files' directory entries are known to be on disk
+	// (set by Log.durableNames, or at load for files found on disk).
+	namesDurable atomic.Bool
+	refs         atomic.Int32 // 1 for the log's own reference + one per outstanding Region
+	unlnk        atomic.Bool  // files already unlinked (deleted by retention)
 
 	// log.mu
 	next        int64 // offset after the last completed batch
