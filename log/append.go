@@ -269,6 +269,10 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 		}
 		act = l.active()
 	}
+	if err := act.createIndexes(); err != nil { // no-op after the first write
+		l.completeGroup(err, false, 0, now)
+		return
+	}
 	appendTime := int64(-1)
 	if l.cfg.LogAppendTime {
 		appendTime = now / int64(time.Millisecond)

@@ -209,7 +209,9 @@ func (l *Log) load(opts Options) error {
 			return err
 		}
 		recover := i >= scanFrom
-		if !recover && (missingIndex || !(s.idx.saneOffsets(size) && s.tidx.saneTimes())) {
+		// An empty segment has no index files until its first write (see
+		// index): nothing to rebuild.
+		if !recover && (missingIndex && size > 0 || !(s.idx.saneOffsets(size) && s.tidx.saneTimes())) {
 			l.logf("log %s: segment %d: index missing or failed sanity check, rebuilding", l.dir, b)
 			recover = true
 		}

@@ -293,3 +293,61 @@ func TestFreshLogDefersSyncs(t *testing.T) {
 		t.Fatalf("%d segments: no roll exercised", n)
 	}
 }
+
+// TestLazyIndexFiles: a new segment's index files appear at its first
+// write, not at creation; an untouched log closes and reopens (clean or
+// not) without them and without a rebuild; reads and ListOffset work on
+// it; the first append creates them and lookups use them.
+func TestLazyIndexFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "t-0")
+	exists := func(ext string) bool {
+		_, err := os.Stat(segmentName(dir, 0, ext))
+		return err == nil
+	}
+	var logged []string
+	logf := func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
+	for i, clean := range []bool{false, true, false} {
+		l, err := Open(dir, testConfig(), Options{CleanShutdown: clean, Logf: logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !exists(".log") || exists(".index") || exists(".timeindex") {
+			t.Fatalf("open %d: .log %v .index %v .timeindex %v", i, exists(".log"), exists(".index"), exists(".timeindex"))
+		}
+		if r, err := l.Read(0, 1000); err != nil || r.Len != 0 {
+			t.Fatalf("read of empty log: %+v %v", r, err)
+		} else {
+			r.Release()
+		}
+		if _, _, found := l.ListOffset(0); found {
+			t.Fatal("ListOffset found a record in an empty log")
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(logged) != 0 {
+		t.Fatalf("untouched log reopened with messages: %q", logged)
+	}
+	cfg := testConfig()
+	l, err := Open(dir, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 20; i++ {
+		syncAppend(t, l, makeBatch(1, 100, int64(1000+i), 'x'))
+	}
+	if !exists(".index") || !exists(".timeindex") {
+		t.Fatal("index files not created by the first write")
+	}
+	if l.active().idx.entries() == 0 || l.active().tidx.entries() == 0 {
+		t.Fatal("no index entries after 20 batches")
+	}
+	if off, _, found := l.ListOffset(1010); !found || off != 10 {
+		t.Fatalf("ListOffset(1010) = %d %v", off, found)
+	}
+	if got := readAll(t, l, 7); len(got) != 13 || got[0].info.baseOffset != 7 {
+		t.Fatalf("read from 7: %d batches", len(got))
+	}
+}

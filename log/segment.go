@@ -53,6 +53,7 @@ func createSegment(dir string, base int64, cfg *Config, nowNs int64) (*segment, 
 	}
 	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: nowNs}
 	s.refs.Store(1)
+	// Index files are created at the first write (see index).
 	if err := s.openIndexes(true, cfg.IndexMaxBytes, 0, 0); err != nil {
 		f.Close()
 		return nil, err
@@ -60,14 +61,30 @@ func createSegment(dir string, base int64, cfg *Config, nowNs int64) (*segment, 
 	return s, nil
 }
 
+// openIndexes opens both indexes; writable ones lazily (a missing file is
+// created when the segment is first written, createIndexes).
 func (s *segment) openIndexes(writable bool, maxBytes int, offEntries, timeEntries int64) error {
 	var err error
-	if s.idx, err = openIndex(s.indexPath(), offsetEntrySize, writable, maxBytes, offEntries); err != nil {
+	if s.idx, err = openIndex(s.indexPath(), offsetEntrySize, writable, maxBytes, offEntries, true); err != nil {
 		return err
 	}
-	if s.tidx, err = openIndex(s.timeIndexPath(), timeEntrySize, writable, maxBytes, timeEntries); err != nil {
+	if s.tidx, err = openIndex(s.timeIndexPath(), timeEntrySize, writable, maxBytes, timeEntries, true); err != nil {
 		s.idx.close()
 		return err
+	}
+	return nil
+}
+
+// createIndexes creates a lazily opened segment's index files; the writer
+// calls it before the segment's first write, so a failure fails that
+// group cleanly and every written segment has its index files.
+// REQUIRES: writer goroutine.
+func (s *segment) createIndexes() error {
+	if err := s.idx.create(); err != nil {
+		return fmt.Errorf("create index: %w", err)
+	}
+	if err := s.tidx.create(); err != nil {
+		return fmt.Errorf("create time index: %w", err)
 	}
 	return nil
 }
@@ -130,10 +147,15 @@ func (s *segment) trimIndexes() error {
 
 // untrimIndexes undoes trimIndexes when a roll fails halfway.
 func (s *segment) untrimIndexes() error {
-	if err := s.idx.f.Truncate(int64(len(s.idx.mm))); err != nil {
-		return err
+	for _, ix := range []*index{s.idx, s.tidx} {
+		if ix.f == nil {
+			continue // never created: nothing was trimmed
+		}
+		if err := ix.f.Truncate(int64(len(ix.mm))); err != nil {
+			return err
+		}
 	}
-	return s.tidx.f.Truncate(int64(len(s.tidx.mm)))
+	return nil
 }
 
 // acquire takes a reader reference. REQUIRES: the segment is still in the
