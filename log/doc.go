@@ -19,7 +19,8 @@
 // what the producer sent (and, with message.timestamp.type=LogAppendTime,
 // the timestamp-type attribute, maxTimestamp and the CRC). The active
 // segment's indexes are mmap'd and preallocated to segment.index.bytes,
-// trimmed on roll and close.
+// trimmed on roll and close; they are created at the segment's first
+// write, so a partition never written to has only its empty .log.
 //
 // # API summary (for the broker)
 //
