@@ -8,9 +8,9 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 # Packages whose tests run under the race detector (everything with
 # concurrency); the race build also compiles in the invariant assertions.
-RACE_PKGS := ./ring/ ./netpoll/ ./proto/ ./broker/ ./log/ ./config/ ./tuning/ ./metrics/ ./cmd/...
+RACE_PKGS := ./ring/ ./netpoll/ ./proto/ ./broker/ ./log/ ./config/ ./tuning/ ./metrics/ ./cmd/... ./bench/...
 
-.PHONY: all build run test test-deps unit integration lint fmt vet bench fuzz clean
+.PHONY: all build run test test-deps unit integration lint fmt vet bench bench-micro fuzz clean
 
 all: build
 
@@ -41,7 +41,14 @@ vet:
 	$(GO) vet -tags invariants ./...
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; fi
 
+# Side-by-side benchmark: ringbrokerd (io_uring, portable) beside the null
+# broker and PEERS=name=host:port,...; table, bench-results/results.json,
+# plots. BENCH=full for the long run.
 bench:
+	./scripts/bench.sh
+
+# Go micro-benchmarks (ring, broker request paths, log, metrics).
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ring/ ./broker/ ./log/ ./metrics/
 
 fuzz:
