@@ -46,6 +46,19 @@ type Options struct {
 	// Metrics records per-API request counts and latencies; nil records
 	// nothing.
 	Metrics *metrics.Registry
+
+	// Consumer groups (coordinator.go; zero values take the defaults
+	// noted). GroupInitialRebalanceDelay: group.initial.rebalance.delay.ms
+	// (0: none). GroupMin/MaxSessionTimeout: group.min/max.session.timeout.ms
+	// (0: no minimum / 30 min). GroupMaxSize: members per group (0: 1000).
+	// OffsetsTopicNumPartitions: offsets.topic.num.partitions (0: 50).
+	// OffsetsRetention: offsets.retention.minutes (0: 7 days).
+	GroupInitialRebalanceDelay time.Duration
+	GroupMinSessionTimeout     time.Duration
+	GroupMaxSessionTimeout     time.Duration
+	GroupMaxSize               int
+	OffsetsTopicNumPartitions  int32
+	OffsetsRetention           time.Duration
 }
 
 // Broker serves Kafka requests.
@@ -57,7 +70,8 @@ type Broker struct {
 	// fetchSessions holds incremental fetch sessions (KIP-227).
 	fetchSessions *fetchSessionCache
 	apis          [apiTableSize]*api
-	admin         adminWorker // admin_worker.go: off-loop queue for disk-touching admin requests
+	admin         adminWorker  // admin_worker.go: off-loop queue for disk-touching admin requests
+	groups        *coordinator // coordinator.go: consumer groups and __consumer_offsets
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -90,6 +104,10 @@ func New(opts Options) (*Broker, error) {
 		b.apis[a.key] = &a
 	}
 	b.buildAPIVersions()
+	b.groups = newCoordinator(b)
+	if err := b.groups.load(); err != nil {
+		return nil, fmt.Errorf("loading consumer groups: %w", err)
+	}
 	return b, nil
 }
 

@@ -1,0 +1,145 @@
+package broker
+
+// OffsetCommit (key 8), versions 2-9 (v0-v1, ZooKeeper-era, are not served;
+// ApiVersions says 2).
+//
+// Behaviour: the committer is validated against the group (generation
+// fencing: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
+// REBALANCE_IN_PROGRESS while CompletingRebalance; generation -1 with no
+// member id is a "simple" commit, allowed to an Empty or missing group).
+// The offsets go to __consumer_offsets as one record batch (Kafka's
+// OffsetCommitKey/Value schemas) on the group's partition; the request is
+// answered, and the offsets become visible to OffsetFetch, when that append
+// completed (its log callback). Per partition: UNKNOWN_TOPIC_OR_PARTITION
+// for a partition that does not exist, OFFSET_METADATA_TOO_LARGE above
+// 4096 bytes of metadata; a refused append (log backlog) answers
+// COORDINATOR_NOT_AVAILABLE so the client retries.
+//
+// Differences from Apache Kafka: an empty group id is INVALID_GROUP_ID
+// (Kafka accepts "" for commits, a pre-0.9 leftover); the v2-v4 retention
+// time is ignored (offsets.retention.minutes applies).
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/group"
+	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: 8, min: 2, max: 9, serve: (*Broker).serveOffsetCommit})
+}
+
+func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	r := kmsg.OffsetCommitRequest{Version: hdr.APIVersion}
+	if err := r.ReadFrom(body); err != nil {
+		b.badRequest(req, &hdr, err)
+		return
+	}
+	h := hdr
+	h.ClientID = nil
+	resp := kmsg.NewOffsetCommitResponse()
+	resp.Version = h.APIVersion
+	// codes[i][j] answers r.Topics[i].Partitions[j]; -1 = to be appended.
+	codes := make([][]int16, len(r.Topics))
+	reply := func() {
+		for i, t := range r.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for j, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, codes[i][j]
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		b.replyMsg(req, &h, &resp)
+	}
+	inst := ""
+	if r.InstanceID != nil {
+		inst = *r.InstanceID
+	}
+	now := time.Now()
+	c := b.groups
+	c.lock()
+	defer c.unlock()
+	code := c.g.CheckCommit(now, r.Group, r.MemberID, inst, r.Generation)
+	var records [][2][]byte
+	type pending struct {
+		i, j int
+		tp   group.TopicPartition
+		o    group.Offset
+	}
+	var toApply []pending
+	for i, t := range r.Topics {
+		codes[i] = make([]int16, len(t.Partitions))
+		for j, p := range t.Partitions {
+			md := ""
+			if p.Metadata != nil {
+				md = *p.Metadata
+			}
+			switch {
+			case code != 0:
+				codes[i][j] = code
+			case b.reg == nil || b.reg.Partition(t.Topic, p.Partition) == nil:
+				codes[i][j] = kerr.UnknownTopicOrPartition.Code
+			case len(md) > group.MaxOffsetMetadataBytes:
+				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
+			default:
+				le := int32(-1)
+				if r.Version >= 6 {
+					le = p.LeaderEpoch
+				}
+				pd := pending{i: i, j: j, tp: group.TopicPartition{Topic: t.Topic, Partition: p.Partition},
+					o: group.Offset{Offset: p.Offset, LeaderEpoch: le, Metadata: md, CommitTimestamp: now.UnixMilli()}}
+				toApply = append(toApply, pd)
+				records = append(records, [2][]byte{group.OffsetKey(r.Group, pd.tp), group.OffsetValue(pd.o)})
+			}
+		}
+	}
+	if len(records) == 0 {
+		reply()
+		return
+	}
+	fail := func(code int16) {
+		for _, pd := range toApply {
+			codes[pd.i][pd.j] = code
+		}
+		reply()
+	}
+	batch := appendRecordBatch(nil, now.UnixMilli(), records)
+	part := group.PartitionFor(r.Group, c.partitions)
+	groupID := r.Group
+	ok := c.withTopic(func(t *Topic) {
+		p := partitionOf(t, part)
+		if p == nil {
+			fail(kerr.CoordinatorNotAvailable.Code)
+			return
+		}
+		err := p.Log.Append(batch, log.AppendFunc(func(res log.AppendResult) {
+			if res.Err != nil {
+				c.log.Warn("offset commit append failed", zap.String("group", groupID), zap.Error(res.Err))
+				fail(kerr.CoordinatorNotAvailable.Code)
+				return
+			}
+			c.lock()
+			for _, pd := range toApply {
+				c.g.ApplyOffset(now, groupID, pd.tp, pd.o)
+			}
+			c.unlock()
+			reply()
+		}))
+		if err != nil {
+			fail(kerr.CoordinatorNotAvailable.Code)
+		}
+	})
+	if !ok {
+		fail(kerr.CoordinatorNotAvailable.Code)
+	}
+}

@@ -1,0 +1,133 @@
+package broker
+
+// OffsetFetch (key 9), versions 1-9 (multi-group from v8).
+//
+// Behaviour: answers the committed offset (with leader epoch v5+ and
+// metadata) of each requested partition, -1 for partitions without a
+// commit; a null topic list (v2+) answers every committed offset of the
+// group. A missing group answers -1 everywhere, as Kafka does. Offsets
+// whose commit append has not completed are not yet visible. In-memory:
+// answered at once.
+//
+// Differences from Apache Kafka: RequireStable (v7+) needs nothing: there
+// are no transactional offset commits pending here; the v9 member id and
+// epoch (KIP-848 consumers) are ignored.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/group"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: 9, min: 1, max: 9, serve: (*Broker).serveOffsetFetch})
+}
+
+type fetchedPartition struct {
+	partition int32
+	o         group.Offset
+	found     bool
+}
+
+type fetchedTopic struct {
+	topic string
+	parts []fetchedPartition
+}
+
+// fetchGroupOffsets answers one group. topics nil means every commit.
+// REQUIRES: b.groups.mu held.
+func (b *Broker) fetchGroupOffsets(groupID string, topics map[string][]int32, order []string, all bool) []fetchedTopic {
+	c := b.groups
+	var out []fetchedTopic
+	if all {
+		g := c.g.Group(groupID)
+		if g == nil {
+			return nil
+		}
+		for _, co := range g.Offsets() {
+			if n := len(out); n == 0 || out[n-1].topic != co.Topic {
+				out = append(out, fetchedTopic{topic: co.Topic})
+			}
+			out[len(out)-1].parts = append(out[len(out)-1].parts, fetchedPartition{co.Partition, co.Offset, true})
+		}
+		return out
+	}
+	for _, t := range order {
+		ft := fetchedTopic{topic: t}
+		for _, p := range topics[t] {
+			o, ok := c.g.FetchOffset(groupID, group.TopicPartition{Topic: t, Partition: p})
+			ft.parts = append(ft.parts, fetchedPartition{p, o, ok})
+		}
+		out = append(out, ft)
+	}
+	return out
+}
+
+func (fp *fetchedPartition) values() (int64, int32, *string) {
+	if !fp.found {
+		empty := ""
+		return -1, -1, &empty
+	}
+	md := fp.o.Metadata
+	return fp.o.Offset, fp.o.LeaderEpoch, &md
+}
+
+func (b *Broker) serveOffsetFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	r := kmsg.OffsetFetchRequest{Version: hdr.APIVersion}
+	if err := r.UnsafeReadFrom(body); err != nil {
+		b.badRequest(req, &hdr, err)
+		return
+	}
+	resp := kmsg.NewOffsetFetchResponse()
+	resp.Version = hdr.APIVersion
+	c := b.groups
+	c.lock()
+	if hdr.APIVersion < 8 {
+		topics, order := map[string][]int32{}, []string(nil)
+		for _, t := range r.Topics {
+			if _, ok := topics[t.Topic]; !ok {
+				order = append(order, t.Topic)
+			}
+			topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+		}
+		for _, ft := range b.fetchGroupOffsets(r.Group, topics, order, r.Topics == nil) {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = ft.topic
+			for i := range ft.parts {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition = ft.parts[i].partition
+				rp.Offset, rp.LeaderEpoch, rp.Metadata = ft.parts[i].values()
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	} else {
+		for _, g := range r.Groups {
+			topics, order := map[string][]int32{}, []string(nil)
+			for _, t := range g.Topics {
+				if _, ok := topics[t.Topic]; !ok {
+					order = append(order, t.Topic)
+				}
+				topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
+			}
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			for _, ft := range b.fetchGroupOffsets(g.Group, topics, order, g.Topics == nil) {
+				rt := kmsg.NewOffsetFetchResponseGroupTopic()
+				rt.Topic = ft.topic
+				for i := range ft.parts {
+					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					rp.Partition = ft.parts[i].partition
+					rp.Offset, rp.LeaderEpoch, rp.Metadata = ft.parts[i].values()
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				rg.Topics = append(rg.Topics, rt)
+			}
+			resp.Groups = append(resp.Groups, rg)
+		}
+	}
+	c.unlock()
+	b.replyMsg(req, &hdr, &resp)
+}

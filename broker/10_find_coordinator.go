@@ -1,0 +1,58 @@
+package broker
+
+// FindCoordinator (key 10), versions 0-6.
+//
+// Behaviour: this broker is the coordinator for every key: group keys
+// (type 0) are answered with this node, v4+ batches keys and answers each.
+// An empty group key is answered with this node too, as Kafka does (the
+// group APIs then reject the empty id with INVALID_GROUP_ID).
+//
+// Differences from Apache Kafka: transaction coordinator keys (type 1) are
+// answered COORDINATOR_NOT_AVAILABLE (this broker has no transaction
+// coordinator; see 22_init_producer_id.go), share keys (type 2)
+// INVALID_REQUEST. Kafka creates __consumer_offsets on the first
+// FindCoordinator; we create it on the first write (coordinator.go).
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: 10, min: 0, max: 6, serve: (*Broker).serveFindCoordinator})
+}
+
+func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	r := kmsg.FindCoordinatorRequest{Version: hdr.APIVersion}
+	if err := r.UnsafeReadFrom(body); err != nil {
+		b.badRequest(req, &hdr, err)
+		return
+	}
+	resp := kmsg.NewFindCoordinatorResponse()
+	resp.Version = hdr.APIVersion
+	code := int16(0)
+	switch r.CoordinatorType {
+	case 0:
+	case 1:
+		code = kerr.CoordinatorNotAvailable.Code
+	default:
+		code = kerr.InvalidRequest.Code
+	}
+	node, host, port := b.opts.NodeID, b.opts.AdvertisedHost, b.opts.AdvertisedPort
+	if code != 0 {
+		node, host, port = -1, "", -1
+	}
+	if hdr.APIVersion < 4 {
+		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, node, host, port
+	} else {
+		for _, k := range r.CoordinatorKeys {
+			c := kmsg.NewFindCoordinatorResponseCoordinator()
+			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode = k, node, host, port, code
+			resp.Coordinators = append(resp.Coordinators, c)
+		}
+	}
+	b.replyMsg(req, &hdr, &resp)
+}

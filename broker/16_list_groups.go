@@ -1,0 +1,55 @@
+package broker
+
+// ListGroups (key 16), versions 0-5.
+//
+// Behaviour: every group with its protocol type; v4+ filter by state
+// (case-insensitive, Kafka's state names) and answer each group's state;
+// v5+ filter by group type: every group here is "classic".
+
+import (
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+func init() {
+	register(api{key: 16, min: 0, max: 5, serve: (*Broker).serveListGroups})
+}
+
+func (b *Broker) serveListGroups(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	r := kmsg.ListGroupsRequest{Version: hdr.APIVersion}
+	if err := r.UnsafeReadFrom(body); err != nil {
+		b.badRequest(req, &hdr, err)
+		return
+	}
+	resp := kmsg.NewListGroupsResponse()
+	resp.Version = hdr.APIVersion
+	typeOK := len(r.TypesFilter) == 0
+	for _, t := range r.TypesFilter {
+		typeOK = typeOK || strings.EqualFold(t, "classic")
+	}
+	c := b.groups
+	c.lock()
+	if typeOK {
+		for _, g := range c.g.Groups() {
+			st := g.State.String()
+			if len(r.StatesFilter) > 0 {
+				match := false
+				for _, f := range r.StatesFilter {
+					match = match || strings.EqualFold(f, st)
+				}
+				if !match {
+					continue
+				}
+			}
+			lg := kmsg.NewListGroupsResponseGroup()
+			lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.ID, g.ProtocolType, st, "classic"
+			resp.Groups = append(resp.Groups, lg)
+		}
+	}
+	c.unlock()
+	b.replyMsg(req, &hdr, &resp)
+}

@@ -1,0 +1,428 @@
+package broker
+
+// The group coordinator glue: owns the I/O-free group.Coordinator, its
+// timer, and its persistence in the internal topic __consumer_offsets.
+//
+// Concurrency: coordinator.mu serialises every call into the state machine.
+// It is held only for in-memory work and non-blocking log.Append calls,
+// never across I/O that waits, so ring threads may take it (JoinGroup,
+// SyncGroup, Heartbeat, OffsetCommit handlers). Delayed JoinGroup/SyncGroup
+// answers are sent from whoever completes the rebalance: a ring thread
+// handling another member's request, or the timer (a time.AfterFunc
+// goroutine). Lock order: coordinator.mu, then coordinator.qmu; log
+// callbacks take coordinator.mu with no other lock held.
+//
+// Persistence: every record for a group goes to partition
+// group.PartitionFor(groupID, offsets.topic.num.partitions), appended under
+// mu, so records of one key reach the log in the order the state machine
+// produced them. An OffsetCommit is answered (and the offsets become
+// visible to OffsetFetch) when its append completed. The topic is created
+// through the Registry on first use, off the ring thread: until it exists,
+// persistence work queues (pending) and a goroutine creates the topic and
+// drains the queue in order. At start (New), an existing topic is read back
+// with Log.Read regions + pread and replayed into the state machine (last
+// value per key wins, tombstones delete).
+//
+// Differences from Apache Kafka: SyncGroup answers the leader before its
+// group metadata record is durable (Kafka waits for the append); a failed
+// metadata append is logged, not answered COORDINATOR_NOT_AVAILABLE. The
+// record is still appended before any later record of the group.
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/group"
+	"github.com/ringbroker/ringbroker/log"
+)
+
+// offsetsTopic is Kafka's internal topic for group state.
+const offsetsTopic = "__consumer_offsets"
+
+// Defaults for the group Options when left zero.
+const (
+	defaultOffsetsTopicPartitions = 50
+	defaultOffsetsRetention       = 7 * 24 * time.Hour
+	// offsetsSweepInterval: how often offsets of deleted topics and expired
+	// offsets are removed (Kafka: offsets.retention.check.interval.ms,
+	// 10 min; shorter here so a deleted topic's offsets go promptly).
+	offsetsSweepInterval = 5 * time.Second
+	// pendingPersistMax bounds work queued while the topic is created.
+	pendingPersistMax = 10000
+)
+
+type coordinator struct {
+	b          *Broker
+	log        *zap.Logger
+	partitions int32
+	retention  time.Duration
+
+	mu    sync.Mutex
+	g     *group.Coordinator
+	timer *time.Timer // fires at the state machine's next deadline
+	armed time.Time
+	sweep *time.Timer
+
+	topic atomic.Pointer[Topic]
+	// qmu guards pending and ready: persistence work waiting for the
+	// topic to be created.
+	qmu      sync.Mutex
+	pending  []func(t *Topic)
+	creating bool
+}
+
+func newCoordinator(b *Broker) *coordinator {
+	o := &b.opts
+	c := &coordinator{b: b, log: b.log.Named("group"), partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention}
+	if c.partitions <= 0 {
+		c.partitions = defaultOffsetsTopicPartitions
+	}
+	if c.retention <= 0 {
+		c.retention = defaultOffsetsRetention
+	}
+	maxSession := o.GroupMaxSessionTimeout
+	if maxSession <= 0 {
+		maxSession = 30 * time.Minute
+	}
+	c.g = group.New(group.Config{
+		InitialRebalanceDelay: o.GroupInitialRebalanceDelay,
+		MinSessionTimeout:     o.GroupMinSessionTimeout,
+		MaxSessionTimeout:     maxSession,
+		MaxMembers:            o.GroupMaxSize,
+		NewMemberID:           newMemberID,
+		Persist:               c.persistLocked,
+	})
+	c.timer = time.AfterFunc(time.Hour, c.onTimer)
+	c.timer.Stop()
+	c.sweep = time.AfterFunc(offsetsSweepInterval, c.onSweep)
+	c.sweep.Stop()
+	return c
+}
+
+// newMemberID returns clientID-<uuid>, Kafka's member id format.
+func newMemberID(clientID string) string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	h := hex.EncodeToString(u[:])
+	return fmt.Sprintf("%s-%s-%s-%s-%s-%s", clientID, h[0:8], h[8:12], h[12:16], h[16:20], h[20:])
+}
+
+// lock takes mu; unlock re-arms the timers for what the state machine now
+// waits for, then releases it. Every entry point uses the pair.
+func (c *coordinator) lock() { c.mu.Lock() }
+
+func (c *coordinator) unlock() {
+	next, ok := c.g.NextDeadline()
+	switch {
+	case !ok:
+		if !c.armed.IsZero() {
+			c.timer.Stop()
+			c.armed = time.Time{}
+		}
+	case !next.Equal(c.armed):
+		c.armed = next
+		c.timer.Reset(max(time.Until(next), 0))
+	}
+	if c.g.NumGroups() > 0 {
+		c.sweep.Reset(offsetsSweepInterval)
+	}
+	c.mu.Unlock()
+}
+
+func (c *coordinator) onTimer() {
+	c.lock()
+	c.armed = time.Time{}
+	c.g.Tick(time.Now())
+	c.unlock()
+}
+
+// onSweep removes offsets of deleted topics and expired offsets.
+func (c *coordinator) onSweep() {
+	reg := c.b.reg
+	c.mu.Lock()
+	c.g.ExpireOffsets(time.Now(), c.retention, func(topic string, partition int32) bool {
+		return reg == nil || reg.Partition(topic, partition) != nil
+	})
+	c.mu.Unlock()
+	c.lock()
+	c.unlock()
+}
+
+// persistLocked is group.Config.Persist: append one record for groupID.
+// REQUIRES: mu held.
+func (c *coordinator) persistLocked(groupID string, key, value []byte) {
+	batch := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{key, value}})
+	part := group.PartitionFor(groupID, c.partitions)
+	c.withTopic(func(t *Topic) {
+		p := partitionOf(t, part)
+		if p == nil {
+			return
+		}
+		if err := p.Log.Append(batch, log.AppendFunc(func(r log.AppendResult) {
+			if r.Err != nil {
+				c.log.Warn("group metadata append failed", zap.String("group", groupID), zap.Error(r.Err))
+			}
+		})); err != nil {
+			c.log.Warn("group metadata append refused", zap.String("group", groupID), zap.Error(err))
+		}
+	})
+}
+
+func partitionOf(t *Topic, index int32) *Partition {
+	t.regMu.RLock()
+	defer t.regMu.RUnlock()
+	if int(index) >= len(t.Partitions) {
+		return nil
+	}
+	return t.Partitions[index]
+}
+
+// withTopic runs f with __consumer_offsets now when it exists and nothing
+// is queued, else queues it for the creating goroutine (FIFO), which keeps
+// the order of appends. Returns false when the queue is full (f dropped).
+// REQUIRES: mu held (so FIFO order matches the state machine's order).
+func (c *coordinator) withTopic(f func(t *Topic)) bool {
+	c.qmu.Lock()
+	if t := c.topic.Load(); t != nil && len(c.pending) == 0 && !c.creating {
+		c.qmu.Unlock()
+		f(t)
+		return true
+	}
+	if len(c.pending) >= pendingPersistMax {
+		c.qmu.Unlock()
+		return false
+	}
+	c.pending = append(c.pending, f)
+	if !c.creating {
+		c.creating = true
+		go c.createTopic()
+	}
+	c.qmu.Unlock()
+	return true
+}
+
+// createTopic creates __consumer_offsets (if needed) and drains pending.
+// Runs on its own goroutine: creation opens logs and fsyncs.
+func (c *coordinator) createTopic() {
+	t := c.topic.Load()
+	for t == nil {
+		var err error
+		if c.b.reg == nil {
+			err = errNoRegistry
+		} else if t = c.b.reg.Topic(offsetsTopic); t == nil {
+			t, err = c.b.reg.CreateTopic(offsetsTopic, c.partitions, map[string]string{"cleanup.policy": "compact"}, false)
+			if errors.Is(err, kerr.TopicAlreadyExists) {
+				t, err = c.b.reg.Topic(offsetsTopic), nil
+			}
+		}
+		if err != nil || t == nil {
+			c.log.Error("cannot create __consumer_offsets; retrying", zap.Error(err))
+			time.Sleep(time.Second)
+			t = nil
+			continue
+		}
+		c.topic.Store(t)
+	}
+	for {
+		c.qmu.Lock()
+		if len(c.pending) == 0 {
+			c.creating = false
+			c.pending = nil
+			c.qmu.Unlock()
+			return
+		}
+		f := c.pending[0]
+		c.pending[0] = nil
+		c.pending = c.pending[1:]
+		c.qmu.Unlock()
+		f(t)
+	}
+}
+
+// load replays an existing __consumer_offsets into the state machine.
+// Called from New, before serving.
+func (c *coordinator) load() error {
+	if c.b.reg == nil {
+		return nil
+	}
+	t := c.b.reg.Topic(offsetsTopic)
+	if t == nil {
+		return nil
+	}
+	c.topic.Store(t)
+	now := time.Now()
+	records, bad := 0, 0
+	for _, p := range viewTopic(c.b.reg, t).partitions {
+		l := p.Log
+		off, hw := l.LogStartOffset(), l.HighWatermark()
+		for off < hw {
+			reg, err := l.Read(off, 1<<20)
+			if err != nil {
+				return fmt.Errorf("reading %s-%d at %d: %w", offsetsTopic, p.Index, off, err)
+			}
+			if reg.Len == 0 {
+				reg.Release()
+				break
+			}
+			buf := make([]byte, reg.Len)
+			_, err = reg.File.ReadAt(buf, reg.Pos)
+			reg.Release()
+			if err != nil {
+				return fmt.Errorf("reading %s-%d: %w", offsetsTopic, p.Index, err)
+			}
+			next, err := forEachRecord(buf, func(key, value []byte) {
+				if err := c.g.Load(now, key, value); err != nil {
+					bad++
+					return
+				}
+				records++
+			})
+			if err != nil {
+				return fmt.Errorf("%s-%d: %w", offsetsTopic, p.Index, err)
+			}
+			if next <= off {
+				break
+			}
+			off = next
+		}
+	}
+	c.g.FinishLoad(now)
+	c.g.ExpireOffsets(now, c.retention, func(topic string, partition int32) bool {
+		return c.b.reg.Partition(topic, partition) != nil
+	})
+	c.log.Info("loaded groups from __consumer_offsets", zap.Int("records", records), zap.Int("unparsable", bad), zap.Int("groups", c.g.NumGroups()))
+	c.lock()
+	c.unlock()
+	return nil
+}
+
+// A v2 record batch as we write it (uncompressed, no producer id):
+//
+//	baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8=2 | crc u32 (CRC32C of the rest)
+//	attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64
+//	producerId i64=-1 | producerEpoch i16=-1 | baseSequence i32=-1 | recordCount i32 | records...
+//	record: length varint | attributes i8 | timestampDelta varint | offsetDelta varint
+//	        | keyLength varint | key | valueLength varint (-1: null, a tombstone) | value | headers varint=0
+const batchHeaderLen = 61
+
+// appendRecordBatch appends one batch holding records (key, value; value
+// nil = tombstone) stamped ts.
+func appendRecordBatch(dst []byte, ts int64, records [][2][]byte) []byte {
+	start := len(dst)
+	dst = append(dst, make([]byte, batchHeaderLen)...)
+	var rec []byte
+	for i, kv := range records {
+		rec = rec[:0]
+		rec = append(rec, 0)                     // attributes
+		rec = binary.AppendVarint(rec, 0)        // timestamp delta
+		rec = binary.AppendVarint(rec, int64(i)) // offset delta
+		rec = binary.AppendVarint(rec, int64(len(kv[0])))
+		rec = append(rec, kv[0]...)
+		if kv[1] == nil {
+			rec = binary.AppendVarint(rec, -1)
+		} else {
+			rec = binary.AppendVarint(rec, int64(len(kv[1])))
+			rec = append(rec, kv[1]...)
+		}
+		rec = binary.AppendVarint(rec, 0) // headers
+		dst = binary.AppendVarint(dst, int64(len(rec)))
+		dst = append(dst, rec...)
+	}
+	h := dst[start:]
+	be := binary.BigEndian
+	be.PutUint64(h[0:], 0)
+	be.PutUint32(h[8:], uint32(len(h)-12))
+	be.PutUint32(h[12:], 0xffffffff) // partition leader epoch: the log stamps it
+	h[16] = 2
+	be.PutUint16(h[21:], 0)
+	be.PutUint32(h[23:], uint32(len(records)-1))
+	be.PutUint64(h[27:], uint64(ts))
+	be.PutUint64(h[35:], uint64(ts))
+	be.PutUint64(h[43:], 0xffffffffffffffff)
+	be.PutUint16(h[51:], 0xffff)
+	be.PutUint32(h[53:], 0xffffffff)
+	be.PutUint32(h[57:], uint32(len(records)))
+	be.PutUint32(h[17:], crc32.Checksum(h[21:], castagnoli))
+	return dst
+}
+
+var errBadBatch = errors.New("malformed record batch in __consumer_offsets")
+
+// forEachRecord calls f for each record of the whole batches in buf and
+// returns the offset after the last batch. Compressed and control batches
+// are skipped (we never write them; Kafka's transaction markers would be
+// control batches).
+func forEachRecord(buf []byte, f func(key, value []byte)) (int64, error) {
+	next := int64(-1)
+	for len(buf) >= batchHeaderLen {
+		be := binary.BigEndian
+		base := int64(be.Uint64(buf[0:]))
+		n := int(be.Uint32(buf[8:])) + 12
+		if n < batchHeaderLen || n > len(buf) {
+			return next, errBadBatch
+		}
+		b := buf[:n]
+		buf = buf[n:]
+		next = base + int64(be.Uint32(b[23:])) + 1
+		attrs := be.Uint16(b[21:])
+		if attrs&0x07 != 0 || attrs&0x20 != 0 {
+			continue
+		}
+		count := int(be.Uint32(b[57:]))
+		r := b[batchHeaderLen:]
+		for i := 0; i < count; i++ {
+			l, k := binary.Varint(r)
+			if k <= 0 || l < 0 || int(l) > len(r)-k {
+				return next, errBadBatch
+			}
+			rec := r[k : k+int(l)]
+			r = r[k+int(l):]
+			if len(rec) < 1 {
+				return next, errBadBatch
+			}
+			rec = rec[1:]            // attributes
+			for j := 0; j < 2; j++ { // timestamp delta, offset delta
+				_, k := binary.Varint(rec)
+				if k <= 0 {
+					return next, errBadBatch
+				}
+				rec = rec[k:]
+			}
+			key, rest, ok := varBytes(rec)
+			if !ok {
+				return next, errBadBatch
+			}
+			value, _, ok := varBytes(rest)
+			if !ok || key == nil {
+				return next, errBadBatch
+			}
+			f(key, value)
+		}
+	}
+	return next, nil
+}
+
+// varBytes reads a varint-length-prefixed byte string (-1: nil).
+func varBytes(b []byte) ([]byte, []byte, bool) {
+	l, k := binary.Varint(b)
+	if k <= 0 || l < -1 || l > int64(len(b)-k) {
+		return nil, nil, false
+	}
+	b = b[k:]
+	if l < 0 {
+		return nil, b, true
+	}
+	return b[:l:l], b[l:], true
+}
