@@ -150,6 +150,12 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		MessageMaxBytes:  cfg.MessageMaxBytes,
 		FetchZeroCopy:    cfg.FetchZeroCopy,
 		Metrics:          m,
+
+		GroupInitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
+		GroupMinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
+		GroupMaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
+		OffsetsTopicNumPartitions:  cfg.OffsetsTopicNumPartitions,
+		OffsetsRetention:           time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
 	})
 	if err != nil {
 		return err
