@@ -242,7 +242,9 @@ func (ps *partState) appendBatch(batch []byte, bi *batchInfo, slot *partSlot) ap
 
 // logAppend appends and maps the log's refusals to Kafka codes.
 func (ps *partState) logAppend(batch []byte, slot *partSlot) appendOutcome {
-	err := ps.p.Log.Append(batch, slot)
+	// Every batch reaching here was CRC-checked by validateBatch (or built,
+	// with a fresh CRC, by recompress): do not checksum it twice.
+	err := ps.p.Log.AppendVerified(batch, slot)
 	if err == nil {
 		return outAppended
 	}

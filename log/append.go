@@ -81,7 +81,19 @@ func putReq(r *appendReq) {
 //
 // Offsets are assigned in the order Append calls take the log lock.
 func (l *Log) Append(batches []byte, cb AppendCallback) error {
-	_, offsets, records, err := validateBatches(batches)
+	return l.appendBatches(batches, cb, true)
+}
+
+// AppendVerified is Append for a caller that has already verified every
+// batch's CRC32C (the broker's produce path validates batches in place
+// before deciding anything): framing and magic are still checked, the CRC
+// is not computed a second time.
+func (l *Log) AppendVerified(batches []byte, cb AppendCallback) error {
+	return l.appendBatches(batches, cb, false)
+}
+
+func (l *Log) appendBatches(batches []byte, cb AppendCallback, checkCRC bool) error {
+	_, offsets, records, err := walkBatches(batches, checkCRC)
 	if err != nil {
 		return err
 	}

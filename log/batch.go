@@ -104,6 +104,12 @@ func checkBatchCRC(b []byte) bool {
 // back to back, checking framing and CRC. It returns the number of batches,
 // the number of offsets they span and their record count. Nothing is modified.
 func validateBatches(buf []byte) (batches int, offsets int64, records int64, err error) {
+	return walkBatches(buf, true)
+}
+
+// walkBatches is validateBatches with the CRC check optional (the broker
+// has already checked it when it calls AppendVerified).
+func walkBatches(buf []byte, checkCRC bool) (batches int, offsets int64, records int64, err error) {
 	for p := 0; p < len(buf); {
 		if len(buf)-p < batchHeaderSize {
 			return 0, 0, 0, fmt.Errorf("%w: %d trailing bytes", ErrInvalidBatch, len(buf)-p)
@@ -115,7 +121,7 @@ func validateBatches(buf []byte) (batches int, offsets int64, records int64, err
 		if bi.length > len(buf)-p {
 			return 0, 0, 0, fmt.Errorf("%w: batchLength %d past end of input", ErrInvalidBatch, bi.length-logOverhead)
 		}
-		if !checkBatchCRC(buf[p : p+bi.length]) {
+		if checkCRC && !checkBatchCRC(buf[p : p+bi.length]) {
 			return 0, 0, 0, ErrCorruptBatch
 		}
 		batches++
