@@ -19,6 +19,7 @@ package broker
 // is ignored.
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -36,7 +37,7 @@ func init() {
 
 func (b *Broker) serveJoinGroup(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	r := kmsg.JoinGroupRequest{Version: hdr.APIVersion}
-	if err := r.ReadFrom(body); err != nil { // copying: the answer may come later
+	if err := r.ReadFrom(body); err != nil { // copies strings (not bytes): the answer may come later
 		b.badRequest(req, &hdr, err)
 		return
 	}
@@ -53,7 +54,9 @@ func (b *Broker) serveJoinGroup(req netpoll.Request, hdr proto.RequestHeader, bo
 		jr.RebalanceTimeout = jr.SessionTimeout
 	}
 	for _, p := range r.Protocols {
-		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: p.Metadata})
+		// kmsg's ReadFrom copies strings but not bytes: the metadata
+		// aliases the frame, which is recycled when ServeFrame returns.
+		jr.Protocols = append(jr.Protocols, group.Protocol{Name: p.Name, Metadata: bytes.Clone(p.Metadata)})
 	}
 	c := b.groups
 	c.lock()

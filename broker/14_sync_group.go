@@ -13,6 +13,7 @@ package broker
 // is durable (see coordinator.go).
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,7 +46,8 @@ func (b *Broker) serveSyncGroup(req netpoll.Request, hdr proto.RequestHeader, bo
 		sr.Protocol = *r.Protocol
 	}
 	for _, a := range r.GroupAssignment {
-		sr.Assignments[a.MemberID] = a.MemberAssignment
+		// Bytes alias the frame even with ReadFrom: keep a copy.
+		sr.Assignments[a.MemberID] = bytes.Clone(a.MemberAssignment)
 	}
 	c := b.groups
 	c.lock()

@@ -55,7 +55,9 @@ func groupState(tb *testBroker, id string) (group.State, int32, int) {
 }
 
 // waitStableOwnership waits until the group is Stable with members members
-// whose assignments cover every partition of topic exactly once.
+// whose assignments cover every partition of topic exactly once, and
+// returns each member's partitions keyed by instance id (static members)
+// or member id.
 func waitStableOwnership(t *testing.T, tb *testBroker, adm *kadm.Client, id, topic string, partitions, members int) map[string][]int32 {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -74,7 +76,11 @@ func waitStableOwnership(t *testing.T, tb *testBroker, adm *kadm.Client, id, top
 						if tp.Topic == topic {
 							for _, p := range tp.Partitions {
 								owners[p]++
-								byMember[m.MemberID] = append(byMember[m.MemberID], p)
+								key := m.MemberID
+								if m.InstanceID != nil {
+									key = *m.InstanceID
+								}
+								byMember[key] = append(byMember[key], p)
 							}
 						}
 					}

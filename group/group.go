@@ -448,9 +448,12 @@ func (c *Coordinator) replaceStatic(now time.Time, g *Group, oldID string, r Joi
 	m.ClientID, m.ClientHost = r.ClientID, r.ClientHost
 	m.SessionTimeout, m.RebalanceTimeout = r.SessionTimeout, r.RebalanceTimeout
 	m.deadline = now.Add(m.SessionTimeout)
-	sameProtocols := protocolsEqual(m.Protocols, r.Protocols)
+	m.Protocols = r.Protocols
 	switch {
-	case g.State == Stable && sameProtocols:
+	case g.State == Stable && g.selectProtocol() == g.Protocol:
+		// Kafka's rule: rebalance only if the group's protocol would
+		// change; new metadata (franz-go's carries owned partitions and
+		// the generation) is just recorded.
 		res := JoinResult{Generation: g.Generation, ProtocolType: g.ProtocolType, Protocol: g.Protocol,
 			Leader: g.Leader, MemberID: newID}
 		if wasLeader {
@@ -463,11 +466,9 @@ func (c *Coordinator) replaceStatic(now time.Time, g *Group, oldID string, r Joi
 		c.persistGroup(g)
 		reply(res)
 	case g.State == PreparingRebalance:
-		m.Protocols = r.Protocols
 		m.joinReply = reply
 		c.tryCompleteJoin(now, g)
 	default:
-		m.Protocols = r.Protocols
 		m.joinReply = reply
 		c.prepareRebalance(now, g)
 	}
