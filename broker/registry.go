@@ -114,16 +114,15 @@ func OpenRegistry(opts RegistryOptions) (*Registry, error) {
 			r.closeManagers()
 			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
 		}
-		for i, dir := range st.PartitionDirs {
+		dirs := append([]int(nil), st.PartitionDirs...)
+		for i, dir := range dirs {
 			if dir < 0 || dir >= len(r.mgrs) {
-				dir = 0
+				dirs[i] = 0
 			}
-			p, err := r.openPartition(t, int32(i), dir)
-			if err != nil {
-				r.closeManagers()
-				return nil, err
-			}
-			t.Partitions = append(t.Partitions, p)
+		}
+		if t.Partitions, err = r.openPartitions(t, 0, dirs); err != nil {
+			r.closeManagers()
+			return nil, err
 		}
 		r.topics[t.Name] = t
 		r.byID[t.ID] = t
@@ -132,13 +131,48 @@ func OpenRegistry(opts RegistryOptions) (*Registry, error) {
 	return r, nil
 }
 
-func (r *Registry) openPartition(t *Topic, index int32, dir int) (*Partition, error) {
-	l, err := r.mgrs[dir].OpenLog(t.Name, index, t.settings.log)
-	if err != nil {
-		return nil, fmt.Errorf("open %s-%d: %w", t.Name, index, err)
+// openPartitions opens partitions first, first+1, ... of t, partition
+// first+i in log dir dirs[i], several at a time per dir (log.OpenLogs: a
+// fresh open is dominated by inode creation). On error the partitions it
+// opened are deleted again and nothing is returned.
+func (r *Registry) openPartitions(t *Topic, first int32, dirs []int) ([]*Partition, error) {
+	out := make([]*Partition, len(dirs))
+	byDir := make(map[int][]int32)
+	for i, d := range dirs {
+		byDir[d] = append(byDir[d], first+int32(i))
 	}
-	l.SetLeaderEpoch(0) // one broker, leader since the topic exists: Metadata says epoch 0
-	return &Partition{Topic: t, Index: index, Log: l, dir: dir}, nil
+	var firstErr error
+	for d, indexes := range byDir {
+		logs, err := r.mgrs[d].OpenLogs(t.Name, indexes, t.settings.log)
+		for k, l := range logs {
+			if l == nil {
+				continue
+			}
+			l.SetLeaderEpoch(0) // one broker, leader since the topic exists: Metadata says epoch 0
+			out[indexes[k]-first] = &Partition{Topic: t, Index: indexes[k], Log: l, dir: d}
+		}
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("open %s: %w", t.Name, err)
+		}
+	}
+	if firstErr != nil {
+		for _, p := range out {
+			if p != nil {
+				r.mgrs[p.dir].DeleteLog(t.Name, p.Index)
+			}
+		}
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+// spreadDirs assigns partitions first..first+n-1 to log dirs round-robin.
+func (r *Registry) spreadDirs(first, n int32) []int {
+	dirs := make([]int, n)
+	for i := range dirs {
+		dirs[i] = int(first+int32(i)) % len(r.mgrs)
+	}
+	return dirs
 }
 
 // removeOrphans deletes partition dirs no topic owns: what a crash between
@@ -240,15 +274,8 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 	if _, err := rand.Read(t.ID[:]); err != nil {
 		return nil, err
 	}
-	for i := int32(0); i < partitions; i++ {
-		p, err := r.openPartition(t, i, int(i)%len(r.mgrs))
-		if err != nil {
-			for _, p := range t.Partitions {
-				r.mgrs[p.dir].DeleteLog(name, p.Index)
-			}
-			return nil, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
-		}
-		t.Partitions = append(t.Partitions, p)
+	if t.Partitions, err = r.openPartitions(t, 0, r.spreadDirs(0, partitions)); err != nil {
+		return nil, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
 	}
 	r.mu.Lock()
 	r.topics[name] = t
@@ -340,17 +367,11 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 	if validateOnly {
 		return nil
 	}
-	parts := append([]*Partition(nil), t.Partitions...)
-	for i := have; i < total; i++ {
-		p, err := r.openPartition(t, i, int(i)%len(r.mgrs))
-		if err != nil {
-			for _, p := range parts[have:] {
-				r.mgrs[p.dir].DeleteLog(name, p.Index)
-			}
-			return fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
-		}
-		parts = append(parts, p)
+	added, err := r.openPartitions(t, have, r.spreadDirs(have, total-have))
+	if err != nil {
+		return fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
 	}
+	parts := append(append([]*Partition(nil), t.Partitions...), added...)
 	r.mu.Lock()
 	old := t.Partitions
 	t.Partitions = parts

@@ -228,6 +228,34 @@ func (m *Manager) OpenLogs(topic string, partitions []int32, cfg Config) (logs [
 	return logs, errors.Join(errs...)
 }
 
+// closeLogs closes logs several at a time: a clean close fdatasyncs, trims
+// and msyncs each log's active segment, and one after another that made a
+// stop with 1,000 written partitions take over 10 s.
+func closeLogs(logs map[TopicPartition]*Log) []error {
+	all := make([]*Log, 0, len(logs))
+	for _, l := range logs {
+		all = append(all, l)
+	}
+	errs := make([]error, len(all))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(len(all), openLogsParallelism); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(all) {
+					return
+				}
+				errs[i] = all[i].Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
 // openLogsParallelism bounds OpenLogs' concurrent opens. Opens are I/O
 // bound (inode creation, directory fsync on recovery), not CPU bound, so a
 // few per core help; beyond that they only queue in the filesystem
@@ -294,12 +322,7 @@ func (m *Manager) Close() error {
 	}
 	logs := m.logs
 	m.mu.Unlock()
-	var errs []error
-	for _, l := range logs {
-		if err := l.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs := closeLogs(logs)
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(logs)
 	m.logs = map[TopicPartition]*Log{}

@@ -148,9 +148,6 @@ func TestThousandPartitions(t *testing.T) {
 // TestThousandPartitionsStopTime: a broker holding 1,000 non-empty partitions
 // still exits within the harness's stop timeout after SIGTERM.
 func TestThousandPartitionsStopTime(t *testing.T) {
-	t.Skip("BROKER BUG: with 1,000 non-empty partitions ringbrokerd needs 5-15 s to exit after SIGTERM " +
-		"(partitions closed one after another: per partition 2 msync + 2 ftruncate of the index mmaps and an fdatasync), " +
-		"over the harness's 10 s stop timeout; unskip when shutdown closes partitions in parallel or faster")
 	forEachBackend(t, func(t *testing.T, backend string) {
 		b := produceConsumeThousand(t, backend)
 		if took := stopWithin(t, b, 30*time.Second); took > stopTimeout {
