@@ -73,6 +73,7 @@ type Config struct {
 	// io_uring event loops (ours).
 	RingCount               int    // ring.count; 0 = runtime.NumCPU(), see Rings()
 	RingEntries             int    // ring.entries (SQ size, power of two)
+	RingCPUAffinity         string // ring.cpu.affinity: auto | true | false
 	RingSQPoll              bool   // ring.sqpoll
 	RingRecvBufferBytes     int    // ring.recv.buffer.bytes
 	RingRecvBuffers         int    // ring.recv.buffers (per loop, power of two)

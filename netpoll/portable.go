@@ -25,6 +25,7 @@ type portableServer struct {
 	opts   Options
 	bounds bounds
 	lns    []net.Listener
+	limits *connLimiter // nil: no connection limits
 
 	mu       sync.Mutex
 	conns    map[*pconn]struct{}
@@ -41,6 +42,7 @@ type portableServer struct {
 func listenPortable(opts Options) (*portableServer, error) {
 	s := &portableServer{
 		opts:    opts,
+		limits:  newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger),
 		bounds:  bounds{connRequests: opts.ConnMaxInflightRequests, connBytes: opts.ConnMaxInflightBytes, loopBytes: opts.MaxQueuedBytes},
 		conns:   make(map[*pconn]struct{}),
 		waiters: make(map[*pconn]struct{}),
@@ -74,7 +76,7 @@ func (s *portableServer) stats() Stats {
 	s.mu.Lock()
 	n := int64(len(s.conns))
 	s.mu.Unlock()
-	return Stats{Conns: n, MutedConns: s.muted.Load(), Accepted: s.accepted.Load()}
+	return Stats{Conns: n, MutedConns: s.muted.Load(), Accepted: s.accepted.Load(), Refused: s.limits.refusedTotal()}
 }
 
 func (s *portableServer) acceptLoop(ln net.Listener) {
@@ -89,15 +91,29 @@ func (s *portableServer) acceptLoop(ln net.Listener) {
 			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
 			continue
 		}
+		var key peerKey
+		if s.limits != nil {
+			if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+				key = peerKeyOf(ta.IP)
+			}
+			if ok, reason := s.limits.admit(key); !ok {
+				nc.Close()
+				s.limits.refuse(nc.RemoteAddr(), reason, BackendPortable)
+				continue
+			}
+		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := &pconn{s: s, nc: nc, addr: nc.RemoteAddr().String(), fr: framer{maxFrameBytes: s.opts.MaxFrameBytes}}
+		c := &pconn{s: s, nc: nc, addr: nc.RemoteAddr().String(), fr: framer{maxFrameBytes: s.opts.MaxFrameBytes}, peer: key, limited: s.limits != nil}
 		c.cond.L = &c.mu
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			nc.Close()
+			if c.limited {
+				s.limits.release(key)
+			}
 			return
 		}
 		s.conns[c] = struct{}{}
@@ -162,6 +178,10 @@ type pconn struct {
 	nc   net.Conn
 	addr string
 	fr   framer // reader goroutine only
+	// peer is the client IP counted by the server's connLimiter while
+	// limited is true; set at accept, released once in finishLocked.
+	peer    peerKey
+	limited bool
 
 	mu            sync.Mutex
 	cond          sync.Cond
@@ -399,6 +419,10 @@ func (c *pconn) finishLocked() {
 	delete(c.s.waiters, c)
 	c.s.mu.Unlock()
 	c.s.opts.Metrics.ConnClosed()
+	if c.limited {
+		c.limited = false
+		c.s.limits.release(c.peer)
+	}
 	c.s.wakeGlobalWaiters()
 	c.mu.Lock()
 }

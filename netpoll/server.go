@@ -31,6 +31,8 @@ type Options struct {
 	RingEntries uint32
 	// SQPoll asks for a kernel submission thread per ring.
 	SQPoll bool
+	// PinCPUs pins loop i's thread to CPU i mod NumCPU.
+	PinCPUs bool
 	// RecvBufferBytes and RecvBuffers size each loop's provided-buffer ring;
 	// default 64 KiB x 256.
 	RecvBufferBytes int
@@ -49,6 +51,12 @@ type Options struct {
 	// IdleTimeout closes connections with no traffic and nothing in flight
 	// (connections.max.idle.ms); default 10 minutes, <0 disables.
 	IdleTimeout time.Duration
+	// MaxConns (max.connections) and MaxConnsPerIP (max.connections.per.ip)
+	// bound open connections in total and per client IP; a connection over
+	// either is closed at accept with a rate-limited log line. <= 0 or
+	// 2147483647 (Kafka's default) means unlimited.
+	MaxConns      int
+	MaxConnsPerIP int
 	// Logger receives connection-level log lines; default nop.
 	Logger *zap.Logger
 	// Handler serves frames. Required.
@@ -128,6 +136,7 @@ type Stats struct {
 	Conns      int64 // open connections
 	MutedConns int64 // connections whose receive is paused by a bound
 	Accepted   int64 // connections accepted since start
+	Refused    int64 // connections closed at accept by MaxConns/MaxConnsPerIP
 }
 
 // backend is what the io_uring and portable implementations provide.

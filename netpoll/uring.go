@@ -69,6 +69,7 @@ type uringServer struct {
 	loops  []*uloop
 	bound  []net.Addr
 	wg     sync.WaitGroup
+	limits *connLimiter // nil: no connection limits
 
 	conns    atomic.Int64
 	muted    atomic.Int64
@@ -82,7 +83,7 @@ func fallbackAllowed(err error) bool {
 
 func listenUring(opts Options) (*uringServer, error) {
 	reserveProcs(opts.Loops)
-	s := &uringServer{opts: opts}
+	s := &uringServer{opts: opts, limits: newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)}
 	s.bounds = bounds{
 		connRequests: opts.ConnMaxInflightRequests,
 		connBytes:    opts.ConnMaxInflightBytes,
@@ -164,7 +165,7 @@ func reserveProcs(loops int) {
 }
 
 func (s *uringServer) stats() Stats {
-	return Stats{Conns: s.conns.Load(), MutedConns: s.muted.Load(), Accepted: s.accepted.Load()}
+	return Stats{Conns: s.conns.Load(), MutedConns: s.muted.Load(), Accepted: s.accepted.Load(), Refused: s.limits.refusedTotal()}
 }
 
 func (s *uringServer) shutdown(ctx context.Context) error {
@@ -255,9 +256,11 @@ func (l *uloop) post(m mail) {
 
 func (l *uloop) setup() error {
 	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(l.idx % runtime.NumCPU())
-	_ = unix.SchedSetaffinity(0, &set) // best effort: a cpuset may forbid it
+	if l.s.opts.PinCPUs {
+		var set unix.CPUSet
+		set.Set(l.idx % runtime.NumCPU())
+		_ = unix.SchedSetaffinity(0, &set) // best effort: a cpuset may forbid it
+	}
 	r, err := ring.New(ring.Params{
 		Entries:      l.s.opts.RingEntries,
 		CQEntries:    l.s.opts.RingEntries * 8,
@@ -446,6 +449,22 @@ func (l *uloop) onAccept(i int, cqe *ring.CQE) {
 }
 
 func (l *uloop) newConn(fd int) {
+	sa, peerErr := unix.Getpeername(fd)
+	var peer *net.TCPAddr
+	if peerErr == nil {
+		peer = sockaddrToTCP(sa)
+	}
+	var key peerKey
+	if l.s.limits != nil {
+		if peer != nil {
+			key = peerKeyOf(peer.IP)
+		}
+		if ok, reason := l.s.limits.admit(key); !ok {
+			unix.Close(fd)
+			l.s.limits.refuse(peer, reason, BackendUring)
+			return
+		}
+	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	var c *uconn
 	if n := len(l.free); n > 0 {
@@ -462,9 +481,10 @@ func (l *uloop) newConn(fd int) {
 	c.closeReq.Store(false)
 	c.lastActive = l.now
 	c.addr = ""
-	if sa, err := unix.Getpeername(fd); err == nil {
-		c.addr = sockaddrToTCP(sa).String()
+	if peer != nil {
+		c.addr = peer.String()
 	}
+	c.peer, c.limited = key, l.s.limits != nil
 	l.open++
 	l.s.opts.Metrics.ConnOpened()
 	l.s.conns.Add(1)
@@ -860,6 +880,10 @@ func (l *uloop) maybeFree(c *uconn) {
 	}
 	unix.Close(c.fd)
 	c.fd = -1
+	if c.limited {
+		c.limited = false
+		l.s.limits.release(c.peer)
+	}
 	c.q.releaseAll()
 	l.queuedBytes -= c.inflightBytes
 	c.inflightBytes = 0
@@ -942,6 +966,10 @@ type uconn struct {
 	fr    framer
 	q     orderedQueue
 	dirty bool
+	// peer is the client IP counted by the server's connLimiter while
+	// limited is true; maybeFree releases it when the socket closes.
+	peer    peerKey
+	limited bool
 
 	recvArmed bool
 	sending   bool

@@ -175,6 +175,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Loops:                   cfg.Rings(),
 		RingEntries:             uint32(cfg.RingEntries),
 		SQPoll:                  cfg.RingSQPoll,
+		PinCPUs:                 pinCPUs(cfg),
 		RecvBufferBytes:         cfg.RingRecvBufferBytes,
 		RecvBuffers:             cfg.RingRecvBuffers,
 		MaxFrameBytes:           cfg.SocketRequestMaxBytes,
@@ -200,6 +201,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		zap.String("version", version()),
 		zap.String("backend", srv.Backend()),
 		zap.Int("rings", cfg.Rings()),
+		zap.Bool("pinned", pinCPUs(cfg)),
 		zap.Strings("listeners", bound),
 		zap.String("advertised", net.JoinHostPort(adv.Host, fmt.Sprint(adv.Port))),
 		zap.String("cluster_id", b.ClusterID()),
@@ -253,6 +255,18 @@ func brokerTopicDefaults(cfg *config.Config) map[string]string {
 		"compression.type":  cfg.CompressionType,
 		"cleanup.policy":    strings.Join(cfg.LogCleanupPolicy, ","),
 	}
+}
+
+// pinCPUs resolves ring.cpu.affinity: auto pins only when some CPU is left
+// without a loop (see the key's documentation for why).
+func pinCPUs(cfg *config.Config) bool {
+	switch cfg.RingCPUAffinity {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return cfg.Rings() < runtime.NumCPU()
 }
 
 // expectedConnections is what the host check sizes descriptor limits for:

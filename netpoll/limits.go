@@ -1,0 +1,176 @@
+package netpoll
+
+import (
+	"hash/maphash"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Connection limits (max.connections, max.connections.per.ip), checked at
+// accept on both backends. A connection over a limit is closed at once,
+// before it is registered anywhere, with a rate-limited log line, as Kafka
+// does (Kafka logs TooManyConnectionsException and closes the socket).
+//
+// Concurrency: one connLimiter per server, shared by every io_uring loop (or
+// every portable accept loop and connection writer). The total is one atomic
+// counter. Per-IP counts live in connLimiterShards maps, each behind its own
+// mutex, the shard chosen by a hash of the address: two loops accepting from
+// different clients almost never touch the same lock, and the critical
+// section is a map lookup. The ring threads own nothing here, so a count
+// taken on loop 0 may be released by any goroutine.
+//
+// Rejected design: a mutex-free fixed array of atomic counters indexed by the
+// address hash. Two clients whose addresses collide would share one count
+// and refuse each other's connections, which a limit that is a promise to
+// operators cannot do.
+//
+// With both limits unlimited (the default) the limiter is nil and accept
+// pays nothing; with only max.connections set it pays one atomic add.
+
+// connLimiterShards is the number of per-IP shards (a power of two).
+const connLimiterShards = 64
+
+// refusalLogInterval is the least time between two "connection refused"
+// log lines; refusals in between are counted into the next line, so a
+// client hammering the broker with connections cannot flood the log.
+const refusalLogInterval = time.Second
+
+// peerKey is a client IP in 16-byte form (IPv4 as IPv4-mapped IPv6), the
+// per-IP map key.
+type peerKey [16]byte
+
+// peerKeyOf returns ip's key; a nil or malformed ip maps to the zero key, so
+// such peers share one count rather than escaping the limit.
+func peerKeyOf(ip net.IP) peerKey {
+	var k peerKey
+	if ip16 := ip.To16(); ip16 != nil {
+		copy(k[:], ip16)
+	}
+	return k
+}
+
+type limiterShard struct {
+	mu     sync.Mutex
+	counts map[peerKey]int32
+	_      [40]byte // keep neighbouring shards' mutexes off one cache line
+}
+
+// connLimiter counts open connections, in total and per client IP.
+type connLimiter struct {
+	maxConns int64 // <= 0: unlimited
+	maxPerIP int32 // <= 0: unlimited
+	logger   *zap.Logger
+	seed     maphash.Seed
+
+	total  atomic.Int64
+	shards [connLimiterShards]limiterShard
+
+	refused         atomic.Int64 // connections refused since start
+	lastLogNanos    atomic.Int64
+	refusedUnlogged atomic.Int64 // refusals since the last log line
+}
+
+// newConnLimiter returns nil when neither limit is set (values <= 0 or at
+// Kafka's "unlimited" Int32 max), so the accept path can skip it entirely.
+func newConnLimiter(maxConns, maxPerIP int, logger *zap.Logger) *connLimiter {
+	const unlimited = 1<<31 - 1
+	if maxConns >= unlimited {
+		maxConns = 0
+	}
+	if maxPerIP >= unlimited {
+		maxPerIP = 0
+	}
+	if maxConns <= 0 && maxPerIP <= 0 {
+		return nil
+	}
+	l := &connLimiter{maxConns: int64(maxConns), maxPerIP: int32(maxPerIP), logger: logger, seed: maphash.MakeSeed()}
+	if l.maxPerIP > 0 {
+		for i := range l.shards {
+			l.shards[i].counts = make(map[peerKey]int32)
+		}
+	}
+	return l
+}
+
+func (l *connLimiter) shard(k *peerKey) *limiterShard {
+	return &l.shards[maphash.Bytes(l.seed, k[:])&(connLimiterShards-1)]
+}
+
+// admit counts a new connection from k and reports whether it is within the
+// limits; when it is not, nothing is counted and the caller closes it (and
+// calls refuse). Safe from any goroutine; nil admits everything.
+func (l *connLimiter) admit(k peerKey) (ok bool, reason string) {
+	if l == nil {
+		return true, ""
+	}
+	if l.maxConns > 0 && l.total.Add(1) > l.maxConns {
+		l.total.Add(-1)
+		return false, "max.connections reached"
+	}
+	if l.maxConns <= 0 {
+		l.total.Add(1) // still counted: Stats and tests read it
+	}
+	if l.maxPerIP > 0 {
+		s := l.shard(&k)
+		s.mu.Lock()
+		n := s.counts[k]
+		if n >= l.maxPerIP {
+			s.mu.Unlock()
+			l.total.Add(-1)
+			return false, "max.connections.per.ip reached"
+		}
+		s.counts[k] = n + 1
+		s.mu.Unlock()
+	}
+	return true, ""
+}
+
+// release uncounts a connection admit accepted. It must be called exactly
+// once per admitted connection, when its socket is closed.
+func (l *connLimiter) release(k peerKey) {
+	if l == nil {
+		return
+	}
+	l.total.Add(-1)
+	if l.maxPerIP > 0 {
+		s := l.shard(&k)
+		s.mu.Lock()
+		if n := s.counts[k]; n > 1 {
+			s.counts[k] = n - 1
+		} else {
+			delete(s.counts, k) // the map holds only IPs with open connections
+		}
+		s.mu.Unlock()
+	}
+}
+
+// refuse records a refused connection and logs it, at most one line per
+// refusalLogInterval (with the number refused since the previous line).
+// remote is formatted only when a line is written: a flood of refusals
+// costs two atomic adds and a clock read each.
+func (l *connLimiter) refuse(remote net.Addr, reason, backend string) {
+	l.refused.Add(1)
+	l.refusedUnlogged.Add(1)
+	now := time.Now().UnixNano()
+	last := l.lastLogNanos.Load()
+	if now-last < int64(refusalLogInterval) || !l.lastLogNanos.CompareAndSwap(last, now) {
+		return
+	}
+	pending := l.refusedUnlogged.Swap(0)
+	l.logger.Warn("connection refused: too many connections",
+		zap.Stringer("remote", remote), zap.String("reason", reason),
+		zap.Int64("max_connections", l.maxConns), zap.Int32("max_connections_per_ip", l.maxPerIP),
+		zap.Int64("refused_since_last_line", pending), zap.String("backend", backend))
+}
+
+// refusedTotal is the number of connections refused since start.
+func (l *connLimiter) refusedTotal() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.refused.Load()
+}
