@@ -183,6 +183,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		ConnMaxInflightBytes:    cfg.ConnMaxInflightBytes,
 		MaxQueuedBytes:          cfg.QueuedMaxRequestBytes,
 		IdleTimeout:             idle,
+		MaxConns:                cfg.MaxConnections,
+		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
 		Metrics:                 m,
