@@ -313,7 +313,9 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 			part := r.int32()
 			rn := r.nullableBytesLen()
 			var rec []byte
-			if rn >= 0 && !r.bad {
+			// need() first: a length past the end of the body (a lying or
+			// truncated request) must fail the parse, not slice past it.
+			if rn >= 0 && r.need(rn) {
 				rec = r.b[r.pos : r.pos+rn : r.pos+rn]
 			}
 			r.skip(rn)

@@ -12,6 +12,7 @@ package broker
 
 import (
 	"fmt"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -130,6 +131,15 @@ func register(a api) {
 
 // ServeFrame implements netpoll.Handler.
 func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
+	// A handler bug must cost one connection, not the broker: every other
+	// client on this ring thread would go down with it.
+	defer func() {
+		if v := recover(); v != nil {
+			b.log.Error("handler panic; closing the connection", zap.Any("panic", v),
+				zap.String("remote", req.RemoteAddr()), zap.ByteString("stack", debug.Stack()))
+			req.Close("internal error")
+		}
+	}()
 	h, err := proto.ParseRequestHeader(frame)
 	if err != nil {
 		b.closeBad(req, "unparsable request header", zap.Error(err))
