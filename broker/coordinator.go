@@ -71,7 +71,9 @@ type coordinator struct {
 	g     *group.Coordinator
 	timer *time.Timer // fires at the state machine's next deadline
 	armed time.Time
-	sweep *time.Timer
+	// sweep runs onSweep every offsetsSweepInterval while groups exist.
+	sweep      *time.Timer
+	sweepArmed bool
 
 	topic atomic.Pointer[Topic]
 	// qmu guards pending and ready: persistence work waiting for the
@@ -135,7 +137,10 @@ func (c *coordinator) unlock() {
 		c.armed = next
 		c.timer.Reset(max(time.Until(next), 0))
 	}
-	if c.g.NumGroups() > 0 {
+	if c.g.NumGroups() > 0 && !c.sweepArmed {
+		// Armed once, not pushed back by every call: a busy coordinator
+		// must still sweep.
+		c.sweepArmed = true
 		c.sweep.Reset(offsetsSweepInterval)
 	}
 	c.mu.Unlock()
@@ -151,12 +156,11 @@ func (c *coordinator) onTimer() {
 // onSweep removes offsets of deleted topics and expired offsets.
 func (c *coordinator) onSweep() {
 	reg := c.b.reg
-	c.mu.Lock()
+	c.lock()
+	c.sweepArmed = false
 	c.g.ExpireOffsets(time.Now(), c.retention, func(topic string, partition int32) bool {
 		return reg == nil || reg.Partition(topic, partition) != nil
 	})
-	c.mu.Unlock()
-	c.lock()
 	c.unlock()
 }
 
