@@ -157,7 +157,7 @@ func TestGroupBadInput(t *testing.T) {
 		defer cancel()
 		cl := tb.client()
 		m := &rawMember{cl: cl, group: "g-bad"}
-		if resp, err := m.join(ctx, "range", 5*time.Second, "bad"); err != nil || resp.ErrorCode != 0 || resp.Generation != 1 {
+		if resp, err := m.join(ctx, "range", time.Minute, "bad"); err != nil || resp.ErrorCode != 0 || resp.Generation != 1 {
 			t.Fatalf("join: %+v %v", resp, err)
 		}
 		if resp, err := m.sync(ctx, map[string][]byte{m.memberID: {0}}); err != nil || resp.ErrorCode != 0 {

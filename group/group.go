@@ -177,6 +177,9 @@ type Group struct {
 	// pending are member ids handed out with MEMBER_ID_REQUIRED and not yet
 	// joined, with their expiry.
 	pending map[string]time.Time
+	// pendingMin is at or before the earliest pending expiry (it may be
+	// stale-early after a pending member joined; expire recomputes it).
+	pendingMin time.Time
 
 	// rebalanceDeadline ends PreparingRebalance; initialDelayEnd ends the
 	// initial delay of an Empty group's first rebalance.
@@ -411,7 +414,11 @@ func (c *Coordinator) joinUnknown(now time.Time, g *Group, r JoinRequest, reply 
 		// KIP-394: hand out the id and wait for the member to come back
 		// with it, so a client that never returns costs one map entry
 		// for a session timeout, not a member that blocks the rebalance.
-		g.pending[id] = now.Add(r.SessionTimeout)
+		at := now.Add(r.SessionTimeout)
+		g.pending[id] = at
+		if g.pendingMin.IsZero() || at.Before(g.pendingMin) {
+			g.pendingMin = at
+		}
 		reply(joinErr(kerr.MemberIDRequired.Code, id))
 		return
 	}
@@ -619,6 +626,7 @@ func (c *Coordinator) completeJoin(now time.Time, g *Group) {
 		}
 	}
 	g.pending = map[string]time.Time{}
+	g.pendingMin = time.Time{}
 	g.initialDelayEnd = time.Time{}
 	g.Generation++
 	if len(g.members) == 0 {
@@ -904,9 +912,12 @@ func (c *Coordinator) Tick(now time.Time) {
 }
 
 func (c *Coordinator) expire(now time.Time, g *Group) {
+	g.pendingMin = time.Time{}
 	for id, at := range g.pending {
 		if !at.After(now) {
 			delete(g.pending, id)
+		} else if g.pendingMin.IsZero() || at.Before(g.pendingMin) {
+			g.pendingMin = at
 		}
 	}
 	for _, id := range append([]string(nil), g.order...) {
@@ -952,9 +963,9 @@ func (c *Coordinator) schedule(g *Group, now time.Time) {
 			next = t
 		}
 	}
-	for _, at := range g.pending {
-		consider(at)
-	}
+	// pendingMin, not a scan of pending: a join storm adds up to
+	// MaxMembers pending ids, one schedule each.
+	consider(g.pendingMin)
 	for _, m := range g.members {
 		if m.joinReply == nil && m.syncReply == nil { // waiting members are kept alive
 			consider(m.deadline)
