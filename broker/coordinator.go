@@ -76,8 +76,8 @@ type coordinator struct {
 	sweepArmed bool
 
 	topic atomic.Pointer[Topic]
-	// qmu guards pending and ready: persistence work waiting for the
-	// topic to be created.
+	// qmu guards pending and creating: persistence work waiting for the
+	// topic to be created, and whether the creating goroutine runs.
 	qmu      sync.Mutex
 	pending  []func(t *Topic)
 	creating bool
