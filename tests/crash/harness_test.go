@@ -146,13 +146,29 @@ func startDaemon(t *testing.T, props map[string]string) *daemon {
 			_ = d.kill()
 		}
 		if t.Failed() {
-			t.Logf("ringbrokerd pid %d (%s) output (last 8 KiB):\n%s", d.pid, d.addr, tail(d.output.String(), 8<<10))
+			out := d.output.String()
+			if crash := crashReport(out); crash != "" {
+				t.Logf("ringbrokerd pid %d (%s) died:\n%s", d.pid, d.addr, crash)
+			} else {
+				t.Logf("ringbrokerd pid %d (%s) output (last 8 KiB):\n%s", d.pid, d.addr, tail(out, 8<<10))
+			}
 		}
 	})
 	if err := d.waitReady(startTimeout); err != nil {
 		t.Fatalf("ringbrokerd not ready on %s within %v: %v\nconfig:\n%s\noutput:\n%s", d.addr, startTimeout, err, text.String(), tail(d.output.String(), 8<<10))
 	}
 	return d
+}
+
+// crashReport returns the start of a Go runtime crash report in out (the
+// reason and the crashing goroutine), or "".
+func crashReport(out string) string {
+	for _, marker := range []string{"panic: ", "fatal error: ", "unexpected fault", "unexpected signal", "SIGBUS", "SIGSEGV"} {
+		if i := strings.Index(out, marker); i >= 0 {
+			return out[max(i-512, 0):min(i+4096, len(out))]
+		}
+	}
+	return ""
 }
 
 func tail(s string, n int) string {
