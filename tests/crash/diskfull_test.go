@@ -320,7 +320,6 @@ func verifyBatches(t *testing.T, ctx context.Context, addr, topic string, p int3
 	}
 }
 
-
 // TestDiskFullPageByPage frees the full tmpfs one 4 KiB page at a time and
 // produces one 4096-byte batch into each freed page, so that at some point
 // the log's data takes the last free page just as the partition's
