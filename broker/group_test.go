@@ -220,7 +220,7 @@ func TestGroupConsumers(t *testing.T) {
 		tb.restart()
 		adm = tb.admin()
 		listed, err = adm.ListGroups(ctx)
-		if err != nil || len(listed.Groups()) != 2 || listed["g-range"].State != "Empty" {
+		if err != nil || len(listed.Groups()) != 2 || listed["g-range"].State != "Empty" || listed["g-range"].ProtocolType != "consumer" {
 			t.Fatalf("ListGroups after restart: %+v %v", listed, err)
 		}
 		after, err := adm.FetchOffsets(ctx, "g-range")

@@ -630,7 +630,10 @@ func (c *Coordinator) completeJoin(now time.Time, g *Group) {
 	g.initialDelayEnd = time.Time{}
 	g.Generation++
 	if len(g.members) == 0 {
-		g.Protocol, g.Leader, g.ProtocolType = "", "", ""
+		// Kafka keeps the protocol type of an Empty group ("consumer"
+		// for an idle consumer group: tools list consumer groups by
+		// it); only the protocol and leader go.
+		g.Protocol, g.Leader = "", ""
 		g.setState(Empty, now)
 		c.persistGroup(g)
 		return
