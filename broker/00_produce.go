@@ -293,7 +293,14 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 	}
 	c.acks = r.int16()
 	c.timeout = r.int32()
-	nt := r.arrayLen()
+	// A topic is at least a name length and a partitions count (6 bytes; 3
+	// when flexible: two compact lengths and a tag count); a partition at
+	// least its index and a records length (8; 6 flexible).
+	minTopic, minPart := 6, 8
+	if r.flexible {
+		minTopic, minPart = 3, 6
+	}
+	nt := r.arrayLenMin(minTopic)
 	c.topics = c.topics[:0]
 	c.slots = c.slots[:0]
 	// Names are copied after parsing, once c.names has its final size, so
@@ -308,7 +315,7 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 		total += max(n, 0)
 		r.skip(n)
 		t := produceTopic{first: len(c.slots)}
-		np := r.arrayLen()
+		np := r.arrayLenMin(minPart)
 		for j := 0; j < np && !r.bad; j++ {
 			part := r.int32()
 			rn := r.nullableBytesLen()
@@ -458,6 +465,19 @@ func (r *wireReader) stringLen() int {
 	n := int(r.int16())
 	if n < 0 {
 		r.bad = true
+	}
+	return n
+}
+
+// arrayLenMin is arrayLen for arrays whose elements take at least minElem
+// bytes: a count the remaining input cannot hold is malformed. Without it a
+// frame of zeros claiming one element per byte makes a decoder build (or
+// kmsg preallocate) tens of bytes per byte received before failing.
+func (r *wireReader) arrayLenMin(minElem int) int {
+	n := r.arrayLen()
+	if n > 0 && n > (len(r.b)-r.pos)/minElem {
+		r.bad = true
+		return 0
 	}
 	return n
 }
