@@ -149,9 +149,45 @@ func TestDiskFull(t *testing.T) {
 	}
 	verifyBatches(t, ctx, d.addr, topic, 0, acked[0])
 
+	// A real producer (idempotent, retrying KAFKA_STORAGE_ERROR, which is
+	// retriable) started while the disk is full: nothing is acknowledged
+	// yet, and everything is once space returns.
+	prod := newClient(t, d.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	defer prod.Close()
+	const waiting = 10
+	waitingAcks := make(chan *kgo.Record, waiting)
+	for i := 0; i < waiting; i++ {
+		// 64 KiB values: bigger than the slack a failed append leaves in
+		// the file's last pages, so they cannot fit before space returns.
+		v := bytes.Repeat([]byte{'w'}, 64<<10)
+		copy(v, fmt.Sprintf("waiting/%d/", i))
+		prod.Produce(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: v}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("franz-go record %.12q: %v", r.Value, err)
+			}
+			waitingAcks <- r
+		})
+	}
+	select {
+	case r := <-waitingAcks:
+		t.Fatalf("record %.12q acknowledged at offset %d while the disk is full", r.Value, r.Offset)
+	case <-time.After(500 * time.Millisecond):
+	}
+
 	// 3. Space returns: producing resumes.
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i < waiting; i++ {
+		select {
+		case r := <-waitingAcks:
+			if i == 0 {
+				t.Logf("franz-go producer's retries went through after space returned")
+			}
+			acked[1] = append(acked[1], ackedBatch{base: r.Offset, values: [][]byte{r.Value}})
+		case <-time.After(20 * time.Second):
+			t.Fatalf("franz-go producer: %d of %d records acknowledged within 20 s of space returning", i, waiting)
+		}
 	}
 	resumed := false
 	for i := 0; i < 50 && !resumed; i++ {
