@@ -254,7 +254,11 @@ func (c *pconn) waitUnmuted() bool {
 	counted := false
 	for !c.closed {
 		overConn := s.bounds.overConn(c.q.len(), c.inflightBytes)
-		overLoop := s.queuedBytes.Load() >= s.bounds.loopBytes
+		// As on io_uring (uloop.mustMute): the server-wide bound holds only
+		// connections with a request in flight, so clients that never read
+		// cannot starve the others; the writer's Broadcast wakes us when our
+		// own queue drains.
+		overLoop := c.q.len() > 0 && s.queuedBytes.Load() >= s.bounds.loopBytes
 		if !overConn && !overLoop {
 			break
 		}

@@ -791,15 +791,31 @@ func (l *uloop) finishSent(c *uconn) {
 	if c.q.len() == 0 && len(c.stash) == 0 {
 		c.pressured = false // drained: multishot again from the next arm
 	}
-	if len(l.muted) > 0 {
+	// Over the loop bound only c's own state changed: scan the muted list
+	// only if c itself may resume, so a loop full of muted connections does
+	// not pay O(muted) per send.
+	if len(l.muted) > 0 && (!l.overLoop() || (c.muted && !l.mustMute(c))) {
 		l.unmuteCleared()
 	}
 }
 
 func (l *uloop) overLoop() bool { return l.queuedBytes >= l.s.bounds.loopBytes }
 
+// mustMute reports whether c must stop receiving: it is over its own
+// in-flight bound, or the loop is over its share of queued.max.request.bytes
+// and c has a request in flight. A connection with nothing in flight is not
+// muted by the loop bound: it may bring one request at a time. Muting it too
+// let clients that never read their answers (so never release what they
+// hold) starve every other connection of the loop for good; this way the
+// loop bound costs well-behaved clients their pipelining, not their
+// service, and memory stays within the loop share plus one request (and one
+// receive buffer of stash) per connection.
+func (l *uloop) mustMute(c *uconn) bool {
+	return l.s.bounds.overConn(c.q.len(), c.inflightBytes) || (c.q.len() > 0 && l.overLoop())
+}
+
 func (l *uloop) checkMute(c *uconn) {
-	if c.muted || (!l.s.bounds.overConn(c.q.len(), c.inflightBytes) && !l.overLoop()) {
+	if c.muted || !l.mustMute(c) {
 		return
 	}
 	c.pressured = true
@@ -821,8 +837,10 @@ func (l *uloop) mute(c *uconn) {
 	}
 }
 
+// unmuteCleared resumes muted connections that mustMute no longer holds, and
+// drops closing ones from the list.
 func (l *uloop) unmuteCleared() {
-	if l.overLoop() || l.unmuting {
+	if l.unmuting {
 		return
 	}
 	l.unmuting = true // drainStash may mute again: no re-entry
@@ -833,7 +851,7 @@ func (l *uloop) unmuteCleared() {
 		switch {
 		case c.closing:
 			// dropped from the list; counted down in closeConn
-		case l.s.bounds.overConn(c.q.len(), c.inflightBytes) || l.draining:
+		case l.mustMute(c) || l.draining:
 			kept = append(kept, c)
 		default:
 			c.muted = false
