@@ -143,6 +143,8 @@ type model struct {
 	retentionDeleted                         int64 // records below the retention topic's log start, last check
 	kills                                    int
 	commitsAcked                             int64
+	commitInFlight                           bool // a commit was sent and not answered yet
+	killsDuringAdmin, killsDuringCommit      int  // kills that hit an admin call / a commit in flight
 	churnCreated, churnDeleted               int
 }
 
@@ -218,11 +220,14 @@ func crashLoop(t *testing.T, seed int64, lives int, flushEvery bool) {
 	start := time.Now()
 	for life := 0; life <= lives; life++ {
 		props["io.backend"] = []string{"uring", "portable"}[life%2]
+		lifeStart := time.Now()
 		d := startDaemon(t, props)
+		started := time.Since(lifeStart)
 		if life == 0 {
 			createTopics(t, d.addr)
 		}
 		m.verify(t, d, dir, life)
+		verified := time.Since(lifeStart) - started
 		if t.Failed() {
 			t.Fatalf("life %d (seed %d, backend %s): verification failed after the crash of life %d", life, seed, props["io.backend"], life-1)
 		}
@@ -234,11 +239,16 @@ func crashLoop(t *testing.T, seed int64, lives int, flushEvery bool) {
 		}
 		killAfter := 300*time.Millisecond + time.Duration(rng.Int63n(int64(2*time.Second)))
 		m.runLife(t, d, int32(life), rng.Int63(), killAfter)
+		t.Logf("life %d (%s): start %v, verify %v, load until kill %v, total %v", life, props["io.backend"],
+			started.Round(time.Millisecond), verified.Round(time.Millisecond), killAfter.Round(time.Millisecond), time.Since(lifeStart).Round(time.Millisecond))
 	}
+	mainSegments, _ := filepath.Glob(filepath.Join(dir, mainTopic+"-*", "*.log"))
 	t.Logf("%d lives killed (seed %d, flush.messages=1: %v) in %v: %d records acknowledged, %d record reads verified, "+
-		"%d acknowledged commits, churn topics %d created / %d deleted, %d records deleted by retention, %d retention jumps while reading",
+		"%d segments of %s at the end, %d acknowledged commits, churn topics %d created / %d deleted, "+
+		"kills with an admin call in flight %d, with a commit in flight %d, %d records deleted by retention, %d retention jumps while reading",
 		m.kills, seed, flushEvery, time.Since(start).Round(time.Millisecond), m.ackedTotal, m.checkedTotal,
-		m.commitsAcked, m.churnCreated, m.churnDeleted, m.retentionDeleted, m.retentionJumps)
+		len(mainSegments), mainTopic, m.commitsAcked, m.churnCreated, m.churnDeleted,
+		m.killsDuringAdmin, m.killsDuringCommit, m.retentionDeleted, m.retentionJumps)
 }
 
 func createTopics(t *testing.T, addr string) {
@@ -308,7 +318,7 @@ func (m *model) runLife(t *testing.T, d *daemon, life int32, seed int64, killAft
 	}()
 	// Consumer group.
 	groupCl := newClient(t, d.addr, kgo.ConsumerGroup(groupName), kgo.ConsumeTopics(mainTopic), kgo.DisableAutoCommit(),
-		kgo.FetchMaxPartitionBytes(64<<10), kgo.SessionTimeout(6*time.Second))
+		kgo.FetchMaxPartitionBytes(64<<10), kgo.SessionTimeout(6*time.Second), kgo.RetryTimeout(time.Second))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -316,20 +326,34 @@ func (m *model) runLife(t *testing.T, d *daemon, life int32, seed int64, killAft
 	}()
 
 	time.Sleep(killAfter)
+	m.mu.Lock() // held across the kill: no ack can be recorded in between
 	if err := d.kill(); err != nil {
 		t.Error(err)
 	}
-	m.mu.Lock()
 	m.kills++
+	for _, st := range m.churn {
+		if st == churnCreateSent || st == churnDeleteSent {
+			m.killsDuringAdmin++
+			break
+		}
+	}
+	if m.commitInFlight {
+		m.killsDuringCommit++
+	}
 	m.mu.Unlock()
 	cancel()
 	// Closing a client fails its buffered records and requests: nothing
 	// after the kill can be acknowledged.
 	done := make(chan struct{})
 	go func() {
-		prod.Close()
-		adminCl.Close()
-		groupCl.Close()
+		// In parallel: each Close retries against the dead broker for a
+		// while (the group client tries to leave its group).
+		var closing sync.WaitGroup
+		for _, cl := range []*kgo.Client{prod, adminCl, groupCl} {
+			closing.Add(1)
+			go func() { defer closing.Done(); cl.Close() }()
+		}
+		closing.Wait()
 		wg.Wait()
 		close(done)
 	}()
@@ -440,13 +464,15 @@ func (m *model) consumeLoop(ctx context.Context, cl *kgo.Client) {
 			m.consumed[p] = max(m.consumed[p], o)
 			commit[mainTopic][p] = kgo.EpochOffset{Epoch: -1, Offset: o}
 		}
+		m.commitInFlight = true
 		m.mu.Unlock()
 		cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.commitInFlight = false
 			if err != nil {
 				return
 			}
-			m.mu.Lock()
-			defer m.mu.Unlock()
 			for _, rt := range resp.Topics {
 				for _, rp := range rt.Partitions {
 					if rp.ErrorCode == 0 && rt.Topic == mainTopic {
