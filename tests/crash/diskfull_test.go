@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,6 +71,18 @@ func mountTmpfs(t *testing.T, size int) string {
 }
 
 func TestDiskFull(t *testing.T) {
+	// One segment (the default 1 GiB segment.bytes), and 1 MiB segments:
+	// then the disk also fills while a segment rolls.
+	for _, segmentBytes := range []string{"", "1048576"} {
+		name := "segment.bytes=" + segmentBytes
+		if segmentBytes == "" {
+			name = "segment.bytes=default"
+		}
+		t.Run(name, func(t *testing.T) { testDiskFull(t, segmentBytes) })
+	}
+}
+
+func testDiskFull(t *testing.T, segmentBytes string) {
 	full := mountTmpfs(t, tmpfsBytes)
 	normal := filepath.Join(t.TempDir(), "normal")
 	// A ballast file on the tmpfs: deleting it is how space "returns".
@@ -89,7 +102,11 @@ func TestDiskFull(t *testing.T) {
 	adm := newAdmin(t, d.addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if r, err := adm.CreateTopic(ctx, 2, 1, map[string]*string{}, topic); err != nil || r.Err != nil {
+	configs := map[string]*string{}
+	if segmentBytes != "" {
+		configs["segment.bytes"] = kadm.StringPtr(segmentBytes)
+	}
+	if r, err := adm.CreateTopic(ctx, 2, 1, configs, topic); err != nil || r.Err != nil {
 		t.Fatalf("create %s: %v / %v", topic, err, r.Err)
 	}
 	cl := newClient(t, d.addr)
@@ -152,7 +169,10 @@ func TestDiskFull(t *testing.T) {
 	// A real producer (idempotent, retrying KAFKA_STORAGE_ERROR, which is
 	// retriable) started while the disk is full: nothing is acknowledged
 	// yet, and everything is once space returns.
-	prod := newClient(t, d.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	prod := newClient(t, d.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// franz-go retries a partition that answered an error after a metadata
+		// refresh, at most every MetadataMinAge (5 s by default).
+		kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }))
 	defer prod.Close()
 	const waiting = 10
 	waitingAcks := make(chan *kgo.Record, waiting)
@@ -178,11 +198,12 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
+	freed := time.Now()
 	for i := 0; i < waiting; i++ {
 		select {
 		case r := <-waitingAcks:
-			if i == 0 {
-				t.Logf("franz-go producer's retries went through after space returned")
+			if i == 0 || i == waiting-1 {
+				t.Logf("franz-go producer: record %d of %d acknowledged %v after space returned", i+1, waiting, time.Since(freed).Round(time.Millisecond))
 			}
 			acked[1] = append(acked[1], ackedBatch{base: r.Offset, values: [][]byte{r.Value}})
 		case <-time.After(20 * time.Second):
@@ -216,6 +237,7 @@ func TestDiskFull(t *testing.T) {
 
 	// 4. Nothing acknowledged is lost across a clean restart.
 	cl.Close()
+	prod.Close()
 	if err := d.stop(); err != nil {
 		t.Fatal(err)
 	}
