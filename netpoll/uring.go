@@ -215,6 +215,9 @@ type uloop struct {
 	dirty []*uconn // conns with answered slots to send
 	muted []*uconn
 	pipes []*pipePair // idle pipes for splice
+	// pressure: past half the loop's share of queued.max.request.bytes,
+	// every receive is single-shot (checkLoopPressure).
+	pressure bool
 	// resumed is unmuteCleared's scratch list; unmuting guards re-entry.
 	resumed  []*uconn
 	unmuting bool
@@ -498,7 +501,7 @@ func (l *uloop) newConn(fd int) {
 // client queued meanwhile — megabytes — before a new mute could stop it.
 func (l *uloop) armRecv(c *uconn) {
 	sqe := l.getSQE()
-	if c.pressured {
+	if c.pressured || l.pressure {
 		sqe.PrepRecv(c.fd, nil, uint32(l.br.BufSize()), 0)
 		sqe.SetFlags(ring.SQEBufferSelect)
 		sqe.SetBufGroup(l.br.Group())
@@ -815,11 +818,41 @@ func (l *uloop) mustMute(c *uconn) bool {
 }
 
 func (l *uloop) checkMute(c *uconn) {
+	l.checkLoopPressure()
 	if c.muted || !l.mustMute(c) {
 		return
 	}
 	c.pressured = true
 	l.mute(c)
+}
+
+// checkLoopPressure switches the whole loop to single-shot receives once it
+// is past half its share of queued.max.request.bytes (and back below a
+// quarter). A muted connection can overshoot by what its multishot recv
+// pulled before the cancel landed — up to one buffer ring — and with many
+// clients pushing at once those overshoots add up (100 non-reading producers
+// took a 16 MiB loop share to ~500 MiB). Under pressure every armed multishot
+// recv is cancelled and re-armed single-shot (one buffer per arm), so the
+// overshoot is one buffer per connection.
+func (l *uloop) checkLoopPressure() {
+	half := l.s.bounds.loopBytes / 2
+	switch {
+	case !l.pressure && l.queuedBytes >= half:
+		l.pressure = true
+		for _, c := range l.conns {
+			if c.fd < 0 || c.closing || c.pressured {
+				continue
+			}
+			c.pressured = true
+			if c.recvArmed { // a multishot: its last CQE re-arms single-shot
+				sqe := l.getSQE()
+				sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
+				sqe.SetUserData(userData(kindIgnore, 0, 0))
+			}
+		}
+	case l.pressure && l.queuedBytes < half/2:
+		l.pressure = false // connections go back to multishot as each drains
+	}
 }
 
 // mute stops reading c: it joins the muted list and its recv is cancelled.
