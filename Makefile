@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 # concurrency); the race build also compiles in the invariant assertions.
 RACE_PKGS := ./ring/ ./netpoll/ ./proto/ ./broker/ ./log/ ./config/ ./tuning/ ./metrics/ ./cmd/... ./bench/...
 
-.PHONY: all build run test test-deps unit integration lint fmt vet bench bench-micro fuzz clean
+.PHONY: all build run test test-deps unit integration lint fmt vet bench bench-micro fuzz soak clean
 
 all: build
 
@@ -53,6 +53,13 @@ bench-micro:
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# Soak (opt-in): 200 connections mixing produce, fetch, group churn and
+# client restarts; per-minute RSS, goroutines, fds, p99; asserts they stay
+# flat. SOAK_DURATION=2m to shorten, SOAK_BACKEND=portable for the other one.
+SOAK_DURATION ?= 10m
+soak:
+	RINGBROKER_SOAK=1 SOAK_DURATION=$(SOAK_DURATION) $(GO) test -count=1 -run TestSoak -timeout 40m -v ./tests/integration/
 
 clean:
 	rm -rf bin
