@@ -11,8 +11,9 @@ package crash
 //     retention.ms 500, log.retention.check.interval.ms 100: segments are
 //     deleted all the time),
 //   - an admin loop creates and deletes topics "churn-<life>-<n>",
-//   - a consumer group ("crash-group") consumes "main" and commits
-//     synchronously after every poll,
+//   - consumer groups consume "main" and commit synchronously after every
+//     poll: "crash-group" through all lives, "crash-group-<life>" new in
+//     each,
 //
 // and each next daemon (recovering the dir) is checked against everything
 // the clients saw acknowledged in all earlier lives:
@@ -27,8 +28,8 @@ package crash
 //   - churn topics: created-and-acked and never deleted → present with
 //     their partition count; deletion acked → absent, and no partition dir
 //     left on disk; in doubt → either, but whole;
-//   - the group's committed offset of every partition is <= what the
-//     consumer had consumed and >= the last commit the broker acknowledged.
+//   - every group's committed offset of every partition is <= what its
+//     consumers had consumed and >= the last commit the broker acknowledged.
 //
 // The loop runs twice: with the default flush policy (a process kill must
 // lose nothing: the page cache survives it) and with flush.messages=1.
@@ -135,17 +136,22 @@ type model struct {
 	// churn topics: name -> state
 	churn map[string]churnState
 	// group offsets per main partition
-	consumed       [mainPartitions]int64 // highest consumed offset + 1
-	committedAcked [mainPartitions]int64 // last acknowledged commit
+	groups map[string]*groupModel
 
 	// figures
 	ackedTotal, checkedTotal, retentionJumps int64
 	retentionDeleted                         int64 // records below the retention topic's log start, last check
 	kills                                    int
 	commitsAcked                             int64
-	commitInFlight                           bool // a commit was sent and not answered yet
-	killsDuringAdmin, killsDuringCommit      int  // kills that hit an admin call / a commit in flight
+	commitsInFlight                          int // commits sent and not answered yet
+	killsDuringAdmin, killsDuringCommit      int // kills that hit an admin call / a commit in flight
 	churnCreated, churnDeleted               int
+}
+
+// groupModel is what a consumer group's member saw: per partition of main.
+type groupModel struct {
+	consumed       [mainPartitions]int64 // highest consumed offset + 1
+	committedAcked [mainPartitions]int64 // last acknowledged commit
 }
 
 type churnState int
@@ -158,7 +164,7 @@ const (
 )
 
 func newModel() *model {
-	m := &model{parts: map[string][]*partModel{}, churn: map[string]churnState{}}
+	m := &model{parts: map[string][]*partModel{}, churn: map[string]churnState{}, groups: map[string]*groupModel{}}
 	for topic, n := range map[string]int{mainTopic: mainPartitions, retTopic: retPartitions} {
 		for i := 0; i < n; i++ {
 			m.parts[topic] = append(m.parts[topic], &partModel{acked: map[int64]recID{}, maxAcked: -1})
@@ -316,14 +322,28 @@ func (m *model) runLife(t *testing.T, d *daemon, life int32, seed int64, killAft
 		defer wg.Done()
 		m.churnLoop(ctx, kadm.NewClient(adminCl), life)
 	}()
-	// Consumer group.
-	groupCl := newClient(t, d.addr, kgo.ConsumerGroup(groupName), kgo.ConsumeTopics(mainTopic), kgo.DisableAutoCommit(),
-		kgo.FetchMaxPartitionBytes(64<<10), kgo.SessionTimeout(6*time.Second), kgo.RetryTimeout(time.Second))
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		m.consumeLoop(ctx, groupCl)
-	}()
+	// Consumer groups: one that lives through every crash (after a restart
+	// its member from the last life is remembered until its session times
+	// out, so it commits only in lives long enough), and one new per life
+	// (commits from its first second on).
+	var groupCls []*kgo.Client
+	for _, group := range []string{groupName, fmt.Sprintf("%s-%d", groupName, life)} {
+		m.mu.Lock()
+		gm := m.groups[group]
+		if gm == nil {
+			gm = &groupModel{}
+			m.groups[group] = gm
+		}
+		m.mu.Unlock()
+		cl := newClient(t, d.addr, kgo.ConsumerGroup(group), kgo.ConsumeTopics(mainTopic), kgo.DisableAutoCommit(),
+			kgo.FetchMaxPartitionBytes(64<<10), kgo.SessionTimeout(6*time.Second), kgo.RetryTimeout(time.Second))
+		groupCls = append(groupCls, cl)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.consumeLoop(ctx, cl, gm)
+		}()
+	}
 
 	time.Sleep(killAfter)
 	m.mu.Lock() // held across the kill: no ack can be recorded in between
@@ -337,7 +357,7 @@ func (m *model) runLife(t *testing.T, d *daemon, life int32, seed int64, killAft
 			break
 		}
 	}
-	if m.commitInFlight {
+	if m.commitsInFlight > 0 {
 		m.killsDuringCommit++
 	}
 	m.mu.Unlock()
@@ -349,7 +369,7 @@ func (m *model) runLife(t *testing.T, d *daemon, life int32, seed int64, killAft
 		// In parallel: each Close retries against the dead broker for a
 		// while (the group client tries to leave its group).
 		var closing sync.WaitGroup
-		for _, cl := range []*kgo.Client{prod, adminCl, groupCl} {
+		for _, cl := range append([]*kgo.Client{prod, adminCl}, groupCls...) {
 			closing.Add(1)
 			go func() { defer closing.Done(); cl.Close() }()
 		}
@@ -444,8 +464,8 @@ func (m *model) setChurn(name string, s churnState) {
 	}
 }
 
-// consumeLoop consumes main in the group and commits after every poll.
-func (m *model) consumeLoop(ctx context.Context, cl *kgo.Client) {
+// consumeLoop consumes main in cl's group and commits after every poll.
+func (m *model) consumeLoop(ctx context.Context, cl *kgo.Client, gm *groupModel) {
 	for ctx.Err() == nil {
 		fs := cl.PollRecords(ctx, 2000)
 		if ctx.Err() != nil {
@@ -461,22 +481,22 @@ func (m *model) consumeLoop(ctx context.Context, cl *kgo.Client) {
 		m.mu.Lock()
 		commit := map[string]map[int32]kgo.EpochOffset{mainTopic: {}}
 		for p, o := range offsets {
-			m.consumed[p] = max(m.consumed[p], o)
+			gm.consumed[p] = max(gm.consumed[p], o)
 			commit[mainTopic][p] = kgo.EpochOffset{Epoch: -1, Offset: o}
 		}
-		m.commitInFlight = true
+		m.commitsInFlight++
 		m.mu.Unlock()
 		cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			m.commitInFlight = false
+			m.commitsInFlight--
 			if err != nil {
 				return
 			}
 			for _, rt := range resp.Topics {
 				for _, rp := range rt.Partitions {
 					if rp.ErrorCode == 0 && rt.Topic == mainTopic {
-						m.committedAcked[rp.Partition] = max(m.committedAcked[rp.Partition], offsets[rp.Partition])
+						gm.committedAcked[rp.Partition] = max(gm.committedAcked[rp.Partition], offsets[rp.Partition])
 						m.commitsAcked++
 					}
 				}
@@ -524,7 +544,7 @@ func (m *model) verify(t *testing.T, d *daemon, dir string, life int) {
 		}
 	}
 	m.verifyChurn(t, ctx, adm, dir)
-	m.verifyGroup(t, ctx, adm)
+	m.verifyGroups(t, ctx, adm)
 }
 
 // verifyPartition reads topic/p from start to end and checks it.
@@ -668,8 +688,15 @@ func (m *model) verifyChurn(t *testing.T, ctx context.Context, adm *kadm.Client,
 	clear(m.churn)
 }
 
-// verifyGroup checks the committed offsets of the group.
-func (m *model) verifyGroup(t *testing.T, ctx context.Context, adm *kadm.Client) {
+// verifyGroups checks the committed offsets of every group used so far.
+func (m *model) verifyGroups(t *testing.T, ctx context.Context, adm *kadm.Client) {
+	t.Helper()
+	for name, gm := range m.groups {
+		m.verifyGroup(t, ctx, adm, name, gm)
+	}
+}
+
+func (m *model) verifyGroup(t *testing.T, ctx context.Context, adm *kadm.Client, groupName string, gm *groupModel) {
 	t.Helper()
 	resps, err := adm.FetchOffsets(ctx, groupName)
 	if err != nil {
@@ -687,11 +714,11 @@ func (m *model) verifyGroup(t *testing.T, ctx context.Context, adm *kadm.Client)
 			}
 			committed = r.At
 		}
-		if committed > m.consumed[p] {
-			t.Errorf("group %s, %s/%d: committed %d after restart, but only %d were consumed", groupName, mainTopic, p, committed, m.consumed[p])
+		if committed > gm.consumed[p] {
+			t.Errorf("group %s, %s/%d: committed %d after restart, but only %d were consumed", groupName, mainTopic, p, committed, gm.consumed[p])
 		}
-		if m.committedAcked[p] > 0 && committed < m.committedAcked[p] {
-			t.Errorf("group %s, %s/%d: committed %d after restart, but a commit of %d was acknowledged", groupName, mainTopic, p, committed, m.committedAcked[p])
+		if gm.committedAcked[p] > 0 && committed < gm.committedAcked[p] {
+			t.Errorf("group %s, %s/%d: committed %d after restart, but a commit of %d was acknowledged", groupName, mainTopic, p, committed, gm.committedAcked[p])
 		}
 	}
 }
