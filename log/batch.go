@@ -121,7 +121,7 @@ func walkBatches(buf []byte, checkCRC bool) (batches int, offsets int64, records
 		if bi.length > len(buf)-p {
 			return 0, 0, 0, fmt.Errorf("%w: batchLength %d past end of input", ErrInvalidBatch, bi.length-logOverhead)
 		}
-		if checkCRC && !checkBatchCRC(buf[p : p+bi.length]) {
+		if checkCRC && !checkBatchCRC(buf[p:p+bi.length]) {
 			return 0, 0, 0, ErrCorruptBatch
 		}
 		batches++

@@ -44,6 +44,38 @@ type index struct {
 	entrySize int
 	maxBytes  int          // preallocation when created lazily
 	n         atomic.Int64 // entries published
+	// reservedTo is the byte offset below which the file's blocks are
+	// allocated (fallocate): an entry is written through the mapping only
+	// into reserved pages. The file is sized with ftruncate and so sparse;
+	// touching a page the filesystem cannot allocate (disk full) through a
+	// shared mapping is a SIGBUS, not an error. noReserve: the filesystem
+	// has no fallocate, so behave as before. REQUIRES: the writer.
+	reservedTo int64
+	noReserve  bool
+}
+
+// pageBytes is the granularity index blocks are reserved in.
+const pageBytes = 4096
+
+// reserve makes sure entry n's bytes are backed by allocated blocks. false:
+// the disk is full (or another error): skip the entry — index entries are
+// hints, a lookup scans from the previous one.
+func (ix *index) reserve(n int64) bool {
+	end := (n + 1) * int64(ix.entrySize)
+	if ix.noReserve || end <= ix.reservedTo {
+		return true
+	}
+	to := min((end+pageBytes-1)/pageBytes*pageBytes, int64(len(ix.mm)))
+	err := unix.Fallocate(int(ix.f.Fd()), 0, ix.reservedTo, to-ix.reservedTo)
+	switch {
+	case err == nil:
+		ix.reservedTo = to
+		return true
+	case err == unix.EOPNOTSUPP || err == unix.ENOSYS:
+		ix.noReserve = true
+		return true
+	}
+	return false
 }
 
 const (
@@ -124,6 +156,8 @@ func (ix *index) mapFile(f *os.File, writable bool, entries int64) error {
 	}
 	ix.f = f
 	ix.n.Store(entries)
+	// Pages holding existing entries were written, so they are allocated.
+	ix.reservedTo = min((entries*int64(entrySize)+pageBytes-1)/pageBytes*pageBytes, int64(len(ix.mm)))
 	return nil
 }
 
@@ -152,7 +186,7 @@ func (ix *index) offsetEntry(i int64) (rel uint32, pos uint32) {
 // REQUIRES: single writer; rel and pos larger than the last entry's.
 func (ix *index) appendOffset(rel, pos uint32) bool {
 	n := ix.n.Load()
-	if ix.full() || ix.create() != nil {
+	if ix.full() || ix.create() != nil || !ix.reserve(n) {
 		return false
 	}
 	e := ix.mm[n*offsetEntrySize:]
@@ -219,7 +253,7 @@ func (ix *index) maybeAppendTime(ts int64, rel uint32) bool {
 		return true
 	}
 	n := ix.n.Load()
-	if ix.full() || ix.create() != nil {
+	if ix.full() || ix.create() != nil || !ix.reserve(n) {
 		return false
 	}
 	e := ix.mm[n*timeEntrySize:]
