@@ -10,7 +10,7 @@ BENCHTIME ?= 1s
 # concurrency); the race build also compiles in the invariant assertions.
 RACE_PKGS := ./ring/ ./netpoll/ ./proto/ ./broker/ ./log/ ./config/ ./tuning/ ./metrics/ ./cmd/... ./bench/...
 
-.PHONY: all build run test test-deps unit integration lint fmt vet bench bench-micro fuzz soak clean
+.PHONY: all build run test test-deps unit integration lint fmt vet bench bench-micro fuzz soak crash-test clean
 
 all: build
 
@@ -53,6 +53,13 @@ bench-micro:
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# Crash consistency (opt-in long run): ringbrokerd SIGKILLed CRASH_ITERATIONS
+# times per flush policy under real clients; CRASH_SEED=<printed seed> replays
+# a run. make test runs the same test with 3 iterations.
+CRASH_ITERATIONS ?= 30
+crash-test:
+	$(GO) test -count=1 -timeout 30m -v -run Crash ./tests/crash/ -crash.iterations=$(CRASH_ITERATIONS) $(if $(CRASH_SEED),-crash.seed=$(CRASH_SEED))
 
 # Soak (opt-in): 200 connections mixing produce, fetch, group churn and
 # client restarts; per-minute RSS, goroutines, fds, p99; asserts they stay
