@@ -112,6 +112,16 @@ func New(opts Options) (*Broker, error) {
 	return b, nil
 }
 
+// Close stops the broker's background work (group coordinator timers) and
+// snapshots producer state. Call it after the network server has drained
+// and before the registry's logs close.
+func (b *Broker) Close() error {
+	if b.groups != nil {
+		b.groups.close()
+	}
+	return b.CloseProducerState()
+}
+
 // ClusterID is the cluster id persisted in the data dir.
 func (b *Broker) ClusterID() string { return b.clusterID }
 

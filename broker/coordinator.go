@@ -67,10 +67,11 @@ type coordinator struct {
 	partitions int32
 	retention  time.Duration
 
-	mu    sync.Mutex
-	g     *group.Coordinator
-	timer *time.Timer // fires at the state machine's next deadline
-	armed time.Time
+	mu     sync.Mutex
+	closed bool // set by close: timers stop and do nothing more
+	g      *group.Coordinator
+	timer  *time.Timer // fires at the state machine's next deadline
+	armed  time.Time
 	// sweep runs onSweep every offsetsSweepInterval while groups exist.
 	sweep      *time.Timer
 	sweepArmed bool
@@ -126,6 +127,10 @@ func newMemberID(clientID string) string {
 func (c *coordinator) lock() { c.mu.Lock() }
 
 func (c *coordinator) unlock() {
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	next, ok := c.g.NextDeadline()
 	switch {
 	case !ok:
@@ -146,8 +151,23 @@ func (c *coordinator) unlock() {
 	c.mu.Unlock()
 }
 
+// close stops the coordinator's timers; a timer already firing finds it
+// closed and does nothing. Called before the logs close, so no group work
+// appends to (or logs about) a closed log.
+func (c *coordinator) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.timer.Stop()
+	c.sweep.Stop()
+	c.mu.Unlock()
+}
+
 func (c *coordinator) onTimer() {
 	c.lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.armed = time.Time{}
 	c.g.Tick(time.Now())
 	c.unlock()
@@ -157,6 +177,10 @@ func (c *coordinator) onTimer() {
 func (c *coordinator) onSweep() {
 	reg := c.b.reg
 	c.lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.sweepArmed = false
 	c.g.ExpireOffsets(time.Now(), c.retention, func(topic string, partition int32) bool {
 		return reg == nil || reg.Partition(topic, partition) != nil

@@ -92,7 +92,7 @@ func (tb *testBroker) stop() {
 	if err := tb.Server.Shutdown(ctx); err != nil {
 		tb.t.Errorf("shutdown: %v", err)
 	}
-	if err := tb.Broker.CloseProducerState(); err != nil {
+	if err := tb.Broker.Close(); err != nil {
 		tb.t.Errorf("producer state: %v", err)
 	}
 	if err := tb.Reg.Close(); err != nil {

@@ -225,8 +225,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown did not drain every connection in time", zap.Error(err))
 	}
-	if err := b.CloseProducerState(); err != nil {
-		logger.Warn("producer state snapshot", zap.Error(err))
+	if err := b.Close(); err != nil {
+		logger.Warn("closing the broker (producer state snapshot)", zap.Error(err))
 	}
 	logger.Info("stopped")
 	return nil
