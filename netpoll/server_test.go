@@ -320,3 +320,38 @@ func TestShutdownDrains(t *testing.T) {
 		}
 	})
 }
+
+// A connection byte bound far below one multishot burst: the burst lands in
+// the stash, and the stash must not keep the connection muted for ever (it
+// is parsed only after an unmute). Regression test for a deadlock.
+func TestMuteWithStashLargerThanBound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		s := startServer(t, backend, echo, func(o *Options) {
+			o.ConnMaxInflightBytes = 16 << 10
+			o.RecvBuffers = 64
+		})
+		hog := dial(t, s)
+		const n = 8000
+		go func() {
+			w := bufio.NewWriter(hog)
+			for i := 0; i < n; i++ {
+				if writeFrame(w, seqBody(i, 1000)) != nil {
+					return
+				}
+			}
+			w.Flush()
+		}()
+		time.Sleep(300 * time.Millisecond) // let it mute with a full stash
+		hog.SetReadDeadline(time.Now().Add(30 * time.Second))
+		r := bufio.NewReader(hog)
+		for i := 0; i < n; i++ {
+			b, err := readFrame(r)
+			if err != nil {
+				t.Fatalf("response %d: %v", i, err)
+			}
+			if got := int(binary.BigEndian.Uint32(b)); got != i {
+				t.Fatalf("response %d carries %d", i, got)
+			}
+		}
+	})
+}

@@ -577,11 +577,12 @@ func (l *uloop) consume(c *uconn, data []byte) {
 	}
 }
 
-// stashBytes keeps unparsed bytes; they count as in flight (they are
-// memory the connection holds) until parsed.
+// stashBytes keeps unparsed bytes. They count toward the loop's bound
+// (memory the loop holds) but not the connection's: the stash is parsed only
+// after an unmute, so a connection bound that counted it could never clear
+// once one multishot burst stashed more than ring.conn.max.inflight.bytes.
 func (l *uloop) stashBytes(c *uconn, data []byte) {
 	c.stash = append(c.stash, data...)
-	c.inflightBytes += int64(len(data))
 	l.queuedBytes += int64(len(data))
 }
 
@@ -596,7 +597,6 @@ func (l *uloop) drainStash(c *uconn) bool {
 		l.closeConn(c, err.Error(), zap.WarnLevel)
 		return false
 	}
-	c.inflightBytes -= int64(n)
 	l.queuedBytes -= int64(n)
 	rest := copy(c.stash, c.stash[n:])
 	c.stash = c.stash[:rest]
@@ -936,7 +936,7 @@ func (l *uloop) maybeFree(c *uconn) {
 		l.s.limits.release(c.peer)
 	}
 	c.q.releaseAll()
-	l.queuedBytes -= c.inflightBytes
+	l.queuedBytes -= c.inflightBytes + int64(len(c.stash))
 	c.inflightBytes = 0
 	c.fr = framer{maxFrameBytes: c.fr.maxFrameBytes}
 	c.stash = nil
