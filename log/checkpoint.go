@@ -49,12 +49,19 @@ func WriteCheckpoint(path string, offsets map[TopicPartition]int64) error {
 	for _, tp := range keys {
 		fmt.Fprintf(&b, "%s %d %d\n", tp.Topic, tp.Partition, offsets[tp])
 	}
+	return WriteFileAtomic(path, []byte(b.String()))
+}
+
+// WriteFileAtomic replaces path with data so that a crash leaves the old
+// content or the new, never a mix: a temp file beside it, fsync, rename,
+// fsync of the directory. The broker's small metadata files use it too.
+func WriteFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
 	}
