@@ -199,27 +199,21 @@ func (ix *index) appendOffset(rel, pos uint32) bool {
 // lookupOffset returns the entry with the largest relative offset <= rel,
 // or (0, 0) when there is none (start of segment).
 func (ix *index) lookupOffset(rel uint32) (uint32, uint32) {
-	lo, hi := int64(0), ix.n.Load() // find first entry with offset > rel
-	for lo < hi {
-		m := int64(uint64(lo+hi) >> 1)
-		if r, _ := ix.offsetEntry(m); r <= rel {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo == 0 {
-		return 0, 0
-	}
-	return ix.offsetEntry(lo - 1)
+	return ix.lastOffsetEntry(func(r, _ uint32) bool { return r <= rel })
 }
 
 // lookupPosition returns the entry with the largest position <= pos.
 func (ix *index) lookupPosition(pos uint32) (uint32, uint32) {
-	lo, hi := int64(0), ix.n.Load()
+	return ix.lastOffsetEntry(func(_, p uint32) bool { return p <= pos })
+}
+
+// lastOffsetEntry binary-searches the offset index (sorted by both offset
+// and position) for the last entry satisfying le; (0, 0) when none does.
+func (ix *index) lastOffsetEntry(le func(rel, pos uint32) bool) (uint32, uint32) {
+	lo, hi := int64(0), ix.n.Load() // find the first entry for which le is false
 	for lo < hi {
 		m := int64(uint64(lo+hi) >> 1)
-		if _, p := ix.offsetEntry(m); p <= pos {
+		if le(ix.offsetEntry(m)) {
 			lo = m + 1
 		} else {
 			hi = m
