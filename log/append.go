@@ -478,10 +478,10 @@ func (l *Log) roll(now int64) error {
 	old := l.active()
 	unsynced := old.syncedTo < old.next
 	l.mu.RUnlock()
-	l.mu.Lock()
-	err := old.trimIndexes()
-	l.mu.Unlock()
-	if err != nil {
+	// Not under l.mu (see trimIndexes): an index msync or a slow ftruncate
+	// held under the lock stalled every Append caller — the network loops —
+	// behind the disk for seconds under write-back pressure.
+	if err := old.trimIndexes(); err != nil {
 		return err
 	}
 	s, err := createSegment(l.dir, l.nextOffset, &l.cfg, now)
@@ -501,22 +501,70 @@ func (l *Log) roll(now int64) error {
 	l.segments = append(l.segments, s)
 	l.mu.Unlock()
 	l.tsSoFar, l.tsOffSoFar = -1, -1
-	if unsynced {
-		// Like Kafka, flush the rolled segment in the background: a 1 GiB
-		// fdatasync on the append path would stall every producer. The
-		// recovery point passes it only once this completes.
-		old.acquire()
-		l.bgFlushes.Add(1)
-		go l.flushRolled(old)
-	}
+	// Like Kafka, flush the rolled segment in the background: a 1 GiB
+	// fdatasync on the append path would stall every producer. The
+	// recovery point passes it only once this completes. Its indexes are
+	// synced there too, even when the data already is (flush.messages=1).
+	old.acquire()
+	l.queueRolled(rolledSegment{old, unsynced})
 	return nil
 }
 
-// flushRolled fdatasyncs a rolled segment off the writer goroutine.
-// IO.Datasync is safe for this (see IO).
-func (l *Log) flushRolled(s *segment) {
+// rolledSegment is a rolled segment waiting for its background flush.
+type rolledSegment struct {
+	s        *segment
+	unsynced bool // holds bytes not yet fdatasync'd
+}
+
+// queueRolled hands a rolled segment (with a reference taken) to the log's
+// one background flusher, starting it if idle. One flusher per log, in roll
+// order: a goroutine per roll piled up dozens of concurrent fsyncs when
+// small segments rolled faster than a busy disk synced them, and synced
+// segments retention had already deleted.
+func (l *Log) queueRolled(r rolledSegment) {
+	l.rolledMu.Lock()
+	l.rolled = append(l.rolled, r)
+	start := !l.flusherOn
+	l.flusherOn = true
+	l.rolledMu.Unlock()
+	if start {
+		l.bgFlushes.Add(1)
+		go l.flushRolledLoop()
+	}
+}
+
+func (l *Log) flushRolledLoop() {
 	defer l.bgFlushes.Done()
+	for {
+		l.rolledMu.Lock()
+		if len(l.rolled) == 0 {
+			l.flusherOn = false
+			l.rolled = nil
+			l.rolledMu.Unlock()
+			return
+		}
+		r := l.rolled[0]
+		l.rolled[0] = rolledSegment{}
+		l.rolled = l.rolled[1:]
+		l.rolledMu.Unlock()
+		l.flushRolled(r.s, r.unsynced)
+	}
+}
+
+// flushRolled fdatasyncs a rolled segment's indexes and, when it holds
+// unsynced bytes, its data, off the writer goroutine. IO.Datasync is safe
+// for this (see IO).
+func (l *Log) flushRolled(s *segment, unsynced bool) {
 	defer s.release()
+	if s.unlnk.Load() {
+		return // retention deleted it meanwhile: nothing to make durable
+	}
+	if err := s.syncIndexes(); err != nil {
+		l.logf("log %s: sync of rolled segment %d's indexes: %v", l.dir, s.base, err)
+	}
+	if !unsynced {
+		return
+	}
 	err := l.durableNames(s)
 	if err == nil {
 		err = l.io.Datasync(s.f)

@@ -17,10 +17,12 @@ type FaultIO struct {
 	inner IO
 
 	mu          sync.Mutex
-	writeErr    error // every Writev fails with it while set
-	syncErr     error // every Datasync (and linked sync) fails with it while set
-	shortWrites int   // >0: each Writev writes at most this many bytes
-	writes      int   // successful Writev calls
+	writeErr    error         // every Writev fails with it while set
+	syncErr     error         // every Datasync (and linked sync) fails with it while set
+	shortWrites int           // >0: each Writev writes at most this many bytes
+	syncGate    chan struct{} // non-nil: every Datasync waits until it is closed
+	syncEntered chan string   // non-nil: gets each gated Datasync's file name
+	writes      int           // successful Writev calls
 	files       map[string]*faultFile
 }
 
@@ -102,11 +104,31 @@ func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) 
 	return n, true, nil
 }
 
+// SetSyncGate makes every following Datasync block until gate is closed,
+// as a disk behind a long write-back queue does; each one sends its file's
+// name to entered (if non-nil, without blocking) when it starts waiting.
+// SetSyncGate(nil, nil) stops gating new calls (close the gate to release
+// waiting ones).
+func (f *FaultIO) SetSyncGate(gate chan struct{}, entered chan string) {
+	f.mu.Lock()
+	f.syncGate, f.syncEntered = gate, entered
+	f.mu.Unlock()
+}
+
 // Datasync implements IO.
 func (f *FaultIO) Datasync(file *os.File) error {
 	f.mu.Lock()
-	serr := f.syncErr
+	serr, gate, entered := f.syncErr, f.syncGate, f.syncEntered
 	f.mu.Unlock()
+	if gate != nil {
+		if entered != nil {
+			select {
+			case entered <- file.Name():
+			default:
+			}
+		}
+		<-gate
+	}
 	if serr != nil {
 		return &os.PathError{Op: "fdatasync", Path: file.Name(), Err: serr}
 	}

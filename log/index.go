@@ -285,13 +285,11 @@ func (ix *index) sync() error {
 }
 
 // trim shrinks the file to the used entries. The mapping is kept: only
-// entries below n are ever read, and they are inside the file.
+// entries below n are ever read, and they are inside the file. It does not
+// sync (see segment.syncIndexes): a roll must not wait for the disk.
 func (ix *index) trim() error {
 	if ix.f == nil {
 		return nil // never created: no entries, no file
-	}
-	if err := ix.sync(); err != nil {
-		return err
 	}
 	return ix.f.Truncate(ix.n.Load() * int64(ix.entrySize))
 }

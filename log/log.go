@@ -89,7 +89,10 @@ type Log struct {
 	timer         *time.Timer
 	stopped       chan struct{}
 	crash         bool           // test hook: stop without flushing
-	bgFlushes     sync.WaitGroup // background fdatasyncs of rolled segments
+	bgFlushes     sync.WaitGroup // the background flusher of rolled segments
+	rolledMu      sync.Mutex     // guards rolled, flusherOn
+	rolled        []rolledSegment
+	flusherOn     bool
 	firing        []Waiter
 
 	// dirSyncMu serializes directory fsyncs (writer and background
@@ -532,31 +535,43 @@ func (l *Log) crashClose() {
 }
 
 func (l *Log) closeFiles(crash bool) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
 			first = err
 		}
 	}
-	if !crash && l.failed == nil {
-		act := l.active()
+	// The writer and the background flushes have stopped, so the active
+	// segment's files need no lock for the final sync — and must not hold
+	// it: Append callers (the network loops) take l.mu to learn the log is
+	// closing, and would wait behind the disk.
+	l.mu.RLock()
+	act, failed := l.active(), l.failed
+	unsynced := act.syncedTo < act.next
+	l.mu.RUnlock()
+	synced := false
+	if !crash && failed == nil {
 		// Nothing unsynced (an idle or empty log): skip the fdatasync and
 		// the directory fsync, which a restart of thousands of idle
 		// partitions would otherwise pay each.
-		if act.syncedTo < act.next {
+		if unsynced {
 			if err := l.durableNames(act); err != nil {
 				keep(err)
 			} else if err := l.io.Datasync(act.f); err != nil {
 				keep(err)
 			} else {
-				act.syncedTo = act.next
-				l.updateRecoveryPointLocked()
+				synced = true
 			}
 		}
+		keep(act.syncIndexes())
 		keep(act.trimIndexes())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if synced {
+		act.syncedTo = act.next
+		l.updateRecoveryPointLocked()
 	}
 	for _, s := range l.segments {
 		s.release()

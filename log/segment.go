@@ -134,7 +134,9 @@ func (s *segment) rebuildIndexes(interval int, buf []byte) (scanResult, int64, i
 }
 
 // trimIndexes appends the final time index entry and shrinks both index
-// files to their used size (roll and close).
+// files to their used size (roll and close). It needs no log lock: entries
+// are appended only by the writer, readers read only published ones, and
+// those stay inside the trimmed file. It does no disk I/O wait.
 func (s *segment) trimIndexes() error {
 	if s.maxTs >= 0 {
 		s.tidx.maybeAppendTime(s.maxTs, uint32(s.maxTsOffset-s.base))
@@ -143,6 +145,17 @@ func (s *segment) trimIndexes() error {
 		return err
 	}
 	return s.tidx.trim()
+}
+
+// syncIndexes writes both indexes' dirty pages to disk (msync). Rolled
+// segments do it in the background flush and Close does it; nothing on an
+// append path does. An index lost in a power failure is no data loss: load
+// finds it missing or insane and rebuilds it from the segment.
+func (s *segment) syncIndexes() error {
+	if err := s.idx.sync(); err != nil {
+		return err
+	}
+	return s.tidx.sync()
 }
 
 // untrimIndexes undoes trimIndexes when a roll fails halfway.
