@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,9 +172,11 @@ func TestOverloadProducers(t *testing.T) {
 			t.Errorf("probe p99 %v during the blast, want <= 1 s", p99)
 		}
 		if probeErr != nil {
-			if os.Getenv("RINGBROKER_IT_KNOWN_BUGS") != "1" {
-				t.Skipf("BROKER BUG: netpoll (%s backend; seen on both, intermittently): with 100 connections blasting Produce v9 (8 KiB batches, acks=1) and never reading, an idle well-behaved connection's ApiVersions gets no answer within 5 s (%v), even after the loop-bound fairness fix (ec4d5b6) that cured the same starvation in netpoll's unit test TestLoopBoundDoesNotStarveIdleConnections (ApiVersions-sized echo, no log appends); other runs pass with probe p99 0.1-0.8 s. Not diagnosed: suspect a stall of the loop/reader behind the produce log backlog rather than the mute bookkeeping", backend, probeErr)
-			}
+			// Was an intermittent BROKER BUG under disk write-back pressure:
+			// a segment roll msync'd its indexes holding the log lock, and
+			// Append on the loop thread waited for it, stalling every
+			// connection of the loop (fixed in log/, guarded by
+			// log/stall_test.go).
 			t.Errorf("%v", probeErr)
 		}
 		if socketsAfter > socketsBefore+2 {
