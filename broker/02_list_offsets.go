@@ -8,25 +8,25 @@ package broker
 //   - -1 (latest): the high watermark; read_committed gets the same (the
 //     last stable offset equals the high watermark until transactions
 //     exist). Timestamp -1.
-//   - -3 (max timestamp, v7+): the offset and timestamp of the batch with
-//     the largest timestamp (Kafka's "shallow" offset: that batch's last
-//     offset); offset -1 and timestamp -1 on an empty log.
-//   - any other timestamp: the first batch whose max timestamp is >= it
-//     (log.ListOffset through the .timeindex); offset -1 and timestamp -1
+//   - -3 (max timestamp, v7+): the first record carrying the largest
+//     timestamp and that timestamp (as Kafka 3.8+, offsetOfMaxTimestamp);
+//     offset -1 and timestamp -1 on an empty log.
+//   - any other timestamp: the first record at or after the log start
+//     whose timestamp is >= it, and its timestamp: log.ListOffset finds the
+//     batch through the .timeindex, list_offsets_exact.go reads it back
+//     (decompressing) and walks its records; offset -1 and timestamp -1
 //     when there is none (Kafka's UNKNOWN_OFFSET).
 //   - unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //     named twice: INVALID_REQUEST; current_leader_epoch (v4+) above ours
 //     (always 0): UNKNOWN_LEADER_EPOCH, below it (but not -1):
 //     FENCED_LEADER_EPOCH. Found offsets carry leader epoch 0, v4+.
 //
-// Threads: earliest/latest/max are in-memory and answered on the ring
-// thread; a request with a real timestamp may pread segment files, so it is
-// answered from a goroutine.
+// Threads: earliest/latest are in-memory and answered on the ring thread;
+// a request with a real timestamp or -3 preads (and may decompress) a
+// batch, so it is answered from a goroutine.
 //
-// Differences from Apache Kafka: by-timestamp offsets are batch granular
-// (the base offset of the batch holding the first matching record, see
-// log.ListOffset), so a consumer starting there may see up to one batch of
-// earlier records; OFFSET_NOT_AVAILABLE never occurs (no leader changes).
+// Differences from Apache Kafka: OFFSET_NOT_AVAILABLE never occurs (no
+// leader changes).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -55,7 +55,7 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 	slow := false
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			if p.Timestamp >= 0 {
+			if p.Timestamp >= 0 || p.Timestamp == log.TimestampMax {
 				slow = true
 			}
 		}
@@ -116,6 +116,9 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	off, at, found := part.Log.ListOffset(ts)
 	if !found {
 		return // offset -1, timestamp -1, leader epoch -1
+	}
+	if ts >= 0 || ts == log.TimestampMax {
+		off, at = exactListOffset(part.Log, ts, off, at)
 	}
 	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, 0
 }

@@ -1,11 +1,16 @@
 package broker
 
 import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/log"
 )
 
 // ListOffsets earliest/latest/by timestamp/max timestamp, DeleteRecords
@@ -53,7 +58,7 @@ func TestListOffsetsDeleteRecordsEpochs(t *testing.T) {
 			{"by-ts-between", 8, t0 + 1500, -1, nil, 4, t0 + 2000},
 			{"by-ts-before-all", 8, 1, -1, nil, 0, t0},
 			{"by-ts-after-all", 8, t0 + 99999, -1, nil, -1, -1},
-			{"max-ts", 7, -3, -1, nil, 9, t0 + 4000},
+			{"max-ts", 7, -3, -1, nil, 8, t0 + 4000}, // the first record with it (Kafka 3.8+)
 			{"earliest-local", 8, -4, -1, nil, 0, -1},
 			{"future-epoch", 8, -1, 3, kerr.UnknownLeaderEpoch, -1, -1},
 			{"fenced-epoch", 8, -1, -5, kerr.FencedLeaderEpoch, -1, -1},
@@ -122,6 +127,158 @@ func TestListOffsetsDeleteRecordsEpochs(t *testing.T) {
 		}
 		if got := ofle(4, 0, 1); got.ErrorCode != kerr.UnknownLeaderEpoch.Code {
 			t.Fatalf("current epoch 1: %+v", got)
+		}
+	})
+}
+
+// exactBatch is one stored-form v2 batch of n records at firstTs +
+// step*i, compressed with codec.
+func exactBatch(t testing.TB, codec int8, firstTs, step int64, n int) []byte {
+	t.Helper()
+	var records []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: step * int64(i), Value: []byte(fmt.Sprintf("r%d", i))}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		records = r.AppendTo(records)
+	}
+	if codec != codecNone {
+		var err error
+		if records, err = compressRecords(codec, records, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rb := kmsg.RecordBatch{
+		Magic: 2, PartitionLeaderEpoch: -1, Attributes: int16(codec), LastOffsetDelta: int32(n - 1),
+		FirstTimestamp: firstTs, MaxTimestamp: firstTs + step*int64(n-1), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: int32(n), Records: records,
+	}
+	b := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+// TestListOffsetsExactRecord: by timestamp (and -3), ListOffsets answers the
+// record, not its batch, as Kafka does: in a batch of records 10 ms apart,
+// a timestamp between two records gives the later one, for every codec (the
+// batch is decompressed) and after DeleteRecords cut into the batch; a
+// LogAppendTime topic answers each batch's first record.
+func TestListOffsetsExactRecord(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTestBroker(t, backend, nil)
+		rc := dialProd(t, tb.Addr)
+		t0 := time.Now().Add(-time.Hour).UnixMilli()
+		list := func(topic string, ts int64) (int64, int64) {
+			t.Helper()
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.Version, req.ReplicaID = 8, -1
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = topic
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Timestamp = ts
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp := kmsg.NewPtrListOffsetsResponse()
+			if err := rc.roundTrip(req, resp); err != nil {
+				t.Fatal(err)
+			}
+			p := resp.Topics[0].Partitions[0]
+			if p.ErrorCode != 0 {
+				t.Fatalf("%s ts %d: %v", topic, ts, kerr.ErrorForCode(p.ErrorCode))
+			}
+			return p.Offset, p.Timestamp
+		}
+		for _, codec := range []int8{codecNone, codecGzip, codecSnappy, codecLZ4, codecZstd} {
+			topic := fmt.Sprintf("exact-%d", codec)
+			prodCreate(t, tb, topic, 1, nil)
+			// Offsets 0-4 at t0..t0+40, then 5-9 at t0+100..t0+140.
+			for i, first := range []int64{t0, t0 + 100} {
+				if got := rc.produceRaw(9, topic, 0, exactBatch(t, codec, first, 10, 5)); got.ErrorCode != 0 {
+					t.Fatalf("codec %d produce %d: %v", codec, i, kerr.ErrorForCode(got.ErrorCode))
+				}
+			}
+			for _, c := range []struct {
+				ts, offset, stamp int64
+			}{
+				{t0, 0, t0},
+				{t0 + 25, 3, t0 + 30},
+				{t0 + 40, 4, t0 + 40},
+				{t0 + 41, 5, t0 + 100},
+				{t0 + 131, 9, t0 + 140},
+				{-3, 9, t0 + 140},
+			} {
+				if off, at := list(topic, c.ts); off != c.offset || at != c.stamp {
+					t.Errorf("codec %d, timestamp %d: offset %d timestamp %d, want %d %d", codec, c.ts-t0, off, at, c.offset, c.stamp)
+				}
+			}
+		}
+		// The log start offset inside a batch: records below it are not answers.
+		delReq := kmsg.NewPtrDeleteRecordsRequest()
+		delReq.Version = 2
+		delReq.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "exact-0", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 2}}}}
+		delResp := kmsg.NewPtrDeleteRecordsResponse()
+		if err := rc.roundTrip(delReq, delResp); err != nil || delResp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("delete records: %v %+v", err, delResp.Topics)
+		}
+		if off, at := list("exact-0", t0); off != 2 || at != t0+20 {
+			t.Errorf("after DeleteRecords to 2: offset %d timestamp %d, want 2 %d", off, at, t0+20)
+		}
+		// -3 when the max timestamp is not the batch's last record.
+		prodCreate(t, tb, "exact-max", 1, nil)
+		down := exactBatch(t, codecNone, t0+40, -10, 5)      // t0+40, t0+30, ..., t0
+		binary.BigEndian.PutUint64(down[27:], uint64(t0+40)) // first
+		binary.BigEndian.PutUint64(down[35:], uint64(t0+40)) // max
+		binary.BigEndian.PutUint32(down[17:], crc32.Checksum(down[21:], crc32.MakeTable(crc32.Castagnoli)))
+		if got := rc.produceRaw(9, "exact-max", 0, down); got.ErrorCode != 0 {
+			t.Fatalf("produce: %v", kerr.ErrorForCode(got.ErrorCode))
+		}
+		if off, at := list("exact-max", -3); off != 0 || at != t0+40 {
+			t.Errorf("max timestamp first in its batch: offset %d timestamp %d, want 0 %d", off, at, t0+40)
+		}
+		// LogAppendTime: every record of a batch has the batch's timestamp.
+		prodCreate(t, tb, "exact-lat", 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
+		for range 2 {
+			if got := rc.produceRaw(9, "exact-lat", 0, exactBatch(t, codecNone, t0, 10, 5)); got.ErrorCode != 0 {
+				t.Fatalf("produce: %v", kerr.ErrorForCode(got.ErrorCode))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		first, firstAt := list("exact-lat", 0)
+		if first != 0 {
+			t.Errorf("LogAppendTime, timestamp 0: offset %d, want 0", first)
+		}
+		if off, _ := list("exact-lat", firstAt+1); off != 5 {
+			t.Errorf("LogAppendTime, after the first batch's time: offset %d, want 5 (a batch's first record)", off)
+		}
+	})
+}
+
+// FuzzMatchRecord: the record walk behind exact ListOffsets never panics on
+// any stored batch (whatever a corrupt segment holds), and what it answers
+// is a record of the batch: at or after the log start and its timestamp
+// >= the target (== the max for -3).
+func FuzzMatchRecord(f *testing.F) {
+	t0 := int64(1_700_000_000_000)
+	for _, codec := range []int8{codecNone, codecGzip, codecZstd} {
+		b := exactBatch(f, codec, t0, 10, 5)
+		f.Add(b, t0+25, int64(0))
+		f.Add(b, int64(log.TimestampMax), int64(2))
+	}
+	f.Add(prodBatch(-1, -1, -1, t0, prodValues("v", 3)...), t0, int64(1))
+	f.Fuzz(func(t *testing.T, b []byte, ts, logStart int64) {
+		if len(b) < v2HeaderSize {
+			return // the caller reads at least a header
+		}
+		off, at, err := matchRecord(b, ts, logStart)
+		if err != nil {
+			return
+		}
+		if off < logStart {
+			t.Fatalf("offset %d below the log start %d", off, logStart)
+		}
+		maxTs := int64(binary.BigEndian.Uint64(b[v2OffMaxTimestamp:]))
+		if ts == log.TimestampMax && at != maxTs || ts != log.TimestampMax && at < ts {
+			t.Fatalf("timestamp %d does not answer %d (max %d)", at, ts, maxTs)
 		}
 	})
 }

@@ -141,10 +141,10 @@ const (
 // and that batch's maxTimestamp; found=false when there is none (Kafka
 // answers offset -1, timestamp -1).
 //
-// Deviation from Kafka: offsets are batch-granular (the base offset of the
-// batch, and for TimestampMax the batch's last offset, Kafka's "shallow"
-// offset), not the exact record; a consumer starting there sees at most one
-// batch of earlier records.
+// Offsets are batch-granular (the base offset of the batch, and for
+// TimestampMax the batch's last offset, Kafka's "shallow" offset): this
+// package does not decode records. The broker reads that one batch back to
+// answer the exact record, as Kafka does (broker/list_offsets_exact.go).
 func (l *Log) ListOffset(ts int64) (offset, timestamp int64, found bool) {
 	l.mu.RLock()
 	switch ts {

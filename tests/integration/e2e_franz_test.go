@@ -233,6 +233,22 @@ func TestConsumerStartPositions(t *testing.T) {
 			t.Errorf("ListOffsets at timestamp %d (between the runs): %+v, %v; want offset %d", splitMs-5000, lo[topic][0], err, half)
 		}
 
+		// Record-exact, as in Kafka: 20 records 1 ms apart in one zstd batch;
+		// a timestamp inside the batch answers the record, not the batch.
+		const inBatch = "positions-batch"
+		createTopic(t, b.Addr, inBatch, 1, nil)
+		zcl := newClient(t, b.Addr, kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(time.Second))
+		var batch []*kgo.Record
+		for i := range 20 {
+			batch = append(batch, &kgo.Record{Topic: inBatch, Value: []byte{byte(i)}, Timestamp: base.Add(time.Duration(i) * time.Millisecond)})
+		}
+		if err := zcl.ProduceSync(ctx, batch...).FirstErr(); err != nil {
+			t.Fatalf("produce one batch: %v", err)
+		}
+		if lo, err := adm.ListOffsetsAfterMilli(ctx, base.UnixMilli()+7, inBatch); err != nil || lo[inBatch][0].Offset != 7 || lo[inBatch][0].Timestamp != base.UnixMilli()+7 {
+			t.Errorf("ListOffsets at the 8th record's timestamp inside one compressed batch: %+v, %v; want offset 7", lo[inBatch][0], err)
+		}
+
 		t.Run("earliest", func(t *testing.T) {
 			got := consumeFranz(t, b.Addr, topic, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart()}, 2*half)
 			verifyRecords(t, "earliest", recs, got, nil)
