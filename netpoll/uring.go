@@ -140,10 +140,12 @@ func listenUring(opts Options) (*uringServer, error) {
 
 func (s *uringServer) addrs() []net.Addr { return s.bound }
 
-// reservedProcs is how many Ps reserveProcs has added to GOMAXPROCS.
+// reservedProcs is how many Ps reserveProcs has added to GOMAXPROCS, and
+// reservedAt the GOMAXPROCS it then set.
 var (
 	reservedMu    sync.Mutex
 	reservedProcs int
+	reservedAt    int
 )
 
 // reserveProcs adds one Go scheduler P per loop to GOMAXPROCS (once per
@@ -153,14 +155,20 @@ var (
 // sysmon to retake the P from the syscall, up to ~10 ms later — which showed
 // as a 100 ms produce p99. With a spare P per loop, the runtime starts the
 // woken goroutine on another thread at once; the OS still multiplexes the
-// real CPUs.
+// real CPUs. If GOMAXPROCS was changed since (testing's -cpu sets it before
+// every benchmark run), the current value is the new base.
 func reserveProcs(loops int) {
 	reservedMu.Lock()
 	defer reservedMu.Unlock()
+	cur := runtime.GOMAXPROCS(0)
+	if cur != reservedAt {
+		reservedProcs = 0
+	}
 	if loops <= reservedProcs {
 		return
 	}
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + loops - reservedProcs)
+	reservedAt = cur + loops - reservedProcs
+	runtime.GOMAXPROCS(reservedAt)
 	reservedProcs = loops
 }
 
