@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
@@ -442,20 +443,72 @@ func (t *Topic) ConfigOverrides() map[string]string {
 
 // Close closes every log and writes checkpoints and clean-shutdown markers.
 func (r *Registry) Close() error {
-	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
-	return r.closeManagers()
+	return r.CloseReporting(0, nil)
 }
 
+// CloseReporting is Close that calls report(closed, total) every interval
+// while logs are still closing (a shutdown flushing many partitions behind
+// a busy disk can take minutes), and once at the end. interval <= 0 or a
+// nil report: no reports.
+func (r *Registry) CloseReporting(interval time.Duration, report func(closed, total int64)) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	mgrs := r.mgrs
+	progress := func() (closed, total int64) {
+		for _, m := range mgrs {
+			c, t := m.CloseProgress()
+			closed, total = closed+c, total+t
+		}
+		return closed, total
+	}
+	stop := make(chan struct{})
+	var reporter sync.WaitGroup
+	if interval > 0 && report != nil {
+		reporter.Add(1)
+		go func() {
+			defer reporter.Done()
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					report(progress())
+				}
+			}
+		}()
+	}
+	err := r.closeManagers()
+	close(stop)
+	reporter.Wait()
+	if interval > 0 && report != nil {
+		report(progress())
+	}
+	return err
+}
+
+// closeManagers closes every log dir at once: each is its own disk, and
+// flushing them one after another added their shutdown times up.
+// REQUIRES: writeMu held.
 func (r *Registry) closeManagers() error {
-	var first error
-	for _, m := range r.mgrs {
-		if err := m.Close(); err != nil && first == nil {
-			first = err
+	errs := make([]error, len(r.mgrs))
+	var wg sync.WaitGroup
+	for i, m := range r.mgrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = m.Close()
+		}()
+	}
+	wg.Wait()
+	r.mgrs = nil
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
-	r.mgrs = nil
-	return first
+	return nil
 }
 
 // storedMetadata is the JSON form of metadataFile.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap/zaptest"
@@ -237,4 +238,59 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestRegistryCloseReporting: Close closes every log dir (in parallel) and
+// reports progress, ending with every log closed; the dirs reopen clean.
+func TestRegistryCloseReporting(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	open := func() *Registry {
+		r, err := OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: log.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := open()
+	if _, err := r.CreateTopic("t", 40, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range int32(40) {
+		p := r.Partition("t", i)
+		done := make(chan error, 1)
+		if err := p.Log.Append(testBatch([]byte("v")), log.AppendFunc(func(res log.AppendResult) { done <- res.Err })); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reports []int64
+	var total int64
+	if err := r.CloseReporting(time.Millisecond, func(closed, all int64) {
+		reports = append(reports, closed)
+		total = all
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) == 0 || reports[len(reports)-1] != 40 || total != 40 {
+		t.Fatalf("reports %v of %d, want the last one 40 of 40", reports, total)
+	}
+	for i := 1; i < len(reports); i++ {
+		if reports[i] < reports[i-1] {
+			t.Fatalf("progress went back: %v", reports)
+		}
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, log.CleanShutdownFile)); err != nil {
+			t.Errorf("log dir %s: no clean-shutdown marker after Close: %v", d, err)
+		}
+	}
+	r2 := open()
+	defer r2.Close()
+	for i := range int32(40) {
+		if hw := r2.Partition("t", i).Log.HighWatermark(); hw != 1 {
+			t.Fatalf("partition %d reopened with high watermark %d, want 1", i, hw)
+		}
+	}
 }

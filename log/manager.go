@@ -50,6 +50,15 @@ type Manager struct {
 	logs           map[TopicPartition]*Log
 	busy           map[TopicPartition]chan struct{} // closed when the open/delete finishes
 	closed         bool
+	// closeTotal and closeDone count the logs Close is closing and has
+	// closed, for progress reports during a long shutdown.
+	closeTotal, closeDone atomic.Int64
+}
+
+// CloseProgress reports how many logs a running (or finished) Close has
+// closed out of how many. Safe from any goroutine.
+func (m *Manager) CloseProgress() (closed, total int64) {
+	return m.closeDone.Load(), m.closeTotal.Load()
 }
 
 // ErrManagerClosed is returned by OpenLog after Manager.Close.
@@ -231,7 +240,7 @@ func (m *Manager) OpenLogs(topic string, partitions []int32, cfg Config) (logs [
 // closeLogs closes logs several at a time: a clean close fdatasyncs, trims
 // and msyncs each log's active segment, and one after another that made a
 // stop with 1,000 written partitions take over 10 s.
-func closeLogs(logs map[TopicPartition]*Log) []error {
+func closeLogs(logs map[TopicPartition]*Log, done *atomic.Int64) []error {
 	all := make([]*Log, 0, len(logs))
 	for _, l := range logs {
 		all = append(all, l)
@@ -249,6 +258,9 @@ func closeLogs(logs map[TopicPartition]*Log) []error {
 					return
 				}
 				errs[i] = all[i].Close()
+				if done != nil {
+					done.Add(1)
+				}
 			}
 		}()
 	}
@@ -322,7 +334,8 @@ func (m *Manager) Close() error {
 	}
 	logs := m.logs
 	m.mu.Unlock()
-	errs := closeLogs(logs)
+	m.closeTotal.Store(int64(len(logs)))
+	errs := closeLogs(logs, &m.closeDone)
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(logs)
 	m.logs = map[TopicPartition]*Log{}

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -130,13 +131,18 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	stopMaintenance := sync.OnceFunc(reg.StartMaintenance(time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond))
+	// closeLogs flushes and closes every partition (after maintenance
+	// stopped): on the SIGTERM path explicitly, on error paths deferred.
+	closeLogs := sync.OnceValue(func() error {
+		stopMaintenance()
+		return closeRegistry(reg, logger)
+	})
 	defer func() {
-		if err := reg.Close(); err != nil {
+		if err := closeLogs(); err != nil {
 			logger.Error("closing logs", zap.Error(err))
 		}
 	}()
-	stopMaintenance := reg.StartMaintenance(time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond)
-	defer stopMaintenance()
 	adv := cfg.AdvertisedListeners[0]
 	b, err := broker.New(broker.Options{
 		NodeID:           cfg.NodeID,
@@ -228,8 +234,37 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := b.Close(); err != nil {
 		logger.Warn("closing the broker (producer state snapshot)", zap.Error(err))
 	}
-	logger.Info("stopped")
+	logger.Info("closing logs (fdatasync of unflushed data)")
+	t0 := time.Now()
+	if err := closeLogs(); err != nil {
+		logger.Error("closing logs", zap.Error(err))
+	}
+	logger.Info("stopped", zap.Duration("closing_logs", time.Since(t0)))
 	return nil
+}
+
+// closeReportEvery is how often a long log close logs its progress and,
+// when logs were closed since the last report, asks systemd for
+// closeExtend more than TimeoutStopSec (EXTEND_TIMEOUT_USEC): flushing many
+// partitions behind a busy disk may take minutes, and a SIGKILL then costs
+// a recovery scan at the next start.
+const (
+	closeReportEvery = 10 * time.Second
+	closeExtend      = 30 * time.Second
+)
+
+func closeRegistry(reg *broker.Registry, logger *zap.Logger) error {
+	last := int64(-1)
+	return reg.CloseReporting(closeReportEvery, func(closed, total int64) {
+		if closed == total {
+			return // done: the caller logs it
+		}
+		logger.Info("closing logs", zap.Int64("closed", closed), zap.Int64("total", total))
+		if closed > last {
+			last = closed
+			_ = sdNotify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=closing logs: %d of %d", closeExtend.Microseconds(), closed, total))
+		}
+	})
 }
 
 // logDefaults maps the broker's log.* keys onto the log package's config.

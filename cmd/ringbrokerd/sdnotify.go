@@ -11,6 +11,8 @@ package main
 //	STOPPING=1    shutdown began (SIGTERM drain)
 //	WATCHDOG=1    keep-alive, at least every WatchdogSec (we send every half)
 //	STATUS=text   free-form status shown by systemctl status
+//	EXTEND_TIMEOUT_USEC=n  more time for the stop in progress: sent while a
+//	              long log close keeps closing logs (main.go, closeRegistry)
 //
 // With WatchdogSec set, systemd passes WATCHDOG_USEC (the interval) and
 // WATCHDOG_PID (the pid that must send it). This file is self-contained: it
