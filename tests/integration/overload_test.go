@@ -165,7 +165,7 @@ func TestOverloadProducers(t *testing.T) {
 		}
 		if rssPeak >= overloadRSSMax {
 			// io_uring measured 460-525 MiB before loops switched to
-			// single-shot receives under pressure, 250-375 MiB after.
+			// single-shot receives under pressure, 220-350 MiB after.
 			t.Errorf("broker RSS peaked at %s under overload, want < %s", mib(rssPeak), mib(overloadRSSMax))
 		}
 		if p99 := percentile(lat, 0.99); p99 > time.Second {
