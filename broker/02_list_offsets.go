@@ -69,14 +69,10 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 
 func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.ListOffsetsRequest) {
 	resp := kmsg.ListOffsetsResponse{Version: hdr.APIVersion}
-	type tp struct {
-		topic     string
-		partition int32
-	}
-	seen := map[tp]int{}
+	seen := partitionCounts{}
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			seen[tp{t.Topic, p.Partition}]++
+			seen.add(t.Topic, p.Partition)
 		}
 	}
 	for _, t := range r.Topics {
@@ -84,7 +80,7 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
-			if seen[tp{t.Topic, p.Partition}] > 1 {
+			if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
 				b.listOffset(&rp, t.Topic, p)
@@ -138,4 +134,17 @@ func checkLeaderEpoch(current int32) int16 {
 	default:
 		return kerr.FencedLeaderEpoch.Code
 	}
+}
+
+// partitionCounts counts how often a request names each partition: Kafka
+// answers INVALID_REQUEST for every occurrence of a partition named twice
+// (ListOffsets, DeleteRecords).
+type partitionCounts map[log.TopicPartition]int
+
+func (c partitionCounts) add(topic string, partition int32) {
+	c[log.TopicPartition{Topic: topic, Partition: partition}]++
+}
+
+func (c partitionCounts) repeated(topic string, partition int32) bool {
+	return c[log.TopicPartition{Topic: topic, Partition: partition}] > 1
 }

@@ -45,21 +45,17 @@ func (b *Broker) serveDeleteRecords(req netpoll.Request, hdr proto.RequestHeader
 
 func (b *Broker) answerDeleteRecords(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DeleteRecordsRequest) {
 	resp := kmsg.DeleteRecordsResponse{Version: hdr.APIVersion}
-	type tp struct {
-		topic     string
-		partition int32
-	}
-	seen := map[tp]int{}
+	seen := partitionCounts{}
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			seen[tp{t.Topic, p.Partition}]++
+			seen.add(t.Topic, p.Partition)
 		}
 	}
 	for _, t := range r.Topics {
 		rt := kmsg.DeleteRecordsResponseTopic{Topic: t.Topic}
 		for _, p := range t.Partitions {
 			rp := kmsg.DeleteRecordsResponseTopicPartition{Partition: p.Partition, LowWatermark: -1}
-			if seen[tp{t.Topic, p.Partition}] > 1 {
+			if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
 				rp.LowWatermark, rp.ErrorCode = b.deleteRecords(t.Topic, p.Partition, p.Offset)

@@ -282,3 +282,44 @@ func FuzzMatchRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestListOffsetsDeleteRecordsRepeatedPartition: a partition named twice in
+// one request gets INVALID_REQUEST at each occurrence (as in Kafka); the
+// others are answered.
+func TestListOffsetsDeleteRecordsRepeatedPartition(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTestBroker(t, backend, nil)
+		prodCreate(t, tb, "rep", 2, nil)
+		rc := dialProd(t, tb.Addr)
+		lo := kmsg.NewPtrListOffsetsRequest()
+		lo.Version, lo.ReplicaID = 8, -1
+		lo.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "rep", Partitions: []kmsg.ListOffsetsRequestTopicPartition{
+			{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1},
+			{Partition: 1, Timestamp: -1, CurrentLeaderEpoch: -1},
+			{Partition: 0, Timestamp: -2, CurrentLeaderEpoch: -1},
+		}}}
+		loResp := kmsg.NewPtrListOffsetsResponse()
+		if err := rc.roundTrip(lo, loResp); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []int16{kerr.InvalidRequest.Code, 0, kerr.InvalidRequest.Code} {
+			if got := loResp.Topics[0].Partitions[i].ErrorCode; got != want {
+				t.Errorf("ListOffsets entry %d: %v, want %v", i, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+			}
+		}
+		dr := kmsg.NewPtrDeleteRecordsRequest()
+		dr.Version = 2
+		dr.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "rep", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{
+			{Partition: 1, Offset: 0}, {Partition: 1, Offset: 0}, {Partition: 0, Offset: 0},
+		}}}
+		drResp := kmsg.NewPtrDeleteRecordsResponse()
+		if err := rc.roundTrip(dr, drResp); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []int16{kerr.InvalidRequest.Code, kerr.InvalidRequest.Code, 0} {
+			if got := drResp.Topics[0].Partitions[i].ErrorCode; got != want {
+				t.Errorf("DeleteRecords entry %d: %v, want %v", i, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+			}
+		}
+	})
+}
