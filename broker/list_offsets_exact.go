@@ -80,6 +80,9 @@ func matchRecord(batch []byte, ts, logStart int64) (int64, int64, error) {
 			return 0, 0, err
 		}
 	}
+	// The same walk as checkRecords (produce validation), kept separate on
+	// purpose: a shared per-record helper does not inline and cost the
+	// produce path ~10% of checkRecords' time.
 	pos := 0
 	for i := int32(0); i < count; i++ {
 		n, w := binary.Varint(records[pos:])
