@@ -133,29 +133,12 @@ func TestListOffsetsDeleteRecordsEpochs(t *testing.T) {
 
 // exactBatch is one stored-form v2 batch of n records at firstTs +
 // step*i, compressed with codec.
-func exactBatch(t testing.TB, codec int8, firstTs, step int64, n int) []byte {
-	t.Helper()
-	var records []byte
-	for i := range n {
-		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: step * int64(i), Value: []byte(fmt.Sprintf("r%d", i))}
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		records = r.AppendTo(records)
+func exactBatch(codec int8, firstTs, step int64, n int) []byte {
+	values := make([][]byte, n)
+	for i := range values {
+		values[i] = []byte(fmt.Sprintf("r%d", i))
 	}
-	if codec != codecNone {
-		var err error
-		if records, err = compressRecords(codec, records, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rb := kmsg.RecordBatch{
-		Magic: 2, PartitionLeaderEpoch: -1, Attributes: int16(codec), LastOffsetDelta: int32(n - 1),
-		FirstTimestamp: firstTs, MaxTimestamp: firstTs + step*int64(n-1), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
-		NumRecords: int32(n), Records: records,
-	}
-	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b
+	return storedBatch(codec, -1, -1, -1, firstTs, step, values...)
 }
 
 // TestListOffsetsExactRecord: by timestamp (and -3), ListOffsets answers the
@@ -193,7 +176,7 @@ func TestListOffsetsExactRecord(t *testing.T) {
 			prodCreate(t, tb, topic, 1, nil)
 			// Offsets 0-4 at t0..t0+40, then 5-9 at t0+100..t0+140.
 			for i, first := range []int64{t0, t0 + 100} {
-				if got := rc.produceRaw(9, topic, 0, exactBatch(t, codec, first, 10, 5)); got.ErrorCode != 0 {
+				if got := rc.produceRaw(9, topic, 0, exactBatch(codec, first, 10, 5)); got.ErrorCode != 0 {
 					t.Fatalf("codec %d produce %d: %v", codec, i, kerr.ErrorForCode(got.ErrorCode))
 				}
 			}
@@ -225,7 +208,7 @@ func TestListOffsetsExactRecord(t *testing.T) {
 		}
 		// -3 when the max timestamp is not the batch's last record.
 		prodCreate(t, tb, "exact-max", 1, nil)
-		down := exactBatch(t, codecNone, t0+40, -10, 5)      // t0+40, t0+30, ..., t0
+		down := exactBatch(codecNone, t0+40, -10, 5)         // t0+40, t0+30, ..., t0
 		binary.BigEndian.PutUint64(down[27:], uint64(t0+40)) // first
 		binary.BigEndian.PutUint64(down[35:], uint64(t0+40)) // max
 		binary.BigEndian.PutUint32(down[17:], crc32.Checksum(down[21:], crc32.MakeTable(crc32.Castagnoli)))
@@ -238,7 +221,7 @@ func TestListOffsetsExactRecord(t *testing.T) {
 		// LogAppendTime: every record of a batch has the batch's timestamp.
 		prodCreate(t, tb, "exact-lat", 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
 		for range 2 {
-			if got := rc.produceRaw(9, "exact-lat", 0, exactBatch(t, codecNone, t0, 10, 5)); got.ErrorCode != 0 {
+			if got := rc.produceRaw(9, "exact-lat", 0, exactBatch(codecNone, t0, 10, 5)); got.ErrorCode != 0 {
 				t.Fatalf("produce: %v", kerr.ErrorForCode(got.ErrorCode))
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -260,7 +243,7 @@ func TestListOffsetsExactRecord(t *testing.T) {
 func FuzzMatchRecord(f *testing.F) {
 	t0 := int64(1_700_000_000_000)
 	for _, codec := range []int8{codecNone, codecGzip, codecZstd} {
-		b := exactBatch(f, codec, t0, 10, 5)
+		b := exactBatch(codec, t0, 10, 5)
 		f.Add(b, t0+25, int64(0))
 		f.Add(b, int64(log.TimestampMax), int64(2))
 	}

@@ -82,15 +82,27 @@ func (rc *prodConn) produceRaw(version int16, topic string, partition int32, rec
 // testBatch builds an uncompressed v2 batch, with producer fields and a
 // base timestamp.
 func prodBatch(pid int64, epoch int16, seq int32, ts int64, values ...[]byte) []byte {
+	return storedBatch(codecNone, pid, epoch, seq, ts, 0, values...)
+}
+
+// storedBatch is one v2 batch of values, the record i at firstTs+step*i,
+// its records compressed with codec.
+func storedBatch(codec int8, pid int64, epoch int16, seq int32, firstTs, step int64, values ...[]byte) []byte {
 	var records []byte
 	for i, v := range values {
-		r := kmsg.Record{OffsetDelta: int32(i), Value: v}
+		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: step * int64(i), Value: v}
 		r.Length = int32(len(r.AppendTo(nil)) - 1) // AppendTo writes Length as given
 		records = r.AppendTo(records)
 	}
+	if codec != codecNone {
+		var err error
+		if records, err = compressRecords(codec, records, nil); err != nil {
+			panic(err)
+		}
+	}
 	rb := kmsg.RecordBatch{
-		Magic: 2, PartitionLeaderEpoch: -1, LastOffsetDelta: int32(len(values) - 1),
-		FirstTimestamp: ts, MaxTimestamp: ts, ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq,
+		Magic: 2, PartitionLeaderEpoch: -1, Attributes: int16(codec), LastOffsetDelta: int32(len(values) - 1),
+		FirstTimestamp: firstTs, MaxTimestamp: firstTs + step*int64(len(values)-1), ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq,
 		NumRecords: int32(len(values)), Records: records,
 	}
 	b := rb.AppendTo(nil)
