@@ -476,7 +476,6 @@ func (l *Log) flushAlone(now int64) {
 func (l *Log) roll(now int64) error {
 	l.mu.RLock()
 	old := l.active()
-	unsynced := old.syncedTo < old.next
 	l.mu.RUnlock()
 	// Not under l.mu (see trimIndexes): an index msync or a slow ftruncate
 	// held under the lock stalled every Append caller — the network loops —
@@ -506,14 +505,8 @@ func (l *Log) roll(now int64) error {
 	// recovery point passes it only once this completes. Its indexes are
 	// synced there too, even when the data already is (flush.messages=1).
 	old.acquire()
-	l.queueRolled(rolledSegment{old, unsynced})
+	l.queueRolled(old)
 	return nil
-}
-
-// rolledSegment is a rolled segment waiting for its background flush.
-type rolledSegment struct {
-	s        *segment
-	unsynced bool // holds bytes not yet fdatasync'd
 }
 
 // queueRolled hands a rolled segment (with a reference taken) to the log's
@@ -521,9 +514,9 @@ type rolledSegment struct {
 // order: a goroutine per roll piled up dozens of concurrent fsyncs when
 // small segments rolled faster than a busy disk synced them, and synced
 // segments retention had already deleted.
-func (l *Log) queueRolled(r rolledSegment) {
+func (l *Log) queueRolled(s *segment) {
 	l.rolledMu.Lock()
-	l.rolled = append(l.rolled, r)
+	l.rolled = append(l.rolled, s)
 	start := !l.flusherOn
 	l.flusherOn = true
 	l.rolledMu.Unlock()
@@ -543,18 +536,18 @@ func (l *Log) flushRolledLoop() {
 			l.rolledMu.Unlock()
 			return
 		}
-		r := l.rolled[0]
-		l.rolled[0] = rolledSegment{}
+		s := l.rolled[0]
+		l.rolled[0] = nil
 		l.rolled = l.rolled[1:]
 		l.rolledMu.Unlock()
-		l.flushRolled(r.s, r.unsynced)
+		l.flushRolled(s)
 	}
 }
 
 // flushRolled fdatasyncs a rolled segment's indexes and, when it holds
 // unsynced bytes, its data, off the writer goroutine. IO.Datasync is safe
 // for this (see IO).
-func (l *Log) flushRolled(s *segment, unsynced bool) {
+func (l *Log) flushRolled(s *segment) {
 	defer s.release()
 	if s.unlnk.Load() {
 		return // retention deleted it meanwhile: nothing to make durable
@@ -562,6 +555,9 @@ func (l *Log) flushRolled(s *segment, unsynced bool) {
 	if err := s.syncIndexes(); err != nil {
 		l.logf("log %s: sync of rolled segment %d's indexes: %v", l.dir, s.base, err)
 	}
+	l.mu.RLock()
+	unsynced := s.syncedTo < s.next // only this flush changes it once rolled
+	l.mu.RUnlock()
 	if !unsynced {
 		return
 	}

@@ -91,7 +91,7 @@ type Log struct {
 	crash         bool           // test hook: stop without flushing
 	bgFlushes     sync.WaitGroup // the background flusher of rolled segments
 	rolledMu      sync.Mutex     // guards rolled, flusherOn
-	rolled        []rolledSegment
+	rolled        []*segment     // rolled segments waiting for their background flush
 	flusherOn     bool
 	firing        []Waiter
 

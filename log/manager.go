@@ -258,9 +258,7 @@ func closeLogs(logs map[TopicPartition]*Log, done *atomic.Int64) []error {
 					return
 				}
 				errs[i] = all[i].Close()
-				if done != nil {
-					done.Add(1)
-				}
+				done.Add(1)
 			}
 		}()
 	}
