@@ -461,31 +461,25 @@ func (r *Registry) CloseReporting(interval time.Duration, report func(closed, to
 		}
 		return closed, total
 	}
-	stop := make(chan struct{})
-	var reporter sync.WaitGroup
+	done := make(chan error, 1)
+	go func() { done <- r.closeManagers() }()
+	var tick <-chan time.Time
 	if interval > 0 && report != nil {
-		reporter.Add(1)
-		go func() {
-			defer reporter.Done()
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					report(progress())
-				}
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case err := <-done:
+			if tick != nil {
+				report(progress())
 			}
-		}()
+			return err
+		case <-tick:
+			report(progress())
+		}
 	}
-	err := r.closeManagers()
-	close(stop)
-	reporter.Wait()
-	if interval > 0 && report != nil {
-		report(progress())
-	}
-	return err
 }
 
 // closeManagers closes every log dir at once: each is its own disk, and
