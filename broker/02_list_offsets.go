@@ -55,7 +55,7 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 	slow := false
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			if p.Timestamp >= 0 || p.Timestamp == log.TimestampMax {
+			if readsBatch(p.Timestamp) {
 				slow = true
 			}
 		}
@@ -113,7 +113,7 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	if !found {
 		return // offset -1, timestamp -1, leader epoch -1
 	}
-	if ts >= 0 || ts == log.TimestampMax {
+	if readsBatch(ts) {
 		off, at = exactListOffset(part.Log, ts, off, at)
 	}
 	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, 0

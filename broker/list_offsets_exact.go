@@ -25,33 +25,28 @@ var errNoRecord = errors.New("no matching record in the batch")
 // max timestamp. On any failure to read or decode the batch it returns the
 // batch-granular answer unchanged (it is still a correct lower bound).
 func exactListOffset(l *log.Log, ts, batchOffset, batchTs int64) (offset, timestamp int64) {
-	off, at, err := findRecord(l, ts, batchOffset)
+	region, err := l.Read(batchOffset, 1) // just the first batch, whole
+	if err != nil {
+		return batchOffset, batchTs
+	}
+	defer region.Release()
+	if region.Len < v2HeaderSize || region.Len > maxDecompressedBytes {
+		return batchOffset, batchTs
+	}
+	batch := make([]byte, region.Len)
+	if _, err := region.File.ReadAt(batch, region.Pos); err != nil {
+		return batchOffset, batchTs
+	}
+	off, at, err := matchRecord(batch, ts, l.LogStartOffset())
 	if err != nil {
 		return batchOffset, batchTs
 	}
 	return off, at
 }
 
-func findRecord(l *log.Log, ts, batchOffset int64) (int64, int64, error) {
-	region, err := l.Read(batchOffset, 1) // the first batch comes whole
-	if err != nil {
-		return 0, 0, err
-	}
-	defer region.Release()
-	if region.Len < v2HeaderSize || region.Len > maxDecompressedBytes {
-		return 0, 0, errNoRecord
-	}
-	batch := make([]byte, region.Len)
-	if _, err := region.File.ReadAt(batch, region.Pos); err != nil {
-		return 0, 0, err
-	}
-	size := v2LogOverhead + int64(int32(binary.BigEndian.Uint32(batch[v2OffBatchLength:])))
-	if size < v2HeaderSize || size > int64(len(batch)) {
-		return 0, 0, errNoRecord
-	}
-	batch = batch[:size]
-	return matchRecord(batch, ts, l.LogStartOffset())
-}
+// readsBatch reports whether ListOffsets for ts reads a batch back
+// (exactListOffset): a real timestamp or -3.
+func readsBatch(ts int64) bool { return ts >= 0 || ts == log.TimestampMax }
 
 // matchRecord walks the records of one stored v2 batch for the first whose
 // timestamp answers ts (>= ts; or == the batch max for TimestampMax) at an
