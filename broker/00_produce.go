@@ -19,6 +19,9 @@ package broker
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (auto-creation
 //     belongs to Metadata, as in Kafka 3+). Nothing is written for any
 //     partition that fails.
+//   - Internal topics (__consumer_offsets, __transaction_state,
+//     __share_group_state): INVALID_TOPIC_EXCEPTION, whether or not the
+//     topic exists, as Kafka answers a client that is not its admin client.
 //   - Idempotent producers: producer_state.go. A retried duplicate is
 //     answered NONE with its original base offset.
 //   - Topic compression.type other than producer: batches in another codec
@@ -37,7 +40,9 @@ package broker
 // on the worker keep later batches of that partition behind them.
 //
 // Differences from Apache Kafka: invalid topic names answer
-// INVALID_TOPIC_EXCEPTION (Kafka answers UNKNOWN_TOPIC_OR_PARTITION);
+// INVALID_TOPIC_EXCEPTION (Kafka answers UNKNOWN_TOPIC_OR_PARTITION); no
+// client may append to an internal topic (Kafka lets a client whose
+// client.id is "__admin_client" do it);
 // message.timestamp.before/after.max.ms are not enforced; no quotas
 // (throttle 0); the v10+ CurrentLeader/NodeEndpoints tagged fields are never
 // sent (we are the only broker).
@@ -227,8 +232,15 @@ func (c *produceCtx) produceAll() {
 		if b.reg != nil {
 			topic = b.reg.Topic(t.name)
 		}
+		internal := isInternalTopic(t.name)
 		for i := t.first; i < t.end; i++ {
 			s := &c.slots[i]
+			if internal {
+				// Only the coordinator writes here: one client record the
+				// group loader cannot parse used to stop the next start.
+				s.done(kerr.InvalidTopicException.Code, -1, -1, -1, "")
+				continue
+			}
 			if topic == nil {
 				code := kerr.UnknownTopicOrPartition
 				if ValidateTopicName(t.name) != nil {

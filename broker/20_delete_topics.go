@@ -10,8 +10,12 @@ package broker
 // that are not valid topic names, as Kafka answers); unknown ids:
 // UNKNOWN_TOPIC_ID; a topic named twice in one request: INVALID_REQUEST.
 // v6 responses carry both the name and the id of each deleted topic.
+// Internal topics (__consumer_offsets) are refused with
+// INVALID_TOPIC_EXCEPTION.
 //
-// Differences from Apache Kafka: the timeout is ignored (the deletion is
+// Differences from Apache Kafka: internal topics cannot be deleted (Kafka's
+// controller deletes __consumer_offsets, and with it every committed offset;
+// only its kafka-topics tool refuses); the timeout is ignored (the deletion is
 // complete, data removed, when we answer; Kafka answers once the controller
 // committed it and deletes files later); delete.topic.enable does not
 // exist (deletion is always allowed); a full admin queue answers
@@ -95,6 +99,12 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 			}
 		default:
 			fail(kerr.InvalidRequest.Code, "topic named by neither name nor id")
+		}
+		if e.name != "" && isInternalTopic(e.name) {
+			// Deleting __consumer_offsets would drop every committed offset
+			// at the next start.
+			fail(kerr.InvalidTopicException.Code, "topic %s is internal and cannot be deleted", e.name)
+			e.name = ""
 		}
 		if e.name != "" {
 			count[e.name]++

@@ -1,0 +1,246 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/log"
+)
+
+// commitOffset commits group's offset at for topic/0 and fails on error.
+func commitOffset(t *testing.T, adm *kadm.Client, group, topic string, at int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	os := make(kadm.Offsets)
+	os.Add(kadm.Offset{Topic: topic, Partition: 0, At: at, LeaderEpoch: -1})
+	resp, err := adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("commit %s: %v", group, err)
+	}
+}
+
+// wantCommitted checks group's committed offset for topic/0.
+func wantCommitted(t *testing.T, adm *kadm.Client, group, topic string, at int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fo, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetch offsets of %s: %v", group, err)
+	}
+	if o, ok := fo.Lookup(topic, 0); !ok || o.At != at {
+		t.Fatalf("group %s %s-0: committed %+v (found %v), want %d", group, topic, o, ok, at)
+	}
+}
+
+// TestInternalTopicRefusals: clients cannot append to __consumer_offsets,
+// delete it or delete its records (each INVALID_TOPIC_EXCEPTION), Metadata
+// flags it internal, and committed offsets survive the attempts and a
+// restart.
+func TestInternalTopicRefusals(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTestBroker(t, backend, groupTestOptions)
+		createTopic(t, tb, "data", 1)
+		commitOffset(t, tb.admin(), "g", "data", 7)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+
+		// Produce, non-idempotent (acks=1) and idempotent.
+		for _, idempotent := range []bool{false, true} {
+			opts := []kgo.Opt{kgo.RecordRetries(1), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()}
+			if idempotent {
+				opts = []kgo.Opt{kgo.RecordRetries(1)}
+			}
+			cl := tb.client(opts...)
+			res := cl.ProduceSync(ctx, &kgo.Record{Topic: offsetsTopic, Partition: 0, Value: []byte("x")})
+			if err := res.FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
+				t.Errorf("produce to %s (idempotent %v): %v, want INVALID_TOPIC_EXCEPTION", offsetsTopic, idempotent, err)
+			}
+		}
+		// A raw Produce naming a partition beyond the topic: still refused
+		// as internal, before the partition is looked up (as Kafka).
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = offsetsTopic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = 999
+		rp.Records = appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte("k"), []byte("v")}})
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		pr, err := req.RequestWith(ctx, tb.client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := pr.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+			t.Errorf("raw produce to %s-999: error %d, want INVALID_TOPIC_EXCEPTION", offsetsTopic, code)
+		}
+
+		adm := tb.admin()
+		dr, err := adm.DeleteTopics(ctx, offsetsTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dr[offsetsTopic].Err; !errors.Is(err, kerr.InvalidTopicException) {
+			t.Errorf("DeleteTopics %s: %v, want INVALID_TOPIC_EXCEPTION", offsetsTopic, err)
+		}
+		// By id (DeleteTopics v6).
+		id := tb.Reg.Topic(offsetsTopic).ID
+		dreq := kmsg.NewPtrDeleteTopicsRequest()
+		dreq.Version = 6
+		dt := kmsg.NewDeleteTopicsRequestTopic()
+		dt.TopicID = id
+		dreq.Topics = append(dreq.Topics, dt)
+		dresp, err := dreq.RequestWith(ctx, tb.client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := dresp.Topics[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+			t.Errorf("DeleteTopics %s by id: error %d, want INVALID_TOPIC_EXCEPTION", offsetsTopic, code)
+		}
+		if tb.Reg.Topic(offsetsTopic) == nil {
+			t.Fatalf("%s was deleted", offsetsTopic)
+		}
+
+		recs, err := adm.DeleteRecords(ctx, kadm.Offsets{offsetsTopic: {0: {Topic: offsetsTopic, Partition: 0, At: -1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := recs.Lookup(offsetsTopic, 0); !errors.Is(r.Err, kerr.InvalidTopicException) {
+			t.Errorf("DeleteRecords %s-0: %v, want INVALID_TOPIC_EXCEPTION", offsetsTopic, r.Err)
+		}
+
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := md.Topics[offsetsTopic]; !ok || !d.IsInternal {
+			t.Errorf("Metadata %s: listed %v, internal %v; want an internal topic", offsetsTopic, ok, d.IsInternal)
+		}
+		if md.Topics["data"].IsInternal {
+			t.Errorf("Metadata: topic data flagged internal")
+		}
+		lt, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lt.Has(offsetsTopic) {
+			t.Errorf("kadm ListTopics (which hides internal topics) lists %s", offsetsTopic)
+		}
+
+		tb.restart()
+		wantCommitted(t, tb.admin(), "g", "data", 7)
+	})
+}
+
+// TestMetadataAutoCreatesOffsetsTopicAsCoordinator: a Metadata request that
+// auto-creates __consumer_offsets gives it the coordinator's partition count
+// and compaction (a topic of num.partitions partitions left groups mapped to
+// partitions that did not exist); the other internal names are not created.
+func TestMetadataAutoCreatesOffsetsTopicAsCoordinator(t *testing.T) {
+	tb := startTestBroker(t, testBackends[1], groupTestOptions)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	req.AllowAutoTopicCreation = true
+	for _, name := range []string{offsetsTopic, "__transaction_state"} {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
+	if _, err := req.RequestWith(ctx, tb.client()); err != nil {
+		t.Fatal(err)
+	}
+	tp := tb.Reg.Topic(offsetsTopic)
+	if tp == nil || len(tp.Partitions) != 4 || tp.Settings().cleanupPolicy != "compact" {
+		t.Fatalf("auto-created %s: %+v, want 4 compacted partitions", offsetsTopic, tp)
+	}
+	if tb.Reg.Topic("__transaction_state") != nil {
+		t.Errorf("__transaction_state was auto-created")
+	}
+	commitOffset(t, tb.admin(), "g", offsetsTopic, 1) // any group maps to an existing partition
+}
+
+// nullKeyBatch is a coordinator-style batch whose one record has a null key
+// (what `kcat -P -t __consumer_offsets` wrote before produce was refused).
+func nullKeyBatch(t *testing.T) []byte {
+	b := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte{}, []byte("x")}})
+	// Record: length, attributes, timestamp delta, offset delta, key length.
+	if b[batchHeaderLen+4] != 0 {
+		t.Fatalf("unexpected record layout % x", b[batchHeaderLen:])
+	}
+	b[batchHeaderLen+4] = 1 // zigzag varint -1: a null key
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	return b
+}
+
+// TestOffsetsLoadSkipsMalformedRecords: records in __consumer_offsets the
+// loader cannot use (a null key, an undecodable key, a compressed batch) are
+// skipped and counted at start; the broker starts and the commits around
+// them are loaded.
+func TestOffsetsLoadSkipsMalformedRecords(t *testing.T) {
+	tb := startTestBroker(t, testBackends[1], func(o *Options, _ *RegistryOptions) { o.OffsetsTopicNumPartitions = 1 })
+	createTopic(t, tb, "data", 1)
+	commitOffset(t, tb.admin(), "before", "data", 3)
+
+	garbageKey := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte{0, 1, 0xff}, []byte("v")}})
+	compressed := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte("k"), []byte("v")}})
+	binary.BigEndian.PutUint16(compressed[21:], 1) // says gzip; the loader must not try
+	binary.BigEndian.PutUint32(compressed[17:], crc32.Checksum(compressed[21:], castagnoli))
+	l := tb.Reg.Partition(offsetsTopic, 0).Log
+	for _, batch := range [][]byte{nullKeyBatch(t), garbageKey, compressed} {
+		done := make(chan error, 1)
+		if err := l.Append(batch, log.AppendFunc(func(r log.AppendResult) { done <- r.Err })); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitOffset(t, tb.admin(), "after", "data", 5)
+
+	tb.restart() // used to fail: "loading consumer groups: malformed record batch"
+	adm := tb.admin()
+	wantCommitted(t, adm, "before", "data", 3)
+	wantCommitted(t, adm, "after", "data", 5)
+	commitOffset(t, adm, "later", "data", 9)
+	wantCommitted(t, adm, "later", "data", 9)
+}
+
+// TestForEachRecordSkipsBadBatchOnly: a batch with an unparsable record is
+// reported once and the batches after it are still read.
+func TestForEachRecordSkipsBadBatchOnly(t *testing.T) {
+	buf := appendRecordBatch(nil, 1, [][2][]byte{{[]byte("a"), []byte("1")}})
+	bad := nullKeyBatch(t)
+	binary.BigEndian.PutUint64(bad[0:], 1)
+	buf = append(buf, bad...)
+	good := appendRecordBatch(nil, 1, [][2][]byte{{[]byte("b"), []byte("2")}})
+	binary.BigEndian.PutUint64(good[0:], 2)
+	buf = append(buf, good...)
+	var keys []string
+	var skipped []int64
+	next, err := forEachRecord(buf, func(_ int64, k, _ []byte) { keys = append(keys, string(k)) },
+		func(base int64, why error) {
+			if !errors.Is(why, errNullKey) {
+				t.Errorf("skip reason %v, want the null key", why)
+			}
+			skipped = append(skipped, base)
+		})
+	if err != nil || next != 3 || len(keys) != 2 || keys[0] != "a" || keys[1] != "b" || len(skipped) != 1 || skipped[0] != 1 {
+		t.Fatalf("next %d err %v keys %q skipped %v", next, err, keys, skipped)
+	}
+}
