@@ -11,7 +11,10 @@ package broker
 // UNKNOWN_TOPIC_ID; a topic named twice in one request: INVALID_REQUEST.
 // v6 responses carry both the name and the id of each deleted topic.
 // Internal topics (__consumer_offsets) are refused with
-// INVALID_TOPIC_EXCEPTION.
+// INVALID_TOPIC_EXCEPTION. Deleting a topic also drops its partitions'
+// idempotent producer state (producer_state.go): no snapshot of it is
+// written afterwards, at shutdown or into a topic re-created under the same
+// name.
 //
 // Differences from Apache Kafka: internal topics cannot be deleted (Kafka's
 // controller deletes __consumer_offsets, and with it every committed offset;
@@ -115,11 +118,27 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 		if e.name != "" {
 			if count[e.name] > 1 {
 				e.out.ErrorCode, e.out.ErrorMessage = kerr.InvalidRequest.Code, errMsg("duplicate topic "+e.name+" in the request")
-			} else if err := b.reg.DeleteTopic(e.name); err != nil {
+			} else if err := b.deleteTopic(e.name); err != nil {
 				e.out.ErrorCode, e.out.ErrorMessage = kafkaError(err)
 			}
 		}
 		resp.Topics = append(resp.Topics, e.out)
 	}
 	b.replyMsg(req, h, &resp)
+}
+
+// deleteTopic deletes a topic and its partitions' producer state. Admin
+// worker only.
+func (b *Broker) deleteTopic(name string) error {
+	var parts []*Partition
+	if t := b.reg.Topic(name); t != nil {
+		parts = viewTopic(b.reg, t).partitions
+	}
+	b.holdProducerSnapshots(parts, true)
+	if err := b.reg.DeleteTopic(name); err != nil {
+		b.holdProducerSnapshots(parts, false)
+		return err
+	}
+	b.forgetProducerState(parts)
+	return nil
 }

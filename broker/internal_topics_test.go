@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -242,5 +244,52 @@ func TestForEachRecordSkipsBadBatchOnly(t *testing.T) {
 		})
 	if err != nil || next != 3 || len(keys) != 2 || keys[0] != "a" || keys[1] != "b" || len(skipped) != 1 || skipped[0] != 1 {
 		t.Fatalf("next %d err %v keys %q skipped %v", next, err, keys, skipped)
+	}
+}
+
+// TestDeletedTopicProducerStateGone: deleting a topic drops its partitions'
+// producer state. It used to stay: every shutdown then failed to snapshot it
+// into the missing dir, and a topic re-created under the same name got the
+// old topic's snapshot in its new dir.
+func TestDeletedTopicProducerStateGone(t *testing.T) {
+	tb := startTestBroker(t, testBackends[1], nil)
+	createTopic(t, tb, "gone", 1)
+	createTopic(t, tb, "again", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl := tb.client(kgo.RecordPartitioner(kgo.ManualPartitioner())) // idempotent by default
+	for _, topic := range []string{"gone", "again"} {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	adm := tb.admin()
+	for _, topic := range []string{"gone", "again"} {
+		if r, err := adm.DeleteTopics(ctx, topic); err != nil || r[topic].Err != nil {
+			t.Fatalf("delete %s: %v %v", topic, err, r[topic].Err)
+		}
+	}
+	createTopic(t, tb, "again", 1)
+
+	// Close snapshots every partition state it still holds: an error here is
+	// what the daemon logged at every shutdown.
+	ctxShut, cancelShut := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShut()
+	if err := tb.Server.Shutdown(ctxShut); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Broker.Close(); err != nil {
+		t.Errorf("closing producer state after deleting topics: %v", err)
+	}
+	if err := tb.Reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tb.Server = nil
+	if snaps, _ := filepath.Glob(filepath.Join(tb.dir, "again-0", "*.snapshot")); len(snaps) != 0 {
+		t.Errorf("re-created topic holds the deleted topic's producer state snapshots %v", snaps)
+	}
+	if _, err := os.Stat(filepath.Join(tb.dir, "gone-0")); !os.IsNotExist(err) {
+		t.Errorf("deleted topic's dir: %v, want it gone", err)
 	}
 }
