@@ -94,6 +94,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	if err := checkProducerIDFile(opts.DataDir); err != nil {
+		return nil, err
+	}
 	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache()}
 	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
 	if err != nil {

@@ -6,9 +6,16 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestRecreatedTopicGetsNoStaleProducerState: an idempotent producer writes to a
@@ -53,5 +60,160 @@ func TestRecreatedTopicGetsNoStaleProducerState(t *testing.T) {
 		recs := []sentRecord{{value: recordValue(topic+"-new", 0, 100, false)}, {value: recordValue(topic+"-new", 1, 100, false)}}
 		produceSync(t, newClient(t, b2.Addr), topic, recs)
 		verifyRecords(t, "re-created topic", recs, consumeFranz(t, b2.Addr, topic, fromStart(1), len(recs)), nil)
+	})
+}
+
+// produceOneByOne produces values to topic/0 through a new idempotent franz-go
+// client, one ProduceSync (one batch) at a time, and closes the client.
+func produceOneByOne(t *testing.T, addr, topic string, recs []sentRecord) []int64 {
+	t.Helper()
+	cl := newClient(t, addr)
+	defer cl.Close()
+	var offsets []int64
+	for i := range recs {
+		offsets = append(offsets, produceSync(t, cl, topic, recs[i:i+1])...)
+	}
+	return offsets
+}
+
+// TestProducerIDBlockFileLost: the producer id block file is deleted between
+// restarts (after a clean stop, and after a crash with no producer state
+// snapshots of the last writes); a new idempotent producer's first records are
+// all stored and read back. Ids used to restart at 0, so the new producer's
+// batches were acknowledged and dropped as duplicates of the old producer 0's.
+func TestProducerIDBlockFileLost(t *testing.T) {
+	for _, how := range []string{"sigterm", "sigkill"} {
+		t.Run(how, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, backend string) {
+				dir := filepath.Join(t.TempDir(), "data")
+				props := map[string]string{"log.dirs": dir}
+				b := startBroker(t, backend, props)
+				const topic = "pids"
+				createTopic(t, b.Addr, topic, 1, nil)
+				var sent []sentRecord
+				for i := range 3 {
+					sent = append(sent, sentRecord{value: recordValue(topic+"-old", i, 200, false)})
+				}
+				produceOneByOne(t, b.Addr, topic, sent)
+				if how == "sigkill" {
+					b.stopped = true
+					if err := syscall.Kill(b.PID, syscall.SIGKILL); err != nil {
+						t.Fatal(err)
+					}
+					select {
+					case <-b.exited:
+					case <-time.After(stopTimeout):
+						t.Fatal("ringbrokerd did not die from SIGKILL")
+					}
+				} else {
+					b.Stop(t)
+				}
+				if err := os.Remove(filepath.Join(dir, "ringbroker-producer-id-block")); err != nil {
+					t.Fatal(err)
+				}
+
+				b2 := startBroker(t, backend, props)
+				var fresh []sentRecord
+				for i := range 3 {
+					fresh = append(fresh, sentRecord{value: recordValue(topic+"-new", i, 200, false)})
+				}
+				offsets := produceOneByOne(t, b2.Addr, topic, fresh)
+				if fmt.Sprint(offsets) != "[3 4 5]" {
+					t.Errorf("new producer's records acknowledged at offsets %v, want [3 4 5]", offsets)
+				}
+				sent = append(sent, fresh...)
+				verifyRecords(t, "old and new producer", sent, consumeFranz(t, b2.Addr, topic, fromStart(1), len(sent)), nil)
+			})
+		})
+	}
+}
+
+// runDaemonExpectingExit starts ringbrokerd with props and waits (bounded) for
+// it to exit on its own; it fails the test if the daemon starts serving
+// instead. It returns the daemon's output.
+func runDaemonExpectingExit(t *testing.T, backend string, props map[string]string) string {
+	t.Helper()
+	conf := map[string]string{
+		"listeners":        fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", freePort(t)),
+		"io.backend":       backend,
+		"metrics.listener": "",
+	}
+	for k, v := range props {
+		conf[k] = v
+	}
+	keys := make([]string, 0, len(conf))
+	for k := range conf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var text strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&text, "%s=%s\n", k, conf[k])
+	}
+	confPath := filepath.Join(t.TempDir(), "server.properties")
+	if err := os.WriteFile(confPath, []byte(text.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, daemonPath, "--config", confPath)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("ringbrokerd still running after %v, want it to refuse the start:\n%s", 2*startTimeout, out)
+	case err == nil:
+		t.Fatalf("ringbrokerd exited 0, want a refused start:\n%s", out)
+	case !errors.As(err, &exit):
+		t.Fatalf("running ringbrokerd: %v", err)
+	}
+	return string(out)
+}
+
+// TestGarbageProducerIDBlockFileRefusesStart: a block file holding no producer id
+// refuses the start with a message naming the file, and leaves it and the data as
+// they were; with the file restored the broker starts and every record is there.
+// It used to start and answer every InitProducerId with KAFKA_STORAGE_ERROR.
+func TestGarbageProducerIDBlockFileRefusesStart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		dir := filepath.Join(t.TempDir(), "data")
+		props := map[string]string{"log.dirs": dir}
+		b := startBroker(t, backend, props)
+		const topic = "kept"
+		createTopic(t, b.Addr, topic, 1, nil)
+		var sent []sentRecord
+		for i := range 5 {
+			sent = append(sent, sentRecord{value: recordValue(topic, i, 300, false)})
+		}
+		produceOneByOne(t, b.Addr, topic, sent)
+		b.Stop(t)
+
+		path := filepath.Join(dir, "ringbroker-producer-id-block")
+		good, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		garbage := []byte("\x00\x00garbage\n")
+		if err := os.WriteFile(path, garbage, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := runDaemonExpectingExit(t, backend, props)
+		if !strings.Contains(out, "ringbroker-producer-id-block") || !strings.Contains(out, "bad producer id block") {
+			t.Errorf("the refused start does not say which file is wrong:\n%s", out)
+		}
+		if now, _ := os.ReadFile(path); string(now) != string(garbage) {
+			t.Errorf("block file rewritten to %q by a refused start", now)
+		}
+
+		if err := os.WriteFile(path, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b2 := startBroker(t, backend, props)
+		verifyRecords(t, "after the refused start", sent, consumeFranz(t, b2.Addr, topic, fromStart(1), len(sent)), nil)
+		more := []sentRecord{{value: recordValue(topic+"-more", 0, 300, false)}}
+		if offsets := produceOneByOne(t, b2.Addr, topic, more); offsets[0] != 5 {
+			t.Errorf("idempotent produce after the restored start at offset %d, want 5", offsets[0])
+		}
 	})
 }
