@@ -293,3 +293,71 @@ func TestDeletedTopicProducerStateGone(t *testing.T) {
 		t.Errorf("deleted topic's dir: %v, want it gone", err)
 	}
 }
+
+// FuzzForEachRecord feeds the __consumer_offsets batch walker arbitrary
+// bytes. Invariants: it never panics; every key and value it hands out lies
+// inside the input, keys are never null; without a framing error the
+// records of our own batches come back whole.
+func FuzzForEachRecord(f *testing.F) {
+	good := appendRecordBatch(nil, 1, [][2][]byte{{[]byte("k"), []byte("v")}, {[]byte("t"), nil}})
+	f.Add(good)
+	f.Add(append(append([]byte(nil), good...), good...))
+	bad := appendRecordBatch(nil, 1, [][2][]byte{{[]byte{}, []byte("x")}})
+	bad[batchHeaderLen+4] = 1 // null key
+	f.Add(append(bad, good...))
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		_, _ = forEachRecord(buf, func(_ int64, key, value []byte) {
+			if key == nil {
+				t.Fatal("null key handed out")
+			}
+			if len(key) > 0 && !within(key, buf) || len(value) > 0 && !within(value, buf) {
+				t.Fatal("key or value outside the input")
+			}
+		}, func(int64, error) {})
+	})
+}
+
+// TestInternalTopicAdmin: CreateTopics cannot make __consumer_offsets with a
+// partition count of its own (INVALID_REQUEST; TOPIC_ALREADY_EXISTS once
+// the coordinator created it); CreatePartitions and AlterConfigs on it are
+// accepted, as in Kafka, and groups keep committing and loading.
+func TestInternalTopicAdmin(t *testing.T) {
+	tb := startTestBroker(t, testBackends[1], groupTestOptions)
+	createTopic(t, tb, "data", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := tb.admin()
+	r, err := adm.CreateTopic(ctx, 2, 1, nil, offsetsTopic)
+	if !errors.Is(err, kerr.InvalidRequest) && !errors.Is(r.Err, kerr.InvalidRequest) {
+		t.Fatalf("CreateTopics %s: %v / %v, want INVALID_REQUEST", offsetsTopic, err, r.Err)
+	}
+	if tb.Reg.Topic(offsetsTopic) != nil {
+		t.Fatalf("CreateTopics made %s", offsetsTopic)
+	}
+	for i, g := range []string{"a", "b", "c", "d", "e"} {
+		commitOffset(t, adm, g, "data", int64(i))
+	}
+	if n := len(tb.Reg.Topic(offsetsTopic).Partitions); n != 4 {
+		t.Fatalf("%s has %d partitions, want the coordinator's 4", offsetsTopic, n)
+	}
+	r, err = adm.CreateTopic(ctx, 2, 1, nil, offsetsTopic)
+	if !errors.Is(err, kerr.TopicAlreadyExists) && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+		t.Fatalf("CreateTopics of the existing %s: %v / %v, want TOPIC_ALREADY_EXISTS", offsetsTopic, err, r.Err)
+	}
+	cp, err := adm.CreatePartitions(ctx, 2, offsetsTopic)
+	if err != nil || cp[offsetsTopic].Err != nil {
+		t.Fatalf("CreatePartitions %s: %v / %v", offsetsTopic, err, cp[offsetsTopic].Err)
+	}
+	ac, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "segment.bytes", Value: kmsg.StringPtr("1048576")}}, offsetsTopic)
+	if err != nil || ac[0].Err != nil {
+		t.Fatalf("IncrementalAlterConfigs %s: %v / %+v", offsetsTopic, err, ac)
+	}
+	for i, g := range []string{"a", "b", "c", "d", "e"} {
+		commitOffset(t, adm, g, "data", int64(10+i))
+	}
+	tb.restart()
+	adm = tb.admin()
+	for i, g := range []string{"a", "b", "c", "d", "e"} {
+		wantCommitted(t, adm, g, "data", int64(10+i))
+	}
+}
