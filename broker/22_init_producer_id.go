@@ -25,7 +25,8 @@ package broker
 // block (recoverNextProducerID). Restarting at 0 had a new producer's first
 // batches acknowledged and dropped as duplicates of an old producer's. A
 // file that cannot be read or holds no id refuses the start
-// (checkProducerIDFile, from New) and is left as it is.
+// (CheckProducerIDFile, from New and before the daemon opens the logs) and
+// is left as it is.
 //
 // Differences from Apache Kafka: there is no transaction coordinator. A
 // non-empty transactional id is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
@@ -181,12 +182,14 @@ func readProducerIDFile(path string) (next int64, found bool, err error) {
 	return n, true, nil
 }
 
-// checkProducerIDFile refuses a start whose producer id block file cannot
-// be read or holds no id: serving would fail every InitProducerId with
-// KAFKA_STORAGE_ERROR behind a broker that looks healthy. A missing file is
-// fine (the next id is recovered from the logs at the first
-// InitProducerId). Nothing is written.
-func checkProducerIDFile(dataDir string) error {
+// CheckProducerIDFile refuses a start whose producer id block file in
+// dataDir cannot be read or holds no id: serving would fail every
+// InitProducerId with KAFKA_STORAGE_ERROR behind a broker that looks
+// healthy. A missing file is fine (the next id is recovered from the logs
+// at the first InitProducerId). Nothing is written. New calls it; the
+// daemon also calls it before opening the logs, so a refused start touches
+// nothing.
+func CheckProducerIDFile(dataDir string) error {
 	path := filepath.Join(dataDir, producerIDFile)
 	if _, _, err := readProducerIDFile(path); err != nil {
 		return fmt.Errorf("producer id block file: %w; restore it, or remove it to have the next producer id recovered from the logs", err)

@@ -94,7 +94,7 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if err := checkProducerIDFile(opts.DataDir); err != nil {
+	if err := CheckProducerIDFile(opts.DataDir); err != nil {
 		return nil, err
 	}
 	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache()}

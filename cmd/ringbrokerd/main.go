@@ -122,6 +122,11 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	defer stopMetrics()
 
 	dataDir := cfg.LogDirs[0]
+	// Before the logs open (recovery, checkpoints): a refused start
+	// touches nothing.
+	if err := broker.CheckProducerIDFile(dataDir); err != nil {
+		return err
+	}
 	reg, err := broker.OpenRegistry(broker.RegistryOptions{
 		LogDirs:             cfg.LogDirs,
 		Defaults:            logDefaults(cfg),

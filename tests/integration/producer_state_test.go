@@ -172,8 +172,8 @@ func runDaemonExpectingExit(t *testing.T, backend string, props map[string]strin
 }
 
 // TestGarbageProducerIDBlockFileRefusesStart: a block file holding no producer id
-// refuses the start with a message naming the file, and leaves it and the data as
-// they were; with the file restored the broker starts and every record is there.
+// refuses the start with a message naming the file, and leaves it and the data dir
+// as they were (not a file written, the clean-shutdown marker still there); with the file restored the broker starts and every record is there.
 // It used to start and answer every InitProducerId with KAFKA_STORAGE_ERROR.
 func TestGarbageProducerIDBlockFileRefusesStart(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
@@ -198,7 +198,11 @@ func TestGarbageProducerIDBlockFileRefusesStart(t *testing.T) {
 		if err := os.WriteFile(path, garbage, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		before := dirState(t, dir)
 		out := runDaemonExpectingExit(t, backend, props)
+		if after := dirState(t, dir); after != before {
+			t.Errorf("the refused start changed the data dir:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
 		if !strings.Contains(out, "ringbroker-producer-id-block") || !strings.Contains(out, "bad producer id block") {
 			t.Errorf("the refused start does not say which file is wrong:\n%s", out)
 		}
@@ -216,4 +220,30 @@ func TestGarbageProducerIDBlockFileRefusesStart(t *testing.T) {
 			t.Errorf("idempotent produce after the restored start at offset %d, want 5", offsets[0])
 		}
 	})
+}
+
+// dirState lists every file under dir with its size and modification time (the
+// clean-shutdown marker and checkpoints included), to compare before and after.
+// Directory entries come and go with the files listed, so directories
+// themselves are left out.
+func dirState(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if info.IsDir() || rel == ".lock" {
+			// Directories' times follow their entries, listed here; a data-dir
+			// lock file (Kafka's .lock) is taken before anything is checked.
+			return nil
+		}
+		fmt.Fprintf(&b, "%s %d %s\n", rel, info.Size(), info.ModTime().Format(time.RFC3339Nano))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
