@@ -206,7 +206,8 @@ func CheckProducerIDFile(dataDir string) error {
 //
 // Cost: a partition whose state is loaded is read from memory; any other
 // is read as its state load would (newest snapshot, then the batch headers
-// after it), without installing the result. Runs on the refill goroutine:
+// after it), without installing the result; internal topics are skipped.
+// About 0.7 us per batch header read (BenchmarkRecoverNextProducerID). Runs on the refill goroutine:
 // only the InitProducerId requests wait.
 func (s *produceState) recoverNextProducerID() (int64, error) {
 	b := s.b
@@ -216,6 +217,13 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 	started := time.Now()
 	maxID, partitions := int64(-1), 0
 	for _, t := range b.reg.Topics() {
+		if isInternalTopic(t.Name) {
+			// Producer state is per partition, so an id matters only where
+			// its new owner can write, and clients cannot write here (the
+			// coordinator's batches carry no producer id); and
+			// __consumer_offsets can be the largest log of all to scan.
+			continue
+		}
 		for _, p := range viewTopic(b.reg, t).partitions {
 			partitions++
 			if v, ok := s.parts.Load(p); ok && v.(*partState).loaded.Load() {
