@@ -17,12 +17,11 @@ package broker
 // name.
 //
 // Differences from Apache Kafka: internal topics cannot be deleted (Kafka's
-// controller deletes __consumer_offsets, and with it every committed offset;
-// only its kafka-topics tool refuses); the timeout is ignored (the deletion is
-// complete, data removed, when we answer; Kafka answers once the controller
-// committed it and deletes files later); delete.topic.enable does not
-// exist (deletion is always allowed); a full admin queue answers
-// REQUEST_TIMED_OUT.
+// controller deletes __consumer_offsets, and with it every committed
+// offset); the timeout is ignored (the deletion is complete, data removed,
+// when we answer; Kafka answers once the controller committed it and
+// deletes files later); delete.topic.enable does not exist (any other topic
+// may be deleted); a full admin queue answers REQUEST_TIMED_OUT.
 
 import (
 	"fmt"
