@@ -128,9 +128,12 @@ func TestOffsetsLoadSkipsPlantedRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		next := int64(0)
-		for pos := 0; pos+12 <= len(data); {
+		for pos := 0; pos+61 <= len(data); {
 			base := int64(binary.BigEndian.Uint64(data[pos:]))
 			n := int(binary.BigEndian.Uint32(data[pos+8:])) + 12
+			if n < 61 || pos+n > len(data) {
+				t.Fatalf("%s: no whole batch at byte %d", seg, pos)
+			}
 			next = base + int64(binary.BigEndian.Uint32(data[pos+23:])) + 1
 			pos += n
 		}
