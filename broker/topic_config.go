@@ -16,6 +16,7 @@ type topicSettings struct {
 	compression     string // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete (stored; compaction not yet run)
 	logAppendTime   bool   // message.timestamp.type=LogAppendTime
+	timestamps      timestampRules
 }
 
 // topicKey describes one topic-level config key.
@@ -70,7 +71,7 @@ var topicKeys = []topicKey{
 	{"local.retention.ms", "log.local.retention.ms", "-2", checkInt(-2)},
 	{"max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "9223372036854775807", checkInt(1)},
 	{"max.message.bytes", "message.max.bytes", "1048588", checkInt(0)},
-	{"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "9223372036854775807", checkInt(0)},
+	{"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "3600000", checkInt(0)},
 	{"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", "9223372036854775807", checkInt(0)},
 	{"message.timestamp.type", "log.message.timestamp.type", "CreateTime", checkOneOf("CreateTime", "LogAppendTime")},
 	{"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "0.5", checkAny},
@@ -164,6 +165,9 @@ func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, er
 		logAppendTime:   value("message.timestamp.type") == "LogAppendTime",
 	}
 	s.log.LogAppendTime = s.logAppendTime
+	s.timestamps.logAppendTime = s.logAppendTime
+	s.timestamps.beforeMaxMs, _ = strconv.ParseInt(value("message.timestamp.before.max.ms"), 10, 64)
+	s.timestamps.afterMaxMs, _ = strconv.ParseInt(value("message.timestamp.after.max.ms"), 10, 64)
 	return s, nil
 }
 

@@ -101,6 +101,10 @@ type Config struct {
 	LogMessageTimestampType     string   // log.message.timestamp.type: CreateTime | LogAppendTime
 	CompressionType             string   // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 
+	// Record validation and segment bounds (Kafka keys, and one of ours).
+	LogMessageTimestampBeforeMaxMs int64 // log.message.timestamp.before.max.ms
+	LogMessageTimestampAfterMaxMs  int64 // log.message.timestamp.after.max.ms
+
 	// Appender and fetch (ours).
 	AppendBatchMaxBytes int  // append.batch.max.bytes
 	AppendLingerMaxMs   int  // append.linger.max.ms

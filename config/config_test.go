@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -155,6 +156,10 @@ func TestBadValues(t *testing.T) {
 		{"log.retention.ms=1\nlog.retention.hours=x", "log.retention.hours=\"x\": not an integer"},
 		{"a=\\u00zz", "test.properties: line 1: key \"a\": malformed"},
 		{"log.cleanup.policy=delete,archive", "\"archive\" is not delete or compact"},
+		{"log.roll.ms=0", "log.roll.ms=\"0\": must be at least 1"},
+		{"log.roll.hours=0", "log.roll.hours=\"0\""},
+		{"log.message.timestamp.after.max.ms=-1", "log.message.timestamp.after.max.ms=\"-1\""},
+		{"log.message.timestamp.before.max.ms=-1", "log.message.timestamp.before.max.ms=\"-1\""},
 	}
 	for _, tt := range tests {
 		_, _, err := Parse(strings.NewReader(tt.in), "test.properties")
@@ -317,5 +322,17 @@ func TestMarkdownCoversEveryKey(t *testing.T) {
 		if lookup(k) != nil {
 			t.Errorf("%s is both a key and ignored", k)
 		}
+	}
+}
+
+// Timestamp bounds: Kafka 4's defaults.
+func TestSegmentAndTimestampBounds(t *testing.T) {
+	c, _ := parse(t, "")
+	if c.LogMessageTimestampAfterMaxMs != 3600000 || c.LogMessageTimestampBeforeMaxMs != math.MaxInt64 {
+		t.Fatalf("defaults: after %d, before %d", c.LogMessageTimestampAfterMaxMs, c.LogMessageTimestampBeforeMaxMs)
+	}
+	c, _ = parse(t, "log.message.timestamp.after.max.ms=5000")
+	if c.LogMessageTimestampAfterMaxMs != 5000 {
+		t.Fatalf("after %d", c.LogMessageTimestampAfterMaxMs)
 	}
 }

@@ -182,6 +182,8 @@ var specs = []spec{
 	boolSpec("delete.topic.enable", "true", "Allow DeleteTopics.", func(c *Config) *bool { return &c.DeleteTopicEnable }),
 	intSpec("default.replication.factor", "1", 1, 1, "Replication factor of auto-created topics. ringbroker is a single broker, so only 1 is valid; a larger value is an error at startup rather than a failure at topic creation.", func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
 	enumSpec("log.message.timestamp.type", "CreateTime", false, []string{"CreateTime", "LogAppendTime"}, "Default timestamp type of topics: the producer's time or the broker's append time.", func(c *Config) *string { return &c.LogMessageTimestampType }),
+	intSpec("log.message.timestamp.before.max.ms", "9223372036854775807", 0, math.MaxInt64, "Default of topics' `message.timestamp.before.max.ms`: a CreateTime record more than this many ms older than the broker's clock is refused with INVALID_TIMESTAMP.", func(c *Config) *int64 { return &c.LogMessageTimestampBeforeMaxMs }),
+	intSpec("log.message.timestamp.after.max.ms", "3600000", 0, math.MaxInt64, "Default of topics' `message.timestamp.after.max.ms`: a CreateTime record more than this many ms ahead of the broker's clock is refused with INVALID_TIMESTAMP (Kafka 4's default, 1 hour).", func(c *Config) *int64 { return &c.LogMessageTimestampAfterMaxMs }),
 	enumSpec("compression.type", "producer", false, []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, "Default compression of topics; `producer` keeps the producer's batches byte for byte.", func(c *Config) *string { return &c.CompressionType }),
 
 	// ---- appender and fetch (ours)

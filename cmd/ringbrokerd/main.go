@@ -288,9 +288,11 @@ func logDefaults(cfg *config.Config) log.Config {
 // log package, under their topic-key names.
 func brokerTopicDefaults(cfg *config.Config) map[string]string {
 	return map[string]string{
-		"max.message.bytes": fmt.Sprint(cfg.MessageMaxBytes),
-		"compression.type":  cfg.CompressionType,
-		"cleanup.policy":    strings.Join(cfg.LogCleanupPolicy, ","),
+		"max.message.bytes":               fmt.Sprint(cfg.MessageMaxBytes),
+		"compression.type":                cfg.CompressionType,
+		"cleanup.policy":                  strings.Join(cfg.LogCleanupPolicy, ","),
+		"message.timestamp.before.max.ms": fmt.Sprint(cfg.LogMessageTimestampBeforeMaxMs),
+		"message.timestamp.after.max.ms":  fmt.Sprint(cfg.LogMessageTimestampAfterMaxMs),
 	}
 }
 
