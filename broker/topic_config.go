@@ -130,6 +130,29 @@ func (r *Registry) topicDefault(k *topicKey) string {
 	return k.def
 }
 
+// segmentBytesMinKafka is Kafka 4's minimum segment.bytes (KIP-1030): a
+// tiny segment.bytes makes one segment per batch until the process runs out
+// of descriptors.
+const segmentBytesMinKafka = 1 << 20
+
+// resolveClientSettings is resolveSettings for overrides a client sets
+// (CreateTopics, AlterConfigs, IncrementalAlterConfigs): it also enforces
+// the segment.bytes floor (RegistryOptions.SegmentBytesMin). Overrides read
+// back from the metadata file go through resolveSettings alone, so a topic
+// stored before the floor existed still opens.
+func (r *Registry) resolveClientSettings(configs map[string]string) (topicSettings, error) {
+	if v, ok := configs["segment.bytes"]; ok {
+		floor := r.opts.SegmentBytesMin
+		if floor <= 0 {
+			floor = segmentBytesMinKafka
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n < floor {
+			return topicSettings{}, fmt.Errorf("segment.bytes: want an integer >= %d (Kafka 4's minimum; log.segment.bytes.min), got %q", floor, v)
+		}
+	}
+	return r.resolveSettings(configs)
+}
+
 // resolveSettings validates overrides and computes the effective settings.
 func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, error) {
 	names := make([]string, 0, len(configs))

@@ -104,6 +104,7 @@ type Config struct {
 	// Record validation and segment bounds (Kafka keys, and one of ours).
 	LogMessageTimestampBeforeMaxMs int64 // log.message.timestamp.before.max.ms
 	LogMessageTimestampAfterMaxMs  int64 // log.message.timestamp.after.max.ms
+	LogSegmentBytesMin             int32 // log.segment.bytes.min (ours)
 
 	// Appender and fetch (ours).
 	AppendBatchMaxBytes int  // append.batch.max.bytes
@@ -337,6 +338,9 @@ func (c *Config) Validate() error {
 		if l.Host == "0.0.0.0" || l.Host == "::" {
 			return fmt.Errorf("advertised.listeners: %s uses the non-routable address %s; name a host clients can reach", l.Name, l.Host)
 		}
+	}
+	if c.LogSegmentBytes < c.LogSegmentBytesMin {
+		return fmt.Errorf("log.segment.bytes=%d is below log.segment.bytes.min=%d (Kafka 4's minimum is 1048576: tiny segments exhaust descriptors)", c.LogSegmentBytes, c.LogSegmentBytesMin)
 	}
 	if c.GroupMinSessionTimeoutMs > c.GroupMaxSessionTimeoutMs {
 		return fmt.Errorf("group.min.session.timeout.ms=%d is above group.max.session.timeout.ms=%d", c.GroupMinSessionTimeoutMs, c.GroupMaxSessionTimeoutMs)

@@ -126,6 +126,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		LogDirs:             cfg.LogDirs,
 		Defaults:            logDefaults(cfg),
 		BrokerTopicDefaults: brokerTopicDefaults(cfg),
+		SegmentBytesMin:     int64(cfg.LogSegmentBytesMin),
 		Logger:              logger.Named("log"),
 	})
 	if err != nil {
