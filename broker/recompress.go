@@ -135,7 +135,10 @@ func decompressLimited(codec int8, src, dst []byte, limit int) ([]byte, error) {
 		d := pool.Get().(*zstd.Decoder)
 		out, err := d.DecodeAll(src, dst)
 		pool.Put(d)
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || len(out)-len(dst) > limit {
+		// A decoder's limit also caps the window a frame may declare: a
+		// streaming producer's frame (window of a few MiB over a few KiB of
+		// records) is too large for the ring's decoder, not invalid.
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || len(out)-len(dst) > limit {
 			return out, errTooLarge
 		}
 		return out, err

@@ -8,6 +8,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -206,6 +207,21 @@ func TestRecordValidation(t *testing.T) {
 	}
 	if _, _, berr := admitForTest(big, kafkaDefaultTimestamps, now); berr != nil {
 		t.Fatalf("large zstd batch on the worker: %+v", berr)
+	}
+	// A zstd frame declaring a window larger than the ring decoder's limit
+	// (as a streaming producer writes) over a few records is valid, wherever
+	// it is inspected.
+	enc, _ := zstd.NewWriter(nil, zstd.WithWindowSize(4<<20), zstd.WithSingleSegment(false))
+	wide := rawBatch(codecNone, 0, 3, now, now+9, enc.EncodeAll(good3, nil))
+	enc.Close()
+	wide[v2OffAttributes+1] |= codecZstd
+	recrc(wide)
+	bi, berr = validateBatch(wide, 1<<20, 11)
+	if handOff, werr := walkCompressed(wide, &bi, ringDecompressMaxBytes); berr != nil || werr != nil {
+		t.Fatalf("zstd frame with a 4 MiB window: handOff %v, %+v %+v", handOff, berr, werr)
+	}
+	if _, _, berr := admitForTest(wide, kafkaDefaultTimestamps, now); berr != nil {
+		t.Fatalf("zstd frame with a 4 MiB window on the worker: %+v", berr)
 	}
 	// The ring thread's walk of small compressed batches allocates nothing
 	// once the pools are warm (the race detector drops pooled items).
