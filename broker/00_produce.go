@@ -11,7 +11,8 @@ package broker
 //     CORRUPT_MESSAGE, INVALID_RECORD), every record parsed (compressed
 //     batches decompressed first: on the ring when small, else on the
 //     worker; recompress.go), timestamps checked against
-//     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP) and the
+//     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP), keys
+//     required on compacted topics (INVALID_RECORD), and the
 //     header's maxTimestamp made the records' own (+CRC), then appended
 //     with log.Append, which copies it before returning: nothing keeps a
 //     reference to the frame.
@@ -36,8 +37,9 @@ package broker
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
-// work would block or is heavy: recompression, loading producer state from
-// disk, and a full log backlog (log.ErrBacklog: the worker retries until the
+// work would block or is heavy: recompression, inspecting a compressed
+// batch past the ring's bounds (over 64 KiB, or inflating past 256 KiB),
+// loading producer state from disk, and a full log backlog (log.ErrBacklog: the worker retries until the
 // request's timeout, then REQUEST_TIMED_OUT). Batches of a partition queued
 // on the worker keep later batches of that partition behind them.
 //
@@ -273,7 +275,7 @@ func (c *produceCtx) produceAll() {
 				if nowMs == 0 {
 					nowMs = time.Now().UnixMilli()
 				}
-				if berr := admitTimestamps(s.records, &bi, set.timestamps, nowMs); berr != nil {
+				if berr := admitRecords(s.records, &bi, set.rules, nowMs); berr != nil {
 					c.fail(s, berr)
 					continue
 				}
@@ -285,11 +287,11 @@ func (c *produceCtx) produceAll() {
 			codec, recompress := codecByName(set.compression)
 			recompress = recompress && codec != bi.codec()
 			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
-				c.toWorker(ps, s, &bi, inspect, set.timestamps, recompress, codec, set.maxMessageBytes)
+				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
 				continue
 			}
 			if ps.appendBatch(s.records, &bi, s) == outBacklog {
-				c.toWorker(ps, s, &bi, false, set.timestamps, false, 0, set.maxMessageBytes)
+				c.toWorker(ps, s, &bi, false, set.rules, false, 0, set.maxMessageBytes)
 			}
 		}
 	}
@@ -306,7 +308,7 @@ func (c *produceCtx) fail(s *partSlot, berr *batchError) {
 }
 
 // toWorker copies the slot's batch and queues it on the partition's worker.
-func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules timestampRules, recompress bool, codec int8, maxMessageBytes int32) {
+func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) {
 	ps.queued.Add(1)
 	ps.worker.enqueue(&produceJob{
 		ps: ps, slot: s, batch: append([]byte(nil), s.records...), bi: *bi,

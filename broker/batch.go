@@ -51,7 +51,7 @@ import (
 // Uncompressed batches are walked here, on the ring thread, in place;
 // compressed ones are decompressed and walked on a produce worker
 // (recompress.go). The walk also yields the records' smallest and largest
-// timestamps: admitTimestamps checks them against
+// timestamps: admitRecords checks them against
 // message.timestamp.before/after.max.ms and writes the records' true
 // maxTimestamp into the header (+CRC) when the producer's differs, as Kafka's
 // LogValidator does; the log trusts the header from then on (time index,
@@ -107,8 +107,10 @@ type batchInfo struct {
 
 	// From the record walk (walkRecords): the smallest and largest record
 	// timestamps other than -1 (Kafka's NO_TIMESTAMP, which it never
-	// bounds); minTs > maxTs when every record has -1.
+	// bounds); minTs > maxTs when every record has -1. nullKey: some
+	// record has no key.
 	minTs, maxTs int64
+	nullKey      bool
 }
 
 func (bi *batchInfo) codec() int8          { return int8(bi.attributes & v2AttrCodecMask) }
@@ -216,6 +218,7 @@ func walkRecords(b []byte, bi *batchInfo) *batchError {
 		return &batchError{kerr.InvalidRecord, "record count does not fit the batch bytes"}
 	}
 	minTs, maxTs := int64(math.MaxInt64), int64(math.MinInt64)
+	nullKey := false
 	pos := 0
 	for i := int32(0); i < count; i++ {
 		n, p := varint(b, pos)
@@ -231,6 +234,7 @@ func walkRecords(b []byte, bi *batchInfo) *batchError {
 			return &batchError{kerr.InvalidRecord, "record offset deltas are not sequential"}
 		}
 		kl, p := varint(r, p)
+		nullKey = nullKey || kl < 0
 		if p >= 0 && kl > 0 { // negative: null key (Kafka reads any negative length as null)
 			if kl > int64(end-p) {
 				return &batchError{kerr.InvalidRecord, "record key runs past the record"}
@@ -277,7 +281,7 @@ func walkRecords(b []byte, bi *batchInfo) *batchError {
 	if pos != len(b) {
 		return &batchError{kerr.InvalidRecord, "bytes after the last record of the batch"}
 	}
-	bi.minTs, bi.maxTs = minTs, maxTs
+	bi.minTs, bi.maxTs, bi.nullKey = minTs, maxTs, nullKey
 	return nil
 }
 
@@ -304,24 +308,29 @@ func varintSlow(b []byte, p int) (int64, int) {
 	return v, p + w
 }
 
-// timestampRules are a topic's message.timestamp.* settings.
-type timestampRules struct {
+// recordRules are the topic settings records are checked against.
+type recordRules struct {
+	compacted     bool  // cleanup.policy includes compact: every record needs a key
 	logAppendTime bool  // message.timestamp.type=LogAppendTime: the log stamps the batch
 	beforeMaxMs   int64 // message.timestamp.before.max.ms
 	afterMaxMs    int64 // message.timestamp.after.max.ms
 }
 
-// admitTimestamps applies Kafka's LogValidator timestamp rules to a walked
-// batch (bi.minTs/maxTs set) at nowMs, then makes the header's maxTimestamp
-// the records' true maximum (rewriting batch's attributes, maxTimestamp and
-// CRC in place when they differ):
+// admitRecords applies Kafka's LogValidator key and timestamp rules to a
+// walked batch (bi.minTs/maxTs/nullKey set) at nowMs, then makes the
+// header's maxTimestamp the records' true maximum (rewriting batch's
+// attributes, maxTimestamp and CRC in place when they differ):
+//   - Compacted topic: a record without a key is INVALID_RECORD.
 //   - LogAppendTime topic: a batch the producer marked LogAppendTime is
 //     INVALID_TIMESTAMP; otherwise nothing to check (the log stamps it).
 //   - CreateTime topic: any record timestamp (other than -1) earlier than
 //     now - before.max.ms or later than now + after.max.ms is
 //     INVALID_TIMESTAMP. A batch marked LogAppendTime has every record at its
 //     header maxTimestamp (Kafka reads it so) and is stored as CreateTime.
-func admitTimestamps(batch []byte, bi *batchInfo, rules timestampRules, nowMs int64) *batchError {
+func admitRecords(batch []byte, bi *batchInfo, rules recordRules, nowMs int64) *batchError {
+	if rules.compacted && bi.nullKey {
+		return &batchError{kerr.InvalidRecord, "compacted topic cannot accept a record without a key"}
+	}
 	if rules.logAppendTime {
 		if bi.logAppendTimed() {
 			return &batchError{kerr.InvalidTimestamp, "producer should not set timestamp type to LogAppendTime"}

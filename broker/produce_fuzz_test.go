@@ -78,7 +78,7 @@ func within(sub, b []byte) bool {
 }
 
 // FuzzRecordWalk feeds the record validator (validateBatch's walk for
-// uncompressed batches, inspectBatch for compressed ones, admitTimestamps)
+// uncompressed batches, inspectBatch for compressed ones, admitRecords)
 // arbitrary records sections under a claimed count, in every codec.
 // Invariants: it never panics; the verdict does not depend on the codec
 // (compressed or not, the same records get the same answer); an accepted
@@ -95,7 +95,7 @@ func FuzzRecordWalk(f *testing.F) {
 	f.Add(int32(1), rawRecord([]byte{0}, 0, 0, 1, []byte("k"), 1, []byte("v"), -2), uint8(codecSnappy), int64(0))
 	f.Fuzz(func(t *testing.T, count int32, records []byte, codecSel uint8, headerMaxTs int64) {
 		const firstTs, now = 1_000_000, 2_000_000
-		rules := timestampRules{beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}
+		rules := recordRules{beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}
 		codec := int8(codecSel % 5)
 		_, _, plainErr := admitForTest(rawBatch(codecNone, 0, count, firstTs, headerMaxTs, records), rules, now)
 		_, out, berr := admitForTest(rawBatch(codec, 0, count, firstTs, headerMaxTs, records), rules, now)

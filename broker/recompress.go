@@ -273,7 +273,7 @@ func recompressBatch(batch []byte, bi *batchInfo, codec int8) ([]byte, *batchErr
 
 // inspectBatch is the produce worker's look inside a batch: decompress the
 // records (into a pooled buffer), walk them (walkRecords), apply the
-// timestamp rules when rules is non-nil (admitTimestamps, which may rewrite
+// timestamp rules when rules is non-nil (admitRecords, which may rewrite
 // batch's header in place: batch must be a private copy), and with
 // recompress re-encode them in codec. It returns the batch to append.
 //
@@ -281,7 +281,7 @@ func recompressBatch(batch []byte, bi *batchInfo, codec int8) ([]byte, *batchErr
 // UNKNOWN_SERVER_ERROR there (its decompression error is a plain
 // KafkaException); the defect is the client's and is not retriable, which
 // INVALID_RECORD says.
-func inspectBatch(batch []byte, bi *batchInfo, rules *timestampRules, nowMs int64, recompress bool, codec int8) ([]byte, *batchError) {
+func inspectBatch(batch []byte, bi *batchInfo, rules *recordRules, nowMs int64, recompress bool, codec int8) ([]byte, *batchError) {
 	raw := batch[v2HeaderSize:]
 	if bi.codec() != codecNone {
 		bp := decompressBufs.Get().(*[]byte)
@@ -301,7 +301,7 @@ func inspectBatch(batch []byte, bi *batchInfo, rules *timestampRules, nowMs int6
 		return nil, berr
 	}
 	if rules != nil {
-		if berr := admitTimestamps(batch, bi, *rules, nowMs); berr != nil {
+		if berr := admitRecords(batch, bi, *rules, nowMs); berr != nil {
 			return nil, berr
 		}
 	}
@@ -362,8 +362,8 @@ type produceJob struct {
 	slot            *partSlot
 	batch           []byte
 	bi              batchInfo
-	inspect         bool           // compressed: decompress, walk, check timestamps (inspectBatch)
-	rules           timestampRules // with inspect
+	inspect         bool        // compressed: decompress, walk, check timestamps (inspectBatch)
+	rules           recordRules // with inspect
 	recompress      bool
 	codec           int8
 	maxMessageBytes int32
@@ -446,7 +446,7 @@ func (j *produceJob) run() {
 	}
 	batch := j.batch
 	if j.inspect || j.recompress {
-		var rules *timestampRules
+		var rules *recordRules
 		if j.inspect {
 			rules = &j.rules
 		}

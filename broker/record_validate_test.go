@@ -67,14 +67,14 @@ func garbageBatch(codec int8) []byte {
 
 // admitForTest runs a batch through the produce path's checks as
 // produceAll and the worker do: validateBatch, then for uncompressed
-// admitTimestamps in place, for compressed inspectBatch.
-func admitForTest(b []byte, rules timestampRules, nowMs int64) (batchInfo, []byte, *batchError) {
+// admitRecords in place, for compressed inspectBatch.
+func admitForTest(b []byte, rules recordRules, nowMs int64) (batchInfo, []byte, *batchError) {
 	bi, berr := validateBatch(b, 1<<20, 11)
 	if berr != nil {
 		return bi, nil, berr
 	}
 	if bi.codec() == codecNone {
-		berr = admitTimestamps(b, &bi, rules, nowMs)
+		berr = admitRecords(b, &bi, rules, nowMs)
 		return bi, b, berr
 	}
 	// The ring thread's walk (walkCompressed) and the worker's (inspectBatch)
@@ -82,7 +82,7 @@ func admitForTest(b []byte, rules timestampRules, nowMs int64) (batchInfo, []byt
 	ringBi := bi
 	handOff, ringErr := walkCompressed(b, &ringBi, ringDecompressMaxBytes)
 	if ringErr == nil && !handOff {
-		ringErr = admitTimestamps(append([]byte(nil), b...), &ringBi, rules, nowMs)
+		ringErr = admitRecords(append([]byte(nil), b...), &ringBi, rules, nowMs)
 	}
 	out, berr := inspectBatch(b, &bi, &rules, nowMs, false, 0)
 	if !handOff && (ringErr == nil) != (berr == nil) {
@@ -91,7 +91,7 @@ func admitForTest(b []byte, rules timestampRules, nowMs int64) (batchInfo, []byt
 	return bi, out, berr
 }
 
-var kafkaDefaultTimestamps = timestampRules{beforeMaxMs: math.MaxInt64, afterMaxMs: 3600000}
+var kafkaDefaultTimestamps = recordRules{beforeMaxMs: math.MaxInt64, afterMaxMs: 3600000}
 
 // Every record-level defect, in every codec, is refused with Kafka's code;
 // the good batches are accepted with maxTimestamp made the records' own.
@@ -101,7 +101,7 @@ func TestRecordValidation(t *testing.T) {
 	type tc struct {
 		name  string
 		b     func(codec int8) []byte
-		rules timestampRules
+		rules recordRules
 		want  *kerr.Error
 		maxTs int64 // for accepted batches: the stored header's maxTimestamp
 	}
@@ -156,13 +156,18 @@ func TestRecordValidation(t *testing.T) {
 		}, kafkaDefaultTimestamps, nil, now + 3600000},
 		{"before-max", func(c int8) []byte {
 			return rawBatch(c, 0, 3, now-1001, now, good3) // first record 1 ms too old
-		}, timestampRules{beforeMaxMs: 1000, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
+		}, recordRules{beforeMaxMs: 1000, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
 		{"before-max-min-int64", func(c int8) []byte {
 			return rawBatch(c, 0, 1, math.MinInt64, math.MinInt64, goodRecord(0, 0))
-		}, timestampRules{beforeMaxMs: math.MaxInt64 - 1, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
+		}, recordRules{beforeMaxMs: math.MaxInt64 - 1, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
 		{"producer-log-append-time-on-lat-topic", func(c int8) []byte {
 			return rawBatch(c, v2AttrTimestampType, 3, now, now, good3)
-		}, timestampRules{logAppendTime: true, beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
+		}, recordRules{logAppendTime: true, beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
+		{"compacted-null-key", func(c int8) []byte {
+			return rawBatch(c, 0, 2, now, now, append(goodRecord(0, 0), rawRecord([]byte{0}, 0, 1, -1, 1, []byte("v"), 0)...))
+		}, recordRules{compacted: true, beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}, kerr.InvalidRecord, 0},
+		{"compacted-keyed", func(c int8) []byte { return rawBatch(c, 0, 3, now, now+9, good3) },
+			recordRules{compacted: true, beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}, nil, now + 9},
 		{"producer-log-append-time-far-future", func(c int8) []byte {
 			return rawBatch(c, v2AttrTimestampType, 3, now, math.MaxInt64, good3)
 		}, kafkaDefaultTimestamps, kerr.InvalidTimestamp, 0},
@@ -241,7 +246,7 @@ func TestRecordValidation(t *testing.T) {
 	lying := rawBatch(codecNone, 0, 3, now, math.MaxInt64, good3)
 	if n := testing.AllocsPerRun(100, func() {
 		bi, _ := validateBatch(lying, 1<<20, 11)
-		admitTimestamps(lying, &bi, kafkaDefaultTimestamps, now)
+		admitRecords(lying, &bi, kafkaDefaultTimestamps, now)
 	}); n != 0 {
 		t.Fatalf("uncompressed admission allocates %v", n)
 	}

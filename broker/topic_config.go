@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ringbroker/ringbroker/log"
 )
@@ -16,7 +17,9 @@ type topicSettings struct {
 	compression     string // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete (stored; compaction not yet run)
 	logAppendTime   bool   // message.timestamp.type=LogAppendTime
-	timestamps      timestampRules
+
+	// rules are checked on every produced batch (batch.go: admitRecords).
+	rules recordRules
 }
 
 // topicKey describes one topic-level config key.
@@ -188,9 +191,10 @@ func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, er
 		logAppendTime:   value("message.timestamp.type") == "LogAppendTime",
 	}
 	s.log.LogAppendTime = s.logAppendTime
-	s.timestamps.logAppendTime = s.logAppendTime
-	s.timestamps.beforeMaxMs, _ = strconv.ParseInt(value("message.timestamp.before.max.ms"), 10, 64)
-	s.timestamps.afterMaxMs, _ = strconv.ParseInt(value("message.timestamp.after.max.ms"), 10, 64)
+	s.rules.compacted = strings.Contains(s.cleanupPolicy, "compact")
+	s.rules.logAppendTime = s.logAppendTime
+	s.rules.beforeMaxMs, _ = strconv.ParseInt(value("message.timestamp.before.max.ms"), 10, 64)
+	s.rules.afterMaxMs, _ = strconv.ParseInt(value("message.timestamp.after.max.ms"), 10, 64)
 	return s, nil
 }
 

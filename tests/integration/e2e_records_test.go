@@ -5,7 +5,7 @@ package integration
 // Record-level validation over the wire: batches whose CRC is right but whose
 // records are not (garbage compressed payloads, impossible header counts, lengths
 // past the record, record counts that disagree with the records, timestamps out
-// of bounds) are refused with Kafka's code and write nothing; a batch whose
+// of bounds, no key on a compacted topic) are refused with Kafka's code and write nothing; a batch whose
 // header maxTimestamp lies is stored with the records' true maximum; a franz-go
 // consumer then reads every good record.
 
@@ -102,8 +102,9 @@ func recBatch(codec int, count int32, firstTs, maxTs int64, section []byte) []by
 func TestProduceRecordDefects(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		b := startBroker(t, backend, nil)
-		const topic, strict = "records", "records-strict"
+		const topic, strict, compacted = "records", "records-strict", "records-compacted"
 		createTopic(t, b.Addr, topic, 1, nil)
+		createTopic(t, b.Addr, compacted, 1, map[string]string{"cleanup.policy": "compact"})
 		createTopic(t, b.Addr, strict, 1, map[string]string{"message.timestamp.before.max.ms": "600000"})
 		conn := dial(t, b.Addr)
 		corr := int32(0)
@@ -152,6 +153,9 @@ func TestProduceRecordDefects(t *testing.T) {
 			{"timestamp-2h-ahead", topic, func(c int) []byte {
 				return recBatch(c, 1, now+2*3600_000, now+2*3600_000, recCompress(t, c, one))
 			}, kerr.InvalidTimestamp.Code, all, false},
+			{"null-key-compacted-topic", compacted, func(c int) []byte {
+				return recBatch(c, 1, now, now, recCompress(t, c, recEncode([]byte{0}, 0, 0, -1, 1, []byte("v"), 0)))
+			}, kerr.InvalidRecord.Code, all, false},
 			{"timestamp-1h-old-strict-topic", strict, func(c int) []byte {
 				return recBatch(c, 1, now-3600_000, now-3600_000, recCompress(t, c, one))
 			}, kerr.InvalidTimestamp.Code, all, false},
@@ -172,8 +176,10 @@ func TestProduceRecordDefects(t *testing.T) {
 		if end := endOffsets(t, b.Addr, topic); end[0] != 1 {
 			t.Errorf("high watermark after the refused batches: %d, want 1", end[0])
 		}
-		if end := endOffsets(t, b.Addr, strict); end[0] != 0 {
-			t.Errorf("high watermark of %s after the refused batches: %d, want 0", strict, end[0])
+		for _, other := range []string{strict, compacted} {
+			if end := endOffsets(t, b.Addr, other); end[0] != 0 {
+				t.Errorf("high watermark of %s after the refused batches: %d, want 0", other, end[0])
+			}
 		}
 
 		// A lying maxTimestamp is replaced with the records' maximum, in
