@@ -131,6 +131,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		LogDirs:             cfg.LogDirs,
 		Defaults:            logDefaults(cfg),
 		BrokerTopicDefaults: brokerTopicDefaults(cfg),
+		SegmentBytesMin:     int64(cfg.LogSegmentBytesMin),
 		Logger:              logger.Named("log"),
 	})
 	if err != nil {
@@ -293,9 +294,11 @@ func logDefaults(cfg *config.Config) log.Config {
 // log package, under their topic-key names.
 func brokerTopicDefaults(cfg *config.Config) map[string]string {
 	return map[string]string{
-		"max.message.bytes": fmt.Sprint(cfg.MessageMaxBytes),
-		"compression.type":  cfg.CompressionType,
-		"cleanup.policy":    strings.Join(cfg.LogCleanupPolicy, ","),
+		"max.message.bytes":               fmt.Sprint(cfg.MessageMaxBytes),
+		"compression.type":                cfg.CompressionType,
+		"cleanup.policy":                  strings.Join(cfg.LogCleanupPolicy, ","),
+		"message.timestamp.before.max.ms": fmt.Sprint(cfg.LogMessageTimestampBeforeMaxMs),
+		"message.timestamp.after.max.ms":  fmt.Sprint(cfg.LogMessageTimestampAfterMaxMs),
 	}
 }
 
