@@ -82,10 +82,6 @@ type fetchOp struct {
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	var r kmsg.FetchRequest
 	r.Version = hdr.APIVersion
-	if !walkFetchRequest(hdr.APIVersion, body) {
-		b.badRequest(req, &hdr, errArrayCounts)
-		return
-	}
 	if err := r.ReadFrom(body); err != nil { // copying: names outlive the frame
 		b.badRequest(req, &hdr, err)
 		return

@@ -5,6 +5,17 @@
 // One file per API, named NN_name.go after the API key, each opening with the
 // versions served and every deliberate difference from Apache Kafka.
 //
+// Decode bound: a request body is decoded by exactly one decoder, kmsg's
+// generated ReadFrom (every API but Produce) or the Produce flyweight, and
+// both refuse an array whose count times the smallest encoding of one
+// element exceeds the bytes left, before allocating anything for it (kmsg
+// from v1.15.1, with the element's minimum size for the version read, so
+// there is no per-API pre-walk). Decoding one body byte therefore costs at
+// most 32 heap bytes (a Go element over its smallest wire encoding; Kafka's
+// own bound is one element per remaining byte, each a Java object), 72 for
+// the Produce flyweight, whose partition slots carry the answer too;
+// TestDecodeAmplification holds every served API key and version to that.
+//
 // Threads: ServeFrame runs on a netpoll loop thread and must not block.
 // Handlers that wait for something (appends, long-poll fetches) answer later
 // from whichever goroutine completes the work.
