@@ -55,6 +55,11 @@ type Options struct {
 	// FetchZeroCopy is fetch.zero.copy: serve record bytes with
 	// splice/sendfile (true) or read+send.
 	FetchZeroCopy bool
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots
+	// and FetchSessionPartitionsMax fetch.session.cache.max.partitions
+	// (0: the defaults, 1000 and 100000; negative: none).
+	FetchSessionCacheSlots    int
+	FetchSessionPartitionsMax int
 	// Metrics records per-API request counts and latencies; nil records
 	// nothing.
 	Metrics *metrics.Registry
@@ -105,7 +110,7 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache()}
+	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache(opts.FetchSessionCacheSlots, opts.FetchSessionPartitionsMax)}
 	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
 	if err != nil {
 		return nil, err
