@@ -168,3 +168,28 @@ func TestDecodeAmplification(t *testing.T) {
 	}
 	t.Logf("worst kmsg decode: %.1f heap bytes per body byte (%s)", worst, worstAt)
 }
+
+// FuzzDecodeBound feeds arbitrary bodies to the decoder of every served API
+// key and version. Invariants: it never panics, and it allocates at most the
+// per-byte bound of TestDecodeAmplification (plus decodeBoundSlack).
+func FuzzDecodeBound(f *testing.F) {
+	for _, a := range servedAPIs {
+		req := kmsg.RequestForKey(a.key)
+		fillRequest(reflect.ValueOf(req).Elem())
+		req.SetVersion(a.max)
+		f.Add(uint16(a.key), uint8(a.max), req.AppendTo(nil))
+	}
+	f.Add(uint16(proto.APIKeyCreateTopics), uint8(2), append(binary.BigEndian.AppendUint32(nil, 1<<12), make([]byte, 1<<12)...))
+	f.Fuzz(func(t *testing.T, key uint16, version uint8, body []byte) {
+		a := servedAPIs[int(key)%len(servedAPIs)]
+		v := a.min + int16(version)%(a.max-a.min+1)
+		limit := uint64(decodeHeapPerByteMax)
+		if a.key == proto.APIKeyProduce {
+			limit = produceHeapPerByteMax
+		}
+		decode := decodeFor(a.key, v)
+		if got := heapAllocated(func() { _ = decode(body) }); got > limit*uint64(len(body))+decodeBoundSlack {
+			t.Fatalf("%s v%d: a %d-byte body allocated %d bytes", proto.APIName(a.key), v, len(body), got)
+		}
+	})
+}
