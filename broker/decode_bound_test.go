@@ -123,6 +123,7 @@ func TestDecodeAmplification(t *testing.T) {
 			if a.key == proto.APIKeyProduce {
 				limit = produceHeapPerByteMax
 			}
+			limit *= raceAllocFactor
 			for p := 0; p < len(enc); p++ {
 				var put func(dst []byte, n int) []byte
 				switch {
@@ -187,6 +188,7 @@ func FuzzDecodeBound(f *testing.F) {
 		if a.key == proto.APIKeyProduce {
 			limit = produceHeapPerByteMax
 		}
+		limit *= raceAllocFactor
 		decode := decodeFor(a.key, v)
 		if got := heapAllocated(func() { _ = decode(body) }); got > limit*uint64(len(body))+decodeBoundSlack {
 			t.Fatalf("%s v%d: a %d-byte body allocated %d bytes", proto.APIName(a.key), v, len(body), got)

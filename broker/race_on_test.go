@@ -1,0 +1,8 @@
+//go:build race
+
+package broker
+
+// raceAllocFactor: under the race detector the compiler does not fuse
+// append(a, make([]T, n)...) into one allocation, so kmsg's array decode
+// allocates its elements twice (make, then the append's copy).
+const raceAllocFactor = 2
