@@ -61,10 +61,6 @@ func init() {
 func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	h := &hdr
 	r := kmsg.MetadataRequest{Version: h.APIVersion}
-	if !walkMetadataRequest(h.APIVersion, body) {
-		b.badRequest(req, h, errArrayCounts)
-		return
-	}
 	if err := r.UnsafeReadFrom(body); err != nil {
 		b.badRequest(req, h, err)
 		return

@@ -111,6 +111,10 @@ type Config struct {
 	AppendLingerMaxMs   int  // append.linger.max.ms
 	FetchZeroCopy       bool // fetch.zero.copy
 
+	// Fetch sessions (KIP-227).
+	FetchSessionCacheSlots    int // max.incremental.fetch.session.cache.slots (Kafka)
+	FetchSessionMaxPartitions int // fetch.session.cache.max.partitions (ours)
+
 	// Groups (Kafka keys).
 	GroupInitialRebalanceDelayMs int   // group.initial.rebalance.delay.ms
 	GroupMinSessionTimeoutMs     int   // group.min.session.timeout.ms

@@ -190,6 +190,8 @@ var specs = []spec{
 	// ---- appender and fetch (ours)
 	oursInt("append.batch.max.bytes", "1048576", 1, kafkaIntMax, "Largest group of produce batches the appender coalesces into one write.", func(c *Config) *int { return &c.AppendBatchMaxBytes }),
 	oursInt("append.linger.max.ms", "0", 0, 1000, "Longest the appender waits for more batches before writing. 0 = never wait: batches that arrive while the previous write is in flight are coalesced into the next one (group commit without added latency).", func(c *Config) *int { return &c.AppendLingerMaxMs }),
+	intSpec("max.incremental.fetch.session.cache.slots", "1000", 0, kafkaIntMax, "Incremental fetch sessions kept (KIP-227). When full, a new session takes the slot of one idle for 2 minutes, or of the smallest one older than 2 minutes if it has more partitions; otherwise the fetch is served without a session. 0 = no sessions.", func(c *Config) *int { return &c.FetchSessionCacheSlots }),
+	oursInt("fetch.session.cache.max.partitions", "100000", 0, kafkaIntMax, "Partitions remembered over all fetch sessions (about 200 bytes each). A session that would exceed it is not created, or is closed (FETCH_SESSION_ID_NOT_FOUND) and its client falls back to full fetches. Partitions that do not exist are never remembered.", func(c *Config) *int { return &c.FetchSessionMaxPartitions }),
 	oursBool("fetch.zero.copy", "true", "Send fetched record bytes from the segment file by splice (sendfile on the portable backend) instead of copying through user space.", func(c *Config) *bool { return &c.FetchZeroCopy }),
 
 	// ---- groups

@@ -161,7 +161,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		NumPartitions:    cfg.NumPartitions,
 		MessageMaxBytes:  cfg.MessageMaxBytes,
 		FetchZeroCopy:    cfg.FetchZeroCopy,
-		Metrics:          m,
+
+		FetchSessionCacheSlots:    zeroIsNone(cfg.FetchSessionCacheSlots),
+		FetchSessionPartitionsMax: zeroIsNone(cfg.FetchSessionMaxPartitions),
+		Metrics:                   m,
 
 		GroupInitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
 		GroupMinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
@@ -387,3 +390,12 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// zeroIsNone maps a config value of 0 ("none") to broker.Options' -1 (its 0
+// takes the default).
+func zeroIsNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
