@@ -162,10 +162,12 @@ func (l *Log) run() {
 func (l *Log) service() bool {
 	for {
 		now := l.clock.Now().UnixNano()
+		l.busySinceNs.Store(now) // this action's start; 0 again when parked
 		l.mu.Lock()
 		if l.crash {
 			l.head, l.tail, l.pendingBytes = nil, nil, 0
 			l.mu.Unlock()
+			l.busySinceNs.Store(0)
 			return true
 		}
 		st := groupState{
@@ -181,6 +183,7 @@ func (l *Log) service() bool {
 		act, wakeAt := l.pol.decide(st)
 		switch act {
 		case actIdle:
+			l.busySinceNs.Store(0)
 			if l.closing && l.head == nil {
 				l.mu.Unlock()
 				return true

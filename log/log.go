@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +60,10 @@ type Log struct {
 	io        IO
 	clock     Clock
 	logf      func(string, ...any)
+	// busySinceNs is when the writer started the action it is performing
+	// (a group write, a periodic fdatasync), 0 while it is parked; for
+	// Stalled (liveness.go). Written by the writer, read by anyone.
+	busySinceNs atomic.Int64
 
 	// mu guards the fields below it. Lock order: mu is a leaf; callbacks and
 	// waiters are always invoked after it is released.

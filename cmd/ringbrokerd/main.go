@@ -228,13 +228,12 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := sdNotify("READY=1\nSTATUS=serving " + strings.Join(bound, ",")); err != nil {
 		logger.Warn("sd_notify READY", zap.Error(err))
 	}
-	stopWatchdog := make(chan struct{})
-	startWatchdog(stopWatchdog)
+	stopWatchdog := startWatchdog(daemonLiveness(srv, reg), logger.Named("watchdog"))
 
 	s := <-sig
 	logger.Info("shutting down", zap.String("signal", s.String()))
 	_ = sdNotify("STOPPING=1")
-	close(stopWatchdog)
+	stopWatchdog() // returns once no check runs: the logs close below
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
