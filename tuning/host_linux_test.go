@@ -9,7 +9,7 @@ import (
 )
 
 // TestRealHost runs the real checks on this machine. It asserts what the
-// project's machines are known to have (docs: CLIENTS-AND-LIMITS.md): an
+// project's test machines are known to have: an
 // ext4 disk, vm.swappiness 60, virtio eth0 with offloads on, and usable
 // io_uring; each assertion is tied to the fact it depends on, so a
 // different host fails only where the checker would be wrong.

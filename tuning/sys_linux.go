@@ -13,7 +13,7 @@ import (
 // hostSys is the real Sys: raw syscalls through golang.org/x/sys/unix.
 // tuning deliberately does not import ring/: the checker must be able to
 // say why io_uring is unusable even when ring/ cannot start, and it must
-// stay buildable on its own (DESIGN.md: tuning stands alone).
+// stay buildable on its own (docs/DESIGN.md: tuning imports nothing of ours).
 type hostSys struct{}
 
 func defaultSys() Sys { return hostSys{} }
