@@ -50,9 +50,16 @@
 // buffer drawn from size-classed pools, so the caller may recycle its
 // receive buffer as soon as Append returns, and steady-state appends
 // allocate nothing (TestAppendSteadyStateAllocs, -benchmem). A bad batch
-// returns ErrCorruptBatch / ErrInvalidBatch and nothing is written; a full
-// queue (append.pending.max.bytes) returns ErrBacklog, which the network
-// loop treats as "mute this connection and retry". When Append returns an
+// returns ErrCorruptBatch / ErrInvalidBatch and nothing is written. While
+// more than append.pending.max.bytes are queued and not yet written, Append
+// returns ErrBacklog and queues nothing (an append into an empty queue is
+// always taken, however large). The log only refuses; retrying is the
+// caller's business: the broker hands the batch to the partition's produce
+// worker, which retries with a backoff of 1 to 20 ms until the produce
+// request's timeout and then answers REQUEST_TIMED_OUT. The network loop
+// does not see ErrBacklog; the unanswered request keeps counting against
+// the connection's in-flight bounds, which is what mutes a producer that
+// keeps sending. When Append returns an
 // error the callback is never called; otherwise it is called exactly once
 // with the assigned offsets (and LogAppendTime) or the write's error.
 //
@@ -118,8 +125,12 @@
 //     segment costs no directory fsync; its names are made durable just
 //     before its first data fdatasync that an ack or the recovery point
 //     depends on (Log.durableNames).
-//   - Rolled segments are fdatasync'd by short-lived background goroutines
-//     (IO.Datasync must allow that); Close waits for them.
+//   - Rolled segments are fdatasync'd off the writer goroutine by one
+//     background flusher per log (IO.Datasync must allow that), started by
+//     a roll and gone once its queue is empty. It syncs in roll order,
+//     skips a segment retention already unlinked, and moves the recovery
+//     point past a segment only after its sync succeeded (a failed sync is
+//     logged and leaves the segment to recovery). Close waits for it.
 //   - Manager.mu guards the map of open logs and is never held across
 //     file I/O: opens of different partitions run in parallel (OpenLogs
 //     does several at a time); a partition being opened or deleted is

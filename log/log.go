@@ -19,7 +19,8 @@ var (
 	// ErrClosed: the log was closed.
 	ErrClosed = errors.New("log: closed")
 	// ErrBacklog: more than append.pending.max.bytes are accepted but not yet
-	// written; the caller should stop reading from the producer (mute) and retry.
+	// written; nothing was queued and the caller may retry later (the broker's
+	// produce worker retries until the request's timeout).
 	ErrBacklog = errors.New("log: append backlog full")
 	// ErrOffsetOutOfRange: the offset is below the log start offset or above
 	// the high watermark (Kafka OFFSET_OUT_OF_RANGE).
