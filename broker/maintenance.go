@@ -6,23 +6,25 @@ import (
 	"go.uber.org/zap"
 )
 
-// checkpointInterval is how often recovery points and log start offsets are
-// checkpointed (Kafka's log.flush.offset.checkpoint.interval.ms default).
-const checkpointInterval = time.Minute
-
 // StartMaintenance runs retention every retentionCheck
-// (log.retention.check.interval.ms) and writes the log-dir checkpoints every
-// minute, on a goroutine of its own. The returned stop waits for it.
-func (r *Registry) StartMaintenance(retentionCheck time.Duration) (stop func()) {
+// (log.retention.check.interval.ms) and writes each log dir's recovery-point
+// and log-start-offset checkpoints every checkpointEvery
+// (log.flush.offset.checkpoint.interval.ms), on a goroutine of its own. A
+// zero or negative interval takes Kafka's default. The returned stop waits
+// for the goroutine.
+func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duration) (stop func()) {
 	if retentionCheck <= 0 {
 		retentionCheck = 5 * time.Minute
+	}
+	if checkpointEvery <= 0 {
+		checkpointEvery = time.Minute
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		retention := time.NewTicker(retentionCheck)
-		checkpoint := time.NewTicker(checkpointInterval)
+		checkpoint := time.NewTicker(checkpointEvery)
 		defer retention.Stop()
 		defer checkpoint.Stop()
 		for {

@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/log"
 )
 
 // Retention deletes whole old segments through the maintenance task.
@@ -18,7 +21,7 @@ func TestMaintenanceRetention(t *testing.T) {
 	}
 	before := p.Log.NumSegments()
 	time.Sleep(20 * time.Millisecond)
-	stop := tb.Reg.StartMaintenance(10 * time.Millisecond)
+	stop := tb.Reg.StartMaintenance(10*time.Millisecond, time.Minute)
 	deadline := time.Now().Add(5 * time.Second)
 	for p.Log.LogStartOffset() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -28,4 +31,38 @@ func TestMaintenanceRetention(t *testing.T) {
 		t.Fatalf("retention did not run: segments %d -> %d, log start %d", before, p.Log.NumSegments(), p.Log.LogStartOffset())
 	}
 	tb.Reg.checkpoint()
+}
+
+// log.flush.offset.checkpoint.interval.ms drives the checkpoint ticker: with
+// a short interval a moved log start offset reaches the log dir's
+// log-start-offset-checkpoint file without a restart (the interval was once
+// accepted and ignored, with a fixed one-minute ticker).
+func TestMaintenanceCheckpointInterval(t *testing.T) {
+	tb := startTestBroker(t, "portable", nil)
+	topic, err := tb.Reg.CreateTopic("ckpt", 1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := topic.Partitions[0]
+	for i := 0; i < 3; i++ {
+		appendSync(t, p, makeBatch([]byte("x")))
+	}
+	if _, err := p.Log.DeleteRecords(2); err != nil {
+		t.Fatal(err)
+	}
+	stop := tb.Reg.StartMaintenance(time.Hour, 20*time.Millisecond)
+	defer stop()
+	path := filepath.Join(tb.dir, log.LogStartOffsetCheckpointFile)
+	tp := log.TopicPartition{Topic: "ckpt", Partition: 0}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		offsets, err := log.ReadCheckpoint(path)
+		if err == nil && offsets[tp] == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s with a 20 ms checkpoint interval, %s holds %v (err %v); want %v at 2", path, offsets, err, tp)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

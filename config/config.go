@@ -101,6 +101,10 @@ type Config struct {
 	LogMessageTimestampType     string   // log.message.timestamp.type: CreateTime | LogAppendTime
 	CompressionType             string   // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 
+	// LogFlushOffsetCheckpointIntervalMs is log.flush.offset.checkpoint.interval.ms:
+	// how often the log dirs' checkpoint files are rewritten.
+	LogFlushOffsetCheckpointIntervalMs int64
+
 	// Record validation and segment bounds (Kafka keys, and one of ours).
 	LogMessageTimestampBeforeMaxMs int64 // log.message.timestamp.before.max.ms
 	LogMessageTimestampAfterMaxMs  int64 // log.message.timestamp.after.max.ms

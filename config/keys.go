@@ -157,6 +157,7 @@ var specs = []spec{
 	scaledAlias("log.retention.hours", "168", "log.retention.ms", 1, math.MinInt32, 3600000, "`log.retention.ms` in hours."),
 	intSpec("log.retention.bytes", "-1", math.MinInt64, math.MaxInt64, "Delete oldest segments while a partition is larger than this; -1 = no size limit.", func(c *Config) *int64 { return &c.LogRetentionBytes }),
 	intSpec("log.retention.check.interval.ms", "300000", 1, math.MaxInt64, "How often retention runs.", func(c *Config) *int64 { return &c.LogRetentionCheckIntervalMs }),
+	intSpec("log.flush.offset.checkpoint.interval.ms", "60000", 1, kafkaIntMax, "How often each log dir's recovery-point and log-start-offset checkpoint files are rewritten. A recovery point older than the last checkpoint only makes a restart after a crash scan more.", func(c *Config) *int64 { return &c.LogFlushOffsetCheckpointIntervalMs }),
 	{name: "log.cleanup.policy", def: "delete",
 		doc: "`delete`, `compact`, or both (comma-separated): the default cleanup policy for topics.",
 		set: func(c *Config, v string) error {
@@ -256,7 +257,6 @@ var ignoredKeys = map[string]string{
 	"controlled.shutdown.enable":               "SIGTERM drains; no controller to notify",
 	"broker.rack":                              "a single broker",
 	"log.flush.scheduler.interval.ms":          "flush timing follows log.flush.interval.ms directly",
-	"log.flush.offset.checkpoint.interval.ms":  "recovery point is kept with each segment flush",
 	"log.segment.delete.delay.ms":              "segments are unlinked at once; open readers keep their fd",
 }
 

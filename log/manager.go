@@ -306,9 +306,10 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	return err
 }
 
-// Checkpoint writes both checkpoint files from the open logs (Kafka does
-// this every log.flush.offset.checkpoint.interval.ms and
-// log.flush.start.offset.checkpoint.interval.ms; the broker schedules it).
+// Checkpoint writes both checkpoint files from the open logs. The broker
+// calls it every log.flush.offset.checkpoint.interval.ms for both files
+// (Kafka has a second key, log.flush.start.offset.checkpoint.interval.ms,
+// for the log-start-offset file; ringbroker does not take it).
 func (m *Manager) Checkpoint() error {
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(m.logs)

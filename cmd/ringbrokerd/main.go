@@ -137,7 +137,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopMaintenance := sync.OnceFunc(reg.StartMaintenance(time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond))
+	stopMaintenance := sync.OnceFunc(reg.StartMaintenance(time.Duration(cfg.LogRetentionCheckIntervalMs)*time.Millisecond, time.Duration(cfg.LogFlushOffsetCheckpointIntervalMs)*time.Millisecond))
 	// closeLogs flushes and closes every partition (after maintenance
 	// stopped): on the SIGTERM path explicitly, on error paths deferred.
 	closeLogs := sync.OnceValue(func() error {
