@@ -22,7 +22,7 @@ type Config struct {
 
 	// ringbroker keys (no Kafka equivalent):
 
-	// AppendBatchMaxBytes (append.batch.max.bytes, 4 MiB) caps one group
+	// AppendBatchMaxBytes (append.batch.max.bytes, 1 MiB) caps one group
 	// write; a single batch larger than it is still written alone.
 	AppendBatchMaxBytes int
 	// AppendLingerMs (append.linger.max.ms, 0): how long an idle writer may
@@ -40,7 +40,9 @@ type Config struct {
 	TimeRollMinMs int64
 }
 
-// DefaultConfig returns Apache Kafka's broker defaults plus ours.
+// DefaultConfig returns Apache Kafka's broker defaults plus ours. They are
+// the defaults of the daemon's keys (config.Default) as well; a test in
+// cmd/ringbrokerd holds the two equal.
 func DefaultConfig() Config {
 	return Config{
 		SegmentBytes:          1 << 30,
@@ -51,7 +53,7 @@ func DefaultConfig() Config {
 		FlushMs:               math.MaxInt64,
 		IndexIntervalBytes:    4096,
 		IndexMaxBytes:         10 << 20,
-		AppendBatchMaxBytes:   4 << 20,
+		AppendBatchMaxBytes:   1 << 20,
 		TimeRollMinMs:         60_000,
 		AppendLingerMs:        0,
 		AppendPendingMaxBytes: 64 << 20,

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/log"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -188,4 +190,15 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// The daemon's defaults are the log package's defaults: log.DefaultConfig
+// (what in-process users and tests get) and the config package's key
+// defaults (what the daemon runs with) must not drift apart.
+// append.batch.max.bytes once said 4 MiB in one and 1 MiB in the other.
+func TestLogDefaultsMatchConfigDefaults(t *testing.T) {
+	got, want := logDefaults(config.Default()), log.DefaultConfig()
+	if got != want {
+		t.Fatalf("log config from the daemon's defaults:\n%+v\nlog.DefaultConfig():\n%+v", got, want)
+	}
 }
