@@ -115,6 +115,9 @@ type Config struct {
 	AppendLingerMaxMs   int  // append.linger.max.ms
 	FetchZeroCopy       bool // fetch.zero.copy
 
+	// AppendPendingMaxBytes is append.pending.max.bytes (ours).
+	AppendPendingMaxBytes int64
+
 	// Fetch sessions (KIP-227).
 	FetchSessionCacheSlots    int // max.incremental.fetch.session.cache.slots (Kafka)
 	FetchSessionMaxPartitions int // fetch.session.cache.max.partitions (ours)

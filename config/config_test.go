@@ -37,6 +37,7 @@ func TestDefaults(t *testing.T) {
 		{"MaxConnections", c.MaxConnections, 2147483647},
 		{"RingCount", c.RingCount, 0},
 		{"LogFlushOffsetCheckpointIntervalMs", c.LogFlushOffsetCheckpointIntervalMs, int64(60000)},
+		{"AppendPendingMaxBytes", c.AppendPendingMaxBytes, int64(67108864)},
 		{"RingEntries", c.RingEntries, 512},
 		{"RingRecvBufferBytes", c.RingRecvBufferBytes, 65536},
 		{"RingRecvBuffers", c.RingRecvBuffers, 256},
@@ -164,6 +165,7 @@ func TestBadValues(t *testing.T) {
 		{"log.roll.hours=0", "log.roll.hours=\"0\""},
 		{"log.message.timestamp.after.max.ms=-1", "log.message.timestamp.after.max.ms=\"-1\""},
 		{"log.message.timestamp.before.max.ms=-1", "log.message.timestamp.before.max.ms=\"-1\""},
+		{"append.pending.max.bytes=0", "append.pending.max.bytes=\"0\": must be at least 1"},
 		{"log.flush.offset.checkpoint.interval.ms=0", "log.flush.offset.checkpoint.interval.ms=\"0\": must be between 1 and"},
 	}
 	for _, tt := range tests {

@@ -289,6 +289,7 @@ func logDefaults(cfg *config.Config) log.Config {
 	c.IndexMaxBytes = int(cfg.LogIndexSizeMaxBytes)
 	c.AppendBatchMaxBytes = cfg.AppendBatchMaxBytes
 	c.AppendLingerMs = int64(cfg.AppendLingerMaxMs)
+	c.AppendPendingMaxBytes = cfg.AppendPendingMaxBytes
 	return c
 }
 
