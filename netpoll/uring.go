@@ -46,8 +46,12 @@ const (
 	kindIgnore // cancels: their CQE carries nothing we need
 )
 
-// userData packs kind | generation | index so a completion finds its record
-// and a recycled connection slot never takes a stale completion.
+// userData packs kind | generation | index so a completion finds its record.
+// Completions need no generation check: a connection slot is recycled only
+// once every operation submitted for it has completed (c.ops == 0 in
+// maybeFree), so no completion outlives its connection. The generation that
+// matters is the one in Request: a handler's late answer for a closed and
+// reused slot is dropped by that check in the mailbox (mailComplete).
 func userData(kind uint64, gen, idx uint32) uint64 {
 	return kind<<56 | uint64(gen&0xffffff)<<32 | uint64(idx)
 }
@@ -417,7 +421,7 @@ func (l *uloop) armWake() {
 }
 
 func (l *uloop) handle(cqe *ring.CQE) {
-	kind, gen, idx := splitUserData(cqe.UserData)
+	kind, _, idx := splitUserData(cqe.UserData)
 	switch kind {
 	case kindAccept:
 		l.onAccept(int(idx), cqe)
@@ -438,7 +442,6 @@ func (l *uloop) handle(cqe *ring.CQE) {
 	default:
 		l.s.opts.Logger.Error("completion of unknown kind", zap.Uint64("user_data", cqe.UserData))
 	}
-	_ = gen
 }
 
 func (l *uloop) onAccept(i int, cqe *ring.CQE) {
