@@ -71,8 +71,9 @@ type Broker struct {
 	// fetchSessions holds incremental fetch sessions (KIP-227).
 	fetchSessions *fetchSessionCache
 	apis          [apiTableSize]*api
-	admin         adminWorker  // admin_worker.go: off-loop queue for disk-touching admin requests
-	groups        *coordinator // coordinator.go: consumer groups and __consumer_offsets
+	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
+	groups        *coordinator  // coordinator.go: consumer groups and __consumer_offsets
+	txnLog        txnLogLimiter // transactions_unsupported.go
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
