@@ -123,6 +123,19 @@ func (b *Broker) Close() error {
 	return b.CloseProducerState()
 }
 
+// topicMetrics returns t's byte counters, resolving them on the first call
+// (nil, which records nothing, when metrics.topic.bytes.enable is off).
+func (b *Broker) topicMetrics(t *Topic) *metrics.TopicMetrics {
+	if m := t.metrics.Load(); m != nil {
+		return m
+	}
+	m := b.opts.Metrics.Topic(t.Name)
+	if m == nil || t.metrics.CompareAndSwap(nil, m) {
+		return m
+	}
+	return t.metrics.Load()
+}
+
 // ClusterID is the cluster id persisted in the data dir.
 func (b *Broker) ClusterID() string { return b.clusterID }
 
