@@ -117,7 +117,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OnServeError: func(err error) { logger.Warn("metrics endpoint", zap.Error(err)) }})
 	stopMetrics, err := m.Serve(cfg.MetricsListener, cfg.MetricsPprofEnable)
 	if err != nil {
-		return fmt.Errorf("metrics.listener %s: %w", cfg.MetricsListener, err)
+		return err // metrics.Serve names the key and the address
 	}
 	defer stopMetrics()
 
@@ -286,13 +286,21 @@ func logDefaults(cfg *config.Config) log.Config {
 }
 
 // brokerTopicDefaults are broker keys that default topic keys outside the
-// log package, under their topic-key names.
+// log package, under their topic-key names: only those the config sets (a
+// file or --set), so DescribeConfigs reports the others as DEFAULT_CONFIG,
+// as Kafka does, and not as broker settings on every topic.
 func brokerTopicDefaults(cfg *config.Config) map[string]string {
-	return map[string]string{
-		"max.message.bytes": fmt.Sprint(cfg.MessageMaxBytes),
-		"compression.type":  cfg.CompressionType,
-		"cleanup.policy":    strings.Join(cfg.LogCleanupPolicy, ","),
+	out := map[string]string{}
+	for _, k := range []struct{ brokerKey, topicKey, value string }{
+		{"message.max.bytes", "max.message.bytes", fmt.Sprint(cfg.MessageMaxBytes)},
+		{"compression.type", "compression.type", cfg.CompressionType},
+		{"log.cleanup.policy", "cleanup.policy", strings.Join(cfg.LogCleanupPolicy, ",")},
+	} {
+		if cfg.Source(k.brokerKey) != "default" {
+			out[k.topicKey] = k.value
+		}
 	}
+	return out
 }
 
 // pinCPUs resolves ring.cpu.affinity: auto pins only when some CPU is left
