@@ -38,6 +38,19 @@ import (
 // shutdownGrace bounds how long SIGTERM waits for in-flight requests.
 const shutdownGrace = 10 * time.Second
 
+// usageText opens --help; the flags follow it.
+const usageText = `ringbrokerd: a Kafka-compatible broker on io_uring
+
+usage:
+  ringbrokerd [--config FILE] [--set key=value ...] [--print-config]
+                                   run the broker (built-in defaults without --config)
+  ringbrokerd check-host [--json] [--config FILE]
+                                   check this host's settings and exit (0 ok, 1 warnings, 2 fatal)
+  ringbrokerd version              print the version and exit
+
+flags:
+`
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -56,6 +69,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	printConfig := fs.Bool("print-config", false, "print the effective config with each value's source and exit")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key: --set key=value (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "-h" || a == "--h" || a == "-help" || a == "--help" { // asked for: stdout, success
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
