@@ -8,8 +8,14 @@ package broker
 //   - Each partition's records must be exactly one v2 record batch; it is
 //     validated in place in the request frame (batch.go: framing, magic,
 //     CRC32C, record count, max.message.bytes -> MESSAGE_TOO_LARGE,
-//     CORRUPT_MESSAGE, INVALID_RECORD) and appended with log.Append, which
-//     copies it before returning: nothing keeps a reference to the frame.
+//     CORRUPT_MESSAGE, INVALID_RECORD), every record parsed (compressed
+//     batches decompressed first: on the ring when small, else on the
+//     worker; recompress.go), timestamps checked against
+//     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP), keys
+//     required on compacted topics (INVALID_RECORD), and the
+//     header's maxTimestamp made the records' own (+CRC), then appended
+//     with log.Append, which copies it before returning: nothing keeps a
+//     reference to the frame.
 //   - acks 0: no response (req.NoReply) unless a partition failed
 //     synchronously, in which case the connection is closed, as Kafka does.
 //     acks 1 and -1: answered when every partition's append completed (the
@@ -19,6 +25,9 @@ package broker
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (auto-creation
 //     belongs to Metadata, as in Kafka 3+). Nothing is written for any
 //     partition that fails.
+//   - Internal topics (__consumer_offsets, __transaction_state,
+//     __share_group_state): INVALID_TOPIC_EXCEPTION, whether or not the
+//     topic exists, as Kafka answers a client that is not its admin client.
 //   - Idempotent producers: producer_state.go. A retried duplicate is
 //     answered NONE with its original base offset.
 //   - Topic compression.type other than producer: batches in another codec
@@ -31,14 +40,20 @@ package broker
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
-// work would block or is heavy: recompression, loading producer state from
-// disk, and a full log backlog (log.ErrBacklog: the worker retries until the
+// work would block or is heavy: recompression, inspecting a compressed
+// batch past the ring's bounds (over 64 KiB, or inflating past 256 KiB),
+// loading producer state from disk, and a full log backlog (log.ErrBacklog: the worker retries until the
 // request's timeout, then REQUEST_TIMED_OUT). Batches of a partition queued
 // on the worker keep later batches of that partition behind them.
 //
 // Differences from Apache Kafka: invalid topic names answer
-// INVALID_TOPIC_EXCEPTION (Kafka answers UNKNOWN_TOPIC_OR_PARTITION);
-// message.timestamp.before/after.max.ms are not enforced; no quotas
+// INVALID_TOPIC_EXCEPTION (Kafka answers UNKNOWN_TOPIC_OR_PARTITION); no
+// client may append to an internal topic (Kafka lets a client whose
+// client.id is "__admin_client" do it);
+// a compressed payload that does not decompress answers INVALID_RECORD
+// (Kafka: UNKNOWN_SERVER_ERROR); record offset deltas out of sequence are
+// refused (Kafka rewrites them in a compressed batch); a failed batch has no
+// record_errors entries (the whole batch is refused); no quotas
 // (throttle 0); the v10+ CurrentLeader/NodeEndpoints tagged fields are never
 // sent (we are the only broker).
 //
@@ -223,14 +238,22 @@ func (c *produceCtx) anyTransactional() bool {
 func (c *produceCtx) produceAll() {
 	b := c.b
 	var st *produceState
+	var nowMs int64 // read once, when the first batch needs it
 	for ti := range c.topics {
 		t := &c.topics[ti]
 		var topic *Topic
 		if b.reg != nil {
 			topic = b.reg.Topic(t.name)
 		}
+		internal := isInternalTopic(t.name)
 		for i := t.first; i < t.end; i++ {
 			s := &c.slots[i]
+			if internal {
+				// Only the coordinator writes here: one client record the
+				// group loader cannot parse used to stop the next start.
+				s.done(kerr.InvalidTopicException.Code, -1, -1, -1, "")
+				continue
+			}
 			if topic == nil {
 				code := kerr.UnknownTopicOrPartition
 				if ValidateTopicName(t.name) != nil {
@@ -247,12 +270,29 @@ func (c *produceCtx) produceAll() {
 			set := p.Topic.Settings()
 			bi, berr := validateBatch(s.records, set.maxMessageBytes, c.hdr.APIVersion)
 			if berr != nil {
-				msg := ""
-				if c.hdr.APIVersion >= 8 {
-					msg = berr.msg
-				}
-				s.done(berr.err.Code, -1, -1, -1, msg)
+				c.fail(s, berr)
 				continue
+			}
+			// Uncompressed records were walked by validateBatch; a compressed
+			// batch is decompressed and walked here when small, else on the
+			// worker (recompress.go: ringInspectMaxBytes).
+			inspect := bi.codec() != codecNone
+			if inspect && len(s.records) <= ringInspectMaxBytes {
+				handOff, berr := walkCompressed(s.records, &bi, ringDecompressMaxBytes)
+				if berr != nil {
+					c.fail(s, berr)
+					continue
+				}
+				inspect = handOff
+			}
+			if !inspect {
+				if nowMs == 0 {
+					nowMs = time.Now().UnixMilli()
+				}
+				if berr := admitRecords(s.records, &bi, set.rules, nowMs); berr != nil {
+					c.fail(s, berr)
+					continue
+				}
 			}
 			if st == nil {
 				st = b.produceState()
@@ -260,23 +300,33 @@ func (c *produceCtx) produceAll() {
 			ps := st.part(p)
 			codec, recompress := codecByName(set.compression)
 			recompress = recompress && codec != bi.codec()
-			if recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
-				c.toWorker(ps, s, &bi, recompress, codec, set.maxMessageBytes)
+			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
+				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
 				continue
 			}
 			if ps.appendBatch(s.records, &bi, s) == outBacklog {
-				c.toWorker(ps, s, &bi, false, 0, set.maxMessageBytes)
+				c.toWorker(ps, s, &bi, false, set.rules, false, 0, set.maxMessageBytes)
 			}
 		}
 	}
 }
 
+// fail answers a slot whose batch failed validation (the message from
+// Produce v8, which carries error_message).
+func (c *produceCtx) fail(s *partSlot, berr *batchError) {
+	msg := ""
+	if c.hdr.APIVersion >= 8 {
+		msg = berr.msg
+	}
+	s.done(berr.err.Code, -1, -1, -1, msg)
+}
+
 // toWorker copies the slot's batch and queues it on the partition's worker.
-func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, recompress bool, codec int8, maxMessageBytes int32) {
+func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) {
 	ps.queued.Add(1)
 	ps.worker.enqueue(&produceJob{
 		ps: ps, slot: s, batch: append([]byte(nil), s.records...), bi: *bi,
-		recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
+		inspect: inspect, rules: rules, recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
 		deadline: time.Now().Add(time.Duration(max(c.timeout, 1000)) * time.Millisecond),
 		logger:   c.b.log,
 	})

@@ -24,7 +24,9 @@ package broker
 //   - no preferred read replica (always -1), no diverging-epoch or
 //     current-leader tagged fields (one broker, leader epoch 0);
 //   - replica fetches (replica_id >= 0) are served as consumer fetches;
-//   - session eviction is plain least-recently-used.
+//   - a partition that does not exist is answered with its error and not
+//     kept in the session; the cache also bounds partitions over all
+//     sessions (fetch_session.go).
 
 import (
 	"errors"
@@ -82,10 +84,6 @@ type fetchOp struct {
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	var r kmsg.FetchRequest
 	r.Version = hdr.APIVersion
-	if !walkFetchRequest(hdr.APIVersion, body) {
-		b.badRequest(req, &hdr, errArrayCounts)
-		return
-	}
 	if err := r.ReadFrom(body); err != nil { // copying: names outlive the frame
 		b.badRequest(req, &hdr, err)
 		return
@@ -131,7 +129,7 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			b.fetchSessions.remove(id)
 		}
 		op.full = true
-		op.session = b.fetchSessions.create()
+		op.session = b.fetchSessions.create(op.countExisting(r)) // nil: no room, sessionless
 	default:
 		s := b.fetchSessions.get(id)
 		if s == nil {
@@ -146,49 +144,100 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 		s.mu.Unlock()
 		op.session = s
 	}
-	if op.session != nil {
-		op.session.lastUsed.Store(time.Now().UnixNano())
-		op.session.mu.Lock()
-		defer op.session.mu.Unlock()
-		for _, ft := range r.ForgottenTopics {
-			for _, p := range ft.Partitions {
-				op.session.forget(sessionKey{topic: ft.Topic, id: ft.TopicID, partition: p})
+	s := op.session
+	if s == nil {
+		for _, t := range r.Topics {
+			topic := op.lookup(t.Topic, t.TopicID)
+			for _, p := range t.Partitions {
+				k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
+				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil))
 			}
+		}
+		return 0
+	}
+	s.lastUsed.Store(b.fetchSessions.now().UnixNano())
+	s.mu.Lock()
+	for _, ft := range r.ForgottenTopics {
+		for _, p := range ft.Partitions {
+			s.forget(sessionKey{topic: ft.Topic, id: ft.TopicID, partition: p})
 		}
 	}
-	for _, t := range r.Topics {
-		var topic *Topic
-		if b.reg != nil {
-			if v >= 13 {
-				topic = b.reg.TopicByID(t.TopicID)
-			} else {
-				topic = b.reg.Topic(t.Topic)
-			}
+	// A full fetch's partitions were reserved by create; an incremental one
+	// reserves what it may add, and gives back what it did not.
+	reserved := s.size.Load()
+	if !op.full {
+		reserved = int64(op.countExisting(r))
+		if !s.reserve(b.fetchSessions, reserved) {
+			s.mu.Unlock()
+			b.fetchSessions.remove(s.id) // cache.mu before session.mu
+			op.session = nil
+			return kerr.FetchSessionIDNotFound.Code
 		}
+	}
+	added := int64(0)
+	for _, t := range r.Topics {
+		topic := op.lookup(t.Topic, t.TopicID)
 		for _, p := range t.Partitions {
 			k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-			if op.session != nil {
-				op.session.upsert(k, p.FetchOffset, p.PartitionMaxBytes)
+			it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil)
+			if it.part == nil {
+				// Answered with its error now, not remembered.
+				op.items = append(op.items, it)
 				continue
 			}
-			op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil))
-		}
-	}
-	if op.session != nil {
-		for _, k := range op.session.order {
-			sp := op.session.parts[k]
-			var topic *Topic
-			if b.reg != nil {
-				if v >= 13 {
-					topic = b.reg.TopicByID(k.id)
-				} else {
-					topic = b.reg.Topic(k.topic)
-				}
+			if s.upsert(k, p.FetchOffset, p.PartitionMaxBytes) {
+				added++
 			}
-			op.items = append(op.items, op.item(k, topic, sp.fetchOffset, sp.maxBytes, sp))
 		}
 	}
+	s.release(reserved - added)
+	var gone []sessionKey
+	for _, sp := range s.order {
+		if sp.removed {
+			continue
+		}
+		it := op.item(sp.key, op.lookup(sp.key.topic, sp.key.id), sp.fetchOffset, sp.maxBytes, sp)
+		if it.part == nil {
+			// Deleted since: answered with its error once, then dropped.
+			it.sp = nil
+			gone = append(gone, sp.key)
+		}
+		op.items = append(op.items, it)
+	}
+	for _, k := range gone {
+		s.forget(k)
+	}
+	s.mu.Unlock()
 	return 0
+}
+
+// lookup finds a request's topic by name (v12 and older) or id.
+func (op *fetchOp) lookup(name string, id [16]byte) *Topic {
+	if op.b.reg == nil {
+		return nil
+	}
+	if op.hdr.APIVersion >= 13 {
+		return op.b.reg.TopicByID(id)
+	}
+	return op.b.reg.Topic(name)
+}
+
+// countExisting counts the partitions r names that exist: what a session
+// may have to remember for it.
+func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
+	n := 0
+	for _, t := range r.Topics {
+		topic := op.lookup(t.Topic, t.TopicID)
+		if topic == nil {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if p.Partition >= 0 && int(p.Partition) < len(topic.Partitions) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition) fetchItem {

@@ -18,6 +18,13 @@ package broker
 // request is answered from the admin worker once creation is done; requests
 // that create nothing are answered on the ring thread.
 //
+// Internal topics (__consumer_offsets) are flagged IsInternal (v1+), as in
+// Kafka, so tools that hide internal topics hide it. Auto-creating
+// __consumer_offsets gives it offsets.topic.num.partitions partitions and
+// cleanup.policy=compact, as the group coordinator creates it; the other
+// internal names (__transaction_state, __share_group_state) are never
+// auto-created.
+//
 // Differences from Apache Kafka:
 //   - A topic created by this request is returned at once with its
 //     partitions and NONE, not LEADER_NOT_AVAILABLE: Kafka answers LNA
@@ -33,7 +40,7 @@ package broker
 //     retrying a name that can never exist.
 //   - v10-v11 requests naming a topic only by id are resolved by id (Kafka
 //     rejects ids before v12); an unknown id gets UNKNOWN_TOPIC_ID.
-//   - No racks, no internal topics; cluster-authorized-operations (v8-v10)
+//   - No racks; cluster-authorized-operations (v8-v10)
 //     and topic-authorized-operations are -2147483648 ("not requested")
 //     unless asked, then every operation (there is no authorizer yet).
 
@@ -54,10 +61,6 @@ func init() {
 func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	h := &hdr
 	r := kmsg.MetadataRequest{Version: h.APIVersion}
-	if !walkMetadataRequest(h.APIVersion, body) {
-		b.badRequest(req, h, errArrayCounts)
-		return
-	}
 	if err := r.UnsafeReadFrom(body); err != nil {
 		b.badRequest(req, h, err)
 		return
@@ -67,7 +70,10 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, bod
 	var create []string
 	if mayCreate {
 		for _, t := range r.Topics {
-			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && b.reg.Topic(*t.Topic) == nil {
+			// Of the internal topics only __consumer_offsets is created, and
+			// with the group coordinator's settings (as Kafka does).
+			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && b.reg.Topic(*t.Topic) == nil &&
+				(!isInternalTopic(*t.Topic) || *t.Topic == offsetsTopic) {
 				create = append(create, strings.Clone(*t.Topic))
 			}
 		}
@@ -98,7 +104,12 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, bod
 	job := func() {
 		createErrs := make(map[string]int16, len(create))
 		for _, name := range create {
-			_, err := b.reg.CreateTopic(name, b.opts.NumPartitions, nil, false)
+			var err error
+			if name == offsetsTopic {
+				_, err = b.groups.createOffsetsTopic()
+			} else {
+				_, err = b.reg.CreateTopic(name, b.opts.NumPartitions, nil, false)
+			}
 			if code, _ := kafkaError(err); code != 0 && code != kerr.TopicAlreadyExists.Code {
 				createErrs[name] = code
 			}
@@ -137,7 +148,7 @@ func (b *Broker) metadataResponse(r *kmsg.MetadataRequest, allTopics bool, topic
 	// One replica list shared by every partition: the encoder only reads it.
 	replicas := []int32{b.opts.NodeID}
 	addTopic := func(v topicView) {
-		t := kmsg.MetadataResponseTopic{Topic: &v.t.Name, TopicID: v.t.ID, AuthorizedOperations: topicOps,
+		t := kmsg.MetadataResponseTopic{Topic: &v.t.Name, TopicID: v.t.ID, IsInternal: isInternalTopic(v.t.Name), AuthorizedOperations: topicOps,
 			Partitions: make([]kmsg.MetadataResponseTopicPartition, len(v.partitions))}
 		for i := range v.partitions {
 			t.Partitions[i] = kmsg.MetadataResponseTopicPartition{

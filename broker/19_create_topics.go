@@ -25,10 +25,17 @@ package broker
 // describe them), partition count and replication factor; v7+ the topic id
 // (zero for validate_only, as in Kafka).
 //
-// Differences from Apache Kafka: the timeout is ignored (creation finishes
-// before we answer, so there is never a REQUEST_TIMED_OUT for a slow
-// controller); no create.topic.policy (POLICY_VIOLATION never occurs);
-// a full admin queue answers REQUEST_TIMED_OUT.
+// Differences from Apache Kafka:
+//   - internal topic names (__consumer_offsets, __transaction_state,
+//     __share_group_state) are refused with INVALID_REQUEST
+//     (TOPIC_ALREADY_EXISTS once __consumer_offsets exists), as Kafka
+//     refuses __cluster_metadata; Kafka creates them as asked. The group
+//     coordinator creates __consumer_offsets with its own partition count,
+//     which every group's partition is computed from.
+//   - the timeout is ignored (creation finishes before we answer, so there
+//     is never a REQUEST_TIMED_OUT for a slow controller); no
+//     create.topic.policy (POLICY_VIOLATION never occurs); a full admin
+//     queue answers REQUEST_TIMED_OUT.
 
 import (
 	"fmt"
@@ -101,6 +108,14 @@ func (b *Broker) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool
 	if err := ValidateTopicName(t.Topic); err != nil {
 		code, msg := kafkaError(err)
 		return createTopicError(t.Topic, code, msg)
+	}
+	if isInternalTopic(t.Topic) {
+		if b.reg.Topic(t.Topic) != nil {
+			return fail(kerr.TopicAlreadyExists.Code, "topic %s already exists", t.Topic)
+		}
+		// Groups map to offsets.topic.num.partitions partitions: a client's
+		// partition count would leave some mapped to none.
+		return fail(kerr.InvalidRequest.Code, "creation of internal topic %s is prohibited: the broker creates it", t.Topic)
 	}
 	partitions := t.NumPartitions
 	if len(t.ReplicaAssignment) > 0 {

@@ -10,12 +10,18 @@ package broker
 // that are not valid topic names, as Kafka answers); unknown ids:
 // UNKNOWN_TOPIC_ID; a topic named twice in one request: INVALID_REQUEST.
 // v6 responses carry both the name and the id of each deleted topic.
+// Internal topics (__consumer_offsets) are refused with
+// INVALID_TOPIC_EXCEPTION. Deleting a topic also drops its partitions'
+// idempotent producer state (producer_state.go): no snapshot of it is
+// written afterwards, at shutdown or into a topic re-created under the same
+// name.
 //
-// Differences from Apache Kafka: the timeout is ignored (the deletion is
-// complete, data removed, when we answer; Kafka answers once the controller
-// committed it and deletes files later); delete.topic.enable does not
-// exist (deletion is always allowed); a full admin queue answers
-// REQUEST_TIMED_OUT.
+// Differences from Apache Kafka: internal topics cannot be deleted (Kafka's
+// controller deletes __consumer_offsets, and with it every committed
+// offset); the timeout is ignored (the deletion is complete, data removed,
+// when we answer; Kafka answers once the controller committed it and
+// deletes files later); delete.topic.enable does not exist (any other topic
+// may be deleted); a full admin queue answers REQUEST_TIMED_OUT.
 
 import (
 	"fmt"
@@ -96,6 +102,12 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 		default:
 			fail(kerr.InvalidRequest.Code, "topic named by neither name nor id")
 		}
+		if e.name != "" && isInternalTopic(e.name) {
+			// Deleting __consumer_offsets would drop every committed offset
+			// at the next start.
+			fail(kerr.InvalidTopicException.Code, "topic %s is internal and cannot be deleted", e.name)
+			e.name = ""
+		}
 		if e.name != "" {
 			count[e.name]++
 		}
@@ -105,7 +117,7 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 		if e.name != "" {
 			if count[e.name] > 1 {
 				e.out.ErrorCode, e.out.ErrorMessage = kerr.InvalidRequest.Code, errMsg("duplicate topic "+e.name+" in the request")
-			} else if err := b.reg.DeleteTopic(e.name); err != nil {
+			} else if err := b.deleteTopic(e.name); err != nil {
 				e.out.ErrorCode, e.out.ErrorMessage = kafkaError(err)
 			} else {
 				b.opts.Metrics.DeleteTopic(e.name)
@@ -114,4 +126,20 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 		resp.Topics = append(resp.Topics, e.out)
 	}
 	b.replyMsg(req, h, &resp)
+}
+
+// deleteTopic deletes a topic and its partitions' producer state. Admin
+// worker only.
+func (b *Broker) deleteTopic(name string) error {
+	var parts []*Partition
+	if t := b.reg.Topic(name); t != nil {
+		parts = viewTopic(b.reg, t).partitions
+	}
+	b.holdProducerSnapshots(parts, true)
+	if err := b.reg.DeleteTopic(name); err != nil {
+		b.holdProducerSnapshots(parts, false)
+		return err
+	}
+	b.forgetProducerState(parts)
+	return nil
 }

@@ -8,7 +8,8 @@ package broker
 // offset. An offset below -1 or above the high watermark answers
 // OFFSET_OUT_OF_RANGE, an unknown topic or partition
 // UNKNOWN_TOPIC_OR_PARTITION, a topic with cleanup.policy=compact (without
-// delete) POLICY_VIOLATION, as in Kafka; a partition named twice
+// delete) POLICY_VIOLATION, an internal topic (__consumer_offsets)
+// INVALID_TOPIC_EXCEPTION, as in Kafka; a partition named twice
 // INVALID_REQUEST. Deleting segments unlinks files, so the request is
 // served on a goroutine, never on the ring thread.
 //
@@ -68,6 +69,9 @@ func (b *Broker) answerDeleteRecords(req netpoll.Request, hdr proto.RequestHeade
 }
 
 func (b *Broker) deleteRecords(topic string, partition int32, offset int64) (int64, int16) {
+	if isInternalTopic(topic) {
+		return -1, kerr.InvalidTopicException.Code // as Kafka, before looking the partition up
+	}
 	var p *Partition
 	if b.reg != nil {
 		p = b.reg.Partition(topic, partition)

@@ -9,7 +9,8 @@ package broker
 // fsync'd) and applied to the open logs, on the admin worker. Unknown
 // topic: UNKNOWN_TOPIC_OR_PARTITION; invalid name: INVALID_TOPIC_EXCEPTION;
 // a resource named twice in one request: INVALID_REQUEST. validate_only
-// checks everything and changes nothing.
+// checks everything and changes nothing. Internal topics
+// (__consumer_offsets) take config changes like any other, as in Kafka.
 //
 // BROKER resources: every broker key is read-only here (server.properties
 // only), so altering any key is INVALID_REQUEST, as Kafka answers for keys

@@ -9,7 +9,10 @@ package broker
 // not count minus the current count, or whose replica lists are not
 // [node.id]: INVALID_REPLICA_ASSIGNMENT; a topic named twice in one
 // request: INVALID_REQUEST. validate_only runs every check and changes
-// nothing.
+// nothing. Internal topics are grown like any other, as in Kafka; partitions
+// added to __consumer_offsets stay unused (a group's partition is computed
+// from offsets.topic.num.partitions) and are read back at start like the
+// others.
 //
 // Differences from Apache Kafka: the timeout is ignored (the partitions
 // exist when we answer); a full admin queue answers REQUEST_TIMED_OUT.

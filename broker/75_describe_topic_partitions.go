@@ -42,23 +42,8 @@ func init() {
 	register(api{key: int16(kmsg.DescribeTopicPartitions), min: 0, max: 0, serve: (*Broker).serveDescribeTopicPartitions})
 }
 
-// walkDescribeTopicPartitionsRequest checks that the topic array's count is
-// backed by bytes before kmsg allocates for it (request_walk.go).
-func walkDescribeTopicPartitionsRequest(b []byte) bool {
-	r := wireReader{b: b, flexible: true}
-	for n := r.arrayLenMin(2); n > 0 && !r.bad; n-- {
-		r.skip(r.stringLen())
-		r.skipTags()
-	}
-	return !r.bad
-}
-
 func (b *Broker) serveDescribeTopicPartitions(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	h := &hdr
-	if !walkDescribeTopicPartitionsRequest(body) {
-		b.badRequest(req, h, errArrayCounts)
-		return
-	}
 	r := kmsg.DescribeTopicPartitionsRequest{Version: h.APIVersion}
 	if err := r.ReadFrom(body); err != nil {
 		b.badRequest(req, h, err)

@@ -5,6 +5,17 @@
 // One file per API, named NN_name.go after the API key, each opening with the
 // versions served and every deliberate difference from Apache Kafka.
 //
+// Decode bound: a request body is decoded by exactly one decoder, kmsg's
+// generated ReadFrom (every API but Produce) or the Produce flyweight, and
+// both refuse an array whose count times the smallest encoding of one
+// element exceeds the bytes left, before allocating anything for it (kmsg
+// from v1.15.1, with the element's minimum size for the version read, so
+// there is no per-API pre-walk). Decoding one body byte therefore costs at
+// most 32 heap bytes (a Go element over its smallest wire encoding; Kafka's
+// own bound is one element per remaining byte, each a Java object), 72 for
+// the Produce flyweight, whose partition slots carry the answer too;
+// TestDecodeAmplification holds every served API key and version to that.
+//
 // Threads: ServeFrame runs on a netpoll loop thread and must not block.
 // Handlers that wait for something (appends, long-poll fetches) answer later
 // from whichever goroutine completes the work.
@@ -44,6 +55,11 @@ type Options struct {
 	// FetchZeroCopy is fetch.zero.copy: serve record bytes with
 	// splice/sendfile (true) or read+send.
 	FetchZeroCopy bool
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots
+	// and FetchSessionPartitionsMax fetch.session.cache.max.partitions
+	// (0: the defaults, 1000 and 100000; negative: none).
+	FetchSessionCacheSlots    int
+	FetchSessionPartitionsMax int
 	// Metrics records per-API request counts and latencies; nil records
 	// nothing.
 	Metrics *metrics.Registry
@@ -95,7 +111,10 @@ func New(opts Options) (*Broker, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache()}
+	if err := CheckProducerIDFile(opts.DataDir); err != nil {
+		return nil, err
+	}
+	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache(opts.FetchSessionCacheSlots, opts.FetchSessionPartitionsMax)}
 	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
 	if err != nil {
 		return nil, err

@@ -21,7 +21,9 @@ package broker
 // persistence work queues (pending) and a goroutine creates the topic and
 // drains the queue in order. At start (New), an existing topic is read back
 // with Log.Read regions + pread and replayed into the state machine (last
-// value per key wins, tombstones delete).
+// value per key wins, tombstones delete); a record it cannot use is skipped
+// and counted (load), never a reason to refuse the start. Clients cannot
+// write to the topic (00_produce.go) or delete it (20_delete_topics.go).
 //
 // Differences from Apache Kafka: SyncGroup answers the leader before its
 // group metadata record is durable (Kafka waits for the append); a failed
@@ -48,6 +50,19 @@ import (
 
 // offsetsTopic is Kafka's internal topic for group state.
 const offsetsTopic = "__consumer_offsets"
+
+// isInternalTopic reports whether name is one of Kafka's internal topics
+// (Kafka's Topic.isInternal: group offsets, transaction state, share group
+// state). Clients may not append to them, delete them or delete records
+// from them; Metadata flags them internal. Only __consumer_offsets is ever
+// created by this broker; the other two names are reserved as in Kafka.
+func isInternalTopic(name string) bool {
+	switch name {
+	case offsetsTopic, "__transaction_state", "__share_group_state":
+		return true
+	}
+	return false
+}
 
 // Defaults for the group Options when left zero.
 const (
@@ -250,10 +265,7 @@ func (c *coordinator) createTopic() {
 		if c.b.reg == nil {
 			err = errNoRegistry
 		} else if t = c.b.reg.Topic(offsetsTopic); t == nil {
-			t, err = c.b.reg.CreateTopic(offsetsTopic, c.partitions, map[string]string{"cleanup.policy": "compact"}, false)
-			if errors.Is(err, kerr.TopicAlreadyExists) {
-				t, err = c.b.reg.Topic(offsetsTopic), nil
-			}
+			t, err = c.createOffsetsTopic()
 		}
 		if err != nil || t == nil {
 			c.log.Error("cannot create __consumer_offsets; retrying", zap.Error(err))
@@ -279,8 +291,27 @@ func (c *coordinator) createTopic() {
 	}
 }
 
+// createOffsetsTopic creates __consumer_offsets with the coordinator's
+// partition count and compaction (or returns the existing topic). Every
+// creation goes through here: a topic of another partition count would
+// leave groups mapped to partitions that do not exist.
+func (c *coordinator) createOffsetsTopic() (*Topic, error) {
+	t, err := c.b.reg.CreateTopic(offsetsTopic, c.partitions, map[string]string{"cleanup.policy": "compact"}, false)
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		t, err = c.b.reg.Topic(offsetsTopic), nil
+	}
+	return t, err
+}
+
+// loadSkipLogMax: the first this many records skipped at load are logged
+// one by one; the rest only count towards the summary line.
+const loadSkipLogMax = 10
+
 // load replays an existing __consumer_offsets into the state machine.
-// Called from New, before serving.
+// Called from New, before serving. A record it cannot use (malformed, or
+// not a group record) is skipped and counted, never a reason to refuse the
+// start: one bad record would otherwise keep the broker down. The first
+// loadSkipLogMax skips are logged with their place, then a summary.
 func (c *coordinator) load() error {
 	if c.b.reg == nil {
 		return nil
@@ -291,8 +322,15 @@ func (c *coordinator) load() error {
 	}
 	c.topic.Store(t)
 	now := time.Now()
-	records, bad := 0, 0
+	records, skipped := 0, 0
 	for _, p := range viewTopic(c.b.reg, t).partitions {
+		skip := func(offset int64, why error) {
+			skipped++
+			if skipped <= loadSkipLogMax {
+				c.log.Warn("skipping unusable __consumer_offsets record at load", zap.Int32("partition", p.Index),
+					zap.Int64("offset", offset), zap.Error(why))
+			}
+		}
 		l := p.Log
 		off, hw := l.LogStartOffset(), l.HighWatermark()
 		for off < hw {
@@ -310,17 +348,20 @@ func (c *coordinator) load() error {
 			if err != nil {
 				return fmt.Errorf("reading %s-%d: %w", offsetsTopic, p.Index, err)
 			}
-			next, err := forEachRecord(buf, func(key, value []byte) {
+			next, err := forEachRecord(buf, func(base int64, key, value []byte) {
 				if err := c.g.Load(now, key, value); err != nil {
-					bad++
+					skip(base, err)
 					return
 				}
 				records++
-			})
+			}, skip)
 			if err != nil {
-				return fmt.Errorf("%s-%d: %w", offsetsTopic, p.Index, err)
+				// The log validated every batch it holds, so this is a
+				// bug or damage below the log: keep what was read.
+				c.log.Error("__consumer_offsets batch framing broken; rest of the partition not loaded",
+					zap.Int32("partition", p.Index), zap.Int64("offset", max(next, off)), zap.Error(err))
 			}
-			if next <= off {
+			if err != nil || next <= off {
 				break
 			}
 			off = next
@@ -330,7 +371,12 @@ func (c *coordinator) load() error {
 	c.g.ExpireOffsets(now, c.retention, func(topic string, partition int32) bool {
 		return c.b.reg.Partition(topic, partition) != nil
 	})
-	c.log.Info("loaded groups from __consumer_offsets", zap.Int("records", records), zap.Int("unparsable", bad), zap.Int("groups", c.g.NumGroups()))
+	fields := []zap.Field{zap.Int("records", records), zap.Int("skipped", skipped), zap.Int("groups", c.g.NumGroups())}
+	if skipped > 0 {
+		c.log.Warn("loaded groups from __consumer_offsets, skipping unusable records", fields...)
+	} else {
+		c.log.Info("loaded groups from __consumer_offsets", fields...)
+	}
 	c.lock()
 	c.unlock()
 	return nil
@@ -388,11 +434,24 @@ func appendRecordBatch(dst []byte, ts int64, records [][2][]byte) []byte {
 
 var errBadBatch = errors.New("malformed record batch in __consumer_offsets")
 
-// forEachRecord calls f for each record of the whole batches in buf and
-// returns the offset after the last batch. Compressed and control batches
-// are skipped (we never write them; Kafka's transaction markers would be
-// control batches).
-func forEachRecord(buf []byte, f func(key, value []byte)) (int64, error) {
+// Why a record of __consumer_offsets is skipped at load.
+var (
+	errNullKey         = errors.New("record with a null key")
+	errBadRecord       = errors.New("malformed record")
+	errCompressedBatch = errors.New("compressed batch (the coordinator never writes one)")
+)
+
+// forEachRecord calls f for each record of the whole batches in buf (with
+// its batch's base offset) and returns the offset after the last batch. A
+// batch whose records cannot be parsed (a null key, a record running past
+// the batch) is skipped from that record on: skip is called once for it
+// with its base offset and the reason, and the next batch is read. Only
+// broken batch framing, which the log never hands out, stops the walk
+// (errBadBatch, with the offset after the last whole batch). Control
+// batches are skipped silently (Kafka's transaction markers); compressed
+// ones are reported through skip (we never write them; only a client could
+// have).
+func forEachRecord(buf []byte, f func(base int64, key, value []byte), skip func(base int64, why error)) (int64, error) {
 	next := int64(-1)
 	for len(buf) >= batchHeaderLen {
 		be := binary.BigEndian
@@ -405,41 +464,57 @@ func forEachRecord(buf []byte, f func(key, value []byte)) (int64, error) {
 		buf = buf[n:]
 		next = base + int64(be.Uint32(b[23:])) + 1
 		attrs := be.Uint16(b[21:])
-		if attrs&0x07 != 0 || attrs&0x20 != 0 {
+		if attrs&0x20 != 0 {
 			continue
 		}
-		count := int(be.Uint32(b[57:]))
-		r := b[batchHeaderLen:]
-		for i := 0; i < count; i++ {
-			l, k := binary.Varint(r)
-			if k <= 0 || l < 0 || int(l) > len(r)-k {
-				return next, errBadBatch
-			}
-			rec := r[k : k+int(l)]
-			r = r[k+int(l):]
-			if len(rec) < 1 {
-				return next, errBadBatch
-			}
-			rec = rec[1:]            // attributes
-			for j := 0; j < 2; j++ { // timestamp delta, offset delta
-				_, k := binary.Varint(rec)
-				if k <= 0 {
-					return next, errBadBatch
-				}
-				rec = rec[k:]
-			}
-			key, rest, ok := varBytes(rec)
-			if !ok {
-				return next, errBadBatch
-			}
-			value, _, ok := varBytes(rest)
-			if !ok || key == nil {
-				return next, errBadBatch
-			}
-			f(key, value)
+		if attrs&0x07 != 0 {
+			skip(base, errCompressedBatch)
+			continue
+		}
+		if err := batchRecords(b, func(key, value []byte) { f(base, key, value) }); err != nil {
+			skip(base, err)
 		}
 	}
 	return next, nil
+}
+
+// batchRecords calls f for each record of one uncompressed batch b, up to
+// the first it cannot parse.
+func batchRecords(b []byte, f func(key, value []byte)) error {
+	count := int(binary.BigEndian.Uint32(b[57:]))
+	r := b[batchHeaderLen:]
+	for i := 0; i < count; i++ {
+		l, k := binary.Varint(r)
+		if k <= 0 || l < 0 || int(l) > len(r)-k {
+			return errBadRecord
+		}
+		rec := r[k : k+int(l)]
+		r = r[k+int(l):]
+		if len(rec) < 1 {
+			return errBadRecord
+		}
+		rec = rec[1:]            // attributes
+		for j := 0; j < 2; j++ { // timestamp delta, offset delta
+			_, k := binary.Varint(rec)
+			if k <= 0 {
+				return errBadRecord
+			}
+			rec = rec[k:]
+		}
+		key, rest, ok := varBytes(rec)
+		if !ok {
+			return errBadRecord
+		}
+		value, _, ok := varBytes(rest)
+		if !ok {
+			return errBadRecord
+		}
+		if key == nil {
+			return errNullKey
+		}
+		f(key, value)
+	}
+	return nil
 }
 
 // varBytes reads a varint-length-prefixed byte string (-1: nil).

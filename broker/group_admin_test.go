@@ -114,7 +114,9 @@ func TestRecordBatchRoundTrip(t *testing.T) {
 		t.Fatalf("our batch fails produce validation: %v", err.err)
 	}
 	var got [][2][]byte
-	next, err := forEachRecord(buf, func(k, v []byte) { got = append(got, [2][]byte{k, v}) })
+	next, err := forEachRecord(buf, func(_ int64, k, v []byte) { got = append(got, [2][]byte{k, v}) }, func(base int64, why error) {
+		t.Errorf("batch at %d skipped: %v", base, why)
+	})
 	if err != nil || len(got) != 4 {
 		t.Fatalf("parsed %d records, err %v", len(got), err)
 	}
@@ -125,7 +127,7 @@ func TestRecordBatchRoundTrip(t *testing.T) {
 	if next != 1 {
 		t.Fatalf("next offset %d", next)
 	}
-	if _, err := forEachRecord(buf[:len(buf)-3], func(k, v []byte) {}); err == nil {
+	if _, err := forEachRecord(buf[:len(buf)-3], func(int64, []byte, []byte) {}, func(int64, error) {}); err == nil {
 		t.Fatal("truncated batch parsed")
 	}
 }

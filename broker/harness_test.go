@@ -51,7 +51,9 @@ func (tb *testBroker) start() {
 	t := tb.t
 	t.Helper()
 	logger := zaptest.NewLogger(t)
-	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Defaults: log.DefaultConfig(), Logger: logger}
+	// Tests may create topics with tiny segments (many segments from few
+	// records); TestSegmentBytesFloor checks the default floor.
+	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Defaults: log.DefaultConfig(), Logger: logger, SegmentBytesMin: 14}
 	opts := Options{NodeID: 0, AdvertisedHost: "127.0.0.1", DataDir: tb.dir, Logger: logger,
 		AutoCreateTopics: true, NumPartitions: 1, MessageMaxBytes: 1048588, FetchZeroCopy: true}
 	if tb.mod != nil {

@@ -75,9 +75,9 @@ func matchRecord(batch []byte, ts, logStart int64) (int64, int64, error) {
 			return 0, 0, err
 		}
 	}
-	// The same walk as checkRecords (produce validation), kept separate on
+	// The same walk as walkRecords (produce validation), kept separate on
 	// purpose: a shared per-record helper does not inline and cost the
-	// produce path ~10% of checkRecords' time.
+	// produce path ~10% of walkRecords' time.
 	pos := 0
 	for i := int32(0); i < count; i++ {
 		n, w := binary.Varint(records[pos:])

@@ -30,11 +30,22 @@ import (
 // are in the child and not counted.
 func BenchmarkProducePipelined(b *testing.B) {
 	for _, backend := range []string{netpoll.BackendUring, netpoll.BackendPortable} {
-		b.Run(backend, func(b *testing.B) { benchProduce(b, backend, 4, 16) })
+		b.Run(backend, func(b *testing.B) { benchProduce(b, backend, 4, 16, codecNone) })
 	}
 }
 
-func benchProduce(b *testing.B, backend string, conns, depth int) {
+// BenchmarkProduceCompressed is BenchmarkProducePipelined with the batch's
+// records compressed (the topic keeps the producer's codec): the broker
+// decompresses and walks every batch on a produce worker.
+func BenchmarkProduceCompressed(b *testing.B) {
+	for _, backend := range []string{netpoll.BackendUring, netpoll.BackendPortable} {
+		for _, codec := range []int8{codecLZ4, codecZstd} {
+			b.Run(fmt.Sprintf("%s/codec=%d", backend, codec), func(b *testing.B) { benchProduce(b, backend, 4, 16, codec) })
+		}
+	}
+}
+
+func benchProduce(b *testing.B, backend string, conns, depth int, codec int8) {
 	dir := b.TempDir()
 	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig()})
 	if err != nil {
@@ -61,7 +72,7 @@ func benchProduce(b *testing.B, backend string, conns, depth int) {
 	addr := srv.Addrs()[0].String()
 	run := func(rounds int) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestProduceBenchClientProcess$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("RINGBROKER_PRODUCE_BENCH_CLIENT=%s,%d,%d,%d", addr, conns, depth, rounds))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("RINGBROKER_PRODUCE_BENCH_CLIENT=%s,%d,%d,%d,%d", addr, conns, depth, rounds, codec))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("client: %v\n%s", err, out)
 		}
@@ -97,16 +108,23 @@ func TestProduceBenchClientProcess(t *testing.T) {
 	parts := strings.Split(spec, ",")
 	addr := parts[0]
 	var conns, depth, rounds int
+	var codec int8
 	fmt.Sscan(parts[1], &conns)
 	fmt.Sscan(parts[2], &depth)
 	fmt.Sscan(parts[3], &rounds)
+	fmt.Sscan(parts[4], &codec)
 	vals := make([][]byte, 10)
 	for i := range vals {
 		vals[i] = make([]byte, 100)
+		if codec != codecNone { // text-like values, so the codec has work to do
+			for j := range vals[i] {
+				vals[i][j] = "abcdefghij klmnopqrstuvwxyz"[(i*7+j*j)%27]
+			}
+		}
 	}
 	req := kmsg.NewPtrProduceRequest()
 	req.Version, req.Acks, req.TimeoutMillis = 9, 1, 30000
-	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "bench", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: prodBatch(-1, -1, -1, time.Now().UnixMilli(), vals...)}}}}
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "bench", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: storedBatch(codec, -1, -1, -1, time.Now().UnixMilli(), 0, vals...)}}}}
 	one := encodeFrame(req, 1, "bench")
 	batch := make([]byte, 0, len(one)*depth)
 	for i := 0; i < depth; i++ {

@@ -36,6 +36,10 @@ package broker
 // (Log.Read regions + pread of 61-byte headers). Snapshots are written on a
 // worker every snapshotEveryBytes appended and by Broker.CloseProducerState
 // at clean shutdown, so an unclean start rescans at most that much log.
+// Deleting a topic drops its partitions' state (forgetProducerState, after
+// holdProducerSnapshots kept snapshots out of the dirs being removed): no
+// snapshot of it is written afterwards, into a missing dir at shutdown or
+// into the dir of a topic re-created under the same name.
 //
 // Differences from Kafka: producer ids do not expire (Kafka drops them after
 // producer.id.expiration.ms); state of producers whose batches were all
@@ -135,6 +139,10 @@ type partState struct {
 	snapQueued   bool
 
 	snapshotMu sync.Mutex
+	// deleting (guarded by snapshotMu): the partition is being deleted; no
+	// snapshot may be written into its dir, which is about to go (and may
+	// come back for a topic re-created under the same name).
+	deleting bool
 }
 
 // produceState is a broker's produce-side state: partition states and the
@@ -521,6 +529,9 @@ func (ps *partState) writeSnapshot() error {
 	}
 	ps.snapshotMu.Lock()
 	defer ps.snapshotMu.Unlock()
+	if ps.deleting {
+		return nil
+	}
 	ps.mu.Lock()
 	end, data := ps.encodeSnapshot()
 	ps.sinceSnap = 0
@@ -536,6 +547,53 @@ func (ps *partState) writeSnapshot() error {
 		}
 	}
 	return nil
+}
+
+// holdProducerSnapshots stops (hold) or resumes snapshot writes of parts'
+// producer state around the deletion of their topic. Holding waits for a
+// snapshot being written to finish, so none lands in a dir being removed.
+// After the deletion, forgetProducerState drops the state; if it failed,
+// call holdProducerSnapshots(parts, false).
+func (b *Broker) holdProducerSnapshots(parts []*Partition, hold bool) {
+	v, ok := produceStates.Load(b)
+	if !ok {
+		return
+	}
+	s := v.(*produceState)
+	for _, p := range parts {
+		if v, ok := s.parts.Load(p); ok {
+			ps := v.(*partState)
+			ps.snapshotMu.Lock()
+			ps.deleting = hold
+			ps.snapshotMu.Unlock()
+			if !hold {
+				ps.mu.Lock()
+				ps.snapQueued = false // a request skipped while held is asked again
+				ps.mu.Unlock()
+			}
+		}
+	}
+}
+
+// forgetProducerState drops the producer state of parts, whose topic was
+// deleted: shutdown would otherwise try to snapshot it into dirs that are
+// gone, or into those of a topic re-created under the same name. State
+// objects still referenced by requests in flight keep deleting set, so
+// they write no snapshot either.
+func (b *Broker) forgetProducerState(parts []*Partition) {
+	v, ok := produceStates.Load(b)
+	if !ok {
+		return
+	}
+	s := v.(*produceState)
+	for _, p := range parts {
+		if v, ok := s.parts.LoadAndDelete(p); ok {
+			ps := v.(*partState)
+			ps.snapshotMu.Lock()
+			ps.deleting = true
+			ps.snapshotMu.Unlock()
+		}
+	}
 }
 
 // CloseProducerState writes a producer state snapshot of every partition

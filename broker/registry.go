@@ -73,6 +73,11 @@ type RegistryOptions struct {
 	// Stats receives every log's write and fdatasync measurements (the
 	// daemon passes its metrics registry); nil records nothing.
 	Stats log.Stats
+
+	// SegmentBytesMin is the smallest segment.bytes CreateTopics and
+	// AlterConfigs accept (log.segment.bytes.min); 0 means Kafka 4's
+	// 1048576. Stored topic configs are loaded whatever their value.
+	SegmentBytesMin int64
 }
 
 // Registry is the topic table.
@@ -263,7 +268,7 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 	if configs == nil {
 		configs = map[string]string{}
 	}
-	settings, err := r.resolveSettings(configs)
+	settings, err := r.resolveClientSettings(configs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", kerr.InvalidConfig, err)
 	}
@@ -396,7 +401,7 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 // SetTopicConfigs replaces a topic's overrides with configs (already
 // merged by the caller for incremental alters), after validating them.
 func (r *Registry) SetTopicConfigs(name string, configs map[string]string, validateOnly bool) error {
-	settings, err := r.resolveSettings(configs)
+	settings, err := r.resolveClientSettings(configs)
 	if err != nil {
 		return fmt.Errorf("%w: %v", kerr.InvalidConfig, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ringbroker/ringbroker/log"
 )
@@ -16,6 +17,9 @@ type topicSettings struct {
 	compression     string // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete (stored; compaction not yet run)
 	logAppendTime   bool   // message.timestamp.type=LogAppendTime
+
+	// rules are checked on every produced batch (batch.go: admitRecords).
+	rules recordRules
 }
 
 // topicKey describes one topic-level config key.
@@ -70,7 +74,7 @@ var topicKeys = []topicKey{
 	{"local.retention.ms", "log.local.retention.ms", "-2", checkInt(-2)},
 	{"max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "9223372036854775807", checkInt(1)},
 	{"max.message.bytes", "message.max.bytes", "1048588", checkInt(0)},
-	{"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "9223372036854775807", checkInt(0)},
+	{"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "3600000", checkInt(0)},
 	{"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", "9223372036854775807", checkInt(0)},
 	{"message.timestamp.type", "log.message.timestamp.type", "CreateTime", checkOneOf("CreateTime", "LogAppendTime")},
 	{"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "0.5", checkAny},
@@ -129,6 +133,29 @@ func (r *Registry) topicDefault(k *topicKey) string {
 	return k.def
 }
 
+// segmentBytesMinKafka is Kafka 4's minimum segment.bytes (KIP-1030): a
+// tiny segment.bytes makes one segment per batch until the process runs out
+// of descriptors.
+const segmentBytesMinKafka = 1 << 20
+
+// resolveClientSettings is resolveSettings for overrides a client sets
+// (CreateTopics, AlterConfigs, IncrementalAlterConfigs): it also enforces
+// the segment.bytes floor (RegistryOptions.SegmentBytesMin). Overrides read
+// back from the metadata file go through resolveSettings alone, so a topic
+// stored before the floor existed still opens.
+func (r *Registry) resolveClientSettings(configs map[string]string) (topicSettings, error) {
+	if v, ok := configs["segment.bytes"]; ok {
+		floor := r.opts.SegmentBytesMin
+		if floor <= 0 {
+			floor = segmentBytesMinKafka
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n < floor {
+			return topicSettings{}, fmt.Errorf("segment.bytes: want an integer >= %d (Kafka 4's minimum; log.segment.bytes.min), got %q", floor, v)
+		}
+	}
+	return r.resolveSettings(configs)
+}
+
 // resolveSettings validates overrides and computes the effective settings.
 func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, error) {
 	names := make([]string, 0, len(configs))
@@ -164,6 +191,10 @@ func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, er
 		logAppendTime:   value("message.timestamp.type") == "LogAppendTime",
 	}
 	s.log.LogAppendTime = s.logAppendTime
+	s.rules.compacted = strings.Contains(s.cleanupPolicy, "compact")
+	s.rules.logAppendTime = s.logAppendTime
+	s.rules.beforeMaxMs, _ = strconv.ParseInt(value("message.timestamp.before.max.ms"), 10, 64)
+	s.rules.afterMaxMs, _ = strconv.ParseInt(value("message.timestamp.after.max.ms"), 10, 64)
 	return s, nil
 }
 

@@ -101,10 +101,19 @@ type Config struct {
 	LogMessageTimestampType     string   // log.message.timestamp.type: CreateTime | LogAppendTime
 	CompressionType             string   // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 
+	// Record validation and segment bounds (Kafka keys, and one of ours).
+	LogMessageTimestampBeforeMaxMs int64 // log.message.timestamp.before.max.ms
+	LogMessageTimestampAfterMaxMs  int64 // log.message.timestamp.after.max.ms
+	LogSegmentBytesMin             int32 // log.segment.bytes.min (ours)
+
 	// Appender and fetch (ours).
 	AppendBatchMaxBytes int  // append.batch.max.bytes
 	AppendLingerMaxMs   int  // append.linger.max.ms
 	FetchZeroCopy       bool // fetch.zero.copy
+
+	// Fetch sessions (KIP-227).
+	FetchSessionCacheSlots    int // max.incremental.fetch.session.cache.slots (Kafka)
+	FetchSessionMaxPartitions int // fetch.session.cache.max.partitions (ours)
 
 	// Groups (Kafka keys).
 	GroupInitialRebalanceDelayMs int   // group.initial.rebalance.delay.ms
@@ -333,6 +342,9 @@ func (c *Config) Validate() error {
 		if l.Host == "0.0.0.0" || l.Host == "::" {
 			return fmt.Errorf("advertised.listeners: %s uses the non-routable address %s; name a host clients can reach", l.Name, l.Host)
 		}
+	}
+	if c.LogSegmentBytes < c.LogSegmentBytesMin {
+		return fmt.Errorf("log.segment.bytes=%d is below log.segment.bytes.min=%d (Kafka 4's minimum is 1048576: tiny segments exhaust descriptors)", c.LogSegmentBytes, c.LogSegmentBytesMin)
 	}
 	if c.GroupMinSessionTimeoutMs > c.GroupMaxSessionTimeoutMs {
 		return fmt.Errorf("group.min.session.timeout.ms=%d is above group.max.session.timeout.ms=%d", c.GroupMinSessionTimeoutMs, c.GroupMaxSessionTimeoutMs)

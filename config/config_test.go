@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -155,6 +156,13 @@ func TestBadValues(t *testing.T) {
 		{"log.retention.ms=1\nlog.retention.hours=x", "log.retention.hours=\"x\": not an integer"},
 		{"a=\\u00zz", "test.properties: line 1: key \"a\": malformed"},
 		{"log.cleanup.policy=delete,archive", "\"archive\" is not delete or compact"},
+		{"log.segment.bytes=14", "log.segment.bytes=14 is below log.segment.bytes.min=1048576"},
+		{"log.segment.bytes=1048575", "is below log.segment.bytes.min"},
+		{"log.segment.bytes.min=4096\nlog.segment.bytes=2048", "log.segment.bytes=2048 is below log.segment.bytes.min=4096"},
+		{"log.roll.ms=0", "log.roll.ms=\"0\": must be at least 1"},
+		{"log.roll.hours=0", "log.roll.hours=\"0\""},
+		{"log.message.timestamp.after.max.ms=-1", "log.message.timestamp.after.max.ms=\"-1\""},
+		{"log.message.timestamp.before.max.ms=-1", "log.message.timestamp.before.max.ms=\"-1\""},
 	}
 	for _, tt := range tests {
 		_, _, err := Parse(strings.NewReader(tt.in), "test.properties")
@@ -317,5 +325,18 @@ func TestMarkdownCoversEveryKey(t *testing.T) {
 		if lookup(k) != nil {
 			t.Errorf("%s is both a key and ignored", k)
 		}
+	}
+}
+
+// Segment and timestamp bounds: Kafka 4's defaults, and the floor an
+// operator may lower for tests.
+func TestSegmentAndTimestampBounds(t *testing.T) {
+	c, _ := parse(t, "")
+	if c.LogSegmentBytesMin != 1048576 || c.LogMessageTimestampAfterMaxMs != 3600000 || c.LogMessageTimestampBeforeMaxMs != math.MaxInt64 {
+		t.Fatalf("defaults: segment floor %d, after %d, before %d", c.LogSegmentBytesMin, c.LogMessageTimestampAfterMaxMs, c.LogMessageTimestampBeforeMaxMs)
+	}
+	c, _ = parse(t, "log.segment.bytes.min=16384\nlog.segment.bytes=16384\nlog.message.timestamp.after.max.ms=5000")
+	if c.LogSegmentBytes != 16384 || c.LogMessageTimestampAfterMaxMs != 5000 {
+		t.Fatalf("lowered floor: segment.bytes %d, after %d", c.LogSegmentBytes, c.LogMessageTimestampAfterMaxMs)
 	}
 }

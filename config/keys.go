@@ -148,7 +148,8 @@ var specs = []spec{
 	{name: "log.dir", def: "./data", canon: "log.dirs", rank: 1,
 		doc: "Single data directory, used when `log.dirs` is not set.",
 		set: func(c *Config, v string) error { return setDirs(c, v) }},
-	intSpec("log.segment.bytes", "1073741824", 14, kafkaIntMax, "Roll a new segment when the active one reaches this size.", func(c *Config) *int32 { return &c.LogSegmentBytes }),
+	intSpec("log.segment.bytes", "1073741824", 14, kafkaIntMax, "Roll a new segment when the active one reaches this size. At least `log.segment.bytes.min` (Kafka 4's minimum, 1048576).", func(c *Config) *int32 { return &c.LogSegmentBytes }),
+	oursInt("log.segment.bytes.min", "1048576", 14, kafkaIntMax, "Smallest `log.segment.bytes`, and smallest topic `segment.bytes` CreateTopics and AlterConfigs accept (INVALID_CONFIG below it); Kafka 4's minimum by default. A tiny segment size makes a segment per batch until the process runs out of descriptors: lower this only for tests that need many segments from little data.", func(c *Config) *int32 { return &c.LogSegmentBytesMin }),
 	withRank(intSpec("log.roll.ms", "604800000", 1, math.MaxInt64, "Roll a new segment after this long even if not full. Takes precedence over `log.roll.hours`.", func(c *Config) *int64 { return &c.LogRollMs }), 2),
 	scaledAlias("log.roll.hours", "168", "log.roll.ms", 1, 1, 3600000, "`log.roll.ms` in hours."),
 	withRank(intSpec("log.retention.ms", "604800000", math.MinInt64, math.MaxInt64, "Delete segments older than this; -1 = no time limit. Precedence (Kafka's): `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`.", func(c *Config) *int64 { return &c.LogRetentionMs }), 3),
@@ -182,11 +183,15 @@ var specs = []spec{
 	boolSpec("delete.topic.enable", "true", "Allow DeleteTopics.", func(c *Config) *bool { return &c.DeleteTopicEnable }),
 	intSpec("default.replication.factor", "1", 1, 1, "Replication factor of auto-created topics. ringbroker is a single broker, so only 1 is valid; a larger value is an error at startup rather than a failure at topic creation.", func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
 	enumSpec("log.message.timestamp.type", "CreateTime", false, []string{"CreateTime", "LogAppendTime"}, "Default timestamp type of topics: the producer's time or the broker's append time.", func(c *Config) *string { return &c.LogMessageTimestampType }),
+	intSpec("log.message.timestamp.before.max.ms", "9223372036854775807", 0, math.MaxInt64, "Default of topics' `message.timestamp.before.max.ms`: a CreateTime record more than this many ms older than the broker's clock is refused with INVALID_TIMESTAMP.", func(c *Config) *int64 { return &c.LogMessageTimestampBeforeMaxMs }),
+	intSpec("log.message.timestamp.after.max.ms", "3600000", 0, math.MaxInt64, "Default of topics' `message.timestamp.after.max.ms`: a CreateTime record more than this many ms ahead of the broker's clock is refused with INVALID_TIMESTAMP (Kafka 4's default, 1 hour).", func(c *Config) *int64 { return &c.LogMessageTimestampAfterMaxMs }),
 	enumSpec("compression.type", "producer", false, []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, "Default compression of topics; `producer` keeps the producer's batches byte for byte.", func(c *Config) *string { return &c.CompressionType }),
 
 	// ---- appender and fetch (ours)
 	oursInt("append.batch.max.bytes", "1048576", 1, kafkaIntMax, "Largest group of produce batches the appender coalesces into one write.", func(c *Config) *int { return &c.AppendBatchMaxBytes }),
 	oursInt("append.linger.max.ms", "0", 0, 1000, "Longest the appender waits for more batches before writing. 0 = never wait: batches that arrive while the previous write is in flight are coalesced into the next one (group commit without added latency).", func(c *Config) *int { return &c.AppendLingerMaxMs }),
+	intSpec("max.incremental.fetch.session.cache.slots", "1000", 0, kafkaIntMax, "Incremental fetch sessions kept (KIP-227). When full, a new session takes the slot of one idle for 2 minutes, or of the smallest one older than 2 minutes if it has more partitions; otherwise the fetch is served without a session. 0 = no sessions.", func(c *Config) *int { return &c.FetchSessionCacheSlots }),
+	oursInt("fetch.session.cache.max.partitions", "100000", 0, kafkaIntMax, "Partitions remembered over all fetch sessions (about 200 bytes each). A session that would exceed it is not created, or is closed (FETCH_SESSION_ID_NOT_FOUND) and its client falls back to full fetches. Partitions that do not exist are never remembered.", func(c *Config) *int { return &c.FetchSessionMaxPartitions }),
 	oursBool("fetch.zero.copy", "true", "Send fetched record bytes from the segment file by splice (sendfile on the portable backend) instead of copying through user space.", func(c *Config) *bool { return &c.FetchZeroCopy }),
 
 	// ---- groups

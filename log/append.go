@@ -163,10 +163,12 @@ func (l *Log) run() {
 func (l *Log) service() bool {
 	for {
 		now := l.clock.Now().UnixNano()
+		l.busySinceNs.Store(now) // this action's start; 0 again when parked
 		l.mu.Lock()
 		if l.crash {
 			l.head, l.tail, l.pendingBytes = nil, nil, 0
 			l.mu.Unlock()
+			l.busySinceNs.Store(0)
 			return true
 		}
 		st := groupState{
@@ -182,6 +184,7 @@ func (l *Log) service() bool {
 		act, wakeAt := l.pol.decide(st)
 		switch act {
 		case actIdle:
+			l.busySinceNs.Store(0)
 			if l.closing && l.head == nil {
 				l.mu.Unlock()
 				return true
@@ -247,8 +250,9 @@ func (l *Log) takeGroup(now int64) {
 }
 
 // needRoll reports whether a group starting with a batch of n bytes and
-// offsets offsets must go to a new segment: segment.bytes, segment.ms, a
-// full index, or relative offsets that would not fit the index.
+// offsets offsets must go to a new segment: segment.bytes, segment.ms (but
+// never a segment younger than TimeRollMinMs), a full index, or relative
+// offsets that would not fit the index.
 // REQUIRES: writer goroutine; l.mu held (reads s.createdNs).
 func (l *Log) needRoll(s *segment, n, offsets int64, now int64) bool {
 	size := s.size.Load()
@@ -256,7 +260,7 @@ func (l *Log) needRoll(s *segment, n, offsets int64, now int64) bool {
 		return false
 	}
 	return size+n > l.cfg.SegmentBytes ||
-		now-s.createdNs >= l.cfg.SegmentMs*int64(time.Millisecond) ||
+		now-s.createdNs >= max(l.cfg.SegmentMs, l.cfg.TimeRollMinMs)*int64(time.Millisecond) ||
 		s.idx.full() || s.tidx.full() ||
 		l.nextOffset+offsets-1-s.base > maxRelativeOffset
 }

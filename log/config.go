@@ -33,6 +33,11 @@ type Config struct {
 	// AppendPendingMaxBytes (append.pending.max.bytes, 64 MiB) bounds bytes
 	// accepted but not yet written; Append returns ErrBacklog past it.
 	AppendPendingMaxBytes int64
+	// TimeRollMinMs (60000): a segment is rolled by time (SegmentMs) only
+	// once it is at least this old. Kafka 4 accepts segment.ms=1, which rolls
+	// a segment per append until the process runs out of descriptors; this
+	// floor is the minimum KIP-1030 plans for segment.ms in Kafka 5.
+	TimeRollMinMs int64
 }
 
 // DefaultConfig returns Apache Kafka's broker defaults plus ours.
@@ -47,6 +52,7 @@ func DefaultConfig() Config {
 		IndexIntervalBytes:    4096,
 		IndexMaxBytes:         10 << 20,
 		AppendBatchMaxBytes:   4 << 20,
+		TimeRollMinMs:         60_000,
 		AppendLingerMs:        0,
 		AppendPendingMaxBytes: 64 << 20,
 	}

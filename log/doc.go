@@ -40,6 +40,7 @@
 //	l.DeleteRecords(offset)                       // DeleteRecords API: moves the log start offset
 //	l.EnforceRetention(now)                       // call every log.retention.check.interval.ms
 //	m.Checkpoint()                                // every log.flush.offset.checkpoint.interval.ms
+//	stuck := m.Stalled(bound)                     // partitions whose writer spent > bound in one write/fdatasync (systemd watchdog)
 //	m.Close()                                     // flush, checkpoints, clean-shutdown marker
 //
 // # Append: ownership, results, errors

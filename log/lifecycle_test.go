@@ -51,6 +51,7 @@ func TestRollOnSegmentMs(t *testing.T) {
 	clk := newFakeClock()
 	cfg := testConfig()
 	cfg.SegmentMs = 1000
+	cfg.TimeRollMinMs = 0
 	l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,31 @@ func TestRollOnSegmentMs(t *testing.T) {
 	r := syncAppend(t, l, makeBatch(1, 10, 1, 1))
 	if n := l.NumSegments(); n != 2 || r.BaseOffset != 2 {
 		t.Fatalf("%d segments after segment.ms, base %d", n, r.BaseOffset)
+	}
+}
+
+// segment.ms=1 (which Kafka 4 accepts) does not roll a segment per append:
+// a segment is rolled by time only once TimeRollMinMs old.
+func TestTimeRollFloor(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testConfig()
+	cfg.SegmentMs = 1
+	l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 5; i++ {
+		syncAppend(t, l, makeBatch(1, 10, 1, 1))
+		clk.Advance(10 * time.Millisecond)
+	}
+	if n := l.NumSegments(); n != 1 {
+		t.Fatalf("%d segments from 5 appends 10 ms apart with segment.ms=1", n)
+	}
+	clk.Advance(time.Duration(cfg.TimeRollMinMs) * time.Millisecond)
+	syncAppend(t, l, makeBatch(1, 10, 1, 1))
+	if n := l.NumSegments(); n != 2 {
+		t.Fatalf("%d segments once the active segment is TimeRollMinMs old", n)
 	}
 }
 

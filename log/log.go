@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,6 +75,10 @@ type Log struct {
 	clock     Clock
 	logf      func(string, ...any)
 	stats     Stats // nil: not recorded
+	// busySinceNs is when the writer started the action it is performing
+	// (a group write, a periodic fdatasync), 0 while it is parked; for
+	// Stalled (liveness.go). Written by the writer, read by anyone.
+	busySinceNs atomic.Int64
 
 	// mu guards the fields below it. Lock order: mu is a leaf; callbacks and
 	// waiters are always invoked after it is released.

@@ -144,6 +144,7 @@ type backend interface {
 	addrs() []net.Addr
 	shutdown(ctx context.Context) error
 	stats() Stats
+	liveness() error
 }
 
 // Server accepts Kafka connections and feeds their frames to a Handler.

@@ -196,6 +196,7 @@ type mailKind uint8
 const (
 	mailComplete mailKind = iota + 1
 	mailShutdown
+	mailPing // Server.Liveness (liveness.go)
 )
 
 type mail struct {
@@ -245,6 +246,7 @@ type uloop struct {
 	efd       int
 	efdBuf    ring.Buffer
 	wakeReady bool // READ on the eventfd is armed
+	live      loopLiveness
 
 	draining      bool
 	drainDeadline time.Time
@@ -660,6 +662,8 @@ func (l *uloop) drainMailbox() {
 			l.startDrain(m.deadline)
 		case mailComplete:
 			l.onComplete(m)
+		case mailPing:
+			l.live.answerPing()
 		}
 		*m = mail{}
 	}

@@ -146,10 +146,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	defer stopMetrics()
 
 	dataDir := cfg.LogDirs[0]
+	// Before the logs open (recovery, checkpoints): a refused start
+	// touches nothing.
+	if err := broker.CheckProducerIDFile(dataDir); err != nil {
+		return err
+	}
 	reg, err := broker.OpenRegistry(broker.RegistryOptions{
 		LogDirs:             cfg.LogDirs,
 		Defaults:            logDefaults(cfg),
 		BrokerTopicDefaults: brokerTopicDefaults(cfg),
+		SegmentBytesMin:     int64(cfg.LogSegmentBytesMin),
 		Logger:              logger.Named("log"),
 		Stats:               m,
 	})
@@ -180,7 +186,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		NumPartitions:    cfg.NumPartitions,
 		MessageMaxBytes:  cfg.MessageMaxBytes,
 		FetchZeroCopy:    cfg.FetchZeroCopy,
-		Metrics:          m,
+
+		FetchSessionCacheSlots:    zeroIsNone(cfg.FetchSessionCacheSlots),
+		FetchSessionPartitionsMax: zeroIsNone(cfg.FetchSessionMaxPartitions),
+		Metrics:                   m,
 
 		GroupInitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
 		GroupMinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
@@ -244,13 +253,12 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := sdNotify("READY=1\nSTATUS=serving " + strings.Join(bound, ",")); err != nil {
 		logger.Warn("sd_notify READY", zap.Error(err))
 	}
-	stopWatchdog := make(chan struct{})
-	startWatchdog(stopWatchdog)
+	stopWatchdog := startWatchdog(daemonLiveness(srv, reg), logger.Named("watchdog"))
 
 	s := <-sig
 	logger.Info("shutting down", zap.String("signal", s.String()))
 	_ = sdNotify("STOPPING=1")
-	close(stopWatchdog)
+	stopWatchdog() // returns once no check runs: the logs close below
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -319,6 +327,8 @@ func brokerTopicDefaults(cfg *config.Config) map[string]string {
 		{"message.max.bytes", "max.message.bytes", fmt.Sprint(cfg.MessageMaxBytes)},
 		{"compression.type", "compression.type", cfg.CompressionType},
 		{"log.cleanup.policy", "cleanup.policy", strings.Join(cfg.LogCleanupPolicy, ",")},
+		{"log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms", fmt.Sprint(cfg.LogMessageTimestampBeforeMaxMs)},
+		{"log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms", fmt.Sprint(cfg.LogMessageTimestampAfterMaxMs)},
 	} {
 		if cfg.Source(k.brokerKey) != "default" {
 			out[k.topicKey] = k.value
@@ -412,3 +422,12 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// zeroIsNone maps a config value of 0 ("none") to broker.Options' -1 (its 0
+// takes the default).
+func zeroIsNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}

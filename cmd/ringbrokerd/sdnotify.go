@@ -9,14 +9,16 @@ package main
 //
 //	READY=1       startup finished (we send it once every listener accepts)
 //	STOPPING=1    shutdown began (SIGTERM drain)
-//	WATCHDOG=1    keep-alive, at least every WatchdogSec (we send every half)
+//	WATCHDOG=1    keep-alive, at least every WatchdogSec (we send every half,
+//	              and only while the daemon is live: watchdog.go)
 //	STATUS=text   free-form status shown by systemctl status
 //	EXTEND_TIMEOUT_USEC=n  more time for the stop in progress: sent while a
 //	              long log close keeps closing logs (main.go, closeRegistry)
 //
 // With WatchdogSec set, systemd passes WATCHDOG_USEC (the interval) and
 // WATCHDOG_PID (the pid that must send it). This file is self-contained: it
-// depends on nothing else in package main.
+// depends on nothing else in package main; watchdog.go decides when to send
+// the keep-alive.
 
 import (
 	"fmt"
@@ -74,46 +76,4 @@ func watchdogInterval() (time.Duration, bool) {
 		}
 	}
 	return time.Duration(usec) * time.Microsecond, true
-}
-
-// sdWatchdogOnError, when set (the daemon points it at its logger), receives
-// the first failure of each run of failed keep-alives, so a broken socket is
-// logged once rather than every tick. Set it before startWatchdog: the
-// keep-alive goroutine reads it without synchronization.
-var sdWatchdogOnError func(error)
-
-// startWatchdog sends WATCHDOG=1 every interval/2 until stop is closed, when
-// systemd asked for a watchdog; otherwise it does nothing. It returns at once;
-// the keep-alives run on their own goroutine, which proves only that the
-// process is scheduled, so the daemon should also stop sending (close stop)
-// if its loops wedge.
-func startWatchdog(stop <-chan struct{}) {
-	interval, ok := watchdogInterval()
-	if !ok {
-		return
-	}
-	period := interval / 2
-	if period <= 0 {
-		period = interval
-	}
-	go func() {
-		ticker := time.NewTicker(period)
-		defer ticker.Stop()
-		failing := false
-		for {
-			if err := sdNotify("WATCHDOG=1"); err != nil {
-				if !failing && sdWatchdogOnError != nil {
-					sdWatchdogOnError(err)
-				}
-				failing = true
-			} else {
-				failing = false
-			}
-			select {
-			case <-stop:
-				return
-			case <-ticker.C:
-			}
-		}
-	}()
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // fakeNotifySocket listens like systemd's notify socket and points
@@ -104,20 +106,19 @@ func TestSdWatchdogKeepalives(t *testing.T) {
 	conn := fakeNotifySocket(t, false)
 	t.Setenv("WATCHDOG_USEC", "40000") // 40 ms: keep-alive every 20 ms
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	stop := make(chan struct{})
 	start := time.Now()
-	startWatchdog(stop)
+	stop := startWatchdog(nil, zap.NewNop())
 	for i := 0; i < 3; i++ {
 		got, ok := readDatagram(t, conn, 2*time.Second)
 		if !ok || got != "WATCHDOG=1" {
-			close(stop)
+			stop()
 			t.Fatalf("keep-alive %d: got %q %v", i, got, ok)
 		}
 	}
 	if el := time.Since(start); el < 30*time.Millisecond {
 		t.Errorf("3 keep-alives in %v: faster than interval/2", el)
 	}
-	close(stop)
+	stop()
 	// Drain what was in flight, then expect silence.
 	time.Sleep(30 * time.Millisecond)
 	for {
@@ -133,9 +134,7 @@ func TestSdWatchdogKeepalives(t *testing.T) {
 func TestSdWatchdogDisabled(t *testing.T) {
 	conn := fakeNotifySocket(t, false)
 	t.Setenv("WATCHDOG_USEC", "")
-	stop := make(chan struct{})
-	defer close(stop)
-	startWatchdog(stop)
+	defer startWatchdog(nil, zap.NewNop())()
 	if got, ok := readDatagram(t, conn, 100*time.Millisecond); ok {
 		t.Fatalf("keep-alive without WatchdogSec: %q", got)
 	}

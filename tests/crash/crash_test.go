@@ -218,6 +218,9 @@ func crashLoop(t *testing.T, seed int64, lives int, flushEvery bool) {
 		"group.initial.rebalance.delay.ms": "0",
 		"offsets.topic.num.partitions":     "4",
 		"auto.create.topics.enable":        "false",
+		// 16 KiB segments (below Kafka 4's 1 MiB minimum): many rolls and
+		// retention deletions from a few seconds of records.
+		"log.segment.bytes.min": "16384",
 	}
 	if flushEvery {
 		props["log.flush.interval.messages"] = "1"
