@@ -1,6 +1,7 @@
-# ringbroker: `make run` starts the broker on the built-in defaults
-# (127.0.0.1:9092, data in ./data); `make test` installs what the tests need
-# and runs them. See README.md.
+# ringbroker: `make run` starts the broker with the development settings of
+# config/dev.properties over the built-in defaults (127.0.0.1:9092, data in
+# ./data; extra flags in ARGS, e.g. ARGS='--set io.backend=portable');
+# `make test` installs what the tests need and runs them. See README.md.
 
 GO        ?= go
 BIN       := bin/ringbrokerd
@@ -18,7 +19,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/ringbrokerd
 
 run: build
-	./$(BIN) $(ARGS)
+	./$(BIN) --config config/dev.properties $(ARGS)
 
 test: test-deps lint unit integration
 

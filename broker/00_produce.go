@@ -125,6 +125,8 @@ func (s *partSlot) AppendDone(res log.AppendResult) {
 	if res.Err != nil {
 		code = kerr.KafkaStorageError.Code
 		s.ctx.b.log.Warn("produce append failed", zap.String("topic", s.ps.p.Topic.Name), zap.Int32("partition", s.partition), zap.Error(res.Err))
+	} else {
+		s.ctx.b.topicMetrics(s.ps.p.Topic).Produced(int(s.size))
 	}
 	s.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
 }

@@ -422,6 +422,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 			res := &results[k]
 			buf.B = e.appendPartition(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.hw, res.logStart, res.region.Len)
 			if res.region.Len > 0 {
+				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
 			}
 			buf.B = e.endPartition(buf.B)

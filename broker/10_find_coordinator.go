@@ -8,9 +8,11 @@ package broker
 // group APIs then reject the empty id with INVALID_GROUP_ID).
 //
 // Differences from Apache Kafka: transaction coordinator keys (type 1) are
-// answered COORDINATOR_NOT_AVAILABLE (this broker has no transaction
-// coordinator; see 22_init_producer_id.go), share keys (type 2)
-// INVALID_REQUEST. Kafka creates __consumer_offsets on the first
+// answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with the message
+// "transactions are not supported by ringbroker yet", a code clients treat
+// as fatal, so a transactional producer fails within a second instead of
+// retrying a missing coordinator until its timeout
+// (transactions_unsupported.go); share keys (type 2) INVALID_REQUEST. Kafka creates __consumer_offsets on the first
 // FindCoordinator; we create it on the first write (coordinator.go).
 
 import (
@@ -34,10 +36,17 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	resp := kmsg.NewFindCoordinatorResponse()
 	resp.Version = hdr.APIVersion
 	code := int16(0)
+	var msg *string
 	switch r.CoordinatorType {
 	case 0:
 	case 1:
-		code = kerr.CoordinatorNotAvailable.Code
+		code, msg = kerr.TransactionalIDAuthorizationFailed.Code, errMsg(errTransactionsUnsupported)
+		if hdr.APIVersion < 4 {
+			b.refuseTransactionalID("FindCoordinator", r.CoordinatorKey, req.RemoteAddr())
+		}
+		for _, k := range r.CoordinatorKeys {
+			b.refuseTransactionalID("FindCoordinator", k, req.RemoteAddr())
+		}
 	default:
 		code = kerr.InvalidRequest.Code
 	}
@@ -47,10 +56,12 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	}
 	if hdr.APIVersion < 4 {
 		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, node, host, port
+		resp.ErrorMessage = msg
 	} else {
 		for _, k := range r.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode = k, node, host, port, code
+			c.ErrorMessage = msg
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 	}

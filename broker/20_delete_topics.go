@@ -119,6 +119,8 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 				e.out.ErrorCode, e.out.ErrorMessage = kerr.InvalidRequest.Code, errMsg("duplicate topic "+e.name+" in the request")
 			} else if err := b.deleteTopic(e.name); err != nil {
 				e.out.ErrorCode, e.out.ErrorMessage = kafkaError(err)
+			} else {
+				b.opts.Metrics.DeleteTopic(e.name)
 			}
 		}
 		resp.Topics = append(resp.Topics, e.out)

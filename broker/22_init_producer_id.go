@@ -32,7 +32,8 @@ package broker
 // non-empty transactional id is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 // what Kafka answers when the principal may not use that transactional id:
 // it is fatal for the client, which fails fast with a clear error instead of
-// retrying COORDINATOR_NOT_AVAILABLE forever. An empty transactional id is
+// retrying COORDINATOR_NOT_AVAILABLE forever; the id is logged, rate-limited
+// (transactions_unsupported.go). An empty transactional id is
 // INVALID_REQUEST, as in Kafka. Producer ids start at 0 per data dir, not
 // from a cluster-wide controller; Kafka, whose controller log holds the
 // allocation, has no recovery from a lost block file.
@@ -278,11 +279,15 @@ func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeade
 		return
 	}
 	resp := kmsg.InitProducerIDResponse{Version: h.APIVersion, ProducerID: -1, ProducerEpoch: -1}
-	switch {
-	case r.TransactionalID != nil && *r.TransactionalID == "":
-		resp.ErrorCode = kerr.InvalidRequest.Code
-	case r.TransactionalID != nil:
+	if r.TransactionalID != nil && *r.TransactionalID != "" { // transactions_unsupported.go
+		b.refuseTransactionalID("InitProducerId", *r.TransactionalID, req.RemoteAddr())
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		b.replyMsg(req, h, &resp)
+		return
+	}
+	switch {
+	case r.TransactionalID != nil:
+		resp.ErrorCode = kerr.InvalidRequest.Code
 	case (r.ProducerID == -1) != (r.ProducerEpoch == -1):
 		resp.ErrorCode = kerr.InvalidRequest.Code
 	default:

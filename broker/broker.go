@@ -87,8 +87,9 @@ type Broker struct {
 	// fetchSessions holds incremental fetch sessions (KIP-227).
 	fetchSessions *fetchSessionCache
 	apis          [apiTableSize]*api
-	admin         adminWorker  // admin_worker.go: off-loop queue for disk-touching admin requests
-	groups        *coordinator // coordinator.go: consumer groups and __consumer_offsets
+	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
+	groups        *coordinator  // coordinator.go: consumer groups and __consumer_offsets
+	txnLog        txnLogLimiter // transactions_unsupported.go
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -139,6 +140,19 @@ func (b *Broker) Close() error {
 		b.groups.close()
 	}
 	return b.CloseProducerState()
+}
+
+// topicMetrics returns t's byte counters, resolving them on the first call
+// (nil, which records nothing, when metrics.topic.bytes.enable is off).
+func (b *Broker) topicMetrics(t *Topic) *metrics.TopicMetrics {
+	if m := t.metrics.Load(); m != nil {
+		return m
+	}
+	m := b.opts.Metrics.Topic(t.Name)
+	if m == nil || t.metrics.CompareAndSwap(nil, m) {
+		return m
+	}
+	return t.metrics.Load()
 }
 
 // ClusterID is the cluster id persisted in the data dir.

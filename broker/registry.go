@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/metrics"
 )
 
 // The registry is the broker's topic and partition table and its durable
@@ -42,6 +44,8 @@ type Topic struct {
 	Configs    map[string]string
 	Partitions []*Partition
 	settings   topicSettings
+	// metrics are the topic's byte counters once resolved (Broker.topicMetrics).
+	metrics atomic.Pointer[metrics.TopicMetrics]
 	// regMu is the registry's lock, which guards Configs, settings and
 	// Partitions swaps.
 	regMu *sync.RWMutex
@@ -66,6 +70,9 @@ type RegistryOptions struct {
 	BrokerTopicDefaults map[string]string
 	NewIO               func() (log.IO, error)
 	Logger              *zap.Logger
+	// Stats receives every log's write and fdatasync measurements (the
+	// daemon passes its metrics registry); nil records nothing.
+	Stats log.Stats
 
 	// SegmentBytesMin is the smallest segment.bytes CreateTopics and
 	// AlterConfigs accept (log.segment.bytes.min); 0 means Kafka 4's
@@ -99,7 +106,7 @@ func OpenRegistry(opts RegistryOptions) (*Registry, error) {
 	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}}
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf})
+		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Stats: opts.Stats})
 		if err != nil {
 			r.closeManagers()
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)

@@ -3,6 +3,7 @@ package log
 import (
 	"fmt"
 	"math/bits"
+	"os"
 	"sync"
 	"time"
 )
@@ -324,7 +325,10 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 		l.completeGroup(err, false, 0, now)
 		return
 	}
-	l.indexGroup(act, pos)
+	batches := l.indexGroup(act, pos)
+	if l.stats != nil {
+		l.stats.AppendWrite(int(groupBytes), batches)
+	}
 	l.nextOffset = next
 	if sync {
 		l.unflushedMsgs = 0
@@ -342,14 +346,21 @@ func (l *Log) writeAll(s *segment, pos, total int64, sync bool) error {
 	var done int64
 	zero := 0
 	for done < total {
+		var start time.Time
+		if sync && l.stats != nil {
+			start = time.Now()
+		}
 		n, synced, err := l.io.Writev(s.f, iov, pos+done, sync)
 		if err != nil {
 			return err
 		}
+		if synced && l.stats != nil {
+			l.stats.Fsync(time.Since(start))
+		}
 		done += int64(n)
 		if done == total {
 			if sync && !synced {
-				return l.io.Datasync(s.f)
+				return l.datasync(s.f)
 			}
 			return nil
 		}
@@ -371,17 +382,32 @@ func (l *Log) writeAll(s *segment, pos, total int64, sync bool) error {
 	return nil
 }
 
-// indexGroup adds sparse index entries for the batches just written.
+// indexGroup adds sparse index entries for the batches just written and
+// returns how many batches they were.
 // REQUIRES: writer goroutine.
-func (l *Log) indexGroup(s *segment, pos int64) {
+func (l *Log) indexGroup(s *segment, pos int64) int {
+	batches := 0
 	for _, r := range l.group {
 		for p := 0; p < len(r.buf); {
 			bi, _ := parseBatchHeader(r.buf[p:])
 			s.indexBatch(pos, bi, l.cfg.IndexIntervalBytes, &l.tsSoFar, &l.tsOffSoFar)
 			pos += int64(bi.length)
 			p += bi.length
+			batches++
 		}
 	}
+	return batches
+}
+
+// datasync fdatasyncs f through the IO backend, timing it for Stats.
+func (l *Log) datasync(f *os.File) error {
+	if l.stats == nil {
+		return l.io.Datasync(f)
+	}
+	start := time.Now()
+	err := l.io.Datasync(f)
+	l.stats.Fsync(time.Since(start))
+	return err
 }
 
 // completeGroup publishes a finished group (err == nil: advance the high
@@ -459,7 +485,7 @@ func (l *Log) flushAlone(now int64) {
 	to := l.nextOffset // writer goroutine: nothing is written meanwhile
 	err := l.durableNames(act)
 	if err == nil {
-		err = l.io.Datasync(act.f)
+		err = l.datasync(act.f)
 	}
 	if err != nil {
 		l.logf("log %s: periodic fdatasync: %v", l.dir, err)
@@ -567,7 +593,7 @@ func (l *Log) flushRolled(s *segment) {
 	}
 	err := l.durableNames(s)
 	if err == nil {
-		err = l.io.Datasync(s.f)
+		err = l.datasync(s.f)
 	}
 	if err != nil {
 		l.logf("log %s: fdatasync of rolled segment %d: %v", l.dir, s.base, err)

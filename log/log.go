@@ -39,11 +39,25 @@ type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
 
+// Stats receives a log's write and fdatasync measurements (the broker's
+// metrics registry implements it). Its methods are called on the writer
+// goroutine and on rolled-segment flushers, so they must be cheap and safe
+// from any goroutine.
+type Stats interface {
+	// AppendWrite records one group write of bytes holding batches record
+	// batches.
+	AppendWrite(bytes, batches int)
+	// Fsync records one fdatasync of a segment file that took d (on the
+	// io_uring backend a write linked to its fdatasync is timed as one).
+	Fsync(d time.Duration)
+}
+
 // Options are what the opener (normally Manager) knows beyond Config.
 type Options struct {
 	IO             IO    // nil = NewPortableIO()
 	Clock          Clock // nil = wall clock
 	Logf           func(format string, args ...any)
+	Stats          Stats // nil = not recorded
 	RecoveryPoint  int64 // from recovery-point-offset-checkpoint; segments at/after it are scanned
 	LogStartOffset int64 // from log-start-offset-checkpoint
 	CleanShutdown  bool  // clean-shutdown marker present: skip the recovery scan
@@ -61,6 +75,7 @@ type Log struct {
 	io        IO
 	clock     Clock
 	logf      func(string, ...any)
+	stats     Stats // nil: not recorded
 	// busySinceNs is when the writer started the action it is performing
 	// (a group write, a periodic fdatasync), 0 while it is parked; for
 	// Stalled (liveness.go). Written by the writer, read by anyone.
@@ -136,7 +151,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
 	l := &Log{
 		dir: dir, topic: opts.Topic, partition: opts.Partition,
-		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, clock: opts.Clock, logf: opts.Logf,
+		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats,
 		leaderEpoch: -1, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		tsSoFar: -1, tsOffSoFar: -1,
 	}
@@ -563,7 +578,7 @@ func (l *Log) closeFiles(crash bool) error {
 		if unsynced {
 			if err := l.durableNames(act); err != nil {
 				keep(err)
-			} else if err := l.io.Datasync(act.f); err != nil {
+			} else if err := l.datasync(act.f); err != nil {
 				keep(err)
 			} else {
 				synced = true

@@ -21,6 +21,7 @@ type ManagerOptions struct {
 	NewIO func() (IO, error)
 	Clock Clock
 	Logf  func(format string, args ...any)
+	Stats Stats // given to every log (nil = not recorded)
 }
 
 // Manager owns one log.dir: the partition logs under it, the two checkpoint
@@ -158,7 +159,7 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 	done := make(chan struct{})
 	m.busy[tp] = done
 	opts := Options{
-		Clock: m.opts.Clock, Logf: m.opts.Logf,
+		Clock: m.opts.Clock, Logf: m.opts.Logf, Stats: m.opts.Stats,
 		RecoveryPoint: m.recoveryPoints[tp], LogStartOffset: m.logStarts[tp],
 		CleanShutdown: m.clean, Topic: topic, Partition: partition,
 	}

@@ -245,9 +245,13 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(jsonReport{Summary: r.Summary(), ExitCode: r.ExitCode(), OK: ok, Warnings: warn, Fatal: fatal, Report: r})
 }
 
-// Log writes the summary line (at info, warn or error level by the worst
-// severity) and one line per finding that is not ok, with its id,
-// subject, found, recommended, why and fix as fields.
+// Log writes the startup summary: one line (at info, warn or error level by
+// the worst severity) with the counts and the id of every finding that is
+// not ok, pointing at `ringbrokerd check-host` for the advice; then one line
+// per fatal finding, with its id, subject, found, recommended, why and fix
+// as fields. Warnings get no line of their own: six paragraphs of host
+// advice (mkfs.xfs, /etc/fstab edits) at every start read as a broken
+// broker on a laptop, and check-host prints them in full.
 func (r *Report) Log(l *zap.Logger) {
 	summaryAt := l.Info
 	switch r.Worst() {
@@ -257,16 +261,24 @@ func (r *Report) Log(l *zap.Logger) {
 		summaryAt = l.Error
 	}
 	ok, warn, fatal := r.Counts()
-	summaryAt(r.Summary(), zap.Int("ok", ok), zap.Int("warnings", warn), zap.Int("fatal", fatal),
+	msg := r.Summary()
+	var ids []string
+	for _, f := range r.Findings {
+		if f.Severity != OK {
+			ids = append(ids, f.ID)
+		}
+	}
+	if len(ids) > 0 {
+		msg += "; details and fixes: ringbrokerd check-host"
+	}
+	summaryAt(msg, zap.Int("ok", ok), zap.Int("warnings", warn), zap.Int("fatal", fatal),
+		zap.Strings("checks", dedup(ids)),
 		zap.String("io_backend", r.IOBackend), zap.String("io_backend_reason", r.IOBackendReason))
 	for _, f := range r.Findings {
-		if f.Severity == OK {
+		if f.Severity != Fatal {
 			continue
 		}
-		at := l.Warn
-		if f.Severity == Fatal {
-			at = l.Error
-		}
+		at := l.Error
 		fields := []zap.Field{zap.String("check", f.ID)}
 		if f.Subject != "" {
 			fields = append(fields, zap.String("subject", f.Subject))

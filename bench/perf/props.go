@@ -199,6 +199,11 @@ func (s ProducerSettings) Opts(largestRecord int) []kgo.Opt {
 		// records (default 50,000), which would throttle small records
 		// before buffer.memory does.
 		kgo.MaxBufferedRecords(1 << 20),
+		// The Java producer asks Metadata to auto-create the topic
+		// (kafka-producer-perf-test.sh on a fresh broker works); franz-go
+		// does not by default, so ringbench produce failed with
+		// UNKNOWN_TOPIC_OR_PARTITION where Kafka's tool succeeds.
+		kgo.AllowAutoTopicCreation(),
 	}
 	if s.BufferMemory > 0 {
 		opts = append(opts, kgo.MaxBufferedBytes(int(s.BufferMemory)))

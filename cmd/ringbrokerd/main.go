@@ -38,6 +38,19 @@ import (
 // shutdownGrace bounds how long SIGTERM waits for in-flight requests.
 const shutdownGrace = 10 * time.Second
 
+// usageText opens --help; the flags follow it.
+const usageText = `ringbrokerd: a Kafka-compatible broker on io_uring
+
+usage:
+  ringbrokerd [--config FILE] [--set key=value ...] [--print-config]
+                                   run the broker (built-in defaults without --config)
+  ringbrokerd check-host [--json] [--config FILE]
+                                   check this host's settings and exit (0 ok, 1 warnings, 2 fatal)
+  ringbrokerd version              print the version and exit
+
+flags:
+`
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -56,6 +69,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	printConfig := fs.Bool("print-config", false, "print the effective config with each value's source and exit")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key: --set key=value (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "-h" || a == "--h" || a == "-help" || a == "--help" { // asked for: stdout, success
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -117,7 +141,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OnServeError: func(err error) { logger.Warn("metrics endpoint", zap.Error(err)) }})
 	stopMetrics, err := m.Serve(cfg.MetricsListener, cfg.MetricsPprofEnable)
 	if err != nil {
-		return fmt.Errorf("metrics.listener %s: %w", cfg.MetricsListener, err)
+		return err // metrics.Serve names the key and the address
 	}
 	defer stopMetrics()
 
@@ -133,6 +157,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		BrokerTopicDefaults: brokerTopicDefaults(cfg),
 		SegmentBytesMin:     int64(cfg.LogSegmentBytesMin),
 		Logger:              logger.Named("log"),
+		Stats:               m,
 	})
 	if err != nil {
 		return err
@@ -294,15 +319,23 @@ func logDefaults(cfg *config.Config) log.Config {
 }
 
 // brokerTopicDefaults are broker keys that default topic keys outside the
-// log package, under their topic-key names.
+// log package, under their topic-key names: only those the config sets (a
+// file or --set), so DescribeConfigs reports the others as DEFAULT_CONFIG,
+// as Kafka does, and not as broker settings on every topic.
 func brokerTopicDefaults(cfg *config.Config) map[string]string {
-	return map[string]string{
-		"max.message.bytes":               fmt.Sprint(cfg.MessageMaxBytes),
-		"compression.type":                cfg.CompressionType,
-		"cleanup.policy":                  strings.Join(cfg.LogCleanupPolicy, ","),
-		"message.timestamp.before.max.ms": fmt.Sprint(cfg.LogMessageTimestampBeforeMaxMs),
-		"message.timestamp.after.max.ms":  fmt.Sprint(cfg.LogMessageTimestampAfterMaxMs),
+	out := map[string]string{}
+	for _, k := range []struct{ brokerKey, topicKey, value string }{
+		{"message.max.bytes", "max.message.bytes", fmt.Sprint(cfg.MessageMaxBytes)},
+		{"compression.type", "compression.type", cfg.CompressionType},
+		{"log.cleanup.policy", "cleanup.policy", strings.Join(cfg.LogCleanupPolicy, ",")},
+		{"log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms", fmt.Sprint(cfg.LogMessageTimestampBeforeMaxMs)},
+		{"log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms", fmt.Sprint(cfg.LogMessageTimestampAfterMaxMs)},
+	} {
+		if cfg.Source(k.brokerKey) != "default" {
+			out[k.topicKey] = k.value
+		}
 	}
+	return out
 }
 
 // pinCPUs resolves ring.cpu.affinity: auto pins only when some CPU is left

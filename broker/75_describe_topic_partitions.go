@@ -1,0 +1,125 @@
+package broker
+
+// DescribeTopicPartitions (key 75), version 0 (KIP-966).
+//
+// Behaviour, as Kafka's DescribeTopicPartitionsRequestHandler:
+//   - An empty topic list describes every topic; otherwise the named topics
+//     (duplicates once). Either way topics come sorted by name, and with a
+//     cursor only topics from the cursor's name on are described, the
+//     cursor's own topic starting at its partition index.
+//   - At most ResponsePartitionLimit partitions are returned (capped at
+//     describePartitionsMax, Kafka's max.request.partition.size.limit
+//     default, and at least 1). When the limit cuts a topic, or is reached
+//     exactly with topics left, NextCursor names the first partition not
+//     returned; otherwise it is null.
+//   - An unknown topic is UNKNOWN_TOPIC_OR_PARTITION with no partitions
+//     (it takes no part of the limit). __consumer_offsets is internal.
+//   - Every partition is led by this node at epoch 0 with this node as the
+//     only replica and ISR (as Metadata says); the eligible leader replica
+//     lists are empty. Authorized operations are every topic operation (no
+//     authorizer yet).
+//
+// Answered on the ring thread: it only reads the registry.
+//
+// Differences from Apache Kafka: no topic-name validation beyond lookup
+// (an invalid name is simply unknown).
+
+import (
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// describePartitionsMax caps ResponsePartitionLimit (Kafka's
+// max.request.partition.size.limit default).
+const describePartitionsMax = 2000
+
+func init() {
+	register(api{key: int16(kmsg.DescribeTopicPartitions), min: 0, max: 0, serve: (*Broker).serveDescribeTopicPartitions})
+}
+
+func (b *Broker) serveDescribeTopicPartitions(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+	h := &hdr
+	r := kmsg.DescribeTopicPartitionsRequest{Version: h.APIVersion}
+	if err := r.ReadFrom(body); err != nil {
+		b.badRequest(req, h, err)
+		return
+	}
+	resp := b.describeTopicPartitions(&r)
+	b.replyMsg(req, h, resp)
+}
+
+// describeTopicPartitions builds the answer to r (pure over the registry).
+func (b *Broker) describeTopicPartitions(r *kmsg.DescribeTopicPartitionsRequest) *kmsg.DescribeTopicPartitionsResponse {
+	resp := kmsg.NewPtrDescribeTopicPartitionsResponse()
+	resp.Version = r.Version
+	limit := min(max(r.ResponsePartitionLimit, 1), describePartitionsMax)
+
+	var views []topicView // v.t == nil: unknown topic names[i]
+	var names []string
+	if len(r.Topics) == 0 {
+		views = allTopicViews(b.reg)
+		for _, v := range views {
+			names = append(names, v.t.Name)
+		}
+	} else {
+		seen := make(map[string]bool, len(r.Topics))
+		for _, t := range r.Topics {
+			if !seen[t.Topic] {
+				seen[t.Topic] = true
+				names = append(names, t.Topic)
+			}
+		}
+		sort.Strings(names)
+		views = lookupTopics(b.reg, names, nil)
+	}
+	cursorTopic, cursorPart := "", int32(0)
+	if r.Cursor != nil {
+		cursorTopic, cursorPart = r.Cursor.Topic, max(r.Cursor.Partition, 0)
+	}
+	replicas := []int32{b.opts.NodeID}
+	left := limit
+	for i, v := range views {
+		name := names[i]
+		if name < cursorTopic {
+			continue
+		}
+		if left == 0 {
+			// The limit was reached exactly at the end of the last topic.
+			resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: 0}
+			break
+		}
+		if v.t == nil {
+			resp.Topics = append(resp.Topics, kmsg.DescribeTopicPartitionsResponseTopic{
+				ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: &names[i], AuthorizedOperations: authorizedOpsNotRequested})
+			continue
+		}
+		first := int32(0)
+		if name == cursorTopic {
+			first = cursorPart
+		}
+		t := kmsg.DescribeTopicPartitionsResponseTopic{Topic: &names[i], TopicID: v.t.ID,
+			IsInternal: name == offsetsTopic, AuthorizedOperations: topicOperationsAll}
+		for p := first; p < int32(len(v.partitions)); p++ {
+			if left == 0 {
+				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: p}
+				break
+			}
+			t.Partitions = append(t.Partitions, kmsg.DescribeTopicPartitionsResponseTopicPartition{
+				Partition: p, LeaderID: b.opts.NodeID, LeaderEpoch: 0,
+				Replicas: replicas, ISR: replicas,
+				EligibleLeaderReplicas: []int32{}, LastKnownELR: []int32{}, OfflineReplicas: []int32{},
+			})
+			left--
+		}
+		resp.Topics = append(resp.Topics, t)
+		if resp.NextCursor != nil {
+			break
+		}
+	}
+	return resp
+}
