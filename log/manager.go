@@ -50,6 +50,11 @@ type Manager struct {
 	logs           map[TopicPartition]*Log
 	busy           map[TopicPartition]chan struct{} // closed when the open/delete finishes
 	closed         bool
+	// openFailed: some OpenLog failed. Close then writes the clean-shutdown
+	// marker only if the dir had one at open: a partition that was never
+	// opened was never recovered, and a marker would let the next start
+	// trust its unrecovered tail.
+	openFailed bool
 	// closeTotal and closeDone count the logs Close is closing and has
 	// closed, for progress reports during a long shutdown.
 	closeTotal, closeDone atomic.Int64
@@ -170,6 +175,8 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 	delete(m.busy, tp)
 	if err == nil {
 		m.logs[tp] = l
+	} else {
+		m.openFailed = true
 	}
 	m.mu.Unlock()
 	close(done)
@@ -319,7 +326,8 @@ func (m *Manager) Checkpoint() error {
 }
 
 // Close closes every log (writing out and fdatasyncing what they accepted),
-// writes the checkpoints and, only if all of that succeeded, the
+// writes the checkpoints and, only if all of that succeeded (and no
+// partition of a dir that was not clean at open failed to open), the
 // clean-shutdown marker.
 func (m *Manager) Close() error {
 	m.mu.Lock()
@@ -337,12 +345,16 @@ func (m *Manager) Close() error {
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(logs)
 	m.logs = map[TopicPartition]*Log{}
+	markClean := m.clean || !m.openFailed
 	m.mu.Unlock()
 	errs = append(errs,
 		WriteCheckpoint(filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
 		WriteCheckpoint(filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if !markClean {
+		return nil
 	}
 	f, err := os.Create(filepath.Join(m.dir, CleanShutdownFile))
 	if err != nil {
