@@ -127,6 +127,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Defaults:            logDefaults(cfg),
 		BrokerTopicDefaults: brokerTopicDefaults(cfg),
 		Logger:              logger.Named("log"),
+		NodeID:              cfg.NodeID,
 	})
 	if err != nil {
 		return err
