@@ -6,6 +6,7 @@
 // # On disk (Apache Kafka's layout)
 //
 //	<log.dir>/
+//	  .lock                              flock(2) held by the one process using the dir (LockDir)
 //	  recovery-point-offset-checkpoint   "0\n<n>\n<topic> <partition> <offset>\n..."
 //	  log-start-offset-checkpoint        same format
 //	  .kafka_cleanshutdown               present only after a clean Manager.Close
@@ -24,6 +25,7 @@
 //
 // # API summary (for the broker)
 //
+//	lock, err := log.LockDir(dir)                 // first, before reading anything in dir; lock.Release() at exit
 //	m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: brokerCfg, NewIO: log.NewUringIO, Logf: ...})
 //	tps, _ := m.Existing()                        // partitions found on disk, to reopen at startup
 //	cfg, err := log.TopicConfig(brokerCfg, topicProps) // brokerCfg from log.BrokerConfig(log.DefaultConfig(), serverProps)
