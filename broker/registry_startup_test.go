@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -449,11 +450,10 @@ func TestRegistryCreateTopicFailureCleansUp(t *testing.T) {
 	}
 
 	t.Run("partition.metadata write fails", func(t *testing.T) {
-		var writes int
+		var writes atomic.Int64 // the hook runs on several goroutines
 		r.writeFile = func(path string, data []byte) error {
 			if filepath.Base(path) == partitionMetadataFile {
-				writes++
-				if writes == 7 {
+				if writes.Add(1) == 7 {
 					return syscall.ENOSPC
 				}
 			}
