@@ -578,9 +578,11 @@ type storedTombstone struct {
 }
 
 // persistLocked writes the topic table, one generation newer, to every log
-// dir. It fails if any copy fails (the change is then rolled back by the
-// caller; copies that did get written carry a generation the next write
-// supersedes). REQUIRES: writeMu held.
+// dir. It succeeds when at least one copy was written: a full or failing
+// dir keeps its older copy (a WARN says so), which the next start outranks
+// by generation, so one bad disk does not stop CreateTopics on the others.
+// When every copy fails the caller rolls the change back. REQUIRES:
+// writeMu held.
 func (r *Registry) persistLocked() error {
 	r.generation++
 	st := storedMetadata{Version: 1, Generation: r.generation, Deleted: r.tombstones}
@@ -601,7 +603,13 @@ func (r *Registry) persistLocked() error {
 			errs = append(errs, fmt.Errorf("log dir %s: %w", dir, err))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) == len(r.opts.LogDirs) {
+		return errors.Join(errs...)
+	}
+	for _, err := range errs {
+		r.log.Warn("a copy of the topic table could not be written; that log dir keeps an older one", zap.Uint64("generation", r.generation), zap.Error(err))
+	}
+	return nil
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

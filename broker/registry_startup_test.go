@@ -521,3 +521,40 @@ func TestRegistryCreateTopicFailureCleansUp(t *testing.T) {
 		}
 	})
 }
+
+// TestRegistryTableOneCopyFailing: a log dir whose copy of the table cannot
+// be written (full, failing) does not fail the change; the next start takes
+// the newer copy from the other dir, in either order.
+func TestRegistryTableOneCopyFailing(t *testing.T) {
+	d0, d1 := t.TempDir(), t.TempDir()
+	r := mustOpenRegistryDirs(t, d0, d1)
+	r.writeFile = func(path string, data []byte) error {
+		if path == filepath.Join(d1, metadataFile) {
+			return syscall.ENOSPC
+		}
+		return writeFileAtomic(path, data)
+	}
+	if _, err := r.CreateTopic("a", 2, nil, false); err != nil {
+		t.Fatalf("create with one copy failing: %v", err)
+	}
+	r.writeFile = func(string, []byte) error { return syscall.EIO }
+	if _, err := r.CreateTopic("b", 1, nil, false); err == nil {
+		t.Fatal("create with every copy failing succeeded")
+	}
+	if got, _ := filepath.Glob(filepath.Join(d0, "b-*")); len(got) != 0 {
+		t.Fatalf("failed create left %v", got)
+	}
+	r.writeFile = writeFileAtomic
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, order := range [][]string{{d1, d0}, {d0, d1}} {
+		r := mustOpenRegistryDirs(t, order...)
+		if tp := r.Topic("a"); tp == nil || len(tp.Partitions) != 2 || r.Topic("b") != nil {
+			t.Fatalf("order %v: topics %v", order, r.Topics())
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
