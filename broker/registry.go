@@ -92,6 +92,8 @@ type Registry struct {
 	// deleted topics whose directories may remain. Both guarded by writeMu.
 	generation uint64
 	tombstones []storedTombstone
+	// creating is the create in progress (at most one: writeMu).
+	creating []storedCreate
 	// locks hold every log dir's .lock from the start until Close.
 	locks     []*log.DirLock
 	clusterID string
@@ -161,8 +163,8 @@ func (r *Registry) ClusterID() string { return r.clusterID }
 
 // openPartitions opens partitions first, first+1, ... of t, partition
 // first+i in log dir dirs[i], several at a time per dir (log.OpenLogs: a
-// fresh open is dominated by inode creation). With create (CreateTopics,
-// CreatePartitions) no directory may exist yet, each gets its
+// fresh open is dominated by inode creation). With create (through
+// createPartitionLogs: no directory existed) each gets its
 // partition.metadata, and on error every directory this call created is
 // removed again; without it (startup) an error deletes nothing. On error
 // the logs that opened are closed or removed and nothing is returned.
@@ -171,16 +173,6 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 	paths := make([]string, len(dirs))
 	for i, d := range dirs {
 		paths[i] = filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
-		if !create {
-			continue
-		}
-		// A directory already there is not ours to take over (a stray
-		// someone put back, a deletion that failed): refuse, touch nothing.
-		if _, err := os.Lstat(paths[i]); err == nil {
-			return nil, fmt.Errorf("open %s: %s already exists and no topic owns it; move it aside", t.Name, paths[i])
-		} else if !os.IsNotExist(err) {
-			return nil, fmt.Errorf("open %s: %w", t.Name, err)
-		}
 	}
 	byDir := make(map[int][]int32)
 	for i, d := range dirs {
@@ -213,7 +205,7 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 		return nil, firstErr
 	}
 	for i, p := range out {
-		// Ours: created by this call (checked absent above), whether its
+		// Ours: created by this call (checked absent before), whether its
 		// open finished or failed half-way.
 		if p != nil {
 			r.mgrs[p.dir].DeleteLog(t.Name, p.Index)
@@ -222,6 +214,45 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 		}
 	}
 	return nil, firstErr
+}
+
+// createPartitionLogs creates partitions first.. of t (first+i in log dir
+// dirs[i]) for CreateTopics and CreatePartitions:
+//
+//  1. refuse if any of their directories exists (a stray someone put back,
+//     a deletion that failed: not ours to take over or remove);
+//  2. record the intent in the topic table (creating: name, id, first), so
+//     that a crash from here on leaves directories the next start knows
+//     were ours and removes, instead of setting them aside or adopting a
+//     half-made topic;
+//  3. open them (openPartitions with create: on failure it removes every
+//     directory it made) and drop the intent again; the caller's persist
+//     of the new table (or the failure path below) writes that.
+//
+// REQUIRES: writeMu held.
+func (r *Registry) createPartitionLogs(t *Topic, first int32, dirs []int) ([]*Partition, error) {
+	for i, d := range dirs {
+		path := filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("%s already exists and no topic owns it; move it aside", path)
+		} else if !os.IsNotExist(err) {
+			return nil, err
+		}
+	}
+	r.creating = append(r.creating, storedCreate{Name: t.Name, ID: t.ID, First: first})
+	if err := r.persistLocked(); err != nil {
+		r.creating = r.creating[:len(r.creating)-1]
+		return nil, fmt.Errorf("recording the create in the topic table: %w", err)
+	}
+	parts, err := r.openPartitions(t, first, dirs, true)
+	r.creating = r.creating[:len(r.creating)-1]
+	if err != nil {
+		if perr := r.persistLocked(); perr != nil {
+			r.log.Warn("clearing a failed create from the topic table (the next start clears it)", zap.Error(perr))
+		}
+		return nil, err
+	}
+	return parts, nil
 }
 
 // spreadDirs assigns partitions first..first+n-1 to log dirs round-robin.
@@ -311,7 +342,7 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 	if _, err := rand.Read(t.ID[:]); err != nil {
 		return nil, err
 	}
-	if t.Partitions, err = r.openPartitions(t, 0, r.spreadDirs(0, partitions), true); err != nil {
+	if t.Partitions, err = r.createPartitionLogs(t, 0, r.spreadDirs(0, partitions)); err != nil {
 		return nil, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
 	}
 	r.mu.Lock()
@@ -412,7 +443,7 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 	if validateOnly {
 		return nil
 	}
-	added, err := r.openPartitions(t, have, r.spreadDirs(have, total-have), true)
+	added, err := r.createPartitionLogs(t, have, r.spreadDirs(have, total-have))
 	if err != nil {
 		return fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
 	}
@@ -563,6 +594,16 @@ type storedMetadata struct {
 	// Deleted are topics whose deletion was recorded; a directory naming
 	// one of their ids is removed at the next start.
 	Deleted []storedTombstone `json:"deleted,omitempty"`
+	// Creating are creates in progress: directories of that topic id (or
+	// without partition.metadata) from partition First on are removed at
+	// the next start, which means the create never finished.
+	Creating []storedCreate `json:"creating,omitempty"`
+}
+
+type storedCreate struct {
+	Name  string   `json:"name"`
+	ID    [16]byte `json:"id"`
+	First int32    `json:"first"`
 }
 
 type storedTopic struct {
@@ -585,7 +626,7 @@ type storedTombstone struct {
 // writeMu held.
 func (r *Registry) persistLocked() error {
 	r.generation++
-	st := storedMetadata{Version: 1, Generation: r.generation, Deleted: r.tombstones}
+	st := storedMetadata{Version: 1, Generation: r.generation, Deleted: r.tombstones, Creating: r.creating}
 	for _, t := range r.Topics() {
 		s := storedTopic{Name: t.Name, ID: t.ID, Configs: t.Configs}
 		for _, p := range t.Partitions {

@@ -18,7 +18,9 @@ package broker
 //     every partition; then set unaccounted directories aside as
 //     <name>.<hex>-stray (renamed, never deleted), finish deletions the
 //     table recorded (tombstones: a directory whose topic id a
-//     DeleteTopics removed), write partition.metadata where missing, and
+//     DeleteTopics removed; and the directories of a CreateTopics or
+//     CreatePartitions the table records as unfinished), write
+//     partition.metadata where missing, and
 //     write the table to every dir if any copy is missing or stale.
 //
 // A partition that cannot be opened (EACCES, EMFILE, a directory where a
@@ -321,6 +323,9 @@ func (r *Registry) planStartup() (*startupPlan, error) {
 			}
 		case f.hasID && tombstoned[f.id]:
 			plan.deletes = append(plan.deletes, f)
+		case unfinishedCreate(stored.Creating, f):
+			plan.deletes = append(plan.deletes, f)
+			plan.persist = true
 		case pt == nil && f.hasID && !knownIDs[f.id] && ValidateTopicName(f.topic) == nil:
 			// Every copy of the table lost this topic: rebuild it from
 			// its directories.
@@ -358,6 +363,9 @@ func (r *Registry) planStartup() (*startupPlan, error) {
 	for _, f := range plan.deletes {
 		pending[f.id] = true
 	}
+	if len(stored.Creating) > 0 {
+		plan.persist = true // the table stops recording them
+	}
 	for _, ts := range stored.Deleted {
 		if pending[ts.ID] {
 			plan.tombstones = append(plan.tombstones, ts)
@@ -373,6 +381,20 @@ func (r *Registry) planStartup() (*startupPlan, error) {
 		}
 	}
 	return plan, nil
+}
+
+// unfinishedCreate reports whether f was made by a create the table
+// recorded as in progress when the broker stopped: the create's topic name,
+// a partition it was creating, and its topic id or none yet (the crash came
+// before partition.metadata was written; the create refused to start when
+// any of its directories existed, so one without an id is its own).
+func unfinishedCreate(creating []storedCreate, f foundDir) bool {
+	for _, c := range creating {
+		if c.Name == f.topic && f.partition >= c.First && (!f.hasID || f.id == c.ID) {
+			return true
+		}
+	}
+	return false
 }
 
 // applyStartup carries out a plan: topics opened, then strays set aside
@@ -435,7 +457,7 @@ func (r *Registry) applyStartup(plan *startupPlan) error {
 	}
 	for _, f := range plan.deletes {
 		path := f.path(r.opts.LogDirs)
-		r.log.Info("removing a partition directory of a deleted topic (the deletion was recorded before a restart interrupted it)", zap.String("dir", path))
+		r.log.Info("removing a partition directory the topic table accounts for as deleted or as an unfinished create", zap.String("dir", path))
 		if err := os.RemoveAll(path); err != nil {
 			r.log.Warn("cannot remove a deleted topic's partition directory; will retry at the next start", zap.String("dir", path), zap.Error(err))
 		}

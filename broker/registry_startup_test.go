@@ -558,3 +558,54 @@ func TestRegistryTableOneCopyFailing(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryFinishesUnfinishedCreate: a crash in the middle of a
+// CreateTopics leaves directories (with or without partition.metadata yet)
+// that the table records as an unfinished create: the next start removes
+// them, neither adopting a half-made topic nor leaving strays; a directory
+// of another name stays (set aside).
+func TestRegistryFinishesUnfinishedCreate(t *testing.T) {
+	dir := t.TempDir()
+	r := mustOpenRegistryDirs(t, dir)
+	if _, err := r.CreateTopic("a", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, r, "a", 2)
+	// What createPartitionLogs leaves when killed after opening two of
+	// three partitions and writing one partition.metadata.
+	id := [16]byte{1, 2, 3}
+	r.writeMu.Lock()
+	r.creating = []storedCreate{{Name: "half", ID: id, First: 0}}
+	err := r.persistLocked()
+	r.creating = nil
+	r.writeMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"half-0", "half-1", "other-0"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, d, "00000000000000000000.log"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "half-0", partitionMetadataFile), encodePartitionMetadata(id), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = mustOpenRegistryDirs(t, dir)
+	defer r.Close()
+	if r.Topic("half") != nil {
+		t.Fatal("a half-made topic was adopted")
+	}
+	wantWatermarks(t, "a", highWatermarks(r, "a", 1), 2)
+	if got, _ := filepath.Glob(filepath.Join(dir, "half-*")); len(got) != 0 {
+		t.Fatalf("unfinished create's directories left: %v", got)
+	}
+	if got, _ := filepath.Glob(filepath.Join(dir, "other-0.*"+straySuffix)); len(got) != 1 {
+		t.Fatalf("other-0 not set aside: %v", got)
+	}
+}
