@@ -94,6 +94,8 @@ type Registry struct {
 	tombstones []storedTombstone
 	// creating is the create in progress (at most one: writeMu).
 	creating []storedCreate
+	// deleted are -delete directories the start found (startup only).
+	deleted []string
 	// locks hold every log dir's .lock from the start until Close.
 	locks     []*log.DirLock
 	clusterID string

@@ -19,7 +19,9 @@ package broker
 //     <name>.<hex>-stray (renamed, never deleted), finish deletions the
 //     table recorded (tombstones: a directory whose topic id a
 //     DeleteTopics removed; and the directories of a CreateTopics or
-//     CreatePartitions the table records as unfinished), write
+//     CreatePartitions the table records as unfinished, and
+//     <topic>-<N>.<hex>-delete directories whose removal a stop
+//     interrupted), write
 //     partition.metadata where missing, and
 //     write the table to every dir if any copy is missing or stale.
 //
@@ -255,6 +257,12 @@ func (r *Registry) scanPartitionDirs() ([]foundDir, error) {
 			if !e.IsDir() {
 				continue
 			}
+			if log.IsDeletedPartitionDir(e.Name()) {
+				// A removal a stop interrupted (the rename to
+				// -delete was the decision; see log.DeleteSuffix).
+				r.deleted = append(r.deleted, filepath.Join(dir, e.Name()))
+				continue
+			}
 			topic, p, ok := parsePartitionDirName(e.Name())
 			if !ok {
 				continue
@@ -455,6 +463,13 @@ func (r *Registry) applyStartup(plan *startupPlan) error {
 	if err := r.setAsideStrays(plan.strays, nil); err != nil {
 		return err
 	}
+	for _, path := range r.deleted {
+		r.log.Info("removing a partition directory whose removal a stop interrupted", zap.String("dir", path))
+		if err := os.RemoveAll(path); err != nil {
+			r.log.Warn("cannot remove a partition directory renamed for removal; will retry at the next start", zap.String("dir", path), zap.Error(err))
+		}
+	}
+	r.deleted = nil
 	for _, f := range plan.deletes {
 		path := f.path(r.opts.LogDirs)
 		r.log.Info("removing a partition directory the topic table accounts for as deleted or as an unfinished create", zap.String("dir", path))

@@ -428,8 +428,16 @@ func TestRegistryFinishesRecordedDeletion(t *testing.T) {
 	if err := copyTree(saved, filepath.Join(dir, "gone-0")); err != nil {
 		t.Fatal(err)
 	}
+	// A removal interrupted after DeleteLog's rename to -delete.
+	interrupted := filepath.Join(dir, "gone-1.0123456789abcdef0123456789abcdef"+log.DeleteSuffix)
+	if err := copyTree(saved, interrupted); err != nil {
+		t.Fatal(err)
+	}
 	r = mustOpenRegistryDirs(t, dir)
 	r.Close()
+	if _, err := os.Stat(interrupted); !os.IsNotExist(err) {
+		t.Fatalf("interrupted removal not finished: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "gone-0")); !os.IsNotExist(err) {
 		t.Fatalf("deleted topic's directory not removed: %v", err)
 	}

@@ -15,6 +15,7 @@
 //	    00000000000000000000.index       (relOffset u32, position u32) every index.interval.bytes
 //	    00000000000000000000.timeindex   (timestamp i64, relOffset u32), monotonic
 //	    00000000000000001234.log ...     next segment, named by its base offset
+//	  <topic>-<partition>.<32 hex>-delete/  a partition DeleteLog is removing (renamed first)
 //
 // Only baseOffset and partitionLeaderEpoch of a stored batch differ from
 // what the producer sent (and, with message.timestamp.type=LogAppendTime,

@@ -1,6 +1,8 @@
 package log
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -286,7 +288,8 @@ func (m *Manager) Log(topic string, partition int32) *Log {
 	return m.logs[TopicPartition{topic, partition}]
 }
 
-// DeleteLog closes the partition's log and removes its directory. It waits
+// DeleteLog closes the partition's log and removes its directory (renamed
+// aside first: removePartitionDir). It waits
 // for an open of the same partition in progress, and an OpenLog of the
 // partition meanwhile waits for the removal to finish (then creates it
 // anew).
@@ -305,12 +308,55 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	if l != nil {
 		l.Close()
 	}
-	err := os.RemoveAll(filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
+	err := removePartitionDir(filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
 	m.mu.Lock()
 	delete(m.busy, tp)
 	m.mu.Unlock()
 	close(done)
 	return err
+}
+
+// DeleteSuffix ends the name a partition directory is renamed to before
+// its removal (Kafka's "-delete"): <topic>-<partition>.<32 hex>-delete. A
+// crash part-way through the removal leaves a directory by that name,
+// which no longer parses as a partition and which the next start removes
+// (IsDeletedPartitionDir), instead of a partition directory with some of
+// its files gone.
+const DeleteSuffix = "-delete"
+
+// removePartitionDir renames dir aside under DeleteSuffix, then removes it.
+func removePartitionDir(dir string) error {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	aside := dir + "." + hex.EncodeToString(id[:]) + DeleteSuffix
+	if err := os.Rename(dir, aside); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(aside)
+}
+
+// IsDeletedPartitionDir reports whether name is a partition directory
+// renamed for removal: <topic>-<partition>.<32 hex>-delete.
+func IsDeletedPartitionDir(name string) bool {
+	rest, ok := strings.CutSuffix(name, DeleteSuffix)
+	if !ok || len(rest) < 34 || rest[len(rest)-33] != '.' {
+		return false
+	}
+	if _, err := hex.DecodeString(rest[len(rest)-32:]); err != nil {
+		return false
+	}
+	base := rest[:len(rest)-33]
+	i := strings.LastIndexByte(base, '-')
+	if i <= 0 {
+		return false
+	}
+	p, err := strconv.ParseInt(base[i+1:], 10, 32)
+	return err == nil && p >= 0 && strconv.FormatInt(p, 10) == base[i+1:]
 }
 
 // Checkpoint writes both checkpoint files from the open logs (Kafka does
