@@ -99,7 +99,7 @@ type Registry struct {
 	// locks hold every log dir's .lock from the start until Close.
 	locks     []*log.DirLock
 	clusterID string
-	// writeFile writes small metadata files (log.WriteFileAtomic; tests
+	// writeFile writes small metadata files (writeMetadataFile; tests
 	// inject failures).
 	writeFile func(path string, data []byte) error
 }
@@ -115,7 +115,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if len(opts.LogDirs) == 0 {
 		return nil, errors.New("registry: no log dirs")
 	}
-	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, writeFile: writeFileAtomic}
+	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, writeFile: writeMetadataFile}
 	defer func() {
 		if err != nil {
 			r.closeManagers()

@@ -465,9 +465,9 @@ func TestRegistryCreateTopicFailureCleansUp(t *testing.T) {
 					return syscall.ENOSPC
 				}
 			}
-			return writeFileAtomic(path, data)
+			return writeMetadataFile(path, data)
 		}
-		defer func() { r.writeFile = writeFileAtomic }()
+		defer func() { r.writeFile = writeMetadataFile }()
 		if _, err := r.CreateTopic("half", 20, nil, false); err == nil {
 			t.Fatal("create succeeded")
 		}
@@ -540,7 +540,7 @@ func TestRegistryTableOneCopyFailing(t *testing.T) {
 		if path == filepath.Join(d1, metadataFile) {
 			return syscall.ENOSPC
 		}
-		return writeFileAtomic(path, data)
+		return writeMetadataFile(path, data)
 	}
 	if _, err := r.CreateTopic("a", 2, nil, false); err != nil {
 		t.Fatalf("create with one copy failing: %v", err)
@@ -552,7 +552,7 @@ func TestRegistryTableOneCopyFailing(t *testing.T) {
 	if got, _ := filepath.Glob(filepath.Join(d0, "b-*")); len(got) != 0 {
 		t.Fatalf("failed create left %v", got)
 	}
-	r.writeFile = writeFileAtomic
+	r.writeFile = writeMetadataFile
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
