@@ -19,39 +19,64 @@ const metaFile = "meta.properties"
 // loadOrCreateMeta returns the cluster id recorded in dir/meta.properties,
 // creating the file (atomically: temp file, fsync, rename, fsync dir) with a
 // fresh id on first start. A file naming another node.id is an error, as in
-// Kafka.
+// Kafka. (OpenRegistry has already checked and written every log dir's copy
+// before the broker calls this on the first.)
 func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, metaFile)
-	props, err := readProperties(path)
-	if err == nil {
-		id := props["cluster.id"]
-		if id == "" {
-			return "", fmt.Errorf("%s: no cluster.id", path)
-		}
-		if n, ok := props["node.id"]; ok && n != strconv.Itoa(int(nodeID)) {
-			return "", fmt.Errorf("%s: node.id %s does not match configured node.id %d", path, n, nodeID)
-		}
-		return id, nil
+	id, found, err := readMeta(dir, nodeID)
+	if err != nil || found {
+		return id, err
 	}
-	if !os.IsNotExist(err) {
+	if id, err = newClusterID(); err != nil {
 		return "", err
 	}
+	return id, writeMeta(dir, id, nodeID)
+}
+
+// readMeta reads dir/meta.properties: its cluster id, whether the file
+// exists, and an error if it names another node (node.id, or broker.id in a
+// ZooKeeper-era Kafka dir) or no cluster. It writes nothing.
+func readMeta(dir string, nodeID int32) (clusterID string, found bool, err error) {
+	path := filepath.Join(dir, metaFile)
+	props, err := readProperties(path)
+	if os.IsNotExist(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	for _, key := range []string{"node.id", "broker.id"} {
+		if n, ok := props[key]; ok && n != strconv.Itoa(int(nodeID)) {
+			return "", true, fmt.Errorf("%s: %s %s does not match configured node.id %d (is this another broker's log dir?)", path, key, n, nodeID)
+		}
+	}
+	id := props["cluster.id"]
+	if id == "" {
+		return "", true, fmt.Errorf("%s: no cluster.id", path)
+	}
+	return id, true, nil
+}
+
+// newClusterID makes a cluster id in Kafka's form (a base64url UUID).
+func newClusterID() (string, error) {
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", err
 	}
-	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
+}
+
+// writeMeta writes dir/meta.properties (KRaft v1 layout) atomically.
+func writeMeta(dir, clusterID string, nodeID int32) error {
 	var dirID [16]byte
-	_, _ = rand.Read(dirID[:])
-	content := fmt.Sprintf("#\n#ringbroker\nversion=1\ncluster.id=%s\nnode.id=%d\ndirectory.id=%s\n",
-		id, nodeID, base64.RawURLEncoding.EncodeToString(dirID[:]))
-	if err := writeFileAtomic(path, []byte(content)); err != nil {
-		return "", err
+	if _, err := rand.Read(dirID[:]); err != nil {
+		return err
 	}
-	return id, nil
+	content := fmt.Sprintf("#\n#ringbroker\nversion=1\ncluster.id=%s\nnode.id=%d\ndirectory.id=%s\n",
+		clusterID, nodeID, base64.RawURLEncoding.EncodeToString(dirID[:]))
+	return writeFileAtomic(filepath.Join(dir, metaFile), []byte(content))
 }
 
 func readProperties(path string) (map[string]string, error) {

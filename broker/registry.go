@@ -21,9 +21,14 @@ import (
 
 // The registry is the broker's topic and partition table and its durable
 // metadata. Topic names, ids, partition counts, each partition's log dir and
-// each topic's config overrides are stored in metadataFile in the first log
-// dir, rewritten atomically (temp file, fsync, rename, fsync dir) on every
-// change: a crash leaves the old table or the new one, never a mix.
+// each topic's config overrides are stored in metadataFile in every log dir,
+// rewritten atomically (temp file, fsync, rename, fsync dir) on every change
+// with a generation one higher: a crash leaves the old table or the new one,
+// never a mix, and the start reads the newest copy it finds, so losing or
+// reordering any log dir loses no topic. Each partition directory also
+// names its topic id (partition.metadata, as in Kafka), so a partition is
+// found in whatever dir it is, and a topic survives the loss of every copy
+// of the table (registry_startup.go says how a start reconciles them).
 //
 // Concurrency: Registry.mu guards the maps and every Topic's Partitions slice
 // and Configs (replaced, never mutated in place, so a reader holding a
@@ -78,6 +83,10 @@ type RegistryOptions struct {
 	// AlterConfigs accept (log.segment.bytes.min); 0 means Kafka 4's
 	// 1048576. Stored topic configs are loaded whatever their value.
 	SegmentBytesMin int64
+
+	// NodeID is checked against (and written to) every log dir's
+	// meta.properties before anything else in the dir is read.
+	NodeID int32
 }
 
 // Registry is the topic table.
@@ -92,64 +101,94 @@ type Registry struct {
 	// writeMu serialises metadata changes (and their file writes) without
 	// blocking readers while logs open.
 	writeMu sync.Mutex
+	// generation of the last table written; tombstones are the ids of
+	// deleted topics whose directories may remain. Both guarded by writeMu.
+	generation uint64
+	tombstones []storedTombstone
+	// creating is the create in progress (at most one: writeMu).
+	creating []storedCreate
+	// deleted are -delete directories the start found (startup only).
+	deleted []string
+	// locks hold every log dir's .lock from the start until Close.
+	locks     []*log.DirLock
+	clusterID string
+	// writeFile writes small metadata files (writeMetadataFile; tests
+	// inject failures).
+	writeFile func(path string, data []byte) error
 }
 
-// OpenRegistry opens every log dir and every partition log named in the
-// metadata file, recovering them as needed.
-func OpenRegistry(opts RegistryOptions) (*Registry, error) {
+// OpenRegistry locks every log dir, checks its identity, reconciles the
+// topic table with the partition directories found, and opens every
+// partition log, recovering them as needed. A failed start deletes nothing
+// (registry_startup.go).
+func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
 	if len(opts.LogDirs) == 0 {
 		return nil, errors.New("registry: no log dirs")
 	}
-	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}}
+	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, writeFile: writeMetadataFile}
+	defer func() {
+		if err != nil {
+			r.closeManagers()
+			r.releaseLocks()
+		}
+	}()
+	if err := r.lockLogDirs(); err != nil {
+		return nil, err
+	}
+	clusterID, missingMeta, err := checkIdentity(opts.LogDirs, opts.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := r.planStartup()
+	if err != nil {
+		return nil, err
+	}
+	// Everything that can refuse the start without opening a log has run:
+	// from here on the start writes.
+	if clusterID == "" {
+		if clusterID, err = newClusterID(); err != nil {
+			return nil, err
+		}
+	}
+	for _, i := range missingMeta {
+		if err := writeMeta(opts.LogDirs[i], clusterID, opts.NodeID); err != nil {
+			return nil, fmt.Errorf("log dir %s: %w", opts.LogDirs[i], err)
+		}
+	}
+	r.clusterID = clusterID
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
 		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Stats: opts.Stats})
 		if err != nil {
-			r.closeManagers()
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}
 		r.mgrs = append(r.mgrs, m)
 	}
-	stored, err := readMetadata(filepath.Join(opts.LogDirs[0], metadataFile))
-	if err != nil {
-		r.closeManagers()
+	if err := r.applyStartup(plan); err != nil {
 		return nil, err
 	}
-	for _, st := range stored.Topics {
-		t := &Topic{Name: st.Name, ID: st.ID, Configs: st.Configs, regMu: &r.mu}
-		if t.Configs == nil {
-			t.Configs = map[string]string{}
-		}
-		if t.settings, err = r.resolveSettings(t.Configs); err != nil {
-			r.closeManagers()
-			return nil, fmt.Errorf("topic %s: %w", t.Name, err)
-		}
-		dirs := append([]int(nil), st.PartitionDirs...)
-		for i, dir := range dirs {
-			if dir < 0 || dir >= len(r.mgrs) {
-				dirs[i] = 0
-			}
-		}
-		if t.Partitions, err = r.openPartitions(t, 0, dirs); err != nil {
-			r.closeManagers()
-			return nil, err
-		}
-		r.topics[t.Name] = t
-		r.byID[t.ID] = t
-	}
-	r.removeOrphans()
 	return r, nil
 }
 
+// ClusterID is the cluster id every log dir's meta.properties holds.
+func (r *Registry) ClusterID() string { return r.clusterID }
+
 // openPartitions opens partitions first, first+1, ... of t, partition
 // first+i in log dir dirs[i], several at a time per dir (log.OpenLogs: a
-// fresh open is dominated by inode creation). On error the partitions it
-// opened are deleted again and nothing is returned.
-func (r *Registry) openPartitions(t *Topic, first int32, dirs []int) ([]*Partition, error) {
+// fresh open is dominated by inode creation). With create (through
+// createPartitionLogs: no directory existed) each gets its
+// partition.metadata, and on error every directory this call created is
+// removed again; without it (startup) an error deletes nothing. On error
+// the logs that opened are closed or removed and nothing is returned.
+func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool) ([]*Partition, error) {
 	out := make([]*Partition, len(dirs))
+	paths := make([]string, len(dirs))
+	for i, d := range dirs {
+		paths[i] = filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
+	}
 	byDir := make(map[int][]int32)
 	for i, d := range dirs {
 		byDir[d] = append(byDir[d], first+int32(i))
@@ -168,15 +207,67 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int) ([]*Partiti
 			firstErr = fmt.Errorf("open %s: %w", t.Name, err)
 		}
 	}
-	if firstErr != nil {
-		for _, p := range out {
-			if p != nil {
-				r.mgrs[p.dir].DeleteLog(t.Name, p.Index)
-			}
-		}
+	if firstErr == nil && create {
+		firstErr = r.writePartitionMetadata(out)
+	}
+	if firstErr == nil {
+		return out, nil
+	}
+	if !create {
+		// Found, not ours: never delete. The failed start closes the
+		// managers, which closes the logs that did open.
+		r.log.Error("partition logs cannot be opened; refusing to start (nothing was deleted)", zap.String("topic", t.Name), zap.Error(firstErr))
 		return nil, firstErr
 	}
-	return out, nil
+	for i, p := range out {
+		// Ours: created by this call (checked absent before), whether its
+		// open finished or failed half-way.
+		if p != nil {
+			r.mgrs[p.dir].DeleteLog(t.Name, p.Index)
+		} else if err := os.RemoveAll(paths[i]); err != nil {
+			r.log.Warn("removing a partition directory this failed create made", zap.String("dir", paths[i]), zap.Error(err))
+		}
+	}
+	return nil, firstErr
+}
+
+// createPartitionLogs creates partitions first.. of t (first+i in log dir
+// dirs[i]) for CreateTopics and CreatePartitions:
+//
+//  1. refuse if any of their directories exists (a stray someone put back,
+//     a deletion that failed: not ours to take over or remove);
+//  2. record the intent in the topic table (creating: name, id, first), so
+//     that a crash from here on leaves directories the next start knows
+//     were ours and removes, instead of setting them aside or adopting a
+//     half-made topic;
+//  3. open them (openPartitions with create: on failure it removes every
+//     directory it made) and drop the intent again; the caller's persist
+//     of the new table (or the failure path below) writes that.
+//
+// REQUIRES: writeMu held.
+func (r *Registry) createPartitionLogs(t *Topic, first int32, dirs []int) ([]*Partition, error) {
+	for i, d := range dirs {
+		path := filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("%s already exists and no topic owns it; move it aside", path)
+		} else if !os.IsNotExist(err) {
+			return nil, err
+		}
+	}
+	r.creating = append(r.creating, storedCreate{Name: t.Name, ID: t.ID, First: first})
+	if err := r.persistLocked(); err != nil {
+		r.creating = r.creating[:len(r.creating)-1]
+		return nil, fmt.Errorf("recording the create in the topic table: %w", err)
+	}
+	parts, err := r.openPartitions(t, first, dirs, true)
+	r.creating = r.creating[:len(r.creating)-1]
+	if err != nil {
+		if perr := r.persistLocked(); perr != nil {
+			r.log.Warn("clearing a failed create from the topic table (the next start clears it)", zap.Error(perr))
+		}
+		return nil, err
+	}
+	return parts, nil
 }
 
 // spreadDirs assigns partitions first..first+n-1 to log dirs round-robin.
@@ -186,27 +277,6 @@ func (r *Registry) spreadDirs(first, n int32) []int {
 		dirs[i] = int(first+int32(i)) % len(r.mgrs)
 	}
 	return dirs
-}
-
-// removeOrphans deletes partition dirs no topic owns: what a crash between
-// "metadata says deleted" and "dirs removed" leaves behind.
-func (r *Registry) removeOrphans() {
-	for _, m := range r.mgrs {
-		existing, err := m.Existing()
-		if err != nil {
-			continue
-		}
-		for _, tp := range existing {
-			t := r.topics[tp.Topic]
-			if t != nil && int(tp.Partition) < len(t.Partitions) {
-				continue
-			}
-			r.log.Warn("removing partition dir of a deleted topic", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.String("dir", m.Dir()))
-			if err := m.DeleteLog(tp.Topic, tp.Partition); err != nil {
-				r.log.Warn("cannot remove orphan partition dir", zap.Error(err))
-			}
-		}
-	}
 }
 
 // Topic returns the named topic or nil.
@@ -287,7 +357,7 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 	if _, err := rand.Read(t.ID[:]); err != nil {
 		return nil, err
 	}
-	if t.Partitions, err = r.openPartitions(t, 0, r.spreadDirs(0, partitions)); err != nil {
+	if t.Partitions, err = r.createPartitionLogs(t, 0, r.spreadDirs(0, partitions)); err != nil {
 		return nil, fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
 	}
 	r.mu.Lock()
@@ -332,7 +402,9 @@ func (r *Registry) collidingTopic(name string) string {
 }
 
 // DeleteTopic removes a topic and its data. The metadata is persisted first,
-// so a crash part-way leaves orphan dirs that the next start removes.
+// with the topic's id as a tombstone, so a crash part-way leaves directories
+// whose partition.metadata names a deleted topic, and the next start
+// finishes their removal.
 func (r *Registry) DeleteTopic(name string) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -344,7 +416,13 @@ func (r *Registry) DeleteTopic(name string) error {
 	delete(r.topics, name)
 	delete(r.byID, t.ID)
 	r.mu.Unlock()
+	oldTombstones := r.tombstones
+	r.tombstones = append(r.tombstones[:len(r.tombstones):len(r.tombstones)], storedTombstone{Name: name, ID: t.ID})
+	if n := len(r.tombstones); n > maxTombstones {
+		r.tombstones = r.tombstones[n-maxTombstones:]
+	}
 	if err := r.persistLocked(); err != nil {
+		r.tombstones = oldTombstones
 		r.mu.Lock()
 		r.topics[name] = t
 		r.byID[t.ID] = t
@@ -380,7 +458,7 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 	if validateOnly {
 		return nil
 	}
-	added, err := r.openPartitions(t, have, r.spreadDirs(have, total-have))
+	added, err := r.createPartitionLogs(t, have, r.spreadDirs(have, total-have))
 	if err != nil {
 		return fmt.Errorf("%w: %v", kerr.KafkaStorageError, err)
 	}
@@ -393,6 +471,9 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 		r.mu.Lock()
 		t.Partitions = old
 		r.mu.Unlock()
+		for _, p := range added {
+			r.mgrs[p.dir].DeleteLog(name, p.Index)
+		}
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
 	return nil
@@ -487,6 +568,7 @@ func (r *Registry) CloseReporting(interval time.Duration, report func(closed, to
 			if tick != nil {
 				report(progress())
 			}
+			r.releaseLocks()
 			return err
 		case <-tick:
 			report(progress())
@@ -519,8 +601,24 @@ func (r *Registry) closeManagers() error {
 
 // storedMetadata is the JSON form of metadataFile.
 type storedMetadata struct {
-	Version int           `json:"version"`
-	Topics  []storedTopic `json:"topics"`
+	Version int `json:"version"`
+	// Generation grows by one with every write; the start takes the copy
+	// with the highest (0 in files older than copies in every dir).
+	Generation uint64        `json:"generation"`
+	Topics     []storedTopic `json:"topics"`
+	// Deleted are topics whose deletion was recorded; a directory naming
+	// one of their ids is removed at the next start.
+	Deleted []storedTombstone `json:"deleted,omitempty"`
+	// Creating are creates in progress: directories of that topic id (or
+	// without partition.metadata) from partition First on are removed at
+	// the next start, which means the create never finished.
+	Creating []storedCreate `json:"creating,omitempty"`
+}
+
+type storedCreate struct {
+	Name  string   `json:"name"`
+	ID    [16]byte `json:"id"`
+	First int32    `json:"first"`
 }
 
 type storedTopic struct {
@@ -530,9 +628,20 @@ type storedTopic struct {
 	Configs       map[string]string `json:"configs,omitempty"`
 }
 
-// persistLocked writes the topic table. REQUIRES: writeMu held.
+type storedTombstone struct {
+	Name string   `json:"name"`
+	ID   [16]byte `json:"id"`
+}
+
+// persistLocked writes the topic table, one generation newer, to every log
+// dir. It succeeds when at least one copy was written: a full or failing
+// dir keeps its older copy (a WARN says so), which the next start outranks
+// by generation, so one bad disk does not stop CreateTopics on the others.
+// When every copy fails the caller rolls the change back. REQUIRES:
+// writeMu held.
 func (r *Registry) persistLocked() error {
-	st := storedMetadata{Version: 1}
+	r.generation++
+	st := storedMetadata{Version: 1, Generation: r.generation, Deleted: r.tombstones, Creating: r.creating}
 	for _, t := range r.Topics() {
 		s := storedTopic{Name: t.Name, ID: t.ID, Configs: t.Configs}
 		for _, p := range t.Partitions {
@@ -544,23 +653,22 @@ func (r *Registry) persistLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(r.opts.LogDirs[0], metadataFile), data)
+	var errs []error
+	for _, dir := range r.opts.LogDirs {
+		if err := r.writeFile(filepath.Join(dir, metadataFile), data); err != nil {
+			errs = append(errs, fmt.Errorf("log dir %s: %w", dir, err))
+		}
+	}
+	if len(errs) == len(r.opts.LogDirs) {
+		return errors.Join(errs...)
+	}
+	for _, err := range errs {
+		r.log.Warn("a copy of the topic table could not be written; that log dir keeps an older one", zap.Uint64("generation", r.generation), zap.Error(err))
+	}
+	return nil
 }
 
-func readMetadata(path string) (storedMetadata, error) {
-	var st storedMetadata
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return st, nil
-	}
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(data, &st); err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
-}
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // maxPartitionsPerTopic bounds one topic (and one request's work).
 const maxPartitionsPerTopic = 100000

@@ -197,37 +197,6 @@ func TestRegistryLifecycleAndRestart(t *testing.T) {
 	}
 }
 
-func TestRegistryRemovesOrphans(t *testing.T) {
-	dir := t.TempDir()
-	r := openTestRegistry(t, dir)
-	if _, err := r.CreateTopic("keep", 1, nil, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// What a crash between "metadata says deleted" and "dirs removed"
-	// leaves behind, plus a partition beyond the topic's count.
-	for _, d := range []string{"ghost-0", "ghost-1", "keep-7"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, d, "00000000000000000000.log"), []byte{}, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r = openTestRegistry(t, dir)
-	defer r.Close()
-	for _, d := range []string{"ghost-0", "ghost-1", "keep-7"} {
-		if _, err := os.Stat(filepath.Join(dir, d)); !os.IsNotExist(err) {
-			t.Errorf("orphan %s not removed (%v)", d, err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "keep-0")); err != nil {
-		t.Fatalf("live partition removed: %v", err)
-	}
-}
-
 func mapsEqual(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false

@@ -6,6 +6,7 @@
 // # On disk (Apache Kafka's layout)
 //
 //	<log.dir>/
+//	  .lock                              flock(2) held by the one process using the dir (LockDir)
 //	  recovery-point-offset-checkpoint   "0\n<n>\n<topic> <partition> <offset>\n..."
 //	  log-start-offset-checkpoint        same format
 //	  .kafka_cleanshutdown               present only after a clean Manager.Close
@@ -14,6 +15,7 @@
 //	    00000000000000000000.index       (relOffset u32, position u32) every index.interval.bytes
 //	    00000000000000000000.timeindex   (timestamp i64, relOffset u32), monotonic
 //	    00000000000000001234.log ...     next segment, named by its base offset
+//	  <topic>-<partition>.<32 hex>-delete/  a partition DeleteLog is removing (renamed first)
 //
 // Only baseOffset and partitionLeaderEpoch of a stored batch differ from
 // what the producer sent (and, with message.timestamp.type=LogAppendTime,
@@ -24,6 +26,7 @@
 //
 // # API summary (for the broker)
 //
+//	lock, err := log.LockDir(dir)                 // first, before reading anything in dir; lock.Release() at exit
 //	m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: brokerCfg, NewIO: log.NewUringIO, Logf: ...})
 //	tps, _ := m.Existing()                        // partitions found on disk, to reopen at startup
 //	cfg, err := log.TopicConfig(brokerCfg, topicProps) // brokerCfg from log.BrokerConfig(log.DefaultConfig(), serverProps)

@@ -1,6 +1,8 @@
 package log
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -51,6 +53,11 @@ type Manager struct {
 	logs           map[TopicPartition]*Log
 	busy           map[TopicPartition]chan struct{} // closed when the open/delete finishes
 	closed         bool
+	// openFailed: some OpenLog failed. Close then writes the clean-shutdown
+	// marker only if the dir had one at open: a partition that was never
+	// opened was never recovered, and a marker would let the next start
+	// trust its unrecovered tail.
+	openFailed bool
 	// closeTotal and closeDone count the logs Close is closing and has
 	// closed, for progress reports during a long shutdown.
 	closeTotal, closeDone atomic.Int64
@@ -171,6 +178,8 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 	delete(m.busy, tp)
 	if err == nil {
 		m.logs[tp] = l
+	} else {
+		m.openFailed = true
 	}
 	m.mu.Unlock()
 	close(done)
@@ -280,7 +289,8 @@ func (m *Manager) Log(topic string, partition int32) *Log {
 	return m.logs[TopicPartition{topic, partition}]
 }
 
-// DeleteLog closes the partition's log and removes its directory. It waits
+// DeleteLog closes the partition's log and removes its directory (renamed
+// aside first: removePartitionDir). It waits
 // for an open of the same partition in progress, and an OpenLog of the
 // partition meanwhile waits for the removal to finish (then creates it
 // anew).
@@ -299,12 +309,55 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	if l != nil {
 		l.Close()
 	}
-	err := os.RemoveAll(filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
+	err := removePartitionDir(filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
 	m.mu.Lock()
 	delete(m.busy, tp)
 	m.mu.Unlock()
 	close(done)
 	return err
+}
+
+// DeleteSuffix ends the name a partition directory is renamed to before
+// its removal (Kafka's "-delete"): <topic>-<partition>.<32 hex>-delete. A
+// crash part-way through the removal leaves a directory by that name,
+// which no longer parses as a partition and which the next start removes
+// (IsDeletedPartitionDir), instead of a partition directory with some of
+// its files gone.
+const DeleteSuffix = "-delete"
+
+// removePartitionDir renames dir aside under DeleteSuffix, then removes it.
+func removePartitionDir(dir string) error {
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	aside := dir + "." + hex.EncodeToString(id[:]) + DeleteSuffix
+	if err := os.Rename(dir, aside); err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(aside)
+}
+
+// IsDeletedPartitionDir reports whether name is a partition directory
+// renamed for removal: <topic>-<partition>.<32 hex>-delete.
+func IsDeletedPartitionDir(name string) bool {
+	rest, ok := strings.CutSuffix(name, DeleteSuffix)
+	if !ok || len(rest) < 34 || rest[len(rest)-33] != '.' {
+		return false
+	}
+	if _, err := hex.DecodeString(rest[len(rest)-32:]); err != nil {
+		return false
+	}
+	base := rest[:len(rest)-33]
+	i := strings.LastIndexByte(base, '-')
+	if i <= 0 {
+		return false
+	}
+	p, err := strconv.ParseInt(base[i+1:], 10, 32)
+	return err == nil && p >= 0 && strconv.FormatInt(p, 10) == base[i+1:]
 }
 
 // Checkpoint writes both checkpoint files from the open logs. The broker
@@ -321,7 +374,8 @@ func (m *Manager) Checkpoint() error {
 }
 
 // Close closes every log (writing out and fdatasyncing what they accepted),
-// writes the checkpoints and, only if all of that succeeded, the
+// writes the checkpoints and, only if all of that succeeded (and no
+// partition of a dir that was not clean at open failed to open), the
 // clean-shutdown marker.
 func (m *Manager) Close() error {
 	m.mu.Lock()
@@ -339,12 +393,16 @@ func (m *Manager) Close() error {
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(logs)
 	m.logs = map[TopicPartition]*Log{}
+	markClean := m.clean || !m.openFailed
 	m.mu.Unlock()
 	errs = append(errs,
 		WriteCheckpoint(filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
 		WriteCheckpoint(filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if !markClean {
+		return nil
 	}
 	f, err := os.Create(filepath.Join(m.dir, CleanShutdownFile))
 	if err != nil {

@@ -351,3 +351,21 @@ func TestLazyIndexFiles(t *testing.T) {
 		t.Fatalf("read from 7: %d batches", len(got))
 	}
 }
+
+func TestIsDeletedPartitionDir(t *testing.T) {
+	for name, want := range map[string]bool{
+		"orders-0.0123456789abcdef0123456789abcdef-delete":  true,
+		"a-b-12.0123456789abcdef0123456789abcdef-delete":    true,
+		"orders-0.0123456789abcdef0123456789abcdef-stray":   false,
+		"orders-0.0123456789abcdef0123456789abcdeg-delete":  false,
+		"orders.0123456789abcdef0123456789abcdef-delete":    false,
+		"orders-01.0123456789abcdef0123456789abcdef-delete": false,
+		"backup-delete": false,
+		"orders-0":      false,
+		"-0.0123456789abcdef0123456789abcdef-delete": false,
+	} {
+		if got := IsDeletedPartitionDir(name); got != want {
+			t.Errorf("IsDeletedPartitionDir(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -158,6 +158,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		SegmentBytesMin:     int64(cfg.LogSegmentBytesMin),
 		Logger:              logger.Named("log"),
 		Stats:               m,
+		NodeID:              cfg.NodeID,
 	})
 	if err != nil {
 		return err
