@@ -93,8 +93,9 @@ func OpenRegistry(opts RegistryOptions) (*Registry, error) {
 	}
 	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}}
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
+	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf})
+		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Warnf: warnf})
 		if err != nil {
 			r.closeManagers()
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
