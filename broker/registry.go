@@ -100,6 +100,13 @@ func OpenRegistry(opts RegistryOptions) (*Registry, error) {
 			r.closeManagers()
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}
+		// Kafka's two lines: whether this start trusts the logs as closed
+		// or scans them.
+		if m.HadCleanShutdown() {
+			r.log.Info("skipping recovery: clean shutdown file found", zap.String("log_dir", dir))
+		} else {
+			r.log.Info("recovering logs: no clean shutdown file found", zap.String("log_dir", dir))
+		}
 		r.mgrs = append(r.mgrs, m)
 	}
 	stored, err := readMetadata(filepath.Join(opts.LogDirs[0], metadataFile))

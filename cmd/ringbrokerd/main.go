@@ -102,9 +102,12 @@ func loadConfig(path string, sets []string) (*config.Config, []string, error) {
 
 func serve(cfg *config.Config, logger *zap.Logger) error {
 	// Signals first: a SIGTERM that arrives while we start must drain, not
-	// kill.
+	// kill. SIGHUP is a termination too, as for Kafka's JVM (its shutdown
+	// hooks run on HUP): the same drain and flush, never the default action
+	// of dying with unflushed data (the terminal closed, a supervisor's HUP).
+	// It does not reload the configuration.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sig)
 
 	report := tuning.Run(tuningOptions(cfg))
