@@ -328,12 +328,18 @@ func tuningOptions(cfg *config.Config) tuning.Options {
 	for i, d := range cfg.LogDirs {
 		dirs[i], _ = filepath.Abs(d)
 	}
-	return tuning.Options{
+	opts := tuning.Options{
 		LogDirs:             dirs,
 		ListenAddrs:         addrs,
 		RingCount:           cfg.RingCount,
 		ExpectedConnections: expectedConnections(cfg),
 	}
+	if cfg.IOBackend != "portable" {
+		// The rings netpoll sets up at start, tried under this limit.
+		opts.Rings = tuning.RingPlan{Count: cfg.Rings(), Entries: uint32(cfg.RingEntries),
+			RecvBuffers: cfg.RingRecvBuffers, RecvBufferBytes: cfg.RingRecvBufferBytes, SQPoll: cfg.RingSQPoll}
+	}
+	return opts
 }
 
 func checkHost(args []string, stdout, stderr io.Writer) int {
