@@ -125,6 +125,11 @@ type Config struct {
 	// or offsets are deleted. Called synchronously; must not block. nil
 	// discards.
 	Persist func(groupID string, key, value []byte)
+	// SessionExpired is told of every member removed because its session
+	// ran out: when it last heartbeated (or joined, synced, committed) and
+	// its session timeout, so an operator can tell an expiry from a leave.
+	// Called synchronously; nil discards.
+	SessionExpired func(groupID, memberID string, lastSeen time.Time, session time.Duration)
 }
 
 // Protocol is one (name, metadata) a member supports, in preference order.
@@ -580,6 +585,12 @@ func (c *Coordinator) prepareRebalance(now time.Time, g *Group) {
 			if m.syncReply != nil {
 				m.syncReply(SyncResult{Err: kerr.RebalanceInProgress.Code})
 				m.syncReply = nil
+				// Kept alive while it waited: its session restarts now,
+				// so it has a whole session to rejoin. Left at the
+				// deadline of its SyncGroup, a member that waited longer
+				// than its session (a slow leader) was expired in the
+				// same Tick that answered it, with no chance to rejoin.
+				m.deadline = now.Add(m.SessionTimeout)
 			}
 		}
 	}
@@ -927,6 +938,9 @@ func (c *Coordinator) expire(now time.Time, g *Group) {
 		m := g.members[id]
 		if m == nil || m.joinReply != nil || m.syncReply != nil || m.deadline.After(now) {
 			continue
+		}
+		if c.cfg.SessionExpired != nil {
+			c.cfg.SessionExpired(g.ID, m.ID, m.deadline.Add(-m.SessionTimeout), m.SessionTimeout)
 		}
 		c.memberGone(now, g, m)
 	}
