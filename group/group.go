@@ -23,6 +23,12 @@
 // I/O). Callbacks (join/sync replies, Persist) are called with that
 // serialisation held and must not block or call back into the Coordinator.
 //
+// Sessions: a member's session runs from its last heartbeat, join, sync or
+// offset commit, with its session timeout, in every state; a member waiting
+// on a JoinGroup or SyncGroup answer is kept alive, and its session restarts
+// when the answer (including REBALANCE_IN_PROGRESS) is sent. Each expiry is
+// reported through Config.SessionExpired (testdata/session.txt).
+//
 // Bounds: members (including pending KIP-394 members) per group are capped
 // at Config.MaxMembers (default 1000, GROUP_MAX_SIZE_REACHED beyond; Kafka's
 // group.max.size defaults to Integer.MAX_VALUE, which would let a join storm
