@@ -114,10 +114,9 @@ type batchInfo struct {
 }
 
 func (bi *batchInfo) codec() int8          { return int8(bi.attributes & v2AttrCodecMask) }
-func (bi *batchInfo) transactional() bool  { return bi.attributes&v2AttrTransactional != 0 }
 func (bi *batchInfo) idempotent() bool     { return bi.producerID >= 0 }
-func (bi *batchInfo) lastSequence() int32  { return addSequence(bi.baseSequence, bi.lastOffsetDelta) }
 func (bi *batchInfo) logAppendTimed() bool { return bi.attributes&v2AttrTimestampType != 0 }
+func (bi *batchInfo) lastSequence() int32  { return addSequence(bi.baseSequence, bi.lastOffsetDelta) }
 
 // addSequence is baseSequence + delta with Kafka's wrap past MaxInt32 to 0.
 func addSequence(base, delta int32) int32 {

@@ -119,6 +119,12 @@ func newCoordinator(b *Broker) *coordinator {
 		MaxMembers:            o.GroupMaxSize,
 		NewMemberID:           newMemberID,
 		Persist:               c.persistLocked,
+		// Kafka logs a member's failure at INFO; since_last_heartbeat tells
+		// a client that stopped heartbeating from a broker that lost track.
+		SessionExpired: func(groupID, memberID string, lastSeen time.Time, session time.Duration) {
+			c.log.Info("member session expired", zap.String("group", groupID), zap.String("member", memberID),
+				zap.Duration("since_last_heartbeat", time.Since(lastSeen)), zap.Duration("session_timeout", session))
+		},
 	})
 	c.timer = time.AfterFunc(time.Hour, c.onTimer)
 	c.timer.Stop()

@@ -22,7 +22,7 @@ func TestMaintenanceRetention(t *testing.T) {
 	before := p.Log.NumSegments()
 	time.Sleep(20 * time.Millisecond)
 	stop := tb.Reg.StartMaintenance(10*time.Millisecond, time.Minute)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for p.Log.LogStartOffset() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

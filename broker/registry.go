@@ -160,10 +160,18 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	}
 	r.clusterID = clusterID
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
+	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Stats: opts.Stats})
+		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Warnf: warnf, Stats: opts.Stats})
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
+		}
+		// Kafka's two lines: whether this start trusts the logs as closed
+		// or scans them.
+		if m.HadCleanShutdown() {
+			r.log.Info("skipping recovery: clean shutdown file found", zap.String("log_dir", dir))
+		} else {
+			r.log.Info("recovering logs: no clean shutdown file found", zap.String("log_dir", dir))
 		}
 		r.mgrs = append(r.mgrs, m)
 	}

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ringbroker/ringbroker/log"
 )
@@ -261,5 +264,58 @@ func TestRegistryCloseReporting(t *testing.T) {
 		if hw := r2.Partition("t", i).Log.HighWatermark(); hw != 1 {
 			t.Fatalf("partition %d reopened with high watermark %d, want 1", i, hw)
 		}
+	}
+}
+
+// TestRegistryRecoveryTruncationLogsWarn: recovery that cuts a torn tail
+// off a segment is logged at WARN (Kafka's level for recovery that drops
+// data), not INFO.
+func TestRegistryRecoveryTruncationLogsWarn(t *testing.T) {
+	dir := t.TempDir()
+	r := openTestRegistry(t, dir)
+	tp, err := r.CreateTopic("torn", 1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	batch := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte("k"), []byte("v")}})
+	if err := tp.Partitions[0].Log.Append(batch, log.AppendFunc(func(res log.AppendResult) { done <- res.Err })); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// An unclean stop with a torn write after the last batch.
+	if err := os.Remove(filepath.Join(dir, log.CleanShutdownFile)); err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(dir, "torn-0", "00000000000000000000.log")
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(batch[:len(batch)/2]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	core, logs := observer.New(zapcore.DebugLevel)
+	r, err = OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig(), Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	truncations := logs.FilterMessageSnippet("truncated at byte").All()
+	if len(truncations) != 1 {
+		t.Fatalf("%d truncation log lines, want 1; all: %v", len(truncations), logs.All())
+	}
+	if e := truncations[0]; e.Level != zapcore.WarnLevel {
+		t.Fatalf("recovery truncation logged at %v, want WARN: %s", e.Level, e.Message)
+	}
+	if hw := r.Partition("torn", 0).Log.HighWatermark(); hw != 1 {
+		t.Fatalf("high watermark %d after recovery, want 1", hw)
 	}
 }

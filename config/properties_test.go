@@ -54,7 +54,7 @@ func TestParseProperties(t *testing.T) {
 			}
 			var got []kv
 			for _, e := range es {
-				got = append(got, kv{e.key, e.value, e.line})
+				got = append(got, kv(e))
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)

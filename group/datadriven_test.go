@@ -152,6 +152,9 @@ func newHarness() *harness {
 func (h *harness) reset() {
 	cfg := h.cfg
 	cfg.Persist = func(g string, k, v []byte) { h.records = append(h.records, persisted{g, k, v}) }
+	cfg.SessionExpired = func(g, member string, lastSeen time.Time, session time.Duration) {
+		fmt.Fprintf(h.out, "%s: session expired in %s (last seen %v ago, session %v)\n", h.name(member), g, h.now.Sub(lastSeen), session)
+	}
 	h.c = New(cfg)
 }
 

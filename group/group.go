@@ -23,6 +23,12 @@
 // I/O). Callbacks (join/sync replies, Persist) are called with that
 // serialisation held and must not block or call back into the Coordinator.
 //
+// Sessions: a member's session runs from its last heartbeat, join, sync or
+// offset commit, with its session timeout, in every state; a member waiting
+// on a JoinGroup or SyncGroup answer is kept alive, and its session restarts
+// when the answer (including REBALANCE_IN_PROGRESS) is sent. Each expiry is
+// reported through Config.SessionExpired (testdata/session.txt).
+//
 // Bounds: members (including pending KIP-394 members) per group are capped
 // at Config.MaxMembers (default 1000, GROUP_MAX_SIZE_REACHED beyond; Kafka's
 // group.max.size defaults to Integer.MAX_VALUE, which would let a join storm
@@ -125,6 +131,11 @@ type Config struct {
 	// or offsets are deleted. Called synchronously; must not block. nil
 	// discards.
 	Persist func(groupID string, key, value []byte)
+	// SessionExpired is told of every member removed because its session
+	// ran out: when it last heartbeated (or joined, synced, committed) and
+	// its session timeout, so an operator can tell an expiry from a leave.
+	// Called synchronously; nil discards.
+	SessionExpired func(groupID, memberID string, lastSeen time.Time, session time.Duration)
 }
 
 // Protocol is one (name, metadata) a member supports, in preference order.
@@ -580,6 +591,12 @@ func (c *Coordinator) prepareRebalance(now time.Time, g *Group) {
 			if m.syncReply != nil {
 				m.syncReply(SyncResult{Err: kerr.RebalanceInProgress.Code})
 				m.syncReply = nil
+				// Kept alive while it waited: its session restarts now,
+				// so it has a whole session to rejoin. Left at the
+				// deadline of its SyncGroup, a member that waited longer
+				// than its session (a slow leader) was expired in the
+				// same Tick that answered it, with no chance to rejoin.
+				m.deadline = now.Add(m.SessionTimeout)
 			}
 		}
 	}
@@ -927,6 +944,9 @@ func (c *Coordinator) expire(now time.Time, g *Group) {
 		m := g.members[id]
 		if m == nil || m.joinReply != nil || m.syncReply != nil || m.deadline.After(now) {
 			continue
+		}
+		if c.cfg.SessionExpired != nil {
+			c.cfg.SessionExpired(g.ID, m.ID, m.deadline.Add(-m.SessionTimeout), m.SessionTimeout)
 		}
 		c.memberGone(now, g, m)
 	}

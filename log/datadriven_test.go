@@ -173,7 +173,10 @@ func (r *ddRunner) run(c ddCase) string {
 		l, err := Open(r.dir, r.cfg, Options{
 			CleanShutdown: clean, RecoveryPoint: r.intArg(c, "recovery-point", r.rp),
 			Logf: func(f string, a ...any) {
-				fmt.Fprintf(&r.logs, strings.ReplaceAll(f, "log %s: ", "")+"\n", a[1:]...)
+				fmt.Fprintf(&r.logs, "INFO "+strings.ReplaceAll(f, "log %s: ", "")+"\n", a[1:]...)
+			},
+			Warnf: func(f string, a ...any) {
+				fmt.Fprintf(&r.logs, "WARN "+strings.ReplaceAll(f, "log %s: ", "")+"\n", a[1:]...)
 			},
 		})
 		if err != nil {

@@ -106,7 +106,7 @@
 // increasing offsets, CRC32C of every batch), truncated at the first
 // invalid byte (later segments are deleted), its indexes rebuilt, and the
 // result fdatasync'd before it counts as the new recovery point. What was
-// cut is logged through Logf. Indexes of other segments are sanity-checked
+// cut, deleted or rebuilt is logged through Warnf (Kafka's WARN level). Indexes of other segments are sanity-checked
 // and rebuilt when missing or bad. testdata/recovery/*.txt are datadriven
 // scripts of these cases (go test -run TestRecoveryScripts -rewrite).
 //

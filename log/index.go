@@ -174,8 +174,6 @@ func (ix *index) full() bool {
 }
 func (ix *index) reset() { ix.n.Store(0) }
 
-func (ix *index) truncateTo(n int64) { ix.n.Store(n) }
-
 // offset index entries
 func (ix *index) offsetEntry(i int64) (rel uint32, pos uint32) {
 	e := ix.mm[i*offsetEntrySize:]

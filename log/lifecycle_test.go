@@ -150,12 +150,14 @@ func TestBacklogAndCloseDrains(t *testing.T) {
 // flush.messages not), the writer parks with a timer for the next periodic
 // fdatasync after the first group. A new append must wake it at once, not
 // wait for that timer (it used to wait up to flush.ms). Both an injected
-// clock that never reaches the flush deadline and the wall clock.
+// clock that never reaches the flush deadline and the wall clock. flush.ms
+// is an hour, so "at once" is any time short of it: the bound below is a
+// fail-safe, not a latency target that a loaded machine could miss.
 func TestAppendWakesWriterWaitingOnFlushMs(t *testing.T) {
 	for name, clk := range map[string]Clock{"fake": newFakeClock(), "wall": nil} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig()
-			cfg.FlushMs = 5000
+			cfg.FlushMs = 3600_000
 			l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
 			if err != nil {
 				t.Fatal(err)
@@ -163,7 +165,7 @@ func TestAppendWakesWriterWaitingOnFlushMs(t *testing.T) {
 			defer l.Close()
 			syncAppend(t, l, makeBatch(1, 10, 1, 1)) // leaves unflushed records: flush timer armed
 			// Let the writer park with the flush.ms timer.
-			deadline := time.Now().Add(time.Second)
+			deadline := time.Now().Add(stallFailSafe)
 			for {
 				l.mu.RLock()
 				st := l.writerState
@@ -175,7 +177,6 @@ func TestAppendWakesWriterWaitingOnFlushMs(t *testing.T) {
 			}
 			for i := 0; i < 3; i++ {
 				ch := make(chan AppendResult, 1)
-				start := time.Now()
 				if err := l.Append(makeBatch(1, 10, 1, 1), AppendFunc(func(r AppendResult) { ch <- r })); err != nil {
 					t.Fatal(err)
 				}
@@ -184,11 +185,8 @@ func TestAppendWakesWriterWaitingOnFlushMs(t *testing.T) {
 					if r.Err != nil {
 						t.Fatal(r.Err)
 					}
-					if d := time.Since(start); d > 100*time.Millisecond {
-						t.Fatalf("append %d took %v with flush.ms=5000", i, d)
-					}
-				case <-time.After(time.Second):
-					t.Fatalf("append %d not completed after 1s: writer still waiting on the flush.ms timer", i)
+				case <-time.After(stallFailSafe):
+					t.Fatalf("append %d not completed after %v: writer still waiting on the flush.ms timer (an hour)", i, stallFailSafe)
 				}
 			}
 		})

@@ -54,10 +54,14 @@ type Stats interface {
 
 // Options are what the opener (normally Manager) knows beyond Config.
 type Options struct {
-	IO             IO    // nil = NewPortableIO()
-	Clock          Clock // nil = wall clock
-	Logf           func(format string, args ...any)
-	Stats          Stats // nil = not recorded
+	IO    IO    // nil = NewPortableIO()
+	Clock Clock // nil = wall clock
+	Logf  func(format string, args ...any)
+	Stats Stats // nil = not recorded
+	// Warnf reports what recovery did to data: a segment truncated, later
+	// segments deleted, indexes rebuilt (Kafka logs these at WARN; the
+	// broker passes its WARN level). nil = Logf.
+	Warnf          func(format string, args ...any)
 	RecoveryPoint  int64 // from recovery-point-offset-checkpoint; segments at/after it are scanned
 	LogStartOffset int64 // from log-start-offset-checkpoint
 	CleanShutdown  bool  // clean-shutdown marker present: skip the recovery scan
@@ -80,6 +84,7 @@ type Log struct {
 	// (a group write, a periodic fdatasync), 0 while it is parked; for
 	// Stalled (liveness.go). Written by the writer, read by anyone.
 	busySinceNs atomic.Int64
+	warnf       func(string, ...any) // recovery that changed or dropped data
 
 	// mu guards the fields below it. Lock order: mu is a leaf; callbacks and
 	// waiters are always invoked after it is released.
@@ -151,7 +156,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
 	l := &Log{
 		dir: dir, topic: opts.Topic, partition: opts.Partition,
-		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats,
+		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf,
 		leaderEpoch: -1, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		tsSoFar: -1, tsOffSoFar: -1,
 	}
@@ -163,6 +168,9 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	}
 	if l.logf == nil {
 		l.logf = func(string, ...any) {}
+	}
+	if l.warnf == nil {
+		l.warnf = l.logf
 	}
 	if err := l.load(opts); err != nil {
 		for _, s := range l.segments {
@@ -236,7 +244,7 @@ func (l *Log) load(opts Options) error {
 		// An empty segment has no index files until its first write (see
 		// index): nothing to rebuild.
 		if !recover && (missingIndex && size > 0 || !(s.idx.saneOffsets(size) && s.tidx.saneTimes())) {
-			l.logf("log %s: segment %d: index missing or failed sanity check, rebuilding", l.dir, b)
+			l.warnf("log %s: segment %d: index missing or failed sanity check, rebuilding", l.dir, b)
 			recover = true
 		}
 		if recover {
@@ -244,14 +252,14 @@ func (l *Log) load(opts Options) error {
 			res, s.maxTs, s.maxTsOffset, buf = s.rebuildIndexes(l.cfg.IndexIntervalBytes, buf)
 			s.next = res.nextOffset
 			if res.stopReason != nil && res.validBytes < size {
-				l.logf("log %s: segment %d: truncated at byte %d of %d (offset %d): %v", l.dir, b, res.validBytes, size, res.nextOffset, res.stopReason)
+				l.warnf("log %s: segment %d: truncated at byte %d of %d (offset %d): %v", l.dir, b, res.validBytes, size, res.nextOffset, res.stopReason)
 				if err := s.f.Truncate(res.validBytes); err != nil {
 					return fmt.Errorf("truncate %s: %w", s.path, err)
 				}
 				size = res.validBytes
 				// Everything after a torn segment is unreachable: delete it.
 				for _, nb := range bases[i+1:] {
-					l.logf("log %s: deleting segment %d after truncation point", l.dir, nb)
+					l.warnf("log %s: deleting segment %d after truncation point", l.dir, nb)
 					for _, ext := range []string{".log", ".index", ".timeindex"} {
 						os.Remove(segmentName(l.dir, nb, ext))
 					}

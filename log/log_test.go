@@ -112,10 +112,11 @@ func TestRollAndIndexLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lastOffsets []int64
 	for i := 0; i < 200; i++ {
 		r := syncAppend(t, l, makeBatch(2, 150, int64(i*100), byte(i)))
-		lastOffsets = append(lastOffsets, r.LastOffset)
+		if want := int64(2*i + 1); r.LastOffset != want {
+			t.Fatalf("append %d: last offset %d, want %d", i, r.LastOffset, want)
+		}
 	}
 	if n := l.NumSegments(); n < 5 {
 		t.Fatalf("expected rolls, got %d segments", n)

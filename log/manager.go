@@ -24,6 +24,10 @@ type ManagerOptions struct {
 	Clock Clock
 	Logf  func(format string, args ...any)
 	Stats Stats // given to every log (nil = not recorded)
+	// Warnf reports recovery that changed or dropped data, and unreadable
+	// checkpoints (which force a full recovery scan): Kafka's WARN.
+	// nil = Logf.
+	Warnf func(format string, args ...any)
 }
 
 // Manager owns one log.dir: the partition logs under it, the two checkpoint
@@ -82,17 +86,20 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
+	if opts.Warnf == nil {
+		opts.Warnf = opts.Logf
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	m := &Manager{dir: dir, opts: opts, logs: map[TopicPartition]*Log{}, busy: map[TopicPartition]chan struct{}{}}
 	var err error
 	if m.recoveryPoints, err = ReadCheckpoint(filepath.Join(dir, RecoveryPointCheckpointFile)); err != nil {
-		opts.Logf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
+		opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
 		m.recoveryPoints = map[TopicPartition]int64{}
 	}
 	if m.logStarts, err = ReadCheckpoint(filepath.Join(dir, LogStartOffsetCheckpointFile)); err != nil {
-		opts.Logf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
+		opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
 		m.logStarts = map[TopicPartition]int64{}
 	}
 	marker := filepath.Join(dir, CleanShutdownFile)
@@ -166,7 +173,7 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 	done := make(chan struct{})
 	m.busy[tp] = done
 	opts := Options{
-		Clock: m.opts.Clock, Logf: m.opts.Logf, Stats: m.opts.Stats,
+		Clock: m.opts.Clock, Logf: m.opts.Logf, Stats: m.opts.Stats, Warnf: m.opts.Warnf,
 		RecoveryPoint: m.recoveryPoints[tp], LogStartOffset: m.logStarts[tp],
 		CleanShutdown: m.clean, Topic: topic, Partition: partition,
 	}

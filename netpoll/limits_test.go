@@ -16,7 +16,7 @@ import (
 // loopback), so one test can be several clients.
 func dialFrom(t *testing.T, s *Server, src string) net.Conn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: failSafe}
 	c, err := d.Dial("tcp", s.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func dialFrom(t *testing.T, s *Server, src string) net.Conn {
 
 // echoes reports whether c answers a frame (it was admitted).
 func echoes(c net.Conn) error {
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(failSafe))
 	defer c.SetDeadline(time.Time{})
 	if err := writeFrame(c, []byte("ping")); err != nil {
 		return err
@@ -44,7 +44,7 @@ func echoes(c net.Conn) error {
 
 // refused reports nil when c was closed by the server without an answer.
 func refused(c net.Conn) error {
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(failSafe))
 	_ = writeFrame(c, []byte("ping")) // may fail: the server may have closed already
 	var b [16]byte
 	n, err := c.Read(b[:])
@@ -61,7 +61,7 @@ func refused(c net.Conn) error {
 // waitConns polls until the server counts want open connections.
 func waitConns(t *testing.T, s *Server, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(failSafe)
 	for s.Stats().Conns != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("open connections %d, want %d", s.Stats().Conns, want)

@@ -189,7 +189,6 @@ type pconn struct {
 	inflightBytes int64
 	closed        bool
 	draining      bool
-	lastActive    time.Time
 }
 
 func (c *pconn) remoteAddr() string { return c.addr }

@@ -139,7 +139,7 @@ func FuzzParseRequestHeader(f *testing.F) {
 		if h.BodyOffset < 10 || h.BodyOffset > len(frame) {
 			t.Fatalf("body offset %d outside frame of %d", h.BodyOffset, len(frame))
 		}
-		if h.ClientID != nil && len(h.ClientID) > 0 && &h.ClientID[0] != &frame[10] {
+		if len(h.ClientID) > 0 && &h.ClientID[0] != &frame[10] {
 			t.Fatal("client id does not alias the frame")
 		}
 	})

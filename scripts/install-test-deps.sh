@@ -16,6 +16,11 @@
 # config.h is used) and compiles the one example against the installed library
 # (pkg-config rdkafka), so it speaks exactly the librdkafka that kcat uses.
 #
+# staticcheck: `make lint` runs one pinned version, installed with `go install` into
+# .deps/bin (DEPS_BIN overrides the directory), never whatever staticcheck is on PATH:
+# another version finds other things. `install-test-deps.sh --staticcheck` installs
+# only that (what `make lint` calls); it needs Go and the module proxy, not root.
+#
 # Works non-interactively as root (CI=true); without root it only reports what is missing.
 set -euo pipefail
 
@@ -28,6 +33,31 @@ python=/usr/bin/python3
 kafkajs_version=2.2.4
 
 status() { printf '%-26s %s\n' "$1" "$2"; }
+
+# staticcheck 2026.2.2 is module version v0.8.2 (the newest release when pinned; it
+# reads go1.26 code). Newer ones: `go list -m -versions honnef.co/go/tools`.
+staticcheck_version=v0.8.2
+staticcheck_bin="${DEPS_BIN:-$repo_root/.deps/bin}/staticcheck"
+have_staticcheck() {
+	[ -x "$staticcheck_bin" ] && "$staticcheck_bin" -version 2>/dev/null | grep -q "(${staticcheck_version#v})"
+}
+install_staticcheck() {
+	if ! have_staticcheck; then
+		echo "installing staticcheck@$staticcheck_version into ${staticcheck_bin%/*}"
+		mkdir -p "${staticcheck_bin%/*}"
+		GOBIN="$(cd "${staticcheck_bin%/*}" && pwd)" go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+	fi
+	if have_staticcheck; then
+		status "staticcheck@$staticcheck_version" ok
+	else
+		status "staticcheck@$staticcheck_version" MISSING
+		return 1
+	fi
+}
+if [ "${1:-}" = --staticcheck ]; then
+	install_staticcheck
+	exit
+fi
 
 # have_* return 0 when the dependency is usable as the tests will use it.
 have_kcat() { command -v kcat >/dev/null 2>&1; }
@@ -171,5 +201,6 @@ if have_librdkafka_dev && ! have_rdkafka_performance; then
 fi
 check librdkafka-dev have_librdkafka_dev
 check "rdkafka_performance" have_rdkafka_performance
+install_staticcheck || fail=1
 
 exit "$fail"

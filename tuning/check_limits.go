@@ -1,11 +1,13 @@
 package tuning
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // unitDropIn is where limit fixes go: a systemd drop-in for the unit
@@ -81,6 +83,10 @@ func (e *env) checkMemlock() {
 	const id = "limits.memlock"
 	why := "io_uring registered and provided buffers are pinned memory charged to RLIMIT_MEMLOCK (unless the process has CAP_IPC_LOCK); registering more than the limit fails with ENOMEM and the rings cannot start"
 	need := e.opts.MemlockBytes
+	if need <= 0 && e.opts.Rings.Count > 0 {
+		e.checkMemlockByTrial()
+		return
+	}
 	if need <= 0 {
 		e.add(Finding{ID: id, Severity: OK, Found: "no pinned buffers configured", Recommended: "LimitMEMLOCK >= the buffers the rings pin", Why: why})
 		return
@@ -104,6 +110,45 @@ func (e *env) checkMemlock() {
 		}
 	}
 	e.add(f)
+}
+
+// checkMemlockByTrial grades RLIMIT_MEMLOCK by doing what the broker will:
+// set up its rings under the current limit (the kernel charges the ring
+// memory and buffer-ring descriptors to it). Comparing the limit with an
+// estimate alone would guess at the kernel's accounting, which changed
+// across versions.
+func (e *env) checkMemlockByTrial() {
+	const id = "limits.memlock"
+	why := "the kernel charges io_uring ring memory and provided-buffer rings to RLIMIT_MEMLOCK (unless the process has CAP_IPC_LOCK); over the limit io_uring_setup fails with ENOMEM and the broker cannot start its rings"
+	rl, err := e.sys.Rlimit(RlimitMEMLOCK)
+	if err != nil {
+		e.add(unreadable(id, "", err, why))
+		return
+	}
+	estimate := e.opts.Rings.lockedBytesEstimate()
+	f := Finding{ID: id, Severity: OK,
+		Found:       fmt.Sprintf("soft %s, hard %s", bytesText(rl.Cur), bytesText(rl.Max)),
+		Recommended: fmt.Sprintf("the broker's rings set up under it (%s: about %s)", e.ringPlanText(), bytesText(uint64(estimate))),
+		Why:         why}
+	switch err := e.ringTrial(); {
+	case err == nil:
+		f.Found += "; " + e.ringPlanText() + " set up under it (tried)"
+	case errors.Is(err, syscall.ENOMEM) && !e.hasCap(capIPCLock):
+		f.Severity = Fatal
+		f.Found += "; setting up the broker's rings failed: " + err.Error()
+		f.Fix = e.memlockFix()
+	default:
+		f.Found += "; the ring trial failed for another reason (see io_uring.rings): " + err.Error()
+	}
+	e.add(f)
+}
+
+// memlockFix raises LimitMEMLOCK to twice the rings' estimated need (at
+// least 8 MiB, the usual default), in whole MiB.
+func (e *env) memlockFix() string {
+	suggest := max(roundUpMiB(2*e.opts.Rings.lockedBytesEstimate()), 8<<20)
+	return fmt.Sprintf(`mkdir -p %s && printf '[Service]\nLimitMEMLOCK=%d\n' > %s/60-memlock.conf && systemctl daemon-reload`,
+		unitDropIn, suggest, unitDropIn)
 }
 
 func roundUpMiB(n int64) int64 { return (n + (1<<20 - 1)) &^ (1<<20 - 1) }

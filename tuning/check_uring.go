@@ -142,6 +142,24 @@ func (e *env) checkIOURing() {
 	}
 	e.add(of)
 
+	if e.opts.Rings.Count > 0 && probe.SetupErr == nil {
+		const rID = "io_uring.rings"
+		rf := Finding{ID: rID, Severity: OK, Recommended: "the broker's rings set up: " + e.ringPlanText(),
+			Why: "one small probe ring says little about the rings the broker needs: each ring and its provided-buffer ring are charged to RLIMIT_MEMLOCK, so the check sets up the same rings at once, as the broker will at start"}
+		if err := e.ringTrial(); err != nil {
+			rf.Severity = Warning
+			rf.Found = err.Error()
+			if errors.Is(err, syscall.ENOMEM) {
+				rf.Found += " (RLIMIT_MEMLOCK too low for the rings: see limits.memlock)"
+				rf.Fix = e.memlockFix()
+			}
+			reasons = append(reasons, "setting up the configured rings: "+err.Error())
+		} else {
+			rf.Found = "ok (tried)"
+		}
+		e.add(rf)
+	}
+
 	const bID = "io_uring.backend"
 	bf := Finding{ID: bID, Recommended: "uring",
 		Why: "the uring backend serves each core with one ring: multishot receive into provided buffers and splice for zero-copy fetch; the portable backend serves the same protocol through Go's net package with copies and more syscalls"}
@@ -175,7 +193,7 @@ func (e *env) explainUringErr(err error) string {
 	case errors.Is(err, syscall.EINVAL):
 		return msg + " (kernel does not know a setup flag: SINGLE_ISSUER needs 6.0, DEFER_TASKRUN 6.1)"
 	case errors.Is(err, syscall.ENOMEM):
-		return msg + " (RLIMIT_MEMLOCK too low for the ring: kernels before 5.12 charge rings to it)"
+		return msg + " (RLIMIT_MEMLOCK too low for the ring: the kernel charges ring memory to it unless the process has CAP_IPC_LOCK)"
 	}
 	return msg
 }

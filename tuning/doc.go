@@ -29,9 +29,13 @@
 //	vm.transparent_hugepages[_defrag], from khugepaged and pays for compaction)
 //	mem.per_cpu
 //	limits.nofile, fs.nr_open,        descriptors vs connections + log files + reserve;
-//	limits.memlock                    pinned memory vs Options.MemlockBytes
+//	limits.memlock                    the broker's rings (Options.Rings) set up under the
+//	                                  current limit, or pinned memory vs MemlockBytes
 //	io_uring.disabled, .kernel,       whether the uring backend can run, and if not
-//	.setup, .opcodes, .backend        why; Report.IOBackend is the verdict
+//	.setup, .opcodes, .rings,         why; .rings sets up the broker's rings at once
+//	.backend                          (the kernel charges them to RLIMIT_MEMLOCK: one
+//	                                  probe ring fitting proves nothing); Report.IOBackend
+//	                                  is the verdict
 //	nic.listeners, nic.tso/gso/gro/   offloads of every interface carrying a listener
 //	sg/tx_csum
 //	net.core.somaxconn, net.ipv4.     accept and SYN backlogs, socket buffer ceilings

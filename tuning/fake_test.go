@@ -21,6 +21,8 @@ type fakeSys struct {
 	ethtool    map[string]map[uint32]uint32 // missing cmd: EOPNOTSUPP
 	ethtoolErr map[string]map[uint32]error
 	uring      IOURingProbe
+	ringsErr   error      // SetUpRings' answer
+	ringPlans  []RingPlan // what SetUpRings was asked
 	synced     bool
 	clockErr   error
 	cpus       int
@@ -65,6 +67,11 @@ func (f *fakeSys) Ethtool(ifname string, cmd uint32) (uint32, error) {
 }
 
 func (f *fakeSys) ProbeIOURing() IOURingProbe { return f.uring }
+
+func (f *fakeSys) SetUpRings(p RingPlan) error {
+	f.ringPlans = append(f.ringPlans, p)
+	return f.ringsErr
+}
 
 func (f *fakeSys) ClockSynced() (bool, error) { return f.synced, f.clockErr }
 

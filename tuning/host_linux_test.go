@@ -3,9 +3,15 @@
 package tuning
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRealHost runs the real checks on this machine. It asserts what the
@@ -77,5 +83,71 @@ func TestRealHost(t *testing.T) {
 		}
 	} else if code := r.ExitCode(); code < 0 || code > 2 {
 		t.Errorf("exit code %d", code)
+	}
+}
+
+// TestRingTrialUnderLoweredMemlock runs the check in a child process (this
+// test binary again) under a lowered RLIMIT_MEMLOCK, without CAP_IPC_LOCK
+// (which would exempt it from the limit), as a unit without LimitMEMLOCK
+// runs the broker: at 64 KiB the broker's rings cannot be set up (one probe
+// ring still can), so limits.memlock must be fatal and io_uring.rings a
+// warning; under the host's own limit (8 MiB by default) both are ok.
+func TestRingTrialUnderLoweredMemlock(t *testing.T) {
+	if out := os.Getenv("RINGBROKER_TUNING_CHILD_OUT"); out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := Run(Options{Rings: daemonRings}).WriteJSON(f); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	// The roomy case uses the current hard limit (raising it needs
+	// CAP_SYS_RESOURCE), at most 64 MiB; the 8 MiB default holds the rings.
+	var hard unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &hard); err != nil {
+		t.Fatal(err)
+	}
+	roomy := min(hard.Max, 64<<20)
+	for _, tc := range []struct {
+		limit              uint64
+		memlock, ringsWant Severity
+	}{
+		{64 << 10, Fatal, Warning},
+		{roomy, OK, OK},
+	} {
+		out := filepath.Join(t.TempDir(), "report.json")
+		args := []string{fmt.Sprintf("--memlock=%d:%d", tc.limit, tc.limit)}
+		if os.Geteuid() == 0 {
+			// Root has CAP_IPC_LOCK: drop it, or the limit is not enforced.
+			args = append(args, "setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock")
+		}
+		args = append(args, os.Args[0], "-test.run=^TestRingTrialUnderLoweredMemlock$", "-test.count=1")
+		cmd := exec.Command("prlimit", args...)
+		cmd.Env = append(os.Environ(), "RINGBROKER_TUNING_CHILD_OUT="+out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("child under memlock %d: %v\n%s", tc.limit, err, b)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Findings []Finding `json:"findings"`
+		}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		r := &Report{Findings: doc.Findings}
+		m, rings, setup := find(r, "limits.memlock", ""), find(r, "io_uring.rings", ""), find(r, "io_uring.setup", "")
+		t.Logf("memlock %d: %s %s | %s %s | io_uring.setup %s", tc.limit, m.Severity, m.Found, rings.Severity, rings.Found, setup.Severity)
+		if setup.Severity != OK {
+			t.Fatalf("memlock %d: the probe ring itself failed (%s), so this host cannot show the difference", tc.limit, setup.Found)
+		}
+		if m.Severity != tc.memlock || rings.Severity != tc.ringsWant {
+			t.Errorf("memlock %d: limits.memlock %s, io_uring.rings %s; want %s, %s", tc.limit, m.Severity, rings.Severity, tc.memlock, tc.ringsWant)
+		}
 	}
 }

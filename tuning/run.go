@@ -30,10 +30,41 @@ type Options struct {
 	// .index, .timeindex of every segment); 0 means count them in LogDirs.
 	SegmentFiles int
 	// MemlockBytes is the memory the broker will pin for io_uring
-	// registered and provided buffers; 0 skips the memlock check.
+	// registered and provided buffers; 0 leaves the memlock check to the
+	// ring trial (Rings).
 	MemlockBytes int64
+	// Rings are the network rings the uring backend sets up at start; the
+	// check sets up the same rings (io_uring.rings) under the current
+	// RLIMIT_MEMLOCK, since the kernel charges ring memory to it. Count 0
+	// skips the trial.
+	Rings RingPlan
 	// Sys supplies syscall-backed facts; nil means the real host.
 	Sys Sys
+}
+
+// RingPlan is what the uring backend sets up at start: Count rings of
+// Entries submission entries (the completion queue 8 times as many), each
+// with a provided-buffer ring of RecvBuffers buffers of RecvBufferBytes.
+type RingPlan struct {
+	Count           int
+	Entries         uint32
+	RecvBuffers     int
+	RecvBufferBytes int
+	SQPoll          bool
+}
+
+// lockedBytesEstimate is what the rings of p charge to RLIMIT_MEMLOCK as
+// the kernel accounts them: per ring the SQ/CQ ring pages (CQEs of 16 B,
+// the SQ index array, the header) and the SQE array (64 B each), and the
+// provided-buffer ring's descriptors (16 B each), in whole pages. The
+// receive buffers themselves are not pinned. An estimate for the fix text:
+// the trial is what decides.
+func (p RingPlan) lockedBytesEstimate() int64 {
+	page := int64(os.Getpagesize())
+	pages := func(n int64) int64 { return (n + page - 1) / page * page }
+	sq, cq := int64(p.Entries), int64(p.Entries)*8
+	perRing := pages(cq*16+sq*4+1024) + pages(sq*64) + pages(int64(p.RecvBuffers)*16)
+	return perRing * int64(p.Count)
 }
 
 // DefaultExpectedConnections is the connection count checked against when
@@ -59,6 +90,26 @@ type env struct {
 
 	uringOK     bool
 	uringReason string
+
+	// ringsTried and ringsErr memoise the ring trial (Options.Rings): the
+	// memlock and io_uring checks both report it.
+	ringsTried bool
+	ringsErr   error
+}
+
+// ringTrial sets up the configured rings once and returns the outcome.
+func (e *env) ringTrial() error {
+	if !e.ringsTried {
+		e.ringsTried = true
+		e.ringsErr = e.sys.SetUpRings(e.opts.Rings)
+	}
+	return e.ringsErr
+}
+
+// ringPlanText describes Options.Rings for findings.
+func (e *env) ringPlanText() string {
+	p := e.opts.Rings
+	return fmt.Sprintf("%d rings of %d entries, each with %d provided buffers", p.Count, p.Entries, p.RecvBuffers)
 }
 
 // Run performs every host check and returns the findings. It never fails:

@@ -30,6 +30,10 @@ type Sys interface {
 	// ProbeIOURing creates throw-away rings (io_uring_setup(2)) and asks
 	// the kernel which opcodes it supports (IORING_REGISTER_PROBE).
 	ProbeIOURing() IOURingProbe
+	// SetUpRings creates, all at once, the rings plan describes (each with
+	// its provided-buffer ring), then closes them: the same setup calls the
+	// broker makes at start, under this process's limits.
+	SetUpRings(plan RingPlan) error
 	// ClockSynced reports whether the kernel thinks the system clock is
 	// synchronised (adjtimex(2) without STA_UNSYNC).
 	ClockSynced() (bool, error)

@@ -3,6 +3,7 @@
 package tuning
 
 import (
+	"fmt"
 	"io/fs"
 	"net"
 	"unsafe"
@@ -214,4 +215,65 @@ func (hostSys) UsableCPUs() (int, error) {
 		return 0, err
 	}
 	return set.Count(), nil
+}
+
+const (
+	ioringSetupSQPoll      = 1 << 1
+	ioringSetupCQSize      = 1 << 3
+	ioringSetupCoopTaskrun = 1 << 8
+	ioringRegisterPbufRing = 22
+)
+
+// uringBufReg is struct io_uring_buf_reg.
+type uringBufReg struct {
+	ringAddr    uint64
+	ringEntries uint32
+	bgid        uint16
+	flags       uint16
+	resv        [3]uint64
+}
+
+// SetUpRings makes the io_uring_setup and IORING_REGISTER_PBUF_RING calls
+// netpoll makes for each loop, with the same flags and sizes, holding every
+// ring until the last is set up (the limit is charged for all of them at
+// once), then releases everything.
+func (hostSys) SetUpRings(plan RingPlan) error {
+	var fds []int
+	var mems [][]byte
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		for _, m := range mems {
+			unix.Munmap(m)
+		}
+	}()
+	flags := uint32(ioringSetupSingleIssuer | ioringSetupDeferTaskrun | ioringSetupCoopTaskrun | ioringSetupCQSize)
+	if plan.SQPoll {
+		flags |= ioringSetupSQPoll
+	}
+	for i := 0; i < plan.Count; i++ {
+		p := &uringParams{flags: flags, cqEntries: plan.Entries * 8}
+		fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(plan.Entries), uintptr(unsafe.Pointer(p)), 0)
+		if errno != 0 {
+			return fmt.Errorf("ring %d of %d: io_uring_setup(%d entries): %w", i+1, plan.Count, plan.Entries, errno)
+		}
+		fds = append(fds, int(fd))
+		if plan.RecvBuffers <= 0 {
+			continue
+		}
+		page := unix.Getpagesize()
+		size := (plan.RecvBuffers*16 + page - 1) &^ (page - 1)
+		mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return fmt.Errorf("ring %d of %d: mmap of the buffer ring: %w", i+1, plan.Count, err)
+		}
+		mems = append(mems, mem)
+		reg := &uringBufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))), ringEntries: uint32(plan.RecvBuffers)}
+		if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, fd, ioringRegisterPbufRing,
+			uintptr(unsafe.Pointer(reg)), 1, 0, 0); errno != 0 {
+			return fmt.Errorf("ring %d of %d: io_uring_register(PBUF_RING, %d buffers): %w", i+1, plan.Count, plan.RecvBuffers, errno)
+		}
+	}
+	return nil
 }

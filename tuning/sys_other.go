@@ -21,5 +21,6 @@ func (otherSys) Ethtool(string, uint32) (uint32, error) { return 0, errNotLinux 
 func (otherSys) ProbeIOURing() IOURingProbe {
 	return IOURingProbe{SetupErr: errNotLinux, FlagsErr: errNotLinux, ProbeErr: errNotLinux}
 }
+func (otherSys) SetUpRings(RingPlan) error  { return errNotLinux }
 func (otherSys) ClockSynced() (bool, error) { return false, errNotLinux }
 func (otherSys) UsableCPUs() (int, error)   { return 0, errNotLinux }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,9 @@ var allTunedOK = map[string]Severity{
 	"net.core.somaxconn": OK, "net.ipv4.tcp_max_syn_backlog": OK, "net.core.rmem_max": OK, "net.core.wmem_max": OK,
 	"cpu.ring_count": OK, "cpu.clocksource": OK, "cpu.governor": OK, "clock.sync": OK,
 }
+
+// daemonRings is the ring plan of ringbrokerd's defaults on 4 CPUs.
+var daemonRings = RingPlan{Count: 4, Entries: 512, RecvBuffers: 256, RecvBufferBytes: 64 << 10}
 
 func stockOpts(t *testing.T) Options {
 	sys := &fakeSys{
@@ -330,6 +334,53 @@ var scenarios = []scenario{
 		want: map[string]Severity{"limits.memlock": OK, "limits.nofile": OK},
 	},
 	{
+		// The daemon's default rings fit under the limit: both findings
+		// say they were tried.
+		name: "rings-fit-under-memlock",
+		opts: tunedVariant(nil, nil, func(s *fakeSys, o *Options) {
+			o.MemlockBytes = 0
+			o.Rings = daemonRings
+		}),
+		want: map[string]Severity{"limits.memlock": OK, "io_uring.rings": OK, "io_uring.backend": OK},
+		check: func(t *testing.T, r *Report) {
+			if f := find(r, "limits.memlock", ""); !strings.Contains(f.Found, "(tried)") {
+				t.Errorf("memlock found %q", f.Found)
+			}
+		},
+	},
+	{
+		// RLIMIT_MEMLOCK below what the rings need: the probe's one small
+		// ring succeeds but the broker's rings would not (before: memlock
+		// and io_uring reported OK, then io.backend=uring failed at
+		// io_uring_setup).
+		name: "rings-over-memlock",
+		opts: tunedVariant(nil, nil, func(s *fakeSys, o *Options) {
+			o.MemlockBytes = 0
+			o.Rings = daemonRings
+			s.memlock = Rlimit{Cur: 64 << 10, Max: 64 << 10}
+			s.ringsErr = fmt.Errorf("ring 1 of 4: io_uring_setup(512 entries): %w", syscall.ENOMEM)
+		}),
+		want: map[string]Severity{"limits.memlock": Fatal, "io_uring.setup": OK, "io_uring.rings": Warning, "io_uring.backend": Warning},
+		check: func(t *testing.T, r *Report) {
+			if f := find(r, "limits.memlock", ""); !strings.Contains(f.Fix, "LimitMEMLOCK=8388608") {
+				t.Errorf("memlock fix %q", f.Fix)
+			}
+			if r.IOBackend != "portable" {
+				t.Errorf("io backend %q, want portable", r.IOBackend)
+			}
+		},
+	},
+	{
+		// A ring failure that is not the limit is io_uring's finding only.
+		name: "rings-fail-otherwise",
+		opts: tunedVariant(nil, nil, func(s *fakeSys, o *Options) {
+			o.MemlockBytes = 0
+			o.Rings = daemonRings
+			s.ringsErr = fmt.Errorf("ring 1 of 4: io_uring_register(PBUF_RING, 256 buffers): %w", syscall.EINVAL)
+		}),
+		want: map[string]Severity{"limits.memlock": OK, "io_uring.rings": Warning, "io_uring.backend": Warning},
+	},
+	{
 		name: "rotational-disk",
 		opts: tunedVariant(map[string]string{
 			"sys/devices/pci0000:00/nvme/nvme0n1/queue/rotational": "1",
@@ -398,7 +449,7 @@ var canProduce = map[string][]Severity{
 	"mem.per_cpu":   {OK, Warning},
 	"limits.nofile": {OK, Warning, Fatal}, "fs.nr_open": {OK, Warning}, "limits.memlock": {OK, Fatal},
 	"io_uring.disabled": {OK, Warning}, "io_uring.kernel": {OK, Warning}, "io_uring.setup": {OK, Warning},
-	"io_uring.opcodes": {OK, Warning}, "io_uring.backend": {OK, Warning},
+	"io_uring.opcodes": {OK, Warning}, "io_uring.rings": {OK, Warning}, "io_uring.backend": {OK, Warning},
 	"nic.listeners": {OK, Warning}, "nic.tso": {OK, Warning}, "nic.gso": {OK, Warning}, "nic.gro": {OK, Warning},
 	"nic.sg": {OK, Warning}, "nic.tx_csum": {OK, Warning},
 	"net.core.somaxconn": {OK, Warning}, "net.ipv4.tcp_max_syn_backlog": {OK, Warning},
@@ -420,6 +471,8 @@ func fixExempt(f Finding) bool {
 	switch f.ID {
 	case "mem.per_cpu", "nic.listeners", "io_uring.backend", "cpu.clocksource":
 		return true
+	case "io_uring.rings":
+		return !strings.Contains(f.Found, "RLIMIT_MEMLOCK")
 	case "io_uring.setup", "io_uring.opcodes":
 		return !strings.Contains(f.Found, "missing") && !strings.Contains(f.Found, "SINGLE_ISSUER")
 	}

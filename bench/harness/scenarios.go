@@ -45,19 +45,19 @@ type scenario struct {
 // scenarios returns the workloads with the bounds of mode.
 func scenarios(mode string) ([]scenario, error) {
 	type bounds struct {
-		small, large int64 // records of 100 B, of 64 KiB
-		catchUp      int64 // bytes
-		sec, e2eSec  time.Duration
-		idle         time.Duration
+		small, large     int64 // records of 100 B, of 64 KiB
+		catchUp          int64 // bytes
+		sec, e2eDuration time.Duration
+		idle             time.Duration
 	}
 	var b bounds
 	switch mode {
 	case ModeTiny:
-		b = bounds{small: 20_000, large: 200, catchUp: 4 << 20, sec: 2 * time.Second, e2eSec: time.Second, idle: 2 * time.Second}
+		b = bounds{small: 20_000, large: 200, catchUp: 4 << 20, sec: 2 * time.Second, e2eDuration: time.Second, idle: 2 * time.Second}
 	case ModeQuick, "":
-		b = bounds{small: 3_000_000, large: 16_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eSec: 5 * time.Second, idle: 5 * time.Second}
+		b = bounds{small: 3_000_000, large: 16_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eDuration: 5 * time.Second, idle: 5 * time.Second}
 	case ModeFull:
-		b = bounds{small: 20_000_000, large: 100_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eSec: 30 * time.Second, idle: 10 * time.Second}
+		b = bounds{small: 20_000_000, large: 100_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eDuration: 30 * time.Second, idle: 10 * time.Second}
 	default:
 		return nil, fmt.Errorf("unknown mode %q (tiny, quick, full)", mode)
 	}
@@ -94,7 +94,7 @@ func scenarios(mode string) ([]scenario, error) {
 			id: "e2e-20mb", title: "end-to-end latency at 20 MiB/s (1 KiB records, acks=all)",
 			kind: kindE2E, partitions: 1, recordSize: 1024,
 			props:   map[string]string{"acks": "all", "linger.ms": "0"},
-			rateMiB: 20, seconds: b.e2eSec,
+			rateMiB: 20, seconds: b.e2eDuration,
 		},
 	}, nil
 }

@@ -126,9 +126,12 @@ func loadConfig(path string, sets []string) (*config.Config, []string, error) {
 
 func serve(cfg *config.Config, logger *zap.Logger) error {
 	// Signals first: a SIGTERM that arrives while we start must drain, not
-	// kill.
+	// kill. SIGHUP is a termination too, as for Kafka's JVM (its shutdown
+	// hooks run on HUP): the same drain and flush, never the default action
+	// of dying with unflushed data (the terminal closed, a supervisor's HUP).
+	// It does not reload the configuration.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sig)
 
 	report := tuning.Run(tuningOptions(cfg))
@@ -370,12 +373,18 @@ func tuningOptions(cfg *config.Config) tuning.Options {
 	for i, d := range cfg.LogDirs {
 		dirs[i], _ = filepath.Abs(d)
 	}
-	return tuning.Options{
+	opts := tuning.Options{
 		LogDirs:             dirs,
 		ListenAddrs:         addrs,
 		RingCount:           cfg.RingCount,
 		ExpectedConnections: expectedConnections(cfg),
 	}
+	if cfg.IOBackend != "portable" {
+		// The rings netpoll sets up at start, tried under this limit.
+		opts.Rings = tuning.RingPlan{Count: cfg.Rings(), Entries: uint32(cfg.RingEntries),
+			RecvBuffers: cfg.RingRecvBuffers, RecvBufferBytes: cfg.RingRecvBufferBytes, SQPoll: cfg.RingSQPoll}
+	}
+	return opts
 }
 
 func checkHost(args []string, stdout, stderr io.Writer) int {

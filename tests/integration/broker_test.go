@@ -42,10 +42,12 @@ import (
 
 const (
 	// startTimeout bounds how long a daemon may take to accept connections and
-	// answer its first ApiVersions request.
-	startTimeout = 10 * time.Second
+	// answer its first ApiVersions request. Both are fail-safes against a hang,
+	// not speed requirements: on a loaded machine a start or a drain of 10 s
+	// (the daemon's own drain grace) plus the log flush is normal.
+	startTimeout = 60 * time.Second
 	// stopTimeout bounds how long a daemon may take to drain and exit after SIGTERM.
-	stopTimeout = 10 * time.Second
+	stopTimeout = 60 * time.Second
 	// logCaptureBytesMax caps the captured daemon output so a log-per-request bug
 	// under the backpressure test cannot eat the test process's memory.
 	logCaptureBytesMax = 16 << 20

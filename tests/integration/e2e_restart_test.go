@@ -8,7 +8,9 @@ package integration
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -149,4 +151,58 @@ func testRestart(t *testing.T, backend string, crash bool) {
 	verifyRecords(t, "produced after restart", more, consumeFranz(t, b2.Addr, topic,
 		map[int32]kgo.Offset{0: kgo.NewOffset().At(hwBefore[0]), 1: kgo.NewOffset().At(hwBefore[1]), 2: kgo.NewOffset().At(hwBefore[2])},
 		len(more)), hwBefore)
+}
+
+// TestSIGHUPIsACleanShutdown: SIGHUP stops ringbrokerd as SIGTERM does (as
+// Kafka's JVM runs its shutdown hooks on HUP): drain, flush, the
+// clean-shutdown marker, exit 0. Records acknowledged under the default flush
+// policy (no fdatasync per produce) are all there after the restart, and the
+// restart skips recovery. Before the fix HUP's default action killed the
+// process.
+func TestSIGHUPIsACleanShutdown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		dir := filepath.Join(t.TempDir(), "data")
+		props := map[string]string{"log.dirs": dir}
+		b := startBroker(t, backend, props)
+		const topic = "hangup"
+		createTopic(t, b.Addr, topic, 3, nil)
+		recs := spreadRecords(topic, 600, 3, 2000, true)
+		cl := newClient(t, b.Addr)
+		produceSync(t, cl, topic, recs)
+		cl.Close()
+		hwBefore := endOffsets(t, b.Addr, topic)
+
+		b.stopped = true // stopped here, by HUP
+		if err := syscall.Kill(b.PID, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-b.exited:
+		case <-time.After(stopTimeout):
+			_ = syscall.Kill(b.PID, syscall.SIGKILL)
+			<-b.exited
+			t.Fatalf("ringbrokerd (%s) still running %v after SIGHUP", backend, stopTimeout)
+		}
+		if b.waitErr != nil {
+			t.Fatalf("ringbrokerd (%s) exit after SIGHUP: %v, want status 0 (a clean shutdown)\n%s", backend, b.waitErr, b.Logs())
+		}
+		logs := b.Logs()
+		for _, want := range []string{"shutting down\t{\"signal\": \"hangup\"}", "closing logs", "\tstopped\t"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("shutdown log lacks %q:\n%s", want, logs)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, ".kafka_cleanshutdown")); err != nil {
+			t.Errorf("no clean-shutdown marker after SIGHUP: %v", err)
+		}
+
+		b2 := startBroker(t, backend, props)
+		if logs := b2.Logs(); !strings.Contains(logs, "skipping recovery: clean shutdown file found") || strings.Contains(logs, "recovering logs") {
+			t.Errorf("restart after SIGHUP did not take the clean path:\n%s", logs)
+		}
+		if hw := endOffsets(t, b2.Addr, topic); len(hw) != 3 || hw[0] != hwBefore[0] || hw[1] != hwBefore[1] || hw[2] != hwBefore[2] {
+			t.Errorf("high watermarks after restart %v, before %v", hw, hwBefore)
+		}
+		verifyRecords(t, "after SIGHUP and restart", recs, consumeFranz(t, b2.Addr, topic, fromStart(3), len(recs)), nil)
+	})
 }

@@ -500,10 +500,11 @@ func gcCheckListed(t *testing.T, adm *kadm.Client, want []string) {
 // gcConsumeAlone runs one member of kind alone in group until it delivered every
 // record of sent (at offsets), stops it, and checks the single-consumer rule:
 // exactly once, in order, at consecutive offsets from firstOffset.
-func gcConsumeAlone(t *testing.T, kind, addr, topic, group string, sent []sentRecord, offsets []int64, firstOffset map[int32]int64) {
+func gcConsumeAlone(t *testing.T, kind string, b *Broker, topic, group string, sent []sentRecord, offsets []int64, firstOffset map[int32]int64) {
 	t.Helper()
 	start := time.Now()
-	m := gcStartMember(t, kind, addr, topic, group, group+"-member", kind == "kcat")
+	logFrom := b.LogLen()
+	m := gcStartMember(t, kind, b.Addr, topic, group, group+"-member", kind == "kcat")
 	gcWaitDelivered(t, kind+" alone in "+group, []*gcMember{m}, gcWant(sent, offsets))
 	delivered := time.Since(start)
 	if kind == "kcat" {
@@ -515,11 +516,15 @@ func gcConsumeAlone(t *testing.T, kind, addr, topic, group string, sent []sentRe
 		delivered.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	got := m.records(t, true)
 	if evidence := gcRejoinEvidence(m); evidence != "" {
-		// The sole member was expired and rejoined (see gcSpuriousExpiryBug): hold
-		// its records to at-least-once. Records of earlier runs (committed before)
-		// are not in the wanted set, so re-delivering one still fails.
+		// The sole member lost its membership and rejoined (see gcRejoinUnderLoad):
+		// its records are held to at-least-once (records of earlier runs, committed
+		// before, are not in the wanted set, so re-delivering one still fails), and
+		// the broker may only have expired it after a whole session without a
+		// heartbeat.
 		gcCheckAtLeastOnce(t, kind+" alone in group "+group+", rejoined", gcWant(sent, offsets), got)
-		t.Skipf("%s (%s alone in %s): the only member was expired and rejoined:\n%s", gcSpuriousExpiryBug, kind, group, evidence)
+		t.Logf("%s alone in %s lost its membership and rejoined (at-least-once checked):\n%s\nbroker: %s",
+			kind, group, evidence, gcCheckBrokerExpiries(t, b, logFrom, group))
+		return
 	}
 	plain := make([]gotRecord, len(got))
 	for i, r := range got {
@@ -577,7 +582,7 @@ func TestGroupClientsCommitRestartResume(t *testing.T) {
 				r := runs[kind]
 				t.Run(kind, func(t *testing.T) {
 					t.Parallel()
-					gcConsumeAlone(t, kind, b.Addr, r.topic, r.group, r.sent, r.offsets, nil)
+					gcConsumeAlone(t, kind, b, r.topic, r.group, r.sent, r.offsets, nil)
 					adm := gcAdmin(t, b.Addr)
 					r.ends = endOffsets(t, b.Addr, r.topic)
 					gcCheckCommitted(t, adm, r.group, r.topic, r.ends)
@@ -629,7 +634,7 @@ func TestGroupClientsCommitRestartResume(t *testing.T) {
 						t.Parallel()
 						more := spreadRecords(r.topic+"-after-"+how, 150, parts, 2000, false)
 						offsets := gcProduce(t, b.Addr, r.topic, more)
-						gcConsumeAlone(t, kind, b.Addr, r.topic, r.group, more, offsets, r.ends)
+						gcConsumeAlone(t, kind, b, r.topic, r.group, more, offsets, r.ends)
 						r.ends = endOffsets(t, b.Addr, r.topic)
 						gcCheckCommitted(t, gcAdmin(t, b.Addr), r.group, r.topic, r.ends)
 					})
@@ -691,25 +696,68 @@ func gcRejoinEvidence(m *gcMember) string {
 	return strings.Join(lines, "\n")
 }
 
-// gcSpuriousExpiryBug describes the rebalance gcSharedGroup and gcConsumeAlone see
-// when a member is expired although its client kept heartbeating (session 6 s,
-// heartbeat every 0.5 s). Also seen with a single member right after a restart
-// (portable backend, KafkaJS: Heartbeat v3 answered UNKNOWN_MEMBER_ID "The
-// coordinator is not aware of this member" ~15 s after joining; kafka-python:
-// CommitFailedError, then all 150 records delivered again). Seen on a loaded machine (load average ~16 on 2 cores, other sessions
-// compiling), both backends, with kcat, kafka-python, confluent-kafka-python and
-// KafkaJS: librdkafka logs "Consumer group session timed out (in join-state
-// steady) after 7624 ms without a successful response from the group coordinator"
-// and "GroupCoordinator: 1 request(s) timed out: disconnect (after 15501ms in state
-// UP)", the member rejoins with a new member id, a commit in between fails with
-// UNKNOWN_MEMBER_ID or kafka-python's CommitFailedError, and records are delivered
-// again (at-least-once holds). Not seen on an idle machine. Whether the coordinator
-// connection stalls in the broker (a response held behind another on the same
-// connection, e.g. an OffsetCommit waiting on its __consumer_offsets append) or the
-// machine starves every process is not settled: the skip message carries the
-// broker's request-latency histogram for the group APIs to tell.
-const gcSpuriousExpiryBug = "BROKER BUG (suspected): a live member was expired while its client heartbeated " +
-	"(details: gcSpuriousExpiryBug in tests/integration/groups_clients_test.go)"
+// gcRejoinUnderLoad: on a loaded machine (load average ~16 on 2 cores) a member
+// sometimes loses its membership while the group is Stable and rejoins with a new
+// member id; its records are then delivered again (at-least-once holds). Two
+// causes were found. (1) The broker expired a member that had waited on its
+// SyncGroup answer longer than its session (a slow leader) in the same Tick that
+// answered it REBALANCE_IN_PROGRESS, so one slow member took the others with it;
+// fixed in group (testdata/session.txt). (2) The client gives up by itself:
+// librdkafka's "Consumer group session timed out (in join-state steady) after
+// 7624 ms without a successful response from the group coordinator" is the
+// client's own timer, when its heartbeat answers queue behind a slow request on
+// the same connection (an OffsetCommit waits on its __consumer_offsets append,
+// as in Kafka) or the machine starves the client's heartbeat thread; the client
+// then rejoins with a new id. So a rebalance is not asserted away: the records
+// are held to at-least-once, and every expiry the broker logs must come after a
+// whole session without a heartbeat (gcCheckBrokerExpiries).
+
+// gcCheckBrokerExpiries fails the test for any "member session expired" line of
+// group (in b's output after logFrom) whose time since the last heartbeat is below
+// the session timeout: the broker expired a member it had heard from. Returns a
+// summary of the expiries for the log.
+func gcCheckBrokerExpiries(t *testing.T, b *Broker, logFrom int, group string) string {
+	t.Helper()
+	var lines []string
+	for _, line := range strings.Split(b.LogsSince(logFrom), "\n") {
+		if !strings.Contains(line, "member session expired") || !strings.Contains(line, `"group": "`+group+`"`) {
+			continue
+		}
+		lines = append(lines, strings.TrimSpace(line))
+		since, ok1 := gcLogSeconds(line, "since_last_heartbeat")
+		session, ok2 := gcLogSeconds(line, "session_timeout")
+		if !ok1 || !ok2 {
+			t.Errorf("cannot read the durations of the broker's expiry line: %s", line)
+			continue
+		}
+		if since < session {
+			t.Errorf("BROKER BUG: the broker expired a member %.3fs after its last heartbeat, within its %.3fs session: %s", since, session, line)
+		}
+	}
+	if len(lines) == 0 {
+		return "expired no member of " + group + " (the client left and rejoined on its own)"
+	}
+	return "expired, each after a whole session without a heartbeat:\n" + strings.Join(lines, "\n")
+}
+
+// gcLogSeconds reads the duration field key of a console-encoded zap line, as
+// seconds (zap's production encoder writes durations as float seconds).
+func gcLogSeconds(line, key string) (float64, bool) {
+	_, rest, ok := strings.Cut(line, `"`+key+`": `)
+	if !ok {
+		return 0, false
+	}
+	end := strings.IndexAny(rest, ",}")
+	if end < 0 {
+		return 0, false
+	}
+	v := strings.Trim(strings.TrimSpace(rest[:end]), `"`)
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		return f, true
+	}
+	d, err := time.ParseDuration(v)
+	return d.Seconds(), err == nil
+}
 
 // gcSlowRequests scrapes the daemon's /metrics and renders, for the group APIs
 // and Fetch, how many requests took longer than 0.8 s between parse and response
@@ -764,6 +812,7 @@ func gcSharedGroup(t *testing.T, b *Broker, metricsAddr, kind string) {
 	const parts = 6
 	topic, group := "shared-"+kind, "shared-"+kind+"-group"
 	start := time.Now()
+	logFrom := b.LogLen()
 	createTopic(t, b.Addr, topic, parts, nil)
 	adm := gcAdmin(t, b.Addr)
 	created := time.Since(start)
@@ -795,9 +844,9 @@ func gcSharedGroup(t *testing.T, b *Broker, metricsAddr, kind string) {
 	after := gcDescribe(t, adm, group)
 	rebalanced := ""
 	if after.State != "Stable" || gcMemberSummary(after) != gcMemberSummary(described) {
-		// No member joined or left, yet the group changed: the broker expired a
-		// live member (see gcSpuriousExpiryBug). The records are then held to the
-		// at-least-once rule below, and the test ends in a BROKER BUG skip.
+		// No member joined or left, yet the group changed: a member lost its
+		// membership (see gcRejoinUnderLoad). The records are then held to the
+		// at-least-once rule below, and the broker's expiries are checked.
 		rebalanced = fmt.Sprintf("group %s changed while no member joined or left:\nbefore: %s %s\nafter:  %s %s\n%s", group,
 			described.State, gcMemberSummary(described), after.State, gcMemberSummary(after), gcSlowRequests(metricsAddr))
 		t.Log(rebalanced)
@@ -836,7 +885,9 @@ func gcSharedGroup(t *testing.T, b *Broker, metricsAddr, kind string) {
 				expiries = append(expiries, m.clientID+" summary: "+summary)
 			}
 		}
-		t.Skipf("%s (%s, %s): %s\nclient evidence:\n%s", gcSpuriousExpiryBug, kind, b.Backend, rebalanced, strings.Join(expiries, "\n"))
+		t.Logf("%s (%s): %s\nclient evidence:\n%s\nbroker: %s", kind, b.Backend, rebalanced, strings.Join(expiries, "\n"),
+			gcCheckBrokerExpiries(t, b, logFrom, group))
+		return
 	}
 
 	// Exactly once and by the owner for the records produced while Stable.

@@ -62,7 +62,6 @@ type wire []byte
 func (w wire) i8(v int8) wire    { return append(w, byte(v)) }
 func (w wire) i16(v int16) wire  { return binary.BigEndian.AppendUint16(w, uint16(v)) }
 func (w wire) i32(v int32) wire  { return binary.BigEndian.AppendUint32(w, uint32(v)) }
-func (w wire) i64(v int64) wire  { return binary.BigEndian.AppendUint64(w, uint64(v)) }
 func (w wire) uv(v uint64) wire  { return binary.AppendUvarint(w, v) }
 func (w wire) str(s string) wire { return append(w.i16(int16(len(s))), s...) }
 func (w wire) cstr(s string) wire {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 )
 
 // tcpQueues returns the kernel send and receive queue lengths (bytes) of the IPv4 TCP
@@ -51,4 +53,35 @@ func procAddr(a *net.TCPAddr) string {
 	var le [4]byte
 	binary.LittleEndian.PutUint32(le[:], binary.BigEndian.Uint32(ip))
 	return strings.ToUpper(hex.EncodeToString(le[:])) + ":" + fmt.Sprintf("%04X", a.Port)
+}
+
+// waitServerSideClosed polls /proc/net/tcp until no connection to the
+// broker's port is open on the broker's side (ESTABLISHED, or CLOSE_WAIT: the
+// client closed, the broker has not yet), so connection limits count nothing
+// left over. bound is a fail-safe, not a speed requirement.
+func waitServerSideClosed(t *testing.T, port int, bound time.Duration) {
+	t.Helper()
+	suffix := fmt.Sprintf(":%04X", port)
+	deadline := time.Now().Add(bound)
+	for {
+		data, err := os.ReadFile("/proc/net/tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		open := 0
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st ...; 01 ESTABLISHED, 08 CLOSE_WAIT
+			if len(f) >= 4 && strings.HasSuffix(f[1], suffix) && (f[3] == "01" || f[3] == "08") {
+				open++
+			}
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to port %d still open on the broker's side after %v", open, port, bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
