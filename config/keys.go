@@ -50,7 +50,7 @@ const kafkaIntMax = math.MaxInt32
 var specs = []spec{
 	// ---- network
 	{name: "listeners", def: "PLAINTEXT://127.0.0.1:9092",
-		doc: "Comma-separated `NAME://host:port` to listen on (empty host = all interfaces, `[::1]` for IPv6, port 0 = any free port). Each loop binds every listener with SO_REUSEPORT.",
+		doc: "Comma-separated `NAME://host:port` to listen on (empty host = all interfaces, `[::1]` for IPv6, port 0 = any free port). Each loop binds every listener with SO_REUSEPORT; a port another process holds (another broker included) is refused at start.",
 		set: func(c *Config, v string) error {
 			ls, err := parseListeners(v)
 			if err != nil {

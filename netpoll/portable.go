@@ -3,11 +3,13 @@ package netpoll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +54,9 @@ func listenPortable(opts Options) (*portableServer, error) {
 		if err != nil {
 			for _, l := range s.lns {
 				l.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listener %q: port already in use by another process (another broker on this port?): %w", addr, err)
 			}
 			return nil, err
 		}

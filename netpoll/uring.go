@@ -90,7 +90,8 @@ func listenUring(opts Options) (*uringServer, error) {
 		loopBytes:    max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20),
 	}
 	// Bind every loop's sockets up front: port 0 resolves once and the
-	// other loops bind the same port.
+	// other loops bind the same port. Loop 0's socket binds exclusively
+	// first (listenSocket): a port another process holds is refused.
 	addrs := append([]string(nil), opts.Listeners...)
 	lfds := make([][]int, opts.Loops)
 	closeAll := func() {
@@ -102,7 +103,7 @@ func listenUring(opts Options) (*uringServer, error) {
 	}
 	for li := range addrs {
 		for i := 0; i < opts.Loops; i++ {
-			fd, bound, err := listenSocket(addrs[li])
+			fd, bound, err := listenSocket(addrs[li], i == 0)
 			if err != nil {
 				closeAll()
 				return nil, err
