@@ -36,6 +36,7 @@ type portableServer struct {
 	connsWG  sync.WaitGroup
 	acceptWG sync.WaitGroup
 
+	acceptFails acceptFailLog
 	queuedBytes atomic.Int64
 	accepted    atomic.Int64
 	muted       atomic.Int64
@@ -86,16 +87,20 @@ func (s *portableServer) stats() Stats {
 
 func (s *portableServer) acceptLoop(ln net.Listener) {
 	defer s.acceptWG.Done()
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.opts.Logger.Warn("accept failed", zap.Error(err))
-			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			// EMFILE and friends: pause and retry, never spin (accept.go).
+			backoff = nextAcceptBackoff(backoff)
+			s.acceptFails.failed(s.opts.Logger, err, backoff, zap.String("backend", BackendPortable))
+			time.Sleep(backoff)
 			continue
 		}
+		backoff = 0
 		var key peerKey
 		if s.limits != nil {
 			if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {

@@ -71,9 +71,10 @@ type uringServer struct {
 	wg     sync.WaitGroup
 	limits *connLimiter // nil: no connection limits
 
-	conns    atomic.Int64
-	muted    atomic.Int64
-	accepted atomic.Int64
+	acceptFails acceptFailLog
+	conns       atomic.Int64
+	muted       atomic.Int64
+	accepted    atomic.Int64
 }
 
 // fallbackAllowed reports whether a uring setup error lets auto fall back.
@@ -247,6 +248,11 @@ type uloop struct {
 	efdBuf    ring.Buffer
 	wakeReady bool // READ on the eventfd is armed
 
+	// acceptBackoff is the pause after the last failed accept (0 after a
+	// success); no listener is re-armed before acceptResumeAt.
+	acceptBackoff  time.Duration
+	acceptResumeAt time.Time
+
 	draining      bool
 	drainDeadline time.Time
 	now           time.Time
@@ -350,13 +356,17 @@ func (l *uloop) run(started chan<- error) {
 		if l.draining {
 			tick = drainTick
 		}
+		wait := tick
+		if l.acceptPaused() {
+			wait = max(min(wait, l.acceptResumeAt.Sub(l.now)), time.Millisecond)
+		}
 		l.sleeping.Store(true)
 		var err error
 		if l.mbLen.Load() > 0 {
 			l.sleeping.Store(false)
 			_, err = l.r.SubmitAndWait(0)
 		} else {
-			_, err = l.r.SubmitAndWaitTimeout(1, tick)
+			_, err = l.r.SubmitAndWaitTimeout(1, wait)
 			l.sleeping.Store(false)
 		}
 		m.RingEnter(l.idx)
@@ -378,6 +388,9 @@ func (l *uloop) run(started chan<- error) {
 			}
 		}
 		l.now = time.Now()
+		if l.acceptBackoff > 0 {
+			l.resumeAccept()
+		}
 		if l.now.Sub(l.lastTick) >= tick {
 			l.lastTick = l.now
 			l.periodic()
@@ -452,11 +465,39 @@ func (l *uloop) onAccept(i int, cqe *ring.CQE) {
 		} else {
 			l.newConn(fd)
 		}
+		l.acceptBackoff = 0
 	} else if errno := unix.Errno(-cqe.Res); errno != unix.ECANCELED {
-		l.s.opts.Logger.Warn("accept failed", zap.Int("loop", l.idx), zap.Error(errno))
+		// EMFILE and friends: the connection stays in the backlog and an
+		// accept re-armed now fails again at once. Pause every listener of
+		// the loop; run re-arms them when the pause is over (accept.go).
+		l.acceptBackoff = nextAcceptBackoff(l.acceptBackoff)
+		l.acceptResumeAt = l.now.Add(l.acceptBackoff)
+		l.s.acceptFails.failed(l.s.opts.Logger, errno, l.acceptBackoff, zap.String("backend", BackendUring), zap.Int("loop", l.idx))
+		if l.accepting[i] { // a multishot that goes on failing: stop it
+			sqe := l.getSQE()
+			sqe.PrepCancel(userData(kindAccept, 0, uint32(i)), 0)
+			sqe.SetUserData(userData(kindIgnore, 0, 0))
+		}
+		return
 	}
-	if !l.accepting[i] && !l.draining {
+	if !l.accepting[i] && !l.draining && !l.acceptPaused() {
 		l.armAccept(i)
+	}
+}
+
+// acceptPaused reports whether accepting waits after a failure.
+func (l *uloop) acceptPaused() bool { return l.acceptBackoff > 0 && l.now.Before(l.acceptResumeAt) }
+
+// resumeAccept re-arms the listeners whose accept ended, once a pause after
+// a failed accept is over.
+func (l *uloop) resumeAccept() {
+	if l.draining || l.acceptPaused() {
+		return
+	}
+	for i := range l.lfds {
+		if !l.accepting[i] {
+			l.armAccept(i)
+		}
 	}
 }
 
