@@ -7,7 +7,9 @@ package broker
 //   - Record bytes leave straight from the segment files: the response is
 //     encoded around holes that netpoll fills by splice (io_uring) or
 //     sendfile (portable). fetch.zero.copy=false reads them with pread and
-//     sends them from memory instead, for comparison.
+//     sends them from memory instead, for comparison, as long as the
+//     process-wide copy budget (queued.max.request.bytes) has room; bytes
+//     beyond it are spliced anyway.
 //   - Long polling: when fewer than min_bytes are available and max_wait_ms
 //     is not over, the fetch registers as a waiter on every log it reads
 //     and on a timer; an append that advances a high watermark wakes it (no
@@ -30,6 +32,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -438,12 +441,15 @@ func (op *fetchOp) respond(results []fetchResult) {
 }
 
 // attach adds a region's records to the response: spliced from the file, or
-// copied in when fetch.zero.copy is off.
+// copied in when fetch.zero.copy is off. A copy first reserves its bytes
+// from netpoll's process-wide copy budget: responses held for consumers that
+// do not read must not add up without bound (40 such consumers held 3.4 GB).
+// What does not fit is spliced, as with zero copy.
 func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 	reg := res.region
-	if !op.b.opts.FetchZeroCopy {
+	if !op.b.opts.FetchZeroCopy && op.req.ReserveCopy(buf, reg.Len) {
 		at := len(buf.B)
-		buf.B = append(buf.B, make([]byte, reg.Len)...)
+		buf.B = slices.Grow(buf.B, int(reg.Len))[:at+int(reg.Len)]
 		if _, err := unix.Pread(int(reg.File.Fd()), buf.B[at:], reg.Pos); err != nil {
 			op.b.log.Error("fetch pread failed", zap.Error(err))
 		}

@@ -50,7 +50,7 @@ const kafkaIntMax = math.MaxInt32
 var specs = []spec{
 	// ---- network
 	{name: "listeners", def: "PLAINTEXT://127.0.0.1:9092",
-		doc: "Comma-separated `NAME://host:port` to listen on (empty host = all interfaces, `[::1]` for IPv6, port 0 = any free port). Each loop binds every listener with SO_REUSEPORT.",
+		doc: "Comma-separated `NAME://host:port` to listen on (empty host = all interfaces, `[::1]` for IPv6, port 0 = any free port). Each loop binds every listener with SO_REUSEPORT; a port another process holds (another broker included) is refused at start.",
 		set: func(c *Config, v string) error {
 			ls, err := parseListeners(v)
 			if err != nil {
@@ -112,7 +112,7 @@ var specs = []spec{
 	intAlias("broker.id", "-1", "node.id", 0, 0, kafkaIntMax, "Older name of `node.id`; if both are set they must be equal.", func(c *Config) *int32 { return &c.NodeID }),
 	intSpec("socket.request.max.bytes", "104857600", 1, kafkaIntMax, "Largest request frame accepted; a bigger frame closes the connection with a log line.", func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
 	{name: "queued.max.request.bytes", def: "-1",
-		doc: "Bound on request bytes buffered per process before loops mute connections. Kafka's -1 (unbounded) and 0 mean 268435456 (256 MiB) here: we put a limit on everything.",
+		doc: "Bound on the bytes buffered per process before loops mute connections: requests in flight and being read, answers queued. Bytes copied into fetch responses (fetch.zero.copy=false) have a budget of the same size. Kafka's -1 (unbounded) and 0 mean 268435456 (256 MiB) here: we put a limit on everything.",
 		set: func(c *Config, v string) error {
 			n, err := parseInt(v, -1, math.MaxInt64)
 			if err != nil {

@@ -11,6 +11,11 @@ import (
 // is copied, into partial, which grows as bytes arrive (so a peer that
 // announces 100 MB and sends 10 bytes costs 10 bytes, not 100 MB).
 //
+// Every growth of partial is asked of the sink first when it is a
+// frameHolder (the backends' connections are): the bytes partial holds count
+// toward the memory bound, and a growth the bound refuses stops the feed
+// there until the connection may go on (limits.go, "Request memory").
+//
 // It is I/O-free; the backends feed it whatever recv returned.
 type framer struct {
 	maxFrameBytes int32
@@ -18,6 +23,13 @@ type framer struct {
 	lenHave       int    // bytes of the length prefix seen so far (0..4)
 	need          int    // body length of the frame being assembled, when lenHave == 4
 	partial       []byte // body bytes of a spanning frame seen so far
+	// held is cap(partial) as counted by the holder; turn is set while
+	// this framer holds the process-wide oversize turn (frameTurn).
+	held int
+	turn bool
+	// mapped: partial is an mmap'd buffer (partial_linux.go), unmapped once
+	// its frame has been served or the connection closes.
+	mapped bool
 }
 
 // frameSink receives frames; returning false stops the feed (the connection
@@ -26,14 +38,27 @@ type frameSink interface {
 	onFrame(frame []byte) bool
 }
 
+// frameHolder is a sink that accounts the memory of spanning frames.
+type frameHolder interface {
+	// hold asks to grow f's partial-frame buffer by delta bytes (or, with
+	// delta < 0, releases them). false refuses a growth: the feed stops
+	// before it and the caller feeds the rest again later.
+	hold(f *framer, delta int) bool
+	// spanDone: f finished assembling a spanning frame.
+	spanDone(f *framer)
+}
+
+// partialMinBytes is the first capacity of a spanning-frame buffer.
+const partialMinBytes = 4 << 10
+
 // errFrame reports a length prefix that can never be a valid frame.
 type errFrame struct{ length int32 }
 
 func (e errFrame) Error() string { return fmt.Sprintf("invalid frame length %d", e.length) }
 
 // partialReuseMaxBytes: a spanning-frame buffer up to this size is kept for
-// the next spanning frame; larger ones go back to the GC.
-const partialReuseMaxBytes = 1 << 20
+// the next spanning frame (it stays counted); larger ones go back to the GC.
+const partialReuseMaxBytes = 64 << 10
 
 // feed consumes data, calling sink for each complete frame in order. It
 // returns how many bytes it consumed: all of data, unless the sink returned
@@ -83,22 +108,84 @@ func (f *framer) feed(data []byte, sink frameSink) (consumed int, err error) {
 		if take > len(data) {
 			take = len(data)
 		}
+		if len(f.partial)+take > cap(f.partial) && !f.grow(len(f.partial)+take, sink) {
+			return total - len(data), nil
+		}
 		f.partial = append(f.partial, data[:take]...)
 		data = data[take:]
 		if len(f.partial) == f.need {
-			frame := f.partial
+			frame, mapped := f.partial, f.mapped
 			f.lenHave, f.need = 0, 0
-			if cap(f.partial) <= partialReuseMaxBytes {
+			if cap(f.partial) <= partialReuseMaxBytes && !mapped {
 				f.partial = f.partial[:0]
 			} else {
-				f.partial = nil
+				f.partial, f.mapped = nil, false
+				f.release(sink)
 			}
-			if !sink.onFrame(frame) {
+			if h, ok := sink.(frameHolder); ok {
+				h.spanDone(f)
+			}
+			more := sink.onFrame(frame)
+			if mapped {
+				unmapPartial(frame) // ServeFrame has returned: nobody holds it
+			}
+			if !more {
 				return total - len(data), nil
 			}
 		}
 	}
 	return total, nil
+}
+
+// grow makes room in partial for at least want bytes: doubling, capped at
+// the frame's length, each growth asked of a frameHolder sink first; with
+// the oversize turn, straight to the frame's length (the turn is the
+// reservation, and the smaller copies doubling leaves to the GC would count
+// twice in the RSS). It reports false when the holder refused.
+func (f *framer) grow(want int, sink frameSink) bool {
+	newCap := min(max(want, 2*cap(f.partial), partialMinBytes), f.need)
+	if f.turn {
+		newCap = f.need
+	}
+	if h, ok := sink.(frameHolder); ok {
+		if !h.hold(f, newCap-f.held) {
+			return false
+		}
+		f.held = newCap
+	}
+	if newCap > partialReuseMaxBytes {
+		if p, err := mapPartial(f.partial, f.mapped, newCap); err == nil {
+			f.partial, f.mapped = p, true
+			return true
+		}
+		// No mapping (ENOMEM, map count): the heap will do.
+	}
+	p := make([]byte, len(f.partial), newCap)
+	copy(p, f.partial)
+	if f.mapped {
+		unmapPartial(f.partial)
+		f.mapped = false
+	}
+	f.partial = p
+	return true
+}
+
+// discard drops a partly assembled frame (the connection is closing): its
+// count is given back and a mapping unmapped.
+func (f *framer) discard(sink frameSink) {
+	f.release(sink)
+	if f.mapped {
+		unmapPartial(f.partial)
+	}
+	f.partial, f.mapped = nil, false
+}
+
+// release gives back the count of a partial buffer that was dropped.
+func (f *framer) release(sink frameSink) {
+	if h, ok := sink.(frameHolder); ok && f.held > 0 {
+		h.hold(f, -f.held)
+	}
+	f.held = 0
 }
 
 func (f *framer) checkLength(n int32) error {

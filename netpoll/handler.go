@@ -27,6 +27,7 @@ func (f HandlerFunc) ServeFrame(req Request, frame []byte) { f(req, frame) }
 type completer interface {
 	complete(gen, seq uint32, kind completionKind, buf *Buffer, reason string)
 	remoteAddr() string
+	copies() *copyBudget
 }
 
 type completionKind uint8
@@ -69,6 +70,27 @@ func (r Request) NoReply() { r.conn.complete(r.gen, r.seq, completeNoReply, nil,
 // unparsable headers, unsupported versions of most APIs.
 func (r Request) Close(reason string) { r.conn.complete(r.gen, r.seq, completeClose, nil, reason) }
 
+// ReserveCopy reserves n bytes for buf from the server's budget of bytes
+// handlers copy into responses (process-wide, queued.max.request.bytes) and
+// reports whether they fit. The reservation is given back when buf is
+// released (sent, dropped with its connection, or released by the handler).
+// A handler about to copy bulk bytes into a response (file bytes read into
+// memory) calls it first and, on false, sends them another way (a
+// FileRegion) or not at all: responses to clients that do not read must not
+// hold unbounded memory. Safe from any goroutine.
+func (r Request) ReserveCopy(buf *Buffer, n int64) bool {
+	b := r.conn.copies()
+	if buf.budget != nil && buf.budget != b {
+		return false // reserved for another server's connection: a bug
+	}
+	if !b.take(n) {
+		return false
+	}
+	buf.budget = b
+	buf.reserved += n
+	return true
+}
+
 // RemoteAddr is the client's address, for log lines.
 func (r Request) RemoteAddr() string { return r.conn.remoteAddr() }
 
@@ -84,6 +106,10 @@ func (r Request) RemoteAddr() string { return r.conn.remoteAddr() }
 type Buffer struct {
 	B     []byte
 	Files []FileRegion
+
+	// budget and reserved: what ReserveCopy took for this buffer.
+	budget   *copyBudget
+	reserved int64
 }
 
 // FileRegion is a range of an open file to send as part of a response.
@@ -126,6 +152,10 @@ func (b *Buffer) Release() {
 		b.Files[i] = FileRegion{}
 	}
 	b.Files = b.Files[:0]
+	if b.budget != nil {
+		b.budget.give(b.reserved)
+		b.budget, b.reserved = nil, 0
+	}
 	if cap(b.B) > bufferPoolMaxBytes {
 		return
 	}

@@ -3,11 +3,13 @@ package netpoll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +36,10 @@ type portableServer struct {
 	connsWG  sync.WaitGroup
 	acceptWG sync.WaitGroup
 
+	acceptFails acceptFailLog
+	turn        frameTurn  // the oversize-frame turn (budget.go)
+	copies      copyBudget // bytes handlers copy into responses (budget.go)
+	growWaiters atomic.Int32
 	queuedBytes atomic.Int64
 	accepted    atomic.Int64
 	muted       atomic.Int64
@@ -47,11 +53,16 @@ func listenPortable(opts Options) (*portableServer, error) {
 		conns:   make(map[*pconn]struct{}),
 		waiters: make(map[*pconn]struct{}),
 	}
+	s.copies.limit = opts.MaxQueuedBytes
+	s.turn.onRelease = s.wakeGlobalWaiters
 	for _, addr := range opts.Listeners {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range s.lns {
 				l.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listener %q: port already in use by another process (another broker on this port?): %w", addr, err)
 			}
 			return nil, err
 		}
@@ -81,16 +92,20 @@ func (s *portableServer) stats() Stats {
 
 func (s *portableServer) acceptLoop(ln net.Listener) {
 	defer s.acceptWG.Done()
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.opts.Logger.Warn("accept failed", zap.Error(err))
-			time.Sleep(10 * time.Millisecond) // EMFILE and friends: do not spin
+			// EMFILE and friends: pause and retry, never spin (accept.go).
+			backoff = nextAcceptBackoff(backoff)
+			s.acceptFails.failed(s.opts.Logger, err, backoff, zap.String("backend", BackendPortable))
+			time.Sleep(backoff)
 			continue
 		}
+		backoff = 0
 		var key peerKey
 		if s.limits != nil {
 			if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
@@ -193,8 +208,57 @@ type pconn struct {
 
 func (c *pconn) remoteAddr() string { return c.addr }
 
+func (c *pconn) copies() *copyBudget { return &c.s.copies }
+
+// hold is the framer's frameHolder, on the reader goroutine: a spanning
+// frame's buffer may grow within one receive buffer, within
+// MaxQueuedBytes, or with the oversize turn (budget.go); otherwise the
+// reader waits here — the connection is not read meanwhile — until one of
+// them holds or the connection closes (false).
+func (c *pconn) hold(f *framer, delta int) bool {
+	s, d := c.s, int64(delta)
+	fits := func() bool {
+		return d <= 0 || f.turn || f.held+delta <= s.opts.RecvBufferBytes ||
+			s.queuedBytes.Load()+d <= s.bounds.loopBytes || s.turn.take(f)
+	}
+	if !fits() {
+		s.growWaiters.Add(1)
+		s.muted.Add(1)
+		s.opts.Metrics.ConnMuted()
+		s.mu.Lock()
+		s.waiters[c] = struct{}{}
+		s.mu.Unlock()
+		c.mu.Lock()
+		for !c.closed && !fits() {
+			c.cond.Wait()
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		s.mu.Lock()
+		delete(s.waiters, c)
+		s.mu.Unlock()
+		s.opts.Metrics.ConnUnmuted()
+		s.muted.Add(-1)
+		s.growWaiters.Add(-1)
+		if closed {
+			return false
+		}
+	}
+	if s.queuedBytes.Add(d) < s.bounds.loopBytes && d < 0 && s.growWaiters.Load() > 0 {
+		s.wakeGlobalWaiters()
+	}
+	return true
+}
+
+// spanDone ends the oversize turn of a completed frame.
+func (c *pconn) spanDone(f *framer) { c.s.turn.release(f) }
+
 func (c *pconn) readLoop() {
 	defer c.s.connsWG.Done()
+	defer func() { // the framer is ours: give back what it holds
+		c.s.turn.release(&c.fr)
+		c.fr.discard(c)
+	}()
 	buf := make([]byte, c.s.opts.RecvBufferBytes)
 	var pending []byte // bytes read but not parsed: a bound stopped the framer
 	for {
@@ -383,7 +447,7 @@ func (c *pconn) writeLoop() {
 			c.closeLocked("write: " + err.Error())
 		}
 		c.mu.Unlock()
-		if before >= c.s.bounds.loopBytes && before-req-resp < c.s.bounds.loopBytes {
+		if (before >= c.s.bounds.loopBytes || c.s.growWaiters.Load() > 0) && before-req-resp < c.s.bounds.loopBytes {
 			c.s.wakeGlobalWaiters()
 		}
 	}

@@ -75,9 +75,12 @@ type uringServer struct {
 	wg     sync.WaitGroup
 	limits *connLimiter // nil: no connection limits
 
-	conns    atomic.Int64
-	muted    atomic.Int64
-	accepted atomic.Int64
+	acceptFails acceptFailLog
+	turn        frameTurn  // the oversize-frame turn (budget.go)
+	copies      copyBudget // bytes handlers copy into responses (budget.go)
+	conns       atomic.Int64
+	muted       atomic.Int64
+	accepted    atomic.Int64
 }
 
 // fallbackAllowed reports whether a uring setup error lets auto fall back.
@@ -93,8 +96,15 @@ func listenUring(opts Options) (*uringServer, error) {
 		connBytes:    opts.ConnMaxInflightBytes,
 		loopBytes:    max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20),
 	}
+	s.copies.limit = opts.MaxQueuedBytes
+	s.turn.onRelease = func() {
+		for _, l := range s.loops {
+			l.post(mail{kind: mailBudget})
+		}
+	}
 	// Bind every loop's sockets up front: port 0 resolves once and the
-	// other loops bind the same port.
+	// other loops bind the same port. Loop 0's socket binds exclusively
+	// first (listenSocket): a port another process holds is refused.
 	addrs := append([]string(nil), opts.Listeners...)
 	lfds := make([][]int, opts.Loops)
 	closeAll := func() {
@@ -106,7 +116,7 @@ func listenUring(opts Options) (*uringServer, error) {
 	}
 	for li := range addrs {
 		for i := 0; i < opts.Loops; i++ {
-			fd, bound, err := listenSocket(addrs[li])
+			fd, bound, err := listenSocket(addrs[li], i == 0)
 			if err != nil {
 				closeAll()
 				return nil, err
@@ -201,6 +211,7 @@ const (
 	mailComplete mailKind = iota + 1
 	mailShutdown
 	mailPing // Server.Liveness (liveness.go)
+	mailBudget // the oversize turn is free: muted connections may take it
 )
 
 type mail struct {
@@ -236,9 +247,13 @@ type uloop struct {
 	unmuting bool
 
 	queuedBytes int64
-	open        int // connections not yet freed
-	ops         int // SQEs whose final CQE has not arrived (accept, recv, send, wake)
-	cqes        [cqeBatch]ring.CQE
+	// mailed is the size of responses answered but still in the mailbox
+	// (Request.Reply adds, onComplete moves them to queuedBytes): counted
+	// by the bounds from the moment they exist.
+	mailed atomic.Int64
+	open   int // connections not yet freed
+	ops    int // SQEs whose final CQE has not arrived (accept, recv, send, wake)
+	cqes   [cqeBatch]ring.CQE
 
 	// mailbox (any goroutine -> loop)
 	mbMu      sync.Mutex
@@ -251,6 +266,11 @@ type uloop struct {
 	efdBuf    ring.Buffer
 	wakeReady bool // READ on the eventfd is armed
 	live      loopLiveness
+
+	// acceptBackoff is the pause after the last failed accept (0 after a
+	// success); no listener is re-armed before acceptResumeAt.
+	acceptBackoff  time.Duration
+	acceptResumeAt time.Time
 
 	draining      bool
 	drainDeadline time.Time
@@ -355,13 +375,17 @@ func (l *uloop) run(started chan<- error) {
 		if l.draining {
 			tick = drainTick
 		}
+		wait := tick
+		if l.acceptPaused() {
+			wait = max(min(wait, l.acceptResumeAt.Sub(l.now)), time.Millisecond)
+		}
 		l.sleeping.Store(true)
 		var err error
 		if l.mbLen.Load() > 0 {
 			l.sleeping.Store(false)
 			_, err = l.r.SubmitAndWait(0)
 		} else {
-			_, err = l.r.SubmitAndWaitTimeout(1, tick)
+			_, err = l.r.SubmitAndWaitTimeout(1, wait)
 			l.sleeping.Store(false)
 		}
 		m.RingEnter(l.idx)
@@ -383,6 +407,9 @@ func (l *uloop) run(started chan<- error) {
 			}
 		}
 		l.now = time.Now()
+		if l.acceptBackoff > 0 {
+			l.resumeAccept()
+		}
 		if l.now.Sub(l.lastTick) >= tick {
 			l.lastTick = l.now
 			l.periodic()
@@ -456,11 +483,39 @@ func (l *uloop) onAccept(i int, cqe *ring.CQE) {
 		} else {
 			l.newConn(fd)
 		}
+		l.acceptBackoff = 0
 	} else if errno := unix.Errno(-cqe.Res); errno != unix.ECANCELED {
-		l.s.opts.Logger.Warn("accept failed", zap.Int("loop", l.idx), zap.Error(errno))
+		// EMFILE and friends: the connection stays in the backlog and an
+		// accept re-armed now fails again at once. Pause every listener of
+		// the loop; run re-arms them when the pause is over (accept.go).
+		l.acceptBackoff = nextAcceptBackoff(l.acceptBackoff)
+		l.acceptResumeAt = l.now.Add(l.acceptBackoff)
+		l.s.acceptFails.failed(l.s.opts.Logger, errno, l.acceptBackoff, zap.String("backend", BackendUring), zap.Int("loop", l.idx))
+		if l.accepting[i] { // a multishot that goes on failing: stop it
+			sqe := l.getSQE()
+			sqe.PrepCancel(userData(kindAccept, 0, uint32(i)), 0)
+			sqe.SetUserData(userData(kindIgnore, 0, 0))
+		}
+		return
 	}
-	if !l.accepting[i] && !l.draining {
+	if !l.accepting[i] && !l.draining && !l.acceptPaused() {
 		l.armAccept(i)
+	}
+}
+
+// acceptPaused reports whether accepting waits after a failure.
+func (l *uloop) acceptPaused() bool { return l.acceptBackoff > 0 && l.now.Before(l.acceptResumeAt) }
+
+// resumeAccept re-arms the listeners whose accept ended, once a pause after
+// a failed accept is over.
+func (l *uloop) resumeAccept() {
+	if l.draining || l.acceptPaused() {
+		return
+	}
+	for i := range l.lfds {
+		if !l.accepting[i] {
+			l.armAccept(i)
+		}
 	}
 }
 
@@ -588,6 +643,17 @@ func (l *uloop) consume(c *uconn, data []byte) {
 	if n < len(data) && !c.closing {
 		l.stashBytes(c, data[n:])
 	}
+	l.muteIfGrowRefused(c)
+}
+
+// muteIfGrowRefused mutes c when its framer was refused a growth: the rest
+// of its bytes wait in the stash, and unmuteCleared resumes c once
+// growReady (an unmute is the only path that drains a stash).
+func (l *uloop) muteIfGrowRefused(c *uconn) {
+	if c.growWant > 0 && !c.muted && !c.closing {
+		c.pressured = true
+		l.mute(c)
+	}
 }
 
 // stashBytes keeps unparsed bytes. They count toward the loop's bound
@@ -610,6 +676,7 @@ func (l *uloop) drainStash(c *uconn) bool {
 		l.closeConn(c, err.Error(), zap.WarnLevel)
 		return false
 	}
+	l.muteIfGrowRefused(c)
 	l.queuedBytes -= int64(n)
 	rest := copy(c.stash, c.stash[n:])
 	c.stash = c.stash[:rest]
@@ -644,10 +711,36 @@ func (c *uconn) complete(gen, seq uint32, kind completionKind, buf *Buffer, reas
 	if kind == completeClose {
 		c.closeReq.Store(true)
 	}
+	if buf != nil {
+		n := buf.cost()
+		c.mailed.Add(n)
+		c.l.mailed.Add(n)
+	}
 	c.l.post(mail{kind: mailComplete, c: c, gen: gen, seq: seq, action: kind, buf: buf, reason: reason})
 }
 
 func (c *uconn) remoteAddr() string { return c.addr }
+
+func (c *uconn) copies() *copyBudget { return &c.l.s.copies }
+
+// hold is the framer's frameHolder: a spanning frame's buffer may grow
+// within one receive buffer, within the loop's share, or with the
+// oversize turn (budget.go); otherwise the growth waits (growWant) and
+// checkMute mutes c until growReady.
+func (c *uconn) hold(f *framer, delta int) bool {
+	l, d := c.l, int64(delta)
+	if d > 0 && !f.turn && f.held+delta > l.s.opts.RecvBufferBytes &&
+		l.used()+d > l.s.bounds.loopBytes && !l.s.turn.take(f) {
+		c.growWant = d
+		return false
+	}
+	c.growWant = 0
+	l.queuedBytes += d
+	return true
+}
+
+// spanDone ends the oversize turn of a completed frame.
+func (c *uconn) spanDone(f *framer) { c.l.s.turn.release(f) }
 
 func (l *uloop) drainMailbox() {
 	if l.mbLen.Load() == 0 {
@@ -667,6 +760,10 @@ func (l *uloop) drainMailbox() {
 			l.onComplete(m)
 		case mailPing:
 			l.live.answerPing()
+		case mailBudget:
+			if len(l.muted) > 0 {
+				l.unmuteCleared()
+			}
 		}
 		*m = mail{}
 	}
@@ -677,6 +774,11 @@ func (l *uloop) drainMailbox() {
 
 func (l *uloop) onComplete(m *mail) {
 	c := m.c
+	if m.buf != nil { // counted in mailed by complete
+		n := m.buf.cost()
+		c.mailed.Add(-n)
+		l.mailed.Add(-n)
+	}
 	if c.gen != m.gen&0xffffff || c.closing || c.fd < 0 {
 		m.buf.Release()
 		return
@@ -817,7 +919,19 @@ func (l *uloop) finishSent(c *uconn) {
 	}
 }
 
-func (l *uloop) overLoop() bool { return l.queuedBytes >= l.s.bounds.loopBytes }
+// used is the memory the loop accounts: in flight, stashed, partial
+// frames, and answers still in the mailbox.
+func (l *uloop) used() int64 { return l.queuedBytes + l.mailed.Load() }
+
+func (l *uloop) overLoop() bool { return l.used() >= l.s.bounds.loopBytes }
+
+// growReady reports whether c, refused a growth of its partial frame, may
+// now have it: the loop has room, or c takes the oversize turn. mustMute
+// asks only for a connection within its own bounds: a turn must not wait on
+// its holder's client.
+func (l *uloop) growReady(c *uconn) bool {
+	return l.used()+c.growWant <= l.s.bounds.loopBytes || l.s.turn.take(&c.fr)
+}
 
 // mustMute reports whether c must stop receiving: it is over its own
 // in-flight bound, or the loop is over its share of queued.max.request.bytes
@@ -828,8 +942,14 @@ func (l *uloop) overLoop() bool { return l.queuedBytes >= l.s.bounds.loopBytes }
 // loop bound costs well-behaved clients their pipelining, not their
 // service, and memory stays within the loop share plus one request (and one
 // receive buffer of stash) per connection.
+//
+// A connection refused a growth of a partial frame (hold) is muted until
+// growReady.
 func (l *uloop) mustMute(c *uconn) bool {
-	return l.s.bounds.overConn(c.q.len(), c.inflightBytes) || (c.q.len() > 0 && l.overLoop())
+	if l.s.bounds.overConn(c.q.len(), c.inflightBytes+c.mailed.Load()) || (c.q.len() > 0 && l.overLoop()) {
+		return true
+	}
+	return c.growWant > 0 && !l.growReady(c)
 }
 
 func (l *uloop) checkMute(c *uconn) {
@@ -871,7 +991,10 @@ func (l *uloop) checkLoopPressure() {
 }
 
 // mute stops reading c: it joins the muted list and its recv is cancelled.
+// A muted connection gives up the oversize turn: it must not hold it while
+// it waits on its own client.
 func (l *uloop) mute(c *uconn) {
+	l.s.turn.release(&c.fr)
 	if !c.muted {
 		c.muted = true
 		l.muted = append(l.muted, c)
@@ -951,8 +1074,13 @@ func (l *uloop) maybeFree(c *uconn) {
 		l.s.limits.release(c.peer)
 	}
 	c.q.releaseAll()
-	l.queuedBytes -= c.inflightBytes + int64(len(c.stash))
+	l.queuedBytes -= c.inflightBytes + int64(len(c.stash)) + int64(c.fr.held)
 	c.inflightBytes = 0
+	l.s.turn.release(&c.fr)
+	c.growWant = 0
+	if c.fr.mapped {
+		unmapPartial(c.fr.partial)
+	}
 	c.fr = framer{maxFrameBytes: c.fr.maxFrameBytes}
 	c.stash = nil
 	c.gen = (c.gen + 1) & 0xffffff // answers still on their way are now stale
@@ -1046,7 +1174,12 @@ type uconn struct {
 	ops       int
 
 	inflightBytes int64
-	lastActive    time.Time
+	// mailed: answers of c still in the loop's mailbox (any goroutine adds).
+	mailed atomic.Int64
+	// growWant > 0: the framer was refused a growth of that many bytes; c
+	// stays muted until growReady.
+	growWant   int64
+	lastActive time.Time
 	// stash holds received bytes not yet parsed because the connection is
 	// muted (heap: the provided buffers they arrived in are recycled).
 	stash []byte

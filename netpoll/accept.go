@@ -1,0 +1,55 @@
+package netpoll
+
+import (
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Accept failures. accept(2) fails without taking the connection off the
+// backlog when the process is out of descriptors (EMFILE), the system is
+// (ENFILE) or the kernel is out of memory (ENOBUFS, ENOMEM), so an accept
+// retried at once fails again at once: a hot loop that burns a core and,
+// logging every failure, writes hundreds of megabytes of log. Both backends
+// therefore wait after a failed accept — acceptBackoffMin, doubling up to
+// acceptBackoffMax, reset by the next successful accept — and log at most
+// one line per acceptLogInterval, counting the failures in between. The
+// longest wait bounds how late accepting resumes once descriptors free up.
+const (
+	acceptBackoffMin  = 5 * time.Millisecond
+	acceptBackoffMax  = time.Second
+	acceptLogInterval = time.Second
+)
+
+// nextAcceptBackoff is the wait after a failed accept, given the previous
+// wait (0 after a success).
+func nextAcceptBackoff(prev time.Duration) time.Duration {
+	if prev < acceptBackoffMin {
+		return acceptBackoffMin
+	}
+	return min(2*prev, acceptBackoffMax)
+}
+
+// acceptFailLog rate-limits the "accept failed" line of one server. Safe from
+// any goroutine (io_uring loops and portable accept loops share one).
+type acceptFailLog struct {
+	lastNanos atomic.Int64
+	unlogged  atomic.Int64 // failures since the last line
+	total     atomic.Int64 // failures since start
+}
+
+// failed records one failed accept and writes a line if none was written in
+// the last acceptLogInterval.
+func (a *acceptFailLog) failed(logger *zap.Logger, err error, backoff time.Duration, fields ...zap.Field) {
+	a.total.Add(1)
+	a.unlogged.Add(1)
+	now := time.Now().UnixNano()
+	last := a.lastNanos.Load()
+	if now-last < int64(acceptLogInterval) || !a.lastNanos.CompareAndSwap(last, now) {
+		return
+	}
+	fields = append(fields, zap.Error(err), zap.Duration("retry_in", backoff),
+		zap.Int64("failed_since_last_line", a.unlogged.Swap(0)))
+	logger.Warn("accept failed; retrying after a pause", fields...)
+}
