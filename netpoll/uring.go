@@ -210,7 +210,7 @@ type mailKind uint8
 const (
 	mailComplete mailKind = iota + 1
 	mailShutdown
-	mailPing // Server.Liveness (liveness.go)
+	mailPing   // Server.Liveness (liveness.go)
 	mailBudget // the oversize turn is free: muted connections may take it
 )
 
