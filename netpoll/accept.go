@@ -1,7 +1,6 @@
 package netpoll
 
 import (
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,25 +30,17 @@ func nextAcceptBackoff(prev time.Duration) time.Duration {
 	return min(2*prev, acceptBackoffMax)
 }
 
-// acceptFailLog rate-limits the "accept failed" line of one server. Safe from
-// any goroutine (io_uring loops and portable accept loops share one).
-type acceptFailLog struct {
-	lastNanos atomic.Int64
-	unlogged  atomic.Int64 // failures since the last line
-	total     atomic.Int64 // failures since start
-}
+// acceptFailLog rate-limits the "accept failed" line of one server (io_uring
+// loops and portable accept loops share one).
+type acceptFailLog struct{ lines logEvery }
 
 // failed records one failed accept and writes a line if none was written in
 // the last acceptLogInterval.
 func (a *acceptFailLog) failed(logger *zap.Logger, err error, backoff time.Duration, fields ...zap.Field) {
-	a.total.Add(1)
-	a.unlogged.Add(1)
-	now := time.Now().UnixNano()
-	last := a.lastNanos.Load()
-	if now-last < int64(acceptLogInterval) || !a.lastNanos.CompareAndSwap(last, now) {
+	n, due := a.lines.event(acceptLogInterval)
+	if !due {
 		return
 	}
-	fields = append(fields, zap.Error(err), zap.Duration("retry_in", backoff),
-		zap.Int64("failed_since_last_line", a.unlogged.Swap(0)))
+	fields = append(fields, zap.Error(err), zap.Duration("retry_in", backoff), zap.Int64("failed_since_last_line", n))
 	logger.Warn("accept failed; retrying after a pause", fields...)
 }

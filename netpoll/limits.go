@@ -69,9 +69,8 @@ type connLimiter struct {
 	total  atomic.Int64
 	shards [connLimiterShards]limiterShard
 
-	refused         atomic.Int64 // connections refused since start
-	lastLogNanos    atomic.Int64
-	refusedUnlogged atomic.Int64 // refusals since the last log line
+	refused atomic.Int64 // connections refused since start
+	lines   logEvery     // the "connection refused" line
 }
 
 // newConnLimiter returns nil when neither limit is set (values <= 0 or at
@@ -154,13 +153,10 @@ func (l *connLimiter) release(k peerKey) {
 // costs two atomic adds and a clock read each.
 func (l *connLimiter) refuse(remote net.Addr, reason, backend string) {
 	l.refused.Add(1)
-	l.refusedUnlogged.Add(1)
-	now := time.Now().UnixNano()
-	last := l.lastLogNanos.Load()
-	if now-last < int64(refusalLogInterval) || !l.lastLogNanos.CompareAndSwap(last, now) {
+	pending, due := l.lines.event(refusalLogInterval)
+	if !due {
 		return
 	}
-	pending := l.refusedUnlogged.Swap(0)
 	l.logger.Warn("connection refused: too many connections",
 		zap.Stringer("remote", remote), zap.String("reason", reason),
 		zap.Int64("max_connections", l.maxConns), zap.Int32("max_connections_per_ip", l.maxPerIP),
