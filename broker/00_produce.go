@@ -275,9 +275,13 @@ func (c *produceCtx) produceAll() {
 			}
 			// Uncompressed records were walked by validateBatch; a compressed
 			// batch is decompressed and walked here when small, else on the
-			// worker (recompress.go: ringInspectMaxBytes).
+			// worker (recompress.go: ringInspectMaxBytes). A batch the topic
+			// recompresses is decompressed on the worker anyway: it is
+			// walked there, once.
+			codec, recompress := codecByName(set.compression)
+			recompress = recompress && codec != bi.codec()
 			inspect := bi.codec() != codecNone
-			if inspect && len(s.records) <= ringInspectMaxBytes {
+			if inspect && !recompress && len(s.records) <= ringInspectMaxBytes {
 				handOff, berr := walkCompressed(s.records, &bi, ringDecompressMaxBytes)
 				if berr != nil {
 					c.fail(s, berr)
@@ -298,8 +302,6 @@ func (c *produceCtx) produceAll() {
 				st = b.produceState()
 			}
 			ps := st.part(p)
-			codec, recompress := codecByName(set.compression)
-			recompress = recompress && codec != bi.codec()
 			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
 				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
 				continue
