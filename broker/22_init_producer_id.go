@@ -236,14 +236,8 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 				ps.mu.Unlock()
 				continue
 			}
-			l := p.Log
-			hw := l.HighWatermark()
-			producers := map[int64]*producerEntry{}
-			from := l.LogStartOffset()
-			if off, ok := readNewestSnapshot(l.Dir(), hw, producers, b.log); ok && off > from {
-				from = off
-			}
-			if err := scanProducerBatches(l, from, hw, producers); err != nil {
+			producers, _, err := readProducers(p.Log, b.log)
+			if err != nil {
 				if errors.Is(err, log.ErrClosed) {
 					continue // deleted meanwhile
 				}

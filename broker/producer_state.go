@@ -318,14 +318,8 @@ func (ps *partState) load(logger *zap.Logger) error {
 	if ps.loaded.Load() {
 		return nil
 	}
-	l := ps.p.Log
-	hw := l.HighWatermark()
-	producers := map[int64]*producerEntry{}
-	from := l.LogStartOffset()
-	if off, ok := readNewestSnapshot(l.Dir(), hw, producers, logger); ok && off > from {
-		from = off
-	}
-	if err := scanProducerBatches(l, from, hw, producers); err != nil {
+	producers, hw, err := readProducers(ps.p.Log, logger)
+	if err != nil {
 		return err
 	}
 	ps.mu.Lock()
@@ -336,6 +330,22 @@ func (ps *partState) load(logger *zap.Logger) error {
 	ps.loaded.Store(true)
 	ps.mu.Unlock()
 	return nil
+}
+
+// readProducers reads a partition's producer state from the log alone: the
+// newest usable snapshot, then the batches after it up to the high
+// watermark, which it returns too.
+func readProducers(l *log.Log, logger *zap.Logger) (map[int64]*producerEntry, int64, error) {
+	hw := l.HighWatermark()
+	producers := map[int64]*producerEntry{}
+	from := l.LogStartOffset()
+	if off, ok := readNewestSnapshot(l.Dir(), hw, producers, logger); ok && off > from {
+		from = off
+	}
+	if err := scanProducerBatches(l, from, hw, producers); err != nil {
+		return nil, 0, err
+	}
+	return producers, hw, nil
 }
 
 // scanProducerBatches replays the producer fields of the batch headers in
