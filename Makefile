@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run test test-deps test-under-load unit integration lint fmt vet staticcheck bench bench-micro fuzz soak crash-test clean
+.PHONY: all build run test test-deps test-under-load unit integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
 
 all: build
 
@@ -47,7 +47,11 @@ LOAD_HOGS ?= 2
 test-under-load: test-deps
 	LOAD_HOGS=$(LOAD_HOGS) ./scripts/test-under-load.sh $(MAKE) -k unit integration
 
-lint: fmt vet staticcheck
+lint: fmt vet tidy staticcheck
+
+# go.mod and go.sum say exactly what the code imports (direct and indirect).
+tidy:
+	$(GO) mod tidy -diff
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -71,7 +75,7 @@ bench:
 
 # Go micro-benchmarks (ring, broker request paths, log, metrics).
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ring/ ./broker/ ./log/ ./metrics/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ring/ ./broker/ ./storage/ ./metrics/
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

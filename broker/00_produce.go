@@ -14,7 +14,7 @@ package broker
 //     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP), keys
 //     required on compacted topics (INVALID_RECORD), and the
 //     header's maxTimestamp made the records' own (+CRC), then appended
-//     with log.Append, which copies it before returning: nothing keeps a
+//     with storage.Append, which copies it before returning: nothing keeps a
 //     reference to the frame.
 //   - acks 0: no response (req.NoReply) unless a partition failed
 //     synchronously, in which case the connection is closed, as Kafka does.
@@ -42,7 +42,7 @@ package broker
 // (no I/O, no waiting). It hands a partition to its produce worker when the
 // work would block or is heavy: recompression, inspecting a compressed
 // batch past the ring's bounds (over 64 KiB, or inflating past 256 KiB),
-// loading producer state from disk, and a full log backlog (log.ErrBacklog: the worker retries until the
+// loading producer state from disk, and a full log backlog (storage.ErrBacklog: the worker retries until the
 // request's timeout, then REQUEST_TIMED_OUT). Batches of a partition queued
 // on the worker keep later batches of that partition behind them.
 //
@@ -73,9 +73,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 const (
@@ -95,7 +95,7 @@ type produceTopic struct {
 }
 
 // partSlot is one partition of a request: its input while ServeFrame runs
-// and its answer. It is the log.AppendCallback of its append.
+// and its answer. It is the storage.AppendCallback of its append.
 type partSlot struct {
 	ctx       *produceCtx
 	partition int32
@@ -116,8 +116,8 @@ type partSlot struct {
 	firstSeq, lastSeq int32
 }
 
-// AppendDone implements log.AppendCallback (log writer goroutine).
-func (s *partSlot) AppendDone(res log.AppendResult) {
+// AppendDone implements storage.AppendCallback (log writer goroutine).
+func (s *partSlot) AppendDone(res storage.AppendResult) {
 	if s.ps != nil {
 		s.ps.completed(s, &res)
 	}

@@ -42,9 +42,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func init() {
@@ -81,7 +81,7 @@ type fetchOp struct {
 	state   atomic.Int32 // 0 waiting, 1 woken
 	mu      sync.Mutex
 	timer   *time.Timer
-	waiting []*log.Log
+	waiting []*storage.Log
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
@@ -264,7 +264,7 @@ type fetchResult struct {
 	errorCode int16
 	hw        int64
 	logStart  int64
-	region    log.Region
+	region    storage.Region
 }
 
 // evaluate reads every item; it answers when final, when min_bytes is met
@@ -294,7 +294,7 @@ func (op *fetchOp) evaluate(final bool) {
 }
 
 func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
-	res := fetchResult{hw: -1, logStart: -1, region: log.Region{BaseOffset: -1}}
+	res := fetchResult{hw: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.topic == nil && op.hdr.APIVersion >= 13 {
@@ -310,9 +310,9 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		}
 		reg, err := l.Read(it.fetchOffset, int(max))
 		switch {
-		case errors.Is(err, log.ErrOffsetOutOfRange):
+		case errors.Is(err, storage.ErrOffsetOutOfRange):
 			res.errorCode = kerr.OffsetOutOfRange.Code
-		case errors.Is(err, log.ErrClosed):
+		case errors.Is(err, storage.ErrClosed):
 			res.errorCode = kerr.UnknownTopicOrPartition.Code // deleted meanwhile
 		case err != nil:
 			res.errorCode = kerr.KafkaStorageError.Code
@@ -351,7 +351,7 @@ func (op *fetchOp) wait(seen []fetchResult) {
 	op.timer = time.AfterFunc(time.Until(op.deadline), op.fire)
 }
 
-// HWAdvanced implements log.Waiter. It runs on a log writer goroutine and
+// HWAdvanced implements storage.Waiter. It runs on a log writer goroutine and
 // must not block: the re-read happens on a goroutine of its own.
 func (op *fetchOp) HWAdvanced(int64) { op.fire() }
 
@@ -456,7 +456,7 @@ func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 		reg.Release()
 		return
 	}
-	ref := new(log.Region)
+	ref := new(storage.Region)
 	*ref = reg
 	buf.Files = append(buf.Files, netpoll.FileRegion{At: len(buf.B), Fd: int(reg.File.Fd()), Off: reg.Pos, Len: reg.Len, Ref: ref})
 }

@@ -12,7 +12,7 @@ package broker
 //     timestamp and that timestamp (as Kafka 3.8+, offsetOfMaxTimestamp);
 //     offset -1 and timestamp -1 on an empty log.
 //   - any other timestamp: the first record at or after the log start
-//     whose timestamp is >= it, and its timestamp: log.ListOffset finds the
+//     whose timestamp is >= it, and its timestamp: storage.ListOffset finds the
 //     batch through the .timeindex, list_offsets_exact.go reads it back
 //     (decompressing) and walks its records; offset -1 and timestamp -1
 //     when there is none (Kafka's UNKNOWN_OFFSET).
@@ -32,9 +32,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // timestampEarliestLocal is ListOffsets' -4 (KIP-405).
@@ -107,7 +107,7 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	}
 	ts := p.Timestamp
 	if ts == timestampEarliestLocal {
-		ts = log.TimestampEarliest
+		ts = storage.TimestampEarliest
 	}
 	off, at, found := part.Log.ListOffset(ts)
 	if !found {
@@ -139,12 +139,12 @@ func checkLeaderEpoch(current int32) int16 {
 // partitionCounts counts how often a request names each partition: Kafka
 // answers INVALID_REQUEST for every occurrence of a partition named twice
 // (ListOffsets, DeleteRecords).
-type partitionCounts map[log.TopicPartition]int
+type partitionCounts map[storage.TopicPartition]int
 
 func (c partitionCounts) add(topic string, partition int32) {
-	c[log.TopicPartition{Topic: topic, Partition: partition}]++
+	c[storage.TopicPartition{Topic: topic, Partition: partition}]++
 }
 
 func (c partitionCounts) repeated(topic string, partition int32) bool {
-	return c[log.TopicPartition{Topic: topic, Partition: partition}] > 1
+	return c[storage.TopicPartition{Topic: topic, Partition: partition}] > 1
 }

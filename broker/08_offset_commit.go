@@ -27,9 +27,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/group"
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func init() {
@@ -122,7 +122,7 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 			fail(kerr.CoordinatorNotAvailable.Code)
 			return
 		}
-		err := p.Log.Append(batch, log.AppendFunc(func(res log.AppendResult) {
+		err := p.Log.Append(batch, storage.AppendFunc(func(res storage.AppendResult) {
 			if res.Err != nil {
 				c.log.Warn("offset commit append failed", zap.String("group", groupID), zap.Error(res.Err))
 				fail(kerr.CoordinatorNotAvailable.Code)

@@ -4,7 +4,7 @@ package broker
 //
 // Behaviour: moves each partition's log start offset up to the requested
 // offset (-1 = the high watermark) and deletes the segments wholly below it
-// (log.DeleteRecords); the answer's low watermark is the new log start
+// (storage.DeleteRecords); the answer's low watermark is the new log start
 // offset. An offset below -1 or above the high watermark answers
 // OFFSET_OUT_OF_RANGE, an unknown topic or partition
 // UNKNOWN_TOPIC_OR_PARTITION, a topic with cleanup.policy=compact (without
@@ -24,9 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func init() {
@@ -89,7 +89,7 @@ func (b *Broker) deleteRecords(topic string, partition int32, offset int64) (int
 	switch {
 	case err == nil:
 		return lso, 0
-	case errors.Is(err, log.ErrOffsetOutOfRange):
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return -1, kerr.OffsetOutOfRange.Code
 	default:
 		// The start moved but a segment file could not be unlinked: the

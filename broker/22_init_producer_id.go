@@ -53,9 +53,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // producerIDFile holds the first producer id not yet allocated to a block.
@@ -238,7 +238,7 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 			}
 			producers, _, err := readProducers(p.Log, b.log)
 			if err != nil {
-				if errors.Is(err, log.ErrClosed) {
+				if errors.Is(err, storage.ErrClosed) {
 					continue // deleted meanwhile
 				}
 				return 0, fmt.Errorf("recovering the next producer id from %s-%d: %w", t.Name, p.Index, err)

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -458,7 +458,7 @@ func produceOne(t *testing.T, tb *testBroker, topic string, partition int32) {
 	t.Helper()
 	p := tb.Reg.Partition(topic, partition)
 	done := make(chan error, 1)
-	if err := p.Log.Append(testBatch([]byte("hello")), log.AppendFunc(func(r log.AppendResult) { done <- r.Err })); err != nil {
+	if err := p.Log.Append(testBatch([]byte("hello")), storage.AppendFunc(func(r storage.AppendResult) { done <- r.Err })); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {

@@ -4,7 +4,7 @@ package broker
 // timer, and its persistence in the internal topic __consumer_offsets.
 //
 // Concurrency: coordinator.mu serialises every call into the state machine.
-// It is held only for in-memory work and non-blocking log.Append calls,
+// It is held only for in-memory work and non-blocking storage.Append calls,
 // never across I/O that waits, so ring threads may take it (JoinGroup,
 // SyncGroup, Heartbeat, OffsetCommit handlers). Delayed JoinGroup/SyncGroup
 // answers are sent from whoever completes the rebalance: a ring thread
@@ -45,7 +45,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/group"
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // offsetsTopic is Kafka's internal topic for group state.
@@ -219,7 +219,7 @@ func (c *coordinator) persistLocked(groupID string, key, value []byte) {
 		if p == nil {
 			return
 		}
-		if err := p.Log.Append(batch, log.AppendFunc(func(r log.AppendResult) {
+		if err := p.Log.Append(batch, storage.AppendFunc(func(r storage.AppendResult) {
 			if r.Err != nil {
 				c.log.Warn("group metadata append failed", zap.String("group", groupID), zap.Error(r.Err))
 			}

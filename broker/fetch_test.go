@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // makeBatch encodes an uncompressed v2 record batch holding values.
@@ -39,10 +39,10 @@ func makeBatch(values ...[]byte) []byte {
 }
 
 // appendSync appends a batch straight into a partition log and waits.
-func appendSync(t *testing.T, p *Partition, batch []byte) log.AppendResult {
+func appendSync(t *testing.T, p *Partition, batch []byte) storage.AppendResult {
 	t.Helper()
-	done := make(chan log.AppendResult, 1)
-	if err := p.Log.Append(batch, log.AppendFunc(func(r log.AppendResult) { done <- r })); err != nil {
+	done := make(chan storage.AppendResult, 1)
+	if err := p.Log.Append(batch, storage.AppendFunc(func(r storage.AppendResult) { done <- r })); err != nil {
 		t.Fatal(err)
 	}
 	r := <-done

@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // testBackends are the netpoll backends every network test runs on.
@@ -53,7 +53,7 @@ func (tb *testBroker) start() {
 	logger := zaptest.NewLogger(t)
 	// Tests may create topics with tiny segments (many segments from few
 	// records); TestSegmentBytesFloor checks the default floor.
-	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Defaults: log.DefaultConfig(), Logger: logger, SegmentBytesMin: 14}
+	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Defaults: storage.DefaultConfig(), Logger: logger, SegmentBytesMin: 14}
 	opts := Options{NodeID: 0, AdvertisedHost: "127.0.0.1", DataDir: tb.dir, Logger: logger,
 		AutoCreateTopics: true, NumPartitions: 1, MessageMaxBytes: 1048588, FetchZeroCopy: true}
 	if tb.mod != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // commitOffset commits group's offset at for topic/0 and fails on error.
@@ -206,7 +206,7 @@ func TestOffsetsLoadSkipsMalformedRecords(t *testing.T) {
 	l := tb.Reg.Partition(offsetsTopic, 0).Log
 	for _, batch := range [][]byte{nullKeyBatch(t), garbageKey, compressed} {
 		done := make(chan error, 1)
-		if err := l.Append(batch, log.AppendFunc(func(r log.AppendResult) { done <- r.Err })); err != nil {
+		if err := l.Append(batch, storage.AppendFunc(func(r storage.AppendResult) { done <- r.Err })); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-done; err != nil {

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
-// log.ListOffset is batch granular: it finds the batch holding the answer
+// storage.ListOffset is batch granular: it finds the batch holding the answer
 // through the .timeindex without reading records. Kafka answers with the
 // record (LogSegment.findOffsetByTimestamp: the first record whose
 // timestamp is >= the target and whose offset is >= the log start offset;
@@ -21,10 +21,10 @@ var errNoRecord = errors.New("no matching record in the batch")
 
 // exactListOffset refines a batch-granular answer (batchOffset, found by
 // l.ListOffset for ts) to the record Kafka would answer. ts is the target
-// timestamp, or log.TimestampMax for the first record carrying the batch's
+// timestamp, or storage.TimestampMax for the first record carrying the batch's
 // max timestamp. On any failure to read or decode the batch it returns the
 // batch-granular answer unchanged (it is still a correct lower bound).
-func exactListOffset(l *log.Log, ts, batchOffset, batchTs int64) (offset, timestamp int64) {
+func exactListOffset(l *storage.Log, ts, batchOffset, batchTs int64) (offset, timestamp int64) {
 	region, err := l.Read(batchOffset, 1) // just the first batch, whole
 	if err != nil {
 		return batchOffset, batchTs
@@ -46,7 +46,7 @@ func exactListOffset(l *log.Log, ts, batchOffset, batchTs int64) (offset, timest
 
 // readsBatch reports whether ListOffsets for ts reads a batch back
 // (exactListOffset): a real timestamp or -3.
-func readsBatch(ts int64) bool { return ts >= 0 || ts == log.TimestampMax }
+func readsBatch(ts int64) bool { return ts >= 0 || ts == storage.TimestampMax }
 
 // matchRecord walks the records of one stored v2 batch for the first whose
 // timestamp answers ts (>= ts; or == the batch max for TimestampMax) at an
@@ -58,7 +58,7 @@ func matchRecord(batch []byte, ts, logStart int64) (int64, int64, error) {
 	maxTs := int64(binary.BigEndian.Uint64(batch[v2OffMaxTimestamp:]))
 	count := int32(binary.BigEndian.Uint32(batch[v2OffRecordCount:]))
 	want := func(recTs int64) bool { return recTs >= ts }
-	if ts == log.TimestampMax {
+	if ts == storage.TimestampMax {
 		want = func(recTs int64) bool { return recTs == maxTs }
 	}
 	if attrs&v2AttrTimestampType != 0 {

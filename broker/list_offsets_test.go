@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // ListOffsets earliest/latest/by timestamp/max timestamp, DeleteRecords
@@ -245,7 +245,7 @@ func FuzzMatchRecord(f *testing.F) {
 	for _, codec := range []int8{codecNone, codecGzip, codecZstd} {
 		b := exactBatch(codec, t0, 10, 5)
 		f.Add(b, t0+25, int64(0))
-		f.Add(b, int64(log.TimestampMax), int64(2))
+		f.Add(b, int64(storage.TimestampMax), int64(2))
 	}
 	f.Add(prodBatch(-1, -1, -1, t0, prodValues("v", 3)...), t0, int64(1))
 	f.Fuzz(func(t *testing.T, b []byte, ts, logStart int64) {
@@ -260,7 +260,7 @@ func FuzzMatchRecord(f *testing.F) {
 			t.Fatalf("offset %d below the log start %d", off, logStart)
 		}
 		maxTs := int64(binary.BigEndian.Uint64(b[v2OffMaxTimestamp:]))
-		if ts == log.TimestampMax && at != maxTs || ts != log.TimestampMax && at < ts {
+		if ts == storage.TimestampMax && at != maxTs || ts != storage.TimestampMax && at < ts {
 			t.Fatalf("timestamp %d does not answer %d (max %d)", at, ts, maxTs)
 		}
 	})

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // Retention deletes whole old segments through the maintenance task.
@@ -52,11 +52,11 @@ func TestMaintenanceCheckpointInterval(t *testing.T) {
 	}
 	stop := tb.Reg.StartMaintenance(time.Hour, 20*time.Millisecond)
 	defer stop()
-	path := filepath.Join(tb.dir, log.LogStartOffsetCheckpointFile)
-	tp := log.TopicPartition{Topic: "ckpt", Partition: 0}
+	path := filepath.Join(tb.dir, storage.LogStartOffsetCheckpointFile)
+	tp := storage.TopicPartition{Topic: "ckpt", Partition: 0}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		offsets, err := log.ReadCheckpoint(path)
+		offsets, err := storage.ReadCheckpoint(path)
 		if err == nil && offsets[tp] == 2 {
 			return
 		}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // metaFile is Kafka's per-log-dir identity file (KRaft meta.properties v1).
@@ -99,5 +99,5 @@ func readProperties(path string) (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// writeFileAtomic replaces path with data crash-safely (log.WriteFileAtomic).
-func writeFileAtomic(path string, data []byte) error { return log.WriteFileAtomic(path, data) }
+// writeFileAtomic replaces path with data crash-safely (storage.WriteFileAtomic).
+func writeFileAtomic(path string, data []byte) error { return storage.WriteFileAtomic(path, data) }

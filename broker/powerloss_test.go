@@ -1,6 +1,6 @@
 package broker
 
-// Simulated power loss (issue 8) through log.FaultIO, in process.
+// Simulated power loss (issue 8) through storage.FaultIO, in process.
 //
 // Each round runs a broker whose logs write through a FaultIO with
 // flush.messages=1 (so __consumer_offsets is synced per commit too) while
@@ -56,8 +56,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 const (
@@ -154,11 +154,11 @@ func powerLossBroker(t *testing.T, seed int64) {
 // power-fails them all together.
 type faultIOs struct {
 	mu  sync.Mutex
-	all []*log.FaultIO
+	all []*storage.FaultIO
 }
 
-func (f *faultIOs) newIO() (log.IO, error) {
-	fio := log.NewFaultIO(nil)
+func (f *faultIOs) newIO() (storage.IO, error) {
+	fio := storage.NewFaultIO(nil)
 	f.mu.Lock()
 	f.all = append(f.all, fio)
 	f.mu.Unlock()

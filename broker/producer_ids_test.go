@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // produceEach produces values to topic/0 one ProduceSync at a time (one
@@ -121,7 +121,7 @@ func TestGarbageProducerIDFileRefusesStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := zaptest.NewLogger(t)
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig(), Logger: logger})
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestGarbageProducerIDFileRefusesStart(t *testing.T) {
 // (the worst case: every batch header is read). Reported per recovery.
 func BenchmarkRecoverNextProducerID(b *testing.B) {
 	dir := b.TempDir()
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig()})
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -162,16 +162,16 @@ func BenchmarkRecoverNextProducerID(b *testing.B) {
 	now := time.Now().UnixMilli()
 	done := make(chan error, 1)
 	for i := 0; i < batches; i++ {
-		cb := log.AppendFunc(func(r log.AppendResult) {})
+		cb := storage.AppendFunc(func(r storage.AppendResult) {})
 		if i == batches-1 {
-			cb = func(r log.AppendResult) { done <- r.Err }
+			cb = func(r storage.AppendResult) { done <- r.Err }
 		}
 		for {
 			err := l.Append(prodBatch(int64(i%5000), 0, int32(i/5000), now, []byte("value-of-some-bytes")), cb)
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, log.ErrBacklog) {
+			if !errors.Is(err, storage.ErrBacklog) {
 				b.Fatal(err)
 			}
 			time.Sleep(time.Millisecond)

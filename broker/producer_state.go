@@ -8,7 +8,7 @@ package broker
 // sequence, last sequence, base offset). A produced batch from an idempotent
 // producer is checked against that state and appended under the partition's
 // producer-state lock (partState.mu), so the order in which batches pass the
-// check is the order the log assigns offsets (log.Append assigns in the
+// check is the order the log assigns offsets (storage.Append assigns in the
 // order its calls take the log lock):
 //
 //   - same epoch, (firstSeq, lastSeq) equal to a cached batch: a retried
@@ -64,7 +64,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // producerBatchesKept is Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN,
@@ -258,13 +258,13 @@ func (ps *partState) logAppend(batch []byte, slot *partSlot) appendOutcome {
 	}
 	var code *kerr.Error
 	switch {
-	case errors.Is(err, log.ErrBacklog):
+	case errors.Is(err, storage.ErrBacklog):
 		return outBacklog
-	case errors.Is(err, log.ErrClosed):
+	case errors.Is(err, storage.ErrClosed):
 		code = kerr.NotLeaderForPartition // the partition is going away: retriable
-	case errors.Is(err, log.ErrCorruptBatch):
+	case errors.Is(err, storage.ErrCorruptBatch):
 		code = kerr.CorruptMessage
-	case errors.Is(err, log.ErrInvalidBatch):
+	case errors.Is(err, storage.ErrInvalidBatch):
 		code = kerr.InvalidRecord
 	default:
 		code = kerr.KafkaStorageError
@@ -276,7 +276,7 @@ func (ps *partState) logAppend(batch []byte, slot *partSlot) appendOutcome {
 // completed records the outcome of an append made through slot: fills in
 // the cached batch's offset, answers duplicates waiting on it and schedules
 // a snapshot when enough was appended. Runs on the log writer goroutine.
-func (ps *partState) completed(slot *partSlot, res *log.AppendResult) {
+func (ps *partState) completed(slot *partSlot, res *storage.AppendResult) {
 	var waiters []*partSlot
 	ps.mu.Lock()
 	if res.Err == nil {
@@ -335,7 +335,7 @@ func (ps *partState) load(logger *zap.Logger) error {
 // readProducers reads a partition's producer state from the log alone: the
 // newest usable snapshot, then the batches after it up to the high
 // watermark, which it returns too.
-func readProducers(l *log.Log, logger *zap.Logger) (map[int64]*producerEntry, int64, error) {
+func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry, int64, error) {
 	hw := l.HighWatermark()
 	producers := map[int64]*producerEntry{}
 	from := l.LogStartOffset()
@@ -350,12 +350,12 @@ func readProducers(l *log.Log, logger *zap.Logger) (map[int64]*producerEntry, in
 
 // scanProducerBatches replays the producer fields of the batch headers in
 // [from, hw) into producers.
-func scanProducerBatches(l *log.Log, from, hw int64, producers map[int64]*producerEntry) error {
+func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*producerEntry) error {
 	var hdr [v2HeaderSize]byte
 	for off := from; off < hw; {
 		r, err := l.Read(off, 1<<20)
 		if err != nil {
-			if errors.Is(err, log.ErrOffsetOutOfRange) {
+			if errors.Is(err, storage.ErrOffsetOutOfRange) {
 				return nil // retention moved the start meanwhile: nothing older to see
 			}
 			return err

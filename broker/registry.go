@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/metrics"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // The registry is the broker's topic and partition table and its durable
@@ -60,24 +60,24 @@ type Topic struct {
 type Partition struct {
 	Topic *Topic
 	Index int32
-	Log   *log.Log
+	Log   *storage.Log
 	dir   int // index into the registry's log dirs
 }
 
 // RegistryOptions configure OpenRegistry.
 type RegistryOptions struct {
 	LogDirs []string
-	// Defaults are the broker-level log settings (log.BrokerConfig).
-	Defaults log.Config
+	// Defaults are the broker-level log settings (storage.BrokerConfig).
+	Defaults storage.Config
 	// BrokerTopicDefaults are the broker keys that default topic keys the log
 	// package does not own (message.max.bytes, compression.type,
 	// log.cleanup.policy) in their topic-key names.
 	BrokerTopicDefaults map[string]string
-	NewIO               func() (log.IO, error)
+	NewIO               func() (storage.IO, error)
 	Logger              *zap.Logger
 	// Stats receives every log's write and fdatasync measurements (the
 	// daemon passes its metrics registry); nil records nothing.
-	Stats log.Stats
+	Stats storage.Stats
 
 	// SegmentBytesMin is the smallest segment.bytes CreateTopics and
 	// AlterConfigs accept (log.segment.bytes.min); 0 means Kafka 4's
@@ -93,7 +93,7 @@ type RegistryOptions struct {
 type Registry struct {
 	opts RegistryOptions
 	log  *zap.Logger
-	mgrs []*log.Manager
+	mgrs []*storage.Manager
 
 	mu     sync.RWMutex
 	topics map[string]*Topic
@@ -110,7 +110,7 @@ type Registry struct {
 	// deleted are -delete directories the start found (startup only).
 	deleted []string
 	// locks hold every log dir's .lock from the start until Close.
-	locks     []*log.DirLock
+	locks     []*storage.DirLock
 	clusterID string
 	// writeFile writes small metadata files (writeMetadataFile; tests
 	// inject failures).
@@ -162,7 +162,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Warnf: warnf, Stats: opts.Stats})
+		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Warnf: warnf, Stats: opts.Stats})
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}
@@ -185,7 +185,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 func (r *Registry) ClusterID() string { return r.clusterID }
 
 // openPartitions opens partitions first, first+1, ... of t, partition
-// first+i in log dir dirs[i], several at a time per dir (log.OpenLogs: a
+// first+i in log dir dirs[i], several at a time per dir (storage.OpenLogs: a
 // fresh open is dominated by inode creation). With create (through
 // createPartitionLogs: no directory existed) each gets its
 // partition.metadata, and on error every directory this call created is

@@ -48,7 +48,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // partitionMetadataFile names the topic a partition directory belongs to,
@@ -257,9 +257,9 @@ func (r *Registry) scanPartitionDirs() ([]foundDir, error) {
 			if !e.IsDir() {
 				continue
 			}
-			if log.IsDeletedPartitionDir(e.Name()) {
+			if storage.IsDeletedPartitionDir(e.Name()) {
 				// A removal a stop interrupted (the rename to
-				// -delete was the decision; see log.DeleteSuffix).
+				// -delete was the decision; see storage.DeleteSuffix).
 				r.deleted = append(r.deleted, filepath.Join(dir, e.Name()))
 				continue
 			}
@@ -544,7 +544,7 @@ func (r *Registry) writePartitionMetadata(parts []*Partition) error {
 }
 
 // writeMetadataFile writes the topic table crash-safely
-// (log.WriteFileAtomic: two fsyncs) and partition.metadata atomically but
+// (storage.WriteFileAtomic: two fsyncs) and partition.metadata atomically but
 // without fsync: a create is acknowledged by the table, and a
 // partition.metadata lost or torn in a crash only means the next start
 // identifies that directory by the table and its name, and writes the file
@@ -561,7 +561,7 @@ func writeMetadataFile(path string, data []byte) error {
 }
 
 // partitionMetadataParallelism bounds concurrent partition.metadata writes
-// (fsync bound, like log.OpenLogs).
+// (fsync bound, like storage.OpenLogs).
 const partitionMetadataParallelism = 8
 
 // lockLogDirs takes every log dir's lock. REQUIRES: nothing read yet.
@@ -578,7 +578,7 @@ func (r *Registry) lockLogDirs() error {
 		seen[abs] = dir
 	}
 	for _, dir := range r.opts.LogDirs {
-		l, err := log.LockDir(dir)
+		l, err := storage.LockDir(dir)
 		if err != nil {
 			return err
 		}

@@ -16,12 +16,12 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func openRegistryDirs(t *testing.T, dirs ...string) (*Registry, error) {
 	t.Helper()
-	return OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: log.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+	return OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: storage.DefaultConfig(), Logger: zaptest.NewLogger(t)})
 }
 
 func mustOpenRegistryDirs(t *testing.T, dirs ...string) *Registry {
@@ -41,7 +41,7 @@ func appendRecords(t *testing.T, r *Registry, topic string, n int) {
 	done := make(chan error, n*len(tp.Partitions))
 	for _, p := range tp.Partitions {
 		for i := 0; i < n; i++ {
-			if err := p.Log.Append(testBatch([]byte(fmt.Sprintf("%s-%d-%d", topic, p.Index, i))), log.AppendFunc(func(res log.AppendResult) { done <- res.Err })); err != nil {
+			if err := p.Log.Append(testBatch([]byte(fmt.Sprintf("%s-%d-%d", topic, p.Index, i))), storage.AppendFunc(func(res storage.AppendResult) { done <- res.Err })); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -333,7 +333,7 @@ func TestRegistryLogDirLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := treeDigest(t, d0, d1)
-	if _, err := openRegistryDirs(t, d1); !errors.Is(err, log.ErrDirLocked) {
+	if _, err := openRegistryDirs(t, d1); !errors.Is(err, storage.ErrDirLocked) {
 		t.Fatalf("second registry on a locked dir: %v, want ErrDirLocked", err)
 	}
 	if after := treeDigest(t, d0, d1); after != before {
@@ -389,7 +389,7 @@ func TestRegistryRefusesForeignDir(t *testing.T) {
 	}
 	// (as an earlier start of ours left it: the lock file is the one file
 	// a refused start may create)
-	if err := os.WriteFile(filepath.Join(mine, log.LockFile), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(mine, storage.LockFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	before = treeDigest(t, dir, mine)
@@ -429,7 +429,7 @@ func TestRegistryFinishesRecordedDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A removal interrupted after DeleteLog's rename to -delete.
-	interrupted := filepath.Join(dir, "gone-1.0123456789abcdef0123456789abcdef"+log.DeleteSuffix)
+	interrupted := filepath.Join(dir, "gone-1.0123456789abcdef0123456789abcdef"+storage.DeleteSuffix)
 	if err := copyTree(saved, interrupted); err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,12 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func openTestRegistry(t *testing.T, dir string) *Registry {
 	t.Helper()
-	r, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+	r, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig(), Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func mapsEqual(a, b map[string]string) bool {
 func TestRegistryCloseReporting(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	open := func() *Registry {
-		r, err := OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: log.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+		r, err := OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: storage.DefaultConfig(), Logger: zaptest.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestRegistryCloseReporting(t *testing.T) {
 	for i := range int32(40) {
 		p := r.Partition("t", i)
 		done := make(chan error, 1)
-		if err := p.Log.Append(testBatch([]byte("v")), log.AppendFunc(func(res log.AppendResult) { done <- res.Err })); err != nil {
+		if err := p.Log.Append(testBatch([]byte("v")), storage.AppendFunc(func(res storage.AppendResult) { done <- res.Err })); err != nil {
 			t.Fatal(err)
 		}
 		if err := <-done; err != nil {
@@ -254,7 +254,7 @@ func TestRegistryCloseReporting(t *testing.T) {
 		}
 	}
 	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, log.CleanShutdownFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(d, storage.CleanShutdownFile)); err != nil {
 			t.Errorf("log dir %s: no clean-shutdown marker after Close: %v", d, err)
 		}
 	}
@@ -279,7 +279,7 @@ func TestRegistryRecoveryTruncationLogsWarn(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	batch := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte("k"), []byte("v")}})
-	if err := tp.Partitions[0].Log.Append(batch, log.AppendFunc(func(res log.AppendResult) { done <- res.Err })); err != nil {
+	if err := tp.Partitions[0].Log.Append(batch, storage.AppendFunc(func(res storage.AppendResult) { done <- res.Err })); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -289,7 +289,7 @@ func TestRegistryRecoveryTruncationLogsWarn(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An unclean stop with a torn write after the last batch.
-	if err := os.Remove(filepath.Join(dir, log.CleanShutdownFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, storage.CleanShutdownFile)); err != nil {
 		t.Fatal(err)
 	}
 	seg := filepath.Join(dir, "torn-0", "00000000000000000000.log")
@@ -303,7 +303,7 @@ func TestRegistryRecoveryTruncationLogsWarn(t *testing.T) {
 	f.Close()
 
 	core, logs := observer.New(zapcore.DebugLevel)
-	r, err = OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: log.DefaultConfig(), Logger: zap.New(core)})
+	r, err = OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig(), Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,13 +6,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ringbroker/ringbroker/log"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // topicSettings are a topic's effective settings: the log's (segment,
 // retention, flush, timestamps, indexes) and those the broker applies itself.
 type topicSettings struct {
-	log             log.Config
+	log             storage.Config
 	maxMessageBytes int32  // max.message.bytes
 	compression     string // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete (stored; compaction not yet run)
@@ -178,7 +178,7 @@ func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, er
 		}
 		return r.topicDefault(lookupTopicKey(name))
 	}
-	lc, err := log.TopicConfig(r.opts.Defaults, configs)
+	lc, err := storage.TopicConfig(r.opts.Defaults, configs)
 	if err != nil {
 		return topicSettings{}, err
 	}

@@ -29,9 +29,9 @@ import (
 
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/config"
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 	"github.com/ringbroker/ringbroker/tuning"
 )
 
@@ -304,9 +304,9 @@ func closeRegistry(reg *broker.Registry, logger *zap.Logger) error {
 	})
 }
 
-// logDefaults maps the broker's log.* keys onto the log package's config.
-func logDefaults(cfg *config.Config) log.Config {
-	c := log.DefaultConfig()
+// logDefaults maps the broker's log.* keys onto the storage package's config.
+func logDefaults(cfg *config.Config) storage.Config {
+	c := storage.DefaultConfig()
 	c.SegmentBytes = int64(cfg.LogSegmentBytes)
 	c.SegmentMs = cfg.LogRollMs
 	c.RetentionMs = cfg.LogRetentionMs
@@ -323,7 +323,7 @@ func logDefaults(cfg *config.Config) log.Config {
 }
 
 // brokerTopicDefaults are broker keys that default topic keys outside the
-// log package, under their topic-key names: only those the config sets (a
+// storage package, under their topic-key names: only those the config sets (a
 // file or --set), so DescribeConfigs reports the others as DEFAULT_CONFIG,
 // as Kafka does, and not as broker settings on every topic.
 func brokerTopicDefaults(cfg *config.Config) map[string]string {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringbroker/ringbroker/log"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -128,9 +128,9 @@ func listenTest(t *testing.T, backend string, h netpoll.Handler) *netpoll.Server
 	return srv
 }
 
-func openTestManager(t *testing.T, fio *log.FaultIO) *log.Manager {
+func openTestManager(t *testing.T, fio *storage.FaultIO) *storage.Manager {
 	t.Helper()
-	m, err := log.OpenManager(t.TempDir(), log.ManagerOptions{NewIO: func() (log.IO, error) { return fio, nil }})
+	m, err := storage.OpenManager(t.TempDir(), storage.ManagerOptions{NewIO: func() (storage.IO, error) { return fio, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestWatchdogStopsWhileALoopIsBlocked(t *testing.T) {
 				}
 			}
 			t.Cleanup(release) // runs before the server's shutdown
-			stop := startWatchdog(daemonLiveness(srv, openTestManager(t, log.NewFaultIO(nil))), logger)
+			stop := startWatchdog(daemonLiveness(srv, openTestManager(t, storage.NewFaultIO(nil))), logger)
 			t.Cleanup(stop)
 			waitKeepalive(t, notify, "healthy loops")
 
@@ -200,9 +200,9 @@ func TestWatchdogStopsWhileALoopIsBlocked(t *testing.T) {
 func TestWatchdogStopsWhileALogWriterIsStuck(t *testing.T) {
 	notify, logger, logs := watchdogEnv(t)
 	srv := listenTest(t, netpoll.BackendPortable, &blockingHandler{})
-	fio := log.NewFaultIO(nil)
+	fio := storage.NewFaultIO(nil)
 	m := openTestManager(t, fio)
-	cfg := log.DefaultConfig()
+	cfg := storage.DefaultConfig()
 	cfg.FlushMessages = 1
 	l, err := m.OpenLog("stuck", 3, cfg)
 	if err != nil {
@@ -224,7 +224,7 @@ func TestWatchdogStopsWhileALogWriterIsStuck(t *testing.T) {
 	fio.SetSyncGate(gate, entered)
 	t.Cleanup(release) // before the manager's Close
 	acked := make(chan error, 1)
-	if err := l.Append(oneRecordBatch(), log.AppendFunc(func(r log.AppendResult) { acked <- r.Err })); err != nil {
+	if err := l.Append(oneRecordBatch(), storage.AppendFunc(func(r storage.AppendResult) { acked <- r.Err })); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -388,7 +388,7 @@ func verifyBatches(t *testing.T, ctx context.Context, addr, topic string, p int3
 func TestDiskFullPageByPage(t *testing.T) {
 	// This used to kill the daemon with SIGBUS: index entries are written
 	// through a shared mapping of a sparse file, and the first entry in a new
-	// page could find no block left. log/index.go now reserves each index
+	// page could find no block left. storage/index.go now reserves each index
 	// page with fallocate before writing it, and skips the entry if it can't.
 	full := mountTmpfs(t, tmpfsBytes)
 	normal := filepath.Join(t.TempDir(), "normal")

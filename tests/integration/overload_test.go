@@ -176,7 +176,7 @@ func TestOverloadProducers(t *testing.T) {
 			// a segment roll msync'd its indexes holding the log lock, and
 			// Append on the loop thread waited for it, stalling every
 			// connection of the loop (fixed in log/, guarded by
-			// log/stall_test.go).
+			// storage/stall_test.go).
 			t.Errorf("%v", probeErr)
 		}
 		if socketsAfter > socketsBefore+2 {

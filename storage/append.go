@@ -1,0 +1,606 @@
+package storage
+
+import (
+	"fmt"
+	"math/bits"
+	"os"
+	"sync"
+	"time"
+)
+
+// AppendResult reports the outcome of one Append.
+type AppendResult struct {
+	BaseOffset     int64 // offset of the first record; -1 on error
+	LastOffset     int64 // offset of the last record; -1 on error
+	LogAppendTime  int64 // ms, when message.timestamp.type=LogAppendTime; else -1
+	LogStartOffset int64
+	Err            error // nil, or the write/fdatasync error (the append is not in the log)
+}
+
+// AppendCallback receives the result of an accepted Append exactly once.
+// It runs on the log's writer goroutine after the log lock is released: it
+// must not block (post to the caller's queue and wake its loop), and it may
+// call back into the log.
+type AppendCallback interface{ AppendDone(AppendResult) }
+
+// AppendFunc adapts a function to AppendCallback.
+type AppendFunc func(AppendResult)
+
+// AppendDone implements AppendCallback.
+func (f AppendFunc) AppendDone(r AppendResult) { f(r) }
+
+// appendReq is one accepted Append: the appender-owned copy of the batch
+// bytes plus bookkeeping. Requests are pooled by size class so steady-state
+// appends allocate nothing.
+type appendReq struct {
+	buf        []byte
+	cb         AppendCallback
+	next       *appendReq
+	records    int64
+	offsets    int64
+	enqueuedNs int64
+	class      int
+	res        AppendResult
+}
+
+const (
+	minClassShift = 9  // 512 B
+	maxClassShift = 30 // 1 GiB
+)
+
+var reqPools [maxClassShift + 1]sync.Pool
+
+func sizeClass(n int) int {
+	if n <= 1<<minClassShift {
+		return minClassShift
+	}
+	return bits.Len(uint(n - 1))
+}
+
+func getReq(n int) *appendReq {
+	c := sizeClass(n)
+	if r, ok := reqPools[c].Get().(*appendReq); ok {
+		return r
+	}
+	return &appendReq{buf: make([]byte, 0, 1<<c), class: c}
+}
+
+func putReq(r *appendReq) {
+	r.cb, r.next, r.res = nil, nil, AppendResult{}
+	reqPools[r.class].Put(r)
+}
+
+// Append validates batches (one or more whole v2 record batches back to
+// back: framing, magic and CRC32C), copies them into an appender-owned
+// buffer and queues them for writing. It never blocks on I/O.
+//
+// On a non-nil return (ErrCorruptBatch, ErrInvalidBatch, ErrBacklog,
+// ErrClosed, ErrLogFailed) nothing was queued and cb is never called.
+// Otherwise cb is called exactly once, on the writer goroutine, after the
+// write (and, when the flush policy asks, its fdatasync) completed or
+// failed. The caller may reuse batches as soon as Append returns.
+//
+// Offsets are assigned in the order Append calls take the log lock.
+func (l *Log) Append(batches []byte, cb AppendCallback) error {
+	return l.appendBatches(batches, cb, true)
+}
+
+// AppendVerified is Append for a caller that has already verified every
+// batch's CRC32C (the broker's produce path validates batches in place
+// before deciding anything): framing and magic are still checked, the CRC
+// is not computed a second time.
+func (l *Log) AppendVerified(batches []byte, cb AppendCallback) error {
+	return l.appendBatches(batches, cb, false)
+}
+
+func (l *Log) appendBatches(batches []byte, cb AppendCallback, checkCRC bool) error {
+	_, offsets, records, err := walkBatches(batches, checkCRC)
+	if err != nil {
+		return err
+	}
+	r := getReq(len(batches))
+	r.buf = append(r.buf[:0], batches...)
+	r.cb, r.records, r.offsets = cb, records, offsets
+	if l.pol.lingerNs > 0 {
+		r.enqueuedNs = l.clock.Now().UnixNano()
+	}
+	l.mu.Lock()
+	if err := l.acceptErr(int64(len(batches))); err != nil {
+		l.mu.Unlock()
+		putReq(r)
+		return err
+	}
+	if l.tail == nil {
+		l.head = r
+	} else {
+		l.tail.next = r
+	}
+	l.tail = r
+	l.pendingBytes += int64(len(r.buf))
+	// See writerState for why each parked state wakes or not.
+	wake := l.writerState == writerIdle || l.writerState == writerFlushWait ||
+		(l.writerState == writerLingering && l.pendingBytes >= l.pol.batchBytesMax)
+	if wake {
+		l.writerState = writerBusy
+	}
+	l.mu.Unlock()
+	if wake {
+		l.signal()
+	}
+	return nil
+}
+
+// REQUIRES: l.mu held.
+func (l *Log) acceptErr(n int64) error {
+	switch {
+	case l.closing:
+		return ErrClosed
+	case l.failed != nil:
+		return fmt.Errorf("%w: %v", ErrLogFailed, l.failed)
+	case l.pendingBytes > 0 && l.pendingBytes+n > l.cfg.AppendPendingMaxBytes:
+		return ErrBacklog
+	}
+	return nil
+}
+
+// run is the writer goroutine: it owns the active segment's file offset,
+// offset assignment, index appends and the IO backend.
+func (l *Log) run() {
+	defer close(l.stopped)
+	for {
+		select {
+		case <-l.wake:
+		case <-l.timer.C:
+		}
+		if l.service() {
+			return
+		}
+	}
+}
+
+// service performs actions until the policy says idle. It returns true
+// when the writer should exit (closing and drained).
+func (l *Log) service() bool {
+	for {
+		now := l.clock.Now().UnixNano()
+		l.busySinceNs.Store(now) // this action's start; 0 again when parked
+		l.mu.Lock()
+		if l.crash {
+			l.head, l.tail, l.pendingBytes = nil, nil, 0
+			l.mu.Unlock()
+			l.busySinceNs.Store(0)
+			return true
+		}
+		st := groupState{
+			nowNs: now, pendingBytes: l.pendingBytes, unflushedMsgs: l.unflushedMsgs,
+			lastFlushNs: l.lastFlushNs, closing: l.closing,
+		}
+		if l.head != nil {
+			st.oldestEnqueuedNs = l.head.enqueuedNs
+		}
+		if l.failed != nil {
+			st.unflushedMsgs = 0 // nothing more to flush on a failed log
+		}
+		act, wakeAt := l.pol.decide(st)
+		switch act {
+		case actIdle:
+			l.busySinceNs.Store(0)
+			if l.closing && l.head == nil {
+				l.mu.Unlock()
+				return true
+			}
+			switch {
+			case wakeAt == 0:
+				l.writerState = writerIdle
+			case l.head != nil:
+				l.writerState = writerLingering
+			default:
+				l.writerState = writerFlushWait
+			}
+			l.mu.Unlock()
+			if wakeAt > 0 {
+				l.timer.Reset(time.Duration(wakeAt - now))
+			}
+			return false
+		case actSync:
+			l.mu.Unlock()
+			l.flushAlone(now)
+		case actWrite:
+			l.takeGroup(now)
+			epoch := l.leaderEpoch
+			failed := l.failed
+			l.mu.Unlock()
+			if failed != nil {
+				l.completeGroup(fmt.Errorf("%w: %v", ErrLogFailed, failed), false, 0, now)
+				continue
+			}
+			l.writeGroup(now, epoch)
+		}
+	}
+}
+
+// takeGroup pops the next group off the queue into l.group.
+// REQUIRES: l.mu held; writer goroutine.
+func (l *Log) takeGroup(now int64) {
+	act := l.active()
+	space := l.cfg.SegmentBytes - act.size.Load()
+	if l.needRoll(act, int64(len(l.head.buf)), l.head.offsets, now) {
+		space = l.cfg.SegmentBytes // the group starts a new segment
+	}
+	r := l.head
+	n := l.pol.groupCut(func(i int) (int64, bool) {
+		if r == nil {
+			return 0, false
+		}
+		sz := int64(len(r.buf))
+		r = r.next
+		return sz, true
+	}, space)
+	l.group = l.group[:0]
+	for i := 0; i < n; i++ {
+		g := l.head
+		l.head = g.next
+		g.next = nil
+		l.pendingBytes -= int64(len(g.buf))
+		l.group = append(l.group, g)
+	}
+	if l.head == nil {
+		l.tail = nil
+	}
+}
+
+// needRoll reports whether a group starting with a batch of n bytes and
+// offsets offsets must go to a new segment: segment.bytes, segment.ms (but
+// never a segment younger than TimeRollMinMs), a full index, or relative
+// offsets that would not fit the index.
+// REQUIRES: writer goroutine; l.mu held (reads s.createdNs).
+func (l *Log) needRoll(s *segment, n, offsets int64, now int64) bool {
+	size := s.size.Load()
+	if size == 0 {
+		return false
+	}
+	return size+n > l.cfg.SegmentBytes ||
+		now-s.createdNs >= max(l.cfg.SegmentMs, l.cfg.TimeRollMinMs)*int64(time.Millisecond) ||
+		s.idx.full() || s.tidx.full() ||
+		l.nextOffset+offsets-1-s.base > maxRelativeOffset
+}
+
+// writeGroup stamps offsets into l.group, rolls if needed, writes the group
+// with one Writev (+ linked fdatasync when the policy says) and completes it.
+// REQUIRES: writer goroutine; l.mu not held.
+func (l *Log) writeGroup(now int64, epoch int32) {
+	var groupMsgs, groupOffsets, groupBytes int64
+	for _, r := range l.group {
+		groupMsgs += r.records
+		groupOffsets += r.offsets
+		groupBytes += int64(len(r.buf))
+	}
+	l.mu.RLock()
+	act := l.active()
+	roll := l.needRoll(act, int64(len(l.group[0].buf)), l.group[0].offsets, now)
+	l.mu.RUnlock()
+	if roll {
+		if err := l.roll(now); err != nil {
+			l.completeGroup(err, false, 0, now)
+			return
+		}
+		act = l.active()
+	}
+	if err := act.createIndexes(); err != nil { // no-op after the first write
+		l.completeGroup(err, false, 0, now)
+		return
+	}
+	appendTime := int64(-1)
+	if l.cfg.LogAppendTime {
+		appendTime = now / int64(time.Millisecond)
+	}
+	next := l.nextOffset
+	l.iov = l.iov[:0]
+	for _, r := range l.group {
+		base := next
+		next, _, _ = stampBatches(r.buf, base, epoch, appendTime)
+		r.res = AppendResult{BaseOffset: base, LastOffset: next - 1, LogAppendTime: appendTime}
+		l.iov = append(l.iov, r.buf)
+	}
+	sync := l.pol.syncAfterGroup(now, l.lastFlushNs, l.unflushedMsgs, groupMsgs)
+	if sync {
+		// Acked after fdatasync means the file's name must survive too;
+		// done before the write so a failure leaves nothing to undo.
+		if err := l.durableNames(act); err != nil {
+			l.completeGroup(err, false, 0, now)
+			return
+		}
+	}
+	pos := act.size.Load()
+	err := l.writeAll(act, pos, groupBytes, sync)
+	if err != nil {
+		// Undo whatever part reached the file so the log stays a clean
+		// prefix; the next group is written at the same position with the
+		// same offsets.
+		if terr := act.f.Truncate(pos); terr != nil {
+			l.mu.Lock()
+			l.failed = fmt.Errorf("truncate %s to %d after %v: %w", act.path, pos, err, terr)
+			l.mu.Unlock()
+		}
+		l.completeGroup(err, false, 0, now)
+		return
+	}
+	batches := l.indexGroup(act, pos)
+	if l.stats != nil {
+		l.stats.AppendWrite(int(groupBytes), batches)
+	}
+	l.nextOffset = next
+	if sync {
+		l.unflushedMsgs = 0
+		l.lastFlushNs = now
+	} else {
+		l.unflushedMsgs += groupMsgs
+	}
+	l.completeGroup(nil, sync, pos+groupBytes, now)
+}
+
+// writeAll writes l.iov (total bytes) at pos, retrying short writes, and
+// fdatasyncs when sync.
+func (l *Log) writeAll(s *segment, pos, total int64, sync bool) error {
+	iov := l.iov
+	var done int64
+	zero := 0
+	for done < total {
+		var start time.Time
+		if sync && l.stats != nil {
+			start = time.Now()
+		}
+		n, synced, err := l.io.Writev(s.f, iov, pos+done, sync)
+		if err != nil {
+			return err
+		}
+		if synced && l.stats != nil {
+			l.stats.Fsync(time.Since(start))
+		}
+		done += int64(n)
+		if done == total {
+			if sync && !synced {
+				return l.datasync(s.f)
+			}
+			return nil
+		}
+		if n == 0 {
+			if zero++; zero > 16 {
+				return fmt.Errorf("write %s at %d: no progress", s.path, pos+done)
+			}
+		}
+		for n > 0 { // advance past what was written
+			if n >= len(iov[0]) {
+				n -= len(iov[0])
+				iov = iov[1:]
+			} else {
+				iov[0] = iov[0][n:]
+				n = 0
+			}
+		}
+	}
+	return nil
+}
+
+// indexGroup adds sparse index entries for the batches just written and
+// returns how many batches they were.
+// REQUIRES: writer goroutine.
+func (l *Log) indexGroup(s *segment, pos int64) int {
+	batches := 0
+	for _, r := range l.group {
+		for p := 0; p < len(r.buf); {
+			bi, _ := parseBatchHeader(r.buf[p:])
+			s.indexBatch(pos, bi, l.cfg.IndexIntervalBytes, &l.tsSoFar, &l.tsOffSoFar)
+			pos += int64(bi.length)
+			p += bi.length
+			batches++
+		}
+	}
+	return batches
+}
+
+// datasync fdatasyncs f through the IO backend, timing it for Stats.
+func (l *Log) datasync(f *os.File) error {
+	if l.stats == nil {
+		return l.io.Datasync(f)
+	}
+	start := time.Now()
+	err := l.io.Datasync(f)
+	l.stats.Fsync(time.Since(start))
+	return err
+}
+
+// completeGroup publishes a finished group (err == nil: advance the high
+// watermark to l.nextOffset and the segment size to end) and runs the
+// callbacks and HW waiters outside the lock.
+func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
+	l.mu.Lock()
+	if err == nil {
+		act := l.active()
+		act.size.Store(end)
+		act.next = l.nextOffset
+		if l.tsSoFar > act.maxTs {
+			act.maxTs, act.maxTsOffset = l.tsSoFar, l.tsOffSoFar
+		}
+		l.hw = l.nextOffset
+		if synced {
+			act.syncedTo = l.nextOffset
+		}
+		l.updateRecoveryPointLocked()
+		l.firing = append(l.firing[:0], l.waiters...)
+		clear(l.waiters)
+		l.waiters = l.waiters[:0]
+		if l.hwChan != nil {
+			close(l.hwChan)
+			l.hwChan = nil
+		}
+	}
+	lso := l.logStart
+	l.writerState = writerBusy
+	l.mu.Unlock()
+	hw := l.nextOffset
+	for _, r := range l.group {
+		res := r.res
+		res.LogStartOffset = lso
+		if err != nil {
+			res = AppendResult{BaseOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: lso, Err: err}
+		}
+		cb := r.cb
+		putReq(r)
+		if cb != nil {
+			cb.AppendDone(res)
+		}
+	}
+	clear(l.group)
+	l.group = l.group[:0]
+	if err == nil {
+		for i, w := range l.firing {
+			w.HWAdvanced(hw)
+			l.firing[i] = nil
+		}
+	}
+}
+
+// updateRecoveryPointLocked sets the recovery point to the first offset
+// not known to be fdatasync'd: the syncedTo of the first segment that is
+// not fully synced (rolled segments are synced in the background), else
+// the high watermark. REQUIRES: l.mu held.
+func (l *Log) updateRecoveryPointLocked() {
+	rp := l.hw
+	for _, s := range l.segments {
+		if s.syncedTo < s.next {
+			rp = s.syncedTo
+			break
+		}
+	}
+	l.recoveryPoint = max(l.recoveryPoint, rp)
+}
+
+// flushAlone fdatasyncs the active segment when flush.ms elapsed with no
+// group to piggyback on.
+func (l *Log) flushAlone(now int64) {
+	l.mu.RLock()
+	act := l.active()
+	l.mu.RUnlock()
+	to := l.nextOffset // writer goroutine: nothing is written meanwhile
+	err := l.durableNames(act)
+	if err == nil {
+		err = l.datasync(act.f)
+	}
+	if err != nil {
+		l.logf("log %s: periodic fdatasync: %v", l.dir, err)
+		l.lastFlushNs = now // retry at the next interval, not in a loop
+		return
+	}
+	l.unflushedMsgs = 0
+	l.lastFlushNs = now
+	l.mu.Lock()
+	act.syncedTo = to
+	l.updateRecoveryPointLocked()
+	l.mu.Unlock()
+}
+
+// roll closes the active segment for writes (fdatasync if it holds unsynced
+// bytes, final time index entry, trimmed indexes) and starts a new one at
+// l.nextOffset. REQUIRES: writer goroutine; l.mu not held.
+func (l *Log) roll(now int64) error {
+	l.mu.RLock()
+	old := l.active()
+	l.mu.RUnlock()
+	// Not under l.mu (see trimIndexes): an index msync or a slow ftruncate
+	// held under the lock stalled every Append caller — the network loops —
+	// behind the disk for seconds under write-back pressure.
+	if err := old.trimIndexes(); err != nil {
+		return err
+	}
+	s, err := createSegment(l.dir, l.nextOffset, &l.cfg, now)
+	if err != nil {
+		// old stays active: give its index files their preallocated size
+		// back so appends through the mapping stay inside the file.
+		if uerr := old.untrimIndexes(); uerr != nil {
+			l.mu.Lock()
+			l.failed = uerr
+			l.mu.Unlock()
+		}
+		return err
+	}
+	// No directory fsync here: the new names become durable before the
+	// first fdatasync of s counts (durableNames), as in Kafka.
+	l.mu.Lock()
+	l.segments = append(l.segments, s)
+	l.mu.Unlock()
+	l.tsSoFar, l.tsOffSoFar = -1, -1
+	// Like Kafka, flush the rolled segment in the background: a 1 GiB
+	// fdatasync on the append path would stall every producer. The
+	// recovery point passes it only once this completes. Its indexes are
+	// synced there too, even when the data already is (flush.messages=1).
+	old.acquire()
+	l.queueRolled(old)
+	return nil
+}
+
+// queueRolled hands a rolled segment (with a reference taken) to the log's
+// one background flusher, starting it if idle. One flusher per log, in roll
+// order: a goroutine per roll piled up dozens of concurrent fsyncs when
+// small segments rolled faster than a busy disk synced them, and synced
+// segments retention had already deleted.
+func (l *Log) queueRolled(s *segment) {
+	l.rolledMu.Lock()
+	l.rolled = append(l.rolled, s)
+	start := !l.flusherOn
+	l.flusherOn = true
+	l.rolledMu.Unlock()
+	if start {
+		l.bgFlushes.Add(1)
+		go l.flushRolledLoop()
+	}
+}
+
+func (l *Log) flushRolledLoop() {
+	defer l.bgFlushes.Done()
+	for {
+		l.rolledMu.Lock()
+		if len(l.rolled) == 0 {
+			l.flusherOn = false
+			l.rolled = nil
+			l.rolledMu.Unlock()
+			return
+		}
+		s := l.rolled[0]
+		l.rolled[0] = nil
+		l.rolled = l.rolled[1:]
+		l.rolledMu.Unlock()
+		l.flushRolled(s)
+	}
+}
+
+// flushRolled fdatasyncs a rolled segment's indexes and, when it holds
+// unsynced bytes, its data, off the writer goroutine. IO.Datasync is safe
+// for this (see IO).
+func (l *Log) flushRolled(s *segment) {
+	defer s.release()
+	if s.unlnk.Load() {
+		return // retention deleted it meanwhile: nothing to make durable
+	}
+	if err := s.syncIndexes(); err != nil {
+		l.logf("log %s: sync of rolled segment %d's indexes: %v", l.dir, s.base, err)
+	}
+	l.mu.RLock()
+	unsynced := s.syncedTo < s.next // only this flush changes it once rolled
+	l.mu.RUnlock()
+	if !unsynced {
+		return
+	}
+	err := l.durableNames(s)
+	if err == nil {
+		err = l.datasync(s.f)
+	}
+	if err != nil {
+		l.logf("log %s: fdatasync of rolled segment %d: %v", l.dir, s.base, err)
+		return // stays below the recovery point; recovery will scan it
+	}
+	l.mu.Lock()
+	s.syncedTo = s.next
+	l.updateRecoveryPointLocked()
+	l.mu.Unlock()
+}

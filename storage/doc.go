@@ -1,0 +1,141 @@
+// Package storage is ringbroker's storage engine: Kafka-format segmented
+// partition logs with batched group-commit appends, a flush policy with
+// Kafka's keys, zero-copy reads as file regions, ListOffsets, retention and
+// crash recovery. It knows nothing about sockets or Kafka requests.
+//
+// # On disk (Apache Kafka's layout)
+//
+//	<log.dir>/
+//	  .lock                              flock(2) held by the one process using the dir (LockDir)
+//	  recovery-point-offset-checkpoint   "0\n<n>\n<topic> <partition> <offset>\n..."
+//	  log-start-offset-checkpoint        same format
+//	  .kafka_cleanshutdown               present only after a clean Manager.Close
+//	  <topic>-<partition>/
+//	    00000000000000000000.log         record batches v2, byte-for-byte as produced
+//	    00000000000000000000.index       (relOffset u32, position u32) every index.interval.bytes
+//	    00000000000000000000.timeindex   (timestamp i64, relOffset u32), monotonic
+//	    00000000000000001234.log ...     next segment, named by its base offset
+//	  <topic>-<partition>.<32 hex>-delete/  a partition DeleteLog is removing (renamed first)
+//
+// Only baseOffset and partitionLeaderEpoch of a stored batch differ from
+// what the producer sent (and, with message.timestamp.type=LogAppendTime,
+// the timestamp-type attribute, maxTimestamp and the CRC). The active
+// segment's indexes are mmap'd and preallocated to segment.index.bytes,
+// trimmed on roll and close; they are created at the segment's first
+// write, so a partition never written to has only its empty .log.
+//
+// # API summary (for the broker)
+//
+//	lock, err := log.LockDir(dir)                 // first, before reading anything in dir; lock.Release() at exit
+//	m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: brokerCfg, NewIO: log.NewUringIO, Logf: ...})
+//	tps, _ := m.Existing()                        // partitions found on disk, to reopen at startup
+//	cfg, err := storage.TopicConfig(brokerCfg, topicProps) // brokerCfg from storage.BrokerConfig(storage.DefaultConfig(), serverProps)
+//	l, err := m.OpenLog(topic, partition, cfg)    // recovers unless the dir was shut down cleanly
+//	ls, err := m.OpenLogs(topic, partitions, cfg) // the same, several at a time (CreateTopics, startup)
+//	l.SetLeaderEpoch(epoch)
+//
+//	err := l.Append(batches, cb)                  // non-blocking; cb.AppendDone(AppendResult) later, exactly once
+//	reg, err := l.Read(offset, maxBytes)          // file region for splice/sendfile; reg.Release() after sending
+//	off, ts, found := l.ListOffset(ts)            // TimestampLatest/-Earliest/-Max or a timestamp (ms)
+//	l.HighWatermark(); l.LogStartOffset()
+//	ok := l.AddWaiter(w, fetchOffset)             // long-poll: w.HWAdvanced(hw) once, when hw advances
+//	l.RemoveWaiter(w)                             // on max.wait.ms timeout
+//	l.DeleteRecords(offset)                       // DeleteRecords API: moves the log start offset
+//	l.EnforceRetention(now)                       // call every log.retention.check.interval.ms
+//	m.Checkpoint()                                // every log.flush.offset.checkpoint.interval.ms
+//	stuck := m.Stalled(bound)                     // partitions whose writer spent > bound in one write/fdatasync (systemd watchdog)
+//	m.Close()                                     // flush, checkpoints, clean-shutdown marker
+//
+// # Append: ownership, results, errors
+//
+// Append validates the input (one or more whole v2 batches: framing, magic
+// 2, CRC32C) on the caller's goroutine and copies it into an appender-owned
+// buffer drawn from size-classed pools, so the caller may recycle its
+// receive buffer as soon as Append returns, and steady-state appends
+// allocate nothing (TestAppendSteadyStateAllocs, -benchmem). A bad batch
+// returns ErrCorruptBatch / ErrInvalidBatch and nothing is written. While
+// more than append.pending.max.bytes are queued and not yet written, Append
+// returns ErrBacklog and queues nothing (an append into an empty queue is
+// always taken, however large). The log only refuses; retrying is the
+// caller's business: the broker hands the batch to the partition's produce
+// worker, which retries with a backoff of 1 to 20 ms until the produce
+// request's timeout and then answers REQUEST_TIMED_OUT. The network loop
+// does not see ErrBacklog; the unanswered request keeps counting against
+// the connection's in-flight bounds, which is what mutes a producer that
+// keeps sending. When Append returns an
+// error the callback is never called; otherwise it is called exactly once
+// with the assigned offsets (and LogAppendTime) or the write's error.
+//
+// Offsets are assigned in the order of Append calls, when the writer takes
+// a group; a group that fails (EIO, ENOSPC, on write or fdatasync) is cut
+// back off the file, its appends fail, and the next group reuses its
+// offsets, so the log never has holes and never holds a failed append.
+//
+// # Group commit and flush policy
+//
+// See policy.go for the full rationale. In short: an idle writer writes at
+// once; while a write (+ fdatasync) is in flight, appends queue and leave
+// together in one pwritev / IORING_OP_WRITEV, capped by
+// append.batch.max.bytes and IOVMax; append.linger.max.ms optionally makes
+// an idle writer wait for more. An fdatasync follows a group when the
+// records not yet flushed reach flush.messages (log.flush.interval.messages)
+// or flush.ms (log.flush.interval.ms) has passed; its appends are then
+// acknowledged only after that fdatasync (linked to the write on io_uring).
+// By default (Kafka's defaults) nothing is fdatasync'd on the ack path;
+// rolled segments are flushed in the background, as Kafka does. The
+// decision is pure (policy.decide, policy.syncAfterGroup, policy.groupCut)
+// and tested step by step with injected time.
+//
+// The high watermark advances only when a group's write (and its
+// fdatasync, if any) completed; then waiters (AddWaiter, HWChanged) are
+// woken, without polling.
+//
+// # Reads
+//
+// Read binary-searches the segment list, looks the offset up in the sparse
+// .index, scans a few batch headers with pread, and returns one Region
+// (file, position, length) of whole batches from one segment, bounded by
+// the high watermark and maxBytes (the first batch is always whole, as in
+// Kafka). The Region pins the segment: retention may unlink it meanwhile,
+// and the descriptor stays valid until Release.
+//
+// # Recovery
+//
+// Without the clean-shutdown marker, every segment from the one holding the
+// recovery point on is scanned (scanSegment: header, length, magic,
+// increasing offsets, CRC32C of every batch), truncated at the first
+// invalid byte (later segments are deleted), its indexes rebuilt, and the
+// result fdatasync'd before it counts as the new recovery point. What was
+// cut, deleted or rebuilt is logged through Warnf (Kafka's WARN level). Indexes of other segments are sanity-checked
+// and rebuilt when missing or bad. testdata/recovery/*.txt are datadriven
+// scripts of these cases (go test -run TestRecoveryScripts -rewrite).
+//
+// # Concurrency
+//
+//   - Append, Read, ListOffset, AddWaiter, DeleteRecords, EnforceRetention,
+//     HighWatermark... are safe from any goroutine (network loops included:
+//     none of them blocks on I/O except Read/ListOffset's short preads of
+//     page-cached batch headers).
+//   - Each Log has one writer goroutine that owns the active segment's
+//     write position, offset assignment, index appends and the IO backend
+//     (a per-log io_uring with UringIO: never a network loop's ring).
+//   - Log.mu (RWMutex) guards the segment list, high watermark, log start
+//     offset, recovery point and the append queue. It is a leaf lock
+//     (but for Log.dirSyncMu, which Close takes under it for one directory
+//     fsync): callbacks and waiters run on the writer goroutine after it
+//     is released, so they may call back into the log. They must not block.
+//   - Directories are fsync'd lazily, as in Kafka: a new partition or
+//     segment costs no directory fsync; its names are made durable just
+//     before its first data fdatasync that an ack or the recovery point
+//     depends on (Log.durableNames).
+//   - Rolled segments are fdatasync'd off the writer goroutine by one
+//     background flusher per log (IO.Datasync must allow that), started by
+//     a roll and gone once its queue is empty. It syncs in roll order,
+//     skips a segment retention already unlinked, and moves the recovery
+//     point past a segment only after its sync succeeded (a failed sync is
+//     logged and leaves the segment to recovery). Close waits for it.
+//   - Manager.mu guards the map of open logs and is never held across
+//     file I/O: opens of different partitions run in parallel (OpenLogs
+//     does several at a time); a partition being opened or deleted is
+//     marked busy so a second OpenLog/DeleteLog of it waits.
+package storage

@@ -1,0 +1,188 @@
+package storage
+
+import (
+	"errors"
+	"math/rand"
+	"os"
+	"sync"
+)
+
+// FaultIO wraps another IO and injects faults, for tests (pebble's errorfs,
+// TigerBeetle's testing/io in spirit). It also remembers, per file, how many
+// bytes were covered by the last successful fdatasync, so PowerLoss can
+// drop everything that was not.
+//
+// All knobs are safe to change while the log runs.
+type FaultIO struct {
+	inner IO
+
+	mu          sync.Mutex
+	writeErr    error         // every Writev fails with it while set
+	syncErr     error         // every Datasync (and linked sync) fails with it while set
+	shortWrites int           // >0: each Writev writes at most this many bytes
+	syncGate    chan struct{} // non-nil: every Datasync waits until it is closed
+	syncEntered chan string   // non-nil: gets each gated Datasync's file name
+	writes      int           // successful Writev calls
+	files       map[string]*faultFile
+}
+
+type faultFile struct {
+	synced  int64 // size covered by the last successful fdatasync
+	written int64 // largest end written through us
+}
+
+// NewFaultIO wraps inner (nil = PortableIO).
+func NewFaultIO(inner IO) *FaultIO {
+	if inner == nil {
+		inner = NewPortableIO()
+	}
+	return &FaultIO{inner: inner, files: map[string]*faultFile{}}
+}
+
+// SetWriteError makes every following write fail with err (nil clears).
+func (f *FaultIO) SetWriteError(err error) { f.mu.Lock(); f.writeErr = err; f.mu.Unlock() }
+
+// SetSyncError makes every following fdatasync fail with err (nil clears).
+func (f *FaultIO) SetSyncError(err error) { f.mu.Lock(); f.syncErr = err; f.mu.Unlock() }
+
+// SetShortWrites caps each write at n bytes (0 clears).
+func (f *FaultIO) SetShortWrites(n int) { f.mu.Lock(); f.shortWrites = n; f.mu.Unlock() }
+
+// Writes returns the number of successful Writev calls so far.
+func (f *FaultIO) Writes() int { f.mu.Lock(); defer f.mu.Unlock(); return f.writes }
+
+func (f *FaultIO) file(name string) *faultFile {
+	ff := f.files[name]
+	if ff == nil {
+		ff = &faultFile{}
+		f.files[name] = ff
+	}
+	return ff
+}
+
+// Writev implements IO.
+func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	f.mu.Lock()
+	werr, short := f.writeErr, f.shortWrites
+	f.mu.Unlock()
+	if werr != nil {
+		// A failing write may still have put some bytes in the file: write
+		// half of the first iovec so the log must clean up after itself.
+		if len(iov) > 0 && len(iov[0]) > 1 {
+			f.inner.Writev(file, [][]byte{iov[0][:len(iov[0])/2]}, off, false)
+		}
+		return 0, false, &os.PathError{Op: "pwritev", Path: file.Name(), Err: werr}
+	}
+	total := iovLen(iov)
+	if short > 0 && short < total {
+		var cut [][]byte
+		left := short
+		for _, b := range iov {
+			if left == 0 {
+				break
+			}
+			n := min(left, len(b))
+			cut = append(cut, b[:n])
+			left -= n
+		}
+		iov, datasync = cut, false
+	}
+	n, _, err := f.inner.Writev(file, iov, off, false)
+	f.mu.Lock()
+	ff := f.file(file.Name())
+	ff.written = max(ff.written, off+int64(n))
+	if err == nil {
+		f.writes++
+	}
+	f.mu.Unlock()
+	if err != nil || !datasync || n < total {
+		return n, false, err
+	}
+	if err := f.Datasync(file); err != nil {
+		return n, false, err
+	}
+	return n, true, nil
+}
+
+// SetSyncGate makes every following Datasync block until gate is closed,
+// as a disk behind a long write-back queue does; each one sends its file's
+// name to entered (if non-nil, without blocking) when it starts waiting.
+// SetSyncGate(nil, nil) stops gating new calls (close the gate to release
+// waiting ones).
+func (f *FaultIO) SetSyncGate(gate chan struct{}, entered chan string) {
+	f.mu.Lock()
+	f.syncGate, f.syncEntered = gate, entered
+	f.mu.Unlock()
+}
+
+// Datasync implements IO.
+func (f *FaultIO) Datasync(file *os.File) error {
+	f.mu.Lock()
+	serr, gate, entered := f.syncErr, f.syncGate, f.syncEntered
+	f.mu.Unlock()
+	if gate != nil {
+		if entered != nil {
+			select {
+			case entered <- file.Name():
+			default:
+			}
+		}
+		<-gate
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: file.Name(), Err: serr}
+	}
+	if err := f.inner.Datasync(file); err != nil {
+		return err
+	}
+	fi, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.file(file.Name()).synced = fi.Size()
+	f.mu.Unlock()
+	return nil
+}
+
+// Close implements IO. The inner IO is not closed: a FaultIO is reused
+// across reopen in tests.
+func (f *FaultIO) Close() error { return nil }
+
+// PowerLoss simulates losing the page cache: for every file written through
+// f, bytes past the last fdatasync are dropped. With rng non-nil a random
+// prefix of the unsynced tail survives and, half the time, a few garbage
+// bytes follow it (a torn sector), which recovery must cut off. Call it
+// after the log was abandoned (crashClose), before reopening.
+func (f *FaultIO) PowerLoss(rng *rand.Rand) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for name, ff := range f.files {
+		fi, err := os.Stat(name)
+		if err != nil {
+			continue // deleted by retention
+		}
+		keep := min(ff.synced, fi.Size())
+		torn := false
+		if rng != nil && fi.Size() > keep {
+			keep += rng.Int63n(fi.Size() - keep + 1)
+			torn = true // only an unsynced tail can come back as garbage
+		}
+		if err := os.Truncate(name, keep); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if torn && rng.Intn(2) == 0 {
+			junk := make([]byte, 1+rng.Intn(64))
+			rng.Read(junk)
+			if fh, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
+				fh.WriteAt(junk, keep)
+				fh.Close()
+			}
+		}
+		ff.synced = min(ff.synced, keep)
+		ff.written = keep
+	}
+	return errors.Join(errs...)
+}

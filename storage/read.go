@@ -1,0 +1,188 @@
+package storage
+
+import (
+	"os"
+	"sort"
+)
+
+// Region is a batch-aligned byte range of a segment file, for
+// splice/sendfile by the caller. It holds a reference on the segment:
+// retention may unlink the file meanwhile, but the descriptor stays open
+// until Release. Always call Release exactly once (also for an empty
+// Region, where it is a no-op).
+type Region struct {
+	File       *os.File // segment file; do not close it
+	Pos        int64    // byte position of the first batch
+	Len        int64    // bytes: whole batches only
+	BaseOffset int64    // base offset of the first batch in the region (-1 if empty)
+	seg        *segment
+}
+
+// Release drops the region's reference on its segment.
+func (r *Region) Release() {
+	if r.seg != nil {
+		r.seg.release()
+		r.seg = nil
+	}
+}
+
+// Read returns the batches starting with the one that contains offset, up
+// to maxBytes, never past the high watermark, from one segment (like Kafka,
+// a fetch never spans segments). As in Kafka the first batch is returned
+// whole even when it is larger than maxBytes. offset == high watermark
+// gives an empty Region and no error; offset below the log start offset or
+// above the high watermark gives ErrOffsetOutOfRange.
+//
+// Safe for concurrent use with appends and other reads; it takes the log's
+// read lock only to pick the segment, then reads batch headers with pread.
+func (l *Log) Read(offset int64, maxBytes int) (Region, error) {
+	for {
+		l.mu.RLock()
+		if l.closed {
+			l.mu.RUnlock()
+			return Region{BaseOffset: -1}, ErrClosed
+		}
+		if offset < l.logStart || offset > l.hw {
+			l.mu.RUnlock()
+			return Region{BaseOffset: -1}, ErrOffsetOutOfRange
+		}
+		if offset == l.hw {
+			l.mu.RUnlock()
+			return Region{BaseOffset: -1}, nil
+		}
+		i := sort.Search(len(l.segments), func(i int) bool { return l.segments[i].base > offset }) - 1
+		if i < 0 {
+			i = 0
+		}
+		s := l.segments[i]
+		limit := s.size.Load() // completed bytes: within the high watermark
+		var nextBase int64 = -1
+		if i+1 < len(l.segments) {
+			nextBase = l.segments[i+1].base
+		}
+		s.acquire()
+		l.mu.RUnlock()
+
+		start, ok := s.findOffset(offset, limit)
+		if !ok {
+			s.release()
+			if nextBase < 0 {
+				return Region{BaseOffset: -1}, nil
+			}
+			offset = nextBase // a gap at the end of a segment: continue in the next
+			continue
+		}
+		end := s.findEnd(start, maxBytes, limit)
+		h := headerPool.Get().(*[batchHeaderSize]byte)
+		bi, _ := s.readHeader(start, limit, h)
+		headerPool.Put(h)
+		return Region{File: s.f, Pos: start, Len: end - start, BaseOffset: bi.baseOffset, seg: s}, nil
+	}
+}
+
+// Waiter is woken once when the high watermark advances after it was added.
+// HWAdvanced runs on the log's writer goroutine without the log lock: it
+// must not block (post to the fetcher's loop and wake it).
+type Waiter interface{ HWAdvanced(hw int64) }
+
+// AddWaiter registers w for the next high-watermark advance, unless the
+// high watermark is already above offset, in which case it returns false
+// and w is not registered (read now instead). Fetch long-polls use it
+// instead of polling; RemoveWaiter cancels on timeout.
+func (l *Log) AddWaiter(w Waiter, offset int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hw > offset || l.closing {
+		return false
+	}
+	l.waiters = append(l.waiters, w)
+	return true
+}
+
+// RemoveWaiter unregisters w if it is still waiting.
+func (l *Log) RemoveWaiter(w Waiter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, x := range l.waiters {
+		if x == w {
+			last := len(l.waiters) - 1
+			l.waiters[i] = l.waiters[last]
+			l.waiters[last] = nil
+			l.waiters = l.waiters[:last]
+			return
+		}
+	}
+}
+
+// HWChanged returns a channel closed at the next high-watermark advance,
+// for goroutine-based waiters (tests, tools). One channel is shared by all
+// callers until it fires.
+func (l *Log) HWChanged() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hwChan == nil {
+		l.hwChan = make(chan struct{})
+	}
+	return l.hwChan
+}
+
+// Special timestamps of ListOffsets, as in Kafka.
+const (
+	TimestampLatest   = -1
+	TimestampEarliest = -2
+	TimestampMax      = -3
+)
+
+// ListOffset answers Kafka ListOffsets for one partition. ts is a
+// timestamp in ms or one of TimestampLatest (returns the high watermark),
+// TimestampEarliest (log start offset) or TimestampMax (the batch with the
+// largest timestamp). For a real timestamp it returns the base offset of
+// the first batch whose maxTimestamp >= ts, found through the .timeindex,
+// and that batch's maxTimestamp; found=false when there is none (Kafka
+// answers offset -1, timestamp -1).
+//
+// Offsets are batch-granular (the base offset of the batch, and for
+// TimestampMax the batch's last offset, Kafka's "shallow" offset): this
+// package does not decode records. The broker reads that one batch back to
+// answer the exact record, as Kafka does (broker/list_offsets_exact.go).
+func (l *Log) ListOffset(ts int64) (offset, timestamp int64, found bool) {
+	l.mu.RLock()
+	switch ts {
+	case TimestampLatest:
+		defer l.mu.RUnlock()
+		return l.hw, -1, true
+	case TimestampEarliest:
+		defer l.mu.RUnlock()
+		return l.logStart, -1, true
+	case TimestampMax:
+		defer l.mu.RUnlock()
+		best, off := int64(-1), int64(-1)
+		for _, s := range l.segments {
+			if s.maxTs > best && s.maxTsOffset >= l.logStart {
+				best, off = s.maxTs, s.maxTsOffset
+			}
+		}
+		return off, best, off >= 0
+	}
+	var s *segment
+	var limit int64
+	for _, c := range l.segments {
+		if c.maxTs >= ts && c.next > l.logStart {
+			s, limit = c, c.size.Load()
+			break
+		}
+	}
+	if s == nil {
+		l.mu.RUnlock()
+		return -1, -1, false
+	}
+	lso := l.logStart
+	s.acquire()
+	l.mu.RUnlock()
+	defer s.release()
+	off, bts, ok := s.findTimestamp(ts, limit)
+	if !ok {
+		return -1, -1, false
+	}
+	return max(off, lso), bts, true
+}

@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"fmt"
+	"time"
+)
+
+// DeleteRecords moves the log start offset up to offset (Kafka
+// DeleteRecords; the low watermark), then deletes segments entirely below
+// it. offset must be <= the high watermark; -1 means the high watermark.
+// Returns the new log start offset.
+func (l *Log) DeleteRecords(offset int64) (int64, error) {
+	l.mu.Lock()
+	if offset == -1 {
+		offset = l.hw
+	}
+	if offset < 0 || offset > l.hw {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("%w: delete records to %d, high watermark %d", ErrOffsetOutOfRange, offset, l.hw)
+	}
+	if offset > l.logStart {
+		l.logStart = offset
+	}
+	lso := l.logStart
+	victims := l.cutSegmentsLocked(func(s, next *segment) bool { return next.base <= lso })
+	l.mu.Unlock()
+	return lso, l.dropSegments(victims)
+}
+
+// EnforceRetention deletes whole non-active segments past retention.ms
+// (judged by the segment's largest timestamp, as Kafka does) or beyond
+// retention.bytes (oldest first), and those below the log start offset.
+// The broker calls it periodically (log.retention.check.interval.ms).
+// Returns how many segments were deleted.
+func (l *Log) EnforceRetention(now time.Time) (int, error) {
+	nowMs := now.UnixMilli()
+	l.mu.Lock()
+	var total int64
+	for _, s := range l.segments {
+		total += s.size.Load()
+	}
+	victims := l.cutSegmentsLocked(func(s, next *segment) bool {
+		size := s.size.Load()
+		ts := s.maxTs
+		if ts < 0 {
+			ts = s.createdNs / int64(time.Millisecond)
+		}
+		del := next.base <= l.logStart ||
+			(l.cfg.RetentionMs >= 0 && nowMs-ts > l.cfg.RetentionMs) ||
+			(l.cfg.RetentionBytes >= 0 && total-size >= l.cfg.RetentionBytes)
+		if del {
+			total -= size
+		}
+		return del
+	})
+	l.mu.Unlock()
+	return len(victims), l.dropSegments(victims)
+}
+
+// cutSegmentsLocked removes the longest prefix of non-active segments for
+// which del(segment, its successor) holds, advancing the log start offset
+// to the first remaining segment. REQUIRES: l.mu held.
+func (l *Log) cutSegmentsLocked(del func(s, next *segment) bool) []*segment {
+	n := 0
+	for n < len(l.segments)-1 && del(l.segments[n], l.segments[n+1]) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	victims := make([]*segment, n)
+	copy(victims, l.segments[:n])
+	l.segments = append(l.segments[:0], l.segments[n:]...)
+	if b := l.segments[0].base; b > l.logStart {
+		l.logStart = b
+	}
+	return victims
+}
+
+// dropSegments unlinks the files and drops the log's reference; readers
+// holding a Region keep the descriptors until they release.
+func (l *Log) dropSegments(victims []*segment) error {
+	var first error
+	for _, s := range victims {
+		l.logf("log %s: deleting segment %d", l.dir, s.base)
+		if err := s.unlink(); err != nil && first == nil {
+			first = err
+		}
+		s.release()
+	}
+	return first
+}
