@@ -1,0 +1,6 @@
+//go:build invariants || race
+
+package invariants
+
+// Enabled is true in builds with the `invariants` tag or -race.
+const Enabled = true
