@@ -1,0 +1,157 @@
+//go:build linux
+
+package netpoll
+
+// hold is the framer's frameHolder: a spanning frame's buffer may grow
+// within one receive buffer, within the loop's share, or with the
+// oversize turn (budget.go); otherwise the growth waits (growWant) and
+// checkMute mutes c until growReady.
+func (c *uconn) hold(f *framer, delta int) bool {
+	l, d := c.l, int64(delta)
+	if d > 0 && !f.turn && f.held+delta > l.s.opts.RecvBufferBytes &&
+		l.used()+d > l.s.bounds.loopBytes && !l.s.turn.take(f) {
+		c.growWant = d
+		return false
+	}
+	c.growWant = 0
+	l.queuedBytes += d
+	return true
+}
+
+// spanDone ends the oversize turn of a completed frame.
+func (c *uconn) spanDone(f *framer) { c.l.s.turn.release(f) }
+
+// muteIfGrowRefused mutes c when its framer was refused a growth: the rest
+// of its bytes wait in the stash, and unmuteCleared resumes c once
+// growReady (an unmute is the only path that drains a stash).
+func (l *uloop) muteIfGrowRefused(c *uconn) {
+	if c.growWant > 0 && !c.muted && !c.closing {
+		c.pressured = true
+		l.mute(c)
+	}
+}
+
+// used is the memory the loop accounts: in flight, stashed, partial
+// frames, and answers still in the mailbox.
+func (l *uloop) used() int64 { return l.queuedBytes + l.mailed.Load() }
+
+func (l *uloop) overLoop() bool { return l.used() >= l.s.bounds.loopBytes }
+
+// growReady reports whether c, refused a growth of its partial frame, may
+// now have it: the loop has room, or c takes the oversize turn. mustMute
+// asks only for a connection within its own bounds: a turn must not wait on
+// its holder's client.
+func (l *uloop) growReady(c *uconn) bool {
+	return l.used()+c.growWant <= l.s.bounds.loopBytes || l.s.turn.take(&c.fr)
+}
+
+// mustMute reports whether c must stop receiving: it is over its own
+// in-flight bound, or the loop is over its share of queued.max.request.bytes
+// and c has a request in flight. A connection with nothing in flight is not
+// muted by the loop bound: it may bring one request at a time. Muting it too
+// let clients that never read their answers (so never release what they
+// hold) starve every other connection of the loop for good; this way the
+// loop bound costs well-behaved clients their pipelining, not their
+// service, and memory stays within the loop share plus one request (and one
+// receive buffer of stash) per connection.
+//
+// A connection refused a growth of a partial frame (hold) is muted until
+// growReady.
+func (l *uloop) mustMute(c *uconn) bool {
+	if l.s.bounds.overConn(c.q.len(), c.inflightBytes+c.mailed.Load()) || (c.q.len() > 0 && l.overLoop()) {
+		return true
+	}
+	return c.growWant > 0 && !l.growReady(c)
+}
+
+func (l *uloop) checkMute(c *uconn) {
+	l.checkLoopPressure()
+	if c.muted || !l.mustMute(c) {
+		return
+	}
+	c.pressured = true
+	l.mute(c)
+}
+
+// checkLoopPressure switches the whole loop to single-shot receives once it
+// is past half its share of queued.max.request.bytes (and back below a
+// quarter). A muted connection can overshoot by what its multishot recv
+// pulled before the cancel landed — up to one buffer ring — and with many
+// clients pushing at once those overshoots add up (100 non-reading producers
+// took a 16 MiB loop share to ~500 MiB). Under pressure every armed multishot
+// recv is cancelled and re-armed single-shot (one buffer per arm), so the
+// overshoot is one buffer per connection.
+func (l *uloop) checkLoopPressure() {
+	half := l.s.bounds.loopBytes / 2
+	switch {
+	case !l.pressure && l.queuedBytes >= half:
+		l.pressure = true
+		for _, c := range l.conns {
+			if c.fd < 0 || c.closing || c.pressured {
+				continue
+			}
+			c.pressured = true
+			if c.recvArmed { // a multishot: its last CQE re-arms single-shot
+				sqe := l.getSQE()
+				sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
+				sqe.SetUserData(userData(kindIgnore, 0, 0))
+			}
+		}
+	case l.pressure && l.queuedBytes < half/2:
+		l.pressure = false // connections go back to multishot as each drains
+	}
+}
+
+// mute stops reading c: it joins the muted list and its recv is cancelled.
+// A muted connection gives up the oversize turn: it must not hold it while
+// it waits on its own client.
+func (l *uloop) mute(c *uconn) {
+	l.s.turn.release(&c.fr)
+	if !c.muted {
+		c.muted = true
+		l.muted = append(l.muted, c)
+		l.s.muted.Add(1)
+		l.s.opts.Metrics.ConnMuted()
+	}
+	if c.recvArmed {
+		sqe := l.getSQE()
+		sqe.PrepCancel(userData(kindRecv, c.gen, c.idx), 0)
+		sqe.SetUserData(userData(kindIgnore, 0, 0))
+	}
+}
+
+// unmuteCleared resumes muted connections that mustMute no longer holds, and
+// drops closing ones from the list.
+func (l *uloop) unmuteCleared() {
+	if l.unmuting {
+		return
+	}
+	l.unmuting = true // drainStash may mute again: no re-entry
+	defer func() { l.unmuting = false }()
+	kept := l.muted[:0]
+	resumed := l.resumed[:0]
+	for _, c := range l.muted {
+		switch {
+		case c.closing:
+			// dropped from the list; counted down in closeConn
+		case l.mustMute(c) || l.draining:
+			kept = append(kept, c)
+		default:
+			c.muted = false
+			l.s.muted.Add(-1)
+			l.s.opts.Metrics.ConnUnmuted()
+			resumed = append(resumed, c)
+		}
+	}
+	for i := len(kept); i < len(l.muted); i++ {
+		l.muted[i] = nil
+	}
+	l.muted = kept
+	for i, c := range resumed {
+		if l.drainStash(c) && !c.muted && !c.closing && !c.recvArmed {
+			l.armRecv(c)
+		}
+		resumed[i] = nil
+	}
+	l.resumed = resumed[:0]
+}

@@ -1,0 +1,397 @@
+//go:build linux
+
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringbroker/ringbroker/ring"
+)
+
+type mailKind uint8
+
+const (
+	mailComplete mailKind = iota + 1
+	mailShutdown
+	mailPing   // Server.Liveness (liveness.go)
+	mailBudget // the oversize turn is free: muted connections may take it
+)
+
+type mail struct {
+	kind     mailKind
+	c        *uconn
+	gen      uint32
+	seq      uint32
+	action   completionKind
+	buf      *Buffer
+	reason   string
+	deadline time.Time
+}
+
+type uloop struct {
+	s    *uringServer
+	idx  int
+	r    *ring.Ring
+	br   *ring.BufRing
+	lfds []int
+	// accepting[i] is true while listener i's multishot accept is armed.
+	accepting []bool
+
+	conns []*uconn
+	free  []uint32
+	dirty []*uconn // conns with answered slots to send
+	muted []*uconn
+	pipes []*pipePair // idle pipes for splice
+	// pressure: past half the loop's share of queued.max.request.bytes,
+	// every receive is single-shot (checkLoopPressure).
+	pressure bool
+	// resumed is unmuteCleared's scratch list; unmuting guards re-entry.
+	resumed  []*uconn
+	unmuting bool
+
+	queuedBytes int64
+	// mailed is the size of responses answered but still in the mailbox
+	// (Request.Reply adds, onComplete moves them to queuedBytes): counted
+	// by the bounds from the moment they exist.
+	mailed atomic.Int64
+	open   int // connections not yet freed
+	ops    int // SQEs whose final CQE has not arrived (accept, recv, send, wake)
+	cqes   [cqeBatch]ring.CQE
+
+	// mailbox (any goroutine -> loop)
+	mbMu      sync.Mutex
+	mb        []mail
+	mbSpare   []mail
+	mbLen     atomic.Int32
+	sleeping  atomic.Bool
+	wakeArmed atomic.Bool // an eventfd write is outstanding
+	efd       int
+	efdBuf    ring.Buffer
+	wakeReady bool // READ on the eventfd is armed
+	live      loopLiveness
+
+	// acceptBackoff is the pause after the last failed accept (0 after a
+	// success); no listener is re-armed before acceptResumeAt.
+	acceptBackoff  time.Duration
+	acceptResumeAt time.Time
+
+	draining      bool
+	drainDeadline time.Time
+	now           time.Time
+	lastTick      time.Time
+}
+
+func (l *uloop) post(m mail) {
+	l.mbMu.Lock()
+	l.mb = append(l.mb, m)
+	l.mbLen.Store(int32(len(l.mb)))
+	l.mbMu.Unlock()
+	// The loop stores sleeping=true and then checks mbLen; we stored mbLen
+	// and now check sleeping: one of us sees the other (seq-cst atomics).
+	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+func (l *uloop) setup() error {
+	runtime.LockOSThread()
+	if l.s.opts.PinCPUs {
+		var set unix.CPUSet
+		set.Set(l.idx % runtime.NumCPU())
+		_ = unix.SchedSetaffinity(0, &set) // best effort: a cpuset may forbid it
+	}
+	r, err := ring.New(ring.Params{
+		Entries:      l.s.opts.RingEntries,
+		CQEntries:    l.s.opts.RingEntries * 8,
+		SingleIssuer: true,
+		DeferTaskrun: true,
+		CoopTaskrun:  true,
+		SQPoll:       l.s.opts.SQPoll,
+	})
+	if err != nil {
+		return err
+	}
+	l.r = r
+	n := l.s.opts.RecvBuffers
+	if n&(n-1) != 0 || n > 32768 {
+		return fmt.Errorf("ring.recv.buffers must be a power of two <= 32768, got %d", n)
+	}
+	if l.br, err = r.NewBufRing(0, uint16(n), l.s.opts.RecvBufferBytes); err != nil {
+		return err
+	}
+	if l.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	if l.efdBuf, err = ring.AllocBuffer(8); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (l *uloop) teardown() {
+	if l.br != nil {
+		l.br.Close()
+	}
+	if l.r != nil {
+		l.r.Close()
+	}
+	if l.efd > 0 {
+		unix.Close(l.efd)
+	}
+	if l.efdBuf.Len() > 0 {
+		l.efdBuf.Free()
+	}
+	for _, fd := range l.lfds {
+		unix.Close(fd)
+	}
+	for _, p := range l.pipes {
+		unix.Close(p.r)
+		unix.Close(p.w)
+	}
+}
+
+func (l *uloop) run(started chan<- error) {
+	defer l.s.wg.Done()
+	defer runtime.UnlockOSThread()
+	if err := l.setup(); err != nil {
+		l.teardown()
+		started <- err
+		return
+	}
+	for i := range l.lfds {
+		l.armAccept(i)
+	}
+	l.armWake()
+	l.now = time.Now()
+	l.lastTick = l.now
+	m := l.s.opts.Metrics
+	started <- nil
+
+	for {
+		l.drainMailbox()
+		l.flushDirty()
+		if l.draining && l.ops == 0 && l.open == 0 {
+			break
+		}
+		tick := loopTick
+		if l.draining {
+			tick = drainTick
+		}
+		wait := tick
+		if l.acceptPaused() {
+			wait = max(min(wait, l.acceptResumeAt.Sub(l.now)), time.Millisecond)
+		}
+		l.sleeping.Store(true)
+		var err error
+		if l.mbLen.Load() > 0 {
+			l.sleeping.Store(false)
+			_, err = l.r.SubmitAndWait(0)
+		} else {
+			_, err = l.r.SubmitAndWaitTimeout(1, wait)
+			l.sleeping.Store(false)
+		}
+		m.RingEnter(l.idx)
+		if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
+			l.s.opts.Logger.Error("io_uring_enter failed; loop stopping", zap.Int("loop", l.idx), zap.Error(err))
+			l.forceCloseAll("ring failure")
+			break
+		}
+		for {
+			n := l.r.PeekBatch(l.cqes[:])
+			if n > 0 {
+				m.RingCQEs(l.idx, n)
+			}
+			for i := 0; i < n; i++ {
+				l.handle(&l.cqes[i])
+			}
+			if n < len(l.cqes) {
+				break
+			}
+		}
+		l.now = time.Now()
+		if l.acceptBackoff > 0 {
+			l.resumeAccept()
+		}
+		if l.now.Sub(l.lastTick) >= tick {
+			l.lastTick = l.now
+			l.periodic()
+		}
+	}
+	l.teardown()
+}
+
+// getSQE returns a free SQE, submitting queued ones when the SQ is full.
+func (l *uloop) getSQE() *ring.SQE {
+	for {
+		if sqe := l.r.GetSQE(); sqe != nil {
+			return sqe
+		}
+		if _, err := l.r.Submit(); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
+			l.s.opts.Logger.Error("io_uring submit failed", zap.Error(err))
+		}
+	}
+}
+
+func (l *uloop) armWake() {
+	sqe := l.getSQE()
+	sqe.PrepRead(l.efd, l.efdBuf.Ptr(), 8, 0)
+	sqe.SetUserData(userData(kindWake, 0, 0))
+	l.wakeReady = true
+	l.ops++
+}
+
+func (l *uloop) handle(cqe *ring.CQE) {
+	kind, _, idx := splitUserData(cqe.UserData)
+	switch kind {
+	case kindAccept:
+		l.onAccept(int(idx), cqe)
+	case kindRecv:
+		l.onRecv(l.conns[idx], cqe)
+	case kindSend:
+		l.onSend(l.conns[idx], cqe)
+	case kindWake:
+		l.ops--
+		l.wakeReady = false
+		l.wakeArmed.Store(false)
+		if !l.draining { // while draining the loop ticks fast instead
+			l.armWake()
+		}
+	case kindFileSend, kindSpliceIn, kindSpliceOut:
+		l.onFileOp(kind, l.conns[idx], cqe)
+	case kindIgnore:
+	default:
+		l.s.opts.Logger.Error("completion of unknown kind", zap.Uint64("user_data", cqe.UserData))
+	}
+}
+
+func (l *uloop) drainMailbox() {
+	if l.mbLen.Load() == 0 {
+		return
+	}
+	l.mbMu.Lock()
+	box := l.mb
+	l.mb = l.mbSpare[:0]
+	l.mbLen.Store(0)
+	l.mbMu.Unlock()
+	for i := range box {
+		m := &box[i]
+		switch m.kind {
+		case mailShutdown:
+			l.startDrain(m.deadline)
+		case mailComplete:
+			l.onComplete(m)
+		case mailPing:
+			l.live.answerPing()
+		case mailBudget:
+			if len(l.muted) > 0 {
+				l.unmuteCleared()
+			}
+		}
+		*m = mail{}
+	}
+	l.mbMu.Lock()
+	l.mbSpare = box[:0]
+	l.mbMu.Unlock()
+}
+
+func (l *uloop) onComplete(m *mail) {
+	c := m.c
+	if m.buf != nil { // counted in mailed by complete
+		n := m.buf.cost()
+		c.mailed.Add(-n)
+		l.mailed.Add(-n)
+	}
+	if c.gen != m.gen&0xffffff || c.closing || c.fd < 0 {
+		m.buf.Release()
+		return
+	}
+	switch m.action {
+	case completeClose:
+		l.closeConn(c, m.reason, zap.WarnLevel)
+		return
+	case completeNoReply:
+		m.buf = nil
+	}
+	if !c.q.complete(m.seq, m.buf) {
+		m.buf.Release()
+		return
+	}
+	if m.buf != nil {
+		n := m.buf.cost()
+		c.inflightBytes += n
+		l.queuedBytes += n
+	}
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+func (c *uconn) complete(gen, seq uint32, kind completionKind, buf *Buffer, reason string) {
+	if kind == completeClose {
+		c.closeReq.Store(true)
+	}
+	if buf != nil {
+		n := buf.cost()
+		c.mailed.Add(n)
+		c.l.mailed.Add(n)
+	}
+	c.l.post(mail{kind: mailComplete, c: c, gen: gen, seq: seq, action: kind, buf: buf, reason: reason})
+}
+
+func (l *uloop) startDrain(deadline time.Time) {
+	if l.draining {
+		return
+	}
+	l.draining = true
+	l.drainDeadline = deadline
+	for i := range l.lfds {
+		if l.accepting[i] {
+			sqe := l.getSQE()
+			sqe.PrepCancel(userData(kindAccept, 0, uint32(i)), 0)
+			sqe.SetUserData(userData(kindIgnore, 0, 0))
+		}
+	}
+	if l.wakeReady {
+		sqe := l.getSQE()
+		sqe.PrepCancel(userData(kindWake, 0, 0), 0)
+		sqe.SetUserData(userData(kindIgnore, 0, 0))
+	}
+	for _, c := range l.conns {
+		if c.fd < 0 || c.closing {
+			continue
+		}
+		if c.q.len() == 0 {
+			l.closeConn(c, "shutdown", zap.DebugLevel)
+			continue
+		}
+		l.mute(c) // stop reading new requests; answer what is in flight
+	}
+}
+
+func (l *uloop) periodic() {
+	if l.draining {
+		if l.now.After(l.drainDeadline) {
+			l.forceCloseAll("shutdown deadline")
+		}
+		return
+	}
+	idle := l.s.opts.IdleTimeout
+	if idle <= 0 {
+		return
+	}
+	for _, c := range l.conns {
+		if c.fd >= 0 && !c.closing && c.q.len() == 0 && l.now.Sub(c.lastActive) > idle {
+			l.closeConn(c, "idle for connections.max.idle.ms", zap.InfoLevel)
+		}
+	}
+}
