@@ -3,7 +3,7 @@ package netpoll
 import "sync/atomic"
 
 // Memory bounds beyond the per-connection ones (queued.max.request.bytes,
-// MaxQueuedBytes). The in-flight accounting (uring.go mustMute, portable.go
+// MaxQueuedBytes). The in-flight accounting (uring_bounds.go mustMute, portable.go
 // waitUnmuted) counts request bytes, answered responses, stashed bytes and
 // the buffers of frames still being read; this file holds the two pieces
 // that are shared by every loop of a server.

@@ -2,6 +2,11 @@
 
 package netpoll
 
+// The memory and queue bounds of an io_uring loop: growth of a partial
+// frame, the mute rule applied to a connection, loop-wide pressure
+// (single-shot receives), and resuming muted connections once a bound clears
+// (budget.go describes the accounting).
+
 // hold is the framer's frameHolder: a spanning frame's buffer may grow
 // within one receive buffer, within the loop's share, or with the
 // oversize turn (budget.go); otherwise the growth waits (growWant) and

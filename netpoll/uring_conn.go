@@ -13,6 +13,10 @@ import (
 	"github.com/ringbroker/ringbroker/ring"
 )
 
+// Connection lifecycle on an io_uring loop: accept (with the back-off after
+// a failed accept), a new connection's slot, close and the slot's reuse once
+// every operation submitted for it has completed.
+
 // uconn is one connection on a loop. Everything here is owned by the loop
 // thread except closeReq, which handlers set from any goroutine.
 type uconn struct {

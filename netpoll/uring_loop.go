@@ -16,6 +16,11 @@ import (
 	"github.com/ringbroker/ringbroker/ring"
 )
 
+// The io_uring loop (the iteration drawn in uring.go) and its mailbox: the
+// loop's state (uloop), ring setup and teardown, CQE dispatch, the mailbox
+// other goroutines post answers and shutdown to, and draining at shutdown.
+// Everything here runs on the loop's thread except post and complete.
+
 type mailKind uint8
 
 const (

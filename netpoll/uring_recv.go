@@ -9,6 +9,10 @@ import (
 	"github.com/ringbroker/ringbroker/ring"
 )
 
+// The receive path of an io_uring loop: the multishot (or, under pressure,
+// single-shot) RECV into provided buffers, the framer feeding requests to the
+// handler, and the stash that keeps the bytes of a muted connection.
+
 // armRecv arms receive: multishot normally; one buffer at a time for a
 // connection under pressure (it hit a bound and has not drained since),
 // because a multishot recv re-armed after an unmute pulls everything the

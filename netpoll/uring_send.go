@@ -9,6 +9,10 @@ import (
 	"github.com/ringbroker/ringbroker/ring"
 )
 
+// The send path of an io_uring loop: one SENDMSG in flight per connection,
+// carrying the run of answered responses at the head of its ordered queue
+// (responses carrying file regions go through uring_files.go).
+
 func (l *uloop) flushDirty() {
 	for i, c := range l.dirty {
 		c.dirty = false
