@@ -49,7 +49,7 @@ func listenPortable(opts Options) (*portableServer, error) {
 	s := &portableServer{
 		opts:    opts,
 		limits:  newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger),
-		bounds:  bounds{connRequests: opts.ConnMaxInflightRequests, connBytes: opts.ConnMaxInflightBytes, loopBytes: opts.MaxQueuedBytes},
+		bounds:  bounds{connRequests: opts.ConnMaxInflightRequests, connBytes: opts.ConnMaxInflightBytes, loopBytes: opts.MaxQueuedBytes, recvBufferBytes: opts.RecvBufferBytes},
 		conns:   make(map[*pconn]struct{}),
 		waiters: make(map[*pconn]struct{}),
 	}
@@ -217,10 +217,7 @@ func (c *pconn) copies() *copyBudget { return &c.s.copies }
 // them holds or the connection closes (false).
 func (c *pconn) hold(f *framer, delta int) bool {
 	s, d := c.s, int64(delta)
-	fits := func() bool {
-		return d <= 0 || f.turn || f.held+delta <= s.opts.RecvBufferBytes ||
-			s.queuedBytes.Load()+d <= s.bounds.loopBytes || s.turn.take(f)
-	}
+	fits := func() bool { return s.bounds.growFits(f, delta, s.queuedBytes.Load(), &s.turn) }
 	if !fits() {
 		s.growWaiters.Add(1)
 		s.muted.Add(1)
@@ -316,13 +313,12 @@ func (c *pconn) waitUnmuted() bool {
 	defer c.mu.Unlock()
 	counted := false
 	for !c.closed {
-		overConn := s.bounds.overConn(c.q.len(), c.inflightBytes)
-		// As on io_uring (uloop.mustMute): the server-wide bound holds only
-		// connections with a request in flight, so clients that never read
-		// cannot starve the others; the writer's Broadcast wakes us when our
-		// own queue drains.
-		overLoop := c.q.len() > 0 && s.queuedBytes.Load() >= s.bounds.loopBytes
-		if !overConn && !overLoop {
+		// The mute rule (mute.go), as on io_uring: the server-wide bound
+		// holds only connections with a request in flight, so clients that
+		// never read cannot starve the others; the writer's Broadcast wakes
+		// us when our own queue drains.
+		why := s.bounds.muteCause(c.q.len(), c.inflightBytes, s.queuedBytes.Load())
+		if why == 0 {
 			break
 		}
 		if !counted {
@@ -330,7 +326,7 @@ func (c *pconn) waitUnmuted() bool {
 			s.muted.Add(1)
 			s.opts.Metrics.ConnMuted()
 		}
-		if overLoop {
+		if why&muteLoop != 0 {
 			c.mu.Unlock()
 			s.mu.Lock()
 			s.waiters[c] = struct{}{}

@@ -206,16 +206,3 @@ func (s *Server) Stats() Stats { return s.b.stats() }
 // done) for in-flight requests to be answered and sent, then closes every
 // connection.
 func (s *Server) Shutdown(ctx context.Context) error { return s.b.shutdown(ctx) }
-
-// bounds holds the mute thresholds shared by both backends.
-type bounds struct {
-	connRequests int
-	connBytes    int64
-	loopBytes    int64
-}
-
-// overConn reports whether a connection with these in-flight figures must be
-// muted.
-func (b *bounds) overConn(requests int, bytes int64) bool {
-	return requests >= b.connRequests || bytes >= b.connBytes
-}

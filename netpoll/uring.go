@@ -91,9 +91,10 @@ func listenUring(opts Options) (*uringServer, error) {
 	reserveProcs(opts.Loops)
 	s := &uringServer{opts: opts, limits: newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)}
 	s.bounds = bounds{
-		connRequests: opts.ConnMaxInflightRequests,
-		connBytes:    opts.ConnMaxInflightBytes,
-		loopBytes:    max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20),
+		connRequests:    opts.ConnMaxInflightRequests,
+		connBytes:       opts.ConnMaxInflightBytes,
+		loopBytes:       max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20),
+		recvBufferBytes: opts.RecvBufferBytes,
 	}
 	s.copies.limit = opts.MaxQueuedBytes
 	s.turn.onRelease = func() {

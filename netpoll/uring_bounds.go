@@ -3,18 +3,17 @@
 package netpoll
 
 // The memory and queue bounds of an io_uring loop: growth of a partial
-// frame, the mute rule applied to a connection, loop-wide pressure
+// frame, the mute rule (mute.go) applied to a connection, loop-wide pressure
 // (single-shot receives), and resuming muted connections once a bound clears
 // (budget.go describes the accounting).
 
 // hold is the framer's frameHolder: a spanning frame's buffer may grow
 // within one receive buffer, within the loop's share, or with the
 // oversize turn (budget.go); otherwise the growth waits (growWant) and
-// checkMute mutes c until growReady.
+// checkMute mutes c while the growth still does not fit (growCause).
 func (c *uconn) hold(f *framer, delta int) bool {
 	l, d := c.l, int64(delta)
-	if d > 0 && !f.turn && f.held+delta > l.s.opts.RecvBufferBytes &&
-		l.used()+d > l.s.bounds.loopBytes && !l.s.turn.take(f) {
+	if !l.s.bounds.growFits(f, delta, l.used(), &l.s.turn) {
 		c.growWant = d
 		return false
 	}
@@ -28,7 +27,7 @@ func (c *uconn) spanDone(f *framer) { c.l.s.turn.release(f) }
 
 // muteIfGrowRefused mutes c when its framer was refused a growth: the rest
 // of its bytes wait in the stash, and unmuteCleared resumes c once
-// growReady (an unmute is the only path that drains a stash).
+// the growth fits (an unmute is the only path that drains a stash).
 func (l *uloop) muteIfGrowRefused(c *uconn) {
 	if c.growWant > 0 && !c.muted && !c.closing {
 		c.pressured = true
@@ -42,32 +41,21 @@ func (l *uloop) used() int64 { return l.queuedBytes + l.mailed.Load() }
 
 func (l *uloop) overLoop() bool { return l.used() >= l.s.bounds.loopBytes }
 
-// growReady reports whether c, refused a growth of its partial frame, may
-// now have it: the loop has room, or c takes the oversize turn. mustMute
-// asks only for a connection within its own bounds: a turn must not wait on
-// its holder's client.
-func (l *uloop) growReady(c *uconn) bool {
-	return l.used()+c.growWant <= l.s.bounds.loopBytes || l.s.turn.take(&c.fr)
+// muteCause is why c must stop receiving (mute.go): over its own in-flight
+// bound, or the loop over its share of queued.max.request.bytes while c has
+// a request in flight, or refused a growth of its partial frame that still
+// does not fit. Memory stays within the loop share plus one request (and one
+// receive buffer of stash) per connection.
+func (l *uloop) muteCause(c *uconn) muteCause {
+	used := l.used()
+	if why := l.s.bounds.muteCause(c.q.len(), c.inflightBytes+c.mailed.Load(), used); why != 0 {
+		return why
+	}
+	return l.s.bounds.growCause(&c.fr, c.growWant, used, &l.s.turn)
 }
 
-// mustMute reports whether c must stop receiving: it is over its own
-// in-flight bound, or the loop is over its share of queued.max.request.bytes
-// and c has a request in flight. A connection with nothing in flight is not
-// muted by the loop bound: it may bring one request at a time. Muting it too
-// let clients that never read their answers (so never release what they
-// hold) starve every other connection of the loop for good; this way the
-// loop bound costs well-behaved clients their pipelining, not their
-// service, and memory stays within the loop share plus one request (and one
-// receive buffer of stash) per connection.
-//
-// A connection refused a growth of a partial frame (hold) is muted until
-// growReady.
-func (l *uloop) mustMute(c *uconn) bool {
-	if l.s.bounds.overConn(c.q.len(), c.inflightBytes+c.mailed.Load()) || (c.q.len() > 0 && l.overLoop()) {
-		return true
-	}
-	return c.growWant > 0 && !l.growReady(c)
-}
+// mustMute reports whether c must stop receiving.
+func (l *uloop) mustMute(c *uconn) bool { return l.muteCause(c) != 0 }
 
 func (l *uloop) checkMute(c *uconn) {
 	l.checkLoopPressure()

@@ -45,7 +45,7 @@ type uconn struct {
 	// mailed: answers of c still in the loop's mailbox (any goroutine adds).
 	mailed atomic.Int64
 	// growWant > 0: the framer was refused a growth of that many bytes; c
-	// stays muted until growReady.
+	// stays muted while the growth does not fit (growCause).
 	growWant   int64
 	lastActive time.Time
 	// stash holds received bytes not yet parsed because the connection is
