@@ -1,5 +1,7 @@
 package netpoll
 
+import "github.com/ringbroker/ringbroker/invariants"
+
 // orderedQueue is a connection's ordered response queue: one slot per request
 // in arrival order. Handlers complete slots in any order; responses leave
 // from the head, strictly in request order, while later requests keep being
@@ -21,6 +23,12 @@ package netpoll
 //
 // It is I/O-free and owned by one goroutine at a time (the loop, or the
 // portable backend's connection mutex holder).
+//
+// Invariants (checked under -race or -tags invariants): head <= sent <=
+// tail in sequence order and the live slots fit the ring; an unanswered
+// slot is never behind sent, so a response leaves only once every earlier
+// request has been answered; a slot leaves (popSent) only answered, one
+// sequence number after the other.
 type orderedQueue struct {
 	slots []slot
 	head  uint32
@@ -56,6 +64,9 @@ func (q *orderedQueue) push(reqBytes int32) uint32 {
 	seq := q.tail
 	*q.at(seq) = slot{state: slotPending, reqBytes: reqBytes}
 	q.tail++
+	if invariants.Enabled {
+		q.checkBounds()
+	}
 	return seq
 }
 
@@ -83,6 +94,10 @@ func (q *orderedQueue) contains(seq uint32) bool {
 func (q *orderedQueue) complete(seq uint32, buf *Buffer) bool {
 	if !q.contains(seq) {
 		return false
+	}
+	if invariants.Enabled {
+		invariants.Check(seq-q.head >= q.sent-q.head,
+			"ordered queue: unanswered slot %d is behind sent %d (head %d): a later response left before it", seq, q.sent, q.head)
 	}
 	s := q.at(seq)
 	if buf == nil {
@@ -116,6 +131,9 @@ func (q *orderedQueue) nextReady(dst []*Buffer, max int) []*Buffer {
 		}
 		q.sent++
 	}
+	if invariants.Enabled {
+		q.checkBounds()
+	}
 	return dst
 }
 
@@ -125,6 +143,10 @@ func (q *orderedQueue) nextReady(dst []*Buffer, max int) []*Buffer {
 func (q *orderedQueue) popSent() (reqBytes, respBytes int64) {
 	for q.head != q.sent {
 		s := q.at(q.head)
+		if invariants.Enabled {
+			invariants.Check(s.state == slotReady || s.state == slotNoReply,
+				"ordered queue: slot %d leaves unanswered (state %d; head %d, sent %d, tail %d)", q.head, s.state, q.head, q.sent, q.tail)
+		}
 		reqBytes += int64(s.reqBytes)
 		if s.buf != nil {
 			respBytes += s.buf.cost()
@@ -150,4 +172,28 @@ func (q *orderedQueue) releaseAll() {
 		*s = slot{}
 	}
 	q.head, q.sent, q.tail = 0, 0, 0
+}
+
+// bytes is what the queued slots account for: request bytes and the cost
+// of answered responses (the connection's in-flight bytes, for invariant
+// checks).
+func (q *orderedQueue) bytes() int64 {
+	var n int64
+	for seq := q.head; seq != q.tail; seq++ {
+		s := q.at(seq)
+		n += int64(s.reqBytes)
+		if s.buf != nil {
+			n += s.buf.cost()
+		}
+	}
+	return n
+}
+
+// checkBounds asserts head <= sent <= tail (in wrapping sequence order) and
+// that the live slots fit the ring. Call it under invariants.Enabled.
+func (q *orderedQueue) checkBounds() {
+	invariants.Check(q.sent-q.head <= q.tail-q.head,
+		"ordered queue: sent %d outside [head %d, tail %d]", q.sent, q.head, q.tail)
+	invariants.Check(q.len() <= len(q.slots),
+		"ordered queue: %d live slots in a ring of %d", q.len(), len(q.slots))
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // The portable backend serves the same Handler contract on Go's net package,
@@ -391,6 +393,9 @@ func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer,
 		c.inflightBytes += buf.cost()
 		c.s.queuedBytes.Add(buf.cost())
 	}
+	if invariants.Enabled {
+		c.checkLocked()
+	}
 	c.cond.Broadcast()
 }
 
@@ -438,6 +443,10 @@ func (c *pconn) writeLoop() {
 		req, resp := c.q.popSent()
 		c.inflightBytes -= req + resp
 		before := c.s.queuedBytes.Add(-(req + resp)) + req + resp
+		if invariants.Enabled {
+			c.checkLocked()
+			invariants.Check(before-req-resp >= 0, "portable: queuedBytes %d after a send", before-req-resp)
+		}
 		c.cond.Broadcast()
 		if err != nil {
 			c.closeLocked("write: " + err.Error())
@@ -488,4 +497,12 @@ func (c *pconn) finishLocked() {
 	}
 	c.s.wakeGlobalWaiters()
 	c.mu.Lock()
+}
+
+// checkLocked asserts c's in-flight accounting: its in-flight bytes are what
+// its ordered queue holds (request bytes plus the cost of answered
+// responses). Call it under invariants.Enabled. REQUIRES: c.mu held.
+func (c *pconn) checkLocked() {
+	q := c.q.bytes()
+	invariants.Check(c.inflightBytes == q, "portable: %s counts %d bytes in flight, its queue holds %d", c.addr, c.inflightBytes, q)
 }

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
 
@@ -207,6 +208,9 @@ func (l *uloop) maybeFree(c *uconn) {
 	c.fr = framer{maxFrameBytes: c.fr.maxFrameBytes}
 	c.stash = nil
 	c.gen = (c.gen + 1) & 0xffffff // answers still on their way are now stale
+	if invariants.Enabled {
+		invariants.Check(l.queuedBytes >= 0, "loop %d: queuedBytes %d after freeing slot %d", l.idx, l.queuedBytes, c.idx)
+	}
 	l.free = append(l.free, c.idx)
 	l.open--
 	l.s.opts.Metrics.ConnClosed()

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
 
@@ -185,6 +186,9 @@ func (l *uloop) run(started chan<- error) {
 		l.drainMailbox()
 		l.flushDirty()
 		if l.draining && l.ops == 0 && l.open == 0 {
+			if invariants.Enabled {
+				l.checkLoop() // every slot freed: nothing may stay counted
+			}
 			break
 		}
 		tick := loopTick
@@ -255,7 +259,13 @@ func (l *uloop) armWake() {
 }
 
 func (l *uloop) handle(cqe *ring.CQE) {
-	kind, _, idx := splitUserData(cqe.UserData)
+	kind, gen, idx := splitUserData(cqe.UserData)
+	if invariants.Enabled {
+		switch kind {
+		case kindRecv, kindSend, kindFileSend, kindSpliceIn, kindSpliceOut:
+			l.checkCompletion(kind, gen, idx)
+		}
+	}
 	switch kind {
 	case kindAccept:
 		l.onAccept(int(idx), cqe)
@@ -335,6 +345,9 @@ func (l *uloop) onComplete(m *mail) {
 		c.inflightBytes += n
 		l.queuedBytes += n
 	}
+	if invariants.Enabled {
+		l.checkConn(c)
+	}
 	if !c.dirty {
 		c.dirty = true
 		l.dirty = append(l.dirty, c)
@@ -384,6 +397,9 @@ func (l *uloop) startDrain(deadline time.Time) {
 }
 
 func (l *uloop) periodic() {
+	if invariants.Enabled {
+		l.checkLoop()
+	}
 	if l.draining {
 		if l.now.After(l.drainDeadline) {
 			l.forceCloseAll("shutdown deadline")

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
 
@@ -116,6 +117,9 @@ func (l *uloop) finishSent(c *uconn) {
 	req, resp := c.q.popSent()
 	c.inflightBytes -= req + resp
 	l.queuedBytes -= req + resp
+	if invariants.Enabled {
+		l.checkConn(c)
+	}
 	if c.q.len() == 0 && len(c.stash) == 0 {
 		c.pressured = false // drained: multishot again from the next arm
 	}
