@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run test test-deps test-under-load unit integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
+.PHONY: all build run test test-deps test-under-load unit unit-invariants integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
 
 all: build
 
@@ -28,13 +28,19 @@ build:
 run: build
 	./$(BIN) --config config/dev.properties $(ARGS)
 
-test: test-deps lint unit integration
+test: test-deps lint unit unit-invariants integration
 
 test-deps:
 	./scripts/install-test-deps.sh
 
 unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+# The same packages once more with the invariant assertions compiled in
+# but without the race detector: faster, and what a release build's code
+# paths look like timing-wise, with every invariants.Check armed.
+unit-invariants:
+	$(GO) test -count=1 -tags invariants $(UNIT_PKGS)
 
 integration:
 	$(GO) test -count=1 -timeout 15m $(INTEGRATION_PKGS)

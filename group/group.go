@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // State is a group's state.
@@ -274,7 +276,35 @@ func (c *Coordinator) newMemberID(clientID string) string {
 	return fmt.Sprintf("%s-%d", clientID, c.idCount)
 }
 
+// validPreviousStates is Kafka's transition table (GroupMetadata's
+// validPreviousStates): the states a group may enter each state from.
+// Loading (FinishLoad) sets a restored group's state directly; it is not
+// a transition.
+var validPreviousStates = [...][]State{
+	Empty:               {PreparingRebalance},
+	PreparingRebalance:  {Stable, CompletingRebalance, Empty},
+	CompletingRebalance: {PreparingRebalance},
+	Stable:              {CompletingRebalance},
+	Dead:                {Stable, PreparingRebalance, CompletingRebalance, Empty, Dead},
+}
+
+// validTransition reports whether Kafka allows from -> to.
+func validTransition(from, to State) bool {
+	if int(to) < 0 || int(to) >= len(validPreviousStates) {
+		return false
+	}
+	for _, p := range validPreviousStates[to] {
+		if p == from {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *Group) setState(s State, now time.Time) {
+	if invariants.Enabled {
+		invariants.Check(validTransition(g.State, s), "group %s: state %v -> %v is not an edge Kafka allows", g.ID, g.State, s)
+	}
 	g.State = s
 	g.StateTimestamp = now.UnixMilli()
 }

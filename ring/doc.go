@@ -59,9 +59,10 @@
 //
 // # Invariants
 //
-// Built with -race or -tags invariants, the ring checks its index
-// arithmetic (SQ/CQ head and tail never more than a ring apart) and panics
-// on violation, which in practice means two goroutines used one ring.
+// Built with -race or -tags invariants (see package invariants), the ring
+// checks its index arithmetic (SQ/CQ head and tail never more than a ring
+// apart) and panics on violation, which in practice means two goroutines
+// used one ring.
 //
 // # Waiting
 //

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // Params selects how a ring is set up. Zero values mean "kernel default / off".
@@ -321,8 +323,8 @@ func (r *Ring) CQEntries() uint32 { return r.cqEntries }
 // kernel on the next Submit*.
 func (r *Ring) GetSQE() *SQE {
 	head := atomic.LoadUint32(r.sqHead)
-	if invariants && r.sqeTail-head > r.sqEntries {
-		panic("ring: SQ tail-head exceeds SQ size: GetSQE used from two goroutines?")
+	if invariants.Enabled {
+		invariants.Check(r.sqeTail-head <= r.sqEntries, "ring: SQ tail-head exceeds SQ size: GetSQE used from two goroutines?")
 	}
 	if r.sqeTail-head >= r.sqEntries {
 		return nil
@@ -509,8 +511,8 @@ func (r *Ring) copyCQ(dst []CQE) int {
 	head := atomic.LoadUint32(r.cqHead)
 	tail := atomic.LoadUint32(r.cqTail) // acquire: CQE contents are visible
 	avail := tail - head
-	if invariants && avail > r.cqEntries {
-		panic("ring: CQ tail-head exceeds CQ size: head/tail corrupted")
+	if invariants.Enabled {
+		invariants.Check(avail <= r.cqEntries, "ring: CQ tail-head exceeds CQ size: head/tail corrupted")
 	}
 	n := uint32(len(dst))
 	if avail < n {

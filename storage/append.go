@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // AppendResult reports the outcome of one Append.
@@ -422,6 +424,9 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 		if l.tsSoFar > act.maxTs {
 			act.maxTs, act.maxTsOffset = l.tsSoFar, l.tsOffSoFar
 		}
+		if invariants.Enabled {
+			l.checkOffsetsLocked() // before: the high watermark never goes back
+		}
 		l.hw = l.nextOffset
 		if synced {
 			act.syncedTo = l.nextOffset
@@ -434,6 +439,9 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 			close(l.hwChan)
 			l.hwChan = nil
 		}
+	}
+	if invariants.Enabled {
+		l.checkOffsetsLocked()
 	}
 	lso := l.logStart
 	l.writerState = writerBusy
@@ -526,6 +534,9 @@ func (l *Log) roll(now int64) error {
 	}
 	// No directory fsync here: the new names become durable before the
 	// first fdatasync of s counts (durableNames), as in Kafka.
+	if invariants.Enabled {
+		checkRoll(l.dir, old, s, l.nextOffset)
+	}
 	l.mu.Lock()
 	l.segments = append(l.segments, s)
 	l.mu.Unlock()

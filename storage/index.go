@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // Index files, Kafka's layout (big-endian):
@@ -187,6 +189,9 @@ func (ix *index) appendOffset(rel, pos uint32) bool {
 	if ix.full() || ix.create() != nil || !ix.reserve(n) {
 		return false
 	}
+	if invariants.Enabled && n > 0 {
+		ix.checkOffsetEntry(n, rel, pos)
+	}
 	e := ix.mm[n*offsetEntrySize:]
 	binary.BigEndian.PutUint32(e, rel)
 	binary.BigEndian.PutUint32(e[4:], pos)
@@ -247,6 +252,9 @@ func (ix *index) maybeAppendTime(ts int64, rel uint32) bool {
 	n := ix.n.Load()
 	if ix.full() || ix.create() != nil || !ix.reserve(n) {
 		return false
+	}
+	if invariants.Enabled && n > 0 {
+		ix.checkTimeEntry(n, ts, rel)
 	}
 	e := ix.mm[n*timeEntrySize:]
 	binary.BigEndian.PutUint64(e, uint64(ts))

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // Errors returned by Log methods (besides ErrCorruptBatch/ErrInvalidBatch).
@@ -327,6 +329,10 @@ func (l *Log) load(opts Options) error {
 	// Clean: everything is on disk. Otherwise it is made so below before
 	// load returns (nobody reads it before then).
 	l.recoveryPoint = l.nextOffset
+	if invariants.Enabled {
+		l.checkSegmentOrder()
+		l.checkOffsetsLocked()
+	}
 	if fresh {
 		// Nothing to make durable yet: the new segment's names (and l.dir's
 		// own entry) are fsync'd before its first data fdatasync counts

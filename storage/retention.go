@@ -3,6 +3,8 @@ package storage
 import (
 	"fmt"
 	"time"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // DeleteRecords moves the log start offset up to offset (Kafka
@@ -20,6 +22,9 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 	}
 	if offset > l.logStart {
 		l.logStart = offset
+	}
+	if invariants.Enabled {
+		l.checkLogStartLocked()
 	}
 	lso := l.logStart
 	victims := l.cutSegmentsLocked(func(s, next *segment) bool { return next.base <= lso })
@@ -73,6 +78,9 @@ func (l *Log) cutSegmentsLocked(del func(s, next *segment) bool) []*segment {
 	l.segments = append(l.segments[:0], l.segments[n:]...)
 	if b := l.segments[0].base; b > l.logStart {
 		l.logStart = b
+	}
+	if invariants.Enabled {
+		l.checkLogStartLocked()
 	}
 	return victims
 }

@@ -1,5 +1,0 @@
-//go:build linux && !invariants && !race
-
-package ring
-
-const invariants = false
