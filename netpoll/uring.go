@@ -48,9 +48,11 @@ const (
 // userData packs kind | generation | index so a completion finds its record.
 // Completions need no generation check: a connection slot is recycled only
 // once every operation submitted for it has completed (c.ops == 0 in
-// maybeFree), so no completion outlives its connection. The generation that
-// matters is the one in Request: a handler's late answer for a closed and
-// reused slot is dropped by that check in the mailbox (mailComplete).
+// maybeFree), so no completion outlives its connection (checkCompletion in
+// uring_invariants.go asserts it under -race and -tags invariants). The
+// generation that matters is the one in Request: a handler's late answer
+// for a closed and reused slot is dropped by that check in the mailbox
+// (mailComplete).
 func userData(kind uint64, gen, idx uint32) uint64 {
 	return kind<<56 | uint64(gen&0xffffff)<<32 | uint64(idx)
 }
