@@ -15,6 +15,8 @@ import "github.com/ringbroker/ringbroker/invariants"
 //     request bytes plus the cost of answered responses.
 //   - The loop's queuedBytes is the sum over its connections of in-flight
 //     bytes, stashed bytes and partial-frame bytes held; nothing is negative.
+//   - The muted list holds every muted connection once; the others in it
+//     are closing (unmuteCleared drops them).
 
 // checkCompletion asserts that a completion of kind for slot idx, carrying
 // generation gen, belongs to the slot's current connection.
@@ -47,4 +49,18 @@ func (l *uloop) checkLoop() {
 	}
 	invariants.Check(l.queuedBytes == sum,
 		"loop %d: queuedBytes %d, its connections hold %d", l.idx, l.queuedBytes, sum)
+	listed := 0
+	for _, c := range l.muted {
+		invariants.Check(c.muted || c.closing, "loop %d: slot %d is on the muted list, neither muted nor closing", l.idx, c.idx)
+		if c.muted {
+			listed++
+		}
+	}
+	muted := 0
+	for _, c := range l.conns {
+		if c.muted {
+			muted++
+		}
+	}
+	invariants.Check(listed == muted, "loop %d: %d muted connections, %d on the muted list", l.idx, muted, listed)
 }
