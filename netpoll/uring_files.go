@@ -174,16 +174,14 @@ func (l *uloop) prepSpliceOut(c *uconn, n int64) {
 
 func (l *uloop) countOp(c *uconn) {
 	c.fs.ops++
-	c.ops++
-	l.ops++
+	l.opStarted(c)
 }
 
 // onFileOp handles a completion of a file-splicing chain.
 func (l *uloop) onFileOp(kind uint64, c *uconn, cqe *ring.CQE) {
 	f := &c.fs
 	f.ops--
-	c.ops--
-	l.ops--
+	l.opEnded(c)
 	res := cqe.Res
 	switch {
 	case res == -int32(unix.ECANCELED) && !c.closing:

@@ -250,6 +250,22 @@ func (l *uloop) getSQE() *ring.SQE {
 	}
 }
 
+// opStarted counts an SQE submitted for c whose final CQE is still to come:
+// c's slot is not reused until every such operation has ended (maybeFree).
+func (l *uloop) opStarted(c *uconn) {
+	c.ops++
+	l.ops++
+}
+
+// opEnded counts the final CQE of one of c's operations.
+func (l *uloop) opEnded(c *uconn) {
+	c.ops--
+	l.ops--
+	if invariants.Enabled {
+		invariants.Check(c.ops >= 0 && l.ops >= 0, "loop %d: slot %d ended an operation it never started (%d left, loop %d)", l.idx, c.idx, c.ops, l.ops)
+	}
+}
+
 func (l *uloop) armWake() {
 	sqe := l.getSQE()
 	sqe.PrepRead(l.efd, l.efdBuf.Ptr(), 8, 0)

@@ -28,15 +28,13 @@ func (l *uloop) armRecv(c *uconn) {
 	}
 	sqe.SetUserData(userData(kindRecv, c.gen, c.idx))
 	c.recvArmed = true
-	c.ops++
-	l.ops++
+	l.opStarted(c)
 }
 
 func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 	if !cqe.More() {
 		c.recvArmed = false
-		c.ops--
-		l.ops--
+		l.opEnded(c)
 	}
 	res := cqe.Res
 	if id, ok := cqe.BufferID(); ok {

@@ -61,14 +61,12 @@ func (l *uloop) submitSend(c *uconn, first, n int) {
 	sqe.PrepSendmsg(c.fd, &c.msg, unix.MSG_NOSIGNAL)
 	sqe.SetUserData(userData(kindSend, c.gen, c.idx))
 	c.sending = true
-	c.ops++
-	l.ops++
+	l.opStarted(c)
 }
 
 func (l *uloop) onSend(c *uconn, cqe *ring.CQE) {
 	c.sending = false
-	c.ops--
-	l.ops--
+	l.opEnded(c)
 	if c.closing {
 		l.maybeFree(c)
 		return
