@@ -104,3 +104,16 @@ func (b *bounds) growFits(f *framer, delta int, loopUsed int64, turn *frameTurn)
 	return delta <= 0 || f.turn || f.held+delta <= b.recvBufferBytes ||
 		loopUsed+int64(delta) <= b.loopBytes || turn.take(f)
 }
+
+// connMuted counts a connection that stopped being read because of a bound
+// (Stats.MutedConns and the muted-connections metric); connUnmuted counts
+// it back.
+func (b *serverBase) connMuted() {
+	b.muted.Add(1)
+	b.opts.Metrics.ConnMuted()
+}
+
+func (b *serverBase) connUnmuted() {
+	b.muted.Add(-1)
+	b.opts.Metrics.ConnUnmuted()
+}

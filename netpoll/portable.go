@@ -26,10 +26,8 @@ import (
 // pconn.cond (on mu) wakes the writer when a slot is answered and the reader
 // when a bound clears. Lock order: portableServer.mu before pconn.mu.
 type portableServer struct {
-	opts   Options
-	bounds bounds
-	lns    []net.Listener
-	limits *connLimiter // nil: no connection limits
+	serverBase
+	lns []net.Listener
 
 	mu       sync.Mutex
 	conns    map[*pconn]struct{}
@@ -38,24 +36,16 @@ type portableServer struct {
 	connsWG  sync.WaitGroup
 	acceptWG sync.WaitGroup
 
-	acceptFails acceptFailLog
-	turn        frameTurn  // the oversize-frame turn (budget.go)
-	copies      copyBudget // bytes handlers copy into responses (budget.go)
 	growWaiters atomic.Int32
 	queuedBytes atomic.Int64
-	accepted    atomic.Int64
-	muted       atomic.Int64
 }
 
 func listenPortable(opts Options) (*portableServer, error) {
 	s := &portableServer{
-		opts:    opts,
-		limits:  newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger),
-		bounds:  bounds{connRequests: opts.ConnMaxInflightRequests, connBytes: opts.ConnMaxInflightBytes, loopBytes: opts.MaxQueuedBytes, recvBufferBytes: opts.RecvBufferBytes},
 		conns:   make(map[*pconn]struct{}),
 		waiters: make(map[*pconn]struct{}),
 	}
-	s.copies.limit = opts.MaxQueuedBytes
+	s.init(opts, opts.MaxQueuedBytes)
 	s.turn.onRelease = s.wakeGlobalWaiters
 	for _, addr := range opts.Listeners {
 		ln, err := net.Listen("tcp", addr)
@@ -89,7 +79,7 @@ func (s *portableServer) stats() Stats {
 	s.mu.Lock()
 	n := int64(len(s.conns))
 	s.mu.Unlock()
-	return Stats{Conns: n, MutedConns: s.muted.Load(), Accepted: s.accepted.Load(), Refused: s.limits.refusedTotal()}
+	return s.statsWith(n)
 }
 
 func (s *portableServer) acceptLoop(ln net.Listener) {
@@ -222,8 +212,7 @@ func (c *pconn) hold(f *framer, delta int) bool {
 	fits := func() bool { return s.bounds.growFits(f, delta, s.queuedBytes.Load(), &s.turn) }
 	if !fits() {
 		s.growWaiters.Add(1)
-		s.muted.Add(1)
-		s.opts.Metrics.ConnMuted()
+		s.connMuted()
 		s.mu.Lock()
 		s.waiters[c] = struct{}{}
 		s.mu.Unlock()
@@ -236,8 +225,7 @@ func (c *pconn) hold(f *framer, delta int) bool {
 		s.mu.Lock()
 		delete(s.waiters, c)
 		s.mu.Unlock()
-		s.opts.Metrics.ConnUnmuted()
-		s.muted.Add(-1)
+		s.connUnmuted()
 		s.growWaiters.Add(-1)
 		if closed {
 			return false
@@ -325,8 +313,7 @@ func (c *pconn) waitUnmuted() bool {
 		}
 		if !counted {
 			counted = true
-			s.muted.Add(1)
-			s.opts.Metrics.ConnMuted()
+			s.connMuted()
 		}
 		if why&muteLoop != 0 {
 			c.mu.Unlock()
@@ -341,8 +328,7 @@ func (c *pconn) waitUnmuted() bool {
 		c.cond.Wait()
 	}
 	if counted {
-		s.muted.Add(-1)
-		s.opts.Metrics.ConnUnmuted()
+		s.connUnmuted()
 		c.mu.Unlock()
 		s.mu.Lock()
 		delete(s.waiters, c)

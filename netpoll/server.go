@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -145,6 +146,40 @@ type backend interface {
 	shutdown(ctx context.Context) error
 	stats() Stats
 	liveness() error
+}
+
+// serverBase is what both backends keep per server: the options, the mute
+// bounds, the connection limits, and the budgets and counters shared by all
+// of the server's loops (or connections).
+type serverBase struct {
+	opts   Options
+	bounds bounds
+	limits *connLimiter // nil: no connection limits
+
+	acceptFails acceptFailLog
+	turn        frameTurn  // the oversize-frame turn (budget.go)
+	copies      copyBudget // bytes handlers copy into responses (budget.go)
+	accepted    atomic.Int64
+	muted       atomic.Int64 // connections not being read because of a bound
+}
+
+// init sets what derives from opts; loopBytes is the share of
+// MaxQueuedBytes one loop may hold (the portable backend: all of it).
+func (b *serverBase) init(opts Options, loopBytes int64) {
+	b.opts = opts
+	b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	b.bounds = bounds{
+		connRequests:    opts.ConnMaxInflightRequests,
+		connBytes:       opts.ConnMaxInflightBytes,
+		loopBytes:       loopBytes,
+		recvBufferBytes: opts.RecvBufferBytes,
+	}
+	b.copies.limit = opts.MaxQueuedBytes
+}
+
+// statsWith returns the server's Stats with conns open connections.
+func (b *serverBase) statsWith(conns int64) Stats {
+	return Stats{Conns: conns, MutedConns: b.muted.Load(), Accepted: b.accepted.Load(), Refused: b.limits.refusedTotal()}
 }
 
 // Server accepts Kafka connections and feeds their frames to a Handler.

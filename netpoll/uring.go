@@ -69,19 +69,11 @@ const (
 )
 
 type uringServer struct {
-	opts   Options
-	bounds bounds
-	loops  []*uloop
-	bound  []net.Addr
-	wg     sync.WaitGroup
-	limits *connLimiter // nil: no connection limits
-
-	acceptFails acceptFailLog
-	turn        frameTurn  // the oversize-frame turn (budget.go)
-	copies      copyBudget // bytes handlers copy into responses (budget.go)
-	conns       atomic.Int64
-	muted       atomic.Int64
-	accepted    atomic.Int64
+	serverBase
+	loops []*uloop
+	bound []net.Addr
+	wg    sync.WaitGroup
+	conns atomic.Int64
 }
 
 // fallbackAllowed reports whether a uring setup error lets auto fall back.
@@ -91,14 +83,8 @@ func fallbackAllowed(err error) bool {
 
 func listenUring(opts Options) (*uringServer, error) {
 	reserveProcs(opts.Loops)
-	s := &uringServer{opts: opts, limits: newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)}
-	s.bounds = bounds{
-		connRequests:    opts.ConnMaxInflightRequests,
-		connBytes:       opts.ConnMaxInflightBytes,
-		loopBytes:       max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20),
-		recvBufferBytes: opts.RecvBufferBytes,
-	}
-	s.copies.limit = opts.MaxQueuedBytes
+	s := &uringServer{}
+	s.init(opts, max(opts.MaxQueuedBytes/int64(opts.Loops), 1<<20))
 	s.turn.onRelease = func() {
 		for _, l := range s.loops {
 			l.post(mail{kind: mailBudget})
@@ -189,7 +175,7 @@ func reserveProcs(loops int) {
 }
 
 func (s *uringServer) stats() Stats {
-	return Stats{Conns: s.conns.Load(), MutedConns: s.muted.Load(), Accepted: s.accepted.Load(), Refused: s.limits.refusedTotal()}
+	return s.statsWith(s.conns.Load())
 }
 
 func (s *uringServer) shutdown(ctx context.Context) error {

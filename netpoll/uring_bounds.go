@@ -103,8 +103,7 @@ func (l *uloop) mute(c *uconn) {
 	if !c.muted {
 		c.muted = true
 		l.muted = append(l.muted, c)
-		l.s.muted.Add(1)
-		l.s.opts.Metrics.ConnMuted()
+		l.s.connMuted()
 	}
 	if c.recvArmed {
 		sqe := l.getSQE()
@@ -131,8 +130,7 @@ func (l *uloop) unmuteCleared() {
 			kept = append(kept, c)
 		default:
 			c.muted = false
-			l.s.muted.Add(-1)
-			l.s.opts.Metrics.ConnUnmuted()
+			l.s.connUnmuted()
 			resumed = append(resumed, c)
 		}
 	}

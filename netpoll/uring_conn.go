@@ -177,8 +177,7 @@ func (l *uloop) closeConn(c *uconn, reason string, level zapLevel) {
 	c.closing = true
 	if c.muted {
 		c.muted = false
-		l.s.muted.Add(-1)
-		l.s.opts.Metrics.ConnUnmuted()
+		l.s.connUnmuted()
 	}
 	_ = unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	l.s.opts.Logger.Check(level, "connection closed").Write(
