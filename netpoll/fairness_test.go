@@ -1,7 +1,6 @@
 package netpoll
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -78,26 +77,9 @@ func TestLoopBoundDoesNotStarveIdleConnections(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("after %v only %d of %d probe round trips met a muted hog: the hogs never reached the loop bound, the test proves nothing", failSafe, probesUnderBound.Load(), wantProbes)
 			}
-			if err := echoesWithin(probe, failSafe); err != nil {
+			if err := echoes(probe); err != nil {
 				t.Fatalf("probe round trip %d (%d served under the bound) with %d hogs writing: %v", i, probesUnderBound.Load(), hogs, err)
 			}
 		}
 	})
-}
-
-// echoesWithin is echoes with a deadline of d for the round trip.
-func echoesWithin(c net.Conn, d time.Duration) error {
-	_ = c.SetDeadline(time.Now().Add(d))
-	defer c.SetDeadline(time.Time{})
-	if err := writeFrame(c, []byte("ping")); err != nil {
-		return err
-	}
-	b, err := readFrame(c)
-	if err != nil {
-		return err
-	}
-	if string(b) != "ping" {
-		return errors.New("wrong echo " + string(b))
-	}
-	return nil
 }
