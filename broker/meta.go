@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -79,24 +79,23 @@ func writeMeta(dir, clusterID string, nodeID int32) error {
 	return writeFileAtomic(filepath.Join(dir, metaFile), []byte(content))
 }
 
+// readProperties reads a properties file with the config package's reader
+// (java.util.Properties syntax: escapes, continuation lines, ':' separators),
+// values trimmed. A missing file is an os.IsNotExist error.
 func readProperties(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == '!' {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok {
-			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
+	props, err := config.ReadProperties(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return out, sc.Err()
+	for k, v := range props {
+		props[k] = strings.TrimSpace(v)
+	}
+	return props, nil
 }
 
 // writeFileAtomic replaces path with data crash-safely (storage.WriteFileAtomic).

@@ -303,3 +303,19 @@ func writeProperty(w *bufio.Writer, key, value string) {
 	w.WriteString(escapeValue(value))
 	w.WriteByte('\n')
 }
+
+// ReadProperties reads java.util.Properties text (server.properties,
+// meta.properties) into a map; a key set twice keeps its last value, as in
+// Java. Values are as written (trailing whitespace kept); callers trim typed
+// values, as Kafka's ConfigDef does.
+func ReadProperties(r io.Reader) (map[string]string, error) {
+	entries, err := parseProperties(r)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(entries))
+	for _, e := range entries {
+		out[e.key] = e.value
+	}
+	return out, nil
+}

@@ -164,3 +164,17 @@ func effective(c *Config) map[string]string {
 	}
 	return m
 }
+
+func TestReadProperties(t *testing.T) {
+	m, err := ReadProperties(strings.NewReader("#c\nversion=1\ncluster.id : abc\nnode.id=3\nnode.id=4\nlong=a\\\n  b\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"version": "1", "cluster.id": "abc", "node.id": "4", "long": "ab"}
+	if !reflect.DeepEqual(m, want) {
+		t.Fatalf("got %v, want %v", m, want)
+	}
+	if _, err := ReadProperties(strings.NewReader("k=\\u12\n")); err == nil {
+		t.Fatal("malformed escape accepted")
+	}
+}
