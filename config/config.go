@@ -3,9 +3,12 @@
 // ringbroker's own keys under the ring., append., io., tuning. and metrics.
 // prefixes.
 //
-// Every key lives in one table (keys.go) that holds its default, its
-// documentation and its parser; Default, Parse, Set, Print and Markdown all read
-// that table, so a key's default cannot drift from its documentation.
+// Every key lives in one table (keys.go for server.properties, topic_keys.go
+// for topics) that holds its scope, Kafka type, default, synonyms,
+// documentation and parser; Default, Parse, Set, Print, the topic settings
+// (TopicSettings, StorageConfig), DescribeConfigs (DescribeBroker,
+// DescribeTopic) and Markdown all read that table, so a key's default cannot
+// drift from its documentation or from what clients are told.
 //
 // Rules:
 //   - unknown keys are warnings naming the key (and a close known key if any);
@@ -161,7 +164,7 @@ func Default() *Config {
 	c := &Config{src: make(map[string]source, len(specs))}
 	for i := range specs {
 		sp := &specs[i]
-		if sp.canon != "" {
+		if sp.canon != "" || !sp.broker() {
 			continue
 		}
 		if err := sp.set(c, sp.def); err != nil {
@@ -392,7 +395,7 @@ func (c *Config) Print(w io.Writer) {
 	bw.WriteString("# ringbroker effective configuration; the comment above each key names its source\n")
 	for i := range specs {
 		sp := &specs[i]
-		if sp.canon != "" {
+		if sp.canon != "" || !sp.broker() {
 			continue
 		}
 		src := c.Source(sp.name)
@@ -418,6 +421,9 @@ func (c *Config) Print(w io.Writer) {
 func nearestKey(k string) string {
 	best, bestD := "", 3
 	for i := range specs {
+		if !specs[i].broker() {
+			continue
+		}
 		if d := editDistance(k, specs[i].name, bestD); d < bestD {
 			best, bestD = specs[i].name, d
 		}

@@ -12,18 +12,85 @@ import (
 	"strings"
 )
 
-// spec describes one key: its default, its documentation and how to parse it.
-// The specs table is the single source of truth for Default, Parse, Print and
-// Markdown.
+// spec describes one key: where it applies (server.properties, topics or
+// both), its Kafka type, its default, its documentation and how to parse it.
+// The specs table is the single source of truth for Default, Parse, Print,
+// Markdown, topic settings (TopicSettings, hence storage.Config) and
+// DescribeConfigs (DescribeBroker, DescribeTopic).
 type spec struct {
 	name  string
-	def   string // default in properties syntax (for an alias: Kafka's default, docs only)
+	scope Scope
+	typ   Type
+	def   string // default in properties syntax (for an alias: Kafka's default)
 	doc   string
 	ours  bool   // a ringbroker key, not a Kafka one
 	canon string // for an alias key: the canonical key whose setting it writes
 	rank  int    // precedence among a canonical key and its aliases; higher wins
-	set   func(c *Config, v string) error
-	get   func(c *Config) string // canonical keys only
+	// scaled marks an alias in another unit (log.retention.hours): Kafka
+	// groups it with its canonical key as DescribeConfigs synonyms.
+	scaled bool
+	// noKafkaDefault marks a canonical key whose Kafka default is null
+	// (log.retention.ms, log.roll.ms: Kafka's default comes from the
+	// .hours alias), so DescribeConfigs reports the alias's default.
+	noKafkaDefault bool
+	set            func(c *Config, v string) error // broker scope
+	get            func(c *Config) string          // broker scope, canonical keys only
+
+	// Topic scope. synonyms are the server.properties keys that default
+	// the topic key, in Kafka's order of precedence (LogConfig's
+	// TopicConfigSynonyms); a synonym without a spec is a Kafka key we do
+	// not take, reported with def. check validates a client's value (the
+	// topic's own override); store applies an already valid value.
+	synonyms []string
+	check    func(v string) error
+	store    func(t *TopicSettings, v string)
+}
+
+// Scope says where a key is set.
+type Scope uint8
+
+const (
+	// ScopeBroker keys are set in server.properties (or --set).
+	ScopeBroker Scope = 1 << iota
+	// ScopeTopic keys are set per topic (CreateTopics, AlterConfigs).
+	ScopeTopic
+	// ScopeBoth keys have one name at both levels (compression.type).
+	ScopeBoth = ScopeBroker | ScopeTopic
+)
+
+// Type is a key's Kafka ConfigDef type, numbered as DescribeConfigs'
+// config_type (kmsg.ConfigType).
+type Type int8
+
+// The Kafka config types.
+const (
+	TypeBoolean Type = 1
+	TypeString  Type = 2
+	TypeInt     Type = 3
+	TypeShort   Type = 4
+	TypeLong    Type = 5
+	TypeDouble  Type = 6
+	TypeList    Type = 7
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeBoolean:
+		return "boolean"
+	case TypeString:
+		return "string"
+	case TypeInt:
+		return "int"
+	case TypeShort:
+		return "short"
+	case TypeLong:
+		return "long"
+	case TypeDouble:
+		return "double"
+	case TypeList:
+		return "list"
+	}
+	return "unknown"
 }
 
 func (sp *spec) canonical() string {
@@ -33,21 +100,55 @@ func (sp *spec) canonical() string {
 	return sp.name
 }
 
-var specIndex map[string]*spec
+func (sp *spec) broker() bool { return sp.scope&ScopeBroker != 0 }
+func (sp *spec) topic() bool  { return sp.scope&ScopeTopic != 0 }
+
+// kafkaDefault is the key's built-in default as DescribeConfigs reports it
+// (a DEFAULT_CONFIG synonym); ok is false for a null default (an empty one:
+// advertised.listeners, controller.listener.names, log.retention.minutes).
+func (sp *spec) kafkaDefault() (string, bool) {
+	if sp.noKafkaDefault || sp.def == "" {
+		return "", false
+	}
+	return sp.def, true
+}
+
+var brokerIndex, topicIndex map[string]*spec
 
 func init() {
-	specIndex = make(map[string]*spec, len(specs))
+	brokerIndex = make(map[string]*spec, len(specs))
+	topicIndex = make(map[string]*spec, len(topicSpecs))
 	for i := range specs {
-		specIndex[specs[i].name] = &specs[i]
+		sp := &specs[i]
+		if sp.scope == 0 {
+			sp.scope = ScopeBroker
+		}
+		if sp.typ == 0 {
+			sp.typ = TypeString
+		}
+		if sp.broker() {
+			brokerIndex[sp.name] = sp
+		}
+		if sp.topic() {
+			topicIndex[sp.name] = sp
+		}
 	}
 }
 
-func lookup(key string) *spec { return specIndex[key] }
+// lookup returns the server.properties key named key, or nil.
+func lookup(key string) *spec { return brokerIndex[key] }
+
+// lookupTopic returns the topic key named key, or nil.
+func lookupTopic(key string) *spec { return topicIndex[key] }
 
 // kafkaIntMax is the top of Kafka's INT type (Java int).
 const kafkaIntMax = math.MaxInt32
 
-var specs = []spec{
+// specs is the key table: the server.properties keys, then the topic keys
+// (topic_keys.go). compression.type is one entry for both levels.
+var specs = append(slices.Clip(brokerSpecs), topicSpecs...)
+
+var brokerSpecs = []spec{
 	// ---- network
 	{name: "listeners", def: "PLAINTEXT://127.0.0.1:9092",
 		doc: "Comma-separated `NAME://host:port` to listen on (empty host = all interfaces, `[::1]` for IPv6, port 0 = any free port). Each loop binds every listener with SO_REUSEPORT; a port another process holds (another broker included) is refused at start.",
@@ -111,7 +212,7 @@ var specs = []spec{
 	intSpec("node.id", "0", 0, kafkaIntMax, "This broker's id in Metadata responses.", func(c *Config) *int32 { return &c.NodeID }),
 	intAlias("broker.id", "-1", "node.id", 0, 0, kafkaIntMax, "Older name of `node.id`; if both are set they must be equal.", func(c *Config) *int32 { return &c.NodeID }),
 	intSpec("socket.request.max.bytes", "104857600", 1, kafkaIntMax, "Largest request frame accepted; a bigger frame closes the connection with a log line.", func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
-	{name: "queued.max.request.bytes", def: "-1",
+	{name: "queued.max.request.bytes", def: "-1", typ: TypeLong,
 		doc: "Bound on the bytes buffered per process before loops mute connections: requests in flight and being read, answers queued. Bytes copied into fetch responses (fetch.zero.copy=false) have a budget of the same size. Kafka's -1 (unbounded) and 0 mean 268435456 (256 MiB) here: we put a limit on everything.",
 		set: func(c *Config, v string) error {
 			n, err := parseInt(v, -1, math.MaxInt64)
@@ -141,24 +242,24 @@ var specs = []spec{
 	enumSpec("io.backend", "auto", true, []string{"auto", "uring", "portable"}, "`auto` uses io_uring when usable, else the portable (Go net) backend with one log line saying why; `uring` fails if io_uring is unusable; `portable` never uses io_uring.", func(c *Config) *string { return &c.IOBackend }),
 
 	// ---- storage and topic defaults
-	{name: "log.dirs", def: "./data", rank: 2,
+	{name: "log.dirs", def: "./data", rank: 2, typ: TypeList,
 		doc: "Comma-separated data directories. Takes precedence over `log.dir`.",
 		set: func(c *Config, v string) error { return setDirs(c, v) },
 		get: func(c *Config) string { return strings.Join(c.LogDirs, ",") }},
-	{name: "log.dir", def: "./data", canon: "log.dirs", rank: 1,
+	{name: "log.dir", def: "./data", canon: "log.dirs", rank: 1, typ: TypeList,
 		doc: "Single data directory, used when `log.dirs` is not set.",
 		set: func(c *Config, v string) error { return setDirs(c, v) }},
 	intSpec("log.segment.bytes", "1073741824", 14, kafkaIntMax, "Roll a new segment when the active one reaches this size. At least `log.segment.bytes.min` (Kafka 4's minimum, 1048576).", func(c *Config) *int32 { return &c.LogSegmentBytes }),
 	oursInt("log.segment.bytes.min", "1048576", 14, kafkaIntMax, "Smallest `log.segment.bytes`, and smallest topic `segment.bytes` CreateTopics and AlterConfigs accept (INVALID_CONFIG below it); Kafka 4's minimum by default. A tiny segment size makes a segment per batch until the process runs out of descriptors: lower this only for tests that need many segments from little data.", func(c *Config) *int32 { return &c.LogSegmentBytesMin }),
-	withRank(intSpec("log.roll.ms", "604800000", 1, math.MaxInt64, "Roll a new segment after this long even if not full. Takes precedence over `log.roll.hours`.", func(c *Config) *int64 { return &c.LogRollMs }), 2),
+	noKafkaDefault(withRank(intSpec("log.roll.ms", "604800000", 1, math.MaxInt64, "Roll a new segment after this long even if not full. Takes precedence over `log.roll.hours`.", func(c *Config) *int64 { return &c.LogRollMs }), 2)),
 	scaledAlias("log.roll.hours", "168", "log.roll.ms", 1, 1, 3600000, "`log.roll.ms` in hours."),
-	withRank(intSpec("log.retention.ms", "604800000", math.MinInt64, math.MaxInt64, "Delete segments older than this; -1 = no time limit. Precedence (Kafka's): `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`.", func(c *Config) *int64 { return &c.LogRetentionMs }), 3),
+	noKafkaDefault(withRank(intSpec("log.retention.ms", "604800000", math.MinInt64, math.MaxInt64, "Delete segments older than this; -1 = no time limit. Precedence (Kafka's): `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`.", func(c *Config) *int64 { return &c.LogRetentionMs }), 3)),
 	scaledAlias("log.retention.minutes", "", "log.retention.ms", 2, math.MinInt32, 60000, "`log.retention.ms` in minutes."),
 	scaledAlias("log.retention.hours", "168", "log.retention.ms", 1, math.MinInt32, 3600000, "`log.retention.ms` in hours."),
 	intSpec("log.retention.bytes", "-1", math.MinInt64, math.MaxInt64, "Delete oldest segments while a partition is larger than this; -1 = no size limit.", func(c *Config) *int64 { return &c.LogRetentionBytes }),
 	intSpec("log.retention.check.interval.ms", "300000", 1, math.MaxInt64, "How often retention runs.", func(c *Config) *int64 { return &c.LogRetentionCheckIntervalMs }),
-	intSpec("log.flush.offset.checkpoint.interval.ms", "60000", 1, kafkaIntMax, "How often each log dir's recovery-point and log-start-offset checkpoint files are rewritten. A recovery point older than the last checkpoint only makes a restart after a crash scan more.", func(c *Config) *int64 { return &c.LogFlushOffsetCheckpointIntervalMs }),
-	{name: "log.cleanup.policy", def: "delete",
+	withType(intSpec("log.flush.offset.checkpoint.interval.ms", "60000", 1, kafkaIntMax, "How often each log dir's recovery-point and log-start-offset checkpoint files are rewritten. A recovery point older than the last checkpoint only makes a restart after a crash scan more.", func(c *Config) *int64 { return &c.LogFlushOffsetCheckpointIntervalMs }), TypeInt),
+	{name: "log.cleanup.policy", def: "delete", typ: TypeList,
 		doc: "`delete`, `compact`, or both (comma-separated): the default cleanup policy for topics.",
 		set: func(c *Config, v string) error {
 			list := splitList(v)
@@ -186,7 +287,8 @@ var specs = []spec{
 	enumSpec("log.message.timestamp.type", "CreateTime", false, []string{"CreateTime", "LogAppendTime"}, "Default timestamp type of topics: the producer's time or the broker's append time.", func(c *Config) *string { return &c.LogMessageTimestampType }),
 	intSpec("log.message.timestamp.before.max.ms", "9223372036854775807", 0, math.MaxInt64, "Default of topics' `message.timestamp.before.max.ms`: a CreateTime record more than this many ms older than the broker's clock is refused with INVALID_TIMESTAMP.", func(c *Config) *int64 { return &c.LogMessageTimestampBeforeMaxMs }),
 	intSpec("log.message.timestamp.after.max.ms", "3600000", 0, math.MaxInt64, "Default of topics' `message.timestamp.after.max.ms`: a CreateTime record more than this many ms ahead of the broker's clock is refused with INVALID_TIMESTAMP (Kafka 4's default, 1 hour).", func(c *Config) *int64 { return &c.LogMessageTimestampAfterMaxMs }),
-	enumSpec("compression.type", "producer", false, []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, "Default compression of topics; `producer` keeps the producer's batches byte for byte.", func(c *Config) *string { return &c.CompressionType }),
+	bothScopes(enumSpec("compression.type", "producer", false, compressionTypes, "Compression of a topic's stored batches: a topic's own setting, and in server.properties the default of topics; `producer` keeps the producer's batches byte for byte, another codec recompresses batches that differ.", func(c *Config) *string { return &c.CompressionType }),
+		func(t *TopicSettings, v string) { t.CompressionType = v }),
 
 	// ---- appender and fetch (ours)
 	oursInt("append.batch.max.bytes", "1048576", 1, kafkaIntMax, "Largest group of produce batches the appender coalesces into one write.", func(c *Config) *int { return &c.AppendBatchMaxBytes }),
@@ -269,8 +371,21 @@ type integer interface {
 
 func withRank(sp spec, rank int) spec { sp.rank = rank; return sp }
 
+func withType(sp spec, typ Type) spec { sp.typ = typ; return sp }
+
+func noKafkaDefault(sp spec) spec { sp.noKafkaDefault = true; return sp }
+
+// intType is Kafka's type of an integer key held in a T: LONG for int64,
+// INT otherwise.
+func intType[T integer]() Type {
+	if _, ok := any(*new(T)).(int64); ok {
+		return TypeLong
+	}
+	return TypeInt
+}
+
 func intSpec[T integer](name, def string, lo, hi int64, doc string, field func(*Config) *T) spec {
-	return spec{name: name, def: def, doc: doc,
+	return spec{name: name, def: def, doc: doc, typ: intType[T](),
 		set: func(c *Config, v string) error {
 			n, err := parseInt(v, lo, hi)
 			if err != nil {
@@ -315,7 +430,7 @@ func intAlias[T integer](name, def, canon string, rank int, lo, hi int64, doc st
 // minutes). A negative product means "no limit" (-1), as in Kafka's
 // KafkaConfig.logRetentionTimeMillis.
 func scaledAlias(name, def, canon string, rank int, lo int64, scale int64, doc string) spec {
-	return spec{name: name, def: def, doc: doc, canon: canon, rank: rank,
+	return spec{name: name, def: def, doc: doc, canon: canon, rank: rank, typ: TypeInt, scaled: true,
 		set: func(c *Config, v string) error {
 			n, err := parseInt(v, lo, kafkaIntMax)
 			if err != nil {
@@ -338,7 +453,7 @@ func scaledAlias(name, def, canon string, rank int, lo int64, scale int64, doc s
 }
 
 func boolSpec(name, def, doc string, field func(*Config) *bool) spec {
-	return spec{name: name, def: def, doc: doc,
+	return spec{name: name, def: def, doc: doc, typ: TypeBoolean,
 		set: func(c *Config, v string) error {
 			// Kafka's BOOLEAN accepts exactly true/false, any case.
 			switch v = strings.TrimSpace(v); {
@@ -467,27 +582,75 @@ func formatListeners(ls []Listener) string {
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
-// Markdown writes the key table (key, default, meaning) for docs/ARCHITECTURE.md,
-// followed by the list of accepted-but-ignored Kafka keys.
+// DocPath is where the generated key reference lives, relative to the
+// repository root (go run ./config/keydoc -w rewrites it).
+const DocPath = "docs/CONFIG.md"
+
+// Markdown writes the key reference (docs/CONFIG.md): the server.properties
+// keys (key, type, default, meaning), the accepted-but-ignored Kafka keys,
+// then the topic keys with their broker synonyms.
 func Markdown(w io.Writer) {
-	fmt.Fprintln(w, "| key | default | meaning |")
-	fmt.Fprintln(w, "|---|---|---|")
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+	code := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		return "`" + cell(s) + "`"
+	}
+	fmt.Fprintln(w, "# Config keys")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "<!-- Generated by `go run ./config/keydoc -w` from the key table (config/keys.go, config/topic_keys.go). Do not edit: TestDocsMatchKeyTable fails when this file differs. -->")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## server.properties")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "`ringbrokerd --print-config` prints the effective value and source of every key. (ours) marks a ringbroker key Kafka does not have.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| key | type | default | meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|")
 	for i := range specs {
 		sp := &specs[i]
+		if !sp.broker() {
+			continue
+		}
 		key := "`" + sp.name + "`"
 		if sp.ours {
 			key += " (ours)"
 		}
-		def := "`" + sp.def + "`"
-		if sp.def == "" {
-			def = "(none)"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s |\n", key, def, strings.ReplaceAll(sp.doc, "|", "\\|"))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", key, sp.typ, code(sp.def), cell(sp.doc))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Kafka keys accepted and ignored (no warning; `--print-config` lists them):")
 	fmt.Fprintln(w)
 	for _, k := range sortedKeys(ignoredKeys) {
 		fmt.Fprintf(w, "- `%s`: %s\n", k, ignoredKeys[k])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Topic keys")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Set per topic by CreateTopics, AlterConfigs and IncrementalAlterConfigs (an unknown key or a bad value is INVALID_CONFIG). A topic without an override takes the broker's value of the first synonym ringbroker takes, else Kafka's default; DescribeConfigs reports the synonyms in this order.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| key | type | Kafka default | broker synonyms | meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	var topics []*spec
+	for i := range specs {
+		if specs[i].topic() {
+			topics = append(topics, &specs[i])
+		}
+	}
+	slices.SortFunc(topics, func(a, b *spec) int { return strings.Compare(a.name, b.name) })
+	for _, sp := range topics {
+		var syns []string
+		for _, k := range sp.synonyms {
+			if lookup(k) != nil {
+				syns = append(syns, "`"+k+"`")
+			} else {
+				syns = append(syns, "`"+k+"` (not taken)")
+			}
+		}
+		synCell := strings.Join(syns, ", ")
+		if synCell == "" {
+			synCell = "(none)"
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %s |\n", sp.name, sp.typ, code(sp.def), synCell, cell(sp.doc))
 	}
 }

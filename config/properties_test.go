@@ -158,7 +158,7 @@ func FuzzParse(f *testing.F) {
 func effective(c *Config) map[string]string {
 	m := map[string]string{}
 	for i := range specs {
-		if specs[i].canon == "" {
+		if specs[i].canon == "" && specs[i].broker() {
 			m[specs[i].name] = specs[i].get(c)
 		}
 	}

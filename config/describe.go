@@ -1,0 +1,180 @@
+package config
+
+import (
+	"sort"
+	"strings"
+)
+
+// DescribeConfigs answers, derived from the key table with Apache Kafka's
+// rules (kafka.server.ConfigHelper): an entry's synonyms are, in order, the
+// topic's override (DYNAMIC_TOPIC_CONFIG), every synonym key server.properties
+// set (STATIC_BROKER_CONFIG, with the value as written), then every synonym
+// key with a built-in default (DEFAULT_CONFIG); the entry's source is its
+// first synonym's, DEFAULT_CONFIG when it has none. A broker key's synonyms
+// are itself and, for log.retention.ms and log.roll.ms, their coarser-unit
+// aliases (Kafka's DynamicBrokerConfig.brokerConfigSynonyms). ringbroker has
+// no dynamic broker configs: every broker entry is read-only.
+//
+// Deliberate differences: a value given with --set is reported as
+// STATIC_BROKER_CONFIG (it is a start-up setting, as server.properties is);
+// an alias that lost to a higher-precedence one in the same file
+// (log.retention.hours under log.retention.ms) is not listed among the
+// synonyms.
+
+// Source is where a described value comes from, numbered as DescribeConfigs'
+// config_source (kmsg.ConfigSource).
+type Source int8
+
+// The sources ringbroker reports.
+const (
+	SourceDynamicTopic Source = 1 // DYNAMIC_TOPIC_CONFIG: the topic's override
+	SourceStaticBroker Source = 4 // STATIC_BROKER_CONFIG: server.properties or --set
+	SourceDefault      Source = 5 // DEFAULT_CONFIG: the built-in default
+)
+
+// Synonym is one source of a described value. Value nil is a null default.
+type Synonym struct {
+	Name   string
+	Value  *string
+	Source Source
+}
+
+// Described is one DescribeConfigs entry.
+type Described struct {
+	Name     string
+	Value    *string // nil: no value (a null default)
+	Source   Source
+	Type     Type
+	ReadOnly bool
+	Doc      string
+	Synonyms []Synonym // always filled; the caller drops them unless asked
+}
+
+// staticValue returns the value server.properties (or --set) gave key
+// itself, as written.
+func (c *Config) staticValue(key string) (string, bool) {
+	sp := lookup(key)
+	if sp == nil {
+		return "", false
+	}
+	src, ok := c.src[sp.canonical()]
+	if !ok || src.isDefault() || src.key != key {
+		return "", false
+	}
+	return strings.TrimSpace(src.value), true
+}
+
+// synonymsOf lists keys' static settings, then their built-in defaults. A
+// key without a spec (a Kafka key we do not take) has def as its default.
+func (c *Config) synonymsOf(keys []string, def string) []Synonym {
+	var out []Synonym
+	for _, k := range keys {
+		if v, ok := c.staticValue(k); ok {
+			out = append(out, Synonym{Name: k, Value: &v, Source: SourceStaticBroker})
+		}
+	}
+	for _, k := range keys {
+		v, ok := def, true
+		if sp := lookup(k); sp != nil {
+			v, ok = sp.kafkaDefault()
+		}
+		if ok {
+			out = append(out, Synonym{Name: k, Value: &v, Source: SourceDefault})
+		}
+	}
+	return out
+}
+
+func described(name string, value *string, typ Type, readOnly bool, doc string, syns []Synonym) Described {
+	d := Described{Name: name, Value: value, Source: SourceDefault, Type: typ, ReadOnly: readOnly, Doc: doc, Synonyms: syns}
+	if len(syns) > 0 {
+		d.Source = syns[0].Source
+	}
+	return d
+}
+
+// DescribeTopic describes every topic key of a topic whose overrides are
+// overrides, sorted by name.
+func (c *Config) DescribeTopic(overrides map[string]string) []Described {
+	var out []Described
+	for i := range specs {
+		sp := &specs[i]
+		if !sp.topic() {
+			continue
+		}
+		var syns []Synonym
+		value, ok := overrides[sp.name]
+		if ok {
+			v := value
+			syns = append(syns, Synonym{Name: sp.name, Value: &v, Source: SourceDynamicTopic})
+		} else {
+			value = c.topicDefault(sp)
+		}
+		syns = append(syns, c.synonymsOf(sp.synonyms, sp.def)...)
+		out = append(out, described(sp.name, &value, sp.typ, false, sp.doc, syns))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DescribeBroker describes every server.properties key (aliases included),
+// and the Kafka broker keys that default topic keys ringbroker stores without
+// taking the broker key (log.cleaner.*, log.preallocate, ...) with Kafka's
+// default, sorted by name. All are read-only.
+func (c *Config) DescribeBroker() []Described {
+	var out []Described
+	seen := map[string]bool{}
+	for i := range specs {
+		sp := &specs[i]
+		if !sp.broker() {
+			continue
+		}
+		seen[sp.name] = true
+		keys := []string{sp.name}
+		if !sp.scaled {
+			// A canonical key's synonyms include its coarser-unit aliases,
+			// highest precedence first; a scaled alias has only itself
+			// (Kafka drops the synonyms before the named key).
+			var aliases []*spec
+			for j := range specs {
+				if a := &specs[j]; a.scaled && a.canon == sp.name {
+					aliases = append(aliases, a)
+				}
+			}
+			sort.Slice(aliases, func(i, j int) bool { return aliases[i].rank > aliases[j].rank })
+			for _, a := range aliases {
+				keys = append(keys, a.name)
+			}
+		}
+		syns := c.synonymsOf(keys, "")
+		var value *string
+		switch {
+		case sp.get != nil:
+			v := sp.get(c)
+			value = &v
+		case !sp.scaled: // a same-unit alias (broker.id, log.dir): the canonical key's value
+			v := lookup(sp.canonical()).get(c)
+			value = &v
+		case len(syns) > 0:
+			value = syns[0].Value
+		}
+		out = append(out, described(sp.name, value, sp.typ, true, sp.doc, syns))
+	}
+	for i := range specs {
+		sp := &specs[i]
+		if !sp.topic() {
+			continue
+		}
+		for _, k := range sp.synonyms {
+			if seen[k] || lookup(k) != nil {
+				continue
+			}
+			seen[k] = true
+			v := sp.def
+			out = append(out, described(k, &v, sp.typ, true, "Kafka's broker default of topic key `"+sp.name+"`, which ringbroker stores but does not take in server.properties.",
+				[]Synonym{{Name: k, Value: &v, Source: SourceDefault}}))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

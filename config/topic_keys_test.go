@@ -1,0 +1,194 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ringbroker/ringbroker/storage"
+)
+
+// The broker-level log configuration derived from the key table's defaults
+// is the storage engine's own default (was cmd/ringbrokerd's
+// TestLogDefaultsMatchConfigDefaults).
+func TestStorageConfigDefaultsMatchStorage(t *testing.T) {
+	got, want := Default().StorageConfig(), storage.DefaultConfig()
+	if got != want {
+		t.Fatalf("log config from the key table's defaults:\n%+v\nstorage.DefaultConfig():\n%+v", got, want)
+	}
+}
+
+// Broker keys (aliases included) default the topic keys; a topic override
+// beats them; a bad override is an error (was storage's TestConfigParsing).
+func TestTopicSettingsFromBrokerKeys(t *testing.T) {
+	c, _ := parse(t, "log.flush.interval.messages=1\nlog.retention.hours=1\nlog.segment.bytes=1048576\n")
+	b := c.StorageConfig()
+	if b.FlushMessages != 1 || b.RetentionMs != 3600_000 || b.SegmentBytes != 1<<20 {
+		t.Fatalf("%+v", b)
+	}
+	ts, err := c.TopicSettings(map[string]string{"flush.messages": "10", "message.timestamp.type": "LogAppendTime"})
+	if err != nil || ts.Log.FlushMessages != 10 || !ts.Log.LogAppendTime || !ts.LogAppendTime || ts.Log.RetentionMs != 3600_000 {
+		t.Fatalf("%+v %v", ts, err)
+	}
+	for _, bad := range []map[string]string{
+		{"segment.bytes": "x"},
+		{"retention.ms": "-7"},
+		{"nope": "1"},
+		{"segment.index.bytes": "4294967296"},
+		{"cleanup.policy": "compact,nope"},
+		{"remote.storage.enable": "true"},
+	} {
+		if _, err := c.TopicSettings(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestTopicSettingsBrokerDefaults(t *testing.T) {
+	c, _ := parse(t, "message.max.bytes=2000000\ncompression.type=lz4\nlog.cleanup.policy=compact\nlog.message.timestamp.type=LogAppendTime\nlog.message.timestamp.after.max.ms=5\nappend.linger.max.ms=3\n")
+	ts, err := c.TopicSettings(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TopicSettings{Log: c.StorageConfig(), MaxMessageBytes: 2000000, CompressionType: "lz4", CleanupPolicy: "compact",
+		LogAppendTime: true, MessageTimestampBeforeMaxMs: 1<<63 - 1, MessageTimestampAfterMaxMs: 5}
+	if !reflect.DeepEqual(ts, want) || ts.Log.AppendLingerMs != 3 || !ts.Log.LogAppendTime {
+		t.Fatalf("got %+v\nwant %+v", ts, want)
+	}
+	if ts, _ := c.TopicSettings(map[string]string{"max.message.bytes": "99999999999"}); ts.MaxMessageBytes != 1<<31-1 {
+		t.Fatalf("max.message.bytes above int32: %d", ts.MaxMessageBytes)
+	}
+}
+
+// Every topic key's synonyms name broker keys (taken or not), never a topic
+// key; every key has a type and a doc; a broker key is not also ignored.
+func TestKeyTableConsistent(t *testing.T) {
+	for i := range specs {
+		sp := &specs[i]
+		if sp.typ == 0 || sp.doc == "" || sp.scope == 0 {
+			t.Errorf("%s: type %v, scope %v, doc %q", sp.name, sp.typ, sp.scope, sp.doc)
+		}
+		if sp.broker() && sp.set == nil || sp.broker() && sp.canon == "" && sp.get == nil {
+			t.Errorf("%s: broker key without set/get", sp.name)
+		}
+		if sp.topic() && sp.check == nil {
+			t.Errorf("%s: topic key without a validator", sp.name)
+		}
+		for _, s := range sp.synonyms {
+			if lookupTopic(s) != nil && s != sp.name {
+				t.Errorf("%s: synonym %s is a topic key", sp.name, s)
+			}
+		}
+		if sp.topic() {
+			if err := sp.check(sp.def); err != nil {
+				t.Errorf("%s: Kafka default %q fails its own check: %v", sp.name, sp.def, err)
+			}
+			if err := sp.check(Default().TopicDefault(sp.name)); err != nil {
+				t.Errorf("%s: broker default %q fails the topic check: %v", sp.name, Default().TopicDefault(sp.name), err)
+			}
+		}
+	}
+}
+
+func synonymString(d Described) string {
+	var parts []string
+	for _, s := range d.Synonyms {
+		v := "null"
+		if s.Value != nil {
+			v = *s.Value
+		}
+		parts = append(parts, s.Name+"="+v+"/"+sourceName(s.Source))
+	}
+	return strings.Join(parts, " ")
+}
+
+func sourceName(s Source) string {
+	switch s {
+	case SourceDynamicTopic:
+		return "topic"
+	case SourceStaticBroker:
+		return "static"
+	case SourceDefault:
+		return "default"
+	}
+	return "?"
+}
+
+func describedMap(ds []Described) map[string]Described {
+	m := make(map[string]Described, len(ds))
+	for _, d := range ds {
+		m[d.Name] = d
+	}
+	return m
+}
+
+// DescribeConfigs sources and synonyms as Kafka's ConfigHelper gives them.
+func TestDescribeTopic(t *testing.T) {
+	c, _ := parse(t, "log.retention.hours=1\ncompression.type=lz4\n")
+	m := describedMap(c.DescribeTopic(map[string]string{"segment.bytes": "1048576", "compression.type": "zstd"}))
+	for _, tc := range []struct {
+		key, value string
+		src        Source
+		synonyms   string
+	}{
+		{"segment.bytes", "1048576", SourceDynamicTopic, "segment.bytes=1048576/topic log.segment.bytes=1073741824/default"},
+		{"retention.ms", "3600000", SourceStaticBroker, "log.retention.hours=1/static log.retention.hours=168/default"},
+		{"segment.ms", "604800000", SourceDefault, "log.roll.hours=168/default"},
+		{"compression.type", "zstd", SourceDynamicTopic, "compression.type=zstd/topic compression.type=lz4/static compression.type=producer/default"},
+		{"cleanup.policy", "delete", SourceDefault, "log.cleanup.policy=delete/default"},
+		{"delete.retention.ms", "86400000", SourceDefault, "log.cleaner.delete.retention.ms=86400000/default"},
+		{"remote.storage.enable", "false", SourceDefault, ""},
+	} {
+		d, ok := m[tc.key]
+		if !ok {
+			t.Errorf("%s not described", tc.key)
+			continue
+		}
+		if *d.Value != tc.value || d.Source != tc.src || synonymString(d) != tc.synonyms || d.ReadOnly {
+			t.Errorf("%s = %s (%s, read-only %v) synonyms %q; want %s (%s) synonyms %q", tc.key, *d.Value, sourceName(d.Source), d.ReadOnly, synonymString(d), tc.value, sourceName(tc.src), tc.synonyms)
+		}
+	}
+	if len(m) != len(topicIndex) {
+		t.Errorf("described %d topic keys, the table has %d", len(m), len(topicIndex))
+	}
+}
+
+func TestDescribeBroker(t *testing.T) {
+	c, _ := parse(t, "log.retention.minutes=5\nnode.id=3\n")
+	if err := c.Set("num.partitions", "4"); err != nil {
+		t.Fatal(err)
+	}
+	m := describedMap(c.DescribeBroker())
+	for _, tc := range []struct {
+		key, value string // value "null": no value
+		src        Source
+		synonyms   string
+	}{
+		{"log.retention.ms", "300000", SourceStaticBroker, "log.retention.minutes=5/static log.retention.hours=168/default"},
+		{"log.retention.minutes", "5", SourceStaticBroker, "log.retention.minutes=5/static"},
+		{"log.retention.hours", "168", SourceDefault, "log.retention.hours=168/default"},
+		{"log.roll.ms", "604800000", SourceDefault, "log.roll.hours=168/default"},
+		{"num.partitions", "4", SourceStaticBroker, "num.partitions=4/static num.partitions=1/default"},
+		{"node.id", "3", SourceStaticBroker, "node.id=3/static node.id=0/default"},
+		{"broker.id", "3", SourceDefault, "broker.id=-1/default"},
+		{"log.segment.bytes", "1073741824", SourceDefault, "log.segment.bytes=1073741824/default"},
+		{"log.cleaner.delete.retention.ms", "86400000", SourceDefault, "log.cleaner.delete.retention.ms=86400000/default"},
+		{"advertised.listeners", "PLAINTEXT://127.0.0.1:9092", SourceDefault, ""},
+	} {
+		d, ok := m[tc.key]
+		if !ok {
+			t.Errorf("%s not described", tc.key)
+			continue
+		}
+		v := "null"
+		if d.Value != nil {
+			v = *d.Value
+		}
+		if v != tc.value || d.Source != tc.src || synonymString(d) != tc.synonyms || !d.ReadOnly {
+			t.Errorf("%s = %s (%s, read-only %v) synonyms %q; want %s (%s) synonyms %q", tc.key, v, sourceName(d.Source), d.ReadOnly, synonymString(d), tc.value, sourceName(tc.src), tc.synonyms)
+		}
+	}
+	if _, ok := m["retention.ms"]; ok {
+		t.Error("a topic-only key is described as a broker key")
+	}
+}
