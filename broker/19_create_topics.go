@@ -167,10 +167,9 @@ func (b *Broker) createTopic(t *kmsg.CreateTopicsRequestTopic, validateOnly bool
 		out.TopicID = created.ID
 	}
 	if version >= 5 {
-		for _, e := range topicConfigEntries(b.reg, configs) {
-			v := e.value
+		for _, e := range b.reg.cfg.DescribeTopic(configs) {
 			out.Configs = append(out.Configs, kmsg.CreateTopicsResponseTopicConfig{
-				Name: e.name, Value: &v, ReadOnly: e.readOnly, Source: int8(e.source),
+				Name: e.Name, Value: e.Value, ReadOnly: e.ReadOnly, Source: int8(e.Source),
 			})
 		}
 	}

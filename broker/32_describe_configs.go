@@ -2,38 +2,42 @@ package broker
 
 // DescribeConfigs (key 32), versions 0-4.
 //
-// Behaviour:
-//   - TOPIC resources: every topic key we accept (topic_config.go) with its
-//     effective value and source: DYNAMIC_TOPIC_CONFIG for a topic override,
-//     STATIC_BROKER_CONFIG when server.properties changed the broker default,
-//     DEFAULT_CONFIG otherwise. With include_synonyms (v1+) each entry lists
-//     its synonyms in Kafka's order of precedence: the topic override, the
-//     broker key (e.g. log.retention.ms) and the default. ConfigNames
-//     filters (unknown names are left out, as in Kafka); an unknown topic is
+// Behaviour: the entries, their values, sources, types, synonyms and
+// documentation come from the config package's key table with Apache
+// Kafka's rules (config/describe.go, after kafka.server.ConfigHelper): an
+// entry's synonyms are the topic override (DYNAMIC_TOPIC_CONFIG), then each
+// server.properties key that defaults it and is set there
+// (STATIC_BROKER_CONFIG, e.g. log.retention.hours=1 for retention.ms), then
+// each such key's built-in default (DEFAULT_CONFIG); the entry's source is
+// its first synonym's.
+//   - TOPIC resources: every topic key we accept. ConfigNames filters
+//     (unknown names are left out, as in Kafka); an unknown topic is
 //     UNKNOWN_TOPIC_OR_PARTITION, an invalid name INVALID_TOPIC_EXCEPTION.
-//   - BROKER resources named by our node id: the broker's settings as
-//     read-only STATIC_BROKER_CONFIG entries. An empty name (the cluster-wide
-//     dynamic defaults) lists nothing: we have no dynamic broker configs.
-//     Another broker id is INVALID_REQUEST, as in Kafka.
+//   - BROKER resources named by our node id: every server.properties key
+//     (aliases such as log.retention.hours included), read-only, and the
+//     Kafka broker keys that default topic keys we store without taking the
+//     broker key (log.cleaner.*), with Kafka's default. An empty name (the
+//     cluster-wide dynamic defaults) lists nothing: we have no dynamic
+//     broker configs. Another broker id is INVALID_REQUEST, as in Kafka.
 //   - Other resource types (BROKER_LOGGER, CLIENT_METRICS, GROUP) are
 //     INVALID_REQUEST.
+//   - include_documentation (v3+): each key's doc from the key table.
 //
 // Answered on the ring thread: it only reads the registry (short read
-// locks, never held across I/O).
+// locks, never held across I/O) and the read-only config.
 //
-// Differences from Apache Kafka: documentation (v3+) is always null, even
-// when include_documentation is set; the broker resource lists the keys
-// ringbroker has (not Kafka's ~200), all as STATIC_BROKER_CONFIG whether or
-// not server.properties set them; no sensitive keys exist.
+// Differences from Apache Kafka: the broker resource lists the keys
+// ringbroker has (not Kafka's ~200); a --set value is STATIC_BROKER_CONFIG;
+// an alias shadowed by a higher-precedence key in the same file is not
+// listed as a synonym; no sensitive keys exist.
 
 import (
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -42,107 +46,13 @@ func init() {
 	register(api{key: int16(kmsg.DescribeConfigs), min: 0, max: 4, serve: (*Broker).serveDescribeConfigs})
 }
 
-// configEntry is one described config with its synonyms (first = itself).
-type configEntry struct {
-	name     string
-	value    string
-	source   kmsg.ConfigSource
-	readOnly bool
-	typ      kmsg.ConfigType
-	synonyms []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym
-}
-
-// topicKeyTypes are Kafka's types of the topic keys (ConfigType, v3+).
-var topicKeyTypes = map[string]kmsg.ConfigType{
-	"cleanup.policy": kmsg.ConfigTypeList, "compression.type": kmsg.ConfigTypeString,
-	"delete.retention.ms": kmsg.ConfigTypeLong, "file.delete.delay.ms": kmsg.ConfigTypeLong,
-	"flush.messages": kmsg.ConfigTypeLong, "flush.ms": kmsg.ConfigTypeLong,
-	"follower.replication.throttled.replicas": kmsg.ConfigTypeList, "index.interval.bytes": kmsg.ConfigTypeInt,
-	"leader.replication.throttled.replicas": kmsg.ConfigTypeList, "local.retention.bytes": kmsg.ConfigTypeLong,
-	"local.retention.ms": kmsg.ConfigTypeLong, "max.compaction.lag.ms": kmsg.ConfigTypeLong,
-	"max.message.bytes": kmsg.ConfigTypeInt, "message.timestamp.after.max.ms": kmsg.ConfigTypeLong,
-	"message.timestamp.before.max.ms": kmsg.ConfigTypeLong, "message.timestamp.type": kmsg.ConfigTypeString,
-	"min.cleanable.dirty.ratio": kmsg.ConfigTypeDouble, "min.compaction.lag.ms": kmsg.ConfigTypeLong,
-	"min.insync.replicas": kmsg.ConfigTypeInt, "preallocate": kmsg.ConfigTypeBoolean,
-	"remote.storage.enable": kmsg.ConfigTypeBoolean, "retention.bytes": kmsg.ConfigTypeLong,
-	"retention.ms": kmsg.ConfigTypeLong, "segment.bytes": kmsg.ConfigTypeInt,
-	"segment.index.bytes": kmsg.ConfigTypeInt, "segment.jitter.ms": kmsg.ConfigTypeLong,
-	"segment.ms": kmsg.ConfigTypeLong, "unclean.leader.election.enable": kmsg.ConfigTypeBoolean,
-}
-
-// topicConfigEntries describes every topic key of a topic with overrides
-// configs (a snapshot). r must be non-nil.
-func topicConfigEntries(r *Registry, configs map[string]string) []configEntry {
-	out := make([]configEntry, 0, len(topicKeys))
-	for i := range topicKeys {
-		k := &topicKeys[i]
-		e := configEntry{name: k.name, typ: topicKeyTypes[k.name]}
-		syn := func(name, value string, src kmsg.ConfigSource) {
-			v := value
-			e.synonyms = append(e.synonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: name, Value: &v, Source: src})
-		}
-		brokerValue := r.topicDefault(k)
-		_, brokerSet := r.opts.BrokerTopicDefaults[k.name]
-		brokerSet = brokerSet || brokerValue != k.def
-		if v, ok := configs[k.name]; ok {
-			e.value, e.source = v, kmsg.ConfigSourceDynamicTopicConfig
-			syn(k.name, v, kmsg.ConfigSourceDynamicTopicConfig)
-		}
-		if brokerSet && k.brokerKey != "" {
-			if e.source == 0 {
-				e.value, e.source = brokerValue, kmsg.ConfigSourceStaticBrokerConfig
-			}
-			syn(k.brokerKey, brokerValue, kmsg.ConfigSourceStaticBrokerConfig)
-		}
-		if e.source == 0 {
-			e.value, e.source = k.def, kmsg.ConfigSourceDefaultConfig
-		}
-		defName := k.brokerKey
-		if defName == "" {
-			defName = k.name
-		}
-		syn(defName, k.def, kmsg.ConfigSourceDefaultConfig)
-		out = append(out, e)
+// brokerConfig is the configuration DescribeConfigs reports: the
+// registry's (the daemon's server.properties), else the defaults.
+func (b *Broker) brokerConfig() *config.Config {
+	if b.reg != nil {
+		return b.reg.cfg
 	}
-	return out
-}
-
-// brokerConfigEntries lists the broker's settings (read-only, static).
-func (b *Broker) brokerConfigEntries() []configEntry {
-	seen := map[string]bool{}
-	var out []configEntry
-	add := func(name, value string, typ kmsg.ConfigType) {
-		if seen[name] {
-			return
-		}
-		seen[name] = true
-		out = append(out, configEntry{name: name, value: value, source: kmsg.ConfigSourceStaticBrokerConfig, readOnly: true, typ: typ,
-			synonyms: []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{{Name: name, Value: &value, Source: kmsg.ConfigSourceStaticBrokerConfig}}})
-	}
-	o := &b.opts
-	add("node.id", strconv.Itoa(int(o.NodeID)), kmsg.ConfigTypeInt)
-	add("broker.id", strconv.Itoa(int(o.NodeID)), kmsg.ConfigTypeInt)
-	add("advertised.listeners", "PLAINTEXT://"+o.AdvertisedHost+":"+strconv.Itoa(int(o.AdvertisedPort)), kmsg.ConfigTypeString)
-	add("auto.create.topics.enable", strconv.FormatBool(o.AutoCreateTopics), kmsg.ConfigTypeBoolean)
-	add("num.partitions", strconv.Itoa(int(o.NumPartitions)), kmsg.ConfigTypeInt)
-	add("default.replication.factor", "1", kmsg.ConfigTypeInt)
-	add("message.max.bytes", strconv.Itoa(int(o.MessageMaxBytes)), kmsg.ConfigTypeInt)
-	add("fetch.zero.copy", strconv.FormatBool(o.FetchZeroCopy), kmsg.ConfigTypeBoolean)
-	if r := b.reg; r != nil {
-		add("log.dirs", strings.Join(r.LogDirs(), ","), kmsg.ConfigTypeList)
-		for i := range topicKeys {
-			k := &topicKeys[i]
-			if k.brokerKey != "" {
-				add(k.brokerKey, r.topicDefault(k), topicKeyTypes[k.name])
-			}
-		}
-		d := r.opts.Defaults
-		add("append.batch.max.bytes", strconv.Itoa(d.AppendBatchMaxBytes), kmsg.ConfigTypeInt)
-		add("append.linger.max.ms", strconv.FormatInt(d.AppendLingerMs, 10), kmsg.ConfigTypeLong)
-		add("append.pending.max.bytes", strconv.FormatInt(d.AppendPendingMaxBytes, 10), kmsg.ConfigTypeLong)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
+	return config.Default()
 }
 
 func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
@@ -156,7 +66,7 @@ func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHead
 	nodeName := strconv.Itoa(int(b.opts.NodeID))
 	for _, res := range r.Resources {
 		rr := kmsg.DescribeConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName}
-		var entries []configEntry
+		var entries []config.Described
 		switch res.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			if err := ValidateTopicName(res.ResourceName); err != nil {
@@ -168,13 +78,13 @@ func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHead
 				rr.ErrorCode, rr.ErrorMessage = kerr.UnknownTopicOrPartition.Code, errMsg("topic "+res.ResourceName+" does not exist")
 				break
 			}
-			entries = topicConfigEntries(b.reg, v.configs)
+			entries = b.reg.cfg.DescribeTopic(v.configs)
 		case kmsg.ConfigResourceTypeBroker:
 			switch res.ResourceName {
 			case "":
 				// cluster-wide dynamic defaults: none
 			case nodeName:
-				entries = b.brokerConfigEntries()
+				entries = b.brokerConfig().DescribeBroker()
 			default:
 				rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, errMsg("unexpected broker id, expected "+nodeName+" or empty string, but received "+res.ResourceName)
 			}
@@ -182,16 +92,21 @@ func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHead
 			rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, errMsg("unsupported resource type "+res.ResourceType.String())
 		}
 		for _, e := range entries {
-			if res.ConfigNames != nil && !containsString(res.ConfigNames, e.name) {
+			if res.ConfigNames != nil && !containsString(res.ConfigNames, e.Name) {
 				continue
 			}
-			value := e.value
 			c := kmsg.DescribeConfigsResponseResourceConfig{
-				Name: e.name, Value: &value, ReadOnly: e.readOnly,
-				IsDefault: e.source == kmsg.ConfigSourceDefaultConfig, Source: e.source, ConfigType: e.typ,
+				Name: e.Name, Value: e.Value, ReadOnly: e.ReadOnly,
+				IsDefault: e.Source == config.SourceDefault, Source: kmsg.ConfigSource(e.Source), ConfigType: kmsg.ConfigType(e.Type),
 			}
 			if r.IncludeSynonyms {
-				c.ConfigSynonyms = e.synonyms
+				for _, syn := range e.Synonyms {
+					c.ConfigSynonyms = append(c.ConfigSynonyms, kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{Name: syn.Name, Value: syn.Value, Source: kmsg.ConfigSource(syn.Source)})
+				}
+			}
+			if r.IncludeDocumentation {
+				doc := e.Doc
+				c.Documentation = &doc
 			}
 			rr.Configs = append(rr.Configs, c)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -150,7 +151,7 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string, validat
 		return fmt.Errorf("%w: topic %s does not exist", kerr.UnknownTopicOrPartition, name)
 	}
 	for k := range configs {
-		if lookupTopicKey(k) == nil {
+		if !config.IsTopicKey(k) {
 			return fmt.Errorf("%w: unknown topic config name %s", kerr.InvalidConfig, k)
 		}
 	}

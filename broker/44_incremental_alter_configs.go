@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -86,8 +87,7 @@ func (b *Broker) incrementalAlterTopic(name string, ops []kmsg.IncrementalAlterC
 		configs[k] = v
 	}
 	for _, op := range ops {
-		k := lookupTopicKey(op.Name)
-		if k == nil {
+		if !config.IsTopicKey(op.Name) {
 			return fmt.Errorf("%w: unknown topic config name %s", kerr.InvalidConfig, op.Name)
 		}
 		if op.Op != kmsg.IncrementalAlterConfigOpDelete && op.Value == nil {
@@ -104,7 +104,7 @@ func (b *Broker) incrementalAlterTopic(name string, ops []kmsg.IncrementalAlterC
 			}
 			current, ok := configs[op.Name]
 			if !ok {
-				current = b.reg.topicDefault(k)
+				current = b.reg.cfg.TopicDefault(op.Name)
 			}
 			items := splitList(current)
 			for _, v := range splitList(*op.Value) {
@@ -125,7 +125,7 @@ func (b *Broker) incrementalAlterTopic(name string, ops []kmsg.IncrementalAlterC
 
 // isListKey reports whether a topic key holds a comma-separated list
 // (APPEND and SUBTRACT apply to it).
-func isListKey(name string) bool { return topicKeyTypes[name] == kmsg.ConfigTypeList }
+func isListKey(name string) bool { return config.TopicKeyType(name) == config.TypeList }
 
 // splitList splits a list value, dropping empty items.
 func splitList(v string) []string {

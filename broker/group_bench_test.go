@@ -15,14 +15,13 @@ import (
 
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
-	"github.com/ringbroker/ringbroker/storage"
 )
 
 // startBenchBroker serves a broker on backend for a benchmark (the test
 // harness takes a *testing.T), stopped at cleanup.
 func startBenchBroker(b *testing.B, backend string) *testBroker {
 	dir := b.TempDir()
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig()})
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}})
 	if err != nil {
 		b.Fatal(err)
 	}

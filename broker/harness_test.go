@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/netpoll"
-	"github.com/ringbroker/ringbroker/storage"
 )
 
 // testBackends are the netpoll backends every network test runs on.
@@ -52,8 +52,13 @@ func (tb *testBroker) start() {
 	t.Helper()
 	logger := zaptest.NewLogger(t)
 	// Tests may create topics with tiny segments (many segments from few
-	// records); TestSegmentBytesFloor checks the default floor.
-	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Defaults: storage.DefaultConfig(), Logger: logger, SegmentBytesMin: 14}
+	// records); TestSegmentBytesFloor checks the default floor. The config
+	// sets num.partitions as the broker Options below do, so DescribeConfigs
+	// reports it as a server.properties setting.
+	cfg := config.Default()
+	mustSet(t, cfg, "log.segment.bytes.min", "14")
+	mustSet(t, cfg, "num.partitions", "1")
+	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Logger: logger, Config: cfg}
 	opts := Options{NodeID: 0, AdvertisedHost: "127.0.0.1", DataDir: tb.dir, Logger: logger,
 		AutoCreateTopics: true, NumPartitions: 1, MessageMaxBytes: 1048588, FetchZeroCopy: true}
 	if tb.mod != nil {
@@ -123,3 +128,11 @@ func (tb *testBroker) client(opts ...kgo.Opt) *kgo.Client {
 
 // admin returns a kadm client for the broker.
 func (tb *testBroker) admin() *kadm.Client { return kadm.NewClient(tb.client()) }
+
+// mustSet sets a config key as --set would, failing the test on a bad value.
+func mustSet(t testing.TB, cfg *config.Config, key, value string) {
+	t.Helper()
+	if err := cfg.Set(key, value); err != nil {
+		t.Fatal(err)
+	}
+}

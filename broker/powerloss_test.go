@@ -119,7 +119,7 @@ func powerLossBroker(t *testing.T, seed int64) {
 	for life := 0; life < 3; life++ {
 		fio := &faultIOs{}
 		tb := &testBroker{t: t, dir: dir, backend: netpoll.BackendPortable, mod: func(o *Options, ro *RegistryOptions) {
-			ro.Defaults.FlushMessages = 1
+			mustSet(t, ro.Config, "log.flush.interval.messages", "1")
 			ro.NewIO = fio.newIO
 			o.GroupInitialRebalanceDelay = 0
 			o.OffsetsTopicNumPartitions = 2

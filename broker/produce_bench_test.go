@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/netpoll"
-	"github.com/ringbroker/ringbroker/storage"
 )
 
 // BenchmarkProducePipelined measures the produce handler path end to end:
@@ -47,7 +46,7 @@ func BenchmarkProduceCompressed(b *testing.B) {
 
 func benchProduce(b *testing.B, backend string, conns, depth int, codec int8) {
 	dir := b.TempDir()
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig()})
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestGarbageProducerIDFileRefusesStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := zaptest.NewLogger(t)
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig(), Logger: logger})
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestGarbageProducerIDFileRefusesStart(t *testing.T) {
 // (the worst case: every batch header is read). Reported per recovery.
 func BenchmarkRecoverNextProducerID(b *testing.B) {
 	dir := b.TempDir()
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig()})
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}})
 	if err != nil {
 		b.Fatal(err)
 	}

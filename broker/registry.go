@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/storage"
 )
@@ -67,22 +68,17 @@ type Partition struct {
 // RegistryOptions configure OpenRegistry.
 type RegistryOptions struct {
 	LogDirs []string
-	// Defaults are the broker-level log settings (storage.BrokerConfig).
-	Defaults storage.Config
-	// BrokerTopicDefaults are the broker keys that default topic keys the log
-	// package does not own (message.max.bytes, compression.type,
-	// log.cleanup.policy) in their topic-key names.
-	BrokerTopicDefaults map[string]string
-	NewIO               func() (storage.IO, error)
-	Logger              *zap.Logger
+	// Config is the broker's configuration: the defaults of topic keys
+	// (their server.properties synonyms), the broker-level log settings
+	// (Config.StorageConfig), the segment.bytes floor CreateTopics and
+	// AlterConfigs enforce (log.segment.bytes.min), and what DescribeConfigs
+	// reports. nil means config.Default(). Read-only once the registry opens.
+	Config *config.Config
+	NewIO  func() (storage.IO, error)
+	Logger *zap.Logger
 	// Stats receives every log's write and fdatasync measurements (the
 	// daemon passes its metrics registry); nil records nothing.
 	Stats storage.Stats
-
-	// SegmentBytesMin is the smallest segment.bytes CreateTopics and
-	// AlterConfigs accept (log.segment.bytes.min); 0 means Kafka 4's
-	// 1048576. Stored topic configs are loaded whatever their value.
-	SegmentBytesMin int64
 
 	// NodeID is checked against (and written to) every log dir's
 	// meta.properties before anything else in the dir is read.
@@ -92,6 +88,7 @@ type RegistryOptions struct {
 // Registry is the topic table.
 type Registry struct {
 	opts RegistryOptions
+	cfg  *config.Config // opts.Config, never nil
 	log  *zap.Logger
 	mgrs []*storage.Manager
 
@@ -128,7 +125,10 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if len(opts.LogDirs) == 0 {
 		return nil, errors.New("registry: no log dirs")
 	}
-	r := &Registry{opts: opts, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, writeFile: writeMetadataFile}
+	if opts.Config == nil {
+		opts.Config = config.Default()
+	}
+	r := &Registry{opts: opts, cfg: opts.Config, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, writeFile: writeMetadataFile}
 	defer func() {
 		if err != nil {
 			r.closeManagers()
@@ -162,7 +162,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: opts.Defaults, NewIO: opts.NewIO, Logf: logf, Warnf: warnf, Stats: opts.Stats})
+		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, Logf: logf, Warnf: warnf, Stats: opts.Stats})
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}

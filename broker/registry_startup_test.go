@@ -21,7 +21,7 @@ import (
 
 func openRegistryDirs(t *testing.T, dirs ...string) (*Registry, error) {
 	t.Helper()
-	return OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: storage.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+	return OpenRegistry(RegistryOptions{LogDirs: dirs, Logger: zaptest.NewLogger(t)})
 }
 
 func mustOpenRegistryDirs(t *testing.T, dirs ...string) *Registry {

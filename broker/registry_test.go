@@ -19,7 +19,7 @@ import (
 
 func openTestRegistry(t *testing.T, dir string) *Registry {
 	t.Helper()
-	r, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+	r, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func mapsEqual(a, b map[string]string) bool {
 func TestRegistryCloseReporting(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	open := func() *Registry {
-		r, err := OpenRegistry(RegistryOptions{LogDirs: dirs, Defaults: storage.DefaultConfig(), Logger: zaptest.NewLogger(t)})
+		r, err := OpenRegistry(RegistryOptions{LogDirs: dirs, Logger: zaptest.NewLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +303,7 @@ func TestRegistryRecoveryTruncationLogsWarn(t *testing.T) {
 	f.Close()
 
 	core, logs := observer.New(zapcore.DebugLevel)
-	r, err = OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Defaults: storage.DefaultConfig(), Logger: zap.New(core)})
+	r, err = OpenRegistry(RegistryOptions{LogDirs: []string{dir}, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

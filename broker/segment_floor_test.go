@@ -16,14 +16,14 @@ import (
 // log.segment.bytes.min) still opens.
 func TestSegmentBytesFloor(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
-		floor := int64(14) // the harness's: lets the first topic be stored
-		tb := startTestBroker(t, backend, func(_ *Options, ro *RegistryOptions) { ro.SegmentBytesMin = floor })
+		floor := "14" // the harness's: lets the first topic be stored
+		tb := startTestBroker(t, backend, func(_ *Options, ro *RegistryOptions) { mustSet(t, ro.Config, "log.segment.bytes.min", floor) })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if _, err := tb.admin().CreateTopic(ctx, 1, 1, map[string]*string{"segment.bytes": kadm.StringPtr("16384")}, "legacy"); err != nil {
 			t.Fatal(err)
 		}
-		floor = 0 // Kafka 4's 1048576
+		floor = "1048576" // the default: Kafka 4's minimum
 		tb.restart()
 		adm := tb.admin()
 		if tb.Reg.Topic("legacy") == nil {

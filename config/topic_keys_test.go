@@ -9,8 +9,11 @@ import (
 )
 
 // The broker-level log configuration derived from the key table's defaults
-// is the storage engine's own default (was cmd/ringbrokerd's
-// TestLogDefaultsMatchConfigDefaults).
+// is the storage engine's own default: storage.DefaultConfig (what
+// in-process users and storage's tests get) and the key table (what the
+// daemon runs with) must not drift apart. append.batch.max.bytes once said
+// 4 MiB in one and 1 MiB in the other. (Was cmd/ringbrokerd's
+// TestLogDefaultsMatchConfigDefaults.)
 func TestStorageConfigDefaultsMatchStorage(t *testing.T) {
 	got, want := Default().StorageConfig(), storage.DefaultConfig()
 	if got != want {

@@ -31,7 +31,6 @@ import (
 	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
-	"github.com/ringbroker/ringbroker/storage"
 	"github.com/ringbroker/ringbroker/tuning"
 )
 
@@ -155,13 +154,11 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		return err
 	}
 	reg, err := broker.OpenRegistry(broker.RegistryOptions{
-		LogDirs:             cfg.LogDirs,
-		Defaults:            logDefaults(cfg),
-		BrokerTopicDefaults: brokerTopicDefaults(cfg),
-		SegmentBytesMin:     int64(cfg.LogSegmentBytesMin),
-		Logger:              logger.Named("log"),
-		Stats:               m,
-		NodeID:              cfg.NodeID,
+		LogDirs: cfg.LogDirs,
+		Config:  cfg,
+		Logger:  logger.Named("log"),
+		Stats:   m,
+		NodeID:  cfg.NodeID,
 	})
 	if err != nil {
 		return err
@@ -302,44 +299,6 @@ func closeRegistry(reg *broker.Registry, logger *zap.Logger) error {
 			_ = sdNotify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=closing logs: %d of %d", closeExtend.Microseconds(), closed, total))
 		}
 	})
-}
-
-// logDefaults maps the broker's log.* keys onto the storage package's config.
-func logDefaults(cfg *config.Config) storage.Config {
-	c := storage.DefaultConfig()
-	c.SegmentBytes = int64(cfg.LogSegmentBytes)
-	c.SegmentMs = cfg.LogRollMs
-	c.RetentionMs = cfg.LogRetentionMs
-	c.RetentionBytes = cfg.LogRetentionBytes
-	c.FlushMessages = cfg.LogFlushIntervalMessages
-	c.FlushMs = cfg.LogFlushIntervalMs
-	c.LogAppendTime = cfg.LogMessageTimestampType == "LogAppendTime"
-	c.IndexIntervalBytes = int(cfg.LogIndexIntervalBytes)
-	c.IndexMaxBytes = int(cfg.LogIndexSizeMaxBytes)
-	c.AppendBatchMaxBytes = cfg.AppendBatchMaxBytes
-	c.AppendLingerMs = int64(cfg.AppendLingerMaxMs)
-	c.AppendPendingMaxBytes = cfg.AppendPendingMaxBytes
-	return c
-}
-
-// brokerTopicDefaults are broker keys that default topic keys outside the
-// storage package, under their topic-key names: only those the config sets (a
-// file or --set), so DescribeConfigs reports the others as DEFAULT_CONFIG,
-// as Kafka does, and not as broker settings on every topic.
-func brokerTopicDefaults(cfg *config.Config) map[string]string {
-	out := map[string]string{}
-	for _, k := range []struct{ brokerKey, topicKey, value string }{
-		{"message.max.bytes", "max.message.bytes", fmt.Sprint(cfg.MessageMaxBytes)},
-		{"compression.type", "compression.type", cfg.CompressionType},
-		{"log.cleanup.policy", "cleanup.policy", strings.Join(cfg.LogCleanupPolicy, ",")},
-		{"log.message.timestamp.before.max.ms", "message.timestamp.before.max.ms", fmt.Sprint(cfg.LogMessageTimestampBeforeMaxMs)},
-		{"log.message.timestamp.after.max.ms", "message.timestamp.after.max.ms", fmt.Sprint(cfg.LogMessageTimestampAfterMaxMs)},
-	} {
-		if cfg.Source(k.brokerKey) != "default" {
-			out[k.topicKey] = k.value
-		}
-	}
-	return out
 }
 
 // pinCPUs resolves ring.cpu.affinity: auto pins only when some CPU is left

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringbroker/ringbroker/config"
-	"github.com/ringbroker/ringbroker/storage"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -190,15 +188,4 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
-}
-
-// The daemon's defaults are the storage package's defaults: storage.DefaultConfig
-// (what in-process users and tests get) and the config package's key
-// defaults (what the daemon runs with) must not drift apart.
-// append.batch.max.bytes once said 4 MiB in one and 1 MiB in the other.
-func TestLogDefaultsMatchConfigDefaults(t *testing.T) {
-	got, want := logDefaults(config.Default()), storage.DefaultConfig()
-	if got != want {
-		t.Fatalf("log config from the daemon's defaults:\n%+v\nlog.DefaultConfig():\n%+v", got, want)
-	}
 }
