@@ -29,7 +29,7 @@
 //	lock, err := log.LockDir(dir)                 // first, before reading anything in dir; lock.Release() at exit
 //	m, err := log.OpenManager(dir, log.ManagerOptions{Defaults: brokerCfg, NewIO: log.NewUringIO, Logf: ...})
 //	tps, _ := m.Existing()                        // partitions found on disk, to reopen at startup
-//	cfg, err := storage.TopicConfig(brokerCfg, topicProps) // brokerCfg from storage.BrokerConfig(storage.DefaultConfig(), serverProps)
+//	cfg := topicSettings.Log                      // config.Config.TopicSettings(overrides): keys are the config package's
 //	l, err := m.OpenLog(topic, partition, cfg)    // recovers unless the dir was shut down cleanly
 //	ls, err := m.OpenLogs(topic, partitions, cfg) // the same, several at a time (CreateTopics, startup)
 //	l.SetLeaderEpoch(epoch)

@@ -271,22 +271,6 @@ func TestWaiters(t *testing.T) {
 	}
 }
 
-func TestConfigParsing(t *testing.T) {
-	b, err := BrokerConfig(DefaultConfig(), map[string]string{
-		"log.flush.interval.messages": "1", "log.retention.hours": "1", "log.segment.bytes": "1048576",
-	})
-	if err != nil || b.FlushMessages != 1 || b.RetentionMs != 3600_000 || b.SegmentBytes != 1<<20 {
-		t.Fatalf("%+v %v", b, err)
-	}
-	c, err := TopicConfig(b, map[string]string{"flush.messages": "10", "message.timestamp.type": "LogAppendTime"})
-	if err != nil || c.FlushMessages != 10 || !c.LogAppendTime {
-		t.Fatalf("%+v %v", c, err)
-	}
-	if _, err := TopicConfig(b, map[string]string{"segment.bytes": "x"}); err == nil {
-		t.Fatal("bad value accepted")
-	}
-}
-
 func TestManagerCheckpointsAndCleanShutdown(t *testing.T) {
 	dir := t.TempDir()
 	m, err := OpenManager(dir, ManagerOptions{})

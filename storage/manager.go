@@ -15,8 +15,9 @@ import (
 
 // ManagerOptions configure a Manager.
 type ManagerOptions struct {
-	// Defaults is the broker-level Config (see BrokerConfig); OpenLog's
-	// per-topic Config is normally TopicConfig(Defaults, topicProps).
+	// Defaults is the broker-level Config (the daemon's comes from
+	// config.Config.StorageConfig); OpenLog's per-topic Config is normally
+	// config.Config.TopicSettings(overrides).Log. Zero means DefaultConfig.
 	Defaults Config
 	// NewIO makes the IO backend of each log (nil = NewPortableIO). Use
 	// NewUringIO to put each log's writes on its own io_uring.
