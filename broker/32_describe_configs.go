@@ -5,11 +5,11 @@ package broker
 // Behaviour: the entries, their values, sources, types, synonyms and
 // documentation come from the config package's key table with Apache
 // Kafka's rules (config/describe.go, after kafka.server.ConfigHelper): an
-// entry's synonyms are the topic override (DYNAMIC_TOPIC_CONFIG), then each
-// server.properties key that defaults it and is set there
-// (STATIC_BROKER_CONFIG, e.g. log.retention.hours=1 for retention.ms), then
-// each such key's built-in default (DEFAULT_CONFIG); the entry's source is
-// its first synonym's.
+// entry's synonyms are the topic override (DYNAMIC_TOPIC_CONFIG), then the
+// server.properties keys that default it as set there (STATIC_BROKER_CONFIG,
+// e.g. log.segment.bytes for segment.bytes), then their built-in defaults
+// (DEFAULT_CONFIG), cut as Kafka cuts them (see config/describe.go for
+// log.retention.hours); the entry's source is its first synonym's.
 //   - TOPIC resources: every topic key we accept. ConfigNames filters
 //     (unknown names are left out, as in Kafka); an unknown topic is
 //     UNKNOWN_TOPIC_OR_PARTITION, an invalid name INVALID_TOPIC_EXCEPTION.

@@ -6,14 +6,26 @@ import (
 )
 
 // DescribeConfigs answers, derived from the key table with Apache Kafka's
-// rules (kafka.server.ConfigHelper): an entry's synonyms are, in order, the
-// topic's override (DYNAMIC_TOPIC_CONFIG), every synonym key server.properties
-// set (STATIC_BROKER_CONFIG, with the value as written), then every synonym
-// key with a built-in default (DEFAULT_CONFIG); the entry's source is its
-// first synonym's, DEFAULT_CONFIG when it has none. A broker key's synonyms
-// are itself and, for log.retention.ms and log.roll.ms, their coarser-unit
-// aliases (Kafka's DynamicBrokerConfig.brokerConfigSynonyms). ringbroker has
-// no dynamic broker configs: every broker entry is read-only.
+// rules (kafka.server.ConfigHelper and DynamicBrokerConfig):
+//
+//   - A key's broker synonyms are the keys that set the same value, highest
+//     precedence first: log.retention.ms, log.retention.minutes,
+//     log.retention.hours; log.roll.ms, log.roll.hours; any other key alone.
+//   - For one of them, the synonym list holds every synonym server.properties
+//     set (STATIC_BROKER_CONFIG, the value as written), then every synonym
+//     with a non-null built-in default (DEFAULT_CONFIG), and then drops the
+//     entries before the first one named for the key itself.
+//   - A topic key's list is the topic's override (DYNAMIC_TOPIC_CONFIG)
+//     followed by the list of its first broker synonym (retention.ms:
+//     log.retention.ms's).
+//   - An entry's source is its list's first; DEFAULT_CONFIG when empty.
+//
+// So, as in Kafka, log.retention.hours=1 alone makes retention.ms
+// 3600000 with source DEFAULT_CONFIG and no synonyms (log.retention.ms has
+// a null default and was not set, so the drop removes the hours entries),
+// while the broker entry log.retention.hours shows STATIC_BROKER_CONFIG.
+// ringbroker has no dynamic broker configs: every broker entry is
+// read-only.
 //
 // Deliberate differences: a value given with --set is reported as
 // STATIC_BROKER_CONFIG (it is a start-up setting, as server.properties is);
@@ -64,9 +76,10 @@ func (c *Config) staticValue(key string) (string, bool) {
 	return strings.TrimSpace(src.value), true
 }
 
-// synonymsOf lists keys' static settings, then their built-in defaults. A
-// key without a spec (a Kafka key we do not take) has def as its default.
-func (c *Config) synonymsOf(keys []string, def string) []Synonym {
+// synonymsOf lists keys' static settings, then their built-in defaults,
+// from the first entry named self on (Kafka's dropWhile). A key without a
+// spec (a Kafka key we do not take) has def as its default.
+func (c *Config) synonymsOf(self string, keys []string, def string) []Synonym {
 	var out []Synonym
 	for _, k := range keys {
 		if v, ok := c.staticValue(k); ok {
@@ -81,6 +94,30 @@ func (c *Config) synonymsOf(keys []string, def string) []Synonym {
 		if ok {
 			out = append(out, Synonym{Name: k, Value: &v, Source: SourceDefault})
 		}
+	}
+	for len(out) > 0 && out[0].Name != self {
+		out = out[1:]
+	}
+	return out
+}
+
+// brokerSynonyms are the keys that set sp's value, highest precedence
+// first: a canonical key and its coarser-unit aliases (Kafka's
+// DynamicBrokerConfig.brokerConfigSynonyms), else sp alone.
+func brokerSynonyms(sp *spec) []string {
+	if sp.canon != "" && !sp.scaled {
+		return []string{sp.name}
+	}
+	group := []*spec{lookup(sp.canonical())}
+	for j := range specs {
+		if a := &specs[j]; a.scaled && a.canon == group[0].name {
+			group = append(group, a)
+		}
+	}
+	sort.SliceStable(group, func(i, j int) bool { return group[i].rank > group[j].rank })
+	out := make([]string, len(group))
+	for i, g := range group {
+		out[i] = g.name
 	}
 	return out
 }
@@ -110,7 +147,9 @@ func (c *Config) DescribeTopic(overrides map[string]string) []Described {
 		} else {
 			value = c.topicDefault(sp)
 		}
-		syns = append(syns, c.synonymsOf(sp.synonyms, sp.def)...)
+		if len(sp.synonyms) > 0 {
+			syns = append(syns, c.synonymsOf(sp.synonyms[0], sp.synonyms, sp.def)...)
+		}
 		out = append(out, described(sp.name, &value, sp.typ, false, sp.doc, syns))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -130,23 +169,8 @@ func (c *Config) DescribeBroker() []Described {
 			continue
 		}
 		seen[sp.name] = true
-		keys := []string{sp.name}
-		if !sp.scaled {
-			// A canonical key's synonyms include its coarser-unit aliases,
-			// highest precedence first; a scaled alias has only itself
-			// (Kafka drops the synonyms before the named key).
-			var aliases []*spec
-			for j := range specs {
-				if a := &specs[j]; a.scaled && a.canon == sp.name {
-					aliases = append(aliases, a)
-				}
-			}
-			sort.Slice(aliases, func(i, j int) bool { return aliases[i].rank > aliases[j].rank })
-			for _, a := range aliases {
-				keys = append(keys, a.name)
-			}
-		}
-		syns := c.synonymsOf(keys, "")
+		keys := brokerSynonyms(sp)
+		syns := c.synonymsOf(sp.name, keys, "")
 		var value *string
 		switch {
 		case sp.get != nil:

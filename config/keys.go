@@ -31,7 +31,9 @@ type spec struct {
 	scaled bool
 	// noKafkaDefault marks a canonical key whose Kafka default is null
 	// (log.retention.ms, log.roll.ms: Kafka's default comes from the
-	// .hours alias), so DescribeConfigs reports the alias's default.
+	// .hours alias; log.flush.interval.ms: from
+	// log.flush.scheduler.interval.ms), so DescribeConfigs reports no
+	// DEFAULT_CONFIG synonym for it.
 	noKafkaDefault bool
 	set            func(c *Config, v string) error // broker scope
 	get            func(c *Config) string          // broker scope, canonical keys only
@@ -276,7 +278,7 @@ var brokerSpecs = []spec{
 		},
 		get: func(c *Config) string { return strings.Join(c.LogCleanupPolicy, ",") }},
 	intSpec("log.flush.interval.messages", "9223372036854775807", 1, math.MaxInt64, "fdatasync a partition after this many messages; 1 = every append batch is synced before its produce response. Default: leave flushing to the OS, as Kafka does.", func(c *Config) *int64 { return &c.LogFlushIntervalMessages }),
-	intSpec("log.flush.interval.ms", "9223372036854775807", 0, math.MaxInt64, "fdatasync a partition when its oldest unsynced data is this old. Kafka's default (unset) falls back to log.flush.scheduler.interval.ms = Long.MAX_VALUE, i.e. never.", func(c *Config) *int64 { return &c.LogFlushIntervalMs }),
+	noKafkaDefault(intSpec("log.flush.interval.ms", "9223372036854775807", 0, math.MaxInt64, "fdatasync a partition when its oldest unsynced data is this old. Kafka's default (unset) falls back to log.flush.scheduler.interval.ms = Long.MAX_VALUE, i.e. never.", func(c *Config) *int64 { return &c.LogFlushIntervalMs })),
 	intSpec("log.index.interval.bytes", "4096", 0, kafkaIntMax, "Bytes of log between offset-index entries.", func(c *Config) *int32 { return &c.LogIndexIntervalBytes }),
 	intSpec("log.index.size.max.bytes", "10485760", 4, kafkaIntMax, "Maximum size of an offset or time index file; a full index rolls the segment.", func(c *Config) *int32 { return &c.LogIndexSizeMaxBytes }),
 	intSpec("message.max.bytes", "1048588", 0, kafkaIntMax, "Largest record batch accepted by Produce (MESSAGE_TOO_LARGE above it); the default for topics' max.message.bytes.", func(c *Config) *int32 { return &c.MessageMaxBytes }),

@@ -135,8 +135,11 @@ func TestDescribeTopic(t *testing.T) {
 		synonyms   string
 	}{
 		{"segment.bytes", "1048576", SourceDynamicTopic, "segment.bytes=1048576/topic log.segment.bytes=1073741824/default"},
-		{"retention.ms", "3600000", SourceStaticBroker, "log.retention.hours=1/static log.retention.hours=168/default"},
-		{"segment.ms", "604800000", SourceDefault, "log.roll.hours=168/default"},
+		// Kafka's rule: the list starts at log.retention.ms, which is neither
+		// set nor has a default, so log.retention.hours alone leaves none.
+		{"retention.ms", "3600000", SourceDefault, ""},
+		{"segment.ms", "604800000", SourceDefault, ""},
+		{"flush.ms", "9223372036854775807", SourceDefault, ""},
 		{"compression.type", "zstd", SourceDynamicTopic, "compression.type=zstd/topic compression.type=lz4/static compression.type=producer/default"},
 		{"cleanup.policy", "delete", SourceDefault, "log.cleanup.policy=delete/default"},
 		{"delete.retention.ms", "86400000", SourceDefault, "log.cleaner.delete.retention.ms=86400000/default"},
@@ -154,6 +157,14 @@ func TestDescribeTopic(t *testing.T) {
 	if len(m) != len(topicIndex) {
 		t.Errorf("described %d topic keys, the table has %d", len(m), len(topicIndex))
 	}
+	c, _ = parse(t, "log.retention.ms=5000\nlog.retention.hours=2\nlog.flush.interval.ms=7\n")
+	m = describedMap(c.DescribeTopic(nil))
+	if d := m["retention.ms"]; *d.Value != "5000" || d.Source != SourceStaticBroker || synonymString(d) != "log.retention.ms=5000/static log.retention.hours=168/default" {
+		t.Errorf("retention.ms under log.retention.ms: %s (%s) %q", *d.Value, sourceName(d.Source), synonymString(d))
+	}
+	if d := m["flush.ms"]; *d.Value != "7" || d.Source != SourceStaticBroker || synonymString(d) != "log.flush.interval.ms=7/static" {
+		t.Errorf("flush.ms: %s (%s) %q", *d.Value, sourceName(d.Source), synonymString(d))
+	}
 }
 
 func TestDescribeBroker(t *testing.T) {
@@ -167,10 +178,10 @@ func TestDescribeBroker(t *testing.T) {
 		src        Source
 		synonyms   string
 	}{
-		{"log.retention.ms", "300000", SourceStaticBroker, "log.retention.minutes=5/static log.retention.hours=168/default"},
-		{"log.retention.minutes", "5", SourceStaticBroker, "log.retention.minutes=5/static"},
+		{"log.retention.ms", "300000", SourceDefault, ""}, // Kafka's rule, as for retention.ms
+		{"log.retention.minutes", "5", SourceStaticBroker, "log.retention.minutes=5/static log.retention.hours=168/default"},
 		{"log.retention.hours", "168", SourceDefault, "log.retention.hours=168/default"},
-		{"log.roll.ms", "604800000", SourceDefault, "log.roll.hours=168/default"},
+		{"log.roll.ms", "604800000", SourceDefault, ""},
 		{"num.partitions", "4", SourceStaticBroker, "num.partitions=4/static num.partitions=1/default"},
 		{"node.id", "3", SourceStaticBroker, "node.id=3/static node.id=0/default"},
 		{"broker.id", "3", SourceDefault, "broker.id=-1/default"},
