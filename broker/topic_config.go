@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -61,7 +60,3 @@ func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, er
 	s.rules.afterMaxMs = ts.MessageTimestampAfterMaxMs
 	return s, nil
 }
-
-// Config returns the broker configuration the registry resolves topic
-// settings against (read-only).
-func (r *Registry) Config() *config.Config { return r.cfg }

@@ -143,6 +143,7 @@ type Config struct {
 	src           map[string]source // canonical key -> where its value came from
 	shadowed      []string          // settings that lost to a higher-precedence key (for Print)
 	ignored       []string          // accepted-but-ignored Kafka keys that were set (for Print)
+	stored        map[string]string // Kafka broker keys taken and reported, not acted on (storedInt...): key -> value
 }
 
 // source records where a canonical key's value came from.
@@ -161,7 +162,7 @@ var hostname = os.Hostname
 
 // Default returns the built-in configuration: every key at its default.
 func Default() *Config {
-	c := &Config{src: make(map[string]source, len(specs))}
+	c := &Config{src: make(map[string]source, len(specs)), stored: map[string]string{}}
 	for i := range specs {
 		sp := &specs[i]
 		if sp.canon != "" || !sp.broker() {

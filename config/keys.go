@@ -258,6 +258,15 @@ var brokerSpecs = []spec{
 	noKafkaDefault(withRank(intSpec("log.retention.ms", "604800000", math.MinInt64, math.MaxInt64, "Delete segments older than this; -1 = no time limit. Precedence (Kafka's): `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`.", func(c *Config) *int64 { return &c.LogRetentionMs }), 3)),
 	scaledAlias("log.retention.minutes", "", "log.retention.ms", 2, math.MinInt32, 60000, "`log.retention.ms` in minutes."),
 	scaledAlias("log.retention.hours", "168", "log.retention.ms", 1, math.MinInt32, 3600000, "`log.retention.ms` in hours."),
+	// Defaults of topic keys ringbroker stores without acting on them.
+	storedInt("log.cleaner.delete.retention.ms", "86400000", 0, math.MaxInt64, "delete.retention.ms", "no compaction yet"),
+	storedInt("log.cleaner.max.compaction.lag.ms", "9223372036854775807", 1, math.MaxInt64, "max.compaction.lag.ms", "no compaction yet"),
+	storedRatio("log.cleaner.min.cleanable.ratio", "0.5", "min.cleanable.dirty.ratio", "no compaction yet"),
+	storedInt("log.cleaner.min.compaction.lag.ms", "0", 0, math.MaxInt64, "min.compaction.lag.ms", "no compaction yet"),
+	storedInt("log.local.retention.bytes", "-2", -2, math.MaxInt64, "local.retention.bytes", "no tiered storage"),
+	storedInt("log.local.retention.ms", "-2", -2, math.MaxInt64, "local.retention.ms", "no tiered storage"),
+	storedBool("log.preallocate", "false", "preallocate", "segments grow as written"),
+	noKafkaDefault(storedInt("log.roll.jitter.ms", "0", 0, math.MaxInt64, "segment.jitter.ms", "segments roll at segment.ms exactly")),
 	intSpec("log.retention.bytes", "-1", math.MinInt64, math.MaxInt64, "Delete oldest segments while a partition is larger than this; -1 = no size limit.", func(c *Config) *int64 { return &c.LogRetentionBytes }),
 	intSpec("log.retention.check.interval.ms", "300000", 1, math.MaxInt64, "How often retention runs.", func(c *Config) *int64 { return &c.LogRetentionCheckIntervalMs }),
 	withType(intSpec("log.flush.offset.checkpoint.interval.ms", "60000", 1, kafkaIntMax, "How often each log dir's recovery-point and log-start-offset checkpoint files are rewritten. A recovery point older than the last checkpoint only makes a restart after a crash scan more.", func(c *Config) *int64 { return &c.LogFlushOffsetCheckpointIntervalMs }), TypeInt),
@@ -452,6 +461,58 @@ func scaledAlias(name, def, canon string, rank int, lo int64, scale int64, doc s
 			}
 			return nil
 		}}
+}
+
+// storedInt, storedBool and storedRatio are Kafka broker keys that default
+// a topic key ringbroker stores without acting on it: server.properties
+// takes them with Kafka's validation (a stock file loads, a bad value is an
+// error as in Kafka), DescribeConfigs reports them, and topics inherit them.
+func storedInt(name, def string, lo, hi int64, topicKey, why string) spec {
+	return storedSpec(name, def, TypeLong, topicKey, why, func(v string) (string, error) {
+		n, err := parseInt(v, lo, hi)
+		return strconv.FormatInt(n, 10), err
+	})
+}
+
+func storedBool(name, def, topicKey, why string) spec {
+	return storedSpec(name, def, TypeBoolean, topicKey, why, func(v string) (string, error) {
+		switch v = strings.TrimSpace(v); {
+		case strings.EqualFold(v, "true"):
+			return "true", nil
+		case strings.EqualFold(v, "false"):
+			return "false", nil
+		}
+		return "", errors.New("must be true or false")
+	})
+}
+
+// storedRatio is a DOUBLE in [0, 1], kept as written.
+func storedRatio(name, def, topicKey, why string) spec {
+	return storedSpec(name, def, TypeDouble, topicKey, why, func(v string) (string, error) {
+		v = strings.TrimSpace(v)
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f > 1 {
+			return "", errors.New("must be a number between 0 and 1")
+		}
+		return v, nil
+	})
+}
+
+func storedSpec(name, def string, typ Type, topicKey, why string, parse func(string) (string, error)) spec {
+	return spec{name: name, def: def, typ: typ,
+		doc: "Default of topics' `" + topicKey + "`. Taken and reported; no effect (" + why + ").",
+		set: func(c *Config, v string) error {
+			canonical, err := parse(v)
+			if err != nil {
+				return err
+			}
+			if c.stored == nil {
+				c.stored = map[string]string{}
+			}
+			c.stored[name] = canonical
+			return nil
+		},
+		get: func(c *Config) string { return c.stored[name] }}
 }
 
 func boolSpec(name, def, doc string, field func(*Config) *bool) spec {

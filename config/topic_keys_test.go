@@ -206,3 +206,24 @@ func TestDescribeBroker(t *testing.T) {
 		t.Error("a topic-only key is described as a broker key")
 	}
 }
+
+// Broker defaults of stored-only topic keys: taken as Kafka takes them,
+// inherited by topics, reported as set.
+func TestStoredBrokerKeys(t *testing.T) {
+	c, _ := parse(t, "log.preallocate=TRUE\nlog.cleaner.min.cleanable.ratio=0.7\nlog.local.retention.ms=-2\n")
+	if got := c.TopicDefault("preallocate"); got != "true" {
+		t.Errorf("preallocate default %q, want true", got)
+	}
+	m := describedMap(c.DescribeTopic(nil))
+	if d := m["min.cleanable.dirty.ratio"]; *d.Value != "0.7" || d.Source != SourceStaticBroker {
+		t.Errorf("min.cleanable.dirty.ratio %s (%s)", *d.Value, sourceName(d.Source))
+	}
+	if _, err := c.TopicSettings(map[string]string{"preallocate": "false"}); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"log.cleaner.min.cleanable.ratio=2", "log.preallocate=yes", "log.local.retention.ms=-3"} {
+		if _, _, err := Parse(strings.NewReader(bad), "bad.properties"); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
