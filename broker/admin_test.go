@@ -323,6 +323,7 @@ func TestAdminConfigs(t *testing.T) {
 			}
 			dreq.Resources = append(dreq.Resources, r)
 		}
+		dreq.IncludeDocumentation = true
 		raw, err := tb.client().Broker(0).Request(ctx, dreq)
 		if err != nil {
 			t.Fatal(err)
@@ -336,6 +337,10 @@ func TestAdminConfigs(t *testing.T) {
 		}
 		if cs := dresp.Resources[3].Configs; len(cs) != 1 || cs[0].Name != "flush.messages" {
 			t.Fatalf("filtered configs %+v", cs)
+		}
+		// v3+: the key table's type and documentation.
+		if c := dresp.Resources[3].Configs[0]; c.ConfigType != kmsg.ConfigTypeLong || c.Documentation == nil || *c.Documentation == "" {
+			t.Fatalf("flush.messages type %v, documentation %v", c.ConfigType, c.Documentation)
 		}
 	})
 }

@@ -125,15 +125,38 @@ func describedMap(ds []Described) map[string]Described {
 	return m
 }
 
+// describeCase is one expected DescribeConfigs entry; value "null" is no
+// value, synonyms as synonymString writes them.
+type describeCase struct {
+	key, value string
+	src        Source
+	synonyms   string
+}
+
+func checkDescribed(t *testing.T, ds []Described, readOnly bool, cases []describeCase) {
+	t.Helper()
+	m := describedMap(ds)
+	for _, tc := range cases {
+		d, ok := m[tc.key]
+		if !ok {
+			t.Errorf("%s not described", tc.key)
+			continue
+		}
+		v := "null"
+		if d.Value != nil {
+			v = *d.Value
+		}
+		if v != tc.value || d.Source != tc.src || synonymString(d) != tc.synonyms || d.ReadOnly != readOnly {
+			t.Errorf("%s = %s (%s, read-only %v) synonyms %q; want %s (%s) synonyms %q", tc.key, v, sourceName(d.Source), d.ReadOnly, synonymString(d), tc.value, sourceName(tc.src), tc.synonyms)
+		}
+	}
+}
+
 // DescribeConfigs sources and synonyms as Kafka's ConfigHelper gives them.
 func TestDescribeTopic(t *testing.T) {
 	c, _ := parse(t, "log.retention.hours=1\ncompression.type=lz4\n")
-	m := describedMap(c.DescribeTopic(map[string]string{"segment.bytes": "1048576", "compression.type": "zstd"}))
-	for _, tc := range []struct {
-		key, value string
-		src        Source
-		synonyms   string
-	}{
+	ds := c.DescribeTopic(map[string]string{"segment.bytes": "1048576", "compression.type": "zstd"})
+	checkDescribed(t, ds, false, []describeCase{
 		{"segment.bytes", "1048576", SourceDynamicTopic, "segment.bytes=1048576/topic log.segment.bytes=1073741824/default"},
 		// Kafka's rule: the list starts at log.retention.ms, which is neither
 		// set nor has a default, so log.retention.hours alone leaves none.
@@ -144,27 +167,15 @@ func TestDescribeTopic(t *testing.T) {
 		{"cleanup.policy", "delete", SourceDefault, "log.cleanup.policy=delete/default"},
 		{"delete.retention.ms", "86400000", SourceDefault, "log.cleaner.delete.retention.ms=86400000/default"},
 		{"remote.storage.enable", "false", SourceDefault, ""},
-	} {
-		d, ok := m[tc.key]
-		if !ok {
-			t.Errorf("%s not described", tc.key)
-			continue
-		}
-		if *d.Value != tc.value || d.Source != tc.src || synonymString(d) != tc.synonyms || d.ReadOnly {
-			t.Errorf("%s = %s (%s, read-only %v) synonyms %q; want %s (%s) synonyms %q", tc.key, *d.Value, sourceName(d.Source), d.ReadOnly, synonymString(d), tc.value, sourceName(tc.src), tc.synonyms)
-		}
-	}
-	if len(m) != len(topicIndex) {
-		t.Errorf("described %d topic keys, the table has %d", len(m), len(topicIndex))
+	})
+	if len(ds) != len(topicIndex) {
+		t.Errorf("described %d topic keys, the table has %d", len(ds), len(topicIndex))
 	}
 	c, _ = parse(t, "log.retention.ms=5000\nlog.retention.hours=2\nlog.flush.interval.ms=7\n")
-	m = describedMap(c.DescribeTopic(nil))
-	if d := m["retention.ms"]; *d.Value != "5000" || d.Source != SourceStaticBroker || synonymString(d) != "log.retention.ms=5000/static log.retention.hours=168/default" {
-		t.Errorf("retention.ms under log.retention.ms: %s (%s) %q", *d.Value, sourceName(d.Source), synonymString(d))
-	}
-	if d := m["flush.ms"]; *d.Value != "7" || d.Source != SourceStaticBroker || synonymString(d) != "log.flush.interval.ms=7/static" {
-		t.Errorf("flush.ms: %s (%s) %q", *d.Value, sourceName(d.Source), synonymString(d))
-	}
+	checkDescribed(t, c.DescribeTopic(nil), false, []describeCase{
+		{"retention.ms", "5000", SourceStaticBroker, "log.retention.ms=5000/static log.retention.hours=168/default"},
+		{"flush.ms", "7", SourceStaticBroker, "log.flush.interval.ms=7/static"},
+	})
 }
 
 func TestDescribeBroker(t *testing.T) {
@@ -172,12 +183,8 @@ func TestDescribeBroker(t *testing.T) {
 	if err := c.Set("num.partitions", "4"); err != nil {
 		t.Fatal(err)
 	}
-	m := describedMap(c.DescribeBroker())
-	for _, tc := range []struct {
-		key, value string // value "null": no value
-		src        Source
-		synonyms   string
-	}{
+	ds := c.DescribeBroker()
+	checkDescribed(t, ds, true, []describeCase{
 		{"log.retention.ms", "300000", SourceDefault, ""}, // Kafka's rule, as for retention.ms
 		{"log.retention.minutes", "5", SourceStaticBroker, "log.retention.minutes=5/static log.retention.hours=168/default"},
 		{"log.retention.hours", "168", SourceDefault, "log.retention.hours=168/default"},
@@ -188,21 +195,8 @@ func TestDescribeBroker(t *testing.T) {
 		{"log.segment.bytes", "1073741824", SourceDefault, "log.segment.bytes=1073741824/default"},
 		{"log.cleaner.delete.retention.ms", "86400000", SourceDefault, "log.cleaner.delete.retention.ms=86400000/default"},
 		{"advertised.listeners", "PLAINTEXT://127.0.0.1:9092", SourceDefault, ""},
-	} {
-		d, ok := m[tc.key]
-		if !ok {
-			t.Errorf("%s not described", tc.key)
-			continue
-		}
-		v := "null"
-		if d.Value != nil {
-			v = *d.Value
-		}
-		if v != tc.value || d.Source != tc.src || synonymString(d) != tc.synonyms || !d.ReadOnly {
-			t.Errorf("%s = %s (%s, read-only %v) synonyms %q; want %s (%s) synonyms %q", tc.key, v, sourceName(d.Source), d.ReadOnly, synonymString(d), tc.value, sourceName(tc.src), tc.synonyms)
-		}
-	}
-	if _, ok := m["retention.ms"]; ok {
+	})
+	if _, ok := describedMap(ds)["retention.ms"]; ok {
 		t.Error("a topic-only key is described as a broker key")
 	}
 }
