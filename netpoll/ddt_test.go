@@ -2,15 +2,18 @@ package netpoll
 
 // Datadriven scripts (github.com/cockroachdb/datadriven, laid out as etcd
 // raft's rafttest) for the ordered response queue (ordered.go), fed fake
-// completions, with the per-connection mute decision (bounds.overConn) taken
-// on the in-flight figures the queue accounts for. go test -run
+// completions, with both backends' mute rule (bounds.muteCause, mute.go)
+// applied to the in-flight figures the queue accounts for. go test -run
 // TestOrderedScripts -rewrite regenerates the expected output. This file
 // holds the runner and the dispatch; the handlers are in
 // ddt_ordered_test.go.
 //
 // Commands (a connection and its queue per script):
 //
-//	bounds [requests=N] [bytes=N]        the connection bounds (default 1024 and 16 MiB)
+//	bounds [requests=N] [bytes=N] [loop=N]
+//	                                     the connection bounds (default 1024 and 16 MiB)
+//	                                     and the loop's share of queued bytes (default 1 GiB)
+//	loop other=N                         bytes the loop accounts for other connections
 //	start-at seq=N                       a fresh queue whose first sequence number is N
 //	push [n=N] [bytes=N]                 n requests of bytes request bytes each
 //	complete seq=N [tag=S] [bytes=N] [files] [none]
@@ -24,7 +27,8 @@ package netpoll
 //
 // Every command but state ends with the connection's figures: queue length,
 // in-flight requests and bytes (request bytes of every queued slot plus the
-// cost of every answer not yet sent), and whether the bounds mute it.
+// cost of every answer not yet sent), and why the mute rule stops reading
+// it (none, conn, loop).
 
 import (
 	"fmt"
@@ -58,12 +62,13 @@ type orderedHarness struct {
 	t     *testing.T
 	q     orderedQueue
 	b     bounds
+	other int64 // the loop's bytes of other connections
 	tags  map[*Buffer]string
 	freed map[string]int // tag -> releases of its file reference
 }
 
 func newOrderedHarness() *orderedHarness {
-	return &orderedHarness{b: bounds{connRequests: 1024, connBytes: 16 << 20}, tags: map[*Buffer]string{}, freed: map[string]int{}}
+	return &orderedHarness{b: bounds{connRequests: 1024, connBytes: 16 << 20, loopBytes: 1 << 30}, tags: map[*Buffer]string{}, freed: map[string]int{}}
 }
 
 func (h *orderedHarness) handle(d *datadriven.TestData) string {
@@ -72,6 +77,9 @@ func (h *orderedHarness) handle(d *datadriven.TestData) string {
 	case "bounds":
 		h.b.connRequests = int(h.intArg(d, "requests", int64(h.b.connRequests)))
 		h.b.connBytes = h.intArg(d, "bytes", h.b.connBytes)
+		h.b.loopBytes = h.intArg(d, "loop", h.b.loopBytes)
+	case "loop":
+		h.other = h.intArg(d, "other", h.other)
 	case "start-at":
 		seq := uint32(h.intArg(d, "seq", 0))
 		h.q = orderedQueue{head: seq, sent: seq, tail: seq}
@@ -124,9 +132,6 @@ func (h *orderedHarness) inflight() (requests int, bytes int64) {
 
 func (h *orderedHarness) figures() string {
 	n, bytes := h.inflight()
-	mute := "open"
-	if h.b.overConn(n, bytes) {
-		mute = "muted"
-	}
-	return fmt.Sprintf("len=%d in-flight=%d bytes=%d %s", h.q.len(), n, bytes, mute)
+	why := h.b.muteCause(n, bytes, h.other+bytes)
+	return fmt.Sprintf("len=%d in-flight=%d bytes=%d mute=%v", h.q.len(), n, bytes, why)
 }
