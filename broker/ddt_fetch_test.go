@@ -176,3 +176,16 @@ func (r *ddBroker) handleSessions() string {
 	lines = append(lines, fmt.Sprintf("partitions counted: %d", c.partitions.Load()))
 	return strings.Join(lines, "\n")
 }
+
+// set-epoch session=name epoch=N: set the epoch the session expects next.
+func (r *ddBroker) handleSetEpoch(d *datadriven.TestData) string {
+	name := r.strArg(d, "session", "")
+	s := r.tb.Broker.fetchSessions.get(r.sessions[name])
+	if s == nil {
+		return "no session " + name
+	}
+	s.mu.Lock()
+	s.epoch = int32(r.intArg(d, "epoch", 1))
+	s.mu.Unlock()
+	return "ok"
+}

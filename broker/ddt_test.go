@@ -25,6 +25,8 @@ package broker
 //	                                          one Fetch; a response's new session id gets the
 //	                                          next name s1, s2, ...
 //	sessions                                  the fetch session cache
+//	set-epoch session=name epoch=N            set the epoch a session expects next (to
+//	                                          reach the 2^31-1 wrap without 2^31 fetches)
 //	advance DUR                               step the fetch session cache's clock
 
 import (
@@ -94,6 +96,8 @@ func (r *ddBroker) handle(d *datadriven.TestData) string {
 		return r.handleFetch(d)
 	case "sessions":
 		return r.handleSessions()
+	case "set-epoch":
+		return r.handleSetEpoch(d)
 	case "advance":
 		return r.handleAdvance(d)
 	}
