@@ -24,8 +24,9 @@ package netpoll
 //	sent                                 the send finished: pop what it carried
 //	close                                the connection closed: release everything
 //	state                                the queue's slots
+//	pressure queued=N [conns=N]          an io_uring loop's pressure check at N queued bytes
 //
-// Every command but state ends with the connection's figures: queue length,
+// Every command but state and pressure ends with the connection's figures: queue length,
 // in-flight requests and bytes (request bytes of every queued slot plus the
 // cost of every answer not yet sent), and why the mute rule stops reading
 // it (none, conn, loop).
@@ -62,7 +63,8 @@ type orderedHarness struct {
 	t     *testing.T
 	q     orderedQueue
 	b     bounds
-	other int64 // the loop's bytes of other connections
+	other int64  // the loop's bytes of other connections
+	loop  *uloop // pressure's loop, made on first use
 	tags  map[*Buffer]string
 	freed map[string]int // tag -> releases of its file reference
 }
@@ -95,6 +97,8 @@ func (h *orderedHarness) handle(d *datadriven.TestData) string {
 		out = h.handleClose()
 	case "state":
 		return h.handleState()
+	case "pressure":
+		return h.handlePressure(d)
 	default:
 		d.Fatalf(h.t, "unknown command %q", d.Cmd)
 	}
