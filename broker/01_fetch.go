@@ -143,7 +143,7 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			s.mu.Unlock()
 			return kerr.InvalidFetchSessionEpoch.Code
 		}
-		s.epoch++
+		s.epoch = nextSessionEpoch(s.epoch)
 		s.mu.Unlock()
 		op.session = s
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,6 +233,18 @@ func (c *fetchSessionCache) evictLocked(now time.Time, size int64) bool {
 	}
 	c.dropLocked(smallest)
 	return true
+}
+
+// nextSessionEpoch is the epoch a session expects after epoch: after
+// 2^31-1 comes 1, never a negative epoch, in step with clients (Kafka's
+// FetchMetadata.nextEpoch, which the Java client and franz-go both follow).
+// A plain increment overflowed to -2^31, and the client's next fetch, at
+// epoch 1, was refused INVALID_FETCH_SESSION_EPOCH.
+func nextSessionEpoch(epoch int32) int32 {
+	if epoch == math.MaxInt32 {
+		return 1
+	}
+	return epoch + 1
 }
 
 // upsert adds or updates a partition; added partitions must have been

@@ -35,6 +35,10 @@ type testBroker struct {
 	dir     string
 	backend string
 	mod     func(*Options, *RegistryOptions)
+	// onNew, if set, adjusts each new Broker before it serves its first
+	// request (the datadriven runner steps the fetch session clock): what
+	// it writes happens before every handler's read of it.
+	onNew func(*Broker)
 }
 
 // startTestBroker serves a broker with a fresh data dir on backend. mod may
@@ -84,6 +88,9 @@ func (tb *testBroker) start() {
 	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tb.onNew != nil {
+		tb.onNew(b)
 	}
 	bp.Store(b)
 	tb.Broker, tb.Reg, tb.Server = b, reg, srv
