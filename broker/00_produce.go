@@ -339,67 +339,59 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 // Topic names are copied into c.names; records alias body.
 func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 	v := c.hdr.APIVersion
-	r := wireReader{b: body, flexible: v >= 9}
+	r := proto.NewReader(body, v >= 9)
 	if v >= 3 {
-		n := r.nullableStringLen()
-		txnID = n >= 0
-		r.skip(n)
+		_, null := r.NullableString()
+		txnID = !null
 	}
-	c.acks = r.int16()
-	c.timeout = r.int32()
+	c.acks = r.Int16()
+	c.timeout = r.Int32()
 	// A topic is at least a name length and a partitions count (6 bytes; 3
 	// when flexible: two compact lengths and a tag count); a partition at
 	// least its index and a records length (8; 6 flexible).
 	minTopic, minPart := 6, 8
-	if r.flexible {
+	if r.Flexible {
 		minTopic, minPart = 3, 6
 	}
-	nt := r.arrayLenMin(minTopic)
+	nt := r.ArrayLen(minTopic)
 	c.topics = c.topics[:0]
 	c.slots = c.slots[:0]
 	// Names are copied after parsing, once c.names has its final size, so
 	// the strings pointing into it stay valid.
-	type span struct{ off, n int }
-	var spansBuf [8]span
+	var spansBuf [8][]byte
 	spans := spansBuf[:0]
 	total := 0
-	for i := 0; i < nt && !r.bad; i++ {
-		n := r.stringLen()
-		spans = append(spans, span{r.pos, n})
-		total += max(n, 0)
-		r.skip(n)
+	for i := 0; i < nt && r.Ok(); i++ {
+		name := r.String()
+		spans = append(spans, name)
+		total += len(name)
 		t := produceTopic{first: len(c.slots)}
-		np := r.arrayLenMin(minPart)
-		for j := 0; j < np && !r.bad; j++ {
-			part := r.int32()
-			rn := r.nullableBytesLen()
-			var rec []byte
-			// need() first: a length past the end of the body (a lying or
-			// truncated request) must fail the parse, not slice past it.
-			if rn >= 0 && r.need(rn) {
-				rec = r.b[r.pos : r.pos+rn : r.pos+rn]
-			}
-			r.skip(rn)
-			r.skipTags()
+		np := r.ArrayLen(minPart)
+		for j := 0; j < np && r.Ok(); j++ {
+			part := r.Int32()
+			// A length past the end of the body (a lying or truncated
+			// request) fails the parse rather than slicing past it.
+			rec := r.NullableBytes()
+			r.SkipTags()
 			c.slots = append(c.slots, partSlot{ctx: c, partition: part, records: rec})
 		}
 		t.end = len(c.slots)
-		r.skipTags()
+		r.SkipTags()
 		c.topics = append(c.topics, t)
 	}
-	r.skipTags()
-	if r.bad || r.pos != len(r.b) {
+	r.SkipTags()
+	if !r.Complete() {
 		return false, false
 	}
 	if cap(c.names) < total {
 		c.names = make([]byte, 0, total*2)
 	}
 	c.names = c.names[:0]
-	for i, sp := range spans {
+	for i, name := range spans {
 		start := len(c.names)
-		c.names = append(c.names, body[sp.off:sp.off+max(sp.n, 0)]...)
-		if sp.n > 0 {
-			c.topics[i].name = unsafe.String(&c.names[start], sp.n)
+		c.names = append(c.names, name...)
+		if len(name) > 0 {
+			c.topics[i].name = unsafe.String(&c.names[start], len(name))
 		} else {
 			c.topics[i].name = ""
 		}
@@ -410,212 +402,36 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 // appendResponse encodes the Produce response body for c.hdr.APIVersion.
 func (c *produceCtx) appendResponse(dst []byte) []byte {
 	v := c.hdr.APIVersion
-	w := wireWriter{b: dst, flexible: v >= 9}
-	w.arrayLen(len(c.topics))
+	w := proto.Writer{B: dst, Flexible: v >= 9}
+	w.ArrayLen(len(c.topics))
 	for ti := range c.topics {
 		t := &c.topics[ti]
-		w.string(t.name)
-		w.arrayLen(t.end - t.first)
+		w.String(t.name)
+		w.ArrayLen(t.end - t.first)
 		for i := t.first; i < t.end; i++ {
 			s := &c.slots[i]
-			w.int32(s.partition)
-			w.int16(s.errorCode)
-			w.int64(s.baseOffset)
+			w.Int32(s.partition)
+			w.Int16(s.errorCode)
+			w.Int64(s.baseOffset)
 			if v >= 2 {
-				w.int64(s.logAppendTime)
+				w.Int64(s.logAppendTime)
 			}
 			if v >= 5 {
-				w.int64(s.logStart)
+				w.Int64(s.logStart)
 			}
 			if v >= 8 {
-				w.arrayLen(0) // record_errors: we reject whole batches
-				w.nullableString(s.errorMessage)
+				w.ArrayLen(0) // record_errors: we reject whole batches
+				w.NullableString(s.errorMessage)
 			}
-			w.tags()
+			w.Tags()
 		}
-		w.tags()
+		w.Tags()
 	}
 	if v >= 1 {
-		w.int32(0) // throttle_time_ms
+		w.Int32(0) // throttle_time_ms
 	}
-	w.tags()
-	return w.b
+	w.Tags()
+	return w.B
 }
 
 var errMalformedProduce = errors.New("malformed Produce request body")
-
-// wireReader is an allocation-free reader of the Kafka encodings the
-// Produce request uses; it remembers its first error (kbin.Reader style).
-type wireReader struct {
-	b        []byte
-	pos      int
-	flexible bool
-	bad      bool
-}
-
-func (r *wireReader) need(n int) bool {
-	if r.bad || n < 0 || n > len(r.b)-r.pos {
-		r.bad = true
-		return false
-	}
-	return true
-}
-
-func (r *wireReader) int16() int16 {
-	if !r.need(2) {
-		return 0
-	}
-	v := int16(binary.BigEndian.Uint16(r.b[r.pos:]))
-	r.pos += 2
-	return v
-}
-
-func (r *wireReader) int32() int32 {
-	if !r.need(4) {
-		return 0
-	}
-	v := int32(binary.BigEndian.Uint32(r.b[r.pos:]))
-	r.pos += 4
-	return v
-}
-
-func (r *wireReader) uvarint() int {
-	if r.bad {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b[r.pos:])
-	if n <= 0 || v > 1<<31-1 {
-		r.bad = true
-		return 0
-	}
-	r.pos += n
-	return int(v)
-}
-
-// nullableBytesLen reads a nullable bytes length: -1 for null.
-func (r *wireReader) nullableBytesLen() int {
-	if r.flexible {
-		return r.uvarint() - 1
-	}
-	return int(r.int32())
-}
-
-// nullableStringLen reads a nullable string length: -1 for null.
-func (r *wireReader) nullableStringLen() int {
-	if r.flexible {
-		return r.uvarint() - 1
-	}
-	return int(r.int16())
-}
-
-func (r *wireReader) stringLen() int {
-	if r.flexible {
-		n := r.uvarint() - 1
-		if n < 0 {
-			r.bad = true
-		}
-		return n
-	}
-	n := int(r.int16())
-	if n < 0 {
-		r.bad = true
-	}
-	return n
-}
-
-// arrayLenMin is arrayLen for arrays whose elements take at least minElem
-// bytes: a count the remaining input cannot hold is malformed. Without it a
-// frame of zeros claiming one element per byte makes a decoder build (or
-// kmsg preallocate) tens of bytes per byte received before failing.
-func (r *wireReader) arrayLenMin(minElem int) int {
-	n := r.arrayLen()
-	if n > 0 && n > (len(r.b)-r.pos)/minElem {
-		r.bad = true
-		return 0
-	}
-	return n
-}
-
-func (r *wireReader) arrayLen() int {
-	var n int
-	if r.flexible {
-		n = r.uvarint() - 1
-	} else {
-		n = int(r.int32())
-	}
-	if n < 0 {
-		return 0 // null array: treated as empty
-	}
-	// Every element takes at least one byte: a length beyond the input is
-	// malformed (and would make us preallocate for nothing).
-	if n > len(r.b)-r.pos {
-		r.bad = true
-		return 0
-	}
-	return n
-}
-
-func (r *wireReader) skip(n int) {
-	if n <= 0 {
-		return
-	}
-	if r.need(n) {
-		r.pos += n
-	}
-}
-
-func (r *wireReader) skipTags() {
-	if !r.flexible {
-		return
-	}
-	for n := r.uvarint(); n > 0 && !r.bad; n-- {
-		r.uvarint() // tag
-		r.skip(r.uvarint())
-	}
-}
-
-// wireWriter appends the Kafka encodings the responses of this file use.
-type wireWriter struct {
-	b        []byte
-	flexible bool
-}
-
-func (w *wireWriter) int16(v int16) { w.b = binary.BigEndian.AppendUint16(w.b, uint16(v)) }
-func (w *wireWriter) int32(v int32) { w.b = binary.BigEndian.AppendUint32(w.b, uint32(v)) }
-func (w *wireWriter) int64(v int64) { w.b = binary.BigEndian.AppendUint64(w.b, uint64(v)) }
-
-func (w *wireWriter) arrayLen(n int) {
-	if w.flexible {
-		w.b = binary.AppendUvarint(w.b, uint64(n+1))
-	} else {
-		w.int32(int32(n))
-	}
-}
-
-func (w *wireWriter) string(s string) {
-	if w.flexible {
-		w.b = binary.AppendUvarint(w.b, uint64(len(s)+1))
-	} else {
-		w.int16(int16(len(s)))
-	}
-	w.b = append(w.b, s...)
-}
-
-// nullableString writes "" as null.
-func (w *wireWriter) nullableString(s string) {
-	if s == "" {
-		if w.flexible {
-			w.b = append(w.b, 0)
-		} else {
-			w.int16(-1)
-		}
-		return
-	}
-	w.string(s)
-}
-
-func (w *wireWriter) tags() {
-	if w.flexible {
-		w.b = append(w.b, 0)
-	}
-}

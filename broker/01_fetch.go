@@ -382,7 +382,7 @@ func (op *fetchOp) wake() {
 
 // respond encodes and sends the response, updating the session.
 func (op *fetchOp) respond(results []fetchResult) {
-	e := newFetchEncoder(op.hdr.APIVersion)
+	e := proto.NewFetchEncoder(op.hdr.APIVersion)
 	buf := netpoll.GetBuffer()
 	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
 
@@ -401,7 +401,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 	if op.session != nil {
 		sessionID = op.session.id
 	}
-	buf.B = e.appendHeader(buf.B, 0, sessionID, topics)
+	buf.B = e.AppendHeader(buf.B, 0, sessionID, topics)
 	for i := 0; i < len(op.items); {
 		if !include[i] {
 			results[i].region.Release()
@@ -416,27 +416,27 @@ func (op *fetchOp) respond(results []fetchResult) {
 			}
 		}
 		it := &op.items[i]
-		buf.B = e.appendTopic(buf.B, it.key.topic, it.key.id, n)
+		buf.B = e.AppendTopic(buf.B, it.key.topic, it.key.id, n)
 		for k := i; k < j; k++ {
 			if !include[k] {
 				results[k].region.Release()
 				continue
 			}
 			res := &results[k]
-			buf.B = e.appendPartition(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.hw, res.logStart, res.region.Len)
+			buf.B = e.AppendPartition(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.hw, res.logStart, res.region.Len)
 			if res.region.Len > 0 {
 				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
 			}
-			buf.B = e.endPartition(buf.B)
+			buf.B = e.EndPartition(buf.B)
 			if sp := op.items[k].sp; sp != nil {
 				sp.sentHW, sp.sentLogStart, sp.sentError = res.hw, res.logStart, res.errorCode
 			}
 		}
-		buf.B = e.endTopic(buf.B)
+		buf.B = e.EndTopic(buf.B)
 		i = j
 	}
-	buf.B = e.endResponse(buf.B)
+	buf.B = e.EndResponse(buf.B)
 	op.req.Reply(buf)
 }
 
@@ -477,10 +477,10 @@ func changed(sp *sessionPartition, res *fetchResult) bool {
 }
 
 func (op *fetchOp) replyError(code int16) {
-	e := newFetchEncoder(op.hdr.APIVersion)
+	e := proto.NewFetchEncoder(op.hdr.APIVersion)
 	buf := netpoll.GetBuffer()
 	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
-	buf.B = e.appendHeader(buf.B, code, 0, 0)
-	buf.B = e.endResponse(buf.B)
+	buf.B = e.AppendHeader(buf.B, code, 0, 0)
+	buf.B = e.EndResponse(buf.B)
 	op.req.Reply(buf)
 }

@@ -1,9 +1,10 @@
 package proto
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kbin"
 )
 
 // Header errors. Each means the frame cannot be answered at all, so the
@@ -42,14 +43,15 @@ func ParseRequestHeader(frame []byte) (RequestHeader, error) {
 	if len(frame) < 8 {
 		return h, ErrTruncatedHeader
 	}
-	h.APIKey = int16(binary.BigEndian.Uint16(frame[0:]))
-	h.APIVersion = int16(binary.BigEndian.Uint16(frame[2:]))
-	h.CorrelationID = int32(binary.BigEndian.Uint32(frame[4:]))
+	r := kbin.Reader{Src: frame}
+	h.APIKey = r.Int16()
+	h.APIVersion = r.Int16()
+	h.CorrelationID = r.Int32()
 	pos := 8
 	if len(frame) < pos+2 {
 		return h, ErrTruncatedHeader
 	}
-	n := int(int16(binary.BigEndian.Uint16(frame[pos:])))
+	n := int(r.Int16())
 	pos += 2
 	switch {
 	case n == -1:
@@ -99,14 +101,14 @@ func skipTags(b []byte, pos int) (int, error) {
 }
 
 func readUvarint(b []byte, pos int) (uint64, int, error) {
-	v, n := binary.Uvarint(b[pos:])
+	v, n := kbin.Uvarint(b[pos:])
 	switch {
 	case n == 0:
 		return 0, 0, ErrTruncatedHeader
-	case n < 0 || n > 5: // Kafka's unsigned varints are at most 32 bits.
+	case n < 0: // Kafka's unsigned varints are at most 32 bits (5 bytes).
 		return 0, 0, fmt.Errorf("%w: varint overflow", ErrBadHeader)
 	}
-	return v, pos + n, nil
+	return uint64(v), pos + n, nil
 }
 
 // ResponseHeaderSize is the size of the response header (correlation id, and
@@ -120,7 +122,7 @@ func ResponseHeaderSize(h *RequestHeader) int {
 
 // AppendResponseHeader appends the response header answering h.
 func AppendResponseHeader(dst []byte, h *RequestHeader) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(h.CorrelationID))
+	dst = kbin.AppendInt32(dst, h.CorrelationID)
 	if responseHeaderFlexible(h) {
 		dst = append(dst, 0) // no tagged fields
 	}

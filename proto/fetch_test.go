@@ -1,4 +1,4 @@
-package broker
+package proto
 
 import (
 	"bytes"
@@ -11,19 +11,19 @@ import (
 func TestFetchEncodingMatchesKmsg(t *testing.T) {
 	records := []byte("0123456789abcdef")
 	for v := int16(4); v <= 16; v++ {
-		e := newFetchEncoder(v)
+		e := NewFetchEncoder(v)
 		var got []byte
-		got = e.appendHeader(got, 0, 77, 2)
-		got = e.appendTopic(got, "topic-a", [16]byte{1, 2}, 2)
-		got = e.appendPartition(got, 0, 0, 100, 100, 5, int64(len(records)))
+		got = e.AppendHeader(got, 0, 77, 2)
+		got = e.AppendTopic(got, "topic-a", [16]byte{1, 2}, 2)
+		got = e.AppendPartition(got, 0, 0, 100, 100, 5, int64(len(records)))
 		got = append(got, records...)
-		got = e.endPartition(got)
-		got = e.appendPartition(got, 1, 1, 7, 7, 0, -1)
-		got = e.endPartition(got)
-		got = e.endTopic(got)
-		got = e.appendTopic(got, "b", [16]byte{3}, 0)
-		got = e.endTopic(got)
-		got = e.endResponse(got)
+		got = e.EndPartition(got)
+		got = e.AppendPartition(got, 1, 1, 7, 7, 0, -1)
+		got = e.EndPartition(got)
+		got = e.EndTopic(got)
+		got = e.AppendTopic(got, "b", [16]byte{3}, 0)
+		got = e.EndTopic(got)
+		got = e.EndResponse(got)
 
 		resp := kmsg.FetchResponse{Version: v, SessionID: 77}
 		p0 := kmsg.NewFetchResponseTopicPartition() // defaults: no tagged fields
