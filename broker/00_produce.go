@@ -71,6 +71,7 @@ import (
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -84,7 +85,7 @@ const (
 )
 
 func init() {
-	register(api{key: proto.APIKeyProduce, min: 0, max: produceMax, serve: (*Broker).serveProduce})
+	register(raw(kmsg.Produce, 0, produceMax, (*Broker).serveProduce))
 }
 
 // produceTopic is one topic of a request: its name (a copy in ctx.names)

@@ -48,7 +48,7 @@ import (
 )
 
 func init() {
-	register(api{key: proto.APIKeyFetch, min: 4, max: 16, serve: (*Broker).serveFetch})
+	register(decoded(kmsg.Fetch, 4, 16, copying, (*Broker).serveFetch))
 }
 
 // maxFetchWait bounds max_wait_ms so a client cannot park a request (and
@@ -84,13 +84,7 @@ type fetchOp struct {
 	waiting []*storage.Log
 }
 
-func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	var r kmsg.FetchRequest
-	r.Version = hdr.APIVersion
-	if err := r.ReadFrom(body); err != nil { // copying: names outlive the frame
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
 	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	if op.maxBytes <= 0 {
@@ -101,7 +95,7 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, body [
 		wait = maxFetchWait
 	}
 	op.deadline = time.Now().Add(wait)
-	if code := op.resolve(&r); code != 0 {
+	if code := op.resolve(r); code != 0 {
 		op.replyError(code)
 		return
 	}

@@ -41,16 +41,10 @@ import (
 const timestampEarliestLocal = -4
 
 func init() {
-	register(api{key: proto.APIKeyListOffsets, min: 1, max: 8, serve: (*Broker).serveListOffsets})
+	register(decoded(kmsg.ListOffsets, 1, 8, copying, (*Broker).serveListOffsets))
 }
 
-func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	h := &hdr
-	r := kmsg.ListOffsetsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
+func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.ListOffsetsRequest) {
 	hdr.ClientID = nil // aliases the frame
 	slow := false
 	for _, t := range r.Topics {
@@ -61,10 +55,10 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 		}
 	}
 	if slow {
-		go b.answerListOffsets(req, hdr, &r)
+		go b.answerListOffsets(req, hdr, r)
 		return
 	}
-	b.answerListOffsets(req, hdr, &r)
+	b.answerListOffsets(req, hdr, r)
 }
 
 func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.ListOffsetsRequest) {

@@ -55,16 +55,11 @@ import (
 )
 
 func init() {
-	register(api{key: proto.APIKeyMetadata, min: 0, max: 12, serve: (*Broker).serveMetadata})
+	register(decoded(kmsg.Metadata, 0, 12, aliasing, (*Broker).serveMetadata))
 }
 
-func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.MetadataRequest) {
 	h := &hdr
-	r := kmsg.MetadataRequest{Version: h.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
 	allTopics := r.Topics == nil || (h.APIVersion == 0 && len(r.Topics) == 0)
 	mayCreate := b.reg != nil && b.opts.AutoCreateTopics && !allTopics && (h.APIVersion < 4 || r.AllowAutoTopicCreation)
 	var create []string
@@ -79,7 +74,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, bod
 		}
 	}
 	if len(create) == 0 {
-		resp := b.metadataResponse(&r, allTopics, nil)
+		resp := b.metadataResponse(r, allTopics, nil)
 		b.replyMsg(req, h, &resp)
 		return
 	}
@@ -122,7 +117,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, bod
 		for _, name := range create {
 			busy[name] = kerr.LeaderNotAvailable.Code
 		}
-		resp := b.metadataResponse(&r, false, busy)
+		resp := b.metadataResponse(r, false, busy)
 		b.replyMsg(req, h, &resp)
 	}
 }

@@ -33,15 +33,10 @@ import (
 )
 
 func init() {
-	register(api{key: 8, min: 2, max: 9, serve: (*Broker).serveOffsetCommit})
+	register(decoded(kmsg.OffsetCommit, 2, 9, copying, (*Broker).serveOffsetCommit))
 }
 
-func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.OffsetCommitRequest{Version: hdr.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.OffsetCommitRequest) {
 	h := hdr
 	h.ClientID = nil
 	resp := kmsg.NewOffsetCommitResponse()

@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(api{key: 9, min: 1, max: 9, serve: (*Broker).serveOffsetFetch})
+	register(decoded(kmsg.OffsetFetch, 1, 9, aliasing, (*Broker).serveOffsetFetch))
 }
 
 type fetchedPartition struct {
@@ -74,12 +74,7 @@ func (fp *fetchedPartition) values() (int64, int32, *string) {
 	return fp.o.Offset, fp.o.LeaderEpoch, &md
 }
 
-func (b *Broker) serveOffsetFetch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.OffsetFetchRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveOffsetFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.OffsetFetchRequest) {
 	resp := kmsg.NewOffsetFetchResponse()
 	resp.Version = hdr.APIVersion
 	c := b.groups

@@ -24,15 +24,10 @@ import (
 )
 
 func init() {
-	register(api{key: 10, min: 0, max: 6, serve: (*Broker).serveFindCoordinator})
+	register(decoded(kmsg.FindCoordinator, 0, 6, aliasing, (*Broker).serveFindCoordinator))
 }
 
-func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.FindCoordinatorRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FindCoordinatorRequest) {
 	resp := kmsg.NewFindCoordinatorResponse()
 	resp.Version = hdr.APIVersion
 	code := int16(0)

@@ -32,15 +32,10 @@ import (
 )
 
 func init() {
-	register(api{key: 11, min: 0, max: 9, serve: (*Broker).serveJoinGroup})
+	register(decoded(kmsg.JoinGroup, 0, 9, copying, (*Broker).serveJoinGroup))
 }
 
-func (b *Broker) serveJoinGroup(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.JoinGroupRequest{Version: hdr.APIVersion}
-	if err := r.ReadFrom(body); err != nil { // copies strings (not bytes): the answer may come later
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveJoinGroup(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.JoinGroupRequest) {
 	h := hdr
 	clientID := string(hdr.ClientID)
 	h.ClientID = nil

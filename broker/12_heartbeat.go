@@ -18,15 +18,10 @@ import (
 )
 
 func init() {
-	register(api{key: 12, min: 0, max: 4, serve: (*Broker).serveHeartbeat})
+	register(decoded(kmsg.Heartbeat, 0, 4, aliasing, (*Broker).serveHeartbeat))
 }
 
-func (b *Broker) serveHeartbeat(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.HeartbeatRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveHeartbeat(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.HeartbeatRequest) {
 	inst := ""
 	if r.InstanceID != nil {
 		inst = *r.InstanceID

@@ -20,15 +20,10 @@ import (
 )
 
 func init() {
-	register(api{key: 13, min: 0, max: 5, serve: (*Broker).serveLeaveGroup})
+	register(decoded(kmsg.LeaveGroup, 0, 5, copying, (*Broker).serveLeaveGroup))
 }
 
-func (b *Broker) serveLeaveGroup(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.LeaveGroupRequest{Version: hdr.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveLeaveGroup(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.LeaveGroupRequest) {
 	var lms []group.LeaveMember
 	if r.Version < 3 {
 		lms = []group.LeaveMember{{MemberID: r.MemberID}}

@@ -24,15 +24,10 @@ import (
 )
 
 func init() {
-	register(api{key: 14, min: 0, max: 5, serve: (*Broker).serveSyncGroup})
+	register(decoded(kmsg.SyncGroup, 0, 5, copying, (*Broker).serveSyncGroup))
 }
 
-func (b *Broker) serveSyncGroup(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.SyncGroupRequest{Version: hdr.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveSyncGroup(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.SyncGroupRequest) {
 	h := hdr
 	h.ClientID = nil
 	sr := group.SyncRequest{Group: r.Group, MemberID: r.MemberID, Generation: r.Generation, Assignments: map[string][]byte{}}

@@ -21,18 +21,13 @@ import (
 )
 
 func init() {
-	register(api{key: 15, min: 0, max: 5, serve: (*Broker).serveDescribeGroups})
+	register(decoded(kmsg.DescribeGroups, 0, 5, aliasing, (*Broker).serveDescribeGroups))
 }
 
 // groupOperations: READ, DELETE, DESCRIBE (Kafka's AclOperation bits 3, 6, 8).
 const groupOperations = 1<<3 | 1<<6 | 1<<8
 
-func (b *Broker) serveDescribeGroups(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.DescribeGroupsRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveDescribeGroups(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeGroupsRequest) {
 	resp := kmsg.NewDescribeGroupsResponse()
 	resp.Version = hdr.APIVersion
 	c := b.groups

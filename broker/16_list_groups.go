@@ -16,15 +16,10 @@ import (
 )
 
 func init() {
-	register(api{key: 16, min: 0, max: 5, serve: (*Broker).serveListGroups})
+	register(decoded(kmsg.ListGroups, 0, 5, aliasing, (*Broker).serveListGroups))
 }
 
-func (b *Broker) serveListGroups(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.ListGroupsRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveListGroups(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.ListGroupsRequest) {
 	resp := kmsg.NewListGroupsResponse()
 	resp.Version = hdr.APIVersion
 	typeOK := len(r.TypesFilter) == 0

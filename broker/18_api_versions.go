@@ -24,14 +24,14 @@ import (
 const apiVersionsMax = 4
 
 func init() {
-	register(api{key: proto.APIKeyApiVersions, min: 0, max: apiVersionsMax, serve: (*Broker).serveAPIVersions})
+	register(decoded(kmsg.ApiVersions, 0, apiVersionsMax, aliasing, (*Broker).serveAPIVersions))
 }
 
 func (b *Broker) buildAPIVersions() {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for _, a := range b.apis {
 		if a != nil {
-			keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key, MinVersion: a.min, MaxVersion: a.max})
+			keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key.Int16(), MinVersion: a.min, MaxVersion: a.max})
 		}
 	}
 	for v := int16(0); v <= apiVersionsMax; v++ {
@@ -42,14 +42,9 @@ func (b *Broker) buildAPIVersions() {
 	b.apiVersionsError = bad.AppendTo(nil)
 }
 
-func (b *Broker) serveAPIVersions(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveAPIVersions(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.ApiVersionsRequest) {
 	h := &hdr
 	if h.APIVersion >= 3 {
-		r := kmsg.ApiVersionsRequest{Version: h.APIVersion}
-		if err := r.UnsafeReadFrom(body); err != nil {
-			b.badRequest(req, h, err)
-			return
-		}
 		if !validClientSoftware(r.ClientSoftwareName) || !validClientSoftware(r.ClientSoftwareVersion) {
 			resp := kmsg.ApiVersionsResponse{Version: h.APIVersion, ErrorCode: kerr.InvalidRequest.Code}
 			b.replyMsg(req, h, &resp)

@@ -48,18 +48,13 @@ import (
 )
 
 func init() {
-	register(api{key: proto.APIKeyCreateTopics, min: 0, max: 7, serve: (*Broker).serveCreateTopics})
+	register(decoded(kmsg.CreateTopics, 0, 7, copying, (*Broker).serveCreateTopics))
 }
 
-func (b *Broker) serveCreateTopics(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveCreateTopics(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.CreateTopicsRequest) {
 	h := hdr
 	h.ClientID = nil // aliases the frame; the answer is built later
-	r := kmsg.CreateTopicsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil { // copying: used off the ring thread
-		b.badRequest(req, &h, err)
-		return
-	}
-	if !b.admin.submit(func() { b.createTopics(req, &h, &r) }) {
+	if !b.admin.submit(func() { b.createTopics(req, &h, r) }) {
 		resp := kmsg.CreateTopicsResponse{Version: h.APIVersion}
 		for _, t := range r.Topics {
 			resp.Topics = append(resp.Topics, createTopicError(t.Topic, kerr.RequestTimedOut.Code, errMsg("admin queue full")))

@@ -34,24 +34,19 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.DeleteTopics), min: 0, max: 6, serve: (*Broker).serveDeleteTopics})
+	register(decoded(kmsg.DeleteTopics, 0, 6, copying, (*Broker).serveDeleteTopics))
 }
 
-func (b *Broker) serveDeleteTopics(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveDeleteTopics(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DeleteTopicsRequest) {
 	h := hdr
 	h.ClientID = nil
-	r := kmsg.DeleteTopicsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &h, err)
-		return
-	}
 	if h.APIVersion < 6 { // one shape for both: v6's list
 		r.Topics = r.Topics[:0]
 		for i := range r.TopicNames {
 			r.Topics = append(r.Topics, kmsg.DeleteTopicsRequestTopic{Topic: &r.TopicNames[i]})
 		}
 	}
-	if !b.admin.submit(func() { b.deleteTopics(req, &h, &r) }) {
+	if !b.admin.submit(func() { b.deleteTopics(req, &h, r) }) {
 		resp := kmsg.DeleteTopicsResponse{Version: h.APIVersion}
 		for _, t := range r.Topics {
 			resp.Topics = append(resp.Topics, kmsg.DeleteTopicsResponseTopic{Topic: t.Topic, TopicID: t.TopicID,

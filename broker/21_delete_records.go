@@ -30,18 +30,12 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.DeleteRecords), min: 0, max: 2, serve: (*Broker).serveDeleteRecords})
+	register(decoded(kmsg.DeleteRecords, 0, 2, copying, (*Broker).serveDeleteRecords))
 }
 
-func (b *Broker) serveDeleteRecords(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	h := &hdr
-	r := kmsg.DeleteRecordsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
+func (b *Broker) serveDeleteRecords(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DeleteRecordsRequest) {
 	hdr.ClientID = nil // aliases the frame
-	go b.answerDeleteRecords(req, hdr, &r)
+	go b.answerDeleteRecords(req, hdr, r)
 }
 
 func (b *Broker) answerDeleteRecords(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DeleteRecordsRequest) {

@@ -66,7 +66,7 @@ const producerIDFile = "ringbroker-producer-id-block"
 const producerIDBlock = 1000
 
 func init() {
-	register(api{key: int16(kmsg.InitProducerID), min: 0, max: 5, serve: (*Broker).serveInitProducerID})
+	register(decoded(kmsg.InitProducerID, 0, 5, copying, (*Broker).serveInitProducerID))
 }
 
 // pidAllocator hands out producer ids from durable blocks.
@@ -265,13 +265,8 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 	return next, nil
 }
 
-func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.InitProducerIDRequest) {
 	h := &hdr
-	r := kmsg.InitProducerIDRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
 	resp := kmsg.InitProducerIDResponse{Version: h.APIVersion, ProducerID: -1, ProducerEpoch: -1}
 	if r.TransactionalID != nil && *r.TransactionalID != "" { // transactions_unsupported.go
 		b.refuseTransactionalID("InitProducerId", *r.TransactionalID, req.RemoteAddr())

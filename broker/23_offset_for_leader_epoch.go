@@ -25,16 +25,11 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.OffsetForLeaderEpoch), min: 0, max: 4, serve: (*Broker).serveOffsetForLeaderEpoch})
+	register(decoded(kmsg.OffsetForLeaderEpoch, 0, 4, aliasing, (*Broker).serveOffsetForLeaderEpoch))
 }
 
-func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.OffsetForLeaderEpochRequest) {
 	h := &hdr
-	r := kmsg.OffsetForLeaderEpochRequest{Version: h.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
 	resp := kmsg.OffsetForLeaderEpochResponse{Version: h.APIVersion}
 	for _, t := range r.Topics {
 		rt := kmsg.OffsetForLeaderEpochResponseTopic{Topic: t.Topic}

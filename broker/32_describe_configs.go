@@ -43,7 +43,7 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.DescribeConfigs), min: 0, max: 4, serve: (*Broker).serveDescribeConfigs})
+	register(decoded(kmsg.DescribeConfigs, 0, 4, aliasing, (*Broker).serveDescribeConfigs))
 }
 
 // brokerConfig is the configuration DescribeConfigs reports: the
@@ -55,13 +55,8 @@ func (b *Broker) brokerConfig() *config.Config {
 	return config.Default()
 }
 
-func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeConfigsRequest) {
 	h := &hdr
-	r := kmsg.DescribeConfigsRequest{Version: h.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
 	resp := kmsg.DescribeConfigsResponse{Version: h.APIVersion}
 	nodeName := strconv.Itoa(int(b.opts.NodeID))
 	for _, res := range r.Resources {

@@ -35,18 +35,13 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.AlterConfigs), min: 0, max: 2, serve: (*Broker).serveAlterConfigs})
+	register(decoded(kmsg.AlterConfigs, 0, 2, copying, (*Broker).serveAlterConfigs))
 }
 
-func (b *Broker) serveAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.AlterConfigsRequest) {
 	h := hdr
 	h.ClientID = nil
-	r := kmsg.AlterConfigsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &h, err)
-		return
-	}
-	if !b.admin.submit(func() { b.alterConfigs(req, &h, &r) }) {
+	if !b.admin.submit(func() { b.alterConfigs(req, &h, r) }) {
 		resp := kmsg.AlterConfigsResponse{Version: h.APIVersion}
 		for _, res := range r.Resources {
 			resp.Resources = append(resp.Resources, kmsg.AlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName,

@@ -32,18 +32,13 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.DescribeLogDirs), min: 0, max: 4, serve: (*Broker).serveDescribeLogDirs})
+	register(decoded(kmsg.DescribeLogDirs, 0, 4, copying, (*Broker).serveDescribeLogDirs))
 }
 
-func (b *Broker) serveDescribeLogDirs(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveDescribeLogDirs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeLogDirsRequest) {
 	h := hdr
 	h.ClientID = nil
-	r := kmsg.DescribeLogDirsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &h, err)
-		return
-	}
-	if !b.admin.submit(func() { b.describeLogDirs(req, &h, &r) }) {
+	if !b.admin.submit(func() { b.describeLogDirs(req, &h, r) }) {
 		resp := kmsg.DescribeLogDirsResponse{Version: h.APIVersion, ErrorCode: kerr.RequestTimedOut.Code}
 		b.replyMsg(req, &h, &resp)
 	}

@@ -28,18 +28,13 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.CreatePartitions), min: 0, max: 3, serve: (*Broker).serveCreatePartitions})
+	register(decoded(kmsg.CreatePartitions, 0, 3, copying, (*Broker).serveCreatePartitions))
 }
 
-func (b *Broker) serveCreatePartitions(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveCreatePartitions(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.CreatePartitionsRequest) {
 	h := hdr
 	h.ClientID = nil
-	r := kmsg.CreatePartitionsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &h, err)
-		return
-	}
-	if !b.admin.submit(func() { b.createPartitions(req, &h, &r) }) {
+	if !b.admin.submit(func() { b.createPartitions(req, &h, r) }) {
 		resp := kmsg.CreatePartitionsResponse{Version: h.APIVersion}
 		for _, t := range r.Topics {
 			resp.Topics = append(resp.Topics, kmsg.CreatePartitionsResponseTopic{Topic: t.Topic, ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})

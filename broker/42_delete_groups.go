@@ -19,15 +19,10 @@ import (
 )
 
 func init() {
-	register(api{key: 42, min: 0, max: 2, serve: (*Broker).serveDeleteGroups})
+	register(decoded(kmsg.DeleteGroups, 0, 2, aliasing, (*Broker).serveDeleteGroups))
 }
 
-func (b *Broker) serveDeleteGroups(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.DeleteGroupsRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveDeleteGroups(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DeleteGroupsRequest) {
 	resp := kmsg.NewDeleteGroupsResponse()
 	resp.Version = hdr.APIVersion
 	c := b.groups

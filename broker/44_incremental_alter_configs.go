@@ -34,18 +34,13 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.IncrementalAlterConfigs), min: 0, max: 1, serve: (*Broker).serveIncrementalAlterConfigs})
+	register(decoded(kmsg.IncrementalAlterConfigs, 0, 1, copying, (*Broker).serveIncrementalAlterConfigs))
 }
 
-func (b *Broker) serveIncrementalAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveIncrementalAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.IncrementalAlterConfigsRequest) {
 	h := hdr
 	h.ClientID = nil
-	r := kmsg.IncrementalAlterConfigsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, &h, err)
-		return
-	}
-	if !b.admin.submit(func() { b.incrementalAlterConfigs(req, &h, &r) }) {
+	if !b.admin.submit(func() { b.incrementalAlterConfigs(req, &h, r) }) {
 		resp := kmsg.IncrementalAlterConfigsResponse{Version: h.APIVersion}
 		for _, res := range r.Resources {
 			resp.Resources = append(resp.Resources, kmsg.IncrementalAlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName,

@@ -19,15 +19,10 @@ import (
 )
 
 func init() {
-	register(api{key: 47, min: 0, max: 0, serve: (*Broker).serveOffsetDelete})
+	register(decoded(kmsg.OffsetDelete, 0, 0, aliasing, (*Broker).serveOffsetDelete))
 }
 
-func (b *Broker) serveOffsetDelete(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
-	r := kmsg.OffsetDeleteRequest{Version: hdr.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, &hdr, err)
-		return
-	}
+func (b *Broker) serveOffsetDelete(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.OffsetDeleteRequest) {
 	resp := kmsg.NewOffsetDeleteResponse()
 	resp.Version = hdr.APIVersion
 	var tps []group.TopicPartition

@@ -22,16 +22,11 @@ import (
 )
 
 func init() {
-	register(api{key: int16(kmsg.DescribeCluster), min: 0, max: 1, serve: (*Broker).serveDescribeCluster})
+	register(decoded(kmsg.DescribeCluster, 0, 1, aliasing, (*Broker).serveDescribeCluster))
 }
 
-func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeClusterRequest) {
 	h := &hdr
-	r := kmsg.DescribeClusterRequest{Version: h.APIVersion}
-	if err := r.UnsafeReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
 	resp := kmsg.NewDescribeClusterResponse()
 	resp.Version = h.APIVersion
 	resp.EndpointType = r.EndpointType

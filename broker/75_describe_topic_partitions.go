@@ -39,17 +39,12 @@ import (
 const describePartitionsMax = 2000
 
 func init() {
-	register(api{key: int16(kmsg.DescribeTopicPartitions), min: 0, max: 0, serve: (*Broker).serveDescribeTopicPartitions})
+	register(decoded(kmsg.DescribeTopicPartitions, 0, 0, copying, (*Broker).serveDescribeTopicPartitions))
 }
 
-func (b *Broker) serveDescribeTopicPartitions(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
+func (b *Broker) serveDescribeTopicPartitions(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeTopicPartitionsRequest) {
 	h := &hdr
-	r := kmsg.DescribeTopicPartitionsRequest{Version: h.APIVersion}
-	if err := r.ReadFrom(body); err != nil {
-		b.badRequest(req, h, err)
-		return
-	}
-	resp := b.describeTopicPartitions(&r)
+	resp := b.describeTopicPartitions(r)
 	b.replyMsg(req, h, resp)
 }
 

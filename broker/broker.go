@@ -5,6 +5,14 @@
 // One file per API, named NN_name.go after the API key, each opening with the
 // versions served and every deliberate difference from Apache Kafka.
 //
+// Decode: ServeFrame decodes every request body once, centrally (api.decode:
+// kmsg.RequestForKey's type and one ReadFrom, as franz-go's kfake does),
+// and hands the handler its typed kmsg request; a handler never sees the
+// body. The exception is the hot path (Produce), whose flyweight parser is
+// registered raw behind the same table and reads its own body. A body that
+// does not decode closes the connection (badRequest) before any handler
+// runs.
+//
 // Decode bound: a request body is decoded by exactly one decoder, kmsg's
 // generated ReadFrom (every API but Produce) or the Produce flyweight, and
 // both refuse an array whose count times the smallest encoding of one
@@ -24,8 +32,10 @@ package broker
 import (
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/metrics"
@@ -101,10 +111,85 @@ const apiTableSize = 128
 
 // api is one served API: its version range and handler.
 type api struct {
-	key      int16
+	key      kmsg.Key
 	min, max int16
-	serve    func(b *Broker, req netpoll.Request, h proto.RequestHeader, body []byte)
+	// serve answers a request that ServeFrame decoded (decoded builds it
+	// from a handler taking the request's kmsg type).
+	serve func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request)
+	// retain: the handler keeps the request after it returns (it answers
+	// from another goroutine), so it is decoded with the copying ReadFrom
+	// and allocated fresh. Otherwise strings alias the frame
+	// (UnsafeReadFrom) and the request is recycled through pool when the
+	// handler returns. Bytes fields alias the frame either way.
+	retain bool
+	// get returns an empty request to decode into; put takes back an
+	// aliasing one when its handler has returned.
+	get func() kmsg.Request
+	put func(kmsg.Request)
+	// serveRaw, set instead of serve, receives the undecoded body: the hot
+	// paths (Produce) whose hand-written flyweight parsers allocate nothing
+	// per request, which kmsg's decode does per topic and partition.
+	serveRaw func(b *Broker, req netpoll.Request, h proto.RequestHeader, body []byte)
 }
+
+// decodeMode says how long a decoded request lives; see api.retain.
+type decodeMode bool
+
+const (
+	// aliasing: the request is the handler's only while it runs.
+	aliasing decodeMode = false
+	// copying: the handler keeps the request (and answers later).
+	copying decodeMode = true
+)
+
+// decoded registers an API whose handler takes its decoded kmsg request
+// type P (= *T).
+func decoded[T any, P interface {
+	*T
+	kmsg.Request
+}](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
+	a := api{key: key, min: min, max: max, retain: bool(mode),
+		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
+			serve(b, req, h, r.(P))
+		},
+	}
+	if a.retain {
+		a.get = func() kmsg.Request { return P(new(T)) }
+		a.put = func(kmsg.Request) {}
+		return a
+	}
+	pool := &sync.Pool{New: func() any { return P(new(T)) }}
+	a.get = func() kmsg.Request { return pool.Get().(P) }
+	a.put = func(r kmsg.Request) {
+		// Zeroed, not reset with Default: ReadFrom sets only the fields of
+		// the version it reads, so an older version would keep a newer
+		// one's.
+		*r.(P) = *new(T)
+		pool.Put(r)
+	}
+	return a
+}
+
+// raw registers a hot path's flyweight handler, which decodes its own body.
+func raw(key kmsg.Key, min, max int16, serve func(*Broker, netpoll.Request, proto.RequestHeader, []byte)) api {
+	return api{key: key, min: min, max: max, serveRaw: serve}
+}
+
+// decode is the one decode of a request body for every API but the raw
+// ones: kmsg's generated ReadFrom, bounded as the package comment says.
+// Give the request back with a.put when the handler has returned.
+func (a *api) decode(version int16, body []byte) (kmsg.Request, error) {
+	r := a.get()
+	r.SetVersion(version)
+	if a.retain {
+		return r, r.ReadFrom(body)
+	}
+	return r, r.(unsafeReader).UnsafeReadFrom(body)
+}
+
+// unsafeReader is the aliasing decode every generated kmsg request has
+// (kmsg.Request does not name it).
+type unsafeReader interface{ UnsafeReadFrom([]byte) error }
 
 // New creates a broker, reading or creating the cluster id in DataDir.
 func New(opts Options) (*Broker, error) {
@@ -193,24 +278,32 @@ func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
 		a = b.apis[h.APIKey]
 	}
 	if a == nil {
-		b.closeBad(req, "unknown or unsupported API key", zap.Int16("api_key", h.APIKey), zap.Int16("api_version", h.APIVersion))
+		b.closeBad(req, "unknown or unsupported API key", zap.Int16("api_key", h.APIKey.Int16()), zap.Int16("api_version", h.APIVersion))
 		return
 	}
 	if h.APIVersion < a.min || h.APIVersion > a.max {
-		if h.APIKey == proto.APIKeyApiVersions {
+		if h.APIKey == kmsg.ApiVersions {
 			// KIP-511: answer with a v0 body carrying UNSUPPORTED_VERSION
 			// and our versions, so the client can retry with one we serve.
 			b.reply(req, &h, b.apiVersionsError)
 			return
 		}
-		b.closeBad(req, "unsupported API version", zap.String("api", proto.APIName(h.APIKey)), zap.Int16("api_version", h.APIVersion))
+		b.closeBad(req, "unsupported API version", zap.String("api", h.APIKey.Name()), zap.Int16("api_version", h.APIVersion))
 		return
 	}
 	start := time.Now()
-	a.serve(b, req, h, frame[h.BodyOffset:])
+	if a.serveRaw != nil {
+		a.serveRaw(b, req, h, frame[h.BodyOffset:])
+	} else if r, err := a.decode(h.APIVersion, frame[h.BodyOffset:]); err != nil {
+		a.put(r)
+		b.badRequest(req, &h, err)
+	} else {
+		a.serve(b, req, h, r)
+		a.put(r)
+	}
 	// The dispatch time (decode, validate, hand-off); answers that complete
 	// later are timed by their handlers' own metrics.
-	b.opts.Metrics.Request(h.APIKey, time.Since(start))
+	b.opts.Metrics.Request(h.APIKey.Int16(), time.Since(start))
 }
 
 // closeBad logs and closes a connection that sent something Kafka would
@@ -239,5 +332,5 @@ func (b *Broker) replyMsg(req netpoll.Request, h *proto.RequestHeader, resp inte
 // badRequest closes the connection for a body that does not parse, as Kafka
 // does (InvalidRequestException closes the channel).
 func (b *Broker) badRequest(req netpoll.Request, h *proto.RequestHeader, err error) {
-	b.closeBad(req, fmt.Sprintf("malformed %s v%d request", proto.APIName(h.APIKey), h.APIVersion), zap.Error(err))
+	b.closeBad(req, fmt.Sprintf("malformed %s v%d request", h.APIKey.Name(), h.APIVersion), zap.Error(err))
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/ringbroker/ringbroker/proto"
 )
 
 // decodeHeapPerByteMax is the most heap one received body byte may cost
@@ -28,10 +26,10 @@ const produceHeapPerByteMax = 72
 // the first elements) on top of the per-byte bound.
 const decodeBoundSlack = 16 << 10
 
-// decodeFor returns the decoder ServeFrame's handler for key runs on a body:
-// Produce's flyweight, kmsg's generated ReadFrom for every other API.
-func decodeFor(key, version int16) func(body []byte) error {
-	if key == proto.APIKeyProduce {
+// decodeFor returns the decoder ServeFrame runs for a's body: Produce's
+// flyweight, api.decode (kmsg's generated ReadFrom) for every other API.
+func decodeFor(a api, version int16) func(body []byte) error {
+	if a.key == kmsg.Produce {
 		return func(body []byte) error {
 			c := &produceCtx{}
 			c.hdr.APIVersion = version
@@ -42,9 +40,9 @@ func decodeFor(key, version int16) func(body []byte) error {
 		}
 	}
 	return func(body []byte) error {
-		r := kmsg.RequestForKey(key)
-		r.SetVersion(version)
-		return r.ReadFrom(body)
+		r, err := a.decode(version, body)
+		a.put(r)
+		return err
 	}
 }
 
@@ -106,7 +104,7 @@ func TestDecodeAmplification(t *testing.T) {
 	for _, a := range servedAPIs {
 		var prev []byte
 		for v := a.min; v <= a.max; v++ {
-			req := kmsg.RequestForKey(a.key)
+			req := a.key.Request()
 			if req == nil {
 				t.Fatalf("api %d: kmsg has no request type", a.key)
 			}
@@ -118,9 +116,9 @@ func TestDecodeAmplification(t *testing.T) {
 			}
 			prev = enc
 			flexible := req.IsFlexible()
-			decode := decodeFor(a.key, v)
+			decode := decodeFor(a, v)
 			limit := uint64(decodeHeapPerByteMax)
-			if a.key == proto.APIKeyProduce {
+			if a.key == kmsg.Produce {
 				limit = produceHeapPerByteMax
 			}
 			limit *= raceAllocFactor
@@ -155,8 +153,8 @@ func TestDecodeAmplification(t *testing.T) {
 				for _, n := range []int{lo, zeros} {
 					got, size := cost(n)
 					per := float64(got) / float64(size)
-					at := fmt.Sprintf("%s v%d, count %d at byte %d", proto.APIName(a.key), v, n, p)
-					if per > worst && a.key != proto.APIKeyProduce {
+					at := fmt.Sprintf("%s v%d, count %d at byte %d", a.key.Name(), v, n, p)
+					if per > worst && a.key != kmsg.Produce {
 						worst, worstAt = per, at
 					}
 					if got > limit*uint64(size)+decodeBoundSlack {
@@ -175,23 +173,23 @@ func TestDecodeAmplification(t *testing.T) {
 // per-byte bound of TestDecodeAmplification (plus decodeBoundSlack).
 func FuzzDecodeBound(f *testing.F) {
 	for _, a := range servedAPIs {
-		req := kmsg.RequestForKey(a.key)
+		req := a.key.Request()
 		fillRequest(reflect.ValueOf(req).Elem())
 		req.SetVersion(a.max)
 		f.Add(uint16(a.key), uint8(a.max), req.AppendTo(nil))
 	}
-	f.Add(uint16(proto.APIKeyCreateTopics), uint8(2), append(binary.BigEndian.AppendUint32(nil, 1<<12), make([]byte, 1<<12)...))
+	f.Add(uint16(kmsg.CreateTopics), uint8(2), append(binary.BigEndian.AppendUint32(nil, 1<<12), make([]byte, 1<<12)...))
 	f.Fuzz(func(t *testing.T, key uint16, version uint8, body []byte) {
 		a := servedAPIs[int(key)%len(servedAPIs)]
 		v := a.min + int16(version)%(a.max-a.min+1)
 		limit := uint64(decodeHeapPerByteMax)
-		if a.key == proto.APIKeyProduce {
+		if a.key == kmsg.Produce {
 			limit = produceHeapPerByteMax
 		}
 		limit *= raceAllocFactor
-		decode := decodeFor(a.key, v)
+		decode := decodeFor(a, v)
 		if got := heapAllocated(func() { _ = decode(body) }); got > limit*uint64(len(body))+decodeBoundSlack {
-			t.Fatalf("%s v%d: a %d-byte body allocated %d bytes", proto.APIName(a.key), v, len(body), got)
+			t.Fatalf("%s v%d: a %d-byte body allocated %d bytes", a.key.Name(), v, len(body), got)
 		}
 	})
 }

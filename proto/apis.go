@@ -2,15 +2,9 @@ package proto
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
-// API keys this broker refers to by name.
-const (
-	APIKeyProduce      int16 = 0
-	APIKeyFetch        int16 = 1
-	APIKeyListOffsets  int16 = 2
-	APIKeyMetadata     int16 = 3
-	APIKeyApiVersions  int16 = 18
-	APIKeyCreateTopics int16 = 19
-)
+// API keys are spelled one way everywhere: kmsg.Key and its constants
+// (kmsg.Produce, kmsg.ApiVersions, ...), whose Name is Kafka's name for the
+// API ("Unknown" for a key kmsg does not know).
 
 // notAnAPI marks a key kmsg does not know.
 const notAnAPI = int16(-2)
@@ -43,7 +37,7 @@ func buildFlexibleTable() []int16 {
 
 // IsFlexible reports whether version of API key uses the flexible encoding.
 // For a version above what kmsg knows, the API is assumed still flexible.
-func IsFlexible(key, version int16) bool {
+func IsFlexible(key kmsg.Key, version int16) bool {
 	if !KnownKey(key) {
 		return false
 	}
@@ -51,16 +45,3 @@ func IsFlexible(key, version int16) bool {
 	return from >= 0 && version >= from
 }
 
-// APIName returns Kafka's name for an API key, or "Unknown".
-func APIName(key int16) string {
-	if !KnownKey(key) {
-		return "Unknown"
-	}
-	return kmsg.NameForKey(key)
-}
-
-// VersionRange is the inclusive range of versions served for one API.
-type VersionRange struct {
-	Key      int16
-	Min, Max int16
-}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Header errors. Each means the frame cannot be answered at all, so the
@@ -17,7 +18,7 @@ var (
 // RequestHeader is a zero-copy view of a request header. ClientID aliases the
 // frame it was parsed from and is valid only as long as the frame is.
 type RequestHeader struct {
-	APIKey        int16
+	APIKey        kmsg.Key
 	APIVersion    int16
 	CorrelationID int32
 	// ClientID is nil for a null client id.
@@ -31,7 +32,7 @@ type RequestHeader struct {
 
 // KnownKey reports whether key is an API key this package has a version
 // table for (a key kmsg knows).
-func KnownKey(key int16) bool {
+func KnownKey(key kmsg.Key) bool {
 	return key >= 0 && int(key) < len(flexibleFrom) && flexibleFrom[key] != notAnAPI
 }
 
@@ -44,7 +45,7 @@ func ParseRequestHeader(frame []byte) (RequestHeader, error) {
 		return h, ErrTruncatedHeader
 	}
 	r := kbin.Reader{Src: frame}
-	h.APIKey = r.Int16()
+	h.APIKey = kmsg.Key(r.Int16())
 	h.APIVersion = r.Int16()
 	h.CorrelationID = r.Int32()
 	pos := 8
@@ -132,5 +133,5 @@ func AppendResponseHeader(dst []byte, h *RequestHeader) []byte {
 func responseHeaderFlexible(h *RequestHeader) bool {
 	// ApiVersions responses always use header v0 (KIP-511), so that a client
 	// can read the error even when we do not support its version.
-	return h.Flexible && h.APIKey != APIKeyApiVersions
+	return h.Flexible && h.APIKey != kmsg.ApiVersions
 }

@@ -49,7 +49,7 @@ func TestParseRequestHeader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.APIKey != tc.req.Key() || h.APIVersion != tc.req.GetVersion() || h.CorrelationID != 77 {
+			if h.APIKey.Int16() != tc.req.Key() || h.APIVersion != tc.req.GetVersion() || h.CorrelationID != 77 {
 				t.Fatalf("header = %+v", h)
 			}
 			if h.Flexible != tc.flexible {
@@ -92,12 +92,12 @@ func TestParseRequestHeaderErrors(t *testing.T) {
 }
 
 func TestResponseHeader(t *testing.T) {
-	h := RequestHeader{APIKey: APIKeyMetadata, APIVersion: 12, CorrelationID: 0x01020304, Flexible: true}
+	h := RequestHeader{APIKey: kmsg.Metadata, APIVersion: 12, CorrelationID: 0x01020304, Flexible: true}
 	got := AppendResponseHeader(nil, &h)
 	if !bytes.Equal(got, []byte{1, 2, 3, 4, 0}) || ResponseHeaderSize(&h) != 5 {
 		t.Fatalf("flexible header = %v", got)
 	}
-	h.APIKey = APIKeyApiVersions // KIP-511: always header v0
+	h.APIKey = kmsg.ApiVersions // KIP-511: always header v0
 	got = AppendResponseHeader(nil, &h)
 	if !bytes.Equal(got, []byte{1, 2, 3, 4}) || ResponseHeaderSize(&h) != 4 {
 		t.Fatalf("api versions header = %v", got)
@@ -105,13 +105,13 @@ func TestResponseHeader(t *testing.T) {
 }
 
 func TestFlexibleTable(t *testing.T) {
-	if !IsFlexible(APIKeyMetadata, 9) || IsFlexible(APIKeyMetadata, 8) {
+	if !IsFlexible(kmsg.Metadata, 9) || IsFlexible(kmsg.Metadata, 8) {
 		t.Fatal("metadata flexible from v9")
 	}
-	if !IsFlexible(APIKeyApiVersions, 3) || IsFlexible(APIKeyApiVersions, 2) {
+	if !IsFlexible(kmsg.ApiVersions, 3) || IsFlexible(kmsg.ApiVersions, 2) {
 		t.Fatal("api versions flexible from v3")
 	}
-	if KnownKey(9999) || KnownKey(-1) || APIName(9999) != "Unknown" || APIName(0) != "Produce" {
+	if KnownKey(9999) || KnownKey(-1) || kmsg.Key(9999).Name() != "Unknown" || kmsg.Key(0).Name() != "Produce" {
 		t.Fatal("unknown keys")
 	}
 }
