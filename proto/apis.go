@@ -44,4 +44,3 @@ func IsFlexible(key kmsg.Key, version int16) bool {
 	from := flexibleFrom[key]
 	return from >= 0 && version >= from
 }
-
