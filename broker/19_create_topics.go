@@ -54,13 +54,7 @@ func init() {
 func (b *Broker) serveCreateTopics(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.CreateTopicsRequest) {
 	h := hdr
 	h.ClientID = nil // aliases the frame; the answer is built later
-	if !b.admin.submit(func() { b.createTopics(req, &h, r) }) {
-		resp := kmsg.CreateTopicsResponse{Version: h.APIVersion}
-		for _, t := range r.Topics {
-			resp.Topics = append(resp.Topics, createTopicError(t.Topic, kerr.RequestTimedOut.Code, errMsg("admin queue full")))
-		}
-		b.replyMsg(req, &h, &resp)
-	}
+	b.submitAdmin(req, &h, r, func() { b.createTopics(req, &h, r) })
 }
 
 // createTopicError is a failed topic's response entry.

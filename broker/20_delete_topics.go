@@ -46,14 +46,7 @@ func (b *Broker) serveDeleteTopics(req netpoll.Request, hdr proto.RequestHeader,
 			r.Topics = append(r.Topics, kmsg.DeleteTopicsRequestTopic{Topic: &r.TopicNames[i]})
 		}
 	}
-	if !b.admin.submit(func() { b.deleteTopics(req, &h, r) }) {
-		resp := kmsg.DeleteTopicsResponse{Version: h.APIVersion}
-		for _, t := range r.Topics {
-			resp.Topics = append(resp.Topics, kmsg.DeleteTopicsResponseTopic{Topic: t.Topic, TopicID: t.TopicID,
-				ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})
-		}
-		b.replyMsg(req, &h, &resp)
-	}
+	b.submitAdmin(req, &h, r, func() { b.deleteTopics(req, &h, r) })
 }
 
 // deleteTopics runs on the admin worker.

@@ -41,14 +41,7 @@ func init() {
 func (b *Broker) serveAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.AlterConfigsRequest) {
 	h := hdr
 	h.ClientID = nil
-	if !b.admin.submit(func() { b.alterConfigs(req, &h, r) }) {
-		resp := kmsg.AlterConfigsResponse{Version: h.APIVersion}
-		for _, res := range r.Resources {
-			resp.Resources = append(resp.Resources, kmsg.AlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName,
-				ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})
-		}
-		b.replyMsg(req, &h, &resp)
-	}
+	b.submitAdmin(req, &h, r, func() { b.alterConfigs(req, &h, r) })
 }
 
 // alterConfigs runs on the admin worker.

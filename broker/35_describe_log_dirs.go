@@ -38,10 +38,7 @@ func init() {
 func (b *Broker) serveDescribeLogDirs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeLogDirsRequest) {
 	h := hdr
 	h.ClientID = nil
-	if !b.admin.submit(func() { b.describeLogDirs(req, &h, r) }) {
-		resp := kmsg.DescribeLogDirsResponse{Version: h.APIVersion, ErrorCode: kerr.RequestTimedOut.Code}
-		b.replyMsg(req, &h, &resp)
-	}
+	b.submitAdmin(req, &h, r, func() { b.describeLogDirs(req, &h, r) })
 }
 
 // describeLogDirs runs on the admin worker.

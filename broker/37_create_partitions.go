@@ -34,13 +34,7 @@ func init() {
 func (b *Broker) serveCreatePartitions(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.CreatePartitionsRequest) {
 	h := hdr
 	h.ClientID = nil
-	if !b.admin.submit(func() { b.createPartitions(req, &h, r) }) {
-		resp := kmsg.CreatePartitionsResponse{Version: h.APIVersion}
-		for _, t := range r.Topics {
-			resp.Topics = append(resp.Topics, kmsg.CreatePartitionsResponseTopic{Topic: t.Topic, ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})
-		}
-		b.replyMsg(req, &h, &resp)
-	}
+	b.submitAdmin(req, &h, r, func() { b.createPartitions(req, &h, r) })
 }
 
 // createPartitions runs on the admin worker.

@@ -40,14 +40,7 @@ func init() {
 func (b *Broker) serveIncrementalAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.IncrementalAlterConfigsRequest) {
 	h := hdr
 	h.ClientID = nil
-	if !b.admin.submit(func() { b.incrementalAlterConfigs(req, &h, r) }) {
-		resp := kmsg.IncrementalAlterConfigsResponse{Version: h.APIVersion}
-		for _, res := range r.Resources {
-			resp.Resources = append(resp.Resources, kmsg.IncrementalAlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName,
-				ErrorCode: kerr.RequestTimedOut.Code, ErrorMessage: errMsg("admin queue full")})
-		}
-		b.replyMsg(req, &h, &resp)
-	}
+	b.submitAdmin(req, &h, r, func() { b.incrementalAlterConfigs(req, &h, r) })
 }
 
 // incrementalAlterConfigs runs on the admin worker.

@@ -13,9 +13,10 @@ package broker
 // guards queue and running only; it is never held while a job runs.
 //
 // The queue is bounded (adminQueueMax): when it is full the handler answers
-// at once with a retriable error (REQUEST_TIMED_OUT, or
-// LEADER_NOT_AVAILABLE for Metadata auto-creation), as a Kafka controller
-// with a full queue would time the request out.
+// at once with a retriable error, as a Kafka controller with a full queue
+// would time the request out: REQUEST_TIMED_OUT on every entry, the one
+// busy answer submitAdmin derives from any admin request (admin_busy.go),
+// or LEADER_NOT_AVAILABLE for Metadata auto-creation (03_metadata.go).
 
 import (
 	"errors"
