@@ -48,13 +48,7 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.CreateTopics, 0, 7, copying, (*Broker).serveCreateTopics))
-}
-
-func (b *Broker) serveCreateTopics(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.CreateTopicsRequest) {
-	h := hdr
-	h.ClientID = nil // aliases the frame; the answer is built later
-	b.submitAdmin(req, &h, r, func() { b.createTopics(req, &h, r) })
+	register(adminDecoded(kmsg.CreateTopics, 0, 7, (*Broker).createTopics))
 }
 
 // createTopicError is a failed topic's response entry.
@@ -64,7 +58,7 @@ func createTopicError(topic string, code int16, msg *string) kmsg.CreateTopicsRe
 	return t
 }
 
-// createTopics runs on the admin worker.
+// createTopics runs on the admin worker (adminDecoded).
 func (b *Broker) createTopics(req netpoll.Request, h *proto.RequestHeader, r *kmsg.CreateTopicsRequest) {
 	resp := kmsg.CreateTopicsResponse{Version: h.APIVersion}
 	count := map[string]int{}

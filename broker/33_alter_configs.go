@@ -35,16 +35,10 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.AlterConfigs, 0, 2, copying, (*Broker).serveAlterConfigs))
+	register(adminDecoded(kmsg.AlterConfigs, 0, 2, (*Broker).alterConfigs))
 }
 
-func (b *Broker) serveAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.AlterConfigsRequest) {
-	h := hdr
-	h.ClientID = nil
-	b.submitAdmin(req, &h, r, func() { b.alterConfigs(req, &h, r) })
-}
-
-// alterConfigs runs on the admin worker.
+// alterConfigs runs on the admin worker (adminDecoded).
 func (b *Broker) alterConfigs(req netpoll.Request, h *proto.RequestHeader, r *kmsg.AlterConfigsRequest) {
 	resp := kmsg.AlterConfigsResponse{Version: h.APIVersion}
 	dups := duplicateResources(len(r.Resources), func(i int) (kmsg.ConfigResourceType, string) {

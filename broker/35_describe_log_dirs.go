@@ -32,16 +32,10 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.DescribeLogDirs, 0, 4, copying, (*Broker).serveDescribeLogDirs))
+	register(adminDecoded(kmsg.DescribeLogDirs, 0, 4, (*Broker).describeLogDirs))
 }
 
-func (b *Broker) serveDescribeLogDirs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeLogDirsRequest) {
-	h := hdr
-	h.ClientID = nil
-	b.submitAdmin(req, &h, r, func() { b.describeLogDirs(req, &h, r) })
-}
-
-// describeLogDirs runs on the admin worker.
+// describeLogDirs runs on the admin worker (adminDecoded).
 func (b *Broker) describeLogDirs(req netpoll.Request, h *proto.RequestHeader, r *kmsg.DescribeLogDirsRequest) {
 	resp := kmsg.DescribeLogDirsResponse{Version: h.APIVersion}
 	if b.reg == nil {

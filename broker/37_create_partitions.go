@@ -28,16 +28,10 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.CreatePartitions, 0, 3, copying, (*Broker).serveCreatePartitions))
+	register(adminDecoded(kmsg.CreatePartitions, 0, 3, (*Broker).createPartitions))
 }
 
-func (b *Broker) serveCreatePartitions(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.CreatePartitionsRequest) {
-	h := hdr
-	h.ClientID = nil
-	b.submitAdmin(req, &h, r, func() { b.createPartitions(req, &h, r) })
-}
-
-// createPartitions runs on the admin worker.
+// createPartitions runs on the admin worker (adminDecoded).
 func (b *Broker) createPartitions(req netpoll.Request, h *proto.RequestHeader, r *kmsg.CreatePartitionsRequest) {
 	resp := kmsg.CreatePartitionsResponse{Version: h.APIVersion}
 	count := map[string]int{}

@@ -34,16 +34,10 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.IncrementalAlterConfigs, 0, 1, copying, (*Broker).serveIncrementalAlterConfigs))
+	register(adminDecoded(kmsg.IncrementalAlterConfigs, 0, 1, (*Broker).incrementalAlterConfigs))
 }
 
-func (b *Broker) serveIncrementalAlterConfigs(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.IncrementalAlterConfigsRequest) {
-	h := hdr
-	h.ClientID = nil
-	b.submitAdmin(req, &h, r, func() { b.incrementalAlterConfigs(req, &h, r) })
-}
-
-// incrementalAlterConfigs runs on the admin worker.
+// incrementalAlterConfigs runs on the admin worker (adminDecoded).
 func (b *Broker) incrementalAlterConfigs(req netpoll.Request, h *proto.RequestHeader, r *kmsg.IncrementalAlterConfigsRequest) {
 	resp := kmsg.IncrementalAlterConfigsResponse{Version: h.APIVersion}
 	dups := duplicateResources(len(r.Resources), func(i int) (kmsg.ConfigResourceType, string) {

@@ -30,6 +30,18 @@ func (b *Broker) submitAdmin(req netpoll.Request, h *proto.RequestHeader, r kmsg
 	}
 }
 
+// adminDecoded registers an admin API whose work runs on the admin worker:
+// the decoded request is queued there for run, or answered busy.
+func adminDecoded[T any, P interface {
+	*T
+	kmsg.Request
+}](key kmsg.Key, min, max int16, run func(*Broker, netpoll.Request, *proto.RequestHeader, P)) api {
+	return decoded(key, min, max, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r P) {
+		h.ClientID = nil // aliases the frame; the answer is built on the worker
+		b.submitAdmin(req, &h, r, func() { run(b, req, &h, r) })
+	})
+}
+
 // busyIdentity names the fields that identify a request entry in its
 // response entry; nothing else is copied (CreateTopics' NumPartitions, for
 // one, means something else in the response).
