@@ -69,7 +69,7 @@ func runScript(t *testing.T, in []byte, flexible bool, script []byte, check bool
 		if !wasOk {
 			t.Fatal("reader recovered from a failure")
 		}
-		if op.span != nil && len(op.span) > 0 {
+		if len(op.span) > 0 {
 			at := r.Offset() - len(op.span)
 			if !bytes.Equal(in[at:r.Offset()], op.span) || &in[at] != &op.span[0] {
 				t.Fatalf("op %d: span is not the input's bytes before the offset", op.kind)
