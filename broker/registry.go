@@ -227,6 +227,16 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 		r.log.Error("partition logs cannot be opened; refusing to start (nothing was deleted)", zap.String("topic", t.Name), zap.Error(firstErr))
 		return nil, firstErr
 	}
+	// Close every log that did open before removing anything: the open
+	// may have failed for want of descriptors (EMFILE), and removing a
+	// directory needs some (os.RemoveAll opens it), which only the
+	// closed logs give back. Removing in index order while later logs
+	// were still open left a failed partition's directory behind.
+	for _, p := range out {
+		if p != nil {
+			p.Log.Close()
+		}
+	}
 	for i, p := range out {
 		// Ours: created by this call (checked absent before), whether its
 		// open finished or failed half-way.
