@@ -114,6 +114,44 @@ func (l *Log) RemoveWaiter(w Waiter) {
 	}
 }
 
+// maxTimestampOffset answers ListOffset(TimestampMax): the last offset of
+// the first batch at or after the log start carrying the largest
+// timestamp. Each segment knows its own largest timestamp and where it is,
+// except that the segment holding the log start may have it below the log
+// start (DeleteRecords inside the segment): that one segment's batch
+// headers from the log start on are read to find its largest timestamp
+// among the batches that remain. Skipping that segment instead answered
+// "not found", or a later segment's smaller maximum, depending on where
+// the segments happened to roll. REQUIRES: l.mu read-locked; it unlocks.
+func (l *Log) maxTimestampOffset() (offset, timestamp int64, found bool) {
+	lso := l.logStart
+	var head *segment
+	var headLimit int64
+	best, off := int64(-1), int64(-1)
+	for _, s := range l.segments {
+		switch {
+		case s.next <= lso || s.maxTs < 0:
+			// below the log start (not yet deleted), or empty
+		case s.maxTsOffset < lso:
+			head, headLimit = s, s.size.Load()
+		case s.maxTs > best:
+			best, off = s.maxTs, s.maxTsOffset
+		}
+	}
+	if head == nil {
+		l.mu.RUnlock()
+		return off, best, off >= 0
+	}
+	head.acquire()
+	l.mu.RUnlock()
+	defer head.release()
+	// head comes before every other candidate: it wins a tie.
+	if ts, o, ok := head.maxTimestampFrom(lso, headLimit); ok && ts >= best {
+		return o, ts, true
+	}
+	return off, best, off >= 0
+}
+
 // HWChanged returns a channel closed at the next high-watermark advance,
 // for goroutine-based waiters (tests, tools). One channel is shared by all
 // callers until it fires.
@@ -137,8 +175,9 @@ const (
 // timestamp in ms or one of TimestampLatest (returns the high watermark),
 // TimestampEarliest (log start offset) or TimestampMax (the batch with the
 // largest timestamp). For a real timestamp it returns the base offset of
-// the first batch whose maxTimestamp >= ts, found through the .timeindex,
-// and that batch's maxTimestamp; found=false when there is none (Kafka
+// the first batch at or after the log start whose maxTimestamp >= ts,
+// found through the .timeindex, and that batch's maxTimestamp (the log
+// start offset instead of the base offset when it is inside that batch); found=false when there is none (Kafka
 // answers offset -1, timestamp -1).
 //
 // Offsets are batch-granular (the base offset of the batch, and for
@@ -155,34 +194,37 @@ func (l *Log) ListOffset(ts int64) (offset, timestamp int64, found bool) {
 		defer l.mu.RUnlock()
 		return l.logStart, -1, true
 	case TimestampMax:
-		defer l.mu.RUnlock()
-		best, off := int64(-1), int64(-1)
-		for _, s := range l.segments {
-			if s.maxTs > best && s.maxTsOffset >= l.logStart {
-				best, off = s.maxTs, s.maxTsOffset
+		return l.maxTimestampOffset() // releases l.mu
+	}
+	l.mu.RUnlock()
+	// A segment whose max timestamp reaches ts holds a batch that does,
+	// but when the log start is inside that segment the batch may be
+	// below it, and then the answer is in a later segment: it used to be
+	// the log start with a deleted batch's timestamp, or not found,
+	// depending on where the segments happened to roll.
+	searched := int64(-1) // base offset of the last segment searched
+	for {
+		l.mu.RLock()
+		lso := l.logStart
+		var s *segment
+		var limit int64
+		for _, c := range l.segments {
+			if c.base > searched && c.maxTs >= ts && c.next > lso {
+				s, limit = c, c.size.Load()
+				break
 			}
 		}
-		return off, best, off >= 0
-	}
-	var s *segment
-	var limit int64
-	for _, c := range l.segments {
-		if c.maxTs >= ts && c.next > l.logStart {
-			s, limit = c, c.size.Load()
-			break
+		if s == nil {
+			l.mu.RUnlock()
+			return -1, -1, false
 		}
-	}
-	if s == nil {
+		s.acquire()
 		l.mu.RUnlock()
-		return -1, -1, false
+		off, bts, ok := s.findTimestamp(ts, lso, limit)
+		s.release()
+		if ok {
+			return max(off, lso), bts, true
+		}
+		searched = s.base
 	}
-	lso := l.logStart
-	s.acquire()
-	l.mu.RUnlock()
-	defer s.release()
-	off, bts, ok := s.findTimestamp(ts, limit)
-	if !ok {
-		return -1, -1, false
-	}
-	return max(off, lso), bts, true
 }

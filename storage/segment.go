@@ -282,20 +282,50 @@ func (s *segment) findEnd(start int64, maxBytes int, limit int64) int64 {
 	}
 }
 
-// findTimestamp returns the base offset of the first batch with maxTimestamp
-// >= ts (CreateTime or LogAppendTime as stored) and that timestamp.
-func (s *segment) findTimestamp(ts, limit int64) (int64, int64, bool) {
+// findTimestamp returns the base offset of the first batch that ends at or
+// after offset from and has maxTimestamp >= ts (CreateTime or
+// LogAppendTime as stored), and that timestamp.
+func (s *segment) findTimestamp(ts, from, limit int64) (int64, int64, bool) {
 	h := headerPool.Get().(*[batchHeaderSize]byte)
 	defer headerPool.Put(h)
+	// Both lookups give a batch start at or before the answer: every
+	// batch before the time index entry's offset is older than ts, and
+	// every batch before from's is below from.
 	rel := s.tidx.lookupTime(ts)
+	rel = max(rel, uint32(min(max(from-s.base, 0), maxRelativeOffset)))
 	_, p := s.idx.lookupOffset(rel)
 	for pos := int64(p); ; {
 		bi, ok := s.readHeader(pos, limit, h)
 		if !ok {
 			return 0, 0, false
 		}
-		if bi.maxTimestamp >= ts {
+		if bi.maxTimestamp >= ts && bi.lastOffset() >= from {
 			return bi.baseOffset, bi.maxTimestamp, true
+		}
+		pos += int64(bi.length)
+	}
+}
+
+// maxTimestampFrom returns the largest maxTimestamp of the batches that end
+// at or after offset from (below limit), and the last offset of the first
+// batch carrying it. It reads every such batch header: for ListOffset's
+// TimestampMax on the one segment whose recorded maximum is below the log
+// start, not for a hot path.
+func (s *segment) maxTimestampFrom(from, limit int64) (ts, offset int64, ok bool) {
+	pos, found := s.findOffset(from, limit)
+	if !found {
+		return -1, -1, false
+	}
+	h := headerPool.Get().(*[batchHeaderSize]byte)
+	defer headerPool.Put(h)
+	ts, offset = -1, -1
+	for {
+		bi, more := s.readHeader(pos, limit, h)
+		if !more {
+			return ts, offset, offset >= 0
+		}
+		if bi.maxTimestamp > ts {
+			ts, offset = bi.maxTimestamp, bi.lastOffset()
 		}
 		pos += int64(bi.length)
 	}
