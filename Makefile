@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run test test-deps test-under-load unit unit-invariants integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
+.PHONY: all build run test test-deps test-under-load unit unit-invariants metamorphic integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
 
 all: build
 
@@ -41,6 +41,14 @@ unit:
 # paths look like timing-wise, with every invariants.Check armed.
 unit-invariants:
 	$(GO) test -count=1 -tags invariants $(UNIT_PKGS)
+
+# Storage metamorphic test (opt-in long run): METAMORPHIC_SEEDS seeded
+# random operation sequences, each run against every config with every
+# backend and compared; METAMORPHIC_SEED=<printed seed> replays one (with
+# -metamorphic.all, as here). make test runs 3 seeds on a covering subset.
+METAMORPHIC_SEEDS ?= 100
+metamorphic:
+	$(GO) test -count=1 -timeout 60m -run 'TestMetamorphic$$' ./storage/ -metamorphic.all -metamorphic.seeds=$(METAMORPHIC_SEEDS) $(if $(METAMORPHIC_SEED),-seed=$(METAMORPHIC_SEED))
 
 integration:
 	$(GO) test -count=1 -timeout 15m $(INTEGRATION_PKGS)
