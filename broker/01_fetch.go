@@ -42,6 +42,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
@@ -80,7 +81,7 @@ type fetchOp struct {
 	// and wake (which may start before wait has finished registering).
 	state   atomic.Int32 // 0 waiting, 1 woken
 	mu      sync.Mutex
-	timer   *time.Timer
+	timer   clock.Timer
 	waiting []*storage.Log
 }
 
@@ -94,7 +95,7 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	if wait > maxFetchWait {
 		wait = maxFetchWait
 	}
-	op.deadline = time.Now().Add(wait)
+	op.deadline = b.clock.Now().Add(wait)
 	if code := op.resolve(r); code != 0 {
 		op.replyError(code)
 		return
@@ -277,7 +278,7 @@ func (op *fetchOp) evaluate(final bool) {
 			anyError = true
 		}
 	}
-	if !final && !anyError && total < int64(op.minBytes) && time.Now().Before(op.deadline) {
+	if !final && !anyError && total < int64(op.minBytes) && op.b.clock.Now().Before(op.deadline) {
 		for i := range results {
 			results[i].region.Release()
 		}
@@ -342,7 +343,7 @@ func (op *fetchOp) wait(seen []fetchResult) {
 		}
 		op.waiting = append(op.waiting, it.part.Log)
 	}
-	op.timer = time.AfterFunc(time.Until(op.deadline), op.fire)
+	op.timer = op.b.clock.AfterFunc(clock.Until(op.b.clock, op.deadline), op.fire)
 }
 
 // HWAdvanced implements storage.Waiter. It runs on a log writer goroutine and
@@ -371,7 +372,7 @@ func (op *fetchOp) wake() {
 		op.session.mu.Lock()
 		defer op.session.mu.Unlock()
 	}
-	op.evaluate(!time.Now().Before(op.deadline))
+	op.evaluate(!op.b.clock.Now().Before(op.deadline))
 }
 
 // respond encodes and sends the response, updating the session.

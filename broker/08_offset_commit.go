@@ -20,8 +20,6 @@ package broker
 // time is ignored (offsets.retention.minutes applies).
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -60,7 +58,7 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 	if r.InstanceID != nil {
 		inst = *r.InstanceID
 	}
-	now := time.Now()
+	now := b.clock.Now()
 	c := b.groups
 	c.lock()
 	defer c.unlock()

@@ -55,7 +55,7 @@ func (b *Broker) serveJoinGroup(req netpoll.Request, hdr proto.RequestHeader, r 
 	}
 	c := b.groups
 	c.lock()
-	c.g.Join(time.Now(), jr, func(res group.JoinResult) {
+	c.g.Join(b.clock.Now(), jr, func(res group.JoinResult) {
 		resp := kmsg.NewJoinGroupResponse()
 		resp.Version = h.APIVersion
 		resp.ErrorCode, resp.Generation, resp.LeaderID, resp.MemberID = res.Err, res.Generation, res.Leader, res.MemberID

@@ -9,8 +9,6 @@ package broker
 // at once on the ring thread (in-memory only).
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -28,7 +26,7 @@ func (b *Broker) serveHeartbeat(req netpoll.Request, hdr proto.RequestHeader, r 
 	}
 	c := b.groups
 	c.lock()
-	code := c.g.Heartbeat(time.Now(), r.Group, r.MemberID, inst, r.Generation)
+	code := c.g.Heartbeat(b.clock.Now(), r.Group, r.MemberID, inst, r.Generation)
 	c.unlock()
 	resp := kmsg.NewHeartbeatResponse()
 	resp.Version = hdr.APIVersion

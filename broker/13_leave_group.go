@@ -9,8 +9,6 @@ package broker
 // without them. In-memory only: answered at once.
 
 import (
-	"time"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -45,7 +43,7 @@ func (b *Broker) serveLeaveGroup(req netpoll.Request, hdr proto.RequestHeader, r
 	}
 	c := b.groups
 	c.lock()
-	codes := c.g.Leave(time.Now(), r.Group, lms)
+	codes := c.g.Leave(b.clock.Now(), r.Group, lms)
 	c.unlock()
 	if r.Version < 3 {
 		resp.ErrorCode = codes[0]

@@ -14,7 +14,6 @@ package broker
 
 import (
 	"bytes"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -46,7 +45,7 @@ func (b *Broker) serveSyncGroup(req netpoll.Request, hdr proto.RequestHeader, r 
 	}
 	c := b.groups
 	c.lock()
-	c.g.Sync(time.Now(), sr, func(res group.SyncResult) {
+	c.g.Sync(b.clock.Now(), sr, func(res group.SyncResult) {
 		resp := kmsg.NewSyncGroupResponse()
 		resp.Version = h.APIVersion
 		resp.ErrorCode = res.Err

@@ -38,6 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -86,12 +87,18 @@ type Options struct {
 	GroupMaxSize               int
 	OffsetsTopicNumPartitions  int32
 	OffsetsRetention           time.Duration
+
+	// Clock is the time of the group coordinator's timers, the Fetch long
+	// poll and the timestamps the group handlers pass the state machine;
+	// nil is the wall clock. Tests pass a *clock.Manual to step them.
+	Clock clock.Clock
 }
 
 // Broker serves Kafka requests.
 type Broker struct {
 	opts      Options
 	log       *zap.Logger
+	clock     clock.Clock // opts.Clock, or the wall clock
 	clusterID string
 	reg       *Registry
 	// fetchSessions holds incremental fetch sessions (KIP-227).
@@ -199,7 +206,9 @@ func New(opts Options) (*Broker, error) {
 	if err := CheckProducerIDFile(opts.DataDir); err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, log: opts.Logger, reg: opts.Registry, fetchSessions: newFetchSessionCache(opts.FetchSessionCacheSlots, opts.FetchSessionPartitionsMax)}
+	b := &Broker{opts: opts, log: opts.Logger, clock: clock.Or(opts.Clock), reg: opts.Registry,
+		fetchSessions: newFetchSessionCache(opts.FetchSessionCacheSlots, opts.FetchSessionPartitionsMax)}
+	b.fetchSessions.now = b.clock.Now // session eviction by idle time
 	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
 	if err != nil {
 		return nil, err

@@ -8,8 +8,9 @@ package broker
 // never across I/O that waits, so ring threads may take it (JoinGroup,
 // SyncGroup, Heartbeat, OffsetCommit handlers). Delayed JoinGroup/SyncGroup
 // answers are sent from whoever completes the rebalance: a ring thread
-// handling another member's request, or the timer (a time.AfterFunc
-// goroutine). Lock order: coordinator.mu, then coordinator.qmu; log
+// handling another member's request, or the timer (a clock.AfterFunc
+// callback: its own goroutine on the wall clock, the Advance caller's on
+// a manual one). Lock order: coordinator.mu, then coordinator.qmu; log
 // callbacks take coordinator.mu with no other lock held.
 //
 // Persistence: every record for a group goes to partition
@@ -45,6 +46,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/group"
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -79,16 +81,17 @@ const (
 type coordinator struct {
 	b          *Broker
 	log        *zap.Logger
+	clock      clock.Clock
 	partitions int32
 	retention  time.Duration
 
 	mu     sync.Mutex
 	closed bool // set by close: timers stop and do nothing more
 	g      *group.Coordinator
-	timer  *time.Timer // fires at the state machine's next deadline
+	timer  clock.Timer // fires at the state machine's next deadline
 	armed  time.Time
 	// sweep runs onSweep every offsetsSweepInterval while groups exist.
-	sweep      *time.Timer
+	sweep      clock.Timer
 	sweepArmed bool
 
 	topic atomic.Pointer[Topic]
@@ -101,7 +104,7 @@ type coordinator struct {
 
 func newCoordinator(b *Broker) *coordinator {
 	o := &b.opts
-	c := &coordinator{b: b, log: b.log.Named("group"), partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention}
+	c := &coordinator{b: b, log: b.log.Named("group"), clock: b.clock, partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention}
 	if c.partitions <= 0 {
 		c.partitions = defaultOffsetsTopicPartitions
 	}
@@ -123,12 +126,12 @@ func newCoordinator(b *Broker) *coordinator {
 		// a client that stopped heartbeating from a broker that lost track.
 		SessionExpired: func(groupID, memberID string, lastSeen time.Time, session time.Duration) {
 			c.log.Info("member session expired", zap.String("group", groupID), zap.String("member", memberID),
-				zap.Duration("since_last_heartbeat", time.Since(lastSeen)), zap.Duration("session_timeout", session))
+				zap.Duration("since_last_heartbeat", clock.Since(c.clock, lastSeen)), zap.Duration("session_timeout", session))
 		},
 	})
-	c.timer = time.AfterFunc(time.Hour, c.onTimer)
+	c.timer = c.clock.AfterFunc(time.Hour, c.onTimer)
 	c.timer.Stop()
-	c.sweep = time.AfterFunc(offsetsSweepInterval, c.onSweep)
+	c.sweep = c.clock.AfterFunc(offsetsSweepInterval, c.onSweep)
 	c.sweep.Stop()
 	return c
 }
@@ -161,7 +164,7 @@ func (c *coordinator) unlock() {
 		}
 	case !next.Equal(c.armed):
 		c.armed = next
-		c.timer.Reset(max(time.Until(next), 0))
+		c.timer.Reset(max(clock.Until(c.clock, next), 0))
 	}
 	if c.g.NumGroups() > 0 && !c.sweepArmed {
 		// Armed once, not pushed back by every call: a busy coordinator
@@ -190,7 +193,7 @@ func (c *coordinator) onTimer() {
 		return
 	}
 	c.armed = time.Time{}
-	c.g.Tick(time.Now())
+	c.g.Tick(c.clock.Now())
 	c.unlock()
 }
 
@@ -203,7 +206,7 @@ func (c *coordinator) onSweep() {
 		return
 	}
 	c.sweepArmed = false
-	c.g.ExpireOffsets(time.Now(), c.retention, func(topic string, partition int32) bool {
+	c.g.ExpireOffsets(c.clock.Now(), c.retention, func(topic string, partition int32) bool {
 		return reg == nil || reg.Partition(topic, partition) != nil
 	})
 	c.unlock()
@@ -212,7 +215,7 @@ func (c *coordinator) onSweep() {
 // persistLocked is group.Config.Persist: append one record for groupID.
 // REQUIRES: mu held.
 func (c *coordinator) persistLocked(groupID string, key, value []byte) {
-	batch := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{key, value}})
+	batch := appendRecordBatch(nil, c.clock.Now().UnixMilli(), [][2][]byte{{key, value}})
 	part := group.PartitionFor(groupID, c.partitions)
 	c.withTopic(func(t *Topic) {
 		p := partitionOf(t, part)
@@ -327,7 +330,7 @@ func (c *coordinator) load() error {
 		return nil
 	}
 	c.topic.Store(t)
-	now := time.Now()
+	now := c.clock.Now()
 	records, skipped := 0, 0
 	for _, p := range viewTopic(c.b.reg, t).partitions {
 		skip := func(offset int64, why error) {

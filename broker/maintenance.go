@@ -4,14 +4,17 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/internal/clock"
 )
 
 // StartMaintenance runs retention every retentionCheck
 // (log.retention.check.interval.ms) and writes each log dir's recovery-point
 // and log-start-offset checkpoints every checkpointEvery
 // (log.flush.offset.checkpoint.interval.ms), on a goroutine of its own. A
-// zero or negative interval takes Kafka's default. The returned stop waits
-// for the goroutine.
+// zero or negative interval takes Kafka's default. The tickers and the time
+// retention compares against come from RegistryOptions.Clock. The returned
+// stop waits for the goroutine.
 func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duration) (stop func()) {
 	if retentionCheck <= 0 {
 		retentionCheck = 5 * time.Minute
@@ -23,17 +26,18 @@ func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duratio
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		retention := time.NewTicker(retentionCheck)
-		checkpoint := time.NewTicker(checkpointEvery)
+		c := clock.Or(r.opts.Clock)
+		retention := c.NewTicker(retentionCheck)
+		checkpoint := c.NewTicker(checkpointEvery)
 		defer retention.Stop()
 		defer checkpoint.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case now := <-retention.C:
+			case now := <-retention.C():
 				r.enforceRetention(now)
-			case <-checkpoint.C:
+			case <-checkpoint.C():
 				r.checkpoint()
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/storage"
 )
@@ -83,6 +84,11 @@ type RegistryOptions struct {
 	// NodeID is checked against (and written to) every log dir's
 	// meta.properties before anything else in the dir is read.
 	NodeID int32
+
+	// Clock drives the maintenance loop (StartMaintenance: retention and
+	// checkpoints); nil is the wall clock. The logs' own writer timers
+	// (linger, flush.ms) keep the wall clock.
+	Clock clock.Clock
 }
 
 // Registry is the topic table.
