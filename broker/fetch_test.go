@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -53,10 +54,11 @@ func appendSync(t *testing.T, p *Partition, batch []byte) storage.AppendResult {
 }
 
 // A consumer waiting at the end is woken by an append, long before its
-// max wait.
+// max wait. The broker's clock stands still, so only the append can answer.
 func TestFetchLongPollWokenByAppend(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
-		tb := startTestBroker(t, backend, nil)
+		clk := clock.NewManual(time.Now())
+		tb := startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) { o.Clock = clk })
 		topic, err := tb.Reg.CreateTopic("poll", 1, nil, false)
 		if err != nil {
 			t.Fatal(err)
@@ -83,7 +85,10 @@ func TestFetchLongPollWokenByAppend(t *testing.T) {
 			resp, err := req.RequestWith(context.Background(), cl)
 			done <- result{resp, err, time.Now()}
 		}()
-		time.Sleep(300 * time.Millisecond)
+		// Parked: its max-wait timer is the one timer armed.
+		if err := clk.WaitTimers(1, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		appended := time.Now()
 		appendSync(t, topic.Partitions[0], makeBatch([]byte("wake up")))
 		r := <-done
@@ -98,6 +103,59 @@ func TestFetchLongPollWokenByAppend(t *testing.T) {
 			t.Fatalf("partition = %+v", p)
 		}
 	})
+}
+
+// With nothing to read, the long poll answers at its max wait and not
+// before: stepped on a manual clock.
+func TestFetchLongPollAnswersAtMaxWait(t *testing.T) {
+	clk := clock.NewManual(time.Now())
+	tb := startTestBroker(t, testBackends[0], func(o *Options, _ *RegistryOptions) { o.Clock = clk })
+	topic, err := tb.Reg.CreateTopic("idle", 1, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.MaxWaitMillis = 5000
+	req.MinBytes = 1
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = "idle", topic.ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	type result struct {
+		resp *kmsg.FetchResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	cl := tb.client()
+	go func() {
+		resp, err := req.RequestWith(context.Background(), cl)
+		done <- result{resp, err}
+	}()
+	if err := clk.WaitTimers(1, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(4999 * time.Millisecond)
+	if clk.Armed() != 1 {
+		t.Fatalf("max-wait timer gone %v before the deadline", 4999*time.Millisecond)
+	}
+	clk.Advance(time.Millisecond)
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10 s after the max wait passed")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	p := r.resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || p.HighWatermark != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("partition = %+v", p)
+	}
 }
 
 func TestFetchErrorsAndSessions(t *testing.T) {

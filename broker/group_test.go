@@ -157,6 +157,29 @@ func waitConsumed(t *testing.T, c *consumed, n int) {
 	}
 }
 
+// waitConsumedToEnd waits until c holds the last record of every partition
+// of topic.
+func waitConsumedToEnd(t *testing.T, tb *testBroker, c *consumed, topic string, partitions int32) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for p := int32(0); p < partitions; p++ {
+		last := tb.Reg.Partition(topic, p).Log.HighWatermark() - 1
+		key := fmt.Sprintf("%s/%d/%d", topic, p, last)
+		for {
+			c.mu.Lock()
+			_, ok := c.seen[key]
+			c.mu.Unlock()
+			if ok || last < 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %d: record %d never consumed", p, last)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 // TestGroupConsumers: three franz-go group consumers on a 12-partition
 // topic, members coming and going, eager (range) and cooperative-sticky;
 // commits read back and listed with kadm; a restart keeps offsets and
@@ -242,7 +265,9 @@ func TestGroupConsumers(t *testing.T) {
 		seen := &consumed{seen: map[string]int{}}
 		startConsumer(t, tb, "g-range", topic, seen)
 		waitConsumed(t, seen, want)
-		time.Sleep(200 * time.Millisecond)
+		// A consumer reads each partition in order: once it holds every
+		// partition's last record, it read all it ever will.
+		waitConsumedToEnd(t, tb, seen, topic, parts)
 		if n := seen.count(); n != want {
 			t.Fatalf("resumed consumer read %d records, want the %d after its commits", n, want)
 		}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
 )
 
@@ -100,6 +101,12 @@ func (tb *testBroker) start() {
 func (tb *testBroker) stop() {
 	if tb.Server == nil {
 		return
+	}
+	// A manual clock stands still: requests parked on it (a Fetch long
+	// poll, a delayed JoinGroup) would hold the drain forever. The clients
+	// are closed by now (their cleanups ran first): run the timers out.
+	if m, ok := tb.Broker.opts.Clock.(*clock.Manual); ok {
+		m.Advance(time.Hour)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

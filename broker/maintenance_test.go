@@ -5,12 +5,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
-// Retention deletes whole old segments through the maintenance task.
+// Retention deletes whole old segments through the maintenance task, when
+// its ticker fires (stepped on a manual clock).
 func TestMaintenanceRetention(t *testing.T) {
-	tb := startTestBroker(t, "portable", nil)
+	clk := clock.NewManual(time.Now())
+	tb := startTestBroker(t, "portable", func(_ *Options, ro *RegistryOptions) { ro.Clock = clk })
 	topic, err := tb.Reg.CreateTopic("old", 1, map[string]string{"segment.bytes": "1024", "retention.ms": "1"}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -20,8 +23,15 @@ func TestMaintenanceRetention(t *testing.T) {
 		appendSync(t, p, makeBatch(make([]byte, 600)))
 	}
 	before := p.Log.NumSegments()
-	time.Sleep(20 * time.Millisecond)
-	stop := tb.Reg.StartMaintenance(10*time.Millisecond, time.Minute)
+	stop := tb.Reg.StartMaintenance(time.Minute, time.Hour)
+	if err := clk.WaitTimers(2, 10*time.Second); err != nil { // both tickers
+		t.Fatal(err)
+	}
+	if p.Log.LogStartOffset() != 0 {
+		t.Fatal("retention ran before its ticker fired")
+	}
+	// One retention tick, a minute after the records (retention.ms 1).
+	clk.Advance(time.Minute)
 	deadline := time.Now().Add(60 * time.Second)
 	for p.Log.LogStartOffset() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -38,7 +48,8 @@ func TestMaintenanceRetention(t *testing.T) {
 // log-start-offset-checkpoint file without a restart (the interval was once
 // accepted and ignored, with a fixed one-minute ticker).
 func TestMaintenanceCheckpointInterval(t *testing.T) {
-	tb := startTestBroker(t, "portable", nil)
+	clk := clock.NewManual(time.Now())
+	tb := startTestBroker(t, "portable", func(_ *Options, ro *RegistryOptions) { ro.Clock = clk })
 	topic, err := tb.Reg.CreateTopic("ckpt", 1, nil, false)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +63,10 @@ func TestMaintenanceCheckpointInterval(t *testing.T) {
 	}
 	stop := tb.Reg.StartMaintenance(time.Hour, 20*time.Millisecond)
 	defer stop()
+	if err := clk.WaitTimers(2, 10*time.Second); err != nil { // both tickers
+		t.Fatal(err)
+	}
+	clk.Advance(20 * time.Millisecond) // one checkpoint tick
 	path := filepath.Join(tb.dir, storage.LogStartOffsetCheckpointFile)
 	tp := storage.TopicPartition{Topic: "ckpt", Partition: 0}
 	deadline := time.Now().Add(10 * time.Second)
