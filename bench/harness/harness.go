@@ -27,6 +27,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/bench/perf"
 	"github.com/ringbroker/ringbroker/bench/probe"
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 // Peer is an external broker to measure beside ours (PEERS=name=host:port).
@@ -264,7 +265,7 @@ func contains(list []string, s string) bool {
 func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)) []*target {
 	binDir := filepath.Join(opts.WorkDir, "bin")
 	os.MkdirAll(binDir, 0o755)
-	root, rootErr := moduleRoot()
+	_, rootErr := daemontest.ModuleRoot()
 
 	var targets []*target
 	null := &target{name: TargetNull, kind: kindNull}
@@ -273,7 +274,7 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 		bin := filepath.Join(binDir, "nullbroker")
 		if rootErr != nil {
 			null.startErr = rootErr
-		} else if err := buildBinary(ctx, root, "./bench/cmd/nullbroker", bin); err != nil {
+		} else if err := daemontest.Build(ctx, "./bench/cmd/nullbroker", bin); err != nil {
 			null.startErr = err
 		}
 		nullCmd = []string{bin, "--listen", "127.0.0.1:{port}"}
@@ -291,7 +292,7 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 			if rootErr != nil {
 				buildErr = rootErr
 			} else {
-				buildErr = buildBinary(ctx, root, "./cmd/ringbrokerd", bin)
+				buildErr = daemontest.Build(ctx, daemontest.DaemonPackage, bin)
 			}
 		}
 		type variant struct {
@@ -331,7 +332,7 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 	}
 	for _, p := range opts.Peers {
 		t := &target{name: p.Name, kind: kindPeer, addr: p.Addr}
-		if err := apiVersions(p.Addr, 5*time.Second); err != nil {
+		if err := daemontest.ProbeApiVersions(p.Addr, 5*time.Second); err != nil {
 			t.startErr = fmt.Errorf("peer %s unreachable: %w", p.Addr, err)
 		}
 		targets = append(targets, t)

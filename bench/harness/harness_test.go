@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringbroker/ringbroker/bench/nullbroker"
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 // TestMain lets the test binary double as the null broker process the
@@ -88,7 +89,7 @@ func TestTinyMode(t *testing.T) {
 	if r := byKey["p100-1p/gone"]; !strings.Contains(r.Status, "unreachable") {
 		t.Errorf("unreachable peer: %+v", r)
 	}
-	if err := apiVersions(peer.Addr(), time.Second); err != nil {
+	if err := daemontest.ProbeApiVersions(peer.Addr(), time.Second); err != nil {
 		t.Errorf("harness stopped a peer it did not start: %v", err)
 	}
 	if r := byKey["catchup/"+TargetNull]; r.OK() {

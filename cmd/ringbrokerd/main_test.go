@@ -17,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 // TestCheckHostJSON runs `ringbrokerd check-host --json` in-process: the
@@ -144,12 +146,11 @@ func writeProps(t *testing.T, lines ...string) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := daemontest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func scrape(t *testing.T, addr string) string {

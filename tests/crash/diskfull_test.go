@@ -449,7 +449,7 @@ func TestDiskFullPageByPage(t *testing.T) {
 		vals := [][]byte{pageValue(seq)}
 		code, base, err := rawProduce(ctx, cl, topic, 1, vals)
 		if err != nil || !d.alive() {
-			t.Fatalf("page %d: produce: %v; daemon alive: %v (exit: %v)", i, err, d.alive(), d.waitErr)
+			t.Fatalf("page %d: produce: %v; daemon alive: %v (exit: %v)", i, err, d.alive(), d.WaitErr())
 		}
 		switch code {
 		case 0:

@@ -4,10 +4,11 @@
 // started as a child process on a loopback port, driven by real Kafka clients (kcat,
 // franz-go, kafka-python, KafkaJS) and by raw sockets, on both I/O backends.
 //
-// The harness in this file owns the daemon's life cycle: TestMain builds the binary
-// once, startBroker starts one daemon per test with its own port, data dir and
-// captured output, and its cleanup demands a clean SIGTERM exit (status 0) within
-// 10 s, so every test also checks graceful shutdown.
+// The daemon's life cycle runs through internal/daemontest (shared with tests/crash,
+// bench/harness and cmd/ringbrokerd): TestMain builds the binary once, startBroker
+// starts one daemon per test with its own port, data dir and captured output, and
+// its cleanup demands a clean SIGTERM exit (status 0) within stopTimeout, so every
+// test also checks graceful shutdown.
 //
 // Nothing here runs in parallel: the latency and memory assertions in the
 // backpressure test only mean something when the two cores are not shared with
@@ -25,19 +26,15 @@ package integration
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 const (
@@ -69,39 +66,25 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
-		fmt.Fprintf(os.Stderr, "integration: cannot find the module root (go env GOMOD: %q, %v)\n", out, err)
+	root, err := daemontest.ModuleRoot()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: cannot find the module root: %v\n", err)
 		return 1
 	}
-	repoRoot = filepath.Dir(strings.TrimSpace(string(out)))
-
+	repoRoot = root
 	// RINGBROKER_IT_DAEMON runs the suite against a prebuilt binary instead (a release
-	// build, or one built with other flags) and skips the build.
-	if prebuilt := os.Getenv("RINGBROKER_IT_DAEMON"); prebuilt != "" {
-		daemonPath = prebuilt
-		fmt.Fprintf(os.Stderr, "integration: testing prebuilt daemon %s\n", prebuilt)
-		return m.Run()
-	}
-
-	binDir, err := os.MkdirTemp("", "ringbrokerd-it-")
+	// build, or one built with other flags) and skips the build;
+	// RINGBROKER_IT_BUILDFLAGS builds the daemon under test with e.g. "-race" or
+	// "-tags invariants" without editing this file.
+	path, prebuilt, cleanup, err := daemontest.Binary("RINGBROKER_IT_DAEMON", "RINGBROKER_IT_BUILDFLAGS")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
 		return 1
 	}
-	defer os.RemoveAll(binDir)
-	daemonPath = filepath.Join(binDir, "ringbrokerd")
-
-	// RINGBROKER_IT_BUILDFLAGS lets a developer build the daemon under test with
-	// e.g. "-race" or "-tags invariants" without editing this file.
-	args := []string{"build", "-o", daemonPath}
-	args = append(args, strings.Fields(os.Getenv("RINGBROKER_IT_BUILDFLAGS"))...)
-	args = append(args, "./cmd/ringbrokerd")
-	build := exec.Command("go", args...)
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: go %s failed: %v\n%s\n", strings.Join(args, " "), err, out)
-		return 1
+	defer cleanup()
+	daemonPath = path
+	if prebuilt {
+		fmt.Fprintf(os.Stderr, "integration: testing prebuilt daemon %s\n", path)
 	}
 	return m.Run()
 }
@@ -130,25 +113,16 @@ func requireTool(t *testing.T, path string) string {
 	return p
 }
 
-// Broker is one running ringbrokerd child process.
+// Broker is one running ringbrokerd child process: a daemontest.Daemon (Addr,
+// Port, PID, output, RSS, exit) with the test's view of it.
 type Broker struct {
-	// Addr is the PLAINTEXT listener, "127.0.0.1:PORT".
-	Addr string
-	// Port is Addr's port.
-	Port int
-	// PID is the daemon's process id.
-	PID int
+	*daemontest.Daemon
 	// Dir is the daemon's log.dirs directory (reused across restarts by passing
 	// props["log.dirs"]).
 	Dir string
 	// Backend is the io.backend value the daemon was started with.
 	Backend string
 
-	cmd    *exec.Cmd
-	output *capBuffer
-	exited chan struct{} // closed when cmd.Wait returns
-	// waitErr is cmd.Wait's result; written before exited is closed.
-	waitErr error
 	stopped bool
 }
 
@@ -158,22 +132,12 @@ type Broker struct {
 // exit status 0.
 func startBroker(t *testing.T, backend string, props map[string]string) *Broker {
 	t.Helper()
-	port := freePort(t)
 	dir := props["log.dirs"]
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "data")
 	}
-	b := &Broker{
-		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Port:    port,
-		Dir:     dir,
-		Backend: backend,
-		output:  &capBuffer{max: logCaptureBytesMax},
-		exited:  make(chan struct{}),
-	}
-
 	conf := map[string]string{
-		"listeners":  "PLAINTEXT://" + b.Addr,
+		"listeners":  "PLAINTEXT://127.0.0.1:{port}",
 		"log.dirs":   dir,
 		"io.backend": backend,
 		// Tests run brokers side by side: no fixed metrics port (a test
@@ -183,33 +147,16 @@ func startBroker(t *testing.T, backend string, props map[string]string) *Broker 
 	for k, v := range props {
 		conf[k] = v
 	}
-	keys := make([]string, 0, len(conf))
-	for k := range conf {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var text strings.Builder
-	text.WriteString("# written by tests/integration\n")
-	for _, k := range keys {
-		fmt.Fprintf(&text, "%s=%s\n", k, conf[k])
-	}
-	confPath := filepath.Join(t.TempDir(), "server.properties")
-	if err := os.WriteFile(confPath, []byte(text.String()), 0o644); err != nil {
+	d, err := daemontest.Start(daemontest.Options{
+		Argv:   []string{daemonPath},
+		Config: conf, ConfigPath: filepath.Join(t.TempDir(), "server.properties"), ConfigHeader: "written by tests/integration",
+		Dir:            t.TempDir(),
+		OutputBytesMax: logCaptureBytesMax,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	b.cmd = exec.Command(daemonPath, "--config", confPath)
-	b.cmd.Stdout = b.output
-	b.cmd.Stderr = b.output
-	b.cmd.Dir = t.TempDir()
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", daemonPath, err)
-	}
-	b.PID = b.cmd.Process.Pid
-	go func() {
-		b.waitErr = b.cmd.Wait()
-		close(b.exited)
-	}()
+	b := &Broker{Daemon: d, Dir: dir, Backend: backend}
 	t.Cleanup(func() {
 		b.Stop(t)
 		if t.Failed() {
@@ -217,30 +164,10 @@ func startBroker(t *testing.T, backend string, props map[string]string) *Broker 
 		}
 	})
 
-	if err := b.waitReady(startTimeout); err != nil {
-		t.Fatalf("ringbrokerd (%s) not ready on %s within %v: %v\nconfig:\n%s", backend, b.Addr, startTimeout, err, text.String())
+	if err := b.WaitReady(startTimeout, func(addr string) error { return probeApiVersions(addr, time.Second) }); err != nil {
+		t.Fatalf("ringbrokerd (%s) not ready on %s within %v: %v\nconfig:\n%s", backend, b.Addr, startTimeout, err, d.Config)
 	}
 	return b
-}
-
-// waitReady polls until the listener accepts and an ApiVersions round trip works, or
-// the daemon exits, or the timeout passes.
-func (b *Broker) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-b.exited:
-			return fmt.Errorf("daemon exited early: %v", b.waitErr)
-		default:
-		}
-		lastErr = probeApiVersions(b.Addr, time.Second)
-		if lastErr == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("last attempt: %v", lastErr)
 }
 
 // Stop sends SIGTERM and asserts the daemon exits with status 0 within stopTimeout;
@@ -251,71 +178,8 @@ func (b *Broker) Stop(t *testing.T) {
 		return
 	}
 	b.stopped = true
-	select {
-	case <-b.exited:
-		t.Errorf("ringbrokerd (%s) had already exited before SIGTERM: %v", b.Backend, b.waitErr)
-		return
-	default:
-	}
-	if err := syscall.Kill(b.PID, syscall.SIGTERM); err != nil {
-		t.Errorf("SIGTERM to pid %d: %v", b.PID, err)
-	}
-	select {
-	case <-b.exited:
-		if b.waitErr != nil {
-			t.Errorf("ringbrokerd (%s) exit after SIGTERM: %v (want status 0)", b.Backend, b.waitErr)
-		}
-	case <-time.After(stopTimeout):
-		t.Errorf("ringbrokerd (%s, pid %d) still running %v after SIGTERM; sending SIGKILL", b.Backend, b.PID, stopTimeout)
-		_ = syscall.Kill(b.PID, syscall.SIGKILL)
-		<-b.exited
-	}
-}
-
-// Logs returns everything the daemon wrote to stdout and stderr so far.
-func (b *Broker) Logs() string { return b.output.String() }
-
-// LogLen returns the number of output bytes captured so far, for LogsSince.
-func (b *Broker) LogLen() int { return b.output.Len() }
-
-// LogsSince returns the output written after LogLen returned offset.
-func (b *Broker) LogsSince(offset int) string {
-	s := b.output.String()
-	if offset > len(s) {
-		return ""
-	}
-	return s[offset:]
-}
-
-// RSS returns the daemon's resident set size in bytes (VmRSS in /proc/PID/status).
-func (b *Broker) RSS() (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.PID))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			fields := strings.Fields(rest) // "12345 kB"
-			if len(fields) != 2 || fields[1] != "kB" {
-				return 0, fmt.Errorf("unexpected VmRSS line %q", line)
-			}
-			kib, err := strconv.ParseInt(fields[0], 10, 64)
-			if err != nil {
-				return 0, err
-			}
-			return kib << 10, nil
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc status")
-}
-
-// Alive reports whether the daemon process is still running.
-func (b *Broker) Alive() bool {
-	select {
-	case <-b.exited:
-		return false
-	default:
-		return true
+	if _, err := b.Daemon.Stop(stopTimeout); err != nil {
+		t.Errorf("ringbrokerd (%s): %v", b.Backend, err)
 	}
 }
 
@@ -323,51 +187,11 @@ func (b *Broker) Alive() bool {
 // it right after; a collision shows up as a start failure with the daemon's log.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := daemontest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// capBuffer is a goroutine-safe output sink that keeps at most max bytes and then
-// records only how much it dropped.
-type capBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	max     int
-	dropped int64
-}
-
-func (c *capBuffer) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	room := c.max - c.buf.Len()
-	if room < len(p) {
-		if room > 0 {
-			c.buf.Write(p[:room])
-		}
-		c.dropped += int64(len(p) - max(room, 0))
-		return len(p), nil
-	}
-	c.buf.Write(p)
-	return len(p), nil
-}
-
-func (c *capBuffer) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dropped > 0 {
-		return c.buf.String() + fmt.Sprintf("\n[... %d more bytes of output dropped]\n", c.dropped)
-	}
-	return c.buf.String()
-}
-
-func (c *capBuffer) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Len()
+	return port
 }
 
 // runClient runs an external client with a deadline and returns its stdout; on

@@ -84,7 +84,7 @@ func testRestart(t *testing.T, backend string, crash bool) {
 			t.Fatal(err)
 		}
 		select {
-		case <-b.exited:
+		case <-b.Exited():
 		case <-time.After(stopTimeout):
 			t.Fatalf("ringbrokerd did not die from SIGKILL")
 		}
@@ -177,14 +177,14 @@ func TestSIGHUPIsACleanShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		select {
-		case <-b.exited:
+		case <-b.Exited():
 		case <-time.After(stopTimeout):
 			_ = syscall.Kill(b.PID, syscall.SIGKILL)
-			<-b.exited
+			<-b.Exited()
 			t.Fatalf("ringbrokerd (%s) still running %v after SIGHUP", backend, stopTimeout)
 		}
-		if b.waitErr != nil {
-			t.Fatalf("ringbrokerd (%s) exit after SIGHUP: %v, want status 0 (a clean shutdown)\n%s", backend, b.waitErr, b.Logs())
+		if b.WaitErr() != nil {
+			t.Fatalf("ringbrokerd (%s) exit after SIGHUP: %v, want status 0 (a clean shutdown)\n%s", backend, b.WaitErr(), b.Logs())
 		}
 		logs := b.Logs()
 		for _, want := range []string{"shutting down\t{\"signal\": \"hangup\"}", "closing logs", "\tstopped\t"} {

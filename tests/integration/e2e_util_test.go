@@ -20,7 +20,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -434,22 +433,11 @@ func stopWithin(t *testing.T, b *Broker, timeout time.Duration) time.Duration {
 		return 0
 	}
 	b.stopped = true
-	start := time.Now()
-	if err := syscall.Kill(b.PID, syscall.SIGTERM); err != nil {
-		t.Errorf("SIGTERM to pid %d: %v", b.PID, err)
-	}
-	select {
-	case <-b.exited:
-		took := time.Since(start)
-		t.Logf("ringbrokerd (%s) exited %v after SIGTERM", b.Backend, took.Round(time.Millisecond))
-		if b.waitErr != nil {
-			t.Errorf("ringbrokerd (%s) exit after SIGTERM: %v (want status 0)", b.Backend, b.waitErr)
-		}
+	took, err := b.Daemon.Stop(timeout)
+	if err != nil {
+		t.Errorf("ringbrokerd (%s): %v", b.Backend, err)
 		return took
-	case <-time.After(timeout):
-		t.Errorf("ringbrokerd (%s, pid %d) still running %v after SIGTERM; sending SIGKILL", b.Backend, b.PID, timeout)
-		_ = syscall.Kill(b.PID, syscall.SIGKILL)
-		<-b.exited
-		return time.Since(start)
 	}
+	t.Logf("ringbrokerd (%s) exited %v after SIGTERM", b.Backend, took.Round(time.Millisecond))
+	return took
 }

@@ -50,6 +50,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 const (
@@ -90,8 +92,8 @@ type gcMember struct {
 	outPath  string // the records it delivered (kcat: its -f output; scripts: JSON lines)
 	stopPath string // scripts stop when this file exists; kcat gets SIGTERM
 	cmd      *exec.Cmd
-	stdout   *capBuffer
-	stderr   *capBuffer
+	stdout   *daemontest.OutputBuffer
+	stderr   *daemontest.OutputBuffer
 	exited   chan struct{}
 	waitErr  error // written before exited is closed
 }
@@ -107,8 +109,8 @@ func gcStartMember(t *testing.T, kind, addr, topic, group, clientID string, exit
 		clientID: clientID,
 		outPath:  filepath.Join(dir, "consumed"),
 		stopPath: filepath.Join(dir, "stop"),
-		stdout:   &capBuffer{max: 1 << 20},
-		stderr:   &capBuffer{max: 1 << 20},
+		stdout:   daemontest.NewOutputBuffer(1 << 20),
+		stderr:   daemontest.NewOutputBuffer(1 << 20),
 		exited:   make(chan struct{}),
 	}
 	scriptArgs := []string{addr, topic, group, clientID, m.outPath, m.stopPath, gcMemberDeadline}
@@ -606,7 +608,7 @@ func TestGroupClientsCommitRestartResume(t *testing.T) {
 					t.Fatal(err)
 				}
 				select {
-				case <-b.exited:
+				case <-b.Exited():
 				case <-time.After(stopTimeout):
 					t.Fatalf("ringbrokerd did not die from SIGKILL")
 				}

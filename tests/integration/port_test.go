@@ -5,12 +5,12 @@ package integration
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 // startFailing runs a second ringbrokerd with listener addr and its own data
@@ -26,31 +26,27 @@ func startFailing(t *testing.T, backend, addr string) string {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemonPath, "--config", confPath)
-	out := &capBuffer{max: logCaptureBytesMax}
-	cmd.Stdout, cmd.Stderr, cmd.Dir = out, out, dir
-	if err := cmd.Start(); err != nil {
+	d, err := daemontest.Start(daemontest.Options{Argv: []string{daemonPath, "--config", confPath}, Dir: dir, OutputBytesMax: logCaptureBytesMax})
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	select {
-	case err := <-exited:
-		if err == nil {
+	case <-d.Exited():
+		if d.WaitErr() == nil {
 			t.Errorf("second daemon (%s) on %s exited with status 0, want a failure", backend, addr)
 		}
 	case <-time.After(2 * startTimeout):
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		_ = d.Kill(stopTimeout)
 		t.Errorf("second daemon (%s) still running %v after start on %s, a port another process holds; output:\n%s",
-			backend, 2*startTimeout, addr, out.String())
+			backend, 2*startTimeout, addr, d.Logs())
 	}
-	for _, line := range strings.Split(out.String(), "\n") {
+	out := d.Logs()
+	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "already in use") {
 			t.Logf("second daemon (%s) on %s: %s", backend, addr, line)
 		}
 	}
-	return out.String()
+	return out
 }
 
 // TestListenerPortHeld: a broker must refuse to start on a port another

@@ -101,7 +101,7 @@ func TestProducerIDBlockFileLost(t *testing.T) {
 						t.Fatal(err)
 					}
 					select {
-					case <-b.exited:
+					case <-b.Exited():
 					case <-time.After(stopTimeout):
 						t.Fatal("ringbrokerd did not die from SIGKILL")
 					}

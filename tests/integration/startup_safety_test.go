@@ -13,14 +13,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 // safetyTopic is the topic every scenario produces to and checks.
@@ -93,34 +93,28 @@ func startRefused(t *testing.T, backend, logDirs string, wrapper []string, wantO
 		t.Fatal(err)
 	}
 	args := append(append([]string(nil), wrapper...), daemonPath, "--config", confPath)
-	cmd := exec.Command(args[0], args[1:]...)
-	out := &capBuffer{max: logCaptureBytesMax}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	d, err := daemontest.Start(daemontest.Options{Argv: args, OutputBytesMax: logCaptureBytesMax})
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	deadline := time.After(3 * startTimeout)
 	for {
 		select {
-		case err := <-exited:
-			if err == nil {
-				t.Fatalf("daemon exited 0, want a refused start; output:\n%s", out.String())
+		case <-d.Exited():
+			if d.WaitErr() == nil {
+				t.Fatalf("daemon exited 0, want a refused start; output:\n%s", d.Logs())
 			}
-			if !strings.Contains(out.String(), wantOutput) {
-				t.Fatalf("refused start does not say %q; output:\n%s", wantOutput, out.String())
+			if !strings.Contains(d.Logs(), wantOutput) {
+				t.Fatalf("refused start does not say %q; output:\n%s", wantOutput, d.Logs())
 			}
-			return out.String()
+			return d.Logs()
 		case <-deadline:
-			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			t.Fatalf("daemon neither served nor exited within %v; output:\n%s", 3*startTimeout, out.String())
+			_ = d.Kill(stopTimeout)
+			t.Fatalf("daemon neither served nor exited within %v; output:\n%s", 3*startTimeout, d.Logs())
 		case <-time.After(100 * time.Millisecond):
 			if probeApiVersions(addr, 200*time.Millisecond) == nil {
-				_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-				t.Fatalf("daemon started serving, want a refused start; output:\n%s", out.String())
+				_ = d.Kill(stopTimeout)
+				t.Fatalf("daemon started serving, want a refused start; output:\n%s", d.Logs())
 			}
 		}
 	}
