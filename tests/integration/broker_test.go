@@ -183,6 +183,16 @@ func (b *Broker) Stop(t *testing.T) {
 	}
 }
 
+// Kill SIGKILLs the daemon (by PID) and waits until it is reaped: no shutdown path
+// runs, as in a crash. The cleanup then has nothing left to stop.
+func (b *Broker) Kill(t *testing.T) {
+	t.Helper()
+	b.stopped = true
+	if err := b.Daemon.Kill(stopTimeout); err != nil {
+		t.Fatalf("ringbrokerd (%s) did not die from SIGKILL: %v", b.Backend, err)
+	}
+}
+
 // freePort returns a loopback TCP port that was free a moment ago. The daemon binds
 // it right after; a collision shows up as a start failure with the daemon's log.
 func freePort(t *testing.T) int {

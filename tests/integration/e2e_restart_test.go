@@ -79,15 +79,7 @@ func testRestart(t *testing.T, backend string, crash bool) {
 	if crash {
 		// SIGKILL: no shutdown path runs; recovery must find every acknowledged record
 		// (they are in the page cache; the process, not the machine, died).
-		b.stopped = true
-		if err := syscall.Kill(b.PID, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-b.Exited():
-		case <-time.After(stopTimeout):
-			t.Fatalf("ringbrokerd did not die from SIGKILL")
-		}
+		b.Kill(t)
 	} else {
 		b.Stop(t)
 		if t.Failed() {

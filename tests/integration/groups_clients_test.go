@@ -603,15 +603,7 @@ func TestGroupClientsCommitRestartResume(t *testing.T) {
 		for _, crash := range []bool{false, true} {
 			how := map[bool]string{false: "sigterm", true: "sigkill"}[crash]
 			if crash {
-				b.stopped = true
-				if err := syscall.Kill(b.PID, syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				select {
-				case <-b.Exited():
-				case <-time.After(stopTimeout):
-					t.Fatalf("ringbrokerd did not die from SIGKILL")
-				}
+				b.Kill(t)
 			} else {
 				b.Stop(t)
 			}

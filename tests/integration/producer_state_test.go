@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -96,15 +95,7 @@ func TestProducerIDBlockFileLost(t *testing.T) {
 				}
 				produceOneByOne(t, b.Addr, topic, sent)
 				if how == "sigkill" {
-					b.stopped = true
-					if err := syscall.Kill(b.PID, syscall.SIGKILL); err != nil {
-						t.Fatal(err)
-					}
-					select {
-					case <-b.Exited():
-					case <-time.After(stopTimeout):
-						t.Fatal("ringbrokerd did not die from SIGKILL")
-					}
+					b.Kill(t)
 				} else {
 					b.Stop(t)
 				}
