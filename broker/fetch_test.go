@@ -53,6 +53,36 @@ func appendSync(t *testing.T, p *Partition, batch []byte) storage.AppendResult {
 	return r
 }
 
+// longPoll sends a sessionless Fetch v12 of partition 0 of topic from
+// offset 0 with min_bytes 1 and maxWaitMs, on a goroutine; the answer (and
+// when it arrived) comes on the channel.
+func longPoll(tb *testBroker, topic *Topic, maxWaitMs int32) <-chan longPollResult {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.MaxWaitMillis = maxWaitMs
+	req.MinBytes = 1
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic.Name, topic.ID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	cl := tb.client()
+	done := make(chan longPollResult, 1)
+	go func() {
+		resp, err := req.RequestWith(context.Background(), cl)
+		done <- longPollResult{resp, err, time.Now()}
+	}()
+	return done
+}
+
+type longPollResult struct {
+	resp *kmsg.FetchResponse
+	err  error
+	at   time.Time
+}
+
 // A consumer waiting at the end is woken by an append, long before its
 // max wait. The broker's clock stands still, so only the append can answer.
 func TestFetchLongPollWokenByAppend(t *testing.T) {
@@ -63,28 +93,7 @@ func TestFetchLongPollWokenByAppend(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cl := tb.client()
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = 12
-		req.MaxWaitMillis = 10000
-		req.MinBytes = 1
-		req.SessionEpoch = -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic, rt.TopicID = "poll", topic.ID
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		type result struct {
-			resp *kmsg.FetchResponse
-			err  error
-			at   time.Time
-		}
-		done := make(chan result, 1)
-		go func() {
-			resp, err := req.RequestWith(context.Background(), cl)
-			done <- result{resp, err, time.Now()}
-		}()
+		done := longPoll(tb, topic, 10000)
 		// Parked: its max-wait timer is the one timer armed.
 		if err := clk.WaitTimers(1, 10*time.Second); err != nil {
 			t.Fatal(err)
@@ -114,27 +123,7 @@ func TestFetchLongPollAnswersAtMaxWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 12
-	req.MaxWaitMillis = 5000
-	req.MinBytes = 1
-	req.SessionEpoch = -1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic, rt.TopicID = "idle", topic.ID
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, 0, 1<<20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	type result struct {
-		resp *kmsg.FetchResponse
-		err  error
-	}
-	done := make(chan result, 1)
-	cl := tb.client()
-	go func() {
-		resp, err := req.RequestWith(context.Background(), cl)
-		done <- result{resp, err}
-	}()
+	done := longPoll(tb, topic, 5000)
 	if err := clk.WaitTimers(1, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +132,7 @@ func TestFetchLongPollAnswersAtMaxWait(t *testing.T) {
 		t.Fatalf("max-wait timer gone %v before the deadline", 4999*time.Millisecond)
 	}
 	clk.Advance(time.Millisecond)
-	var r result
+	var r longPollResult
 	select {
 	case r = <-done:
 	case <-time.After(10 * time.Second):
