@@ -11,10 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 // TestRecreatedTopicGetsNoStaleProducerState: an idempotent producer writes to a
@@ -132,17 +133,8 @@ func runDaemonExpectingExit(t *testing.T, backend string, props map[string]strin
 	for k, v := range props {
 		conf[k] = v
 	}
-	keys := make([]string, 0, len(conf))
-	for k := range conf {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var text strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&text, "%s=%s\n", k, conf[k])
-	}
 	confPath := filepath.Join(t.TempDir(), "server.properties")
-	if err := os.WriteFile(confPath, []byte(text.String()), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(daemontest.ConfigText("", conf)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*startTimeout)
