@@ -118,6 +118,59 @@ func TestGroupSessionTimeout(t *testing.T) {
 	})
 }
 
+// TestGroupInitialRebalanceDelay: the first join of an Empty group waits
+// group.initial.rebalance.delay.ms for more members, then completes, on a
+// manual clock: not answered 1 ms before the delay ends, answered at it.
+func TestGroupInitialRebalanceDelay(t *testing.T) {
+	clk := clock.NewManual(time.Now())
+	tb := startTestBroker(t, testBackends[0], func(o *Options, ro *RegistryOptions) {
+		groupTestOptions(o, ro)
+		o.Clock = clk
+		o.GroupInitialRebalanceDelay = 3 * time.Second
+	})
+	const id = "g-delay"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw := &rawMember{cl: tb.client(), group: id}
+	type joined struct {
+		resp *kmsg.JoinGroupResponse
+		err  error
+	}
+	done := make(chan joined, 1)
+	go func() {
+		resp, err := raw.join(ctx, "range", 30*time.Second, "t")
+		done <- joined{resp, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _, n := groupState(tb, id); st == group.PreparingRebalance && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _, n := groupState(tb, id)
+			t.Fatalf("join never parked in the initial delay: %s with %d members", st, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	clk.Advance(2999 * time.Millisecond)
+	if st, _, _ := groupState(tb, id); st != group.PreparingRebalance {
+		t.Fatalf("join completed before the initial delay ended: %s", st)
+	}
+	clk.Advance(time.Millisecond)
+	var j joined
+	select {
+	case j = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("join not answered 10 s after the initial delay ended")
+	}
+	if j.err != nil || j.resp.ErrorCode != 0 || j.resp.Generation != 1 || j.resp.LeaderID != raw.memberID {
+		t.Fatalf("join: %+v %v", j.resp, j.err)
+	}
+	if st, gen, n := groupState(tb, id); st != group.CompletingRebalance || gen != 1 || n != 1 {
+		t.Fatalf("after the delay: %s generation %d with %d members", st, gen, n)
+	}
+}
+
 // TestGroupStaticMember: a static member restarting within its session
 // timeout gets its partitions back with no rebalance (same generation).
 func TestGroupStaticMember(t *testing.T) {
