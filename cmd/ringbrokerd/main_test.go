@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +72,7 @@ func TestDaemonNotifyMetricsAndStop(t *testing.T) {
 			t.Setenv("WATCHDOG_USEC", "200000")
 			t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 			metricsAddr := freeAddr(t)
-			var logs bytes.Buffer
+			logs := daemontest.NewOutputBuffer(daemontest.OutputBytesMax)
 			done := make(chan int, 1)
 			go func() {
 				done <- run([]string{
@@ -81,7 +80,7 @@ func TestDaemonNotifyMetricsAndStop(t *testing.T) {
 					"--set", "log.dirs=" + t.TempDir(),
 					"--set", "io.backend=" + backend,
 					"--set", "metrics.listener=" + metricsAddr,
-				}, io.Discard, &syncWriter{w: &logs})
+				}, io.Discard, logs)
 			}()
 			msg, ok := readDatagram(t, notify, 10*time.Second)
 			if !ok || !strings.Contains(msg, "READY=1") {
@@ -176,17 +175,4 @@ func hasNonZero(body, name string) bool {
 		}
 	}
 	return false
-}
-
-// syncWriter serialises writes from the daemon's logger and reads by the
-// test.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
