@@ -40,7 +40,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
-	"golang.org/x/sys/unix"
 
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -445,7 +444,7 @@ func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 	if !op.b.opts.FetchZeroCopy && op.req.ReserveCopy(buf, reg.Len) {
 		at := len(buf.B)
 		buf.B = slices.Grow(buf.B, int(reg.Len))[:at+int(reg.Len)]
-		if _, err := unix.Pread(int(reg.File.Fd()), buf.B[at:], reg.Pos); err != nil {
+		if _, err := op.b.fs().Pread(reg.File, buf.B[at:], reg.Pos); err != nil {
 			op.b.log.Error("fetch pread failed", zap.Error(err))
 		}
 		reg.Release()

@@ -117,7 +117,7 @@ func (a *pidAllocator) refill(b *Broker) {
 	var err error
 	if !loaded {
 		var found bool
-		start, found, err = readProducerIDFile(a.path)
+		start, found, err = readProducerIDFile(b.fs(), a.path)
 		if err == nil && !found {
 			start, err = b.produceState().recoverNextProducerID()
 		}
@@ -127,7 +127,7 @@ func (a *pidAllocator) refill(b *Broker) {
 	}
 	newLimit := start + producerIDBlock
 	if err == nil {
-		err = writeFileAtomic(a.path, []byte(strconv.FormatInt(newLimit, 10)+"\n"))
+		err = storage.WriteFileAtomic(b.fs(), a.path, []byte(strconv.FormatInt(newLimit, 10)+"\n"))
 	}
 	a.mu.Lock()
 	if err == nil {
@@ -168,8 +168,8 @@ func (a *pidAllocator) refill(b *Broker) {
 
 // readProducerIDFile returns the file's next unallocated id; found is
 // false when there is no file.
-func readProducerIDFile(path string) (next int64, found bool, err error) {
-	data, err := os.ReadFile(path)
+func readProducerIDFile(fs storage.FS, path string) (next int64, found bool, err error) {
+	data, err := fs.ReadFile(path)
 	if os.IsNotExist(err) {
 		return 0, false, nil
 	}
@@ -192,7 +192,7 @@ func readProducerIDFile(path string) (next int64, found bool, err error) {
 // nothing.
 func CheckProducerIDFile(dataDir string) error {
 	path := filepath.Join(dataDir, producerIDFile)
-	if _, _, err := readProducerIDFile(path); err != nil {
+	if _, _, err := readProducerIDFile(storage.DefaultFS, path); err != nil {
 		return fmt.Errorf("producer id block file: %w; restore it, or remove it to have the next producer id recovered from the logs", err)
 	}
 	return nil

@@ -42,6 +42,7 @@ import (
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // Options configure a Broker.
@@ -209,7 +210,7 @@ func New(opts Options) (*Broker, error) {
 	b := &Broker{opts: opts, log: opts.Logger, clock: clock.Or(opts.Clock), reg: opts.Registry,
 		fetchSessions: newFetchSessionCache(opts.FetchSessionCacheSlots, opts.FetchSessionPartitionsMax)}
 	b.fetchSessions.now = b.clock.Now // session eviction by idle time
-	id, err := loadOrCreateMeta(opts.DataDir, opts.NodeID)
+	id, err := loadOrCreateMeta(b.fs(), opts.DataDir, opts.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +225,15 @@ func New(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)
 	}
 	return b, nil
+}
+
+// fs is the filesystem of the broker's durable files: the registry's
+// (RegistryOptions.FS), the real one without a registry.
+func (b *Broker) fs() storage.FS {
+	if b.reg != nil {
+		return b.reg.opts.FS
+	}
+	return storage.DefaultFS
 }
 
 // Close stops the broker's background work (group coordinator timers) and

@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 func (rc *prodConn) initProducerID(version int16, txn *string) *kmsg.InitProducerIDResponse {
@@ -117,7 +119,7 @@ func TestProducerStateSnapshotEvery(t *testing.T) {
 	dir := tb.Reg.Partition("snap", 0).Log.Dir()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		offs := snapshotFiles(dir)
+		offs := snapshotFiles(storage.DefaultFS, dir)
 		if len(offs) > 0 && offs[0] >= 4 && len(offs) <= snapshotsKept {
 			break
 		}
@@ -126,7 +128,7 @@ func TestProducerStateSnapshotEvery(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	data, err := os.ReadFile(snapshotPath(dir, snapshotFiles(dir)[0]))
+	data, err := os.ReadFile(snapshotPath(dir, snapshotFiles(storage.DefaultFS, dir)[0]))
 	if err != nil {
 		t.Fatal(err)
 	}

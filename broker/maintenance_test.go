@@ -71,7 +71,7 @@ func TestMaintenanceCheckpointInterval(t *testing.T) {
 	tp := storage.TopicPartition{Topic: "ckpt", Partition: 0}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		offsets, err := storage.ReadCheckpoint(path)
+		offsets, err := storage.ReadCheckpoint(nil, path)
 		if err == nil && offsets[tp] == 2 {
 			return
 		}

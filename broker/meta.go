@@ -21,8 +21,8 @@ const metaFile = "meta.properties"
 // fresh id on first start. A file naming another node.id is an error, as in
 // Kafka. (OpenRegistry has already checked and written every log dir's copy
 // before the broker calls this on the first.)
-func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func loadOrCreateMeta(fs storage.FS, dir string, nodeID int32) (string, error) {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	id, found, err := readMeta(dir, nodeID)
@@ -32,7 +32,7 @@ func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
 	if id, err = newClusterID(); err != nil {
 		return "", err
 	}
-	return id, writeMeta(dir, id, nodeID)
+	return id, writeMeta(fs, dir, id, nodeID)
 }
 
 // readMeta reads dir/meta.properties: its cluster id, whether the file
@@ -69,14 +69,14 @@ func newClusterID() (string, error) {
 }
 
 // writeMeta writes dir/meta.properties (KRaft v1 layout) atomically.
-func writeMeta(dir, clusterID string, nodeID int32) error {
+func writeMeta(fs storage.FS, dir, clusterID string, nodeID int32) error {
 	var dirID [16]byte
 	if _, err := rand.Read(dirID[:]); err != nil {
 		return err
 	}
 	content := fmt.Sprintf("#\n#ringbroker\nversion=1\ncluster.id=%s\nnode.id=%d\ndirectory.id=%s\n",
 		clusterID, nodeID, base64.RawURLEncoding.EncodeToString(dirID[:]))
-	return writeFileAtomic(filepath.Join(dir, metaFile), []byte(content))
+	return storage.WriteFileAtomic(fs, filepath.Join(dir, metaFile), []byte(content))
 }
 
 // readProperties reads a properties file with the config package's reader
@@ -97,6 +97,3 @@ func readProperties(path string) (map[string]string, error) {
 	}
 	return props, nil
 }
-
-// writeFileAtomic replaces path with data crash-safely (storage.WriteFileAtomic).
-func writeFileAtomic(path string, data []byte) error { return storage.WriteFileAtomic(path, data) }

@@ -53,7 +53,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -339,7 +338,7 @@ func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry
 	hw := l.HighWatermark()
 	producers := map[int64]*producerEntry{}
 	from := l.LogStartOffset()
-	if off, ok := readNewestSnapshot(l.Dir(), hw, producers, logger); ok && off > from {
+	if off, ok := readNewestSnapshot(l.FS(), l.Dir(), hw, producers, logger); ok && off > from {
 		from = off
 	}
 	if err := scanProducerBatches(l, from, hw, producers); err != nil {
@@ -488,8 +487,8 @@ func decodeSnapshot(data []byte, producers map[int64]*producerEntry) (int64, err
 }
 
 // snapshotFiles lists dir's snapshot offsets, newest first.
-func snapshotFiles(dir string) []int64 {
-	ents, err := os.ReadDir(dir)
+func snapshotFiles(fs storage.FS, dir string) []int64 {
+	ents, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
@@ -513,12 +512,12 @@ func snapshotPath(dir string, off int64) string {
 
 // readNewestSnapshot loads the newest readable snapshot at or below hw
 // (a snapshot past the log end means recovery truncated the log under it).
-func readNewestSnapshot(dir string, hw int64, producers map[int64]*producerEntry, logger *zap.Logger) (int64, bool) {
-	for _, off := range snapshotFiles(dir) {
+func readNewestSnapshot(fs storage.FS, dir string, hw int64, producers map[int64]*producerEntry, logger *zap.Logger) (int64, bool) {
+	for _, off := range snapshotFiles(fs, dir) {
 		if off > hw {
 			continue
 		}
-		data, err := os.ReadFile(snapshotPath(dir, off))
+		data, err := fs.ReadFile(snapshotPath(dir, off))
 		if err == nil {
 			var end int64
 			if end, err = decodeSnapshot(data, producers); err == nil && end == off {
@@ -547,13 +546,13 @@ func (ps *partState) writeSnapshot() error {
 	ps.sinceSnap = 0
 	ps.snapQueued = false
 	ps.mu.Unlock()
-	dir := ps.p.Log.Dir()
-	if err := writeFileAtomic(snapshotPath(dir, end), data); err != nil {
+	dir, fs := ps.p.Log.Dir(), ps.p.Log.FS()
+	if err := storage.WriteFileAtomic(fs, snapshotPath(dir, end), data); err != nil {
 		return fmt.Errorf("producer state snapshot %s: %w", dir, err)
 	}
-	for i, off := range snapshotFiles(dir) {
+	for i, off := range snapshotFiles(fs, dir) {
 		if i >= snapshotsKept {
-			os.Remove(snapshotPath(dir, off))
+			fs.Remove(snapshotPath(dir, off))
 		}
 	}
 	return nil

@@ -76,6 +76,9 @@ type RegistryOptions struct {
 	// reports. nil means config.Default(). Read-only once the registry opens.
 	Config *config.Config
 	NewIO  func() (storage.IO, error)
+	// FS does every file operation of the log dirs (nil = storage.OSFS);
+	// tests pass a storage.FaultIO.
+	FS     storage.FS
 	Logger *zap.Logger
 	// Stats receives every log's write and fdatasync measurements (the
 	// daemon passes its metrics registry); nil records nothing.
@@ -134,7 +137,11 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if opts.Config == nil {
 		opts.Config = config.Default()
 	}
-	r := &Registry{opts: opts, cfg: opts.Config, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}, writeFile: writeMetadataFile}
+	if opts.FS == nil {
+		opts.FS = storage.DefaultFS
+	}
+	r := &Registry{opts: opts, cfg: opts.Config, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}}
+	r.writeFile = r.writeMetadataFile
 	defer func() {
 		if err != nil {
 			r.closeManagers()
@@ -144,7 +151,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if err := r.lockLogDirs(); err != nil {
 		return nil, err
 	}
-	clusterID, missingMeta, err := checkIdentity(opts.LogDirs, opts.NodeID)
+	clusterID, missingMeta, err := checkIdentity(opts.FS, opts.LogDirs, opts.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +167,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 		}
 	}
 	for _, i := range missingMeta {
-		if err := writeMeta(opts.LogDirs[i], clusterID, opts.NodeID); err != nil {
+		if err := writeMeta(opts.FS, opts.LogDirs[i], clusterID, opts.NodeID); err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", opts.LogDirs[i], err)
 		}
 	}
@@ -168,7 +175,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, Logf: logf, Warnf: warnf, Stats: opts.Stats})
+		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, FS: opts.FS, Logf: logf, Warnf: warnf, Stats: opts.Stats})
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}
@@ -248,7 +255,7 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 		// open finished or failed half-way.
 		if p != nil {
 			r.mgrs[p.dir].DeleteLog(t.Name, p.Index)
-		} else if err := os.RemoveAll(paths[i]); err != nil {
+		} else if err := r.opts.FS.RemoveAll(paths[i]); err != nil {
 			r.log.Warn("removing a partition directory this failed create made", zap.String("dir", paths[i]), zap.Error(err))
 		}
 	}
@@ -272,7 +279,7 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 func (r *Registry) createPartitionLogs(t *Topic, first int32, dirs []int) ([]*Partition, error) {
 	for i, d := range dirs {
 		path := filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
-		if _, err := os.Lstat(path); err == nil {
+		if _, err := r.opts.FS.Lstat(path); err == nil {
 			return nil, fmt.Errorf("%s already exists and no topic owns it; move it aside", path)
 		} else if !os.IsNotExist(err) {
 			return nil, err

@@ -72,9 +72,9 @@ func encodePartitionMetadata(id [16]byte) []byte {
 
 // readPartitionMetadata returns the topic id in dir/partition.metadata;
 // found is false when the file does not exist.
-func readPartitionMetadata(dir string) (id [16]byte, found bool, err error) {
+func readPartitionMetadata(fs storage.FS, dir string) (id [16]byte, found bool, err error) {
 	path := filepath.Join(dir, partitionMetadataFile)
-	data, err := os.ReadFile(path)
+	data, err := fs.ReadFile(path)
 	if os.IsNotExist(err) {
 		return id, false, nil
 	}
@@ -175,7 +175,7 @@ type startupPlan struct {
 // checkIdentity reads every dir's meta.properties (writing nothing) and
 // returns the cluster id they agree on ("" if none has one) and which dirs
 // lack the file.
-func checkIdentity(dirs []string, nodeID int32) (clusterID string, missing []int, err error) {
+func checkIdentity(fs storage.FS, dirs []string, nodeID int32) (clusterID string, missing []int, err error) {
 	from := ""
 	for i, dir := range dirs {
 		id, found, err := readMeta(dir, nodeID)
@@ -208,7 +208,7 @@ func (r *Registry) readTableCopies() (newest storedMetadata, current []bool, fou
 	best := -1
 	for i, dir := range r.opts.LogDirs {
 		path := filepath.Join(dir, metadataFile)
-		raw, err := os.ReadFile(path)
+		raw, err := r.opts.FS.ReadFile(path)
 		if os.IsNotExist(err) {
 			continue
 		}
@@ -249,7 +249,7 @@ func (r *Registry) readTableCopies() (newest storedMetadata, current []bool, fou
 func (r *Registry) scanPartitionDirs() ([]foundDir, error) {
 	var out []foundDir
 	for i, dir := range r.opts.LogDirs {
-		ents, err := os.ReadDir(dir)
+		ents, err := r.opts.FS.ReadDir(dir)
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}
@@ -269,7 +269,7 @@ func (r *Registry) scanPartitionDirs() ([]foundDir, error) {
 			}
 			f := foundDir{dir: i, name: e.Name(), topic: topic, partition: p}
 			var err error
-			f.id, f.hasID, err = readPartitionMetadata(filepath.Join(dir, e.Name()))
+			f.id, f.hasID, err = readPartitionMetadata(r.opts.FS, filepath.Join(dir, e.Name()))
 			if err != nil {
 				r.log.Warn("unreadable partition.metadata; the directory is identified by its name only", zap.Error(err))
 			}
@@ -465,7 +465,7 @@ func (r *Registry) applyStartup(plan *startupPlan) error {
 	}
 	for _, path := range r.deleted {
 		r.log.Info("removing a partition directory whose removal a stop interrupted", zap.String("dir", path))
-		if err := os.RemoveAll(path); err != nil {
+		if err := r.opts.FS.RemoveAll(path); err != nil {
 			r.log.Warn("cannot remove a partition directory renamed for removal; will retry at the next start", zap.String("dir", path), zap.Error(err))
 		}
 	}
@@ -473,7 +473,7 @@ func (r *Registry) applyStartup(plan *startupPlan) error {
 	for _, f := range plan.deletes {
 		path := f.path(r.opts.LogDirs)
 		r.log.Info("removing a partition directory the topic table accounts for as deleted or as an unfinished create", zap.String("dir", path))
-		if err := os.RemoveAll(path); err != nil {
+		if err := r.opts.FS.RemoveAll(path); err != nil {
 			r.log.Warn("cannot remove a deleted topic's partition directory; will retry at the next start", zap.String("dir", path), zap.Error(err))
 		}
 	}
@@ -493,7 +493,7 @@ func (r *Registry) setAsideStrays(strays []foundDir, only map[string]bool) error
 		if only != nil && !only[f.path(r.opts.LogDirs)] {
 			continue
 		}
-		if _, err := os.Lstat(f.path(r.opts.LogDirs)); os.IsNotExist(err) {
+		if _, err := r.opts.FS.Lstat(f.path(r.opts.LogDirs)); os.IsNotExist(err) {
 			continue // set aside already
 		}
 		var suffix [16]byte
@@ -502,7 +502,7 @@ func (r *Registry) setAsideStrays(strays []foundDir, only map[string]bool) error
 		}
 		from := f.path(r.opts.LogDirs)
 		to := from + "." + hex.EncodeToString(suffix[:]) + straySuffix
-		if err := os.Rename(from, to); err != nil {
+		if err := r.opts.FS.Rename(from, to); err != nil {
 			return fmt.Errorf("setting aside %s, which no topic accounts for: %w", from, err)
 		}
 		r.log.Warn("a directory no topic accounts for was set aside (renamed, nothing deleted); move it back under its old name only with a topic table that lists it",
@@ -549,15 +549,24 @@ func (r *Registry) writePartitionMetadata(parts []*Partition) error {
 // partition.metadata lost or torn in a crash only means the next start
 // identifies that directory by the table and its name, and writes the file
 // again. (Fsyncing it doubled the fsyncs of creating a partition.)
-func writeMetadataFile(path string, data []byte) error {
+func (r *Registry) writeMetadataFile(path string, data []byte) error {
+	fs := r.opts.FS
 	if filepath.Base(path) != partitionMetadataFile {
-		return writeFileAtomic(path, data)
+		return storage.WriteFileAtomic(fs, path, data)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = fs.WriteAt(f, data, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return fs.Rename(tmp, path)
 }
 
 // partitionMetadataParallelism bounds concurrent partition.metadata writes
@@ -578,7 +587,7 @@ func (r *Registry) lockLogDirs() error {
 		seen[abs] = dir
 	}
 	for _, dir := range r.opts.LogDirs {
-		l, err := storage.LockDir(dir)
+		l, err := storage.LockDir(r.opts.FS, dir)
 		if err != nil {
 			return err
 		}

@@ -381,10 +381,10 @@ func TestRegistryRefusesForeignDir(t *testing.T) {
 	}
 	// Two dirs of different clusters refuse too.
 	mine := t.TempDir()
-	if err := writeMeta(dir, "other-cluster", 0); err != nil {
+	if err := writeMeta(storage.DefaultFS, dir, "other-cluster", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeMeta(mine, "my-cluster", 0); err != nil {
+	if err := writeMeta(storage.DefaultFS, mine, "my-cluster", 0); err != nil {
 		t.Fatal(err)
 	}
 	// (as an earlier start of ours left it: the lock file is the one file
@@ -465,9 +465,9 @@ func TestRegistryCreateTopicFailureCleansUp(t *testing.T) {
 					return syscall.ENOSPC
 				}
 			}
-			return writeMetadataFile(path, data)
+			return r.writeMetadataFile(path, data)
 		}
-		defer func() { r.writeFile = writeMetadataFile }()
+		defer func() { r.writeFile = r.writeMetadataFile }()
 		if _, err := r.CreateTopic("half", 20, nil, false); err == nil {
 			t.Fatal("create succeeded")
 		}
@@ -540,7 +540,7 @@ func TestRegistryTableOneCopyFailing(t *testing.T) {
 		if path == filepath.Join(d1, metadataFile) {
 			return syscall.ENOSPC
 		}
-		return writeMetadataFile(path, data)
+		return r.writeMetadataFile(path, data)
 	}
 	if _, err := r.CreateTopic("a", 2, nil, false); err != nil {
 		t.Fatalf("create with one copy failing: %v", err)
@@ -552,7 +552,7 @@ func TestRegistryTableOneCopyFailing(t *testing.T) {
 	if got, _ := filepath.Glob(filepath.Join(d0, "b-*")); len(got) != 0 {
 		t.Fatalf("failed create left %v", got)
 	}
-	r.writeFile = writeMetadataFile
+	r.writeFile = r.writeMetadataFile
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}

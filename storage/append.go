@@ -319,7 +319,7 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 		// Undo whatever part reached the file so the log stays a clean
 		// prefix; the next group is written at the same position with the
 		// same offsets.
-		if terr := act.f.Truncate(pos); terr != nil {
+		if terr := l.fs.Truncate(act.f, pos); terr != nil {
 			l.mu.Lock()
 			l.failed = fmt.Errorf("truncate %s to %d after %v: %w", act.path, pos, err, terr)
 			l.mu.Unlock()
@@ -521,7 +521,7 @@ func (l *Log) roll(now int64) error {
 	if err := old.trimIndexes(); err != nil {
 		return err
 	}
-	s, err := createSegment(l.dir, l.nextOffset, &l.cfg, now)
+	s, err := createSegment(l.fs, l.dir, l.nextOffset, &l.cfg, now)
 	if err != nil {
 		// old stays active: give its index files their preallocated size
 		// back so appends through the mapping stay inside the file.

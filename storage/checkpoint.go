@@ -2,9 +2,9 @@ package storage
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +33,7 @@ const (
 // Written to <file>.tmp, fdatasync'd, renamed over <file>, dir fsync'd.
 
 // WriteCheckpoint writes offsets to path atomically in Kafka's format.
-func WriteCheckpoint(path string, offsets map[TopicPartition]int64) error {
+func WriteCheckpoint(fs FS, path string, offsets map[TopicPartition]int64) error {
 	keys := make([]TopicPartition, 0, len(offsets))
 	for tp := range offsets {
 		keys = append(keys, tp)
@@ -49,47 +49,20 @@ func WriteCheckpoint(path string, offsets map[TopicPartition]int64) error {
 	for _, tp := range keys {
 		fmt.Fprintf(&b, "%s %d %d\n", tp.Topic, tp.Partition, offsets[tp])
 	}
-	return WriteFileAtomic(path, []byte(b.String()))
-}
-
-// WriteFileAtomic replaces path with data so that a crash leaves the old
-// content or the new, never a mix: a temp file beside it, fsync, rename,
-// fsync of the directory. The broker's small metadata files use it too.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return WriteFileAtomic(fs, path, []byte(b.String()))
 }
 
 // ReadCheckpoint parses a checkpoint file; a missing file is an empty map.
-func ReadCheckpoint(path string) (map[TopicPartition]int64, error) {
+func ReadCheckpoint(fs FS, path string) (map[TopicPartition]int64, error) {
 	out := map[TopicPartition]int64{}
-	f, err := os.Open(path)
+	data, err := fsOrDefault(fs).ReadFile(path)
 	if os.IsNotExist(err) {
 		return out, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	line := 0
 	var want int
 	for sc.Scan() {

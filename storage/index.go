@@ -40,6 +40,7 @@ import (
 // recovery already handles (an empty one needs nothing, a non-empty one is
 // rebuilt).
 type index struct {
+	fs        FS
 	path      string
 	f         *os.File // nil until created (lazy)
 	mm        []byte   // mapping; len is the preallocated (or trimmed) size
@@ -91,13 +92,13 @@ const (
 // read-only and every whole entry counts. With lazy (writable only), a
 // missing file is not created: the index starts empty and create makes
 // the file when it is first needed.
-func openIndex(path string, entrySize int, writable bool, maxBytes int, entries int64, lazy bool) (*index, error) {
-	ix := &index{path: path, entrySize: entrySize, maxBytes: maxBytes}
+func openIndex(fs FS, path string, entrySize int, writable bool, maxBytes int, entries int64, lazy bool) (*index, error) {
+	ix := &index{fs: fs, path: path, entrySize: entrySize, maxBytes: maxBytes}
 	flags := os.O_RDWR | os.O_CREATE
 	if lazy && writable {
 		flags = os.O_RDWR
 	}
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := fs.OpenFile(path, flags, 0o644)
 	if lazy && writable && os.IsNotExist(err) {
 		return ix, nil
 	}
@@ -116,7 +117,7 @@ func (ix *index) create() error {
 	if ix.f != nil {
 		return nil
 	}
-	f, err := os.OpenFile(ix.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := ix.fs.OpenFile(ix.path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func (ix *index) mapFile(f *os.File, writable bool, entries int64) error {
 		if entries*int64(entrySize) > size {
 			entries = size / int64(entrySize)
 		}
-		if err := f.Truncate(size); err != nil {
+		if err := ix.fs.Truncate(f, size); err != nil {
 			f.Close()
 			return fmt.Errorf("preallocate %s: %w", path, err)
 		}
@@ -149,10 +150,10 @@ func (ix *index) mapFile(f *os.File, writable bool, entries int64) error {
 		entries = size / int64(entrySize)
 	}
 	if size > 0 {
-		mm, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		mm, err := ix.fs.Mmap(f, int(size))
 		if err != nil {
 			f.Close()
-			return fmt.Errorf("mmap %s: %w", path, err)
+			return err
 		}
 		ix.mm = mm
 	}
@@ -287,7 +288,7 @@ func (ix *index) sync() error {
 	if len(ix.mm) == 0 {
 		return nil
 	}
-	return unix.Msync(ix.mm, unix.MS_SYNC)
+	return ix.fs.Msync(ix.f, ix.mm)
 }
 
 // trim shrinks the file to the used entries. The mapping is kept: only
@@ -297,13 +298,13 @@ func (ix *index) trim() error {
 	if ix.f == nil {
 		return nil // never created: no entries, no file
 	}
-	return ix.f.Truncate(ix.n.Load() * int64(ix.entrySize))
+	return ix.fs.Truncate(ix.f, ix.n.Load()*int64(ix.entrySize))
 }
 
 func (ix *index) close() error {
 	var err error
 	if ix.mm != nil {
-		err = unix.Munmap(ix.mm)
+		err = ix.fs.Munmap(ix.mm)
 		ix.mm = nil
 	}
 	if ix.f != nil {

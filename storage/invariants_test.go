@@ -26,7 +26,7 @@ func mustPanic(t *testing.T, want string, f func()) {
 // built only where they are compiled in).
 func TestInvariantsCatchDrift(t *testing.T) {
 	t.Run("offset index out of order", func(t *testing.T) {
-		ix, err := openIndex(filepath.Join(t.TempDir(), "0.index"), offsetEntrySize, true, 4096, 0, false)
+		ix, err := openIndex(OSFS{}, filepath.Join(t.TempDir(), "0.index"), offsetEntrySize, true, 4096, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func TestInvariantsCatchDrift(t *testing.T) {
 		mustPanic(t, "not after entry", func() { ix.appendOffset(20, 50) })
 	})
 	t.Run("time index offset going back", func(t *testing.T) {
-		ix, err := openIndex(filepath.Join(t.TempDir(), "0.timeindex"), timeEntrySize, true, 4096, 0, false)
+		ix, err := openIndex(OSFS{}, filepath.Join(t.TempDir(), "0.timeindex"), timeEntrySize, true, 4096, 0, false)
 		if err != nil {
 			t.Fatal(err)
 		}

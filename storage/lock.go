@@ -29,22 +29,17 @@ type DirLock struct {
 // half a recovery) is exactly what the lock is for. The file itself is never
 // removed (removing it would let a third process lock a new inode while the
 // first still holds the old one).
-func LockDir(dir string) (*DirLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func LockDir(fs FS, dir string) (*DirLock, error) {
+	fs = fsOrDefault(fs)
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := fs.Lock(f); err != nil {
 		f.Close()
 		if err == unix.EWOULDBLOCK {
 			return nil, fmt.Errorf("%s: %w (is another ringbrokerd or Kafka broker using this log dir?)", path, ErrDirLocked)

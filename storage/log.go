@@ -57,6 +57,7 @@ type Stats interface {
 // Options are what the opener (normally Manager) knows beyond Config.
 type Options struct {
 	IO    IO    // nil = NewPortableIO()
+	FS    FS    // every other file operation; nil = OSFS
 	Clock Clock // nil = wall clock
 	Logf  func(format string, args ...any)
 	Stats Stats // nil = not recorded
@@ -79,6 +80,7 @@ type Log struct {
 	cfg       Config
 	pol       policy
 	io        IO
+	fs        FS
 	clock     Clock
 	logf      func(string, ...any)
 	stats     Stats // nil: not recorded
@@ -150,7 +152,8 @@ const (
 // Open opens (creating if needed) the partition log in dir, recovering it
 // unless opts.CleanShutdown, and starts its writer goroutine.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	fs := fsOrDefault(opts.FS)
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	// Index entries hold u32 positions: a segment cannot exceed 2 GiB
@@ -158,7 +161,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
 	l := &Log{
 		dir: dir, topic: opts.Topic, partition: opts.Partition,
-		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf,
+		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, fs: fs, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf,
 		leaderEpoch: -1, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		tsSoFar: -1, tsOffSoFar: -1,
 	}
@@ -190,7 +193,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 // load discovers segments, recovers, and sets offsets. Runs before the
 // writer goroutine exists, so it touches writer-owned state freely.
 func (l *Log) load(opts Options) error {
-	ents, err := os.ReadDir(l.dir)
+	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
@@ -209,8 +212,8 @@ func (l *Log) load(opts Options) error {
 		name := e.Name()
 		ext := filepath.Ext(name)
 		if ext == ".index" || ext == ".timeindex" {
-			if _, err := os.Stat(filepath.Join(l.dir, strings.TrimSuffix(name, ext)+".log")); os.IsNotExist(err) {
-				os.Remove(filepath.Join(l.dir, name))
+			if _, err := l.fs.Stat(filepath.Join(l.dir, strings.TrimSuffix(name, ext)+".log")); os.IsNotExist(err) {
+				l.fs.Remove(filepath.Join(l.dir, name))
 			}
 		}
 	}
@@ -230,8 +233,8 @@ func (l *Log) load(opts Options) error {
 	var buf []byte
 	for i, b := range bases {
 		last := i == len(bases)-1
-		_, e1 := os.Stat(segmentName(l.dir, b, ".index"))
-		_, e2 := os.Stat(segmentName(l.dir, b, ".timeindex"))
+		_, e1 := l.fs.Stat(segmentName(l.dir, b, ".index"))
+		_, e2 := l.fs.Stat(segmentName(l.dir, b, ".timeindex"))
 		missingIndex := e1 != nil || e2 != nil
 		s, err := l.openSegment(b, last, now)
 		if err != nil {
@@ -255,7 +258,7 @@ func (l *Log) load(opts Options) error {
 			s.next = res.nextOffset
 			if res.stopReason != nil && res.validBytes < size {
 				l.warnf("log %s: segment %d: truncated at byte %d of %d (offset %d): %v", l.dir, b, res.validBytes, size, res.nextOffset, res.stopReason)
-				if err := s.f.Truncate(res.validBytes); err != nil {
+				if err := l.fs.Truncate(s.f, res.validBytes); err != nil {
 					return fmt.Errorf("truncate %s: %w", s.path, err)
 				}
 				size = res.validBytes
@@ -263,7 +266,7 @@ func (l *Log) load(opts Options) error {
 				for _, nb := range bases[i+1:] {
 					l.warnf("log %s: deleting segment %d after truncation point", l.dir, nb)
 					for _, ext := range []string{".log", ".index", ".timeindex"} {
-						os.Remove(segmentName(l.dir, nb, ext))
+						l.fs.Remove(segmentName(l.dir, nb, ext))
 					}
 				}
 				bases = bases[:i+1]
@@ -304,7 +307,7 @@ func (l *Log) load(opts Options) error {
 	}
 	fresh := len(l.segments) == 0
 	if fresh {
-		s, err := createSegment(l.dir, opts.LogStartOffset, &l.cfg, now)
+		s, err := createSegment(l.fs, l.dir, opts.LogStartOffset, &l.cfg, now)
 		if err != nil {
 			return err
 		}
@@ -358,7 +361,7 @@ func (l *Log) load(opts Options) error {
 			return err
 		}
 	}
-	return syncDir(l.dir)
+	return l.fs.SyncDir(l.dir)
 }
 
 // durableNames makes s's directory entries durable (fsync of l.dir, and
@@ -381,12 +384,12 @@ func (l *Log) durableNames(s *segment) error {
 		return nil
 	}
 	if l.parentDirUnsynced {
-		if err := syncDir(filepath.Dir(l.dir)); err != nil {
+		if err := l.fs.SyncDir(filepath.Dir(l.dir)); err != nil {
 			return err
 		}
 		l.parentDirUnsynced = false
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		return err
 	}
 	s.namesDurable.Store(true)
@@ -400,11 +403,11 @@ func (l *Log) openSegment(base int64, active bool, now int64) (*segment, error) 
 		return l.reopenActive(base, now)
 	}
 	p := segmentName(l.dir, base, ".log")
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	f, err := l.fs.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
-	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
+	s := &segment{fs: l.fs, base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
 	s.refs.Store(1)
 	if err := s.openIndexes(false, 0, 0, 0); err != nil {
 		f.Close()
@@ -415,15 +418,15 @@ func (l *Log) openSegment(base int64, active bool, now int64) (*segment, error) 
 
 func (l *Log) reopenActive(base int64, now int64) (*segment, error) {
 	p := segmentName(l.dir, base, ".log")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := l.fs.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
+	s := &segment{fs: l.fs, base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: now}
 	s.refs.Store(1)
 	// Keep the entries the trimmed (clean) files hold; a crashed, still
 	// preallocated file is rebuilt by recovery anyway.
-	oi, ti := fileEntries(s.indexPath(), offsetEntrySize), fileEntries(s.timeIndexPath(), timeEntrySize)
+	oi, ti := fileEntries(l.fs, s.indexPath(), offsetEntrySize), fileEntries(l.fs, s.timeIndexPath(), timeEntrySize)
 	if err := s.openIndexes(true, l.cfg.IndexMaxBytes, oi, ti); err != nil {
 		f.Close()
 		return nil, err
@@ -431,8 +434,8 @@ func (l *Log) reopenActive(base int64, now int64) (*segment, error) {
 	return s, nil
 }
 
-func fileEntries(path string, entrySize int) int64 {
-	fi, err := os.Stat(path)
+func fileEntries(fs FS, path string, entrySize int) int64 {
+	fi, err := fs.Stat(path)
 	if err != nil {
 		return 0
 	}
@@ -470,20 +473,15 @@ func fileSize(f *os.File) (int64, error) {
 	return fi.Size(), nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // active returns the active segment. REQUIRES: mu held, or writer goroutine.
 func (l *Log) active() *segment { return l.segments[len(l.segments)-1] }
 
 // Dir is the partition directory.
 func (l *Log) Dir() string { return l.dir }
+
+// FS is the filesystem the log's files go through; files kept beside a
+// partition's segments (the broker's producer snapshots) use it too.
+func (l *Log) FS() FS { return l.fs }
 
 // Topic and Partition identify the log (as given in Options).
 func (l *Log) Topic() string { return l.topic }

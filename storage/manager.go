@@ -22,6 +22,9 @@ type ManagerOptions struct {
 	// NewIO makes the IO backend of each log (nil = NewPortableIO). Use
 	// NewUringIO to put each log's writes on its own io_uring.
 	NewIO func() (IO, error)
+	// FS does every other file operation of the dir and its logs
+	// (nil = OSFS).
+	FS    FS
 	Clock Clock
 	Logf  func(format string, args ...any)
 	Stats Stats // given to every log (nil = not recorded)
@@ -90,26 +93,27 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 	if opts.Warnf == nil {
 		opts.Warnf = opts.Logf
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	opts.FS = fsOrDefault(opts.FS)
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	m := &Manager{dir: dir, opts: opts, logs: map[TopicPartition]*Log{}, busy: map[TopicPartition]chan struct{}{}}
 	var err error
-	if m.recoveryPoints, err = ReadCheckpoint(filepath.Join(dir, RecoveryPointCheckpointFile)); err != nil {
+	if m.recoveryPoints, err = ReadCheckpoint(opts.FS, filepath.Join(dir, RecoveryPointCheckpointFile)); err != nil {
 		opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
 		m.recoveryPoints = map[TopicPartition]int64{}
 	}
-	if m.logStarts, err = ReadCheckpoint(filepath.Join(dir, LogStartOffsetCheckpointFile)); err != nil {
+	if m.logStarts, err = ReadCheckpoint(opts.FS, filepath.Join(dir, LogStartOffsetCheckpointFile)); err != nil {
 		opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
 		m.logStarts = map[TopicPartition]int64{}
 	}
 	marker := filepath.Join(dir, CleanShutdownFile)
-	if _, err := os.Stat(marker); err == nil {
+	if _, err := opts.FS.Stat(marker); err == nil {
 		m.clean = true
-		if err := os.Remove(marker); err != nil {
+		if err := opts.FS.Remove(marker); err != nil {
 			return nil, err
 		}
-		if err := syncDir(dir); err != nil {
+		if err := opts.FS.SyncDir(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -125,7 +129,7 @@ func (m *Manager) HadCleanShutdown() bool { return m.clean }
 // Existing lists the partitions that have a directory under the log dir
 // (<topic>-<partition>), for the broker to reopen at startup.
 func (m *Manager) Existing() ([]TopicPartition, error) {
-	ents, err := os.ReadDir(m.dir)
+	ents, err := m.opts.FS.ReadDir(m.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +201,7 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 // open makes the IO backend and opens the log. REQUIRES: tp marked busy by
 // the caller; m.mu not held.
 func (m *Manager) open(tp TopicPartition, cfg Config, opts Options) (*Log, error) {
+	opts.FS = m.opts.FS
 	if m.opts.NewIO != nil {
 		var err error
 		if opts.IO, err = m.opts.NewIO(); err != nil {
@@ -317,7 +322,7 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	if l != nil {
 		l.Close()
 	}
-	err := removePartitionDir(filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
+	err := removePartitionDir(m.opts.FS, filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
 	m.mu.Lock()
 	delete(m.busy, tp)
 	m.mu.Unlock()
@@ -334,19 +339,19 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 const DeleteSuffix = "-delete"
 
 // removePartitionDir renames dir aside under DeleteSuffix, then removes it.
-func removePartitionDir(dir string) error {
+func removePartitionDir(fs FS, dir string) error {
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return err
 	}
 	aside := dir + "." + hex.EncodeToString(id[:]) + DeleteSuffix
-	if err := os.Rename(dir, aside); err != nil {
+	if err := fs.Rename(dir, aside); err != nil {
 		if os.IsNotExist(err) {
 			return nil
 		}
 		return err
 	}
-	return os.RemoveAll(aside)
+	return fs.RemoveAll(aside)
 }
 
 // IsDeletedPartitionDir reports whether name is a partition directory
@@ -377,8 +382,8 @@ func (m *Manager) Checkpoint() error {
 	rp, ls := m.checkpointMapsLocked(m.logs)
 	m.mu.Unlock()
 	return errors.Join(
-		WriteCheckpoint(filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
-		WriteCheckpoint(filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
+		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
+		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
 }
 
 // Close closes every log (writing out and fdatasyncing what they accepted),
@@ -404,22 +409,22 @@ func (m *Manager) Close() error {
 	markClean := m.clean || !m.openFailed
 	m.mu.Unlock()
 	errs = append(errs,
-		WriteCheckpoint(filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
-		WriteCheckpoint(filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
+		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
+		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	if !markClean {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(m.dir, CleanShutdownFile))
+	f, err := m.opts.FS.OpenFile(filepath.Join(m.dir, CleanShutdownFile), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(m.dir)
+	return m.opts.FS.SyncDir(m.dir)
 }
 
 // checkpointMapsLocked merges the open logs' offsets over what the files

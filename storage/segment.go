@@ -17,6 +17,7 @@ import (
 // with the high watermark. size is additionally atomic so Region users can
 // read it without the log lock.
 type segment struct {
+	fs   FS
 	base int64
 	path string // .log path; index paths derive from it
 	f    *os.File
@@ -45,13 +46,13 @@ func segmentName(dir string, base int64, ext string) string {
 }
 
 // createSegment makes a new empty active segment.
-func createSegment(dir string, base int64, cfg *Config, nowNs int64) (*segment, error) {
+func createSegment(fs FS, dir string, base int64, cfg *Config, nowNs int64) (*segment, error) {
 	p := segmentName(dir, base, ".log")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fs.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	s := &segment{base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: nowNs}
+	s := &segment{fs: fs, base: base, path: p, f: f, next: base, syncedTo: base, maxTs: -1, maxTsOffset: -1, createdNs: nowNs}
 	s.refs.Store(1)
 	// Index files are created at the first write (see index).
 	if err := s.openIndexes(true, cfg.IndexMaxBytes, 0, 0); err != nil {
@@ -65,10 +66,10 @@ func createSegment(dir string, base int64, cfg *Config, nowNs int64) (*segment, 
 // created when the segment is first written, createIndexes).
 func (s *segment) openIndexes(writable bool, maxBytes int, offEntries, timeEntries int64) error {
 	var err error
-	if s.idx, err = openIndex(s.indexPath(), offsetEntrySize, writable, maxBytes, offEntries, true); err != nil {
+	if s.idx, err = openIndex(s.fs, s.indexPath(), offsetEntrySize, writable, maxBytes, offEntries, true); err != nil {
 		return err
 	}
-	if s.tidx, err = openIndex(s.timeIndexPath(), timeEntrySize, writable, maxBytes, timeEntries, true); err != nil {
+	if s.tidx, err = openIndex(s.fs, s.timeIndexPath(), timeEntrySize, writable, maxBytes, timeEntries, true); err != nil {
 		s.idx.close()
 		return err
 	}
@@ -127,7 +128,7 @@ func (s *segment) rebuildIndexes(interval int, buf []byte) (scanResult, int64, i
 	if err != nil {
 		return scanResult{nextOffset: s.base, stopReason: err}, maxTs, maxTsOff, buf
 	}
-	res, buf := scanSegment(s.f, fi.Size(), s.base, buf, func(pos int64, bi batchInfo) {
+	res, buf := scanSegment(fileReader{s.fs, s.f}, fi.Size(), s.base, buf, func(pos int64, bi batchInfo) {
 		s.indexBatch(pos, bi, interval, &maxTs, &maxTsOff)
 	})
 	return res, maxTs, maxTsOff, buf
@@ -164,7 +165,7 @@ func (s *segment) untrimIndexes() error {
 		if ix.f == nil {
 			continue // never created: nothing was trimmed
 		}
-		if err := ix.f.Truncate(int64(len(ix.mm))); err != nil {
+		if err := ix.fs.Truncate(ix.f, int64(len(ix.mm))); err != nil {
 			return err
 		}
 	}
@@ -202,7 +203,7 @@ func (s *segment) unlink() error {
 	}
 	var first error
 	for _, p := range []string{s.path, s.indexPath(), s.timeIndexPath()} {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) && first == nil {
+		if err := s.fs.Remove(p); err != nil && !os.IsNotExist(err) && first == nil {
 			first = err
 		}
 	}
@@ -219,7 +220,7 @@ func (s *segment) readHeader(pos, limit int64, h *[batchHeaderSize]byte) (batchI
 	if limit-pos < batchHeaderSize {
 		return batchInfo{}, false
 	}
-	if _, err := s.f.ReadAt(h[:], pos); err != nil {
+	if _, err := (fileReader{s.fs, s.f}).ReadAt(h[:], pos); err != nil {
 		return batchInfo{}, false
 	}
 	bi, err := parseBatchHeader(h[:])
