@@ -120,18 +120,28 @@ func TestPowerLoss(t *testing.T) {
 		seeds = v // opt-in soak: LOG_POWERLOSS_SEEDS=500
 	}
 	for _, flushEvery := range []bool{true, false} {
-		for seed := int64(1); seed <= seeds; seed++ {
-			t.Run(fmt.Sprintf("flush1=%v/seed=%d", flushEvery, seed), func(t *testing.T) {
-				powerLossRound(t, flushEvery, seed)
-			})
+		for _, allFiles := range []bool{false, true} {
+			for seed := int64(1); seed <= seeds; seed++ {
+				t.Run(fmt.Sprintf("flush1=%v/fs=%v/seed=%d", flushEvery, allFiles, seed), func(t *testing.T) {
+					powerLossRound(t, flushEvery, allFiles, seed)
+				})
+			}
 		}
 	}
 }
 
-func powerLossRound(t *testing.T, flushEvery bool, seed int64) {
+// powerLossRound: with allFiles the FaultIO is the log's FS too, so the
+// power loss also shrinks index files to their last msync and undoes
+// directory entries (segments created by rolls) that no dir sync covered.
+func powerLossRound(t *testing.T, flushEvery, allFiles bool, seed int64) {
 	rng := rand.New(rand.NewSource(seed))
 	dir := t.TempDir()
 	fio := NewFaultIO(nil)
+	fio.SetScratchDir(t.TempDir())
+	var fs FS
+	if allFiles {
+		fs = fio
+	}
 	cfg := testConfig()
 	cfg.SegmentBytes = 4096 + int64(rng.Intn(8192))
 	if flushEvery {
@@ -141,7 +151,7 @@ func powerLossRound(t *testing.T, flushEvery bool, seed int64) {
 	var maxAcked int64 = -1
 	seq := int64(0)
 	for life := 0; life < 3; life++ {
-		l, err := Open(dir, cfg, Options{IO: fio})
+		l, err := Open(dir, cfg, Options{IO: fio, FS: fs})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,16 +1,21 @@
 package storage
 
 import (
-	"errors"
-	"math/rand"
 	"os"
 	"sync"
 )
 
-// FaultIO wraps another IO and injects faults, for tests (pebble's errorfs,
-// TigerBeetle's testing/io in spirit). It also remembers, per file, how many
-// bytes were covered by the last successful fdatasync, so PowerLoss can
-// drop everything that was not.
+// FaultIO is the fault-injecting backend, for tests (pebble's errorfs and
+// its crashable memfs, TigerBeetle's testing/io in spirit). It is an IO
+// (wrapping another for the writes) and an FS (faultfs.go, over the real
+// filesystem), so one FaultIO given as both sees every durable file. It
+// remembers, per file, how many bytes the last successful fdatasync, fsync
+// or msync covered, and which directory entries no SyncDir has made
+// durable yet, so PowerLoss can drop everything that was not.
+//
+// Faults: SetWriteError and SetSyncError fail every data write or sync;
+// Inject fails chosen operations (the Nth rename under a dir, ENOSPC on
+// an index msync, EIO on a pread).
 //
 // All knobs are safe to change while the log runs.
 type FaultIO struct {
@@ -24,6 +29,12 @@ type FaultIO struct {
 	syncEntered chan string   // non-nil: gets each gated Datasync's file name
 	writes      int           // successful Writev calls
 	files       map[string]*faultFile
+
+	// The FS side (faultfs.go): injected faults, and the directory
+	// changes not yet made durable by a SyncDir, oldest first.
+	injections []*Injection
+	pending    []*dirOp
+	scratch    string // where removed entries wait until durable (lazily made)
 }
 
 type faultFile struct {
@@ -31,7 +42,8 @@ type faultFile struct {
 	written int64 // largest end written through us
 }
 
-// NewFaultIO wraps inner (nil = PortableIO).
+// NewFaultIO wraps inner (nil = PortableIO). The FS methods act on the real
+// filesystem (OSFS).
 func NewFaultIO(inner IO) *FaultIO {
 	if inner == nil {
 		inner = NewPortableIO()
@@ -64,6 +76,9 @@ func (f *FaultIO) file(name string) *faultFile {
 func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
 	f.mu.Lock()
 	werr, short := f.writeErr, f.shortWrites
+	if werr == nil {
+		werr = f.injectedLocked(OpWrite, file.Name(), "")
+	}
 	f.mu.Unlock()
 	if werr != nil {
 		// A failing write may still have put some bytes in the file: write
@@ -119,6 +134,9 @@ func (f *FaultIO) SetSyncGate(gate chan struct{}, entered chan string) {
 func (f *FaultIO) Datasync(file *os.File) error {
 	f.mu.Lock()
 	serr, gate, entered := f.syncErr, f.syncGate, f.syncEntered
+	if serr == nil {
+		serr = f.injectedLocked(OpSync, file.Name(), "")
+	}
 	f.mu.Unlock()
 	if gate != nil {
 		if entered != nil {
@@ -148,41 +166,3 @@ func (f *FaultIO) Datasync(file *os.File) error {
 // Close implements IO. The inner IO is not closed: a FaultIO is reused
 // across reopen in tests.
 func (f *FaultIO) Close() error { return nil }
-
-// PowerLoss simulates losing the page cache: for every file written through
-// f, bytes past the last fdatasync are dropped. With rng non-nil a random
-// prefix of the unsynced tail survives and, half the time, a few garbage
-// bytes follow it (a torn sector), which recovery must cut off. Call it
-// after the log was abandoned (crashClose), before reopening.
-func (f *FaultIO) PowerLoss(rng *rand.Rand) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var errs []error
-	for name, ff := range f.files {
-		fi, err := os.Stat(name)
-		if err != nil {
-			continue // deleted by retention
-		}
-		keep := min(ff.synced, fi.Size())
-		torn := false
-		if rng != nil && fi.Size() > keep {
-			keep += rng.Int63n(fi.Size() - keep + 1)
-			torn = true // only an unsynced tail can come back as garbage
-		}
-		if err := os.Truncate(name, keep); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if torn && rng.Intn(2) == 0 {
-			junk := make([]byte, 1+rng.Intn(64))
-			rng.Read(junk)
-			if fh, err := os.OpenFile(name, os.O_WRONLY, 0); err == nil {
-				fh.WriteAt(junk, keep)
-				fh.Close()
-			}
-		}
-		ff.synced = min(ff.synced, keep)
-		ff.written = keep
-	}
-	return errors.Join(errs...)
-}
