@@ -116,3 +116,45 @@ func TestFaultFSInject(t *testing.T) {
 		t.Fatalf("WriteFileAtomic took %d steps, want 5", steps.Matched())
 	}
 }
+
+// TestRecoveryReadErrorRefusesOpen: an I/O error while recovery scans a
+// segment (EIO on pread) is no proof of a torn tail: the
+// open fails and nothing is truncated or deleted; the next open, with the
+// disk readable again, finds every record.
+func TestRecoveryReadErrorRefusesOpen(t *testing.T) {
+	dir := t.TempDir()
+	f := NewFaultIO(nil)
+	cfg := testConfig()
+	cfg.SegmentBytes = 2048
+	cfg.FlushMessages = 1
+	l, err := Open(dir, cfg, Options{IO: f, FS: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 12; i++ {
+		if r := syncAppend(t, l, makeBatch(1, 300, int64(i), 1)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if len(l.segments) < 3 {
+		t.Fatalf("want several segments, have %d", len(l.segments))
+	}
+	second := l.segments[1].path
+	l.crashClose()
+	f.Inject(Fault{Op: OpRead, Path: second, Err: syscall.EIO})
+	if l2, err := Open(dir, cfg, Options{IO: f, FS: f}); err == nil {
+		l2.Close()
+		t.Fatal("open succeeded although a segment could not be read")
+	} else if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("open: %v, want EIO", err)
+	}
+	f.Clear()
+	l, err = Open(dir, cfg, Options{IO: f, FS: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := readAll(t, l, 0); len(got) != 12 {
+		t.Fatalf("%d batches after the failed open, want 12", len(got))
+	}
+}

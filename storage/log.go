@@ -255,6 +255,11 @@ func (l *Log) load(opts Options) error {
 		if recover {
 			var res scanResult
 			res, s.maxTs, s.maxTsOffset, buf = s.rebuildIndexes(l.cfg.IndexIntervalBytes, buf)
+			if res.readErr != nil {
+				// Unreadable is not torn: truncating here would delete
+				// this segment's tail and every later segment.
+				return fmt.Errorf("recovering segment %d: %w", b, res.readErr)
+			}
 			s.next = res.nextOffset
 			if res.stopReason != nil && res.validBytes < size {
 				l.warnf("log %s: segment %d: truncated at byte %d of %d (offset %d): %v", l.dir, b, res.validBytes, size, res.nextOffset, res.stopReason)
@@ -280,6 +285,9 @@ func (l *Log) load(opts Options) error {
 					s.next, s.maxTs, s.maxTsOffset = res.nextOffset, -1, -1
 					res, s.maxTs, s.maxTsOffset, buf = s.rebuildIndexes(l.cfg.IndexIntervalBytes, buf)
 					l.segments = append(l.segments, s)
+					if res.readErr != nil {
+						return fmt.Errorf("recovering segment %d: %w", b, res.readErr)
+					}
 				}
 			}
 		} else {

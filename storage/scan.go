@@ -14,6 +14,10 @@ type scanResult struct {
 	nextOffset int64
 	batches    int
 	stopReason error // nil when the whole input was valid
+	// readErr: the scan stopped because the file could not be read (EIO,
+	// not EOF). That says nothing about the bytes: recovery must fail,
+	// not truncate at validBytes.
+	readErr error
 }
 
 // scanSegment walks the record batches of one segment from position 0,
@@ -37,6 +41,9 @@ func scanSegment(r io.ReaderAt, size, baseOffset int64, buf []byte, fn func(pos 
 		}
 		if _, err := r.ReadAt(hdr[:], pos); err != nil {
 			res.stopReason = fmt.Errorf("read header at %d: %w", pos, err)
+			if !errors.Is(err, io.EOF) {
+				res.readErr = res.stopReason
+			}
 			return res, buf
 		}
 		bi, err := parseBatchHeader(hdr[:])
@@ -62,6 +69,9 @@ func scanSegment(r io.ReaderAt, size, baseOffset int64, buf []byte, fn func(pos 
 		b := buf[:bi.length]
 		if _, err := r.ReadAt(b, pos); err != nil && !(errors.Is(err, io.EOF) && int64(bi.length) == size-pos) {
 			res.stopReason = fmt.Errorf("read batch at %d: %w", pos, err)
+			if !errors.Is(err, io.EOF) {
+				res.readErr = res.stopReason
+			}
 			return res, buf
 		}
 		if !checkBatchCRC(b) {

@@ -126,7 +126,7 @@ func (s *segment) rebuildIndexes(interval int, buf []byte) (scanResult, int64, i
 	maxTs, maxTsOff := int64(-1), int64(-1)
 	fi, err := s.f.Stat()
 	if err != nil {
-		return scanResult{nextOffset: s.base, stopReason: err}, maxTs, maxTsOff, buf
+		return scanResult{nextOffset: s.base, stopReason: err, readErr: err}, maxTs, maxTsOff, buf
 	}
 	res, buf := scanSegment(fileReader{s.fs, s.f}, fi.Size(), s.base, buf, func(pos int64, bi batchInfo) {
 		s.indexBatch(pos, bi, interval, &maxTs, &maxTsOff)
