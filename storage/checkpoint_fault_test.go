@@ -41,7 +41,7 @@ func checkpointScenario(t *testing.T, dir string, f *FaultIO) (*Manager, *Log, i
 	cfg := testConfig()
 	cfg.SegmentBytes = 2048
 	cfg.FlushMessages = 1
-	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: func() (IO, error) { return f, nil }})
+	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func checkpointFaultRound(t *testing.T, op checkpointOp, k int, mode string, see
 	}
 	cfg := testConfig()
 	cfg.SegmentBytes = 2048
-	m2, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: func() (IO, error) { return f, nil }})
+	m2, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,8 @@ import (
 // FaultIO is the fault-injecting backend, for tests (pebble's errorfs and
 // its crashable memfs, TigerBeetle's testing/io in spirit). It is an IO
 // (wrapping another for the writes) and an FS (faultfs.go, over the real
-// filesystem), so one FaultIO given as both sees every durable file. It
+// filesystem), so one FaultIO given as the FS and, through NewIO, as every
+// log's IO sees every durable file. It
 // remembers, per file, how many bytes the last successful fdatasync, fsync
 // or msync covered, and which directory entries no SyncDir has made
 // durable yet, so PowerLoss can drop everything that was not.
@@ -72,8 +73,30 @@ func (f *FaultIO) file(name string) *faultFile {
 	return ff
 }
 
+// NewIO returns an IO for one more log that shares f's faults, file
+// tracking and power loss but writes through its own PortableIO (an IO
+// serves one log: the portable backend keeps a per-log iovec array). Pass
+// it as ManagerOptions.NewIO when f is also the FS of many logs.
+func (f *FaultIO) NewIO() (IO, error) { return &faultLogIO{f: f, inner: NewPortableIO()}, nil }
+
+// faultLogIO is one log's view of a shared FaultIO.
+type faultLogIO struct {
+	f     *FaultIO
+	inner IO
+}
+
+func (v *faultLogIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	return v.f.writev(v.inner, file, iov, off, datasync)
+}
+func (v *faultLogIO) Datasync(file *os.File) error { return v.f.datasync(v.inner, file) }
+func (v *faultLogIO) Close() error                 { return v.inner.Close() }
+
 // Writev implements IO.
 func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	return f.writev(f.inner, file, iov, off, datasync)
+}
+
+func (f *FaultIO) writev(inner IO, file *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
 	f.mu.Lock()
 	werr, short := f.writeErr, f.shortWrites
 	if werr == nil {
@@ -84,7 +107,7 @@ func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) 
 		// A failing write may still have put some bytes in the file: write
 		// half of the first iovec so the log must clean up after itself.
 		if len(iov) > 0 && len(iov[0]) > 1 {
-			f.inner.Writev(file, [][]byte{iov[0][:len(iov[0])/2]}, off, false)
+			inner.Writev(file, [][]byte{iov[0][:len(iov[0])/2]}, off, false)
 		}
 		return 0, false, &os.PathError{Op: "pwritev", Path: file.Name(), Err: werr}
 	}
@@ -102,7 +125,7 @@ func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) 
 		}
 		iov, datasync = cut, false
 	}
-	n, _, err := f.inner.Writev(file, iov, off, false)
+	n, _, err := inner.Writev(file, iov, off, false)
 	f.mu.Lock()
 	ff := f.file(file.Name())
 	ff.written = max(ff.written, off+int64(n))
@@ -113,7 +136,7 @@ func (f *FaultIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) 
 	if err != nil || !datasync || n < total {
 		return n, false, err
 	}
-	if err := f.Datasync(file); err != nil {
+	if err := f.datasync(inner, file); err != nil {
 		return n, false, err
 	}
 	return n, true, nil
@@ -131,7 +154,9 @@ func (f *FaultIO) SetSyncGate(gate chan struct{}, entered chan string) {
 }
 
 // Datasync implements IO.
-func (f *FaultIO) Datasync(file *os.File) error {
+func (f *FaultIO) Datasync(file *os.File) error { return f.datasync(f.inner, file) }
+
+func (f *FaultIO) datasync(inner IO, file *os.File) error {
 	f.mu.Lock()
 	serr, gate, entered := f.syncErr, f.syncGate, f.syncEntered
 	if serr == nil {
@@ -150,7 +175,7 @@ func (f *FaultIO) Datasync(file *os.File) error {
 	if serr != nil {
 		return &os.PathError{Op: "fdatasync", Path: file.Name(), Err: serr}
 	}
-	if err := f.inner.Datasync(file); err != nil {
+	if err := inner.Datasync(file); err != nil {
 		return err
 	}
 	fi, err := file.Stat()
