@@ -288,6 +288,7 @@ func (r *Registry) createPartitionLogs(t *Topic, first int32, dirs []int) ([]*Pa
 	r.creating = append(r.creating, storedCreate{Name: t.Name, ID: t.ID, First: first})
 	if err := r.persistLocked(); err != nil {
 		r.creating = r.creating[:len(r.creating)-1]
+		r.unpersistLocked(err)
 		return nil, fmt.Errorf("recording the create in the topic table: %w", err)
 	}
 	parts, err := r.openPartitions(t, first, dirs, true)
@@ -400,6 +401,7 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 		delete(r.topics, name)
 		delete(r.byID, t.ID)
 		r.mu.Unlock()
+		r.unpersistLocked(err)
 		for _, p := range t.Partitions {
 			r.mgrs[p.dir].DeleteLog(name, p.Index)
 		}
@@ -453,11 +455,25 @@ func (r *Registry) DeleteTopic(name string) error {
 		r.tombstones = r.tombstones[n-maxTombstones:]
 	}
 	if err := r.persistLocked(); err != nil {
+		deleted := r.tombstones
 		r.tombstones = oldTombstones
 		r.mu.Lock()
 		r.topics[name] = t
 		r.byID[t.ID] = t
 		r.mu.Unlock()
+		if !r.unpersistLocked(err) {
+			// The table on disk may say deleted and we cannot say
+			// otherwise: serve the topic no more (a record acknowledged
+			// now would be deleted by the next start), but keep its
+			// logs; the next start removes them if the table it reads
+			// says deleted, and serves them if not.
+			r.tombstones = deleted
+			r.mu.Lock()
+			delete(r.topics, name)
+			delete(r.byID, t.ID)
+			r.mu.Unlock()
+			r.log.Error("topic deletion may or may not have been recorded; the topic is no longer served, and the next start finishes or undoes the deletion", zap.String("topic", name), zap.Error(err))
+		}
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
 	for _, p := range t.Partitions {
@@ -502,6 +518,7 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 		r.mu.Lock()
 		t.Partitions = old
 		r.mu.Unlock()
+		r.unpersistLocked(err)
 		for _, p := range added {
 			r.mgrs[p.dir].DeleteLog(name, p.Index)
 		}
@@ -534,6 +551,7 @@ func (r *Registry) SetTopicConfigs(name string, configs map[string]string, valid
 		r.mu.Lock()
 		t.Configs, t.settings = oldConfigs, oldSettings
 		r.mu.Unlock()
+		r.unpersistLocked(err)
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
 	// Settings the broker applies itself (max.message.bytes,
@@ -697,6 +715,29 @@ func (r *Registry) persistLocked() error {
 		r.log.Warn("a copy of the topic table could not be written; that log dir keeps an older one", zap.Uint64("generation", r.generation), zap.Error(err))
 	}
 	return nil
+}
+
+// unpersistLocked is called after persistLocked failed with err, once the
+// caller has rolled its change back in memory, and reports whether the
+// table on disk is now known to be the rolled-back one. A copy whose write
+// failed may still hold the change: storage.WriteFileAtomic fails after
+// its rename when the directory fsync fails (storage.ErrNotDurable), and
+// that copy, the newest generation, would win at the next start, which
+// would then apply a change the client was told failed (a DeleteTopic
+// reported failed, then records acknowledged to that topic, then a
+// restart deleting them all). Writing the rolled-back table, one
+// generation newer, outranks it. When that fails too the caller must leave
+// memory in a state that is safe whichever table the next start reads.
+// REQUIRES: writeMu held.
+func (r *Registry) unpersistLocked(err error) bool {
+	if !errors.Is(err, storage.ErrNotDurable) {
+		return true // no copy was replaced
+	}
+	if err := r.persistLocked(); err != nil {
+		r.log.Error("the topic table on disk may hold a change that failed; the next topic change rewrites it", zap.Error(err))
+		return false
+	}
+	return true
 }
 
 func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

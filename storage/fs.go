@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -176,7 +177,8 @@ func (OSFS) Lock(f *os.File) error {
 // WriteFileAtomic replaces path with data through fs so that a crash
 // leaves the old content or the new, never a mix: a temp file beside it,
 // fsync, rename, fsync of the directory. Checkpoints and the broker's small
-// metadata files use it.
+// metadata files use it. An error wrapping ErrNotDurable means the new
+// content is in place but may not survive a crash.
 func WriteFileAtomic(fs FS, path string, data []byte) error {
 	fs = fsOrDefault(fs)
 	tmp := path + ".tmp"
@@ -201,8 +203,18 @@ func WriteFileAtomic(fs FS, path string, data []byte) error {
 	if err := fs.Rename(tmp, path); err != nil {
 		return err
 	}
-	return fs.SyncDir(filepath.Dir(path))
+	if err := fs.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
+
+// ErrNotDurable wraps the error of a WriteFileAtomic that renamed the new
+// content into place but could not fsync the directory: readers see the
+// new content now, and after a crash either may be there. A caller that
+// rolls back on error must also undo what readers (and the next start)
+// may find.
+var ErrNotDurable = errors.New("replaced, but not durably")
 
 // fileReader reads f through fs.Pread with io.ReaderAt semantics (a short
 // read is retried; io.EOF at the end of the file).

@@ -1,0 +1,97 @@
+package broker
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ringbroker/ringbroker/storage"
+)
+
+var flushEvery = map[string]string{"flush.messages": "1"}
+
+// openFaultRegistry opens a registry whose every file operation and log
+// write goes through f.
+func openFaultRegistry(t *testing.T, f *storage.FaultIO, dirs []string) (*Registry, error) {
+	t.Helper()
+	return OpenRegistry(RegistryOptions{LogDirs: dirs, Logger: zaptest.NewLogger(t),
+		FS: f, NewIO: f.NewIO})
+}
+
+// TestDeleteTopicNotDurableIsUndone: a DeleteTopic whose table write
+// renamed the new table into place but could not fsync the directory
+// reports failure, and the topic goes on taking records. The table must
+// then say so: before the fix the next start read the renamed table (the
+// newest generation) and deleted the topic with every record acknowledged
+// after the failed delete.
+func TestDeleteTopicNotDurableIsUndone(t *testing.T) {
+	f := storage.NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
+	dir := t.TempDir()
+	r, err := openFaultRegistry(t, f, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTopic("old", 2, flushEvery, false); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, r, "old", 3)
+	f.Inject(storage.Fault{Op: storage.OpSyncDir, Path: dir, Count: 1})
+	if err := r.DeleteTopic("old"); !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("delete: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if r.Topic("old") == nil {
+		t.Fatal("a delete reported failed dropped the topic")
+	}
+	appendRecords(t, r, "old", 2)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err = openFaultRegistry(t, f, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Topic("old") == nil {
+		t.Fatal("the start after a failed delete deleted the topic and its acknowledged records")
+	}
+	wantWatermarks(t, "after restart", highWatermarks(r, "old", 2), 5, 5)
+}
+
+// TestDeleteTopicUncertainStopsServing: when the table cannot be rewritten
+// either, the disk may say deleted, so the topic is no longer served
+// (nothing acknowledged to it can be lost), its logs stay, and the next
+// start follows the table it finds.
+func TestDeleteTopicUncertainStopsServing(t *testing.T) {
+	f := storage.NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
+	dir := t.TempDir()
+	r, err := openFaultRegistry(t, f, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTopic("old", 2, flushEvery, false); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, r, "old", 3)
+	in := f.Inject(storage.Fault{Op: storage.OpSyncDir, Path: dir})
+	if err := r.DeleteTopic("old"); !errors.Is(err, kerr.KafkaStorageError) {
+		t.Fatalf("delete: %v, want KAFKA_STORAGE_ERROR", err)
+	}
+	if r.Topic("old") != nil {
+		t.Fatal("a delete that may have been recorded left the topic served")
+	}
+	if in.Failed() < 2 {
+		t.Fatalf("the table was not rewritten after the failure (%d failed dir syncs)", in.Failed())
+	}
+	for _, p := range []string{"old-0", "old-1"} {
+		if _, err := f.Stat(filepath.Join(dir, p)); err != nil {
+			t.Fatalf("%s removed although the deletion is uncertain: %v", p, err)
+		}
+	}
+	f.Clear()
+	r.Close()
+}
