@@ -1,0 +1,200 @@
+package broker
+
+// Seeded fault tests of the topic metadata (issue 14 §4): the topic table
+// (ringbroker-topics.json in every log dir, one generation per write) and
+// partition.metadata. Two log dirs hold topic "old" (acknowledged records,
+// flush.messages=1), everything through one storage.FaultIO. For every
+// mutating filesystem step k of an operation (CreateTopic, DeleteTopic,
+// CreatePartitions, SetTopicConfigs) the runs are (faultModes):
+//
+//   - fail-rest: every step from k to the end of the operation fails, then
+//     the disk works again and the broker goes on: it appends a record to
+//     every partition it still serves (acknowledged) and stops cleanly;
+//   - fail: step k alone fails, and the broker goes on as above;
+//   - fail+powerloss: step k fails, then the machine stops (every later
+//     mutating call fails) and loses power;
+//   - freeze+powerloss: the machine stops after k steps and loses power.
+//
+// The next start must succeed with the old state or the new one, never a
+// mix or garbage, and keep every acknowledged record: in particular one
+// acknowledged after an operation that reported failure. The seed (the
+// torn tails of the power loss) is in each run's name.
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/ringbroker/ringbroker/storage"
+)
+
+type metaOp struct {
+	name string
+	run  func(r *Registry) error
+	// want returns the topics (name -> partition count) and old's
+	// retention.ms of the new state.
+	newTopics map[string]int
+	newConfig string
+}
+
+var metaOps = []metaOp{
+	{"create", func(r *Registry) error { _, err := r.CreateTopic("new", 2, flushEvery, false); return err },
+		map[string]int{"old": 2, "new": 2}, ""},
+	{"delete", func(r *Registry) error { return r.DeleteTopic("old") },
+		map[string]int{}, ""},
+	{"partitions", func(r *Registry) error { return r.CreatePartitions("old", 3, false) },
+		map[string]int{"old": 3}, ""},
+	{"config", func(r *Registry) error {
+		return r.SetTopicConfigs("old", map[string]string{"flush.messages": "1", "retention.ms": "123456"}, false)
+	}, map[string]int{"old": 2}, "123456"},
+}
+
+var oldTopics = map[string]int{"old": 2}
+
+// metaScenario makes two log dirs holding topic "old" (2 partitions, one
+// per dir, flush.messages=1) with 3 acknowledged records per partition.
+func metaScenario(t *testing.T, f *storage.FaultIO) (*Registry, []string) {
+	t.Helper()
+	dirs := []string{t.TempDir(), t.TempDir()}
+	r, err := openFaultRegistry(t, f, dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTopic("old", 2, flushEvery, false); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, r, "old", 3)
+	return r, dirs
+}
+
+func topicShape(r *Registry) map[string]int {
+	out := map[string]int{}
+	for _, t := range r.Topics() {
+		out[t.Name] = len(t.Partitions)
+	}
+	return out
+}
+
+func TestTopicMetadataFaultSteps(t *testing.T) {
+	for _, op := range metaOps {
+		f := storage.NewFaultIO(nil)
+		f.SetScratchDir(t.TempDir())
+		r, _ := metaScenario(t, f)
+		count := f.Inject(storage.Fault{Op: storage.OpMutating, Skip: 1 << 30})
+		if err := op.run(r); err != nil {
+			t.Fatal(err)
+		}
+		steps := count.Matched()
+		f.Clear()
+		r.Close()
+		for k := 0; k < steps; k++ {
+			for _, mode := range faultModes(k) {
+				seed := int64(k*3 + len(mode))
+				t.Run(fmt.Sprintf("%s/step=%d/%s/seed=%d", op.name, k, mode, seed), func(t *testing.T) {
+					metaFaultRound(t, op, k, mode, seed)
+				})
+			}
+		}
+	}
+}
+
+// faultModes picks the runs of step k. By default the two strongest: the
+// operation fails from step k on while the broker goes on, and the machine
+// stops after step k. Under the race detector one of them, alternating.
+// RINGBROKER_FAULT_STEPS=all adds a single failure with and without a power
+// loss after it.
+func faultModes(k int) []string {
+	if os.Getenv("RINGBROKER_FAULT_STEPS") == "all" {
+		return []string{"fail", "fail-rest", "fail+powerloss", "freeze+powerloss"}
+	}
+	modes := []string{"fail-rest", "freeze+powerloss"}
+	if raceEnabled || testing.Short() {
+		return modes[k%2 : k%2+1]
+	}
+	return modes
+}
+
+func metaFaultRound(t *testing.T, op metaOp, k int, mode string, seed int64) {
+	f := storage.NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
+	r, dirs := metaScenario(t, f)
+	count := 1
+	if mode == "freeze+powerloss" || mode == "fail-rest" {
+		count = 0
+	}
+	f.Inject(storage.Fault{Op: storage.OpMutating, Skip: k, Count: count, Err: syscall.EIO})
+	opErr := op.run(r)
+	goesOn := mode == "fail" || mode == "fail-rest"
+	if mode == "fail-rest" {
+		f.Clear() // the disk works again
+	}
+	// What the broker still serves gets one more acknowledged record per
+	// partition (when the disk still works).
+	acked := map[string]int{}
+	for name, n := range topicShape(r) {
+		if !goesOn {
+			break
+		}
+		appendRecords(t, r, name, 1)
+		acked[name] = n
+	}
+	if !goesOn {
+		f.Inject(storage.Fault{Op: storage.OpMutating, Err: syscall.EIO}) // the machine stops
+	}
+	r.Close()
+	f.Clear()
+	if !goesOn {
+		if err := f.PowerLoss(rand.New(rand.NewSource(seed))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r2, err := openFaultRegistry(t, f, dirs)
+	if err != nil {
+		t.Fatalf("start after a fault at step %d (op error: %v): %v", k, opErr, err)
+	}
+	defer r2.Close()
+	got := topicShape(r2)
+	isOld, isNew := mapsEqualInt(got, oldTopics), mapsEqualInt(got, op.newTopics)
+	if !isOld && !isNew {
+		t.Fatalf("topics %v after a fault at step %d: neither the old %v nor the new %v (op error: %v)", got, k, oldTopics, op.newTopics, opErr)
+	}
+	if isOld && op.newConfig != "" {
+		retention := r2.Topic("old").ConfigOverrides()["retention.ms"]
+		if retention != "" && retention != op.newConfig {
+			t.Fatalf("retention.ms %q: neither the old nor the new", retention)
+		}
+	}
+	for name, n := range got {
+		for i := 0; i < n; i++ {
+			want := int64(0)
+			if name == "old" && i < 2 {
+				want = 3
+			}
+			if _, ok := acked[name]; ok && i < acked[name] {
+				want++
+			}
+			if hw := r2.Partition(name, int32(i)).Log.HighWatermark(); hw < want {
+				t.Fatalf("%s-%d: high watermark %d, want >= %d acknowledged (op error: %v)", name, i, hw, want, opErr)
+			}
+		}
+	}
+	for name := range acked {
+		if _, ok := got[name]; !ok {
+			t.Fatalf("topic %s lost after records were acknowledged to it (op error: %v)", name, opErr)
+		}
+	}
+}
+
+func mapsEqualInt(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
