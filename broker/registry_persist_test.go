@@ -95,3 +95,42 @@ func TestDeleteTopicUncertainStopsServing(t *testing.T) {
 	f.Clear()
 	r.Close()
 }
+
+// TestStartupUnreadablePartitionMetadataRefuses: an I/O error reading a
+// partition.metadata is not a torn file: the directory might hold another
+// topic id, and adopting it by its name alone could serve a deleted
+// topic's records as this one's. The start is refused before it writes
+// anything (before the fix it went on, identifying the dir by name), and
+// succeeds once the file reads.
+func TestStartupUnreadablePartitionMetadataRefuses(t *testing.T) {
+	f := storage.NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
+	dir := t.TempDir()
+	r, err := openFaultRegistry(t, f, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTopic("old", 2, flushEvery, false); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, r, "old", 3)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := treeDigest(t, dir)
+	f.Inject(storage.Fault{Op: storage.OpRead, Path: filepath.Join(dir, "old-1", partitionMetadataFile)})
+	if r, err := openFaultRegistry(t, f, []string{dir}); err == nil {
+		r.Close()
+		t.Fatal("start with an unreadable partition.metadata succeeded")
+	}
+	if after := treeDigest(t, dir); after != before {
+		t.Fatalf("the refused start changed the dir:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	f.Clear()
+	r, err = openFaultRegistry(t, f, []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wantWatermarks(t, "after the refused start", highWatermarks(r, "old", 2), 3, 3)
+}

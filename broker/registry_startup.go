@@ -70,6 +70,10 @@ func encodePartitionMetadata(id [16]byte) []byte {
 	return []byte("version: 0\ntopic_id: " + base64.RawURLEncoding.EncodeToString(id[:]) + "\n")
 }
 
+// errMalformedPartitionMetadata: the file was read but holds no topic id
+// (torn or foreign). Any other error is the disk's.
+var errMalformedPartitionMetadata = errors.New("not a version 0 partition.metadata with a topic id")
+
 // readPartitionMetadata returns the topic id in dir/partition.metadata;
 // found is false when the file does not exist.
 func readPartitionMetadata(fs storage.FS, dir string) (id [16]byte, found bool, err error) {
@@ -96,7 +100,7 @@ func readPartitionMetadata(fs storage.FS, dir string) (id [16]byte, found bool, 
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(topicID)
 	if version != "0" || err != nil || len(raw) != 16 {
-		return id, false, fmt.Errorf("%s: not a version 0 partition.metadata with a topic id", path)
+		return id, false, fmt.Errorf("%s: %w", path, errMalformedPartitionMetadata)
 	}
 	copy(id[:], raw)
 	return id, true, nil
@@ -270,6 +274,12 @@ func (r *Registry) scanPartitionDirs() ([]foundDir, error) {
 			f := foundDir{dir: i, name: e.Name(), topic: topic, partition: p}
 			var err error
 			f.id, f.hasID, err = readPartitionMetadata(r.opts.FS, filepath.Join(dir, e.Name()))
+			if err != nil && !errors.Is(err, errMalformedPartitionMetadata) {
+				// A file we cannot read may name another topic id: taken
+				// by its name alone the directory could be adopted by a
+				// topic it does not belong to. Refuse (nothing written yet).
+				return nil, fmt.Errorf("log dir %s: reading partition.metadata: %w", dir, err)
+			}
 			if err != nil {
 				r.log.Warn("unreadable partition.metadata; the directory is identified by its name only", zap.Error(err))
 			}
