@@ -54,14 +54,20 @@ func WriteCheckpoint(fs FS, path string, offsets map[TopicPartition]int64) error
 
 // ReadCheckpoint parses a checkpoint file; a missing file is an empty map.
 func ReadCheckpoint(fs FS, path string) (map[TopicPartition]int64, error) {
-	out := map[TopicPartition]int64{}
 	data, err := fsOrDefault(fs).ReadFile(path)
 	if os.IsNotExist(err) {
-		return out, nil
+		return map[TopicPartition]int64{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	return parseCheckpoint(path, data)
+}
+
+// parseCheckpoint parses a checkpoint file's content.
+func parseCheckpoint(path string, data []byte) (map[TopicPartition]int64, error) {
+	out := map[TopicPartition]int64{}
+	var err error
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	line := 0
 	var want int

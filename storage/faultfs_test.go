@@ -158,3 +158,51 @@ func TestRecoveryReadErrorRefusesOpen(t *testing.T) {
 		t.Fatalf("%d batches after the failed open, want 12", len(got))
 	}
 }
+
+// TestCheckpointReadErrorFailsOpen: an I/O error reading a checkpoint fails
+// the manager's open. It used to be ignored like a malformed file, which
+// forgot the log start offset DeleteRecords had moved: the deleted records
+// were served again.
+func TestCheckpointReadErrorFailsOpen(t *testing.T) {
+	dir := t.TempDir()
+	f := NewFaultIO(nil)
+	cfg := testConfig()
+	open := func() (*Manager, error) {
+		return OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO})
+	}
+	m, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.OpenLog("t", 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if r := syncAppend(t, l, makeBatch(1, 100, int64(i), 1)); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if _, err := l.DeleteRecords(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Inject(Fault{Op: OpRead, Path: filepath.Join(dir, LogStartOffsetCheckpointFile)})
+	if m, err := open(); err == nil {
+		m.Close()
+		t.Fatal("open with an unreadable checkpoint succeeded")
+	}
+	f.Clear()
+	if m, err = open(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if l, err = m.OpenLog("t", 0, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.LogStartOffset(); got != 2 {
+		t.Fatalf("log start offset %d after the failed open, want 2", got)
+	}
+}

@@ -99,13 +99,11 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 	}
 	m := &Manager{dir: dir, opts: opts, logs: map[TopicPartition]*Log{}, busy: map[TopicPartition]chan struct{}{}}
 	var err error
-	if m.recoveryPoints, err = ReadCheckpoint(opts.FS, filepath.Join(dir, RecoveryPointCheckpointFile)); err != nil {
-		opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
-		m.recoveryPoints = map[TopicPartition]int64{}
+	if m.recoveryPoints, err = m.readCheckpoint(RecoveryPointCheckpointFile); err != nil {
+		return nil, err
 	}
-	if m.logStarts, err = ReadCheckpoint(opts.FS, filepath.Join(dir, LogStartOffsetCheckpointFile)); err != nil {
-		opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", dir, err)
-		m.logStarts = map[TopicPartition]int64{}
+	if m.logStarts, err = m.readCheckpoint(LogStartOffsetCheckpointFile); err != nil {
+		return nil, err
 	}
 	marker := filepath.Join(dir, CleanShutdownFile)
 	if _, err := opts.FS.Stat(marker); err == nil {
@@ -118,6 +116,28 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// readCheckpoint reads one checkpoint file of the dir at open. Malformed
+// content is ignored with a warning (a full recovery scan, log start
+// offsets from the segments), but an I/O error fails the open: ignoring
+// it would also forget every DeleteRecords above a segment's base, and
+// the next start, with the file readable, would not see the difference.
+func (m *Manager) readCheckpoint(name string) (map[TopicPartition]int64, error) {
+	path := filepath.Join(m.dir, name)
+	data, err := m.opts.FS.ReadFile(path)
+	if os.IsNotExist(err) {
+		return map[TopicPartition]int64{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	cp, err := parseCheckpoint(path, data)
+	if err != nil {
+		m.opts.Warnf("log dir %s: ignoring unreadable checkpoint: %v", m.dir, err)
+		return map[TopicPartition]int64{}, nil
+	}
+	return cp, nil
 }
 
 // Dir is the log dir.
