@@ -2,17 +2,19 @@ package broker
 
 // Simulated power loss (issue 8) through storage.FaultIO, in process.
 //
-// Each round runs a broker whose logs write through a FaultIO with
-// flush.messages=1 (so __consumer_offsets is synced per commit too) while
-// an idempotent franz-go producer writes sequence-numbered records to three
-// partitions (segment.bytes 16 KiB: rolls) and a committer commits group
-// offsets with kadm; one topic's config is altered. At a seeded random
-// moment the FaultIO is frozen (every write and fdatasync fails from then
-// on, as when the machine stops), the clients and the network stop, and
-// FaultIO.PowerLoss drops everything not fdatasync'd (keeping, at random, a
-// prefix of the unsynced tail, sometimes followed by garbage: a torn
-// sector). The data dir is copied as it is then and a new broker opens
-// the copy. Checked:
+// Each round runs a broker whose every file operation goes through one
+// FaultIO (its FS, and through NewIO every log's IO) with flush.messages=1
+// (so __consumer_offsets is synced per commit too) while an idempotent
+// franz-go producer writes sequence-numbered records to three partitions
+// (segment.bytes 16 KiB: rolls) and a committer commits group offsets with
+// kadm; one topic's config is altered. At a seeded random moment the
+// FaultIO is frozen (every mutating call fails from then on, as when the
+// machine stops), the clients and the network stop, and FaultIO.PowerLoss
+// undoes every directory entry no directory fsync covered and drops every
+// byte not fdatasync'd, fsync'd or msync'd (keeping, at random, a prefix of
+// the unsynced tail, sometimes followed by garbage: a torn sector). The
+// data dir is copied as it is then and a new broker opens the copy.
+// Checked:
 //
 //   - every acknowledged record is at its offset, intact; offsets are
 //     contiguous from 0 to the high watermark (no gap, no corrupt batch);
@@ -22,18 +24,13 @@ package broker
 //   - topics and their configs (created, altered) reopen as acknowledged;
 //   - the reopened partitions take writes at their high watermarks.
 //
-// What this covers and what it does not: PowerLoss acts on the files
-// written through the log's IO (segment .log files, those of
-// __consumer_offsets included). It does not roll back files written
-// outside that interface: the topic metadata (ringbroker-topics.json,
-// fsync + rename in registry.go), meta.properties, checkpoints, producer
-// state snapshots and the mmap'd .index/.timeindex files, which survive
-// here as they were in the page cache (possibly ahead of their
-// truncated .log: recovery must cope, and does). Directory entries are not
-// rolled back either (the log fsyncs directories before an acked sync,
-// Log.durableNames; this test cannot tell whether it would have to).
-// So topic metadata is covered for "acknowledged → reopens" only.
-//
+// The power loss covers every file: segments, .index/.timeindex (cut to
+// their last msync; writes through the mapping after it are not undone),
+// checkpoints, the topic table, partition.metadata, producer snapshots,
+// the producer-id block, meta.properties and the directories holding
+// them. metadata_fault_test.go and snapshot_fault_test.go cut each of
+// those writes at every step.
+
 // Rounds: RINGBROKER_POWERLOSS_SEEDS (default 2), two power losses each.
 // The seed of each round is in its name; replay one with
 // RINGBROKER_POWERLOSS_SEED=N RINGBROKER_POWERLOSS_SEEDS=1 (the seed fixes
@@ -117,10 +114,11 @@ func powerLossBroker(t *testing.T, seed int64) {
 	}
 	dir := t.TempDir()
 	for life := 0; life < 3; life++ {
-		fio := &faultIOs{}
+		fio := storage.NewFaultIO(nil)
+		fio.SetScratchDir(t.TempDir())
 		tb := &testBroker{t: t, dir: dir, backend: netpoll.BackendPortable, mod: func(o *Options, ro *RegistryOptions) {
 			mustSet(t, ro.Config, "log.flush.interval.messages", "1")
-			ro.NewIO = fio.newIO
+			ro.FS, ro.NewIO = fio, fio.NewIO
 			o.GroupInitialRebalanceDelay = 0
 			o.OffsetsTopicNumPartitions = 2
 		}}
@@ -149,44 +147,6 @@ func powerLossBroker(t *testing.T, seed int64) {
 	}
 }
 
-// faultIOs hands each log its own FaultIO (an IO serves one log: the
-// portable backend keeps a per-log iovec array) and freezes and
-// power-fails them all together.
-type faultIOs struct {
-	mu  sync.Mutex
-	all []*storage.FaultIO
-}
-
-func (f *faultIOs) newIO() (storage.IO, error) {
-	fio := storage.NewFaultIO(nil)
-	f.mu.Lock()
-	f.all = append(f.all, fio)
-	f.mu.Unlock()
-	return fio, nil
-}
-
-// freeze makes every write and fdatasync fail from now on.
-func (f *faultIOs) freeze() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, fio := range f.all {
-		fio.SetSyncError(syscall.EIO)
-		fio.SetWriteError(syscall.EIO)
-	}
-}
-
-// powerLoss drops what was not synced from every file written.
-func (f *faultIOs) powerLoss(rng *rand.Rand) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, fio := range f.all {
-		if err := fio.PowerLoss(rng); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func createPowerLossTopics(t *testing.T, ctx context.Context, adm *kadm.Client) {
 	t.Helper()
 	if r, err := adm.CreateTopic(ctx, plPartitions, 1, map[string]*string{
@@ -205,7 +165,7 @@ func createPowerLossTopics(t *testing.T, ctx context.Context, adm *kadm.Client) 
 // runUntilPowerLoss produces and commits until a seeded moment, then
 // freezes fio, stops the clients and the network, and drops what was not
 // synced.
-func runUntilPowerLoss(t *testing.T, ctx context.Context, tb *testBroker, adm *kadm.Client, st *plState, fio *faultIOs, rng *rand.Rand, life int) {
+func runUntilPowerLoss(t *testing.T, ctx context.Context, tb *testBroker, adm *kadm.Client, st *plState, fio *storage.FaultIO, rng *rand.Rand, life int) {
 	freezeAfter := time.Duration(50+rng.Intn(500)) * time.Millisecond
 	lossSeed := rng.Int63()
 	commitRng := rand.New(rand.NewSource(rng.Int63()))
@@ -272,7 +232,7 @@ func runUntilPowerLoss(t *testing.T, ctx context.Context, tb *testBroker, adm *k
 	time.Sleep(freezeAfter)
 
 	// The machine stops: from here on nothing reaches the disk.
-	fio.freeze()
+	fio.Inject(storage.Fault{Op: storage.OpMutating, Err: syscall.EIO})
 	stopLoad()
 	prod.Close()
 	wg.Wait()
@@ -282,7 +242,7 @@ func runUntilPowerLoss(t *testing.T, ctx context.Context, tb *testBroker, adm *k
 	defer cancel()
 	tb.Server.Shutdown(sctx)
 	before := segmentBytes(tb.dir)
-	if err := fio.powerLoss(rand.New(rand.NewSource(lossSeed))); err != nil {
+	if err := fio.PowerLoss(rand.New(rand.NewSource(lossSeed))); err != nil {
 		t.Fatalf("power loss: %v", err)
 	}
 	t.Logf("life %d: power loss after %v cut %d of %d segment bytes", life, freezeAfter, before-segmentBytes(tb.dir), before)
