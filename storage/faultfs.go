@@ -542,12 +542,15 @@ func (f *FaultIO) Lock(file *os.File) error {
 	return OSFS{}.Lock(file)
 }
 
-// PowerLoss simulates losing the page cache. First every directory change
-// no SyncDir made durable is undone, newest first: created files and
+// PowerLoss simulates losing the page cache. First the directory changes
+// no SyncDir made durable are undone, newest first: created files and
 // directories disappear (with everything in them), renames go back
-// (restoring what they replaced), removed entries come back. Then every
+// (restoring what they replaced), removed entries come back. With rng nil
+// all of them are undone; with rng non-nil a random prefix of them (in
+// the order they were made, as a journaling filesystem commits them)
+// survives, so a test sees unsynced renames both lost and kept. Then every
 // file written, created or truncated through f loses the bytes past its
-// last fdatasync/fsync/msync. With rng non-nil a random prefix of an
+// last fdatasync/fsync/msync; with rng non-nil a random prefix of an
 // unsynced tail survives and, half the time, a few garbage bytes follow
 // it (a torn sector), which recovery must cut off. Call it after whatever
 // used f was abandoned (crashClose), before reopening.
@@ -555,7 +558,16 @@ func (f *FaultIO) PowerLoss(rng *rand.Rand) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error
-	for i := len(f.pending) - 1; i >= 0; i-- {
+	kept := 0
+	if rng != nil {
+		kept = rng.Intn(len(f.pending) + 1)
+	}
+	for _, op := range f.pending[:kept] {
+		if op.grave != "" {
+			os.RemoveAll(filepath.Dir(op.grave)) // the change stands
+		}
+	}
+	for i := len(f.pending) - 1; i >= kept; i-- {
 		op := f.pending[i]
 		switch op.kind {
 		case "create", "mkdir":
