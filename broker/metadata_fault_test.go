@@ -283,3 +283,55 @@ func TestStartupFaultSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstStartFaultSteps fails each step of a first start on two empty
+// log dirs (meta.properties, the lock, the empty topic table), from that
+// step on (fail-rest) or by a power loss after it (freeze+powerloss). The
+// start after it succeeds, and every dir then names one cluster id.
+func TestFirstStartFaultSteps(t *testing.T) {
+	f := storage.NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
+	count := f.Inject(storage.Fault{Op: storage.OpMutating, Skip: 1 << 30})
+	r, err := openFaultRegistry(t, f, []string{t.TempDir(), t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := count.Matched()
+	r.Close()
+	for k := 0; k < steps; k++ {
+		for _, mode := range []string{"fail-rest", "freeze+powerloss"} {
+			seed := int64(k*2 + len(mode))
+			t.Run(fmt.Sprintf("step=%d/%s/seed=%d", k, mode, seed), func(t *testing.T) {
+				f := storage.NewFaultIO(nil)
+				f.SetScratchDir(t.TempDir())
+				dirs := []string{t.TempDir(), t.TempDir()}
+				f.Inject(storage.Fault{Op: storage.OpMutating, Skip: k, Err: syscall.EIO})
+				if r, err := openFaultRegistry(t, f, dirs); err == nil {
+					r.Close()
+				}
+				f.Clear()
+				if mode == "freeze+powerloss" {
+					if err := f.PowerLoss(rand.New(rand.NewSource(seed))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				r, err := openFaultRegistry(t, f, dirs)
+				if err != nil {
+					t.Fatalf("the start after a failed first start (step %d): %v", k, err)
+				}
+				r.Close()
+				var ids []string
+				for _, d := range dirs {
+					id, found, err := readMeta(d, 0)
+					if err != nil || !found {
+						t.Fatalf("%s: meta.properties %v found=%v", d, err, found)
+					}
+					ids = append(ids, id)
+				}
+				if ids[0] != ids[1] || ids[0] != r.ClusterID() {
+					t.Fatalf("cluster ids %v, registry %s", ids, r.ClusterID())
+				}
+			})
+		}
+	}
+}
