@@ -14,7 +14,7 @@ package broker
 //     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP), keys
 //     required on compacted topics (INVALID_RECORD), and the
 //     header's maxTimestamp made the records' own (+CRC), then appended
-//     with storage.Append, which copies it before returning: nothing keeps a
+//     with storage.Log.AppendBatch, which copies it before returning: nothing keeps a
 //     reference to the frame.
 //   - acks 0: no response (req.NoReply) unless a partition failed
 //     synchronously, in which case the connection is closed, as Kafka does.
@@ -228,7 +228,7 @@ func (c *produceCtx) failAll(code *kerr.Error) {
 func (c *produceCtx) anyTransactional() bool {
 	for i := range c.slots {
 		r := c.slots[i].records
-		if len(r) >= v2OffAttributes+2 && r[v2OffMagic] == 2 && binary.BigEndian.Uint16(r[v2OffAttributes:])&v2AttrTransactional != 0 {
+		if len(r) >= proto.BatchPosAttributes+2 && r[proto.BatchPosMagic] == 2 && binary.BigEndian.Uint16(r[proto.BatchPosAttributes:])&proto.AttrTransactional != 0 {
 			return true
 		}
 	}
@@ -283,7 +283,7 @@ func (c *produceCtx) produceAll() {
 			recompress = recompress && codec != bi.codec()
 			inspect := bi.codec() != codecNone
 			if inspect && !recompress && len(s.records) <= ringInspectMaxBytes {
-				handOff, berr := walkCompressed(s.records, &bi, ringDecompressMaxBytes)
+				handOff, berr := walkCompressed(&bi, ringDecompressMaxBytes)
 				if berr != nil {
 					c.fail(s, berr)
 					continue
@@ -294,7 +294,7 @@ func (c *produceCtx) produceAll() {
 				if nowMs == 0 {
 					nowMs = time.Now().UnixMilli()
 				}
-				if berr := admitRecords(s.records, &bi, set.rules, nowMs); berr != nil {
+				if berr := admitRecords(&bi, set.rules, nowMs); berr != nil {
 					c.fail(s, berr)
 					continue
 				}
@@ -307,7 +307,7 @@ func (c *produceCtx) produceAll() {
 				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
 				continue
 			}
-			if ps.appendBatch(s.records, &bi, s) == outBacklog {
+			if ps.appendBatch(&bi, s) == outBacklog {
 				c.toWorker(ps, s, &bi, false, set.rules, false, 0, set.maxMessageBytes)
 			}
 		}
@@ -327,12 +327,14 @@ func (c *produceCtx) fail(s *partSlot, berr *batchError) {
 // toWorker copies the slot's batch and queues it on the partition's worker.
 func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) {
 	ps.queued.Add(1)
-	ps.worker.enqueue(&produceJob{
-		ps: ps, slot: s, batch: append([]byte(nil), s.records...), bi: *bi,
+	job := &produceJob{
+		ps: ps, slot: s, bi: *bi,
 		inspect: inspect, rules: rules, recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
 		deadline: time.Now().Add(time.Duration(max(c.timeout, 1000)) * time.Millisecond),
 		logger:   c.b.log,
-	})
+	}
+	job.bi.batch = bi.batch.Clone() // bi's view is over the frame
+	ps.worker.enqueue(job)
 }
 
 // parse reads the request body into c.topics and c.slots (all versions

@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 func recrc(b []byte) []byte {
-	binary.BigEndian.PutUint32(b[v2OffCRC:], crc32.Checksum(b[v2OffAttributes:], castagnoli))
+	binary.BigEndian.PutUint32(b[proto.BatchPosCRC:], crc32.Checksum(b[proto.BatchPosAttributes:], proto.Castagnoli))
 	return b
 }
 
@@ -26,18 +28,24 @@ func TestValidateBatch(t *testing.T) {
 	}{
 		{"good", good, 1 << 20, 9, nil},
 		{"empty", nil, 1 << 20, 9, kerr.InvalidRecord},
-		{"magic1", mod(func(b []byte) []byte { b[v2OffMagic] = 1; return b }), 1 << 20, 9, kerr.InvalidRecord},
+		{"magic1", mod(func(b []byte) []byte { b[proto.BatchPosMagic] = 1; return b }), 1 << 20, 9, kerr.InvalidRecord},
 		{"short-length", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:], 10); return b }), 1 << 20, 9, kerr.CorruptMessage},
 		{"too-large", good, int32(len(good) - 1), 9, kerr.MessageTooLarge},
 		{"crc", mod(func(b []byte) []byte { b[len(b)-1]++; return b }), 1 << 20, 9, kerr.CorruptMessage},
-		{"control", mod(func(b []byte) []byte { b[v2OffAttributes+1] |= v2AttrControl; return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
-		{"codec7", mod(func(b []byte) []byte { b[v2OffAttributes+1] |= 7; return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
-		{"zero-count", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[v2OffRecordCount:], 0); return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
-		{"lod-mismatch", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[v2OffLastOffsetDelt:], 9); return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
-		{"negative-seq", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[v2OffBaseSequence:], 0xffffffff); return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
+		{"control", mod(func(b []byte) []byte { b[proto.BatchPosAttributes+1] |= proto.AttrControl; return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
+		{"codec7", mod(func(b []byte) []byte { b[proto.BatchPosAttributes+1] |= 7; return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
+		{"zero-count", mod(func(b []byte) []byte { binary.BigEndian.PutUint32(b[proto.BatchPosRecordCount:], 0); return recrc(b) }), 1 << 20, 9, kerr.InvalidRecord},
+		{"lod-mismatch", mod(func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[proto.BatchPosLastOffsetDelta:], 9)
+			return recrc(b)
+		}), 1 << 20, 9, kerr.InvalidRecord},
+		{"negative-seq", mod(func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[proto.BatchPosBaseSequence:], 0xffffffff)
+			return recrc(b)
+		}), 1 << 20, 9, kerr.InvalidRecord},
 		{"record-offsets", mod(func(b []byte) []byte {
 			// second record's offsetDelta byte (after length, attributes, ts delta)
-			p := v2HeaderSize
+			p := proto.RecordBatchHeaderSize
 			n, w := binary.Varint(b[p:])
 			p += w + int(n)
 			b[p+3] = 2 * 5 // zigzag(5)
@@ -52,11 +60,11 @@ func TestValidateBatch(t *testing.T) {
 		case c.want != nil && (err == nil || err.err != c.want):
 			t.Fatalf("%s: got %+v, want %v", c.name, err, c.want)
 		}
-		if c.want == nil && (bi.producerID != 7 || bi.producerEpoch != 1 || bi.baseSequence != 3 || bi.lastSequence() != 6 || bi.size != len(good)) {
+		if c.want == nil && (bi.batch.ProducerID() != 7 || bi.batch.ProducerEpoch() != 1 || bi.batch.BaseSequence() != 3 || bi.batch.LastSequence() != 6 || bi.batch.Size() != len(good)) {
 			t.Fatalf("%s: info %+v", c.name, bi)
 		}
 	}
-	if addSequence(2147483647, 1) != 0 || addSequence(2147483646, 3) != 1 || !inSequence(2147483647, 0) {
+	if proto.AddSequence(2147483647, 1) != 0 || proto.AddSequence(2147483646, 3) != 1 || !inSequence(2147483647, 0) {
 		t.Fatal("sequence wrap")
 	}
 	if n := testing.AllocsPerRun(100, func() { validateBatch(good, 1<<20, 9) }); n != 0 {
@@ -72,7 +80,7 @@ func TestRecompressRoundTrip(t *testing.T) {
 		t.Fatal(berr.msg)
 	}
 	for _, c := range []int8{codecGzip, codecSnappy, codecLZ4, codecZstd} {
-		comp, berr := recompressBatch(orig, &bi, c)
+		comp, berr := recompressBatch(&bi, c)
 		if berr != nil {
 			t.Fatalf("codec %d: %s", c, berr.msg)
 		}
@@ -80,13 +88,13 @@ func TestRecompressRoundTrip(t *testing.T) {
 		if berr != nil || cbi.codec() != c || len(comp) >= len(orig) {
 			t.Fatalf("codec %d: %v, %d vs %d bytes", c, berr, len(comp), len(orig))
 		}
-		back, berr := recompressBatch(comp, &cbi, codecNone)
+		back, berr := recompressBatch(&cbi, codecNone)
 		if berr != nil || !bytes.Equal(back, orig) {
 			t.Fatalf("codec %d: round trip differs (%v)", c, berr)
 		}
 	}
 	// snappy in the Java client's xerial framing decodes too.
-	raw := orig[v2HeaderSize:]
+	raw := orig[proto.RecordBatchHeaderSize:]
 	block, _ := compressRecords(codecSnappy, raw, nil)
 	x := append([]byte(nil), xerialMagic...)
 	x = binary.BigEndian.AppendUint32(x, 1)
@@ -110,13 +118,13 @@ func FuzzValidateBatch(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if bi.size != len(b) || int64(bi.lastOffsetDelta)+1 != int64(bi.recordCount) {
+		if bi.batch.Size() != len(b) || int64(bi.batch.LastOffsetDelta())+1 != int64(bi.batch.RecordCount()) {
 			t.Fatalf("accepted inconsistent batch %+v (%d bytes)", bi, len(b))
 		}
 		if bi.codec() != codecNone {
 			return
 		}
-		comp, berr := recompressBatch(b, &bi, codecZstd)
+		comp, berr := recompressBatch(&bi, codecZstd)
 		if berr != nil {
 			t.Fatalf("recompress: %s", berr.msg)
 		}
@@ -124,7 +132,7 @@ func FuzzValidateBatch(f *testing.F) {
 		if berr != nil {
 			t.Fatalf("recompressed batch invalid: %s", berr.msg)
 		}
-		back, berr := recompressBatch(comp, &cbi, codecNone)
+		back, berr := recompressBatch(&cbi, codecNone)
 		if berr != nil || !bytes.Equal(back, b) {
 			t.Fatalf("round trip differs: %v", berr)
 		}

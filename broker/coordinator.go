@@ -33,20 +33,20 @@ package broker
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/internal/clock"
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -391,54 +391,31 @@ func (c *coordinator) load() error {
 	return nil
 }
 
-// A v2 record batch as we write it (uncompressed, no producer id):
-//
-//	baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8=2 | crc u32 (CRC32C of the rest)
-//	attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64
-//	producerId i64=-1 | producerEpoch i16=-1 | baseSequence i32=-1 | recordCount i32 | records...
-//	record: length varint | attributes i8 | timestampDelta varint | offsetDelta varint
-//	        | keyLength varint | key | valueLength varint (-1: null, a tombstone) | value | headers varint=0
-const batchHeaderLen = 61
-
-// appendRecordBatch appends one batch holding records (key, value; value
-// nil = tombstone) stamped ts.
+// appendRecordBatch appends one v2 batch holding records (key, value;
+// value nil = tombstone) stamped ts, as Kafka's coordinator writes them:
+// uncompressed, no producer id, every record at the batch's timestamp
+// (delta 0), the partition leader epoch left for the log to stamp. Built
+// with kmsg (a cold path: one batch per commit or group change).
 func appendRecordBatch(dst []byte, ts int64, records [][2][]byte) []byte {
-	start := len(dst)
-	dst = append(dst, make([]byte, batchHeaderLen)...)
-	var rec []byte
+	var recs []byte
 	for i, kv := range records {
-		rec = rec[:0]
-		rec = append(rec, 0)                     // attributes
-		rec = binary.AppendVarint(rec, 0)        // timestamp delta
-		rec = binary.AppendVarint(rec, int64(i)) // offset delta
-		rec = binary.AppendVarint(rec, int64(len(kv[0])))
-		rec = append(rec, kv[0]...)
-		if kv[1] == nil {
-			rec = binary.AppendVarint(rec, -1)
-		} else {
-			rec = binary.AppendVarint(rec, int64(len(kv[1])))
-			rec = append(rec, kv[1]...)
+		key := kv[0]
+		if key == nil {
+			key = []byte{} // keys are never null here: length 0, not -1
 		}
-		rec = binary.AppendVarint(rec, 0) // headers
-		dst = binary.AppendVarint(dst, int64(len(rec)))
-		dst = append(dst, rec...)
+		recs = proto.AppendRecord(recs, &kmsg.Record{OffsetDelta: int32(i), Key: key, Value: kv[1]})
 	}
-	h := dst[start:]
-	be := binary.BigEndian
-	be.PutUint64(h[0:], 0)
-	be.PutUint32(h[8:], uint32(len(h)-12))
-	be.PutUint32(h[12:], 0xffffffff) // partition leader epoch: the log stamps it
-	h[16] = 2
-	be.PutUint16(h[21:], 0)
-	be.PutUint32(h[23:], uint32(len(records)-1))
-	be.PutUint64(h[27:], uint64(ts))
-	be.PutUint64(h[35:], uint64(ts))
-	be.PutUint64(h[43:], 0xffffffffffffffff)
-	be.PutUint16(h[51:], 0xffff)
-	be.PutUint32(h[53:], 0xffffffff)
-	be.PutUint32(h[57:], uint32(len(records)))
-	be.PutUint32(h[17:], crc32.Checksum(h[21:], castagnoli))
-	return dst
+	return proto.AppendRecordBatch(dst, &kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, // the log stamps it
+		LastOffsetDelta:      int32(len(records) - 1),
+		FirstTimestamp:       ts,
+		MaxTimestamp:         ts,
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		FirstSequence:        -1,
+		NumRecords:           int32(len(records)),
+		Records:              recs,
+	})
 }
 
 var errBadBatch = errors.New("malformed record batch in __consumer_offsets")
@@ -462,79 +439,41 @@ var (
 // have).
 func forEachRecord(buf []byte, f func(base int64, key, value []byte), skip func(base int64, why error)) (int64, error) {
 	next := int64(-1)
-	for len(buf) >= batchHeaderLen {
-		be := binary.BigEndian
-		base := int64(be.Uint64(buf[0:]))
-		n := int(be.Uint32(buf[8:])) + 12
-		if n < batchHeaderLen || n > len(buf) {
+	for len(buf) >= proto.RecordBatchHeaderSize {
+		rb, rest, err := proto.ParseRecordBatch(buf)
+		if err != nil {
 			return next, errBadBatch
 		}
-		b := buf[:n]
-		buf = buf[n:]
-		next = base + int64(be.Uint32(b[23:])) + 1
-		attrs := be.Uint16(b[21:])
-		if attrs&0x20 != 0 {
+		buf = rest
+		base := rb.BaseOffset()
+		next = rb.LastOffset() + 1
+		if rb.Control() {
 			continue
 		}
-		if attrs&0x07 != 0 {
+		if rb.Codec() != proto.CodecNone {
 			skip(base, errCompressedBatch)
 			continue
 		}
-		if err := batchRecords(b, func(key, value []byte) { f(base, key, value) }); err != nil {
+		if err := batchRecords(rb, func(key, value []byte) { f(base, key, value) }); err != nil {
 			skip(base, err)
 		}
 	}
 	return next, nil
 }
 
-// batchRecords calls f for each record of one uncompressed batch b, up to
+// batchRecords calls f for each record of one uncompressed batch rb, up to
 // the first it cannot parse.
-func batchRecords(b []byte, f func(key, value []byte)) error {
-	count := int(binary.BigEndian.Uint32(b[57:]))
-	r := b[batchHeaderLen:]
-	for i := 0; i < count; i++ {
-		l, k := binary.Varint(r)
-		if k <= 0 || l < 0 || int(l) > len(r)-k {
-			return errBadRecord
-		}
-		rec := r[k : k+int(l)]
-		r = r[k+int(l):]
-		if len(rec) < 1 {
-			return errBadRecord
-		}
-		rec = rec[1:]            // attributes
-		for j := 0; j < 2; j++ { // timestamp delta, offset delta
-			_, k := binary.Varint(rec)
-			if k <= 0 {
-				return errBadRecord
-			}
-			rec = rec[k:]
-		}
-		key, rest, ok := varBytes(rec)
-		if !ok {
-			return errBadRecord
-		}
-		value, _, ok := varBytes(rest)
-		if !ok {
-			return errBadRecord
-		}
-		if key == nil {
+func batchRecords(rb proto.RecordBatch, f func(key, value []byte)) error {
+	it := rb.RecordIter()
+	var r proto.Record
+	for it.Next(&r) {
+		if r.Key == nil {
 			return errNullKey
 		}
-		f(key, value)
+		f(r.Key, r.Value)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("%w: %v", errBadRecord, err)
 	}
 	return nil
-}
-
-// varBytes reads a varint-length-prefixed byte string (-1: nil).
-func varBytes(b []byte) ([]byte, []byte, bool) {
-	l, k := binary.Varint(b)
-	if k <= 0 || l < -1 || l > int64(len(b)-k) {
-		return nil, nil, false
-	}
-	b = b[k:]
-	if l < 0 {
-		return nil, b, true
-	}
-	return b[:l:l], b[l:], true
 }

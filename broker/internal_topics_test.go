@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -182,11 +183,11 @@ func TestMetadataAutoCreatesOffsetsTopicAsCoordinator(t *testing.T) {
 func nullKeyBatch(t *testing.T) []byte {
 	b := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte{}, []byte("x")}})
 	// Record: length, attributes, timestamp delta, offset delta, key length.
-	if b[batchHeaderLen+4] != 0 {
-		t.Fatalf("unexpected record layout % x", b[batchHeaderLen:])
+	if b[proto.RecordBatchHeaderSize+4] != 0 {
+		t.Fatalf("unexpected record layout % x", b[proto.RecordBatchHeaderSize:])
 	}
-	b[batchHeaderLen+4] = 1 // zigzag varint -1: a null key
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	b[proto.RecordBatchHeaderSize+4] = 1 // zigzag varint -1: a null key
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], proto.Castagnoli))
 	return b
 }
 
@@ -202,7 +203,7 @@ func TestOffsetsLoadSkipsMalformedRecords(t *testing.T) {
 	garbageKey := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte{0, 1, 0xff}, []byte("v")}})
 	compressed := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte("k"), []byte("v")}})
 	binary.BigEndian.PutUint16(compressed[21:], 1) // says gzip; the loader must not try
-	binary.BigEndian.PutUint32(compressed[17:], crc32.Checksum(compressed[21:], castagnoli))
+	binary.BigEndian.PutUint32(compressed[17:], crc32.Checksum(compressed[21:], proto.Castagnoli))
 	l := tb.Reg.Partition(offsetsTopic, 0).Log
 	for _, batch := range [][]byte{nullKeyBatch(t), garbageKey, compressed} {
 		done := make(chan error, 1)
@@ -303,7 +304,7 @@ func FuzzForEachRecord(f *testing.F) {
 	f.Add(good)
 	f.Add(append(append([]byte(nil), good...), good...))
 	bad := appendRecordBatch(nil, 1, [][2][]byte{{[]byte{}, []byte("x")}})
-	bad[batchHeaderLen+4] = 1 // null key
+	bad[proto.RecordBatchHeaderSize+4] = 1 // null key
 	f.Add(append(bad, good...))
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		_, _ = forEachRecord(buf, func(_ int64, key, value []byte) {

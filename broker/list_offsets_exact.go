@@ -1,9 +1,9 @@
 package broker
 
 import (
-	"encoding/binary"
 	"errors"
 
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -30,7 +30,7 @@ func exactListOffset(l *storage.Log, ts, batchOffset, batchTs int64) (offset, ti
 		return batchOffset, batchTs
 	}
 	defer region.Release()
-	if region.Len < v2HeaderSize || region.Len > maxDecompressedBytes {
+	if region.Len < proto.RecordBatchHeaderSize || region.Len > maxDecompressedBytes {
 		return batchOffset, batchTs
 	}
 	batch := make([]byte, region.Len)
@@ -52,52 +52,34 @@ func readsBatch(ts int64) bool { return ts >= 0 || ts == storage.TimestampMax }
 // timestamp answers ts (>= ts; or == the batch max for TimestampMax) at an
 // offset >= logStart, and returns its offset and timestamp.
 func matchRecord(batch []byte, ts, logStart int64) (int64, int64, error) {
-	base := int64(binary.BigEndian.Uint64(batch))
-	attrs := int16(binary.BigEndian.Uint16(batch[v2OffAttributes:]))
-	firstTs := int64(binary.BigEndian.Uint64(batch[v2OffBaseTimestamp:]))
-	maxTs := int64(binary.BigEndian.Uint64(batch[v2OffMaxTimestamp:]))
-	count := int32(binary.BigEndian.Uint32(batch[v2OffRecordCount:]))
+	rb, _, err := proto.ParseRecordBatch(batch)
+	if err != nil {
+		return 0, 0, err
+	}
+	base, firstTs, maxTs := rb.BaseOffset(), rb.BaseTimestamp(), rb.MaxTimestamp()
 	want := func(recTs int64) bool { return recTs >= ts }
 	if ts == storage.TimestampMax {
 		want = func(recTs int64) bool { return recTs == maxTs }
 	}
-	if attrs&v2AttrTimestampType != 0 {
+	if rb.LogAppendTime() {
 		// LogAppendTime: every record's timestamp is the batch's max.
 		if !want(maxTs) {
 			return 0, 0, errNoRecord
 		}
 		return max(base, logStart), maxTs, nil
 	}
-	records := batch[v2HeaderSize:]
-	if codec := int8(attrs & v2AttrCodecMask); codec != codecNone {
-		var err error
+	records := rb.Records()
+	if codec := rb.Codec(); codec != codecNone {
 		if records, err = decompressRecords(codec, records, nil); err != nil {
 			return 0, 0, err
 		}
 	}
-	// The same walk as walkRecords (produce validation), kept separate on
-	// purpose: a shared per-record helper does not inline and cost the
-	// produce path ~10% of walkRecords' time.
-	pos := 0
-	for i := int32(0); i < count; i++ {
-		n, w := binary.Varint(records[pos:])
-		if w <= 0 || n < minRecordBytes || n > int64(len(records)-pos-w) {
-			return 0, 0, errNoRecord
-		}
-		rec := records[pos+w : pos+w+int(n)]
-		// attributes (1 byte), timestampDelta varlong, offsetDelta varint
-		tsDelta, tw := binary.Varint(rec[1:])
-		if tw <= 0 {
-			return 0, 0, errNoRecord
-		}
-		offDelta, ow := binary.Varint(rec[1+tw:])
-		if ow <= 0 {
-			return 0, 0, errNoRecord
-		}
-		if recTs, off := firstTs+tsDelta, base+offDelta; off >= logStart && want(recTs) {
+	it := proto.NewRecordIter(records, rb.RecordCount())
+	var r proto.Record
+	for it.Next(&r) {
+		if recTs, off := firstTs+r.TimestampDelta, base+int64(r.OffsetDelta); off >= logStart && want(recTs) {
 			return off, recTs, nil
 		}
-		pos += w + int(n)
 	}
 	return 0, 0, errNoRecord
 }

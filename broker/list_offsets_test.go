@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -249,7 +250,7 @@ func FuzzMatchRecord(f *testing.F) {
 	}
 	f.Add(prodBatch(-1, -1, -1, t0, prodValues("v", 3)...), t0, int64(1))
 	f.Fuzz(func(t *testing.T, b []byte, ts, logStart int64) {
-		if len(b) < v2HeaderSize {
+		if len(b) < proto.RecordBatchHeaderSize {
 			return // the caller reads at least a header
 		}
 		off, at, err := matchRecord(b, ts, logStart)
@@ -259,7 +260,7 @@ func FuzzMatchRecord(f *testing.F) {
 		if off < logStart {
 			t.Fatalf("offset %d below the log start %d", off, logStart)
 		}
-		maxTs := int64(binary.BigEndian.Uint64(b[v2OffMaxTimestamp:]))
+		maxTs := int64(binary.BigEndian.Uint64(b[proto.BatchPosMaxTimestamp:]))
 		if ts == storage.TimestampMax && at != maxTs || ts != storage.TimestampMax && at < ts {
 			t.Fatalf("timestamp %d does not answer %d (max %d)", at, ts, maxTs)
 		}

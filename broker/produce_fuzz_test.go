@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // FuzzProduceParse feeds the Produce request flyweight (produceCtx.parse)
@@ -123,7 +125,7 @@ func FuzzRecordWalk(f *testing.F) {
 		if pos != len(records) {
 			t.Fatalf("accepted with %d bytes after the records", len(records)-pos)
 		}
-		if got := int64(binary.BigEndian.Uint64(out[v2OffMaxTimestamp:])); got != maxTs {
+		if got := int64(binary.BigEndian.Uint64(out[proto.BatchPosMaxTimestamp:])); got != maxTs {
 			t.Fatalf("stored maxTimestamp %d, records' max %d", got, maxTs)
 		}
 	})

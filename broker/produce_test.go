@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // prodConn is a bare Kafka connection: requests at exactly the version set
@@ -133,7 +135,7 @@ func prodSegmentBatches(t *testing.T, p *Partition) []prodStored {
 	t.Helper()
 	var out []prodStored
 	hw := p.Log.HighWatermark()
-	var hdr [v2HeaderSize]byte
+	var hdr [proto.RecordBatchHeaderSize]byte
 	for off := p.Log.LogStartOffset(); off < hw; {
 		r, err := p.Log.Read(off, 1<<20)
 		if err != nil {
@@ -146,13 +148,13 @@ func prodSegmentBatches(t *testing.T, p *Partition) []prodStored {
 			}
 			sb := prodStored{
 				baseOffset: int64(binary.BigEndian.Uint64(hdr[0:])),
-				attributes: int16(binary.BigEndian.Uint16(hdr[v2OffAttributes:])),
-				records:    int32(binary.BigEndian.Uint32(hdr[v2OffRecordCount:])),
-				maxTs:      int64(binary.BigEndian.Uint64(hdr[v2OffMaxTimestamp:])),
+				attributes: int16(binary.BigEndian.Uint16(hdr[proto.BatchPosAttributes:])),
+				records:    int32(binary.BigEndian.Uint32(hdr[proto.BatchPosRecordCount:])),
+				maxTs:      int64(binary.BigEndian.Uint64(hdr[proto.BatchPosMaxTimestamp:])),
 			}
 			out = append(out, sb)
-			next = sb.baseOffset + int64(binary.BigEndian.Uint32(hdr[v2OffLastOffsetDelt:])) + 1
-			pos += int64(binary.BigEndian.Uint32(hdr[v2OffBatchLength:])) + v2LogOverhead
+			next = sb.baseOffset + int64(binary.BigEndian.Uint32(hdr[proto.BatchPosLastOffsetDelta:])) + 1
+			pos += int64(binary.BigEndian.Uint32(hdr[proto.BatchPosBatchLength:])) + proto.RecordBatchLogOverhead
 		}
 		r.Release()
 		if next <= off {
@@ -271,8 +273,8 @@ func TestProduceCompression(t *testing.T) {
 				t.Fatal("no batches stored")
 			}
 			for _, sb := range sbs {
-				if sb.attributes&v2AttrCodecMask != wantCodec {
-					t.Fatalf("stored batch at %d has codec %d, want %d", sb.baseOffset, sb.attributes&v2AttrCodecMask, wantCodec)
+				if sb.attributes&proto.AttrCodecMask != wantCodec {
+					t.Fatalf("stored batch at %d has codec %d, want %d", sb.baseOffset, sb.attributes&proto.AttrCodecMask, wantCodec)
 				}
 			}
 			got := prodConsumeAll(t, tb, topic, n)
@@ -313,11 +315,11 @@ func TestProduceBadInput(t *testing.T) {
 		corrupt[len(corrupt)-1] ^= 0xff
 		oversized := prodBatch(-1, -1, -1, now, bytes.Repeat([]byte("y"), 2000))
 		zstdBatch := append([]byte(nil), good...)
-		binary.BigEndian.PutUint16(zstdBatch[v2OffAttributes:], codecZstd)
-		binary.BigEndian.PutUint32(zstdBatch[v2OffCRC:], crc32.Checksum(zstdBatch[v2OffAttributes:], castagnoli))
+		binary.BigEndian.PutUint16(zstdBatch[proto.BatchPosAttributes:], codecZstd)
+		binary.BigEndian.PutUint32(zstdBatch[proto.BatchPosCRC:], crc32.Checksum(zstdBatch[proto.BatchPosAttributes:], proto.Castagnoli))
 		badCount := append([]byte(nil), good...)
-		binary.BigEndian.PutUint32(badCount[v2OffRecordCount:], 2)
-		binary.BigEndian.PutUint32(badCount[v2OffCRC:], crc32.Checksum(badCount[v2OffAttributes:], castagnoli))
+		binary.BigEndian.PutUint32(badCount[proto.BatchPosRecordCount:], 2)
+		binary.BigEndian.PutUint32(badCount[proto.BatchPosCRC:], crc32.Checksum(badCount[proto.BatchPosAttributes:], proto.Castagnoli))
 		cases := []struct {
 			name      string
 			version   int16
@@ -425,7 +427,7 @@ func TestProduceMultiPartitionLogAppendTime(t *testing.T) {
 			}
 		}
 		sb := prodSegmentBatches(t, tb.Reg.Partition("m2", 1))
-		if len(sb) != 1 || sb[0].maxTs < before || sb[0].attributes&v2AttrTimestampType == 0 {
+		if len(sb) != 1 || sb[0].maxTs < before || sb[0].attributes&proto.AttrLogAppendTime == 0 {
 			t.Fatalf("LogAppendTime batch stored as %+v", sb)
 		}
 	})

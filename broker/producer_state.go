@@ -63,6 +63,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -187,16 +188,18 @@ const (
 
 // appendBatch checks batch against the producer state and appends it.
 // REQUIRES: ps loaded, or bi not idempotent. Never blocks on I/O.
-func (ps *partState) appendBatch(batch []byte, bi *batchInfo, slot *partSlot) appendOutcome {
-	slot.ps, slot.size = ps, int64(len(batch))
+func (ps *partState) appendBatch(bi *batchInfo, slot *partSlot) appendOutcome {
+	rb := bi.batch
+	slot.ps, slot.size = ps, int64(len(rb.Bytes()))
 	slot.pid = -1
 	if !bi.idempotent() {
-		return ps.logAppend(batch, slot)
+		return ps.logAppend(rb, slot)
 	}
-	first, last := bi.baseSequence, bi.lastSequence()
+	pid, epoch := rb.ProducerID(), rb.ProducerEpoch()
+	first, last := rb.BaseSequence(), rb.LastSequence()
 	ps.mu.Lock()
-	e := ps.producers[bi.producerID]
-	if e != nil && e.epoch == bi.producerEpoch {
+	e := ps.producers[pid]
+	if e != nil && e.epoch == epoch {
 		if dup := e.find(first, last); dup != nil {
 			if dup.baseOffset < 0 {
 				dup.waiters = append(dup.waiters, slot)
@@ -215,9 +218,9 @@ func (ps *partState) appendBatch(batch []byte, bi *batchInfo, slot *partSlot) ap
 		if first != 0 {
 			code = kerr.UnknownProducerID
 		}
-	case bi.producerEpoch < e.epoch:
+	case epoch < e.epoch:
 		code = kerr.InvalidProducerEpoch
-	case bi.producerEpoch > e.epoch:
+	case epoch > e.epoch:
 		if first != 0 {
 			code = kerr.OutOfOrderSequenceNumber
 		}
@@ -229,17 +232,17 @@ func (ps *partState) appendBatch(batch []byte, bi *batchInfo, slot *partSlot) ap
 		slot.done(code.Code, -1, -1, -1, "")
 		return outAnswered
 	}
-	slot.pid, slot.epoch, slot.firstSeq, slot.lastSeq = bi.producerID, bi.producerEpoch, first, last
-	out := ps.logAppend(batch, slot)
+	slot.pid, slot.epoch, slot.firstSeq, slot.lastSeq = pid, epoch, first, last
+	out := ps.logAppend(rb, slot)
 	if out == outAppended {
 		if e == nil {
 			if ps.producers == nil {
 				ps.producers = make(map[int64]*producerEntry)
 			}
-			e = &producerEntry{epoch: bi.producerEpoch}
-			ps.producers[bi.producerID] = e
-		} else if e.epoch != bi.producerEpoch {
-			*e = producerEntry{epoch: bi.producerEpoch}
+			e = &producerEntry{epoch: epoch}
+			ps.producers[pid] = e
+		} else if e.epoch != epoch {
+			*e = producerEntry{epoch: epoch}
 		}
 		e.push(seqBatch{firstSeq: first, lastSeq: last, baseOffset: -1, appendTime: -1})
 	}
@@ -248,10 +251,11 @@ func (ps *partState) appendBatch(batch []byte, bi *batchInfo, slot *partSlot) ap
 }
 
 // logAppend appends and maps the log's refusals to Kafka codes.
-func (ps *partState) logAppend(batch []byte, slot *partSlot) appendOutcome {
-	// Every batch reaching here was CRC-checked by validateBatch (or built,
-	// with a fresh CRC, by recompress): do not checksum it twice.
-	err := ps.p.Log.AppendVerified(batch, slot)
+func (ps *partState) logAppend(rb proto.RecordBatch, slot *partSlot) appendOutcome {
+	// Every batch reaching here was framed and CRC-checked by validateBatch
+	// (or built, with a fresh CRC, by recompress): the log parses nothing
+	// again.
+	err := ps.p.Log.AppendBatch(rb, slot)
 	if err == nil {
 		return outAppended
 	}
@@ -350,7 +354,7 @@ func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry
 // scanProducerBatches replays the producer fields of the batch headers in
 // [from, hw) into producers.
 func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*producerEntry) error {
-	var hdr [v2HeaderSize]byte
+	var hdr [proto.RecordBatchHeaderSize]byte
 	for off := from; off < hw; {
 		r, err := l.Read(off, 1<<20)
 		if err != nil {
@@ -369,17 +373,18 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 				r.Release()
 				return fmt.Errorf("reading batch header at %d: %w", pos, err)
 			}
-			length := int64(binary.BigEndian.Uint32(hdr[v2OffBatchLength:])) + v2LogOverhead
-			base := int64(binary.BigEndian.Uint64(hdr[0:]))
-			lod := int32(binary.BigEndian.Uint32(hdr[v2OffLastOffsetDelt:]))
-			attr := int16(binary.BigEndian.Uint16(hdr[v2OffAttributes:]))
-			pid := int64(binary.BigEndian.Uint64(hdr[v2OffProducerID:]))
-			if pid >= 0 && attr&v2AttrControl == 0 && base+int64(lod) >= off {
-				epoch := int16(binary.BigEndian.Uint16(hdr[v2OffProducerEpoch:]))
-				seq := int32(binary.BigEndian.Uint32(hdr[v2OffBaseSequence:]))
+			h, err := proto.ParseRecordBatchHeader(hdr[:])
+			if err != nil {
+				r.Release()
+				return fmt.Errorf("batch header at %d: %w", pos, err)
+			}
+			length := int64(h.Size())
+			base, lod, pid := h.BaseOffset(), h.LastOffsetDelta(), h.ProducerID()
+			if pid >= 0 && !h.Control() && base+int64(lod) >= off {
+				epoch, seq := h.ProducerEpoch(), h.BaseSequence()
 				at := int64(-1)
-				if attr&v2AttrTimestampType != 0 {
-					at = int64(binary.BigEndian.Uint64(hdr[v2OffMaxTimestamp:]))
+				if h.LogAppendTime() {
+					at = h.MaxTimestamp()
 				}
 				e := producers[pid]
 				if e == nil {
@@ -388,7 +393,7 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 				} else if e.epoch != epoch {
 					*e = producerEntry{epoch: epoch}
 				}
-				e.push(seqBatch{firstSeq: seq, lastSeq: addSequence(seq, lod), baseOffset: base, appendTime: at})
+				e.push(seqBatch{firstSeq: seq, lastSeq: proto.AddSequence(seq, lod), baseOffset: base, appendTime: at})
 			}
 			next = base + int64(lod) + 1
 			pos += length
@@ -441,7 +446,7 @@ func (ps *partState) encodeSnapshot() (end int64, data []byte) {
 		}
 	}
 	binary.BigEndian.PutUint32(data[countAt:], uint32(count))
-	data = binary.BigEndian.AppendUint32(data, crc32.Checksum(data, castagnoli))
+	data = binary.BigEndian.AppendUint32(data, crc32.Checksum(data, proto.Castagnoli))
 	return ps.completedEnd, data
 }
 
@@ -451,7 +456,7 @@ func decodeSnapshot(data []byte, producers map[int64]*producerEntry) (int64, err
 		return 0, bad
 	}
 	body := data[:len(data)-4]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(data[len(data)-4:]) {
+	if crc32.Checksum(body, proto.Castagnoli) != binary.BigEndian.Uint32(data[len(data)-4:]) {
 		return 0, errors.New("producer state snapshot CRC mismatch")
 	}
 	p := body[len(snapshotMagic):]

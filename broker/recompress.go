@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"hash/fnv"
 	"io"
 	"runtime"
@@ -20,6 +19,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // Recompression into a topic's compression.type, as Kafka's LogValidator
@@ -263,26 +264,28 @@ func codecByName(name string) (codec int8, ok bool) {
 	return 0, false
 }
 
-// recompressBatch returns batch (one validated v2 batch) with its records
-// re-encoded in codec, or a batchError. The records are walked on the way
-// (walkRecords), as Kafka's validator does when it has to look inside a
-// compressed batch.
-func recompressBatch(batch []byte, bi *batchInfo, codec int8) ([]byte, *batchError) {
-	return inspectBatch(batch, bi, nil, 0, true, codec)
+// recompressBatch returns bi's batch (one validated v2 batch) with its
+// records re-encoded in codec, or a batchError. The records are walked on
+// the way (walkRecords), as Kafka's validator does when it has to look
+// inside a compressed batch.
+func recompressBatch(bi *batchInfo, codec int8) ([]byte, *batchError) {
+	rb, berr := inspectBatch(bi, nil, 0, true, codec)
+	return rb.Bytes(), berr
 }
 
 // inspectBatch is the produce worker's look inside a batch: decompress the
 // records (into a pooled buffer), walk them (walkRecords), apply the
 // timestamp rules when rules is non-nil (admitRecords, which may rewrite
-// batch's header in place: batch must be a private copy), and with
+// bi.batch's header in place: it must be a private copy), and with
 // recompress re-encode them in codec. It returns the batch to append.
 //
 // A payload that does not decompress answers INVALID_RECORD. Kafka answers
 // UNKNOWN_SERVER_ERROR there (its decompression error is a plain
 // KafkaException); the defect is the client's and is not retriable, which
 // INVALID_RECORD says.
-func inspectBatch(batch []byte, bi *batchInfo, rules *recordRules, nowMs int64, recompress bool, codec int8) ([]byte, *batchError) {
-	raw := batch[v2HeaderSize:]
+func inspectBatch(bi *batchInfo, rules *recordRules, nowMs int64, recompress bool, codec int8) (proto.RecordBatch, *batchError) {
+	batch := bi.batch
+	raw := batch.Records()
 	if bi.codec() != codecNone {
 		bp := decompressBufs.Get().(*[]byte)
 		defer func() {
@@ -294,40 +297,46 @@ func inspectBatch(batch []byte, bi *batchInfo, rules *recordRules, nowMs int64, 
 		raw, err = decompressRecords(bi.codec(), raw, (*bp)[:0])
 		*bp = raw[:0]
 		if err != nil {
-			return nil, &batchError{kerr.InvalidRecord, fmt.Sprintf("cannot decompress records: %v", err)}
+			return proto.RecordBatch{}, &batchError{kerr.InvalidRecord, fmt.Sprintf("cannot decompress records: %v", err)}
 		}
 	}
 	if berr := walkRecords(raw, bi); berr != nil {
-		return nil, berr
+		return proto.RecordBatch{}, berr
 	}
 	if rules != nil {
-		if berr := admitRecords(batch, bi, *rules, nowMs); berr != nil {
-			return nil, berr
+		if berr := admitRecords(bi, *rules, nowMs); berr != nil {
+			return proto.RecordBatch{}, berr
 		}
 	}
 	if !recompress {
 		return batch, nil
 	}
-	out := make([]byte, v2HeaderSize, v2HeaderSize+len(raw)/2+64)
-	copy(out, batch[:v2HeaderSize])
+	out := make([]byte, proto.RecordBatchHeaderSize, proto.RecordBatchHeaderSize+len(raw)/2+64)
+	copy(out, batch.Bytes()[:proto.RecordBatchHeaderSize])
 	out, err := compressRecords(codec, raw, out)
 	if err != nil {
-		return nil, &batchError{kerr.UnknownServerError, fmt.Sprintf("recompressing records: %v", err)}
+		return proto.RecordBatch{}, &batchError{kerr.UnknownServerError, fmt.Sprintf("recompressing records: %v", err)}
 	}
-	attr := binary.BigEndian.Uint16(out[v2OffAttributes:])
-	binary.BigEndian.PutUint16(out[v2OffAttributes:], attr&^v2AttrCodecMask|uint16(codec))
-	binary.BigEndian.PutUint32(out[v2OffBatchLength:], uint32(len(out)-v2LogOverhead))
-	binary.BigEndian.PutUint32(out[v2OffCRC:], crc32.Checksum(out[v2OffAttributes:], castagnoli))
-	return out, nil
+	if len(out)-proto.RecordBatchLogOverhead > proto.RecordBatchMaxLength {
+		return proto.RecordBatch{}, &batchError{kerr.MessageTooLarge, "recompressed record batch is larger than max.message.bytes"}
+	}
+	binary.BigEndian.PutUint32(out[proto.BatchPosBatchLength:], uint32(len(out)-proto.RecordBatchLogOverhead))
+	nb, _, perr := proto.ParseRecordBatch(out) // our own header, just framed: cannot fail
+	if perr != nil {
+		return proto.RecordBatch{}, &batchError{kerr.UnknownServerError, fmt.Sprintf("recompressed batch: %v", perr)}
+	}
+	nb.SetAttributes(nb.Attributes()&^proto.AttrCodecMask | int16(codec))
+	nb.StampCRC()
+	return nb, nil
 }
 
-// walkCompressed decompresses a compressed batch's records into a pooled
+// walkCompressed decompresses bi's compressed records into a pooled
 // buffer, at most limit bytes, and walks them (walkRecords). handOff: the
 // records are larger than limit allows (a ring thread's limit); the batch
 // must be inspected on a worker instead.
-func walkCompressed(batch []byte, bi *batchInfo, limit int) (handOff bool, berr *batchError) {
+func walkCompressed(bi *batchInfo, limit int) (handOff bool, berr *batchError) {
 	bp := decompressBufs.Get().(*[]byte)
-	raw, err := decompressLimited(bi.codec(), batch[v2HeaderSize:], (*bp)[:0], limit)
+	raw, err := decompressLimited(bi.codec(), bi.batch.Records(), (*bp)[:0], limit)
 	*bp = raw[:0]
 	if cap(raw) <= decompressBufKeepBytes {
 		defer decompressBufs.Put(bp)
@@ -360,8 +369,7 @@ const decompressBufKeepBytes = 4 << 20
 type produceJob struct {
 	ps              *partState
 	slot            *partSlot
-	batch           []byte
-	bi              batchInfo
+	bi              batchInfo   // its view is over a private copy of the frame bytes
 	inspect         bool        // compressed: decompress, walk, check timestamps (inspectBatch)
 	rules           recordRules // with inspect
 	recompress      bool
@@ -444,24 +452,23 @@ func (j *produceJob) run() {
 		j.slot.done(kerr.KafkaStorageError.Code, -1, -1, -1, "")
 		return
 	}
-	batch := j.batch
 	if j.inspect || j.recompress {
 		var rules *recordRules
 		if j.inspect {
 			rules = &j.rules
 		}
-		nb, berr := inspectBatch(batch, &j.bi, rules, time.Now().UnixMilli(), j.recompress, j.codec)
-		if berr == nil && len(nb) > int(j.maxMessageBytes) {
+		nb, berr := inspectBatch(&j.bi, rules, time.Now().UnixMilli(), j.recompress, j.codec)
+		if berr == nil && nb.Size() > int(j.maxMessageBytes) {
 			berr = &batchError{kerr.MessageTooLarge, "recompressed record batch is larger than max.message.bytes"}
 		}
 		if berr != nil {
 			j.slot.done(berr.err.Code, -1, -1, -1, berr.msg)
 			return
 		}
-		batch = nb
+		j.bi.batch = nb
 	}
 	backoff := time.Millisecond
-	for ps.appendBatch(batch, &j.bi, j.slot) == outBacklog {
+	for ps.appendBatch(&j.bi, j.slot) == outBacklog {
 		if time.Now().After(j.deadline) {
 			j.slot.done(kerr.RequestTimedOut.Code, -1, -1, -1, "")
 			return

@@ -11,6 +11,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // rawRecord encodes one record from its fields: an int64 is written as a
@@ -53,7 +55,7 @@ func rawBatch(codec int8, attrs int16, count int32, firstTs, maxTs int64, record
 	}
 	b := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], proto.Castagnoli))
 	return b
 }
 
@@ -61,7 +63,7 @@ func rawBatch(codec int8, attrs int16, count int32, firstTs, maxTs int64, record
 // valid payload of codec, with a correct CRC.
 func garbageBatch(codec int8) []byte {
 	b := rawBatch(codecNone, 0, 1, 1000, 1000, bytes.Repeat([]byte{0x5a, 0xa5, 0x00, 0xff}, 16))
-	b[v2OffAttributes+1] |= byte(codec)
+	b[proto.BatchPosAttributes+1] |= byte(codec)
 	return recrc(b)
 }
 
@@ -74,17 +76,19 @@ func admitForTest(b []byte, rules recordRules, nowMs int64) (batchInfo, []byte, 
 		return bi, nil, berr
 	}
 	if bi.codec() == codecNone {
-		berr = admitRecords(b, &bi, rules, nowMs)
+		berr = admitRecords(&bi, rules, nowMs)
 		return bi, b, berr
 	}
 	// The ring thread's walk (walkCompressed) and the worker's (inspectBatch)
 	// must agree; a batch too large for the ring has only the worker's.
 	ringBi := bi
-	handOff, ringErr := walkCompressed(b, &ringBi, ringDecompressMaxBytes)
+	handOff, ringErr := walkCompressed(&ringBi, ringDecompressMaxBytes)
 	if ringErr == nil && !handOff {
-		ringErr = admitRecords(append([]byte(nil), b...), &ringBi, rules, nowMs)
+		ringBi.batch = ringBi.batch.Clone()
+		ringErr = admitRecords(&ringBi, rules, nowMs)
 	}
-	out, berr := inspectBatch(b, &bi, &rules, nowMs, false, 0)
+	rb, berr := inspectBatch(&bi, &rules, nowMs, false, 0)
+	out := rb.Bytes()
 	if !handOff && (ringErr == nil) != (berr == nil) {
 		panic(fmt.Sprintf("ring walk %+v, worker walk %+v", ringErr, berr))
 	}
@@ -161,7 +165,7 @@ func TestRecordValidation(t *testing.T) {
 			return rawBatch(c, 0, 1, math.MinInt64, math.MinInt64, goodRecord(0, 0))
 		}, recordRules{beforeMaxMs: math.MaxInt64 - 1, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
 		{"producer-log-append-time-on-lat-topic", func(c int8) []byte {
-			return rawBatch(c, v2AttrTimestampType, 3, now, now, good3)
+			return rawBatch(c, proto.AttrLogAppendTime, 3, now, now, good3)
 		}, recordRules{logAppendTime: true, beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}, kerr.InvalidTimestamp, 0},
 		{"compacted-null-key", func(c int8) []byte {
 			return rawBatch(c, 0, 2, now, now, append(goodRecord(0, 0), rawRecord([]byte{0}, 0, 1, -1, 1, []byte("v"), 0)...))
@@ -169,7 +173,7 @@ func TestRecordValidation(t *testing.T) {
 		{"compacted-keyed", func(c int8) []byte { return rawBatch(c, 0, 3, now, now+9, good3) },
 			recordRules{compacted: true, beforeMaxMs: math.MaxInt64, afterMaxMs: math.MaxInt64}, nil, now + 9},
 		{"producer-log-append-time-far-future", func(c int8) []byte {
-			return rawBatch(c, v2AttrTimestampType, 3, now, math.MaxInt64, good3)
+			return rawBatch(c, proto.AttrLogAppendTime, 3, now, math.MaxInt64, good3)
 		}, kafkaDefaultTimestamps, kerr.InvalidTimestamp, 0},
 	}
 	for _, codec := range []int8{codecNone, codecGzip, codecSnappy, codecLZ4, codecZstd} {
@@ -182,8 +186,8 @@ func TestRecordValidation(t *testing.T) {
 			case c.want != nil && (berr == nil || berr.err != c.want):
 				t.Errorf("codec %d %s: got %+v, want %v", codec, c.name, berr, c.want)
 			case c.want == nil:
-				if got := int64(binary.BigEndian.Uint64(out[v2OffMaxTimestamp:])); got != c.maxTs || bi.maxTimestamp != c.maxTs {
-					t.Errorf("codec %d %s: stored maxTimestamp %d (info %d), want %d", codec, c.name, got, bi.maxTimestamp, c.maxTs)
+				if got := int64(binary.BigEndian.Uint64(out[proto.BatchPosMaxTimestamp:])); got != c.maxTs || bi.batch.MaxTimestamp() != c.maxTs {
+					t.Errorf("codec %d %s: stored maxTimestamp %d (info %d), want %d", codec, c.name, got, bi.batch.MaxTimestamp(), c.maxTs)
 				}
 				if _, berr := validateBatch(out, 1<<20, 11); berr != nil {
 					t.Errorf("codec %d %s: rewritten batch invalid: %s", codec, c.name, berr.msg)
@@ -200,14 +204,14 @@ func TestRecordValidation(t *testing.T) {
 	// A batch marked LogAppendTime by its producer on a CreateTime topic is
 	// read at its header maxTimestamp (Kafka's reading) and stored as
 	// CreateTime.
-	b := rawBatch(codecNone, v2AttrTimestampType, 3, now, now+1, good3)
-	if bi, _, berr := admitForTest(b, kafkaDefaultTimestamps, now); berr != nil || bi.logAppendTimed() || b[v2OffAttributes+1]&v2AttrTimestampType != 0 || bi.maxTimestamp != now+1 {
+	b := rawBatch(codecNone, proto.AttrLogAppendTime, 3, now, now+1, good3)
+	if bi, _, berr := admitForTest(b, kafkaDefaultTimestamps, now); berr != nil || bi.logAppendTimed() || b[proto.BatchPosAttributes+1]&proto.AttrLogAppendTime != 0 || bi.batch.MaxTimestamp() != now+1 {
 		t.Fatalf("producer LogAppendTime on a CreateTime topic: %+v %+v", berr, bi)
 	}
 	// Records too large for a ring thread are handed to the worker.
 	big := rawBatch(codecZstd, 0, 1, now, now, rawRecord([]byte{0}, 0, 0, -1, ringDecompressMaxBytes, make([]byte, ringDecompressMaxBytes), 0))
 	bi, berr := validateBatch(big, 1<<20, 11)
-	if handOff, werr := walkCompressed(big, &bi, ringDecompressMaxBytes); berr != nil || werr != nil || !handOff {
+	if handOff, werr := walkCompressed(&bi, ringDecompressMaxBytes); berr != nil || werr != nil || !handOff {
 		t.Fatalf("large zstd batch: handOff %v, %+v %+v", handOff, berr, werr)
 	}
 	if _, _, berr := admitForTest(big, kafkaDefaultTimestamps, now); berr != nil {
@@ -219,10 +223,10 @@ func TestRecordValidation(t *testing.T) {
 	enc, _ := zstd.NewWriter(nil, zstd.WithWindowSize(4<<20), zstd.WithSingleSegment(false))
 	wide := rawBatch(codecNone, 0, 3, now, now+9, enc.EncodeAll(good3, nil))
 	enc.Close()
-	wide[v2OffAttributes+1] |= codecZstd
+	wide[proto.BatchPosAttributes+1] |= codecZstd
 	recrc(wide)
 	bi, berr = validateBatch(wide, 1<<20, 11)
-	if handOff, werr := walkCompressed(wide, &bi, ringDecompressMaxBytes); berr != nil || werr != nil {
+	if handOff, werr := walkCompressed(&bi, ringDecompressMaxBytes); berr != nil || werr != nil {
 		t.Fatalf("zstd frame with a 4 MiB window: handOff %v, %+v %+v", handOff, berr, werr)
 	}
 	if _, _, berr := admitForTest(wide, kafkaDefaultTimestamps, now); berr != nil {
@@ -237,7 +241,7 @@ func TestRecordValidation(t *testing.T) {
 		cb := rawBatch(codec, 0, 3, now, now+9, good3)
 		if n := testing.AllocsPerRun(100, func() {
 			bi, _ := validateBatch(cb, 1<<20, 11)
-			walkCompressed(cb, &bi, ringDecompressMaxBytes)
+			walkCompressed(&bi, ringDecompressMaxBytes)
 		}); n != 0 {
 			t.Errorf("codec %d: ring walk allocates %v", codec, n)
 		}
@@ -246,7 +250,7 @@ func TestRecordValidation(t *testing.T) {
 	lying := rawBatch(codecNone, 0, 3, now, math.MaxInt64, good3)
 	if n := testing.AllocsPerRun(100, func() {
 		bi, _ := validateBatch(lying, 1<<20, 11)
-		admitRecords(lying, &bi, kafkaDefaultTimestamps, now)
+		admitRecords(&bi, kafkaDefaultTimestamps, now)
 	}); n != 0 {
 		t.Fatalf("uncompressed admission allocates %v", n)
 	}

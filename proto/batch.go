@@ -57,19 +57,23 @@ const (
 	// cannot make a reader reach for gigabytes.
 	RecordBatchMaxLength = 1 << 30
 
-	offBaseOffset      = 0
-	offBatchLength     = 8
-	offLeaderEpoch     = 12
-	offMagic           = 16
-	offCRC             = 17
-	offAttributes      = 21
-	offLastOffsetDelta = 23
-	offBaseTimestamp   = 27
-	offMaxTimestamp    = 35
-	offProducerID      = 43
-	offProducerEpoch   = 51
-	offBaseSequence    = 53
-	offRecordCount     = 57
+	// Byte positions of the header fields in a batch (Kafka's
+	// DefaultRecordBatch *_OFFSET constants), for tests and readers that
+	// hold a header in a fixed array; code with a RecordBatch uses its
+	// accessors.
+	BatchPosBaseOffset      = 0
+	BatchPosBatchLength     = 8
+	BatchPosLeaderEpoch     = 12
+	BatchPosMagic           = 16
+	BatchPosCRC             = 17
+	BatchPosAttributes      = 21
+	BatchPosLastOffsetDelta = 23
+	BatchPosBaseTimestamp   = 27
+	BatchPosMaxTimestamp    = 35
+	BatchPosProducerID      = 43
+	BatchPosProducerEpoch   = 51
+	BatchPosBaseSequence    = 53
+	BatchPosRecordCount     = 57
 )
 
 // Attribute bits of a v2 batch.
@@ -82,11 +86,11 @@ const (
 
 // Codec ids of the attributes' low bits.
 const (
-	CodecNone   int8 = 0
-	CodecGzip   int8 = 1
-	CodecSnappy int8 = 2
-	CodecLZ4    int8 = 3
-	CodecZstd   int8 = 4
+	CodecNone   = 0
+	CodecGzip   = 1
+	CodecSnappy = 2
+	CodecLZ4    = 3
+	CodecZstd   = 4
 )
 
 // Castagnoli is the CRC32C table of record batch checksums.
@@ -131,13 +135,13 @@ type RecordBatch struct {
 // b (ErrBatchTruncated), then a batchLength past RecordBatchMaxLength
 // (ErrBatchLength).
 func ParseRecordBatch(b []byte) (rb RecordBatch, rest []byte, err error) {
-	if len(b) < offMagic+1 {
+	if len(b) < BatchPosMagic+1 {
 		return RecordBatch{}, b, ErrBatchShort
 	}
-	if b[offMagic] != 2 {
+	if b[BatchPosMagic] != 2 {
 		return RecordBatch{}, b, ErrBatchMagic
 	}
-	bl := int64(int32(binary.BigEndian.Uint32(b[offBatchLength:])))
+	bl := int64(int32(binary.BigEndian.Uint32(b[BatchPosBatchLength:])))
 	if bl < RecordBatchHeaderSize-RecordBatchLogOverhead {
 		return RecordBatch{}, b, ErrBatchLength
 	}
@@ -160,11 +164,11 @@ func ParseRecordBatchHeader(h []byte) (RecordBatch, error) {
 	if len(h) < RecordBatchHeaderSize {
 		return RecordBatch{}, ErrBatchShort
 	}
-	bl := int32(binary.BigEndian.Uint32(h[offBatchLength:]))
+	bl := int32(binary.BigEndian.Uint32(h[BatchPosBatchLength:]))
 	if bl < RecordBatchHeaderSize-RecordBatchLogOverhead || bl > RecordBatchMaxLength {
 		return RecordBatch{}, ErrBatchLength
 	}
-	if h[offMagic] != 2 {
+	if h[BatchPosMagic] != 2 {
 		return RecordBatch{}, ErrBatchMagic
 	}
 	return RecordBatch{b: h}, nil
@@ -180,36 +184,40 @@ func (rb RecordBatch) Clone() RecordBatch { return RecordBatch{b: append([]byte(
 // overhead.
 func (rb RecordBatch) Size() int { return int(rb.BatchLength()) + RecordBatchLogOverhead }
 
-func (rb RecordBatch) BaseOffset() int64 { return int64(binary.BigEndian.Uint64(rb.b[offBaseOffset:])) }
+func (rb RecordBatch) BaseOffset() int64 {
+	return int64(binary.BigEndian.Uint64(rb.b[BatchPosBaseOffset:]))
+}
 func (rb RecordBatch) BatchLength() int32 {
-	return int32(binary.BigEndian.Uint32(rb.b[offBatchLength:]))
+	return int32(binary.BigEndian.Uint32(rb.b[BatchPosBatchLength:]))
 }
 func (rb RecordBatch) PartitionLeaderEpoch() int32 {
-	return int32(binary.BigEndian.Uint32(rb.b[offLeaderEpoch:]))
+	return int32(binary.BigEndian.Uint32(rb.b[BatchPosLeaderEpoch:]))
 }
-func (rb RecordBatch) Magic() int8 { return int8(rb.b[offMagic]) }
-func (rb RecordBatch) CRC() uint32 { return binary.BigEndian.Uint32(rb.b[offCRC:]) }
+func (rb RecordBatch) Magic() int8 { return int8(rb.b[BatchPosMagic]) }
+func (rb RecordBatch) CRC() uint32 { return binary.BigEndian.Uint32(rb.b[BatchPosCRC:]) }
 func (rb RecordBatch) Attributes() int16 {
-	return int16(binary.BigEndian.Uint16(rb.b[offAttributes:]))
+	return int16(binary.BigEndian.Uint16(rb.b[BatchPosAttributes:]))
 }
 func (rb RecordBatch) LastOffsetDelta() int32 {
-	return int32(binary.BigEndian.Uint32(rb.b[offLastOffsetDelta:]))
+	return int32(binary.BigEndian.Uint32(rb.b[BatchPosLastOffsetDelta:]))
 }
 func (rb RecordBatch) BaseTimestamp() int64 {
-	return int64(binary.BigEndian.Uint64(rb.b[offBaseTimestamp:]))
+	return int64(binary.BigEndian.Uint64(rb.b[BatchPosBaseTimestamp:]))
 }
 func (rb RecordBatch) MaxTimestamp() int64 {
-	return int64(binary.BigEndian.Uint64(rb.b[offMaxTimestamp:]))
+	return int64(binary.BigEndian.Uint64(rb.b[BatchPosMaxTimestamp:]))
 }
-func (rb RecordBatch) ProducerID() int64 { return int64(binary.BigEndian.Uint64(rb.b[offProducerID:])) }
+func (rb RecordBatch) ProducerID() int64 {
+	return int64(binary.BigEndian.Uint64(rb.b[BatchPosProducerID:]))
+}
 func (rb RecordBatch) ProducerEpoch() int16 {
-	return int16(binary.BigEndian.Uint16(rb.b[offProducerEpoch:]))
+	return int16(binary.BigEndian.Uint16(rb.b[BatchPosProducerEpoch:]))
 }
 func (rb RecordBatch) BaseSequence() int32 {
-	return int32(binary.BigEndian.Uint32(rb.b[offBaseSequence:]))
+	return int32(binary.BigEndian.Uint32(rb.b[BatchPosBaseSequence:]))
 }
 func (rb RecordBatch) RecordCount() int32 {
-	return int32(binary.BigEndian.Uint32(rb.b[offRecordCount:]))
+	return int32(binary.BigEndian.Uint32(rb.b[BatchPosRecordCount:]))
 }
 
 // Codec is the compression codec of the records (CodecNone..CodecZstd, or
@@ -234,33 +242,35 @@ func (rb RecordBatch) Records() []byte { return rb.b[RecordBatchHeaderSize:] }
 // SetBaseOffset and SetPartitionLeaderEpoch rewrite fields outside the
 // CRC: no restamp needed.
 func (rb RecordBatch) SetBaseOffset(o int64) {
-	binary.BigEndian.PutUint64(rb.b[offBaseOffset:], uint64(o))
+	binary.BigEndian.PutUint64(rb.b[BatchPosBaseOffset:], uint64(o))
 }
 func (rb RecordBatch) SetPartitionLeaderEpoch(e int32) {
-	binary.BigEndian.PutUint32(rb.b[offLeaderEpoch:], uint32(e))
+	binary.BigEndian.PutUint32(rb.b[BatchPosLeaderEpoch:], uint32(e))
 }
 
 // SetAttributes, SetMaxTimestamp and SetBatchLength rewrite fields the CRC
 // covers (batchLength is outside it but changes what it covers): call
 // StampCRC after the last of them.
 func (rb RecordBatch) SetAttributes(a int16) {
-	binary.BigEndian.PutUint16(rb.b[offAttributes:], uint16(a))
+	binary.BigEndian.PutUint16(rb.b[BatchPosAttributes:], uint16(a))
 }
 func (rb RecordBatch) SetMaxTimestamp(ts int64) {
-	binary.BigEndian.PutUint64(rb.b[offMaxTimestamp:], uint64(ts))
+	binary.BigEndian.PutUint64(rb.b[BatchPosMaxTimestamp:], uint64(ts))
 }
 func (rb RecordBatch) SetBatchLength(n int32) {
-	binary.BigEndian.PutUint32(rb.b[offBatchLength:], uint32(n))
+	binary.BigEndian.PutUint32(rb.b[BatchPosBatchLength:], uint32(n))
 }
 
 // ComputeCRC is the CRC32C of the bytes the crc field covers.
-func (rb RecordBatch) ComputeCRC() uint32 { return crc32.Checksum(rb.b[offAttributes:], Castagnoli) }
+func (rb RecordBatch) ComputeCRC() uint32 {
+	return crc32.Checksum(rb.b[BatchPosAttributes:], Castagnoli)
+}
 
 // CheckCRC reports whether the crc field matches the batch's bytes.
 func (rb RecordBatch) CheckCRC() bool { return rb.ComputeCRC() == rb.CRC() }
 
 // StampCRC recomputes and writes the crc field.
-func (rb RecordBatch) StampCRC() { binary.BigEndian.PutUint32(rb.b[offCRC:], rb.ComputeCRC()) }
+func (rb RecordBatch) StampCRC() { binary.BigEndian.PutUint32(rb.b[BatchPosCRC:], rb.ComputeCRC()) }
 
 // AddSequence is baseSequence + delta with Kafka's wrap past MaxInt32 to 0.
 func AddSequence(base, delta int32) int32 {

@@ -110,7 +110,7 @@ func TestRecordBatchFraming(t *testing.T) {
 		return b
 	}
 	badMagic := append([]byte(nil), good...)
-	badMagic[offMagic] = 1
+	badMagic[BatchPosMagic] = 1
 	for _, c := range []struct {
 		name string
 		b    []byte

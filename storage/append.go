@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringbroker/ringbroker/invariants"
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // AppendResult reports the outcome of one Append.
@@ -84,22 +85,28 @@ func putReq(r *appendReq) {
 //
 // Offsets are assigned in the order Append calls take the log lock.
 func (l *Log) Append(batches []byte, cb AppendCallback) error {
-	return l.appendBatches(batches, cb, true)
-}
-
-// AppendVerified is Append for a caller that has already verified every
-// batch's CRC32C (the broker's produce path validates batches in place
-// before deciding anything): framing and magic are still checked, the CRC
-// is not computed a second time.
-func (l *Log) AppendVerified(batches []byte, cb AppendCallback) error {
-	return l.appendBatches(batches, cb, false)
-}
-
-func (l *Log) appendBatches(batches []byte, cb AppendCallback, checkCRC bool) error {
-	_, offsets, records, err := walkBatches(batches, checkCRC)
+	_, offsets, records, err := validateBatches(batches)
 	if err != nil {
 		return err
 	}
+	return l.enqueue(batches, offsets, records, cb)
+}
+
+// AppendBatch is Append for one batch the caller has already validated:
+// rb's framing was checked when the view was made (proto.ParseRecordBatch)
+// and the caller checked or restamped its CRC (the broker's produce path
+// validates each batch in place before deciding anything), so its header
+// is parsed once on the produce path. A negative lastOffsetDelta is still
+// refused (ErrInvalidBatch): the log's offsets must only grow.
+func (l *Log) AppendBatch(rb proto.RecordBatch, cb AppendCallback) error {
+	lod := rb.LastOffsetDelta()
+	if lod < 0 {
+		return fmt.Errorf("%w: lastOffsetDelta %d", ErrInvalidBatch, lod)
+	}
+	return l.enqueue(rb.Bytes(), int64(lod)+1, int64(rb.RecordCount()), cb)
+}
+
+func (l *Log) enqueue(batches []byte, offsets, records int64, cb AppendCallback) error {
 	r := getReq(len(batches))
 	r.buf = append(r.buf[:0], batches...)
 	r.cb, r.records, r.offsets = cb, records, offsets

@@ -1,51 +1,21 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
-// Record batch v2 header, as Kafka lays it out on the wire and on disk
-// (all integers big-endian):
-//
-//	offset  size  field
-//	     0     8  baseOffset            <- rewritten by the appender
-//	     8     4  batchLength           (bytes after this field)
-//	    12     4  partitionLeaderEpoch  <- rewritten by the appender
-//	    16     1  magic (= 2)
-//	    17     4  crc (CRC32C of bytes [21, end))
-//	    21     2  attributes            (bit 3: timestamp type, 1 = LogAppendTime)
-//	    23     4  lastOffsetDelta
-//	    27     8  baseTimestamp
-//	    35     8  maxTimestamp          <- rewritten for LogAppendTime (+ crc)
-//	    43     8  producerId
-//	    51     2  producerEpoch
-//	    53     4  baseSequence
-//	    57     4  recordCount
-//	    61     …  records
-//
-// baseOffset and partitionLeaderEpoch sit outside the CRC, which is why Kafka
-// (and we) can rewrite them in place without touching the checksum.
+// Record batches are stored exactly as Kafka lays them out (proto/batch.go
+// draws the layout; proto.RecordBatch reads and rewrites it). The appender
+// rewrites baseOffset and partitionLeaderEpoch, which sit outside the CRC,
+// and for LogAppendTime the timestamp-type bit and maxTimestamp (then
+// restamps the CRC), as Kafka does.
 const (
-	batchHeaderSize       = 61
-	logOverhead           = 12 // baseOffset + batchLength: the part outside batchLength
-	offBaseOffset         = 0
-	offBatchLength        = 8
-	offLeaderEpoch        = 12
-	offMagic              = 16
-	offCRC                = 17
-	offAttributes         = 21
-	offLastOffsetDelta    = 23
-	offBaseTimestamp      = 27
-	offMaxTimestamp       = 35
-	offRecordCount        = 57
-	attrLogAppendTimeMask = 0x08
-	attrCompressionMask   = 0x07
+	batchHeaderSize = proto.RecordBatchHeaderSize
+	logOverhead     = proto.RecordBatchLogOverhead // baseOffset + batchLength: the part outside batchLength
 )
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // Typed errors returned by Append and the scanner. The broker maps them to
 // Kafka error codes (CORRUPT_MESSAGE, INVALID_RECORD, ...).
@@ -71,45 +41,45 @@ func (b batchInfo) lastOffset() int64 { return b.baseOffset + int64(b.lastOffset
 // parseBatchHeader reads the header fields without checking the CRC.
 // REQUIRES: len(h) >= batchHeaderSize.
 func parseBatchHeader(h []byte) (batchInfo, error) {
-	bl := int32(binary.BigEndian.Uint32(h[offBatchLength:]))
-	if bl < batchHeaderSize-logOverhead || int64(bl) > maxBatchLength {
-		return batchInfo{}, fmt.Errorf("%w: batchLength %d", ErrInvalidBatch, bl)
+	rb, err := proto.ParseRecordBatchHeader(h)
+	if err != nil {
+		return batchInfo{}, headerError(h, err)
 	}
-	if h[offMagic] != 2 {
-		return batchInfo{}, fmt.Errorf("%w: magic %d (only v2 is stored)", ErrInvalidBatch, h[offMagic])
-	}
-	lod := int32(binary.BigEndian.Uint32(h[offLastOffsetDelta:]))
+	lod := rb.LastOffsetDelta()
 	if lod < 0 {
 		return batchInfo{}, fmt.Errorf("%w: lastOffsetDelta %d", ErrInvalidBatch, lod)
 	}
 	return batchInfo{
-		baseOffset:      int64(binary.BigEndian.Uint64(h[offBaseOffset:])),
-		length:          int(bl) + logOverhead,
+		baseOffset:      rb.BaseOffset(),
+		length:          rb.Size(),
 		lastOffsetDelta: lod,
-		maxTimestamp:    int64(binary.BigEndian.Uint64(h[offMaxTimestamp:])),
-		recordCount:     int32(binary.BigEndian.Uint32(h[offRecordCount:])),
+		maxTimestamp:    rb.MaxTimestamp(),
+		recordCount:     rb.RecordCount(),
 	}, nil
 }
 
-// maxBatchLength bounds batchLength so a corrupt length field cannot make
-// the scanner or the appender reach for gigabytes.
-const maxBatchLength = 1 << 30
+// headerError wraps a proto framing error of header h as ErrInvalidBatch,
+// naming the offending field.
+func headerError(h []byte, err error) error {
+	switch {
+	case errors.Is(err, proto.ErrBatchLength):
+		return fmt.Errorf("%w: batchLength %d", ErrInvalidBatch, int32(uint32(h[8])<<24|uint32(h[9])<<16|uint32(h[10])<<8|uint32(h[11])))
+	case errors.Is(err, proto.ErrBatchMagic):
+		return fmt.Errorf("%w: magic %d (only v2 is stored)", ErrInvalidBatch, h[16])
+	}
+	return fmt.Errorf("%w: %v", ErrInvalidBatch, err)
+}
 
 // checkBatchCRC verifies the CRC32C of a whole batch b (len(b) == info.length).
 func checkBatchCRC(b []byte) bool {
-	return crc32.Checksum(b[offAttributes:], crcTable) == binary.BigEndian.Uint32(b[offCRC:])
+	rb, err := proto.ParseRecordBatchHeader(b)
+	return err == nil && rb.CheckCRC()
 }
 
 // validateBatches walks buf, which must hold one or more whole v2 batches
 // back to back, checking framing and CRC. It returns the number of batches,
 // the number of offsets they span and their record count. Nothing is modified.
 func validateBatches(buf []byte) (batches int, offsets int64, records int64, err error) {
-	return walkBatches(buf, true)
-}
-
-// walkBatches is validateBatches with the CRC check optional (the broker
-// has already checked it when it calls AppendVerified).
-func walkBatches(buf []byte, checkCRC bool) (batches int, offsets int64, records int64, err error) {
 	for p := 0; p < len(buf); {
 		if len(buf)-p < batchHeaderSize {
 			return 0, 0, 0, fmt.Errorf("%w: %d trailing bytes", ErrInvalidBatch, len(buf)-p)
@@ -121,7 +91,7 @@ func walkBatches(buf []byte, checkCRC bool) (batches int, offsets int64, records
 		if bi.length > len(buf)-p {
 			return 0, 0, 0, fmt.Errorf("%w: batchLength %d past end of input", ErrInvalidBatch, bi.length-logOverhead)
 		}
-		if checkCRC && !checkBatchCRC(buf[p:p+bi.length]) {
+		if !checkBatchCRC(buf[p : p+bi.length]) {
 			return 0, 0, 0, ErrCorruptBatch
 		}
 		batches++
@@ -144,24 +114,24 @@ func walkBatches(buf []byte, checkCRC bool) (batches int, offsets int64, records
 // that batch: Kafka's "shallow" offset of max timestamp).
 func stampBatches(buf []byte, base int64, leaderEpoch int32, appendTime int64) (next int64, maxTs int64, maxTsOffset int64) {
 	maxTs, maxTsOffset = -1, -1
-	for p := 0; p < len(buf); {
-		b := buf[p:]
-		bl := int(binary.BigEndian.Uint32(b[offBatchLength:])) + logOverhead
-		lod := int64(int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])))
-		binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(base))
-		binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(leaderEpoch))
-		if appendTime >= 0 {
-			attr := binary.BigEndian.Uint16(b[offAttributes:])
-			binary.BigEndian.PutUint16(b[offAttributes:], attr|attrLogAppendTimeMask)
-			binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(appendTime))
-			binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:bl], crcTable))
+	for len(buf) > 0 {
+		rb, rest, err := proto.ParseRecordBatch(buf)
+		if err != nil {
+			break // REQUIRES broken: validated batches always parse
 		}
-		ts := int64(binary.BigEndian.Uint64(b[offMaxTimestamp:]))
-		if ts > maxTs {
+		buf = rest
+		lod := int64(rb.LastOffsetDelta())
+		rb.SetBaseOffset(base)
+		rb.SetPartitionLeaderEpoch(leaderEpoch)
+		if appendTime >= 0 {
+			rb.SetAttributes(rb.Attributes() | proto.AttrLogAppendTime)
+			rb.SetMaxTimestamp(appendTime)
+			rb.StampCRC()
+		}
+		if ts := rb.MaxTimestamp(); ts > maxTs {
 			maxTs, maxTsOffset = ts, base+lod
 		}
 		base += lod + 1
-		p += bl
 	}
 	return base, maxTs, maxTsOffset
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // TestFaultsFailExactlyAffectedAppends: ENOSPC/EIO on write or fdatasync
@@ -86,9 +88,11 @@ func TestFaultsFailExactlyAffectedAppends(t *testing.T) {
 }
 
 func tsOf(b readBatch) int64 {
-	return int64(uint64(b.raw[offBaseTimestamp])<<56 | uint64(b.raw[offBaseTimestamp+1])<<48 | uint64(b.raw[offBaseTimestamp+2])<<40 |
-		uint64(b.raw[offBaseTimestamp+3])<<32 | uint64(b.raw[offBaseTimestamp+4])<<24 | uint64(b.raw[offBaseTimestamp+5])<<16 |
-		uint64(b.raw[offBaseTimestamp+6])<<8 | uint64(b.raw[offBaseTimestamp+7]))
+	rb, err := proto.ParseRecordBatchHeader(b.raw)
+	if err != nil {
+		panic(err)
+	}
+	return rb.BaseTimestamp()
 }
 
 func TestShortWritesAreCompleted(t *testing.T) {

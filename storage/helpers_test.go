@@ -1,46 +1,31 @@
 package storage
 
 import (
-	"encoding/binary"
-	"hash/crc32"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // makeBatch builds a valid uncompressed v2 record batch of n records, each
 // with a value of valueSize bytes filled with fill, timestamps ts..ts+n-1.
 // baseOffset is 0 (the log assigns it).
 func makeBatch(n, valueSize int, ts int64, fill byte) []byte {
-	b := make([]byte, batchHeaderSize, batchHeaderSize+n*(valueSize+16))
 	val := make([]byte, valueSize)
 	for i := range val {
 		val[i] = fill
 	}
+	recs := make([]byte, 0, n*(valueSize+16))
 	for i := 0; i < n; i++ {
-		var body []byte
-		body = append(body, 0)                     // attributes
-		body = binary.AppendVarint(body, int64(i)) // timestampDelta
-		body = binary.AppendVarint(body, int64(i)) // offsetDelta
-		body = binary.AppendVarint(body, -1)       // key length (null)
-		body = binary.AppendVarint(body, int64(len(val)))
-		body = append(body, val...)
-		body = binary.AppendVarint(body, 0) // headers
-		b = binary.AppendVarint(b, int64(len(body)))
-		b = append(b, body...)
+		recs = proto.AppendRecord(recs, &kmsg.Record{TimestampDelta64: int64(i), OffsetDelta: int32(i), Value: val})
 	}
-	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(len(b)-logOverhead))
-	binary.BigEndian.PutUint32(b[offLeaderEpoch:], 0xffffffff)
-	b[offMagic] = 2
-	binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(n-1))
-	binary.BigEndian.PutUint64(b[offBaseTimestamp:], uint64(ts))
-	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts+int64(n)-1))
-	binary.BigEndian.PutUint64(b[43:], ^uint64(0)) // producerId -1
-	binary.BigEndian.PutUint16(b[51:], 0xffff)
-	binary.BigEndian.PutUint32(b[53:], 0xffffffff)
-	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(n))
-	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], crcTable))
-	return b
+	return proto.AppendRecordBatch(make([]byte, 0, batchHeaderSize+len(recs)), &kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, LastOffsetDelta: int32(n - 1), FirstTimestamp: ts, MaxTimestamp: ts + int64(n) - 1,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
+	})
 }
 
 // syncAppend appends and waits for the callback.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 func TestAppendReadRoundTrip(t *testing.T) {
@@ -37,7 +39,7 @@ func TestAppendReadRoundTrip(t *testing.T) {
 		}
 		next = g.info.lastOffset() + 1
 		// only baseOffset and leader epoch differ from what was sent
-		if !bytes.Equal(g.raw[offMagic:], want[i][offMagic:]) {
+		if !bytes.Equal(g.raw[16:], want[i][16:]) { // from magic on
 			t.Fatalf("batch %d bytes changed", i)
 		}
 		if e := int32(uint32(g.raw[12])<<24 | uint32(g.raw[13])<<16 | uint32(g.raw[14])<<8 | uint32(g.raw[15])); e != 7 {
@@ -76,7 +78,7 @@ func TestAppendRejectsBadBatches(t *testing.T) {
 		t.Fatalf("want ErrInvalidBatch, got %v", err)
 	}
 	b = makeBatch(3, 10, 1, 1)
-	b[offMagic] = 1
+	b[16] = 1 // magic
 	if err := l.Append(b, nil); !errors.Is(err, ErrInvalidBatch) {
 		t.Fatalf("want ErrInvalidBatch for magic 1, got %v", err)
 	}
@@ -99,7 +101,7 @@ func TestLogAppendTime(t *testing.T) {
 		t.Fatalf("LogAppendTime %d", r.LogAppendTime)
 	}
 	got := readAll(t, l, 0)
-	if got[0].info.maxTimestamp != r.LogAppendTime || got[0].raw[offAttributes+1]&attrLogAppendTimeMask == 0 {
+	if got[0].info.maxTimestamp != r.LogAppendTime || !mustHeader(t, got[0].raw).LogAppendTime() {
 		t.Fatalf("not stamped: %+v", got[0].info)
 	}
 }
@@ -318,4 +320,43 @@ func TestManagerCheckpointsAndCleanShutdown(t *testing.T) {
 		t.Fatalf("lso %d hw %d", l2.LogStartOffset(), l2.HighWatermark())
 	}
 	m2.Close()
+}
+
+func mustHeader(t testing.TB, b []byte) proto.RecordBatch {
+	t.Helper()
+	rb, err := proto.ParseRecordBatchHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rb
+}
+
+// TestAppendBatch: a validated view is appended like Append's bytes, and a
+// negative lastOffsetDelta is still refused.
+func TestAppendBatch(t *testing.T) {
+	l, err := Open(t.TempDir(), testConfig(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rb, _, err := proto.ParseRecordBatch(makeBatch(3, 10, 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan AppendResult, 1)
+	if err := l.AppendBatch(rb, AppendFunc(func(r AppendResult) { ch <- r })); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.Err != nil || r.BaseOffset != 0 || r.LastOffset != 2 {
+		t.Fatalf("append: %+v", r)
+	}
+	bad := makeBatch(1, 10, 1, 1)
+	bad[23], bad[24], bad[25], bad[26] = 0xff, 0xff, 0xff, 0xff // lastOffsetDelta -1
+	rb, _, _ = proto.ParseRecordBatch(bad)
+	if err := l.AppendBatch(rb, nil); !errors.Is(err, ErrInvalidBatch) {
+		t.Fatalf("negative lastOffsetDelta: %v", err)
+	}
+	if got := readAll(t, l, 0); len(got) != 1 || got[0].info.lastOffset() != 2 {
+		t.Fatalf("read back %d batches", len(got))
+	}
 }
