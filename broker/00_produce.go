@@ -300,7 +300,7 @@ func (c *produceCtx) produceAll() {
 				}
 			}
 			if st == nil {
-				st = b.produceState()
+				st = b.produce
 			}
 			ps := st.part(p)
 			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
@@ -334,7 +334,10 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 		logger:   c.b.log,
 	}
 	job.bi.batch = bi.batch.Clone() // bi's view is over the frame
-	ps.worker.enqueue(job)
+	if !ps.worker.enqueue(job) {    // Broker.Close stopped the workers
+		ps.queued.Add(-1)
+		s.done(kerr.NotLeaderForPartition.Code, -1, -1, -1, "")
+	}
 }
 
 // parse reads the request body into c.topics and c.slots (all versions

@@ -119,7 +119,7 @@ func (a *pidAllocator) refill(b *Broker) {
 		var found bool
 		start, found, err = readProducerIDFile(b.fs(), a.path)
 		if err == nil && !found {
-			start, err = b.produceState().recoverNextProducerID()
+			start, err = b.produce.recoverNextProducerID()
 		}
 	}
 	if err == nil && start > math.MaxInt64-producerIDBlock {
@@ -282,7 +282,7 @@ func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeade
 	default:
 		hc := hdr
 		hc.ClientID = nil // aliases the frame
-		id, ok := b.produceState().pids.take(b, pidRequest{req: req, hdr: hc})
+		id, ok := b.produce.pids.take(b, pidRequest{req: req, hdr: hc})
 		if !ok {
 			return // answered by the refill goroutine
 		}

@@ -107,6 +107,7 @@ type Broker struct {
 	apis          [apiTableSize]*api
 	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
 	groups        *coordinator  // coordinator.go: consumer groups and __consumer_offsets
+	produce       *produceState // producer_state.go: producer states, producer ids, produce workers
 	txnLog        txnLogLimiter // transactions_unsupported.go
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
@@ -220,6 +221,7 @@ func New(opts Options) (*Broker, error) {
 		b.apis[a.key] = &a
 	}
 	b.buildAPIVersions()
+	b.produce = newProduceState(b)
 	b.groups = newCoordinator(b)
 	if err := b.groups.load(); err != nil {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)
@@ -236,13 +238,15 @@ func (b *Broker) fs() storage.FS {
 	return storage.DefaultFS
 }
 
-// Close stops the broker's background work (group coordinator timers) and
-// snapshots producer state. Call it after the network server has drained
-// and before the registry's logs close.
+// Close stops the broker's background work (group coordinator timers, the
+// produce workers, after the jobs they hold) and snapshots producer state.
+// Call it after the network server has drained and before the registry's
+// logs close.
 func (b *Broker) Close() error {
 	if b.groups != nil {
 		b.groups.close()
 	}
+	b.produce.workers.close()
 	return b.CloseProducerState()
 }
 

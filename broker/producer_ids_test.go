@@ -180,7 +180,7 @@ func BenchmarkRecoverNextProducerID(b *testing.B) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	s := br.produceState()
+	s := br.produce
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		next, err := s.recoverNextProducerID()

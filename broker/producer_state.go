@@ -54,6 +54,7 @@ import (
 	"hash/crc32"
 	"math"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,25 +146,21 @@ type partState struct {
 	deleting bool
 }
 
-// produceState is a broker's produce-side state: partition states and the
-// producer id allocator. It hangs off the broker through produceStates so
-// the produce files need no field in Broker.
+// produceState is the broker's produce capability (Broker.produce, made by
+// New): partition producer states, the producer id allocator and the
+// produce worker pool (produce_workers.go), which Broker.Close stops.
 type produceState struct {
-	b     *Broker
-	parts sync.Map // *Partition -> *partState
-	pids  pidAllocator
+	b       *Broker
+	parts   sync.Map // *Partition -> *partState
+	pids    pidAllocator
+	workers produceWorkers
 }
 
-var produceStates sync.Map // *Broker -> *produceState
-
-func (b *Broker) produceState() *produceState {
-	if v, ok := produceStates.Load(b); ok {
-		return v.(*produceState)
-	}
+func newProduceState(b *Broker) *produceState {
 	s := &produceState{b: b}
 	s.pids.path = filepath.Join(b.opts.DataDir, producerIDFile)
-	v, _ := produceStates.LoadOrStore(b, s)
-	return v.(*produceState)
+	s.workers.init(max(runtime.GOMAXPROCS(0), 2))
+	return s
 }
 
 // part returns p's state, creating it (no I/O) on first use.
@@ -171,7 +168,7 @@ func (s *produceState) part(p *Partition) *partState {
 	if v, ok := s.parts.Load(p); ok {
 		return v.(*partState)
 	}
-	ps := &partState{p: p, worker: workerFor(p), logger: s.b.log}
+	ps := &partState{p: p, worker: s.workers.workerFor(p), logger: s.b.log}
 	v, _ := s.parts.LoadOrStore(p, ps)
 	return v.(*partState)
 }
@@ -310,6 +307,8 @@ func (ps *partState) completed(slot *partSlot, res *storage.AppendResult) {
 		w.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
 	}
 	if snap {
+		// Refused only once Broker.Close stops the pool, which writes
+		// the final snapshot itself.
 		ps.worker.enqueue(&produceJob{ps: ps, snapshot: true})
 	}
 }
@@ -569,11 +568,7 @@ func (ps *partState) writeSnapshot() error {
 // After the deletion, forgetProducerState drops the state; if it failed,
 // call holdProducerSnapshots(parts, false).
 func (b *Broker) holdProducerSnapshots(parts []*Partition, hold bool) {
-	v, ok := produceStates.Load(b)
-	if !ok {
-		return
-	}
-	s := v.(*produceState)
+	s := b.produce
 	for _, p := range parts {
 		if v, ok := s.parts.Load(p); ok {
 			ps := v.(*partState)
@@ -595,11 +590,7 @@ func (b *Broker) holdProducerSnapshots(parts []*Partition, hold bool) {
 // objects still referenced by requests in flight keep deleting set, so
 // they write no snapshot either.
 func (b *Broker) forgetProducerState(parts []*Partition) {
-	v, ok := produceStates.Load(b)
-	if !ok {
-		return
-	}
-	s := v.(*produceState)
+	s := b.produce
 	for _, p := range parts {
 		if v, ok := s.parts.LoadAndDelete(p); ok {
 			ps := v.(*partState)
@@ -611,17 +602,15 @@ func (b *Broker) forgetProducerState(parts []*Partition) {
 }
 
 // CloseProducerState writes a producer state snapshot of every partition
-// whose state is loaded and forgets the broker's produce state. Call it at
-// clean shutdown after the server stopped serving and before the registry
-// closes, so the next start needs no log scan.
+// whose state is loaded and forgets the partitions' state (a later produce
+// loads it again). Broker.Close calls it at clean shutdown, after the
+// server stopped serving and before the registry closes, so the next start
+// needs no log scan.
 func (b *Broker) CloseProducerState() error {
-	v, ok := produceStates.LoadAndDelete(b)
-	if !ok {
-		return nil
-	}
-	s := v.(*produceState)
+	s := b.produce
 	var errs []error
-	s.parts.Range(func(_, v any) bool {
+	s.parts.Range(func(k, v any) bool {
+		s.parts.Delete(k)
 		if err := v.(*partState).writeSnapshot(); err != nil {
 			errs = append(errs, err)
 		}
