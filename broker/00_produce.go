@@ -334,7 +334,8 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 		logger:   c.b.log,
 	}
 	job.bi.batch = bi.batch.Clone() // bi's view is over the frame
-	if !ps.worker.enqueue(job) {    // Broker.Close stopped the workers
+	// Refused once Broker.Close stopped the workers.
+	if !ps.worker.enqueue(job) {
 		ps.queued.Add(-1)
 		s.done(kerr.NotLeaderForPartition.Code, -1, -1, -1, "")
 	}
