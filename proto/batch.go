@@ -119,7 +119,8 @@ var (
 // whole batch's size from batchLength), and then Bytes, Records, CheckCRC
 // and StampCRC must not be used.
 //
-// The zero RecordBatch is empty; every accessor of it panics.
+// The zero RecordBatch is empty: Bytes is nil and every other accessor
+// panics.
 type RecordBatch struct {
 	b []byte
 }
@@ -184,38 +185,63 @@ func (rb RecordBatch) Clone() RecordBatch { return RecordBatch{b: append([]byte(
 // overhead.
 func (rb RecordBatch) Size() int { return int(rb.BatchLength()) + RecordBatchLogOverhead }
 
+// BaseOffset is the offset of the first record (the log assigns it).
 func (rb RecordBatch) BaseOffset() int64 {
 	return int64(binary.BigEndian.Uint64(rb.b[BatchPosBaseOffset:]))
 }
+
+// BatchLength is the byte count after the batchLength field.
 func (rb RecordBatch) BatchLength() int32 {
 	return int32(binary.BigEndian.Uint32(rb.b[BatchPosBatchLength:]))
 }
+
+// PartitionLeaderEpoch is the leader epoch the log stamped.
 func (rb RecordBatch) PartitionLeaderEpoch() int32 {
 	return int32(binary.BigEndian.Uint32(rb.b[BatchPosLeaderEpoch:]))
 }
+
+// Magic is the format version (2).
 func (rb RecordBatch) Magic() int8 { return int8(rb.b[BatchPosMagic]) }
+
+// CRC is the stored CRC32C of bytes [21, end).
 func (rb RecordBatch) CRC() uint32 { return binary.BigEndian.Uint32(rb.b[BatchPosCRC:]) }
+
+// Attributes holds the codec, timestamp type, transactional and control bits.
 func (rb RecordBatch) Attributes() int16 {
 	return int16(binary.BigEndian.Uint16(rb.b[BatchPosAttributes:]))
 }
+
+// LastOffsetDelta is the offset of the last record relative to BaseOffset.
 func (rb RecordBatch) LastOffsetDelta() int32 {
 	return int32(binary.BigEndian.Uint32(rb.b[BatchPosLastOffsetDelta:]))
 }
+
+// BaseTimestamp is the timestamp record deltas are relative to.
 func (rb RecordBatch) BaseTimestamp() int64 {
 	return int64(binary.BigEndian.Uint64(rb.b[BatchPosBaseTimestamp:]))
 }
+
+// MaxTimestamp is the largest record timestamp (the append time for LogAppendTime).
 func (rb RecordBatch) MaxTimestamp() int64 {
 	return int64(binary.BigEndian.Uint64(rb.b[BatchPosMaxTimestamp:]))
 }
+
+// ProducerID is the idempotent producer id, or -1.
 func (rb RecordBatch) ProducerID() int64 {
 	return int64(binary.BigEndian.Uint64(rb.b[BatchPosProducerID:]))
 }
+
+// ProducerEpoch is the producer epoch, or -1.
 func (rb RecordBatch) ProducerEpoch() int16 {
 	return int16(binary.BigEndian.Uint16(rb.b[BatchPosProducerEpoch:]))
 }
+
+// BaseSequence is the sequence of the first record, or -1.
 func (rb RecordBatch) BaseSequence() int32 {
 	return int32(binary.BigEndian.Uint32(rb.b[BatchPosBaseSequence:]))
 }
+
+// RecordCount is the number of records.
 func (rb RecordBatch) RecordCount() int32 {
 	return int32(binary.BigEndian.Uint32(rb.b[BatchPosRecordCount:]))
 }
@@ -244,6 +270,8 @@ func (rb RecordBatch) Records() []byte { return rb.b[RecordBatchHeaderSize:] }
 func (rb RecordBatch) SetBaseOffset(o int64) {
 	binary.BigEndian.PutUint64(rb.b[BatchPosBaseOffset:], uint64(o))
 }
+
+// SetPartitionLeaderEpoch: see SetBaseOffset.
 func (rb RecordBatch) SetPartitionLeaderEpoch(e int32) {
 	binary.BigEndian.PutUint32(rb.b[BatchPosLeaderEpoch:], uint32(e))
 }
@@ -254,9 +282,13 @@ func (rb RecordBatch) SetPartitionLeaderEpoch(e int32) {
 func (rb RecordBatch) SetAttributes(a int16) {
 	binary.BigEndian.PutUint16(rb.b[BatchPosAttributes:], uint16(a))
 }
+
+// SetMaxTimestamp: see SetAttributes.
 func (rb RecordBatch) SetMaxTimestamp(ts int64) {
 	binary.BigEndian.PutUint64(rb.b[BatchPosMaxTimestamp:], uint64(ts))
 }
+
+// SetBatchLength: see SetAttributes.
 func (rb RecordBatch) SetBatchLength(n int32) {
 	binary.BigEndian.PutUint32(rb.b[BatchPosBatchLength:], uint32(n))
 }
