@@ -6,11 +6,11 @@ package broker
 //
 // Behaviour:
 //   - Each partition's records must be exactly one v2 record batch; it is
-//     validated in place in the request frame (batch.go: framing, magic,
+//     validated in place in the request frame (produce_batch.go: framing, magic,
 //     CRC32C, record count, max.message.bytes -> MESSAGE_TOO_LARGE,
 //     CORRUPT_MESSAGE, INVALID_RECORD), every record parsed (compressed
 //     batches decompressed first: on the ring when small, else on the
-//     worker; recompress.go), timestamps checked against
+//     worker; produce_compression.go), timestamps checked against
 //     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP), keys
 //     required on compacted topics (INVALID_RECORD), and the
 //     header's maxTimestamp made the records' own (+CRC), then appended
@@ -28,10 +28,10 @@ package broker
 //   - Internal topics (__consumer_offsets, __transaction_state,
 //     __share_group_state): INVALID_TOPIC_EXCEPTION, whether or not the
 //     topic exists, as Kafka answers a client that is not its admin client.
-//   - Idempotent producers: producer_state.go. A retried duplicate is
+//   - Idempotent producers: produce_state.go. A retried duplicate is
 //     answered NONE with its original base offset.
 //   - Topic compression.type other than producer: batches in another codec
-//     are recompressed on a produce worker (recompress.go), off the ring.
+//     are recompressed on a produce worker (produce_compression.go), off the ring.
 //   - LogAppendTime topics: the log stamps maxTimestamp (+CRC); the
 //     response carries the append time (v2+) and log start offset (v5+).
 //   - Any transactional id, or a transactional batch: the whole request
@@ -276,7 +276,7 @@ func (c *produceCtx) produceAll() {
 			}
 			// Uncompressed records were walked by validateBatch; a compressed
 			// batch is decompressed and walked here when small, else on the
-			// worker (recompress.go: ringInspectMaxBytes). A batch the topic
+			// worker (produce_compression.go: ringInspectMaxBytes). A batch the topic
 			// recompresses is decompressed on the worker anyway: it is
 			// walked there, once.
 			codec, recompress := codecByName(set.compression)

@@ -12,7 +12,7 @@ package broker
 // v6 responses carry both the name and the id of each deleted topic.
 // Internal topics (__consumer_offsets) are refused with
 // INVALID_TOPIC_EXCEPTION. Deleting a topic also drops its partitions'
-// idempotent producer state (producer_state.go): no snapshot of it is
+// idempotent producer state (produce_state.go): no snapshot of it is
 // written afterwards, at shutdown or into a topic re-created under the same
 // name.
 //

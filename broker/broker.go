@@ -107,7 +107,7 @@ type Broker struct {
 	apis          [apiTableSize]*api
 	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
 	groups        *coordinator  // coordinator.go: consumer groups and __consumer_offsets
-	produce       *produceState // producer_state.go: producer states, producer ids, produce workers
+	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
 	txnLog        txnLogLimiter // transactions_unsupported.go
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for

@@ -19,7 +19,7 @@ type topicSettings struct {
 	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete (stored; compaction not yet run)
 	logAppendTime   bool   // message.timestamp.type=LogAppendTime
 
-	// rules are checked on every produced batch (batch.go: admitRecords).
+	// rules are checked on every produced batch (produce_batch.go: admitRecords).
 	rules recordRules
 }
 

@@ -21,7 +21,7 @@ import (
 // exactly its length, and a batch whose records do not fill exactly its
 // bytes all answer INVALID_RECORD. Uncompressed batches are walked here, on
 // the ring thread, in place; compressed ones are decompressed and walked on
-// a produce worker (recompress.go). The walk also yields the records'
+// a produce worker (produce_compression.go). The walk also yields the records'
 // smallest and largest timestamps: admitRecords checks them against
 // message.timestamp.before/after.max.ms and writes the records' true
 // maxTimestamp into the header (+CRC) when the producer's differs, as
