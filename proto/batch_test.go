@@ -276,3 +276,28 @@ func FuzzBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestControlBatch(t *testing.T) {
+	recs := AppendRecord(nil, &kmsg.Record{Key: []byte{0, 0, 0, 1}, Value: []byte{0, 0, 0, 0, 0, 0}})
+	raw := AppendRecordBatch(nil, &kmsg.RecordBatch{
+		Attributes: AttrControl | AttrTransactional, ProducerID: 5, ProducerEpoch: 1, FirstSequence: -1,
+		NumRecords: 1, Records: recs,
+	})
+	rb, _, err := ParseRecordBatch(raw)
+	if err != nil || !rb.Control() || !rb.Transactional() || !rb.CheckCRC() {
+		t.Fatalf("control batch: %v control %v", err, rb.Control())
+	}
+	it := rb.RecordIter()
+	var r Record
+	if !it.Next(&r) {
+		t.Fatal(it.Err())
+	}
+	if typ, err := ParseControlKey(r.Key); err != nil || typ != ControlCommit {
+		t.Fatalf("control key: %d %v", typ, err)
+	}
+	for _, bad := range [][]byte{nil, {0, 0, 1}, {0, 1, 0, 0}} {
+		if _, err := ParseControlKey(bad); !errors.Is(err, ErrControlKey) {
+			t.Errorf("key % x: %v", bad, err)
+		}
+	}
+}

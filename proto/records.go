@@ -274,3 +274,23 @@ func varBytes(b []byte, p int) ([]byte, int, bool) {
 	}
 	return b[p : p+int(l) : p+int(l)], p + int(l), true
 }
+
+// Control record types: the key of the one record of a control batch
+// (Kafka's ControlRecordType), written by a transaction coordinator.
+const (
+	ControlAbort  int16 = 0
+	ControlCommit int16 = 1
+)
+
+// ErrControlKey: a control record key that is not version 0 with a type.
+var ErrControlKey = errors.New("invalid control record key")
+
+// ParseControlKey reads a control record's key: int16 version (0), int16
+// type (ControlAbort, ControlCommit, or a type this code does not know,
+// which Kafka reads as UNKNOWN and skips).
+func ParseControlKey(key []byte) (typ int16, err error) {
+	if len(key) < 4 || binary.BigEndian.Uint16(key) != 0 {
+		return 0, ErrControlKey
+	}
+	return int16(binary.BigEndian.Uint16(key[2:])), nil
+}
