@@ -572,9 +572,7 @@ func (b *Broker) holdProducerSnapshots(parts []*Partition, hold bool) {
 	for _, p := range parts {
 		if v, ok := s.parts.Load(p); ok {
 			ps := v.(*partState)
-			ps.snapshotMu.Lock()
-			ps.deleting = hold
-			ps.snapshotMu.Unlock()
+			ps.setDeleting(hold)
 			if !hold {
 				ps.mu.Lock()
 				ps.snapQueued = false // a request skipped while held is asked again
@@ -593,12 +591,16 @@ func (b *Broker) forgetProducerState(parts []*Partition) {
 	s := b.produce
 	for _, p := range parts {
 		if v, ok := s.parts.LoadAndDelete(p); ok {
-			ps := v.(*partState)
-			ps.snapshotMu.Lock()
-			ps.deleting = true
-			ps.snapshotMu.Unlock()
+			v.(*partState).setDeleting(true)
 		}
 	}
+}
+
+// setDeleting sets deleting, waiting for a snapshot being written.
+func (ps *partState) setDeleting(deleting bool) {
+	ps.snapshotMu.Lock()
+	ps.deleting = deleting
+	ps.snapshotMu.Unlock()
 }
 
 // CloseProducerState writes a producer state snapshot of every partition
