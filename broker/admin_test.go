@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"sort"
 	"testing"
 	"time"
@@ -503,7 +502,7 @@ func testBatch(v []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, 0xffffffff)
 	b = binary.BigEndian.AppendUint32(b, 1)
 	b = append(b, recs...)
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	recrc(b)
 	return b
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -187,7 +186,7 @@ func nullKeyBatch(t *testing.T) []byte {
 		t.Fatalf("unexpected record layout % x", b[proto.RecordBatchHeaderSize:])
 	}
 	b[proto.RecordBatchHeaderSize+4] = 1 // zigzag varint -1: a null key
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], proto.Castagnoli))
+	recrc(b)
 	return b
 }
 
@@ -203,7 +202,7 @@ func TestOffsetsLoadSkipsMalformedRecords(t *testing.T) {
 	garbageKey := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte{0, 1, 0xff}, []byte("v")}})
 	compressed := appendRecordBatch(nil, time.Now().UnixMilli(), [][2][]byte{{[]byte("k"), []byte("v")}})
 	binary.BigEndian.PutUint16(compressed[21:], 1) // says gzip; the loader must not try
-	binary.BigEndian.PutUint32(compressed[17:], crc32.Checksum(compressed[21:], proto.Castagnoli))
+	recrc(compressed)
 	l := tb.Reg.Partition(offsetsTopic, 0).Log
 	for _, batch := range [][]byte{nullKeyBatch(t), garbageKey, compressed} {
 		done := make(chan error, 1)

@@ -3,7 +3,6 @@ package broker
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"testing"
 	"time"
 
@@ -212,7 +211,7 @@ func TestListOffsetsExactRecord(t *testing.T) {
 		down := exactBatch(codecNone, t0+40, -10, 5)         // t0+40, t0+30, ..., t0
 		binary.BigEndian.PutUint64(down[27:], uint64(t0+40)) // first
 		binary.BigEndian.PutUint64(down[35:], uint64(t0+40)) // max
-		binary.BigEndian.PutUint32(down[17:], crc32.Checksum(down[21:], crc32.MakeTable(crc32.Castagnoli)))
+		recrc(down)
 		if got := rc.produceRaw(9, "exact-max", 0, down); got.ErrorCode != 0 {
 			t.Fatalf("produce: %v", kerr.ErrorForCode(got.ErrorCode))
 		}

@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -11,8 +10,13 @@ import (
 	"github.com/ringbroker/ringbroker/proto"
 )
 
+// recrc restamps b's CRC after a test edited it.
 func recrc(b []byte) []byte {
-	binary.BigEndian.PutUint32(b[proto.BatchPosCRC:], crc32.Checksum(b[proto.BatchPosAttributes:], proto.Castagnoli))
+	rb, err := proto.ParseRecordBatchHeader(b)
+	if err != nil {
+		panic(err)
+	}
+	rb.StampCRC()
 	return b
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"testing"
@@ -109,7 +108,7 @@ func storedBatch(codec int8, pid int64, epoch int16, seq int32, firstTs, step in
 	}
 	b := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	recrc(b)
 	return b
 }
 
@@ -316,10 +315,10 @@ func TestProduceBadInput(t *testing.T) {
 		oversized := prodBatch(-1, -1, -1, now, bytes.Repeat([]byte("y"), 2000))
 		zstdBatch := append([]byte(nil), good...)
 		binary.BigEndian.PutUint16(zstdBatch[proto.BatchPosAttributes:], codecZstd)
-		binary.BigEndian.PutUint32(zstdBatch[proto.BatchPosCRC:], crc32.Checksum(zstdBatch[proto.BatchPosAttributes:], proto.Castagnoli))
+		recrc(zstdBatch)
 		badCount := append([]byte(nil), good...)
 		binary.BigEndian.PutUint32(badCount[proto.BatchPosRecordCount:], 2)
-		binary.BigEndian.PutUint32(badCount[proto.BatchPosCRC:], crc32.Checksum(badCount[proto.BatchPosAttributes:], proto.Castagnoli))
+		recrc(badCount)
 		cases := []struct {
 			name      string
 			version   int16

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"testing"
 
@@ -55,7 +54,7 @@ func rawBatch(codec int8, attrs int16, count int32, firstTs, maxTs int64, record
 	}
 	b := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], proto.Castagnoli))
+	recrc(b)
 	return b
 }
 
