@@ -2,8 +2,13 @@
 // request header flyweight and the response header (header.go), the
 // per-API "flexible from version N" table (apis.go), the primitive Reader
 // and Writer the hot paths' hand-written codecs are built on (wire.go, over
-// franz-go's kbin), and the FetchResponse layout with holes for the file
-// regions netpoll splices in (fetch.go).
+// franz-go's kbin), the FetchResponse layout with holes for the file
+// regions netpoll splices in (fetch.go), and the record batch v2: the
+// RecordBatch flyweight (header fields, CRC32C check and restamp, control
+// and compression attributes; batch.go) and the record walks
+// (ValidateRecords for the produce path, RecordIter for cold readers;
+// records.go). Batches are built with kmsg.RecordBatch on cold paths
+// (AppendRecordBatch).
 //
 // Request and response bodies are otherwise the generated types of
 // github.com/twmb/franz-go/pkg/kmsg, and API keys are spelled as kmsg.Key
