@@ -6,16 +6,17 @@ package broker
 //
 // Behaviour:
 //   - Each partition's records must be exactly one v2 record batch; it is
-//     validated in place in the request frame (produce_batch.go: framing, magic,
-//     CRC32C, record count, max.message.bytes -> MESSAGE_TOO_LARGE,
+//     validated in place in the request frame (produce_batch.go: framing,
+//     magic, CRC32C, record count, max.message.bytes -> MESSAGE_TOO_LARGE,
 //     CORRUPT_MESSAGE, INVALID_RECORD), every record parsed (compressed
 //     batches decompressed first: on the ring when small, else on the
 //     worker; produce_compression.go), timestamps checked against
 //     message.timestamp.before/after.max.ms (INVALID_TIMESTAMP), keys
 //     required on compacted topics (INVALID_RECORD), and the
 //     header's maxTimestamp made the records' own (+CRC), then appended
-//     with storage.Log.AppendBatch, which copies it before returning: nothing keeps a
-//     reference to the frame.
+//     with storage.Log.AppendBatch (the validated view: the header is parsed
+//     once), which copies it before returning: nothing keeps a reference to
+//     the frame.
 //   - acks 0: no response (req.NoReply) unless a partition failed
 //     synchronously, in which case the connection is closed, as Kafka does.
 //     acks 1 and -1: answered when every partition's append completed (the
@@ -31,7 +32,8 @@ package broker
 //   - Idempotent producers: produce_state.go. A retried duplicate is
 //     answered NONE with its original base offset.
 //   - Topic compression.type other than producer: batches in another codec
-//     are recompressed on a produce worker (produce_compression.go), off the ring.
+//     are recompressed on a produce worker (produce_compression.go), off
+//     the ring.
 //   - LogAppendTime topics: the log stamps maxTimestamp (+CRC); the
 //     response carries the append time (v2+) and log start offset (v5+).
 //   - Any transactional id, or a transactional batch: the whole request
@@ -276,9 +278,9 @@ func (c *produceCtx) produceAll() {
 			}
 			// Uncompressed records were walked by validateBatch; a compressed
 			// batch is decompressed and walked here when small, else on the
-			// worker (produce_compression.go: ringInspectMaxBytes). A batch the topic
-			// recompresses is decompressed on the worker anyway: it is
-			// walked there, once.
+			// worker (produce_compression.go: ringInspectMaxBytes). A batch
+			// the topic recompresses is decompressed on the worker anyway:
+			// it is walked there, once.
 			codec, recompress := codecByName(set.compression)
 			recompress = recompress && codec != bi.codec()
 			inspect := bi.codec() != codecNone
