@@ -294,7 +294,7 @@ func (c *produceCtx) produceAll() {
 			}
 			if !inspect {
 				if nowMs == 0 {
-					nowMs = time.Now().UnixMilli()
+					nowMs = c.b.clock.Now().UnixMilli()
 				}
 				if berr := admitRecords(&bi, set.rules, nowMs); berr != nil {
 					c.fail(s, berr)
@@ -334,6 +334,7 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 		inspect: inspect, rules: rules, recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
 		deadline: time.Now().Add(time.Duration(max(c.timeout, 1000)) * time.Millisecond),
 		logger:   c.b.log,
+		now:      c.b.clock.Now,
 	}
 	job.bi.batch = bi.batch.Clone() // bi's view is over the frame
 	// Refused once Broker.Close stopped the workers.

@@ -42,6 +42,7 @@ type produceJob struct {
 	maxMessageBytes int32
 	deadline        time.Time
 	logger          *zap.Logger
+	now             func() time.Time // the broker's clock: record timestamps are checked against it
 	snapshot        bool
 }
 
@@ -173,7 +174,7 @@ func (j *produceJob) run() {
 		if j.inspect {
 			rules = &j.rules
 		}
-		nb, berr := inspectBatch(&j.bi, rules, time.Now().UnixMilli(), j.recompress, j.codec)
+		nb, berr := inspectBatch(&j.bi, rules, j.now().UnixMilli(), j.recompress, j.codec)
 		if berr == nil && nb.Size() > int(j.maxMessageBytes) {
 			berr = &batchError{kerr.MessageTooLarge, "recompressed record batch is larger than max.message.bytes"}
 		}
