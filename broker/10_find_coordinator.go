@@ -13,7 +13,7 @@ package broker
 // as fatal, so a transactional producer fails within a second instead of
 // retrying a missing coordinator until its timeout
 // (transactions_unsupported.go); share keys (type 2) INVALID_REQUEST. Kafka creates __consumer_offsets on the first
-// FindCoordinator; we create it on the first write (coordinator.go).
+// FindCoordinator; we create it on the first write (group_coordinator.go).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -10,7 +10,7 @@ package broker
 // INCONSISTENT_GROUP_PROTOCOL when protocol type/name do not match.
 //
 // Differences from Apache Kafka: answered before the group metadata record
-// is durable (see coordinator.go).
+// is durable (see group_coordinator.go).
 
 import (
 	"bytes"

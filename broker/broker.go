@@ -76,7 +76,7 @@ type Options struct {
 	// nothing.
 	Metrics *metrics.Registry
 
-	// Consumer groups (coordinator.go; zero values take the defaults
+	// Consumer groups (group_coordinator.go; zero values take the defaults
 	// noted). GroupInitialRebalanceDelay: group.initial.rebalance.delay.ms
 	// (0: none). GroupMin/MaxSessionTimeout: group.min/max.session.timeout.ms
 	// (0: no minimum / 30 min). GroupMaxSize: members per group (0: 1000).
@@ -106,7 +106,7 @@ type Broker struct {
 	fetchSessions *fetchSessionCache
 	apis          [apiTableSize]*api
 	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
-	groups        *coordinator  // coordinator.go: consumer groups and __consumer_offsets
+	groups        *coordinator  // group_coordinator.go: consumer groups and __consumer_offsets
 	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
 	txnLog        txnLogLimiter // transactions_unsupported.go
 

@@ -104,7 +104,7 @@ func TestGroupAdmin(t *testing.T) {
 	})
 }
 
-// TestRecordBatchRoundTrip: the batches coordinator.go writes parse back
+// TestRecordBatchRoundTrip: the batches group_coordinator.go writes parse back
 // (keys, values and tombstones in order) and pass the log's validation.
 func TestRecordBatchRoundTrip(t *testing.T) {
 	recs := [][2][]byte{{[]byte("k1"), []byte("v1")}, {[]byte("k2"), nil}, {[]byte("k3"), []byte{}}}

@@ -6,7 +6,7 @@
 // every entry point takes `now`, delayed answers (JoinGroup and SyncGroup
 // long-polls) are callbacks it calls later from Join/Sync/Leave/Tick, and
 // records to persist (group metadata, offset tombstones) leave through
-// Config.Persist. The broker's glue (broker/coordinator.go) owns the lock,
+// Config.Persist. The broker's glue (broker/group_coordinator.go) owns the lock,
 // the timer and the __consumer_offsets log; tests (testdata/*.txt) drive it
 // step by step.
 //

@@ -30,7 +30,7 @@ import (
 // reordering any log dir loses no topic. Each partition directory also
 // names its topic id (partition.metadata, as in Kafka), so a partition is
 // found in whatever dir it is, and a topic survives the loss of every copy
-// of the table (registry_startup.go says how a start reconciles them).
+// of the table (topic_registry_startup.go says how a start reconciles them).
 //
 // Concurrency: Registry.mu guards the maps and every Topic's Partitions slice
 // and Configs (replaced, never mutated in place, so a reader holding a
@@ -126,7 +126,7 @@ type Registry struct {
 // OpenRegistry locks every log dir, checks its identity, reconciles the
 // topic table with the partition directories found, and opens every
 // partition log, recovering them as needed. A failed start deletes nothing
-// (registry_startup.go).
+// (topic_registry_startup.go).
 func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
