@@ -48,7 +48,7 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.Fetch, 4, 16, copying, (*Broker).serveFetch))
+	register(decoded(kmsg.Fetch, 4, 16, scoped, (*Broker).serveFetch))
 }
 
 // maxFetchWait bounds max_wait_ms so a client cannot park a request (and

@@ -126,11 +126,14 @@ type api struct {
 	// from a handler taking the request's kmsg type).
 	serve func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request)
 	// retain: the handler keeps the request after it returns (it answers
-	// from another goroutine), so it is decoded with the copying ReadFrom
-	// and allocated fresh. Otherwise strings alias the frame
-	// (UnsafeReadFrom) and the request is recycled through pool when the
-	// handler returns. Bytes fields alias the frame either way.
+	// from another goroutine), so it is allocated fresh. Otherwise the
+	// request is recycled through a pool when the handler returns.
 	retain bool
+	// copyStrings: decoded with the copying ReadFrom, so strings outlive
+	// the frame (a handler keeping names past ServeFrame); otherwise they
+	// alias the frame (UnsafeReadFrom). Bytes fields alias the frame
+	// either way.
+	copyStrings bool
 	// get returns an empty request to decode into; put takes back an
 	// aliasing one when its handler has returned.
 	get func() kmsg.Request
@@ -141,14 +144,20 @@ type api struct {
 	serveRaw func(b *Broker, req netpoll.Request, h proto.RequestHeader, body []byte)
 }
 
-// decodeMode says how long a decoded request lives; see api.retain.
-type decodeMode bool
+// decodeMode says how long a decoded request and its strings live; see
+// api.retain and api.copyStrings.
+type decodeMode uint8
 
 const (
-	// aliasing: the request is the handler's only while it runs.
-	aliasing decodeMode = false
+	// aliasing: the request and its strings are the handler's only while it
+	// runs.
+	aliasing decodeMode = iota
 	// copying: the handler keeps the request (and answers later).
-	copying decodeMode = true
+	copying
+	// scoped: the handler keeps strings it read (Fetch's topic names live
+	// in sessions and parked fetches) but not the request itself, so the
+	// request is recycled and only its strings are copied.
+	scoped
 )
 
 // decoded registers an API whose handler takes its decoded kmsg request
@@ -157,7 +166,7 @@ func decoded[T any, P interface {
 	*T
 	kmsg.Request
 }](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
-	a := api{key: key, min: min, max: max, retain: bool(mode),
+	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
 			serve(b, req, h, r.(P))
 		},
@@ -190,7 +199,7 @@ func raw(key kmsg.Key, min, max int16, serve func(*Broker, netpoll.Request, prot
 func (a *api) decode(version int16, body []byte) (kmsg.Request, error) {
 	r := a.get()
 	r.SetVersion(version)
-	if a.retain {
+	if a.copyStrings {
 		return r, r.ReadFrom(body)
 	}
 	return r, r.(unsafeReader).UnsafeReadFrom(body)

@@ -66,3 +66,27 @@ func TestDecodedRequestRetainedFresh(t *testing.T) {
 		t.Fatalf("topic %q", got)
 	}
 }
+
+// A scoped request (Fetch) is recycled, but its strings are copies: a
+// topic name a session or a parked fetch keeps survives the frame and the
+// request's reuse.
+func TestDecodedRequestScopedCopiesStrings(t *testing.T) {
+	a := servedAPI(t, kmsg.Fetch)
+	if a.retain || !a.copyStrings {
+		t.Fatal("Fetch is expected to decode scoped")
+	}
+	body := (&kmsg.FetchRequest{Version: 12, Topics: []kmsg.FetchRequestTopic{{Topic: "a"}}}).AppendTo(nil)
+	r, err := a.decode(12, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := r.(*kmsg.FetchRequest).Topics[0].Topic
+	a.put(r)
+	body[bytes.IndexByte(body, 'a')] = 'b'
+	if r2, err := a.decode(12, body); err != nil || r2.(*kmsg.FetchRequest).Topics[0].Topic != "b" {
+		t.Fatalf("second decode: %v", err)
+	}
+	if kept != "a" {
+		t.Fatalf("kept topic name %q changed with the frame", kept)
+	}
+}

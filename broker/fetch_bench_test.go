@@ -37,7 +37,7 @@ func benchFetch(b *testing.B, backend string, conns, depth int) {
 		b.Fatal(err)
 	}
 	defer reg.Close()
-	if _, err := reg.CreateTopic("bench", 1, nil, false); err != nil {
+	if _, err := reg.CreateTopic("bench", 1, map[string]string{"segment.bytes": "1073741824"}, false); err != nil {
 		b.Fatal(err)
 	}
 	l := reg.Topic("bench").Partitions[0].Log
