@@ -1,19 +1,12 @@
 package invariants
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/ringbroker/ringbroker/invariants/invariantstest"
 )
 
 func TestCheckPanicsWithMessage(t *testing.T) {
 	Check(true, "never")
-	defer func() {
-		r := recover()
-		s, _ := r.(string)
-		if !strings.Contains(s, "invariant violated: hw 7 above 5") {
-			t.Fatalf("panic = %v", r)
-		}
-	}()
-	Check(false, "hw %d above %d", 7, 5)
-	t.Fatal("Check(false) returned")
+	invariantstest.Panics(t, "invariant violated: hw 7 above 5", func() { Check(false, "hw %d above %d", 7, 5) })
 }

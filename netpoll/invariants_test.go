@@ -3,28 +3,14 @@
 package netpoll
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/ringbroker/ringbroker/invariants/invariantstest"
 )
 
 // These tests break a state on purpose and check that the invariant
 // assertions catch it; they exist only in builds that compile the
 // assertions in (-race, -tags invariants).
-
-// mustPanicWith runs f and fails unless it panics with a message holding
-// want.
-func mustPanicWith(t *testing.T, want string, f func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		s, _ := r.(string)
-		if !strings.Contains(s, want) {
-			t.Fatalf("panic = %v, want one with %q", r, want)
-		}
-	}()
-	f()
-}
 
 // A slot that leaves before it was answered breaks request order.
 func TestOrderedQueueInvariantUnansweredLeaves(t *testing.T) {
@@ -33,7 +19,7 @@ func TestOrderedQueueInvariantUnansweredLeaves(t *testing.T) {
 	q.push(10)
 	q.complete(1, bufOf(1))
 	q.sent = 2 // as if a send had taken slot 1 past the pending slot 0
-	mustPanicWith(t, "slot 0 leaves unanswered", func() { q.popSent() })
+	invariantstest.Panics(t, "slot 0 leaves unanswered", func() { q.popSent() })
 }
 
 // Answering a slot behind sent means a later response already left.
@@ -42,14 +28,14 @@ func TestOrderedQueueInvariantAnswerBehindSent(t *testing.T) {
 	q.push(10)
 	q.push(10)
 	q.sent = 1
-	mustPanicWith(t, "unanswered slot 0 is behind sent 1", func() { q.complete(0, nil) })
+	invariantstest.Panics(t, "unanswered slot 0 is behind sent 1", func() { q.complete(0, nil) })
 }
 
 func TestOrderedQueueInvariantSentPastTail(t *testing.T) {
 	var q orderedQueue
 	q.push(10)
 	q.sent = 5
-	mustPanicWith(t, "sent 5 outside [head 0, tail 2]", func() { q.push(10) })
+	invariantstest.Panics(t, "sent 5 outside [head 0, tail 2]", func() { q.push(10) })
 }
 
 func TestOrderedQueueBytes(t *testing.T) {

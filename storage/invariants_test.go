@@ -4,23 +4,10 @@ package storage
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
-)
 
-// mustPanic runs f and fails unless it panics with a message containing want.
-func mustPanic(t *testing.T, want string, f func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		s, _ := r.(string)
-		if !strings.Contains(s, want) {
-			t.Fatalf("panic %v, want one containing %q", r, want)
-		}
-	}()
-	f()
-}
+	"github.com/ringbroker/ringbroker/invariants/invariantstest"
+)
 
 // The storage assertions fire on the drift they describe (this file is
 // built only where they are compiled in).
@@ -32,8 +19,8 @@ func TestInvariantsCatchDrift(t *testing.T) {
 		}
 		defer ix.close()
 		ix.appendOffset(10, 100)
-		mustPanic(t, "not after entry", func() { ix.appendOffset(10, 200) })
-		mustPanic(t, "not after entry", func() { ix.appendOffset(20, 50) })
+		invariantstest.Panics(t, "not after entry", func() { ix.appendOffset(10, 200) })
+		invariantstest.Panics(t, "not after entry", func() { ix.appendOffset(20, 50) })
 	})
 	t.Run("time index offset going back", func(t *testing.T) {
 		ix, err := openIndex(OSFS{}, filepath.Join(t.TempDir(), "0.timeindex"), timeEntrySize, true, 4096, 0, false)
@@ -42,11 +29,11 @@ func TestInvariantsCatchDrift(t *testing.T) {
 		}
 		defer ix.close()
 		ix.maybeAppendTime(1000, 10)
-		mustPanic(t, "not after entry", func() { ix.maybeAppendTime(2000, 5) })
+		invariantstest.Panics(t, "not after entry", func() { ix.maybeAppendTime(2000, 5) })
 	})
 	t.Run("overlapping segments", func(t *testing.T) {
 		l := &Log{dir: "d", segments: []*segment{{base: 0, next: 10}, {base: 5, next: 12}}}
-		mustPanic(t, "out of order", l.checkSegmentOrder)
+		invariantstest.Panics(t, "out of order", l.checkSegmentOrder)
 		l.segments[1].base = 10
 		l.checkSegmentOrder() // contiguous: fine
 		l.segments[1].base = 11
@@ -54,13 +41,13 @@ func TestInvariantsCatchDrift(t *testing.T) {
 	})
 	t.Run("high watermark past the log end", func(t *testing.T) {
 		l := &Log{dir: "d", segments: []*segment{{base: 0, next: 10}}, hw: 11, nextOffset: 10}
-		mustPanic(t, "offsets out of order", l.checkOffsetsLocked)
+		invariantstest.Panics(t, "offsets out of order", l.checkOffsetsLocked)
 		l.hw = 10
 		l.checkOffsetsLocked()
 		l.logStart = 11
-		mustPanic(t, "log start 11 outside", l.checkLogStartLocked)
+		invariantstest.Panics(t, "log start 11 outside", l.checkLogStartLocked)
 	})
 	t.Run("roll with a gap", func(t *testing.T) {
-		mustPanic(t, "rolled segment", func() { checkRoll("d", &segment{base: 0, next: 10}, &segment{base: 11}, 11) })
+		invariantstest.Panics(t, "rolled segment", func() { checkRoll("d", &segment{base: 0, next: 10}, &segment{base: 11}, 11) })
 	})
 }
