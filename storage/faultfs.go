@@ -335,6 +335,8 @@ func (f *FaultIO) Sync(file *os.File) error {
 	return f.markSynced(file)
 }
 
+// markSynced records file's current size as durable (after an fsync or
+// fdatasync of it succeeded).
 func (f *FaultIO) markSynced(file *os.File) error {
 	fi, err := file.Stat()
 	if err != nil {

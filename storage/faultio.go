@@ -178,14 +178,7 @@ func (f *FaultIO) datasync(inner IO, file *os.File) error {
 	if err := inner.Datasync(file); err != nil {
 		return err
 	}
-	fi, err := file.Stat()
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.file(file.Name()).synced = fi.Size()
-	f.mu.Unlock()
-	return nil
+	return f.markSynced(file)
 }
 
 // Close implements IO. The inner IO is not closed: a FaultIO is reused
