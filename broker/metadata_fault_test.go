@@ -22,6 +22,7 @@ package broker
 
 import (
 	"fmt"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -141,23 +142,13 @@ func metaFaultRound(t *testing.T, op metaOp, k int, mode string, seed int64) {
 		appendRecords(t, r, name, 1)
 		acked[name] = n
 	}
-	if !goesOn {
-		f.Inject(storage.Fault{Op: storage.OpMutating, Err: syscall.EIO}) // the machine stops
-	}
-	r.Close()
-	f.Clear()
-	if !goesOn {
-		if err := f.PowerLoss(rand.New(rand.NewSource(seed))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r2, err := openFaultRegistry(t, f, dirs)
+	r2, err := reopenAfterFault(t, r, f, dirs, !goesOn, seed)
 	if err != nil {
 		t.Fatalf("start after a fault at step %d (op error: %v): %v", k, opErr, err)
 	}
 	defer r2.Close()
 	got := topicShape(r2)
-	isOld, isNew := mapsEqualInt(got, oldTopics), mapsEqualInt(got, op.newTopics)
+	isOld, isNew := maps.Equal(got, oldTopics), maps.Equal(got, op.newTopics)
 	if !isOld && !isNew {
 		t.Fatalf("topics %v after a fault at step %d: neither the old %v nor the new %v (op error: %v)", got, k, oldTopics, op.newTopics, opErr)
 	}
@@ -186,18 +177,6 @@ func metaFaultRound(t *testing.T, op metaOp, k int, mode string, seed int64) {
 			t.Fatalf("topic %s lost after records were acknowledged to it (op error: %v)", name, opErr)
 		}
 	}
-}
-
-func mapsEqualInt(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestStartupFaultSteps fails each step of a start, reads included, once
@@ -268,7 +247,7 @@ func TestStartupFaultSteps(t *testing.T) {
 					t.Fatalf("the start after a failed one (step %d): %v", k, err)
 				}
 				defer r.Close()
-				if got := topicShape(r); !mapsEqualInt(got, oldTopics) {
+				if got := topicShape(r); !maps.Equal(got, oldTopics) {
 					t.Fatalf("topics %v, want %v", got, oldTopics)
 				}
 				wantWatermarks(t, "after the failed start", highWatermarks(r, "old", 2), 3, 3)

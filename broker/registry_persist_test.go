@@ -2,7 +2,9 @@ package broker
 
 import (
 	"errors"
+	"math/rand"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,13 +23,29 @@ func openFaultRegistry(t *testing.T, f *storage.FaultIO, dirs []string) (*Regist
 		FS: f, NewIO: f.NewIO})
 }
 
-// TestDeleteTopicNotDurableIsUndone: a DeleteTopic whose table write
-// renamed the new table into place but could not fsync the directory
-// reports failure, and the topic goes on taking records. The table must
-// then say so: before the fix the next start read the renamed table (the
-// newest generation) and deleted the topic with every record acknowledged
-// after the failed delete.
-func TestDeleteTopicNotDurableIsUndone(t *testing.T) {
+// reopenAfterFault closes r and opens dirs again through f. With stopped
+// (the machine stopped at the fault), every mutating operation fails from
+// before the close on, and a power loss drawn from seed drops what was not
+// synced before the new start.
+func reopenAfterFault(t *testing.T, r *Registry, f *storage.FaultIO, dirs []string, stopped bool, seed int64) (*Registry, error) {
+	t.Helper()
+	if stopped {
+		f.Inject(storage.Fault{Op: storage.OpMutating, Err: syscall.EIO})
+	}
+	r.Close()
+	f.Clear()
+	if stopped {
+		if err := f.PowerLoss(rand.New(rand.NewSource(seed))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return openFaultRegistry(t, f, dirs)
+}
+
+// openFaultRegistryWithOld opens a registry on a fresh dir through a new
+// FaultIO and gives it topic "old" with 2 partitions and 3 records.
+func openFaultRegistryWithOld(t *testing.T) (*storage.FaultIO, string, *Registry) {
+	t.Helper()
 	f := storage.NewFaultIO(nil)
 	f.SetScratchDir(t.TempDir())
 	dir := t.TempDir()
@@ -39,6 +57,17 @@ func TestDeleteTopicNotDurableIsUndone(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendRecords(t, r, "old", 3)
+	return f, dir, r
+}
+
+// TestDeleteTopicNotDurableIsUndone: a DeleteTopic whose table write
+// renamed the new table into place but could not fsync the directory
+// reports failure, and the topic goes on taking records. The table must
+// then say so: before the fix the next start read the renamed table (the
+// newest generation) and deleted the topic with every record acknowledged
+// after the failed delete.
+func TestDeleteTopicNotDurableIsUndone(t *testing.T) {
+	f, dir, r := openFaultRegistryWithOld(t)
 	f.Inject(storage.Fault{Op: storage.OpSyncDir, Path: dir, Count: 1})
 	if err := r.DeleteTopic("old"); !errors.Is(err, kerr.KafkaStorageError) {
 		t.Fatalf("delete: %v, want KAFKA_STORAGE_ERROR", err)
@@ -50,7 +79,7 @@ func TestDeleteTopicNotDurableIsUndone(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err = openFaultRegistry(t, f, []string{dir})
+	r, err := openFaultRegistry(t, f, []string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,17 +95,7 @@ func TestDeleteTopicNotDurableIsUndone(t *testing.T) {
 // (nothing acknowledged to it can be lost), its logs stay, and the next
 // start follows the table it finds.
 func TestDeleteTopicUncertainStopsServing(t *testing.T) {
-	f := storage.NewFaultIO(nil)
-	f.SetScratchDir(t.TempDir())
-	dir := t.TempDir()
-	r, err := openFaultRegistry(t, f, []string{dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.CreateTopic("old", 2, flushEvery, false); err != nil {
-		t.Fatal(err)
-	}
-	appendRecords(t, r, "old", 3)
+	f, dir, r := openFaultRegistryWithOld(t)
 	in := f.Inject(storage.Fault{Op: storage.OpSyncDir, Path: dir})
 	if err := r.DeleteTopic("old"); !errors.Is(err, kerr.KafkaStorageError) {
 		t.Fatalf("delete: %v, want KAFKA_STORAGE_ERROR", err)
@@ -103,17 +122,7 @@ func TestDeleteTopicUncertainStopsServing(t *testing.T) {
 // anything (before the fix it went on, identifying the dir by name), and
 // succeeds once the file reads.
 func TestStartupUnreadablePartitionMetadataRefuses(t *testing.T) {
-	f := storage.NewFaultIO(nil)
-	f.SetScratchDir(t.TempDir())
-	dir := t.TempDir()
-	r, err := openFaultRegistry(t, f, []string{dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.CreateTopic("old", 2, flushEvery, false); err != nil {
-		t.Fatal(err)
-	}
-	appendRecords(t, r, "old", 3)
+	f, dir, r := openFaultRegistryWithOld(t)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +136,7 @@ func TestStartupUnreadablePartitionMetadataRefuses(t *testing.T) {
 		t.Fatalf("the refused start changed the dir:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	f.Clear()
-	r, err = openFaultRegistry(t, f, []string{dir})
+	r, err := openFaultRegistry(t, f, []string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ package broker
 
 import (
 	"fmt"
-	"math/rand"
 	"os"
 	"reflect"
 	"syscall"
@@ -129,17 +128,8 @@ func snapshotFaultRound(t *testing.T, k int, mode string, seed int64) {
 	goesOn := mode == "fail" || mode == "fail-rest"
 	if goesOn {
 		f.Clear()
-	} else {
-		f.Inject(storage.Fault{Op: storage.OpMutating, Err: syscall.EIO}) // the machine stops
 	}
-	r.Close()
-	f.Clear()
-	if !goesOn {
-		if err := f.PowerLoss(rand.New(rand.NewSource(seed))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r, err := openFaultRegistry(t, f, dirs)
+	r, err := reopenAfterFault(t, r, f, dirs, !goesOn, seed)
 	if err != nil {
 		t.Fatalf("start after a fault at step %d (write error: %v): %v", k, writeErr, err)
 	}

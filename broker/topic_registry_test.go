@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,7 +190,7 @@ func TestRegistryLifecycleAndRestart(t *testing.T) {
 	if got == nil || got.ID != id || len(got.Partitions) != 5 {
 		t.Fatalf("after restart: %+v", got)
 	}
-	if !mapsEqual(got.Configs, newCfg) {
+	if !maps.Equal(got.Configs, newCfg) {
 		t.Fatalf("configs after restart %v, want %v", got.Configs, newCfg)
 	}
 	if got.Settings().log.FlushMessages != 1 {
@@ -198,18 +199,6 @@ func TestRegistryLifecycleAndRestart(t *testing.T) {
 	if r.Topic("gone") != nil || len(r.Topics()) != 1 {
 		t.Fatalf("topics after restart: %d", len(r.Topics()))
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestRegistryCloseReporting: Close closes every log dir (in parallel) and
