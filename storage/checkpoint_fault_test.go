@@ -139,13 +139,5 @@ func checkpointFaultRound(t *testing.T, op checkpointOp, k int, mode string, see
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := readAll(t, l2, 0)
-	if len(got) != checkpointBatches {
-		t.Fatalf("%d batches after the fault, want %d acknowledged", len(got), checkpointBatches)
-	}
-	for i, b := range got {
-		if tsOf(b) != int64(i) || b.info.baseOffset != int64(i) {
-			t.Fatalf("batch %d: seq %d at offset %d", i, tsOf(b), b.info.baseOffset)
-		}
-	}
+	wantSequence(t, l2, checkpointBatches, "after the fault (all acknowledged)")
 }

@@ -244,13 +244,5 @@ func TestIndexMsyncENOSPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	got := readAll(t, l, 0)
-	if len(got) != n {
-		t.Fatalf("%d batches after the power loss, want %d", len(got), n)
-	}
-	for i, b := range got {
-		if tsOf(b) != int64(i) || b.info.baseOffset != int64(i) {
-			t.Fatalf("batch %d: seq %d at offset %d", i, tsOf(b), b.info.baseOffset)
-		}
-	}
+	wantSequence(t, l, n, "after the power loss")
 }

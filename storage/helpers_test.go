@@ -109,3 +109,19 @@ type readBatch struct {
 	info batchInfo
 	raw  []byte
 }
+
+// wantSequence fails unless l holds exactly n batches from offset 0,
+// batch i at offset i carrying sequence number i (tsOf); when says at
+// what point, for the failure message.
+func wantSequence(t testing.TB, l *Log, n int, when string) {
+	t.Helper()
+	got := readAll(t, l, 0)
+	if len(got) != n {
+		t.Fatalf("%d batches %s, want %d", len(got), when, n)
+	}
+	for i, b := range got {
+		if tsOf(b) != int64(i) || b.info.baseOffset != int64(i) {
+			t.Fatalf("batch %d: seq %d at offset %d", i, tsOf(b), b.info.baseOffset)
+		}
+	}
+}
