@@ -1,14 +1,10 @@
 package broker
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +12,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ringbroker/ringbroker/internal/dirtree"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -72,34 +69,15 @@ func wantWatermarks(t *testing.T, what string, got []int64, want ...int64) {
 	}
 }
 
-// treeDigest lists every file and directory under roots with a hash of
-// each file's content: equal digests mean nothing was touched.
+// treeDigest is dirtree.Digest of roots: equal digests mean nothing was
+// touched.
 func treeDigest(t *testing.T, roots ...string) string {
 	t.Helper()
-	var lines []string
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			line := path + "/"
-			if !d.IsDir() {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(data)
-				line = path + " " + hex.EncodeToString(sum[:8])
-			}
-			lines = append(lines, line)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	digest, err := dirtree.Digest(roots...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return digest
 }
 
 // TestRegistryStartupFailureDeletesNothing: a partition that cannot be
@@ -362,14 +340,8 @@ func TestRegistryRefusesForeignDir(t *testing.T) {
 		"recovery-point-offset-checkpoint":              "0\n1\ntopic 0 0\n",
 		".lock":                                         "",
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := dirtree.Write(dir, files); err != nil {
+		t.Fatal(err)
 	}
 	before := treeDigest(t, dir)
 	_, err := openRegistryDirs(t, dir)

@@ -8,19 +8,16 @@ package integration
 // exactly as it was. A second daemon on the same log dirs must be refused.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringbroker/ringbroker/internal/daemontest"
+	"github.com/ringbroker/ringbroker/internal/dirtree"
 )
 
 // safetyTopic is the topic every scenario produces to and checks.
@@ -46,38 +43,15 @@ func verifyServed(t *testing.T, what string, b *Broker, parts int32, want []sent
 	verifyRecords(t, what, want, got, nil)
 }
 
-// dirDigest is a recursive listing of roots with a hash of every file:
-// equal digests mean nothing was created, removed, renamed or changed.
+// dirDigest is dirtree.Digest of roots: equal digests mean nothing was
+// created, removed, renamed or changed.
 func dirDigest(t *testing.T, roots ...string) string {
 	t.Helper()
-	var lines []string
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			line := fmt.Sprintf("%s %v", path, info.Mode())
-			if d.Type().IsRegular() {
-				data, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
-				sum := sha256.Sum256(data)
-				line += fmt.Sprintf(" %d %s", len(data), hex.EncodeToString(sum[:]))
-			}
-			lines = append(lines, line)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+	digest, err := dirtree.Digest(roots...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
+	return digest
 }
 
 // startRefused runs the daemon (behind wrapper, e.g. prlimit, when given)
@@ -146,14 +120,8 @@ func writeKafkaLogDir(t *testing.T, dir string) {
 		"__cluster_metadata-0/00000000000000000000.log":       "metadata records",
 		"__cluster_metadata-0/quorum-state":                   "{\"leaderId\":3,\"leaderEpoch\":1,\"votedId\":-1,\"appliedOffset\":0,\"currentVoters\":[{\"voterId\":3}],\"data_version\":0}",
 	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := dirtree.Write(dir, files); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -236,14 +204,8 @@ func TestStartupOperatorMistakes(t *testing.T) {
 				"foo-0/00000000000000000000.log":   "someone's partition",
 				"foo-0/00000000000000000000.index": "",
 			}
-			for name, content := range strays {
-				p := filepath.Join(dir, name)
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			if err := dirtree.Write(dir, strays); err != nil {
+				t.Fatal(err)
 			}
 			b = startBroker(t, backend, props)
 			verifyServed(t, "with stray dirs beside the partitions", b, 4, recs)
