@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -62,21 +61,23 @@ func benchPipelined(b *testing.B, backend string, conns, depth int, m *metrics.R
 	// ring threads for the same Go scheduler Ps and skew the comparison, and
 	// the broker's allocation count below would include the client's.
 	addr := srv.Addrs()[0].String()
-	run := func(rounds int) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchClientProcess$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("RINGBROKER_BENCH_CLIENT=%s,%d,%d,%d", addr, conns, depth, rounds))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("client: %v\n%s", err, out)
-		}
-	}
-	run(20) // warm pools, buffers and the page cache of the binary
+	measureRequests(b, conns*depth, func(rounds int) {
+		runBenchClient(b, "TestBenchClientProcess", fmt.Sprintf("RINGBROKER_BENCH_CLIENT=%s,%d,%d,%d", addr, conns, depth, rounds))
+	})
+}
+
+// measureRequests runs run(20) to warm pools, buffers and the page cache,
+// then run(b.N) timed, and reports per request (perRound requests a round)
+// the time, the rate and this process's heap allocations.
+func measureRequests(b *testing.B, perRound int, run func(rounds int)) {
+	run(20)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
 	run(b.N)
 	b.StopTimer()
 	runtime.ReadMemStats(&after)
-	requests := float64(b.N * conns * depth)
+	requests := float64(b.N * perRound)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/requests, "ns/request")
 	b.ReportMetric(requests/b.Elapsed().Seconds(), "requests/s")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/requests, "allocs/request")

@@ -1,14 +1,11 @@
 package broker
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,62 +28,24 @@ func BenchmarkFetchPipelined(b *testing.B) {
 }
 
 func benchFetch(b *testing.B, backend string, conns, depth int) {
-	dir := b.TempDir()
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reg.Close()
-	if _, err := reg.CreateTopic("bench", 1, map[string]string{"segment.bytes": "1073741824"}, false); err != nil {
-		b.Fatal(err)
-	}
-	l := reg.Topic("bench").Partitions[0].Log
-	vals := make([][]byte, 10)
-	for i := range vals {
-		vals[i] = make([]byte, 100)
-	}
-	done := make(chan storage.AppendResult, 64)
-	for i := 0; i < 64; i++ {
-		if err := l.Append(storedBatch(codecNone, -1, -1, -1, time.Now().UnixMilli(), 0, vals...), storage.AppendFunc(func(r storage.AppendResult) { done <- r })); err != nil {
-			b.Fatal(err)
+	addr := serveBenchTopic(b, backend, func(l *storage.Log) {
+		vals := make([][]byte, 10)
+		for i := range vals {
+			vals[i] = make([]byte, 100)
 		}
-		if r := <-done; r.Err != nil {
-			b.Fatal(r.Err)
+		done := make(chan storage.AppendResult, 1)
+		for i := 0; i < 64; i++ {
+			if err := l.Append(storedBatch(codecNone, -1, -1, -1, time.Now().UnixMilli(), 0, vals...), storage.AppendFunc(func(r storage.AppendResult) { done <- r })); err != nil {
+				b.Fatal(err)
+			}
+			if r := <-done; r.Err != nil {
+				b.Fatal(r.Err)
+			}
 		}
-	}
-	br, err := New(Options{NodeID: 0, AdvertisedHost: "127.0.0.1", AdvertisedPort: 9092, DataDir: dir, Registry: reg, MessageMaxBytes: 1048588, FetchZeroCopy: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.CloseProducerState()
-	srv, err := netpoll.Listen(netpoll.Options{Listeners: []string{"127.0.0.1:0"}, Backend: backend, Handler: br})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	addr := srv.Addrs()[0].String()
-	run := func(rounds int) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestFetchBenchClientProcess$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("RINGBROKER_FETCH_BENCH_CLIENT=%s,%d,%d,%d", addr, conns, depth, rounds))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("client: %v\n%s", err, out)
-		}
-	}
-	run(20) // warm pools and the page cache
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	b.ResetTimer()
-	run(b.N)
-	b.StopTimer()
-	runtime.ReadMemStats(&after)
-	requests := float64(b.N * conns * depth)
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/requests, "ns/request")
-	b.ReportMetric(requests/b.Elapsed().Seconds(), "requests/s")
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/requests, "allocs/request")
+	})
+	measureRequests(b, conns*depth, func(rounds int) {
+		runBenchClient(b, "TestFetchBenchClientProcess", fmt.Sprintf("RINGBROKER_FETCH_BENCH_CLIENT=%s,%d,%d,%d", addr, conns, depth, rounds))
+	})
 }
 
 // TestFetchBenchClientProcess is the load client of BenchmarkFetchPipelined

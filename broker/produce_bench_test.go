@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // BenchmarkProducePipelined measures the produce handler path end to end:
@@ -45,36 +46,9 @@ func BenchmarkProduceCompressed(b *testing.B) {
 }
 
 func benchProduce(b *testing.B, backend string, conns, depth int, codec int8) {
-	dir := b.TempDir()
-	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reg.Close()
-	if _, err := reg.CreateTopic("bench", 1, map[string]string{"segment.bytes": "1073741824"}, false); err != nil {
-		b.Fatal(err)
-	}
-	br, err := New(Options{NodeID: 0, AdvertisedHost: "127.0.0.1", AdvertisedPort: 9092, DataDir: dir, Registry: reg, MessageMaxBytes: 1048588})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.CloseProducerState()
-	srv, err := netpoll.Listen(netpoll.Options{Listeners: []string{"127.0.0.1:0"}, Backend: backend, Handler: br})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	addr := srv.Addrs()[0].String()
+	addr := serveBenchTopic(b, backend, nil)
 	run := func(rounds int) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestProduceBenchClientProcess$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("RINGBROKER_PRODUCE_BENCH_CLIENT=%s,%d,%d,%d,%d", addr, conns, depth, rounds, codec))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("client: %v\n%s", err, out)
-		}
+		runBenchClient(b, "TestProduceBenchClientProcess", fmt.Sprintf("RINGBROKER_PRODUCE_BENCH_CLIENT=%s,%d,%d,%d,%d", addr, conns, depth, rounds, codec))
 	}
 	run(50) // warm pools
 	samples := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/allocs:objects"}}
@@ -94,6 +68,50 @@ func benchProduce(b *testing.B, backend string, conns, depth int, codec int8) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/requests, "allocs/request")
 	b.ReportMetric(float64(samples[1].Value.Uint64()-objs0)/requests, "heapobjs/request")
 	b.ReportMetric(float64(samples[0].Value.Uint64()-gc0), "gc-cycles")
+}
+
+// serveBenchTopic serves a Broker and Registry on a temp dir over loopback
+// on backend, with one topic "bench" of one partition and 1 GiB segments;
+// fill, if not nil, writes to the partition's log first. It returns the
+// listening address; everything stops when b ends.
+func serveBenchTopic(b *testing.B, backend string, fill func(*storage.Log)) string {
+	dir := b.TempDir()
+	reg, err := OpenRegistry(RegistryOptions{LogDirs: []string{dir}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { reg.Close() })
+	if _, err := reg.CreateTopic("bench", 1, map[string]string{"segment.bytes": "1073741824"}, false); err != nil {
+		b.Fatal(err)
+	}
+	if fill != nil {
+		fill(reg.Topic("bench").Partitions[0].Log)
+	}
+	br, err := New(Options{NodeID: 0, AdvertisedHost: "127.0.0.1", AdvertisedPort: 9092, DataDir: dir, Registry: reg, MessageMaxBytes: 1048588, FetchZeroCopy: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.CloseProducerState() })
+	srv, err := netpoll.Listen(netpoll.Options{Listeners: []string{"127.0.0.1:0"}, Backend: backend, Handler: br})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv.Addrs()[0].String()
+}
+
+// runBenchClient runs this test binary again as the load client test
+// named test, configured by env (NAME=value).
+func runBenchClient(b *testing.B, test, env string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("client: %v\n%s", err, out)
+	}
 }
 
 // TestProduceBenchClientProcess is the load client of
