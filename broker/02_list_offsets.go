@@ -108,7 +108,9 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 		return // offset -1, timestamp -1, leader epoch -1
 	}
 	if readsBatch(ts) {
-		off, at = exactListOffset(part.Log, ts, off, at)
+		if off, at, found = exactListOffset(part.Log, ts, off, at); !found {
+			return // offset -1, timestamp -1, leader epoch -1
+		}
 	}
 	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, 0
 }

@@ -22,26 +22,72 @@ var errNoRecord = errors.New("no matching record in the batch")
 // exactListOffset refines a batch-granular answer (batchOffset, found by
 // l.ListOffset for ts) to the record Kafka would answer. ts is the target
 // timestamp, or storage.TimestampMax for the first record carrying the batch's
-// max timestamp. On any failure to read or decode the batch it returns the
+// max timestamp. On any failure to read or decode a batch it returns the
 // batch-granular answer unchanged (it is still a correct lower bound).
-func exactListOffset(l *storage.Log, ts, batchOffset, batchTs int64) (offset, timestamp int64) {
-	region, err := l.Read(batchOffset, 1) // just the first batch, whole
+//
+// For a target timestamp the found batch may hold no answer: when the log
+// start is inside it, its records reaching ts can all be below the log start.
+// Then, as Kafka's LogSegment.findOffsetByTimestamp does, the batches after it
+// are walked (headers first; records only of a batch whose max timestamp
+// reaches ts) until one answers; found is false when none does.
+func exactListOffset(l *storage.Log, ts, batchOffset, batchTs int64) (offset, timestamp int64, found bool) {
+	logStart := l.LogStartOffset()
+	for at := batchOffset; ; {
+		rb, batch, err := readBatchAt(l, at, ts)
+		if err != nil {
+			if errors.Is(err, storage.ErrOffsetOutOfRange) || errors.Is(err, errEndOfLog) {
+				if at == batchOffset {
+					return batchOffset, batchTs, true
+				}
+				return -1, -1, false // walked to the end: no record reaches ts
+			}
+			return batchOffset, batchTs, true
+		}
+		if batch != nil {
+			off, recTs, err := matchRecord(batch, ts, logStart)
+			if err == nil {
+				return off, recTs, true
+			}
+			if !errors.Is(err, errNoRecord) || ts == storage.TimestampMax {
+				return batchOffset, batchTs, true
+			}
+		}
+		at = rb.LastOffset() + 1
+	}
+}
+
+// errEndOfLog: no batch at or after the offset below the high watermark.
+var errEndOfLog = errors.New("end of log")
+
+// readBatchAt reads the batch holding offset: its header, and the whole batch
+// (batch != nil) only if its max timestamp can answer ts.
+func readBatchAt(l *storage.Log, offset, ts int64) (rb proto.RecordBatch, batch []byte, err error) {
+	region, err := l.Read(offset, 1) // just the first batch, whole
 	if err != nil {
-		return batchOffset, batchTs
+		return rb, nil, err
 	}
 	defer region.Release()
+	if region.Len == 0 {
+		return rb, nil, errEndOfLog
+	}
 	if region.Len < proto.RecordBatchHeaderSize || region.Len > maxDecompressedBytes {
-		return batchOffset, batchTs
+		return rb, nil, errNoRecord
 	}
-	batch := make([]byte, region.Len)
+	var hdr [proto.RecordBatchHeaderSize]byte
+	if _, err := region.File.ReadAt(hdr[:], region.Pos); err != nil {
+		return rb, nil, err
+	}
+	if rb, err = proto.ParseRecordBatchHeader(hdr[:]); err != nil {
+		return rb, nil, err
+	}
+	if ts != storage.TimestampMax && rb.MaxTimestamp() < ts && !rb.LogAppendTime() {
+		return rb, nil, nil
+	}
+	batch = make([]byte, region.Len)
 	if _, err := region.File.ReadAt(batch, region.Pos); err != nil {
-		return batchOffset, batchTs
+		return rb, nil, err
 	}
-	off, at, err := matchRecord(batch, ts, l.LogStartOffset())
-	if err != nil {
-		return batchOffset, batchTs
-	}
-	return off, at
+	return rb, batch, nil
 }
 
 // readsBatch reports whether ListOffsets for ts reads a batch back

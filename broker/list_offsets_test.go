@@ -206,6 +206,31 @@ func TestListOffsetsExactRecord(t *testing.T) {
 		if off, at := list("exact-0", t0); off != 2 || at != t0+20 {
 			t.Errorf("after DeleteRecords to 2: offset %d timestamp %d, want 2 %d", off, at, t0+20)
 		}
+		// The log start inside a batch whose only record reaching the target
+		// is below it: the answer is in a later batch (Kafka walks on), not
+		// the log start with the batch's max timestamp.
+		prodCreate(t, tb, "exact-skip", 1, nil)
+		early := exactBatch(codecNone, t0+50, -10, 5)          // t0+50, t0+40, ..., t0+10
+		binary.BigEndian.PutUint64(early[35:], uint64(t0+50)) // max
+		recrc(early)
+		for i, batch := range [][]byte{early, exactBatch(codecNone, t0+5, 1, 5), exactBatch(codecNone, t0+100, 10, 5)} {
+			if got := rc.produceRaw(9, "exact-skip", 0, batch); got.ErrorCode != 0 {
+				t.Fatalf("produce %d: %v", i, kerr.ErrorForCode(got.ErrorCode))
+			}
+		}
+		delReq.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: "exact-skip", Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+		if err := rc.roundTrip(delReq, delResp); err != nil || delResp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("delete records: %v %+v", err, delResp.Topics)
+		}
+		for _, c := range []struct{ ts, offset, stamp int64 }{
+			{t0 + 45, 10, t0 + 100}, // offset 0 (t0+50) is deleted; the middle batch never reaches t0+45
+			{t0 + 40, 1, t0 + 40},
+			{t0 + 200, -1, -1}, // nothing reaches it
+		} {
+			if off, at := list("exact-skip", c.ts); off != c.offset || at != c.stamp {
+				t.Errorf("log start 1, timestamp %d: offset %d timestamp %d, want %d %d", c.ts-t0, off, at, c.offset, c.stamp)
+			}
+		}
 		// -3 when the max timestamp is not the batch's last record.
 		prodCreate(t, tb, "exact-max", 1, nil)
 		down := exactBatch(codecNone, t0+40, -10, 5)         // t0+40, t0+30, ..., t0
