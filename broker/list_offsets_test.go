@@ -210,7 +210,7 @@ func TestListOffsetsExactRecord(t *testing.T) {
 		// is below it: the answer is in a later batch (Kafka walks on), not
 		// the log start with the batch's max timestamp.
 		prodCreate(t, tb, "exact-skip", 1, nil)
-		early := exactBatch(codecNone, t0+50, -10, 5)          // t0+50, t0+40, ..., t0+10
+		early := exactBatch(codecNone, t0+50, -10, 5)         // t0+50, t0+40, ..., t0+10
 		binary.BigEndian.PutUint64(early[35:], uint64(t0+50)) // max
 		recrc(early)
 		for i, batch := range [][]byte{early, exactBatch(codecNone, t0+5, 1, 5), exactBatch(codecNone, t0+100, 10, 5)} {
