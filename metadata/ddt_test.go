@@ -14,8 +14,8 @@ package metadata
 //
 //	topic name=T id=N
 //	remove-topic id=N
-//	partition id=N p=P replicas=1,2 [isr=1,2] [leader=L] [leader-epoch=E] [epoch=E] [adding=] [removing=]
-//	change id=N p=P [isr=1,2] [leader=L]
+//	partition id=N p=P replicas=1,2 [isr=1,2] [leader=L] [leader-epoch=E] [epoch=E] [adding=] [removing=] [recovery=S]
+//	change id=N p=P [isr=1,2] [leader=L] [replicas=] [adding=] [removing=] [recovery=S]
 //	register broker=B [epoch=E] [rack=R] [fenced=true|false] [host=H] [port=P]
 //	unregister broker=B epoch=E
 //	fence broker=B epoch=E
@@ -125,20 +125,24 @@ func buildRecord(t *testing.T, d *datadriven.TestData) Record {
 	case "partition":
 		r := &PartitionRecord{PartitionID: i32("p", 0), TopicID: a.id(t), Replicas: a.ints(t, "replicas"),
 			ISR: a.ints(t, "isr"), Leader: i32("leader", -1), LeaderEpoch: i32("leader-epoch", 0),
-			PartitionEpoch: i32("epoch", 0), AddingReplicas: a.ints(t, "adding"), RemovingReplicas: a.ints(t, "removing")}
+			PartitionEpoch: i32("epoch", 0), LeaderRecoveryState: int8(a.int(t, "recovery", 0)), AddingReplicas: a.ints(t, "adding"), RemovingReplicas: a.ints(t, "removing")}
 		if !a.has("isr") {
 			r.ISR = slices.Clone(r.Replicas)
 		}
 		if len(r.Replicas) == 0 {
 			r.Replicas = nil // the codec's form of a non-nullable empty array
 		}
-		if len(r.ISR) == 0 {
-			r.ISR = nil
+		for _, a := range []*[]int32{&r.ISR, &r.AddingReplicas, &r.RemovingReplicas} {
+			if len(*a) == 0 {
+				*a = nil
+			}
 		}
 		return r
 	case "change":
 		return &PartitionChangeRecord{PartitionID: i32("p", 0), TopicID: a.id(t), ISR: a.ints(t, "isr"),
-			Leader: i32("leader", int64(NoLeaderChange))}
+			Leader: i32("leader", int64(NoLeaderChange)), Replicas: a.ints(t, "replicas"),
+			AddingReplicas: a.ints(t, "adding"), RemovingReplicas: a.ints(t, "removing"),
+			LeaderRecoveryState: int8(a.int(t, "recovery", int64(NoRecoveryStateChange)))}
 	case "register":
 		r := &RegisterBrokerRecord{Ver: 3, BrokerID: i32("broker", 0), BrokerEpoch: a.int(t, "epoch", 0),
 			Rack: a["rack"], Fenced: a["fenced"] != "false"}
@@ -242,6 +246,9 @@ func dump(im Image) string {
 			p := t.Partitions[id]
 			fmt.Fprintf(&b, "  p%d replicas=%v isr=%v leader=%d leader-epoch=%d epoch=%d", id, p.Replicas, p.ISR,
 				p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+			if p.LeaderRecoveryState != 0 {
+				fmt.Fprintf(&b, " recovering")
+			}
 			if p.AddingReplicas != nil || p.RemovingReplicas != nil {
 				fmt.Fprintf(&b, " adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
 			}

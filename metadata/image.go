@@ -25,8 +25,10 @@ type Partition struct {
 	RemovingReplicas []int32
 	AddingReplicas   []int32
 	Leader           int32
-	LeaderEpoch      int32
-	PartitionEpoch   int32
+	// LeaderRecoveryState is 1 while a leader elected uncleanly recovers.
+	LeaderRecoveryState int8
+	LeaderEpoch         int32
+	PartitionEpoch      int32
 }
 
 // Topic is a topic in an Image. Its Partitions map belongs to the image:
@@ -211,8 +213,9 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 			d.AddedPartitions = []PartitionRef{ref}
 		}
 		im.setPartition(t, r.PartitionID, Partition{Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
-			RemovingReplicas: slices.Clone(r.RemovingReplicas), AddingReplicas: slices.Clone(r.AddingReplicas),
-			Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch})
+			RemovingReplicas: nilIfEmpty(r.RemovingReplicas), AddingReplicas: nilIfEmpty(r.AddingReplicas),
+			Leader: r.Leader, LeaderRecoveryState: r.LeaderRecoveryState, LeaderEpoch: r.LeaderEpoch,
+			PartitionEpoch: r.PartitionEpoch})
 	case *PartitionChangeRecord:
 		t, ok := im.topics[r.TopicID]
 		if !ok {
@@ -222,8 +225,26 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 		if !ok {
 			return im, Delta{}, fmt.Errorf("metadata: change of unknown partition %d of %q", r.PartitionID, t.Name)
 		}
+		if r.Replicas != nil {
+			if len(r.Replicas) == 0 {
+				return im, Delta{}, fmt.Errorf("metadata: change of partition %d of %q to no replicas", r.PartitionID, t.Name)
+			}
+			p.Replicas = slices.Clone(r.Replicas)
+		}
 		if r.ISR != nil {
 			p.ISR = slices.Clone(r.ISR)
+		}
+		if r.RemovingReplicas != nil {
+			p.RemovingReplicas = nilIfEmpty(r.RemovingReplicas)
+		}
+		if r.AddingReplicas != nil {
+			p.AddingReplicas = nilIfEmpty(r.AddingReplicas)
+		}
+		if r.LeaderRecoveryState != NoRecoveryStateChange {
+			p.LeaderRecoveryState = r.LeaderRecoveryState
+		}
+		if r.Leader == NoLeaderChange && p.Leader != NoLeader && !slices.Contains(p.Replicas, p.Leader) {
+			return im, Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d no longer a replica", r.PartitionID, t.Name, p.Leader)
 		}
 		if r.Leader != NoLeaderChange {
 			if r.Leader != NoLeader && !slices.Contains(p.Replicas, r.Leader) {
@@ -272,6 +293,13 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 		return im, Delta{}, fmt.Errorf("metadata: cannot apply %T", rec)
 	}
 	return im, d, nil
+}
+
+func nilIfEmpty(s []int32) []int32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
 }
 
 func brokerFencing(rec Record) (id int32, epoch int64, fenced bool) {

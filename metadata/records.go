@@ -110,11 +110,14 @@ type PartitionRecord struct {
 	TopicID          UUID
 	Replicas         []int32
 	ISR              []int32
-	RemovingReplicas []int32 // nullable: nil is null
-	AddingReplicas   []int32 // nullable: nil is null
+	RemovingReplicas []int32
+	AddingReplicas   []int32
 	Leader           int32
-	LeaderEpoch      int32
-	PartitionEpoch   int32
+	// LeaderRecoveryState is 1 while a leader elected uncleanly recovers,
+	// 0 otherwise (tag 0).
+	LeaderRecoveryState int8
+	LeaderEpoch         int32
+	PartitionEpoch      int32
 }
 
 // ConfigRecord sets (Value non-nil) or deletes (Value nil) one config of
@@ -126,14 +129,23 @@ type ConfigRecord struct {
 	Value        *string
 }
 
-// PartitionChangeRecord changes a partition: api key 5. ISR nil means
-// unchanged; Leader NoLeaderChange means unchanged.
+// PartitionChangeRecord changes a partition: api key 5. Every field
+// after TopicID is tagged and means "unchanged" at its default: a nil
+// array, Leader NoLeaderChange, LeaderRecoveryState -1.
 type PartitionChangeRecord struct {
-	PartitionID int32
-	TopicID     UUID
-	ISR         []int32 // tag 0, nullable
-	Leader      int32   // tag 1, default NoLeaderChange
+	PartitionID         int32
+	TopicID             UUID
+	ISR                 []int32 // tag 0
+	Leader              int32   // tag 1
+	Replicas            []int32 // tag 2
+	RemovingReplicas    []int32 // tag 3
+	AddingReplicas      []int32 // tag 4
+	LeaderRecoveryState int8    // tag 5
 }
+
+// NoRecoveryStateChange is PartitionChangeRecord.LeaderRecoveryState when
+// it did not change.
+const NoRecoveryStateChange int8 = -1
 
 // FenceBrokerRecord fences a broker: api key 7.
 type FenceBrokerRecord struct {
@@ -511,11 +523,16 @@ func (m *PartitionRecord) encode(w *proto.Writer) {
 	w.UUID(m.TopicID)
 	writeInt32s(w, m.Replicas, false)
 	writeInt32s(w, m.ISR, false)
-	writeInt32s(w, m.RemovingReplicas, true)
-	writeInt32s(w, m.AddingReplicas, true)
+	writeInt32s(w, m.RemovingReplicas, false)
+	writeInt32s(w, m.AddingReplicas, false)
 	w.Int32(m.Leader)
 	w.Int32(m.LeaderEpoch)
 	w.Int32(m.PartitionEpoch)
+	if m.LeaderRecoveryState != 0 {
+		w.Uvarint(1)
+		writeTag(w, 0, func(w *proto.Writer) { w.Int8(m.LeaderRecoveryState) })
+		return
+	}
 	w.Tags()
 }
 
@@ -524,12 +541,19 @@ func (m *PartitionRecord) decode(r *proto.Reader, _ int16) {
 	m.TopicID = readUUID(r)
 	m.Replicas = readInt32s(r, false)
 	m.ISR = readInt32s(r, false)
-	m.RemovingReplicas = readInt32s(r, true)
-	m.AddingReplicas = readInt32s(r, true)
+	m.RemovingReplicas = readInt32s(r, false)
+	m.AddingReplicas = readInt32s(r, false)
 	m.Leader = r.Int32()
 	m.LeaderEpoch = r.Int32()
 	m.PartitionEpoch = r.Int32()
-	readTags(r, noTags)
+	m.LeaderRecoveryState = 0
+	readTags(r, func(tag uint32, sub *proto.Reader) bool {
+		if tag != 0 {
+			return false
+		}
+		m.LeaderRecoveryState = sub.Int8()
+		return true
+	})
 }
 
 func (m *ConfigRecord) encode(w *proto.Writer) {
@@ -551,33 +575,68 @@ func (m *ConfigRecord) decode(r *proto.Reader, _ int16) {
 func (m *PartitionChangeRecord) encode(w *proto.Writer) {
 	w.Int32(m.PartitionID)
 	w.UUID(m.TopicID)
+	arrays := [...][]int32{0: m.ISR, 2: m.Replicas, 3: m.RemovingReplicas, 4: m.AddingReplicas}
 	n := uint32(0)
-	if m.ISR != nil {
-		n++
-	}
-	if m.Leader != NoLeaderChange {
-		n++
+	for tag := range uint32(6) {
+		if m.hasTag(tag) {
+			n++
+		}
 	}
 	w.Uvarint(n)
-	if m.ISR != nil {
-		writeTag(w, 0, func(w *proto.Writer) { writeInt32s(w, m.ISR, true) })
+	for tag := range uint32(6) { // ascending, as Kafka writes them
+		if !m.hasTag(tag) {
+			continue
+		}
+		switch tag {
+		case 1:
+			writeTag(w, tag, func(w *proto.Writer) { w.Int32(m.Leader) })
+		case 5:
+			writeTag(w, tag, func(w *proto.Writer) { w.Int8(m.LeaderRecoveryState) })
+		default:
+			writeTag(w, tag, func(w *proto.Writer) { writeInt32s(w, arrays[tag], true) })
+		}
 	}
-	if m.Leader != NoLeaderChange {
-		writeTag(w, 1, func(w *proto.Writer) { w.Int32(m.Leader) })
+}
+
+// hasTag reports whether tagged field tag differs from its default.
+func (m *PartitionChangeRecord) hasTag(tag uint32) bool {
+	switch tag {
+	case 0:
+		return m.ISR != nil
+	case 1:
+		return m.Leader != NoLeaderChange
+	case 2:
+		return m.Replicas != nil
+	case 3:
+		return m.RemovingReplicas != nil
+	case 4:
+		return m.AddingReplicas != nil
+	case 5:
+		return m.LeaderRecoveryState != NoRecoveryStateChange
 	}
+	return false
 }
 
 func (m *PartitionChangeRecord) decode(r *proto.Reader, _ int16) {
 	m.PartitionID = r.Int32()
 	m.TopicID = readUUID(r)
-	m.ISR = nil
+	m.ISR, m.Replicas, m.RemovingReplicas, m.AddingReplicas = nil, nil, nil, nil
 	m.Leader = NoLeaderChange
+	m.LeaderRecoveryState = NoRecoveryStateChange
 	readTags(r, func(tag uint32, sub *proto.Reader) bool {
 		switch tag {
 		case 0:
 			m.ISR = readInt32s(sub, true)
 		case 1:
 			m.Leader = sub.Int32()
+		case 2:
+			m.Replicas = readInt32s(sub, true)
+		case 3:
+			m.RemovingReplicas = readInt32s(sub, true)
+		case 4:
+			m.AddingReplicas = readInt32s(sub, true)
+		case 5:
+			m.LeaderRecoveryState = sub.Int8()
 		default:
 			return false
 		}

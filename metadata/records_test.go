@@ -31,13 +31,14 @@ func samples() []Record {
 		&PartitionRecord{PartitionID: 0, TopicID: topicA, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2},
 			Leader: 1, LeaderEpoch: 4, PartitionEpoch: 6},
 		&PartitionRecord{PartitionID: 1, TopicID: topicA, Replicas: []int32{1}, ISR: []int32{1},
-			RemovingReplicas: []int32{}, AddingReplicas: []int32{2}, Leader: NoLeader, LeaderEpoch: -1, PartitionEpoch: -1},
+			AddingReplicas: []int32{2}, Leader: NoLeader, LeaderRecoveryState: 1, LeaderEpoch: -1, PartitionEpoch: -1},
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms", Value: strp("1000")},
 		&ConfigRecord{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.ms", Value: strp("")},
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms"},
-		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, Leader: NoLeaderChange},
-		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, ISR: []int32{3}, Leader: 3},
-		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, ISR: []int32{}, Leader: NoLeader},
+		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, Leader: NoLeaderChange, LeaderRecoveryState: NoRecoveryStateChange},
+		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, ISR: []int32{3}, Leader: 3, LeaderRecoveryState: NoRecoveryStateChange},
+		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, ISR: []int32{}, Leader: NoLeader, Replicas: []int32{1, 2},
+			RemovingReplicas: []int32{}, AddingReplicas: []int32{2}, LeaderRecoveryState: 0},
 		&FenceBrokerRecord{ID: 1, Epoch: 7},
 		&UnfenceBrokerRecord{ID: 1, Epoch: 7},
 		&RemoveTopicRecord{TopicID: topicA},
@@ -87,7 +88,8 @@ func TestKafkaBytes(t *testing.T) {
 		t.Fatalf("got % x\nwant % x", got, want)
 	}
 	// PartitionChangeRecord: tags sorted, each (tag, size, body).
-	got = Encode(nil, &PartitionChangeRecord{PartitionID: 1, TopicID: topicA, ISR: []int32{5}, Leader: 5})
+	got = Encode(nil, &PartitionChangeRecord{PartitionID: 1, TopicID: topicA, ISR: []int32{5}, Leader: 5,
+		LeaderRecoveryState: NoRecoveryStateChange})
 	want = append([]byte{1, 5, 0, 0, 0, 0, 1}, topicA[:]...)
 	want = append(want, 2, 0, 5, 2, 0, 0, 0, 5, 1, 4, 0, 0, 0, 5)
 	if !bytes.Equal(got, want) {
@@ -133,9 +135,24 @@ func TestUnknownTagsSkipped(t *testing.T) {
 }
 
 func FuzzRecord(f *testing.F) {
+	// base is the image the samples that apply cleanly build (all but
+	// the topic removal), for each decoded record to be applied to: Apply
+	// must not panic on any record, and must accept or refuse it without
+	// touching base.
+	var base Image
 	for _, rec := range samples() {
 		f.Add(Encode(nil, rec))
+		if _, remove := rec.(*RemoveTopicRecord); remove {
+			continue
+		}
+		if next, _, err := base.Apply(rec); err == nil {
+			base = next
+		}
 	}
+	if len(base.Topics()) == 0 || len(base.Brokers()) == 0 {
+		f.Fatal("the samples built no image")
+	}
+	baseDump := dump(base)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := Decode(b)
 		if err != nil {
@@ -151,6 +168,10 @@ func FuzzRecord(f *testing.F) {
 		}
 		if !reflect.DeepEqual(rec, rec2) {
 			t.Fatalf("re-encode changed the value:\n%+v\n%+v", rec, rec2)
+		}
+		_, _, _ = base.Apply(rec) // accepted or refused, it must not panic
+		if dump(base) != baseDump {
+			t.Fatalf("Apply(%+v) changed the image it was called on", rec)
 		}
 	})
 }
