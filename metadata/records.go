@@ -104,8 +104,11 @@ type TopicRecord struct {
 	TopicID UUID
 }
 
-// PartitionRecord creates (or replaces) a partition: api key 3.
+// PartitionRecord creates (or replaces) a partition: api key 3, versions
+// 0-2.
 type PartitionRecord struct {
+	// Ver is the record version, 0-2; fields past it are not encoded.
+	Ver              int16
 	PartitionID      int32
 	TopicID          UUID
 	Replicas         []int32
@@ -118,6 +121,13 @@ type PartitionRecord struct {
 	LeaderRecoveryState int8
 	LeaderEpoch         int32
 	PartitionEpoch      int32
+	// Directories is the log directory of each replica, in Replicas'
+	// order (v1+).
+	Directories []UUID
+	// EligibleLeaderReplicas and LastKnownELR are KIP-966's (v2+, tags 1
+	// and 2, nil is null).
+	EligibleLeaderReplicas []int32
+	LastKnownELR           []int32
 }
 
 // ConfigRecord sets (Value non-nil) or deletes (Value nil) one config of
@@ -193,7 +203,7 @@ func (*ProducerIDsRecord) Key() APIKey      { return KeyProducerIDs }
 func (r *RegisterBrokerRecord) Version() int16 { return r.Ver }
 func (*UnregisterBrokerRecord) Version() int16 { return 0 }
 func (*TopicRecord) Version() int16            { return 0 }
-func (*PartitionRecord) Version() int16        { return 0 }
+func (r *PartitionRecord) Version() int16      { return r.Ver }
 func (*ConfigRecord) Version() int16           { return 0 }
 func (*PartitionChangeRecord) Version() int16  { return 0 }
 func (*FenceBrokerRecord) Version() int16      { return 0 }
@@ -208,11 +218,11 @@ func newRecord(key uint32, version uint32) Record {
 	if key > 0xffff {
 		return nil
 	}
-	if APIKey(key) == KeyRegisterBroker {
-		if version > 3 {
-			return nil
-		}
+	switch {
+	case APIKey(key) == KeyRegisterBroker && version <= 3:
 		return &RegisterBrokerRecord{Ver: int16(version)}
+	case APIKey(key) == KeyPartition && version <= 2:
+		return &PartitionRecord{Ver: int16(version)}
 	}
 	if version != 0 {
 		return nil
@@ -222,8 +232,6 @@ func newRecord(key uint32, version uint32) Record {
 		return &UnregisterBrokerRecord{}
 	case KeyTopic:
 		return &TopicRecord{}
-	case KeyPartition:
-		return &PartitionRecord{}
 	case KeyConfig:
 		return &ConfigRecord{}
 	case KeyPartitionChange:
@@ -528,15 +536,34 @@ func (m *PartitionRecord) encode(w *proto.Writer) {
 	w.Int32(m.Leader)
 	w.Int32(m.LeaderEpoch)
 	w.Int32(m.PartitionEpoch)
-	if m.LeaderRecoveryState != 0 {
-		w.Uvarint(1)
-		writeTag(w, 0, func(w *proto.Writer) { w.Int8(m.LeaderRecoveryState) })
-		return
+	if m.Ver >= 1 {
+		w.ArrayLen(len(m.Directories))
+		for _, d := range m.Directories {
+			w.UUID(d)
+		}
 	}
-	w.Tags()
+	elr := m.Ver >= 2 && m.EligibleLeaderReplicas != nil
+	lastELR := m.Ver >= 2 && m.LastKnownELR != nil
+	n := uint32(0)
+	for _, has := range []bool{m.LeaderRecoveryState != 0, elr, lastELR} {
+		if has {
+			n++
+		}
+	}
+	w.Uvarint(n)
+	if m.LeaderRecoveryState != 0 {
+		writeTag(w, 0, func(w *proto.Writer) { w.Int8(m.LeaderRecoveryState) })
+	}
+	if elr {
+		writeTag(w, 1, func(w *proto.Writer) { writeInt32s(w, m.EligibleLeaderReplicas, true) })
+	}
+	if lastELR {
+		writeTag(w, 2, func(w *proto.Writer) { writeInt32s(w, m.LastKnownELR, true) })
+	}
 }
 
-func (m *PartitionRecord) decode(r *proto.Reader, _ int16) {
+func (m *PartitionRecord) decode(r *proto.Reader, version int16) {
+	m.Ver = version
 	m.PartitionID = r.Int32()
 	m.TopicID = readUUID(r)
 	m.Replicas = readInt32s(r, false)
@@ -546,12 +573,28 @@ func (m *PartitionRecord) decode(r *proto.Reader, _ int16) {
 	m.Leader = r.Int32()
 	m.LeaderEpoch = r.Int32()
 	m.PartitionEpoch = r.Int32()
+	m.Directories = nil
+	if version >= 1 {
+		if n := arrayLen(r, 16, false); n > 0 {
+			m.Directories = make([]UUID, n)
+			for i := range m.Directories {
+				m.Directories[i] = readUUID(r)
+			}
+		}
+	}
 	m.LeaderRecoveryState = 0
+	m.EligibleLeaderReplicas, m.LastKnownELR = nil, nil
 	readTags(r, func(tag uint32, sub *proto.Reader) bool {
-		if tag != 0 {
+		switch {
+		case tag == 0:
+			m.LeaderRecoveryState = sub.Int8()
+		case tag == 1 && version >= 2:
+			m.EligibleLeaderReplicas = readInt32s(sub, true)
+		case tag == 2 && version >= 2:
+			m.LastKnownELR = readInt32s(sub, true)
+		default:
 			return false
 		}
-		m.LeaderRecoveryState = sub.Int8()
 		return true
 	})
 }

@@ -32,6 +32,11 @@ func samples() []Record {
 			Leader: 1, LeaderEpoch: 4, PartitionEpoch: 6},
 		&PartitionRecord{PartitionID: 1, TopicID: topicA, Replicas: []int32{1}, ISR: []int32{1},
 			AddingReplicas: []int32{2}, Leader: NoLeader, LeaderRecoveryState: 1, LeaderEpoch: -1, PartitionEpoch: -1},
+		&PartitionRecord{Ver: 1, PartitionID: 2, TopicID: topicA, Replicas: []int32{1, 2}, ISR: []int32{1},
+			Leader: 1, Directories: []UUID{{7}, {8}}},
+		&PartitionRecord{Ver: 2, PartitionID: 3, TopicID: topicA, Replicas: []int32{1, 2}, ISR: []int32{1},
+			Leader: 1, Directories: []UUID{{7}, {8}}, EligibleLeaderReplicas: []int32{2}, LastKnownELR: []int32{}},
+		&PartitionRecord{Ver: 2, PartitionID: 4, TopicID: topicA, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1},
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms", Value: strp("1000")},
 		&ConfigRecord{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.ms", Value: strp("")},
 		&ConfigRecord{ResourceType: ResourceTopic, ResourceName: "orders", Name: "retention.ms"},
@@ -104,6 +109,7 @@ func TestDecodeRejects(t *testing.T) {
 		"frame version 0": append([]byte{0}, topic[1:]...),
 		"unknown key":     {1, 99, 0, 0},
 		"unknown version": {1, 2, 1, 0},
+		"partition v3":    {1, 3, 3, 0},
 		"register v4":     {1, 0, 4, 0},
 		// A PartitionRecord claiming 2^28 replicas in a few bytes must
 		// fail on the count, not allocate for it.
