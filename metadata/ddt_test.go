@@ -43,6 +43,8 @@ func TestDataDriven(t *testing.T) {
 			return
 		}
 		var im Image
+		var applied []Record // every record the script's image accepted
+		defer func() { checkApplyAll(t, applied, im) }()
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			if d.Cmd == "image" {
 				return dump(im)
@@ -65,9 +67,45 @@ func TestDataDriven(t *testing.T) {
 				return "error: " + err.Error() + "\n"
 			}
 			im = next
+			applied = append(applied, got)
 			return dumpDelta(delta)
 		})
 	})
+}
+
+// checkApplyAll checks that ApplyAll of the records a script applied one
+// by one builds the same image, in one batch and in two (the second on top
+// of the first, which it must leave as it was), with the same deltas.
+func checkApplyAll(t *testing.T, recs []Record, want Image) {
+	t.Helper()
+	var one []Delta
+	var seq Image
+	for _, rec := range recs {
+		next, d, err := seq.Apply(rec)
+		if err != nil {
+			t.Fatalf("replaying %+v: %v", rec, err)
+		}
+		seq, one = next, append(one, d)
+	}
+	all, deltas, err := Image{}.ApplyAll(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dump(all) != dump(want) || !reflect.DeepEqual(deltas, one) {
+		t.Fatalf("ApplyAll differs from Apply one at a time:\n%s\nwant\n%s", dump(all), dump(want))
+	}
+	half, _, err := Image{}.ApplyAll(recs[:len(recs)/2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	halfDump := dump(half)
+	rest, _, err := half.ApplyAll(recs[len(recs)/2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dump(rest) != dump(want) || dump(half) != halfDump {
+		t.Fatalf("ApplyAll in two batches: got\n%s\nwant\n%s (first half changed: %t)", dump(rest), dump(want), dump(half) != halfDump)
+	}
 }
 
 type args map[string]string

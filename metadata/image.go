@@ -68,8 +68,9 @@ type Delta struct {
 // never sees it change. The zero Image is empty.
 //
 // Apply copies the maps it changes (copy on write), which costs time in
-// the number of topics per record; a persistent map is for when metadata
-// scale (issue 15's 10,000 topics benchmark) asks for it.
+// the number of topics per record; ApplyAll pays that once per batch. A
+// persistent map is for when metadata scale (issue 15's 10,000 topics
+// benchmark) asks for more.
 type Image struct {
 	brokers        map[int32]Broker
 	topics         map[UUID]*Topic
@@ -140,57 +141,106 @@ func clone[K comparable, V any](m map[K]V) map[K]V {
 // name or id that exists, a fence of an unknown broker or epoch) is an
 // error and the image is returned unchanged.
 func (im Image) Apply(rec Record) (Image, Delta, error) {
+	next := im
+	d, err := next.apply(rec, &owned{})
+	if err != nil {
+		return im, Delta{}, err
+	}
+	return next, d, nil
+}
+
+// ApplyAll applies recs in order, as Apply would one at a time, and
+// returns the image after the last and each record's delta; it copies
+// each map it changes once for the whole batch rather than once per
+// record, which is what replaying a log or a snapshot wants. A record
+// the image refuses fails the whole batch: the error names its index and
+// the receiver is returned unchanged.
+func (im Image) ApplyAll(recs []Record) (Image, []Delta, error) {
+	next := im
+	o := &owned{}
+	deltas := make([]Delta, 0, len(recs))
+	for i, rec := range recs {
+		d, err := next.apply(rec, o)
+		if err != nil {
+			return im, nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		deltas = append(deltas, d)
+	}
+	return next, deltas, nil
+}
+
+// owned records which of an image's maps apply has already copied in
+// this batch (and may so change in place): the receiver's own maps are
+// never changed.
+type owned struct {
+	brokers, topics, names, configs, features bool
+	topic                                     map[UUID]bool
+	config                                    map[ConfigResource]bool
+}
+
+// own copies *m unless done says this batch did already.
+func own[K comparable, V any](m *map[K]V, done *bool) {
+	if !*done {
+		*m = clone(*m)
+		*done = true
+	}
+}
+
+// apply applies rec to im in place, copying through o; a refused record
+// leaves im as it was.
+func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 	var d Delta
 	switch r := rec.(type) {
 	case *RegisterBrokerRecord:
-		im.brokers = clone(im.brokers)
+		own(&im.brokers, &o.brokers)
 		im.brokers[r.BrokerID] = Broker{ID: r.BrokerID, IncarnationID: r.IncarnationID, Epoch: r.BrokerEpoch,
 			Endpoints: slices.Clone(r.Endpoints), Rack: r.Rack, Fenced: r.Fenced, InControlledShutdown: r.InControlledShutdown}
 		d.ChangedBrokers = []int32{r.BrokerID}
 	case *UnregisterBrokerRecord:
 		if _, err := im.brokerAt(r.BrokerID, r.BrokerEpoch); err != nil {
-			return im, Delta{}, err
+			return Delta{}, err
 		}
-		im.brokers = clone(im.brokers)
+		own(&im.brokers, &o.brokers)
 		delete(im.brokers, r.BrokerID)
 		d.ChangedBrokers = []int32{r.BrokerID}
 	case *FenceBrokerRecord, *UnfenceBrokerRecord:
 		id, epoch, fenced := brokerFencing(r)
 		b, err := im.brokerAt(id, epoch)
 		if err != nil {
-			return im, Delta{}, err
+			return Delta{}, err
 		}
 		b.Fenced = fenced
-		im.brokers = clone(im.brokers)
+		own(&im.brokers, &o.brokers)
 		im.brokers[id] = b
 		d.ChangedBrokers = []int32{id}
 	case *TopicRecord:
 		if r.Name == "" || r.TopicID == (UUID{}) {
-			return im, Delta{}, fmt.Errorf("metadata: topic record with an empty name or zero id")
+			return Delta{}, fmt.Errorf("metadata: topic record with an empty name or zero id")
 		}
 		if _, ok := im.names[r.Name]; ok {
-			return im, Delta{}, fmt.Errorf("metadata: topic %q exists", r.Name)
+			return Delta{}, fmt.Errorf("metadata: topic %q exists", r.Name)
 		}
 		if _, ok := im.topics[r.TopicID]; ok {
-			return im, Delta{}, fmt.Errorf("metadata: topic id %x exists", r.TopicID)
+			return Delta{}, fmt.Errorf("metadata: topic id %x exists", r.TopicID)
 		}
-		im.topics = clone(im.topics)
-		im.names = clone(im.names)
+		own(&im.topics, &o.topics)
+		own(&im.names, &o.names)
 		im.topics[r.TopicID] = &Topic{Name: r.Name, ID: r.TopicID, Partitions: map[int32]Partition{}}
+		o.ownTopic(r.TopicID)
 		im.names[r.Name] = r.TopicID
 		d.AddedTopics = []UUID{r.TopicID}
 	case *RemoveTopicRecord:
 		t, ok := im.topics[r.TopicID]
 		if !ok {
-			return im, Delta{}, fmt.Errorf("metadata: remove of unknown topic id %x", r.TopicID)
+			return Delta{}, fmt.Errorf("metadata: remove of unknown topic id %x", r.TopicID)
 		}
-		im.topics = clone(im.topics)
-		im.names = clone(im.names)
+		own(&im.topics, &o.topics)
+		own(&im.names, &o.names)
 		delete(im.topics, r.TopicID)
 		delete(im.names, t.Name)
 		res := ConfigResource{Type: ResourceTopic, Name: t.Name}
 		if _, ok := im.configs[res]; ok {
-			im.configs = clone(im.configs)
+			own(&im.configs, &o.configs)
 			delete(im.configs, res)
 			d.ChangedConfigs = []ConfigResource{res}
 		}
@@ -198,13 +248,13 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 	case *PartitionRecord:
 		t, ok := im.topics[r.TopicID]
 		if !ok {
-			return im, Delta{}, fmt.Errorf("metadata: partition %d of unknown topic id %x", r.PartitionID, r.TopicID)
+			return Delta{}, fmt.Errorf("metadata: partition %d of unknown topic id %x", r.PartitionID, r.TopicID)
 		}
 		if r.PartitionID < 0 || len(r.Replicas) == 0 {
-			return im, Delta{}, fmt.Errorf("metadata: partition %d of %q: bad id or no replicas", r.PartitionID, t.Name)
+			return Delta{}, fmt.Errorf("metadata: partition %d of %q: bad id or no replicas", r.PartitionID, t.Name)
 		}
 		if r.Leader != NoLeader && !slices.Contains(r.Replicas, r.Leader) {
-			return im, Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d not a replica", r.PartitionID, t.Name, r.Leader)
+			return Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d not a replica", r.PartitionID, t.Name, r.Leader)
 		}
 		ref := PartitionRef{TopicID: r.TopicID, Partition: r.PartitionID}
 		if _, ok := t.Partitions[r.PartitionID]; ok {
@@ -212,22 +262,22 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 		} else {
 			d.AddedPartitions = []PartitionRef{ref}
 		}
-		im.setPartition(t, r.PartitionID, Partition{Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
+		im.setPartition(o, t, r.PartitionID, Partition{Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
 			RemovingReplicas: nilIfEmpty(r.RemovingReplicas), AddingReplicas: nilIfEmpty(r.AddingReplicas),
 			Leader: r.Leader, LeaderRecoveryState: r.LeaderRecoveryState, LeaderEpoch: r.LeaderEpoch,
 			PartitionEpoch: r.PartitionEpoch})
 	case *PartitionChangeRecord:
 		t, ok := im.topics[r.TopicID]
 		if !ok {
-			return im, Delta{}, fmt.Errorf("metadata: change of partition %d of unknown topic id %x", r.PartitionID, r.TopicID)
+			return Delta{}, fmt.Errorf("metadata: change of partition %d of unknown topic id %x", r.PartitionID, r.TopicID)
 		}
 		p, ok := t.Partitions[r.PartitionID]
 		if !ok {
-			return im, Delta{}, fmt.Errorf("metadata: change of unknown partition %d of %q", r.PartitionID, t.Name)
+			return Delta{}, fmt.Errorf("metadata: change of unknown partition %d of %q", r.PartitionID, t.Name)
 		}
 		if r.Replicas != nil {
 			if len(r.Replicas) == 0 {
-				return im, Delta{}, fmt.Errorf("metadata: change of partition %d of %q to no replicas", r.PartitionID, t.Name)
+				return Delta{}, fmt.Errorf("metadata: change of partition %d of %q to no replicas", r.PartitionID, t.Name)
 			}
 			p.Replicas = slices.Clone(r.Replicas)
 		}
@@ -244,36 +294,43 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 			p.LeaderRecoveryState = r.LeaderRecoveryState
 		}
 		if r.Leader == NoLeaderChange && p.Leader != NoLeader && !slices.Contains(p.Replicas, p.Leader) {
-			return im, Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d no longer a replica", r.PartitionID, t.Name, p.Leader)
+			return Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d no longer a replica", r.PartitionID, t.Name, p.Leader)
 		}
 		if r.Leader != NoLeaderChange {
 			if r.Leader != NoLeader && !slices.Contains(p.Replicas, r.Leader) {
-				return im, Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d not a replica", r.PartitionID, t.Name, r.Leader)
+				return Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d not a replica", r.PartitionID, t.Name, r.Leader)
 			}
 			p.Leader = r.Leader
 			p.LeaderEpoch++
 		}
 		p.PartitionEpoch++
-		im.setPartition(t, r.PartitionID, p)
+		im.setPartition(o, t, r.PartitionID, p)
 		d.ChangedPartitions = []PartitionRef{{TopicID: r.TopicID, Partition: r.PartitionID}}
 	case *ConfigRecord:
 		res := ConfigResource{Type: r.ResourceType, Name: r.ResourceName}
 		switch r.ResourceType {
 		case ResourceTopic:
 			if _, ok := im.names[r.ResourceName]; !ok {
-				return im, Delta{}, fmt.Errorf("metadata: config of unknown topic %q", r.ResourceName)
+				return Delta{}, fmt.Errorf("metadata: config of unknown topic %q", r.ResourceName)
 			}
 		case ResourceBroker: // "" is the cluster default
 		default:
-			return im, Delta{}, fmt.Errorf("metadata: config of unsupported resource type %d", r.ResourceType)
+			return Delta{}, fmt.Errorf("metadata: config of unsupported resource type %d", r.ResourceType)
 		}
-		set := clone(im.configs[res])
+		set := im.configs[res]
+		if !o.config[res] || set == nil {
+			set = clone(set)
+			if o.config == nil {
+				o.config = map[ConfigResource]bool{}
+			}
+			o.config[res] = true
+		}
 		if r.Value == nil {
 			delete(set, r.Name)
 		} else {
 			set[r.Name] = *r.Value
 		}
-		im.configs = clone(im.configs)
+		own(&im.configs, &o.configs)
 		if len(set) == 0 {
 			delete(im.configs, res)
 		} else {
@@ -281,18 +338,18 @@ func (im Image) Apply(rec Record) (Image, Delta, error) {
 		}
 		d.ChangedConfigs = []ConfigResource{res}
 	case *FeatureLevelRecord:
-		im.features = clone(im.features)
+		own(&im.features, &o.features)
 		im.features[r.Name] = r.FeatureLevel
 		d.ChangedFeatures = []string{r.Name}
 	case *ProducerIDsRecord:
 		if r.ProducerIDsEnd <= im.producerIDsEnd {
-			return im, Delta{}, fmt.Errorf("metadata: producer id block end %d not past %d", r.ProducerIDsEnd, im.producerIDsEnd)
+			return Delta{}, fmt.Errorf("metadata: producer id block end %d not past %d", r.ProducerIDsEnd, im.producerIDsEnd)
 		}
 		im.producerIDsEnd = r.ProducerIDsEnd
 	default:
-		return im, Delta{}, fmt.Errorf("metadata: cannot apply %T", rec)
+		return Delta{}, fmt.Errorf("metadata: cannot apply %T", rec)
 	}
-	return im, d, nil
+	return d, nil
 }
 
 func nilIfEmpty(s []int32) []int32 {
@@ -322,10 +379,21 @@ func (im Image) brokerAt(id int32, epoch int64) (Broker, error) {
 	return b, nil
 }
 
-// setPartition replaces topic t with a copy holding partition id as p.
-func (im *Image) setPartition(t *Topic, id int32, p Partition) {
-	nt := &Topic{Name: t.Name, ID: t.ID, Partitions: clone(t.Partitions)}
-	nt.Partitions[id] = p
-	im.topics = clone(im.topics)
-	im.topics[t.ID] = nt
+// setPartition sets partition id of topic t to p, copying t first unless
+// this batch did already.
+func (im *Image) setPartition(o *owned, t *Topic, id int32, p Partition) {
+	if !o.topic[t.ID] {
+		t = &Topic{Name: t.Name, ID: t.ID, Partitions: clone(t.Partitions)}
+		own(&im.topics, &o.topics)
+		im.topics[t.ID] = t
+		o.ownTopic(t.ID)
+	}
+	t.Partitions[id] = p
+}
+
+func (o *owned) ownTopic(id UUID) {
+	if o.topic == nil {
+		o.topic = map[UUID]bool{}
+	}
+	o.topic[id] = true
 }

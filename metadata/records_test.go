@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -180,4 +181,24 @@ func FuzzRecord(f *testing.F) {
 			t.Fatalf("Apply(%+v) changed the image it was called on", rec)
 		}
 	})
+}
+
+func TestApplyAllRefusal(t *testing.T) {
+	base, _, err := Image{}.Apply(&TopicRecord{Name: "a", TopicID: topicA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := dump(base)
+	recs := []Record{
+		&PartitionRecord{TopicID: topicA, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1},
+		&PartitionChangeRecord{TopicID: topicA, Leader: NoLeader, LeaderRecoveryState: NoRecoveryStateChange},
+		&PartitionRecord{TopicID: UUID{9}, Replicas: []int32{1}},
+	}
+	got, deltas, err := base.ApplyAll(recs)
+	if err == nil || !strings.HasPrefix(err.Error(), "record 2: ") {
+		t.Fatalf("err %v, want a refusal of record 2", err)
+	}
+	if deltas != nil || dump(got) != before || dump(base) != before {
+		t.Fatalf("a refused batch changed the image:\n%s", dump(got))
+	}
 }
