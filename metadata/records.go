@@ -333,19 +333,9 @@ func writeStringPtr(w *proto.Writer, s *string) {
 // bytes: -1 for null (a failure unless nullable), and a count the
 // remaining input cannot hold fails.
 func arrayLen(r *proto.Reader, minElem int, nullable bool) int {
-	n := int(r.Uvarint()) - 1
-	if !r.Ok() {
-		return 0
-	}
-	if n < 0 {
-		if !nullable {
-			r.Fail()
-		}
-		return -1
-	}
-	if n > r.Len()/minElem {
+	n := r.NullableArrayLen(minElem)
+	if n < 0 && !nullable {
 		r.Fail()
-		return 0
 	}
 	return n
 }

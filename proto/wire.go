@@ -113,10 +113,14 @@ func (r *Reader) NullableBytes() []byte {
 // count the remaining input cannot hold is malformed. Without the bound a
 // body of zeros claiming one element per byte makes a decoder allocate
 // tens of bytes per byte received before it fails.
-func (r *Reader) ArrayLen(minElem int) int {
+func (r *Reader) ArrayLen(minElem int) int { return max(r.NullableArrayLen(minElem), 0) }
+
+// NullableArrayLen is ArrayLen that tells a null array (-1) from an empty
+// one.
+func (r *Reader) NullableArrayLen(minElem int) int {
 	n := r.length(true)
-	if n <= 0 {
-		return 0
+	if n < 0 || !r.Ok() {
+		return min(n, 0)
 	}
 	if n > len(r.r.Src)/max(minElem, 1) {
 		r.Fail()
