@@ -65,7 +65,7 @@ type Config struct {
 	Listeners                   []Listener        // listeners, minus controller.listener.names
 	AdvertisedListeners         []Listener        // advertised.listeners; default: listeners, wildcard host -> os.Hostname()
 	ListenerSecurityProtocolMap map[string]string // listener.security.protocol.map; every listener must map to PLAINTEXT
-	ControllerListenerNames     []string          // controller.listener.names; such listeners are not served (no KRaft controller here)
+	ControllerListenerNames     []string          // controller.listener.names; served to the quorum, not to clients (cluster.go)
 	NodeID                      int32             // node.id (also broker.id)
 	SocketRequestMaxBytes       int32             // socket.request.max.bytes
 	QueuedMaxRequestBytes       int64             // queued.max.request.bytes; always > 0 here (see QueuedMaxRequestBytesUnbounded)
@@ -131,6 +131,20 @@ type Config struct {
 	GroupMaxSessionTimeoutMs     int   // group.max.session.timeout.ms
 	OffsetsTopicNumPartitions    int32 // offsets.topic.num.partitions
 	OffsetsRetentionMinutes      int   // offsets.retention.minutes
+
+	// Cluster (cluster.go; Kafka keys but cluster.id).
+	ProcessRoles                        []string // process.roles, sorted; empty = single node, no quorum
+	QuorumVoters                        []Voter  // controller.quorum.voters
+	QuorumBootstrapServers              []string // controller.quorum.bootstrap.servers (refused)
+	MetadataLogDir                      string   // metadata.log.dir; "" = first log dir
+	ClusterID                           string   // cluster.id (ours)
+	BrokerRack                          string   // broker.rack
+	BrokerSessionTimeoutMs              int32    // broker.session.timeout.ms
+	BrokerHeartbeatIntervalMs           int32    // broker.heartbeat.interval.ms
+	AutoLeaderRebalanceEnable           bool     // auto.leader.rebalance.enable
+	LeaderImbalanceCheckIntervalSeconds int64    // leader.imbalance.check.interval.seconds
+	LeaderImbalancePerBrokerPercentage  int32    // leader.imbalance.per.broker.percentage
+	ControlledShutdownEnable            bool     // controlled.shutdown.enable
 
 	// Operations (ours).
 	TuningStrict            bool   // tuning.strict
@@ -356,6 +370,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogSegmentBytes < c.LogSegmentBytesMin {
 		return fmt.Errorf("log.segment.bytes=%d is below log.segment.bytes.min=%d (Kafka 4's minimum is 1048576: tiny segments exhaust descriptors)", c.LogSegmentBytes, c.LogSegmentBytesMin)
+	}
+	if err := c.validateCluster(); err != nil {
+		return err
 	}
 	if c.GroupMinSessionTimeoutMs > c.GroupMaxSessionTimeoutMs {
 		return fmt.Errorf("group.min.session.timeout.ms=%d is above group.max.session.timeout.ms=%d", c.GroupMinSessionTimeoutMs, c.GroupMaxSessionTimeoutMs)

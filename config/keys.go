@@ -148,7 +148,7 @@ const kafkaIntMax = math.MaxInt32
 
 // specs is the key table: the server.properties keys, then the topic keys
 // (topic_keys.go). compression.type is one entry for both levels.
-var specs = append(slices.Clip(brokerSpecs), topicSpecs...)
+var specs = append(append(slices.Clip(brokerSpecs), clusterSpecs...), topicSpecs...)
 
 var brokerSpecs = []spec{
 	// ---- network
@@ -202,7 +202,7 @@ var brokerSpecs = []spec{
 			return strings.Join(parts, ",")
 		}},
 	{name: "controller.listener.names", def: "",
-		doc: "Listener names used by a KRaft controller. ringbroker has no controller: these listeners are accepted (so a stock KRaft file loads) and not served.",
+		doc: "Listener names of the controller listener (KRaft): not served to clients; a node with the controller role serves the metadata quorum on the first of them. Without process.roles they are accepted (so a stock KRaft file loads) and not served.",
 		set: func(c *Config, v string) error {
 			c.ControllerListenerNames = nil
 			for _, n := range splitList(v) {
@@ -343,12 +343,8 @@ var brokerSpecs = []spec{
 // io_uring broker. They load without a warning (a stock Kafka server.properties
 // must load cleanly) and Print lists them as ignored, with the reason.
 var ignoredKeys = map[string]string{
-	"process.roles":                            "no KRaft quorum: a single broker",
-	"controller.quorum.voters":                 "no KRaft quorum: a single broker",
-	"controller.quorum.bootstrap.servers":      "no KRaft quorum: a single broker",
 	"inter.broker.listener.name":               "no inter-broker traffic: a single broker",
 	"inter.broker.protocol.version":            "no inter-broker traffic: a single broker",
-	"metadata.log.dir":                         "no KRaft metadata log",
 	"zookeeper.connect":                        "no ZooKeeper",
 	"zookeeper.connection.timeout.ms":          "no ZooKeeper",
 	"num.network.threads":                      "network work runs on ring.count event loops",
@@ -366,10 +362,6 @@ var ignoredKeys = map[string]string{
 	"unclean.leader.election.enable":           "no replication",
 	"replica.lag.time.max.ms":                  "no replication",
 	"replica.fetch.max.bytes":                  "no replication",
-	"auto.leader.rebalance.enable":             "a single broker leads every partition",
-	"leader.imbalance.check.interval.seconds":  "a single broker leads every partition",
-	"controlled.shutdown.enable":               "SIGTERM drains; no controller to notify",
-	"broker.rack":                              "a single broker",
 	"log.flush.scheduler.interval.ms":          "flush timing follows log.flush.interval.ms directly",
 	"log.segment.delete.delay.ms":              "segments are unlinked at once; open readers keep their fd",
 }

@@ -1,0 +1,192 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Cluster keys (issue 15): the KRaft keys that make a node part of a
+// metadata quorum. With process.roles unset the node is a single broker with
+// no quorum, exactly as before; the other keys then have no effect.
+
+// Voter is one entry of controller.quorum.voters: id@host:port.
+type Voter struct {
+	ID   int32
+	Host string
+	Port int
+}
+
+// Addr returns host:port.
+func (v Voter) Addr() string { return net.JoinHostPort(v.Host, strconv.Itoa(v.Port)) }
+
+func (v Voter) String() string { return strconv.Itoa(int(v.ID)) + "@" + v.Addr() }
+
+// Roles reports process.roles.
+func (c *Config) Roles() (broker, controller bool) {
+	return slices.Contains(c.ProcessRoles, "broker"), slices.Contains(c.ProcessRoles, "controller")
+}
+
+// Clustered reports whether this node takes part in a metadata quorum
+// (process.roles is set).
+func (c *Config) Clustered() bool { return len(c.ProcessRoles) > 0 }
+
+// MetadataDir is the directory holding __cluster_metadata-0: metadata.log.dir,
+// or the first log dir.
+func (c *Config) MetadataDir() string {
+	if c.MetadataLogDir != "" {
+		return c.MetadataLogDir
+	}
+	if len(c.LogDirs) == 0 {
+		return ""
+	}
+	return c.LogDirs[0]
+}
+
+var clusterSpecs = []spec{
+	{name: "process.roles", def: "",
+		doc: "`broker,controller` (combined: the default of a cluster), or `broker` (follows the metadata quorum without voting). Empty: a single node with no quorum.",
+		set: func(c *Config, v string) error {
+			var roles []string
+			for _, r := range splitList(v) {
+				r = strings.ToLower(r)
+				if r != "broker" && r != "controller" {
+					return fmt.Errorf("unknown role %q (broker, controller)", r)
+				}
+				if slices.Contains(roles, r) {
+					return fmt.Errorf("role %q appears twice", r)
+				}
+				roles = append(roles, r)
+			}
+			slices.Sort(roles)
+			c.ProcessRoles = roles
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.ProcessRoles, ",") }},
+	{name: "controller.quorum.voters", def: "",
+		doc: "The metadata quorum: `id@host:port,...`, each a controller node's id and its CONTROLLER listener.",
+		set: func(c *Config, v string) error {
+			voters, err := parseVoters(v)
+			if err != nil {
+				return err
+			}
+			c.QuorumVoters = voters
+			return nil
+		},
+		get: func(c *Config) string {
+			parts := make([]string, len(c.QuorumVoters))
+			for i, v := range c.QuorumVoters {
+				parts[i] = v.String()
+			}
+			return strings.Join(parts, ",")
+		}},
+	{name: "controller.quorum.bootstrap.servers", def: "",
+		doc: "KIP-853 dynamic quorum bootstrap list. Not supported: set `controller.quorum.voters` (a start with only this key set is refused).",
+		set: func(c *Config, v string) error {
+			c.QuorumBootstrapServers = splitList(v)
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.QuorumBootstrapServers, ",") }},
+	{name: "metadata.log.dir", def: "",
+		doc: "Directory of the metadata log (`__cluster_metadata-0`). Default: the first of `log.dirs`.",
+		set: func(c *Config, v string) error { c.MetadataLogDir = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return c.MetadataLogDir }},
+	{name: "cluster.id", def: "", ours: true,
+		doc: "The cluster id every node of a cluster shares (Kafka's `kafka-storage.sh format -t`). A fresh data dir takes it; a data dir holding another id refuses to start. Empty: a fresh single node makes one up.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if len(v) > 64 || strings.ContainsAny(v, " \t\r\n=") {
+				return errors.New("must be at most 64 characters without spaces or '='")
+			}
+			c.ClusterID = v
+			return nil
+		},
+		get: func(c *Config) string { return c.ClusterID }},
+	{name: "broker.rack", def: "",
+		doc: "This broker's rack: the controller spreads a partition's replicas across racks.",
+		set: func(c *Config, v string) error { c.BrokerRack = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return c.BrokerRack }},
+	intSpec("broker.session.timeout.ms", "9000", 1, kafkaIntMax, "A broker that sends no heartbeat for this long is fenced by the controller: its partitions lose their leader until it returns.", func(c *Config) *int32 { return &c.BrokerSessionTimeoutMs }),
+	intSpec("broker.heartbeat.interval.ms", "2000", 1, kafkaIntMax, "How often a broker heartbeats to the active controller.", func(c *Config) *int32 { return &c.BrokerHeartbeatIntervalMs }),
+	boolSpec("auto.leader.rebalance.enable", "true", "The controller moves leadership back to each partition's preferred replica when a broker leads too few of its preferred partitions.", func(c *Config) *bool { return &c.AutoLeaderRebalanceEnable }),
+	withType(intSpec("leader.imbalance.check.interval.seconds", "300", 1, math64Max, "How often the controller checks for leader imbalance.", func(c *Config) *int64 { return &c.LeaderImbalanceCheckIntervalSeconds }), TypeLong),
+	intSpec("leader.imbalance.per.broker.percentage", "10", 0, 100, "A broker's share of non-preferred leaders above which the controller rebalances.", func(c *Config) *int32 { return &c.LeaderImbalancePerBrokerPercentage }),
+	boolSpec("controlled.shutdown.enable", "true", "On SIGTERM a clustered node asks the controller to move its leaderships away before it stops.", func(c *Config) *bool { return &c.ControlledShutdownEnable }),
+}
+
+const math64Max = 1<<63 - 1
+
+// parseVoters parses controller.quorum.voters.
+func parseVoters(v string) ([]Voter, error) {
+	var out []Voter
+	for _, item := range splitList(v) {
+		id, addr, ok := strings.Cut(item, "@")
+		if !ok {
+			return nil, fmt.Errorf("entry %q is not id@host:port", item)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 32)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("entry %q: id %q is not a node id", item, id)
+		}
+		host, port, err := net.SplitHostPort(strings.TrimSpace(addr))
+		if err != nil {
+			return nil, fmt.Errorf("entry %q: %v", item, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("entry %q: port %q is not 1..65535", item, port)
+		}
+		if host == "" || isWildcardHost(host) {
+			return nil, fmt.Errorf("entry %q: name a host other nodes can reach", item)
+		}
+		for _, o := range out {
+			if o.ID == int32(n) {
+				return nil, fmt.Errorf("node id %d appears twice", n)
+			}
+		}
+		out = append(out, Voter{ID: int32(n), Host: host, Port: p})
+	}
+	return out, nil
+}
+
+// validateCluster checks the cluster keys together.
+func (c *Config) validateCluster() error {
+	if !c.Clustered() {
+		return nil
+	}
+	isBroker, isController := c.Roles()
+	if !isBroker {
+		return errors.New("process.roles=controller: controller-only nodes are not supported; use broker,controller")
+	}
+	if len(c.QuorumVoters) == 0 {
+		if len(c.QuorumBootstrapServers) > 0 {
+			return errors.New("controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) are not supported; set controller.quorum.voters")
+		}
+		return errors.New("process.roles is set but controller.quorum.voters is empty")
+	}
+	inVoters := slices.ContainsFunc(c.QuorumVoters, func(v Voter) bool { return v.ID == c.NodeID })
+	if isController && !inVoters {
+		return fmt.Errorf("node.id=%d is a controller but not in controller.quorum.voters", c.NodeID)
+	}
+	if !isController && inVoters {
+		return fmt.Errorf("node.id=%d is in controller.quorum.voters but process.roles lacks controller", c.NodeID)
+	}
+	if isController && len(c.ControllerListeners()) == 0 {
+		return errors.New("process.roles includes controller but no listener is named in controller.listener.names")
+	}
+	return nil
+}
+
+// ControllerListeners are the listeners named in controller.listener.names.
+func (c *Config) ControllerListeners() []Listener {
+	var out []Listener
+	for _, l := range c.listenersRaw {
+		if slices.Contains(c.ControllerListenerNames, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
