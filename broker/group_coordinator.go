@@ -235,7 +235,7 @@ func (c *coordinator) persistLocked(groupID string, key, value []byte) {
 func partitionOf(t *Topic, index int32) *Partition {
 	t.regMu.RLock()
 	defer t.regMu.RUnlock()
-	if int(index) >= len(t.Partitions) {
+	if int(index) >= len(t.Partitions) || !t.Partitions[index].Local() {
 		return nil
 	}
 	return t.Partitions[index]

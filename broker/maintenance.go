@@ -51,6 +51,9 @@ func (r *Registry) enforceRetention(now time.Time) {
 		parts := t.Partitions
 		r.mu.RUnlock()
 		for _, p := range parts {
+			if !p.Local() {
+				continue
+			}
 			n, err := p.Log.EnforceRetention(now)
 			if err != nil {
 				r.log.Warn("retention", zap.String("topic", t.Name), zap.Int32("partition", p.Index), zap.Error(err))

@@ -58,13 +58,22 @@ type Topic struct {
 	regMu *sync.RWMutex
 }
 
-// Partition is one partition of a topic and its log.
+// Partition is one partition of a topic and its log. In a cluster a
+// partition this node holds no replica of is remote: Log is nil and dir is
+// remoteDir (Registry.Partition does not return it).
 type Partition struct {
 	Topic *Topic
 	Index int32
 	Log   *storage.Log
-	dir   int // index into the registry's log dirs
+	dir   int // index into the registry's log dirs, or remoteDir
 }
+
+// remoteDir is the log dir index of a remote partition, in memory and in
+// the topic table's partition_dirs.
+const remoteDir = -2
+
+// Local reports whether this node holds the partition's log.
+func (p *Partition) Local() bool { return p.Log != nil }
 
 // RegistryOptions configure OpenRegistry.
 type RegistryOptions struct {
@@ -208,10 +217,16 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 	out := make([]*Partition, len(dirs))
 	paths := make([]string, len(dirs))
 	for i, d := range dirs {
-		paths[i] = filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
+		if d != remoteDir {
+			paths[i] = filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
+		}
 	}
 	byDir := make(map[int][]int32)
 	for i, d := range dirs {
+		if d == remoteDir {
+			out[i] = &Partition{Topic: t, Index: first + int32(i), dir: remoteDir}
+			continue
+		}
 		byDir[d] = append(byDir[d], first+int32(i))
 	}
 	var firstErr error
@@ -246,13 +261,16 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 	// closed logs give back. Removing in index order while later logs
 	// were still open left a failed partition's directory behind.
 	for _, p := range out {
-		if p != nil {
+		if p != nil && p.Local() {
 			p.Log.Close()
 		}
 	}
 	for i, p := range out {
 		// Ours: created by this call (checked absent before), whether its
 		// open finished or failed half-way.
+		if dirs[i] == remoteDir {
+			continue
+		}
 		if p != nil {
 			r.mgrs[p.dir].DeleteLog(t.Name, p.Index)
 		} else if err := r.opts.FS.RemoveAll(paths[i]); err != nil {
@@ -278,6 +296,9 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 // REQUIRES: writeMu held.
 func (r *Registry) createPartitionLogs(t *Topic, first int32, dirs []int) ([]*Partition, error) {
 	for i, d := range dirs {
+		if d == remoteDir {
+			continue
+		}
 		path := filepath.Join(r.opts.LogDirs[d], partitionDirName(t.Name, first+int32(i)))
 		if _, err := r.opts.FS.Lstat(path); err == nil {
 			return nil, fmt.Errorf("%s already exists and no topic owns it; move it aside", path)
@@ -327,12 +348,13 @@ func (r *Registry) TopicByID(id [16]byte) *Topic {
 	return t
 }
 
-// Partition returns a topic's partition or nil.
+// Partition returns a topic's partition, or nil when there is no such
+// partition or it is remote (this node holds no log of it).
 func (r *Registry) Partition(topic string, index int32) *Partition {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	t := r.topics[topic]
-	if t == nil || index < 0 || int(index) >= len(t.Partitions) {
+	if t == nil || index < 0 || int(index) >= len(t.Partitions) || !t.Partitions[index].Local() {
 		return nil
 	}
 	return t.Partitions[index]
@@ -403,7 +425,9 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 		r.mu.Unlock()
 		r.unpersistLocked(err)
 		for _, p := range t.Partitions {
-			r.mgrs[p.dir].DeleteLog(name, p.Index)
+			if p.Local() {
+				r.mgrs[p.dir].DeleteLog(name, p.Index)
+			}
 		}
 		return nil, fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
@@ -477,6 +501,9 @@ func (r *Registry) DeleteTopic(name string) error {
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
 	for _, p := range t.Partitions {
+		if !p.Local() {
+			continue
+		}
 		if err := r.mgrs[p.dir].DeleteLog(name, p.Index); err != nil {
 			r.log.Warn("deleting partition log", zap.String("topic", name), zap.Int32("partition", p.Index), zap.Error(err))
 		}
@@ -520,7 +547,9 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 		r.mu.Unlock()
 		r.unpersistLocked(err)
 		for _, p := range added {
-			r.mgrs[p.dir].DeleteLog(name, p.Index)
+			if p.Local() {
+				r.mgrs[p.dir].DeleteLog(name, p.Index)
+			}
 		}
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
@@ -562,6 +591,9 @@ func (r *Registry) SetTopicConfigs(name string, configs map[string]string, valid
 	parts := t.Partitions
 	r.mu.RUnlock()
 	for _, p := range parts {
+		if !p.Local() {
+			continue
+		}
 		if err := p.Log.SetConfig(settings.log); err != nil {
 			r.log.Warn("topic config not fully applied to an open log", zap.String("topic", name), zap.Int32("partition", p.Index), zap.Error(err))
 		}

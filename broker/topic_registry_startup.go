@@ -152,7 +152,7 @@ func (p *startupPlan) resolveMissing(logDirs int) {
 	for _, pt := range p.topics {
 		pt.missing = make([]bool, len(pt.dirs))
 		for i, d := range pt.dirs {
-			if d >= 0 {
+			if d >= 0 || d == remoteDir {
 				continue
 			}
 			d = i % logDirs
@@ -313,6 +313,9 @@ func (r *Registry) planStartup() (*startupPlan, error) {
 		pt := &plannedTopic{st: st, dirs: make([]int, n), hasMeta: make([]bool, n)}
 		for i := range pt.dirs {
 			pt.dirs[i] = -1
+			if st.PartitionDirs[i] == remoteDir {
+				pt.dirs[i] = remoteDir // a cluster partition held by other nodes
+			}
 		}
 		known[st.Name] = pt
 		knownIDs[st.ID] = true
@@ -335,7 +338,7 @@ func (r *Registry) planStartup() (*startupPlan, error) {
 	for _, f := range found {
 		pt := known[f.topic]
 		switch {
-		case pt != nil && (!f.hasID || f.id == pt.st.ID) && int(f.partition) < len(pt.dirs):
+		case pt != nil && (!f.hasID || f.id == pt.st.ID) && int(f.partition) < len(pt.dirs) && pt.dirs[f.partition] != remoteDir:
 			if err := place(pt, f); err != nil {
 				return nil, err
 			}
@@ -460,7 +463,7 @@ func (r *Registry) applyStartup(plan *startupPlan) error {
 			return err
 		}
 		for i, p := range t.Partitions {
-			if !pt.hasMeta[i] {
+			if !pt.hasMeta[i] && p.Local() {
 				needMeta = append(needMeta, p)
 			}
 		}
@@ -542,6 +545,9 @@ func (r *Registry) writePartitionMetadata(parts []*Partition) error {
 					return
 				}
 				p := parts[i]
+				if !p.Local() {
+					continue
+				}
 				path := filepath.Join(r.partitionPath(p), partitionMetadataFile)
 				if err := r.writeFile(path, encodePartitionMetadata(p.Topic.ID)); err != nil {
 					errs[i] = fmt.Errorf("writing %s: %w", path, err)

@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A clustered node holds logs only for its own replicas; the table keeps the
+// rest as remote across a restart, and a found directory of a remote
+// partition is set aside, not opened or deleted.
+func TestSyncTopicRemotePartitions(t *testing.T) {
+	dir := t.TempDir()
+	id := [16]byte{1, 2, 3}
+	r := openTestRegistry(t, dir)
+	if err := r.SyncTopic("orders", id, []bool{true, false, true}, map[string]string{"retention.ms": "1000"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(r *Registry, n int, local ...int32) {
+		t.Helper()
+		tp := r.Topic("orders")
+		if tp == nil || tp.ID != id || len(tp.Partitions) != n {
+			t.Fatalf("topic %+v, want %d partitions", tp, n)
+		}
+		want := map[int32]bool{}
+		for _, i := range local {
+			want[i] = true
+		}
+		for i := int32(0); i < int32(n); i++ {
+			if got := r.Partition("orders", i) != nil; got != want[i] {
+				t.Errorf("partition %d local=%v, want %v", i, got, want[i])
+			}
+			_, err := os.Stat(filepath.Join(dir, partitionDirName("orders", i)))
+			if (err == nil) != want[i] {
+				t.Errorf("partition %d directory exists=%v, want %v", i, err == nil, want[i])
+			}
+		}
+	}
+	check(r, 3, 0, 2)
+	// Unchanged sync: nothing to do. Growth and a partition becoming local.
+	if err := r.SyncTopic("orders", id, []bool{true, false, true}, map[string]string{"retention.ms": "1000"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SyncTopic("orders", id, []bool{true, true, true, false}, map[string]string{"retention.ms": "2000"}); err != nil {
+		t.Fatal(err)
+	}
+	check(r, 4, 0, 1, 2)
+	if got := r.Topic("orders").ConfigOverrides()["retention.ms"]; got != "2000" {
+		t.Errorf("retention.ms %q", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = openTestRegistry(t, dir)
+	check(r, 4, 0, 1, 2)
+	// Another id under the same name is refused and keeps the logs.
+	if err := r.SyncTopic("orders", [16]byte{9}, []bool{true}, nil); err == nil {
+		t.Fatal("a different topic id was accepted")
+	}
+	check(r, 4, 0, 1, 2)
+	// RemoveTopic with another id does nothing; with the id it deletes.
+	if err := r.RemoveTopic("orders", [16]byte{9}); err != nil || r.Topic("orders") == nil {
+		t.Fatalf("RemoveTopic of another id: %v", err)
+	}
+	if err := r.RemoveTopic("orders", id); err != nil || r.Topic("orders") != nil {
+		t.Fatalf("RemoveTopic: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A directory for a partition the table says is remote is a stray: set
+// aside at the start, never opened as the partition nor deleted.
+func TestRemotePartitionDirectoryIsSetAside(t *testing.T) {
+	dir := t.TempDir()
+	id := [16]byte{7}
+	r := openTestRegistry(t, dir)
+	if err := r.SyncTopic("t", id, []bool{true, false}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(dir, partitionDirName("t", 1))
+	if err := os.MkdirAll(stray, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stray, "keep.me"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = openTestRegistry(t, dir)
+	defer r.Close()
+	if r.Partition("t", 1) != nil {
+		t.Fatal("remote partition opened from a stray directory")
+	}
+	entries, _ := os.ReadDir(dir)
+	kept := false
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "keep.me")); err == nil {
+			kept = true
+		}
+	}
+	if !kept {
+		t.Fatal("the stray directory's data is gone")
+	}
+}
