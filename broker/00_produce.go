@@ -265,9 +265,9 @@ func (c *produceCtx) produceAll() {
 				s.done(code.Code, -1, -1, -1, "")
 				continue
 			}
-			p := b.reg.Partition(t.name, s.partition)
+			p, code := b.servedPartition(t.name, s.partition)
 			if p == nil {
-				s.done(kerr.UnknownTopicOrPartition.Code, -1, -1, -1, "")
+				s.done(code, -1, -1, -1, "")
 				continue
 			}
 			set := p.Topic.Settings()

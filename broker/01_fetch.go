@@ -62,6 +62,9 @@ type fetchItem struct {
 	fetchOffset int64
 	maxBytes    int32
 	sp          *sessionPartition // nil outside a session
+	// notLeader: the partition exists in the cluster but this node does
+	// not lead it (part is nil): NOT_LEADER_OR_FOLLOWER.
+	notLeader bool
 }
 
 // fetchOp is one Fetch request from parse to response.
@@ -243,6 +246,9 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 		parts := topic.Partitions
 		if k.partition >= 0 && int(k.partition) < len(parts) {
 			it.part = parts[k.partition]
+			if !it.part.Local() || it.part.notLeader.Load() {
+				it.part, it.notLeader = nil, true
+			}
 		}
 		if op.hdr.APIVersion < 13 {
 			it.key.id = topic.ID
@@ -291,6 +297,9 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 	res := fetchResult{hw: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
+		if it.notLeader {
+			res.errorCode = kerr.NotLeaderForPartition.Code
+		}
 		if it.topic == nil && op.hdr.APIVersion >= 13 {
 			res.errorCode = kerr.UnknownTopicID.Code
 		}

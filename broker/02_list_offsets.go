@@ -87,15 +87,12 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 }
 
 func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition) {
-	var part *Partition
-	if b.reg != nil {
-		part = b.reg.Partition(topic, p.Partition)
-	}
+	part, code := b.servedPartition(topic, p.Partition)
 	if part == nil {
-		rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		rp.ErrorCode = code
 		return
 	}
-	if code := checkLeaderEpoch(p.CurrentLeaderEpoch); code != 0 {
+	if code := checkPartitionEpoch(part, p.CurrentLeaderEpoch); code != 0 {
 		rp.ErrorCode = code
 		return
 	}

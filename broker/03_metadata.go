@@ -61,6 +61,10 @@ func init() {
 func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.MetadataRequest) {
 	h := &hdr
 	allTopics := r.Topics == nil || (h.APIVersion == 0 && len(r.Topics) == 0)
+	if b.opts.Cluster != nil {
+		b.serveClusterMetadata(req, h, r, allTopics)
+		return
+	}
 	mayCreate := b.reg != nil && b.opts.AutoCreateTopics && !allTopics && (h.APIVersion < 4 || r.AllowAutoTopicCreation)
 	var create []string
 	if mayCreate {

@@ -17,7 +17,6 @@ package broker
 // file (leader-epoch-checkpoint) is kept.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -35,17 +34,17 @@ func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.Reques
 		rt := kmsg.OffsetForLeaderEpochResponseTopic{Topic: t.Topic}
 		for _, p := range t.Partitions {
 			rp := kmsg.OffsetForLeaderEpochResponseTopicPartition{Partition: p.Partition, LeaderEpoch: -1, EndOffset: -1}
-			var part *Partition
-			if b.reg != nil {
-				part = b.reg.Partition(t.Topic, p.Partition)
-			}
+			part, code := b.servedPartition(t.Topic, p.Partition)
 			switch {
 			case part == nil:
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case checkLeaderEpoch(p.CurrentLeaderEpoch) != 0:
-				rp.ErrorCode = checkLeaderEpoch(p.CurrentLeaderEpoch)
-			case p.LeaderEpoch == servedLeaderEpoch:
-				rp.LeaderEpoch, rp.EndOffset = servedLeaderEpoch, part.Log.HighWatermark()
+				rp.ErrorCode = code
+			case checkPartitionEpoch(part, p.CurrentLeaderEpoch) != 0:
+				rp.ErrorCode = checkPartitionEpoch(part, p.CurrentLeaderEpoch)
+			case p.LeaderEpoch >= 0 && p.LeaderEpoch <= part.leaderEpoch.Load():
+				// One copy of every partition (no replication yet): no
+				// epoch's log can have diverged, so every epoch up to the
+				// current one ends at the high watermark.
+				rp.LeaderEpoch, rp.EndOffset = part.leaderEpoch.Load(), part.Log.HighWatermark()
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

@@ -41,6 +41,22 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.opts.NodeID
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.opts.NodeID, Host: b.opts.AdvertisedHost, Port: b.opts.AdvertisedPort}}
+	if b.opts.Cluster != nil {
+		// Clustered (cluster.go): the active controller and every
+		// unfenced broker of the image.
+		resp.ControllerID = b.opts.Cluster.ControllerID()
+		resp.Brokers = nil
+		for _, br := range b.image().Brokers() {
+			if e, ok := b.brokerEndpoint(br); ok && !br.Fenced {
+				db := kmsg.DescribeClusterResponseBroker{NodeID: br.ID, Host: e.Host, Port: int32(e.Port)}
+				if br.Rack != "" {
+					rack := br.Rack
+					db.Rack = &rack
+				}
+				resp.Brokers = append(resp.Brokers, db)
+			}
+		}
+	}
 	resp.ClusterAuthorizedOperations = authorizedOpsNotRequested
 	if r.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterOperationsAll

@@ -38,7 +38,13 @@ func adminDecoded[T any, P interface {
 }](key kmsg.Key, min, max int16, run func(*Broker, netpoll.Request, *proto.RequestHeader, P)) api {
 	return decoded(key, min, max, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r P) {
 		h.ClientID = nil // aliases the frame; the answer is built on the worker
-		b.submitAdmin(req, &h, r, func() { run(b, req, &h, r) })
+		b.submitAdmin(req, &h, r, func() {
+			if b.opts.Cluster != nil && forwardedKeys[key] {
+				b.forward(req, &h, r)
+				return
+			}
+			run(b, req, &h, r)
+		})
 	})
 }
 

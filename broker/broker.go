@@ -89,6 +89,12 @@ type Options struct {
 	OffsetsTopicNumPartitions  int32
 	OffsetsRetention           time.Duration
 
+	// Cluster, when set, makes this broker one node of a cluster
+	// (cluster.go); nil is the single node. ListenerName names the
+	// listener whose endpoints Metadata returns ("" = PLAINTEXT).
+	Cluster      Cluster
+	ListenerName string
+
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.

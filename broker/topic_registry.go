@@ -66,6 +66,11 @@ type Partition struct {
 	Index int32
 	Log   *storage.Log
 	dir   int // index into the registry's log dirs, or remoteDir
+	// Cluster mode (cluster.go): the leader epoch the image gives the
+	// partition and whether another node leads it. Zero values: the single
+	// node leads every partition at epoch 0.
+	leaderEpoch atomic.Int32
+	notLeader   atomic.Bool
 }
 
 // remoteDir is the log dir index of a remote partition, in memory and in
@@ -96,6 +101,9 @@ type RegistryOptions struct {
 	// NodeID is checked against (and written to) every log dir's
 	// meta.properties before anything else in the dir is read.
 	NodeID int32
+	// ClusterID, when set (cluster.id), is the cluster id a fresh log dir
+	// gets; a log dir holding another one refuses the start.
+	ClusterID string
 
 	// Clock drives the maintenance loop (StartMaintenance: retention and
 	// checkpoints); nil is the wall clock. The logs' own writer timers
@@ -163,6 +171,12 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	clusterID, missingMeta, err := checkIdentity(opts.FS, opts.LogDirs, opts.NodeID)
 	if err != nil {
 		return nil, err
+	}
+	if opts.ClusterID != "" && clusterID != "" && clusterID != opts.ClusterID {
+		return nil, fmt.Errorf("the log dirs belong to cluster %s, not cluster.id=%s: refusing to start (nothing was changed)", clusterID, opts.ClusterID)
+	}
+	if clusterID == "" {
+		clusterID = opts.ClusterID
 	}
 	plan, err := r.planStartup()
 	if err != nil {

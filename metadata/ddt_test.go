@@ -94,6 +94,18 @@ func checkApplyAll(t *testing.T, recs []Record, want Image) {
 	if dump(all) != dump(want) || !reflect.DeepEqual(deltas, one) {
 		t.Fatalf("ApplyAll differs from Apply one at a time:\n%s\nwant\n%s", dump(all), dump(want))
 	}
+	// The image's snapshot records, through the batch codec, rebuild it.
+	snap, err := DecodeBatch(EncodeBatch(nil, want.Records()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, _, err := Image{}.ApplyAll(snap)
+	if err != nil {
+		t.Fatalf("applying the snapshot records: %v", err)
+	}
+	if dump(rebuilt) != dump(want) {
+		t.Fatalf("snapshot records rebuild a different image:\n%s\nwant\n%s", dump(rebuilt), dump(want))
+	}
 	half, _, err := Image{}.ApplyAll(recs[:len(recs)/2])
 	if err != nil {
 		t.Fatal(err)

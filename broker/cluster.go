@@ -1,0 +1,459 @@
+package broker
+
+// Cluster mode (issue 15). With Options.Cluster set the broker is one node
+// of a cluster: the metadata image replayed from the quorum's log is the
+// truth for brokers, topics and partition leadership, and the registry
+// follows it (topic_registry_cluster.go).
+//
+//   - Metadata and DescribeCluster answer from the image: every unfenced
+//     broker's endpoint on this listener, each partition's leader, leader
+//     epoch, replicas, ISR and offline replicas, the active controller.
+//   - The admin requests that change metadata (CreateTopics, DeleteTopics,
+//     CreatePartitions, AlterConfigs, IncrementalAlterConfigs) are
+//     forwarded to the active controller (Kafka's forwarding) and answered
+//     with its answer once this node has applied the records it wrote.
+//     Metadata's auto-creation forwards a CreateTopics the same way.
+//   - A partition this node holds no replica of, or does not lead, is
+//     answered NOT_LEADER_OR_FOLLOWER; leader epochs come from the image.
+//
+// OnMetadata is how the cluster package hands the broker each new image.
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/metadata"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// Cluster is the metadata quorum as a clustered broker uses it; package
+// cluster implements it.
+type Cluster interface {
+	// Image is the newest metadata image this node has applied.
+	Image() *metadata.Image
+	// ControllerID is the active controller's node id, -1 when unknown.
+	ControllerID() int32
+	// Forward sends an admin request to the active controller and returns
+	// its answer once this node has applied the records it produced.
+	Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+}
+
+// forwardTimeout bounds a forwarded admin request (Kafka's
+// request.timeout.ms for forwarding is 30 s).
+const forwardTimeout = 30 * time.Second
+
+// forwardedKeys are the admin APIs a clustered broker forwards.
+var forwardedKeys = map[kmsg.Key]bool{
+	kmsg.CreateTopics:            true,
+	kmsg.DeleteTopics:            true,
+	kmsg.CreatePartitions:        true,
+	kmsg.AlterConfigs:            true,
+	kmsg.IncrementalAlterConfigs: true,
+}
+
+// forward answers r, on the admin worker, with the controller's answer.
+func (b *Broker) forward(req netpoll.Request, h *proto.RequestHeader, r kmsg.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	r.SetVersion(h.APIVersion)
+	resp, err := b.opts.Cluster.Forward(ctx, r)
+	if err != nil {
+		code := kerr.RequestTimedOut.Code
+		var ke *kerr.Error
+		if errors.As(err, &ke) {
+			code = ke.Code
+		}
+		b.logForwardErr(h, err)
+		b.replyMsg(req, h, busyResponse(r, code, "forwarding to the controller: "+err.Error()))
+		return
+	}
+	resp.SetVersion(h.APIVersion)
+	b.replyMsg(req, h, resp)
+}
+
+var forwardErrLog atomic.Int64 // unix seconds of the last forwarding error line
+
+func (b *Broker) logForwardErr(h *proto.RequestHeader, err error) {
+	now := time.Now().Unix()
+	if last := forwardErrLog.Load(); now > last && forwardErrLog.CompareAndSwap(last, now) {
+		b.log.Warn("forwarding an admin request to the controller failed", zap.String("api", h.APIKey.Name()), zap.Error(err))
+	}
+}
+
+// image is the cluster's current image (nil when not clustered).
+func (b *Broker) image() *metadata.Image {
+	if b.opts.Cluster == nil {
+		return nil
+	}
+	return b.opts.Cluster.Image()
+}
+
+// brokerEndpoint is broker br's endpoint on this broker's listener.
+func (b *Broker) brokerEndpoint(br metadata.Broker) (metadata.Endpoint, bool) {
+	for _, e := range br.Endpoints {
+		if e.Name == b.listenerName() {
+			return e, true
+		}
+	}
+	if len(br.Endpoints) > 0 {
+		return br.Endpoints[0], true
+	}
+	return metadata.Endpoint{}, false
+}
+
+func (b *Broker) listenerName() string {
+	if b.opts.ListenerName != "" {
+		return b.opts.ListenerName
+	}
+	return "PLAINTEXT"
+}
+
+// liveBrokers are the image's unfenced brokers (the ones Metadata lists).
+func liveBrokers(im *metadata.Image) map[int32]bool {
+	live := map[int32]bool{}
+	for _, br := range im.Brokers() {
+		if !br.Fenced {
+			live[br.ID] = true
+		}
+	}
+	return live
+}
+
+// clusterMetadataResponse is metadataResponse for a clustered broker.
+func (b *Broker) clusterMetadataResponse(r *kmsg.MetadataRequest, allTopics bool, topicErrs map[string]int16) kmsg.MetadataResponse {
+	im := b.image()
+	clusterID := b.clusterID
+	resp := kmsg.MetadataResponse{Version: r.Version, ClusterID: &clusterID, ControllerID: b.opts.Cluster.ControllerID()}
+	for _, br := range im.Brokers() {
+		if br.Fenced {
+			continue
+		}
+		if e, ok := b.brokerEndpoint(br); ok {
+			mb := kmsg.MetadataResponseBroker{NodeID: br.ID, Host: e.Host, Port: int32(e.Port)}
+			if br.Rack != "" {
+				rack := br.Rack
+				mb.Rack = &rack
+			}
+			resp.Brokers = append(resp.Brokers, mb)
+		}
+	}
+	live := liveBrokers(im)
+	resp.AuthorizedOperations = authorizedOpsNotRequested
+	if r.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterOperationsAll
+	}
+	topicOps := int32(authorizedOpsNotRequested)
+	if r.IncludeTopicAuthorizedOperations {
+		topicOps = topicOperationsAll
+	}
+	addTopic := func(t *metadata.Topic) {
+		name := t.Name
+		mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, IsInternal: isInternalTopic(t.Name), AuthorizedOperations: topicOps,
+			Partitions: make([]kmsg.MetadataResponseTopicPartition, 0, len(t.Partitions))}
+		for i := int32(0); i < int32(len(t.Partitions)); i++ {
+			p, ok := t.Partitions[i]
+			if !ok {
+				continue
+			}
+			mp := kmsg.MetadataResponseTopicPartition{Partition: i, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+				Replicas: p.Replicas, ISR: p.ISR}
+			for _, rep := range p.Replicas {
+				if !live[rep] {
+					mp.OfflineReplicas = append(mp.OfflineReplicas, rep)
+				}
+			}
+			if p.Leader < 0 || !live[p.Leader] {
+				mp.ErrorCode = kerr.LeaderNotAvailable.Code
+				mp.Leader = -1
+			}
+			mt.Partitions = append(mt.Partitions, mp)
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	if allTopics {
+		for _, t := range im.Topics() {
+			addTopic(t)
+		}
+		return resp
+	}
+	for _, rt := range r.Topics {
+		var t *metadata.Topic
+		if rt.Topic != nil {
+			if code, ok := topicErrs[*rt.Topic]; ok {
+				resp.Topics = append(resp.Topics, kmsg.MetadataResponseTopic{ErrorCode: code, Topic: rt.Topic, AuthorizedOperations: topicOps})
+				continue
+			}
+			t, _ = im.TopicByName(*rt.Topic)
+		} else {
+			t, _ = im.TopicByID(rt.TopicID)
+		}
+		if t != nil {
+			addTopic(t)
+			continue
+		}
+		e := kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: rt.Topic, TopicID: rt.TopicID, AuthorizedOperations: topicOps}
+		switch {
+		case rt.Topic == nil:
+			e.ErrorCode = kerr.UnknownTopicID.Code
+		case ValidateTopicName(*rt.Topic) != nil:
+			e.ErrorCode = kerr.InvalidTopicException.Code
+		}
+		resp.Topics = append(resp.Topics, e)
+	}
+	return resp
+}
+
+// clusterTopicExists reports whether the image has topic name.
+func (b *Broker) clusterTopicExists(name string) bool {
+	_, ok := b.image().TopicByName(name)
+	return ok
+}
+
+// forwardCreate asks the controller to create topics with the default
+// partition count and replication factor (Metadata's auto-creation, the
+// group coordinator's __consumer_offsets) and returns each topic's error
+// code (0, or TOPIC_ALREADY_EXISTS when someone else won).
+func (b *Broker) forwardCreate(names []string, partitions int32, configs map[string]string) map[string]int16 {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version = 4
+	req.TimeoutMillis = int32(forwardTimeout / time.Millisecond)
+	for _, n := range names {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic, t.NumPartitions, t.ReplicationFactor = n, partitions, -1
+		for k, v := range configs {
+			v := v
+			t.Configs = append(t.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: k, Value: &v})
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	out := make(map[string]int16, len(names))
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	resp, err := b.opts.Cluster.Forward(ctx, req)
+	if err != nil {
+		b.log.Warn("auto-creating topics through the controller", zap.Strings("topics", names), zap.Error(err))
+		for _, n := range names {
+			out[n] = kerr.LeaderNotAvailable.Code
+		}
+		return out
+	}
+	cr, ok := resp.(*kmsg.CreateTopicsResponse)
+	if !ok {
+		for _, n := range names {
+			out[n] = kerr.UnknownServerError.Code
+		}
+		return out
+	}
+	for _, t := range cr.Topics {
+		out[t.Topic] = t.ErrorCode
+	}
+	return out
+}
+
+// OnMetadata makes the broker follow a newly applied image: the registry
+// gets every topic the deltas touch (all topics when full: the first image
+// after a start), removed topics are deleted, and each local partition's
+// leadership and leader epoch follow the image. Called by the cluster
+// package on its apply goroutine, in log order.
+func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bool) {
+	if b.reg == nil {
+		return
+	}
+	touched := map[metadata.UUID]bool{}
+	var removed []metadata.Topic
+	for _, d := range deltas {
+		for _, id := range d.AddedTopics {
+			touched[id] = true
+		}
+		for _, p := range d.AddedPartitions {
+			touched[p.TopicID] = true
+		}
+		for _, p := range d.ChangedPartitions {
+			touched[p.TopicID] = true
+		}
+		for _, c := range d.ChangedConfigs {
+			if c.Type == metadata.ResourceTopic {
+				if t, ok := im.TopicByName(c.Name); ok {
+					touched[t.ID] = true
+				}
+			}
+		}
+		removed = append(removed, d.RemovedTopics...)
+	}
+	for _, t := range removed {
+		if _, again := im.TopicByID(t.ID); again {
+			continue
+		}
+		if err := b.reg.RemoveTopic(t.Name, t.ID); err != nil {
+			b.log.Error("deleting a topic the cluster deleted", zap.String("topic", t.Name), zap.Error(err))
+		}
+	}
+	var topics []*metadata.Topic
+	if full {
+		topics = im.Topics()
+	} else {
+		for id := range touched {
+			if t, ok := im.TopicByID(id); ok {
+				topics = append(topics, t)
+			}
+		}
+	}
+	for _, t := range topics {
+		b.syncTopic(im, t)
+	}
+}
+
+// syncTopic applies one topic of the image to the registry and the local
+// partitions' leadership.
+func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
+	n := int32(0)
+	for i := range t.Partitions {
+		n = max(n, i+1)
+	}
+	local := make([]bool, n)
+	for i, p := range t.Partitions {
+		local[i] = slices.Contains(p.Replicas, b.opts.NodeID)
+	}
+	configs := im.Configs(metadata.ConfigResource{Type: metadata.ResourceTopic, Name: t.Name})
+	if err := b.reg.SyncTopic(t.Name, t.ID, local, configs); err != nil {
+		b.log.Error("following the cluster metadata", zap.String("topic", t.Name), zap.Error(err))
+		return
+	}
+	rt := b.reg.Topic(t.Name)
+	if rt == nil || rt.ID != t.ID {
+		return
+	}
+	rt.regMu.RLock()
+	parts := rt.Partitions
+	rt.regMu.RUnlock()
+	for i, p := range t.Partitions {
+		if int(i) >= len(parts) || !parts[i].Local() {
+			continue
+		}
+		lp := parts[i]
+		lp.leaderEpoch.Store(p.LeaderEpoch)
+		lp.notLeader.Store(p.Leader != b.opts.NodeID)
+		lp.Log.SetLeaderEpoch(p.LeaderEpoch)
+	}
+}
+
+// servedPartition is the partition topic/index when this node leads it, or
+// the error code to answer: NOT_LEADER_OR_FOLLOWER for a partition of the
+// cluster this node does not lead, UNKNOWN_TOPIC_OR_PARTITION when there is
+// no such partition.
+func (b *Broker) servedPartition(topic string, index int32) (*Partition, int16) {
+	var p *Partition
+	if b.reg != nil {
+		p = b.reg.Partition(topic, index)
+	}
+	if b.opts.Cluster == nil {
+		if p == nil {
+			return nil, kerr.UnknownTopicOrPartition.Code
+		}
+		return p, 0
+	}
+	if p != nil && !p.notLeader.Load() {
+		return p, 0
+	}
+	if t, ok := b.image().TopicByName(topic); ok {
+		if _, ok := t.Partitions[index]; ok {
+			return nil, kerr.NotLeaderForPartition.Code
+		}
+	}
+	return nil, kerr.UnknownTopicOrPartition.Code
+}
+
+// checkPartitionEpoch is checkLeaderEpoch against the partition's epoch.
+func checkPartitionEpoch(p *Partition, current int32) int16 {
+	served := p.leaderEpoch.Load()
+	switch {
+	case current == -1 || current == served:
+		return 0
+	case current > served:
+		return kerr.UnknownLeaderEpoch.Code
+	default:
+		return kerr.FencedLeaderEpoch.Code
+	}
+}
+
+// serveClusterMetadata is Metadata for a clustered broker: answered from
+// the image on the ring thread, or, when it auto-creates topics, from the
+// admin worker after the controller created them.
+func (b *Broker) serveClusterMetadata(req netpoll.Request, h *proto.RequestHeader, r *kmsg.MetadataRequest, allTopics bool) {
+	var create []string
+	if b.opts.AutoCreateTopics && !allTopics && (h.APIVersion < 4 || r.AllowAutoTopicCreation) {
+		for _, t := range r.Topics {
+			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && !b.clusterTopicExists(*t.Topic) &&
+				(!isInternalTopic(*t.Topic) || *t.Topic == offsetsTopic) {
+				create = append(create, *t.Topic)
+			}
+		}
+	}
+	if len(create) == 0 {
+		resp := b.clusterMetadataResponse(r, allTopics, nil)
+		b.replyMsg(req, h, &resp)
+		return
+	}
+	// The frame is recycled when we return: copy what the job needs.
+	rc := kmsg.MetadataRequest{Version: r.Version, AllowAutoTopicCreation: r.AllowAutoTopicCreation,
+		IncludeClusterAuthorizedOperations: r.IncludeClusterAuthorizedOperations,
+		IncludeTopicAuthorizedOperations:   r.IncludeTopicAuthorizedOperations,
+		Topics:                             make([]kmsg.MetadataRequestTopic, len(r.Topics))}
+	for i, t := range r.Topics {
+		rc.Topics[i].TopicID = t.TopicID
+		if t.Topic != nil {
+			s := strings.Clone(*t.Topic)
+			rc.Topics[i].Topic = &s
+		}
+	}
+	for i := range create {
+		create[i] = strings.Clone(create[i])
+	}
+	hc := *h
+	hc.ClientID = nil
+	job := func() {
+		errs := map[string]int16{}
+		var plain, offsets []string
+		for _, n := range create {
+			if n == offsetsTopic {
+				offsets = append(offsets, n)
+			} else {
+				plain = append(plain, n)
+			}
+		}
+		if len(plain) > 0 {
+			maps.Copy(errs, b.forwardCreate(plain, b.opts.NumPartitions, nil))
+		}
+		if len(offsets) > 0 {
+			maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, map[string]string{"cleanup.policy": "compact"}))
+		}
+		for n, code := range errs {
+			if code == 0 || code == kerr.TopicAlreadyExists.Code {
+				delete(errs, n)
+				if !b.clusterTopicExists(n) {
+					errs[n] = kerr.LeaderNotAvailable.Code // retriable: not applied here yet
+				}
+			}
+		}
+		resp := b.clusterMetadataResponse(&rc, false, errs)
+		b.replyMsg(req, &hc, &resp)
+	}
+	if !b.admin.submit(job) {
+		busy := make(map[string]int16, len(create))
+		for _, name := range create {
+			busy[name] = kerr.LeaderNotAvailable.Code
+		}
+		resp := b.clusterMetadataResponse(r, false, busy)
+		b.replyMsg(req, h, &resp)
+	}
+}
