@@ -15,6 +15,10 @@ import (
 // remoteDir in the table) and keeps its own table, so a start opens the
 // same logs before the metadata log is replayed.
 
+// clusterMetadataTopic is the metadata quorum's log directory's topic
+// name (__cluster_metadata-0, as in Kafka).
+const clusterMetadataTopic = "__cluster_metadata"
+
 // SyncTopic makes the registry's topic name match the cluster's: topic id
 // id, len(local) partitions of which this node holds those with local[i],
 // and config overrides configs. It creates the topic, adds partitions,

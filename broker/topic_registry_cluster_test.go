@@ -105,3 +105,24 @@ func TestRemotePartitionDirectoryIsSetAside(t *testing.T) {
 		t.Fatal("the stray directory's data is gone")
 	}
 }
+
+// The metadata quorum's log directory is not a topic: the start neither
+// adopts it nor sets it aside.
+func TestClusterMetadataDirIsNotAStray(t *testing.T) {
+	dir := t.TempDir()
+	meta := filepath.Join(dir, "__cluster_metadata-0")
+	if err := os.MkdirAll(meta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(meta, "quorum-state"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := openTestRegistry(t, dir)
+	defer r.Close()
+	if r.Topic("__cluster_metadata") != nil {
+		t.Fatal("the metadata log was adopted as a topic")
+	}
+	if _, err := os.Stat(filepath.Join(meta, "quorum-state")); err != nil {
+		t.Fatalf("the metadata log was moved: %v", err)
+	}
+}

@@ -268,7 +268,9 @@ func (r *Registry) scanPartitionDirs() ([]foundDir, error) {
 				continue
 			}
 			topic, p, ok := parsePartitionDirName(e.Name())
-			if !ok {
+			if !ok || topic == clusterMetadataTopic {
+				// The metadata quorum's log (package quorum) is not a
+				// topic: never a stray to set aside.
 				continue
 			}
 			f := foundDir{dir: i, name: e.Name(), topic: topic, partition: p}
