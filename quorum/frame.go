@@ -237,7 +237,10 @@ func decodeHandshake(p []byte) (handshake, error) {
 	h.From = uint64(r.Int64())
 	h.To = uint64(r.Int64())
 	h.Instance = uint64(r.Int64())
-	n := r.ArrayLen(8 + 2) // id + empty address
+	n := r.NullableArrayLen(8 + 2) // id + empty address
+	if n < 0 {
+		return h, &malformedError{"handshake: null or negative voter count"}
+	}
 	if n > votersMax {
 		return h, &malformedError{fmt.Sprintf("handshake: %d voters (at most %d)", n, votersMax)}
 	}
