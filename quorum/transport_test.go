@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -524,4 +525,157 @@ func TestNewTransportValidates(t *testing.T) {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
+}
+
+// handshaken dials addr and completes a handshake as node from of the
+// given voters, returning the connection for the test to misbehave on.
+func handshaken(t *testing.T, addr string, from, to uint64, voters []Voter) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(waitBound)); err != nil {
+		t.Fatal(err)
+	}
+	frame, start := beginFrame(nil, frameHandshake)
+	frame = endFrame(appendHandshake(frame, &handshake{Version: protocolVersion, ClusterID: "good", From: from, To: to,
+		Instance: 12345, Voters: voters}), start)
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	typ, payload, err := readFrame(conn, handshakeFrameMax, nil)
+	if err != nil || typ != frameAccept {
+		t.Fatalf("handshake answer: type %d %q %v", typ, payload, err)
+	}
+	return conn
+}
+
+// waitClosed reads conn until the acceptor closes it (bounded by the
+// connection's deadline).
+func waitClosed(t *testing.T, conn net.Conn, why string) {
+	t.Helper()
+	for range 1 << 20 {
+		typ, _, err := readFrame(conn, DefaultMaxFrame, nil)
+		if err != nil {
+			if isClosedConn(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscallReset) {
+				return
+			}
+			t.Fatalf("%s: read %v, want the acceptor to close", why, err)
+		}
+		if typ != framePong && typ != frameRPCResponse {
+			t.Fatalf("%s: unexpected frame type %d", why, typ)
+		}
+	}
+	t.Fatalf("%s: connection never closed", why)
+}
+
+func TestTransportClosesMisbehavingPeers(t *testing.T) {
+	ln := listen(t, "")
+	voters := map[uint64]string{1: ln.Addr().String(), 2: "127.0.0.1:1", 3: "127.0.0.1:2"}
+	cfg, logs := testConfig(1, "good", voters, ln)
+	cfg.MaxFrame = handshakeFrameMax
+	cfg.IdleTimeout = 200 * time.Millisecond
+	n := startNode(t, cfg, logs)
+	vs := n.tr.voters
+
+	// A raft message claiming another sender.
+	conn := handshaken(t, n.addr, 2, 1, vs)
+	spoof, err := marshalRaft(nil, heartbeat(3, 1, 1), handshakeFrameMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(spoof); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, conn, "spoofed sender")
+	if n.saw(3, 1) {
+		t.Fatal("a spoofed raft message was delivered")
+	}
+
+	// A frame over MaxFrame after the handshake.
+	conn = handshaken(t, n.addr, 2, 1, vs)
+	if _, err := conn.Write([]byte{0, 0x10, 0, 0, frameRaft}); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, conn, "oversized frame")
+
+	// An unknown frame type.
+	conn = handshaken(t, n.addr, 2, 1, vs)
+	if _, err := conn.Write(appendEmptyFrame(nil, 42)); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, conn, "unknown frame type")
+
+	// Pings are answered; silence is closed after the idle timeout.
+	conn = handshaken(t, n.addr, 2, 1, vs)
+	if _, err := conn.Write(appendEmptyFrame(nil, framePing)); err != nil {
+		t.Fatal(err)
+	}
+	if typ, _, err := readFrame(conn, handshakeFrameMax, nil); err != nil || typ != framePong {
+		t.Fatalf("ping answered with type %d, %v", typ, err)
+	}
+	waitClosed(t, conn, "silent peer")
+
+	// A good message from the right sender still arrives afterwards.
+	conn = handshaken(t, n.addr, 2, 1, vs)
+	good, _ := marshalRaft(nil, heartbeat(2, 1, 7), handshakeFrameMax)
+	if _, err := conn.Write(good); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the good message", func() bool { return n.saw(2, 7) })
+	if logs.FilterMessageSnippet("closing an inbound connection").Len() == 0 {
+		t.Fatal("protocol errors are not logged")
+	}
+}
+
+// syscallReset is a connection reset by the acceptor's close.
+var syscallReset = syscall.ECONNRESET
+
+func TestTransportInboundCap(t *testing.T) {
+	voters := make(map[uint64]string)
+	lns := make(map[uint64]net.Listener)
+	for id := uint64(1); id <= 2; id++ {
+		lns[id] = listen(t, "")
+		voters[id] = lns[id].Addr().String()
+	}
+	cfg1, logs1 := testConfig(1, "good", voters, lns[1])
+	cfg1.MaxInbound = 2
+	n1 := startNode(t, cfg1, logs1)
+	// Two strangers that never send a handshake hold both slots.
+	var strangers []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", n1.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		strangers = append(strangers, c)
+	}
+	waitFor(t, "both strangers accepted", func() bool {
+		n1.tr.mu.Lock()
+		defer n1.tr.mu.Unlock()
+		return len(n1.tr.inbound) == 2
+	})
+	c, err := net.Dial("tcp", n1.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(waitBound)); err != nil {
+		t.Fatal(err)
+	}
+	typ, payload, err := readFrame(c, handshakeFrameMax, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRefusal(t, typ, payload, RefuseTooManyConns, "cap")
+	// Node 2 gets in once the strangers leave.
+	for _, s := range strangers {
+		s.Close()
+	}
+	cfg2, logs2 := testConfig(2, "good", voters, lns[2])
+	n2 := startNode(t, cfg2, logs2)
+	exchange(t, []*testNode{n1, n2})
 }
