@@ -463,8 +463,13 @@ func (t *Transport) dropped(p *peer, m *raftpb.Message, why string) {
 // Call sends an RPC to node to and waits for its response, until ctx
 // ends. While the peer is unreachable the request waits in its queue (at
 // most MaxInflightRPC calls per peer; more wait for a slot). The body is
-// copied before Call returns or sends.
+// copied before Call returns or sends. A Call to this node's own id runs
+// OnRPC on the caller's goroutine, so a caller need not know where the
+// controller is.
 func (t *Transport) Call(ctx context.Context, to uint64, key, version int16, body []byte) ([]byte, error) {
+	if to == t.cfg.NodeID {
+		return t.callSelf(ctx, key, version, body)
+	}
 	t.mu.Lock()
 	p, closed := t.peers[to], t.closed
 	t.mu.Unlock()
@@ -509,6 +514,24 @@ func (t *Transport) Call(ctx context.Context, to uint64, key, version int16, bod
 	case <-p.ctx.Done():
 		return nil, ErrClosed
 	}
+}
+
+func (t *Transport) callSelf(ctx context.Context, key, version int16, body []byte) ([]byte, error) {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	switch {
+	case closed:
+		return nil, ErrClosed
+	case t.cfg.OnRPC == nil:
+		return nil, &RemoteError{Code: rpcErrNoHandler, Message: fmt.Sprintf("node %d serves no RPCs", t.cfg.NodeID)}
+	}
+	resp, err := t.cfg.OnRPC(ctx, t.cfg.NodeID, key, version, slices.Clone(body))
+	if err != nil {
+		// The same error a remote caller gets, so callers handle one kind.
+		return nil, &RemoteError{Code: rpcErrHandler, Message: truncate(err.Error(), stringMax)}
+	}
+	return resp, nil
 }
 
 // PeerStatus reports whether the outbound connection to id is up, and

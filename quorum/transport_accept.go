@@ -89,8 +89,9 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 		case len(t.inbound) >= t.cfg.MaxInbound:
 			t.mu.Unlock()
 			// Best effort and never blocking the loop: no lingering.
-			t.logRefusal(RefuseTooManyConns, conn, "")
-			_ = ic.write(t.refuseFrame(RefuseTooManyConns, fmt.Sprintf("node %d has %d inbound connections, its cap", t.cfg.NodeID, t.cfg.MaxInbound)), 10*time.Millisecond)
+			reason := fmt.Sprintf("node %d has %d inbound connections, its cap", t.cfg.NodeID, t.cfg.MaxInbound)
+			t.logRefusal(RefuseTooManyConns, conn, reason)
+			_ = ic.write(t.refuseFrame(RefuseTooManyConns, reason), 10*time.Millisecond)
 			ic.close()
 			continue
 		}

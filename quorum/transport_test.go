@@ -208,6 +208,12 @@ func TestTransportExchangeAndRPC(t *testing.T) {
 	if !errors.As(err, &remote) || remote.Code != rpcErrHandler || remote.Message != "key 99 always fails" {
 		t.Fatalf("call of a failing handler: got %v", err)
 	}
+	if resp, err := nodes[0].tr.Call(ctx, 1, 7, 1, []byte("me")); err != nil || string(resp) != "node 1 answers node 1 key 7 v1: me" {
+		t.Fatalf("call to self: %q, %v", resp, err)
+	}
+	if _, err := nodes[0].tr.Call(ctx, 1, 99, 0, nil); !errors.As(err, &remote) || remote.Code != rpcErrHandler {
+		t.Fatalf("failing call to self: %v", err)
+	}
 	if _, err := nodes[0].tr.Call(ctx, 42, 1, 0, nil); !errors.Is(err, ErrUnknownPeer) {
 		t.Fatalf("call to an unknown node: got %v", err)
 	}
