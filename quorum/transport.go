@@ -97,7 +97,8 @@ type TransportConfig struct {
 	// ClusterID must be the same on every node (at most 1024 bytes).
 	ClusterID string
 	// ListenAddr is the host:port to listen on ("127.0.0.1:0" picks a
-	// port). Ignored when Listener is set.
+	// port); empty listens on this node's address in Peers. Ignored when
+	// Listener is set.
 	ListenAddr string
 	// Listener, when set, is used instead of listening on ListenAddr; the
 	// Transport closes it. Tests use it to know every port before the
@@ -314,9 +315,13 @@ func (t *Transport) Start() error {
 	}
 	ln := t.cfg.Listener
 	if ln == nil {
+		addr := t.cfg.ListenAddr
+		if addr == "" {
+			addr = t.cfg.Peers[t.cfg.NodeID]
+		}
 		var err error
-		if ln, err = net.Listen("tcp", t.cfg.ListenAddr); err != nil {
-			return fmt.Errorf("quorum transport: listen on %s: %w", t.cfg.ListenAddr, err)
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("quorum transport: listen on %s: %w", addr, err)
 		}
 	}
 	t.started = true
@@ -411,10 +416,13 @@ func (t *Transport) RemovePeer(id uint64) {
 	if ic != nil {
 		ic.close()
 	}
+	running := t.started && !t.closed // else runPeer never ran, or Close waits for it
 	t.mu.Unlock()
 	if p != nil {
 		p.stop()
-		<-p.done
+		if running {
+			<-p.done
+		}
 	}
 }
 

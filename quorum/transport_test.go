@@ -685,3 +685,28 @@ func TestTransportInboundCap(t *testing.T) {
 	n2 := startNode(t, cfg2, logs2)
 	exchange(t, []*testNode{n1, n2})
 }
+
+func TestTransportPeersBeforeStart(t *testing.T) {
+	ln := listen(t, "")
+	addr := ln.Addr().String()
+	ln.Close() // Start listens on the node's own voter address
+	tr, err := NewTransport(TransportConfig{NodeID: 1, ClusterID: "c", Peers: map[uint64]string{1: addr, 2: "127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.AddPeer(3, "127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	tr.RemovePeer(2) // returns although nothing runs yet
+	tr.RemovePeer(3)
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Addr().String(); got != addr {
+		t.Fatalf("listening on %s, want the voter address %s", got, addr)
+	}
+	if err := tr.AddPeer(1, "127.0.0.1:3"); err == nil {
+		t.Fatal("AddPeer of the node's own id")
+	}
+}
