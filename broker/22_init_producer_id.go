@@ -39,6 +39,7 @@ package broker
 // allocation, has no recovery from a lost block file.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -115,6 +116,10 @@ func (a *pidAllocator) refill(b *Broker) {
 	loaded, start := a.loaded, a.limit
 	a.mu.Unlock()
 	var err error
+	if b.opts.Cluster != nil {
+		a.refillCluster(b)
+		return
+	}
 	if !loaded {
 		var found bool
 		start, found, err = readProducerIDFile(b.fs(), a.path)
@@ -151,18 +156,62 @@ func (a *pidAllocator) refill(b *Broker) {
 	if err != nil {
 		b.log.Error("cannot allocate producer ids", zap.String("file", a.path), zap.Error(err))
 	}
+	a.answer(b, answers, ids, err, kerr.KafkaStorageError.Code)
+	if again {
+		a.refill(b)
+	}
+}
+
+// answer replies to the waiting requests: ids[i] to answers[i], or
+// errCode for all when err is set.
+func (a *pidAllocator) answer(b *Broker, answers []pidRequest, ids []int64, err error, errCode int16) {
 	for i, w := range answers {
 		resp := kmsg.InitProducerIDResponse{Version: w.hdr.APIVersion, ProducerID: -1, ProducerEpoch: -1}
 		if err != nil {
-			resp.ErrorCode = kerr.KafkaStorageError.Code
+			resp.ErrorCode = errCode
 		} else {
 			resp.ProducerID = ids[i]
 			resp.ProducerEpoch = 0
 		}
 		b.replyMsg(w.req, &w.hdr, &resp)
 	}
-	if again {
-		a.refill(b)
+}
+
+// refillCluster is refill for a clustered broker: the block comes from the
+// controller (AllocateProducerIds, written to the metadata log as a
+// ProducerIdsRecord), so ids are unique across the cluster; there is no
+// block file. A failure answers the waiting requests
+// COORDINATOR_LOAD_IN_PROGRESS, which clients retry.
+func (a *pidAllocator) refillCluster(b *Broker) {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+		start, n, err := b.opts.Cluster.AllocateProducerIDs(ctx)
+		cancel()
+		a.mu.Lock()
+		if err == nil {
+			a.loaded = true
+			a.next, a.limit = start, start+int64(n)
+		}
+		var answers []pidRequest
+		var ids []int64
+		for len(a.waiting) > 0 && (err != nil || a.next < a.limit) {
+			answers = append(answers, a.waiting[0])
+			a.waiting = a.waiting[1:]
+			if err == nil {
+				ids = append(ids, a.next)
+				a.next++
+			}
+		}
+		again := len(a.waiting) > 0
+		a.refilling = again
+		a.mu.Unlock()
+		if err != nil {
+			b.logForwardErr(&proto.RequestHeader{APIKey: kmsg.InitProducerID}, err)
+		}
+		a.answer(b, answers, ids, err, kerr.CoordinatorLoadInProgress.Code)
+		if !again {
+			return
+		}
 	}
 }
 
@@ -226,6 +275,9 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 			continue
 		}
 		for _, p := range viewTopic(b.reg, t).partitions {
+			if !p.Local() {
+				continue
+			}
 			partitions++
 			if v, ok := s.parts.Load(p); ok && v.(*partState).loaded.Load() {
 				ps := v.(*partState)
@@ -289,4 +341,15 @@ func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeade
 		resp.ProducerID, resp.ProducerEpoch = id, 0
 	}
 	b.replyMsg(req, h, &resp)
+}
+
+// LocalProducerIDsEnd is the first producer id this node's single-node
+// history has not handed out (the block file, else recovered from the
+// logs): a node joining a quorum has the cluster's ids start past it.
+func (b *Broker) LocalProducerIDsEnd() (int64, error) {
+	next, found, err := readProducerIDFile(b.fs(), filepath.Join(b.opts.DataDir, producerIDFile))
+	if err != nil || found {
+		return next, err
+	}
+	return b.produce.recoverNextProducerID()
 }

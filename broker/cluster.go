@@ -46,6 +46,9 @@ type Cluster interface {
 	// Forward sends an admin request to the active controller and returns
 	// its answer once this node has applied the records it produced.
 	Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
+	// AllocateProducerIDs takes the next block of producer ids from the
+	// controller: ids start..start+n-1 are this broker's alone.
+	AllocateProducerIDs(ctx context.Context) (start int64, n int32, err error)
 }
 
 // forwardTimeout bounds a forwarded admin request (Kafka's

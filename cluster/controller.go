@@ -1,0 +1,239 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/controller"
+	"github.com/ringbroker/ringbroker/metadata"
+)
+
+// controllerKeys are the requests the controller serves over RPC.
+var controllerKeys = map[kmsg.Key]bool{
+	kmsg.BrokerRegistration:         true,
+	kmsg.BrokerHeartbeat:            true,
+	kmsg.CreateTopics:               true,
+	kmsg.DeleteTopics:               true,
+	kmsg.CreatePartitions:           true,
+	kmsg.AlterConfigs:               true,
+	kmsg.IncrementalAlterConfigs:    true,
+	kmsg.ElectLeaders:               true,
+	kmsg.AlterPartitionAssignments:  true,
+	kmsg.ListPartitionReassignments: true,
+	kmsg.AlterPartition:             true,
+	kmsg.AllocateProducerIDs:        true,
+}
+
+// producerIDBlock is the size of the producer id block a broker gets
+// (Kafka's 1000).
+const producerIDBlock = 1000
+
+// allocateProducerIDs hands the next block of producer ids out
+// (AllocateProducerIds, key 67): the ProducerIdsRecord moves the image's
+// end past it.
+func allocateProducerIDs(im metadata.Image, r *kmsg.AllocateProducerIDsRequest) (kmsg.Response, []metadata.Record) {
+	resp := kmsg.NewPtrAllocateProducerIDsResponse()
+	start := im.ProducerIDsEnd()
+	if b, ok := im.Broker(r.BrokerID); !ok || b.Epoch != r.BrokerEpoch {
+		resp.ErrorCode = kerr.StaleBrokerEpoch.Code
+		return resp, nil
+	}
+	resp.ProducerIDStart, resp.ProducerIDLen = start, producerIDBlock
+	return resp, []metadata.Record{&metadata.ProducerIDsRecord{BrokerID: r.BrokerID, BrokerEpoch: r.BrokerEpoch, ProducerIDsEnd: start + producerIDBlock}}
+}
+
+// ctlState is the active controller while this node leads the quorum. mu
+// serialises every controller operation: each computes its records from
+// the image with every earlier operation's records applied (handle waits
+// for its proposal to apply before it unlocks).
+type ctlState struct {
+	cfg controller.Config
+
+	mu     sync.Mutex
+	ctl    *controller.Controller // nil: not the active controller
+	term   uint64
+	ticked time.Time
+}
+
+// activateAsync is OnLeaderReady (called on the quorum loop, which must not
+// block): become the active controller of term.
+func (c *ctlState) activateAsync(n *Node, term uint64) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if st := n.rn.Status(); st.Term != term || !st.LeaderReady {
+			return // leadership moved on meanwhile
+		}
+		cfg := c.cfg
+		c.ctl = controller.New(cfg)
+		c.term = term
+		c.ctl.Activate(time.Now(), *n.Image())
+		n.log.Info("active controller", zap.Uint64("term", term))
+		n.adoptLocalTopics()
+	}()
+}
+
+// deactivate drops the controller (leadership lost or closing).
+func (c *ctlState) deactivate() {
+	go func() {
+		c.mu.Lock()
+		c.ctl = nil
+		c.mu.Unlock()
+	}()
+}
+
+// handle runs one controller request. REQUIRES: not holding c.mu.
+func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.Response, uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctl == nil {
+		return nil, 0, kerr.NotController
+	}
+	im := *n.Image()
+	now := time.Now()
+	var resp kmsg.Response
+	var recs []metadata.Record
+	switch r := req.(type) {
+	case *kmsg.BrokerRegistrationRequest:
+		resp, recs = c.ctl.RegisterBroker(now, im, int64(n.Applied())+1, r)
+	case *kmsg.BrokerHeartbeatRequest:
+		resp, recs = c.ctl.Heartbeat(now, im, r)
+	case *kmsg.CreateTopicsRequest:
+		resp, recs = c.ctl.CreateTopics(im, r)
+	case *kmsg.DeleteTopicsRequest:
+		resp, recs = c.ctl.DeleteTopics(im, r)
+	case *kmsg.CreatePartitionsRequest:
+		resp, recs = c.ctl.CreatePartitions(im, r)
+	case *kmsg.AlterConfigsRequest:
+		resp, recs = c.ctl.AlterConfigs(im, r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		resp, recs = c.ctl.IncrementalAlterConfigs(im, r)
+	case *kmsg.ElectLeadersRequest:
+		resp, recs = c.ctl.ElectLeaders(im, r)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		resp, recs = c.ctl.AlterPartitionReassignments(im, r)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp = c.ctl.ListPartitionReassignments(im, r)
+	case *kmsg.AlterPartitionRequest:
+		resp, recs = c.ctl.AlterPartition(im, r)
+	case *kmsg.AllocateProducerIDsRequest:
+		resp, recs = allocateProducerIDs(im, r)
+	default:
+		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
+	}
+	resp.SetVersion(req.GetVersion())
+	index, err := c.propose(ctx, n, recs)
+	if err != nil {
+		return nil, 0, err
+	}
+	return resp, index, nil
+}
+
+// propose writes recs through the quorum and returns once they are applied
+// here (the index of the entry; with no records the index applied now).
+// REQUIRES: c.mu held.
+func (c *ctlState) propose(ctx context.Context, n *Node, recs []metadata.Record) (uint64, error) {
+	if len(recs) == 0 {
+		return n.Applied(), nil
+	}
+	if ce := n.log.Check(zap.DebugLevel, "controller proposes"); ce != nil {
+		ce.Write(zap.String("records", fmt.Sprintf("%+v", recs)))
+	}
+	index, err := n.rn.Propose(ctx, metadata.EncodeBatch(nil, recs))
+	if err != nil {
+		// The answer computed from these records is void; the broker
+		// retries (NOT_CONTROLLER is retriable everywhere).
+		n.log.Warn("controller proposal failed", zap.Error(err))
+		return 0, kerr.NotController
+	}
+	return index, nil
+}
+
+// controllerTicker runs the controller's clock: session expiry, elections,
+// rebalance.
+func (n *Node) controllerTicker() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-n.closing:
+			return
+		}
+		c := &n.ctl
+		c.mu.Lock()
+		if c.ctl != nil {
+			recs := c.ctl.Tick(time.Now(), *n.Image())
+			if len(recs) > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if _, err := c.propose(ctx, n, recs); err != nil {
+					n.log.Warn("controller tick records not written", zap.Error(err))
+				}
+				cancel()
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// adoptLocalTopics adds this node's topics that the metadata lacks, with
+// this node as their only replica, when this node has never registered
+// (a single node forming or joining a quorum keeps its topics; later, a
+// topic missing from the metadata was deleted and stays so). REQUIRES: c.mu held, controller active.
+func (n *Node) adoptLocalTopics() {
+	if n.cfg.LocalTopics == nil {
+		return
+	}
+	im := *n.Image()
+	if _, known := im.Broker(n.cfg.NodeID); known {
+		// Only a node new to the quorum brings its topics: once it is
+		// registered, a topic missing from the metadata was deleted.
+		return
+	}
+	var recs []metadata.Record
+	for _, lt := range n.cfg.LocalTopics() {
+		if _, ok := im.TopicByName(lt.Name); ok {
+			continue
+		}
+		if _, ok := im.TopicByID(lt.ID); ok {
+			n.log.Error("a local topic's id belongs to another topic in the cluster metadata; not adopting it", zap.String("topic", lt.Name))
+			continue
+		}
+		recs = append(recs, &metadata.TopicRecord{Name: lt.Name, TopicID: lt.ID})
+		for p := int32(0); p < lt.Partitions; p++ {
+			self := []int32{n.cfg.NodeID}
+			recs = append(recs, &metadata.PartitionRecord{PartitionID: p, TopicID: lt.ID, Replicas: self, ISR: self, Leader: n.cfg.NodeID})
+		}
+		for _, k := range slices.Sorted(maps.Keys(lt.Configs)) {
+			v := lt.Configs[k]
+			recs = append(recs, &metadata.ConfigRecord{ResourceType: metadata.ResourceTopic, ResourceName: lt.Name, Name: k, Value: &v})
+		}
+		n.log.Info("adding a local topic to the cluster metadata", zap.String("topic", lt.Name), zap.Int32("partitions", lt.Partitions))
+	}
+	if n.cfg.LocalProducerIDsEnd != nil {
+		if end, err := n.cfg.LocalProducerIDsEnd(); err != nil {
+			n.log.Error("reading this node's producer id history; not adopting its topics", zap.Error(err))
+			return
+		} else if end > im.ProducerIDsEnd() {
+			recs = append(recs, &metadata.ProducerIDsRecord{BrokerID: n.cfg.NodeID, BrokerEpoch: -1, ProducerIDsEnd: end})
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := n.ctl.propose(ctx, n, recs); err != nil {
+		n.log.Error("adding local topics to the cluster metadata failed; retried at the next controller election", zap.Error(err))
+	}
+}

@@ -1,0 +1,148 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+)
+
+// lifecycle keeps this broker registered with the active controller: it
+// registers (again after a STALE_BROKER_EPOCH or a lost session) and
+// heartbeats every HeartbeatInterval with the metadata offset it applied,
+// which is what unfences it.
+func (n *Node) lifecycle() {
+	failures := 0
+	wait := func(d time.Duration) bool {
+		select {
+		case <-time.After(d):
+			return true
+		case <-n.closing:
+			return false
+		}
+	}
+	for {
+		select {
+		case <-n.closing:
+			return
+		default:
+		}
+		if n.brokerEpoch.Load() < 0 {
+			if err := n.register(); err != nil {
+				failures++
+				if failures%20 == 1 {
+					n.log.Info("broker registration not done yet; retrying", zap.Error(err))
+				}
+				if !wait(backoff(failures)) {
+					return
+				}
+				continue
+			}
+			failures = 0
+		}
+		if err := n.heartbeat(); err != nil {
+			failures++
+			if failures%20 == 1 {
+				n.log.Info("broker heartbeat failed; retrying", zap.Error(err))
+			}
+			if !wait(backoff(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if !wait(n.cfg.HeartbeatInterval) {
+			return
+		}
+	}
+}
+
+func (n *Node) register() error {
+	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.Version = 1
+	req.BrokerID = n.cfg.NodeID
+	req.ClusterID = n.cfg.ClusterID
+	req.IncarnationID = n.incarnation
+	for _, e := range n.cfg.Endpoints {
+		l := kmsg.NewBrokerRegistrationRequestListener()
+		l.Name, l.Host, l.Port, l.SecurityProtocol = e.Name, e.Host, e.Port, e.SecurityProtocol
+		req.Listeners = append(req.Listeners, l)
+	}
+	if n.cfg.Rack != "" {
+		rack := n.cfg.Rack
+		req.Rack = &rack
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, index, err := n.call(ctx, req)
+	if err != nil {
+		return err
+	}
+	r := resp.(*kmsg.BrokerRegistrationResponse)
+	if r.ErrorCode != 0 {
+		return kerr.ErrorForCode(r.ErrorCode)
+	}
+	if err := n.waitApplied(ctx, index); err != nil {
+		return err
+	}
+	n.brokerEpoch.Store(r.BrokerEpoch)
+	n.log.Info("registered with the controller", zap.Int64("broker_epoch", r.BrokerEpoch), zap.Int32("controller", n.ControllerID()))
+	return nil
+}
+
+func (n *Node) heartbeat() error {
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.Version = 0
+	req.BrokerID = n.cfg.NodeID
+	req.BrokerEpoch = n.brokerEpoch.Load()
+	req.CurrentMetadataOffset = int64(n.Applied())
+	req.WantShutdown = n.wantShutdown.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, _, err := n.call(ctx, req)
+	if err != nil {
+		return err
+	}
+	r := resp.(*kmsg.BrokerHeartbeatResponse)
+	switch r.ErrorCode {
+	case 0:
+	case kerr.StaleBrokerEpoch.Code, kerr.BrokerIDNotRegistered.Code:
+		n.brokerEpoch.Store(-1) // register again
+		return kerr.ErrorForCode(r.ErrorCode)
+	default:
+		return kerr.ErrorForCode(r.ErrorCode)
+	}
+	if r.ShouldShutdown {
+		n.shutdownOnceOK()
+	}
+	return nil
+}
+
+func (n *Node) shutdownOnceOK() {
+	n.shutdownOKOnce.Do(func() { close(n.shutdownOK) })
+}
+
+// controlledShutdown asks the controller to move this broker's
+// leaderships away and waits until it says it may stop, or ctx ends.
+func (n *Node) controlledShutdown(ctx context.Context) {
+	if n.brokerEpoch.Load() < 0 {
+		return
+	}
+	n.wantShutdown.Store(true)
+	for {
+		if err := n.heartbeat(); err != nil {
+			n.log.Info("controlled shutdown heartbeat", zap.Error(err))
+		}
+		select {
+		case <-n.shutdownOK:
+			n.log.Info("controlled shutdown done: the controller moved this broker's leaderships")
+			return
+		case <-ctx.Done():
+			n.log.Warn("controlled shutdown timed out; stopping anyway")
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

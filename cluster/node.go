@@ -1,0 +1,555 @@
+// Package cluster runs one node of a ringbroker cluster (issue 15): it joins
+// the metadata quorum (package quorum: raft log on disk, transport, node
+// loop), replays the metadata log into the image the broker serves from
+// (package metadata), runs the active controller (package controller) while
+// this node leads the quorum, and keeps this node registered with the
+// controller by heartbeats. The broker sees it through broker.Cluster.
+//
+// Who runs what:
+//   - the quorum loop (quorum.Node, one goroutine) applies committed entries
+//     to the image: Apply decodes the entry's metadata records and ApplyAll
+//     gives the next image, published at once (Image) and handed, with its
+//     deltas, to the broker applier;
+//   - the broker applier (one goroutine) calls the broker's OnMetadata in
+//     log order: it opens and deletes logs, so it runs off the quorum loop;
+//   - the controller (while leader) serves RPCs from every node (broker
+//     registration, heartbeats, forwarded admin requests) one at a time: it
+//     computes records from the current image, proposes them and answers
+//     when they are applied here; a ticker fences brokers whose session
+//     expired and elects leaders;
+//   - the lifecycle goroutine registers this broker with the controller
+//     and heartbeats, and asks for controlled shutdown on Close.
+//
+// Raft ids are node ids plus one: raft reserves id 0, and Kafka node ids
+// start at 0.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/controller"
+	"github.com/ringbroker/ringbroker/metadata"
+	"github.com/ringbroker/ringbroker/quorum"
+	"github.com/ringbroker/ringbroker/storage"
+)
+
+// MetadataLogName is the directory of the metadata log under the metadata
+// log dir, Kafka's name.
+const MetadataLogName = "__cluster_metadata-0"
+
+// Config configures a Node.
+type Config struct {
+	NodeID    int32
+	ClusterID string
+	// Voters is controller.quorum.voters; this node is one of them.
+	Voters []config.Voter
+	// ControllerListen is the address the controller listener binds
+	// (the CONTROLLER listener); "" = this node's voter address.
+	ControllerListen string
+	// MetadataDir holds MetadataLogName (metadata.log.dir or the first
+	// log dir).
+	MetadataDir string
+	FS          storage.FS
+	// Endpoints are this broker's advertised client listeners, Rack its
+	// broker.rack.
+	Endpoints []metadata.Endpoint
+	Rack      string
+	// HeartbeatInterval is broker.heartbeat.interval.ms.
+	HeartbeatInterval time.Duration
+	// Controller configures the active controller (session timeout,
+	// defaults, rebalance).
+	Controller controller.Config
+	// TickInterval is the raft tick (election timeout = 10 ticks,
+	// heartbeat = 1 tick); default 100 ms.
+	TickInterval time.Duration
+	// SnapshotEvery is the number of entries between metadata snapshots.
+	SnapshotEvery uint64
+	Logger        *zap.Logger
+
+	// OnMetadata receives every applied image with its deltas, in log
+	// order, off the quorum loop (full: the first call after a start or a
+	// snapshot: every topic). Typically broker.Broker.OnMetadata.
+	OnMetadata func(im *metadata.Image, deltas []metadata.Delta, full bool)
+	// LocalTopics lists the topics this node's logs hold. When this node
+	// becomes the active controller, the topics missing from the
+	// metadata are added with this node as their only replica: a single
+	// node joining (or forming) a quorum keeps its topics.
+	LocalTopics func() []LocalTopic
+	// LocalProducerIDsEnd is the first producer id this node's own history
+	// has not handed out; adopted with the local topics, so the cluster's
+	// producer ids never repeat one of them.
+	LocalProducerIDsEnd func() (int64, error)
+}
+
+// LocalTopic is a topic found in this node's logs.
+type LocalTopic struct {
+	Name       string
+	ID         metadata.UUID
+	Partitions int32
+	Configs    map[string]string
+}
+
+// Node is this process's member of the cluster.
+type Node struct {
+	cfg   Config
+	log   *zap.Logger
+	store *quorum.DiskStorage
+	tr    *quorum.Transport
+	rn    *quorum.Node
+
+	image   atomic.Pointer[metadata.Image]
+	applied atomic.Uint64
+	// appliedCh is closed and replaced at every apply: waitApplied's
+	// broadcast.
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+
+	// leader is the raft leader's node id, -1 when unknown.
+	leader atomic.Int32
+
+	// The broker applier's queue (bounded: the quorum loop waits when the
+	// broker is this far behind).
+	applyQ chan applyItem
+
+	ctl ctlState
+
+	incarnation    metadata.UUID
+	brokerEpoch    atomic.Int64
+	wantShutdown   atomic.Bool
+	shutdownOK     chan struct{}
+	shutdownOKOnce sync.Once
+	shutdownOnce   sync.Once
+
+	closing chan struct{}
+	wg      sync.WaitGroup
+}
+
+type applyItem struct {
+	im     *metadata.Image
+	deltas []metadata.Delta
+	full   bool
+}
+
+// raftID maps a node id to its raft id.
+func raftID(node int32) uint64 { return uint64(node) + 1 }
+
+// nodeID maps a raft id to its node id (-1 for raft's "none").
+func nodeID(raft uint64) int32 {
+	if raft == 0 {
+		return -1
+	}
+	return int32(raft - 1)
+}
+
+// Start opens the metadata log, starts the transport and the quorum loop,
+// and the controller and broker lifecycle goroutines. A failed start
+// touches nothing it did not create.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.FS == nil {
+		cfg.FS = storage.DefaultFS
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	var self *config.Voter
+	peers := map[uint64]string{}
+	var voters []uint64
+	for i, v := range cfg.Voters {
+		peers[raftID(v.ID)] = v.Addr()
+		voters = append(voters, raftID(v.ID))
+		if v.ID == cfg.NodeID {
+			self = &cfg.Voters[i]
+		}
+	}
+	if self == nil {
+		return nil, fmt.Errorf("node %d is not in controller.quorum.voters: broker-only nodes are not supported yet", cfg.NodeID)
+	}
+	if cfg.ControllerListen == "" {
+		cfg.ControllerListen = self.Addr()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024),
+		shutdownOK: make(chan struct{}), closing: make(chan struct{})}
+	n.leader.Store(-1)
+	n.brokerEpoch.Store(-1)
+	n.image.Store(&metadata.Image{})
+	if _, err := rand.Read(n.incarnation[:]); err != nil {
+		return nil, err
+	}
+	if cfg.Controller.NewUUID == nil {
+		cfg.Controller.NewUUID = randomUUID
+	}
+	cfg.Controller.NodeID = cfg.NodeID
+	cfg.Controller.ClusterID = cfg.ClusterID
+	n.ctl.cfg = cfg.Controller
+
+	store, err := quorum.OpenDiskStorage(filepath.Join(cfg.MetadataDir, MetadataLogName), cfg.FS)
+	if err != nil {
+		return nil, fmt.Errorf("metadata log: %w", err)
+	}
+	n.store = store
+	tr, err := quorum.NewTransport(quorum.TransportConfig{
+		NodeID:     raftID(cfg.NodeID),
+		ClusterID:  cfg.ClusterID,
+		ListenAddr: cfg.ControllerListen,
+		Peers:      peers,
+		Logger:     cfg.Logger.Named("transport"),
+		OnMessage: func(m *raftpb.Message) {
+			if rn := n.rnode(); rn != nil {
+				rn.Step(m)
+			}
+		},
+		OnUnreachable: func(id uint64) {
+			if rn := n.rnode(); rn != nil {
+				rn.ReportUnreachable(id)
+			}
+		},
+		OnSnapshotFailed: func(id uint64) {
+			if rn := n.rnode(); rn != nil {
+				rn.ReportSnapshot(id, true)
+			}
+		},
+		OnRPC: n.serveRPC,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n.tr = tr
+	rn, err := quorum.NewNode(quorum.NodeConfig{
+		ID:            raftID(cfg.NodeID),
+		Voters:        voters,
+		Store:         store,
+		Send:          tr.Send,
+		SM:            (*stateMachine)(n),
+		SnapshotEvery: cfg.SnapshotEvery,
+		Logger:        cfg.Logger.Named("raft"),
+		OnLeader: func(term, leader uint64) {
+			n.leader.Store(nodeID(leader))
+			if leader != raftID(cfg.NodeID) {
+				n.ctl.deactivate()
+			}
+		},
+		OnLeaderReady: func(term uint64) { n.ctl.activateAsync(n, term) },
+	})
+	if err != nil {
+		tr.Close()
+		store.Close()
+		return nil, err
+	}
+	n.setNode(rn)
+	if err := tr.Start(); err != nil {
+		rn.Stop()
+		tr.Close()
+		store.Close()
+		return nil, fmt.Errorf("controller listener %s: %w", cfg.ControllerListen, err)
+	}
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); rn.Run(cfg.TickInterval) }()
+	go func() { defer n.wg.Done(); n.applier() }()
+	go func() { defer n.wg.Done(); n.lifecycle() }()
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.controllerTicker() }()
+	return n, nil
+}
+
+var rnMu sync.Mutex
+
+func (n *Node) rnode() *quorum.Node {
+	rnMu.Lock()
+	defer rnMu.Unlock()
+	return n.rn
+}
+
+func (n *Node) setNode(rn *quorum.Node) {
+	rnMu.Lock()
+	n.rn = rn
+	rnMu.Unlock()
+}
+
+// Image is the newest applied metadata image.
+func (n *Node) Image() *metadata.Image { return n.image.Load() }
+
+// ControllerID is the active controller's node id (the raft leader), -1
+// when none is known.
+func (n *Node) ControllerID() int32 { return n.leader.Load() }
+
+// Status is the quorum's status as this node sees it (DescribeQuorum).
+func (n *Node) Status() quorum.Status { return n.rn.Status() }
+
+// Applied is the index of the last applied metadata entry.
+func (n *Node) Applied() uint64 { return n.applied.Load() }
+
+// ClusterID is the cluster id.
+func (n *Node) ClusterID() string { return n.cfg.ClusterID }
+
+// NodeID is this node's id.
+func (n *Node) NodeID() int32 { return n.cfg.NodeID }
+
+// waitApplied returns once index is applied here, or ctx ends.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		n.appliedMu.Lock()
+		ch := n.appliedCh
+		n.appliedMu.Unlock()
+		if n.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.closing:
+			return errClosed
+		}
+	}
+}
+
+var errClosed = errors.New("cluster: node closing")
+
+// Close asks the controller to move this node's leaderships away
+// (controlled shutdown, bounded by ctx), then stops everything.
+func (n *Node) Close(ctx context.Context) error {
+	n.controlledShutdown(ctx)
+	n.shutdownOnce.Do(func() { close(n.closing) })
+	n.ctl.deactivate()
+	// Hand raft leadership to another voter first, so the quorum does not
+	// wait an election timeout for a new controller.
+	if st := n.rn.Status(); st.Role == quorum.RoleLeader {
+		for _, v := range st.Voters {
+			if v != raftID(n.cfg.NodeID) {
+				n.rn.TransferLeadership(v)
+				break
+			}
+		}
+	}
+	n.rn.Stop()
+	err := n.tr.Close()
+	n.wg.Wait()
+	if cerr := n.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ---- the state machine the quorum applies to ----
+
+type stateMachine Node
+
+func (sm *stateMachine) Apply(index, term uint64, payload []byte) error {
+	n := (*Node)(sm)
+	recs, err := metadata.DecodeBatch(payload)
+	if err == nil {
+		var next metadata.Image
+		var deltas []metadata.Delta
+		next, deltas, err = n.image.Load().ApplyAll(recs)
+		if err == nil {
+			n.publish(index, &next, deltas, false)
+			return nil
+		}
+	}
+	// Every member applies the same entries the same way, so skipping a
+	// batch that does not apply keeps them identical; the controller that
+	// proposed it had a bug. Kafka's metadata loader does the same.
+	n.log.Error("metadata entry does not apply; skipped", zap.Uint64("index", index), zap.Error(err))
+	n.publish(index, n.image.Load(), nil, false)
+	return nil
+}
+
+func (sm *stateMachine) Snapshot() ([]byte, error) {
+	n := (*Node)(sm)
+	return metadata.EncodeBatch(nil, n.image.Load().Records()), nil
+}
+
+func (sm *stateMachine) Restore(snap []byte, index uint64) error {
+	n := (*Node)(sm)
+	recs, err := metadata.DecodeBatch(snap)
+	if err != nil {
+		return fmt.Errorf("metadata snapshot at %d: %w", index, err)
+	}
+	im, _, err := metadata.Image{}.ApplyAll(recs)
+	if err != nil {
+		return fmt.Errorf("metadata snapshot at %d: %w", index, err)
+	}
+	n.publish(index, &im, nil, true)
+	return nil
+}
+
+// publish makes im current and queues it for the broker.
+func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta, full bool) {
+	n.image.Store(im)
+	if n.cfg.OnMetadata != nil && (full || len(deltas) > 0) {
+		select {
+		case n.applyQ <- applyItem{im: im, deltas: deltas, full: full}:
+		case <-n.closing:
+		}
+	}
+	n.applied.Store(index)
+	n.appliedMu.Lock()
+	close(n.appliedCh)
+	n.appliedCh = make(chan struct{})
+	n.appliedMu.Unlock()
+}
+
+// applier hands images to the broker in log order. The first one after a
+// start is a full sync.
+func (n *Node) applier() {
+	first := true
+	for {
+		select {
+		case it := <-n.applyQ:
+			n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
+			first = false
+		case <-n.closing:
+			return
+		}
+	}
+}
+
+// ---- RPCs: broker to controller ----
+
+// call sends req to the active controller (this node's own when it is the
+// controller) and returns the answer and the metadata index the answer
+// reflects.
+func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
+	ctlID := n.ControllerID()
+	if ctlID < 0 {
+		return nil, 0, kerr.NotController
+	}
+	if ctlID == n.cfg.NodeID {
+		return n.ctl.handle(ctx, n, req)
+	}
+	body := req.AppendTo(nil)
+	out, err := n.tr.Call(ctx, raftID(ctlID), req.Key(), req.GetVersion(), body)
+	if err != nil {
+		return nil, 0, err
+	}
+	return decodeAnswer(req, out)
+}
+
+// decodeAnswer decodes an RPC answer: the applied index (8 bytes), then the
+// response body in req's version.
+func decodeAnswer(req kmsg.Request, out []byte) (kmsg.Response, uint64, error) {
+	if len(out) < 8 {
+		return nil, 0, fmt.Errorf("cluster: short controller answer (%d bytes)", len(out))
+	}
+	index := binary.BigEndian.Uint64(out)
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	if err := resp.ReadFrom(out[8:]); err != nil {
+		return nil, 0, fmt.Errorf("cluster: controller answer: %w", err)
+	}
+	return resp, index, nil
+}
+
+// serveRPC is the transport's OnRPC: a request from another node for the
+// controller.
+func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
+	req := kmsg.RequestForKey(key)
+	if req == nil || !controllerKeys[kmsg.Key(key)] {
+		return nil, fmt.Errorf("cluster: api key %d is not served by the controller", key)
+	}
+	req.SetVersion(version)
+	if err := req.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("cluster: malformed %s v%d: %w", kmsg.Key(key).Name(), version, err)
+	}
+	resp, index, err := n.ctl.handle(ctx, n, req)
+	if err != nil {
+		return nil, err
+	}
+	out := binary.BigEndian.AppendUint64(nil, index)
+	return resp.AppendTo(out), nil
+}
+
+// Forward is broker.Cluster's: an admin request to the controller, answered
+// once this node applied what the controller wrote for it.
+func (n *Node) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		resp, index, err := n.call(ctx, req)
+		if err == nil {
+			if err := n.waitApplied(ctx, index); err != nil {
+				return nil, err
+			}
+			return resp, nil
+		}
+		lastErr = err
+		// No controller yet, or it moved: wait a little and try the new one.
+		select {
+		case <-time.After(backoff(attempt)):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), lastErr)
+		case <-n.closing:
+			return nil, errClosed
+		}
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 5)
+	return min(d, time.Second)
+}
+
+// randomUUID is a random non-zero topic id (Kafka's Uuid.randomUuid).
+func randomUUID() metadata.UUID {
+	for {
+		var u metadata.UUID
+		if _, err := rand.Read(u[:]); err != nil {
+			panic(err) // crypto/rand does not fail on Linux
+		}
+		if u != (metadata.UUID{}) {
+			return u
+		}
+	}
+}
+
+// AllocateProducerIDs is broker.Cluster's: the next producer id block from
+// the controller.
+func (n *Node) AllocateProducerIDs(ctx context.Context) (int64, int32, error) {
+	req := kmsg.NewPtrAllocateProducerIDsRequest()
+	req.BrokerID = n.cfg.NodeID
+	for attempt := 0; ; attempt++ {
+		req.BrokerEpoch = n.brokerEpoch.Load()
+		var err error
+		if req.BrokerEpoch >= 0 {
+			var resp kmsg.Response
+			var index uint64
+			resp, index, err = n.call(ctx, req)
+			if err == nil {
+				r := resp.(*kmsg.AllocateProducerIDsResponse)
+				if r.ErrorCode == 0 {
+					return r.ProducerIDStart, r.ProducerIDLen, n.waitApplied(ctx, index)
+				}
+				err = kerr.ErrorForCode(r.ErrorCode)
+			}
+		} else {
+			err = errors.New("not registered with the controller yet")
+		}
+		select {
+		case <-time.After(backoff(attempt)):
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-n.closing:
+			return 0, 0, errClosed
+		}
+	}
+}
