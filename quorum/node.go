@@ -126,12 +126,14 @@ type NodeConfig struct {
 	MaxInflight         int
 	MaxSizePerMsg       uint64
 	MaxUncommittedBytes uint64
-	// InboxMax bounds the received messages waiting for the loop (default
-	// 4096); Step drops beyond it. ProposalsMax bounds the proposals queued
+	// InboxMax and InboxBytesMax bound the received messages waiting for
+	// the loop, in count (default 1024) and encoded bytes (default 64 MiB);
+	// Step drops beyond them. ProposalsMax bounds the proposals queued
 	// or waiting to be applied (default 1024); ProposeAsync refuses beyond
 	// it with ErrBusy.
-	InboxMax     int
-	ProposalsMax int
+	InboxMax      int
+	InboxBytesMax int
+	ProposalsMax  int
 
 	// OnLeader, if set, is called from the loop when the leader this node
 	// knows of changes: leader is the new leader's id, or 0 when none is
@@ -263,16 +265,23 @@ type Node struct {
 	donec         chan struct{} // closed when Run's goroutine returns
 	wakec         chan struct{} // capacity 1: pending input for Run's goroutine
 
+	// nextSequence numbers the proposals (guarded by mu: proposals come
+	// from any goroutine).
+	nextSequence uint64
+
 	// Loop-owned.
-	rn              *raft.RawNode
-	nextSequence    uint64
-	waiting         map[uint64]*Proposal // by sequence; appended, not yet applied
-	confState       *raftpb.ConfState
-	applied         uint64
-	appliedTerm     uint64
-	snapshotIndex   uint64
-	leader          uint64
-	role            raft.StateType
+	rn            *raft.RawNode
+	waiting       map[uint64]*Proposal // by sequence; appended, not yet applied
+	confState     *raftpb.ConfState
+	applied       uint64
+	appliedTerm   uint64 // term of the entry at applied
+	snapshotIndex uint64
+	role          raft.StateType
+	term          uint64 // raft's term when the current Ready was taken
+	// leader and leaderTerm are what OnLeader was last told.
+	leader, leaderTerm uint64
+	// leaderReadyTerm is the term in which this node, as leader, applied
+	// the first entry of its term.
 	leaderReadyTerm uint64
 }
 
@@ -282,6 +291,7 @@ type Node struct {
 type pendingInput struct {
 	ticks       int
 	inbox       []*raftpb.Message
+	inboxBytes  int
 	proposals   []*Proposal
 	unreachable map[uint64]struct{}
 	snapshots   map[uint64]raft.SnapshotStatus
@@ -320,7 +330,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg.MaxUncommittedBytes = 64 << 20
 	}
 	if cfg.InboxMax == 0 {
-		cfg.InboxMax = 4096
+		cfg.InboxMax = 1024
+	}
+	if cfg.InboxBytesMax == 0 {
+		cfg.InboxBytesMax = 64 << 20
 	}
 	if cfg.ProposalsMax == 0 {
 		cfg.ProposalsMax = 1024
@@ -482,16 +495,21 @@ func (n *Node) Tick() {
 	n.wake()
 }
 
-// Step queues a message received from a peer. It never blocks: when the
-// inbox holds InboxMax messages the message is dropped (raft retransmits) and
-// Step returns false.
+// Step queues a message received from a peer; the node owns it from then
+// on. It never blocks: when the inbox is full (InboxMax, InboxBytesMax) the
+// message is dropped (raft retransmits) and Step returns false. A single
+// message larger than InboxBytesMax is still taken into an empty inbox, so a
+// snapshot bigger than the bound is not refused forever.
 func (n *Node) Step(m *raftpb.Message) bool {
+	size := proto.Size(m)
 	n.mu.Lock()
-	if n.stopped || len(n.pending.inbox) >= n.cfg.InboxMax {
+	if n.stopped || len(n.pending.inbox) >= n.cfg.InboxMax ||
+		(len(n.pending.inbox) > 0 && n.pending.inboxBytes+size > n.cfg.InboxBytesMax) {
 		n.mu.Unlock()
 		return false
 	}
 	n.pending.inbox = append(n.pending.inbox, m)
+	n.pending.inboxBytes += size
 	n.mu.Unlock()
 	n.wake()
 	return true
@@ -574,8 +592,6 @@ func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
 	if n.proposalsOpen >= n.cfg.ProposalsMax {
 		return nil, ErrBusy
 	}
-	// The sequence is taken under mu because proposals come from any
-	// goroutine; nextSequence is otherwise untouched by the loop.
 	p := &Proposal{sequence: n.nextSequence, done: make(chan struct{})}
 	n.nextSequence++
 	p.data = appendEnvelope(make([]byte, 0, envelopeHeaderMax+len(data)), envelope{
@@ -583,7 +599,7 @@ func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
 	})
 	n.proposalsOpen++
 	n.pending.proposals = append(n.pending.proposals, p)
-	n.wakeLocked()
+	n.wake()
 	return p, nil
 }
 
@@ -636,10 +652,6 @@ func (n *Node) wake() {
 	default:
 	}
 }
-
-// wakeLocked is wake; the channel needs no lock, the name says it is safe
-// under mu.
-func (n *Node) wakeLocked() { n.wake() }
 
 // failAll fails every proposal, queued or waiting. REQUIRES: the loop is not
 // running (Stop, or the loop itself on a fatal error).
@@ -735,9 +747,10 @@ func (n *Node) propose(p *Proposal) {
 // handleReady persists, sends and applies one Ready, in that order, then
 // advances raft. Loop-owned.
 func (n *Node) handleReady(rd raft.Ready) error {
-	if rd.SoftState != nil {
-		n.noteSoftState(*rd.SoftState)
-	}
+	// Not only when rd.SoftState is set: a round that steps many messages
+	// may take a leader through another role back to leader in a new term,
+	// which SoftState, compared between Readys, does not show.
+	n.noteLeadership(n.rn.BasicStatus())
 	store := n.cfg.Store
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
@@ -767,20 +780,18 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	return nil
 }
 
-// noteSoftState records a role or leader change. Loop-owned.
-func (n *Node) noteSoftState(ss raft.SoftState) {
-	if ss.RaftState != n.role {
-		n.role = ss.RaftState
-		n.leaderReadyTerm = 0
+// noteLeadership records the role and term, and calls OnLeader when the
+// leader or its term changed. Loop-owned.
+func (n *Node) noteLeadership(basic raft.BasicStatus) {
+	n.role, n.term = basic.RaftState, basic.GetTerm()
+	if basic.Lead == n.leader && (basic.Lead == raft.None || n.term == n.leaderTerm) {
+		return
 	}
-	if ss.Lead != n.leader {
-		n.leader = ss.Lead
-		term := n.rn.BasicStatus().GetTerm()
-		n.log.Info("raft leader changed", zap.Uint64("leader", ss.Lead), zap.Uint64("term", term),
-			zap.Stringer("role", ss.RaftState))
-		if n.cfg.OnLeader != nil {
-			n.cfg.OnLeader(term, ss.Lead)
-		}
+	n.leader, n.leaderTerm = basic.Lead, n.term
+	n.log.Info("raft leader changed", zap.Uint64("leader", basic.Lead), zap.Uint64("term", n.term),
+		zap.Stringer("role", basic.RaftState))
+	if n.cfg.OnLeader != nil {
+		n.cfg.OnLeader(n.term, basic.Lead)
 	}
 }
 
@@ -852,7 +863,7 @@ func (n *Node) apply(e *raftpb.Entry) error {
 	}
 	n.applied = index
 	n.noteAppliedTerm(term)
-	if n.role == raft.StateLeader && n.leaderReadyTerm == 0 && term == n.rn.BasicStatus().GetTerm() {
+	if n.role == raft.StateLeader && term == n.term && n.leaderReadyTerm != term {
 		n.leaderReadyTerm = term
 		n.log.Info("leader applied every entry of previous terms", zap.Uint64("term", term),
 			zap.Uint64("index", index))
