@@ -85,7 +85,8 @@ func runSim(t *testing.T, seed uint64, memberCount int) {
 		// Every decision draws the same numbers whatever state raft is in.
 		crashRoll, crashWho := sched.IntN(1000), c.ids[sched.IntN(len(c.ids))]
 		restartRoll, restartWho := sched.IntN(100), c.ids[sched.IntN(len(c.ids))]
-		partitionRoll, partitionLength, partitionMask := sched.IntN(1000), 10+sched.IntN(100), sched.Uint64()
+		partitionRoll, partitionLength, partitionMask, oneWayRoll := sched.IntN(1000), 10+sched.IntN(100), sched.Uint64(), sched.IntN(100)
+		writeFailRoll, writeFailWho := sched.IntN(1000), c.ids[sched.IntN(len(c.ids))]
 		proposeRoll, proposeWho, toLeaderRoll := sched.IntN(100), c.ids[sched.IntN(len(c.ids))], sched.IntN(100)
 
 		if crashRoll < 8 && c.members[crashWho].node != nil {
@@ -94,9 +95,13 @@ func runSim(t *testing.T, seed uint64, memberCount int) {
 		if restartRoll < 5 && c.members[restartWho].node == nil {
 			c.restart(restartWho)
 		}
+		if writeFailRoll < 5 && c.members[writeFailWho].node != nil {
+			c.members[writeFailWho].store.failNextWrite = true
+		}
 		if c.now >= partitionUntil {
-			c.net.partition = nil
+			c.net.partition, c.net.oneWay = nil, false
 			if partitionRoll < 10 {
+				c.net.oneWay = oneWayRoll < 30
 				c.net.partition = make(map[uint64]bool, len(c.ids))
 				for i, id := range c.ids {
 					c.net.partition[id] = partitionMask&(1<<i) != 0
@@ -119,6 +124,7 @@ func runSim(t *testing.T, seed uint64, memberCount int) {
 	// Heal: no faults, everyone up, then converge.
 	c.net.faulty, c.net.partition = false, nil
 	for _, id := range c.ids {
+		c.members[id].store.failNextWrite = false
 		if c.members[id].node == nil {
 			c.restart(id)
 		}
@@ -147,8 +153,9 @@ func runSim(t *testing.T, seed uint64, memberCount int) {
 	for _, id := range c.ids {
 		restores += c.members[id].sm.restores
 	}
-	t.Logf("%d proposals %v; %d entries applied; %d snapshots delivered, %d state machine restores; %s",
-		len(proposals), outcomes, len(c.members[c.ids[0]].sm.entries), c.net.snapshotsDelivered, restores, c.describe())
+	t.Logf("%d proposals %v; %d entries applied; %d snapshots delivered, %d state machine restores, %d write failures; %s",
+		len(proposals), outcomes, len(c.members[c.ids[0]].sm.entries), c.net.snapshotsDelivered, restores,
+		c.writeFailures, c.describe())
 }
 
 type simProposal struct {
@@ -200,7 +207,7 @@ func (c *cluster) checkProposals(proposals []*simProposal) {
 			if applied {
 				c.fatalf("proposal %q failed with %v but applied at %d", p.payload, err, index)
 			}
-		case errors.Is(err, ErrStopped), errors.Is(err, ErrOutcomeUnknown):
+		case errors.Is(err, ErrStopped), errors.Is(err, ErrOutcomeUnknown), errors.Is(err, errInjectedWrite):
 			// Either way; at most once is checked above.
 		default:
 			c.fatalf("proposal %q: unexpected error %v", p.payload, err)
@@ -218,13 +225,15 @@ type cluster struct {
 	net     network
 	now     uint64 // steps
 	lives   uint64 // node lives started, for distinct incarnations
+	// writeFailures counts nodes that died of an injected write failure.
+	writeFailures int
 }
 
 type member struct {
 	id    uint64
-	store *raft.MemoryStorage // "the disk": survives crashes
-	sm    *testSM             // rebuilt at every restart
-	node  *Node               // nil while crashed
+	store *faultStore // "the disk": survives crashes
+	sm    *testSM     // rebuilt at every restart
+	node  *Node       // nil while crashed
 	// leaderCalls and readyCalls count OnLeader and OnLeaderReady calls.
 	leaderCalls, readyCalls int
 }
@@ -240,7 +249,7 @@ func newCluster(t testing.TB, seed uint64, memberCount int, tweak func(*NodeConf
 	for i := range memberCount {
 		id := uint64(i + 1)
 		c.ids = append(c.ids, id)
-		c.members[id] = &member{id: id, store: raft.NewMemoryStorage()}
+		c.members[id] = &member{id: id, store: &faultStore{MemoryStorage: raft.NewMemoryStorage()}}
 	}
 	for _, id := range c.ids {
 		c.restart(id)
@@ -305,7 +314,12 @@ func (c *cluster) step() {
 	for _, id := range c.ids {
 		if n := c.members[id].node; n != nil {
 			if err := n.Process(); err != nil {
-				c.fatalf("member %d stopped: %v", id, err)
+				if !errors.Is(err, errInjectedWrite) {
+					c.fatalf("member %d stopped: %v", id, err)
+				}
+				// The node died halfway through persisting a Ready: a crash.
+				c.writeFailures++
+				c.crash(id)
 			}
 		}
 	}
@@ -393,8 +407,9 @@ func (c *cluster) checkSameApplied() {
 
 // network is the fake network. When faulty it drops, duplicates, delays
 // (1..delayMax steps) and reorders messages; a partition (true/false side
-// per member) drops every message across sides. Messages to or from a
-// crashed member are dropped at delivery.
+// per member) drops every message across sides, or with oneWay only those
+// from the true side to the false side. Messages to a crashed member are
+// dropped at delivery.
 type network struct {
 	rng              *rand.Rand
 	faulty           bool
@@ -402,6 +417,7 @@ type network struct {
 	duplicatePercent int
 	delayMax         int
 	partition        map[uint64]bool
+	oneWay           bool
 	inflight         []inflightMessage
 	// snapshotsDelivered counts MsgSnap deliveries.
 	snapshotsDelivered int
@@ -457,7 +473,8 @@ func (nw *network) deliver(c *cluster) {
 	}
 	for _, m := range due {
 		to := c.members[m.GetTo()]
-		cut := nw.partition != nil && nw.partition[m.GetFrom()] != nw.partition[m.GetTo()]
+		cut := nw.partition != nil && nw.partition[m.GetFrom()] != nw.partition[m.GetTo()] &&
+			(!nw.oneWay || nw.partition[m.GetFrom()])
 		if to == nil || to.node == nil || cut || !to.node.Step(m) {
 			c.reportFailedSnapshot(m)
 			continue
@@ -555,4 +572,54 @@ func (sm *testSM) Restore(snap []byte, index uint64) error {
 	sm.entries, sm.index = entries, index
 	sm.restores++
 	return nil
+}
+
+// faultStore is the simulation's disk: a MemoryStorage whose next write
+// fails, without effect, when failNextWrite is set.
+type faultStore struct {
+	*raft.MemoryStorage
+	failNextWrite bool
+}
+
+var errInjectedWrite = errors.New("sim: injected write failure")
+
+func (s *faultStore) fail() bool {
+	failed := s.failNextWrite
+	s.failNextWrite = false
+	return failed
+}
+
+func (s *faultStore) Append(entries []*raftpb.Entry) error {
+	if len(entries) > 0 && s.fail() {
+		return errInjectedWrite
+	}
+	return s.MemoryStorage.Append(entries)
+}
+
+func (s *faultStore) SetHardState(st *raftpb.HardState) error {
+	if s.fail() {
+		return errInjectedWrite
+	}
+	return s.MemoryStorage.SetHardState(st)
+}
+
+func (s *faultStore) ApplySnapshot(snap *raftpb.Snapshot) error {
+	if s.fail() {
+		return errInjectedWrite
+	}
+	return s.MemoryStorage.ApplySnapshot(snap)
+}
+
+func (s *faultStore) CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte) (*raftpb.Snapshot, error) {
+	if s.fail() {
+		return nil, errInjectedWrite
+	}
+	return s.MemoryStorage.CreateSnapshot(i, cs, data)
+}
+
+func (s *faultStore) Compact(compactIndex uint64) error {
+	if s.fail() {
+		return errInjectedWrite
+	}
+	return s.MemoryStorage.Compact(compactIndex)
 }
