@@ -21,8 +21,8 @@ import (
 //
 // A Node owns one raft.RawNode. Exactly one goroutine drives it at a time:
 // either the goroutine Run starts (production), or the caller of Process
-// (tests and the simulation, which tick and deliver messages themselves so a
-// seed replays the same run). Everything else talks to the loop through the
+// (tests and the simulation, which tick and deliver messages themselves, one
+// virtual step at a time, without goroutines). Everything else talks to the loop through the
 // pending input below (under Node.mu) and reads the Status it publishes.
 //
 // Concurrency rules:
@@ -45,17 +45,15 @@ import (
 //     SM.Restore), the entries (Store.Append) and the hard state
 //     (Store.SetHardState): entries before the hard state, so a crash in
 //     between never leaves a commit index beyond the stored log;
-//     c. only then hand the messages to Send (with synchronous storage raft
-//     already holds back the messages that depend on the write, such as vote
-//     and append responses, until this Ready; a leader's own appends may go
-//     out in the same Ready as its write, as the Raft thesis allows);
+//     c. only then hand the messages to Send: a vote or an append
+//     acknowledgement never leaves before what it promises is stored;
 //     d. apply the committed entries in order (SM.Apply, conf changes),
 //     complete waiting proposals, take a snapshot every SnapshotEvery
 //     applied entries and compact the log behind it;
 //     e. Advance.
 //  3. publish Status.
 //
-// Raft errors from the store or the state machine are fatal for the node: the
+// Errors from the store or the state machine are fatal for the node: the
 // loop stops, every waiting proposal fails with the error, and Err returns it.
 // A replica that could not persist or apply an entry must not keep voting.
 
@@ -562,8 +560,16 @@ func (n *Node) TransferLeadership(to uint64) {
 // Propose proposes data and returns once it is applied locally, with the
 // index of its entry. It fails with ErrNotLeader (a *NotLeaderError) on a
 // follower, ErrProposalDropped or ErrOutcomeUnknown (see them), ErrBusy,
-// ErrStopped, or ctx's error: after a ctx error the proposal may still be
-// applied later.
+// ErrStopped, the fatal error that stopped the node (outcome unknown), or
+// ctx's error: after a ctx error the proposal may still be applied later.
+//
+// Only the leader takes proposals: followers refuse them rather than
+// forwarding them through raft (see DisableProposalForwarding in NewNode).
+// The payload travels in an envelope (envelope.go) naming this node, its
+// incarnation and a sequence number, by which the loop recognises the entry
+// when it applies it. A proposal that was appended in term T but not yet
+// applied when an entry of a later term is applied has been overwritten (log
+// terms never decrease along the log), so it fails with ErrProposalDropped.
 func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
 	p, err := n.ProposeAsync(data)
 	if err != nil {

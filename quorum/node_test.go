@@ -384,3 +384,91 @@ func TestNewNodeRefusesIncompleteConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestLearnerAppliesWithoutVoting(t *testing.T) {
+	c := newCluster(t, 7, 4, func(cfg *NodeConfig) {
+		cfg.Voters, cfg.Learners = []uint64{1, 2, 3}, []uint64{4}
+	})
+	leader := c.waitLeader()
+	if leader == 4 {
+		t.Fatal("the learner leads")
+	}
+	c.proposeAndWait(leader, "x", "y")
+	c.waitConverged()
+	st := c.members[leader].node.Status()
+	if !slices.Equal(st.Voters, []uint64{1, 2, 3}) || !slices.Equal(st.Learners, []uint64{4}) {
+		t.Fatalf("voters %v learners %v", st.Voters, st.Learners)
+	}
+	if got := payloadsOf(c.members[4].sm); !slices.Equal(got, []string{"x", "y"}) {
+		t.Fatalf("learner applied %q", got)
+	}
+	h, err := c.members[4].node.ProposeAsync([]byte("z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.step()
+	if _, err := h.Result(); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("learner's proposal: %v", err)
+	}
+}
+
+// failingSM refuses the payload "boom".
+type failingSM struct{ testSM }
+
+func (s *failingSM) Apply(index, term uint64, payload []byte) error {
+	if string(payload) == "boom" {
+		return errors.New("refused")
+	}
+	return s.testSM.Apply(index, term, payload)
+}
+
+func TestApplyErrorStopsTheNode(t *testing.T) {
+	n, err := NewNode(NodeConfig{ID: 1, Voters: []uint64{1}, Store: raft.NewMemoryStorage(), SM: &failingSM{},
+		Send: func([]*raftpb.Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	for range unitStepsMax {
+		if n.Status().LeaderReady {
+			break
+		}
+		n.Tick()
+		if err := n.Process(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := n.ProposeAsync([]byte("boom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Process(); err == nil || n.Err() == nil {
+		t.Fatal("the node kept running after Apply failed")
+	}
+	if _, err := h.Result(); err == nil {
+		t.Fatal("the proposal succeeded")
+	}
+	if _, err := n.ProposeAsync([]byte("after")); err == nil {
+		t.Fatal("a stopped node took a proposal")
+	}
+}
+
+func TestProposalDuringTransferIsDropped(t *testing.T) {
+	c := newCluster(t, 8, 3, nil)
+	leader := c.waitLeader()
+	target := leader%3 + 1
+	// Cut the target off so the transfer stays pending.
+	c.net.partition = map[uint64]bool{target: true}
+	c.members[leader].node.TransferLeadership(target)
+	c.step()
+	h, err := c.members[leader].node.ProposeAsync([]byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.step()
+	if _, err := h.Result(); !errors.Is(err, ErrProposalDropped) {
+		t.Fatalf("got %v, want ErrProposalDropped", err)
+	}
+	c.net.partition = nil
+	c.waitConverged()
+}
