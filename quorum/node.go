@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringbroker/ringbroker/invariants"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -681,6 +682,9 @@ func (n *Node) finish(p *Proposal, index uint64, err error) {
 	close(p.done)
 	n.mu.Lock()
 	n.proposalsOpen--
+	if invariants.Enabled {
+		invariants.Check(n.proposalsOpen >= 0, "raft %d: %d proposals open", n.cfg.ID, n.proposalsOpen)
+	}
 	n.mu.Unlock()
 }
 
@@ -758,6 +762,12 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	// which SoftState, compared between Readys, does not show.
 	n.noteLeadership(n.rn.BasicStatus())
 	store := n.cfg.Store
+	if invariants.Enabled {
+		for i, e := range rd.Entries {
+			invariants.Check(e.GetIndex() == rd.Entries[0].GetIndex()+uint64(i),
+				"raft %d: Ready entries not contiguous at %d", n.cfg.ID, e.GetIndex())
+		}
+	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := n.restoreSnapshot(rd.Snapshot); err != nil {
 			return err
@@ -833,6 +843,10 @@ func (n *Node) apply(e *raftpb.Entry) error {
 	index, term := e.GetIndex(), e.GetTerm()
 	if index <= n.applied {
 		return nil // covered by a snapshot restored in this Ready
+	}
+	if invariants.Enabled {
+		invariants.Check(index == n.applied+1, "raft %d: committed entry %d after applied %d", n.cfg.ID, index, n.applied)
+		invariants.Check(term >= n.appliedTerm, "raft %d: entry %d of term %d after term %d", n.cfg.ID, index, term, n.appliedTerm)
 	}
 	switch e.GetType() {
 	case raftpb.EntryNormal:
