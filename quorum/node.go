@@ -1,0 +1,648 @@
+package quorum
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringbroker/ringbroker/invariants"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// StateMachine is what the node applies the committed log to. The node calls
+// it from the loop goroutine only, never concurrently.
+//
+// The state machine handed to NewNode must be empty: if the store holds a
+// snapshot, the node first calls Restore with it, then Apply for every
+// committed entry after it, so after a restart the state machine is rebuilt
+// from the store (the metadata image is such an in-memory state machine).
+type StateMachine interface {
+	// Apply applies the payload of the committed normal entry at index (of
+	// raft term term). It is called in log order, exactly once per committed
+	// entry that carries a proposal over the life of this state machine. The
+	// empty entries raft appends when a leader takes office and
+	// configuration changes are not given to it. A non-nil error stops the
+	// node.
+	Apply(index, term uint64, payload []byte) error
+	// Snapshot returns the state as of the last applied entry. The node calls
+	// it every SnapshotEvery applied entries; the bytes are stored in the log
+	// store and sent to followers that fall behind the compacted log.
+	Snapshot() ([]byte, error)
+	// Restore replaces the whole state with snap, the result of Snapshot on
+	// some replica at log index index. It is called at start when the store
+	// holds a snapshot, and when the leader sends one to this follower.
+	Restore(snap []byte, index uint64) error
+}
+
+// NodeConfig configures a Node. ID, Store, Send and SM are required, and
+// Voters when the store is empty.
+type NodeConfig struct {
+	// ID is this node's raft id (non-zero).
+	ID uint64
+	// Voters and Learners are the initial configuration. They are used only
+	// when the store is empty (no hard state, no entries, no snapshot): the
+	// node then stores a snapshot at index 0 that carries only this
+	// configuration (the way the raft library bootstraps its own tests), so
+	// every member must be given the same lists. Later the configuration
+	// comes from the store.
+	Voters   []uint64
+	Learners []uint64
+	// Store is the raft log storage. Every write is durable when it returns.
+	Store LogStore
+	// Send hands outgoing messages to the transport. It is called from the
+	// loop and must not block: a transport queues per peer and drops when a
+	// queue is full (raft retransmits). The transport owns the messages and
+	// must not modify them. For a MsgSnap it must call ReportSnapshot once the
+	// snapshot was delivered or failed, and it should call ReportUnreachable
+	// when a peer cannot be reached.
+	Send func(msgs []*raftpb.Message)
+	// SM is the state machine the committed log is applied to.
+	SM StateMachine
+
+	// ElectionTick and HeartbeatTick are in ticks (defaults 10 and 1).
+	ElectionTick  int
+	HeartbeatTick int
+	// SnapshotEvery is the number of applied entries between two snapshots
+	// (default 10000).
+	SnapshotEvery uint64
+	// SnapshotKeep is the number of entries kept in the log below a new
+	// snapshot, so a follower a little behind catches up from the log
+	// instead of receiving a whole snapshot (default SnapshotEvery/2).
+	SnapshotKeep uint64
+	// MaxInflight is the number of append messages in flight to one follower
+	// (default 256); MaxSizePerMsg the bytes of entries in one append message
+	// (default 1 MiB); MaxUncommittedBytes the bytes of uncommitted entries
+	// the leader accepts before refusing proposals (default 64 MiB).
+	MaxInflight         int
+	MaxSizePerMsg       uint64
+	MaxUncommittedBytes uint64
+	// InboxMax and InboxBytesMax bound the received messages waiting for
+	// the loop, in count (default 1024) and encoded bytes (default 64 MiB);
+	// Step drops beyond them. ProposalsMax bounds the proposals queued
+	// or waiting to be applied (default 1024); ProposeAsync refuses beyond
+	// it with ErrBusy.
+	InboxMax      int
+	InboxBytesMax int
+	ProposalsMax  int
+
+	// OnLeader, if set, is called from the loop when the leader this node
+	// knows of changes: leader is the new leader's id, or 0 when none is
+	// known (an election is running), and term the current term.
+	OnLeader func(term, leader uint64)
+	// OnLeaderReady, if set, is called from the loop when this node, as
+	// leader of term, has applied the first entry of its own term, and so
+	// every entry of previous terms: from then on the state machine is
+	// current and a controller may act on it. Status.LeaderReady says the
+	// same.
+	OnLeaderReady func(term uint64)
+
+	// Logger receives the node's and raft's log lines (default: none).
+	Logger *zap.Logger
+	// Incarnation, if non-zero, is the incarnation written in this node's
+	// proposal envelopes instead of a random one. Only the deterministic
+	// simulation sets it; two lives of a node must never share it.
+	Incarnation uint64
+}
+
+// Role is a node's raft role.
+type Role string
+
+// The roles of Status.Role.
+const (
+	RoleFollower     Role = "follower"
+	RolePreCandidate Role = "pre-candidate"
+	RoleCandidate    Role = "candidate"
+	RoleLeader       Role = "leader"
+)
+
+// Status is what a Node last published about itself, for DescribeQuorum and
+// tests.
+type Status struct {
+	ID     uint64
+	Role   Role
+	Leader uint64 // 0: unknown
+	Term   uint64
+	// Commit is the highest index known committed, Applied the highest index
+	// applied to the state machine, SnapshotIndex the index of the store's
+	// latest snapshot.
+	Commit        uint64
+	Applied       uint64
+	SnapshotIndex uint64
+	// Voters and Learners are the current configuration, sorted.
+	Voters   []uint64
+	Learners []uint64
+	// Match is, on the leader only, the highest log index known replicated
+	// on each member (the leader included).
+	Match map[uint64]uint64
+	// LeaderReady: this node is leader and has applied the first entry of
+	// its term (see NodeConfig.OnLeaderReady).
+	LeaderReady bool
+}
+
+// Errors returned by Node.
+var (
+	// ErrNotLeader: the proposal was refused because this node is not the
+	// leader. The returned error is a *NotLeaderError naming the leader this
+	// node knows of.
+	ErrNotLeader = errors.New("quorum: not the leader")
+	// ErrProposalDropped: the proposal will never be applied (leadership
+	// moved before it committed, or raft refused it during a leadership
+	// transfer or because too many bytes are uncommitted). Retrying is safe.
+	ErrProposalDropped = errors.New("quorum: proposal dropped, not applied")
+	// ErrOutcomeUnknown: the node lost track of the proposal (a snapshot
+	// from the leader replaced the log that held it): it may or may not
+	// have been applied.
+	ErrOutcomeUnknown = errors.New("quorum: proposal outcome unknown")
+	// ErrBusy: ProposalsMax proposals are already waiting.
+	ErrBusy = errors.New("quorum: too many proposals waiting")
+	// ErrStopped: the node was stopped.
+	ErrStopped = errors.New("quorum: node stopped")
+)
+
+// NotLeaderError is the error of a proposal made on a node that is not the
+// leader. It matches ErrNotLeader with errors.Is.
+type NotLeaderError struct {
+	Leader uint64 // 0: no leader known
+}
+
+func (e *NotLeaderError) Error() string {
+	return fmt.Sprintf("quorum: not the leader (leader %d)", e.Leader)
+}
+
+// Is reports whether target is ErrNotLeader.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// Proposal is a proposal in flight, returned by ProposeAsync.
+type Proposal struct {
+	sequence uint64
+	data     []byte // enveloped
+	term     uint64 // loop-owned: the leader term it was appended in
+	done     chan struct{}
+	index    uint64
+	err      error
+}
+
+// Done is closed once the proposal is applied locally or failed.
+func (p *Proposal) Done() <-chan struct{} { return p.done }
+
+// Result returns the applied entry's index, or why the proposal failed. It
+// is valid once Done is closed.
+func (p *Proposal) Result() (index uint64, err error) {
+	select {
+	case <-p.done:
+		return p.index, p.err
+	default:
+		return 0, errors.New("quorum: proposal still in flight")
+	}
+}
+
+// Node runs this process's member of the metadata quorum. See the comment at
+// the top of node_loop.go for the loop and its concurrency rules.
+type Node struct {
+	cfg         NodeConfig
+	incarnation uint64
+	log         *zap.Logger
+
+	mu      sync.Mutex
+	pending pendingInput
+	// proposalsOpen counts proposals queued or waiting (<= ProposalsMax).
+	proposalsOpen int
+	stopped       bool
+	running       bool // Run was called
+	status        Status
+	err           error // the fatal error that stopped the loop
+	stopc         chan struct{}
+	donec         chan struct{} // closed when Run's goroutine returns
+	wakec         chan struct{} // capacity 1: pending input for Run's goroutine
+
+	// nextSequence numbers the proposals (guarded by mu: proposals come
+	// from any goroutine).
+	nextSequence uint64
+
+	// Loop-owned.
+	rn            *raft.RawNode
+	waiting       map[uint64]*Proposal // by sequence; appended, not yet applied
+	confState     *raftpb.ConfState
+	applied       uint64
+	appliedTerm   uint64 // term of the entry at applied
+	snapshotIndex uint64
+	role          raft.StateType
+	term          uint64 // raft's term when the current Ready was taken
+	// leader and leaderTerm are what OnLeader was last told.
+	leader, leaderTerm uint64
+	// leaderReadyTerm is the term in which this node, as leader, applied
+	// the first entry of its term.
+	leaderReadyTerm uint64
+}
+
+// pendingInput is the input other goroutines left for the loop. Each part is
+// bounded: the inbox by InboxMax, the proposals by ProposalsMax, the reports
+// by the number of distinct peers (reportsMax).
+type pendingInput struct {
+	ticks       int
+	inbox       []*raftpb.Message
+	inboxBytes  int
+	proposals   []*Proposal
+	unreachable map[uint64]struct{}
+	snapshots   map[uint64]raft.SnapshotStatus
+	transferTo  uint64
+}
+
+const reportsMax = 1024
+
+// NewNode builds a node from cfg and its store: it bootstraps an empty
+// store with the configured voters, restores the state machine from the
+// store's snapshot, and starts raft where the store left off. Nothing runs
+// until Run or Process is called.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.ID == 0 || cfg.Store == nil || cfg.Send == nil || cfg.SM == nil {
+		return nil, errors.New("quorum: NodeConfig needs ID, Store, Send and SM")
+	}
+	if cfg.ElectionTick == 0 {
+		cfg.ElectionTick = 10
+	}
+	if cfg.HeartbeatTick == 0 {
+		cfg.HeartbeatTick = 1
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 10000
+	}
+	if cfg.SnapshotKeep == 0 {
+		cfg.SnapshotKeep = cfg.SnapshotEvery / 2
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 256
+	}
+	if cfg.MaxSizePerMsg == 0 {
+		cfg.MaxSizePerMsg = 1 << 20
+	}
+	if cfg.MaxUncommittedBytes == 0 {
+		cfg.MaxUncommittedBytes = 64 << 20
+	}
+	if cfg.InboxMax == 0 {
+		cfg.InboxMax = 1024
+	}
+	if cfg.InboxBytesMax == 0 {
+		cfg.InboxBytesMax = 64 << 20
+	}
+	if cfg.ProposalsMax == 0 {
+		cfg.ProposalsMax = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	n := &Node{
+		cfg:          cfg,
+		incarnation:  cfg.Incarnation,
+		log:          cfg.Logger.With(zap.Uint64("raft_id", cfg.ID)),
+		stopc:        make(chan struct{}),
+		donec:        make(chan struct{}),
+		wakec:        make(chan struct{}, 1),
+		nextSequence: 1,
+		waiting:      make(map[uint64]*Proposal),
+	}
+	for n.incarnation == 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("quorum: incarnation: %w", err)
+		}
+		n.incarnation = binary.LittleEndian.Uint64(b[:])
+	}
+
+	if err := n.bootstrapIfEmpty(); err != nil {
+		return nil, err
+	}
+	_, confState, err := cfg.Store.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("quorum: store initial state: %w", err)
+	}
+	n.confState = proto.Clone(raftpb.EnsureConfState(confState)).(*raftpb.ConfState)
+	snap, err := cfg.Store.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("quorum: store snapshot: %w", err)
+	}
+	if index := snap.GetMetadata().GetIndex(); index > 0 {
+		if err := cfg.SM.Restore(snap.GetData(), index); err != nil {
+			return nil, fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", index, err)
+		}
+		n.applied, n.appliedTerm, n.snapshotIndex = index, snap.GetMetadata().GetTerm(), index
+	}
+
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTick,
+		HeartbeatTick:             cfg.HeartbeatTick,
+		Storage:                   cfg.Store,
+		Applied:                   n.applied,
+		MaxSizePerMsg:             cfg.MaxSizePerMsg,
+		MaxUncommittedEntriesSize: cfg.MaxUncommittedBytes,
+		MaxInflightMsgs:           cfg.MaxInflight,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		// Followers refuse proposals (ErrNotLeader) rather than forwarding
+		// them: a forwarded MsgProp that the transport duplicates would be
+		// appended twice, and the proposer could not tell a lost forward from
+		// a slow one. The controller forwards requests to the leader at the
+		// RPC level, as KRaft brokers do.
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{n.log.Sugar()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quorum: raft: %w", err)
+	}
+	n.rn = rn
+	n.publishStatus()
+	return n, nil
+}
+
+// bootstrapIfEmpty stores the configured initial configuration in an empty
+// store, as a snapshot at index 0 with no data.
+func (n *Node) bootstrapIfEmpty() error {
+	store := n.cfg.Store
+	hardState, confState, err := store.InitialState()
+	if err != nil {
+		return fmt.Errorf("quorum: store initial state: %w", err)
+	}
+	last, err := store.LastIndex()
+	if err != nil {
+		return fmt.Errorf("quorum: store last index: %w", err)
+	}
+	if !raft.IsEmptyHardState(hardState) || last != 0 ||
+		len(confState.GetVoters()) != 0 || len(confState.GetLearners()) != 0 {
+		return nil
+	}
+	if len(n.cfg.Voters) == 0 {
+		return errors.New("quorum: empty store and no voters to bootstrap with")
+	}
+	snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		ConfState: &raftpb.ConfState{Voters: slices.Clone(n.cfg.Voters), Learners: slices.Clone(n.cfg.Learners)},
+		Index:     new(uint64(0)),
+		Term:      new(uint64(0)),
+	}}
+	if err := store.ApplySnapshot(snap); err != nil {
+		return fmt.Errorf("quorum: bootstrap the configuration: %w", err)
+	}
+	return nil
+}
+
+// Run starts the loop goroutine, ticking raft every tickInterval. Stop ends
+// it. REQUIRES: Run is called at most once and Process never.
+func (n *Node) Run(tickInterval time.Duration) {
+	n.mu.Lock()
+	if n.running {
+		n.mu.Unlock()
+		panic("quorum: Node.Run called twice")
+	}
+	n.running = true
+	n.mu.Unlock()
+	go func() {
+		defer close(n.donec)
+		ticker := time.NewTicker(tickInterval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-n.stopc:
+				return
+			case <-ticker.C:
+				n.rn.Tick()
+			case <-n.wakec:
+			}
+			if err := n.process(); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// Process runs one round of the loop on the caller's goroutine: it takes the
+// pending input (ticks, messages, proposals, reports) and handles every
+// Ready. The deterministic simulation drives nodes with Tick, Step and
+// Process. It returns the fatal error that stopped the node, if any.
+// REQUIRES: Run was not called; calls do not overlap.
+func (n *Node) Process() error {
+	n.mu.Lock()
+	running, stopped, err := n.running, n.stopped, n.err
+	n.mu.Unlock()
+	if running {
+		panic("quorum: Node.Process called on a running node")
+	}
+	if err != nil {
+		return err
+	}
+	if stopped {
+		return ErrStopped
+	}
+	return n.process()
+}
+
+// Tick advances raft's clock by one tick at the next round of the loop.
+// Run ticks by itself; tests and the simulation call Tick then Process.
+func (n *Node) Tick() {
+	n.mu.Lock()
+	n.pending.ticks++
+	n.mu.Unlock()
+	n.wake()
+}
+
+// Step queues a message received from a peer; the node owns it from then
+// on. It never blocks: when the inbox is full (InboxMax, InboxBytesMax) the
+// message is dropped (raft retransmits) and Step returns false. A single
+// message larger than InboxBytesMax is still taken into an empty inbox, so a
+// snapshot bigger than the bound is not refused forever.
+func (n *Node) Step(m *raftpb.Message) bool {
+	size := proto.Size(m)
+	n.mu.Lock()
+	if n.stopped || len(n.pending.inbox) >= n.cfg.InboxMax ||
+		(len(n.pending.inbox) > 0 && n.pending.inboxBytes+size > n.cfg.InboxBytesMax) {
+		n.mu.Unlock()
+		return false
+	}
+	n.pending.inbox = append(n.pending.inbox, m)
+	n.pending.inboxBytes += size
+	n.mu.Unlock()
+	n.wake()
+	return true
+}
+
+// ReportUnreachable tells raft that the last messages to peer id were not
+// delivered, so the leader probes it again instead of streaming.
+func (n *Node) ReportUnreachable(id uint64) {
+	n.mu.Lock()
+	if n.pending.unreachable == nil {
+		n.pending.unreachable = make(map[uint64]struct{})
+	}
+	if len(n.pending.unreachable) < reportsMax {
+		n.pending.unreachable[id] = struct{}{}
+	}
+	n.mu.Unlock()
+	n.wake()
+}
+
+// ReportSnapshot tells raft whether the snapshot sent to peer id arrived
+// (failed false) or not. The transport must call it for every MsgSnap: until
+// it does, the leader sends that follower nothing else.
+func (n *Node) ReportSnapshot(id uint64, failed bool) {
+	status := raft.SnapshotFinish
+	if failed {
+		status = raft.SnapshotFailure
+	}
+	n.mu.Lock()
+	if n.pending.snapshots == nil {
+		n.pending.snapshots = make(map[uint64]raft.SnapshotStatus)
+	}
+	if _, ok := n.pending.snapshots[id]; ok || len(n.pending.snapshots) < reportsMax {
+		n.pending.snapshots[id] = status
+	}
+	n.mu.Unlock()
+	n.wake()
+}
+
+// TransferLeadership asks this node, if leader, to hand leadership to the
+// member to (for a controlled shutdown). It returns at once; OnLeader and
+// Status show the outcome. Raft refuses proposals while the transfer runs
+// and gives up after an election timeout.
+func (n *Node) TransferLeadership(to uint64) {
+	n.mu.Lock()
+	n.pending.transferTo = to
+	n.mu.Unlock()
+	n.wake()
+}
+
+// Propose proposes data and returns once it is applied locally, with the
+// index of its entry. It fails with ErrNotLeader (a *NotLeaderError) on a
+// follower, ErrProposalDropped or ErrOutcomeUnknown (see them), ErrBusy,
+// ErrStopped, the fatal error that stopped the node (outcome unknown), or
+// ctx's error: after a ctx error the proposal may still be applied later.
+//
+// Only the leader takes proposals: followers refuse them rather than
+// forwarding them through raft (see DisableProposalForwarding in NewNode).
+// The payload travels in an envelope (envelope.go) naming this node, its
+// incarnation and a sequence number, by which the loop recognises the entry
+// when it applies it. A proposal that was appended in term T but not yet
+// applied when an entry of a later term is applied has been overwritten (log
+// terms never decrease along the log), so it fails with ErrProposalDropped.
+func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
+	p, err := n.ProposeAsync(data)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-p.done:
+		return p.index, p.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// ProposeAsync queues a proposal of data and returns at once; the
+// Proposal's Done channel closes when it is applied or failed. The
+// simulation uses it where the goroutine that would wait also drives the loop.
+func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil, ErrStopped
+	}
+	if n.err != nil {
+		return nil, n.err
+	}
+	if n.proposalsOpen >= n.cfg.ProposalsMax {
+		return nil, ErrBusy
+	}
+	p := &Proposal{sequence: n.nextSequence, done: make(chan struct{})}
+	n.nextSequence++
+	p.data = appendEnvelope(make([]byte, 0, envelopeHeaderMax+len(data)), envelope{
+		proposer: n.cfg.ID, incarnation: n.incarnation, sequence: p.sequence, payload: data,
+	})
+	n.proposalsOpen++
+	n.pending.proposals = append(n.pending.proposals, p)
+	n.wake()
+	return p, nil
+}
+
+// Status returns what the node last published: after every loop round.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.status
+	st.Voters = slices.Clone(st.Voters)
+	st.Learners = slices.Clone(st.Learners)
+	if st.Match != nil {
+		match := make(map[uint64]uint64, len(st.Match))
+		for id, m := range st.Match {
+			match[id] = m
+		}
+		st.Match = match
+	}
+	return st
+}
+
+// Err returns the fatal error that stopped the loop, or nil.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+// Stop ends the loop and fails every queued or waiting proposal with
+// ErrStopped. It waits for Run's goroutine. In the Process mode it must be
+// called by the goroutine that calls Process. The store is left as it is.
+func (n *Node) Stop() {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return
+	}
+	n.stopped = true
+	close(n.stopc)
+	running := n.running
+	n.mu.Unlock()
+	if running {
+		<-n.donec
+	}
+	n.failAll(ErrStopped)
+}
+
+func (n *Node) wake() {
+	select {
+	case n.wakec <- struct{}{}:
+	default:
+	}
+}
+
+// failAll fails every proposal, queued or waiting. REQUIRES: the loop is not
+// running (Stop, or the loop itself on a fatal error).
+func (n *Node) failAll(err error) {
+	n.mu.Lock()
+	queued := n.pending.proposals
+	n.pending.proposals = nil
+	n.mu.Unlock()
+	for _, p := range queued {
+		n.finish(p, 0, err)
+	}
+	for seq, p := range n.waiting {
+		delete(n.waiting, seq)
+		n.finish(p, 0, err)
+	}
+}
+
+// finish completes p. Loop-owned (or after the loop ended).
+func (n *Node) finish(p *Proposal, index uint64, err error) {
+	p.index, p.err = index, err
+	close(p.done)
+	n.mu.Lock()
+	n.proposalsOpen--
+	if invariants.Enabled {
+		invariants.Check(n.proposalsOpen >= 0, "raft %d: %d proposals open", n.cfg.ID, n.proposalsOpen)
+	}
+	n.mu.Unlock()
+}
