@@ -80,7 +80,7 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 			switch {
 			case code != 0:
 				codes[i][j] = code
-			case b.reg == nil || b.reg.Partition(t.Topic, p.Partition) == nil:
+			case b.reg == nil || !b.reg.HasPartition(t.Topic, p.Partition):
 				codes[i][j] = kerr.UnknownTopicOrPartition.Code
 			case len(md) > group.MaxOffsetMetadataBytes:
 				codes[i][j] = kerr.OffsetMetadataTooLarge.Code

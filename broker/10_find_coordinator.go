@@ -49,14 +49,21 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	if code != 0 {
 		node, host, port = -1, "", -1
 	}
+	// locate answers one group key: this broker, or in a cluster the
+	// broker leading the group's __consumer_offsets partition.
+	locate := func(key string) (int32, string, int32, int16, *string) {
+		if code != 0 || b.opts.Cluster == nil {
+			return node, host, port, code, msg
+		}
+		return b.clusterCoordinator(key)
+	}
 	if hdr.APIVersion < 4 {
-		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, node, host, port
-		resp.ErrorMessage = msg
+		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = locate(r.CoordinatorKey)
 	} else {
 		for _, k := range r.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
-			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode = k, node, host, port, code
-			c.ErrorMessage = msg
+			c.Key = k
+			c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = locate(k)
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 	}

@@ -45,7 +45,7 @@ func (b *Broker) serveOffsetDelete(req netpoll.Request, hdr proto.RequestHeader,
 			rp.Partition = p.Partition
 			if top == 0 {
 				rp.ErrorCode = codes[i]
-				if rp.ErrorCode == 0 && (b.reg == nil || b.reg.Partition(t.Topic, p.Partition) == nil) {
+				if rp.ErrorCode == 0 && (b.reg == nil || !b.reg.HasPartition(t.Topic, p.Partition)) {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				}
 			}

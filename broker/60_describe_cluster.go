@@ -44,7 +44,7 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 	if b.opts.Cluster != nil {
 		// Clustered (cluster.go): the active controller and every
 		// unfenced broker of the image.
-		resp.ControllerID = b.opts.Cluster.ControllerID()
+		resp.ControllerID = b.controllerForClients()
 		resp.Brokers = nil
 		for _, br := range b.image().Brokers() {
 			if e, ok := b.brokerEndpoint(br); ok && !br.Fenced {

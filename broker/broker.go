@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -115,6 +116,9 @@ type Broker struct {
 	groups        *coordinator  // group_coordinator.go: consumer groups and __consumer_offsets
 	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
 	txnLog        txnLogLimiter // transactions_unsupported.go
+	// creatingOffsets: a clustered broker is asking the controller for
+	// __consumer_offsets (cluster_groups.go).
+	creatingOffsets atomic.Bool
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -174,6 +178,9 @@ func decoded[T any, P interface {
 }](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
+			if groupKeys[key] && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
+				return // cluster_groups.go
+			}
 			serve(b, req, h, r.(P))
 		},
 	}

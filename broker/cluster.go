@@ -101,6 +101,18 @@ func (b *Broker) image() *metadata.Image {
 	return b.opts.Cluster.Image()
 }
 
+// controllerForClients is the controller id Metadata and DescribeCluster
+// give: the active controller while it is a live broker, else this broker.
+// Clients send admin requests there, and any broker forwards them (Kafka's
+// KRaft brokers even name a random broker).
+func (b *Broker) controllerForClients() int32 {
+	id := b.opts.Cluster.ControllerID()
+	if id >= 0 && liveBrokers(b.image())[id] {
+		return id
+	}
+	return b.opts.NodeID
+}
+
 // brokerEndpoint is broker br's endpoint on this broker's listener.
 func (b *Broker) brokerEndpoint(br metadata.Broker) (metadata.Endpoint, bool) {
 	for _, e := range br.Endpoints {
@@ -136,7 +148,7 @@ func liveBrokers(im *metadata.Image) map[int32]bool {
 func (b *Broker) clusterMetadataResponse(r *kmsg.MetadataRequest, allTopics bool, topicErrs map[string]int16) kmsg.MetadataResponse {
 	im := b.image()
 	clusterID := b.clusterID
-	resp := kmsg.MetadataResponse{Version: r.Version, ClusterID: &clusterID, ControllerID: b.opts.Cluster.ControllerID()}
+	resp := kmsg.MetadataResponse{Version: r.Version, ClusterID: &clusterID, ControllerID: b.controllerForClients()}
 	for _, br := range im.Brokers() {
 		if br.Fenced {
 			continue

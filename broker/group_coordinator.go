@@ -207,7 +207,7 @@ func (c *coordinator) onSweep() {
 	}
 	c.sweepArmed = false
 	c.g.ExpireOffsets(c.clock.Now(), c.retention, func(topic string, partition int32) bool {
-		return reg == nil || reg.Partition(topic, partition) != nil
+		return reg == nil || reg.HasPartition(topic, partition)
 	})
 	c.unlock()
 }
@@ -305,6 +305,16 @@ func (c *coordinator) createTopic() {
 // creation goes through here: a topic of another partition count would
 // leave groups mapped to partitions that do not exist.
 func (c *coordinator) createOffsetsTopic() (*Topic, error) {
+	if c.b.opts.Cluster != nil {
+		// The controller creates it; the registry has it once this
+		// broker applied the records (OnMetadata), which the next
+		// attempt of createTopic's loop finds.
+		codes := c.b.forwardCreate([]string{offsetsTopic}, c.partitions, map[string]string{"cleanup.policy": "compact"})
+		if code := codes[offsetsTopic]; code != 0 && code != kerr.TopicAlreadyExists.Code {
+			return nil, kerr.ErrorForCode(code)
+		}
+		return c.b.reg.Topic(offsetsTopic), nil
+	}
 	t, err := c.b.reg.CreateTopic(offsetsTopic, c.partitions, map[string]string{"cleanup.policy": "compact"}, false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		t, err = c.b.reg.Topic(offsetsTopic), nil
@@ -333,6 +343,9 @@ func (c *coordinator) load() error {
 	now := c.clock.Now()
 	records, skipped := 0, 0
 	for _, p := range viewTopic(c.b.reg, t).partitions {
+		if !p.Local() {
+			continue // another broker's (cluster_groups.go)
+		}
 		skip := func(offset int64, why error) {
 			skipped++
 			if skipped <= loadSkipLogMax {
@@ -378,7 +391,7 @@ func (c *coordinator) load() error {
 	}
 	c.g.FinishLoad(now)
 	c.g.ExpireOffsets(now, c.retention, func(topic string, partition int32) bool {
-		return c.b.reg.Partition(topic, partition) != nil
+		return c.b.reg.HasPartition(topic, partition)
 	})
 	fields := []zap.Field{zap.Int("records", records), zap.Int("skipped", skipped), zap.Int("groups", c.g.NumGroups())}
 	if skipped > 0 {

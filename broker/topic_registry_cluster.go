@@ -168,3 +168,12 @@ func countTrue(b []bool) int {
 	}
 	return n
 }
+
+// HasPartition reports whether topic has partition index, held here or
+// (in a cluster) by another node: what committed offsets may name.
+func (r *Registry) HasPartition(topic string, index int32) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t := r.topics[topic]
+	return t != nil && index >= 0 && int(index) < len(t.Partitions)
+}
