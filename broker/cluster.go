@@ -62,6 +62,11 @@ var forwardedKeys = map[kmsg.Key]bool{
 	kmsg.CreatePartitions:        true,
 	kmsg.AlterConfigs:            true,
 	kmsg.IncrementalAlterConfigs: true,
+	// 43_elect_leaders.go
+	kmsg.ElectLeaders:               true,
+	kmsg.AlterPartitionAssignments:  true,
+	kmsg.ListPartitionReassignments: true,
+	kmsg.DescribeQuorum:             true,
 }
 
 // forward answers r, on the admin worker, with the controller's answer.

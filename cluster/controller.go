@@ -30,6 +30,7 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.ListPartitionReassignments: true,
 	kmsg.AlterPartition:             true,
 	kmsg.AllocateProducerIDs:        true,
+	kmsg.DescribeQuorum:             true,
 }
 
 // producerIDBlock is the size of the producer id block a broker gets
@@ -128,6 +129,8 @@ func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.
 		resp, recs = c.ctl.AlterPartition(im, r)
 	case *kmsg.AllocateProducerIDsRequest:
 		resp, recs = allocateProducerIDs(im, r)
+	case *kmsg.DescribeQuorumRequest:
+		resp = n.describeQuorum(r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
 	}
@@ -236,4 +239,42 @@ func (n *Node) adoptLocalTopics() {
 	if _, err := n.ctl.propose(ctx, n, recs); err != nil {
 		n.log.Error("adding local topics to the cluster metadata failed; retried at the next controller election", zap.Error(err))
 	}
+}
+
+// describeQuorum answers DescribeQuorum (key 55) on the active controller
+// (the raft leader): leader id and epoch (the raft term), the high
+// watermark (the committed index) and each voter's log end offset (its
+// match index). Kafka's offsets count records; ours count raft entries.
+func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuorumResponse {
+	resp := kmsg.NewPtrDescribeQuorumResponse()
+	st := n.rn.Status()
+	for _, t := range r.Topics {
+		rt := kmsg.DescribeQuorumResponseTopic{Topic: t.Topic}
+		for _, p := range t.Partitions {
+			rp := kmsg.NewDescribeQuorumResponseTopicPartition()
+			rp.Partition = p.Partition
+			if t.Topic != "__cluster_metadata" || p.Partition != 0 {
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
+			rp.LeaderID, rp.LeaderEpoch, rp.HighWatermark = nodeID(st.Leader), int32(st.Term), int64(st.Commit)
+			for _, v := range st.Voters {
+				rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+				rs.ReplicaID = nodeID(v)
+				rs.LogEndOffset = -1
+				if m, ok := st.Match[v]; ok {
+					rs.LogEndOffset = int64(m)
+				}
+				rp.CurrentVoters = append(rp.CurrentVoters, rs)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	for _, v := range n.cfg.Voters {
+		resp.Nodes = append(resp.Nodes, kmsg.DescribeQuorumResponseNode{NodeID: v.ID,
+			Listeners: []kmsg.DescribeQuorumResponseNodeListener{{Name: "CONTROLLER", Host: v.Host, Port: uint16(v.Port)}}})
+	}
+	return resp
 }

@@ -2,6 +2,7 @@
 # install.sh: install ringbrokerd as a systemd service.
 #
 #   scripts/install.sh [--prefix DIR] [--binary PATH]
+#                      [--node-id N --voters ID@HOST:PORT,... --cluster-id ID [--host HOST]]
 #
 # Lays out:
 #   /usr/local/bin/ringbrokerd                  the binary (--binary, default bin/ringbrokerd
@@ -12,6 +13,13 @@
 #   /etc/systemd/system/ringbrokerd.service     the unit
 # then creates the system user ringbroker and runs `systemctl daemon-reload` and
 # `systemctl enable ringbrokerd` (it does not start the service).
+#
+# With --node-id, --voters and --cluster-id the config written is a cluster node's
+# (docs/OPERATIONS.md, "Running a cluster"): process.roles=broker,controller, the
+# node id, the voters, the cluster id, a client listener on HOST:9092 and the
+# CONTROLLER listener on the port its own voter entry names (HOST defaults to the
+# host of its voter entry). Every node of a cluster gets the same --voters and
+# --cluster-id. As always an existing config is kept, not rewritten.
 #
 # --prefix DIR installs the same tree under DIR (like DESTDIR: file contents still
 # name the final paths), skips the user, ownership and systemctl steps, and needs
@@ -27,17 +35,60 @@ repo="$(cd "$here/.." && pwd)"
 
 prefix=""
 binary=""
-usage() { echo "usage: $0 [--prefix DIR] [--binary PATH]" >&2; exit 2; }
+node_id=""
+voters=""
+cluster_id=""
+host=""
+usage() { echo "usage: $0 [--prefix DIR] [--binary PATH] [--node-id N --voters ID@HOST:PORT,... --cluster-id ID [--host HOST]]" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--prefix) [[ $# -ge 2 ]] || usage; prefix="$2"; shift 2 ;;
 	--prefix=*) prefix="${1#--prefix=}"; shift ;;
 	--binary) [[ $# -ge 2 ]] || usage; binary="$2"; shift 2 ;;
 	--binary=*) binary="${1#--binary=}"; shift ;;
-	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+	--node-id) [[ $# -ge 2 ]] || usage; node_id="$2"; shift 2 ;;
+	--node-id=*) node_id="${1#--node-id=}"; shift ;;
+	--voters) [[ $# -ge 2 ]] || usage; voters="$2"; shift 2 ;;
+	--voters=*) voters="${1#--voters=}"; shift ;;
+	--cluster-id) [[ $# -ge 2 ]] || usage; cluster_id="$2"; shift 2 ;;
+	--cluster-id=*) cluster_id="${1#--cluster-id=}"; shift ;;
+	--host) [[ $# -ge 2 ]] || usage; host="$2"; shift 2 ;;
+	--host=*) host="${1#--host=}"; shift ;;
+	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) usage ;;
 	esac
 done
+
+# Cluster node: all three of --node-id, --voters, --cluster-id, or none.
+config_src="$here/server.properties"
+if [[ -n "$node_id$voters$cluster_id$host" ]]; then
+	[[ -n "$node_id" && -n "$voters" && -n "$cluster_id" ]] || { echo "install.sh: a cluster node needs --node-id, --voters and --cluster-id" >&2; exit 2; }
+	[[ "$node_id" =~ ^[0-9]+$ ]] || { echo "install.sh: --node-id $node_id is not a node id" >&2; exit 2; }
+	self=""
+	IFS=, read -ra entries <<<"$voters"
+	for e in "${entries[@]}"; do
+		[[ "$e" =~ ^([0-9]+)@(.+):([0-9]+)$ ]] || { echo "install.sh: --voters entry $e is not ID@HOST:PORT" >&2; exit 2; }
+		[[ "${BASH_REMATCH[1]}" == "$node_id" ]] && self="$e"
+	done
+	[[ -n "$self" ]] || { echo "install.sh: node $node_id is not in --voters $voters" >&2; exit 2; }
+	[[ "$self" =~ ^[0-9]+@(.+):([0-9]+)$ ]]
+	ctl_host="${BASH_REMATCH[1]}" ctl_port="${BASH_REMATCH[2]}"
+	[[ -n "$host" ]] || host="$ctl_host"
+	config_src="$(mktemp)"
+	trap 'rm -f "$config_src"' EXIT
+	sed -e "s/^node.id=.*/node.id=$node_id/" -e "s|^listeners=.*|listeners=PLAINTEXT://$host:9092,CONTROLLER://$host:$ctl_port|" "$here/server.properties" >"$config_src"
+	cat >>"$config_src" <<CONF
+
+# Cluster node (install.sh --node-id/--voters/--cluster-id): every node of the
+# cluster has the same voters and cluster.id. docs/OPERATIONS.md says how to
+# form, grow, shrink and roll a cluster.
+process.roles=broker,controller
+cluster.id=$cluster_id
+controller.quorum.voters=$voters
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+CONF
+fi
 
 if [[ -n "$prefix" ]]; then
 	mkdir -p "$prefix"
@@ -145,13 +196,13 @@ ensure_dir "$data_dir" 0750 "$owner"
 # 3. Config: never overwrite an operator's file.
 conf="$conf_dir/server.properties"
 if [[ -e "$conf" ]]; then
-	if cmp -s "$here/server.properties" "$conf"; then
+	if cmp -s "$config_src" "$conf"; then
 		status "$conf" "unchanged"
 	else
 		status "$conf" "unchanged (existing config kept; example: $here/server.properties)"
 	fi
 else
-	install_file "$here/server.properties" "$conf" 0644
+	install_file "$config_src" "$conf" 0644
 fi
 
 # 4. Binary and unit.

@@ -361,3 +361,48 @@ stat -c '%%U:%%G %%a' /var/lib/ringbroker
 		t.Error("host /etc/passwd was modified")
 	}
 }
+
+// TestInstallClusterNode: with --node-id, --voters and --cluster-id the
+// installer writes a cluster node's config that the real parser accepts as
+// such; a node missing from the voters or a partial set of flags is refused
+// before anything is written.
+func TestInstallClusterNode(t *testing.T) {
+	prefix := t.TempDir()
+	voters := "1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093"
+	cmd := exec.Command("bash", "./install.sh", "--prefix", prefix, "--binary", fakeBinary(t, "exit 0"),
+		"--node-id", "2", "--voters", voters, "--cluster-id", "prod-1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	c, warnings, err := config.Load(filepath.Join(prefix, "etc/ringbroker/server.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("cluster config warns: %v", warnings)
+	}
+	isBroker, isController := c.Roles()
+	if !isBroker || !isController || c.NodeID != 2 || c.ClusterID != "prod-1" || len(c.QuorumVoters) != 3 {
+		t.Errorf("roles %v/%v node %d cluster %q voters %v", isBroker, isController, c.NodeID, c.ClusterID, c.QuorumVoters)
+	}
+	if cl := c.ControllerListeners(); len(cl) != 1 || cl[0].Addr() != "10.0.0.2:9093" {
+		t.Errorf("controller listener %v", cl)
+	}
+	if len(c.Listeners) != 1 || c.Listeners[0].Addr() != "10.0.0.2:9092" {
+		t.Errorf("client listeners %v", c.Listeners)
+	}
+	for _, args := range [][]string{
+		{"--node-id", "5", "--voters", voters, "--cluster-id", "x"},
+		{"--node-id", "1", "--voters", voters},
+		{"--node-id", "1", "--voters", "1@nohostport", "--cluster-id", "x"},
+	} {
+		empty := t.TempDir()
+		out, err := exec.Command("bash", append([]string{"./install.sh", "--prefix", empty, "--binary", fakeBinary(t, "exit 0")}, args...)...).CombinedOutput()
+		if err == nil {
+			t.Errorf("%v accepted:\n%s", args, out)
+		}
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Errorf("%v: a refused install wrote %d entries", args, len(ents))
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ringbroker/ringbroker/broker"
+	"github.com/ringbroker/ringbroker/cluster"
 	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -153,12 +154,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := broker.CheckProducerIDFile(dataDir); err != nil {
 		return err
 	}
+	if cfg.Clustered() && cfg.ClusterID == "" && len(cfg.QuorumVoters) > 1 {
+		return errors.New("process.roles is set with several voters but cluster.id is empty: give every node of the cluster the same cluster.id")
+	}
 	reg, err := broker.OpenRegistry(broker.RegistryOptions{
-		LogDirs: cfg.LogDirs,
-		Config:  cfg,
-		Logger:  logger.Named("log"),
-		Stats:   m,
-		NodeID:  cfg.NodeID,
+		LogDirs:   cfg.LogDirs,
+		Config:    cfg,
+		Logger:    logger.Named("log"),
+		Stats:     m,
+		NodeID:    cfg.NodeID,
+		ClusterID: cfg.ClusterID,
 	})
 	if err != nil {
 		return err
@@ -176,7 +181,15 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		}
 	}()
 	adv := cfg.AdvertisedListeners[0]
+	var proxy *clusterProxy
+	var clusterOpt broker.Cluster
+	if cfg.Clustered() {
+		proxy = newClusterProxy()
+		clusterOpt = proxy
+	}
 	b, err := broker.New(broker.Options{
+		Cluster:          clusterOpt,
+		ListenerName:     adv.Name,
 		NodeID:           cfg.NodeID,
 		AdvertisedHost:   adv.Host,
 		AdvertisedPort:   int32(adv.Port),
@@ -200,6 +213,23 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+
+	var node *cluster.Node
+	closeNode := func() {}
+	if cfg.Clustered() {
+		if node, err = startCluster(cfg, reg, b, logger); err != nil {
+			return err
+		}
+		proxy.set(node)
+		closeNode = sync.OnceFunc(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			if err := node.Close(ctx); err != nil {
+				logger.Warn("leaving the metadata quorum", zap.Error(err))
+			}
+		})
+		defer closeNode()
 	}
 
 	listeners := make([]string, len(cfg.Listeners))
@@ -260,6 +290,9 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	logger.Info("shutting down", zap.String("signal", s.String()))
 	_ = sdNotify("STOPPING=1")
 	stopWatchdog() // returns once no check runs: the logs close below
+	// A clustered node first hands its leaderships over (controlled
+	// shutdown), while it still serves, then leaves the quorum.
+	closeNode()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
