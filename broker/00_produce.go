@@ -110,6 +110,9 @@ type partSlot struct {
 	logAppendTime int64
 	logStart      int64
 	errorMessage  string
+	// leader: with NOT_LEADER_OR_FOLLOWER in a cluster, the partition's
+	// current leader and epoch (KIP-951: v10+ tells the client at once).
+	leader *currentLeader
 
 	// producer state bookkeeping (appendBatch sets, completed reads)
 	ps                *partState
@@ -267,6 +270,9 @@ func (c *produceCtx) produceAll() {
 			}
 			p, code := b.servedPartition(t.name, s.partition)
 			if p == nil {
+				if code == kerr.NotLeaderForPartition.Code && c.hdr.APIVersion >= 10 {
+					s.leader = b.currentLeader(t.name, s.partition)
+				}
 				s.done(code, -1, -1, -1, "")
 				continue
 			}
@@ -413,6 +419,7 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 func (c *produceCtx) appendResponse(dst []byte) []byte {
 	v := c.hdr.APIVersion
 	w := proto.Writer{B: dst, Flexible: v >= 9}
+	var leaders []int32 // KIP-951: the brokers named in current_leader tags
 	w.ArrayLen(len(c.topics))
 	for ti := range c.topics {
 		t := &c.topics[ti]
@@ -433,14 +440,23 @@ func (c *produceCtx) appendResponse(dst []byte) []byte {
 				w.ArrayLen(0) // record_errors: we reject whole batches
 				w.NullableString(s.errorMessage)
 			}
-			w.Tags()
+			if s.leader != nil && v >= 10 {
+				s.leader.appendTag(&w) // KIP-951 current_leader, tag 0
+				leaders = append(leaders, s.leader.id)
+			} else {
+				w.Tags()
+			}
 		}
 		w.Tags()
 	}
 	if v >= 1 {
 		w.Int32(0) // throttle_time_ms
 	}
-	w.Tags()
+	if len(leaders) > 0 {
+		c.b.appendNodeEndpoints(&w, leaders) // KIP-951 node_endpoints, tag 0
+	} else {
+		w.Tags()
+	}
 	return w.B
 }
 

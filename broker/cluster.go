@@ -477,3 +477,70 @@ func (b *Broker) serveClusterMetadata(req netpoll.Request, h *proto.RequestHeade
 		b.replyMsg(req, h, &resp)
 	}
 }
+
+// currentLeader is a partition's leader as KIP-951 reports it with
+// NOT_LEADER_OR_FOLLOWER, so a client retries against the new leader
+// without a Metadata round trip.
+type currentLeader struct {
+	id, epoch int32
+}
+
+// currentLeader is topic/partition's leader in the image, nil when it has
+// none (offline) or the partition is unknown.
+func (b *Broker) currentLeader(topic string, partition int32) *currentLeader {
+	t, ok := b.image().TopicByName(topic)
+	if !ok {
+		return nil
+	}
+	p, ok := t.Partitions[partition]
+	if !ok || p.Leader < 0 || !liveBrokers(b.image())[p.Leader] {
+		return nil
+	}
+	return &currentLeader{id: p.Leader, epoch: p.LeaderEpoch}
+}
+
+// appendTag writes a tagged-field section holding the leader as tag 0
+// (LeaderId int32, LeaderEpoch int32, its own empty tags).
+func (l *currentLeader) appendTag(w *proto.Writer) {
+	w.Uvarint(1) // one tagged field
+	w.Uvarint(0) // tag 0
+	w.Uvarint(9) // its size
+	w.Int32(l.id)
+	w.Int32(l.epoch)
+	w.Tags()
+}
+
+// appendNodeEndpoints writes a top-level tagged-field section holding the
+// endpoints of the brokers ids (KIP-951 node_endpoints, tag 0 of Produce
+// v10+ and Fetch v16+ responses).
+func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	body := proto.Writer{Flexible: true}
+	var n int
+	var entries proto.Writer
+	entries.Flexible = true
+	im := b.image()
+	for _, id := range ids {
+		br, ok := im.Broker(id)
+		if !ok {
+			continue
+		}
+		e, ok := b.brokerEndpoint(br)
+		if !ok {
+			continue
+		}
+		n++
+		entries.Int32(id)
+		entries.String(e.Host)
+		entries.Int32(int32(e.Port))
+		entries.NullableString(br.Rack)
+		entries.Tags()
+	}
+	body.ArrayLen(n)
+	body.B = append(body.B, entries.B...)
+	w.Uvarint(1)
+	w.Uvarint(0)
+	w.Uvarint(uint32(len(body.B)))
+	w.B = append(w.B, body.B...)
+}
