@@ -707,8 +707,8 @@ func canonicalEntry(e *raftpb.Entry) *raftpb.Entry {
 }
 
 // truncateFrom durably removes entries from index i on (offset < i <=
-// lastIndex): later segments removed newest first, the one holding i cut
-// and fsynced, the directory fsynced.
+// lastIndex): later segments removed newest first and the directory
+// fsynced, then the one holding i cut and fsynced.
 func (s *DiskStorage) truncateFrom(i uint64) error {
 	removed := false
 	for len(s.segs) > 0 && s.segs[len(s.segs)-1].base >= i {
@@ -721,6 +721,13 @@ func (s *DiskStorage) truncateFrom(i uint64) error {
 		s.segs = s.segs[:len(s.segs)-1]
 		removed = true
 	}
+	// The removals are durable before the cut: a crash in between must
+	// not bring later segments back behind a shorter one.
+	if removed {
+		if err := s.fs.SyncDir(s.dir); err != nil {
+			return s.fail(err)
+		}
+	}
 	if len(s.segs) > 0 && s.segs[len(s.segs)-1].next > i {
 		seg := s.segs[len(s.segs)-1]
 		pos := s.ents[i-s.offset-1].pos
@@ -731,11 +738,6 @@ func (s *DiskStorage) truncateFrom(i uint64) error {
 			return s.fail(err)
 		}
 		seg.size, seg.next = pos, i
-	}
-	if removed {
-		if err := s.fs.SyncDir(s.dir); err != nil {
-			return s.fail(err)
-		}
 	}
 	s.ents = s.ents[:i-s.offset-1]
 	return nil
