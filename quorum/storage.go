@@ -779,6 +779,15 @@ func (s *DiskStorage) appendBatches(start uint64, entries []*raftpb.Entry, batch
 			if err := flush(); err != nil {
 				return err
 			}
+			// A segment made by this Append is in the directory before
+			// the next one is: whatever the filesystem's ordering, a
+			// crash cannot keep a later segment and lose an earlier one.
+			if created {
+				if err := s.fs.SyncDir(s.dir); err != nil {
+					return err
+				}
+				created = false
+			}
 			tail = nil
 		}
 		if tail == nil {

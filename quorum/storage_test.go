@@ -535,6 +535,19 @@ func TestDiskStorageCheckpointsKept(t *testing.T) {
 	}
 }
 
+// TestDiskStorageLocked: a second open of the same directory fails while
+// the first holds it, and succeeds after Close.
+func TestDiskStorageLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, nil, 0)
+	if _, err := OpenDiskStorage(dir, nil); !errors.Is(err, storage.ErrDirLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	s.Close()
+	s = openTest(t, dir, nil, 0)
+	s.Close()
+}
+
 // BenchmarkDiskStorageAppend: one small entry per Append, each fsynced.
 func BenchmarkDiskStorageAppend(b *testing.B) {
 	s := openTest(b, b.TempDir(), nil, 0)
