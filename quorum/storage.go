@@ -60,6 +60,12 @@ package quorum
 // file this package does not write) fails the open with the file named and
 // nothing on disk changed.
 //
+// Rejected: deriving the log's start from the newest snapshot alone (a
+// CreateSnapshot does not move it, an ApplySnapshot does, and Compact may
+// move it without any snapshot), hence the compaction point in
+// quorum-state; and dropping segments on Compact without a snapshot that
+// covers them (the entries would exist nowhere else on this node).
+//
 // Known limit: a bad batch at the very end of the last segment is taken for
 // a torn write even if it was bit rot in an acknowledged entry; and a torn
 // write that left a hole (later pages of one write on disk, earlier ones

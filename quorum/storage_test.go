@@ -535,6 +535,32 @@ func TestDiskStorageCheckpointsKept(t *testing.T) {
 	}
 }
 
+// TestDiskStorageBootstrapSnapshot: the node bootstraps a configuration
+// with a snapshot at index 0 term 0; it survives a reopen and the log
+// starts at 1.
+func TestDiskStorageBootstrapSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, nil, 0)
+	snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}, Index: proto.Uint64(0), Term: proto.Uint64(0),
+	}}
+	if err := s.ApplySnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(entries(1, 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir, nil, 0)
+	defer s.Close()
+	_, cs, _ := s.InitialState()
+	first, _ := s.FirstIndex()
+	last, _ := s.LastIndex()
+	if len(cs.GetVoters()) != 3 || first != 1 || last != 3 {
+		t.Fatalf("after reopen: conf state %v, log [%d, %d]", cs, first, last)
+	}
+}
+
 // TestDiskStorageLocked: a second open of the same directory fails while
 // the first holds it, and succeeds after Close.
 func TestDiskStorageLocked(t *testing.T) {
