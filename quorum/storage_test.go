@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -558,6 +560,54 @@ func TestDiskStorageBootstrapSnapshot(t *testing.T) {
 	last, _ := s.LastIndex()
 	if len(cs.GetVoters()) != 3 || first != 1 || last != 3 {
 		t.Fatalf("after reopen: conf state %v, log [%d, %d]", cs, first, last)
+	}
+}
+
+// TestSegmentIsKafkaLog: a segment reads as Kafka record batches with
+// franz-go's kmsg: baseOffset = index, partitionLeaderEpoch = term, a valid
+// CRC32C, one record with the data as its value and the type header.
+func TestSegmentIsKafkaLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, nil, 0)
+	if err := s.Append([]*raftpb.Entry{
+		entry(1, 4, raftpb.EntryType_EntryNormal, []byte("value")),
+		entry(2, 4, raftpb.EntryType_EntryConfChange, []byte("cc")),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	b, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; len(b) > 0; i++ {
+		var rb kmsg.RecordBatch
+		if err := rb.ReadFrom(b); err != nil {
+			t.Fatal(err)
+		}
+		size := int(rb.Length) + 12
+		if crc32.Checksum(b[21:size], crc32.MakeTable(crc32.Castagnoli)) != uint32(rb.CRC) {
+			t.Fatalf("batch %d: bad CRC", i)
+		}
+		var rec kmsg.Record
+		if err := rec.ReadFrom(rb.Records); err != nil {
+			t.Fatal(err)
+		}
+		if rb.Magic != 2 || rb.FirstOffset != int64(i+1) || rb.PartitionLeaderEpoch != 4 || rb.NumRecords != 1 || rec.Key != nil {
+			t.Fatalf("batch %d: %+v record %+v", i, rb, rec)
+		}
+		switch i {
+		case 0:
+			if string(rec.Value) != "value" || len(rec.Headers) != 0 {
+				t.Fatalf("record %+v", rec)
+			}
+		case 1:
+			if string(rec.Value) != "cc" || len(rec.Headers) != 1 || rec.Headers[0].Key != "raft.type" ||
+				!bytes.Equal(rec.Headers[0].Value, []byte{byte(raftpb.EntryType_EntryConfChange)}) {
+				t.Fatalf("record %+v", rec)
+			}
+		}
+		b = b[size:]
 	}
 }
 
