@@ -154,6 +154,8 @@ type batch struct {
 	img     metadata.Image
 	recs    []metadata.Record
 	pending int // recs[len(recs)-pending:] are not applied to img yet
+	// newPartitions counts the partitions this call creates.
+	newPartitions int
 }
 
 func newBatch(img metadata.Image) *batch { return &batch{img: img} }

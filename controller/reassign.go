@@ -21,7 +21,8 @@ import (
 // AlterPartitionReassignments answers AlterPartitionReassignments (key
 // 45): per partition, an unknown one is UNKNOWN_TOPIC_OR_PARTITION; a
 // target that is empty, repeats a broker or names an unregistered one
-// INVALID_REPLICA_ASSIGNMENT; a cancel with nothing in progress
+// INVALID_REPLICA_ASSIGNMENT, as is one (or a cancel) that would leave
+// no ISR member among the replicas; a cancel with nothing in progress
 // NO_REASSIGNMENT_IN_PROGRESS. A new target for a partition being
 // reassigned replaces the old one, computed from the replicas before it.
 func (c *Controller) AlterPartitionReassignments(img metadata.Image, req *kmsg.AlterPartitionAssignmentsRequest) (*kmsg.AlterPartitionAssignmentsResponse, []metadata.Record) {
@@ -87,12 +88,14 @@ func (c *Controller) reassign(b *batch, topic string, pid int32, target []int32)
 			next.Replicas = append(next.Replicas, r)
 		}
 	}
-	// Adding replicas that are no longer wanted leave the ISR.
+	// Adding replicas that are no longer wanted leave the ISR, which
+	// must keep a member (the data lives there).
 	next.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return !slices.Contains(next.Replicas, r) })
+	if len(next.ISR) == 0 {
+		return kerr.InvalidReplicaAssignment.Code, errMsg("%s-%d: no member of the ISR %v would stay a replica", topic, pid, p.ISR)
+	}
 	if len(next.AddingReplicas) == 0 {
 		next = c.completeReassignment(img, next)
-	} else if len(next.ISR) == 0 {
-		next.ISR = slices.Clone(p.ISR) // never emptied; see completeReassignment
 	}
 	if !slices.Contains(next.Replicas, next.Leader) || !slices.Contains(next.ISR, next.Leader) {
 		next.Leader = c.electLeader(img, next, false)

@@ -11,9 +11,13 @@ import (
 	"github.com/ringbroker/ringbroker/metadata"
 )
 
-// maxPartitionsPerTopic bounds one topic and one request's work, as the
-// broker's own registry does.
-const maxPartitionsPerTopic = 100000
+// maxPartitionsPerTopic bounds one topic, as the broker's own registry
+// does; maxPartitionsPerRequest bounds the records one CreateTopics or
+// CreatePartitions emits (topics past it fail with INVALID_PARTITIONS).
+const (
+	maxPartitionsPerTopic   = 100000
+	maxPartitionsPerRequest = 200000
+)
 
 // CreateTopics answers CreateTopics (key 19). Per topic, in Kafka's order
 // of checks:
@@ -87,6 +91,9 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 		if len(t.ReplicaAssignment) > maxPartitionsPerTopic {
 			return fail(kerr.InvalidPartitions.Code, "%d partitions is more than %d", len(t.ReplicaAssignment), maxPartitionsPerTopic)
 		}
+		if b.newPartitions+len(t.ReplicaAssignment) > maxPartitionsPerRequest {
+			return fail(kerr.InvalidPartitions.Code, "the request creates more than %d partitions", maxPartitionsPerRequest)
+		}
 		assignment = make([][]int32, len(t.ReplicaAssignment))
 		for _, a := range t.ReplicaAssignment {
 			if a.Partition < 0 || int(a.Partition) >= len(assignment) || assignment[a.Partition] != nil {
@@ -113,6 +120,9 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 		}
 		if rf <= 0 {
 			return fail(kerr.InvalidReplicationFactor.Code, "replication factor must be larger than 0, or -1 to use the default value")
+		}
+		if b.newPartitions+int(partitions) > maxPartitionsPerRequest {
+			return fail(kerr.InvalidPartitions.Code, "the request creates more than %d partitions", maxPartitionsPerRequest)
 		}
 		pl := c.newPlacer(img)
 		if int(rf) > len(pl.order) {
@@ -153,6 +163,7 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 // addPartitions adds PartitionRecords for partitions first.. of topic id.
 func (c *Controller) addPartitions(b *batch, id metadata.UUID, first int32, assignment [][]int32) {
 	img := b.image()
+	b.newPartitions += len(assignment)
 	for i, replicas := range assignment {
 		isr := slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return !c.active(img, r) })
 		b.add(&metadata.PartitionRecord{PartitionID: first + int32(i), TopicID: id, Replicas: replicas,
@@ -290,6 +301,9 @@ func (c *Controller) createPartitions(b *batch, req *kmsg.CreatePartitionsReques
 		return kerr.InvalidPartitions.Code, errMsg("topic already has %d partitions", have)
 	case req.Count > maxPartitionsPerTopic:
 		return kerr.InvalidPartitions.Code, errMsg("%d partitions is more than %d", req.Count, maxPartitionsPerTopic)
+	}
+	if b.newPartitions+int(req.Count-have) > maxPartitionsPerRequest {
+		return kerr.InvalidPartitions.Code, errMsg("the request creates more than %d partitions", maxPartitionsPerRequest)
 	}
 	rf := len(t.Partitions[0].Replicas)
 	if rf == 0 { // a topic without partitions
