@@ -10,17 +10,23 @@ import (
 )
 
 // RegisterBroker answers a BrokerRegistration (key 62). nextOffset is the
-// metadata log offset the RegisterBrokerRecord will take: it is the new
-// broker epoch, as in Kafka, and the offset the broker's heartbeats must
-// report having caught up to before it is unfenced.
+// metadata log offset the RegisterBrokerRecord will take: a new
+// incarnation's broker epoch, as in Kafka, and the offset the broker's
+// heartbeats must report having caught up to before it is unfenced.
 //
 //   - a cluster id other than ours: INCONSISTENT_CLUSTER_ID;
-//   - a broker id registered with another incarnation whose session is
-//     alive: DUPLICATE_BROKER_REGISTRATION (the other process still
-//     heartbeats);
-//   - otherwise a RegisterBrokerRecord, fenced; a broker that was
-//     registered before loses its ISR places and leaderships at once (it
-//     restarted, so its log may be behind what it acknowledged).
+//   - a broker id registered with another incarnation that is unfenced
+//     and whose session is alive: DUPLICATE_BROKER_REGISTRATION (the
+//     other process still heartbeats);
+//   - the same incarnation again (a retry, or new listeners): the
+//     registration is amended, keeping its epoch, fencing and controlled
+//     shutdown (Kafka's "amending registration");
+//   - a new incarnation: a RegisterBrokerRecord, fenced, with epoch
+//     nextOffset. The broker restarted, so its log may be behind what it
+//     acknowledged: it leaves every ISR it is not the last member of and
+//     its leaderships move, as Kafka does for an unclean shutdown when
+//     eligible leader replicas (KIP-966) are on; without them Kafka
+//     leaves the ISRs as they are until the broker is fenced.
 func (c *Controller) RegisterBroker(now time.Time, img metadata.Image, nextOffset int64, req *kmsg.BrokerRegistrationRequest) (*kmsg.BrokerRegistrationResponse, []metadata.Record) {
 	resp := kmsg.NewPtrBrokerRegistrationResponse()
 	resp.Version = req.Version
@@ -34,15 +40,17 @@ func (c *Controller) RegisterBroker(now time.Time, img metadata.Image, nextOffse
 		return resp, nil
 	}
 	old, had := img.Broker(req.BrokerID)
-	if had && old.IncarnationID != req.IncarnationID {
-		if s := c.sessionOf(now, old); now.Before(s.deadline) {
-			resp.ErrorCode = kerr.DuplicateBrokerRegistration.Code
-			return resp, nil
-		}
+	amend := had && old.IncarnationID == req.IncarnationID
+	if had && !amend && c.hasValidSession(now, old) {
+		resp.ErrorCode = kerr.DuplicateBrokerRegistration.Code
+		return resp, nil
 	}
 	b := newBatch(img)
 	rec := &metadata.RegisterBrokerRecord{Ver: 3, BrokerID: req.BrokerID, IsMigratingZkBroker: req.IsMigratingZkBroker,
 		IncarnationID: req.IncarnationID, BrokerEpoch: nextOffset, Fenced: true, LogDirs: req.LogDirs}
+	if amend {
+		rec.BrokerEpoch, rec.Fenced, rec.InControlledShutdown = old.Epoch, old.Fenced, old.InControlledShutdown
+	}
 	if req.Rack != nil {
 		rec.Rack = *req.Rack
 	}
@@ -53,28 +61,49 @@ func (c *Controller) RegisterBroker(now time.Time, img metadata.Image, nextOffse
 		rec.Features = append(rec.Features, metadata.BrokerFeature{Name: f.Name, MinSupportedVersion: f.MinSupportedVersion, MaxSupportedVersion: f.MaxSupportedVersion})
 	}
 	b.add(rec)
-	c.sessions[req.BrokerID] = &session{epoch: nextOffset, deadline: now.Add(c.cfg.SessionTimeout)}
-	if had {
-		c.removeFromISR(b, req.BrokerID)
+	if amend {
+		c.sessionOf(now, old).registeredAt = nextOffset
+	} else {
+		c.sessions[req.BrokerID] = &session{epoch: nextOffset, registeredAt: nextOffset, deadline: now.Add(c.cfg.SessionTimeout)}
+		if had {
+			c.removeFromISR(b, req.BrokerID)
+		}
 	}
-	resp.BrokerEpoch = nextOffset
+	resp.BrokerEpoch = rec.BrokerEpoch
 	return resp, b.done()
 }
 
+// hasValidSession reports whether broker b is unfenced and has
+// heartbeated within the session timeout (Kafka's rule: a session is
+// alive up to and including its deadline).
+func (c *Controller) hasValidSession(now time.Time, b metadata.Broker) bool {
+	return !b.Fenced && !now.After(c.sessionOf(now, b).deadline)
+}
+
 // Heartbeat answers a BrokerHeartbeat (key 63) and renews the broker's
-// session.
+// session. It follows Kafka's broker states (BrokerHeartbeatManager):
 //
 //   - an unregistered broker: BROKER_ID_NOT_REGISTERED; an epoch other
 //     than its registration's: STALE_BROKER_EPOCH;
-//   - a fenced broker that has caught up (CurrentMetadataOffset at or
-//     past its registration's offset) and does not ask to stay fenced is
-//     unfenced, and leads again the offline partitions whose ISR it is in;
-//   - WantFence from an unfenced broker fences it;
-//   - WantShutdown: a fenced broker may stop at once; an unfenced one
-//     enters controlled shutdown: it leaves every ISR it is not the last
-//     member of and its leaderships move to other ISR members (or to
-//     none), and it is told ShouldShutdown once the image it heartbeats
-//     against shows it leads nothing.
+//   - fenced: WantShutdown may stop at once (ShouldShutdown); otherwise,
+//     unless it asks to stay fenced (WantFence), it is unfenced once it
+//     has caught up (CurrentMetadataOffset at or past its registration
+//     record's offset), and leads again the offline partitions whose ISR
+//     it is in;
+//   - unfenced: WantFence fences it (and with WantShutdown it may stop);
+//     WantShutdown from a broker that leads nothing fences it and lets it
+//     stop; from one that leads partitions starts a controlled shutdown:
+//     it leaves every ISR it is not the last member of, its leaderships
+//     move to other ISR members (or to none), and it joins no election;
+//   - in controlled shutdown: once the image it heartbeats against shows
+//     it leads nothing, it is fenced and told ShouldShutdown. Kafka
+//     waits for every active broker to have replicated the records that
+//     moved its leaderships; here the caller passes the committed image,
+//     so the records are at least committed.
+//
+// Leaving a broker's ISRs is what fencing does in Kafka too: the
+// broker's log may fall behind while it is away; replication brings it
+// back with AlterPartition.
 func (c *Controller) Heartbeat(now time.Time, img metadata.Image, req *kmsg.BrokerHeartbeatRequest) (*kmsg.BrokerHeartbeatResponse, []metadata.Record) {
 	resp := kmsg.NewPtrBrokerHeartbeatResponse()
 	resp.Version = req.Version
@@ -91,23 +120,37 @@ func (c *Controller) Heartbeat(now time.Time, img metadata.Image, req *kmsg.Brok
 	s := c.sessionOf(now, br)
 	s.deadline = now.Add(c.cfg.SessionTimeout)
 	b := newBatch(img)
-	caughtUp := req.CurrentMetadataOffset >= br.Epoch
+	caughtUp := req.CurrentMetadataOffset >= s.registeredAt
 	resp.IsCaughtUp = caughtUp
-	switch {
-	case req.WantShutdown && br.Fenced:
-		resp.ShouldShutdown = true
-	case req.WantShutdown:
-		if !s.shuttingDown {
-			s.shuttingDown = true
-			c.removeFromISR(b, br.ID)
-		}
-		resp.ShouldShutdown = !leadsAny(img, br.ID)
-	case req.WantFence && !br.Fenced:
+	fence := func() {
 		b.add(&metadata.FenceBrokerRecord{ID: br.ID, Epoch: br.Epoch})
 		c.removeFromISR(b, br.ID)
-	case !req.WantFence && br.Fenced && caughtUp && !s.shuttingDown:
-		b.add(&metadata.UnfenceBrokerRecord{ID: br.ID, Epoch: br.Epoch})
-		c.electOffline(b)
+	}
+	switch {
+	case br.Fenced:
+		if req.WantShutdown {
+			resp.ShouldShutdown = true
+		} else if !req.WantFence && caughtUp {
+			s.shuttingDown = false
+			b.add(&metadata.UnfenceBrokerRecord{ID: br.ID, Epoch: br.Epoch})
+			c.electOffline(b)
+		}
+	case s.shuttingDown || br.InControlledShutdown:
+		if !leadsAny(img, br.ID) {
+			fence()
+			resp.ShouldShutdown = true
+		}
+	case req.WantFence:
+		fence()
+		resp.ShouldShutdown = req.WantShutdown
+	case req.WantShutdown:
+		if leadsAny(img, br.ID) {
+			s.shuttingDown = true
+			c.removeFromISR(b, br.ID)
+		} else {
+			fence()
+			resp.ShouldShutdown = true
+		}
 	}
 	nb, _ := b.image().Broker(br.ID)
 	resp.IsFenced = nb.Fenced
@@ -145,7 +188,7 @@ func (c *Controller) Tick(now time.Time, img metadata.Image) []metadata.Record {
 	}
 	for _, br := range img.Brokers() {
 		s := c.sessionOf(now, br)
-		if br.Fenced || now.Before(s.deadline) {
+		if br.Fenced || !now.After(s.deadline) {
 			continue
 		}
 		b.add(&metadata.FenceBrokerRecord{ID: br.ID, Epoch: br.Epoch})

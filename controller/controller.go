@@ -78,8 +78,14 @@ type Controller struct {
 // session is a registered broker's liveness, soft state the controller
 // keeps beside the image (Kafka's BrokerHeartbeatManager).
 type session struct {
-	epoch    int64
-	deadline time.Time
+	epoch int64
+	// registeredAt is the offset of the broker's latest registration
+	// record, which it must have caught up to before it is unfenced. A
+	// controller that activates takes the broker epoch (the offset of its
+	// first registration record): the image does not say where an
+	// amended registration is.
+	registeredAt int64
+	deadline     time.Time
 	// shuttingDown is set by a heartbeat with WantShutdown from an
 	// unfenced broker (Kafka's controlled shutdown): such a broker leads
 	// nothing and joins no election until it registers again.
@@ -117,7 +123,7 @@ func New(cfg Config) *Controller {
 func (c *Controller) Activate(now time.Time, img metadata.Image) {
 	c.sessions = map[int32]*session{}
 	for _, b := range img.Brokers() {
-		c.sessions[b.ID] = &session{epoch: b.Epoch, deadline: now.Add(c.cfg.SessionTimeout), shuttingDown: b.InControlledShutdown}
+		c.sessions[b.ID] = &session{epoch: b.Epoch, registeredAt: b.Epoch, deadline: now.Add(c.cfg.SessionTimeout), shuttingDown: b.InControlledShutdown}
 	}
 	c.nextRebalance = now.Add(c.cfg.LeaderImbalanceCheckInterval)
 }
@@ -128,7 +134,7 @@ func (c *Controller) Activate(now time.Time, img metadata.Image) {
 func (c *Controller) sessionOf(now time.Time, b metadata.Broker) *session {
 	s := c.sessions[b.ID]
 	if s == nil || s.epoch != b.Epoch {
-		s = &session{epoch: b.Epoch, deadline: now.Add(c.cfg.SessionTimeout), shuttingDown: b.InControlledShutdown}
+		s = &session{epoch: b.Epoch, registeredAt: b.Epoch, deadline: now.Add(c.cfg.SessionTimeout), shuttingDown: b.InControlledShutdown}
 		c.sessions[b.ID] = s
 	}
 	return s
