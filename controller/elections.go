@@ -62,7 +62,7 @@ func (c *Controller) rebalance(b *batch) {
 // ELIGIBLE_LEADERS_NOT_AVAILABLE. Unknown partitions:
 // UNKNOWN_TOPIC_OR_PARTITION. With no topics given (null) every
 // partition is tried and, as in Kafka, those that needed no election are
-// left out of the response.
+// left out of the response (their topics stay, with no partitions).
 func (c *Controller) ElectLeaders(img metadata.Image, req *kmsg.ElectLeadersRequest) (*kmsg.ElectLeadersResponse, []metadata.Record) {
 	resp := kmsg.NewPtrElectLeadersResponse()
 	resp.Version = req.Version
@@ -95,9 +95,7 @@ func (c *Controller) ElectLeaders(img metadata.Image, req *kmsg.ElectLeadersRequ
 			}
 			rt.Partitions = append(rt.Partitions, kmsg.ElectLeadersResponseTopicPartition{Partition: pid, ErrorCode: code, ErrorMessage: msg})
 		}
-		if len(rt.Partitions) > 0 || !all {
-			resp.Topics = append(resp.Topics, rt)
-		}
+		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp, b.done()
 }

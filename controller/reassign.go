@@ -260,7 +260,8 @@ func (c *Controller) alterPartition(b *batch, topic metadata.UUID, sender int32,
 	next := p
 	next.ISR = slices.Clone(isr)
 	next.LeaderRecoveryState = rp.LeaderRecoveryState
-	if len(next.AddingReplicas) > 0 && !slices.ContainsFunc(next.AddingReplicas, func(r int32) bool { return !slices.Contains(next.ISR, r) }) {
+	inProgress := len(next.AddingReplicas) > 0 || len(next.RemovingReplicas) > 0
+	if inProgress && !slices.ContainsFunc(next.AddingReplicas, func(r int32) bool { return !slices.Contains(next.ISR, r) }) {
 		next = c.completeReassignment(img, next)
 	}
 	b.changeTo(topic, rp.Partition, p, next)
