@@ -67,6 +67,11 @@ func (h *harness) randomReplicas(rng *rand.Rand, n int) []int32 {
 // randomStep runs one random command and says which.
 func (h *harness) randomStep(rng *rand.Rand) string {
 	switch n := rng.IntN(100); {
+	case n < 1:
+		// A raft leader change: a new controller on the same image.
+		h.c = New(h.c.cfg)
+		h.c.Activate(h.now, h.img)
+		return "failover"
 	case n < 8:
 		req := kmsg.NewPtrBrokerRegistrationRequest()
 		req.BrokerID, req.ClusterID = h.randomBroker(rng), "cluster"

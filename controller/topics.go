@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -23,7 +24,8 @@ const (
 // of checks:
 //   - a name given twice in the request: INVALID_REQUEST; a name outside
 //     Kafka's rules: INVALID_TOPIC_EXCEPTION; an existing topic:
-//     TOPIC_ALREADY_EXISTS;
+//     TOPIC_ALREADY_EXISTS; a name that differs from an existing one only
+//     by '.' against '_': INVALID_TOPIC_EXCEPTION;
 //   - a replica assignment together with a partition count or a
 //     replication factor: INVALID_REQUEST; an assignment whose
 //     partitions are not 0..n-1, whose replica lists differ in length,
@@ -82,6 +84,9 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 	}
 	if _, ok := img.TopicByName(t.Topic); ok {
 		return fail(kerr.TopicAlreadyExists.Code, "topic %s already exists", t.Topic)
+	}
+	if other := collidingTopic(img, t.Topic); other != "" {
+		return fail(kerr.InvalidTopicException.Code, "topic '%s' collides with existing topic: %s", t.Topic, other)
 	}
 	var assignment [][]int32
 	if len(t.ReplicaAssignment) > 0 {
@@ -218,6 +223,22 @@ func invalidTopicName(name string) string {
 		ch := name[i]
 		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '_' || ch == '-') {
 			return fmt.Sprintf("topic name %q has a character outside [a-zA-Z0-9._-]", name)
+		}
+	}
+	return ""
+}
+
+// collidingTopic returns an existing topic whose name differs from name
+// only by '.' against '_' (Kafka refuses those: the two would share metric
+// names), or "".
+func collidingTopic(img metadata.Image, name string) string {
+	if !strings.ContainsAny(name, "._") {
+		return ""
+	}
+	norm := strings.ReplaceAll(name, ".", "_")
+	for _, t := range img.Topics() {
+		if t.Name != name && strings.ReplaceAll(t.Name, ".", "_") == norm {
+			return t.Name
 		}
 	}
 	return ""
