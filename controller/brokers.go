@@ -96,10 +96,10 @@ func (c *Controller) hasValidSession(now time.Time, b metadata.Broker) bool {
 //     it leaves every ISR it is not the last member of, its leaderships
 //     move to other ISR members (or to none), and it joins no election;
 //   - in controlled shutdown: once the image it heartbeats against shows
-//     it leads nothing, it is fenced and told ShouldShutdown. Kafka
-//     waits for every active broker to have replicated the records that
-//     moved its leaderships; here the caller passes the committed image,
-//     so the records are at least committed.
+//     it leads nothing, it is fenced and told ShouldShutdown (answered
+//     when the fencing record commits, so the leadership moves before it
+//     are committed too; Kafka also waits for every active broker to
+//     have replicated them).
 //
 // Leaving a broker's ISRs is what fencing does in Kafka too: the
 // broker's log may fall behind while it is away; replication brings it

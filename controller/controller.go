@@ -52,17 +52,10 @@ func DefaultConfig() Config {
 }
 
 // Controller is the active controller's state machine. Its hard state is
-// the metadata image every method takes (what raft committed, plus what
-// the caller has proposed and not yet seen committed, if it chooses to
-// pass that); its soft state is the broker sessions, which Activate
-// rebuilds from the image when this node becomes raft leader.
-//
-// Each method returns the records to propose, in order; they apply
-// cleanly to the image it was given (the controller applies them itself
-// as it builds them and panics if one is refused: that is a bug here, not
-// a bad request). The caller must apply (commit) them before the next
-// call, or pass an image that includes them: the controller does not
-// remember what it proposed.
+// the metadata image every method takes; its soft state is the broker
+// sessions, which Activate rebuilds from the image when this node becomes
+// raft leader. See the package doc for which image to pass and when to
+// answer.
 //
 // A Controller is not safe for concurrent use: the raft leader loop owns
 // it.

@@ -15,10 +15,14 @@
 // Every method takes the image to decide against and returns the records
 // to propose, in order; they apply cleanly to that image (the controller
 // applies them as it builds them, and panics on a refusal: a bug here,
-// never a bad request). The caller proposes them through raft and must
-// not call again with an image that lacks them unless they were lost
-// (leadership changed: then Activate again). Responses are sent once the
-// records commit.
+// never a bad request). The image should be the latest one: the committed
+// image plus the records proposed and not yet committed, as Kafka's
+// controller decides on its uncommitted state; deciding twice on an image
+// that lacks records already proposed would propose their changes twice.
+// When leadership changes, uncommitted records may be lost: Activate the
+// new leader with the committed image. Each response is sent once its
+// records commit (raft commits in order, so the records of earlier calls
+// are committed too).
 //
 // Kafka APIs answered: BrokerRegistration (62), BrokerHeartbeat (63),
 // CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
@@ -70,8 +74,9 @@
 //     mutation quota, no UnregisterBroker; CreateTopics answers no
 //     configs (the forwarding broker describes them).
 //   - A controlled shutdown completes when the image passed in shows the
-//     broker leads nothing (Kafka also waits for every active broker to
-//     have replicated the records that moved its leaderships).
+//     broker leads nothing, and the answer waits for the commit of the
+//     fencing record (Kafka also waits for every active broker to have
+//     replicated the records that moved its leaderships).
 //   - Tick reads every partition (linear in partitions per tick); Kafka
 //     keeps indexes from broker to partitions.
 package controller
