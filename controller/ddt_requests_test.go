@@ -210,6 +210,9 @@ func (h *harness) request(d *datadriven.TestData, a args) (string, []metadata.Re
 		rp.LeaderEpoch = int32(a.int(t, "leader-epoch", int64(p.LeaderEpoch)))
 		rp.PartitionEpoch = int32(a.int(t, "partition-epoch", int64(p.PartitionEpoch)))
 		rp.NewISR = int32s(t, a["isr"])
+		if a.has("recovering") {
+			rp.LeaderRecoveryState = 1
+		}
 		rt := kmsg.NewAlterPartitionRequestTopic()
 		rt.TopicID = topic.ID
 		rt.Partitions = append(rt.Partitions, rp)

@@ -25,7 +25,7 @@ package controller
 //	elect [unclean] [topic=T p=0,1]             no topic: all partitions
 //	alter-configs type=topic|broker name=R [configs=k=v;...]
 //	incremental-alter-configs type=topic|broker name=R ops=set:k=v;delete:k;append:k=v;subtract:k=v
-//	alter-partition broker=B topic=T p=P isr=1,2 [epoch=E] [leader-epoch=E] [partition-epoch=E]
+//	alter-partition broker=B topic=T p=P isr=1,2 [epoch=E] [leader-epoch=E] [partition-epoch=E] [recovering]
 //	reassign topic=T p=P [replicas=1,2,3]       no replicas: cancel
 //	list-reassignments
 //	image                                       dump the image

@@ -166,7 +166,8 @@ func (c *Controller) ListPartitionReassignments(img metadata.Image, req *kmsg.Li
 // partition's: INVALID_UPDATE_VERSION; an ISR that is empty, not a subset
 // of the replicas or without the leader: INVALID_REQUEST; an ISR naming a
 // broker that is not active: INELIGIBLE_REPLICA. A leader in recovery
-// reports LeaderRecoveryState 0 to end it. An ISR change that puts every
+// reports LeaderRecoveryState 0 to end it; until then its ISR may not
+// grow (INVALID_REQUEST). An ISR change that puts every
 // adding replica in the ISR completes the partition's reassignment in the
 // same record. The response carries the partition's new state.
 func (c *Controller) AlterPartition(img metadata.Image, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, []metadata.Record) {
@@ -247,15 +248,17 @@ func (c *Controller) alterPartition(b *batch, topic metadata.UUID, sender int32,
 		po.ErrorCode = kerr.InvalidRequest.Code
 		return po
 	}
+	if rp.LeaderRecoveryState == 1 && (p.LeaderRecoveryState == 0 || len(isr) > 1) {
+		// Recovery cannot start again, and a recovering leader's ISR
+		// stays itself alone until it has recovered (Kafka's rule).
+		po.ErrorCode = kerr.InvalidRequest.Code
+		return po
+	}
 	for _, r := range isr {
 		if !slices.Contains(p.ISR, r) && !c.active(img, r) {
 			po.ErrorCode = kerr.IneligibleReplica.Code
 			return po
 		}
-	}
-	if rp.LeaderRecoveryState == 1 && p.LeaderRecoveryState == 0 {
-		po.ErrorCode = kerr.InvalidRequest.Code // recovery cannot start again
-		return po
 	}
 	next := p
 	next.ISR = slices.Clone(isr)

@@ -326,7 +326,9 @@ func (c *Controller) createPartitions(b *batch, req *kmsg.CreatePartitionsReques
 	if b.newPartitions+int(req.Count-have) > maxPartitionsPerRequest {
 		return kerr.InvalidPartitions.Code, errMsg("the request creates more than %d partitions", maxPartitionsPerRequest)
 	}
-	rf := len(t.Partitions[0].Replicas)
+	// The replication factor is partition 0's, without the replicas a
+	// reassignment in progress is removing.
+	rf := len(t.Partitions[0].Replicas) - len(t.Partitions[0].RemovingReplicas)
 	if rf == 0 { // a topic without partitions
 		rf = int(c.cfg.DefaultReplicationFactor)
 	}
