@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -16,11 +17,14 @@ import (
 // (seeded, replayable: the failing seed and step are in the message) and
 // checks, after every command, that its records applied to the image
 // (h.apply fails the test otherwise) and that the image is sane: every
-// ISR is a non-empty subset of the replicas, every leader is in the ISR;
-// and after every Tick that no partition is led by a broker that is not
-// active, and no partition without a leader has an active ISR member.
+// ISR is a non-empty subset of the replicas, every leader is in the ISR
+// and active, adding and removing replicas are disjoint replicas, every
+// replica is a registered broker; and after every Tick that no partition
+// without a leader has an active ISR member.
+var randomSeeds = flag.Int("seeds", 40, "TestRandomCommands: how many seeds to run")
+
 func TestRandomCommands(t *testing.T) {
-	seeds, steps := 40, 400
+	seeds, steps := *randomSeeds, 400
 	if testing.Short() {
 		seeds = 5
 	}
@@ -30,11 +34,15 @@ func TestRandomCommands(t *testing.T) {
 			h := newHarness(t)
 			for step := range steps {
 				what := h.randomStep(rng)
-				if msg := h.check(); msg != "" {
+				msg := h.check()
+				if msg == "" {
+					msg = h.checkLeaders(false)
+				}
+				if msg != "" {
 					t.Fatalf("seed %d step %d (%s): %s\n%s", seed, step, what, msg, h.dump())
 				}
 				if what == "tick" {
-					if msg := h.checkAfterTick(); msg != "" {
+					if msg := h.checkLeaders(true); msg != "" {
 						t.Fatalf("seed %d step %d after tick: %s\n%s", seed, step, msg, h.dump())
 					}
 				}
@@ -192,24 +200,38 @@ func (h *harness) check() string {
 				return fmt.Sprintf("%s-%d: ISR %v not within replicas %v", t.Name, id, p.ISR, p.Replicas)
 			case p.Leader != metadata.NoLeader && !slices.Contains(p.ISR, p.Leader):
 				return fmt.Sprintf("%s-%d: leader %d not in ISR %v", t.Name, id, p.Leader, p.ISR)
+			case !within(p.AddingReplicas, p.Replicas) || !within(p.RemovingReplicas, p.Replicas) ||
+				slices.ContainsFunc(p.AddingReplicas, func(r int32) bool { return slices.Contains(p.RemovingReplicas, r) }):
+				return fmt.Sprintf("%s-%d: adding %v and removing %v not disjoint within replicas %v", t.Name, id, p.AddingReplicas, p.RemovingReplicas, p.Replicas)
+			}
+			for _, r := range p.Replicas {
+				if _, ok := h.img.Broker(r); !ok {
+					return fmt.Sprintf("%s-%d: replica %d is not a registered broker", t.Name, id, r)
+				}
 			}
 		}
 	}
 	return ""
 }
 
-// checkAfterTick returns a partition led by an inactive broker, or
-// leaderless with an active ISR member, or "".
-func (h *harness) checkAfterTick() string {
+// checkLeaders returns a partition led by an inactive broker (which
+// every command must prevent, moving leadership as it fences), or, with
+// afterTick, a leaderless one with an active ISR member (which Tick must
+// leave none of), or "".
+func (h *harness) checkLeaders(afterTick bool) string {
 	for _, t := range h.img.Topics() {
 		for id, p := range t.Partitions {
 			if p.Leader != metadata.NoLeader && !h.c.active(h.img, p.Leader) {
 				return fmt.Sprintf("%s-%d: led by inactive broker %d", t.Name, id, p.Leader)
 			}
-			if p.Leader == metadata.NoLeader && slices.ContainsFunc(p.ISR, func(r int32) bool { return h.c.active(h.img, r) }) {
+			if afterTick && p.Leader == metadata.NoLeader && slices.ContainsFunc(p.ISR, func(r int32) bool { return h.c.active(h.img, r) }) {
 				return fmt.Sprintf("%s-%d: no leader, but ISR %v has an active member", t.Name, id, p.ISR)
 			}
 		}
 	}
 	return ""
+}
+
+func within(xs, set []int32) bool {
+	return !slices.ContainsFunc(xs, func(x int32) bool { return !slices.Contains(set, x) })
 }
