@@ -155,6 +155,8 @@ type batch struct {
 	pending int // recs[len(recs)-pending:] are not applied to img yet
 	// newPartitions counts the partitions this call creates.
 	newPartitions int
+	// placer places this call's new partitions (see placerFor).
+	placer *placer
 }
 
 func newBatch(img metadata.Image) *batch { return &batch{img: img} }

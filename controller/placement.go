@@ -23,6 +23,16 @@ type placer struct {
 	leaders, replicas map[int32]int
 }
 
+// placerFor returns the batch's placer, built on first use: one per
+// request, counting the replicas placed so far in it, rather than one
+// per topic (which would read every partition of the image per topic).
+func (c *Controller) placerFor(b *batch) *placer {
+	if b.placer == nil {
+		b.placer = c.newPlacer(b.image())
+	}
+	return b.placer
+}
+
 func (c *Controller) newPlacer(img metadata.Image) *placer {
 	byRack := map[string][]metadata.Broker{}
 	var racks []string

@@ -129,7 +129,7 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 		if b.newPartitions+int(partitions) > maxPartitionsPerRequest {
 			return fail(kerr.InvalidPartitions.Code, "the request creates more than %d partitions", maxPartitionsPerRequest)
 		}
-		pl := c.newPlacer(img)
+		pl := c.placerFor(b)
 		if int(rf) > len(pl.order) {
 			return fail(kerr.InvalidReplicationFactor.Code, "unable to replicate the partition %d time(s): the target replication factor of %d cannot be reached because only %d broker(s) are registered and unfenced", rf, rf, len(pl.order))
 		}
@@ -347,7 +347,7 @@ func (c *Controller) createPartitions(b *batch, req *kmsg.CreatePartitionsReques
 			assignment = append(assignment, slices.Clone(a.Replicas))
 		}
 	} else {
-		pl := c.newPlacer(img)
+		pl := c.placerFor(b)
 		if rf > len(pl.order) {
 			return kerr.InvalidReplicationFactor.Code, errMsg("unable to replicate the partition %d time(s): only %d broker(s) are registered and unfenced", rf, len(pl.order))
 		}
