@@ -26,16 +26,16 @@ const (
 //     Kafka's rules: INVALID_TOPIC_EXCEPTION; an existing topic:
 //     TOPIC_ALREADY_EXISTS; a name that differs from an existing one only
 //     by '.' against '_': INVALID_TOPIC_EXCEPTION;
+//   - a null, unknown or invalid config: INVALID_CONFIG;
 //   - a replica assignment together with a partition count or a
 //     replication factor: INVALID_REQUEST; an assignment whose
 //     partitions are not 0..n-1, whose replica lists differ in length,
 //     are empty, repeat a broker or name an unregistered one, or whose
 //     replicas are all inactive: INVALID_REPLICA_ASSIGNMENT;
-//   - partitions -1 is num.partitions, 0 or below -1 (or above 100,000)
-//     INVALID_PARTITIONS; replication factor -1 is
-//     default.replication.factor, 0 or below -1 or more than the active
-//     brokers INVALID_REPLICATION_FACTOR;
-//   - a null, unknown or invalid config: INVALID_CONFIG;
+//   - replication factor -1 is default.replication.factor, 0 or below -1
+//     INVALID_REPLICATION_FACTOR; partitions -1 is num.partitions, 0 or
+//     below -1 (or above 100,000) INVALID_PARTITIONS; a replication
+//     factor above the active brokers INVALID_REPLICATION_FACTOR;
 //   - validate_only: every check, no records, zero topic id.
 //
 // Records: TopicRecord, a PartitionRecord per partition (ISR the active
@@ -88,6 +88,17 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 	if other := collidingTopic(img, t.Topic); other != "" {
 		return fail(kerr.InvalidTopicException.Code, "topic '%s' collides with existing topic: %s", t.Topic, other)
 	}
+	// Configs before partitions, as Kafka checks them.
+	configs := map[string]string{}
+	for _, cf := range t.Configs {
+		if cf.Value == nil {
+			return fail(kerr.InvalidConfig.Code, "null value not supported for topic config %s", cf.Name)
+		}
+		configs[cf.Name] = *cf.Value
+	}
+	if _, err := c.topicCfg.TopicSettings(configs); err != nil {
+		return fail(kerr.InvalidConfig.Code, "%v", err)
+	}
 	var assignment [][]int32
 	if len(t.ReplicaAssignment) > 0 {
 		if t.NumPartitions != -1 || t.ReplicationFactor != -1 {
@@ -120,11 +131,11 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 		if rf == -1 {
 			rf = c.cfg.DefaultReplicationFactor
 		}
-		if partitions <= 0 || partitions > maxPartitionsPerTopic {
-			return fail(kerr.InvalidPartitions.Code, "number of partitions was set to an invalid value (%d)", partitions)
-		}
 		if rf <= 0 {
 			return fail(kerr.InvalidReplicationFactor.Code, "replication factor must be larger than 0, or -1 to use the default value")
+		}
+		if partitions <= 0 || partitions > maxPartitionsPerTopic {
+			return fail(kerr.InvalidPartitions.Code, "number of partitions was set to an invalid value (%d)", partitions)
 		}
 		if b.newPartitions+int(partitions) > maxPartitionsPerRequest {
 			return fail(kerr.InvalidPartitions.Code, "the request creates more than %d partitions", maxPartitionsPerRequest)
@@ -137,16 +148,6 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 		for i := range assignment {
 			assignment[i] = pl.place(int(rf))
 		}
-	}
-	configs := map[string]string{}
-	for _, cf := range t.Configs {
-		if cf.Value == nil {
-			return fail(kerr.InvalidConfig.Code, "null value not supported for topic config %s", cf.Name)
-		}
-		configs[cf.Name] = *cf.Value
-	}
-	if _, err := c.topicCfg.TopicSettings(configs); err != nil {
-		return fail(kerr.InvalidConfig.Code, "%v", err)
 	}
 	out := kmsg.NewCreateTopicsResponseTopic()
 	out.Topic = t.Topic
