@@ -80,14 +80,20 @@ func (h *harness) request(d *datadriven.TestData, a args) (string, []metadata.Re
 	case "delete-topic":
 		req := kmsg.NewPtrDeleteTopicsRequest()
 		req.Version = 6
-		rt := kmsg.NewDeleteTopicsRequestTopic()
 		if a.has("name") {
-			n := a["name"]
-			rt.Topic = &n
+			for _, n := range strings.Split(a["name"], ",") {
+				rt := kmsg.NewDeleteTopicsRequestTopic()
+				rt.Topic = &n
+				if a.has("id") {
+					rt.TopicID[15] = byte(a.int(t, "id", 0))
+				}
+				req.Topics = append(req.Topics, rt)
+			}
 		} else {
+			rt := kmsg.NewDeleteTopicsRequestTopic()
 			rt.TopicID[15] = byte(a.int(t, "id", 0))
+			req.Topics = append(req.Topics, rt)
 		}
-		req.Topics = append(req.Topics, rt)
 		resp, recs := h.c.DeleteTopics(h.img, req)
 		var b strings.Builder
 		for _, rt := range resp.Topics {

@@ -256,8 +256,10 @@ func sortedKeys(m map[string]string) []string {
 
 // DeleteTopics answers DeleteTopics (key 20): by name (v0-5, and v6+
 // entries with a name) or by id (v6+ entries with a null name). Unknown
-// names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID. A
-// RemoveTopicRecord per topic (the image drops its configs with it).
+// names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID; an
+// entry with both a name and an id, or a topic named twice:
+// INVALID_REQUEST. A RemoveTopicRecord per topic (the image drops its
+// configs with it).
 func (c *Controller) DeleteTopics(img metadata.Image, req *kmsg.DeleteTopicsRequest) (*kmsg.DeleteTopicsResponse, []metadata.Record) {
 	resp := kmsg.NewPtrDeleteTopicsResponse()
 	resp.Version = req.Version
@@ -266,12 +268,18 @@ func (c *Controller) DeleteTopics(img metadata.Image, req *kmsg.DeleteTopicsRequ
 	for _, n := range req.TopicNames {
 		entries = append(entries, kmsg.DeleteTopicsRequestTopic{Topic: &n})
 	}
+	deleted := map[metadata.UUID]bool{}
 	for _, e := range entries {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic, rt.TopicID = e.Topic, e.TopicID
 		cur := b.image()
 		var t *metadata.Topic
 		var ok bool
+		if e.Topic != nil && e.TopicID != (metadata.UUID{}) {
+			rt.ErrorCode, rt.ErrorMessage = kerr.InvalidRequest.Code, errMsg("you may not specify both topic name and topic id")
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		if e.Topic != nil {
 			if t, ok = cur.TopicByName(*e.Topic); !ok {
 				rt.ErrorCode, rt.ErrorMessage = kerr.UnknownTopicOrPartition.Code, errMsg("unknown topic %s", *e.Topic)
@@ -279,14 +287,34 @@ func (c *Controller) DeleteTopics(img metadata.Image, req *kmsg.DeleteTopicsRequ
 		} else if t, ok = cur.TopicByID(e.TopicID); !ok {
 			rt.ErrorCode, rt.ErrorMessage = kerr.UnknownTopicID.Code, errMsg("unknown topic id %x", e.TopicID)
 		}
+		if !ok {
+			if id, was := deletedID(img, e); was && deleted[id] {
+				rt.ErrorCode, rt.ErrorMessage = kerr.InvalidRequest.Code, errMsg("topic given twice in the request")
+			}
+		}
 		if ok {
 			name := t.Name
 			rt.Topic, rt.TopicID = &name, t.ID
+			deleted[t.ID] = true
 			b.add(&metadata.RemoveTopicRecord{TopicID: t.ID})
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp, b.done()
+}
+
+// deletedID returns the id entry e names in img, the image before the
+// request.
+func deletedID(img metadata.Image, e kmsg.DeleteTopicsRequestTopic) (metadata.UUID, bool) {
+	if e.Topic != nil {
+		t, ok := img.TopicByName(*e.Topic)
+		if !ok {
+			return metadata.UUID{}, false
+		}
+		return t.ID, true
+	}
+	_, ok := img.TopicByID(e.TopicID)
+	return e.TopicID, ok
 }
 
 // CreatePartitions answers CreatePartitions (key 37): an unknown topic is
