@@ -73,6 +73,9 @@
 //     no create.topic.policy or alter.config.policy, no controller
 //     mutation quota, no UnregisterBroker; CreateTopics answers no
 //     configs (the forwarding broker describes them).
+//   - Registration does not check the broker's supported feature
+//     versions (no metadata.version yet) nor its log directories;
+//     heartbeats' OfflineLogDirs are ignored (one log directory).
 //   - A controlled shutdown completes when the image passed in shows the
 //     broker leads nothing, and the answer waits for the commit of the
 //     fencing record (Kafka also waits for every active broker to have
