@@ -4,4 +4,82 @@
 // metadata.Image; its outputs are the metadata records to propose and the
 // answers to send. The raft leader runs it; nothing here touches a file, a
 // socket or a goroutine, and its tests are datadriven scripts.
+//
+// # Use
+//
+//	c := controller.New(cfg)       // cfg.NewUUID is required
+//	c.Activate(now, committed)     // on becoming raft leader
+//	resp, recs := c.Heartbeat(now, img, req)
+//	recs = c.Tick(now, img)        // about once a second
+//
+// Every method takes the image to decide against and returns the records
+// to propose, in order; they apply cleanly to that image (the controller
+// applies them as it builds them, and panics on a refusal: a bug here,
+// never a bad request). The image should be the latest one: the committed
+// image plus the records proposed and not yet committed, as Kafka's
+// controller decides on its uncommitted state; deciding twice on an image
+// that lacks records already proposed would propose their changes twice.
+// When leadership changes, uncommitted records may be lost: Activate the
+// new leader with the committed image. Each response is sent once its
+// records commit (raft commits in order, so the records of earlier calls
+// are committed too).
+//
+// Kafka APIs answered: BrokerRegistration (62), BrokerHeartbeat (63),
+// CreateTopics (19), DeleteTopics (20), CreatePartitions (37),
+// AlterConfigs (33), IncrementalAlterConfigs (44), ElectLeaders (43),
+// AlterPartitionReassignments (45), ListPartitionReassignments (46),
+// AlterPartition (56). Each method's comment gives its errors.
+//
+// # State
+//
+// Hard state is the image. Soft state is one session per broker (its
+// heartbeat deadline, the offset of its latest registration, and whether
+// it is in controlled shutdown), rebuilt by Activate: every registered
+// broker gets a full session timeout, as when a Kafka controller fails
+// over. Time is a parameter; a session is alive up to and including its
+// deadline.
+//
+// # Replica rules (Kafka's KRaft controller, without KIP-966)
+//
+// A broker is active when registered, unfenced and not in controlled
+// shutdown; only active brokers lead, join an ISR through AlterPartition,
+// or receive new replicas. A broker that is fenced (session expiry,
+// WantFence), starts a controlled shutdown, or registers a new
+// incarnation leaves every ISR it is not the last member of; a partition
+// it led gets the first active ISR member in replica order, or no leader
+// (-1) with its ISR kept, so that the last member leads again when it
+// comes back (RF 1: offline until then). Unfencing, and every Tick, give a
+// leader to leaderless partitions with an active ISR member.
+//
+// # Differences from Apache Kafka
+//
+//   - Records are the ones package metadata has: FenceBrokerRecord and
+//     UnfenceBrokerRecord rather than BrokerRegistrationChangeRecord, so
+//     controlled shutdown is soft state: a controller that takes over
+//     forgets it (the broker then shuts down through a fresh
+//     WantShutdown, or its session expires) and may elect it meanwhile.
+//   - Placement spreads leaders by starting each partition at the active
+//     broker with the fewest preferred leaderships (counting existing
+//     topics) and then takes followers on racks the partition does not
+//     use yet, fewest replicas first; Kafka's StripedReplicaPlacer starts
+//     at a random broker of a rack-alternating list. Both spread leaders
+//     evenly and replicas over racks; ours is deterministic.
+//   - Automatic leader rebalance follows the ZooKeeper-era rule
+//     (leader.imbalance.per.broker.percentage); Kafka's KRaft controller
+//     ignores the percentage and moves every imbalanced partition.
+//   - A new incarnation of a registered broker leaves its ISRs at once
+//     (Kafka does so only with eligible leader replicas on).
+//   - No unclean.leader.election.enable, no min.insync.replicas checks,
+//     no create.topic.policy or alter.config.policy, no controller
+//     mutation quota, no UnregisterBroker; CreateTopics answers no
+//     configs (the forwarding broker describes them).
+//   - Registration does not check the broker's supported feature
+//     versions (no metadata.version yet) nor its log directories;
+//     heartbeats' OfflineLogDirs are ignored (one log directory).
+//   - A controlled shutdown completes when the image passed in shows the
+//     broker leads nothing, and the answer waits for the commit of the
+//     fencing record (Kafka also waits for every active broker to have
+//     replicated the records that moved its leaderships).
+//   - Tick reads every partition (linear in partitions per tick); Kafka
+//     keeps indexes from broker to partitions.
 package controller

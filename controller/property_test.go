@@ -1,0 +1,237 @@
+package controller
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/metadata"
+)
+
+// TestRandomCommands drives the controller with random command sequences
+// (seeded, replayable: the failing seed and step are in the message) and
+// checks, after every command, that its records applied to the image
+// (h.apply fails the test otherwise) and that the image is sane: every
+// ISR is a non-empty subset of the replicas, every leader is in the ISR
+// and active, adding and removing replicas are disjoint replicas, every
+// replica is a registered broker; and after every Tick that no partition
+// without a leader has an active ISR member.
+var randomSeeds = flag.Int("seeds", 40, "TestRandomCommands: how many seeds to run")
+
+func TestRandomCommands(t *testing.T) {
+	seeds, steps := *randomSeeds, 400
+	if testing.Short() {
+		seeds = 5
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 15))
+			h := newHarness(t)
+			for step := range steps {
+				what := h.randomStep(rng)
+				msg := h.check()
+				if msg == "" {
+					msg = h.checkLeaders(false)
+				}
+				if msg != "" {
+					t.Fatalf("seed %d step %d (%s): %s\n%s", seed, step, what, msg, h.dump())
+				}
+				if what == "tick" {
+					if msg := h.checkLeaders(true); msg != "" {
+						t.Fatalf("seed %d step %d after tick: %s\n%s", seed, step, msg, h.dump())
+					}
+				}
+			}
+		})
+	}
+}
+
+func pick[T any](rng *rand.Rand, xs []T) T { return xs[rng.IntN(len(xs))] }
+
+func (h *harness) randomBroker(rng *rand.Rand) int32 { return int32(1 + rng.IntN(5)) }
+
+func (h *harness) randomTopic(rng *rand.Rand) (*metadata.Topic, bool) {
+	ts := h.img.Topics()
+	if len(ts) == 0 {
+		return nil, false
+	}
+	return pick(rng, ts), true
+}
+
+func (h *harness) randomReplicas(rng *rand.Rand, n int) []int32 {
+	perm := rng.Perm(6) // 0..5: broker 0 is never registered
+	out := make([]int32, 0, n)
+	for _, p := range perm[:n] {
+		out = append(out, int32(p))
+	}
+	return out
+}
+
+// randomStep runs one random command and says which.
+func (h *harness) randomStep(rng *rand.Rand) string {
+	switch n := rng.IntN(100); {
+	case n < 1:
+		// A raft leader change: a new controller on the same image.
+		h.c = New(h.c.cfg)
+		h.c.Activate(h.now, h.img)
+		return "failover"
+	case n < 8:
+		req := kmsg.NewPtrBrokerRegistrationRequest()
+		req.BrokerID, req.ClusterID = h.randomBroker(rng), "cluster"
+		req.IncarnationID[15] = byte(1 + rng.IntN(2))
+		rack := pick(rng, []string{"a", "b", "c"})
+		req.Rack = &rack
+		_, recs := h.c.RegisterBroker(h.now, h.img, h.offset, req)
+		h.apply(recs)
+		return "register"
+	case n < 40:
+		req := kmsg.NewPtrBrokerHeartbeatRequest()
+		req.BrokerID = h.randomBroker(rng)
+		br, _ := h.img.Broker(req.BrokerID)
+		req.BrokerEpoch = br.Epoch
+		if rng.IntN(20) == 0 {
+			req.BrokerEpoch--
+		}
+		req.CurrentMetadataOffset = h.offset - 1 - int64(rng.IntN(2))
+		req.WantFence = rng.IntN(40) == 0
+		req.WantShutdown = rng.IntN(60) == 0
+		_, recs := h.c.Heartbeat(h.now, h.img, req)
+		h.apply(recs)
+		return "heartbeat"
+	case n < 55:
+		h.now = h.now.Add(time.Duration(rng.IntN(2500)) * time.Millisecond)
+		h.apply(h.c.Tick(h.now, h.img))
+		return "tick"
+	case n < 65:
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic = fmt.Sprintf("t%d", rng.IntN(8))
+		if rng.IntN(4) == 0 {
+			for p := range 1 + rng.IntN(3) {
+				rt.ReplicaAssignment = append(rt.ReplicaAssignment, kmsg.CreateTopicsRequestTopicReplicaAssignment{Partition: int32(p), Replicas: h.randomReplicas(rng, 2)})
+			}
+		} else {
+			rt.NumPartitions, rt.ReplicationFactor = int32(1+rng.IntN(4)), int16(1+rng.IntN(3))
+		}
+		req.Topics = append(req.Topics, rt)
+		_, recs := h.c.CreateTopics(h.img, req)
+		h.apply(recs)
+		return "create-topics"
+	case n < 68:
+		req := kmsg.NewPtrDeleteTopicsRequest()
+		req.TopicNames = []string{fmt.Sprintf("t%d", rng.IntN(8))}
+		_, recs := h.c.DeleteTopics(h.img, req)
+		h.apply(recs)
+		return "delete-topics"
+	case n < 72:
+		t, ok := h.randomTopic(rng)
+		if !ok {
+			return "nothing"
+		}
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		req.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: t.Name, Count: int32(len(t.Partitions) + rng.IntN(3))}}
+		_, recs := h.c.CreatePartitions(h.img, req)
+		h.apply(recs)
+		return "create-partitions"
+	case n < 78:
+		req := kmsg.NewPtrElectLeadersRequest()
+		req.ElectionType = int8(rng.IntN(2))
+		_, recs := h.c.ElectLeaders(h.img, req)
+		h.apply(recs)
+		return "elect"
+	case n < 86:
+		t, ok := h.randomTopic(rng)
+		if !ok {
+			return "nothing"
+		}
+		rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+		rp.Partition = int32(rng.IntN(len(t.Partitions) + 1))
+		if rng.IntN(3) > 0 {
+			rp.Replicas = h.randomReplicas(rng, 1+rng.IntN(3))
+		}
+		req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		req.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: t.Name, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{rp}}}
+		_, recs := h.c.AlterPartitionReassignments(h.img, req)
+		h.apply(recs)
+		return "reassign"
+	default:
+		// The leader of a random partition reports an ISR: a random
+		// subset of the replicas, with itself.
+		t, ok := h.randomTopic(rng)
+		if !ok || len(t.Partitions) == 0 {
+			return "nothing"
+		}
+		pid := int32(rng.IntN(len(t.Partitions)))
+		p := t.Partitions[pid]
+		if p.Leader == metadata.NoLeader {
+			return "nothing"
+		}
+		isr := []int32{p.Leader}
+		for _, r := range p.Replicas {
+			if r != p.Leader && rng.IntN(2) == 0 {
+				isr = append(isr, r)
+			}
+		}
+		br, _ := h.img.Broker(p.Leader)
+		rp := kmsg.NewAlterPartitionRequestTopicPartition()
+		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch, rp.NewISR = pid, p.LeaderEpoch, p.PartitionEpoch, isr
+		req := kmsg.NewPtrAlterPartitionRequest()
+		req.Version, req.BrokerID, req.BrokerEpoch = 2, p.Leader, br.Epoch
+		req.Topics = []kmsg.AlterPartitionRequestTopic{{TopicID: t.ID, Partitions: []kmsg.AlterPartitionRequestTopicPartition{rp}}}
+		_, recs := h.c.AlterPartition(h.img, req)
+		h.apply(recs)
+		return "alter-partition"
+	}
+}
+
+// check returns what is wrong with the image's partitions, or "".
+func (h *harness) check() string {
+	for _, t := range h.img.Topics() {
+		for id, p := range t.Partitions {
+			switch {
+			case len(p.ISR) == 0:
+				return fmt.Sprintf("%s-%d: empty ISR", t.Name, id)
+			case slices.ContainsFunc(p.ISR, func(r int32) bool { return !slices.Contains(p.Replicas, r) }):
+				return fmt.Sprintf("%s-%d: ISR %v not within replicas %v", t.Name, id, p.ISR, p.Replicas)
+			case p.Leader != metadata.NoLeader && !slices.Contains(p.ISR, p.Leader):
+				return fmt.Sprintf("%s-%d: leader %d not in ISR %v", t.Name, id, p.Leader, p.ISR)
+			case !within(p.AddingReplicas, p.Replicas) || !within(p.RemovingReplicas, p.Replicas) ||
+				slices.ContainsFunc(p.AddingReplicas, func(r int32) bool { return slices.Contains(p.RemovingReplicas, r) }):
+				return fmt.Sprintf("%s-%d: adding %v and removing %v not disjoint within replicas %v", t.Name, id, p.AddingReplicas, p.RemovingReplicas, p.Replicas)
+			}
+			for _, r := range p.Replicas {
+				if _, ok := h.img.Broker(r); !ok {
+					return fmt.Sprintf("%s-%d: replica %d is not a registered broker", t.Name, id, r)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// checkLeaders returns a partition led by an inactive broker (which
+// every command must prevent, moving leadership as it fences), or, with
+// afterTick, a leaderless one with an active ISR member (which Tick must
+// leave none of), or "".
+func (h *harness) checkLeaders(afterTick bool) string {
+	for _, t := range h.img.Topics() {
+		for id, p := range t.Partitions {
+			if p.Leader != metadata.NoLeader && !h.c.active(h.img, p.Leader) {
+				return fmt.Sprintf("%s-%d: led by inactive broker %d", t.Name, id, p.Leader)
+			}
+			if afterTick && p.Leader == metadata.NoLeader && slices.ContainsFunc(p.ISR, func(r int32) bool { return h.c.active(h.img, r) }) {
+				return fmt.Sprintf("%s-%d: no leader, but ISR %v has an active member", t.Name, id, p.ISR)
+			}
+		}
+	}
+	return ""
+}
+
+func within(xs, set []int32) bool {
+	return !slices.ContainsFunc(xs, func(x int32) bool { return !slices.Contains(set, x) })
+}
