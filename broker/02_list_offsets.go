@@ -109,24 +109,7 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 			return // offset -1, timestamp -1, leader epoch -1
 		}
 	}
-	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, 0
-}
-
-// servedLeaderEpoch is the leader epoch of every partition: one broker, no
-// leader changes (Metadata reports the same).
-const servedLeaderEpoch = 0
-
-// checkLeaderEpoch applies Kafka's current_leader_epoch fencing: -1 means
-// the client does not know it.
-func checkLeaderEpoch(current int32) int16 {
-	switch {
-	case current == -1 || current == servedLeaderEpoch:
-		return 0
-	case current > servedLeaderEpoch:
-		return kerr.UnknownLeaderEpoch.Code
-	default:
-		return kerr.FencedLeaderEpoch.Code
-	}
+	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, part.leaderEpoch.Load()
 }
 
 // partitionCounts counts how often a request names each partition: Kafka

@@ -393,7 +393,9 @@ func (b *Broker) servedPartition(topic string, index int32) (*Partition, int16) 
 	return nil, kerr.UnknownTopicOrPartition.Code
 }
 
-// checkPartitionEpoch is checkLeaderEpoch against the partition's epoch.
+// checkPartitionEpoch applies Kafka's current_leader_epoch fencing against
+// the partition's leader epoch (0 on a single node, which never changes
+// leaders; the image's in a cluster): -1 means the client does not know it.
 func checkPartitionEpoch(p *Partition, current int32) int16 {
 	served := p.leaderEpoch.Load()
 	switch {

@@ -58,10 +58,9 @@ func allocateProducerIDs(im metadata.Image, r *kmsg.AllocateProducerIDsRequest) 
 type ctlState struct {
 	cfg controller.Config
 
-	mu     sync.Mutex
-	ctl    *controller.Controller // nil: not the active controller
-	term   uint64
-	ticked time.Time
+	mu   sync.Mutex
+	ctl  *controller.Controller // nil: not the active controller
+	term uint64
 }
 
 // activateAsync is OnLeaderReady (called on the quorum loop, which must not
