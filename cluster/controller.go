@@ -63,33 +63,52 @@ type ctlState struct {
 	term uint64
 }
 
-// activateAsync is OnLeaderReady (called on the quorum loop, which must not
-// block): become the active controller of term.
-func (c *ctlState) activateAsync(n *Node, term uint64) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if st := n.rn.Status(); st.Term != term || !st.LeaderReady {
-			return // leadership moved on meanwhile
-		}
-		cfg := c.cfg
-		c.ctl = controller.New(cfg)
-		c.term = term
-		c.ctl.Activate(time.Now(), *n.Image())
-		n.log.Info("active controller", zap.Uint64("term", term))
-		n.adoptLocalTopics()
-	}()
+// leadership is one leadership event from the quorum loop: this node
+// became the ready leader of term (ready), or the leader of term is
+// another node (or none).
+type leadership struct {
+	term  uint64
+	ready bool
 }
 
-// deactivate drops the controller (leadership lost or closing).
-func (c *ctlState) deactivate() {
-	go func() {
+// leadershipEvents runs the controller's activations in the order the
+// quorum loop reported leadership (OnLeader, OnLeaderReady), so a late
+// deactivation never undoes a later activation.
+func (n *Node) leadershipEvents() {
+	for {
+		var ev leadership
+		select {
+		case ev = <-n.leaderEvents:
+		case <-n.closing:
+			return
+		}
+		c := &n.ctl
 		c.mu.Lock()
-		c.ctl = nil
+		switch {
+		case !ev.ready:
+			if c.ctl != nil && c.term <= ev.term {
+				c.ctl = nil
+				n.log.Info("no longer the active controller", zap.Uint64("term", ev.term))
+			}
+		case ev.term > c.term || c.ctl == nil:
+			c.ctl = controller.New(c.cfg)
+			c.term = ev.term
+			c.ctl.Activate(time.Now(), *n.Image())
+			n.log.Info("active controller", zap.Uint64("term", ev.term))
+			n.adoptLocalTopics()
+		}
 		c.mu.Unlock()
-	}()
+	}
+}
+
+// leadershipEvent queues ev for leadershipEvents. Called on the quorum
+// loop: the queue is deep enough that it only waits when the controller is
+// stuck for hundreds of elections.
+func (n *Node) leadershipEvent(ev leadership) {
+	select {
+	case n.leaderEvents <- ev:
+	case <-n.closing:
+	}
 }
 
 // handle runs one controller request. REQUIRES: not holding c.mu.

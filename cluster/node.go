@@ -124,6 +124,9 @@ type Node struct {
 	// The broker applier's queue (bounded: the quorum loop waits when the
 	// broker is this far behind).
 	applyQ chan applyItem
+	// leaderEvents carries leadership changes from the quorum loop to
+	// leadershipEvents (controller.go), in order.
+	leaderEvents chan leadership
 
 	ctl ctlState
 
@@ -187,7 +190,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.ControllerListen == "" {
 		cfg.ControllerListen = self.Addr()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024),
+	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024), leaderEvents: make(chan leadership, 1024),
 		shutdownOK: make(chan struct{}), closing: make(chan struct{})}
 	n.leader.Store(-1)
 	n.brokerEpoch.Store(-1)
@@ -246,10 +249,10 @@ func Start(cfg Config) (*Node, error) {
 		OnLeader: func(term, leader uint64) {
 			n.leader.Store(nodeID(leader))
 			if leader != raftID(cfg.NodeID) {
-				n.ctl.deactivate()
+				n.leadershipEvent(leadership{term: term})
 			}
 		},
-		OnLeaderReady: func(term uint64) { n.ctl.activateAsync(n, term) },
+		OnLeaderReady: func(term uint64) { n.leadershipEvent(leadership{term: term, ready: true}) },
 	})
 	if err != nil {
 		tr.Close()
@@ -267,8 +270,9 @@ func Start(cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); rn.Run(cfg.TickInterval) }()
 	go func() { defer n.wg.Done(); n.applier() }()
 	go func() { defer n.wg.Done(); n.lifecycle() }()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() { defer n.wg.Done(); n.controllerTicker() }()
+	go func() { defer n.wg.Done(); n.leadershipEvents() }()
 	return n, nil
 }
 
@@ -331,7 +335,9 @@ var errClosed = errors.New("cluster: node closing")
 func (n *Node) Close(ctx context.Context) error {
 	n.controlledShutdown(ctx)
 	n.shutdownOnce.Do(func() { close(n.closing) })
-	n.ctl.deactivate()
+	n.ctl.mu.Lock()
+	n.ctl.ctl = nil
+	n.ctl.mu.Unlock()
 	// Hand raft leadership to another voter first, so the quorum does not
 	// wait an election timeout for a new controller.
 	if st := n.rn.Status(); st.Role == quorum.RoleLeader {
