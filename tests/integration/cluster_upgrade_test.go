@@ -120,4 +120,3 @@ func hasConfig(rc kadm.ResourceConfig, key, value string) bool {
 	}
 	return false
 }
-
