@@ -441,7 +441,7 @@ func (c *produceCtx) appendResponse(dst []byte) []byte {
 				w.NullableString(s.errorMessage)
 			}
 			if s.leader != nil && v >= 10 {
-				s.leader.appendTag(&w) // KIP-951 current_leader, tag 0
+				s.leader.appendTag(&w, 0) // KIP-951 current_leader
 				leaders = append(leaders, s.leader.id)
 			} else {
 				w.Tags()

@@ -265,6 +265,9 @@ type fetchResult struct {
 	hw        int64
 	logStart  int64
 	region    storage.Region
+	// leader: with NOT_LEADER_OR_FOLLOWER in a cluster, the partition's
+	// current leader (KIP-951, v12+ tag 1; endpoints in v16+).
+	leader *currentLeader
 }
 
 // evaluate reads every item; it answers when final, when min_bytes is met
@@ -299,6 +302,9 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.notLeader {
 			res.errorCode = kerr.NotLeaderForPartition.Code
+			if op.hdr.APIVersion >= 12 {
+				res.leader = op.b.currentLeader(it.key.topic, it.key.partition)
+			}
 		}
 		if it.topic == nil && op.hdr.APIVersion >= 13 {
 			res.errorCode = kerr.UnknownTopicID.Code
@@ -405,6 +411,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 		sessionID = op.session.id
 	}
 	buf.B = e.AppendHeader(buf.B, 0, sessionID, topics)
+	var leaders []int32 // KIP-951: brokers named in current_leader tags
 	for i := 0; i < len(op.items); {
 		if !include[i] {
 			results[i].region.Release()
@@ -431,7 +438,14 @@ func (op *fetchOp) respond(results []fetchResult) {
 				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
 			}
-			buf.B = e.EndPartition(buf.B)
+			if res.leader != nil {
+				w := proto.Writer{B: buf.B, Flexible: true}
+				res.leader.appendTag(&w, 1) // current_leader
+				buf.B = w.B
+				leaders = append(leaders, res.leader.id)
+			} else {
+				buf.B = e.EndPartition(buf.B)
+			}
 			if sp := op.items[k].sp; sp != nil {
 				sp.sentHW, sp.sentLogStart, sp.sentError = res.hw, res.logStart, res.errorCode
 			}
@@ -439,7 +453,13 @@ func (op *fetchOp) respond(results []fetchResult) {
 		buf.B = e.EndTopic(buf.B)
 		i = j
 	}
-	buf.B = e.EndResponse(buf.B)
+	if len(leaders) > 0 && op.hdr.APIVersion >= 16 {
+		w := proto.Writer{B: buf.B, Flexible: true}
+		op.b.appendNodeEndpoints(&w, leaders) // node_endpoints, tag 0
+		buf.B = w.B
+	} else {
+		buf.B = e.EndResponse(buf.B)
+	}
 	op.req.Reply(buf)
 }
 

@@ -501,11 +501,12 @@ func (b *Broker) currentLeader(topic string, partition int32) *currentLeader {
 	return &currentLeader{id: p.Leader, epoch: p.LeaderEpoch}
 }
 
-// appendTag writes a tagged-field section holding the leader as tag 0
-// (LeaderId int32, LeaderEpoch int32, its own empty tags).
-func (l *currentLeader) appendTag(w *proto.Writer) {
+// appendTag writes a tagged-field section holding the leader as tag tag
+// (LeaderId int32, LeaderEpoch int32, its own empty tags): Produce's tag 0,
+// Fetch's tag 1.
+func (l *currentLeader) appendTag(w *proto.Writer, tag uint32) {
 	w.Uvarint(1) // one tagged field
-	w.Uvarint(0) // tag 0
+	w.Uvarint(tag)
 	w.Uvarint(9) // its size
 	w.Int32(l.id)
 	w.Int32(l.epoch)
