@@ -417,17 +417,31 @@ func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta
 }
 
 // applier hands images to the broker in log order. The first one after a
-// start is a full sync.
+// start is a full sync. Images queued meanwhile are coalesced: the broker
+// gets the newest with every delta since the last call, so a start that
+// replays a long log (or a broker that fell behind) syncs to the end state
+// once instead of creating topics a later record deletes.
 func (n *Node) applier() {
 	first := true
 	for {
+		var it applyItem
 		select {
-		case it := <-n.applyQ:
-			n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
-			first = false
+		case it = <-n.applyQ:
 		case <-n.closing:
 			return
 		}
+	drain:
+		for range cap(n.applyQ) {
+			select {
+			case next := <-n.applyQ:
+				it.im, it.full = next.im, it.full || next.full
+				it.deltas = append(it.deltas, next.deltas...)
+			default:
+				break drain
+			}
+		}
+		n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
+		first = false
 	}
 }
 
