@@ -61,69 +61,77 @@ func init() {
 func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.MetadataRequest) {
 	h := &hdr
 	allTopics := r.Topics == nil || (h.APIVersion == 0 && len(r.Topics) == 0)
+	// A single node answers from its registry and creates topics itself; a
+	// clustered one answers from the metadata image and has the controller
+	// create them (cluster.go).
+	respond, exists, create := b.metadataResponse, b.registryHasTopic, b.createLocally
 	if b.opts.Cluster != nil {
-		b.serveClusterMetadata(req, h, r, allTopics)
-		return
+		respond, exists, create = b.clusterMetadataResponse, b.clusterTopicExists, b.createThroughController
 	}
 	mayCreate := b.reg != nil && b.opts.AutoCreateTopics && !allTopics && (h.APIVersion < 4 || r.AllowAutoTopicCreation)
-	var create []string
+	var names []string
 	if mayCreate {
 		for _, t := range r.Topics {
 			// Of the internal topics only __consumer_offsets is created, and
 			// with the group coordinator's settings (as Kafka does).
-			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && b.reg.Topic(*t.Topic) == nil &&
+			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && !exists(*t.Topic) &&
 				(!isInternalTopic(*t.Topic) || *t.Topic == offsetsTopic) {
-				create = append(create, strings.Clone(*t.Topic))
+				names = append(names, strings.Clone(*t.Topic))
 			}
 		}
 	}
-	if len(create) == 0 {
-		resp := b.metadataResponse(r, allTopics, nil)
+	if len(names) == 0 {
+		resp := respond(r, allTopics, nil)
 		b.replyMsg(req, h, &resp)
 		return
 	}
 	// Off the ring thread: the frame is recycled when we return, so keep
 	// copies of what the response needs.
-	names := make([]*string, len(r.Topics))
-	for i, t := range r.Topics {
-		if t.Topic != nil {
-			s := strings.Clone(*t.Topic)
-			names[i] = &s
-		}
-	}
 	rc := kmsg.MetadataRequest{Version: r.Version, AllowAutoTopicCreation: r.AllowAutoTopicCreation,
 		IncludeClusterAuthorizedOperations: r.IncludeClusterAuthorizedOperations,
 		IncludeTopicAuthorizedOperations:   r.IncludeTopicAuthorizedOperations,
 		Topics:                             make([]kmsg.MetadataRequestTopic, len(r.Topics))}
 	for i, t := range r.Topics {
-		rc.Topics[i] = kmsg.MetadataRequestTopic{TopicID: t.TopicID, Topic: names[i]}
+		rc.Topics[i].TopicID = t.TopicID
+		if t.Topic != nil {
+			s := strings.Clone(*t.Topic)
+			rc.Topics[i].Topic = &s
+		}
 	}
 	hc := *h
 	hc.ClientID = nil
 	job := func() {
-		createErrs := make(map[string]int16, len(create))
-		for _, name := range create {
-			var err error
-			if name == offsetsTopic {
-				_, err = b.groups.createOffsetsTopic()
-			} else {
-				_, err = b.reg.CreateTopic(name, b.opts.NumPartitions, nil, false)
-			}
-			if code, _ := kafkaError(err); code != 0 && code != kerr.TopicAlreadyExists.Code {
-				createErrs[name] = code
-			}
-		}
-		resp := b.metadataResponse(&rc, false, createErrs)
+		resp := respond(&rc, false, create(names))
 		b.replyMsg(req, &hc, &resp)
 	}
 	if !b.admin.submit(job) {
-		busy := make(map[string]int16, len(create))
-		for _, name := range create {
+		busy := make(map[string]int16, len(names))
+		for _, name := range names {
 			busy[name] = kerr.LeaderNotAvailable.Code
 		}
-		resp := b.metadataResponse(r, false, busy)
+		resp := respond(r, false, busy)
 		b.replyMsg(req, h, &resp)
 	}
+}
+
+func (b *Broker) registryHasTopic(name string) bool { return b.reg.Topic(name) != nil }
+
+// createLocally auto-creates topics names in the registry (a single node)
+// and returns the error code of each that failed.
+func (b *Broker) createLocally(names []string) map[string]int16 {
+	createErrs := make(map[string]int16, len(names))
+	for _, name := range names {
+		var err error
+		if name == offsetsTopic {
+			_, err = b.groups.createOffsetsTopic()
+		} else {
+			_, err = b.reg.CreateTopic(name, b.opts.NumPartitions, nil, false)
+		}
+		if code, _ := kafkaError(err); code != 0 && code != kerr.TopicAlreadyExists.Code {
+			createErrs[name] = code
+		}
+	}
+	return createErrs
 }
 
 // metadataResponse builds the response for r. topicErrs overrides the
@@ -184,16 +192,23 @@ func (b *Broker) metadataResponse(r *kmsg.MetadataRequest, allTopics bool, topic
 			addTopic(views[i])
 			continue
 		}
-		e := kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: t.Topic, TopicID: t.TopicID, AuthorizedOperations: topicOps}
-		switch {
-		case t.Topic == nil:
-			e.ErrorCode = kerr.UnknownTopicID.Code
-		case ValidateTopicName(*t.Topic) != nil:
-			e.ErrorCode = kerr.InvalidTopicException.Code
-		}
-		resp.Topics = append(resp.Topics, e)
+		resp.Topics = append(resp.Topics, unknownMetadataTopic(t, topicOps))
 	}
 	return resp
+}
+
+// unknownMetadataTopic is Metadata's answer for a topic that does not exist:
+// UNKNOWN_TOPIC_ID for one asked by id, INVALID_TOPIC_EXCEPTION for a name
+// that cannot exist, UNKNOWN_TOPIC_OR_PARTITION otherwise.
+func unknownMetadataTopic(t kmsg.MetadataRequestTopic, topicOps int32) kmsg.MetadataResponseTopic {
+	e := kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: t.Topic, TopicID: t.TopicID, AuthorizedOperations: topicOps}
+	switch {
+	case t.Topic == nil:
+		e.ErrorCode = kerr.UnknownTopicID.Code
+	case ValidateTopicName(*t.Topic) != nil:
+		e.ErrorCode = kerr.InvalidTopicException.Code
+	}
+	return e
 }
 
 // authorizedOpsNotRequested is Kafka's INT32_MIN sentinel for "authorized

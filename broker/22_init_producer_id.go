@@ -139,19 +139,7 @@ func (a *pidAllocator) refill(b *Broker) {
 		a.loaded = true
 		a.next, a.limit = start, newLimit
 	}
-	var answers []pidRequest
-	var ids []int64
-	for len(a.waiting) > 0 && (err != nil || a.next < a.limit) {
-		w := a.waiting[0]
-		a.waiting = a.waiting[1:]
-		answers = append(answers, w)
-		if err == nil {
-			ids = append(ids, a.next)
-			a.next++
-		}
-	}
-	again := len(a.waiting) > 0
-	a.refilling = again
+	answers, ids, again := a.takeWaitingLocked(err)
 	a.mu.Unlock()
 	if err != nil {
 		b.log.Error("cannot allocate producer ids", zap.String("file", a.path), zap.Error(err))
@@ -160,6 +148,24 @@ func (a *pidAllocator) refill(b *Broker) {
 	if again {
 		a.refill(b)
 	}
+}
+
+// takeWaitingLocked hands the waiting requests their ids from the current
+// block (all of them when err is set: they are answered with the error) and
+// reports whether some still wait for the next block, which the caller
+// then refills. REQUIRES: a.mu held.
+func (a *pidAllocator) takeWaitingLocked(err error) (answers []pidRequest, ids []int64, again bool) {
+	for len(a.waiting) > 0 && (err != nil || a.next < a.limit) {
+		answers = append(answers, a.waiting[0])
+		a.waiting = a.waiting[1:]
+		if err == nil {
+			ids = append(ids, a.next)
+			a.next++
+		}
+	}
+	again = len(a.waiting) > 0
+	a.refilling = again
+	return answers, ids, again
 }
 
 // answer replies to the waiting requests: ids[i] to answers[i], or
@@ -192,18 +198,7 @@ func (a *pidAllocator) refillCluster(b *Broker) {
 			a.loaded = true
 			a.next, a.limit = start, start+int64(n)
 		}
-		var answers []pidRequest
-		var ids []int64
-		for len(a.waiting) > 0 && (err != nil || a.next < a.limit) {
-			answers = append(answers, a.waiting[0])
-			a.waiting = a.waiting[1:]
-			if err == nil {
-				ids = append(ids, a.next)
-				a.next++
-			}
-		}
-		again := len(a.waiting) > 0
-		a.refilling = again
+		answers, ids, again := a.takeWaitingLocked(err)
 		a.mu.Unlock()
 		if err != nil {
 			b.logForwardErr(&proto.RequestHeader{APIKey: kmsg.InitProducerID}, err)

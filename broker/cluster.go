@@ -23,14 +23,13 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/internal/ratelog"
 	"github.com/ringbroker/ringbroker/metadata"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -89,12 +88,12 @@ func (b *Broker) forward(req netpoll.Request, h *proto.RequestHeader, r kmsg.Req
 	b.replyMsg(req, h, resp)
 }
 
-var forwardErrLog atomic.Int64 // unix seconds of the last forwarding error line
+var forwardErrLog ratelog.Every
 
+// logForwardErr logs a failed forward, at most one line a second.
 func (b *Broker) logForwardErr(h *proto.RequestHeader, err error) {
-	now := time.Now().Unix()
-	if last := forwardErrLog.Load(); now > last && forwardErrLog.CompareAndSwap(last, now) {
-		b.log.Warn("forwarding an admin request to the controller failed", zap.String("api", h.APIKey.Name()), zap.Error(err))
+	if n, ok := forwardErrLog.Event(time.Second); ok {
+		b.log.Warn("forwarding an admin request to the controller failed", zap.String("api", h.APIKey.Name()), zap.Int64("failures_since_last_line", n), zap.Error(err))
 	}
 }
 
@@ -221,14 +220,7 @@ func (b *Broker) clusterMetadataResponse(r *kmsg.MetadataRequest, allTopics bool
 			addTopic(t)
 			continue
 		}
-		e := kmsg.MetadataResponseTopic{ErrorCode: kerr.UnknownTopicOrPartition.Code, Topic: rt.Topic, TopicID: rt.TopicID, AuthorizedOperations: topicOps}
-		switch {
-		case rt.Topic == nil:
-			e.ErrorCode = kerr.UnknownTopicID.Code
-		case ValidateTopicName(*rt.Topic) != nil:
-			e.ErrorCode = kerr.InvalidTopicException.Code
-		}
-		resp.Topics = append(resp.Topics, e)
+		resp.Topics = append(resp.Topics, unknownMetadataTopic(rt, topicOps))
 	}
 	return resp
 }
@@ -408,76 +400,35 @@ func checkPartitionEpoch(p *Partition, current int32) int16 {
 	}
 }
 
-// serveClusterMetadata is Metadata for a clustered broker: answered from
-// the image on the ring thread, or, when it auto-creates topics, from the
-// admin worker after the controller created them.
-func (b *Broker) serveClusterMetadata(req netpoll.Request, h *proto.RequestHeader, r *kmsg.MetadataRequest, allTopics bool) {
-	var create []string
-	if b.opts.AutoCreateTopics && !allTopics && (h.APIVersion < 4 || r.AllowAutoTopicCreation) {
-		for _, t := range r.Topics {
-			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && !b.clusterTopicExists(*t.Topic) &&
-				(!isInternalTopic(*t.Topic) || *t.Topic == offsetsTopic) {
-				create = append(create, *t.Topic)
+// createThroughController auto-creates topics names through the
+// controller (Metadata in a cluster) and returns the error code of each
+// that is not served here yet: a failure, or LEADER_NOT_AVAILABLE
+// (retriable) while this broker has not applied it.
+func (b *Broker) createThroughController(names []string) map[string]int16 {
+	errs := map[string]int16{}
+	var plain, offsets []string
+	for _, n := range names {
+		if n == offsetsTopic {
+			offsets = append(offsets, n)
+		} else {
+			plain = append(plain, n)
+		}
+	}
+	if len(plain) > 0 {
+		maps.Copy(errs, b.forwardCreate(plain, b.opts.NumPartitions, nil))
+	}
+	if len(offsets) > 0 {
+		maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, map[string]string{"cleanup.policy": "compact"}))
+	}
+	for n, code := range errs {
+		if code == 0 || code == kerr.TopicAlreadyExists.Code {
+			delete(errs, n)
+			if !b.clusterTopicExists(n) {
+				errs[n] = kerr.LeaderNotAvailable.Code
 			}
 		}
 	}
-	if len(create) == 0 {
-		resp := b.clusterMetadataResponse(r, allTopics, nil)
-		b.replyMsg(req, h, &resp)
-		return
-	}
-	// The frame is recycled when we return: copy what the job needs.
-	rc := kmsg.MetadataRequest{Version: r.Version, AllowAutoTopicCreation: r.AllowAutoTopicCreation,
-		IncludeClusterAuthorizedOperations: r.IncludeClusterAuthorizedOperations,
-		IncludeTopicAuthorizedOperations:   r.IncludeTopicAuthorizedOperations,
-		Topics:                             make([]kmsg.MetadataRequestTopic, len(r.Topics))}
-	for i, t := range r.Topics {
-		rc.Topics[i].TopicID = t.TopicID
-		if t.Topic != nil {
-			s := strings.Clone(*t.Topic)
-			rc.Topics[i].Topic = &s
-		}
-	}
-	for i := range create {
-		create[i] = strings.Clone(create[i])
-	}
-	hc := *h
-	hc.ClientID = nil
-	job := func() {
-		errs := map[string]int16{}
-		var plain, offsets []string
-		for _, n := range create {
-			if n == offsetsTopic {
-				offsets = append(offsets, n)
-			} else {
-				plain = append(plain, n)
-			}
-		}
-		if len(plain) > 0 {
-			maps.Copy(errs, b.forwardCreate(plain, b.opts.NumPartitions, nil))
-		}
-		if len(offsets) > 0 {
-			maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, map[string]string{"cleanup.policy": "compact"}))
-		}
-		for n, code := range errs {
-			if code == 0 || code == kerr.TopicAlreadyExists.Code {
-				delete(errs, n)
-				if !b.clusterTopicExists(n) {
-					errs[n] = kerr.LeaderNotAvailable.Code // retriable: not applied here yet
-				}
-			}
-		}
-		resp := b.clusterMetadataResponse(&rc, false, errs)
-		b.replyMsg(req, &hc, &resp)
-	}
-	if !b.admin.submit(job) {
-		busy := make(map[string]int16, len(create))
-		for _, name := range create {
-			busy[name] = kerr.LeaderNotAvailable.Code
-		}
-		resp := b.clusterMetadataResponse(r, false, busy)
-		b.replyMsg(req, h, &resp)
-	}
+	return errs
 }
 
 // currentLeader is a partition's leader as KIP-951 reports it with

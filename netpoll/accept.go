@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
 // Accept failures. accept(2) fails without taking the connection off the
@@ -32,12 +34,12 @@ func nextAcceptBackoff(prev time.Duration) time.Duration {
 
 // acceptFailLog rate-limits the "accept failed" line of one server (io_uring
 // loops and portable accept loops share one).
-type acceptFailLog struct{ lines logEvery }
+type acceptFailLog struct{ lines ratelog.Every }
 
 // failed records one failed accept and writes a line if none was written in
 // the last acceptLogInterval.
 func (a *acceptFailLog) failed(logger *zap.Logger, err error, backoff time.Duration, fields ...zap.Field) {
-	n, due := a.lines.event(acceptLogInterval)
+	n, due := a.lines.Event(acceptLogInterval)
 	if !due {
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
 // Connection limits (max.connections, max.connections.per.ip), checked at
@@ -69,8 +71,8 @@ type connLimiter struct {
 	total  atomic.Int64
 	shards [connLimiterShards]limiterShard
 
-	refused atomic.Int64 // connections refused since start
-	lines   logEvery     // the "connection refused" line
+	refused atomic.Int64  // connections refused since start
+	lines   ratelog.Every // the "connection refused" line
 }
 
 // newConnLimiter returns nil when neither limit is set (values <= 0 or at
@@ -153,7 +155,7 @@ func (l *connLimiter) release(k peerKey) {
 // costs two atomic adds and a clock read each.
 func (l *connLimiter) refuse(remote net.Addr, reason, backend string) {
 	l.refused.Add(1)
-	pending, due := l.lines.event(refusalLogInterval)
+	pending, due := l.lines.Event(refusalLogInterval)
 	if !due {
 		return
 	}

@@ -58,6 +58,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
 // Defaults of TransportConfig.
@@ -207,10 +209,10 @@ type Transport struct {
 	inbound     map[*inConn]struct{}
 	inboundByID map[uint64]*inConn // handshaken inbound connections
 
-	refuseLogs  [len(refuseNames)]logEvery // acceptor side, per code
-	acceptLog   logEvery
-	protocolLog logEvery
-	unknownLog  logEvery
+	refuseLogs  [len(refuseNames)]ratelog.Every // acceptor side, per code
+	acceptLog   ratelog.Every
+	protocolLog ratelog.Every
+	unknownLog  ratelog.Every
 }
 
 // NewTransport validates cfg and returns a Transport that neither listens
@@ -440,7 +442,7 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 			return
 		}
 		if p == nil {
-			if n, due := t.unknownLog.event(logInterval); due {
+			if n, due := t.unknownLog.Event(logInterval); due {
 				t.log.Warn("quorum transport: dropping raft messages to an unknown node",
 					zap.Uint64("to", to), zap.Stringer("type", m.GetType()), zap.Int64("dropped_since_last_line", n))
 			}
@@ -456,7 +458,7 @@ func (t *Transport) Send(msgs []*raftpb.Message) {
 
 // dropped reports a raft message to p that will not be sent.
 func (t *Transport) dropped(p *peer, m *raftpb.Message, why string) {
-	if n, due := p.dropLog.event(logInterval); due {
+	if n, due := p.dropLog.Event(logInterval); due {
 		t.log.Warn("quorum transport: dropping raft messages", zap.Uint64("peer", p.id),
 			zap.String("reason", why), zap.Int64("dropped_since_last_line", n))
 	}
@@ -556,27 +558,6 @@ func (t *Transport) PeerStatus(id uint64) (connected bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.connected, p.lastErr
-}
-
-// logEvery rate-limits one log line that reports a flood of events, as
-// netpoll's logEvery does (unexported there): every event is counted, and
-// at most one line per interval is let through, carrying the number of
-// events since the previous one.
-type logEvery struct {
-	lastNanos atomic.Int64
-	unlogged  atomic.Int64
-}
-
-// event records one event. When a line is due it returns true and the
-// number of events since the previous line (this one included).
-func (e *logEvery) event(interval time.Duration) (int64, bool) {
-	e.unlogged.Add(1)
-	now := time.Now().UnixNano()
-	last := e.lastNanos.Load()
-	if now-last < int64(interval) || !e.lastNanos.CompareAndSwap(last, now) {
-		return 0, false
-	}
-	return e.unlogged.Swap(0), true
 }
 
 // nextBackoff doubles prev within [min, max]; jitter picks the wait in

@@ -64,7 +64,7 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 			}
 			// Out of descriptors and the like: pause rather than spin.
 			backoff = nextBackoff(backoff, 5*time.Millisecond, time.Second)
-			if n, due := t.acceptLog.event(logInterval); due {
+			if n, due := t.acceptLog.Event(logInterval); due {
 				t.log.Warn("quorum transport: accept failed; retrying after a pause", zap.Error(err),
 					zap.Duration("retry_in", backoff), zap.Int64("failed_since_last_line", n))
 			}
@@ -112,7 +112,7 @@ func (t *Transport) logRefusal(code RefuseCode, conn net.Conn, reason string) {
 	if int(code) > 0 && int(code) < len(t.refuseLogs) {
 		e = &t.refuseLogs[code]
 	}
-	if n, due := e.event(logInterval); due {
+	if n, due := e.Event(logInterval); due {
 		t.log.Warn("quorum transport: refused an inbound connection", zap.Stringer("remote", conn.RemoteAddr()),
 			zap.Stringer("code", code), zap.String("reason", reason), zap.Int64("refused_since_last_line", n))
 	}
@@ -139,7 +139,7 @@ func (t *Transport) serveInbound(ic *inConn) {
 	}
 	err := t.readInbound(ic, br)
 	if !isClosedConn(err) && ic.ctx.Err() == nil {
-		if n, due := t.protocolLog.event(logInterval); due {
+		if n, due := t.protocolLog.Event(logInterval); due {
 			t.log.Warn("quorum transport: closing an inbound connection", zap.Uint64("peer", ic.id),
 				zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err), zap.Int64("since_last_line", n))
 		}

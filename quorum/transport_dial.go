@@ -15,6 +15,8 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
 // peer is one node this node sends to.
@@ -28,9 +30,9 @@ type peer struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when runPeer returns
 
-	dropLog   logEvery
-	failLog   logEvery // dial and handshake failures
-	refuseLog logEvery
+	dropLog   ratelog.Every
+	failLog   ratelog.Every // dial and handshake failures
+	refuseLog ratelog.Every
 
 	mu        sync.Mutex
 	pending   map[uint64]*call // by correlation id
@@ -126,14 +128,14 @@ func (t *Transport) runPeer(p *peer) {
 func (t *Transport) logPeerError(p *peer, err error, backoff time.Duration) {
 	var refused *RefusedError
 	if errors.As(err, &refused) {
-		if n, due := p.refuseLog.event(logInterval); due {
+		if n, due := p.refuseLog.Event(logInterval); due {
 			t.log.Warn("quorum transport: peer refused the connection; retrying", zap.Uint64("peer", p.id),
 				zap.String("addr", refused.Addr), zap.Stringer("code", refused.Code), zap.String("reason", refused.Reason),
 				zap.Duration("retry_in", backoff), zap.Int64("refusals_since_last_line", n))
 		}
 		return
 	}
-	if n, due := p.failLog.event(logInterval); due {
+	if n, due := p.failLog.Event(logInterval); due {
 		t.log.Warn("quorum transport: connection to peer failed; retrying", zap.Uint64("peer", p.id),
 			zap.String("addr", *p.addr.Load()), zap.Error(err), zap.Duration("retry_in", backoff),
 			zap.Int64("failures_since_last_line", n))
@@ -303,7 +305,7 @@ func (t *Transport) writeOutbound(p *peer, conn net.Conn, readerExit <-chan stru
 func (t *Transport) appendQueuedRaft(p *peer, buf []byte, m *raftpb.Message, snapshotSent *bool) []byte {
 	out, err := marshalRaft(buf, m, t.cfg.MaxFrame)
 	if err != nil {
-		if n, due := t.protocolLog.event(logInterval); due {
+		if n, due := t.protocolLog.Event(logInterval); due {
 			t.log.Error("quorum transport: raft message not sendable (raft's MaxSizePerMsg must stay below MaxFrame)",
 				zap.Uint64("peer", p.id), zap.Stringer("type", m.GetType()), zap.Error(err), zap.Int64("since_last_line", n))
 		}

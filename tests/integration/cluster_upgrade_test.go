@@ -32,15 +32,7 @@ func TestClusterUpgradeInPlace(t *testing.T) {
 		single.Stop(t)
 
 		ctlPort := freePort(t)
-		clustered := startBroker(t, backend, map[string]string{
-			"log.dirs":                       dir,
-			"listeners":                      "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:" + strconv.Itoa(ctlPort),
-			"process.roles":                  "broker,controller",
-			"node.id":                        "0",
-			"controller.quorum.voters":       "0@127.0.0.1:" + strconv.Itoa(ctlPort),
-			"controller.listener.names":      "CONTROLLER",
-			"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-		})
+		clustered := startBroker(t, backend, oneVoterProps(dir, ctlPort))
 		// The topic is served once the quorum elected this node and it
 		// adopted its topics: wait for it with a bound.
 		adm := kadm.NewClient(newClient(t, clustered.Addr))
@@ -76,15 +68,7 @@ func TestClusterUpgradeInPlace(t *testing.T) {
 		}
 		// And a restart replays the metadata log: nothing adopted twice.
 		clustered.Stop(t)
-		again := startBroker(t, backend, map[string]string{
-			"log.dirs":                       dir,
-			"listeners":                      "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:" + strconv.Itoa(ctlPort),
-			"process.roles":                  "broker,controller",
-			"node.id":                        "0",
-			"controller.quorum.voters":       "0@127.0.0.1:" + strconv.Itoa(ctlPort),
-			"controller.listener.names":      "CONTROLLER",
-			"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-		})
+		again := startBroker(t, backend, oneVoterProps(dir, ctlPort))
 		deadline = time.Now().Add(30 * time.Second)
 		for {
 			md, err := kadm.NewClient(newClient(t, again.Addr)).Metadata(ctx)
@@ -119,4 +103,18 @@ func hasConfig(rc kadm.ResourceConfig, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// oneVoterProps are the keys of node 0 as the only voter of its quorum, on
+// log dir dir with its CONTROLLER listener on ctlPort.
+func oneVoterProps(dir string, ctlPort int) map[string]string {
+	return map[string]string{
+		"log.dirs":                       dir,
+		"listeners":                      "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:" + strconv.Itoa(ctlPort),
+		"process.roles":                  "broker,controller",
+		"node.id":                        "0",
+		"controller.quorum.voters":       "0@127.0.0.1:" + strconv.Itoa(ctlPort),
+		"controller.listener.names":      "CONTROLLER",
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+	}
 }
