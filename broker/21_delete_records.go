@@ -66,12 +66,9 @@ func (b *Broker) deleteRecords(topic string, partition int32, offset int64) (int
 	if isInternalTopic(topic) {
 		return -1, kerr.InvalidTopicException.Code // as Kafka, before looking the partition up
 	}
-	var p *Partition
-	if b.reg != nil {
-		p = b.reg.Partition(topic, partition)
-	}
+	p, code := b.servedPartition(topic, partition)
 	if p == nil {
-		return -1, kerr.UnknownTopicOrPartition.Code
+		return -1, code
 	}
 	if p.Topic.Settings().cleanupPolicy == "compact" {
 		return -1, kerr.PolicyViolation.Code
