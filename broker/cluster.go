@@ -21,6 +21,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -313,6 +314,15 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 	var topics []*metadata.Topic
 	if full {
 		topics = im.Topics()
+		// Topics this node holds that the metadata does not know (deleted
+		// while it was away and compacted into a snapshot, or never
+		// registered): kept, never deleted on a guess, and not served.
+		for _, t := range b.reg.Topics() {
+			if mt, ok := im.TopicByName(t.Name); !ok || mt.ID != t.ID {
+				b.log.Warn("topic in this node's logs but not in the cluster metadata: kept and not served; remove its directories if it was deleted",
+					zap.String("topic", t.Name), zap.String("topic_id", fmt.Sprintf("%x", t.ID)))
+			}
+		}
 	} else {
 		for id := range touched {
 			if t, ok := im.TopicByID(id); ok {
