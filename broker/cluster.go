@@ -319,7 +319,7 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 		// registered): kept, never deleted on a guess, and not served.
 		for _, t := range b.reg.Topics() {
 			if mt, ok := im.TopicByName(t.Name); !ok || mt.ID != t.ID {
-				b.log.Warn("topic in this node's logs but not in the cluster metadata: kept and not served; remove its directories if it was deleted",
+				b.log.Warn("topic in this node's logs is not in the cluster metadata applied so far: kept, not served (a topic deleted while this node was away stays so)",
 					zap.String("topic", t.Name), zap.String("topic_id", fmt.Sprintf("%x", t.ID)))
 			}
 		}
