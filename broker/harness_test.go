@@ -108,7 +108,10 @@ func (tb *testBroker) stop() {
 	if m, ok := tb.Broker.opts.Clock.(*clock.Manual); ok {
 		m.Advance(time.Hour)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// The drain answers what is in flight; a Fetch parked on the wall
+	// clock answers at its max wait (franz-go's default is 5 s), so the
+	// bound is well above that, for a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := tb.Server.Shutdown(ctx); err != nil {
 		tb.t.Errorf("shutdown: %v", err)
