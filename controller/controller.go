@@ -37,6 +37,11 @@ type Config struct {
 	// NewUUID returns a fresh topic id (a random one in production, a
 	// counter in tests). It must never return the zero uuid.
 	NewUUID func() metadata.UUID
+	// Broker is the configuration topic configs are validated against (the
+	// defaults a topic inherits, floors such as log.segment.bytes.min);
+	// nil is config.Default(). Every controller of a cluster should have
+	// the same.
+	Broker *config.Config
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -61,7 +66,7 @@ func DefaultConfig() Config {
 // it.
 type Controller struct {
 	cfg Config
-	// topicCfg validates topic configs with Kafka's defaults.
+	// topicCfg validates topic configs: Config.Broker, or Kafka's defaults.
 	topicCfg *config.Config
 	sessions map[int32]*session
 	// nextRebalance is when Tick next looks for leader imbalance.
@@ -106,7 +111,11 @@ func New(cfg Config) *Controller {
 	if cfg.NewUUID == nil {
 		panic("controller: Config.NewUUID is nil")
 	}
-	return &Controller{cfg: cfg, topicCfg: config.Default(), sessions: map[int32]*session{}}
+	topicCfg := cfg.Broker
+	if topicCfg == nil {
+		topicCfg = config.Default()
+	}
+	return &Controller{cfg: cfg, topicCfg: topicCfg, sessions: map[int32]*session{}}
 }
 
 // Activate is called when this node becomes the raft leader, with the

@@ -63,6 +63,7 @@ func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, lo
 		endpoints = append(endpoints, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: uint16(l.Port), SecurityProtocol: 0})
 	}
 	ctl := controller.DefaultConfig()
+	ctl.Broker = cfg
 	ctl.SessionTimeout = time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond
 	ctl.DefaultPartitions = cfg.NumPartitions
 	ctl.DefaultReplicationFactor = cfg.DefaultReplicationFactor
