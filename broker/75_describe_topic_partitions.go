@@ -104,11 +104,15 @@ func (b *Broker) describeTopicPartitions(r *kmsg.DescribeTopicPartitionsRequest)
 				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: p}
 				break
 			}
-			t.Partitions = append(t.Partitions, kmsg.DescribeTopicPartitionsResponseTopicPartition{
+			rp := kmsg.DescribeTopicPartitionsResponseTopicPartition{
 				Partition: p, LeaderID: b.opts.NodeID, LeaderEpoch: 0,
 				Replicas: replicas, ISR: replicas,
 				EligibleLeaderReplicas: []int32{}, LastKnownELR: []int32{}, OfflineReplicas: []int32{},
-			})
+			}
+			if b.opts.Cluster != nil {
+				b.clusterPartitionState(name, &rp) // cluster.go: as the image says
+			}
+			t.Partitions = append(t.Partitions, rp)
 			left--
 		}
 		resp.Topics = append(resp.Topics, t)

@@ -508,3 +508,29 @@ func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
 	w.Uvarint(uint32(len(body.B)))
 	w.B = append(w.B, body.B...)
 }
+
+// clusterPartitionState fills rp's leader, epoch, replicas, ISR and offline
+// replicas from the image (DescribeTopicPartitions in a cluster, as
+// Metadata answers them).
+func (b *Broker) clusterPartitionState(topic string, rp *kmsg.DescribeTopicPartitionsResponseTopicPartition) {
+	im := b.image()
+	t, ok := im.TopicByName(topic)
+	if !ok {
+		return
+	}
+	p, ok := t.Partitions[rp.Partition]
+	if !ok {
+		return
+	}
+	live := liveBrokers(im)
+	rp.LeaderID, rp.LeaderEpoch, rp.Replicas, rp.ISR = p.Leader, p.LeaderEpoch, p.Replicas, p.ISR
+	rp.OfflineReplicas = []int32{}
+	for _, r := range p.Replicas {
+		if !live[r] {
+			rp.OfflineReplicas = append(rp.OfflineReplicas, r)
+		}
+	}
+	if p.Leader < 0 || !live[p.Leader] {
+		rp.LeaderID, rp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+	}
+}
