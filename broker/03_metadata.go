@@ -2,6 +2,12 @@ package broker
 
 // Metadata (key 3), versions 0-12.
 //
+// In a cluster (process.roles set) the answer comes from the metadata
+// image instead: every unfenced broker with its rack, each partition's
+// leader, epoch, replicas, ISR and offline replicas, the active controller;
+// auto-creation goes through the controller (cluster.go). What follows is
+// the single node.
+//
 // Behaviour: lists this broker (node.id, advertised listener) as the only
 // broker and the controller, the cluster id persisted in the data dir, and
 // the topics of the registry: every partition led by this node with leader

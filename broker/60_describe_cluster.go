@@ -2,6 +2,9 @@ package broker
 
 // DescribeCluster (key 60), versions 0-1.
 //
+// In a cluster the brokers (with racks) and the controller come from the
+// metadata image (cluster.go); what follows is the single node.
+//
 // Behaviour: this broker (node.id, advertised listener) is the only broker
 // and the controller; the cluster id is the one persisted in the data dir.
 // v1 endpoint_type 1 (brokers) is served; 2 (controllers) is

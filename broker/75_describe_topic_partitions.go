@@ -1,5 +1,8 @@
 package broker
 
+// (In a cluster each partition's leader, epoch, replicas, ISR and offline
+// replicas come from the metadata image: cluster.go.)
+
 // DescribeTopicPartitions (key 75), version 0 (KIP-966).
 //
 // Behaviour, as Kafka's DescribeTopicPartitionsRequestHandler:
