@@ -1,8 +1,5 @@
 package broker
 
-// (In a cluster each partition's leader, epoch, replicas, ISR and offline
-// replicas come from the metadata image: cluster.go.)
-
 // DescribeTopicPartitions (key 75), version 0 (KIP-966).
 //
 // Behaviour, as Kafka's DescribeTopicPartitionsRequestHandler:
@@ -17,9 +14,11 @@ package broker
 //     returned; otherwise it is null.
 //   - An unknown topic is UNKNOWN_TOPIC_OR_PARTITION with no partitions
 //     (it takes no part of the limit). __consumer_offsets is internal.
-//   - Every partition is led by this node at epoch 0 with this node as the
-//     only replica and ISR (as Metadata says); the eligible leader replica
-//     lists are empty. Authorized operations are every topic operation (no
+//   - On a single node every partition is led by this node at epoch 0 with
+//     this node as the only replica and ISR (as Metadata says); in a
+//     cluster leader, epoch, replicas, ISR and offline replicas come from
+//     the metadata image (cluster.go). The eligible leader replica lists
+//     are empty. Authorized operations are every topic operation (no
 //     authorizer yet).
 //
 // Answered on the ring thread: it only reads the registry.
