@@ -151,6 +151,16 @@ type TransportConfig struct {
 	// or the Transport closes; Close waits for every handler to return.
 	// A returned error reaches the caller as a *RemoteError.
 	OnRPC func(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error)
+
+	// Observer: this node is not a voter (a broker-only node following the
+	// quorum): Peers are the voters and do not include it, it never
+	// listens, and it only dials voters for RPCs.
+	Observer bool
+	// AcceptObservers: a voter accepts handshakes from node ids outside
+	// the voter set (with this cluster id and voter set) as observers,
+	// which may call RPCs and ping; a raft message from one ends its
+	// connection.
+	AcceptObservers bool
 }
 
 // Errors of Send, Call and the connections.
@@ -224,7 +234,10 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	if cfg.ClusterID == "" || len(cfg.ClusterID) > stringMax {
 		return nil, fmt.Errorf("quorum transport: cluster id must be 1 to %d bytes, got %d", stringMax, len(cfg.ClusterID))
 	}
-	if _, ok := cfg.Peers[cfg.NodeID]; !ok {
+	if _, ok := cfg.Peers[cfg.NodeID]; ok == cfg.Observer {
+		if cfg.Observer {
+			return nil, fmt.Errorf("quorum transport: observer %d is in the voter set", cfg.NodeID)
+		}
 		return nil, fmt.Errorf("quorum transport: the voter set must include this node (%d)", cfg.NodeID)
 	}
 	if len(cfg.Peers) > votersMax {
@@ -316,6 +329,15 @@ func (t *Transport) Start() error {
 		return errors.New("quorum transport: already started")
 	}
 	ln := t.cfg.Listener
+	if t.cfg.Observer {
+		// Dials only: nothing to listen on.
+		t.started = true
+		for _, p := range t.peers {
+			t.wg.Add(1)
+			go t.runPeer(p)
+		}
+		return nil
+	}
 	if ln == nil {
 		addr := t.cfg.ListenAddr
 		if addr == "" {

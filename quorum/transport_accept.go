@@ -29,6 +29,7 @@ type inConn struct {
 	// Set by the handshake, before the connection is in inboundByID.
 	id       uint64
 	instance uint64
+	observer bool // not a voter: RPCs and pings only (AcceptObservers)
 
 	writeMu sync.Mutex // RPC handlers and the reader (pongs) write
 }
@@ -178,9 +179,10 @@ func (t *Transport) acceptHandshake(ic *inConn, br *bufio.Reader) (RefuseCode, s
 		return RefuseVoters, fmt.Sprintf("node %d has voters %s, the sender (node %d) has %s", self, votersString(t.voters), h.From, votersString(h.Voters))
 	case h.From == self:
 		return RefuseDuplicateID, fmt.Sprintf("the sender claims this node's own id %d", self)
-	case t.peers[h.From] == nil:
+	case t.peers[h.From] == nil && !t.cfg.AcceptObservers:
 		return RefuseUnknownPeer, fmt.Sprintf("node %d is not a voter or known peer of node %d", h.From, self)
 	}
+	ic.observer = t.peers[h.From] == nil
 	if old := t.inboundByID[h.From]; old != nil {
 		if old.instance != h.Instance {
 			return RefuseDuplicateID, fmt.Sprintf("node %d is already connected to node %d from %s as instance %x; this connection from %s is instance %x: two processes with one node id?",
@@ -237,6 +239,9 @@ func (t *Transport) readInbound(ic *inConn, br *bufio.Reader) error {
 		}
 		switch typ {
 		case frameRaft:
+			if ic.observer {
+				return fmt.Errorf("raft message from observer %d", ic.id)
+			}
 			m := &raftpb.Message{}
 			if err := proto.Unmarshal(payload, m); err != nil {
 				return fmt.Errorf("raft message: %w", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -709,4 +710,74 @@ func TestTransportPeersBeforeStart(t *testing.T) {
 	if err := tr.AddPeer(1, "127.0.0.1:3"); err == nil {
 		t.Fatal("AddPeer of the node's own id")
 	}
+}
+
+// An observer (a node outside the voter set) calls RPCs on voters that
+// accept observers; a voter that does not refuses it as unknown; a raft
+// message from an observer ends its connection.
+func TestTransportObserver(t *testing.T) {
+	voters := map[uint64]string{}
+	lns := map[uint64]net.Listener{}
+	for id := uint64(1); id <= 2; id++ {
+		lns[id] = listen(t, "")
+		voters[id] = lns[id].Addr().String()
+	}
+	cfg1, logs1 := testConfig(1, "good", voters, lns[1])
+	cfg1.AcceptObservers = true
+	startNode(t, cfg1, logs1)
+	cfg2, logs2 := testConfig(2, "good", voters, lns[2])
+	startNode(t, cfg2, logs2)
+
+	ocfg, _ := testConfig(7, "good", voters, nil)
+	ocfg.Observer = true
+	obs, err := NewTransport(ocfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	if obs.Addr() != nil {
+		t.Errorf("an observer listens on %v", obs.Addr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []byte
+	waitFor(t, "the observer's RPC to node 1", func() bool {
+		out, err = obs.Call(ctx, 1, 3, 0, []byte("hi"))
+		return err == nil
+	})
+	if want := "node 1 answers node 7 key 3 v0: hi"; string(out) != want {
+		t.Errorf("answer %q, want %q", out, want)
+	}
+	waitFor(t, "node 2 refusing the observer as unknown", func() bool {
+		_, err := obs.PeerStatus(2)
+		var refused *RefusedError
+		return errors.As(err, &refused) && refused.Code == RefuseUnknownPeer
+	})
+	// A raft message from an observer is a protocol error.
+	conn := handshaken(t, voters[1], 8, 1, mustVoters(voters))
+	defer conn.Close()
+	frame, err := marshalRaft(nil, heartbeat(8, 1, 1), DefaultMaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, conn, "a raft message from an observer")
+
+	if _, err := NewTransport(TransportConfig{NodeID: 1, ClusterID: "good", Peers: voters, Observer: true}); err == nil {
+		t.Error("a voter configured as observer was accepted")
+	}
+}
+
+func mustVoters(m map[uint64]string) []Voter {
+	var vs []Voter
+	for id, addr := range m {
+		vs = append(vs, Voter{ID: id, Addr: addr})
+	}
+	slices.SortFunc(vs, func(a, b Voter) int { return cmpUint64(a.ID, b.ID) })
+	return vs
 }
