@@ -184,10 +184,7 @@ func Start(cfg Config) (*Node, error) {
 			self = &cfg.Voters[i]
 		}
 	}
-	if self == nil {
-		return nil, fmt.Errorf("node %d is not in controller.quorum.voters: broker-only nodes are not supported yet", cfg.NodeID)
-	}
-	if cfg.ControllerListen == "" {
+	if self != nil && cfg.ControllerListen == "" {
 		cfg.ControllerListen = self.Addr()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024), leaderEvents: make(chan leadership, 1024),
@@ -204,6 +201,9 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Controller.NodeID = cfg.NodeID
 	cfg.Controller.ClusterID = cfg.ClusterID
 	n.ctl.cfg = cfg.Controller
+	if self == nil {
+		return n.startObserver(peers)
+	}
 
 	store, err := quorum.OpenDiskStorage(filepath.Join(cfg.MetadataDir, MetadataLogName), cfg.FS)
 	if err != nil {
@@ -231,7 +231,8 @@ func Start(cfg Config) (*Node, error) {
 				rn.ReportSnapshot(id, true)
 			}
 		},
-		OnRPC: n.serveRPC,
+		OnRPC:           n.serveRPC,
+		AcceptObservers: true,
 	})
 	if err != nil {
 		store.Close()
@@ -297,8 +298,14 @@ func (n *Node) Image() *metadata.Image { return n.image.Load() }
 // when none is known.
 func (n *Node) ControllerID() int32 { return n.leader.Load() }
 
-// Status is the quorum's status as this node sees it (DescribeQuorum).
-func (n *Node) Status() quorum.Status { return n.rn.Status() }
+// Status is the quorum's status as this node sees it (DescribeQuorum);
+// empty on an observer.
+func (n *Node) Status() quorum.Status {
+	if n.rn == nil {
+		return quorum.Status{}
+	}
+	return n.rn.Status()
+}
 
 // Applied is the index of the last applied metadata entry.
 func (n *Node) Applied() uint64 { return n.applied.Load() }
@@ -338,6 +345,11 @@ func (n *Node) Close(ctx context.Context) error {
 	n.ctl.mu.Lock()
 	n.ctl.ctl = nil
 	n.ctl.mu.Unlock()
+	if n.rn == nil { // an observer
+		err := n.tr.Close()
+		n.wg.Wait()
+		return err
+	}
 	// Hand raft leadership to another voter first, so the quorum does not
 	// wait an election timeout for a new controller.
 	if st := n.rn.Status(); st.Role == quorum.RoleLeader {
@@ -484,6 +496,9 @@ func decodeAnswer(req kmsg.Request, out []byte) (kmsg.Response, uint64, error) {
 // serveRPC is the transport's OnRPC: a request from another node for the
 // controller.
 func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
+	if key == metadataFetchKey {
+		return n.serveMetadataFetch(body)
+	}
 	req := kmsg.RequestForKey(key)
 	if req == nil || !controllerKeys[kmsg.Key(key)] {
 		return nil, fmt.Errorf("cluster: api key %d is not served by the controller", key)

@@ -161,9 +161,6 @@ func (c *Config) validateCluster() error {
 	if !isBroker {
 		return errors.New("process.roles=controller: controller-only nodes are not supported; use broker,controller")
 	}
-	if !isController {
-		return errors.New("process.roles=broker: broker-only nodes (following the quorum without voting) are not supported yet; use broker,controller")
-	}
 	if len(c.QuorumVoters) == 0 {
 		if len(c.QuorumBootstrapServers) > 0 {
 			return errors.New("controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) are not supported; set controller.quorum.voters")

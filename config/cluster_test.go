@@ -43,7 +43,7 @@ func TestClusterKeys(t *testing.T) {
 		{map[string]string{"process.roles": "broker,controller", "node.id": "1"}, "controller.quorum.voters is empty"},
 		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.bootstrap.servers": "h:9093"}, "KIP-853"},
 		{map[string]string{"process.roles": "broker,controller", "node.id": "4", "controller.quorum.voters": "1@h:9093"}, "not in controller.quorum.voters"},
-		{map[string]string{"process.roles": "broker", "node.id": "4", "controller.quorum.voters": "1@h:9093"}, "broker-only"},
+		{map[string]string{"process.roles": "broker", "node.id": "1", "controller.quorum.voters": "1@h:9093"}, "lacks controller"},
 		{map[string]string{"process.roles": "controller", "node.id": "1", "controller.quorum.voters": "1@h:9093"}, "controller-only"},
 		{map[string]string{"process.roles": "broker,bogus"}, "unknown role"},
 		{map[string]string{"controller.quorum.voters": "1@h:9093,1@g:9093"}, "appears twice"},

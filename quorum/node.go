@@ -646,3 +646,59 @@ func (n *Node) finish(p *Proposal, index uint64, err error) {
 	}
 	n.mu.Unlock()
 }
+
+// AppliedEntry is one applied entry's payload, as the state machine got it.
+type AppliedEntry struct {
+	Index, Term uint64
+	Payload     []byte
+}
+
+// ReadApplied serves an observer (a node following the quorum without
+// voting): the payloads of the entries applied here from index from on, up
+// to maxBytes of payload (at least one entry when there is one); entries
+// without a payload (a leader's empty entry, configuration changes) are
+// skipped but counted, so next is where to read from next time. When from
+// is below the store's first index the entries are gone: snap is the
+// store's newest snapshot instead (its data is what StateMachine.Snapshot
+// returned), to restore before reading on from its index + 1.
+func (n *Node) ReadApplied(from, maxBytes uint64) (entries []AppliedEntry, next uint64, snap *raftpb.Snapshot, err error) {
+	applied := n.Status().Applied
+	first, err := n.cfg.Store.FirstIndex()
+	if err != nil {
+		return nil, from, nil, err
+	}
+	if from < first {
+		s, err := n.cfg.Store.Snapshot()
+		if err != nil {
+			return nil, from, nil, err
+		}
+		return nil, s.GetMetadata().GetIndex() + 1, s, nil
+	}
+	if from > applied {
+		return nil, from, nil, nil
+	}
+	ents, err := n.cfg.Store.Entries(from, applied+1, maxBytes)
+	if errors.Is(err, raft.ErrCompacted) {
+		s, err := n.cfg.Store.Snapshot()
+		if err != nil {
+			return nil, from, nil, err
+		}
+		return nil, s.GetMetadata().GetIndex() + 1, s, nil
+	}
+	if err != nil {
+		return nil, from, nil, err
+	}
+	next = from
+	for _, e := range ents {
+		next = e.GetIndex() + 1
+		if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+			continue
+		}
+		env, err := decodeEnvelope(e.GetData())
+		if err != nil {
+			return nil, from, nil, fmt.Errorf("quorum: entry %d: %w", e.GetIndex(), err)
+		}
+		entries = append(entries, AppliedEntry{Index: e.GetIndex(), Term: e.GetTerm(), Payload: env.payload})
+	}
+	return entries, next, nil, nil
+}

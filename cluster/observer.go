@@ -1,0 +1,243 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/quorum"
+)
+
+// Broker-only nodes (process.roles=broker, not in controller.quorum.voters)
+// follow the metadata quorum without voting, as Kafka's brokers fetch the
+// metadata log from the controllers: an observer has no raft log of its
+// own; it dials the voters (quorum.Transport's observer mode) and pulls the
+// applied entries from one of them with the metadataFetch RPC, or the
+// newest snapshot when it is behind the voter's log start, and applies them
+// to its image exactly as a voter's quorum loop does. It keeps the image in
+// memory only: a restart pulls it again. Registration, heartbeats and
+// forwarded requests go to the active controller as from any broker.
+
+// metadataFetchKey is the RPC key of metadataFetch: not a Kafka API key.
+const metadataFetchKey int16 = -100
+
+// metadataFetchMaxBytes bounds the payload bytes of one answer.
+const metadataFetchMaxBytes = 1 << 20
+
+// metadataFetch answer kinds.
+const (
+	fetchEntries  = 0
+	fetchSnapshot = 1
+)
+
+// startObserver starts an observer's transport and follower loop (the
+// lifecycle and applier run as on a voter).
+func (n *Node) startObserver(voters map[uint64]string) (*Node, error) {
+	tr, err := quorum.NewTransport(quorum.TransportConfig{
+		NodeID:    raftID(n.cfg.NodeID),
+		ClusterID: n.cfg.ClusterID,
+		Peers:     voters,
+		Observer:  true,
+		Logger:    n.cfg.Logger.Named("transport"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.Start(); err != nil {
+		tr.Close()
+		return nil, err
+	}
+	n.tr = tr
+	ids := make([]uint64, 0, len(voters))
+	for id := range voters {
+		ids = append(ids, id)
+	}
+	n.wg.Add(3)
+	go func() { defer n.wg.Done(); n.follow(ids) }()
+	go func() { defer n.wg.Done(); n.applier() }()
+	go func() { defer n.wg.Done(); n.lifecycle() }()
+	n.log.Info("following the metadata quorum as an observer (process.roles=broker)")
+	return n, nil
+}
+
+// follow pulls the metadata log from the voters until the node closes: from
+// the active controller when one is known, else from each voter in turn.
+func (n *Node) follow(voters []uint64) {
+	next := uint64(1)
+	turn := 0
+	failures := 0
+	for {
+		from := voters[turn%len(voters)]
+		if l := n.leader.Load(); l >= 0 {
+			from = raftID(l)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		got, err := n.fetchFrom(ctx, from, &next)
+		cancel()
+		wait := time.Duration(0)
+		switch {
+		case err != nil:
+			failures++
+			turn++
+			n.leader.Store(-1)
+			if failures%20 == 1 {
+				n.log.Info("fetching the metadata log", zap.Uint64("from_node", from-1), zap.Error(err))
+			}
+			wait = backoff(failures)
+		case got == 0:
+			failures = 0
+			wait = 100 * time.Millisecond // caught up: poll
+		default:
+			failures = 0
+		}
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-n.closing:
+				return
+			}
+		}
+		select {
+		case <-n.closing:
+			return
+		default:
+		}
+	}
+}
+
+// fetchFrom pulls one answer from voter and applies it; it returns how many
+// entries (or 1 for a snapshot) it applied.
+func (n *Node) fetchFrom(ctx context.Context, voter uint64, next *uint64) (int, error) {
+	req := binary.BigEndian.AppendUint64(nil, *next)
+	out, err := n.tr.Call(ctx, voter, metadataFetchKey, 0, req)
+	if err != nil {
+		return 0, err
+	}
+	ans, err := decodeMetadataFetch(out)
+	if err != nil {
+		return 0, fmt.Errorf("metadata fetch answer from node %d: %w", nodeID(voter), err)
+	}
+	n.leader.Store(nodeID(ans.leader))
+	sm := (*stateMachine)(n)
+	if ans.kind == fetchSnapshot {
+		if err := sm.Restore(ans.snapshot, ans.next-1); err != nil {
+			return 0, err
+		}
+		*next = ans.next
+		return 1, nil
+	}
+	for _, e := range ans.entries {
+		if err := sm.Apply(e.Index, e.Term, e.Payload); err != nil {
+			return 0, err
+		}
+	}
+	if ans.next > *next && len(ans.entries) == 0 {
+		// Only entries without payloads (a leader's empty entry): the
+		// applied index still moves, which the broker's heartbeat reports.
+		sm.advance(ans.next - 1)
+	}
+	*next = ans.next
+	return len(ans.entries), nil
+}
+
+// advance marks index applied without a state change.
+func (sm *stateMachine) advance(index uint64) {
+	n := (*Node)(sm)
+	n.publish(index, n.image.Load(), nil, false)
+}
+
+// serveMetadataFetch answers an observer: the applied entries from the
+// requested index, or the newest snapshot when they are compacted away,
+// with the leader this voter knows of.
+func (n *Node) serveMetadataFetch(body []byte) ([]byte, error) {
+	if len(body) != 8 {
+		return nil, fmt.Errorf("metadata fetch: %d-byte request, want 8", len(body))
+	}
+	from := binary.BigEndian.Uint64(body)
+	entries, next, snap, err := n.rn.ReadApplied(from, metadataFetchMaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	out := binary.BigEndian.AppendUint64(nil, n.rn.Status().Leader)
+	if snap != nil {
+		out = append(out, fetchSnapshot)
+		out = binary.BigEndian.AppendUint64(out, next)
+		return append(out, snap.GetData()...), nil
+	}
+	out = append(out, fetchEntries)
+	out = binary.BigEndian.AppendUint64(out, next)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(entries)))
+	for _, e := range entries {
+		out = binary.BigEndian.AppendUint64(out, e.Index)
+		out = binary.BigEndian.AppendUint64(out, e.Term)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(e.Payload)))
+		out = append(out, e.Payload...)
+	}
+	return out, nil
+}
+
+type metadataFetchAnswer struct {
+	leader   uint64
+	kind     byte
+	next     uint64
+	snapshot []byte
+	entries  []quorum.AppliedEntry
+}
+
+var errShortFetch = errors.New("truncated")
+
+// decodeMetadataFetch decodes serveMetadataFetch's answer, bounded by its
+// length (FuzzMetadataFetch).
+func decodeMetadataFetch(b []byte) (metadataFetchAnswer, error) {
+	var a metadataFetchAnswer
+	if len(b) < 17 {
+		return a, errShortFetch
+	}
+	a.leader, a.kind, a.next = binary.BigEndian.Uint64(b), b[8], binary.BigEndian.Uint64(b[9:])
+	b = b[17:]
+	switch a.kind {
+	case fetchSnapshot:
+		if a.next == 0 {
+			return a, errors.New("snapshot at index -1")
+		}
+		a.snapshot = b
+		return a, nil
+	case fetchEntries:
+	default:
+		return a, fmt.Errorf("unknown answer kind %d", a.kind)
+	}
+	if len(b) < 4 {
+		return a, errShortFetch
+	}
+	count := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	if uint64(count) > uint64(len(b))/20 {
+		return a, fmt.Errorf("%d entries cannot fit in %d bytes", count, len(b))
+	}
+	prev := uint64(0)
+	for range count {
+		if len(b) < 20 {
+			return a, errShortFetch
+		}
+		e := quorum.AppliedEntry{Index: binary.BigEndian.Uint64(b), Term: binary.BigEndian.Uint64(b[8:])}
+		l := binary.BigEndian.Uint32(b[16:])
+		b = b[20:]
+		if uint64(l) > uint64(len(b)) {
+			return a, errShortFetch
+		}
+		if e.Index <= prev || e.Index >= a.next {
+			return a, fmt.Errorf("entry index %d out of order (next %d)", e.Index, a.next)
+		}
+		prev = e.Index
+		e.Payload, b = b[:l], b[l:]
+		a.entries = append(a.entries, e)
+	}
+	if len(b) != 0 {
+		return a, fmt.Errorf("%d trailing bytes", len(b))
+	}
+	return a, nil
+}
