@@ -40,6 +40,11 @@ func init() {
 func (b *Broker) serveDeleteTopics(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DeleteTopicsRequest) {
 	h := hdr
 	h.ClientID = nil
+	if b.opts.Cluster != nil {
+		// The controller deletes (cluster.go); the request goes as sent.
+		b.submitAdmin(req, &h, r, func() { b.forward(req, &h, r) })
+		return
+	}
 	if h.APIVersion < 6 { // one shape for both: v6's list
 		r.Topics = r.Topics[:0]
 		for i := range r.TopicNames {

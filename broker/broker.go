@@ -238,6 +238,9 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.clusterID = id
+	if opts.Cluster != nil && opts.Registry != nil {
+		opts.Registry.ManagedByCluster()
+	}
 	for _, a := range servedAPIs {
 		a := a
 		b.apis[a.key] = &a

@@ -135,6 +135,9 @@ type Registry struct {
 	// locks hold every log dir's .lock from the start until Close.
 	locks     []*storage.DirLock
 	clusterID string
+	// clusterManaged: the cluster metadata drives this registry
+	// (topic_registry_cluster.go); the single-node mutations refuse.
+	clusterManaged atomic.Bool
 	// writeFile writes small metadata files (writeMetadataFile; tests
 	// inject failures).
 	writeFile func(path string, data []byte) error
@@ -394,6 +397,9 @@ func (r *Registry) LogDirs() []string { return r.opts.LogDirs }
 // INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS,
 // INVALID_CONFIG. With validateOnly nothing is created.
 func (r *Registry) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+	if r.clusterManaged.Load() {
+		return nil, errClusterManaged
+	}
 	if err := ValidateTopicName(name); err != nil {
 		return nil, err
 	}
@@ -477,6 +483,13 @@ func (r *Registry) collidingTopic(name string) string {
 // whose partition.metadata names a deleted topic, and the next start
 // finishes their removal.
 func (r *Registry) DeleteTopic(name string) error {
+	if r.clusterManaged.Load() {
+		return errClusterManaged
+	}
+	return r.deleteTopic(name)
+}
+
+func (r *Registry) deleteTopic(name string) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	t := r.Topic(name)
@@ -528,6 +541,9 @@ func (r *Registry) DeleteTopic(name string) error {
 
 // CreatePartitions grows a topic to total partitions.
 func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool) error {
+	if r.clusterManaged.Load() {
+		return errClusterManaged
+	}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	t := r.Topic(name)
@@ -573,6 +589,9 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 // SetTopicConfigs replaces a topic's overrides with configs (already
 // merged by the caller for incremental alters), after validating them.
 func (r *Registry) SetTopicConfigs(name string, configs map[string]string, validateOnly bool) error {
+	if r.clusterManaged.Load() {
+		return errClusterManaged
+	}
 	settings, err := r.resolveClientSettings(configs)
 	if err != nil {
 		return fmt.Errorf("%w: %v", kerr.InvalidConfig, err)

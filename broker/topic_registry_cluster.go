@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"go.uber.org/zap"
 )
 
@@ -134,8 +136,17 @@ func (r *Registry) RemoveTopic(name string, id [16]byte) error {
 	if t == nil || t.ID != id {
 		return nil
 	}
-	return r.DeleteTopic(name)
+	return r.deleteTopic(name)
 }
+
+// errClusterManaged: a single-node topic change asked of a registry the
+// cluster metadata drives (a bug: such requests go to the controller).
+var errClusterManaged = fmt.Errorf("%w: topics of a cluster change only through the controller", kerr.NotController)
+
+// ManagedByCluster makes the cluster metadata the only source of topic
+// changes: from now on CreateTopic, DeleteTopic, CreatePartitions and
+// SetTopicConfigs refuse, and only SyncTopic and RemoveTopic change topics.
+func (r *Registry) ManagedByCluster() { r.clusterManaged.Store(true) }
 
 // clusterDirs gives partitions first.. the log dir each local one is
 // created in (round-robin) and remoteDir for the others.
