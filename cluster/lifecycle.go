@@ -131,7 +131,21 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 		return
 	}
 	n.wantShutdown.Store(true)
+	noController := time.Time{}
 	for {
+		// Without a quorum nobody can move the leaderships: stop waiting
+		// once no controller has been known for a while (every node of
+		// a cluster stopping at once).
+		if n.ControllerID() < 0 {
+			if noController.IsZero() {
+				noController = time.Now()
+			} else if time.Since(noController) > 2*time.Second {
+				n.log.Warn("controlled shutdown skipped: no active controller (is a majority of the voters down?)")
+				return
+			}
+		} else {
+			noController = time.Time{}
+		}
 		if err := n.heartbeat(); err != nil {
 			n.log.Info("controlled shutdown heartbeat", zap.Error(err))
 		}
