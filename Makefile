@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run test test-deps test-under-load unit unit-invariants metamorphic integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
+.PHONY: all build run cluster cluster-stop cluster-test test test-deps test-under-load unit unit-invariants metamorphic integration lint fmt tidy vet staticcheck bench bench-micro fuzz soak crash-test clean
 
 all: build
 
@@ -27,6 +27,22 @@ build:
 
 run: build
 	./$(BIN) --config config/dev.properties $(ARGS)
+
+# A three-node cluster on this machine (scripts/cluster.sh): nodes 1-3 on
+# 127.0.0.1-3, clients on :9092, controller quorum on :9093, data in
+# data/cluster/node{1,2,3}; prints the bootstrap list. cluster-stop SIGTERMs
+# them (by their pid files) and waits.
+cluster: build
+	./scripts/cluster.sh start
+
+cluster-stop:
+	./scripts/cluster.sh stop
+
+# Cluster failover (opt-in long run): 20+ SIGKILLs of the active controller
+# under a bounded produce load; prints failover and CreateTopics latency
+# percentiles and checks no acknowledged record was lost.
+cluster-test:
+	RINGBROKER_CLUSTER_LONG=1 $(GO) test -count=1 -timeout 30m -v -run 'TestClusterLong' ./tests/integration/
 
 test: test-deps lint unit unit-invariants integration
 
