@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -364,7 +366,13 @@ func (n *clusterNode) request(ctx context.Context, req kmsg.Request) (kmsg.Respo
 	}
 	ctx, cancel := context.WithTimeout(ctx, clusterRequestTimeout)
 	defer cancel()
-	return seeds[0].Request(ctx, req)
+	resp, err := seeds[0].Request(ctx, req)
+	if err != nil && ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		// The connection was to an earlier incarnation of the node: once more
+		// on a new one.
+		resp, err = seeds[0].Request(ctx, req)
+	}
+	return resp, err
 }
 
 // metadata is node n's answer to Metadata for every topic.
