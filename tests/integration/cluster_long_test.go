@@ -98,7 +98,8 @@ func TestClusterLongFailover(t *testing.T) {
 					}
 				}
 				if time.Now().After(deadline) {
-					t.Logf("%s: failovers before this one: %s", backend, durationStats(failovers))
+					t.Logf("%s: failovers before this one: %s; load: %d acknowledged, %d failed (first: %v)",
+						backend, durationStats(failovers), load.acked.Load(), load.failed.Load(), load.firstError())
 					t.Fatalf("kill %d of node %d: no new controller taking CreateTopics within %v: %v; %s",
 						i+1, old.id, clusterStepTimeout, err, c.inactiveLeader())
 				}
@@ -229,6 +230,13 @@ func (l *produceLoad) stop(t *testing.T) (int64, []ackedRecord, int64) {
 		t.Logf("first failed record: %v", l.firstErr)
 	}
 	return l.sent.Load(), slices.Clone(l.records), l.failed.Load()
+}
+
+// firstError is the error of the first record that failed, or nil.
+func (l *produceLoad) firstError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.firstErr
 }
 
 // highest is each partition's highest acknowledged offset plus one.
