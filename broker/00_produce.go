@@ -260,7 +260,9 @@ func (c *produceCtx) produceAll() {
 				s.done(kerr.InvalidTopicException.Code, -1, -1, -1, "")
 				continue
 			}
-			if topic == nil {
+			if topic == nil && (b.opts.Cluster == nil || !b.clusterTopicExists(t.name)) {
+				// (In a cluster a topic this broker has not synced yet is
+				// NOT_LEADER_OR_FOLLOWER, from servedPartition below.)
 				code := kerr.UnknownTopicOrPartition
 				if ValidateTopicName(t.name) != nil {
 					code = kerr.InvalidTopicException

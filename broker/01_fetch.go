@@ -255,6 +255,20 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 		} else {
 			it.key.topic = topic.Name
 		}
+	} else if op.b.opts.Cluster != nil {
+		// A topic of the cluster this broker has not synced yet, or
+		// holds no partition of: someone else's to serve.
+		im := op.b.image()
+		t, ok := im.TopicByName(k.topic)
+		if op.hdr.APIVersion >= 13 {
+			t, ok = im.TopicByID(k.id)
+		}
+		if ok {
+			if _, has := t.Partitions[k.partition]; has {
+				it.notLeader = true
+				it.key.topic = t.Name
+			}
+		}
 	}
 	return it
 }
@@ -306,7 +320,7 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 				res.leader = op.b.currentLeader(it.key.topic, it.key.partition)
 			}
 		}
-		if it.topic == nil && op.hdr.APIVersion >= 13 {
+		if it.topic == nil && !it.notLeader && op.hdr.APIVersion >= 13 {
 			res.errorCode = kerr.UnknownTopicID.Code
 		}
 		return res

@@ -97,7 +97,7 @@ func (n *Node) heartbeat() error {
 	req.Version = 0
 	req.BrokerID = n.cfg.NodeID
 	req.BrokerEpoch = n.brokerEpoch.Load()
-	req.CurrentMetadataOffset = int64(n.Applied())
+	req.CurrentMetadataOffset = int64(n.synced.Load()) // what this broker serves from
 	req.WantShutdown = n.wantShutdown.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -113,6 +113,8 @@ type Node struct {
 
 	image   atomic.Pointer[metadata.Image]
 	applied atomic.Uint64
+	// synced is the index the broker has followed (OnMetadata returned).
+	synced atomic.Uint64
 	// appliedCh is closed and replaced at every apply: waitApplied's
 	// broadcast.
 	appliedMu sync.Mutex
@@ -142,6 +144,7 @@ type Node struct {
 }
 
 type applyItem struct {
+	index  uint64
 	im     *metadata.Image
 	deltas []metadata.Delta
 	full   bool
@@ -316,13 +319,16 @@ func (n *Node) ClusterID() string { return n.cfg.ClusterID }
 // NodeID is this node's id.
 func (n *Node) NodeID() int32 { return n.cfg.NodeID }
 
-// waitApplied returns once index is applied here, or ctx ends.
+// waitApplied returns once index is applied here and the broker followed
+// it (OnMetadata returned: its logs are open, its leaderships set), or ctx
+// ends. Forward uses it, so a client that created a topic through this
+// node is served it here at once.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	for {
 		n.appliedMu.Lock()
 		ch := n.appliedCh
 		n.appliedMu.Unlock()
-		if n.applied.Load() >= index {
+		if n.synced.Load() >= index {
 			return nil
 		}
 		select {
@@ -415,13 +421,21 @@ func (sm *stateMachine) Restore(snap []byte, index uint64) error {
 // publish makes im current and queues it for the broker.
 func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta, full bool) {
 	n.image.Store(im)
-	if n.cfg.OnMetadata != nil && (full || len(deltas) > 0) {
-		select {
-		case n.applyQ <- applyItem{im: im, deltas: deltas, full: full}:
-		case <-n.closing:
-		}
-	}
 	n.applied.Store(index)
+	if n.cfg.OnMetadata == nil {
+		n.markSynced(index)
+		return
+	}
+	select {
+	case n.applyQ <- applyItem{index: index, im: im, deltas: deltas, full: full}:
+	case <-n.closing:
+	}
+}
+
+// markSynced records that the broker has followed the metadata up to index
+// (OnMetadata returned for it) and wakes waitApplied.
+func (n *Node) markSynced(index uint64) {
+	n.synced.Store(index)
 	n.appliedMu.Lock()
 	close(n.appliedCh)
 	n.appliedCh = make(chan struct{})
@@ -446,14 +460,17 @@ func (n *Node) applier() {
 		for range cap(n.applyQ) {
 			select {
 			case next := <-n.applyQ:
-				it.im, it.full = next.im, it.full || next.full
+				it.index, it.im, it.full = next.index, next.im, it.full || next.full
 				it.deltas = append(it.deltas, next.deltas...)
 			default:
 				break drain
 			}
 		}
-		n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
-		first = false
+		if it.full || first || len(it.deltas) > 0 {
+			n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
+			first = false
+		}
+		n.markSynced(it.index)
 	}
 }
 

@@ -7,9 +7,11 @@ import (
 	"github.com/ringbroker/ringbroker/metadata"
 )
 
-// placer assigns replicas to new partitions: leaders spread evenly over
-// the active brokers (counting the leaderships they already have, so
-// topics created one after another stay even), and each partition's
+// placer assigns replicas to new partitions: each topic's leaders spread
+// evenly over the active brokers (as Kafka's placer does: a broker that
+// joins does not take all of a new topic), ties going to the brokers with
+// the fewest leaderships overall (so topics created one after another stay
+// even), and each partition's
 // replicas on as many racks as there are (Kafka's StripedReplicaPlacer
 // goals, reached differently: Kafka starts at a random broker of a
 // rack-alternating list; we start at the least-loaded broker so that
@@ -21,6 +23,23 @@ type placer struct {
 	order []metadata.Broker
 	// leaders and replicas count what each broker holds.
 	leaders, replicas map[int32]int
+	// topicLeaders counts the leaderships of the topic being placed
+	// (forTopic).
+	topicLeaders map[int32]int
+}
+
+// forTopic starts placing partitions of topic t (nil: a new topic): its
+// existing leaderships count first.
+func (pl *placer) forTopic(t *metadata.Topic) {
+	pl.topicLeaders = map[int32]int{}
+	if t == nil {
+		return
+	}
+	for _, p := range t.Partitions {
+		if len(p.Replicas) > 0 {
+			pl.topicLeaders[p.Replicas[0]]++
+		}
+	}
 }
 
 // placerFor returns the batch's placer, built on first use: one per
@@ -80,8 +99,14 @@ func (c *Controller) newPlacer(img metadata.Image) *placer {
 func (pl *placer) place(rf int) []int32 {
 	n := len(pl.order)
 	start := 0
+	less := func(a, b int32) bool {
+		if pl.topicLeaders[a] != pl.topicLeaders[b] {
+			return pl.topicLeaders[a] < pl.topicLeaders[b]
+		}
+		return pl.leaders[a] < pl.leaders[b]
+	}
 	for i := 1; i < n; i++ {
-		if pl.leaders[pl.order[i].ID] < pl.leaders[pl.order[start].ID] {
+		if less(pl.order[i].ID, pl.order[start].ID) {
 			start = i
 		}
 	}
@@ -106,6 +131,9 @@ func (pl *placer) place(rf int) []int32 {
 		}
 	}
 	pl.leaders[out[0]]++
+	if pl.topicLeaders != nil {
+		pl.topicLeaders[out[0]]++
+	}
 	for _, r := range out {
 		pl.replicas[r]++
 	}

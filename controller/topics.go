@@ -141,6 +141,7 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 			return fail(kerr.InvalidPartitions.Code, "the request creates more than %d partitions", maxPartitionsPerRequest)
 		}
 		pl := c.placerFor(b)
+		pl.forTopic(nil)
 		if int(rf) > len(pl.order) {
 			return fail(kerr.InvalidReplicationFactor.Code, "unable to replicate the partition %d time(s): the target replication factor of %d cannot be reached because only %d broker(s) are registered and unfenced", rf, rf, len(pl.order))
 		}
@@ -377,6 +378,7 @@ func (c *Controller) createPartitions(b *batch, req *kmsg.CreatePartitionsReques
 		}
 	} else {
 		pl := c.placerFor(b)
+		pl.forTopic(t)
 		if rf > len(pl.order) {
 			return kerr.InvalidReplicationFactor.Code, errMsg("unable to replicate the partition %d time(s): only %d broker(s) are registered and unfenced", rf, len(pl.order))
 		}
