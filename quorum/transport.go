@@ -41,6 +41,7 @@ package quorum
 // for the same reason.
 
 import (
+	"bufio"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -630,4 +631,34 @@ func marshalRaft(dst []byte, m *raftpb.Message, max int) ([]byte, error) {
 		return dst[:start], &frameTooLargeError{length: len(out) - start - 4, max: max}
 	}
 	return endFrame(out, start), nil
+}
+
+// connFrames reads the frames of one connection after its handshake: each
+// read is bounded by the idle timeout and the max frame, and a payload
+// buffer of up to readBufferKeep bytes is reused from frame to frame (the
+// payload returned is valid until the next call).
+type connFrames struct {
+	conn net.Conn
+	br   *bufio.Reader
+	idle time.Duration
+	max  int
+	buf  []byte
+}
+
+func (t *Transport) frameReader(conn net.Conn, br *bufio.Reader) *connFrames {
+	return &connFrames{conn: conn, br: br, idle: t.cfg.IdleTimeout, max: t.cfg.MaxFrame}
+}
+
+func (f *connFrames) next() (typ byte, payload []byte, err error) {
+	if err := f.conn.SetReadDeadline(time.Now().Add(f.idle)); err != nil {
+		return 0, nil, err
+	}
+	typ, payload, err = readFrame(f.br, f.max, f.buf)
+	if err != nil {
+		return 0, nil, err
+	}
+	if cap(payload) <= readBufferKeep {
+		f.buf = payload[:0]
+	}
+	return typ, payload, nil
 }

@@ -225,17 +225,11 @@ func (t *Transport) dropInbound(ic *inConn) {
 // readInbound reads raft messages, RPC requests and pings until the
 // connection fails, and returns why (never nil); a protocol error ends it.
 func (t *Transport) readInbound(ic *inConn, br *bufio.Reader) error {
-	var buf []byte
+	fr := t.frameReader(ic.conn, br)
 	for {
-		if err := ic.conn.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
-			return err
-		}
-		typ, payload, err := readFrame(br, t.cfg.MaxFrame, buf)
+		typ, payload, err := fr.next()
 		if err != nil {
 			return err
-		}
-		if cap(payload) <= readBufferKeep {
-			buf = payload[:0]
 		}
 		switch typ {
 		case frameRaft:

@@ -349,17 +349,11 @@ func (t *Transport) failSent(p *peer, conn net.Conn) {
 // readOutbound reads RPC responses and pongs from an outbound connection
 // until it fails, and returns why.
 func (t *Transport) readOutbound(p *peer, conn net.Conn, br *bufio.Reader) error {
-	var buf []byte
+	fr := t.frameReader(conn, br)
 	for {
-		if err := conn.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
-			return err
-		}
-		typ, payload, err := readFrame(br, t.cfg.MaxFrame, buf)
+		typ, payload, err := fr.next()
 		if err != nil {
 			return err
-		}
-		if cap(payload) <= readBufferKeep {
-			buf = payload[:0]
 		}
 		switch typ {
 		case framePong:
