@@ -112,7 +112,9 @@ func (sc *scaleCluster) crash(i int) {
 	sc.tb.Helper()
 	n := sc.nodes[i]
 	n.shutdownOnce.Do(func() { close(n.closing) })
-	n.ctl.deactivate()
+	n.ctl.mu.Lock()
+	n.ctl.ctl = nil
+	n.ctl.mu.Unlock()
 	n.rn.Stop()
 	err := n.tr.Close()
 	n.wg.Wait()
