@@ -57,7 +57,7 @@ func benchFailover(b *testing.B, stop func(*scaleCluster, int)) {
 		start := time.Now()
 		stop(sc, old)
 		stopping += time.Since(start)
-		waitScale(b, "another active controller", func() bool { return sc.controller() >= 0 })
+		sc.wait("another active controller", func() bool { return sc.controller() >= 0 })
 		electing += time.Since(start)
 		name := fmt.Sprintf("failover-%05d", i)
 		// Two brokers are left: replication factor 2.
@@ -67,7 +67,7 @@ func benchFailover(b *testing.B, stop func(*scaleCluster, int)) {
 		serving += time.Since(start)
 		topics++
 		sc.start(old)
-		waitScale(b, "the old controller's node to catch up", func() bool { return sc.hasTopics(old, topics, name) })
+		sc.wait("the old controller's node to catch up", func() bool { return sc.hasTopics(old, topics, name) })
 	}
 	b.ReportMetric(loading.Seconds(), "load-s")
 	b.ReportMetric(ms(stopping)/float64(b.N), "stop-ms")
@@ -118,7 +118,7 @@ func benchCatchUp(b *testing.B, snapshotEvery uint64) {
 		}
 		start = time.Now()
 		sc.start(f)
-		waitScale(b, "the restarted node to catch up", func() bool { return sc.hasTopics(f, topics, last) })
+		sc.wait("the restarted node to catch up", func() bool { return sc.hasTopics(f, topics, last) })
 		catchingUp += time.Since(start)
 		if sc.nodes[f].Status().SnapshotIndex > appliedBefore {
 			viaSnapshot++

@@ -165,13 +165,14 @@ func (sc *scaleCluster) statuses() string {
 	return out
 }
 
-// waitScale polls cond every 5 ms until it holds or scaleWait passes.
-func waitScale(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
+// wait polls cond every 5 ms until it holds or scaleWait passes; then it
+// fails with every node's quorum status.
+func (sc *scaleCluster) wait(what string, cond func() bool) {
+	sc.tb.Helper()
 	deadline := time.Now().Add(scaleWait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", scaleWait, what)
+			sc.tb.Fatalf("timed out after %v waiting for %s\n%s", scaleWait, what, sc.statuses())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -180,7 +181,7 @@ func waitScale(tb testing.TB, what string, cond func() bool) {
 // waitFormed waits for an active controller with three unfenced brokers.
 func (sc *scaleCluster) waitFormed() {
 	sc.tb.Helper()
-	waitScale(sc.tb, "an active controller and three unfenced brokers", func() bool {
+	sc.wait("an active controller and three unfenced brokers", func() bool {
 		c := sc.controller()
 		if c < 0 {
 			return false
