@@ -67,14 +67,13 @@ type Delta struct {
 // Image and leaves the receiver as it was, so a reader holding an Image
 // never sees it change. The zero Image is empty.
 //
-// Apply copies the maps it changes (copy on write), which costs time in
-// the number of topics per record; ApplyAll pays that once per batch. A
-// persistent map is for when metadata scale (issue 15's 10,000 topics
-// benchmark) asks for more.
+// Apply copies what it changes (copy on write): the small maps whole, the
+// topics and their names one shard of a shardMap at a time, and a topic's
+// partitions map; ApplyAll copies each once per batch.
 type Image struct {
 	brokers        map[int32]Broker
-	topics         map[UUID]*Topic
-	names          map[string]UUID
+	topics         shardMap[UUID, *Topic]
+	names          shardMap[string, UUID]
 	configs        map[ConfigResource]map[string]string
 	features       map[string]int16
 	producerIDsEnd int64
@@ -95,22 +94,21 @@ func (im Image) Brokers() []Broker {
 
 // TopicByID returns the topic with id.
 func (im Image) TopicByID(id UUID) (*Topic, bool) {
-	t, ok := im.topics[id]
-	return t, ok
+	return im.topics.get(id)
 }
 
 // TopicByName returns the topic named name.
 func (im Image) TopicByName(name string) (*Topic, bool) {
-	id, ok := im.names[name]
+	id, ok := im.names.get(name)
 	if !ok {
 		return nil, false
 	}
-	return im.topics[id], true
+	return im.topics.get(id)
 }
 
 // Topics returns every topic, by name.
 func (im Image) Topics() []*Topic {
-	out := slices.Collect(maps.Values(im.topics))
+	out := im.topics.values()
 	slices.SortFunc(out, func(a, b *Topic) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
@@ -173,9 +171,10 @@ func (im Image) ApplyAll(recs []Record) (Image, []Delta, error) {
 // this batch (and may so change in place): the receiver's own maps are
 // never changed.
 type owned struct {
-	brokers, topics, names, configs, features bool
-	topic                                     map[UUID]bool
-	config                                    map[ConfigResource]bool
+	brokers, configs, features bool
+	topics, names              shardOwner
+	topic                      map[UUID]bool
+	config                     map[ConfigResource]bool
 }
 
 // own copies *m unless done says this batch did already.
@@ -217,27 +216,23 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 		if r.Name == "" || r.TopicID == (UUID{}) {
 			return Delta{}, fmt.Errorf("metadata: topic record with an empty name or zero id")
 		}
-		if _, ok := im.names[r.Name]; ok {
+		if _, ok := im.names.get(r.Name); ok {
 			return Delta{}, fmt.Errorf("metadata: topic %q exists", r.Name)
 		}
-		if _, ok := im.topics[r.TopicID]; ok {
+		if _, ok := im.topics.get(r.TopicID); ok {
 			return Delta{}, fmt.Errorf("metadata: topic id %x exists", r.TopicID)
 		}
-		own(&im.topics, &o.topics)
-		own(&im.names, &o.names)
-		im.topics[r.TopicID] = &Topic{Name: r.Name, ID: r.TopicID, Partitions: map[int32]Partition{}}
+		im.topics.set(&o.topics, r.TopicID, &Topic{Name: r.Name, ID: r.TopicID, Partitions: map[int32]Partition{}})
 		o.ownTopic(r.TopicID)
-		im.names[r.Name] = r.TopicID
+		im.names.set(&o.names, r.Name, r.TopicID)
 		d.AddedTopics = []UUID{r.TopicID}
 	case *RemoveTopicRecord:
-		t, ok := im.topics[r.TopicID]
+		t, ok := im.topics.get(r.TopicID)
 		if !ok {
 			return Delta{}, fmt.Errorf("metadata: remove of unknown topic id %x", r.TopicID)
 		}
-		own(&im.topics, &o.topics)
-		own(&im.names, &o.names)
-		delete(im.topics, r.TopicID)
-		delete(im.names, t.Name)
+		im.topics.delete(&o.topics, r.TopicID)
+		im.names.delete(&o.names, t.Name)
 		res := ConfigResource{Type: ResourceTopic, Name: t.Name}
 		if _, ok := im.configs[res]; ok {
 			own(&im.configs, &o.configs)
@@ -246,7 +241,7 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 		}
 		d.RemovedTopics = []Topic{*t}
 	case *PartitionRecord:
-		t, ok := im.topics[r.TopicID]
+		t, ok := im.topics.get(r.TopicID)
 		if !ok {
 			return Delta{}, fmt.Errorf("metadata: partition %d of unknown topic id %x", r.PartitionID, r.TopicID)
 		}
@@ -267,7 +262,7 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 			Leader: r.Leader, LeaderRecoveryState: r.LeaderRecoveryState, LeaderEpoch: r.LeaderEpoch,
 			PartitionEpoch: r.PartitionEpoch})
 	case *PartitionChangeRecord:
-		t, ok := im.topics[r.TopicID]
+		t, ok := im.topics.get(r.TopicID)
 		if !ok {
 			return Delta{}, fmt.Errorf("metadata: change of partition %d of unknown topic id %x", r.PartitionID, r.TopicID)
 		}
@@ -310,7 +305,7 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 		res := ConfigResource{Type: r.ResourceType, Name: r.ResourceName}
 		switch r.ResourceType {
 		case ResourceTopic:
-			if _, ok := im.names[r.ResourceName]; !ok {
+			if _, ok := im.names.get(r.ResourceName); !ok {
 				return Delta{}, fmt.Errorf("metadata: config of unknown topic %q", r.ResourceName)
 			}
 		case ResourceBroker: // "" is the cluster default
@@ -384,8 +379,7 @@ func (im Image) brokerAt(id int32, epoch int64) (Broker, error) {
 func (im *Image) setPartition(o *owned, t *Topic, id int32, p Partition) {
 	if !o.topic[t.ID] {
 		t = &Topic{Name: t.Name, ID: t.ID, Partitions: clone(t.Partitions)}
-		own(&im.topics, &o.topics)
-		im.topics[t.ID] = t
+		im.topics.set(&o.topics, t.ID, t)
 		o.ownTopic(t.ID)
 	}
 	t.Partitions[id] = p
