@@ -487,6 +487,16 @@ func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint6
 	if ctlID == n.cfg.NodeID {
 		return n.ctl.handle(ctx, n, req)
 	}
+	// A Call to a peer that is not connected waits for the connection
+	// until ctx ends; the controller this node last knew of may be the
+	// one that just died, so fail at once and let the caller retry with
+	// the controller elected meanwhile.
+	if connected, err := n.tr.PeerStatus(raftID(ctlID)); !connected {
+		return nil, 0, fmt.Errorf("controller %d not connected: %v", ctlID, err)
+	}
+	// And a connection that dies silently is given up after a bound.
+	ctx, cancel := context.WithTimeout(ctx, callAttemptTimeout)
+	defer cancel()
 	body := req.AppendTo(nil)
 	out, err := n.tr.Call(ctx, raftID(ctlID), req.Key(), req.GetVersion(), body)
 	if err != nil {
@@ -494,6 +504,10 @@ func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint6
 	}
 	return decodeAnswer(req, out)
 }
+
+// callAttemptTimeout bounds one RPC to the controller: its work (compute,
+// propose, apply) takes milliseconds; a silent connection is retried.
+const callAttemptTimeout = 10 * time.Second
 
 // decodeAnswer decodes an RPC answer: the applied index (8 bytes), then the
 // response body in req's version.
