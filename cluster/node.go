@@ -218,7 +218,7 @@ func Start(cfg Config) (*Node, error) {
 		ClusterID:  cfg.ClusterID,
 		ListenAddr: cfg.ControllerListen,
 		Peers:      peers,
-		Logger:     cfg.Logger.Named("transport"),
+		Logger:     quorumLogger(cfg.Logger, "transport", cfg.NodeID),
 		OnMessage: func(m *raftpb.Message) {
 			if rn := n.rnode(); rn != nil {
 				rn.Step(m)
@@ -249,7 +249,7 @@ func Start(cfg Config) (*Node, error) {
 		Send:          tr.Send,
 		SM:            (*stateMachine)(n),
 		SnapshotEvery: cfg.SnapshotEvery,
-		Logger:        cfg.Logger.Named("raft"),
+		Logger:        quorumLogger(cfg.Logger, "raft", cfg.NodeID),
 		OnLeader: func(term, leader uint64) {
 			n.leader.Store(nodeID(leader))
 			if leader != raftID(cfg.NodeID) {
@@ -618,4 +618,10 @@ func (n *Node) AllocateProducerIDs(ctx context.Context) (int64, int32, error) {
 			return 0, 0, errClosed
 		}
 	}
+}
+
+// quorumLogger is the logger of the quorum's own lines, which name raft
+// ids: each line says so, with this node's two ids.
+func quorumLogger(l *zap.Logger, name string, node int32) *zap.Logger {
+	return l.Named(name).With(zap.Int32("node_id", node), zap.String("ids", "raft id = node id + 1"))
 }

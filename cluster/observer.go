@@ -42,7 +42,7 @@ func (n *Node) startObserver(voters map[uint64]string) (*Node, error) {
 		ClusterID: n.cfg.ClusterID,
 		Peers:     voters,
 		Observer:  true,
-		Logger:    n.cfg.Logger.Named("transport"),
+		Logger:    quorumLogger(n.cfg.Logger, "transport", n.cfg.NodeID),
 	})
 	if err != nil {
 		return nil, err
