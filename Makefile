@@ -42,7 +42,7 @@ cluster-stop:
 # under a bounded produce load; prints failover and CreateTopics latency
 # percentiles and checks no acknowledged record was lost.
 cluster-test:
-	RINGBROKER_CLUSTER_LONG=1 $(GO) test -count=1 -timeout 30m -v -run 'TestClusterLong' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 30m -v -run 'TestClusterLong' ./tests/integration/
 
 test: test-deps lint unit unit-invariants integration
 
@@ -88,14 +88,14 @@ fmt:
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags invariants ./...
+	$(GO) vet -tags invariants,clusterlong ./...
 
 # Always the pinned staticcheck in .deps/bin (installed on first use), never
 # one from PATH.
 staticcheck:
 	@./scripts/install-test-deps.sh --staticcheck >/dev/null
 	$(STATICCHECK) ./...
-	$(STATICCHECK) -tags invariants ./...
+	$(STATICCHECK) -tags invariants,clusterlong ./...
 
 # Side-by-side benchmark: ringbrokerd (io_uring, portable) beside the null
 # broker and PEERS=name=host:port,...; table, bench-results/results.json,

@@ -13,9 +13,6 @@ import (
 // TestPartitionsPerRequest checks that one request creates at most
 // maxPartitionsPerRequest partitions: the topics past it fail.
 func TestPartitionsPerRequest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("creates 200,000 partitions")
-	}
 	var next byte
 	c := New(Config{ClusterID: "c", NewUUID: func() (u metadata.UUID) { next++; u[15] = next; return u }})
 	now := time.Unix(0, 0)
