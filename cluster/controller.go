@@ -296,10 +296,3 @@ func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuoru
 	}
 	return resp
 }
-
-// ctlActive reports whether this node runs the active controller.
-func (n *Node) ctlActive() bool {
-	n.ctl.mu.Lock()
-	defer n.ctl.mu.Unlock()
-	return n.ctl.ctl != nil
-}

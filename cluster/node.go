@@ -219,23 +219,12 @@ func Start(cfg Config) (*Node, error) {
 		ListenAddr: cfg.ControllerListen,
 		Peers:      peers,
 		Logger:     quorumLogger(cfg.Logger, "transport", cfg.NodeID),
-		OnMessage: func(m *raftpb.Message) {
-			if rn := n.rnode(); rn != nil {
-				rn.Step(m)
-			}
-		},
-		OnUnreachable: func(id uint64) {
-			if rn := n.rnode(); rn != nil {
-				rn.ReportUnreachable(id)
-			}
-		},
-		OnSnapshotFailed: func(id uint64) {
-			if rn := n.rnode(); rn != nil {
-				rn.ReportSnapshot(id, true)
-			}
-		},
-		OnRPC:           n.serveRPC,
-		AcceptObservers: true,
+		// The transport calls these only once started, after n.rn is set.
+		OnMessage:        func(m *raftpb.Message) { n.rn.Step(m) },
+		OnUnreachable:    func(id uint64) { n.rn.ReportUnreachable(id) },
+		OnSnapshotFailed: func(id uint64) { n.rn.ReportSnapshot(id, true) },
+		OnRPC:            n.serveRPC,
+		AcceptObservers:  true,
 	})
 	if err != nil {
 		store.Close()
@@ -263,7 +252,7 @@ func Start(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
-	n.setNode(rn)
+	n.rn = rn
 	if err := tr.Start(); err != nil {
 		rn.Stop()
 		tr.Close()
@@ -278,20 +267,6 @@ func Start(cfg Config) (*Node, error) {
 	go func() { defer n.wg.Done(); n.controllerTicker() }()
 	go func() { defer n.wg.Done(); n.leadershipEvents() }()
 	return n, nil
-}
-
-var rnMu sync.Mutex
-
-func (n *Node) rnode() *quorum.Node {
-	rnMu.Lock()
-	defer rnMu.Unlock()
-	return n.rn
-}
-
-func (n *Node) setNode(rn *quorum.Node) {
-	rnMu.Lock()
-	n.rn = rn
-	rnMu.Unlock()
 }
 
 // Image is the newest applied metadata image.

@@ -217,3 +217,10 @@ func TestClusterFormsForwardsAndFailsOver(t *testing.T) {
 		t.Errorf("topic id changed across restarts: %x %x, want %x", a.ID, b.ID, topic.ID)
 	}
 }
+
+// ctlActive reports whether this node runs the active controller.
+func (n *Node) ctlActive() bool {
+	n.ctl.mu.Lock()
+	defer n.ctl.mu.Unlock()
+	return n.ctl.ctl != nil
+}
