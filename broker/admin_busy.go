@@ -36,10 +36,11 @@ func adminDecoded[T any, P interface {
 	*T
 	kmsg.Request
 }](key kmsg.Key, min, max int16, run func(*Broker, netpoll.Request, *proto.RequestHeader, P)) api {
+	forwarded := forwardedKeys[key]
 	return decoded(key, min, max, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r P) {
 		h.ClientID = nil // aliases the frame; the answer is built on the worker
 		b.submitAdmin(req, &h, r, func() {
-			if b.opts.Cluster != nil && forwardedKeys[key] {
+			if forwarded && b.opts.Cluster != nil {
 				b.forward(req, &h, r)
 				return
 			}

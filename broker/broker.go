@@ -176,9 +176,10 @@ func decoded[T any, P interface {
 	*T
 	kmsg.Request
 }](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
+	toGroup := groupKeys[key] // looked up once, not per request
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
-			if groupKeys[key] && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
+			if toGroup && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
 				return // cluster_groups.go
 			}
 			serve(b, req, h, r.(P))

@@ -112,7 +112,7 @@ func (b *Broker) image() *metadata.Image {
 // KRaft brokers even name a random broker).
 func (b *Broker) controllerForClients() int32 {
 	id := b.opts.Cluster.ControllerID()
-	if id >= 0 && liveBrokers(b.image())[id] {
+	if id >= 0 && isLive(b.image(), id) {
 		return id
 	}
 	return b.opts.NodeID
@@ -138,15 +138,11 @@ func (b *Broker) listenerName() string {
 	return "PLAINTEXT"
 }
 
-// liveBrokers are the image's unfenced brokers (the ones Metadata lists).
-func liveBrokers(im *metadata.Image) map[int32]bool {
-	live := map[int32]bool{}
-	for _, br := range im.Brokers() {
-		if !br.Fenced {
-			live[br.ID] = true
-		}
-	}
-	return live
+// isLive reports whether broker id is registered and unfenced in im (the
+// brokers Metadata lists).
+func isLive(im *metadata.Image, id int32) bool {
+	br, ok := im.Broker(id)
+	return ok && !br.Fenced
 }
 
 // clusterMetadataResponse is metadataResponse for a clustered broker.
@@ -167,7 +163,6 @@ func (b *Broker) clusterMetadataResponse(r *kmsg.MetadataRequest, allTopics bool
 			resp.Brokers = append(resp.Brokers, mb)
 		}
 	}
-	live := liveBrokers(im)
 	resp.AuthorizedOperations = authorizedOpsNotRequested
 	if r.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterOperationsAll
@@ -188,11 +183,11 @@ func (b *Broker) clusterMetadataResponse(r *kmsg.MetadataRequest, allTopics bool
 			mp := kmsg.MetadataResponseTopicPartition{Partition: i, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
 				Replicas: p.Replicas, ISR: p.ISR}
 			for _, rep := range p.Replicas {
-				if !live[rep] {
+				if !isLive(im, rep) {
 					mp.OfflineReplicas = append(mp.OfflineReplicas, rep)
 				}
 			}
-			if p.Leader < 0 || !live[p.Leader] {
+			if p.Leader < 0 || !isLive(im, p.Leader) {
 				mp.ErrorCode = kerr.LeaderNotAvailable.Code
 				mp.Leader = -1
 			}
@@ -456,7 +451,7 @@ func (b *Broker) currentLeader(topic string, partition int32) *currentLeader {
 		return nil
 	}
 	p, ok := t.Partitions[partition]
-	if !ok || p.Leader < 0 || !liveBrokers(b.image())[p.Leader] {
+	if !ok || p.Leader < 0 || !isLive(b.image(), p.Leader) {
 		return nil
 	}
 	return &currentLeader{id: p.Leader, epoch: p.LeaderEpoch}
@@ -522,15 +517,14 @@ func (b *Broker) clusterPartitionState(topic string, rp *kmsg.DescribeTopicParti
 	if !ok {
 		return
 	}
-	live := liveBrokers(im)
 	rp.LeaderID, rp.LeaderEpoch, rp.Replicas, rp.ISR = p.Leader, p.LeaderEpoch, p.Replicas, p.ISR
 	rp.OfflineReplicas = []int32{}
 	for _, r := range p.Replicas {
-		if !live[r] {
+		if !isLive(im, r) {
 			rp.OfflineReplicas = append(rp.OfflineReplicas, r)
 		}
 	}
-	if p.Leader < 0 || !live[p.Leader] {
+	if p.Leader < 0 || !isLive(im, p.Leader) {
 		rp.LeaderID, rp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
 	}
 }

@@ -67,7 +67,7 @@ func (b *Broker) groupCoordinator(groupID string) int32 {
 		return -1
 	}
 	p, ok := t.Partitions[group.PartitionFor(groupID, int32(len(t.Partitions)))]
-	if !ok || p.Leader < 0 || !liveBrokers(b.image())[p.Leader] {
+	if !ok || p.Leader < 0 || !isLive(b.image(), p.Leader) {
 		return -1
 	}
 	return p.Leader
