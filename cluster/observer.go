@@ -2,13 +2,13 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/quorum"
 )
 
@@ -30,8 +30,8 @@ const metadataFetchMaxBytes = 1 << 20
 
 // metadataFetch answer kinds.
 const (
-	fetchEntries  = 0
-	fetchSnapshot = 1
+	fetchEntries  int8 = 0
+	fetchSnapshot int8 = 1
 )
 
 // startObserver starts an observer's transport and follower loop (the
@@ -112,8 +112,9 @@ func (n *Node) follow(voters []uint64) {
 // fetchFrom pulls one answer from voter and applies it; it returns how many
 // entries (or 1 for a snapshot) it applied.
 func (n *Node) fetchFrom(ctx context.Context, voter uint64, next *uint64) (int, error) {
-	req := binary.BigEndian.AppendUint64(nil, *next)
-	out, err := n.tr.Call(ctx, voter, metadataFetchKey, 0, req)
+	req := proto.Writer{}
+	req.Int64(int64(*next))
+	out, err := n.tr.Call(ctx, voter, metadataFetchKey, 0, req.B)
 	if err != nil {
 		return 0, err
 	}
@@ -154,35 +155,37 @@ func (sm *stateMachine) advance(index uint64) {
 // requested index, or the newest snapshot when they are compacted away,
 // with the leader this voter knows of.
 func (n *Node) serveMetadataFetch(body []byte) ([]byte, error) {
-	if len(body) != 8 {
+	r := proto.NewReader(body, false)
+	from := uint64(r.Int64())
+	if !r.Complete() {
 		return nil, fmt.Errorf("metadata fetch: %d-byte request, want 8", len(body))
 	}
-	from := binary.BigEndian.Uint64(body)
 	entries, next, snap, err := n.rn.ReadApplied(from, metadataFetchMaxBytes)
 	if err != nil {
 		return nil, err
 	}
-	out := binary.BigEndian.AppendUint64(nil, n.rn.Status().Leader)
+	w := proto.Writer{}
+	w.Int64(int64(n.rn.Status().Leader))
 	if snap != nil {
-		out = append(out, fetchSnapshot)
-		out = binary.BigEndian.AppendUint64(out, next)
-		return append(out, snap.GetData()...), nil
+		w.Int8(fetchSnapshot)
+		w.Int64(int64(next))
+		return append(w.B, snap.GetData()...), nil
 	}
-	out = append(out, fetchEntries)
-	out = binary.BigEndian.AppendUint64(out, next)
-	out = binary.BigEndian.AppendUint32(out, uint32(len(entries)))
+	w.Int8(fetchEntries)
+	w.Int64(int64(next))
+	w.Int32(int32(len(entries)))
 	for _, e := range entries {
-		out = binary.BigEndian.AppendUint64(out, e.Index)
-		out = binary.BigEndian.AppendUint64(out, e.Term)
-		out = binary.BigEndian.AppendUint32(out, uint32(len(e.Payload)))
-		out = append(out, e.Payload...)
+		w.Int64(int64(e.Index))
+		w.Int64(int64(e.Term))
+		w.Int32(int32(len(e.Payload)))
+		w.B = append(w.B, e.Payload...)
 	}
-	return out, nil
+	return w.B, nil
 }
 
 type metadataFetchAnswer struct {
 	leader   uint64
-	kind     byte
+	kind     int8
 	next     uint64
 	snapshot []byte
 	entries  []quorum.AppliedEntry
@@ -190,54 +193,49 @@ type metadataFetchAnswer struct {
 
 var errShortFetch = errors.New("truncated")
 
+// metadataFetchEntryMin is the smallest encoding of one entry: index,
+// term and payload length.
+const metadataFetchEntryMin = 20
+
 // decodeMetadataFetch decodes serveMetadataFetch's answer, bounded by its
 // length (FuzzMetadataFetch).
 func decodeMetadataFetch(b []byte) (metadataFetchAnswer, error) {
 	var a metadataFetchAnswer
-	if len(b) < 17 {
+	r := proto.NewReader(b, false)
+	a.leader, a.kind, a.next = uint64(r.Int64()), r.Int8(), uint64(r.Int64())
+	if !r.Ok() {
 		return a, errShortFetch
 	}
-	a.leader, a.kind, a.next = binary.BigEndian.Uint64(b), b[8], binary.BigEndian.Uint64(b[9:])
-	b = b[17:]
 	switch a.kind {
 	case fetchSnapshot:
 		if a.next == 0 {
 			return a, errors.New("snapshot at index -1")
 		}
-		a.snapshot = b
+		a.snapshot = r.Span(r.Len())
 		return a, nil
 	case fetchEntries:
 	default:
 		return a, fmt.Errorf("unknown answer kind %d", a.kind)
 	}
-	if len(b) < 4 {
-		return a, errShortFetch
-	}
-	count := binary.BigEndian.Uint32(b)
-	b = b[4:]
-	if uint64(count) > uint64(len(b))/20 {
-		return a, fmt.Errorf("%d entries cannot fit in %d bytes", count, len(b))
+	count := r.ArrayLen(metadataFetchEntryMin)
+	if !r.Ok() {
+		return a, fmt.Errorf("%w: entry count", errShortFetch)
 	}
 	prev := uint64(0)
 	for range count {
-		if len(b) < 20 {
-			return a, errShortFetch
-		}
-		e := quorum.AppliedEntry{Index: binary.BigEndian.Uint64(b), Term: binary.BigEndian.Uint64(b[8:])}
-		l := binary.BigEndian.Uint32(b[16:])
-		b = b[20:]
-		if uint64(l) > uint64(len(b)) {
+		e := quorum.AppliedEntry{Index: uint64(r.Int64()), Term: uint64(r.Int64())}
+		e.Payload = r.Span(int(r.Int32()))
+		if !r.Ok() {
 			return a, errShortFetch
 		}
 		if e.Index <= prev || e.Index >= a.next {
 			return a, fmt.Errorf("entry index %d out of order (next %d)", e.Index, a.next)
 		}
 		prev = e.Index
-		e.Payload, b = b[:l], b[l:]
 		a.entries = append(a.entries, e)
 	}
-	if len(b) != 0 {
-		return a, fmt.Errorf("%d trailing bytes", len(b))
+	if r.Len() != 0 {
+		return a, fmt.Errorf("%d trailing bytes", r.Len())
 	}
 	return a, nil
 }
