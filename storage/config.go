@@ -21,6 +21,14 @@ type Config struct {
 	IndexIntervalBytes int   // index.interval.bytes / log.index.interval.bytes (4096)
 	IndexMaxBytes      int   // segment.index.bytes / log.index.size.max.bytes (10 MiB)
 
+	// Compaction (cleaner.go). The zero value is cleanup.policy=delete.
+	Compact                bool    // cleanup.policy includes compact: the cleaner keeps the last record of each key
+	NoDeleteRetention      bool    // cleanup.policy is compact alone: retention.ms and retention.bytes delete nothing
+	DeleteRetentionMs      int64   // delete.retention.ms / log.cleaner.delete.retention.ms (1 day): how long the cleaner keeps a tombstone after it first saw it
+	MinCompactionLagMs     int64   // min.compaction.lag.ms / log.cleaner.min.compaction.lag.ms (0): records younger than this are not cleaned
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms / log.cleaner.max.compaction.lag.ms (MaxInt64): dirty records older than this are cleaned whatever the ratio
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio / log.cleaner.min.cleanable.ratio (0.5)
+
 	// ringbroker keys (no Kafka equivalent):
 
 	// AppendBatchMaxBytes (append.batch.max.bytes, 1 MiB) caps one group
@@ -47,18 +55,46 @@ type Config struct {
 // config's TestStorageConfigDefaultsMatchStorage holds the two equal.
 func DefaultConfig() Config {
 	return Config{
-		SegmentBytes:          1 << 30,
-		SegmentMs:             7 * 24 * 3600 * 1000,
-		RetentionMs:           7 * 24 * 3600 * 1000,
-		RetentionBytes:        -1,
-		FlushMessages:         math.MaxInt64,
-		FlushMs:               math.MaxInt64,
-		IndexIntervalBytes:    4096,
-		IndexMaxBytes:         10 << 20,
-		AppendBatchMaxBytes:   1 << 20,
-		TimeRollMinMs:         60_000,
-		AppendLingerMs:        0,
-		AppendPendingMaxBytes: 64 << 20,
+		SegmentBytes:           1 << 30,
+		SegmentMs:              7 * 24 * 3600 * 1000,
+		RetentionMs:            7 * 24 * 3600 * 1000,
+		RetentionBytes:         -1,
+		FlushMessages:          math.MaxInt64,
+		FlushMs:                math.MaxInt64,
+		IndexIntervalBytes:     4096,
+		IndexMaxBytes:          10 << 20,
+		AppendBatchMaxBytes:    1 << 20,
+		TimeRollMinMs:          60_000,
+		AppendLingerMs:         0,
+		AppendPendingMaxBytes:  64 << 20,
+		DeleteRetentionMs:      24 * 3600 * 1000,
+		MaxCompactionLagMs:     math.MaxInt64,
+		MinCleanableDirtyRatio: 0.5,
+	}
+}
+
+// CleanerConfig configures the log cleaner (cleaner.go), Kafka's
+// log.cleaner.* broker keys.
+type CleanerConfig struct {
+	Threads             int           // log.cleaner.threads (1)
+	DedupeBufferBytes   int64         // log.cleaner.dedupe.buffer.size (128 MiB), shared by the threads: bounds each thread's key map
+	IOBufferBytes       int           // log.cleaner.io.buffer.size (512 KiB): read and write buffers of each thread (grown for a larger batch)
+	LoadFactor          float64       // log.cleaner.io.buffer.load.factor (0.9): how full a key map may get
+	MaxIOBytesPerSecond float64       // log.cleaner.io.max.bytes.per.second (unlimited): reads plus writes of all threads
+	Backoff             time.Duration // log.cleaner.backoff.ms (15 s): sleep when no log needs cleaning
+	Clock               Clock         // nil = wall clock
+	Logf                func(format string, args ...any)
+}
+
+// DefaultCleanerConfig returns Kafka's defaults.
+func DefaultCleanerConfig() CleanerConfig {
+	return CleanerConfig{
+		Threads:             1,
+		DedupeBufferBytes:   128 << 20,
+		IOBufferBytes:       512 << 10,
+		LoadFactor:          0.9,
+		MaxIOBytesPerSecond: math.MaxFloat64,
+		Backoff:             15 * time.Second,
 	}
 }
 
