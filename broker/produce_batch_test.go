@@ -97,17 +97,6 @@ func TestRecompressRoundTrip(t *testing.T) {
 			t.Fatalf("codec %d: round trip differs (%v)", c, berr)
 		}
 	}
-	// snappy in the Java client's xerial framing decodes too.
-	raw := orig[proto.RecordBatchHeaderSize:]
-	block, _ := compressRecords(codecSnappy, raw, nil)
-	x := append([]byte(nil), xerialMagic...)
-	x = binary.BigEndian.AppendUint32(x, 1)
-	x = binary.BigEndian.AppendUint32(x, 1)
-	x = binary.BigEndian.AppendUint32(x, uint32(len(block)))
-	x = append(x, block...)
-	if got, err := decompressRecords(codecSnappy, x, nil); err != nil || !bytes.Equal(got, raw) {
-		t.Fatalf("xerial: %v", err)
-	}
 }
 
 // FuzzValidateBatch: validateBatch never panics; what it accepts is one

@@ -1,20 +1,13 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"slices"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/ringbroker/ringbroker/internal/codec"
 	"github.com/ringbroker/ringbroker/proto"
 )
 
@@ -39,7 +32,7 @@ import (
 // maxDecompressedBytes (INVALID_RECORD past it) so a tiny compressed batch
 // cannot make the broker allocate gigabytes.
 
-const maxDecompressedBytes = 64 << 20
+const maxDecompressedBytes = codec.MaxDecompressedBytes
 
 // Where a compressed batch's records are inspected (decompressed and
 // walked): on the ring thread when the batch is at most ringInspectMaxBytes
@@ -52,212 +45,8 @@ const maxDecompressedBytes = 64 << 20
 // few KiB); inspecting on the ring costs a few percent.
 const (
 	ringInspectMaxBytes    = 64 << 10
-	ringDecompressMaxBytes = 256 << 10
+	ringDecompressMaxBytes = codec.SmallLimit
 )
-
-var (
-	zstdEncoders = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-		return e
-	}}
-	zstdDecoders     = zstdDecoderPool(maxDecompressedBytes)
-	zstdRingDecoders = zstdDecoderPool(ringDecompressMaxBytes)
-	gzipWriters      = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
-	lz4Writers       = sync.Pool{New: func() any { return lz4.NewWriter(nil) }}
-	lz4Readers       = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
-	gzipReaders      = sync.Pool{New: func() any { return new(gzip.Reader) }}
-	bytesReaders     = sync.Pool{New: func() any { return new(bytes.Reader) }}
-)
-
-// zstdDecoderPool pools decoders whose DecodeAll stops past limit bytes.
-func zstdDecoderPool(limit int) *sync.Pool {
-	return &sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)))
-		return d
-	}}
-}
-
-var errTooLarge = errors.New("decompressed records too large")
-
-// xerialMagic opens snappy data framed by the Java client's snappy-java
-// stream format.
-var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
-
-// decompressRecords appends the decompressed form of src (codec) to dst,
-// at most maxDecompressedBytes.
-func decompressRecords(codec int8, src, dst []byte) ([]byte, error) {
-	return decompressLimited(codec, src, dst, maxDecompressedBytes)
-}
-
-// decompressLimited appends the decompressed form of src (codec) to dst and
-// fails with errTooLarge once it passes limit bytes (maxDecompressedBytes
-// or ringDecompressMaxBytes, the two limits the zstd decoder pools know).
-// With pooled readers and a dst of enough capacity it allocates nothing.
-func decompressLimited(codec int8, src, dst []byte, limit int) ([]byte, error) {
-	switch codec {
-	case codecNone:
-		return append(dst, src...), nil
-	case codecGzip:
-		br := bytesReaders.Get().(*bytes.Reader)
-		br.Reset(src)
-		zr := gzipReaders.Get().(*gzip.Reader)
-		out, err := dst, zr.Reset(br)
-		if err == nil {
-			out, err = readAllLimited(zr, dst, limit)
-		}
-		gzipReaders.Put(zr)
-		bytesReaders.Put(br)
-		return out, err
-	case codecSnappy:
-		if bytes.HasPrefix(src, xerialMagic) {
-			return decodeXerial(src, dst, limit)
-		}
-		return snappyBlock(src, dst, limit)
-	case codecLZ4:
-		br := bytesReaders.Get().(*bytes.Reader)
-		br.Reset(src)
-		r := lz4Readers.Get().(*lz4.Reader)
-		r.Reset(br)
-		out, err := readAllLimited(r, dst, limit)
-		r.Reset(nil)
-		lz4Readers.Put(r)
-		bytesReaders.Put(br)
-		return out, err
-	case codecZstd:
-		pool := zstdDecoders
-		if limit <= ringDecompressMaxBytes {
-			pool = zstdRingDecoders
-		}
-		d := pool.Get().(*zstd.Decoder)
-		out, err := d.DecodeAll(src, dst)
-		pool.Put(d)
-		// A decoder's limit also caps the window a frame may declare: a
-		// streaming producer's frame (window of a few MiB over a few KiB of
-		// records) is too large for the ring's decoder, not invalid.
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || len(out)-len(dst) > limit {
-			return out, errTooLarge
-		}
-		return out, err
-	}
-	return dst, fmt.Errorf("unknown codec %d", codec)
-}
-
-func snappyBlock(src, dst []byte, limit int) ([]byte, error) {
-	n, err := snappy.DecodedLen(src)
-	if err != nil {
-		return dst, err
-	}
-	if n > limit {
-		return dst, errTooLarge
-	}
-	dst = slices.Grow(dst, n)
-	out, err := snappy.Decode(dst[len(dst):len(dst)+n], src)
-	return dst[:len(dst)+len(out)], err
-}
-
-// decodeXerial reads snappy-java's framing: the 8-byte magic, two 4-byte
-// version fields, then chunks of [4-byte big-endian length][snappy block].
-func decodeXerial(src, dst []byte, limit int) ([]byte, error) {
-	if len(src) < 16 {
-		return dst, errors.New("short xerial snappy header")
-	}
-	start := len(dst)
-	src = src[16:]
-	for len(src) > 0 {
-		if len(src) < 4 {
-			return dst, errors.New("torn xerial snappy chunk length")
-		}
-		n := binary.BigEndian.Uint32(src)
-		if uint64(n) > uint64(len(src)-4) {
-			return dst, errors.New("torn xerial snappy chunk")
-		}
-		var err error
-		if dst, err = snappyBlock(src[4:4+n], dst, limit-(len(dst)-start)); err != nil {
-			return dst, err
-		}
-		src = src[4+n:]
-	}
-	return dst, nil
-}
-
-// readAllLimited appends what r yields to dst, growing it as needed, and
-// fails with errTooLarge past limit bytes (io.ReadAll without its
-// allocations when dst has room).
-func readAllLimited(r io.Reader, dst []byte, limit int) ([]byte, error) {
-	start := len(dst)
-	for {
-		if len(dst) == cap(dst) {
-			dst = slices.Grow(dst, max(4096, len(dst)-start))
-		}
-		n, err := r.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if len(dst)-start > limit {
-			return dst, errTooLarge
-		}
-		if err == io.EOF {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, err
-		}
-	}
-}
-
-// compressRecords appends src compressed with codec to dst.
-func compressRecords(codec int8, src, dst []byte) ([]byte, error) {
-	switch codec {
-	case codecNone:
-		return append(dst, src...), nil
-	case codecGzip:
-		buf := bytes.NewBuffer(dst)
-		w := gzipWriters.Get().(*gzip.Writer)
-		w.Reset(buf)
-		_, err := w.Write(src)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		w.Reset(nil)
-		gzipWriters.Put(w)
-		return buf.Bytes(), err
-	case codecSnappy:
-		return append(dst, snappy.Encode(nil, src)...), nil
-	case codecLZ4:
-		buf := bytes.NewBuffer(dst)
-		w := lz4Writers.Get().(*lz4.Writer)
-		w.Reset(buf)
-		_, err := w.Write(src)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		w.Reset(nil)
-		lz4Writers.Put(w)
-		return buf.Bytes(), err
-	case codecZstd:
-		e := zstdEncoders.Get().(*zstd.Encoder)
-		out := e.EncodeAll(src, dst)
-		zstdEncoders.Put(e)
-		return out, nil
-	}
-	return dst, fmt.Errorf("unknown codec %d", codec)
-}
-
-// codecByName maps compression.type to the attributes' codec id; ok=false
-// for "producer" (keep what the producer sent).
-func codecByName(name string) (codec int8, ok bool) {
-	switch name {
-	case "uncompressed":
-		return codecNone, true
-	case "gzip":
-		return codecGzip, true
-	case "snappy":
-		return codecSnappy, true
-	case "lz4":
-		return codecLZ4, true
-	case "zstd":
-		return codecZstd, true
-	}
-	return 0, false
-}
 
 // recompressBatch returns bi's batch (one validated v2 batch) with its
 // records re-encoded in codec, or a batchError. The records are walked on
@@ -350,3 +139,19 @@ func walkCompressed(bi *batchInfo, limit int) (handOff bool, berr *batchError) {
 var decompressBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 const decompressBufKeepBytes = 4 << 20
+
+var errTooLarge = codec.ErrTooLarge
+
+// decompressRecords appends the decompressed form of src (c) to dst, at
+// most maxDecompressedBytes.
+func decompressRecords(c int8, src, dst []byte) ([]byte, error) {
+	return codec.Decompress(c, src, dst, maxDecompressedBytes)
+}
+
+func decompressLimited(c int8, src, dst []byte, limit int) ([]byte, error) {
+	return codec.Decompress(c, src, dst, limit)
+}
+
+func compressRecords(c int8, src, dst []byte) ([]byte, error) { return codec.Compress(c, src, dst) }
+
+func codecByName(name string) (int8, bool) { return codec.ByName(name) }
