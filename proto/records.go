@@ -188,6 +188,10 @@ func NewRecordIter(b []byte, count int32) RecordIter {
 // (decompress the records and use NewRecordIter otherwise).
 func (rb RecordBatch) RecordIter() RecordIter { return NewRecordIter(rb.Records(), rb.RecordCount()) }
 
+// Pos is the byte position after the last record Next returned (the
+// start of the next one), in the bytes the iterator walks.
+func (it *RecordIter) Pos() int { return it.pos }
+
 // Err is why the walk stopped early, or ErrRecordTrailingData when the
 // records did not fill the bytes; nil after a whole walk.
 func (it *RecordIter) Err() error { return it.err }

@@ -269,7 +269,7 @@ func (l *Log) needRoll(s *segment, n, offsets int64, now int64) bool {
 		return false
 	}
 	return size+n > l.cfg.SegmentBytes ||
-		now-s.createdNs >= max(l.cfg.SegmentMs, l.cfg.TimeRollMinMs)*int64(time.Millisecond) ||
+		now-s.createdNs >= max(l.cfg.rollMs(), l.cfg.TimeRollMinMs)*int64(time.Millisecond) ||
 		s.idx.full() || s.tidx.full() ||
 		l.nextOffset+offsets-1-s.base > maxRelativeOffset
 }

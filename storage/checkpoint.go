@@ -20,7 +20,10 @@ type TopicPartition struct {
 const (
 	RecoveryPointCheckpointFile  = "recovery-point-offset-checkpoint"
 	LogStartOffsetCheckpointFile = "log-start-offset-checkpoint"
-	CleanShutdownFile            = ".kafka_cleanshutdown"
+	// CleanerOffsetCheckpointFile holds each compacted partition's first
+	// dirty offset: where the cleaner's next round starts.
+	CleanerOffsetCheckpointFile = "cleaner-offset-checkpoint"
+	CleanShutdownFile           = ".kafka_cleanshutdown"
 )
 
 // Kafka's offset checkpoint text format:

@@ -98,6 +98,16 @@ func DefaultCleanerConfig() CleanerConfig {
 	}
 }
 
+// rollMs is segment.ms, or max.compaction.lag.ms when that is shorter on
+// a compacted log (Kafka's LogConfig.maxSegmentMs): the active segment is
+// never cleaned, so it must roll for the lag to be met.
+func (c Config) rollMs() int64 {
+	if c.Compact && c.MaxCompactionLagMs > 0 {
+		return min(c.SegmentMs, c.MaxCompactionLagMs)
+	}
+	return c.SegmentMs
+}
+
 func (c Config) lingerNanos() int64 { return c.AppendLingerMs * int64(time.Millisecond) }
 
 // flushIntervalNanos returns the flush.ms interval in ns, or -1 for never.

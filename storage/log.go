@@ -68,8 +68,11 @@ type Options struct {
 	RecoveryPoint  int64 // from recovery-point-offset-checkpoint; segments at/after it are scanned
 	LogStartOffset int64 // from log-start-offset-checkpoint
 	CleanShutdown  bool  // clean-shutdown marker present: skip the recovery scan
-	Topic          string
-	Partition      int32
+	// CleanerOffset is where the cleaner's last round stopped (from
+	// cleaner-offset-checkpoint): the first dirty offset. 0 = none.
+	CleanerOffset int64
+	Topic         string
+	Partition     int32
 }
 
 // Log is one partition's log. See doc.go for the API and concurrency rules.
@@ -106,6 +109,15 @@ type Log struct {
 	failed        error
 	waiters       []Waiter
 	hwChan        chan struct{}
+	firstDirty    int64 // the cleaner's: offsets below it were cleaned (cleaner_log.go)
+
+	// The cleaner's (cleaner*.go). cleaning is held by the thread cleaning
+	// this log; Close sets cleanAbort and waits for it. swapMu is held
+	// while segments are replaced or removed (cleaner swaps, retention,
+	// DeleteRecords), so a cleaner swap never races an unlink by name.
+	cleaning   sync.Mutex
+	cleanAbort atomic.Bool
+	swapMu     sync.Mutex
 
 	// writer goroutine only
 	nextOffset    int64 // log end offset: next offset to assign
@@ -193,6 +205,10 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 // load discovers segments, recovers, and sets offsets. Runs before the
 // writer goroutine exists, so it touches writer-owned state freely.
 func (l *Log) load(opts Options) error {
+	l.firstDirty = opts.CleanerOffset
+	if err := l.finishCleanerSwaps(); err != nil {
+		return err
+	}
 	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
@@ -519,6 +535,14 @@ func (l *Log) LogStartOffset() int64 {
 	return l.logStart
 }
 
+// FirstDirtyOffset is where the cleaner's next round starts (what
+// cleaner-offset-checkpoint records).
+func (l *Log) FirstDirtyOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.firstDirty
+}
+
 // RecoveryPoint is the offset below which everything has been fdatasync'd.
 func (l *Log) RecoveryPoint() int64 {
 	l.mu.RLock()
@@ -555,9 +579,12 @@ func (l *Log) Close() error {
 	}
 	l.closing = true
 	l.mu.Unlock()
+	l.cleanAbort.Store(true)
 	l.signal()
 	<-l.stopped
 	l.bgFlushes.Wait()
+	l.cleaning.Lock() // a cleaning round stops at its next batch
+	defer l.cleaning.Unlock()
 	return l.closeFiles(false)
 }
 
@@ -569,9 +596,12 @@ func (l *Log) crashClose() {
 	l.crash = true
 	l.closing = true
 	l.mu.Unlock()
+	l.cleanAbort.Store(true)
 	l.signal()
 	<-l.stopped
 	l.bgFlushes.Wait()
+	l.cleaning.Lock()
+	defer l.cleaning.Unlock()
 	l.closeFiles(true)
 }
 

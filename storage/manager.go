@@ -58,6 +58,7 @@ type Manager struct {
 	// and follow the open logs at each checkpoint.
 	recoveryPoints map[TopicPartition]int64
 	logStarts      map[TopicPartition]int64
+	cleanerOffsets map[TopicPartition]int64 // cleaner-offset-checkpoint, likewise
 	logs           map[TopicPartition]*Log
 	busy           map[TopicPartition]chan struct{} // closed when the open/delete finishes
 	closed         bool
@@ -69,6 +70,9 @@ type Manager struct {
 	// closeTotal and closeDone count the logs Close is closing and has
 	// closed, for progress reports during a long shutdown.
 	closeTotal, closeDone atomic.Int64
+	// cleanerCkMu serializes writes of cleaner-offset-checkpoint (cleaner
+	// threads, Checkpoint, Close).
+	cleanerCkMu sync.Mutex
 }
 
 // CloseProgress reports how many logs a running (or finished) Close has
@@ -103,6 +107,9 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 		return nil, err
 	}
 	if m.logStarts, err = m.readCheckpoint(LogStartOffsetCheckpointFile); err != nil {
+		return nil, err
+	}
+	if m.cleanerOffsets, err = m.readCheckpoint(CleanerOffsetCheckpointFile); err != nil {
 		return nil, err
 	}
 	marker := filepath.Join(dir, CleanShutdownFile)
@@ -200,7 +207,7 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 	opts := Options{
 		Clock: m.opts.Clock, Logf: m.opts.Logf, Stats: m.opts.Stats, Warnf: m.opts.Warnf,
 		RecoveryPoint: m.recoveryPoints[tp], LogStartOffset: m.logStarts[tp],
-		CleanShutdown: m.clean, Topic: topic, Partition: partition,
+		CleanerOffset: m.cleanerOffsets[tp], CleanShutdown: m.clean, Topic: topic, Partition: partition,
 	}
 	m.mu.Unlock()
 
@@ -336,6 +343,7 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	delete(m.logs, tp)
 	delete(m.recoveryPoints, tp)
 	delete(m.logStarts, tp)
+	delete(m.cleanerOffsets, tp)
 	done := make(chan struct{})
 	m.busy[tp] = done
 	m.mu.Unlock()
@@ -403,7 +411,43 @@ func (m *Manager) Checkpoint() error {
 	m.mu.Unlock()
 	return errors.Join(
 		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
-		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
+		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls),
+		m.writeCleanerCheckpoint())
+}
+
+// openLogs returns the open logs (the cleaner's view).
+func (m *Manager) openLogs() []*Log {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Log, 0, len(m.logs))
+	for _, l := range m.logs {
+		out = append(out, l)
+	}
+	return out
+}
+
+// writeCleanerCheckpoint writes cleaner-offset-checkpoint: the open logs'
+// first dirty offsets over what the file held at open. Written only when
+// some partition has one (a dir that never saw compaction gets no file).
+func (m *Manager) writeCleanerCheckpoint() error {
+	m.cleanerCkMu.Lock()
+	defer m.cleanerCkMu.Unlock()
+	m.mu.Lock()
+	for tp, l := range m.logs {
+		if o := l.FirstDirtyOffset(); o > 0 {
+			m.cleanerOffsets[tp] = o
+		}
+	}
+	if len(m.cleanerOffsets) == 0 {
+		m.mu.Unlock()
+		return nil
+	}
+	cp := make(map[TopicPartition]int64, len(m.cleanerOffsets))
+	for tp, o := range m.cleanerOffsets {
+		cp[tp] = o
+	}
+	m.mu.Unlock()
+	return WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, CleanerOffsetCheckpointFile), cp)
 }
 
 // Close closes every log (writing out and fdatasyncing what they accepted),
@@ -425,12 +469,18 @@ func (m *Manager) Close() error {
 	errs := closeLogs(logs, &m.closeDone)
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(logs)
+	for tp, l := range logs {
+		if o := l.FirstDirtyOffset(); o > 0 {
+			m.cleanerOffsets[tp] = o
+		}
+	}
 	m.logs = map[TopicPartition]*Log{}
 	markClean := m.clean || !m.openFailed
 	m.mu.Unlock()
 	errs = append(errs,
 		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
-		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls))
+		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls),
+		m.writeCleanerCheckpoint())
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 // it. offset must be <= the high watermark; -1 means the high watermark.
 // Returns the new log start offset.
 func (l *Log) DeleteRecords(offset int64) (int64, error) {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
 	if offset == -1 {
 		offset = l.hw
@@ -36,10 +38,15 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 // (judged by the segment's largest timestamp, as Kafka does) or beyond
 // retention.bytes (oldest first), and those below the log start offset.
 // The broker calls it periodically (log.retention.check.interval.ms).
-// Returns how many segments were deleted.
+// With cleanup.policy=compact alone (NoDeleteRetention) only the log start
+// offset deletes: retention.ms and retention.bytes do not apply, as in
+// Kafka. Returns how many segments were deleted.
 func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	nowMs := now.UnixMilli()
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
 	l.mu.Lock()
+	retain := !l.cfg.NoDeleteRetention
 	var total int64
 	for _, s := range l.segments {
 		total += s.size.Load()
@@ -51,8 +58,8 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 			ts = s.createdNs / int64(time.Millisecond)
 		}
 		del := next.base <= l.logStart ||
-			(l.cfg.RetentionMs >= 0 && nowMs-ts > l.cfg.RetentionMs) ||
-			(l.cfg.RetentionBytes >= 0 && total-size >= l.cfg.RetentionBytes)
+			retain && l.cfg.RetentionMs >= 0 && nowMs-ts > l.cfg.RetentionMs ||
+			retain && l.cfg.RetentionBytes >= 0 && total-size >= l.cfg.RetentionBytes
 		if del {
 			total -= size
 		}

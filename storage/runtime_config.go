@@ -15,7 +15,7 @@ import (
 //
 //   - under l.mu: SegmentBytes and SegmentMs (takeGroup, needRoll),
 //     RetentionMs and RetentionBytes (EnforceRetention), the policy in
-//     decide. Writing these under l.mu.Lock is race-free at any time.
+//     decide, the compaction fields (the cleaner's snapshot, needRoll). Writing these under l.mu.Lock is race-free at any time.
 //   - by the writer goroutine WITHOUT the lock while it writes a group:
 //     pol.flushMessages and pol.flushIntervalNs (syncAfterGroup),
 //     LogAppendTime (writeGroup), IndexIntervalBytes (indexGroup),
@@ -64,6 +64,9 @@ func (l *Log) SetConfig(cfg Config) error {
 	l.cfg.SegmentMs = cfg.SegmentMs
 	l.cfg.RetentionMs = cfg.RetentionMs
 	l.cfg.RetentionBytes = cfg.RetentionBytes
+	l.cfg.Compact, l.cfg.NoDeleteRetention = cfg.Compact, cfg.NoDeleteRetention
+	l.cfg.DeleteRetentionMs, l.cfg.MinCleanableDirtyRatio = cfg.DeleteRetentionMs, cfg.MinCleanableDirtyRatio
+	l.cfg.MinCompactionLagMs, l.cfg.MaxCompactionLagMs = cfg.MinCompactionLagMs, cfg.MaxCompactionLagMs
 	if l.closed || l.writerParkedEmptyLocked() {
 		l.applyWriterConfig(cfg)
 		l.mu.Unlock()

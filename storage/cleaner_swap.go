@@ -1,0 +1,354 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Replacing a group of segments with its cleaned copy, crash-safely
+// (Kafka's .cleaned / .swap protocol). X is the group's first base offset,
+// Y any other segment of the group:
+//
+//	write  X.log.cleaned, X.index.cleaned, X.timeindex.cleaned; fsync the log, msync the indexes
+//	rename X.log.cleaned -> X.log.swap; fsync dir               <- commit point
+//	remove X.index, X.timeindex, and Y.log, Y.index, Y.timeindex
+//	rename X.index.cleaned -> X.index, X.timeindex.cleaned -> X.timeindex; fsync dir
+//	rename X.log.swap -> X.log (replacing the old X.log); fsync dir
+//
+// Opening a log (load) finishes or forgets what a crash interrupted:
+// *.cleaned files are an unfinished copy of segments that are all still
+// there: removed. X.log.swap is a committed copy: it is scanned (it was
+// fsync'd before the commit, so it must be whole; a damaged one fails the
+// open and touches nothing), every segment with a base in (X, its next
+// offset) is removed, X's indexes are removed (rebuilt by load), and it is
+// renamed to X.log. The cleaned copy always keeps the group's last batch
+// (empty if nothing in it survives), so its next offset is the group's:
+// exactly the group's segments lie in (X, next). At any point the
+// directory holds either the old segments or the new one, and recovery
+// never mixes them.
+//
+// In memory, the new segment replaces the group in the segment list under
+// the log lock after the disk steps. The disk steps run under swapMu, which
+// retention and DeleteRecords also hold while they decide and unlink, so
+// the group cannot be taken by them meanwhile (the writer only appends new
+// segments after the active one, which a group never includes).
+
+const (
+	cleanedSuffix = ".cleaned"
+	swapSuffix    = ".swap"
+)
+
+// cleanGroup rewrites group g into a new segment and swaps it in.
+func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cleanRules, lastOf map[int64]int64, st *CleanStats) error {
+	x := g[0].base
+	logTmp := segmentName(l.dir, x, ".log") + cleanedSuffix
+	idxTmp := segmentName(l.dir, x, ".index") + cleanedSuffix
+	tidxTmp := segmentName(l.dir, x, ".timeindex") + cleanedSuffix
+	fs := l.fs
+	f, err := fs.OpenFile(logTmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create cleaned segment: %w", err)
+	}
+	ns := &segment{fs: fs, base: x, path: segmentName(l.dir, x, ".log"), f: f, next: x, maxTs: -1, maxTsOffset: -1, createdNs: g[len(g)-1].s.createdNs}
+	ns.refs.Store(1)
+	removeTmp := func() {
+		ns.closeFiles()
+		for _, p := range []string{logTmp, idxTmp, tidxTmp} {
+			fs.Remove(p)
+		}
+	}
+	maxIdx := max(c.cfg.IndexMaxBytes, 64)
+	if ns.idx, err = openIndex(fs, idxTmp, offsetEntrySize, true, maxIdx, 0, false); err != nil {
+		f.Close()
+		fs.Remove(logTmp)
+		return err
+	}
+	if ns.tidx, err = openIndex(fs, tidxTmp, timeEntrySize, true, maxIdx, 0, false); err != nil {
+		ns.idx.close()
+		f.Close()
+		fs.Remove(logTmp)
+		fs.Remove(idxTmp)
+		return err
+	}
+	if err := t.writeGroup(l, ns, g, c.cfg.IndexIntervalBytes, rules, lastOf, st); err != nil {
+		removeTmp()
+		return err
+	}
+	committed, err := l.swapIn(ns, g, logTmp, idxTmp, tidxTmp)
+	if !committed {
+		removeTmp()
+		if err == nil {
+			err = errCleanAborted
+		}
+		return err
+	}
+	if err != nil {
+		// Past the commit point: the new segment is in the list, the disk
+		// is finished by the next open.
+		l.warnf("log %s: cleaned segment %d committed, but finishing the swap failed (the next start finishes it): %v", l.dir, x, err)
+	}
+	st.Segments += len(g)
+	return nil
+}
+
+// writeGroup filters g's batches into ns, indexing them as it goes, and
+// makes ns durable.
+func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval int, rules *cleanRules, lastOf map[int64]int64, st *CleanStats) error {
+	var filePos int64 // file position of t.wbuf[0]
+	t.wbuf = t.wbuf[:0]
+	tsSoFar, tsOffSoFar := int64(-1), int64(-1)
+	flush := func() error {
+		if len(t.wbuf) == 0 {
+			return nil
+		}
+		for n := 0; n < len(t.wbuf); {
+			m, err := l.fs.WriteAt(ns.f, t.wbuf[n:], filePos+int64(n))
+			if err != nil {
+				return fmt.Errorf("writing cleaned segment: %w", err)
+			}
+			n += m
+		}
+		t.c.throttle(int64(len(t.wbuf)))
+		st.BytesWritten += int64(len(t.wbuf))
+		filePos += int64(len(t.wbuf))
+		t.wbuf = t.wbuf[:0]
+		return nil
+	}
+	for gi, s := range g {
+		t.rd.reset(s.s, 0, s.size)
+		for {
+			rb, _, ok, err := t.rd.next()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			st.BytesRead += int64(rb.Size())
+			last := gi == len(g)-1 && rb.LastOffset()+1 >= s.next
+			pid := rb.ProducerID()
+			retainEmpty := last || pid >= 0 && lastOf[pid] == rb.LastOffset()
+			start := len(t.wbuf)
+			out, v, fst, err := rules.filter(rb, retainEmpty, &t.scratch, t.wbuf)
+			if err != nil {
+				return err
+			}
+			st.RecordsRead += fst.read
+			st.RecordsWritten += fst.kept
+			switch v {
+			case verdictDrop:
+				continue
+			case verdictOriginal:
+				t.wbuf = append(t.wbuf, out...)
+			default:
+				t.wbuf = out
+			}
+			bi, err := parseBatchHeader(t.wbuf[start:])
+			if err != nil {
+				return fmt.Errorf("cleaned batch at offset %d: %w", rb.BaseOffset(), err)
+			}
+			ns.indexBatch(filePos+int64(start), bi, interval, &tsSoFar, &tsOffSoFar)
+			ns.next = bi.lastOffset() + 1
+			if len(t.wbuf) >= t.c.ioBuf {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if t.c.aborted(l) {
+		return errCleanAborted
+	}
+	if filePos == 0 || ns.next != g[len(g)-1].next {
+		// The group's last batch is always kept: a cleaned copy that does
+		// not end where the group did is a bug; never swap it in.
+		return fmt.Errorf("cleaned copy of segments %d..%d ends at %d, not %d", g[0].base, g[len(g)-1].base, ns.next, g[len(g)-1].next)
+	}
+	ns.size.Store(filePos)
+	ns.maxTs, ns.maxTsOffset = tsSoFar, tsOffSoFar
+	ns.syncedTo = ns.next
+	if err := ns.trimIndexes(); err != nil {
+		return err
+	}
+	if err := ns.syncIndexes(); err != nil {
+		return err
+	}
+	return l.fs.Sync(ns.f)
+}
+
+// swapIn replaces g by ns on disk and in the segment list. committed
+// reports whether the commit point was passed (then ns is in the list,
+// even if a later step failed); otherwise nothing changed and the caller
+// removes the temporary files.
+func (l *Log) swapIn(ns *segment, g []segSnap, logTmp, idxTmp, tidxTmp string) (committed bool, err error) {
+	l.swapMu.Lock()
+	defer l.swapMu.Unlock()
+	l.mu.RLock()
+	i := l.groupIndexLocked(g)
+	closing := l.closing
+	l.mu.RUnlock()
+	if i < 0 || closing {
+		return false, nil
+	}
+	fs := l.fs
+	x := ns.base
+	swap := segmentName(l.dir, x, ".log") + swapSuffix
+	if err := fs.Rename(logTmp, swap); err != nil {
+		return false, err
+	}
+	if err := fs.SyncDir(l.dir); err != nil {
+		// Whether the rename is durable is unknown: a swap that survives
+		// is a whole, valid copy, so rolling forward at the next open is
+		// as good as rolling back now. Roll back while we can.
+		if rerr := fs.Rename(swap, logTmp); rerr == nil {
+			return false, err
+		}
+	}
+	// Committed. The old segments' files are ours to remove: mark them
+	// unlinked so nothing removes the new files by name later.
+	var errs []error
+	keep := func(err error) {
+		if err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	for _, s := range g {
+		s.s.unlnk.Store(true)
+		for _, ext := range []string{".index", ".timeindex"} {
+			keep(fs.Remove(segmentName(l.dir, s.base, ext)))
+		}
+		if s.base != x {
+			keep(fs.Remove(segmentName(l.dir, s.base, ".log")))
+		}
+	}
+	keep(fs.Rename(idxTmp, ns.indexPath()))
+	keep(fs.Rename(tidxTmp, ns.timeIndexPath()))
+	ns.idx.path, ns.tidx.path = ns.indexPath(), ns.timeIndexPath()
+	keep(fs.SyncDir(l.dir))
+	keep(fs.Rename(swap, ns.path))
+	keep(fs.SyncDir(l.dir))
+	ns.namesDurable.Store(len(errs) == 0)
+
+	l.mu.Lock()
+	i = l.groupIndexLocked(g) // only rolls happened meanwhile: same place
+	segs := make([]*segment, 0, len(l.segments)-len(g)+1)
+	segs = append(segs, l.segments[:i]...)
+	segs = append(segs, ns)
+	segs = append(segs, l.segments[i+len(g):]...)
+	l.segments = segs
+	l.mu.Unlock()
+	for _, s := range g {
+		s.s.release()
+	}
+	return true, errors.Join(errs...)
+}
+
+// groupIndexLocked returns where g's segments sit, consecutively, in the
+// segment list (never including the active one), or -1.
+// REQUIRES: l.mu held.
+func (l *Log) groupIndexLocked(g []segSnap) int {
+	for i, s := range l.segments {
+		if s != g[0].s {
+			continue
+		}
+		if i+len(g) >= len(l.segments) {
+			return -1
+		}
+		for k := range g {
+			if l.segments[i+k] != g[k].s {
+				return -1
+			}
+		}
+		return i
+	}
+	return -1
+}
+
+// finishCleanerSwaps runs at open, before segments are discovered (see the
+// protocol above): unfinished copies are removed, committed swaps finished.
+// Nothing else is touched; a swap that does not scan whole fails the open.
+func (l *Log) finishCleanerSwaps() error {
+	ents, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	var swaps []int64
+	bases := map[int64]bool{}
+	changed := false
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, cleanedSuffix):
+			l.warnf("log %s: removing %s, an unfinished cleaner copy (the segments it copied are intact)", l.dir, name)
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return err
+			}
+			changed = true
+		case strings.HasSuffix(name, ".log"+swapSuffix):
+			b, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"+swapSuffix), 10, 64)
+			if err == nil && b >= 0 {
+				swaps = append(swaps, b)
+			}
+		case strings.HasSuffix(name, ".log"):
+			b, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"), 10, 64)
+			if err == nil && b >= 0 {
+				bases[b] = true
+			}
+		}
+	}
+	sort.Slice(swaps, func(i, j int) bool { return swaps[i] < swaps[j] })
+	for _, x := range swaps {
+		swap := segmentName(l.dir, x, ".log") + swapSuffix
+		f, err := l.fs.OpenFile(swap, os.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		res, _ := scanSegment(fileReader{l.fs, f}, fi.Size(), x, nil, nil)
+		f.Close()
+		if res.stopReason != nil || res.batches == 0 {
+			return fmt.Errorf("cleaned segment %s is damaged (%v); it was made durable before it replaced anything, so this is not a crash we recover from: leaving the directory as it is", swap, res.stopReason)
+		}
+		for y := range bases {
+			if y > x && y < res.nextOffset {
+				l.warnf("log %s: finishing an interrupted cleaner swap: removing segment %d, replaced by cleaned segment %d", l.dir, y, x)
+				for _, ext := range []string{".log", ".index", ".timeindex"} {
+					if err := l.fs.Remove(segmentName(l.dir, y, ext)); err != nil && !os.IsNotExist(err) {
+						return err
+					}
+				}
+				delete(bases, y)
+			}
+		}
+		for _, ext := range []string{".index", ".timeindex"} {
+			if err := l.fs.Remove(segmentName(l.dir, x, ext)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return err
+		}
+		if err := l.fs.Rename(swap, segmentName(l.dir, x, ".log")); err != nil {
+			return err
+		}
+		l.warnf("log %s: finished an interrupted cleaner swap of segment %d", l.dir, x)
+		bases[x] = true
+		changed = true
+	}
+	if changed {
+		return l.fs.SyncDir(l.dir)
+	}
+	return nil
+}
