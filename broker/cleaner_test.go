@@ -86,8 +86,9 @@ func TestRegistryCleanerClosedUnstarted(t *testing.T) {
 
 // A topic altered to cleanup.policy=compact takes the compaction settings
 // at once: its logs' config says compact (what the cleaner and retention
-// read), and Produce refuses a keyless record (INVALID_RECORD), as Kafka's
-// LogValidator does; altered back, keyless records are taken again. A
+// read), Produce refuses a keyless record (INVALID_RECORD), as Kafka's
+// LogValidator does, and DeleteRecords answers POLICY_VIOLATION until the
+// policy includes delete again; altered back, keyless records are taken. A
 // client's min.compaction.lag.ms above max.compaction.lag.ms is
 // INVALID_CONFIG (Kafka's LogConfig.validateValues).
 func TestAlterToCompactTakesEffect(t *testing.T) {
@@ -127,6 +128,34 @@ func TestAlterToCompactTakesEffect(t *testing.T) {
 		}
 		if err := produce([]byte("k")); err != nil {
 			t.Fatalf("keyed record on a compacted topic: %v", err)
+		}
+		// DeleteRecords needs the delete policy (Kafka: POLICY_VIOLATION on a
+		// compact-only topic); compact,delete takes it.
+		deleteRecords := func(at int64) error {
+			t.Helper()
+			offs := kadm.Offsets{}
+			offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: at})
+			rs, err := adm.DeleteRecords(ctx, offs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ok := rs.Lookup(topic, 0)
+			if !ok {
+				t.Fatalf("no answer for %s-0: %+v", topic, rs)
+			}
+			return r.Err
+		}
+		if err := deleteRecords(1); !errors.Is(err, kerr.PolicyViolation) {
+			t.Fatalf("DeleteRecords on a compact-only topic: %v, want POLICY_VIOLATION", err)
+		}
+		if err := alter(kadm.AlterConfig{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("compact,delete")}); err != nil {
+			t.Fatal(err)
+		}
+		if s := tb.Reg.Topic(topic).Settings(); !s.log.Compact || s.log.NoDeleteRetention || !s.rules.compacted {
+			t.Fatalf("settings with compact,delete: %+v", s)
+		}
+		if err := deleteRecords(1); err != nil {
+			t.Fatalf("DeleteRecords with compact,delete: %v", err)
 		}
 		wantKerr(t, "min lag above max lag", alter(kadm.AlterConfig{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kmsg.StringPtr("compact")},
 			kadm.AlterConfig{Op: kadm.SetConfig, Name: "min.compaction.lag.ms", Value: kmsg.StringPtr("10")},
