@@ -13,9 +13,11 @@ import (
 // and log-start-offset checkpoints every checkpointEvery
 // (log.flush.offset.checkpoint.interval.ms), on a goroutine of its own. A
 // zero or negative interval takes Kafka's default. The tickers and the time
-// retention compares against come from RegistryOptions.Clock. The returned
-// stop waits for the goroutine.
+// retention compares against come from RegistryOptions.Clock. It also
+// starts the log cleaner's threads (Cleaner; none when disabled), which
+// Close stops. The returned stop waits for the goroutine.
 func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duration) (stop func()) {
+	r.startCleaner()
 	if retentionCheck <= 0 {
 		retentionCheck = 5 * time.Minute
 	}

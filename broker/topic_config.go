@@ -16,7 +16,7 @@ type topicSettings struct {
 	log             storage.Config
 	maxMessageBytes int32  // max.message.bytes
 	compression     string // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
-	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete (stored; compaction not yet run)
+	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete | delete,compact (log.Compact, log.NoDeleteRetention)
 	logAppendTime   bool   // message.timestamp.type=LogAppendTime
 
 	// rules are checked on every produced batch (produce_batch.go: admitRecords).
@@ -37,13 +37,18 @@ func (r *Registry) resolveClientSettings(configs map[string]string) (topicSettin
 			return topicSettings{}, fmt.Errorf("segment.bytes: want an integer >= %d (Kafka 4's minimum; log.segment.bytes.min), got %q", floor, v)
 		}
 	}
+	// Kafka's rules across keys (min.compaction.lag.ms <= max.compaction.lag.ms)
+	// hold for what a client sets, not for what a topic already has.
+	if _, err := r.cfg.TopicSettings(configs); err != nil {
+		return topicSettings{}, err
+	}
 	return r.resolveSettings(configs)
 }
 
 // resolveSettings validates overrides and computes the effective settings
-// from the config package's key table (config.TopicSettings).
+// from the config package's key table (config.StoredTopicSettings).
 func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, error) {
-	ts, err := r.cfg.TopicSettings(configs)
+	ts, err := r.cfg.StoredTopicSettings(configs)
 	if err != nil {
 		return topicSettings{}, err
 	}

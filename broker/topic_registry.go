@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -141,6 +142,17 @@ type Registry struct {
 	// writeFile writes small metadata files (writeMetadataFile; tests
 	// inject failures).
 	writeFile func(path string, data []byte) error
+
+	// cleaner compacts the logs of every log dir whose cleanup.policy
+	// includes compact: made by OpenRegistry when log.cleaner.enable and
+	// log.cleaner.threads > 0 (nil otherwise), started by StartMaintenance,
+	// closed by Close before the managers (a clean in progress is
+	// abandoned, never half applied, and no log closes under it).
+	cleaner *storage.Cleaner
+	// cleanerMu guards cleanerStarted and cleanerClosed: Start and Close
+	// each run at most once, and never Start after Close.
+	cleanerMu                     sync.Mutex
+	cleanerStarted, cleanerClosed bool
 }
 
 // OpenRegistry locks every log dir, checks its identity, reconciles the
@@ -217,7 +229,42 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	if err := r.applyStartup(plan); err != nil {
 		return nil, err
 	}
+	if r.cfg.LogCleanerEnable && r.cfg.LogCleanerThreads > 0 {
+		cc := r.cfg.CleanerConfig()
+		cleanerLog := r.log.Named("cleaner")
+		cc.Logf = func(format string, args ...any) { cleanerLog.Info(fmt.Sprintf(format, args...)) }
+		r.cleaner = storage.NewCleaner(cc, slices.Clone(r.mgrs))
+	}
 	return r, nil
+}
+
+// Cleaner is the log cleaner over every log dir, or nil when
+// log.cleaner.enable=false or log.cleaner.threads=0. StartMaintenance
+// starts its threads; Close closes it.
+func (r *Registry) Cleaner() *storage.Cleaner { return r.cleaner }
+
+// startCleaner starts the cleaner's threads once, unless it is closed.
+func (r *Registry) startCleaner() {
+	r.cleanerMu.Lock()
+	defer r.cleanerMu.Unlock()
+	if r.cleaner == nil || r.cleanerStarted || r.cleanerClosed {
+		return
+	}
+	r.cleanerStarted = true
+	r.cleaner.Start()
+	r.log.Info("log cleaner started", zap.Int("threads", r.cfg.LogCleanerThreads))
+}
+
+// closeCleaner closes the cleaner once (its threads stop; a clean in
+// progress is abandoned). REQUIRES: the managers still open.
+func (r *Registry) closeCleaner() {
+	r.cleanerMu.Lock()
+	defer r.cleanerMu.Unlock()
+	if r.cleaner == nil || r.cleanerClosed {
+		return
+	}
+	r.cleanerClosed = true
+	r.cleaner.Close()
 }
 
 // ClusterID is the cluster id every log dir's meta.properties holds.
@@ -658,6 +705,9 @@ func (r *Registry) Close() error {
 // a busy disk can take minutes), and once at the end. interval <= 0 or a
 // nil report: no reports.
 func (r *Registry) CloseReporting(interval time.Duration, report func(closed, total int64)) error {
+	// The cleaner first: it reads and swaps segments of logs the managers
+	// are about to close.
+	r.closeCleaner()
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	mgrs := r.mgrs

@@ -104,6 +104,20 @@ type Config struct {
 	LogMessageTimestampType     string   // log.message.timestamp.type: CreateTime | LogAppendTime
 	CompressionType             string   // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 
+	// Log cleaner (Kafka keys): CleanerConfig, and the defaults of the
+	// topics' compaction keys.
+	LogCleanerEnable              bool    // log.cleaner.enable
+	LogCleanerThreads             int     // log.cleaner.threads
+	LogCleanerDedupeBufferSize    int64   // log.cleaner.dedupe.buffer.size
+	LogCleanerIOBufferSize        int     // log.cleaner.io.buffer.size
+	LogCleanerIOBufferLoadFactor  float64 // log.cleaner.io.buffer.load.factor
+	LogCleanerIOMaxBytesPerSecond float64 // log.cleaner.io.max.bytes.per.second
+	LogCleanerBackoffMs           int64   // log.cleaner.backoff.ms
+	LogCleanerDeleteRetentionMs   int64   // log.cleaner.delete.retention.ms
+	LogCleanerMinCompactionLagMs  int64   // log.cleaner.min.compaction.lag.ms
+	LogCleanerMaxCompactionLagMs  int64   // log.cleaner.max.compaction.lag.ms
+	LogCleanerMinCleanableRatio   float64 // log.cleaner.min.cleanable.ratio
+
 	// LogFlushOffsetCheckpointIntervalMs is log.flush.offset.checkpoint.interval.ms:
 	// how often the log dirs' checkpoint files are rewritten.
 	LogFlushOffsetCheckpointIntervalMs int64
@@ -370,6 +384,13 @@ func (c *Config) Validate() error {
 	}
 	if c.LogSegmentBytes < c.LogSegmentBytesMin {
 		return fmt.Errorf("log.segment.bytes=%d is below log.segment.bytes.min=%d (Kafka 4's minimum is 1048576: tiny segments exhaust descriptors)", c.LogSegmentBytes, c.LogSegmentBytesMin)
+	}
+	// Kafka's checks (KafkaConfig, LogManager's validateBrokerLogConfigValues).
+	if c.LogCleanerThreads > 0 && c.LogCleanerDedupeBufferSize/int64(c.LogCleanerThreads) <= 1<<20 {
+		return fmt.Errorf("log.cleaner.dedupe.buffer.size=%d must be more than 1 MiB (1048576) per cleaner thread (log.cleaner.threads=%d)", c.LogCleanerDedupeBufferSize, c.LogCleanerThreads)
+	}
+	if c.LogCleanerMinCompactionLagMs > c.LogCleanerMaxCompactionLagMs {
+		return fmt.Errorf("log.cleaner.min.compaction.lag.ms=%d is above log.cleaner.max.compaction.lag.ms=%d", c.LogCleanerMinCompactionLagMs, c.LogCleanerMaxCompactionLagMs)
 	}
 	if err := c.validateCluster(); err != nil {
 		return err

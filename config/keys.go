@@ -258,11 +258,19 @@ var brokerSpecs = []spec{
 	noKafkaDefault(withRank(intSpec("log.retention.ms", "604800000", math.MinInt64, math.MaxInt64, "Delete segments older than this; -1 = no time limit. Precedence (Kafka's): `log.retention.ms` > `log.retention.minutes` > `log.retention.hours`.", func(c *Config) *int64 { return &c.LogRetentionMs }), 3)),
 	scaledAlias("log.retention.minutes", "", "log.retention.ms", 2, math.MinInt32, 60000, "`log.retention.ms` in minutes."),
 	scaledAlias("log.retention.hours", "168", "log.retention.ms", 1, math.MinInt32, 3600000, "`log.retention.ms` in hours."),
+	// ---- log cleaner (compaction of topics with cleanup.policy=compact)
+	boolSpec("log.cleaner.enable", "true", "Run the log cleaner, which compacts topics whose `cleanup.policy` includes `compact` (__consumer_offsets among them). With `false` (or `log.cleaner.threads=0`) those topics are never compacted and keep growing.", func(c *Config) *bool { return &c.LogCleanerEnable }),
+	intSpec("log.cleaner.threads", "1", 0, kafkaIntMax, "Cleaner threads (goroutines, never an event loop), each cleaning the dirtiest log it can take.", func(c *Config) *int { return &c.LogCleanerThreads }),
+	intSpec("log.cleaner.dedupe.buffer.size", "134217728", math.MinInt64, math.MaxInt64, "Memory of the cleaners' key maps, shared by the threads: more than 1 MiB per thread (Kafka's rule, checked at start). A log with more distinct keys in its dirty part than one map holds is cleaned in several rounds.", func(c *Config) *int64 { return &c.LogCleanerDedupeBufferSize }),
+	intSpec("log.cleaner.io.buffer.size", "524288", 1, kafkaIntMax, "Read and write buffer bytes of the cleaner threads; a buffer grows for a larger batch. Kafka takes 0 as well; ringbroker wants at least 1.", func(c *Config) *int { return &c.LogCleanerIOBufferSize }),
+	doubleSpec("log.cleaner.io.buffer.load.factor", "0.9", 0, 1, true, "How full a key map may get (a fraction, above 0 and at most 1): higher cleans more per round with more hash collisions. Kafka does not check the range.", func(c *Config) *float64 { return &c.LogCleanerIOBufferLoadFactor }),
+	doubleSpec("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", 0, math.MaxFloat64, true, "Throttle of the cleaners' reads plus writes, in bytes per second over all threads; the default is unlimited. Must be above 0 (Kafka does not check it).", func(c *Config) *float64 { return &c.LogCleanerIOMaxBytesPerSecond }),
+	intSpec("log.cleaner.backoff.ms", "15000", 0, math.MaxInt64, "How long a cleaner thread sleeps when no log needs cleaning.", func(c *Config) *int64 { return &c.LogCleanerBackoffMs }),
+	intSpec("log.cleaner.delete.retention.ms", "86400000", 0, math.MaxInt64, "Default of topics' `delete.retention.ms`: how long the cleaner keeps a tombstone (a record with a key and no value) after it first cleaned past it.", func(c *Config) *int64 { return &c.LogCleanerDeleteRetentionMs }),
+	intSpec("log.cleaner.max.compaction.lag.ms", "9223372036854775807", 1, math.MaxInt64, "Default of topics' `max.compaction.lag.ms`: a record dirty for longer than this is cleaned whatever the log's dirty ratio (the active segment is never cleaned).", func(c *Config) *int64 { return &c.LogCleanerMaxCompactionLagMs }),
+	doubleSpec("log.cleaner.min.cleanable.ratio", "0.5", 0, 1, false, "Default of topics' `min.cleanable.dirty.ratio`: a log is cleaned when its dirty bytes are at least this fraction of its cleanable bytes (0 to 1).", func(c *Config) *float64 { return &c.LogCleanerMinCleanableRatio }),
+	intSpec("log.cleaner.min.compaction.lag.ms", "0", 0, math.MaxInt64, "Default of topics' `min.compaction.lag.ms`: records younger than this are not cleaned. At most `log.cleaner.max.compaction.lag.ms` (Kafka's rule, checked at start).", func(c *Config) *int64 { return &c.LogCleanerMinCompactionLagMs }),
 	// Defaults of topic keys ringbroker stores without acting on them.
-	storedInt("log.cleaner.delete.retention.ms", "86400000", 0, math.MaxInt64, "delete.retention.ms", "no compaction yet"),
-	storedInt("log.cleaner.max.compaction.lag.ms", "9223372036854775807", 1, math.MaxInt64, "max.compaction.lag.ms", "no compaction yet"),
-	storedRatio("log.cleaner.min.cleanable.ratio", "0.5", "min.cleanable.dirty.ratio", "no compaction yet"),
-	storedInt("log.cleaner.min.compaction.lag.ms", "0", 0, math.MaxInt64, "min.compaction.lag.ms", "no compaction yet"),
 	storedInt("log.local.retention.bytes", "-2", -2, math.MaxInt64, "local.retention.bytes", "no tiered storage"),
 	storedInt("log.local.retention.ms", "-2", -2, math.MaxInt64, "local.retention.ms", "no tiered storage"),
 	storedBool("log.preallocate", "false", "preallocate", "segments grow as written"),
@@ -455,7 +463,7 @@ func scaledAlias(name, def, canon string, rank int, lo int64, scale int64, doc s
 		}}
 }
 
-// storedInt, storedBool and storedRatio are Kafka broker keys that default
+// storedInt and storedBool are Kafka broker keys that default
 // a topic key ringbroker stores without acting on it: server.properties
 // takes them with Kafka's validation (a stock file loads, a bad value is an
 // error as in Kafka), DescribeConfigs reports them, and topics inherit them.
@@ -478,18 +486,6 @@ func storedBool(name, def, topicKey, why string) spec {
 	})
 }
 
-// storedRatio is a DOUBLE in [0, 1], kept as written.
-func storedRatio(name, def, topicKey, why string) spec {
-	return storedSpec(name, def, TypeDouble, topicKey, why, func(v string) (string, error) {
-		v = strings.TrimSpace(v)
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 || f > 1 {
-			return "", errors.New("must be a number between 0 and 1")
-		}
-		return v, nil
-	})
-}
-
 func storedSpec(name, def string, typ Type, topicKey, why string, parse func(string) (string, error)) spec {
 	return spec{name: name, def: def, typ: typ,
 		doc: "Default of topics' `" + topicKey + "`. Taken and reported; no effect (" + why + ").",
@@ -505,6 +501,23 @@ func storedSpec(name, def string, typ Type, topicKey, why string, parse func(str
 			return nil
 		},
 		get: func(c *Config) string { return c.stored[name] }}
+}
+
+// doubleSpec is a Kafka DOUBLE in [lo, hi] (above lo when loOpen). NaN
+// and the infinities are refused (Kafka's range check lets NaN through).
+// The value reads back as Java prints a double (DescribeConfigs reports
+// what Kafka would).
+func doubleSpec(name, def string, lo, hi float64, loOpen bool, doc string, field func(*Config) *float64) spec {
+	return spec{name: name, def: def, doc: doc, typ: TypeDouble,
+		set: func(c *Config, v string) error {
+			f, err := parseDouble(v, lo, hi, loOpen)
+			if err != nil {
+				return err
+			}
+			*field(c) = f
+			return nil
+		},
+		get: func(c *Config) string { return javaDouble(*field(c)) }}
 }
 
 func boolSpec(name, def, doc string, field func(*Config) *bool) spec {
@@ -564,6 +577,57 @@ func parseInt(v string, lo, hi int64) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// parseDouble parses a Kafka DOUBLE (trimmed, as Kafka does) in [lo, hi],
+// or (lo, hi] with loOpen.
+func parseDouble(v string, lo, hi float64, loOpen bool) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, errors.New("not a finite number")
+	}
+	if f < lo || f > hi || loOpen && f == lo {
+		switch {
+		case loOpen && hi == math.MaxFloat64:
+			return 0, fmt.Errorf("must be above %s", javaDouble(lo))
+		case loOpen:
+			return 0, fmt.Errorf("must be above %s and at most %s", javaDouble(lo), javaDouble(hi))
+		default:
+			return 0, fmt.Errorf("must be between %s and %s", javaDouble(lo), javaDouble(hi))
+		}
+	}
+	return f, nil
+}
+
+// javaDouble formats f as Java's Double.toString does (Kafka reports a
+// DOUBLE so): plain decimal with at least one fraction digit from 10^-3 up
+// to 10^7, else d.dddE±n without a plus sign. 0.5 -> "0.5", 15 -> "15.0",
+// math.MaxFloat64 -> "1.7976931348623157E308".
+func javaDouble(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	if a := math.Abs(f); a == 0 || a >= 1e-3 && a < 1e7 {
+		s := strconv.FormatFloat(f, 'f', -1, 64)
+		if !strings.Contains(s, ".") {
+			s += ".0"
+		}
+		return s
+	}
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'E', -1, 64), "E") // "1.7976931348623157", "+308"
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	sign := ""
+	if exp[0] == '-' {
+		sign = "-"
+	}
+	return mant + "E" + sign + strings.TrimLeft(exp[1:], "0")
 }
 
 // splitList splits a Kafka LIST value: trimmed, comma-separated, empty = none.

@@ -7,14 +7,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ringbroker/ringbroker/storage"
 )
 
 // Topic keys: Kafka's topic-level configs (LogConfig), each with the
 // server.properties keys that default it (its DescibeConfigs synonyms). Keys
-// that only make sense with replication, compaction or tiered storage are
-// validated, stored and described, and have no effect on a single broker.
+// that only make sense with replication or tiered storage are validated,
+// stored and described, and have no effect on a single broker.
 //
 // A topic's effective value of a key is its override, else the broker's value
 // of the first synonym this table knows (log.retention.ms for retention.ms,
@@ -41,9 +42,14 @@ var compressionTypes = []string{"producer", "uncompressed", "gzip", "snappy", "l
 
 var topicSpecs = []spec{
 	topicEnum("cleanup.policy", "delete", TypeList, []string{"delete", "compact", "compact,delete", "delete,compact"}, []string{"log.cleanup.policy"},
-		"`delete` (retention removes old segments), `compact` or both. A keyless record on a compacted topic is refused (Kafka's rule); compaction itself does not run yet.",
-		func(t *TopicSettings, v string) { t.CleanupPolicy = v }),
-	topicInt("delete.retention.ms", "86400000", 0, math.MaxInt64, TypeLong, []string{"log.cleaner.delete.retention.ms"}, "Stored; no effect (no compaction yet).", nil),
+		"`delete` (retention removes old segments), `compact` (the log cleaner keeps the last record of each key; retention deletes nothing) or both. A keyless record on a compacted topic is refused (INVALID_RECORD), and DeleteRecords on a `compact`-only topic (POLICY_VIOLATION), as in Kafka.",
+		func(t *TopicSettings, v string) {
+			t.CleanupPolicy = v
+			t.Log.Compact = strings.Contains(v, "compact")
+			t.Log.NoDeleteRetention = !strings.Contains(v, "delete")
+		}),
+	topicInt("delete.retention.ms", "86400000", 0, math.MaxInt64, TypeLong, []string{"log.cleaner.delete.retention.ms"}, "How long the log cleaner keeps a tombstone (a record with a key and no value) after it first cleaned past it, so that a consumer reading from the start sees the delete.",
+		func(t *TopicSettings, n int64) { t.Log.DeleteRetentionMs = n }),
 	topicInt("file.delete.delay.ms", "60000", 0, math.MaxInt64, TypeLong, []string{"log.segment.delete.delay.ms"}, "Stored; no effect (segments are unlinked at once; open readers keep their fd).", nil),
 	topicInt("flush.messages", "9223372036854775807", 1, math.MaxInt64, TypeLong, []string{"log.flush.interval.messages"}, "fdatasync the partition after this many messages.",
 		func(t *TopicSettings, n int64) { t.Log.FlushMessages = n }),
@@ -55,7 +61,8 @@ var topicSpecs = []spec{
 	topicAny("leader.replication.throttled.replicas", "", TypeList, nil, "Stored; no effect (no replication)."),
 	topicInt("local.retention.bytes", "-2", -2, math.MaxInt64, TypeLong, []string{"log.local.retention.bytes"}, "Stored; no effect (no tiered storage).", nil),
 	topicInt("local.retention.ms", "-2", -2, math.MaxInt64, TypeLong, []string{"log.local.retention.ms"}, "Stored; no effect (no tiered storage).", nil),
-	topicInt("max.compaction.lag.ms", "9223372036854775807", 1, math.MaxInt64, TypeLong, []string{"log.cleaner.max.compaction.lag.ms"}, "Stored; no effect (no compaction yet).", nil),
+	topicInt("max.compaction.lag.ms", "9223372036854775807", 1, math.MaxInt64, TypeLong, []string{"log.cleaner.max.compaction.lag.ms"}, "A record dirty (not yet cleaned) for longer than this makes the log cleanable whatever its dirty ratio; the active segment is never cleaned. At least `min.compaction.lag.ms`.",
+		func(t *TopicSettings, n int64) { t.Log.MaxCompactionLagMs = n }),
 	topicInt("max.message.bytes", "1048588", 0, math.MaxInt64, TypeInt, []string{"message.max.bytes"}, "Largest record batch Produce accepts for the topic (MESSAGE_TOO_LARGE above it).",
 		func(t *TopicSettings, n int64) { t.MaxMessageBytes = int32(min(n, kafkaIntMax)) }),
 	topicInt("message.timestamp.after.max.ms", "3600000", 0, math.MaxInt64, TypeLong, []string{"log.message.timestamp.after.max.ms"}, "A CreateTime record more than this many ms ahead of the broker's clock is refused (INVALID_TIMESTAMP).",
@@ -67,8 +74,10 @@ var topicSpecs = []spec{
 			t.LogAppendTime = v == "LogAppendTime"
 			t.Log.LogAppendTime = t.LogAppendTime
 		}),
-	topicAny("min.cleanable.dirty.ratio", "0.5", TypeDouble, []string{"log.cleaner.min.cleanable.ratio"}, "Stored; no effect (no compaction yet)."),
-	topicInt("min.compaction.lag.ms", "0", 0, math.MaxInt64, TypeLong, []string{"log.cleaner.min.compaction.lag.ms"}, "Stored; no effect (no compaction yet).", nil),
+	topicDouble("min.cleanable.dirty.ratio", "0.5", 0, 1, []string{"log.cleaner.min.cleanable.ratio"}, "The log cleaner cleans a compacted log when its dirty (not yet cleaned) bytes are at least this fraction of its cleanable bytes (0 to 1), or when a record is dirty for longer than `max.compaction.lag.ms`.",
+		func(t *TopicSettings, f float64) { t.Log.MinCleanableDirtyRatio = f }),
+	topicInt("min.compaction.lag.ms", "0", 0, math.MaxInt64, TypeLong, []string{"log.cleaner.min.compaction.lag.ms"}, "Records younger than this (by timestamp) are not cleaned: a consumer has that long to see every update of a key. At most `max.compaction.lag.ms` (INVALID_CONFIG otherwise).",
+		func(t *TopicSettings, n int64) { t.Log.MinCompactionLagMs = n }),
 	topicInt("min.insync.replicas", "1", 1, math.MaxInt64, TypeInt, []string{"min.insync.replicas"}, "Stored; no effect (no replication: acks=all means the leader's write).", nil),
 	topicEnum("preallocate", "false", TypeBoolean, []string{"true", "false"}, []string{"log.preallocate"}, "Stored; no effect (segments grow as written).", nil),
 	topicEnum("remote.storage.enable", "false", TypeBoolean, []string{"false"}, nil, "Only `false`: no tiered storage.", nil),
@@ -109,6 +118,20 @@ func topicInt(name, def string, lo, hi int64, typ Type, synonyms []string, doc s
 		}
 	}
 	return sp
+}
+
+// topicDouble is a DOUBLE topic key in [lo, hi] (trimmed, as Kafka parses
+// a DOUBLE).
+func topicDouble(name, def string, lo, hi float64, synonyms []string, doc string, store func(t *TopicSettings, f float64)) spec {
+	return spec{name: name, def: def, doc: doc, scope: ScopeTopic, typ: TypeDouble, synonyms: synonyms,
+		check: func(v string) error {
+			_, err := parseDouble(v, lo, hi, false)
+			return err
+		},
+		store: func(t *TopicSettings, v string) {
+			f, _ := parseDouble(v, lo, hi, false) // checked, or the broker's own typed value
+			store(t, f)
+		}}
 }
 
 func topicEnum(name, def string, typ Type, values, synonyms []string, doc string, store func(t *TopicSettings, v string)) spec {
@@ -171,8 +194,26 @@ func (c *Config) topicDefault(sp *spec) string {
 }
 
 // TopicSettings validates a topic's overrides (an unknown key or a bad
-// value is an error naming the key) and returns its effective settings.
+// value is an error naming the key), then Kafka's rules across keys of the
+// effective settings (checkTopicSettings), and returns those settings. It
+// is the check of what a client sets (CreateTopics, AlterConfigs).
 func (c *Config) TopicSettings(overrides map[string]string) (TopicSettings, error) {
+	t, err := c.StoredTopicSettings(overrides)
+	if err != nil {
+		return TopicSettings{}, err
+	}
+	if err := checkTopicSettings(&t); err != nil {
+		return TopicSettings{}, err
+	}
+	return t, nil
+}
+
+// StoredTopicSettings is TopicSettings without the rules across keys, for
+// overrides a topic already has (read back at start, applied from the
+// cluster metadata): such a topic opens even when a broker default changed
+// since, or it was stored before the rule existed, as Kafka builds a
+// loaded topic's LogConfig without validateValues.
+func (c *Config) StoredTopicSettings(overrides map[string]string) (TopicSettings, error) {
 	names := make([]string, 0, len(overrides))
 	for k := range overrides {
 		names = append(names, k)
@@ -211,6 +252,39 @@ func (c *Config) topicSettings(overrides map[string]string) TopicSettings {
 	return t
 }
 
+// checkTopicSettings holds Kafka's rules across keys of a topic's
+// effective settings (LogConfig.validateValues: the overrides over the
+// broker's defaults).
+func checkTopicSettings(t *TopicSettings) error {
+	if t.Log.MinCompactionLagMs > t.Log.MaxCompactionLagMs {
+		return fmt.Errorf("conflicting topic configs: min.compaction.lag.ms (%d) > max.compaction.lag.ms (%d)", t.Log.MinCompactionLagMs, t.Log.MaxCompactionLagMs)
+	}
+	return nil
+}
+
 // StorageConfig is the broker-level log configuration: every topic key at
 // the broker's default, and the append.* tuning.
 func (c *Config) StorageConfig() storage.Config { return c.topicSettings(nil).Log }
+
+// CleanerConfig is the log cleaner's configuration (the log.cleaner.*
+// keys). Whether to run one at all is LogCleanerEnable and
+// LogCleanerThreads > 0.
+func (c *Config) CleanerConfig() storage.CleanerConfig {
+	cc := storage.DefaultCleanerConfig()
+	cc.Threads = c.LogCleanerThreads
+	cc.DedupeBufferBytes = c.LogCleanerDedupeBufferSize
+	cc.IOBufferBytes = c.LogCleanerIOBufferSize
+	cc.LoadFactor = c.LogCleanerIOBufferLoadFactor
+	cc.MaxIOBytesPerSecond = c.LogCleanerIOMaxBytesPerSecond
+	cc.Backoff = msDuration(c.LogCleanerBackoffMs)
+	return cc
+}
+
+// msDuration converts milliseconds to a Duration, saturating where the
+// nanoseconds would overflow (a Kafka LONG of ms goes to Long.MAX_VALUE).
+func msDuration(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringbroker/ringbroker/storage"
 )
@@ -218,6 +220,176 @@ func TestStoredBrokerKeys(t *testing.T) {
 	for _, bad := range []string{"log.cleaner.min.cleanable.ratio=2", "log.preallocate=yes", "log.local.retention.ms=-3"} {
 		if _, _, err := Parse(strings.NewReader(bad), "bad.properties"); err == nil {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// The log.cleaner.* keys at their defaults are the storage engine's
+// DefaultCleanerConfig, as StorageConfig is DefaultConfig.
+func TestCleanerConfigDefaultsMatchStorage(t *testing.T) {
+	c := Default()
+	if got, want := c.CleanerConfig(), storage.DefaultCleanerConfig(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("cleaner config from the key table's defaults:\n%+v\nstorage.DefaultCleanerConfig():\n%+v", got, want)
+	}
+	if !c.LogCleanerEnable {
+		t.Error("log.cleaner.enable defaults to false, Kafka's default is true")
+	}
+}
+
+func TestCleanerConfigFromKeys(t *testing.T) {
+	c, _ := parse(t, "log.cleaner.enable=FALSE\nlog.cleaner.threads=3\nlog.cleaner.dedupe.buffer.size=33554432\nlog.cleaner.io.buffer.size=4096\n"+
+		"log.cleaner.io.buffer.load.factor=0.75\nlog.cleaner.io.max.bytes.per.second=1e6\nlog.cleaner.backoff.ms=250\n")
+	want := storage.DefaultCleanerConfig()
+	want.Threads, want.DedupeBufferBytes, want.IOBufferBytes = 3, 32<<20, 4096
+	want.LoadFactor, want.MaxIOBytesPerSecond, want.Backoff = 0.75, 1e6, 250*time.Millisecond
+	if got := c.CleanerConfig(); c.LogCleanerEnable || !reflect.DeepEqual(got, want) {
+		t.Fatalf("enable %v, %+v\nwant %+v", c.LogCleanerEnable, got, want)
+	}
+	// A LONG of ms past what a Duration holds saturates instead of wrapping.
+	c, _ = parse(t, "log.cleaner.backoff.ms=9223372036854775807\n")
+	if got := c.CleanerConfig().Backoff; got != math.MaxInt64 {
+		t.Errorf("backoff %v, want the largest Duration", got)
+	}
+	// log.cleaner.threads=0 runs no cleaner (Kafka divides by it and fails
+	// to start): the dedupe rule does not apply.
+	c, _ = parse(t, "log.cleaner.threads=0\nlog.cleaner.dedupe.buffer.size=0\n")
+	if c.CleanerConfig().Threads != 0 {
+		t.Errorf("threads %d", c.CleanerConfig().Threads)
+	}
+	// DescribeConfigs and Print give a DOUBLE's value as Java prints it
+	// (the static synonym keeps the text as written, like every key's).
+	c, _ = parse(t, "log.cleaner.io.max.bytes.per.second= 2000000 \nlog.cleaner.io.buffer.load.factor=1\n")
+	checkDescribed(t, c.DescribeBroker(), true, []describeCase{
+		{"log.cleaner.io.max.bytes.per.second", "2000000.0", SourceStaticBroker, "log.cleaner.io.max.bytes.per.second=2000000/static log.cleaner.io.max.bytes.per.second=1.7976931348623157E308/default"},
+		{"log.cleaner.io.buffer.load.factor", "1.0", SourceStaticBroker, "log.cleaner.io.buffer.load.factor=1/static log.cleaner.io.buffer.load.factor=0.9/default"},
+		{"log.cleaner.enable", "true", SourceDefault, "log.cleaner.enable=true/default"},
+		{"log.cleaner.min.cleanable.ratio", "0.5", SourceDefault, "log.cleaner.min.cleanable.ratio=0.5/default"},
+	})
+}
+
+// Kafka's validation of the cleaner keys (CleanerConfig's ConfigDef,
+// KafkaConfig's dedupe rule, LogManager's validateBrokerLogConfigValues),
+// and ours where Kafka checks nothing (NaN, a zero throttle or load factor).
+func TestCleanerKeysRefused(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"log.cleaner.threads=-1", "log.cleaner.threads=\"-1\": must be between 0 and"},
+		{"log.cleaner.enable=yes", "must be true or false"},
+		{"log.cleaner.backoff.ms=-1", "log.cleaner.backoff.ms=\"-1\": must be at least 0"},
+		{"log.cleaner.io.buffer.size=0", "log.cleaner.io.buffer.size=\"0\": must be between 1 and"},
+		{"log.cleaner.dedupe.buffer.size=1048576", "log.cleaner.dedupe.buffer.size=1048576 must be more than 1 MiB (1048576) per cleaner thread (log.cleaner.threads=1)"},
+		{"log.cleaner.threads=128", "must be more than 1 MiB (1048576) per cleaner thread (log.cleaner.threads=128)"},
+		{"log.cleaner.io.buffer.load.factor=0", "log.cleaner.io.buffer.load.factor=\"0\": must be above 0.0 and at most 1.0"},
+		{"log.cleaner.io.buffer.load.factor=1.01", "must be above 0.0 and at most 1.0"},
+		{"log.cleaner.io.max.bytes.per.second=0", "log.cleaner.io.max.bytes.per.second=\"0\": must be above 0.0"},
+		{"log.cleaner.io.max.bytes.per.second=Infinity", "not a finite number"},
+		{"log.cleaner.min.cleanable.ratio=NaN", "not a finite number"},
+		{"log.cleaner.min.cleanable.ratio=1.5", "must be between 0.0 and 1.0"},
+		{"log.cleaner.min.cleanable.ratio=-0.1", "must be between 0.0 and 1.0"},
+		{"log.cleaner.delete.retention.ms=-1", "log.cleaner.delete.retention.ms=\"-1\": must be at least 0"},
+		{"log.cleaner.max.compaction.lag.ms=0", "log.cleaner.max.compaction.lag.ms=\"0\": must be at least 1"},
+		{"log.cleaner.min.compaction.lag.ms=-1", "must be at least 0"},
+		{"log.cleaner.min.compaction.lag.ms=10\nlog.cleaner.max.compaction.lag.ms=9", "log.cleaner.min.compaction.lag.ms=10 is above log.cleaner.max.compaction.lag.ms=9"},
+	} {
+		_, _, err := Parse(strings.NewReader(tt.in), "test.properties")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: err = %v, want it to contain %q", tt.in, err, tt.want)
+		}
+	}
+	// Just above the floor, and equal lags, are fine.
+	parse(t, "log.cleaner.dedupe.buffer.size=1048577\nlog.cleaner.min.compaction.lag.ms=9\nlog.cleaner.max.compaction.lag.ms=9\n")
+}
+
+// The compaction keys reach storage.Config: cleanup.policy as Compact and
+// NoDeleteRetention, the others as they are; the broker's log.cleaner.*
+// and log.cleanup.policy default them; a topic override beats those.
+func TestTopicCompactionSettings(t *testing.T) {
+	c := Default()
+	for _, tt := range []struct {
+		policy                     string
+		compact, noDeleteRetention bool
+	}{
+		{"delete", false, false},
+		{"compact", true, true},
+		{"compact,delete", true, false},
+		{"delete,compact", true, false},
+	} {
+		ts, err := c.TopicSettings(map[string]string{"cleanup.policy": tt.policy})
+		if err != nil || ts.CleanupPolicy != tt.policy || ts.Log.Compact != tt.compact || ts.Log.NoDeleteRetention != tt.noDeleteRetention {
+			t.Errorf("cleanup.policy=%s: %v compact %v no-delete-retention %v", tt.policy, err, ts.Log.Compact, ts.Log.NoDeleteRetention)
+		}
+	}
+	ts, err := c.TopicSettings(map[string]string{"delete.retention.ms": "5", "min.compaction.lag.ms": "6", "max.compaction.lag.ms": "7", "min.cleanable.dirty.ratio": " 0.25 "})
+	if l := ts.Log; err != nil || l.DeleteRetentionMs != 5 || l.MinCompactionLagMs != 6 || l.MaxCompactionLagMs != 7 || l.MinCleanableDirtyRatio != 0.25 {
+		t.Fatalf("%v %+v", err, l)
+	}
+
+	c, _ = parse(t, "log.cleanup.policy=compact\nlog.cleaner.delete.retention.ms=11\nlog.cleaner.min.compaction.lag.ms=12\nlog.cleaner.max.compaction.lag.ms=13\nlog.cleaner.min.cleanable.ratio=0.125\n")
+	l := c.StorageConfig()
+	if !l.Compact || !l.NoDeleteRetention || l.DeleteRetentionMs != 11 || l.MinCompactionLagMs != 12 || l.MaxCompactionLagMs != 13 || l.MinCleanableDirtyRatio != 0.125 {
+		t.Fatalf("broker defaults: %+v", l)
+	}
+	ts, err = c.TopicSettings(map[string]string{"cleanup.policy": "delete", "min.cleanable.dirty.ratio": "1"})
+	if err != nil || ts.Log.Compact || ts.Log.NoDeleteRetention || ts.Log.MinCleanableDirtyRatio != 1 || ts.Log.DeleteRetentionMs != 11 {
+		t.Fatalf("override: %v %+v", err, ts.Log)
+	}
+
+	for _, bad := range []map[string]string{
+		{"min.cleanable.dirty.ratio": "1.5"},
+		{"min.cleanable.dirty.ratio": "NaN"},
+		{"min.cleanable.dirty.ratio": "half"},
+		{"max.compaction.lag.ms": "0"},
+		{"delete.retention.ms": "-1"},
+		{"min.compaction.lag.ms": "-1"},
+	} {
+		if _, err := c.TopicSettings(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := c.TopicSettings(map[string]string{"min.cleanable.dirty.ratio": "-0"}); err != nil {
+		t.Errorf("-0 refused (Java's -0.0 >= 0 too): %v", err)
+	}
+}
+
+// Kafka's LogConfig.validateValues: min.compaction.lag.ms above
+// max.compaction.lag.ms is refused, over the broker's defaults, for what
+// a client sets; a topic that already has it still opens
+// (StoredTopicSettings).
+func TestTopicCompactionLagConflict(t *testing.T) {
+	c, _ := parse(t, "log.cleaner.max.compaction.lag.ms=1000\n")
+	for _, tt := range []struct {
+		overrides map[string]string
+		refused   bool
+	}{
+		{map[string]string{"min.compaction.lag.ms": "1000"}, false},
+		{map[string]string{"min.compaction.lag.ms": "1001"}, true}, // against the broker's max
+		{map[string]string{"min.compaction.lag.ms": "1001", "max.compaction.lag.ms": "1001"}, false},
+		{map[string]string{"min.compaction.lag.ms": "5", "max.compaction.lag.ms": "4"}, true},
+	} {
+		_, err := c.TopicSettings(tt.overrides)
+		if (err != nil) != tt.refused {
+			t.Errorf("%v: err %v, want refused %v", tt.overrides, err, tt.refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), "min.compaction.lag.ms") {
+			t.Errorf("%v: error %q does not name the keys", tt.overrides, err)
+		}
+		ts, err := c.StoredTopicSettings(tt.overrides)
+		if err != nil || ts.Log.MinCompactionLagMs == 0 {
+			t.Errorf("%v stored: %v %+v", tt.overrides, err, ts.Log)
+		}
+	}
+}
+
+func TestJavaDouble(t *testing.T) {
+	for _, tt := range []struct {
+		f    float64
+		want string
+	}{
+		{0, "0.0"}, {0.5, "0.5"}, {0.9, "0.9"}, {1, "1.0"}, {15, "15.0"}, {0.001, "0.001"}, {0.0001, "1.0E-4"},
+		{9999999, "9999999.0"}, {1e7, "1.0E7"}, {1.25e-10, "1.25E-10"}, {math.MaxFloat64, "1.7976931348623157E308"},
+		{-2.5, "-2.5"}, {-3e9, "-3.0E9"}, {math.Inf(1), "Infinity"}, {math.NaN(), "NaN"},
+	} {
+		if got := javaDouble(tt.f); got != tt.want {
+			t.Errorf("javaDouble(%v) = %q, want %q", tt.f, got, tt.want)
 		}
 	}
 }

@@ -16,11 +16,13 @@
 //
 // Cardinality: series are per API (only APIs that were used), per ring, and per
 // topic only when Options.TopicBytes is set. Nothing is per partition or per
-// connection.
+// connection. The log cleaner's figures (WatchCleaner) are read at scrape
+// time, one series each.
 package metrics
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,6 +76,8 @@ type Registry struct {
 	topicOut    *prometheus.CounterVec
 
 	onServeError func(error)
+
+	cleanerOnce sync.Once // WatchCleaner registers the cleaner's series once (cleaner.go)
 }
 
 // apiMetrics are the resolved series of one API key.

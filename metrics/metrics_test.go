@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func scrape(t *testing.T, url string) (int, string) {
@@ -255,5 +257,82 @@ func BenchmarkBaselineNoMetrics(b *testing.B) {
 		r.Request(0, time.Duration(i%4096)*time.Microsecond)
 		r.BytesOut(64)
 		r.RingCQEs(0, 2)
+	}
+}
+
+// The log cleaner's series exist once WatchCleaner is called, read its
+// figures at every scrape, and count the time since the last round from
+// the cleaner's start before the first one.
+func TestCleanerSeries(t *testing.T) {
+	r := New(Options{NoRuntimeCollectors: true})
+	base, _ := serve(t, r, false)
+	if _, body := scrape(t, base+"/metrics"); strings.Contains(body, "log_cleaner") {
+		t.Fatalf("cleaner series without a cleaner:\n%s", body)
+	}
+	var mu sync.Mutex
+	stats := CleanerStats{}
+	r.WatchCleaner(func() CleanerStats { mu.Lock(); defer mu.Unlock(); return stats })
+	r.WatchCleaner(func() CleanerStats { panic("a second WatchCleaner is ignored") })
+	_, body := scrape(t, base+"/metrics")
+	for _, want := range []string{
+		"# TYPE ringbroker_log_cleaner_read_bytes_total counter\nringbroker_log_cleaner_read_bytes_total 0\n",
+		"# TYPE ringbroker_log_cleaner_written_bytes_total counter\nringbroker_log_cleaner_written_bytes_total 0\n",
+		"# TYPE ringbroker_log_cleaner_recopy_ratio gauge\nringbroker_log_cleaner_recopy_ratio 0\n",
+		"# TYPE ringbroker_log_cleaner_seconds_since_last_run gauge\n",
+		"# TYPE ringbroker_log_cleaner_max_dirty_ratio gauge\nringbroker_log_cleaner_max_dirty_ratio 0\n",
+		"# TYPE ringbroker_log_cleaner_max_buffer_utilization_ratio gauge\nringbroker_log_cleaner_max_buffer_utilization_ratio 0\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, body)
+		}
+	}
+	mu.Lock()
+	stats = CleanerStats{BytesRead: 4096, BytesWritten: 1024, LastCleanEnd: time.Now(), LastRecopyRatio: 0.25, MaxDirtyRatio: 0.75, MaxBufferUtilization: 0.5}
+	mu.Unlock()
+	_, body = scrape(t, base+"/metrics")
+	for _, want := range []string{
+		"ringbroker_log_cleaner_read_bytes_total 4096\n",
+		"ringbroker_log_cleaner_written_bytes_total 1024\n",
+		"ringbroker_log_cleaner_recopy_ratio 0.25\n",
+		"ringbroker_log_cleaner_max_dirty_ratio 0.75\n",
+		"ringbroker_log_cleaner_max_buffer_utilization_ratio 0.5\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// seconds_since_last_run on a stepped clock: from the start before the
+// first round, from the round's end after it.
+func TestCleanerSecondsSinceLastRun(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	now := t0
+	var stats CleanerStats
+	c := newCleanerCollector(func() CleanerStats { return stats }, func() time.Time { return now })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	since := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "ringbroker_log_cleaner_seconds_since_last_run" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no seconds_since_last_run")
+		return 0
+	}
+	now = t0.Add(30 * time.Second)
+	if got := since(); got != 30 {
+		t.Errorf("before the first round: %v, want 30", got)
+	}
+	stats.LastCleanEnd = t0.Add(40 * time.Second)
+	now = t0.Add(45 * time.Second)
+	if got := since(); got != 5 {
+		t.Errorf("after a round: %v, want 5", got)
 	}
 }

@@ -168,6 +168,15 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	if c := reg.Cleaner(); c != nil {
+		m.WatchCleaner(func() metrics.CleanerStats {
+			s := c.Stats()
+			return metrics.CleanerStats{BytesRead: s.BytesRead, BytesWritten: s.BytesWritten, LastCleanEnd: s.LastCleanEnd,
+				LastRecopyRatio: s.LastRecopyRatio, MaxDirtyRatio: s.MaxDirtyRatio, MaxBufferUtilization: s.MaxBufferUtilization}
+		})
+	}
+	// Retention, checkpoints and the log cleaner's threads (the registry
+	// closes the cleaner before the logs).
 	stopMaintenance := sync.OnceFunc(reg.StartMaintenance(time.Duration(cfg.LogRetentionCheckIntervalMs)*time.Millisecond, time.Duration(cfg.LogFlushOffsetCheckpointIntervalMs)*time.Millisecond))
 	// closeLogs flushes and closes every partition (after maintenance
 	// stopped): on the SIGTERM path explicitly, on error paths deferred.
