@@ -190,6 +190,16 @@ func (l *Log) service() bool {
 		if l.failed != nil {
 			st.unflushedMsgs = 0 // nothing more to flush on a failed log
 		}
+		if l.idleRoll {
+			l.idleRoll = false
+			if l.head == nil && !l.closing && l.failed == nil && l.active().size.Load() > 0 {
+				l.mu.Unlock()
+				if err := l.roll(now); err != nil {
+					l.logf("log %s: rolling an idle compacted segment: %v", l.dir, err)
+				}
+				continue
+			}
+		}
 		act, wakeAt := l.pol.decide(st)
 		switch act {
 		case actIdle:

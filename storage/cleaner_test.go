@@ -313,3 +313,47 @@ func TestCleanerProperty(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { cleanWorkload(t, seed, Options{}, 300) })
 	}
 }
+
+// An idle compacted log's active segment rolls once it is older than
+// segment.ms (at the retention check), so its records become cleanable.
+func TestCleanerIdleRoll(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testConfig()
+	cfg.Compact, cfg.NoDeleteRetention = true, true
+	cfg.SegmentMs, cfg.TimeRollMinMs = 60_000, 60_000
+	l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 10; i++ {
+		recs := []wrec{{key: []byte("k"), value: []byte(fmt.Sprint(i)), ts: clk.Now().UnixMilli()}}
+		syncAppend(t, l, cleanTestBatch(recs, clk.Now().UnixMilli(), codec.None, -1, 0))
+	}
+	c := NewCleaner(CleanerConfig{Clock: clk}, nil)
+	if st, _ := c.CleanLog(l); st.Rounds != 0 {
+		t.Fatalf("cleaned the active segment: %+v", st)
+	}
+	if _, err := l.EnforceRetention(clk.Now()); err != nil || l.NumSegments() != 1 {
+		t.Fatalf("rolled a young segment: %v, %d segments", err, l.NumSegments())
+	}
+	clk.Advance(61 * time.Second)
+	if _, err := l.EnforceRetention(clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.NumSegments() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle segment not rolled: %d segments", l.NumSegments())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st, err := c.CleanLog(l)
+	if err != nil || st.RecordsRead != 10 || st.RecordsWritten != 1 {
+		t.Fatalf("clean after the idle roll: %+v, %v", st, err)
+	}
+	got, _ := readLogRecords(t, l)
+	if len(got) != 1 || string(got[0].value) != "9" || got[0].offset != 9 {
+		t.Fatalf("after clean: %+v", got)
+	}
+}

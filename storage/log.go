@@ -110,6 +110,7 @@ type Log struct {
 	waiters       []Waiter
 	hwChan        chan struct{}
 	firstDirty    int64 // the cleaner's: offsets below it were cleaned (cleaner_log.go)
+	idleRoll      bool  // the writer should roll the active segment if still idle (retention.go)
 
 	// The cleaner's (cleaner*.go). cleaning is held by the thread cleaning
 	// this log; Close sets cleanAbort and waits for it. swapMu is held

@@ -65,8 +65,25 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 		}
 		return del
 	})
+	l.requestIdleRollLocked(now.UnixNano())
 	l.mu.Unlock()
 	return len(victims), l.dropSegments(victims)
+}
+
+// requestIdleRollLocked asks the writer to roll the active segment of an
+// idle compacted log once it is older than segment.ms (max.compaction.lag.ms
+// when shorter; never before TimeRollMinMs). The active segment is never
+// cleaned and a roll otherwise happens only on append, so without this the
+// last records written to a partition that went quiet would never be
+// compacted. REQUIRES: l.mu held.
+func (l *Log) requestIdleRollLocked(nowNs int64) {
+	act := l.active()
+	if !l.cfg.Compact || l.closing || l.head != nil || act.size.Load() == 0 ||
+		nowNs-act.createdNs < max(l.cfg.rollMs(), l.cfg.TimeRollMinMs)*int64(time.Millisecond) {
+		return
+	}
+	l.idleRoll = true
+	l.signal()
 }
 
 // cutSegmentsLocked removes the longest prefix of non-active segments for
