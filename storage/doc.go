@@ -110,6 +110,40 @@
 // and rebuilt when missing or bad. testdata/recovery/*.txt are datadriven
 // scripts of these cases (go test -run TestRecoveryScripts -rewrite).
 //
+// # Compaction (cleaner*.go)
+//
+// Logs with cleanup.policy=compact (Config.Compact) are cleaned by a
+// Cleaner (Kafka's LogCleaner): log.cleaner.threads goroutines, none of
+// them a ring thread or a log's writer, pick the log with the highest dirty
+// ratio above min.cleanable.dirty.ratio (or one whose oldest dirty record
+// passed max.compaction.lag.ms) and run a round on it:
+//
+//   - Snapshot under the lock; everything after runs without it, on
+//     segments below the active one, which never change.
+//   - Key map: the last offset of each key in the dirty section [first
+//     dirty, first uncleanable), as 128-bit hashes in a table bounded by
+//     log.cleaner.dedupe.buffer.size / threads (cleaner_map.go); a log with
+//     more keys is cleaned in several rounds.
+//   - Rewrite, from the log start to the round's end, in groups of up to
+//     segment.bytes: for each key only the last record survives, at its
+//     offset; tombstones get a delete horizon (KIP-534) the first time a
+//     clean sees them and go once it passed; keyless records go; a
+//     producer's last batch and each group's last batch survive at least
+//     as empty batches (cleaner_filter.go).
+//   - Swap in each group's copy crash-safely (.cleaned, then .swap, then
+//     renames; Open finishes or forgets an interrupted swap), under the
+//     log's swapMu, which retention and DeleteRecords also take.
+//   - Record the round's end as the first dirty offset
+//     (cleaner-offset-checkpoint).
+//
+// Reads in flight keep the replaced segments' descriptors (Region pins).
+// All reads and writes of the cleaner go through one throttle
+// (log.cleaner.io.max.bytes.per.second). A compacted log's retention
+// applies retention.ms/bytes only when the policy also says delete; an
+// idle compacted log's active segment is rolled at the retention check
+// once older than segment.ms (or max.compaction.lag.ms), so its records
+// become cleanable.
+//
 // # Concurrency
 //
 //   - Append, Read, ListOffset, AddWaiter, DeleteRecords, EnforceRetention,
