@@ -82,12 +82,14 @@ type Options struct {
 	// (0: none). GroupMin/MaxSessionTimeout: group.min/max.session.timeout.ms
 	// (0: no minimum / 30 min). GroupMaxSize: members per group (0: 1000).
 	// OffsetsTopicNumPartitions: offsets.topic.num.partitions (0: 50).
+	// OffsetsTopicSegmentBytes: offsets.topic.segment.bytes (0: 100 MiB).
 	// OffsetsRetention: offsets.retention.minutes (0: 7 days).
 	GroupInitialRebalanceDelay time.Duration
 	GroupMinSessionTimeout     time.Duration
 	GroupMaxSessionTimeout     time.Duration
 	GroupMaxSize               int
 	OffsetsTopicNumPartitions  int32
+	OffsetsTopicSegmentBytes   int32
 	OffsetsRetention           time.Duration
 
 	// Cluster, when set, makes this broker one node of a cluster

@@ -423,7 +423,7 @@ func (b *Broker) createThroughController(names []string) map[string]int16 {
 		maps.Copy(errs, b.forwardCreate(plain, b.opts.NumPartitions, nil))
 	}
 	if len(offsets) > 0 {
-		maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, map[string]string{"cleanup.policy": "compact"}))
+		maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, b.groups.topicConfig()))
 	}
 	for n, code := range errs {
 		if code == 0 || code == kerr.TopicAlreadyExists.Code {

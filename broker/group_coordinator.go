@@ -36,6 +36,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,6 +85,7 @@ type coordinator struct {
 	clock      clock.Clock
 	partitions int32
 	retention  time.Duration
+	segBytes   int32 // offsets.topic.segment.bytes
 
 	mu     sync.Mutex
 	closed bool // set by close: timers stop and do nothing more
@@ -110,6 +112,9 @@ func newCoordinator(b *Broker) *coordinator {
 	}
 	if c.retention <= 0 {
 		c.retention = defaultOffsetsRetention
+	}
+	if c.segBytes = o.OffsetsTopicSegmentBytes; c.segBytes <= 0 {
+		c.segBytes = defaultOffsetsTopicSegmentBytes
 	}
 	maxSession := o.GroupMaxSessionTimeout
 	if maxSession <= 0 {
@@ -309,17 +314,27 @@ func (c *coordinator) createOffsetsTopic() (*Topic, error) {
 		// The controller creates it; the registry has it once this
 		// broker applied the records (OnMetadata), which the next
 		// attempt of createTopic's loop finds.
-		codes := c.b.forwardCreate([]string{offsetsTopic}, c.partitions, map[string]string{"cleanup.policy": "compact"})
+		codes := c.b.forwardCreate([]string{offsetsTopic}, c.partitions, c.topicConfig())
 		if code := codes[offsetsTopic]; code != 0 && code != kerr.TopicAlreadyExists.Code {
 			return nil, kerr.ErrorForCode(code)
 		}
 		return c.b.reg.Topic(offsetsTopic), nil
 	}
-	t, err := c.b.reg.CreateTopic(offsetsTopic, c.partitions, map[string]string{"cleanup.policy": "compact"}, false)
+	t, err := c.b.reg.CreateTopic(offsetsTopic, c.partitions, c.topicConfig(), false)
 	if errors.Is(err, kerr.TopicAlreadyExists) {
 		t, err = c.b.reg.Topic(offsetsTopic), nil
 	}
 	return t, err
+}
+
+// defaultOffsetsTopicSegmentBytes is Kafka's offsets.topic.segment.bytes.
+const defaultOffsetsTopicSegmentBytes = 100 << 20
+
+// topicConfig is the config __consumer_offsets is created with: compacted,
+// with offsets.topic.segment.bytes segments (Kafka's
+// GroupCoordinator.groupMetadataTopicConfigs).
+func (c *coordinator) topicConfig() map[string]string {
+	return map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(c.segBytes))}
 }
 
 // loadSkipLogMax: the first this many records skipped at load are logged

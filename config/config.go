@@ -144,6 +144,7 @@ type Config struct {
 	GroupMinSessionTimeoutMs     int   // group.min.session.timeout.ms
 	GroupMaxSessionTimeoutMs     int   // group.max.session.timeout.ms
 	OffsetsTopicNumPartitions    int32 // offsets.topic.num.partitions
+	OffsetsTopicSegmentBytes     int32 // offsets.topic.segment.bytes
 	OffsetsRetentionMinutes      int   // offsets.retention.minutes
 
 	// Cluster (cluster.go; Kafka keys but cluster.id).
@@ -384,6 +385,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogSegmentBytes < c.LogSegmentBytesMin {
 		return fmt.Errorf("log.segment.bytes=%d is below log.segment.bytes.min=%d (Kafka 4's minimum is 1048576: tiny segments exhaust descriptors)", c.LogSegmentBytes, c.LogSegmentBytesMin)
+	}
+	if c.OffsetsTopicSegmentBytes < c.LogSegmentBytesMin {
+		return fmt.Errorf("offsets.topic.segment.bytes=%d is below log.segment.bytes.min=%d: __consumer_offsets could not be created", c.OffsetsTopicSegmentBytes, c.LogSegmentBytesMin)
 	}
 	// Kafka's checks (KafkaConfig, LogManager's validateBrokerLogConfigValues).
 	if c.LogCleanerThreads > 0 && c.LogCleanerDedupeBufferSize/int64(c.LogCleanerThreads) <= 1<<20 {

@@ -322,6 +322,7 @@ var brokerSpecs = []spec{
 	intSpec("group.min.session.timeout.ms", "6000", 0, kafkaIntMax, "Smallest session timeout a member may ask for.", func(c *Config) *int { return &c.GroupMinSessionTimeoutMs }),
 	intSpec("group.max.session.timeout.ms", "1800000", 0, kafkaIntMax, "Largest session timeout a member may ask for.", func(c *Config) *int { return &c.GroupMaxSessionTimeoutMs }),
 	intSpec("offsets.topic.num.partitions", "50", 1, kafkaIntMax, "Partitions of __consumer_offsets (fixed once created).", func(c *Config) *int32 { return &c.OffsetsTopicNumPartitions }),
+	intSpec("offsets.topic.segment.bytes", "104857600", 1, kafkaIntMax, "`segment.bytes` of __consumer_offsets when the broker creates it: small enough for the compacted topic's segments to roll, and so be cleaned, long before the 1 GiB of other topics. At least `log.segment.bytes.min`.", func(c *Config) *int32 { return &c.OffsetsTopicSegmentBytes }),
 	intSpec("offsets.retention.minutes", "10080", 1, kafkaIntMax, "Keep committed offsets of an empty group this long.", func(c *Config) *int { return &c.OffsetsRetentionMinutes }),
 
 	// ---- operations (ours)

@@ -218,6 +218,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		GroupMinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
 		GroupMaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
 		OffsetsTopicNumPartitions:  cfg.OffsetsTopicNumPartitions,
+		OffsetsTopicSegmentBytes:   cfg.OffsetsTopicSegmentBytes,
 		OffsetsRetention:           time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
 	})
 	if err != nil {
