@@ -28,9 +28,13 @@ type Cleaner struct {
 	mu         sync.Mutex
 	stats      CleanerStats
 	inProgress map[*Log]bool
-	stop       chan struct{}
-	closed     bool
-	threads    sync.WaitGroup
+	// idleUntil: logs whose last round found nothing to do although their
+	// dirty bytes said otherwise (a dirty section of gaps), left alone for
+	// a backoff so a thread does not spin on them.
+	idleUntil map[*Log]time.Time
+	stop      chan struct{}
+	closed    bool
+	threads   sync.WaitGroup
 
 	throttleMu    sync.Mutex
 	throttleStart time.Time
@@ -90,7 +94,7 @@ func NewCleaner(cfg CleanerConfig, managers []*Manager) *Cleaner {
 	}
 	c := &Cleaner{cfg: cfg, managers: managers, clock: cfg.Clock, logf: cfg.Logf,
 		ioBuf: max(cfg.IOBufferBytes/2, 4096), mapBytes: max(cfg.DedupeBufferBytes/int64(cfg.Threads), 1<<16),
-		inProgress: map[*Log]bool{}, stop: make(chan struct{})}
+		inProgress: map[*Log]bool{}, idleUntil: map[*Log]time.Time{}, stop: make(chan struct{})}
 	if c.clock == nil {
 		c.clock = wallClock{}
 	}
@@ -176,6 +180,11 @@ func (c *Cleaner) run() {
 		}
 		st, err := t.clean(l, true)
 		c.release(l)
+		if err == nil && st.Rounds == 0 {
+			c.mu.Lock()
+			c.idleUntil[l] = c.clock.Now().Add(c.cfg.Backoff)
+			c.mu.Unlock()
+		}
 		if err != nil && !errors.Is(err, errCleanAborted) {
 			c.logf("log cleaner: %s: %v (retrying after %v)", l.dir, err, c.cfg.Backoff)
 			c.mu.Lock()
@@ -198,7 +207,8 @@ func (c *Cleaner) run() {
 
 // grab picks the dirtiest cleanable log and marks it in progress.
 func (c *Cleaner) grab() (*Log, *Manager) {
-	now := c.clock.Now().UnixMilli()
+	nowT := c.clock.Now()
+	now := nowT.UnixMilli()
 	var best *Log
 	var bestM *Manager
 	bestRatio := -1.0
@@ -206,6 +216,11 @@ func (c *Cleaner) grab() (*Log, *Manager) {
 		for _, l := range m.openLogs() {
 			c.mu.Lock()
 			busy := c.inProgress[l]
+			if until, ok := c.idleUntil[l]; ok && !nowT.Before(until) {
+				delete(c.idleUntil, l)
+			} else if ok {
+				busy = true
+			}
 			c.mu.Unlock()
 			if busy {
 				continue
@@ -215,11 +230,10 @@ func (c *Cleaner) grab() (*Log, *Manager) {
 				continue
 			}
 			r := cl.ratio()
-			if r <= cl.cfg.MinCleanableDirtyRatio && !cl.mustClean(now) {
-				continue
-			}
-			if cl.mustClean(now) {
+			if overdue := cl.mustClean(now); overdue {
 				r = math.Max(r, 1) // overdue first
+			} else if r <= cl.cfg.MinCleanableDirtyRatio {
+				continue
 			}
 			if r > bestRatio {
 				best, bestM, bestRatio = l, m, r

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/ringbroker/ringbroker/internal/codec"
 	"github.com/ringbroker/ringbroker/proto"
@@ -125,15 +126,17 @@ func (r *cleanRules) filter(rb proto.RecordBatch, retainEmpty bool, s *filterScr
 	}
 	if keptTombstone && !hasHorizon {
 		setHorizon = true
-		newBaseTs = r.nowMs + r.deleteRetentionMs
+		newBaseTs = r.nowMs + min(r.deleteRetentionMs, math.MaxInt64-r.nowMs) // saturating: delete.retention.ms may be Long.MAX_VALUE
 	}
 	switch {
-	case st.kept == st.read && !setHorizon:
-		return rb.Bytes(), verdictOriginal, st, nil
+	case st.kept == 0 && retainEmpty && st.read == 0:
+		return rb.Bytes(), verdictOriginal, st, nil // already empty
 	case st.kept == 0 && retainEmpty:
 		return appendEmptyBatch(dst, rb), verdictEmpty, st, nil
 	case st.kept == 0:
-		return nil, verdictDrop, st, nil
+		return nil, verdictDrop, st, nil // an empty batch kept by an earlier round goes too, as in Kafka
+	case st.kept == st.read && !setHorizon:
+		return rb.Bytes(), verdictOriginal, st, nil
 	}
 	s.recs = s.recs[:0]
 	maxTs := int64(-1)

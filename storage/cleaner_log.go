@@ -349,6 +349,7 @@ func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf map[int64]
 // empty segments at a group's end are left alone.
 func groups(c *cleanable, end int64) [][]segSnap {
 	var cands []segSnap
+	var succ []int64 // base of each candidate's successor
 	for i, s := range c.segs[:len(c.segs)-1] {
 		if s.base >= end {
 			break
@@ -357,15 +358,9 @@ func groups(c *cleanable, end int64) [][]segSnap {
 			continue // entirely below the log start: retention's
 		}
 		cands = append(cands, s)
+		succ = append(succ, c.segs[i+1].base)
 	}
-	limit := func(i int) int64 { // a bound on the last offset of cands[i]
-		for j, s := range c.segs {
-			if s.s == cands[i].s && j+1 < len(c.segs) {
-				return c.segs[j+1].base - 1
-			}
-		}
-		return cands[i].next - 1
-	}
+	limit := func(i int) int64 { return succ[i] - 1 } // a bound on the last offset of cands[i]
 	var out [][]segSnap
 	for i := 0; i < len(cands); {
 		g := []segSnap{cands[i]}

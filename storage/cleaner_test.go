@@ -3,7 +3,9 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -305,8 +307,8 @@ func cleanWorkload(t *testing.T, seed int64, opts Options, steps int) {
 
 func TestCleanerProperty(t *testing.T) {
 	seeds := 12
-	if testing.Short() {
-		seeds = 4
+	if testing.Short() || raceEnabled {
+		seeds = 3 // the race detector slows the model checks ~20x
 	}
 	for s := 0; s < seeds; s++ {
 		seed := int64(s + 1)
@@ -355,5 +357,106 @@ func TestCleanerIdleRoll(t *testing.T) {
 	got, _ := readLogRecords(t, l)
 	if len(got) != 1 || string(got[0].value) != "9" || got[0].offset != 9 {
 		t.Fatalf("after clean: %+v", got)
+	}
+}
+
+func TestCleanFilterEdges(t *testing.T) {
+	keys := newOffsetMap(1<<16, 0.9)
+	keys.put([]byte("a"), 5)
+	rules := &cleanRules{keys: keys, endOffset: 6, nowMs: 1000, deleteRetentionMs: math.MaxInt64}
+	var s filterScratch
+	mk := func(base int64, recs ...wrec) proto.RecordBatch {
+		b := cleanTestBatch(recs, 100, codec.None, 7, 0)
+		rb, _, err := proto.ParseRecordBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb.SetBaseOffset(base)
+		return rb
+	}
+	// A superseded record: dropped, or kept as an empty batch when asked.
+	old := mk(0, wrec{key: []byte("a"), value: []byte("x"), ts: 100})
+	if _, v, _, _ := rules.filter(old, false, &s, nil); v != verdictDrop {
+		t.Fatalf("superseded batch: verdict %d", v)
+	}
+	out, v, _, _ := rules.filter(old, true, &s, nil)
+	if v != verdictEmpty {
+		t.Fatalf("superseded last batch: verdict %d", v)
+	}
+	empty, _, err := proto.ParseRecordBatch(out)
+	if err != nil || !empty.CheckCRC() || empty.RecordCount() != 0 || empty.BaseOffset() != 0 || empty.LastOffset() != 0 || empty.ProducerID() != 7 || empty.BaseTimestamp() != -1 {
+		t.Fatalf("empty batch: %v crc %v count %d base %d last %d pid %d ts %d", err, empty.CheckCRC(), empty.RecordCount(), empty.BaseOffset(), empty.LastOffset(), empty.ProducerID(), empty.BaseTimestamp())
+	}
+	// An empty batch a previous round kept goes unless asked to stay.
+	if _, v, _, _ := rules.filter(empty, false, &s, nil); v != verdictDrop {
+		t.Fatalf("old empty batch: verdict %d", v)
+	}
+	if _, v, _, _ := rules.filter(empty, true, &s, nil); v != verdictOriginal {
+		t.Fatalf("old empty batch kept: verdict %d", v)
+	}
+	// A tombstone with delete.retention.ms = Long.MAX_VALUE: a horizon
+	// that saturates instead of wrapping into the past.
+	tomb := mk(5, wrec{key: []byte("a"), ts: 100})
+	out, v, _, _ = rules.filter(tomb, false, &s, nil)
+	nb, _, err := proto.ParseRecordBatch(out)
+	if v != verdictRewritten || err != nil || nb.Attributes()&attrDeleteHorizon == 0 || nb.BaseTimestamp() != math.MaxInt64 || !nb.CheckCRC() {
+		t.Fatalf("tombstone: verdict %d, %v, horizon %d", v, err, nb.BaseTimestamp())
+	}
+	if _, v, _, _ := rules.filter(nb, false, &s, nil); v != verdictOriginal {
+		t.Fatalf("tombstone before its horizon: verdict %d", v)
+	}
+}
+
+// The cleaner's threads pick compacted logs of their managers by dirty
+// ratio and leave the others alone; Close stops them.
+func TestCleanerThreads(t *testing.T) {
+	m, err := OpenManager(t.TempDir(), ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cfg := testConfig()
+	cfg.SegmentBytes = 2048
+	cfg.TimeRollMinMs = 0
+	compacted := cfg
+	compacted.Compact, compacted.NoDeleteRetention, compacted.MinCleanableDirtyRatio = true, true, 0.1
+	lc, err := m.OpenLog("compacted", 0, compacted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := m.OpenLog("plain", 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		recs := []wrec{{key: []byte(fmt.Sprint(i % 4)), value: bytes.Repeat([]byte{'v'}, 50), ts: 1}}
+		b := cleanTestBatch(recs, 1, codec.None, -1, 0)
+		syncAppend(t, lc, b)
+		syncAppend(t, ld, b)
+	}
+	sizeC, sizeD := lc.Size(), ld.Size()
+	c := NewCleaner(CleanerConfig{Threads: 2, Backoff: 10 * time.Millisecond}, []*Manager{m})
+	c.Start()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Stats().Rounds == 0 || lc.Size() >= sizeC/4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("compacted log not cleaned: %d of %d bytes, stats %+v", lc.Size(), sizeC, c.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Close()
+	if ld.Size() != sizeD {
+		t.Fatalf("a delete-policy log was touched: %d -> %d bytes", sizeD, ld.Size())
+	}
+	st := c.Stats()
+	if st.BytesRead == 0 || st.BytesWritten == 0 || st.BytesWritten >= st.BytesRead || st.LastCleanEnd.IsZero() {
+		t.Fatalf("stats: %+v", st)
+	}
+	if err := m.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ReadCheckpoint(OSFS{}, filepath.Join(m.Dir(), CleanerOffsetCheckpointFile))
+	if err != nil || cp[TopicPartition{"compacted", 0}] != lc.FirstDirtyOffset() || lc.FirstDirtyOffset() == 0 {
+		t.Fatalf("cleaner-offset-checkpoint: %v %v, first dirty %d", cp, err, lc.FirstDirtyOffset())
 	}
 }
