@@ -48,18 +48,18 @@ func skipUnlessCompactionBench(b *testing.B) {
 // offsetsBenchTopicsPerGroup topics of offsetsBenchTopicPartitions
 // partitions and committing all of them in every OffsetCommit (one batch
 // of 8 records, as 08_offset_commit.go writes it), the groups taking
-// turns. The topic is the broker's (50 partitions, cleanup.policy=compact)
-// with 1 MiB segments (log.segment.bytes.min): Kafka's
-// offsets.topic.segment.bytes is 100 MiB, which these ~1.4 MB partitions
-// would never fill, so the 1 MiB roll stands in for the segment.ms rolls
-// of a broker that ran for days.
+// turns. The topic is created by the coordinator (50 partitions,
+// cleanup.policy=compact) with offsets.topic.segment.bytes at 1 MiB (the
+// log.segment.bytes.min floor): at Kafka's 100 MiB default these ~1.3 MB
+// partitions would never roll, so the 1 MiB roll stands in for the
+// segment.ms rolls of a broker that ran for days.
 const (
 	offsetsBenchRecords         = 1_000_000
 	offsetsBenchGroups          = 100
 	offsetsBenchTopics          = 5
 	offsetsBenchTopicPartitions = 4
 	offsetsBenchTopicsPerGroup  = 2
-	offsetsBenchSegmentBytes    = "1048576"
+	offsetsBenchSegmentBytes    = 1 << 20
 )
 
 // offsetsLoad is one start of a broker on the benchmark's data dir.
@@ -154,9 +154,17 @@ func writeOffsetsBench(b *testing.B, dir string, cfg *config.Config) map[string]
 			b.Fatal(err)
 		}
 	}
-	t, err := reg.CreateTopic(offsetsTopic, defaultOffsetsTopicPartitions,
-		map[string]string{"cleanup.policy": "compact", "segment.bytes": offsetsBenchSegmentBytes}, false)
+	// Created as the coordinator creates it on first use.
+	br, err := New(Options{NodeID: 0, AdvertisedHost: "127.0.0.1", AdvertisedPort: 9092, DataDir: dir, Registry: reg,
+		MessageMaxBytes: 1048588, OffsetsTopicSegmentBytes: offsetsBenchSegmentBytes})
 	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := br.groups.createOffsetsTopic()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Close(); err != nil {
 		b.Fatal(err)
 	}
 	tps := make([][]group.TopicPartition, offsetsBenchGroups)
