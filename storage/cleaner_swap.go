@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ringbroker/ringbroker/invariants"
 )
 
 // Replacing a group of segments with its cleaned copy, crash-safely
@@ -244,6 +246,9 @@ func (l *Log) swapIn(ns *segment, g []segSnap, logTmp, idxTmp, tidxTmp string) (
 	segs = append(segs, ns)
 	segs = append(segs, l.segments[i+len(g):]...)
 	l.segments = segs
+	if invariants.Enabled {
+		l.checkSegmentOrder()
+	}
 	l.mu.Unlock()
 	for _, s := range g {
 		s.s.release()
