@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -200,6 +199,12 @@ func (l *Log) swapIn(ns *segment, g []segSnap, logTmp, idxTmp, tidxTmp string) (
 	if i < 0 || closing {
 		return false, nil
 	}
+	if l.swapUnfinished != nil {
+		if err := l.swapUnfinished(); err != nil {
+			return false, fmt.Errorf("finishing an earlier cleaned segment's swap: %w", err)
+		}
+		l.swapUnfinished = nil
+	}
 	fs := l.fs
 	x := ns.base
 	swap := segmentName(l.dir, x, ".log") + swapSuffix
@@ -216,28 +221,13 @@ func (l *Log) swapIn(ns *segment, g []segSnap, logTmp, idxTmp, tidxTmp string) (
 	}
 	// Committed. The old segments' files are ours to remove: mark them
 	// unlinked so nothing removes the new files by name later.
-	var errs []error
-	keep := func(err error) {
-		if err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-	}
 	for _, s := range g {
 		s.s.unlnk.Store(true)
-		for _, ext := range []string{".index", ".timeindex"} {
-			keep(fs.Remove(segmentName(l.dir, s.base, ext)))
-		}
-		if s.base != x {
-			keep(fs.Remove(segmentName(l.dir, s.base, ".log")))
-		}
 	}
-	keep(fs.Rename(idxTmp, ns.indexPath()))
-	keep(fs.Rename(tidxTmp, ns.timeIndexPath()))
-	ns.idx.path, ns.tidx.path = ns.indexPath(), ns.timeIndexPath()
-	keep(fs.SyncDir(l.dir))
-	keep(fs.Rename(swap, ns.path))
-	keep(fs.SyncDir(l.dir))
-	ns.namesDurable.Store(len(errs) == 0)
+	finish := func() error { return l.finishSwap(ns, g, swap, idxTmp, tidxTmp) }
+	if err = finish(); err != nil {
+		l.swapUnfinished = finish
+	}
 
 	l.mu.Lock()
 	i = l.groupIndexLocked(g) // only rolls happened meanwhile: same place
@@ -253,7 +243,69 @@ func (l *Log) swapIn(ns *segment, g []segSnap, logTmp, idxTmp, tidxTmp string) (
 	for _, s := range g {
 		s.s.release()
 	}
-	return true, errors.Join(errs...)
+	return true, err
+}
+
+// finishSwap takes the steps after a swap's commit point, in order, and
+// stops at the first that fails. The swap file, left in place, is then the
+// durable record that they are due: the next open finishes them
+// (finishCleanerSwaps), and so does the next swap of this log
+// (l.swapUnfinished) once the disk lets it; every step is idempotent.
+// Carrying on past a failed removal instead would rename the swap over
+// X.log and leave a replaced segment beside its replacement, which the
+// next open cannot tell from a live one (it fails on the overlap); and a
+// later round swapping a group that holds ns while ns's own swap file is
+// still there would leave a stale swap for the next open to roll forward
+// over newer segments. REQUIRES: l.swapMu held.
+func (l *Log) finishSwap(ns *segment, g []segSnap, swap, idxTmp, tidxTmp string) error {
+	fs := l.fs
+	x := ns.base
+	gone := func(err error) error {
+		if os.IsNotExist(err) {
+			return nil // done by an earlier attempt
+		}
+		return err
+	}
+	for _, s := range g {
+		for _, ext := range []string{".index", ".timeindex"} {
+			if err := gone(fs.Remove(segmentName(l.dir, s.base, ext))); err != nil {
+				return err
+			}
+		}
+		if s.base != x {
+			if err := gone(fs.Remove(segmentName(l.dir, s.base, ".log"))); err != nil {
+				return err
+			}
+		}
+	}
+	if ns.unlnk.Load() {
+		// Retention removed ns meanwhile (by its name, X.log: the old
+		// file). Its swap and indexes go too.
+		for _, p := range []string{swap, idxTmp, tidxTmp} {
+			if err := gone(fs.Remove(p)); err != nil {
+				return err
+			}
+		}
+		return fs.SyncDir(l.dir)
+	}
+	if err := gone(fs.Rename(idxTmp, ns.indexPath())); err != nil {
+		return err
+	}
+	if err := gone(fs.Rename(tidxTmp, ns.timeIndexPath())); err != nil {
+		return err
+	}
+	ns.idx.path, ns.tidx.path = ns.indexPath(), ns.timeIndexPath()
+	if err := fs.SyncDir(l.dir); err != nil {
+		return err
+	}
+	if err := gone(fs.Rename(swap, ns.path)); err != nil {
+		return err
+	}
+	if err := fs.SyncDir(l.dir); err != nil {
+		return err
+	}
+	ns.namesDurable.Store(true)
+	return nil
 }
 
 // groupIndexLocked returns where g's segments sit, consecutively, in the
@@ -279,24 +331,22 @@ func (l *Log) groupIndexLocked(g []segSnap) int {
 
 // finishCleanerSwaps runs at open, before segments are discovered (see the
 // protocol above): unfinished copies are removed, committed swaps finished.
-// Nothing else is touched; a swap that does not scan whole fails the open.
+// Nothing else is touched. Every swap is checked before anything is: one
+// that does not scan whole fails the open with the directory as it was
+// (a failed open touches nothing).
 func (l *Log) finishCleanerSwaps() error {
 	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
 	var swaps []int64
+	var cleaned []string
 	bases := map[int64]bool{}
-	changed := false
 	for _, e := range ents {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, cleanedSuffix):
-			l.warnf("log %s: removing %s, an unfinished cleaner copy (the segments it copied are intact)", l.dir, name)
-			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
-				return err
-			}
-			changed = true
+			cleaned = append(cleaned, name)
 		case strings.HasSuffix(name, ".log"+swapSuffix):
 			b, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"+swapSuffix), 10, 64)
 			if err == nil && b >= 0 {
@@ -310,7 +360,8 @@ func (l *Log) finishCleanerSwaps() error {
 		}
 	}
 	sort.Slice(swaps, func(i, j int) bool { return swaps[i] < swaps[j] })
-	for _, x := range swaps {
+	next := make([]int64, len(swaps)) // each swap's next offset
+	for i, x := range swaps {
 		swap := segmentName(l.dir, x, ".log") + swapSuffix
 		f, err := l.fs.OpenFile(swap, os.O_RDONLY, 0)
 		if err != nil {
@@ -326,8 +377,18 @@ func (l *Log) finishCleanerSwaps() error {
 		if res.stopReason != nil || res.batches == 0 {
 			return fmt.Errorf("cleaned segment %s is damaged (%v); it was made durable before it replaced anything, so this is not a crash we recover from: leaving the directory as it is", swap, res.stopReason)
 		}
+		next[i] = res.nextOffset
+	}
+	for _, name := range cleaned {
+		l.warnf("log %s: removing %s, an unfinished cleaner copy (the segments it copied are intact)", l.dir, name)
+		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+			return err
+		}
+	}
+	for i, x := range swaps {
+		swap := segmentName(l.dir, x, ".log") + swapSuffix
 		for y := range bases {
-			if y > x && y < res.nextOffset {
+			if y > x && y < next[i] {
 				l.warnf("log %s: finishing an interrupted cleaner swap: removing segment %d, replaced by cleaned segment %d", l.dir, y, x)
 				for _, ext := range []string{".log", ".index", ".timeindex"} {
 					if err := l.fs.Remove(segmentName(l.dir, y, ext)); err != nil && !os.IsNotExist(err) {
@@ -350,9 +411,8 @@ func (l *Log) finishCleanerSwaps() error {
 		}
 		l.warnf("log %s: finished an interrupted cleaner swap of segment %d", l.dir, x)
 		bases[x] = true
-		changed = true
 	}
-	if changed {
+	if len(cleaned) > 0 || len(swaps) > 0 {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil

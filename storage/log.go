@@ -119,6 +119,10 @@ type Log struct {
 	cleaning   sync.Mutex
 	cleanAbort atomic.Bool
 	swapMu     sync.Mutex
+	// swapUnfinished (guarded by swapMu), when set, finishes a committed
+	// cleaner swap whose later steps failed (cleaner_swap.go); no other
+	// swap may start before it succeeds.
+	swapUnfinished func() error
 
 	// writer goroutine only
 	nextOffset    int64 // log end offset: next offset to assign
