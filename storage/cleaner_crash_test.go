@@ -1,0 +1,404 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringbroker/ringbroker/internal/codec"
+)
+
+// Crash, power loss and I/O errors at every step of a clean (issue 17).
+//
+// A seeded keyed workload (every codec, several producers, tombstones,
+// keyless records) is written to a compacted log over a FaultIO with
+// flush.messages=1 (every acknowledged record is durable, so anything the
+// check misses afterwards was lost by the cleaner, not by the flush
+// policy), cleaned once, then written to some more. A healthy CleanLog of
+// that log is run once with a counting fault to enumerate its mutating
+// filesystem steps: creating and writing X.log.cleaned and its indexes,
+// their fsync and msyncs, the .cleaned -> .swap rename and the directory
+// fsync that commits it, the removals of the old segments' files, the
+// index renames, the final .swap -> .log rename and the fsyncs between,
+// for every group the round rewrites. Then, for every step k, in a fresh
+// copy of the scenario:
+//
+//   - fail: step k fails once (EIO). CleanLog fails (or, past the commit
+//     point, succeeds with the disk finished at the next open); the log
+//     keeps serving, nothing is lost, a later clean succeeds, a reopen
+//     finds the same.
+//   - kill: the disk freezes at step k (every later mutating call fails)
+//     and the process dies (SIGKILL: the page cache survives). The log
+//     reopens (recovery), nothing is lost, a later clean succeeds.
+//   - freeze+powerloss, fail+powerloss: as kill and fail, then the power
+//     goes: unsynced data and unsynced directory entries are dropped (a
+//     random prefix of the directory changes survives, torn tails).
+//
+// After each: the log opens (a crash the protocol covers never fails a
+// start), every record read is what was written at its offset, in order,
+// every key's latest value is there (a tombstone until delete.retention.ms
+// after it was written), every record from the round's first uncleanable
+// offset on is there, nothing superseded below the previous round's
+// cleaned point came back, and each producer's last batch is there.
+//
+// Replay a failure with the command it prints:
+//
+//	go test -count=1 -run 'TestCleanerCrashSteps$' ./storage/ -cleancrash.seed=N -cleancrash.all
+//
+// By default one seed runs, each step in one of the modes (rotating with
+// the seed); -cleancrash.all runs every mode at every step, and
+// -cleancrash.seeds=N more seeds.
+
+var (
+	cleanCrashSeed  = flag.Int64("cleancrash.seed", 0, "TestCleanerCrashSteps: replay this seed only")
+	cleanCrashSeeds = flag.Int("cleancrash.seeds", 1, "TestCleanerCrashSteps: how many random seeds")
+	cleanCrashAll   = flag.Bool("cleancrash.all", false, "TestCleanerCrashSteps: every mode at every step (default: one mode per step, rotating; -short: every other step)")
+)
+
+// cleanCrashScenario is one copy of the scenario: the log, its model, and
+// what the check needs.
+type cleanCrashScenario struct {
+	dir       string
+	f         *FaultIO
+	cfg       Config
+	clk       *fakeClock
+	l         *Log
+	m         *cleanModel
+	cleanedTo int64 // the first dirty offset before the clean under test
+	keptFrom  int64 // the active segment's base: nothing from here on is cleaned
+	seqs      map[int64]int32
+	rng       *rand.Rand
+	dr        time.Duration
+}
+
+func newCleanCrashScenario(t *testing.T, seed int64) *cleanCrashScenario {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	sc := &cleanCrashScenario{dir: t.TempDir(), f: NewFaultIO(nil), clk: newFakeClock(), m: newCleanModel(t), seqs: map[int64]int32{}, rng: rng}
+	sc.f.SetScratchDir(t.TempDir())
+	cfg := testConfig()
+	cfg.SegmentBytes = int64(900 + rng.Intn(1200))
+	cfg.IndexIntervalBytes = []int{0, 128, 4096}[rng.Intn(3)]
+	cfg.Compact = true
+	cfg.NoDeleteRetention = true
+	cfg.DeleteRetentionMs = 60_000
+	cfg.TimeRollMinMs = 0
+	cfg.FlushMessages = 1
+	sc.cfg = cfg
+	sc.dr = time.Duration(cfg.DeleteRetentionMs) * time.Millisecond
+	l, err := Open(sc.dir, cfg, sc.opts(0, false, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.l = l
+	keys := 4 + rng.Intn(10)
+	for i := 0; i < 25; i++ {
+		sc.appendRandom(t, keys, i)
+	}
+	cl := sc.cleaner()
+	if _, err := cl.CleanLog(l); err != nil {
+		t.Fatalf("first clean: %v", err)
+	}
+	sc.cleanedTo = l.FirstDirtyOffset()
+	sc.clk.Advance(time.Duration(rng.Intn(20_000)) * time.Millisecond)
+	for i := 0; i < 25; i++ {
+		sc.appendRandom(t, keys, 100+i)
+	}
+	// Roll so the last appends are cleanable too, and leave the active
+	// segment with a record (the round must stop below it).
+	sc.clk.Advance(time.Duration(cfg.SegmentMs+1) * time.Millisecond)
+	sc.appendRandom(t, keys, 200)
+	l.bgFlushes.Wait() // no background flush left: the steps are the clean's
+	l.mu.RLock()
+	sc.keptFrom = l.active().base
+	l.mu.RUnlock()
+	sc.m.check(l, sc.cleanedTo, sc.clk.Now(), sc.dr, "before the clean under test")
+	return sc
+}
+
+func (sc *cleanCrashScenario) opts(rp int64, clean bool, cleanerOffset int64) Options {
+	return Options{FS: sc.f, IO: sc.f, Clock: sc.clk, RecoveryPoint: rp, CleanShutdown: clean, CleanerOffset: cleanerOffset}
+}
+
+func (sc *cleanCrashScenario) cleaner() *Cleaner {
+	return NewCleaner(CleanerConfig{Clock: sc.clk, IOBufferBytes: 4096, DedupeBufferBytes: 1 << 20}, nil)
+}
+
+// appendRandom appends one random keyed batch (tag makes its values unique).
+func (sc *cleanCrashScenario) appendRandom(t *testing.T, keys, tag int) {
+	t.Helper()
+	rng := sc.rng
+	n := 1 + rng.Intn(4)
+	recs := make([]wrec, n)
+	ts := sc.clk.Now().UnixMilli()
+	for i := range recs {
+		r := &recs[i]
+		r.ts = ts + int64(rng.Intn(5))
+		r.headers = rng.Intn(2)
+		if rng.Intn(15) > 0 {
+			r.key = []byte(fmt.Sprintf("key-%d", rng.Intn(keys)))
+		}
+		if rng.Intn(5) > 0 {
+			r.value = []byte(fmt.Sprintf("v%d-%d-%s", tag, i, strings.Repeat("x", rng.Intn(80))))
+		}
+	}
+	pid := int64(-1)
+	if rng.Intn(3) == 0 {
+		pid = int64(7000 + rng.Intn(2))
+	}
+	codecs := []int8{codec.None, codec.Gzip, codec.Snappy, codec.LZ4, codec.Zstd}
+	b := cleanTestBatch(recs, ts, codecs[rng.Intn(len(codecs))], pid, sc.seqs[pid])
+	if pid >= 0 {
+		sc.seqs[pid] += int32(n)
+	}
+	res := syncAppend(t, sc.l, b)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	sc.m.appended(res, recs, pid, sc.clk.Now())
+}
+
+// checkLoose is the check after an interrupted or failed clean: what
+// cleanModel.check asks, except that records between the previous cleaned
+// point and keptFrom may or may not have been cleaned.
+func (sc *cleanCrashScenario) checkLoose(t *testing.T, l *Log, when string) {
+	t.Helper()
+	checkCompacted(t, sc.m, l, sc.cleanedTo, sc.keptFrom, sc.clk.Now(), sc.dr, when)
+	if hw, want := l.HighWatermark(), sc.m.recs[len(sc.m.recs)-1].offset+1; hw != want {
+		t.Fatalf("%s: high watermark %d, want %d (every append was acknowledged with flush.messages=1)", when, hw, want)
+	}
+}
+
+// checkCompacted is cleanModel.check with the cleaned range loosened:
+// records at or after keptFrom must all be there; below cleanedTo nothing
+// superseded (nor keyless) may be; in between, anything the cleaner may
+// have removed may be gone. Everything read must be what was written at its
+// offset, in order; each key's latest value (tombstone: until
+// deleteRetention after it was written) and each producer's last batch
+// must be there.
+func checkCompacted(t testing.TB, m *cleanModel, l *Log, cleanedTo, keptFrom int64, now time.Time, deleteRetention time.Duration, when string) {
+	t.Helper()
+	got, batches := readLogRecords(t, l)
+	present := map[int64]bool{}
+	prev := int64(-1)
+	for _, r := range got {
+		if r.offset <= prev {
+			t.Fatalf("%s: record at %d after %d: out of order", when, r.offset, prev)
+		}
+		prev = r.offset
+		i, ok := m.byOff[r.offset]
+		if !ok {
+			t.Fatalf("%s: record at %d was never written", when, r.offset)
+		}
+		w := m.recs[i]
+		if !bytes.Equal(r.key, w.key) || !bytes.Equal(r.value, w.value) || (r.key == nil) != (w.key == nil) || (r.value == nil) != (w.value == nil) || r.ts != w.ts || int(r.headers) != w.headers {
+			t.Fatalf("%s: record at %d is not what was written there (key %q value %q ts %d, wrote key %q value %q ts %d)", when, r.offset, r.key, r.value, r.ts, w.key, w.value, w.ts)
+		}
+		present[r.offset] = true
+	}
+	latest := map[string]int64{}
+	lastBelow := map[string]int64{}
+	for _, w := range m.recs {
+		if w.key != nil {
+			latest[string(w.key)] = w.offset
+			if w.offset < cleanedTo {
+				lastBelow[string(w.key)] = w.offset
+			}
+		}
+	}
+	for _, w := range m.recs {
+		switch {
+		case w.offset >= keptFrom:
+			if !present[w.offset] {
+				t.Fatalf("%s: record at %d, at or above the first uncleanable offset %d, is gone", when, w.offset, keptFrom)
+			}
+		case w.key != nil && latest[string(w.key)] == w.offset && w.value != nil:
+			if !present[w.offset] {
+				t.Fatalf("%s: latest value of key %q (offset %d) is gone", when, w.key, w.offset)
+			}
+		case w.key != nil && latest[string(w.key)] == w.offset:
+			if !present[w.offset] && now.Sub(w.writtenT) < deleteRetention {
+				t.Fatalf("%s: tombstone of key %q (offset %d) removed %v after it was written, before delete.retention.ms %v", when, w.key, w.offset, now.Sub(w.writtenT), deleteRetention)
+			}
+		case w.offset >= cleanedTo:
+			// in the round's range: either way
+		case w.key == nil:
+			if present[w.offset] {
+				t.Fatalf("%s: keyless record at %d survived cleaning below %d", when, w.offset, cleanedTo)
+			}
+		case lastBelow[string(w.key)] != w.offset:
+			if present[w.offset] {
+				t.Fatalf("%s: superseded record of key %q at %d survived below the cleaned point %d", when, w.key, w.offset, cleanedTo)
+			}
+		}
+	}
+	for pid, b := range m.lastPid {
+		if !batches[b] {
+			t.Fatalf("%s: the last batch of producer %d [%d, %d] is gone", when, pid, b[0], b[1])
+		}
+	}
+}
+
+// noCleanerLeftovers fails if dir holds a .cleaned or .swap file.
+func noCleanerLeftovers(t testing.TB, dir, when string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), cleanedSuffix) || strings.HasSuffix(e.Name(), swapSuffix) {
+			t.Fatalf("%s: %s left in the log dir", when, e.Name())
+		}
+	}
+}
+
+func cleanCrashSeedList() []int64 {
+	if *cleanCrashSeed != 0 {
+		return []int64{*cleanCrashSeed}
+	}
+	n := *cleanCrashSeeds
+	base := time.Now().UnixNano() % 1_000_000_000
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = base + int64(i)
+	}
+	return out
+}
+
+var cleanCrashModes = []string{"fail", "kill", "freeze+powerloss", "fail+powerloss"}
+
+func TestCleanerCrashSteps(t *testing.T) {
+	for _, seed := range cleanCrashSeedList() {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			replay := fmt.Sprintf("go test -count=1 -run 'TestCleanerCrashSteps$' ./storage/ -cleancrash.seed=%d -cleancrash.all", seed)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("replay: %s", replay)
+				}
+			})
+			// Count the clean's steps on a healthy copy; the clean must
+			// remove something (else there is nothing to crash).
+			sc := newCleanCrashScenario(t, seed)
+			count := sc.f.Inject(Fault{Op: OpMutating, Skip: 1 << 30})
+			renames := sc.f.Inject(Fault{Op: OpRename, Skip: 1 << 30})
+			st, err := sc.cleaner().CleanLog(sc.l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			steps := count.Matched()
+			sc.f.Clear()
+			if st.Segments < 2 || renames.Matched() < 3 || st.RecordsWritten >= st.RecordsRead {
+				t.Fatalf("the clean under test is too small to crash in: %+v, %d steps, %d renames", st, steps, renames.Matched())
+			}
+			sc.m.check(sc.l, sc.l.FirstDirtyOffset(), sc.clk.Now(), sc.dr, "healthy clean")
+			sc.l.Close()
+			t.Logf("seed %d: the clean has %d mutating steps (%d renames), %d segments in %d rounds, %d of %d records kept",
+				seed, steps, renames.Matched(), st.Segments, st.Rounds, st.RecordsWritten, st.RecordsRead)
+			for k := 0; k < steps; k++ {
+				for mi, mode := range cleanCrashModes {
+					// By default each step gets one mode (rotating); -short
+					// takes every other step; -cleancrash.all every mode.
+					if !*cleanCrashAll && (int64(k+mi)+seed)%int64(len(cleanCrashModes)) != 0 ||
+						!*cleanCrashAll && testing.Short() && k%2 == 1 {
+						continue
+					}
+					t.Run(fmt.Sprintf("step=%d/%s", k, mode), func(t *testing.T) {
+						cleanCrashRound(t, seed, k, mode)
+					})
+				}
+			}
+		})
+	}
+}
+
+// cleanCrashRound runs one (step, mode) of TestCleanerCrashSteps.
+func cleanCrashRound(t *testing.T, seed int64, k int, mode string) {
+	sc := newCleanCrashScenario(t, seed)
+	l := sc.l
+	defer func() {
+		if sc.l != nil {
+			sc.l.Close()
+		}
+	}()
+	failCount := 1
+	if mode == "kill" || mode == "freeze+powerloss" {
+		failCount = 0 // every later mutating call fails: the machine stopped
+	}
+	in := sc.f.Inject(Fault{Op: OpMutating, Skip: k, Count: failCount, Err: syscall.EIO})
+	_, cerr := sc.cleaner().CleanLog(l)
+	if in.Failed() == 0 {
+		t.Fatalf("step %d was never reached (the clean is not deterministic?)", k)
+	}
+	t.Logf("clean with step %d failing: %v", k, cerr)
+	if cerr != nil && !errorsIsInjected(cerr) {
+		t.Fatalf("the clean failed with %v, not with the injected error", cerr)
+	}
+	rp := l.RecoveryPoint()
+	switch mode {
+	case "fail":
+		sc.f.Clear()
+		sc.checkLoose(t, l, "after the failed clean, live")
+		// The log keeps taking appends and a later clean succeeds.
+		sc.appendRandom(t, 6, 300)
+	case "kill", "freeze+powerloss", "fail+powerloss":
+		l.crashClose()
+		sc.l = nil
+		sc.f.Clear()
+		if mode != "kill" {
+			if err := sc.f.PowerLoss(rand.New(rand.NewSource(seed*31 + int64(k)))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Half the rounds trust the recovery point (segments below it are
+		// not rescanned), half recover from 0.
+		if (seed+int64(k))%2 == 0 {
+			rp = 0
+		}
+		var err error
+		if l, err = Open(sc.dir, sc.cfg, sc.opts(rp, false, sc.cleanedTo)); err != nil {
+			t.Fatalf("reopen after a %s at step %d: %v", mode, k, err)
+		}
+		sc.l = l
+		noCleanerLeftovers(t, sc.dir, "after recovery")
+		sc.checkLoose(t, l, "after recovery")
+	}
+	st, err := sc.cleaner().CleanLog(l)
+	if err != nil {
+		t.Fatalf("clean after the fault: %v", err)
+	}
+	if mode != "fail" {
+		// (A failed step past the commit point leaves its files for the
+		// next open to finish.)
+		noCleanerLeftovers(t, sc.dir, "after the next clean")
+	}
+	cleanedTo := l.FirstDirtyOffset()
+	if cleanedTo < sc.keptFrom {
+		t.Fatalf("the clean after the fault stopped at %d, below %d (%+v)", cleanedTo, sc.keptFrom, st)
+	}
+	sc.m.check(l, cleanedTo, sc.clk.Now(), sc.dr, "after the next clean")
+	// And once more from disk.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc.l = nil
+	if l, err = Open(sc.dir, sc.cfg, sc.opts(0, false, cleanedTo)); err != nil {
+		t.Fatalf("reopen after the next clean: %v", err)
+	}
+	sc.l = l
+	noCleanerLeftovers(t, sc.dir, "after the next clean, reopened")
+	sc.m.check(l, cleanedTo, sc.clk.Now(), sc.dr, "after the next clean, reopened")
+}
+
+// errorsIsInjected reports whether err came from an injected fault.
+func errorsIsInjected(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe) && strings.Contains(pe.Op, "injected") || errors.Is(err, syscall.EIO)
+}
