@@ -577,10 +577,24 @@ func (l *Log) queueRolled(s *segment) {
 	l.rolled = append(l.rolled, s)
 	start := !l.flusherOn
 	l.flusherOn = true
+	if start {
+		l.flusherDone = make(chan struct{})
+	}
 	l.rolledMu.Unlock()
 	if start {
 		l.bgFlushes.Add(1)
 		go l.flushRolledLoop()
+	}
+}
+
+// waitRolledFlushed waits until the background flusher has no rolled
+// segment left to flush (under a stream of rolls, until it catches up).
+func (l *Log) waitRolledFlushed() {
+	l.rolledMu.Lock()
+	on, done := l.flusherOn, l.flusherDone
+	l.rolledMu.Unlock()
+	if on {
+		<-done
 	}
 }
 
@@ -591,6 +605,7 @@ func (l *Log) flushRolledLoop() {
 		if len(l.rolled) == 0 {
 			l.flusherOn = false
 			l.rolled = nil
+			close(l.flusherDone)
 			l.rolledMu.Unlock()
 			return
 		}

@@ -260,8 +260,11 @@ func (c *Cleaner) release(l *Log) {
 
 // CleanLog cleans l now, round after round, until nothing below its first
 // uncleanable offset is dirty (tests, benchmarks, tools). It ignores
-// min.cleanable.dirty.ratio; min.compaction.lag.ms still applies.
+// min.cleanable.dirty.ratio; min.compaction.lag.ms still applies. It first
+// waits for the segments rolled so far to be flushed, so they are below
+// the recovery point and cleanable.
 func (c *Cleaner) CleanLog(l *Log) (CleanStats, error) {
+	l.waitRolledFlushed()
 	c.mu.Lock()
 	for c.inProgress[l] {
 		c.mu.Unlock()

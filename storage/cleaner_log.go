@@ -19,7 +19,11 @@ import (
 //     cleaner-offset-checkpoint). The first uncleanable offset is the
 //     active segment's base (never cleaned), the high watermark, or the
 //     base of the first segment holding records younger than
-//     min.compaction.lag.ms, whichever is lowest. Segments below the
+//     min.compaction.lag.ms, or the recovery point, whichever is lowest.
+//     (Not past the recovery point: a record there may vanish in a power
+//     loss, and with it the only value of a key whose older records it
+//     made the cleaner remove below. Kafka flushes rolled segments before
+//     its cleaner reaches them in practice; here it is a rule.) Segments below the
 //     active one never change, so the rest of the round reads them
 //     without the lock.
 //  2. The key map: every keyed record from the first dirty offset on, up
@@ -56,6 +60,7 @@ type segSnap struct {
 type cleanable struct {
 	segs                    []segSnap // active last
 	logStart, hw            int64
+	recoveryPoint           int64 // offsets below it are durable
 	firstDirty, uncleanable int64
 	cleanBytes, dirtyBytes  int64
 	cfg                     Config
@@ -88,7 +93,8 @@ func (l *Log) snapshotForClean(nowMs int64) (c cleanable, ok bool) {
 	if c.firstDirty < c.logStart || c.firstDirty > c.hw {
 		c.firstDirty = c.logStart
 	}
-	c.uncleanable = min(c.segs[len(c.segs)-1].base, c.hw)
+	c.recoveryPoint = l.recoveryPoint
+	c.uncleanable = min(c.segs[len(c.segs)-1].base, c.hw, c.recoveryPoint)
 	if lag := c.cfg.MinCompactionLagMs; lag > 0 {
 		for _, s := range c.segs[:len(c.segs)-1] {
 			if s.next > c.firstDirty && s.maxTs > nowMs-lag {
@@ -303,7 +309,9 @@ func (t *cleanerThread) mapBatch(rb proto.RecordBatch, from int64) (bool, error)
 
 // producerTails notes the last batch of each producer id in the parts of
 // the log the key map did not read: [log start, first dirty) and [end,
-// high watermark), from batch headers only.
+// recovery point), from batch headers only. (Not past the recovery point:
+// a producer's later batch there may vanish in a power loss, and the
+// batch the cleaner dropped for it would then have been its last.)
 func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf map[int64]int64) {
 	h := new([batchHeaderSize]byte)
 	walk := func(s segSnap, from, to int64) {
@@ -335,8 +343,8 @@ func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf map[int64]
 		if s.base < c.firstDirty && segEnd > c.logStart {
 			walk(s, c.logStart, c.firstDirty)
 		}
-		if segEnd > end {
-			walk(s, end, math.MaxInt64)
+		if segEnd > end && s.base < c.recoveryPoint {
+			walk(s, end, c.recoveryPoint)
 		}
 	}
 }

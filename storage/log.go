@@ -137,9 +137,10 @@ type Log struct {
 	stopped       chan struct{}
 	crash         bool           // test hook: stop without flushing
 	bgFlushes     sync.WaitGroup // the background flusher of rolled segments
-	rolledMu      sync.Mutex     // guards rolled, flusherOn
+	rolledMu      sync.Mutex     // guards rolled, flusherOn, flusherDone
 	rolled        []*segment     // rolled segments waiting for their background flush
 	flusherOn     bool
+	flusherDone   chan struct{} // closed when the running flusher finds its queue empty
 	firing        []Waiter
 
 	// dirSyncMu serializes directory fsyncs (writer and background
