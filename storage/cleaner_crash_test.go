@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"strings"
@@ -76,9 +77,24 @@ type cleanCrashScenario struct {
 	seqs      map[int64]int32
 	rng       *rand.Rand
 	dr        time.Duration
+	// unflushed: no flush policy, and every fdatasync of the log's data
+	// fails until the clean (rolled segments stay unsynced): a power loss
+	// may take any record at or above the recovery point, and the check
+	// is against the model cut at the recovered high watermark.
+	unflushed bool
+	calls     []cleanCrashCall
 }
 
-func newCleanCrashScenario(t *testing.T, seed int64) *cleanCrashScenario {
+// cleanCrashCall is one acknowledged append, to rebuild the model of a
+// prefix of the log.
+type cleanCrashCall struct {
+	res  AppendResult
+	recs []wrec
+	pid  int64
+	at   time.Time
+}
+
+func newCleanCrashScenario(t *testing.T, seed int64, unflushed bool) *cleanCrashScenario {
 	t.Helper()
 	rng := rand.New(rand.NewSource(seed))
 	sc := &cleanCrashScenario{dir: t.TempDir(), f: NewFaultIO(nil), clk: newFakeClock(), m: newCleanModel(t), seqs: map[int64]int32{}, rng: rng}
@@ -91,6 +107,10 @@ func newCleanCrashScenario(t *testing.T, seed int64) *cleanCrashScenario {
 	cfg.DeleteRetentionMs = 60_000
 	cfg.TimeRollMinMs = 0
 	cfg.FlushMessages = 1
+	sc.unflushed = unflushed
+	if unflushed {
+		cfg.FlushMessages = math.MaxInt64
+	}
 	sc.cfg = cfg
 	sc.dr = time.Duration(cfg.DeleteRetentionMs) * time.Millisecond
 	l, err := Open(sc.dir, cfg, sc.opts(0, false, 0))
@@ -109,6 +129,10 @@ func newCleanCrashScenario(t *testing.T, seed int64) *cleanCrashScenario {
 	sc.cleanedTo = l.FirstDirtyOffset()
 	sc.clk.Advance(time.Duration(rng.Intn(20_000)) * time.Millisecond)
 	for i := 0; i < 25; i++ {
+		if unflushed && i == 15 {
+			l.waitRolledFlushed()
+			sc.f.SetSyncError(syscall.EIO) // from here the rolled segments' background fdatasyncs fail
+		}
 		sc.appendRandom(t, keys, 100+i)
 	}
 	// Roll so the last appends are cleanable too, and leave the active
@@ -116,6 +140,7 @@ func newCleanCrashScenario(t *testing.T, seed int64) *cleanCrashScenario {
 	sc.clk.Advance(time.Duration(cfg.SegmentMs+1) * time.Millisecond)
 	sc.appendRandom(t, keys, 200)
 	l.bgFlushes.Wait() // no background flush left: the steps are the clean's
+	sc.f.SetSyncError(nil)
 	l.mu.RLock()
 	sc.keptFrom = l.active().base
 	l.mu.RUnlock()
@@ -163,17 +188,55 @@ func (sc *cleanCrashScenario) appendRandom(t *testing.T, keys, tag int) {
 		t.Fatal(res.Err)
 	}
 	sc.m.appended(res, recs, pid, sc.clk.Now())
+	sc.calls = append(sc.calls, cleanCrashCall{res, recs, pid, sc.clk.Now()})
+}
+
+// modelBelow is the model of the acknowledged appends below hw.
+func (sc *cleanCrashScenario) modelBelow(t *testing.T, hw int64) *cleanModel {
+	m := newCleanModel(t)
+	for _, c := range sc.calls {
+		if c.res.LastOffset < hw {
+			m.appended(c.res, c.recs, c.pid, c.at)
+		}
+	}
+	return m
+}
+
+// lost cuts the model at hw after a power loss took what was above it
+// (unflushed scenario).
+func (sc *cleanCrashScenario) lost(t *testing.T, hw int64) {
+	sc.m = sc.modelBelow(t, hw)
+	calls := sc.calls[:0]
+	for _, c := range sc.calls {
+		if c.res.LastOffset < hw {
+			calls = append(calls, c)
+		}
+	}
+	sc.calls = calls
+	sc.cleanedTo, sc.keptFrom = min(sc.cleanedTo, hw), min(sc.keptFrom, hw)
 }
 
 // checkLoose is the check after an interrupted or failed clean: what
 // cleanModel.check asks, except that records between the previous cleaned
-// point and keptFrom may or may not have been cleaned.
-func (sc *cleanCrashScenario) checkLoose(t *testing.T, l *Log, when string) {
+// point and keptFrom may or may not have been cleaned. rp: the recovery
+// point before the crash (everything below it must have survived); with
+// the flush policy of the flushed scenario, that is everything.
+func (sc *cleanCrashScenario) checkLoose(t *testing.T, l *Log, rp int64, when string) {
 	t.Helper()
-	checkCompacted(t, sc.m, l, sc.cleanedTo, sc.keptFrom, sc.clk.Now(), sc.dr, when)
-	if hw, want := l.HighWatermark(), sc.m.recs[len(sc.m.recs)-1].offset+1; hw != want {
-		t.Fatalf("%s: high watermark %d, want %d (every append was acknowledged with flush.messages=1)", when, hw, want)
+	hw, want := l.HighWatermark(), sc.m.recs[len(sc.m.recs)-1].offset+1
+	if !sc.unflushed {
+		checkCompacted(t, sc.m, l, sc.cleanedTo, sc.keptFrom, sc.clk.Now(), sc.dr, when)
+		if hw != want {
+			t.Fatalf("%s: high watermark %d, want %d (every append was acknowledged with flush.messages=1)", when, hw, want)
+		}
+		return
 	}
+	if hw < rp || hw > want {
+		t.Fatalf("%s: high watermark %d outside [recovery point %d, %d]", when, hw, rp, want)
+	}
+	// What survived is a prefix of the log: each key's latest value in it
+	// must be there.
+	checkCompacted(t, sc.modelBelow(t, hw), l, min(sc.cleanedTo, hw), min(sc.keptFrom, hw), sc.clk.Now(), sc.dr, when)
 }
 
 // checkCompacted is cleanModel.check with the cleaned range loosened:
@@ -284,44 +347,58 @@ func TestCleanerCrashSteps(t *testing.T) {
 					t.Logf("replay: %s", replay)
 				}
 			})
-			// Count the clean's steps on a healthy copy; the clean must
-			// remove something (else there is nothing to crash).
-			sc := newCleanCrashScenario(t, seed)
-			count := sc.f.Inject(Fault{Op: OpMutating, Skip: 1 << 30})
-			renames := sc.f.Inject(Fault{Op: OpRename, Skip: 1 << 30})
-			st, err := sc.cleaner().CleanLog(sc.l)
-			if err != nil {
-				t.Fatal(err)
-			}
-			steps := count.Matched()
-			sc.f.Clear()
-			if st.Segments < 2 || renames.Matched() < 3 || st.RecordsWritten >= st.RecordsRead {
-				t.Fatalf("the clean under test is too small to crash in: %+v, %d steps, %d renames", st, steps, renames.Matched())
-			}
-			sc.m.check(sc.l, sc.l.FirstDirtyOffset(), sc.clk.Now(), sc.dr, "healthy clean")
-			sc.l.Close()
-			t.Logf("seed %d: the clean has %d mutating steps (%d renames), %d segments in %d rounds, %d of %d records kept",
-				seed, steps, renames.Matched(), st.Segments, st.Rounds, st.RecordsWritten, st.RecordsRead)
-			for k := 0; k < steps; k++ {
-				for mi, mode := range cleanCrashModes {
-					// By default each step gets one mode (rotating); -short
-					// takes every other step; -cleancrash.all every mode.
-					if !*cleanCrashAll && (int64(k+mi)+seed)%int64(len(cleanCrashModes)) != 0 ||
-						!*cleanCrashAll && testing.Short() && k%2 == 1 {
-						continue
-					}
-					t.Run(fmt.Sprintf("step=%d/%s", k, mode), func(t *testing.T) {
-						cleanCrashRound(t, seed, k, mode)
-					})
+			for _, unflushed := range []bool{false, true} {
+				name := "flushed"
+				if unflushed {
+					name = "unflushed"
 				}
+				t.Run(name, func(t *testing.T) { cleanCrashSteps(t, seed, unflushed) })
 			}
 		})
 	}
 }
 
+func cleanCrashSteps(t *testing.T, seed int64, unflushed bool) {
+	// Count the clean's steps on a healthy copy; the clean must remove
+	// something (else there is nothing to crash).
+	sc := newCleanCrashScenario(t, seed, unflushed)
+	count := sc.f.Inject(Fault{Op: OpMutating, Skip: 1 << 30})
+	renames := sc.f.Inject(Fault{Op: OpRename, Skip: 1 << 30})
+	st, err := sc.cleaner().CleanLog(sc.l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := count.Matched()
+	sc.f.Clear()
+	if st.Segments < 2 || renames.Matched() < 3 || st.RecordsWritten >= st.RecordsRead {
+		t.Fatalf("the clean under test is too small to crash in: %+v, %d steps, %d renames", st, steps, renames.Matched())
+	}
+	sc.m.check(sc.l, sc.l.FirstDirtyOffset(), sc.clk.Now(), sc.dr, "healthy clean")
+	sc.l.Close()
+	t.Logf("seed %d: the clean has %d mutating steps (%d renames), %d segments in %d rounds, %d of %d records kept",
+		seed, steps, renames.Matched(), st.Segments, st.Rounds, st.RecordsWritten, st.RecordsRead)
+	modes := cleanCrashModes
+	if unflushed {
+		modes = []string{"freeze+powerloss", "fail+powerloss"} // what differs from the flushed case
+	}
+	for k := 0; k < steps; k++ {
+		for mi, mode := range modes {
+			// By default each step gets one mode (rotating); -short takes
+			// every other step; -cleancrash.all every mode.
+			if !*cleanCrashAll && (int64(k+mi)+seed)%int64(len(modes)) != 0 ||
+				!*cleanCrashAll && testing.Short() && k%2 == 1 {
+				continue
+			}
+			t.Run(fmt.Sprintf("step=%d/%s", k, mode), func(t *testing.T) {
+				cleanCrashRound(t, seed, unflushed, k, mode)
+			})
+		}
+	}
+}
+
 // cleanCrashRound runs one (step, mode) of TestCleanerCrashSteps.
-func cleanCrashRound(t *testing.T, seed int64, k int, mode string) {
-	sc := newCleanCrashScenario(t, seed)
+func cleanCrashRound(t *testing.T, seed int64, unflushed bool, k int, mode string) {
+	sc := newCleanCrashScenario(t, seed, unflushed)
 	l := sc.l
 	defer func() {
 		if sc.l != nil {
@@ -342,10 +419,11 @@ func cleanCrashRound(t *testing.T, seed int64, k int, mode string) {
 		t.Fatalf("the clean failed with %v, not with the injected error", cerr)
 	}
 	rp := l.RecoveryPoint()
+	crashRP := rp
 	switch mode {
 	case "fail":
 		sc.f.Clear()
-		sc.checkLoose(t, l, "after the failed clean, live")
+		sc.checkLoose(t, l, rp, "after the failed clean, live")
 		// The log keeps taking appends and a later clean succeeds.
 		sc.appendRandom(t, 6, 300)
 	case "kill", "freeze+powerloss", "fail+powerloss":
@@ -368,7 +446,10 @@ func cleanCrashRound(t *testing.T, seed int64, k int, mode string) {
 		}
 		sc.l = l
 		noCleanerLeftovers(t, sc.dir, "after recovery")
-		sc.checkLoose(t, l, "after recovery")
+		sc.checkLoose(t, l, crashRP, "after recovery")
+		if sc.unflushed {
+			sc.lost(t, l.HighWatermark())
+		}
 	}
 	st, err := sc.cleaner().CleanLog(l)
 	if err != nil {
@@ -380,8 +461,14 @@ func cleanCrashRound(t *testing.T, seed int64, k int, mode string) {
 		noCleanerLeftovers(t, sc.dir, "after the next clean")
 	}
 	cleanedTo := l.FirstDirtyOffset()
-	if cleanedTo < sc.keptFrom {
-		t.Fatalf("the clean after the fault stopped at %d, below %d (%+v)", cleanedTo, sc.keptFrom, st)
+	want := sc.keptFrom
+	if sc.unflushed { // the power loss may have cut the log inside an earlier segment, now the active one
+		l.mu.RLock()
+		want = min(want, l.active().base)
+		l.mu.RUnlock()
+	}
+	if cleanedTo < want {
+		t.Fatalf("the clean after the fault stopped at %d, below %d (%+v)", cleanedTo, want, st)
 	}
 	sc.m.check(l, cleanedTo, sc.clk.Now(), sc.dr, "after the next clean")
 	// And once more from disk.
