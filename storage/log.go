@@ -639,6 +639,13 @@ func (l *Log) closeFiles(crash bool) error {
 			} else {
 				synced = true
 			}
+		} else if !act.namesDurable.Load() {
+			// A log created by this Open and never flushed: its
+			// directory entries are not durable yet, and the next clean
+			// open takes what it finds as durable (load), so a later
+			// fdatasync would count towards the recovery point with
+			// l.dir itself still liable to vanish in a power loss.
+			keep(l.durableNames(act))
 		}
 		keep(act.syncIndexes())
 		keep(act.trimIndexes())
