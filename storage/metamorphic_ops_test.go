@@ -20,6 +20,9 @@ import (
 // around the clock, sometimes far behind it, and returns them with the
 // bytes to append.
 func (h *metaHarness) newBatches() ([][]byte, []byte) {
+	if h.compact {
+		return h.newKeyedBatches()
+	}
 	n := 1 + h.rng.Intn(3)
 	var parts [][]byte
 	var all []byte
@@ -107,7 +110,7 @@ func (h *metaHarness) appendOp() {
 func (h *metaHarness) addToModel(parts [][]byte) {
 	for _, b := range parts {
 		hd := metaHeader(b)
-		h.batches = append(h.batches, metaBatch{base: h.hw, last: h.hw + int64(hd.lastOffsetDelta), maxTs: hd.maxTs, raw: b})
+		h.batches = append(h.batches, metaBatch{base: h.hw, last: h.hw + int64(hd.lastOffsetDelta), maxTs: hd.maxTs, raw: b, at: h.clk.Now()})
 		h.hw += int64(hd.lastOffsetDelta) + 1
 	}
 }
@@ -188,6 +191,9 @@ func (h *metaHarness) checkStored(r *metaRun, b []byte) (metaHdr, error) {
 	}
 	want := h.batches[i]
 	if hd.base+int64(hd.lastOffsetDelta) != want.last || !bytes.Equal(b[16:], want.raw[16:]) {
+		if h.compact {
+			return hd, h.checkRewritten(r, b, i)
+		}
 		return hd, fmt.Errorf("batch at %d: differs from what was appended at that offset", hd.base)
 	}
 	return hd, nil
@@ -236,7 +242,10 @@ func (h *metaHarness) readOp() {
 			}
 			if n == 0 {
 				firstHd = hd
-				if hd.base > off || hd.base+int64(hd.lastOffsetDelta) < off {
+				// (Compacted: the batch holding off may be gone, cleaned
+				// away below the run's cleaned point; the next one comes.)
+				hole := h.compact && hd.base > off && hd.base <= r.cleanedMax
+				if hd.base > off && !hole || hd.base+int64(hd.lastOffsetDelta) < off {
 					h.fail("%s: first batch [%d, %d] does not hold offset %d", r.name, hd.base, hd.base+int64(hd.lastOffsetDelta), off)
 				}
 			} else if p+hd.length > maxBytes {
@@ -248,6 +257,9 @@ func (h *metaHarness) readOp() {
 			h.fail("%s: region base offset %d, first batch at %d", r.name, reg.BaseOffset, firstHd.base)
 		}
 		obs[ri] = fmt.Sprintf("ok first=%d..%d", firstHd.base, firstHd.base+int64(firstHd.lastOffsetDelta))
+	}
+	if h.compact && off >= h.lso && off < h.highestCleaned() {
+		return // below a cleaned point: each run checked against the model above
 	}
 	h.agree(obs)
 	// The model: below the log start or above the high watermark is out of
@@ -274,6 +286,11 @@ func (h *metaHarness) scan() {
 	for _, r := range h.runs {
 		if err := h.scanRun(r, r.l.LogStartOffset(), r.l.HighWatermark()); err != nil {
 			h.fail("%s: %v", r.name, err)
+		}
+		if h.compact {
+			if err := h.compactCheck(r); err != nil {
+				h.fail("%s: %v", r.name, err)
+			}
 		}
 	}
 }
@@ -304,7 +321,7 @@ func (h *metaHarness) scanRun(r *metaRun, from, to int64) error {
 			}
 			if last := hd.base + int64(hd.lastOffsetDelta); last < off {
 				return fmt.Errorf("batch [%d, %d] read again at %d", hd.base, last, off)
-			} else if hd.base > off {
+			} else if hd.base > off && !(h.compact && hd.base <= r.cleanedMax) {
 				return fmt.Errorf("hole: offset %d missing, next batch at %d", off, hd.base)
 			}
 			off = hd.base + int64(hd.lastOffsetDelta) + 1
@@ -337,6 +354,12 @@ func (h *metaHarness) listOffsetOp() {
 	for ri, r := range h.runs {
 		off, bts, found := r.l.ListOffset(ts)
 		obs[ri] = fmt.Sprintf("offset=%d ts=%d found=%v", off, bts, found)
+		if h.compact && found && (off < h.lso || off > h.hw) {
+			h.fail("%s: list offset %d: %s outside [%d, %d]", r.name, ts, obs[ri], h.lso, h.hw)
+		}
+	}
+	if h.compact && ts != TimestampLatest && ts != TimestampEarliest {
+		return // which batches carry a timestamp depends on what each run's cleans removed
 	}
 	h.agree(obs)
 	if want := h.modelListOffset(ts); obs[0] != want {
@@ -400,10 +423,14 @@ func (h *metaHarness) retentionOp() {
 	obs := make([]string, len(h.runs))
 	target := h.lso
 	for ri, r := range h.runs {
+		var held map[int64]int64
+		if h.compact {
+			held = h.heldBatches(r)
+		}
 		_, err := r.l.EnforceRetention(now)
 		obs[ri] = metaErrClass(err)
 		lso := r.l.LogStartOffset()
-		if err := h.checkRetention(lso, now.UnixMilli()); err != nil {
+		if err := h.checkRetention(lso, now.UnixMilli(), held); err != nil {
 			h.fail("%s: %v", r.name, err)
 		}
 		target = max(target, lso)
@@ -416,8 +443,12 @@ func (h *metaHarness) retentionOp() {
 // to lso: each batch it deleted was past retention.ms, or at least
 // retention.bytes follow it. (Segments go oldest first, each by either
 // rule; one goes by size when the segments after it hold retention.bytes,
-// and those are among the batches after each of its own.)
-func (h *metaHarness) checkRetention(lso, nowMs int64) error {
+// and those are among the batches after each of its own.) held, for a
+// compacted run: the batches it held before (base -> max timestamp as
+// stored: a rewritten batch's is its kept records'); one it no longer
+// held is no constraint. (The model's sizes bound the run's from above, so
+// the size rule stays a valid check.)
+func (h *metaHarness) checkRetention(lso, nowMs int64, held map[int64]int64) error {
 	if lso < h.lso || lso > h.hw {
 		return fmt.Errorf("retention moved the log start from %d to %d (high watermark %d)", h.lso, lso, h.hw)
 	}
@@ -430,8 +461,12 @@ func (h *metaHarness) checkRetention(lso, nowMs int64) error {
 	var after int64 // bytes of the batches after batches[i], walking back
 	for i := len(h.batches) - 1; i >= 0; i-- {
 		b := h.batches[i]
-		if b.last >= h.lso && b.base < lso {
-			byTime := h.base.RetentionMs >= 0 && nowMs-b.maxTs > h.base.RetentionMs
+		maxTs, ok := b.maxTs, true
+		if held != nil {
+			maxTs, ok = held[b.base]
+		}
+		if b.last >= h.lso && b.base < lso && ok {
+			byTime := h.base.RetentionMs >= 0 && nowMs-maxTs > h.base.RetentionMs
 			bySize := h.base.RetentionBytes >= 0 && after >= h.base.RetentionBytes
 			if !byTime && !bySize {
 				return fmt.Errorf("retention deleted batch [%d, %d] (timestamp %d, %d ms before now) with %d bytes after it: neither rule allows it",

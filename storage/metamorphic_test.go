@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,7 +16,8 @@ import (
 // TestMetamorphic runs seeded random sequences of operations (Append,
 // Read, ListOffset by timestamp/earliest/latest/max, Roll, Retention by
 // size and time, DeleteRecords, Checkpoint, Close/Reopen, PowerLoss, a
-// failing write) in lockstep against one log per (config, backend) pair:
+// failing write; on compacted seeds a keyed workload and Clean, see
+// metamorphic_compact_test.go) in lockstep against one log per (config, backend) pair:
 // segment sizes from a few batches to a megabyte, sparse and dense index
 // intervals, indexes small enough to force rolls, and flush policies from
 // "never" to every message; the portable, io_uring (where available) and
@@ -70,6 +72,10 @@ func TestMetamorphic(t *testing.T) {
 			}
 			h.opIndex, h.opDesc = *metamorphicOps, "final scan"
 			h.scan()
+			if h.compact {
+				t.Logf("compacted: %d rounds replaced %d segments, kept %d of %d records read (all runs)",
+					h.cleaned.Rounds, h.cleaned.Segments, h.cleaned.RecordsWritten, h.cleaned.RecordsRead)
+			}
 		})
 	}
 }
@@ -98,7 +104,11 @@ type metaBackend struct {
 // portable backend with every write cut short). Each is wrapped in the
 // fault IO, the one that can simulate a power loss; with no fault set it
 // only passes through and records what was synced.
-func newMetaBackend(kind string) (*metaBackend, error) {
+//
+// withFS: the fault IO is also every log's FS (compacted seeds: the
+// cleaner writes, fsyncs and renames through the FS, and a power loss must
+// know what of that was made durable).
+func newMetaBackend(kind string, withFS bool) (*metaBackend, error) {
 	var inner IO
 	switch kind {
 	case "portable", "fault":
@@ -117,7 +127,12 @@ func newMetaBackend(kind string) (*metaBackend, error) {
 	}
 	return &metaBackend{
 		// One FaultIO across reopens: it remembers what was synced per file.
-		install:    func(o *ManagerOptions) { o.NewIO = func() (IO, error) { return fio, nil } },
+		install: func(o *ManagerOptions) {
+			o.NewIO = func() (IO, error) { return fio, nil }
+			if withFS {
+				o.FS = fio
+			}
+		},
 		powerLoss:  fio.PowerLoss,
 		failWrites: fio.SetWriteError,
 		close:      inner.Close,
@@ -177,6 +192,10 @@ type metaRun struct {
 	dir  string
 	m    *Manager
 	l    *Log
+	// cleanedMax is the highest first dirty offset a clean of this run
+	// reached (metamorphic_compact_test.go): below it the run may differ
+	// from the model as a clean allows.
+	cleanedMax int64
 }
 
 // metaBatch is one batch of the model: as appended (baseOffset 0), where
@@ -185,6 +204,8 @@ type metaBatch struct {
 	base, last int64
 	maxTs      int64
 	raw        []byte
+	at         time.Time // when it was appended (tombstones' delete.retention.ms)
+	recs       []fuzzRec // its records, decoded on demand (compacted seeds)
 }
 
 type metaHarness struct {
@@ -204,6 +225,12 @@ type metaHarness struct {
 	opIndex int
 	opDesc  string
 	history []string
+
+	// compacted seeds (metamorphic_compact_test.go)
+	compact bool
+	cleaner *Cleaner
+	seqs    map[int64]int32
+	cleaned CleanStats // summed over runs and cleans
 }
 
 func newMetaHarness(t *testing.T, seed int64) *metaHarness {
@@ -213,13 +240,15 @@ func newMetaHarness(t *testing.T, seed int64) *metaHarness {
 	h.base.SegmentMs = 10 * 60 * 1000 // the Roll operation advances the clock past it
 	h.base.RetentionMs = []int64{-1, 5 * 60 * 1000, 30 * 60 * 1000}[h.rng.Intn(3)]
 	h.base.RetentionBytes = []int64{-1, 4 << 10, 20 << 10, 60 << 10}[h.rng.Intn(4)]
+	h.seqs = map[int64]int32{}
+	h.compactConfig()
 	root := t.TempDir()
 	for _, mc := range metaConfigs(h.base) {
 		for _, kind := range metaBackendKinds {
 			if !*metamorphicAll && !metaPairs[mc.name+"/"+kind] {
 				continue
 			}
-			be, err := newMetaBackend(kind)
+			be, err := newMetaBackend(kind, h.compact)
 			if err != nil {
 				if kind == "uring" {
 					t.Logf("io_uring backend not tested: %v", err)
@@ -229,6 +258,11 @@ func newMetaHarness(t *testing.T, seed int64) *metaHarness {
 			}
 			r := &metaRun{name: mc.name + "/" + kind, cfg: mc.cfg, be: be, dir: filepath.Join(root, mc.name+"-"+kind)}
 			h.runs = append(h.runs, r)
+			// The data dir exists before the broker starts (durably: it is
+			// not the fault FS's to lose in a power loss).
+			if err := os.MkdirAll(r.dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := h.open(r); err != nil {
 				t.Fatalf("%s: open: %v", r.name, err)
 			}
@@ -267,8 +301,8 @@ func (h *metaHarness) closeAll() {
 func (h *metaHarness) fail(format string, args ...any) {
 	h.t.Helper()
 	start := max(0, len(h.history)-15)
-	h.t.Fatalf("metamorphic seed %d, op %d (%s): %s\nretention.ms=%d retention.bytes=%d; last operations:\n  %s\nreplay: %s",
-		h.seed, h.opIndex, h.opDesc, fmt.Sprintf(format, args...), h.base.RetentionMs, h.base.RetentionBytes,
+	h.t.Fatalf("metamorphic seed %d, op %d (%s): %s\nretention.ms=%d retention.bytes=%d compact=%v; last operations:\n  %s\nreplay: %s",
+		h.seed, h.opIndex, h.opDesc, fmt.Sprintf(format, args...), h.base.RetentionMs, h.base.RetentionBytes, h.compact,
 		strings.Join(h.history[start:], "\n  "), metaReplay(h.seed))
 }
 
@@ -315,6 +349,9 @@ func (h *metaHarness) step(i int) {
 		{4, h.reopenOp},
 		{5, h.powerLossOp},
 		{3, h.writeFaultOp},
+	}
+	if h.compact {
+		ops = append(ops, op{8, h.cleanOp})
 	}
 	total := 0
 	for _, o := range ops {
