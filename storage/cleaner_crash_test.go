@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -488,4 +489,98 @@ func cleanCrashRound(t *testing.T, seed int64, unflushed bool, k int, mode strin
 func errorsIsInjected(err error) bool {
 	var pe *os.PathError
 	return errors.As(err, &pe) && strings.Contains(pe.Op, "injected") || errors.Is(err, syscall.EIO)
+}
+
+// The SIGKILL test: a child process (this test binary re-executed, running
+// TestCleanerSIGKILLChild) opens a copy of the scenario's log and cleans
+// it; the parent kills it at a random moment (before, during or after the
+// clean), reopens the log (recovery) and checks it as after a crash above,
+// then cleans it to the end and checks again. Seeded:
+// -cleancrash.seed=N replays; -cleancrash.kills=N rounds.
+
+var cleanCrashKills = flag.Int("cleancrash.kills", 12, "TestCleanerSIGKILL: rounds (-short: 4)")
+
+const (
+	envCleanChildDir = "CLEANER_CRASH_CHILD_DIR"
+	envCleanChildCfg = "CLEANER_CRASH_CHILD_CFG"
+)
+
+func TestCleanerSIGKILLChild(t *testing.T) {
+	dir := os.Getenv(envCleanChildDir)
+	if dir == "" {
+		t.Skip("cleaner crash child: only runs re-executed by TestCleanerSIGKILL")
+	}
+	var segBytes, interval, retention, nowMs int64
+	if _, err := fmt.Sscanf(os.Getenv(envCleanChildCfg), "%d %d %d %d", &segBytes, &interval, &retention, &nowMs); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(2)
+	}
+	cfg := testConfig()
+	cfg.SegmentBytes, cfg.IndexIntervalBytes = segBytes, int(interval)
+	cfg.Compact, cfg.NoDeleteRetention, cfg.DeleteRetentionMs, cfg.TimeRollMinMs, cfg.FlushMessages = true, true, retention, 0, 1
+	clk := newFakeClock()
+	clk.t = time.UnixMilli(nowMs)
+	l, err := Open(dir, cfg, Options{Clock: clk, CleanShutdown: true})
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Println("ready")
+	if _, err := NewCleaner(CleanerConfig{Clock: clk, IOBufferBytes: 4096}, nil).CleanLog(l); err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Println("cleaned")
+	os.Exit(0)
+}
+
+func TestCleanerSIGKILL(t *testing.T) {
+	seed := cleanCrashSeedList()[0]
+	rounds := *cleanCrashKills
+	if testing.Short() {
+		rounds = min(rounds, 4)
+	}
+	t.Logf("seed %d (replay: go test -count=1 -run 'TestCleanerSIGKILL$' ./storage/ -cleancrash.seed=%d)", seed, seed)
+	sc := newCleanCrashScenario(t, seed, false)
+	if err := sc.l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc.l = nil
+	rng := rand.New(rand.NewSource(seed))
+	cfgEnv := fmt.Sprintf("%d %d %d %d", sc.cfg.SegmentBytes, sc.cfg.IndexIntervalBytes, sc.cfg.DeleteRetentionMs, sc.clk.Now().UnixMilli())
+	killedMid := 0
+	for round := 0; round < rounds; round++ {
+		dir := t.TempDir()
+		copyDir(t, sc.dir, dir)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCleanerSIGKILLChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envCleanChildDir+"="+dir, envCleanChildCfg+"="+cfgEnv)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill 0 to 30 ms after the start: the clean takes a few ms once
+		// the child is up, so rounds land before, inside and after it.
+		time.Sleep(time.Duration(rng.Intn(30_000)) * time.Microsecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if strings.Contains(out.String(), "error") {
+			t.Fatalf("round %d: child: %s", round, out.String())
+		}
+		if strings.Contains(out.String(), "ready") && !strings.Contains(out.String(), "cleaned") {
+			killedMid++
+		}
+		l, err := Open(dir, sc.cfg, Options{Clock: sc.clk, CleanerOffset: sc.cleanedTo})
+		if err != nil {
+			t.Fatalf("round %d (seed %d): reopen after SIGKILL: %v", round, seed, err)
+		}
+		noCleanerLeftovers(t, dir, "after recovery")
+		checkCompacted(t, sc.m, l, sc.cleanedTo, sc.keptFrom, sc.clk.Now(), sc.dr, fmt.Sprintf("round %d (seed %d) after SIGKILL", round, seed))
+		if _, err := NewCleaner(CleanerConfig{Clock: sc.clk}, nil).CleanLog(l); err != nil {
+			t.Fatalf("round %d: clean after recovery: %v", round, err)
+		}
+		sc.m.check(l, l.FirstDirtyOffset(), sc.clk.Now(), sc.dr, fmt.Sprintf("round %d (seed %d) after the next clean", round, seed))
+		l.Close()
+	}
+	t.Logf("%d rounds, %d killed between the child's open and the end of its clean", rounds, killedMid)
 }
