@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run cluster cluster-stop cluster-test test test-deps test-under-load unit unit-invariants metamorphic integration lint fmt tidy vet staticcheck bench bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
+.PHONY: all build run cluster cluster-stop cluster-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
 
 all: build
 
@@ -65,6 +65,14 @@ unit-invariants:
 METAMORPHIC_SEEDS ?= 100
 metamorphic:
 	$(GO) test -count=1 -timeout 60m -run 'TestMetamorphic$$' ./storage/ -metamorphic.all -metamorphic.seeds=$(METAMORPHIC_SEEDS) $(if $(METAMORPHIC_SEED),-seed=$(METAMORPHIC_SEED))
+
+# The log cleaner under faults (opt-in long run): every mutating step of a
+# clean failed, killed and power-lost, for CLEANER_CRASH_SEEDS seeds, plus
+# SIGKILLed cleaning children; CLEANER_CRASH_SEED=<printed seed> replays.
+# make test runs one seed on a sample of the steps.
+CLEANER_CRASH_SEEDS ?= 5
+cleaner-crash:
+	$(GO) test -count=1 -timeout 60m -run 'TestCleanerCrashSteps$$|TestCleanerSIGKILL$$' ./storage/ -cleancrash.all -cleancrash.kills=50 -cleancrash.seeds=$(CLEANER_CRASH_SEEDS) $(if $(CLEANER_CRASH_SEED),-cleancrash.seed=$(CLEANER_CRASH_SEED))
 
 integration:
 	$(GO) test -count=1 -timeout 15m $(INTEGRATION_PKGS)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -54,14 +55,16 @@ import (
 //
 //	go test -count=1 -run 'TestCleanerCrashSteps$' ./storage/ -cleancrash.seed=N -cleancrash.all
 //
-// By default one seed runs, each step in one of the modes (rotating with
-// the seed); -cleancrash.all runs every mode at every step, and
-// -cleancrash.seeds=N more seeds.
+// By default one seed runs, every 4th step (every 10th with -short) in
+// one of the modes, both rotating with the seed, so that make test stays
+// short and successive runs cover every step; -cleancrash.all runs every
+// mode at every step and -cleancrash.seeds=N more seeds (make
+// cleaner-crash runs both).
 
 var (
 	cleanCrashSeed  = flag.Int64("cleancrash.seed", 0, "TestCleanerCrashSteps: replay this seed only")
 	cleanCrashSeeds = flag.Int("cleancrash.seeds", 1, "TestCleanerCrashSteps: how many random seeds")
-	cleanCrashAll   = flag.Bool("cleancrash.all", false, "TestCleanerCrashSteps: every mode at every step (default: one mode per step, rotating; -short: every other step)")
+	cleanCrashAll   = flag.Bool("cleancrash.all", false, "TestCleanerCrashSteps: every mode at every step (default: every 4th step in one mode, rotating; -short: every 10th)")
 )
 
 // cleanCrashScenario is one copy of the scenario: the log, its model, and
@@ -384,10 +387,14 @@ func cleanCrashSteps(t *testing.T, seed int64, unflushed bool) {
 	}
 	for k := 0; k < steps; k++ {
 		for mi, mode := range modes {
-			// By default each step gets one mode (rotating); -short takes
-			// every other step; -cleancrash.all every mode.
-			if !*cleanCrashAll && (int64(k+mi)+seed)%int64(len(modes)) != 0 ||
-				!*cleanCrashAll && testing.Short() && k%2 == 1 {
+			// By default every 4th step (which ones rotates with the seed)
+			// in one mode (rotating); -short every 10th; -cleancrash.all
+			// every mode at every step (make cleaner-crash).
+			every := int64(4)
+			if testing.Short() {
+				every = 10
+			}
+			if !*cleanCrashAll && ((int64(k+mi)+seed)%int64(len(modes)) != 0 || (int64(k)+seed)%every != 0) {
 				continue
 			}
 			t.Run(fmt.Sprintf("step=%d/%s", k, mode), func(t *testing.T) {
@@ -554,16 +561,51 @@ func TestCleanerSIGKILL(t *testing.T) {
 		copyDir(t, sc.dir, dir)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCleanerSIGKILLChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), envCleanChildDir+"="+dir, envCleanChildCfg+"="+cfgEnv)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		var out, errOut bytes.Buffer
+		cmd.Stderr = &errOut // written by exec's goroutine until Wait
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill 0 to 30 ms after the start: the clean takes a few ms once
-		// the child is up, so rounds land before, inside and after it.
-		time.Sleep(time.Duration(rng.Intn(30_000)) * time.Microsecond)
+		lines := make(chan string, 16)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		// One round in four is killed while the child starts; the others
+		// 0 to 4 ms after it is ready, which is before, inside or after
+		// its clean (a few ms). The outcome must not depend on which.
+		if rng.Intn(4) > 0 {
+			deadline := time.After(time.Minute)
+		wait:
+			for {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						break wait
+					}
+					out.WriteString(l + "\n")
+					if l == "ready" {
+						break wait
+					}
+				case <-deadline:
+					t.Fatalf("round %d: the child was not ready after a minute", round)
+				}
+			}
+		}
+		time.Sleep(time.Duration(rng.Intn(4000)) * time.Microsecond)
 		cmd.Process.Signal(syscall.SIGKILL)
+		for l := range lines {
+			out.WriteString(l + "\n")
+		}
 		cmd.Wait()
+		out.Write(errOut.Bytes())
 		if strings.Contains(out.String(), "error") {
 			t.Fatalf("round %d: child: %s", round, out.String())
 		}
