@@ -17,7 +17,7 @@ package integration
 //     refused (INVALID_RECORD); a topic altered from delete to compact refuses them
 //     from then on and gets compacted (the keyless records it had are removed).
 //   - TestCompactionConsumerOffsets: many commits of one group on small
-//     __consumer_offsets segments are compacted; after a restart the group's
+//     __consumer_offsets segments (offsets.topic.segment.bytes) are compacted; after a restart the group's
 //     committed offsets are exactly its last commits.
 //   - TestCompactionCrashDuringCleaning: SIGKILL while keyed records are produced and
 //     the cleaner runs; after the restart every acknowledged key reads back with its
@@ -345,11 +345,10 @@ func TestCompactionConsumerOffsets(t *testing.T) {
 	)
 	forEachBackend(t, func(t *testing.T, backend string) {
 		dir := filepath.Join(t.TempDir(), "data")
-		// One __consumer_offsets partition: the group's commits are all in
-		// __consumer_offsets-0. ringbroker has no offsets.topic.segment.bytes: the
-		// topic's segment.bytes is set with IncrementalAlterConfigs, as an operator
-		// would on Kafka.
-		props := compactBrokerProps(map[string]string{"log.dirs": dir, "offsets.topic.num.partitions": "1"})
+		// One __consumer_offsets partition (the group's commits are all in
+		// __consumer_offsets-0), created with 16 KiB segments.
+		props := compactBrokerProps(map[string]string{"log.dirs": dir,
+			"offsets.topic.num.partitions": "1", "offsets.topic.segment.bytes": "16384"})
 		b := startBroker(t, backend, props)
 		createTopic(t, b.Addr, topic, parts, nil)
 		adm := newAdmin(t, b.Addr)
@@ -368,9 +367,9 @@ func TestCompactionConsumerOffsets(t *testing.T) {
 				t.Fatalf("commit %d: %v", n, err)
 			}
 		}
-		commit(0) // creates __consumer_offsets
-		// Small segments; the cleaner held (ratio 1) until the size is measured.
-		alterTopicConfigs(t, b.Addr, offsets, map[string]string{"segment.bytes": "16384", "min.cleanable.dirty.ratio": "1"})
+		commit(0) // creates __consumer_offsets (one record: nothing to clean yet)
+		// The cleaner held (ratio 1) until the size before cleaning is measured.
+		alterTopicConfigs(t, b.Addr, offsets, map[string]string{"min.cleanable.dirty.ratio": "1"})
 		for n := 1; n < commits; n++ {
 			commit(n)
 		}
