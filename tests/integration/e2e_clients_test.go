@@ -54,7 +54,8 @@ func writeRecordsFile(t *testing.T, recs []sentRecord) string {
 }
 
 // readConsumedFile reads the scripts' consumed-records file:
-// {"p": partition, "o": offset, "k": base64 key or null, "v": base64 value}.
+// {"p": partition, "o": offset, "k": base64 key or null, "v": base64 value or null
+// (a tombstone: value nil)}.
 func readConsumedFile(t *testing.T, path string) []gotRecord {
 	t.Helper()
 	f, err := os.Open(path)
@@ -70,7 +71,7 @@ func readConsumedFile(t *testing.T, path string) []gotRecord {
 			P int32   `json:"p"`
 			O int64   `json:"o"`
 			K *string `json:"k"`
-			V string  `json:"v"`
+			V *string `json:"v"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("consumed records line %q: %v", head(sc.Bytes(), 80), err)
@@ -79,9 +80,11 @@ func readConsumedFile(t *testing.T, path string) []gotRecord {
 		if r.K != nil {
 			g.key, _ = base64.StdEncoding.DecodeString(*r.K)
 		}
-		g.value, err = base64.StdEncoding.DecodeString(r.V)
-		if err != nil {
-			t.Fatalf("consumed value: %v", err)
+		if r.V != nil {
+			g.value, err = base64.StdEncoding.DecodeString(*r.V)
+			if err != nil {
+				t.Fatalf("consumed value: %v", err)
+			}
 		}
 		out = append(out, g)
 	}

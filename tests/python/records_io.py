@@ -23,12 +23,13 @@ def read_records(path):
 
 
 def write_consumed(path, records):
-    """records: iterable of (partition, offset, key bytes or None, value bytes)."""
+    """records: iterable of (partition, offset, key bytes or None, value bytes or
+    None); a null value (a tombstone) is written as null."""
     with open(path, "w") as f:
         for p, o, k, v in records:
             f.write(json.dumps({
                 "p": p,
                 "o": o,
                 "k": base64.b64encode(k).decode() if k is not None else None,
-                "v": base64.b64encode(v or b"").decode(),
+                "v": base64.b64encode(v).decode() if v is not None else None,
             }) + "\n")
