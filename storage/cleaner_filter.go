@@ -33,8 +33,7 @@ import (
 //     empty batch (header only, 0 records, codec none, first timestamp -1,
 //     Kafka's writeEmptyHeader): the last batch of a producer (its
 //     sequence and epoch are what idempotence checks against after a
-//     restart) and the last batch of a cleaned group (so the replacement
-//     segment ends where the originals did; see cleaner_swap.go).
+//     restart).
 //   - Control batches (transaction markers) are kept as they are: there is
 //     no transaction support yet. When it comes, the marker and aborted
 //     batch rules of Kafka's CleanedTransactionMetadata go in

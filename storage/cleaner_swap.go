@@ -16,20 +16,19 @@ import (
 // Y any other segment of the group:
 //
 //	write  X.log.cleaned, X.index.cleaned, X.timeindex.cleaned; fsync the log, msync the indexes
-//	rename X.log.cleaned -> X.log.swap; fsync dir               <- commit point
+//	rename X.log.cleaned -> X.log.<END>.swap; fsync dir         <- commit point (END: the group's end offset)
 //	remove X.index, X.timeindex, and Y.log, Y.index, Y.timeindex
 //	rename X.index.cleaned -> X.index, X.timeindex.cleaned -> X.timeindex; fsync dir
-//	rename X.log.swap -> X.log (replacing the old X.log); fsync dir
+//	rename X.log.<END>.swap -> X.log (replacing the old X.log); fsync dir
 //
 // Opening a log (load) finishes or forgets what a crash interrupted:
 // *.cleaned files are an unfinished copy of segments that are all still
-// there: removed. X.log.swap is a committed copy: it is scanned (it was
-// fsync'd before the commit, so it must be whole; a damaged one fails the
-// open and touches nothing), every segment with a base in (X, its next
-// offset) is removed, X's indexes are removed (rebuilt by load), and it is
-// renamed to X.log. The cleaned copy always keeps the group's last batch
-// (empty if nothing in it survives), so its next offset is the group's:
-// exactly the group's segments lie in (X, next). At any point the
+// there: removed. X.log.<END>.swap is a committed copy: it is scanned (it
+// was fsync'd before the commit, so it must be whole, possibly empty; a
+// damaged one fails the open and touches nothing), every segment with a
+// base in (X, END) is removed (exactly the group's others: END is where
+// the group ended, whatever the copy kept), X's indexes are removed
+// (rebuilt by load), and it is renamed to X.log. At any point the
 // directory holds either the old segments or the new one, and recovery
 // never mixes them.
 //
@@ -120,7 +119,7 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 		t.wbuf = t.wbuf[:0]
 		return nil
 	}
-	for gi, s := range g {
+	for _, s := range g {
 		t.rd.reset(s.s, 0, s.size)
 		for {
 			rb, _, ok, err := t.rd.next()
@@ -131,9 +130,8 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 				break
 			}
 			st.BytesRead += int64(rb.Size())
-			last := gi == len(g)-1 && rb.LastOffset()+1 >= s.next
 			pid := rb.ProducerID()
-			retainEmpty := last || pid >= 0 && lastOf[pid] == rb.LastOffset()
+			retainEmpty := pid >= 0 && lastOf[pid] == rb.LastOffset()
 			start := len(t.wbuf)
 			out, v, fst, err := rules.filter(rb, retainEmpty, &t.scratch, t.wbuf)
 			if err != nil {
@@ -168,10 +166,8 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 	if t.c.aborted(l) {
 		return errCleanAborted
 	}
-	if filePos == 0 || ns.next != g[len(g)-1].next {
-		// The group's last batch is always kept: a cleaned copy that does
-		// not end where the group did is a bug; never swap it in.
-		return fmt.Errorf("cleaned copy of segments %d..%d ends at %d, not %d", g[0].base, g[len(g)-1].base, ns.next, g[len(g)-1].next)
+	if ns.next > g[len(g)-1].next {
+		return fmt.Errorf("cleaned copy of segments %d..%d ends at %d, past %d", g[0].base, g[len(g)-1].base, ns.next, g[len(g)-1].next)
 	}
 	ns.size.Store(filePos)
 	ns.maxTs, ns.maxTsOffset = tsSoFar, tsOffSoFar
@@ -207,7 +203,7 @@ func (l *Log) swapIn(ns *segment, g []segSnap, logTmp, idxTmp, tidxTmp string) (
 	}
 	fs := l.fs
 	x := ns.base
-	swap := segmentName(l.dir, x, ".log") + swapSuffix
+	swap := swapName(l.dir, x, g[len(g)-1].next)
 	if err := fs.Rename(logTmp, swap); err != nil {
 		return false, err
 	}
@@ -329,6 +325,35 @@ func (l *Log) groupIndexLocked(g []segSnap) int {
 	return -1
 }
 
+// swapName is the commit name of group [x, end)'s cleaned copy:
+// <x>.log.<end>.swap. The group's end is in the name because the copy may
+// end earlier (its last records removed), and recovery must know which
+// segments it replaced without keeping a batch at the end to say so (an
+// empty batch alone at a segment's end stalls KafkaJS and breaks
+// kafka-python's fetch).
+func swapName(dir string, x, end int64) string {
+	return fmt.Sprintf("%s.%020d%s", segmentName(dir, x, ".log"), end, swapSuffix)
+}
+
+// parseSwapName reads <x>.log.<end>.swap, or <x>.log.swap (end -1: the
+// group ended at the copy's own end).
+func parseSwapName(name string) (x, end int64, ok bool) {
+	rest := strings.TrimSuffix(name, swapSuffix)
+	xs, es, found := strings.Cut(rest, ".log")
+	x, err := strconv.ParseInt(xs, 10, 64)
+	if !found || err != nil || x < 0 {
+		return 0, 0, false
+	}
+	if es == "" {
+		return x, -1, true
+	}
+	end, err = strconv.ParseInt(strings.TrimPrefix(es, "."), 10, 64)
+	if !strings.HasPrefix(es, ".") || err != nil || end < x {
+		return 0, 0, false
+	}
+	return x, end, true
+}
+
 // finishCleanerSwaps runs at open, before segments are discovered (see the
 // protocol above): unfinished copies are removed, committed swaps finished.
 // Nothing else is touched. Every swap is checked before anything is: one
@@ -339,7 +364,11 @@ func (l *Log) finishCleanerSwaps() error {
 	if err != nil {
 		return err
 	}
-	var swaps []int64
+	type swapFile struct {
+		x, end int64 // end -1: a swap named without its group's end
+		name   string
+	}
+	var swaps []swapFile
 	var cleaned []string
 	bases := map[int64]bool{}
 	for _, e := range ents {
@@ -347,10 +376,9 @@ func (l *Log) finishCleanerSwaps() error {
 		switch {
 		case strings.HasSuffix(name, cleanedSuffix):
 			cleaned = append(cleaned, name)
-		case strings.HasSuffix(name, ".log"+swapSuffix):
-			b, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"+swapSuffix), 10, 64)
-			if err == nil && b >= 0 {
-				swaps = append(swaps, b)
+		case strings.HasSuffix(name, swapSuffix):
+			if x, end, ok := parseSwapName(name); ok {
+				swaps = append(swaps, swapFile{x, end, name})
 			}
 		case strings.HasSuffix(name, ".log"):
 			b, err := strconv.ParseInt(strings.TrimSuffix(name, ".log"), 10, 64)
@@ -359,10 +387,11 @@ func (l *Log) finishCleanerSwaps() error {
 			}
 		}
 	}
-	sort.Slice(swaps, func(i, j int) bool { return swaps[i] < swaps[j] })
-	next := make([]int64, len(swaps)) // each swap's next offset
-	for i, x := range swaps {
-		swap := segmentName(l.dir, x, ".log") + swapSuffix
+	sort.Slice(swaps, func(i, j int) bool { return swaps[i].x < swaps[j].x })
+	next := make([]int64, len(swaps)) // where each swap's group ended
+	for i, sw := range swaps {
+		x := sw.x
+		swap := filepath.Join(l.dir, sw.name)
 		f, err := l.fs.OpenFile(swap, os.O_RDONLY, 0)
 		if err != nil {
 			return err
@@ -374,10 +403,10 @@ func (l *Log) finishCleanerSwaps() error {
 		}
 		res, _ := scanSegment(fileReader{l.fs, f}, fi.Size(), x, nil, nil)
 		f.Close()
-		if res.stopReason != nil || res.batches == 0 {
+		if res.stopReason != nil || res.batches == 0 && sw.end < 0 || sw.end >= 0 && res.nextOffset > max(sw.end, x) {
 			return fmt.Errorf("cleaned segment %s is damaged (%v); it was made durable before it replaced anything, so this is not a crash we recover from: leaving the directory as it is", swap, res.stopReason)
 		}
-		next[i] = res.nextOffset
+		next[i] = max(res.nextOffset, sw.end)
 	}
 	for _, name := range cleaned {
 		l.warnf("log %s: removing %s, an unfinished cleaner copy (the segments it copied are intact)", l.dir, name)
@@ -385,8 +414,8 @@ func (l *Log) finishCleanerSwaps() error {
 			return err
 		}
 	}
-	for i, x := range swaps {
-		swap := segmentName(l.dir, x, ".log") + swapSuffix
+	for i, sw := range swaps {
+		x, swap := sw.x, filepath.Join(l.dir, sw.name)
 		for y := range bases {
 			if y > x && y < next[i] {
 				l.warnf("log %s: finishing an interrupted cleaner swap: removing segment %d, replaced by cleaned segment %d", l.dir, y, x)

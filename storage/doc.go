@@ -128,8 +128,8 @@
 //     segment.bytes: for each key only the last record survives, at its
 //     offset; tombstones get a delete horizon (KIP-534) the first time a
 //     clean sees them and go once it passed; keyless records go; a
-//     producer's last batch and each group's last batch survive at least
-//     as empty batches (cleaner_filter.go).
+//     producer's last batch survives at least as an empty batch
+//     (cleaner_filter.go).
 //   - Swap in each group's copy crash-safely (.cleaned, then .swap, then
 //     renames; Open finishes or forgets an interrupted swap), under the
 //     log's swapMu, which retention and DeleteRecords also take.
