@@ -15,15 +15,22 @@ import (
 func TestStartupLogLine(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		b := startBroker(t, backend, map[string]string{"ring.count": "2"})
-		logs := b.Logs()
-		t.Logf("startup output:\n%s", logs)
-		var line string
-		for _, l := range strings.Split(logs, "\n") {
-			if strings.Contains(l, strconv.Itoa(b.Port)) && strings.Contains(l, backend) {
-				line = l
-				break
+		// The port accepts a moment before the line is written: wait for
+		// it (bounded) rather than read the output once.
+		var logs, line string
+		for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); {
+			logs = b.Logs()
+			for _, l := range strings.Split(logs, "\n") {
+				if strings.Contains(l, strconv.Itoa(b.Port)) && strings.Contains(l, backend) {
+					line = l
+					break
+				}
+			}
+			if line == "" {
+				time.Sleep(10 * time.Millisecond)
 			}
 		}
+		t.Logf("startup output:\n%s", logs)
 		if line == "" {
 			t.Errorf("no startup line naming backend %q and listener %s", backend, b.Addr)
 		}
