@@ -3,9 +3,11 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -598,7 +600,10 @@ func (f *FaultIO) PowerLoss(rng *rand.Rand) error {
 	}
 	clear(f.pending)
 	f.pending = f.pending[:0]
-	for name, ff := range f.files {
+	// In name order, so that a seed replays the same loss (map order is
+	// random).
+	for _, name := range slices.Sorted(maps.Keys(f.files)) {
+		ff := f.files[name]
 		fi, err := os.Stat(name)
 		if err != nil {
 			delete(f.files, name) // deleted
