@@ -72,7 +72,7 @@ metamorphic:
 # make test runs one seed on a sample of the steps.
 CLEANER_CRASH_SEEDS ?= 5
 cleaner-crash:
-	$(GO) test -count=1 -timeout 60m -run 'TestCleanerCrashSteps$$|TestCleanerSIGKILL$$' ./storage/ -cleancrash.all -cleancrash.unflushed -cleancrash.kills=50 -cleancrash.seeds=$(CLEANER_CRASH_SEEDS) $(if $(CLEANER_CRASH_SEED),-cleancrash.seed=$(CLEANER_CRASH_SEED))
+	$(GO) test -count=1 -timeout 60m -run 'TestCleanerCrashSteps$$|TestCleanerSIGKILL$$' ./storage/ -cleancrash.all -cleancrash.kills=50 -cleancrash.seeds=$(CLEANER_CRASH_SEEDS) $(if $(CLEANER_CRASH_SEED),-cleancrash.seed=$(CLEANER_CRASH_SEED))
 
 integration:
 	$(GO) test -count=1 -timeout 15m $(INTEGRATION_PKGS)
