@@ -195,7 +195,8 @@ func (b *batch) done() []metadata.Record {
 }
 
 // changeTo adds the PartitionChangeRecord taking partition id of topic
-// from old to p (only the fields that differ; nothing when none do).
+// from old to p (only the fields that differ, and the leader when a
+// replica leaves; nothing when none do).
 func (b *batch) changeTo(topic metadata.UUID, id int32, old, p metadata.Partition) bool {
 	rec := &metadata.PartitionChangeRecord{PartitionID: id, TopicID: topic, Leader: metadata.NoLeaderChange,
 		LeaderRecoveryState: metadata.NoRecoveryStateChange}
@@ -212,7 +213,11 @@ func (b *batch) changeTo(topic metadata.UUID, id int32, old, p metadata.Partitio
 	if !slices.Equal(old.RemovingReplicas, p.RemovingReplicas) {
 		rec.RemovingReplicas, changed = nonNil(p.RemovingReplicas), true
 	}
-	if old.Leader != p.Leader {
+	// A replica leaving the replica set (a reassignment completing or
+	// cancelled) bumps the leader epoch even when the leader stays, as
+	// Kafka's PartitionChangeBuilder does, so that the removed replica's
+	// requests at the old epoch are fenced.
+	if old.Leader != p.Leader || slices.ContainsFunc(old.Replicas, func(r int32) bool { return !slices.Contains(p.Replicas, r) }) {
 		rec.Leader, changed = p.Leader, true
 	}
 	if old.LeaderRecoveryState != p.LeaderRecoveryState {
