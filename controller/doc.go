@@ -65,9 +65,12 @@
 // AlterPartition is the leader's only way to change an ISR: it is checked
 // in Kafka's order (broker epoch, topic, partition, leader and partition
 // epochs, the ISR's shape, its members' eligibility) and writes a
-// PartitionChangeRecord bumping the partition epoch only; the
-// controller itself only shrinks ISRs (fencing, controlled shutdown, a
-// new incarnation, reassignment).
+// PartitionChangeRecord bumping the partition epoch only. The controller
+// itself only shrinks ISRs (fencing, controlled shutdown, a new
+// incarnation, reassignment), or replaces one with its new leader in an
+// unclean election. A change of leader bumps the leader epoch, and so
+// does a replica leaving the replica set (a reassignment completing or
+// cancelled), as in Kafka.
 //
 // # Differences from Apache Kafka
 //
