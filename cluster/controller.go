@@ -170,6 +170,15 @@ func (c *ctlState) propose(ctx context.Context, n *Node, recs []metadata.Record)
 	if ce := n.log.Check(zap.DebugLevel, "controller proposes"); ce != nil {
 		ce.Write(zap.String("records", fmt.Sprintf("%+v", recs)))
 	}
+	for _, rec := range recs {
+		if controller.IsUncleanElection(rec) {
+			// Kafka logs these too: records the old ISR acknowledged may
+			// be lost.
+			r := rec.(*metadata.PartitionChangeRecord)
+			n.log.Warn("unclean leader election: a replica outside the ISR leads (unclean.leader.election.enable)",
+				zap.String("topic_id", fmt.Sprintf("%x", r.TopicID)), zap.Int32("partition", r.PartitionID), zap.Int32("leader", r.Leader))
+		}
+	}
 	index, err := n.rn.Propose(ctx, metadata.EncodeBatch(nil, recs))
 	if err != nil {
 		// The answer computed from these records is void; the broker

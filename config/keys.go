@@ -368,7 +368,7 @@ var ignoredKeys = map[string]string{
 	"transaction.state.log.replication.factor": "no replication: always 1",
 	"transaction.state.log.min.isr":            "no replication",
 	"min.insync.replicas":                      "no replication: acks=all means the leader's write",
-	"unclean.leader.election.enable":           "no replication",
+	"unclean.leader.election.enable":           "only the topic config counts; no cluster-wide default",
 	"replica.lag.time.max.ms":                  "no replication",
 	"replica.fetch.max.bytes":                  "no replication",
 	"log.flush.scheduler.interval.ms":          "flush timing follows log.flush.interval.ms directly",

@@ -92,7 +92,7 @@ var topicSpecs = []spec{
 	topicInt("segment.jitter.ms", "0", 0, math.MaxInt64, TypeLong, []string{"log.roll.jitter.ms"}, "Stored; no effect (segments roll at segment.ms exactly).", nil),
 	topicInt("segment.ms", "604800000", 1, math.MaxInt64, TypeLong, []string{"log.roll.ms", "log.roll.hours"}, "Roll a new segment after this long even if not full (never sooner than 60 s after the segment's creation: a segment per append would exhaust descriptors).",
 		func(t *TopicSettings, n int64) { t.Log.SegmentMs = n }),
-	topicEnum("unclean.leader.election.enable", "false", TypeBoolean, []string{"true", "false"}, []string{"unclean.leader.election.enable"}, "Stored; no effect (no replication).", nil),
+	topicEnum("unclean.leader.election.enable", "false", TypeBoolean, []string{"true", "false"}, []string{"unclean.leader.election.enable"}, "With a cluster (process.roles), lets the controller elect an active replica outside the ISR when no ISR member is active (the ISR becomes the new leader alone, recovering; acknowledged records may be lost). A single broker has no other replica.", nil),
 }
 
 // ---- topic spec constructors

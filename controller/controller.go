@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ringbroker/ringbroker/config"
@@ -194,7 +195,8 @@ func (b *batch) done() []metadata.Record {
 }
 
 // changeTo adds the PartitionChangeRecord taking partition id of topic
-// from old to p (only the fields that differ; nothing when none do).
+// from old to p (only the fields that differ, and the leader when a
+// replica leaves; nothing when none do).
 func (b *batch) changeTo(topic metadata.UUID, id int32, old, p metadata.Partition) bool {
 	rec := &metadata.PartitionChangeRecord{PartitionID: id, TopicID: topic, Leader: metadata.NoLeaderChange,
 		LeaderRecoveryState: metadata.NoRecoveryStateChange}
@@ -211,7 +213,11 @@ func (b *batch) changeTo(topic metadata.UUID, id int32, old, p metadata.Partitio
 	if !slices.Equal(old.RemovingReplicas, p.RemovingReplicas) {
 		rec.RemovingReplicas, changed = nonNil(p.RemovingReplicas), true
 	}
-	if old.Leader != p.Leader {
+	// A replica leaving the replica set (a reassignment completing or
+	// cancelled) bumps the leader epoch even when the leader stays, as
+	// Kafka's PartitionChangeBuilder does, so that the removed replica's
+	// requests at the old epoch are fenced.
+	if old.Leader != p.Leader || slices.ContainsFunc(old.Replicas, func(r int32) bool { return !slices.Contains(p.Replicas, r) }) {
 		rec.Leader, changed = p.Leader, true
 	}
 	if old.LeaderRecoveryState != p.LeaderRecoveryState {
@@ -253,11 +259,65 @@ func (c *Controller) electLeader(img metadata.Image, p metadata.Partition, prefe
 	return metadata.NoLeader
 }
 
+// uncleanLeaderElectionKey is the topic config that lets an automatic
+// election pick a replica outside the ISR.
+const uncleanLeaderElectionKey = "unclean.leader.election.enable"
+
+// uncleanEnabled reports whether topic has unclean.leader.election.enable
+// set to true (Kafka's Boolean.parseBoolean: any case). Only the topic's
+// own config counts: the key is not a broker config here (Kafka also
+// reads the cluster-wide and static broker values).
+func uncleanEnabled(img metadata.Image, topic string) bool {
+	v, ok := img.Configs(metadata.ConfigResource{Type: metadata.ResourceTopic, Name: topic})[uncleanLeaderElectionKey]
+	return ok && strings.EqualFold(v, "true")
+}
+
+// reelect returns p with the leader an automatic election gives it
+// (Kafka's PartitionChangeBuilder with an online election): electLeader's;
+// when that is none and the topic allows unclean election, the first
+// active replica in replica order, with the ISR reduced to it and the
+// leader recovering (LeaderRecoveryState 1), so that it may lose data the
+// old ISR acknowledged. The record this makes is the trace of the
+// unclean election (the caller logs it: see IsUncleanElection).
+func (c *Controller) reelect(img metadata.Image, topic string, p metadata.Partition) metadata.Partition {
+	next := p
+	next.Leader = c.electLeader(img, p, false)
+	if next.Leader == metadata.NoLeader && uncleanEnabled(img, topic) {
+		if unclean, ok := c.electUnclean(img, p); ok {
+			return unclean
+		}
+	}
+	return next
+}
+
+// electUnclean returns p led by its first active replica with the ISR
+// reduced to it and the leader recovering; false when no replica is
+// active.
+func (c *Controller) electUnclean(img metadata.Image, p metadata.Partition) (metadata.Partition, bool) {
+	i := slices.IndexFunc(p.Replicas, func(r int32) bool { return c.active(img, r) })
+	if i < 0 {
+		return p, false
+	}
+	next := p
+	next.Leader, next.ISR, next.LeaderRecoveryState = p.Replicas[i], []int32{p.Replicas[i]}, 1
+	return next, true
+}
+
+// IsUncleanElection reports whether rec elects a leader from outside the
+// ISR (it starts a leader's recovery), for the caller to log: such an
+// election may lose acknowledged records.
+func IsUncleanElection(rec metadata.Record) bool {
+	r, ok := rec.(*metadata.PartitionChangeRecord)
+	return ok && r.LeaderRecoveryState == 1 && r.Leader != metadata.NoLeaderChange && r.Leader != metadata.NoLeader
+}
+
 // removeFromISR moves every partition whose ISR holds broker id off it:
 // id leaves the ISR (unless it is the last member, which stays so that
 // it can lead again when it comes back: Kafka's KRaft rule without
 // KIP-966's eligible leaders) and a partition it led gets a new leader
-// from the rest of the ISR, or none.
+// from the rest of the ISR, or, with unclean election on for its topic,
+// from outside it (see reelect), or none. The caller has made id
+// inactive (fenced, shutting down, or a new incarnation) first.
 func (c *Controller) removeFromISR(b *batch, id int32) {
 	img := b.image()
 	for _, t := range img.Topics() {
@@ -270,14 +330,15 @@ func (c *Controller) removeFromISR(b *batch, id int32) {
 			if len(p.ISR) > 1 {
 				next.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
 			}
-			next.Leader = c.electLeader(img, next, false)
+			next = c.reelect(img, t.Name, next)
 			b.changeTo(t.ID, pid, p, next)
 		}
 	}
 }
 
 // electOffline gives a leader to every partition without an active one
-// that has an active ISR member.
+// that has an active ISR member, or, with unclean election on for its
+// topic, an active replica (see reelect).
 func (c *Controller) electOffline(b *batch) {
 	img := b.image()
 	for _, t := range img.Topics() {
@@ -286,9 +347,7 @@ func (c *Controller) electOffline(b *batch) {
 			if p.Leader != metadata.NoLeader && c.active(img, p.Leader) {
 				continue
 			}
-			next := p
-			next.Leader = c.electLeader(img, p, false)
-			b.changeTo(t.ID, pid, p, next)
+			b.changeTo(t.ID, pid, p, c.reelect(img, t.Name, p))
 		}
 	}
 }

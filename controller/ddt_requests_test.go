@@ -201,26 +201,46 @@ func (h *harness) request(d *datadriven.TestData, a args) (string, []metadata.Re
 		return b.String(), recs
 	case "alter-partition":
 		req := kmsg.NewPtrAlterPartitionRequest()
-		req.Version = 2
+		req.Version = int16(a.int(t, "version", 2))
 		req.BrokerID = int32(a.int(t, "broker", 0))
 		br, _ := h.img.Broker(req.BrokerID)
 		req.BrokerEpoch = a.int(t, "epoch", br.Epoch)
-		topic, ok := h.img.TopicByName(a["topic"])
-		if !ok {
-			t.Fatalf("no topic %q", a["topic"])
+		rt := kmsg.NewAlterPartitionRequestTopic()
+		rt.Topic = a["topic"]
+		var p metadata.Partition
+		if topic, ok := h.img.TopicByName(a["topic"]); ok {
+			rt.TopicID = topic.ID
+			p = topic.Partitions[int32(a.int(t, "p", 0))]
 		}
-		pid := int32(a.int(t, "p", 0))
-		p := topic.Partitions[pid]
+		if a.has("id") {
+			rt.TopicID = metadata.UUID{15: byte(a.int(t, "id", 0))}
+		}
 		rp := kmsg.NewAlterPartitionRequestTopicPartition()
-		rp.Partition = pid
+		rp.Partition = int32(a.int(t, "p", 0))
 		rp.LeaderEpoch = int32(a.int(t, "leader-epoch", int64(p.LeaderEpoch)))
 		rp.PartitionEpoch = int32(a.int(t, "partition-epoch", int64(p.PartitionEpoch)))
 		rp.NewISR = int32s(t, a["isr"])
+		if req.Version >= 3 {
+			// NewEpochISR: each member's registered epoch, or the
+			// epochs given.
+			epochs := int32s(t, a["isr-epochs"])
+			for i, id := range rp.NewISR {
+				e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+				e.BrokerID, e.BrokerEpoch = id, -1
+				if m, ok := h.img.Broker(id); ok {
+					e.BrokerEpoch = m.Epoch
+				}
+				if i < len(epochs) {
+					e.BrokerEpoch = int64(epochs[i])
+				}
+				rp.NewEpochISR = append(rp.NewEpochISR, e)
+			}
+			rp.NewISR = nil
+		}
+		rp.LeaderRecoveryState = int8(a.int(t, "recovery", 0))
 		if a.has("recovering") {
 			rp.LeaderRecoveryState = 1
 		}
-		rt := kmsg.NewAlterPartitionRequestTopic()
-		rt.TopicID = topic.ID
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 		resp, recs := h.c.AlterPartition(h.img, req)
@@ -233,6 +253,9 @@ func (h *harness) request(d *datadriven.TestData, a args) (string, []metadata.Re
 				fmt.Fprintf(&b, "p%d: %s", p.Partition, errName(p.ErrorCode))
 				if p.ErrorCode == 0 {
 					fmt.Fprintf(&b, " leader=%d leader-epoch=%d isr=%v partition-epoch=%d", p.LeaderID, p.LeaderEpoch, p.ISR, p.PartitionEpoch)
+					if p.LeaderRecoveryState != 0 {
+						b.WriteString(" recovering")
+					}
 				}
 				b.WriteString("\n")
 			}

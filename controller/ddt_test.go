@@ -25,7 +25,11 @@ package controller
 //	elect [unclean] [topic=T p=0,1]             no topic: all partitions
 //	alter-configs type=topic|broker name=R [configs=k=v;...]
 //	incremental-alter-configs type=topic|broker name=R ops=set:k=v;delete:k;append:k=v;subtract:k=v
-//	alter-partition broker=B topic=T p=P isr=1,2 [epoch=E] [leader-epoch=E] [partition-epoch=E] [recovering]
+//	alter-partition broker=B topic=T p=P isr=1,2 [epoch=E] [leader-epoch=E] [partition-epoch=E] [recovering|recovery=N]
+//	                [version=V] [isr-epochs=E1,E2] [id=N]
+//	                version defaults to 2 (topic by id; v0-1 by name); from v3 the ISR is sent as
+//	                NewEpochISR with each broker's registered epoch unless isr-epochs gives them;
+//	                id overrides the topic id sent (an unknown topic by id)
 //	reassign topic=T p=P [replicas=1,2,3]       no replicas: cancel
 //	list-reassignments
 //	image                                       dump the image

@@ -49,7 +49,28 @@
 // it led gets the first active ISR member in replica order, or no leader
 // (-1) with its ISR kept, so that the last member leads again when it
 // comes back (RF 1: offline until then). Unfencing, and every Tick, give a
-// leader to leaderless partitions with an active ISR member.
+// leader to leaderless partitions with an active ISR member. A broker
+// that comes back is not put back in the ISRs it left: the partition's
+// leader does that with AlterPartition once it has caught up.
+//
+// A topic with unclean.leader.election.enable=true (a topic config,
+// default false) lets these automatic elections, when no ISR member is
+// active, take the first active replica in replica order: the ISR becomes
+// that leader alone and the leader recovers (LeaderRecoveryState 1) until
+// its AlterPartition says it has recovered, as in Kafka. Such a record is
+// recognised by IsUncleanElection, which the caller logs. An
+// ElectLeaders of type unclean does the same for the partitions it names,
+// whatever the config.
+//
+// AlterPartition is the leader's only way to change an ISR: it is checked
+// in Kafka's order (broker epoch, topic, partition, leader and partition
+// epochs, the ISR's shape, its members' eligibility) and writes a
+// PartitionChangeRecord bumping the partition epoch only. The controller
+// itself only shrinks ISRs (fencing, controlled shutdown, a new
+// incarnation, reassignment), or replaces one with its new leader in an
+// unclean election. A change of leader bumps the leader epoch, and so
+// does a replica leaving the replica set (a reassignment completing or
+// cancelled), as in Kafka.
 //
 // # Differences from Apache Kafka
 //
@@ -69,7 +90,10 @@
 //     ignores the percentage and moves every imbalanced partition.
 //   - A new incarnation of a registered broker leaves its ISRs at once
 //     (Kafka does so only with eligible leader replicas on).
-//   - No unclean.leader.election.enable, no min.insync.replicas checks,
+//   - unclean.leader.election.enable is read from the topic's config
+//     only (Kafka falls back to the cluster-wide and static broker
+//     values); a reassignment's cancel does not elect uncleanly.
+//   - No min.insync.replicas checks,
 //     no create.topic.policy or alter.config.policy, no controller
 //     mutation quota, no UnregisterBroker; CreateTopics answers no
 //     configs (the forwarding broker describes them).

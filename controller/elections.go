@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"slices"
-
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -125,11 +123,10 @@ func (c *Controller) electOne(b *batch, topic string, pid int32, unclean bool) (
 		return kerr.ElectionNotNeeded.Code, nil
 	}
 	if next.Leader = c.electLeader(img, p, false); next.Leader == metadata.NoLeader {
-		i := slices.IndexFunc(p.Replicas, func(r int32) bool { return c.active(img, r) })
-		if i < 0 {
+		var ok bool
+		if next, ok = c.electUnclean(img, p); !ok {
 			return kerr.EligibleLeadersNotAvailable.Code, errMsg("no replica of %s-%d is active", topic, pid)
 		}
-		next.Leader, next.ISR, next.LeaderRecoveryState = p.Replicas[i], []int32{p.Replicas[i]}, 1
 	}
 	b.changeTo(t.ID, pid, p, next)
 	return 0, nil

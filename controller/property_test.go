@@ -18,9 +18,12 @@ import (
 // checks, after every command, that its records applied to the image
 // (h.apply fails the test otherwise) and that the image is sane: every
 // ISR is a non-empty subset of the replicas, every leader is in the ISR
-// and active, adding and removing replicas are disjoint replicas, every
+// and active (a fenced broker leads nothing), an ISR of more than one
+// member holds only active brokers, a recovering leader's ISR is itself
+// alone, adding and removing replicas are disjoint replicas, every
 // replica is a registered broker; and after every Tick that no partition
-// without a leader has an active ISR member.
+// without a leader has an active ISR member, nor, with
+// unclean.leader.election.enable on, an active replica.
 var randomSeeds = flag.Int("seeds", 40, "TestRandomCommands: how many seeds to run")
 
 func TestRandomCommands(t *testing.T) {
@@ -159,30 +162,69 @@ func (h *harness) randomStep(rng *rand.Rand) string {
 		_, recs := h.c.AlterPartitionReassignments(h.img, req)
 		h.apply(recs)
 		return "reassign"
+	case n < 90:
+		// unclean.leader.election.enable on or off for a random topic.
+		t, ok := h.randomTopic(rng)
+		if !ok {
+			return "nothing"
+		}
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, t.Name
+		v := pick(rng, []string{"true", "false"})
+		rr.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: uncleanLeaderElectionKey, Value: &v}}
+		req.Resources = append(req.Resources, rr)
+		_, recs := h.c.IncrementalAlterConfigs(h.img, req)
+		h.apply(recs)
+		return "unclean-" + v
 	default:
 		// The leader of a random partition reports an ISR: a random
-		// subset of the replicas, with itself.
+		// subset of the replicas, with itself (sometimes without, or
+		// with stale epochs, another version, a recovery state).
 		t, ok := h.randomTopic(rng)
 		if !ok || len(t.Partitions) == 0 {
 			return "nothing"
 		}
 		pid := int32(rng.IntN(len(t.Partitions)))
 		p := t.Partitions[pid]
-		if p.Leader == metadata.NoLeader {
-			return "nothing"
+		sender := p.Leader
+		if sender == metadata.NoLeader || rng.IntN(10) == 0 {
+			sender = pick(rng, p.Replicas)
 		}
-		isr := []int32{p.Leader}
+		var isr []int32
+		if rng.IntN(10) > 0 {
+			isr = append(isr, sender)
+		}
 		for _, r := range p.Replicas {
-			if r != p.Leader && rng.IntN(2) == 0 {
+			if r != sender && rng.IntN(2) == 0 {
 				isr = append(isr, r)
 			}
 		}
-		br, _ := h.img.Broker(p.Leader)
+		br, _ := h.img.Broker(sender)
 		rp := kmsg.NewAlterPartitionRequestTopicPartition()
 		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch, rp.NewISR = pid, p.LeaderEpoch, p.PartitionEpoch, isr
+		if rng.IntN(10) == 0 {
+			rp.LeaderEpoch += int32(rng.IntN(3)) - 1
+		}
+		if rng.IntN(10) == 0 {
+			rp.PartitionEpoch += int32(rng.IntN(3)) - 1
+		}
+		rp.LeaderRecoveryState = p.LeaderRecoveryState
+		if rng.IntN(3) == 0 {
+			rp.LeaderRecoveryState = 0
+		}
 		req := kmsg.NewPtrAlterPartitionRequest()
-		req.Version, req.BrokerID, req.BrokerEpoch = 2, p.Leader, br.Epoch
-		req.Topics = []kmsg.AlterPartitionRequestTopic{{TopicID: t.ID, Partitions: []kmsg.AlterPartitionRequestTopicPartition{rp}}}
+		req.Version, req.BrokerID, req.BrokerEpoch = int16(rng.IntN(4)), sender, br.Epoch
+		for _, id := range isr {
+			e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+			m, _ := h.img.Broker(id)
+			e.BrokerID, e.BrokerEpoch = id, m.Epoch
+			if rng.IntN(10) == 0 {
+				e.BrokerEpoch = -1
+			}
+			rp.NewEpochISR = append(rp.NewEpochISR, e)
+		}
+		req.Topics = []kmsg.AlterPartitionRequestTopic{{Topic: t.Name, TopicID: t.ID, Partitions: []kmsg.AlterPartitionRequestTopicPartition{rp}}}
 		_, recs := h.c.AlterPartition(h.img, req)
 		h.apply(recs)
 		return "alter-partition"
@@ -203,6 +245,14 @@ func (h *harness) check() string {
 			case !within(p.AddingReplicas, p.Replicas) || !within(p.RemovingReplicas, p.Replicas) ||
 				slices.ContainsFunc(p.AddingReplicas, func(r int32) bool { return slices.Contains(p.RemovingReplicas, r) }):
 				return fmt.Sprintf("%s-%d: adding %v and removing %v not disjoint within replicas %v", t.Name, id, p.AddingReplicas, p.RemovingReplicas, p.Replicas)
+			}
+			switch {
+			case len(p.ISR) > 1 && slices.ContainsFunc(p.ISR, func(r int32) bool { return !h.c.active(h.img, r) }):
+				// Only the last member of an ISR stays in it when it is
+				// fenced or shuts down.
+				return fmt.Sprintf("%s-%d: ISR %v holds an inactive broker", t.Name, id, p.ISR)
+			case p.LeaderRecoveryState == 1 && len(p.ISR) != 1:
+				return fmt.Sprintf("%s-%d: recovering with ISR %v", t.Name, id, p.ISR)
 			}
 			for _, r := range p.Replicas {
 				if _, ok := h.img.Broker(r); !ok {
@@ -226,6 +276,10 @@ func (h *harness) checkLeaders(afterTick bool) string {
 			}
 			if afterTick && p.Leader == metadata.NoLeader && slices.ContainsFunc(p.ISR, func(r int32) bool { return h.c.active(h.img, r) }) {
 				return fmt.Sprintf("%s-%d: no leader, but ISR %v has an active member", t.Name, id, p.ISR)
+			}
+			if afterTick && p.Leader == metadata.NoLeader && uncleanEnabled(h.img, t.Name) &&
+				slices.ContainsFunc(p.Replicas, func(r int32) bool { return h.c.active(h.img, r) }) {
+				return fmt.Sprintf("%s-%d: no leader, unclean election on, but replicas %v have an active member", t.Name, id, p.Replicas)
 			}
 		}
 	}
