@@ -1,8 +1,9 @@
 // Package sasl is the server side of Kafka's SASL authentication, free of
-// I/O, clocks and global randomness: PLAIN, SCRAM-SHA-256 and
-// SCRAM-SHA-512 as state machines (bytes in, bytes out, done or error),
-// SCRAM credentials, and the per-connection sequencing of ApiVersions,
-// SaslHandshake and SaslAuthenticate.
+// I/O, clocks and global randomness: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+// and OAUTHBEARER as state machines (bytes in, bytes out, done or error),
+// SCRAM credentials, JWT validation against a JWKS document, and the
+// per-connection sequencing of ApiVersions, SaslHandshake and
+// SaslAuthenticate.
 //
 // Model. A Server is one exchange: Step takes the client's next message
 // and returns the answer, done, or an *Error. Error.Public says whether
@@ -27,8 +28,12 @@
 // What the broker must do to use it, per connection on a SASL listener:
 //   - create a Conn with the listener's sasl.enabled.mechanisms and a
 //     NewServer that builds PlainServer (users from
-//     listener.name.<l>.plain.sasl.jaas.config) or ScramServer
-//     (credentials from the durable store; crypto/rand.Reader);
+//     listener.name.<l>.plain.sasl.jaas.config), ScramServer
+//     (credentials from the durable store; crypto/rand.Reader) or
+//     OAuthBearerServer (a JWTValidator over the JWKS document read from
+//     sasl.oauthbearer.jwks.endpoint.url, with the expected issuer and
+//     audience, clock skew and the wall clock; JWTConfig.Unsecured only
+//     when the operator asks for Kafka's unsecured development mode);
 //   - cap frames at DefaultMaxReceiveSize until Authenticated;
 //   - if RawTokenExpected, pass the next frame to RawToken and write its
 //     answer size-prefixed; otherwise parse the request header and call
@@ -47,5 +52,7 @@
 // Not supported: GSSAPI (a first frame that is not a Kafka request is
 // refused, where Kafka would fall back to GSSAPI), delegation tokens
 // (SCRAM's tokenauth=true fails), SCRAM channel binding (only gs2 header
-// "n"). OAUTHBEARER is not here yet.
+// "n"); JWT algorithms other than RS256 and ES256; fetching and
+// refreshing a JWKS over HTTPS (the broker's job: ParseJWKS takes the
+// document).
 package sasl

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzScramClientFirst: the parser never panics; what it accepts splits
@@ -75,6 +76,62 @@ func FuzzPlain(f *testing.F) {
 		_, done, _ := s.Step(data)
 		if done && string(p) != "alice-secret" {
 			t.Fatalf("accepted %q", data)
+		}
+	})
+}
+
+// FuzzOAuthClientFirst: the parser never panics; an accepted message
+// names a token of the allowed characters; the server never completes
+// with a token that does not verify.
+func FuzzOAuthClientFirst(f *testing.F) {
+	for _, s := range []string{"n,,\x01auth=Bearer abc.def.ghi\x01\x01", "n,a=u,\x01k=v\x01auth=bearer  x==\x01\x01", "n,,\x01\x01", "\x01"} {
+		f.Add([]byte(s))
+	}
+	v := testValidator(f, nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseOAuthClientFirst(data)
+		if err == nil && !isBearerToken(c.Token) {
+			t.Fatalf("accepted token %q", c.Token)
+		}
+		s := NewOAuthBearerServer(v)
+		if _, done, _ := s.Step(data); done {
+			t.Fatalf("accepted %q", data)
+		}
+	})
+}
+
+// FuzzJWT: Validate never panics, and accepts no token but the one signed
+// in the seed corpus (the fuzzer cannot forge RS256 or ES256).
+func FuzzJWT(f *testing.F) {
+	good := sign(f, "ES256", "e1", goodClaims())
+	f.Add(good)
+	f.Add(sign(f, "RS256", "r1", goodClaims()))
+	f.Add(sign(f, "none", "", goodClaims()))
+	f.Add("a.b.c")
+	v := testValidator(f, nil)
+	unsecured, _ := NewJWTValidator(JWTConfig{Unsecured: true, Now: func() time.Time { return jwtNow }})
+	f.Fuzz(func(t *testing.T, tok string) {
+		if got, err := v.Validate(tok); err == nil && got.Principal == "" {
+			t.Fatalf("accepted %q without a principal", tok)
+		}
+		unsecured.Validate(tok)
+	})
+}
+
+// FuzzJWKS: ParseJWKS never panics and keeps only keys it can use.
+func FuzzJWKS(f *testing.F) {
+	f.Add([]byte(testJWKS()))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"","y":""}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		set, err := ParseJWKS(doc)
+		if err != nil {
+			return
+		}
+		for _, k := range set.keys {
+			if (k.rsa == nil) == (k.ec == nil) {
+				t.Fatalf("key %q holds %v and %v", k.kid, k.rsa, k.ec)
+			}
 		}
 	})
 }
