@@ -205,8 +205,16 @@ func (c *Conn) Handshake(now time.Time, version int16, mechanism string) Handsha
 			res.ErrorCode, res.Close = kerr.UnsupportedSaslMechanism.Code, true
 			return res
 		}
+		server := c.cfg.NewServer(mechanism)
+		if server == nil {
+			// Enabled but with nothing to serve it: a configuration
+			// mistake the broker should refuse at startup; never panic.
+			c.stage = stageFailed
+			res.ErrorCode, res.Close = kerr.UnsupportedSaslMechanism.Code, true
+			return res
+		}
 		c.mechanism = mechanism
-		c.server = c.cfg.NewServer(mechanism)
+		c.server = server
 		c.rawTokens = version == 0
 		c.stage = stageAuthenticate
 		return res
@@ -229,7 +237,11 @@ func (c *Conn) Handshake(now time.Time, version int16, mechanism string) Handsha
 			c.stage = stageReauthBadMechanism
 			return res
 		}
-		c.server = c.cfg.NewServer(mechanism)
+		if c.server = c.cfg.NewServer(mechanism); c.server == nil {
+			c.stage = stageFailed
+			res.ErrorCode, res.Close = kerr.UnsupportedSaslMechanism.Code, true
+			return res
+		}
 		c.stage = stageAuthenticate
 		return res
 	}
