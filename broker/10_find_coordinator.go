@@ -45,7 +45,8 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	default:
 		code = kerr.InvalidRequest.Code
 	}
-	node, host, port := b.opts.NodeID, b.opts.AdvertisedHost, b.opts.AdvertisedPort
+	host, port := b.advertised(req) // security.go: the request's listener
+	node := b.opts.NodeID
 	if code != 0 {
 		node, host, port = -1, "", -1
 	}

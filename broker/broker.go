@@ -98,6 +98,11 @@ type Options struct {
 	Cluster      Cluster
 	ListenerName string
 
+	// Security configures SASL listeners, SCRAM credentials and the
+	// authorizer (security.go); nil: every listener PLAINTEXT, no
+	// authorization.
+	Security *SecurityOptions
+
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.
@@ -118,6 +123,7 @@ type Broker struct {
 	groups        *coordinator  // group_coordinator.go: consumer groups and __consumer_offsets
 	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
 	txnLog        txnLogLimiter // transactions_unsupported.go
+	sec           *security     // security.go; nil without Options.Security
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
@@ -248,6 +254,11 @@ func New(opts Options) (*Broker, error) {
 		a := a
 		b.apis[a.key] = &a
 	}
+	if opts.Security != nil {
+		if b.sec, err = newSecurity(b, *opts.Security); err != nil {
+			return nil, err
+		}
+	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
 	b.groups = newCoordinator(b)
@@ -319,6 +330,14 @@ func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
 			req.Close("internal error")
 		}
 	}()
+	if s := sessionOf(req); s != nil && s.gated() && b.serveGated(req, s, frame) {
+		return // security.go: the SASL gate
+	}
+	b.dispatch(req, frame)
+}
+
+// dispatch parses the request header and hands the request to its API.
+func (b *Broker) dispatch(req netpoll.Request, frame []byte) {
 	h, err := proto.ParseRequestHeader(frame)
 	if err != nil {
 		b.closeBad(req, "unparsable request header", zap.Error(err))
