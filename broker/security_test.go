@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -221,4 +222,88 @@ func TestSASLHandshakeV0RawTokens(t *testing.T) {
 	})
 }
 
-var _ = scram.Auth{}
+
+func scramAuth(mech, user, pw string) kgo.Opt {
+	a := scram.Auth{User: user, Pass: pw}
+	if mech == "SCRAM-SHA-512" {
+		return kgo.SASL(a.AsSha512Mechanism())
+	}
+	return kgo.SASL(a.AsSha256Mechanism())
+}
+
+// TestSCRAMCredentials: kadm's AlterUserSCRAMs creates credentials that
+// franz-go then authenticates with (SHA-256 and SHA-512), Describe lists
+// them, Kafka's validation errors come back, and they survive a restart.
+func TestSCRAMCredentials(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startSecureBroker(t, backend, 0, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		adm := kadm.NewClient(tb.client(plainAuth("admin", "admin-secret")))
+		res, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+			{User: "bob", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "bob-256"},
+			{User: "carol", Mechanism: kadm.ScramSha512, Iterations: 8192, Password: "carol-512"},
+		})
+		if err != nil || res["bob"].Err != nil || res["carol"].Err != nil {
+			t.Fatalf("alter: %v %+v", err, res)
+		}
+		// What kadm refuses itself, sent raw: Kafka's validation.
+		raw := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+		raw.Upsertions = []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{
+			{Name: "dave", Mechanism: 1, Iterations: 100, Salt: []byte("s"), SaltedPassword: []byte("p")},
+			{Name: "erin", Mechanism: 2, Iterations: 20000, Salt: []byte("s"), SaltedPassword: []byte("p")},
+			{Name: "gina", Mechanism: 3, Iterations: 4096, Salt: []byte("s"), SaltedPassword: []byte("p")},
+			{Name: "", Mechanism: 1, Iterations: 4096, Salt: []byte("s"), SaltedPassword: []byte("p")},
+		}
+		rawResp, err := raw.RequestWith(ctx, tb.client(plainAuth("admin", "admin-secret")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int16{"dave": kerr.UnacceptableCredential.Code, "erin": kerr.UnacceptableCredential.Code,
+			"gina": kerr.UnsupportedSaslMechanism.Code, "": kerr.UnacceptableCredential.Code}
+		for _, r := range rawResp.Results {
+			if r.ErrorCode != want[r.User] {
+				t.Fatalf("%q: %v, want %v", r.User, kerr.ErrorForCode(r.ErrorCode), kerr.ErrorForCode(want[r.User]))
+			}
+			delete(want, r.User)
+		}
+		if len(want) != 0 {
+			t.Fatalf("no result for %v", want)
+		}
+		// Deleting what does not exist; the same pair twice.
+		res, err = adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "nobody", Mechanism: kadm.ScramSha256}},
+			[]kadm.UpsertSCRAM{{User: "frank", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "a"}, {User: "frank", Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(res["nobody"].Err, kerr.ResourceNotFound) || !errors.Is(res["frank"].Err, kerr.DuplicateResource) {
+			t.Fatalf("results %+v", res)
+		}
+		check := func() {
+			described, err := adm.DescribeUserSCRAMs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(described) != 2 || described["carol"].CredInfos[0].Iterations != 8192 || described["bob"].CredInfos[0].Mechanism != kadm.ScramSha256 {
+				t.Fatalf("described %+v", described)
+			}
+			one, err := adm.DescribeUserSCRAMs(ctx, "nobody")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !errors.Is(one["nobody"].Err, kerr.ResourceNotFound) {
+				t.Fatalf("nobody: %+v", one)
+			}
+			produceConsume(t, tb, "scram-256", scramAuth("SCRAM-SHA-256", "bob", "bob-256"))
+			produceConsume(t, tb, "scram-512", scramAuth("SCRAM-SHA-512", "carol", "carol-512"))
+			bad := tb.client(scramAuth("SCRAM-SHA-512", "carol", "wrong"))
+			if err := bad.Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+				t.Fatalf("wrong SCRAM password: %v", err)
+			}
+		}
+		check()
+		tb.restart()
+		adm = kadm.NewClient(tb.client(plainAuth("admin", "admin-secret")))
+		check()
+	})
+}

@@ -98,6 +98,22 @@ func (m *ScramMechanism) DeriveCredential(password string, salt []byte, iteratio
 	}, nil
 }
 
+// CredentialFromSaltedPassword computes the stored credential from a
+// salted password (Hi(password, salt, iterations)), as
+// AlterUserScramCredentials carries it: Kafka's
+// ScramFormatter.generateCredential without the PBKDF2 step.
+func (m *ScramMechanism) CredentialFromSaltedPassword(salted, salt []byte, iterations int) Credential {
+	clientKey := m.hmac(salted, "Client Key")
+	h := m.newHash()
+	h.Write(clientKey)
+	return Credential{
+		Salt:       append([]byte(nil), salt...),
+		Iterations: iterations,
+		StoredKey:  h.Sum(nil),
+		ServerKey:  m.hmac(salted, "Server Key"),
+	}
+}
+
 // NewCredential derives a credential with a fresh salt read from random,
 // made as Kafka makes it (the UTF-8 bytes of a random 130-bit number
 // written in base 36).

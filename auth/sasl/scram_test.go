@@ -248,3 +248,17 @@ func TestCredentialFromRandom(t *testing.T) {
 		t.Fatalf("%+v", cred)
 	}
 }
+
+func TestCredentialFromSaltedPassword(t *testing.T) {
+	for _, m := range []*ScramMechanism{ScramSHA256, ScramSHA512} {
+		salt := []byte("salt")
+		want, err := m.DeriveCredential("pencil", salt, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.CredentialFromSaltedPassword(m.hi([]byte("pencil"), salt, 4096), salt, 4096)
+		if string(got.StoredKey) != string(want.StoredKey) || string(got.ServerKey) != string(want.ServerKey) || got.Iterations != 4096 {
+			t.Fatalf("%s: credential from the salted password differs", m.Name)
+		}
+	}
+}
