@@ -222,7 +222,6 @@ func TestSASLHandshakeV0RawTokens(t *testing.T) {
 	})
 }
 
-
 func scramAuth(mech, user, pw string) kgo.Opt {
 	a := scram.Auth{User: user, Pass: pw}
 	if mech == "SCRAM-SHA-512" {
