@@ -306,3 +306,96 @@ func TestSCRAMCredentials(t *testing.T) {
 		check()
 	})
 }
+
+// TestACLs: with the authorizer on, a principal without ACLs cannot
+// produce, fetch or see the topic; ACLs granted with kadm let it through,
+// survive a restart, and deleting them denies again.
+func TestACLs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		authz := &acl.Config{SuperUsers: []acl.Principal{acl.User("admin")}}
+		tb := startSecureBroker(t, backend, 0, authz)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		admin := func() *kadm.Client { return kadm.NewClient(tb.client(plainAuth("admin", "admin-secret"))) }
+		adm := admin()
+		const topic = "secured"
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+		alice := plainAuth("alice", "alice-secret")
+		denied := func() {
+			t.Helper()
+			cl := tb.client(alice, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+				t.Fatalf("produce without ACLs: %v", err)
+			}
+			md, err := kadm.NewClient(tb.client(alice)).Metadata(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := md.Topics[topic]; ok {
+				t.Fatalf("topic visible without DESCRIBE: %+v", md.Topics)
+			}
+			// Fetch, raw: the partition is answered TOPIC_AUTHORIZATION_FAILED.
+			f := kmsg.NewPtrFetchRequest()
+			f.Version, f.MaxWaitMillis, f.MaxBytes = 12, 0, 1<<20
+			amd, err := admin().Metadata(ctx, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Topics = []kmsg.FetchRequestTopic{{Topic: topic, TopicID: amd.Topics[topic].ID, Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20}}}}
+			resp, err := f.RequestWith(ctx, tb.client(alice))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.TopicAuthorizationFailed.Code {
+				t.Fatalf("fetch without ACLs: %v", kerr.ErrorForCode(code))
+			}
+		}
+		denied()
+		// A non-super user may not manage ACLs.
+		res, err := kadm.NewClient(tb.client(alice)).CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics(topic).Operations(kadm.OpAll).ResourcePatternType(kadm.ACLPatternLiteral))
+		if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
+			t.Fatalf("CreateACLs by alice: %v %+v", err, res)
+		}
+		grant := kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics(topic).
+			Operations(kadm.OpRead, kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral)
+		res, err = adm.CreateACLs(ctx, grant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("CreateACLs: %v", r.Err)
+			}
+		}
+		allowed := func() {
+			t.Helper()
+			produceConsume(t, tb, topic, alice, kgo.DisableIdempotentWrite())
+			md, err := kadm.NewClient(tb.client(alice)).Metadata(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := md.Topics[topic]; !ok {
+				t.Fatal("topic invisible with READ (implies DESCRIBE)")
+			}
+		}
+		allowed()
+		described, err := adm.DescribeACLs(ctx, kadm.NewACLs().Topics(topic).ResourcePatternType(kadm.ACLPatternAny).
+			Operations(kadm.OpAny).Allow().AllowHosts())
+		if err != nil || len(described) != 1 || len(described[0].Described) != 2 {
+			t.Fatalf("DescribeACLs: %v %+v", err, described)
+		}
+		tb.restart()
+		adm = admin()
+		allowed()
+		deleted, err := adm.DeleteACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics(topic).
+			Operations(kadm.OpRead, kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral))
+		if err != nil || len(deleted) != 2 || len(deleted[0].Deleted)+len(deleted[1].Deleted) != 2 {
+			t.Fatalf("DeleteACLs: %v %+v", err, deleted)
+		}
+		denied()
+		tb.restart()
+		denied()
+	})
+}
