@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -53,6 +54,9 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	// locate answers one group key: this broker, or in a cluster the
 	// broker leading the group's __consumer_offsets partition.
 	locate := func(key string) (int32, string, int32, int16, *string) {
+		if code == 0 && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, key) { // authz.go
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
+		}
 		if code != 0 || b.opts.Cluster == nil {
 			return node, host, port, code, msg
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // authzOn reports whether the authorizer is on.
@@ -87,4 +88,24 @@ func (b *Broker) metadataSecure(req netpoll.Request, resp *kmsg.MetadataResponse
 		kept = append(kept, t)
 	}
 	resp.Topics = kept
+}
+
+// groupAuthzOps are the single-group APIs Kafka refuses as a whole when
+// the principal may not perform the operation on the group: the answer is
+// GROUP_AUTHORIZATION_FAILED everywhere (top level, every partition).
+var groupAuthzOps = map[kmsg.Key]acl.Operation{
+	kmsg.OffsetCommit: acl.OpRead, kmsg.JoinGroup: acl.OpRead, kmsg.SyncGroup: acl.OpRead,
+	kmsg.Heartbeat: acl.OpRead, kmsg.LeaveGroup: acl.OpRead, kmsg.OffsetDelete: acl.OpDelete,
+}
+
+// refuseGroupUnauthorized answers r GROUP_AUTHORIZATION_FAILED when the
+// principal may not perform op on its group, and reports whether it did.
+func (b *Broker) refuseGroupUnauthorized(req netpoll.Request, h *proto.RequestHeader, r kmsg.Request, op acl.Operation) bool {
+	for _, g := range groupsOf(r) {
+		if !b.authorize(req, op, acl.ResourceGroup, g) {
+			b.replyMsg(req, h, groupErrorResponse(r, kerr.GroupAuthorizationFailed.Code, "Not authorized to access group: "+g))
+			return true
+		}
+	}
+	return false
 }

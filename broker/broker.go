@@ -185,8 +185,12 @@ func decoded[T any, P interface {
 	kmsg.Request
 }](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
 	toGroup := groupKeys[key] // looked up once, not per request
+	groupOp, authzGroup := groupAuthzOps[key]
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
+			if authzGroup && b.authzOn() && b.refuseGroupUnauthorized(req, &h, r, groupOp) {
+				return // authz.go
+			}
 			if toGroup && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
 				return // cluster_groups.go
 			}

@@ -399,3 +399,81 @@ func TestACLs(t *testing.T) {
 		denied()
 	})
 }
+
+// TestACLsGroups: group APIs need GROUP ACLs (GROUP_AUTHORIZATION_FAILED,
+// groups hidden from ListGroups), and a consumer group works once READ
+// on the group is granted.
+func TestACLsGroups(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		authz := &acl.Config{SuperUsers: []acl.Principal{acl.User("admin")}}
+		tb := startSecureBroker(t, backend, 0, authz)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		adm := kadm.NewClient(tb.client(plainAuth("admin", "admin-secret")))
+		const topic, grp = "grouped", "g1"
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics(topic).
+			Operations(kadm.OpRead, kadm.OpWrite).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
+			t.Fatal(err)
+		}
+		alice := plainAuth("alice", "alice-secret")
+		p := tb.client(alice, kgo.DefaultProduceTopic(topic), kgo.DisableIdempotentWrite())
+		if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		aadm := kadm.NewClient(tb.client(alice))
+		if _, err := aadm.FetchOffsets(ctx, grp); !errors.Is(err, kerr.GroupAuthorizationFailed) {
+			t.Fatalf("OffsetFetch without a group ACL: %v", err)
+		}
+		commit := kmsg.NewPtrOffsetCommitRequest()
+		commit.Group, commit.Generation = grp, -1
+		commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
+		commit.Version = 8
+		// Raw, on the PLAINTEXT listener (User:ANONYMOUS, no ACLs): a
+		// client would stop at FindCoordinator's GROUP_AUTHORIZATION_FAILED.
+		cresp := kmsg.NewPtrOffsetCommitResponse()
+		if err := dialProd(t, tb.Addrs[1]).roundTrip(commit, cresp); err != nil {
+			t.Fatal(err)
+		}
+		if code := cresp.Topics[0].Partitions[0].ErrorCode; code != kerr.GroupAuthorizationFailed.Code {
+			t.Fatalf("OffsetCommit without a group ACL: %v", kerr.ErrorForCode(code))
+		}
+		if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Groups(grp).
+			Operations(kadm.OpRead).ResourcePatternType(kadm.ACLPatternLiteral)); err != nil {
+			t.Fatal(err)
+		}
+		c := tb.client(alice, kgo.ConsumerGroup(grp), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		for {
+			fs := c.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatal(ctx.Err())
+			}
+			for _, e := range fs.Errors() {
+				t.Fatalf("group consume: %v", e.Err)
+			}
+			if len(fs.Records()) > 0 {
+				break
+			}
+		}
+		if err := c.CommitUncommittedOffsets(ctx); err != nil {
+			t.Fatalf("commit with READ on the group: %v", err)
+		}
+		// Another group stays hidden from alice's ListGroups.
+		other := tb.client(plainAuth("admin", "admin-secret"), kgo.ConsumerGroup("hidden"), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		for len(other.PollFetches(ctx).Records()) == 0 && ctx.Err() == nil {
+		}
+		listed, err := aadm.ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := listed["hidden"]; ok || len(listed) != 1 {
+			t.Fatalf("alice lists %v", listed.Groups())
+		}
+		all, err := adm.ListGroups(ctx)
+		if err != nil || len(all) != 2 {
+			t.Fatalf("admin lists %v %v", all.Groups(), err)
+		}
+	})
+}
