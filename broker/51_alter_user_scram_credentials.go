@@ -31,6 +31,7 @@ package broker
 // (config refuses SCRAM listeners in a cluster for the same reason).
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,6 +48,10 @@ import (
 func init() {
 	register(decoded(kmsg.AlterUserSCRAMCredentials, 0, 0, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r *kmsg.AlterUserSCRAMCredentialsRequest) {
 		h.ClientID = nil // aliases the frame; answered from the worker
+		for i := range r.Upsertions { // bytes fields alias the frame even when copying
+			u := &r.Upsertions[i]
+			u.Salt, u.SaltedPassword = bytes.Clone(u.Salt), bytes.Clone(u.SaltedPassword)
+		}
 		// Authorized here, on the ring thread: the session is the
 		// connection's.
 		allowed := b.authorizeCluster(req, acl.OpAlter)
