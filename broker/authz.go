@@ -44,6 +44,17 @@ func (b *Broker) authorizeCluster(req netpoll.Request, op acl.Operation) bool {
 	return b.authorize(req, op, acl.ResourceCluster, acl.ClusterName)
 }
 
+// authorizeIdempotentWrite is InitProducerId's rule without a
+// transactional id (KIP-679): IDEMPOTENT_WRITE on the cluster or WRITE on
+// some topic; refusal is CLUSTER_AUTHORIZATION_FAILED.
+func (b *Broker) authorizeIdempotentWrite(req netpoll.Request) bool {
+	if !b.authzOn() {
+		return true
+	}
+	p, host := principalOf(req)
+	return b.sec.authz.AuthorizeIdempotentWrite(p, host)
+}
+
 // mayAutoCreate: Metadata's auto-creation of topic needs DESCRIBE and
 // CREATE (on the cluster or the topic).
 func (b *Broker) mayAutoCreate(req netpoll.Request, topic string) bool {

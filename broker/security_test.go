@@ -329,6 +329,12 @@ func TestACLs(t *testing.T) {
 			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 				t.Fatalf("produce without ACLs: %v", err)
 			}
+			// An idempotent producer needs IDEMPOTENT_WRITE or WRITE on
+			// some topic (InitProducerId).
+			idem := tb.client(alice, kgo.DefaultProduceTopic(topic))
+			if err := idem.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.ClusterAuthorizationFailed) && !errors.Is(err, kerr.TopicAuthorizationFailed) {
+				t.Fatalf("idempotent produce without ACLs: %v", err)
+			}
 			md, err := kadm.NewClient(tb.client(alice)).Metadata(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -353,6 +359,12 @@ func TestACLs(t *testing.T) {
 			}
 		}
 		denied()
+		ipid := kmsg.NewPtrInitProducerIDRequest()
+		ipid.Version, ipid.ProducerID, ipid.ProducerEpoch = 4, -1, -1
+		ipidResp := kmsg.NewPtrInitProducerIDResponse()
+		if err := dialProd(t, tb.Addrs[1]).roundTrip(ipid, ipidResp); err != nil || ipidResp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+			t.Fatalf("InitProducerId as User:ANONYMOUS: %v %v", err, kerr.ErrorForCode(ipidResp.ErrorCode))
+		}
 		// A non-super user may not manage ACLs.
 		res, err := kadm.NewClient(tb.client(alice)).CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics(topic).Operations(kadm.OpAll).ResourcePatternType(kadm.ACLPatternLiteral))
 		if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
@@ -371,7 +383,7 @@ func TestACLs(t *testing.T) {
 		}
 		allowed := func() {
 			t.Helper()
-			produceConsume(t, tb, topic, alice, kgo.DisableIdempotentWrite())
+			produceConsume(t, tb, topic, alice) // idempotent: WRITE on the topic allows InitProducerId
 			md, err := kadm.NewClient(tb.client(alice)).Metadata(ctx)
 			if err != nil {
 				t.Fatal(err)
