@@ -47,7 +47,7 @@ import (
 
 func init() {
 	register(decoded(kmsg.AlterUserSCRAMCredentials, 0, 0, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r *kmsg.AlterUserSCRAMCredentialsRequest) {
-		h.ClientID = nil // aliases the frame; answered from the worker
+		h.ClientID = nil              // aliases the frame; answered from the worker
 		for i := range r.Upsertions { // bytes fields alias the frame even when copying
 			u := &r.Upsertions[i]
 			u.Salt, u.SaltedPassword = bytes.Clone(u.Salt), bytes.Clone(u.SaltedPassword)

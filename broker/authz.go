@@ -120,3 +120,39 @@ func (b *Broker) refuseGroupUnauthorized(req netpoll.Request, h *proto.RequestHe
 	}
 	return false
 }
+
+// mayCreateTopic: CreateTopics needs CREATE on the cluster or the topic.
+func (b *Broker) mayCreateTopic(req netpoll.Request, topic string) bool {
+	return b.authorizeCluster(req, acl.OpCreate) || b.authorize(req, acl.OpCreate, acl.ResourceTopic, topic)
+}
+
+// configAuthz is the authorization of a config resource in
+// DescribeConfigs (op DESCRIBE_CONFIGS) and AlterConfigs /
+// IncrementalAlterConfigs (ALTER_CONFIGS): a TOPIC resource on the topic
+// (TOPIC_AUTHORIZATION_FAILED), a BROKER or BROKER_LOGGER resource on the
+// cluster (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis; 0 when allowed.
+func (b *Broker) configAuthz(req netpoll.Request, typ kmsg.ConfigResourceType, name string, op acl.Operation) int16 {
+	if !b.authzOn() {
+		return 0
+	}
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		if !b.authorize(req, op, acl.ResourceTopic, name) {
+			return kerr.TopicAuthorizationFailed.Code
+		}
+	case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		if !b.authorizeCluster(req, op) {
+			return kerr.ClusterAuthorizationFailed.Code
+		}
+	}
+	return 0
+}
+
+// clusterAuthzOps are the APIs Kafka refuses as a whole without an
+// operation on the cluster: CLUSTER_AUTHORIZATION_FAILED at the top level
+// and on every entry.
+var clusterAuthzOps = map[kmsg.Key]acl.Operation{
+	kmsg.DescribeLogDirs: acl.OpDescribe, kmsg.ElectLeaders: acl.OpAlter, kmsg.DescribeCluster: acl.OpDescribe,
+	kmsg.AlterPartitionAssignments: acl.OpAlter, kmsg.ListPartitionReassignments: acl.OpDescribe,
+	kmsg.DescribeQuorum: acl.OpDescribe,
+}

@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
@@ -186,9 +187,14 @@ func decoded[T any, P interface {
 }](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
 	toGroup := groupKeys[key] // looked up once, not per request
 	groupOp, authzGroup := groupAuthzOps[key]
+	clusterOp, authzCluster := clusterAuthzOps[key]
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
 			if authzGroup && b.authzOn() && b.refuseGroupUnauthorized(req, &h, r, groupOp) {
+				return // authz.go
+			}
+			if authzCluster && !b.authorizeCluster(req, clusterOp) {
+				b.replyMsg(req, &h, busyResponse(r, kerr.ClusterAuthorizationFailed.Code, "Cluster authorization failed."))
 				return // authz.go
 			}
 			if toGroup && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {

@@ -489,3 +489,50 @@ func TestACLsGroups(t *testing.T) {
 		}
 	})
 }
+
+// TestACLsAdmin: admin APIs answer their authorization errors to a
+// principal without ACLs, and work for a super user.
+func TestACLsAdmin(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		authz := &acl.Config{SuperUsers: []acl.Principal{acl.User("admin")}}
+		tb := startSecureBroker(t, backend, 0, authz)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		adm := kadm.NewClient(tb.client(plainAuth("admin", "admin-secret")))
+		const topic = "admin-only"
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+		alice := kadm.NewClient(tb.client(plainAuth("alice", "alice-secret")))
+		if res, err := alice.CreateTopic(ctx, 1, 1, nil, "alices"); !errors.Is(err, kerr.TopicAuthorizationFailed) && !errors.Is(res.Err, kerr.TopicAuthorizationFailed) {
+			t.Fatalf("CreateTopics: %v %v", err, res.Err)
+		}
+		del, err := alice.DeleteTopics(ctx, topic)
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) && (err != nil || !errors.Is(del[topic].Err, kerr.TopicAuthorizationFailed)) {
+			t.Fatalf("DeleteTopics: %v %+v", err, del)
+		}
+		cfgs, err := alice.DescribeTopicConfigs(ctx, topic)
+		if !errors.Is(err, kerr.TopicAuthorizationFailed) && (err != nil || len(cfgs) != 1 || !errors.Is(cfgs[0].Err, kerr.TopicAuthorizationFailed)) {
+			t.Fatalf("DescribeConfigs: %v %+v", err, cfgs)
+		}
+		bcfgs, err := alice.DescribeBrokerConfigs(ctx)
+		if !errors.Is(err, kerr.ClusterAuthorizationFailed) && (err != nil || len(bcfgs) != 1 || !errors.Is(bcfgs[0].Err, kerr.ClusterAuthorizationFailed)) {
+			t.Fatalf("DescribeConfigs broker: %v %+v", err, bcfgs)
+		}
+		dc := kmsg.NewPtrDescribeClusterRequest()
+		dcResp, err := dc.RequestWith(ctx, tb.client(plainAuth("alice", "alice-secret")))
+		if err != nil || dcResp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+			t.Fatalf("DescribeCluster: %v %+v", err, dcResp)
+		}
+		if _, err := alice.DescribeAllLogDirs(ctx, nil); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+			t.Fatalf("DescribeLogDirs: %v", err)
+		}
+		// The super user may.
+		if cfgs, err := adm.DescribeTopicConfigs(ctx, topic); err != nil || cfgs[0].Err != nil {
+			t.Fatalf("admin DescribeConfigs: %v %+v", err, cfgs)
+		}
+		if del, err := adm.DeleteTopics(ctx, topic); err != nil || del[topic].Err != nil {
+			t.Fatalf("admin DeleteTopics: %v %+v", err, del)
+		}
+	})
+}
