@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.SASLHandshake, 0, 1, aliasing, (*Broker).saslHandshake))
+	register(decoded(kmsg.SASLHandshake, 0, 1, copying, (*Broker).saslHandshake)) // copying: sasl.Conn keeps the mechanism name
 }
 
 func (b *Broker) saslHandshake(req netpoll.Request, h proto.RequestHeader, r *kmsg.SASLHandshakeRequest) {

@@ -14,6 +14,8 @@ package broker
 // Differences from Apache Kafka: none known.
 
 import (
+	"bytes"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -34,7 +36,9 @@ func (b *Broker) saslAuthenticate(req netpoll.Request, h proto.RequestHeader, r 
 		b.replyMsg(req, &h, &resp)
 		return
 	}
-	res := s.sasl.Authenticate(b.clock.Now(), h.APIVersion, r.SASLAuthBytes)
+	// The mechanism keeps parts of a message (SCRAM's client-first) for
+	// the next step: a copy, since the bytes alias the frame.
+	res := s.sasl.Authenticate(b.clock.Now(), h.APIVersion, bytes.Clone(r.SASLAuthBytes))
 	b.maybeAuthenticated(s)
 	var buf *netpoll.Buffer
 	if res.Respond {

@@ -31,6 +31,7 @@ package broker
 // authenticated (re-authentication keeps the principal).
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -358,7 +359,7 @@ func (b *Broker) rawToken(req netpoll.Request, s *session, now time.Time, frame 
 		b.closeBad(req, "SASL token larger than sasl.server.max.receive.size", zap.Int("bytes", len(frame)))
 		return
 	}
-	out, send, err := s.sasl.RawToken(now, frame)
+	out, send, err := s.sasl.RawToken(now, bytes.Clone(frame)) // kept across steps; the frame is recycled
 	if err != nil {
 		b.authFailed(req, s, err, nil)
 		return
