@@ -157,26 +157,26 @@ func newSecurity(b *Broker, opts SecurityOptions) (*security, error) {
 	}
 	data, ok, err := s.backend.Load(store.CredentialsBlob)
 	if err != nil {
-		return nil, fmt.Errorf("loading SCRAM credentials: %w", err)
+		return nil, fmt.Errorf("loading SCRAM credentials (%s): %w", store.CredentialsBlob, err)
 	}
 	if ok {
 		if err := s.creds.Load(data); err != nil {
-			return nil, fmt.Errorf("loading SCRAM credentials: %w", err)
+			return nil, fmt.Errorf("loading SCRAM credentials (%s): %w", store.CredentialsBlob, err)
 		}
 	}
 	if opts.Authorizer != nil {
 		s.authz = acl.New(*opts.Authorizer)
 		data, ok, err := s.backend.Load(store.ACLsBlob)
 		if err != nil {
-			return nil, fmt.Errorf("loading ACLs: %w", err)
+			return nil, fmt.Errorf("loading ACLs (%s): %w", store.ACLsBlob, err)
 		}
 		if ok {
 			bindings, err := acl.Decode(data)
 			if err != nil {
-				return nil, fmt.Errorf("loading ACLs: %w", err)
+				return nil, fmt.Errorf("loading ACLs (%s): %w", store.ACLsBlob, err)
 			}
 			if err := s.authz.Load(bindings); err != nil {
-				return nil, fmt.Errorf("loading ACLs: %w", err)
+				return nil, fmt.Errorf("loading ACLs (%s): %w", store.ACLsBlob, err)
 			}
 		}
 	}

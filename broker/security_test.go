@@ -536,3 +536,37 @@ func TestACLsAdmin(t *testing.T) {
 		}
 	})
 }
+
+// TestSASLMaxAuthenticating: connections mid-authentication are bounded
+// per process (ring.conn.max.authenticating); one over the bound is
+// closed at its first request, and a slot frees when a connection
+// authenticates.
+func TestSASLMaxAuthenticating(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) {
+			o.Security = &SecurityOptions{Listeners: []ListenerSecurity{saslListener}, MaxAuthenticating: 1}
+		})
+		first := saslConn(t, tb) // holds the one slot, unauthenticated
+		hs := kmsg.NewPtrSASLHandshakeRequest()
+		hs.Version, hs.Mechanism = 1, "PLAIN"
+		if err := first.roundTrip(hs, kmsg.NewPtrSASLHandshakeResponse()); err != nil {
+			t.Fatal(err)
+		}
+		second := saslConn(t, tb)
+		second.corr++
+		if _, err := second.c.Write(encodeFrame(hs, second.corr, "raw")); err != nil {
+			t.Fatal(err)
+		}
+		expectClosed(t, second)
+		auth := kmsg.NewPtrSASLAuthenticateRequest()
+		auth.Version, auth.SASLAuthBytes = 1, []byte("\x00alice\x00alice-secret")
+		authResp := kmsg.NewPtrSASLAuthenticateResponse()
+		if err := first.roundTrip(auth, authResp); err != nil || authResp.ErrorCode != 0 {
+			t.Fatalf("authenticate: %v %v", err, kerr.ErrorForCode(authResp.ErrorCode))
+		}
+		third := saslConn(t, tb) // the slot is free again
+		if err := third.roundTrip(hs, kmsg.NewPtrSASLHandshakeResponse()); err != nil {
+			t.Fatalf("after a slot freed: %v", err)
+		}
+	})
+}
