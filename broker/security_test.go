@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/netpoll"
 )
 
 // saslListener is a SASL_PLAINTEXT listener with every served mechanism
@@ -569,4 +570,29 @@ func TestSASLMaxAuthenticating(t *testing.T) {
 			t.Fatalf("after a slot freed: %v", err)
 		}
 	})
+}
+
+// TestAuthorizeDoesNotAllocate: the per-request authorization the hot
+// paths (Produce, Fetch) make allocates nothing.
+func TestAuthorizeDoesNotAllocate(t *testing.T) {
+	b := &Broker{sec: &security{authz: acl.New(acl.Config{})}}
+	var bindings []acl.Binding
+	for _, name := range []string{"a", "b", "orders"} {
+		bindings = append(bindings, acl.Binding{
+			Pattern: acl.ResourcePattern{Type: acl.ResourceTopic, Name: name, PatternType: acl.PatternLiteral},
+			Entry:   acl.Entry{Principal: "User:ANONYMOUS", Host: "*", Operation: acl.OpWrite, Permission: acl.Allow}})
+	}
+	if err := b.sec.authz.Load(bindings); err != nil {
+		t.Fatal(err)
+	}
+	var req netpoll.Request
+	if !b.authorize(req, acl.OpWrite, acl.ResourceTopic, "orders") || b.authorize(req, acl.OpRead, acl.ResourceTopic, "orders") {
+		t.Fatal("wrong answers")
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		b.authorize(req, acl.OpWrite, acl.ResourceTopic, "orders")
+		b.authorize(req, acl.OpRead, acl.ResourceTopic, "other")
+	}); n != 0 {
+		t.Fatalf("%v allocations per authorization", n)
+	}
 }
