@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
 )
 
@@ -595,4 +596,59 @@ func TestAuthorizeDoesNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("%v allocations per authorization", n)
 	}
+}
+
+// TestSASLReauthentication (KIP-368): with connections.max.reauth.ms the
+// last SaslAuthenticate carries the session lifetime; a SaslHandshake
+// within it re-authenticates; after it the next request closes the
+// connection. Time is the broker's manual clock, stepped.
+func TestSASLReauthentication(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+		tb := startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) {
+			o.Clock = clk
+			o.Security = &SecurityOptions{Listeners: []ListenerSecurity{saslListener}, MaxReauth: time.Minute}
+		})
+		rc := saslConn(t, tb)
+		login := func() {
+			t.Helper()
+			hs := kmsg.NewPtrSASLHandshakeRequest()
+			hs.Version, hs.Mechanism = 1, "PLAIN"
+			hsResp := kmsg.NewPtrSASLHandshakeResponse()
+			if err := rc.roundTrip(hs, hsResp); err != nil || hsResp.ErrorCode != 0 {
+				t.Fatalf("handshake: %v %v", err, kerr.ErrorForCode(hsResp.ErrorCode))
+			}
+			auth := kmsg.NewPtrSASLAuthenticateRequest()
+			auth.Version, auth.SASLAuthBytes = 1, []byte("\x00alice\x00alice-secret")
+			authResp := kmsg.NewPtrSASLAuthenticateResponse()
+			if err := rc.roundTrip(auth, authResp); err != nil || authResp.ErrorCode != 0 {
+				t.Fatalf("authenticate: %v %v", err, kerr.ErrorForCode(authResp.ErrorCode))
+			}
+			if authResp.SessionLifetimeMillis != 60_000 {
+				t.Fatalf("session lifetime %d ms, want 60000", authResp.SessionLifetimeMillis)
+			}
+		}
+		metadata := func() error {
+			req := kmsg.NewPtrMetadataRequest()
+			req.Version = 9
+			return rc.roundTrip(req, kmsg.NewPtrMetadataResponse())
+		}
+		login()
+		if err := metadata(); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(30 * time.Second)
+		login() // re-authentication within the session
+		if err := metadata(); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(61 * time.Second)
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 9
+		rc.corr++
+		if _, err := rc.c.Write(encodeFrame(req, rc.corr, "raw")); err != nil {
+			t.Fatal(err)
+		}
+		expectClosed(t, rc)
+	})
 }
