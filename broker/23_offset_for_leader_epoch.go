@@ -17,8 +17,10 @@ package broker
 // file (leader-epoch-checkpoint) is kept.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -32,10 +34,13 @@ func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.Reques
 	resp := kmsg.OffsetForLeaderEpochResponse{Version: h.APIVersion}
 	for _, t := range r.Topics {
 		rt := kmsg.OffsetForLeaderEpochResponseTopic{Topic: t.Topic}
+		described := b.authorize(req, acl.OpDescribe, acl.ResourceTopic, t.Topic) // authz.go
 		for _, p := range t.Partitions {
 			rp := kmsg.OffsetForLeaderEpochResponseTopicPartition{Partition: p.Partition, LeaderEpoch: -1, EndOffset: -1}
 			part, code := b.servedPartition(t.Topic, p.Partition)
 			switch {
+			case !described:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case part == nil:
 				rp.ErrorCode = code
 			case checkPartitionEpoch(part, p.CurrentLeaderEpoch) != 0:
