@@ -1,0 +1,443 @@
+package txn
+
+import (
+	"math"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// InitProducerID handles InitProducerId for a transactional id (Kafka's
+// handleInitProducerId; a null transactional id is the broker's own
+// idempotent path and never reaches here). expectedPID/expectedEpoch are
+// the KIP-360 fields of v3+ (-1/-1 when absent). The answer comes back at
+// once for errors, else from the WriteDone of the Empty record.
+//
+// On Ongoing the running transaction is aborted first (its epoch bumped,
+// fencing the zombie): the answer is CONCURRENT_TRANSACTIONS once the
+// PrepareAbort record is written, and the client's retry gets the epoch
+// after the abort completes.
+func (c *Coordinator) InitProducerID(txnID string, timeoutMs int32, expectedPID int64, expectedEpoch int16, now time.Time) Effects {
+	const api = APIInitProducerID
+	if txnID == "" {
+		return c.reply(txnID, api, kerr.InvalidRequest.Code)
+	}
+	// KafkaApis: both set or both -1.
+	if (expectedPID == noProducerID) != (expectedEpoch == noProducerEpoch) {
+		return c.reply(txnID, api, kerr.InvalidRequest.Code)
+	}
+	if timeoutMs <= 0 || time.Duration(timeoutMs)*time.Millisecond > c.cfg.MaxTimeout {
+		return c.reply(txnID, api, kerr.InvalidTransactionTimeout.Code)
+	}
+	m := c.ids[txnID]
+	if m == nil {
+		if len(c.ids) >= c.cfg.MaxTransactionalIDs {
+			return c.reply(txnID, api, kerr.CoordinatorNotAvailable.Code)
+		}
+		pid, code := c.newProducerID()
+		if code != 0 {
+			return c.reply(txnID, api, code)
+		}
+		// Kept even if its first write fails, as Kafka keeps it in the
+		// cache: it expires like any Empty id.
+		m = &Metadata{TransactionalID: txnID, ProducerID: pid, PreviousProducerID: noProducerID,
+			NextProducerID: noProducerID, ProducerEpoch: noProducerEpoch, LastProducerEpoch: noProducerEpoch,
+			TimeoutMs: timeoutMs, State: Empty, StartTimestamp: -1, LastUpdateTimestamp: now.UnixMilli(),
+			partitions: map[TopicPartition]struct{}{}}
+		c.ids[txnID] = m
+	}
+	hasExpected := expectedPID != noProducerID
+	if m.pending != nil {
+		return c.reply(txnID, api, kerr.ConcurrentTransactions.Code)
+	}
+	// KIP-360: a producer naming its id and epoch is fenced unless the id
+	// is new (epoch -1), the producer id is the current one (the epoch is
+	// checked below), or it is the previous one at an exhausted epoch (a
+	// retry of the call that rotated the id).
+	if hasExpected && !(m.ProducerEpoch == noProducerEpoch || expectedPID == m.ProducerID ||
+		(expectedPID == m.PreviousProducerID && epochExhausted(expectedEpoch))) {
+		return c.reply(txnID, api, kerr.ProducerFenced.Code)
+	}
+	nowMs := now.UnixMilli()
+	switch m.State {
+	case Empty, CompleteCommit, CompleteAbort:
+		var to transit
+		if epochExhausted(m.ProducerEpoch) && (!hasExpected || expectedEpoch == m.ProducerEpoch) {
+			// Out of epochs: a new producer id at epoch 0.
+			pid, code := c.newProducerID()
+			if code != 0 {
+				return c.reply(txnID, api, code)
+			}
+			last := noProducerEpoch
+			if hasExpected {
+				last = m.ProducerEpoch
+			}
+			to = m.newTransit(Empty, pid, noProducerID, 0, last, timeoutMs, nil, -1, nowMs, 0)
+		} else {
+			var epoch, last int16
+			switch {
+			case !hasExpected:
+				epoch, last = m.ProducerEpoch+1, noProducerEpoch
+			case m.ProducerEpoch == noProducerEpoch || expectedEpoch == m.ProducerEpoch:
+				epoch, last = m.ProducerEpoch+1, m.ProducerEpoch
+			case expectedEpoch == m.LastProducerEpoch:
+				// A retry of a bump that succeeded: the current epoch again.
+				// (Kafka first throws when the epoch is exhausted, answering
+				// UNKNOWN_SERVER_ERROR; no bump is needed here, so we answer.)
+				epoch, last = m.ProducerEpoch, m.LastProducerEpoch
+			default:
+				return c.reply(txnID, api, kerr.ProducerFenced.Code)
+			}
+			to = m.newTransit(Empty, m.ProducerID, noProducerID, epoch, last, timeoutMs, nil, -1, nowMs, 0)
+		}
+		c.prepare(m, to, pendingClient, &Answer{TxnID: txnID, API: api})
+		c.issue(m)
+		return c.take()
+	case Ongoing:
+		c.fenceAndAbort(m, now, &Answer{TxnID: txnID, API: api})
+		return c.take()
+	default:
+		// Prepare* always has its completion pending (answered above);
+		// Dead and PrepareEpochFence never rest on an id.
+		return c.reply(txnID, api, kerr.ConcurrentTransactions.Code)
+	}
+}
+
+// fenceAndAbort aborts m's Ongoing transaction with a bumped epoch (Kafka's
+// prepareFenceProducerEpoch followed by endTransaction(ABORT,
+// isFromClient=false)), for InitProducerId fencing a zombie and for
+// timeouts. answer, if not nil, is answered CONCURRENT_TRANSACTIONS once the
+// PrepareAbort record is written.
+func (c *Coordinator) fenceAndAbort(m *Metadata, now time.Time, answer *Answer) {
+	epoch := m.ProducerEpoch
+	// After a failed fence write the bumped epoch is already in memory
+	// and was never handed out: do not bump again. MaxInt16 cannot be
+	// bumped (Kafka throws); clients never get past MaxInt16-1.
+	if !m.hasFailedEpochFence && epoch < math.MaxInt16 {
+		epoch++
+	}
+	// As Kafka: the fenced epoch goes into memory now, before the write;
+	// a failed write leaves it there with hasFailedEpochFence set, so the
+	// zombie stays fenced.
+	m.ProducerEpoch, m.LastProducerEpoch = epoch, noProducerEpoch
+	to := c.abortOrCommitTransit(m, PrepareAbort, c.cfg.TransactionVersionLevel, noProducerID, now)
+	c.prepare(m, to, pendingFence, answer)
+	c.issue(m)
+}
+
+// abortOrCommitTransit is Kafka's prepareAbortOrCommit: transactions v2
+// bumps the epoch on every EndTxn (the old one becomes the last epoch).
+func (c *Coordinator) abortOrCommitTransit(m *Metadata, state State, clientTV int16, nextPID int64, now time.Time) transit {
+	epoch, last := m.ProducerEpoch, m.LastProducerEpoch
+	// Doubt: Kafka bumps unconditionally here; after a fence at
+	// MaxInt16-1 (-> MaxInt16) a v2 bump would overflow, so we keep the
+	// epoch at MaxInt16 instead.
+	if clientTV >= 2 && epoch < math.MaxInt16 {
+		epoch, last = epoch+1, epoch
+	}
+	return m.newTransit(state, m.ProducerID, nextPID, epoch, last, m.TimeoutMs, m.Partitions(), m.StartTimestamp,
+		now.UnixMilli(), clientTV)
+}
+
+// completeTransit is Kafka's prepareComplete: Prepare* -> Complete*, no
+// partitions; a v2 commit that exhausted the epoch moves to NextProducerID
+// at epoch 0.
+func (c *Coordinator) completeTransit(m *Metadata, now time.Time) transit {
+	state := CompleteAbort
+	if m.State == PrepareCommit {
+		state = CompleteCommit
+	}
+	m.hasFailedEpochFence = false
+	pid, epoch := m.ProducerID, m.ProducerEpoch
+	if m.ClientTransactionVersion >= 2 && m.NextProducerID != noProducerID {
+		pid, epoch = m.NextProducerID, 0
+	}
+	return m.newTransit(state, pid, noProducerID, epoch, m.ProducerEpoch, m.TimeoutMs, []TopicPartition{},
+		m.StartTimestamp, now.UnixMilli(), m.ClientTransactionVersion)
+}
+
+// AddPartitions handles AddPartitionsToTxn for one transaction (Kafka's
+// handleAddPartitionsToTransaction, or with verifyOnly its
+// handleVerifyPartitionsInTransaction: KIP-890's check by a partition
+// leader that a transactional produce's partition is in the transaction;
+// it never writes). The answer comes back at once, or from WriteDone of the
+// Ongoing record.
+func (c *Coordinator) AddPartitions(txnID string, pid int64, epoch int16, partitions []TopicPartition, verifyOnly bool, now time.Time) Effects {
+	if verifyOnly {
+		return c.verifyPartitions(txnID, pid, epoch, partitions)
+	}
+	return c.addPartitions(APIAddPartitions, txnID, pid, epoch, partitions, now)
+}
+
+// AddOffsets handles AddOffsetsToTxn: it adds the group's __consumer_offsets
+// partition to the transaction (Kafka's KafkaApis does the same through
+// handleAddPartitionsToTransaction).
+func (c *Coordinator) AddOffsets(txnID string, pid int64, epoch int16, groupID string, now time.Time) Effects {
+	tp := TopicPartition{OffsetsTopic, c.cfg.OffsetsPartition(groupID)}
+	return c.addPartitions(APIAddOffsets, txnID, pid, epoch, []TopicPartition{tp}, now)
+}
+
+func (c *Coordinator) addPartitions(api API, txnID string, pid int64, epoch int16, partitions []TopicPartition, now time.Time) Effects {
+	if txnID == "" {
+		return c.reply(txnID, api, kerr.InvalidRequest.Code)
+	}
+	m := c.ids[txnID]
+	switch {
+	case m == nil, m.ProducerID != pid:
+		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
+	case m.ProducerEpoch != epoch:
+		return c.reply(txnID, api, kerr.ProducerFenced.Code)
+	case m.pending != nil, m.State.isPrepare():
+		return c.reply(txnID, api, kerr.ConcurrentTransactions.Code)
+	}
+	union := m.Partitions()
+	added := 0
+	for _, tp := range partitions {
+		if _, ok := m.partitions[tp]; !ok && !containsPartition(union[len(union)-added:], tp) {
+			union = append(union, tp)
+			added++
+		}
+	}
+	if m.State == Ongoing && added == 0 {
+		// Already in the transaction: nothing to write.
+		return c.reply(txnID, api, 0)
+	}
+	if len(union) > c.cfg.MaxPartitionsPerTxn {
+		return c.reply(txnID, api, kerr.TransactionAbortable.Code)
+	}
+	nowMs := now.UnixMilli()
+	start := m.StartTimestamp
+	if m.State == Empty || m.State.isComplete() {
+		start = nowMs
+	}
+	to := m.newTransit(Ongoing, m.ProducerID, noProducerID, m.ProducerEpoch, m.LastProducerEpoch, m.TimeoutMs,
+		sortedPartitions(union), start, nowMs, 0)
+	c.prepare(m, to, pendingClient, &Answer{TxnID: txnID, API: api})
+	c.issue(m)
+	return c.take()
+}
+
+func (c *Coordinator) verifyPartitions(txnID string, pid int64, epoch int16, partitions []TopicPartition) Effects {
+	a := Answer{TxnID: txnID, API: APIAddPartitions, ProducerID: noProducerID, ProducerEpoch: noProducerEpoch}
+	m := c.ids[txnID]
+	var code int16
+	switch {
+	case txnID == "":
+		code = kerr.InvalidRequest.Code
+	case m == nil, m.ProducerID != pid:
+		code = kerr.InvalidProducerIDMapping.Code
+	case m.ProducerEpoch != epoch:
+		code = kerr.ProducerFenced.Code
+	case m.State.isPrepare():
+		// Pending transitions are not checked (Kafka: the append is
+		// validated again at the partition).
+		code = kerr.ConcurrentTransactions.Code
+	}
+	a.Err = code
+	for _, tp := range partitions {
+		r := PartitionResult{TopicPartition: tp, Err: code}
+		if code == 0 {
+			if _, ok := m.partitions[tp]; !ok {
+				r.Err = kerr.TransactionAbortable.Code
+			}
+		}
+		a.Partitions = append(a.Partitions, r)
+	}
+	c.answer(a)
+	return c.take()
+}
+
+// EndTxn handles EndTxn (Kafka's handleEndTransaction). txnVersion is the
+// client's transaction version: 2 for EndTxn v5+ (KafkaApis maps versions
+// above 4 to TV_2), else 0; with 2 every EndTxn bumps the epoch and the
+// answer carries the new one. The answer comes back at once (errors, and
+// success for a retry of an EndTxn that already completed), or from the
+// WriteDone of the Prepare* record; markers follow.
+func (c *Coordinator) EndTxn(txnID string, pid int64, epoch int16, commit bool, txnVersion int16, now time.Time) Effects {
+	const api = APIEndTxn
+	if txnID == "" {
+		return c.reply(txnID, api, kerr.InvalidRequest.Code)
+	}
+	m := c.ids[txnID]
+	if m == nil {
+		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
+	}
+	v2 := m.ClientTransactionVersion >= 2
+	// A v2 retry after the commit moved to a new producer id at epoch 0.
+	retryOnOverflow := v2 && m.PreviousProducerID == pid && epoch == math.MaxInt16-1 && m.ProducerEpoch == 0
+	// A v2 retry after the EndTxn bumped the epoch.
+	retryOnEpochBump := v2 && int32(m.ProducerEpoch) == int32(epoch)+1
+	validEpoch := epoch == m.ProducerEpoch
+	if v2 {
+		switch {
+		case m.State.isPrepare():
+			validEpoch = retryOnEpochBump
+		case m.State.isComplete():
+			validEpoch = retryOnEpochBump || retryOnOverflow
+		}
+	}
+	switch {
+	case m.ProducerID != pid && !retryOnOverflow:
+		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
+	case !validEpoch:
+		return c.reply(txnID, api, kerr.ProducerFenced.Code)
+	case m.pending != nil:
+		// Including markers in flight (Kafka's pending Complete*), even
+		// for an EndTxn that contradicts the decided outcome.
+		return c.reply(txnID, api, kerr.ConcurrentTransactions.Code)
+	}
+	switch m.State {
+	case Ongoing:
+		state := PrepareAbort
+		if commit {
+			state = PrepareCommit
+		}
+		nextPID := noProducerID
+		if txnVersion >= 2 && epochExhausted(m.ProducerEpoch) {
+			id, code := c.newProducerID()
+			if code != 0 {
+				return c.reply(txnID, api, code)
+			}
+			nextPID = id
+		}
+		c.prepare(m, c.abortOrCommitTransit(m, state, txnVersion, nextPID, now), pendingClient, &Answer{TxnID: txnID, API: api})
+		c.issue(m)
+		return c.take()
+	case CompleteCommit, CompleteAbort:
+		if commit == (m.State == CompleteCommit) {
+			// A retry of the EndTxn that completed: success, with the
+			// current producer id and epoch.
+			c.answer(Answer{TxnID: txnID, API: api, ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch})
+			return c.take()
+		}
+		return c.reply(txnID, api, kerr.InvalidTxnState.Code)
+	default:
+		// Empty (nothing to end). Prepare* always has its completion
+		// pending, answered above.
+		return c.reply(txnID, api, kerr.InvalidTxnState.Code)
+	}
+}
+
+// WriteDone reports the outcome of the Write last handed out for txnID.
+// On success the transition completes (answering its request; a Prepare*
+// record turns into marker work, a tombstone removes the id); on failure it
+// is rolled back and its request answered COORDINATOR_NOT_AVAILABLE
+// (Kafka's mapping of a failed append; the client retries or looks the
+// coordinator up again), except a Complete* record, which stays pending and
+// is written again by the next Tick. A WriteDone with no write outstanding
+// (after a reload, say) is ignored.
+func (c *Coordinator) WriteDone(txnID string, ok bool, now time.Time) Effects {
+	m := c.ids[txnID]
+	if m == nil || m.pending == nil || !m.pending.issued {
+		return c.take()
+	}
+	p := m.pending
+	if !ok {
+		switch p.kind {
+		case pendingComplete:
+			p.issued, p.retry = false, true
+			return c.take()
+		case pendingFence:
+			m.hasFailedEpochFence = true
+		}
+		m.pending = nil
+		if p.answer != nil {
+			a := *p.answer
+			a.Err, a.ProducerID, a.ProducerEpoch = kerr.CoordinatorNotAvailable.Code, noProducerID, noProducerEpoch
+			c.answer(a)
+		}
+		return c.take()
+	}
+	if p.to.State == Dead {
+		delete(c.ids, txnID)
+		return c.take()
+	}
+	c.complete(m, p.to)
+	if !m.State.isPrepare() {
+		if a := p.answer; a != nil {
+			a.ProducerID, a.ProducerEpoch = noProducerID, noProducerEpoch
+			if a.API == APIInitProducerID {
+				a.ProducerID, a.ProducerEpoch = m.ProducerID, m.ProducerEpoch
+			}
+			c.answer(*a)
+		}
+		return c.take()
+	}
+	// Prepare* is durable: the outcome is decided. Answer, then write the
+	// markers (Kafka's sendTxnMarkersCallback).
+	to := c.completeTransit(m, now)
+	c.prepare(m, to, pendingComplete, nil)
+	if a := p.answer; a != nil {
+		if p.kind == pendingFence {
+			a.Err, a.ProducerID, a.ProducerEpoch = kerr.ConcurrentTransactions.Code, noProducerID, noProducerEpoch
+		} else {
+			// The id and epoch the client continues with: after a v2
+			// commit that exhausted the epoch, the next producer id at
+			// epoch 0 (Kafka's snapshot here answers the old id).
+			a.ProducerID, a.ProducerEpoch = to.ProducerID, to.ProducerEpoch
+		}
+		c.answer(*a)
+	}
+	c.startMarkers(m)
+	return c.take()
+}
+
+// startMarkers hands out the marker work of m's Prepare* state; with no
+// partitions there is nothing to mark and the Complete* record is written
+// at once.
+func (c *Coordinator) startMarkers(m *Metadata) {
+	if len(m.partitions) == 0 {
+		c.issue(m)
+		return
+	}
+	c.out.Markers = append(c.out.Markers, Markers{TxnID: m.TransactionalID, ProducerID: m.ProducerID,
+		ProducerEpoch: m.ProducerEpoch, Commit: m.State == PrepareCommit, CoordinatorEpoch: c.cfg.CoordinatorEpoch,
+		Partitions: m.Partitions()})
+}
+
+// MarkersDone reports that every partition of txnID's marker work has its
+// marker: the Complete* record is handed out. Ignored when no marker work
+// is outstanding.
+func (c *Coordinator) MarkersDone(txnID string) Effects {
+	m := c.ids[txnID]
+	if m == nil || m.pending == nil || m.pending.kind != pendingComplete || m.pending.issued || m.pending.retry {
+		return c.take()
+	}
+	c.issue(m)
+	return c.take()
+}
+
+// Tick runs the periodic work at now (the broker calls it every
+// transaction.abort.timed.out.transaction.cleanup.interval.ms, Kafka's
+// default 10s): it aborts Ongoing transactions older than their timeout
+// with an epoch bump (Kafka's abortTimedOutTransactions), writes a
+// tombstone for every id in Empty or Complete* not updated for
+// IDExpiration (Kafka's removeExpiredTransactionalIds, which Kafka runs on
+// its own hourly timer), and retries failed Complete* writes. Ids with a
+// transition in flight are skipped. It visits every id (as Kafka does).
+func (c *Coordinator) Tick(now time.Time) Effects {
+	nowMs := now.UnixMilli()
+	expireBefore := nowMs - c.cfg.IDExpiration.Milliseconds()
+	ids := make([]string, 0, len(c.ids))
+	for id := range c.ids {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		m := c.ids[id]
+		switch {
+		case m.pending != nil:
+			if m.pending.retry {
+				c.issue(m)
+			}
+		case m.State == Ongoing && m.StartTimestamp+int64(m.TimeoutMs) < nowMs:
+			c.fenceAndAbort(m, now, nil)
+		case m.State.expirationAllowed() && m.LastUpdateTimestamp <= expireBefore:
+			c.prepare(m, m.newTransit(Dead, m.ProducerID, noProducerID, m.ProducerEpoch, m.LastProducerEpoch, m.TimeoutMs,
+				nil, m.StartTimestamp, m.LastUpdateTimestamp, m.ClientTransactionVersion), pendingDead, nil)
+			c.issue(m)
+		}
+	}
+	return c.take()
+}
