@@ -24,8 +24,8 @@ package txn
 //	markers <id>                     MarkersDone
 //	advance DUR                      move time forward and Tick
 //	state [<id>]                     dump one id, or every id
-//	log <id> state=S pid=N epoch=N [parts=..] [start=DUR] [tv=N] [next=N] [prev=N]
-//	                                 append a crafted value to the log
+//	log <id> state=S pid=N epoch=N [parts=..] [start=DUR] [tv=N] [next=N] [prev=N] [keyversion=N]
+//	log <id> tombstone               append a crafted value (or a tombstone) to the log
 //	load                             fresh coordinator (coordinator epoch + 1) loaded from the log
 
 import (
@@ -301,6 +301,12 @@ func (h *harness) dump(id string) {
 }
 
 func (h *harness) handleLog(t *testing.T, id string, a ddArgs) {
+	key := EncodeKey(id)
+	key[1] = byte(num(t, a.kv["keyversion"], 0))
+	if a.has("tombstone") {
+		h.log = append(h.log, Record{Key: key})
+		return
+	}
 	var st State = -1
 	for s := Empty; s <= PrepareEpochFence; s++ {
 		if s.String() == a.kv["state"] {
@@ -318,7 +324,7 @@ func (h *harness) handleLog(t *testing.T, id string, a ddArgs) {
 		NextProducerID: int64(num(t, a.kv["next"], -1)), ProducerEpoch: int16(num(t, a.kv["epoch"], 0)), TimeoutMs: 60000,
 		State: st, Partitions: parsePartitions(t, a.kv["parts"]), StartTimestamp: start, LastUpdateTimestamp: h.now.UnixMilli(),
 		ClientTransactionVersion: int16(num(t, a.kv["tv"], 0))}
-	h.log = append(h.log, Record{Key: EncodeKey(id), Value: EncodeValue(&v, 1)})
+	h.log = append(h.log, Record{Key: key, Value: EncodeValue(&v, 1)})
 }
 
 func parsePartitions(t *testing.T, s string) []TopicPartition {
