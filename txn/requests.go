@@ -441,3 +441,22 @@ func (c *Coordinator) Tick(now time.Time) Effects {
 	}
 	return c.take()
 }
+
+// FencedForVersion maps PRODUCER_FENCED to INVALID_PRODUCER_EPOCH for the
+// request versions that predate it, as KafkaApis does (InitProducerId
+// below v4, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn below v2);
+// other codes pass through. The broker applies it to Answer.Err (and each
+// PartitionResult.Err) before encoding the response.
+func FencedForVersion(api API, version int16, code int16) int16 {
+	if code != kerr.ProducerFenced.Code {
+		return code
+	}
+	firstVersion := int16(2)
+	if api == APIInitProducerID {
+		firstVersion = 4
+	}
+	if version < firstVersion {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return code
+}
