@@ -9,10 +9,10 @@ func TestValidTransitions(t *testing.T) {
 		{Empty, Empty}: true, {CompleteCommit, Empty}: true, {CompleteAbort, Empty}: true,
 		{Ongoing, Ongoing}: true, {Empty, Ongoing}: true, {CompleteCommit, Ongoing}: true, {CompleteAbort, Ongoing}: true,
 		{Ongoing, PrepareCommit}: true,
-		{Ongoing, PrepareAbort}: true, {PrepareEpochFence, PrepareAbort}: true,
+		{Ongoing, PrepareAbort}:  true, {PrepareEpochFence, PrepareAbort}: true,
 		{PrepareCommit, CompleteCommit}: true,
-		{PrepareAbort, CompleteAbort}: true,
-		{Empty, Dead}: true, {CompleteAbort, Dead}: true, {CompleteCommit, Dead}: true,
+		{PrepareAbort, CompleteAbort}:   true,
+		{Empty, Dead}:                   true, {CompleteAbort, Dead}: true, {CompleteCommit, Dead}: true,
 		{Ongoing, PrepareEpochFence}: true,
 	}
 	for from := Empty; from <= PrepareEpochFence; from++ {
