@@ -426,3 +426,8 @@ func containsPartition(tps []TopicPartition, tp TopicPartition) bool {
 	}
 	return false
 }
+
+// PartitionFor returns the __transaction_state partition of txnID, as Kafka
+// computes it: abs(Java String.hashCode(txnID)) % partitions (the rule
+// group.PartitionFor implements for __consumer_offsets).
+func PartitionFor(txnID string, partitions int32) int32 { return group.PartitionFor(txnID, partitions) }
