@@ -359,34 +359,21 @@ func (c *Coordinator) issue(m *Metadata) {
 	c.out.Writes = append(c.out.Writes, w)
 }
 
-// complete applies a written transition to m (Kafka's completeTransitionTo).
+// complete applies a written transition to m (Kafka's completeTransitionTo,
+// which in Kafka 4 takes every field of the transition).
 func (c *Coordinator) complete(m *Metadata, to transit) {
 	if invariants.Enabled {
 		c.checkComplete(m, to)
 	}
-	switch to.State {
-	case Empty:
-		m.TimeoutMs, m.ProducerEpoch, m.LastProducerEpoch = to.TimeoutMs, to.ProducerEpoch, to.LastProducerEpoch
-		m.ProducerID, m.PreviousProducerID = to.ProducerID, to.PreviousProducerID
-	case Ongoing:
-		m.StartTimestamp = to.StartTimestamp
-		for _, tp := range to.Partitions {
-			m.partitions[tp] = struct{}{}
-		}
-	case PrepareCommit, PrepareAbort:
-		if to.ClientTransactionVersion >= 2 {
-			m.ProducerEpoch, m.LastProducerEpoch, m.NextProducerID = to.ProducerEpoch, to.LastProducerEpoch, to.NextProducerID
-		}
-	case CompleteCommit, CompleteAbort:
-		m.StartTimestamp = to.StartTimestamp
-		clear(m.partitions)
-		if to.ClientTransactionVersion >= 2 {
-			m.ProducerEpoch, m.LastProducerEpoch = to.ProducerEpoch, to.LastProducerEpoch
-			m.PreviousProducerID, m.ProducerID, m.NextProducerID = to.PreviousProducerID, to.ProducerID, to.NextProducerID
-		}
+	m.ProducerID, m.PreviousProducerID, m.NextProducerID = to.ProducerID, to.PreviousProducerID, to.NextProducerID
+	m.ProducerEpoch, m.LastProducerEpoch = to.ProducerEpoch, to.LastProducerEpoch
+	m.TimeoutMs = to.TimeoutMs
+	clear(m.partitions)
+	for _, tp := range to.Partitions {
+		m.partitions[tp] = struct{}{}
 	}
+	m.StartTimestamp, m.LastUpdateTimestamp = to.StartTimestamp, to.LastUpdateTimestamp
 	m.ClientTransactionVersion = to.ClientTransactionVersion
-	m.LastUpdateTimestamp = to.LastUpdateTimestamp
 	m.State = to.State
 	m.pending = nil
 }
@@ -407,14 +394,17 @@ func (c *Coordinator) checkComplete(m *Metadata, to transit) {
 		}
 	case PrepareCommit, PrepareAbort:
 		epoch := to.ProducerEpoch
-		if to.ClientTransactionVersion >= 2 {
+		if to.ClientTransactionVersion >= 2 && to.ProducerEpoch != m.ProducerEpoch {
 			epoch = to.LastProducerEpoch
 		}
 		invariants.Check(to.ProducerID == m.ProducerID && epoch == m.ProducerEpoch, "txn %s: %v changes the producer", id, to.State)
-		invariants.Check(len(to.Partitions) == len(m.partitions) && to.StartTimestamp == m.StartTimestamp,
+		// A v2 abort from Empty or Complete* starts a transaction of its own.
+		emptyAbort := to.State == PrepareAbort && m.State != Ongoing
+		invariants.Check(len(to.Partitions) == len(m.partitions) && (to.StartTimestamp == m.StartTimestamp || emptyAbort),
 			"txn %s: %v changes the transaction", id, to.State)
 	case CompleteCommit, CompleteAbort:
 		invariants.Check(to.StartTimestamp != -1, "txn %s: %v without a start", id, to.State)
+		invariants.Check(len(to.Partitions) == 0, "txn %s: %v with partitions", id, to.State)
 	}
 }
 

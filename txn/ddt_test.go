@@ -222,7 +222,9 @@ func (h *harness) effects(t *testing.T, e Effects) {
 		fmt.Fprintf(h.out, "answer %s %s: %s", a.API, a.TxnID, codeName(a.Err))
 		if a.API == APIInitProducerID || a.API == APIEndTxn {
 			fmt.Fprintf(h.out, " pid=%d epoch=%d", a.ProducerID, a.ProducerEpoch)
-			if a.Err == 0 {
+			// As the Java client: an EndTxn answer without a producer id
+			// (transactions v1) leaves the producer as it is.
+			if a.Err == 0 && a.ProducerID != -1 {
 				h.clients[a.TxnID] = &client{a.ProducerID, a.ProducerEpoch}
 			}
 		}

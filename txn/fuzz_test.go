@@ -113,7 +113,7 @@ func (r *fuzzRun) effects(e Effects) {
 		if r.waiting < 0 {
 			t.Fatalf("answer %+v to no request", a)
 		}
-		if a.Err != 0 || (a.API != APIInitProducerID && a.API != APIEndTxn) {
+		if a.Err != 0 || (a.API != APIInitProducerID && a.API != APIEndTxn) || a.ProducerID == -1 {
 			continue
 		}
 		m := r.c.Transaction(a.TxnID)

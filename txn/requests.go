@@ -121,14 +121,16 @@ func (c *Coordinator) fenceAndAbort(m *Metadata, now time.Time, answer *Answer) 
 	// a failed write leaves it there with hasFailedEpochFence set, so the
 	// zombie stays fenced.
 	m.ProducerEpoch, m.LastProducerEpoch = epoch, noProducerEpoch
-	to := c.abortOrCommitTransit(m, PrepareAbort, c.cfg.TransactionVersionLevel, noProducerID, now)
+	to := c.abortOrCommitTransit(m, PrepareAbort, c.cfg.TransactionVersionLevel, noProducerID, false, now)
 	c.prepare(m, to, pendingFence, answer)
 	c.issue(m)
 }
 
 // abortOrCommitTransit is Kafka's prepareAbortOrCommit: transactions v2
-// bumps the epoch on every EndTxn (the old one becomes the last epoch).
-func (c *Coordinator) abortOrCommitTransit(m *Metadata, state State, clientTV int16, nextPID int64, now time.Time) transit {
+// bumps the epoch on every EndTxn (the old one becomes the last epoch). A
+// v2 abort from Empty or Complete* (noPartitionAdded) starts now.
+func (c *Coordinator) abortOrCommitTransit(m *Metadata, state State, clientTV int16, nextPID int64, noPartitionAdded bool,
+	now time.Time) transit {
 	epoch, last := m.ProducerEpoch, m.LastProducerEpoch
 	// Doubt: Kafka bumps unconditionally here; after a fence at
 	// MaxInt16-1 (-> MaxInt16) a v2 bump would overflow, so we keep the
@@ -136,8 +138,11 @@ func (c *Coordinator) abortOrCommitTransit(m *Metadata, state State, clientTV in
 	if clientTV >= 2 && epoch < math.MaxInt16 {
 		epoch, last = epoch+1, epoch
 	}
-	return m.newTransit(state, m.ProducerID, nextPID, epoch, last, m.TimeoutMs, m.Partitions(), m.StartTimestamp,
-		now.UnixMilli(), clientTV)
+	start := m.StartTimestamp
+	if noPartitionAdded {
+		start = now.UnixMilli()
+	}
+	return m.newTransit(state, m.ProducerID, nextPID, epoch, last, m.TimeoutMs, m.Partitions(), start, now.UnixMilli(), clientTV)
 }
 
 // completeTransit is Kafka's prepareComplete: Prepare* -> Complete*, no
@@ -153,7 +158,8 @@ func (c *Coordinator) completeTransit(m *Metadata, now time.Time) transit {
 	if m.ClientTransactionVersion >= 2 && m.NextProducerID != noProducerID {
 		pid, epoch = m.NextProducerID, 0
 	}
-	return m.newTransit(state, pid, noProducerID, epoch, m.ProducerEpoch, m.TimeoutMs, []TopicPartition{},
+	// The last epoch stays what the client last saw (Kafka 4).
+	return m.newTransit(state, pid, noProducerID, epoch, m.LastProducerEpoch, m.TimeoutMs, []TopicPartition{},
 		m.StartTimestamp, now.UnixMilli(), m.ClientTransactionVersion)
 }
 
@@ -248,12 +254,24 @@ func (c *Coordinator) verifyPartitions(txnID string, pid int64, epoch int16, par
 	return c.take()
 }
 
-// EndTxn handles EndTxn (Kafka's handleEndTransaction). txnVersion is the
-// client's transaction version: 2 for EndTxn v5+ (KafkaApis maps versions
-// above 4 to TV_2), else 0; with 2 every EndTxn bumps the epoch and the
-// answer carries the new one. The answer comes back at once (errors, and
-// success for a retry of an EndTxn that already completed), or from the
-// WriteDone of the Prepare* record; markers follow.
+// EndTxn handles EndTxn (Kafka 4's handleEndTransaction, which takes
+// one of two paths by the request's transaction version). txnVersion is 2
+// for EndTxn v5+ (KafkaApis maps versions above 4 to TV_2), else 0. The
+// answer comes back at once (errors, and success for a retry of an EndTxn
+// that already completed), or from the WriteDone of the Prepare* record;
+// markers follow.
+//
+// Transactions v1: the epoch must be the current one; Complete* answers a
+// retry with the same outcome NONE. Transactions v2: every EndTxn bumps the
+// epoch and the answer carries the producer id and epoch to continue with; a
+// retry names the epoch before the bump; an abort is accepted in Empty and
+// Complete* too (the client may not know the state), with no partitions:
+//
+//	                 abort               commit
+//	                 retry    current    retry    current
+//	Empty            FENCED   bump       FENCED   INVALID_TXN_STATE
+//	CompleteAbort    NONE     bump       INVALID  INVALID_TXN_STATE
+//	CompleteCommit   INVALID  bump       NONE     INVALID_TXN_STATE
 func (c *Coordinator) EndTxn(txnID string, pid int64, epoch int16, commit bool, txnVersion int16, now time.Time) Effects {
 	const api = APIEndTxn
 	if txnID == "" {
@@ -263,19 +281,20 @@ func (c *Coordinator) EndTxn(txnID string, pid int64, epoch int16, commit bool, 
 	if m == nil {
 		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
 	}
-	v2 := m.ClientTransactionVersion >= 2
-	// A v2 retry after the commit moved to a new producer id at epoch 0.
-	retryOnOverflow := v2 && m.PreviousProducerID == pid && epoch == math.MaxInt16-1 && m.ProducerEpoch == 0
-	// A v2 retry after the EndTxn bumped the epoch.
-	retryOnEpochBump := v2 && int32(m.ProducerEpoch) == int32(epoch)+1
+	if txnVersion < 2 {
+		return c.endTxnV1(m, pid, epoch, commit, now)
+	}
+	// A retry after the commit moved to a new producer id at epoch 0.
+	retryOnOverflow := m.PreviousProducerID == pid && epoch == math.MaxInt16-1 && m.ProducerEpoch == 0
+	// A retry after the EndTxn bumped the epoch.
+	retryOnEpochBump := int32(m.ProducerEpoch) == int32(epoch)+1
+	isRetry := retryOnOverflow || retryOnEpochBump
 	validEpoch := epoch == m.ProducerEpoch
-	if v2 {
-		switch {
-		case m.State.isPrepare():
-			validEpoch = retryOnEpochBump
-		case m.State.isComplete():
-			validEpoch = retryOnEpochBump || retryOnOverflow
-		}
+	switch {
+	case m.State.isPrepare():
+		validEpoch = retryOnEpochBump
+	case m.State.isComplete():
+		validEpoch = validEpoch || isRetry
 	}
 	switch {
 	case m.ProducerID != pid && !retryOnOverflow:
@@ -287,36 +306,78 @@ func (c *Coordinator) EndTxn(txnID string, pid int64, epoch int16, commit bool, 
 		// for an EndTxn that contradicts the decided outcome.
 		return c.reply(txnID, api, kerr.ConcurrentTransactions.Code)
 	}
-	switch m.State {
-	case Ongoing:
+	retrySucceeded := func() Effects {
+		c.answer(Answer{TxnID: txnID, API: api, ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch})
+		return c.take()
+	}
+	switch {
+	case m.State == Ongoing:
 		state := PrepareAbort
 		if commit {
 			state = PrepareCommit
 		}
-		nextPID := noProducerID
-		if txnVersion >= 2 && epochExhausted(m.ProducerEpoch) {
-			id, code := c.newProducerID()
-			if code != 0 {
-				return c.reply(txnID, api, code)
-			}
-			nextPID = id
+		return c.endTxnPrepare(m, state, 2, false, now)
+	case m.State == CompleteCommit && commit, m.State == CompleteAbort && !commit:
+		if isRetry {
+			return retrySucceeded()
 		}
-		c.prepare(m, c.abortOrCommitTransit(m, state, txnVersion, nextPID, now), pendingClient, &Answer{TxnID: txnID, API: api})
-		c.issue(m)
-		return c.take()
-	case CompleteCommit, CompleteAbort:
-		if commit == (m.State == CompleteCommit) {
-			// A retry of the EndTxn that completed: success, with the
-			// current producer id and epoch.
-			c.answer(Answer{TxnID: txnID, API: api, ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch})
-			return c.take()
+		if !commit {
+			return c.endTxnPrepare(m, PrepareAbort, 2, true, now)
 		}
-		return c.reply(txnID, api, kerr.InvalidTxnState.Code)
-	default:
-		// Empty (nothing to end). Prepare* always has its completion
-		// pending, answered above.
-		return c.reply(txnID, api, kerr.InvalidTxnState.Code)
+	case m.State == CompleteCommit && !commit, m.State == Empty && !commit:
+		if !isRetry {
+			return c.endTxnPrepare(m, PrepareAbort, 2, true, now)
+		}
 	}
+	// Empty or Complete* asked for the other outcome (or, with the epoch
+	// before the bump, for an abort after a commit). Prepare* always has
+	// its completion pending, answered above.
+	return c.reply(txnID, api, kerr.InvalidTxnState.Code)
+}
+
+// endTxnV1 is Kafka's endTransactionWithTV1 for a client's EndTxn: the
+// epoch must be the current one and is not bumped; the answer carries no
+// producer id (EndTxn below v5 has none).
+func (c *Coordinator) endTxnV1(m *Metadata, pid int64, epoch int16, commit bool, now time.Time) Effects {
+	const api = APIEndTxn
+	txnID := m.TransactionalID
+	switch {
+	case m.ProducerID != pid:
+		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
+	case epoch != m.ProducerEpoch:
+		return c.reply(txnID, api, kerr.ProducerFenced.Code)
+	case m.pending != nil:
+		return c.reply(txnID, api, kerr.ConcurrentTransactions.Code)
+	}
+	switch {
+	case m.State == Ongoing:
+		state := PrepareAbort
+		if commit {
+			state = PrepareCommit
+		}
+		return c.endTxnPrepare(m, state, 0, false, now)
+	case m.State == CompleteCommit && commit, m.State == CompleteAbort && !commit:
+		// A retry of the EndTxn that completed.
+		return c.reply(txnID, api, 0)
+	}
+	return c.reply(txnID, api, kerr.InvalidTxnState.Code)
+}
+
+// endTxnPrepare writes the Prepare* record of a client's EndTxn. v2 at the
+// last epoch allocates the producer id the transaction completes onto.
+func (c *Coordinator) endTxnPrepare(m *Metadata, state State, txnVersion int16, noPartitionAdded bool, now time.Time) Effects {
+	nextPID := noProducerID
+	if txnVersion >= 2 && epochExhausted(m.ProducerEpoch) {
+		id, code := c.newProducerID()
+		if code != 0 {
+			return c.reply(m.TransactionalID, APIEndTxn, code)
+		}
+		nextPID = id
+	}
+	to := c.abortOrCommitTransit(m, state, txnVersion, nextPID, noPartitionAdded, now)
+	c.prepare(m, to, pendingClient, &Answer{TxnID: m.TransactionalID, API: APIEndTxn})
+	c.issue(m)
+	return c.take()
 }
 
 // WriteDone reports the outcome of the Write last handed out for txnID.
@@ -369,12 +430,17 @@ func (c *Coordinator) WriteDone(txnID string, ok bool, now time.Time) Effects {
 	to := c.completeTransit(m, now)
 	c.prepare(m, to, pendingComplete, nil)
 	if a := p.answer; a != nil {
-		if p.kind == pendingFence {
-			a.Err, a.ProducerID, a.ProducerEpoch = kerr.ConcurrentTransactions.Code, noProducerID, noProducerEpoch
-		} else {
-			// The id and epoch the client continues with: after a v2
+		a.ProducerID, a.ProducerEpoch = noProducerID, noProducerEpoch
+		switch {
+		case p.kind == pendingFence:
+			a.Err = kerr.ConcurrentTransactions.Code
+		case p.to.ClientTransactionVersion >= 2:
+			// The id and epoch the client continues with: after a
 			// commit that exhausted the epoch, the next producer id at
-			// epoch 0 (Kafka's snapshot here answers the old id).
+			// epoch 0, as the Java client expects ("if the epoch
+			// overflows, a new producerId is returned with epoch 0").
+			// Kafka 4.0's coordinator answers the metadata's id and
+			// epoch here, which are still the old id at MaxInt16.
 			a.ProducerID, a.ProducerEpoch = to.ProducerID, to.ProducerEpoch
 		}
 		c.answer(*a)

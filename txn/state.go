@@ -44,8 +44,10 @@ func (s State) isPrepare() bool { return s == PrepareCommit || s == PrepareAbort
 func (s State) isComplete() bool { return s == CompleteCommit || s == CompleteAbort }
 
 // validPreviousStates is Kafka's transition table
-// (TransactionState.validPreviousStates): the states each state may be
-// entered from. Loading sets a state directly; it is not a transition.
+// (TransactionState.VALID_PREVIOUS_STATES, Kafka 4): the states each state
+// may be entered from. PrepareAbort from Empty and Complete* is
+// transactions v2's abort when the client is unsure whether a transaction
+// is open. Loading sets a state directly; it is not a transition.
 //
 // PrepareEpochFence is only ever a pending state here, for one call: the
 // fence is turned into PrepareAbort before the call returns (Kafka does the
@@ -54,7 +56,7 @@ var validPreviousStates = [...][]State{
 	Empty:             {Empty, CompleteCommit, CompleteAbort},
 	Ongoing:           {Ongoing, Empty, CompleteCommit, CompleteAbort},
 	PrepareCommit:     {Ongoing},
-	PrepareAbort:      {Ongoing, PrepareEpochFence},
+	PrepareAbort:      {Ongoing, PrepareEpochFence, Empty, CompleteCommit, CompleteAbort},
 	CompleteCommit:    {PrepareCommit},
 	CompleteAbort:     {PrepareAbort},
 	Dead:              {Empty, CompleteAbort, CompleteCommit},

@@ -3,13 +3,14 @@ package txn
 import "testing"
 
 // TestValidTransitions pins the transition table to Kafka's
-// TransactionState.validPreviousStates, edge by edge.
+// TransactionState.VALID_PREVIOUS_STATES (Kafka 4), edge by edge.
 func TestValidTransitions(t *testing.T) {
 	allowed := map[[2]State]bool{
 		{Empty, Empty}: true, {CompleteCommit, Empty}: true, {CompleteAbort, Empty}: true,
 		{Ongoing, Ongoing}: true, {Empty, Ongoing}: true, {CompleteCommit, Ongoing}: true, {CompleteAbort, Ongoing}: true,
 		{Ongoing, PrepareCommit}: true,
 		{Ongoing, PrepareAbort}:  true, {PrepareEpochFence, PrepareAbort}: true,
+		{Empty, PrepareAbort}: true, {CompleteCommit, PrepareAbort}: true, {CompleteAbort, PrepareAbort}: true,
 		{PrepareCommit, CompleteCommit}: true,
 		{PrepareAbort, CompleteAbort}:   true,
 		{Empty, Dead}:                   true, {CompleteAbort, Dead}: true, {CompleteCommit, Dead}: true,
