@@ -73,7 +73,7 @@ func (c *Coordinator) InitProducerID(txnID string, timeoutMs int32, expectedPID 
 			if hasExpected {
 				last = m.ProducerEpoch
 			}
-			to = m.newTransit(Empty, pid, noProducerID, 0, last, timeoutMs, nil, -1, nowMs, 0)
+			to = m.newTransit(Empty, pid, noProducerID, 0, last, timeoutMs, nil, -1, nowMs, m.ClientTransactionVersion)
 		} else {
 			var epoch, last int16
 			switch {
@@ -89,7 +89,7 @@ func (c *Coordinator) InitProducerID(txnID string, timeoutMs int32, expectedPID 
 			default:
 				return c.reply(txnID, api, kerr.ProducerFenced.Code)
 			}
-			to = m.newTransit(Empty, m.ProducerID, noProducerID, epoch, last, timeoutMs, nil, -1, nowMs, 0)
+			to = m.newTransit(Empty, m.ProducerID, noProducerID, epoch, last, timeoutMs, nil, -1, nowMs, m.ClientTransactionVersion)
 		}
 		c.prepare(m, to, pendingClient, &Answer{TxnID: txnID, API: api})
 		c.issue(m)
@@ -217,8 +217,14 @@ func (c *Coordinator) addPartitions(api API, txnID string, pid int64, epoch int1
 	if m.State == Empty || m.State.isComplete() {
 		start = nowMs
 	}
+	// Kafka 4 records the request's transaction version here (2 for
+	// AddPartitionsToTxn v5, sent by partition leaders for v2 clients);
+	// this API has no version input yet, so the id's current one is kept
+	// (Kafka's default for a transition), which differs only on a v2
+	// client's first transaction (0 here, 2 in Kafka). Only the record's
+	// field differs: EndTxn goes by its own request's version.
 	to := m.newTransit(Ongoing, m.ProducerID, noProducerID, m.ProducerEpoch, m.LastProducerEpoch, m.TimeoutMs,
-		sortedPartitions(union), start, nowMs, 0)
+		sortedPartitions(union), start, nowMs, m.ClientTransactionVersion)
 	c.prepare(m, to, pendingClient, &Answer{TxnID: txnID, API: api})
 	c.issue(m)
 	return c.take()
