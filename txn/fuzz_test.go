@@ -22,6 +22,8 @@ import (
 //     below an epoch that was written;
 //   - a successful InitProducerId or EndTxn answer names the id's current
 //     producer (or, for EndTxn, the one it moves to);
+//   - hostile requests (a known producer id with a guessed epoch, -1
+//     included) break none of the above;
 //   - in the end, with every write and marker completed and time run out,
 //     nothing is left waiting and every id has expired.
 func FuzzEvents(f *testing.F) {
@@ -62,6 +64,17 @@ func FuzzEvents(f *testing.F) {
 			case 8:
 				r.load()
 			default:
+				if m := r.c.Transaction(id); m != nil && arg&0x40 != 0 {
+					// A hostile client that knows the producer id and
+					// guesses an epoch in [-1, 2].
+					epoch := int16(arg&3) - 1
+					if arg&0x80 != 0 {
+						r.request(r.c.AddPartitions(id, m.ProducerID, epoch, parts, arg&0x20 != 0, r.now))
+					} else {
+						r.request(r.c.EndTxn(id, m.ProducerID, epoch, arg&0x10 != 0, int16(arg>>5&1)*2, r.now))
+					}
+					break
+				}
 				// A zombie with the epoch before the current one.
 				r.request(r.c.EndTxn(id, cl.pid, cl.epoch-1, arg&0x10 != 0, 0, r.now))
 			}

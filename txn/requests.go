@@ -190,7 +190,10 @@ func (c *Coordinator) addPartitions(api API, txnID string, pid int64, epoch int1
 	}
 	m := c.ids[txnID]
 	switch {
-	case m == nil, m.ProducerID != pid:
+	case m == nil, m.ProducerID != pid, m.ProducerEpoch == noProducerEpoch:
+		// (An id whose first InitProducerId was never written has no
+		// producer yet; Kafka fails the transition with an internal
+		// error, UNKNOWN_SERVER_ERROR, on its epoch of -1.)
 		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
 	case m.ProducerEpoch != epoch:
 		return c.reply(txnID, api, kerr.ProducerFenced.Code)
@@ -237,7 +240,7 @@ func (c *Coordinator) verifyPartitions(txnID string, pid int64, epoch int16, par
 	switch {
 	case txnID == "":
 		code = kerr.InvalidRequest.Code
-	case m == nil, m.ProducerID != pid:
+	case m == nil, m.ProducerID != pid, m.ProducerEpoch == noProducerEpoch:
 		code = kerr.InvalidProducerIDMapping.Code
 	case m.ProducerEpoch != epoch:
 		code = kerr.ProducerFenced.Code
@@ -284,7 +287,8 @@ func (c *Coordinator) EndTxn(txnID string, pid int64, epoch int16, commit bool, 
 		return c.reply(txnID, api, kerr.InvalidRequest.Code)
 	}
 	m := c.ids[txnID]
-	if m == nil {
+	if m == nil || m.ProducerEpoch == noProducerEpoch {
+		// (No producer yet: see addPartitions.)
 		return c.reply(txnID, api, kerr.InvalidProducerIDMapping.Code)
 	}
 	if txnVersion < 2 {
