@@ -77,6 +77,36 @@
 //     Coordinator; requests waiting on it get NOT_COORDINATOR.
 //  6. Plug its producer id allocator into Config.NewProducerID.
 //
+// # Reference and differences from Apache Kafka
+//
+// The behaviour follows Kafka 4 (TransactionCoordinator.scala as of 4.0,
+// TransactionMetadata.java and TransactionState.java of trunk), which for
+// transactions v2 differs from the 2024 snapshot in /work/.mirror: EndTxn
+// takes a v1 or a v2 path by the request's version, and v2 accepts an abort
+// from Empty and Complete*. Deliberate differences, each commented where
+// it is made:
+//
+//   - ids and partitions per transaction are bounded (see Bounds);
+//   - a v2 EndTxn that exhausts the epoch answers the next producer id at
+//     epoch 0 (what the Java client expects), not the old id at MaxInt16;
+//   - requests naming an id whose first InitProducerId was never written
+//     get INVALID_PRODUCER_ID_MAPPING (Kafka: an internal error);
+//   - a KIP-360 retry naming the last epoch at an exhausted epoch is
+//     answered (Kafka throws before looking);
+//   - a fencing abort at transaction.version 2 from MaxInt16-1 does not
+//     overflow the epoch;
+//   - AddPartitions has no transaction-version input yet (Kafka 4 records
+//     AddPartitionsToTxn v5's on the Ongoing record);
+//   - a failed write is answered COORDINATOR_NOT_AVAILABLE whatever the
+//     cause (Kafka maps the append error: NOT_COORDINATOR after losing
+//     leadership, which the broker signals by dropping the Coordinator);
+//     a failed Complete* write is retried by the next Tick (Kafka retries
+//     at once on COORDINATOR_NOT_AVAILABLE);
+//   - id expiration runs in Tick, not on its own hourly timer
+//     (transactional.id.expiration check interval);
+//   - KIP-939 (two-phase commit) and DescribeTransactions /
+//     ListTransactions are not here (Transaction and IDs expose the state).
+//
 // # Bounds
 //
 // Ids per Coordinator are bounded by Config.MaxTransactionalIDs (new ids
