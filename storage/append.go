@@ -309,6 +309,12 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 		l.completeGroup(err, false, 0, now)
 		return
 	}
+	// The group's epoch starts at its first offset if it is new; the
+	// file is written (durably) before the data, as in Kafka.
+	if err := l.assignEpoch(epoch, l.nextOffset); err != nil {
+		l.completeGroup(err, false, 0, now)
+		return
+	}
 	appendTime := int64(-1)
 	if l.cfg.LogAppendTime {
 		appendTime = now / int64(time.Millisecond)
