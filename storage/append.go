@@ -303,7 +303,9 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 			l.completeGroup(err, false, 0, now)
 			return
 		}
+		l.mu.RLock() // retention may be replacing the list (cutSegmentsLocked)
 		act = l.active()
+		l.mu.RUnlock()
 	}
 	if err := act.createIndexes(); err != nil { // no-op after the first write
 		l.completeGroup(err, false, 0, now)
@@ -562,13 +564,16 @@ func (l *Log) roll(now int64) error {
 	}
 	l.mu.Lock()
 	l.segments = append(l.segments, s)
+	// The flusher's reference, taken while old is still in the list: once
+	// it is not the active one, retention may drop it (and the log's
+	// reference) as soon as the lock is released.
+	old.acquire()
 	l.mu.Unlock()
 	l.tsSoFar, l.tsOffSoFar = -1, -1
 	// Like Kafka, flush the rolled segment in the background: a 1 GiB
 	// fdatasync on the append path would stall every producer. The
 	// recovery point passes it only once this completes. Its indexes are
 	// synced there too, even when the data already is (flush.messages=1).
-	old.acquire()
 	l.queueRolled(old)
 	return nil
 }

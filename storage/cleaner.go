@@ -148,7 +148,7 @@ func (c *Cleaner) Stats() CleanerStats {
 	maxRatio := 0.0
 	for _, m := range c.managers {
 		for _, l := range m.openLogs() {
-			if cl, ok := l.snapshotForClean(now); ok {
+			if cl, ok := l.snapshotForClean(now, false); ok {
 				maxRatio = max(maxRatio, cl.ratio())
 			}
 		}
@@ -225,7 +225,7 @@ func (c *Cleaner) grab() (*Log, *Manager) {
 			if busy {
 				continue
 			}
-			cl, ok := l.snapshotForClean(now)
+			cl, ok := l.snapshotForClean(now, false)
 			if !ok || cl.dirtyBytes == 0 {
 				continue
 			}
@@ -321,8 +321,12 @@ func (t *cleanerThread) clean(l *Log, once bool) (CleanStats, error) {
 func (t *cleanerThread) round(l *Log) (st CleanStats, more bool, err error) {
 	start := t.c.clock.Now()
 	nowMs := start.UnixMilli()
-	cl, ok := l.snapshotForClean(nowMs)
-	if !ok || cl.firstDirty >= cl.uncleanable {
+	cl, ok := l.snapshotForClean(nowMs, true)
+	if !ok {
+		return st, false, nil
+	}
+	defer cl.unpin()
+	if cl.firstDirty >= cl.uncleanable {
 		return st, false, nil
 	}
 	st.FirstDirty = cl.firstDirty
