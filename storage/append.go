@@ -176,6 +176,10 @@ func (l *Log) service() bool {
 		l.mu.Lock()
 		if l.crash {
 			l.head, l.tail, l.pendingBytes = nil, nil, 0
+			if r := l.truncReq; r != nil {
+				l.truncReq = nil
+				r.done <- ErrClosed
+			}
 			l.mu.Unlock()
 			l.busySinceNs.Store(0)
 			return true
@@ -189,6 +193,13 @@ func (l *Log) service() bool {
 		}
 		if l.failed != nil {
 			st.unflushedMsgs = 0 // nothing more to flush on a failed log
+		}
+		if r := l.truncReq; r != nil {
+			// Between groups, before anything queued: see TruncateTo.
+			l.truncReq = nil
+			l.mu.Unlock()
+			r.done <- l.truncate(r.offset, now)
+			continue
 		}
 		if l.idleRoll {
 			l.idleRoll = false
@@ -545,6 +556,27 @@ func (l *Log) roll(now int64) error {
 	// behind the disk for seconds under write-back pressure.
 	if err := old.trimIndexes(); err != nil {
 		return err
+	}
+	if l.nextOffset <= l.staleRecoveryPoint {
+		// After a truncation, a checkpointed recovery point may still lie
+		// at or above the new segment's base: the next open would then
+		// trust old unscanned, so it must be on disk first (TruncateTo).
+		err := l.durableNames(old)
+		if err == nil {
+			err = l.datasync(old.f)
+		}
+		if err != nil {
+			if uerr := old.untrimIndexes(); uerr != nil {
+				l.mu.Lock()
+				l.failed = uerr
+				l.mu.Unlock()
+			}
+			return err
+		}
+		l.mu.Lock()
+		old.syncedTo = old.next
+		l.updateRecoveryPointLocked()
+		l.mu.Unlock()
 	}
 	s, err := createSegment(l.fs, l.dir, l.nextOffset, &l.cfg, now)
 	if err != nil {

@@ -277,14 +277,15 @@ func (c *Cleaner) CleanLog(l *Log) (CleanStats, error) {
 	return c.newThread().clean(l, false)
 }
 
-// aborted: the cleaner or the log is shutting down.
+// aborted: the cleaner or the log is shutting down, or a TruncateTo of
+// the log is waiting for the round to stop (truncate.go).
 func (c *Cleaner) aborted(l *Log) bool {
 	select {
 	case <-c.stop:
 		return true
 	default:
 	}
-	return l.cleanAbort.Load()
+	return l.cleanAbort.Load() || l.truncating.Load() > 0
 }
 
 // clean runs rounds on l until its dirty section is clean; once: one round

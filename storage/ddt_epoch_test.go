@@ -15,6 +15,7 @@ import (
 //	epochs                           the cache's entries, then the file's content
 //	end-offset epoch=N [leader=N]    EndOffsetForEpoch (with leader: ...AsLeader)
 //	epoch-file                       write the input as leader-epoch-checkpoint (no input: remove it)
+//	truncate-to offset=N             TruncateTo(N)
 
 // set-epoch N: the epoch stamped into later appends.
 func (r *ddRunner) handleSetEpoch(d *datadriven.TestData) string {
@@ -82,4 +83,12 @@ func (r *ddRunner) handleEpochFile(d *datadriven.TestData) string {
 		return "error: " + err.Error()
 	}
 	return ""
+}
+
+// truncate-to offset=N: TruncateTo; prints the state.
+func (r *ddRunner) handleTruncateTo(d *datadriven.TestData) string {
+	if err := r.l.TruncateTo(r.intArg(d, "offset", -1)); err != nil {
+		return "error: " + err.Error()
+	}
+	return r.state()
 }

@@ -24,7 +24,8 @@ package storage
 //	truncate cut=N [seg=] | corrupt at=N [seg=] | garbage n=N [seg=] | zeros n=N [seg=]
 //	remove-index [seg=] | scribble-index [seg=]       damage a file
 //	read [offset=N] [max=N] | list-offsets [ts=N] | verify
-//	set-epoch N | epochs | end-offset epoch=N [leader=N] | epoch-file    (ddt_epoch_test.go)
+//	set-epoch N | epochs | end-offset epoch=N [leader=N] | epoch-file
+//	truncate-to offset=N                              (ddt_epoch_test.go)
 
 import (
 	"fmt"
@@ -130,6 +131,8 @@ func (r *ddRunner) handle(d *datadriven.TestData) string {
 		return r.handleEndOffset(d)
 	case "epoch-file":
 		return r.handleEpochFile(d)
+	case "truncate-to":
+		return r.handleTruncateTo(d)
 	}
 	d.Fatalf(r.t, "unknown command %q", d.Cmd)
 	return ""

@@ -143,10 +143,23 @@ type Log struct {
 	flusherDone   chan struct{} // closed when the running flusher finds its queue empty
 	firing        []Waiter
 
+	// truncReq is a TruncateTo waiting for the writer (guarded by mu);
+	// truncating counts TruncateTo calls in progress, which abort and
+	// pause the cleaner (truncate.go).
+	truncReq   *truncateReq
+	truncating atomic.Int32
+	// staleRecoveryPoint is the highest recovery point this log had before
+	// a truncation lowered it: a checkpoint may still hold it, so rolls
+	// below it sync the closed segment first (truncate.go). Writer only.
+	staleRecoveryPoint int64
+
 	// The leader-epoch cache (log_epoch.go): entries guarded by mu;
 	// epochFileMu serializes the changes written to its file.
 	epochs      epochCache
 	epochFileMu sync.Mutex
+	// epochFileStale (guarded by epochFileMu): the last write of the file
+	// failed, so it may not hold the entries.
+	epochFileStale bool
 	// recoveredFrom is the base of the first segment load scanned
 	// (math.MaxInt64: none). Opener only.
 	recoveredFrom int64

@@ -39,15 +39,19 @@ import (
 // epochFilePath is the partition's leader-epoch-checkpoint.
 func (l *Log) epochFilePath() string { return filepath.Join(l.dir, LeaderEpochCheckpointFile) }
 
-// persistEpochs writes the current entries to the file.
+// persistEpochs writes the current entries to the file. After a failure
+// the file is marked stale (l.epochFileStale), so the next truncation of
+// the cache writes it even when it changes nothing in memory.
 // REQUIRES: l.epochFileMu held, l.mu not held.
 func (l *Log) persistEpochs() error {
 	l.mu.RLock()
 	data := encodeLeaderEpochCheckpoint(l.epochs.entries)
 	l.mu.RUnlock()
 	if err := WriteFileAtomic(l.fs, l.epochFilePath(), data); err != nil {
+		l.epochFileStale = true
 		return fmt.Errorf("write %s: %w", l.epochFilePath(), err)
 	}
+	l.epochFileStale = false
 	return nil
 }
 
@@ -93,7 +97,22 @@ func (l *Log) truncateEpochsFromStart() error {
 	l.mu.Lock()
 	changed := l.epochs.truncateFromStart(l.logStart)
 	l.mu.Unlock()
-	if !changed {
+	if !changed && !l.epochFileStale {
+		return nil
+	}
+	return l.persistEpochs()
+}
+
+// truncateEpochsFromEnd drops the entries at or after end (the log end
+// after TruncateTo) and writes the file if that changed it.
+// REQUIRES: l.mu not held.
+func (l *Log) truncateEpochsFromEnd(end int64) error {
+	l.epochFileMu.Lock()
+	defer l.epochFileMu.Unlock()
+	l.mu.Lock()
+	changed := l.epochs.truncateFromEnd(end)
+	l.mu.Unlock()
+	if !changed && !l.epochFileStale {
 		return nil
 	}
 	return l.persistEpochs()
