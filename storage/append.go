@@ -44,6 +44,9 @@ type appendReq struct {
 	enqueuedNs int64
 	class      int
 	res        AppendResult
+	// replicaBase is an AppendReplica's first offset (replica.go); -1 for
+	// an Append, whose offsets the writer assigns.
+	replicaBase int64
 }
 
 const (
@@ -110,11 +113,17 @@ func (l *Log) enqueue(batches []byte, offsets, records int64, cb AppendCallback)
 	r := getReq(len(batches))
 	r.buf = append(r.buf[:0], batches...)
 	r.cb, r.records, r.offsets = cb, records, offsets
+	r.replicaBase = -1
+	return l.enqueueReq(r)
+}
+
+// enqueueReq queues a filled request (Append's or AppendReplica's).
+func (l *Log) enqueueReq(r *appendReq) error {
 	if l.pol.lingerNs > 0 {
 		r.enqueuedNs = l.clock.Now().UnixNano()
 	}
 	l.mu.Lock()
-	if err := l.acceptErr(int64(len(batches))); err != nil {
+	if err := l.acceptErr(int64(len(r.buf))); err != nil {
 		l.mu.Unlock()
 		putReq(r)
 		return err
@@ -258,14 +267,17 @@ func (l *Log) takeGroup(now int64) {
 		space = l.cfg.SegmentBytes // the group starts a new segment
 	}
 	r := l.head
-	n := l.pol.groupCut(func(i int) (int64, bool) {
-		if r == nil {
-			return 0, false
-		}
-		sz := int64(len(r.buf))
-		r = r.next
-		return sz, true
-	}, space)
+	n := 1 // an AppendReplica is a group of its own (replica.go)
+	if r.replicaBase < 0 {
+		n = l.pol.groupCut(func(i int) (int64, bool) {
+			if r == nil || r.replicaBase >= 0 {
+				return 0, false
+			}
+			sz := int64(len(r.buf))
+			r = r.next
+			return sz, true
+		}, space)
+	}
 	l.group = l.group[:0]
 	for i := 0; i < n; i++ {
 		g := l.head
@@ -297,8 +309,19 @@ func (l *Log) needRoll(s *segment, n, offsets int64, now int64) bool {
 
 // writeGroup stamps offsets into l.group, rolls if needed, writes the group
 // with one Writev (+ linked fdatasync when the policy says) and completes it.
+// A group holding an AppendReplica goes to writeReplicaGroup.
 // REQUIRES: writer goroutine; l.mu not held.
 func (l *Log) writeGroup(now int64, epoch int32) {
+	if l.group[0].replicaBase >= 0 {
+		l.writeReplicaGroup(now)
+		return
+	}
+	l.writeGroupAt(now, epoch, false)
+}
+
+// writeGroupAt is writeGroup's body; replica: l.group is one AppendReplica
+// whose epochs are already assigned, written as it is.
+func (l *Log) writeGroupAt(now int64, epoch int32, replica bool) {
 	var groupMsgs, groupOffsets, groupBytes int64
 	for _, r := range l.group {
 		groupMsgs += r.records
@@ -324,19 +347,26 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 	}
 	// The group's epoch starts at its first offset if it is new; the
 	// file is written (durably) before the data, as in Kafka.
-	if err := l.assignEpoch(epoch, l.nextOffset); err != nil {
-		l.completeGroup(err, false, 0, now)
-		return
+	if !replica {
+		if err := l.assignEpoch(epoch, l.nextOffset); err != nil {
+			l.completeGroup(err, false, 0, now)
+			return
+		}
 	}
 	appendTime := int64(-1)
-	if l.cfg.LogAppendTime {
+	if l.cfg.LogAppendTime && !replica {
 		appendTime = now / int64(time.Millisecond)
 	}
 	next := l.nextOffset
 	l.iov = l.iov[:0]
 	for _, r := range l.group {
 		base := next
-		next, _, _ = stampBatches(r.buf, base, epoch, appendTime)
+		if replica { // the leader's offsets and bytes, untouched
+			base = r.replicaBase
+			next = base + r.offsets
+		} else {
+			next, _, _ = stampBatches(r.buf, base, epoch, appendTime)
+		}
 		r.res = AppendResult{BaseOffset: base, LastOffset: next - 1, LogAppendTime: appendTime}
 		l.iov = append(l.iov, r.buf)
 	}

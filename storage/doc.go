@@ -44,6 +44,7 @@
 //	l.DeleteRecords(offset)                       // DeleteRecords API: moves the log start offset
 //	e, end := l.EndOffsetForEpoch(epoch)          // OffsetForLeaderEpoch (…AsLeader(epoch, current) on a leader)
 //	err := l.TruncateTo(offset)                   // follower: remove every record at or above offset
+//	err := l.AppendReplica(batches, cb)           // follower: the leader's batches at their own offsets, unchanged
 //	l.EnforceRetention(now)                       // call every log.retention.check.interval.ms
 //	m.Checkpoint()                                // every log.flush.offset.checkpoint.interval.ms
 //	stuck := m.Stalled(bound)                     // partitions whose writer spent > bound in one write/fdatasync (systemd watchdog)
@@ -149,6 +150,12 @@
 // that recovery point and Open trusts the segments below it unscanned.
 // A Region over the cut part of the active segment becomes short; the
 // sender must treat that as a failed transfer.
+//
+// AppendReplica (replica.go) is Kafka's appendAsFollower: validated and
+// checked for contiguous offsets on the caller, queued like an Append but
+// a group of its own, its first offset checked against the log end on the
+// writer (ErrReplicaOffset), each batch's epoch assigned, bytes written as
+// received.
 //
 // # Compaction (cleaner*.go)
 //
