@@ -81,7 +81,7 @@
 //
 // The behaviour follows Kafka 4 (TransactionCoordinator.scala as of 4.0,
 // TransactionMetadata.java and TransactionState.java of trunk), which for
-// transactions v2 differs from the 2024 snapshot in /work/.mirror: EndTxn
+// transactions v2 differs from Kafka 3.x: EndTxn
 // takes a v1 or a v2 path by the request's version, and v2 accepts an abort
 // from Empty and Complete*. Deliberate differences, each commented where
 // it is made:
