@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run cluster cluster-stop cluster-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
+.PHONY: all build run cluster cluster-stop cluster-test java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
 
 all: build
 
@@ -73,6 +73,14 @@ metamorphic:
 CLEANER_CRASH_SEEDS ?= 5
 cleaner-crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCleanerCrashSteps$$|TestCleanerSIGKILL$$' ./storage/ -cleancrash.all -cleancrash.kills=50 -cleancrash.seeds=$(CLEANER_CRASH_SEEDS) $(if $(CLEANER_CRASH_SEED),-cleancrash.seed=$(CLEANER_CRASH_SEED))
+
+# Apache Kafka's own Java tools (kafka-topics, the perf producer, the console
+# consumer, kafka-get-offsets, kafka-metadata-quorum) against one node and a
+# three-node cluster, both backends (opt-in). Build the tools first:
+#   scripts/build-kafka-java-tools.sh <apache/kafka git dir>   (into .deps/kafka-java-3.8.0)
+KAFKA_JAVA_BIN ?= $(CURDIR)/.deps/kafka-java-3.8.0/bin
+java-tools-test:
+	KAFKA_JAVA_BIN=$(KAFKA_JAVA_BIN) $(GO) test -tags javatools -count=1 -timeout 40m -v -run 'TestJavaTools' ./tests/integration/
 
 integration:
 	$(GO) test -count=1 -timeout 15m $(INTEGRATION_PKGS)
