@@ -17,9 +17,11 @@ package group
 // ways at once.
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // CheckTxnCommit validates a TxnOffsetCommit to groupID; 0 means the
@@ -103,4 +105,35 @@ func (c *Coordinator) HasPendingTxnOffset(groupID string, tp TopicPartition) boo
 		}
 	}
 	return false
+}
+
+// LoadTxnOffset replays one record of a transactional batch of producerID
+// read back from __consumer_offsets: an offset becomes pending, as
+// ApplyTxnOffset; any other record is loaded as Load does (a transactional
+// batch only ever holds offsets).
+func (c *Coordinator) LoadTxnOffset(now time.Time, producerID int64, key, value []byte) error {
+	if len(key) < 2 {
+		return ErrBadRecord
+	}
+	if version := int16(key[0])<<8 | int16(key[1]); version != 0 && version != 1 {
+		return c.Load(now, key, value)
+	}
+	var k kmsg.OffsetCommitKey
+	if err := k.ReadFrom(key); err != nil {
+		return fmt.Errorf("%w: offset key: %v", ErrBadRecord, err)
+	}
+	if value == nil {
+		return nil // Kafka's TxnOffsetCommit never writes a tombstone
+	}
+	var v kmsg.OffsetCommitValue
+	if err := v.ReadFrom(value); err != nil {
+		return fmt.Errorf("%w: offset value: %v", ErrBadRecord, err)
+	}
+	le := int32(-1)
+	if v.Version >= 3 {
+		le = v.LeaderEpoch
+	}
+	c.ApplyTxnOffset(now, k.Group, producerID, TopicPartition{k.Topic, k.Partition},
+		Offset{Offset: v.Offset, LeaderEpoch: le, Metadata: v.Metadata, CommitTimestamp: v.CommitTimestamp})
+	return nil
 }
