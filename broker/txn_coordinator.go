@@ -127,8 +127,9 @@ type txnCoordinator struct {
 	segBytes   int32
 	interval   time.Duration
 	cfg        txn.Config // template; CoordinatorEpoch per partition
-	// markers is the data path; nil before it exists (markers are then
-	// retried until the broker has one).
+	// markers is the data path (the Broker's WriteTxnMarkers, found by an
+	// interface assertion so this compiles before the data path exists);
+	// nil without it.
 	markers txnMarkerWriter
 
 	mu     sync.Mutex
@@ -408,8 +409,11 @@ func (tc *txnCoordinator) writeDone(part int32, co *txn.Coordinator, txnID strin
 // partitions that failed, then completes them. Runs without mu.
 func (tc *txnCoordinator) sendMarkers(job txnMarkerJob) {
 	if tc.markers == nil {
-		tc.log.Warn("no transaction marker writer (data path): retrying", zap.String("transactional.id", job.m.TxnID))
-		tc.retryMarkers(job)
+		// Built without the data path: nothing here can ever write the
+		// markers, so the transaction stays in Prepare* (a broker with
+		// the data path resumes it from __transaction_state at start).
+		tc.log.Error("transaction decided but this build cannot write its markers (no WriteTxnMarkers)",
+			zap.String("transactional.id", job.m.TxnID), zap.Bool("commit", job.m.Commit))
 		return
 	}
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
