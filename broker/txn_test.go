@@ -278,6 +278,17 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 		if at := fetchOffset(); at != -1 {
 			t.Errorf("transactional offset visible before the commit: %d", at)
 		}
+		stableFetch := func() int16 {
+			r := kmsg.NewPtrOffsetFetchRequest()
+			r.Group, r.RequireStable = "g", true
+			rt := kmsg.NewOffsetFetchRequestTopic()
+			rt.Topic, rt.Partitions = "txn-in", []int32{0}
+			r.Topics = append(r.Topics, rt)
+			cl7 := txnClient(tb, map[kmsg.Key]int16{kmsg.OffsetFetch: 7})
+			resp := request[*kmsg.OffsetFetchResponse](t, cl7, r)
+			return resp.Topics[0].Partitions[0].ErrorCode
+		}
+		wantCode(t, "OffsetFetch require_stable with a pending transactional commit", stableFetch(), kerr.UnstableOffsetCommit.Code)
 
 		s := describeTxn(t, cl, "t-a")
 		offsetsPart := group.PartitionFor("g", 5)
@@ -318,6 +329,7 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 			if at := fetchOffset(); at != 42 {
 				t.Errorf("committed transactional offset: %d, want 42", at)
 			}
+			wantCode(t, "OffsetFetch require_stable after the commit", stableFetch(), 0)
 		} else {
 			// The decision is durable; the markers wait for the data path.
 			waitTxnState(t, cl, "t-a", "PrepareCommit")
