@@ -341,6 +341,14 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 		if s.ErrorCode != 0 || s.ProducerID != pid || s.ProducerEpoch != epoch || (s.State != "CompleteCommit" && s.State != "PrepareCommit") {
 			t.Fatalf("after restart: %+v", s)
 		}
+		if !txnDataPath() {
+			// The transactional offset was reloaded as pending (its
+			// batch has no marker yet).
+			wantCode(t, "OffsetFetch require_stable after restart", stableFetch(), kerr.UnstableOffsetCommit.Code)
+			if at := fetchOffset(); at != -1 {
+				t.Errorf("undecided transactional offset visible after restart: %d", at)
+			}
+		}
 		if txnDataPath() {
 			waitTxnState(t, cl, "t-a", "CompleteCommit")
 			if at := fetchOffset(); at != 42 {
