@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/internal/clock"
+	"github.com/ringbroker/ringbroker/txn"
 )
 
 // txnDataPath reports whether this build has the partition-side data path
@@ -619,4 +621,119 @@ func TestTxnZombieFencing(t *testing.T) {
 			t.Errorf("read_committed saw %v, want only new-1", got)
 		}
 	})
+}
+
+// scriptedMarkers stands in for the data path's WriteTxnMarkers in
+// TestTxnMarkerRetry only: it answers each marker with the next code
+// scripted for its partition (NONE once the script is used up), from
+// another goroutine as the data path does, and records what was asked.
+type scriptedMarkers struct {
+	mu     sync.Mutex
+	script map[txn.TopicPartition][]int16
+	asked  [][]txn.TopicPartition
+}
+
+func (s *scriptedMarkers) WriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest, done func(*kmsg.WriteTxnMarkersResponse)) {
+	resp := kmsg.NewPtrWriteTxnMarkersResponse()
+	var asked []txn.TopicPartition
+	s.mu.Lock()
+	for _, m := range req.Markers {
+		rm := kmsg.NewWriteTxnMarkersResponseMarker()
+		rm.ProducerID = m.ProducerID
+		for _, t := range m.Topics {
+			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				tp := txn.TopicPartition{Topic: t.Topic, Partition: p}
+				asked = append(asked, tp)
+				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				rp.Partition = p
+				if codes := s.script[tp]; len(codes) > 0 {
+					rp.ErrorCode, s.script[tp] = codes[0], codes[1:]
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rm.Topics = append(rm.Topics, rt)
+		}
+		resp.Markers = append(resp.Markers, rm)
+	}
+	s.asked = append(s.asked, asked)
+	s.mu.Unlock()
+	go done(resp)
+}
+
+// TestTxnMarkerRetry is a unit test of the coordinator glue's marker policy
+// (the end-to-end tests above use the real data path): a partition whose
+// marker failed is sent again alone until written, a partition deleted
+// meanwhile (UNKNOWN_TOPIC_OR_PARTITION) is dropped, the marker on the
+// group's __consumer_offsets partition commits the transactional offset,
+// and only then is CompleteCommit written.
+func TestTxnMarkerRetry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		markers := &scriptedMarkers{script: map[txn.TopicPartition][]int16{
+			{Topic: "txn-m", Partition: 0}: {kerr.NotLeaderForPartition.Code, kerr.RequestTimedOut.Code},
+			{Topic: "txn-m", Partition: 1}: {kerr.UnknownTopicOrPartition.Code},
+		}}
+		tb := &testBroker{t: t, dir: t.TempDir(), backend: backend, mod: func(o *Options, _ *RegistryOptions) {
+			o.Txn = TxnOptions{Enable: true, StateLogNumPartitions: 5}
+			o.OffsetsTopicNumPartitions = 5
+		}, onNew: func(b *Broker) { b.txns.markers = markers }}
+		tb.start()
+		t.Cleanup(tb.stop)
+		cl := txnClient(tb, nil)
+		ctx := context.Background()
+		if _, err := tb.admin().CreateTopic(ctx, 2, 1, nil, "txn-m"); err != nil {
+			t.Fatal(err)
+		}
+		init := initTxn(t, cl, "t-m", 30000)
+		pid, epoch := init.ProducerID, init.ProducerEpoch
+		wantCode(t, "AddPartitionsToTxn", addPartitions(t, cl, "t-m", pid, epoch, "txn-m", 0, 1)[0], 0)
+		ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+		ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = "t-m", pid, epoch, "gm"
+		wantCode(t, "AddOffsetsToTxn", request[*kmsg.AddOffsetsToTxnResponse](t, cl, ao).ErrorCode, 0)
+		oc := kmsg.NewPtrTxnOffsetCommitRequest()
+		oc.TransactionalID, oc.Group, oc.ProducerID, oc.ProducerEpoch, oc.Generation = "t-m", "gm", pid, epoch, -1
+		ot := kmsg.NewTxnOffsetCommitRequestTopic()
+		ot.Topic = "txn-m"
+		op := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		op.Partition, op.Offset = 1, 7
+		ot.Partitions = append(ot.Partitions, op)
+		oc.Topics = append(oc.Topics, ot)
+		wantCode(t, "TxnOffsetCommit", request[*kmsg.TxnOffsetCommitResponse](t, cl, oc).Topics[0].Partitions[0].ErrorCode, 0)
+		wantCode(t, "EndTxn", endTxn(t, cl, "t-m", pid, epoch, true), 0)
+		waitTxnState(t, cl, "t-m", "CompleteCommit")
+
+		markers.mu.Lock()
+		asked := markers.asked
+		markers.mu.Unlock()
+		offsets := txn.TopicPartition{Topic: offsetsTopic, Partition: group.PartitionFor("gm", 5)}
+		m0 := txn.TopicPartition{Topic: "txn-m", Partition: 0}
+		m1 := txn.TopicPartition{Topic: "txn-m", Partition: 1}
+		if len(asked) != 3 || !sameTPs(asked[0], offsets, m0, m1) || !sameTPs(asked[1], m0) || !sameTPs(asked[2], m0) {
+			t.Errorf("marker requests %v, want all three, then txn-m-0 twice", asked)
+		}
+		offs, err := tb.admin().FetchOffsets(ctx, "gm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := offs.Lookup("txn-m", 1); !ok || o.At != 7 {
+			t.Errorf("transactional offset after the commit marker: %+v %v, want 7", o, ok)
+		}
+	})
+}
+
+func sameTPs(got []txn.TopicPartition, want ...txn.TopicPartition) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || g == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
