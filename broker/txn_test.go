@@ -325,6 +325,25 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 		presp := request[*kmsg.ProduceResponse](t, cl, pr)
 		wantTxnCode(t, "produce to __transaction_state", presp.Topics[0].Partitions[0].ErrorCode, kerr.InvalidTopicException.Code)
 
+		// A transactional produce to a partition outside the transaction.
+		tpr := kmsg.NewPtrProduceRequest()
+		txnID := "t-a"
+		tpr.TransactionID, tpr.Acks, tpr.TimeoutMillis = &txnID, -1, 5000
+		tpt := kmsg.NewProduceRequestTopic()
+		tpt.Topic = "txn-in"
+		tpp := kmsg.NewProduceRequestTopicPartition()
+		tpp.Partition = 1
+		tpp.Records = appendTxnRecordBatch(time.Now().UnixMilli(), pid, epoch, [][2][]byte{{[]byte("k"), []byte("v")}})
+		tpt.Partitions = append(tpt.Partitions, tpp)
+		tpr.Topics = append(tpr.Topics, tpt)
+		code := request[*kmsg.ProduceResponse](t, cl, tpr).Topics[0].Partitions[0].ErrorCode
+		switch {
+		case !txnDataPath():
+			wantTxnCode(t, "transactional produce without the data path", code, kerr.TransactionalIDAuthorizationFailed.Code)
+		case code != kerr.TransactionAbortable.Code && code != kerr.InvalidTxnState.Code:
+			t.Errorf("transactional produce outside the transaction: %s, want TRANSACTION_ABORTABLE or INVALID_TXN_STATE", codeName(code))
+		}
+
 		wantTxnCode(t, "EndTxn commit", endTxn(t, cl, "t-a", pid, epoch, true), 0)
 		if txnDataPath() {
 			waitTxnState(t, cl, "t-a", "CompleteCommit")
