@@ -313,6 +313,23 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 			t.Errorf("ListTransactions pattern: %+v", ltr.TransactionStates)
 		}
 
+		// The admin client's view (kafka-transactions.sh uses the same APIs).
+		adm := tb.admin()
+		described, err := adm.DescribeTransactions(ctx, "t-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := described["t-a"]; !ok || d.State != "Ongoing" || d.ProducerID != pid || d.Coordinator != 0 {
+			t.Errorf("kadm DescribeTransactions: %+v", described)
+		}
+		listed, err := adm.ListTransactions(ctx, []int64{pid}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, ok := listed["t-a"]; len(listed) != 1 || !ok || l.State != "Ongoing" {
+			t.Errorf("kadm ListTransactions: %+v", listed)
+		}
+
 		// Clients cannot write the coordinator's topic.
 		pr := kmsg.NewPtrProduceRequest()
 		pr.Acks, pr.TimeoutMillis = -1, 5000
