@@ -2,19 +2,26 @@ package broker
 
 // OffsetForLeaderEpoch (key 23), versions 0-4.
 //
-// Behaviour: every partition has had one leader epoch, 0 (one broker, no
-// leader changes; Metadata reports epoch 0). Asked for epoch 0 the answer is
-// (epoch 0, end offset = high watermark); asked for any other epoch it is
-// (-1, -1), Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET, which is what
-// Kafka's leader-epoch cache answers for an epoch it does not hold.
-// current_leader_epoch (v2+) is fenced as in ListOffsets (UNKNOWN_LEADER_EPOCH
-// above 0, FENCED_LEADER_EPOCH below it, -1 skips the check). Unknown
-// topic or partition: UNKNOWN_TOPIC_OR_PARTITION. In-memory only: answered
-// on the ring thread.
+// Behaviour: answered from the partition log's leader-epoch cache
+// (storage: leader-epoch-checkpoint, Kafka's LeaderEpochFileCache) as
+// Kafka's leader answers it (endOffsetFor): the largest epoch <= the one
+// asked that wrote to this log, and its end offset, which is where the next
+// epoch starts, or the log end offset for the latest epoch; an epoch below
+// every cached one gets the start of the first cached epoch; an epoch above
+// every one, or -1, gets (-1, -1), Kafka's UNDEFINED_EPOCH /
+// UNDEFINED_EPOCH_OFFSET. The leader's current epoch counts as started at
+// the log end even before its first batch (Kafka's makeLeader assigns it
+// then; here it is written with that batch), so a follower of an older
+// epoch learns where that epoch ended. current_leader_epoch (v2+) is fenced
+// as in ListOffsets (UNKNOWN_LEADER_EPOCH above the served epoch,
+// FENCED_LEADER_EPOCH below it, -1 skips the check). A partition not led
+// here: NOT_LEADER_OR_FOLLOWER (servedPartition); unknown topic or
+// partition: UNKNOWN_TOPIC_OR_PARTITION. In-memory only (the cache is read
+// under the log's read lock): answered on the ring thread.
 //
-// Differences from Apache Kafka: the end offset is the high watermark, which
-// here always equals the log end offset of completed writes; no epoch cache
-// file (leader-epoch-checkpoint) is kept.
+// Differences from Apache Kafka: the log end offset is that of completed
+// writes. A requested epoch below -1 is answered (-1, -1) (Kafka's cache
+// would answer the requested epoch with its first start offset).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,11 +47,8 @@ func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.Reques
 				rp.ErrorCode = code
 			case checkPartitionEpoch(part, p.CurrentLeaderEpoch) != 0:
 				rp.ErrorCode = checkPartitionEpoch(part, p.CurrentLeaderEpoch)
-			case p.LeaderEpoch >= 0 && p.LeaderEpoch <= part.leaderEpoch.Load():
-				// One copy of every partition (no replication yet): no
-				// epoch's log can have diverged, so every epoch up to the
-				// current one ends at the high watermark.
-				rp.LeaderEpoch, rp.EndOffset = part.leaderEpoch.Load(), part.Log.HighWatermark()
+			case p.LeaderEpoch >= 0:
+				rp.LeaderEpoch, rp.EndOffset = part.Log.EndOffsetForEpochAsLeader(p.LeaderEpoch, part.leaderEpoch.Load())
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}

@@ -128,6 +128,41 @@ func TestListOffsetsDeleteRecordsEpochs(t *testing.T) {
 		if got := ofle(4, 0, 1); got.ErrorCode != kerr.UnknownLeaderEpoch.Code {
 			t.Fatalf("current epoch 1: %+v", got)
 		}
+
+		// A leader change to epoch 3 (as the cluster metadata would apply
+		// it): before epoch 3 writes, it counts as started at the log end;
+		// after, epoch 0 ends where it starts (the leader-epoch cache).
+		part := tb.Reg.Partition("lo", 0)
+		part.leaderEpoch.Store(3)
+		part.Log.SetLeaderEpoch(3)
+		if got := ofle(4, 0, 3); got.ErrorCode != 0 || got.LeaderEpoch != 0 || got.EndOffset != 10 {
+			t.Fatalf("epoch 0 under leader epoch 3, nothing written: %+v", got)
+		}
+		if got := ofle(4, 3, 3); got.ErrorCode != 0 || got.LeaderEpoch != 3 || got.EndOffset != 10 {
+			t.Fatalf("epoch 3, nothing written: %+v", got)
+		}
+		if got := ofle(4, 0, 0); got.ErrorCode != kerr.FencedLeaderEpoch.Code {
+			t.Fatalf("current epoch 0 under 3: %+v", got)
+		}
+		for i := 0; i < 2; i++ { // offsets 10-13 in epoch 3
+			if got := rc.produceRaw(9, "lo", 0, prodBatch(-1, -1, -1, t0+int64(10+i)*1000, prodValues("w", 2)...)); got.ErrorCode != 0 {
+				t.Fatalf("produce in epoch 3: %v", kerr.ErrorForCode(got.ErrorCode))
+			}
+		}
+		for _, c := range []struct {
+			epoch, wantEpoch int32
+			wantEnd          int64
+		}{
+			// DeleteRecords above left no record of epoch 0 (log start 10):
+			// epoch 3's first batch, at 10, replaced its entry, so an
+			// older epoch is answered as below every cached one (Kafka's
+			// endOffsetFor: the epoch asked, the first cached start).
+			{0, 0, 10}, {2, 2, 10}, {3, 3, 14}, {4, -1, -1},
+		} {
+			if got := ofle(4, c.epoch, -1); got.ErrorCode != 0 || got.LeaderEpoch != c.wantEpoch || got.EndOffset != c.wantEnd {
+				t.Fatalf("epoch %d after epoch 3 wrote: %+v, want (%d, %d)", c.epoch, got, c.wantEpoch, c.wantEnd)
+			}
+		}
 	})
 }
 

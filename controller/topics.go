@@ -63,7 +63,7 @@ func (c *Controller) CreateTopics(img metadata.Image, req *kmsg.CreateTopicsRequ
 			}
 			continue
 		}
-		resp.Topics = append(resp.Topics, c.createTopic(b, t, req.ValidateOnly))
+		resp.Topics = append(resp.Topics, c.createTopic(b, t, req.Version, req.ValidateOnly))
 	}
 	return resp, b.done()
 }
@@ -74,7 +74,7 @@ func createTopicError(topic string, code int16, msg *string) kmsg.CreateTopicsRe
 	return t
 }
 
-func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, validateOnly bool) kmsg.CreateTopicsResponseTopic {
+func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, version int16, validateOnly bool) kmsg.CreateTopicsResponseTopic {
 	fail := func(code int16, format string, args ...any) kmsg.CreateTopicsResponseTopic {
 		return createTopicError(t.Topic, code, errMsg(format, args...))
 	}
@@ -153,6 +153,17 @@ func (c *Controller) createTopic(b *batch, t *kmsg.CreateTopicsRequestTopic, val
 	out := kmsg.NewCreateTopicsResponseTopic()
 	out.Topic = t.Topic
 	out.NumPartitions, out.ReplicationFactor = int32(len(assignment)), int16(len(assignment[0]))
+	if version >= 5 {
+		// v5+ answers carry the topic's configs, as DescribeConfigs would
+		// show them. Never null: the Java admin client dereferences them
+		// whenever NumPartitions is set.
+		out.Configs = []kmsg.CreateTopicsResponseTopicConfig{}
+		for _, e := range c.topicCfg.DescribeTopic(configs) {
+			out.Configs = append(out.Configs, kmsg.CreateTopicsResponseTopicConfig{
+				Name: e.Name, Value: e.Value, ReadOnly: e.ReadOnly, Source: int8(e.Source),
+			})
+		}
+	}
 	if validateOnly {
 		return out
 	}

@@ -44,6 +44,9 @@ type appendReq struct {
 	enqueuedNs int64
 	class      int
 	res        AppendResult
+	// replicaBase is an AppendReplica's first offset (replica.go); -1 for
+	// an Append, whose offsets the writer assigns.
+	replicaBase int64
 }
 
 const (
@@ -110,11 +113,17 @@ func (l *Log) enqueue(batches []byte, offsets, records int64, cb AppendCallback)
 	r := getReq(len(batches))
 	r.buf = append(r.buf[:0], batches...)
 	r.cb, r.records, r.offsets = cb, records, offsets
+	r.replicaBase = -1
+	return l.enqueueReq(r)
+}
+
+// enqueueReq queues a filled request (Append's or AppendReplica's).
+func (l *Log) enqueueReq(r *appendReq) error {
 	if l.pol.lingerNs > 0 {
 		r.enqueuedNs = l.clock.Now().UnixNano()
 	}
 	l.mu.Lock()
-	if err := l.acceptErr(int64(len(batches))); err != nil {
+	if err := l.acceptErr(int64(len(r.buf))); err != nil {
 		l.mu.Unlock()
 		putReq(r)
 		return err
@@ -176,6 +185,10 @@ func (l *Log) service() bool {
 		l.mu.Lock()
 		if l.crash {
 			l.head, l.tail, l.pendingBytes = nil, nil, 0
+			if r := l.truncReq; r != nil {
+				l.truncReq = nil
+				r.done <- ErrClosed
+			}
 			l.mu.Unlock()
 			l.busySinceNs.Store(0)
 			return true
@@ -189,6 +202,13 @@ func (l *Log) service() bool {
 		}
 		if l.failed != nil {
 			st.unflushedMsgs = 0 // nothing more to flush on a failed log
+		}
+		if r := l.truncReq; r != nil {
+			// Between groups, before anything queued: see TruncateTo.
+			l.truncReq = nil
+			l.mu.Unlock()
+			r.done <- l.truncate(r.offset, now)
+			continue
 		}
 		if l.idleRoll {
 			l.idleRoll = false
@@ -247,14 +267,17 @@ func (l *Log) takeGroup(now int64) {
 		space = l.cfg.SegmentBytes // the group starts a new segment
 	}
 	r := l.head
-	n := l.pol.groupCut(func(i int) (int64, bool) {
-		if r == nil {
-			return 0, false
-		}
-		sz := int64(len(r.buf))
-		r = r.next
-		return sz, true
-	}, space)
+	n := 1 // an AppendReplica is a group of its own (replica.go)
+	if r.replicaBase < 0 {
+		n = l.pol.groupCut(func(i int) (int64, bool) {
+			if r == nil || r.replicaBase >= 0 {
+				return 0, false
+			}
+			sz := int64(len(r.buf))
+			r = r.next
+			return sz, true
+		}, space)
+	}
 	l.group = l.group[:0]
 	for i := 0; i < n; i++ {
 		g := l.head
@@ -286,8 +309,19 @@ func (l *Log) needRoll(s *segment, n, offsets int64, now int64) bool {
 
 // writeGroup stamps offsets into l.group, rolls if needed, writes the group
 // with one Writev (+ linked fdatasync when the policy says) and completes it.
+// A group holding an AppendReplica goes to writeReplicaGroup.
 // REQUIRES: writer goroutine; l.mu not held.
 func (l *Log) writeGroup(now int64, epoch int32) {
+	if l.group[0].replicaBase >= 0 {
+		l.writeReplicaGroup(now)
+		return
+	}
+	l.writeGroupAt(now, epoch, false)
+}
+
+// writeGroupAt is writeGroup's body; replica: l.group is one AppendReplica
+// whose epochs are already assigned, written as it is.
+func (l *Log) writeGroupAt(now int64, epoch int32, replica bool) {
 	var groupMsgs, groupOffsets, groupBytes int64
 	for _, r := range l.group {
 		groupMsgs += r.records
@@ -303,21 +337,36 @@ func (l *Log) writeGroup(now int64, epoch int32) {
 			l.completeGroup(err, false, 0, now)
 			return
 		}
+		l.mu.RLock() // retention may be replacing the list (cutSegmentsLocked)
 		act = l.active()
+		l.mu.RUnlock()
 	}
 	if err := act.createIndexes(); err != nil { // no-op after the first write
 		l.completeGroup(err, false, 0, now)
 		return
 	}
+	// The group's epoch starts at its first offset if it is new; the
+	// file is written (durably) before the data, as in Kafka.
+	if !replica {
+		if err := l.assignEpoch(epoch, l.nextOffset); err != nil {
+			l.completeGroup(err, false, 0, now)
+			return
+		}
+	}
 	appendTime := int64(-1)
-	if l.cfg.LogAppendTime {
+	if l.cfg.LogAppendTime && !replica {
 		appendTime = now / int64(time.Millisecond)
 	}
 	next := l.nextOffset
 	l.iov = l.iov[:0]
 	for _, r := range l.group {
 		base := next
-		next, _, _ = stampBatches(r.buf, base, epoch, appendTime)
+		if replica { // the leader's offsets and bytes, untouched
+			base = r.replicaBase
+			next = base + r.offsets
+		} else {
+			next, _, _ = stampBatches(r.buf, base, epoch, appendTime)
+		}
 		r.res = AppendResult{BaseOffset: base, LastOffset: next - 1, LogAppendTime: appendTime}
 		l.iov = append(l.iov, r.buf)
 	}
@@ -538,6 +587,27 @@ func (l *Log) roll(now int64) error {
 	if err := old.trimIndexes(); err != nil {
 		return err
 	}
+	if l.nextOffset <= l.staleRecoveryPoint {
+		// After a truncation, a checkpointed recovery point may still lie
+		// at or above the new segment's base: the next open would then
+		// trust old unscanned, so it must be on disk first (TruncateTo).
+		err := l.durableNames(old)
+		if err == nil {
+			err = l.datasync(old.f)
+		}
+		if err != nil {
+			if uerr := old.untrimIndexes(); uerr != nil {
+				l.mu.Lock()
+				l.failed = uerr
+				l.mu.Unlock()
+			}
+			return err
+		}
+		l.mu.Lock()
+		old.syncedTo = old.next
+		l.updateRecoveryPointLocked()
+		l.mu.Unlock()
+	}
 	s, err := createSegment(l.fs, l.dir, l.nextOffset, &l.cfg, now)
 	if err != nil {
 		// old stays active: give its index files their preallocated size
@@ -556,13 +626,16 @@ func (l *Log) roll(now int64) error {
 	}
 	l.mu.Lock()
 	l.segments = append(l.segments, s)
+	// The flusher's reference, taken while old is still in the list: once
+	// it is not the active one, retention may drop it (and the log's
+	// reference) as soon as the lock is released.
+	old.acquire()
 	l.mu.Unlock()
 	l.tsSoFar, l.tsOffSoFar = -1, -1
 	// Like Kafka, flush the rolled segment in the background: a 1 GiB
 	// fdatasync on the append path would stall every producer. The
 	// recovery point passes it only once this completes. Its indexes are
 	// synced there too, even when the data already is (flush.messages=1).
-	old.acquire()
 	l.queueRolled(old)
 	return nil
 }

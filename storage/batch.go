@@ -34,6 +34,7 @@ type batchInfo struct {
 	lastOffsetDelta int32
 	maxTimestamp    int64
 	recordCount     int32
+	leaderEpoch     int32 // partitionLeaderEpoch as stored (-1: none)
 }
 
 func (b batchInfo) lastOffset() int64 { return b.baseOffset + int64(b.lastOffsetDelta) }
@@ -55,6 +56,7 @@ func parseBatchHeader(h []byte) (batchInfo, error) {
 		lastOffsetDelta: lod,
 		maxTimestamp:    rb.MaxTimestamp(),
 		recordCount:     rb.RecordCount(),
+		leaderEpoch:     rb.PartitionLeaderEpoch(),
 	}, nil
 }
 

@@ -148,7 +148,7 @@ func (c *Cleaner) Stats() CleanerStats {
 	maxRatio := 0.0
 	for _, m := range c.managers {
 		for _, l := range m.openLogs() {
-			if cl, ok := l.snapshotForClean(now); ok {
+			if cl, ok := l.snapshotForClean(now, false); ok {
 				maxRatio = max(maxRatio, cl.ratio())
 			}
 		}
@@ -225,7 +225,7 @@ func (c *Cleaner) grab() (*Log, *Manager) {
 			if busy {
 				continue
 			}
-			cl, ok := l.snapshotForClean(now)
+			cl, ok := l.snapshotForClean(now, false)
 			if !ok || cl.dirtyBytes == 0 {
 				continue
 			}
@@ -277,14 +277,15 @@ func (c *Cleaner) CleanLog(l *Log) (CleanStats, error) {
 	return c.newThread().clean(l, false)
 }
 
-// aborted: the cleaner or the log is shutting down.
+// aborted: the cleaner or the log is shutting down, or a TruncateTo of
+// the log is waiting for the round to stop (truncate.go).
 func (c *Cleaner) aborted(l *Log) bool {
 	select {
 	case <-c.stop:
 		return true
 	default:
 	}
-	return l.cleanAbort.Load()
+	return l.cleanAbort.Load() || l.truncating.Load() > 0
 }
 
 // clean runs rounds on l until its dirty section is clean; once: one round
@@ -321,8 +322,12 @@ func (t *cleanerThread) clean(l *Log, once bool) (CleanStats, error) {
 func (t *cleanerThread) round(l *Log) (st CleanStats, more bool, err error) {
 	start := t.c.clock.Now()
 	nowMs := start.UnixMilli()
-	cl, ok := l.snapshotForClean(nowMs)
-	if !ok || cl.firstDirty >= cl.uncleanable {
+	cl, ok := l.snapshotForClean(nowMs, true)
+	if !ok {
+		return st, false, nil
+	}
+	defer cl.unpin()
+	if cl.firstDirty >= cl.uncleanable {
 		return st, false, nil
 	}
 	st.FirstDirty = cl.firstDirty

@@ -75,8 +75,11 @@ func (c *cleanable) ratio() float64 {
 }
 
 // snapshotForClean returns l's cleanable state at nowMs, or ok=false when
-// l is closing or not compacted.
-func (l *Log) snapshotForClean(nowMs int64) (c cleanable, ok bool) {
+// l is closing or not compacted. With pin, each segment of the snapshot
+// gets a reference (released by c.unpin), so that retention or
+// DeleteRecords dropping one meanwhile cannot close the descriptor a
+// round is reading (a closed, perhaps reused, fd).
+func (l *Log) snapshotForClean(nowMs int64, pin bool) (c cleanable, ok bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closing || !l.cfg.Compact {
@@ -86,6 +89,9 @@ func (l *Log) snapshotForClean(nowMs int64) (c cleanable, ok bool) {
 	c.logStart, c.hw = l.logStart, l.hw
 	c.segs = make([]segSnap, len(l.segments))
 	for i, s := range l.segments {
+		if pin {
+			s.acquire()
+		}
 		c.segs[i] = segSnap{s: s, base: s.base, next: s.next, size: s.size.Load(), maxTs: s.maxTs,
 			idxBytes: s.idx.entries()*offsetEntrySize + s.tidx.entries()*timeEntrySize}
 	}
@@ -115,6 +121,13 @@ func (l *Log) snapshotForClean(nowMs int64) (c cleanable, ok bool) {
 		}
 	}
 	return c, true
+}
+
+// unpin releases the references snapshotForClean(..., true) took.
+func (c *cleanable) unpin() {
+	for _, s := range c.segs {
+		s.s.release()
+	}
 }
 
 // mustClean reports whether the first dirty record is older than

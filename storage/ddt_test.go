@@ -24,6 +24,8 @@ package storage
 //	truncate cut=N [seg=] | corrupt at=N [seg=] | garbage n=N [seg=] | zeros n=N [seg=]
 //	remove-index [seg=] | scribble-index [seg=]       damage a file
 //	read [offset=N] [max=N] | list-offsets [ts=N] | verify
+//	set-epoch N | epochs | end-offset epoch=N [leader=N] | epoch-file
+//	truncate-to offset=N                              (ddt_epoch_test.go)
 
 import (
 	"fmt"
@@ -37,12 +39,16 @@ import (
 	"github.com/cockroachdb/datadriven"
 )
 
-func TestRecoveryScripts(t *testing.T) { runScripts(t, "testdata/recovery") }
+func TestRecoveryScripts(t *testing.T) { runScripts(t, "testdata/recovery/*.txt") }
 
-func TestLogScripts(t *testing.T) { runScripts(t, "testdata/log") }
+func TestLogScripts(t *testing.T) { runScripts(t, "testdata/log/*.txt") }
 
-func runScripts(t *testing.T, dir string) {
-	paths, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
+// TestLeaderEpochScripts: the leader-epoch cache and TruncateTo
+// (ddt_epoch_test.go).
+func TestLeaderEpochScripts(t *testing.T) { runScripts(t, "testdata/leader_epoch*.txt") }
+
+func runScripts(t *testing.T, pattern string) {
+	paths, _ := filepath.Glob(pattern)
 	if len(paths) == 0 {
 		t.Fatal("no scripts")
 	}
@@ -117,6 +123,16 @@ func (r *ddRunner) handle(d *datadriven.TestData) string {
 		return r.handleListOffsets(d)
 	case "verify":
 		return r.handleVerify()
+	case "set-epoch":
+		return r.handleSetEpoch(d)
+	case "epochs":
+		return r.handleEpochs()
+	case "end-offset":
+		return r.handleEndOffset(d)
+	case "epoch-file":
+		return r.handleEpochFile(d)
+	case "truncate-to":
+		return r.handleTruncateTo(d)
 	}
 	d.Fatalf(r.t, "unknown command %q", d.Cmd)
 	return ""

@@ -11,6 +11,7 @@
 //	  log-start-offset-checkpoint        same format
 //	  .kafka_cleanshutdown               present only after a clean Manager.Close
 //	  <topic>-<partition>/
+//	    leader-epoch-checkpoint          "0\n<n>\n<epoch> <startOffset>\n...": the leader-epoch cache
 //	    00000000000000000000.log         record batches v2, byte-for-byte as produced
 //	    00000000000000000000.index       (relOffset u32, position u32) every index.interval.bytes
 //	    00000000000000000000.timeindex   (timestamp i64, relOffset u32), monotonic
@@ -41,6 +42,9 @@
 //	ok := l.AddWaiter(w, fetchOffset)             // long-poll: w.HWAdvanced(hw) once, when hw advances
 //	l.RemoveWaiter(w)                             // on max.wait.ms timeout
 //	l.DeleteRecords(offset)                       // DeleteRecords API: moves the log start offset
+//	e, end := l.EndOffsetForEpoch(epoch)          // OffsetForLeaderEpoch (…AsLeader(epoch, current) on a leader)
+//	err := l.TruncateTo(offset)                   // follower: remove every record at or above offset
+//	err := l.AppendReplica(batches, cb)           // follower: the leader's batches at their own offsets, unchanged
 //	l.EnforceRetention(now)                       // call every log.retention.check.interval.ms
 //	m.Checkpoint()                                // every log.flush.offset.checkpoint.interval.ms
 //	stuck := m.Stalled(bound)                     // partitions whose writer spent > bound in one write/fdatasync (systemd watchdog)
@@ -110,6 +114,49 @@
 // and rebuilt when missing or bad. testdata/recovery/*.txt are datadriven
 // scripts of these cases (go test -run TestRecoveryScripts -rewrite).
 //
+// # Leader epochs and truncation (leader_epoch.go, log_epoch.go, truncate.go)
+//
+// The leader-epoch cache is Kafka's LeaderEpochFileCache: (epoch, first
+// offset) entries, both strictly increasing, kept in
+// leader-epoch-checkpoint (Kafka's text format) and replaced with
+// WriteFileAtomic on every change. The writer assigns a group's epoch at
+// the group's first offset before writing it (a new epoch writes the file
+// first; a failed write fails the group); a batch stamped -1 assigns
+// nothing. DeleteRecords and retention move its start (truncateFromStart:
+// the epoch current at the new log start now starts there); TruncateTo
+// cuts its end. Open reads the file; a missing one (on a log with batches)
+// or a corrupt one (WARN) is rebuilt from the batches' partitionLeaderEpoch;
+// otherwise recovery adds the epochs of the batches it scanned; then the
+// cache is cut to the log's start and end and rewritten if that changed it.
+// EndOffsetForEpoch is Kafka's endOffsetFor; EndOffsetForEpochAsLeader
+// counts the leader's current epoch as started at the log end (Kafka's
+// makeLeader assigns it there) without writing it. l.mu guards the
+// entries; l.epochFileMu orders the file's writes (lock order: swapMu,
+// epochFileMu, mu).
+//
+// TruncateTo(offset) is Kafka's UnifiedLog.truncateTo for a follower's
+// divergence point: records at or above offset go (a batch is never
+// split: the one holding offset goes whole); at or past the log end it
+// only cuts the epoch cache; below every segment it starts over with an
+// empty segment at offset. It pauses the cleaner (abort flag, then the
+// cleaning mutex), holds swapMu, and runs on the writer goroutine between
+// groups (queued appends are written after it, at the new log end). In
+// memory first (readers stop seeing the records), then segments unlinked
+// highest first with a directory fsync each, the holding segment cut and
+// fdatasync'd, the epoch file rewritten: every crash leaves a prefix of
+// the old log. A failure after the in-memory cut fails the log. Until the
+// log end passes the highest recovery point the log had, a roll
+// fdatasyncs the segment it closes, because a checkpoint may still hold
+// that recovery point and Open trusts the segments below it unscanned.
+// A Region over the cut part of the active segment becomes short; the
+// sender must treat that as a failed transfer.
+//
+// AppendReplica (replica.go) is Kafka's appendAsFollower: validated and
+// checked for contiguous offsets on the caller, queued like an Append but
+// a group of its own, its first offset checked against the log end on the
+// writer (ErrReplicaOffset), each batch's epoch assigned, bytes written as
+// received.
+//
 // # Compaction (cleaner*.go)
 //
 // Logs with cleanup.policy=compact (Config.Compact) are cleaned by a
@@ -153,6 +200,7 @@
 //   - Each Log has one writer goroutine that owns the active segment's
 //     write position, offset assignment, index appends and the IO backend
 //     (a per-log io_uring with UringIO: never a network loop's ring).
+//     TruncateTo hands its work to it (truncate.go).
 //   - Log.mu (RWMutex) guards the segment list, high watermark, log start
 //     offset, recovery point and the append queue. It is a leaf lock
 //     (but for Log.dirSyncMu, which Close takes under it for one directory

@@ -143,6 +143,27 @@ type Log struct {
 	flusherDone   chan struct{} // closed when the running flusher finds its queue empty
 	firing        []Waiter
 
+	// truncReq is a TruncateTo waiting for the writer (guarded by mu);
+	// truncating counts TruncateTo calls in progress, which abort and
+	// pause the cleaner (truncate.go).
+	truncReq   *truncateReq
+	truncating atomic.Int32
+	// staleRecoveryPoint is the highest recovery point this log had before
+	// a truncation lowered it: a checkpoint may still hold it, so rolls
+	// below it sync the closed segment first (truncate.go). Writer only.
+	staleRecoveryPoint int64
+
+	// The leader-epoch cache (log_epoch.go): entries guarded by mu;
+	// epochFileMu serializes the changes written to its file.
+	epochs      epochCache
+	epochFileMu sync.Mutex
+	// epochFileStale (guarded by epochFileMu): the last write of the file
+	// failed, so it may not hold the entries.
+	epochFileStale bool
+	// recoveredFrom is the base of the first segment load scanned
+	// (math.MaxInt64: none). Opener only.
+	recoveredFrom int64
+
 	// dirSyncMu serializes directory fsyncs (writer and background
 	// flushers) and guards parentDirUnsynced. Taken after l.mu, if at all
 	// (nothing is called under it). See durableNames.
@@ -181,7 +202,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		dir: dir, topic: opts.Topic, partition: opts.Partition,
 		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, fs: fs, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf,
 		leaderEpoch: -1, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
-		tsSoFar: -1, tsOffSoFar: -1,
+		tsSoFar: -1, tsOffSoFar: -1, recoveredFrom: math.MaxInt64,
 	}
 	if l.io == nil {
 		l.io = NewPortableIO()
@@ -195,7 +216,11 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	if l.warnf == nil {
 		l.warnf = l.logf
 	}
-	if err := l.load(opts); err != nil {
+	err := l.load(opts)
+	if err == nil {
+		err = l.loadEpochs(l.recoveredFrom)
+	}
+	if err != nil {
 		for _, s := range l.segments {
 			s.closeFiles()
 		}
@@ -275,6 +300,7 @@ func (l *Log) load(opts Options) error {
 			recover = true
 		}
 		if recover {
+			l.recoveredFrom = min(l.recoveredFrom, b)
 			var res scanResult
 			res, s.maxTs, s.maxTsOffset, buf = s.rebuildIndexes(l.cfg.IndexIntervalBytes, buf)
 			if res.readErr != nil {

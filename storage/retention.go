@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,7 +32,7 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 	lso := l.logStart
 	victims := l.cutSegmentsLocked(func(s, next *segment) bool { return next.base <= lso })
 	l.mu.Unlock()
-	return lso, l.dropSegments(victims)
+	return lso, errors.Join(l.dropSegments(victims), l.truncateEpochsFromStart())
 }
 
 // EnforceRetention deletes whole non-active segments past retention.ms
@@ -67,7 +68,10 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	})
 	l.requestIdleRollLocked(now.UnixNano())
 	l.mu.Unlock()
-	return len(victims), l.dropSegments(victims)
+	if len(victims) == 0 {
+		return 0, nil
+	}
+	return len(victims), errors.Join(l.dropSegments(victims), l.truncateEpochsFromStart())
 }
 
 // requestIdleRollLocked asks the writer to roll the active segment of an
