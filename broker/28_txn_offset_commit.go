@@ -10,9 +10,10 @@ package broker
 // is fenced like an OffsetCommit), and, when it also coordinates the
 // transactional id, that the producer's id and epoch are current and the
 // group's __consumer_offsets partition is in the transaction (the
-// transaction coordinator's verify-only check: PRODUCER_FENCED, mapped to
-// INVALID_PRODUCER_EPOCH before v... as Kafka; INVALID_TXN_STATE when the
-// partition was not added by AddOffsetsToTxn). The offsets are appended
+// transaction coordinator's verify-only check: a fenced epoch answers
+// INVALID_PRODUCER_EPOCH, what Kafka's log append answers here; a partition
+// not added by AddOffsetsToTxn INVALID_TXN_STATE; CONCURRENT_TRANSACTIONS
+// while the previous transaction completes). The offsets are appended
 // to the group's partition as one transactional batch (the producer's id
 // and epoch), answered when durable, and held pending per producer by the
 // group coordinator (group/txn_offsets.go): invisible to OffsetFetch until
