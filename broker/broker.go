@@ -92,6 +92,9 @@ type Options struct {
 	OffsetsTopicSegmentBytes   int32
 	OffsetsRetention           time.Duration
 
+	// Txn configures the transaction coordinator (txn_coordinator.go).
+	Txn TxnOptions
+
 	// Cluster, when set, makes this broker one node of a cluster
 	// (cluster.go); nil is the single node. ListenerName names the
 	// listener whose endpoints Metadata returns ("" = PLAINTEXT).
@@ -121,6 +124,8 @@ type Broker struct {
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
+	// txns coordinates transactions (txn_coordinator.go).
+	txns *txnCoordinator
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -254,6 +259,10 @@ func New(opts Options) (*Broker, error) {
 	if err := b.groups.load(); err != nil {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)
 	}
+	b.txns = newTxnCoordinator(b)
+	if err := b.txns.load(); err != nil {
+		return nil, fmt.Errorf("loading transactions: %w", err)
+	}
 	return b, nil
 }
 
@@ -273,6 +282,9 @@ func (b *Broker) fs() storage.FS {
 func (b *Broker) Close() error {
 	if b.groups != nil {
 		b.groups.close()
+	}
+	if b.txns != nil {
+		b.txns.close()
 	}
 	b.produce.workers.close()
 	return b.CloseProducerState()

@@ -220,6 +220,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OffsetsTopicNumPartitions:  cfg.OffsetsTopicNumPartitions,
 		OffsetsTopicSegmentBytes:   cfg.OffsetsTopicSegmentBytes,
 		OffsetsRetention:           time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+
+		// Txn.Enable stays off until the data path (transactional produce,
+		// WriteTxnMarkers, read_committed) serves transactions too.
+		Txn: broker.TxnOptions{
+			StateLogNumPartitions: cfg.TransactionStateLogNumPartitions,
+			StateLogSegmentBytes:  cfg.TransactionStateLogSegmentBytes,
+			MaxTimeout:            time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+			IDExpiration:          time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+			CleanupInterval:       time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+		},
 	})
 	if err != nil {
 		return err
