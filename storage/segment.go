@@ -24,7 +24,7 @@ type segment struct {
 	f    *os.File
 	idx  *index
 	tidx *index
-	txn  txnIndex // .txnindex, loaded on first use; its own lock
+	txn  txnIndex     // .txnindex, loaded on first use; its own lock
 	size atomic.Int64 // bytes of completed writes (what readers may see)
 	// namesDurable: the files' directory entries are known to be on disk
 	// (set by Log.durableNames, or at load for files found on disk).
