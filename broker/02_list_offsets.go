@@ -5,9 +5,11 @@ package broker
 // Behaviour, per partition:
 //   - -2 (earliest) and -4 (earliest local, v8; we have no tiered storage):
 //     the log start offset, timestamp -1.
-//   - -1 (latest): the high watermark; read_committed gets the same (the
-//     last stable offset equals the high watermark until transactions
-//     exist). Timestamp -1.
+//   - -1 (latest): the high watermark; with isolation_level 1
+//     (read_committed) and Options.Transactions, the last stable offset
+//     (produce_txn.go; the partition's producer state is loaded first, on
+//     its produce worker, while the request waits on a goroutine; a failed
+//     load answers KAFKA_STORAGE_ERROR). Timestamp -1.
 //   - -3 (max timestamp, v7+): the first record carrying the largest
 //     timestamp and that timestamp (as Kafka 3.8+, offsetOfMaxTimestamp);
 //     offset -1 and timestamp -1 on an empty log.
@@ -49,7 +51,7 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 	slow := false
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			if readsBatch(p.Timestamp) {
+			if readsBatch(p.Timestamp) || b.committedLatest(r, p.Timestamp) {
 				slow = true
 			}
 		}
@@ -77,7 +79,7 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 			if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
-				b.listOffset(&rp, t.Topic, p)
+				b.listOffset(&rp, t.Topic, p, b.committedLatest(r, p.Timestamp))
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -86,7 +88,14 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 	b.replyMsg(req, &hdr, &resp)
 }
 
-func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition) {
+// committedLatest: a latest (-1) lookup answered with the LSO.
+func (b *Broker) committedLatest(r *kmsg.ListOffsetsRequest, ts int64) bool {
+	return b.opts.Transactions && r.IsolationLevel == 1 && ts == storage.TimestampLatest
+}
+
+// listOffset answers one partition. stable: answer latest with the last
+// stable offset, which may wait for a load (REQUIRES: not a ring thread).
+func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition, stable bool) {
 	part, code := b.servedPartition(topic, p.Partition)
 	if part == nil {
 		rp.ErrorCode = code
@@ -94,6 +103,17 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	}
 	if code := checkPartitionEpoch(part, p.CurrentLeaderEpoch); code != 0 {
 		rp.ErrorCode = code
+		return
+	}
+	if stable {
+		ps := b.produce.part(part)
+		loaded := make(chan error, 1)
+		ps.ensureLoaded(func(err error) { loaded <- err })
+		if err := <-loaded; err != nil {
+			rp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		rp.Offset, rp.Timestamp, rp.LeaderEpoch = ps.lastStableOffset(), -1, part.leaderEpoch.Load()
 		return
 	}
 	ts := p.Timestamp
