@@ -222,6 +222,11 @@ func (ps *partState) appendMarker(m *markerAppend, nowMs int64) appendOutcome {
 		m.done(code.Code)
 		return outAnswered
 	}
+	// Set before Append: AppendDone reads it on the writer goroutine.
+	m.txn = nil
+	if e != nil {
+		m.txn = e.txn
+	}
 	batch := buildMarker(m.pid, m.epoch, m.commit, m.coordinatorEpoch, nowMs)
 	err := ps.p.Log.Append(batch, m)
 	if err != nil {
@@ -246,7 +251,7 @@ func (ps *partState) appendMarker(m *markerAppend, nowMs int64) appendOutcome {
 		e.newEpoch(m.epoch)
 	}
 	e.coordEpoch = m.coordinatorEpoch
-	m.txn, e.txn = e.txn, nil
+	e.txn = nil // detached: m.txn
 	ps.mu.Unlock()
 	return outAppended
 }
