@@ -132,7 +132,8 @@ type Broker struct {
 	// verifies a transactional produce before its append (KIP-890): the
 	// producer's transaction includes the partition. It returns a Kafka
 	// error code, 0 for ok. nil verifies nothing. It runs on a network
-	// loop or a produce worker and must not block.
+	// loop and must not block; txnID aliases the request frame (copy it to
+	// keep it).
 	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).

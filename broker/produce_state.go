@@ -100,6 +100,9 @@ type producerEntry struct {
 	lastSeq int32
 	// coordEpoch is the coordinator epoch of the last marker (-1: none).
 	coordEpoch int32
+	// lastTimestamp: max timestamp of the producer's last batch or marker
+	// (DescribeProducers), -1 unknown.
+	lastTimestamp int64
 	// txn is the producer's current transaction (nil: none), also in
 	// partState.ongoing (produce_txn.go).
 	txn     *openTxn
@@ -120,8 +123,8 @@ func (e *producerEntry) push(b seqBatch) {
 // newEpoch resets e for a new producer epoch, keeping its open
 // transaction and coordinator epoch (Kafka keeps currentTxnFirstOffset).
 func (e *producerEntry) newEpoch(epoch int16) {
-	txn, ce := e.txn, e.coordEpoch
-	*e = producerEntry{epoch: epoch, txn: txn, coordEpoch: ce}
+	txn, ce, ts := e.txn, e.coordEpoch, e.lastTimestamp
+	*e = producerEntry{epoch: epoch, txn: txn, coordEpoch: ce, lastTimestamp: ts}
 }
 
 // markerReadMax bounds the control batch a load reads whole (a marker is
@@ -266,12 +269,13 @@ func (ps *partState) appendBatch(bi *batchInfo, slot *partSlot) appendOutcome {
 			if ps.producers == nil {
 				ps.producers = make(map[int64]*producerEntry)
 			}
-			e = &producerEntry{epoch: epoch, coordEpoch: -1}
+			e = &producerEntry{epoch: epoch, coordEpoch: -1, lastTimestamp: -1}
 			ps.producers[pid] = e
 		} else if e.epoch != epoch {
 			e.newEpoch(epoch)
 		}
 		e.push(seqBatch{firstSeq: first, lastSeq: last, baseOffset: -1, appendTime: -1})
+		e.lastTimestamp = rb.MaxTimestamp()
 		if transactional && e.txn == nil {
 			slot.txnStart = ps.beginTxn(pid, e, hwBefore)
 		}
@@ -441,12 +445,13 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 				}
 				e := producers[pid]
 				if e == nil {
-					e = &producerEntry{epoch: epoch, coordEpoch: -1}
+					e = &producerEntry{epoch: epoch, coordEpoch: -1, lastTimestamp: -1}
 					producers[pid] = e
 				} else if e.epoch != epoch {
 					e.newEpoch(epoch)
 				}
 				e.push(seqBatch{firstSeq: seq, lastSeq: proto.AddSequence(seq, lod), baseOffset: base, appendTime: at})
+				e.lastTimestamp = h.MaxTimestamp()
 				replayTxnBatch(e, pid, h.Transactional(), base, ongoing)
 			}
 			next = base + int64(lod) + 1
@@ -468,6 +473,7 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 //	uint32      producer count, then per producer:
 //	  int64 producerId, int16 epoch, int32 lastSeq,
 //	  v2: int32 coordinatorEpoch (-1 none), int64 currentTxnFirstOffset (-1 none),
+//	      int64 lastTimestamp (-1 unknown),
 //	  uint8 n, n x (int32 firstSeq, int32 lastSeq, int64 baseOffset, int64 appendTime)
 //	uint32      CRC32C of everything above
 //
@@ -519,6 +525,7 @@ func (ps *partState) encodeSnapshot() (end int64, data []byte) {
 		data = binary.BigEndian.AppendUint32(data, uint32(lastSeq))
 		data = binary.BigEndian.AppendUint32(data, uint32(e.coordEpoch))
 		data = binary.BigEndian.AppendUint64(data, uint64(first))
+		data = binary.BigEndian.AppendUint64(data, uint64(e.lastTimestamp))
 		data = append(data, byte(n))
 		for _, b := range e.batches[:n] {
 			data = binary.BigEndian.AppendUint32(data, uint32(b.firstSeq))
@@ -543,7 +550,7 @@ func decodeSnapshot(data []byte, producers map[int64]*producerEntry, ongoing map
 	}
 	fixed := 15 // producerId, epoch, lastSeq, n
 	if v2 {
-		fixed += 12
+		fixed += 20
 	}
 	body := data[:len(data)-4]
 	if crc32.Checksum(body, proto.Castagnoli) != binary.BigEndian.Uint32(data[len(data)-4:]) {
@@ -558,7 +565,7 @@ func decodeSnapshot(data []byte, producers map[int64]*producerEntry, ongoing map
 			return 0, bad
 		}
 		pid := int64(binary.BigEndian.Uint64(p))
-		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(p[8:])), lastSeq: int32(binary.BigEndian.Uint32(p[10:])), coordEpoch: -1}
+		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(p[8:])), lastSeq: int32(binary.BigEndian.Uint32(p[10:])), coordEpoch: -1, lastTimestamp: -1}
 		p = p[14:]
 		if v2 {
 			e.coordEpoch = int32(binary.BigEndian.Uint32(p))
@@ -568,7 +575,8 @@ func decodeSnapshot(data []byte, producers map[int64]*producerEntry, ongoing map
 			} else if first != -1 {
 				return 0, bad
 			}
-			p = p[12:]
+			e.lastTimestamp = int64(binary.BigEndian.Uint64(p[12:]))
+			p = p[20:]
 		}
 		n := int(p[0])
 		p = p[1:]

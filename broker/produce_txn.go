@@ -245,12 +245,13 @@ func (ps *partState) appendMarker(m *markerAppend, nowMs int64) appendOutcome {
 		if ps.producers == nil {
 			ps.producers = make(map[int64]*producerEntry)
 		}
-		e = &producerEntry{epoch: m.epoch, coordEpoch: -1}
+		e = &producerEntry{epoch: m.epoch, coordEpoch: -1, lastTimestamp: -1}
 		ps.producers[m.pid] = e
 	} else if m.epoch > e.epoch {
 		e.newEpoch(m.epoch)
 	}
 	e.coordEpoch = m.coordinatorEpoch
+	e.lastTimestamp = nowMs
 	e.txn = nil // detached: m.txn
 	ps.mu.Unlock()
 	return outAppended
@@ -306,12 +307,13 @@ func replayMarker(l *storage.Log, rb proto.RecordBatch, producers map[int64]*pro
 	pid, epoch, off := rb.ProducerID(), rb.ProducerEpoch(), rb.BaseOffset()
 	e := producers[pid]
 	if e == nil {
-		e = &producerEntry{epoch: epoch, coordEpoch: -1}
+		e = &producerEntry{epoch: epoch, coordEpoch: -1, lastTimestamp: -1}
 		producers[pid] = e
 	} else if epoch > e.epoch {
 		e.newEpoch(epoch)
 	}
 	e.coordEpoch = coordEpoch
+	e.lastTimestamp = rb.MaxTimestamp()
 	t := e.txn
 	e.txn = nil
 	if t == nil {

@@ -325,3 +325,72 @@ func TestTransactionsOffRefuses(t *testing.T) {
 		t.Fatal("transaction APIs served with Transactions off")
 	}
 }
+
+// TestTxnVerifyAndDescribeProducers: the KIP-890 hook sees the request's
+// transactional id and refuses with its code; DescribeProducers reports
+// the producer state, before and after a marker.
+func TestTxnVerifyAndDescribeProducers(t *testing.T) {
+	type call struct {
+		txnID     string
+		pid       int64
+		partition int32
+	}
+	calls := make(chan call, 16)
+	tb := &testBroker{t: t, dir: t.TempDir(), backend: testBackends[0],
+		mod: func(o *Options, _ *RegistryOptions) { o.Transactions = true },
+		onNew: func(b *Broker) {
+			b.txnVerify = func(txnID string, pid int64, epoch int16, topic string, partition int32) int16 {
+				calls <- call{txnID, pid, partition}
+				if partition == 1 {
+					return kerr.InvalidTxnState.Code
+				}
+				return 0
+			}
+		}}
+	tb.start()
+	t.Cleanup(tb.stop)
+	prodCreate(t, tb, "txn", 2, nil)
+	rc := dialProd(t, tb.Addr)
+	a := rc.initProducerID(4, nil).ProducerID
+	txnID := "app-1"
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis, req.TransactionID = 9, -1, 5000, &txnID
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "txn", Partitions: []kmsg.ProduceRequestTopicPartition{
+		{Partition: 0, Records: txnBatch(a, 0, 0, prodValues("v", 2)...)},
+		{Partition: 1, Records: txnBatch(a, 0, 0, prodValues("w", 1)...)},
+	}}}
+	resp := kmsg.NewPtrProduceResponse()
+	if err := rc.roundTrip(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "verified partition", resp.Topics[0].Partitions[0].ErrorCode, nil)
+	wantCode(t, "refused partition", resp.Topics[0].Partitions[1].ErrorCode, kerr.InvalidTxnState)
+	for i := 0; i < 2; i++ {
+		c := <-calls
+		if c.txnID != txnID || c.pid != a {
+			t.Fatalf("txnVerify called with %+v", c)
+		}
+	}
+
+	describe := func() kmsg.DescribeProducersResponseTopicPartitionActiveProducer {
+		t.Helper()
+		req := kmsg.NewPtrDescribeProducersRequest()
+		req.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "txn", Partitions: []int32{0}}}
+		resp := kmsg.NewPtrDescribeProducersResponse()
+		if err := rc.roundTrip(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || len(p.ActiveProducers) != 1 {
+			t.Fatalf("DescribeProducers: %+v", p)
+		}
+		return p.ActiveProducers[0]
+	}
+	if p := describe(); p.ProducerID != a || p.ProducerEpoch != 0 || p.LastSequence != 1 || p.CurrentTxnStartOffset != 0 || p.CoordinatorEpoch != -1 || p.LastTimestamp <= 0 {
+		t.Fatalf("open transaction: %+v", p)
+	}
+	wantCode(t, "commit", rc.writeMarkers(1, marker{pid: a, commit: true, coordEpoch: 7, partition: 0})[0], nil)
+	if p := describe(); p.CurrentTxnStartOffset != -1 || p.CoordinatorEpoch != 7 {
+		t.Fatalf("after the commit: %+v", p)
+	}
+}
