@@ -85,9 +85,9 @@ func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cle
 		removeTmp()
 		return err
 	}
-	// Control batches are all kept (cleaner_filter.go), so every aborted
-	// transaction of the group keeps its marker: its entry moves along.
-	if err := carryTxnEntries(l, ns, g, txnTmp); err != nil {
+	// The entry of an ABORT marker the group keeps moves along; a removed
+	// marker's goes with it (cleaner_txn.go).
+	if err := carryTxnEntries(l, ns, g, txnTmp, t.removedMarkers); err != nil {
 		removeTmp()
 		return err
 	}
@@ -114,6 +114,7 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 	var filePos int64 // file position of t.wbuf[0]
 	t.wbuf = t.wbuf[:0]
 	tsSoFar, tsOffSoFar := int64(-1), int64(-1)
+	clear(t.removedMarkers)
 	flush := func() error {
 		if len(t.wbuf) == 0 {
 			return nil
@@ -145,9 +146,25 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 			pid := rb.ProducerID()
 			retainEmpty := pid >= 0 && lastOf[pid] == rb.LastOffset()
 			start := len(t.wbuf)
-			out, v, fst, err := rules.filter(rb, retainEmpty, &t.scratch, t.wbuf)
-			if err != nil {
-				return err
+			var out []byte
+			var v batchVerdict
+			var fst filterStats
+			switch txnVerdict(rules, rb, retainEmpty) {
+			case txnDropMarker:
+				if t.removedMarkers == nil {
+					t.removedMarkers = map[int64]bool{}
+				}
+				t.removedMarkers[rb.BaseOffset()] = true
+				v, fst.read = verdictDrop, int64(rb.RecordCount())
+			case txnDropAborted:
+				v, fst.read = verdictDrop, int64(rb.RecordCount())
+				if retainEmpty {
+					out, v = appendEmptyBatch(t.wbuf, rb), verdictEmpty
+				}
+			default:
+				if out, v, fst, err = rules.filter(rb, retainEmpty, &t.scratch, t.wbuf); err != nil {
+					return err
+				}
 			}
 			st.RecordsRead += fst.read
 			st.RecordsWritten += fst.kept
@@ -480,10 +497,14 @@ func (l *Log) finishCleanerSwaps() error {
 
 // carryTxnEntries gives ns the transaction index entries of g's segments
 // and, when there are any, writes them to txnTmp and fsyncs it.
-func carryTxnEntries(l *Log, ns *segment, g []segSnap, txnTmp string) error {
+func carryTxnEntries(l *Log, ns *segment, g []segSnap, txnTmp string, removedMarkers map[int64]bool) error {
 	var carried []AbortedTxn
 	for _, s := range g {
-		carried = append(carried, s.s.txnEntries(l.warnf)...)
+		for _, e := range s.s.txnEntries(l.warnf) {
+			if !removedMarkers[e.LastOffset] {
+				carried = append(carried, e)
+			}
+		}
 	}
 	ns.txn.loaded, ns.txn.entries = true, carried
 	if len(carried) == 0 {
