@@ -270,6 +270,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
+	if opts.Transactions {
+		b.installStableOffsets() // produce_txn.go
+	}
 	b.groups = newCoordinator(b)
 	if err := b.groups.load(); err != nil {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)

@@ -196,7 +196,10 @@ func (s *produceState) part(p *Partition) *partState {
 		return v.(*partState)
 	}
 	ps := &partState{p: p, worker: s.workers.workerFor(p), logger: s.b.log}
-	v, _ := s.parts.LoadOrStore(p, ps)
+	v, loaded := s.parts.LoadOrStore(p, ps)
+	if !loaded && s.b.opts.Transactions {
+		s.b.installStableOffset(p) // (again, for a partition newer than New)
+	}
 	return v.(*partState)
 }
 

@@ -383,3 +383,38 @@ func (j *produceJob) runMarker() {
 		backoff = min(2*backoff, 20*time.Millisecond)
 	}
 }
+
+// installStableOffsets bounds the cleaner of every local partition by its
+// last stable offset (storage.Log.SetStableOffset): New calls it with
+// Options.Transactions for the partitions found at start, produceState.part
+// for those that come later (before their first transactional batch).
+func (b *Broker) installStableOffsets() {
+	if b.reg == nil {
+		return
+	}
+	for _, t := range b.reg.Topics() {
+		for _, p := range t.Partitions {
+			b.installStableOffset(p)
+		}
+	}
+}
+
+func (b *Broker) installStableOffset(p *Partition) {
+	if !p.Local() {
+		return
+	}
+	s := b.produce
+	p.Log.SetStableOffset(func() int64 { return s.part(p).stableForCleaner() })
+}
+
+// stableForCleaner is the LSO for a cleaner round: it waits for the state
+// to load (the cleaner's goroutine may block); without it, the log start
+// (nothing is cleaned).
+func (ps *partState) stableForCleaner() int64 {
+	loaded := make(chan error, 1)
+	ps.ensureLoaded(func(err error) { loaded <- err })
+	if err := <-loaded; err != nil {
+		return ps.p.Log.LogStartOffset()
+	}
+	return ps.lastStableOffset()
+}
