@@ -67,6 +67,42 @@ type fetched struct {
 	values        []string // data records, in order
 	controlBatchs int
 	next          int64 // offset after the last batch
+	batches       []fetchedBatch
+}
+
+type fetchedBatch struct {
+	pid                  int64
+	base, last           int64
+	transactional, abort bool // abort: an ABORT marker
+	control              bool
+	values               []string
+}
+
+// committed filters values as a read_committed client does (Kafka's
+// consumer: a transactional batch of a producer whose aborted transaction
+// started at or before it, until that producer's ABORT marker, is
+// skipped).
+func (f fetched) committed() []string {
+	pending := slices.Clone(f.aborted)
+	sort.Slice(pending, func(i, j int) bool { return pending[i].FirstOffset < pending[j].FirstOffset })
+	active := map[int64]bool{}
+	var out []string
+	for _, b := range f.batches {
+		for len(pending) > 0 && pending[0].FirstOffset <= b.last {
+			active[pending[0].ProducerID] = true
+			pending = pending[1:]
+		}
+		switch {
+		case b.control:
+			if b.abort {
+				delete(active, b.pid)
+			}
+		case b.transactional && active[b.pid]:
+		default:
+			out = append(out, b.values...)
+		}
+	}
+	return out
 }
 
 func (rc *prodConn) fetchTxn(partition int32, offset int64, isolation int8, maxWaitMs int32) fetched {
@@ -89,10 +125,8 @@ func (rc *prodConn) fetchTxn(partition int32, offset int64, isolation int8, maxW
 		}
 		b = b[12+rb.Length:]
 		f.next = rb.FirstOffset + int64(rb.LastOffsetDelta) + 1
-		if rb.Attributes&proto.AttrControl != 0 {
-			f.controlBatchs++
-			continue
-		}
+		fb := fetchedBatch{pid: rb.ProducerID, base: rb.FirstOffset, last: f.next - 1,
+			transactional: rb.Attributes&proto.AttrTransactional != 0, control: rb.Attributes&proto.AttrControl != 0}
 		recs := rb.Records
 		for i := int32(0); i < rb.NumRecords; i++ {
 			var r kmsg.Record
@@ -101,8 +135,18 @@ func (rc *prodConn) fetchTxn(partition int32, offset int64, isolation int8, maxW
 			}
 			n := len(r.AppendTo(nil))
 			recs = recs[n:]
-			f.values = append(f.values, string(r.Value))
+			if fb.control {
+				fb.abort = len(r.Key) == 4 && r.Key[3] == 0
+			} else {
+				fb.values = append(fb.values, string(r.Value))
+			}
 		}
+		f.batches = append(f.batches, fb)
+		if fb.control {
+			f.controlBatchs++
+			continue
+		}
+		f.values = append(f.values, fb.values...)
 	}
 	return f
 }
@@ -117,7 +161,14 @@ func (rc *prodConn) fetchAllTxn(partition int32, isolation int8) fetched {
 			return all
 		}
 		all.values = append(all.values, more.values...)
-		all.aborted = append(all.aborted, more.aborted...)
+		all.batches = append(all.batches, more.batches...)
+		for _, a := range more.aborted {
+			if !slices.ContainsFunc(all.aborted, func(h kmsg.FetchResponseTopicPartitionAbortedTransaction) bool {
+				return h.ProducerID == a.ProducerID && h.FirstOffset == a.FirstOffset
+			}) {
+				all.aborted = append(all.aborted, a)
+			}
+		}
 		all.controlBatchs += more.controlBatchs
 		off = more.next
 	}
@@ -229,7 +280,7 @@ func TestTransactionalDataPath(t *testing.T) {
 				t.Fatalf("%s: partition 0 read_committed: %+v", when, p0)
 			}
 			p1 := rc.fetchAllTxn(1, 1)
-			if !slices.Equal(p1.values, append(prodStrings("x1", 3), prodStrings("c1", 2)...)) ||
+			if !slices.Equal(p1.values, append(prodStrings("x1", 3), prodStrings("c1", 2)...)) || !slices.Equal(p1.committed(), prodStrings("c1", 2)) ||
 				len(p1.aborted) != 1 || p1.aborted[0].ProducerID != a || p1.aborted[0].FirstOffset != 0 {
 				t.Fatalf("%s: partition 1 read_committed: %+v", when, p1)
 			}

@@ -77,9 +77,9 @@ var errTxnIndexCorrupt = errors.New("corrupt transaction index")
 
 // DecodeTxnIndex decodes a .txnindex file. It returns the entries of the
 // longest valid prefix and an error naming the first invalid byte, if any
-// (a partial trailing entry, a version other than 0, an entry whose
-// offsets are not ordered, or one whose marker is not after the previous
-// entry's).
+// (a partial trailing entry, a version other than 0, an entry whose marker
+// is not after its first offset, whose lastStableOffset is negative or
+// past the marker + 1, or whose marker is not after the previous entry's).
 func DecodeTxnIndex(data []byte) ([]AbortedTxn, error) {
 	var out []AbortedTxn
 	for pos := 0; pos < len(data); pos += TxnEntrySize {
@@ -96,7 +96,11 @@ func DecodeTxnIndex(data []byte) ([]AbortedTxn, error) {
 			LastOffset:       int64(binary.BigEndian.Uint64(p[18:])),
 			LastStableOffset: int64(binary.BigEndian.Uint64(p[26:])),
 		}
-		if e.FirstOffset < 0 || e.LastOffset < e.FirstOffset || (len(out) > 0 && e.LastOffset <= out[len(out)-1].LastOffset) {
+		// A marker follows its transaction's first batch, and the LSO
+		// when it was written is at most just past it: anything else is
+		// not an entry (a torn write's garbage would end collection early).
+		if e.FirstOffset < 0 || e.LastOffset <= e.FirstOffset || e.LastStableOffset < 0 || e.LastStableOffset > e.LastOffset+1 ||
+			(len(out) > 0 && e.LastOffset <= out[len(out)-1].LastOffset) {
 			return out, fmt.Errorf("%w: bad entry at byte %d", errTxnIndexCorrupt, pos)
 		}
 		out = append(out, e)
@@ -184,7 +188,13 @@ func (s *segment) addTxn(e AbortedTxn, warnf func(string, ...any)) error {
 	s.loadTxnLocked(warnf)
 	i := sort.Search(len(t.entries), func(i int) bool { return t.entries[i].LastOffset >= e.LastOffset })
 	if i < len(t.entries) && t.entries[i].LastOffset == e.LastOffset {
-		return nil
+		if t.entries[i] == e {
+			return nil
+		}
+		// Re-derived from the log after a crash: the log is right, the
+		// entry (a torn write that still decodes) is not.
+		t.entries[i] = e
+		return s.rewriteTxnLocked()
 	}
 	t.entries = append(t.entries, AbortedTxn{})
 	copy(t.entries[i+1:], t.entries[i:])
@@ -271,7 +281,8 @@ func (s *segment) txnEntries(warnf func(string, ...any)) []AbortedTxn {
 
 // AppendAbortedTxn records an aborted transaction in the transaction index
 // of the segment holding its marker (e.LastOffset), which must be below
-// the log end. Idempotent: an entry for the same marker is kept as it is.
+// the log end. Idempotent: an entry for the same marker is replaced only
+// if it differs (re-derived after a crash tore it).
 // Blocking file I/O (a pwrite): the broker calls it on the log writer
 // goroutine right after the marker's append completed, or on a produce
 // worker when it re-derives entries.

@@ -33,6 +33,8 @@ func TestTxnIndexCodec(t *testing.T) {
 		{"version", append(append([]byte{}, b...), append([]byte{0, 1}, two[36:]...)...), []AbortedTxn{e}, true},
 		{"unordered", AppendTxnEntry(AppendTxnEntry(nil, e2), e), []AbortedTxn{e2}, true},
 		{"first after last", AppendTxnEntry(nil, AbortedTxn{ProducerID: 1, FirstOffset: 5, LastOffset: 4}), nil, true},
+		{"marker at first", AppendTxnEntry(nil, AbortedTxn{ProducerID: 1, FirstOffset: 0, LastOffset: 0}), nil, true},
+		{"lso past marker", AppendTxnEntry(b, AbortedTxn{ProducerID: 1, FirstOffset: 10, LastOffset: 11, LastStableOffset: 104}), []AbortedTxn{e}, true},
 	} {
 		got, err := DecodeTxnIndex(tc.data)
 		if !reflect.DeepEqual(got, tc.want) || (err != nil) != tc.bad {
