@@ -65,9 +65,9 @@ type cleanable struct {
 	firstDirty, uncleanable int64
 	// aborted: the aborted transactions overlapping [log start,
 	// uncleanable), from the transaction indexes (cleaner_txn.go).
-	aborted []AbortedTxn
-	cleanBytes, dirtyBytes  int64
-	cfg                     Config
+	aborted                []AbortedTxn
+	cleanBytes, dirtyBytes int64
+	cfg                    Config
 }
 
 // ratio is the dirty ratio (Kafka's cleanableRatio).

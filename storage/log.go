@@ -110,9 +110,6 @@ type Log struct {
 	waiters       []Waiter
 	hwChan        chan struct{}
 	firstDirty    int64 // the cleaner's: offsets below it were cleaned (cleaner_log.go)
-	// stableOffset bounds cleaning (Log.SetStableOffset, cleaner_txn.go);
-	// atomic, not under mu: it is called without the lock.
-	stableOffset atomic.Pointer[func() int64]
 	idleRoll      bool  // the writer should roll the active segment if still idle (retention.go)
 
 	// The cleaner's (cleaner*.go). cleaning is held by the thread cleaning
@@ -126,6 +123,10 @@ type Log struct {
 	// cleaner swap whose later steps failed (cleaner_swap.go); no other
 	// swap may start before it succeeds.
 	swapUnfinished func() error
+
+	// stableOffset bounds cleaning (Log.SetStableOffset, cleaner_txn.go);
+	// atomic, not under mu: it is called without the lock.
+	stableOffset atomic.Pointer[func() int64]
 
 	// writer goroutine only
 	nextOffset    int64 // log end offset: next offset to assign

@@ -281,7 +281,7 @@ func (s *segment) txnEntries(warnf func(string, ...any)) []AbortedTxn {
 
 // AppendAbortedTxn records an aborted transaction in the transaction index
 // of the segment holding its marker (e.LastOffset), which must be below
-// the log end. Idempotent: an entry for the same marker is replaced only
+// the high watermark. Idempotent: an entry for the same marker is replaced only
 // if it differs (re-derived after a crash tore it).
 // Blocking file I/O (a pwrite): the broker calls it on the log writer
 // goroutine right after the marker's append completed, or on a produce
@@ -292,7 +292,7 @@ func (l *Log) AppendAbortedTxn(e AbortedTxn) error {
 		l.mu.RUnlock()
 		return ErrClosed
 	}
-	if e.LastOffset < l.logStart || e.LastOffset >= l.nextOffset {
+	if e.LastOffset < l.logStart || e.LastOffset >= l.hw {
 		l.mu.RUnlock()
 		return nil // removed by retention already, or not in the log
 	}
