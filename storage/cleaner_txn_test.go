@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -135,5 +136,87 @@ func TestCleanerTransactions(t *testing.T) {
 	}
 	if got := l.AbortedTxns(0, 14); len(got) != 0 {
 		t.Fatalf("txnindex entry of a removed marker: %v", got)
+	}
+}
+
+// TestCleanerCarriesTxnIndex: a group of several segments is cleaned into
+// one; the entries of their .txnindex files end up in the new segment's,
+// and the old files are gone. When the swap's txnindex rename fails after
+// the commit point, the next (unclean) open finishes it.
+func TestCleanerCarriesTxnIndex(t *testing.T) {
+	for _, interrupt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("interrupted=%v", interrupt), func(t *testing.T) {
+			clk := newFakeClock()
+			dir := t.TempDir()
+			fio := NewFaultIO(nil)
+			fio.SetScratchDir(t.TempDir())
+			cfg := testConfig()
+			cfg.Compact, cfg.NoDeleteRetention = true, true
+			cfg.SegmentBytes = 100 // a segment per batch while writing
+			cfg.FlushMessages = 1
+			cfg.DeleteRetentionMs = time.Hour.Milliseconds()
+			l, err := Open(dir, cfg, Options{Clock: clk, IO: fio, FS: fio})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := clk.Now().UnixMilli()
+			for _, b := range [][]byte{
+				txnTestBatch(5, 0, "a", "x", now), // 0
+				markerTestBatch(5, false, now),    // 1
+				txnTestBatch(6, 0, "b", "y", now), // 2
+				markerTestBatch(6, false, now),    // 3
+				txnTestBatch(5, 1, "c", "z", now), // 4
+				markerTestBatch(5, true, now),     // 5
+				txnTestBatch(6, 1, "d", "w", now), // 6
+				markerTestBatch(6, true, now),     // 7
+				cleanTestBatch([]wrec{{key: []byte("e"), value: []byte("v"), ts: now}}, now, codec.None, -1, 0), // 8 (active)
+			} {
+				syncAppend(t, l, b)
+			}
+			want := []AbortedTxn{{ProducerID: 5, FirstOffset: 0, LastOffset: 1, LastStableOffset: 2}, {ProducerID: 6, FirstOffset: 2, LastOffset: 3, LastStableOffset: 4}}
+			for _, e := range want {
+				if err := l.AppendAbortedTxn(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			big := cfg
+			big.SegmentBytes = 1 << 20 // clean all into one group
+			if err := l.SetConfig(big); err != nil {
+				t.Fatal(err)
+			}
+			var in *Injection
+			if interrupt {
+				in = fio.Inject(Fault{Op: OpRename, Path: segmentName(dir, 0, ".txnindex") + cleanedSuffix})
+			}
+			c := NewCleaner(CleanerConfig{Clock: clk}, nil)
+			if _, err := c.CleanLog(l); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.AbortedTxns(0, 9); !sameTxns(got, want) {
+				t.Fatalf("after the clean: %v", got)
+			}
+			if interrupt {
+				if in.Failed() == 0 {
+					t.Fatal("the txnindex rename was not interrupted")
+				}
+				l.crashClose()
+				fio.Clear()
+				if l, err = Open(dir, cfg, Options{Clock: clk, IO: fio, FS: fio}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer l.Close()
+			if l.NumSegments() != 2 {
+				t.Fatalf("%d segments, want the cleaned one and the active one", l.NumSegments())
+			}
+			if got := l.AbortedTxns(0, 9); !sameTxns(got, want) {
+				t.Fatalf("after the swap: %v", got)
+			}
+			for _, base := range []int64{2, 3} {
+				if _, err := os.Stat(segmentName(dir, base, ".txnindex")); !os.IsNotExist(err) {
+					t.Fatalf("replaced segment %d's txnindex: %v", base, err)
+				}
+			}
+		})
 	}
 }
