@@ -559,7 +559,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 				buf.B = e.EndPartition(buf.B)
 			}
 			if sp := op.items[k].sp; sp != nil {
-				sp.sentHW, sp.sentLogStart, sp.sentError = res.hw, res.logStart, res.errorCode
+				sp.sentHW, sp.sentLogStart, sp.sentError, sp.sentLSO = res.hw, res.logStart, res.errorCode, res.lso
 			}
 		}
 		buf.B = e.EndTopic(buf.B)
@@ -608,7 +608,7 @@ func sameTopic(items []fetchItem, include []bool, i int) bool {
 // changed reports whether an incremental response must carry the partition.
 func changed(sp *sessionPartition, res *fetchResult) bool {
 	return res.region.Len > 0 || res.errorCode != 0 || res.errorCode != sp.sentError ||
-		res.hw != sp.sentHW || res.logStart != sp.sentLogStart
+		res.hw != sp.sentHW || res.logStart != sp.sentLogStart || res.lso != sp.sentLSO
 }
 
 func (op *fetchOp) replyError(code int16) {

@@ -445,3 +445,43 @@ func TestTxnVerifyAndDescribeProducers(t *testing.T) {
 		t.Fatalf("after the commit: %+v", p)
 	}
 }
+
+// TestTxnFetchSession: a read_committed incremental fetch session (KIP-227)
+// reports a partition again when its transaction commits (the LSO moved,
+// the records below it became readable).
+func TestTxnFetchSession(t *testing.T) {
+	tb := startTestBroker(t, testBackends[1], func(o *Options, _ *RegistryOptions) { o.Transactions = true })
+	prodCreate(t, tb, "txn", 1, nil)
+	rc := dialProd(t, tb.Addr)
+	a := rc.initProducerID(4, nil).ProducerID
+	wantCode(t, "produce", rc.produceRaw(9, "txn", 0, txnBatch(a, 0, 0, prodValues("s", 2)...)).ErrorCode, nil)
+	fetch := func(id, epoch int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version, req.ReplicaID, req.MaxBytes, req.IsolationLevel = 12, -1, 1<<20, 1
+		req.SessionID, req.SessionEpoch = id, epoch
+		if epoch == 0 {
+			req.Topics = []kmsg.FetchRequestTopic{{Topic: "txn", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, PartitionMaxBytes: 1 << 20, CurrentLeaderEpoch: -1, LastFetchedEpoch: -1}}}}
+		}
+		resp := kmsg.NewPtrFetchResponse()
+		if err := rc.roundTrip(req, resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("fetch session: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		return resp
+	}
+	full := fetch(0, 0)
+	if p := full.Topics[0].Partitions[0]; p.LastStableOffset != 0 || p.HighWatermark != 2 || len(p.RecordBatches) != 0 {
+		t.Fatalf("full fetch with the transaction open: %+v", p)
+	}
+	if inc := fetch(full.SessionID, 1); len(inc.Topics) != 0 {
+		t.Fatalf("incremental fetch with nothing changed: %+v", inc.Topics)
+	}
+	wantCode(t, "commit", rc.writeMarkers(1, marker{pid: a, commit: true, partition: 0})[0], nil)
+	inc := fetch(full.SessionID, 2)
+	if len(inc.Topics) != 1 || inc.Topics[0].Partitions[0].LastStableOffset != 3 || len(inc.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("incremental fetch after the commit: %+v", inc.Topics)
+	}
+}
