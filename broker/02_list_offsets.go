@@ -17,7 +17,9 @@ package broker
 //     whose timestamp is >= it, and its timestamp: storage.ListOffset finds the
 //     batch through the .timeindex, list_offsets_exact.go reads it back
 //     (decompressing) and walks its records; offset -1 and timestamp -1
-//     when there is none (Kafka's UNKNOWN_OFFSET).
+//     when there is none (Kafka's UNKNOWN_OFFSET), or, read_committed with
+//     Options.Transactions, when it is at or past the last stable offset
+//     (Kafka's lastFetchableOffset; -3 too).
 //   - unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //     named twice: INVALID_REQUEST; current_leader_epoch (v4+) above ours
 //     (always 0): UNKNOWN_LEADER_EPOCH, below it (but not -1):
@@ -51,7 +53,7 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 	slow := false
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			if readsBatch(p.Timestamp) || b.committedLatest(r, p.Timestamp) {
+			if readsBatch(p.Timestamp) || b.committedLatest(r, p.Timestamp) || b.committedLookup(r, p.Timestamp) {
 				slow = true
 			}
 		}
@@ -79,7 +81,7 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 			if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
-				b.listOffset(&rp, t.Topic, p, b.committedLatest(r, p.Timestamp))
+				b.listOffset(&rp, t.Topic, p, b.committedLatest(r, p.Timestamp), b.committedLookup(r, p.Timestamp))
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -93,9 +95,16 @@ func (b *Broker) committedLatest(r *kmsg.ListOffsetsRequest, ts int64) bool {
 	return b.opts.Transactions && r.IsolationLevel == 1 && ts == storage.TimestampLatest
 }
 
+// committedLookup: a timestamp (or -3) lookup whose answer must be below
+// the LSO.
+func (b *Broker) committedLookup(r *kmsg.ListOffsetsRequest, ts int64) bool {
+	return b.opts.Transactions && r.IsolationLevel == 1 && readsBatch(ts)
+}
+
 // listOffset answers one partition. stable: answer latest with the last
-// stable offset, which may wait for a load (REQUIRES: not a ring thread).
-func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition, stable bool) {
+// stable offset; belowStable: answer a lookup only below it. Both may wait
+// for a load (REQUIRES: not a ring thread).
+func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition, stable, belowStable bool) {
 	part, code := b.servedPartition(topic, p.Partition)
 	if part == nil {
 		rp.ErrorCode = code
@@ -127,6 +136,18 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	if readsBatch(ts) {
 		if off, at, found = exactListOffset(part.Log, ts, off, at); !found {
 			return // offset -1, timestamp -1, leader epoch -1
+		}
+	}
+	if belowStable {
+		ps := b.produce.part(part)
+		loaded := make(chan error, 1)
+		ps.ensureLoaded(func(err error) { loaded <- err })
+		if err := <-loaded; err != nil {
+			rp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		if off >= ps.lastStableOffset() {
+			return // not fetchable read_committed: offset -1, timestamp -1
 		}
 	}
 	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, part.leaderEpoch.Load()

@@ -176,9 +176,14 @@ func (rc *prodConn) fetchAllTxn(partition int32, isolation int8) fetched {
 
 func (rc *prodConn) listLatest(partition int32, isolation int8) int64 {
 	rc.t.Helper()
+	return rc.listOffsetAt(partition, isolation, -1)
+}
+
+func (rc *prodConn) listOffsetAt(partition int32, isolation int8, ts int64) int64 {
+	rc.t.Helper()
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.Version, req.ReplicaID, req.IsolationLevel = 5, -1, isolation
-	req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "txn", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: partition, Timestamp: -1, CurrentLeaderEpoch: -1}}}}
+	req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: "txn", Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: partition, Timestamp: ts, CurrentLeaderEpoch: -1}}}}
 	resp := kmsg.NewPtrListOffsetsResponse()
 	if err := rc.roundTrip(req, resp); err != nil {
 		rc.t.Fatalf("ListOffsets: %v", err)
@@ -242,6 +247,17 @@ func TestTransactionalDataPath(t *testing.T) {
 		}
 		if got := rc.listLatest(2, 0); got != 3 {
 			t.Fatalf("ListOffsets read_uncommitted on partition 2: %d, want 3", got)
+		}
+		// A timestamp lookup landing in the open transaction (offset 1):
+		// none read_committed, found read_uncommitted.
+		if got := rc.listOffsetAt(2, 1, 0); got != 0 {
+			t.Fatalf("ListOffsets ts 0 read_committed on partition 2: %d, want 0", got)
+		}
+		if got := rc.listOffsetAt(0, 1, 0); got != -1 {
+			t.Fatalf("ListOffsets ts 0 read_committed on partition 0 (all open): %d, want -1", got)
+		}
+		if got := rc.listOffsetAt(0, 0, 0); got != 0 {
+			t.Fatalf("ListOffsets ts 0 read_uncommitted on partition 0: %d, want 0", got)
 		}
 
 		// A read_committed long poll at the LSO returns when the
