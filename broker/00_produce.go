@@ -36,9 +36,14 @@ package broker
 //     the ring.
 //   - LogAppendTime topics: the log stamps maxTimestamp (+CRC); the
 //     response carries the append time (v2+) and log start offset (v5+).
-//   - Any transactional id, or a transactional batch: the whole request
-//     answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (this broker has no
-//     transaction coordinator; see 22_init_producer_id.go).
+//   - Transactions (Options.Transactions on): transactional batches pass the
+//     idempotent checks and the transactional ones (produce_state.go,
+//     produce_txn.go); a transactional batch without a producer id is
+//     INVALID_RECORD; with Broker.txnVerify set, each transactional batch
+//     is verified before its append (KIP-890) and refused with the code it
+//     returns. Off: any transactional id, or a transactional batch, makes
+//     the whole request answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED (see
+//     22_init_producer_id.go).
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
@@ -120,6 +125,7 @@ type partSlot struct {
 	pid               int64
 	epoch             int16
 	firstSeq, lastSeq int32
+	txnStart          *openTxn // the transaction this batch began (produce_txn.go)
 }
 
 // AppendDone implements storage.AppendCallback (log writer goroutine).
@@ -162,6 +168,9 @@ type produceCtx struct {
 	topics  []produceTopic
 	slots   []partSlot
 	names   []byte
+	// txnID aliases the frame while ServeFrame runs (transactional id, ""
+	// when null).
+	txnID string
 }
 
 var produceCtxPool = sync.Pool{New: func() any { return new(produceCtx) }}
@@ -190,6 +199,9 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
 	txnID, ok := c.parse(body)
+	if txnID && b.opts.Transactions {
+		txnID = false
+	}
 	if !ok {
 		c.b = nil
 		for i := range c.slots {
@@ -205,11 +217,12 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		c.failAll(kerr.UnsupportedVersion)
 	case c.acks != 0 && c.acks != 1 && c.acks != -1:
 		c.failAll(kerr.InvalidRequiredAcks)
-	case txnID || c.anyTransactional():
+	case txnID || !b.opts.Transactions && c.anyTransactional():
 		c.failAll(kerr.TransactionalIDAuthorizationFailed)
 	default:
 		c.produceAll()
 	}
+	c.txnID = ""
 	// Every records slice aliases the frame: drop them before returning.
 	for i := range c.slots {
 		c.slots[i].records = nil
@@ -312,6 +325,18 @@ func (c *produceCtx) produceAll() {
 			if st == nil {
 				st = b.produce
 			}
+			if bi.batch.Transactional() {
+				if bi.batch.ProducerID() < 0 {
+					c.fail(s, &batchError{kerr.InvalidRecord, "transactional batch without a producer id"})
+					continue
+				}
+				if v := b.txnVerify; v != nil {
+					if code := v(c.txnID, bi.batch.ProducerID(), bi.batch.ProducerEpoch(), t.name, s.partition); code != 0 {
+						s.done(code, -1, -1, -1, "")
+						continue
+					}
+				}
+			}
 			ps := st.part(p)
 			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
 				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
@@ -359,8 +384,11 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 	v := c.hdr.APIVersion
 	r := proto.NewReader(body, v >= 9)
 	if v >= 3 {
-		_, null := r.NullableString()
+		id, null := r.NullableString()
 		txnID = !null
+		if !null {
+			c.txnID = unsafe.String(unsafe.SliceData(id), len(id))
+		}
 	}
 	c.acks = r.Int16()
 	c.timeout = r.Int32()

@@ -292,7 +292,7 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 				ps.mu.Unlock()
 				continue
 			}
-			producers, _, err := readProducers(p.Log, b.log)
+			producers, _, _, err := readProducers(p.Log, b.log)
 			if err != nil {
 				if errors.Is(err, storage.ErrClosed) {
 					continue // deleted meanwhile

@@ -101,6 +101,16 @@ type Options struct {
 	Cluster      Cluster
 	ListenerName string
 
+	// Transactions accepts transactional produce (batches with the
+	// transactional attribute, requests naming a transactional id),
+	// serves WriteTxnMarkers (27_write_txn_markers.go) and
+	// DescribeProducers, and makes read_committed fetches stop at the last
+	// stable offset (produce_txn.go). Off (the default until the
+	// transaction coordinator is wired), behaviour is exactly as before:
+	// transactional produce is refused with
+	// TRANSACTIONAL_ID_AUTHORIZATION_FAILED and those APIs are not listed.
+	Transactions bool
+
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.
@@ -121,6 +131,13 @@ type Broker struct {
 	groups        *coordinator  // group_coordinator.go: consumer groups and __consumer_offsets
 	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
 	txnLog        txnLogLimiter // transactions_unsupported.go
+	// txnVerify, when set (by the transaction coordinator, before serving),
+	// verifies a transactional produce before its append (KIP-890): the
+	// producer's transaction includes the partition. It returns a Kafka
+	// error code, 0 for ok. nil verifies nothing. It runs on a network
+	// loop and must not block; txnID aliases the request frame (copy it to
+	// keep it).
+	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
@@ -251,10 +268,16 @@ func New(opts Options) (*Broker, error) {
 	}
 	for _, a := range servedAPIs {
 		a := a
+		if transactionAPIs[a.key] && !opts.Transactions {
+			continue
+		}
 		b.apis[a.key] = &a
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
+	if opts.Transactions {
+		b.installStableOffsets() // produce_txn.go
+	}
 	b.groups = newCoordinator(b)
 	if err := b.groups.load(); err != nil {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)

@@ -133,11 +133,11 @@ func TestProducerStateSnapshotEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := map[int64]*producerEntry{}
-	if _, err := decodeSnapshot(data, m); err != nil || m[pid] == nil || m[pid].n == 0 {
+	if _, err := decodeSnapshot(data, m, map[*openTxn]struct{}{}); err != nil || m[pid] == nil || m[pid].n == 0 {
 		t.Fatalf("decoded snapshot %v %v", m, err)
 	}
 	data[len(data)-5] ^= 1
-	if _, err := decodeSnapshot(data, map[int64]*producerEntry{}); err == nil {
+	if _, err := decodeSnapshot(data, map[int64]*producerEntry{}, map[*openTxn]struct{}{}); err == nil {
 		t.Fatal("corrupt snapshot decoded")
 	}
 	tb.Broker.CloseProducerState() // before the temp dir goes

@@ -1,8 +1,10 @@
 package broker
 
-// Transactions are not implemented yet. Until they are, every request that
-// names a transactional id (FindCoordinator key type 1, InitProducerId with a
-// transactional id) is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with
+// The transaction coordinator is not implemented yet (the partition side of
+// transactions is, behind Options.Transactions: produce_txn.go). Until it
+// is, every request that names a transactional id (FindCoordinator key type
+// 1, InitProducerId with a transactional id; Produce with one unless
+// Options.Transactions) is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with
 // errTransactionsUnsupported as the error message where the version carries
 // one. That code is the one every client we test treats as fatal at once
 // (franz-go, librdkafka, KafkaJS, the Java producer's TransactionManager):
