@@ -36,14 +36,12 @@ package broker
 //     the ring.
 //   - LogAppendTime topics: the log stamps maxTimestamp (+CRC); the
 //     response carries the append time (v2+) and log start offset (v5+).
-//   - Transactions (Options.Transactions on): transactional batches pass the
+//   - Transactions: transactional batches pass the
 //     idempotent checks and the transactional ones (produce_state.go,
 //     produce_txn.go); a transactional batch without a producer id is
 //     INVALID_RECORD; with Broker.txnVerify set, each transactional batch
 //     is verified before its append (KIP-890) and refused with the code it
-//     returns. Off: any transactional id, or a transactional batch, makes
-//     the whole request answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED (see
-//     22_init_producer_id.go).
+//     returns (the transaction coordinator sets it).
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
@@ -70,7 +68,6 @@ package broker
 // steady state allocates nothing per record or request.
 
 import (
-	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -198,10 +195,7 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 	c.b, c.req, c.hdr = b, req, hdr
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
-	txnID, ok := c.parse(body)
-	if txnID && b.opts.Transactions {
-		txnID = false
-	}
+	ok := c.parse(body)
 	if !ok {
 		c.b = nil
 		for i := range c.slots {
@@ -217,8 +211,6 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		c.failAll(kerr.UnsupportedVersion)
 	case c.acks != 0 && c.acks != 1 && c.acks != -1:
 		c.failAll(kerr.InvalidRequiredAcks)
-	case txnID || !b.opts.Transactions && c.anyTransactional():
-		c.failAll(kerr.TransactionalIDAuthorizationFailed)
 	default:
 		c.produceAll()
 	}
@@ -241,16 +233,6 @@ func (c *produceCtx) failAll(code *kerr.Error) {
 	for i := range c.slots {
 		c.slots[i].done(code.Code, -1, -1, -1, "")
 	}
-}
-
-func (c *produceCtx) anyTransactional() bool {
-	for i := range c.slots {
-		r := c.slots[i].records
-		if len(r) >= proto.BatchPosAttributes+2 && r[proto.BatchPosMagic] == 2 && binary.BigEndian.Uint16(r[proto.BatchPosAttributes:])&proto.AttrTransactional != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // produceAll validates and appends every partition.
@@ -380,13 +362,11 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 // parse reads the request body into c.topics and c.slots (all versions
 // 0-11 share this layout, transactional_id from v3, flexible from v9).
 // Topic names are copied into c.names; records alias body.
-func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
+func (c *produceCtx) parse(body []byte) (ok bool) {
 	v := c.hdr.APIVersion
 	r := proto.NewReader(body, v >= 9)
 	if v >= 3 {
-		id, null := r.NullableString()
-		txnID = !null
-		if !null {
+		if id, null := r.NullableString(); !null {
 			c.txnID = unsafe.String(unsafe.SliceData(id), len(id))
 		}
 	}
@@ -427,7 +407,7 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 	}
 	r.SkipTags()
 	if !r.Complete() {
-		return false, false
+		return false
 	}
 	if cap(c.names) < total {
 		c.names = make([]byte, 0, total*2)
@@ -442,7 +422,7 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 			c.topics[i].name = ""
 		}
 	}
-	return txnID, true
+	return true
 }
 
 // appendResponse encodes the Produce response body for c.hdr.APIVersion.

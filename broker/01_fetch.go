@@ -19,16 +19,15 @@ package broker
 //     response is returned whole even when larger; later partitions stop
 //     before exceeding max_bytes.
 //   - Incremental fetch sessions (KIP-227), see fetch_session.go.
-//   - Isolation (Options.Transactions on): read_committed reads stop at the
+//   - Isolation: read_committed reads stop at the
 //     partition's last stable offset (storage.Log.ReadBelow: the records
 //     still leave from the file) and carry the aborted transactions
 //     (producer id, first offset) overlapping [fetch offset, LSO), from the
 //     transaction indexes (storage.Log.AbortedTxns); last_stable_offset is
 //     the LSO at both isolation levels. A partition whose producer state
 //     is not loaded yet (first fetch after a start) is loaded on its produce
-//     worker first; the fetch waits for it like a long poll. Transactions
-//     off: last_stable_offset = high watermark, aborted_transactions null,
-//     read_committed as read_uncommitted.
+//     worker first; the fetch waits for it like a long poll (at both
+//     isolation levels: last_stable_offset comes from it).
 //
 // Differences from Apache Kafka:
 //   - no preferred read replica (always -1), no diverging-epoch or
@@ -86,10 +85,9 @@ type fetchOp struct {
 	session  *fetchSession // nil: sessionless
 	full     bool          // full fetch: every item goes in the response
 	items    []fetchItem
-	// txn: Options.Transactions (the LSO matters); readCommitted: and the
-	// request's isolation_level is 1. loadTried: producer state loads were
-	// asked for once (loadStates).
-	txn, readCommitted, loadTried bool
+	// readCommitted: the request's isolation_level is 1. loadTried:
+	// producer state loads were asked for once (loadStates).
+	readCommitted, loadTried bool
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -97,14 +95,14 @@ type fetchOp struct {
 	mu      sync.Mutex
 	timer   clock.Timer
 	waiting []*storage.Log
-	// lsoWaiting: partitions whose LSO the fetch waits on (txn).
+	// lsoWaiting: partitions whose LSO the fetch waits on (read_committed).
 	lsoWaiting []*partState
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
 	hdr.ClientID = nil // aliases the frame
-	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes, txn: b.opts.Transactions}
-	op.readCommitted = op.txn && r.IsolationLevel == 1
+	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
+	op.readCommitted = r.IsolationLevel == 1
 	if op.maxBytes <= 0 {
 		op.maxBytes = 1 << 30
 	}
@@ -347,15 +345,12 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		return res
 	}
 	l := it.part.Log
-	lso := int64(-1)
-	if op.txn {
-		ps := op.b.produce.part(it.part)
-		if !ps.loaded.Load() {
-			res.errorCode = kerr.KafkaStorageError.Code // its load failed (logged)
-			return res
-		}
-		lso = ps.lastStableOffset()
+	ps := op.b.produce.part(it.part)
+	if !ps.loaded.Load() {
+		res.errorCode = kerr.KafkaStorageError.Code // its load failed (logged)
+		return res
 	}
+	lso := ps.lastStableOffset()
 	if budget > 0 || first {
 		max := int64(it.maxBytes)
 		if !first && budget < max {
@@ -385,10 +380,7 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 	// Read after the records so the high watermark covers them.
 	res.hw = l.HighWatermark()
 	res.logStart = l.LogStartOffset()
-	res.lso = res.hw
-	if op.txn {
-		res.lso = lso
-	}
+	res.lso = lso
 	if op.readCommitted && res.errorCode == 0 {
 		res.aborted = []proto.AbortedTransaction{}
 		if res.region.Len > 0 {
@@ -401,11 +393,10 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 }
 
 // loadStates asks, once per fetch, for the producer state of every
-// partition whose state is not loaded (Options.Transactions: the LSO
-// comes from it). It reports whether it did: the fetch is then evaluated
+// partition whose state is not loaded (the LSO comes from it). It reports whether it did: the fetch is then evaluated
 // again, from a worker's callback, when the last load finished.
 func (op *fetchOp) loadStates() bool {
-	if !op.txn || op.loadTried {
+	if op.loadTried {
 		return false
 	}
 	op.loadTried = true

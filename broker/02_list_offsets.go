@@ -6,7 +6,7 @@ package broker
 //   - -2 (earliest) and -4 (earliest local, v8; we have no tiered storage):
 //     the log start offset, timestamp -1.
 //   - -1 (latest): the high watermark; with isolation_level 1
-//     (read_committed) and Options.Transactions, the last stable offset
+//     (read_committed), the last stable offset
 //     (produce_txn.go; the partition's producer state is loaded first, on
 //     its produce worker, while the request waits on a goroutine; a failed
 //     load answers KAFKA_STORAGE_ERROR). Timestamp -1.
@@ -17,8 +17,7 @@ package broker
 //     whose timestamp is >= it, and its timestamp: storage.ListOffset finds the
 //     batch through the .timeindex, list_offsets_exact.go reads it back
 //     (decompressing) and walks its records; offset -1 and timestamp -1
-//     when there is none (Kafka's UNKNOWN_OFFSET), or, read_committed with
-//     Options.Transactions, when it is at or past the last stable offset
+//     when there is none (Kafka's UNKNOWN_OFFSET), or, read_committed, when it is at or past the last stable offset
 //     (Kafka's lastFetchableOffset; -3 too).
 //   - unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //     named twice: INVALID_REQUEST; current_leader_epoch (v4+) above ours
@@ -92,13 +91,13 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 
 // committedLatest: a latest (-1) lookup answered with the LSO.
 func (b *Broker) committedLatest(r *kmsg.ListOffsetsRequest, ts int64) bool {
-	return b.opts.Transactions && r.IsolationLevel == 1 && ts == storage.TimestampLatest
+	return r.IsolationLevel == 1 && ts == storage.TimestampLatest
 }
 
 // committedLookup: a timestamp (or -3) lookup whose answer must be below
 // the LSO.
 func (b *Broker) committedLookup(r *kmsg.ListOffsetsRequest, ts int64) bool {
-	return b.opts.Transactions && r.IsolationLevel == 1 && readsBatch(ts)
+	return r.IsolationLevel == 1 && readsBatch(ts)
 }
 
 // listOffset answers one partition. stable: answer latest with the last

@@ -41,16 +41,6 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	switch r.CoordinatorType {
 	case 0:
 	case 1:
-		if b.opts.Txn.Enable {
-			break
-		}
-		code, msg = kerr.TransactionalIDAuthorizationFailed.Code, errMsg(errTransactionsUnsupported)
-		if hdr.APIVersion < 4 {
-			b.refuseTransactionalID("FindCoordinator", r.CoordinatorKey, req.RemoteAddr())
-		}
-		for _, k := range r.CoordinatorKeys {
-			b.refuseTransactionalID("FindCoordinator", k, req.RemoteAddr())
-		}
 	default:
 		code = kerr.InvalidRequest.Code
 	}

@@ -325,12 +325,6 @@ func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeade
 	h := &hdr
 	resp := kmsg.InitProducerIDResponse{Version: h.APIVersion, ProducerID: -1, ProducerEpoch: -1}
 	if r.TransactionalID != nil && *r.TransactionalID != "" {
-		if !b.opts.Txn.Enable { // transactions_unsupported.go
-			b.refuseTransactionalID("InitProducerId", *r.TransactionalID, req.RemoteAddr())
-			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-			b.replyMsg(req, h, &resp)
-			return
-		}
 		b.initTransactionalProducerID(req, hdr, r)
 		return
 	}

@@ -125,10 +125,6 @@ func (b *Broker) addTxnPartitions(version int16, a *addTxnPartitions, done func(
 		}
 		done()
 	}
-	if !b.opts.Txn.Enable {
-		all(kerr.TransactionalIDAuthorizationFailed.Code)
-		return
-	}
 	missing := false
 	for i, tp := range a.partitions {
 		if b.reg == nil || !b.reg.HasPartition(tp.Topic, tp.Partition) {

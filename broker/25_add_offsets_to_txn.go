@@ -35,11 +35,6 @@ func (b *Broker) serveAddOffsetsToTxn(req netpoll.Request, hdr proto.RequestHead
 		resp.ErrorCode = txn.FencedForVersion(txn.APIAddOffsets, h.APIVersion, code)
 		b.replyMsg(req, &h, &resp)
 	}
-	if !b.opts.Txn.Enable {
-		b.refuseTransactionalID("AddOffsetsToTxn", r.TransactionalID, req.RemoteAddr())
-		reply(kerr.TransactionalIDAuthorizationFailed.Code)
-		return
-	}
 	if r.Group == "" {
 		reply(kerr.InvalidGroupID.Code)
 		return

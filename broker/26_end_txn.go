@@ -18,7 +18,6 @@ package broker
 import (
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -41,11 +40,6 @@ func (b *Broker) serveEndTxn(req netpoll.Request, hdr proto.RequestHeader, r *km
 		b.replyMsg(req, &h, &resp)
 	}
 	fail := func(code int16) { reply(txn.Answer{Err: code, ProducerID: -1, ProducerEpoch: -1}) }
-	if !b.opts.Txn.Enable {
-		b.refuseTransactionalID("EndTxn", r.TransactionalID, req.RemoteAddr())
-		fail(kerr.TransactionalIDAuthorizationFailed.Code)
-		return
-	}
 	txnVersion := int16(0)
 	if h.APIVersion >= 5 {
 		txnVersion = 2

@@ -46,9 +46,6 @@ func init() {
 	register(decoded(kmsg.WriteTxnMarkers, 0, writeTxnMarkersMax, copying, (*Broker).serveWriteTxnMarkers))
 }
 
-// transactionAPIs are served only with Options.Transactions.
-var transactionAPIs = map[kmsg.Key]bool{kmsg.WriteTxnMarkers: true, kmsg.DescribeProducers: true}
-
 // markerTimeout bounds how long a marker waits for room in a log's append
 // backlog (Kafka's request.timeout.ms default).
 const markerTimeout = 30 * time.Second

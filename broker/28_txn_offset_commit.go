@@ -74,11 +74,6 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 		}
 		reply()
 	}
-	if !b.opts.Txn.Enable {
-		b.refuseTransactionalID("TxnOffsetCommit", r.TransactionalID, req.RemoteAddr())
-		failAll(kerr.TransactionalIDAuthorizationFailed.Code)
-		return
-	}
 	if r.TransactionalID == "" {
 		failAll(kerr.InvalidRequest.Code)
 		return

@@ -93,6 +93,9 @@ type Options struct {
 	OffsetsRetention           time.Duration
 
 	// Txn configures the transaction coordinator (txn_coordinator.go).
+	// Transactions are always served: the coordinator, transactional
+	// produce, WriteTxnMarkers, DescribeProducers and read_committed
+	// fetches bounded by the last stable offset (produce_txn.go).
 	Txn TxnOptions
 
 	// Cluster, when set, makes this broker one node of a cluster
@@ -100,16 +103,6 @@ type Options struct {
 	// listener whose endpoints Metadata returns ("" = PLAINTEXT).
 	Cluster      Cluster
 	ListenerName string
-
-	// Transactions accepts transactional produce (batches with the
-	// transactional attribute, requests naming a transactional id),
-	// serves WriteTxnMarkers (27_write_txn_markers.go) and
-	// DescribeProducers, and makes read_committed fetches stop at the last
-	// stable offset (produce_txn.go). Off (the default until the
-	// transaction coordinator is wired), behaviour is exactly as before:
-	// transactional produce is refused with
-	// TRANSACTIONAL_ID_AUTHORIZATION_FAILED and those APIs are not listed.
-	Transactions bool
 
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
@@ -130,7 +123,6 @@ type Broker struct {
 	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
 	groups        *coordinator  // group_coordinator.go: consumer groups and __consumer_offsets
 	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
-	txnLog        txnLogLimiter // transactions_unsupported.go
 	// txnVerify, when set (by the transaction coordinator, before serving),
 	// verifies a transactional produce before its append (KIP-890): the
 	// producer's transaction includes the partition. It returns a Kafka
@@ -268,16 +260,11 @@ func New(opts Options) (*Broker, error) {
 	}
 	for _, a := range servedAPIs {
 		a := a
-		if transactionAPIs[a.key] && !opts.Transactions {
-			continue
-		}
 		b.apis[a.key] = &a
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
-	if opts.Transactions {
-		b.installStableOffsets() // produce_txn.go
-	}
+	b.installStableOffsets() // produce_txn.go
 	b.groups = newCoordinator(b)
 	if err := b.groups.load(); err != nil {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)

@@ -33,7 +33,7 @@ func decodeFor(a api, version int16) func(body []byte) error {
 		return func(body []byte) error {
 			c := &produceCtx{}
 			c.hdr.APIVersion = version
-			if _, ok := c.parse(body); !ok {
+			if !c.parse(body) {
 				return errMalformedProduce
 			}
 			return nil

@@ -197,7 +197,7 @@ func (s *produceState) part(p *Partition) *partState {
 	}
 	ps := &partState{p: p, worker: s.workers.workerFor(p), logger: s.b.log}
 	v, loaded := s.parts.LoadOrStore(p, ps)
-	if !loaded && s.b.opts.Transactions {
+	if !loaded {
 		s.b.installStableOffset(p) // (again, for a partition newer than New)
 	}
 	return v.(*partState)

@@ -82,11 +82,6 @@ const transactionStateTopic = "__transaction_state"
 // TxnOptions configure the transaction coordinator; zero values take the
 // defaults noted.
 type TxnOptions struct {
-	// Enable serves transactional ids. Off, every request naming one is
-	// refused TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-	// (transactions_unsupported.go): transactions need the data path's
-	// transactional produce and markers as well.
-	Enable bool
 	// StateLogNumPartitions is transaction.state.log.num.partitions (0: 50);
 	// an existing topic's partition count wins.
 	StateLogNumPartitions int32
@@ -127,9 +122,8 @@ type txnCoordinator struct {
 	segBytes   int32
 	interval   time.Duration
 	cfg        txn.Config // template; CoordinatorEpoch per partition
-	// markers is the data path (the Broker's WriteTxnMarkers, found by an
-	// interface assertion so this compiles before the data path exists);
-	// nil without it.
+	// markers is the data path: the Broker's WriteTxnMarkers (tests put a
+	// fake here).
 	markers txnMarkerWriter
 
 	mu     sync.Mutex
@@ -190,13 +184,12 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	if tc.interval <= 0 {
 		tc.interval = defaultTxnCleanupInterval
 	}
-	if w, ok := any(b).(txnMarkerWriter); ok {
-		tc.markers = w
-	}
+	tc.markers = b
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
 		OffsetsPartition: func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
 	tc.tick = tc.clock.AfterFunc(tc.interval, tc.onTick)
 	tc.tick.Stop()
+	b.txnVerify = b.verifyTxnPartition // KIP-890: a transactional produce needs its partition in the transaction
 	return tc
 }
 
@@ -408,14 +401,6 @@ func (tc *txnCoordinator) writeDone(part int32, co *txn.Coordinator, txnID strin
 // sendMarkers writes job's markers through the data path, retrying the
 // partitions that failed, then completes them. Runs without mu.
 func (tc *txnCoordinator) sendMarkers(job txnMarkerJob) {
-	if tc.markers == nil {
-		// Built without the data path: nothing here can ever write the
-		// markers, so the transaction stays in Prepare* (a broker with
-		// the data path resumes it from __transaction_state at start).
-		tc.log.Error("transaction decided but this build cannot write its markers (no WriteTxnMarkers)",
-			zap.String("transactional.id", job.m.TxnID), zap.Bool("commit", job.m.Commit))
-		return
-	}
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
 	mk := kmsg.NewWriteTxnMarkersRequestMarker()
 	mk.ProducerID, mk.ProducerEpoch, mk.Committed = job.m.ProducerID, job.m.ProducerEpoch, job.m.Commit

@@ -217,7 +217,7 @@ func wantCode(t *testing.T, what string, got int16, want *kerr.Error) {
 //	partition 2: B's idempotent p2-0; A's transaction c2-0..1 left open
 func TestTransactionalDataPath(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
-		tb := startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) { o.Transactions = true })
+		tb := startDataPathBroker(t, backend)
 		prodCreate(t, tb, "txn", 3, nil)
 		rc := dialProd(t, tb.Addr)
 		a := rc.initProducerID(4, nil).ProducerID
@@ -379,19 +379,20 @@ func prodStrings(prefix string, n int) []string {
 	return out
 }
 
-// TestTransactionsOffRefuses: without Options.Transactions the behaviour is
-// as before: a transactional batch is refused and WriteTxnMarkers is not
-// listed.
-func TestTransactionsOffRefuses(t *testing.T) {
-	tb := startTestBroker(t, testBackends[1], nil)
-	prodCreate(t, tb, "txn", 1, nil)
-	rc := dialProd(t, tb.Addr)
-	a := rc.initProducerID(4, nil).ProducerID
-	wantCode(t, "transactional batch", rc.produceRaw(9, "txn", 0, txnBatch(a, 0, 0, prodValues("x", 1)...)).ErrorCode, kerr.TransactionalIDAuthorizationFailed)
-	if tb.Broker.apis[kmsg.WriteTxnMarkers] != nil || tb.Broker.apis[kmsg.DescribeProducers] != nil {
-		t.Fatal("transaction APIs served with Transactions off")
-	}
+// startDataPathBroker serves a broker whose transactional produce is not
+// verified against the coordinator (Broker.txnVerify nil): the data path's
+// tests write transactional batches and markers at the kmsg level, with no
+// transaction in the coordinator.
+func startDataPathBroker(t *testing.T, backend string) *testBroker {
+	t.Helper()
+	tb := &testBroker{t: t, dir: t.TempDir(), backend: backend, onNew: noTxnVerify}
+	tb.start()
+	t.Cleanup(tb.stop)
+	return tb
 }
+
+// noTxnVerify clears the coordinator's KIP-890 hook (startDataPathBroker).
+func noTxnVerify(b *Broker) { b.txnVerify = nil }
 
 // TestTxnVerifyAndDescribeProducers: the KIP-890 hook sees the request's
 // transactional id and refuses with its code; DescribeProducers reports
@@ -404,7 +405,6 @@ func TestTxnVerifyAndDescribeProducers(t *testing.T) {
 	}
 	calls := make(chan call, 16)
 	tb := &testBroker{t: t, dir: t.TempDir(), backend: testBackends[0],
-		mod: func(o *Options, _ *RegistryOptions) { o.Transactions = true },
 		onNew: func(b *Broker) {
 			b.txnVerify = func(txnID string, pid int64, epoch int16, topic string, partition int32) int16 {
 				calls <- call{txnID, pid, partition}
@@ -466,7 +466,7 @@ func TestTxnVerifyAndDescribeProducers(t *testing.T) {
 // reports a partition again when its transaction commits (the LSO moved,
 // the records below it became readable).
 func TestTxnFetchSession(t *testing.T) {
-	tb := startTestBroker(t, testBackends[1], func(o *Options, _ *RegistryOptions) { o.Transactions = true })
+	tb := startDataPathBroker(t, testBackends[1])
 	prodCreate(t, tb, "txn", 1, nil)
 	rc := dialProd(t, tb.Addr)
 	a := rc.initProducerID(4, nil).ProducerID

@@ -43,10 +43,9 @@ func txnPowerLossRound(t *testing.T, seed int64) {
 			if fs != nil {
 				ro.FS, ro.NewIO = fs, fs.NewIO
 			}
-			o.Transactions = true
 		}
 	}
-	tb := &testBroker{t: t, dir: dir, backend: netpoll.BackendPortable, mod: mod(fio)}
+	tb := &testBroker{t: t, dir: dir, backend: netpoll.BackendPortable, mod: mod(fio), onNew: noTxnVerify}
 	tb.start()
 	prodCreate(t, tb, "txn", 1, nil)
 	rc := dialProd(t, tb.Addr)
@@ -95,7 +94,7 @@ func txnPowerLossRound(t *testing.T, seed int64) {
 	}
 	abandon(tb)
 
-	tb2 := &testBroker{t: t, dir: next, backend: netpoll.BackendPortable, mod: mod(nil)}
+	tb2 := &testBroker{t: t, dir: next, backend: netpoll.BackendPortable, mod: mod(nil), onNew: noTxnVerify}
 	tb2.start()
 	t.Cleanup(tb2.stop)
 	rc = dialProd(t, tb2.Addr)

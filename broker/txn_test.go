@@ -19,29 +19,11 @@ import (
 	"github.com/ringbroker/ringbroker/txn"
 )
 
-// txnDataPath reports whether this build has the partition-side data path
-// of transactions (the Broker's WriteTxnMarkers, branch f-txn-data). Without
-// it a decided transaction cannot complete: its markers are never written.
-func txnDataPath() bool {
-	_, ok := any((*Broker)(nil)).(txnMarkerWriter)
-	return ok
-}
-
-// requireTxnDataPath skips a test that needs transactional produce and
-// markers, loudly: these are the end-to-end tests of issue 18 and must run
-// once f-txn-data is merged (they then run without change).
-func requireTxnDataPath(t *testing.T) {
-	t.Helper()
-	if !txnDataPath() {
-		t.Skip("NEEDS THE TRANSACTION DATA PATH (f-txn-data: Broker.WriteTxnMarkers, transactional produce, read_committed): not merged into this build")
-	}
-}
-
 // startTxnBroker serves a broker with transactions on. clk, if not nil, is
 // its clock.
 func startTxnBroker(t *testing.T, backend string, clk *clock.Manual) *testBroker {
 	return startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) {
-		o.Txn = TxnOptions{Enable: true, StateLogNumPartitions: 5, MaxTimeout: time.Minute, CleanupInterval: time.Second}
+		o.Txn = TxnOptions{StateLogNumPartitions: 5, MaxTimeout: time.Minute, CleanupInterval: time.Second}
 		o.OffsetsTopicNumPartitions = 5
 		if clk != nil {
 			o.Clock = clk
@@ -354,24 +336,16 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 		tpt.Partitions = append(tpt.Partitions, tpp)
 		tpr.Topics = append(tpr.Topics, tpt)
 		code := request[*kmsg.ProduceResponse](t, cl, tpr).Topics[0].Partitions[0].ErrorCode
-		switch {
-		case !txnDataPath():
-			wantTxnCode(t, "transactional produce without the data path", code, kerr.TransactionalIDAuthorizationFailed.Code)
-		case code != kerr.TransactionAbortable.Code && code != kerr.InvalidTxnState.Code:
+		if code != kerr.TransactionAbortable.Code && code != kerr.InvalidTxnState.Code {
 			t.Errorf("transactional produce outside the transaction: %s, want TRANSACTION_ABORTABLE or INVALID_TXN_STATE", codeName(code))
 		}
 
 		wantTxnCode(t, "EndTxn commit", endTxn(t, cl, "t-a", pid, epoch, true), 0)
-		if txnDataPath() {
-			waitTxnState(t, cl, "t-a", "CompleteCommit")
-			if at := fetchOffset(); at != 42 {
-				t.Errorf("committed transactional offset: %d, want 42", at)
-			}
-			wantTxnCode(t, "OffsetFetch require_stable after the commit", stableFetch(), 0)
-		} else {
-			// The decision is durable; the markers wait for the data path.
-			waitTxnState(t, cl, "t-a", "PrepareCommit")
+		waitTxnState(t, cl, "t-a", "CompleteCommit")
+		if at := fetchOffset(); at != 42 {
+			t.Errorf("committed transactional offset: %d, want 42", at)
 		}
+		wantTxnCode(t, "OffsetFetch require_stable after the commit", stableFetch(), 0)
 
 		tb.restart()
 		cl = txnClient(tb, nil)
@@ -379,22 +353,12 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 		if s.ErrorCode != 0 || s.ProducerID != pid || s.ProducerEpoch != epoch || (s.State != "CompleteCommit" && s.State != "PrepareCommit") {
 			t.Fatalf("after restart: %+v", s)
 		}
-		if !txnDataPath() {
-			// The transactional offset was reloaded as pending (its
-			// batch has no marker yet).
-			wantTxnCode(t, "OffsetFetch require_stable after restart", stableFetch(), kerr.UnstableOffsetCommit.Code)
-			if at := fetchOffset(); at != -1 {
-				t.Errorf("undecided transactional offset visible after restart: %d", at)
-			}
+		waitTxnState(t, cl, "t-a", "CompleteCommit")
+		if at := fetchOffset(); at != 42 {
+			t.Errorf("committed transactional offset after restart: %d, want 42", at)
 		}
-		if txnDataPath() {
-			waitTxnState(t, cl, "t-a", "CompleteCommit")
-			if at := fetchOffset(); at != 42 {
-				t.Errorf("committed transactional offset after restart: %d, want 42", at)
-			}
-			if r := initTxn(t, cl, "t-a", 30000); r.ErrorCode != 0 || r.ProducerID != pid || r.ProducerEpoch != epoch+1 {
-				t.Errorf("InitProducerId after restart: %s pid %d epoch %d", codeName(r.ErrorCode), r.ProducerID, r.ProducerEpoch)
-			}
+		if r := initTxn(t, cl, "t-a", 30000); r.ErrorCode != 0 || r.ProducerID != pid || r.ProducerEpoch != epoch+1 {
+			t.Errorf("InitProducerId after restart: %s pid %d epoch %d", codeName(r.ErrorCode), r.ProducerID, r.ProducerEpoch)
 		}
 	})
 }
@@ -426,11 +390,7 @@ func TestTxnTimeoutAfterRestart(t *testing.T) {
 		}
 		// Past the timeout, the next cleanup tick aborts it.
 		clk.Advance(txnTestCleanupInterval)
-		want := []string{"PrepareAbort", "CompleteAbort"}
-		if txnDataPath() {
-			want = want[1:]
-		}
-		s = waitTxnState(t, cl, "t-slow", want...)
+		s = waitTxnState(t, cl, "t-slow", "CompleteAbort")
 		if s.ProducerID != pid || s.ProducerEpoch != epoch+1 {
 			t.Errorf("aborted by timeout: pid %d epoch %d, want %d %d", s.ProducerID, s.ProducerEpoch, pid, epoch+1)
 		}
@@ -441,37 +401,10 @@ func TestTxnTimeoutAfterRestart(t *testing.T) {
 	})
 }
 
-// TestTxnDisabled: with transactions off every transactional request is
-// refused TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the code clients fail fast
-// on.
-func TestTxnDisabled(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, backend string) {
-		tb := startTestBroker(t, backend, nil)
-		cl := tb.client()
-		ctx := context.Background()
-		// Straight to the broker: a client would stop at FindCoordinator.
-		end := kmsg.NewPtrEndTxnRequest()
-		end.TransactionalID = "t"
-		resp, err := end.RequestWith(ctx, cl.Broker(0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantTxnCode(t, "EndTxn", resp.ErrorCode, kerr.TransactionalIDAuthorizationFailed.Code)
-		add := kmsg.NewPtrAddOffsetsToTxnRequest()
-		add.TransactionalID, add.Group = "t", "g"
-		aresp, err := add.RequestWith(ctx, cl.Broker(0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantTxnCode(t, "AddOffsetsToTxn", aresp.ErrorCode, kerr.TransactionalIDAuthorizationFailed.Code)
-	})
-}
-
 // TestTxnFranzCommitAbort: a franz-go transactional producer commits one
 // transaction and aborts another; a read_committed consumer sees exactly
 // the committed records, in order.
 func TestTxnFranzCommitAbort(t *testing.T) {
-	requireTxnDataPath(t)
 	forEachBackend(t, func(t *testing.T, backend string) {
 		tb := startTxnBroker(t, backend, nil)
 		ctx := context.Background()
@@ -546,7 +479,6 @@ func consumeCommitted(t *testing.T, tb *testBroker, topic string, n int) []strin
 // input record is in the output exactly once and the group's committed
 // offsets match the input's end.
 func TestTxnGroupTransactSession(t *testing.T) {
-	requireTxnDataPath(t)
 	forEachBackend(t, func(t *testing.T, backend string) {
 		tb := startTxnBroker(t, backend, nil)
 		ctx := context.Background()
@@ -625,7 +557,6 @@ func TestTxnGroupTransactSession(t *testing.T) {
 // INVALID_PRODUCER_EPOCH) and nothing it writes after is visible to
 // read_committed.
 func TestTxnZombieFencing(t *testing.T) {
-	requireTxnDataPath(t)
 	forEachBackend(t, func(t *testing.T, backend string) {
 		tb := startTxnBroker(t, backend, nil)
 		ctx := context.Background()
@@ -715,7 +646,7 @@ func TestTxnMarkerRetry(t *testing.T) {
 			{Topic: "txn-m", Partition: 1}: {kerr.UnknownTopicOrPartition.Code},
 		}}
 		tb := &testBroker{t: t, dir: t.TempDir(), backend: backend, mod: func(o *Options, _ *RegistryOptions) {
-			o.Txn = TxnOptions{Enable: true, StateLogNumPartitions: 5}
+			o.Txn = TxnOptions{StateLogNumPartitions: 5}
 			o.OffsetsTopicNumPartitions = 5
 		}, onNew: func(b *Broker) { b.txns.markers = markers }}
 		tb.start()

@@ -221,8 +221,6 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OffsetsTopicSegmentBytes:   cfg.OffsetsTopicSegmentBytes,
 		OffsetsRetention:           time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
 
-		// Txn.Enable stays off until the data path (transactional produce,
-		// WriteTxnMarkers, read_committed) serves transactions too.
 		Txn: broker.TxnOptions{
 			StateLogNumPartitions: cfg.TransactionStateLogNumPartitions,
 			StateLogSegmentBytes:  cfg.TransactionStateLogSegmentBytes,
