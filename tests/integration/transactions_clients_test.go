@@ -6,55 +6,32 @@ package integration
 // and KafkaJS commit and abort transactions, and a read_committed consumer
 // of the same client sees exactly the committed records.
 //
-// The daemon serves transactional ids only once the data path of
-// transactions (transactional produce, WriteTxnMarkers, read_committed;
-// branch f-txn-data) is in and transactions are on by default; until then
-// it refuses them (TestTransactionsFailFast) and this test skips, saying
-// so. The franz-go equivalents run in-process in broker/txn_test.go.
+// kcat (librdkafka's transactional producer, one committed transaction per
+// run) is checked the same way with its own read_committed consumer.
+// Transactions are always on in the daemon. The franz-go equivalents run
+// in-process in broker/txn_test.go.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// requireDaemonTransactions skips, loudly, when the daemon refuses
-// transactional ids.
-func requireDaemonTransactions(t *testing.T, addr string) {
-	t.Helper()
-	cl := newClient(t, addr)
-	r := kmsg.NewPtrFindCoordinatorRequest()
-	r.CoordinatorType, r.CoordinatorKey, r.CoordinatorKeys = 1, "probe", []string{"probe"}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := r.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := resp.ErrorCode
-	if len(resp.Coordinators) > 0 {
-		code = resp.Coordinators[0].ErrorCode
-	}
-	if code == kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Skip("NEEDS THE TRANSACTION DATA PATH (f-txn-data) AND TRANSACTIONS ON IN THE DAEMON: it refuses transactional ids")
-	}
-}
-
 func TestTransactionsClients(t *testing.T) {
+	kcat := requireTool(t, "kcat")
 	python := requireTool(t, "/usr/bin/python3")
 	node := requireTool(t, "node")
 	jsDir := filepath.Join(repoRoot, "tests", "js")
 	requireTool(t, filepath.Join(jsDir, "node_modules", "kafkajs", "package.json"))
 	forEachBackend(t, func(t *testing.T, backend string) {
 		b := startBroker(t, backend, nil)
-		requireDaemonTransactions(t, b.Addr)
 		check := func(t *testing.T, out string) {
 			t.Helper()
 			var got struct {
@@ -77,6 +54,23 @@ func TestTransactionsClients(t *testing.T) {
 			}
 			check(t, out)
 		})
+		t.Run("kcat", func(t *testing.T) {
+			// kcat -P with transactional.id wraps its whole input in one
+			// transaction and commits it at the end.
+			createTopic(t, b.Addr, "txn-kcat", 1, nil)
+			if out, err := runClientInput(t, 90*time.Second, "c1\nc2\nc3\n", kcat, "-b", b.Addr, "-P", "-t", "txn-kcat",
+				"-X", "transactional.id=txn-kcat"); err != nil {
+				t.Fatalf("kcat transactional produce: %v (%s)", err, out)
+			}
+			out, err := runClientInput(t, 60*time.Second, "", kcat, "-b", b.Addr, "-C", "-t", "txn-kcat", "-o", "beginning", "-e",
+				"-X", "isolation.level=read_committed", "-f", "%s\n")
+			if err != nil {
+				t.Fatalf("kcat read_committed consume: %v", err)
+			}
+			if got := strings.Fields(out); strings.Join(got, ",") != "c1,c2,c3" {
+				t.Errorf("kcat read_committed saw %q, want c1 c2 c3", got)
+			}
+		})
 		t.Run("kafkajs", func(t *testing.T) {
 			createTopic(t, b.Addr, "txn-kafkajs", 1, nil)
 			out, err := runClient(t, 90*time.Second, []string{"KAFKAJS_NO_PARTITIONER_WARNING=1"}, node,
@@ -87,4 +81,22 @@ func TestTransactionsClients(t *testing.T) {
 			check(t, out)
 		})
 	})
+}
+
+// runClientInput is runClient with stdin; on failure the error carries stderr.
+func runClientInput(t *testing.T, timeout time.Duration, stdin, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("%s %s: %v in %v", filepath.Base(name), strings.Join(args, " "), errOrOK(err), time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		return stdout.String(), fmt.Errorf("%w\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
 }
