@@ -21,12 +21,14 @@ package broker
 // them (onTxnMarker). On restart the load replays transactional batches
 // and markers the same way (loadOffsetsBatch).
 //
+// The batch goes through the partition's producer state as Kafka's
+// AppendOrigin.COORDINATOR (txn_offsets_append.go): epoch checked (older:
+// INVALID_PRODUCER_EPOCH), sequences not, and the transaction tracked, so
+// the __consumer_offsets partition's last stable offset and .txnindex
+// cover it like any transactional produce.
+//
 // Differences from Apache Kafka: v5 (transactions v2's implicit add of the
-// offsets partition) is not served; the batch is appended directly, not
-// through the partition's producer state, so the producer epoch check is
-// the transaction coordinator's (above) rather than the log's. In a
-// cluster whose transaction coordinator is another broker the epoch is not
-// checked here.
+// offsets partition) is not served.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,7 +38,6 @@ import (
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
-	"github.com/ringbroker/ringbroker/storage"
 	"github.com/ringbroker/ringbroker/txn"
 )
 
@@ -152,17 +153,19 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 		reply()
 	}
 	batch := appendTxnRecordBatch(now.UnixMilli(), r.ProducerID, r.ProducerEpoch, records)
-	groupID, pid := r.Group, r.ProducerID
+	groupID, pid, epoch := r.Group, r.ProducerID, r.ProducerEpoch
 	ok := c.withTopic(func(t *Topic) {
 		p := partitionOf(t, offsetsPart)
 		if p == nil {
 			fail(kerr.CoordinatorNotAvailable.Code)
 			return
 		}
-		err := p.Log.Append(batch, storage.AppendFunc(func(res storage.AppendResult) {
-			if res.Err != nil {
-				c.log.Warn("transactional offset commit append failed", zap.String("group", groupID), zap.Error(res.Err))
-				fail(kerr.CoordinatorNotAvailable.Code)
+		// Through the partition's producer state (txn_offsets_append.go):
+		// its LSO and .txnindex cover the transaction.
+		b.appendCoordinatorTxn(p, batch, pid, epoch, now.UnixMilli(), func(code int16) {
+			if code != 0 {
+				c.log.Warn("transactional offset commit not appended", zap.String("group", groupID), zap.String("code", kerr.ErrorForCode(code).Error()))
+				fail(code)
 				return
 			}
 			c.lock()
@@ -171,10 +174,7 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 			}
 			c.unlock()
 			reply()
-		}))
-		if err != nil {
-			fail(kerr.CoordinatorNotAvailable.Code)
-		}
+		})
 	})
 	if !ok {
 		fail(kerr.CoordinatorNotAvailable.Code)

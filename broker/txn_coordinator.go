@@ -35,7 +35,12 @@ package broker
 // UNKNOWN_TOPIC_OR_PARTITION, a partition deleted since: Kafka drops it as
 // well. When every partition has its marker, transactional offsets held by
 // the group coordinator for __consumer_offsets partitions are completed
-// (onTxnMarker) and MarkersDone hands out the Complete* record.
+// (onTxnMarker: its one caller; the data path's marker append does not
+// call it) and MarkersDone hands out the Complete* record. The offsets of
+// a TxnOffsetCommit are appended through the __consumer_offsets
+// partition's producer state (txn_offsets_append.go), so that partition's
+// last stable offset, its cleaner bound and its .txnindex cover the
+// transaction like any transactional produce.
 //
 // Time: Tick runs every transaction.abort.timed.out.transaction.cleanup.interval.ms
 // on b.clock (aborts timed-out transactions, expires idle ids, retries
@@ -47,8 +52,12 @@ package broker
 // partition's leadership never moves, so the Coordinators loaded at start
 // (plus those of partitions created later) are all this broker ever holds.
 // Markers for partitions led by another broker are not sent yet (the data
-// path's WriteTxnMarkers is local): such a transaction stays in Prepare*
-// and its markers are retried.
+// path's WriteTxnMarkers is local; a remote partition answers
+// NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION): such a
+// transaction stays in Prepare* and its markers are retried (or, for
+// UNKNOWN_TOPIC_OR_PARTITION, dropped). Transactions are therefore only
+// complete on a single node or when every partition of a transaction is
+// led by its coordinator's broker.
 //
 // Differences from Apache Kafka: no authorization (the SASL/ACL work adds
 // it); the coordinator epoch is 0 (leadership never moves, see above); a
