@@ -11,13 +11,7 @@ package broker
 // as Kafka does (the group APIs then reject the empty id with
 // INVALID_GROUP_ID).
 //
-// Differences from Apache Kafka: with transactions off
-// (TxnOptions.Enable), transactional ids are answered
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED with the message "transactions are
-// not supported by ringbroker yet", a code clients treat as fatal, so a
-// transactional producer fails within a second instead of retrying a
-// missing coordinator until its timeout (transactions_unsupported.go);
-// share keys (type 2) INVALID_REQUEST. Kafka creates __consumer_offsets and
+// Differences from Apache Kafka: share keys (type 2) INVALID_REQUEST. Kafka creates __consumer_offsets and
 // __transaction_state on the first FindCoordinator; we create them on the
 // first write (group_coordinator.go, txn_coordinator.go).
 

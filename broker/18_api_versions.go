@@ -2,8 +2,7 @@ package broker
 
 // ApiVersions (key 18), versions 0-4.
 //
-// Behaviour: lists every API in servedAPIs with its version range (the
-// transaction APIs, transactionAPIs, only with Options.Transactions). An
+// Behaviour: lists every API in servedAPIs with its version range. An
 // unsupported request version is answered (not closed) with a v0 body
 // carrying UNSUPPORTED_VERSION, as Kafka does (KIP-511), always with response
 // header v0.

@@ -36,13 +36,7 @@ package broker
 // expected producer id and epoch; answered once the id's record is durable.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v4, as in Kafka.
 //
-// Differences from Apache Kafka: with transactions off (TxnOptions.Enable)
-// a non-empty transactional id is answered
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, what Kafka answers when the
-// principal may not use that transactional id: it is fatal for the client,
-// which fails fast with a clear error instead of retrying
-// COORDINATOR_NOT_AVAILABLE forever; the id is logged, rate-limited
-// (transactions_unsupported.go). An empty transactional id is
+// Differences from Apache Kafka: an empty transactional id is
 // INVALID_REQUEST, as in Kafka. Producer ids start at 0 per data dir, not
 // from a cluster-wide controller; Kafka, whose controller log holds the
 // allocation, has no recovery from a lost block file.

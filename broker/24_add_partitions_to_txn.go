@@ -11,9 +11,7 @@ package broker
 // verification or an error). As in Kafka, a transaction naming a topic or
 // partition that does not exist is not attempted: those partitions answer
 // UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED.
-// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as in Kafka. With
-// transactions off (TxnOptions.Enable) every partition answers
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (transactions_unsupported.go).
+// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
 // Differences from Apache Kafka: no authorization, so v4+ is also served to
 // clients (Kafka requires CLUSTER_ACTION); the request's transaction

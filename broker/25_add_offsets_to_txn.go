@@ -6,8 +6,7 @@ package broker
 // (group.PartitionFor(group, offsets.topic.num.partitions)) to the
 // transaction, through the transaction coordinator (txn_coordinator.go),
 // answered once the Ongoing record is durable. PRODUCER_FENCED is
-// INVALID_PRODUCER_EPOCH below v2, as in Kafka. With transactions off:
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+// INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
 // Differences from Apache Kafka: no authorization.
 

@@ -10,8 +10,7 @@ package broker
 // clients retry). v5 is transactions v2 (KIP-890, as Kafka maps it by
 // version): the epoch is bumped by every EndTxn and the answer carries the
 // producer id and epoch to continue with. PRODUCER_FENCED is
-// INVALID_PRODUCER_EPOCH below v2, as in Kafka. With transactions off:
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+// INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
 // Differences from Apache Kafka: no authorization.
 

@@ -1,7 +1,6 @@
 package broker
 
-// WriteTxnMarkers (key 27), versions 0-1; listed by ApiVersions only with
-// Options.Transactions.
+// WriteTxnMarkers (key 27), versions 0-1.
 //
 // Behaviour: for each marker, for each partition, a control batch is
 // appended (Kafka's format: control and transactional attribute bits, one

@@ -1,7 +1,6 @@
 package broker
 
-// DescribeProducers (key 61), version 0; listed by ApiVersions only with
-// Options.Transactions.
+// DescribeProducers (key 61), version 0.
 //
 // Behaviour: for each partition, the producers in its producer state
 // (produce_state.go, produce_txn.go): producer id, epoch, last sequence,

@@ -42,7 +42,7 @@ package broker
 // snapshot of it is written afterwards, into a missing dir at shutdown or
 // into the dir of a topic re-created under the same name.
 //
-// Transactional batches (Options.Transactions) pass the same checks, then:
+// Transactional batches pass the same checks, then:
 // a non-transactional batch from a producer whose transaction is open is
 // INVALID_TXN_STATE; a transactional one from a producer with none begins
 // a transaction (produce_txn.go).

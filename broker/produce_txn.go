@@ -40,9 +40,6 @@ package broker
 // ABORT markers it passes (AppendAbortedTxn ignores those present), so an
 // entry lost in a crash comes back. Snapshots record each producer's
 // current transaction and coordinator epoch (snapshot format v2).
-//
-// With Options.Transactions off nothing here runs: the LSO is the high
-// watermark and no state is loaded for it.
 
 import (
 	"encoding/binary"
@@ -385,8 +382,8 @@ func (j *produceJob) runMarker() {
 }
 
 // installStableOffsets bounds the cleaner of every local partition by its
-// last stable offset (storage.Log.SetStableOffset): New calls it with
-// Options.Transactions for the partitions found at start, produceState.part
+// last stable offset (storage.Log.SetStableOffset): New calls it for the
+// partitions found at start, produceState.part
 // for those that come later (before their first transactional batch).
 func (b *Broker) installStableOffsets() {
 	if b.reg == nil {
