@@ -78,6 +78,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
@@ -247,8 +248,13 @@ func (c *produceCtx) produceAll() {
 			topic = b.reg.Topic(t.name)
 		}
 		internal := isInternalTopic(t.name)
+		writable := b.authorize(c.req, acl.OpWrite, acl.ResourceTopic, t.name) // authz.go: WRITE, before existence, as KafkaApis
 		for i := t.first; i < t.end; i++ {
 			s := &c.slots[i]
+			if !writable {
+				s.done(kerr.TopicAuthorizationFailed.Code, -1, -1, -1, "")
+				continue
+			}
 			if internal {
 				// Only the coordinator writes here: one client record the
 				// group loader cannot parse used to stop the next start.

@@ -48,6 +48,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -72,6 +73,9 @@ type fetchItem struct {
 	// notLeader: the partition exists in the cluster but this node does
 	// not lead it (part is nil): NOT_LEADER_OR_FOLLOWER.
 	notLeader bool
+	// denied: the principal may not READ the topic (part is nil):
+	// TOPIC_AUTHORIZATION_FAILED (authz.go).
+	denied bool
 }
 
 // fetchOp is one Fetch request from parse to response.
@@ -255,6 +259,15 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 
 func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition) fetchItem {
 	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp}
+	if name := k.topic; op.b.authzOn() && (topic != nil || op.hdr.APIVersion < 13) {
+		if topic != nil {
+			name = topic.Name
+		}
+		if !op.b.authorize(op.req, acl.OpRead, acl.ResourceTopic, name) {
+			it.denied = true
+			return it
+		}
+	}
 	if topic != nil {
 		parts := topic.Partitions
 		if k.partition >= 0 && int(k.partition) < len(parts) {
@@ -333,6 +346,10 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 	res := fetchResult{hw: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
+		if it.denied {
+			res.errorCode = kerr.TopicAuthorizationFailed.Code
+			return res
+		}
 		if it.notLeader {
 			res.errorCode = kerr.NotLeaderForPartition.Code
 			if op.hdr.APIVersion >= 12 {

@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
@@ -74,10 +75,13 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 	}
 	for _, t := range r.Topics {
 		rt := kmsg.ListOffsetsResponseTopic{Topic: t.Topic}
+		described := b.authorize(req, acl.OpDescribe, acl.ResourceTopic, t.Topic) // authz.go
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
-			if seen.repeated(t.Topic, p.Partition) {
+			if !described {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
 				b.listOffset(&rp, t.Topic, p, b.committedLatest(r, p.Timestamp), b.committedLookup(r, p.Timestamp))

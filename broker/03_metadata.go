@@ -48,7 +48,14 @@ package broker
 //     rejects ids before v12); an unknown id gets UNKNOWN_TOPIC_ID.
 //   - No racks; cluster-authorized-operations (v8-v10)
 //     and topic-authorized-operations are -2147483648 ("not requested")
-//     unless asked, then every operation (there is no authorizer yet).
+//     unless asked, then every operation (not yet computed from ACLs).
+//
+// Authorization (authz.go, with the authorizer on), as KafkaApis: a topic
+// the principal may not DESCRIBE is left out of an all-topics answer and
+// answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs
+// CREATE on the cluster or the topic, else TOPIC_AUTHORIZATION_FAILED.
+// The single node's broker entry is the advertised address of the
+// listener the request came in on.
 
 import (
 	"strings"
@@ -81,13 +88,14 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *
 			// Of the internal topics only __consumer_offsets is created, and
 			// with the group coordinator's settings (as Kafka does).
 			if t.Topic != nil && ValidateTopicName(*t.Topic) == nil && !exists(*t.Topic) &&
-				(!isInternalTopic(*t.Topic) || *t.Topic == offsetsTopic) {
+				(!isInternalTopic(*t.Topic) || *t.Topic == offsetsTopic) && b.mayAutoCreate(req, *t.Topic) {
 				names = append(names, strings.Clone(*t.Topic))
 			}
 		}
 	}
 	if len(names) == 0 {
 		resp := respond(r, allTopics, nil)
+		b.metadataSecure(req, &resp, allTopics, mayCreate)
 		b.replyMsg(req, h, &resp)
 		return
 	}
@@ -108,6 +116,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *
 	hc.ClientID = nil
 	job := func() {
 		resp := respond(&rc, false, create(names))
+		b.metadataSecure(req, &resp, false, mayCreate)
 		b.replyMsg(req, &hc, &resp)
 	}
 	if !b.admin.submit(job) {
@@ -116,6 +125,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *
 			busy[name] = kerr.LeaderNotAvailable.Code
 		}
 		resp := respond(r, false, busy)
+		b.metadataSecure(req, &resp, false, mayCreate)
 		b.replyMsg(req, h, &resp)
 	}
 }

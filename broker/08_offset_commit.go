@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -72,12 +73,15 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 	var toApply []pending
 	for i, t := range r.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
+		readable := b.authorize(req, acl.OpRead, acl.ResourceTopic, t.Topic) // authz.go (GROUP READ: in decoded)
 		for j, p := range t.Partitions {
 			md := ""
 			if p.Metadata != nil {
 				md = *p.Metadata
 			}
 			switch {
+			case !readable:
+				codes[i][j] = kerr.TopicAuthorizationFailed.Code
 			case code != 0:
 				codes[i][j] = code
 			case b.reg == nil || !b.reg.HasPartition(t.Topic, p.Partition):

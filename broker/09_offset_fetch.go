@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -139,5 +140,58 @@ func (b *Broker) serveOffsetFetch(req netpoll.Request, hdr proto.RequestHeader, 
 		}
 	}
 	c.unlock()
+	if b.authzOn() {
+		b.offsetFetchSecure(req, r, &resp)
+	}
 	b.replyMsg(req, &hdr, &resp)
+}
+
+// offsetFetchSecure applies authorization to an OffsetFetch answer, as
+// KafkaApis: a group the principal may not DESCRIBE is
+// GROUP_AUTHORIZATION_FAILED (the top-level error before v8, with no
+// topics); a topic it may not DESCRIBE is left out of an all-topics answer
+// and TOPIC_AUTHORIZATION_FAILED on each partition when named.
+func (b *Broker) offsetFetchSecure(req netpoll.Request, r *kmsg.OffsetFetchRequest, resp *kmsg.OffsetFetchResponse) {
+	denied := kerr.TopicAuthorizationFailed.Code
+	if resp.Version < 8 {
+		if !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, r.Group) {
+			resp.Topics, resp.ErrorCode = nil, kerr.GroupAuthorizationFailed.Code
+			return
+		}
+		kept := resp.Topics[:0]
+		for _, t := range resp.Topics {
+			if !b.authorize(req, acl.OpDescribe, acl.ResourceTopic, t.Topic) {
+				if r.Topics == nil {
+					continue
+				}
+				for i := range t.Partitions {
+					t.Partitions[i].Offset, t.Partitions[i].Metadata, t.Partitions[i].ErrorCode = -1, nil, denied
+				}
+			}
+			kept = append(kept, t)
+		}
+		resp.Topics = kept
+		return
+	}
+	for gi := range resp.Groups {
+		g := &resp.Groups[gi]
+		if !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, g.Group) {
+			g.Topics, g.ErrorCode = nil, kerr.GroupAuthorizationFailed.Code
+			continue
+		}
+		all := gi < len(r.Groups) && r.Groups[gi].Topics == nil
+		kept := g.Topics[:0]
+		for _, t := range g.Topics {
+			if !b.authorize(req, acl.OpDescribe, acl.ResourceTopic, t.Topic) {
+				if all {
+					continue
+				}
+				for i := range t.Partitions {
+					t.Partitions[i].Offset, t.Partitions[i].Metadata, t.Partitions[i].ErrorCode = -1, nil, denied
+				}
+			}
+			kept = append(kept, t)
+		}
+		g.Topics = kept
+	}
 }

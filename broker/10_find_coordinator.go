@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -38,13 +39,17 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	default:
 		code = kerr.InvalidRequest.Code
 	}
-	node, host, port := b.opts.NodeID, b.opts.AdvertisedHost, b.opts.AdvertisedPort
+	host, port := b.advertised(req) // security.go: the request's listener
+	node := b.opts.NodeID
 	if code != 0 {
 		node, host, port = -1, "", -1
 	}
 	// locate answers one group key: this broker, or in a cluster the
 	// broker leading the group's __consumer_offsets partition.
 	locate := func(key string) (int32, string, int32, int16, *string) {
+		if code == 0 && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, key) { // authz.go
+			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
+		}
 		if code != 0 || b.opts.Cluster == nil {
 			return node, host, port, code, msg
 		}

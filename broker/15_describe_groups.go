@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -41,6 +42,8 @@ func (b *Broker) serveDescribeGroups(req netpoll.Request, hdr proto.RequestHeade
 		}
 		g := c.g.Group(id)
 		switch {
+		case !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, id): // authz.go
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case id == "":
 			rg.ErrorCode = kerr.InvalidGroupID.Code
 		case g == nil:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -27,9 +28,13 @@ func (b *Broker) serveListGroups(req netpoll.Request, hdr proto.RequestHeader, r
 		typeOK = typeOK || strings.EqualFold(t, "classic")
 	}
 	c := b.groups
+	allVisible := b.authorizeCluster(req, acl.OpDescribe) // authz.go: else only the groups it may DESCRIBE
 	c.lock()
 	if typeOK {
 		for _, g := range c.g.Groups() {
+			if !allVisible && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, g.ID) {
+				continue
+			}
 			st := g.State.String()
 			if len(r.StatesFilter) > 0 {
 				match := false

@@ -75,6 +75,10 @@ func (b *Broker) createTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 			}
 			continue
 		}
+		if !b.mayCreateTopic(req, t.Topic) { // authz.go
+			resp.Topics = append(resp.Topics, createTopicError(t.Topic, kerr.TopicAuthorizationFailed.Code, errMsg("Authorization failed.")))
+			continue
+		}
 		resp.Topics = append(resp.Topics, b.createTopic(t, r.ValidateOnly, h.APIVersion))
 	}
 	b.replyMsg(req, h, &resp)

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -76,6 +77,8 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 			fail(kerr.UnknownServerError.Code, "%v", errNoRegistry)
 		case t.Topic != nil && t.TopicID != zero:
 			fail(kerr.InvalidRequest.Code, "topic named by both name and id")
+		case t.Topic != nil && !b.authorize(req, acl.OpDelete, acl.ResourceTopic, *t.Topic): // authz.go
+			fail(kerr.TopicAuthorizationFailed.Code, "Authorization failed.")
 		case t.Topic != nil:
 			e.name = *t.Topic
 			if tp := b.reg.Topic(e.name); tp == nil {
@@ -87,6 +90,10 @@ func (b *Broker) deleteTopics(req netpoll.Request, h *proto.RequestHeader, r *km
 		case t.TopicID != zero:
 			if tp := b.reg.TopicByID(t.TopicID); tp == nil {
 				fail(kerr.UnknownTopicID.Code, "topic id %x does not exist", t.TopicID)
+			} else if !b.authorize(req, acl.OpDelete, acl.ResourceTopic, tp.Name) {
+				// Kafka hides the name from who may not DESCRIBE it;
+				// we hide it from who may not DELETE it.
+				fail(kerr.TopicAuthorizationFailed.Code, "Authorization failed.")
 			} else {
 				e.name = tp.Name
 				name := tp.Name

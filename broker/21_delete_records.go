@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
@@ -48,9 +49,12 @@ func (b *Broker) answerDeleteRecords(req netpoll.Request, hdr proto.RequestHeade
 	}
 	for _, t := range r.Topics {
 		rt := kmsg.DeleteRecordsResponseTopic{Topic: t.Topic}
+		deletable := b.authorize(req, acl.OpDelete, acl.ResourceTopic, t.Topic) // authz.go
 		for _, p := range t.Partitions {
 			rp := kmsg.DeleteRecordsResponseTopicPartition{Partition: p.Partition, LowWatermark: -1}
-			if seen.repeated(t.Topic, p.Partition) {
+			if !deletable {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
 				rp.LowWatermark, rp.ErrorCode = b.deleteRecords(t.Topic, p.Partition, p.Offset)

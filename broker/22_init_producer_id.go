@@ -325,6 +325,8 @@ func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeade
 	switch {
 	case r.TransactionalID != nil:
 		resp.ErrorCode = kerr.InvalidRequest.Code
+	case !b.authorizeIdempotentWrite(req): // authz.go
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 	case (r.ProducerID == -1) != (r.ProducerEpoch == -1):
 		resp.ErrorCode = kerr.InvalidRequest.Code
 	default:

@@ -24,8 +24,10 @@ package broker
 // would answer the requested epoch with its first start offset).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -39,10 +41,13 @@ func (b *Broker) serveOffsetForLeaderEpoch(req netpoll.Request, hdr proto.Reques
 	resp := kmsg.OffsetForLeaderEpochResponse{Version: h.APIVersion}
 	for _, t := range r.Topics {
 		rt := kmsg.OffsetForLeaderEpochResponseTopic{Topic: t.Topic}
+		described := b.authorize(req, acl.OpDescribe, acl.ResourceTopic, t.Topic) // authz.go
 		for _, p := range t.Partitions {
 			rp := kmsg.OffsetForLeaderEpochResponseTopicPartition{Partition: p.Partition, LeaderEpoch: -1, EndOffset: -1}
 			part, code := b.servedPartition(t.Topic, p.Partition)
 			switch {
+			case !described:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case part == nil:
 				rp.ErrorCode = code
 			case checkPartitionEpoch(part, p.CurrentLeaderEpoch) != 0:

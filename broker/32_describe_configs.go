@@ -37,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -61,6 +62,11 @@ func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHead
 	nodeName := strconv.Itoa(int(b.opts.NodeID))
 	for _, res := range r.Resources {
 		rr := kmsg.DescribeConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName}
+		if code := b.configAuthz(req, res.ResourceType, res.ResourceName, acl.OpDescribeConfigs); code != 0 { // authz.go
+			rr.ErrorCode, rr.ErrorMessage = code, errMsg("Authorization failed.")
+			resp.Resources = append(resp.Resources, rr)
+			continue
+		}
 		var entries []config.Described
 		switch res.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:

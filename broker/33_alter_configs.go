@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -49,6 +50,11 @@ func (b *Broker) alterConfigs(req netpoll.Request, h *proto.RequestHeader, r *km
 		keys := make([]string, len(res.Configs))
 		for j, c := range res.Configs {
 			keys[j] = c.Name
+		}
+		if code := b.configAuthz(req, res.ResourceType, res.ResourceName, acl.OpAlterConfigs); code != 0 { // authz.go
+			out.ErrorCode, out.ErrorMessage = code, errMsg("Authorization failed.")
+			resp.Resources = append(resp.Resources, out)
+			continue
 		}
 		out.ErrorCode, out.ErrorMessage = b.alterResourceCommon(res.ResourceType, res.ResourceName, keys, dups[i])
 		if out.ErrorCode == 0 && res.ResourceType == kmsg.ConfigResourceTypeTopic {

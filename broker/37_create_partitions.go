@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -44,6 +45,11 @@ func (b *Broker) createPartitions(req netpoll.Request, h *proto.RequestHeader, r
 		out := kmsg.CreatePartitionsResponseTopic{Topic: t.Topic}
 		fail := func(code int16, format string, args ...any) {
 			out.ErrorCode, out.ErrorMessage = code, errMsg(fmt.Sprintf(format, args...))
+		}
+		if !b.authorize(req, acl.OpAlter, acl.ResourceTopic, t.Topic) { // authz.go
+			fail(kerr.TopicAuthorizationFailed.Code, "Authorization failed.")
+			resp.Topics = append(resp.Topics, out)
+			continue
 		}
 		if count[t.Topic] > 1 {
 			if answered[t.Topic] {

@@ -12,8 +12,10 @@ package broker
 // the group back on restart, like a lost DeleteGroups).
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -30,7 +32,11 @@ func (b *Broker) serveDeleteGroups(req netpoll.Request, hdr proto.RequestHeader,
 	for _, id := range r.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = id
-		rg.ErrorCode = c.g.DeleteGroup(id)
+		if b.authorize(req, acl.OpDelete, acl.ResourceGroup, id) { // authz.go
+			rg.ErrorCode = c.g.DeleteGroup(id)
+		} else {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		}
 		resp.Groups = append(resp.Groups, rg)
 	}
 	c.unlock()

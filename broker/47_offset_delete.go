@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -26,7 +27,11 @@ func (b *Broker) serveOffsetDelete(req netpoll.Request, hdr proto.RequestHeader,
 	resp := kmsg.NewOffsetDeleteResponse()
 	resp.Version = hdr.APIVersion
 	var tps []group.TopicPartition
-	for _, t := range r.Topics {
+	readable := make([]bool, len(r.Topics)) // authz.go: TOPIC READ (GROUP DELETE: in decoded)
+	for ti, t := range r.Topics {
+		if readable[ti] = b.authorize(req, acl.OpRead, acl.ResourceTopic, t.Topic); !readable[ti] {
+			continue
+		}
 		for _, p := range t.Partitions {
 			tps = append(tps, group.TopicPartition{Topic: t.Topic, Partition: p.Partition})
 		}
@@ -37,12 +42,17 @@ func (b *Broker) serveOffsetDelete(req netpoll.Request, hdr proto.RequestHeader,
 	c.unlock()
 	resp.ErrorCode = top
 	i := 0
-	for _, t := range r.Topics {
+	for ti, t := range r.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
 		rt.Topic = t.Topic
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			rp.Partition = p.Partition
+			if !readable[ti] {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
+			}
 			if top == 0 {
 				rp.ErrorCode = codes[i]
 				if rp.ErrorCode == 0 && (b.reg == nil || !b.reg.HasPartition(t.Topic, p.Partition)) {

@@ -43,7 +43,8 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 	}
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.opts.NodeID
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.opts.NodeID, Host: b.opts.AdvertisedHost, Port: b.opts.AdvertisedPort}}
+	host, port := b.advertised(req)
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.opts.NodeID, Host: host, Port: port}}
 	if b.opts.Cluster != nil {
 		// Clustered (cluster.go): the active controller and every
 		// unfenced broker of the image.

@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -47,6 +48,23 @@ func init() {
 func (b *Broker) serveDescribeTopicPartitions(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeTopicPartitionsRequest) {
 	h := &hdr
 	resp := b.describeTopicPartitions(r)
+	if b.authzOn() {
+		// authz.go: hidden from an all-topics answer, refused when named,
+		// as Metadata. (The partition limit and cursor count hidden
+		// topics' partitions too.)
+		kept := resp.Topics[:0]
+		for _, t := range resp.Topics {
+			if t.Topic != nil && !b.authorize(req, acl.OpDescribe, acl.ResourceTopic, *t.Topic) {
+				if len(r.Topics) == 0 {
+					continue
+				}
+				t = kmsg.DescribeTopicPartitionsResponseTopic{Topic: t.Topic, ErrorCode: kerr.TopicAuthorizationFailed.Code,
+					AuthorizedOperations: authorizedOpsNotRequested}
+			}
+			kept = append(kept, t)
+		}
+		resp.Topics = kept
+	}
 	b.replyMsg(req, h, resp)
 }
 

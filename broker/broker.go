@@ -36,6 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
@@ -104,6 +105,11 @@ type Options struct {
 	Cluster      Cluster
 	ListenerName string
 
+	// Security configures SASL listeners, SCRAM credentials and the
+	// authorizer (security.go); nil: every listener PLAINTEXT, no
+	// authorization.
+	Security *SecurityOptions
+
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.
@@ -130,6 +136,7 @@ type Broker struct {
 	// loop and must not block; txnID aliases the request frame (copy it to
 	// keep it).
 	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
+	sec       *security // security.go; nil without Options.Security
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
@@ -193,8 +200,17 @@ func decoded[T any, P interface {
 	kmsg.Request
 }](key kmsg.Key, min, max int16, mode decodeMode, serve func(*Broker, netpoll.Request, proto.RequestHeader, P)) api {
 	toGroup := groupKeys[key] // looked up once, not per request
+	groupOp, authzGroup := groupAuthzOps[key]
+	clusterOp, authzCluster := clusterAuthzOps[key]
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
+			if authzGroup && b.authzOn() && b.refuseGroupUnauthorized(req, &h, r, groupOp) {
+				return // authz.go
+			}
+			if authzCluster && !b.authorizeCluster(req, clusterOp) {
+				b.replyMsg(req, &h, busyResponse(r, kerr.ClusterAuthorizationFailed.Code, "Cluster authorization failed."))
+				return // authz.go
+			}
 			if toGroup && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
 				return // cluster_groups.go
 			}
@@ -261,6 +277,11 @@ func New(opts Options) (*Broker, error) {
 	for _, a := range servedAPIs {
 		a := a
 		b.apis[a.key] = &a
+	}
+	if opts.Security != nil {
+		if b.sec, err = newSecurity(b, *opts.Security); err != nil {
+			return nil, err
+		}
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
@@ -341,6 +362,14 @@ func (b *Broker) ServeFrame(req netpoll.Request, frame []byte) {
 			req.Close("internal error")
 		}
 	}()
+	if s := sessionOf(req); s != nil && s.gated() && b.serveGated(req, s, frame) {
+		return // security.go: the SASL gate
+	}
+	b.dispatch(req, frame)
+}
+
+// dispatch parses the request header and hands the request to its API.
+func (b *Broker) dispatch(req netpoll.Request, frame []byte) {
 	h, err := proto.ParseRequestHeader(frame)
 	if err != nil {
 		b.closeBad(req, "unparsable request header", zap.Error(err))

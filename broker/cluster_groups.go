@@ -100,8 +100,13 @@ const notCoordinatorMessage = "this broker does not coordinate the group; look t
 // notCoordinatorResponse is r's answer with NOT_COORDINATOR everywhere a
 // client looks for it: the top-level error, every group, every partition.
 func notCoordinatorResponse(r kmsg.Request) kmsg.Response {
-	code := kerr.NotCoordinator.Code
-	resp := busyResponse(r, code, notCoordinatorMessage)
+	return groupErrorResponse(r, kerr.NotCoordinator.Code, notCoordinatorMessage)
+}
+
+// groupErrorResponse is r's answer with code everywhere a client looks
+// for it: the top-level error, every group, every partition.
+func groupErrorResponse(r kmsg.Request, code int16, msg string) kmsg.Response {
+	resp := busyResponse(r, code, msg)
 	switch r := r.(type) {
 	case *kmsg.OffsetCommitRequest:
 		out := resp.(*kmsg.OffsetCommitResponse)

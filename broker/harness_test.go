@@ -30,6 +30,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, backend string)) {
 type testBroker struct {
 	t       *testing.T
 	Addr    string
+	Addrs   []string // every listener, in Options.Security.Listeners order
 	Broker  *Broker
 	Reg     *Registry
 	Server  *netpoll.Server
@@ -81,11 +82,24 @@ func (tb *testBroker) start() {
 	// detector no happens-before edge from New's writes.
 	var bp atomic.Pointer[Broker]
 	fwd := netpoll.HandlerFunc(func(req netpoll.Request, frame []byte) { bp.Load().ServeFrame(req, frame) })
-	srv, err := netpoll.Listen(netpoll.Options{Listeners: []string{"127.0.0.1:0"}, Backend: tb.backend, Loops: 2, Handler: fwd, Logger: logger})
+	listeners := []string{"127.0.0.1:0"}
+	if opts.Security != nil {
+		for len(listeners) < len(opts.Security.Listeners) {
+			listeners = append(listeners, "127.0.0.1:0")
+		}
+	}
+	srv, err := netpoll.Listen(netpoll.Options{Listeners: listeners, Backend: tb.backend, Loops: 2, Handler: fwd,
+		Sessions: sessionsFwd{&bp}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.AdvertisedPort = int32(srv.Addrs()[0].(*net.TCPAddr).Port)
+	if opts.Security != nil {
+		for i := range opts.Security.Listeners {
+			l := &opts.Security.Listeners[i]
+			l.AdvertisedHost, l.AdvertisedPort = "127.0.0.1", int32(srv.Addrs()[i].(*net.TCPAddr).Port)
+		}
+	}
 	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +110,23 @@ func (tb *testBroker) start() {
 	bp.Store(b)
 	tb.Broker, tb.Reg, tb.Server = b, reg, srv
 	tb.Addr = srv.Addrs()[0].String()
+	tb.Addrs = tb.Addrs[:0]
+	for _, a := range srv.Addrs() {
+		tb.Addrs = append(tb.Addrs, a.String())
+	}
+}
+
+// sessionsFwd opens sessions with the broker once it exists (as fwd
+// forwards frames).
+type sessionsFwd struct{ bp *atomic.Pointer[Broker] }
+
+func (f sessionsFwd) OpenSession(listener int, remote net.Addr) netpoll.Session {
+	if b := f.bp.Load(); b != nil {
+		if s := b.OpenSession(listener, remote); s != nil {
+			return s
+		}
+	}
+	return nil
 }
 
 func (tb *testBroker) stop() {

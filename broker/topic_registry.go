@@ -439,6 +439,11 @@ func (r *Registry) Topics() []*Topic {
 // LogDirs returns the configured log dirs.
 func (r *Registry) LogDirs() []string { return r.opts.LogDirs }
 
+// errRegistryClosed answers a create that arrives after Close (a
+// background creation, e.g. the group coordinator's __consumer_offsets,
+// racing with shutdown): the log dirs are closed.
+var errRegistryClosed = fmt.Errorf("%w: the broker is shutting down", kerr.KafkaStorageError)
+
 // CreateTopic creates a topic with partitions partitions and configs
 // overrides. Errors are *kerr.Error values where Kafka has a code:
 // INVALID_TOPIC_EXCEPTION, TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS,
@@ -465,6 +470,9 @@ func (r *Registry) CreateTopic(name string, partitions int32, configs map[string
 	}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	if len(r.mgrs) == 0 {
+		return nil, errRegistryClosed
+	}
 	if r.Topic(name) != nil {
 		return nil, fmt.Errorf("%w: topic %q already exists", kerr.TopicAlreadyExists, name)
 	}
@@ -608,6 +616,9 @@ func (r *Registry) CreatePartitions(name string, total int32, validateOnly bool)
 	}
 	if validateOnly {
 		return nil
+	}
+	if len(r.mgrs) == 0 {
+		return errRegistryClosed
 	}
 	added, err := r.createPartitionLogs(t, have, r.spreadDirs(have, total-have))
 	if err != nil {

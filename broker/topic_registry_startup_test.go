@@ -589,3 +589,22 @@ func TestRegistryFinishesUnfinishedCreate(t *testing.T) {
 		t.Fatalf("other-0 not set aside: %v", got)
 	}
 }
+
+// TestCreateAfterClose: a create that arrives after Close (a background
+// creation racing with shutdown) is refused with KAFKA_STORAGE_ERROR; it
+// used to divide by the zero log dirs left and panic.
+func TestCreateAfterClose(t *testing.T) {
+	r := mustOpenRegistryDirs(t, t.TempDir())
+	if _, err := r.CreateTopic("before", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTopic("after", 1, nil, false); !errors.Is(err, errRegistryClosed) {
+		t.Fatalf("CreateTopic after Close: %v, want %v", err, errRegistryClosed)
+	}
+	if err := r.CreatePartitions("before", 2, false); !errors.Is(err, errRegistryClosed) {
+		t.Fatalf("CreatePartitions after Close: %v, want %v", err, errRegistryClosed)
+	}
+}

@@ -168,6 +168,16 @@ type Config struct {
 	LeaderImbalancePerBrokerPercentage  int32    // leader.imbalance.per.broker.percentage
 	ControlledShutdownEnable            bool     // controlled.shutdown.enable
 
+	// Security (security.go; Kafka keys but ring.conn.max.authenticating).
+	SaslEnabledMechanisms                 []string // sasl.enabled.mechanisms (per listener: ListenerKey)
+	ConnectionFailedAuthenticationDelayMs int      // connection.failed.authentication.delay.ms
+	ConnectionsMaxReauthMs                int64    // connections.max.reauth.ms
+	SaslServerMaxReceiveSize              int      // sasl.server.max.receive.size
+	ConnMaxAuthenticating                 int      // ring.conn.max.authenticating (ours)
+	AuthorizerClassName                   string   // authorizer.class.name
+	SuperUsers                            string   // super.users, as written
+	AllowEveryoneIfNoACLFound             bool     // allow.everyone.if.no.acl.found
+
 	// Operations (ours).
 	TuningStrict            bool   // tuning.strict
 	MetricsListener         string // metrics.listener; "" disables the HTTP endpoint
@@ -180,6 +190,7 @@ type Config struct {
 	shadowed      []string          // settings that lost to a higher-precedence key (for Print)
 	ignored       []string          // accepted-but-ignored Kafka keys that were set (for Print)
 	stored        map[string]string // Kafka broker keys taken and reported, not acted on (storedInt...): key -> value
+	listenerKeys  map[string]string // listener.name.<l>.<key> taken (security.go), name lower-cased
 }
 
 // source records where a canonical key's value came from.
@@ -244,6 +255,11 @@ func Parse(r io.Reader, name string) (*Config, []string, error) {
 		}
 		seen[e.key] = e.line
 		where := fmt.Sprintf("%s:%d", name, e.line)
+		if taken, err := c.setListenerKey(e.key, e.value); err != nil {
+			return nil, warnings, fmt.Errorf("config %s: %w", where, err)
+		} else if taken {
+			continue
+		}
 		sp := lookup(e.key)
 		if sp == nil {
 			if reason, ok := ignoredKeys[e.key]; ok {
@@ -277,6 +293,9 @@ func Parse(r io.Reader, name string) (*Config, []string, error) {
 // the broker); accepted-but-ignored Kafka keys are recorded. Set checks the
 // value alone; call Validate after the last Set for cross-key checks.
 func (c *Config) Set(key, value string) error {
+	if taken, err := c.setListenerKey(key, value); taken || err != nil {
+		return err
+	}
 	sp := lookup(key)
 	if sp == nil {
 		if reason, ok := ignoredKeys[key]; ok {
@@ -374,13 +393,12 @@ func (c *Config) Validate() error {
 		if slices.Contains(c.ControllerListenerNames, l.Name) {
 			continue
 		}
-		proto, ok := c.ListenerSecurityProtocolMap[l.Name]
-		if !ok {
+		if _, ok := c.ListenerSecurityProtocolMap[l.Name]; !ok {
 			return fmt.Errorf("listeners: listener %s has no entry in listener.security.protocol.map", l.Name)
 		}
-		if proto != "PLAINTEXT" {
-			return fmt.Errorf("listeners: listener %s uses security protocol %s; ringbroker serves PLAINTEXT only", l.Name, proto)
-		}
+	}
+	if err := c.validateSecurity(); err != nil {
+		return err
 	}
 	for _, l := range c.AdvertisedListeners {
 		if !names[l.Name] {
@@ -460,6 +478,9 @@ func (c *Config) Print(w io.Writer) {
 		}
 		bw.WriteString("# " + src + "\n")
 		writeProperty(bw, sp.name, sp.get(c))
+	}
+	for _, s := range c.printListenerKeys() {
+		bw.WriteString(s + "\n")
 	}
 	for _, s := range c.shadowed {
 		bw.WriteString("# shadowed: " + s + "\n")

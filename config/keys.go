@@ -148,7 +148,7 @@ const kafkaIntMax = math.MaxInt32
 
 // specs is the key table: the server.properties keys, then the topic keys
 // (topic_keys.go). compression.type is one entry for both levels.
-var specs = append(append(slices.Clip(brokerSpecs), clusterSpecs...), topicSpecs...)
+var specs = append(append(append(slices.Clip(brokerSpecs), clusterSpecs...), securitySpecs...), topicSpecs...)
 
 var brokerSpecs = []spec{
 	// ---- network
@@ -175,7 +175,7 @@ var brokerSpecs = []spec{
 		},
 		get: func(c *Config) string { return formatListeners(c.AdvertisedListeners) }},
 	{name: "listener.security.protocol.map", def: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-		doc: "Listener name to security protocol, as in Kafka. ringbroker serves PLAINTEXT only, so every served listener must map to PLAINTEXT.",
+		doc: "Listener name to security protocol, as in Kafka. Served: PLAINTEXT and SASL_PLAINTEXT (SASL settings per listener with the `listener.name.<name>.` prefix); SSL and SASL_SSL are refused at start until TLS is served.",
 		set: func(c *Config, v string) error {
 			m := map[string]string{}
 			for _, item := range splitList(v) {
@@ -745,6 +745,12 @@ func Markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", key, sp.typ, code(sp.def), cell(sp.doc))
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Per-listener keys, Kafka's `listener.name.<listener name in lower case>.` prefix (`--print-config` hides JAAS values):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "- `listener.name.<name>.sasl.enabled.mechanisms`: the listener's own `sasl.enabled.mechanisms`.")
+	fmt.Fprintln(w, "- `listener.name.<name>.plain.sasl.jaas.config`: the listener's SASL/PLAIN users, in Kafka's JAAS syntax: `"+PlainLoginModule+" required user_alice=\"alice-secret\" user_bob=\"bob-secret\";`.")
+	fmt.Fprintln(w, "- `listener.name.<name>.<mechanism>.sasl.jaas.config` for another mechanism is taken and checked for syntax (SCRAM users come from AlterUserScramCredentials, not from JAAS).")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Kafka keys accepted and ignored (no warning; `--print-config` lists them):")
 	fmt.Fprintln(w)

@@ -43,9 +43,13 @@ const (
 // answered (a second answer is a bug and is dropped by the slot state).
 type Request struct {
 	conn completer
+	sess Session
 	gen  uint32
 	seq  uint32
 }
+
+// Session is the connection's Session (Options.Sessions), nil without one.
+func (r Request) Session() Session { return r.sess }
 
 // Reply queues buf as this request's response. buf must come from
 // GetBuffer and starts with the 4-byte length placeholder GetBuffer put
@@ -59,6 +63,15 @@ func (r Request) Reply(buf *Buffer) {
 	}
 	binary.BigEndian.PutUint32(buf.B[0:4], uint32(n))
 	r.conn.complete(r.gen, r.seq, completeReply, buf, "")
+}
+
+// ReplyThenClose queues buf as Reply does and closes the connection once
+// buf has been sent (the responses before it are sent too; requests after
+// it are dropped). Kafka's answer to a failed authentication. Safe from any
+// goroutine.
+func (r Request) ReplyThenClose(buf *Buffer) {
+	buf.closeAfter = true
+	r.Reply(buf)
 }
 
 // NoReply marks the request answered without a response (Produce with
@@ -110,6 +123,9 @@ type Buffer struct {
 	// budget and reserved: what ReserveCopy took for this buffer.
 	budget   *copyBudget
 	reserved int64
+	// closeAfter: close the connection once this buffer has been sent
+	// (ReplyThenClose).
+	closeAfter bool
 }
 
 // FileRegion is a range of an open file to send as part of a response.
@@ -152,6 +168,7 @@ func (b *Buffer) Release() {
 		b.Files[i] = FileRegion{}
 	}
 	b.Files = b.Files[:0]
+	b.closeAfter = false
 	if b.budget != nil {
 		b.budget.give(b.reserved)
 		b.budget, b.reserved = nil, 0

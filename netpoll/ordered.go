@@ -34,6 +34,9 @@ type orderedQueue struct {
 	head  uint32
 	sent  uint32
 	tail  uint32
+	// closeNow: popSent popped a buffer sent with ReplyThenClose; the
+	// owner closes the connection.
+	closeNow bool
 }
 
 type slotState uint8
@@ -112,7 +115,7 @@ func (q *orderedQueue) complete(seq uint32, buf *Buffer) bool {
 // at sent, up to max buffers, advances sent past them (no-reply slots are
 // skipped over), and returns dst. Slots stay in the queue until popSent.
 // A buffer that splices files goes out alone: the run stops before it, or
-// right after it when it is first.
+// right after it when it is first. A ReplyThenClose buffer ends the run.
 func (q *orderedQueue) nextReady(dst []*Buffer, max int) []*Buffer {
 	for q.sent != q.tail && len(dst) < max {
 		s := q.at(q.sent)
@@ -128,6 +131,10 @@ func (q *orderedQueue) nextReady(dst []*Buffer, max int) []*Buffer {
 				return append(dst, s.buf)
 			}
 			dst = append(dst, s.buf)
+			if s.buf.closeAfter {
+				q.sent++ // nothing after it leaves: the connection closes
+				break
+			}
 		}
 		q.sent++
 	}
@@ -150,6 +157,7 @@ func (q *orderedQueue) popSent() (reqBytes, respBytes int64) {
 		reqBytes += int64(s.reqBytes)
 		if s.buf != nil {
 			respBytes += s.buf.cost()
+			q.closeNow = q.closeNow || s.buf.closeAfter
 			s.buf.Release()
 		}
 		*s = slot{}
@@ -172,6 +180,7 @@ func (q *orderedQueue) releaseAll() {
 		*s = slot{}
 	}
 	q.head, q.sent, q.tail = 0, 0, 0
+	q.closeNow = false
 }
 
 // bytes is what the queued slots account for: request bytes and the cost

@@ -60,9 +60,9 @@ func listenPortable(opts Options) (*portableServer, error) {
 		}
 		s.lns = append(s.lns, ln)
 	}
-	for _, ln := range s.lns {
+	for i, ln := range s.lns {
 		s.acceptWG.Add(1)
-		go s.acceptLoop(ln)
+		go s.acceptLoop(i, ln)
 	}
 	return s, nil
 }
@@ -82,7 +82,7 @@ func (s *portableServer) stats() Stats {
 	return s.statsWith(n)
 }
 
-func (s *portableServer) acceptLoop(ln net.Listener) {
+func (s *portableServer) acceptLoop(listener int, ln net.Listener) {
 	defer s.acceptWG.Done()
 	var backoff time.Duration
 	for {
@@ -126,6 +126,7 @@ func (s *portableServer) acceptLoop(ln net.Listener) {
 		s.conns[c] = struct{}{}
 		s.connsWG.Add(2)
 		s.mu.Unlock()
+		c.sess = s.openSession(listener, nc.RemoteAddr())
 		s.accepted.Add(1)
 		s.opts.Metrics.ConnOpened()
 		go c.readLoop()
@@ -189,6 +190,9 @@ type pconn struct {
 	// limited is true; set at accept, released once in finishLocked.
 	peer    peerKey
 	limited bool
+	// sess is the handler's Session (Options.Sessions), set before the
+	// reader starts and Done when it stops (it alone calls ServeFrame).
+	sess Session
 
 	mu            sync.Mutex
 	cond          sync.Cond
@@ -245,6 +249,7 @@ func (c *pconn) readLoop() {
 	defer func() { // the framer is ours: give back what it holds
 		c.s.turn.release(&c.fr)
 		c.fr.discard(c)
+		sessionDone(c.sess)
 	}()
 	buf := make([]byte, c.s.opts.RecvBufferBytes)
 	var pending []byte // bytes read but not parsed: a bound stopped the framer
@@ -349,7 +354,7 @@ func (c *pconn) onFrame(frame []byte) bool {
 	c.inflightBytes += int64(len(frame))
 	c.mu.Unlock()
 	c.s.queuedBytes.Add(int64(len(frame)))
-	c.s.opts.Handler.ServeFrame(Request{conn: c, seq: seq}, frame)
+	c.s.opts.Handler.ServeFrame(Request{conn: c, sess: c.sess, seq: seq}, frame)
 	// Stop parsing at a bound; readLoop keeps the rest until it clears.
 	c.mu.Lock()
 	over := c.closed || c.s.bounds.overConn(c.q.len(), c.inflightBytes)
@@ -427,6 +432,9 @@ func (c *pconn) writeLoop() {
 
 		c.mu.Lock()
 		req, resp := c.q.popSent()
+		if c.q.closeNow && err == nil {
+			err = errClosedAfterReply
+		}
 		c.inflightBytes -= req + resp
 		before := c.s.queuedBytes.Add(-(req + resp)) + req + resp
 		if invariants.Enabled {
@@ -434,7 +442,9 @@ func (c *pconn) writeLoop() {
 			invariants.Check(before-req-resp >= 0, "portable: queuedBytes %d after a send", before-req-resp)
 		}
 		c.cond.Broadcast()
-		if err != nil {
+		if err == errClosedAfterReply {
+			c.closeLocked(err.Error())
+		} else if err != nil {
 			c.closeLocked("write: " + err.Error())
 		}
 		c.mu.Unlock()
@@ -443,6 +453,9 @@ func (c *pconn) writeLoop() {
 		}
 	}
 }
+
+// errClosedAfterReply closes a connection after a ReplyThenClose response.
+var errClosedAfterReply = errors.New("closed after its response (ReplyThenClose)")
 
 func (c *pconn) close(reason string, level zapLevel) {
 	c.mu.Lock()

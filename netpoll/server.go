@@ -62,6 +62,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Handler serves frames. Required.
 	Handler Handler
+	// Sessions, if set, creates each connection's Session at accept
+	// (session.go).
+	Sessions SessionOpener
 	// Metrics receives counters; nil records nothing. *metrics.Registry
 	// implements it.
 	Metrics Metrics

@@ -33,6 +33,9 @@ type uconn struct {
 	// limited is true; maybeFree releases it when the socket closes.
 	peer    peerKey
 	limited bool
+	// sess is the handler's Session (Options.Sessions); Done when the
+	// slot is freed.
+	sess Session
 
 	recvArmed bool
 	sending   bool
@@ -82,7 +85,7 @@ func (l *uloop) onAccept(i int, cqe *ring.CQE) {
 		if l.draining {
 			unix.Close(fd)
 		} else {
-			l.newConn(fd)
+			l.newConn(fd, i)
 		}
 		l.acceptBackoff = 0
 	} else if errno := unix.Errno(-cqe.Res); errno != unix.ECANCELED {
@@ -120,7 +123,7 @@ func (l *uloop) resumeAccept() {
 	}
 }
 
-func (l *uloop) newConn(fd int) {
+func (l *uloop) newConn(fd, listener int) {
 	sa, peerErr := unix.Getpeername(fd)
 	var peer *net.TCPAddr
 	if peerErr == nil {
@@ -157,6 +160,11 @@ func (l *uloop) newConn(fd int) {
 		c.addr = peer.String()
 	}
 	c.peer, c.limited = key, l.s.limits != nil
+	var remote net.Addr
+	if peer != nil {
+		remote = peer
+	}
+	c.sess = l.s.openSession(listener, remote)
 	l.open++
 	l.s.opts.Metrics.ConnOpened()
 	l.s.conns.Add(1)
@@ -197,6 +205,8 @@ func (l *uloop) maybeFree(c *uconn) {
 		l.s.limits.release(c.peer)
 	}
 	c.q.releaseAll()
+	sessionDone(c.sess)
+	c.sess = nil
 	l.queuedBytes -= c.inflightBytes + int64(len(c.stash)) + int64(c.fr.held)
 	c.inflightBytes = 0
 	l.s.turn.release(&c.fr)

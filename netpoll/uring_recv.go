@@ -137,7 +137,7 @@ func (c *uconn) onFrame(frame []byte) bool {
 	seq := c.q.push(int32(len(frame)))
 	c.inflightBytes += int64(len(frame))
 	l.queuedBytes += int64(len(frame))
-	l.s.opts.Handler.ServeFrame(Request{conn: c, gen: c.gen, seq: seq}, frame)
+	l.s.opts.Handler.ServeFrame(Request{conn: c, sess: c.sess, gen: c.gen, seq: seq}, frame)
 	if c.closeReq.Load() {
 		return false
 	}

@@ -101,6 +101,10 @@ func (l *uloop) onSend(c *uconn, cqe *ring.CQE) {
 // ready next, close a draining connection that has nothing left.
 func (l *uloop) afterSend(c *uconn) {
 	l.finishSent(c)
+	if c.q.closeNow {
+		l.closeConn(c, "closed after its response (ReplyThenClose)", zap.DebugLevel)
+		return
+	}
 	if c.q.hasUnsent() {
 		l.startSend(c)
 	}

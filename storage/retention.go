@@ -19,9 +19,9 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 	if offset == -1 {
 		offset = l.hw
 	}
-	if offset < 0 || offset > l.hw {
+	if hw := l.hw; offset < 0 || offset > hw {
 		l.mu.Unlock()
-		return 0, fmt.Errorf("%w: delete records to %d, high watermark %d", ErrOffsetOutOfRange, offset, l.hw)
+		return 0, fmt.Errorf("%w: delete records to %d, high watermark %d", ErrOffsetOutOfRange, offset, hw)
 	}
 	if offset > l.logStart {
 		l.logStart = offset

@@ -98,6 +98,22 @@ func (m *ScramMechanism) DeriveCredential(password string, salt []byte, iteratio
 	}, nil
 }
 
+// CredentialFromSaltedPassword computes the stored credential from a
+// salted password (Hi(password, salt, iterations)), as
+// AlterUserScramCredentials carries it: Kafka's
+// ScramFormatter.generateCredential without the PBKDF2 step.
+func (m *ScramMechanism) CredentialFromSaltedPassword(salted, salt []byte, iterations int) Credential {
+	clientKey := m.hmac(salted, "Client Key")
+	h := m.newHash()
+	h.Write(clientKey)
+	return Credential{
+		Salt:       append([]byte(nil), salt...),
+		Iterations: iterations,
+		StoredKey:  h.Sum(nil),
+		ServerKey:  m.hmac(salted, "Server Key"),
+	}
+}
+
 // NewCredential derives a credential with a fresh salt read from random,
 // made as Kafka makes it (the UTF-8 bytes of a random 130-bit number
 // written in base 36).
@@ -372,8 +388,7 @@ var scramStateNames = [...]string{"RECEIVE_CLIENT_FIRST_MESSAGE", "RECEIVE_CLIEN
 //	client-final  ──► server-final (v=ServerSignature), done
 //
 // Differences from Kafka, all stricter in ways no conforming client
-// notices: the client-final nonce must equal the server-first nonce
-// (Kafka accepts any string ending with it); the channel binding must
+// notices: the channel binding must
 // decode to the client-first gs2 header or to "n,," (the Java client
 // always sends "n,,"; Kafka does not check it); the AuthMessage uses the
 // client's messages as received (RFC 5802) where Kafka re-serialises them
@@ -474,7 +489,10 @@ func (s *ScramServer) clientFinal(in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if final.Nonce != s.nonce {
+	// Kafka's rule: the final nonce must END with the server-first nonce.
+	// librdkafka (kcat, confluent-kafka-*) sends its client nonce followed
+	// by the whole server-first nonce, so equality would refuse it.
+	if !strings.HasSuffix(final.Nonce, s.nonce) {
 		return nil, privateError("Invalid client nonce in the final client message.")
 	}
 	if cb := string(final.ChannelBinding); cb != s.first.GS2Header && cb != "n,," {

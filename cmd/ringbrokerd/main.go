@@ -196,7 +196,12 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		proxy = newClusterProxy()
 		clusterOpt = proxy
 	}
+	security, err := securityOptions(cfg)
+	if err != nil {
+		return err
+	}
 	b, err := broker.New(broker.Options{
+		Security:         security,
 		Cluster:          clusterOpt,
 		ListenerName:     adv.Name,
 		NodeID:           cfg.NodeID,
@@ -276,6 +281,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
+		Sessions:                b,
 		Metrics:                 m,
 	})
 	if err != nil {

@@ -1,0 +1,158 @@
+package broker
+
+// Authorization helpers for the handlers (issue 19): each handler asks
+// b.authorize with the request, as KafkaApis asks its authHelper. With the
+// authorizer off (authorizer.class.name empty) every answer is yes and
+// costs one nil check.
+//
+// Hot path: Authorize reads an immutable snapshot through an atomic
+// pointer and allocates nothing; the session's principal and host are
+// computed once per connection, so no per-request cache is needed.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// authzOn reports whether the authorizer is on.
+func (b *Broker) authzOn() bool { return b.sec != nil && b.sec.authz != nil }
+
+// principalOf is the principal and client host of req's connection.
+func principalOf(req netpoll.Request) (acl.Principal, string) {
+	if s := sessionOf(req); s != nil {
+		return s.principal, s.host
+	}
+	return anonymous, ""
+}
+
+// authorize reports whether req's principal may perform op on the
+// resource.
+func (b *Broker) authorize(req netpoll.Request, op acl.Operation, rt acl.ResourceType, name string) bool {
+	if b.sec == nil || b.sec.authz == nil {
+		return true
+	}
+	p, host := principalOf(req)
+	return b.sec.authz.Authorize(p, host, op, rt, name)
+}
+
+// authorizeCluster is authorize on the cluster resource.
+func (b *Broker) authorizeCluster(req netpoll.Request, op acl.Operation) bool {
+	return b.authorize(req, op, acl.ResourceCluster, acl.ClusterName)
+}
+
+// authorizeIdempotentWrite is InitProducerId's rule without a
+// transactional id (KIP-679): IDEMPOTENT_WRITE on the cluster or WRITE on
+// some topic; refusal is CLUSTER_AUTHORIZATION_FAILED.
+func (b *Broker) authorizeIdempotentWrite(req netpoll.Request) bool {
+	if !b.authzOn() {
+		return true
+	}
+	p, host := principalOf(req)
+	return b.sec.authz.AuthorizeIdempotentWrite(p, host)
+}
+
+// mayAutoCreate: Metadata's auto-creation of topic needs DESCRIBE and
+// CREATE (on the cluster or the topic).
+func (b *Broker) mayAutoCreate(req netpoll.Request, topic string) bool {
+	if !b.authzOn() {
+		return true
+	}
+	return b.authorize(req, acl.OpDescribe, acl.ResourceTopic, topic) &&
+		(b.authorizeCluster(req, acl.OpCreate) || b.authorize(req, acl.OpCreate, acl.ResourceTopic, topic))
+}
+
+// metadataSecure finishes a Metadata answer for req's connection: the
+// broker's address on the request's listener (single node), and, with the
+// authorizer on, the topics the principal may not DESCRIBE left out of an
+// all-topics answer or answered TOPIC_AUTHORIZATION_FAILED when named;
+// a named topic that does not exist and that the principal may not
+// create is TOPIC_AUTHORIZATION_FAILED too (KafkaApis.handleTopicMetadataRequest).
+func (b *Broker) metadataSecure(req netpoll.Request, resp *kmsg.MetadataResponse, allTopics, mayCreate bool) {
+	if b.opts.Cluster == nil && len(resp.Brokers) == 1 {
+		resp.Brokers[0].Host, resp.Brokers[0].Port = b.advertised(req)
+	}
+	if !b.authzOn() {
+		return
+	}
+	kept := resp.Topics[:0]
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			kept = append(kept, t)
+			continue
+		}
+		name := *t.Topic
+		ok := b.authorize(req, acl.OpDescribe, acl.ResourceTopic, name)
+		if allTopics {
+			if ok {
+				kept = append(kept, t)
+			}
+			continue
+		}
+		if !ok || (t.ErrorCode == kerr.UnknownTopicOrPartition.Code && mayCreate && !b.mayAutoCreate(req, name)) {
+			t = kmsg.MetadataResponseTopic{Topic: t.Topic, ErrorCode: kerr.TopicAuthorizationFailed.Code,
+				IsInternal: t.IsInternal, AuthorizedOperations: t.AuthorizedOperations, Partitions: []kmsg.MetadataResponseTopicPartition{}}
+		}
+		kept = append(kept, t)
+	}
+	resp.Topics = kept
+}
+
+// groupAuthzOps are the single-group APIs Kafka refuses as a whole when
+// the principal may not perform the operation on the group: the answer is
+// GROUP_AUTHORIZATION_FAILED everywhere (top level, every partition).
+var groupAuthzOps = map[kmsg.Key]acl.Operation{
+	kmsg.OffsetCommit: acl.OpRead, kmsg.JoinGroup: acl.OpRead, kmsg.SyncGroup: acl.OpRead,
+	kmsg.Heartbeat: acl.OpRead, kmsg.LeaveGroup: acl.OpRead, kmsg.OffsetDelete: acl.OpDelete,
+}
+
+// refuseGroupUnauthorized answers r GROUP_AUTHORIZATION_FAILED when the
+// principal may not perform op on its group, and reports whether it did.
+func (b *Broker) refuseGroupUnauthorized(req netpoll.Request, h *proto.RequestHeader, r kmsg.Request, op acl.Operation) bool {
+	for _, g := range groupsOf(r) {
+		if !b.authorize(req, op, acl.ResourceGroup, g) {
+			b.replyMsg(req, h, groupErrorResponse(r, kerr.GroupAuthorizationFailed.Code, "Not authorized to access group: "+g))
+			return true
+		}
+	}
+	return false
+}
+
+// mayCreateTopic: CreateTopics needs CREATE on the cluster or the topic.
+func (b *Broker) mayCreateTopic(req netpoll.Request, topic string) bool {
+	return b.authorizeCluster(req, acl.OpCreate) || b.authorize(req, acl.OpCreate, acl.ResourceTopic, topic)
+}
+
+// configAuthz is the authorization of a config resource in
+// DescribeConfigs (op DESCRIBE_CONFIGS) and AlterConfigs /
+// IncrementalAlterConfigs (ALTER_CONFIGS): a TOPIC resource on the topic
+// (TOPIC_AUTHORIZATION_FAILED), a BROKER or BROKER_LOGGER resource on the
+// cluster (CLUSTER_AUTHORIZATION_FAILED), as KafkaApis; 0 when allowed.
+func (b *Broker) configAuthz(req netpoll.Request, typ kmsg.ConfigResourceType, name string, op acl.Operation) int16 {
+	if !b.authzOn() {
+		return 0
+	}
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		if !b.authorize(req, op, acl.ResourceTopic, name) {
+			return kerr.TopicAuthorizationFailed.Code
+		}
+	case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		if !b.authorizeCluster(req, op) {
+			return kerr.ClusterAuthorizationFailed.Code
+		}
+	}
+	return 0
+}
+
+// clusterAuthzOps are the APIs Kafka refuses as a whole without an
+// operation on the cluster: CLUSTER_AUTHORIZATION_FAILED at the top level
+// and on every entry.
+var clusterAuthzOps = map[kmsg.Key]acl.Operation{
+	kmsg.DescribeLogDirs: acl.OpDescribe, kmsg.ElectLeaders: acl.OpAlter, kmsg.DescribeCluster: acl.OpDescribe,
+	kmsg.AlterPartitionAssignments: acl.OpAlter, kmsg.ListPartitionReassignments: acl.OpDescribe,
+	kmsg.DescribeQuorum: acl.OpDescribe,
+}

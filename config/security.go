@@ -1,0 +1,227 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/ringbroker/ringbroker/auth/acl"
+)
+
+// Security keys (issue 19): SASL on listeners, the authorizer. Kafka's keys
+// and defaults; per-listener settings take Kafka's prefix
+// listener.name.<listener name, lower case>. (ListenerKey).
+
+// Security protocols of listener.security.protocol.map.
+const (
+	ProtocolPlaintext     = "PLAINTEXT"
+	ProtocolSSL           = "SSL"
+	ProtocolSASLPlaintext = "SASL_PLAINTEXT"
+	ProtocolSASLSSL       = "SASL_SSL"
+)
+
+// StandardAuthorizer is the authorizer.class.name that turns authorization
+// on (Kafka's KRaft authorizer); empty leaves it off.
+const StandardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+// listenerPrefix starts a per-listener key.
+const listenerPrefix = "listener.name."
+
+// saslMechanismsServed are the mechanisms a SASL listener may enable.
+var saslMechanismsServed = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+var securitySpecs = []spec{
+	{name: "sasl.enabled.mechanisms", def: "GSSAPI", typ: TypeList,
+		doc: "SASL mechanisms a SASL_PLAINTEXT listener offers, in order (per listener: `listener.name.<name>.sasl.enabled.mechanisms`). Served: PLAIN (users from `listener.name.<name>.plain.sasl.jaas.config`), SCRAM-SHA-256, SCRAM-SHA-512 (credentials managed with AlterUserScramCredentials). Kafka's default GSSAPI is not served: a SASL listener must name its mechanisms.",
+		set: func(c *Config, v string) error {
+			c.SaslEnabledMechanisms = splitList(v)
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.SaslEnabledMechanisms, ",") }},
+	intSpec("connection.failed.authentication.delay.ms", "100", 0, kafkaIntMax, "Delay before the answer to a failed SASL authentication is sent and the connection closed (a timer: no ring thread waits).", func(c *Config) *int { return &c.ConnectionFailedAuthenticationDelayMs }),
+	intSpec("connections.max.reauth.ms", "0", 0, math.MaxInt64, "Session lifetime of a SASL connection (KIP-368): after it the client must re-authenticate or is disconnected. 0: sessions do not expire.", func(c *Config) *int64 { return &c.ConnectionsMaxReauthMs }),
+	intSpec("sasl.server.max.receive.size", "524288", 1, kafkaIntMax, "Largest frame accepted from a connection that has not authenticated yet; a bigger one closes it.", func(c *Config) *int { return &c.SaslServerMaxReceiveSize }),
+	oursInt("ring.conn.max.authenticating", "1000", 1, kafkaIntMax, "Connections on SASL listeners that have not yet authenticated, per process. A connection over it is closed at its first request.", func(c *Config) *int { return &c.ConnMaxAuthenticating }),
+	{name: "authorizer.class.name", def: "",
+		doc: "`" + StandardAuthorizer + "` turns ACL authorization on (ACLs managed with CreateAcls/DeleteAcls, stored in the first log dir); empty: no authorization, every request is allowed.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			switch v {
+			case "", StandardAuthorizer:
+			case "kafka.security.authorizer.AclAuthorizer":
+				return fmt.Errorf("%s is ZooKeeper's authorizer; use %s", v, StandardAuthorizer)
+			default:
+				return fmt.Errorf("unknown authorizer %s (served: %s)", v, StandardAuthorizer)
+			}
+			c.AuthorizerClassName = v
+			return nil
+		},
+		get: func(c *Config) string { return c.AuthorizerClassName }},
+	{name: "super.users", def: "",
+		doc: "Principals allowed everything whatever the ACLs say, separated by `;` (`User:admin;User:ops`).",
+		set: func(c *Config, v string) error {
+			if _, err := acl.ParseSuperUsers(v); err != nil {
+				return err
+			}
+			c.SuperUsers = strings.TrimSpace(v)
+			return nil
+		},
+		get: func(c *Config) string { return c.SuperUsers }},
+	boolSpec("allow.everyone.if.no.acl.found", "false", "With the authorizer on: allow a request on a resource no ACL applies to at all. Off by default, as in Kafka.", func(c *Config) *bool { return &c.AllowEveryoneIfNoACLFound }),
+}
+
+// ListenerKey is the per-listener form of key for listener: Kafka's
+// listener.name.<name in lower case>.<key>.
+func ListenerKey(listener, key string) string {
+	return listenerPrefix + strings.ToLower(listener) + "." + key
+}
+
+// listenerSuffixes are the per-listener keys taken; any other is a
+// warning.
+func listenerKeyTaken(suffix string) bool {
+	if suffix == "sasl.enabled.mechanisms" {
+		return true
+	}
+	mech, rest, ok := strings.Cut(suffix, ".")
+	return ok && rest == "sasl.jaas.config" && mech != ""
+}
+
+// setListenerKey records a listener.name.* key. It reports false when the
+// key is not a per-listener key ringbroker takes.
+func (c *Config) setListenerKey(key, value string) (bool, error) {
+	rest, ok := strings.CutPrefix(key, listenerPrefix)
+	if !ok {
+		return false, nil
+	}
+	name, suffix, ok := strings.Cut(rest, ".")
+	if !ok || name == "" || !listenerKeyTaken(suffix) {
+		return false, nil
+	}
+	if strings.HasSuffix(suffix, ".sasl.jaas.config") {
+		if _, err := ParseJAAS(value); err != nil {
+			return true, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	if c.listenerKeys == nil {
+		c.listenerKeys = map[string]string{}
+	}
+	c.listenerKeys[listenerPrefix+strings.ToLower(name)+"."+suffix] = value
+	return true, nil
+}
+
+// ListenerProtocol is the security protocol of the listener named name.
+func (c *Config) ListenerProtocol(name string) string {
+	return c.ListenerSecurityProtocolMap[name]
+}
+
+// SaslMechanisms are the enabled SASL mechanisms of a listener:
+// listener.name.<l>.sasl.enabled.mechanisms, else sasl.enabled.mechanisms.
+func (c *Config) SaslMechanisms(listener string) []string {
+	if v, ok := c.listenerKeys[ListenerKey(listener, "sasl.enabled.mechanisms")]; ok {
+		return splitList(v)
+	}
+	return slices.Clone(c.SaslEnabledMechanisms)
+}
+
+// PlainUsers are the SASL/PLAIN users of a listener, from
+// listener.name.<l>.plain.sasl.jaas.config (user_<name>="<password>").
+func (c *Config) PlainUsers(listener string) (map[string]string, error) {
+	key := ListenerKey(listener, "plain.sasl.jaas.config")
+	v, ok := c.listenerKeys[key]
+	if !ok {
+		return nil, fmt.Errorf("listener %s enables PLAIN but %s is not set", listener, key)
+	}
+	m, err := ParseJAAS(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if m.LoginModule != PlainLoginModule {
+		return nil, fmt.Errorf("%s: login module %s, want %s", key, m.LoginModule, PlainLoginModule)
+	}
+	users := m.PlainUsers()
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%s: no user_<name>=\"<password>\" option: nobody could authenticate", key)
+	}
+	return users, nil
+}
+
+// AuthorizerEnabled reports whether authorizer.class.name turns ACLs on.
+func (c *Config) AuthorizerEnabled() bool { return c.AuthorizerClassName != "" }
+
+// ScramEnabled reports whether some served listener enables a SCRAM
+// mechanism.
+func (c *Config) ScramEnabled() bool {
+	for _, l := range c.Listeners {
+		if c.ListenerProtocol(l.Name) != ProtocolSASLPlaintext {
+			continue
+		}
+		for _, m := range c.SaslMechanisms(l.Name) {
+			if strings.HasPrefix(m, "SCRAM-") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validateSecurity checks the listeners' protocols and SASL settings.
+func (c *Config) validateSecurity() error {
+	for _, l := range c.Listeners {
+		switch proto := c.ListenerProtocol(l.Name); proto {
+		case ProtocolPlaintext:
+		case ProtocolSASLPlaintext:
+			mechs := c.SaslMechanisms(l.Name)
+			if len(mechs) == 0 {
+				return fmt.Errorf("listener %s (SASL_PLAINTEXT): no SASL mechanism enabled (%s)", l.Name, ListenerKey(l.Name, "sasl.enabled.mechanisms"))
+			}
+			for _, m := range mechs {
+				if !slices.Contains(saslMechanismsServed, m) {
+					return fmt.Errorf("listener %s (SASL_PLAINTEXT): SASL mechanism %s is not served (served: %s); set %s or sasl.enabled.mechanisms",
+						l.Name, m, strings.Join(saslMechanismsServed, ", "), ListenerKey(l.Name, "sasl.enabled.mechanisms"))
+				}
+				if m == "PLAIN" {
+					if _, err := c.PlainUsers(l.Name); err != nil {
+						return err
+					}
+				}
+				if strings.HasPrefix(m, "SCRAM-") && c.Clustered() {
+					return fmt.Errorf("listener %s: %s with process.roles set: SCRAM credentials are stored per node until they move to the cluster metadata log; use PLAIN in a cluster for now", l.Name, m)
+				}
+			}
+		case ProtocolSSL, ProtocolSASLSSL:
+			return fmt.Errorf("listeners: listener %s uses security protocol %s; TLS is not served yet (PLAINTEXT and SASL_PLAINTEXT are)", l.Name, proto)
+		default:
+			return fmt.Errorf("listeners: listener %s has no entry in listener.security.protocol.map", l.Name)
+		}
+	}
+	for k := range c.listenerKeys {
+		name, _, _ := strings.Cut(strings.TrimPrefix(k, listenerPrefix), ".")
+		known := false
+		for _, l := range c.listenersRaw {
+			known = known || strings.EqualFold(l.Name, name)
+		}
+		if !known {
+			return fmt.Errorf("%s: no listener named %s in listeners", k, strings.ToUpper(name))
+		}
+	}
+	if c.AuthorizerEnabled() && c.Clustered() {
+		return fmt.Errorf("authorizer.class.name with process.roles set: ACLs are stored per node until they move to the cluster metadata log; not served in a cluster yet")
+	}
+	return nil
+}
+
+// printListenerKeys writes the per-listener keys for Print, JAAS values
+// hidden (they hold passwords).
+func (c *Config) printListenerKeys() []string {
+	var out []string
+	for _, k := range sortedKeys(c.listenerKeys) {
+		v := c.listenerKeys[k]
+		if strings.HasSuffix(k, ".sasl.jaas.config") {
+			out = append(out, "# "+k+"=[hidden]")
+			continue
+		}
+		out = append(out, k+"="+v)
+	}
+	return out
+}
