@@ -212,6 +212,8 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		c.failAll(kerr.UnsupportedVersion)
 	case c.acks != 0 && c.acks != 1 && c.acks != -1:
 		c.failAll(kerr.InvalidRequiredAcks)
+	case c.txnID != "" && !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, c.txnID): // authz.go
+		c.failAll(kerr.TransactionalIDAuthorizationFailed)
 	default:
 		c.produceAll()
 	}

@@ -47,7 +47,10 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	// locate answers one group key: this broker, or in a cluster the
 	// broker leading the group's __consumer_offsets partition.
 	locate := func(key string) (int32, string, int32, int16, *string) {
-		if code == 0 && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, key) { // authz.go
+		if code == 0 && r.CoordinatorType == 1 && !b.authorize(req, acl.OpDescribe, acl.ResourceTransactionalID, key) { // authz.go
+			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
+		}
+		if code == 0 && r.CoordinatorType == 0 && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, key) { // authz.go
 			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
 		}
 		if code != 0 || b.opts.Cluster == nil {

@@ -57,6 +57,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
@@ -319,6 +320,11 @@ func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeade
 	h := &hdr
 	resp := kmsg.InitProducerIDResponse{Version: h.APIVersion, ProducerID: -1, ProducerEpoch: -1}
 	if r.TransactionalID != nil && *r.TransactionalID != "" {
+		if !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, *r.TransactionalID) { // authz.go
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			b.replyMsg(req, h, &resp)
+			return
+		}
 		b.initTransactionalProducerID(req, hdr, r)
 		return
 	}

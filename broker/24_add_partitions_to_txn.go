@@ -13,8 +13,12 @@ package broker
 // UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
-// Differences from Apache Kafka: no authorization, so v4+ is also served to
-// clients (Kafka requires CLUSTER_ACTION); the request's transaction
+// Authorization (with the authorizer on): TRANSACTIONAL_ID WRITE per
+// transaction, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED on its partitions.
+//
+// Differences from Apache Kafka: no per-topic WRITE check (the Produce
+// checks it); v4+ is also served to clients without CLUSTER_ACTION (Kafka
+// requires it); the request's transaction
 // version (v5) is not recorded (txn/doc.go).
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/txn"
@@ -40,8 +45,10 @@ type addTxnPartitions struct {
 	producerID int64
 	epoch      int16
 	verifyOnly bool
-	partitions []txn.TopicPartition
-	codes      []int16
+	// unauthorized: no WRITE on the transactional id (authz.go).
+	unauthorized bool
+	partitions   []txn.TopicPartition
+	codes        []int16
 }
 
 func (b *Broker) serveAddPartitionsToTxn(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.AddPartitionsToTxnRequest) {
@@ -50,7 +57,8 @@ func (b *Broker) serveAddPartitionsToTxn(req netpoll.Request, hdr proto.RequestH
 	version := h.APIVersion
 	var txns []*addTxnPartitions
 	if version < 4 {
-		a := &addTxnPartitions{txnID: r.TransactionalID, producerID: r.ProducerID, epoch: r.ProducerEpoch}
+		a := &addTxnPartitions{txnID: r.TransactionalID, producerID: r.ProducerID, epoch: r.ProducerEpoch,
+			unauthorized: !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, r.TransactionalID)}
 		for _, t := range r.Topics {
 			for _, p := range t.Partitions {
 				a.partitions = append(a.partitions, txn.TopicPartition{Topic: t.Topic, Partition: p})
@@ -59,7 +67,8 @@ func (b *Broker) serveAddPartitionsToTxn(req netpoll.Request, hdr proto.RequestH
 		txns = append(txns, a)
 	} else {
 		for _, rt := range r.Transactions {
-			a := &addTxnPartitions{txnID: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly}
+			a := &addTxnPartitions{txnID: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly,
+				unauthorized: !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, rt.TransactionalID)}
 			for _, t := range rt.Topics {
 				for _, p := range t.Partitions {
 					a.partitions = append(a.partitions, txn.TopicPartition{Topic: t.Topic, Partition: p})
@@ -122,6 +131,10 @@ func (b *Broker) addTxnPartitions(version int16, a *addTxnPartitions, done func(
 			a.codes[i] = code
 		}
 		done()
+	}
+	if a.unauthorized {
+		all(kerr.TransactionalIDAuthorizationFailed.Code)
+		return
 	}
 	missing := false
 	for i, tp := range a.partitions {

@@ -8,7 +8,8 @@ package broker
 // answered once the Ongoing record is durable. PRODUCER_FENCED is
 // INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
-// Differences from Apache Kafka: no authorization.
+// Authorization (with the authorizer on): TRANSACTIONAL_ID WRITE, then
+// GROUP READ, as Kafka.
 
 import (
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/txn"
@@ -33,6 +35,14 @@ func (b *Broker) serveAddOffsetsToTxn(req netpoll.Request, hdr proto.RequestHead
 	reply := func(code int16) {
 		resp.ErrorCode = txn.FencedForVersion(txn.APIAddOffsets, h.APIVersion, code)
 		b.replyMsg(req, &h, &resp)
+	}
+	if !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, r.TransactionalID) { // authz.go
+		reply(kerr.TransactionalIDAuthorizationFailed.Code)
+		return
+	}
+	if !b.authorize(req, acl.OpRead, acl.ResourceGroup, r.Group) {
+		reply(kerr.GroupAuthorizationFailed.Code)
+		return
 	}
 	if r.Group == "" {
 		reply(kerr.InvalidGroupID.Code)

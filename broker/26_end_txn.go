@@ -12,13 +12,15 @@ package broker
 // producer id and epoch to continue with. PRODUCER_FENCED is
 // INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
-// Differences from Apache Kafka: no authorization.
+// Authorization (with the authorizer on): TRANSACTIONAL_ID WRITE, as Kafka.
 
 import (
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/txn"
@@ -39,6 +41,10 @@ func (b *Broker) serveEndTxn(req netpoll.Request, hdr proto.RequestHeader, r *km
 		b.replyMsg(req, &h, &resp)
 	}
 	fail := func(code int16) { reply(txn.Answer{Err: code, ProducerID: -1, ProducerEpoch: -1}) }
+	if !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, r.TransactionalID) { // authz.go
+		fail(kerr.TransactionalIDAuthorizationFailed.Code)
+		return
+	}
 	txnVersion := int16(0)
 	if h.APIVersion >= 5 {
 		txnVersion = 2

@@ -35,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -74,6 +75,10 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 			}
 		}
 		reply()
+	}
+	if !b.authorize(req, acl.OpRead, acl.ResourceGroup, r.Group) { // authz.go
+		failAll(kerr.GroupAuthorizationFailed.Code)
+		return
 	}
 	if r.TransactionalID == "" {
 		failAll(kerr.InvalidRequest.Code)

@@ -59,8 +59,10 @@ package broker
 // complete on a single node or when every partition of a transaction is
 // led by its coordinator's broker.
 //
-// Differences from Apache Kafka: no authorization (the SASL/ACL work adds
-// it); the coordinator epoch is 0 (leadership never moves, see above); a
+// Authorization is the handlers' (TRANSACTIONAL_ID and GROUP ACLs; see
+// docs/ARCHITECTURE.md, "Authorization per API").
+//
+// Differences from Apache Kafka: the coordinator epoch is 0 (leadership never moves, see above); a
 // transactional id's first InitProducerId while the producer id block is
 // being refilled answers COORDINATOR_LOAD_IN_PROGRESS (retriable) instead
 // of waiting.
