@@ -36,9 +36,12 @@ package broker
 //     the ring.
 //   - LogAppendTime topics: the log stamps maxTimestamp (+CRC); the
 //     response carries the append time (v2+) and log start offset (v5+).
-//   - Any transactional id, or a transactional batch: the whole request
-//     answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED (this broker has no
-//     transaction coordinator; see 22_init_producer_id.go).
+//   - Transactions: transactional batches pass the
+//     idempotent checks and the transactional ones (produce_state.go,
+//     produce_txn.go); a transactional batch without a producer id is
+//     INVALID_RECORD; with Broker.txnVerify set, each transactional batch
+//     is verified before its append (KIP-890) and refused with the code it
+//     returns (the transaction coordinator sets it).
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
@@ -65,7 +68,6 @@ package broker
 // steady state allocates nothing per record or request.
 
 import (
-	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -121,6 +123,7 @@ type partSlot struct {
 	pid               int64
 	epoch             int16
 	firstSeq, lastSeq int32
+	txnStart          *openTxn // the transaction this batch began (produce_txn.go)
 }
 
 // AppendDone implements storage.AppendCallback (log writer goroutine).
@@ -163,6 +166,9 @@ type produceCtx struct {
 	topics  []produceTopic
 	slots   []partSlot
 	names   []byte
+	// txnID aliases the frame while ServeFrame runs (transactional id, ""
+	// when null).
+	txnID string
 }
 
 var produceCtxPool = sync.Pool{New: func() any { return new(produceCtx) }}
@@ -190,7 +196,7 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 	c.b, c.req, c.hdr = b, req, hdr
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
-	txnID, ok := c.parse(body)
+	ok := c.parse(body)
 	if !ok {
 		c.b = nil
 		for i := range c.slots {
@@ -206,11 +212,12 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		c.failAll(kerr.UnsupportedVersion)
 	case c.acks != 0 && c.acks != 1 && c.acks != -1:
 		c.failAll(kerr.InvalidRequiredAcks)
-	case txnID || c.anyTransactional():
+	case c.txnID != "" && !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, c.txnID): // authz.go
 		c.failAll(kerr.TransactionalIDAuthorizationFailed)
 	default:
 		c.produceAll()
 	}
+	c.txnID = ""
 	// Every records slice aliases the frame: drop them before returning.
 	for i := range c.slots {
 		c.slots[i].records = nil
@@ -229,16 +236,6 @@ func (c *produceCtx) failAll(code *kerr.Error) {
 	for i := range c.slots {
 		c.slots[i].done(code.Code, -1, -1, -1, "")
 	}
-}
-
-func (c *produceCtx) anyTransactional() bool {
-	for i := range c.slots {
-		r := c.slots[i].records
-		if len(r) >= proto.BatchPosAttributes+2 && r[proto.BatchPosMagic] == 2 && binary.BigEndian.Uint16(r[proto.BatchPosAttributes:])&proto.AttrTransactional != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // produceAll validates and appends every partition.
@@ -318,6 +315,18 @@ func (c *produceCtx) produceAll() {
 			if st == nil {
 				st = b.produce
 			}
+			if bi.batch.Transactional() {
+				if bi.batch.ProducerID() < 0 {
+					c.fail(s, &batchError{kerr.InvalidRecord, "transactional batch without a producer id"})
+					continue
+				}
+				if v := b.txnVerify; v != nil {
+					if code := v(c.txnID, bi.batch.ProducerID(), bi.batch.ProducerEpoch(), t.name, s.partition); code != 0 {
+						s.done(code, -1, -1, -1, "")
+						continue
+					}
+				}
+			}
 			ps := st.part(p)
 			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
 				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
@@ -361,12 +370,13 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 // parse reads the request body into c.topics and c.slots (all versions
 // 0-11 share this layout, transactional_id from v3, flexible from v9).
 // Topic names are copied into c.names; records alias body.
-func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
+func (c *produceCtx) parse(body []byte) (ok bool) {
 	v := c.hdr.APIVersion
 	r := proto.NewReader(body, v >= 9)
 	if v >= 3 {
-		_, null := r.NullableString()
-		txnID = !null
+		if id, null := r.NullableString(); !null {
+			c.txnID = unsafe.String(unsafe.SliceData(id), len(id))
+		}
 	}
 	c.acks = r.Int16()
 	c.timeout = r.Int32()
@@ -405,7 +415,7 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 	}
 	r.SkipTags()
 	if !r.Complete() {
-		return false, false
+		return false
 	}
 	if cap(c.names) < total {
 		c.names = make([]byte, 0, total*2)
@@ -420,7 +430,7 @@ func (c *produceCtx) parse(body []byte) (txnID bool, ok bool) {
 			c.topics[i].name = ""
 		}
 	}
-	return txnID, true
+	return true
 }
 
 // appendResponse encodes the Produce response body for c.hdr.APIVersion.

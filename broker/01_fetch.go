@@ -19,8 +19,15 @@ package broker
 //     response is returned whole even when larger; later partitions stop
 //     before exceeding max_bytes.
 //   - Incremental fetch sessions (KIP-227), see fetch_session.go.
-//   - read_committed equals read_uncommitted (no transactions yet):
-//     last_stable_offset = high watermark, aborted_transactions null.
+//   - Isolation: read_committed reads stop at the
+//     partition's last stable offset (storage.Log.ReadBelow: the records
+//     still leave from the file) and carry the aborted transactions
+//     (producer id, first offset) overlapping [fetch offset, LSO), from the
+//     transaction indexes (storage.Log.AbortedTxns); last_stable_offset is
+//     the LSO at both isolation levels. A partition whose producer state
+//     is not loaded yet (first fetch after a start) is loaded on its produce
+//     worker first; the fetch waits for it like a long poll (at both
+//     isolation levels: last_stable_offset comes from it).
 //
 // Differences from Apache Kafka:
 //   - no preferred read replica (always -1), no diverging-epoch or
@@ -82,6 +89,9 @@ type fetchOp struct {
 	session  *fetchSession // nil: sessionless
 	full     bool          // full fetch: every item goes in the response
 	items    []fetchItem
+	// readCommitted: the request's isolation_level is 1. loadTried:
+	// producer state loads were asked for once (loadStates).
+	readCommitted, loadTried bool
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -89,11 +99,14 @@ type fetchOp struct {
 	mu      sync.Mutex
 	timer   clock.Timer
 	waiting []*storage.Log
+	// lsoWaiting: partitions whose LSO the fetch waits on (read_committed).
+	lsoWaiting []*partState
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
 	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
+	op.readCommitted = r.IsolationLevel == 1
 	if op.maxBytes <= 0 {
 		op.maxBytes = 1 << 30
 	}
@@ -290,8 +303,11 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 type fetchResult struct {
 	errorCode int16
 	hw        int64
+	lso       int64
 	logStart  int64
 	region    storage.Region
+	// aborted: read_committed only (nil otherwise: encoded as null).
+	aborted []proto.AbortedTransaction
 	// leader: with NOT_LEADER_OR_FOLLOWER in a cluster, the partition's
 	// current leader (KIP-951, v12+ tag 1; endpoints in v16+).
 	leader *currentLeader
@@ -300,6 +316,9 @@ type fetchResult struct {
 // evaluate reads every item; it answers when final, when min_bytes is met
 // or on an error, and otherwise waits for appends.
 func (op *fetchOp) evaluate(final bool) {
+	if op.loadStates() {
+		return // re-evaluated once the producer states are loaded
+	}
 	results := make([]fetchResult, len(op.items))
 	var total int64
 	anyError := false
@@ -324,7 +343,7 @@ func (op *fetchOp) evaluate(final bool) {
 }
 
 func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
-	res := fetchResult{hw: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
+	res := fetchResult{hw: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.denied {
@@ -343,12 +362,24 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		return res
 	}
 	l := it.part.Log
+	ps := op.b.produce.part(it.part)
+	if !ps.loaded.Load() {
+		res.errorCode = kerr.KafkaStorageError.Code // its load failed (logged)
+		return res
+	}
+	lso := ps.lastStableOffset()
 	if budget > 0 || first {
 		max := int64(it.maxBytes)
 		if !first && budget < max {
 			max = budget
 		}
-		reg, err := l.Read(it.fetchOffset, int(max))
+		var reg storage.Region
+		var err error
+		if op.readCommitted {
+			reg, err = l.ReadBelow(it.fetchOffset, int(max), lso)
+		} else {
+			reg, err = l.Read(it.fetchOffset, int(max))
+		}
 		switch {
 		case errors.Is(err, storage.ErrOffsetOutOfRange):
 			res.errorCode = kerr.OffsetOutOfRange.Code
@@ -366,7 +397,53 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 	// Read after the records so the high watermark covers them.
 	res.hw = l.HighWatermark()
 	res.logStart = l.LogStartOffset()
+	res.lso = lso
+	if op.readCommitted && res.errorCode == 0 {
+		res.aborted = []proto.AbortedTransaction{}
+		if res.region.Len > 0 {
+			for _, a := range l.AbortedTxns(it.fetchOffset, lso) {
+				res.aborted = append(res.aborted, proto.AbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+			}
+		}
+	}
 	return res
+}
+
+// loadStates asks, once per fetch, for the producer state of every
+// partition whose state is not loaded (the LSO comes from it). It reports whether it did: the fetch is then evaluated
+// again, from a worker's callback, when the last load finished.
+func (op *fetchOp) loadStates() bool {
+	if op.loadTried {
+		return false
+	}
+	op.loadTried = true
+	var missing []*partState
+	for i := range op.items {
+		if p := op.items[i].part; p != nil {
+			if ps := op.b.produce.part(p); !ps.loaded.Load() {
+				missing = append(missing, ps)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return false
+	}
+	op.mu.Lock()
+	op.state.Store(0)
+	op.mu.Unlock()
+	var left atomic.Int32
+	left.Store(int32(len(missing)))
+	for _, ps := range missing {
+		ps.ensureLoaded(func(err error) {
+			if err != nil {
+				op.b.log.Warn("loading producer state for a fetch", zap.String("dir", ps.p.Log.Dir()), zap.Error(err))
+			}
+			if left.Add(-1) == 0 {
+				op.fire()
+			}
+		})
+	}
+	return true
 }
 
 // wait parks the fetch until an append advances a high watermark past
@@ -387,6 +464,14 @@ func (op *fetchOp) wait(seen []fetchResult) {
 			return
 		}
 		op.waiting = append(op.waiting, it.part.Log)
+		if op.readCommitted && seen[i].lso >= 0 {
+			ps := op.b.produce.part(it.part)
+			if !ps.addLSOWaiter(op, seen[i].lso) {
+				op.fire()
+				return
+			}
+			op.lsoWaiting = append(op.lsoWaiting, ps)
+		}
 	}
 	op.timer = op.b.clock.AfterFunc(clock.Until(op.b.clock, op.deadline), op.fire)
 }
@@ -412,6 +497,10 @@ func (op *fetchOp) wake() {
 		l.RemoveWaiter(op)
 	}
 	op.waiting = op.waiting[:0]
+	for _, ps := range op.lsoWaiting {
+		ps.removeLSOWaiter(op)
+	}
+	op.lsoWaiting = op.lsoWaiting[:0]
 	op.mu.Unlock()
 	if op.session != nil {
 		op.session.mu.Lock()
@@ -464,7 +553,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 				continue
 			}
 			res := &results[k]
-			buf.B = e.AppendPartition(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.hw, res.logStart, res.region.Len)
+			buf.B = e.AppendPartitionTxn(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.lso, res.logStart, res.aborted, res.region.Len)
 			if res.region.Len > 0 {
 				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
@@ -478,7 +567,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 				buf.B = e.EndPartition(buf.B)
 			}
 			if sp := op.items[k].sp; sp != nil {
-				sp.sentHW, sp.sentLogStart, sp.sentError = res.hw, res.logStart, res.errorCode
+				sp.sentHW, sp.sentLogStart, sp.sentError, sp.sentLSO = res.hw, res.logStart, res.errorCode, res.lso
 			}
 		}
 		buf.B = e.EndTopic(buf.B)
@@ -527,7 +616,7 @@ func sameTopic(items []fetchItem, include []bool, i int) bool {
 // changed reports whether an incremental response must carry the partition.
 func changed(sp *sessionPartition, res *fetchResult) bool {
 	return res.region.Len > 0 || res.errorCode != 0 || res.errorCode != sp.sentError ||
-		res.hw != sp.sentHW || res.logStart != sp.sentLogStart
+		res.hw != sp.sentHW || res.logStart != sp.sentLogStart || res.lso != sp.sentLSO
 }
 
 func (op *fetchOp) replyError(code int16) {

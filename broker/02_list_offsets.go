@@ -5,9 +5,11 @@ package broker
 // Behaviour, per partition:
 //   - -2 (earliest) and -4 (earliest local, v8; we have no tiered storage):
 //     the log start offset, timestamp -1.
-//   - -1 (latest): the high watermark; read_committed gets the same (the
-//     last stable offset equals the high watermark until transactions
-//     exist). Timestamp -1.
+//   - -1 (latest): the high watermark; with isolation_level 1
+//     (read_committed), the last stable offset
+//     (produce_txn.go; the partition's producer state is loaded first, on
+//     its produce worker, while the request waits on a goroutine; a failed
+//     load answers KAFKA_STORAGE_ERROR). Timestamp -1.
 //   - -3 (max timestamp, v7+): the first record carrying the largest
 //     timestamp and that timestamp (as Kafka 3.8+, offsetOfMaxTimestamp);
 //     offset -1 and timestamp -1 on an empty log.
@@ -15,7 +17,8 @@ package broker
 //     whose timestamp is >= it, and its timestamp: storage.ListOffset finds the
 //     batch through the .timeindex, list_offsets_exact.go reads it back
 //     (decompressing) and walks its records; offset -1 and timestamp -1
-//     when there is none (Kafka's UNKNOWN_OFFSET).
+//     when there is none (Kafka's UNKNOWN_OFFSET), or, read_committed, when it is at or past the last stable offset
+//     (Kafka's lastFetchableOffset; -3 too).
 //   - unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //     named twice: INVALID_REQUEST; current_leader_epoch (v4+) above ours
 //     (always 0): UNKNOWN_LEADER_EPOCH, below it (but not -1):
@@ -50,7 +53,7 @@ func (b *Broker) serveListOffsets(req netpoll.Request, hdr proto.RequestHeader, 
 	slow := false
 	for _, t := range r.Topics {
 		for _, p := range t.Partitions {
-			if readsBatch(p.Timestamp) {
+			if readsBatch(p.Timestamp) || b.committedLatest(r, p.Timestamp) || b.committedLookup(r, p.Timestamp) {
 				slow = true
 			}
 		}
@@ -81,7 +84,7 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 			} else if seen.repeated(t.Topic, p.Partition) {
 				rp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
-				b.listOffset(&rp, t.Topic, p)
+				b.listOffset(&rp, t.Topic, p, b.committedLatest(r, p.Timestamp), b.committedLookup(r, p.Timestamp))
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -90,7 +93,21 @@ func (b *Broker) answerListOffsets(req netpoll.Request, hdr proto.RequestHeader,
 	b.replyMsg(req, &hdr, &resp)
 }
 
-func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition) {
+// committedLatest: a latest (-1) lookup answered with the LSO.
+func (b *Broker) committedLatest(r *kmsg.ListOffsetsRequest, ts int64) bool {
+	return r.IsolationLevel == 1 && ts == storage.TimestampLatest
+}
+
+// committedLookup: a timestamp (or -3) lookup whose answer must be below
+// the LSO.
+func (b *Broker) committedLookup(r *kmsg.ListOffsetsRequest, ts int64) bool {
+	return r.IsolationLevel == 1 && readsBatch(ts)
+}
+
+// listOffset answers one partition. stable: answer latest with the last
+// stable offset; belowStable: answer a lookup only below it. Both may wait
+// for a load (REQUIRES: not a ring thread).
+func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic string, p kmsg.ListOffsetsRequestTopicPartition, stable, belowStable bool) {
 	part, code := b.servedPartition(topic, p.Partition)
 	if part == nil {
 		rp.ErrorCode = code
@@ -98,6 +115,17 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	}
 	if code := checkPartitionEpoch(part, p.CurrentLeaderEpoch); code != 0 {
 		rp.ErrorCode = code
+		return
+	}
+	if stable {
+		ps := b.produce.part(part)
+		loaded := make(chan error, 1)
+		ps.ensureLoaded(func(err error) { loaded <- err })
+		if err := <-loaded; err != nil {
+			rp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		rp.Offset, rp.Timestamp, rp.LeaderEpoch = ps.lastStableOffset(), -1, part.leaderEpoch.Load()
 		return
 	}
 	ts := p.Timestamp
@@ -111,6 +139,18 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 	if readsBatch(ts) {
 		if off, at, found = exactListOffset(part.Log, ts, off, at); !found {
 			return // offset -1, timestamp -1, leader epoch -1
+		}
+	}
+	if belowStable {
+		ps := b.produce.part(part)
+		loaded := make(chan error, 1)
+		ps.ensureLoaded(func(err error) { loaded <- err })
+		if err := <-loaded; err != nil {
+			rp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		}
+		if off >= ps.lastStableOffset() {
+			return // not fetchable read_committed: offset -1, timestamp -1
 		}
 	}
 	rp.Offset, rp.Timestamp, rp.LeaderEpoch = off, at, part.leaderEpoch.Load()

@@ -9,9 +9,13 @@ package broker
 // whose commit append has not completed are not yet visible. In-memory:
 // answered at once.
 //
-// Differences from Apache Kafka: RequireStable (v7+) needs nothing: there
-// are no transactional offset commits pending here; the v9 member id and
-// epoch (KIP-848 consumers) are ignored.
+// RequireStable (v7+, KIP-447): a partition with a transactional offset
+// commit not yet decided by its marker (28_txn_offset_commit.go) answers
+// UNSTABLE_OFFSET_COMMIT, which the consumer retries; without it the last
+// committed offset is answered.
+//
+// Differences from Apache Kafka: the v9 member id and epoch (KIP-848
+// consumers) are ignored.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,6 +35,8 @@ type fetchedPartition struct {
 	partition int32
 	o         group.Offset
 	found     bool
+	// unstable: RequireStable and a transactional commit is pending.
+	unstable bool
 }
 
 type fetchedTopic struct {
@@ -40,7 +46,7 @@ type fetchedTopic struct {
 
 // fetchGroupOffsets answers one group. topics nil means every commit.
 // REQUIRES: b.groups.mu held.
-func (b *Broker) fetchGroupOffsets(groupID string, topics map[string][]int32, order []string, all bool) []fetchedTopic {
+func (b *Broker) fetchGroupOffsets(groupID string, topics map[string][]int32, order []string, all, requireStable bool) []fetchedTopic {
 	c := b.groups
 	var out []fetchedTopic
 	if all {
@@ -52,15 +58,17 @@ func (b *Broker) fetchGroupOffsets(groupID string, topics map[string][]int32, or
 			if n := len(out); n == 0 || out[n-1].topic != co.Topic {
 				out = append(out, fetchedTopic{topic: co.Topic})
 			}
-			out[len(out)-1].parts = append(out[len(out)-1].parts, fetchedPartition{co.Partition, co.Offset, true})
+			out[len(out)-1].parts = append(out[len(out)-1].parts, fetchedPartition{co.Partition, co.Offset, true,
+				requireStable && c.g.HasPendingTxnOffset(groupID, co.TopicPartition)})
 		}
 		return out
 	}
 	for _, t := range order {
 		ft := fetchedTopic{topic: t}
 		for _, p := range topics[t] {
-			o, ok := c.g.FetchOffset(groupID, group.TopicPartition{Topic: t, Partition: p})
-			ft.parts = append(ft.parts, fetchedPartition{p, o, ok})
+			tp := group.TopicPartition{Topic: t, Partition: p}
+			o, ok := c.g.FetchOffset(groupID, tp)
+			ft.parts = append(ft.parts, fetchedPartition{p, o, ok, requireStable && c.g.HasPendingTxnOffset(groupID, tp)})
 		}
 		out = append(out, ft)
 	}
@@ -68,7 +76,7 @@ func (b *Broker) fetchGroupOffsets(groupID string, topics map[string][]int32, or
 }
 
 func (fp *fetchedPartition) values() (int64, int32, *string) {
-	if !fp.found {
+	if !fp.found || fp.unstable {
 		empty := ""
 		return -1, -1, &empty
 	}
@@ -89,13 +97,16 @@ func (b *Broker) serveOffsetFetch(req netpoll.Request, hdr proto.RequestHeader, 
 			}
 			topics[t.Topic] = append(topics[t.Topic], t.Partitions...)
 		}
-		for _, ft := range b.fetchGroupOffsets(r.Group, topics, order, r.Topics == nil) {
+		for _, ft := range b.fetchGroupOffsets(r.Group, topics, order, r.Topics == nil, r.RequireStable) {
 			rt := kmsg.NewOffsetFetchResponseTopic()
 			rt.Topic = ft.topic
 			for i := range ft.parts {
 				rp := kmsg.NewOffsetFetchResponseTopicPartition()
 				rp.Partition = ft.parts[i].partition
 				rp.Offset, rp.LeaderEpoch, rp.Metadata = ft.parts[i].values()
+				if ft.parts[i].unstable {
+					rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -111,13 +122,16 @@ func (b *Broker) serveOffsetFetch(req netpoll.Request, hdr proto.RequestHeader, 
 			}
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group = g.Group
-			for _, ft := range b.fetchGroupOffsets(g.Group, topics, order, g.Topics == nil) {
+			for _, ft := range b.fetchGroupOffsets(g.Group, topics, order, g.Topics == nil, r.RequireStable) {
 				rt := kmsg.NewOffsetFetchResponseGroupTopic()
 				rt.Topic = ft.topic
 				for i := range ft.parts {
 					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 					rp.Partition = ft.parts[i].partition
 					rp.Offset, rp.LeaderEpoch, rp.Metadata = ft.parts[i].values()
+					if ft.parts[i].unstable {
+						rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+					}
 					rt.Partitions = append(rt.Partitions, rp)
 				}
 				rg.Topics = append(rg.Topics, rt)

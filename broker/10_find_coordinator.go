@@ -2,18 +2,18 @@ package broker
 
 // FindCoordinator (key 10), versions 0-6.
 //
-// Behaviour: this broker is the coordinator for every key: group keys
-// (type 0) are answered with this node, v4+ batches keys and answers each.
-// An empty group key is answered with this node too, as Kafka does (the
-// group APIs then reject the empty id with INVALID_GROUP_ID).
+// Behaviour: a single node is the coordinator for every key: group keys
+// (type 0) and transactional ids (type 1) are answered with this node, v4+
+// batches keys and answers each. In a cluster a group's coordinator is the
+// leader of its __consumer_offsets partition (cluster_groups.go), a
+// transactional id's the leader of its __transaction_state partition
+// (txn_coordinator.go). An empty group key is answered with this node too,
+// as Kafka does (the group APIs then reject the empty id with
+// INVALID_GROUP_ID).
 //
-// Differences from Apache Kafka: transaction coordinator keys (type 1) are
-// answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with the message
-// "transactions are not supported by ringbroker yet", a code clients treat
-// as fatal, so a transactional producer fails within a second instead of
-// retrying a missing coordinator until its timeout
-// (transactions_unsupported.go); share keys (type 2) INVALID_REQUEST. Kafka creates __consumer_offsets on the first
-// FindCoordinator; we create it on the first write (group_coordinator.go).
+// Differences from Apache Kafka: share keys (type 2) INVALID_REQUEST. Kafka creates __consumer_offsets and
+// __transaction_state on the first FindCoordinator; we create them on the
+// first write (group_coordinator.go, txn_coordinator.go).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,13 +36,6 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	switch r.CoordinatorType {
 	case 0:
 	case 1:
-		code, msg = kerr.TransactionalIDAuthorizationFailed.Code, errMsg(errTransactionsUnsupported)
-		if hdr.APIVersion < 4 {
-			b.refuseTransactionalID("FindCoordinator", r.CoordinatorKey, req.RemoteAddr())
-		}
-		for _, k := range r.CoordinatorKeys {
-			b.refuseTransactionalID("FindCoordinator", k, req.RemoteAddr())
-		}
 	default:
 		code = kerr.InvalidRequest.Code
 	}
@@ -54,11 +47,17 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 	// locate answers one group key: this broker, or in a cluster the
 	// broker leading the group's __consumer_offsets partition.
 	locate := func(key string) (int32, string, int32, int16, *string) {
-		if code == 0 && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, key) { // authz.go
+		if code == 0 && r.CoordinatorType == 1 && !b.authorize(req, acl.OpDescribe, acl.ResourceTransactionalID, key) { // authz.go
+			return -1, "", -1, kerr.TransactionalIDAuthorizationFailed.Code, nil
+		}
+		if code == 0 && r.CoordinatorType == 0 && !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, key) { // authz.go
 			return -1, "", -1, kerr.GroupAuthorizationFailed.Code, nil
 		}
 		if code != 0 || b.opts.Cluster == nil {
 			return node, host, port, code, msg
+		}
+		if r.CoordinatorType == 1 {
+			return b.txnClusterCoordinator(key)
 		}
 		return b.clusterCoordinator(key)
 	}

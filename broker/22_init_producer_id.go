@@ -28,12 +28,15 @@ package broker
 // (CheckProducerIDFile, from New and before the daemon opens the logs) and
 // is left as it is.
 //
-// Differences from Apache Kafka: there is no transaction coordinator. A
-// non-empty transactional id is answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-// what Kafka answers when the principal may not use that transactional id:
-// it is fatal for the client, which fails fast with a clear error instead of
-// retrying COORDINATOR_NOT_AVAILABLE forever; the id is logged, rate-limited
-// (transactions_unsupported.go). An empty transactional id is
+// A non-empty transactional id goes to the transaction coordinator
+// (txn_coordinator.go): a new id gets a producer id at epoch 0, a known one
+// its epoch bumped (fencing the previous producer instance; an Ongoing
+// transaction is aborted first and the call answered
+// CONCURRENT_TRANSACTIONS, which clients retry), v3+ with the KIP-360
+// expected producer id and epoch; answered once the id's record is durable.
+// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v4, as in Kafka.
+//
+// Differences from Apache Kafka: an empty transactional id is
 // INVALID_REQUEST, as in Kafka. Producer ids start at 0 per data dir, not
 // from a cluster-wide controller; Kafka, whose controller log holds the
 // allocation, has no recovery from a lost block file.
@@ -54,6 +57,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
@@ -283,7 +287,7 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 				ps.mu.Unlock()
 				continue
 			}
-			producers, _, err := readProducers(p.Log, b.log)
+			producers, _, _, err := readProducers(p.Log, b.log)
 			if err != nil {
 				if errors.Is(err, storage.ErrClosed) {
 					continue // deleted meanwhile
@@ -315,10 +319,13 @@ func (s *produceState) recoverNextProducerID() (int64, error) {
 func (b *Broker) serveInitProducerID(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.InitProducerIDRequest) {
 	h := &hdr
 	resp := kmsg.InitProducerIDResponse{Version: h.APIVersion, ProducerID: -1, ProducerEpoch: -1}
-	if r.TransactionalID != nil && *r.TransactionalID != "" { // transactions_unsupported.go
-		b.refuseTransactionalID("InitProducerId", *r.TransactionalID, req.RemoteAddr())
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		b.replyMsg(req, h, &resp)
+	if r.TransactionalID != nil && *r.TransactionalID != "" {
+		if !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, *r.TransactionalID) { // authz.go
+			resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			b.replyMsg(req, h, &resp)
+			return
+		}
+		b.initTransactionalProducerID(req, hdr, r)
 		return
 	}
 	switch {

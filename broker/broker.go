@@ -93,6 +93,12 @@ type Options struct {
 	OffsetsTopicSegmentBytes   int32
 	OffsetsRetention           time.Duration
 
+	// Txn configures the transaction coordinator (txn_coordinator.go).
+	// Transactions are always served: the coordinator, transactional
+	// produce, WriteTxnMarkers, DescribeProducers and read_committed
+	// fetches bounded by the last stable offset (produce_txn.go).
+	Txn TxnOptions
+
 	// Cluster, when set, makes this broker one node of a cluster
 	// (cluster.go); nil is the single node. ListenerName names the
 	// listener whose endpoints Metadata returns ("" = PLAINTEXT).
@@ -123,11 +129,19 @@ type Broker struct {
 	admin         adminWorker   // admin_worker.go: off-loop queue for disk-touching admin requests
 	groups        *coordinator  // group_coordinator.go: consumer groups and __consumer_offsets
 	produce       *produceState // produce_state.go: producer states, producer ids, produce workers
-	txnLog        txnLogLimiter // transactions_unsupported.go
-	sec           *security     // security.go; nil without Options.Security
+	// txnVerify, when set (by the transaction coordinator, before serving),
+	// verifies a transactional produce before its append (KIP-890): the
+	// producer's transaction includes the partition. It returns a Kafka
+	// error code, 0 for ok. nil verifies nothing. It runs on a network
+	// loop and must not block; txnID aliases the request frame (copy it to
+	// keep it).
+	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
+	sec       *security // security.go; nil without Options.Security
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
+	// txns coordinates transactions (txn_coordinator.go).
+	txns *txnCoordinator
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -271,9 +285,14 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
+	b.installStableOffsets() // produce_txn.go
 	b.groups = newCoordinator(b)
 	if err := b.groups.load(); err != nil {
 		return nil, fmt.Errorf("loading consumer groups: %w", err)
+	}
+	b.txns = newTxnCoordinator(b)
+	if err := b.txns.load(); err != nil {
+		return nil, fmt.Errorf("loading transactions: %w", err)
 	}
 	return b, nil
 }
@@ -294,6 +313,9 @@ func (b *Broker) fs() storage.FS {
 func (b *Broker) Close() error {
 	if b.groups != nil {
 		b.groups.close()
+	}
+	if b.txns != nil {
+		b.txns.close()
 	}
 	b.produce.workers.close()
 	return b.CloseProducerState()

@@ -74,6 +74,7 @@ type sessionPartition struct {
 	// what the last response said (-2: never sent)
 	sentHW       int64
 	sentLogStart int64
+	sentLSO      int64 // last stable offset sent (Kafka includes a partition whose LSO moved)
 	sentError    int16
 }
 
@@ -254,7 +255,7 @@ func (s *fetchSession) upsert(k sessionKey, fetchOffset int64, maxBytes int32) b
 	p := s.parts[k]
 	added := p == nil
 	if added {
-		p = &sessionPartition{key: k, sentHW: -2, sentLogStart: -2, sentError: -2}
+		p = &sessionPartition{key: k, sentHW: -2, sentLogStart: -2, sentError: -2, sentLSO: -2}
 		s.parts[k] = p
 		s.order = append(s.order, p)
 	}

@@ -385,12 +385,27 @@ func (c *coordinator) load() error {
 			if err != nil {
 				return fmt.Errorf("reading %s-%d: %w", offsetsTopic, p.Index, err)
 			}
-			next, err := forEachRecord(buf, func(base int64, key, value []byte) {
+			next, err := forEachOffsetsRecord(buf, func(base int64, key, value []byte) {
 				if err := c.g.Load(now, key, value); err != nil {
 					skip(base, err)
 					return
 				}
 				records++
+			}, func(base, producerID int64, key, value []byte) {
+				// TxnOffsetCommit (28_txn_offset_commit.go).
+				if err := c.g.LoadTxnOffset(now, producerID, key, value); err != nil {
+					skip(base, err)
+					return
+				}
+				records++
+			}, func(producerID int64, commit bool) {
+				// Only the groups stored in this partition: another
+				// partition's pending offsets of the producer may belong to
+				// a later transaction whose marker is there.
+				part := p.Index
+				c.g.CompleteTxnOffsets(producerID, commit, func(groupID string) bool {
+					return group.PartitionFor(groupID, c.partitions) == part
+				})
 			}, skip)
 			if err != nil {
 				// The log validated every batch it holds, so this is a

@@ -1,7 +1,8 @@
 package broker
 
-// Idempotent producer state, per partition (Kafka's ProducerStateManager,
-// without transactions).
+// Idempotent producer state, per partition (Kafka's ProducerStateManager;
+// its transaction side, the last stable offset and markers, is in
+// produce_txn.go).
 //
 // For every producer id that wrote to a partition we keep its epoch, the
 // last sequence accepted and the last producerBatchesKept batches' (first
@@ -40,6 +41,11 @@ package broker
 // holdProducerSnapshots kept snapshots out of the dirs being removed): no
 // snapshot of it is written afterwards, into a missing dir at shutdown or
 // into the dir of a topic re-created under the same name.
+//
+// Transactional batches pass the same checks, then:
+// a non-transactional batch from a producer whose transaction is open is
+// INVALID_TXN_STATE; a transactional one from a producer with none begins
+// a transaction (produce_txn.go).
 //
 // Differences from Kafka: producer ids do not expire (Kafka drops them after
 // producer.id.expiration.ms); state of producers whose batches were all
@@ -92,6 +98,14 @@ type seqBatch struct {
 type producerEntry struct {
 	epoch   int16
 	lastSeq int32
+	// coordEpoch is the coordinator epoch of the last marker (-1: none).
+	coordEpoch int32
+	// lastTimestamp: max timestamp of the producer's last batch or marker
+	// (DescribeProducers), -1 unknown.
+	lastTimestamp int64
+	// txn is the producer's current transaction (nil: none), also in
+	// partState.ongoing (produce_txn.go).
+	txn     *openTxn
 	n       int // batches[0:n], oldest first
 	batches [producerBatchesKept]seqBatch
 }
@@ -105,6 +119,17 @@ func (e *producerEntry) push(b seqBatch) {
 	e.n++
 	e.lastSeq = b.lastSeq
 }
+
+// newEpoch resets e for a new producer epoch, keeping its open
+// transaction and coordinator epoch (Kafka keeps currentTxnFirstOffset).
+func (e *producerEntry) newEpoch(epoch int16) {
+	txn, ce, ts := e.txn, e.coordEpoch, e.lastTimestamp
+	*e = producerEntry{epoch: epoch, txn: txn, coordEpoch: ce, lastTimestamp: ts}
+}
+
+// markerReadMax bounds the control batch a load reads whole (a marker is
+// about 80 bytes).
+const markerReadMax = 4096
 
 func (e *producerEntry) find(first, last int32) *seqBatch {
 	for i := 0; i < e.n; i++ {
@@ -135,8 +160,10 @@ type partState struct {
 
 	mu           sync.Mutex
 	producers    map[int64]*producerEntry
-	completedEnd int64 // end offset of the last completed append seen
-	sinceSnap    int64 // bytes completed since the last snapshot
+	ongoing      map[*openTxn]struct{}       // transactions without a written marker
+	lsoWaiters   map[storage.Waiter]struct{} // parked fetches (produce_txn.go)
+	completedEnd int64                       // end offset of the last completed append seen
+	sinceSnap    int64                       // bytes completed since the last snapshot
 	snapQueued   bool
 
 	snapshotMu sync.Mutex
@@ -169,7 +196,10 @@ func (s *produceState) part(p *Partition) *partState {
 		return v.(*partState)
 	}
 	ps := &partState{p: p, worker: s.workers.workerFor(p), logger: s.b.log}
-	v, _ := s.parts.LoadOrStore(p, ps)
+	v, loaded := s.parts.LoadOrStore(p, ps)
+	if !loaded {
+		s.b.installStableOffset(p) // (again, for a partition newer than New)
+	}
 	return v.(*partState)
 }
 
@@ -194,6 +224,7 @@ func (ps *partState) appendBatch(bi *batchInfo, slot *partSlot) appendOutcome {
 	}
 	pid, epoch := rb.ProducerID(), rb.ProducerEpoch()
 	first, last := rb.BaseSequence(), rb.LastSequence()
+	transactional := rb.Transactional()
 	ps.mu.Lock()
 	e := ps.producers[pid]
 	if e != nil && e.epoch == epoch {
@@ -224,24 +255,33 @@ func (ps *partState) appendBatch(bi *batchInfo, slot *partSlot) appendOutcome {
 	case !inSequence(e.lastSeq, first):
 		code = kerr.OutOfOrderSequenceNumber
 	}
+	if code == nil && e != nil && e.txn != nil && !transactional {
+		code = kerr.InvalidTxnState // Kafka's appendDataBatch
+	}
 	if code != nil {
 		ps.mu.Unlock()
 		slot.done(code.Code, -1, -1, -1, "")
 		return outAnswered
 	}
 	slot.pid, slot.epoch, slot.firstSeq, slot.lastSeq = pid, epoch, first, last
+	// Read before the append: a lower bound of the offset it gets.
+	hwBefore := ps.p.Log.HighWatermark()
 	out := ps.logAppend(rb, slot)
 	if out == outAppended {
 		if e == nil {
 			if ps.producers == nil {
 				ps.producers = make(map[int64]*producerEntry)
 			}
-			e = &producerEntry{epoch: epoch}
+			e = &producerEntry{epoch: epoch, coordEpoch: -1, lastTimestamp: -1}
 			ps.producers[pid] = e
 		} else if e.epoch != epoch {
-			*e = producerEntry{epoch: epoch}
+			e.newEpoch(epoch)
 		}
 		e.push(seqBatch{firstSeq: first, lastSeq: last, baseOffset: -1, appendTime: -1})
+		e.lastTimestamp = rb.MaxTimestamp()
+		if transactional && e.txn == nil {
+			slot.txnStart = ps.beginTxn(pid, e, hwBefore)
+		}
 	}
 	ps.mu.Unlock()
 	return out
@@ -283,13 +323,18 @@ func (ps *partState) completed(slot *partSlot, res *storage.AppendResult) {
 		ps.completedEnd = res.LastOffset + 1
 		ps.sinceSnap += slot.size
 	}
+	if t := slot.txnStart; t != nil && res.Err == nil {
+		t.first, t.exact = res.BaseOffset, true
+	}
 	if slot.pid >= 0 {
 		if e := ps.producers[slot.pid]; e != nil && e.epoch == slot.epoch {
 			if b := e.find(slot.firstSeq, slot.lastSeq); b != nil && b.baseOffset < 0 {
 				waiters, b.waiters = b.waiters, nil
 				b.baseOffset, b.appendTime = res.BaseOffset, res.LogAppendTime
 			}
-			if res.Err != nil {
+			if res.Err != nil && e.txn == nil {
+				// (With a transaction open the entry stays: it holds the
+				// LSO, and the client aborts. produce_txn.go)
 				delete(ps.producers, slot.pid)
 			}
 		}
@@ -320,12 +365,13 @@ func (ps *partState) load(logger *zap.Logger) error {
 	if ps.loaded.Load() {
 		return nil
 	}
-	producers, hw, err := readProducers(ps.p.Log, logger)
+	producers, ongoing, hw, err := readProducers(ps.p.Log, logger)
 	if err != nil {
 		return err
 	}
 	ps.mu.Lock()
 	ps.producers = producers
+	ps.ongoing = ongoing
 	if hw > ps.completedEnd {
 		ps.completedEnd = hw
 	}
@@ -336,23 +382,25 @@ func (ps *partState) load(logger *zap.Logger) error {
 
 // readProducers reads a partition's producer state from the log alone: the
 // newest usable snapshot, then the batches after it up to the high
-// watermark, which it returns too.
-func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry, int64, error) {
+// watermark, which it returns too, with the transactions still open.
+func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry, map[*openTxn]struct{}, int64, error) {
 	hw := l.HighWatermark()
 	producers := map[int64]*producerEntry{}
+	ongoing := map[*openTxn]struct{}{}
 	from := l.LogStartOffset()
-	if off, ok := readNewestSnapshot(l.FS(), l.Dir(), hw, producers, logger); ok && off > from {
+	if off, ok := readNewestSnapshot(l.FS(), l.Dir(), hw, producers, ongoing, logger); ok && off > from {
 		from = off
 	}
-	if err := scanProducerBatches(l, from, hw, producers); err != nil {
-		return nil, 0, err
+	if err := scanProducerBatches(l, from, hw, producers, ongoing); err != nil {
+		return nil, nil, 0, err
 	}
-	return producers, hw, nil
+	return producers, ongoing, hw, nil
 }
 
 // scanProducerBatches replays the producer fields of the batch headers in
-// [from, hw) into producers.
-func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*producerEntry) error {
+// [from, hw) into producers, and transactions and markers into ongoing
+// (re-deriving the transaction index entries of ABORT markers).
+func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*producerEntry, ongoing map[*openTxn]struct{}) error {
 	var hdr [proto.RecordBatchHeaderSize]byte
 	for off := from; off < hw; {
 		r, err := l.Read(off, 1<<20)
@@ -379,6 +427,19 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 			}
 			length := int64(h.Size())
 			base, lod, pid := h.BaseOffset(), h.LastOffsetDelta(), h.ProducerID()
+			if pid >= 0 && h.Control() && base+int64(lod) >= off && length <= markerReadMax {
+				whole := make([]byte, length)
+				if _, err := r.File.ReadAt(whole, pos); err != nil {
+					r.Release()
+					return fmt.Errorf("reading control batch at %d: %w", pos, err)
+				}
+				if rb, _, err := proto.ParseRecordBatch(whole); err == nil {
+					if err := replayMarker(l, rb, producers, ongoing); err != nil {
+						r.Release()
+						return err
+					}
+				}
+			}
 			if pid >= 0 && !h.Control() && base+int64(lod) >= off {
 				epoch, seq := h.ProducerEpoch(), h.BaseSequence()
 				at := int64(-1)
@@ -387,12 +448,14 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 				}
 				e := producers[pid]
 				if e == nil {
-					e = &producerEntry{epoch: epoch}
+					e = &producerEntry{epoch: epoch, coordEpoch: -1, lastTimestamp: -1}
 					producers[pid] = e
 				} else if e.epoch != epoch {
-					*e = producerEntry{epoch: epoch}
+					e.newEpoch(epoch)
 				}
 				e.push(seqBatch{firstSeq: seq, lastSeq: proto.AddSequence(seq, lod), baseOffset: base, appendTime: at})
+				e.lastTimestamp = h.MaxTimestamp()
+				replayTxnBatch(e, pid, h.Transactional(), base, ongoing)
 			}
 			next = base + int64(lod) + 1
 			pos += length
@@ -408,13 +471,22 @@ func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*pr
 
 // Snapshot file format (ours; Kafka's is a different schema), big-endian:
 //
-//	"RBPSNAP1"  magic
+//	"RBPSNAP2"  magic ("RBPSNAP1": the same without the v2 fields, still read)
 //	int64       end offset: the state covers every batch below it
 //	uint32      producer count, then per producer:
-//	  int64 producerId, int16 epoch, int32 lastSeq, uint8 n,
-//	  n x (int32 firstSeq, int32 lastSeq, int64 baseOffset, int64 appendTime)
+//	  int64 producerId, int16 epoch, int32 lastSeq,
+//	  v2: int32 coordinatorEpoch (-1 none), int64 currentTxnFirstOffset (-1 none),
+//	      int64 lastTimestamp (-1 unknown),
+//	  uint8 n, n x (int32 firstSeq, int32 lastSeq, int64 baseOffset, int64 appendTime)
 //	uint32      CRC32C of everything above
-const snapshotMagic = "RBPSNAP1"
+//
+// currentTxnFirstOffset is Kafka's field of the same name: the first offset
+// of the producer's transaction open at the end offset, so a restart
+// restores the last stable offset without reading the log before it.
+const (
+	snapshotMagic   = "RBPSNAP2"
+	snapshotMagicV1 = "RBPSNAP1"
+)
 
 // encodeSnapshot serialises the completed part of the state.
 // REQUIRES: ps.mu held.
@@ -424,18 +496,39 @@ func (ps *partState) encodeSnapshot() (end int64, data []byte) {
 	countAt := len(data)
 	data = binary.BigEndian.AppendUint32(data, 0)
 	count := 0
+	// Transactions open at completedEnd: begun below it (exact), their
+	// marker not completed (still in ongoing, attached or not).
+	txnFirst := map[int64]int64{}
+	for t := range ps.ongoing {
+		if t.exact && t.first < ps.completedEnd {
+			if f, ok := txnFirst[t.pid]; !ok || t.first < f {
+				txnFirst[t.pid] = t.first
+			}
+		}
+	}
 	for pid, e := range ps.producers {
 		n := 0
 		for n < e.n && e.batches[n].baseOffset >= 0 {
 			n++
 		}
-		if n == 0 {
+		first, open := txnFirst[pid]
+		if n == 0 && !open && e.coordEpoch < 0 {
 			continue
+		}
+		if !open {
+			first = -1
+		}
+		lastSeq := e.lastSeq
+		if n > 0 {
+			lastSeq = e.batches[n-1].lastSeq
 		}
 		count++
 		data = binary.BigEndian.AppendUint64(data, uint64(pid))
 		data = binary.BigEndian.AppendUint16(data, uint16(e.epoch))
-		data = binary.BigEndian.AppendUint32(data, uint32(e.batches[n-1].lastSeq))
+		data = binary.BigEndian.AppendUint32(data, uint32(lastSeq))
+		data = binary.BigEndian.AppendUint32(data, uint32(e.coordEpoch))
+		data = binary.BigEndian.AppendUint64(data, uint64(first))
+		data = binary.BigEndian.AppendUint64(data, uint64(e.lastTimestamp))
 		data = append(data, byte(n))
 		for _, b := range e.batches[:n] {
 			data = binary.BigEndian.AppendUint32(data, uint32(b.firstSeq))
@@ -449,10 +542,18 @@ func (ps *partState) encodeSnapshot() (end int64, data []byte) {
 	return ps.completedEnd, data
 }
 
-func decodeSnapshot(data []byte, producers map[int64]*producerEntry) (int64, error) {
+func decodeSnapshot(data []byte, producers map[int64]*producerEntry, ongoing map[*openTxn]struct{}) (int64, error) {
 	bad := errors.New("malformed producer state snapshot")
-	if len(data) < len(snapshotMagic)+16 || string(data[:len(snapshotMagic)]) != snapshotMagic {
+	if len(data) < len(snapshotMagic)+16 {
 		return 0, bad
+	}
+	v2 := string(data[:len(snapshotMagic)]) == snapshotMagic
+	if !v2 && string(data[:len(snapshotMagicV1)]) != snapshotMagicV1 {
+		return 0, bad
+	}
+	fixed := 15 // producerId, epoch, lastSeq, n
+	if v2 {
+		fixed += 20
 	}
 	body := data[:len(data)-4]
 	if crc32.Checksum(body, proto.Castagnoli) != binary.BigEndian.Uint32(data[len(data)-4:]) {
@@ -463,13 +564,25 @@ func decodeSnapshot(data []byte, producers map[int64]*producerEntry) (int64, err
 	count := binary.BigEndian.Uint32(p[8:])
 	p = p[12:]
 	for i := uint32(0); i < count; i++ {
-		if len(p) < 15 {
+		if len(p) < fixed {
 			return 0, bad
 		}
 		pid := int64(binary.BigEndian.Uint64(p))
-		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(p[8:])), lastSeq: int32(binary.BigEndian.Uint32(p[10:]))}
-		n := int(p[14])
-		p = p[15:]
+		e := &producerEntry{epoch: int16(binary.BigEndian.Uint16(p[8:])), lastSeq: int32(binary.BigEndian.Uint32(p[10:])), coordEpoch: -1, lastTimestamp: -1}
+		p = p[14:]
+		if v2 {
+			e.coordEpoch = int32(binary.BigEndian.Uint32(p))
+			if first := int64(binary.BigEndian.Uint64(p[4:])); first >= 0 {
+				e.txn = &openTxn{pid: pid, first: first, exact: true}
+				ongoing[e.txn] = struct{}{}
+			} else if first != -1 {
+				return 0, bad
+			}
+			e.lastTimestamp = int64(binary.BigEndian.Uint64(p[12:]))
+			p = p[20:]
+		}
+		n := int(p[0])
+		p = p[1:]
 		if n > producerBatchesKept || len(p) < n*24 {
 			return 0, bad
 		}
@@ -516,7 +629,7 @@ func snapshotPath(dir string, off int64) string {
 
 // readNewestSnapshot loads the newest readable snapshot at or below hw
 // (a snapshot past the log end means recovery truncated the log under it).
-func readNewestSnapshot(fs storage.FS, dir string, hw int64, producers map[int64]*producerEntry, logger *zap.Logger) (int64, bool) {
+func readNewestSnapshot(fs storage.FS, dir string, hw int64, producers map[int64]*producerEntry, ongoing map[*openTxn]struct{}, logger *zap.Logger) (int64, bool) {
 	for _, off := range snapshotFiles(fs, dir) {
 		if off > hw {
 			continue
@@ -524,11 +637,12 @@ func readNewestSnapshot(fs storage.FS, dir string, hw int64, producers map[int64
 		data, err := fs.ReadFile(snapshotPath(dir, off))
 		if err == nil {
 			var end int64
-			if end, err = decodeSnapshot(data, producers); err == nil && end == off {
+			if end, err = decodeSnapshot(data, producers, ongoing); err == nil && end == off {
 				return off, true
 			}
 		}
 		clear(producers)
+		clear(ongoing)
 		logger.Warn("ignoring producer state snapshot", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
 	}
 	return 0, false
@@ -551,6 +665,11 @@ func (ps *partState) writeSnapshot() error {
 	ps.snapQueued = false
 	ps.mu.Unlock()
 	dir, fs := ps.p.Log.Dir(), ps.p.Log.FS()
+	// The transaction index entries of markers below end must be on disk
+	// before the snapshot: a load re-derives only those after it.
+	if err := ps.p.Log.SyncTxnIndexes(); err != nil {
+		return fmt.Errorf("producer state snapshot %s: %w", dir, err)
+	}
 	if err := storage.WriteFileAtomic(fs, snapshotPath(dir, end), data); err != nil {
 		return fmt.Errorf("producer state snapshot %s: %w", dir, err)
 	}

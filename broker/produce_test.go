@@ -353,19 +353,6 @@ func TestProduceBadInput(t *testing.T) {
 				}
 			})
 		}
-		t.Run("transactional-id", func(t *testing.T) {
-			req := kmsg.NewPtrProduceRequest()
-			txn := "tx"
-			req.Version, req.Acks, req.TransactionID = 9, -1, &txn
-			req.Topics = []kmsg.ProduceRequestTopic{{Topic: "bad", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: good}}}}
-			resp := kmsg.NewPtrProduceResponse()
-			if err := rc.roundTrip(req, resp); err != nil {
-				t.Fatal(err)
-			}
-			if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.TransactionalIDAuthorizationFailed.Code {
-				t.Fatalf("error %v", kerr.ErrorForCode(code))
-			}
-		})
 		// The connection still works, and a good batch is written.
 		if got := rc.produceRaw(11, "bad", 0, good); got.ErrorCode != 0 || got.BaseOffset != 0 || got.LogStartOffset != 0 {
 			t.Fatalf("good produce after errors: %+v", got)

@@ -44,6 +44,10 @@ type produceJob struct {
 	logger          *zap.Logger
 	now             func() time.Time // the broker's clock: record timestamps are checked against it
 	snapshot        bool
+	// loadThen, set alone: load the state, then call it (ensureLoaded).
+	loadThen func(error)
+	// marker, set alone: a transaction marker to append (produce_txn.go).
+	marker *markerJob
 }
 
 // produceWorkers is the pool. Concurrency: mu guards started and closed;
@@ -152,6 +156,16 @@ func (w *produceWorker) run() {
 				if err := j.ps.writeSnapshot(); err != nil {
 					j.ps.logger.Warn("producer state snapshot failed", zap.Error(err))
 				}
+				continue
+			}
+			if j.loadThen != nil {
+				err := j.ps.load(j.logger)
+				j.ps.queued.Add(-1)
+				j.loadThen(err)
+				continue
+			}
+			if j.marker != nil {
+				j.runMarker()
 				continue
 			}
 			j.run()

@@ -84,7 +84,7 @@ func snapshotScenario(t *testing.T, f *storage.FaultIO) (*Registry, []string, *p
 func logTruth(t *testing.T, l *storage.Log) map[int64]*producerEntry {
 	t.Helper()
 	m := map[int64]*producerEntry{}
-	if err := scanProducerBatches(l, l.LogStartOffset(), l.HighWatermark(), m); err != nil {
+	if err := scanProducerBatches(l, l.LogStartOffset(), l.HighWatermark(), m, map[*openTxn]struct{}{}); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -136,11 +136,11 @@ func snapshotFaultRound(t *testing.T, k int, mode string, seed int64) {
 	defer r.Close()
 	l := r.Partition("idem", 0).Log
 	got := map[int64]*producerEntry{}
-	off, ok := readNewestSnapshot(l.FS(), l.Dir(), l.HighWatermark(), got, zaptest.NewLogger(t))
+	off, ok := readNewestSnapshot(l.FS(), l.Dir(), l.HighWatermark(), got, map[*openTxn]struct{}{}, zaptest.NewLogger(t))
 	if !ok || off != oldEnd && off != newEnd {
 		t.Fatalf("newest snapshot read: offset %d (found %v), want the old %d or the new %d (write error: %v)", off, ok, oldEnd, newEnd, writeErr)
 	}
-	recovered, _, err := readProducers(l, zaptest.NewLogger(t))
+	recovered, _, _, err := readProducers(l, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

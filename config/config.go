@@ -147,6 +147,13 @@ type Config struct {
 	OffsetsTopicSegmentBytes     int32 // offsets.topic.segment.bytes
 	OffsetsRetentionMinutes      int   // offsets.retention.minutes
 
+	// Transactions (Kafka keys).
+	TransactionStateLogNumPartitions                     int32 // transaction.state.log.num.partitions
+	TransactionStateLogSegmentBytes                      int32 // transaction.state.log.segment.bytes
+	TransactionMaxTimeoutMs                              int32 // transaction.max.timeout.ms
+	TransactionalIDExpirationMs                          int32 // transactional.id.expiration.ms
+	TransactionAbortTimedOutTransactionCleanupIntervalMs int32 // transaction.abort.timed.out.transaction.cleanup.interval.ms
+
 	// Cluster (cluster.go; Kafka keys but cluster.id).
 	ProcessRoles                        []string // process.roles, sorted; empty = single node, no quorum
 	QuorumVoters                        []Voter  // controller.quorum.voters
@@ -406,6 +413,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OffsetsTopicSegmentBytes < c.LogSegmentBytesMin {
 		return fmt.Errorf("offsets.topic.segment.bytes=%d is below log.segment.bytes.min=%d: __consumer_offsets could not be created", c.OffsetsTopicSegmentBytes, c.LogSegmentBytesMin)
+	}
+	if c.TransactionStateLogSegmentBytes < c.LogSegmentBytesMin {
+		return fmt.Errorf("transaction.state.log.segment.bytes=%d is below log.segment.bytes.min=%d: __transaction_state could not be created", c.TransactionStateLogSegmentBytes, c.LogSegmentBytesMin)
 	}
 	// Kafka's checks (KafkaConfig, LogManager's validateBrokerLogConfigValues).
 	if c.LogCleanerThreads > 0 && c.LogCleanerDedupeBufferSize/int64(c.LogCleanerThreads) <= 1<<20 {

@@ -325,6 +325,13 @@ var brokerSpecs = []spec{
 	intSpec("offsets.topic.segment.bytes", "104857600", 1, kafkaIntMax, "`segment.bytes` of __consumer_offsets when the broker creates it: small enough for the compacted topic's segments to roll, and so be cleaned, long before the 1 GiB of other topics. At least `log.segment.bytes.min`.", func(c *Config) *int32 { return &c.OffsetsTopicSegmentBytes }),
 	intSpec("offsets.retention.minutes", "10080", 1, kafkaIntMax, "Keep committed offsets of an empty group this long.", func(c *Config) *int { return &c.OffsetsRetentionMinutes }),
 
+	// ---- transactions
+	intSpec("transaction.state.log.num.partitions", "50", 1, kafkaIntMax, "Partitions of __transaction_state (fixed once created): a transactional id's coordinator is the leader of partition abs(hash(id)) % this.", func(c *Config) *int32 { return &c.TransactionStateLogNumPartitions }),
+	intSpec("transaction.state.log.segment.bytes", "104857600", 1, kafkaIntMax, "`segment.bytes` of __transaction_state when the broker creates it (compacted). At least `log.segment.bytes.min`.", func(c *Config) *int32 { return &c.TransactionStateLogSegmentBytes }),
+	intSpec("transaction.max.timeout.ms", "900000", 1, kafkaIntMax, "Largest `transaction.timeout.ms` a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it).", func(c *Config) *int32 { return &c.TransactionMaxTimeoutMs }),
+	intSpec("transactional.id.expiration.ms", "604800000", 1, kafkaIntMax, "A transactional id with no transaction in progress and no update for this long is removed (a tombstone in __transaction_state).", func(c *Config) *int32 { return &c.TransactionalIDExpirationMs }),
+	intSpec("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", 1, kafkaIntMax, "How often the transaction coordinator aborts transactions older than their timeout, expires idle transactional ids and retries failed completions.", func(c *Config) *int32 { return &c.TransactionAbortTimedOutTransactionCleanupIntervalMs }),
+
 	// ---- operations (ours)
 	oursBool("tuning.strict", "false", "Refuse to start when the host checker reports a fatal finding (otherwise fatal findings are logged).", func(c *Config) *bool { return &c.TuningStrict }),
 	{name: "metrics.listener", def: "127.0.0.1:9644", ours: true,

@@ -202,6 +202,9 @@ type Group struct {
 	syncDeadline time.Time
 
 	offsets map[TopicPartition]Offset
+	// txnOffsets are transactional offsets (TxnOffsetCommit) written but
+	// not yet decided, per producer id (txn_offsets.go).
+	txnOffsets map[int64]map[TopicPartition]Offset
 
 	heapIndex int
 	nextCheck time.Time

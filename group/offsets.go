@@ -211,7 +211,7 @@ func (c *Coordinator) ExpireOffsets(now time.Time, retention time.Duration, exis
 				removed++
 			}
 		}
-		if g.State == Empty && len(g.offsets) == 0 && len(g.members) == 0 && len(g.pending) == 0 {
+		if g.State == Empty && len(g.offsets) == 0 && len(g.members) == 0 && len(g.pending) == 0 && len(g.txnOffsets) == 0 {
 			c.removeGroup(g)
 		}
 	}

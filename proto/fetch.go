@@ -56,10 +56,22 @@ func (e FetchEncoder) AppendTopic(b []byte, name string, id [16]byte, partitions
 	return w.B
 }
 
+// AbortedTransaction is an entry of a partition's aborted_transactions.
+type AbortedTransaction struct {
+	ProducerID  int64
+	FirstOffset int64
+}
+
 // AppendPartition writes a partition up to and including the records
 // length; the caller then appends (or splices) recordsLen bytes of records
-// (-1 = null records) and calls EndPartition.
+// (-1 = null records) and calls EndPartition. aborted_transactions is null.
 func (e FetchEncoder) AppendPartition(b []byte, index int32, errorCode int16, hw, lastStable, logStart int64, recordsLen int64) []byte {
+	return e.AppendPartitionTxn(b, index, errorCode, hw, lastStable, logStart, nil, recordsLen)
+}
+
+// AppendPartitionTxn is AppendPartition with aborted_transactions: null
+// when aborted is nil, else the array (read_committed fetches).
+func (e FetchEncoder) AppendPartitionTxn(b []byte, index int32, errorCode int16, hw, lastStable, logStart int64, aborted []AbortedTransaction, recordsLen int64) []byte {
 	w := e.writer(b)
 	w.Int32(index)
 	w.Int16(errorCode)
@@ -68,7 +80,16 @@ func (e FetchEncoder) AppendPartition(b []byte, index int32, errorCode int16, hw
 	if e.version >= 5 {
 		w.Int64(logStart)
 	}
-	w.ArrayLen(-1) // aborted_transactions: null (no transactions)
+	if aborted == nil {
+		w.ArrayLen(-1)
+	} else {
+		w.ArrayLen(len(aborted))
+		for _, a := range aborted {
+			w.Int64(a.ProducerID)
+			w.Int64(a.FirstOffset)
+			w.Tags()
+		}
+	}
 	if e.version >= 11 {
 		w.Int32(-1) // preferred_read_replica
 	}

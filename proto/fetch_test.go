@@ -15,7 +15,7 @@ func TestFetchEncodingMatchesKmsg(t *testing.T) {
 		var got []byte
 		got = e.AppendHeader(got, 0, 77, 2)
 		got = e.AppendTopic(got, "topic-a", [16]byte{1, 2}, 2)
-		got = e.AppendPartition(got, 0, 0, 100, 100, 5, int64(len(records)))
+		got = e.AppendPartitionTxn(got, 0, 0, 100, 90, 5, []AbortedTransaction{{ProducerID: 3, FirstOffset: 40}, {ProducerID: 4, FirstOffset: 41}}, int64(len(records)))
 		got = append(got, records...)
 		got = e.EndPartition(got)
 		got = e.AppendPartition(got, 1, 1, 7, 7, 0, -1)
@@ -27,7 +27,8 @@ func TestFetchEncodingMatchesKmsg(t *testing.T) {
 
 		resp := kmsg.FetchResponse{Version: v, SessionID: 77}
 		p0 := kmsg.NewFetchResponseTopicPartition() // defaults: no tagged fields
-		p0.Partition, p0.HighWatermark, p0.LastStableOffset, p0.LogStartOffset, p0.RecordBatches = 0, 100, 100, 5, records
+		p0.Partition, p0.HighWatermark, p0.LastStableOffset, p0.LogStartOffset, p0.RecordBatches = 0, 100, 90, 5, records
+		p0.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{{ProducerID: 3, FirstOffset: 40}, {ProducerID: 4, FirstOffset: 41}}
 		p1 := kmsg.NewFetchResponseTopicPartition()
 		p1.Partition, p1.ErrorCode, p1.HighWatermark, p1.LastStableOffset, p1.LogStartOffset = 1, 1, 7, 7, 0
 		resp.Topics = []kmsg.FetchResponseTopic{

@@ -112,6 +112,9 @@ type cleanerThread struct {
 	wbuf    []byte
 	scratch filterScratch
 	stats   struct{ mapBytes int64 }
+	// removedMarkers: offsets of the markers the group being written
+	// dropped (cleaner_txn.go), whose txnindex entries are not carried.
+	removedMarkers map[int64]bool
 }
 
 func (c *Cleaner) newThread() *cleanerThread {
@@ -330,6 +333,7 @@ func (t *cleanerThread) round(l *Log) (st CleanStats, more bool, err error) {
 	if cl.firstDirty >= cl.uncleanable {
 		return st, false, nil
 	}
+	cl.aborted = l.AbortedTxns(cl.logStart, cl.uncleanable)
 	st.FirstDirty = cl.firstDirty
 	lastOf := map[int64]int64{}
 	end, err := t.buildKeyMap(&cl, lastOf)
@@ -341,6 +345,9 @@ func (t *cleanerThread) round(l *Log) (st CleanStats, more bool, err error) {
 	}
 	t.producerTails(&cl, end, lastOf)
 	rules := &cleanRules{keys: t.keys, endOffset: end, nowMs: nowMs, deleteRetentionMs: cl.cfg.DeleteRetentionMs}
+	if gs := groups(&cl, end); len(gs) > 0 {
+		rules.txn = newTxnCleanState(abortedFrom(cl.aborted, gs[0][0].base))
+	}
 	for _, g := range groups(&cl, end) {
 		if err := t.cleanGroup(l, &cl, g, rules, lastOf, &st); err != nil {
 			return st, false, err

@@ -34,10 +34,11 @@ import (
 //     Kafka's writeEmptyHeader): the last batch of a producer (its
 //     sequence and epoch are what idempotence checks against after a
 //     restart).
-//   - Control batches (transaction markers) are kept as they are: there is
-//     no transaction support yet. When it comes, the marker and aborted
-//     batch rules of Kafka's CleanedTransactionMetadata go in
-//     cleanRules.filter's control and aborted cases, nowhere else.
+//   - Transactions (cleaner_txn.go, applied in writeGroup before filter):
+//     batches of aborted transactions go (or stay empty, as a producer's
+//     last batch); markers go once nothing they cover remains and they
+//     are older than delete.retention.ms; other control batches are kept
+//     as they are.
 
 // attrDeleteHorizon marks a batch whose base timestamp is its tombstones'
 // delete horizon (KIP-534).
@@ -58,6 +59,9 @@ type cleanRules struct {
 	endOffset         int64 // records at or past it are not covered by keys: kept
 	nowMs             int64
 	deleteRetentionMs int64
+	// txn follows transactions over the round's rewrite, from its first
+	// group on (cleaner_txn.go); nil: no group.
+	txn *txnCleanState
 }
 
 // filterStats count one batch's records.

@@ -19,7 +19,8 @@ import (
 //     cleaner-offset-checkpoint). The first uncleanable offset is the
 //     active segment's base (never cleaned), the high watermark, or the
 //     base of the first segment holding records younger than
-//     min.compaction.lag.ms, or the recovery point, whichever is lowest.
+//     min.compaction.lag.ms, the recovery point, or the last stable
+//     offset (cleaner_txn.go), whichever is lowest.
 //     (Not past the recovery point: a record there may vanish in a power
 //     loss, and with it the only value of a key whose older records it
 //     made the cleaner remove below. Kafka flushes rolled segments before
@@ -62,8 +63,11 @@ type cleanable struct {
 	logStart, hw            int64
 	recoveryPoint           int64 // offsets below it are durable
 	firstDirty, uncleanable int64
-	cleanBytes, dirtyBytes  int64
-	cfg                     Config
+	// aborted: the aborted transactions overlapping [log start,
+	// uncleanable), from the transaction indexes (cleaner_txn.go).
+	aborted                []AbortedTxn
+	cleanBytes, dirtyBytes int64
+	cfg                    Config
 }
 
 // ratio is the dirty ratio (Kafka's cleanableRatio).
@@ -80,6 +84,7 @@ func (c *cleanable) ratio() float64 {
 // DeleteRecords dropping one meanwhile cannot close the descriptor a
 // round is reading (a closed, perhaps reused, fd).
 func (l *Log) snapshotForClean(nowMs int64, pin bool) (c cleanable, ok bool) {
+	stable := l.stableOffsetBound() // before the lock: the broker's state takes its own, then ours
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closing || !l.cfg.Compact {
@@ -100,7 +105,7 @@ func (l *Log) snapshotForClean(nowMs int64, pin bool) (c cleanable, ok bool) {
 		c.firstDirty = c.logStart
 	}
 	c.recoveryPoint = l.recoveryPoint
-	c.uncleanable = min(c.segs[len(c.segs)-1].base, c.hw, c.recoveryPoint)
+	c.uncleanable = min(c.segs[len(c.segs)-1].base, c.hw, c.recoveryPoint, stable)
 	if lag := c.cfg.MinCompactionLagMs; lag > 0 {
 		for _, s := range c.segs[:len(c.segs)-1] {
 			if s.next > c.firstDirty && s.maxTs > nowMs-lag {
@@ -246,6 +251,7 @@ func (r *segReader) next() (rb proto.RecordBatch, pos int64, ok bool, err error)
 func (t *cleanerThread) buildKeyMap(c *cleanable, lastOf map[int64]int64) (int64, error) {
 	t.keys.clear()
 	mapped := c.firstDirty - 1
+	txn := newTxnCleanState(abortedFrom(c.aborted, c.firstDirty))
 	for _, s := range c.segs[:len(c.segs)-1] {
 		if s.next <= c.firstDirty || s.size == 0 {
 			continue
@@ -271,7 +277,9 @@ func (t *cleanerThread) buildKeyMap(c *cleanable, lastOf map[int64]int64) (int64
 				break
 			}
 			t.stats.mapBytes += int64(rb.Size())
-			if !rb.Control() {
+			if rb.Control() {
+				txn.controlBatch(rb)
+			} else if !txn.dataBatch(rb) { // an aborted batch's keys are not the last values
 				full, err := t.mapBatch(rb, c.firstDirty)
 				if err != nil {
 					return 0, err

@@ -16,8 +16,10 @@ import (
 // Y any other segment of the group:
 //
 //	write  X.log.cleaned, X.index.cleaned, X.timeindex.cleaned; fsync the log, msync the indexes
+//	write  X.txnindex.cleaned (the group's txnindex entries, if any); fsync it
 //	rename X.log.cleaned -> X.log.<END>.swap; fsync dir         <- commit point (END: the group's end offset)
-//	remove X.index, X.timeindex, and Y.log, Y.index, Y.timeindex
+//	remove X.index, X.timeindex, X.txnindex, and Y.log, Y.index, Y.timeindex, Y.txnindex
+//	rename X.txnindex.cleaned -> X.txnindex (when written)
 //	rename X.index.cleaned -> X.index, X.timeindex.cleaned -> X.timeindex; fsync dir
 //	rename X.log.<END>.swap -> X.log (replacing the old X.log); fsync dir
 //
@@ -28,7 +30,10 @@ import (
 // damaged one fails the open and touches nothing), every segment with a
 // base in (X, END) is removed (exactly the group's others: END is where
 // the group ended, whatever the copy kept), X's indexes are removed
-// (rebuilt by load), and it is renamed to X.log. At any point the
+// (rebuilt by load), X.txnindex.cleaned, when there, replaces X.txnindex
+// (the txnindex cannot be rebuilt from the segment alone: its entries
+// name first offsets of transactions in earlier segments), and it is
+// renamed to X.log. At any point the
 // directory holds either the old segments or the new one, and recovery
 // never mixes them.
 //
@@ -56,9 +61,10 @@ func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cle
 	}
 	ns := &segment{fs: fs, base: x, path: segmentName(l.dir, x, ".log"), f: f, next: x, maxTs: -1, maxTsOffset: -1, createdNs: g[len(g)-1].s.createdNs}
 	ns.refs.Store(1)
+	txnTmp := ns.txnIndexPath() + cleanedSuffix
 	removeTmp := func() {
 		ns.closeFiles()
-		for _, p := range []string{logTmp, idxTmp, tidxTmp} {
+		for _, p := range []string{logTmp, idxTmp, tidxTmp, txnTmp} {
 			fs.Remove(p)
 		}
 	}
@@ -76,6 +82,12 @@ func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cle
 		return err
 	}
 	if err := t.writeGroup(l, ns, g, c.cfg.IndexIntervalBytes, rules, lastOf, st); err != nil {
+		removeTmp()
+		return err
+	}
+	// The entry of an ABORT marker the group keeps moves along; a removed
+	// marker's goes with it (cleaner_txn.go).
+	if err := carryTxnEntries(l, ns, g, txnTmp, t.removedMarkers); err != nil {
 		removeTmp()
 		return err
 	}
@@ -102,6 +114,7 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 	var filePos int64 // file position of t.wbuf[0]
 	t.wbuf = t.wbuf[:0]
 	tsSoFar, tsOffSoFar := int64(-1), int64(-1)
+	clear(t.removedMarkers)
 	flush := func() error {
 		if len(t.wbuf) == 0 {
 			return nil
@@ -133,9 +146,25 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 			pid := rb.ProducerID()
 			retainEmpty := pid >= 0 && lastOf[pid] == rb.LastOffset()
 			start := len(t.wbuf)
-			out, v, fst, err := rules.filter(rb, retainEmpty, &t.scratch, t.wbuf)
-			if err != nil {
-				return err
+			var out []byte
+			var v batchVerdict
+			var fst filterStats
+			switch txnVerdict(rules, rb, retainEmpty) {
+			case txnDropMarker:
+				if t.removedMarkers == nil {
+					t.removedMarkers = map[int64]bool{}
+				}
+				t.removedMarkers[rb.BaseOffset()] = true
+				v, fst.read = verdictDrop, int64(rb.RecordCount())
+			case txnDropAborted:
+				v, fst.read = verdictDrop, int64(rb.RecordCount())
+				if retainEmpty {
+					out, v = appendEmptyBatch(t.wbuf, rb), verdictEmpty
+				}
+			default:
+				if out, v, fst, err = rules.filter(rb, retainEmpty, &t.scratch, t.wbuf); err != nil {
+					return err
+				}
 			}
 			st.RecordsRead += fst.read
 			st.RecordsWritten += fst.kept
@@ -263,7 +292,7 @@ func (l *Log) finishSwap(ns *segment, g []segSnap, swap, idxTmp, tidxTmp string)
 		return err
 	}
 	for _, s := range g {
-		for _, ext := range []string{".index", ".timeindex"} {
+		for _, ext := range []string{".index", ".timeindex", ".txnindex"} {
 			if err := gone(fs.Remove(segmentName(l.dir, s.base, ext))); err != nil {
 				return err
 			}
@@ -277,12 +306,17 @@ func (l *Log) finishSwap(ns *segment, g []segSnap, swap, idxTmp, tidxTmp string)
 	if ns.unlnk.Load() {
 		// Retention removed ns meanwhile (by its name, X.log: the old
 		// file). Its swap and indexes go too.
-		for _, p := range []string{swap, idxTmp, tidxTmp} {
+		for _, p := range []string{swap, idxTmp, tidxTmp, ns.txnIndexPath() + cleanedSuffix} {
 			if err := gone(fs.Remove(p)); err != nil {
 				return err
 			}
 		}
 		return fs.SyncDir(l.dir)
+	}
+	// Before the swap's rename: once the swap file is gone, nothing says
+	// the cleaned txnindex is the one to keep.
+	if err := gone(fs.Rename(ns.txnIndexPath()+cleanedSuffix, ns.txnIndexPath())); err != nil {
+		return err
 	}
 	if err := gone(fs.Rename(idxTmp, ns.indexPath())); err != nil {
 		return err
@@ -408,7 +442,14 @@ func (l *Log) finishCleanerSwaps() error {
 		}
 		next[i] = max(res.nextOffset, sw.end)
 	}
+	swapOf := map[int64]bool{}
+	for _, sw := range swaps {
+		swapOf[sw.x] = true
+	}
 	for _, name := range cleaned {
+		if x, ok := cleanedTxnIndexBase(name); ok && swapOf[x] {
+			continue // committed with its swap: renamed in place below
+		}
 		l.warnf("log %s: removing %s, an unfinished cleaner copy (the segments it copied are intact)", l.dir, name)
 		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
 			return err
@@ -419,7 +460,7 @@ func (l *Log) finishCleanerSwaps() error {
 		for y := range bases {
 			if y > x && y < next[i] {
 				l.warnf("log %s: finishing an interrupted cleaner swap: removing segment %d, replaced by cleaned segment %d", l.dir, y, x)
-				for _, ext := range []string{".log", ".index", ".timeindex"} {
+				for _, ext := range []string{".log", ".index", ".timeindex", ".txnindex"} {
 					if err := l.fs.Remove(segmentName(l.dir, y, ext)); err != nil && !os.IsNotExist(err) {
 						return err
 					}
@@ -431,6 +472,13 @@ func (l *Log) finishCleanerSwaps() error {
 			if err := l.fs.Remove(segmentName(l.dir, x, ext)); err != nil && !os.IsNotExist(err) {
 				return err
 			}
+		}
+		// A cleaned txnindex still there was not renamed yet: it replaces
+		// X's (without one, X.txnindex is already the cleaned one, or the
+		// group had no aborted transaction).
+		txnTmp := segmentName(l.dir, x, ".txnindex") + cleanedSuffix
+		if err := l.fs.Rename(txnTmp, segmentName(l.dir, x, ".txnindex")); err != nil && !os.IsNotExist(err) {
+			return err
 		}
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return err
@@ -445,4 +493,44 @@ func (l *Log) finishCleanerSwaps() error {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil
+}
+
+// carryTxnEntries gives ns the transaction index entries of g's segments
+// and, when there are any, writes them to txnTmp and fsyncs it.
+func carryTxnEntries(l *Log, ns *segment, g []segSnap, txnTmp string, removedMarkers map[int64]bool) error {
+	var carried []AbortedTxn
+	for _, s := range g {
+		for _, e := range s.s.txnEntries(l.warnf) {
+			if !removedMarkers[e.LastOffset] {
+				carried = append(carried, e)
+			}
+		}
+	}
+	ns.txn.loaded, ns.txn.entries = true, carried
+	if len(carried) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, len(carried)*TxnEntrySize)
+	for _, e := range carried {
+		buf = AppendTxnEntry(buf, e)
+	}
+	f, err := l.fs.OpenFile(txnTmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create cleaned transaction index: %w", err)
+	}
+	defer f.Close()
+	if _, err := l.fs.WriteAt(f, buf, 0); err != nil {
+		return fmt.Errorf("writing cleaned transaction index: %w", err)
+	}
+	return l.fs.Sync(f)
+}
+
+// cleanedTxnIndexBase parses "<X>.txnindex.cleaned".
+func cleanedTxnIndexBase(name string) (int64, bool) {
+	rest, ok := strings.CutSuffix(name, ".txnindex"+cleanedSuffix)
+	if !ok {
+		return 0, false
+	}
+	x, err := strconv.ParseInt(rest, 10, 64)
+	return x, err == nil && x >= 0
 }

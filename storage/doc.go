@@ -15,6 +15,8 @@
 //	    00000000000000000000.log         record batches v2, byte-for-byte as produced
 //	    00000000000000000000.index       (relOffset u32, position u32) every index.interval.bytes
 //	    00000000000000000000.timeindex   (timestamp i64, relOffset u32), monotonic
+//	    00000000000000000000.txnindex    aborted transactions, Kafka's 34-byte entries (txnindex.go);
+//	                                     only once a transaction was aborted in the segment
 //	    00000000000000001234.log ...     next segment, named by its base offset
 //	  <topic>-<partition>.<32 hex>-delete/  a partition DeleteLog is removing (renamed first)
 //
@@ -37,6 +39,11 @@
 //
 //	err := l.Append(batches, cb)                  // non-blocking; cb.AppendDone(AppendResult) later, exactly once
 //	reg, err := l.Read(offset, maxBytes)          // file region for splice/sendfile; reg.Release() after sending
+//	reg, err := l.ReadBelow(offset, maxBytes, lso) // the same, only batches below lso (read_committed)
+//	err := l.AppendAbortedTxn(storage.AbortedTxn{...}) // an ABORT marker's entry, into its segment's .txnindex
+//	txns := l.AbortedTxns(from, upper)            // aborted transactions overlapping [from, upper)
+//	err := l.SyncTxnIndexes()                     // before a producer state snapshot
+//	l.SetStableOffset(func() int64 {...})         // the LSO, bounding the cleaner
 //	off, ts, found := l.ListOffset(ts)            // TimestampLatest/-Earliest/-Max or a timestamp (ms)
 //	l.HighWatermark(); l.LogStartOffset()
 //	ok := l.AddWaiter(w, fetchOffset)             // long-poll: w.HWAdvanced(hw) once, when hw advances
@@ -176,7 +183,8 @@
 //     offset; tombstones get a delete horizon (KIP-534) the first time a
 //     clean sees them and go once it passed; keyless records go; a
 //     producer's last batch survives at least as an empty batch
-//     (cleaner_filter.go).
+//     (cleaner_filter.go); aborted transactions' batches go, markers once
+//     nothing they cover remains (cleaner_txn.go).
 //   - Swap in each group's copy crash-safely (.cleaned, then .swap, then
 //     renames; Open finishes or forgets an interrupted swap), under the
 //     log's swapMu, which retention and DeleteRecords also take.
@@ -190,6 +198,25 @@
 // idle compacted log's active segment is rolled at the retention check
 // once older than segment.ms (or max.compaction.lag.ms), so its records
 // become cleanable.
+//
+// # Transactions (txnindex.go, read_stable.go, cleaner_txn.go)
+//
+// The log knows nothing of producers: the broker's producer state computes
+// each aborted transaction's entry when its ABORT marker's append completes
+// and calls AppendAbortedTxn, which appends it to the .txnindex of the
+// segment holding the marker (page cache; fsync'd with the segment's
+// indexes and by SyncTxnIndexes). AbortedTxns collects, as Kafka's
+// collectAbortedTxns with an upper bound, from the segment holding the
+// fetch offset onwards until an entry's lastStableOffset reaches the bound;
+// entries are loaded once per segment and kept in memory. An unclean open
+// drops entries whose marker is past the recovered end; the broker's state
+// load re-derives lost or torn ones. The .txnindex goes with its segment
+// (unlink: retention, DeleteRecords, the cleaner) and the cleaner carries
+// the entries of the markers it keeps into X.txnindex.cleaned, renamed in
+// place after the swap's commit point (finished at open if interrupted).
+// The cleaner never passes the last stable offset (SetStableOffset), keeps
+// aborted batches out of the key map and removes them, and removes markers
+// covering nothing left once older than delete.retention.ms.
 //
 // # Concurrency
 //

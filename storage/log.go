@@ -124,6 +124,10 @@ type Log struct {
 	// swap may start before it succeeds.
 	swapUnfinished func() error
 
+	// stableOffset bounds cleaning (Log.SetStableOffset, cleaner_txn.go);
+	// atomic, not under mu: it is called without the lock.
+	stableOffset atomic.Pointer[func() int64]
+
 	// writer goroutine only
 	nextOffset    int64 // log end offset: next offset to assign
 	unflushedMsgs int64
@@ -258,7 +262,7 @@ func (l *Log) load(opts Options) error {
 	for _, e := range ents {
 		name := e.Name()
 		ext := filepath.Ext(name)
-		if ext == ".index" || ext == ".timeindex" {
+		if ext == ".index" || ext == ".timeindex" || ext == ".txnindex" {
 			if _, err := l.fs.Stat(filepath.Join(l.dir, strings.TrimSuffix(name, ext)+".log")); os.IsNotExist(err) {
 				l.fs.Remove(filepath.Join(l.dir, name))
 			}
@@ -318,7 +322,7 @@ func (l *Log) load(opts Options) error {
 				// Everything after a torn segment is unreachable: delete it.
 				for _, nb := range bases[i+1:] {
 					l.warnf("log %s: deleting segment %d after truncation point", l.dir, nb)
-					for _, ext := range []string{".log", ".index", ".timeindex"} {
+					for _, ext := range []string{".log", ".index", ".timeindex", ".txnindex"} {
 						l.fs.Remove(segmentName(l.dir, nb, ext))
 					}
 				}
@@ -384,6 +388,9 @@ func (l *Log) load(opts Options) error {
 	l.logStart = max(opts.LogStartOffset, l.segments[0].base)
 	if l.logStart > l.hw {
 		l.logStart = l.hw
+	}
+	if !opts.CleanShutdown {
+		l.dropTxnEntriesPast(l.nextOffset) // markers cut by recovery (txnindex.go)
 	}
 	// Clean: everything is on disk. Otherwise it is made so below before
 	// load returns (nobody reads it before then).

@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 )
 
-// segment is one <base>.log file with its .index and .timeindex.
+// segment is one <base>.log file with its .index, .timeindex and, once a
+// transaction was aborted in it, .txnindex (txnindex.go).
 //
 // Ownership: the Log's writer goroutine appends to the active segment and is
 // the only writer of writer-owned fields. Fields marked "log.mu" are changed
@@ -23,6 +24,7 @@ type segment struct {
 	f    *os.File
 	idx  *index
 	tidx *index
+	txn  txnIndex     // .txnindex, loaded on first use; its own lock
 	size atomic.Int64 // bytes of completed writes (what readers may see)
 	// namesDurable: the files' directory entries are known to be on disk
 	// (set by Log.durableNames, or at load for files found on disk).
@@ -156,7 +158,10 @@ func (s *segment) syncIndexes() error {
 	if err := s.idx.sync(); err != nil {
 		return err
 	}
-	return s.tidx.sync()
+	if err := s.tidx.sync(); err != nil {
+		return err
+	}
+	return s.syncTxn()
 }
 
 // untrimIndexes undoes trimIndexes when a roll fails halfway.
@@ -188,6 +193,9 @@ func (s *segment) closeFiles() error {
 	if e := s.tidx.close(); err == nil {
 		err = e
 	}
+	if e := s.closeTxn(); err == nil {
+		err = e
+	}
 	if e := s.f.Close(); err == nil {
 		err = e
 	}
@@ -206,6 +214,9 @@ func (s *segment) unlink() error {
 		if err := s.fs.Remove(p); err != nil && !os.IsNotExist(err) && first == nil {
 			first = err
 		}
+	}
+	if err := s.unlinkTxn(); err != nil && first == nil {
+		first = err
 	}
 	return first
 }

@@ -225,6 +225,14 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OffsetsTopicNumPartitions:  cfg.OffsetsTopicNumPartitions,
 		OffsetsTopicSegmentBytes:   cfg.OffsetsTopicSegmentBytes,
 		OffsetsRetention:           time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+
+		Txn: broker.TxnOptions{
+			StateLogNumPartitions: cfg.TransactionStateLogNumPartitions,
+			StateLogSegmentBytes:  cfg.TransactionStateLogSegmentBytes,
+			MaxTimeout:            time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+			IDExpiration:          time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+			CleanupInterval:       time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+		},
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,198 @@
+package broker
+
+// AddPartitionsToTxn (key 24), versions 0-5.
+//
+// Behaviour: v0-3 (clients) add the request's partitions to one
+// transaction; v4+ batch several transactions (Kafka's broker-to-broker
+// form), each either added or, with verify_only, only checked (KIP-890:
+// is every partition in the transaction at this producer id and epoch).
+// Each transaction goes to the transaction coordinator (txn_coordinator.go)
+// and is answered when its Ongoing record is durable (at once for a
+// verification or an error). As in Kafka, a transaction naming a topic or
+// partition that does not exist is not attempted: those partitions answer
+// UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED.
+// PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as in Kafka.
+//
+// Authorization (with the authorizer on): TRANSACTIONAL_ID WRITE per
+// transaction, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED on its partitions.
+//
+// Differences from Apache Kafka: no per-topic WRITE check (the Produce
+// checks it); v4+ is also served to clients without CLUSTER_ACTION (Kafka
+// requires it); the request's transaction
+// version (v5) is not recorded (txn/doc.go).
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/txn"
+)
+
+func init() {
+	register(decoded(kmsg.AddPartitionsToTxn, 0, 5, copying, (*Broker).serveAddPartitionsToTxn))
+}
+
+// addTxnPartitions is one transaction of an AddPartitionsToTxn request and
+// its answer, one code per partition in request order.
+type addTxnPartitions struct {
+	txnID      string
+	producerID int64
+	epoch      int16
+	verifyOnly bool
+	// unauthorized: no WRITE on the transactional id (authz.go).
+	unauthorized bool
+	partitions   []txn.TopicPartition
+	codes        []int16
+}
+
+func (b *Broker) serveAddPartitionsToTxn(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.AddPartitionsToTxnRequest) {
+	h := hdr
+	h.ClientID = nil
+	version := h.APIVersion
+	var txns []*addTxnPartitions
+	if version < 4 {
+		a := &addTxnPartitions{txnID: r.TransactionalID, producerID: r.ProducerID, epoch: r.ProducerEpoch,
+			unauthorized: !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, r.TransactionalID)}
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				a.partitions = append(a.partitions, txn.TopicPartition{Topic: t.Topic, Partition: p})
+			}
+		}
+		txns = append(txns, a)
+	} else {
+		for _, rt := range r.Transactions {
+			a := &addTxnPartitions{txnID: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly,
+				unauthorized: !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, rt.TransactionalID)}
+			for _, t := range rt.Topics {
+				for _, p := range t.Partitions {
+					a.partitions = append(a.partitions, txn.TopicPartition{Topic: t.Topic, Partition: p})
+				}
+			}
+			txns = append(txns, a)
+		}
+	}
+	var mu sync.Mutex
+	left := len(txns)
+	finish := func() {
+		resp := kmsg.NewAddPartitionsToTxnResponse()
+		resp.Version = version
+		for _, a := range txns {
+			topics := addPartitionsResponseTopics(a)
+			if version < 4 {
+				resp.Topics = topics
+				continue
+			}
+			rt := kmsg.NewAddPartitionsToTxnResponseTransaction()
+			rt.TransactionalID = a.txnID
+			for _, t := range topics {
+				tt := kmsg.NewAddPartitionsToTxnResponseTransactionTopic()
+				tt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					tp := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
+					tp.Partition, tp.ErrorCode = p.Partition, p.ErrorCode
+					tt.Partitions = append(tt.Partitions, tp)
+				}
+				rt.Topics = append(rt.Topics, tt)
+			}
+			resp.Transactions = append(resp.Transactions, rt)
+		}
+		b.replyMsg(req, &h, &resp)
+	}
+	if left == 0 {
+		finish()
+		return
+	}
+	for _, a := range txns {
+		a := a
+		b.addTxnPartitions(version, a, func() {
+			mu.Lock()
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				finish()
+			}
+		})
+	}
+}
+
+// addTxnPartitions answers one transaction of the request into a.codes
+// and calls done (at once, or once its record is durable).
+func (b *Broker) addTxnPartitions(version int16, a *addTxnPartitions, done func()) {
+	a.codes = make([]int16, len(a.partitions))
+	all := func(code int16) {
+		for i := range a.codes {
+			a.codes[i] = code
+		}
+		done()
+	}
+	if a.unauthorized {
+		all(kerr.TransactionalIDAuthorizationFailed.Code)
+		return
+	}
+	missing := false
+	for i, tp := range a.partitions {
+		if b.reg == nil || !b.reg.HasPartition(tp.Topic, tp.Partition) {
+			a.codes[i] = kerr.UnknownTopicOrPartition.Code
+			missing = true
+		}
+	}
+	if missing {
+		for i := range a.codes {
+			if a.codes[i] == 0 {
+				a.codes[i] = kerr.OperationNotAttempted.Code
+			}
+		}
+		done()
+		return
+	}
+	partitions := append([]txn.TopicPartition(nil), a.partitions...)
+	code := b.txns.call(a.txnID, func(ans txn.Answer) {
+		if ans.Partitions == nil {
+			for i := range a.codes {
+				a.codes[i] = txn.FencedForVersion(txn.APIAddPartitions, version, ans.Err)
+			}
+			done()
+			return
+		}
+		byTP := make(map[txn.TopicPartition]int16, len(ans.Partitions))
+		for _, p := range ans.Partitions {
+			byTP[p.TopicPartition] = p.Err
+		}
+		for i, tp := range a.partitions {
+			a.codes[i] = txn.FencedForVersion(txn.APIAddPartitions, version, byTP[tp])
+		}
+		done()
+	}, func(co *txn.Coordinator, now time.Time) txn.Effects {
+		return co.AddPartitions(a.txnID, a.producerID, a.epoch, partitions, a.verifyOnly, now)
+	})
+	if code != 0 {
+		all(code)
+	}
+}
+
+// addPartitionsResponseTopics groups a's codes by topic, in request order.
+func addPartitionsResponseTopics(a *addTxnPartitions) []kmsg.AddPartitionsToTxnResponseTopic {
+	var out []kmsg.AddPartitionsToTxnResponseTopic
+	index := map[string]int{}
+	for i, tp := range a.partitions {
+		j, ok := index[tp.Topic]
+		if !ok {
+			j = len(out)
+			index[tp.Topic] = j
+			t := kmsg.NewAddPartitionsToTxnResponseTopic()
+			t.Topic = tp.Topic
+			out = append(out, t)
+		}
+		p := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+		p.Partition, p.ErrorCode = tp.Partition, a.codes[i]
+		out[j].Partitions = append(out[j].Partitions, p)
+	}
+	return out
+}
