@@ -212,6 +212,9 @@ func (l *Log) truncate(target int64, now int64) error {
 	l.mu.Lock()
 	s.syncedTo = newNext
 	l.updateRecoveryPointLocked()
+	// Aborted transactions whose marker was cut go with it (an unclean
+	// open would drop them too).
+	l.dropTxnEntriesPast(newNext)
 	l.mu.Unlock()
 	return l.truncateEpochsFromEnd(newNext)
 }

@@ -313,3 +313,27 @@ func TestTxnIndexPowerLoss(t *testing.T) {
 		l2.Close()
 	}
 }
+
+// TestTruncateDropsTxnEntries: Log.TruncateTo removes the transaction
+// index entries whose marker it cut, and keeps the ones below.
+func TestTruncateDropsTxnEntries(t *testing.T) {
+	l := txnLog(t, t.TempDir(), Options{}, 20)
+	a := AbortedTxn{ProducerID: 1, FirstOffset: 1, LastOffset: 2, LastStableOffset: 3}
+	c := AbortedTxn{ProducerID: 3, FirstOffset: 12, LastOffset: 14, LastStableOffset: 15}
+	for _, e := range []AbortedTxn{a, c} {
+		if err := l.AppendAbortedTxn(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.TruncateTo(14); err != nil { // inside the marker's segment
+		t.Fatal(err)
+	}
+	// The log grows past the cut marker's offset again: its entry must
+	// not come back with other records at those offsets.
+	for i := 0; i < 10; i++ {
+		syncAppend(t, l, makeBatch(1, 100, int64(100+i), 1))
+	}
+	if got := l.AbortedTxns(0, 20); !sameTxns(got, []AbortedTxn{a}) {
+		t.Fatalf("after TruncateTo(14) and 10 appends: AbortedTxns = %v, want %v", got, []AbortedTxn{a})
+	}
+}
