@@ -281,6 +281,14 @@ func (c *coordinator) createTopic() {
 		} else if t = c.b.reg.Topic(offsetsTopic); t == nil {
 			t, err = c.createOffsetsTopic()
 		}
+		if errors.Is(err, errRegistryClosed) {
+			// Shutting down: the work queued for the topic has nowhere
+			// to go, and retrying would outlive the broker.
+			c.qmu.Lock()
+			c.creating, c.pending = false, nil
+			c.qmu.Unlock()
+			return
+		}
 		if err != nil || t == nil {
 			c.log.Error("cannot create __consumer_offsets; retrying", zap.Error(err))
 			time.Sleep(time.Second)

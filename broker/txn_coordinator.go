@@ -537,6 +537,14 @@ func (tc *txnCoordinator) createTopic() {
 		} else if t = tc.b.reg.Topic(transactionStateTopic); t == nil {
 			t, err = tc.createStateTopic()
 		}
+		if errors.Is(err, errRegistryClosed) {
+			// Shutting down: the work queued for the topic has nowhere
+			// to go, and retrying would outlive the broker.
+			tc.qmu.Lock()
+			tc.creating, tc.pending = false, nil
+			tc.qmu.Unlock()
+			return
+		}
 		if err != nil || t == nil {
 			tc.log.Error("cannot create __transaction_state; retrying", zap.Error(err))
 			time.Sleep(time.Second)
