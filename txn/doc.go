@@ -1,7 +1,7 @@
 // Package txn is the transaction coordinator (Apache Kafka's
 // TransactionCoordinator, TransactionStateManager and TransactionMetadata)
-// as an I/O-free state machine with injected time. It is not wired into the
-// broker yet.
+// as an I/O-free state machine with injected time. The broker drives it
+// from broker/txn_coordinator.go.
 //
 // # Model
 //
