@@ -139,7 +139,7 @@ func (b *Broker) createLocally(names []string) map[string]int16 {
 	for _, name := range names {
 		var err error
 		if name == offsetsTopic {
-			_, err = b.groups.createOffsetsTopic()
+			_, err = b.groups.persist.create()
 		} else {
 			_, err = b.reg.CreateTopic(name, b.opts.NumPartitions, nil, false)
 		}

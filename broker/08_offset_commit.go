@@ -113,7 +113,7 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 	batch := appendRecordBatch(nil, now.UnixMilli(), records)
 	part := group.PartitionFor(r.Group, c.partitions)
 	groupID := r.Group
-	ok := c.withTopic(func(t *Topic) {
+	ok := c.persist.with(func(t *Topic, _ bool) {
 		p := partitionOf(t, part)
 		if p == nil {
 			fail(kerr.CoordinatorNotAvailable.Code)

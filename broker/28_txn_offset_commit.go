@@ -159,7 +159,7 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 	}
 	batch := appendTxnRecordBatch(now.UnixMilli(), r.ProducerID, r.ProducerEpoch, records)
 	groupID, pid, epoch := r.Group, r.ProducerID, r.ProducerEpoch
-	ok := c.withTopic(func(t *Topic) {
+	ok := c.persist.with(func(t *Topic, _ bool) {
 		p := partitionOf(t, offsetsPart)
 		if p == nil {
 			fail(kerr.CoordinatorNotAvailable.Code)

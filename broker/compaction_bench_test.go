@@ -160,7 +160,7 @@ func writeOffsetsBench(b *testing.B, dir string, cfg *config.Config) map[string]
 	if err != nil {
 		b.Fatal(err)
 	}
-	t, err := br.groups.createOffsetsTopic()
+	t, err := br.groups.persist.create()
 	if err != nil {
 		b.Fatal(err)
 	}

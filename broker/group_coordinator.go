@@ -10,7 +10,7 @@ package broker
 // answers are sent from whoever completes the rebalance: a ring thread
 // handling another member's request, or the timer (a clock.AfterFunc
 // callback: its own goroutine on the wall clock, the Advance caller's on
-// a manual one). Lock order: coordinator.mu, then coordinator.qmu; log
+// a manual one). Lock order: coordinator.mu, then the internalTopic's qmu; log
 // callbacks take coordinator.mu with no other lock held.
 //
 // Persistence: every record for a group goes to partition
@@ -19,7 +19,7 @@ package broker
 // produced them. An OffsetCommit is answered (and the offsets become
 // visible to OffsetFetch) when its append completed. The topic is created
 // through the Registry on first use, off the ring thread: until it exists,
-// persistence work queues (pending) and a goroutine creates the topic and
+// persistence work queues (internal_topic.go) and a goroutine creates it and
 // drains the queue in order. At start (New), an existing topic is read back
 // with Log.Read regions + pread and replayed into the state machine (last
 // value per key wins, tombstones delete); a record it cannot use is skipped
@@ -38,10 +38,8 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
@@ -75,8 +73,6 @@ const (
 	// offsets are removed (Kafka: offsets.retention.check.interval.ms,
 	// 10 min; shorter here so a deleted topic's offsets go promptly).
 	offsetsSweepInterval = 5 * time.Second
-	// pendingPersistMax bounds work queued while the topic is created.
-	pendingPersistMax = 10000
 )
 
 type coordinator struct {
@@ -96,17 +92,15 @@ type coordinator struct {
 	sweep      clock.Timer
 	sweepArmed bool
 
-	topic atomic.Pointer[Topic]
-	// qmu guards pending and creating: persistence work waiting for the
-	// topic to be created, and whether the creating goroutine runs.
-	qmu      sync.Mutex
-	pending  []func(t *Topic)
-	creating bool
+	// persist is __consumer_offsets, created on first use.
+	persist internalTopic
 }
 
 func newCoordinator(b *Broker) *coordinator {
 	o := &b.opts
 	c := &coordinator{b: b, log: b.log.Named("group"), clock: b.clock, partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention}
+	c.persist = internalTopic{b: b, name: offsetsTopic, log: c.log,
+		spec: func() (int32, map[string]string) { return c.partitions, c.topicConfig() }}
 	if c.partitions <= 0 {
 		c.partitions = defaultOffsetsTopicPartitions
 	}
@@ -222,7 +216,7 @@ func (c *coordinator) onSweep() {
 func (c *coordinator) persistLocked(groupID string, key, value []byte) {
 	batch := appendRecordBatch(nil, c.clock.Now().UnixMilli(), [][2][]byte{{key, value}})
 	part := group.PartitionFor(groupID, c.partitions)
-	c.withTopic(func(t *Topic) {
+	c.persist.with(func(t *Topic, _ bool) {
 		p := partitionOf(t, part)
 		if p == nil {
 			return
@@ -244,95 +238,6 @@ func partitionOf(t *Topic, index int32) *Partition {
 		return nil
 	}
 	return t.Partitions[index]
-}
-
-// withTopic runs f with __consumer_offsets now when it exists and nothing
-// is queued, else queues it for the creating goroutine (FIFO), which keeps
-// the order of appends. Returns false when the queue is full (f dropped).
-// REQUIRES: mu held (so FIFO order matches the state machine's order).
-func (c *coordinator) withTopic(f func(t *Topic)) bool {
-	c.qmu.Lock()
-	if t := c.topic.Load(); t != nil && len(c.pending) == 0 && !c.creating {
-		c.qmu.Unlock()
-		f(t)
-		return true
-	}
-	if len(c.pending) >= pendingPersistMax {
-		c.qmu.Unlock()
-		return false
-	}
-	c.pending = append(c.pending, f)
-	if !c.creating {
-		c.creating = true
-		go c.createTopic()
-	}
-	c.qmu.Unlock()
-	return true
-}
-
-// createTopic creates __consumer_offsets (if needed) and drains pending.
-// Runs on its own goroutine: creation opens logs and fsyncs.
-func (c *coordinator) createTopic() {
-	t := c.topic.Load()
-	for t == nil {
-		var err error
-		if c.b.reg == nil {
-			err = errNoRegistry
-		} else if t = c.b.reg.Topic(offsetsTopic); t == nil {
-			t, err = c.createOffsetsTopic()
-		}
-		if errors.Is(err, errRegistryClosed) {
-			// Shutting down: the work queued for the topic has nowhere
-			// to go, and retrying would outlive the broker.
-			c.qmu.Lock()
-			c.creating, c.pending = false, nil
-			c.qmu.Unlock()
-			return
-		}
-		if err != nil || t == nil {
-			c.log.Error("cannot create __consumer_offsets; retrying", zap.Error(err))
-			time.Sleep(time.Second)
-			t = nil
-			continue
-		}
-		c.topic.Store(t)
-	}
-	for {
-		c.qmu.Lock()
-		if len(c.pending) == 0 {
-			c.creating = false
-			c.pending = nil
-			c.qmu.Unlock()
-			return
-		}
-		f := c.pending[0]
-		c.pending[0] = nil
-		c.pending = c.pending[1:]
-		c.qmu.Unlock()
-		f(t)
-	}
-}
-
-// createOffsetsTopic creates __consumer_offsets with the coordinator's
-// partition count and compaction (or returns the existing topic). Every
-// creation goes through here: a topic of another partition count would
-// leave groups mapped to partitions that do not exist.
-func (c *coordinator) createOffsetsTopic() (*Topic, error) {
-	if c.b.opts.Cluster != nil {
-		// The controller creates it; the registry has it once this
-		// broker applied the records (OnMetadata), which the next
-		// attempt of createTopic's loop finds.
-		codes := c.b.forwardCreate([]string{offsetsTopic}, c.partitions, c.topicConfig())
-		if code := codes[offsetsTopic]; code != 0 && code != kerr.TopicAlreadyExists.Code {
-			return nil, kerr.ErrorForCode(code)
-		}
-		return c.b.reg.Topic(offsetsTopic), nil
-	}
-	t, err := c.b.reg.CreateTopic(offsetsTopic, c.partitions, c.topicConfig(), false)
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		t, err = c.b.reg.Topic(offsetsTopic), nil
-	}
-	return t, err
 }
 
 // defaultOffsetsTopicSegmentBytes is Kafka's offsets.topic.segment.bytes.
@@ -362,7 +267,7 @@ func (c *coordinator) load() error {
 	if t == nil {
 		return nil
 	}
-	c.topic.Store(t)
+	c.persist.topic.Store(t)
 	now := c.clock.Now()
 	records, skipped := 0, 0
 	for _, p := range viewTopic(c.b.reg, t).partitions {

@@ -12,7 +12,7 @@ package broker
 // completion that comes back synchronously never re-enters mu. Append
 // callbacks (log writer goroutine), marker completions (data path) and the
 // tick timer take mu with no other lock of ours held. Lock order: mu, then
-// qmu; mu, then the producer id allocator's mutex (NewProducerID) and the
+// persist.qmu (internal_topic.go); mu, then the producer id allocator's mutex (NewProducerID) and the
 // group coordinator's mutex is never taken under mu.
 //
 // Persistence: every Write of the coordinator of partition P is appended,
@@ -68,7 +68,6 @@ package broker
 // of waiting.
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -114,8 +113,6 @@ const (
 	// txnMarkerRetryBackoff: how long a marker that failed waits before it
 	// is sent again (Kafka's retry.backoff.ms default).
 	txnMarkerRetryBackoff = 100 * time.Millisecond
-	// txnPendingPersistMax bounds writes queued while the topic is created.
-	txnPendingPersistMax = 10000
 )
 
 // txnMarkerWriter writes transaction markers on local partitions: the data
@@ -152,10 +149,8 @@ type txnCoordinator struct {
 	// __transaction_state (txnClusterCoordinator).
 	creatingTopic atomic.Bool
 
-	topic    atomic.Pointer[Topic]
-	qmu      sync.Mutex
-	pending  []func(t *Topic)
-	creating bool
+	// persist is __transaction_state, created on first use.
+	persist internalTopic
 }
 
 // txnAfter is the work a call leaves for after mu is released.
@@ -195,6 +190,8 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	if tc.interval <= 0 {
 		tc.interval = defaultTxnCleanupInterval
 	}
+	tc.persist = internalTopic{b: b, name: transactionStateTopic, log: tc.log,
+		spec: func() (int32, map[string]string) { return tc.partitions, tc.topicConfig() }}
 	tc.markers = b
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
 		OffsetsPartition: func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
@@ -370,7 +367,7 @@ func (tc *txnCoordinator) processLocked(part int32, co *txn.Coordinator, e txn.E
 func (tc *txnCoordinator) appendLocked(part int32, co *txn.Coordinator, w txn.Write) bool {
 	batch := appendRecordBatch(nil, tc.clock.Now().UnixMilli(), [][2][]byte{{w.Key, w.Value}})
 	txnID := w.TxnID
-	return tc.withTopic(func(t *Topic, locked bool) {
+	return tc.persist.with(func(t *Topic, locked bool) {
 		fail := func(err error) {
 			tc.log.Warn("__transaction_state append refused", zap.String("transactional.id", txnID), zap.Error(err))
 			if locked {
@@ -502,90 +499,6 @@ func (tc *txnCoordinator) retryMarkers(job txnMarkerJob) {
 	})
 }
 
-// withTopic runs f with __transaction_state now when it exists and nothing
-// is queued (locked true: the caller's mu is held), else queues it for the
-// creating goroutine in FIFO order (locked false). False when the queue is
-// full. REQUIRES: mu held.
-func (tc *txnCoordinator) withTopic(f func(t *Topic, locked bool)) bool {
-	tc.qmu.Lock()
-	if t := tc.topic.Load(); t != nil && len(tc.pending) == 0 && !tc.creating {
-		tc.qmu.Unlock()
-		f(t, true)
-		return true
-	}
-	if len(tc.pending) >= txnPendingPersistMax {
-		tc.qmu.Unlock()
-		return false
-	}
-	tc.pending = append(tc.pending, func(t *Topic) { f(t, false) })
-	if !tc.creating {
-		tc.creating = true
-		go tc.createTopic()
-	}
-	tc.qmu.Unlock()
-	return true
-}
-
-// createTopic creates __transaction_state (if needed) and drains pending,
-// on its own goroutine (creation opens logs and fsyncs).
-func (tc *txnCoordinator) createTopic() {
-	t := tc.topic.Load()
-	for t == nil {
-		var err error
-		if tc.b.reg == nil {
-			err = errNoRegistry
-		} else if t = tc.b.reg.Topic(transactionStateTopic); t == nil {
-			t, err = tc.createStateTopic()
-		}
-		if errors.Is(err, errRegistryClosed) {
-			// Shutting down: the work queued for the topic has nowhere
-			// to go, and retrying would outlive the broker.
-			tc.qmu.Lock()
-			tc.creating, tc.pending = false, nil
-			tc.qmu.Unlock()
-			return
-		}
-		if err != nil || t == nil {
-			tc.log.Error("cannot create __transaction_state; retrying", zap.Error(err))
-			time.Sleep(time.Second)
-			t = nil
-			continue
-		}
-		tc.topic.Store(t)
-	}
-	for {
-		tc.qmu.Lock()
-		if len(tc.pending) == 0 {
-			tc.creating = false
-			tc.pending = nil
-			tc.qmu.Unlock()
-			return
-		}
-		f := tc.pending[0]
-		tc.pending[0] = nil
-		tc.pending = tc.pending[1:]
-		tc.qmu.Unlock()
-		f(t)
-	}
-}
-
-// createStateTopic creates __transaction_state with the coordinator's
-// partition count (or returns the existing topic).
-func (tc *txnCoordinator) createStateTopic() (*Topic, error) {
-	if tc.b.opts.Cluster != nil {
-		codes := tc.b.forwardCreate([]string{transactionStateTopic}, tc.partitions, tc.topicConfig())
-		if code := codes[transactionStateTopic]; code != 0 && code != kerr.TopicAlreadyExists.Code {
-			return nil, kerr.ErrorForCode(code)
-		}
-		return tc.b.reg.Topic(transactionStateTopic), nil
-	}
-	t, err := tc.b.reg.CreateTopic(transactionStateTopic, tc.partitions, tc.topicConfig(), false)
-	if errors.Is(err, kerr.TopicAlreadyExists) {
-		t, err = tc.b.reg.Topic(transactionStateTopic), nil
-	}
-	return t, err
-}
-
 // topicConfig is Kafka's TransactionLog config: compacted, with
 // transaction.state.log.segment.bytes segments.
 func (tc *txnCoordinator) topicConfig() map[string]string {
@@ -604,7 +517,7 @@ func (tc *txnCoordinator) load() error {
 	if t == nil {
 		return nil
 	}
-	tc.topic.Store(t)
+	tc.persist.topic.Store(t)
 	view := viewTopic(tc.b.reg, t)
 	tc.partitions = int32(len(view.partitions))
 	now := tc.clock.Now()
