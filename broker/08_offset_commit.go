@@ -20,6 +20,8 @@ package broker
 // time is ignored (offsets.retention.minutes applies).
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -64,53 +66,36 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 	c.lock()
 	defer c.unlock()
 	code := c.g.CheckCommit(now, r.Group, r.MemberID, inst, r.Generation)
-	var records [][2][]byte
-	type pending struct {
-		i, j int
-		tp   group.TopicPartition
-		o    group.Offset
-	}
-	var toApply []pending
+	var oc offsetCommits
 	for i, t := range r.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
 		readable := b.authorize(req, acl.OpRead, acl.ResourceTopic, t.Topic) // authz.go (GROUP READ: in decoded)
 		for j, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
 			switch {
 			case !readable:
 				codes[i][j] = kerr.TopicAuthorizationFailed.Code
 			case code != 0:
 				codes[i][j] = code
-			case b.reg == nil || !b.reg.HasPartition(t.Topic, p.Partition):
-				codes[i][j] = kerr.UnknownTopicOrPartition.Code
-			case len(md) > group.MaxOffsetMetadataBytes:
-				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 			default:
 				le := int32(-1)
 				if r.Version >= 6 {
 					le = p.LeaderEpoch
 				}
-				pd := pending{i: i, j: j, tp: group.TopicPartition{Topic: t.Topic, Partition: p.Partition},
-					o: group.Offset{Offset: p.Offset, LeaderEpoch: le, Metadata: md, CommitTimestamp: now.UnixMilli()}}
-				toApply = append(toApply, pd)
-				records = append(records, [2][]byte{group.OffsetKey(r.Group, pd.tp), group.OffsetValue(pd.o)})
+				codes[i][j] = oc.add(b, r.Group, i, j, t.Topic, p.Partition, p.Offset, le, p.Metadata, now)
 			}
 		}
 	}
-	if len(records) == 0 {
+	if len(oc.records) == 0 {
 		reply()
 		return
 	}
 	fail := func(code int16) {
-		for _, pd := range toApply {
+		for _, pd := range oc.toApply {
 			codes[pd.i][pd.j] = code
 		}
 		reply()
 	}
-	batch := appendRecordBatch(nil, now.UnixMilli(), records)
+	batch := appendRecordBatch(nil, now.UnixMilli(), oc.records)
 	part := group.PartitionFor(r.Group, c.partitions)
 	groupID := r.Group
 	ok := c.persist.with(func(t *Topic, _ bool) {
@@ -126,7 +111,7 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 				return
 			}
 			c.lock()
-			for _, pd := range toApply {
+			for _, pd := range oc.toApply {
 				c.g.ApplyOffset(now, groupID, pd.tp, pd.o)
 			}
 			c.unlock()
@@ -139,4 +124,38 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 	if !ok {
 		fail(kerr.CoordinatorNotAvailable.Code)
 	}
+}
+
+// offsetCommits is what an offset commit (OffsetCommit, TxnOffsetCommit)
+// stores: the offsets accepted, with their place in the response, and
+// their __consumer_offsets records.
+type offsetCommits struct {
+	toApply []pendingOffset
+	records [][2][]byte
+}
+
+type pendingOffset struct {
+	i, j int // topic and partition index in the request
+	tp   group.TopicPartition
+	o    group.Offset
+}
+
+// add checks partition (i, j) of groupID's commit and accepts its offset;
+// it returns the partition's error code (0 when accepted).
+func (oc *offsetCommits) add(b *Broker, groupID string, i, j int, topic string, partition int32, offset int64, leaderEpoch int32, metadata *string, now time.Time) int16 {
+	md := ""
+	if metadata != nil {
+		md = *metadata
+	}
+	switch {
+	case b.reg == nil || !b.reg.HasPartition(topic, partition):
+		return kerr.UnknownTopicOrPartition.Code
+	case len(md) > group.MaxOffsetMetadataBytes:
+		return kerr.OffsetMetadataTooLarge.Code
+	}
+	pd := pendingOffset{i: i, j: j, tp: group.TopicPartition{Topic: topic, Partition: partition},
+		o: group.Offset{Offset: offset, LeaderEpoch: leaderEpoch, Metadata: md, CommitTimestamp: now.UnixMilli()}}
+	oc.toApply = append(oc.toApply, pd)
+	oc.records = append(oc.records, [2][]byte{group.OffsetKey(groupID, pd.tp), group.OffsetValue(pd.o)})
+	return 0
 }

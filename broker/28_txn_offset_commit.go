@@ -115,49 +115,32 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 	c.lock()
 	defer c.unlock()
 	code := c.g.CheckTxnCommit(now, r.Group, member, inst, gen)
-	type pending struct {
-		i, j int
-		tp   group.TopicPartition
-		o    group.Offset
-	}
-	var toApply []pending
-	var records [][2][]byte
+	var oc offsetCommits
 	for i, t := range r.Topics {
 		for j, p := range t.Partitions {
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
 			switch {
 			case code != 0:
 				codes[i][j] = code
-			case b.reg == nil || !b.reg.HasPartition(t.Topic, p.Partition):
-				codes[i][j] = kerr.UnknownTopicOrPartition.Code
-			case len(md) > group.MaxOffsetMetadataBytes:
-				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 			default:
 				le := int32(-1)
 				if h.APIVersion >= 2 {
 					le = p.LeaderEpoch
 				}
-				pd := pending{i: i, j: j, tp: group.TopicPartition{Topic: t.Topic, Partition: p.Partition},
-					o: group.Offset{Offset: p.Offset, LeaderEpoch: le, Metadata: md, CommitTimestamp: now.UnixMilli()}}
-				toApply = append(toApply, pd)
-				records = append(records, [2][]byte{group.OffsetKey(r.Group, pd.tp), group.OffsetValue(pd.o)})
+				codes[i][j] = oc.add(b, r.Group, i, j, t.Topic, p.Partition, p.Offset, le, p.Metadata, now)
 			}
 		}
 	}
-	if len(records) == 0 {
+	if len(oc.records) == 0 {
 		reply()
 		return
 	}
 	fail := func(code int16) {
-		for _, pd := range toApply {
+		for _, pd := range oc.toApply {
 			codes[pd.i][pd.j] = code
 		}
 		reply()
 	}
-	batch := appendTxnRecordBatch(now.UnixMilli(), r.ProducerID, r.ProducerEpoch, records)
+	batch := appendTxnRecordBatch(now.UnixMilli(), r.ProducerID, r.ProducerEpoch, oc.records)
 	groupID, pid, epoch := r.Group, r.ProducerID, r.ProducerEpoch
 	ok := c.persist.with(func(t *Topic, _ bool) {
 		p := partitionOf(t, offsetsPart)
@@ -174,7 +157,7 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 				return
 			}
 			c.lock()
-			for _, pd := range toApply {
+			for _, pd := range oc.toApply {
 				c.g.ApplyTxnOffset(now, groupID, pid, pd.tp, pd.o)
 			}
 			c.unlock()
