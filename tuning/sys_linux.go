@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -238,6 +239,12 @@ type uringBufReg struct {
 // ring until the last is set up (the limit is charged for all of them at
 // once), then releases everything.
 func (hostSys) SetUpRings(plan RingPlan) error {
+	// The rings are IORING_SETUP_SINGLE_ISSUER: registering from a thread
+	// other than the one that set the ring up fails with EEXIST, so the
+	// goroutine must not migrate between the two calls (netpoll's loops are
+	// locked to their threads for the same reason).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	var fds []int
 	var mems [][]byte
 	defer func() {
