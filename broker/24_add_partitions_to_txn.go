@@ -13,13 +13,17 @@ package broker
 // UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED.
 // PRODUCER_FENCED is INVALID_PRODUCER_EPOCH below v2, as in Kafka.
 //
-// Authorization (with the authorizer on): TRANSACTIONAL_ID WRITE per
-// transaction, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED on its partitions.
+// Authorization, as KafkaApis: v0-3 (clients) need TRANSACTIONAL_ID WRITE
+// (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED on its partitions) and WRITE
+// on each topic; a topic refused, or an internal topic (never added to a
+// transaction by a client, authorizer or not), answers
+// TOPIC_AUTHORIZATION_FAILED and fails the transaction like an unknown one.
+// v4+ is the broker-to-broker form: with the authorizer on it needs
+// CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 //
-// Differences from Apache Kafka: no per-topic WRITE check (the Produce
-// checks it); v4+ is also served to clients without CLUSTER_ACTION (Kafka
-// requires it); the request's transaction
-// version (v5) is not recorded (txn/doc.go).
+// Differences from Apache Kafka: with the authorizer off, v4+ is also
+// served to clients; the request's transaction version (v5) is not
+// recorded (txn/doc.go).
 
 import (
 	"sync"
@@ -48,6 +52,9 @@ type addTxnPartitions struct {
 	// unauthorized: no WRITE on the transactional id (authz.go).
 	unauthorized bool
 	partitions   []txn.TopicPartition
+	// topicRefused[i]: partitions[i]'s topic may not be added (v0-3: no
+	// WRITE on it, or internal).
+	topicRefused []bool
 	codes        []int16
 }
 
@@ -60,11 +67,19 @@ func (b *Broker) serveAddPartitionsToTxn(req netpoll.Request, hdr proto.RequestH
 		a := &addTxnPartitions{txnID: r.TransactionalID, producerID: r.ProducerID, epoch: r.ProducerEpoch,
 			unauthorized: !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, r.TransactionalID)}
 		for _, t := range r.Topics {
+			refused := isInternalTopic(t.Topic) || !b.authorize(req, acl.OpWrite, acl.ResourceTopic, t.Topic)
 			for _, p := range t.Partitions {
 				a.partitions = append(a.partitions, txn.TopicPartition{Topic: t.Topic, Partition: p})
+				a.topicRefused = append(a.topicRefused, refused)
 			}
 		}
 		txns = append(txns, a)
+	} else if !b.authorizeCluster(req, acl.OpClusterAction) {
+		resp := kmsg.NewAddPartitionsToTxnResponse()
+		resp.Version = version
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		b.replyMsg(req, &h, &resp)
+		return
 	} else {
 		for _, rt := range r.Transactions {
 			a := &addTxnPartitions{txnID: rt.TransactionalID, producerID: rt.ProducerID, epoch: rt.ProducerEpoch, verifyOnly: rt.VerifyOnly,
@@ -138,7 +153,11 @@ func (b *Broker) addTxnPartitions(version int16, a *addTxnPartitions, done func(
 	}
 	missing := false
 	for i, tp := range a.partitions {
-		if b.reg == nil || !b.reg.HasPartition(tp.Topic, tp.Partition) {
+		switch {
+		case a.topicRefused != nil && a.topicRefused[i]:
+			a.codes[i] = kerr.TopicAuthorizationFailed.Code
+			missing = true
+		case b.reg == nil || !b.reg.HasPartition(tp.Topic, tp.Partition):
 			a.codes[i] = kerr.UnknownTopicOrPartition.Code
 			missing = true
 		}

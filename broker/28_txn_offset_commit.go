@@ -68,17 +68,33 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 		}
 		b.replyMsg(req, &h, &resp)
 	}
+	topicRefused := make([]bool, len(r.Topics))
 	failAll := func(code int16) {
 		for i := range codes {
 			for j := range codes[i] {
 				codes[i][j] = code
+				if topicRefused[i] && code != kerr.TransactionalIDAuthorizationFailed.Code && code != kerr.GroupAuthorizationFailed.Code {
+					codes[i][j] = kerr.TopicAuthorizationFailed.Code
+				}
 			}
 		}
 		reply()
 	}
-	if !b.authorize(req, acl.OpRead, acl.ResourceGroup, r.Group) { // authz.go
+	// Authorization in Kafka's order (authz.go): WRITE on the
+	// transactional id, READ on the group, then READ per topic (a topic
+	// refused answers TOPIC_AUTHORIZATION_FAILED and is not committed).
+	if !b.authorize(req, acl.OpWrite, acl.ResourceTransactionalID, r.TransactionalID) {
+		failAll(kerr.TransactionalIDAuthorizationFailed.Code)
+		return
+	}
+	if !b.authorize(req, acl.OpRead, acl.ResourceGroup, r.Group) {
 		failAll(kerr.GroupAuthorizationFailed.Code)
 		return
+	}
+	if b.authzOn() {
+		for i, t := range r.Topics {
+			topicRefused[i] = !b.authorize(req, acl.OpRead, acl.ResourceTopic, t.Topic)
+		}
 	}
 	if r.TransactionalID == "" {
 		failAll(kerr.InvalidRequest.Code)
@@ -119,6 +135,8 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 	for i, t := range r.Topics {
 		for j, p := range t.Partitions {
 			switch {
+			case topicRefused[i]:
+				codes[i][j] = kerr.TopicAuthorizationFailed.Code
 			case code != 0:
 				codes[i][j] = code
 			default:

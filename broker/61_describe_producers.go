@@ -14,13 +14,16 @@ package broker
 // Differences from Apache Kafka: producers are never expired, so every
 // producer that ever wrote to the partition is listed (Kafka drops them
 // after producer.id.expiration.ms); a transaction whose first batch is
-// still being written reports a lower bound of its first offset; no
-// authorization.
+// still being written reports a lower bound of its first offset.
+//
+// Authorization (KafkaApis): READ on the topic, else
+// TOPIC_AUTHORIZATION_FAILED on its partitions.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -35,7 +38,12 @@ func (b *Broker) serveDescribeProducers(req netpoll.Request, hdr proto.RequestHe
 		resp := kmsg.DescribeProducersResponse{Version: hdr.APIVersion}
 		for _, t := range r.Topics {
 			rt := kmsg.DescribeProducersResponseTopic{Topic: t.Topic}
+			refused := !b.authorize(req, acl.OpRead, acl.ResourceTopic, t.Topic)
 			for _, part := range t.Partitions {
+				if refused {
+					rt.Partitions = append(rt.Partitions, kmsg.DescribeProducersResponseTopicPartition{Partition: part, ErrorCode: kerr.TopicAuthorizationFailed.Code})
+					continue
+				}
 				rt.Partitions = append(rt.Partitions, b.describeProducers(t.Topic, part))
 			}
 			resp.Topics = append(resp.Topics, rt)

@@ -9,12 +9,15 @@ package broker
 // broker coordinates it, COORDINATOR_NOT_AVAILABLE when its partition did
 // not load.
 //
-// Differences from Apache Kafka: no authorization.
+// Authorization (KafkaApis): DESCRIBE on the transactional id, else
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED; only the topics the principal may
+// DESCRIBE are listed in a transaction's partitions.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -34,6 +37,8 @@ func (b *Broker) serveDescribeTransactions(req netpoll.Request, hdr proto.Reques
 		s.ProducerID, s.ProducerEpoch, s.StartTimestamp = -1, -1, -1
 		part := tc.partitionFor(id)
 		switch {
+		case !b.authorize(req, acl.OpDescribe, acl.ResourceTransactionalID, id):
+			s.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		case !tc.owns(part):
 			s.ErrorCode = kerr.NotCoordinator.Code
 		case tc.broken[part] != nil:
@@ -47,6 +52,9 @@ func (b *Broker) serveDescribeTransactions(req netpoll.Request, hdr proto.Reques
 			s.StartTimestamp = md.StartTimestamp
 			s.ProducerID, s.ProducerEpoch = md.ProducerID, md.ProducerEpoch
 			for _, tp := range md.Partitions() {
+				if !b.authorize(req, acl.OpDescribe, acl.ResourceTopic, tp.Topic) {
+					continue
+				}
 				if n := len(s.Topics); n == 0 || s.Topics[n-1].Topic != tp.Topic {
 					t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
 					t.Topic = tp.Topic

@@ -9,8 +9,11 @@ package broker
 // ms ago; -1 none), v2+ by a regular expression on the id (RE2 syntax;
 // one that does not compile is INVALID_REGULAR_EXPRESSION). Sorted by id.
 //
-// Differences from Apache Kafka: no authorization; the regular expression
-// is Go's RE2, not Java's (the same for the patterns tools send).
+// Authorization (KafkaApis): only the ids the principal may DESCRIBE are
+// listed.
+//
+// Differences from Apache Kafka: the regular expression is Go's RE2, not
+// Java's (the same for the patterns tools send).
 
 import (
 	"regexp"
@@ -19,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/txn"
@@ -82,6 +86,7 @@ func (b *Broker) serveListTransactions(req netpoll.Request, hdr proto.RequestHea
 			case len(pids) > 0 && !pids[m.ProducerID]:
 			case duration >= 0 && nowMs-m.StartTimestamp < duration:
 			case pattern != nil && !pattern.MatchString(id):
+			case !b.authorize(req, acl.OpDescribe, acl.ResourceTransactionalID, id):
 			default:
 				s := kmsg.NewListTransactionsResponseTransactionState()
 				s.TransactionalID, s.ProducerID, s.TransactionState = id, m.ProducerID, m.State.String()
