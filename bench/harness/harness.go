@@ -365,6 +365,9 @@ func runOne(ctx context.Context, sc scenario, t *target) Run {
 	for k, v := range sc.props {
 		props[k] = v
 	}
+	if sc.txnDuration > 0 {
+		props["transactional.id"] = topic
+	}
 	settings, err := perf.ParseProducerProps(props)
 	if err != nil {
 		r.Status = "error: " + err.Error()
@@ -375,7 +378,7 @@ func runOne(ctx context.Context, sc scenario, t *target) Run {
 	case kindProduce:
 		pr, err := perf.RunProduce(ctx, perf.ProduceConfig{
 			Topic: topic, NumRecords: sc.records, RecordSize: sc.recordSize, Throughput: -1,
-			Producer: settings, MaxDuration: sc.seconds,
+			Producer: settings, MaxDuration: sc.seconds, TransactionDuration: sc.txnDuration,
 		})
 		r.Produce = &pr
 		if err != nil {
@@ -390,7 +393,7 @@ func runOne(ctx context.Context, sc scenario, t *target) Run {
 		n := sc.preloadBytes / int64(sc.recordSize)
 		pr, err := perf.RunProduce(ctx, perf.ProduceConfig{
 			Topic: topic, NumRecords: n, RecordSize: sc.recordSize, Throughput: -1,
-			Producer: settings, MaxDuration: 4 * sc.seconds,
+			Producer: settings, MaxDuration: 4 * sc.seconds, TransactionDuration: sc.txnDuration,
 		})
 		if err != nil {
 			r.Status = unsupported(fmt.Errorf("preload: %w", err))
@@ -398,7 +401,7 @@ func runOne(ctx context.Context, sc scenario, t *target) Run {
 		}
 		cr, err := perf.RunConsume(ctx, perf.ConsumeConfig{
 			Bootstrap: []string{t.addr}, Topic: topic, Messages: pr.Records,
-			FetchSize: 4 << 20, Timeout: sc.idleTimeout, MaxDuration: sc.seconds,
+			FetchSize: 4 << 20, Timeout: sc.idleTimeout, MaxDuration: sc.seconds, ReadCommitted: sc.readCommitted,
 		})
 		r.Consume = &cr
 		if err != nil {

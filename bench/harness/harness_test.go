@@ -61,7 +61,7 @@ func TestTinyMode(t *testing.T) {
 		Ringbrokerd: os.Getenv("RINGBROKERD"),
 		NullBroker:  []string{"env", "RINGBENCH_CHILD=nullbroker", self, "-test.run=^$", "{port}"},
 		Peers:       []Peer{{Name: "peer", Addr: peer.Addr()}, {Name: "gone", Addr: "127.0.0.1:1"}},
-		Scenarios:   []string{"p100-1p", "p100-8p", "automq-64k", "catchup", "e2e-20mb"},
+		Scenarios:   []string{"p100-1p", "p100-8p", "automq-64k", "catchup", "e2e-20mb", "txn-100ms", "catchup-txn-rc", "catchup-txn-ru"},
 		Out:         &table,
 		Log:         &log,
 	})
@@ -94,6 +94,15 @@ func TestTinyMode(t *testing.T) {
 	}
 	if r := byKey["catchup/"+TargetNull]; r.OK() {
 		t.Errorf("null broker cannot consume, got %+v", r)
+	}
+	// Transactions (issue 18): the transactional produce and both
+	// isolation levels' catch-up run on ringbrokerd and read everything.
+	if os.Getenv("RINGBROKERD") != "-" {
+		for _, sc := range []string{"txn-100ms", "catchup-txn-rc", "catchup-txn-ru"} {
+			if r := byKey[sc+"/"+TargetRingbrokerUring]; !r.OK() || r.RecordsPerSec <= 0 || r.Note != "" {
+				t.Errorf("%s on ringbrokerd: %+v", sc, r)
+			}
+		}
 	}
 	if r := byKey["p100-1p/"+TargetRingbrokerUring]; r.OK() && r.RatioUring != 1 {
 		t.Errorf("uring ratio to itself = %v", r.RatioUring)
@@ -138,7 +147,7 @@ func TestParsePeers(t *testing.T) {
 func TestScenarioModes(t *testing.T) {
 	for _, m := range []string{ModeTiny, ModeQuick, ModeFull} {
 		scs, err := scenarios(m)
-		if err != nil || len(scs) != 5 {
+		if err != nil || len(scs) != 8 {
 			t.Fatalf("%s: %v", m, err)
 		}
 		for _, sc := range scs {

@@ -40,6 +40,12 @@ type scenario struct {
 	rateMiB float64
 	// consume: longest wait between records before giving up.
 	idleTimeout time.Duration
+	// txnDuration > 0: the producer (or the consume scenario's preload) is
+	// transactional (a transactional id per run), committing every
+	// txnDuration as kafka-producer-perf-test.sh --transaction-duration-ms.
+	txnDuration time.Duration
+	// consume: isolation.level=read_committed.
+	readCommitted bool
 }
 
 // scenarios returns the workloads with the bounds of mode.
@@ -89,6 +95,28 @@ func scenarios(mode string) ([]scenario, error) {
 			props:        map[string]string{"acks": "1", "batch.size": "1048576", "linger.ms": "5"},
 			preloadBytes: b.catchUp, records: b.catchUp / catchUpRecord, seconds: b.sec * 2,
 			idleTimeout: b.idle,
+		},
+		{
+			// Issue 18: beside p100-1p (the same load, idempotent).
+			id: "txn-100ms", title: "100 B, transactional (100 ms transactions), 1 partition, unlimited",
+			kind: kindProduce, partitions: 1, recordSize: 100, props: idempotentAll,
+			records: b.small, seconds: b.sec, txnDuration: 100 * time.Millisecond,
+		},
+		{
+			// Issue 18: read_committed vs read_uncommitted catch-up of
+			// the same transactional data (LSO bound, aborted index).
+			id: "catchup-txn-rc", title: fmt.Sprintf("read_committed catch-up of %d MiB written in 100 ms transactions", b.catchUp>>20),
+			kind: kindConsume, partitions: 1, recordSize: catchUpRecord,
+			props:        map[string]string{"acks": "all", "batch.size": "1048576", "linger.ms": "5"},
+			preloadBytes: b.catchUp, records: b.catchUp / catchUpRecord, seconds: b.sec * 2,
+			idleTimeout: b.idle, txnDuration: 100 * time.Millisecond, readCommitted: true,
+		},
+		{
+			id: "catchup-txn-ru", title: fmt.Sprintf("read_uncommitted catch-up of %d MiB written in 100 ms transactions", b.catchUp>>20),
+			kind: kindConsume, partitions: 1, recordSize: catchUpRecord,
+			props:        map[string]string{"acks": "all", "batch.size": "1048576", "linger.ms": "5"},
+			preloadBytes: b.catchUp, records: b.catchUp / catchUpRecord, seconds: b.sec * 2,
+			idleTimeout: b.idle, txnDuration: 100 * time.Millisecond,
 		},
 		{
 			id: "e2e-20mb", title: "end-to-end latency at 20 MiB/s (1 KiB records, acks=all)",

@@ -46,6 +46,9 @@ type ConsumeConfig struct {
 	// DateFormat is a java.text.SimpleDateFormat pattern (default
 	// "yyyy-MM-dd HH:mm:ss:SSS").
 	DateFormat string
+	// ReadCommitted is isolation.level=read_committed (consumer.config):
+	// fetch up to the last stable offset, aborted transactions dropped.
+	ReadCommitted bool
 	// MaxDuration bounds the whole run (0: none). Not a Kafka tool flag.
 	MaxDuration time.Duration
 	Out         io.Writer
@@ -136,6 +139,9 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig) (ConsumeResult, error) {
 		kgo.FetchMaxPartitionBytes(cfg.FetchSize),
 		kgo.FetchMaxBytes(max(cfg.FetchSize, 50<<20)),
 		kgo.DisableFetchCRCValidation(), // the Kafka tool sets check.crcs=false
+	}
+	if cfg.ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
 	if cfg.Group != "" {
 		opts = append(opts, kgo.ConsumerGroup(cfg.Group),

@@ -61,7 +61,10 @@ func TestProducerPropsMapping(t *testing.T) {
 		{"bad acks", map[string]string{"acks": "2"}, nil, "acks"},
 		{"bad compression", map[string]string{"compression.type": "brotli"}, nil, "compression.type"},
 		{"bad linger", map[string]string{"linger.ms": "-1"}, nil, "linger.ms"},
-		{"transactions refused", map[string]string{"transactional.id": "x"}, nil, "transactions"},
+		{"transactional.id is idempotent", map[string]string{"transactional.id": "x"},
+			func(s ProducerSettings) bool { return s.TransactionalID == "x" && s.Idempotent }, ""},
+		{"transactional.id needs idempotence", map[string]string{"transactional.id": "x", "enable.idempotence": "false"}, nil, "idempotence"},
+		{"transactional.id needs acks=all", map[string]string{"transactional.id": "x", "acks": "1"}, nil, "acks to all"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,12 @@ type ProduceConfig struct {
 	Out io.Writer
 	// Errors receives the first send error and the error count.
 	Errors io.Writer
+	// TransactionDuration is --transaction-duration-ms: with
+	// Producer.TransactionalID set, records are produced in transactions
+	// committed once this long has passed since each began (Kafka's
+	// ProducerPerformance: the commit follows the first send after the
+	// duration, and the last transaction is committed at the end).
+	TransactionDuration time.Duration
 }
 
 // ProduceResult is what a produce run measured.
@@ -143,13 +149,15 @@ func RunProduce(ctx context.Context, cfg ProduceConfig) (ProduceResult, error) {
 		pool.Put(r)
 	}
 	thr := newThrottler(cfg.Throughput, start)
+	txn := newTxnPacer(cl, cfg)
 	var sent int64
 	for sent = 0; sent < cfg.NumRecords; sent++ {
 		// Stop early when the broker fails everything (e.g. it does
 		// not serve Produce): the error is the result.
-		if sendCtx.Err() != nil || failed.Load() >= 100 && acked.Load() == 0 {
+		if sendCtx.Err() != nil || failed.Load() >= 100 && acked.Load() == 0 || txn.failed() {
 			break
 		}
+		txn.begin(time.Now())
 		r := pool.Get().(*kgo.Record)
 		if len(cfg.Payloads) > 0 {
 			r.Value = cfg.Payloads[rng.IntN(len(cfg.Payloads))]
@@ -161,8 +169,10 @@ func RunProduce(ctx context.Context, cfg ProduceConfig) (ProduceResult, error) {
 		// measured from (Kafka: sendStartMs before producer.send).
 		r.Timestamp = now
 		cl.Produce(ctx, r, promise)
+		txn.maybeCommit(ctx, now)
 		thr.wait(sendCtx, sent+1, now)
 	}
+	txn.commit(ctx)
 	// Wait for what was sent; bounded so a broker that never answers
 	// cannot hang the run (Close then fails what is left).
 	flushCtx, flushCancel := context.WithTimeout(context.Background(), flushBound(cfg))
@@ -172,6 +182,10 @@ func RunProduce(ctx context.Context, cfg ProduceConfig) (ProduceResult, error) {
 	closeBounded(cl)
 
 	res := ProduceResult{Summary: stats.Summary(end), Failed: failed.Load()}
+	if txn != nil && txn.err != nil {
+		err := txn.err
+		firstErr.CompareAndSwap(nil, &err)
+	}
 	if p := firstErr.Load(); p != nil {
 		res.FirstError = (*p).Error()
 		if cfg.Errors != nil {
@@ -208,5 +222,68 @@ func closeBounded(cl *kgo.Client) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
+	}
+}
+
+// txnPacer runs a transactional producer's transactions as Kafka's
+// ProducerPerformance does: begin before the first send of a transaction,
+// commit after the send that finds TransactionDuration elapsed since the
+// transaction began (the commit waits for the transaction's records, as
+// Java's commitTransaction flushes), commit the last one at the end. A nil
+// pacer (no transactional id) does nothing.
+type txnPacer struct {
+	cl       *kgo.Client
+	duration time.Duration
+	open     bool
+	began    time.Time
+	err      error
+}
+
+func newTxnPacer(cl *kgo.Client, cfg ProduceConfig) *txnPacer {
+	if cfg.Producer.TransactionalID == "" {
+		return nil
+	}
+	d := cfg.TransactionDuration
+	if d <= 0 {
+		d = DefaultTransactionDuration
+	}
+	return &txnPacer{cl: cl, duration: d}
+}
+
+// DefaultTransactionDuration is the Kafka tool's transaction duration when
+// only a transactional id is given.
+const DefaultTransactionDuration = 3 * time.Second
+
+func (t *txnPacer) failed() bool { return t != nil && t.err != nil }
+
+func (t *txnPacer) begin(now time.Time) {
+	if t == nil || t.open {
+		return
+	}
+	if err := t.cl.BeginTransaction(); err != nil {
+		t.err = fmt.Errorf("begin transaction: %w", err)
+		return
+	}
+	t.open, t.began = true, now
+}
+
+func (t *txnPacer) maybeCommit(ctx context.Context, now time.Time) {
+	if t != nil && t.open && now.Sub(t.began) >= t.duration {
+		t.commit(ctx)
+	}
+}
+
+// commit flushes the open transaction's records and commits it.
+func (t *txnPacer) commit(ctx context.Context) {
+	if t == nil || !t.open {
+		return
+	}
+	t.open = false
+	if err := t.cl.Flush(ctx); err != nil {
+		t.err = fmt.Errorf("flush before commit: %w", err)
+		return
+	}
+	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.err = fmt.Errorf("commit transaction: %w", err)
 	}
 }

@@ -51,6 +51,9 @@ type ProducerSettings struct {
 	DeliveryTimeout time.Duration
 	// Retries is retries (default: unlimited, bounded by DeliveryTimeout).
 	Retries int
+	// TransactionalID is transactional.id: set, RunProduce produces in
+	// transactions (ProduceConfig.TransactionDuration).
+	TransactionalID string
 	// Ignored lists keys given but not mapped (serializers, SSL, ...).
 	Ignored []string
 }
@@ -136,6 +139,8 @@ func ParseProducerProps(props map[string]string) (ProducerSettings, error) {
 			n, err = parseInt(k, v, 0)
 			s.Retries = int(n)
 			retriesZero = n == 0
+		case "transactional.id":
+			s.TransactionalID = v
 		default:
 			if !slices.Contains(silentKeys, k) {
 				s.Ignored = append(s.Ignored, k)
@@ -144,9 +149,14 @@ func ParseProducerProps(props map[string]string) (ProducerSettings, error) {
 		if err != nil {
 			return ProducerSettings{}, err
 		}
-		if k == "transactional.id" {
-			return ProducerSettings{}, fmt.Errorf("transactional.id: transactions are not supported by ringbench")
+	}
+	// Java: a transactional producer is idempotent, so the idempotence
+	// rules below apply as if it had been asked for.
+	if s.TransactionalID != "" {
+		if idempotenceSet && !idempotent {
+			return ProducerSettings{}, fmt.Errorf("cannot set a transactional.id without also enabling idempotence")
 		}
+		idempotent, idempotenceSet = true, true
 	}
 	conflict := s.Acks != -1 || s.MaxInFlight > 5 || retriesZero
 	switch {
@@ -223,6 +233,9 @@ func (s ProducerSettings) Opts(largestRecord int) []kgo.Opt {
 	}
 	if s.Retries >= 0 {
 		opts = append(opts, kgo.RecordRetries(s.Retries))
+	}
+	if s.TransactionalID != "" {
+		opts = append(opts, kgo.TransactionalID(s.TransactionalID))
 	}
 	opts = append(opts, kgo.ProducerBatchCompression(codec(s.Compression)))
 	return opts

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -112,7 +113,7 @@ type produceArgs struct {
 // ProduceConfig. Extensions: --bootstrap-server (Kafka 4.x tools also
 // accept it; it sets bootstrap.servers unless the props do), --json FILE,
 // --max-seconds N (time bound). --print-metrics is accepted and ignored;
-// transactions and --warmup-records are refused.
+// --warmup-records is refused.
 func parseProduce(args []string) (produceArgs, error) {
 	a, err := parseArgs(args,
 		[]string{"topic", "num-records", "record-size", "payload-file", "payload-delimiter", "throughput",
@@ -128,9 +129,6 @@ func parseProduce(args []string) (produceArgs, error) {
 		if !a.has(req) {
 			return p, fmt.Errorf("argument --%s is required", req)
 		}
-	}
-	if a.has("transactional-id") || a.has("transaction-duration-ms") {
-		return p, errors.New("transactions are not supported by ringbench")
 	}
 	if n, _ := a.int64("warmup-records", 0); n > 0 {
 		return p, errors.New("--warmup-records is not supported by ringbench")
@@ -177,6 +175,24 @@ func parseProduce(args []string) (produceArgs, error) {
 	props, err := perf.MergeProps(a.str("producer.config"), a.values["producer-props"])
 	if err != nil {
 		return p, err
+	}
+	// Transactions, as the Kafka tool: --transactional-id, a
+	// transactional.id property or --transaction-duration-ms turns them on;
+	// the id defaults to performance-producer-<random>, the duration to 3 s.
+	if a.has("transaction-duration-ms") {
+		ms, err := a.int64("transaction-duration-ms", 0)
+		if err != nil {
+			return p, err
+		}
+		if ms <= 0 {
+			return p, errors.New("--transaction-duration-ms should be greater than zero")
+		}
+		p.cfg.TransactionDuration = time.Duration(ms) * time.Millisecond
+	}
+	if a.has("transactional-id") {
+		props["transactional.id"] = a.str("transactional-id")
+	} else if _, ok := props["transactional.id"]; !ok && a.has("transaction-duration-ms") {
+		props["transactional.id"] = fmt.Sprintf("performance-producer-%016x", rand.Uint64())
 	}
 	if _, ok := props["bootstrap.servers"]; !ok && a.has("bootstrap-server") {
 		props["bootstrap.servers"] = a.str("bootstrap-server")
@@ -250,6 +266,13 @@ func parseConsume(args []string) (consumeArgs, error) {
 	}
 	c.cfg.Bootstrap = strings.Split(props["bootstrap.servers"], ",")
 	c.cfg.ClientID = props["client.id"]
+	switch lvl := props["isolation.level"]; lvl {
+	case "", "read_uncommitted":
+	case "read_committed":
+		c.cfg.ReadCommitted = true
+	default:
+		return c, fmt.Errorf("invalid value %s for configuration isolation.level: string must be one of: read_committed, read_uncommitted", lvl)
+	}
 	c.cfg.Topic = a.str("topic")
 	if c.cfg.Messages, err = a.int64("messages", 0); err != nil {
 		return c, err

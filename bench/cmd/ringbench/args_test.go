@@ -47,6 +47,18 @@ func TestParseProduceKafkaFlags(t *testing.T) {
 		t.Fatalf("parsed %+v err %v", p.cfg, err)
 	}
 
+	// Transactions as the Kafka tool: the id from the flag (over the
+	// property) with the 3 s default duration, or a generated id when only
+	// a duration is given.
+	p, err = parseProduce(strings.Fields("--topic t --num-records 5 --record-size 1 --throughput 1 --producer-props bootstrap.servers=h:1 transactional.id=y --transactional-id x"))
+	if err != nil || p.cfg.Producer.TransactionalID != "x" || p.cfg.TransactionDuration != 0 || !p.cfg.Producer.Idempotent {
+		t.Fatalf("--transactional-id: %+v err %v", p.cfg, err)
+	}
+	p, err = parseProduce(strings.Fields("--topic t --num-records 5 --record-size 1 --throughput 1 --producer-props bootstrap.servers=h:1 --transaction-duration-ms 100"))
+	if err != nil || !strings.HasPrefix(p.cfg.Producer.TransactionalID, "performance-producer-") || p.cfg.TransactionDuration != 100*time.Millisecond {
+		t.Fatalf("--transaction-duration-ms: %+v err %v", p.cfg, err)
+	}
+
 	bad := map[string]string{
 		"missing throughput":   "--topic t --num-records 5 --record-size 1 --producer-props bootstrap.servers=h:1",
 		"both payload sources": "--topic t --num-records 5 --record-size 1 --payload-file x --throughput 1 --producer-props bootstrap.servers=h:1",
@@ -55,7 +67,7 @@ func TestParseProduceKafkaFlags(t *testing.T) {
 		"bad prop":             "--topic t --num-records 5 --record-size 1 --throughput 1 --producer-props acks",
 		"unknown flag":         "--topic t --bogus 1",
 		"idempotent acks=1":    "--topic t --num-records 5 --record-size 1 --throughput 1 --producer-props bootstrap.servers=h:1 acks=1 enable.idempotence=true",
-		"transactions":         "--topic t --num-records 5 --record-size 1 --throughput 1 --producer-props bootstrap.servers=h:1 --transactional-id x",
+		"transaction duration": "--topic t --num-records 5 --record-size 1 --throughput 1 --producer-props bootstrap.servers=h:1 --transaction-duration-ms 0",
 	}
 	for name, line := range bad {
 		if _, err := parseProduce(strings.Fields(line)); err == nil {
