@@ -21,10 +21,12 @@ package broker
 // Broker.WriteTxnMarkers is the same thing for the transaction coordinator
 // in this process (no request, no socket).
 //
-// Differences from Apache Kafka: markers on __consumer_offsets are written
-// but the group coordinator's offset cache is not told (TxnOffsetCommit is
-// the coordinator's work, not yet here); no cluster authorization (the
-// request is a broker's); a marker of a producer unknown to the partition
+// A marker written on a __consumer_offsets partition completes the
+// transaction's offsets held by the group coordinator (onTxnMarker), as
+// Kafka's handler tells its GroupCoordinator.
+//
+// Differences from Apache Kafka: no cluster authorization (the request is
+// a broker's); a marker of a producer unknown to the partition
 // is written (Kafka too) without a transaction to end.
 
 import (
@@ -52,6 +54,18 @@ const markerTimeout = 30 * time.Second
 func (b *Broker) serveWriteTxnMarkers(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.WriteTxnMarkersRequest) {
 	hdr.ClientID = nil // aliases the frame
 	b.WriteTxnMarkers(r, func(resp *kmsg.WriteTxnMarkersResponse) {
+		// Markers from another broker's transaction coordinator: the
+		// group coordinator here holds the transaction's offsets of
+		// the __consumer_offsets partitions written.
+		for mi, m := range resp.Markers {
+			for _, t := range m.Topics {
+				for _, p := range t.Partitions {
+					if t.Topic == offsetsTopic && p.ErrorCode == 0 {
+						b.onTxnMarker(t.Topic, p.Partition, m.ProducerID, r.Markers[mi].Committed)
+					}
+				}
+			}
+		}
 		resp.Version = hdr.APIVersion
 		b.replyMsg(req, &hdr, resp)
 	})

@@ -35,8 +35,9 @@ package broker
 // UNKNOWN_TOPIC_OR_PARTITION, a partition deleted since: Kafka drops it as
 // well. When every partition has its marker, transactional offsets held by
 // the group coordinator for __consumer_offsets partitions are completed
-// (onTxnMarker: its one caller; the data path's marker append does not
-// call it) and MarkersDone hands out the Complete* record. The offsets of
+// (onTxnMarker; for a partition led by another broker, that broker's
+// WriteTxnMarkers handler calls it) and MarkersDone hands out the
+// Complete* record. The offsets of
 // a TxnOffsetCommit are appended through the __consumer_offsets
 // partition's producer state (txn_offsets_append.go), so that partition's
 // last stable offset, its cleaner bound and its .txnindex cover the
@@ -51,13 +52,9 @@ package broker
 // another broker answers NOT_COORDINATOR. With replication factor 1 a
 // partition's leadership never moves, so the Coordinators loaded at start
 // (plus those of partitions created later) are all this broker ever holds.
-// Markers for partitions led by another broker are not sent yet (the data
-// path's WriteTxnMarkers is local; a remote partition answers
-// NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION): such a
-// transaction stays in Prepare* and its markers are retried (or, for
-// UNKNOWN_TOPIC_OR_PARTITION, dropped). Transactions are therefore only
-// complete on a single node or when every partition of a transaction is
-// led by its coordinator's broker.
+// Markers for partitions led by another broker are sent to that leader in
+// a WriteTxnMarkers request (txn_markers_cluster.go); a partition without
+// a reachable leader is retried until one writes it.
 //
 // Authorization is the handlers' (TRANSACTIONAL_ID and GROUP ACLs; see
 // docs/ARCHITECTURE.md, "Authorization per API").
@@ -193,6 +190,9 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	tc.persist = internalTopic{b: b, name: transactionStateTopic, log: tc.log,
 		spec: func() (int32, map[string]string) { return tc.partitions, tc.topicConfig() }}
 	tc.markers = b
+	if b.opts.Cluster != nil {
+		tc.markers = &clusterMarkers{b: b} // txn_markers_cluster.go
+	}
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
 		OffsetsPartition: func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
 	tc.tick = tc.clock.AfterFunc(tc.interval, tc.onTick)
@@ -296,6 +296,9 @@ func (tc *txnCoordinator) close() {
 	tc.closed = true
 	tc.tick.Stop()
 	tc.mu.Unlock()
+	if cm, ok := tc.markers.(*clusterMarkers); ok {
+		cm.close()
+	}
 }
 
 // call runs f on the Coordinator of txnID's partition and answers through
@@ -460,7 +463,9 @@ func (tc *txnCoordinator) markersWritten(job txnMarkerJob, resp *kmsg.WriteTxnMa
 		}
 	}
 	for _, tp := range written {
-		if tp.Topic == offsetsTopic {
+		// A partition led by another broker was told by that broker's
+		// WriteTxnMarkers handler (serveWriteTxnMarkers).
+		if p, _ := tc.b.servedPartition(tp.Topic, tp.Partition); tp.Topic == offsetsTopic && p != nil {
 			tc.b.onTxnMarker(tp.Topic, tp.Partition, job.m.ProducerID, job.m.Commit)
 		}
 	}
@@ -627,11 +632,21 @@ func (tc *txnCoordinator) verifyLocal(txnID string, producerID int64, epoch int1
 // is appended, the transaction coordinator confirms the partition is in
 // txnID's transaction at (producerID, epoch). 0 when it is; the
 // coordinator's code otherwise (TRANSACTION_ABORTABLE when not added,
-// PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING, CONCURRENT_TRANSACTIONS),
-// NOT_COORDINATOR when another broker coordinates txnID (not asked
-// remotely yet).
+// PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING, CONCURRENT_TRANSACTIONS).
+//
+// When another broker coordinates txnID the produce is not verified (0):
+// asking that broker (Kafka sends it AddPartitionsToTxn verify-only) would
+// block the network loop this runs on. Such a produce is checked as
+// Kafka's brokers did before KIP-890 (transaction.partition.verification.enable
+// =false): epoch and sequence by the partition's producer state, and a
+// partition the client never added gets no marker, so its batches stay
+// open there: a hanging transaction, as kafka-transactions.sh find-hanging
+// reports and abort ends.
 func (b *Broker) verifyTxnPartition(txnID string, producerID int64, epoch int16, topic string, partition int32) int16 {
-	code, _ := b.txns.verifyLocal(txnID, producerID, epoch, txn.TopicPartition{Topic: topic, Partition: partition})
+	code, ok := b.txns.verifyLocal(txnID, producerID, epoch, txn.TopicPartition{Topic: topic, Partition: partition})
+	if !ok && b.opts.Cluster != nil {
+		return 0
+	}
 	return code
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,7 +31,9 @@ import (
 //     time) under an idempotent producer: every acknowledged record is read
 //     back;
 //   - a broker-only node (process.roles=broker) joins, gets partitions and
-//     serves them.
+//     serves them;
+//   - transactions whose partitions are led by other brokers than their
+//     coordinator's complete: markers reach every leader.
 func TestClusterFeatures(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -151,6 +154,10 @@ func TestClusterFeatures(t *testing.T) {
 			}
 		})
 
+		t.Run("transactions-across-leaders", func(t *testing.T) {
+			clusterTransactionsAcrossLeaders(t, c)
+		})
+
 		t.Run("rolling-restart-under-load", func(t *testing.T) {
 			topic := "rolling"
 			createTopicVia(t, c.nonController(t), topic, 6, nil, clusterStepTimeout)
@@ -266,5 +273,119 @@ func TestClusterFeatures(t *testing.T) {
 			got := consumeFranz(t, via.addr(), topic, fromStart(8), len(recs))
 			verifyRecords(t, "through the broker-only node", recs, got, nil)
 		})
+	})
+}
+
+// clusterTransactionsAcrossLeaders: a transactional producer writes to
+// partitions led by all three nodes, commits one transaction and aborts
+// another; a read_committed consumer sees exactly the committed records,
+// which needs every leader's marker (the coordinator sends WriteTxnMarkers
+// to the others). Then a consume-transform-produce session commits its
+// group offsets inside transactions: the offsets, held by the group
+// coordinator on whichever node leads the group's __consumer_offsets
+// partition, become visible once that node has the marker.
+func clusterTransactionsAcrossLeaders(t *testing.T, c *testCluster) {
+	via := c.nonController(t)
+	in, out := "txn-in", "txn-out"
+	for _, topic := range []string{in, out} {
+		createTopicVia(t, via, topic, 3, nil, clusterStepTimeout)
+	}
+	c.waitTopicsEverywhere(t, map[string]int32{in: 3, out: 3}, clusterStepTimeout)
+	leaders := map[int32]bool{}
+	for _, reps := range partitionOwners(t, via, in) {
+		leaders[reps[0]] = true
+	}
+	if len(leaders) < 2 {
+		t.Fatalf("%s: every partition on one node (%v): the test needs several leaders", in, leaders)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*clusterStepTimeout)
+	defer cancel()
+
+	p := seedClient(t, c.seeds(), kgo.TransactionalID("tx-cluster"), kgo.DefaultProduceTopic(in),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(20*time.Second))
+	write := func(prefix string, commit bool) {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for part := int32(0); part < 3; part++ {
+			for i := 0; i < 5; i++ {
+				r := &kgo.Record{Partition: part, Value: []byte(fmt.Sprintf("%s-%d-%d", prefix, part, i))}
+				if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+					t.Fatalf("transactional produce to %s/%d: %v", in, part, err)
+				}
+			}
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end transaction (commit %v): %v", commit, err)
+		}
+	}
+	write("committed", true)
+	write("aborted", false)
+	write("committed2", true)
+	p.Close()
+
+	// read_committed: 30 committed records, none aborted. The last
+	// stable offset of a partition passes the transactions only once its
+	// leader wrote their markers.
+	rc := seedClient(t, c.seeds(), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	for len(seen) < 30 && ctx.Err() == nil {
+		fs := rc.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			if seen[v] || strings.HasPrefix(v, "aborted") {
+				t.Errorf("read_committed returned %q (again, or aborted) from %s/%d", v, r.Topic, r.Partition)
+			}
+			seen[v] = true
+		})
+	}
+	rc.Close()
+	if len(seen) != 30 {
+		t.Fatalf("read_committed read %d of 30 committed records across leaders %v", len(seen), leaders)
+	}
+
+	// Consume-transform-produce with the group's offsets in the
+	// transactions.
+	const group = "txn-cluster-group"
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID("tx-ctp"),
+		kgo.ConsumerGroup(group), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DefaultProduceTopic(out), kgo.TransactionTimeout(20*time.Second), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	moved := 0
+	next := map[int32]int64{} // per input partition: last record moved + 1
+	for moved < 30 && ctx.Err() == nil {
+		fs := sess.PollFetches(ctx)
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			sess.Produce(ctx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, nil)
+			next[r.Partition] = max(next[r.Partition], r.Offset+1)
+			moved++
+		})
+		if committed, err := sess.End(ctx, kgo.TryCommit); err != nil || !committed {
+			t.Fatalf("transact session end: committed %v, %v", committed, err)
+		}
+	}
+	if moved != 30 {
+		t.Fatalf("moved %d of 30 records", moved)
+	}
+	adm := gcAdmin(t, c.controller(t).addr())
+	waitFor(t, "the group's transactional offsets committed", clusterStepTimeout, func() error {
+		got, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return err
+		}
+		for part := int32(0); part < 3; part++ {
+			o, ok := got.Lookup(in, part)
+			if !ok || o.At != next[part] {
+				return fmt.Errorf("%s/%d committed %+v, want %d", in, part, o, next[part])
+			}
+		}
+		return nil
 	})
 }
