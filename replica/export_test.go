@@ -10,11 +10,15 @@ func (m *Manager) StateOf(topic string, partition int32) string {
 	for _, f := range m.fetchers {
 		f.mu.Lock()
 		p := f.parts[topicPartition{topic, partition}]
+		var st fetchState
+		if p != nil {
+			st = p.state
+		}
 		f.mu.Unlock()
 		if p == nil {
 			continue
 		}
-		switch p.state {
+		switch st {
 		case stateTruncating:
 			return "truncating"
 		case stateFetching:
@@ -22,7 +26,7 @@ func (m *Manager) StateOf(topic string, partition int32) string {
 		case stateStopped:
 			return "stopped"
 		}
-		return "state " + strconv.Itoa(int(p.state))
+		return "state " + strconv.Itoa(int(st))
 	}
 	return ""
 }
