@@ -127,6 +127,20 @@ func (f *fetcher) set(want map[topicPartition]assignment, brokerEpoch int64) int
 	return n
 }
 
+// retain drops the partitions that want does not hold with the same
+// assignment, and adds none. It returns how many partitions the fetcher
+// has left.
+func (f *fetcher) retain(want map[topicPartition]assignment) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for tp, p := range f.parts {
+		if a, ok := want[tp]; !ok || a != p.assignment {
+			delete(f.parts, tp)
+		}
+	}
+	return len(f.parts)
+}
+
 // run is the fetcher goroutine.
 func (f *fetcher) run() {
 	defer close(f.done)

@@ -228,14 +228,15 @@ func TestFollowerCopiesLeader(t *testing.T) {
 	l.produce(t, "c", 1) // a response that carries the new log start
 	waitFor(t, "the follower's log start to follow", func() bool { return f.LogStartOffset() == 12 && f.LogEndOffset() == 36 })
 
-	// This node becomes the leader: no more fetching, no fetcher left.
-	m.Update(image(t, l, id, followerID, 1), nil, true)
+	// This node becomes the leader: Retire (before the broker applies the
+	// image) drops the partition, and the fetcher exits.
+	m.Retire(image(t, l, id, followerID, 1), nil, true)
 	if got := m.Fetching(); len(got) != 0 {
 		t.Fatalf("still fetching %v after becoming leader", got)
 	}
 	waitFor(t, "the fetcher to exit", func() bool { return m.Fetchers() == 0 })
 	l.produce(t, "d", 3)
-	// Not fetched: Update returned with the partition removed under the
+	// Not fetched: Retire returned with the partition removed under the
 	// fetcher's lock, so nothing more is appended.
 	if got := f.LogEndOffset(); got != 36 {
 		t.Fatalf("follower log end %d after becoming leader, want 36", got)
@@ -384,6 +385,7 @@ func TestNoReplicasNoFetchers(t *testing.T) {
 	m := newManager(t, openFollower(t, filepath.Join(t.TempDir(), "t-0")), id)
 	m.Update(image(t, l, id, followerID, 0), nil, true)
 	m.Update(image(t, l, [16]byte{9}, leaderID, 0), nil, true) // a topic with no local log
+	m.Retire(image(t, l, id, leaderID, 0), nil, true)          // Retire starts nothing
 	if n := m.Fetchers(); n != 0 {
 		t.Fatalf("%d fetchers, want none", n)
 	}

@@ -150,16 +150,33 @@ func relevant(deltas []metadata.Delta) bool {
 // its leader; the others are no longer. full (the first image after a
 // start) or a delta touching topics, partitions or brokers makes it look;
 // other images are skipped. Fetchers left with no partition stop; a
-// leader whose endpoint changed gets new fetchers.
+// leader whose endpoint changed gets new fetchers. It reports whether it
+// looked at the image (Config.Logs was asked for every partition followed
+// from now on).
 //
-// Call it from one goroutine, in image order: before the broker applies
-// an image (so a partition this node now leads, or whose topic is
-// deleted, is no longer written to by a fetcher when the broker acts on
-// it) and after (so partitions whose logs the broker just opened are
-// fetched).
-func (m *Manager) Update(im *metadata.Image, deltas []metadata.Delta, full bool) {
+// Call it from one goroutine, in image order, after the broker applied
+// the image (so the partitions whose logs it just opened are fetched, and
+// a partition becoming a follower no longer takes produces when its
+// fetcher starts truncating it: Kafka's makeFollower before addFetcher).
+// Call Retire with the same image before the broker applies it.
+func (m *Manager) Update(im *metadata.Image, deltas []metadata.Delta, full bool) bool {
+	return m.update(im, deltas, full, false)
+}
+
+// Retire is Update that only stops: a partition im no longer has this
+// node follow (now led here, moved away, its topic deleted), or follow
+// with another leader epoch, leader or log, is dropped from its fetcher;
+// nothing starts. When it returns, no fetcher writes to those partitions:
+// call it before the broker applies im, so a partition becomes leader (or
+// its log is deleted) only once its fetcher let go (Kafka removes
+// fetchers before makeLeader).
+func (m *Manager) Retire(im *metadata.Image, deltas []metadata.Delta, full bool) bool {
+	return m.update(im, deltas, full, true)
+}
+
+func (m *Manager) update(im *metadata.Image, deltas []metadata.Delta, full, retireOnly bool) bool {
 	if !full && !relevant(deltas) {
-		return
+		return false
 	}
 	want := map[fetcherKey]map[topicPartition]assignment{}
 	addrs := map[fetcherKey]string{}
@@ -196,7 +213,7 @@ func (m *Manager) Update(im *metadata.Image, deltas []metadata.Delta, full bool)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return
+		return true
 	}
 	for key, f := range m.fetchers {
 		if addr, ok := addrs[key]; !ok || addr != f.addr {
@@ -204,6 +221,16 @@ func (m *Manager) Update(im *metadata.Image, deltas []metadata.Delta, full bool)
 			f.cancel()
 			delete(m.fetchers, key)
 		}
+	}
+	if retireOnly {
+		for key, f := range m.fetchers {
+			if f.retain(want[key]) == 0 {
+				f.cancel()
+				delete(m.fetchers, key)
+			}
+		}
+		m.reap()
+		return true
 	}
 	for key, parts := range want {
 		f := m.fetchers[key]
@@ -216,6 +243,7 @@ func (m *Manager) Update(im *metadata.Image, deltas []metadata.Delta, full bool)
 		f.set(parts, brokerEpoch)
 	}
 	m.reap()
+	return true
 }
 
 // reap forgets fetchers that have exited. REQUIRES: m.mu held.
