@@ -99,11 +99,13 @@ var errFrameTooLarge = errors.New("response larger than the fetcher's bound")
 // roundTrip sends req (its version already set) and reads its response
 // into resp, within timeout; ctx's end interrupts it.
 func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, resp kmsg.Response, timeout time.Duration) error {
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// The deadline first: ctx's end then moves it into the past, and
+	// nothing moves it back.
 	if err := c.nc.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	c.correlationID++
 	c.buf = c.formatter.AppendRequest(c.buf[:0], req, c.correlationID)
 	if _, err := c.nc.Write(c.buf); err != nil {

@@ -155,15 +155,34 @@ func (f *fetcher) run() {
 			f.connFailed(err)
 			continue
 		}
-		next, err := f.fetchRound()
-		if err != nil {
+		if err := f.fetchRound(); err != nil {
 			f.connFailed(err)
 			continue
 		}
-		if !next.IsZero() {
-			f.sleepUntil(next)
+		if wait, until := f.nextDue(time.Now()); wait {
+			f.sleepUntil(until)
 		}
 	}
+}
+
+// nextDue reports whether no partition is due at now, and then until when
+// to wait: the earliest backoff's end, or zero (until a change) when every
+// partition is stopped.
+func (f *fetcher) nextDue(now time.Time) (wait bool, until time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.parts {
+		if p.state == stateStopped {
+			continue
+		}
+		if !p.retryAt.After(now) {
+			return false, time.Time{}
+		}
+		if until.IsZero() || p.retryAt.Before(until) {
+			until = p.retryAt
+		}
+	}
+	return true, until
 }
 
 // connect dials the leader; on failure it backs off. Reports success.
@@ -238,21 +257,13 @@ type sent struct {
 	fetchOffset int64
 }
 
-// collect returns, sorted, the partitions in state st due now, and the
-// earliest time a delayed partition in st is due (zero: none).
+// collect returns, sorted, the partitions in state st due at now.
 //
 // REQUIRES: f.mu held.
-func (f *fetcher) collect(st fetchState, now time.Time) ([]sent, time.Time) {
+func (f *fetcher) collect(st fetchState, now time.Time) []sent {
 	var out []sent
-	var next time.Time
 	for tp, p := range f.parts {
-		if p.state != st {
-			continue
-		}
-		if p.retryAt.After(now) {
-			if next.IsZero() || p.retryAt.Before(next) {
-				next = p.retryAt
-			}
+		if p.state != st || p.retryAt.After(now) {
 			continue
 		}
 		out = append(out, sent{tp: tp, p: p, fetchOffset: p.log.LogEndOffset()})
@@ -263,7 +274,7 @@ func (f *fetcher) collect(st fetchState, now time.Time) ([]sent, time.Time) {
 		}
 		return out[i].tp.Partition < out[j].tp.Partition
 	})
-	return out, next
+	return out
 }
 
 // current reports whether s's partition is still the one the request was
@@ -310,7 +321,7 @@ func (f *fetcher) logFailure(s sent, msg string, err error) {
 // to compare and goes straight to fetching. Returns a connection error.
 func (f *fetcher) truncateRound() error {
 	f.mu.Lock()
-	parts, _ := f.collect(stateTruncating, time.Now())
+	parts := f.collect(stateTruncating, time.Now())
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	var asked []sent
 	for _, s := range parts {
@@ -394,11 +405,10 @@ func (f *fetcher) truncate(s sent, leaderEpoch int32, leaderEnd int64) {
 }
 
 // fetchRound sends one Fetch for every partition due in stateFetching and
-// applies the answer. It returns when the next partition is due if none was
-// (zero: nothing to wait for but a change), and a connection error.
-func (f *fetcher) fetchRound() (time.Time, error) {
+// applies the answer. It returns a connection error.
+func (f *fetcher) fetchRound() error {
 	f.mu.Lock()
-	parts, next := f.collect(stateFetching, time.Now())
+	parts := f.collect(stateFetching, time.Now())
 	brokerEpoch := f.brokerEpoch
 	req := kmsg.NewPtrFetchRequest()
 	for _, s := range parts {
@@ -421,17 +431,11 @@ func (f *fetcher) fetchRound() (time.Time, error) {
 	}
 	f.mu.Unlock()
 	if len(parts) == 0 {
-		if next.IsZero() && f.idle() {
-			return time.Time{}, nil
-		}
-		if next.IsZero() {
-			next = time.Now().Add(f.cfg.Backoff)
-		}
-		return next, nil
+		return nil
 	}
 	v, ok := f.conn.version(req, fetchVersionMin, fetchVersionMax)
 	if !ok {
-		return time.Time{}, errors.New("the leader does not serve Fetch v4+")
+		return errors.New("the leader does not serve Fetch v4+")
 	}
 	req.Version = v
 	req.ReplicaID = f.cfg.NodeID // v0-14
@@ -444,7 +448,7 @@ func (f *fetcher) fetchRound() (time.Time, error) {
 	req.SessionID, req.SessionEpoch = 0, -1 // a full fetch each time, no session kept on the leader
 	resp := kmsg.NewPtrFetchResponse()
 	if err := f.conn.roundTrip(f.ctx, req, resp, f.cfg.FetchWaitMax+f.cfg.RequestTimeout); err != nil {
-		return time.Time{}, err
+		return err
 	}
 	if resp.ErrorCode != 0 {
 		f.mu.Lock()
@@ -454,7 +458,7 @@ func (f *fetcher) fetchRound() (time.Time, error) {
 			}
 		}
 		f.mu.Unlock()
-		return time.Time{}, nil
+		return nil
 	}
 	answers := make(map[topicPartition]*kmsg.FetchResponseTopicPartition, len(parts))
 	byID := map[[16]byte]string{}
@@ -474,7 +478,7 @@ func (f *fetcher) fetchRound() (time.Time, error) {
 	for _, s := range f.applyFetch(parts, answers) {
 		f.outOfRange(s)
 	}
-	return time.Time{}, nil
+	return nil
 }
 
 // appendWait is one AppendReplica in flight.
