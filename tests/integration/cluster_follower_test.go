@@ -20,7 +20,7 @@ import (
 
 // TestClusterFollowersCopyLeader: records produced to each partition's leader
 // reach both followers byte for byte (segment files compared), then more
-// records do too.
+// records do too; a leader killed and restarted follows its successor.
 func TestClusterFollowersCopyLeader(t *testing.T) {
 	c := newTestCluster(t, "portable")
 	c.start(t)
@@ -59,7 +59,7 @@ func TestClusterFollowersCopyLeader(t *testing.T) {
 		return b
 	}
 	same := func(what string) {
-		m, err := c.nodes[0].metadata()
+		m, err := c.live()[0].metadata()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,4 +87,30 @@ func TestClusterFollowersCopyLeader(t *testing.T) {
 	same("first records")
 	produce("b")
 	same("more records")
+
+	// Partition 0's leader dies: once it is fenced another replica (which
+	// copied every record) leads and takes more records; the old leader,
+	// back as a follower, checks its log against the new leader's epochs
+	// (OffsetForLeaderEpoch) and copies on, byte for byte.
+	m, err := c.nodes[0].metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := c.node(topicsOf(m)[topic].partitions[0].Leader)
+	c.kill(t, old)
+	c.waitReady(t)
+	if m, err = c.live()[0].metadata(); err != nil {
+		t.Fatal(err)
+	}
+	next := topicsOf(m)[topic].partitions[0]
+	if next.Leader == old.id || next.Leader < 0 {
+		t.Fatalf("partition 0 led by %d after its leader %d was fenced", next.Leader, old.id)
+	}
+	t.Logf("partition 0: leader %d killed, node %d leads at epoch %d", old.id, next.Leader, next.LeaderEpoch)
+	produce("c")
+	c.startNode(t, old)
+	c.waitReady(t)
+	same("after the old leader came back")
+	produce("d")
+	same("records after the old leader came back")
 }
