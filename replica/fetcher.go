@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -304,6 +305,17 @@ func (f *fetcher) partitionError(s sent, code int16, api string) {
 	}
 }
 
+// retryLater backs s off after a failure worth retrying and logs it,
+// rate-limited. REQUIRES: f.mu held.
+func (f *fetcher) retryLater(s sent, msg string, err error) {
+	f.backoff(s.p)
+	if n, ok := f.partLog.Event(10 * time.Second); ok {
+		f.logger.Warn("replica fetcher: "+msg+"; fetching again after the backoff",
+			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
+			zap.Int64("errors_since_last_line", n), zap.Error(err))
+	}
+}
+
 // logFailure stops p after a local failure (its log failed or closed) and
 // logs it, rate-limited. REQUIRES: f.mu held.
 func (f *fetcher) logFailure(s sent, msg string, err error) {
@@ -513,6 +525,13 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 		}
 		batches := wholeBatches(a.RecordBatches)
 		if len(batches) == 0 {
+			if len(a.RecordBatches) > 0 {
+				// Bytes but not one whole batch: a leader that does not
+				// return an oversized first batch whole (KIP-74), or a
+				// corrupt length. Fetching again at once would spin.
+				f.retryLater(s, "the leader's answer holds no whole record batch", fmt.Errorf("%d bytes", len(a.RecordBatches)))
+				continue
+			}
 			f.followLeader(s, a)
 			continue
 		}
@@ -534,11 +553,13 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 		case errors.Is(err, storage.ErrReplicaOffset):
 			// The log end moved under us (it should not: only this
 			// fetcher writes a follower log): fetch again from it.
-			f.backoff(w.s.p)
-			if n, ok := f.partLog.Event(10 * time.Second); ok {
-				f.logger.Warn("replica fetcher: leader's batches did not start at the follower's log end; fetching again",
-					zap.String("topic", w.s.tp.Topic), zap.Int32("partition", w.s.tp.Partition), zap.Int64("errors_since_last_line", n), zap.Error(err))
-			}
+			f.retryLater(w.s, "the leader's batches did not start at the follower's log end", err)
+		case errors.Is(err, storage.ErrCorruptBatch), errors.Is(err, storage.ErrInvalidBatch):
+			// Kafka retries a partition whose fetched records are
+			// corrupt (CorruptRecordException) after the backoff.
+			f.retryLater(w.s, "the leader sent an invalid record batch", err)
+		case errors.Is(err, storage.ErrBacklog):
+			f.retryLater(w.s, "the follower log's append backlog is full", err)
 		case err != nil:
 			f.logFailure(w.s, "appending the leader's batches failed", err)
 		default:
