@@ -45,7 +45,10 @@ type leader struct {
 	cl   *kgo.Client
 }
 
-func startLeader(t *testing.T) *leader {
+func startLeader(t *testing.T) *leader { return startLeaderWith(t, 1) }
+
+// startLeaderWith starts the leader with topic t of the given partitions.
+func startLeaderWith(t *testing.T, partitions int32) *leader {
 	t.Helper()
 	logger := zaptest.NewLogger(t)
 	dir := t.TempDir()
@@ -67,11 +70,12 @@ func startLeader(t *testing.T) *leader {
 	}
 	bp.Store(b)
 	l := &leader{addr: srv.Addrs()[0].String(), port: port, reg: reg}
-	l.cl, err = kgo.NewClient(kgo.SeedBrokers(l.addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	l.cl, err = kgo.NewClient(kgo.SeedBrokers(l.addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kadm.NewClient(l.cl).CreateTopic(context.Background(), 1, 1, nil, topic); err != nil {
+	if _, err := kadm.NewClient(l.cl).CreateTopic(context.Background(), partitions, 1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -91,19 +95,24 @@ func startLeader(t *testing.T) *leader {
 	return l
 }
 
-// produce writes n one-record batches with values prefix-i.
-func (l *leader) produce(t *testing.T, prefix string, n int) {
+// produce writes n one-record batches with values prefix-i to partition 0.
+func (l *leader) produce(t *testing.T, prefix string, n int) { l.produceTo(t, 0, prefix, n) }
+
+func (l *leader) produceTo(t *testing.T, partition int32, prefix string, n int) {
 	t.Helper()
 	for i := range n {
-		if err := l.cl.ProduceSync(context.Background(), &kgo.Record{Value: fmt.Appendf(nil, "%s-%d", prefix, i)}).FirstErr(); err != nil {
+		r := &kgo.Record{Partition: partition, Value: fmt.Appendf(nil, "%s-%d", prefix, i)}
+		if err := l.cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-func (l *leader) log(t *testing.T) *storage.Log {
+func (l *leader) log(t *testing.T) *storage.Log { return l.logOf(t, 0) }
+
+func (l *leader) logOf(t *testing.T, partition int32) *storage.Log {
 	t.Helper()
-	p := l.reg.Partition(topic, 0)
+	p := l.reg.Partition(topic, partition)
 	if p == nil {
 		t.Fatal("leader has no partition")
 	}
@@ -118,6 +127,11 @@ func (l *leader) topicID(t *testing.T) [16]byte {
 // image is a cluster of the leader and this follower with topic t's
 // partition 0 on both, led by leaderNode at leaderEpoch.
 func image(t *testing.T, l *leader, id [16]byte, leaderNode, leaderEpoch int32) *metadata.Image {
+	return imageWith(t, l, id, 1, leaderNode, leaderEpoch)
+}
+
+// imageWith is image with the given number of partitions.
+func imageWith(t *testing.T, l *leader, id [16]byte, partitions int32, leaderNode, leaderEpoch int32) *metadata.Image {
 	t.Helper()
 	recs := []metadata.Record{
 		&metadata.RegisterBrokerRecord{BrokerID: leaderID, BrokerEpoch: 3,
@@ -125,8 +139,10 @@ func image(t *testing.T, l *leader, id [16]byte, leaderNode, leaderEpoch int32) 
 		&metadata.RegisterBrokerRecord{BrokerID: followerID, BrokerEpoch: 7,
 			Endpoints: []metadata.Endpoint{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 1}}},
 		&metadata.TopicRecord{Name: topic, TopicID: id},
-		&metadata.PartitionRecord{PartitionID: 0, TopicID: id, Replicas: []int32{leaderID, followerID},
-			ISR: []int32{leaderID, followerID}, Leader: leaderNode, LeaderEpoch: leaderEpoch},
+	}
+	for p := range partitions {
+		recs = append(recs, &metadata.PartitionRecord{PartitionID: p, TopicID: id, Replicas: []int32{leaderID, followerID},
+			ISR: []int32{leaderID, followerID}, Leader: leaderNode, LeaderEpoch: leaderEpoch})
 	}
 	im, _, err := metadata.Image{}.ApplyAll(recs)
 	if err != nil {
@@ -392,5 +408,45 @@ func TestNoReplicasNoFetchers(t *testing.T) {
 	m.Update(image(t, l, id, leaderID, 0), []metadata.Delta{{ChangedConfigs: []metadata.ConfigResource{{}}}}, false)
 	if n := m.Fetchers(); n != 0 {
 		t.Fatalf("an image changing no partition started %d fetchers", n)
+	}
+}
+
+// TestManyPartitionsFetchers: with num.replica.fetchers > 1 a leader's
+// partitions spread over fetchers by Kafka's fetcher id, each fetcher
+// fetching its partitions in one request, and every copy is exact.
+func TestManyPartitionsFetchers(t *testing.T) {
+	const partitions, fetchers = 6, 3
+	l := startLeaderWith(t, partitions)
+	id := l.topicID(t)
+	followers := make([]*replica.InterimLog, partitions)
+	indexes := map[int]bool{}
+	for p := range int32(partitions) {
+		l.produceTo(t, p, fmt.Sprint("p", p), int(p)+2)
+		followers[p] = openFollower(t, filepath.Join(t.TempDir(), fmt.Sprintf("t-%d", p)))
+		indexes[replica.FetcherIndex(topic, p, fetchers)] = true
+	}
+	m := replica.New(replica.Config{
+		NodeID: followerID, ListenerName: "PLAINTEXT", Fetchers: fetchers,
+		FetchWaitMax: 100 * time.Millisecond, Backoff: 20 * time.Millisecond, RequestTimeout: 10 * time.Second,
+		Logger: zaptest.NewLogger(t),
+		Logs: func(name string, tid [16]byte, p int32) replica.Log {
+			if name == topic && tid == id && p >= 0 && p < partitions {
+				return followers[p]
+			}
+			return nil
+		},
+	})
+	defer func() {
+		if !m.Close(10 * time.Second) {
+			t.Error("fetchers did not stop")
+		}
+	}()
+	m.Update(imageWith(t, l, id, partitions, leaderID, 0), nil, true)
+	if got := m.Fetchers(); got != len(indexes) {
+		t.Fatalf("%d fetchers, want %d (the distinct fetcher ids)", got, len(indexes))
+	}
+	for p := range int32(partitions) {
+		waitFor(t, fmt.Sprint("partition ", p), func() bool { return followers[p].LogEndOffset() == int64(p)+2 })
+		sameSegment(t, l.logOf(t, p).Dir(), followers[p].Dir())
 	}
 }
