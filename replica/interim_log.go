@@ -22,6 +22,8 @@ type InterimLog struct {
 	leaderHW atomic.Int64
 }
 
+var _ Log = (*InterimLog)(nil)
+
 // NewInterimLog wraps l.
 func NewInterimLog(l *storage.Log) *InterimLog {
 	il := &InterimLog{Log: l}
