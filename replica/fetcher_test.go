@@ -450,3 +450,25 @@ func TestManyPartitionsFetchers(t *testing.T) {
 		sameSegment(t, l.logOf(t, p).Dir(), followers[p].Dir())
 	}
 }
+
+// TestLeaderEndpointChange: a leader registered at an address nobody
+// listens on is retried with backoff; when it registers again at its real
+// address the manager replaces the fetcher and the copy catches up.
+func TestLeaderEndpointChange(t *testing.T) {
+	l := startLeader(t)
+	l.produce(t, "a", 5)
+	id := l.topicID(t)
+	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+	m := newManager(t, f, id)
+
+	realPort := l.port
+	l.port = 1 // nothing listens there
+	m.Update(image(t, l, id, leaderID, 0), nil, true)
+	if got := m.Fetchers(); got != 1 {
+		t.Fatalf("%d fetchers, want 1", got)
+	}
+	l.port = realPort
+	m.Update(image(t, l, id, leaderID, 0), nil, true)
+	waitFor(t, "the copy through the new endpoint", func() bool { return f.LogEndOffset() == 5 })
+	waitFor(t, "the old fetcher to exit", func() bool { return m.Fetchers() == 1 })
+}
