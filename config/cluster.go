@@ -115,6 +115,12 @@ var clusterSpecs = []spec{
 	withType(intSpec("leader.imbalance.check.interval.seconds", "300", 1, math64Max, "How often the controller checks for leader imbalance.", func(c *Config) *int64 { return &c.LeaderImbalanceCheckIntervalSeconds }), TypeLong),
 	intSpec("leader.imbalance.per.broker.percentage", "10", 0, 100, "A broker's share of non-preferred leaders above which the controller rebalances.", func(c *Config) *int32 { return &c.LeaderImbalancePerBrokerPercentage }),
 	boolSpec("controlled.shutdown.enable", "true", "On SIGTERM a clustered node asks the controller to move its leaderships away before it stops.", func(c *Config) *bool { return &c.ControlledShutdownEnable }),
+	intSpec("num.replica.fetchers", "1", 1, kafkaIntMax, "Replica fetchers per leader a follower runs, each with one connection to that leader and one request in flight; a partition always goes to the same one (Kafka's fetcher id).", func(c *Config) *int32 { return &c.NumReplicaFetchers }),
+	intSpec("replica.fetch.max.bytes", "1048576", 0, kafkaIntMax, "Bytes a follower asks for in one fetch, for the whole response and for each partition in it (Kafka bounds the whole response with replica.fetch.response.max.bytes instead; here one key bounds the fetcher's memory). A first record batch larger than this still comes whole (up to message.max.bytes), so the fetcher cannot get stuck.", func(c *Config) *int32 { return &c.ReplicaFetchMaxBytes }),
+	intSpec("replica.fetch.wait.max.ms", "500", 0, kafkaIntMax, "How long the leader may hold a follower's fetch when it has less than replica.fetch.min.bytes to send.", func(c *Config) *int32 { return &c.ReplicaFetchWaitMaxMs }),
+	intSpec("replica.fetch.min.bytes", "1", 0, kafkaIntMax, "Bytes the leader waits for (up to replica.fetch.wait.max.ms) before answering a follower's fetch.", func(c *Config) *int32 { return &c.ReplicaFetchMinBytes }),
+	intSpec("replica.fetch.backoff.ms", "1000", 0, kafkaIntMax, "How long a follower waits before fetching a partition again after an error, or reconnecting to a leader after a failed request.", func(c *Config) *int32 { return &c.ReplicaFetchBackoffMs }),
+	intSpec("replica.socket.timeout.ms", "30000", 1, kafkaIntMax, "Timeout of a follower's request to a leader (beyond replica.fetch.wait.max.ms for a fetch) and of its connect.", func(c *Config) *int32 { return &c.ReplicaSocketTimeoutMs }),
 }
 
 const math64Max = 1<<63 - 1

@@ -168,6 +168,15 @@ type Config struct {
 	LeaderImbalancePerBrokerPercentage  int32    // leader.imbalance.per.broker.percentage
 	ControlledShutdownEnable            bool     // controlled.shutdown.enable
 
+	// Replica fetchers (cluster.go; Kafka keys): the follower side of
+	// replication, package replica.
+	NumReplicaFetchers     int32 // num.replica.fetchers
+	ReplicaFetchMaxBytes   int32 // replica.fetch.max.bytes
+	ReplicaFetchWaitMaxMs  int32 // replica.fetch.wait.max.ms
+	ReplicaFetchMinBytes   int32 // replica.fetch.min.bytes
+	ReplicaFetchBackoffMs  int32 // replica.fetch.backoff.ms
+	ReplicaSocketTimeoutMs int32 // replica.socket.timeout.ms
+
 	// Security (security.go; Kafka keys but ring.conn.max.authenticating).
 	SaslEnabledMechanisms                 []string // sasl.enabled.mechanisms (per listener: ListenerKey)
 	ConnectionFailedAuthenticationDelayMs int      // connection.failed.authentication.delay.ms

@@ -57,7 +57,9 @@ func (p *clusterProxy) AllocateProducerIDs(ctx context.Context) (int64, int32, e
 }
 
 // startCluster joins the metadata quorum (cluster mode: process.roles set).
-func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, logger *zap.Logger) (*cluster.Node, error) {
+// The broker follows each applied image through rep (replication.go),
+// which runs the replica fetchers around it.
+func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, rep *replication, logger *zap.Logger) (*cluster.Node, error) {
 	var endpoints []metadata.Endpoint
 	for _, l := range cfg.AdvertisedListeners {
 		endpoints = append(endpoints, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: uint16(l.Port), SecurityProtocol: 0})
@@ -85,7 +87,7 @@ func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, lo
 		HeartbeatInterval:   time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
 		Controller:          ctl,
 		Logger:              logger.Named("cluster"),
-		OnMetadata:          b.OnMetadata,
+		OnMetadata:          rep.onMetadata(b.OnMetadata),
 		LocalProducerIDsEnd: b.LocalProducerIDsEnd,
 		LocalTopics: func() []cluster.LocalTopic {
 			var out []cluster.LocalTopic

@@ -240,8 +240,13 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 
 	var node *cluster.Node
 	closeNode := func() {}
+	stopReplication := func() {}
 	if cfg.Clustered() {
-		if node, err = startCluster(cfg, reg, b, logger); err != nil {
+		// Deferred after closeLogs: the fetchers stop before the logs close.
+		rep := newReplication(cfg, reg, logger)
+		stopReplication = sync.OnceFunc(rep.close)
+		defer stopReplication()
+		if node, err = startCluster(cfg, reg, b, rep, logger); err != nil {
 			return err
 		}
 		proxy.set(node)
@@ -325,6 +330,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := b.Close(); err != nil {
 		logger.Warn("closing the broker (producer state snapshot)", zap.Error(err))
 	}
+	stopReplication()
 	logger.Info("closing logs (fdatasync of unflushed data)")
 	t0 := time.Now()
 	if err := closeLogs(); err != nil {

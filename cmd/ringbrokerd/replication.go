@@ -1,0 +1,120 @@
+package main
+
+import (
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/broker"
+	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/metadata"
+	"github.com/ringbroker/ringbroker/replica"
+	"github.com/ringbroker/ringbroker/storage"
+)
+
+// replicationStopTimeout bounds how long shutdown waits for the replica
+// fetchers (a fetch in flight is interrupted at once; an append or a
+// truncation in progress finishes first).
+const replicationStopTimeout = 10 * time.Second
+
+// replication runs the replica fetchers of a clustered node (package
+// replica): fed every metadata image the node applies, around the
+// broker's own OnMetadata, and stopped before the logs close.
+type replication struct {
+	mgr *replica.Manager
+
+	// mu guards adapters: one replica.InterimLog per followed log, kept
+	// while the log is followed so that the manager sees the same Log for
+	// the same partition from image to image.
+	// TEMPORARY with InterimLog: once storage.Log has LogEndOffset and
+	// SetHighWatermark, logFor returns the *storage.Log itself.
+	mu       sync.Mutex
+	adapters map[*storage.Log]*replica.InterimLog
+	seen     map[*storage.Log]bool
+}
+
+func newReplication(cfg *config.Config, reg *broker.Registry, logger *zap.Logger) *replication {
+	r := &replication{adapters: map[*storage.Log]*replica.InterimLog{}}
+	ms := func(v int32) time.Duration { return time.Duration(v) * time.Millisecond }
+	r.mgr = replica.New(replica.Config{
+		NodeID:         cfg.NodeID,
+		ListenerName:   cfg.AdvertisedListeners[0].Name, // the broker's listener (broker.Options.ListenerName)
+		Fetchers:       int(cfg.NumReplicaFetchers),
+		FetchMaxBytes:  cfg.ReplicaFetchMaxBytes,
+		BatchBytesMax:  cfg.MessageMaxBytes,
+		FetchWaitMax:   ms(cfg.ReplicaFetchWaitMaxMs),
+		FetchMinBytes:  cfg.ReplicaFetchMinBytes,
+		Backoff:        ms(cfg.ReplicaFetchBackoffMs),
+		RequestTimeout: ms(cfg.ReplicaSocketTimeoutMs),
+		Logs: func(topic string, id [16]byte, partition int32) replica.Log {
+			t := reg.Topic(topic)
+			if t == nil || t.ID != id {
+				return nil
+			}
+			p := reg.Partition(topic, partition)
+			if p == nil || p.Log == nil {
+				return nil
+			}
+			return r.logFor(p.Log)
+		},
+		Logger: logger.Named("replica"),
+	})
+	return r
+}
+
+// logFor is l's adapter. Called by the manager on the applier goroutine.
+func (r *replication) logFor(l *storage.Log) replica.Log {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.adapters[l]
+	if a == nil {
+		a = replica.NewInterimLog(l)
+		r.adapters[l] = a
+	}
+	if r.seen != nil {
+		r.seen[l] = true
+	}
+	return a
+}
+
+// update feeds im to the manager (Retire, or Update) and drops the
+// adapters of logs no longer followed.
+func (r *replication) update(im *metadata.Image, deltas []metadata.Delta, full, retire bool) {
+	r.mu.Lock()
+	r.seen = map[*storage.Log]bool{}
+	r.mu.Unlock()
+	var looked bool
+	if retire {
+		looked = r.mgr.Retire(im, deltas, full)
+	} else {
+		looked = r.mgr.Update(im, deltas, full)
+	}
+	r.mu.Lock()
+	if looked {
+		for l := range r.adapters {
+			if !r.seen[l] {
+				delete(r.adapters, l)
+			}
+		}
+	}
+	r.seen = nil
+	r.mu.Unlock()
+}
+
+// onMetadata wraps the broker's OnMetadata (the node's applier calls it):
+// before the broker applies the image, partitions this node now leads or
+// no longer holds stop being fetched (Retire returns only once no fetcher
+// writes to them: Kafka removes fetchers before makeLeader); after it, the
+// partitions the image has this node follow start (their logs are open and
+// no longer take produces: Kafka's makeFollower before addFetcher).
+func (r *replication) onMetadata(next func(*metadata.Image, []metadata.Delta, bool)) func(*metadata.Image, []metadata.Delta, bool) {
+	return func(im *metadata.Image, deltas []metadata.Delta, full bool) {
+		r.update(im, deltas, full, true)
+		next(im, deltas, full)
+		r.update(im, deltas, full, false)
+	}
+}
+
+// close stops the fetchers, bounded.
+func (r *replication) close() { r.mgr.Close(replicationStopTimeout) }
