@@ -114,6 +114,7 @@ var clusterSpecs = []spec{
 	boolSpec("auto.leader.rebalance.enable", "true", "The controller moves leadership back to each partition's preferred replica when a broker leads too few of its preferred partitions.", func(c *Config) *bool { return &c.AutoLeaderRebalanceEnable }),
 	withType(intSpec("leader.imbalance.check.interval.seconds", "300", 1, math64Max, "How often the controller checks for leader imbalance.", func(c *Config) *int64 { return &c.LeaderImbalanceCheckIntervalSeconds }), TypeLong),
 	intSpec("leader.imbalance.per.broker.percentage", "10", 0, 100, "A broker's share of non-preferred leaders above which the controller rebalances.", func(c *Config) *int32 { return &c.LeaderImbalancePerBrokerPercentage }),
+	withType(intSpec("replica.lag.time.max.ms", "30000", 1, math64Max, "A partition's leader removes a follower from the ISR (AlterPartition to the controller) when the follower has not caught up with the leader's log end for this long; a follower whose log end reaches the high watermark is added back.", func(c *Config) *int64 { return &c.ReplicaLagTimeMaxMs }), TypeLong),
 	boolSpec("controlled.shutdown.enable", "true", "On SIGTERM a clustered node asks the controller to move its leaderships away before it stops.", func(c *Config) *bool { return &c.ControlledShutdownEnable }),
 }
 

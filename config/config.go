@@ -167,6 +167,7 @@ type Config struct {
 	LeaderImbalanceCheckIntervalSeconds int64    // leader.imbalance.check.interval.seconds
 	LeaderImbalancePerBrokerPercentage  int32    // leader.imbalance.per.broker.percentage
 	ControlledShutdownEnable            bool     // controlled.shutdown.enable
+	ReplicaLagTimeMaxMs                 int64    // replica.lag.time.max.ms
 
 	// Security (security.go; Kafka keys but ring.conn.max.authenticating).
 	SaslEnabledMechanisms                 []string // sasl.enabled.mechanisms (per listener: ListenerKey)
