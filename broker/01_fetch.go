@@ -29,10 +29,21 @@ package broker
 //     worker first; the fetch waits for it like a long poll (at both
 //     isolation levels: last_stable_offset comes from it).
 //
+//   - Follower fetches (cluster mode; replica_id, v15+ replica_state.replica_id,
+//     >= 0): the partition must be led here and the replica one of its
+//     followers, else NOT_LEADER_OR_FOLLOWER; with an authorizer the
+//     principal needs CLUSTER_ACTION on the cluster (else every partition
+//     is TOPIC_AUTHORIZATION_FAILED), as in Kafka. They read up to the log
+//     end (storage.Log.ReadReplica), not the high watermark, long-poll on
+//     the log end, and report the follower's log end (its fetch offset)
+//     to the leader's ISR state (replication.go), which may move the high
+//     watermark; the response's high watermark is the leader's after that.
+//
 // Differences from Apache Kafka:
-//   - no preferred read replica (always -1), no diverging-epoch or
-//     current-leader tagged fields (one broker, leader epoch 0);
-//   - replica fetches (replica_id >= 0) are served as consumer fetches;
+//   - no preferred read replica (always -1), no diverging-epoch tagged
+//     field (a follower checks its log with OffsetForLeaderEpoch);
+//   - a single node (no cluster) serves replica fetches as consumer
+//     fetches: it has no followers;
 //   - a partition that does not exist is answered with its error and not
 //     kept in the session; the cache also bounds partitions over all
 //     sessions (fetch_session.go).
@@ -71,8 +82,12 @@ type fetchItem struct {
 	maxBytes    int32
 	sp          *sessionPartition // nil outside a session
 	// notLeader: the partition exists in the cluster but this node does
-	// not lead it (part is nil): NOT_LEADER_OR_FOLLOWER.
+	// not lead it, or the fetching replica is not its follower (part is
+	// nil): NOT_LEADER_OR_FOLLOWER.
 	notLeader bool
+	// reported: a follower fetch's offset went to the ISR state (once per
+	// request, on its first read).
+	reported bool
 	// denied: the principal may not READ the topic (part is nil):
 	// TOPIC_AUTHORIZATION_FAILED (authz.go).
 	denied bool
@@ -92,6 +107,10 @@ type fetchOp struct {
 	// readCommitted: the request's isolation_level is 1. loadTried:
 	// producer state loads were asked for once (loadStates).
 	readCommitted, loadTried bool
+	// replica is the fetching follower's broker id, -1 for a consumer.
+	// replicaDenied: a follower fetch without CLUSTER_ACTION.
+	replica       int32
+	replicaDenied bool
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -107,6 +126,17 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	op.readCommitted = r.IsolationLevel == 1
+	op.replica = -1
+	if b.opts.Cluster != nil {
+		op.replica = r.ReplicaID
+		if hdr.APIVersion >= 15 {
+			op.replica = r.ReplicaState.ID
+		}
+		if op.replica >= 0 {
+			op.readCommitted = false // a follower reads up to the log end
+			op.replicaDenied = !b.authorize(req, acl.OpClusterAction, acl.ResourceCluster, acl.ClusterName)
+		}
+	}
 	if op.maxBytes <= 0 {
 		op.maxBytes = 1 << 30
 	}
@@ -259,7 +289,12 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 
 func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition) fetchItem {
 	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp}
-	if name := k.topic; op.b.authzOn() && (topic != nil || op.hdr.APIVersion < 13) {
+	if op.replica >= 0 {
+		if op.replicaDenied {
+			it.denied = true
+			return it
+		}
+	} else if name := k.topic; op.b.authzOn() && (topic != nil || op.hdr.APIVersion < 13) {
 		if topic != nil {
 			name = topic.Name
 		}
@@ -272,7 +307,8 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 		parts := topic.Partitions
 		if k.partition >= 0 && int(k.partition) < len(parts) {
 			it.part = parts[k.partition]
-			if !it.part.Local() || it.part.notLeader.Load() {
+			if !it.part.Local() || it.part.notLeader.Load() ||
+				op.replica >= 0 && !op.b.repl.isFollower(it.part, op.replica) {
 				it.part, it.notLeader = nil, true
 			}
 		}
@@ -303,6 +339,7 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 type fetchResult struct {
 	errorCode int16
 	hw        int64
+	leo       int64 // follower fetches: the log end before the read
 	lso       int64
 	logStart  int64
 	region    storage.Region
@@ -343,7 +380,7 @@ func (op *fetchOp) evaluate(final bool) {
 }
 
 func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
-	res := fetchResult{hw: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
+	res := fetchResult{hw: -1, leo: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.denied {
@@ -375,9 +412,13 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		}
 		var reg storage.Region
 		var err error
-		if op.readCommitted {
+		switch {
+		case op.replica >= 0:
+			res.leo = l.LogEndOffset()
+			reg, err = l.ReadReplica(it.fetchOffset, int(max))
+		case op.readCommitted:
 			reg, err = l.ReadBelow(it.fetchOffset, int(max), lso)
-		} else {
+		default:
 			reg, err = l.Read(it.fetchOffset, int(max))
 		}
 		switch {
@@ -392,6 +433,22 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			reg.Release()
 		default:
 			res.region = reg
+		}
+	}
+	if op.replica >= 0 && res.errorCode == 0 {
+		if res.leo < 0 {
+			res.leo = l.LogEndOffset()
+		}
+		if !it.reported {
+			// The fetch offset is the follower's log end (Kafka's
+			// updateFollowerFetchState, after the read). It may move the
+			// high watermark read below.
+			it.reported = true
+			if !op.b.repl.followerFetched(it.part, op.replica, it.fetchOffset, res.leo) {
+				res.region.Release()
+				res.region = storage.Region{BaseOffset: -1}
+				res.errorCode = kerr.NotLeaderForPartition.Code
+			}
 		}
 	}
 	// Read after the records so the high watermark covers them.
@@ -458,7 +515,13 @@ func (op *fetchOp) wait(seen []fetchResult) {
 		if it.part == nil {
 			continue
 		}
-		if !it.part.Log.AddWaiter(op, seen[i].hw) {
+		added := false
+		if op.replica >= 0 {
+			added = it.part.Log.AddEndWaiter(op, seen[i].leo) // a follower waits for the log end
+		} else {
+			added = it.part.Log.AddWaiter(op, seen[i].hw)
+		}
+		if !added {
 			// Moved since we looked: read again now.
 			op.fire()
 			return
