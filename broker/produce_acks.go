@@ -68,6 +68,11 @@ func (r *replication) waitAcks(slot *partSlot, p *Partition, res storage.AppendR
 	if _, replicated := r.inSync(p); !replicated {
 		return false
 	}
+	if r.stopped.Load() {
+		// Shutting down: the next leader answers the retry.
+		slot.done(kerr.NotLeaderForPartition.Code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+		return true
+	}
 	set := &r.acks
 	if set.n.Add(1) > ackWaitsMax {
 		set.n.Add(-1)
@@ -81,6 +86,11 @@ func (r *replication) waitAcks(slot *partSlot, p *Partition, res storage.AppendR
 	}
 	set.all[w] = struct{}{}
 	set.mu.Unlock()
+	if r.stopped.Load() {
+		// close's failAll may have run before w was in the set.
+		w.finish(kerr.NotLeaderForPartition.Code)
+		return true
+	}
 	w.mu.Lock()
 	w.timer = r.b.clock.AfterFunc(timeout, func() { w.finish(kerr.RequestTimedOut.Code) })
 	w.mu.Unlock()

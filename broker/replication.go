@@ -37,6 +37,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -67,6 +68,8 @@ type replication struct {
 	done    chan struct{}
 
 	acks ackWaits // produce_acks.go
+	// stopped: close ran; acks=all produces no longer wait.
+	stopped atomic.Bool
 }
 
 func newReplication(b *Broker) *replication {
@@ -327,6 +330,7 @@ func (r *replication) checkLoop() {
 // with NOT_LEADER_OR_FOLLOWER (retriable: the producer retries against the
 // next leader).
 func (r *replication) close() {
+	r.stopped.Store(true)
 	r.mu.Lock()
 	started := r.started
 	if !r.closed {

@@ -365,6 +365,18 @@ func TestLeaderReplication(t *testing.T) {
 	if r := replProduce(t, leaderAck, "repl", 10*time.Second, 1); r.ErrorCode != 0 || r.BaseOffset != 6 {
 		t.Fatalf("produce acks=1: %+v", r)
 	}
+
+	// Stopping (before the server drains) answers a waiting acks=all
+	// at once, and any later one.
+	go func() { acked <- replProduce(t, allAcks, "repl", 20*time.Second, 1) }()
+	waitUntil(t, "the acks=all produce waits", func() bool { return rc.tb.Broker.repl.acks.n.Load() == 1 })
+	rc.tb.Broker.StopReplication()
+	if r := <-acked; r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("acks=all at shutdown: %+v, want NOT_LEADER_OR_FOLLOWER", r)
+	}
+	if r := replProduce(t, allAcks, "repl", 20*time.Second, 1); r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("acks=all after StopReplication: %+v, want NOT_LEADER_OR_FOLLOWER", r)
+	}
 }
 
 // TestLeaderShrinksAndExpandsISR: a follower that stops fetching leaves
