@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ringbroker/ringbroker/cluster"
@@ -322,6 +323,14 @@ func TestLeaderReplication(t *testing.T) {
 	if c := replFetch(t, consumer, "repl", -1, 0, 0); c.ErrorCode != 0 || c.HighWatermark != 3 || recordsEnd(t, c) != 3 {
 		t.Fatalf("consumer fetch after: code %d hw %d end %d", c.ErrorCode, c.HighWatermark, recordsEnd(t, c))
 	}
+	// Fetch before v15 names the replica in replica_id.
+	old := rc.tb.client(kgo.MaxVersions(kversion.V3_4_0()))
+	if f := replFetch(t, old, "repl", 2, 0, 0); f.ErrorCode != 0 || recordsEnd(t, f) != 3 || f.HighWatermark != 3 {
+		t.Fatalf("follower fetch v13: code %d end %d hw %d", f.ErrorCode, recordsEnd(t, f), f.HighWatermark)
+	}
+	if c := replFetch(t, old, "repl", 3, 0, 0); c.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch v13 from replica 3: code %d", c.ErrorCode)
+	}
 	// Past the log end is out of range for the follower too.
 	if f := replFetch(t, follower, "repl", 2, 4, 0); f.ErrorCode != kerr.OffsetOutOfRange.Code {
 		t.Fatalf("follower fetch at 4: code %d", f.ErrorCode)
@@ -380,43 +389,52 @@ func TestLeaderReplication(t *testing.T) {
 }
 
 // TestLeaderShrinksAndExpandsISR: a follower that stops fetching leaves
-// the ISR after replica.lag.time.max.ms (through the controller), acks=all
-// is then refused below min.insync.replicas, and the follower rejoins once
-// it fetches up to the high watermark.
+// the ISR after replica.lag.time.max.ms (through the controller); an
+// acks=all produce waiting then is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// (min.insync.replicas=2), later ones NOT_ENOUGH_REPLICAS; the follower
+// rejoins once it fetches up to the high watermark.
 func TestLeaderShrinksAndExpandsISR(t *testing.T) {
-	rc := startReplCluster(t, 300*time.Millisecond)
+	rc := startReplCluster(t, time.Second)
 	leaderAck, allAcks := rc.producer(1), rc.producer(-1)
 	follower := rc.tb.client()
 	p := rc.createTopic(allAcks, "shrink", []int32{1, 2}, map[string]string{"min.insync.replicas": "2"})
-	if r := replProduce(t, leaderAck, "shrink", 10*time.Second, 2); r.ErrorCode != 0 {
-		t.Fatalf("produce: %+v", r)
+	// The follower is caught up (at the log end, 0), then stops fetching.
+	if f := replFetch(t, follower, "shrink", 2, 0, 0); f.ErrorCode != 0 {
+		t.Fatalf("follower fetch: code %d", f.ErrorCode)
 	}
-	// The follower never fetches: it leaves the ISR.
-	waitUntil(t, "the ISR shrinks to [1]", func() bool { return slices.Equal(rc.isr("shrink"), []int32{1}) })
+	acked := make(chan *kmsg.ProduceResponseTopicPartition, 1)
+	go func() { acked <- replProduce(t, allAcks, "shrink", 30*time.Second, 1) }()
+	waitUntil(t, "the acks=all produce waits", func() bool { return rc.tb.Broker.repl.acks.n.Load() == 1 })
+	// It leaves the ISR: the waiting produce is answered.
+	if r := <-acked; r.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code || r.BaseOffset != 0 {
+		t.Fatalf("acks=all while the ISR shrank below min.insync.replicas: %+v, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", r)
+	}
+	if isr := rc.isr("shrink"); !slices.Equal(isr, []int32{1}) {
+		t.Fatalf("ISR %v, want [1]", isr)
+	}
 	// An ISR of the leader alone: the log follows its writes again.
 	waitUntil(t, "the log back in local mode", func() bool { return !p.Log.Replicated() })
-	if hw := p.Log.HighWatermark(); hw != 2 {
-		t.Fatalf("hw %d after the shrink, want 2 (the log end)", hw)
+	if hw := p.Log.HighWatermark(); hw != 1 {
+		t.Fatalf("hw %d after the shrink, want 1 (the log end)", hw)
 	}
 	if r := replProduce(t, allAcks, "shrink", 10*time.Second, 1); r.ErrorCode != kerr.NotEnoughReplicas.Code {
 		t.Fatalf("acks=all with ISR [1] and min.insync.replicas=2: %+v, want NOT_ENOUGH_REPLICAS", r)
 	}
-	if r := replProduce(t, leaderAck, "shrink", 10*time.Second, 1); r.ErrorCode != 0 || r.BaseOffset != 2 {
+	if r := replProduce(t, leaderAck, "shrink", 10*time.Second, 1); r.ErrorCode != 0 || r.BaseOffset != 1 {
 		t.Fatalf("acks=1 with a small ISR: %+v", r)
 	}
 	// The follower catches up to the log end: it rejoins.
-	if f := replFetch(t, follower, "shrink", 2, 0, 0); f.ErrorCode != 0 || recordsEnd(t, f) != 3 {
+	if f := replFetch(t, follower, "shrink", 2, 0, 0); f.ErrorCode != 0 || recordsEnd(t, f) != 2 {
 		t.Fatalf("follower fetch: code %d end %d", f.ErrorCode, recordsEnd(t, f))
 	}
-	replFetch(t, follower, "shrink", 2, 3, 0)
+	replFetch(t, follower, "shrink", 2, 2, 0)
 	waitUntil(t, "the ISR grows back to [1 2]", func() bool { return slices.Equal(rc.isr("shrink"), []int32{1, 2}) })
 	waitUntil(t, "the log in replicated mode", func() bool { return p.Log.Replicated() })
 	// acks=all works again once the follower has the records.
-	acked := make(chan *kmsg.ProduceResponseTopicPartition, 1)
-	go func() { acked <- replProduce(t, allAcks, "shrink", 20*time.Second, 1) }()
-	waitUntil(t, "the append", func() bool { return p.Log.LogEndOffset() == 4 })
-	replFetch(t, follower, "shrink", 2, 4, 0)
-	if r := <-acked; r.ErrorCode != 0 || r.BaseOffset != 3 {
+	go func() { acked <- replProduce(t, allAcks, "shrink", 30*time.Second, 1) }()
+	waitUntil(t, "the append", func() bool { return p.Log.LogEndOffset() == 3 })
+	replFetch(t, follower, "shrink", 2, 3, 0)
+	if r := <-acked; r.ErrorCode != 0 || r.BaseOffset != 2 {
 		t.Fatalf("acks=all after the rejoin: %+v", r)
 	}
 }
