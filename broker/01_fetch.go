@@ -29,9 +29,14 @@ package broker
 //     worker first; the fetch waits for it like a long poll (at both
 //     isolation levels: last_stable_offset comes from it).
 //
+//   - Cluster mode: current_leader_epoch is checked against the image's
+//     (FENCED_LEADER_EPOCH below it, UNKNOWN_LEADER_EPOCH above; -1 skips;
+//     a session partition not named in the request is not checked).
 //   - Follower fetches (cluster mode; replica_id, v15+ replica_state.replica_id,
-//     >= 0): the partition must be led here and the replica one of its
-//     followers, else NOT_LEADER_OR_FOLLOWER; with an authorizer the
+//     >= 0): the partition must be led here (NOT_LEADER_OR_FOLLOWER) and
+//     the replica one of its followers, else UNKNOWN_LEADER_EPOCH when the
+//     request gave a leader epoch, NOT_LEADER_OR_FOLLOWER otherwise, as
+//     Kafka's followerReplicaOrThrow; with an authorizer the
 //     principal needs CLUSTER_ACTION on the cluster (else every partition
 //     is TOPIC_AUTHORIZATION_FAILED), as in Kafka. They read up to the log
 //     end (storage.Log.ReadReplica), not the high watermark, long-poll on
@@ -88,6 +93,9 @@ type fetchItem struct {
 	// reported: a follower fetch's offset went to the ISR state (once per
 	// request, on its first read).
 	reported bool
+	// currentEpoch is the request's current_leader_epoch for the
+	// partition (-1: not given), checked in a cluster (read).
+	currentEpoch int32
 	// denied: the principal may not READ the topic (part is nil):
 	// TOPIC_AUTHORIZATION_FAILED (authz.go).
 	denied bool
@@ -111,6 +119,9 @@ type fetchOp struct {
 	// replicaDenied: a follower fetch without CLUSTER_ACTION.
 	replica       int32
 	replicaDenied bool
+	// epochs: the current_leader_epoch of this request's partitions, for
+	// the items a session adds (cluster mode; nil when none was given).
+	epochs map[sessionKey]int32
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -197,7 +208,7 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			topic := op.lookup(t.Topic, t.TopicID)
 			for _, p := range t.Partitions {
 				k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil))
+				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch))
 			}
 		}
 		return 0
@@ -226,7 +237,13 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 		topic := op.lookup(t.Topic, t.TopicID)
 		for _, p := range t.Partitions {
 			k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-			it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil)
+			it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch)
+			if p.CurrentLeaderEpoch >= 0 && b.opts.Cluster != nil {
+				if op.epochs == nil {
+					op.epochs = map[sessionKey]int32{}
+				}
+				op.epochs[it.key] = p.CurrentLeaderEpoch
+			}
 			if it.part == nil {
 				// Answered with its error now, not remembered.
 				op.items = append(op.items, it)
@@ -243,7 +260,11 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 		if sp.removed {
 			continue
 		}
-		it := op.item(sp.key, op.lookup(sp.key.topic, sp.key.id), sp.fetchOffset, sp.maxBytes, sp)
+		epoch, ok := op.epochs[sp.key]
+		if !ok {
+			epoch = -1 // not in this request: unknown
+		}
+		it := op.item(sp.key, op.lookup(sp.key.topic, sp.key.id), sp.fetchOffset, sp.maxBytes, sp, epoch)
 		if it.part == nil {
 			// Deleted since: answered with its error once, then dropped.
 			it.sp = nil
@@ -287,8 +308,8 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 	return n
 }
 
-func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition) fetchItem {
-	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp}
+func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition, epoch int32) fetchItem {
+	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch}
 	if op.replica >= 0 {
 		if op.replicaDenied {
 			it.denied = true
@@ -307,8 +328,7 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 		parts := topic.Partitions
 		if k.partition >= 0 && int(k.partition) < len(parts) {
 			it.part = parts[k.partition]
-			if !it.part.Local() || it.part.notLeader.Load() ||
-				op.replica >= 0 && !op.b.repl.isFollower(it.part, op.replica) {
+			if !it.part.Local() || it.part.notLeader.Load() {
 				it.part, it.notLeader = nil, true
 			}
 		}
@@ -397,6 +417,24 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			res.errorCode = kerr.UnknownTopicID.Code
 		}
 		return res
+	}
+	if op.b.opts.Cluster != nil {
+		// Kafka's order: the leader epoch (FENCED_LEADER_EPOCH,
+		// UNKNOWN_LEADER_EPOCH), then whether the fetching replica is one
+		// of the partition's (followerReplicaOrThrow: UNKNOWN_LEADER_EPOCH
+		// when the request gave an epoch, a reassignment the leader has not
+		// seen yet, else NOT_LEADER_OR_FOLLOWER).
+		if code := checkPartitionEpoch(it.part, it.currentEpoch); code != 0 {
+			res.errorCode = code
+			return res
+		}
+		if op.replica >= 0 && !op.b.repl.isFollower(it.part, op.replica) {
+			res.errorCode = kerr.NotLeaderForPartition.Code
+			if it.currentEpoch >= 0 {
+				res.errorCode = kerr.UnknownLeaderEpoch.Code
+			}
+			return res
+		}
 	}
 	l := it.part.Log
 	ps := op.b.produce.part(it.part)

@@ -228,6 +228,12 @@ func replProduce(t *testing.T, cl *kgo.Client, topic string, timeout time.Durati
 // consumer) at offset.
 func replFetch(t *testing.T, cl *kgo.Client, topic string, replica int32, offset int64, maxWait time.Duration) *kmsg.FetchResponseTopicPartition {
 	t.Helper()
+	return replFetchEpoch(t, cl, topic, replica, offset, maxWait, -1)
+}
+
+// replFetchEpoch is replFetch with current_leader_epoch epoch.
+func replFetchEpoch(t *testing.T, cl *kgo.Client, topic string, replica int32, offset int64, maxWait time.Duration, epoch int32) *kmsg.FetchResponseTopicPartition {
+	t.Helper()
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID, req.ReplicaState.ID, req.ReplicaState.Epoch = replica, replica, -1
 	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32(maxWait/time.Millisecond), 1, 1<<20
@@ -236,7 +242,7 @@ func replFetch(t *testing.T, cl *kgo.Client, topic string, replica int32, offset
 	ft.Topic = topic
 	ft.TopicID = topicIDOf(t, cl, topic)
 	fp := kmsg.NewFetchRequestTopicPartition()
-	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LogStartOffset, fp.LastFetchedEpoch = 0, offset, 1<<20, -1, -1, -1
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LogStartOffset, fp.LastFetchedEpoch = 0, offset, 1<<20, epoch, -1, -1
 	ft.Partitions = append(ft.Partitions, fp)
 	req.Topics = append(req.Topics, ft)
 	resp, err := cl.SeedBrokers()[0].Request(context.Background(), req)
@@ -306,9 +312,23 @@ func TestLeaderReplication(t *testing.T) {
 	if c := replFetch(t, consumer, "repl", -1, 0, 0); c.ErrorCode != 0 || c.HighWatermark != 0 || recordsEnd(t, c) != -1 {
 		t.Fatalf("consumer fetch: code %d hw %d end %d", c.ErrorCode, c.HighWatermark, recordsEnd(t, c))
 	}
-	// A replica that is not a follower of the partition is refused.
+	// A replica that is not a follower of the partition is refused
+	// (Kafka: UNKNOWN_LEADER_EPOCH when the request names the epoch).
 	if f := replFetch(t, follower, "repl", 3, 0, 0); f.ErrorCode != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("fetch from replica 3: code %d", f.ErrorCode)
+	}
+	epoch := p.leaderEpoch.Load()
+	if f := replFetchEpoch(t, follower, "repl", 3, 0, 0, epoch); f.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("fetch from replica 3 at epoch %d: code %d", epoch, f.ErrorCode)
+	}
+	// Leader epochs are fenced.
+	if f := replFetchEpoch(t, follower, "repl", 2, 0, 0, epoch+1); f.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("follower fetch at epoch %d: code %d", epoch+1, f.ErrorCode)
+	}
+	if epoch > 0 {
+		if c := replFetchEpoch(t, consumer, "repl", -1, 0, 0, epoch-1); c.ErrorCode != kerr.FencedLeaderEpoch.Code {
+			t.Fatalf("consumer fetch at epoch %d: code %d", epoch-1, c.ErrorCode)
+		}
 	}
 	// The follower reads past the high watermark, up to the log end.
 	f := replFetch(t, follower, "repl", 2, 0, 0)
