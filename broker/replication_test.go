@@ -458,3 +458,76 @@ func TestLeaderShrinksAndExpandsISR(t *testing.T) {
 		t.Fatalf("acks=all after the rejoin: %+v", r)
 	}
 }
+
+// moveLeader makes leader the preferred replica of topic's partition 0
+// (a reassignment to the same replicas, leader first) and elects it.
+func (rc *replCluster) moveLeader(cl *kgo.Client, topic string, replicas []int32) {
+	t := rc.t
+	t.Helper()
+	ra := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	rp.Partition, rp.Replicas = 0, replicas
+	rt.Partitions = append(rt.Partitions, rp)
+	ra.Topics = append(ra.Topics, rt)
+	resp, err := cl.SeedBrokers()[0].Request(context.Background(), ra)
+	if err != nil || resp.(*kmsg.AlterPartitionAssignmentsResponse).ErrorCode != 0 ||
+		resp.(*kmsg.AlterPartitionAssignmentsResponse).Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("reassign %s to %v: %v %+v", topic, replicas, err, resp)
+	}
+	el := kmsg.NewPtrElectLeadersRequest()
+	el.ElectionType, el.TimeoutMillis = 0, 30000 // preferred
+	et := kmsg.NewElectLeadersRequestTopic()
+	et.Topic, et.Partitions = topic, []int32{0}
+	el.Topics = append(el.Topics, et)
+	eresp, err := cl.SeedBrokers()[0].Request(context.Background(), el)
+	if err != nil || eresp.(*kmsg.ElectLeadersResponse).ErrorCode != 0 {
+		t.Fatalf("elect %s: %v %+v", topic, err, eresp)
+	}
+	waitUntil(t, fmt.Sprintf("%s led by %d", topic, replicas[0]), func() bool {
+		tp, ok := rc.nodes[0].Image().TopicByName(topic)
+		return ok && tp.Partitions[0].Leader == replicas[0]
+	})
+}
+
+// TestLeaderLosesAndRegainsLeadership: losing the leadership answers a
+// waiting acks=all NOT_LEADER_OR_FOLLOWER and refuses follower fetches;
+// leading again at a new epoch starts the followers' state over (log ends
+// unknown, the high watermark kept until they report).
+func TestLeaderLosesAndRegainsLeadership(t *testing.T) {
+	rc := startReplCluster(t, 0)
+	allAcks := rc.producer(-1)
+	follower := rc.tb.client()
+	p := rc.createTopic(allAcks, "lose", []int32{1, 2}, nil)
+	acked := make(chan *kmsg.ProduceResponseTopicPartition, 1)
+	go func() { acked <- replProduce(t, allAcks, "lose", 30*time.Second, 2) }()
+	waitUntil(t, "the acks=all produce waits", func() bool { return rc.tb.Broker.repl.acks.n.Load() == 1 })
+	if f := replFetch(t, follower, "lose", 2, 1, 0); f.ErrorCode != 0 || f.HighWatermark != 1 {
+		t.Fatalf("follower fetch at 1: code %d hw %d", f.ErrorCode, f.HighWatermark)
+	}
+	epoch := p.leaderEpoch.Load()
+
+	rc.moveLeader(allAcks, "lose", []int32{2, 1})
+	if r := <-acked; r.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("acks=all when the leadership moved: %+v, want NOT_LEADER_OR_FOLLOWER", r)
+	}
+	if f := replFetch(t, follower, "lose", 2, 1, 0); f.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("follower fetch from a non-leader: code %d", f.ErrorCode)
+	}
+
+	rc.moveLeader(allAcks, "lose", []int32{1, 2})
+	waitUntil(t, "node 1 leads again", func() bool { return !p.notLeader.Load() && p.leaderEpoch.Load() > epoch })
+	p.isr.mu.Lock()
+	leo := p.isr.followers[2].leo
+	p.isr.mu.Unlock()
+	if leo != -1 {
+		t.Fatalf("follower 2's log end %d at the new epoch, want -1 (unknown)", leo)
+	}
+	if hw := p.Log.HighWatermark(); hw != 1 || !p.Log.Replicated() {
+		t.Fatalf("hw %d (replicated %v) at the new epoch, want 1, replicated", hw, p.Log.Replicated())
+	}
+	if f := replFetch(t, follower, "lose", 2, 2, 0); f.ErrorCode != 0 || f.HighWatermark != 2 {
+		t.Fatalf("follower fetch at 2 at the new epoch: code %d hw %d", f.ErrorCode, f.HighWatermark)
+	}
+}
