@@ -59,8 +59,29 @@ type isrState struct {
 	isr              []int32
 	followers        map[int32]*followerState
 	// alterInFlight: an AlterPartition for this partition was sent and
-	// not answered.
+	// not answered; pending is the ISR it asks for (nil otherwise).
 	alterInFlight bool
+	pending       []int32
+}
+
+// maximalISR is the ISR the high watermark must respect: the image's,
+// plus the members an AlterPartition in flight adds (Kafka's maximalIsr,
+// KIP-497): a follower being added counts at once, so the high watermark
+// never passes its log end before the controller has it in the ISR (were
+// this node to fail then, that follower could lead without records below
+// the high watermark). A shrink in flight changes nothing until applied.
+// REQUIRES: s.mu held.
+func (s *isrState) maximalISR() []int32 {
+	if len(s.pending) == 0 {
+		return s.isr
+	}
+	out := slices.Clone(s.isr)
+	for _, id := range s.pending {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // follow takes a new image's view of the partition: this node leads it
@@ -134,14 +155,14 @@ func (s *isrState) fetched(id int32, fetchOffset, leaderLEO, nowMs int64) bool {
 	return true
 }
 
-// highWatermark is the smallest log end over the ISR, the leader's own
-// (leaderLEO) included: what every in-sync replica holds (Kafka's
-// maybeIncrementLeaderHW). A member whose log end is unknown gives -1:
-// the high watermark cannot move until it reports.
+// highWatermark is the smallest log end over the maximal ISR, the
+// leader's own (leaderLEO) included: what every in-sync replica holds
+// (Kafka's maybeIncrementLeaderHW). A member whose log end is unknown
+// gives -1: the high watermark cannot move until it reports.
 // REQUIRES: s.mu held.
 func (s *isrState) highWatermark(self int32, leaderLEO int64) int64 {
 	hw := leaderLEO
-	for _, id := range s.isr {
+	for _, id := range s.maximalISR() {
 		if id == self {
 			continue
 		}

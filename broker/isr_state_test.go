@@ -66,6 +66,18 @@ func TestISRStateSteps(t *testing.T) {
 	if add := s.caughtUp(20, live); !slices.Equal(add, []int32{3}) {
 		t.Fatalf("caught up: %v, want [3]", add)
 	}
+	// While the expansion is in flight, follower 3 bounds the high
+	// watermark (the maximal ISR): the leader appends to 30, follower 2
+	// reaches it, follower 3 is still at 20.
+	s.pending = []int32{1, 2, 3}
+	s.fetched(2, 30, 30, 1220)
+	if hw := s.highWatermark(self, 30); hw != 20 {
+		t.Fatalf("hw with an expansion in flight = %d, want 20", hw)
+	}
+	s.pending = nil
+	if hw := s.highWatermark(self, 30); hw != 30 {
+		t.Fatalf("hw once the expansion is dropped = %d, want 30", hw)
+	}
 	if add := s.caughtUp(20, func(int32) bool { return false }); len(add) != 0 {
 		t.Fatalf("a fenced broker caught up: %v", add)
 	}

@@ -10,7 +10,8 @@ package broker
 //     the follower's log end (its fetch offset): isrState.fetched, then
 //     advanceHW.
 //   - The high watermark of a partition led here whose ISR has more than
-//     this node is the smallest log end over the ISR (isrState.highWatermark),
+//     this node is the smallest log end over the ISR, plus the followers an
+//     expansion in flight adds (isrState.maximalISR, highWatermark),
 //     set with storage.Log.SetHighWatermark (replicated mode). An ISR of
 //     this node alone puts the log back in local mode (FollowWrites).
 //   - acks=all produces wait for the high watermark (produce_acks.go).
@@ -131,7 +132,7 @@ func (r *replication) applyHWLocked(p *Partition) {
 		s.mu.Unlock()
 		return
 	}
-	s.replicated = len(s.isr) > 1
+	s.replicated = len(s.maximalISR()) > 1
 	replicated := s.replicated
 	hw := s.highWatermark(r.b.opts.NodeID, leo)
 	s.mu.Unlock()
@@ -190,11 +191,18 @@ func (r *replication) inSync(p *Partition) (isr int, replicated bool) {
 }
 
 // maybeExpand sends an AlterPartition adding the followers that caught
-// up, unless one is in flight.
+// up, unless one is in flight. The followers count in the maximal ISR at
+// once: the log goes to replicated mode (if it was not) and the high
+// watermark stops at their log ends. The check and that switch are one
+// step under hwMu; if the high watermark had already moved past a
+// follower's log end (a local-mode write meanwhile), the expansion is
+// dropped and the next fetch tries again.
 func (r *replication) maybeExpand(p *Partition) {
+	s := &p.isr
+	s.hwMu.Lock()
+	defer s.hwMu.Unlock()
 	hw := p.Log.HighWatermark()
 	im := r.b.image()
-	s := &p.isr
 	s.mu.Lock()
 	if !s.leading || s.alterInFlight {
 		s.mu.Unlock()
@@ -208,7 +216,22 @@ func (r *replication) maybeExpand(p *Partition) {
 		s.mu.Unlock()
 		return
 	}
+	lowest := int64(math.MaxInt64)
+	for _, id := range add {
+		lowest = min(lowest, s.followers[id].leo)
+	}
 	isr := append(slices.Clone(s.isr), add...)
+	s.pending = isr
+	s.mu.Unlock()
+	r.applyHWLocked(p)
+	if p.Log.HighWatermark() > lowest {
+		s.mu.Lock()
+		s.pending = nil
+		s.mu.Unlock()
+		r.applyHWLocked(p)
+		return
+	}
+	s.mu.Lock()
 	r.alterLocked(p, isr)
 	s.mu.Unlock()
 	r.b.log.Info("follower caught up: adding it to the ISR", zap.String("topic", p.Topic.Name), zap.Int32("partition", p.Index), zap.Int32s("add", add), zap.Int32s("isr", isr))
@@ -242,7 +265,7 @@ var alterErrLog ratelog.Every
 // its own. REQUIRES: p.isr.mu held.
 func (r *replication) alterLocked(p *Partition, isr []int32) {
 	s := &p.isr
-	s.alterInFlight = true
+	s.alterInFlight, s.pending = true, isr
 	im := r.b.image()
 	ap := kmsg.NewAlterPartitionRequestTopicPartition()
 	ap.Partition, ap.LeaderEpoch, ap.PartitionEpoch = p.Index, s.leaderEpoch, s.partitionEpoch
@@ -275,9 +298,14 @@ func (r *replication) alterLocked(p *Partition, isr []int32) {
 		}
 		// The image carrying the change was applied before the answer
 		// (cluster.Node.AlterPartition): the next check sees the new ISR.
+		// A refused expansion leaves the maximal ISR: the log may go back
+		// to local mode.
+		s.hwMu.Lock()
 		s.mu.Lock()
-		s.alterInFlight = false
+		s.alterInFlight, s.pending = false, nil
 		s.mu.Unlock()
+		r.applyHWLocked(p)
+		s.hwMu.Unlock()
 		if err != nil || code != 0 {
 			if n, ok := alterErrLog.Event(time.Second); ok {
 				b := r.b
