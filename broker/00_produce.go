@@ -293,7 +293,7 @@ func (c *produceCtx) produceAll() {
 			if c.acks == -1 && b.opts.Cluster != nil {
 				// Kafka's appendRecordsToLeader: too few in-sync replicas
 				// for acks=all is refused before the append.
-				if isr, _ := b.repl.inSync(p); isr < set.minInsync {
+				if b.repl.inSync(p) < set.minInsync {
 					s.done(kerr.NotEnoughReplicas.Code, -1, -1, -1, "")
 					continue
 				}

@@ -65,11 +65,13 @@ type ackWait struct {
 // now) otherwise. Called from the append callback (the log's writer
 // goroutine): it does not block.
 func (r *replication) waitAcks(slot *partSlot, p *Partition, res storage.AppendResult, minISR int, timeout time.Duration) bool {
-	if _, replicated := r.inSync(p); !replicated {
+	replicated, lost := r.ackState(p)
+	if !replicated && !lost {
 		return false
 	}
-	if r.stopped.Load() {
-		// Shutting down: the next leader answers the retry.
+	if lost || r.stopped.Load() {
+		// Leadership lost since the append, or shutting down: the next
+		// leader answers the retry.
 		slot.done(kerr.NotLeaderForPartition.Code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
 		return true
 	}
@@ -120,7 +122,7 @@ func (w *ackWait) settle() {
 		w.finish(kerr.NotLeaderForPartition.Code)
 		return
 	}
-	if isr, _ := w.r.inSync(w.p); isr < w.minISR {
+	if w.r.inSync(w.p) < w.minISR {
 		w.finish(kerr.NotEnoughReplicasAfterAppend.Code)
 		return
 	}

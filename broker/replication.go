@@ -175,19 +175,29 @@ func (r *replication) isFollower(p *Partition, replica int32) bool {
 	return ok && s.leading
 }
 
-// inSync is the ISR size of a partition led here, and whether it is led
-// here with more than one replica (acks=all must then wait for the high
-// watermark).
-func (r *replication) inSync(p *Partition) (isr int, replicated bool) {
+// inSync is the size of p's ISR in the image (min.insync.replicas counts
+// it), math.MaxInt before the image was followed (a partition being
+// created: nothing to refuse on).
+func (r *replication) inSync(p *Partition) int {
 	s := &p.isr
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.set {
-		// Not yet followed from an image (a partition being created):
-		// nothing to wait for, and no ISR to refuse on.
-		return math.MaxInt, false
+		return math.MaxInt
 	}
-	return len(s.isr), s.leading && s.replicated
+	return len(s.isr)
+}
+
+// ackState says how an acks=all append to p is answered: wait for the
+// high watermark (replicated: led here with a maximal ISR beyond this
+// node), or at once, with NOT_LEADER_OR_FOLLOWER when this node no longer
+// leads a partition with other replicas (lost: the append may never reach
+// them), else NONE.
+func (r *replication) ackState(p *Partition) (replicated, lost bool) {
+	s := &p.isr
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leading && s.replicated, s.set && !s.leading && len(s.replicas) > 1
 }
 
 // maybeExpand sends an AlterPartition adding the followers that caught
