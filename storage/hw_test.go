@@ -1,6 +1,9 @@
 package storage
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 // TestReplicatedWaiters: in replicated mode a completed write wakes the
 // log-end waiters only; SetHighWatermark wakes the high-watermark ones.
@@ -66,5 +69,75 @@ func TestReplicatedWaiters(t *testing.T) {
 	l.FollowWrites()
 	if got := <-hw; got != 6 || l.Replicated() {
 		t.Fatalf("FollowWrites woke the waiter with %d (replicated %v)", got, l.Replicated())
+	}
+}
+
+// TestReplicatedConcurrent: appends, high-watermark moves and reads at
+// once (run under -race): a consumer read never returns a batch at or
+// past the high watermark it could have seen, and every batch is there
+// at the end.
+func TestReplicatedConcurrent(t *testing.T) {
+	cfg := testConfig()
+	cfg.SegmentBytes = 4096 // several segments: the cut falls in each
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.SetHighWatermark(0)
+	const n = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			syncAppend(t, l, makeBatch(2, 50, int64(i), byte(i)))
+		}
+	}()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the "followers": the high watermark trails the log end
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			l.SetHighWatermark(l.LogEndOffset() - 2)
+			runtime.Gosched()
+		}
+	}()
+	var off int64
+	for off < 2*n-2 {
+		r, err := l.Read(off, 1<<20)
+		if err != nil {
+			t.Fatalf("read %d: %v", off, err)
+		}
+		if r.Len == 0 {
+			r.Release()
+			runtime.Gosched()
+			continue
+		}
+		buf := make([]byte, r.Len)
+		if _, err := r.File.ReadAt(buf, r.Pos); err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+		hw := l.HighWatermark() // only grows: an upper bound of the one Read saw
+		for p := 0; p < len(buf); {
+			bi, err := parseBatchHeader(buf[p:])
+			if err != nil {
+				t.Fatalf("bad batch: %v", err)
+			}
+			if bi.lastOffset() >= hw {
+				t.Fatalf("read batch [%d, %d] at or past the high watermark %d", bi.baseOffset, bi.lastOffset(), hw)
+			}
+			p += bi.length
+			off = bi.lastOffset() + 1
+		}
+	}
+	<-done
+	l.SetHighWatermark(l.LogEndOffset())
+	if got := readAll(t, l, 0); len(got) != n {
+		t.Fatalf("%d batches at the end, want %d", len(got), n)
 	}
 }
