@@ -13,7 +13,9 @@ package broker
 //   - Long polling: when fewer than min_bytes are available and max_wait_ms
 //     is not over, the fetch registers as a waiter on every log it reads
 //     and on a timer; an append that advances a high watermark wakes it (no
-//     polling loop). It then re-reads; until the deadline it waits again
+//     polling loop); in replicated mode the high watermark moves when the
+//     followers report (replication.go), and a follower's fetch waits on
+//     the log end instead. It then re-reads; until the deadline it waits again
 //     while still under min_bytes.
 //   - max_bytes and partition_max_bytes as KIP-74: the first batch of the
 //     response is returned whole even when larger; later partitions stop
