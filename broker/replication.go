@@ -87,7 +87,7 @@ func newReplication(b *Broker) *replication {
 // syncTopic on the metadata applier goroutine.
 func (r *replication) follow(p *Partition, mp metadata.Partition) {
 	self := r.b.opts.NodeID
-	s := &p.isr
+	s := &p.lead
 	s.hwMu.Lock()
 	defer s.hwMu.Unlock()
 	s.mu.Lock()
@@ -123,9 +123,9 @@ func (r *replication) forget(p *Partition) {
 // applyHWLocked puts a partition led here in the log mode its ISR calls
 // for and moves the high watermark: replicated mode with the smallest log
 // end over the ISR when the ISR has another member, else local mode.
-// REQUIRES: p.isr.hwMu held.
+// REQUIRES: p.lead.hwMu held.
 func (r *replication) applyHWLocked(p *Partition) {
-	s := &p.isr
+	s := &p.lead
 	leo := p.Log.LogEndOffset()
 	s.mu.Lock()
 	if !s.leading {
@@ -150,7 +150,7 @@ func (r *replication) applyHWLocked(p *Partition) {
 // the follower back to the ISR when it caught up. It reports false when
 // replica is not a follower of the partition here.
 func (r *replication) followerFetched(p *Partition, replica int32, fetchOffset, leaderLEO int64) bool {
-	s := &p.isr
+	s := &p.lead
 	s.hwMu.Lock()
 	s.mu.Lock()
 	ok := s.fetched(replica, fetchOffset, leaderLEO, r.b.clock.Now().UnixMilli())
@@ -168,7 +168,7 @@ func (r *replication) followerFetched(p *Partition, replica int32, fetchOffset, 
 // isFollower reports whether replica is another replica of a partition led
 // here.
 func (r *replication) isFollower(p *Partition, replica int32) bool {
-	s := &p.isr
+	s := &p.lead
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.followers[replica]
@@ -179,7 +179,7 @@ func (r *replication) isFollower(p *Partition, replica int32) bool {
 // it), math.MaxInt before the image was followed (a partition being
 // created: nothing to refuse on).
 func (r *replication) inSync(p *Partition) int {
-	s := &p.isr
+	s := &p.lead
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.set {
@@ -194,7 +194,7 @@ func (r *replication) inSync(p *Partition) int {
 // leads a partition with other replicas (lost: the append may never reach
 // them), else NONE.
 func (r *replication) ackState(p *Partition) (replicated, lost bool) {
-	s := &p.isr
+	s := &p.lead
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.leading && s.replicated, s.set && !s.leading && len(s.replicas) > 1
@@ -208,7 +208,7 @@ func (r *replication) ackState(p *Partition) (replicated, lost bool) {
 // follower's log end (a local-mode write meanwhile), the expansion is
 // dropped and the next fetch tries again.
 func (r *replication) maybeExpand(p *Partition) {
-	s := &p.isr
+	s := &p.lead
 	s.hwMu.Lock()
 	defer s.hwMu.Unlock()
 	hw := p.Log.HighWatermark()
@@ -251,7 +251,7 @@ func (r *replication) maybeExpand(p *Partition) {
 // have not caught up for replica.lag.time.max.ms, unless one is in flight.
 func (r *replication) maybeShrink(p *Partition, nowMs int64) {
 	leo := p.Log.LogEndOffset()
-	s := &p.isr
+	s := &p.lead
 	s.mu.Lock()
 	if !s.leading || s.alterInFlight {
 		s.mu.Unlock()
@@ -272,9 +272,9 @@ func (r *replication) maybeShrink(p *Partition, nowMs int64) {
 var alterErrLog ratelog.Every
 
 // alterLocked sends an AlterPartition asking for isr, on a goroutine of
-// its own. REQUIRES: p.isr.mu held.
+// its own. REQUIRES: p.lead.mu held.
 func (r *replication) alterLocked(p *Partition, isr []int32) {
-	s := &p.isr
+	s := &p.lead
 	s.alterInFlight, s.pending = true, isr
 	im := r.b.image()
 	ap := kmsg.NewAlterPartitionRequestTopicPartition()

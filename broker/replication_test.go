@@ -175,9 +175,9 @@ func (rc *replCluster) createTopic(cl *kgo.Client, topic string, replicas []int3
 		if p == nil || p.notLeader.Load() {
 			return false
 		}
-		p.isr.mu.Lock()
-		defer p.isr.mu.Unlock()
-		return p.isr.leading && len(p.isr.isr) == len(replicas)
+		p.lead.mu.Lock()
+		defer p.lead.mu.Unlock()
+		return p.lead.leading && len(p.lead.isr) == len(replicas)
 	})
 	return p
 }
@@ -518,9 +518,9 @@ func TestLeaderLosesAndRegainsLeadership(t *testing.T) {
 
 	rc.moveLeader(allAcks, "lose", []int32{1, 2})
 	waitUntil(t, "node 1 leads again", func() bool { return !p.notLeader.Load() && p.leaderEpoch.Load() > epoch })
-	p.isr.mu.Lock()
-	leo := p.isr.followers[2].leo
-	p.isr.mu.Unlock()
+	p.lead.mu.Lock()
+	leo := p.lead.followers[2].leo
+	p.lead.mu.Unlock()
 	if leo != -1 {
 		t.Fatalf("follower 2's log end %d at the new epoch, want -1 (unknown)", leo)
 	}

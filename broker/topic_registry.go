@@ -72,9 +72,9 @@ type Partition struct {
 	// node leads every partition at epoch 0.
 	leaderEpoch atomic.Int32
 	notLeader   atomic.Bool
-	// isr is the leader's replication state (isr_state.go,
+	// lead is the leader's replication state (isr_state.go,
 	// replication.go); unused on a single node.
-	isr isrState
+	lead isrState
 }
 
 // remoteDir is the log dir index of a remote partition, in memory and in
