@@ -21,7 +21,10 @@ package broker
 //     synchronously, in which case the connection is closed, as Kafka does.
 //     acks 1 and -1: answered when every partition's append completed (the
 //     log callback; with flush.messages=1 the log calls back after
-//     fdatasync). One response per request; netpoll's ordered queue keeps
+//     fdatasync). In a cluster, acks -1 on a partition whose ISR has
+//     other members also waits for the high watermark to pass the append
+//     (produce_acks.go), and is refused NOT_ENOUGH_REPLICAS before the
+//     append when the ISR is smaller than min.insync.replicas. One response per request; netpoll's ordered queue keeps
 //     responses in request order while later requests keep being parsed.
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION (auto-creation
 //     belongs to Metadata, as in Kafka 3+). Nothing is written for any
@@ -136,7 +139,12 @@ func (s *partSlot) AppendDone(res storage.AppendResult) {
 		code = kerr.KafkaStorageError.Code
 		s.ctx.b.log.Warn("produce append failed", zap.String("topic", s.ps.p.Topic.Name), zap.Int32("partition", s.partition), zap.Error(res.Err))
 	} else {
-		s.ctx.b.topicMetrics(s.ps.p.Topic).Produced(int(s.size))
+		b := s.ctx.b
+		b.topicMetrics(s.ps.p.Topic).Produced(int(s.size))
+		if s.ctx.acks == -1 && b.opts.Cluster != nil &&
+			b.repl.waitAcks(s, s.ps.p, res, s.ps.p.Topic.Settings().minInsync, time.Duration(s.ctx.timeout)*time.Millisecond) {
+			return // produce_acks.go: answered once the followers have it
+		}
 	}
 	s.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
 }
@@ -282,6 +290,14 @@ func (c *produceCtx) produceAll() {
 				continue
 			}
 			set := p.Topic.Settings()
+			if c.acks == -1 && b.opts.Cluster != nil {
+				// Kafka's appendRecordsToLeader: too few in-sync replicas
+				// for acks=all is refused before the append.
+				if b.repl.inSync(p) < set.minInsync {
+					s.done(kerr.NotEnoughReplicas.Code, -1, -1, -1, "")
+					continue
+				}
+			}
 			bi, berr := validateBatch(s.records, set.maxMessageBytes, c.hdr.APIVersion)
 			if berr != nil {
 				c.fail(s, berr)

@@ -13,7 +13,9 @@ package broker
 //   - Long polling: when fewer than min_bytes are available and max_wait_ms
 //     is not over, the fetch registers as a waiter on every log it reads
 //     and on a timer; an append that advances a high watermark wakes it (no
-//     polling loop). It then re-reads; until the deadline it waits again
+//     polling loop); in replicated mode the high watermark moves when the
+//     followers report (replication.go), and a follower's fetch waits on
+//     the log end instead. It then re-reads; until the deadline it waits again
 //     while still under min_bytes.
 //   - max_bytes and partition_max_bytes as KIP-74: the first batch of the
 //     response is returned whole even when larger; later partitions stop
@@ -29,10 +31,26 @@ package broker
 //     worker first; the fetch waits for it like a long poll (at both
 //     isolation levels: last_stable_offset comes from it).
 //
+//   - Cluster mode: current_leader_epoch is checked against the image's
+//     (FENCED_LEADER_EPOCH below it, UNKNOWN_LEADER_EPOCH above; -1 skips;
+//     a session partition not named in the request is not checked).
+//   - Follower fetches (cluster mode; replica_id, v15+ replica_state.replica_id,
+//     >= 0): the partition must be led here (NOT_LEADER_OR_FOLLOWER) and
+//     the replica one of its followers, else UNKNOWN_LEADER_EPOCH when the
+//     request gave a leader epoch, NOT_LEADER_OR_FOLLOWER otherwise, as
+//     Kafka's followerReplicaOrThrow; with an authorizer the
+//     principal needs CLUSTER_ACTION on the cluster (else every partition
+//     is TOPIC_AUTHORIZATION_FAILED), as in Kafka. They read up to the log
+//     end (storage.Log.ReadReplica), not the high watermark, long-poll on
+//     the log end, and report the follower's log end (its fetch offset)
+//     to the leader's ISR state (replication.go), which may move the high
+//     watermark; the response's high watermark is the leader's after that.
+//
 // Differences from Apache Kafka:
-//   - no preferred read replica (always -1), no diverging-epoch or
-//     current-leader tagged fields (one broker, leader epoch 0);
-//   - replica fetches (replica_id >= 0) are served as consumer fetches;
+//   - no preferred read replica (always -1), no diverging-epoch tagged
+//     field (a follower checks its log with OffsetForLeaderEpoch);
+//   - a single node (no cluster) serves replica fetches as consumer
+//     fetches: it has no followers;
 //   - a partition that does not exist is answered with its error and not
 //     kept in the session; the cache also bounds partitions over all
 //     sessions (fetch_session.go).
@@ -71,8 +89,15 @@ type fetchItem struct {
 	maxBytes    int32
 	sp          *sessionPartition // nil outside a session
 	// notLeader: the partition exists in the cluster but this node does
-	// not lead it (part is nil): NOT_LEADER_OR_FOLLOWER.
+	// not lead it, or the fetching replica is not its follower (part is
+	// nil): NOT_LEADER_OR_FOLLOWER.
 	notLeader bool
+	// reported: a follower fetch's offset went to the ISR state (once per
+	// request, on its first read).
+	reported bool
+	// currentEpoch is the request's current_leader_epoch for the
+	// partition (-1: not given), checked in a cluster (read).
+	currentEpoch int32
 	// denied: the principal may not READ the topic (part is nil):
 	// TOPIC_AUTHORIZATION_FAILED (authz.go).
 	denied bool
@@ -92,6 +117,13 @@ type fetchOp struct {
 	// readCommitted: the request's isolation_level is 1. loadTried:
 	// producer state loads were asked for once (loadStates).
 	readCommitted, loadTried bool
+	// replica is the fetching follower's broker id, -1 for a consumer.
+	// replicaDenied: a follower fetch without CLUSTER_ACTION.
+	replica       int32
+	replicaDenied bool
+	// epochs: the current_leader_epoch of this request's partitions, for
+	// the items a session adds (cluster mode; nil when none was given).
+	epochs map[sessionKey]int32
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -107,6 +139,17 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	op.readCommitted = r.IsolationLevel == 1
+	op.replica = -1
+	if b.opts.Cluster != nil {
+		op.replica = r.ReplicaID
+		if hdr.APIVersion >= 15 {
+			op.replica = r.ReplicaState.ID
+		}
+		if op.replica >= 0 {
+			op.readCommitted = false // a follower reads up to the log end
+			op.replicaDenied = !b.authorize(req, acl.OpClusterAction, acl.ResourceCluster, acl.ClusterName)
+		}
+	}
 	if op.maxBytes <= 0 {
 		op.maxBytes = 1 << 30
 	}
@@ -167,7 +210,7 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			topic := op.lookup(t.Topic, t.TopicID)
 			for _, p := range t.Partitions {
 				k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil))
+				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch))
 			}
 		}
 		return 0
@@ -196,7 +239,13 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 		topic := op.lookup(t.Topic, t.TopicID)
 		for _, p := range t.Partitions {
 			k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-			it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil)
+			it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch)
+			if p.CurrentLeaderEpoch >= 0 && b.opts.Cluster != nil {
+				if op.epochs == nil {
+					op.epochs = map[sessionKey]int32{}
+				}
+				op.epochs[it.key] = p.CurrentLeaderEpoch
+			}
 			if it.part == nil {
 				// Answered with its error now, not remembered.
 				op.items = append(op.items, it)
@@ -213,7 +262,11 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 		if sp.removed {
 			continue
 		}
-		it := op.item(sp.key, op.lookup(sp.key.topic, sp.key.id), sp.fetchOffset, sp.maxBytes, sp)
+		epoch, ok := op.epochs[sp.key]
+		if !ok {
+			epoch = -1 // not in this request: unknown
+		}
+		it := op.item(sp.key, op.lookup(sp.key.topic, sp.key.id), sp.fetchOffset, sp.maxBytes, sp, epoch)
 		if it.part == nil {
 			// Deleted since: answered with its error once, then dropped.
 			it.sp = nil
@@ -257,9 +310,14 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 	return n
 }
 
-func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition) fetchItem {
-	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp}
-	if name := k.topic; op.b.authzOn() && (topic != nil || op.hdr.APIVersion < 13) {
+func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition, epoch int32) fetchItem {
+	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch}
+	if op.replica >= 0 {
+		if op.replicaDenied {
+			it.denied = true
+			return it
+		}
+	} else if name := k.topic; op.b.authzOn() && (topic != nil || op.hdr.APIVersion < 13) {
 		if topic != nil {
 			name = topic.Name
 		}
@@ -303,6 +361,7 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 type fetchResult struct {
 	errorCode int16
 	hw        int64
+	leo       int64 // follower fetches: the log end before the read
 	lso       int64
 	logStart  int64
 	region    storage.Region
@@ -343,7 +402,7 @@ func (op *fetchOp) evaluate(final bool) {
 }
 
 func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
-	res := fetchResult{hw: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
+	res := fetchResult{hw: -1, leo: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.denied {
@@ -361,6 +420,24 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		}
 		return res
 	}
+	if op.b.opts.Cluster != nil {
+		// Kafka's order: the leader epoch (FENCED_LEADER_EPOCH,
+		// UNKNOWN_LEADER_EPOCH), then whether the fetching replica is one
+		// of the partition's (followerReplicaOrThrow: UNKNOWN_LEADER_EPOCH
+		// when the request gave an epoch, a reassignment the leader has not
+		// seen yet, else NOT_LEADER_OR_FOLLOWER).
+		if code := checkPartitionEpoch(it.part, it.currentEpoch); code != 0 {
+			res.errorCode = code
+			return res
+		}
+		if op.replica >= 0 && !op.b.repl.isFollower(it.part, op.replica) {
+			res.errorCode = kerr.NotLeaderForPartition.Code
+			if it.currentEpoch >= 0 {
+				res.errorCode = kerr.UnknownLeaderEpoch.Code
+			}
+			return res
+		}
+	}
 	l := it.part.Log
 	ps := op.b.produce.part(it.part)
 	if !ps.loaded.Load() {
@@ -375,9 +452,13 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		}
 		var reg storage.Region
 		var err error
-		if op.readCommitted {
+		switch {
+		case op.replica >= 0:
+			res.leo = l.LogEndOffset()
+			reg, err = l.ReadReplica(it.fetchOffset, int(max))
+		case op.readCommitted:
 			reg, err = l.ReadBelow(it.fetchOffset, int(max), lso)
-		} else {
+		default:
 			reg, err = l.Read(it.fetchOffset, int(max))
 		}
 		switch {
@@ -392,6 +473,22 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			reg.Release()
 		default:
 			res.region = reg
+		}
+	}
+	if op.replica >= 0 && res.errorCode == 0 {
+		if res.leo < 0 {
+			res.leo = l.LogEndOffset()
+		}
+		if !it.reported {
+			// The fetch offset is the follower's log end (Kafka's
+			// updateFollowerFetchState, after the read). It may move the
+			// high watermark read below.
+			it.reported = true
+			if !op.b.repl.followerFetched(it.part, op.replica, it.fetchOffset, res.leo) {
+				res.region.Release()
+				res.region = storage.Region{BaseOffset: -1}
+				res.errorCode = kerr.NotLeaderForPartition.Code
+			}
 		}
 	}
 	// Read after the records so the high watermark covers them.
@@ -458,7 +555,13 @@ func (op *fetchOp) wait(seen []fetchResult) {
 		if it.part == nil {
 			continue
 		}
-		if !it.part.Log.AddWaiter(op, seen[i].hw) {
+		added := false
+		if op.replica >= 0 {
+			added = it.part.Log.AddEndWaiter(op, seen[i].leo) // a follower waits for the log end
+		} else {
+			added = it.part.Log.AddWaiter(op, seen[i].hw)
+		}
+		if !added {
 			// Moved since we looked: read again now.
 			op.fire()
 			return

@@ -114,6 +114,11 @@ type Options struct {
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.
 	Clock clock.Clock
+
+	// ReplicaLagTimeMax is replica.lag.time.max.ms: a partition led here
+	// removes a follower from its ISR when it has not caught up for this
+	// long (replication.go). 0: Kafka's default, 30 s.
+	ReplicaLagTimeMax time.Duration
 }
 
 // Broker serves Kafka requests.
@@ -142,6 +147,8 @@ type Broker struct {
 	creatingOffsets atomic.Bool
 	// txns coordinates transactions (txn_coordinator.go).
 	txns *txnCoordinator
+	// repl is the leader's side of replication (replication.go).
+	repl *replication
 
 	// apiVersionsBodies[v] is the encoded ApiVersions response body for
 	// version v: the answer never changes while we run, so it is built once.
@@ -285,6 +292,7 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
+	b.repl = newReplication(b)
 	b.installStableOffsets() // produce_txn.go
 	b.groups = newCoordinator(b)
 	if err := b.groups.load(); err != nil {
@@ -311,6 +319,7 @@ func (b *Broker) fs() storage.FS {
 // Call it after the network server has drained and before the registry's
 // logs close.
 func (b *Broker) Close() error {
+	b.StopReplication() // waiting acks=all produces are answered
 	if b.groups != nil {
 		b.groups.close()
 	}

@@ -49,6 +49,10 @@ type Cluster interface {
 	// AllocateProducerIDs takes the next block of producer ids from the
 	// controller: ids start..start+n-1 are this broker's alone.
 	AllocateProducerIDs(ctx context.Context) (start int64, n int32, err error)
+	// AlterPartition asks the controller to change the ISR of partitions
+	// this node leads (Kafka's AlterPartitionManager) and returns its
+	// answer once this node has applied the change.
+	AlterPartition(ctx context.Context, topics []kmsg.AlterPartitionRequestTopic) (*kmsg.AlterPartitionResponse, error)
 }
 
 // forwardTimeout bounds a forwarded admin request (Kafka's
@@ -302,6 +306,13 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 		if _, again := im.TopicByID(t.ID); again {
 			continue
 		}
+		if rt := b.reg.Topic(t.Name); rt != nil && rt.ID == t.ID {
+			rt.regMu.RLock()
+			for _, p := range rt.Partitions {
+				b.repl.forget(p)
+			}
+			rt.regMu.RUnlock()
+		}
 		if err := b.reg.RemoveTopic(t.Name, t.ID); err != nil {
 			b.log.Error("deleting a topic the cluster deleted", zap.String("topic", t.Name), zap.Error(err))
 		}
@@ -361,6 +372,7 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 		lp.leaderEpoch.Store(p.LeaderEpoch)
 		lp.notLeader.Store(p.Leader != b.opts.NodeID)
 		lp.Log.SetLeaderEpoch(p.LeaderEpoch)
+		b.repl.follow(lp, p) // replication.go: followers, ISR, high watermark
 	}
 }
 

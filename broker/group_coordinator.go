@@ -282,9 +282,11 @@ func (c *coordinator) load() error {
 			}
 		}
 		l := p.Log
-		off, hw := l.LogStartOffset(), l.HighWatermark()
+		// Up to the log end, as Kafka loads (FetchIsolation.LOG_END): on
+		// a replicated leader the high watermark may be below it.
+		off, hw := l.LogStartOffset(), l.LogEndOffset()
 		for off < hw {
-			reg, err := l.Read(off, 1<<20)
+			reg, err := l.ReadReplica(off, 1<<20)
 			if err != nil {
 				return fmt.Errorf("reading %s-%d at %d: %w", offsetsTopic, p.Index, off, err)
 			}

@@ -381,10 +381,12 @@ func (ps *partState) load(logger *zap.Logger) error {
 }
 
 // readProducers reads a partition's producer state from the log alone: the
-// newest usable snapshot, then the batches after it up to the high
-// watermark, which it returns too, with the transactions still open.
+// newest usable snapshot, then the batches after it up to the log end
+// (every completed write, as Kafka rebuilds it: on a replicated leader the
+// high watermark may be below it), which it returns too, with the
+// transactions still open.
 func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry, map[*openTxn]struct{}, int64, error) {
-	hw := l.HighWatermark()
+	hw := l.LogEndOffset()
 	producers := map[int64]*producerEntry{}
 	ongoing := map[*openTxn]struct{}{}
 	from := l.LogStartOffset()
@@ -403,7 +405,7 @@ func readProducers(l *storage.Log, logger *zap.Logger) (map[int64]*producerEntry
 func scanProducerBatches(l *storage.Log, from, hw int64, producers map[int64]*producerEntry, ongoing map[*openTxn]struct{}) error {
 	var hdr [proto.RecordBatchHeaderSize]byte
 	for off := from; off < hw; {
-		r, err := l.Read(off, 1<<20)
+		r, err := l.ReadReplica(off, 1<<20) // up to the log end
 		if err != nil {
 			if errors.Is(err, storage.ErrOffsetOutOfRange) {
 				return nil // retention moved the start meanwhile: nothing older to see

@@ -18,6 +18,7 @@ type topicSettings struct {
 	compression     string // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 	cleanupPolicy   string // cleanup.policy: delete | compact | compact,delete | delete,compact (log.Compact, log.NoDeleteRetention)
 	logAppendTime   bool   // message.timestamp.type=LogAppendTime
+	minInsync       int    // min.insync.replicas (cluster mode: produce_acks.go)
 
 	// rules are checked on every produced batch (produce_batch.go: admitRecords).
 	rules recordRules
@@ -58,6 +59,7 @@ func (r *Registry) resolveSettings(configs map[string]string) (topicSettings, er
 		compression:     ts.CompressionType,
 		cleanupPolicy:   ts.CleanupPolicy,
 		logAppendTime:   ts.LogAppendTime,
+		minInsync:       ts.MinInsyncReplicas,
 	}
 	s.rules.compacted = strings.Contains(s.cleanupPolicy, "compact")
 	s.rules.logAppendTime = s.logAppendTime

@@ -72,6 +72,9 @@ type Partition struct {
 	// node leads every partition at epoch 0.
 	leaderEpoch atomic.Int32
 	notLeader   atomic.Bool
+	// lead is the leader's replication state (isr_state.go,
+	// replication.go); unused on a single node.
+	lead isrState
 }
 
 // remoteDir is the log dir index of a remote partition, in memory and in

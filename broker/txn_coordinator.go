@@ -567,9 +567,11 @@ func (tc *txnCoordinator) load() error {
 // skipped; a record it cannot parse is an error (the coordinator cannot
 // load around a hole).
 func readCompactedRecords(l *storage.Log, f func(key, value []byte)) error {
-	off, hw := l.LogStartOffset(), l.HighWatermark()
+	// Up to the log end, as Kafka loads: on a replicated leader the high
+	// watermark may be below it.
+	off, hw := l.LogStartOffset(), l.LogEndOffset()
 	for off < hw {
-		reg, err := l.Read(off, 1<<20)
+		reg, err := l.ReadReplica(off, 1<<20)
 		if err != nil {
 			return fmt.Errorf("reading at %d: %w", off, err)
 		}

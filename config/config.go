@@ -167,6 +167,7 @@ type Config struct {
 	LeaderImbalanceCheckIntervalSeconds int64    // leader.imbalance.check.interval.seconds
 	LeaderImbalancePerBrokerPercentage  int32    // leader.imbalance.per.broker.percentage
 	ControlledShutdownEnable            bool     // controlled.shutdown.enable
+	ReplicaLagTimeMaxMs                 int64    // replica.lag.time.max.ms
 
 	// Replica fetchers (cluster.go; Kafka keys): the follower side of
 	// replication, package replica.

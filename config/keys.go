@@ -373,9 +373,8 @@ var ignoredKeys = map[string]string{
 	"offsets.topic.replication.factor":         "no replication: always 1",
 	"transaction.state.log.replication.factor": "no replication: always 1",
 	"transaction.state.log.min.isr":            "no replication",
-	"min.insync.replicas":                      "no replication: acks=all means the leader's write",
+	"min.insync.replicas":                      "only the topic config counts; no cluster-wide default",
 	"unclean.leader.election.enable":           "only the topic config counts; no cluster-wide default",
-	"replica.lag.time.max.ms":                  "no replication",
 	"log.flush.scheduler.interval.ms":          "flush timing follows log.flush.interval.ms directly",
 	"log.segment.delete.delay.ms":              "segments are unlinked at once; open readers keep their fd",
 }

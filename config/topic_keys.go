@@ -36,6 +36,7 @@ type TopicSettings struct {
 	LogAppendTime               bool   // message.timestamp.type=LogAppendTime
 	MessageTimestampBeforeMaxMs int64  // message.timestamp.before.max.ms
 	MessageTimestampAfterMaxMs  int64  // message.timestamp.after.max.ms
+	MinInsyncReplicas           int    // min.insync.replicas
 }
 
 var compressionTypes = []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}
@@ -78,7 +79,8 @@ var topicSpecs = []spec{
 		func(t *TopicSettings, f float64) { t.Log.MinCleanableDirtyRatio = f }),
 	topicInt("min.compaction.lag.ms", "0", 0, math.MaxInt64, TypeLong, []string{"log.cleaner.min.compaction.lag.ms"}, "Records younger than this (by timestamp) are not cleaned: a consumer has that long to see every update of a key. At most `max.compaction.lag.ms` (INVALID_CONFIG otherwise).",
 		func(t *TopicSettings, n int64) { t.Log.MinCompactionLagMs = n }),
-	topicInt("min.insync.replicas", "1", 1, math.MaxInt64, TypeInt, []string{"min.insync.replicas"}, "Stored; no effect (no replication: acks=all means the leader's write).", nil),
+	topicInt("min.insync.replicas", "1", 1, math.MaxInt64, TypeInt, []string{"min.insync.replicas"}, "In a cluster, a Produce with acks=all is refused (NOT_ENOUGH_REPLICAS) when the partition's ISR is smaller than this, and answered NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it while the produce waited. A single node ignores it (acks=all means its own write).",
+		func(t *TopicSettings, n int64) { t.MinInsyncReplicas = int(min(n, math.MaxInt32)) }),
 	topicEnum("preallocate", "false", TypeBoolean, []string{"true", "false"}, []string{"log.preallocate"}, "Stored; no effect (segments grow as written).", nil),
 	topicEnum("remote.storage.enable", "false", TypeBoolean, []string{"false"}, nil, "Only `false`: no tiered storage.", nil),
 	topicInt("retention.bytes", "-1", -1, math.MaxInt64, TypeLong, []string{"log.retention.bytes"}, "Delete the oldest segments while the partition is larger than this; -1 = no size limit.",

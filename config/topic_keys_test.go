@@ -56,7 +56,7 @@ func TestTopicSettingsBrokerDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := TopicSettings{Log: c.StorageConfig(), MaxMessageBytes: 2000000, CompressionType: "lz4", CleanupPolicy: "compact",
-		LogAppendTime: true, MessageTimestampBeforeMaxMs: 1<<63 - 1, MessageTimestampAfterMaxMs: 5}
+		LogAppendTime: true, MessageTimestampBeforeMaxMs: 1<<63 - 1, MessageTimestampAfterMaxMs: 5, MinInsyncReplicas: 1}
 	if !reflect.DeepEqual(ts, want) || ts.Log.AppendLingerMs != 3 || !ts.Log.LogAppendTime {
 		t.Fatalf("got %+v\nwant %+v", ts, want)
 	}

@@ -478,9 +478,9 @@ func (l *Log) datasync(f *os.File) error {
 	return err
 }
 
-// completeGroup publishes a finished group (err == nil: advance the high
-// watermark to l.nextOffset and the segment size to end) and runs the
-// callbacks and HW waiters outside the lock.
+// completeGroup publishes a finished group (err == nil: advance the log
+// end, and in local mode the high watermark, to l.nextOffset and the
+// segment size to end) and runs the callbacks and waiters outside the lock.
 func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 	l.mu.Lock()
 	if err == nil {
@@ -493,17 +493,24 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 		if invariants.Enabled {
 			l.checkOffsetsLocked() // before: the high watermark never goes back
 		}
-		l.hw = l.nextOffset
+		l.end = l.nextOffset
 		if synced {
 			act.syncedTo = l.nextOffset
 		}
 		l.updateRecoveryPointLocked()
-		l.firing = append(l.firing[:0], l.waiters...)
-		clear(l.waiters)
-		l.waiters = l.waiters[:0]
-		if l.hwChan != nil {
-			close(l.hwChan)
-			l.hwChan = nil
+		l.firing = append(l.firing[:0], l.endWaiters...)
+		clear(l.endWaiters)
+		l.endWaiters = l.endWaiters[:0]
+		if !l.replicated {
+			// Local mode: the high watermark follows completed writes.
+			l.hw = l.end
+			l.firing = append(l.firing, l.waiters...)
+			clear(l.waiters)
+			l.waiters = l.waiters[:0]
+			if l.hwChan != nil {
+				close(l.hwChan)
+				l.hwChan = nil
+			}
 		}
 	}
 	if invariants.Enabled {
@@ -512,7 +519,7 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 	lso := l.logStart
 	l.writerState = writerBusy
 	l.mu.Unlock()
-	hw := l.nextOffset
+	leo := l.nextOffset
 	for _, r := range l.group {
 		res := r.res
 		res.LogStartOffset = lso
@@ -528,8 +535,10 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 	clear(l.group)
 	l.group = l.group[:0]
 	if err == nil {
+		// Local mode: end waiters and high-watermark waiters both see the
+		// new end, which is also the high watermark.
 		for i, w := range l.firing {
-			w.HWAdvanced(hw)
+			w.HWAdvanced(leo)
 			l.firing[i] = nil
 		}
 	}
@@ -538,9 +547,9 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 // updateRecoveryPointLocked sets the recovery point to the first offset
 // not known to be fdatasync'd: the syncedTo of the first segment that is
 // not fully synced (rolled segments are synced in the background), else
-// the high watermark. REQUIRES: l.mu held.
+// the log end. REQUIRES: l.mu held.
 func (l *Log) updateRecoveryPointLocked() {
-	rp := l.hw
+	rp := l.end
 	for _, s := range l.segments {
 		if s.syncedTo < s.next {
 			rp = s.syncedTo

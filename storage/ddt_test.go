@@ -26,6 +26,8 @@ package storage
 //	read [offset=N] [max=N] | list-offsets [ts=N] | verify
 //	set-epoch N | epochs | end-offset epoch=N [leader=N] | epoch-file
 //	truncate-to offset=N                              (ddt_epoch_test.go)
+//	set-hw N | follow-writes | read-replica [offset=N] [max=N]
+//	                                                  replicated high watermark (ddt_hw_test.go)
 
 import (
 	"fmt"
@@ -46,6 +48,10 @@ func TestLogScripts(t *testing.T) { runScripts(t, "testdata/log/*.txt") }
 // TestLeaderEpochScripts: the leader-epoch cache and TruncateTo
 // (ddt_epoch_test.go).
 func TestLeaderEpochScripts(t *testing.T) { runScripts(t, "testdata/leader_epoch*.txt") }
+
+// TestHighWatermarkScripts: replicated mode, the high watermark apart from
+// the log end (ddt_hw_test.go).
+func TestHighWatermarkScripts(t *testing.T) { runScripts(t, "testdata/hw*.txt") }
 
 func runScripts(t *testing.T, pattern string) {
 	paths, _ := filepath.Glob(pattern)
@@ -133,6 +139,13 @@ func (r *ddRunner) handle(d *datadriven.TestData) string {
 		return r.handleEpochFile(d)
 	case "truncate-to":
 		return r.handleTruncateTo(d)
+	case "set-hw":
+		return r.handleSetHW(d)
+	case "follow-writes":
+		r.l.FollowWrites()
+		return r.state()
+	case "read-replica":
+		return r.handleReadReplica(d)
 	}
 	d.Fatalf(r.t, "unknown command %q", d.Cmd)
 	return ""
@@ -179,7 +192,11 @@ func (r *ddRunner) segFile(d *datadriven.TestData, ext string) string {
 
 func (r *ddRunner) state() string {
 	l := r.l
-	return fmt.Sprintf("hw=%d log-start=%d recovery-point=%d segments=%d", l.HighWatermark(), l.LogStartOffset(), l.RecoveryPoint(), l.NumSegments())
+	st := fmt.Sprintf("hw=%d log-start=%d recovery-point=%d segments=%d", l.HighWatermark(), l.LogStartOffset(), l.RecoveryPoint(), l.NumSegments())
+	if l.Replicated() {
+		st += fmt.Sprintf(" log-end=%d replicated", l.LogEndOffset())
+	}
+	return st
 }
 
 func (r *ddRunner) segments() string {

@@ -45,8 +45,12 @@
 //	err := l.SyncTxnIndexes()                     // before a producer state snapshot
 //	l.SetStableOffset(func() int64 {...})         // the LSO, bounding the cleaner
 //	off, ts, found := l.ListOffset(ts)            // TimestampLatest/-Earliest/-Max or a timestamp (ms)
-//	l.HighWatermark(); l.LogStartOffset()
+//	l.HighWatermark(); l.LogStartOffset(); l.LogEndOffset()
 //	ok := l.AddWaiter(w, fetchOffset)             // long-poll: w.HWAdvanced(hw) once, when hw advances
+//	hw := l.SetHighWatermark(hw)                  // replicated mode: hw set by the caller, not by writes (hw.go)
+//	reg, err := l.ReadReplica(offset, maxBytes)   // a follower's read: up to the log end, not the hw
+//	ok := l.AddEndWaiter(w, fetchOffset)          // follower long-poll: woken when the log end advances
+//	l.FollowWrites()                              // back to local mode: hw = log end
 //	l.RemoveWaiter(w)                             // on max.wait.ms timeout
 //	l.DeleteRecords(offset)                       // DeleteRecords API: moves the log start offset
 //	e, end := l.EndOffsetForEpoch(epoch)          // OffsetForLeaderEpoch (…AsLeader(epoch, current) on a leader)
@@ -97,16 +101,18 @@
 // decision is pure (policy.decide, policy.syncAfterGroup, policy.groupCut)
 // and tested step by step with injected time.
 //
-// The high watermark advances only when a group's write (and its
-// fdatasync, if any) completed; then waiters (AddWaiter, HWChanged) are
-// woken, without polling.
+// The log end advances only when a group's write (and its fdatasync, if
+// any) completed; then waiters (AddEndWaiter; in local mode also
+// AddWaiter, HWChanged) are woken, without polling. In local mode (the
+// default) the high watermark is the log end; in replicated mode
+// (SetHighWatermark, hw.go) the caller moves it.
 //
 // # Reads
 //
 // Read binary-searches the segment list, looks the offset up in the sparse
 // .index, scans a few batch headers with pread, and returns one Region
 // (file, position, length) of whole batches from one segment, bounded by
-// the high watermark and maxBytes (the first batch is always whole, as in
+// the high watermark (ReadReplica: the log end) and maxBytes (the first batch is always whole, as in
 // Kafka). The Region pins the segment: retention may unlink it meanwhile,
 // and the descriptor stays valid until Release.
 //
@@ -228,11 +234,13 @@
 //     write position, offset assignment, index appends and the IO backend
 //     (a per-log io_uring with UringIO: never a network loop's ring).
 //     TruncateTo hands its work to it (truncate.go).
-//   - Log.mu (RWMutex) guards the segment list, high watermark, log start
+//   - Log.mu (RWMutex) guards the segment list, high watermark, log end, log start
 //     offset, recovery point and the append queue. It is a leaf lock
 //     (but for Log.dirSyncMu, which Close takes under it for one directory
-//     fsync): callbacks and waiters run on the writer goroutine after it
-//     is released, so they may call back into the log. They must not block.
+//     fsync): callbacks and waiters run on the writer goroutine (high
+//     watermark waiters in replicated mode: on SetHighWatermark's caller)
+//     after it is released, so they may call back into the log. They must
+//     not block.
 //   - Directories are fsync'd lazily, as in Kafka: a new partition or
 //     segment costs no directory fsync; its names are made durable just
 //     before its first data fdatasync that an ack or the recovery point

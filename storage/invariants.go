@@ -12,19 +12,20 @@ import "github.com/ringbroker/ringbroker/invariants"
 
 // checkOffsetsLocked asserts the order of a log's offsets:
 //
-//	first segment's base <= log start <= high watermark <= next offset
-//	recovery point <= high watermark; the active segment ends at next offset
+//	first segment's base <= log start <= high watermark <= log end <= next offset
+//	recovery point <= log end; the active segment ends at next offset
+//	local mode: high watermark == log end
 //
 // REQUIRES: l.mu held, on the writer goroutine or the opener (nextOffset
 // is the writer's).
 func (l *Log) checkOffsetsLocked() {
 	first, act := l.segments[0], l.active()
-	if first.base <= l.logStart && l.logStart <= l.hw && l.hw <= l.nextOffset &&
-		l.recoveryPoint <= l.hw && act.next == l.nextOffset {
+	if first.base <= l.logStart && l.logStart <= l.hw && l.hw <= l.end && l.end <= l.nextOffset &&
+		l.recoveryPoint <= l.end && act.next == l.nextOffset && (l.replicated || l.hw == l.end) {
 		return
 	}
-	invariants.Check(false, "log %s: offsets out of order: first segment base %d, log start %d, high watermark %d, next offset %d, recovery point %d, active segment [%d, %d)",
-		l.dir, first.base, l.logStart, l.hw, l.nextOffset, l.recoveryPoint, act.base, act.next)
+	invariants.Check(false, "log %s: offsets out of order: first segment base %d, log start %d, high watermark %d, log end %d (replicated %v), next offset %d, recovery point %d, active segment [%d, %d)",
+		l.dir, first.base, l.logStart, l.hw, l.end, l.replicated, l.nextOffset, l.recoveryPoint, act.base, act.next)
 }
 
 // checkLogStartLocked asserts first segment's base <= log start <= high

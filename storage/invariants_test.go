@@ -40,10 +40,15 @@ func TestInvariantsCatchDrift(t *testing.T) {
 		l.checkSegmentOrder() // a gap recovery may leave: fine
 	})
 	t.Run("high watermark past the log end", func(t *testing.T) {
-		l := &Log{dir: "d", segments: []*segment{{base: 0, next: 10}}, hw: 11, nextOffset: 10}
+		l := &Log{dir: "d", segments: []*segment{{base: 0, next: 10}}, hw: 11, end: 11, nextOffset: 10}
 		invariantstest.Panics(t, "offsets out of order", l.checkOffsetsLocked)
-		l.hw = 10
+		l.hw, l.end = 10, 10
 		l.checkOffsetsLocked()
+		l.hw = 9 // local mode: the high watermark is the log end
+		invariantstest.Panics(t, "offsets out of order", l.checkOffsetsLocked)
+		l.replicated = true
+		l.checkOffsetsLocked()
+		l.hw = 10
 		l.logStart = 11
 		invariantstest.Panics(t, "log start 11 outside", l.checkLogStartLocked)
 	})

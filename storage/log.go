@@ -95,11 +95,18 @@ type Log struct {
 
 	// mu guards the fields below it. Lock order: mu is a leaf; callbacks and
 	// waiters are always invoked after it is released.
-	mu            sync.RWMutex
-	segments      []*segment // sorted by base offset; the last is active
-	logStart      int64
-	hw            int64 // offsets below hw are written (completed) and readable
-	recoveryPoint int64 // offsets below it are on disk (fdatasync'd)
+	mu       sync.RWMutex
+	segments []*segment // sorted by base offset; the last is active
+	logStart int64
+	// end is the log end offset as readers see it: offsets below it are
+	// written (completed). hw is the high watermark, what consumers may
+	// read: equal to end in local mode, set by SetHighWatermark in
+	// replicated mode (hw.go). logStart <= hw <= end <= nextOffset.
+	end           int64
+	hw            int64
+	replicated    bool     // SetHighWatermark was called: completed writes no longer move hw
+	endWaiters    []Waiter // woken when end advances (AddEndWaiter)
+	recoveryPoint int64    // offsets below it are on disk (fdatasync'd)
 	leaderEpoch   int32
 	head, tail    *appendReq // FIFO of accepted, not yet grouped appends
 	pendingBytes  int64
@@ -384,10 +391,11 @@ func (l *Log) load(opts Options) error {
 	}
 	l.tsSoFar, l.tsOffSoFar = act.maxTs, act.maxTsOffset
 	l.nextOffset = act.next
-	l.hw = act.next
+	l.end = act.next
+	l.hw = l.end
 	l.logStart = max(opts.LogStartOffset, l.segments[0].base)
-	if l.logStart > l.hw {
-		l.logStart = l.hw
+	if l.logStart > l.end {
+		l.logStart = l.end
 	}
 	if !opts.CleanShutdown {
 		l.dropTxnEntriesPast(l.nextOffset) // markers cut by recovery (txnindex.go)
@@ -560,7 +568,9 @@ func (l *Log) SetLeaderEpoch(epoch int32) {
 	l.mu.Unlock()
 }
 
-// HighWatermark is the offset after the last completed write.
+// HighWatermark is the offset consumers may read up to: the offset after
+// the last completed write in local mode, the replicated high watermark
+// after SetHighWatermark (hw.go).
 func (l *Log) HighWatermark() int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

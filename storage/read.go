@@ -29,24 +29,40 @@ func (r *Region) Release() {
 // Read returns the batches starting with the one that contains offset, up
 // to maxBytes, never past the high watermark, from one segment (like Kafka,
 // a fetch never spans segments). As in Kafka the first batch is returned
-// whole even when it is larger than maxBytes. offset == high watermark
-// gives an empty Region and no error; offset below the log start offset or
-// above the high watermark gives ErrOffsetOutOfRange.
+// whole even when it is larger than maxBytes. offset at or past the high
+// watermark (but not past the log end) gives an empty Region and no error,
+// as Kafka's read at the high-watermark isolation; offset below the log
+// start offset or above the log end gives ErrOffsetOutOfRange.
 //
 // Safe for concurrent use with appends and other reads; it takes the log's
 // read lock only to pick the segment, then reads batch headers with pread.
 func (l *Log) Read(offset int64, maxBytes int) (Region, error) {
+	return l.read(offset, maxBytes, false)
+}
+
+// ReadReplica is Read bounded by the log end offset instead of the high
+// watermark: what a leader sends a follower (Kafka's FetchLogEnd
+// isolation). offset above the log end gives ErrOffsetOutOfRange.
+func (l *Log) ReadReplica(offset int64, maxBytes int) (Region, error) {
+	return l.read(offset, maxBytes, true)
+}
+
+func (l *Log) read(offset int64, maxBytes int, toEnd bool) (Region, error) {
 	for {
 		l.mu.RLock()
 		if l.closed {
 			l.mu.RUnlock()
 			return Region{BaseOffset: -1}, ErrClosed
 		}
-		if offset < l.logStart || offset > l.hw {
+		if offset < l.logStart || offset > l.end {
 			l.mu.RUnlock()
 			return Region{BaseOffset: -1}, ErrOffsetOutOfRange
 		}
-		if offset == l.hw {
+		upper := l.hw
+		if toEnd {
+			upper = l.end
+		}
+		if offset >= upper {
 			l.mu.RUnlock()
 			return Region{BaseOffset: -1}, nil
 		}
@@ -55,7 +71,10 @@ func (l *Log) Read(offset int64, maxBytes int) (Region, error) {
 			i = 0
 		}
 		s := l.segments[i]
-		limit := s.size.Load() // completed bytes: within the high watermark
+		limit := s.size.Load() // completed bytes: within the log end
+		// upper inside this segment (replicated mode, a consumer read):
+		// the byte limit is where its batch starts, found below.
+		cut := upper < s.next
 		var nextBase int64 = -1
 		if i+1 < len(l.segments) {
 			nextBase = l.segments[i+1].base
@@ -63,10 +82,18 @@ func (l *Log) Read(offset int64, maxBytes int) (Region, error) {
 		s.acquire()
 		l.mu.RUnlock()
 
+		if cut {
+			// upper is a batch boundary (a follower's log end), so this
+			// is the first byte of the batch at upper; were it inside a
+			// batch, that batch would be left out, never cut.
+			if p, ok := s.findOffset(upper, limit); ok {
+				limit = p
+			}
+		}
 		start, ok := s.findOffset(offset, limit)
 		if !ok {
 			s.release()
-			if nextBase < 0 {
+			if nextBase < 0 || cut {
 				return Region{BaseOffset: -1}, nil
 			}
 			offset = nextBase // a gap at the end of a segment: continue in the next
@@ -80,9 +107,12 @@ func (l *Log) Read(offset int64, maxBytes int) (Region, error) {
 	}
 }
 
-// Waiter is woken once when the high watermark advances after it was added.
-// HWAdvanced runs on the log's writer goroutine without the log lock: it
-// must not block (post to the fetcher's loop and wake it).
+// Waiter is woken once when the high watermark (AddWaiter) or the log end
+// (AddEndWaiter) advances after it was added. HWAdvanced runs without the
+// log lock on the goroutine that moved the offset (the log's writer, or
+// the caller of SetHighWatermark or FollowWrites): it must not block (post
+// to the fetcher's loop and wake it). Its argument is the new high
+// watermark, or the new log end for an end waiter.
 type Waiter interface{ HWAdvanced(hw int64) }
 
 // AddWaiter registers w for the next high-watermark advance, unless the
@@ -99,19 +129,38 @@ func (l *Log) AddWaiter(w Waiter, offset int64) bool {
 	return true
 }
 
-// RemoveWaiter unregisters w if it is still waiting.
+// AddEndWaiter is AddWaiter for the log end instead of the high
+// watermark: follower fetch long-polls, which read up to the log end.
+// RemoveWaiter cancels it too.
+func (l *Log) AddEndWaiter(w Waiter, offset int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.end > offset || l.closing {
+		return false
+	}
+	l.endWaiters = append(l.endWaiters, w)
+	return true
+}
+
+// RemoveWaiter unregisters w if it is still waiting (AddWaiter or
+// AddEndWaiter).
 func (l *Log) RemoveWaiter(w Waiter) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, x := range l.waiters {
+	l.waiters = removeWaiter(l.waiters, w)
+	l.endWaiters = removeWaiter(l.endWaiters, w)
+}
+
+func removeWaiter(ws []Waiter, w Waiter) []Waiter {
+	for i, x := range ws {
 		if x == w {
-			last := len(l.waiters) - 1
-			l.waiters[i] = l.waiters[last]
-			l.waiters[last] = nil
-			l.waiters = l.waiters[:last]
-			return
+			last := len(ws) - 1
+			ws[i] = ws[last]
+			ws[last] = nil
+			return ws[:last]
 		}
 	}
+	return ws
 }
 
 // maxTimestampOffset answers ListOffset(TimestampMax): the last offset of

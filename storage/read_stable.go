@@ -5,16 +5,16 @@ package storage
 // broker passes the last stable offset for read_committed fetches (Kafka
 // bounds them by it); upper is a batch boundary there (the first offset
 // of an open transaction, or the high watermark), so no batch is cut.
-// offset at or past upper (but within the log) gives an empty Region.
+// offset at or past upper (but within the log end) gives an empty Region.
 func (l *Log) ReadBelow(offset int64, maxBytes int, upper int64) (Region, error) {
 	if offset >= upper {
 		l.mu.RLock()
-		closed, start, hw := l.closed, l.logStart, l.hw
+		closed, start, end := l.closed, l.logStart, l.end
 		l.mu.RUnlock()
 		switch {
 		case closed:
 			return Region{BaseOffset: -1}, ErrClosed
-		case offset < start || offset > hw:
+		case offset < start || offset > end:
 			return Region{BaseOffset: -1}, ErrOffsetOutOfRange
 		}
 		return Region{BaseOffset: -1}, nil

@@ -58,9 +58,13 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 		if ts < 0 {
 			ts = s.createdNs / int64(time.Millisecond)
 		}
+		// Only segments wholly below the high watermark go by time or
+		// size, as in Kafka (deletableSegments): a replicated log keeps
+		// what its followers have not yet. In local mode every rolled
+		// segment is below it.
 		del := next.base <= l.logStart ||
-			retain && l.cfg.RetentionMs >= 0 && nowMs-ts > l.cfg.RetentionMs ||
-			retain && l.cfg.RetentionBytes >= 0 && total-size >= l.cfg.RetentionBytes
+			next.base <= l.hw && retain && l.cfg.RetentionMs >= 0 && nowMs-ts > l.cfg.RetentionMs ||
+			next.base <= l.hw && retain && l.cfg.RetentionBytes >= 0 && total-size >= l.cfg.RetentionBytes
 		if del {
 			total -= size
 		}
@@ -106,6 +110,9 @@ func (l *Log) cutSegmentsLocked(del func(s, next *segment) bool) []*segment {
 	l.segments = append(l.segments[:0], l.segments[n:]...)
 	if b := l.segments[0].base; b > l.logStart {
 		l.logStart = b
+		// Kafka's updateLogStartOffset: the high watermark is never below
+		// the log start (a follower's, behind its leader's log start).
+		l.hw = max(l.hw, b)
 	}
 	if invariants.Enabled {
 		l.checkLogStartLocked()

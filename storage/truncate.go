@@ -257,6 +257,7 @@ func (l *Log) truncateFully(target int64, segs []*segment, now int64) error {
 // must not pass it. REQUIRES: l.mu held; writer goroutine.
 func (l *Log) lowerOffsetsLocked(end int64) {
 	l.nextOffset = end
+	l.end = min(l.end, end)
 	l.hw = min(l.hw, end)
 	l.recoveryPoint = min(l.recoveryPoint, end)
 	l.logStart = min(l.logStart, end)

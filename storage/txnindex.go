@@ -292,7 +292,7 @@ func (l *Log) AppendAbortedTxn(e AbortedTxn) error {
 		l.mu.RUnlock()
 		return ErrClosed
 	}
-	if e.LastOffset < l.logStart || e.LastOffset >= l.hw {
+	if e.LastOffset < l.logStart || e.LastOffset >= l.end {
 		l.mu.RUnlock()
 		return nil // removed by retention already, or not in the log
 	}

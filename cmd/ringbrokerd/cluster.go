@@ -56,6 +56,13 @@ func (p *clusterProxy) AllocateProducerIDs(ctx context.Context) (int64, int32, e
 	return 0, 0, kerr.NotController
 }
 
+func (p *clusterProxy) AlterPartition(ctx context.Context, topics []kmsg.AlterPartitionRequestTopic) (*kmsg.AlterPartitionResponse, error) {
+	if n := p.node.Load(); n != nil {
+		return n.AlterPartition(ctx, topics)
+	}
+	return nil, kerr.NotController
+}
+
 // startCluster joins the metadata quorum (cluster mode: process.roles set).
 // The broker follows each applied image through rep (replication.go),
 // which runs the replica fetchers around it.

@@ -201,19 +201,20 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		return err
 	}
 	b, err := broker.New(broker.Options{
-		Security:         security,
-		Cluster:          clusterOpt,
-		ListenerName:     adv.Name,
-		NodeID:           cfg.NodeID,
-		AdvertisedHost:   adv.Host,
-		AdvertisedPort:   int32(adv.Port),
-		DataDir:          dataDir,
-		Logger:           logger.Named("broker"),
-		Registry:         reg,
-		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
-		NumPartitions:    cfg.NumPartitions,
-		MessageMaxBytes:  cfg.MessageMaxBytes,
-		FetchZeroCopy:    cfg.FetchZeroCopy,
+		Security:          security,
+		Cluster:           clusterOpt,
+		ReplicaLagTimeMax: time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+		ListenerName:      adv.Name,
+		NodeID:            cfg.NodeID,
+		AdvertisedHost:    adv.Host,
+		AdvertisedPort:    int32(adv.Port),
+		DataDir:           dataDir,
+		Logger:            logger.Named("broker"),
+		Registry:          reg,
+		AutoCreateTopics:  cfg.AutoCreateTopicsEnable,
+		NumPartitions:     cfg.NumPartitions,
+		MessageMaxBytes:   cfg.MessageMaxBytes,
+		FetchZeroCopy:     cfg.FetchZeroCopy,
 
 		FetchSessionCacheSlots:    zeroIsNone(cfg.FetchSessionCacheSlots),
 		FetchSessionPartitionsMax: zeroIsNone(cfg.FetchSessionMaxPartitions),
@@ -322,6 +323,9 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	// A clustered node first hands its leaderships over (controlled
 	// shutdown), while it still serves, then leaves the quorum.
 	closeNode()
+	// acks=all produces still waiting for followers are answered now
+	// (NOT_LEADER_OR_FOLLOWER), not at the end of the drain.
+	b.StopReplication()
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
