@@ -29,7 +29,7 @@ import (
 // replica's Fetch as it serves a consumer's (up to its high watermark,
 // which on one node is its log end), OffsetForLeaderEpoch from its epoch
 // cache at leader epoch 0, and ListOffsets. The follower is a real
-// storage.Log behind replica.InterimLog, and the image is built from
+// storage.Log, and the image is built from
 // metadata records as the controller writes them.
 
 const (
@@ -151,14 +151,14 @@ func imageWith(t *testing.T, l *leader, id [16]byte, partitions int32, leaderNod
 	return &im
 }
 
-func openFollower(t *testing.T, dir string) *replica.InterimLog {
+func openFollower(t *testing.T, dir string) *storage.Log {
 	t.Helper()
 	l, err := storage.Open(dir, storage.DefaultConfig(), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return replica.NewInterimLog(l)
+	return l
 }
 
 func newManager(t *testing.T, follower replica.Log, id [16]byte) *replica.Manager {
@@ -227,7 +227,7 @@ func TestFollowerCopiesLeader(t *testing.T) {
 	m.Update(image(t, l, id, leaderID, 0), nil, true)
 	waitFor(t, "the follower to copy 20 records", func() bool { return f.LogEndOffset() == 20 })
 	sameSegment(t, ll.Dir(), f.Dir())
-	waitFor(t, "the leader's high watermark", func() bool { return f.LeaderHighWatermark() == 20 })
+	waitFor(t, "the leader's high watermark", func() bool { return f.HighWatermark() == 20 && f.Replicated() })
 	if le, fe := ll.LeaderEpochs(), f.LeaderEpochs(); fmt.Sprint(le) != fmt.Sprint(fe) {
 		t.Fatalf("epochs: follower %v, leader %v", fe, le)
 	}
@@ -418,7 +418,7 @@ func TestManyPartitionsFetchers(t *testing.T) {
 	const partitions, fetchers = 6, 3
 	l := startLeaderWith(t, partitions)
 	id := l.topicID(t)
-	followers := make([]*replica.InterimLog, partitions)
+	followers := make([]*storage.Log, partitions)
 	indexes := map[int]bool{}
 	for p := range int32(partitions) {
 		l.produceTo(t, p, fmt.Sprint("p", p), int(p)+2)

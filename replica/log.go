@@ -3,10 +3,7 @@ package replica
 import "github.com/ringbroker/ringbroker/storage"
 
 // Log is what a fetcher needs from one follower partition log: the
-// methods of *storage.Log it calls. It is an interface so that the
-// fetcher can run while storage gains the replicated-mode methods
-// (LogEndOffset, SetHighWatermark) on another change; once it has them,
-// *storage.Log satisfies Log directly.
+// methods of *storage.Log it calls (*storage.Log satisfies it).
 //
 // Only the fetcher of the partition calls the mutating methods
 // (AppendReplica, TruncateTo, SetHighWatermark, DeleteRecords), one call
@@ -20,8 +17,9 @@ type Log interface {
 	// HighWatermark is the consumer-visible end of the log.
 	HighWatermark() int64
 	// SetHighWatermark sets the follower's high watermark from the
-	// leader's (the log clamps it to its end).
-	SetHighWatermark(hw int64)
+	// leader's (the log clamps it to its end and switches to replicated
+	// mode) and returns the resulting high watermark.
+	SetHighWatermark(hw int64) int64
 	// AppendReplica appends the leader's batches at their own offsets,
 	// bytes unchanged (storage.Log.AppendReplica).
 	AppendReplica(batches []byte, cb storage.AppendCallback) error
@@ -39,3 +37,5 @@ type Log interface {
 	// endOffsetFor): the largest epoch <= epoch and where it ends.
 	EndOffsetForEpoch(epoch int32) (int32, int64)
 }
+
+var _ Log = (*storage.Log)(nil)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,7 +9,6 @@ import (
 	"github.com/ringbroker/ringbroker/config"
 	"github.com/ringbroker/ringbroker/metadata"
 	"github.com/ringbroker/ringbroker/replica"
-	"github.com/ringbroker/ringbroker/storage"
 )
 
 // replicationStopTimeout bounds how long shutdown waits for the replica
@@ -23,19 +21,10 @@ const replicationStopTimeout = 10 * time.Second
 // broker's own OnMetadata, and stopped before the logs close.
 type replication struct {
 	mgr *replica.Manager
-
-	// mu guards adapters: one replica.InterimLog per followed log, kept
-	// while the log is followed so that the manager sees the same Log for
-	// the same partition from image to image.
-	// TEMPORARY with InterimLog: once storage.Log has LogEndOffset and
-	// SetHighWatermark, logFor returns the *storage.Log itself.
-	mu       sync.Mutex
-	adapters map[*storage.Log]*replica.InterimLog
-	seen     map[*storage.Log]bool
 }
 
 func newReplication(cfg *config.Config, reg *broker.Registry, logger *zap.Logger) *replication {
-	r := &replication{adapters: map[*storage.Log]*replica.InterimLog{}}
+	r := &replication{}
 	ms := func(v int32) time.Duration { return time.Duration(v) * time.Millisecond }
 	r.mgr = replica.New(replica.Config{
 		NodeID:         cfg.NodeID,
@@ -56,50 +45,21 @@ func newReplication(cfg *config.Config, reg *broker.Registry, logger *zap.Logger
 			if p == nil || p.Log == nil {
 				return nil
 			}
-			return r.logFor(p.Log)
+			return p.Log
 		},
 		Logger: logger.Named("replica"),
 	})
 	return r
 }
 
-// logFor is l's adapter. Called by the manager on the applier goroutine.
-func (r *replication) logFor(l *storage.Log) replica.Log {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	a := r.adapters[l]
-	if a == nil {
-		a = replica.NewInterimLog(l)
-		r.adapters[l] = a
-	}
-	if r.seen != nil {
-		r.seen[l] = true
-	}
-	return a
-}
-
-// update feeds im to the manager (Retire, or Update) and drops the
-// adapters of logs no longer followed.
+// update feeds im to the manager: Retire (stop what this node no longer
+// follows) or Update (also start what it now follows).
 func (r *replication) update(im *metadata.Image, deltas []metadata.Delta, full, retire bool) {
-	r.mu.Lock()
-	r.seen = map[*storage.Log]bool{}
-	r.mu.Unlock()
-	var looked bool
 	if retire {
-		looked = r.mgr.Retire(im, deltas, full)
+		r.mgr.Retire(im, deltas, full)
 	} else {
-		looked = r.mgr.Update(im, deltas, full)
+		r.mgr.Update(im, deltas, full)
 	}
-	r.mu.Lock()
-	if looked {
-		for l := range r.adapters {
-			if !r.seen[l] {
-				delete(r.adapters, l)
-			}
-		}
-	}
-	r.seen = nil
-	r.mu.Unlock()
 }
 
 // onMetadata wraps the broker's OnMetadata (the node's applier calls it):
