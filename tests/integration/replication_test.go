@@ -447,12 +447,17 @@ func pollUntil(timeout time.Duration, cond func() error) (time.Duration, error) 
 
 // compareReplicas says whether, for every partition of replicas, the
 // segment files (<datadir>/<topic>-<p>/*.log) of every replica are
-// byte-identical to those of the partition's first replica: the same file
-// names, the same bytes. The first difference is named: node, partition,
-// file, byte position and the record offset of the batch it falls in.
+// byte-identical to those of the partition's leader (its first replica
+// when the nodes do not agree on a running leader): the same file names,
+// the same bytes. The first difference is named: node, partition, file,
+// byte position and the record offsets of the batches it falls in.
 func (c *testCluster) compareReplicas(topic string, replicas map[int32][]int32) error {
 	for _, p := range slices.Sorted(maps.Keys(replicas)) {
-		if err := c.compareReplicaSegments(topic, p, replicas[p]); err != nil {
+		ref, role := replicas[p][0], "first replica"
+		if leader, err := c.leaderOf(topic, p); err == nil && slices.Contains(replicas[p], leader) {
+			ref, role = leader, "leader"
+		}
+		if err := c.compareReplicaSegments(topic, p, ref, role, replicas[p]); err != nil {
 			return err
 		}
 	}
@@ -460,26 +465,29 @@ func (c *testCluster) compareReplicas(topic string, replicas map[int32][]int32) 
 }
 
 // compareReplicaSegments compares topic/p's segment files on the nodes
-// reps, against reps[0]'s.
-func (c *testCluster) compareReplicaSegments(topic string, p int32, reps []int32) error {
-	ref := c.node(reps[0])
+// reps against those of node refID (the role it has, for the messages).
+func (c *testCluster) compareReplicaSegments(topic string, p int32, refID int32, role string, reps []int32) error {
+	ref := c.node(refID)
 	refFiles, err := segmentFiles(ref.dir, topic, p)
 	if err != nil {
-		return fmt.Errorf("node %d: %w", ref.id, err)
+		return fmt.Errorf("node %d (%s): %w", ref.id, role, err)
 	}
-	for _, id := range reps[1:] {
+	for _, id := range reps {
+		if id == refID {
+			continue
+		}
 		n := c.node(id)
 		files, err := segmentFiles(n.dir, topic, p)
 		if err != nil {
 			return fmt.Errorf("node %d: %w", n.id, err)
 		}
 		if !slices.Equal(files, refFiles) {
-			return fmt.Errorf("%s/%d: node %d holds segments %v, node %d %v", topic, p, n.id, files, ref.id, refFiles)
+			return fmt.Errorf("%s/%d: node %d holds segments %v, node %d (%s) %v", topic, p, n.id, files, ref.id, role, refFiles)
 		}
 		for _, name := range refFiles {
 			want, err := os.ReadFile(filepath.Join(partitionDir(ref.dir, topic, p), name))
 			if err != nil {
-				return fmt.Errorf("node %d: %w", ref.id, err)
+				return fmt.Errorf("node %d (%s): %w", ref.id, role, err)
 			}
 			got, err := os.ReadFile(filepath.Join(partitionDir(n.dir, topic, p), name))
 			if err != nil {
@@ -492,8 +500,10 @@ func (c *testCluster) compareReplicaSegments(topic string, p int32, reps []int32
 			for at < min(len(got), len(want)) && got[at] == want[at] {
 				at++
 			}
-			return fmt.Errorf("%s/%d segment %s: node %d has %d bytes (%s), node %d %d bytes (%s); first difference at byte %d, in node %d's %s",
-				topic, p, name, n.id, len(got), describeSegment(got), ref.id, len(want), describeSegment(want), at, ref.id, batchAt(want, at))
+			return fmt.Errorf("%s/%d segment %s: node %d has %d bytes (%s), node %d (%s) %d bytes (%s); "+
+				"first difference at byte %d: in node %d's %s, in node %d's %s",
+				topic, p, name, n.id, len(got), describeSegment(got), ref.id, role, len(want), describeSegment(want),
+				at, ref.id, batchAt(want, at), n.id, batchAt(got, at))
 		}
 	}
 	return nil
