@@ -73,10 +73,17 @@ func TestReplicationFollowersCatchUp(t *testing.T) {
 		c.createReplicatedTopic(t, topic, parts, 3, nil, map[string]string{"min.insync.replicas": "2"})
 		replicas := c.checkReplicaSets(t, topic, parts, 3)
 
-		recs := spreadRecords(topic, 5000, parts, 600, false)
+		// In rounds, so each partition's log is many batches (one
+		// ProduceSync of everything is about one batch per partition),
+		// which the followers fetch over many rounds of their own.
+		const total, round = 5000, 250
+		recs := spreadRecords(topic, total, parts, 600, false)
+		cl := seedClient(t, c.seeds(), kgo.RequiredAcks(kgo.AllISRAcks())) // idempotent: kgo's default
 		start := time.Now()
-		produceSync(t, seedClient(t, c.seeds(), kgo.RequiredAcks(kgo.AllISRAcks())), topic, recs)
-		t.Logf("%d records acknowledged (idempotent, acks=all) in %v", len(recs), time.Since(start).Round(time.Millisecond))
+		for i := 0; i < total; i += round {
+			produceSync(t, cl, topic, recs[i:min(i+round, total)])
+		}
+		t.Logf("%d records acknowledged (idempotent, acks=all, %d rounds) in %v", total, total/round, time.Since(start).Round(time.Millisecond))
 
 		took, err := pollUntil(replicationCatchUpTimeout, func() error { return c.compareReplicas(topic, replicas) })
 		if err != nil {
@@ -250,7 +257,11 @@ func (c *testCluster) createReplicatedTopic(t *testing.T, topic string, parts in
 	if assignment != nil {
 		parts = int32(len(assignment))
 	}
-	waitFor(t, fmt.Sprintf("CreateTopics %s (replication factor %d, assignment %v) via node %d", topic, rf, assignment, via.id), clusterStepTimeout, func() error {
+	what := fmt.Sprintf("CreateTopics %s (%d partitions, replication factor %d) via node %d", topic, parts, rf, via.id)
+	if assignment != nil {
+		what = fmt.Sprintf("CreateTopics %s (replicas %v) via node %d", topic, assignment, via.id)
+	}
+	waitFor(t, what, clusterStepTimeout, func() error {
 		return tryCreateReplicatedTopic(via, topic, parts, rf, assignment, configs)
 	})
 	c.waitTopicsEverywhere(t, map[string]int32{topic: parts}, clusterStepTimeout)
