@@ -512,7 +512,7 @@ func (c *testCluster) compareReplicaSegments(topic string, p int32, refID int32,
 				at++
 			}
 			return fmt.Errorf("%s/%d segment %s: node %d has %d bytes (%s), node %d (%s) %d bytes (%s); "+
-				"first difference at byte %d: in node %d's %s, in node %d's %s",
+				"first difference at byte %d (node %d: %s; node %d: %s)",
 				topic, p, name, n.id, len(got), describeSegment(got), ref.id, role, len(want), describeSegment(want),
 				at, ref.id, batchAt(want, at), n.id, batchAt(got, at))
 		}
