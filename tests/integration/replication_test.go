@@ -64,6 +64,9 @@ const (
 	replicationInflightMax = 1000
 )
 
+// TestReplicationFollowersCatchUp: RF 3, 3 partitions, min.insync.replicas=2;
+// 5000 records from an idempotent acks=all producer; then, bounded, every
+// replica's segment files are the leader's bytes and the ISR is all three.
 func TestReplicationFollowersCatchUp(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -95,6 +98,12 @@ func TestReplicationFollowersCatchUp(t *testing.T) {
 	})
 }
 
+// TestReplicationLeaderKillLosesNothing: an idempotent acks=all producer
+// (kgo's unbounded retries) sends 20000 records "k-<seq>" to an RF 3 topic;
+// once a third is acknowledged, the leader of partition 0 is SIGKILLed and the
+// producer fails over on its own. Every acknowledged record must be read back
+// through the two live nodes exactly once, in order; the killed node, restarted
+// on its data dir, must rejoin the ISR with the leaders' bytes.
 func TestReplicationLeaderKillLosesNothing(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -176,6 +185,9 @@ func TestReplicationLeaderKillLosesNothing(t *testing.T) {
 	})
 }
 
+// TestReplicationMinISR: RF 2 on nodes A and B (a manual assignment),
+// min.insync.replicas=2; with B SIGKILLed and the ISR shrunk to [A], acks=all
+// is refused with NOT_ENOUGH_REPLICAS (nothing appended) and acks=1 is taken.
 func TestReplicationMinISR(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
