@@ -302,7 +302,8 @@ func clusterTransactionsAcrossLeaders(t *testing.T, c *testCluster) {
 	defer cancel()
 
 	p := seedClient(t, c.seeds(), kgo.TransactionalID("tx-cluster"), kgo.DefaultProduceTopic(in),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(20*time.Second))
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(20*time.Second),
+		kgo.RecordDeliveryTimeout(clusterStepTimeout)) // bounded: ProduceSync's ctx does not bound a buffered record
 	write := func(prefix string, commit bool) {
 		if err := p.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -350,7 +351,8 @@ func clusterTransactionsAcrossLeaders(t *testing.T, c *testCluster) {
 	const group = "txn-cluster-group"
 	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID("tx-ctp"),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.DefaultProduceTopic(out), kgo.TransactionTimeout(20*time.Second), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.DefaultProduceTopic(out), kgo.TransactionTimeout(20*time.Second), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordDeliveryTimeout(clusterStepTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
