@@ -369,6 +369,12 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 			continue
 		}
 		lp := parts[i]
+		if p.Leader == b.opts.NodeID && lp.notLeader.Load() {
+			// Becoming leader: records appended as a follower went
+			// around the producer state, so it is read from the log
+			// again (produce_state.go) before the first produce.
+			b.forgetProducerState([]*Partition{lp})
+		}
 		lp.leaderEpoch.Store(p.LeaderEpoch)
 		lp.notLeader.Store(p.Leader != b.opts.NodeID)
 		lp.Log.SetLeaderEpoch(p.LeaderEpoch)

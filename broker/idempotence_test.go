@@ -174,3 +174,47 @@ func TestInitProducerID(t *testing.T) {
 		}
 	})
 }
+
+// TestReplicaTruncatedReloadsProducerState: after a follower's log is
+// truncated (the replica fetcher calls ReplicaTruncated), the producer
+// state and the snapshots past the new end are dropped, so the producer's
+// sequence continues from what the log holds: a retry of a cut batch is
+// appended again, not answered as a duplicate of records that are gone.
+func TestReplicaTruncatedReloadsProducerState(t *testing.T) {
+	old := snapshotEveryBytes
+	snapshotEveryBytes = 1
+	defer func() { snapshotEveryBytes = old }()
+	tb := startTestBroker(t, testBackends[0], nil)
+	prodCreate(t, tb, "cut", 1, nil)
+	rc := dialProd(t, tb.Addr)
+	pid := rc.initProducerID(2, nil).ProducerID
+	now := time.Now().UnixMilli()
+	for seq := int32(0); seq < 5; seq++ {
+		if got := rc.produceRaw(9, "cut", 0, prodBatch(pid, 0, seq, now, prodValues("s", 1)...)); got.ErrorCode != 0 || got.BaseOffset != int64(seq) {
+			t.Fatalf("seq %d: offset %d, %v", seq, got.BaseOffset, kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+	l := tb.Reg.Partition("cut", 0).Log
+	dir := l.Dir()
+	deadline := time.Now().Add(10 * time.Second)
+	for offs := snapshotFiles(storage.DefaultFS, dir); len(offs) == 0 || offs[0] < 4; offs = snapshotFiles(storage.DefaultFS, dir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot past offset 2 to drop: %v", offs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.TruncateTo(2); err != nil {
+		t.Fatal(err)
+	}
+	tb.Broker.ReplicaTruncated("cut", 0, l.LogEndOffset())
+	if offs := snapshotFiles(storage.DefaultFS, dir); len(offs) > 0 && offs[0] > 2 {
+		t.Fatalf("snapshots %v left past the truncated end 2", offs)
+	}
+	// Sequence 2 was cut: it is appended again at offset 2.
+	if got := rc.produceRaw(9, "cut", 0, prodBatch(pid, 0, 2, now, prodValues("s", 1)...)); got.ErrorCode != 0 || got.BaseOffset != 2 {
+		t.Fatalf("retry of the cut sequence 2: offset %d, %v; want offset 2", got.BaseOffset, kerr.ErrorForCode(got.ErrorCode))
+	}
+	if end := l.LogEndOffset(); end != 3 {
+		t.Fatalf("log end %d after the retry, want 3", end)
+	}
+}

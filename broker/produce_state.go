@@ -741,3 +741,38 @@ func (b *Broker) CloseProducerState() error {
 	})
 	return errors.Join(errs...)
 }
+
+// ReplicaTruncated is the replica fetcher's word that the follower log of
+// topic/partition was truncated (durably) to end. The producer state is
+// dropped (it is read from the log again when this node leads the
+// partition) and so are the snapshots past end, which describe records
+// that are gone: a later load must not start from one (Kafka's
+// truncateAndReload deletes them too). A snapshot that cannot be removed
+// is logged; a load still skips snapshots past the log end.
+func (b *Broker) ReplicaTruncated(topic string, partition int32, end int64) {
+	if b.reg == nil {
+		return
+	}
+	p := b.reg.Partition(topic, partition)
+	if p == nil || p.Log == nil {
+		return
+	}
+	b.forgetProducerState([]*Partition{p})
+	fs, dir := p.Log.FS(), p.Log.Dir()
+	removed := false
+	for _, off := range snapshotFiles(fs, dir) {
+		if off <= end {
+			break // newest first
+		}
+		if err := fs.Remove(snapshotPath(dir, off)); err != nil {
+			b.log.Warn("removing a producer state snapshot past a truncated log's end", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
+			continue
+		}
+		removed = true
+	}
+	if removed {
+		if err := fs.SyncDir(dir); err != nil {
+			b.log.Warn("syncing a log dir after removing producer state snapshots", zap.String("dir", dir), zap.Error(err))
+		}
+	}
+}

@@ -410,9 +410,17 @@ func (f *fetcher) truncate(s sent, leaderEpoch int32, leaderEnd int64) {
 			f.logFailure(s, "truncating the follower log failed", err)
 			return
 		}
+		f.truncated(s, l)
 	}
 	if done {
 		s.p.state = stateFetching
+	}
+}
+
+// truncated tells Config.Truncated that s's log was cut to its log end.
+func (f *fetcher) truncated(s sent, l Log) {
+	if f.cfg.Truncated != nil {
+		f.cfg.Truncated(s.tp.Topic, s.tp.Partition, l.LogEndOffset())
 	}
 }
 
@@ -628,6 +636,8 @@ func (f *fetcher) outOfRange(s sent) {
 			zap.Int64("log_end_offset", end), zap.Int64("leader_log_end_offset", leaderEnd), zap.Int64("high_watermark", l.HighWatermark()))
 		if err := l.TruncateTo(leaderEnd); err != nil {
 			f.logFailure(s, "truncating the follower log to the leader's log end failed", err)
+		} else {
+			f.truncated(s, l)
 		}
 	case leaderStart > end:
 		// TODO(replication): start the log over at leaderStart once

@@ -64,8 +64,13 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logs returns this node's log of a partition of topic id, nil when
 	// there is none (not opened, or a log of another topic by that name).
-	Logs   func(topic string, id [16]byte, partition int32) Log
-	Logger *zap.Logger
+	Logs func(topic string, id [16]byte, partition int32) Log
+	// Truncated, when set, is told after a follower log was truncated
+	// (durably) to end: what the node keeps beside the log about its
+	// records (the producer state and its snapshots) must drop what lay
+	// past end, as Kafka's truncateTo reloads its ProducerStateManager.
+	Truncated func(topic string, partition int32, end int64)
+	Logger    *zap.Logger
 }
 
 func (c *Config) defaults() {

@@ -244,7 +244,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	stopReplication := func() {}
 	if cfg.Clustered() {
 		// Deferred after closeLogs: the fetchers stop before the logs close.
-		rep := newReplication(cfg, reg, logger)
+		rep := newReplication(cfg, reg, b, logger)
 		stopReplication = sync.OnceFunc(rep.close)
 		defer stopReplication()
 		if node, err = startCluster(cfg, reg, b, rep, logger); err != nil {

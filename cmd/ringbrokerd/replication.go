@@ -23,7 +23,7 @@ type replication struct {
 	mgr *replica.Manager
 }
 
-func newReplication(cfg *config.Config, reg *broker.Registry, logger *zap.Logger) *replication {
+func newReplication(cfg *config.Config, reg *broker.Registry, b *broker.Broker, logger *zap.Logger) *replication {
 	r := &replication{}
 	ms := func(v int32) time.Duration { return time.Duration(v) * time.Millisecond }
 	r.mgr = replica.New(replica.Config{
@@ -47,7 +47,8 @@ func newReplication(cfg *config.Config, reg *broker.Registry, logger *zap.Logger
 			}
 			return p.Log
 		},
-		Logger: logger.Named("replica"),
+		Truncated: b.ReplicaTruncated,
+		Logger:    logger.Named("replica"),
 	})
 	return r
 }
