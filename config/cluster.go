@@ -162,6 +162,9 @@ func parseVoters(v string) ([]Voter, error) {
 // validateCluster checks the cluster keys together.
 func (c *Config) validateCluster() error {
 	if !c.Clustered() {
+		if c.DefaultReplicationFactor > 1 {
+			return fmt.Errorf("default.replication.factor=%d: a single node holds one replica; more need a cluster (process.roles)", c.DefaultReplicationFactor)
+		}
 		return nil
 	}
 	isBroker, isController := c.Roles()

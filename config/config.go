@@ -100,7 +100,7 @@ type Config struct {
 	NumPartitions               int32    // num.partitions
 	AutoCreateTopicsEnable      bool     // auto.create.topics.enable
 	DeleteTopicEnable           bool     // delete.topic.enable
-	DefaultReplicationFactor    int16    // default.replication.factor (must be 1)
+	DefaultReplicationFactor    int16    // default.replication.factor (1 on a single node)
 	LogMessageTimestampType     string   // log.message.timestamp.type: CreateTime | LogAppendTime
 	CompressionType             string   // compression.type: producer | uncompressed | gzip | snappy | lz4 | zstd
 

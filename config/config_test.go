@@ -156,7 +156,7 @@ func TestBadValues(t *testing.T) {
 		{"advertised.listeners=OTHER://h:9092", "OTHER is not in listeners"},
 		{"log.dirs=", "at least one directory"},
 		{"log.dirs=/a,,/b", "empty directory"},
-		{"default.replication.factor=3", "default.replication.factor=\"3\": must be 1"},
+		{"default.replication.factor=3", "a single node holds one replica"},
 		{"log.message.timestamp.type=createtime", "must be one of CreateTime, LogAppendTime"},
 		{"compression.type=brotli", "must be one of producer"},
 		{"group.min.session.timeout.ms=10\ngroup.max.session.timeout.ms=5", "group.min.session.timeout.ms=10 is above"},
