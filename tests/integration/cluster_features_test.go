@@ -302,8 +302,7 @@ func clusterTransactionsAcrossLeaders(t *testing.T, c *testCluster) {
 	defer cancel()
 
 	p := seedClient(t, c.seeds(), kgo.TransactionalID("tx-cluster"), kgo.DefaultProduceTopic(in),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(20*time.Second),
-		kgo.RecordDeliveryTimeout(clusterStepTimeout)) // bounded: ProduceSync's ctx does not bound a buffered record
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(20*time.Second))
 	write := func(prefix string, commit bool) {
 		if err := p.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -311,7 +310,7 @@ func clusterTransactionsAcrossLeaders(t *testing.T, c *testCluster) {
 		for part := int32(0); part < 3; part++ {
 			for i := 0; i < 5; i++ {
 				r := &kgo.Record{Partition: part, Value: []byte(fmt.Sprintf("%s-%d-%d", prefix, part, i))}
-				if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+				if err := produceBounded(ctx, p, r); err != nil {
 					t.Fatalf("transactional produce to %s/%d: %v", in, part, err)
 				}
 			}
@@ -390,4 +389,23 @@ func clusterTransactionsAcrossLeaders(t *testing.T, c *testCluster) {
 		}
 		return nil
 	})
+}
+
+// produceBounded produces r and waits for its answer until ctx ends; then
+// it fails the client's buffered records (ProduceSync's ctx bounds only
+// the buffering, and a transactional record can be retried for ever while
+// its partition cannot join the transaction), so the test fails instead
+// of hanging.
+func produceBounded(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
+	done := make(chan error, 1)
+	cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = cl.AbortBufferedRecords(actx)
+		return fmt.Errorf("not acknowledged: %w", ctx.Err())
+	}
 }
