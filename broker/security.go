@@ -93,6 +93,9 @@ type ListenerSecurity struct {
 	// PlainUsers are the PLAIN users (user -> password) from the
 	// listener's plain.sasl.jaas.config.
 	PlainUsers map[string]string
+	// OAuth validates OAUTHBEARER tokens (sasl.NewJWTValidator);
+	// required when Mechanisms holds OAUTHBEARER.
+	OAuth sasl.TokenValidator
 	// AdvertisedHost and AdvertisedPort are the listener's entry of
 	// advertised.listeners: what Metadata, FindCoordinator and
 	// DescribeCluster tell a client connected through this listener, as
@@ -146,6 +149,10 @@ func newSecurity(b *Broker, opts SecurityOptions) (*security, error) {
 						return nil, fmt.Errorf("listener %s enables PLAIN without users", l.Name)
 					}
 				case sasl.MechanismScramSHA256, sasl.MechanismScramSHA512:
+				case sasl.MechanismOAuthBearer:
+					if l.OAuth == nil {
+						return nil, fmt.Errorf("listener %s enables OAUTHBEARER without a token validator", l.Name)
+					}
 				default:
 					return nil, fmt.Errorf("listener %s: SASL mechanism %s is not served", l.Name, m)
 				}
@@ -258,6 +265,8 @@ func (s *security) newServer(l *ListenerSecurity) func(string) sasl.Server {
 				c, ok := s.creds.Lookup(m, user)
 				return c, ok, nil
 			}, s.random)
+		case sasl.MechanismOAuthBearer:
+			return sasl.NewOAuthBearerServer(l.OAuth)
 		}
 		return nil
 	}

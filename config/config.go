@@ -187,6 +187,13 @@ type Config struct {
 	AuthorizerClassName                   string   // authorizer.class.name
 	SuperUsers                            string   // super.users, as written
 	AllowEveryoneIfNoACLFound             bool     // allow.everyone.if.no.acl.found
+	// OAUTHBEARER token validation (KIP-768 keys).
+	OAuthJWKSURL       string   // sasl.oauthbearer.jwks.endpoint.url
+	OAuthIssuer        string   // sasl.oauthbearer.expected.issuer
+	OAuthAudiences     []string // sasl.oauthbearer.expected.audience
+	OAuthSubClaim      string   // sasl.oauthbearer.sub.claim.name
+	OAuthScopeClaim    string   // sasl.oauthbearer.scope.claim.name
+	OAuthClockSkewSecs int      // sasl.oauthbearer.clock.skew.seconds
 
 	// Operations (ours).
 	TuningStrict            bool   // tuning.strict

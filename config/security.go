@@ -29,11 +29,21 @@ const StandardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthori
 const listenerPrefix = "listener.name."
 
 // saslMechanismsServed are the mechanisms a SASL listener may enable.
-var saslMechanismsServed = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+var saslMechanismsServed = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
+
+// OAUTHBEARER validators a listener may name in
+// listener.name.<l>.oauthbearer.sasl.server.callback.handler.class:
+// Kafka's JWKS-verifying validator, and its unsecured one for development
+// (tokens with alg "none", trusted as they are).
+const (
+	OAuthSecuredValidator   = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+	OAuthUnsecuredValidator = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+	oauthHandlerSuffix      = "oauthbearer.sasl.server.callback.handler.class"
+)
 
 var securitySpecs = []spec{
 	{name: "sasl.enabled.mechanisms", def: "GSSAPI", typ: TypeList,
-		doc: "SASL mechanisms a SASL_PLAINTEXT listener offers, in order (per listener: `listener.name.<name>.sasl.enabled.mechanisms`). Served: PLAIN (users from `listener.name.<name>.plain.sasl.jaas.config`), SCRAM-SHA-256, SCRAM-SHA-512 (credentials managed with AlterUserScramCredentials). Kafka's default GSSAPI is not served: a SASL listener must name its mechanisms.",
+		doc: "SASL mechanisms a SASL_PLAINTEXT listener offers, in order (per listener: `listener.name.<name>.sasl.enabled.mechanisms`). Served: PLAIN (users from `listener.name.<name>.plain.sasl.jaas.config`), SCRAM-SHA-256, SCRAM-SHA-512 (credentials managed with AlterUserScramCredentials), OAUTHBEARER (JWTs verified with the keys of `sasl.oauthbearer.jwks.endpoint.url`). Kafka's default GSSAPI is not served: a SASL listener must name its mechanisms.",
 		set: func(c *Config, v string) error {
 			c.SaslEnabledMechanisms = splitList(v)
 			return nil
@@ -68,6 +78,48 @@ var securitySpecs = []spec{
 			return nil
 		},
 		get: func(c *Config) string { return c.SuperUsers }},
+	{name: "sasl.oauthbearer.jwks.endpoint.url", def: "",
+		doc: "Where OAUTHBEARER's token-verifying keys (a JSON Web Key Set) are: a `file:` URL or a path, read at start (Kafka also fetches https URLs; ringbroker makes no outbound requests, so those are refused). Required by a listener enabling OAUTHBEARER unless it names the unsecured validator in `listener.name.<name>.oauthbearer.sasl.server.callback.handler.class` (`" + OAuthUnsecuredValidator + "`, for development only). Tokens must be RS256 or ES256 JWS with exp and iat.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				if _, err := JWKSPath(v); err != nil {
+					return err
+				}
+			}
+			c.OAuthJWKSURL = v
+			return nil
+		},
+		get: func(c *Config) string { return c.OAuthJWKSURL }},
+	{name: "sasl.oauthbearer.expected.issuer", def: "",
+		doc: "The iss an OAUTHBEARER token must carry; empty checks nothing.",
+		set: func(c *Config, v string) error { c.OAuthIssuer = strings.TrimSpace(v); return nil },
+		get: func(c *Config) string { return c.OAuthIssuer }},
+	{name: "sasl.oauthbearer.expected.audience", def: "", typ: TypeList,
+		doc: "Audiences an OAUTHBEARER token's aud must contain one of; empty checks nothing.",
+		set: func(c *Config, v string) error { c.OAuthAudiences = splitList(v); return nil },
+		get: func(c *Config) string { return strings.Join(c.OAuthAudiences, ",") }},
+	{name: "sasl.oauthbearer.sub.claim.name", def: "sub",
+		doc: "The claim holding an OAUTHBEARER token's principal name.",
+		set: func(c *Config, v string) error {
+			if v = strings.TrimSpace(v); v == "" {
+				return fmt.Errorf("must not be empty")
+			}
+			c.OAuthSubClaim = v
+			return nil
+		},
+		get: func(c *Config) string { return c.OAuthSubClaim }},
+	{name: "sasl.oauthbearer.scope.claim.name", def: "scope",
+		doc: "The claim holding an OAUTHBEARER token's scopes.",
+		set: func(c *Config, v string) error {
+			if v = strings.TrimSpace(v); v == "" {
+				return fmt.Errorf("must not be empty")
+			}
+			c.OAuthScopeClaim = v
+			return nil
+		},
+		get: func(c *Config) string { return c.OAuthScopeClaim }},
+	intSpec("sasl.oauthbearer.clock.skew.seconds", "30", 0, kafkaIntMax, "Clock difference allowed when an OAUTHBEARER token's exp, nbf and iat are checked.", func(c *Config) *int { return &c.OAuthClockSkewSecs }),
 	boolSpec("allow.everyone.if.no.acl.found", "false", "With the authorizer on: allow a request on a resource no ACL applies to at all. Off by default, as in Kafka.", func(c *Config) *bool { return &c.AllowEveryoneIfNoACLFound }),
 }
 
@@ -80,7 +132,7 @@ func ListenerKey(listener, key string) string {
 // listenerSuffixes are the per-listener keys taken; any other is a
 // warning.
 func listenerKeyTaken(suffix string) bool {
-	if suffix == "sasl.enabled.mechanisms" {
+	if suffix == "sasl.enabled.mechanisms" || suffix == oauthHandlerSuffix {
 		return true
 	}
 	mech, rest, ok := strings.Cut(suffix, ".")
@@ -146,6 +198,45 @@ func (c *Config) PlainUsers(listener string) (map[string]string, error) {
 	return users, nil
 }
 
+// OAuthUnsecured reports whether listener's OAUTHBEARER takes unsecured
+// tokens (its listener.name.<l>.oauthbearer.sasl.server.callback.handler.class
+// names Kafka's unsecured validator); otherwise tokens are verified with
+// the keys of sasl.oauthbearer.jwks.endpoint.url, which must then be set.
+// Unlike Kafka, whose default is the unsecured validator, ringbroker
+// verifies unless told otherwise.
+func (c *Config) OAuthUnsecured(listener string) (bool, error) {
+	key := ListenerKey(listener, oauthHandlerSuffix)
+	switch v := strings.TrimSpace(c.listenerKeys[key]); v {
+	case OAuthUnsecuredValidator:
+		return true, nil
+	case "", OAuthSecuredValidator:
+		if c.OAuthJWKSURL == "" {
+			return false, fmt.Errorf("listener %s enables OAUTHBEARER but sasl.oauthbearer.jwks.endpoint.url is not set (or set %s=%s for unsigned development tokens)", listener, key, OAuthUnsecuredValidator)
+		}
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s: unknown validator %s (served: %s, %s)", key, v, OAuthSecuredValidator, OAuthUnsecuredValidator)
+	}
+}
+
+// JWKSPath is the file a sasl.oauthbearer.jwks.endpoint.url names: a
+// file: URL (file:/p, file:///p) or a plain path.
+func JWKSPath(u string) (string, error) {
+	switch {
+	case strings.HasPrefix(u, "file://"):
+		p := strings.TrimPrefix(u, "file://")
+		if !strings.HasPrefix(p, "/") {
+			return "", fmt.Errorf("%s: a file URL with a host is not served; write file:///path", u)
+		}
+		return p, nil
+	case strings.HasPrefix(u, "file:"):
+		return strings.TrimPrefix(u, "file:"), nil
+	case strings.Contains(u, "://"):
+		return "", fmt.Errorf("%s: only file: URLs and paths are served (ringbroker makes no outbound requests)", u)
+	}
+	return u, nil
+}
+
 // AuthorizerEnabled reports whether authorizer.class.name turns ACLs on.
 func (c *Config) AuthorizerEnabled() bool { return c.AuthorizerClassName != "" }
 
@@ -182,6 +273,11 @@ func (c *Config) validateSecurity() error {
 				}
 				if m == "PLAIN" {
 					if _, err := c.PlainUsers(l.Name); err != nil {
+						return err
+					}
+				}
+				if m == "OAUTHBEARER" {
+					if _, err := c.OAuthUnsecured(l.Name); err != nil {
 						return err
 					}
 				}

@@ -121,3 +121,29 @@ func FuzzParseJAAS(f *testing.F) {
 		}
 	})
 }
+
+// OAUTHBEARER verifies tokens with a JWKS file unless a listener names
+// Kafka's unsecured validator.
+func TestOAuthBearerKeys(t *testing.T) {
+	c, _, err := Parse(strings.NewReader(`listeners=A://127.0.0.1:9093,B://127.0.0.1:9094
+listener.security.protocol.map=A:SASL_PLAINTEXT,B:SASL_PLAINTEXT
+sasl.enabled.mechanisms=OAUTHBEARER
+sasl.oauthbearer.jwks.endpoint.url=file:///etc/kafka/jwks.json
+sasl.oauthbearer.expected.audience=kafka,ops
+listener.name.b.oauthbearer.sasl.server.callback.handler.class=` + OAuthUnsecuredValidator + "\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := c.OAuthUnsecured("A"); u || err != nil {
+		t.Errorf("listener A: unsecured %v, %v; want verifying", u, err)
+	}
+	if u, err := c.OAuthUnsecured("B"); !u || err != nil {
+		t.Errorf("listener B: unsecured %v, %v; want unsecured", u, err)
+	}
+	if p, err := JWKSPath(c.OAuthJWKSURL); p != "/etc/kafka/jwks.json" || err != nil {
+		t.Errorf("JWKS path %q, %v", p, err)
+	}
+	if len(c.OAuthAudiences) != 2 || c.OAuthSubClaim != "sub" || c.OAuthClockSkewSecs != 30 {
+		t.Errorf("audiences %v, sub claim %q, skew %d", c.OAuthAudiences, c.OAuthSubClaim, c.OAuthClockSkewSecs)
+	}
+}

@@ -1,6 +1,7 @@
 package sasl
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -303,7 +304,7 @@ func (c *Conn) Authenticate(now time.Time, version int16, authBytes []byte) Auth
 				return AuthenticateResult{Close: true, Failure: err}
 			}
 			msg := ClientMessage(err, c.mechanism, c.reauth)
-			return AuthenticateResult{Respond: true, ErrorCode: kerr.SaslAuthenticationFailed.Code, ErrorMessage: &msg, Close: true, Failure: err}
+			return AuthenticateResult{Respond: true, ErrorCode: kerr.SaslAuthenticationFailed.Code, ErrorMessage: &msg, Close: true, Failure: c.failureWithReason(err)}
 		}
 		if out == nil {
 			out = []byte{}
@@ -379,4 +380,15 @@ func apiName(key int16) string {
 		return n // franz-go's spelling ("Metadata"), not Kafka's enum name ("METADATA")
 	}
 	return "api key " + strconv.Itoa(int(key))
+}
+
+// failureWithReason adds to err, for the operator's log only, why the
+// mechanism refused the client when it knows more than it tells the
+// client (OAUTHBEARER: the client sees {"status":"invalid_token"}, the
+// log says which check the token failed).
+func (c *Conn) failureWithReason(err error) error {
+	if r, ok := c.server.(interface{ Reason() error }); ok && r.Reason() != nil {
+		return fmt.Errorf("%w (%v)", err, r.Reason())
+	}
+	return err
 }

@@ -228,6 +228,10 @@ func (s *OAuthBearerServer) Step(in []byte) ([]byte, bool, error) {
 	return []byte{}, true, nil
 }
 
+// Reason is why the last token was refused (Failure), for the operator's
+// log.
+func (s *OAuthBearerServer) Reason() error { return s.Failure }
+
 // Username implements Server: the token's subject.
 func (s *OAuthBearerServer) Username() string { return s.token.Principal }
 

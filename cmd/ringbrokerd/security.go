@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/auth/sasl"
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/config"
 )
@@ -27,14 +30,20 @@ func securityOptions(cfg *config.Config) (*broker.SecurityOptions, error) {
 		if ls.Protocol == config.ProtocolSASLPlaintext {
 			ls.Mechanisms = cfg.SaslMechanisms(l.Name)
 			for _, m := range ls.Mechanisms {
-				if m != "PLAIN" {
-					continue
+				switch m {
+				case "PLAIN":
+					users, err := cfg.PlainUsers(l.Name)
+					if err != nil {
+						return nil, err
+					}
+					ls.PlainUsers = users
+				case sasl.MechanismOAuthBearer:
+					v, err := oauthValidator(cfg, l.Name)
+					if err != nil {
+						return nil, err
+					}
+					ls.OAuth = v
 				}
-				users, err := cfg.PlainUsers(l.Name)
-				if err != nil {
-					return nil, err
-				}
-				ls.PlainUsers = users
 			}
 		}
 		opts.Listeners = append(opts.Listeners, ls)
@@ -47,4 +56,36 @@ func securityOptions(cfg *config.Config) (*broker.SecurityOptions, error) {
 		opts.Authorizer = &acl.Config{SuperUsers: supers, AllowEveryoneIfNoACLFound: cfg.AllowEveryoneIfNoACLFound}
 	}
 	return opts, nil
+}
+
+// oauthValidator is listener's OAUTHBEARER token validator: JWTs verified
+// with the JWKS file of sasl.oauthbearer.jwks.endpoint.url (read once, at
+// start), or, when the listener names Kafka's unsecured validator,
+// unsigned development tokens.
+func oauthValidator(cfg *config.Config, listener string) (sasl.TokenValidator, error) {
+	unsecured, err := cfg.OAuthUnsecured(listener)
+	if err != nil {
+		return nil, err
+	}
+	jc := sasl.JWTConfig{Issuer: cfg.OAuthIssuer, Audiences: cfg.OAuthAudiences, SubClaim: cfg.OAuthSubClaim,
+		ScopeClaim: cfg.OAuthScopeClaim, ClockSkew: time.Duration(cfg.OAuthClockSkewSecs) * time.Second,
+		Now: time.Now, Unsecured: unsecured}
+	if unsecured {
+		// Kafka's unsecured validator checks neither issuer nor
+		// audience: those keys configure the verifying one.
+		jc.Issuer, jc.Audiences = "", nil
+	} else {
+		path, err := config.JWKSPath(cfg.OAuthJWKSURL)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("sasl.oauthbearer.jwks.endpoint.url: %w", err)
+		}
+		if jc.Keys, err = sasl.ParseJWKS(doc); err != nil {
+			return nil, fmt.Errorf("sasl.oauthbearer.jwks.endpoint.url %s: %w", path, err)
+		}
+	}
+	return sasl.NewJWTValidator(jc)
 }
