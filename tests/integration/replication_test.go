@@ -365,11 +365,9 @@ func (c *testCluster) checkReplicaSets(t *testing.T, topic string, parts int32, 
 		if int32(len(got)) != parts {
 			t.Fatalf("node %d lists %d partitions of %s, want %d", n.id, len(got), topic, parts)
 		}
-		if out != nil {
-			for p := range out {
-				if !slices.Equal(out[p], got[p]) {
-					t.Fatalf("nodes disagree on the replicas of %s/%d: %v and node %d's %v", topic, p, out[p], n.id, got[p])
-				}
+		for p := range out {
+			if !slices.Equal(out[p], got[p]) {
+				t.Fatalf("nodes disagree on the replicas of %s/%d: %v and node %d's %v", topic, p, out[p], n.id, got[p])
 			}
 		}
 		out = got
