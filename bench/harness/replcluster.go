@@ -71,6 +71,8 @@ type replCluster struct {
 	id      string
 	voters  string
 	nodes   []*replNode
+	// extra are server.properties overrides for every node.
+	extra map[string]string
 }
 
 func freePortOn(host string) (int, error) {
@@ -83,8 +85,8 @@ func freePortOn(host string) (int, error) {
 }
 
 // newReplCluster makes (does not start) a cluster under workDir.
-func newReplCluster(bin, backend, workDir string) (*replCluster, error) {
-	c := &replCluster{bin: bin, backend: backend, id: "replbench-" + backend}
+func newReplCluster(bin, backend, workDir string, extra map[string]string) (*replCluster, error) {
+	c := &replCluster{bin: bin, backend: backend, id: "replbench-" + backend, extra: extra}
 	var voters []string
 	for i := 1; i <= 3; i++ {
 		host := "127.0.0." + strconv.Itoa(i)
@@ -123,7 +125,7 @@ func (c *replCluster) node(id int32) *replNode {
 }
 
 func (c *replCluster) props(n *replNode) map[string]string {
-	return map[string]string{
+	p := map[string]string{
 		"process.roles":                  "broker,controller",
 		"node.id":                        strconv.Itoa(int(n.id)),
 		"cluster.id":                     c.id,
@@ -138,6 +140,10 @@ func (c *replCluster) props(n *replNode) map[string]string {
 		"io.backend":                     c.backend,
 		"auto.create.topics.enable":      "false",
 	}
+	for k, v := range c.extra {
+		p[k] = v
+	}
+	return p
 }
 
 // startNodes starts the given nodes at once (a lone voter cannot elect

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -59,6 +60,9 @@ type ReplOptions struct {
 	// Backends are the io.backend values, one cluster each, one after the
 	// other (default uring and portable).
 	Backends []string
+	// NodeConfig overrides server.properties keys on every node (to try
+	// a setting; the recorded runs use none).
+	NodeConfig map[string]string
 	// Out receives the table; Log one line per step (nil: none).
 	Out io.Writer
 	Log io.Writer
@@ -212,12 +216,15 @@ func ExecuteReplication(ctx context.Context, opts ReplOptions) (*ReplResults, er
 		}
 	}
 
-	res := &ReplResults{Mode: opts.Mode, Started: started, Machine: describeMachine(opts.WorkDir), Settings: replSettings}
+	res := &ReplResults{Mode: opts.Mode, Started: started, Machine: describeMachine(opts.WorkDir), Settings: maps.Clone(replSettings)}
+	for k, v := range opts.NodeConfig {
+		res.Settings["node config "+k] = v
+	}
 	for _, backend := range opts.Backends {
 		if ctx.Err() != nil {
 			break
 		}
-		res.Runs = append(res.Runs, runReplBackend(ctx, bin, backend, opts.WorkDir, b, logf)...)
+		res.Runs = append(res.Runs, runReplBackend(ctx, bin, backend, opts.WorkDir, opts.NodeConfig, b, logf)...)
 	}
 	res.Seconds = time.Since(started).Seconds()
 	out, err := json.MarshalIndent(res, "", "  ")
@@ -234,11 +241,11 @@ func ExecuteReplication(ctx context.Context, opts ReplOptions) (*ReplResults, er
 }
 
 // runReplBackend starts one cluster, runs every scenario on it and stops it.
-func runReplBackend(ctx context.Context, bin, backend, workDir string, b replBounds, logf func(string, ...any)) []ReplRun {
+func runReplBackend(ctx context.Context, bin, backend, workDir string, nodeConfig map[string]string, b replBounds, logf func(string, ...any)) []ReplRun {
 	fail := func(scenario string, err error) []ReplRun {
 		return []ReplRun{{Backend: backend, Scenario: scenario, Side: "-", Status: "error: " + oneLine(err)}}
 	}
-	c, err := newReplCluster(bin, backend, workDir)
+	c, err := newReplCluster(bin, backend, workDir, nodeConfig)
 	if err != nil {
 		return fail("cluster", err)
 	}
@@ -313,6 +320,16 @@ func runReplProduce(ctx context.Context, c *replCluster, scenario string, rf, si
 			return r
 		}
 	}
+	// One acks=all record first, so that the measurement starts with the
+	// followers' fetchers running (a follower that fetched before the
+	// leader had the partition backs off replica.fetch.backoff.ms); how
+	// long that first record took is kept as a note.
+	warm, err := warmUp(ctx, c, topic)
+	if err != nil {
+		r.Status = "error: warm-up: " + oneLine(err)
+		return r
+	}
+	r.Note = fmt.Sprintf("first acks=all record after creation acknowledged in %.0f ms", float64(warm)/float64(time.Millisecond))
 	settings, err := perf.ParseProducerProps(map[string]string{
 		"bootstrap.servers": strings.Join(c.seeds(), ","), "acks": "all",
 	})
@@ -332,9 +349,24 @@ func runReplProduce(ctx context.Context, c *replCluster, scenario string, rf, si
 	r.RecordsPerSec, r.MBPerSec = pr.RecordsPerSec, pr.MBPerSec
 	r.HasLatency, r.P50Ms, r.P99Ms, r.MaxMs = true, pr.P50Ms, pr.P99Ms, pr.MaxLatencyMs
 	if pr.Failed > 0 {
-		r.Note = fmt.Sprintf("%d sends failed: %s", pr.Failed, pr.FirstError)
+		r.Note += fmt.Sprintf("; %d sends failed: %s", pr.Failed, pr.FirstError)
 	}
 	return r
+}
+
+// warmUp produces one acks=all record to topic and returns how long its
+// acknowledgement took (bounded by replReadyTimeout).
+func warmUp(ctx context.Context, c *replCluster, topic string) (time.Duration, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, replReadyTimeout)
+	defer cancel()
+	start := time.Now()
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("warm-up")}).FirstErr()
+	return time.Since(start), err
 }
 
 // runCatchUp preloads N MiB into [1,2,3] with node 3 stopped, reads it back

@@ -30,6 +30,8 @@ func main() {
 	out := flag.String("out", envOr("BENCH_OUT", "bench-results"), "directory for replication.json")
 	bin := flag.String("ringbrokerd", os.Getenv("RINGBROKERD"), "ringbrokerd binary (default: go build ./cmd/ringbrokerd)")
 	backends := flag.String("backends", envOr("BENCH_BACKENDS", "uring,portable"), "io.backend values, one cluster each")
+	var sets setFlags
+	flag.Var(&sets, "set", "key=value server.properties override on every node (repeatable)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -39,6 +41,7 @@ func main() {
 		OutDir:      *out,
 		Ringbrokerd: *bin,
 		Backends:    split(*backends),
+		NodeConfig:  sets.m,
 		Out:         os.Stdout,
 		Log:         os.Stderr,
 	})
@@ -64,4 +67,21 @@ func split(s string) []string {
 		}
 	}
 	return out
+}
+
+// setFlags collects repeated -set key=value flags.
+type setFlags struct{ m map[string]string }
+
+func (s *setFlags) String() string { return fmt.Sprint(s.m) }
+
+func (s *setFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("-set %q: want key=value", v)
+	}
+	if s.m == nil {
+		s.m = map[string]string{}
+	}
+	s.m[k] = val
+	return nil
 }
