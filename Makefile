@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run cluster cluster-stop cluster-test java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
+.PHONY: all build run cluster cluster-stop cluster-test java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-replication bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
 
 all: build
 
@@ -118,6 +118,14 @@ staticcheck:
 # plots. BENCH=full for the long run.
 bench:
 	./scripts/bench.sh
+
+# Replication (issue 16, opt-in, not in make test): a three-node loopback
+# cluster per backend; RF 3 vs RF 1 acks=all, a restarted follower's
+# catch-up vs a consumer, leader failover after SIGKILLs. One table with
+# both sides of every ratio, bench-results/replication.json. BENCH=full
+# for the long run, BENCH_BACKENDS=uring for one backend.
+bench-replication:
+	$(GO) run ./bench/cmd/replbench
 
 # Go micro-benchmarks (ring, broker request paths, log, metrics).
 bench-micro:
