@@ -70,11 +70,11 @@ type ReplOptions struct {
 
 // replBounds are one mode's bounds.
 type replBounds struct {
-	produceSeconds time.Duration
+	produceBound time.Duration
 	produce100     int64 // records of 100 B
 	produce16k     int64 // records of 16 KiB
 	catchUpBytes   int64
-	catchUpSeconds time.Duration
+	catchUpBound time.Duration
 	kills          int
 	failoverRate   float64 // records/s of the paced producer
 }
@@ -82,14 +82,14 @@ type replBounds struct {
 func replBoundsFor(mode string) (replBounds, error) {
 	switch mode {
 	case ModeTiny:
-		return replBounds{produceSeconds: time.Second, produce100: 20_000, produce16k: 200,
-			catchUpBytes: 8 << 20, catchUpSeconds: 10 * time.Second, kills: 1, failoverRate: 200}, nil
+		return replBounds{produceBound: time.Second, produce100: 20_000, produce16k: 200,
+			catchUpBytes: 8 << 20, catchUpBound: 10 * time.Second, kills: 1, failoverRate: 200}, nil
 	case ModeQuick, "":
-		return replBounds{produceSeconds: 8 * time.Second, produce100: 3_000_000, produce16k: 50_000,
-			catchUpBytes: 256 << 20, catchUpSeconds: 16 * time.Second, kills: 5, failoverRate: 500}, nil
+		return replBounds{produceBound: 8 * time.Second, produce100: 3_000_000, produce16k: 50_000,
+			catchUpBytes: 256 << 20, catchUpBound: 16 * time.Second, kills: 5, failoverRate: 500}, nil
 	case ModeFull:
-		return replBounds{produceSeconds: 30 * time.Second, produce100: 20_000_000, produce16k: 200_000,
-			catchUpBytes: 1 << 30, catchUpSeconds: 60 * time.Second, kills: 20, failoverRate: 500}, nil
+		return replBounds{produceBound: 30 * time.Second, produce100: 20_000_000, produce16k: 200_000,
+			catchUpBytes: 1 << 30, catchUpBound: 60 * time.Second, kills: 20, failoverRate: 500}, nil
 	}
 	return replBounds{}, fmt.Errorf("unknown mode %q (tiny, quick, full)", mode)
 }
@@ -272,7 +272,7 @@ func runReplBackend(ctx context.Context, bin, backend, workDir string, nodeConfi
 		}
 		var pair []ReplRun
 		for _, rf := range []int{3, 1} {
-			r := runReplProduce(ctx, c, scenario, rf, size, records, b.produceSeconds)
+			r := runReplProduce(ctx, c, scenario, rf, size, records, b.produceBound)
 			logf("%s %s %s: %s", backend, scenario, r.Side, replSummary(r))
 			pair = append(pair, r)
 		}
@@ -382,7 +382,7 @@ func runCatchUp(ctx context.Context, c *replCluster, b replBounds, logf func(str
 		consumer.Status = follower.Status
 		return []ReplRun{follower, consumer}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 6*b.catchUpSeconds+3*replReadyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, 6*b.catchUpBound+3*replReadyTimeout)
 	defer cancel()
 	topic := fmt.Sprintf("repl-catchup-%d", time.Now().UnixNano())
 	replicas := []int32{1, 2, 3}
@@ -406,7 +406,7 @@ func runCatchUp(ctx context.Context, c *replCluster, b replBounds, logf func(str
 		return fail(err)
 	}
 	pr, err := perf.RunProduce(ctx, perf.ProduceConfig{Topic: topic, NumRecords: b.catchUpBytes / size, RecordSize: size,
-		Throughput: -1, Producer: settings, MaxDuration: 4 * b.catchUpSeconds})
+		Throughput: -1, Producer: settings, MaxDuration: 4 * b.catchUpBound})
 	if err != nil {
 		return fail(fmt.Errorf("preload: %w", err))
 	}
@@ -431,7 +431,7 @@ func runCatchUp(ctx context.Context, c *replCluster, b replBounds, logf func(str
 	logf("%s catchup: preloaded %d records (%d log bytes) with node 3 down", c.backend, pr.Records, want)
 
 	cr, err := perf.RunConsume(ctx, perf.ConsumeConfig{Bootstrap: []string{leader.addr()}, Topic: topic, Messages: pr.Records,
-		FetchSize: 4 << 20, Timeout: 10 * time.Second, MaxDuration: b.catchUpSeconds})
+		FetchSize: 4 << 20, Timeout: 10 * time.Second, MaxDuration: b.catchUpBound})
 	consumer.Consume = &cr
 	if err != nil {
 		consumer.Status = "error: " + oneLine(err)
@@ -459,7 +459,7 @@ func runCatchUp(ctx context.Context, c *replCluster, b replBounds, logf func(str
 		follower.Status = "error: " + oneLine(err)
 		return []ReplRun{follower, consumer}
 	}
-	deadline := execAt.Add(replReadyTimeout + b.catchUpSeconds)
+	deadline := execAt.Add(replReadyTimeout + b.catchUpBound)
 	var firstByte, caughtUp time.Time
 	var got int64
 	for time.Now().Before(deadline) && ctx.Err() == nil {
