@@ -71,12 +71,12 @@ type ReplOptions struct {
 // replBounds are one mode's bounds.
 type replBounds struct {
 	produceBound time.Duration
-	produce100     int64 // records of 100 B
-	produce16k     int64 // records of 16 KiB
-	catchUpBytes   int64
+	produce100   int64 // records of 100 B
+	produce16k   int64 // records of 16 KiB
+	catchUpBytes int64
 	catchUpBound time.Duration
-	kills          int
-	failoverRate   float64 // records/s of the paced producer
+	kills        int
+	failoverRate float64 // records/s of the paced producer
 }
 
 func replBoundsFor(mode string) (replBounds, error) {
