@@ -130,7 +130,7 @@ listener.security.protocol.map=A:SASL_PLAINTEXT,B:SASL_PLAINTEXT
 sasl.enabled.mechanisms=OAUTHBEARER
 sasl.oauthbearer.jwks.endpoint.url=file:///etc/kafka/jwks.json
 sasl.oauthbearer.expected.audience=kafka,ops
-listener.name.b.oauthbearer.sasl.server.callback.handler.class=` + OAuthUnsecuredValidator + "\n"), "test")
+listener.name.b.oauthbearer.sasl.server.callback.handler.class=`+OAuthUnsecuredValidator+"\n"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
