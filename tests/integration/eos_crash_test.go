@@ -1,0 +1,528 @@
+//go:build linux
+
+package integration
+
+// Exactly-once under crashes (issue 18): a consume-transform-produce loop on
+// franz-go's GroupTransactSession reads "in-<i>" from a 3-partition input
+// topic and writes "out-<i>" to the same partition of an output topic, in
+// transactions of a few hundred records that also commit the group's input
+// offsets, while the broker is SIGKILLed at seeded points and restarted on
+// the same data dir and port. When the group has committed every input
+// offset, a read_committed consumer must see every "out-<i>" exactly once
+// and nothing else, in input order per partition; a read_uncommitted one
+// shows how many aborted records the crashes left, which read_committed
+// must not return.
+//
+// A kill is triggered by progress, not by time: once the loop has committed
+// a seeded number of input records, the broker dies right after the client
+// has written the next request of a seeded kind (Produce, AddPartitionsToTxn,
+// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, Fetch) to the socket, so a crash
+// lands inside each step of a transaction. Whether the broker handled that
+// request before it died is up to the scheduler; the seed fixes the rest.
+//
+// Environment:
+//
+//	RINGBROKER_EOS_SEED  replay this seed (printed by every run)
+//	RINGBROKER_EOS_LONG  3 kills instead of 1 (the default run in make test)
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
+)
+
+const (
+	eosPartitions = 3
+	eosRecords    = 3000
+	// eosTxnRecords is the most input records one transaction carries.
+	eosTxnRecords = 300
+	// eosSessionsMax bounds how often the loop may recreate its client after
+	// kgo gave up (a fatal transactional error or an End that failed).
+	eosSessionsMax = 20
+)
+
+// eosKillRequests are the request keys a kill can follow, by name for the log.
+var eosKillRequests = []struct {
+	key  int16
+	name string
+}{
+	{0, "Produce"}, {1, "Fetch"}, {24, "AddPartitionsToTxn"}, {25, "AddOffsetsToTxn"},
+	{28, "TxnOffsetCommit"}, {26, "EndTxn"},
+}
+
+// eosKill is one scheduled crash: after the loop has committed at least
+// afterRecords input records, SIGKILL the broker once the client has written
+// a request with key.
+type eosKill struct {
+	afterRecords int
+	key          int16
+	name         string
+}
+
+func TestEOSUnderCrashes(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("RINGBROKER_EOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("RINGBROKER_EOS_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	kills, budget := 1, 90*time.Second
+	if os.Getenv("RINGBROKER_EOS_LONG") != "" {
+		kills, budget = 3, 3*time.Minute
+	}
+	t.Logf("seed %d (replay with RINGBROKER_EOS_SEED=%d), %d kill(s)", seed, seed, kills)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		testEOSUnderCrashes(t, backend, eosSchedule(seed, kills), budget)
+	})
+}
+
+// eosSchedule draws kills crash points from seed: progress thresholds spread
+// over the run (so each kill falls in a different stretch of it) and the
+// request each one follows.
+func eosSchedule(seed uint64, kills int) []eosKill {
+	r := rand.New(rand.NewPCG(seed, 18))
+	var out []eosKill
+	// The last kill comes with at least 30% of the input left, so the
+	// request it waits for is still to come.
+	span := eosRecords * 6 / 10 / kills
+	for k := range kills {
+		req := eosKillRequests[r.IntN(len(eosKillRequests))]
+		out = append(out, eosKill{afterRecords: eosRecords/10 + k*span + r.IntN(span), key: req.key, name: req.name})
+	}
+	return out
+}
+
+// eosCrasher kills and restarts the broker when a scheduled crash point is
+// reached. The hook runs on the client's connection goroutines; the restart
+// runs on its own goroutine so the client, retrying meanwhile, is not
+// blocked by it.
+type eosCrasher struct {
+	t       *testing.T
+	backend string
+	props   map[string]string
+	port    int
+	kills   []eosKill
+
+	mu        sync.Mutex
+	broker    *Broker // the live broker; nil while one is being restarted
+	next      int     // index in kills of the next crash
+	committed int     // input records committed so far, as the loop saw it
+	restarted chan struct{}
+	errs      []error
+	done      sync.WaitGroup
+}
+
+// progress tells the crasher how many input records the loop has committed.
+func (c *eosCrasher) progress(committed int) {
+	c.mu.Lock()
+	c.committed = committed
+	c.mu.Unlock()
+}
+
+// OnBrokerWrite implements kgo.HookBrokerWrite: the crash trigger.
+func (c *eosCrasher) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.next >= len(c.kills) || c.broker == nil {
+		return
+	}
+	k := c.kills[c.next]
+	if c.committed < k.afterRecords || key != k.key {
+		return
+	}
+	c.next++
+	b := c.broker
+	c.broker = nil
+	b.stopped = true
+	// Killed here, on the goroutine that wrote the request, so the broker
+	// has had as little time as possible to act on it.
+	if err := b.Daemon.Kill(stopTimeout); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("SIGKILL: %w", err))
+		return
+	}
+	c.t.Logf("kill %d: SIGKILL right after the client wrote %s, %d input records committed", c.next, k.name, c.committed)
+	c.done.Add(1)
+	go c.restart()
+}
+
+func (c *eosCrasher) restart() {
+	defer c.done.Done()
+	start := time.Now()
+	b, err := startBrokerOn(c.t, c.backend, c.props, c.port)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("restart: %w", err))
+		return
+	}
+	c.t.Logf("restarted on the same data dir and port in %v", time.Since(start).Round(time.Millisecond))
+	c.broker = b
+}
+
+// wait waits for a restart in progress and returns the crasher's errors.
+func (c *eosCrasher) wait() error {
+	c.done.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return errors.Join(c.errs...)
+}
+
+// kills returns how many crashes happened.
+func (c *eosCrasher) killed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next
+}
+
+func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget time.Duration) {
+	for i, k := range kills {
+		t.Logf("kill %d scheduled after %d committed input records, on the next %s", i+1, k.afterRecords, k.name)
+	}
+	const (
+		input  = "eos-in"
+		output = "eos-out"
+		group  = "eos-group"
+		txnID  = "eos-transform"
+	)
+	props := map[string]string{"log.dirs": filepath.Join(t.TempDir(), "data")}
+	b := startBroker(t, backend, props)
+	addr := b.Addr
+	createTopic(t, addr, input, eosPartitions, nil)
+	createTopic(t, addr, output, eosPartitions, nil)
+	in := make([]sentRecord, eosRecords)
+	for i := range in {
+		in[i] = sentRecord{partition: int32(i % eosPartitions), value: []byte("in-" + strconv.Itoa(i))}
+	}
+	produceSync(t, newClient(t, addr), input, in)
+	inEnds := endOffsets(t, addr, input)
+
+	crasher := &eosCrasher{t: t, backend: backend, props: props, port: b.Port, kills: kills, broker: b}
+	// kgo's log of every session, shown when the test fails.
+	clientLog := daemontest.NewOutputBuffer(8 << 20)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("franz-go log:\n%s", daemontest.Tail(clientLog.String(), 400))
+		}
+	})
+
+	start := time.Now()
+	deadline := start.Add(budget)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	committed, sessions, aborted := 0, 0, 0
+	newSession := func() *kgo.GroupTransactSession {
+		sessions++
+		s, err := kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(addr),
+			kgo.DialTimeout(5*time.Second),
+			kgo.RetryTimeout(startTimeout),
+			kgo.WithHooks(crasher),
+			kgo.WithLogger(kgo.BasicLogger(clientLog, kgo.LogLevelInfo, func() string {
+				return time.Now().Format("15:04:05.000 ")
+			})),
+			kgo.TransactionalID(txnID),
+			kgo.TransactionTimeout(20*time.Second),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(input),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.FetchMaxWait(200*time.Millisecond),
+			// A recreated session's member replaces the last one quickly.
+			kgo.SessionTimeout(6*time.Second),
+			kgo.HeartbeatInterval(500*time.Millisecond),
+			kgo.RebalanceTimeout(10*time.Second),
+		)
+		if err != nil {
+			t.Fatalf("session %d: %v", sessions, err)
+		}
+		return s
+	}
+	inputDone := func() bool {
+		got := groupOffsets(ctx, addr, group, input)
+		for p, end := range inEnds {
+			if got[p] != end {
+				return false
+			}
+		}
+		return true
+	}
+
+	sess := newSession()
+	for {
+		if ctx.Err() != nil {
+			t.Fatalf("after %v: %d of %d input records committed, %d sessions, %d kills", budget, committed, eosRecords, sessions, crasher.killed())
+		}
+		pollCtx, pollCancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := sess.PollRecords(pollCtx, eosTxnRecords)
+		pollCancel()
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				t.Logf("poll %s/%d: %v", topic, p, err)
+			}
+		})
+		if fs.NumRecords() == 0 {
+			if inputDone() {
+				break
+			}
+			continue
+		}
+		failed := func(what string, err error) {
+			t.Logf("session %d: %s: %v; recreating the client", sessions, what, err)
+			sess.Close()
+			if sessions >= eosSessionsMax {
+				t.Fatalf("%d sessions used, %d of %d input records committed", sessions, committed, eosRecords)
+			}
+			sess = newSession()
+		}
+		if err := sess.Begin(); err != nil {
+			failed("Begin", err)
+			continue
+		}
+		var produceErrs atomic.Int64
+		var firstErr atomic.Value
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			i, ok := strings.CutPrefix(string(r.Value), "in-")
+			if !ok {
+				t.Errorf("input %d/%d holds %q", r.Partition, r.Offset, r.Value)
+			}
+			out := &kgo.Record{Topic: output, Partition: r.Partition, Value: []byte("out-" + i)}
+			sess.Produce(ctx, out, func(_ *kgo.Record, err error) {
+				if err != nil && produceErrs.Add(1) == 1 {
+					firstErr.Store(err)
+				}
+			})
+		})
+		ok, err := sess.End(ctx, kgo.TryCommit)
+		if produceErrs.Load() > 0 {
+			t.Logf("session %d: %d produce errors in the transaction, first %v (committed %v)", sessions, produceErrs.Load(), firstErr.Load(), ok)
+		}
+		if err != nil {
+			failed("End", err)
+			continue
+		}
+		if !ok {
+			aborted++
+			continue
+		}
+		committed += n
+		crasher.progress(committed)
+	}
+	sess.Close()
+	if err := crasher.wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loop done in %v: %d sessions, %d kills, %d transactions ended by an abort", time.Since(start).Round(time.Millisecond), sessions, crasher.killed(), aborted)
+	if crasher.killed() != len(kills) {
+		t.Errorf("%d of %d scheduled kills happened", crasher.killed(), len(kills))
+	}
+
+	// The group's committed offsets are the input's end offsets (checked in the
+	// loop; once more here from a fresh client, after the last restart).
+	if got := groupOffsets(context.Background(), addr, group, input); !mapsEqual(got, inEnds) {
+		t.Errorf("group %s committed %v, input end offsets %v", group, got, inEnds)
+	}
+
+	// No transaction may stay open: read_committed reads up to the high watermark.
+	outEnds := endOffsets(t, addr, output)
+	waitStable(t, addr, output, outEnds)
+
+	committedRecs := eosConsume(t, addr, output, kgo.ReadCommitted())
+	uncommitted := eosConsume(t, addr, output, kgo.ReadUncommitted())
+	eosVerify(t, committedRecs, uncommitted)
+}
+
+// groupOffsets returns group's committed offsets in topic (empty on error: the
+// caller waits on it, bounded).
+func groupOffsets(ctx context.Context, addr, group, topic string) map[int32]int64 {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTimeout(5*time.Second), kgo.RetryTimeout(5*time.Second))
+	if err != nil {
+		return nil
+	}
+	defer cl.Close()
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).FetchOffsets(fctx, group)
+	if err != nil || resp.Error() != nil {
+		return nil
+	}
+	out := map[int32]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+func mapsEqual(a, b map[int32]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// waitStable waits, bounded, until every partition's last stable offset is its
+// high watermark in ends: no transaction is left open in topic.
+func waitStable(t *testing.T, addr, topic string, ends map[int32]int64) {
+	t.Helper()
+	adm := newAdmin(t, addr)
+	deadline := time.Now().Add(e2eTimeout)
+	var last map[int32]int64
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		lo, err := adm.ListCommittedOffsets(ctx, topic)
+		cancel()
+		if err == nil {
+			last = map[int32]int64{}
+			lo.Each(func(o kadm.ListedOffset) {
+				if o.Err == nil {
+					last[o.Partition] = o.Offset
+				}
+			})
+			if mapsEqual(last, ends) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: last stable offsets %v (error %v), high watermarks %v after %v: a transaction stays open", topic, last, err, ends, e2eTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// eosConsume reads topic from its start with the given isolation level and
+// returns what it read. The caller waited until the last stable offset is the
+// high watermark, so everything is fetchable at once: the read ends after a
+// second in which fetches (200 ms long polls) returned nothing new.
+func eosConsume(t *testing.T, addr, topic string, level kgo.IsolationLevel) []gotRecord {
+	t.Helper()
+	cl := newClient(t, addr,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: fromStart(eosPartitions)}),
+		kgo.FetchIsolationLevel(level),
+		kgo.FetchMaxBytes(64<<20),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	var got []gotRecord
+	quietUntil := time.Now().Add(time.Second)
+	for time.Now().Before(quietUntil) {
+		pctx, pcancel := context.WithDeadline(ctx, quietUntil)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("consume %s: no end within %v", topic, e2eTimeout)
+		}
+		fs.EachError(func(tp string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				t.Errorf("fetch %s/%d: %v", tp, p, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			got = append(got, gotRecord{partition: r.Partition, offset: r.Offset, value: r.Value})
+			quietUntil = time.Now().Add(time.Second)
+		})
+	}
+	return got
+}
+
+// eosVerify checks the output topic: read_committed holds every "out-<i>"
+// exactly once, in partition i%3, in increasing i per partition, and nothing
+// else; every record it returned is one read_uncommitted returned at the same
+// offset; the records only read_uncommitted returned are the aborted ones.
+func eosVerify(t *testing.T, committed, uncommitted []gotRecord) {
+	t.Helper()
+	problems := 0
+	report := func(format string, args ...any) {
+		problems++
+		if problems <= 20 {
+			t.Errorf(format, args...)
+		}
+	}
+	seen := make([]int, eosRecords)
+	lastIndex := map[int32]int{}
+	for _, r := range committed {
+		s, ok := strings.CutPrefix(string(r.value), "out-")
+		i, err := strconv.Atoi(s)
+		if !ok || err != nil || i < 0 || i >= eosRecords {
+			report("read_committed %d/%d: unexpected value %q", r.partition, r.offset, r.value)
+			continue
+		}
+		seen[i]++
+		if seen[i] == 2 {
+			report("read_committed: out-%d twice (again at %d/%d)", i, r.partition, r.offset)
+		}
+		if want := int32(i % eosPartitions); r.partition != want {
+			report("read_committed: out-%d in partition %d, want %d", i, r.partition, want)
+		}
+		if last, ok := lastIndex[r.partition]; ok && i <= last {
+			report("read_committed partition %d: out-%d at offset %d after out-%d", r.partition, i, r.offset, last)
+		}
+		lastIndex[r.partition] = i
+	}
+	missing := 0
+	for i, n := range seen {
+		if n == 0 {
+			missing++
+			if missing <= 10 {
+				report("read_committed: out-%d missing", i)
+			}
+		}
+	}
+	type at struct {
+		partition int32
+		offset    int64
+	}
+	all := make(map[at]string, len(uncommitted))
+	for _, r := range uncommitted {
+		all[at{r.partition, r.offset}] = string(r.value)
+	}
+	for _, r := range committed {
+		if v, ok := all[at{r.partition, r.offset}]; !ok || v != string(r.value) {
+			report("read_committed %d/%d %q: read_uncommitted has %q there", r.partition, r.offset, r.value, v)
+		}
+	}
+	abortedRecords := len(uncommitted) - len(committed)
+	var abortedSample []string
+	inCommitted := make(map[at]bool, len(committed))
+	for _, r := range committed {
+		inCommitted[at{r.partition, r.offset}] = true
+	}
+	for _, r := range uncommitted {
+		if !inCommitted[at{r.partition, r.offset}] && len(abortedSample) < 5 {
+			abortedSample = append(abortedSample, fmt.Sprintf("%d/%d %s", r.partition, r.offset, r.value))
+		}
+	}
+	slices.Sort(abortedSample)
+	t.Logf("output: %d records read_committed (%d missing), %d read_uncommitted: %d aborted records (e.g. %v)",
+		len(committed), missing, len(uncommitted), abortedRecords, abortedSample)
+	if problems > 20 {
+		t.Errorf("%d more problems not shown", problems-20)
+	}
+}
