@@ -19,11 +19,17 @@ package integration
 // AddOffsetsToTxn, TxnOffsetCommit, EndTxn, Fetch) to the socket, so a crash
 // lands inside each step of a transaction. Whether the broker handled that
 // request before it died is up to the scheduler; the seed fixes the rest.
+// About half the kills (seeded) take the client down too: the loop's
+// context for the transaction is cancelled, the session closed without
+// ending it, and a new one with the same transactional id takes over, so the
+// coordinator must abort what the old one left open (its records and its
+// pending group offsets) after the restart.
 //
 // Environment:
 //
 //	RINGBROKER_EOS_SEED  replay this seed (printed by every run)
 //	RINGBROKER_EOS_LONG  3 kills instead of 1 (the default run in make test)
+//	RINGBROKER_EOS_CLIENT_LOG  show franz-go's log (the tail) on success too
 
 import (
 	"context"
@@ -72,6 +78,8 @@ type eosKill struct {
 	afterRecords int
 	key          int16
 	name         string
+	// abandon: the client "crashes" with the broker (see the file comment).
+	abandon bool
 }
 
 func TestEOSUnderCrashes(t *testing.T) {
@@ -104,7 +112,7 @@ func eosSchedule(seed uint64, kills int) []eosKill {
 	span := eosRecords * 6 / 10 / kills
 	for k := range kills {
 		req := eosKillRequests[r.IntN(len(eosKillRequests))]
-		out = append(out, eosKill{afterRecords: eosRecords/10 + k*span + r.IntN(span), key: req.key, name: req.name})
+		out = append(out, eosKill{afterRecords: eosRecords/10 + k*span + r.IntN(span), key: req.key, name: req.name, abandon: r.IntN(2) == 0})
 	}
 	return out
 }
@@ -121,9 +129,10 @@ type eosCrasher struct {
 	kills   []eosKill
 
 	mu        sync.Mutex
-	broker    *Broker // the live broker; nil while one is being restarted
-	next      int     // index in kills of the next crash
-	committed int     // input records committed so far, as the loop saw it
+	broker    *Broker            // the live broker; nil while one is being restarted
+	next      int                // index in kills of the next crash
+	committed int                // input records committed so far, as the loop saw it
+	txnCancel context.CancelFunc // cancels the loop's current transaction
 	restarted chan struct{}
 	errs      []error
 	done      sync.WaitGroup
@@ -133,6 +142,13 @@ type eosCrasher struct {
 func (c *eosCrasher) progress(committed int) {
 	c.mu.Lock()
 	c.committed = committed
+	c.mu.Unlock()
+}
+
+// transaction tells the crasher how to cancel the loop's next transaction.
+func (c *eosCrasher) transaction(cancel context.CancelFunc) {
+	c.mu.Lock()
+	c.txnCancel = cancel
 	c.mu.Unlock()
 }
 
@@ -160,7 +176,12 @@ func (c *eosCrasher) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ 
 		c.errs = append(c.errs, fmt.Errorf("SIGKILL: %w", err))
 		return
 	}
-	c.t.Logf("kill %d: SIGKILL right after the client wrote %s, %d input records committed", c.next, k.name, c.committed)
+	how := ""
+	if k.abandon {
+		c.txnCancel()
+		how = "; the client is abandoned too"
+	}
+	c.t.Logf("kill %d: SIGKILL right after the client wrote %s, %d input records committed%s", c.next, k.name, c.committed, how)
 	c.done.Add(1)
 	go c.restart()
 }
@@ -204,7 +225,12 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 		group  = "eos-group"
 		txnID  = "eos-transform"
 	)
-	props := map[string]string{"log.dirs": filepath.Join(t.TempDir(), "data")}
+	props := map[string]string{
+		"log.dirs": filepath.Join(t.TempDir(), "data"),
+		// An abandoned transaction blocks the group's offsets (RequireStable)
+		// until it times out: check for that every second, not every 10 s.
+		"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+	}
 	b := startBroker(t, backend, props)
 	addr := b.Addr
 	createTopic(t, addr, input, eosPartitions, nil)
@@ -220,8 +246,8 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 	// kgo's log of every session, shown when the test fails.
 	clientLog := daemontest.NewOutputBuffer(8 << 20)
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("franz-go log:\n%s", daemontest.Tail(clientLog.String(), 400))
+		if t.Failed() || os.Getenv("RINGBROKER_EOS_CLIENT_LOG") != "" {
+			t.Logf("franz-go log:\n%s", daemontest.Tail(clientLog.String(), 256<<10))
 		}
 	})
 
@@ -241,7 +267,11 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 				return time.Now().Format("15:04:05.000 ")
 			})),
 			kgo.TransactionalID(txnID),
-			kgo.TransactionTimeout(20*time.Second),
+			// The new session of an abandoning kill fetches the group's
+			// offsets before its first InitProducerId (which would abort
+			// the old transaction at once), so the old one holds it up
+			// until this timeout aborts it.
+			kgo.TransactionTimeout(10*time.Second),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.ConsumerGroup(group),
 			kgo.ConsumeTopics(input),
@@ -272,20 +302,6 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 		if ctx.Err() != nil {
 			t.Fatalf("after %v: %d of %d input records committed, %d sessions, %d kills", budget, committed, eosRecords, sessions, crasher.killed())
 		}
-		pollCtx, pollCancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := sess.PollRecords(pollCtx, eosTxnRecords)
-		pollCancel()
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				t.Logf("poll %s/%d: %v", topic, p, err)
-			}
-		})
-		if fs.NumRecords() == 0 {
-			if inputDone() {
-				break
-			}
-			continue
-		}
 		failed := func(what string, err error) {
 			t.Logf("session %d: %s: %v; recreating the client", sessions, what, err)
 			sess.Close()
@@ -294,7 +310,31 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 			}
 			sess = newSession()
 		}
+		// txnCtx is the client's life for one poll and transaction: an
+		// abandoning kill cancels it.
+		txnCtx, txnCancel := context.WithCancel(ctx)
+		crasher.transaction(txnCancel)
+		pollCtx, pollCancel := context.WithTimeout(txnCtx, 2*time.Second)
+		fs := sess.PollRecords(pollCtx, eosTxnRecords)
+		pollCancel()
+		if txnCtx.Err() != nil && ctx.Err() == nil {
+			failed("abandoned while polling", txnCtx.Err())
+			continue
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				t.Logf("poll %s/%d: %v", topic, p, err)
+			}
+		})
+		if fs.NumRecords() == 0 {
+			txnCancel()
+			if inputDone() {
+				break
+			}
+			continue
+		}
 		if err := sess.Begin(); err != nil {
+			txnCancel()
 			failed("Begin", err)
 			continue
 		}
@@ -308,13 +348,14 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 				t.Errorf("input %d/%d holds %q", r.Partition, r.Offset, r.Value)
 			}
 			out := &kgo.Record{Topic: output, Partition: r.Partition, Value: []byte("out-" + i)}
-			sess.Produce(ctx, out, func(_ *kgo.Record, err error) {
+			sess.Produce(txnCtx, out, func(_ *kgo.Record, err error) {
 				if err != nil && produceErrs.Add(1) == 1 {
 					firstErr.Store(err)
 				}
 			})
 		})
-		ok, err := sess.End(ctx, kgo.TryCommit)
+		ok, err := sess.End(txnCtx, kgo.TryCommit)
+		txnCancel()
 		if produceErrs.Load() > 0 {
 			t.Logf("session %d: %d produce errors in the transaction, first %v (committed %v)", sessions, produceErrs.Load(), firstErr.Load(), ok)
 		}
