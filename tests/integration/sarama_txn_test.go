@@ -124,13 +124,21 @@ func testSaramaTransactions(t *testing.T, addr string, version sarama.KafkaVersi
 			got = append(got, string(m.Value))
 		}
 		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Errorf("%v consumer read %v, want %v", level, got, want)
+			t.Errorf("%s consumer read %v, want %v", saramaLevel(level), got, want)
 		} else {
-			t.Logf("%v consumer read %v", level, got)
+			t.Logf("%s consumer read %v", saramaLevel(level), got)
 		}
 	}
 	check(sarama.ReadCommitted, "c1", "c2", "c3", "c4", "c5")
 	check(sarama.ReadUncommitted, "c1", "c2", "c3", "a1", "a2", "a3", "c4", "c5")
+}
+
+// saramaLevel names an isolation level.
+func saramaLevel(level sarama.IsolationLevel) string {
+	if level == sarama.ReadCommitted {
+		return "read_committed"
+	}
+	return "read_uncommitted"
 }
 
 // saramaConfig is a Sarama config for version with the test's bounds.
@@ -156,12 +164,12 @@ func saramaConsume(t *testing.T, addr string, version sarama.KafkaVersion, topic
 	cfg.Consumer.MaxWaitTime = 200 * time.Millisecond
 	consumer, err := sarama.NewConsumer([]string{addr}, cfg)
 	if err != nil {
-		t.Fatalf("consumer (%v): %v", level, err)
+		t.Fatalf("consumer (%s): %v", saramaLevel(level), err)
 	}
 	defer consumer.Close()
 	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
 	if err != nil {
-		t.Fatalf("ConsumePartition %s (%v): %v", topic, level, err)
+		t.Fatalf("ConsumePartition %s (%s): %v", topic, saramaLevel(level), err)
 	}
 	defer pc.Close()
 	timeout := time.After(e2eTimeout)
@@ -171,13 +179,13 @@ func saramaConsume(t *testing.T, addr string, version sarama.KafkaVersion, topic
 		case m := <-pc.Messages():
 			got = append(got, m)
 		case err := <-pc.Errors():
-			t.Fatalf("consume %s (%v): %v", topic, level, err)
+			t.Fatalf("consume %s (%s): %v", topic, saramaLevel(level), err)
 		case <-timeout:
 			var values []string
 			for _, m := range got {
 				values = append(values, fmt.Sprintf("%d:%s", m.Offset, m.Value))
 			}
-			t.Fatalf("consume %s (%v): %d of %d messages within %v: %v", topic, level, len(got), n, e2eTimeout, values)
+			t.Fatalf("consume %s (%s): %d of %d messages within %v: %v", topic, saramaLevel(level), len(got), n, e2eTimeout, values)
 		}
 	}
 	return got
