@@ -16,9 +16,12 @@ package integration
 // A kill is triggered by progress, not by time: once the loop has committed
 // a seeded number of input records, the broker dies right after the client
 // has written the next request of a seeded kind (Produce, AddPartitionsToTxn,
-// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, Fetch) to the socket, so a crash
-// lands inside each step of a transaction. Whether the broker handled that
-// request before it died is up to the scheduler; the seed fixes the rest.
+// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, Fetch) to the socket, or read
+// the answer to the next TxnOffsetCommit or EndTxn (a committed
+// transaction's markers are then being written: the restart must finish
+// them), so a crash lands inside each step of a transaction. Whether the
+// broker handled a request before it died is up to the scheduler; the seed
+// fixes the rest.
 // About half the kills (seeded) take the client down too: the loop's
 // context for the transaction is cancelled, the session closed without
 // ending it, and a new one with the same transactional id takes over, so the
@@ -62,21 +65,25 @@ const (
 	eosSessionsMax = 20
 )
 
-// eosKillRequests are the request keys a kill can follow, by name for the log.
+// eosKillRequests are the requests a kill can follow (written, or with answer
+// its response read), by name for the log.
 var eosKillRequests = []struct {
-	key  int16
-	name string
+	key    int16
+	answer bool
+	name   string
 }{
-	{0, "Produce"}, {1, "Fetch"}, {24, "AddPartitionsToTxn"}, {25, "AddOffsetsToTxn"},
-	{28, "TxnOffsetCommit"}, {26, "EndTxn"},
+	{0, false, "Produce"}, {1, false, "Fetch"}, {24, false, "AddPartitionsToTxn"}, {25, false, "AddOffsetsToTxn"},
+	{28, false, "TxnOffsetCommit"}, {26, false, "EndTxn"},
+	{28, true, "TxnOffsetCommit's answer"}, {26, true, "EndTxn's answer"},
 }
 
 // eosKill is one scheduled crash: after the loop has committed at least
 // afterRecords input records, SIGKILL the broker once the client has written
-// a request with key.
+// a request with key (answer false) or read the response to one (answer true).
 type eosKill struct {
 	afterRecords int
 	key          int16
+	answer       bool
 	name         string
 	// abandon: the client "crashes" with the broker (see the file comment).
 	abandon bool
@@ -112,7 +119,7 @@ func eosSchedule(seed uint64, kills int) []eosKill {
 	span := eosRecords * 6 / 10 / kills
 	for k := range kills {
 		req := eosKillRequests[r.IntN(len(eosKillRequests))]
-		out = append(out, eosKill{afterRecords: eosRecords/10 + k*span + r.IntN(span), key: req.key, name: req.name, abandon: r.IntN(2) == 0})
+		out = append(out, eosKill{afterRecords: eosRecords/10 + k*span + r.IntN(span), key: req.key, answer: req.answer, name: req.name, abandon: r.IntN(2) == 0})
 	}
 	return out
 }
@@ -129,11 +136,11 @@ type eosCrasher struct {
 	kills   []eosKill
 
 	mu        sync.Mutex
+	stopped   bool               // no more kills: the loop is over
 	broker    *Broker            // the live broker; nil while one is being restarted
 	next      int                // index in kills of the next crash
 	committed int                // input records committed so far, as the loop saw it
 	txnCancel context.CancelFunc // cancels the loop's current transaction
-	restarted chan struct{}
 	errs      []error
 	done      sync.WaitGroup
 }
@@ -152,26 +159,39 @@ func (c *eosCrasher) transaction(cancel context.CancelFunc) {
 	c.mu.Unlock()
 }
 
-// OnBrokerWrite implements kgo.HookBrokerWrite: the crash trigger.
+// OnBrokerWrite implements kgo.HookBrokerWrite: a request was written.
 func (c *eosCrasher) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if err != nil {
-		return
+	if err == nil {
+		c.maybeKill(key, false)
 	}
+}
+
+// OnBrokerRead implements kgo.HookBrokerRead: a response was read.
+func (c *eosCrasher) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err == nil {
+		c.maybeKill(key, true)
+	}
+}
+
+// maybeKill is the crash trigger: the client wrote a request with key (answer
+// false) or read its response (answer true).
+func (c *eosCrasher) maybeKill(key int16, answer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.next >= len(c.kills) || c.broker == nil {
+	if c.stopped || c.next >= len(c.kills) || c.broker == nil {
 		return
 	}
 	k := c.kills[c.next]
-	if c.committed < k.afterRecords || key != k.key {
+	if c.committed < k.afterRecords || key != k.key || answer != k.answer {
 		return
 	}
 	c.next++
 	b := c.broker
 	c.broker = nil
 	b.stopped = true
-	// Killed here, on the goroutine that wrote the request, so the broker
-	// has had as little time as possible to act on it.
+	// Killed here, on the goroutine that wrote the request or read the
+	// answer, so the broker has had as little time as possible to act on it
+	// or to go on after it.
 	if err := b.Daemon.Kill(stopTimeout); err != nil {
 		c.errs = append(c.errs, fmt.Errorf("SIGKILL: %w", err))
 		return
@@ -181,7 +201,7 @@ func (c *eosCrasher) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ 
 		c.txnCancel()
 		how = "; the client is abandoned too"
 	}
-	c.t.Logf("kill %d: SIGKILL right after the client wrote %s, %d input records committed%s", c.next, k.name, c.committed, how)
+	c.t.Logf("kill %d: SIGKILL right after the client handled %s, %d input records committed%s", c.next, k.name, c.committed, how)
 	c.done.Add(1)
 	go c.restart()
 }
@@ -200,15 +220,19 @@ func (c *eosCrasher) restart() {
 	c.broker = b
 }
 
-// wait waits for a restart in progress and returns the crasher's errors.
-func (c *eosCrasher) wait() error {
+// stop ends the kills, waits for a restart in progress and returns the
+// crasher's errors. Deferred too, so no hook or restart outlives the test.
+func (c *eosCrasher) stop() error {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
 	c.done.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return errors.Join(c.errs...)
 }
 
-// kills returns how many crashes happened.
+// killed returns how many crashes happened.
 func (c *eosCrasher) killed() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -217,7 +241,7 @@ func (c *eosCrasher) killed() int {
 
 func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget time.Duration) {
 	for i, k := range kills {
-		t.Logf("kill %d scheduled after %d committed input records, on the next %s", i+1, k.afterRecords, k.name)
+		t.Logf("kill %d scheduled after %d committed input records, on the next %s (abandoning the client: %v)", i+1, k.afterRecords, k.name, k.abandon)
 	}
 	const (
 		input  = "eos-in"
@@ -243,6 +267,7 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 	inEnds := endOffsets(t, addr, input)
 
 	crasher := &eosCrasher{t: t, backend: backend, props: props, port: b.Port, kills: kills, broker: b}
+	defer func() { _ = crasher.stop() }()
 	// kgo's log of every session, shown when the test fails.
 	clientLog := daemontest.NewOutputBuffer(8 << 20)
 	t.Cleanup(func() {
@@ -298,6 +323,11 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 	}
 
 	sess := newSession()
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
 	for {
 		if ctx.Err() != nil {
 			t.Fatalf("after %v: %d of %d input records committed, %d sessions, %d kills", budget, committed, eosRecords, sessions, crasher.killed())
@@ -305,6 +335,7 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 		failed := func(what string, err error) {
 			t.Logf("session %d: %s: %v; recreating the client", sessions, what, err)
 			sess.Close()
+			sess = nil
 			if sessions >= eosSessionsMax {
 				t.Fatalf("%d sessions used, %d of %d input records committed", sessions, committed, eosRecords)
 			}
@@ -371,7 +402,8 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 		crasher.progress(committed)
 	}
 	sess.Close()
-	if err := crasher.wait(); err != nil {
+	sess = nil
+	if err := crasher.stop(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("loop done in %v: %d sessions, %d kills, %d transactions ended by an abort", time.Since(start).Round(time.Millisecond), sessions, crasher.killed(), aborted)
@@ -381,7 +413,7 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 
 	// The group's committed offsets are the input's end offsets (checked in the
 	// loop; once more here from a fresh client, after the last restart).
-	if got := groupOffsets(context.Background(), addr, group, input); !mapsEqual(got, inEnds) {
+	if got := stableGroupOffsets(t, addr, group, input); !mapsEqual(got, inEnds) {
 		t.Errorf("group %s committed %v, input end offsets %v", group, got, inEnds)
 	}
 
@@ -415,6 +447,37 @@ func groupOffsets(ctx context.Context, addr, group, topic string) map[int32]int6
 		}
 	})
 	return out
+}
+
+// stableGroupOffsets returns group's committed offsets in topic once no
+// transactional offset commit is pending for them: it asks with RequireStable
+// (KIP-447) until the answer carries no UNSTABLE_OFFSET_COMMIT or other error,
+// bounded by e2eTimeout.
+func stableGroupOffsets(t *testing.T, addr, group, topic string) map[int32]int64 {
+	t.Helper()
+	adm := newAdmin(t, addr)
+	deadline := time.Now().Add(e2eTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
+		cancel()
+		if err == nil {
+			err = resp.Error()
+		}
+		if err == nil {
+			out := map[int32]int64{}
+			resp.Each(func(o kadm.OffsetResponse) {
+				if o.Topic == topic {
+					out[o.Partition] = o.At
+				}
+			})
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s: no stable committed offsets within %v: %v", group, e2eTimeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func mapsEqual(a, b map[int32]int64) bool {
