@@ -417,7 +417,9 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 		t.Errorf("group %s committed %v, input end offsets %v", group, got, inEnds)
 	}
 
-	// No transaction may stay open: read_committed reads up to the high watermark.
+	// No transaction may stay open: the coordinator completed the last one,
+	// and read_committed reads up to the high watermark.
+	waitTxnComplete(t, addr, txnID)
 	outEnds := endOffsets(t, addr, output)
 	waitStable(t, addr, output, outEnds)
 
@@ -490,6 +492,40 @@ func mapsEqual(a, b map[int32]int64) bool {
 		}
 	}
 	return true
+}
+
+// waitTxnComplete waits, bounded, until DescribeTransactions shows txnID with
+// no transaction in progress (Empty, CompleteCommit or CompleteAbort).
+func waitTxnComplete(t *testing.T, addr, txnID string) {
+	t.Helper()
+	adm := newAdmin(t, addr)
+	deadline := time.Now().Add(e2eTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		described, err := adm.DescribeTransactions(ctx, txnID)
+		cancel()
+		var state string
+		if err == nil {
+			d, ok := described[txnID]
+			switch {
+			case !ok:
+				err = fmt.Errorf("not in the answer")
+			case d.Err != nil:
+				err = d.Err
+			default:
+				state = d.State
+			}
+		}
+		switch state {
+		case "Empty", "CompleteCommit", "CompleteAbort":
+			t.Logf("transactional id %s: %s", txnID, state)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transactional id %s: state %q (error %v) after %v, want no transaction in progress", txnID, state, err, e2eTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitStable waits, bounded, until every partition's last stable offset is its
