@@ -50,7 +50,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
@@ -418,7 +420,7 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 
 	// The group's committed offsets are the input's end offsets (checked in the
 	// loop; once more here from a fresh client, after the last restart).
-	if got := stableGroupOffsets(t, addr, group, input); !mapsEqual(got, inEnds) {
+	if got := stableGroupOffsets(t, addr, group, input, eosPartitions); !mapsEqual(got, inEnds) {
 		t.Errorf("group %s committed %v, input end offsets %v", group, got, inEnds)
 	}
 
@@ -456,35 +458,95 @@ func groupOffsets(ctx context.Context, addr, group, topic string) map[int32]int6
 	return out
 }
 
-// stableGroupOffsets returns group's committed offsets in topic once no
-// transactional offset commit is pending for them: it asks with RequireStable
-// (KIP-447) until the answer carries no UNSTABLE_OFFSET_COMMIT or other error,
-// bounded by e2eTimeout.
-func stableGroupOffsets(t *testing.T, addr, group, topic string) map[int32]int64 {
+// stableGroupOffsets returns group's committed offsets of topic's partitions
+// 0..partitions-1 (-1: none) once no transactional offset commit is pending
+// for them: it asks OffsetFetch with RequireStable (KIP-447) for those
+// partitions by name until no partition answers UNSTABLE_OFFSET_COMMIT or
+// another error, bounded by e2eTimeout. By name, because a fetch of all the
+// group's topics (kadm FetchOffsets) lists committed offsets only, as Kafka's
+// does: a partition whose first commit is still pending is just absent
+// there, not unstable.
+func stableGroupOffsets(t *testing.T, addr, group, topic string, partitions int32) map[int32]int64 {
 	t.Helper()
-	adm := newAdmin(t, addr)
+	cl := newClient(t, addr)
 	deadline := time.Now().Add(e2eTimeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
-		cancel()
+		out, err := fetchStableOffsets(cl, group, topic, partitions)
 		if err == nil {
-			err = resp.Error()
-		}
-		if err == nil {
-			out := map[int32]int64{}
-			resp.Each(func(o kadm.OffsetResponse) {
-				if o.Topic == topic {
-					out[o.Partition] = o.At
-				}
-			})
 			return out
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("group %s: no stable committed offsets within %v: %v", group, e2eTimeout, err)
+			t.Fatalf("group %s: no stable committed offsets of %s within %v: %v", group, topic, e2eTimeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// fetchStableOffsets is one RequireStable OffsetFetch of stableGroupOffsets.
+// The request carries both shapes (v8+ groups, and the single group before);
+// kmsg encodes the one of the version the client picks.
+func fetchStableOffsets(cl *kgo.Client, group, topic string, partitions int32) (map[int32]int64, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.RequireStable = true
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	rg := kmsg.NewOffsetFetchRequestGroup()
+	rg.Group = group
+	gt := kmsg.NewOffsetFetchRequestGroupTopic()
+	gt.Topic = topic
+	for p := range partitions {
+		rt.Partitions = append(rt.Partitions, p)
+		gt.Partitions = append(gt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	rg.Topics = append(rg.Topics, gt)
+	req.Groups = append(req.Groups, rg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	check := func(p int32, offset int64, code int16) error {
+		if err := kerr.ErrorForCode(code); err != nil {
+			return fmt.Errorf("partition %d: %w", p, err)
+		}
+		out[p] = offset
+		return nil
+	}
+	if resp.Version >= 8 {
+		if len(resp.Groups) != 1 {
+			return nil, fmt.Errorf("OffsetFetch v%d answered %d groups", resp.Version, len(resp.Groups))
+		}
+		g := resp.Groups[0]
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return nil, err
+		}
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				if err := check(p.Partition, p.Offset, p.ErrorCode); err != nil {
+					return nil, err
+				}
+			}
+		}
+	} else {
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return nil, err
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := check(p.Partition, p.Offset, p.ErrorCode); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if int32(len(out)) != partitions {
+		return nil, fmt.Errorf("OffsetFetch v%d answered %d of %d partitions", resp.Version, len(out), partitions)
+	}
+	return out, nil
 }
 
 func mapsEqual(a, b map[int32]int64) bool {

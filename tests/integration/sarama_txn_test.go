@@ -192,10 +192,12 @@ func saramaConsume(t *testing.T, addr string, version sarama.KafkaVersion, topic
 }
 
 // saramaCheckGroupOffset checks group's committed offset of partition 0 of
-// topic once no transactional commit of it is pending (stableGroupOffsets).
+// topic once no transactional commit of it is pending (stableGroupOffsets:
+// CommitTxn returns when the coordinator answered EndTxn, before the
+// markers, as in Kafka).
 func saramaCheckGroupOffset(t *testing.T, addr, group, topic string, want int64) {
 	t.Helper()
-	if got, ok := stableGroupOffsets(t, addr, group, topic)[0]; !ok || got != want {
-		t.Errorf("group %s committed offset of %s/0: %d (found %v), want %d", group, topic, got, ok, want)
+	if got := stableGroupOffsets(t, addr, group, topic, 1)[0]; got != want {
+		t.Errorf("group %s committed offset of %s/0: %d, want %d", group, topic, got, want)
 	}
 }
