@@ -132,6 +132,19 @@ type Broker struct {
 // exit status 0.
 func startBroker(t *testing.T, backend string, props map[string]string) *Broker {
 	t.Helper()
+	b, err := startBrokerOn(t, backend, props, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startBrokerOn is startBroker on the given port (0: a free one) that returns its
+// failure instead of ending the test, so a goroutine other than the test's may
+// call it: a restart on the same address while clients keep running
+// (eos_crash_test.go). The cleanup is registered as soon as the process started.
+func startBrokerOn(t *testing.T, backend string, props map[string]string, port int) (*Broker, error) {
+	t.Helper()
 	dir := props["log.dirs"]
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "data")
@@ -149,12 +162,13 @@ func startBroker(t *testing.T, backend string, props map[string]string) *Broker 
 	}
 	d, err := daemontest.Start(daemontest.Options{
 		Argv:   []string{daemonPath},
+		Port:   port,
 		Config: conf, ConfigPath: filepath.Join(t.TempDir(), "server.properties"), ConfigHeader: "written by tests/integration",
 		Dir:            t.TempDir(),
 		OutputBytesMax: logCaptureBytesMax,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	b := &Broker{Daemon: d, Dir: dir, Backend: backend}
 	t.Cleanup(func() {
@@ -165,9 +179,9 @@ func startBroker(t *testing.T, backend string, props map[string]string) *Broker 
 	})
 
 	if err := b.WaitReady(startTimeout, func(addr string) error { return probeApiVersions(addr, time.Second) }); err != nil {
-		t.Fatalf("ringbrokerd (%s) not ready on %s within %v: %v\nconfig:\n%s", backend, b.Addr, startTimeout, err, d.Config)
+		return nil, fmt.Errorf("ringbrokerd (%s) not ready on %s within %v: %v\nconfig:\n%s", backend, b.Addr, startTimeout, err, d.Config)
 	}
-	return b
+	return b, nil
 }
 
 // Stop sends SIGTERM and asserts the daemon exits with status 0 within stopTimeout;

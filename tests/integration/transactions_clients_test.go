@@ -9,7 +9,8 @@ package integration
 // kcat (librdkafka's transactional producer, one committed transaction per
 // run) is checked the same way with its own read_committed consumer.
 // Transactions are always on in the daemon. The franz-go equivalents run
-// in-process in broker/txn_test.go.
+// in-process in broker/txn_test.go; Sarama's are in sarama_txn_test.go, and
+// exactly-once across broker crashes in eos_crash_test.go.
 
 import (
 	"bytes"
