@@ -212,17 +212,17 @@ func (*RemoveTopicRecord) Key() APIKey      { return KeyRemoveTopic }
 func (*FeatureLevelRecord) Key() APIKey     { return KeyFeatureLevel }
 func (*ProducerIDsRecord) Key() APIKey      { return KeyProducerIDs }
 
-func (r *RegisterBrokerRecord) Version() int16 { return r.Ver }
-func (*UnregisterBrokerRecord) Version() int16 { return 0 }
-func (*TopicRecord) Version() int16            { return 0 }
-func (r *PartitionRecord) Version() int16      { return r.Ver }
-func (*ConfigRecord) Version() int16           { return 0 }
+func (r *RegisterBrokerRecord) Version() int16  { return r.Ver }
+func (*UnregisterBrokerRecord) Version() int16  { return 0 }
+func (*TopicRecord) Version() int16             { return 0 }
+func (r *PartitionRecord) Version() int16       { return r.Ver }
+func (*ConfigRecord) Version() int16            { return 0 }
 func (r *PartitionChangeRecord) Version() int16 { return r.Ver }
-func (*FenceBrokerRecord) Version() int16      { return 0 }
-func (*UnfenceBrokerRecord) Version() int16    { return 0 }
-func (*RemoveTopicRecord) Version() int16      { return 0 }
-func (*FeatureLevelRecord) Version() int16     { return 0 }
-func (*ProducerIDsRecord) Version() int16      { return 0 }
+func (*FenceBrokerRecord) Version() int16       { return 0 }
+func (*UnfenceBrokerRecord) Version() int16     { return 0 }
+func (*RemoveTopicRecord) Version() int16       { return 0 }
+func (*FeatureLevelRecord) Version() int16      { return 0 }
+func (*ProducerIDsRecord) Version() int16       { return 0 }
 
 // newRecord returns an empty record for key at version, or nil when the
 // key or the version is unknown.
