@@ -96,12 +96,13 @@ func (c *Controller) hasValidSession(now time.Time, b metadata.Broker) bool {
 //     unless it asks to stay fenced (WantFence), it is unfenced once it
 //     has caught up (CurrentMetadataOffset at or past its registration
 //     record's offset), and leads again the offline partitions whose ISR
-//     it is in;
+//     it is in, or whose ELR it is in when their ISR is empty;
 //   - unfenced: WantFence fences it (and with WantShutdown it may stop);
 //     WantShutdown from a broker that leads nothing fences it and lets it
 //     stop; from one that leads partitions starts a controlled shutdown:
-//     it leaves every ISR it is not the last member of, its leaderships
-//     move to other ISR members (or to none), and it joins no election;
+//     it leaves every ISR (the last member of one goes to its ELR; with
+//     eligible leader replicas off it stays), its leaderships move to
+//     other ISR members (or to none), and it joins no election;
 //   - in controlled shutdown: once the image it heartbeats against shows
 //     it leads nothing, it is fenced and told ShouldShutdown (answered
 //     when the fencing record commits, so the leadership moves before it
