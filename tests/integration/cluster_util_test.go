@@ -69,10 +69,10 @@ type clusterNode struct {
 	dir     string
 	confDir string
 
-	proc *Broker   // the running incarnation; nil when down
+	proc *Broker // the running incarnation; nil when down
 	// crashed: the last incarnation was SIGKILLed (an unclean shutdown).
 	crashed bool
-	past []*Broker // every incarnation, for the failure output
+	past    []*Broker // every incarnation, for the failure output
 	// cl is a client seeded with this node alone: its seed broker is the
 	// way to send a request to exactly this node.
 	cl *kgo.Client
