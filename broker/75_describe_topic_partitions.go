@@ -17,8 +17,9 @@ package broker
 //   - On a single node every partition is led by this node at epoch 0 with
 //     this node as the only replica and ISR (as Metadata says); in a
 //     cluster leader, epoch, replicas, ISR and offline replicas come from
-//     the metadata image (cluster.go). The eligible leader replica lists
-//     are empty. Authorized operations are every topic operation (no
+//     the metadata image (cluster.go), and so do the eligible leader
+//     replicas (ELR) and last known ELR, which a single node leaves
+//     empty. Authorized operations are every topic operation (no
 //     authorizer yet).
 //
 // Answered on the ring thread: it only reads the registry.

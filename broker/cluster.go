@@ -522,9 +522,11 @@ func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
 	w.B = append(w.B, body.B...)
 }
 
-// clusterPartitionState fills rp's leader, epoch, replicas, ISR and offline
-// replicas from the image (DescribeTopicPartitions in a cluster, as
-// Metadata answers them).
+// clusterPartitionState fills rp's leader, epoch, replicas, ISR, eligible
+// leader replicas (KIP-966's ELR and LastKnownELR) and offline replicas
+// from the image (DescribeTopicPartitions in a cluster, as Metadata
+// answers them). An empty ISR is legal (its last member was fenced into
+// the ELR), as in Kafka's answers.
 func (b *Broker) clusterPartitionState(topic string, rp *kmsg.DescribeTopicPartitionsResponseTopicPartition) {
 	im := b.image()
 	t, ok := im.TopicByName(topic)
@@ -535,7 +537,8 @@ func (b *Broker) clusterPartitionState(topic string, rp *kmsg.DescribeTopicParti
 	if !ok {
 		return
 	}
-	rp.LeaderID, rp.LeaderEpoch, rp.Replicas, rp.ISR = p.Leader, p.LeaderEpoch, p.Replicas, p.ISR
+	rp.LeaderID, rp.LeaderEpoch, rp.Replicas, rp.ISR = p.Leader, p.LeaderEpoch, p.Replicas, nonNilIDs(p.ISR)
+	rp.EligibleLeaderReplicas, rp.LastKnownELR = nonNilIDs(p.ELR), nonNilIDs(p.LastKnownELR)
 	rp.OfflineReplicas = []int32{}
 	for _, r := range p.Replicas {
 		if !isLive(im, r) {
@@ -545,4 +548,14 @@ func (b *Broker) clusterPartitionState(topic string, rp *kmsg.DescribeTopicParti
 	if p.Leader < 0 || !isLive(im, p.Leader) {
 		rp.LeaderID, rp.ErrorCode = -1, kerr.LeaderNotAvailable.Code
 	}
+}
+
+// nonNilIDs returns ids, or an empty list for nil: the image keeps empty
+// lists as nil, and a nullable field (EligibleLeaderReplicas) would
+// encode nil as null where Kafka sends an empty list.
+func nonNilIDs(ids []int32) []int32 {
+	if ids == nil {
+		return []int32{}
+	}
+	return ids
 }

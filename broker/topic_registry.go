@@ -121,6 +121,9 @@ type Registry struct {
 	cfg  *config.Config // opts.Config, never nil
 	log  *zap.Logger
 	mgrs []*storage.Manager
+	// dirs is mgrs as opened, never changed afterwards (Close clears
+	// mgrs): SetBrokerEpoch reads it from any goroutine without a lock.
+	dirs []*storage.Manager
 
 	mu     sync.RWMutex
 	topics map[string]*Topic
@@ -229,6 +232,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 		}
 		r.mgrs = append(r.mgrs, m)
 	}
+	r.dirs = slices.Clone(r.mgrs)
 	if err := r.applyStartup(plan); err != nil {
 		return nil, err
 	}
@@ -707,6 +711,32 @@ func (t *Topic) ConfigOverrides() map[string]string {
 	t.regMu.RLock()
 	defer t.regMu.RUnlock()
 	return t.Configs
+}
+
+// PreviousBrokerEpoch is the broker epoch of the last run if every log dir
+// had a clean-shutdown marker holding the same one (Kafka's
+// readBrokerEpochFromCleanShutdownFiles), else -1. A registration sends it
+// so that the controller keeps this broker in the partitions' eligible
+// leader replicas: its logs hold what it acknowledged.
+func (r *Registry) PreviousBrokerEpoch() int64 {
+	epoch := int64(-1)
+	for i, m := range r.dirs {
+		e := m.PreviousBrokerEpoch()
+		if e < 0 || i > 0 && e != epoch {
+			return -1
+		}
+		epoch = e
+	}
+	return epoch
+}
+
+// SetBrokerEpoch sets the broker epoch every log dir's clean-shutdown
+// marker records at Close (see PreviousBrokerEpoch). Safe from any
+// goroutine.
+func (r *Registry) SetBrokerEpoch(epoch int64) {
+	for _, m := range r.dirs {
+		m.SetBrokerEpoch(epoch)
+	}
 }
 
 // Close closes every log and writes checkpoints and clean-shutdown markers.

@@ -61,7 +61,10 @@ func (n *Node) lifecycle() {
 
 func (n *Node) register() error {
 	req := kmsg.NewPtrBrokerRegistrationRequest()
-	req.Version = 1
+	req.Version = 3
+	if n.cfg.PreviousBrokerEpoch != nil {
+		req.PreviousBrokerEpoch = n.cfg.PreviousBrokerEpoch()
+	}
 	req.BrokerID = n.cfg.NodeID
 	req.ClusterID = n.cfg.ClusterID
 	req.IncarnationID = n.incarnation
@@ -88,6 +91,9 @@ func (n *Node) register() error {
 		return err
 	}
 	n.brokerEpoch.Store(r.BrokerEpoch)
+	if n.cfg.OnBrokerEpoch != nil {
+		n.cfg.OnBrokerEpoch(r.BrokerEpoch)
+	}
 	n.log.Info("registered with the controller", zap.Int64("broker_epoch", r.BrokerEpoch), zap.Int32("controller", n.ControllerID()))
 	return nil
 }

@@ -93,6 +93,16 @@ type Config struct {
 	// has not handed out; adopted with the local topics, so the cluster's
 	// producer ids never repeat one of them.
 	LocalProducerIDsEnd func() (int64, error)
+	// PreviousBrokerEpoch returns the broker epoch of this broker's last
+	// run if it shut down cleanly (its log dirs' clean-shutdown markers),
+	// else -1; nil is -1. The registration sends it (Kafka's
+	// BrokerRegistration v3 PreviousBrokerEpoch): without it the
+	// controller takes the restart as an unclean shutdown and removes the
+	// broker from every partition's eligible leader replicas.
+	PreviousBrokerEpoch func() int64
+	// OnBrokerEpoch receives the broker epoch of each registration, for
+	// the next clean shutdown to record (nil: not recorded).
+	OnBrokerEpoch func(epoch int64)
 }
 
 // LocalTopic is a topic found in this node's logs.

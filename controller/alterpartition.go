@@ -42,7 +42,8 @@ import (
 //
 // Otherwise the partition takes the ISR and the recovery state asked
 // for, in a PartitionChangeRecord that bumps the partition epoch and not
-// the leader epoch; an ISR and recovery state equal to the current ones
+// the leader epoch; an ISR below min ISR puts the replicas it drops in
+// the ELR, one at or above it clears the ELR (see populateELR); an ISR and recovery state equal to the current ones
 // write nothing and answer the current state. An ISR that puts every
 // adding replica in the ISR completes the partition's reassignment in the
 // same record; if that moves the leadership (the leader was being
@@ -139,6 +140,7 @@ func (c *Controller) alterPartition(b *batch, topic metadata.UUID, version int16
 	if inProgress && !slices.ContainsFunc(next.AddingReplicas, func(r int32) bool { return !slices.Contains(next.ISR, r) }) {
 		next = c.completeReassignment(img, next)
 	}
+	next = populateELR(img, p, next, c.minISR(img, t), metadata.NoLeader)
 	b.changeTo(topic, rp.Partition, p, next)
 	nt, _ := b.image().TopicByID(topic)
 	q := nt.Partitions[rp.Partition]

@@ -22,11 +22,14 @@ import (
 //     registration is amended, keeping its epoch, fencing and controlled
 //     shutdown (Kafka's "amending registration");
 //   - a new incarnation: a RegisterBrokerRecord, fenced, with epoch
-//     nextOffset. The broker restarted, so its log may be behind what it
-//     acknowledged: it leaves every ISR it is not the last member of and
-//     its leaderships move, as Kafka does for an unclean shutdown when
-//     eligible leader replicas (KIP-966) are on; without them Kafka
-//     leaves the ISRs as they are until the broker is fenced.
+//     nextOffset. Unless the broker shut down cleanly (v3+: its
+//     PreviousBrokerEpoch is the epoch registered, as Kafka 4.1 checks),
+//     its log may be behind what it acknowledged: it leaves every ISR and
+//     ELR and its leaderships move (Kafka's unclean shutdown handling,
+//     see uncleanShutdown). Our brokers register at v1, so every restart
+//     counts as unclean. With eligible leader replicas off, it leaves
+//     every ISR it is not the last member of (Kafka leaves the ISRs as
+//     they are until the broker is fenced).
 func (c *Controller) RegisterBroker(now time.Time, img metadata.Image, nextOffset int64, req *kmsg.BrokerRegistrationRequest) (*kmsg.BrokerRegistrationResponse, []metadata.Record) {
 	resp := kmsg.NewPtrBrokerRegistrationResponse()
 	resp.Version = req.Version
@@ -65,8 +68,12 @@ func (c *Controller) RegisterBroker(now time.Time, img metadata.Image, nextOffse
 		c.sessionOf(now, old).registeredAt = nextOffset
 	} else {
 		c.sessions[req.BrokerID] = &session{epoch: nextOffset, registeredAt: nextOffset, deadline: now.Add(c.cfg.SessionTimeout)}
-		if had {
+		switch {
+		case !had:
+		case !elrEnabled(img):
 			c.removeFromISR(b, req.BrokerID)
+		case req.Version < 3 || req.PreviousBrokerEpoch != old.Epoch:
+			c.uncleanShutdown(b, req.BrokerID)
 		}
 	}
 	resp.BrokerEpoch = rec.BrokerEpoch
@@ -89,12 +96,13 @@ func (c *Controller) hasValidSession(now time.Time, b metadata.Broker) bool {
 //     unless it asks to stay fenced (WantFence), it is unfenced once it
 //     has caught up (CurrentMetadataOffset at or past its registration
 //     record's offset), and leads again the offline partitions whose ISR
-//     it is in;
+//     it is in, or whose ELR it is in when their ISR is empty;
 //   - unfenced: WantFence fences it (and with WantShutdown it may stop);
 //     WantShutdown from a broker that leads nothing fences it and lets it
 //     stop; from one that leads partitions starts a controlled shutdown:
-//     it leaves every ISR it is not the last member of, its leaderships
-//     move to other ISR members (or to none), and it joins no election;
+//     it leaves every ISR (the last member of one goes to its ELR; with
+//     eligible leader replicas off it stays), its leaderships move to
+//     other ISR members (or to none), and it joins no election;
 //   - in controlled shutdown: once the image it heartbeats against shows
 //     it leads nothing, it is fenced and told ShouldShutdown (answered
 //     when the fencing record commits, so the leadership moves before it

@@ -196,11 +196,21 @@ func (b *batch) done() []metadata.Record {
 
 // changeTo adds the PartitionChangeRecord taking partition id of topic
 // from old to p (only the fields that differ, and the leader when a
-// replica leaves; nothing when none do).
+// replica leaves; nothing when none do). A leader p takes from the ELR
+// gets the ISR to itself (see takeLeaderFromELR). The record is version
+// 2 only when it changes the ELR or LastKnownELR (see
+// metadata.PartitionChangeRecord).
 func (b *batch) changeTo(topic metadata.UUID, id int32, old, p metadata.Partition) bool {
+	p = takeLeaderFromELR(old, p)
 	rec := &metadata.PartitionChangeRecord{PartitionID: id, TopicID: topic, Leader: metadata.NoLeaderChange,
 		LeaderRecoveryState: metadata.NoRecoveryStateChange}
 	changed := false
+	if !slices.Equal(old.ELR, p.ELR) {
+		rec.Ver, rec.EligibleLeaderReplicas, changed = 2, nonNil(p.ELR), true
+	}
+	if !slices.Equal(old.LastKnownELR, p.LastKnownELR) {
+		rec.Ver, rec.LastKnownELR, changed = 2, nonNil(p.LastKnownELR), true
+	}
 	if !slices.Equal(old.ISR, p.ISR) {
 		rec.ISR, changed = nonNil(p.ISR), true
 	}
@@ -239,12 +249,13 @@ func nonNil(s []int32) []int32 {
 }
 
 // electLeader returns the leader partition p should have: its current
-// leader while that is active and in the ISR (unless preferred asks for
-// the first replica, and that one can lead), else the first replica in
-// replica order that is in the ISR and active, else NoLeader. Unclean
-// election (a leader from outside the ISR) is never chosen here.
+// leader while that is eligible (unless preferred asks for the first
+// replica, and that one can lead), else the first eligible replica in
+// replica order, else NoLeader. Eligible is active and in the ISR, or in
+// the ELR when the ISR is empty (see eligible). Unclean election (a
+// leader from outside both) is never chosen here.
 func (c *Controller) electLeader(img metadata.Image, p metadata.Partition, preferred bool) int32 {
-	eligible := func(id int32) bool { return slices.Contains(p.ISR, id) && c.active(img, id) }
+	eligible := func(id int32) bool { return c.eligible(img, p, id) }
 	if preferred && len(p.Replicas) > 0 && eligible(p.Replicas[0]) {
 		return p.Replicas[0]
 	}
@@ -291,8 +302,8 @@ func (c *Controller) reelect(img metadata.Image, topic string, p metadata.Partit
 }
 
 // electUnclean returns p led by its first active replica with the ISR
-// reduced to it and the leader recovering; false when no replica is
-// active.
+// reduced to it, the leader recovering and the ELR cleared (its members
+// no longer know more than the ISR); false when no replica is active.
 func (c *Controller) electUnclean(img metadata.Image, p metadata.Partition) (metadata.Partition, bool) {
 	i := slices.IndexFunc(p.Replicas, func(r int32) bool { return c.active(img, r) })
 	if i < 0 {
@@ -300,6 +311,7 @@ func (c *Controller) electUnclean(img metadata.Image, p metadata.Partition) (met
 	}
 	next := p
 	next.Leader, next.ISR, next.LeaderRecoveryState = p.Replicas[i], []int32{p.Replicas[i]}, 1
+	next.ELR, next.LastKnownELR = nil, nil
 	return next, true
 }
 
@@ -311,25 +323,49 @@ func IsUncleanElection(rec metadata.Record) bool {
 	return ok && r.LeaderRecoveryState == 1 && r.Leader != metadata.NoLeaderChange && r.Leader != metadata.NoLeader
 }
 
-// removeFromISR moves every partition whose ISR holds broker id off it:
-// id leaves the ISR (unless it is the last member, which stays so that
-// it can lead again when it comes back: Kafka's KRaft rule without
-// KIP-966's eligible leaders) and a partition it led gets a new leader
-// from the rest of the ISR, or, with unclean election on for its topic,
-// from outside it (see reelect), or none. The caller has made id
+// removeFromISR moves every partition whose ISR holds broker id off it
+// (Kafka's handleBrokerFenced): id leaves the ISR, the ELR takes it when
+// that leaves the ISR below min ISR (see populateELR), and a partition it
+// led gets a new leader (see reelect), or none. With the ELR off, the
+// last ISR member stays instead, so that it can lead again when it comes
+// back (Kafka's KRaft rule without KIP-966). The caller has made id
 // inactive (fenced, shutting down, or a new incarnation) first.
 func (c *Controller) removeFromISR(b *batch, id int32) {
+	c.removeReplica(b, id, false)
+}
+
+// uncleanShutdown moves broker id, which registered again after an
+// unclean shutdown, out of every ISR and ELR (Kafka's
+// handleBrokerUncleanShutdown): its log may have lost records it
+// acknowledged, so it must not lead without catching up. LastKnownELR
+// keeps it. The caller has registered the new incarnation (fenced)
+// first.
+func (c *Controller) uncleanShutdown(b *batch, id int32) {
+	c.removeReplica(b, id, true)
+}
+
+func (c *Controller) removeReplica(b *batch, id int32, unclean bool) {
 	img := b.image()
+	elr := elrEnabled(img)
+	shutdown := metadata.NoLeader
+	if unclean {
+		shutdown = id
+	}
 	for _, t := range img.Topics() {
+		minISR := -1 // read once per topic, when needed
 		for _, pid := range partitionIDs(t) {
 			p := t.Partitions[pid]
-			if !slices.Contains(p.ISR, id) {
+			if !slices.Contains(p.ISR, id) && !(unclean && slices.Contains(p.ELR, id)) {
 				continue
 			}
+			if minISR < 0 {
+				minISR = c.minISR(img, t)
+			}
 			next := p
-			if len(p.ISR) > 1 {
+			if len(p.ISR) > 1 || elr {
 				next.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
 			}
+			next = populateELR(img, p, next, minISR, shutdown)
 			next = c.reelect(img, t.Name, next)
 			b.changeTo(t.ID, pid, p, next)
 		}
@@ -337,17 +373,22 @@ func (c *Controller) removeFromISR(b *batch, id int32) {
 }
 
 // electOffline gives a leader to every partition without an active one
-// that has an active ISR member, or, with unclean election on for its
-// topic, an active replica (see reelect).
+// that has an eligible replica (an active ISR member, or ELR member when
+// the ISR is empty), or, with unclean election on for its topic, an
+// active replica (see reelect).
 func (c *Controller) electOffline(b *batch) {
 	img := b.image()
 	for _, t := range img.Topics() {
+		minISR := -1
 		for _, pid := range partitionIDs(t) {
 			p := t.Partitions[pid]
 			if p.Leader != metadata.NoLeader && c.active(img, p.Leader) {
 				continue
 			}
-			b.changeTo(t.ID, pid, p, c.reelect(img, t.Name, p))
+			if minISR < 0 {
+				minISR = c.minISR(img, t)
+			}
+			b.changeTo(t.ID, pid, p, c.reelect(img, t.Name, populateELR(img, p, p, minISR, metadata.NoLeader)))
 		}
 	}
 }

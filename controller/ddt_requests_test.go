@@ -25,6 +25,7 @@ func (h *harness) request(d *datadriven.TestData, a args) (string, []metadata.Re
 			req.ClusterID = a["cluster"]
 		}
 		req.IncarnationID[15] = byte(a.int(t, "inc", int64(req.BrokerID)))
+		req.PreviousBrokerEpoch = a.int(t, "prev-epoch", -1)
 		if a.has("rack") {
 			r := a["rack"]
 			req.Rack = &r

@@ -17,7 +17,8 @@ package controller
 //	activate                                    Activate at the clock (a new raft leader)
 //	advance d=DUR                               move the clock
 //	tick [d=DUR]                                move the clock, then Tick
-//	register broker=B [inc=N] [cluster=C] [rack=R]
+//	register broker=B [inc=N] [cluster=C] [rack=R] [prev-epoch=E]   (v3; prev-epoch: PreviousBrokerEpoch, default -1)
+//	feature name=F level=L                      apply a FeatureLevelRecord
 //	heartbeat broker=B [epoch=E] [offset=O] [fence] [shutdown]   (epoch: the image's; offset: the log end)
 //	create-topic name=T[,T2...] [partitions=N] [rf=N] [assign=1,2;2,3] [configs=k=v;k2=v2] [validate]
 //	delete-topic [name=T] [id=N]
@@ -206,6 +207,10 @@ func (h *harness) run(d *datadriven.TestData) string {
 		return out
 	case "image":
 		return h.dump()
+	case "feature":
+		// A finalized feature level, as an UpdateFeatures would write
+		// it (the controller does not answer UpdateFeatures yet).
+		return h.apply([]metadata.Record{&metadata.FeatureLevelRecord{Name: a["name"], FeatureLevel: int16(a.int(t, "level", 0))}})
 	case "leaders":
 		return h.leaders()
 	}
@@ -263,7 +268,8 @@ func recordStr(rec metadata.Record) string {
 		for _, f := range []struct {
 			name string
 			v    []int32
-		}{{"isr", r.ISR}, {"replicas", r.Replicas}, {"adding", r.AddingReplicas}, {"removing", r.RemovingReplicas}} {
+		}{{"isr", r.ISR}, {"replicas", r.Replicas}, {"adding", r.AddingReplicas}, {"removing", r.RemovingReplicas},
+			{"elr", r.EligibleLeaderReplicas}, {"last-elr", r.LastKnownELR}} {
 			if f.v != nil {
 				s += fmt.Sprintf(" %s=%v", f.name, f.v)
 			}
@@ -272,6 +278,8 @@ func recordStr(rec metadata.Record) string {
 			s += fmt.Sprintf(" recovery=%d", r.LeaderRecoveryState)
 		}
 		return s
+	case *metadata.FeatureLevelRecord:
+		return fmt.Sprintf("feature %s=%d", r.Name, r.FeatureLevel)
 	case *metadata.ConfigRecord:
 		typ := "topic"
 		if r.ResourceType == metadata.ResourceBroker {
@@ -311,6 +319,9 @@ func (h *harness) dump() string {
 			}
 			if p.AddingReplicas != nil || p.RemovingReplicas != nil {
 				fmt.Fprintf(&b, " adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+			}
+			if p.ELR != nil || p.LastKnownELR != nil {
+				fmt.Fprintf(&b, " elr=%v last-elr=%v", p.ELR, p.LastKnownELR)
 			}
 			b.WriteString("\n")
 		}

@@ -39,28 +39,42 @@
 // over. Time is a parameter; a session is alive up to and including its
 // deadline.
 //
-// # Replica rules (Kafka's KRaft controller, without KIP-966)
+// # Replica rules (Kafka's KRaft controller, with KIP-966)
 //
 // A broker is active when registered, unfenced and not in controlled
 // shutdown; only active brokers lead, join an ISR through AlterPartition,
 // or receive new replicas. A broker that is fenced (session expiry,
-// WantFence), starts a controlled shutdown, or registers a new
-// incarnation leaves every ISR it is not the last member of; a partition
-// it led gets the first active ISR member in replica order, or no leader
-// (-1) with its ISR kept, so that the last member leads again when it
-// comes back (RF 1: offline until then). Unfencing, and every Tick, give a
-// leader to leaderless partitions with an active ISR member. A broker
-// that comes back is not put back in the ISRs it left: the partition's
-// leader does that with AlterPartition once it has caught up.
+// WantFence) or starts a controlled shutdown leaves every ISR; a
+// partition it led gets the first active ISR member in replica order, or
+// no leader (-1). Unfencing, and every Tick, give a leader to leaderless
+// partitions with an eligible replica. A broker that comes back is not
+// put back in the ISRs it left: the partition's leader does that with
+// AlterPartition once it has caught up.
+//
+// Eligible leader replicas (KIP-966, elr.go; on unless the feature
+// eligible.leader.replicas.version is finalized at 0): every ISR change
+// that leaves the ISR below the topic's min ISR (min.insync.replicas,
+// default 1, capped at the replication factor) puts the replicas it
+// drops in the partition's ELR, and one at or above it clears the ELR.
+// So fencing the last ISR member empties the ISR and puts the broker in
+// the ELR; when the ISR is empty, an active ELR member is eligible and is
+// elected cleanly, the ISR becoming it alone (RF 1: the broker leads
+// again when it comes back). A new incarnation of a registered broker
+// whose registration does not name its previous broker epoch (v3's
+// PreviousBrokerEpoch, which a broker sends after a clean shutdown) had
+// an unclean shutdown: it leaves every ISR and ELR (LastKnownELR keeps
+// it). With the feature at 0, the last ISR member stays in the ISR
+// instead (Kafka without KIP-966) and a new incarnation leaves the ISRs
+// it is not the last member of.
 //
 // A topic with unclean.leader.election.enable=true (a topic config,
-// default false) lets these automatic elections, when no ISR member is
-// active, take the first active replica in replica order: the ISR becomes
-// that leader alone and the leader recovers (LeaderRecoveryState 1) until
-// its AlterPartition says it has recovered, as in Kafka. Such a record is
-// recognised by IsUncleanElection, which the caller logs. An
-// ElectLeaders of type unclean does the same for the partitions it names,
-// whatever the config.
+// default false) lets these automatic elections, when no ISR or ELR
+// member is eligible, take the first active replica in replica order: the
+// ISR becomes that leader alone, the ELR is cleared, and the leader
+// recovers (LeaderRecoveryState 1) until its AlterPartition says it has
+// recovered, as in Kafka. Such a record is recognised by
+// IsUncleanElection, which the caller logs. An ElectLeaders of type
+// unclean does the same for the partitions it names, whatever the config.
 //
 // AlterPartition is the leader's only way to change an ISR: it is checked
 // in Kafka's order (broker epoch, topic, partition, leader and partition
@@ -68,7 +82,7 @@
 // PartitionChangeRecord bumping the partition epoch only. The controller
 // itself only shrinks ISRs (fencing, controlled shutdown, a new
 // incarnation, reassignment), or replaces one with its new leader in an
-// unclean election. A change of leader bumps the leader epoch, and so
+// election from the ELR or an unclean one. A change of leader bumps the leader epoch, and so
 // does a replica leaving the replica set (a reassignment completing or
 // cancelled), as in Kafka.
 //
@@ -88,13 +102,23 @@
 //   - Automatic leader rebalance follows the ZooKeeper-era rule
 //     (leader.imbalance.per.broker.percentage); Kafka's KRaft controller
 //     ignores the percentage and moves every imbalanced partition.
-//   - A new incarnation of a registered broker leaves its ISRs at once
-//     (Kafka does so only with eligible leader replicas on).
+//   - With eligible leader replicas off, a new incarnation of a
+//     registered broker leaves its ISRs at once (Kafka does so only with
+//     them on). With them on, replicas that leave the replica set also
+//     leave the ELR and LastKnownELR (Kafka keeps them until the next
+//     change), and PartitionChangeRecords are written at version 2 only
+//     when they change the ELR (version 0 otherwise: see
+//     metadata.PartitionChangeRecord); Kafka writes its metadata
+//     version's. The feature level is read from the image; the controller
+//     does not answer UpdateFeatures yet, so it stays at its default.
+//     The "last known leader" recovery option of KIP-966 is not
+//     implemented (Kafka leaves it off by default).
 //   - unclean.leader.election.enable is read from the topic's config
 //     only (Kafka falls back to the cluster-wide and static broker
 //     values); a reassignment's cancel does not elect uncleanly.
-//   - No min.insync.replicas checks,
-//     no create.topic.policy or alter.config.policy, no controller
+//   - min.insync.replicas is read from the topic's config, else the
+//     configured default (Kafka also reads the cluster-wide dynamic
+//     value); no create.topic.policy or alter.config.policy, no controller
 //     mutation quota, no UnregisterBroker; CreateTopics answers no
 //     configs (the forwarding broker describes them).
 //   - Registration does not check the broker's supported feature

@@ -236,8 +236,14 @@ func (h *harness) check() string {
 	for _, t := range h.img.Topics() {
 		for id, p := range t.Partitions {
 			switch {
-			case len(p.ISR) == 0:
-				return fmt.Sprintf("%s-%d: empty ISR", t.Name, id)
+			case len(p.ISR) == 0 && p.Leader != metadata.NoLeader:
+				return fmt.Sprintf("%s-%d: empty ISR with leader %d", t.Name, id, p.Leader)
+			case slices.ContainsFunc(p.ELR, func(r int32) bool { return slices.Contains(p.ISR, r) || !slices.Contains(p.Replicas, r) }):
+				return fmt.Sprintf("%s-%d: ELR %v not disjoint from ISR %v within replicas %v", t.Name, id, p.ELR, p.ISR, p.Replicas)
+			case slices.ContainsFunc(p.LastKnownELR, func(r int32) bool { return slices.Contains(p.ELR, r) || slices.Contains(p.ISR, r) }):
+				return fmt.Sprintf("%s-%d: LastKnownELR %v meets ELR %v or ISR %v", t.Name, id, p.LastKnownELR, p.ELR, p.ISR)
+			case len(p.ISR) >= h.c.minISR(h.img, t) && (p.ELR != nil || p.LastKnownELR != nil):
+				return fmt.Sprintf("%s-%d: ISR %v at min ISR keeps ELR %v, LastKnownELR %v", t.Name, id, p.ISR, p.ELR, p.LastKnownELR)
 			case slices.ContainsFunc(p.ISR, func(r int32) bool { return !slices.Contains(p.Replicas, r) }):
 				return fmt.Sprintf("%s-%d: ISR %v not within replicas %v", t.Name, id, p.ISR, p.Replicas)
 			case p.Leader != metadata.NoLeader && !slices.Contains(p.ISR, p.Leader):
@@ -247,11 +253,11 @@ func (h *harness) check() string {
 				return fmt.Sprintf("%s-%d: adding %v and removing %v not disjoint within replicas %v", t.Name, id, p.AddingReplicas, p.RemovingReplicas, p.Replicas)
 			}
 			switch {
-			case len(p.ISR) > 1 && slices.ContainsFunc(p.ISR, func(r int32) bool { return !h.c.active(h.img, r) }):
-				// Only the last member of an ISR stays in it when it is
-				// fenced or shuts down.
+			case slices.ContainsFunc(p.ISR, func(r int32) bool { return !h.c.active(h.img, r) }):
+				// With eligible leader replicas on, even the last member
+				// of an ISR leaves it when it is fenced or shuts down.
 				return fmt.Sprintf("%s-%d: ISR %v holds an inactive broker", t.Name, id, p.ISR)
-			case p.LeaderRecoveryState == 1 && len(p.ISR) != 1:
+			case p.LeaderRecoveryState == 1 && len(p.ISR) > 1:
 				return fmt.Sprintf("%s-%d: recovering with ISR %v", t.Name, id, p.ISR)
 			}
 			for _, r := range p.Replicas {
@@ -274,8 +280,8 @@ func (h *harness) checkLeaders(afterTick bool) string {
 			if p.Leader != metadata.NoLeader && !h.c.active(h.img, p.Leader) {
 				return fmt.Sprintf("%s-%d: led by inactive broker %d", t.Name, id, p.Leader)
 			}
-			if afterTick && p.Leader == metadata.NoLeader && slices.ContainsFunc(p.ISR, func(r int32) bool { return h.c.active(h.img, r) }) {
-				return fmt.Sprintf("%s-%d: no leader, but ISR %v has an active member", t.Name, id, p.ISR)
+			if afterTick && p.Leader == metadata.NoLeader && slices.ContainsFunc(p.Replicas, func(r int32) bool { return h.c.eligible(h.img, p, r) }) {
+				return fmt.Sprintf("%s-%d: no leader, but ISR %v (ELR %v) has an active member", t.Name, id, p.ISR, p.ELR)
 			}
 			if afterTick && p.Leader == metadata.NoLeader && uncleanEnabled(h.img, t.Name) &&
 				slices.ContainsFunc(p.Replicas, func(r int32) bool { return h.c.active(h.img, r) }) {

@@ -97,6 +97,7 @@ func (c *Controller) reassign(b *batch, topic string, pid int32, target []int32)
 	if len(next.AddingReplicas) == 0 {
 		next = c.completeReassignment(img, next)
 	}
+	next = populateELR(img, p, next, c.minISR(img, t), metadata.NoLeader)
 	if !slices.Contains(next.Replicas, next.Leader) || !slices.Contains(next.ISR, next.Leader) {
 		next.Leader = c.electLeader(img, next, false)
 	}

@@ -14,8 +14,8 @@ package metadata
 //
 //	topic name=T id=N
 //	remove-topic id=N
-//	partition id=N p=P replicas=1,2 [isr=1,2] [leader=L] [leader-epoch=E] [epoch=E] [adding=] [removing=] [recovery=S]
-//	change id=N p=P [isr=1,2] [leader=L] [replicas=] [adding=] [removing=] [recovery=S]
+//	partition id=N p=P replicas=1,2 [isr=1,2] [leader=L] [leader-epoch=E] [epoch=E] [adding=] [removing=] [recovery=S] [elr=] [last-elr=]
+//	change id=N p=P [isr=1,2] [leader=L] [replicas=] [adding=] [removing=] [recovery=S] [elr=] [last-elr=]
 //	register broker=B [epoch=E] [rack=R] [fenced=true|false] [host=H] [port=P]
 //	unregister broker=B epoch=E
 //	fence broker=B epoch=E
@@ -179,6 +179,9 @@ func buildRecord(t *testing.T, d *datadriven.TestData) Record {
 		if !a.has("isr") {
 			r.ISR = slices.Clone(r.Replicas)
 		}
+		if a.has("elr") || a.has("last-elr") {
+			r.Ver, r.EligibleLeaderReplicas, r.LastKnownELR = 2, a.ints(t, "elr"), a.ints(t, "last-elr")
+		}
 		if len(r.Replicas) == 0 {
 			r.Replicas = nil // the codec's form of a non-nullable empty array
 		}
@@ -189,10 +192,14 @@ func buildRecord(t *testing.T, d *datadriven.TestData) Record {
 		}
 		return r
 	case "change":
-		return &PartitionChangeRecord{PartitionID: i32("p", 0), TopicID: a.id(t), ISR: a.ints(t, "isr"),
+		r := &PartitionChangeRecord{PartitionID: i32("p", 0), TopicID: a.id(t), ISR: a.ints(t, "isr"),
 			Leader: i32("leader", int64(NoLeaderChange)), Replicas: a.ints(t, "replicas"),
 			AddingReplicas: a.ints(t, "adding"), RemovingReplicas: a.ints(t, "removing"),
 			LeaderRecoveryState: int8(a.int(t, "recovery", int64(NoRecoveryStateChange)))}
+		if a.has("elr") || a.has("last-elr") {
+			r.Ver, r.EligibleLeaderReplicas, r.LastKnownELR = 2, a.ints(t, "elr"), a.ints(t, "last-elr")
+		}
+		return r
 	case "register":
 		r := &RegisterBrokerRecord{Ver: 3, BrokerID: i32("broker", 0), BrokerEpoch: a.int(t, "epoch", 0),
 			Rack: a["rack"], Fenced: a["fenced"] != "false"}
@@ -301,6 +308,9 @@ func dump(im Image) string {
 			}
 			if p.AddingReplicas != nil || p.RemovingReplicas != nil {
 				fmt.Fprintf(&b, " adding=%v removing=%v", p.AddingReplicas, p.RemovingReplicas)
+			}
+			if p.ELR != nil || p.LastKnownELR != nil {
+				fmt.Fprintf(&b, " elr=%v last-elr=%v", p.ELR, p.LastKnownELR)
 			}
 			b.WriteString("\n")
 		}

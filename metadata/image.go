@@ -29,6 +29,16 @@ type Partition struct {
 	LeaderRecoveryState int8
 	LeaderEpoch         int32
 	PartitionEpoch      int32
+	// ELR is KIP-966's eligible leader replicas: replicas that left the
+	// ISR while it was below min.insync.replicas and so hold every record
+	// the ISR acknowledged. When the ISR is empty the controller may
+	// elect one of them cleanly. Nil when empty.
+	ELR []int32
+	// LastKnownELR is the replicas that were in the ISR or the ELR when
+	// the ISR shrank below min.insync.replicas and have since left the
+	// ELR (an unclean shutdown): the last replicas known to have had the
+	// data, for an operator choosing an unclean election. Nil when empty.
+	LastKnownELR []int32
 }
 
 // Topic is a topic in an Image. Its Partitions map belongs to the image:
@@ -260,7 +270,7 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 		im.setPartition(o, t, r.PartitionID, Partition{Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
 			RemovingReplicas: nilIfEmpty(r.RemovingReplicas), AddingReplicas: nilIfEmpty(r.AddingReplicas),
 			Leader: r.Leader, LeaderRecoveryState: r.LeaderRecoveryState, LeaderEpoch: r.LeaderEpoch,
-			PartitionEpoch: r.PartitionEpoch})
+			PartitionEpoch: r.PartitionEpoch, ELR: nilIfEmpty(r.EligibleLeaderReplicas), LastKnownELR: nilIfEmpty(r.LastKnownELR)})
 	case *PartitionChangeRecord:
 		t, ok := im.topics.get(r.TopicID)
 		if !ok {
@@ -287,6 +297,12 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 		}
 		if r.LeaderRecoveryState != NoRecoveryStateChange {
 			p.LeaderRecoveryState = r.LeaderRecoveryState
+		}
+		if r.EligibleLeaderReplicas != nil {
+			p.ELR = nilIfEmpty(r.EligibleLeaderReplicas)
+		}
+		if r.LastKnownELR != nil {
+			p.LastKnownELR = nilIfEmpty(r.LastKnownELR)
 		}
 		if r.Leader == NoLeaderChange && p.Leader != NoLeader && !slices.Contains(p.Replicas, p.Leader) {
 			return Delta{}, fmt.Errorf("metadata: partition %d of %q: leader %d no longer a replica", r.PartitionID, t.Name, p.Leader)

@@ -139,18 +139,30 @@ type ConfigRecord struct {
 	Value        *string
 }
 
-// PartitionChangeRecord changes a partition: api key 5. Every field
-// after TopicID is tagged and means "unchanged" at its default: a nil
-// array, Leader NoLeaderChange, LeaderRecoveryState -1.
+// PartitionChangeRecord changes a partition: api key 5, versions 0-2.
+// Every field after TopicID is tagged and means "unchanged" at its
+// default: a nil array, Leader NoLeaderChange, LeaderRecoveryState -1.
+//
+// Version 1 adds Directories (tag 8), which this package skips (one log
+// directory); version 2 adds KIP-966's eligible leader replicas (tags 6
+// and 7). The controller writes version 2 only for a change that sets
+// one of them, and version 0 otherwise, so that the records of a cluster
+// that never shrinks an ISR below min.insync.replicas stay readable by a
+// ringbroker that predates them; a version 0 record decodes as before
+// (ELR unchanged).
 type PartitionChangeRecord struct {
-	PartitionID         int32
-	TopicID             UUID
-	ISR                 []int32 // tag 0
-	Leader              int32   // tag 1
-	Replicas            []int32 // tag 2
-	RemovingReplicas    []int32 // tag 3
-	AddingReplicas      []int32 // tag 4
-	LeaderRecoveryState int8    // tag 5
+	// Ver is the record version, 0-2; fields past it are not encoded.
+	Ver                    int16
+	PartitionID            int32
+	TopicID                UUID
+	ISR                    []int32 // tag 0
+	Leader                 int32   // tag 1
+	Replicas               []int32 // tag 2
+	RemovingReplicas       []int32 // tag 3
+	AddingReplicas         []int32 // tag 4
+	LeaderRecoveryState    int8    // tag 5
+	EligibleLeaderReplicas []int32 // v2+, tag 6
+	LastKnownELR           []int32 // v2+, tag 7
 }
 
 // NoRecoveryStateChange is PartitionChangeRecord.LeaderRecoveryState when
@@ -200,17 +212,17 @@ func (*RemoveTopicRecord) Key() APIKey      { return KeyRemoveTopic }
 func (*FeatureLevelRecord) Key() APIKey     { return KeyFeatureLevel }
 func (*ProducerIDsRecord) Key() APIKey      { return KeyProducerIDs }
 
-func (r *RegisterBrokerRecord) Version() int16 { return r.Ver }
-func (*UnregisterBrokerRecord) Version() int16 { return 0 }
-func (*TopicRecord) Version() int16            { return 0 }
-func (r *PartitionRecord) Version() int16      { return r.Ver }
-func (*ConfigRecord) Version() int16           { return 0 }
-func (*PartitionChangeRecord) Version() int16  { return 0 }
-func (*FenceBrokerRecord) Version() int16      { return 0 }
-func (*UnfenceBrokerRecord) Version() int16    { return 0 }
-func (*RemoveTopicRecord) Version() int16      { return 0 }
-func (*FeatureLevelRecord) Version() int16     { return 0 }
-func (*ProducerIDsRecord) Version() int16      { return 0 }
+func (r *RegisterBrokerRecord) Version() int16  { return r.Ver }
+func (*UnregisterBrokerRecord) Version() int16  { return 0 }
+func (*TopicRecord) Version() int16             { return 0 }
+func (r *PartitionRecord) Version() int16       { return r.Ver }
+func (*ConfigRecord) Version() int16            { return 0 }
+func (r *PartitionChangeRecord) Version() int16 { return r.Ver }
+func (*FenceBrokerRecord) Version() int16       { return 0 }
+func (*UnfenceBrokerRecord) Version() int16     { return 0 }
+func (*RemoveTopicRecord) Version() int16       { return 0 }
+func (*FeatureLevelRecord) Version() int16      { return 0 }
+func (*ProducerIDsRecord) Version() int16       { return 0 }
 
 // newRecord returns an empty record for key at version, or nil when the
 // key or the version is unknown.
@@ -223,6 +235,8 @@ func newRecord(key uint32, version uint32) Record {
 		return &RegisterBrokerRecord{Ver: int16(version)}
 	case APIKey(key) == KeyPartition && version <= 2:
 		return &PartitionRecord{Ver: int16(version)}
+	case APIKey(key) == KeyPartitionChange && version <= 2:
+		return &PartitionChangeRecord{Ver: int16(version)}
 	}
 	if version != 0 {
 		return nil
@@ -234,8 +248,6 @@ func newRecord(key uint32, version uint32) Record {
 		return &TopicRecord{}
 	case KeyConfig:
 		return &ConfigRecord{}
-	case KeyPartitionChange:
-		return &PartitionChangeRecord{}
 	case KeyFenceBroker:
 		return &FenceBrokerRecord{}
 	case KeyUnfenceBroker:
@@ -608,15 +620,16 @@ func (m *ConfigRecord) decode(r *proto.Reader, _ int16) {
 func (m *PartitionChangeRecord) encode(w *proto.Writer) {
 	w.Int32(m.PartitionID)
 	w.UUID(m.TopicID)
-	arrays := [...][]int32{0: m.ISR, 2: m.Replicas, 3: m.RemovingReplicas, 4: m.AddingReplicas}
+	arrays := [...][]int32{0: m.ISR, 2: m.Replicas, 3: m.RemovingReplicas, 4: m.AddingReplicas,
+		6: m.EligibleLeaderReplicas, 7: m.LastKnownELR}
 	n := uint32(0)
-	for tag := range uint32(6) {
+	for tag := range uint32(len(arrays)) {
 		if m.hasTag(tag) {
 			n++
 		}
 	}
 	w.Uvarint(n)
-	for tag := range uint32(6) { // ascending, as Kafka writes them
+	for tag := range uint32(len(arrays)) { // ascending, as Kafka writes them
 		if !m.hasTag(tag) {
 			continue
 		}
@@ -646,14 +659,20 @@ func (m *PartitionChangeRecord) hasTag(tag uint32) bool {
 		return m.AddingReplicas != nil
 	case 5:
 		return m.LeaderRecoveryState != NoRecoveryStateChange
+	case 6:
+		return m.Ver >= 2 && m.EligibleLeaderReplicas != nil
+	case 7:
+		return m.Ver >= 2 && m.LastKnownELR != nil
 	}
 	return false
 }
 
-func (m *PartitionChangeRecord) decode(r *proto.Reader, _ int16) {
+func (m *PartitionChangeRecord) decode(r *proto.Reader, version int16) {
+	m.Ver = version
 	m.PartitionID = r.Int32()
 	m.TopicID = readUUID(r)
 	m.ISR, m.Replicas, m.RemovingReplicas, m.AddingReplicas = nil, nil, nil, nil
+	m.EligibleLeaderReplicas, m.LastKnownELR = nil, nil
 	m.Leader = NoLeaderChange
 	m.LeaderRecoveryState = NoRecoveryStateChange
 	readTags(r, func(tag uint32, sub *proto.Reader) bool {
@@ -670,8 +689,18 @@ func (m *PartitionChangeRecord) decode(r *proto.Reader, _ int16) {
 			m.AddingReplicas = readInt32s(sub, true)
 		case 5:
 			m.LeaderRecoveryState = sub.Int8()
+		case 6:
+			if version < 2 {
+				return false
+			}
+			m.EligibleLeaderReplicas = readInt32s(sub, true)
+		case 7:
+			if version < 2 {
+				return false
+			}
+			m.LastKnownELR = readInt32s(sub, true)
 		default:
-			return false
+			return false // Directories (tag 8, v1+) among them
 		}
 		return true
 	})

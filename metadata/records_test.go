@@ -45,6 +45,10 @@ func samples() []Record {
 		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, ISR: []int32{3}, Leader: 3, LeaderRecoveryState: NoRecoveryStateChange},
 		&PartitionChangeRecord{PartitionID: 2, TopicID: topicA, ISR: []int32{}, Leader: NoLeader, Replicas: []int32{1, 2},
 			RemovingReplicas: []int32{}, AddingReplicas: []int32{2}, LeaderRecoveryState: 0},
+		&PartitionChangeRecord{Ver: 2, PartitionID: 2, TopicID: topicA, ISR: []int32{}, Leader: NoLeader,
+			LeaderRecoveryState: NoRecoveryStateChange, EligibleLeaderReplicas: []int32{1, 3}, LastKnownELR: []int32{}},
+		&PartitionChangeRecord{Ver: 2, PartitionID: 2, TopicID: topicA, Leader: NoLeaderChange,
+			LeaderRecoveryState: NoRecoveryStateChange, LastKnownELR: []int32{4}},
 		&FenceBrokerRecord{ID: 1, Epoch: 7},
 		&UnfenceBrokerRecord{ID: 1, Epoch: 7},
 		&RemoveTopicRecord{TopicID: topicA},
@@ -103,6 +107,59 @@ func TestKafkaBytes(t *testing.T) {
 	}
 }
 
+// TestDecodeOldPartitionChange decodes a version 0 PartitionChangeRecord
+// as every metadata log and snapshot written before eligible leader
+// replicas has them, byte for byte: it still decodes, changes no ELR, and
+// a tag 6 in a version 0 record is an unknown tag, skipped.
+func TestDecodeOldPartitionChange(t *testing.T) {
+	old := append([]byte{1, 5, 0, 0, 0, 0, 1}, topicA[:]...)
+	old = append(old, 2, 0, 5, 2, 0, 0, 0, 5, 1, 4, 0, 0, 0, 5)
+	rec, err := Decode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &PartitionChangeRecord{PartitionID: 1, TopicID: topicA, ISR: []int32{5}, Leader: 5,
+		LeaderRecoveryState: NoRecoveryStateChange}
+	if !reflect.DeepEqual(rec, want) {
+		t.Fatalf("got %+v\nwant %+v", rec, want)
+	}
+	if got := Encode(nil, rec); !bytes.Equal(got, old) {
+		t.Fatalf("re-encoded % x\nwant % x", got, old)
+	}
+	withTag6 := append([]byte{1, 5, 0, 0, 0, 0, 1}, topicA[:]...)
+	withTag6 = append(withTag6, 1, 6, 2, 2, 9)
+	rec, err = Decode(withTag6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rec.(*PartitionChangeRecord); r.EligibleLeaderReplicas != nil {
+		t.Fatalf("v0 record read tag 6 as ELR: %v", r.EligibleLeaderReplicas)
+	}
+	// The image: an old-format partition and change apply with no ELR.
+	var im Image
+	im, _, err = im.ApplyAll([]Record{&TopicRecord{Name: "t", TopicID: topicA},
+		&PartitionRecord{PartitionID: 1, TopicID: topicA, Replicas: []int32{5, 6}, ISR: []int32{5, 6}, Leader: 6}, want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := im.TopicByID(topicA)
+	if p := tp.Partitions[1]; p.ELR != nil || p.LastKnownELR != nil || p.Leader != 5 {
+		t.Fatalf("partition %+v", p)
+	}
+}
+
+// TestPartitionChangeELRBytes pins version 2's ELR tags (6 and 7, after
+// tag 5) in Kafka's layout.
+func TestPartitionChangeELRBytes(t *testing.T) {
+	got := Encode(nil, &PartitionChangeRecord{Ver: 2, PartitionID: 1, TopicID: topicA, ISR: []int32{},
+		Leader: NoLeaderChange, LeaderRecoveryState: NoRecoveryStateChange, EligibleLeaderReplicas: []int32{5}, LastKnownELR: []int32{}})
+	want := append([]byte{1, 5, 2, 0, 0, 0, 1}, topicA[:]...)
+	want = append(want, 3, 0, 1, 1, 6, 5, 2, 0, 0, 0, 5, 7, 1, 1)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got % x\nwant % x", got, want)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	topic := Encode(nil, &TopicRecord{Name: "t", TopicID: topicA})
 	cases := map[string][]byte{
@@ -112,6 +169,7 @@ func TestDecodeRejects(t *testing.T) {
 		"unknown version": {1, 2, 1, 0},
 		"partition v3":    {1, 3, 3, 0},
 		"register v4":     {1, 0, 4, 0},
+		"change v3":       {1, 5, 3, 0},
 		// A PartitionRecord claiming 2^28 replicas in a few bytes must
 		// fail on the count, not allocate for it.
 		"huge count": append(append([]byte{1, 3, 0, 0, 0, 0, 0}, topicA[:]...), 0x80, 0x80, 0x80, 0x80, 0x01, 0, 0, 0, 0),

@@ -27,10 +27,15 @@ func (im Image) Records() []Record {
 		out = append(out, &TopicRecord{Name: t.Name, TopicID: t.ID})
 		for _, id := range slices.Sorted(maps.Keys(t.Partitions)) {
 			p := t.Partitions[id]
-			out = append(out, &PartitionRecord{PartitionID: id, TopicID: t.ID,
+			rec := &PartitionRecord{PartitionID: id, TopicID: t.ID,
 				Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR),
 				RemovingReplicas: slices.Clone(p.RemovingReplicas), AddingReplicas: slices.Clone(p.AddingReplicas),
-				Leader: p.Leader, LeaderRecoveryState: p.LeaderRecoveryState, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch})
+				Leader: p.Leader, LeaderRecoveryState: p.LeaderRecoveryState, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch}
+			if p.ELR != nil || p.LastKnownELR != nil {
+				// Version 2 only when needed: see PartitionChangeRecord.
+				rec.Ver, rec.EligibleLeaderReplicas, rec.LastKnownELR = 2, slices.Clone(p.ELR), slices.Clone(p.LastKnownELR)
+			}
+			out = append(out, rec)
 		}
 	}
 	res := slices.SortedFunc(maps.Keys(im.configs), func(a, b ConfigResource) int {

@@ -360,3 +360,43 @@ func TestAppendBatch(t *testing.T) {
 		t.Fatalf("read back %d batches", len(got))
 	}
 }
+
+// TestCleanShutdownBrokerEpoch: the marker carries the broker epoch set
+// before Close (Kafka's {"version":0,"brokerEpoch":N}), the next open
+// reads it back; an empty marker (a single node) or none reads as -1.
+func TestCleanShutdownBrokerEpoch(t *testing.T) {
+	dir := t.TempDir()
+	m, err := OpenManager(dir, ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.PreviousBrokerEpoch(); got != -1 {
+		t.Fatalf("fresh dir: previous epoch %d", got)
+	}
+	m.SetBrokerEpoch(42)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, CleanShutdownFile))
+	if string(raw) != `{"version":0,"brokerEpoch":42}` {
+		t.Fatalf("marker %q", raw)
+	}
+	m2, err := OpenManager(dir, ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m2.HadCleanShutdown() || m2.PreviousBrokerEpoch() != 42 {
+		t.Fatalf("clean %t previous epoch %d", m2.HadCleanShutdown(), m2.PreviousBrokerEpoch())
+	}
+	if err := m2.Close(); err != nil { // no epoch set: an empty marker
+		t.Fatal(err)
+	}
+	m3, err := OpenManager(dir, ManagerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m3.HadCleanShutdown() || m3.PreviousBrokerEpoch() != -1 {
+		t.Fatalf("clean %t previous epoch %d", m3.HadCleanShutdown(), m3.PreviousBrokerEpoch())
+	}
+	m3.Close()
+}

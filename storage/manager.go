@@ -3,6 +3,7 @@ package storage
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -52,6 +53,11 @@ type Manager struct {
 	opts ManagerOptions
 	// what the dir said at open; read-only afterwards
 	clean bool
+	// previousBrokerEpoch is the broker epoch the clean-shutdown marker
+	// held (-1: none, an empty marker, or no marker).
+	previousBrokerEpoch int64
+	// brokerEpoch is what Close writes in the marker (-1: none yet).
+	brokerEpoch atomic.Int64
 
 	mu sync.Mutex
 	// recoveryPoints and logStarts start as the checkpoint files' contents
@@ -112,9 +118,14 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 	if m.cleanerOffsets, err = m.readCheckpoint(CleanerOffsetCheckpointFile); err != nil {
 		return nil, err
 	}
+	m.previousBrokerEpoch = -1
+	m.brokerEpoch.Store(-1)
 	marker := filepath.Join(dir, CleanShutdownFile)
 	if _, err := opts.FS.Stat(marker); err == nil {
 		m.clean = true
+		if data, err := opts.FS.ReadFile(marker); err == nil {
+			m.previousBrokerEpoch = parseCleanShutdownEpoch(data)
+		}
 		if err := opts.FS.Remove(marker); err != nil {
 			return nil, err
 		}
@@ -152,6 +163,33 @@ func (m *Manager) Dir() string { return m.dir }
 
 // HadCleanShutdown reports whether the marker was present at open.
 func (m *Manager) HadCleanShutdown() bool { return m.clean }
+
+// PreviousBrokerEpoch is the broker epoch the clean-shutdown marker held
+// at open (Kafka's CleanShutdownFileHandler), or -1: no marker (the last
+// run did not shut down cleanly), or one written outside a cluster.
+func (m *Manager) PreviousBrokerEpoch() int64 { return m.previousBrokerEpoch }
+
+// SetBrokerEpoch sets the broker epoch Close writes into the
+// clean-shutdown marker: the epoch of this run's registration, which the
+// next run sends the controller to prove it shut down cleanly. Safe from
+// any goroutine.
+func (m *Manager) SetBrokerEpoch(epoch int64) { m.brokerEpoch.Store(epoch) }
+
+// The clean-shutdown marker is empty (a single node, or a broker never
+// registered) or Kafka's JSON: {"version":0,"brokerEpoch":N}.
+type cleanShutdownContent struct {
+	Version     int   `json:"version"`
+	BrokerEpoch int64 `json:"brokerEpoch"`
+}
+
+// parseCleanShutdownEpoch returns the marker's broker epoch, or -1.
+func parseCleanShutdownEpoch(data []byte) int64 {
+	c := cleanShutdownContent{BrokerEpoch: -1}
+	if len(data) == 0 || json.Unmarshal(data, &c) != nil || c.BrokerEpoch < 0 {
+		return -1
+	}
+	return c.BrokerEpoch
+}
 
 // Existing lists the partitions that have a directory under the log dir
 // (<topic>-<partition>), for the broker to reopen at startup.
@@ -490,6 +528,17 @@ func (m *Manager) Close() error {
 	f, err := m.opts.FS.OpenFile(filepath.Join(m.dir, CleanShutdownFile), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
 	if err != nil {
 		return err
+	}
+	if epoch := m.brokerEpoch.Load(); epoch >= 0 {
+		data, _ := json.Marshal(cleanShutdownContent{BrokerEpoch: epoch}) // cannot fail
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err

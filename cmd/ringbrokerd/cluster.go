@@ -96,6 +96,8 @@ func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, re
 		Logger:              logger.Named("cluster"),
 		OnMetadata:          rep.onMetadata(b.OnMetadata),
 		LocalProducerIDsEnd: b.LocalProducerIDsEnd,
+		PreviousBrokerEpoch: reg.PreviousBrokerEpoch,
+		OnBrokerEpoch:       reg.SetBrokerEpoch,
 		LocalTopics: func() []cluster.LocalTopic {
 			var out []cluster.LocalTopic
 			for _, t := range reg.Topics() {

@@ -14,7 +14,10 @@ package integration
 //	b  SIGKILL of the active controller: a new one is elected, nothing is lost, a
 //	   topic can be created; the killed node rejoins
 //	c  SIGKILL of another node: its partitions are LEADER_NOT_AVAILABLE with it
-//	   offline, the others keep taking records; back with its data after a restart
+//	   offline, their ISR empty and it their eligible leader replica (KIP-966,
+//	   DescribeTopicPartitions), the others keep taking records; back with its
+//	   data after a restart (its unclean shutdown took it out of the ELR: an
+//	   unclean election brings them back, see waitReady)
 //	d  SIGTERM of all three and a start: every topic, config and record is there
 //	e  peers with another cluster.id, a duplicate node id, other voters are refused
 //	   (the reason in a log) while the three keep serving; garbage on a controller
@@ -273,6 +276,31 @@ func clusterScenarioC(t *testing.T, c *testCluster) {
 			for _, p := range otherParts {
 				if d := v.partitions[p]; d.ErrorCode != 0 || d.Leader < 0 {
 					return fmt.Errorf("node %d: %s/%d error %s leader %d; want it served", n.id, ordersTopic, p, codeName(d.ErrorCode), d.Leader)
+				}
+			}
+		}
+		return nil
+	})
+
+	// KIP-966: fencing took the victim out of the ISRs it was alone in and
+	// made it their eligible leader replica, as DescribeTopicPartitions says.
+	waitFor(t, fmt.Sprintf("node %d the ELR of its partitions", victim.id), clusterStepTimeout, func() error {
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+		rt.Topic = ordersTopic
+		req.Topics, req.ResponsePartitionLimit = append(req.Topics, rt), 2000
+		n := c.live()[0]
+		resp, err := n.request(context.Background(), req)
+		if err != nil {
+			return err
+		}
+		for _, rt := range resp.(*kmsg.DescribeTopicPartitionsResponse).Topics {
+			for _, p := range rt.Partitions {
+				if !slices.Contains(victimParts, p.Partition) {
+					continue
+				}
+				if len(p.ISR) != 0 || !slices.Equal(p.EligibleLeaderReplicas, []int32{victim.id}) {
+					return fmt.Errorf("node %d: %s/%d ISR %v ELR %v; want [], [%d]", n.id, ordersTopic, p.Partition, p.ISR, p.EligibleLeaderReplicas, victim.id)
 				}
 			}
 		}

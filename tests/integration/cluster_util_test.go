@@ -69,8 +69,10 @@ type clusterNode struct {
 	dir     string
 	confDir string
 
-	proc *Broker   // the running incarnation; nil when down
-	past []*Broker // every incarnation, for the failure output
+	proc *Broker // the running incarnation; nil when down
+	// crashed: the last incarnation was SIGKILLed (an unclean shutdown).
+	crashed bool
+	past    []*Broker // every incarnation, for the failure output
 	// cl is a client seeded with this node alone: its seed broker is the
 	// way to send a request to exactly this node.
 	cl *kgo.Client
@@ -96,6 +98,16 @@ type testCluster struct {
 	topics  map[string]int32
 	configs map[string]map[string]string
 	ledger  map[string][]sentRecord
+
+	// crashRestarted are the nodes restarted after a SIGKILL since the
+	// last waitReady. The partitions such a node was the last in-sync
+	// replica of stay offline once it registers again (KIP-966: its
+	// unclean shutdown takes it out of the eligible leader replicas, as in
+	// Kafka 4.1) until an unclean election, which waitReady then asks for
+	// as an operator would (kafka-leader-election.sh --election-type
+	// unclean). Until it has registered, its old registration may still
+	// lead them (its session not expired yet), so waitReady waits for that.
+	crashRestarted []*clusterNode
 }
 
 // freePortOn returns a TCP port of host that was free a moment ago.
@@ -275,6 +287,9 @@ func (c *testCluster) startNodes(t *testing.T, nodes ...*clusterNode) {
 	var mu sync.Mutex
 	var errs []string
 	for _, n := range nodes {
+		if n.crashed {
+			c.crashRestarted, n.crashed = append(c.crashRestarted, n), false
+		}
 		d, err := c.launch(n)
 		if err != nil {
 			t.Fatal(err)
@@ -313,6 +328,7 @@ func (c *testCluster) kill(t *testing.T, n *clusterNode) {
 	t.Helper()
 	n.proc.Kill(t)
 	n.proc = nil
+	n.crashed = true
 }
 
 // stopAll SIGTERMs every running node at once and demands exit status 0.
@@ -469,6 +485,16 @@ func (c *testCluster) waitReady(t *testing.T) int32 {
 	waitFor(t, fmt.Sprintf("cluster (%d nodes) whole", len(c.live())), clusterReadyTimeout, func() error {
 		var err error
 		controller, err = c.checkWhole(true)
+		for _, n := range c.crashRestarted {
+			if err == nil && n.up() && !strings.Contains(n.proc.Logs(), "registered with the controller") {
+				err = fmt.Errorf("node %d, restarted after a SIGKILL, has not registered yet", n.id)
+			}
+		}
+		if err != nil && len(c.crashRestarted) > 0 {
+			if _, whole := c.checkWhole(false); whole == nil {
+				c.electUnclean()
+			}
+		}
 		if err != nil {
 			if stuck := c.inactiveLeader(); stuck != "" {
 				return fmt.Errorf("%w; %s", err, stuck)
@@ -476,7 +502,22 @@ func (c *testCluster) waitReady(t *testing.T) int32 {
 		}
 		return err
 	})
+	c.crashRestarted = nil
 	return controller
+}
+
+// electUnclean asks (through the first running node, which forwards it to
+// the controller) for an unclean election of every partition without an
+// active leader; the answer's per-partition errors are left to the caller's
+// next look at the metadata.
+func (c *testCluster) electUnclean() {
+	live := c.live()
+	if len(live) == 0 {
+		return
+	}
+	req := kmsg.NewPtrElectLeadersRequest()
+	req.Version, req.ElectionType, req.TimeoutMillis = 2, 1, 5000 // Topics nil: every partition
+	_, _ = live[0].request(context.Background(), req)
 }
 
 // inactiveLeader names a running node whose last quorum leadership never made
