@@ -156,7 +156,7 @@ func (b *Broker) clusterCoordinator(key string) (int32, string, int32, int16, *s
 	if !b.clusterTopicExists(offsetsTopic) && b.creatingOffsets.CompareAndSwap(false, true) {
 		if !b.admin.submit(func() {
 			defer b.creatingOffsets.Store(false)
-			b.forwardCreate([]string{offsetsTopic}, b.groups.partitions, b.groups.topicConfig())
+			b.forwardCreate([]string{offsetsTopic}, b.groups.partitions, b.groups.replicationFactor(), b.groups.topicConfig())
 		}) {
 			b.creatingOffsets.Store(false)
 		}

@@ -100,7 +100,7 @@ func newCoordinator(b *Broker) *coordinator {
 	o := &b.opts
 	c := &coordinator{b: b, log: b.log.Named("group"), clock: b.clock, partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention}
 	c.persist = internalTopic{b: b, name: offsetsTopic, log: c.log,
-		spec: func() (int32, map[string]string) { return c.partitions, c.topicConfig() }}
+		spec: func() (int32, int16, map[string]string) { return c.partitions, c.replicationFactor(), c.topicConfig() }}
 	if c.partitions <= 0 {
 		c.partitions = defaultOffsetsTopicPartitions
 	}
@@ -248,6 +248,17 @@ const defaultOffsetsTopicSegmentBytes = 100 << 20
 // GroupCoordinator.groupMetadataTopicConfigs).
 func (c *coordinator) topicConfig() map[string]string {
 	return map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(c.segBytes))}
+}
+
+// replicationFactor is what __consumer_offsets is created with in a
+// cluster: offsets.topic.replication.factor, or -1 (the controller's
+// default) when unset. Kafka's offsets topic has no min.isr key of its
+// own: min.insync.replicas' default (1) applies, as here.
+func (c *coordinator) replicationFactor() int16 {
+	if rf := c.b.opts.OffsetsTopicReplicationFactor; rf > 0 {
+		return rf
+	}
+	return -1
 }
 
 // loadSkipLogMax: the first this many records skipped at load are logged

@@ -94,6 +94,12 @@ type TxnOptions struct {
 	StateLogNumPartitions int32
 	// StateLogSegmentBytes is transaction.state.log.segment.bytes (0: 100 MiB).
 	StateLogSegmentBytes int32
+	// StateLogReplicationFactor is transaction.state.log.replication.factor,
+	// in a cluster only (0: the controller's default.replication.factor).
+	StateLogReplicationFactor int16
+	// StateLogMinISR is transaction.state.log.min.isr, the topic's
+	// min.insync.replicas when created in a cluster (0: not set).
+	StateLogMinISR int32
 	// MaxTimeout is transaction.max.timeout.ms (0: 15 min).
 	MaxTimeout time.Duration
 	// IDExpiration is transactional.id.expiration.ms (0: 7 days).
@@ -188,7 +194,9 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 		tc.interval = defaultTxnCleanupInterval
 	}
 	tc.persist = internalTopic{b: b, name: transactionStateTopic, log: tc.log,
-		spec: func() (int32, map[string]string) { return tc.partitions, tc.topicConfig() }}
+		spec: func() (int32, int16, map[string]string) {
+			return tc.partitions, tc.replicationFactor(), tc.topicConfig()
+		}}
 	tc.markers = b
 	if b.opts.Cluster != nil {
 		tc.markers = &clusterMarkers{b: b} // txn_markers_cluster.go
@@ -505,9 +513,24 @@ func (tc *txnCoordinator) retryMarkers(job txnMarkerJob) {
 }
 
 // topicConfig is Kafka's TransactionLog config: compacted, with
-// transaction.state.log.segment.bytes segments.
+// transaction.state.log.segment.bytes segments, and in a cluster
+// transaction.state.log.min.isr as min.insync.replicas.
 func (tc *txnCoordinator) topicConfig() map[string]string {
-	return map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(tc.segBytes))}
+	cfg := map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(tc.segBytes))}
+	if minISR := tc.b.opts.Txn.StateLogMinISR; minISR > 0 && tc.b.opts.Cluster != nil {
+		cfg["min.insync.replicas"] = strconv.Itoa(int(minISR))
+	}
+	return cfg
+}
+
+// replicationFactor is what __transaction_state is created with in a
+// cluster: transaction.state.log.replication.factor, or -1 (the
+// controller's default) when unset.
+func (tc *txnCoordinator) replicationFactor() int16 {
+	if rf := tc.b.opts.Txn.StateLogReplicationFactor; rf > 0 {
+		return rf
+	}
+	return -1
 }
 
 // load reads an existing __transaction_state into one Coordinator per local
@@ -670,7 +693,7 @@ func (b *Broker) txnClusterCoordinator(key string) (int32, string, int32, int16,
 	} else if tc := b.txns; tc.creatingTopic.CompareAndSwap(false, true) {
 		if !b.admin.submit(func() {
 			defer tc.creatingTopic.Store(false)
-			b.forwardCreate([]string{transactionStateTopic}, tc.partitions, tc.topicConfig())
+			b.forwardCreate([]string{transactionStateTopic}, tc.partitions, tc.replicationFactor(), tc.topicConfig())
 		}) {
 			tc.creatingTopic.Store(false)
 		}
