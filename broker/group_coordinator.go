@@ -17,7 +17,8 @@ package broker
 // group.PartitionFor(groupID, offsets.topic.num.partitions), appended under
 // mu, so records of one key reach the log in the order the state machine
 // produced them. An OffsetCommit is answered (and the offsets become
-// visible to OffsetFetch) when its append completed. The topic is created
+// visible to OffsetFetch) when its append is on the partition's ISR
+// (coord_append.go: at once on a single node). The topic is created
 // through the Registry on first use, off the ring thread: until it exists,
 // persistence work queues (internal_topic.go) and a goroutine creates it and
 // drains the queue in order. At start (New), an existing topic is read back

@@ -393,11 +393,25 @@ func (tc *txnCoordinator) appendLocked(part int32, co *txn.Coordinator, w txn.Wr
 			fail(fmt.Errorf("partition %d is not local", part))
 			return
 		}
+		if code := tc.b.coordRefuse(p); code != 0 {
+			fail(kerr.ErrorForCode(code))
+			return
+		}
 		err := p.Log.Append(batch, storage.AppendFunc(func(r storage.AppendResult) {
 			if r.Err != nil {
 				tc.log.Warn("__transaction_state append failed", zap.String("transactional.id", txnID), zap.Error(r.Err))
+				tc.writeDone(part, co, txnID, false)
+				return
 			}
-			tc.writeDone(part, co, txnID, r.Err == nil)
+			// Done once on the ISR (coord_append.go), as Kafka's
+			// TransactionStateManager appends with acks=all.
+			tc.b.coordReplicated(p, r, func(code int16) {
+				if code != 0 {
+					tc.log.Warn("__transaction_state record not replicated", zap.String("transactional.id", txnID),
+						zap.Error(kerr.ErrorForCode(code)))
+				}
+				tc.writeDone(part, co, txnID, code == 0)
+			})
 		}))
 		if err != nil {
 			fail(err)
