@@ -382,6 +382,9 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 		lp.Log.SetLeaderEpoch(p.LeaderEpoch)
 		b.repl.follow(lp, p) // replication.go: followers, ISR, high watermark
 	}
+	if isInternalTopic(t.Name) {
+		b.followCoordinators(t, parts) // coord_movement.go
+	}
 }
 
 // servedPartition is the partition topic/index when this node leads it, or

@@ -36,9 +36,17 @@ const coordAppendTimeout = 5 * time.Second
 
 // coordRefuse is NOT_ENOUGH_REPLICAS when p's ISR is smaller than its
 // topic's min.insync.replicas (checked before the append, as Kafka's
-// appendRecordsToLeader does for acks=all), else 0.
+// appendRecordsToLeader does for acks=all), else 0;
+// NOT_LEADER_OR_FOLLOWER when this broker no longer leads p: a coordinator
+// never appends to a follower's log.
 func (b *Broker) coordRefuse(p *Partition) int16 {
-	if b.opts.Cluster != nil && b.repl.inSync(p) < p.Topic.Settings().minInsync {
+	if b.opts.Cluster == nil {
+		return 0
+	}
+	if p.notLeader.Load() {
+		return kerr.NotLeaderForPartition.Code
+	}
+	if b.repl.inSync(p) < p.Topic.Settings().minInsync {
 		return kerr.NotEnoughReplicas.Code
 	}
 	return 0

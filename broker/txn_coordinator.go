@@ -49,9 +49,10 @@ package broker
 //
 // Cluster: the coordinator of a transactional id is the leader of its
 // __transaction_state partition, as for groups (cluster_groups.go);
-// another broker answers NOT_COORDINATOR. With replication factor 1 a
-// partition's leadership never moves, so the Coordinators loaded at start
-// (plus those of partitions created later) are all this broker ever holds.
+// another broker answers NOT_COORDINATOR. A partition's Coordinator is
+// loaded when the image makes this broker its leader and dropped when it
+// stops leading (coord_movement.go); its records are answered once on the
+// partition's ISR (coord_append.go).
 // Markers for partitions led by another broker are sent to that leader in
 // a WriteTxnMarkers request (txn_markers_cluster.go); a partition without
 // a reachable leader is retried until one writes it.
@@ -59,7 +60,9 @@ package broker
 // Authorization is the handlers' (TRANSACTIONAL_ID and GROUP ACLs; see
 // docs/ARCHITECTURE.md, "Authorization per API").
 //
-// Differences from Apache Kafka: the coordinator epoch is 0 (leadership never moves, see above); a
+// Differences from Apache Kafka: on a single node the coordinator epoch
+// is 0 (its leaderships never move; in a cluster it is the partition's
+// leader epoch); a
 // transactional id's first InitProducerId while the producer id block is
 // being refilled answers COORDINATOR_LOAD_IN_PROGRESS (retriable) instead
 // of waiting.
@@ -142,6 +145,12 @@ type txnCoordinator struct {
 	coords map[int32]*txn.Coordinator
 	// broken are partitions whose records did not load: not served.
 	broken map[int32]error
+	// Cluster only (coord_movement.go): partitions being loaded, a
+	// generation per partition that a load in flight checks before it
+	// installs its Coordinator, and the leader epoch it was loaded for.
+	loading   map[int32]bool
+	loadGen   map[int32]uint64
+	loadEpoch map[int32]int32
 	// waiters are the requests whose answer the coordinator deferred until
 	// a record is written: at most one per id (one transition in flight).
 	waiters map[string]func(txn.Answer)
@@ -183,7 +192,8 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	o := b.opts.Txn
 	tc := &txnCoordinator{b: b, log: b.log.Named("txn"), clock: b.clock, partitions: o.StateLogNumPartitions,
 		segBytes: o.StateLogSegmentBytes, interval: o.CleanupInterval,
-		coords: map[int32]*txn.Coordinator{}, broken: map[int32]error{}, waiters: map[string]func(txn.Answer){}}
+		coords: map[int32]*txn.Coordinator{}, broken: map[int32]error{}, waiters: map[string]func(txn.Answer){},
+		loading: map[int32]bool{}, loadGen: map[int32]uint64{}, loadEpoch: map[int32]int32{}}
 	if tc.partitions <= 0 {
 		tc.partitions = defaultTxnStatePartitions
 	}
@@ -263,6 +273,11 @@ func (tc *txnCoordinator) coordLocked(part int32) (*txn.Coordinator, int16) {
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
 	co := tc.coords[part]
+	if co == nil && tc.b.opts.Cluster != nil {
+		// Led in the image, its Coordinator not loaded yet
+		// (coord_movement.go).
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
 	if co == nil {
 		co = txn.New(tc.cfg)
 		tc.coords[part] = co
@@ -562,6 +577,11 @@ func (tc *txnCoordinator) load() error {
 	tc.persist.topic.Store(t)
 	view := viewTopic(tc.b.reg, t)
 	tc.partitions = int32(len(view.partitions))
+	if tc.b.opts.Cluster != nil {
+		// Loaded partition by partition as the image makes this broker
+		// their leader (coord_movement.go).
+		return nil
+	}
 	now := tc.clock.Now()
 	var after txnAfter
 	tc.mu.Lock()
