@@ -72,10 +72,6 @@ func (b *Broker) groupCoordinator(groupID string) int32 {
 	return p.Leader
 }
 
-// ownsGroup reports whether this broker coordinates groupID now: it leads
-// the group's __consumer_offsets partition and serves its loaded groups.
-func (b *Broker) ownsGroup(groupID string) bool { return b.groupCode(groupID) == 0 }
-
 // groupCode is 0 when this broker serves groupID, else what a request for
 // it is answered: NOT_COORDINATOR when another broker leads the group's
 // partition, COORDINATOR_LOAD_IN_PROGRESS while its groups are loaded

@@ -29,7 +29,11 @@ package broker
 //     NOT_COORDINATOR; appends still in flight find the coordinator gone
 //     and are ignored, the records staying in the log for the next leader.
 //   - led at a new leader epoch (a leader that stayed leader through an
-//     election): reloaded, so the transaction coordinator's epoch follows.
+//     election): a __transaction_state partition is reloaded, so the
+//     coordinator epoch follows (Kafka's TransactionStateManager replaces
+//     the partition's cache with the newer epoch's); a __consumer_offsets
+//     partition is left as it is (Kafka's group coordinator skips a
+//     partition it owns).
 //
 // A load is bounded by the partition's log end read when it starts, and
 // runs once per leadership change. A load that fails (an I/O error) leaves
@@ -96,12 +100,11 @@ func (c *coordinator) follow(leads []coordLead) {
 		switch {
 		case l.p == nil && known:
 			c.unloadLocked(part)
-		case l.p != nil && (!known || c.loadEpoch[part] != l.epoch):
-			if known {
-				c.unloadLocked(part)
-			}
+		case l.p != nil && !known:
+			// A new leader epoch on a partition already served here
+			// changes nothing for its groups (Kafka's addLoadingPartition
+			// skips an owned partition).
 			c.loadGen[part]++
-			c.loadEpoch[part] = l.epoch
 			c.loading[part] = true
 			go c.loadPartition(l.p, l.epoch, c.loadGen[part])
 		}

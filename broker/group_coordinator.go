@@ -100,19 +100,17 @@ type coordinator struct {
 	// Cluster only (coord_movement.go), guarded by mu: the
 	// __consumer_offsets partitions whose groups are served here, those
 	// being loaded or broken (not served), and a generation per partition
-	// that a load in flight checks before it installs what it read, with
-	// the leader epoch it was loaded for.
-	served    map[int32]bool
-	loading   map[int32]bool
-	broken    map[int32]bool
-	loadGen   map[int32]uint64
-	loadEpoch map[int32]int32
+	// that a load in flight checks before it installs what it read.
+	served  map[int32]bool
+	loading map[int32]bool
+	broken  map[int32]bool
+	loadGen map[int32]uint64
 }
 
 func newCoordinator(b *Broker) *coordinator {
 	o := &b.opts
 	c := &coordinator{b: b, log: b.log.Named("group"), clock: b.clock, partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention,
-		served: map[int32]bool{}, loading: map[int32]bool{}, broken: map[int32]bool{}, loadGen: map[int32]uint64{}, loadEpoch: map[int32]int32{}}
+		served: map[int32]bool{}, loading: map[int32]bool{}, broken: map[int32]bool{}, loadGen: map[int32]uint64{}}
 	c.persist = internalTopic{b: b, name: offsetsTopic, log: c.log,
 		spec: func() (int32, int16, map[string]string) { return c.partitions, c.replicationFactor(), c.topicConfig() }}
 	if c.partitions <= 0 {
