@@ -137,3 +137,102 @@ func TestGroupCoordinatorFollowsLeadership(t *testing.T) {
 		t.Fatalf("committed offset %d after the reload, want 5", at)
 	}
 }
+
+// TestTxnCoordinatorFollowsLeadership: on a replicated __transaction_state
+// partition InitProducerId is answered once the follower has its record;
+// losing the leadership drops the partition's Coordinator
+// (NOT_COORDINATOR), and leading it again loads it from the log with the
+// new leader epoch as its coordinator epoch: the id's next InitProducerId
+// bumps the epoch of the producer id it already had.
+func TestTxnCoordinatorFollowsLeadership(t *testing.T) {
+	rc := startReplCluster(t, 0, func(o *Options) { o.Txn.StateLogNumPartitions = 1 })
+	b := rc.tb.Broker
+	tc := b.txns
+	follower := rc.tb.client()
+	p := rc.createInternalTopic(transactionStateTopic, []int32{1, 2})
+	loaded := func() bool {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		return tc.coords[0] != nil && !tc.loading[0]
+	}
+	waitUntil(t, "the partition's Coordinator loaded", loaded)
+
+	// initPID sends InitProducerId for "tx" on a connection of its own
+	// until it is not COORDINATOR_LOAD_IN_PROGRESS (the producer id block
+	// being fetched), bounded.
+	initPID := func() <-chan *kmsg.InitProducerIDResponse {
+		out := make(chan *kmsg.InitProducerIDResponse, 1)
+		cl := rc.tb.client()
+		go func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				req := kmsg.NewPtrInitProducerIDRequest()
+				req.TransactionalID = kmsg.StringPtr("tx")
+				req.TransactionTimeoutMillis = 60000
+				req.ProducerID, req.ProducerEpoch = -1, -1
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+				cancel()
+				if err != nil {
+					r := kmsg.NewPtrInitProducerIDResponse()
+					r.ErrorCode = kerr.UnknownServerError.Code
+					out <- r
+					return
+				}
+				r := resp.(*kmsg.InitProducerIDResponse)
+				if r.ErrorCode != kerr.CoordinatorLoadInProgress.Code || time.Now().After(deadline) {
+					out <- r
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		return out
+	}
+
+	first := initPID()
+	waitUntil(t, "the InitProducerId record appended", func() bool { return p.Log.LogEndOffset() == 1 })
+	select {
+	case r := <-first:
+		t.Fatalf("InitProducerId answered (%+v) before the follower had its record", r)
+	default:
+	}
+	if f := replFetch(t, follower, transactionStateTopic, 2, 1, 0); f.ErrorCode != 0 || f.HighWatermark != 1 {
+		t.Fatalf("follower fetch at 1: code %d hw %d", f.ErrorCode, f.HighWatermark)
+	}
+	r1 := <-first
+	if r1.ErrorCode != 0 || r1.ProducerEpoch != 0 {
+		t.Fatalf("InitProducerId once replicated: %+v", r1)
+	}
+	epoch := p.leaderEpoch.Load()
+
+	cl := rc.tb.client()
+	rc.moveLeader(cl, transactionStateTopic, []int32{2, 1})
+	waitUntil(t, "the Coordinator unloaded", func() bool {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		return tc.coords[0] == nil
+	})
+	if r := <-initPID(); r.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("InitProducerId on a broker no longer leading the partition: %+v, want NOT_COORDINATOR", r)
+	}
+
+	rc.moveLeader(cl, transactionStateTopic, []int32{1, 2})
+	waitUntil(t, "the Coordinator loaded again", loaded)
+	tc.mu.Lock()
+	coordEpoch := tc.loadEpoch[0]
+	tc.mu.Unlock()
+	if now := p.leaderEpoch.Load(); coordEpoch != now || now <= epoch {
+		t.Fatalf("coordinator epoch %d, want the partition's new leader epoch %d (was %d)", coordEpoch, now, epoch)
+	}
+	second := initPID()
+	end := p.Log.LogEndOffset()
+	waitUntil(t, "the second InitProducerId record appended", func() bool { return p.Log.LogEndOffset() > end })
+	if f := replFetch(t, follower, transactionStateTopic, 2, p.Log.LogEndOffset(), 0); f.ErrorCode != 0 {
+		t.Fatalf("follower fetch at the new epoch: code %d", f.ErrorCode)
+	}
+	r2 := <-second
+	if r2.ErrorCode != 0 || r2.ProducerID != r1.ProducerID || r2.ProducerEpoch != r1.ProducerEpoch+1 {
+		t.Fatalf("InitProducerId after the reload: %+v, want producer id %d at epoch %d", r2, r1.ProducerID, r1.ProducerEpoch+1)
+	}
+}
