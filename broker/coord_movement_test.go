@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,9 +13,10 @@ import (
 
 // createInternalTopic creates the internal topic name (one partition on
 // replicas, the first its leader) straight through the controller, as the
-// coordinators do (clients may not create it), and waits until node 1
-// leads it with that ISR.
-func (rc *replCluster) createInternalTopic(name string, replicas []int32) *Partition {
+// coordinators do (clients may not create it), with configs (name, value
+// pairs) besides cleanup.policy=compact, and waits until node 1 leads it
+// with that ISR.
+func (rc *replCluster) createInternalTopic(name string, replicas []int32, configs ...string) *Partition {
 	t := rc.t
 	t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
@@ -25,6 +27,9 @@ func (rc *replCluster) createInternalTopic(name string, replicas []int32) *Parti
 	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
 	v := "compact"
 	rt.Configs = append(rt.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: "cleanup.policy", Value: &v})
+	for i := 0; i+1 < len(configs); i += 2 {
+		rt.Configs = append(rt.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: configs[i], Value: &configs[i+1]})
+	}
 	req.Topics = append(req.Topics, rt)
 	req.TimeoutMillis = 30000
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -234,5 +239,42 @@ func TestTxnCoordinatorFollowsLeadership(t *testing.T) {
 	r2 := <-second
 	if r2.ErrorCode != 0 || r2.ProducerID != r1.ProducerID || r2.ProducerEpoch != r1.ProducerEpoch+1 {
 		t.Fatalf("InitProducerId after the reload: %+v, want producer id %d at epoch %d", r2, r1.ProducerID, r1.ProducerEpoch+1)
+	}
+}
+
+// TestCoordinatorMinISR: with its ISR below the internal topic's
+// min.insync.replicas an OffsetCommit is refused before the append with
+// COORDINATOR_NOT_AVAILABLE (Kafka's mapping of NOT_ENOUGH_REPLICAS).
+func TestCoordinatorMinISR(t *testing.T) {
+	rc := startReplCluster(t, 300*time.Millisecond, func(o *Options) { o.OffsetsTopicNumPartitions = 1 })
+	b := rc.tb.Broker
+	cl := rc.tb.client()
+	rc.createTopic(cl, "in", []int32{1}, nil)
+	p := rc.createInternalTopic(offsetsTopic, []int32{1, 2}, "min.insync.replicas", "2")
+	waitUntil(t, "the group's partition loaded", func() bool { return b.groupCode("g") == 0 })
+	// Node 2 never fetches: it leaves the ISR after the lag time.
+	waitUntil(t, "the ISR shrunk to node 1", func() bool { return slices.Equal(rc.isr(offsetsTopic), []int32{1}) })
+	waitUntil(t, "node 1 applied the shrink", func() bool { return b.repl.inSync(p) == 1 })
+
+	end := p.Log.LogEndOffset()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation = "g", -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "in"
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 5
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("commit below min.insync.replicas: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+	if got := p.Log.LogEndOffset(); got != end {
+		t.Fatalf("log end %d after the refused commit, want %d (nothing appended)", got, end)
 	}
 }
