@@ -421,6 +421,14 @@ func (tc *txnCoordinator) appendLocked(part int32, co *txn.Coordinator, w txn.Wr
 			// Done once on the ISR (coord_append.go), as Kafka's
 			// TransactionStateManager appends with acks=all.
 			tc.b.coordReplicated(p, r, func(code int16) {
+				if code == kerr.NotLeaderForPartition.Code {
+					// The partition's leadership moved: the unload
+					// that follows (coord_movement.go) drops the
+					// Coordinator and answers the waiter
+					// NOT_COORDINATOR, as Kafka maps the append's
+					// NOT_LEADER_OR_FOLLOWER.
+					return
+				}
 				if code != 0 {
 					tc.log.Warn("__transaction_state record not replicated", zap.String("transactional.id", txnID),
 						zap.Error(kerr.ErrorForCode(code)))
