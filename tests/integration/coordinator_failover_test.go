@@ -14,9 +14,11 @@ package integration
 //	                              commits go on; a consumer group resumes at
 //	                              the committed offsets
 //	TestCoordinatorFailoverTxn    a transaction open when its coordinator is
-//	                              killed is completed (committed or aborted,
-//	                              whole) by the new coordinator; a new producer
-//	                              of the id fences the old one and commits
+//	                              killed is completed by the new coordinator:
+//	                              committed whole when the old producer's
+//	                              commit is acknowledged, aborted whole when a
+//	                              new producer of the id initializes first; the
+//	                              new producer fences the old one and commits
 //
 // Every wait is bounded and polls a condition.
 
@@ -209,6 +211,16 @@ func TestCoordinatorFailoverGroup(t *testing.T) {
 
 func TestCoordinatorFailoverTxn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
+		// The old producer commits B after the kill (kgo retries until the
+		// new coordinator answers), or never: the new producer's
+		// InitProducerId then makes the new coordinator abort it.
+		t.Run("old-producer-commits", func(t *testing.T) { coordinatorFailoverTxn(t, backend, true) })
+		t.Run("new-producer-aborts", func(t *testing.T) { coordinatorFailoverTxn(t, backend, false) })
+	})
+}
+
+func coordinatorFailoverTxn(t *testing.T, backend string, commitB bool) {
+	{
 		c := newTestCluster(t, backend)
 		c.start(t)
 		const topic, txnID = "cf-txn-in", "cf-txn"
@@ -252,10 +264,13 @@ func TestCoordinatorFailoverTxn(t *testing.T) {
 		t.Logf("SIGKILL of node %d, the coordinator of %q, with transaction B open", victim.id, txnID)
 
 		// The old producer tries to commit B: the outcome may be either.
-		ctx, cancel := context.WithTimeout(context.Background(), clusterStepTimeout)
-		errB := p1.EndTransaction(ctx, kgo.TryCommit)
-		cancel()
-		t.Logf("the old producer's commit of B after the kill: %v", errB)
+		errB := errors.New("not attempted")
+		if commitB {
+			ctx, cancel := context.WithTimeout(context.Background(), clusterStepTimeout)
+			errB = p1.EndTransaction(ctx, kgo.TryCommit)
+			cancel()
+			t.Logf("the old producer's commit of B after the kill: %v", errB)
+		}
 
 		next := c.liveCoordinator(t, txnID, 1, victim.id)
 		t.Logf("coordinator of %q moved to node %d", txnID, next.id)
@@ -314,6 +329,9 @@ func TestCoordinatorFailoverTxn(t *testing.T) {
 		if counts["D"] != 0 {
 			t.Errorf("read_committed: %d records of the fenced producer's transaction D", counts["D"])
 		}
+		if !commitB && counts["B"] != 0 {
+			t.Errorf("read_committed: %d records of transaction B, which nobody committed", counts["B"])
+		}
 		t.Logf("read_committed after the failover: %v", counts)
-	})
+	}
 }
