@@ -104,18 +104,30 @@ func (b *Broker) serveOffsetCommit(req netpoll.Request, hdr proto.RequestHeader,
 			fail(kerr.CoordinatorNotAvailable.Code)
 			return
 		}
+		if code := b.coordRefuse(p); code != 0 {
+			fail(coordinatorCode(code))
+			return
+		}
 		err := p.Log.Append(batch, storage.AppendFunc(func(res storage.AppendResult) {
 			if res.Err != nil {
 				c.log.Warn("offset commit append failed", zap.String("group", groupID), zap.Error(res.Err))
 				fail(kerr.CoordinatorNotAvailable.Code)
 				return
 			}
-			c.lock()
-			for _, pd := range oc.toApply {
-				c.g.ApplyOffset(now, groupID, pd.tp, pd.o)
-			}
-			c.unlock()
-			reply()
+			// Answered (and visible to OffsetFetch) once on the ISR
+			// (coord_append.go), as Kafka's commit with acks=all.
+			b.coordReplicated(p, res, func(code int16) {
+				if code != 0 {
+					fail(coordinatorCode(code))
+					return
+				}
+				c.lock()
+				for _, pd := range oc.toApply {
+					c.g.ApplyOffset(now, groupID, pd.tp, pd.o)
+				}
+				c.unlock()
+				reply()
+			})
 		}))
 		if err != nil {
 			fail(kerr.CoordinatorNotAvailable.Code)

@@ -100,8 +100,8 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 		failAll(kerr.InvalidRequest.Code)
 		return
 	}
-	if !b.ownsGroup(r.Group) {
-		failAll(kerr.NotCoordinator.Code)
+	if code := b.groupCode(r.Group); code != 0 {
+		failAll(code)
 		return
 	}
 	// The transaction must hold the group's offsets partition (Kafka

@@ -85,13 +85,17 @@ type Options struct {
 	// OffsetsTopicNumPartitions: offsets.topic.num.partitions (0: 50).
 	// OffsetsTopicSegmentBytes: offsets.topic.segment.bytes (0: 100 MiB).
 	// OffsetsRetention: offsets.retention.minutes (0: 7 days).
-	GroupInitialRebalanceDelay time.Duration
-	GroupMinSessionTimeout     time.Duration
-	GroupMaxSessionTimeout     time.Duration
-	GroupMaxSize               int
-	OffsetsTopicNumPartitions  int32
-	OffsetsTopicSegmentBytes   int32
-	OffsetsRetention           time.Duration
+	// OffsetsTopicReplicationFactor: offsets.topic.replication.factor, in a
+	// cluster only (0: the controller's default.replication.factor; a
+	// single node always holds one replica).
+	GroupInitialRebalanceDelay    time.Duration
+	GroupMinSessionTimeout        time.Duration
+	GroupMaxSessionTimeout        time.Duration
+	GroupMaxSize                  int
+	OffsetsTopicNumPartitions     int32
+	OffsetsTopicSegmentBytes      int32
+	OffsetsRetention              time.Duration
+	OffsetsTopicReplicationFactor int16
 
 	// Txn configures the transaction coordinator (txn_coordinator.go).
 	// Transactions are always served: the coordinator, transactional

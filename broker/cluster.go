@@ -231,17 +231,19 @@ func (b *Broker) clusterTopicExists(name string) bool {
 	return ok
 }
 
-// forwardCreate asks the controller to create topics with the default
-// partition count and replication factor (Metadata's auto-creation, the
-// group coordinator's __consumer_offsets) and returns each topic's error
-// code (0, or TOPIC_ALREADY_EXISTS when someone else won).
-func (b *Broker) forwardCreate(names []string, partitions int32, configs map[string]string) map[string]int16 {
+// forwardCreate asks the controller to create topics with partitions
+// partitions and replication factor rf (-1: default.replication.factor)
+// (Metadata's auto-creation, the coordinators' internal topics) and
+// returns each topic's error code (0, or TOPIC_ALREADY_EXISTS when someone
+// else won; INVALID_REPLICATION_FACTOR while fewer brokers are registered
+// than rf, which callers answer as not available yet).
+func (b *Broker) forwardCreate(names []string, partitions int32, rf int16, configs map[string]string) map[string]int16 {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.Version = 4
 	req.TimeoutMillis = int32(forwardTimeout / time.Millisecond)
 	for _, n := range names {
 		t := kmsg.NewCreateTopicsRequestTopic()
-		t.Topic, t.NumPartitions, t.ReplicationFactor = n, partitions, -1
+		t.Topic, t.NumPartitions, t.ReplicationFactor = n, partitions, rf
 		for k, v := range configs {
 			v := v
 			t.Configs = append(t.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: k, Value: &v})
@@ -380,6 +382,9 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 		lp.Log.SetLeaderEpoch(p.LeaderEpoch)
 		b.repl.follow(lp, p) // replication.go: followers, ISR, high watermark
 	}
+	if isInternalTopic(t.Name) {
+		b.followCoordinators(t, parts) // coord_movement.go
+	}
 }
 
 // servedPartition is the partition topic/index when this node leads it, or
@@ -438,10 +443,10 @@ func (b *Broker) createThroughController(names []string) map[string]int16 {
 		}
 	}
 	if len(plain) > 0 {
-		maps.Copy(errs, b.forwardCreate(plain, b.opts.NumPartitions, nil))
+		maps.Copy(errs, b.forwardCreate(plain, b.opts.NumPartitions, -1, nil))
 	}
 	if len(offsets) > 0 {
-		maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, b.groups.topicConfig()))
+		maps.Copy(errs, b.forwardCreate(offsets, b.groups.partitions, b.groups.replicationFactor(), b.groups.topicConfig()))
 	}
 	for n, code := range errs {
 		if code == 0 || code == kerr.TopicAlreadyExists.Code {

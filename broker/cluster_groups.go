@@ -5,11 +5,10 @@ package broker
 // (group.PartitionFor(group id, offsets.topic.num.partitions)), as in
 // Kafka. FindCoordinator names that broker; every group request reaching
 // another broker is answered NOT_COORDINATOR, so the client looks the
-// coordinator up again. With replication factor 1 the partition's
-// leadership never moves to another broker (it goes offline with its
-// broker and comes back with it), so the groups a broker loaded from its
-// own partitions at start are all it ever coordinates; moving coordinators
-// with leadership comes with replication.
+// coordinator up again. When the partition's leadership moves (its
+// broker failed, a reassignment, an election), the new leader loads the
+// partition's groups from its replica of the log and the old one drops
+// them (coord_movement.go).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -73,22 +72,42 @@ func (b *Broker) groupCoordinator(groupID string) int32 {
 	return p.Leader
 }
 
-// ownsGroup reports whether this broker coordinates groupID: it leads the
-// group's __consumer_offsets partition and holds its log.
-func (b *Broker) ownsGroup(groupID string) bool {
+// groupCode is 0 when this broker serves groupID, else what a request for
+// it is answered: NOT_COORDINATOR when another broker leads the group's
+// partition, COORDINATOR_LOAD_IN_PROGRESS while its groups are loaded
+// (coord_movement.go), COORDINATOR_NOT_AVAILABLE when they did not load.
+func (b *Broker) groupCode(groupID string) int16 {
 	if b.opts.Cluster == nil {
-		return true
+		return 0
 	}
-	part, _ := b.servedPartition(offsetsTopic, group.PartitionFor(groupID, b.groups.partitions))
-	return part != nil
+	c := b.groups
+	part := group.PartitionFor(groupID, c.partitions)
+	if p, _ := b.servedPartition(offsetsTopic, part); p == nil {
+		return kerr.NotCoordinator.Code
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.broken[part]:
+		return kerr.CoordinatorNotAvailable.Code
+	case !c.served[part]:
+		// Loading, or led in the image but not yet handed to the loader.
+		return kerr.CoordinatorLoadInProgress.Code
+	}
+	return 0
 }
 
-// refuseNotCoordinator answers r NOT_COORDINATOR when this broker does not
-// coordinate every group it names, and reports whether it did.
+// refuseNotCoordinator answers r NOT_COORDINATOR (or
+// COORDINATOR_LOAD_IN_PROGRESS) when this broker does not serve every
+// group it names, and reports whether it did.
 func (b *Broker) refuseNotCoordinator(req netpoll.Request, h *proto.RequestHeader, r kmsg.Request) bool {
 	for _, g := range groupsOf(r) {
-		if !b.ownsGroup(g) {
-			b.replyMsg(req, h, notCoordinatorResponse(r))
+		if code := b.groupCode(g); code != 0 {
+			if code == kerr.NotCoordinator.Code {
+				b.replyMsg(req, h, notCoordinatorResponse(r))
+			} else {
+				b.replyMsg(req, h, groupErrorResponse(r, code, "the group's coordinator is loading or not available; retry"))
+			}
 			return true
 		}
 	}
@@ -156,7 +175,7 @@ func (b *Broker) clusterCoordinator(key string) (int32, string, int32, int16, *s
 	if !b.clusterTopicExists(offsetsTopic) && b.creatingOffsets.CompareAndSwap(false, true) {
 		if !b.admin.submit(func() {
 			defer b.creatingOffsets.Store(false)
-			b.forwardCreate([]string{offsetsTopic}, b.groups.partitions, b.groups.topicConfig())
+			b.forwardCreate([]string{offsetsTopic}, b.groups.partitions, b.groups.replicationFactor(), b.groups.topicConfig())
 		}) {
 			b.creatingOffsets.Store(false)
 		}

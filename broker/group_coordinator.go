@@ -17,7 +17,8 @@ package broker
 // group.PartitionFor(groupID, offsets.topic.num.partitions), appended under
 // mu, so records of one key reach the log in the order the state machine
 // produced them. An OffsetCommit is answered (and the offsets become
-// visible to OffsetFetch) when its append completed. The topic is created
+// visible to OffsetFetch) when its append is on the partition's ISR
+// (coord_append.go: at once on a single node). The topic is created
 // through the Registry on first use, off the ring thread: until it exists,
 // persistence work queues (internal_topic.go) and a goroutine creates it and
 // drains the queue in order. At start (New), an existing topic is read back
@@ -40,6 +41,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
@@ -94,13 +96,23 @@ type coordinator struct {
 
 	// persist is __consumer_offsets, created on first use.
 	persist internalTopic
+
+	// Cluster only (coord_movement.go), guarded by mu: the
+	// __consumer_offsets partitions whose groups are served here, those
+	// being loaded or broken (not served), and a generation per partition
+	// that a load in flight checks before it installs what it read.
+	served  map[int32]bool
+	loading map[int32]bool
+	broken  map[int32]bool
+	loadGen map[int32]uint64
 }
 
 func newCoordinator(b *Broker) *coordinator {
 	o := &b.opts
-	c := &coordinator{b: b, log: b.log.Named("group"), clock: b.clock, partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention}
+	c := &coordinator{b: b, log: b.log.Named("group"), clock: b.clock, partitions: o.OffsetsTopicNumPartitions, retention: o.OffsetsRetention,
+		served: map[int32]bool{}, loading: map[int32]bool{}, broken: map[int32]bool{}, loadGen: map[int32]uint64{}}
 	c.persist = internalTopic{b: b, name: offsetsTopic, log: c.log,
-		spec: func() (int32, map[string]string) { return c.partitions, c.topicConfig() }}
+		spec: func() (int32, int16, map[string]string) { return c.partitions, c.replicationFactor(), c.topicConfig() }}
 	if c.partitions <= 0 {
 		c.partitions = defaultOffsetsTopicPartitions
 	}
@@ -216,9 +228,14 @@ func (c *coordinator) onSweep() {
 func (c *coordinator) persistLocked(groupID string, key, value []byte) {
 	batch := appendRecordBatch(nil, c.clock.Now().UnixMilli(), [][2][]byte{{key, value}})
 	part := group.PartitionFor(groupID, c.partitions)
+	if c.b.opts.Cluster != nil && !c.served[part] {
+		// A group left in memory by a request that raced the partition's
+		// unload: its log is another leader's now (coord_movement.go).
+		return
+	}
 	c.persist.with(func(t *Topic, _ bool) {
 		p := partitionOf(t, part)
-		if p == nil {
+		if p == nil || c.b.coordRefuse(p) == kerr.NotLeaderForPartition.Code {
 			return
 		}
 		if err := p.Log.Append(batch, storage.AppendFunc(func(r storage.AppendResult) {
@@ -250,6 +267,17 @@ func (c *coordinator) topicConfig() map[string]string {
 	return map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(c.segBytes))}
 }
 
+// replicationFactor is what __consumer_offsets is created with in a
+// cluster: offsets.topic.replication.factor, or -1 (the controller's
+// default) when unset. Kafka's offsets topic has no min.isr key of its
+// own: min.insync.replicas' default (1) applies, as here.
+func (c *coordinator) replicationFactor() int16 {
+	if rf := c.b.opts.OffsetsTopicReplicationFactor; rf > 0 {
+		return rf
+	}
+	return -1
+}
+
 // loadSkipLogMax: the first this many records skipped at load are logged
 // one by one; the rest only count towards the summary line.
 const loadSkipLogMax = 10
@@ -259,6 +287,10 @@ const loadSkipLogMax = 10
 // not a group record) is skipped and counted, never a reason to refuse the
 // start: one bad record would otherwise keep the broker down. The first
 // loadSkipLogMax skips are logged with their place, then a summary.
+//
+// In a cluster nothing is read here: a partition's groups are loaded when
+// the image makes this broker its leader (coord_movement.go), from the
+// log as it then is.
 func (c *coordinator) load() error {
 	if c.b.reg == nil {
 		return nil
@@ -268,71 +300,21 @@ func (c *coordinator) load() error {
 		return nil
 	}
 	c.persist.topic.Store(t)
+	if c.b.opts.Cluster != nil {
+		return nil
+	}
 	now := c.clock.Now()
 	records, skipped := 0, 0
 	for _, p := range viewTopic(c.b.reg, t).partitions {
 		if !p.Local() {
-			continue // another broker's (cluster_groups.go)
+			continue
 		}
-		skip := func(offset int64, why error) {
-			skipped++
-			if skipped <= loadSkipLogMax {
-				c.log.Warn("skipping unusable __consumer_offsets record at load", zap.Int32("partition", p.Index),
-					zap.Int64("offset", offset), zap.Error(why))
-			}
+		recs, skips, err := c.readPartition(p)
+		skipped += skips
+		if err != nil {
+			return err
 		}
-		l := p.Log
-		// Up to the log end, as Kafka loads (FetchIsolation.LOG_END): on
-		// a replicated leader the high watermark may be below it.
-		off, hw := l.LogStartOffset(), l.LogEndOffset()
-		for off < hw {
-			reg, err := l.ReadReplica(off, 1<<20)
-			if err != nil {
-				return fmt.Errorf("reading %s-%d at %d: %w", offsetsTopic, p.Index, off, err)
-			}
-			if reg.Len == 0 {
-				reg.Release()
-				break
-			}
-			buf := make([]byte, reg.Len)
-			_, err = reg.File.ReadAt(buf, reg.Pos)
-			reg.Release()
-			if err != nil {
-				return fmt.Errorf("reading %s-%d: %w", offsetsTopic, p.Index, err)
-			}
-			next, err := forEachOffsetsRecord(buf, func(base int64, key, value []byte) {
-				if err := c.g.Load(now, key, value); err != nil {
-					skip(base, err)
-					return
-				}
-				records++
-			}, func(base, producerID int64, key, value []byte) {
-				// TxnOffsetCommit (28_txn_offset_commit.go).
-				if err := c.g.LoadTxnOffset(now, producerID, key, value); err != nil {
-					skip(base, err)
-					return
-				}
-				records++
-			}, func(producerID int64, commit bool) {
-				// Only the groups stored in this partition: another
-				// partition's pending offsets of the producer may belong to
-				// a later transaction whose marker is there.
-				part := p.Index
-				c.g.CompleteTxnOffsets(producerID, commit, func(groupID string) bool {
-					return group.PartitionFor(groupID, c.partitions) == part
-				})
-			}, skip)
-			if err != nil {
-				// The log validated every batch it holds, so this is a
-				// bug or damage below the log: keep what was read.
-				c.log.Error("__consumer_offsets batch framing broken; rest of the partition not loaded",
-					zap.Int32("partition", p.Index), zap.Int64("offset", max(next, off)), zap.Error(err))
-			}
-			if err != nil || next <= off {
-				break
-			}
-			off = next
-		}
+		records += c.replayLocked(now, p.Index, recs)
 	}
 	c.g.FinishLoad(now)
 	c.g.ExpireOffsets(now, c.retention, func(topic string, partition int32) bool {
@@ -347,6 +329,108 @@ func (c *coordinator) load() error {
 	c.lock()
 	c.unlock()
 	return nil
+}
+
+// offsetsRecord is one item of a __consumer_offsets partition read back:
+// a group record, a transactional offset (producerID >= 0), or a marker.
+type offsetsRecord struct {
+	base       int64
+	producerID int64 // -1: a plain record
+	key, value []byte
+	marker     bool // a transaction marker of producerID (commit says which)
+	commit     bool
+}
+
+// readPartition reads p's records, from the log start up to the log end
+// as Kafka loads (FetchIsolation.LOG_END: on a replicated leader the high
+// watermark may be below it). The walk is bounded by the log end read
+// once at its start. Records it cannot use are skipped (counted, the
+// first loadSkipLogMax logged); an error is a read failing.
+func (c *coordinator) readPartition(p *Partition) ([]offsetsRecord, int, error) {
+	var out []offsetsRecord
+	skipped := 0
+	skip := func(offset int64, why error) {
+		skipped++
+		if skipped <= loadSkipLogMax {
+			c.log.Warn("skipping unusable __consumer_offsets record at load", zap.Int32("partition", p.Index),
+				zap.Int64("offset", offset), zap.Error(why))
+		}
+	}
+	l := p.Log
+	off, end := l.LogStartOffset(), l.LogEndOffset()
+	for off < end {
+		reg, err := l.ReadReplica(off, 1<<20)
+		if err != nil {
+			return nil, skipped, fmt.Errorf("reading %s-%d at %d: %w", offsetsTopic, p.Index, off, err)
+		}
+		if reg.Len == 0 {
+			reg.Release()
+			break
+		}
+		buf := make([]byte, reg.Len)
+		_, err = reg.File.ReadAt(buf, reg.Pos)
+		reg.Release()
+		if err != nil {
+			return nil, skipped, fmt.Errorf("reading %s-%d: %w", offsetsTopic, p.Index, err)
+		}
+		next, err := forEachOffsetsRecord(buf, func(base int64, key, value []byte) {
+			out = append(out, offsetsRecord{base: base, producerID: -1, key: key, value: value})
+		}, func(base, producerID int64, key, value []byte) {
+			// TxnOffsetCommit (28_txn_offset_commit.go).
+			out = append(out, offsetsRecord{base: base, producerID: producerID, key: key, value: value})
+		}, func(producerID int64, commit bool) {
+			out = append(out, offsetsRecord{producerID: producerID, marker: true, commit: commit})
+		}, skip)
+		if err != nil {
+			// The log validated every batch it holds, so this is a
+			// bug or damage below the log: keep what was read.
+			c.log.Error("__consumer_offsets batch framing broken; rest of the partition not loaded",
+				zap.Int32("partition", p.Index), zap.Int64("offset", max(next, off)), zap.Error(err))
+		}
+		if err != nil || next <= off {
+			break
+		}
+		off = next
+	}
+	return out, skipped, nil
+}
+
+// replayLocked applies the records read from partition part to the state
+// machine (last value per key wins, tombstones delete) and returns how
+// many it used. REQUIRES: mu held, or the coordinator not yet serving.
+func (c *coordinator) replayLocked(now time.Time, part int32, recs []offsetsRecord) int {
+	records, skipped := 0, 0
+	skip := func(offset int64, why error) {
+		skipped++
+		if skipped <= loadSkipLogMax {
+			c.log.Warn("skipping unusable __consumer_offsets record at load", zap.Int32("partition", part),
+				zap.Int64("offset", offset), zap.Error(why))
+		}
+	}
+	for _, r := range recs {
+		switch {
+		case r.marker:
+			// Only the groups stored in this partition: another
+			// partition's pending offsets of the producer may belong to
+			// a later transaction whose marker is there.
+			c.g.CompleteTxnOffsets(r.producerID, r.commit, func(groupID string) bool {
+				return group.PartitionFor(groupID, c.partitions) == part
+			})
+		case r.producerID >= 0:
+			if err := c.g.LoadTxnOffset(now, r.producerID, r.key, r.value); err != nil {
+				skip(r.base, err)
+				continue
+			}
+			records++
+		default:
+			if err := c.g.Load(now, r.key, r.value); err != nil {
+				skip(r.base, err)
+				continue
+			}
+			records++
+		}
+	}
+	return records
 }
 
 // appendRecordBatch appends one v2 batch holding records (key, value;

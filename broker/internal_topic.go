@@ -33,10 +33,11 @@ type internalTopic struct {
 	b    *Broker
 	name string
 	log  *zap.Logger
-	// spec is the partition count and the configs the topic is created
-	// with (read at creation: a coordinator may learn its partition count
-	// from an existing topic at load).
-	spec func() (partitions int32, configs map[string]string)
+	// spec is the partition count, the replication factor (a cluster's;
+	// -1 for the controller's default) and the configs the topic is
+	// created with (read at creation: a coordinator may learn its
+	// partition count from an existing topic at load).
+	spec func() (partitions int32, replicationFactor int16, configs map[string]string)
 
 	topic atomic.Pointer[Topic]
 	// qmu guards pending and creating: the work waiting for the topic to
@@ -117,9 +118,9 @@ func (it *internalTopic) createAndDrain() {
 // broker applied the records (OnMetadata), which the next attempt of
 // createAndDrain's loop finds.
 func (it *internalTopic) create() (*Topic, error) {
-	partitions, configs := it.spec()
+	partitions, rf, configs := it.spec()
 	if it.b.opts.Cluster != nil {
-		codes := it.b.forwardCreate([]string{it.name}, partitions, configs)
+		codes := it.b.forwardCreate([]string{it.name}, partitions, rf, configs)
 		if code := codes[it.name]; code != 0 && code != kerr.TopicAlreadyExists.Code {
 			return nil, kerr.ErrorForCode(code)
 		}

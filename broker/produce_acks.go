@@ -50,7 +50,8 @@ type ackWaits struct {
 type ackWait struct {
 	set      *ackWaits
 	r        *replication
-	slot     *partSlot
+	slot     *partSlot        // a produce's partition, or
+	notify   func(code int16) // a coordinator's append (coord_append.go)
 	p        *Partition
 	last     int64
 	res      storage.AppendResult
@@ -60,11 +61,23 @@ type ackWait struct {
 	timer    clock.Timer
 }
 
-// wait parks slot's answer until the high watermark passes the append res
-// when its partition is replicated and led here; it reports false (answer
-// now) otherwise. Called from the append callback (the log's writer
-// goroutine): it does not block.
+// waitAcks parks slot's answer until the high watermark passes the append
+// res when its partition is replicated and led here; it reports false
+// (answer now) otherwise. Called from the append callback (the log's
+// writer goroutine): it does not block.
 func (r *replication) waitAcks(slot *partSlot, p *Partition, res storage.AppendResult, minISR int, timeout time.Duration) bool {
+	return r.waitHW(&ackWait{set: &r.acks, r: r, slot: slot, p: p, last: res.LastOffset, res: res, minISR: minISR}, timeout)
+}
+
+// waitReplicated is waitAcks for a coordinator's append (coord_append.go):
+// notify gets the code instead of a produce slot. It reports false (notify
+// not called: the append is answered now) when p is not replicated here.
+func (r *replication) waitReplicated(p *Partition, res storage.AppendResult, minISR int, timeout time.Duration, notify func(code int16)) bool {
+	return r.waitHW(&ackWait{set: &r.acks, r: r, notify: notify, p: p, last: res.LastOffset, res: res, minISR: minISR}, timeout)
+}
+
+func (r *replication) waitHW(w *ackWait, timeout time.Duration) bool {
+	p := w.p
 	replicated, lost := r.ackState(p)
 	if !replicated && !lost {
 		return false
@@ -72,16 +85,15 @@ func (r *replication) waitAcks(slot *partSlot, p *Partition, res storage.AppendR
 	if lost || r.stopped.Load() {
 		// Leadership lost since the append, or shutting down: the next
 		// leader answers the retry.
-		slot.done(kerr.NotLeaderForPartition.Code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+		w.answer(kerr.NotLeaderForPartition.Code)
 		return true
 	}
-	set := &r.acks
+	set := w.set
 	if set.n.Add(1) > ackWaitsMax {
 		set.n.Add(-1)
-		slot.done(kerr.RequestTimedOut.Code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+		w.answer(kerr.RequestTimedOut.Code)
 		return true
 	}
-	w := &ackWait{set: set, r: r, slot: slot, p: p, last: res.LastOffset, res: res, minISR: minISR}
 	set.mu.Lock()
 	if set.all == nil {
 		set.all = map[*ackWait]struct{}{}
@@ -100,6 +112,15 @@ func (r *replication) waitAcks(slot *partSlot, p *Partition, res storage.AppendR
 		w.settle()
 	}
 	return true
+}
+
+// answer gives the wait's outcome to its produce slot or its notify.
+func (w *ackWait) answer(code int16) {
+	if w.notify != nil {
+		w.notify(code)
+		return
+	}
+	w.slot.done(code, w.res.BaseOffset, w.res.LogAppendTime, w.res.LogStartOffset, "")
 }
 
 // HWAdvanced implements storage.Waiter: answer once the high watermark
@@ -144,7 +165,7 @@ func (w *ackWait) finish(code int16) {
 	delete(w.set.all, w)
 	w.set.mu.Unlock()
 	w.set.n.Add(-1)
-	w.slot.done(code, w.res.BaseOffset, w.res.LogAppendTime, w.res.LogStartOffset, "")
+	w.answer(code)
 }
 
 // failPartition answers every produce waiting on p with code.

@@ -85,13 +85,17 @@ func freePort(t *testing.T) int {
 
 // startReplCluster starts the two nodes with replica.lag.time.max.ms lag
 // and waits until both brokers are registered and unfenced.
-func startReplCluster(t *testing.T, lag time.Duration) *replCluster {
+// Options of node 1's broker may be adjusted by more.
+func startReplCluster(t *testing.T, lag time.Duration, more ...func(*Options)) *replCluster {
 	t.Helper()
 	proxy := &nodeProxy{}
 	tb := startTestBroker(t, netpoll.BackendPortable, func(o *Options, ro *RegistryOptions) {
 		o.NodeID, ro.NodeID = 1, 1
 		o.Cluster = proxy
 		o.ReplicaLagTimeMax = lag
+		for _, f := range more {
+			f(o)
+		}
 	})
 	rc := &replCluster{t: t, tb: tb}
 	voters := []config.Voter{{ID: 1, Host: "127.0.0.1", Port: freePort(t)}, {ID: 2, Host: "127.0.0.1", Port: freePort(t)}}

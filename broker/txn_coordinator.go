@@ -49,9 +49,10 @@ package broker
 //
 // Cluster: the coordinator of a transactional id is the leader of its
 // __transaction_state partition, as for groups (cluster_groups.go);
-// another broker answers NOT_COORDINATOR. With replication factor 1 a
-// partition's leadership never moves, so the Coordinators loaded at start
-// (plus those of partitions created later) are all this broker ever holds.
+// another broker answers NOT_COORDINATOR. A partition's Coordinator is
+// loaded when the image makes this broker its leader and dropped when it
+// stops leading (coord_movement.go); its records are answered once on the
+// partition's ISR (coord_append.go).
 // Markers for partitions led by another broker are sent to that leader in
 // a WriteTxnMarkers request (txn_markers_cluster.go); a partition without
 // a reachable leader is retried until one writes it.
@@ -59,7 +60,9 @@ package broker
 // Authorization is the handlers' (TRANSACTIONAL_ID and GROUP ACLs; see
 // docs/ARCHITECTURE.md, "Authorization per API").
 //
-// Differences from Apache Kafka: the coordinator epoch is 0 (leadership never moves, see above); a
+// Differences from Apache Kafka: on a single node the coordinator epoch
+// is 0 (its leaderships never move; in a cluster it is the partition's
+// leader epoch); a
 // transactional id's first InitProducerId while the producer id block is
 // being refilled answers COORDINATOR_LOAD_IN_PROGRESS (retriable) instead
 // of waiting.
@@ -94,6 +97,12 @@ type TxnOptions struct {
 	StateLogNumPartitions int32
 	// StateLogSegmentBytes is transaction.state.log.segment.bytes (0: 100 MiB).
 	StateLogSegmentBytes int32
+	// StateLogReplicationFactor is transaction.state.log.replication.factor,
+	// in a cluster only (0: the controller's default.replication.factor).
+	StateLogReplicationFactor int16
+	// StateLogMinISR is transaction.state.log.min.isr, the topic's
+	// min.insync.replicas when created in a cluster (0: not set).
+	StateLogMinISR int32
 	// MaxTimeout is transaction.max.timeout.ms (0: 15 min).
 	MaxTimeout time.Duration
 	// IDExpiration is transactional.id.expiration.ms (0: 7 days).
@@ -136,6 +145,12 @@ type txnCoordinator struct {
 	coords map[int32]*txn.Coordinator
 	// broken are partitions whose records did not load: not served.
 	broken map[int32]error
+	// Cluster only (coord_movement.go): partitions being loaded, a
+	// generation per partition that a load in flight checks before it
+	// installs its Coordinator, and the leader epoch it was loaded for.
+	loading   map[int32]bool
+	loadGen   map[int32]uint64
+	loadEpoch map[int32]int32
 	// waiters are the requests whose answer the coordinator deferred until
 	// a record is written: at most one per id (one transition in flight).
 	waiters map[string]func(txn.Answer)
@@ -177,7 +192,8 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	o := b.opts.Txn
 	tc := &txnCoordinator{b: b, log: b.log.Named("txn"), clock: b.clock, partitions: o.StateLogNumPartitions,
 		segBytes: o.StateLogSegmentBytes, interval: o.CleanupInterval,
-		coords: map[int32]*txn.Coordinator{}, broken: map[int32]error{}, waiters: map[string]func(txn.Answer){}}
+		coords: map[int32]*txn.Coordinator{}, broken: map[int32]error{}, waiters: map[string]func(txn.Answer){},
+		loading: map[int32]bool{}, loadGen: map[int32]uint64{}, loadEpoch: map[int32]int32{}}
 	if tc.partitions <= 0 {
 		tc.partitions = defaultTxnStatePartitions
 	}
@@ -188,7 +204,9 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 		tc.interval = defaultTxnCleanupInterval
 	}
 	tc.persist = internalTopic{b: b, name: transactionStateTopic, log: tc.log,
-		spec: func() (int32, map[string]string) { return tc.partitions, tc.topicConfig() }}
+		spec: func() (int32, int16, map[string]string) {
+			return tc.partitions, tc.replicationFactor(), tc.topicConfig()
+		}}
 	tc.markers = b
 	if b.opts.Cluster != nil {
 		tc.markers = &clusterMarkers{b: b} // txn_markers_cluster.go
@@ -255,6 +273,11 @@ func (tc *txnCoordinator) coordLocked(part int32) (*txn.Coordinator, int16) {
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
 	co := tc.coords[part]
+	if co == nil && tc.b.opts.Cluster != nil {
+		// Led in the image, its Coordinator not loaded yet
+		// (coord_movement.go).
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
 	if co == nil {
 		co = txn.New(tc.cfg)
 		tc.coords[part] = co
@@ -385,11 +408,33 @@ func (tc *txnCoordinator) appendLocked(part int32, co *txn.Coordinator, w txn.Wr
 			fail(fmt.Errorf("partition %d is not local", part))
 			return
 		}
+		if code := tc.b.coordRefuse(p); code != 0 {
+			fail(kerr.ErrorForCode(code))
+			return
+		}
 		err := p.Log.Append(batch, storage.AppendFunc(func(r storage.AppendResult) {
 			if r.Err != nil {
 				tc.log.Warn("__transaction_state append failed", zap.String("transactional.id", txnID), zap.Error(r.Err))
+				tc.writeDone(part, co, txnID, false)
+				return
 			}
-			tc.writeDone(part, co, txnID, r.Err == nil)
+			// Done once on the ISR (coord_append.go), as Kafka's
+			// TransactionStateManager appends with acks=all.
+			tc.b.coordReplicated(p, r, func(code int16) {
+				if code == kerr.NotLeaderForPartition.Code {
+					// The partition's leadership moved: the unload
+					// that follows (coord_movement.go) drops the
+					// Coordinator and answers the waiter
+					// NOT_COORDINATOR, as Kafka maps the append's
+					// NOT_LEADER_OR_FOLLOWER.
+					return
+				}
+				if code != 0 {
+					tc.log.Warn("__transaction_state record not replicated", zap.String("transactional.id", txnID),
+						zap.Error(kerr.ErrorForCode(code)))
+				}
+				tc.writeDone(part, co, txnID, code == 0)
+			})
 		}))
 		if err != nil {
 			fail(err)
@@ -505,9 +550,24 @@ func (tc *txnCoordinator) retryMarkers(job txnMarkerJob) {
 }
 
 // topicConfig is Kafka's TransactionLog config: compacted, with
-// transaction.state.log.segment.bytes segments.
+// transaction.state.log.segment.bytes segments, and in a cluster
+// transaction.state.log.min.isr as min.insync.replicas.
 func (tc *txnCoordinator) topicConfig() map[string]string {
-	return map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(tc.segBytes))}
+	cfg := map[string]string{"cleanup.policy": "compact", "segment.bytes": strconv.Itoa(int(tc.segBytes))}
+	if minISR := tc.b.opts.Txn.StateLogMinISR; minISR > 0 && tc.b.opts.Cluster != nil {
+		cfg["min.insync.replicas"] = strconv.Itoa(int(minISR))
+	}
+	return cfg
+}
+
+// replicationFactor is what __transaction_state is created with in a
+// cluster: transaction.state.log.replication.factor, or -1 (the
+// controller's default) when unset.
+func (tc *txnCoordinator) replicationFactor() int16 {
+	if rf := tc.b.opts.Txn.StateLogReplicationFactor; rf > 0 {
+		return rf
+	}
+	return -1
 }
 
 // load reads an existing __transaction_state into one Coordinator per local
@@ -525,6 +585,11 @@ func (tc *txnCoordinator) load() error {
 	tc.persist.topic.Store(t)
 	view := viewTopic(tc.b.reg, t)
 	tc.partitions = int32(len(view.partitions))
+	if tc.b.opts.Cluster != nil {
+		// Loaded partition by partition as the image makes this broker
+		// their leader (coord_movement.go).
+		return nil
+	}
 	now := tc.clock.Now()
 	var after txnAfter
 	tc.mu.Lock()
@@ -670,7 +735,7 @@ func (b *Broker) txnClusterCoordinator(key string) (int32, string, int32, int16,
 	} else if tc := b.txns; tc.creatingTopic.CompareAndSwap(false, true) {
 		if !b.admin.submit(func() {
 			defer tc.creatingTopic.Store(false)
-			b.forwardCreate([]string{transactionStateTopic}, tc.partitions, tc.topicConfig())
+			b.forwardCreate([]string{transactionStateTopic}, tc.partitions, tc.replicationFactor(), tc.topicConfig())
 		}) {
 			tc.creatingTopic.Store(false)
 		}

@@ -23,6 +23,7 @@ import (
 
 // coordTxnAppend is one coordinator transactional batch in flight.
 type coordTxnAppend struct {
+	b    *Broker
 	ps   *partState
 	size int64
 	txn  *openTxn // begun by this batch (nil: the producer's was open); guarded by ps.mu
@@ -32,7 +33,8 @@ type coordTxnAppend struct {
 // appendCoordinatorTxn appends batch, a transactional batch of producer
 // (pid, epoch) with max timestamp ts built by the group coordinator, to p
 // through p's producer state (loaded first on p's worker if need be).
-// done gets 0 once the batch is durable, else a Kafka error code:
+// done gets 0 once the batch is on the partition's ISR (coord_append.go),
+// else a Kafka error code:
 // INVALID_PRODUCER_EPOCH for an epoch older than the partition's, or
 // COORDINATOR_NOT_AVAILABLE (retriable) when the state or the log fails.
 // done runs on the caller's goroutine (a refusal), p's worker or the log
@@ -44,12 +46,12 @@ func (b *Broker) appendCoordinatorTxn(p *Partition, batch []byte, pid int64, epo
 			done(kerr.CoordinatorNotAvailable.Code)
 			return
 		}
-		ps.appendCoordinatorTxn(batch, pid, epoch, ts, done)
+		ps.appendCoordinatorTxn(b, batch, pid, epoch, ts, done)
 	})
 }
 
 // appendCoordinatorTxn: see Broker.appendCoordinatorTxn. REQUIRES: ps loaded.
-func (ps *partState) appendCoordinatorTxn(batch []byte, pid int64, epoch int16, ts int64, done func(code int16)) {
+func (ps *partState) appendCoordinatorTxn(b *Broker, batch []byte, pid int64, epoch int16, ts int64, done func(code int16)) {
 	ps.mu.Lock()
 	e := ps.producers[pid]
 	if e != nil && epoch < e.epoch {
@@ -57,7 +59,12 @@ func (ps *partState) appendCoordinatorTxn(batch []byte, pid int64, epoch int16, 
 		done(kerr.InvalidProducerEpoch.Code)
 		return
 	}
-	a := &coordTxnAppend{ps: ps, size: int64(len(batch)), done: done}
+	if code := b.coordRefuse(ps.p); code != 0 {
+		ps.mu.Unlock()
+		done(coordinatorCode(code))
+		return
+	}
+	a := &coordTxnAppend{b: b, ps: ps, size: int64(len(batch)), done: done}
 	// Read before the append: a lower bound of the offset it gets.
 	hwBefore := ps.p.Log.HighWatermark()
 	if err := ps.p.Log.Append(batch, a); err != nil {
@@ -105,5 +112,6 @@ func (a *coordTxnAppend) AppendDone(res storage.AppendResult) {
 		a.done(kerr.CoordinatorNotAvailable.Code)
 		return
 	}
-	a.done(0)
+	// Answered once on the ISR (coord_append.go).
+	a.b.coordReplicated(ps.p, res, func(code int16) { a.done(coordinatorCode(code)) })
 }

@@ -140,16 +140,19 @@ type Config struct {
 	FetchSessionMaxPartitions int // fetch.session.cache.max.partitions (ours)
 
 	// Groups (Kafka keys).
-	GroupInitialRebalanceDelayMs int   // group.initial.rebalance.delay.ms
-	GroupMinSessionTimeoutMs     int   // group.min.session.timeout.ms
-	GroupMaxSessionTimeoutMs     int   // group.max.session.timeout.ms
-	OffsetsTopicNumPartitions    int32 // offsets.topic.num.partitions
-	OffsetsTopicSegmentBytes     int32 // offsets.topic.segment.bytes
-	OffsetsRetentionMinutes      int   // offsets.retention.minutes
+	GroupInitialRebalanceDelayMs  int   // group.initial.rebalance.delay.ms
+	GroupMinSessionTimeoutMs      int   // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs      int   // group.max.session.timeout.ms
+	OffsetsTopicNumPartitions     int32 // offsets.topic.num.partitions
+	OffsetsTopicSegmentBytes      int32 // offsets.topic.segment.bytes
+	OffsetsTopicReplicationFactor int16 // offsets.topic.replication.factor (cluster only)
+	OffsetsRetentionMinutes       int   // offsets.retention.minutes
 
 	// Transactions (Kafka keys).
 	TransactionStateLogNumPartitions                     int32 // transaction.state.log.num.partitions
 	TransactionStateLogSegmentBytes                      int32 // transaction.state.log.segment.bytes
+	TransactionStateLogReplicationFactor                 int16 // transaction.state.log.replication.factor (cluster only)
+	TransactionStateLogMinISR                            int32 // transaction.state.log.min.isr (cluster only)
 	TransactionMaxTimeoutMs                              int32 // transaction.max.timeout.ms
 	TransactionalIDExpirationMs                          int32 // transactional.id.expiration.ms
 	TransactionAbortTimedOutTransactionCleanupIntervalMs int32 // transaction.abort.timed.out.transaction.cleanup.interval.ms

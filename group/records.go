@@ -154,8 +154,16 @@ func deref(s *string) string {
 // session deadlines from now (members that are gone expire after their
 // session timeout, as after a Kafka coordinator failover); groups without
 // members are Empty.
-func (c *Coordinator) FinishLoad(now time.Time) {
-	for _, g := range c.groups {
+func (c *Coordinator) FinishLoad(now time.Time) { c.FinishLoadOf(now, nil) }
+
+// FinishLoadOf is FinishLoad for the groups inPartition reports as loaded
+// now (nil: every group): a coordinator that took over one
+// __consumer_offsets partition leaves the groups it already served alone.
+func (c *Coordinator) FinishLoadOf(now time.Time, inPartition func(groupID string) bool) {
+	for id, g := range c.groups {
+		if inPartition != nil && !inPartition(id) {
+			continue
+		}
 		if len(g.members) == 0 {
 			g.State = Empty
 			g.Protocol, g.Leader = "", ""
@@ -200,4 +208,35 @@ func utf16Units(s string) []uint16 {
 		out = append(out, uint16(r))
 	}
 	return out
+}
+
+// Unload drops every group inPartition reports (its __consumer_offsets
+// partition is no longer led here: Kafka's removeGroupsForPartition),
+// without writing anything: the state stays in the log for the next
+// coordinator. Members waiting on a join or sync are answered errCode
+// (NOT_COORDINATOR), so their clients look the coordinator up again. It
+// returns the number of groups dropped.
+func (c *Coordinator) Unload(inPartition func(groupID string) bool, errCode int16) int {
+	n := 0
+	for id, g := range c.groups {
+		if !inPartition(id) {
+			continue
+		}
+		for _, m := range g.members {
+			if r := m.joinReply; r != nil {
+				m.joinReply = nil
+				r(JoinResult{Err: errCode, MemberID: m.ID})
+			}
+			if r := m.syncReply; r != nil {
+				m.syncReply = nil
+				r(SyncResult{Err: errCode})
+			}
+		}
+		if g.heapIndex >= 0 {
+			heapRemove(&c.timers, g)
+		}
+		delete(c.groups, id)
+		n++
+	}
+	return n
 }

@@ -220,19 +220,22 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		FetchSessionPartitionsMax: zeroIsNone(cfg.FetchSessionMaxPartitions),
 		Metrics:                   m,
 
-		GroupInitialRebalanceDelay: time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
-		GroupMinSessionTimeout:     time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
-		GroupMaxSessionTimeout:     time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
-		OffsetsTopicNumPartitions:  cfg.OffsetsTopicNumPartitions,
-		OffsetsTopicSegmentBytes:   cfg.OffsetsTopicSegmentBytes,
-		OffsetsRetention:           time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+		GroupInitialRebalanceDelay:    time.Duration(cfg.GroupInitialRebalanceDelayMs) * time.Millisecond,
+		GroupMinSessionTimeout:        time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
+		GroupMaxSessionTimeout:        time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
+		OffsetsTopicNumPartitions:     cfg.OffsetsTopicNumPartitions,
+		OffsetsTopicSegmentBytes:      cfg.OffsetsTopicSegmentBytes,
+		OffsetsRetention:              time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+		OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
 
 		Txn: broker.TxnOptions{
-			StateLogNumPartitions: cfg.TransactionStateLogNumPartitions,
-			StateLogSegmentBytes:  cfg.TransactionStateLogSegmentBytes,
-			MaxTimeout:            time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
-			IDExpiration:          time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
-			CleanupInterval:       time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			StateLogNumPartitions:     cfg.TransactionStateLogNumPartitions,
+			StateLogSegmentBytes:      cfg.TransactionStateLogSegmentBytes,
+			StateLogReplicationFactor: cfg.TransactionStateLogReplicationFactor,
+			StateLogMinISR:            cfg.TransactionStateLogMinISR,
+			MaxTimeout:                time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+			IDExpiration:              time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+			CleanupInterval:           time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
 		},
 	})
 	if err != nil {
