@@ -106,7 +106,9 @@ func TestIdempotentProducerState(t *testing.T) {
 func TestProducerStateSnapshotEvery(t *testing.T) {
 	old := snapshotEveryBytes
 	snapshotEveryBytes = 1
-	defer func() { snapshotEveryBytes = old }()
+	// Restored after the broker stops (cleanups run last in, first out):
+	// its log writers read it until then.
+	t.Cleanup(func() { snapshotEveryBytes = old })
 	tb := startTestBroker(t, testBackends[0], nil)
 	prodCreate(t, tb, "snap", 1, nil)
 	rc := dialProd(t, tb.Addr)
@@ -183,7 +185,9 @@ func TestInitProducerID(t *testing.T) {
 func TestReplicaTruncatedReloadsProducerState(t *testing.T) {
 	old := snapshotEveryBytes
 	snapshotEveryBytes = 1
-	defer func() { snapshotEveryBytes = old }()
+	// Restored after the broker stops (cleanups run last in, first out):
+	// its log writers read it until then.
+	t.Cleanup(func() { snapshotEveryBytes = old })
 	tb := startTestBroker(t, testBackends[0], nil)
 	prodCreate(t, tb, "cut", 1, nil)
 	rc := dialProd(t, tb.Addr)
