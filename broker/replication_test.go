@@ -20,6 +20,7 @@ import (
 	"github.com/ringbroker/ringbroker/controller"
 	"github.com/ringbroker/ringbroker/metadata"
 	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // The leader's side of replication over real sockets: a two-node cluster
@@ -443,6 +444,18 @@ func TestLeaderShrinksAndExpandsISR(t *testing.T) {
 	}
 	if r := replProduce(t, allAcks, "shrink", 10*time.Second, 1); r.ErrorCode != kerr.NotEnoughReplicas.Code {
 		t.Fatalf("acks=all with ISR [1] and min.insync.replicas=2: %+v, want NOT_ENOUGH_REPLICAS", r)
+	}
+	// An append that passed the check before the ISR shrank to [1] and
+	// completes after it (the log is in local mode, nothing to wait for)
+	// is still answered NOT_ENOUGH_REPLICAS_AFTER_APPEND, never NONE: a
+	// later leader from the old ISR may lack it.
+	codes := make(chan int16, 1)
+	res := storage.AppendResult{BaseOffset: 0, LastOffset: 0}
+	if !rc.tb.Broker.repl.waitReplicated(p, res, 2, time.Second, func(code int16) { codes <- code }) {
+		t.Fatal("an append completing with the ISR below min.insync.replicas was answered as acknowledged")
+	}
+	if c := <-codes; c != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("append completing after the ISR shrank to [1]: %s, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", codeName(c))
 	}
 	if r := replProduce(t, leaderAck, "shrink", 10*time.Second, 1); r.ErrorCode != 0 || r.BaseOffset != 1 {
 		t.Fatalf("acks=1 with a small ISR: %+v", r)
