@@ -1,0 +1,1102 @@
+//go:build linux && clusterfaults
+
+package integration
+
+// The Jepsen-style fault schedule for replicated partitions (issue 16; make
+// cluster-faults, part of make cluster-test): three ringbrokerd nodes, each in a
+// network namespace of its own joined by a veth pair to a bridge in the root
+// namespace, serve RF 3 topics with min.insync.replicas=2 to idempotent acks=all
+// producers and a consumer group, while a seeded schedule breaks one node at a
+// time:
+//
+//	kill-leader      SIGKILL of a partition's leader, restart on its data dir
+//	kill-controller  SIGKILL of the active controller, restart on its data dir
+//	pause            SIGSTOP of a node for a few seconds, then SIGCONT
+//	partition        the node's veth down (isolated from peers and clients)
+//	slow-link        tc on both ends of the node's veth: netem delay and loss
+//	                 when the kernel has sch_netem, else a tbf rate limit with
+//	                 a short queue (queueing delay and tail drops), else skipped
+//
+// Between two faults the cluster heals (every node back, every partition led,
+// every ISR whole), so at most one node is ever broken: RF 3 with
+// min.insync.replicas=2 must then lose no acknowledged record. After the
+// schedule the test checks that every acknowledged record is read back exactly
+// once and in order per partition, that no record appears twice, that every
+// replica's segment files are the leader's bytes (compareReplicas), that no
+// committed offset of the group went backwards and that every consumer
+// resumed; it reports the faults, the records and the time from a leader's
+// fault to the first acknowledgement on its partitions of a record produced
+// after it.
+//
+// Needs root (ip netns, ip link, tc). Built only with -tags clusterfaults.
+//
+// Environment:
+//
+//	RINGBROKER_FAULTS_SEED=N       replay a schedule (the seed is printed)
+//	RINGBROKER_FAULTS_N=N          faults in the schedule (default 16)
+//	RINGBROKER_FAULTS_BACKEND=B    uring or portable (default: from the seed)
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	// faultsDefault is the schedule's length unless RINGBROKER_FAULTS_N says.
+	faultsDefault = 16
+	// faultsParts is the partition count of each topic.
+	faultsParts = 3
+	// faultsLoadInterval paces each producer: one record per interval.
+	faultsLoadInterval = 4 * time.Millisecond
+	// faultsRecordsMax bounds each producer's records.
+	faultsRecordsMax = 200000
+	// faultsInflightMax bounds each producer's records handed over and not
+	// acknowledged yet.
+	faultsInflightMax = 1000
+	// faultsProgress is how many more records each producer must have
+	// acknowledged before the next fault (and after the last heal), bounded
+	// by clusterStepTimeout: a fault always hits a cluster under load.
+	faultsProgress = 300
+	// faultsGroup is the consumer group; faultsConsumers its members.
+	faultsGroup     = "faults-group"
+	faultsConsumers = 2
+	// faultsCommitPoll is how often the committed offsets are read.
+	faultsCommitPoll = 300 * time.Millisecond
+	// faultsFinishTimeout bounds the producers' last acknowledgements and
+	// the consumers catching up after the schedule.
+	faultsFinishTimeout = 2 * time.Minute
+	// faultsPort and faultsCtlPort are every node's listeners: each node has
+	// its namespace's address to itself.
+	faultsPort    = 9092
+	faultsCtlPort = 9093
+)
+
+// faultKind names one kind of fault.
+type faultKind string
+
+const (
+	faultKillLeader     faultKind = "kill-leader"
+	faultKillController faultKind = "kill-controller"
+	faultPause          faultKind = "pause"
+	faultPartition      faultKind = "partition"
+	faultSlowLink       faultKind = "slow-link"
+)
+
+var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultSlowLink}
+
+// faultStep is one planned fault, every choice drawn from the seed up front:
+// which node (index into the nodes, for the kinds that pick one), which
+// partition (index over the topics' partitions, for kill-leader) and how long
+// the node stays broken.
+type faultStep struct {
+	kind      faultKind
+	node      int
+	partition int
+	hold      time.Duration
+}
+
+func (s faultStep) String() string {
+	return fmt.Sprintf("%s (node #%d, partition #%d, %v)", s.kind, s.node+1, s.partition, s.hold)
+}
+
+// planFaults draws n steps: every kind once (shuffled) while n allows, then
+// kinds at random.
+func planFaults(rng *rand.Rand, n int) []faultStep {
+	kinds := slices.Clone(faultKinds)
+	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	var steps []faultStep
+	for i := range n {
+		k := faultKinds[rng.IntN(len(faultKinds))]
+		if i < len(kinds) {
+			k = kinds[i]
+		}
+		hold := time.Duration(2000+rng.IntN(4000)) * time.Millisecond
+		if k == faultKillLeader || k == faultKillController {
+			hold = time.Duration(500+rng.IntN(3000)) * time.Millisecond
+		}
+		steps = append(steps, faultStep{kind: k, node: rng.IntN(3), partition: rng.IntN(2 * faultsParts), hold: hold})
+	}
+	return steps
+}
+
+// ---- the namespaces ---------------------------------------------------------
+
+// netnsLab is three network namespaces rbt-<pid>-1..3, each with a veth pair
+// (rbtv<pid>n<i> in the root namespace, eth0 inside) on the bridge rbtbr<pid> in
+// the root namespace, which holds <subnet>.254/24 and so routes the test's
+// clients to the nodes at <subnet>.1-3.
+type netnsLab struct {
+	pid    int
+	subnet string
+	bridge string
+	ns     []string
+	veth   []string // the root namespace's end of each node's veth pair
+	// shaper is the tc qdisc of slow-link ("" when neither netem nor tbf
+	// is available: the kind is skipped, shaperWhy says why).
+	shaper    []string
+	shaperWhy string
+}
+
+// runCmd runs a command to its end and returns its output in the error.
+func runCmd(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// removeStaleLabs removes the namespaces and links an earlier run left when it
+// was killed before its cleanup ran: names with the pid of a process that no
+// longer exists.
+func removeStaleLabs(t *testing.T) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		parts := strings.Split(f[0], "-")
+		if len(parts) != 3 || parts[0] != "rbt" {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[1])
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + parts[1]); err == nil {
+			continue
+		}
+		t.Logf("removing namespace %s and links of an earlier run (pid %d is gone)", f[0], pid)
+		_ = runCmd("ip", "link", "del", fmt.Sprintf("rbtv%dn%s", pid, parts[2]))
+		_ = runCmd("ip", "link", "del", fmt.Sprintf("rbtbr%d", pid))
+		_ = runCmd("ip", "netns", "del", f[0])
+	}
+}
+
+// newNetnsLab makes the namespaces, the bridge and the veth pairs, and
+// registers their removal (also when the test fails).
+func newNetnsLab(t *testing.T) *netnsLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the fault schedule needs root (ip netns, ip link, tc)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatal("the fault schedule needs ip (iproute2)")
+	}
+	removeStaleLabs(t)
+	pid := os.Getpid()
+	l := &netnsLab{pid: pid, subnet: fmt.Sprintf("10.213.%d", pid%250+1), bridge: fmt.Sprintf("rbtbr%d", pid)}
+	if out, err := exec.Command("ip", "-4", "addr").Output(); err == nil && strings.Contains(string(out), " "+l.subnet+".") {
+		t.Fatalf("subnet %s.0/24 is in use on this machine", l.subnet)
+	}
+	t.Cleanup(func() { l.remove(t) })
+	must := func(args ...string) {
+		t.Helper()
+		if err := runCmd(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must("ip", "link", "add", l.bridge, "type", "bridge")
+	must("ip", "addr", "add", l.subnet+".254/24", "dev", l.bridge)
+	must("ip", "link", "set", l.bridge, "up")
+	for i := 1; i <= 3; i++ {
+		ns, veth := fmt.Sprintf("rbt-%d-%d", pid, i), fmt.Sprintf("rbtv%dn%d", pid, i)
+		must("ip", "netns", "add", ns)
+		l.ns = append(l.ns, ns)
+		must("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		l.veth = append(l.veth, veth)
+		must("ip", "link", "set", veth, "master", l.bridge, "up")
+		must("ip", "-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", l.subnet, i), "dev", "eth0")
+		must("ip", "-n", ns, "link", "set", "eth0", "up")
+		must("ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	l.pickShaper(t)
+	t.Logf("namespaces %v on bridge %s (%s.0/24); slow-link: %s", l.ns, l.bridge, l.subnet, l.shaperWhy)
+	return l
+}
+
+// pickShaper finds the qdisc slow-link uses: netem (delay and loss) when the
+// kernel has it, else tbf (a rate limit whose short queue adds delay and drops
+// the excess), tried on the first veth and removed again.
+func (l *netnsLab) pickShaper(t *testing.T) {
+	if _, err := exec.LookPath("tc"); err != nil {
+		l.shaperWhy = "skipped: tc is not installed (iproute2)"
+		return
+	}
+	var why []string
+	for _, q := range [][]string{
+		{"netem", "delay", "150ms", "50ms", "loss", "10%"},
+		{"tbf", "rate", "128kbit", "burst", "8kb", "latency", "100ms"},
+	} {
+		err := runCmd(append([]string{"tc", "qdisc", "add", "dev", l.veth[0], "root"}, q...)...)
+		if err == nil {
+			_ = runCmd("tc", "qdisc", "del", "dev", l.veth[0], "root")
+			l.shaper = q
+			l.shaperWhy = "tc qdisc " + strings.Join(q, " ")
+			if len(why) > 0 {
+				l.shaperWhy += " (" + strings.Join(why, "; ") + ")"
+			}
+			return
+		}
+		why = append(why, fmt.Sprintf("%s unavailable: %v", q[0], err))
+	}
+	l.shaperWhy = "skipped: " + strings.Join(why, "; ")
+}
+
+// remove deletes what newNetnsLab made; deleting one end of a veth pair
+// deletes both.
+func (l *netnsLab) remove(t *testing.T) {
+	for _, v := range l.veth {
+		if err := runCmd("ip", "link", "del", v); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+	if err := runCmd("ip", "link", "del", l.bridge); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+		t.Errorf("cleanup: %v", err)
+	}
+	for _, ns := range l.ns {
+		if err := runCmd("ip", "netns", "del", ns); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+}
+
+// newNetnsCluster is newTestCluster with node i+1 in namespace lab.ns[i] at
+// <subnet>.<i+1>, its daemon run under `ip netns exec`.
+func newNetnsCluster(t *testing.T, backend string, lab *netnsLab, moreProps map[string]string) *testCluster {
+	t.Helper()
+	c := &testCluster{backend: backend, clusterID: "it-faults-" + backend,
+		topics: map[string]int32{}, configs: map[string]map[string]string{}, ledger: map[string][]sentRecord{},
+		moreProps: moreProps,
+		wrap:      func(n *clusterNode) []string { return []string{"ip", "netns", "exec", lab.ns[n.id-1]} }}
+	var voters []string
+	for i := 1; i <= 3; i++ {
+		n := &clusterNode{id: int32(i), host: fmt.Sprintf("%s.%d", lab.subnet, i), port: faultsPort, ctlPort: faultsCtlPort,
+			dir: t.TempDir() + "/data", confDir: t.TempDir()}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.addr()), kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
+			kgo.RetryTimeout(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.cl = cl
+		c.nodes = append(c.nodes, n)
+		voters = append(voters, fmt.Sprintf("%d@%s", n.id, n.ctlAddr()))
+	}
+	c.voters = strings.Join(voters, ",")
+	t.Cleanup(func() { c.cleanup(t) })
+	return c
+}
+
+// ---- the failover clock ------------------------------------------------------
+
+// failoverWatch times one partition whose leader was broken at since: done
+// when a record handed to the producer at or after since is acknowledged there.
+type failoverWatch struct {
+	kind      faultKind
+	step      int
+	topic     string
+	partition int32
+	since     time.Time
+	took      time.Duration // 0 while open
+}
+
+// failoverClock holds the watches; the producers' callbacks close them.
+type failoverClock struct {
+	mu      sync.Mutex
+	watches []*failoverWatch
+}
+
+func (f *failoverClock) open(w *failoverWatch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watches = append(f.watches, w)
+}
+
+// acked is called for every acknowledged record: handed is when it was
+// handed to the producer, at when its acknowledgement came.
+func (f *failoverClock) acked(topic string, p int32, handed, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, w := range f.watches {
+		if w.took == 0 && w.topic == topic && w.partition == p && !handed.Before(w.since) {
+			w.took = max(at.Sub(w.since), time.Nanosecond)
+		}
+	}
+}
+
+// samples returns the closed watches' durations whose kind is in kinds (all
+// when empty), and the watches still open.
+func (f *failoverClock) samples(kinds ...faultKind) (took []time.Duration, open []failoverWatch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, w := range f.watches {
+		if len(kinds) > 0 && !slices.Contains(kinds, w.kind) {
+			continue
+		}
+		if w.took == 0 {
+			open = append(open, *w)
+		} else {
+			took = append(took, w.took)
+		}
+	}
+	return took, open
+}
+
+// perFault renders each fault's watches: "fault N (kind): topic/p 1.2s, ...".
+func (f *failoverClock) perFault() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	byStep := map[int][]string{}
+	kinds := map[int]faultKind{}
+	for _, w := range f.watches {
+		took := "never"
+		if w.took != 0 {
+			took = w.took.Round(time.Millisecond).String()
+		}
+		byStep[w.step] = append(byStep[w.step], fmt.Sprintf("%s/%d %s", w.topic, w.partition, took))
+		kinds[w.step] = w.kind
+	}
+	var out []string
+	for _, step := range slices.Sorted(maps.Keys(byStep)) {
+		out = append(out, fmt.Sprintf("fault %d (%s) failover: %s", step+1, kinds[step], strings.Join(byStep[step], ", ")))
+	}
+	return out
+}
+
+// faultStats renders p50, p99 and max of ds.
+func faultStats(ds []time.Duration) string {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return "none"
+	}
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return fmt.Sprintf("p50 %v, p99 %v, max %v (n=%d)", r(percentile(s, 0.50)), r(percentile(s, 0.99)), r(s[len(s)-1]), len(s))
+}
+
+// ---- the produce load --------------------------------------------------------
+
+// faultLoad is one idempotent acks=all producer (kgo's unbounded retries) of
+// values "k-<seq>" to one topic, seq round robin over its partitions, paced,
+// bounded in count (faultsRecordsMax) and in flight (faultsInflightMax), until
+// stopped.
+type faultLoad struct {
+	topic string
+	cl    *kgo.Client
+	clock *failoverClock
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{} // closed when every handed record's callback ran
+
+	handed, ackCount, failCount atomic.Int64
+
+	mu    sync.Mutex
+	acked map[int32][]int // per partition, the acknowledged seqs in ack order
+	err   error           // the first failure
+}
+
+func startFaultLoad(t *testing.T, seeds []string, topic string, clock *failoverClock) *faultLoad {
+	t.Helper()
+	l := &faultLoad{topic: topic, clock: clock, stop: make(chan struct{}), done: make(chan struct{}), acked: map[int32][]int{}}
+	l.cl = seedClient(t, seeds, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(2*time.Millisecond))
+	t.Cleanup(l.halt)
+	inflight := make(chan struct{}, faultsInflightMax)
+	go func() {
+		defer close(l.done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		tick := time.NewTicker(faultsLoadInterval)
+		defer tick.Stop()
+		for seq := range faultsRecordsMax {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			select {
+			case inflight <- struct{}{}:
+			case <-l.stop:
+				return
+			}
+			p := int32(seq % faultsParts)
+			handed := time.Now()
+			l.handed.Add(1)
+			wg.Add(1)
+			l.cl.Produce(context.Background(), &kgo.Record{Topic: topic, Partition: p, Value: []byte("k-" + strconv.Itoa(seq))},
+				func(r *kgo.Record, err error) {
+					defer wg.Done()
+					defer func() { <-inflight }()
+					if err != nil {
+						l.failCount.Add(1)
+						l.mu.Lock()
+						if l.err == nil {
+							l.err = fmt.Errorf("record k-%d to %s/%d: %w", seq, topic, p, err)
+						}
+						l.mu.Unlock()
+						return
+					}
+					l.clock.acked(topic, p, handed, time.Now())
+					l.mu.Lock()
+					l.acked[p] = append(l.acked[p], seq)
+					l.mu.Unlock()
+					l.ackCount.Add(1)
+				})
+		}
+	}()
+	return l
+}
+
+// halt stops handing records over (those handed keep their retries).
+func (l *faultLoad) halt() { l.stopOnce.Do(func() { close(l.stop) }) }
+
+// finish halts the load and waits, bounded, for every handed record's
+// outcome; past the bound it closes the client, failing what is left.
+func (l *faultLoad) finish(t *testing.T) {
+	t.Helper()
+	l.halt()
+	select {
+	case <-l.done:
+		return
+	case <-time.After(faultsFinishTimeout):
+	}
+	t.Errorf("%s: %d of %d handed records without an outcome %v after the load stopped; closing the producer",
+		l.topic, l.handed.Load()-l.ackCount.Load()-l.failCount.Load(), l.handed.Load(), faultsFinishTimeout)
+	l.cl.Close()
+	select {
+	case <-l.done:
+	case <-time.After(clusterRequestTimeout):
+		t.Errorf("%s: the load did not end within %v of closing its client", l.topic, clusterRequestTimeout)
+	}
+}
+
+func (l *faultLoad) snapshot() (map[int32][]int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[int32][]int{}
+	for p, seqs := range l.acked {
+		out[p] = slices.Clone(seqs)
+	}
+	return out, l.err
+}
+
+// waitProgress waits until every load acknowledged n more records than it had
+// when called, bounded by clusterStepTimeout; it returns an error naming the
+// loads that did not.
+func waitProgress(loads []*faultLoad, n int64) error {
+	from := make([]int64, len(loads))
+	for i, l := range loads {
+		from[i] = l.ackCount.Load()
+	}
+	_, err := pollUntil(clusterStepTimeout, func() error {
+		for i, l := range loads {
+			if got := l.ackCount.Load() - from[i]; got < n {
+				return fmt.Errorf("%s: %d of %d more records acknowledged (%d failed so far)", l.topic, got, n, l.failCount.Load())
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// ---- the consumer group ------------------------------------------------------
+
+// groupConsumer is one member of faultsGroup, committing with kgo's
+// autocommit (every second, and on revoke) until stopped.
+type groupConsumer struct {
+	id       int
+	cl       *kgo.Client
+	consumed atomic.Int64
+	lastNano atomic.Int64 // when it last got a record (UnixNano)
+	fetchErr atomic.Int64
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+func startGroupConsumer(t *testing.T, id int, seeds []string, topics []string) *groupConsumer {
+	t.Helper()
+	g := &groupConsumer{id: id, stop: make(chan struct{}), done: make(chan struct{})}
+	g.cl = seedClient(t, seeds, kgo.ConsumerGroup(faultsGroup), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AutoCommitInterval(time.Second))
+	t.Cleanup(g.halt)
+	go func() {
+		defer close(g.done)
+		for {
+			select {
+			case <-g.stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			fs := g.cl.PollFetches(ctx)
+			cancel()
+			fs.EachError(func(string, int32, error) { g.fetchErr.Add(1) })
+			n := int64(fs.NumRecords())
+			if n > 0 {
+				g.consumed.Add(n)
+				g.lastNano.Store(time.Now().UnixNano())
+			}
+		}
+	}()
+	return g
+}
+
+func (g *groupConsumer) halt() { g.stopOnce.Do(func() { close(g.stop) }) }
+
+// commitWatch reads the group's committed offsets every faultsCommitPoll and
+// notes every partition whose offset went below one seen before.
+type commitWatch struct {
+	adm  *kadm.Client
+	stop chan struct{}
+	done chan struct{}
+	// halt stops the reads and waits for the reader.
+	halt func()
+
+	mu        sync.Mutex
+	highest   map[string]map[int32]int64
+	latest    map[string]map[int32]int64
+	backwards []string
+	reads     int
+	readErrs  int
+}
+
+func startCommitWatch(t *testing.T, seeds []string) *commitWatch {
+	t.Helper()
+	w := &commitWatch{adm: kadm.NewClient(seedClient(t, seeds)), stop: make(chan struct{}), done: make(chan struct{}),
+		highest: map[string]map[int32]int64{}, latest: map[string]map[int32]int64{}}
+	var once sync.Once
+	w.halt = func() { once.Do(func() { close(w.stop) }); <-w.done }
+	t.Cleanup(w.halt)
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(faultsCommitPoll)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			w.read()
+		}
+	}()
+	return w
+}
+
+// read is one OffsetFetch of the group; a failed one (a coordinator moving)
+// is counted and skipped.
+func (w *commitWatch) read() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := w.adm.FetchOffsets(ctx, faultsGroup)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reads++
+	if err != nil {
+		w.readErrs++
+		return
+	}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err != nil || o.At < 0 {
+			return
+		}
+		if w.highest[o.Topic] == nil {
+			w.highest[o.Topic], w.latest[o.Topic] = map[int32]int64{}, map[int32]int64{}
+		}
+		if high, ok := w.highest[o.Topic][o.Partition]; ok && o.At < high {
+			w.backwards = append(w.backwards, fmt.Sprintf("%s/%d committed offset %d after %d (at %s)",
+				o.Topic, o.Partition, o.At, high, time.Now().UTC().Format("15:04:05.000")))
+		}
+		w.highest[o.Topic][o.Partition] = max(w.highest[o.Topic][o.Partition], o.At)
+		w.latest[o.Topic][o.Partition] = o.At
+	})
+}
+
+// ---- the schedule ------------------------------------------------------------
+
+// faultRun is the state of one schedule: the cluster, the lab, the loads and
+// what is broken now (for the healer).
+type faultRun struct {
+	c      *testCluster
+	lab    *netnsLab
+	topics []string
+	clock  *failoverClock
+
+	mu       sync.Mutex
+	paused   map[int]bool // pids SIGSTOPped and not SIGCONTed yet
+	linkDown map[string]bool
+	shaped   map[string][]string // the tc command prefix that removes a qdisc
+}
+
+// healAll undoes whatever fault is still applied (a failed test's cleanup,
+// before the nodes are stopped): SIGCONT, links up, qdiscs removed.
+func (r *faultRun) healAll(t *testing.T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for pid := range r.paused {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil && !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("cleanup: SIGCONT to pid %d: %v", pid, err)
+		}
+	}
+	for dev := range r.linkDown {
+		if err := runCmd("ip", "link", "set", "dev", dev, "up"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+	for _, del := range r.shaped {
+		_ = runCmd(del...)
+	}
+	clear(r.paused)
+	clear(r.linkDown)
+	clear(r.shaped)
+}
+
+// leadersOf maps every node to the partitions it leads ("topic/p"), as the
+// running nodes agree.
+func (r *faultRun) leadersOf() (map[int32][]string, error) {
+	out := map[int32][]string{}
+	for _, topic := range r.topics {
+		for p := range int32(faultsParts) {
+			leader, err := r.c.leaderOf(topic, p)
+			if err != nil {
+				return nil, err
+			}
+			out[leader] = append(out[leader], fmt.Sprintf("%s/%d", topic, p))
+		}
+	}
+	return out, nil
+}
+
+// watchFailover opens a failover watch on every partition victim leads.
+func (r *faultRun) watchFailover(kind faultKind, step int, led []string, since time.Time) {
+	for _, tp := range led {
+		topic, p, _ := strings.Cut(tp, "/")
+		pn, _ := strconv.Atoi(p)
+		r.clock.open(&failoverWatch{kind: kind, step: step, topic: topic, partition: int32(pn), since: since})
+	}
+}
+
+// inject applies step i and undoes it after its hold; it returns what it did
+// (for the log) and "" with skip set when the kind cannot run here.
+func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped bool) {
+	t.Helper()
+	leaders, err := r.leadersOf()
+	if err != nil {
+		t.Fatalf("fault %d: leaders before the fault: %v", i+1, err)
+	}
+	c := r.c
+	victim := c.nodes[s.node]
+	switch s.kind {
+	case faultKillLeader:
+		topic := r.topics[s.partition/faultsParts]
+		p := int32(s.partition % faultsParts)
+		leader, err := c.leaderOf(topic, p)
+		if err != nil {
+			t.Fatalf("fault %d: leader of %s/%d: %v", i+1, topic, p, err)
+		}
+		victim = c.node(leader)
+		did = fmt.Sprintf("SIGKILL of node %d (pid %d), leader of %s/%d and of %v, restarted on its data dir after %v",
+			victim.id, victim.proc.PID, topic, p, leaders[victim.id], s.hold)
+	case faultKillController:
+		victim = c.controller(t)
+		did = fmt.Sprintf("SIGKILL of node %d (pid %d), the active controller, leader of %v, restarted on its data dir after %v",
+			victim.id, victim.proc.PID, leaders[victim.id], s.hold)
+	case faultPause:
+		did = fmt.Sprintf("SIGSTOP of node %d (pid %d), leader of %v, SIGCONT after %v", victim.id, victim.proc.PID, leaders[victim.id], s.hold)
+	case faultPartition:
+		did = fmt.Sprintf("node %d isolated (%s down), leader of %v, healed after %v", victim.id, r.lab.veth[victim.id-1], leaders[victim.id], s.hold)
+	case faultSlowLink:
+		if r.lab.shaper == nil {
+			return r.lab.shaperWhy, true
+		}
+		did = fmt.Sprintf("node %d's link shaped (%s, both directions), leader of %v, for %v", victim.id, strings.Join(r.lab.shaper, " "), leaders[victim.id], s.hold)
+	}
+	led := leaders[victim.id]
+	ns, veth := r.lab.ns[victim.id-1], r.lab.veth[victim.id-1]
+	start := time.Now()
+	switch s.kind {
+	case faultKillLeader, faultKillController:
+		c.kill(t, victim)
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		c.startNode(t, victim)
+	case faultPause:
+		pid := victim.proc.PID
+		r.mu.Lock()
+		r.paused[pid] = true
+		r.mu.Unlock()
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("SIGSTOP to pid %d: %v", pid, err)
+		}
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Fatalf("SIGCONT to pid %d: %v", pid, err)
+		}
+		r.mu.Lock()
+		delete(r.paused, pid)
+		r.mu.Unlock()
+	case faultPartition:
+		r.mu.Lock()
+		r.linkDown[veth] = true
+		r.mu.Unlock()
+		if err := runCmd("ip", "link", "set", "dev", veth, "down"); err != nil {
+			t.Fatal(err)
+		}
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		if err := runCmd("ip", "link", "set", "dev", veth, "up"); err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		delete(r.linkDown, veth)
+		r.mu.Unlock()
+	case faultSlowLink:
+		outer := []string{"tc", "qdisc", "%s", "dev", veth, "root"}
+		inner := []string{"ip", "netns", "exec", ns, "tc", "qdisc", "%s", "dev", "eth0", "root"}
+		verb := func(cmd []string, v string) []string {
+			out := slices.Clone(cmd)
+			out[slices.Index(out, "%s")] = v
+			return out
+		}
+		for _, cmd := range [][]string{outer, inner} {
+			r.mu.Lock()
+			r.shaped[strings.Join(cmd, " ")] = verb(cmd, "del")
+			r.mu.Unlock()
+			if err := runCmd(append(verb(cmd, "add"), r.lab.shaper...)...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		for _, cmd := range [][]string{outer, inner} {
+			if err := runCmd(verb(cmd, "del")...); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			delete(r.shaped, strings.Join(cmd, " "))
+			r.mu.Unlock()
+		}
+	}
+	return did, false
+}
+
+// healed waits until the cluster is whole again (every node registered,
+// every partition led) and every partition's ISR holds all its replicas.
+func (r *faultRun) healed(t *testing.T, replicas map[string]map[int32][]int32) (time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	if _, err := pollUntil(clusterReadyTimeout, func() error { _, err := r.c.checkWhole(true); return err }); err != nil {
+		return time.Since(start), fmt.Errorf("cluster not whole within %v: %w", clusterReadyTimeout, err)
+	}
+	_, err := pollUntil(replicationCatchUpTimeout, func() error {
+		for _, topic := range r.topics {
+			if err := r.c.checkISR(topic, replicas[topic]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Since(start), fmt.Errorf("ISRs not whole within %v: %w", replicationCatchUpTimeout, err)
+	}
+	return time.Since(start), nil
+}
+
+// ---- the test ----------------------------------------------------------------
+
+func TestClusterFaults(t *testing.T) {
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("RINGBROKER_FAULTS_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
+			t.Fatalf("RINGBROKER_FAULTS_SEED=%q: %v", v, err)
+		}
+	}
+	faults := faultsDefault
+	if v := os.Getenv("RINGBROKER_FAULTS_N"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			t.Fatalf("RINGBROKER_FAULTS_N=%q: want 1 to 1000", v)
+		}
+		faults = n
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x16))
+	backend := backends[rng.IntN(len(backends))]
+	if v := os.Getenv("RINGBROKER_FAULTS_BACKEND"); v != "" {
+		if !slices.Contains(backends, v) {
+			t.Fatalf("RINGBROKER_FAULTS_BACKEND=%q: want one of %v", v, backends)
+		}
+		backend = v
+	}
+	steps := planFaults(rng, faults)
+	t.Logf("seed %d (replay: RINGBROKER_FAULTS_SEED=%d RINGBROKER_FAULTS_N=%d RINGBROKER_FAULTS_BACKEND=%s), backend %s",
+		seed, seed, faults, backend, backend)
+	for i, s := range steps {
+		t.Logf("planned fault %d: %v", i+1, s)
+	}
+
+	lab := newNetnsLab(t)
+	c := newNetnsCluster(t, backend, lab, map[string]string{
+		// A follower that stops fetching leaves the ISR within a fault's
+		// hold, so the schedule exercises shrinking and expanding it.
+		"replica.lag.time.max.ms": "5000",
+	})
+	r := &faultRun{c: c, lab: lab, topics: []string{"faults-a", "faults-b"}, clock: &failoverClock{},
+		paused: map[int]bool{}, linkDown: map[string]bool{}, shaped: map[string][]string{}}
+	t.Cleanup(func() { r.healAll(t) }) // runs before the cluster's cleanup stops the nodes
+	c.start(t)
+	replicas := map[string]map[int32][]int32{}
+	for _, topic := range r.topics {
+		c.createReplicatedTopic(t, topic, faultsParts, 3, nil, map[string]string{"min.insync.replicas": "2"})
+		replicas[topic] = c.checkReplicaSets(t, topic, faultsParts, 3)
+		c.expectISR(t, topic, replicas[topic], nil)
+	}
+
+	seeds := c.seeds()
+	var loads []*faultLoad
+	for _, topic := range r.topics {
+		loads = append(loads, startFaultLoad(t, seeds, topic, r.clock))
+	}
+	var consumers []*groupConsumer
+	for i := range faultsConsumers {
+		consumers = append(consumers, startGroupConsumer(t, i+1, seeds, r.topics))
+	}
+	commits := startCommitWatch(t, seeds)
+	ackCounts := func() string {
+		var parts []string
+		for _, l := range loads {
+			parts = append(parts, fmt.Sprintf("%s %d acked/%d failed", l.topic, l.ackCount.Load(), l.failCount.Load()))
+		}
+		return strings.Join(parts, ", ")
+	}
+
+	injected := map[faultKind]int{}
+	var skipped []string
+	var lastHeal time.Time
+	scheduleStart := time.Now()
+	for i, s := range steps {
+		if err := waitProgress(loads, faultsProgress); err != nil {
+			t.Errorf("before fault %d: the load made no progress within %v: %v", i+1, clusterStepTimeout, err)
+			break
+		}
+		did, skip := r.inject(t, i, s)
+		if skip {
+			skipped = append(skipped, fmt.Sprintf("fault %d (%s): %s", i+1, s.kind, did))
+			t.Logf("fault %d: %s skipped: %s", i+1, s.kind, did)
+			continue
+		}
+		injected[s.kind]++
+		took, err := r.healed(t, replicas)
+		lastHeal = time.Now()
+		t.Logf("fault %d at +%v: %s; healed (whole, every ISR full) %v after; load: %s",
+			i+1, time.Since(scheduleStart).Round(time.Millisecond), did, took.Round(time.Millisecond), ackCounts())
+		if err != nil {
+			t.Errorf("after fault %d (%s): %v", i+1, did, err)
+			break
+		}
+	}
+	if lastHeal.IsZero() {
+		lastHeal = time.Now()
+	}
+	// Some load after the last heal, so every consumer has records to
+	// resume with and the last failover watches close.
+	if err := waitProgress(loads, faultsProgress); err != nil {
+		t.Errorf("after the schedule: %v", err)
+	}
+	for _, l := range loads {
+		l.finish(t)
+	}
+	t.Logf("load stopped: %s", ackCounts())
+
+	// The group catches up: every partition's committed offset reaches its
+	// high watermark, and every member got records after the last heal.
+	adm := kadm.NewClient(seedClient(t, c.seeds()))
+	caughtUp, err := pollUntil(faultsFinishTimeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterRequestTimeout)
+		defer cancel()
+		ends, err := adm.ListEndOffsets(ctx, r.topics...)
+		if err != nil {
+			return err
+		}
+		commits.read()
+		commits.mu.Lock()
+		defer commits.mu.Unlock()
+		var behind []string
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err != nil {
+				behind = append(behind, fmt.Sprintf("%s/%d: %v", o.Topic, o.Partition, o.Err))
+			} else if got := commits.latest[o.Topic][o.Partition]; got != o.Offset {
+				behind = append(behind, fmt.Sprintf("%s/%d committed %d of %d", o.Topic, o.Partition, got, o.Offset))
+			}
+		})
+		for _, g := range consumers {
+			if g.lastNano.Load() < lastHeal.UnixNano() {
+				behind = append(behind, fmt.Sprintf("consumer %d got no record after the last heal (%d records in all)", g.id, g.consumed.Load()))
+			}
+		}
+		if len(behind) > 0 {
+			slices.Sort(behind)
+			return errors.New(strings.Join(behind, "; "))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("consumer group %s not caught up within %v of the load's end: %v", faultsGroup, faultsFinishTimeout, err)
+	} else {
+		t.Logf("consumer group %s caught up (committed = high watermark everywhere) %v after the load's end", faultsGroup, caughtUp.Round(time.Millisecond))
+	}
+	for _, g := range consumers {
+		g.halt()
+	}
+	for _, g := range consumers {
+		select {
+		case <-g.done:
+		case <-time.After(clusterRequestTimeout):
+			t.Errorf("consumer %d did not stop within %v", g.id, clusterRequestTimeout)
+		}
+		t.Logf("consumer %d: %d records (at least once), %d fetch errors (retried)", g.id, g.consumed.Load(), g.fetchErr.Load())
+	}
+	commits.halt()
+	commits.mu.Lock()
+	backwards := slices.Clone(commits.backwards)
+	t.Logf("committed offsets read %d times (%d reads failed during faults)", commits.reads, commits.readErrs)
+	commits.mu.Unlock()
+	for i, b := range backwards {
+		if i == 10 {
+			t.Errorf("%d committed offsets went backwards in all", len(backwards))
+			break
+		}
+		t.Errorf("committed offset went backwards: %s", b)
+	}
+
+	// Every acknowledged record, exactly once, in order, per partition.
+	var ackedAll, verified, lost, failed int64
+	for _, l := range loads {
+		acked, firstErr := l.snapshot()
+		if n := l.failCount.Load(); n > 0 {
+			failed += n
+			t.Logf("%s: %d records failed (not acknowledged: allowed, each at most once); first: %v", l.topic, n, firstErr)
+		}
+		got := consumeToEnd(t, c.seeds(), l.topic, faultsParts)
+		for p := range int32(faultsParts) {
+			ackedAll += int64(len(acked[p]))
+			problems := checkAckedOnce(acked[p], got[p])
+			missing := missingAcked(acked[p], got[p])
+			lost += int64(len(missing))
+			verified += int64(len(acked[p]) - len(missing))
+			for i, problem := range problems {
+				if i == 10 {
+					t.Errorf("%s/%d: more problems not shown", l.topic, p)
+					break
+				}
+				t.Errorf("%s/%d (read through nodes %v): %s", l.topic, p, c.seeds(), problem)
+			}
+			if len(missing) > 0 {
+				t.Errorf("%s/%d: lost acknowledged records %s", l.topic, p, seqRanges(missing, 20))
+			}
+		}
+	}
+	// Every replica holds its leader's bytes.
+	for _, topic := range r.topics {
+		took, err := pollUntil(replicationCatchUpTimeout, func() error { return c.compareReplicas(topic, replicas[topic]) })
+		if err != nil {
+			t.Errorf("replicas of %s not byte-identical within %v: %v", topic, replicationCatchUpTimeout, err)
+		} else {
+			t.Logf("every replica of %s byte-identical (%v)", topic, took.Round(time.Millisecond))
+		}
+	}
+
+	// The report.
+	var kinds []string
+	total := 0
+	for _, k := range faultKinds {
+		if injected[k] > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, injected[k]))
+			total += injected[k]
+		}
+	}
+	t.Logf("REPORT seed %d, backend %s: %d faults injected (%s) in %v; %d skipped %v",
+		seed, backend, total, strings.Join(kinds, ", "), time.Since(scheduleStart).Round(time.Second), len(skipped), skipped)
+	t.Logf("REPORT records: %d acknowledged, %d verified (read back once, in order), %d lost, %d failed (never acknowledged)",
+		ackedAll, verified, lost, failed)
+	kills, _ := r.clock.samples(faultKillLeader, faultKillController)
+	t.Logf("REPORT failover after a leader's SIGKILL (kill to the first ack on its partitions of a record produced after it): %s", faultStats(kills))
+	for _, k := range []faultKind{faultPause, faultPartition, faultSlowLink} {
+		took, _ := r.clock.samples(k)
+		t.Logf("REPORT after a leader's %s (fault to the first ack on its partitions of a record produced after it): %s", k, faultStats(took))
+	}
+	for _, line := range r.clock.perFault() {
+		t.Logf("REPORT %s", line)
+	}
+	all, open := r.clock.samples()
+	t.Logf("REPORT failover, every fault of a leader: %s", faultStats(all))
+	for _, w := range open {
+		t.Errorf("fault %d (%s): no record produced after it was ever acknowledged on %s/%d", w.step+1, w.kind, w.topic, w.partition)
+	}
+	if lost > 0 {
+		t.Errorf("%d acknowledged records lost", lost)
+	}
+}
+
+// missingAcked lists the acknowledged seqs not among got's values.
+func missingAcked(acked []int, got []gotRecord) []int {
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[string(r.value)] = true
+	}
+	var missing []int
+	for _, seq := range acked {
+		if !seen["k-"+strconv.Itoa(seq)] {
+			missing = append(missing, seq)
+		}
+	}
+	return missing
+}
+
+// seqRanges renders sorted seqs as ranges "a-b", at most n of them.
+func seqRanges(seqs []int, n int) string {
+	s := slices.Clone(seqs)
+	slices.Sort(s)
+	var out []string
+	for i := 0; i < len(s); {
+		j := i
+		for j+1 < len(s) && s[j+1] <= s[j]+faultsParts {
+			j++
+		}
+		if len(out) == n {
+			out = append(out, "...")
+			break
+		}
+		if i == j {
+			out = append(out, "k-"+strconv.Itoa(s[i]))
+		} else {
+			out = append(out, fmt.Sprintf("k-%d..k-%d (%d records)", s[i], s[j], j-i+1))
+		}
+		i = j + 1
+	}
+	return fmt.Sprintf("%d records: %s", len(seqs), strings.Join(out, ", "))
+}
