@@ -13,6 +13,9 @@ package integration
 //	kill-controller  SIGKILL of the active controller, restart on its data dir
 //	pause            SIGSTOP of a node for a few seconds, then SIGCONT
 //	partition        the node's veth down (isolated from peers and clients)
+//	peer-partition   blackhole routes between the node and its two peers: cut
+//	                 off from the cluster, still reached by every client (an
+//	                 old leader keeps being sent produce requests)
 //	slow-link        tc on both ends of the node's veth: netem delay and loss
 //	                 when the kernel has sch_netem, else a tbf rate limit with
 //	                 a short queue (queueing delay and tail drops), else skipped
@@ -35,6 +38,11 @@ package integration
 //	RINGBROKER_FAULTS_SEED=N       replay a schedule (the seed is printed)
 //	RINGBROKER_FAULTS_N=N          faults in the schedule (default 16)
 //	RINGBROKER_FAULTS_BACKEND=B    uring or portable (default: from the seed)
+//	RINGBROKER_FAULTS_KINDS=K,...  only these kinds (default: all)
+//	RINGBROKER_FAULTS_LOGDIR=DIR   keep every node incarnation's output there
+//	                               (node<id>-<n>.log), failed or not, and
+//	                               the producers' kgo logs (producer-<topic>.log;
+//	                               RINGBROKER_FAULTS_CLIENT_DEBUG=1: debug level)
 
 import (
 	"context"
@@ -95,10 +103,11 @@ const (
 	faultKillController faultKind = "kill-controller"
 	faultPause          faultKind = "pause"
 	faultPartition      faultKind = "partition"
+	faultPeerPartition  faultKind = "peer-partition"
 	faultSlowLink       faultKind = "slow-link"
 )
 
-var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultSlowLink}
+var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultPeerPartition, faultSlowLink}
 
 // faultStep is one planned fault, every choice drawn from the seed up front:
 // which node (index into the nodes, for the kinds that pick one), which
@@ -115,14 +124,15 @@ func (s faultStep) String() string {
 	return fmt.Sprintf("%s (node #%d, partition #%d, %v)", s.kind, s.node+1, s.partition, s.hold)
 }
 
-// planFaults draws n steps: every kind once (shuffled) while n allows, then
-// kinds at random.
-func planFaults(rng *rand.Rand, n int) []faultStep {
-	kinds := slices.Clone(faultKinds)
+// planFaults draws n steps of the given kinds: every kind once (shuffled)
+// while n allows, then kinds at random. A shorter n plans a prefix of a
+// longer one's steps.
+func planFaults(rng *rand.Rand, n int, allowed []faultKind) []faultStep {
+	kinds := slices.Clone(allowed)
 	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	var steps []faultStep
 	for i := range n {
-		k := faultKinds[rng.IntN(len(faultKinds))]
+		k := allowed[rng.IntN(len(allowed))]
 		if i < len(kinds) {
 			k = kinds[i]
 		}
@@ -418,10 +428,29 @@ type faultLoad struct {
 	err   error           // the first failure
 }
 
-func startFaultLoad(t *testing.T, seeds []string, topic string, clock *failoverClock) *faultLoad {
+func startFaultLoad(t *testing.T, seeds []string, topic string, clock *failoverClock, logDir string) *faultLoad {
 	t.Helper()
 	l := &faultLoad{topic: topic, clock: clock, stop: make(chan struct{}), done: make(chan struct{}), acked: map[int32][]int{}}
-	l.cl = seedClient(t, seeds, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(2*time.Millisecond))
+	opts := []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(2 * time.Millisecond)}
+	if logDir != "" {
+		// The producer's own account of its retries, beside the nodes' logs.
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(fmt.Sprintf("%s/producer-%s.log", logDir, topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		level := kgo.LogLevelInfo
+		if os.Getenv("RINGBROKER_FAULTS_CLIENT_DEBUG") != "" {
+			level = kgo.LogLevelDebug
+		}
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(f, level, func() string {
+			return time.Now().UTC().Format("2006-01-02T15:04:05.000Z ")
+		})))
+	}
+	l.cl = seedClient(t, seeds, opts...)
 	t.Cleanup(l.halt)
 	inflight := make(chan struct{}, faultsInflightMax)
 	go func() {
@@ -503,9 +532,10 @@ func (l *faultLoad) snapshot() (map[int32][]int, error) {
 }
 
 // waitProgress waits until every load acknowledged n more records than it had
-// when called, bounded by clusterStepTimeout; it returns an error naming the
-// loads that did not.
-func waitProgress(loads []*faultLoad, n int64) error {
+// when called and every failover watch of clock closed (so the next fault's
+// figures are its own), bounded by clusterStepTimeout; it returns an error
+// naming the loads or partitions that did not.
+func waitProgress(loads []*faultLoad, clock *failoverClock, n int64) error {
 	from := make([]int64, len(loads))
 	for i, l := range loads {
 		from[i] = l.ackCount.Load()
@@ -515,6 +545,11 @@ func waitProgress(loads []*faultLoad, n int64) error {
 			if got := l.ackCount.Load() - from[i]; got < n {
 				return fmt.Errorf("%s: %d of %d more records acknowledged (%d failed so far)", l.topic, got, n, l.failCount.Load())
 			}
+		}
+		if _, open := clock.samples(); len(open) > 0 {
+			w := open[0]
+			return fmt.Errorf("%s/%d: no record produced after fault %d (%s) acknowledged yet (%d partitions waiting)",
+				w.topic, w.partition, w.step+1, w.kind, len(open))
 		}
 		return nil
 	})
@@ -648,7 +683,7 @@ type faultRun struct {
 	mu       sync.Mutex
 	paused   map[int]bool // pids SIGSTOPped and not SIGCONTed yet
 	linkDown map[string]bool
-	shaped   map[string][]string // the tc command prefix that removes a qdisc
+	undo     map[string][]string // the commands that remove a qdisc or a route, by what they undo
 }
 
 // healAll undoes whatever fault is still applied (a failed test's cleanup,
@@ -666,12 +701,12 @@ func (r *faultRun) healAll(t *testing.T) {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
-	for _, del := range r.shaped {
+	for _, del := range r.undo {
 		_ = runCmd(del...)
 	}
 	clear(r.paused)
 	clear(r.linkDown)
-	clear(r.shaped)
+	clear(r.undo)
 }
 
 // leadersOf maps every node to the partitions it leads ("topic/p"), as the
@@ -728,6 +763,9 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 		did = fmt.Sprintf("SIGSTOP of node %d (pid %d), leader of %v, SIGCONT after %v", victim.id, victim.proc.PID, leaders[victim.id], s.hold)
 	case faultPartition:
 		did = fmt.Sprintf("node %d isolated (%s down), leader of %v, healed after %v", victim.id, r.lab.veth[victim.id-1], leaders[victim.id], s.hold)
+	case faultPeerPartition:
+		did = fmt.Sprintf("node %d cut off from its peers (blackhole routes both ways; clients still reach it), leader of %v, healed after %v",
+			victim.id, leaders[victim.id], s.hold)
 	case faultSlowLink:
 		if r.lab.shaper == nil {
 			return r.lab.shaperWhy, true
@@ -774,34 +812,65 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 		r.mu.Lock()
 		delete(r.linkDown, veth)
 		r.mu.Unlock()
+	case faultPeerPartition:
+		// Each side's route to the other: in the victim's namespace to
+		// each peer, in each peer's namespace to the victim.
+		var routes [][]string
+		for _, peer := range c.nodes {
+			if peer != victim {
+				routes = append(routes,
+					[]string{"ip", "-n", ns, "route", "%s", "blackhole", peer.host + "/32"},
+					[]string{"ip", "-n", r.lab.ns[peer.id-1], "route", "%s", "blackhole", victim.host + "/32"})
+			}
+		}
+		for _, cmd := range routes {
+			r.mu.Lock()
+			r.undo[strings.Join(cmd, " ")] = withVerb(cmd, "del")
+			r.mu.Unlock()
+			if err := runCmd(withVerb(cmd, "add")...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		for _, cmd := range routes {
+			if err := runCmd(withVerb(cmd, "del")...); err != nil {
+				t.Fatal(err)
+			}
+			r.mu.Lock()
+			delete(r.undo, strings.Join(cmd, " "))
+			r.mu.Unlock()
+		}
 	case faultSlowLink:
 		outer := []string{"tc", "qdisc", "%s", "dev", veth, "root"}
 		inner := []string{"ip", "netns", "exec", ns, "tc", "qdisc", "%s", "dev", "eth0", "root"}
-		verb := func(cmd []string, v string) []string {
-			out := slices.Clone(cmd)
-			out[slices.Index(out, "%s")] = v
-			return out
-		}
 		for _, cmd := range [][]string{outer, inner} {
 			r.mu.Lock()
-			r.shaped[strings.Join(cmd, " ")] = verb(cmd, "del")
+			r.undo[strings.Join(cmd, " ")] = withVerb(cmd, "del")
 			r.mu.Unlock()
-			if err := runCmd(append(verb(cmd, "add"), r.lab.shaper...)...); err != nil {
+			if err := runCmd(append(withVerb(cmd, "add"), r.lab.shaper...)...); err != nil {
 				t.Fatal(err)
 			}
 		}
 		r.watchFailover(s.kind, i, led, start)
 		time.Sleep(s.hold)
 		for _, cmd := range [][]string{outer, inner} {
-			if err := runCmd(verb(cmd, "del")...); err != nil {
+			if err := runCmd(withVerb(cmd, "del")...); err != nil {
 				t.Fatal(err)
 			}
 			r.mu.Lock()
-			delete(r.shaped, strings.Join(cmd, " "))
+			delete(r.undo, strings.Join(cmd, " "))
 			r.mu.Unlock()
 		}
 	}
 	return did, false
+}
+
+// withVerb is cmd with its "%s" replaced by verb (add, del).
+func withVerb(cmd []string, verb string) []string {
+	out := slices.Clone(cmd)
+	out[slices.Index(out, "%s")] = verb
+	return out
 }
 
 // healed waits until the cluster is whole again (every node registered,
@@ -852,7 +921,17 @@ func TestClusterFaults(t *testing.T) {
 		}
 		backend = v
 	}
-	steps := planFaults(rng, faults)
+	allowed := faultKinds
+	if v := os.Getenv("RINGBROKER_FAULTS_KINDS"); v != "" {
+		allowed = nil
+		for _, k := range strings.Split(v, ",") {
+			if !slices.Contains(faultKinds, faultKind(k)) {
+				t.Fatalf("RINGBROKER_FAULTS_KINDS=%q: %q is none of %v", v, k, faultKinds)
+			}
+			allowed = append(allowed, faultKind(k))
+		}
+	}
+	steps := planFaults(rng, faults, allowed)
 	t.Logf("seed %d (replay: RINGBROKER_FAULTS_SEED=%d RINGBROKER_FAULTS_N=%d RINGBROKER_FAULTS_BACKEND=%s), backend %s",
 		seed, seed, faults, backend, backend)
 	for i, s := range steps {
@@ -860,13 +939,19 @@ func TestClusterFaults(t *testing.T) {
 	}
 
 	lab := newNetnsLab(t)
-	c := newNetnsCluster(t, backend, lab, map[string]string{
+	var c *testCluster
+	if dir := os.Getenv("RINGBROKER_FAULTS_LOGDIR"); dir != "" {
+		// Registered before the cluster's cleanup, so it runs after the
+		// nodes stopped and their output is whole.
+		t.Cleanup(func() { keepNodeLogs(t, c, dir) })
+	}
+	c = newNetnsCluster(t, backend, lab, map[string]string{
 		// A follower that stops fetching leaves the ISR within a fault's
 		// hold, so the schedule exercises shrinking and expanding it.
 		"replica.lag.time.max.ms": "5000",
 	})
 	r := &faultRun{c: c, lab: lab, topics: []string{"faults-a", "faults-b"}, clock: &failoverClock{},
-		paused: map[int]bool{}, linkDown: map[string]bool{}, shaped: map[string][]string{}}
+		paused: map[int]bool{}, linkDown: map[string]bool{}, undo: map[string][]string{}}
 	t.Cleanup(func() { r.healAll(t) }) // runs before the cluster's cleanup stops the nodes
 	c.start(t)
 	replicas := map[string]map[int32][]int32{}
@@ -879,7 +964,7 @@ func TestClusterFaults(t *testing.T) {
 	seeds := c.seeds()
 	var loads []*faultLoad
 	for _, topic := range r.topics {
-		loads = append(loads, startFaultLoad(t, seeds, topic, r.clock))
+		loads = append(loads, startFaultLoad(t, seeds, topic, r.clock, os.Getenv("RINGBROKER_FAULTS_LOGDIR")))
 	}
 	var consumers []*groupConsumer
 	for i := range faultsConsumers {
@@ -899,10 +984,11 @@ func TestClusterFaults(t *testing.T) {
 	var lastHeal time.Time
 	scheduleStart := time.Now()
 	for i, s := range steps {
-		if err := waitProgress(loads, faultsProgress); err != nil {
+		if err := waitProgress(loads, r.clock, faultsProgress); err != nil {
 			t.Errorf("before fault %d: the load made no progress within %v: %v", i+1, clusterStepTimeout, err)
 			break
 		}
+		faultAt := time.Now()
 		did, skip := r.inject(t, i, s)
 		if skip {
 			skipped = append(skipped, fmt.Sprintf("fault %d (%s): %s", i+1, s.kind, did))
@@ -912,8 +998,8 @@ func TestClusterFaults(t *testing.T) {
 		injected[s.kind]++
 		took, err := r.healed(t, replicas)
 		lastHeal = time.Now()
-		t.Logf("fault %d at +%v: %s; healed (whole, every ISR full) %v after; load: %s",
-			i+1, time.Since(scheduleStart).Round(time.Millisecond), did, took.Round(time.Millisecond), ackCounts())
+		t.Logf("fault %d at +%v (%s UTC): %s; healed (whole, every ISR full) %v after; load: %s",
+			i+1, time.Since(scheduleStart).Round(time.Millisecond), faultAt.UTC().Format("15:04:05.000"), did, took.Round(time.Millisecond), ackCounts())
 		if err != nil {
 			t.Errorf("after fault %d (%s): %v", i+1, did, err)
 			break
@@ -924,7 +1010,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	// Some load after the last heal, so every consumer has records to
 	// resume with and the last failover watches close.
-	if err := waitProgress(loads, faultsProgress); err != nil {
+	if err := waitProgress(loads, r.clock, faultsProgress); err != nil {
 		t.Errorf("after the schedule: %v", err)
 	}
 	for _, l := range loads {
@@ -1045,7 +1131,7 @@ func TestClusterFaults(t *testing.T) {
 		ackedAll, verified, lost, failed)
 	kills, _ := r.clock.samples(faultKillLeader, faultKillController)
 	t.Logf("REPORT failover after a leader's SIGKILL (kill to the first ack on its partitions of a record produced after it): %s", faultStats(kills))
-	for _, k := range []faultKind{faultPause, faultPartition, faultSlowLink} {
+	for _, k := range []faultKind{faultPause, faultPartition, faultPeerPartition, faultSlowLink} {
 		took, _ := r.clock.samples(k)
 		t.Logf("REPORT after a leader's %s (fault to the first ack on its partitions of a record produced after it): %s", k, faultStats(took))
 	}
@@ -1060,6 +1146,27 @@ func TestClusterFaults(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d acknowledged records lost", lost)
 	}
+}
+
+// keepNodeLogs writes every incarnation's output of every node of c to dir.
+func keepNodeLogs(t *testing.T, c *testCluster, dir string) {
+	if c == nil {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("RINGBROKER_FAULTS_LOGDIR: %v", err)
+		return
+	}
+	for _, n := range c.nodes {
+		for i, b := range n.past {
+			path := fmt.Sprintf("%s/node%d-%d.log", dir, n.id, i+1)
+			if err := os.WriteFile(path, []byte(b.Logs()), 0o644); err != nil {
+				t.Errorf("RINGBROKER_FAULTS_LOGDIR: %v", err)
+				return
+			}
+		}
+	}
+	t.Logf("node output kept in %s", dir)
 }
 
 // missingAcked lists the acknowledged seqs not among got's values.
