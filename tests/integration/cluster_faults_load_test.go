@@ -129,12 +129,16 @@ type faultLoad struct {
 
 	mu    sync.Mutex
 	acked map[int32][]int // per partition, the acknowledged seqs in ack order
-	err   error           // the first failure
+	// ackOf is where and when each acknowledged seq was acknowledged, for
+	// the report of a lost one.
+	ackOf map[int]ackInfo
+	err   error // the first failure
 }
 
 func startFaultLoad(t *testing.T, seeds []string, topic string, clock *failoverClock, logDir string) *faultLoad {
 	t.Helper()
-	l := &faultLoad{topic: topic, clock: clock, stop: make(chan struct{}), done: make(chan struct{}), acked: map[int32][]int{}}
+	l := &faultLoad{topic: topic, clock: clock, stop: make(chan struct{}), done: make(chan struct{}), acked: map[int32][]int{},
+		ackOf: map[int]ackInfo{}}
 	opts := []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(2 * time.Millisecond)}
 	if logDir != "" {
 		// The producer's own account of its retries, beside the nodes' logs.
@@ -194,6 +198,7 @@ func startFaultLoad(t *testing.T, seeds []string, topic string, clock *failoverC
 					l.clock.acked(topic, p, handed, time.Now())
 					l.mu.Lock()
 					l.acked[p] = append(l.acked[p], seq)
+					l.ackOf[seq] = ackInfo{offset: r.Offset, at: time.Now()}
 					l.mu.Unlock()
 					l.ackCount.Add(1)
 				})
@@ -223,6 +228,19 @@ func (l *faultLoad) finish(t *testing.T) {
 	case <-time.After(clusterRequestTimeout):
 		t.Errorf("%s: the load did not end within %v of closing its client", l.topic, clusterRequestTimeout)
 	}
+}
+
+// ackInfo is the offset an acknowledgement gave a record and when it came.
+type ackInfo struct {
+	offset int64
+	at     time.Time
+}
+
+// ackOfSeq is where and when seq was acknowledged.
+func (l *faultLoad) ackOfSeq(seq int) ackInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ackOf[seq]
 }
 
 func (l *faultLoad) snapshot() (map[int32][]int, error) {

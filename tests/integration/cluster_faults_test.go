@@ -576,6 +576,13 @@ func TestClusterFaults(t *testing.T) {
 			}
 			if len(missing) > 0 {
 				t.Errorf("%s/%d: lost acknowledged records %s", l.topic, p, seqRanges(missing, 20))
+				for i, seq := range missing {
+					if i == 20 {
+						break
+					}
+					a := l.ackOfSeq(seq)
+					t.Errorf("%s/%d: lost k-%d, acknowledged at offset %d at %s UTC", l.topic, p, seq, a.offset, a.at.UTC().Format("15:04:05.000"))
+				}
 			}
 		}
 	}
