@@ -13,6 +13,7 @@ package integration
 //	kill-controller  SIGKILL of the active controller, restart on its data dir
 //	pause            SIGSTOP of a node for a few seconds, then SIGCONT
 //	partition        the node's veth down (isolated from peers and clients)
+//	partition-controller  the same for the active controller
 //	peer-partition   blackhole routes between the node and its two peers: cut
 //	                 off from the cluster, still reached by every client (an
 //	                 old leader keeps being sent produce requests)
@@ -101,11 +102,12 @@ const (
 	faultKillController faultKind = "kill-controller"
 	faultPause          faultKind = "pause"
 	faultPartition      faultKind = "partition"
+	faultPartitionCtl   faultKind = "partition-controller"
 	faultPeerPartition  faultKind = "peer-partition"
 	faultSlowLink       faultKind = "slow-link"
 )
 
-var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultPeerPartition, faultSlowLink}
+var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultPartitionCtl, faultPeerPartition, faultSlowLink}
 
 // faultStep is one planned fault, every choice drawn from the seed up front:
 // which node (index into the nodes, for the kinds that pick one), which
@@ -211,8 +213,12 @@ func (r *faultRun) watchFailover(kind faultKind, step int, led []string, since t
 // (for the log) and "" with skip set when the kind cannot run here.
 func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped bool) {
 	t.Helper()
-	leaders, err := r.leadersOf()
-	if err != nil {
+	var leaders map[int32][]string
+	if _, err := pollUntil(clusterStepTimeout, func() error {
+		var err error
+		leaders, err = r.leadersOf()
+		return err
+	}); err != nil {
 		t.Fatalf("fault %d: leaders before the fault: %v", i+1, err)
 	}
 	c := r.c
@@ -229,13 +235,19 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 		did = fmt.Sprintf("SIGKILL of node %d (pid %d), leader of %s/%d and of %v, restarted on its data dir after %v",
 			victim.id, victim.proc.PID, topic, p, leaders[victim.id], s.hold)
 	case faultKillController:
-		victim = c.controller(t)
+		victim = r.agreedController(t)
 		did = fmt.Sprintf("SIGKILL of node %d (pid %d), the active controller, leader of %v, restarted on its data dir after %v",
 			victim.id, victim.proc.PID, leaders[victim.id], s.hold)
 	case faultPause:
 		did = fmt.Sprintf("SIGSTOP of node %d (pid %d), leader of %v, SIGCONT after %v", victim.id, victim.proc.PID, leaders[victim.id], s.hold)
-	case faultPartition:
+	case faultPartition, faultPartitionCtl:
+		if s.kind == faultPartitionCtl {
+			victim = r.agreedController(t)
+		}
 		did = fmt.Sprintf("node %d isolated (%s down), leader of %v, healed after %v", victim.id, r.lab.veth[victim.id-1], leaders[victim.id], s.hold)
+		if s.kind == faultPartitionCtl {
+			did = "the active controller: " + did
+		}
 	case faultPeerPartition:
 		did = fmt.Sprintf("node %d cut off from its peers (blackhole routes both ways; clients still reach it), leader of %v, healed after %v",
 			victim.id, leaders[victim.id], s.hold)
@@ -270,7 +282,7 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 		r.mu.Lock()
 		delete(r.paused, pid)
 		r.mu.Unlock()
-	case faultPartition:
+	case faultPartition, faultPartitionCtl:
 		r.mu.Lock()
 		r.linkDown[veth] = true
 		r.mu.Unlock()
@@ -346,12 +358,40 @@ func withVerb(cmd []string, verb string) []string {
 	return out
 }
 
+// nodeRegisteredLine is what a daemon logs once the controller took its
+// registration (cluster/lifecycle.go).
+const nodeRegisteredLine = "registered with the controller"
+
+// agreedController is the active controller the running nodes agree on,
+// waited for (bounded): a registration or an election may still be settling.
+func (r *faultRun) agreedController(t *testing.T) *clusterNode {
+	t.Helper()
+	var id int32
+	waitFor(t, "an agreed active controller", clusterStepTimeout, func() error {
+		var err error
+		id, err = r.c.checkWhole(false)
+		return err
+	})
+	return r.c.node(id)
+}
+
 // healed waits until the cluster is whole again (every node registered,
 // every partition led) and every partition's ISR holds all its replicas.
 func (r *faultRun) healed(t *testing.T, replicas map[string]map[int32][]int32) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
-	if _, err := pollUntil(clusterReadyTimeout, func() error { _, err := r.c.checkWhole(true); return err }); err != nil {
+	// A node restarted within the session timeout is still listed under its
+	// old registration: whole means every running incarnation registered.
+	whole := func() error {
+		for _, n := range r.c.live() {
+			if !strings.Contains(n.proc.Logs(), nodeRegisteredLine) {
+				return fmt.Errorf("node %d (pid %d) has not registered with the controller yet", n.id, n.proc.PID)
+			}
+		}
+		_, err := r.c.checkWhole(true)
+		return err
+	}
+	if _, err := pollUntil(clusterReadyTimeout, whole); err != nil {
 		return time.Since(start), fmt.Errorf("cluster not whole within %v: %w", clusterReadyTimeout, err)
 	}
 	_, err := pollUntil(replicationCatchUpTimeout, func() error {
@@ -405,8 +445,16 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 	steps := planFaults(rng, faults, allowed)
-	t.Logf("seed %d (replay: RINGBROKER_FAULTS_SEED=%d RINGBROKER_FAULTS_N=%d RINGBROKER_FAULTS_BACKEND=%s), backend %s",
-		seed, seed, faults, backend, backend)
+	kindsEnv := ""
+	if len(allowed) != len(faultKinds) {
+		var names []string
+		for _, k := range allowed {
+			names = append(names, string(k))
+		}
+		kindsEnv = " RINGBROKER_FAULTS_KINDS=" + strings.Join(names, ",")
+	}
+	t.Logf("seed %d (replay: RINGBROKER_FAULTS_SEED=%d RINGBROKER_FAULTS_N=%d RINGBROKER_FAULTS_BACKEND=%s%s), backend %s",
+		seed, seed, faults, backend, kindsEnv, backend)
 	for i, s := range steps {
 		t.Logf("planned fault %d: %v", i+1, s)
 	}
@@ -611,7 +659,7 @@ func TestClusterFaults(t *testing.T) {
 		ackedAll, verified, lost, failed)
 	kills, _ := r.clock.samples(faultKillLeader, faultKillController)
 	t.Logf("REPORT failover after a leader's SIGKILL (kill to the first ack on its partitions of a record produced after it): %s", faultStats(kills))
-	for _, k := range []faultKind{faultPause, faultPartition, faultPeerPartition, faultSlowLink} {
+	for _, k := range []faultKind{faultPause, faultPartition, faultPartitionCtl, faultPeerPartition, faultSlowLink} {
 		took, _ := r.clock.samples(k)
 		t.Logf("REPORT after a leader's %s (fault to the first ack on its partitions of a record produced after it): %s", k, faultStats(took))
 	}
