@@ -91,6 +91,12 @@ type testCluster struct {
 	// extra are more processes (refused peers of scenario e), stopped by the
 	// same cleanup.
 	extra []*Broker
+	// wrap, when set, is the command a node's ringbrokerd runs under (the
+	// fault schedule's `ip netns exec <ns>`, which execs the daemon in place:
+	// the PID signalled is the daemon's); moreProps are server.properties keys
+	// every node gets on top of props' own.
+	wrap      func(n *clusterNode) []string
+	moreProps map[string]string
 
 	// What the scenarios made and every later one checks is still there:
 	// topics with their partition counts, the topic configs set, and every
@@ -207,7 +213,7 @@ func (c *testCluster) node(id int32) *clusterNode {
 
 // props is the server.properties of node n.
 func (c *testCluster) props(n *clusterNode) map[string]string {
-	return map[string]string{
+	props := map[string]string{
 		"process.roles":                    "broker,controller",
 		"node.id":                          strconv.Itoa(int(n.id)),
 		"cluster.id":                       c.clusterID,
@@ -224,6 +230,10 @@ func (c *testCluster) props(n *clusterNode) map[string]string {
 		"auto.create.topics.enable":        "false",
 		"group.initial.rebalance.delay.ms": gcBrokerProps["group.initial.rebalance.delay.ms"],
 	}
+	for k, v := range c.moreProps {
+		props[k] = v
+	}
+	return props
 }
 
 // startDaemon starts one ringbrokerd with conf, its client listener at
@@ -256,8 +266,12 @@ func (c *testCluster) launch(n *clusterNode) (*daemontest.Daemon, error) {
 	if n.proc != nil {
 		return nil, fmt.Errorf("node %d already running (pid %d)", n.id, n.proc.PID)
 	}
+	argv := []string{daemonPath}
+	if c.wrap != nil {
+		argv = append(c.wrap(n), daemonPath)
+	}
 	d, err := daemontest.Start(daemontest.Options{
-		Argv:   []string{daemonPath},
+		Argv:   argv,
 		Port:   n.port,
 		Config: c.props(n), ConfigPath: filepath.Join(n.confDir, "server.properties"), ConfigHeader: "written by tests/integration (cluster)",
 		Dir:            n.confDir,
