@@ -130,6 +130,12 @@ func (w *ackWait) answer(code int16) {
 		w.notify(code)
 		return
 	}
+	if code == kerr.NotLeaderForPartition.Code && w.slot.ctx.hdr.APIVersion >= 10 {
+		// KIP-951: name the new leader (the image that took the
+		// leadership away has it), so the client moves without waiting
+		// for a Metadata refresh.
+		w.slot.leader = w.r.b.currentLeader(w.p.Topic.Name, w.p.Index)
+	}
 	w.slot.done(code, w.res.BaseOffset, w.res.LogAppendTime, w.res.LogStartOffset, "")
 }
 

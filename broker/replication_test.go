@@ -526,8 +526,8 @@ func TestLeaderLosesAndRegainsLeadership(t *testing.T) {
 	epoch := p.leaderEpoch.Load()
 
 	rc.moveLeader(allAcks, "lose", []int32{2, 1})
-	if r := <-acked; r.ErrorCode != kerr.NotLeaderForPartition.Code {
-		t.Fatalf("acks=all when the leadership moved: %+v, want NOT_LEADER_OR_FOLLOWER", r)
+	if r := <-acked; r.ErrorCode != kerr.NotLeaderForPartition.Code || r.CurrentLeader.LeaderID != 2 {
+		t.Fatalf("acks=all when the leadership moved: %+v, want NOT_LEADER_OR_FOLLOWER naming leader 2 (KIP-951)", r)
 	}
 	if f := replFetch(t, follower, "lose", 2, 1, 0); f.ErrorCode != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("follower fetch from a non-leader: code %d", f.ErrorCode)
