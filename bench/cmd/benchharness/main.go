@@ -17,15 +17,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/ringbroker/ringbroker/bench/harness"
 )
 
 func main() {
-	mode := flag.String("mode", envOr("BENCH", harness.ModeQuick), "tiny, quick or full")
-	out := flag.String("out", envOr("BENCH_OUT", "bench-results"), "directory for results.json and plots")
+	mode := flag.String("mode", harness.EnvOr("BENCH", harness.ModeQuick), "tiny, quick or full")
+	out := flag.String("out", harness.EnvOr("BENCH_OUT", "bench-results"), "directory for results.json and plots")
 	peers := flag.String("peers", os.Getenv("PEERS"), "external brokers: name=host:port,...")
 	bin := flag.String("ringbrokerd", os.Getenv("RINGBROKERD"), "ringbrokerd binary (default: go build ./cmd/ringbrokerd; - to skip)")
 	backends := flag.String("backends", "uring,portable", "ringbrokerd io.backend values to start")
@@ -44,9 +43,9 @@ func main() {
 		Mode:        *mode,
 		OutDir:      *out,
 		Ringbrokerd: *bin,
-		Backends:    split(*backends),
+		Backends:    harness.SplitList(*backends),
 		Peers:       ps,
-		Scenarios:   split(*only),
+		Scenarios:   harness.SplitList(*only),
 		SkipProbe:   *noProbe,
 		Out:         os.Stdout,
 		Progress:    harness.ProgressWriter(os.Stderr),
@@ -57,21 +56,4 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\nresults: %s/results.json\n", *out)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func split(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

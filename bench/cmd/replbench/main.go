@@ -26,10 +26,10 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", envOr("BENCH", harness.ModeQuick), "tiny, quick or full")
-	out := flag.String("out", envOr("BENCH_OUT", "bench-results"), "directory for replication.json")
+	mode := flag.String("mode", harness.EnvOr("BENCH", harness.ModeQuick), "tiny, quick or full")
+	out := flag.String("out", harness.EnvOr("BENCH_OUT", "bench-results"), "directory for replication.json")
 	bin := flag.String("ringbrokerd", os.Getenv("RINGBROKERD"), "ringbrokerd binary (default: go build ./cmd/ringbrokerd)")
-	backends := flag.String("backends", envOr("BENCH_BACKENDS", "uring,portable"), "io.backend values, one cluster each")
+	backends := flag.String("backends", harness.EnvOr("BENCH_BACKENDS", "uring,portable"), "io.backend values, one cluster each")
 	var sets setFlags
 	flag.Var(&sets, "set", "key=value server.properties override on every node (repeatable)")
 	flag.Parse()
@@ -40,7 +40,7 @@ func main() {
 		Mode:        *mode,
 		OutDir:      *out,
 		Ringbrokerd: *bin,
-		Backends:    split(*backends),
+		Backends:    harness.SplitList(*backends),
 		NodeConfig:  sets.m,
 		Out:         os.Stdout,
 		Log:         os.Stderr,
@@ -50,23 +50,6 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\nresults: %s/replication.json\n", *out)
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func split(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // setFlags collects repeated -set key=value flags.
