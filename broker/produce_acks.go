@@ -78,7 +78,7 @@ func (r *replication) waitReplicated(p *Partition, res storage.AppendResult, min
 
 func (r *replication) waitHW(w *ackWait, timeout time.Duration) bool {
 	p := w.p
-	replicated, lost := r.ackState(p)
+	replicated, lost, isr := r.ackState(p)
 	if !replicated && !lost {
 		// Not waiting (the ISR is this node alone, so the high
 		// watermark is already past the append), but the ISR may have
@@ -86,7 +86,7 @@ func (r *replication) waitHW(w *ackWait, timeout time.Duration) bool {
 		// append: then the append is on too few replicas to acknowledge
 		// (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND), or a later leader
 		// may lack what this answer would promise.
-		if r.inSync(p) < w.minISR {
+		if isr < w.minISR {
 			w.answer(kerr.NotEnoughReplicasAfterAppend.Code)
 			return true
 		}

@@ -182,6 +182,11 @@ func (r *replication) inSync(p *Partition) int {
 	s := &p.lead
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.isrSizeLocked()
+}
+
+// isrSizeLocked is inSync's answer. REQUIRES: s.mu held.
+func (s *isrState) isrSizeLocked() int {
 	if !s.set {
 		return math.MaxInt
 	}
@@ -192,12 +197,12 @@ func (r *replication) inSync(p *Partition) int {
 // high watermark (replicated: led here with a maximal ISR beyond this
 // node), or at once, with NOT_LEADER_OR_FOLLOWER when this node no longer
 // leads a partition with other replicas (lost: the append may never reach
-// them), else NONE.
-func (r *replication) ackState(p *Partition) (replicated, lost bool) {
+// them), else NONE. isr is inSync's answer, read under the same lock.
+func (r *replication) ackState(p *Partition) (replicated, lost bool, isr int) {
 	s := &p.lead
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.leading && s.replicated, s.set && !s.leading && len(s.replicas) > 1
+	return s.leading && s.replicated, s.set && !s.leading && len(s.replicas) > 1, s.isrSizeLocked()
 }
 
 // maybeExpand sends an AlterPartition adding the followers that caught
