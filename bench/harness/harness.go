@@ -142,28 +142,12 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 			scs = append(scs, sc)
 		}
 	}
-	if opts.OutDir == "" {
-		opts.OutDir = "bench-results"
-	}
-	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+	cleanup, err := prepareRun(&opts.OutDir, &opts.WorkDir, &opts.Backends, "ringbench-")
+	if err != nil {
 		return nil, err
 	}
-	if opts.WorkDir == "" {
-		dir, err := os.MkdirTemp("", "ringbench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		opts.WorkDir = dir
-	}
-	if len(opts.Backends) == 0 {
-		opts.Backends = []string{"uring", "portable"}
-	}
-	logf := func(format string, a ...any) {
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, format+"\n", a...)
-		}
-	}
+	defer cleanup()
+	logf := logfTo(opts.Log)
 
 	res := &Results{Mode: opts.Mode, Started: started, Scenarios: map[string]string{}, Targets: map[string]string{}}
 	for _, sc := range scs {

@@ -182,28 +182,12 @@ func ExecuteReplication(ctx context.Context, opts ReplOptions) (*ReplResults, er
 	if err != nil {
 		return nil, err
 	}
-	if opts.OutDir == "" {
-		opts.OutDir = "bench-results"
-	}
-	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+	cleanup, err := prepareRun(&opts.OutDir, &opts.WorkDir, &opts.Backends, "ringbench-repl-")
+	if err != nil {
 		return nil, err
 	}
-	if opts.WorkDir == "" {
-		dir, err := os.MkdirTemp("", "ringbench-repl-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		opts.WorkDir = dir
-	}
-	if len(opts.Backends) == 0 {
-		opts.Backends = []string{"uring", "portable"}
-	}
-	logf := func(format string, a ...any) {
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, format+"\n", a...)
-		}
-	}
+	defer cleanup()
+	logf := logfTo(opts.Log)
 	bin := opts.Ringbrokerd
 	if bin == "" {
 		bin = filepath.Join(opts.WorkDir, "ringbrokerd")
