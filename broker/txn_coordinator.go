@@ -462,15 +462,8 @@ func (tc *txnCoordinator) sendMarkers(job txnMarkerJob) {
 	mk.ProducerID, mk.ProducerEpoch, mk.Committed = job.m.ProducerID, job.m.ProducerEpoch, job.m.Commit
 	mk.CoordinatorEpoch = job.m.CoordinatorEpoch
 	for _, tp := range job.m.Partitions {
-		if n := len(mk.Topics); n == 0 || mk.Topics[n-1].Topic != tp.Topic {
-			mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
-			mt.Topic = tp.Topic
-			mk.Topics = append(mk.Topics, mt)
-		}
-		last := &mk.Topics[len(mk.Topics)-1]
-		last.Partitions = append(last.Partitions, tp.Partition)
+		addMarkerPartition(req, mk, tp.Topic, tp.Partition) // txn_markers_cluster.go
 	}
-	req.Markers = append(req.Markers, mk)
 	tc.markers.WriteTxnMarkers(req, func(resp *kmsg.WriteTxnMarkersResponse) { tc.markersWritten(job, resp) })
 }
 
