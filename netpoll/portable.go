@@ -306,7 +306,7 @@ func (c *pconn) waitUnmuted() bool {
 	s := c.s
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	counted := false
+	counted, registered := false, false
 	for !c.closed {
 		// The mute rule (mute.go), as on io_uring: the server-wide bound
 		// holds only connections with a request in flight, so clients that
@@ -320,15 +320,23 @@ func (c *pconn) waitUnmuted() bool {
 			counted = true
 			s.connMuted()
 		}
-		if why&muteLoop != 0 {
+		if why&muteLoop != 0 && !registered {
+			// Register for the server-wide wake-up, then look again at
+			// everything: c.mu is let go meanwhile, so the writer may have
+			// sent our last answer (its Broadcast found nobody waiting) or
+			// the bound may have cleared. Looking only at the bound here
+			// once left a connection waiting for good on its own drained
+			// queue while clients that never read held the bound.
+			registered = true
 			c.mu.Unlock()
 			s.mu.Lock()
 			s.waiters[c] = struct{}{}
 			s.mu.Unlock()
-			c.mu.Lock()
-			if s.queuedBytes.Load() < s.bounds.loopBytes {
-				continue // cleared while we registered
+			if testHookRegistered != nil {
+				testHookRegistered(c)
 			}
+			c.mu.Lock()
+			continue
 		}
 		c.cond.Wait()
 	}
@@ -342,6 +350,11 @@ func (c *pconn) waitUnmuted() bool {
 	}
 	return !c.closed
 }
+
+// testHookRegistered, when set by a test, runs in waitUnmuted between the
+// connection's registration as a server-wide waiter and its next look at the
+// bounds, with no lock held.
+var testHookRegistered func(c *pconn)
 
 // onFrame runs on the reader goroutine.
 func (c *pconn) onFrame(frame []byte) bool {
