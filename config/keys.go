@@ -38,8 +38,8 @@ type spec struct {
 	// sensitive marks a secret (ssl.key.password): Print writes it as a
 	// comment without its value, DescribeConfigs answers no value.
 	sensitive bool
-	set            func(c *Config, v string) error // broker scope
-	get            func(c *Config) string          // broker scope, canonical keys only
+	set       func(c *Config, v string) error // broker scope
+	get       func(c *Config) string          // broker scope, canonical keys only
 
 	// Topic scope. synonyms are the server.properties keys that default
 	// the topic key, in Kafka's order of precedence (LogConfig's
