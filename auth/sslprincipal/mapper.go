@@ -157,7 +157,11 @@ func (m *Mapper) String() string { return m.text }
 
 // Name maps a distinguished name (as FormatDN writes it) to the principal
 // name. ok is false when no rule applies (Kafka refuses the connection).
+// A nil Mapper is DEFAULT.
 func (m *Mapper) Name(dn string) (name string, ok bool) {
+	if m == nil {
+		return dn, true
+	}
 	for i := range m.rules {
 		if name, ok := m.rules[i].apply(dn); ok {
 			return name, true
