@@ -62,10 +62,10 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 // User:alice) and SASL_SSL (SCRAM-SHA-512), the authorizer on.
 func (f *tlsFixture) props(dataDir string) map[string]string {
 	return map[string]string{
-		"listeners":                      "PLAINTEXT://127.0.0.1:{port},SSL://" + f.sslAddr + ",MTLS://" + f.mtlsAddr + ",SASL_SSL://" + f.saslSSLAddr,
-		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL",
-		"ssl.keystore.type":              "PEM",
-		"ssl.keystore.location":          f.keystorePath,
+		"listeners":                                      "PLAINTEXT://127.0.0.1:{port},SSL://" + f.sslAddr + ",MTLS://" + f.mtlsAddr + ",SASL_SSL://" + f.saslSSLAddr,
+		"listener.security.protocol.map":                 "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL",
+		"ssl.keystore.type":                              "PEM",
+		"ssl.keystore.location":                          f.keystorePath,
 		"listener.name.mtls.ssl.client.auth":             "required",
 		"listener.name.mtls.ssl.truststore.type":         "PEM",
 		"listener.name.mtls.ssl.truststore.location":     f.caPath,
