@@ -314,3 +314,51 @@ func TestTLSCertificateReload(t *testing.T) {
 		}
 	})
 }
+
+// confluent-kafka-python and kafka-python over SSL, and over mTLS as
+// User:alice (allowed by an ACL).
+func TestTLSPythonClients(t *testing.T) {
+	python := requireTool(t, "/usr/bin/python3")
+	script := filepath.Join(repoRoot, "tests", "python", "ssl_clients.py")
+	forEachBackend(t, func(t *testing.T, backend string) {
+		f := newTLSFixture(t)
+		b := startBroker(t, backend, f.props(filepath.Join(t.TempDir(), "data")))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		admin, err := kgo.NewClient(kgo.SeedBrokers(b.Addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+		adm := kadm.NewClient(admin)
+		if r, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:alice").AllowHosts("*").Topics("py-").
+			Operations(kadm.OpRead, kadm.OpWrite, kadm.OpCreate).ResourcePatternType(kadm.ACLPatternPrefixed).
+			Groups("unused")); err != nil || len(r) == 0 {
+			t.Fatalf("CreateACLs: %v %+v", err, r)
+		} else {
+			for _, x := range r {
+				if x.Err != nil {
+					t.Fatalf("CreateACLs: %+v", x)
+				}
+			}
+		}
+		cert := testpki.Write(t, f.dir, "alice.crt", f.client.CertPEM)
+		key := testpki.Write(t, f.dir, "alice.key", f.client.KeyPEM)
+		for _, client := range []string{"confluent", "kafka-python"} {
+			for _, mtls := range []bool{false, true} {
+				addr, c, k, topic := f.sslAddr, "-", "-", "py-"+client+"-ssl"
+				if mtls {
+					addr, c, k, topic = f.mtlsAddr, cert, key, "py-"+client+"-mtls"
+				}
+				if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+					t.Fatal(err)
+				}
+				out, err := runClient(t, clientTimeout*2, nil, python, script, client, addr, topic, f.caPath, c, k, "10")
+				t.Logf("%s mTLS=%v: %s", client, mtls, strings.TrimSpace(out))
+				if err != nil {
+					t.Fatalf("%s mTLS=%v: %v", client, mtls, err)
+				}
+			}
+		}
+	})
+}
