@@ -38,6 +38,7 @@ type tlsFixture struct {
 	untrusted            *testpki.Leaf // signed by otherCA
 	sslAddr, mtlsAddr    string
 	saslSSLAddr          string
+	strictAddr           string // mTLS whose rules map only OU=admins
 }
 
 func newTLSFixture(t *testing.T) *tlsFixture {
@@ -53,6 +54,7 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	f.sslAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	f.mtlsAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	f.saslSSLAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	f.strictAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	return f
 }
 
@@ -62,19 +64,23 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 // User:alice) and SASL_SSL (SCRAM-SHA-512), the authorizer on.
 func (f *tlsFixture) props(dataDir string) map[string]string {
 	return map[string]string{
-		"listeners":                                      "PLAINTEXT://127.0.0.1:{port},SSL://" + f.sslAddr + ",MTLS://" + f.mtlsAddr + ",SASL_SSL://" + f.saslSSLAddr,
-		"listener.security.protocol.map":                 "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL",
-		"ssl.keystore.type":                              "PEM",
-		"ssl.keystore.location":                          f.keystorePath,
-		"listener.name.mtls.ssl.client.auth":             "required",
-		"listener.name.mtls.ssl.truststore.type":         "PEM",
-		"listener.name.mtls.ssl.truststore.location":     f.caPath,
-		"listener.name.mtls.ssl.principal.mapping.rules": "RULE:^CN=([^,]*),OU=clients,.*$/$1/L,DEFAULT",
-		"listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
-		"ring.ssl.reload.interval.ms":                    "100",
-		"authorizer.class.name":                          "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-		"super.users":                                    "User:ANONYMOUS",
-		"log.dirs":                                       dataDir,
+		"listeners":                                        "PLAINTEXT://127.0.0.1:{port},SSL://" + f.sslAddr + ",MTLS://" + f.mtlsAddr + ",SASL_SSL://" + f.saslSSLAddr + ",STRICT://" + f.strictAddr,
+		"listener.security.protocol.map":                   "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL,STRICT:SSL",
+		"listener.name.strict.ssl.client.auth":             "required",
+		"listener.name.strict.ssl.truststore.type":         "PEM",
+		"listener.name.strict.ssl.truststore.location":     f.caPath,
+		"listener.name.strict.ssl.principal.mapping.rules": "RULE:^CN=([^,]*),OU=admins,.*$/$1/",
+		"ssl.keystore.type":                                "PEM",
+		"ssl.keystore.location":                            f.keystorePath,
+		"listener.name.mtls.ssl.client.auth":               "required",
+		"listener.name.mtls.ssl.truststore.type":           "PEM",
+		"listener.name.mtls.ssl.truststore.location":       f.caPath,
+		"listener.name.mtls.ssl.principal.mapping.rules":   "RULE:^CN=([^,]*),OU=clients,.*$/$1/L,DEFAULT",
+		"listener.name.sasl_ssl.sasl.enabled.mechanisms":   "SCRAM-SHA-512",
+		"ring.ssl.reload.interval.ms":                      "100",
+		"authorizer.class.name":                            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+		"super.users":                                      "User:ANONYMOUS",
+		"log.dirs":                                         dataDir,
 	}
 }
 
@@ -248,6 +254,14 @@ func TestTLSMutualAuthRefusals(t *testing.T) {
 		// The trusted, valid certificate is served.
 		if err := tlsApiVersions(f.mtlsAddr, f.clientTLS(t, f.client)); err != nil {
 			t.Fatalf("valid client certificate: %v", err)
+		}
+		// A valid certificate whose subject no mapping rule maps: the
+		// handshake completes, the first request closes the connection
+		// unanswered (Kafka fails the authentication).
+		if err := tlsApiVersions(f.strictAddr, f.clientTLS(t, f.client)); err == nil {
+			t.Fatal("a certificate no principal mapping rule maps was served")
+		} else if !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("unmapped subject: %v, want the connection closed after the handshake", err)
 		}
 	})
 }
