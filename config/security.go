@@ -312,6 +312,9 @@ func (c *Config) validateSecurity() error {
 			return fmt.Errorf("%s: no listener named %s in listeners", k, strings.ToUpper(name))
 		}
 	}
+	if c.Clustered() && len(c.AdvertisedListeners) > 0 && isTLSProtocol(c.ListenerProtocol(c.AdvertisedListeners[0].Name)) {
+		return fmt.Errorf("listeners: the first listener, %s, is %s: in a cluster replica fetchers connect to a broker's first listener and speak no TLS yet; put a PLAINTEXT listener first", c.AdvertisedListeners[0].Name, c.ListenerProtocol(c.AdvertisedListeners[0].Name))
+	}
 	if c.AuthorizerEnabled() && c.Clustered() {
 		return fmt.Errorf("authorizer.class.name with process.roles set: ACLs are stored per node until they move to the cluster metadata log; not served in a cluster yet")
 	}

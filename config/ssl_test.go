@@ -74,3 +74,19 @@ func TestSSLBadSettings(t *testing.T) {
 		}
 	}
 }
+
+// In a cluster the first listener is what replica fetchers dial, without
+// TLS: a TLS listener first is refused, a TLS listener after it is fine.
+func TestSSLFirstListenerInCluster(t *testing.T) {
+	base := "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\ncontroller.listener.names=CONTROLLER\n" +
+		"ssl.keystore.type=PEM\nssl.keystore.location=/x.pem\n"
+	_, _, err := Parse(strings.NewReader(base+"listeners=SSL://127.0.0.1:9094,PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"+
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL\n"), "test.properties")
+	if err == nil || !strings.Contains(err.Error(), "put a PLAINTEXT listener first") {
+		t.Fatalf("TLS first listener in a cluster: %v", err)
+	}
+	if _, _, err := Parse(strings.NewReader(base+"listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093\n"+
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL\n"), "test.properties"); err != nil {
+		t.Fatalf("TLS second listener in a cluster: %v", err)
+	}
+}
