@@ -20,6 +20,9 @@ listener.name.ssl.ssl.truststore.location=/etc/kafka/ca.pem
 listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=(.*?),.*$/$1/L,DEFAULT
 listener.name.ssl.ssl.cipher.suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
 listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.internal.ssl.keystore.key=-----BEGIN PRIVATE KEY-----secret-two
+listener.name.internal.ssl.keystore.certificate.chain=chain
+listener.name.internal.ssl.keystore.location=
 `), "test.properties")
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +45,7 @@ listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512
 	}
 	var out bytes.Buffer
 	c.Print(&out)
-	if strings.Contains(out.String(), "secret-one") || !strings.Contains(out.String(), "# ssl.key.password=[hidden]") {
+	if strings.Contains(out.String(), "secret-one") || strings.Contains(out.String(), "secret-two") || !strings.Contains(out.String(), "# ssl.key.password=[hidden]") {
 		t.Fatalf("Print shows or loses the key password:\n%s", out.String())
 	}
 	for _, d := range c.DescribeBroker() {

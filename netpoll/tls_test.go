@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,4 +235,30 @@ func handshaking(s *Server) int64 {
 		return b.portable.handshaking.Load()
 	}
 	return -1
+}
+
+// With io_uring asked for and every listener TLS, the portable machinery
+// serves them all and says so.
+func TestTLSOnlyListenersOnUring(t *testing.T) {
+	pki := newTestPKI(t)
+	layer := NewGoTLS(&tls.Config{Certificates: []tls.Certificate{pki.server}})
+	s, err := Listen(Options{Listeners: []string{"127.0.0.1:0"}, Backend: BackendUring, Loops: 1, Handler: echo, Secure: []SecureLayer{layer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if s.Backend() != BackendPortable || !strings.Contains(s.TLSNote(), "every listener is TLS") {
+		t.Fatalf("backend %s, note %q", s.Backend(), s.TLSNote())
+	}
+	c, err := tls.Dial("tcp", s.Addrs()[0].String(), &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := writeFrame(c, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readFrame(c); err != nil || string(got) != "hello" {
+		t.Fatalf("%q %v", got, err)
+	}
 }

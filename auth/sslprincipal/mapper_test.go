@@ -136,3 +136,33 @@ func FuzzParseRules(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFormatDN: any subject bytes format without panicking, and a subject
+// Go's encoder wrote formats.
+func FuzzFormatDN(f *testing.F) {
+	for _, n := range []pkix.Name{{CommonName: "a"}, {CommonName: " x,+=#", Organization: []string{"o"}, OrganizationalUnit: []string{"u1", "u2"}}} {
+		b, _ := asn1.Marshal(n.ToRDNSequence())
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, _ = FormatDN(raw)
+		var seq pkix.RDNSequence
+		if rest, err := asn1.Unmarshal(raw, &seq); err != nil || len(rest) > 0 {
+			return
+		}
+		for _, rdn := range seq {
+			for _, atv := range rdn {
+				if _, ok := atv.Value.(string); !ok {
+					return
+				}
+			}
+		}
+		b, err := asn1.Marshal(seq)
+		if err != nil {
+			return
+		}
+		if _, err := FormatDN(b); err != nil {
+			t.Fatalf("FormatDN of Go's encoding of %v: %v", seq, err)
+		}
+	})
+}
