@@ -199,6 +199,15 @@ func TestTLSClients(t *testing.T) {
 		if err := kcatRoundTrip(f.sslAddr, false, "tls-kcat"); err != nil {
 			t.Fatalf("kcat over SSL: %v", err)
 		}
+		// kcat over SASL_SSL as bob (his topic only).
+		saslArgs := []string{"-b", f.saslSSLAddr, "-X", "security.protocol=sasl_ssl", "-X", "ssl.ca.location=" + f.caPath,
+			"-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=bob", "-X", "sasl.password=bob-secret"}
+		if _, err := runClient(t, clientTimeout, nil, kcat, append(saslArgs, "-P", "-t", "tls-sasl", "-p", "0", "-l", in)...); err != nil {
+			t.Fatalf("kcat produce over SASL_SSL: %v", err)
+		}
+		if out, err := runClient(t, clientTimeout, nil, kcat, append(saslArgs, "-C", "-t", "tls-sasl", "-p", "0", "-o", "-3", "-c", "3", "-e")...); err != nil || len(strings.Fields(out)) != 3 || strings.Fields(out)[0] != "one" {
+			t.Fatalf("kcat consume over SASL_SSL: %q %v", out, err)
+		}
 		if err := kcatRoundTrip(f.mtlsAddr, true, "tls-mtls"); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authoriz") {
 			t.Fatalf("kcat over mTLS as alice without an ACL: %v", err)
 		}
