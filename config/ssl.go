@@ -64,7 +64,7 @@ var sslDocs = map[string]string{
 	"ssl.protocol":                          "Kafka's SSLContext protocol. Checked (TLSv1.2 or TLSv1.3) and otherwise unused: the versions offered are `ssl.enabled.protocols`.",
 	"ssl.enabled.protocols":                 "TLS versions a listener accepts: TLSv1.2 and/or TLSv1.3.",
 	"ssl.cipher.suites":                     "TLS 1.2 cipher suites (IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); empty: Go's secure defaults. TLS 1.3 suites are not configurable in Go.",
-	"ssl.client.auth":                       "Client certificates: `none`, `requested` (checked if sent) or `required` (a missing, untrusted or expired certificate fails the handshake). A verified certificate names the principal on SSL listeners.",
+	"ssl.client.auth":                       "Client certificates: `none`, `requested` (checked if sent) or `required` (a missing, untrusted or expired certificate fails the handshake). A verified certificate names the principal on SSL listeners. On a SASL_SSL listener only `listener.name.<name>.ssl.client.auth` counts (KIP-684).",
 	"ssl.principal.mapping.rules":           "Maps a client certificate's subject (RFC 2253, `CN=...,OU=...,O=...`) to the principal `User:<name>`: Kafka's `RULE:pattern/replacement/[L|U]` list and `DEFAULT`. Patterns are Go regular expressions. A subject no rule maps is refused.",
 	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side: `https` or empty. ringbroker opens no TLS client connection yet (replica fetchers and the quorum use plaintext listeners), so the key is checked and kept only.",
 }
@@ -209,6 +209,13 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 		TruststoreCertificates:   c.sslValue(listener, "ssl.truststore.certificates"),
 		ClientAuth:               c.sslValue(listener, "ssl.client.auth"),
 		PrincipalMappingRules:    c.sslValue(listener, "ssl.principal.mapping.rules"),
+	}
+	// KIP-684: on a SASL_SSL listener only the listener's own
+	// ssl.client.auth counts; the unprefixed key applies to SSL listeners.
+	if c.ListenerProtocol(listener) == ProtocolSASLSSL {
+		if _, own := c.listenerKeys[ListenerKey(listener, "ssl.client.auth")]; !own {
+			s.ClientAuth = SSLClientAuthNone
+		}
 	}
 	for _, k := range []string{"ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.protocol", "ssl.endpoint.identification.algorithm", "ssl.keystore.type", "ssl.truststore.type"} {
 		if err := checkSSLValue(k, c.sslValue(listener, k)); err != nil {

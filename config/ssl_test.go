@@ -37,7 +37,7 @@ listener.name.internal.ssl.keystore.location=
 		t.Fatalf("SSL listener settings %+v", s)
 	}
 	in, err := c.SSL("INTERNAL")
-	if err != nil || in.ClientAuth != SSLClientAuthNone || in.PrincipalMappingRules != "DEFAULT" {
+	if err != nil || in.ClientAuth != SSLClientAuthNone || in.PrincipalMappingRules != "DEFAULT" || in.KeystoreKey == "" {
 		t.Fatalf("INTERNAL settings %+v %v", in, err)
 	}
 	if !c.ScramEnabled() {
@@ -91,5 +91,28 @@ func TestSSLFirstListenerInCluster(t *testing.T) {
 	if _, _, err := Parse(strings.NewReader(base+"listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093\n"+
 		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL\n"), "test.properties"); err != nil {
 		t.Fatalf("TLS second listener in a cluster: %v", err)
+	}
+}
+
+// KIP-684: the unprefixed ssl.client.auth applies to SSL listeners, not
+// to SASL_SSL ones, which take only their own.
+func TestSSLClientAuthSASLSSL(t *testing.T) {
+	c, _, err := Parse(strings.NewReader(`listeners=A://127.0.0.1:9093,B://127.0.0.1:9094,C://127.0.0.1:9095
+listener.security.protocol.map=A:SSL,B:SASL_SSL,C:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+ssl.keystore.type=PEM
+ssl.keystore.location=/x.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=/ca.pem
+ssl.client.auth=required
+listener.name.c.ssl.client.auth=requested
+`), "test.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l, want := range map[string]string{"A": SSLClientAuthRequired, "B": SSLClientAuthNone, "C": SSLClientAuthRequested} {
+		if s, err := c.SSL(l); err != nil || s.ClientAuth != want {
+			t.Errorf("listener %s: client auth %q (%v), want %q", l, s.ClientAuth, err, want)
+		}
 	}
 }
