@@ -210,7 +210,8 @@ type Watcher struct {
 	fp      [32]byte      // contents of the files of the configuration served
 	lastErr string        // last reload failure logged
 	stop    chan struct{} // closed by Close
-	done    chan struct{}
+	done    chan struct{} // closed when polling ended (or never began)
+	started bool          // Start was called (owner's goroutine only)
 }
 
 // NewWatcher loads s (an error if it does not load) into target and
@@ -228,6 +229,7 @@ func NewWatcher(s config.SSLSettings, target Target, log *zap.Logger) (*Watcher,
 // Start polls every interval until Close. A Watcher without files (inline
 // PEM) does not poll.
 func (w *Watcher) Start(interval time.Duration) {
+	w.started = true
 	if w.s.KeystoreLocation == "" && w.s.TruststoreLocation == "" {
 		close(w.done)
 		return
@@ -250,7 +252,9 @@ func (w *Watcher) Start(interval time.Duration) {
 // Close stops polling.
 func (w *Watcher) Close() {
 	close(w.stop)
-	<-w.done
+	if w.started {
+		<-w.done
+	}
 }
 
 func (w *Watcher) paths() []string {

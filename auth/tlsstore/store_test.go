@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -94,5 +95,21 @@ func TestWatcherReload(t *testing.T) {
 		t.Fatalf("after rotation: %s", cn())
 	}
 	w.Start(10 * 1e6)
+	w.Close()
+}
+
+// A watcher closed without Start, or after it, returns.
+func TestWatcherClose(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "ca")
+	one := ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: "one"}, Server: true})
+	ks := testpki.Write(t, dir, "server.pem", one.CertPEM, one.KeyPEM)
+	w, _, err := NewWatcher(settings(ks, "", "none"), &target{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w, _, _ = NewWatcher(settings(ks, "", "none"), &target{}, zaptest.NewLogger(t))
+	w.Start(time.Millisecond)
 	w.Close()
 }
