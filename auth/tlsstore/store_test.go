@@ -94,7 +94,7 @@ func TestWatcherReload(t *testing.T) {
 	if !w.Check() || cn() != "two" {
 		t.Fatalf("after rotation: %s", cn())
 	}
-	w.Start(10 * 1e6)
+	w.Start(10 * time.Millisecond)
 	w.Close()
 }
 
