@@ -33,6 +33,7 @@ package broker
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -45,6 +46,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/auth/sasl"
+	"github.com/ringbroker/ringbroker/auth/sslprincipal"
 	"github.com/ringbroker/ringbroker/auth/store"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -54,7 +56,14 @@ import (
 const (
 	ProtocolPlaintext     = "PLAINTEXT"
 	ProtocolSASLPlaintext = "SASL_PLAINTEXT"
+	ProtocolSSL           = "SSL"
+	ProtocolSASLSSL       = "SASL_SSL"
 )
+
+// isSASL reports whether a protocol authenticates with SASL.
+func isSASL(protocol string) bool {
+	return protocol == ProtocolSASLPlaintext || protocol == ProtocolSASLSSL
+}
 
 // SecurityOptions configure authentication and authorization. A nil
 // Options.Security is today's broker: every listener PLAINTEXT, no
@@ -87,7 +96,7 @@ type SecurityOptions struct {
 // ListenerSecurity is one listener's security settings.
 type ListenerSecurity struct {
 	Name     string // listener name, e.g. SASL_PLAINTEXT
-	Protocol string // ProtocolPlaintext or ProtocolSASLPlaintext
+	Protocol string // ProtocolPlaintext, ProtocolSSL, ProtocolSASLPlaintext or ProtocolSASLSSL
 	// Mechanisms is sasl.enabled.mechanisms for the listener.
 	Mechanisms []string
 	// PlainUsers are the PLAIN users (user -> password) from the
@@ -96,6 +105,11 @@ type ListenerSecurity struct {
 	// OAuth validates OAUTHBEARER tokens (sasl.NewJWTValidator);
 	// required when Mechanisms holds OAUTHBEARER.
 	OAuth sasl.TokenValidator
+	// PrincipalMapper maps a verified client certificate's subject to
+	// the principal on an SSL listener (ssl.principal.mapping.rules);
+	// nil: DEFAULT (the subject as it is). The TLS itself is netpoll's
+	// (netpoll.Options.Secure); a SASL_SSL principal comes from SASL.
+	PrincipalMapper *sslprincipal.Mapper
 	// AdvertisedHost and AdvertisedPort are the listener's entry of
 	// advertised.listeners: what Metadata, FindCoordinator and
 	// DescribeCluster tell a client connected through this listener, as
@@ -140,8 +154,8 @@ func newSecurity(b *Broker, opts SecurityOptions) (*security, error) {
 	for i := range opts.Listeners {
 		l := &opts.Listeners[i]
 		switch l.Protocol {
-		case ProtocolPlaintext:
-		case ProtocolSASLPlaintext:
+		case ProtocolPlaintext, ProtocolSSL:
+		case ProtocolSASLPlaintext, ProtocolSASLSSL:
 			for _, m := range l.Mechanisms {
 				switch m {
 				case sasl.MechanismPlain:
@@ -208,6 +222,10 @@ type session struct {
 	// failed: authentication failed and the delayed answer is on its
 	// way; later frames are dropped.
 	failed bool
+	// unmapped: an SSL connection whose certificate subject no
+	// ssl.principal.mapping.rules rule maps; closed at its first frame
+	// (Kafka fails such an authentication).
+	unmapped bool
 }
 
 // OpenSession implements netpoll.SessionOpener.
@@ -225,7 +243,7 @@ func (b *Broker) OpenSession(listener int, remote net.Addr) netpoll.Session {
 	}
 	l := s.listeners[listener]
 	sess.listener = l
-	if l.Protocol != ProtocolSASLPlaintext {
+	if !isSASL(l.Protocol) {
 		return sess
 	}
 	sess.principal = acl.Principal{}
@@ -236,6 +254,32 @@ func (b *Broker) OpenSession(listener int, remote net.Addr) netpoll.Session {
 		return sess
 	}
 	sess.counted = true
+	return sess
+}
+
+// OpenTLSSession implements netpoll.TLSSessionOpener: a connection of a
+// TLS listener whose handshake completed. On an SSL listener the
+// principal is the verified client certificate's subject (RFC 2253, as
+// Java prints it) after the listener's mapping rules, as Kafka's
+// DefaultKafkaPrincipalBuilder builds it; without a client certificate
+// it is User:ANONYMOUS. On SASL_SSL, SASL names the principal.
+func (b *Broker) OpenTLSSession(listener int, remote net.Addr, state *tls.ConnectionState) netpoll.Session {
+	ns := b.OpenSession(listener, remote)
+	sess, ok := ns.(*session)
+	if !ok || sess.listener == nil || sess.listener.Protocol != ProtocolSSL || state == nil || len(state.VerifiedChains) == 0 {
+		return ns
+	}
+	dn, err := sslprincipal.SubjectDN(state.PeerCertificates[0])
+	if err == nil {
+		name, mapped := sess.listener.PrincipalMapper.Name(dn)
+		if mapped {
+			sess.principal = acl.User(name)
+			return sess
+		}
+		err = fmt.Errorf("no rule of ssl.principal.mapping.rules maps %q", dn)
+	}
+	sess.unmapped = true
+	b.sec.refusedLog.warn(b.log, "TLS client certificate names no principal; closing the connection", zap.String("listener", sess.listener.Name), zap.Error(err))
 	return sess
 }
 
@@ -276,7 +320,7 @@ func (s *security) newServer(l *ListenerSecurity) func(string) sasl.Server {
 // (not yet authenticated, a session with a lifetime, refused or failed).
 // On the hot path: a few loads.
 func (s *session) gated() bool {
-	return s.sasl != nil && (!s.sasl.Authenticated() || s.sec.opts.MaxReauth > 0) || s.refused || s.failed
+	return s.sasl != nil && (!s.sasl.Authenticated() || s.sec.opts.MaxReauth > 0) || s.refused || s.failed || s.unmapped
 }
 
 // serveGated handles a frame of a gated session. It reports whether the
@@ -290,6 +334,9 @@ func (b *Broker) serveGated(req netpoll.Request, s *session, frame []byte) bool 
 		return true
 	case s.failed:
 		req.NoReply() // the failure answer and the close are on their way
+		return true
+	case s.unmapped:
+		req.Close("TLS client certificate subject maps to no principal (ssl.principal.mapping.rules)")
 		return true
 	}
 	now := b.clock.Now()

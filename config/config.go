@@ -211,6 +211,10 @@ type Config struct {
 	ignored       []string          // accepted-but-ignored Kafka keys that were set (for Print)
 	stored        map[string]string // Kafka broker keys taken and reported, not acted on (storedInt...): key -> value
 	listenerKeys  map[string]string // listener.name.<l>.<key> taken (security.go), name lower-cased
+	ssl           map[string]string // ssl.* keys (ssl.go), trimmed
+
+	// TLS (ours, ssl.go).
+	TLS TLSLimits
 }
 
 // source records where a canonical key's value came from.
@@ -497,7 +501,11 @@ func (c *Config) Print(w io.Writer) {
 			src += fmt.Sprintf(" (0 = %d CPUs)", runtime.NumCPU())
 		}
 		bw.WriteString("# " + src + "\n")
-		writeProperty(bw, sp.name, sp.get(c))
+		if v := sp.get(c); sp.sensitive && v != "" {
+			bw.WriteString("# " + sp.name + "=[hidden]\n")
+		} else {
+			writeProperty(bw, sp.name, v)
+		}
 	}
 	for _, s := range c.printListenerKeys() {
 		bw.WriteString(s + "\n")

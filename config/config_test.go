@@ -142,7 +142,7 @@ func TestBadValues(t *testing.T) {
 		{"listeners=PLAINTEXT://localhost:99999", "is not 0..65535"},
 		{"listeners=PLAINTEXT://localhost", "missing port"},
 		{"listeners=", "at least one listener"},
-		{"listeners=SSL://:9093", "uses security protocol SSL; TLS is not served yet"},
+		{"listeners=SSL://:9093", "only PEM key stores are served"},
 		{"listeners=SASL_PLAINTEXT://:9093", "SASL mechanism GSSAPI is not served"},
 		{"listeners=SASL_PLAINTEXT://:9093\nsasl.enabled.mechanisms=OAUTHBEARER", "sasl.oauthbearer.jwks.endpoint.url is not set"},
 		{"sasl.oauthbearer.jwks.endpoint.url=https://idp/keys", "only file: URLs and paths are served"},

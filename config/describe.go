@@ -173,6 +173,7 @@ func (c *Config) DescribeBroker() []Described {
 		syns := c.synonymsOf(sp.name, keys, "")
 		var value *string
 		switch {
+		case sp.sensitive: // Kafka answers a secret with no value
 		case sp.get != nil:
 			v := sp.get(c)
 			value = &v

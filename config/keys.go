@@ -35,8 +35,11 @@ type spec struct {
 	// log.flush.scheduler.interval.ms), so DescribeConfigs reports no
 	// DEFAULT_CONFIG synonym for it.
 	noKafkaDefault bool
-	set            func(c *Config, v string) error // broker scope
-	get            func(c *Config) string          // broker scope, canonical keys only
+	// sensitive marks a secret (ssl.key.password): Print writes it as a
+	// comment without its value, DescribeConfigs answers no value.
+	sensitive bool
+	set       func(c *Config, v string) error // broker scope
+	get       func(c *Config) string          // broker scope, canonical keys only
 
 	// Topic scope. synonyms are the server.properties keys that default
 	// the topic key, in Kafka's order of precedence (LogConfig's
@@ -175,7 +178,7 @@ var brokerSpecs = []spec{
 		},
 		get: func(c *Config) string { return formatListeners(c.AdvertisedListeners) }},
 	{name: "listener.security.protocol.map", def: "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-		doc: "Listener name to security protocol, as in Kafka. Served: PLAINTEXT and SASL_PLAINTEXT (SASL settings per listener with the `listener.name.<name>.` prefix); SSL and SASL_SSL are refused at start until TLS is served.",
+		doc: "Listener name to security protocol, as in Kafka. All four are served: PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL (SASL and TLS settings per listener with the `listener.name.<name>.` prefix; see `ssl.*`).",
 		set: func(c *Config, v string) error {
 			m := map[string]string{}
 			for _, item := range splitList(v) {
@@ -748,6 +751,7 @@ func Markdown(w io.Writer) {
 	fmt.Fprintln(w, "- `listener.name.<name>.sasl.enabled.mechanisms`: the listener's own `sasl.enabled.mechanisms`.")
 	fmt.Fprintln(w, "- `listener.name.<name>.plain.sasl.jaas.config`: the listener's SASL/PLAIN users, in Kafka's JAAS syntax: `"+PlainLoginModule+" required user_alice=\"alice-secret\" user_bob=\"bob-secret\";`.")
 	fmt.Fprintln(w, "- `listener.name.<name>.<mechanism>.sasl.jaas.config` for another mechanism is taken and checked for syntax (SCRAM users come from AlterUserScramCredentials, not from JAAS).")
+	fmt.Fprintln(w, "- `listener.name.<name>.ssl.*`: every `ssl.*` key above, for that listener only (its value wins over the unprefixed key); secrets are hidden by `--print-config`.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Kafka keys accepted and ignored (no warning; `--print-config` lists them):")
 	fmt.Fprintln(w)

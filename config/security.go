@@ -41,7 +41,7 @@ const (
 	oauthHandlerSuffix      = "oauthbearer.sasl.server.callback.handler.class"
 )
 
-var securitySpecs = []spec{
+var securitySpecs = append([]spec{
 	{name: "sasl.enabled.mechanisms", def: "GSSAPI", typ: TypeList,
 		doc: "SASL mechanisms a SASL_PLAINTEXT listener offers, in order (per listener: `listener.name.<name>.sasl.enabled.mechanisms`). Served: PLAIN (users from `listener.name.<name>.plain.sasl.jaas.config`), SCRAM-SHA-256, SCRAM-SHA-512 (credentials managed with AlterUserScramCredentials), OAUTHBEARER (JWTs verified with the keys of `sasl.oauthbearer.jwks.endpoint.url`). Kafka's default GSSAPI is not served: a SASL listener must name its mechanisms.",
 		set: func(c *Config, v string) error {
@@ -121,7 +121,7 @@ var securitySpecs = []spec{
 		get: func(c *Config) string { return c.OAuthScopeClaim }},
 	intSpec("sasl.oauthbearer.clock.skew.seconds", "30", 0, kafkaIntMax, "Clock difference allowed when an OAUTHBEARER token's exp, nbf and iat are checked.", func(c *Config) *int { return &c.OAuthClockSkewSecs }),
 	boolSpec("allow.everyone.if.no.acl.found", "false", "With the authorizer on: allow a request on a resource no ACL applies to at all. Off by default, as in Kafka.", func(c *Config) *bool { return &c.AllowEveryoneIfNoACLFound }),
-}
+}, sslSpecs()...)
 
 // ListenerKey is the per-listener form of key for listener: Kafka's
 // listener.name.<name in lower case>.<key>.
@@ -132,7 +132,7 @@ func ListenerKey(listener, key string) string {
 // listenerSuffixes are the per-listener keys taken; any other is a
 // warning.
 func listenerKeyTaken(suffix string) bool {
-	if suffix == "sasl.enabled.mechanisms" || suffix == oauthHandlerSuffix {
+	if suffix == "sasl.enabled.mechanisms" || suffix == oauthHandlerSuffix || sslListenerKey(suffix) {
 		return true
 	}
 	mech, rest, ok := strings.Cut(suffix, ".")
@@ -149,6 +149,11 @@ func (c *Config) setListenerKey(key, value string) (bool, error) {
 	name, suffix, ok := strings.Cut(rest, ".")
 	if !ok || name == "" || !listenerKeyTaken(suffix) {
 		return false, nil
+	}
+	if sslListenerKey(suffix) {
+		if err := checkSSLValue(suffix, value); err != nil {
+			return true, fmt.Errorf("%s: %w", key, err)
+		}
 	}
 	if strings.HasSuffix(suffix, ".sasl.jaas.config") {
 		if _, err := ParseJAAS(value); err != nil {
@@ -244,7 +249,7 @@ func (c *Config) AuthorizerEnabled() bool { return c.AuthorizerClassName != "" }
 // mechanism.
 func (c *Config) ScramEnabled() bool {
 	for _, l := range c.Listeners {
-		if c.ListenerProtocol(l.Name) != ProtocolSASLPlaintext {
+		if !IsSASLProtocol(c.ListenerProtocol(l.Name)) {
 			continue
 		}
 		for _, m := range c.SaslMechanisms(l.Name) {
@@ -261,15 +266,23 @@ func (c *Config) validateSecurity() error {
 	for _, l := range c.Listeners {
 		switch proto := c.ListenerProtocol(l.Name); proto {
 		case ProtocolPlaintext:
-		case ProtocolSASLPlaintext:
+		case ProtocolSASLPlaintext, ProtocolSASLSSL, ProtocolSSL:
+			if isTLSProtocol(proto) {
+				if _, err := c.SSL(l.Name); err != nil {
+					return err
+				}
+			}
+			if proto == ProtocolSSL {
+				continue
+			}
 			mechs := c.SaslMechanisms(l.Name)
 			if len(mechs) == 0 {
-				return fmt.Errorf("listener %s (SASL_PLAINTEXT): no SASL mechanism enabled (%s)", l.Name, ListenerKey(l.Name, "sasl.enabled.mechanisms"))
+				return fmt.Errorf("listener %s (%s): no SASL mechanism enabled (%s)", l.Name, proto, ListenerKey(l.Name, "sasl.enabled.mechanisms"))
 			}
 			for _, m := range mechs {
 				if !slices.Contains(saslMechanismsServed, m) {
-					return fmt.Errorf("listener %s (SASL_PLAINTEXT): SASL mechanism %s is not served (served: %s); set %s or sasl.enabled.mechanisms",
-						l.Name, m, strings.Join(saslMechanismsServed, ", "), ListenerKey(l.Name, "sasl.enabled.mechanisms"))
+					return fmt.Errorf("listener %s (%s): SASL mechanism %s is not served (served: %s); set %s or sasl.enabled.mechanisms",
+						l.Name, proto, m, strings.Join(saslMechanismsServed, ", "), ListenerKey(l.Name, "sasl.enabled.mechanisms"))
 				}
 				if m == "PLAIN" {
 					if _, err := c.PlainUsers(l.Name); err != nil {
@@ -285,8 +298,6 @@ func (c *Config) validateSecurity() error {
 					return fmt.Errorf("listener %s: %s with process.roles set: SCRAM credentials are stored per node until they move to the cluster metadata log; use PLAIN in a cluster for now", l.Name, m)
 				}
 			}
-		case ProtocolSSL, ProtocolSASLSSL:
-			return fmt.Errorf("listeners: listener %s uses security protocol %s; TLS is not served yet (PLAINTEXT and SASL_PLAINTEXT are)", l.Name, proto)
 		default:
 			return fmt.Errorf("listeners: listener %s has no entry in listener.security.protocol.map", l.Name)
 		}
@@ -301,6 +312,9 @@ func (c *Config) validateSecurity() error {
 			return fmt.Errorf("%s: no listener named %s in listeners", k, strings.ToUpper(name))
 		}
 	}
+	if c.Clustered() && len(c.AdvertisedListeners) > 0 && isTLSProtocol(c.ListenerProtocol(c.AdvertisedListeners[0].Name)) {
+		return fmt.Errorf("listeners: the first listener, %s, is %s: in a cluster replica fetchers connect to a broker's first listener and speak no TLS yet; put a PLAINTEXT listener first", c.AdvertisedListeners[0].Name, c.ListenerProtocol(c.AdvertisedListeners[0].Name))
+	}
 	if c.AuthorizerEnabled() && c.Clustered() {
 		return fmt.Errorf("authorizer.class.name with process.roles set: ACLs are stored per node until they move to the cluster metadata log; not served in a cluster yet")
 	}
@@ -313,7 +327,8 @@ func (c *Config) printListenerKeys() []string {
 	var out []string
 	for _, k := range sortedKeys(c.listenerKeys) {
 		v := c.listenerKeys[k]
-		if strings.HasSuffix(k, ".sasl.jaas.config") {
+		_, suffix, _ := strings.Cut(strings.TrimPrefix(k, listenerPrefix), ".")
+		if strings.HasSuffix(k, ".sasl.jaas.config") || sslSensitive[suffix] {
 			out = append(out, "# "+k+"=[hidden]")
 			continue
 		}

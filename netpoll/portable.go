@@ -38,12 +38,19 @@ type portableServer struct {
 
 	growWaiters atomic.Int32
 	queuedBytes atomic.Int64
+
+	// TLS (tls.go): handshakes in progress (bounded by MaxHandshaking)
+	// and their sockets, closed by shutdown (under mu).
+	handshaking    atomic.Int64
+	handshakeConns map[net.Conn]struct{}
+	handshakeLog   rateLogger
 }
 
 func listenPortable(opts Options) (*portableServer, error) {
 	s := &portableServer{
-		conns:   make(map[*pconn]struct{}),
-		waiters: make(map[*pconn]struct{}),
+		conns:          make(map[*pconn]struct{}),
+		waiters:        make(map[*pconn]struct{}),
+		handshakeConns: make(map[net.Conn]struct{}),
 	}
 	s.init(opts, opts.MaxQueuedBytes)
 	s.turn.onRelease = s.wakeGlobalWaiters
@@ -112,26 +119,90 @@ func (s *portableServer) acceptLoop(listener int, ln net.Listener) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := &pconn{s: s, nc: nc, addr: nc.RemoteAddr().String(), fr: framer{maxFrameBytes: s.opts.MaxFrameBytes}, peer: key, limited: s.limits != nil}
-		c.cond.L = &c.mu
-		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			nc.Close()
-			if c.limited {
-				s.limits.release(key)
-			}
+		if layer := s.opts.secureLayer(listener); layer != nil {
+			s.startHandshake(listener, layer, nc, key)
+			continue
+		}
+		if !s.serve(nc, key, false, func() Session { return s.openSession(listener, nc.RemoteAddr()) }) {
 			return
 		}
-		s.conns[c] = struct{}{}
-		s.connsWG.Add(2)
-		s.mu.Unlock()
-		c.sess = s.openSession(listener, nc.RemoteAddr())
-		s.accepted.Add(1)
-		s.opts.Metrics.ConnOpened()
-		go c.readLoop()
-		go c.writeLoop()
 	}
+}
+
+// serve starts the reader and writer of an accepted (and, on a TLS
+// listener, handshaken) connection; false when the server is closing
+// (nc is closed then). open creates its Session.
+func (s *portableServer) serve(nc net.Conn, key peerKey, secure bool, open func() Session) bool {
+	c := &pconn{s: s, nc: nc, addr: nc.RemoteAddr().String(), fr: framer{maxFrameBytes: s.opts.MaxFrameBytes}, peer: key, limited: s.limits != nil, secure: secure}
+	c.cond.L = &c.mu
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		if c.limited {
+			s.limits.release(key)
+		}
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connsWG.Add(2)
+	s.mu.Unlock()
+	c.sess = open()
+	s.accepted.Add(1)
+	s.opts.Metrics.ConnOpened()
+	go c.readLoop()
+	go c.writeLoop()
+	return true
+}
+
+// startHandshake runs the TLS handshake of a connection accepted on a
+// TLS listener on a goroutine of its own, bounded in time
+// (HandshakeTimeout) and in number (MaxHandshaking), then serves it.
+// Nothing of the connection reaches the Handler before the handshake
+// completed; a failed handshake closes it with a rate-limited log line.
+func (s *portableServer) startHandshake(listener int, layer SecureLayer, nc net.Conn, key peerKey) {
+	release := func() {
+		if s.limits != nil {
+			s.limits.release(key)
+		}
+	}
+	if s.handshaking.Add(1) > int64(s.opts.MaxHandshaking) {
+		s.handshaking.Add(-1)
+		nc.Close()
+		release()
+		s.handshakeLog.log(s.opts.Logger, "TLS connection refused: too many handshakes in progress (ring.ssl.max.handshaking)", zap.String("remote", nc.RemoteAddr().String()), zap.Int("limit", s.opts.MaxHandshaking))
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.handshaking.Add(-1)
+		nc.Close()
+		release()
+		return
+	}
+	s.handshakeConns[nc] = struct{}{}
+	s.acceptWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.acceptWG.Done()
+		sc := layer.Server(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
+		err := sc.HandshakeContext(ctx)
+		cancel()
+		s.handshaking.Add(-1)
+		s.mu.Lock()
+		delete(s.handshakeConns, nc)
+		s.mu.Unlock()
+		if err != nil {
+			sc.Close()
+			release()
+			s.handshakeLog.log(s.opts.Logger, "TLS handshake failed", zap.String("remote", nc.RemoteAddr().String()), zap.Error(err))
+			return
+		}
+		state := sc.ConnectionState()
+		s.serve(sc, key, true, func() Session { return s.openTLSSession(listener, nc.RemoteAddr(), &state) })
+	}()
 }
 
 func (s *portableServer) shutdown(ctx context.Context) error {
@@ -139,6 +210,9 @@ func (s *portableServer) shutdown(ctx context.Context) error {
 	s.closing = true
 	for _, ln := range s.lns {
 		ln.Close()
+	}
+	for nc := range s.handshakeConns {
+		nc.Close() // its handshake fails at once
 	}
 	conns := make([]*pconn, 0, len(s.conns))
 	for c := range s.conns {
@@ -193,6 +267,9 @@ type pconn struct {
 	// sess is the handler's Session (Options.Sessions), set before the
 	// reader starts and Done when it stops (it alone calls ServeFrame).
 	sess Session
+	// secure: nc is a SecureConn (a TLS listener): file regions are read
+	// and written through it, not sent with sendfile.
+	secure bool
 
 	mu            sync.Mutex
 	cond          sync.Cond
@@ -407,6 +484,7 @@ func (c *pconn) writeLoop() {
 	defer c.s.connsWG.Done()
 	bufs := make([]*Buffer, 0, 64)
 	vecs := make(net.Buffers, 0, 64)
+	var copyBuf []byte // TLS only: file bytes on their way to encryption
 	for {
 		c.mu.Lock()
 		for !c.closed && !c.q.hasUnsent() {
@@ -425,7 +503,14 @@ func (c *pconn) writeLoop() {
 		c.mu.Unlock()
 
 		var err error
-		if len(bufs) == 1 && bufs[0].hasFiles() {
+		if len(bufs) == 1 && bufs[0].hasFiles() && c.secure {
+			err = writeCopyingFiles(c.nc, bufs[0], &copyBuf)
+			n := len(bufs[0].B)
+			for _, f := range bufs[0].Files {
+				n += int(f.Len)
+			}
+			c.s.opts.Metrics.BytesOut(n)
+		} else if len(bufs) == 1 && bufs[0].hasFiles() {
 			err = writeWithFiles(c.nc, bufs[0])
 			n := len(bufs[0].B)
 			for _, f := range bufs[0].Files {

@@ -69,3 +69,48 @@ func sendfile(nc net.Conn, fd int, off, n int64) error {
 }
 
 var errNoSendfile = &net.OpError{Op: "sendfile", Err: syscall.ENOTSUP}
+
+// writeCopyingFiles writes a response with file ranges through a
+// connection that cannot take sendfile (a TLS record layer encrypts in
+// user space): each range is pread into *scratch, 64 KiB at a time, and
+// written. One scratch buffer per connection writer, reused.
+func writeCopyingFiles(nc net.Conn, b *Buffer, scratch *[]byte) error {
+	const chunk = 64 << 10
+	if cap(*scratch) < chunk {
+		*scratch = make([]byte, chunk)
+	}
+	buf := (*scratch)[:chunk]
+	pos := 0
+	for i := range b.Files {
+		f := &b.Files[i]
+		if f.At > pos {
+			if _, err := nc.Write(b.B[pos:f.At]); err != nil {
+				return err
+			}
+			pos = f.At
+		}
+		off, left := f.Off, f.Len
+		for left > 0 {
+			n, err := unix.Pread(f.Fd, buf[:min(left, chunk)], off)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return io.ErrUnexpectedEOF // file shorter than the region
+			}
+			if _, err := nc.Write(buf[:n]); err != nil {
+				return err
+			}
+			off += int64(n)
+			left -= int64(n)
+		}
+	}
+	if pos < len(b.B) {
+		_, err := nc.Write(b.B[pos:])
+		return err
+	}
+	return nil
+}

@@ -68,6 +68,24 @@ type Options struct {
 	// Metrics receives counters; nil records nothing. *metrics.Registry
 	// implements it.
 	Metrics Metrics
+
+	// Secure, by listener index, is the record layer of a TLS listener
+	// (tls.go); a nil or missing entry is a plaintext listener. TLS
+	// connections are served by the portable backend's machinery on both
+	// backends (an interim design: see tls.go).
+	Secure []SecureLayer
+	// HandshakeTimeout bounds a TLS handshake; default 10 s.
+	HandshakeTimeout time.Duration
+	// MaxHandshaking bounds the TLS handshakes in progress per Server;
+	// default 1000. A connection over it is closed at accept.
+	MaxHandshaking int
+
+	// listenerIDs, set for the halves of a splitServer, maps a backend's
+	// own listener index to its index in the Server's Listeners.
+	listenerIDs []int
+	// limiter, set for the halves of a splitServer, is the connection
+	// limiter both halves share (max.connections is per process).
+	limiter *connLimiter
 }
 
 // Metrics is what netpoll reports. Implementations must not allocate or
@@ -133,6 +151,12 @@ func (o *Options) setDefaults() {
 	if o.Metrics == nil {
 		o.Metrics = nopMetrics{}
 	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.MaxHandshaking <= 0 {
+		o.MaxHandshaking = 1000
+	}
 }
 
 // Stats is a snapshot of a server's connection counts.
@@ -170,7 +194,10 @@ type serverBase struct {
 // MaxQueuedBytes one loop may hold (the portable backend: all of it).
 func (b *serverBase) init(opts Options, loopBytes int64) {
 	b.opts = opts
-	b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	b.limits = opts.limiter
+	if b.limits == nil {
+		b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	}
 	b.bounds = bounds{
 		connRequests:    opts.ConnMaxInflightRequests,
 		connBytes:       opts.ConnMaxInflightBytes,
@@ -190,6 +217,7 @@ type Server struct {
 	b              backend
 	name           string
 	fallbackReason string
+	tlsNote        string
 }
 
 // Listen binds the listeners and starts serving. With Backend auto, an
@@ -211,6 +239,9 @@ func Listen(opts Options) (*Server, error) {
 		}
 		return &Server{b: b, name: BackendPortable}, nil
 	case BackendUring, BackendAuto:
+		if opts.hasSecure() {
+			return listenSplit(opts)
+		}
 		b, err := listenUring(opts)
 		if err == nil {
 			return &Server{b: b, name: BackendUring}, nil
@@ -233,6 +264,11 @@ func (s *Server) Backend() string { return s.name }
 
 // FallbackReason is why auto chose portable, or "".
 func (s *Server) FallbackReason() string { return s.fallbackReason }
+
+// TLSNote says which machinery serves the TLS listeners when it is not
+// the backend's own (io_uring serving plaintext, the portable backend's
+// goroutines serving TLS), or "".
+func (s *Server) TLSNote() string { return s.tlsNote }
 
 // Addrs are the bound listener addresses, one per configured listener.
 func (s *Server) Addrs() []net.Addr { return s.b.addrs() }

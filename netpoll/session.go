@@ -1,6 +1,9 @@
 package netpoll
 
-import "net"
+import (
+	"crypto/tls"
+	"net"
+)
 
 // Session is a handler's state for one connection (for the broker: the
 // listener's security protocol, the SASL exchange, the authenticated
@@ -30,7 +33,27 @@ func (b *serverBase) openSession(listener int, remote net.Addr) Session {
 	if b.opts.Sessions == nil {
 		return nil
 	}
-	return b.opts.Sessions.OpenSession(listener, remote)
+	return b.opts.Sessions.OpenSession(b.listenerID(listener), remote)
+}
+
+// openTLSSession is openSession for a connection whose TLS handshake
+// completed: the opener's OpenTLSSession when it has one.
+func (b *serverBase) openTLSSession(listener int, remote net.Addr, state *tls.ConnectionState) Session {
+	if b.opts.Sessions == nil {
+		return nil
+	}
+	if o, ok := b.opts.Sessions.(TLSSessionOpener); ok {
+		return o.OpenTLSSession(b.listenerID(listener), remote, state)
+	}
+	return b.opts.Sessions.OpenSession(b.listenerID(listener), remote)
+}
+
+// listenerID is the Server-wide index of this backend's listener i.
+func (b *serverBase) listenerID(i int) int {
+	if b.opts.listenerIDs == nil {
+		return i
+	}
+	return b.opts.listenerIDs[i]
 }
 
 // sessionDone ends s (nil-safe).

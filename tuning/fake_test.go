@@ -26,7 +26,10 @@ type fakeSys struct {
 	synced     bool
 	clockErr   error
 	cpus       int
+	ktlsErr    error // KernelTLS' answer
 }
+
+func (f *fakeSys) KernelTLS() error { return f.ktlsErr }
 
 func (f *fakeSys) Statfs(path string) (FSStats, error) {
 	if err, ok := f.statfsErr[path]; ok {

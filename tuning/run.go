@@ -131,6 +131,7 @@ func Run(opts Options) *Report {
 	e.checkIOURing()
 	e.checkNetwork()
 	e.checkCPU()
+	e.checkKernelTLS()
 	r := &Report{Findings: e.out, IOBackend: "portable", IOBackendReason: e.uringReason}
 	if e.uringOK {
 		r.IOBackend = "uring"

@@ -41,6 +41,10 @@ type Sys interface {
 	// (sched_getaffinity(2)), which cgroups and taskset can lower below
 	// the number online.
 	UsableCPUs() (int, error)
+	// KernelTLS attaches the "tls" upper layer protocol (setsockopt
+	// TCP_ULP) to a connected loopback socket and closes it: nil when the
+	// kernel can take TLS records (kTLS), else why not.
+	KernelTLS() error
 }
 
 // Resource names an rlimit tuning asks about.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -281,6 +282,49 @@ func (hostSys) SetUpRings(plan RingPlan) error {
 			uintptr(unsafe.Pointer(reg)), 1, 0, 0); errno != 0 {
 			return fmt.Errorf("ring %d of %d: io_uring_register(PBUF_RING, %d buffers): %w", i+1, plan.Count, plan.RecvBuffers, errno)
 		}
+	}
+	return nil
+}
+
+// KernelTLS connects a loopback TCP pair and sets TCP_ULP "tls" on the
+// client side, as a kTLS record layer would before handing over its keys.
+// ENOENT: the kernel has no tls module (built without CONFIG_TLS, or the
+// module is not loadable here).
+func (hostSys) KernelTLS() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if s := <-accepted; s != nil {
+		defer s.Close()
+	}
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.SOL_TCP, unix.TCP_ULP, "tls")
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("setsockopt TCP_ULP tls: %w", serr)
 	}
 	return nil
 }

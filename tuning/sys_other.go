@@ -24,3 +24,4 @@ func (otherSys) ProbeIOURing() IOURingProbe {
 func (otherSys) SetUpRings(RingPlan) error  { return errNotLinux }
 func (otherSys) ClockSynced() (bool, error) { return false, errNotLinux }
 func (otherSys) UsableCPUs() (int, error)   { return 0, errNotLinux }
+func (otherSys) KernelTLS() error           { return errNotLinux }

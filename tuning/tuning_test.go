@@ -83,7 +83,7 @@ var allTunedOK = map[string]Severity{
 	"nic.tso@eth0": OK, "nic.gso@eth0": OK, "nic.gro@eth0": OK, "nic.sg@eth0": OK, "nic.tx_csum@eth0": OK,
 	"nic.tso@lo": OK, "nic.gso@lo": OK, "nic.gro@lo": OK, "nic.sg@lo": OK, "nic.tx_csum@lo": OK,
 	"net.core.somaxconn": OK, "net.ipv4.tcp_max_syn_backlog": OK, "net.core.rmem_max": OK, "net.core.wmem_max": OK,
-	"cpu.ring_count": OK, "cpu.clocksource": OK, "cpu.governor": OK, "clock.sync": OK,
+	"cpu.ring_count": OK, "cpu.clocksource": OK, "cpu.governor": OK, "clock.sync": OK, "net.ktls": OK,
 }
 
 // daemonRings is the ring plan of ringbrokerd's defaults on 4 CPUs.
@@ -102,6 +102,7 @@ func stockOpts(t *testing.T) Options {
 		uring:   IOURingProbe{SetupErr: syscall.EPERM, FlagsErr: syscall.EPERM, ProbeErr: syscall.EPERM},
 		synced:  false,
 		cpus:    4,
+		ktlsErr: fmt.Errorf("setsockopt TCP_ULP tls: %w", syscall.ENOENT), // a kernel without CONFIG_TLS
 	}
 	return Options{
 		Root:         "testdata/stock",
@@ -178,7 +179,7 @@ var scenarios = []scenario{
 			"io_uring.disabled": Warning, "io_uring.kernel": Warning, "io_uring.setup": Warning, "io_uring.opcodes": Warning, "io_uring.backend": Warning,
 			"nic.tso@eth0": OK, "nic.gso@eth0": OK, "nic.gro@eth0": Warning, "nic.sg@eth0": OK, "nic.tx_csum@eth0": OK,
 			"net.core.somaxconn": Warning, "net.ipv4.tcp_max_syn_backlog": Warning, "net.core.rmem_max": Warning, "net.core.wmem_max": Warning,
-			"cpu.ring_count": Warning, "cpu.clocksource": Warning, "cpu.governor": Warning, "clock.sync": Warning,
+			"cpu.ring_count": Warning, "cpu.clocksource": Warning, "cpu.governor": Warning, "clock.sync": Warning, "net.ktls": OK,
 		},
 		exact: true,
 		check: func(t *testing.T, r *Report) {
@@ -214,7 +215,7 @@ var scenarios = []scenario{
 			"nic.listeners@203.0.113.9:9092": Warning, "nic.listeners@bad": Warning,
 			"nic.tso@lo": Warning, "nic.gso@lo": OK, "nic.gro@lo": Warning, "nic.sg@lo": Warning, "nic.tx_csum@lo": OK,
 			"net.core.somaxconn": OK, "net.ipv4.tcp_max_syn_backlog": OK, "net.core.rmem_max": OK, "net.core.wmem_max": OK,
-			"cpu.ring_count": OK, "cpu.clocksource": Warning, "cpu.governor": OK, "clock.sync": Warning,
+			"cpu.ring_count": OK, "cpu.clocksource": Warning, "cpu.governor": OK, "clock.sync": Warning, "net.ktls": OK,
 		},
 		exact: true,
 		check: func(t *testing.T, r *Report) {
@@ -455,6 +456,7 @@ var canProduce = map[string][]Severity{
 	"net.core.somaxconn": {OK, Warning}, "net.ipv4.tcp_max_syn_backlog": {OK, Warning},
 	"net.core.rmem_max": {OK, Warning}, "net.core.wmem_max": {OK, Warning},
 	"cpu.ring_count": {OK, Warning}, "cpu.clocksource": {OK, Warning}, "cpu.governor": {OK, Warning}, "clock.sync": {OK, Warning},
+	"net.ktls": {OK},
 }
 
 func find(r *Report, id, subject string) Finding {

@@ -272,6 +272,11 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if cfg.ConnectionsMaxIdleMs <= 0 {
 		idle = -1
 	}
+	secure, stopTLS, err := tlsListeners(cfg, logger.Named("tls"))
+	if err != nil {
+		return err
+	}
+	defer stopTLS()
 	srv, err := netpoll.Listen(netpoll.Options{
 		Listeners:               listeners,
 		Backend:                 cfg.IOBackend,
@@ -292,12 +297,18 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Handler:                 b,
 		Sessions:                b,
 		Metrics:                 m,
+		Secure:                  secure,
+		HandshakeTimeout:        time.Duration(cfg.TLS.HandshakeTimeoutMs) * time.Millisecond,
+		MaxHandshaking:          cfg.TLS.MaxHandshaking,
 	})
 	if err != nil {
 		return err
 	}
 	if reason := srv.FallbackReason(); reason != "" {
 		logger.Warn("io_uring not usable; serving with the portable backend", zap.String("reason", reason))
+	}
+	if note := srv.TLSNote(); note != "" {
+		logger.Info(note)
 	}
 	bound := make([]string, 0, len(srv.Addrs()))
 	for _, a := range srv.Addrs() {

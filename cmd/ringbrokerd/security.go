@@ -7,6 +7,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/auth/sasl"
+	"github.com/ringbroker/ringbroker/auth/sslprincipal"
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/config"
 )
@@ -27,7 +28,16 @@ func securityOptions(cfg *config.Config) (*broker.SecurityOptions, error) {
 				ls.AdvertisedHost, ls.AdvertisedPort = a.Host, int32(a.Port)
 			}
 		}
-		if ls.Protocol == config.ProtocolSASLPlaintext {
+		if ls.Protocol == config.ProtocolSSL {
+			s, err := cfg.SSL(l.Name)
+			if err != nil {
+				return nil, err
+			}
+			if ls.PrincipalMapper, err = sslprincipal.Parse(s.PrincipalMappingRules); err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+			}
+		}
+		if config.IsSASLProtocol(ls.Protocol) {
 			ls.Mechanisms = cfg.SaslMechanisms(l.Name)
 			for _, m := range ls.Mechanisms {
 				switch m {

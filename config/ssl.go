@@ -1,0 +1,279 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ringbroker/ringbroker/auth/sslprincipal"
+)
+
+// TLS keys (issue 19): Kafka's ssl.* keys, each also per listener with
+// the listener.name.<l>. prefix (the listener's own value wins), for SSL
+// and SASL_SSL listeners. Only PEM key and trust stores are served (Go's
+// crypto/tls reads PEM; JKS and PKCS12 are Java formats).
+
+// SSL client authentication modes (ssl.client.auth).
+const (
+	SSLClientAuthNone      = "none"
+	SSLClientAuthRequested = "requested"
+	SSLClientAuthRequired  = "required"
+)
+
+// sslKeyDefaults are the ssl.* keys taken, with Kafka's defaults.
+var sslKeyDefaults = map[string]string{
+	"ssl.keystore.type":                     "JKS",
+	"ssl.keystore.location":                 "",
+	"ssl.keystore.password":                 "",
+	"ssl.keystore.certificate.chain":        "",
+	"ssl.keystore.key":                      "",
+	"ssl.key.password":                      "",
+	"ssl.truststore.type":                   "JKS",
+	"ssl.truststore.location":               "",
+	"ssl.truststore.password":               "",
+	"ssl.truststore.certificates":           "",
+	"ssl.protocol":                          "TLSv1.3",
+	"ssl.enabled.protocols":                 "TLSv1.2,TLSv1.3",
+	"ssl.cipher.suites":                     "",
+	"ssl.client.auth":                       SSLClientAuthNone,
+	"ssl.principal.mapping.rules":           sslprincipal.Default,
+	"ssl.endpoint.identification.algorithm": "https",
+}
+
+// sslSensitive are the keys whose values are secrets: hidden by Print
+// and DescribeConfigs.
+var sslSensitive = map[string]bool{
+	"ssl.keystore.password":   true,
+	"ssl.keystore.key":        true,
+	"ssl.key.password":        true,
+	"ssl.truststore.password": true,
+}
+
+var sslDocs = map[string]string{
+	"ssl.keystore.type":                     "Format of the key store. Only `PEM` is served (Go's TLS reads PEM; Kafka's default JKS and PKCS12 are Java formats): an SSL or SASL_SSL listener must set it.",
+	"ssl.keystore.location":                 "PEM file holding the listener's certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1; encrypted PKCS#8 with `ssl.key.password` is refused, see OPERATIONS.md). Re-read when it changes (`ring.ssl.reload.interval.ms`).",
+	"ssl.keystore.password":                 "Password of a JKS/PKCS12 key store. Not used with PEM: setting it on a PEM listener is refused, as Kafka does.",
+	"ssl.keystore.certificate.chain":        "The certificate chain in PEM, inline (instead of `ssl.keystore.location`).",
+	"ssl.keystore.key":                      "The private key in PEM, inline, with `ssl.keystore.certificate.chain`.",
+	"ssl.key.password":                      "Password of an encrypted private key. Go's standard library decrypts no PKCS#8 key, so an encrypted key is refused at start with a message saying how to decrypt it (`openssl pkcs8 -topk8 -nocrypt`).",
+	"ssl.truststore.type":                   "Format of the trust store; only `PEM` is served. Needed when a listener checks client certificates (`ssl.client.auth` requested or required).",
+	"ssl.truststore.location":               "PEM file of CA certificates that client certificates must chain to. Re-read when it changes.",
+	"ssl.truststore.password":               "Password of a JKS/PKCS12 trust store; not used with PEM.",
+	"ssl.truststore.certificates":           "CA certificates in PEM, inline (instead of `ssl.truststore.location`).",
+	"ssl.protocol":                          "Kafka's SSLContext protocol. Checked (TLSv1.2 or TLSv1.3) and otherwise unused: the versions offered are `ssl.enabled.protocols`.",
+	"ssl.enabled.protocols":                 "TLS versions a listener accepts: TLSv1.2 and/or TLSv1.3.",
+	"ssl.cipher.suites":                     "TLS 1.2 cipher suites (IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); empty: Go's secure defaults. TLS 1.3 suites are not configurable in Go.",
+	"ssl.client.auth":                       "Client certificates: `none`, `requested` (checked if sent) or `required` (a missing, untrusted or expired certificate fails the handshake). A verified certificate names the principal on SSL listeners. On a SASL_SSL listener only `listener.name.<name>.ssl.client.auth` counts (KIP-684).",
+	"ssl.principal.mapping.rules":           "Maps a client certificate's subject (RFC 2253, `CN=...,OU=...,O=...`) to the principal `User:<name>`: Kafka's `RULE:pattern/replacement/[L|U]` list and `DEFAULT`. Patterns are Go regular expressions. A subject no rule maps is refused.",
+	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side: `https` or empty. ringbroker opens no TLS client connection yet (replica fetchers and the quorum use plaintext listeners), so the key is checked and kept only.",
+}
+
+// TLSLimits are ringbroker's own TLS settings (process-wide).
+type TLSLimits struct {
+	ReloadIntervalMs   int // ring.ssl.reload.interval.ms
+	HandshakeTimeoutMs int // ring.ssl.handshake.timeout.ms
+	MaxHandshaking     int // ring.ssl.max.handshaking
+}
+
+func sslSpecs() []spec {
+	names := make([]string, 0, len(sslKeyDefaults))
+	for k := range sslKeyDefaults {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	out := make([]spec, 0, len(names)+3)
+	for _, name := range names {
+		typ := TypeString
+		if name == "ssl.enabled.protocols" || name == "ssl.cipher.suites" {
+			typ = TypeList
+		}
+		out = append(out, spec{name: name, def: sslKeyDefaults[name], typ: typ, doc: sslDocs[name], sensitive: sslSensitive[name],
+			set: func(c *Config, v string) error {
+				if err := checkSSLValue(name, v); err != nil {
+					return err
+				}
+				if c.ssl == nil {
+					c.ssl = map[string]string{}
+				}
+				c.ssl[name] = strings.TrimSpace(v)
+				return nil
+			},
+			get: func(c *Config) string { return c.ssl[name] }})
+	}
+	out = append(out,
+		oursInt("ring.ssl.reload.interval.ms", "30000", 10, kafkaIntMax, "How often TLS listeners check their key store and trust store files for changes (size, time and content); a changed file is loaded for new connections, a bad one keeps the old certificates and logs why.", func(c *Config) *int { return &c.TLS.ReloadIntervalMs }),
+		oursInt("ring.ssl.handshake.timeout.ms", "10000", 1, kafkaIntMax, "A TLS handshake not finished within this is closed.", func(c *Config) *int { return &c.TLS.HandshakeTimeoutMs }),
+		oursInt("ring.ssl.max.handshaking", "1000", 1, kafkaIntMax, "TLS handshakes in progress per process; a connection over it is closed at accept.", func(c *Config) *int { return &c.TLS.MaxHandshaking }),
+	)
+	return out
+}
+
+// checkSSLValue validates what can be checked of one ssl.* value alone.
+func checkSSLValue(key, v string) error {
+	v = strings.TrimSpace(v)
+	switch key {
+	case "ssl.enabled.protocols":
+		for _, p := range splitList(v) {
+			if _, ok := tlsVersions[p]; !ok {
+				return fmt.Errorf("TLS version %s is not served (served: TLSv1.2, TLSv1.3)", p)
+			}
+		}
+	case "ssl.protocol":
+		if _, ok := tlsVersions[v]; !ok && v != "TLS" {
+			return fmt.Errorf("%s: want TLSv1.2 or TLSv1.3", v)
+		}
+	case "ssl.cipher.suites":
+		for _, s := range splitList(v) {
+			if _, err := CipherSuiteID(s); err != nil {
+				return err
+			}
+		}
+	case "ssl.client.auth":
+		switch v {
+		case SSLClientAuthNone, SSLClientAuthRequested, SSLClientAuthRequired:
+		default:
+			return fmt.Errorf("%q: want none, requested or required", v)
+		}
+	case "ssl.principal.mapping.rules":
+		if _, err := sslprincipal.Parse(v); err != nil {
+			return err
+		}
+	case "ssl.endpoint.identification.algorithm":
+		if v != "" && !strings.EqualFold(v, "https") {
+			return fmt.Errorf("%q: want https or empty", v)
+		}
+	case "ssl.keystore.type", "ssl.truststore.type":
+		switch strings.ToUpper(v) {
+		case "PEM", "JKS", "PKCS12":
+		default:
+			return fmt.Errorf("%q: want PEM (JKS and PKCS12 are Kafka's other types, not served)", v)
+		}
+	}
+	return nil
+}
+
+var tlsVersions = map[string]uint16{"TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.VersionTLS13}
+
+// CipherSuiteID is the crypto/tls id of a cipher suite's IANA name (the
+// names Java and Kafka use). Insecure suites are refused.
+func CipherSuiteID(name string) (uint16, error) {
+	for _, s := range tls.CipherSuites() {
+		if s.Name == name {
+			return s.ID, nil
+		}
+	}
+	for _, s := range tls.InsecureCipherSuites() {
+		if s.Name == name {
+			return 0, fmt.Errorf("cipher suite %s is insecure and not served", name)
+		}
+	}
+	return 0, fmt.Errorf("unknown cipher suite %s (IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", name)
+}
+
+// SSLSettings are one listener's TLS settings, each its
+// listener.name.<l>.ssl.* value if set, else the ssl.* value.
+type SSLSettings struct {
+	Listener                 string
+	KeystoreLocation         string
+	KeystoreCertificateChain string
+	KeystoreKey              string
+	KeyPassword              string
+	TruststoreLocation       string
+	TruststoreCertificates   string
+	MinVersion, MaxVersion   uint16
+	CipherSuites             []uint16
+	ClientAuth               string
+	PrincipalMappingRules    string
+}
+
+// sslValue is listener's value of an ssl.* key.
+func (c *Config) sslValue(listener, key string) string {
+	if v, ok := c.listenerKeys[ListenerKey(listener, key)]; ok {
+		return strings.TrimSpace(v)
+	}
+	return c.ssl[key]
+}
+
+// SSL returns listener's TLS settings, checked: a PEM key store (a file,
+// or inline chain and key), a PEM trust store when client certificates
+// are checked, versions, suites, client auth and mapping rules.
+func (c *Config) SSL(listener string) (SSLSettings, error) {
+	key := func(k string) string { return ListenerKey(listener, k) + " (or " + k + ")" }
+	s := SSLSettings{Listener: listener,
+		KeystoreLocation:         c.sslValue(listener, "ssl.keystore.location"),
+		KeystoreCertificateChain: c.sslValue(listener, "ssl.keystore.certificate.chain"),
+		KeystoreKey:              c.sslValue(listener, "ssl.keystore.key"),
+		KeyPassword:              c.sslValue(listener, "ssl.key.password"),
+		TruststoreLocation:       c.sslValue(listener, "ssl.truststore.location"),
+		TruststoreCertificates:   c.sslValue(listener, "ssl.truststore.certificates"),
+		ClientAuth:               c.sslValue(listener, "ssl.client.auth"),
+		PrincipalMappingRules:    c.sslValue(listener, "ssl.principal.mapping.rules"),
+	}
+	// KIP-684: on a SASL_SSL listener only the listener's own
+	// ssl.client.auth counts; the unprefixed key applies to SSL listeners.
+	if c.ListenerProtocol(listener) == ProtocolSASLSSL {
+		if _, own := c.listenerKeys[ListenerKey(listener, "ssl.client.auth")]; !own {
+			s.ClientAuth = SSLClientAuthNone
+		}
+	}
+	for _, k := range []string{"ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.protocol", "ssl.endpoint.identification.algorithm", "ssl.keystore.type", "ssl.truststore.type"} {
+		if err := checkSSLValue(k, c.sslValue(listener, k)); err != nil {
+			return s, fmt.Errorf("%s: %w", key(k), err)
+		}
+	}
+	if t := strings.ToUpper(c.sslValue(listener, "ssl.keystore.type")); t != "PEM" {
+		return s, fmt.Errorf("listener %s: %s is %s; only PEM key stores are served: set it to PEM", listener, key("ssl.keystore.type"), t)
+	}
+	if c.sslValue(listener, "ssl.keystore.password") != "" {
+		return s, fmt.Errorf("listener %s: %s is not used with a PEM key store (an encrypted key takes ssl.key.password)", listener, key("ssl.keystore.password"))
+	}
+	switch {
+	case s.KeystoreLocation != "" && (s.KeystoreCertificateChain != "" || s.KeystoreKey != ""):
+		return s, fmt.Errorf("listener %s: set either %s or %s with %s, not both", listener, key("ssl.keystore.location"), key("ssl.keystore.certificate.chain"), key("ssl.keystore.key"))
+	case s.KeystoreLocation == "" && (s.KeystoreCertificateChain == "" || s.KeystoreKey == ""):
+		return s, fmt.Errorf("listener %s: no certificate: set %s, or %s and %s", listener, key("ssl.keystore.location"), key("ssl.keystore.certificate.chain"), key("ssl.keystore.key"))
+	}
+	if s.ClientAuth != SSLClientAuthNone {
+		if t := strings.ToUpper(c.sslValue(listener, "ssl.truststore.type")); t != "PEM" {
+			return s, fmt.Errorf("listener %s: ssl.client.auth=%s needs a PEM trust store: set %s to PEM", listener, s.ClientAuth, key("ssl.truststore.type"))
+		}
+		if s.TruststoreLocation == "" && s.TruststoreCertificates == "" {
+			return s, fmt.Errorf("listener %s: ssl.client.auth=%s needs CA certificates: set %s or %s", listener, s.ClientAuth, key("ssl.truststore.location"), key("ssl.truststore.certificates"))
+		}
+		if s.TruststoreLocation != "" && s.TruststoreCertificates != "" {
+			return s, fmt.Errorf("listener %s: set either %s or %s, not both", listener, key("ssl.truststore.location"), key("ssl.truststore.certificates"))
+		}
+	}
+	if c.sslValue(listener, "ssl.truststore.password") != "" {
+		return s, fmt.Errorf("listener %s: %s is not used with a PEM trust store", listener, key("ssl.truststore.password"))
+	}
+	for _, p := range splitList(c.sslValue(listener, "ssl.enabled.protocols")) {
+		v := tlsVersions[p]
+		if s.MinVersion == 0 || v < s.MinVersion {
+			s.MinVersion = v
+		}
+		s.MaxVersion = max(s.MaxVersion, v)
+	}
+	if s.MinVersion == 0 {
+		return s, fmt.Errorf("listener %s: %s is empty", listener, key("ssl.enabled.protocols"))
+	}
+	for _, n := range splitList(c.sslValue(listener, "ssl.cipher.suites")) {
+		id, _ := CipherSuiteID(n)
+		s.CipherSuites = append(s.CipherSuites, id)
+	}
+	return s, nil
+}
+
+// sslListenerKey reports whether suffix (after listener.name.<l>.) is an
+// ssl.* key taken per listener.
+func sslListenerKey(suffix string) bool {
+	_, ok := sslKeyDefaults[suffix]
+	return ok
+}
+
+// isTLSProtocol reports whether a security protocol runs over TLS.
+func isTLSProtocol(p string) bool { return p == ProtocolSSL || p == ProtocolSASLSSL }
+
+// IsSASLProtocol reports whether a security protocol authenticates with SASL.
+func IsSASLProtocol(p string) bool { return p == ProtocolSASLPlaintext || p == ProtocolSASLSSL }

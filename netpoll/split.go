@@ -1,0 +1,135 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"net"
+)
+
+// splitServer serves a Server's plaintext listeners on io_uring and its
+// TLS listeners on the portable backend (the interim TLS design, tls.go).
+// The two halves share the connection limiter; the in-flight byte budget
+// (MaxQueuedBytes) is split between them in proportion to their
+// listeners, so the process-wide bound holds.
+type splitServer struct {
+	uring    *uringServer
+	portable *portableServer
+	// order maps Server listener index to (half, index in the half).
+	order []splitRef
+}
+
+type splitRef struct {
+	secure bool
+	idx    int
+}
+
+// listenSplit starts a splitServer, or with Backend auto and io_uring
+// unusable, one portable server for every listener.
+func listenSplit(opts Options) (*Server, error) {
+	var plainIDs, secureIDs []int
+	order := make([]splitRef, len(opts.Listeners))
+	for i := range opts.Listeners {
+		if opts.secureLayer(i) != nil {
+			order[i] = splitRef{secure: true, idx: len(secureIDs)}
+			secureIDs = append(secureIDs, i)
+		} else {
+			order[i] = splitRef{idx: len(plainIDs)}
+			plainIDs = append(plainIDs, i)
+		}
+	}
+	const note = "TLS listeners are served by the portable backend's connection goroutines (interim design until the io_uring loop takes TLS)"
+	if len(plainIDs) == 0 {
+		if opts.Backend == BackendUring {
+			if err := probeUring(opts); err != nil {
+				return nil, err
+			}
+		}
+		pb, err := listenPortable(opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Server{b: pb, name: BackendPortable, tlsNote: "every listener is TLS: " + note}, nil
+	}
+	limiter := newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	plain := opts
+	plain.Listeners, plain.Secure, plain.listenerIDs, plain.limiter = pick(opts.Listeners, plainIDs), nil, plainIDs, limiter
+	plain.MaxQueuedBytes = max(opts.MaxQueuedBytes*int64(len(plainIDs))/int64(len(opts.Listeners)), 1<<20)
+	secure := opts
+	secure.Listeners, secure.Secure, secure.listenerIDs, secure.limiter = pick(opts.Listeners, secureIDs), pickSecure(opts, secureIDs), secureIDs, limiter
+	secure.MaxQueuedBytes = max(opts.MaxQueuedBytes-plain.MaxQueuedBytes, 1<<20)
+	u, err := listenUring(plain)
+	if err != nil {
+		if opts.Backend == BackendUring || !fallbackAllowed(err) {
+			return nil, err
+		}
+		pb, perr := listenPortable(opts)
+		if perr != nil {
+			return nil, perr
+		}
+		return &Server{b: pb, name: BackendPortable, fallbackReason: err.Error()}, nil
+	}
+	p, err := listenPortable(secure)
+	if err != nil {
+		_ = u.shutdown(context.Background())
+		return nil, err
+	}
+	return &Server{b: &splitServer{uring: u, portable: p, order: order}, name: BackendUring, tlsNote: note}, nil
+}
+
+// probeUring checks that io_uring could serve (Backend uring with every
+// listener TLS: nothing runs on it, but asking for it must still fail
+// where it is unusable).
+func probeUring(opts Options) error {
+	o := opts
+	o.Listeners, o.Secure, o.Loops = []string{"127.0.0.1:0"}, nil, 1
+	u, err := listenUring(o)
+	if err != nil {
+		return err
+	}
+	return u.shutdown(context.Background())
+}
+
+func pick(addrs []string, ids []int) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = addrs[id]
+	}
+	return out
+}
+
+func pickSecure(opts Options, ids []int) []SecureLayer {
+	out := make([]SecureLayer, len(ids))
+	for i, id := range ids {
+		out[i] = opts.secureLayer(id)
+	}
+	return out
+}
+
+func (s *splitServer) addrs() []net.Addr {
+	ua, pa := s.uring.addrs(), s.portable.addrs()
+	out := make([]net.Addr, len(s.order))
+	for i, r := range s.order {
+		if r.secure {
+			out[i] = pa[r.idx]
+		} else {
+			out[i] = ua[r.idx]
+		}
+	}
+	return out
+}
+
+func (s *splitServer) shutdown(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.portable.shutdown(ctx) }()
+	err := s.uring.shutdown(ctx)
+	return errors.Join(err, <-errc)
+}
+
+func (s *splitServer) stats() Stats {
+	a, b := s.uring.stats(), s.portable.stats()
+	return Stats{Conns: a.Conns + b.Conns, MutedConns: a.MutedConns + b.MutedConns, Accepted: a.Accepted + b.Accepted,
+		// The limiter is shared: its refusals are counted once.
+		Refused: a.Refused}
+}
+
+func (s *splitServer) liveness() error { return s.uring.liveness() }

@@ -1,0 +1,116 @@
+//go:build linux
+
+package integration
+
+// An opt-in measurement (RINGBROKER_TLS_BENCH=1), one run: produce and
+// catch-up throughput over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) on
+// both backends, as ratios against PLAINTEXT in the same broker. The
+// client runs in the test process (it competes with the broker for the
+// two cores), so only the ratios of one run mean something.
+
+import (
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+func TestTLSThroughput(t *testing.T) {
+	if os.Getenv("RINGBROKER_TLS_BENCH") == "" {
+		t.Skip("set RINGBROKER_TLS_BENCH=1 to measure TLS throughput")
+	}
+	const records, valueBytes = 300_000, 1000
+	value := make([]byte, valueBytes)
+	if _, err := rand.Read(value); err != nil { // incompressible: the bytes cross the wire
+		t.Fatal(err)
+	}
+	forEachBackend(t, func(t *testing.T, backend string) {
+		f := newTLSFixture(t)
+		b := startBroker(t, backend, f.props(filepath.Join(t.TempDir(), "data")))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		admin, err := kgo.NewClient(kgo.SeedBrokers(b.Addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close()
+		adm := kadm.NewClient(admin)
+		if res, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "bob", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "bob-secret"}}); err != nil || res["bob"].Err != nil {
+			t.Fatalf("AlterUserSCRAMs: %v %+v", err, res)
+		}
+		if r, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:bob").AllowHosts("*").Topics("bench-").ResourcePatternType(kadm.ACLPatternPrefixed).
+			Operations(kadm.OpAll)); err != nil || r[0].Err != nil {
+			t.Fatalf("CreateACLs: %v %+v", err, r)
+		}
+		runs := []struct {
+			name string
+			opts []kgo.Opt
+		}{
+			{"warm-up", []kgo.Opt{kgo.SeedBrokers(b.Addr)}}, // not reported
+			{"PLAINTEXT", []kgo.Opt{kgo.SeedBrokers(b.Addr)}},
+			{"SSL", []kgo.Opt{kgo.SeedBrokers(f.sslAddr), kgo.DialTLSConfig(f.clientTLS(t, nil))}},
+			{"SASL_SSL", []kgo.Opt{kgo.SeedBrokers(f.saslSSLAddr), kgo.DialTLSConfig(f.clientTLS(t, nil)), kgo.SASL(scram.Auth{User: "bob", Pass: "bob-secret"}.AsSha512Mechanism())}},
+		}
+		var base [2]float64
+		for i, r := range runs {
+			topic := "bench-" + r.name
+			if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(append(r.opts, kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			errs := make(chan error, 1)
+			for n := 0; n < records; n++ {
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Value: value}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+				})
+			}
+			if err := cl.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-errs:
+				t.Fatalf("%s produce: %v", r.name, err)
+			default:
+			}
+			produce := float64(records*valueBytes) / time.Since(start).Seconds() / (1 << 20)
+			cl.Close()
+			cl, err = kgo.NewClient(append(r.opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}), kgo.FetchMaxBytes(16<<20))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start = time.Now()
+			got := 0
+			for got < records {
+				fs := cl.PollFetches(ctx)
+				if ctx.Err() != nil {
+					t.Fatalf("%s catch-up: %d of %d", r.name, got, records)
+				}
+				got += fs.NumRecords()
+			}
+			catchup := float64(records*valueBytes) / time.Since(start).Seconds() / (1 << 20)
+			cl.Close()
+			switch i {
+			case 0:
+				continue
+			case 1:
+				base = [2]float64{produce, catchup}
+			}
+			t.Logf("%s %s: produce %.0f MiB/s (%.2fx PLAINTEXT), catch-up %.0f MiB/s (%.2fx PLAINTEXT)", backend, r.name, produce, produce/base[0], catchup, catchup/base[1])
+		}
+	})
+}
