@@ -29,9 +29,12 @@ package broker
 // isrState.mu, and the log's waiters (acks=all, fetches) run under it:
 // they must not take it.
 //
-// Differences from Apache Kafka: the high watermark is not checkpointed: a
-// node that becomes leader starts from its log end (every local write),
-// where Kafka starts from its checkpointed high watermark.
+// The high watermark survives a restart as in Kafka: the registry opens
+// every log of a cluster node in replicated mode from its entry in the log
+// dir's replication-offset-checkpoint (storage/hw_checkpoint.go, written
+// every replica.high.watermark.checkpoint.interval.ms and at shutdown), so
+// a restarted leader neither exposes records above the high watermark it
+// had nor makes consumers wait for one it knew.
 
 import (
 	"context"

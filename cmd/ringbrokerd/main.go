@@ -164,6 +164,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Stats:     m,
 		NodeID:    cfg.NodeID,
 		ClusterID: cfg.ClusterID,
+		// Cluster mode: high watermarks apart from log ends, kept in
+		// replication-offset-checkpoint across restarts.
+		Replicated:                      cfg.Clustered(),
+		HighWatermarkCheckpointInterval: time.Duration(cfg.ReplicaHighWatermarkCheckpointIntervalMs) * time.Millisecond,
 	})
 	if err != nil {
 		return err
