@@ -45,6 +45,9 @@ package broker
 //     the log end, and report the follower's log end (its fetch offset)
 //     to the leader's ISR state (replication.go), which may move the high
 //     watermark; the response's high watermark is the leader's after that.
+//     A v15+ fetch whose replica_state.replica_epoch (not -1) is older than
+//     the follower's registration is answered NOT_LEADER_OR_FOLLOWER and
+//     recorded nowhere, as Kafka's updateFetchStateOrThrow.
 //
 // Differences from Apache Kafka:
 //   - no preferred read replica (always -1), no diverging-epoch tagged
@@ -121,6 +124,9 @@ type fetchOp struct {
 	// replicaDenied: a follower fetch without CLUSTER_ACTION.
 	replica       int32
 	replicaDenied bool
+	// replicaEpoch is a follower fetch's broker epoch (v15+
+	// replica_state.replica_epoch; -1 before), checked by the ISR state.
+	replicaEpoch int64
 	// epochs: the current_leader_epoch of this request's partitions, for
 	// the items a session adds (cluster mode; nil when none was given).
 	epochs map[sessionKey]int32
@@ -139,11 +145,11 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	op.readCommitted = r.IsolationLevel == 1
-	op.replica = -1
+	op.replica, op.replicaEpoch = -1, -1
 	if b.opts.Cluster != nil {
 		op.replica = r.ReplicaID
 		if hdr.APIVersion >= 15 {
-			op.replica = r.ReplicaState.ID
+			op.replica, op.replicaEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
 		}
 		if op.replica >= 0 {
 			op.readCommitted = false // a follower reads up to the log end
@@ -484,7 +490,7 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			// updateFollowerFetchState, after the read). It may move the
 			// high watermark read below.
 			it.reported = true
-			if !op.b.repl.followerFetched(it.part, op.replica, it.fetchOffset, res.leo) {
+			if !op.b.repl.followerFetched(it.part, op.replica, it.fetchOffset, res.leo, op.replicaEpoch) {
 				res.region.Release()
 				res.region = storage.Region{BaseOffset: -1}
 				res.errorCode = kerr.NotLeaderForPartition.Code

@@ -149,15 +149,28 @@ func (r *replication) applyHWLocked(p *Partition) {
 
 // followerFetched records a follower's fetch of a partition led here
 // (fetch offset = its log end, leaderLEO = the leader's log end when the
-// fetch read), moves the high watermark, and asks the controller to add
+// fetch read, brokerEpoch = the fetch's replica_state.replica_epoch, -1
+// before v15), moves the high watermark, and asks the controller to add
 // the follower back to the ISR when it caught up. It reports false when
-// replica is not a follower of the partition here.
-func (r *replication) followerFetched(p *Partition, replica int32, fetchOffset, leaderLEO int64) bool {
+// replica is not a follower of the partition here, or when brokerEpoch is
+// older than the follower's registration in the image (a fetcher of the
+// follower's previous incarnation: Kafka answers NOT_LEADER_OR_FOLLOWER).
+func (r *replication) followerFetched(p *Partition, replica int32, fetchOffset, leaderLEO, brokerEpoch int64) bool {
+	registered := int64(-1)
+	if br, ok := r.b.image().Broker(replica); ok {
+		registered = br.Epoch
+	}
 	s := &p.lead
 	s.hwMu.Lock()
 	s.mu.Lock()
-	ok := s.fetched(replica, fetchOffset, leaderLEO, r.b.clock.Now().UnixMilli())
+	ok := s.fetched(replica, fetchOffset, leaderLEO, r.b.clock.Now().UnixMilli(), brokerEpoch, registered)
 	s.mu.Unlock()
+	if !ok && brokerEpochStale(brokerEpoch, registered) {
+		if n, logIt := staleFetchLog.Event(10 * time.Second); logIt {
+			r.b.log.Info("follower fetch with a stale broker epoch refused (NOT_LEADER_OR_FOLLOWER)", zap.String("topic", p.Topic.Name), zap.Int32("partition", p.Index),
+				zap.Int32("replica", replica), zap.Int64("fetch_broker_epoch", brokerEpoch), zap.Int64("registered_broker_epoch", registered), zap.Int64("refusals_since_last_line", n))
+		}
+	}
 	if ok {
 		r.applyHWLocked(p)
 	}
@@ -226,9 +239,9 @@ func (r *replication) maybeExpand(p *Partition) {
 		s.mu.Unlock()
 		return
 	}
-	add := s.caughtUp(hw, func(id int32) bool {
+	add := s.caughtUp(hw, func(id int32) (int64, bool) {
 		br, ok := im.Broker(id)
-		return ok && !br.Fenced && !br.InControlledShutdown
+		return br.Epoch, ok && !br.Fenced && !br.InControlledShutdown
 	})
 	if len(add) == 0 {
 		s.mu.Unlock()
@@ -277,7 +290,7 @@ func (r *replication) maybeShrink(p *Partition, nowMs int64) {
 		zap.Int32s("remove", out), zap.Int32s("isr", isr), zap.Int64("replica_lag_time_max_ms", r.lagMs))
 }
 
-var alterErrLog ratelog.Every
+var alterErrLog, staleFetchLog ratelog.Every
 
 // alterLocked sends an AlterPartition asking for isr, on a goroutine of
 // its own. REQUIRES: p.lead.mu held.
@@ -288,9 +301,17 @@ func (r *replication) alterLocked(p *Partition, isr []int32) {
 	ap := kmsg.NewAlterPartitionRequestTopicPartition()
 	ap.Partition, ap.LeaderEpoch, ap.PartitionEpoch = p.Index, s.leaderEpoch, s.partitionEpoch
 	for _, id := range isr {
+		// This node's own epoch from the image; a follower's from its
+		// last fetch, -1 when none came yet (Kafka's addBrokerEpochToIsr):
+		// the controller refuses a member whose given epoch is not its
+		// registration's (INELIGIBLE_REPLICA), so a follower that
+		// restarted since its fetch does not enter the ISR on the strength
+		// of its previous incarnation's log.
 		e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
 		e.BrokerID, e.BrokerEpoch = id, -1
-		if br, ok := im.Broker(id); ok {
+		if epoch, ok := s.followerBrokerEpoch(id); ok {
+			e.BrokerEpoch = epoch
+		} else if br, ok := im.Broker(id); ok && id == r.b.opts.NodeID {
 			e.BrokerEpoch = br.Epoch
 		}
 		ap.NewEpochISR = append(ap.NewEpochISR, e)

@@ -9,11 +9,14 @@ package integration
 // from it after a restart.
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/storage"
 )
@@ -60,6 +63,75 @@ func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
 		got := consumeToEnd(t, c.seeds(), topic, 1)
 		if len(got[0]) != total {
 			t.Fatalf("after the restart %d records read from %s/0, want %d", len(got[0]), topic, total)
+		}
+	})
+}
+
+// TestReplicationStaleBrokerEpochFetch: a follower fetch (v15+) whose
+// replica_state.replica_epoch is older than the follower's registration,
+// a fetcher of an earlier incarnation of the broker, is refused with
+// NOT_LEADER_OR_FOLLOWER (Kafka's updateFetchStateOrThrow), so it cannot
+// move the high watermark or the ISR; the same fetch with epoch -1 (no
+// check, as Kafka) is served.
+func TestReplicationStaleBrokerEpochFetch(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c := newTestCluster(t, backend)
+		c.start(t)
+		const topic = "repl-stale-epoch"
+		c.createReplicatedTopic(t, topic, 1, 3, nil, nil)
+		replicas := c.checkReplicaSets(t, topic, 1, 3)
+		c.expectISR(t, topic, replicas, nil)
+		var leaderID int32
+		waitFor(t, topic+"/0 led by a node every node agrees on", clusterStepTimeout, func() error {
+			var err error
+			leaderID, err = c.leaderOf(topic, 0)
+			return err
+		})
+		leader := c.node(leaderID)
+		follower := replicas[0][0]
+		if follower == leaderID {
+			follower = replicas[0][1]
+		}
+		m, err := leader.metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var topicID [16]byte
+		for _, mt := range m.Topics {
+			if mt.Topic != nil && *mt.Topic == topic {
+				topicID = mt.TopicID
+			}
+		}
+		fetchAs := func(epoch int64) int16 {
+			req := kmsg.NewPtrFetchRequest()
+			req.Version = 15
+			req.ReplicaID = -1
+			req.ReplicaState.ID, req.ReplicaState.Epoch = follower, epoch
+			req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 1<<20, 0, 0
+			req.SessionEpoch = -1
+			rt := kmsg.NewFetchRequestTopic()
+			rt.TopicID = topicID
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.PartitionMaxBytes = 0, -1, -1, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp, err := leader.request(context.Background(), req)
+			if err != nil {
+				t.Fatalf("Fetch as replica %d: %v", follower, err)
+			}
+			fr := resp.(*kmsg.FetchResponse)
+			if fr.ErrorCode != 0 || len(fr.Topics) != 1 || len(fr.Topics[0].Partitions) != 1 {
+				t.Fatalf("Fetch as replica %d: error %d, %d topics", follower, fr.ErrorCode, len(fr.Topics))
+			}
+			return fr.Topics[0].Partitions[0].ErrorCode
+		}
+		// Broker epochs are offsets of registration records in the
+		// metadata log: every registration's is above 0.
+		if code := fetchAs(0); code != kerr.NotLeaderForPartition.Code {
+			t.Errorf("follower fetch with a stale broker epoch answered %s, want NOT_LEADER_OR_FOLLOWER", codeName(code))
+		}
+		if code := fetchAs(-1); code != 0 {
+			t.Errorf("follower fetch without a broker epoch answered %s, want no error", codeName(code))
 		}
 	})
 }
