@@ -50,6 +50,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/internal/ratelog"
 	"github.com/ringbroker/ringbroker/metadata"
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // defaultReplicaLagTimeMax is replica.lag.time.max.ms's default (Kafka's).
@@ -291,6 +292,48 @@ func (r *replication) maybeShrink(p *Partition, nowMs int64) {
 }
 
 var alterErrLog, staleFetchLog ratelog.Every
+
+// divergingEpoch is a Fetch response's diverging_epoch (Kafka's
+// FetchResponseData.EpochEndOffset): the largest epoch of this leader's
+// log not above the follower's last fetched epoch, and where it ends.
+type divergingEpoch struct {
+	epoch     int32
+	endOffset int64
+}
+
+// appendTag writes a partition's tagged-field section holding
+// diverging_epoch (tag 0 of Fetch v12+ partitions): epoch, end offset,
+// and the struct's own empty tag section.
+func (d *divergingEpoch) appendTag(w *proto.Writer) {
+	w.Uvarint(1) // one tagged field
+	w.Uvarint(0) // diverging_epoch
+	w.Uvarint(4 + 8 + 1)
+	w.Int32(d.epoch)
+	w.Int64(d.endOffset)
+	w.Tags()
+}
+
+// divergence checks a follower fetch carrying lastFetchedEpoch at
+// fetchOffset against p's epoch cache, as Kafka's Partition.readRecords:
+// the end of lastFetchedEpoch as OffsetForLeaderEpoch would answer it
+// (the leader's current epoch counted at its log end); an epoch this log
+// cannot place, or a fetch offset below the log start, is
+// OFFSET_OUT_OF_RANGE; a smaller epoch found, or an end below the fetch
+// offset, is a divergence: the follower truncates there (and asks again)
+// before it fetches. Otherwise (0, nil): read as usual.
+func (r *replication) divergence(p *Partition, lastFetchedEpoch int32, fetchOffset int64) (int16, *divergingEpoch) {
+	epoch, end := p.Log.EndOffsetForEpochAsLeader(lastFetchedEpoch, p.leaderEpoch.Load())
+	if epoch < 0 || end < 0 {
+		return kerr.OffsetOutOfRange.Code, nil
+	}
+	if fetchOffset < p.Log.LogStartOffset() {
+		return kerr.OffsetOutOfRange.Code, nil
+	}
+	if epoch < lastFetchedEpoch || end < fetchOffset {
+		return 0, &divergingEpoch{epoch: epoch, endOffset: end}
+	}
+	return 0, nil
+}
 
 // alterLocked sends an AlterPartition asking for isr, on a goroutine of
 // its own. REQUIRES: p.lead.mu held.

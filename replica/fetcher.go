@@ -417,6 +417,21 @@ func (f *fetcher) truncate(s sent, leaderEpoch int32, leaderEnd int64) {
 	}
 }
 
+// diverged applies a Fetch answer's diverging_epoch (epoch, endOffset):
+// the leader's end of the largest epoch it has at or below the one we
+// sent, as Kafka's truncateOnFetchResponse does: the same proof as an
+// OffsetForLeaderEpoch answer (truncationPoint), so the cut is at the
+// proven divergence point, and when it is not final (the leader named an
+// epoch we do not have) the partition asks OffsetForLeaderEpoch next.
+// REQUIRES: f.mu held.
+func (f *fetcher) diverged(s sent, epoch int32, endOffset int64) {
+	f.logger.Info("replica fetcher: the leader answered that the follower log diverges (diverging_epoch)",
+		zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
+		zap.Int64("fetch_offset", s.fetchOffset), zap.Int32("diverging_epoch", epoch), zap.Int64("diverging_epoch_end_offset", endOffset))
+	s.p.state = stateTruncating
+	f.truncate(s, epoch, endOffset)
+}
+
 // truncated tells Config.Truncated that s's log was cut to its log end.
 func (f *fetcher) truncated(s sent, l Log) {
 	if f.cfg.Truncated != nil {
@@ -441,9 +456,15 @@ func (f *fetcher) fetchRound() error {
 		rp.Partition = s.tp.Partition
 		rp.CurrentLeaderEpoch = s.p.leaderEpoch
 		rp.FetchOffset = s.fetchOffset
-		// -1: this follower finds divergence with OffsetForLeaderEpoch,
-		// not from the Fetch's diverging_epoch (KIP-595).
+		// The log's latest epoch (v12+, KIP-595 truncation on fetch): a
+		// leader whose log diverges from ours answers diverging_epoch
+		// instead of records (applyFetch). -1 for a log without epochs.
+		// The first truncation of a partition still goes through
+		// OffsetForLeaderEpoch (truncateRound).
 		rp.LastFetchedEpoch = -1
+		if epoch, ok := s.p.log.LatestEpoch(); ok {
+			rp.LastFetchedEpoch = epoch
+		}
 		rp.LogStartOffset = s.p.log.LogStartOffset()
 		rp.PartitionMaxBytes = f.cfg.FetchMaxBytes
 		t := &req.Topics[len(req.Topics)-1]
@@ -529,6 +550,9 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 			continue
 		case a.ErrorCode != 0:
 			f.partitionError(s, a.ErrorCode, "Fetch")
+			continue
+		case a.DivergingEpoch.Epoch >= 0 && a.DivergingEpoch.EndOffset >= 0:
+			f.diverged(s, a.DivergingEpoch.Epoch, a.DivergingEpoch.EndOffset)
 			continue
 		}
 		batches := wholeBatches(a.RecordBatches)

@@ -472,3 +472,44 @@ func TestLeaderEndpointChange(t *testing.T) {
 	waitFor(t, "the copy through the new endpoint", func() bool { return f.LogEndOffset() == 5 })
 	waitFor(t, "the old fetcher to exit", func() bool { return m.Fetchers() == 1 })
 }
+
+// TestFollowerTruncatesOnDivergingEpoch: a Fetch answer carrying
+// diverging_epoch (KIP-595) is the leader's end of the largest epoch it has
+// at or below the follower's last one: the follower cuts where that proves
+// divergence. Follower epochs 1 at 0-4, 3 at 5-9. The leader says epoch 3
+// ends at 8: both have epoch 3 up to 8, cut there and fetch on. The leader
+// says epoch 2 ends at 7: the follower has no epoch 2, its epoch 1 ends at
+// 5, so cut at 5 and ask OffsetForLeaderEpoch again (never past what is
+// proven: the records of epoch 1 stay).
+func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
+	l := startLeader(t)
+	l.produce(t, "a", 10)
+	batches := batchesOf(t, segmentBytes(t, l.log(t).Dir()))
+	if len(batches) != 10 {
+		t.Fatalf("leader has %d batches, want 10", len(batches))
+	}
+	build := func() replica.Log {
+		f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+		for i, b := range batches {
+			epoch := int32(1)
+			if i >= 5 {
+				epoch = 3
+			}
+			appendReplica(t, f, rebased(b, int64(i), epoch))
+		}
+		return f
+	}
+	f := build()
+	if st := replica.Diverged(f, 3, 8); st != "fetching" || f.LogEndOffset() != 8 {
+		t.Fatalf("diverging (3, 8): state %s log end %d, want fetching at 8", st, f.LogEndOffset())
+	}
+	f = build()
+	if st := replica.Diverged(f, 2, 7); st != "truncating" || f.LogEndOffset() != 5 {
+		t.Fatalf("diverging (2, 7): state %s log end %d, want truncating at 5", st, f.LogEndOffset())
+	}
+	// An end at or past the follower's log end proves nothing to cut.
+	f = build()
+	if st := replica.Diverged(f, 3, 12); st != "fetching" || f.LogEndOffset() != 10 {
+		t.Fatalf("diverging (3, 12): state %s log end %d, want fetching at 10", st, f.LogEndOffset())
+	}
+}
