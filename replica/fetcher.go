@@ -61,6 +61,11 @@ type partition struct {
 	assignment
 	state   fetchState
 	retryAt time.Time // not fetched before (backoff); zero: now
+	// epochChecked: an OFFSET_OUT_OF_RANGE past the leader's log end sent
+	// the partition through OffsetForLeaderEpoch once; a second one, with
+	// no fetch served between, truncates to the leader's log end
+	// (outOfRange).
+	epochChecked bool
 }
 
 // fetcher fetches every partition of one leader assigned to it, over one
@@ -607,6 +612,7 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 // REQUIRES: f.mu held.
 func (f *fetcher) followLeader(s sent, a *kmsg.FetchResponseTopicPartition) {
 	l := s.p.log
+	s.p.epochChecked = false
 	l.SetHighWatermark(min(a.HighWatermark, l.LogEndOffset()))
 	if a.LogStartOffset > l.LogStartOffset() {
 		if to := min(a.LogStartOffset, l.HighWatermark()); to > l.LogStartOffset() {
@@ -622,12 +628,20 @@ func (f *fetcher) followLeader(s sent, a *kmsg.FetchResponseTopicPartition) {
 }
 
 // outOfRange handles OFFSET_OUT_OF_RANGE for s as Kafka's
-// fetchOffsetAndTruncate does: a leader whose log ends below ours (an
-// unclean election) makes us truncate to its end; a leader whose log
-// starts above our end would make Kafka start our log over at its start,
-// which storage cannot do without deleting data not proven stale: the
-// partition stops, loudly. Otherwise the offset is in range again and the
-// next round fetches it.
+// fetchOffsetAndTruncate does, with the leader's log end and start
+// (ListOffsets as a replica):
+//
+//   - the leader's log ends below ours: first one OffsetForLeaderEpoch
+//     round (the epoch rules prove a divergence point when there is one);
+//     if the fetch is still out of range after it (nothing proven: an
+//     unclean election left the leader without our epochs), truncate to
+//     the leader's log end, as Kafka does (WARN);
+//   - the leader's log starts past our log end (its retention or
+//     DeleteRecords removed everything we hold and what we lack): our log
+//     starts over empty at the leader's log start (Kafka's
+//     truncateFullyAndStartAt, WARN). Only our copy of records the leader
+//     no longer has goes: they are all below its log start;
+//   - otherwise the offset is in range again and the next round fetches it.
 //
 // REQUIRES: f.mu not held (it talks to the leader).
 func (f *fetcher) outOfRange(s sent) {
@@ -653,7 +667,14 @@ func (f *fetcher) outOfRange(s sent) {
 	}
 	l := s.p.log
 	end := l.LogEndOffset()
+	_, hasEpochs := l.LatestEpoch()
 	switch {
+	case leaderEnd < end && hasEpochs && !s.p.epochChecked:
+		f.logger.Info("replica fetcher: the leader's log ends below the follower's: checking the divergence point with OffsetForLeaderEpoch first",
+			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
+			zap.Int64("log_end_offset", end), zap.Int64("leader_log_end_offset", leaderEnd))
+		s.p.epochChecked = true
+		s.p.state = stateTruncating
 	case leaderEnd < end:
 		f.logger.Warn("replica fetcher: the leader's log ends below the follower's (unclean leader election?): truncating to the leader's log end, as Kafka does",
 			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
@@ -664,13 +685,14 @@ func (f *fetcher) outOfRange(s sent) {
 			f.truncated(s, l)
 		}
 	case leaderStart > end:
-		// TODO(replication): start the log over at leaderStart once
-		// storage offers a reset that deletes only what is proven stale
-		// (an empty log, or one wholly below the leader's log start).
-		f.logger.Error("replica fetcher: the follower's log ends below the leader's log start; starting the log over there is not supported yet: the partition is not fetched until its leadership changes",
+		f.logger.Warn("replica fetcher: the leader's log starts past the follower's log end (its retention or DeleteRecords removed those records): the follower log starts over empty at the leader's log start, as Kafka's truncateFullyAndStartAt",
 			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
-			zap.Int64("log_end_offset", end), zap.Int64("leader_log_start_offset", leaderStart))
-		s.p.state = stateStopped
+			zap.Int64("log_start_offset", l.LogStartOffset()), zap.Int64("log_end_offset", end), zap.Int64("leader_log_start_offset", leaderStart))
+		if err := l.TruncateFullyAndStartAt(leaderStart); err != nil {
+			f.logFailure(s, "starting the follower log over at the leader's log start failed", err)
+		} else {
+			f.truncated(s, l)
+		}
 	default:
 		f.backoff(s.p)
 	}

@@ -367,29 +367,31 @@ func TestFollowerTruncatesAfterUncleanLeader(t *testing.T) {
 }
 
 // TestFollowerBelowLeaderLogStart: a follower whose log ends below the
-// leader's log start cannot start over there without storage support:
-// the partition stops, its log untouched.
+// leader's log start (the leader's DeleteRecords or retention removed
+// every record the follower has, and those it lacks) starts its log over,
+// empty, at the leader's log start (Kafka's truncateFullyAndStartAt), then
+// copies the leader's records from there.
 func TestFollowerBelowLeaderLogStart(t *testing.T) {
 	l := startLeader(t)
 	l.produce(t, "a", 8)
 	ll := l.log(t)
+	id := l.topicID(t)
+	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+	// The follower copied offsets 0-2, then the leader deleted 0-4.
+	batches := batchesOf(t, segmentBytes(t, ll.Dir()))
+	for _, b := range batches[:3] {
+		appendReplica(t, f, b)
+	}
 	if _, err := ll.DeleteRecords(5); err != nil {
 		t.Fatal(err)
 	}
-	id := l.topicID(t)
-	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
 	m := newManager(t, f, id)
 	m.Update(image(t, l, id, leaderID, 0), nil, true)
-	waitFor(t, "the partition to stop", func() bool { return m.StateOf(topic, 0) == "stopped" })
-	if f.LogEndOffset() != 0 || f.LogStartOffset() != 0 {
-		t.Fatalf("follower log [%d, %d), want untouched", f.LogStartOffset(), f.LogEndOffset())
-	}
-	// The same image again leaves it stopped: only a new leader epoch or
-	// log starts it over.
-	m.Update(image(t, l, id, leaderID, 0), nil, true)
-	if got := m.StateOf(topic, 0); got != "stopped" {
-		t.Fatalf("state %q after the same image, want stopped", got)
-	}
+	waitFor(t, "the follower to start over at 5 and copy to 8", func() bool {
+		return f.LogStartOffset() == 5 && f.LogEndOffset() == 8 && m.StateOf(topic, 0) == "fetching"
+	})
+	l.produce(t, "b", 2)
+	waitFor(t, "the follower to copy on", func() bool { return f.LogEndOffset() == 10 })
 }
 
 // TestNoReplicasNoFetchers: with no partition to follow (every partition
