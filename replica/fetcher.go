@@ -66,6 +66,10 @@ type partition struct {
 	// no fetch served between, truncates to the leader's log end
 	// (outOfRange).
 	epochChecked bool
+	// lag is the leader's high watermark at the last answer minus the log
+	// end after it, at least 0 (Kafka's FetcherLagMetrics); -1 until the
+	// first answer. For Manager.Lags.
+	lag int64
 }
 
 // fetcher fetches every partition of one leader assigned to it, over one
@@ -120,7 +124,7 @@ func (f *fetcher) set(want map[topicPartition]assignment, brokerEpoch int64) int
 	}
 	for tp, a := range want {
 		if p := f.parts[tp]; p == nil || p.assignment != a {
-			f.parts[tp] = &partition{assignment: a, state: stateTruncating}
+			f.parts[tp] = &partition{assignment: a, state: stateTruncating, lag: -1}
 		}
 	}
 	f.brokerEpoch = brokerEpoch
@@ -613,6 +617,7 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 func (f *fetcher) followLeader(s sent, a *kmsg.FetchResponseTopicPartition) {
 	l := s.p.log
 	s.p.epochChecked = false
+	s.p.lag = max(0, a.HighWatermark-l.LogEndOffset())
 	l.SetHighWatermark(min(a.HighWatermark, l.LogEndOffset()))
 	if a.LogStartOffset > l.LogStartOffset() {
 		if to := min(a.LogStartOffset, l.HighWatermark()); to > l.LogStartOffset() {

@@ -515,3 +515,27 @@ func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
 		t.Fatalf("diverging (3, 12): state %s log end %d, want fetching at 10", st, f.LogEndOffset())
 	}
 }
+
+// TestFollowerLag: Manager.Lags reports nothing before a partition's
+// first fetch answer, then the leader's high watermark minus the follower's
+// log end: 0 once it has copied everything.
+func TestFollowerLag(t *testing.T) {
+	l := startLeader(t)
+	l.produce(t, "a", 10)
+	id := l.topicID(t)
+	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+	m := newManager(t, f, id)
+	lags := func() map[string]int64 {
+		out := map[string]int64{}
+		m.Lags(func(topic string, partition int32, lag int64) { out[fmt.Sprintf("%s-%d", topic, partition)] = lag })
+		return out
+	}
+	if got := lags(); len(got) != 0 {
+		t.Fatalf("lags before any fetch: %v", got)
+	}
+	m.Update(image(t, l, id, leaderID, 0), nil, true)
+	waitFor(t, "the follower to copy the leader with lag 0", func() bool {
+		lag, ok := lags()["t-0"]
+		return f.LogEndOffset() == 10 && ok && lag == 0
+	})
+}

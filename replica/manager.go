@@ -298,6 +298,25 @@ func (m *Manager) Fetching() map[int32][]string {
 	return out
 }
 
+// Lags calls yield with the lag of every followed partition that has had
+// a fetch answer since it was assigned: the leader's high watermark then
+// minus the follower's log end after applying it, at least 0 (Kafka's
+// FetcherLagMetrics; metrics.ReplicaLags). Safe from any goroutine; yield
+// runs under the manager's and a fetcher's lock and must not call back.
+func (m *Manager) Lags(yield func(topic string, partition int32, lag int64)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.fetchers {
+		f.mu.Lock()
+		for tp, p := range f.parts {
+			if p.lag >= 0 {
+				yield(tp.Topic, tp.Partition, p.lag)
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
 // Fetchers is how many fetchers run now.
 func (m *Manager) Fetchers() int {
 	m.mu.Lock()

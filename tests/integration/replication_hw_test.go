@@ -11,7 +11,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,12 +26,20 @@ import (
 // TestReplicationHighWatermarkCheckpoint: RF 3, one partition, 300 records
 // acks=all. Bounded, every node's checkpoint file says 300 for the
 // partition (leader and followers: a follower's high watermark is its
-// leader's); after a clean stop of every node the files still say 300, and
+// leader's), and each follower's /metrics has the partition's fetcher lag
+// at 0; after a clean stop of every node the files still say 300, and
 // after the restart a consumer reads all 300 records.
 func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
 		c.moreProps = map[string]string{"replica.high.watermark.checkpoint.interval.ms": "200"}
+		metricsAddr := map[int32]string{}
+		for _, n := range c.nodes {
+			metricsAddr[n.id] = net.JoinHostPort(n.host, strconv.Itoa(freePortOn(t, n.host)))
+		}
+		c.nodeProps = func(n *clusterNode) map[string]string {
+			return map[string]string{"metrics.listener": metricsAddr[n.id]}
+		}
 		c.start(t)
 		const topic = "repl-hw-checkpoint"
 		const total = 300
@@ -52,6 +62,26 @@ func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
 		}
 		for _, n := range c.nodes {
 			waitFor(t, fmt.Sprintf("node %d's periodic high-watermark checkpoint", n.id), replicationCatchUpTimeout, func() error { return checkpointed(n) })
+		}
+		leader, err := c.leaderOf(topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		series := fmt.Sprintf(`ringbroker_replica_fetcher_lag_messages{partition="0",topic="%s"}`, topic)
+		for _, n := range c.nodes {
+			if n.id == leader {
+				continue
+			}
+			waitFor(t, fmt.Sprintf("node %d's fetcher lag series at 0", n.id), replicationCatchUpTimeout, func() error {
+				_, samples := scrapeFamilies(t, metricsAddr[n.id])
+				if v, ok := samples[series]; !ok || v != 0 {
+					return fmt.Errorf("%s = %v (present %v)", series, v, ok)
+				}
+				if _, ok := samples["ringbroker_replica_fetcher_max_lag_messages"]; !ok {
+					return fmt.Errorf("no ringbroker_replica_fetcher_max_lag_messages")
+				}
+				return nil
+			})
 		}
 		c.stopAll(t)
 		for _, n := range c.nodes {
