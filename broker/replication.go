@@ -460,3 +460,38 @@ func (r *replication) close() {
 // server: those answers would otherwise wait out their timeouts. Close
 // calls it too.
 func (b *Broker) StopReplication() { b.repl.close() }
+
+// ReplicaStartedOver is the replica fetcher's word that the follower log
+// of topic/partition was replaced by an empty one at start (its leader's
+// log starts past what this node had: storage.Log.TruncateFullyAndStartAt).
+// The producer state is dropped and every producer state snapshot
+// removed, as Kafka's truncateFullyAndStartAt empties its
+// ProducerStateManager: each described records that are gone, and a
+// later load (when this node leads) must read the state from the new log
+// alone, not from a snapshot of the old one. A snapshot that cannot be
+// removed is logged.
+func (b *Broker) ReplicaStartedOver(topic string, partition int32, start int64) {
+	if b.reg == nil {
+		return
+	}
+	p := b.reg.Partition(topic, partition)
+	if p == nil || p.Log == nil {
+		return
+	}
+	b.forgetProducerState([]*Partition{p})
+	fs, dir := p.Log.FS(), p.Log.Dir()
+	removed := false
+	for _, off := range snapshotFiles(fs, dir) {
+		if err := fs.Remove(snapshotPath(dir, off)); err != nil {
+			b.log.Warn("removing a producer state snapshot of a follower log that started over", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
+			continue
+		}
+		removed = true
+	}
+	if removed {
+		if err := fs.SyncDir(dir); err != nil {
+			b.log.Warn("syncing a log dir after removing producer state snapshots", zap.String("dir", dir), zap.Error(err))
+		}
+	}
+	b.log.Info("follower log started over at its leader's log start: producer state dropped", zap.String("topic", topic), zap.Int32("partition", partition), zap.Int64("start", start))
+}

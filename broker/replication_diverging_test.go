@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // replFetchLast is one follower Fetch (v16) of partition 0 of topic from
@@ -84,5 +86,42 @@ func TestLeaderAnswersDivergingEpoch(t *testing.T) {
 	p.lead.mu.Unlock()
 	if leo != 3 {
 		t.Fatalf("follower log end %d after a consistent fetch at 3", leo)
+	}
+}
+
+// TestReplicaStartedOverDropsProducerState: after a follower log starts
+// over empty at its leader's log start (the replica fetcher calls
+// ReplicaStartedOver), every producer state snapshot is gone and the state
+// is read from the new log alone: the producer's old sequences are
+// forgotten, so its next batch is taken as a new producer's (as Kafka's
+// emptied ProducerStateManager), not refused against records that are gone.
+func TestReplicaStartedOverDropsProducerState(t *testing.T) {
+	old := snapshotEveryBytes
+	snapshotEveryBytes = 1
+	t.Cleanup(func() { snapshotEveryBytes = old })
+	tb := startTestBroker(t, testBackends[0], nil)
+	prodCreate(t, tb, "over", 1, nil)
+	rc := dialProd(t, tb.Addr)
+	pid := rc.initProducerID(2, nil).ProducerID
+	now := time.Now().UnixMilli()
+	for seq := int32(0); seq < 5; seq++ {
+		if got := rc.produceRaw(9, "over", 0, prodBatch(pid, 0, seq, now, prodValues("s", 1)...)); got.ErrorCode != 0 {
+			t.Fatalf("seq %d: %v", seq, kerr.ErrorForCode(got.ErrorCode))
+		}
+	}
+	l := tb.Reg.Partition("over", 0).Log
+	dir := l.Dir()
+	waitUntil(t, "a producer state snapshot", func() bool { return len(snapshotFiles(storage.DefaultFS, dir)) > 0 })
+	if err := l.TruncateFullyAndStartAt(20); err != nil {
+		t.Fatal(err)
+	}
+	tb.Broker.ReplicaStartedOver("over", 0, 20)
+	if offs := snapshotFiles(storage.DefaultFS, dir); len(offs) > 0 {
+		t.Fatalf("snapshots %v left after the log started over", offs)
+	}
+	// Sequence 0 again: with the old state it would be a duplicate of a
+	// batch the log no longer has; with none it is appended at 20.
+	if got := rc.produceRaw(9, "over", 0, prodBatch(pid, 0, 0, now, prodValues("s", 1)...)); got.ErrorCode != 0 || got.BaseOffset != 20 {
+		t.Fatalf("sequence 0 after the restart of the log: offset %d, %v; want offset 20", got.BaseOffset, kerr.ErrorForCode(got.ErrorCode))
 	}
 }

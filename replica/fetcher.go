@@ -695,6 +695,8 @@ func (f *fetcher) outOfRange(s sent) {
 			zap.Int64("log_start_offset", l.LogStartOffset()), zap.Int64("log_end_offset", end), zap.Int64("leader_log_start_offset", leaderStart))
 		if err := l.TruncateFullyAndStartAt(leaderStart); err != nil {
 			f.logFailure(s, "starting the follower log over at the leader's log start failed", err)
+		} else if f.cfg.StartedOver != nil {
+			f.cfg.StartedOver(s.tp.Topic, s.tp.Partition, leaderStart)
 		} else {
 			f.truncated(s, l)
 		}

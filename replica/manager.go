@@ -70,7 +70,13 @@ type Config struct {
 	// records (the producer state and its snapshots) must drop what lay
 	// past end, as Kafka's truncateTo reloads its ProducerStateManager.
 	Truncated func(topic string, partition int32, end int64)
-	Logger    *zap.Logger
+	// StartedOver, when set, is told after a follower log was replaced by
+	// an empty one at start (storage.Log.TruncateFullyAndStartAt): what
+	// the node keeps beside the log about its records must all go, as
+	// Kafka's truncateFullyAndStartAt empties its ProducerStateManager.
+	// Unset, Truncated is told instead.
+	StartedOver func(topic string, partition int32, start int64)
+	Logger      *zap.Logger
 }
 
 func (c *Config) defaults() {
