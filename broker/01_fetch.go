@@ -45,10 +45,23 @@ package broker
 //     the log end, and report the follower's log end (its fetch offset)
 //     to the leader's ISR state (replication.go), which may move the high
 //     watermark; the response's high watermark is the leader's after that.
+//     A v15+ fetch whose replica_state.replica_epoch (not -1) is older than
+//     the follower's registration is answered NOT_LEADER_OR_FOLLOWER and
+//     recorded nowhere, as Kafka's updateFetchStateOrThrow.
+//
+//   - A follower fetch (v12+, sessionless) with last_fetched_epoch >= 0 is
+//     checked as Kafka's Partition.readRecords does: the end of that epoch
+//     in this leader's epoch cache (as OffsetForLeaderEpoch answers it);
+//     when the epoch is unknown here OFFSET_OUT_OF_RANGE, when the fetch
+//     offset is below the log start OFFSET_OUT_OF_RANGE, when the epoch
+//     found is smaller or ends below the fetch offset no records but
+//     diverging_epoch (tag 0: that epoch and its end offset), and the
+//     follower's fetch is not recorded (replication.go:divergence).
 //
 // Differences from Apache Kafka:
-//   - no preferred read replica (always -1), no diverging-epoch tagged
-//     field (a follower checks its log with OffsetForLeaderEpoch);
+//   - no preferred read replica (always -1); last_fetched_epoch is checked
+//     for follower fetches only (Kafka checks a consumer's too), and not
+//     for a partition a fetch session carries over unnamed;
 //   - a single node (no cluster) serves replica fetches as consumer
 //     fetches: it has no followers;
 //   - a partition that does not exist is answered with its error and not
@@ -101,6 +114,9 @@ type fetchItem struct {
 	// denied: the principal may not READ the topic (part is nil):
 	// TOPIC_AUTHORIZATION_FAILED (authz.go).
 	denied bool
+	// lastFetchedEpoch: a follower fetch's last_fetched_epoch (v12+,
+	// sessionless; -1: not given), checked for divergence (replication.go).
+	lastFetchedEpoch int32
 }
 
 // fetchOp is one Fetch request from parse to response.
@@ -121,6 +137,9 @@ type fetchOp struct {
 	// replicaDenied: a follower fetch without CLUSTER_ACTION.
 	replica       int32
 	replicaDenied bool
+	// replicaEpoch is a follower fetch's broker epoch (v15+
+	// replica_state.replica_epoch; -1 before), checked by the ISR state.
+	replicaEpoch int64
 	// epochs: the current_leader_epoch of this request's partitions, for
 	// the items a session adds (cluster mode; nil when none was given).
 	epochs map[sessionKey]int32
@@ -139,11 +158,11 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	op.readCommitted = r.IsolationLevel == 1
-	op.replica = -1
+	op.replica, op.replicaEpoch = -1, -1
 	if b.opts.Cluster != nil {
 		op.replica = r.ReplicaID
 		if hdr.APIVersion >= 15 {
-			op.replica = r.ReplicaState.ID
+			op.replica, op.replicaEpoch = r.ReplicaState.ID, r.ReplicaState.Epoch
 		}
 		if op.replica >= 0 {
 			op.readCommitted = false // a follower reads up to the log end
@@ -211,6 +230,9 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			for _, p := range t.Partitions {
 				k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
 				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch))
+				if op.replica >= 0 && op.hdr.APIVersion >= 12 {
+					op.items[len(op.items)-1].lastFetchedEpoch = p.LastFetchedEpoch
+				}
 			}
 		}
 		return 0
@@ -311,7 +333,7 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 }
 
 func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition, epoch int32) fetchItem {
-	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch}
+	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch, lastFetchedEpoch: -1}
 	if op.replica >= 0 {
 		if op.replicaDenied {
 			it.denied = true
@@ -370,6 +392,9 @@ type fetchResult struct {
 	// leader: with NOT_LEADER_OR_FOLLOWER in a cluster, the partition's
 	// current leader (KIP-951, v12+ tag 1; endpoints in v16+).
 	leader *currentLeader
+	// diverging: a follower's log diverges from this leader's
+	// (last_fetched_epoch; v12+ tag 0, diverging_epoch); no records.
+	diverging *divergingEpoch
 }
 
 // evaluate reads every item; it answers when final, when min_bytes is met
@@ -387,8 +412,8 @@ func (op *fetchOp) evaluate(final bool) {
 		results[i] = res
 		total += res.region.Len
 		budget -= res.region.Len
-		if res.errorCode != 0 {
-			anyError = true
+		if res.errorCode != 0 || res.diverging != nil {
+			anyError = true // answered at once (Kafka: a diverging epoch too)
 		}
 	}
 	if !final && !anyError && total < int64(op.minBytes) && op.b.clock.Now().Before(op.deadline) {
@@ -445,6 +470,18 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		return res
 	}
 	lso := ps.lastStableOffset()
+	if op.replica >= 0 && it.lastFetchedEpoch >= 0 {
+		// Kafka's readRecords: a follower whose last fetched epoch ends
+		// below its fetch offset here learns where to truncate instead of
+		// records, and its fetch state is not updated.
+		if code, div := op.b.repl.divergence(it.part, it.lastFetchedEpoch, it.fetchOffset); code != 0 || div != nil {
+			res.errorCode, res.diverging = code, div
+			if code == 0 {
+				res.hw, res.logStart, res.lso = l.HighWatermark(), l.LogStartOffset(), lso
+			}
+			return res
+		}
+	}
 	if budget > 0 || first {
 		max := int64(it.maxBytes)
 		if !first && budget < max {
@@ -484,7 +521,7 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			// updateFollowerFetchState, after the read). It may move the
 			// high watermark read below.
 			it.reported = true
-			if !op.b.repl.followerFetched(it.part, op.replica, it.fetchOffset, res.leo) {
+			if !op.b.repl.followerFetched(it.part, op.replica, it.fetchOffset, res.leo, op.replicaEpoch) {
 				res.region.Release()
 				res.region = storage.Region{BaseOffset: -1}
 				res.errorCode = kerr.NotLeaderForPartition.Code
@@ -661,7 +698,11 @@ func (op *fetchOp) respond(results []fetchResult) {
 				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
 			}
-			if res.leader != nil {
+			if res.diverging != nil {
+				w := proto.Writer{B: buf.B, Flexible: true}
+				res.diverging.appendTag(&w) // diverging_epoch (tag 0)
+				buf.B = w.B
+			} else if res.leader != nil {
 				w := proto.Writer{B: buf.B, Flexible: true}
 				res.leader.appendTag(&w, 1) // current_leader
 				buf.B = w.B

@@ -33,6 +33,13 @@ type followerState struct {
 	// reaches it proves the follower was caught up then.
 	lastFetchLeaderLEO int64
 	lastFetchMs        int64
+	// brokerEpoch is the broker epoch the follower's last fetch carried
+	// (Fetch v15+ replica_state.replica_epoch; -1: not given, an older
+	// fetch); brokerEpochKnown is false until its first fetch (Kafka's
+	// ReplicaState.brokerEpoch = None). The ISR expansion and the
+	// AlterPartition that carries it use it (KIP-903).
+	brokerEpoch      int64
+	brokerEpochKnown bool
 }
 
 // isrState is a partition's leader state. mu guards every field; it is a
@@ -136,14 +143,24 @@ func (s *isrState) follow(self, leader, leaderEpoch, partitionEpoch int32, repli
 // fetched records a follower's fetch at fetchOffset when the leader's log
 // end was leaderLEO (Kafka's ReplicaState.updateFetchStateOrThrow): caught
 // up now when it reached the leader's log end, or as of its previous fetch
-// when it reached the log end the leader had then. It reports false when
-// id is not a follower of the partition here.
+// when it reached the log end the leader had then. brokerEpoch is the
+// fetch's broker epoch (-1: not given); registered is the follower's
+// broker epoch in the image (-1: not registered). It reports false, and
+// records nothing, when id is not a follower of the partition here, or
+// when the fetch's broker epoch is older than the registration's: the
+// fetcher of an earlier incarnation of the follower, which must not move
+// the high watermark or the ISR (Kafka fences it with
+// NOT_LEADER_OR_FOLLOWER).
 // REQUIRES: s.mu held.
-func (s *isrState) fetched(id int32, fetchOffset, leaderLEO, nowMs int64) bool {
+func (s *isrState) fetched(id int32, fetchOffset, leaderLEO, nowMs, brokerEpoch, registered int64) bool {
 	f, ok := s.followers[id]
 	if !ok || !s.leading {
 		return false
 	}
+	if brokerEpochStale(brokerEpoch, registered) {
+		return false
+	}
+	f.brokerEpoch, f.brokerEpochKnown = brokerEpoch, true
 	switch {
 	case fetchOffset >= leaderLEO:
 		f.lastCaughtUpMs = max(f.lastCaughtUpMs, nowMs)
@@ -199,20 +216,47 @@ func (s *isrState) outOfSync(self int32, leaderLEO, nowMs, lagMs int64) []int32 
 // caughtUp lists the followers outside the ISR whose log end reached the
 // high watermark and this leader epoch's start offset (Kafka's
 // isFollowerInSync), and that eligible accepts (the image's view: a live,
-// unfenced broker not shutting down).
+// unfenced broker not shutting down, with its registered broker epoch)
+// with the broker epoch their last fetch carried equal to the registered
+// one, or -1 (Kafka's isBrokerEpochIsrEligible).
 // REQUIRES: s.mu held.
-func (s *isrState) caughtUp(hw int64, eligible func(id int32) bool) []int32 {
+func (s *isrState) caughtUp(hw int64, eligible func(id int32) (brokerEpoch int64, ok bool)) []int32 {
 	var out []int32
 	for _, id := range s.replicas {
 		f, ok := s.followers[id]
 		if !ok || slices.Contains(s.isr, id) {
 			continue
 		}
-		if f.leo >= 0 && f.leo >= hw && f.leo >= s.epochStartOffset && eligible(id) {
+		if f.leo < 0 || f.leo < hw || f.leo < s.epochStartOffset || !f.brokerEpochKnown {
+			continue
+		}
+		if epoch, ok := eligible(id); ok && (f.brokerEpoch == -1 || f.brokerEpoch == epoch) {
 			out = append(out, id)
 		}
 	}
 	return out
+}
+
+// brokerEpochStale reports whether a follower fetch's broker epoch is
+// older than the follower's registration (-1 on either side: no check),
+// Kafka's check in updateFetchStateOrThrow.
+func brokerEpochStale(fetchEpoch, registered int64) bool {
+	return fetchEpoch != -1 && registered >= 0 && registered > fetchEpoch
+}
+
+// followerBrokerEpoch is the broker epoch an AlterPartition gives for
+// follower id: what its last fetch carried, -1 when unknown (Kafka's
+// addBrokerEpochToIsr; -1 skips the controller's check). ok is false when
+// id is not a follower here. REQUIRES: s.mu held.
+func (s *isrState) followerBrokerEpoch(id int32) (epoch int64, ok bool) {
+	f, ok := s.followers[id]
+	if !ok {
+		return -1, false
+	}
+	if !f.brokerEpochKnown {
+		return -1, true
+	}
+	return f.brokerEpoch, true
 }
 
 // minus is isr without the ids in drop, in isr's order.

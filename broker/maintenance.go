@@ -15,7 +15,10 @@ import (
 // zero or negative interval takes Kafka's default. The tickers and the time
 // retention compares against come from RegistryOptions.Clock. It also
 // starts the log cleaner's threads (Cleaner; none when disabled), which
-// Close stops. The returned stop waits for the goroutine.
+// Close stops. In cluster mode (RegistryOptions.Replicated) it also writes
+// each log dir's high-watermark checkpoint every
+// RegistryOptions.HighWatermarkCheckpointInterval. The returned stop waits
+// for the goroutine.
 func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duration) (stop func()) {
 	r.startCleaner()
 	if retentionCheck <= 0 {
@@ -33,6 +36,16 @@ func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duratio
 		checkpoint := c.NewTicker(checkpointEvery)
 		defer retention.Stop()
 		defer checkpoint.Stop()
+		var hwTick <-chan time.Time
+		if r.opts.Replicated {
+			every := r.opts.HighWatermarkCheckpointInterval
+			if every <= 0 {
+				every = defaultHighWatermarkCheckpointInterval
+			}
+			hw := c.NewTicker(every)
+			defer hw.Stop()
+			hwTick = hw.C()
+		}
 		for {
 			select {
 			case <-done:
@@ -41,6 +54,8 @@ func (r *Registry) StartMaintenance(retentionCheck, checkpointEvery time.Duratio
 				r.enforceRetention(now)
 			case <-checkpoint.C():
 				r.checkpoint()
+			case <-hwTick:
+				r.checkpointHighWatermarks()
 			}
 		}
 	}()
@@ -72,6 +87,20 @@ func (r *Registry) checkpoint() {
 	for _, m := range r.mgrs {
 		if err := m.Checkpoint(); err != nil {
 			r.log.Warn("checkpoint", zap.String("dir", m.Dir()), zap.Error(err))
+		}
+	}
+}
+
+// defaultHighWatermarkCheckpointInterval is
+// replica.high.watermark.checkpoint.interval.ms's default (Kafka's).
+const defaultHighWatermarkCheckpointInterval = 5 * time.Second
+
+// checkpointHighWatermarks writes every log dir's
+// replication-offset-checkpoint (cluster mode).
+func (r *Registry) checkpointHighWatermarks() {
+	for _, m := range r.dirs {
+		if err := m.CheckpointHighWatermarks(); err != nil {
+			r.log.Warn("high watermark checkpoint", zap.String("dir", m.Dir()), zap.Error(err))
 		}
 	}
 }

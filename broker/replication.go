@@ -29,9 +29,12 @@ package broker
 // isrState.mu, and the log's waiters (acks=all, fetches) run under it:
 // they must not take it.
 //
-// Differences from Apache Kafka: the high watermark is not checkpointed: a
-// node that becomes leader starts from its log end (every local write),
-// where Kafka starts from its checkpointed high watermark.
+// The high watermark survives a restart as in Kafka: the registry opens
+// every log of a cluster node in replicated mode from its entry in the log
+// dir's replication-offset-checkpoint (storage/hw_checkpoint.go, written
+// every replica.high.watermark.checkpoint.interval.ms and at shutdown), so
+// a restarted leader neither exposes records above the high watermark it
+// had nor makes consumers wait for one it knew.
 
 import (
 	"context"
@@ -47,6 +50,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/internal/ratelog"
 	"github.com/ringbroker/ringbroker/metadata"
+	"github.com/ringbroker/ringbroker/proto"
 )
 
 // defaultReplicaLagTimeMax is replica.lag.time.max.ms's default (Kafka's).
@@ -146,15 +150,28 @@ func (r *replication) applyHWLocked(p *Partition) {
 
 // followerFetched records a follower's fetch of a partition led here
 // (fetch offset = its log end, leaderLEO = the leader's log end when the
-// fetch read), moves the high watermark, and asks the controller to add
+// fetch read, brokerEpoch = the fetch's replica_state.replica_epoch, -1
+// before v15), moves the high watermark, and asks the controller to add
 // the follower back to the ISR when it caught up. It reports false when
-// replica is not a follower of the partition here.
-func (r *replication) followerFetched(p *Partition, replica int32, fetchOffset, leaderLEO int64) bool {
+// replica is not a follower of the partition here, or when brokerEpoch is
+// older than the follower's registration in the image (a fetcher of the
+// follower's previous incarnation: Kafka answers NOT_LEADER_OR_FOLLOWER).
+func (r *replication) followerFetched(p *Partition, replica int32, fetchOffset, leaderLEO, brokerEpoch int64) bool {
+	registered := int64(-1)
+	if br, ok := r.b.image().Broker(replica); ok {
+		registered = br.Epoch
+	}
 	s := &p.lead
 	s.hwMu.Lock()
 	s.mu.Lock()
-	ok := s.fetched(replica, fetchOffset, leaderLEO, r.b.clock.Now().UnixMilli())
+	ok := s.fetched(replica, fetchOffset, leaderLEO, r.b.clock.Now().UnixMilli(), brokerEpoch, registered)
 	s.mu.Unlock()
+	if !ok && brokerEpochStale(brokerEpoch, registered) {
+		if n, logIt := staleFetchLog.Event(10 * time.Second); logIt {
+			r.b.log.Info("follower fetch with a stale broker epoch refused (NOT_LEADER_OR_FOLLOWER)", zap.String("topic", p.Topic.Name), zap.Int32("partition", p.Index),
+				zap.Int32("replica", replica), zap.Int64("fetch_broker_epoch", brokerEpoch), zap.Int64("registered_broker_epoch", registered), zap.Int64("refusals_since_last_line", n))
+		}
+	}
 	if ok {
 		r.applyHWLocked(p)
 	}
@@ -223,9 +240,9 @@ func (r *replication) maybeExpand(p *Partition) {
 		s.mu.Unlock()
 		return
 	}
-	add := s.caughtUp(hw, func(id int32) bool {
+	add := s.caughtUp(hw, func(id int32) (int64, bool) {
 		br, ok := im.Broker(id)
-		return ok && !br.Fenced && !br.InControlledShutdown
+		return br.Epoch, ok && !br.Fenced && !br.InControlledShutdown
 	})
 	if len(add) == 0 {
 		s.mu.Unlock()
@@ -274,7 +291,49 @@ func (r *replication) maybeShrink(p *Partition, nowMs int64) {
 		zap.Int32s("remove", out), zap.Int32s("isr", isr), zap.Int64("replica_lag_time_max_ms", r.lagMs))
 }
 
-var alterErrLog ratelog.Every
+var alterErrLog, staleFetchLog ratelog.Every
+
+// divergingEpoch is a Fetch response's diverging_epoch (Kafka's
+// FetchResponseData.EpochEndOffset): the largest epoch of this leader's
+// log not above the follower's last fetched epoch, and where it ends.
+type divergingEpoch struct {
+	epoch     int32
+	endOffset int64
+}
+
+// appendTag writes a partition's tagged-field section holding
+// diverging_epoch (tag 0 of Fetch v12+ partitions): epoch, end offset,
+// and the struct's own empty tag section.
+func (d *divergingEpoch) appendTag(w *proto.Writer) {
+	w.Uvarint(1) // one tagged field
+	w.Uvarint(0) // diverging_epoch
+	w.Uvarint(4 + 8 + 1)
+	w.Int32(d.epoch)
+	w.Int64(d.endOffset)
+	w.Tags()
+}
+
+// divergence checks a follower fetch carrying lastFetchedEpoch at
+// fetchOffset against p's epoch cache, as Kafka's Partition.readRecords:
+// the end of lastFetchedEpoch as OffsetForLeaderEpoch would answer it
+// (the leader's current epoch counted at its log end); an epoch this log
+// cannot place, or a fetch offset below the log start, is
+// OFFSET_OUT_OF_RANGE; a smaller epoch found, or an end below the fetch
+// offset, is a divergence: the follower truncates there (and asks again)
+// before it fetches. Otherwise (0, nil): read as usual.
+func (r *replication) divergence(p *Partition, lastFetchedEpoch int32, fetchOffset int64) (int16, *divergingEpoch) {
+	epoch, end := p.Log.EndOffsetForEpochAsLeader(lastFetchedEpoch, p.leaderEpoch.Load())
+	if epoch < 0 || end < 0 {
+		return kerr.OffsetOutOfRange.Code, nil
+	}
+	if fetchOffset < p.Log.LogStartOffset() {
+		return kerr.OffsetOutOfRange.Code, nil
+	}
+	if epoch < lastFetchedEpoch || end < fetchOffset {
+		return 0, &divergingEpoch{epoch: epoch, endOffset: end}
+	}
+	return 0, nil
+}
 
 // alterLocked sends an AlterPartition asking for isr, on a goroutine of
 // its own. REQUIRES: p.lead.mu held.
@@ -285,9 +344,17 @@ func (r *replication) alterLocked(p *Partition, isr []int32) {
 	ap := kmsg.NewAlterPartitionRequestTopicPartition()
 	ap.Partition, ap.LeaderEpoch, ap.PartitionEpoch = p.Index, s.leaderEpoch, s.partitionEpoch
 	for _, id := range isr {
+		// This node's own epoch from the image; a follower's from its
+		// last fetch, -1 when none came yet (Kafka's addBrokerEpochToIsr):
+		// the controller refuses a member whose given epoch is not its
+		// registration's (INELIGIBLE_REPLICA), so a follower that
+		// restarted since its fetch does not enter the ISR on the strength
+		// of its previous incarnation's log.
 		e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
 		e.BrokerID, e.BrokerEpoch = id, -1
-		if br, ok := im.Broker(id); ok {
+		if epoch, ok := s.followerBrokerEpoch(id); ok {
+			e.BrokerEpoch = epoch
+		} else if br, ok := im.Broker(id); ok && id == r.b.opts.NodeID {
 			e.BrokerEpoch = br.Epoch
 		}
 		ap.NewEpochISR = append(ap.NewEpochISR, e)
@@ -393,3 +460,38 @@ func (r *replication) close() {
 // server: those answers would otherwise wait out their timeouts. Close
 // calls it too.
 func (b *Broker) StopReplication() { b.repl.close() }
+
+// ReplicaStartedOver is the replica fetcher's word that the follower log
+// of topic/partition was replaced by an empty one at start (its leader's
+// log starts past what this node had: storage.Log.TruncateFullyAndStartAt).
+// The producer state is dropped and every producer state snapshot
+// removed, as Kafka's truncateFullyAndStartAt empties its
+// ProducerStateManager: each described records that are gone, and a
+// later load (when this node leads) must read the state from the new log
+// alone, not from a snapshot of the old one. A snapshot that cannot be
+// removed is logged.
+func (b *Broker) ReplicaStartedOver(topic string, partition int32, start int64) {
+	if b.reg == nil {
+		return
+	}
+	p := b.reg.Partition(topic, partition)
+	if p == nil || p.Log == nil {
+		return
+	}
+	b.forgetProducerState([]*Partition{p})
+	fs, dir := p.Log.FS(), p.Log.Dir()
+	removed := false
+	for _, off := range snapshotFiles(fs, dir) {
+		if err := fs.Remove(snapshotPath(dir, off)); err != nil {
+			b.log.Warn("removing a producer state snapshot of a follower log that started over", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
+			continue
+		}
+		removed = true
+	}
+	if removed {
+		if err := fs.SyncDir(dir); err != nil {
+			b.log.Warn("syncing a log dir after removing producer state snapshots", zap.String("dir", dir), zap.Error(err))
+		}
+	}
+	b.log.Info("follower log started over at its leader's log start: producer state dropped", zap.String("topic", topic), zap.Int32("partition", partition), zap.Int64("start", start))
+}

@@ -109,6 +109,15 @@ type RegistryOptions struct {
 	// gets; a log dir holding another one refuses the start.
 	ClusterID string
 
+	// Replicated: cluster mode. Every log dir keeps Kafka's
+	// replication-offset-checkpoint (storage/hw_checkpoint.go): logs open
+	// in replicated mode from their checkpointed high watermark, and
+	// StartMaintenance rewrites the file every
+	// HighWatermarkCheckpointInterval (replica.high.watermark.checkpoint.interval.ms;
+	// zero: Kafka's 5 s); Close writes it too.
+	Replicated                      bool
+	HighWatermarkCheckpointInterval time.Duration
+
 	// Clock drives the maintenance loop (StartMaintenance: retention and
 	// checkpoints); nil is the wall clock. The logs' own writer timers
 	// (linger, flush.ms) keep the wall clock.
@@ -219,7 +228,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	for _, dir := range opts.LogDirs {
-		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, FS: opts.FS, Logf: logf, Warnf: warnf, Stats: opts.Stats})
+		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, FS: opts.FS, Logf: logf, Warnf: warnf, Stats: opts.Stats, Replicated: opts.Replicated})
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}

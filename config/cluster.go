@@ -121,6 +121,7 @@ var clusterSpecs = []spec{
 	intSpec("replica.fetch.wait.max.ms", "500", 0, kafkaIntMax, "How long the leader may hold a follower's fetch when it has less than replica.fetch.min.bytes to send.", func(c *Config) *int32 { return &c.ReplicaFetchWaitMaxMs }),
 	intSpec("replica.fetch.min.bytes", "1", 0, kafkaIntMax, "Bytes the leader waits for (up to replica.fetch.wait.max.ms) before answering a follower's fetch.", func(c *Config) *int32 { return &c.ReplicaFetchMinBytes }),
 	intSpec("replica.fetch.backoff.ms", "1000", 0, kafkaIntMax, "How long a follower waits before fetching a partition again after an error, or reconnecting to a leader after a failed request.", func(c *Config) *int32 { return &c.ReplicaFetchBackoffMs }),
+	intSpec("replica.high.watermark.checkpoint.interval.ms", "5000", 1, math64Max, "How often each log dir's replication-offset-checkpoint (every partition's high watermark) is rewritten in cluster mode; it is also written at a clean shutdown. A restarted node starts each partition from its checkpointed high watermark, so a crash costs at most this much high-watermark progress (consumers of the restarted node wait for its followers to report again), never records above a high watermark it had.", func(c *Config) *int64 { return &c.ReplicaHighWatermarkCheckpointIntervalMs }),
 	intSpec("replica.socket.timeout.ms", "30000", 1, kafkaIntMax, "Timeout of a follower's request to a leader (beyond replica.fetch.wait.max.ms for a fetch) and of its connect.", func(c *Config) *int32 { return &c.ReplicaSocketTimeoutMs }),
 }
 

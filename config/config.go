@@ -180,6 +180,9 @@ type Config struct {
 	ReplicaFetchMinBytes   int32 // replica.fetch.min.bytes
 	ReplicaFetchBackoffMs  int32 // replica.fetch.backoff.ms
 	ReplicaSocketTimeoutMs int32 // replica.socket.timeout.ms
+	// ReplicaHighWatermarkCheckpointIntervalMs is
+	// replica.high.watermark.checkpoint.interval.ms.
+	ReplicaHighWatermarkCheckpointIntervalMs int64
 
 	// Security (security.go; Kafka keys but ring.conn.max.authenticating).
 	SaslEnabledMechanisms                 []string // sasl.enabled.mechanisms (per listener: ListenerKey)

@@ -78,6 +78,7 @@ type Registry struct {
 	onServeError func(error)
 
 	cleanerOnce sync.Once // WatchCleaner registers the cleaner's series once (cleaner.go)
+	replicaOnce sync.Once // WatchReplicaFetchers registers the fetchers' series once (replica.go)
 }
 
 // apiMetrics are the resolved series of one API key.

@@ -336,3 +336,40 @@ func TestCleanerSecondsSinceLastRun(t *testing.T) {
 		t.Errorf("after a round: %v, want 5", got)
 	}
 }
+
+// TestReplicaFetcherSeries: no series before WatchReplicaFetchers (a
+// single node); then one lag series per followed partition and their
+// maximum, read at scrape time.
+func TestReplicaFetcherSeries(t *testing.T) {
+	r := New(Options{NoRuntimeCollectors: true})
+	base, _ := serve(t, r, false)
+	if _, body := scrape(t, base+"/metrics"); strings.Contains(body, "replica_fetcher") {
+		t.Fatalf("replica fetcher series without fetchers:\n%s", body)
+	}
+	var mu sync.Mutex
+	lags := map[int32]int64{}
+	r.WatchReplicaFetchers(func(yield func(string, int32, int64)) {
+		mu.Lock()
+		defer mu.Unlock()
+		for p, lag := range lags {
+			yield("t", p, lag)
+		}
+	})
+	_, body := scrape(t, base+"/metrics")
+	if want := "# TYPE ringbroker_replica_fetcher_max_lag_messages gauge\nringbroker_replica_fetcher_max_lag_messages 0\n"; !strings.Contains(body, want) {
+		t.Errorf("scrape lacks %q:\n%s", want, body)
+	}
+	mu.Lock()
+	lags[0], lags[3] = 7, 40
+	mu.Unlock()
+	_, body = scrape(t, base+"/metrics")
+	for _, want := range []string{
+		`ringbroker_replica_fetcher_lag_messages{partition="0",topic="t"} 7` + "\n",
+		`ringbroker_replica_fetcher_lag_messages{partition="3",topic="t"} 40` + "\n",
+		"ringbroker_replica_fetcher_max_lag_messages 40\n",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q:\n%s", want, body)
+		}
+	}
+}

@@ -1,6 +1,11 @@
 package replica
 
-import "strconv"
+import (
+	"context"
+	"strconv"
+
+	"go.uber.org/zap"
+)
 
 // StateOf is the fetch state of topic-partition: "truncating", "fetching",
 // "stopped", or "" when no fetcher has it.
@@ -39,3 +44,23 @@ var WholeBatches = wholeBatches
 
 // FetcherIndex exports fetcherIndex.
 var FetcherIndex = fetcherIndex
+
+// Diverged runs a fetcher's handling of a Fetch answer carrying
+// diverging_epoch (epoch, endOffset) for follower log l, outside any
+// connection, and returns the partition's state afterwards.
+func Diverged(l Log, epoch int32, endOffset int64) string {
+	f := newFetcher(context.Background(), &Config{Logger: zap.NewNop()}, fetcherKey{}, "")
+	tp := topicPartition{"t", 0}
+	p := &partition{assignment: assignment{log: l}, state: stateFetching}
+	f.parts[tp] = p
+	f.mu.Lock()
+	f.diverged(sent{tp: tp, p: p, fetchOffset: l.LogEndOffset()}, epoch, endOffset)
+	f.mu.Unlock()
+	switch p.state {
+	case stateTruncating:
+		return "truncating"
+	case stateFetching:
+		return "fetching"
+	}
+	return "stopped"
+}

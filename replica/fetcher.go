@@ -61,6 +61,15 @@ type partition struct {
 	assignment
 	state   fetchState
 	retryAt time.Time // not fetched before (backoff); zero: now
+	// epochChecked: an OFFSET_OUT_OF_RANGE past the leader's log end sent
+	// the partition through OffsetForLeaderEpoch once; a second one, with
+	// no fetch served between, truncates to the leader's log end
+	// (outOfRange).
+	epochChecked bool
+	// lag is the leader's high watermark at the last answer minus the log
+	// end after it, at least 0 (Kafka's FetcherLagMetrics); -1 until the
+	// first answer. For Manager.Lags.
+	lag int64
 }
 
 // fetcher fetches every partition of one leader assigned to it, over one
@@ -115,7 +124,7 @@ func (f *fetcher) set(want map[topicPartition]assignment, brokerEpoch int64) int
 	}
 	for tp, a := range want {
 		if p := f.parts[tp]; p == nil || p.assignment != a {
-			f.parts[tp] = &partition{assignment: a, state: stateTruncating}
+			f.parts[tp] = &partition{assignment: a, state: stateTruncating, lag: -1}
 		}
 	}
 	f.brokerEpoch = brokerEpoch
@@ -417,6 +426,21 @@ func (f *fetcher) truncate(s sent, leaderEpoch int32, leaderEnd int64) {
 	}
 }
 
+// diverged applies a Fetch answer's diverging_epoch (epoch, endOffset):
+// the leader's end of the largest epoch it has at or below the one we
+// sent, as Kafka's truncateOnFetchResponse does: the same proof as an
+// OffsetForLeaderEpoch answer (truncationPoint), so the cut is at the
+// proven divergence point, and when it is not final (the leader named an
+// epoch we do not have) the partition asks OffsetForLeaderEpoch next.
+// REQUIRES: f.mu held.
+func (f *fetcher) diverged(s sent, epoch int32, endOffset int64) {
+	f.logger.Info("replica fetcher: the leader answered that the follower log diverges (diverging_epoch)",
+		zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
+		zap.Int64("fetch_offset", s.fetchOffset), zap.Int32("diverging_epoch", epoch), zap.Int64("diverging_epoch_end_offset", endOffset))
+	s.p.state = stateTruncating
+	f.truncate(s, epoch, endOffset)
+}
+
 // truncated tells Config.Truncated that s's log was cut to its log end.
 func (f *fetcher) truncated(s sent, l Log) {
 	if f.cfg.Truncated != nil {
@@ -441,9 +465,15 @@ func (f *fetcher) fetchRound() error {
 		rp.Partition = s.tp.Partition
 		rp.CurrentLeaderEpoch = s.p.leaderEpoch
 		rp.FetchOffset = s.fetchOffset
-		// -1: this follower finds divergence with OffsetForLeaderEpoch,
-		// not from the Fetch's diverging_epoch (KIP-595).
+		// The log's latest epoch (v12+, KIP-595 truncation on fetch): a
+		// leader whose log diverges from ours answers diverging_epoch
+		// instead of records (applyFetch). -1 for a log without epochs.
+		// The first truncation of a partition still goes through
+		// OffsetForLeaderEpoch (truncateRound).
 		rp.LastFetchedEpoch = -1
+		if epoch, ok := s.p.log.LatestEpoch(); ok {
+			rp.LastFetchedEpoch = epoch
+		}
 		rp.LogStartOffset = s.p.log.LogStartOffset()
 		rp.PartitionMaxBytes = f.cfg.FetchMaxBytes
 		t := &req.Topics[len(req.Topics)-1]
@@ -530,6 +560,9 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 		case a.ErrorCode != 0:
 			f.partitionError(s, a.ErrorCode, "Fetch")
 			continue
+		case a.DivergingEpoch.Epoch >= 0 && a.DivergingEpoch.EndOffset >= 0:
+			f.diverged(s, a.DivergingEpoch.Epoch, a.DivergingEpoch.EndOffset)
+			continue
 		}
 		batches := wholeBatches(a.RecordBatches)
 		if len(batches) == 0 {
@@ -583,6 +616,8 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 // REQUIRES: f.mu held.
 func (f *fetcher) followLeader(s sent, a *kmsg.FetchResponseTopicPartition) {
 	l := s.p.log
+	s.p.epochChecked = false
+	s.p.lag = max(0, a.HighWatermark-l.LogEndOffset())
 	l.SetHighWatermark(min(a.HighWatermark, l.LogEndOffset()))
 	if a.LogStartOffset > l.LogStartOffset() {
 		if to := min(a.LogStartOffset, l.HighWatermark()); to > l.LogStartOffset() {
@@ -598,12 +633,20 @@ func (f *fetcher) followLeader(s sent, a *kmsg.FetchResponseTopicPartition) {
 }
 
 // outOfRange handles OFFSET_OUT_OF_RANGE for s as Kafka's
-// fetchOffsetAndTruncate does: a leader whose log ends below ours (an
-// unclean election) makes us truncate to its end; a leader whose log
-// starts above our end would make Kafka start our log over at its start,
-// which storage cannot do without deleting data not proven stale: the
-// partition stops, loudly. Otherwise the offset is in range again and the
-// next round fetches it.
+// fetchOffsetAndTruncate does, with the leader's log end and start
+// (ListOffsets as a replica):
+//
+//   - the leader's log ends below ours: first one OffsetForLeaderEpoch
+//     round (the epoch rules prove a divergence point when there is one);
+//     if the fetch is still out of range after it (nothing proven: an
+//     unclean election left the leader without our epochs), truncate to
+//     the leader's log end, as Kafka does (WARN);
+//   - the leader's log starts past our log end (its retention or
+//     DeleteRecords removed everything we hold and what we lack): our log
+//     starts over empty at the leader's log start (Kafka's
+//     truncateFullyAndStartAt, WARN). Only our copy of records the leader
+//     no longer has goes: they are all below its log start;
+//   - otherwise the offset is in range again and the next round fetches it.
 //
 // REQUIRES: f.mu not held (it talks to the leader).
 func (f *fetcher) outOfRange(s sent) {
@@ -629,7 +672,14 @@ func (f *fetcher) outOfRange(s sent) {
 	}
 	l := s.p.log
 	end := l.LogEndOffset()
+	_, hasEpochs := l.LatestEpoch()
 	switch {
+	case leaderEnd < end && hasEpochs && !s.p.epochChecked:
+		f.logger.Info("replica fetcher: the leader's log ends below the follower's: checking the divergence point with OffsetForLeaderEpoch first",
+			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
+			zap.Int64("log_end_offset", end), zap.Int64("leader_log_end_offset", leaderEnd))
+		s.p.epochChecked = true
+		s.p.state = stateTruncating
 	case leaderEnd < end:
 		f.logger.Warn("replica fetcher: the leader's log ends below the follower's (unclean leader election?): truncating to the leader's log end, as Kafka does",
 			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
@@ -640,13 +690,16 @@ func (f *fetcher) outOfRange(s sent) {
 			f.truncated(s, l)
 		}
 	case leaderStart > end:
-		// TODO(replication): start the log over at leaderStart once
-		// storage offers a reset that deletes only what is proven stale
-		// (an empty log, or one wholly below the leader's log start).
-		f.logger.Error("replica fetcher: the follower's log ends below the leader's log start; starting the log over there is not supported yet: the partition is not fetched until its leadership changes",
+		f.logger.Warn("replica fetcher: the leader's log starts past the follower's log end (its retention or DeleteRecords removed those records): the follower log starts over empty at the leader's log start, as Kafka's truncateFullyAndStartAt",
 			zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
-			zap.Int64("log_end_offset", end), zap.Int64("leader_log_start_offset", leaderStart))
-		s.p.state = stateStopped
+			zap.Int64("log_start_offset", l.LogStartOffset()), zap.Int64("log_end_offset", end), zap.Int64("leader_log_start_offset", leaderStart))
+		if err := l.TruncateFullyAndStartAt(leaderStart); err != nil {
+			f.logFailure(s, "starting the follower log over at the leader's log start failed", err)
+		} else if f.cfg.StartedOver != nil {
+			f.cfg.StartedOver(s.tp.Topic, s.tp.Partition, leaderStart)
+		} else {
+			f.truncated(s, l)
+		}
 	default:
 		f.backoff(s.p)
 	}

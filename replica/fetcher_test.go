@@ -367,29 +367,31 @@ func TestFollowerTruncatesAfterUncleanLeader(t *testing.T) {
 }
 
 // TestFollowerBelowLeaderLogStart: a follower whose log ends below the
-// leader's log start cannot start over there without storage support:
-// the partition stops, its log untouched.
+// leader's log start (the leader's DeleteRecords or retention removed
+// every record the follower has, and those it lacks) starts its log over,
+// empty, at the leader's log start (Kafka's truncateFullyAndStartAt), then
+// copies the leader's records from there.
 func TestFollowerBelowLeaderLogStart(t *testing.T) {
 	l := startLeader(t)
 	l.produce(t, "a", 8)
 	ll := l.log(t)
+	id := l.topicID(t)
+	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+	// The follower copied offsets 0-2, then the leader deleted 0-4.
+	batches := batchesOf(t, segmentBytes(t, ll.Dir()))
+	for _, b := range batches[:3] {
+		appendReplica(t, f, b)
+	}
 	if _, err := ll.DeleteRecords(5); err != nil {
 		t.Fatal(err)
 	}
-	id := l.topicID(t)
-	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
 	m := newManager(t, f, id)
 	m.Update(image(t, l, id, leaderID, 0), nil, true)
-	waitFor(t, "the partition to stop", func() bool { return m.StateOf(topic, 0) == "stopped" })
-	if f.LogEndOffset() != 0 || f.LogStartOffset() != 0 {
-		t.Fatalf("follower log [%d, %d), want untouched", f.LogStartOffset(), f.LogEndOffset())
-	}
-	// The same image again leaves it stopped: only a new leader epoch or
-	// log starts it over.
-	m.Update(image(t, l, id, leaderID, 0), nil, true)
-	if got := m.StateOf(topic, 0); got != "stopped" {
-		t.Fatalf("state %q after the same image, want stopped", got)
-	}
+	waitFor(t, "the follower to start over at 5 and copy to 8", func() bool {
+		return f.LogStartOffset() == 5 && f.LogEndOffset() == 8 && m.StateOf(topic, 0) == "fetching"
+	})
+	l.produce(t, "b", 2)
+	waitFor(t, "the follower to copy on", func() bool { return f.LogEndOffset() == 10 })
 }
 
 // TestNoReplicasNoFetchers: with no partition to follow (every partition
@@ -471,4 +473,69 @@ func TestLeaderEndpointChange(t *testing.T) {
 	m.Update(image(t, l, id, leaderID, 0), nil, true)
 	waitFor(t, "the copy through the new endpoint", func() bool { return f.LogEndOffset() == 5 })
 	waitFor(t, "the old fetcher to exit", func() bool { return m.Fetchers() == 1 })
+}
+
+// TestFollowerTruncatesOnDivergingEpoch: a Fetch answer carrying
+// diverging_epoch (KIP-595) is the leader's end of the largest epoch it has
+// at or below the follower's last one: the follower cuts where that proves
+// divergence. Follower epochs 1 at 0-4, 3 at 5-9. The leader says epoch 3
+// ends at 8: both have epoch 3 up to 8, cut there and fetch on. The leader
+// says epoch 2 ends at 7: the follower has no epoch 2, its epoch 1 ends at
+// 5, so cut at 5 and ask OffsetForLeaderEpoch again (never past what is
+// proven: the records of epoch 1 stay).
+func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
+	l := startLeader(t)
+	l.produce(t, "a", 10)
+	batches := batchesOf(t, segmentBytes(t, l.log(t).Dir()))
+	if len(batches) != 10 {
+		t.Fatalf("leader has %d batches, want 10", len(batches))
+	}
+	build := func() replica.Log {
+		f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+		for i, b := range batches {
+			epoch := int32(1)
+			if i >= 5 {
+				epoch = 3
+			}
+			appendReplica(t, f, rebased(b, int64(i), epoch))
+		}
+		return f
+	}
+	f := build()
+	if st := replica.Diverged(f, 3, 8); st != "fetching" || f.LogEndOffset() != 8 {
+		t.Fatalf("diverging (3, 8): state %s log end %d, want fetching at 8", st, f.LogEndOffset())
+	}
+	f = build()
+	if st := replica.Diverged(f, 2, 7); st != "truncating" || f.LogEndOffset() != 5 {
+		t.Fatalf("diverging (2, 7): state %s log end %d, want truncating at 5", st, f.LogEndOffset())
+	}
+	// An end at or past the follower's log end proves nothing to cut.
+	f = build()
+	if st := replica.Diverged(f, 3, 12); st != "fetching" || f.LogEndOffset() != 10 {
+		t.Fatalf("diverging (3, 12): state %s log end %d, want fetching at 10", st, f.LogEndOffset())
+	}
+}
+
+// TestFollowerLag: Manager.Lags reports nothing before a partition's
+// first fetch answer, then the leader's high watermark minus the follower's
+// log end: 0 once it has copied everything.
+func TestFollowerLag(t *testing.T) {
+	l := startLeader(t)
+	l.produce(t, "a", 10)
+	id := l.topicID(t)
+	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+	m := newManager(t, f, id)
+	lags := func() map[string]int64 {
+		out := map[string]int64{}
+		m.Lags(func(topic string, partition int32, lag int64) { out[fmt.Sprintf("%s-%d", topic, partition)] = lag })
+		return out
+	}
+	if got := lags(); len(got) != 0 {
+		t.Fatalf("lags before any fetch: %v", got)
+	}
+	m.Update(image(t, l, id, leaderID, 0), nil, true)
+	waitFor(t, "the follower to copy the leader with lag 0", func() bool {
+		lag, ok := lags()["t-0"]
+		return f.LogEndOffset() == 10 && ok && lag == 0
+	})
 }

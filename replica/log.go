@@ -27,6 +27,11 @@ type Log interface {
 	// (storage.Log.TruncateTo). The fetcher calls it only with a proven
 	// divergence point.
 	TruncateTo(offset int64) error
+	// TruncateFullyAndStartAt replaces the whole log by an empty one at
+	// offset, at or past its log end (storage.Log.TruncateFullyAndStartAt).
+	// The fetcher calls it only when the leader's log starts past the
+	// follower's log end.
+	TruncateFullyAndStartAt(offset int64) error
 	// DeleteRecords moves the log start offset up (storage.Log.DeleteRecords):
 	// the fetcher follows the leader's log start with it, below the high
 	// watermark.

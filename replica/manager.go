@@ -70,7 +70,13 @@ type Config struct {
 	// records (the producer state and its snapshots) must drop what lay
 	// past end, as Kafka's truncateTo reloads its ProducerStateManager.
 	Truncated func(topic string, partition int32, end int64)
-	Logger    *zap.Logger
+	// StartedOver, when set, is told after a follower log was replaced by
+	// an empty one at start (storage.Log.TruncateFullyAndStartAt): what
+	// the node keeps beside the log about its records must all go, as
+	// Kafka's truncateFullyAndStartAt empties its ProducerStateManager.
+	// Unset, Truncated is told instead.
+	StartedOver func(topic string, partition int32, start int64)
+	Logger      *zap.Logger
 }
 
 func (c *Config) defaults() {
@@ -296,6 +302,25 @@ func (m *Manager) Fetching() map[int32][]string {
 		slices.Sort(v)
 	}
 	return out
+}
+
+// Lags calls yield with the lag of every followed partition that has had
+// a fetch answer since it was assigned: the leader's high watermark then
+// minus the follower's log end after applying it, at least 0 (Kafka's
+// FetcherLagMetrics; metrics.ReplicaLags). Safe from any goroutine; yield
+// runs under the manager's and a fetcher's lock and must not call back.
+func (m *Manager) Lags(yield func(topic string, partition int32, lag int64)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.fetchers {
+		f.mu.Lock()
+		for tp, p := range f.parts {
+			if p.lag >= 0 {
+				yield(tp.Topic, tp.Partition, p.lag)
+			}
+		}
+		f.mu.Unlock()
+	}
 }
 
 // Fetchers is how many fetchers run now.

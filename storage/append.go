@@ -207,7 +207,11 @@ func (l *Log) service() bool {
 			// Between groups, before anything queued: see TruncateTo.
 			l.truncReq = nil
 			l.mu.Unlock()
-			r.done <- l.truncate(r.offset, now)
+			if r.startAt {
+				r.done <- l.startAt(r.offset, now)
+			} else {
+				r.done <- l.truncate(r.offset, now)
+			}
 			continue
 		}
 		if l.idleRoll {

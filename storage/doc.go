@@ -9,6 +9,7 @@
 //	  .lock                              flock(2) held by the one process using the dir (LockDir)
 //	  recovery-point-offset-checkpoint   "0\n<n>\n<topic> <partition> <offset>\n..."
 //	  log-start-offset-checkpoint        same format
+//	  replication-offset-checkpoint      same format: high watermarks (cluster mode only, hw_checkpoint.go)
 //	  .kafka_cleanshutdown               present only after a clean Manager.Close
 //	  <topic>-<partition>/
 //	    leader-epoch-checkpoint          "0\n<n>\n<epoch> <startOffset>\n...": the leader-epoch cache

@@ -20,11 +20,10 @@ import "github.com/ringbroker/ringbroker/invariants"
 // The high watermark never goes back, except that TruncateTo below it
 // lowers it to the truncation point (a follower cutting a divergent
 // tail), and it is never below the log start (raised with it, as
-// Kafka's updateLogStartOffset does). It is not persisted: a reopened
-// log starts in local mode with hw = end, and the replication layer
-// switches it again (a leader's high watermark then only moves forward
-// from there once its followers report, as in Kafka, whose checkpoint
-// would also give a value at or below the log end).
+// Kafka's updateLogStartOffset does). A log opened with
+// Options.Replicated starts in replicated mode from its checkpointed high
+// watermark (hw_checkpoint.go); otherwise it opens in local mode with
+// hw = end.
 
 // LogEndOffset is the offset after the last completed write: what a
 // follower may read (ReadReplica) and the leader's own position in its

@@ -73,6 +73,11 @@ type Options struct {
 	CleanerOffset int64
 	Topic         string
 	Partition     int32
+	// Replicated opens the log in replicated mode (hw.go) with the high
+	// watermark HighWatermark (from replication-offset-checkpoint; 0 when
+	// it had no entry), clamped to [log start, log end] (hw_checkpoint.go).
+	Replicated    bool
+	HighWatermark int64
 }
 
 // Log is one partition's log. See doc.go for the API and concurrency rules.
@@ -396,6 +401,10 @@ func (l *Log) load(opts Options) error {
 	l.logStart = max(opts.LogStartOffset, l.segments[0].base)
 	if l.logStart > l.end {
 		l.logStart = l.end
+	}
+	if opts.Replicated {
+		l.replicated = true
+		l.hw = restoredHighWatermark(opts.HighWatermark, l.logStart, l.end)
 	}
 	if !opts.CleanShutdown {
 		l.dropTxnEntriesPast(l.nextOffset) // markers cut by recovery (txnindex.go)

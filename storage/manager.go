@@ -33,6 +33,11 @@ type ManagerOptions struct {
 	// checkpoints (which force a full recovery scan): Kafka's WARN.
 	// nil = Logf.
 	Warnf func(format string, args ...any)
+	// Replicated: the dir's partitions are replicated (cluster mode). The
+	// high-watermark checkpoint (hw_checkpoint.go) is read at open and
+	// written by CheckpointHighWatermarks and Close, and every log opens
+	// in replicated mode from its checkpointed high watermark.
+	Replicated bool
 }
 
 // Manager owns one log.dir: the partition logs under it, the two checkpoint
@@ -65,6 +70,7 @@ type Manager struct {
 	recoveryPoints map[TopicPartition]int64
 	logStarts      map[TopicPartition]int64
 	cleanerOffsets map[TopicPartition]int64 // cleaner-offset-checkpoint, likewise
+	highWatermarks map[TopicPartition]int64 // replication-offset-checkpoint (Replicated only), likewise
 	logs           map[TopicPartition]*Log
 	busy           map[TopicPartition]chan struct{} // closed when the open/delete finishes
 	closed         bool
@@ -79,6 +85,8 @@ type Manager struct {
 	// cleanerCkMu serializes writes of cleaner-offset-checkpoint (cleaner
 	// threads, Checkpoint, Close).
 	cleanerCkMu sync.Mutex
+	// hwCkMu serializes writes of replication-offset-checkpoint.
+	hwCkMu sync.Mutex
 }
 
 // CloseProgress reports how many logs a running (or finished) Close has
@@ -117,6 +125,12 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 	}
 	if m.cleanerOffsets, err = m.readCheckpoint(CleanerOffsetCheckpointFile); err != nil {
 		return nil, err
+	}
+	m.highWatermarks = map[TopicPartition]int64{}
+	if opts.Replicated {
+		if m.highWatermarks, err = m.readCheckpoint(ReplicationOffsetCheckpointFile); err != nil {
+			return nil, err
+		}
 	}
 	m.previousBrokerEpoch = -1
 	m.brokerEpoch.Store(-1)
@@ -246,6 +260,7 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 		Clock: m.opts.Clock, Logf: m.opts.Logf, Stats: m.opts.Stats, Warnf: m.opts.Warnf,
 		RecoveryPoint: m.recoveryPoints[tp], LogStartOffset: m.logStarts[tp],
 		CleanerOffset: m.cleanerOffsets[tp], CleanShutdown: m.clean, Topic: topic, Partition: partition,
+		Replicated: m.opts.Replicated, HighWatermark: m.highWatermarks[tp],
 	}
 	m.mu.Unlock()
 
@@ -382,6 +397,7 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	delete(m.recoveryPoints, tp)
 	delete(m.logStarts, tp)
 	delete(m.cleanerOffsets, tp)
+	delete(m.highWatermarks, tp)
 	done := make(chan struct{})
 	m.busy[tp] = done
 	m.mu.Unlock()
@@ -512,6 +528,10 @@ func (m *Manager) Close() error {
 			m.cleanerOffsets[tp] = o
 		}
 	}
+	var hws map[TopicPartition]int64
+	if m.opts.Replicated {
+		hws = m.highWatermarksLocked(logs)
+	}
 	m.logs = map[TopicPartition]*Log{}
 	markClean := m.clean || !m.openFailed
 	m.mu.Unlock()
@@ -519,6 +539,11 @@ func (m *Manager) Close() error {
 		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, RecoveryPointCheckpointFile), rp),
 		WriteCheckpoint(m.opts.FS, filepath.Join(m.dir, LogStartOffsetCheckpointFile), ls),
 		m.writeCleanerCheckpoint())
+	if hws != nil {
+		m.hwCkMu.Lock()
+		errs = append(errs, m.writeHighWatermarks(hws))
+		m.hwCkMu.Unlock()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

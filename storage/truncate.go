@@ -11,7 +11,9 @@ import (
 // truncateReq is a TruncateTo handed to the writer goroutine.
 type truncateReq struct {
 	offset int64
-	done   chan error // buffered: the writer never blocks on it
+	// startAt: TruncateFullyAndStartAt (offset at or past the log end).
+	startAt bool
+	done    chan error // buffered: the writer never blocks on it
 }
 
 // TruncateTo removes every record at or above offset: what a follower
@@ -83,6 +85,34 @@ func (l *Log) TruncateTo(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("log: truncate to negative offset %d", offset)
 	}
+	return l.runTruncate(&truncateReq{offset: offset, done: make(chan error, 1)})
+}
+
+// ErrStartAtBelowEnd is TruncateFullyAndStartAt's answer to an offset
+// below the log end: records at or above it would be dropped, which only
+// TruncateTo (a proven divergence point) may do.
+var ErrStartAtBelowEnd = errors.New("log: start offset below the log end")
+
+// TruncateFullyAndStartAt replaces the whole log by an empty one starting
+// at offset, which must be at or past the log end (ErrStartAtBelowEnd
+// otherwise): Kafka's truncateFullyAndStartAt as a follower uses it when
+// its leader's log starts past the follower's log end (the leader's
+// retention or DeleteRecords removed every record the follower has, and
+// the records between its end and the leader's start are gone). Every
+// segment goes, the log start, log end, high watermark and recovery point
+// become offset, and the leader-epoch cache is emptied (Kafka's
+// clearAndFlush): nothing the log held has a place in the leader's log any
+// more. Same concurrency and crash rules as TruncateTo: the new empty
+// segment is created and its name made durable before the old segments
+// are unlinked, highest first, so a crash leaves the old log (or a prefix
+// of it) beside the empty segment at offset, which the next open reads as
+// a log with a gap, and the fetcher resets again.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	return l.runTruncate(&truncateReq{offset: offset, startAt: true, done: make(chan error, 1)})
+}
+
+// runTruncate hands req to the writer and waits; see TruncateTo.
+func (l *Log) runTruncate(req *truncateReq) error {
 	l.truncating.Add(1)
 	l.cleaning.Lock()
 	defer func() {
@@ -99,7 +129,6 @@ func (l *Log) TruncateTo(offset int64) error {
 		}
 		l.swapUnfinished = nil
 	}
-	req := &truncateReq{offset: offset, done: make(chan error, 1)}
 	l.mu.Lock()
 	switch {
 	case l.closing:
@@ -251,6 +280,48 @@ func (l *Log) truncateFully(target int64, segs []*segment, now int64) error {
 		return l.failTruncate(err)
 	}
 	return l.truncateEpochsFromEnd(target)
+}
+
+// startAt performs a TruncateFullyAndStartAt on the writer goroutine.
+// REQUIRES: as truncate.
+func (l *Log) startAt(target int64, now int64) error {
+	l.waitRolledFlushed()
+	if target < l.nextOffset {
+		return fmt.Errorf("%w: start at %d, log end %d", ErrStartAtBelowEnd, target, l.nextOffset)
+	}
+	l.mu.RLock()
+	segs := append([]*segment(nil), l.segments...)
+	l.mu.RUnlock()
+	s, err := createSegment(l.fs, l.dir, target, &l.cfg, now)
+	if err != nil {
+		return fmt.Errorf("start at %d: %w", target, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		s.closeFiles()
+		l.fs.Remove(s.path)
+		return fmt.Errorf("start at %d: %w", target, err)
+	}
+	s.namesDurable.Store(true)
+	oldStart, oldEnd := l.logStart, l.nextOffset
+	l.mu.Lock()
+	l.segments = append(l.segments[:0], s)
+	l.nextOffset, l.end, l.hw, l.logStart = target, target, target, target
+	l.recoveryPoint, l.firstDirty = target, target
+	l.unflushedMsgs = 0
+	l.tsSoFar, l.tsOffSoFar = -1, -1
+	l.epochs.entries = nil
+	if invariants.Enabled {
+		l.checkSegmentOrder()
+		l.checkOffsetsLocked()
+	}
+	l.mu.Unlock()
+	l.warnf("log %s: every record [%d, %d) dropped, the log starts over at offset %d (the leader's log start is past this log's end)", l.dir, oldStart, oldEnd, target)
+	if err := l.dropSegmentsDurably(segs); err != nil {
+		return l.failTruncate(err)
+	}
+	l.epochFileMu.Lock()
+	defer l.epochFileMu.Unlock()
+	return l.persistEpochs()
 }
 
 // lowerOffsetsLocked sets the log end to end and lowers everything that

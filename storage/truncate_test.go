@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,5 +152,48 @@ func checkWhole(t *testing.T, l *Log, when string) {
 		if e.StartOffset >= l.HighWatermark() && e.StartOffset > l.LogStartOffset() {
 			t.Fatalf("%s: epoch entry %v at or past the log end %d", when, e, l.HighWatermark())
 		}
+	}
+}
+
+// TestTruncateFullyAndStartAt: an offset below the log end is refused
+// (nothing is dropped); one past it replaces the whole log by an empty one
+// there: log start, log end and high watermark at it, the epoch cache
+// empty, the old segment files gone, appends continuing from it, and a
+// reopen finding the same.
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	l, err := Open(dir, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		syncAppend(t, l, makeBatch(2, 10, 1, byte(i))) // offsets 0-9
+	}
+	if err := l.TruncateFullyAndStartAt(5); !errors.Is(err, ErrStartAtBelowEnd) || l.LogEndOffset() != 10 {
+		t.Fatalf("start at 5 below the log end 10: %v, log end %d", err, l.LogEndOffset())
+	}
+	if err := l.TruncateFullyAndStartAt(25); err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 25 || l.LogEndOffset() != 25 || l.HighWatermark() != 25 || len(l.LeaderEpochs()) != 0 {
+		t.Fatalf("after start at 25: start %d end %d hw %d epochs %v", l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark(), l.LeaderEpochs())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "00000000000000000000.log")); !os.IsNotExist(err) {
+		t.Fatalf("old segment still there: %v", err)
+	}
+	if r := syncAppend(t, l, makeBatch(1, 10, 1, 9)); r.Err != nil || r.BaseOffset != 25 {
+		t.Fatalf("append after start at 25: %+v", r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.LogStartOffset() != 25 || l.LogEndOffset() != 26 {
+		t.Fatalf("reopened: start %d end %d, want 25 and 26", l.LogStartOffset(), l.LogEndOffset())
 	}
 }

@@ -164,6 +164,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Stats:     m,
 		NodeID:    cfg.NodeID,
 		ClusterID: cfg.ClusterID,
+		// Cluster mode: high watermarks apart from log ends, kept in
+		// replication-offset-checkpoint across restarts.
+		Replicated:                      cfg.Clustered(),
+		HighWatermarkCheckpointInterval: time.Duration(cfg.ReplicaHighWatermarkCheckpointIntervalMs) * time.Millisecond,
 	})
 	if err != nil {
 		return err
@@ -248,6 +252,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if cfg.Clustered() {
 		// Deferred after closeLogs: the fetchers stop before the logs close.
 		rep := newReplication(cfg, reg, b, logger)
+		m.WatchReplicaFetchers(rep.mgr.Lags) // ringbroker_replica_fetcher_*
 		stopReplication = sync.OnceFunc(rep.close)
 		defer stopReplication()
 		if node, err = startCluster(cfg, reg, b, rep, logger); err != nil {

@@ -47,8 +47,9 @@ func newReplication(cfg *config.Config, reg *broker.Registry, b *broker.Broker, 
 			}
 			return p.Log
 		},
-		Truncated: b.ReplicaTruncated,
-		Logger:    logger.Named("replica"),
+		Truncated:   b.ReplicaTruncated,
+		StartedOver: b.ReplicaStartedOver,
+		Logger:      logger.Named("replica"),
 	})
 	return r
 }
