@@ -73,6 +73,7 @@ const (
 	TypeLong    Type = 5
 	TypeDouble  Type = 6
 	TypeList    Type = 7
+	TypeClass   Type = 8
 )
 
 func (t Type) String() string {
@@ -91,6 +92,8 @@ func (t Type) String() string {
 		return "double"
 	case TypeList:
 		return "list"
+	case TypeClass:
+		return "class"
 	}
 	return "unknown"
 }
