@@ -46,9 +46,15 @@ package broker
 //     to the leader's ISR state (replication.go), which may move the high
 //     watermark; the response's high watermark is the leader's after that.
 //
+//   - KIP-392 (fetch_preferred.go): with replica.selector.class set, a
+//     consumer fetch (v11+) naming a rack may be answered with a
+//     preferred_read_replica in that rack instead of records, and a
+//     partition this node follows serves consumer fetches up to its high
+//     watermark.
+//
 // Differences from Apache Kafka:
-//   - no preferred read replica (always -1), no diverging-epoch tagged
-//     field (a follower checks its log with OffsetForLeaderEpoch);
+//   - no diverging-epoch tagged field (a follower checks its log with
+//     OffsetForLeaderEpoch); for KIP-392's see fetch_preferred.go;
 //   - a single node (no cluster) serves replica fetches as consumer
 //     fetches: it has no followers;
 //   - a partition that does not exist is answered with its error and not
@@ -101,6 +107,12 @@ type fetchItem struct {
 	// denied: the principal may not READ the topic (part is nil):
 	// TOPIC_AUTHORIZATION_FAILED (authz.go).
 	denied bool
+	// follower: a consumer fetch of a partition this node follows, served
+	// here (KIP-392, fetch_preferred.go).
+	follower bool
+	// followerLogStart: a follower fetch's log_start_offset (-1: not
+	// given), for the rack-aware selector.
+	followerLogStart int64
 }
 
 // fetchOp is one Fetch request from parse to response.
@@ -121,6 +133,8 @@ type fetchOp struct {
 	// replicaDenied: a follower fetch without CLUSTER_ACTION.
 	replica       int32
 	replicaDenied bool
+	// clientRack is a consumer's rack_id (v11+, KIP-392), "" when none.
+	clientRack string
 	// epochs: the current_leader_epoch of this request's partitions, for
 	// the items a session adds (cluster mode; nil when none was given).
 	epochs map[sessionKey]int32
@@ -140,6 +154,9 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	op.readCommitted = r.IsolationLevel == 1
 	op.replica = -1
+	if hdr.APIVersion >= 11 {
+		op.clientRack = r.Rack
+	}
 	if b.opts.Cluster != nil {
 		op.replica = r.ReplicaID
 		if hdr.APIVersion >= 15 {
@@ -210,7 +227,11 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			topic := op.lookup(t.Topic, t.TopicID)
 			for _, p := range t.Partitions {
 				k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch))
+				it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch)
+				if op.replica >= 0 && op.hdr.APIVersion >= 5 {
+					it.followerLogStart = p.LogStartOffset
+				}
+				op.items = append(op.items, it)
 			}
 		}
 		return 0
@@ -311,7 +332,7 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 }
 
 func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition, epoch int32) fetchItem {
-	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch}
+	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch, followerLogStart: -1}
 	if op.replica >= 0 {
 		if op.replicaDenied {
 			it.denied = true
@@ -330,8 +351,15 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 		parts := topic.Partitions
 		if k.partition >= 0 && int(k.partition) < len(parts) {
 			it.part = parts[k.partition]
-			if !it.part.Local() || it.part.notLeader.Load() {
+			switch {
+			case !it.part.Local():
 				it.part, it.notLeader = nil, true
+			case it.part.notLeader.Load():
+				if op.followerServes() {
+					it.follower = true // a replica here: read up to its high watermark
+				} else {
+					it.part, it.notLeader = nil, true
+				}
 			}
 		}
 		if op.hdr.APIVersion < 13 {
@@ -370,6 +398,12 @@ type fetchResult struct {
 	// leader: with NOT_LEADER_OR_FOLLOWER in a cluster, the partition's
 	// current leader (KIP-951, v12+ tag 1; endpoints in v16+).
 	leader *currentLeader
+	// preferred is the preferred_read_replica (KIP-392), -1 for none; an
+	// answer that names one has no records and leaves at once.
+	preferred int32
+	// waitHW: a consumer read on a follower (fetch_preferred.go), the
+	// log's high watermark its long poll waits past when above hw.
+	waitHW int64
 }
 
 // evaluate reads every item; it answers when final, when min_bytes is met
@@ -387,8 +421,8 @@ func (op *fetchOp) evaluate(final bool) {
 		results[i] = res
 		total += res.region.Len
 		budget -= res.region.Len
-		if res.errorCode != 0 {
-			anyError = true
+		if res.errorCode != 0 || res.preferred >= 0 {
+			anyError = true // answered at once
 		}
 	}
 	if !final && !anyError && total < int64(op.minBytes) && op.b.clock.Now().Before(op.deadline) {
@@ -402,7 +436,7 @@ func (op *fetchOp) evaluate(final bool) {
 }
 
 func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
-	res := fetchResult{hw: -1, leo: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
+	res := fetchResult{hw: -1, leo: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}, preferred: -1, waitHW: -1}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.denied {
@@ -419,6 +453,9 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			res.errorCode = kerr.UnknownTopicID.Code
 		}
 		return res
+	}
+	if it.follower {
+		return op.readAsFollower(it, res, budget, first)
 	}
 	if op.b.opts.Cluster != nil {
 		// Kafka's order: the leader epoch (FENCED_LEADER_EPOCH,
@@ -445,6 +482,14 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		return res
 	}
 	lso := ps.lastStableOffset()
+	if op.clientRack != "" && op.replica < 0 && !op.readCommitted {
+		// KIP-392: a replica in the client's rack, if one fits, instead of
+		// a read here (fetch_preferred.go).
+		if id := op.b.preferredReadReplica(it.part, op.clientRack, it.fetchOffset); id >= 0 {
+			res.preferred, res.hw, res.logStart, res.lso = id, l.HighWatermark(), l.LogStartOffset(), lso
+			return res
+		}
+	}
 	if budget > 0 || first {
 		max := int64(it.maxBytes)
 		if !first && budget < max {
@@ -488,6 +533,8 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 				res.region.Release()
 				res.region = storage.Region{BaseOffset: -1}
 				res.errorCode = kerr.NotLeaderForPartition.Code
+			} else if it.followerLogStart >= 0 {
+				it.part.lead.setFollowerLogStart(op.replica, it.followerLogStart)
 			}
 		}
 	}
@@ -516,7 +563,7 @@ func (op *fetchOp) loadStates() bool {
 	op.loadTried = true
 	var missing []*partState
 	for i := range op.items {
-		if p := op.items[i].part; p != nil {
+		if p := op.items[i].part; p != nil && !op.items[i].follower {
 			if ps := op.b.produce.part(p); !ps.loaded.Load() {
 				missing = append(missing, ps)
 			}
@@ -559,7 +606,7 @@ func (op *fetchOp) wait(seen []fetchResult) {
 		if op.replica >= 0 {
 			added = it.part.Log.AddEndWaiter(op, seen[i].leo) // a follower waits for the log end
 		} else {
-			added = it.part.Log.AddWaiter(op, seen[i].hw)
+			added = it.part.Log.AddWaiter(op, max(seen[i].hw, seen[i].waitHW))
 		}
 		if !added {
 			// Moved since we looked: read again now.
@@ -656,7 +703,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 				continue
 			}
 			res := &results[k]
-			buf.B = e.AppendPartitionTxn(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.lso, res.logStart, res.aborted, res.region.Len)
+			buf.B = e.AppendPartitionPreferred(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.lso, res.logStart, res.aborted, res.preferred, res.region.Len)
 			if res.region.Len > 0 {
 				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
@@ -718,7 +765,7 @@ func sameTopic(items []fetchItem, include []bool, i int) bool {
 
 // changed reports whether an incremental response must carry the partition.
 func changed(sp *sessionPartition, res *fetchResult) bool {
-	return res.region.Len > 0 || res.errorCode != 0 || res.errorCode != sp.sentError ||
+	return res.region.Len > 0 || res.errorCode != 0 || res.preferred >= 0 || res.errorCode != sp.sentError ||
 		res.hw != sp.sentHW || res.logStart != sp.sentLogStart || res.lso != sp.sentLSO
 }
 
