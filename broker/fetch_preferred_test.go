@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -229,4 +230,30 @@ func rackFetchEpoch(t *testing.T, cl *kgo.Client, topic string, epoch int32) *km
 		t.Fatalf("fetch: %v", err)
 	}
 	return &resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+}
+
+// TestSingleNodeRack: a single node advertises broker.rack in Metadata and
+// DescribeCluster (null when unset).
+func TestSingleNodeRack(t *testing.T) {
+	for _, rack := range []string{"r1", ""} {
+		tb := startTestBroker(t, netpoll.BackendPortable, func(o *Options, _ *RegistryOptions) { o.Rack = rack })
+		cl := tb.client()
+		mresp, err := cl.SeedBrokers()[0].Request(context.Background(), kmsg.NewPtrMetadataRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dresp, err := cl.SeedBrokers()[0].Request(context.Background(), kmsg.NewPtrDescribeClusterRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, d := mresp.(*kmsg.MetadataResponse), dresp.(*kmsg.DescribeClusterResponse)
+		if len(m.Brokers) != 1 || len(d.Brokers) != 1 {
+			t.Fatalf("brokers: metadata %d, describe cluster %d", len(m.Brokers), len(d.Brokers))
+		}
+		for what, got := range map[string]*string{"Metadata": m.Brokers[0].Rack, "DescribeCluster": d.Brokers[0].Rack} {
+			if rack == "" && got != nil || rack != "" && (got == nil || *got != rack) {
+				t.Errorf("broker.rack %q: %s rack %v", rack, what, got)
+			}
+		}
+	}
 }

@@ -205,6 +205,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Cluster:                  clusterOpt,
 		ReplicaLagTimeMax:        time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
+		Rack:                     cfg.BrokerRack,
 		ListenerName:             adv.Name,
 		NodeID:                   cfg.NodeID,
 		AdvertisedHost:           adv.Host,
