@@ -97,6 +97,9 @@ type testCluster struct {
 	// every node gets on top of props' own.
 	wrap      func(n *clusterNode) []string
 	moreProps map[string]string
+	// nodeProps, when set, gives node n's own keys on top of moreProps
+	// (broker.rack, a metrics listener on the node's address).
+	nodeProps func(n *clusterNode) map[string]string
 
 	// What the scenarios made and every later one checks is still there:
 	// topics with their partition counts, the topic configs set, and every
@@ -232,6 +235,11 @@ func (c *testCluster) props(n *clusterNode) map[string]string {
 	}
 	for k, v := range c.moreProps {
 		props[k] = v
+	}
+	if c.nodeProps != nil {
+		for k, v := range c.nodeProps(n) {
+			props[k] = v
+		}
 	}
 	return props
 }
