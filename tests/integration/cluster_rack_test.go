@@ -15,9 +15,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -195,6 +200,33 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestReplicaSelectorClassRefused: a server.properties naming a replica
+// selector class ringbroker does not have stops the start with a message
+// naming the key, the class and the one it has; nothing is created.
+func TestReplicaSelectorClassRefused(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	props := filepath.Join(dir, "server.properties")
+	conf := "log.dirs=" + data + "\nreplica.selector.class=com.example.ClosestReplicaSelector\n"
+	if err := os.WriteFile(props, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, daemonPath, "--config", props).CombinedOutput()
+	if err == nil {
+		t.Fatalf("ringbrokerd started with an unknown replica.selector.class:\n%s", out)
+	}
+	for _, want := range []string{"replica.selector.class", "com.example.ClosestReplicaSelector", rackAwareSelector} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the refusal does not name %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the refused start created %s (%v)", data, err)
+	}
 }
 
 // batchSources is a franz-go hook counting fetched batches per broker.
