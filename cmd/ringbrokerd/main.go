@@ -201,22 +201,24 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		return err
 	}
 	b, err := broker.New(broker.Options{
-		Security:                 security,
-		Cluster:                  clusterOpt,
-		ReplicaLagTimeMax:        time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+		Security:          security,
+		Cluster:           clusterOpt,
+		ReplicaLagTimeMax: time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+		ListenerName:      adv.Name,
+		NodeID:            cfg.NodeID,
+		AdvertisedHost:    adv.Host,
+		AdvertisedPort:    int32(adv.Port),
+		DataDir:           dataDir,
+		Logger:            logger.Named("broker"),
+		Registry:          reg,
+		AutoCreateTopics:  cfg.AutoCreateTopicsEnable,
+		NumPartitions:     cfg.NumPartitions,
+		MessageMaxBytes:   cfg.MessageMaxBytes,
+		FetchZeroCopy:     cfg.FetchZeroCopy,
+
+		// KIP-392 (broker/fetch_preferred.go).
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
 		Rack:                     cfg.BrokerRack,
-		ListenerName:             adv.Name,
-		NodeID:                   cfg.NodeID,
-		AdvertisedHost:           adv.Host,
-		AdvertisedPort:           int32(adv.Port),
-		DataDir:                  dataDir,
-		Logger:                   logger.Named("broker"),
-		Registry:                 reg,
-		AutoCreateTopics:         cfg.AutoCreateTopicsEnable,
-		NumPartitions:            cfg.NumPartitions,
-		MessageMaxBytes:          cfg.MessageMaxBytes,
-		FetchZeroCopy:            cfg.FetchZeroCopy,
 
 		FetchSessionCacheSlots:    zeroIsNone(cfg.FetchSessionCacheSlots),
 		FetchSessionPartitionsMax: zeroIsNone(cfg.FetchSessionMaxPartitions),
