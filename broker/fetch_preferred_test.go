@@ -183,6 +183,51 @@ func TestFollowerServesConsumer(t *testing.T) {
 	if c := rackFetch(t, consumer, "far", -1, 0, "r1", 1, -1); c.ErrorCode != 0 || c.PreferredReadReplica != 2 || len(c.RecordBatches) != 0 {
 		t.Errorf("follower, read_committed: %+v", c)
 	}
+	// A long poll at the high watermark wakes when the fetcher moves it.
+	p.FollowerLog().SetHighWatermark(5)
+	third := makeBatch([]byte("f"), []byte("g"), []byte("h"))
+	binary.BigEndian.PutUint64(third, 5)
+	done := make(chan error, 1)
+	if err := p.Log.AppendReplica(third, storage.AppendFunc(func(r storage.AppendResult) { done <- r.Err })); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if hw := p.Log.HighWatermark(); hw != 5 {
+		t.Fatalf("high watermark %d after a replicated-mode append, want 5", hw)
+	}
+	poll := kmsg.NewPtrFetchRequest()
+	poll.ReplicaID, poll.ReplicaState.ID, poll.ReplicaState.Epoch = -1, -1, -1
+	poll.MaxWaitMillis, poll.MinBytes, poll.MaxBytes, poll.SessionEpoch, poll.Rack = 20000, 1, 1<<20, -1, "r1"
+	pt := kmsg.NewFetchRequestTopic()
+	pt.Topic, pt.TopicID = "far", topicIDOf(t, consumer, "far")
+	pp := kmsg.NewFetchRequestTopicPartition()
+	pp.FetchOffset, pp.PartitionMaxBytes = 5, 1<<20
+	pt.Partitions = append(pt.Partitions, pp)
+	poll.Topics = append(poll.Topics, pt)
+	type polledResp struct {
+		resp kmsg.Response
+		err  error
+	}
+	polled := make(chan polledResp, 1)
+	start := time.Now()
+	go func() {
+		resp, err := consumer.SeedBrokers()[0].Request(context.Background(), poll)
+		polled <- polledResp{resp, err}
+	}()
+	p.FollowerLog().SetHighWatermark(8)
+	r := <-polled
+	if r.err != nil {
+		t.Fatalf("long poll: %v", r.err)
+	}
+	if c := &r.resp.(*kmsg.FetchResponse).Topics[0].Partitions[0]; c.ErrorCode != 0 || recordsEnd(t, c) != 8 || c.HighWatermark != 8 {
+		t.Errorf("long poll on the follower: error %d end %d hw %d", c.ErrorCode, recordsEnd(t, c), c.HighWatermark)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("long poll on the follower answered after %v: not woken by the high watermark", d)
+	}
+
 	// A stale leader epoch is fenced here too.
 	if c := rackFetchEpoch(t, consumer, "far", p.leaderEpoch.Load()+1); c.ErrorCode != kerr.UnknownLeaderEpoch.Code {
 		t.Errorf("follower, leader epoch ahead: error %d", c.ErrorCode)
