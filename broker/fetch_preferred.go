@@ -21,10 +21,12 @@ package broker
 //
 // Follower side (Kafka's Partition.fetchRecords for a consumer, with
 // fetchOnlyLeader false): a partition this node holds but does not lead is
-// read up to its high watermark (the leader's, as the replica fetcher last
-// set it, bounded by the local log end): an offset between the high
-// watermark and the log end gives no records and no error (a long poll waits
-// for the high watermark), one below the log start or past the log end
+// read up to its high watermark: the smaller of the log's and the leader's
+// as the replica fetcher last set it (FollowerLog; bounded by the local log
+// end). An offset between that and the log end gives no records and no
+// error (a long poll waits for the high watermark; while the log's own is
+// above the leader's, a transient state after a restart, it may wait out
+// max_wait_ms), one below the log start or past the log end
 // OFFSET_OUT_OF_RANGE (what Kafka's LocalLog.read answers; clients then go
 // back to the leader). The leader epoch is checked as on the leader. The
 // follower's answer always has preferred_read_replica -1 unless it sends
@@ -40,9 +42,10 @@ package broker
 //   - A follower serves consumer fetches only when the selector is set on
 //     it (Kafka serves every v11+ consumer fetch on a follower); without
 //     it such a fetch is NOT_LEADER_OR_FOLLOWER, as before KIP-392.
-//   - A follower outside the partition's ISR, or whose log has not had a
-//     high watermark from the leader since it was opened (still in local
-//     mode), answers preferred_read_replica = the leader and no records
+//   - A follower outside the partition's ISR, or whose replica fetcher has
+//     not set a high watermark from the leader since this process started
+//     (or whose log is still in local mode), answers
+//     preferred_read_replica = the leader and no records
 //     (NOT_LEADER_OR_FOLLOWER when the partition has no live leader), so
 //     the client goes back to the leader at once; Kafka serves from a
 //     lagging follower until the client's preferred replica expires.
