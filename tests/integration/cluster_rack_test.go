@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,6 +199,50 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 			if after[third.id] != 0 {
 				t.Errorf("node %d (another rack) served %v bytes", third.id, after[third.id])
 			}
+		})
+
+		// The follower a franz-go consumer reads from is SIGKILLed: the
+		// consumer goes on from the other replicas (the leader names no
+		// fenced replica) and misses nothing produced meanwhile. franz-go
+		// stays with a preferred replica it cannot reach until its recheck
+		// interval (30 min by default; with a Kafka cluster alike), hence 1 s.
+		t.Run("follower-killed", func(t *testing.T) {
+			hook := &batchSources{nodes: map[int32]int{}}
+			cl := newClient(t, leader.addr(), kgo.SeedBrokers(c.seeds()...), kgo.Rack(rack), kgo.WithHooks(hook),
+				kgo.RecheckPreferredReplicaInterval(time.Second),
+				kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: fromStart(1)}))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*clusterStepTimeout)
+			defer cancel()
+			var got []gotRecord
+			poll := func(want int) {
+				for len(got) < want && ctx.Err() == nil {
+					fs := cl.PollFetches(ctx)
+					fs.EachRecord(func(r *kgo.Record) {
+						got = append(got, gotRecord{partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value})
+					})
+				}
+			}
+			poll(len(recs))
+			hook.mu.Lock()
+			before := hook.nodes[far.id]
+			hook.mu.Unlock()
+			if before == 0 {
+				t.Fatalf("the consumer read no batch from node %d before the kill: %v", far.id, hook.nodes)
+			}
+			c.kill(t, far)
+			more := spreadRecords(topic+"-after", 100, 1, 1500, false)
+			produceSync(t, seedClient(t, c.seeds(far.id)), topic, more)
+			poll(len(recs) + len(more))
+			if ctx.Err() != nil {
+				t.Fatalf("got %d of %d records within %v of the kill", len(got), len(recs)+len(more), 2*clusterStepTimeout)
+			}
+			verifyRecords(t, "franz-go in rack "+rack+" across the kill of node "+strconv.Itoa(int(far.id)), append(slices.Clone(recs), more...), got, nil)
+			hook.mu.Lock()
+			t.Logf("batches per node across the kill: %v", hook.nodes)
+			if hook.nodes[leader.id]+hook.nodes[third.id] == 0 {
+				t.Errorf("no batch from a live replica after node %d was killed: %v", far.id, hook.nodes)
+			}
+			hook.mu.Unlock()
 		})
 	})
 }
