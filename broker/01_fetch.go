@@ -58,10 +58,17 @@ package broker
 //     diverging_epoch (tag 0: that epoch and its end offset), and the
 //     follower's fetch is not recorded (replication.go:divergence).
 //
+//   - KIP-392 (fetch_preferred.go): with replica.selector.class set, a
+//     consumer fetch (v11+) naming a rack may be answered with a
+//     preferred_read_replica in that rack instead of records, and a
+//     partition this node follows serves consumer fetches up to its high
+//     watermark.
+//
 // Differences from Apache Kafka:
-//   - no preferred read replica (always -1); last_fetched_epoch is checked
-//     for follower fetches only (Kafka checks a consumer's too), and not
-//     for a partition a fetch session carries over unnamed;
+//   - no preferred read replica unless replica.selector.class is set
+//     (fetch_preferred.go); last_fetched_epoch is checked for follower
+//     fetches only (Kafka checks a consumer's too), and not for a
+//     partition a fetch session carries over unnamed;
 //   - a single node (no cluster) serves replica fetches as consumer
 //     fetches: it has no followers;
 //   - a partition that does not exist is answered with its error and not
@@ -117,6 +124,12 @@ type fetchItem struct {
 	// lastFetchedEpoch: a follower fetch's last_fetched_epoch (v12+,
 	// sessionless; -1: not given), checked for divergence (replication.go).
 	lastFetchedEpoch int32
+	// follower: a consumer fetch of a partition this node follows, served
+	// here (KIP-392, fetch_preferred.go).
+	follower bool
+	// followerLogStart: a follower fetch's log_start_offset (-1: not
+	// given), for the rack-aware selector.
+	followerLogStart int64
 }
 
 // fetchOp is one Fetch request from parse to response.
@@ -140,6 +153,8 @@ type fetchOp struct {
 	// replicaEpoch is a follower fetch's broker epoch (v15+
 	// replica_state.replica_epoch; -1 before), checked by the ISR state.
 	replicaEpoch int64
+	// clientRack is a consumer's rack_id (v11+, KIP-392), "" when none.
+	clientRack string
 	// epochs: the current_leader_epoch of this request's partitions, for
 	// the items a session adds (cluster mode; nil when none was given).
 	epochs map[sessionKey]int32
@@ -159,6 +174,9 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	op.readCommitted = r.IsolationLevel == 1
 	op.replica, op.replicaEpoch = -1, -1
+	if hdr.APIVersion >= 11 {
+		op.clientRack = r.Rack
+	}
 	if b.opts.Cluster != nil {
 		op.replica = r.ReplicaID
 		if hdr.APIVersion >= 15 {
@@ -229,10 +247,14 @@ func (op *fetchOp) resolve(r *kmsg.FetchRequest) int16 {
 			topic := op.lookup(t.Topic, t.TopicID)
 			for _, p := range t.Partitions {
 				k := sessionKey{topic: t.Topic, id: t.TopicID, partition: p.Partition}
-				op.items = append(op.items, op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch))
+				it := op.item(k, topic, p.FetchOffset, p.PartitionMaxBytes, nil, p.CurrentLeaderEpoch)
 				if op.replica >= 0 && op.hdr.APIVersion >= 12 {
-					op.items[len(op.items)-1].lastFetchedEpoch = p.LastFetchedEpoch
+					it.lastFetchedEpoch = p.LastFetchedEpoch
 				}
+				if op.replica >= 0 && op.hdr.APIVersion >= 5 {
+					it.followerLogStart = p.LogStartOffset
+				}
+				op.items = append(op.items, it)
 			}
 		}
 		return 0
@@ -333,7 +355,7 @@ func (op *fetchOp) countExisting(r *kmsg.FetchRequest) int {
 }
 
 func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32, sp *sessionPartition, epoch int32) fetchItem {
-	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch, lastFetchedEpoch: -1}
+	it := fetchItem{key: k, topic: topic, fetchOffset: offset, maxBytes: maxBytes, sp: sp, currentEpoch: epoch, lastFetchedEpoch: -1, followerLogStart: -1}
 	if op.replica >= 0 {
 		if op.replicaDenied {
 			it.denied = true
@@ -352,8 +374,15 @@ func (op *fetchOp) item(k sessionKey, topic *Topic, offset int64, maxBytes int32
 		parts := topic.Partitions
 		if k.partition >= 0 && int(k.partition) < len(parts) {
 			it.part = parts[k.partition]
-			if !it.part.Local() || it.part.notLeader.Load() {
+			switch {
+			case !it.part.Local():
 				it.part, it.notLeader = nil, true
+			case it.part.notLeader.Load():
+				if op.followerServes() {
+					it.follower = true // a replica here: read up to its high watermark
+				} else {
+					it.part, it.notLeader = nil, true
+				}
 			}
 		}
 		if op.hdr.APIVersion < 13 {
@@ -395,6 +424,12 @@ type fetchResult struct {
 	// diverging: a follower's log diverges from this leader's
 	// (last_fetched_epoch; v12+ tag 0, diverging_epoch); no records.
 	diverging *divergingEpoch
+	// preferred is the preferred_read_replica (KIP-392), -1 for none; an
+	// answer that names one has no records and leaves at once.
+	preferred int32
+	// waitHW: a consumer read on a follower (fetch_preferred.go), the
+	// log's high watermark its long poll waits past when above hw.
+	waitHW int64
 }
 
 // evaluate reads every item; it answers when final, when min_bytes is met
@@ -412,8 +447,8 @@ func (op *fetchOp) evaluate(final bool) {
 		results[i] = res
 		total += res.region.Len
 		budget -= res.region.Len
-		if res.errorCode != 0 || res.diverging != nil {
-			anyError = true // answered at once (Kafka: a diverging epoch too)
+		if res.errorCode != 0 || res.diverging != nil || res.preferred >= 0 {
+			anyError = true // answered at once (Kafka: a diverging epoch or a preferred replica too)
 		}
 	}
 	if !final && !anyError && total < int64(op.minBytes) && op.b.clock.Now().Before(op.deadline) {
@@ -427,7 +462,7 @@ func (op *fetchOp) evaluate(final bool) {
 }
 
 func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
-	res := fetchResult{hw: -1, leo: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}}
+	res := fetchResult{hw: -1, leo: -1, lso: -1, logStart: -1, region: storage.Region{BaseOffset: -1}, preferred: -1, waitHW: -1}
 	if it.part == nil {
 		res.errorCode = kerr.UnknownTopicOrPartition.Code
 		if it.denied {
@@ -444,6 +479,9 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			res.errorCode = kerr.UnknownTopicID.Code
 		}
 		return res
+	}
+	if it.follower {
+		return op.readAsFollower(it, res, budget, first)
 	}
 	if op.b.opts.Cluster != nil {
 		// Kafka's order: the leader epoch (FENCED_LEADER_EPOCH,
@@ -479,6 +517,14 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			if code == 0 {
 				res.hw, res.logStart, res.lso = l.HighWatermark(), l.LogStartOffset(), lso
 			}
+			return res
+		}
+	}
+	if op.clientRack != "" && op.replica < 0 && !op.readCommitted {
+		// KIP-392: a replica in the client's rack, if one fits, instead of
+		// a read here (fetch_preferred.go).
+		if id := op.b.preferredReadReplica(it.part, op.clientRack, it.fetchOffset); id >= 0 {
+			res.preferred, res.hw, res.logStart, res.lso = id, l.HighWatermark(), l.LogStartOffset(), lso
 			return res
 		}
 	}
@@ -525,6 +571,8 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 				res.region.Release()
 				res.region = storage.Region{BaseOffset: -1}
 				res.errorCode = kerr.NotLeaderForPartition.Code
+			} else if it.followerLogStart >= 0 {
+				it.part.lead.setFollowerLogStart(op.replica, it.followerLogStart)
 			}
 		}
 	}
@@ -553,7 +601,7 @@ func (op *fetchOp) loadStates() bool {
 	op.loadTried = true
 	var missing []*partState
 	for i := range op.items {
-		if p := op.items[i].part; p != nil {
+		if p := op.items[i].part; p != nil && !op.items[i].follower {
 			if ps := op.b.produce.part(p); !ps.loaded.Load() {
 				missing = append(missing, ps)
 			}
@@ -596,7 +644,7 @@ func (op *fetchOp) wait(seen []fetchResult) {
 		if op.replica >= 0 {
 			added = it.part.Log.AddEndWaiter(op, seen[i].leo) // a follower waits for the log end
 		} else {
-			added = it.part.Log.AddWaiter(op, seen[i].hw)
+			added = it.part.Log.AddWaiter(op, max(seen[i].hw, seen[i].waitHW))
 		}
 		if !added {
 			// Moved since we looked: read again now.
@@ -693,7 +741,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 				continue
 			}
 			res := &results[k]
-			buf.B = e.AppendPartitionTxn(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.lso, res.logStart, res.aborted, res.region.Len)
+			buf.B = e.AppendPartitionPreferred(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.lso, res.logStart, res.aborted, res.preferred, res.region.Len)
 			if res.region.Len > 0 {
 				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
@@ -759,7 +807,7 @@ func sameTopic(items []fetchItem, include []bool, i int) bool {
 
 // changed reports whether an incremental response must carry the partition.
 func changed(sp *sessionPartition, res *fetchResult) bool {
-	return res.region.Len > 0 || res.errorCode != 0 || res.errorCode != sp.sentError ||
+	return res.region.Len > 0 || res.errorCode != 0 || res.preferred >= 0 || res.errorCode != sp.sentError ||
 		res.hw != sp.sentHW || res.logStart != sp.sentLogStart || res.lso != sp.sentLSO
 }
 

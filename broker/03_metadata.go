@@ -46,7 +46,7 @@ package broker
 //     retrying a name that can never exist.
 //   - v10-v11 requests naming a topic only by id are resolved by id (Kafka
 //     rejects ids before v12); an unknown id gets UNKNOWN_TOPIC_ID.
-//   - No racks; cluster-authorized-operations (v8-v10)
+//   - Cluster-authorized-operations (v8-v10)
 //     and topic-authorized-operations are -2147483648 ("not requested")
 //     unless asked, then every operation (not yet computed from ACLs).
 //
@@ -156,7 +156,7 @@ func (b *Broker) metadataResponse(r *kmsg.MetadataRequest, allTopics bool, topic
 	clusterID := b.clusterID
 	resp := kmsg.MetadataResponse{
 		Version:      r.Version,
-		Brokers:      []kmsg.MetadataResponseBroker{{NodeID: b.opts.NodeID, Host: b.opts.AdvertisedHost, Port: b.opts.AdvertisedPort}},
+		Brokers:      []kmsg.MetadataResponseBroker{{NodeID: b.opts.NodeID, Host: b.opts.AdvertisedHost, Port: b.opts.AdvertisedPort, Rack: b.rackPtr()}},
 		ClusterID:    &clusterID,
 		ControllerID: b.opts.NodeID,
 	}

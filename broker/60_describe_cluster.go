@@ -13,7 +13,9 @@ package broker
 // are -2147483648 ("not requested") unless asked, then every operation
 // (there is no authorizer yet). Answered on the ring thread.
 //
-// Differences from Apache Kafka: no racks; v2 (fenced brokers) is not
+// broker.rack is each broker's rack (null when unset).
+//
+// Differences from Apache Kafka: v2 (fenced brokers) is not
 // served: we have no fencing.
 
 import (
@@ -44,7 +46,7 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 	resp.ClusterID = b.clusterID
 	resp.ControllerID = b.opts.NodeID
 	host, port := b.advertised(req)
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.opts.NodeID, Host: host, Port: port}}
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{{NodeID: b.opts.NodeID, Host: host, Port: port, Rack: b.rackPtr()}}
 	if b.opts.Cluster != nil {
 		// Clustered (cluster.go): the active controller and every
 		// unfenced broker of the image.
@@ -66,4 +68,14 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 		resp.ClusterAuthorizedOperations = clusterOperationsAll
 	}
 	b.replyMsg(req, h, &resp)
+}
+
+// rackPtr is a single node's broker.rack for Metadata and DescribeCluster,
+// nil (null) when unset.
+func (b *Broker) rackPtr() *string {
+	if b.opts.Rack == "" {
+		return nil
+	}
+	rack := b.opts.Rack
+	return &rack
 }

@@ -123,6 +123,17 @@ type Options struct {
 	// removes a follower from its ISR when it has not caught up for this
 	// long (replication.go). 0: Kafka's default, 30 s.
 	ReplicaLagTimeMax time.Duration
+
+	// Rack is broker.rack, advertised by a single node's Metadata and
+	// DescribeCluster (in a cluster the image's registration carries it).
+	Rack string
+
+	// RackAwareReplicaSelector is replica.selector.class set to Kafka's
+	// RackAwareReplicaSelector (KIP-392, fetch_preferred.go): a partition
+	// led here sends a consumer that names its rack to an in-sync replica
+	// in that rack, and partitions followed here serve consumer fetches.
+	// false: consumers fetch from leaders only.
+	RackAwareReplicaSelector bool
 }
 
 // Broker serves Kafka requests.

@@ -40,6 +40,10 @@ type followerState struct {
 	// AlterPartition that carries it use it (KIP-903).
 	brokerEpoch      int64
 	brokerEpochKnown bool
+	// logStart is the follower's log start offset as its last fetch said
+	// (-1 while unknown): the rack-aware selector sends a consumer only to
+	// a replica that still holds its fetch offset (fetch_preferred.go).
+	logStart int64
 }
 
 // isrState is a partition's leader state. mu guards every field; it is a
@@ -118,7 +122,7 @@ func (s *isrState) follow(self, leader, leaderEpoch, partitionEpoch int32, repli
 			if id == self {
 				continue
 			}
-			f := &followerState{leo: -1, lastFetchLeaderLEO: leaderLEO, lastFetchMs: nowMs}
+			f := &followerState{leo: -1, logStart: -1, lastFetchLeaderLEO: leaderLEO, lastFetchMs: nowMs}
 			if slices.Contains(isr, id) {
 				f.lastCaughtUpMs = nowMs
 			}
@@ -134,7 +138,7 @@ func (s *isrState) follow(self, leader, leaderEpoch, partitionEpoch int32, repli
 	}
 	for _, id := range replicas {
 		if _, ok := s.followers[id]; !ok && id != self {
-			s.followers[id] = &followerState{leo: -1, lastFetchLeaderLEO: leaderLEO, lastFetchMs: nowMs}
+			s.followers[id] = &followerState{leo: -1, logStart: -1, lastFetchLeaderLEO: leaderLEO, lastFetchMs: nowMs}
 		}
 	}
 	return false, false

@@ -114,6 +114,9 @@ func startReplCluster(t *testing.T, lag time.Duration, more ...func(*Options)) *
 			Controller:        ctl,
 			Logger:            zaptest.NewLogger(t).Named(fmt.Sprint("node", i+1)),
 		}
+		if tb.Broker.opts.RackAwareReplicaSelector {
+			cfg.Rack = fmt.Sprintf("r%d", i+1) // fetch_preferred_test.go
+		}
 		if i == 0 {
 			cfg.OnMetadata = tb.Broker.OnMetadata
 		} else {

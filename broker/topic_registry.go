@@ -75,6 +75,9 @@ type Partition struct {
 	// lead is the leader's replication state (isr_state.go,
 	// replication.go); unused on a single node.
 	lead isrState
+	// fromLeader is the high watermark the replica fetcher last had from
+	// the leader, for consumer reads on this follower (fetch_preferred.go).
+	fromLeader leaderHW
 }
 
 // remoteDir is the log dir index of a remote partition, in memory and in

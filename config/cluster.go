@@ -106,9 +106,20 @@ var clusterSpecs = []spec{
 		},
 		get: func(c *Config) string { return c.ClusterID }},
 	{name: "broker.rack", def: "",
-		doc: "This broker's rack: the controller spreads a partition's replicas across racks.",
+		doc: "This broker's rack, advertised in Metadata and DescribeCluster: the controller spreads a partition's replicas across racks, and with `replica.selector.class` set a consumer that names its rack (`client.rack`) is sent to an in-sync replica in it (KIP-392).",
 		set: func(c *Config, v string) error { c.BrokerRack = strings.TrimSpace(v); return nil },
 		get: func(c *Config) string { return c.BrokerRack }},
+	{name: "replica.selector.class", def: "", typ: TypeClass,
+		doc: "How a partition's leader picks the replica a consumer fetches from (KIP-392). Empty: always the leader. `" + RackAwareReplicaSelector + "`: a consumer fetch (read_uncommitted) from a client in another rack than the leader is answered with the id of an in-sync replica in the client's rack (`client.rack`), the most caught up one, and this node serves consumer fetches of the partitions it follows, up to its high watermark. Any other class name refuses to start. Set the same value on every node.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" && v != RackAwareReplicaSelector {
+				return fmt.Errorf("unknown replica selector class %q: ringbroker has only %s (or empty for leader-only fetches)", v, RackAwareReplicaSelector)
+			}
+			c.ReplicaSelectorClass = v
+			return nil
+		},
+		get: func(c *Config) string { return c.ReplicaSelectorClass }},
 	intSpec("broker.session.timeout.ms", "9000", 1, kafkaIntMax, "A broker that sends no heartbeat for this long is fenced by the controller: its partitions lose their leader until it returns.", func(c *Config) *int32 { return &c.BrokerSessionTimeoutMs }),
 	intSpec("broker.heartbeat.interval.ms", "2000", 1, kafkaIntMax, "How often a broker heartbeats to the active controller.", func(c *Config) *int32 { return &c.BrokerHeartbeatIntervalMs }),
 	boolSpec("auto.leader.rebalance.enable", "true", "The controller moves leadership back to each partition's preferred replica when a broker leads too few of its preferred partitions.", func(c *Config) *bool { return &c.AutoLeaderRebalanceEnable }),
@@ -201,3 +212,7 @@ func (c *Config) ControllerListeners() []Listener {
 	}
 	return out
 }
+
+// RackAwareReplicaSelector is the one replica.selector.class ringbroker
+// has: Kafka's class name, so a Kafka server.properties works unchanged.
+const RackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"

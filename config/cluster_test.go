@@ -63,3 +63,22 @@ func TestClusterKeys(t *testing.T) {
 		t.Errorf("single node: %v clustered=%v", err, c != nil && c.Clustered())
 	}
 }
+
+// TestReplicaSelectorClass: empty (leader only) and Kafka's rack-aware
+// selector are taken; any other class name is refused with the one we have.
+func TestReplicaSelectorClass(t *testing.T) {
+	c := Default()
+	if c.ReplicaSelectorClass != "" {
+		t.Fatalf("default replica.selector.class %q, want empty", c.ReplicaSelectorClass)
+	}
+	if err := c.Set("replica.selector.class", " "+RackAwareReplicaSelector+" "); err != nil || c.ReplicaSelectorClass != RackAwareReplicaSelector {
+		t.Fatalf("rack-aware selector: %v (%q)", err, c.ReplicaSelectorClass)
+	}
+	err := c.Set("replica.selector.class", "com.example.MySelector")
+	if err == nil || !strings.Contains(err.Error(), "com.example.MySelector") || !strings.Contains(err.Error(), RackAwareReplicaSelector) {
+		t.Fatalf("unknown class: %v", err)
+	}
+	if err := c.Set("replica.selector.class", ""); err != nil || c.ReplicaSelectorClass != "" {
+		t.Fatalf("empty: %v (%q)", err, c.ReplicaSelectorClass)
+	}
+}

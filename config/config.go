@@ -171,6 +171,7 @@ type Config struct {
 	LeaderImbalancePerBrokerPercentage  int32    // leader.imbalance.per.broker.percentage
 	ControlledShutdownEnable            bool     // controlled.shutdown.enable
 	ReplicaLagTimeMaxMs                 int64    // replica.lag.time.max.ms
+	ReplicaSelectorClass                string   // replica.selector.class; "" = leader only
 
 	// Replica fetchers (cluster.go; Kafka keys): the follower side of
 	// replication, package replica.

@@ -76,6 +76,7 @@ const (
 	TypeLong    Type = 5
 	TypeDouble  Type = 6
 	TypeList    Type = 7
+	TypeClass   Type = 8
 )
 
 func (t Type) String() string {
@@ -94,6 +95,8 @@ func (t Type) String() string {
 		return "double"
 	case TypeList:
 		return "list"
+	case TypeClass:
+		return "class"
 	}
 	return "unknown"
 }

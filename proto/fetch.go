@@ -72,6 +72,12 @@ func (e FetchEncoder) AppendPartition(b []byte, index int32, errorCode int16, hw
 // AppendPartitionTxn is AppendPartition with aborted_transactions: null
 // when aborted is nil, else the array (read_committed fetches).
 func (e FetchEncoder) AppendPartitionTxn(b []byte, index int32, errorCode int16, hw, lastStable, logStart int64, aborted []AbortedTransaction, recordsLen int64) []byte {
+	return e.AppendPartitionPreferred(b, index, errorCode, hw, lastStable, logStart, aborted, -1, recordsLen)
+}
+
+// AppendPartitionPreferred is AppendPartitionTxn with the
+// preferred_read_replica (KIP-392; -1 none, and left out before v11).
+func (e FetchEncoder) AppendPartitionPreferred(b []byte, index int32, errorCode int16, hw, lastStable, logStart int64, aborted []AbortedTransaction, preferred int32, recordsLen int64) []byte {
 	w := e.writer(b)
 	w.Int32(index)
 	w.Int16(errorCode)
@@ -91,7 +97,7 @@ func (e FetchEncoder) AppendPartitionTxn(b []byte, index int32, errorCode int16,
 		}
 	}
 	if e.version >= 11 {
-		w.Int32(-1) // preferred_read_replica
+		w.Int32(preferred) // preferred_read_replica
 	}
 	w.BytesLen(recordsLen)
 	return w.B

@@ -220,6 +220,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		MessageMaxBytes:   cfg.MessageMaxBytes,
 		FetchZeroCopy:     cfg.FetchZeroCopy,
 
+		// KIP-392 (broker/fetch_preferred.go).
+		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
+		Rack:                     cfg.BrokerRack,
+
 		FetchSessionCacheSlots:    zeroIsNone(cfg.FetchSessionCacheSlots),
 		FetchSessionPartitionsMax: zeroIsNone(cfg.FetchSessionMaxPartitions),
 		Metrics:                   m,

@@ -45,7 +45,7 @@ func newReplication(cfg *config.Config, reg *broker.Registry, b *broker.Broker, 
 			if p == nil || p.Log == nil {
 				return nil
 			}
-			return p.Log
+			return p.FollowerLog() // remembers the leader's high watermark (KIP-392 reads)
 		},
 		Truncated:   b.ReplicaTruncated,
 		StartedOver: b.ReplicaStartedOver,

@@ -97,7 +97,8 @@ type testCluster struct {
 	// every node gets on top of props' own.
 	wrap      func(n *clusterNode) []string
 	moreProps map[string]string
-	// nodeProps, when set, gives node n's own extra keys (after moreProps).
+	// nodeProps, when set, gives node n's own keys on top of moreProps
+	// (broker.rack, a metrics listener on the node's address).
 	nodeProps func(n *clusterNode) map[string]string
 
 	// What the scenarios made and every later one checks is still there:
