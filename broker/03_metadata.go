@@ -46,16 +46,15 @@ package broker
 //     retrying a name that can never exist.
 //   - v10-v11 requests naming a topic only by id are resolved by id (Kafka
 //     rejects ids before v12); an unknown id gets UNKNOWN_TOPIC_ID.
-//   - Cluster-authorized-operations (v8-v10)
-//     and topic-authorized-operations are -2147483648 ("not requested")
-//     unless asked, then every operation (not yet computed from ACLs).
 //
 // Authorization (authz.go, with the authorizer on), as KafkaApis: a topic
 // the principal may not DESCRIBE is left out of an all-topics answer and
 // answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs
 // CREATE on the cluster or the topic, else TOPIC_AUTHORIZATION_FAILED.
 // The single node's broker entry is the advertised address of the
-// listener the request came in on.
+// listener the request came in on. Authorized operations (v8+, when asked;
+// the cluster's in v8-v10 only) are computed from the ACLs as Kafka does
+// (authz.go), -2147483648 when not asked.
 
 import (
 	"strings"
@@ -95,7 +94,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *
 	}
 	if len(names) == 0 {
 		resp := respond(r, allTopics, nil)
-		b.metadataSecure(req, &resp, allTopics, mayCreate)
+		b.metadataSecure(req, r, &resp, allTopics, mayCreate)
 		b.replyMsg(req, h, &resp)
 		return
 	}
@@ -116,7 +115,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *
 	hc.ClientID = nil
 	job := func() {
 		resp := respond(&rc, false, create(names))
-		b.metadataSecure(req, &resp, false, mayCreate)
+		b.metadataSecure(req, &rc, &resp, false, mayCreate)
 		b.replyMsg(req, &hc, &resp)
 	}
 	if !b.admin.submit(job) {
@@ -125,7 +124,7 @@ func (b *Broker) serveMetadata(req netpoll.Request, hdr proto.RequestHeader, r *
 			busy[name] = kerr.LeaderNotAvailable.Code
 		}
 		resp := respond(r, false, busy)
-		b.metadataSecure(req, &resp, false, mayCreate)
+		b.metadataSecure(req, r, &resp, false, mayCreate)
 		b.replyMsg(req, h, &resp)
 	}
 }
@@ -160,14 +159,9 @@ func (b *Broker) metadataResponse(r *kmsg.MetadataRequest, allTopics bool, topic
 		ClusterID:    &clusterID,
 		ControllerID: b.opts.NodeID,
 	}
-	resp.AuthorizedOperations = authorizedOpsNotRequested
-	if r.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = clusterOperationsAll
-	}
-	topicOps := int32(authorizedOpsNotRequested)
-	if r.IncludeTopicAuthorizedOperations {
-		topicOps = topicOperationsAll
-	}
+	// Authorized operations: metadataAuthorizedOps (authz.go), after
+	// authorization.
+	const topicOps = authorizedOpsNotRequested
 	// One replica list shared by every partition: the encoder only reads it.
 	replicas := []int32{b.opts.NodeID}
 	addTopic := func(v topicView) {
@@ -226,16 +220,3 @@ func unknownMetadataTopic(t kmsg.MetadataRequestTopic, topicOps int32) kmsg.Meta
 	}
 	return e
 }
-
-// authorizedOpsNotRequested is Kafka's INT32_MIN sentinel for "authorized
-// operations not requested".
-const authorizedOpsNotRequested = -2147483648
-
-// clusterOperationsAll is the bit set of cluster ACL operations (ALTER,
-// CLUSTER_ACTION, CREATE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS,
-// IDEMPOTENT_WRITE, CREATE_TOKENS, DESCRIBE_TOKENS).
-const clusterOperationsAll = 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12 | 1<<13
-
-// topicOperationsAll is the bit set of topic ACL operations (READ, WRITE,
-// CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS).
-const topicOperationsAll = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11

@@ -8,8 +8,9 @@ package broker
 // assignment only when the group is Stable or CompletingRebalance, as in
 // Kafka). An unknown group is answered with state "Dead" and NONE (Kafka's
 // answer before v6). An empty group id is INVALID_GROUP_ID. v3+
-// authorized operations: -2147483648 unless asked, then every group
-// operation (no authorizer).
+// authorized operations: -2147483648 unless asked, then, for a group
+// answered without error, the operations the principal may perform on it
+// (authz.go), as Kafka.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,9 +26,6 @@ func init() {
 	register(decoded(kmsg.DescribeGroups, 0, 5, aliasing, (*Broker).serveDescribeGroups))
 }
 
-// groupOperations: READ, DELETE, DESCRIBE (Kafka's AclOperation bits 3, 6, 8).
-const groupOperations = 1<<3 | 1<<6 | 1<<8
-
 func (b *Broker) serveDescribeGroups(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.DescribeGroupsRequest) {
 	resp := kmsg.NewDescribeGroupsResponse()
 	resp.Version = hdr.APIVersion
@@ -36,10 +34,7 @@ func (b *Broker) serveDescribeGroups(req netpoll.Request, hdr proto.RequestHeade
 	for _, id := range r.Groups {
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = id
-		rg.AuthorizedOperations = -2147483648
-		if r.IncludeAuthorizedOperations {
-			rg.AuthorizedOperations = groupOperations
-		}
+		rg.AuthorizedOperations = authorizedOpsNotRequested
 		g := c.g.Group(id)
 		switch {
 		case !b.authorize(req, acl.OpDescribe, acl.ResourceGroup, id): // authz.go
@@ -68,6 +63,9 @@ func (b *Broker) serveDescribeGroups(req netpoll.Request, hdr proto.RequestHeade
 				}
 				rg.Members = append(rg.Members, rm)
 			}
+		}
+		if r.IncludeAuthorizedOperations && rg.ErrorCode == 0 {
+			rg.AuthorizedOperations = b.authorizedOperations(req, acl.ResourceGroup, id)
 		}
 		resp.Groups = append(resp.Groups, rg)
 	}

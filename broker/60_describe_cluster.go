@@ -65,7 +65,7 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 	}
 	resp.ClusterAuthorizedOperations = authorizedOpsNotRequested
 	if r.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = clusterOperationsAll
+		resp.ClusterAuthorizedOperations = b.clusterAuthorizedOperations(req) // authz.go
 	}
 	b.replyMsg(req, h, &resp)
 }

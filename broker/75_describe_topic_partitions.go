@@ -19,8 +19,10 @@ package broker
 //     cluster leader, epoch, replicas, ISR and offline replicas come from
 //     the metadata image (cluster.go), and so do the eligible leader
 //     replicas (ELR) and last known ELR, which a single node leaves
-//     empty. Authorized operations are every topic operation (no
-//     authorizer yet).
+//     empty.
+//   - Every topic described gets its authorized operations (the request
+//     has no flag for them), computed from the ACLs as Kafka does
+//     (authz.go); an unknown or refused topic keeps -2147483648.
 //
 // Answered on the ring thread: it only reads the registry.
 //
@@ -65,6 +67,11 @@ func (b *Broker) serveDescribeTopicPartitions(req netpoll.Request, hdr proto.Req
 			kept = append(kept, t)
 		}
 		resp.Topics = kept
+	}
+	for i := range resp.Topics {
+		if t := &resp.Topics[i]; t.Topic != nil && t.ErrorCode == 0 {
+			t.AuthorizedOperations = b.authorizedOperations(req, acl.ResourceTopic, *t.Topic)
+		}
 	}
 	b.replyMsg(req, h, resp)
 }
@@ -119,7 +126,7 @@ func (b *Broker) describeTopicPartitions(r *kmsg.DescribeTopicPartitionsRequest)
 			first = cursorPart
 		}
 		t := kmsg.DescribeTopicPartitionsResponseTopic{Topic: &names[i], TopicID: v.t.ID,
-			IsInternal: name == offsetsTopic, AuthorizedOperations: topicOperationsAll}
+			IsInternal: name == offsetsTopic, AuthorizedOperations: authorizedOpsNotRequested}
 		for p := first; p < int32(len(v.partitions)); p++ {
 			if left == 0 {
 				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: p}

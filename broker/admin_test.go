@@ -402,7 +402,7 @@ func TestAdminDescribeClusterAndLogDirs(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := resp.(*kmsg.DescribeClusterResponse)
-			if r.ErrorCode != 0 || r.ClusterID != tb.Broker.ClusterID() || len(r.Brokers) != 1 || r.Brokers[0].Port != tb.Broker.opts.AdvertisedPort || r.ClusterAuthorizedOperations != clusterOperationsAll {
+			if r.ErrorCode != 0 || r.ClusterID != tb.Broker.ClusterID() || len(r.Brokers) != 1 || r.Brokers[0].Port != tb.Broker.opts.AdvertisedPort || r.ClusterAuthorizedOperations != opsClusterAll {
 				t.Fatalf("v%d: %+v", v, r)
 			}
 		}

@@ -167,14 +167,8 @@ func (b *Broker) clusterMetadataResponse(r *kmsg.MetadataRequest, allTopics bool
 			resp.Brokers = append(resp.Brokers, mb)
 		}
 	}
-	resp.AuthorizedOperations = authorizedOpsNotRequested
-	if r.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = clusterOperationsAll
-	}
-	topicOps := int32(authorizedOpsNotRequested)
-	if r.IncludeTopicAuthorizedOperations {
-		topicOps = topicOperationsAll
-	}
+	// Authorized operations: metadataAuthorizedOps (authz.go).
+	const topicOps = authorizedOpsNotRequested
 	addTopic := func(t *metadata.Topic) {
 		name := t.Name
 		mt := kmsg.MetadataResponseTopic{Topic: &name, TopicID: t.ID, IsInternal: isInternalTopic(t.Name), AuthorizedOperations: topicOps,
