@@ -71,6 +71,10 @@ type Delta struct {
 	ChangedBrokers    []int32
 	ChangedConfigs    []ConfigResource
 	ChangedFeatures   []string
+	// ChangedScram and ChangedACLs: a SCRAM credential or an ACL was
+	// added or removed (security_records.go).
+	ChangedScram bool
+	ChangedACLs  bool
 }
 
 // Image is an immutable view of the cluster metadata: Apply returns a new
@@ -87,6 +91,8 @@ type Image struct {
 	configs        map[ConfigResource]map[string]string
 	features       map[string]int16
 	producerIDsEnd int64
+	scram          map[ScramKey]UserScramCredentialRecord // security_records.go
+	acls           map[UUID]AccessControlEntryRecord
 }
 
 // Broker returns the broker with id.
@@ -182,6 +188,7 @@ func (im Image) ApplyAll(recs []Record) (Image, []Delta, error) {
 // never changed.
 type owned struct {
 	brokers, configs, features bool
+	scram, acls                bool
 	topics, names              shardOwner
 	topic                      map[UUID]bool
 	config                     map[ConfigResource]bool
@@ -357,6 +364,10 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 			return Delta{}, fmt.Errorf("metadata: producer id block end %d not past %d", r.ProducerIDsEnd, im.producerIDsEnd)
 		}
 		im.producerIDsEnd = r.ProducerIDsEnd
+	case *UserScramCredentialRecord, *RemoveUserScramCredentialRecord, *AccessControlEntryRecord, *RemoveAccessControlEntryRecord:
+		if err := im.applySecurity(rec, o, &d); err != nil { // security_records.go
+			return Delta{}, err
+		}
 	default:
 		return Delta{}, fmt.Errorf("metadata: cannot apply %T", rec)
 	}

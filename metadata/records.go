@@ -259,7 +259,7 @@ func newRecord(key uint32, version uint32) Record {
 	case KeyProducerIDs:
 		return &ProducerIDsRecord{}
 	}
-	return nil
+	return newSecurityRecord(APIKey(key)) // security_records.go
 }
 
 // Encode appends rec in Kafka's metadata record framing to dst.

@@ -12,8 +12,9 @@ import (
 // metadata snapshot (the raft snapshot of issue 15's quorum, and the first
 // snapshot of a single node that joins a quorum). The order is Kafka's
 // snapshot order: features, brokers, topics with their partitions, configs,
-// the producer id block. Applying them with ApplyAll to the zero Image
-// gives an image equal to im (TestSnapshotRecordsRebuildImage).
+// the producer id block, then SCRAM credentials and ACLs. Applying them
+// with ApplyAll to the zero Image gives an image equal to im
+// (TestSnapshotRecordsRebuildImage).
 func (im Image) Records() []Record {
 	var out []Record
 	for _, name := range slices.Sorted(maps.Keys(im.features)) {
@@ -51,7 +52,7 @@ func (im Image) Records() []Record {
 	if im.producerIDsEnd > 0 {
 		out = append(out, &ProducerIDsRecord{BrokerID: -1, BrokerEpoch: -1, ProducerIDsEnd: im.producerIDsEnd})
 	}
-	return out
+	return im.appendSecurityRecords(out) // security_records.go
 }
 
 // EncodeBatch appends records as one batch: an unsigned varint count, then
