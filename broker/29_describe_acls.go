@@ -56,14 +56,5 @@ func (b *Broker) describeACLs(req netpoll.Request, h proto.RequestHeader, r *kms
 // aclFilter maps a request's filter fields to an acl.Filter (strings
 // copied: the request may alias the frame).
 func aclFilter(resourceType int8, name *string, patternType int8, principal, host *string, op, perm int8) acl.Filter {
-	clone := func(s *string) *string {
-		if s == nil {
-			return nil
-		}
-		c := string([]byte(*s))
-		return &c
-	}
-	return acl.Filter{ResourceType: acl.ResourceTypeFromCode(resourceType), Name: clone(name),
-		PatternType: acl.PatternTypeFromCode(patternType), Principal: clone(principal), Host: clone(host),
-		Operation: acl.OperationFromCode(op), Permission: acl.PermissionFromCode(perm)}
+	return acl.FilterFromWire(resourceType, name, patternType, principal, host, op, perm)
 }

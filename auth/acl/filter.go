@@ -77,3 +77,18 @@ func (f *Filter) matchesEntry(e *Entry) bool {
 	}
 	return f.Permission == PermissionAny || f.Permission == e.Permission
 }
+
+// FilterFromWire is the filter of a DescribeAcls or DeleteAcls request's
+// codes and strings (copied: the request's strings may alias a frame).
+func FilterFromWire(resourceType int8, name *string, patternType int8, principal, host *string, op, perm int8) Filter {
+	clone := func(s *string) *string {
+		if s == nil {
+			return nil
+		}
+		c := string([]byte(*s))
+		return &c
+	}
+	return Filter{ResourceType: ResourceTypeFromCode(resourceType), Name: clone(name),
+		PatternType: PatternTypeFromCode(patternType), Principal: clone(principal), Host: clone(host),
+		Operation: OperationFromCode(op), Permission: PermissionFromCode(perm)}
+}
