@@ -57,9 +57,12 @@ func (b *Broker) serveFindCoordinator(req netpoll.Request, hdr proto.RequestHead
 			return node, host, port, code, msg
 		}
 		if r.CoordinatorType == 1 {
-			return b.txnClusterCoordinator(key)
+			node, host, port, code, msg = b.txnClusterCoordinator(key)
+		} else {
+			node, host, port, code, msg = b.clusterCoordinator(key)
 		}
-		return b.clusterCoordinator(key)
+		host, port = b.requestAddress(req, node, host, port) // on the request's listener
+		return node, host, port, code, msg
 	}
 	if hdr.APIVersion < 4 {
 		resp.NodeID, resp.Host, resp.Port, resp.ErrorCode, resp.ErrorMessage = locate(r.CoordinatorKey)

@@ -52,6 +52,11 @@ func (b *Broker) createACLs(req netpoll.Request, h *proto.RequestHeader, r *kmsg
 	case !b.authzOn():
 		failAll(kerr.SecurityDisabled.Code, "No Authorizer is configured.")
 		return
+	case b.opts.Cluster != nil:
+		// The controller writes ACL records (controller/security.go);
+		// every node's authorizer follows the log (cluster.go).
+		b.forward(req, h, r)
+		return
 	}
 	bindings := make([]acl.Binding, len(r.Creations))
 	for i, c := range r.Creations {

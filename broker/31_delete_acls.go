@@ -48,6 +48,11 @@ func (b *Broker) deleteACLs(req netpoll.Request, h *proto.RequestHeader, r *kmsg
 	case !b.authzOn():
 		failAll(kerr.SecurityDisabled.Code, "No Authorizer is configured.")
 		return
+	case b.opts.Cluster != nil:
+		// The controller writes ACL records (controller/security.go);
+		// every node's authorizer follows the log (cluster.go).
+		b.forward(req, h, r)
+		return
 	}
 	filters := make([]acl.Filter, len(r.Filters))
 	for i, f := range r.Filters {

@@ -11,9 +11,9 @@ package broker
 // Answered on the ring thread: it reads the credential set's snapshot.
 //
 // Differences from Apache Kafka: results in request order (all users:
-// sorted), where Kafka's follow a hash map; in a cluster, and on a broker
-// without security options, every user is RESOURCE_NOT_FOUND (credentials
-// are stored per node, so a cluster serves none yet: see config).
+// sorted), where Kafka's follow a hash map; on a broker without security
+// options every user is RESOURCE_NOT_FOUND. In a cluster the set is the
+// metadata log's (cluster.go syncSecurity).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

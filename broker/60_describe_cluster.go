@@ -53,7 +53,7 @@ func (b *Broker) serveDescribeCluster(req netpoll.Request, hdr proto.RequestHead
 		resp.ControllerID = b.controllerForClients()
 		resp.Brokers = nil
 		for _, br := range b.image().Brokers() {
-			if e, ok := b.brokerEndpoint(br); ok && !br.Fenced {
+			if e, ok := b.requestEndpoint(req, br); ok && !br.Fenced {
 				db := kmsg.DescribeClusterResponseBroker{NodeID: br.ID, Host: e.Host, Port: int32(e.Port)}
 				if br.Rack != "" {
 					rack := br.Rack

@@ -66,7 +66,7 @@ func (b *Broker) mayAutoCreate(req netpoll.Request, topic string) bool {
 }
 
 // metadataSecure finishes a Metadata answer for req's connection: the
-// broker's address on the request's listener (single node), and, with the
+// brokers' addresses on the request's listener, and, with the
 // authorizer on, the topics the principal may not DESCRIBE left out of an
 // all-topics answer or answered TOPIC_AUTHORIZATION_FAILED when named;
 // a named topic that does not exist and that the principal may not
@@ -75,6 +75,12 @@ func (b *Broker) mayAutoCreate(req netpoll.Request, topic string) bool {
 func (b *Broker) metadataSecure(req netpoll.Request, r *kmsg.MetadataRequest, resp *kmsg.MetadataResponse, allTopics, mayCreate bool) {
 	if b.opts.Cluster == nil && len(resp.Brokers) == 1 {
 		resp.Brokers[0].Host, resp.Brokers[0].Port = b.advertised(req)
+	}
+	if b.opts.Cluster != nil {
+		for i := range resp.Brokers {
+			br := &resp.Brokers[i]
+			br.Host, br.Port = b.requestAddress(req, br.NodeID, br.Host, br.Port) // cluster.go
+		}
 	}
 	if b.authzOn() {
 		kept := resp.Topics[:0]

@@ -24,12 +24,15 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/controller"
 	"github.com/ringbroker/ringbroker/internal/ratelog"
 	"github.com/ringbroker/ringbroker/metadata"
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -133,6 +136,35 @@ func (b *Broker) brokerEndpoint(br metadata.Broker) (metadata.Endpoint, bool) {
 		return br.Endpoints[0], true
 	}
 	return metadata.Endpoint{}, false
+}
+
+// requestEndpoint is broker br's endpoint on the listener req came in
+// on, as Kafka answers Metadata, DescribeCluster and FindCoordinator (a
+// client on a SASL listener must be sent to the other brokers' SASL
+// listeners), else brokerEndpoint's.
+func (b *Broker) requestEndpoint(req netpoll.Request, br metadata.Broker) (metadata.Endpoint, bool) {
+	if s := sessionOf(req); s != nil && s.listener != nil {
+		for _, e := range br.Endpoints {
+			if strings.EqualFold(e.Name, s.listener.Name) {
+				return e, true
+			}
+		}
+	}
+	return b.brokerEndpoint(br)
+}
+
+// requestAddress is node's address on req's listener (requestEndpoint),
+// or host and port as given when the image does not know it.
+func (b *Broker) requestAddress(req netpoll.Request, node int32, host string, port int32) (string, int32) {
+	if node < 0 {
+		return host, port
+	}
+	if br, ok := b.image().Broker(node); ok {
+		if e, ok := b.requestEndpoint(req, br); ok {
+			return e.Host, int32(e.Port)
+		}
+	}
+	return host, port
 }
 
 func (b *Broker) listenerName() string {
@@ -274,6 +306,7 @@ func (b *Broker) forwardCreate(names []string, partitions int32, rf int16, confi
 // leadership and leader epoch follow the image. Called by the cluster
 // package on its apply goroutine, in log order.
 func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bool) {
+	b.syncSecurity(im, deltas, full)
 	if b.reg == nil {
 		return
 	}
@@ -557,4 +590,30 @@ func nonNilIDs(ids []int32) []int32 {
 		return []int32{}
 	}
 	return ids
+}
+
+// syncSecurity makes the SCRAM credentials and the authorizer's ACLs those
+// of the image when a record changed them (or on the first image): in a
+// cluster they live in the metadata log, not in the node's local store.
+func (b *Broker) syncSecurity(im *metadata.Image, deltas []metadata.Delta, full bool) {
+	if b.sec == nil {
+		return
+	}
+	scram, acls := full, full
+	for _, d := range deltas {
+		scram, acls = scram || d.ChangedScram, acls || d.ChangedACLs
+	}
+	if scram {
+		b.sec.creds.Replace(controller.ScramSet(*im))
+	}
+	if acls && b.sec.authz != nil {
+		recs := im.ACLs()
+		bindings := make([]acl.Binding, len(recs))
+		for i, r := range recs {
+			bindings[i] = controller.ACLBinding(r)
+		}
+		if err := b.sec.authz.Load(bindings); err != nil {
+			b.log.Error("loading the cluster's ACLs failed; the previous set stays", zap.Error(err))
+		}
+	}
 }

@@ -176,6 +176,14 @@ func newSecurity(b *Broker, opts SecurityOptions) (*security, error) {
 		}
 		s.listeners = append(s.listeners, l)
 	}
+	if opts.Authorizer != nil {
+		s.authz = acl.New(*opts.Authorizer)
+	}
+	if b.opts.Cluster != nil {
+		// In a cluster credentials and ACLs come from the metadata log
+		// (cluster.go syncSecurity), never from the node's local store.
+		return s, nil
+	}
 	data, ok, err := s.backend.Load(store.CredentialsBlob)
 	if err != nil {
 		return nil, fmt.Errorf("loading SCRAM credentials (%s): %w", store.CredentialsBlob, err)
@@ -185,8 +193,7 @@ func newSecurity(b *Broker, opts SecurityOptions) (*security, error) {
 			return nil, fmt.Errorf("loading SCRAM credentials (%s): %w", store.CredentialsBlob, err)
 		}
 	}
-	if opts.Authorizer != nil {
-		s.authz = acl.New(*opts.Authorizer)
+	if s.authz != nil {
 		data, ok, err := s.backend.Load(store.ACLsBlob)
 		if err != nil {
 			return nil, fmt.Errorf("loading ACLs (%s): %w", store.ACLsBlob, err)

@@ -31,6 +31,10 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.AlterPartition:             true,
 	kmsg.AllocateProducerIDs:        true,
 	kmsg.DescribeQuorum:             true,
+	// controller/security.go
+	kmsg.AlterUserSCRAMCredentials: true,
+	kmsg.CreateACLs:                true,
+	kmsg.DeleteACLs:                true,
 }
 
 // producerIDBlock is the size of the producer id block a broker gets
@@ -149,6 +153,12 @@ func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.
 		resp, recs = allocateProducerIDs(im, r)
 	case *kmsg.DescribeQuorumRequest:
 		resp = n.describeQuorum(r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		resp, recs = c.ctl.AlterUserSCRAMCredentials(im, r)
+	case *kmsg.CreateACLsRequest:
+		resp, recs = c.ctl.CreateACLs(im, r)
+	case *kmsg.DeleteACLsRequest:
+		resp, recs = c.ctl.DeleteACLs(im, r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
 	}

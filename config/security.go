@@ -294,9 +294,6 @@ func (c *Config) validateSecurity() error {
 						return err
 					}
 				}
-				if strings.HasPrefix(m, "SCRAM-") && c.Clustered() {
-					return fmt.Errorf("listener %s: %s with process.roles set: SCRAM credentials are stored per node until they move to the cluster metadata log; use PLAIN in a cluster for now", l.Name, m)
-				}
 			}
 		default:
 			return fmt.Errorf("listeners: listener %s has no entry in listener.security.protocol.map", l.Name)
@@ -314,9 +311,6 @@ func (c *Config) validateSecurity() error {
 	}
 	if c.Clustered() && len(c.AdvertisedListeners) > 0 && isTLSProtocol(c.ListenerProtocol(c.AdvertisedListeners[0].Name)) {
 		return fmt.Errorf("listeners: the first listener, %s, is %s: in a cluster replica fetchers connect to a broker's first listener and speak no TLS yet; put a PLAINTEXT listener first", c.AdvertisedListeners[0].Name, c.ListenerProtocol(c.AdvertisedListeners[0].Name))
-	}
-	if c.AuthorizerEnabled() && c.Clustered() {
-		return fmt.Errorf("authorizer.class.name with process.roles set: ACLs are stored per node until they move to the cluster metadata log; not served in a cluster yet")
 	}
 	return nil
 }
