@@ -334,6 +334,13 @@ func dump(im Image) string {
 	if im.ProducerIDsEnd() != 0 {
 		fmt.Fprintf(&b, "producer ids end=%d\n", im.ProducerIDsEnd())
 	}
+	for _, c := range im.ScramCredentials() {
+		fmt.Fprintf(&b, "scram %s/%d iterations=%d salt=%x\n", c.Name, c.Mechanism, c.Iterations, c.Salt)
+	}
+	for _, a := range im.ACLs() {
+		fmt.Fprintf(&b, "acl %s %d:%s/%d %s@%s op=%d perm=%d\n", idStr(a.ID), a.ResourceType, a.ResourceName, a.PatternType,
+			a.Principal, a.Host, a.Operation, a.PermissionType)
+	}
 	if b.Len() == 0 {
 		return "empty\n"
 	}

@@ -214,6 +214,14 @@ func FuzzRecord(f *testing.F) {
 			base = next
 		}
 	}
+	for i, rec := range securitySamples() { // security_records_test.go
+		f.Add(Encode(nil, rec))
+		if i < 2 { // the credential and the ACL, not their removals
+			if next, _, err := base.Apply(rec); err == nil {
+				base = next
+			}
+		}
+	}
 	if len(base.Topics()) == 0 || len(base.Brokers()) == 0 {
 		f.Fatal("the samples built no image")
 	}
