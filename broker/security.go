@@ -181,7 +181,15 @@ func newSecurity(b *Broker, opts SecurityOptions) (*security, error) {
 	}
 	if b.opts.Cluster != nil {
 		// In a cluster credentials and ACLs come from the metadata log
-		// (cluster.go syncSecurity), never from the node's local store.
+		// (cluster.go syncSecurity), never from the node's local store. A
+		// single node's files (a node turned into a cluster) are kept as
+		// they are and said so: they are not imported.
+		for _, blob := range []string{store.CredentialsBlob, store.ACLsBlob} {
+			if _, ok, err := s.backend.Load(blob); ok || err != nil {
+				b.log.Warn("a single node's security file is ignored in a cluster: SCRAM credentials and ACLs live in the metadata log; create them again through the admin APIs",
+					zap.String("file", blob), zap.Error(err))
+			}
+		}
 		return s, nil
 	}
 	data, ok, err := s.backend.Load(store.CredentialsBlob)

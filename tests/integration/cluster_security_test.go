@@ -77,6 +77,9 @@ func TestClusterSCRAMAndACLs(t *testing.T) {
 				ResourceName: "cs-", ResourcePatternType: kmsg.ACLResourcePatternTypePrefixed, Principal: "User:bob", Host: "*",
 				Operation: op, PermissionType: kmsg.ACLPermissionTypeAllow})
 		}
+		create.Creations = append(create.Creations, kmsg.CreateACLsRequestCreation{ResourceType: kmsg.ACLResourceTypeGroup,
+			ResourceName: "cs-", ResourcePatternType: kmsg.ACLResourcePatternTypePrefixed, Principal: "User:bob", Host: "*",
+			Operation: kmsg.ACLOperationRead, PermissionType: kmsg.ACLPermissionTypeAllow})
 		create.Creations = append(create.Creations, kmsg.CreateACLsRequestCreation{ResourceType: kmsg.ACLResourceTypeTopic,
 			ResourceName: "cs-other", ResourcePatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: "User:bob", Host: "*",
 			Operation: kmsg.ACLOperationAll, PermissionType: kmsg.ACLPermissionTypeDeny})
@@ -158,8 +161,8 @@ func TestClusterSCRAMAndACLs(t *testing.T) {
 			for _, r := range dr.(*kmsg.DescribeACLsResponse).Resources {
 				got += len(r.ACLs)
 			}
-			if got != 3 {
-				t.Fatalf("DescribeAcls on node %d: %d ACLs, want 3", n.id, got)
+			if got != 4 {
+				t.Fatalf("DescribeAcls on node %d: %d ACLs, want 4", n.id, got)
 			}
 		}
 
@@ -169,13 +172,35 @@ func TestClusterSCRAMAndACLs(t *testing.T) {
 		waitFor(t, "bob authenticated and authorized on node 3 after a full restart", clusterReadyTimeout, enforced(n3))
 		waitFor(t, "bob authenticated and authorized on node 1 after a full restart", clusterReadyTimeout, enforced(n1))
 
+		// bob consumes what he produced in a group through node 3's SASL
+		// listener: FindCoordinator sends him to the coordinator's SASL
+		// listener, and the group ACL is the cluster's.
+		func() {
+			gctx, cancel := context.WithTimeout(ctx, clusterReadyTimeout)
+			defer cancel()
+			consumer := newClient(t, saslAddr(n3), kgo.SASL(scram.Auth{User: "bob", Pass: "bob-secret"}.AsSha512Mechanism()),
+				kgo.ConsumerGroup("cs-group"), kgo.ConsumeTopics("cs-bob"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			got := 0
+			for got < 3 { // one record per successful enforced() run, three runs
+				fs := consumer.PollFetches(gctx)
+				if gctx.Err() != nil {
+					t.Fatalf("bob's group consumer via node 3: %d of 3 records: %v", got, fs.Errors())
+				}
+				fs.EachError(func(topic string, p int32, err error) { t.Logf("bob's group consumer: %s/%d: %v", topic, p, err) })
+				got += fs.NumRecords()
+			}
+			if err := consumer.CommitUncommittedOffsets(gctx); err != nil {
+				t.Fatalf("bob's offset commit via node 3: %v", err)
+			}
+		}()
+
 		// Deleting the ACL through node 1 takes bob's rights away on node 3.
 		del := kmsg.NewPtrDeleteACLsRequest()
 		del.Filters = []kmsg.DeleteACLsRequestFilter{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: kmsg.StringPtr("cs-"),
 			ResourcePatternType: kmsg.ACLResourcePatternTypePrefixed, Principal: kmsg.StringPtr("User:bob"),
 			Operation: kmsg.ACLOperationAny, PermissionType: kmsg.ACLPermissionTypeAny}}
 		dresp, err := n1.request(ctx, del)
-		if err != nil || dresp.(*kmsg.DeleteACLsResponse).Results[0].ErrorCode != 0 || len(dresp.(*kmsg.DeleteACLsResponse).Results[0].MatchingACLs) != 2 {
+		if err != nil || dresp.(*kmsg.DeleteACLsResponse).Results[0].ErrorCode != 0 || len(dresp.(*kmsg.DeleteACLsResponse).Results[0].MatchingACLs) != 2 { // the topic ones
 			t.Fatalf("DeleteAcls via node 1: %v %+v", err, dresp)
 		}
 		waitFor(t, "bob refused cs-bob on node 3 once his ACLs are deleted", clusterReadyTimeout, func() error {
