@@ -52,10 +52,10 @@ func (b *bounds) overConn(requests int, bytes int64) bool {
 type muteCause uint8
 
 const (
-	muteConn muteCause = 1 << iota // over its own in-flight bound
-	muteLoop                       // the loop's share is used up and it has a request in flight
-	muteGrow                       // its partial frame was refused a growth that still does not fit
-	muteThrottle                   // a throttled answer's quiet period (ReplyThrottled)
+	muteConn     muteCause = 1 << iota // over its own in-flight bound
+	muteLoop                           // the loop's share is used up and it has a request in flight
+	muteGrow                           // its partial frame was refused a growth that still does not fit
+	muteThrottle                       // a throttled answer's quiet period (ReplyThrottled)
 )
 
 // throttleMax bounds one throttled answer's quiet period (the quota
