@@ -45,8 +45,14 @@ package broker
 //     the log end, and report the follower's log end (its fetch offset)
 //     to the leader's ISR state (replication.go), which may move the high
 //     watermark; the response's high watermark is the leader's after that.
+//   - Quotas (quota.go): a consumer's response bytes count toward
+//     consumer_byte_rate; the response carries the throttle in
+//     throttle_time_ms and the connection is not read for that long.
 //
 // Differences from Apache Kafka:
+//   - a throttled consumer gets the records it fetched (Kafka, since
+//     KIP-219, sends an empty response and un-records its bytes), and
+//     the fetch size is not capped to what the quota window allows;
 //   - no preferred read replica (always -1), no diverging-epoch tagged
 //     field (a follower checks its log with OffsetForLeaderEpoch);
 //   - a single node (no cluster) serves replica fetches as consumer
@@ -56,6 +62,7 @@ package broker
 //     sessions (fetch_session.go).
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -70,6 +77,7 @@ import (
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -124,6 +132,9 @@ type fetchOp struct {
 	// epochs: the current_leader_epoch of this request's partitions, for
 	// the items a session adds (cluster mode; nil when none was given).
 	epochs map[sessionKey]int32
+	// quota is who the response's bytes count for (consumer_byte_rate;
+	// quota.go); zero for a follower.
+	quota quotaClient
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -136,8 +147,11 @@ type fetchOp struct {
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
-	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
+	if replica := r.ReplicaID; (hdr.APIVersion < 15 && replica < 0) || (hdr.APIVersion >= 15 && r.ReplicaState.ID < 0) {
+		op.quota = b.quotaClientOf(req, &hdr, quota.Fetch) // a consumer, not a follower
+	}
+	op.hdr.ClientID = nil // aliases the frame
 	op.readCommitted = r.IsolationLevel == 1
 	op.replica = -1
 	if b.opts.Cluster != nil {
@@ -617,6 +631,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 	e := proto.NewFetchEncoder(op.hdr.APIVersion)
 	buf := netpoll.GetBuffer()
 	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
+	throttleAt := len(buf.B) // throttle_time_ms is the body's first field
 
 	include := make([]bool, len(op.items))
 	for i := range op.items {
@@ -683,7 +698,13 @@ func (op *fetchOp) respond(results []fetchResult) {
 	} else {
 		buf.B = e.EndResponse(buf.B)
 	}
-	op.req.Reply(buf)
+	size := int64(len(buf.B) - 4)
+	for _, f := range buf.Files {
+		size += f.Len
+	}
+	ms := op.b.recordQuota(op.quota, quota.Fetch, float64(size))
+	binary.BigEndian.PutUint32(buf.B[throttleAt:], uint32(ms))
+	replyQuota(op.req, buf, ms)
 }
 
 // attach adds a region's records to the response: spliced from the file, or

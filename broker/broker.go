@@ -114,6 +114,9 @@ type Options struct {
 	// authorization.
 	Security *SecurityOptions
 
+	// Quota configures client quotas (quota.go).
+	Quota QuotaOptions
+
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.
@@ -145,7 +148,8 @@ type Broker struct {
 	// loop and must not block; txnID aliases the request frame (copy it to
 	// keep it).
 	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
-	sec       *security // security.go; nil without Options.Security
+	sec       *security   // security.go; nil without Options.Security
+	quotas    *quotaState // quota.go
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
@@ -293,6 +297,9 @@ func New(opts Options) (*Broker, error) {
 		if b.sec, err = newSecurity(b, *opts.Security); err != nil {
 			return nil, err
 		}
+	}
+	if b.quotas, err = newQuotas(b); err != nil {
+		return nil, fmt.Errorf("loading client quotas (%s): %w", quotasBlob, err)
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)

@@ -274,6 +274,14 @@ func (c *pconn) readLoop() {
 			continue // throttled meanwhile: wait it out first
 		}
 		n, err := c.nc.Read(buf)
+		if n > 0 && err == nil && c.throttled() {
+			// The answer's throttle raced this read (the deadline that
+			// complete set lost to the bytes): they wait, unparsed, for
+			// the quiet period to end, as io_uring's stash does.
+			c.s.opts.Metrics.BytesIn(n)
+			pending = buf[:n]
+			continue
+		}
 		if n > 0 {
 			c.s.opts.Metrics.BytesIn(n)
 			k, ferr := c.fr.feed(buf[:n], c)

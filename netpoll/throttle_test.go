@@ -18,15 +18,29 @@ func TestThrottledReplyMutes(t *testing.T) {
 			req.ReplyThrottled(buf, quiet)
 			return
 		}
+		if bytes.Equal(frame, []byte("throttle later")) {
+			// Answered from another goroutine while the loop reads on.
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				req.ReplyThrottled(buf, quiet)
+			}()
+			return
+		}
 		req.Reply(buf)
 	})
+	for _, first := range []string{"throttle", "throttle later"} {
+		t.Run(first, func(t *testing.T) { testThrottledReply(t, h, first, quiet) })
+	}
+}
+
+func testThrottledReply(t *testing.T, h Handler, first string, quiet time.Duration) {
 	forEachBackend(t, func(t *testing.T, backend string) {
-		s := startServer(t, backend, h, nil)
+		s := startServer(t, backend, h, func(o *Options) { o.IdleTimeout = time.Minute })
 		c := dial(t, s)
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(failSafe))
 		start := time.Now()
-		if err := writeFrame(c, []byte("throttle")); err != nil {
+		if err := writeFrame(c, []byte(first)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := readFrame(c); err != nil {

@@ -202,6 +202,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	}
 	b, err := broker.New(broker.Options{
 		Security:          security,
+		Quota:             broker.QuotaOptions{WindowNum: cfg.Quota.WindowNum, WindowSize: time.Duration(cfg.Quota.WindowSizeSeconds) * time.Second},
 		Cluster:           clusterOpt,
 		ReplicaLagTimeMax: time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 		ListenerName:      adv.Name,

@@ -1,0 +1,150 @@
+package broker
+
+// Client quotas, enforced (issue 19). The quota configs are a quota.Set:
+// on a single node it is stored whole in the local store (the blob
+// "client-quotas" beside the SCRAM credentials and ACLs, auth/store's
+// Backend) by AlterClientQuotas before it is used; in a cluster it is the
+// metadata image's (ClientQuotaRecords written by the controller), so
+// every broker enforces the same values, and OnMetadata hands each new
+// image's set to the manager.
+//
+// Enforcement (quota.Manager, Kafka's ClientQuotaManager): a client is
+// its principal's name (ANONYMOUS on PLAINTEXT, as Kafka's sanitized
+// user) and its client id.
+//
+//   - Produce: the request's bytes count toward producer_byte_rate once
+//     it is handled; the answer carries the throttle in throttle_time_ms
+//     and the connection is then not read for that long
+//     (netpoll.Request.ReplyThrottled, KIP-219). acks=0 requests are
+//     counted but have no answer to carry a throttle: the next throttled
+//     answer pays for them.
+//   - Fetch (consumers, not followers): the response's bytes count toward
+//     consumer_byte_rate, same answer and mute.
+//   - Every request's handler time on the ring thread counts toward
+//     request_percentage; see requestQuota.
+//
+// Followers' fetches and the controller's own RPCs are never throttled.
+// With no quota of a type set anywhere, that type costs one atomic load
+// per request.
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/auth/store"
+	"github.com/ringbroker/ringbroker/metrics"
+	"github.com/ringbroker/ringbroker/netpoll"
+	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
+)
+
+// QuotaOptions configure the client quotas.
+type QuotaOptions struct {
+	// WindowNum is quota.window.num (0: 11).
+	WindowNum int
+	// WindowSize is quota.window.size.seconds (0: 1 s).
+	WindowSize time.Duration
+	// Backend stores the quota set on a single node; nil: the security
+	// options' backend, else a store.FileBackend in DataDir.
+	Backend store.Backend
+}
+
+// quotasBlob is the local store's blob of the quota set.
+const quotasBlob = "client-quotas"
+
+// metricsQuotaRatesMax bounds the rates per quota type the metrics export
+// (the most recently used).
+const metricsQuotaRatesMax = 100
+
+type quotaState struct {
+	mgr     *quota.Manager
+	backend store.Backend // nil in a cluster
+}
+
+// newQuotas loads the single node's quota set.
+func newQuotas(b *Broker) (*quotaState, error) {
+	o := b.opts.Quota
+	q := &quotaState{mgr: quota.NewManager(quota.Config{Samples: o.WindowNum, WindowMs: o.WindowSize.Milliseconds()})}
+	if b.opts.Cluster == nil {
+		q.backend = o.Backend
+		if q.backend == nil && b.sec != nil {
+			q.backend = b.sec.backend
+		}
+		if q.backend == nil {
+			q.backend = store.FileBackend{FS: b.fs(), Dir: b.opts.DataDir}
+		}
+		data, ok, err := q.backend.Load(quotasBlob)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			set, err := quota.Decode(data)
+			if err != nil {
+				return nil, err
+			}
+			q.mgr.SetConfigs(set)
+		}
+	}
+	b.opts.Metrics.WatchQuotas(func() []metrics.QuotaStat {
+		var out []metrics.QuotaStat
+		for _, s := range q.mgr.Stats(time.Now().UnixMilli(), metricsQuotaRatesMax) {
+			out = append(out, metrics.QuotaStat{Type: s.Type.Name(), User: s.Key.User, ClientID: s.Key.ClientID,
+				Quota: s.Quota, Rate: s.Rate, ThrottleMs: s.Throttle, Throttled: s.Count})
+		}
+		return out
+	})
+	return q, nil
+}
+
+// quotaClient is who a request's usage is counted for; zero: nobody
+// (quotas of that type off, or a follower).
+type quotaClient struct {
+	on       bool
+	user     string
+	clientID string
+}
+
+// quotaClientOf names req's client for quota type t, or returns the zero
+// quotaClient when no quota of t is set (no allocation then).
+func (b *Broker) quotaClientOf(req netpoll.Request, h *proto.RequestHeader, t quota.Type) quotaClient {
+	if !b.quotas.mgr.Enabled(t) {
+		return quotaClient{}
+	}
+	user := anonymous.Name
+	if s := sessionOf(req); s != nil && s.principal.Name != "" {
+		user = s.principal.Name
+	}
+	return quotaClient{on: true, user: user, clientID: string(h.ClientID)}
+}
+
+// recordQuota counts v for c and returns the throttle c owes, in
+// milliseconds.
+func (b *Broker) recordQuota(c quotaClient, t quota.Type, v float64) int32 {
+	if !c.on {
+		return 0
+	}
+	ms := b.quotas.mgr.Record(t, c.user, c.clientID, v, b.clock.Now().UnixMilli())
+	if ms > 0 {
+		if ce := b.log.Check(zap.DebugLevel, "client throttled"); ce != nil {
+			ce.Write(zap.String("quota", t.Key()), zap.String("user", c.user), zap.String("client_id", c.clientID), zap.Int64("throttle_ms", ms))
+		}
+	}
+	return int32(min(ms, 1<<31-1))
+}
+
+// replyQuota sends buf, throttled for ms milliseconds when ms > 0.
+func replyQuota(req netpoll.Request, buf *netpoll.Buffer, ms int32) {
+	if ms > 0 {
+		req.ReplyThrottled(buf, time.Duration(ms)*time.Millisecond)
+		return
+	}
+	req.Reply(buf)
+}
+
+// setQuotas publishes a new quota set (a cluster's image).
+func (b *Broker) setQuotas(s quota.Set) {
+	if b.quotas != nil {
+		b.quotas.mgr.SetConfigs(s)
+	}
+}

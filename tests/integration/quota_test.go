@@ -1,0 +1,335 @@
+package integration
+
+// Client quotas (issue 19): AlterClientQuotas / DescribeClientQuotas with
+// kadm, durable across a restart; producer_byte_rate and
+// consumer_byte_rate held by throttling; throttle_time_ms in answers and
+// the connection muted for it (KIP-219).
+//
+// The rate tests set quota.window.num=2: with Kafka's default window (11
+// samples of 1 s) a greedy client's quota is met over the window, but in
+// bursts (the sample that held the first burst expires and frees ten
+// seconds' worth at once), so a 30 s average swings by up to a quarter with
+// the phase; with two samples the bursts are one second's worth and 30 s
+// is many windows. The semantics are Kafka's either way (quota.Rate).
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func quotaStr(s string) *string { return &s }
+
+// alterQuota sets (or, with value 0, removes) key on entity via kadm and
+// fails the test on any error.
+func alterQuota(t *testing.T, adm *kadm.Client, entity kadm.ClientQuotaEntity, key string, value float64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	op := kadm.AlterClientQuotaOp{Key: key, Value: value, Remove: value == 0}
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: entity, Ops: []kadm.AlterClientQuotaOp{op}}})
+	if err != nil {
+		t.Fatalf("AlterClientQuotas: %v", err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("AlterClientQuotas %v: %v (%s)", r.Entity, r.Err, r.ErrMessage)
+		}
+	}
+}
+
+func describeAllQuotas(t *testing.T, adm *kadm.Client) map[string]map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := adm.DescribeClientQuotas(ctx, false, nil)
+	if err != nil {
+		t.Fatalf("DescribeClientQuotas: %v", err)
+	}
+	out := map[string]map[string]float64{}
+	for _, q := range got {
+		name := ""
+		for _, c := range q.Entity {
+			n := "<default>"
+			if c.Name != nil {
+				n = *c.Name
+			}
+			name += c.Type + "=" + n + ";"
+		}
+		out[name] = map[string]float64{}
+		for _, v := range q.Values {
+			out[name][v.Key] = v.Value
+		}
+	}
+	return out
+}
+
+func TestClientQuotasAlterDescribeRestart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, nil)
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		alice := kadm.ClientQuotaEntity{{Type: "user", Name: quotaStr("alice")}}
+		aliceAnyClient := kadm.ClientQuotaEntity{{Type: "user", Name: quotaStr("alice")}, {Type: "client-id"}}
+		anyClient := kadm.ClientQuotaEntity{{Type: "client-id"}}
+		alterQuota(t, adm, alice, "producer_byte_rate", 1024)
+		alterQuota(t, adm, alice, "consumer_byte_rate", 4096)
+		alterQuota(t, adm, aliceAnyClient, "request_percentage", 25.5)
+		alterQuota(t, adm, anyClient, "controller_mutation_rate", 10)
+		alterQuota(t, adm, anyClient, "controller_mutation_rate", 0) // removed: the entity goes away
+
+		// Refusals, as Kafka: fractional byte rate, unknown key, validate only.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+			{Entity: alice, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1.5}}},
+			{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: quotaStr("bob")}}, Ops: []kadm.AlterClientQuotaOp{{Key: "no_such_key", Value: 1}}},
+		})
+		if err != nil || len(res) != 2 {
+			t.Fatalf("AlterClientQuotas: %v, %d results", err, len(res))
+		}
+		for _, r := range res {
+			if r.Err != kerr.InvalidRequest {
+				t.Errorf("%v: %v, want INVALID_REQUEST", r.Entity, r.Err)
+			}
+		}
+		if _, err := adm.ValidateAlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: alice, Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 99}}}}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]map[string]float64{
+			"user=alice;":                     {"producer_byte_rate": 1024, "consumer_byte_rate": 4096},
+			"user=alice;client-id=<default>;": {"request_percentage": 25.5},
+		}
+		check := func(when string) {
+			got := describeAllQuotas(t, adm)
+			if len(got) != len(want) {
+				t.Fatalf("%s: described %v, want %v", when, got, want)
+			}
+			for e, vals := range want {
+				for k, v := range vals {
+					if got[e][k] != v {
+						t.Fatalf("%s: described %v, want %v", when, got, want)
+					}
+				}
+			}
+		}
+		check("before the restart")
+		// Strict match: only the entity with exactly user=alice.
+		strict, err := adm.DescribeClientQuotas(ctx, true, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchName: quotaStr("alice")}})
+		if err != nil || len(strict) != 1 {
+			t.Fatalf("strict describe user=alice: %v, %d entries", err, len(strict))
+		}
+		adm.Close()
+		b.Stop(t)
+		b = startBroker(t, backend, map[string]string{"log.dirs": b.Dir})
+		adm = kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		check("after the restart")
+	})
+}
+
+// TestThrottledConnectionMuted: a produce over producer_byte_rate is
+// answered at once with throttle_time_ms, and the next request on the
+// connection is answered only after that time.
+func TestThrottledConnectionMuted(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		createTopic(t, b.Addr, "quota-raw", 1, nil)
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: quotaStr(testClientID)}}, "producer_byte_rate", 1024)
+
+		conn := dial(t, b.Addr)
+		defer conn.Close()
+		value := make([]byte, 8<<10)
+		req := produceRequest(7, 1, producePart{topic: "quota-raw", partition: 0, batch: plainBatch(value)})
+		resp := kmsg.NewPtrProduceResponse()
+		start := time.Now()
+		if err := roundTrip(conn, req, resp, 1, rawTimeout); err != nil {
+			t.Fatal(err)
+		}
+		answered := time.Since(start)
+		throttle := time.Duration(resp.ThrottleMillis) * time.Millisecond
+		// 8 KiB against 1 KiB/s over a 1 s minimum window: (8-1)/1 x 1 s,
+		// bounded by the 2 s window span.
+		if throttle < time.Second {
+			t.Fatalf("throttle_time_ms %d, want about 2000", resp.ThrottleMillis)
+		}
+		if answered > throttle/2 {
+			t.Errorf("the throttled answer took %v: it must leave at once (KIP-219)", answered)
+		}
+		mresp := kmsg.NewPtrMetadataResponse()
+		if err := roundTrip(conn, metadataRequest(9), mresp, 2, rawTimeout); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got < throttle-50*time.Millisecond {
+			t.Errorf("next request answered %v after the throttled one, inside its %v throttle", got, throttle)
+		}
+		t.Logf("throttle %v; throttled answer after %v; next answer after %v", throttle, answered, time.Since(start))
+	})
+}
+
+// byteMeter counts the bytes a client wrote or read for one API key, by
+// time.
+type byteMeter struct {
+	key       int16
+	mu        sync.Mutex
+	first     time.Time
+	samples   []meterSample
+	throttles int
+}
+
+type meterSample struct {
+	at    time.Time
+	bytes int
+}
+
+func (m *byteMeter) add(key int16, n int, err error) {
+	if key != m.key || err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if m.first.IsZero() {
+		m.first = now
+	}
+	m.samples = append(m.samples, meterSample{now, n})
+}
+
+func (m *byteMeter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
+	m.add(key, n, err)
+}
+
+func (m *byteMeter) OnBrokerRead(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
+	m.add(key, n, err)
+}
+
+func (m *byteMeter) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if d > 0 {
+		m.mu.Lock()
+		m.throttles++
+		m.mu.Unlock()
+	}
+}
+
+// since returns the time of the first byte and the bytes within window of it.
+func (m *byteMeter) window(window time.Duration) (time.Time, int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.first.IsZero() || time.Since(m.first) < window {
+		return m.first, 0, false
+	}
+	n := 0
+	for _, s := range m.samples {
+		if s.at.Sub(m.first) < window {
+			n += s.bytes
+		}
+	}
+	return m.first, n, true
+}
+
+func checkRate(t *testing.T, what string, bytes int, window time.Duration, rate float64, throttles int) {
+	t.Helper()
+	got := float64(bytes) / window.Seconds()
+	t.Logf("%s: %.0f B/s over %v against a quota of %.0f B/s (%.3f), %d throttled answers", what, got, window, rate, got/rate, throttles)
+	if got < rate*0.9 || got > rate*1.1 {
+		t.Errorf("%s: %.0f B/s, want %.0f within 10%%", what, got, rate)
+	}
+	if throttles == 0 {
+		t.Errorf("%s: no answer carried throttle_time_ms", what)
+	}
+}
+
+func TestProducerByteRateQuota(t *testing.T) {
+	const rate = 1 << 20 // 1 MiB/s: far below what this machine produces
+	const window = 30 * time.Second
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		createTopic(t, b.Addr, "quota-produce", 1, nil)
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: quotaStr("quota-producer")}}, "producer_byte_rate", rate)
+
+		meter := &byteMeter{key: 0}
+		cl := newClient(t, b.Addr, kgo.ClientID("quota-producer"), kgo.WithHooks(meter),
+			kgo.ProducerBatchMaxBytes(64<<10), kgo.MaxBufferedRecords(64), kgo.ProducerLinger(time.Millisecond),
+			kgo.DefaultProduceTopic("quota-produce"))
+		ctx, cancel := context.WithTimeout(context.Background(), window+30*time.Second)
+		defer cancel()
+		value := make([]byte, 4<<10)
+		deadline := time.Now().Add(window + 20*time.Second)
+		for i := 0; time.Now().Before(deadline) && i < 1_000_000; i++ {
+			if _, _, done := meter.window(window); done {
+				break
+			}
+			cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+				if err != nil && ctx.Err() == nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+		_, n, done := meter.window(window)
+		if !done {
+			t.Fatalf("the producer did not run for %v", window)
+		}
+		meter.mu.Lock()
+		throttles := meter.throttles
+		meter.mu.Unlock()
+		checkRate(t, "producer", n, window, rate, throttles)
+		cancel()
+	})
+}
+
+func TestConsumerByteRateQuota(t *testing.T) {
+	const rate = 1 << 20
+	const window = 15 * time.Second // shorter than the producer's: 15 windows of the quota
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		createTopic(t, b.Addr, "quota-consume", 1, nil)
+		// More than the window can read at the quota.
+		pcl := newClient(t, b.Addr, kgo.DefaultProduceTopic("quota-consume"), kgo.ProducerLinger(time.Millisecond))
+		value := make([]byte, 16<<10)
+		ctx, cancel := context.WithTimeout(context.Background(), window+60*time.Second)
+		defer cancel()
+		total := int(window.Seconds()*rate*1.5) / len(value)
+		for i := 0; i < total; i++ {
+			pcl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+		if err := pcl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: quotaStr("quota-consumer")}}, "consumer_byte_rate", rate)
+
+		meter := &byteMeter{key: 1}
+		ccl := newClient(t, b.Addr, kgo.ClientID("quota-consumer"), kgo.WithHooks(meter),
+			kgo.ConsumeTopics("quota-consume"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchMaxBytes(128<<10), kgo.FetchMaxPartitionBytes(128<<10))
+		for {
+			if _, _, done := meter.window(window); done {
+				break
+			}
+			fs := ccl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatal("the consumer did not run for the window in time")
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Errorf("fetch: %v", err) })
+		}
+		_, n, _ := meter.window(window)
+		meter.mu.Lock()
+		throttles := meter.throttles
+		meter.mu.Unlock()
+		checkRate(t, "consumer", n, window, rate, throttles)
+	})
+}
