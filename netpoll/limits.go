@@ -12,8 +12,8 @@ import (
 	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
-// Connection limits (max.connections, max.connections.per.ip), checked at
-// accept on both backends. A connection over a limit is closed at once,
+// Connection limits (max.connections, max.connections.per.ip,
+// max.connection.creation.rate), checked at accept on both backends. A connection over a limit is closed at once,
 // before it is registered anywhere, with a rate-limited log line, as Kafka
 // does (Kafka logs TooManyConnectionsException and closes the socket).
 //
@@ -73,6 +73,52 @@ type connLimiter struct {
 
 	refused atomic.Int64  // connections refused since start
 	lines   ratelog.Every // the "connection refused" line
+
+	// creation bounds connections admitted per second
+	// (max.connection.creation.rate); nil: unlimited.
+	creation *creationRate
+}
+
+// creationRate counts the connections admitted in the current one-second
+// window (max.connection.creation.rate). A connection past the rate is
+// closed at accept, like one past max.connections; Kafka instead delays
+// the accept until the rate allows it, which here would hold a ring
+// thread or leave connections waiting unbounded in the backlog.
+type creationRate struct {
+	max         int64
+	now         func() time.Time
+	mu          sync.Mutex
+	windowStart time.Time
+	admitted    int64
+}
+
+// take reports whether one more connection fits in the current window.
+func (r *creationRate) take() bool {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.windowStart) >= time.Second || now.Before(r.windowStart) {
+		r.windowStart, r.admitted = now, 0
+	}
+	if r.admitted >= r.max {
+		return false
+	}
+	r.admitted++
+	return true
+}
+
+// withCreationRate adds max.connection.creation.rate to l (creating a
+// limiter when l is nil) and returns it; perSecond <= 0 or Kafka's
+// Int32 max leaves l as it is.
+func (l *connLimiter) withCreationRate(perSecond int, logger *zap.Logger, now func() time.Time) *connLimiter {
+	if perSecond <= 0 || perSecond >= 1<<31-1 {
+		return l
+	}
+	if l == nil {
+		l = &connLimiter{logger: logger, seed: maphash.MakeSeed()}
+	}
+	l.creation = &creationRate{max: int64(perSecond), now: now}
+	return l
 }
 
 // newConnLimiter returns nil when neither limit is set (values <= 0 or at
@@ -107,6 +153,9 @@ func (l *connLimiter) shard(k *peerKey) *limiterShard {
 func (l *connLimiter) admit(k peerKey) (ok bool, reason string) {
 	if l == nil {
 		return true, ""
+	}
+	if l.creation != nil && !l.creation.take() {
+		return false, "max.connection.creation.rate reached"
 	}
 	if l.maxConns > 0 && l.total.Add(1) > l.maxConns {
 		l.total.Add(-1)

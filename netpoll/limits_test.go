@@ -182,3 +182,49 @@ func BenchmarkConnLimiterAdmit(b *testing.B) {
 		}
 	})
 }
+
+// max.connection.creation.rate: past the rate in one second, a new
+// connection is closed at accept; once the second is over one is admitted
+// again.
+func TestMaxConnCreationRate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		const rate = 3
+		s := startServer(t, backend, echo, func(o *Options) { o.MaxConnCreationRate = rate })
+		start := time.Now()
+		var admitted, refusedN int
+		for i := 0; i < rate+2; i++ {
+			c := dialFrom(t, s, "127.0.0.1")
+			if echoes(c) == nil {
+				admitted++
+			} else {
+				refusedN++
+			}
+		}
+		if time.Since(start) < time.Second && (admitted != rate || refusedN != 2) {
+			t.Fatalf("%d admitted and %d refused within a second, want %d and 2", admitted, refusedN, rate)
+		}
+		waitUntil(t, "a new second of connections", failSafe, func() bool {
+			return time.Since(start) > 1100*time.Millisecond
+		})
+		if err := echoes(dialFrom(t, s, "127.0.0.1")); err != nil {
+			t.Fatalf("connection in the next second: %v", err)
+		}
+	})
+}
+
+func TestCreationRateWindow(t *testing.T) {
+	now := time.Unix(100, 0)
+	l := (*connLimiter)(nil).withCreationRate(2, zap.NewNop(), func() time.Time { return now })
+	for i, want := range []bool{true, true, false, false} {
+		if ok, _ := l.admit(peerKey{}); ok != want {
+			t.Fatalf("admit %d: %v, want %v", i, ok, want)
+		}
+	}
+	now = now.Add(time.Second)
+	if ok, _ := l.admit(peerKey{}); !ok {
+		t.Fatal("refused in a new second")
+	}
+	if (*connLimiter)(nil).withCreationRate(1<<31-1, zap.NewNop(), time.Now) != nil {
+		t.Fatal("Kafka's default rate made a limiter")
+	}
+}

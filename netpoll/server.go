@@ -58,6 +58,10 @@ type Options struct {
 	// 2147483647 (Kafka's default) means unlimited.
 	MaxConns      int
 	MaxConnsPerIP int
+	// MaxConnCreationRate is max.connection.creation.rate: connections
+	// accepted per second, server-wide (limits.go); 0 or Kafka's Int32 max:
+	// unlimited.
+	MaxConnCreationRate int
 	// Logger receives connection-level log lines; default nop.
 	Logger *zap.Logger
 	// Handler serves frames. Required.
@@ -171,6 +175,7 @@ type serverBase struct {
 func (b *serverBase) init(opts Options, loopBytes int64) {
 	b.opts = opts
 	b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	b.limits = b.limits.withCreationRate(opts.MaxConnCreationRate, opts.Logger, time.Now)
 	b.bounds = bounds{
 		connRequests:    opts.ConnMaxInflightRequests,
 		connBytes:       opts.ConnMaxInflightBytes,

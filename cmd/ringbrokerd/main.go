@@ -289,6 +289,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		IdleTimeout:             idle,
 		MaxConns:                cfg.MaxConnections,
 		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
+		MaxConnCreationRate:     cfg.Quota.MaxConnectionCreationRate,
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
 		Sessions:                b,
