@@ -183,6 +183,7 @@ type produceCtx struct {
 	// quota.go), requestBytes its size; throttleMs the answer's
 	// throttle_time_ms.
 	quota        quotaClient
+	requestQuota quotaClient // request_percentage
 	requestBytes int
 	throttleMs   int32
 }
@@ -193,7 +194,7 @@ func (c *produceCtx) countDown() {
 	if c.pending.Add(-1) != 0 {
 		return
 	}
-	c.throttleMs = c.b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes))
+	c.throttleMs = max(c.b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes)), c.b.requestThrottle(c.requestQuota))
 	if c.acks != 0 {
 		buf := netpoll.GetBuffer()
 		buf.B = proto.AppendResponseHeader(buf.B, &c.hdr)
@@ -201,7 +202,7 @@ func (c *produceCtx) countDown() {
 		replyQuota(c.req, buf, c.throttleMs)
 	}
 	c.b = nil
-	c.quota = quotaClient{}
+	c.quota, c.requestQuota = quotaClient{}, quotaClient{}
 	c.req = netpoll.Request{}
 	for i := range c.slots {
 		c.slots[i] = partSlot{}
@@ -213,6 +214,7 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 	c := produceCtxPool.Get().(*produceCtx)
 	c.b, c.req, c.hdr = b, req, hdr
 	c.quota, c.requestBytes = b.quotaClientOf(req, &hdr, quota.Produce), int(hdr.BodyOffset)+len(body)
+	c.requestQuota = b.quotaClientOf(req, &hdr, quota.Request)
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
 	ok := c.parse(body)

@@ -134,7 +134,8 @@ type fetchOp struct {
 	epochs map[sessionKey]int32
 	// quota is who the response's bytes count for (consumer_byte_rate;
 	// quota.go); zero for a follower.
-	quota quotaClient
+	quota        quotaClient
+	requestQuota quotaClient // request_percentage
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -150,6 +151,7 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	if replica := r.ReplicaID; (hdr.APIVersion < 15 && replica < 0) || (hdr.APIVersion >= 15 && r.ReplicaState.ID < 0) {
 		op.quota = b.quotaClientOf(req, &hdr, quota.Fetch) // a consumer, not a follower
+		op.requestQuota = b.quotaClientOf(req, &hdr, quota.Request)
 	}
 	op.hdr.ClientID = nil // aliases the frame
 	op.readCommitted = r.IsolationLevel == 1
@@ -702,7 +704,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 	for _, f := range buf.Files {
 		size += f.Len
 	}
-	ms := op.b.recordQuota(op.quota, quota.Fetch, float64(size))
+	ms := max(op.b.recordQuota(op.quota, quota.Fetch, float64(size)), op.b.requestThrottle(op.requestQuota))
 	binary.BigEndian.PutUint32(buf.B[throttleAt:], uint32(ms))
 	replyQuota(op.req, buf, ms)
 }

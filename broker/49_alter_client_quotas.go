@@ -53,30 +53,8 @@ var quotaAlterMu sync.Mutex
 
 // alterClientQuotas runs on the admin worker (single node).
 func (b *Broker) alterClientQuotas(r *kmsg.AlterClientQuotasRequest, allowed bool) *kmsg.AlterClientQuotasResponse {
-	resp := &kmsg.AlterClientQuotasResponse{Version: r.Version}
-	alts := make([]quota.Alteration, len(r.Entries))
-	for i, e := range r.Entries {
-		for _, c := range e.Entity {
-			alts[i].Types = append(alts[i].Types, c.Type)
-			alts[i].Names = append(alts[i].Names, c.Name)
-		}
-		for _, op := range e.Ops {
-			alts[i].Ops = append(alts[i].Ops, quota.Op{Key: op.Key, Value: op.Value, Remove: op.Remove})
-		}
-	}
-	answer := func(errs []*quota.Error) *kmsg.AlterClientQuotasResponse {
-		for i, e := range r.Entries {
-			re := kmsg.AlterClientQuotasResponseEntry{}
-			for _, c := range e.Entity {
-				re.Entity = append(re.Entity, kmsg.AlterClientQuotasResponseEntryEntity{Type: c.Type, Name: c.Name})
-			}
-			if errs[i] != nil {
-				re.ErrorCode, re.ErrorMessage = errs[i].Code, errMsg(errs[i].Message)
-			}
-			resp.Entries = append(resp.Entries, re)
-		}
-		return resp
-	}
+	alts := quota.Alterations(r)
+	answer := func(errs []*quota.Error) *kmsg.AlterClientQuotasResponse { return quota.AlterResponse(r, errs) }
 	if !allowed {
 		errs := make([]*quota.Error, len(alts))
 		for i := range errs {

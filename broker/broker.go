@@ -44,6 +44,7 @@ import (
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -425,7 +426,11 @@ func (b *Broker) dispatch(req netpoll.Request, frame []byte) {
 	}
 	// The dispatch time (decode, validate, hand-off); answers that complete
 	// later are timed by their handlers' own metrics.
-	b.opts.Metrics.Request(h.APIKey.Int16(), time.Since(start))
+	took := time.Since(start)
+	b.opts.Metrics.Request(h.APIKey.Int16(), took)
+	if b.quotas != nil && b.quotas.mgr.Enabled(quota.Request) {
+		b.recordRequestTime(req, &h, took) // quota.go
+	}
 }
 
 // closeBad logs and closes a connection that sent something Kafka would
@@ -447,8 +452,7 @@ func (b *Broker) reply(req netpoll.Request, h *proto.RequestHeader, body []byte)
 func (b *Broker) replyMsg(req netpoll.Request, h *proto.RequestHeader, resp interface{ AppendTo([]byte) []byte }) {
 	buf := netpoll.GetBuffer()
 	buf.B = proto.AppendResponseHeader(buf.B, h)
-	buf.B = resp.AppendTo(buf.B)
-	req.Reply(buf)
+	b.replyMsgQuota(req, h, resp, buf) // quota.go: request_percentage
 }
 
 // badRequest closes the connection for a body that does not parse, as Kafka

@@ -20,8 +20,17 @@ package broker
 //     answer pays for them.
 //   - Fetch (consumers, not followers): the response's bytes count toward
 //     consumer_byte_rate, same answer and mute.
-//   - Every request's handler time on the ring thread counts toward
-//     request_percentage; see requestQuota.
+//   - request_percentage: every request's time in ServeFrame (decode,
+//     checks, the hand-off and a synchronous answer) counts, after the
+//     handler returns, as percent-seconds: 100 means one ring thread (on
+//     the portable backend, one connection reader) busy all the time, so
+//     100 x ring.count is the whole broker's request processing (Kafka's
+//     100 per network or I/O thread). Time on the workers (produce, admin,
+//     log writer) is not counted. The throttle owed is carried by the
+//     client's next answer (Produce, Fetch, and every kmsg answer whose
+//     header still names the client), the larger of it and a byte-rate
+//     throttle, where Kafka throttles the very answer whose handling went
+//     over: our synchronous answers are queued before their time is known.
 //
 // Followers' fetches and the controller's own RPCs are never throttled.
 // With no quota of a type set anywhere, that type costs one atomic load
@@ -30,9 +39,11 @@ package broker
 import (
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/auth/store"
+	"github.com/ringbroker/ringbroker/metadata"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
@@ -108,7 +119,7 @@ type quotaClient struct {
 // quotaClientOf names req's client for quota type t, or returns the zero
 // quotaClient when no quota of t is set (no allocation then).
 func (b *Broker) quotaClientOf(req netpoll.Request, h *proto.RequestHeader, t quota.Type) quotaClient {
-	if !b.quotas.mgr.Enabled(t) {
+	if b.quotas == nil || !b.quotas.mgr.Enabled(t) {
 		return quotaClient{}
 	}
 	user := anonymous.Name
@@ -133,6 +144,39 @@ func (b *Broker) recordQuota(c quotaClient, t quota.Type, v float64) int32 {
 	return int32(min(ms, 1<<31-1))
 }
 
+// recordRequestTime counts d of handler time for req's client under
+// request_percentage.
+func (b *Broker) recordRequestTime(req netpoll.Request, h *proto.RequestHeader, d time.Duration) {
+	b.recordQuota(b.quotaClientOf(req, h, quota.Request), quota.Request, float64(d)*100/float64(time.Second))
+}
+
+// requestThrottle is the throttle c owes under request_percentage now,
+// recording nothing.
+func (b *Broker) requestThrottle(c quotaClient) int32 {
+	if !c.on {
+		return 0
+	}
+	return int32(min(b.quotas.mgr.Check(quota.Request, c.user, c.clientID, b.clock.Now().UnixMilli()), 1<<31-1))
+}
+
+// replyMsgQuota is replyMsg's throttle: with a request_percentage quota
+// on the client, a kmsg answer that has throttle_time_ms carries what the
+// client owes and the connection is muted for it.
+func (b *Broker) replyMsgQuota(req netpoll.Request, h *proto.RequestHeader, resp interface{ AppendTo([]byte) []byte }, buf *netpoll.Buffer) {
+	if b.quotas != nil && h.ClientID != nil && b.quotas.mgr.Enabled(quota.Request) {
+		if tr, ok := resp.(kmsg.SetThrottleResponse); ok {
+			if ms := b.requestThrottle(b.quotaClientOf(req, h, quota.Request)); ms > 0 {
+				tr.SetThrottle(ms)
+				buf.B = resp.AppendTo(buf.B)
+				req.ReplyThrottled(buf, time.Duration(ms)*time.Millisecond)
+				return
+			}
+		}
+	}
+	buf.B = resp.AppendTo(buf.B)
+	req.Reply(buf)
+}
+
 // replyQuota sends buf, throttled for ms milliseconds when ms > 0.
 func replyQuota(req netpoll.Request, buf *netpoll.Buffer, ms int32) {
 	if ms > 0 {
@@ -146,5 +190,16 @@ func replyQuota(req netpoll.Request, buf *netpoll.Buffer, ms int32) {
 func (b *Broker) setQuotas(s quota.Set) {
 	if b.quotas != nil {
 		b.quotas.mgr.SetConfigs(s)
+	}
+}
+
+// syncQuotas enforces the image's quota set when it changed (cluster).
+func (b *Broker) syncQuotas(im *metadata.Image, deltas []metadata.Delta, full bool) {
+	changed := full
+	for i := range deltas {
+		changed = changed || deltas[i].ChangedQuotas
+	}
+	if changed {
+		b.setQuotas(im.Quotas())
 	}
 }
