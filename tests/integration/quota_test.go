@@ -14,6 +14,9 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -259,6 +262,7 @@ func TestProducerByteRateQuota(t *testing.T) {
 		meter := &byteMeter{key: 0}
 		cl := newClient(t, b.Addr, kgo.ClientID("quota-producer"), kgo.WithHooks(meter),
 			kgo.ProducerBatchMaxBytes(64<<10), kgo.MaxBufferedRecords(64), kgo.ProducerLinger(time.Millisecond),
+			kgo.ProducerBatchCompression(kgo.NoCompression()), // the bytes on the wire are the bytes counted
 			kgo.DefaultProduceTopic("quota-produce"))
 		ctx, cancel := context.WithTimeout(context.Background(), window+30*time.Second)
 		defer cancel()
@@ -288,13 +292,16 @@ func TestProducerByteRateQuota(t *testing.T) {
 
 func TestConsumerByteRateQuota(t *testing.T) {
 	const rate = 1 << 20
-	const window = 15 * time.Second // shorter than the producer's: 15 windows of the quota
+	const window = 20 * time.Second // shorter than the producer's: still ten spans of the quota window
 	forEachBackend(t, func(t *testing.T, backend string) {
 		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
 		createTopic(t, b.Addr, "quota-consume", 1, nil)
 		// More than the window can read at the quota.
-		pcl := newClient(t, b.Addr, kgo.DefaultProduceTopic("quota-consume"), kgo.ProducerLinger(time.Millisecond))
-		value := make([]byte, 16<<10)
+		// Small batches: a fetch answers at least one whole batch, and the
+		// quota is checked per answer.
+		pcl := newClient(t, b.Addr, kgo.DefaultProduceTopic("quota-consume"), kgo.ProducerLinger(time.Millisecond),
+			kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(64<<10))
+		value := make([]byte, 8<<10)
 		ctx, cancel := context.WithTimeout(context.Background(), window+60*time.Second)
 		defer cancel()
 		total := int(window.Seconds()*rate*1.5) / len(value)
@@ -315,7 +322,7 @@ func TestConsumerByteRateQuota(t *testing.T) {
 		meter := &byteMeter{key: 1}
 		ccl := newClient(t, b.Addr, kgo.ClientID("quota-consumer"), kgo.WithHooks(meter),
 			kgo.ConsumeTopics("quota-consume"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchMaxBytes(128<<10), kgo.FetchMaxPartitionBytes(128<<10))
+			kgo.FetchMaxBytes(64<<10), kgo.FetchMaxPartitionBytes(64<<10))
 		for {
 			if _, _, done := meter.window(window); done {
 				break
@@ -331,5 +338,90 @@ func TestConsumerByteRateQuota(t *testing.T) {
 		throttles := meter.throttles
 		meter.mu.Unlock()
 		checkRate(t, "consumer", n, window, rate, throttles)
+	})
+}
+
+// TestClusterClientQuotas: a quota altered through one node is replicated
+// through the metadata quorum (ClientQuotaRecord): another node describes it
+// and enforces it on a partition it leads.
+func TestClusterClientQuotas(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c := newTestCluster(t, backend)
+		c.moreProps = map[string]string{"quota.window.num": "2"}
+		c.start(t)
+		c.waitReady(t)
+		n1 := c.node(1)
+		createTopicVia(t, n1, "quota-cluster", 3, nil, clusterStepTimeout)
+
+		alter := kmsg.NewPtrAlterClientQuotasRequest()
+		entry := kmsg.NewAlterClientQuotasRequestEntry()
+		entry.Entity = []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "client-id", Name: quotaStr(testClientID)}}
+		entry.Ops = []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1024}}
+		alter.Entries = append(alter.Entries, entry)
+		waitFor(t, "AlterClientQuotas via node 1", clusterStepTimeout, func() error {
+			resp, err := n1.request(context.Background(), alter)
+			if err != nil {
+				return err
+			}
+			for _, e := range resp.(*kmsg.AlterClientQuotasResponse).Entries {
+				if err := kerr.ErrorForCode(e.ErrorCode); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+
+		// The leader of a partition on another node than 1.
+		var leader *clusterNode
+		var partition int32
+		waitFor(t, "a partition led by node 2 or 3", clusterStepTimeout, func() error {
+			m, err := n1.metadata()
+			if err != nil {
+				return err
+			}
+			for _, tp := range m.Topics {
+				if tp.Topic == nil || *tp.Topic != "quota-cluster" {
+					continue
+				}
+				for _, p := range tp.Partitions {
+					if p.Leader == 2 || p.Leader == 3 {
+						leader, partition = c.node(p.Leader), p.Partition
+						return nil
+					}
+				}
+			}
+			return errors.New("no partition led by node 2 or 3 yet")
+		})
+		describe := kmsg.NewPtrDescribeClientQuotasRequest()
+		describe.Components = []kmsg.DescribeClientQuotasRequestComponent{{EntityType: "client-id", MatchType: 0, Match: quotaStr(testClientID)}}
+		waitFor(t, "node "+strconv.Itoa(int(leader.id))+" describes the quota", clusterStepTimeout, func() error {
+			resp, err := leader.request(context.Background(), describe)
+			if err != nil {
+				return err
+			}
+			r := resp.(*kmsg.DescribeClientQuotasResponse)
+			if len(r.Entries) != 1 || len(r.Entries[0].Values) != 1 || r.Entries[0].Values[0].Value != 1024 {
+				return fmt.Errorf("described %+v", r.Entries)
+			}
+			return nil
+		})
+		conn := dial(t, leader.addr())
+		defer conn.Close()
+		req := produceRequest(7, 1, producePart{topic: "quota-cluster", partition: partition, batch: plainBatch(make([]byte, 8<<10))})
+		resp := kmsg.NewPtrProduceResponse()
+		if err := roundTrip(conn, req, resp, 1, rawTimeout); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ThrottleMillis < 1000 {
+			t.Fatalf("node %d answered a produce over the quota with throttle_time_ms %d", leader.id, resp.ThrottleMillis)
+		}
+		for _, tp := range resp.Topics {
+			for _, p := range tp.Partitions {
+				if p.ErrorCode != 0 {
+					t.Fatalf("produce to node %d: %v", leader.id, kerr.ErrorForCode(p.ErrorCode))
+				}
+			}
+		}
+		t.Logf("node %d throttles the client by %d ms", leader.id, resp.ThrottleMillis)
 	})
 }
