@@ -218,6 +218,7 @@ func decoded[T any, P interface {
 	toGroup := groupKeys[key] // looked up once, not per request
 	groupOp, authzGroup := groupAuthzOps[key]
 	clusterOp, authzCluster := clusterAuthzOps[key]
+	_, mutating := mutationStrictFrom[key] // quota_mutation.go
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
 			if authzGroup && b.authzOn() && b.refuseGroupUnauthorized(req, &h, r, groupOp) {
@@ -229,6 +230,9 @@ func decoded[T any, P interface {
 			}
 			if toGroup && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
 				return // cluster_groups.go
+			}
+			if mutating && b.controllerMutation(req, &h, r) {
+				return // quota_mutation.go: controller_mutation_rate
 			}
 			serve(b, req, h, r.(P))
 		},

@@ -425,3 +425,42 @@ func TestClusterClientQuotas(t *testing.T) {
 		t.Logf("node %d throttles the client by %d ms", leader.id, resp.ThrottleMillis)
 	})
 }
+
+// TestControllerMutationQuota: past controller_mutation_rate, a strict
+// CreateTopics (v6+) is refused THROTTLING_QUOTA_EXCEEDED with a throttle;
+// an older version is counted but served (Kafka's permissive mode).
+func TestControllerMutationQuota(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: quotaStr(testClientID)}}, "controller_mutation_rate", 1)
+		conn := dial(t, b.Addr)
+		defer conn.Close()
+		create := func(version int16, topic string, corr int32) *kmsg.CreateTopicsResponse {
+			t.Helper()
+			req := kmsg.NewPtrCreateTopicsRequest()
+			req.Version = version
+			req.TimeoutMillis = 10_000
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 5, 1
+			req.Topics = append(req.Topics, rt)
+			resp := kmsg.NewPtrCreateTopicsResponse()
+			if err := roundTrip(conn, req, resp, corr, 2*rawTimeout); err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		if r := create(7, "mutation-a", 1); r.Topics[0].ErrorCode != 0 {
+			t.Fatalf("first CreateTopics: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
+		}
+		r := create(7, "mutation-b", 2)
+		if r.Topics[0].ErrorCode != kerr.ThrottlingQuotaExceeded.Code || r.ThrottleMillis <= 0 {
+			t.Fatalf("CreateTopics v7 over the quota: %v, throttle %d ms; want THROTTLING_QUOTA_EXCEEDED and a throttle",
+				kerr.ErrorForCode(r.Topics[0].ErrorCode), r.ThrottleMillis)
+		}
+		if r := create(5, "mutation-c", 3); r.Topics[0].ErrorCode != 0 {
+			t.Fatalf("CreateTopics v5 (permissive) over the quota: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
+		}
+	})
+}
