@@ -78,6 +78,7 @@ type Registry struct {
 	onServeError func(error)
 
 	cleanerOnce sync.Once // WatchCleaner registers the cleaner's series once (cleaner.go)
+	quotaOnce   sync.Once // WatchQuotas registers the quota series once (quota.go)
 }
 
 // apiMetrics are the resolved series of one API key.

@@ -1,10 +1,6 @@
 package metrics
 
-import (
-	"sync"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // QuotaStat is one client quota rate as the metrics export it (the broker
 // copies quota.Stat: metrics depends on no other ringbroker package).
@@ -29,8 +25,6 @@ type quotaCollector struct {
 	quota, rate, throttle, hits *prometheus.Desc
 }
 
-var quotaOnce sync.Map // *Registry -> struct{}
-
 // WatchQuotas exports the client quota rates stats returns (Kafka's
 // kafka.server:type={Produce,Fetch,Request,ControllerMutation} metrics
 // per user and client-id: byte-rate / request-time / mutation-rate and
@@ -39,9 +33,10 @@ func (r *Registry) WatchQuotas(stats func() []QuotaStat) {
 	if r == nil {
 		return
 	}
-	if _, loaded := quotaOnce.LoadOrStore(r, struct{}{}); loaded {
-		return
-	}
+	r.quotaOnce.Do(func() { r.registerQuotas(stats) })
+}
+
+func (r *Registry) registerQuotas(stats func() []QuotaStat) {
 	labels := []string{"type", "user", "client_id"}
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "quota", name), help, labels, nil)
