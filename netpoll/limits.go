@@ -12,8 +12,9 @@ import (
 	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
-// Connection limits (max.connections, max.connections.per.ip,
-// max.connection.creation.rate), checked at accept on both backends. A connection over a limit is closed at once,
+// Connection limits (max.connections, max.connections.per.ip and its
+// overrides, max.connection.creation.rate), checked at accept on both
+// backends. A connection over a limit is closed at once,
 // before it is registered anywhere, with a rate-limited log line, as Kafka
 // does (Kafka logs TooManyConnectionsException and closes the socket).
 //
@@ -65,6 +66,11 @@ type limiterShard struct {
 type connLimiter struct {
 	maxConns int64 // <= 0: unlimited
 	maxPerIP int32 // <= 0: unlimited
+	// overrides is max.connections.per.ip.overrides: an address's own
+	// limit (0: none at all), in place of maxPerIP.
+	overrides map[peerKey]int32
+	// perIP: connections are counted per address (maxPerIP or overrides).
+	perIP bool
 	logger   *zap.Logger
 	seed     maphash.Seed
 
@@ -123,7 +129,7 @@ func (l *connLimiter) withCreationRate(perSecond int, logger *zap.Logger, now fu
 
 // newConnLimiter returns nil when neither limit is set (values <= 0 or at
 // Kafka's "unlimited" Int32 max), so the accept path can skip it entirely.
-func newConnLimiter(maxConns, maxPerIP int, logger *zap.Logger) *connLimiter {
+func newConnLimiter(maxConns, maxPerIP int, overrides map[string]int, logger *zap.Logger) *connLimiter {
 	const unlimited = 1<<31 - 1
 	if maxConns >= unlimited {
 		maxConns = 0
@@ -131,11 +137,20 @@ func newConnLimiter(maxConns, maxPerIP int, logger *zap.Logger) *connLimiter {
 	if maxPerIP >= unlimited {
 		maxPerIP = 0
 	}
-	if maxConns <= 0 && maxPerIP <= 0 {
+	if maxConns <= 0 && maxPerIP <= 0 && len(overrides) == 0 {
 		return nil
 	}
 	l := &connLimiter{maxConns: int64(maxConns), maxPerIP: int32(maxPerIP), logger: logger, seed: maphash.MakeSeed()}
-	if l.maxPerIP > 0 {
+	for ip, n := range overrides {
+		if parsed := net.ParseIP(ip); parsed != nil {
+			if l.overrides == nil {
+				l.overrides = map[peerKey]int32{}
+			}
+			l.overrides[peerKeyOf(parsed)] = int32(min(n, unlimited))
+		}
+	}
+	l.perIP = l.maxPerIP > 0 || len(l.overrides) > 0
+	if l.perIP {
 		for i := range l.shards {
 			l.shards[i].counts = make(map[peerKey]int32)
 		}
@@ -164,11 +179,15 @@ func (l *connLimiter) admit(k peerKey) (ok bool, reason string) {
 	if l.maxConns <= 0 {
 		l.total.Add(1) // still counted: Stats and tests read it
 	}
-	if l.maxPerIP > 0 {
+	if l.perIP {
+		limit, overridden := l.overrides[k]
+		if !overridden {
+			limit = l.maxPerIP
+		}
 		s := l.shard(&k)
 		s.mu.Lock()
 		n := s.counts[k]
-		if n >= l.maxPerIP {
+		if (overridden || limit > 0) && n >= limit {
 			s.mu.Unlock()
 			l.total.Add(-1)
 			return false, "max.connections.per.ip reached"
@@ -186,7 +205,7 @@ func (l *connLimiter) release(k peerKey) {
 		return
 	}
 	l.total.Add(-1)
-	if l.maxPerIP > 0 {
+	if l.perIP {
 		s := l.shard(&k)
 		s.mu.Lock()
 		if n := s.counts[k]; n > 1 {

@@ -141,7 +141,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 // The limiter's counts stay exact under concurrent admit/release from many
 // goroutines (as from several loops), and the per-IP map empties.
 func TestConnLimiterConcurrent(t *testing.T) {
-	l := newConnLimiter(1000, 10, zap.NewNop())
+	l := newConnLimiter(1000, 10, nil, zap.NewNop())
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -164,14 +164,14 @@ func TestConnLimiterConcurrent(t *testing.T) {
 			t.Errorf("shard %d keeps %d addresses with no connection", i, n)
 		}
 	}
-	if newConnLimiter(0, 1<<31-1, nil) != nil {
+	if newConnLimiter(0, 1<<31-1, nil, nil) != nil {
 		t.Errorf("unlimited settings must give a nil limiter (nothing on the accept path)")
 	}
 }
 
 // BenchmarkConnLimiterAdmit is the accept path's cost with both limits set.
 func BenchmarkConnLimiterAdmit(b *testing.B) {
-	l := newConnLimiter(1<<20, 1<<20, zap.NewNop())
+	l := newConnLimiter(1<<20, 1<<20, nil, zap.NewNop())
 	k := peerKeyOf(net.IPv4(127, 0, 0, 1))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -226,5 +226,37 @@ func TestCreationRateWindow(t *testing.T) {
 	}
 	if (*connLimiter)(nil).withCreationRate(1<<31-1, zap.NewNop(), time.Now) != nil {
 		t.Fatal("Kafka's default rate made a limiter")
+	}
+}
+
+// max.connections.per.ip.overrides: an address with an override has its
+// own limit (0: none), the others max.connections.per.ip.
+func TestConnLimiterOverrides(t *testing.T) {
+	l := newConnLimiter(0, 2, map[string]int{"127.0.0.2": 3, "127.0.0.3": 0}, zap.NewNop())
+	count := func(ip string) int {
+		n := 0
+		for i := 0; i < 5; i++ {
+			if ok, _ := l.admit(peerKeyOf(net.ParseIP(ip))); ok {
+				n++
+			}
+		}
+		return n
+	}
+	for ip, want := range map[string]int{"127.0.0.1": 2, "127.0.0.2": 3, "127.0.0.3": 0} {
+		if got := count(ip); got != want {
+			t.Errorf("%s: %d admitted, want %d", ip, got, want)
+		}
+	}
+	// Overrides alone turn per-IP counting on; other addresses are free.
+	l = newConnLimiter(0, 0, map[string]int{"127.0.0.2": 1}, zap.NewNop())
+	if got := count("127.0.0.1"); got != 5 {
+		t.Errorf("no override: %d admitted, want 5", got)
+	}
+	if got := count("127.0.0.2"); got != 1 {
+		t.Errorf("override 1: %d admitted, want 1", got)
+	}
+	l.release(peerKeyOf(net.ParseIP("127.0.0.2")))
+	if got := count("127.0.0.2"); got != 1 {
+		t.Errorf("after a release: %d admitted, want 1", got)
 	}
 }

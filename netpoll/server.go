@@ -62,6 +62,9 @@ type Options struct {
 	// accepted per second, server-wide (limits.go); 0 or Kafka's Int32 max:
 	// unlimited.
 	MaxConnCreationRate int
+	// MaxConnsPerIPOverrides is max.connections.per.ip.overrides: client
+	// IP (as net.ParseIP reads it) -> its own limit, 0 refusing it.
+	MaxConnsPerIPOverrides map[string]int
 	// Logger receives connection-level log lines; default nop.
 	Logger *zap.Logger
 	// Handler serves frames. Required.
@@ -174,7 +177,7 @@ type serverBase struct {
 // MaxQueuedBytes one loop may hold (the portable backend: all of it).
 func (b *serverBase) init(opts Options, loopBytes int64) {
 	b.opts = opts
-	b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.MaxConnsPerIPOverrides, opts.Logger)
 	b.limits = b.limits.withCreationRate(opts.MaxConnCreationRate, opts.Logger, time.Now)
 	b.bounds = bounds{
 		connRequests:    opts.ConnMaxInflightRequests,

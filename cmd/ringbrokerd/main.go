@@ -290,6 +290,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		MaxConns:                cfg.MaxConnections,
 		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
 		MaxConnCreationRate:     cfg.Quota.MaxConnectionCreationRate,
+		MaxConnsPerIPOverrides:  cfg.Quota.MaxConnectionsPerIPOverrides,
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
 		Sessions:                b,
