@@ -70,9 +70,9 @@ type connLimiter struct {
 	// limit (0: none at all), in place of maxPerIP.
 	overrides map[peerKey]int32
 	// perIP: connections are counted per address (maxPerIP or overrides).
-	perIP bool
-	logger   *zap.Logger
-	seed     maphash.Seed
+	perIP  bool
+	logger *zap.Logger
+	seed   maphash.Seed
 
 	total  atomic.Int64
 	shards [connLimiterShards]limiterShard
