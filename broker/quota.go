@@ -37,6 +37,7 @@ package broker
 // per request.
 
 import (
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -175,6 +176,17 @@ func (b *Broker) replyMsgQuota(req netpoll.Request, h *proto.RequestHeader, resp
 	}
 	buf.B = resp.AppendTo(buf.B)
 	req.Reply(buf)
+}
+
+// AdmitConnection is netpoll's Options.AdmitConn: the
+// connection_creation_rate quota of ip entities (ip=<address>, else
+// ip=<default>). An address already over its rate is refused (closed at
+// accept; Kafka closes it after a delay) and not counted.
+func (b *Broker) AdmitConnection(ip net.IP) bool {
+	if b.quotas == nil || !b.quotas.mgr.Enabled(quota.ConnectionCreation) {
+		return true
+	}
+	return b.quotas.mgr.AdmitConnection(ip.String(), b.clock.Now().UnixMilli())
 }
 
 // replyQuota sends buf, throttled for ms milliseconds when ms > 0.

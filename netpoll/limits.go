@@ -83,6 +83,22 @@ type connLimiter struct {
 	// creation bounds connections admitted per second
 	// (max.connection.creation.rate); nil: unlimited.
 	creation *creationRate
+	// admitIP is Options.AdmitConn (the ip quotas'
+	// connection_creation_rate); nil: none.
+	admitIP func(net.IP) bool
+}
+
+// withAdmitHook adds Options.AdmitConn to l (creating a limiter when l is
+// nil) and returns it; a nil hook leaves l as it is.
+func (l *connLimiter) withAdmitHook(hook func(net.IP) bool, logger *zap.Logger) *connLimiter {
+	if hook == nil {
+		return l
+	}
+	if l == nil {
+		l = &connLimiter{logger: logger, seed: maphash.MakeSeed()}
+	}
+	l.admitIP = hook
+	return l
 }
 
 // creationRate counts the connections admitted in the current one-second
@@ -171,6 +187,9 @@ func (l *connLimiter) admit(k peerKey) (ok bool, reason string) {
 	}
 	if l.creation != nil && !l.creation.take() {
 		return false, "max.connection.creation.rate reached"
+	}
+	if l.admitIP != nil && !l.admitIP(net.IP(k[:])) {
+		return false, "connection_creation_rate quota of the client address reached"
 	}
 	if l.maxConns > 0 && l.total.Add(1) > l.maxConns {
 		l.total.Add(-1)

@@ -65,6 +65,11 @@ type Options struct {
 	// MaxConnsPerIPOverrides is max.connections.per.ip.overrides: client
 	// IP (as net.ParseIP reads it) -> its own limit, 0 refusing it.
 	MaxConnsPerIPOverrides map[string]int
+	// AdmitConn, if set, is asked at accept (after the limits above)
+	// whether a connection from ip may open; false closes it like a
+	// limit does. It runs on an accepting loop and must not block (the
+	// broker's connection_creation_rate quotas of ip entities).
+	AdmitConn func(ip net.IP) bool
 	// Logger receives connection-level log lines; default nop.
 	Logger *zap.Logger
 	// Handler serves frames. Required.
@@ -179,6 +184,7 @@ func (b *serverBase) init(opts Options, loopBytes int64) {
 	b.opts = opts
 	b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.MaxConnsPerIPOverrides, opts.Logger)
 	b.limits = b.limits.withCreationRate(opts.MaxConnCreationRate, opts.Logger, time.Now)
+	b.limits = b.limits.withAdmitHook(opts.AdmitConn, opts.Logger)
 	b.bounds = bounds{
 		connRequests:    opts.ConnMaxInflightRequests,
 		connBytes:       opts.ConnMaxInflightBytes,

@@ -16,17 +16,18 @@ const (
 	Fetch                          // consumer_byte_rate: fetch response bytes
 	Request                        // request_percentage: handler time
 	ControllerMutation             // controller_mutation_rate: partitions created or deleted
+	ConnectionCreation             // connection_creation_rate (ip entities): connections accepted
 	numTypes
 )
 
 // Key is the quota key of t.
 func (t Type) Key() string {
-	return [...]string{KeyProducerByteRate, KeyConsumerByteRate, KeyRequestPercentage, KeyControllerMutationRate}[t]
+	return [...]string{KeyProducerByteRate, KeyConsumerByteRate, KeyRequestPercentage, KeyControllerMutationRate, KeyConnectionCreationRate}[t]
 }
 
 // Name is t's short name in metrics (Kafka's quota type names).
 func (t Type) Name() string {
-	return [...]string{"Produce", "Fetch", "Request", "ControllerMutation"}[t]
+	return [...]string{"Produce", "Fetch", "Request", "ControllerMutation", "ConnectionCreation"}[t]
 }
 
 // SensorKey names the rate a client is held to: the user and client id
@@ -35,6 +36,7 @@ func (t Type) Name() string {
 type SensorKey struct {
 	User     string
 	ClientID string
+	IP       string // ConnectionCreation only
 }
 
 // Lookup returns the quota on key for a client (user, clientID) by
@@ -61,6 +63,42 @@ func (s Set) Lookup(key, user, clientID string) (float64, SensorKey, bool) {
 		}
 	}
 	return 0, SensorKey{}, false
+}
+
+// LookupIP returns the connection_creation_rate quota of a client address
+// (ip=<ip>, else ip=<default>; the rate is per address either way).
+func (s Set) LookupIP(ip string) (float64, SensorKey, bool) {
+	for _, e := range [...]Entity{{IP: Named(ip)}, {IP: DefaultName}} {
+		if v, ok := s.m[e][KeyConnectionCreationRate]; ok {
+			return v, SensorKey{IP: ip}, true
+		}
+	}
+	return 0, SensorKey{}, false
+}
+
+// AdmitConnection applies connection_creation_rate to a new connection
+// from ip at now: false when the address is already over its quota (the
+// connection is refused and not counted), else the connection counts.
+func (m *Manager) AdmitConnection(ip string, now int64) bool {
+	c := m.cur.Load()
+	if !c.has[ConnectionCreation] {
+		return true
+	}
+	q, sk, ok := c.set.LookupIP(ip)
+	if !ok {
+		return true
+	}
+	sm := &m.sensors[ConnectionCreation]
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	s := sm.get(sk, now, m.cfg)
+	s.quota = q
+	if s.rate.ThrottleMs(q, now) > 0 {
+		s.throttled++
+		return false
+	}
+	s.rate.Record(1, now)
+	return true
 }
 
 // Config configures a Manager.
@@ -236,7 +274,7 @@ type Stat struct {
 // first per type (the metrics' bounded cardinality).
 func (m *Manager) Stats(now int64, limit int) []Stat {
 	var out []Stat
-	for t := Type(0); t < numTypes; t++ {
+	for t := Type(0); t < ConnectionCreation; t++ { // per-address rates are not exported
 		sm := &m.sensors[t]
 		sm.mu.Lock()
 		var one []Stat

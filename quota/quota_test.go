@@ -36,8 +36,8 @@ func TestPrecedence(t *testing.T) {
 	want := []struct {
 		v  float64
 		sk SensorKey
-	}{{1, SensorKey{"u", "c"}}, {2, SensorKey{"u", "c"}}, {3, SensorKey{"u", ""}}, {4, SensorKey{"u", "c"}},
-		{5, SensorKey{"u", "c"}}, {6, SensorKey{"u", ""}}, {7, SensorKey{"", "c"}}, {8, SensorKey{"", "c"}}}
+	}{{1, SensorKey{User: "u", ClientID: "c"}}, {2, SensorKey{User: "u", ClientID: "c"}}, {3, SensorKey{User: "u", ClientID: ""}}, {4, SensorKey{User: "u", ClientID: "c"}},
+		{5, SensorKey{User: "u", ClientID: "c"}}, {6, SensorKey{User: "u", ClientID: ""}}, {7, SensorKey{User: "", ClientID: "c"}}, {8, SensorKey{User: "", ClientID: "c"}}}
 	for i, w := range want {
 		v, sk, ok := s.Lookup(KeyProducerByteRate, "u", "c")
 		if !ok || v != w.v || sk != w.sk {
@@ -162,5 +162,27 @@ func TestRateThrottle(t *testing.T) {
 	}
 	if m.Record(Fetch, "u", "c", 1e9, now) != 0 {
 		t.Fatal("fetch throttled without a consumer quota")
+	}
+}
+
+func TestAdmitConnection(t *testing.T) {
+	m := NewManager(Config{Samples: 2})
+	m.SetConfigs(mustAlter(t, Set{}, Alteration{Types: []string{TypeIP}, Names: []*string{str("10.0.0.1")}, Ops: []Op{{Key: KeyConnectionCreationRate, Value: 3}}}))
+	now := int64(1_000_000)
+	admitted := 0
+	for i := 0; i < 10; i++ {
+		if m.AdmitConnection("10.0.0.1", now) {
+			admitted++
+		}
+	}
+	// Over a 1 s minimum window, 4 recorded connections make 4/s > 3.
+	if admitted != 4 {
+		t.Fatalf("%d admitted at once, want 4", admitted)
+	}
+	if !m.AdmitConnection("10.0.0.2", now) {
+		t.Fatal("an address without a quota refused")
+	}
+	if !m.AdmitConnection("10.0.0.1", now+3000) {
+		t.Fatal("refused once the window passed")
 	}
 }

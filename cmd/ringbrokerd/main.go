@@ -291,6 +291,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
 		MaxConnCreationRate:     cfg.Quota.MaxConnectionCreationRate,
 		MaxConnsPerIPOverrides:  cfg.Quota.MaxConnectionsPerIPOverrides,
+		AdmitConn:               b.AdmitConnection, // quotas of ip entities
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
 		Sessions:                b,

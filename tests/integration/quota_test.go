@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -461,6 +462,42 @@ func TestControllerMutationQuota(t *testing.T) {
 		}
 		if r := create(5, "mutation-c", 3); r.Topics[0].ErrorCode != 0 {
 			t.Fatalf("CreateTopics v5 (permissive) over the quota: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
+		}
+	})
+}
+
+// TestIPConnectionCreationQuota: past an ip entity's
+// connection_creation_rate, new connections from that address are closed
+// at accept; other addresses are not affected.
+func TestIPConnectionCreationQuota(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "ip", Name: quotaStr("127.0.0.5")}}, "connection_creation_rate", 2)
+		answered := func(src string) bool {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: rawTimeout}
+			conn, err := d.Dial("tcp", b.Addr)
+			if err != nil {
+				return false
+			}
+			defer conn.Close()
+			return apiVersionsOn(conn, 1, rawTimeout) == nil
+		}
+		n := 0
+		for i := 0; i < 6; i++ {
+			if answered("127.0.0.5") {
+				n++
+			}
+		}
+		// A 1 s minimum window: the third connection makes 3/s > 2.
+		if n < 2 || n > 3 {
+			t.Fatalf("%d of 6 connections from 127.0.0.5 answered at once, want 2 or 3 (rate 2/s)", n)
+		}
+		for i := 0; i < 6; i++ {
+			if !answered("127.0.0.6") {
+				t.Fatalf("connection %d from 127.0.0.6 (no quota) refused", i)
+			}
 		}
 	})
 }
