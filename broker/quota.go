@@ -78,6 +78,14 @@ type quotaState struct {
 func newQuotas(b *Broker) (*quotaState, error) {
 	o := b.opts.Quota
 	q := &quotaState{mgr: quota.NewManager(quota.Config{Samples: o.WindowNum, WindowMs: o.WindowSize.Milliseconds()})}
+	if b.opts.Cluster != nil {
+		// The cluster's quotas are the metadata log's; a single node's
+		// set is not carried over (kept on disk, not used).
+		if _, ok, _ := (store.FileBackend{FS: b.fs(), Dir: b.opts.DataDir}).Load(quotasBlob); ok {
+			b.log.Warn("this node's single-node client quotas are not used in a cluster: set them again with AlterClientQuotas (kafka-configs.sh)",
+				zap.String("file", quotasBlob))
+		}
+	}
 	if b.opts.Cluster == nil {
 		q.backend = o.Backend
 		if q.backend == nil && b.sec != nil {

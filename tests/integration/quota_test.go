@@ -501,3 +501,39 @@ func TestIPConnectionCreationQuota(t *testing.T) {
 		}
 	})
 }
+
+// TestRequestPercentageQuota: a client whose requests take more handler
+// time than its request_percentage gets answers carrying throttle_time_ms,
+// and its connection is muted for that long.
+func TestRequestPercentageQuota(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		adm := kadm.NewClient(newClient(t, b.Addr))
+		defer adm.Close()
+		// 0.01 % of a ring thread: 100 µs of handler time a second.
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: quotaStr(testClientID)}}, "request_percentage", 0.01)
+		conn := dial(t, b.Addr)
+		defer conn.Close()
+		deadline := time.Now().Add(20 * time.Second)
+		for i := int32(1); i <= 5000 && time.Now().Before(deadline); i++ {
+			resp := kmsg.NewPtrMetadataResponse()
+			if err := roundTrip(conn, metadataRequest(9), resp, i, rawTimeout); err != nil {
+				t.Fatal(err)
+			}
+			if resp.ThrottleMillis > 0 {
+				start := time.Now()
+				next := kmsg.NewPtrMetadataResponse()
+				if err := roundTrip(conn, metadataRequest(9), next, i+1, rawTimeout); err != nil {
+					t.Fatal(err)
+				}
+				wait := time.Since(start)
+				t.Logf("request %d answered with throttle_time_ms %d; the next one after %v", i, resp.ThrottleMillis, wait)
+				if wait < time.Duration(resp.ThrottleMillis)*time.Millisecond*8/10 {
+					t.Errorf("the next request was answered after %v, inside the %d ms throttle", wait, resp.ThrottleMillis)
+				}
+				return
+			}
+		}
+		t.Fatal("no Metadata answer carried a throttle under request_percentage=0.01")
+	})
+}
