@@ -179,7 +179,9 @@ func TestThrottledConnectionMuted(t *testing.T) {
 }
 
 // byteMeter counts the bytes a client wrote or read for one API key, by
-// time.
+// time. Its window starts at the first throttled answer: before it the
+// client spends the allowance an empty quota window gives (Kafka's too),
+// after it the client is held to its quota.
 type byteMeter struct {
 	key       int16
 	mu        sync.Mutex
@@ -199,11 +201,7 @@ func (m *byteMeter) add(key int16, n int, err error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now()
-	if m.first.IsZero() {
-		m.first = now
-	}
-	m.samples = append(m.samples, meterSample{now, n})
+	m.samples = append(m.samples, meterSample{time.Now(), n})
 }
 
 func (m *byteMeter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
@@ -218,11 +216,15 @@ func (m *byteMeter) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bo
 	if d > 0 {
 		m.mu.Lock()
 		m.throttles++
+		if m.first.IsZero() {
+			m.first = time.Now()
+		}
 		m.mu.Unlock()
 	}
 }
 
-// since returns the time of the first byte and the bytes within window of it.
+// window returns the start of the window and the bytes within window of
+// it, once that much time has passed.
 func (m *byteMeter) window(window time.Duration) (time.Time, int, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -231,7 +233,7 @@ func (m *byteMeter) window(window time.Duration) (time.Time, int, bool) {
 	}
 	n := 0
 	for _, s := range m.samples {
-		if s.at.Sub(m.first) < window {
+		if d := s.at.Sub(m.first); d >= 0 && d < window {
 			n += s.bytes
 		}
 	}
