@@ -62,8 +62,9 @@ package broker
 // (Kafka: UNKNOWN_SERVER_ERROR); record offset deltas out of sequence are
 // refused (Kafka rewrites them in a compressed batch); a failed batch has no
 // record_errors entries (the whole batch is refused); producer_byte_rate
-// counts the request's bytes and throttles the answer (quota.go), except
-// that an acks=0 request has no answer to carry its throttle; the v10+ CurrentLeader/NodeEndpoints tagged fields are never
+// counts the request's bytes and throttles the answer (quota.go); an
+// acks=0 request is counted when handed to the logs and its throttle mutes
+// the connection without an answer; the v10+ CurrentLeader/NodeEndpoints tagged fields are never
 // sent (we are the only broker).
 //
 // Allocation: the request parser and response encoder are hand-written
@@ -247,7 +248,10 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		if c.failed.Load() {
 			req.Close("produce with acks=0 failed (Kafka closes the connection so the client notices)")
 		} else {
-			req.NoReply()
+			// Counted now (quota.go): there is no answer to wait for.
+			ms := max(b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes)), b.requestThrottle(c.requestQuota))
+			c.quota, c.requestQuota = quotaClient{}, quotaClient{}
+			req.NoReplyThrottled(time.Duration(ms) * time.Millisecond)
 		}
 	}
 	c.countDown()

@@ -15,9 +15,9 @@ package broker
 //   - Produce: the request's bytes count toward producer_byte_rate once
 //     it is handled; the answer carries the throttle in throttle_time_ms
 //     and the connection is then not read for that long
-//     (netpoll.Request.ReplyThrottled, KIP-219). acks=0 requests are
-//     counted but have no answer to carry a throttle: the next throttled
-//     answer pays for them.
+//     (netpoll.Request.ReplyThrottled, KIP-219). An acks=0 request is
+//     counted when handed to the logs and its throttle mutes the
+//     connection without an answer (netpoll.Request.NoReplyThrottled).
 //   - Fetch (consumers, not followers): the response's bytes count toward
 //     consumer_byte_rate, same answer and mute.
 //   - request_percentage: every request's time in ServeFrame (decode,

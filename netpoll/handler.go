@@ -88,6 +88,19 @@ func (r Request) ReplyThrottled(buf *Buffer, throttle time.Duration) {
 // acks=0). Later responses are not held back by it.
 func (r Request) NoReply() { r.conn.complete(r.gen, r.seq, completeNoReply, nil, "") }
 
+// NoReplyThrottled is NoReply, then the connection is not read for
+// throttle (a throttled acks=0 Produce: Kafka mutes the channel without an
+// answer). Safe from any goroutine.
+func (r Request) NoReplyThrottled(throttle time.Duration) {
+	if throttle <= 0 {
+		r.NoReply()
+		return
+	}
+	buf := GetBuffer() // carries the throttle only; released, never sent
+	buf.throttle = throttle
+	r.conn.complete(r.gen, r.seq, completeNoReply, buf, "")
+}
+
 // Close closes the connection at once (responses not yet sent are dropped)
 // and logs reason. Used where Kafka closes the connection: unknown API keys,
 // unparsable headers, unsupported versions of most APIs.

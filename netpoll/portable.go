@@ -424,6 +424,13 @@ func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer,
 		c.closeLockedLevel(reason, zap.WarnLevel)
 		return
 	case completeNoReply:
+		if buf != nil { // NoReplyThrottled
+			if buf.throttle > 0 {
+				c.throttleEnd = throttleUntil(c.throttleEnd, time.Now(), buf.throttle)
+				_ = c.nc.SetReadDeadline(time.Now())
+			}
+			buf.Release()
+		}
 		buf = nil
 	}
 	if !c.q.complete(seq, buf) {

@@ -18,6 +18,11 @@ func TestThrottledReplyMutes(t *testing.T) {
 			req.ReplyThrottled(buf, quiet)
 			return
 		}
+		if bytes.Equal(frame, []byte("quiet")) {
+			buf.Release()
+			req.NoReplyThrottled(quiet) // no answer, then the quiet period
+			return
+		}
 		if bytes.Equal(frame, []byte("throttle later")) {
 			// Answered from another goroutine while the loop reads on.
 			go func() {
@@ -28,7 +33,7 @@ func TestThrottledReplyMutes(t *testing.T) {
 		}
 		req.Reply(buf)
 	})
-	for _, first := range []string{"throttle", "throttle later"} {
+	for _, first := range []string{"throttle", "throttle later", "quiet"} {
 		t.Run(first, func(t *testing.T) { testThrottledReply(t, h, first, quiet) })
 	}
 }
@@ -43,8 +48,15 @@ func testThrottledReply(t *testing.T, h Handler, first string, quiet time.Durati
 		if err := writeFrame(c, []byte(first)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := readFrame(c); err != nil {
-			t.Fatal(err)
+		if first != "quiet" {
+			if _, err := readFrame(c); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// No answer to wait for: the next request goes once the
+			// connection is muted (one sent before would be read ahead,
+			// as pipelining allows).
+			waitUntil(t, "muted", failSafe, func() bool { return s.Stats().MutedConns == 1 })
 		}
 		if d := time.Since(start); d >= quiet {
 			t.Fatalf("the throttled answer itself took %v: it must leave at once", d)

@@ -359,6 +359,12 @@ func (l *uloop) onComplete(m *mail) {
 		l.closeConn(c, m.reason, zap.WarnLevel)
 		return
 	case completeNoReply:
+		if m.buf != nil { // NoReplyThrottled
+			if m.buf.throttle > 0 {
+				l.throttle(c, m.buf.throttle)
+			}
+			m.buf.Release()
+		}
 		m.buf = nil
 	}
 	if !c.q.complete(m.seq, m.buf) {
