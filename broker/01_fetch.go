@@ -51,8 +51,10 @@ package broker
 //
 // Differences from Apache Kafka:
 //   - a throttled consumer gets the records it fetched (Kafka, since
-//     KIP-219, sends an empty response and un-records its bytes), and
-//     the fetch size is not capped to what the quota window allows;
+//     KIP-219, sends an empty response and un-records its bytes); the
+//     response size is capped, as Kafka's, to what the quota window
+//     allows (quota x (quota.window.num - 1) x window), at least one
+//     batch still going out (KIP-74);
 //   - no preferred read replica (always -1), no diverging-epoch tagged
 //     field (a follower checks its log with OffsetForLeaderEpoch);
 //   - a single node (no cluster) serves replica fetches as consumer
@@ -168,6 +170,9 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	}
 	if op.maxBytes <= 0 {
 		op.maxBytes = 1 << 30
+	}
+	if op.quota.on { // quota.go: no more than the quota window allows
+		op.maxBytes = int32(min(int64(op.maxBytes), b.quotas.mgr.MaxValueInWindow(quota.Fetch, op.quota.user, op.quota.clientID)))
 	}
 	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
 	if wait > maxFetchWait {

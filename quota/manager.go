@@ -216,6 +216,26 @@ func (m *Manager) Record(t Type, user, clientID string, v float64, now int64) in
 	return ms
 }
 
+// MaxValueInWindow is the most a client may use of t at once without
+// being throttled for certain: quota x (samples-1) x window, as Kafka's
+// getMaxValueInQuotaWindow (a fetch is capped to it); MaxInt64-ish when
+// the client has no quota of t.
+func (m *Manager) MaxValueInWindow(t Type, user, clientID string) int64 {
+	c := m.cur.Load()
+	if !c.has[t] {
+		return 1<<63 - 1
+	}
+	q, _, ok := c.set.Lookup(t.Key(), user, clientID)
+	if !ok {
+		return 1<<63 - 1
+	}
+	v := q * float64(m.cfg.Samples-1) * float64(m.cfg.WindowMs) / 1000
+	if v >= 1<<62 {
+		return 1<<63 - 1
+	}
+	return max(int64(v), 1)
+}
+
 // Check returns the throttle the client owes for t at now without
 // recording anything (a request refused before it mutates, Kafka's
 // strict controller mutation quota).

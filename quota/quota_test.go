@@ -186,3 +186,14 @@ func TestAdmitConnection(t *testing.T) {
 		t.Fatal("refused once the window passed")
 	}
 }
+
+func TestMaxValueInWindow(t *testing.T) {
+	m := NewManager(Config{}) // 11 samples of 1 s
+	if m.MaxValueInWindow(Fetch, "u", "c") != 1<<63-1 {
+		t.Fatal("capped without a quota")
+	}
+	m.SetConfigs(mustAlter(t, Set{}, Alteration{Types: []string{TypeClientID}, Names: []*string{str("c")}, Ops: []Op{{Key: KeyConsumerByteRate, Value: 1000}}}))
+	if got := m.MaxValueInWindow(Fetch, "u", "c"); got != 10000 {
+		t.Fatalf("cap %d, want quota x (11-1) x 1 s = 10000", got)
+	}
+}
