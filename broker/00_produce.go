@@ -61,8 +61,10 @@ package broker
 // a compressed payload that does not decompress answers INVALID_RECORD
 // (Kafka: UNKNOWN_SERVER_ERROR); record offset deltas out of sequence are
 // refused (Kafka rewrites them in a compressed batch); a failed batch has no
-// record_errors entries (the whole batch is refused); no quotas
-// (throttle 0); the v10+ CurrentLeader/NodeEndpoints tagged fields are never
+// record_errors entries (the whole batch is refused); producer_byte_rate
+// counts the request's bytes and throttles the answer (quota.go); an
+// acks=0 request is counted when handed to the logs and its throttle mutes
+// the connection without an answer; the v10+ CurrentLeader/NodeEndpoints tagged fields are never
 // sent (we are the only broker).
 //
 // Allocation: the request parser and response encoder are hand-written
@@ -84,6 +86,7 @@ import (
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -177,6 +180,13 @@ type produceCtx struct {
 	// txnID aliases the frame while ServeFrame runs (transactional id, ""
 	// when null).
 	txnID string
+	// quota is who the request's bytes count for (producer_byte_rate;
+	// quota.go), requestBytes its size; throttleMs the answer's
+	// throttle_time_ms.
+	quota        quotaClient
+	requestQuota quotaClient // request_percentage
+	requestBytes int
+	throttleMs   int32
 }
 
 var produceCtxPool = sync.Pool{New: func() any { return new(produceCtx) }}
@@ -185,13 +195,15 @@ func (c *produceCtx) countDown() {
 	if c.pending.Add(-1) != 0 {
 		return
 	}
+	c.throttleMs = max(c.b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes)), c.b.requestThrottle(c.requestQuota))
 	if c.acks != 0 {
 		buf := netpoll.GetBuffer()
 		buf.B = proto.AppendResponseHeader(buf.B, &c.hdr)
 		buf.B = c.appendResponse(buf.B)
-		c.req.Reply(buf)
+		replyQuota(c.req, buf, c.throttleMs)
 	}
 	c.b = nil
+	c.quota, c.requestQuota = quotaClient{}, quotaClient{}
 	c.req = netpoll.Request{}
 	for i := range c.slots {
 		c.slots[i] = partSlot{}
@@ -202,6 +214,8 @@ func (c *produceCtx) countDown() {
 func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	c := produceCtxPool.Get().(*produceCtx)
 	c.b, c.req, c.hdr = b, req, hdr
+	c.quota, c.requestBytes = b.quotaClientOf(req, &hdr, quota.Produce), int(hdr.BodyOffset)+len(body)
+	c.requestQuota = b.quotaClientOf(req, &hdr, quota.Request)
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
 	ok := c.parse(body)
@@ -234,7 +248,10 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		if c.failed.Load() {
 			req.Close("produce with acks=0 failed (Kafka closes the connection so the client notices)")
 		} else {
-			req.NoReply()
+			// Counted now (quota.go): there is no answer to wait for.
+			ms := max(b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes)), b.requestThrottle(c.requestQuota))
+			c.quota, c.requestQuota = quotaClient{}, quotaClient{}
+			req.NoReplyThrottled(time.Duration(ms) * time.Millisecond)
 		}
 	}
 	c.countDown()
@@ -484,7 +501,7 @@ func (c *produceCtx) appendResponse(dst []byte) []byte {
 		w.Tags()
 	}
 	if v >= 1 {
-		w.Int32(0) // throttle_time_ms
+		w.Int32(c.throttleMs) // throttle_time_ms (quota.go)
 	}
 	if len(leaders) > 0 {
 		c.b.appendNodeEndpoints(&w, leaders) // KIP-951 node_endpoints, tag 0

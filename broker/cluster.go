@@ -280,6 +280,7 @@ func (b *Broker) forwardCreate(names []string, partitions int32, rf int16, confi
 // leadership and leader epoch follow the image. Called by the cluster
 // package on its apply goroutine, in log order.
 func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bool) {
+	b.syncQuotas(im, deltas, full) // quota.go
 	if b.reg == nil {
 		return
 	}

@@ -31,6 +31,7 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.AlterPartition:             true,
 	kmsg.AllocateProducerIDs:        true,
 	kmsg.DescribeQuorum:             true,
+	kmsg.AlterClientQuotas:          true,
 }
 
 // producerIDBlock is the size of the producer id block a broker gets
@@ -149,6 +150,8 @@ func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.
 		resp, recs = allocateProducerIDs(im, r)
 	case *kmsg.DescribeQuorumRequest:
 		resp = n.describeQuorum(r)
+	case *kmsg.AlterClientQuotasRequest:
+		resp, recs = c.ctl.AlterClientQuotas(im, r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
 	}

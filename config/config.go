@@ -72,6 +72,7 @@ type Config struct {
 	ConnectionsMaxIdleMs        int64             // connections.max.idle.ms; <= 0 disables idle close
 	MaxConnections              int               // max.connections
 	MaxConnectionsPerIP         int               // max.connections.per.ip
+	Quota                       QuotaConfig       // quota.go: quota.window.*, max.connection.creation.rate
 
 	// io_uring event loops (ours).
 	RingCount               int    // ring.count; 0 = runtime.NumCPU(), see Rings()

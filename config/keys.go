@@ -154,7 +154,7 @@ const kafkaIntMax = math.MaxInt32
 
 // specs is the key table: the server.properties keys, then the topic keys
 // (topic_keys.go). compression.type is one entry for both levels.
-var specs = append(append(append(slices.Clip(brokerSpecs), clusterSpecs...), securitySpecs...), topicSpecs...)
+var specs = append(append(append(append(slices.Clip(brokerSpecs), clusterSpecs...), securitySpecs...), quotaSpecs...), topicSpecs...)
 
 var brokerSpecs = []spec{
 	// ---- network

@@ -206,6 +206,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	}
 	b, err := broker.New(broker.Options{
 		Security:          security,
+		Quota:             broker.QuotaOptions{WindowNum: cfg.Quota.WindowNum, WindowSize: time.Duration(cfg.Quota.WindowSizeSeconds) * time.Second},
 		Cluster:           clusterOpt,
 		ReplicaLagTimeMax: time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 		ListenerName:      adv.Name,
@@ -302,6 +303,9 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		IdleTimeout:             idle,
 		MaxConns:                cfg.MaxConnections,
 		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
+		MaxConnCreationRate:     cfg.Quota.MaxConnectionCreationRate,
+		MaxConnsPerIPOverrides:  cfg.Quota.MaxConnectionsPerIPOverrides,
+		AdmitConn:               b.AdmitConnection, // quotas of ip entities
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
 		Sessions:                b,
