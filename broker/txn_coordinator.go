@@ -110,6 +110,38 @@ type TxnOptions struct {
 	// CleanupInterval is
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms (0: 10 s).
 	CleanupInterval time.Duration
+	// TransactionVersion is the transaction.version feature level the
+	// broker finalizes (Kafka's finalized feature, which a Kafka cluster
+	// takes from kafka-storage.sh format or kafka-features.sh): advertised
+	// in ApiVersions, so clients that know transactions v2 use it at level
+	// 2 and keep v1 below. Level 1 and 2 write __transaction_state values
+	// at version 1 (flexible), level 0 at version 0. 0 means
+	// DefaultTransactionVersion; TransactionVersionZero asks for level 0.
+	TransactionVersion int16
+}
+
+// Transaction version levels (TxnOptions.TransactionVersion).
+const (
+	// DefaultTransactionVersion is the level of a new Kafka 4 cluster.
+	DefaultTransactionVersion int16 = 2
+	// MaxTransactionVersion is the highest level this broker supports.
+	MaxTransactionVersion int16 = 2
+	// TransactionVersionZero is the option value for level 0 (the zero
+	// value of the option means the default).
+	TransactionVersionZero int16 = -1
+)
+
+// transactionVersion returns the finalized transaction.version level.
+func (o *TxnOptions) transactionVersion() int16 {
+	switch {
+	case o.TransactionVersion == 0:
+		return DefaultTransactionVersion
+	case o.TransactionVersion < 0:
+		return 0
+	case o.TransactionVersion > MaxTransactionVersion:
+		return MaxTransactionVersion
+	}
+	return o.TransactionVersion
 }
 
 const (
@@ -163,6 +195,9 @@ type txnCoordinator struct {
 
 	// persist is __transaction_state, created on first use.
 	persist internalTopic
+
+	// adds queues transactions v2's implicit adds per id (txn_add.go).
+	adds txnAdder
 }
 
 // txnAfter is the work a call leaves for after mu is released.
@@ -212,6 +247,7 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 		tc.markers = &clusterMarkers{b: b} // txn_markers_cluster.go
 	}
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
+		TransactionVersionLevel: o.transactionVersion(),
 		OffsetsPartition: func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
 	tc.tick = tc.clock.AfterFunc(tc.interval, tc.onTick)
 	tc.tick.Stop()

@@ -236,6 +236,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 			MaxTimeout:                time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
 			IDExpiration:              time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
 			CleanupInterval:           time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			TransactionVersion:        txnVersionOption(cfg.TransactionVersion),
 		},
 	})
 	if err != nil {
@@ -470,4 +471,13 @@ func zeroIsNone(n int) int {
 		return -1
 	}
 	return n
+}
+
+// txnVersionOption is broker.TxnOptions.TransactionVersion for the
+// transaction.version key (the option's zero value means the default).
+func txnVersionOption(level int16) int16 {
+	if level == 0 {
+		return broker.TransactionVersionZero
+	}
+	return level
 }
