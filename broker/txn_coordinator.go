@@ -248,7 +248,7 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	}
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
 		TransactionVersionLevel: o.transactionVersion(),
-		OffsetsPartition: func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
+		OffsetsPartition:        func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
 	tc.tick = tc.clock.AfterFunc(tc.interval, tc.onTick)
 	tc.tick.Stop()
 	b.txnVerify = b.verifyTxnPartition // KIP-890: a transactional produce needs its partition in the transaction
