@@ -12,12 +12,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/proto"
 )
 
-// txnV2Batch is one transactional batch of values at (pid, epoch, seq).
-func txnV2Batch(pid int64, epoch int16, seq int32, values ...string) []byte {
-	now := time.Now().UnixMilli()
+// txnV2Batch is one transactional batch of values at (pid, epoch, seq),
+// timestamped now (ms).
+func txnV2Batch(now int64, pid int64, epoch int16, seq int32, values ...string) []byte {
 	var recs []byte
 	for i, v := range values {
 		recs = proto.AppendRecord(recs, &kmsg.Record{OffsetDelta: int32(i), Value: []byte(v)})
@@ -105,7 +106,7 @@ func TestTxnV2PipelinedProduce(t *testing.T) {
 				for p := int32(0); p < 2; p++ {
 					v := fmt.Sprintf("%s-%d-%d", prefix, p, i)
 					parts = append(parts, p)
-					batches = append(batches, txnV2Batch(pid, epoch, int32(i), v))
+					batches = append(batches, txnV2Batch(time.Now().UnixMilli(), pid, epoch, int32(i), v))
 					want = append(want, v)
 				}
 			}
@@ -143,6 +144,49 @@ func TestTxnV2PipelinedProduce(t *testing.T) {
 		}
 		if !sameSet(got, want...) {
 			t.Fatalf("read_committed saw %d records %v, want %d", len(got), got, len(want))
+		}
+	})
+}
+
+// TestTxnV2Timeout: a transactions-v2 transaction (its partition added
+// implicitly by a Produce v12) that outlives its timeout is aborted by the
+// coordinator with the epoch fenced and bumped again (transaction.version
+// 2), so the producer's next EndTxn v5 is PRODUCER_FENCED and its next
+// produce INVALID_PRODUCER_EPOCH; read_committed sees nothing of it.
+func TestTxnV2Timeout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		clk := clock.NewManual(time.Unix(1_700_000_000, 0))
+		tb := startTxnBroker(t, backend, clk)
+		if _, err := tb.admin().CreateTopic(context.Background(), 1, 1, nil, "v2-slow"); err != nil {
+			t.Fatal(err)
+		}
+		cl := tb.client()
+		const txnID = "v2-slow"
+		init := initTxn(t, cl, txnID, 5000)
+		wantTxnCode(t, "InitProducerId", init.ErrorCode, 0)
+		pid, epoch := init.ProducerID, init.ProducerEpoch
+		codes := txnV2Pipeline(t, tb.Addr, txnID, "v2-slow", []int32{0}, [][]byte{txnV2Batch(clk.Now().UnixMilli(), pid, epoch, 0, "late")})
+		wantTxnCode(t, "Produce v12", codes[0], 0)
+		clk.Advance(txnTestCleanupInterval)
+		s := waitTxnState(t, cl, txnID, "CompleteAbort")
+		if s.ProducerEpoch != epoch+2 {
+			t.Errorf("aborted by timeout at epoch %d, want %d (fenced, then bumped as a v2 abort)", s.ProducerEpoch, epoch+2)
+		}
+		r := kmsg.NewPtrEndTxnRequest()
+		r.Version = 5
+		r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = txnID, pid, epoch, true
+		wantTxnCode(t, "EndTxn v5 of the timed-out producer", request[*kmsg.EndTxnResponse](t, cl, r).ErrorCode, kerr.ProducerFenced.Code)
+		codes = txnV2Pipeline(t, tb.Addr, txnID, "v2-slow", []int32{0}, [][]byte{txnV2Batch(clk.Now().UnixMilli(), pid, epoch, 1, "zombie")})
+		wantTxnCode(t, "Produce v12 of the timed-out producer", codes[0], kerr.InvalidProducerEpoch.Code)
+		// A committed record after it: read_committed sees only that.
+		init = initTxn(t, cl, txnID, 5000)
+		wantTxnCode(t, "InitProducerId again", init.ErrorCode, 0)
+		codes = txnV2Pipeline(t, tb.Addr, txnID, "v2-slow", []int32{0}, [][]byte{txnV2Batch(clk.Now().UnixMilli(), init.ProducerID, init.ProducerEpoch, 0, "ok")})
+		wantTxnCode(t, "Produce v12 after InitProducerId", codes[0], 0)
+		r.ProducerID, r.ProducerEpoch = init.ProducerID, init.ProducerEpoch
+		wantTxnCode(t, "EndTxn v5 commit", request[*kmsg.EndTxnResponse](t, cl, r).ErrorCode, 0)
+		if got := consumeCommitted(t, tb, "v2-slow", 1); len(got) != 1 || got[0] != "ok" {
+			t.Errorf("read_committed: %v, want [ok]", got)
 		}
 	})
 }
