@@ -59,6 +59,14 @@ func txnV2Retry(t *testing.T, what string, f func() int16) int16 {
 // the partition's code, retrying the retriable ones.
 func txnV2Produce(t *testing.T, cl *kgo.Client, txnID string, pid int64, epoch int16, partition int32, seq int32, values ...string) int16 {
 	t.Helper()
+	return txnV2ProduceTo(t, cl.Request, txnV2Topic, txnID, pid, epoch, partition, seq, values...)
+}
+
+// txnV2ProduceTo is txnV2Produce to topic through send (a client, or one
+// broker of a cluster).
+func txnV2ProduceTo(t *testing.T, send func(context.Context, kmsg.Request) (kmsg.Response, error), topic, txnID string,
+	pid int64, epoch int16, partition int32, seq int32, values ...string) int16 {
+	t.Helper()
 	now := time.Now().UnixMilli()
 	var recs []byte
 	for i, v := range values {
@@ -72,13 +80,18 @@ func txnV2Produce(t *testing.T, cl *kgo.Client, txnID string, pid int64, epoch i
 		r.Version = 12
 		r.TransactionID, r.Acks, r.TimeoutMillis = &txnID, -1, 10000
 		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = txnV2Topic
+		rt.Topic = topic
 		rp := kmsg.NewProduceRequestTopicPartition()
 		rp.Partition, rp.Records = partition, batch
 		rt.Partitions = append(rt.Partitions, rp)
 		r.Topics = append(r.Topics, rt)
-		resp := txnV2Request[*kmsg.ProduceResponse](t, cl, r)
-		return resp.Topics[0].Partitions[0].ErrorCode
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		resp, err := send(ctx, r)
+		if err != nil {
+			t.Fatalf("Produce v12: %v", err)
+		}
+		return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 	})
 }
 
@@ -95,6 +108,24 @@ func txnV2End(t *testing.T, cl *kgo.Client, txnID string, pid int64, epoch int16
 		return resp.ErrorCode
 	})
 	return resp
+}
+
+// txnV2Init runs InitProducerId for txnID (retrying while the coordinator
+// loads) and returns the producer id and epoch.
+func txnV2Init(t *testing.T, cl *kgo.Client, txnID string) (pid int64, epoch int16) {
+	t.Helper()
+	code := txnV2Retry(t, "InitProducerId", func() int16 {
+		r := kmsg.NewPtrInitProducerIDRequest()
+		id := txnID
+		r.TransactionalID, r.TransactionTimeoutMillis, r.ProducerID, r.ProducerEpoch = &id, 60000, -1, -1
+		resp := txnV2Request[*kmsg.InitProducerIDResponse](t, cl, r)
+		pid, epoch = resp.ProducerID, resp.ProducerEpoch
+		return resp.ErrorCode
+	})
+	if code != 0 {
+		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(code))
+	}
+	return pid, epoch
 }
 
 // txnV2Describe returns DescribeTransactions of txnID.
@@ -188,19 +219,7 @@ func TestTxnV2RawFlow(t *testing.T) {
 			t.Fatal(err)
 		}
 		const txnID = "v2-raw"
-		var pid int64
-		var epoch int16
-		code := txnV2Retry(t, "InitProducerId", func() int16 {
-			r := kmsg.NewPtrInitProducerIDRequest()
-			id := txnID
-			r.TransactionalID, r.TransactionTimeoutMillis, r.ProducerID, r.ProducerEpoch = &id, 60000, -1, -1
-			resp := txnV2Request[*kmsg.InitProducerIDResponse](t, cl, r)
-			pid, epoch = resp.ProducerID, resp.ProducerEpoch
-			return resp.ErrorCode
-		})
-		if code != 0 {
-			t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(code))
-		}
+		pid, epoch := txnV2Init(t, cl, txnID)
 
 		// Transaction 1: two partitions, implicitly added, committed.
 		for p, v := range []string{"c1", "c2"} {
