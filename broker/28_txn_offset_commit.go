@@ -116,7 +116,7 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 	if h.APIVersion >= 5 {
 		// Transactions v2: the offsets partition joins the transaction
 		// here (no AddOffsetsToTxn from the client; txn_add.go).
-		b.txnAddPartition(r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTP, func(code int16) {
+		b.txnAddPartition(r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTP, false, func(code int16) {
 			if code != 0 {
 				failAll(txnOffsetCommitAddCode(code))
 				return

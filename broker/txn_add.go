@@ -78,6 +78,9 @@ type txnAddWaiter struct {
 	txnID string
 	key   txnAddKey
 	done  func(code int16)
+	// retryConcurrent: CONCURRENT_TRANSACTIONS is retried for a while
+	// before done sees it (Produce; Kafka does not for TxnOffsetCommit).
+	retryConcurrent bool
 }
 
 // txnAddPartition makes sure tp is in txnID's transaction at (producerID,
@@ -85,9 +88,17 @@ type txnAddWaiter struct {
 // coordinator's error (the raw code: callers map it for their API). done
 // may run before this returns. Calls for one txnID are answered in the
 // order they were made.
-func (b *Broker) txnAddPartition(txnID string, producerID int64, epoch int16, tp txn.TopicPartition, done func(code int16)) {
+//
+// With retryConcurrent (Produce), an add answered CONCURRENT_TRANSACTIONS
+// is tried again every add.partitions.to.txn.retry.backoff.ms while less
+// than add.partitions.to.txn.retry.backoff.max.ms has passed, as Kafka 4
+// does, so a producer that starts its next transaction while the markers
+// of the last one are being written usually waits a few milliseconds here
+// instead of a client retry backoff.
+func (b *Broker) txnAddPartition(txnID string, producerID int64, epoch int16, tp txn.TopicPartition, retryConcurrent bool,
+	done func(code int16)) {
 	a := &b.txns.adds
-	w := &txnAddWaiter{txnID: txnID, key: txnAddKey{producerID, epoch, tp}, done: done}
+	w := &txnAddWaiter{txnID: txnID, key: txnAddKey{producerID, epoch, tp}, done: done, retryConcurrent: retryConcurrent}
 	a.mu.Lock()
 	if a.busy == nil {
 		a.busy = map[string]*txnAddQueue{}
@@ -180,8 +191,31 @@ func (b *Broker) txnAddDone(txnID string, q *txnAddQueue, key txnAddKey, code in
 }
 
 // txnAddStart adds w's partition through the coordinator of w.txnID and
-// calls done with the outcome.
+// calls done with the outcome, retrying CONCURRENT_TRANSACTIONS for a
+// retryConcurrent waiter (see txnAddPartition).
 func (b *Broker) txnAddStart(w *txnAddWaiter, done func(code int16)) {
+	if !w.retryConcurrent {
+		b.txnAddOnce(w, done)
+		return
+	}
+	tc := b.txns
+	backoff, backoffMax := tc.addRetryBackoff, tc.addRetryBackoffMax
+	start := tc.clock.Now()
+	var attempt func()
+	attempt = func() {
+		b.txnAddOnce(w, func(code int16) {
+			if code == kerr.ConcurrentTransactions.Code && tc.clock.Now().Sub(start) < backoffMax {
+				tc.clock.AfterFunc(backoff, attempt)
+				return
+			}
+			done(code)
+		})
+	}
+	attempt()
+}
+
+// txnAddOnce is one attempt of txnAddStart.
+func (b *Broker) txnAddOnce(w *txnAddWaiter, done func(code int16)) {
 	if b.txns == nil {
 		done(kerr.CoordinatorNotAvailable.Code)
 		return
@@ -334,7 +368,7 @@ func (c *produceCtx) addToTxnV2(ps *partState, s *partSlot, bi *batchInfo, topic
 	}
 	job := c.newJob(ps, s, bi, inspect, rules, recompress, codec, maxMessageBytes)
 	txnID := strings.Clone(c.txnID) // c.txnID aliases the frame
-	b.txnAddPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: s.partition}, func(code int16) {
+	b.txnAddPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: s.partition}, true, func(code int16) {
 		if code != 0 {
 			s.done(produceAddCode(code), -1, -1, -1, "")
 			return

@@ -118,6 +118,13 @@ type TxnOptions struct {
 	// at version 1 (flexible), level 0 at version 0. 0 means
 	// DefaultTransactionVersion; TransactionVersionZero asks for level 0.
 	TransactionVersion int16
+	// AddPartitionsRetryBackoff and AddPartitionsRetryBackoffMax are
+	// add.partitions.to.txn.retry.backoff.ms and .max.ms (0: 20 ms and
+	// 100 ms): a Produce v12's implicit add answered
+	// CONCURRENT_TRANSACTIONS (the previous transaction's markers are being
+	// written) is tried again after the backoff while less than the max
+	// has passed, before the produce is answered (txn_add.go).
+	AddPartitionsRetryBackoff, AddPartitionsRetryBackoffMax time.Duration
 }
 
 // Transaction version levels (TxnOptions.TransactionVersion).
@@ -148,6 +155,9 @@ const (
 	defaultTxnStatePartitions   = 50
 	defaultTxnStateSegmentBytes = 100 << 20
 	defaultTxnCleanupInterval   = 10 * time.Second
+	// Kafka's add.partitions.to.txn.retry.backoff.ms and .max.ms defaults.
+	defaultAddPartitionsRetryBackoff    = 20 * time.Millisecond
+	defaultAddPartitionsRetryBackoffMax = 100 * time.Millisecond
 	// txnMarkerRetryBackoff: how long a marker that failed waits before it
 	// is sent again (Kafka's retry.backoff.ms default).
 	txnMarkerRetryBackoff = 100 * time.Millisecond
@@ -196,8 +206,11 @@ type txnCoordinator struct {
 	// persist is __transaction_state, created on first use.
 	persist internalTopic
 
-	// adds queues transactions v2's implicit adds per id (txn_add.go).
-	adds txnAdder
+	// adds queues transactions v2's implicit adds per id (txn_add.go),
+	// retrying CONCURRENT_TRANSACTIONS after addRetryBackoff for up to
+	// addRetryBackoffMax.
+	adds                                txnAdder
+	addRetryBackoff, addRetryBackoffMax time.Duration
 }
 
 // txnAfter is the work a call leaves for after mu is released.
@@ -237,6 +250,13 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	}
 	if tc.interval <= 0 {
 		tc.interval = defaultTxnCleanupInterval
+	}
+	tc.addRetryBackoff, tc.addRetryBackoffMax = o.AddPartitionsRetryBackoff, o.AddPartitionsRetryBackoffMax
+	if tc.addRetryBackoff <= 0 {
+		tc.addRetryBackoff = defaultAddPartitionsRetryBackoff
+	}
+	if tc.addRetryBackoffMax <= 0 {
+		tc.addRetryBackoffMax = defaultAddPartitionsRetryBackoffMax
 	}
 	tc.persist = internalTopic{b: b, name: transactionStateTopic, log: tc.log,
 		spec: func() (int32, int16, map[string]string) {

@@ -229,14 +229,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
 
 		Txn: broker.TxnOptions{
-			StateLogNumPartitions:     cfg.TransactionStateLogNumPartitions,
-			StateLogSegmentBytes:      cfg.TransactionStateLogSegmentBytes,
-			StateLogReplicationFactor: cfg.TransactionStateLogReplicationFactor,
-			StateLogMinISR:            cfg.TransactionStateLogMinISR,
-			MaxTimeout:                time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
-			IDExpiration:              time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
-			CleanupInterval:           time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
-			TransactionVersion:        txnVersionOption(cfg.TransactionVersion),
+			StateLogNumPartitions:        cfg.TransactionStateLogNumPartitions,
+			StateLogSegmentBytes:         cfg.TransactionStateLogSegmentBytes,
+			StateLogReplicationFactor:    cfg.TransactionStateLogReplicationFactor,
+			StateLogMinISR:               cfg.TransactionStateLogMinISR,
+			MaxTimeout:                   time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+			IDExpiration:                 time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+			CleanupInterval:              time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			TransactionVersion:           txnVersionOption(cfg.TransactionVersion),
+			AddPartitionsRetryBackoff:    time.Duration(cfg.AddPartitionsToTxnRetryBackoffMs) * time.Millisecond,
+			AddPartitionsRetryBackoffMax: addRetryMaxOption(cfg.AddPartitionsToTxnRetryBackoffMaxMs),
 		},
 	})
 	if err != nil {
@@ -480,4 +482,14 @@ func txnVersionOption(level int16) int16 {
 		return broker.TransactionVersionZero
 	}
 	return level
+}
+
+// addRetryMaxOption is broker.TxnOptions.AddPartitionsRetryBackoffMax for
+// add.partitions.to.txn.retry.backoff.max.ms: 0 (no retry) is the
+// smallest positive duration, since the option's zero means the default.
+func addRetryMaxOption(ms int32) time.Duration {
+	if ms == 0 {
+		return time.Nanosecond
+	}
+	return time.Duration(ms) * time.Millisecond
 }
