@@ -21,6 +21,15 @@ package broker
 // on its partition's worker, and later batches of that partition follow it
 // there because the worker queue is not empty).
 //
+// A Produce's add answered CONCURRENT_TRANSACTIONS is retried for a short
+// while (add.partitions.to.txn.retry.backoff.ms / .max.ms, Kafka 4's
+// keys) on the coordinator glue's clock; a TxnOffsetCommit's is not (its
+// client retries it), as in Kafka.
+//
+// Bounds: one add in flight per id (a remote one bounded by
+// remoteTxnAddTimeout); the waiters are batches and commits of requests
+// in flight, which netpoll bounds per connection and per process.
+//
 // Concurrency: txnAdder.mu guards busy; it is never held while calling the
 // coordinator, another broker or a done callback. done callbacks run on
 // the goroutine that finished the add (a ring thread, the
