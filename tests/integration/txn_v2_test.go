@@ -202,7 +202,8 @@ func txnV2Level(t *testing.T, cl *kgo.Client) int16 {
 }
 
 // TestTxnV2RawFlow drives transactions v2 with raw requests: InitProducerId,
-// Produce v12 to two partitions with no AddPartitionsToTxn, EndTxn v5
+// Produce v12 to two partitions with no AddPartitionsToTxn, TxnOffsetCommit
+// v5 with no AddOffsetsToTxn, EndTxn v5
 // commit (the epoch bumps and comes back), a retried EndTxn, an aborted
 // transaction at the new epoch, the old epoch fenced, and read_committed
 // seeing exactly the committed records.
@@ -227,14 +228,38 @@ func TestTxnV2RawFlow(t *testing.T) {
 				t.Fatalf("produce %s: %v", v, kerr.ErrorForCode(code))
 			}
 		}
+		// TxnOffsetCommit v5 with no AddOffsetsToTxn: the group's offsets
+		// partition joins the transaction.
+		const group = "v2-raw-group"
+		code := txnV2Retry(t, "TxnOffsetCommit v5", func() int16 {
+			r := kmsg.NewPtrTxnOffsetCommitRequest()
+			r.Version = 5
+			r.TransactionalID, r.Group, r.ProducerID, r.ProducerEpoch, r.Generation = txnID, group, pid, epoch, -1
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic = txnV2Topic
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = 0, 7, -1
+			rt.Partitions = append(rt.Partitions, rp)
+			r.Topics = append(r.Topics, rt)
+			return txnV2Request[*kmsg.TxnOffsetCommitResponse](t, cl, r).Topics[0].Partitions[0].ErrorCode
+		})
+		if code != 0 {
+			t.Fatalf("TxnOffsetCommit v5: %v", kerr.ErrorForCode(code))
+		}
 		d := txnV2Describe(t, cl, txnID)
 		var parts []int32
+		offsetsAdded := false
 		for _, tp := range d.Topics {
+			if tp.Topic == "__consumer_offsets" {
+				offsetsAdded = true
+				continue
+			}
 			parts = append(parts, tp.Partitions...)
 		}
 		sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-		if d.State != "Ongoing" || len(parts) != 2 || parts[0] != 0 || parts[1] != 1 {
-			t.Fatalf("after two v12 produces: state %s partitions %v, want Ongoing with both", d.State, parts)
+		if d.State != "Ongoing" || len(parts) != 2 || parts[0] != 0 || parts[1] != 1 || !offsetsAdded {
+			t.Fatalf("after two v12 produces and a v5 offset commit: state %s partitions %v (offsets partition: %v), want Ongoing with both and the offsets partition",
+				d.State, parts, offsetsAdded)
 		}
 		end := txnV2End(t, cl, txnID, pid, epoch, true)
 		if end.ErrorCode != 0 || end.ProducerID != pid || end.ProducerEpoch != epoch+1 {
@@ -284,6 +309,13 @@ func TestTxnV2RawFlow(t *testing.T) {
 		}
 		waitTxnComplete(t, b.Addr, txnID)
 
+		offsets, err := newAdmin(t, b.Addr).FetchOffsets(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, ok := offsets.Lookup(txnV2Topic, 0); !ok || o.At != 7 {
+			t.Errorf("group offset after the commit: %+v, want 7", o)
+		}
 		committed := txnV2Consume(t, b.Addr, txnV2Topic, 2, kgo.ReadCommitted())
 		if got := committed[0]; len(got) != 1 || got[0] != "c1" {
 			t.Errorf("read_committed partition 0: %v, want [c1]", got)
