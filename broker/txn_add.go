@@ -225,10 +225,6 @@ func (b *Broker) txnAddStart(w *txnAddWaiter, done func(code int16)) {
 
 // txnAddOnce is one attempt of txnAddStart.
 func (b *Broker) txnAddOnce(w *txnAddWaiter, done func(code int16)) {
-	if b.txns == nil {
-		done(kerr.CoordinatorNotAvailable.Code)
-		return
-	}
 	tps := []txn.TopicPartition{w.key.tp}
 	code := b.txns.call(w.txnID, func(ans txn.Answer) {
 		done(ans.Err)
