@@ -1,6 +1,6 @@
 package broker
 
-// Produce (key 0), versions 3-11 served; ApiVersions advertises 0-11, as
+// Produce (key 0), versions 3-12 served; ApiVersions advertises 0-12, as
 // Kafka 4 does for librdkafka's sake, and versions 0-2 are answered (not
 // closed) with UNSUPPORTED_VERSION on every partition.
 //
@@ -44,7 +44,10 @@ package broker
 //     produce_txn.go); a transactional batch without a producer id is
 //     INVALID_RECORD; with Broker.txnVerify set, each transactional batch
 //     is verified before its append (KIP-890) and refused with the code it
-//     returns (the transaction coordinator sets it).
+//     returns (the transaction coordinator sets it). v12 is transactions
+//     v2 (KIP-890 part 2): a transactional batch for a partition not yet in
+//     its transaction makes the broker add it through the transaction
+//     coordinator first (txn_add.go), the batch waiting meanwhile.
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
@@ -92,7 +95,7 @@ import (
 
 const (
 	produceMinServed = 3
-	produceMax       = 11
+	produceMax       = 12
 )
 
 func init() {
@@ -353,7 +356,13 @@ func (c *produceCtx) produceAll() {
 					c.fail(s, &batchError{kerr.InvalidRecord, "transactional batch without a producer id"})
 					continue
 				}
-				if v := b.txnVerify; v != nil {
+				if c.hdr.APIVersion >= 12 && c.txnID != "" {
+					// Transactions v2: the partition joins the transaction
+					// here if it is not in it yet (txn_add.go).
+					if c.addToTxnV2(st.part(p), s, &bi, t.name, inspect, set.rules, recompress, codec, set.maxMessageBytes) {
+						continue
+					}
+				} else if v := b.txnVerify; v != nil {
 					if code := v(c.txnID, bi.batch.ProducerID(), bi.batch.ProducerEpoch(), t.name, s.partition); code != 0 {
 						s.done(code, -1, -1, -1, "")
 						continue
@@ -384,7 +393,11 @@ func (c *produceCtx) fail(s *partSlot, berr *batchError) {
 
 // toWorker copies the slot's batch and queues it on the partition's worker.
 func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) {
-	ps.queued.Add(1)
+	enqueueProduceJob(c.newJob(ps, s, bi, inspect, rules, recompress, codec, maxMessageBytes))
+}
+
+// newJob is the worker job of the slot's batch, over a copy of its bytes.
+func (c *produceCtx) newJob(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) *produceJob {
 	job := &produceJob{
 		ps: ps, slot: s, bi: *bi,
 		inspect: inspect, rules: rules, recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
@@ -393,10 +406,17 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 		now:      c.b.clock.Now,
 	}
 	job.bi.batch = bi.batch.Clone() // bi's view is over the frame
+	return job
+}
+
+// enqueueProduceJob queues job on its partition's worker.
+func enqueueProduceJob(job *produceJob) {
+	ps := job.ps
+	ps.queued.Add(1)
 	// Refused once Broker.Close stopped the workers.
 	if !ps.worker.enqueue(job) {
 		ps.queued.Add(-1)
-		s.done(kerr.NotLeaderForPartition.Code, -1, -1, -1, "")
+		job.slot.done(kerr.NotLeaderForPartition.Code, -1, -1, -1, "")
 	}
 }
 

@@ -157,6 +157,9 @@ type Config struct {
 	TransactionMaxTimeoutMs                              int32 // transaction.max.timeout.ms
 	TransactionalIDExpirationMs                          int32 // transactional.id.expiration.ms
 	TransactionAbortTimedOutTransactionCleanupIntervalMs int32 // transaction.abort.timed.out.transaction.cleanup.interval.ms
+	TransactionVersion                                   int16 // transaction.version (ours: the finalized feature level)
+	AddPartitionsToTxnRetryBackoffMs                     int32 // add.partitions.to.txn.retry.backoff.ms
+	AddPartitionsToTxnRetryBackoffMaxMs                  int32 // add.partitions.to.txn.retry.backoff.max.ms
 
 	// Cluster (cluster.go; Kafka keys but cluster.id).
 	ProcessRoles                        []string // process.roles, sorted; empty = single node, no quorum

@@ -238,13 +238,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
 
 		Txn: broker.TxnOptions{
-			StateLogNumPartitions:     cfg.TransactionStateLogNumPartitions,
-			StateLogSegmentBytes:      cfg.TransactionStateLogSegmentBytes,
-			StateLogReplicationFactor: cfg.TransactionStateLogReplicationFactor,
-			StateLogMinISR:            cfg.TransactionStateLogMinISR,
-			MaxTimeout:                time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
-			IDExpiration:              time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
-			CleanupInterval:           time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			StateLogNumPartitions:        cfg.TransactionStateLogNumPartitions,
+			StateLogSegmentBytes:         cfg.TransactionStateLogSegmentBytes,
+			StateLogReplicationFactor:    cfg.TransactionStateLogReplicationFactor,
+			StateLogMinISR:               cfg.TransactionStateLogMinISR,
+			MaxTimeout:                   time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+			IDExpiration:                 time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+			CleanupInterval:              time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			TransactionVersion:           txnVersionOption(cfg.TransactionVersion),
+			AddPartitionsRetryBackoff:    time.Duration(cfg.AddPartitionsToTxnRetryBackoffMs) * time.Millisecond,
+			AddPartitionsRetryBackoffMax: addRetryMaxOption(cfg.AddPartitionsToTxnRetryBackoffMaxMs),
 		},
 	})
 	if err != nil {
@@ -494,4 +497,23 @@ func zeroIsNone(n int) int {
 		return -1
 	}
 	return n
+}
+
+// txnVersionOption is broker.TxnOptions.TransactionVersion for the
+// transaction.version key (the option's zero value means the default).
+func txnVersionOption(level int16) int16 {
+	if level == 0 {
+		return broker.TransactionVersionZero
+	}
+	return level
+}
+
+// addRetryMaxOption is broker.TxnOptions.AddPartitionsRetryBackoffMax for
+// add.partitions.to.txn.retry.backoff.max.ms: 0 (no retry) is the
+// smallest positive duration, since the option's zero means the default.
+func addRetryMaxOption(ms int32) time.Duration {
+	if ms == 0 {
+		return time.Nanosecond
+	}
+	return time.Duration(ms) * time.Millisecond
 }
