@@ -173,7 +173,7 @@ func (t *Transport) acceptHandshake(ic *inConn, br *bufio.Reader) (RefuseCode, s
 		return RefuseClosing, fmt.Sprintf("node %d is shutting down", self)
 	case h.ClusterID != t.cfg.ClusterID:
 		return RefuseClusterID, fmt.Sprintf("node %d is in cluster %q, the sender (node %d) in cluster %q", self, t.cfg.ClusterID, h.From, h.ClusterID)
-	case h.To != self:
+	case h.To != self && !(t.cfg.Dynamic && h.To == 0):
 		return RefuseWrongNode, fmt.Sprintf("this is node %d, the sender (node %d) expected node %d here: stale address?", self, h.From, h.To)
 	case !slices.Equal(h.Voters, t.voters):
 		return RefuseVoters, fmt.Sprintf("node %d has voters %s, the sender (node %d) has %s", self, votersString(t.voters), h.From, votersString(h.Voters))
