@@ -37,6 +37,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -132,19 +133,46 @@ func (n *Node) joinLoop() {
 	req.VoterID = n.cfg.NodeID
 	req.Listeners = []kmsg.AddRaftVoterRequestListener{{Name: n.controllerListenerName(), Host: host, Port: uint16(p)}}
 	body := req.AppendTo(nil)
+	var servers []string
+	for _, s := range n.cfg.BootstrapServers {
+		if s != n.cfg.ControllerListen {
+			servers = append(servers, s)
+		}
+	}
+	if len(servers) == 0 {
+		if !n.isMember() {
+			n.log.Warn("not a member of the metadata quorum and no other bootstrap server to join through (controller.quorum.bootstrap.servers names only this node)")
+		}
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		if n.isMember() {
 			n.log.Info("joined the dynamic metadata quorum")
 			return
 		}
-		server := n.cfg.BootstrapServers[attempt%len(n.cfg.BootstrapServers)]
+		server := servers[attempt%len(servers)]
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := n.tr.CallAddr(ctx, server, joinKey, 0, body)
+		out, err := n.tr.CallAddr(ctx, server, joinKey, 0, body)
 		cancel()
-		if err != nil && attempt%len(n.cfg.BootstrapServers) == 0 {
+		if err == nil {
+			// The members' endpoints: this node answers the leader's
+			// first messages before its log names them.
+			self := raftID(n.cfg.NodeID)
+			for _, line := range strings.Split(string(out), "\n") {
+				id, addr, ok := strings.Cut(line, "=")
+				raft, perr := strconv.ParseUint(id, 10, 64)
+				if !ok || perr != nil || raft == 0 || raft == self {
+					continue
+				}
+				if err := n.tr.AddPeer(raft, addr); err != nil {
+					n.log.Warn("quorum member from the join answer not added", zap.Uint64("raft_id", raft), zap.String("endpoint", addr), zap.Error(err))
+				}
+			}
+		}
+		if err != nil && attempt%len(servers) == 0 {
 			n.log.Info("asking to join the metadata quorum", zap.String("bootstrap_server", server), zap.Error(err))
 		}
-		wait := backoff(attempt / len(n.cfg.BootstrapServers))
+		wait := backoff(attempt / len(servers))
 		if err == nil {
 			wait = 200 * time.Millisecond // added: wait for the log to say so
 		}
@@ -197,7 +225,12 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 	if code != 0 {
 		return nil, fmt.Errorf("cluster: join refused: %s: %s", kerr.ErrorForCode(code), msg)
 	}
-	return []byte{}, nil
+	// The answer: every member's endpoint, "raftID=host:port" lines.
+	var out []byte
+	for id, addr := range n.rn.Status().Endpoints {
+		out = fmt.Appendf(out, "%d=%s\n", id, addr)
+	}
+	return out, nil
 }
 
 func confChange(typ raftpb.ConfChangeType, id uint64) *raftpb.ConfChangeSingle {
@@ -238,10 +271,9 @@ func (n *Node) changeVoters(ctx context.Context, change func(st quorum.Status) (
 }
 
 // addRaftVoter serves AddRaftVoter (key 80) on the active controller.
-func (n *Node) addRaftVoter(ctx context.Context, r *kmsg.AddRaftVoterRequest) (kmsg.Response, uint64) {
+func (n *Node) addRaftVoter(ctx context.Context, r *kmsg.AddRaftVoterRequest) kmsg.Response {
 	resp := kmsg.NewPtrAddRaftVoterResponse()
 	resp.SetVersion(r.Version)
-	var index uint64
 	if ms := r.TimeoutMillis; ms > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
@@ -286,8 +318,7 @@ func (n *Node) addRaftVoter(ctx context.Context, r *kmsg.AddRaftVoterRequest) (k
 					return kerr.RequestTimedOut.Code, "controller shutting down"
 				}
 			}
-			var err error
-			if index, err = n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddNode, id)}, nil); err != nil {
+			if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddNode, id)}, nil); err != nil {
 				return kerr.RequestTimedOut.Code, "promoting the learner: " + err.Error()
 			}
 			n.log.Info("added a voter to the metadata quorum", zap.Int32("node", r.VoterID), zap.String("endpoint", addr))
@@ -295,20 +326,19 @@ func (n *Node) addRaftVoter(ctx context.Context, r *kmsg.AddRaftVoterRequest) (k
 		})
 	}
 	if code == kerr.NotController.Code {
-		return nil, 0 // the broker retries with the new controller
+		return nil // the broker retries with the new controller
 	}
 	resp.ErrorCode = code
 	if code != 0 {
 		resp.ErrorMessage = &msg
 	}
-	return resp, index
+	return resp
 }
 
 // removeRaftVoter serves RemoveRaftVoter (key 81) on the active controller.
-func (n *Node) removeRaftVoter(ctx context.Context, r *kmsg.RemoveRaftVoterRequest) (kmsg.Response, uint64) {
+func (n *Node) removeRaftVoter(ctx context.Context, r *kmsg.RemoveRaftVoterRequest) kmsg.Response {
 	resp := kmsg.NewPtrRemoveRaftVoterResponse()
 	resp.SetVersion(r.Version)
-	var index uint64
 	code, msg := n.voterPreamble(r.ClusterID, "removing")
 	if code == 0 {
 		code, msg = n.changeVoters(ctx, func(st quorum.Status) (int16, string) {
@@ -330,8 +360,7 @@ func (n *Node) removeRaftVoter(ctx context.Context, r *kmsg.RemoveRaftVoterReque
 			if alive <= left/2 {
 				return kerr.RequestTimedOut.Code, fmt.Sprintf("removing voter %d would leave %d of the %d remaining voters reachable, not a majority", r.VoterID, alive, left)
 			}
-			var err error
-			if index, err = n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddLearnerNode, id)}, nil); err != nil {
+			if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddLearnerNode, id)}, nil); err != nil {
 				return kerr.RequestTimedOut.Code, "removing the voter: " + err.Error()
 			}
 			n.log.Info("removed a voter from the metadata quorum (it stays an observer)", zap.Int32("node", r.VoterID))
@@ -339,13 +368,13 @@ func (n *Node) removeRaftVoter(ctx context.Context, r *kmsg.RemoveRaftVoterReque
 		})
 	}
 	if code == kerr.NotController.Code {
-		return nil, 0
+		return nil
 	}
 	resp.ErrorCode = code
 	if code != 0 {
 		resp.ErrorMessage = &msg
 	}
-	return resp, index
+	return resp
 }
 
 // voterPreamble: the checks before the controller's: a static quorum does

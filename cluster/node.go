@@ -576,22 +576,21 @@ func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, bo
 // changes off the controller's lock (dynamic.go), the rest through it.
 func (n *Node) handleController(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
 	var resp kmsg.Response
-	var index uint64
 	switch r := req.(type) {
 	case *kmsg.AddRaftVoterRequest:
-		resp, index = n.addRaftVoter(ctx, r)
+		resp = n.addRaftVoter(ctx, r)
 	case *kmsg.RemoveRaftVoterRequest:
-		resp, index = n.removeRaftVoter(ctx, r)
+		resp = n.removeRaftVoter(ctx, r)
 	default:
 		return n.ctl.handle(ctx, n, req)
 	}
 	if resp == nil {
 		return nil, 0, kerr.NotController
 	}
-	if index == 0 {
-		index = n.Applied()
-	}
-	return resp, index, nil
+	// A configuration change is no metadata entry: the forwarding broker
+	// has nothing to wait for (its applied index counts metadata entries
+	// only, so the change's own index would never be reached).
+	return resp, n.Applied(), nil
 }
 
 // Forward is broker.Cluster's: an admin request to the controller, answered

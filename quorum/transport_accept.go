@@ -182,7 +182,10 @@ func (t *Transport) acceptHandshake(ic *inConn, br *bufio.Reader) (RefuseCode, s
 	case t.peers[h.From] == nil && !t.cfg.AcceptObservers:
 		return RefuseUnknownPeer, fmt.Sprintf("node %d is not a voter or known peer of node %d", h.From, self)
 	}
-	ic.observer = t.peers[h.From] == nil
+	// In a dynamic quorum a node learns the other members' endpoints from
+	// the log the leader sends it, so the leader's raft messages must be
+	// taken before the leader is a known peer here.
+	ic.observer = t.peers[h.From] == nil && !t.cfg.Dynamic
 	if old := t.inboundByID[h.From]; old != nil {
 		if old.instance != h.Instance {
 			return RefuseDuplicateID, fmt.Sprintf("node %d is already connected to node %d from %s as instance %x; this connection from %s is instance %x: two processes with one node id?",

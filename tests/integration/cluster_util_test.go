@@ -97,6 +97,9 @@ type testCluster struct {
 	// every node gets on top of props' own.
 	wrap      func(n *clusterNode) []string
 	moreProps map[string]string
+	// nodeProps, when set, edits each node's server.properties last (the
+	// dynamic quorum's per-node keys).
+	nodeProps func(n *clusterNode, props map[string]string)
 
 	// What the scenarios made and every later one checks is still there:
 	// topics with their partition counts, the topic configs set, and every
@@ -232,6 +235,9 @@ func (c *testCluster) props(n *clusterNode) map[string]string {
 	}
 	for k, v := range c.moreProps {
 		props[k] = v
+	}
+	if c.nodeProps != nil {
+		c.nodeProps(n, props)
 	}
 	return props
 }
