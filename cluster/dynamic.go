@@ -347,14 +347,18 @@ func (n *Node) removeRaftVoter(ctx context.Context, r *kmsg.RemoveRaftVoterReque
 				return kerr.VoterNotFound.Code, fmt.Sprintf("Cannot remove voter %d from the set of voters %v", r.VoterID, nodeIDs(st.Voters))
 			}
 			// Never lose the quorum by the change: the voters left must
-			// still hold a majority that is alive.
+			// still hold a majority this leader is connected to (etcd's
+			// strict reconfiguration check; raft's RecentActive flags are
+			// reset every election timeout, too coarse to decide on).
+			self := raftID(n.cfg.NodeID)
 			left, alive := 0, 0
 			for _, v := range st.Voters {
-				if v != id {
-					left++
-					if st.RecentActive[v] {
-						alive++
-					}
+				if v == id {
+					continue
+				}
+				left++
+				if connected, _ := n.tr.PeerStatus(v); v == self || connected {
+					alive++
 				}
 			}
 			if alive <= left/2 {
