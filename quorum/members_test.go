@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
+	"testing/cryptotest"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -234,3 +236,155 @@ func FuzzMembersContext(f *testing.F) {
 }
 
 var _ = context.Background
+
+// TestSimDynamicMembership grows a dynamic quorum from one standalone voter
+// to five members and shrinks it again while the simulation's network
+// drops, duplicates and delays messages and members crash and restart: one
+// configuration change at a time, proposed at whichever member leads. After
+// healing, every member applied the same entries and holds the same
+// configuration and endpoints, and no term ever had two leaders. Seeds as
+// TestSim's (-sim.seed, -sim.seeds).
+func TestSimDynamicMembership(t *testing.T) {
+	seeds := []uint64{*simSeed}
+	if *simSeed == 0 {
+		seeds = seeds[:0]
+		for i := range *simSeeds {
+			seeds = append(seeds, uint64(2000+i))
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runDynamicSim(t, seed) })
+	}
+}
+
+// memberPlan is the sequence of changes: grow to five voters, demote two.
+var memberPlan = []struct {
+	typ raftpb.ConfChangeType
+	id  uint64
+}{
+	{raftpb.ConfChangeAddLearnerNode, 2}, {raftpb.ConfChangeAddNode, 2},
+	{raftpb.ConfChangeAddLearnerNode, 3}, {raftpb.ConfChangeAddNode, 3},
+	{raftpb.ConfChangeAddLearnerNode, 4}, {raftpb.ConfChangeAddLearnerNode, 5},
+	{raftpb.ConfChangeAddNode, 4}, {raftpb.ConfChangeAddNode, 5},
+	{raftpb.ConfChangeAddLearnerNode, 1}, {raftpb.ConfChangeAddLearnerNode, 3},
+}
+
+func runDynamicSim(t *testing.T, seed uint64) {
+	cryptotest.SetGlobalRandom(t, seed)
+	seen := make(map[uint64]Membership)
+	c := newCluster(t, seed, 5, func(cfg *NodeConfig) {
+		id := cfg.ID
+		cfg.Voters = nil
+		if id == 1 {
+			cfg.Bootstrap = []Member{{ID: 1, Addr: "host1:9093"}}
+		} else {
+			cfg.Join = true
+		}
+		cfg.OnMembers = func(m Membership) { seen[id] = m }
+		cfg.SnapshotEvery, cfg.SnapshotKeep, cfg.ProposalsMax = 25, 5, 64
+	})
+	sched := rand.New(rand.NewPCG(seed, 0xd1a))
+	c.net.faulty = true
+	c.net.dropPercent = 2 + sched.IntN(10)
+	c.net.duplicatePercent = sched.IntN(10)
+	c.net.delayMax = 1 + sched.IntN(4)
+
+	leaders := map[uint64]uint64{} // term -> leader
+	checkLeaders := func() {
+		for _, id := range c.ids {
+			if n := c.members[id].node; n != nil {
+				if st := n.Status(); st.Role == RoleLeader {
+					if other, ok := leaders[st.Term]; ok && other != id {
+						c.fatalf("two leaders in term %d: %d and %d", st.Term, other, id)
+					}
+					leaders[st.Term] = id
+				}
+			}
+		}
+	}
+	step := 0
+	var inflight *Proposal
+	var proposals []*simProposal
+	propose := func() {
+		if step >= len(memberPlan) {
+			return
+		}
+		if inflight != nil {
+			select {
+			case <-inflight.Done():
+				if _, err := inflight.Result(); err == nil {
+					step++
+				}
+				inflight = nil
+			default:
+				return
+			}
+		}
+		leader := c.leader()
+		if step >= len(memberPlan) || leader == 0 || !c.members[leader].node.Status().LeaderReady {
+			return
+		}
+		ch := memberPlan[step]
+		var adds []Member
+		if ch.typ == raftpb.ConfChangeAddLearnerNode && ch.id != 1 && ch.id != 3 {
+			adds = []Member{{ID: ch.id, Addr: fmt.Sprintf("host%d:9093", ch.id)}}
+		}
+		if ch.typ == raftpb.ConfChangeAddLearnerNode && ch.id == 3 && step < 4 {
+			adds = []Member{{ID: 3, Addr: "host3:9093"}}
+		}
+		p, err := c.members[leader].node.ProposeConfChangeAsync(single(ch.typ, ch.id), adds)
+		if err == nil {
+			inflight = p
+		}
+	}
+	for range simScheduleSteps * 2 {
+		crashRoll, crashWho := sched.IntN(1000), c.ids[sched.IntN(len(c.ids))]
+		restartRoll, restartWho := sched.IntN(100), c.ids[sched.IntN(len(c.ids))]
+		proposeRoll := sched.IntN(100)
+		if crashRoll < 6 && c.members[crashWho].node != nil {
+			c.crash(crashWho)
+		}
+		if restartRoll < 8 && c.members[restartWho].node == nil {
+			c.restart(restartWho)
+		}
+		if leader := c.leader(); proposeRoll < 20 && leader != 0 {
+			p := &simProposal{member: leader, payload: fmt.Sprintf("d%d-p%d", seed, len(proposals))}
+			h, err := c.members[leader].node.ProposeAsync([]byte(p.payload))
+			p.handle, p.refused = h, err
+			proposals = append(proposals, p)
+		}
+		propose()
+		c.step()
+		checkLeaders()
+	}
+	// Heal, then finish the plan.
+	c.net.faulty = false
+	for _, id := range c.ids {
+		if c.members[id].node == nil {
+			c.restart(id)
+		}
+	}
+	if !c.stepUntil(simConvergeSteps*3, func() bool {
+		propose()
+		checkLeaders()
+		return step == len(memberPlan) && c.converged() && allDone(proposals)
+	}) {
+		c.fatalf("plan at step %d of %d, not converged: %s", step, len(memberPlan), c.describe())
+	}
+	c.checkSameApplied()
+	c.checkProposals(proposals)
+	want := map[uint64]string{}
+	for id := uint64(1); id <= 5; id++ {
+		want[id] = fmt.Sprintf("host%d:9093", id)
+	}
+	for _, id := range c.ids {
+		st := c.members[id].node.Status()
+		if !slices.Equal(st.Voters, []uint64{2, 4, 5}) || !slices.Equal(st.Learners, []uint64{1, 3}) || !maps.Equal(st.Endpoints, want) {
+			c.fatalf("member %d: voters %v learners %v endpoints %v", id, st.Voters, st.Learners, st.Endpoints)
+		}
+		if m := seen[id]; !slices.Equal(m.Voters, st.Voters) || !maps.Equal(m.Endpoints, want) {
+			c.fatalf("member %d told %+v", id, m)
+		}
+	}
+	t.Logf("%d proposals, %d terms with a leader, %s", len(proposals), len(leaders), c.describe())
+}
