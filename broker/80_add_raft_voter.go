@@ -16,7 +16,9 @@ package broker
 // as true (once the change is applied); removing a voter whose removal
 // would leave no reachable majority is refused with REQUEST_TIMED_OUT;
 // the brokers answer these APIs on client listeners (Kafka serves them on
-// controller listeners and forwards from brokers as here).
+// controller listeners and forwards from brokers as here). UpdateRaftVoter
+// (key 82), which Kafka's controllers send each other, is served by the
+// controller over the cluster transport only (cluster/dynamic.go).
 //
 // Single node (no process.roles): UNSUPPORTED_VERSION, its quorum of one is
 // static.

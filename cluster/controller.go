@@ -35,6 +35,7 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.DescribeQuorum:             true,
 	kmsg.AddRaftVoter:               true, // dynamic.go
 	kmsg.RemoveRaftVoter:            true,
+	kmsg.UpdateRaftVoter:            true,
 }
 
 // producerIDBlock is the size of the producer id block a broker gets

@@ -124,7 +124,9 @@ func (n *Node) isMember() bool {
 }
 
 // joinLoop asks the quorum, through the bootstrap servers, to add this
-// node as a learner until the log says it is a member.
+// node as a learner until the log says it is a member, and to update its
+// endpoint while the log names another one than its controller listener
+// (the node moved), until the log names the new one.
 func (n *Node) joinLoop() {
 	host, port, _ := net.SplitHostPort(n.cfg.ControllerListen)
 	p, _ := strconv.Atoi(port)
@@ -139,42 +141,47 @@ func (n *Node) joinLoop() {
 			servers = append(servers, s)
 		}
 	}
-	if len(servers) == 0 {
-		if !n.isMember() {
-			n.log.Warn("not a member of the metadata quorum and no other bootstrap server to join through (controller.quorum.bootstrap.servers names only this node)")
-		}
-		return
-	}
+	self := raftID(n.cfg.NodeID)
+	moved := false
 	for attempt := 0; ; attempt++ {
-		if n.isMember() {
-			n.log.Info("joined the dynamic metadata quorum")
+		st := n.rn.Status()
+		member := slices.Contains(st.Voters, self) || slices.Contains(st.Learners, self)
+		logged := st.Endpoints[self]
+		wait := 100 * time.Millisecond
+		switch {
+		case member && logged == n.cfg.ControllerListen:
+			n.log.Info("a member of the dynamic metadata quorum", zap.String("endpoint", n.cfg.ControllerListen))
 			return
-		}
-		server := servers[attempt%len(servers)]
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		out, err := n.tr.CallAddr(ctx, server, joinKey, 0, body)
-		cancel()
-		if err == nil {
-			// The members' endpoints: this node answers the leader's
-			// first messages before its log names them.
-			self := raftID(n.cfg.NodeID)
-			for _, line := range strings.Split(string(out), "\n") {
-				id, addr, ok := strings.Cut(line, "=")
-				raft, perr := strconv.ParseUint(id, 10, 64)
-				if !ok || perr != nil || raft == 0 || raft == self {
-					continue
-				}
-				if err := n.tr.AddPeer(raft, addr); err != nil {
-					n.log.Warn("quorum member from the join answer not added", zap.Uint64("raft_id", raft), zap.String("endpoint", addr), zap.Error(err))
-				}
+		case member && logged == "":
+			// The entries naming it are not applied yet.
+		case len(servers) == 0:
+			n.log.Warn("no other bootstrap server to join the metadata quorum or update this node's endpoint through (controller.quorum.bootstrap.servers names only this node)")
+			return
+		default:
+			// Not a member: ask to be added as a learner. A member whose
+			// logged endpoint is another (the node moved): the same request
+			// carries the new endpoint, which the controller writes into
+			// the log. Both go through the bootstrap servers, since the
+			// leader, dialing no or the old endpoint, may never reach this
+			// node to say who leads.
+			if member && !moved {
+				n.log.Info("the metadata log names another endpoint for this node; asking the controller to update it",
+					zap.String("logged", logged), zap.String("endpoint", n.cfg.ControllerListen))
+				moved = true
 			}
-		}
-		if err != nil && attempt%len(servers) == 0 {
-			n.log.Info("asking to join the metadata quorum", zap.String("bootstrap_server", server), zap.Error(err))
-		}
-		wait := backoff(attempt / len(servers))
-		if err == nil {
-			wait = 200 * time.Millisecond // added: wait for the log to say so
+			server := servers[attempt%len(servers)]
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err := n.tr.CallAddr(ctx, server, joinKey, 0, body)
+			cancel()
+			if err == nil {
+				n.learnEndpoints(out)
+				wait = 200 * time.Millisecond // wait for the log to say so
+			} else {
+				if attempt%len(servers) == 0 {
+					n.log.Info("asking the metadata quorum to add this node or update its endpoint", zap.String("bootstrap_server", server), zap.Error(err))
+				}
+				wait = backoff(attempt / len(servers))
+			}
 		}
 		select {
 		case <-time.After(wait):
@@ -182,6 +189,80 @@ func (n *Node) joinLoop() {
 			return
 		}
 	}
+}
+
+// learnEndpoints adds the members a join answer names to the transport, so
+// this node answers the leader's first messages before its log names them.
+func (n *Node) learnEndpoints(out []byte) {
+	self := raftID(n.cfg.NodeID)
+	for _, line := range strings.Split(string(out), "\n") {
+		id, addr, ok := strings.Cut(line, "=")
+		raft, perr := strconv.ParseUint(id, 10, 64)
+		if !ok || perr != nil || raft == 0 || raft == self {
+			continue
+		}
+		if err := n.tr.AddPeer(raft, addr); err != nil {
+			n.log.Warn("quorum member from the join answer not added", zap.Uint64("raft_id", raft), zap.String("endpoint", addr), zap.Error(err))
+		}
+	}
+}
+
+// updateEndpoint writes member node's new endpoint into the log with a
+// configuration change that leaves the configuration as it is (a voter
+// added as a voter again, a learner as a learner). REQUIRES: changeVoters.
+func (n *Node) updateEndpoint(ctx context.Context, st quorum.Status, node int32, addr string) (int16, string) {
+	id := raftID(node)
+	typ := raftpb.ConfChangeAddNode
+	switch {
+	case node < 0:
+		return kerr.VoterNotFound.Code, ""
+	case slices.Contains(st.Voters, id):
+	case slices.Contains(st.Learners, id):
+		typ = raftpb.ConfChangeAddLearnerNode
+	default:
+		return kerr.VoterNotFound.Code, fmt.Sprintf("node %d is not a member of the quorum", node)
+	}
+	if st.Endpoints[id] == addr {
+		return 0, ""
+	}
+	if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(typ, id)},
+		[]quorum.Member{{ID: id, Addr: addr}}); err != nil {
+		return kerr.RequestTimedOut.Code, err.Error()
+	}
+	n.log.Info("updated a quorum member's endpoint", zap.Int32("node", node), zap.String("endpoint", addr))
+	return 0, ""
+}
+
+// updateRaftVoter serves UpdateRaftVoter (key 82) on the active
+// controller: a member's new CONTROLLER endpoint, written into the log
+// with a configuration change that leaves the configuration as it is.
+// Kafka takes it from voters only; here observers (learners, which the
+// leader dials too) may send it as well. Kafka's codes: UNSUPPORTED_VERSION
+// (a static quorum), INCONSISTENT_CLUSTER_ID, REQUEST_TIMED_OUT (another
+// change running, leader not ready), VOTER_NOT_FOUND, INVALID_REQUEST (no
+// listener of the controller listener's name).
+func (n *Node) updateRaftVoter(ctx context.Context, r *kmsg.UpdateRaftVoterRequest) kmsg.Response {
+	resp := kmsg.NewPtrUpdateRaftVoterResponse()
+	resp.SetVersion(r.Version)
+	code, _ := n.voterPreamble(r.ClusterID, "updating")
+	if code == 0 {
+		code, _ = n.changeVoters(ctx, func(st quorum.Status) (int16, string) {
+			listeners := make([]kmsg.AddRaftVoterRequestListener, len(r.Listeners))
+			for i, l := range r.Listeners {
+				listeners[i] = kmsg.AddRaftVoterRequestListener{Name: l.Name, Host: l.Host, Port: l.Port}
+			}
+			addr, code, msg := n.voterEndpoint(listeners)
+			if code != 0 {
+				return code, msg
+			}
+			return n.updateEndpoint(ctx, st, r.VoterID, addr)
+		})
+	}
+	if code == kerr.NotController.Code {
+		return nil
+	}
+	resp.ErrorCode = code
+	return resp
 }
 
 // serveJoin serves joinKey: on the active controller, adds the node as a
@@ -208,12 +289,14 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 		if req.ClusterID == nil || *req.ClusterID != n.cfg.ClusterID {
 			return kerr.InconsistentClusterID.Code, "another cluster id"
 		}
-		if slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
-			return 0, "" // a member already
-		}
 		addr, code, msg := n.voterEndpoint(req.Listeners)
 		if code != 0 {
 			return code, msg
+		}
+		if slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
+			// A member already: update its endpoint if it moved (what
+			// UpdateRaftVoter does for a voter).
+			return n.updateEndpoint(ctx, st, req.VoterID, addr)
 		}
 		if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddLearnerNode, id)},
 			[]quorum.Member{{ID: id, Addr: addr}}); err != nil {

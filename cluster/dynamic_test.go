@@ -169,6 +169,33 @@ func TestDynamicQuorumVoterChanges(t *testing.T) {
 		st := nodes[ctl].Status()
 		return len(st.Voters) == 2 && slices.Equal(st.Learners, []uint64{raftID(int32(down + 1))})
 	})
+
+	// UpdateRaftVoter: a member's new endpoint reaches every member's log.
+	update := func(id int32, listener string, port uint16) int16 {
+		req := kmsg.NewPtrUpdateRaftVoterRequest()
+		cid := "dyn-cluster"
+		req.ClusterID, req.VoterID = &cid, id
+		req.Listeners = []kmsg.UpdateRaftVoterRequestListener{{Name: listener, Host: "127.0.0.1", Port: port}}
+		resp, err := nodes[victim].Forward(ctx, req)
+		if err != nil {
+			t.Fatalf("UpdateRaftVoter %d: %v", id, err)
+		}
+		return resp.(*kmsg.UpdateRaftVoterResponse).ErrorCode
+	}
+	if code := update(9, "CONTROLLER", 1); code != kerr.VoterNotFound.Code {
+		t.Fatalf("UpdateRaftVoter of a non-member: %d", code)
+	}
+	if code := update(int32(down+1), "OTHER", 1); code != kerr.InvalidRequest.Code {
+		t.Fatalf("UpdateRaftVoter without a CONTROLLER listener: %d", code)
+	}
+	if code := update(int32(down+1), "CONTROLLER", 1); code != 0 {
+		t.Fatalf("UpdateRaftVoter: %d", code)
+	}
+	for _, i := range []int{ctl, victim} {
+		waitFor(t, fmt.Sprintf("node %d to see the new endpoint", i+1), func() bool {
+			return nodes[i].Status().Endpoints[raftID(int32(down+1))] == "127.0.0.1:1"
+		})
+	}
 }
 
 // A static quorum's voter set does not change: UNSUPPORTED_VERSION, as

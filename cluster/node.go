@@ -581,6 +581,8 @@ func (n *Node) handleController(ctx context.Context, req kmsg.Request) (kmsg.Res
 		resp = n.addRaftVoter(ctx, r)
 	case *kmsg.RemoveRaftVoterRequest:
 		resp = n.removeRaftVoter(ctx, r)
+	case *kmsg.UpdateRaftVoterRequest:
+		resp = n.updateRaftVoter(ctx, r)
 	default:
 		return n.ctl.handle(ctx, n, req)
 	}

@@ -22,6 +22,8 @@ import (
 //     VOTER_NOT_FOUND;
 //   - the leader is SIGKILLed: the two voters it added elect a leader and
 //     CreateTopics is served;
+//   - a voter restarted on another CONTROLLER port updates its endpoint
+//     in the log (through the bootstrap servers) and the cluster goes on;
 //   - RemoveRaftVoter of the active controller: it steps down, the other
 //     two elect one, CreateTopics is served, the removed node stays an
 //     observer;
@@ -80,6 +82,29 @@ func TestClusterDynamicQuorum(t *testing.T) {
 		c.waitReady(t)
 		waitQuorum(t, killed, []int32{1, 2, 3}, nil)
 
+		// A voter restarted on another CONTROLLER port updates its
+		// endpoint in the log (through the bootstrap servers) and stays a
+		// voter.
+		moved := c.nonController(t)
+		for _, err := range stopParallel([]*Broker{moved.proc}) {
+			t.Fatal(err)
+		}
+		moved.proc = nil
+		moved.ctlPort = freePortOn(t, moved.host)
+		c.startNode(t, moved)
+		c.waitReady(t)
+		waitFor(t, fmt.Sprintf("node %d's new controller endpoint in DescribeQuorum", moved.id), clusterStepTimeout, func() error {
+			q := waitQuorum(t, c.controller(t), []int32{1, 2, 3}, nil)
+			for _, nd := range q.Nodes {
+				if nd.NodeID == moved.id && len(nd.Listeners) == 1 && int(nd.Listeners[0].Port) == moved.ctlPort {
+					return nil
+				}
+			}
+			return fmt.Errorf("nodes %+v", q.Nodes)
+		})
+		createTopicVia(t, moved, "dyn-after-move", 3, nil, clusterStepTimeout)
+		c.waitTopicsEverywhere(t, map[string]int32{"dyn-after-kill": 3, "dyn-after-move": 3}, clusterStepTimeout)
+
 		// Remove the active controller: it steps down.
 		ctl := c.controller(t)
 		rm = kmsg.NewPtrRemoveRaftVoterRequest()
@@ -103,13 +128,14 @@ func TestClusterDynamicQuorum(t *testing.T) {
 			return err
 		})
 		createTopicVia(t, ctl, "dyn-after-remove", 3, nil, clusterStepTimeout)
-		c.waitTopicsEverywhere(t, map[string]int32{"dyn-after-kill": 3, "dyn-after-remove": 3}, clusterStepTimeout)
+		c.waitTopicsEverywhere(t, map[string]int32{"dyn-after-kill": 3, "dyn-after-move": 3, "dyn-after-remove": 3}, clusterStepTimeout)
 
 		// A full restart keeps the voter set.
 		c.stopAll(t)
 		c.start(t)
 		waitQuorum(t, c.node(1), rest, []int32{ctl.id})
-		c.waitTopicsEverywhere(t, map[string]int32{"dyn-after-kill": 3, "dyn-after-remove": 3}, clusterStepTimeout)
+		c.waitTopicsEverywhere(t, map[string]int32{"dyn-after-kill": 3, "dyn-after-move": 3, "dyn-after-remove": 3}, clusterStepTimeout)
+
 	})
 }
 
