@@ -30,6 +30,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -55,8 +56,20 @@ const MetadataLogName = "__cluster_metadata-0"
 type Config struct {
 	NodeID    int32
 	ClusterID string
-	// Voters is controller.quorum.voters; this node is one of them.
+	// Voters is controller.quorum.voters; this node is one of them (a
+	// static quorum), or it is not and observes. Empty with
+	// BootstrapServers: a dynamic quorum.
 	Voters []config.Voter
+	// BootstrapServers is controller.quorum.bootstrap.servers: a dynamic
+	// quorum (KIP-853, dynamic.go). InitialVoters are then the initial
+	// voters written into an empty metadata log at the first start
+	// (controller.quorum.standalone: this node; or
+	// controller.quorum.initial.controllers); empty: join as an observer.
+	// ControllerListen is this node's endpoint in the quorum, and
+	// ControllerListenerName the listener name AddRaftVoter names it by.
+	BootstrapServers       []string
+	InitialVoters          []config.Voter
+	ControllerListenerName string
 	// ControllerListen is the address the controller listener binds
 	// (the CONTROLLER listener); "" = this node's voter address.
 	ControllerListen string
@@ -142,6 +155,12 @@ type Node struct {
 
 	ctl ctlState
 
+	// A dynamic quorum's membership (dynamic.go): the newest the log gave,
+	// a wake-up for membersLoop, and one voter change at a time.
+	members     atomic.Pointer[quorum.Membership]
+	membersCh   chan struct{}
+	voterChange sync.Mutex
+
 	incarnation    metadata.UUID
 	brokerEpoch    atomic.Int64
 	wantShutdown   atomic.Bool
@@ -214,7 +233,17 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Controller.NodeID = cfg.NodeID
 	cfg.Controller.ClusterID = cfg.ClusterID
 	n.ctl.cfg = cfg.Controller
-	if self == nil {
+	n.membersCh = make(chan struct{}, 1)
+	var bootstrap []quorum.Member
+	if len(cfg.BootstrapServers) > 0 {
+		if _, _, err := net.SplitHostPort(cfg.ControllerListen); err != nil {
+			return nil, fmt.Errorf("a dynamic quorum needs this node's controller listener: %w", err)
+		}
+		peers = map[uint64]string{raftID(cfg.NodeID): cfg.ControllerListen}
+		for _, v := range cfg.InitialVoters {
+			bootstrap = append(bootstrap, quorum.Member{ID: raftID(v.ID), Addr: v.Addr()})
+		}
+	} else if self == nil {
 		return n.startObserver(peers)
 	}
 
@@ -235,6 +264,7 @@ func Start(cfg Config) (*Node, error) {
 		OnSnapshotFailed: func(id uint64) { n.rn.ReportSnapshot(id, true) },
 		OnRPC:            n.serveRPC,
 		AcceptObservers:  true,
+		Dynamic:          n.dynamic(),
 	})
 	if err != nil {
 		store.Close()
@@ -244,6 +274,9 @@ func Start(cfg Config) (*Node, error) {
 	rn, err := quorum.NewNode(quorum.NodeConfig{
 		ID:            raftID(cfg.NodeID),
 		Voters:        voters,
+		Bootstrap:     bootstrap,
+		Join:          n.dynamic() && len(bootstrap) == 0,
+		OnMembers:     n.onMembers,
 		Store:         store,
 		Send:          tr.Send,
 		SM:            (*stateMachine)(n),
@@ -276,6 +309,11 @@ func Start(cfg Config) (*Node, error) {
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); n.controllerTicker() }()
 	go func() { defer n.wg.Done(); n.leadershipEvents() }()
+	if n.dynamic() {
+		n.wg.Add(2)
+		go func() { defer n.wg.Done(); n.membersLoop() }()
+		go func() { defer n.wg.Done(); n.joinLoop() }()
+	}
 	return n, nil
 }
 
@@ -470,7 +508,7 @@ func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint6
 		return nil, 0, kerr.NotController
 	}
 	if ctlID == n.cfg.NodeID {
-		return n.ctl.handle(ctx, n, req)
+		return n.handleController(ctx, req)
 	}
 	// A Call to a peer that is not connected waits for the connection
 	// until ctx ends; the controller this node last knew of may be the
@@ -512,8 +550,11 @@ func decodeAnswer(req kmsg.Request, out []byte) (kmsg.Response, uint64, error) {
 // serveRPC is the transport's OnRPC: a request from another node for the
 // controller.
 func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
-	if key == metadataFetchKey {
+	switch key {
+	case metadataFetchKey:
 		return n.serveMetadataFetch(body)
+	case joinKey:
+		return n.serveJoin(ctx, body)
 	}
 	req := kmsg.RequestForKey(key)
 	if req == nil || !controllerKeys[kmsg.Key(key)] {
@@ -523,12 +564,35 @@ func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, bo
 	if err := req.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("cluster: malformed %s v%d: %w", kmsg.Key(key).Name(), version, err)
 	}
-	resp, index, err := n.ctl.handle(ctx, n, req)
+	resp, index, err := n.handleController(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	out := binary.BigEndian.AppendUint64(nil, index)
 	return resp.AppendTo(out), nil
+}
+
+// handleController runs a request on this node's controller: voter
+// changes off the controller's lock (dynamic.go), the rest through it.
+func (n *Node) handleController(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.AddRaftVoterRequest:
+		resp = n.addRaftVoter(ctx, r)
+	case *kmsg.RemoveRaftVoterRequest:
+		resp = n.removeRaftVoter(ctx, r)
+	case *kmsg.UpdateRaftVoterRequest:
+		resp = n.updateRaftVoter(ctx, r)
+	default:
+		return n.ctl.handle(ctx, n, req)
+	}
+	if resp == nil {
+		return nil, 0, kerr.NotController
+	}
+	// A configuration change is no metadata entry: the forwarding broker
+	// has nothing to wait for (its applied index counts metadata entries
+	// only, so the change's own index would never be reached).
+	return resp, n.Applied(), nil
 }
 
 // Forward is broker.Cluster's: an admin request to the controller, answered

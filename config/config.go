@@ -164,7 +164,9 @@ type Config struct {
 	// Cluster (cluster.go; Kafka keys but cluster.id).
 	ProcessRoles                        []string // process.roles, sorted; empty = single node, no quorum
 	QuorumVoters                        []Voter  // controller.quorum.voters
-	QuorumBootstrapServers              []string // controller.quorum.bootstrap.servers (refused)
+	QuorumBootstrapServers              []string // controller.quorum.bootstrap.servers (KIP-853)
+	QuorumStandalone                    bool     // controller.quorum.standalone (ours: format --standalone)
+	QuorumInitialControllers            []Voter  // controller.quorum.initial.controllers (ours: format --initial-controllers)
 	MetadataLogDir                      string   // metadata.log.dir; "" = first log dir
 	ClusterID                           string   // cluster.id (ours)
 	BrokerRack                          string   // broker.rack

@@ -398,6 +398,9 @@ func withRank(sp spec, rank int) spec { sp.rank = rank; return sp }
 
 func withType(sp spec, typ Type) spec { sp.typ = typ; return sp }
 
+// withOurs marks sp as a ringbroker key, not a Kafka one.
+func withOurs(sp spec) spec { sp.ours = true; return sp }
+
 func noKafkaDefault(sp spec) spec { sp.noKafkaDefault = true; return sp }
 
 // intType is Kafka's type of an integer key held in a T: LONG for int64,

@@ -154,8 +154,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := broker.CheckProducerIDFile(dataDir); err != nil {
 		return err
 	}
-	if cfg.Clustered() && cfg.ClusterID == "" && len(cfg.QuorumVoters) > 1 {
-		return errors.New("process.roles is set with several voters but cluster.id is empty: give every node of the cluster the same cluster.id")
+	if cfg.Clustered() && cfg.ClusterID == "" && (len(cfg.QuorumVoters) > 1 || cfg.DynamicQuorum()) {
+		return errors.New("process.roles is set with several voters (or a dynamic quorum) but cluster.id is empty: give every node of the cluster the same cluster.id")
 	}
 	reg, err := broker.OpenRegistry(broker.RegistryOptions{
 		LogDirs:   cfg.LogDirs,
