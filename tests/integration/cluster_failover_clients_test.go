@@ -50,6 +50,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
@@ -70,7 +71,7 @@ const (
 	// own deadline); failoverRunTimeout the test's wait for it, kill of the
 	// process included.
 	failoverScriptDeadline = 60 * time.Second
-	failoverRunTimeout     = failoverScriptDeadline + 15 * time.Second
+	failoverRunTimeout     = failoverScriptDeadline + 15*time.Second
 	// failoverDeliveryTimeout is the producers' bound on one record
 	// (message.timeout.ms, kgo.RecordDeliveryTimeout): far above a
 	// failover, below the script deadline.
@@ -109,12 +110,16 @@ type failoverRun struct {
 	fails    []string
 	recs     []foRec
 	warnings []string
+	// dataLoss are the consumer's reports of records it read that the
+	// partition's new leader does not have (franz-go's ErrDataLoss): read
+	// above what every in-sync replica held.
+	dataLoss []string
 	done     chan struct{} // closed by finish
 	err      error         // the driver's verdict, set by finish
 }
 
-func newFailoverRun(client string, idempotent bool) *failoverRun {
-	return &failoverRun{client: client, topic: "fo-" + client, idempotent: idempotent, done: make(chan struct{})}
+func newFailoverRun(client string, idempotent bool, suffix string) *failoverRun {
+	return &failoverRun{client: client, topic: "fo-" + client + suffix, idempotent: idempotent, done: make(chan struct{})}
 }
 
 func (r *failoverRun) value(seq int) string { return fmt.Sprintf("%s-%05d", r.client, seq) }
@@ -234,13 +239,27 @@ type failoverDriver struct {
 }
 
 func TestClusterFailoverClients(t *testing.T) {
+	drivers, saramaLog := failoverDrivers(t)
+	forEachBackend(t, func(t *testing.T, backend string) {
+		c := newTestCluster(t, backend)
+		c.start(t)
+		runFailoverRound(t, c, drivers, "")
+		if t.Failed() {
+			t.Logf("sarama log (tail):\n%s", daemontest.Tail(saramaLog.String(), 32<<10))
+		}
+	})
+}
+
+// failoverDrivers are the six clients' drivers (the tools they need must be
+// installed), and the buffer Sarama logs into meanwhile.
+func failoverDrivers(t *testing.T) ([]failoverDriver, *daemontest.OutputBuffer) {
+	t.Helper()
 	kcat := requireTool(t, "kcat")
 	python := requireTool(t, "/usr/bin/python3")
 	node := requireTool(t, "node")
 	jsDir := filepath.Join(repoRoot, "tests", "js")
 	requireTool(t, filepath.Join(jsDir, "node_modules", "kafkajs", "package.json"))
-	saramaLog := captureSaramaLog(t)
-
+	pyScript := filepath.Join(repoRoot, "tests", "python", "failover_client.py")
 	script := func(name string, argv ...string) func(ctx context.Context, r *failoverRun, seeds []string) {
 		return func(ctx context.Context, r *failoverRun, seeds []string) {
 			args := append(slices.Clone(argv[1:]), strings.Join(seeds, ","), r.topic, strconv.Itoa(failoverParts),
@@ -248,133 +267,134 @@ func TestClusterFailoverClients(t *testing.T) {
 			runFailoverScript(ctx, r, name, argv[0], args...)
 		}
 	}
-	drivers := []failoverDriver{
+	return []failoverDriver{
 		{"kcat", true, func(ctx context.Context, r *failoverRun, seeds []string) { runFailoverKcat(ctx, r, kcat, seeds) }},
-		{"confluent", true, script("failover_client.py", python, filepath.Join(repoRoot, "tests", "python", "failover_client.py"), "confluent")},
-		{"kafka-python", false, script("failover_client.py", python, filepath.Join(repoRoot, "tests", "python", "failover_client.py"), "kafka-python")},
+		{"confluent", true, script("failover_client.py", python, pyScript, "confluent")},
+		{"kafka-python", false, script("failover_client.py", python, pyScript, "kafka-python")},
 		{"kafkajs", true, script("failover_client.js", node, filepath.Join(jsDir, "failover_client.js"))},
 		{"sarama", true, runFailoverSarama},
 		{"franz-go", true, runFailoverFranz},
+	}, captureSaramaLog(t)
+}
+
+// runFailoverRound is one round of TestClusterFailoverClients on c (whole,
+// every node up): each driver's client on a topic of its own ("fo-<client>"
+// and suffix), one SIGKILL of a node that is not the controller, its
+// restart, the checks. It returns the runs.
+func runFailoverRound(t *testing.T, c *testCluster, drivers []failoverDriver, suffix string) []*failoverRun {
+	t.Helper()
+	ctl := c.controller(t)
+	victim := c.nonController(t)
+	var other *clusterNode
+	for _, n := range c.nodes {
+		if n != ctl && n != victim {
+			other = n
+		}
+	}
+	// The victim leads partition 0 of every topic (the preferred
+	// leader, first in the replicas), the others lead 1 and 2.
+	assignment := [][]int32{{victim.id, other.id, ctl.id}, {other.id, ctl.id, victim.id}, {ctl.id, victim.id, other.id}}
+	var runs []*failoverRun
+	for _, d := range drivers {
+		r := newFailoverRun(d.client, d.idempotent, suffix)
+		c.createReplicatedTopic(t, r.topic, 0, 0, assignment, map[string]string{"min.insync.replicas": "2"})
+		runs = append(runs, r)
+	}
+	for _, r := range runs {
+		waitFor(t, fmt.Sprintf("%s/0 led by node %d", r.topic, victim.id), clusterStepTimeout, func() error {
+			leader, err := c.leaderOf(r.topic, 0)
+			if err == nil && leader != victim.id {
+				err = fmt.Errorf("led by node %d", leader)
+			}
+			return err
+		})
 	}
 
-	forEachBackend(t, func(t *testing.T, backend string) {
-		c := newTestCluster(t, backend)
-		c.start(t)
-		ctl := c.controller(t)
-		victim := c.nonController(t)
-		var other *clusterNode
-		for _, n := range c.nodes {
-			if n != ctl && n != victim {
-				other = n
-			}
-		}
-		// The victim leads partition 0 of every topic (the preferred
-		// leader, first in the replicas), the others lead 1 and 2.
-		assignment := [][]int32{{victim.id, other.id, ctl.id}, {other.id, ctl.id, victim.id}, {ctl.id, victim.id, other.id}}
-		var runs []*failoverRun
-		for _, d := range drivers {
-			r := newFailoverRun(d.client, d.idempotent)
-			c.createReplicatedTopic(t, r.topic, 0, 0, assignment, map[string]string{"min.insync.replicas": "2"})
-			runs = append(runs, r)
-		}
+	seeds := c.seeds()
+	ctx, cancel := context.WithTimeout(context.Background(), failoverRunTimeout)
+	defer cancel()
+	started := time.Now()
+	for i, d := range drivers {
+		go d.run(ctx, runs[i], seeds)
+	}
+	// Whatever happens below, every driver ends before the cluster's
+	// cleanup stops the nodes.
+	defer func() {
+		cancel()
 		for _, r := range runs {
-			waitFor(t, fmt.Sprintf("%s/0 led by node %d", r.topic, victim.id), clusterStepTimeout, func() error {
-				leader, err := c.leaderOf(r.topic, 0)
-				if err == nil && leader != victim.id {
-					err = fmt.Errorf("led by node %d", leader)
-				}
-				return err
-			})
+			<-r.done
 		}
+	}()
 
-		seeds := c.seeds()
-		ctx, cancel := context.WithTimeout(context.Background(), failoverRunTimeout)
-		defer cancel()
-		started := time.Now()
-		for i, d := range drivers {
-			go d.run(ctx, runs[i], seeds)
-		}
-		// Whatever happens below, every driver ends before the cluster's
-		// cleanup stops the nodes.
-		defer func() {
-			cancel()
-			for _, r := range runs {
-				<-r.done
-			}
-		}()
-
-		waitFor(t, fmt.Sprintf("every client has %d records acknowledged", failoverKillAfter), clusterStepTimeout, func() error {
-			for _, r := range runs {
-				if r.finished() {
-					t.Fatalf("%s ended before the kill (%d acknowledged): %v", r.client, r.ackCount(), r.err)
-				}
-				if n := r.ackCount(); n < failoverKillAfter {
-					return fmt.Errorf("%s: %d acknowledged", r.client, n)
-				}
-			}
-			return nil
-		})
-		atKill := map[string]int{}
+	waitFor(t, fmt.Sprintf("every client has %d records acknowledged", failoverKillAfter), clusterStepTimeout, func() error {
 		for _, r := range runs {
-			atKill[r.client] = r.ackCount()
-		}
-		c.kill(t, victim)
-		killedAt := time.Now()
-		t.Logf("SIGKILL of node %d, leader of partition 0 of every topic, %v after the clients started; acknowledged by then: %v",
-			victim.id, killedAt.Sub(started).Round(time.Millisecond), atKill)
-
-		// Every client acknowledged on partition 0 again (or done): then
-		// the node comes back while they keep producing.
-		took, err := pollUntil(clusterStepTimeout, func() error {
-			for _, r := range runs {
-				if !r.finished() && !r.ackedOnAfter(0, killedAt.Add(failoverAckedAgain)) {
-					return fmt.Errorf("%s: no ack on partition 0 since the kill", r.client)
-				}
+			if r.finished() {
+				t.Fatalf("%s ended before the kill (%d acknowledged): %v", r.client, r.ackCount(), r.err)
 			}
-			return nil
-		})
-		if err != nil {
-			t.Errorf("not every client failed over within %v of the kill: %v", clusterStepTimeout, err)
-		} else {
-			t.Logf("every client acknowledged on partition 0 again %v after the kill", took.Round(time.Millisecond))
-		}
-		c.startNode(t, victim)
-		c.waitReady(t)
-		t.Logf("node %d restarted and the cluster whole %v after the kill", victim.id, time.Since(killedAt).Round(time.Millisecond))
-
-		for _, r := range runs {
-			select {
-			case <-r.done:
-			case <-time.After(time.Until(started.Add(failoverRunTimeout + 5*time.Second))):
-				t.Fatalf("%s did not end within %v", r.client, failoverRunTimeout)
+			if n := r.ackCount(); n < failoverKillAfter {
+				return fmt.Errorf("%s: %d acknowledged", r.client, n)
 			}
 		}
-		t.Logf("every client done %v after the start", time.Since(started).Round(time.Millisecond))
-
-		for _, r := range runs {
-			t.Run(r.client, func(t *testing.T) {
-				got := consumeToEnd(t, c.seeds(), r.topic, failoverParts)
-				verifyFailoverRun(t, r, got, killedAt)
-			})
-		}
-		if t.Failed() {
-			t.Logf("sarama log (tail):\n%s", daemontest.Tail(saramaLog.String(), 32<<10))
-		}
-
-		replicas := map[int32][]int32{}
-		for p, reps := range assignment {
-			replicas[int32(p)] = reps
-		}
-		for _, r := range runs {
-			c.expectISR(t, r.topic, replicas, victim)
-			took, err := pollUntil(replicationCatchUpTimeout, func() error { return c.compareReplicas(r.topic, replicas) })
-			if err != nil {
-				t.Errorf("replicas of %s not byte-identical within %v of the clients' end: %v", r.topic, replicationCatchUpTimeout, err)
-			} else {
-				t.Logf("every replica of %s byte-identical (%v)", r.topic, took.Round(time.Millisecond))
-			}
-		}
+		return nil
 	})
+	atKill := map[string]int{}
+	for _, r := range runs {
+		atKill[r.client] = r.ackCount()
+	}
+	c.kill(t, victim)
+	killedAt := time.Now()
+	t.Logf("SIGKILL of node %d, leader of partition 0 of every topic, %v after the clients started; acknowledged by then: %v",
+		victim.id, killedAt.Sub(started).Round(time.Millisecond), atKill)
+
+	// Every client acknowledged on partition 0 again (or done): then
+	// the node comes back while they keep producing.
+	took, err := pollUntil(clusterStepTimeout, func() error {
+		for _, r := range runs {
+			if !r.finished() && !r.ackedOnAfter(0, killedAt.Add(failoverAckedAgain)) {
+				return fmt.Errorf("%s: no ack on partition 0 since the kill", r.client)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("not every client failed over within %v of the kill: %v", clusterStepTimeout, err)
+	} else {
+		t.Logf("every client acknowledged on partition 0 again %v after the kill", took.Round(time.Millisecond))
+	}
+	c.startNode(t, victim)
+	c.waitReady(t)
+	t.Logf("node %d restarted and the cluster whole %v after the kill", victim.id, time.Since(killedAt).Round(time.Millisecond))
+
+	for _, r := range runs {
+		select {
+		case <-r.done:
+		case <-time.After(time.Until(started.Add(failoverRunTimeout + 5*time.Second))):
+			t.Fatalf("%s did not end within %v", r.client, failoverRunTimeout)
+		}
+	}
+	t.Logf("every client done %v after the start", time.Since(started).Round(time.Millisecond))
+
+	for _, r := range runs {
+		t.Run(r.client, func(t *testing.T) {
+			got := consumeToEnd(t, c.seeds(), r.topic, failoverParts)
+			verifyFailoverRun(t, r, got, killedAt)
+		})
+	}
+
+	replicas := map[int32][]int32{}
+	for p, reps := range assignment {
+		replicas[int32(p)] = reps
+	}
+	for _, r := range runs {
+		c.expectISR(t, r.topic, replicas, victim)
+		took, err := pollUntil(replicationCatchUpTimeout, func() error { return c.compareReplicas(r.topic, replicas) })
+		if err != nil {
+			t.Errorf("replicas of %s not byte-identical within %v of the clients' end: %v", r.topic, replicationCatchUpTimeout, err)
+		} else {
+			t.Logf("every replica of %s byte-identical (%v)", r.topic, took.Round(time.Millisecond))
+		}
+	}
+	return runs
 }
 
 // captureSaramaLog points Sarama's package logger at a bounded buffer for the
@@ -576,6 +596,10 @@ func runFailoverScript(ctx context.Context, r *failoverRun, name, bin string, ar
 	cmd.Env = append(os.Environ(), "KAFKAJS_NO_PARTITIONER_WARNING=1", "PYTHONUNBUFFERED=1")
 	stderr := daemontest.NewOutputBuffer(1 << 20)
 	cmd.Stderr = stderr
+	if f := failoverLogFile(r, "stderr"); f != nil {
+		defer f.Close()
+		cmd.Stderr = io.MultiWriter(stderr, f)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		r.finish(err)
@@ -639,6 +663,23 @@ func runFailoverScript(ctx context.Context, r *failoverRun, name, bin string, ar
 	r.finish(err)
 }
 
+// failoverLogFile, when RINGBROKER_FAILOVER_LOGDIR names a directory, is
+// a file there for one of r's outputs ("<topic>.<what>"), else nil. With
+// RINGBROKER_RDKAFKA_DEBUG (librdkafka's debug contexts, e.g.
+// "msg,eos,topic,metadata,broker") kcat and confluent-kafka log into them.
+func failoverLogFile(r *failoverRun, what string) *os.File {
+	dir := os.Getenv("RINGBROKER_FAILOVER_LOGDIR")
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, r.topic+"."+what))
+	if err != nil {
+		r.warn("log file: %v", err)
+		return nil
+	}
+	return f
+}
+
 // kcatDelivered is kcat -vvv's line for one delivery report.
 var kcatDelivered = regexp.MustCompile(`Message delivered to partition (\d+) \(offset (\d+)\)`)
 
@@ -692,9 +733,17 @@ func runFailoverKcat(ctx context.Context, r *failoverRun, kcat string, seeds []s
 		}
 	}()
 
-	prod := exec.CommandContext(ctx, kcat, "-P", "-b", bootstrap, "-t", r.topic, "-K", ":", "-vvv",
+	prodArgs := []string{"-P", "-b", bootstrap, "-t", r.topic, "-K", ":", "-vvv",
 		"-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5",
-		"-X", fmt.Sprintf("message.timeout.ms=%d", failoverDeliveryTimeout.Milliseconds()))
+		"-X", fmt.Sprintf("message.timeout.ms=%d", failoverDeliveryTimeout.Milliseconds())}
+	if debug := os.Getenv("RINGBROKER_RDKAFKA_DEBUG"); debug != "" {
+		prodArgs = append(prodArgs, "-d", debug)
+	}
+	prod := exec.CommandContext(ctx, kcat, prodArgs...)
+	logFile := failoverLogFile(r, "kcat-P.stderr")
+	if logFile != nil {
+		defer logFile.Close()
+	}
 	stdin, err := prod.StdinPipe()
 	if err != nil {
 		r.finish(err)
@@ -720,6 +769,9 @@ func runFailoverKcat(ctx context.Context, r *failoverRun, kcat string, seeds []s
 		sc := bufio.NewScanner(prodErr)
 		for sc.Scan() {
 			line := sc.Text()
+			if logFile != nil {
+				fmt.Fprintln(logFile, time.Now().UTC().Format("15:04:05.000000"), line)
+			}
 			if m := kcatDelivered.FindStringSubmatch(line); m != nil {
 				p, _ := strconv.ParseInt(m[1], 10, 32)
 				off, _ := strconv.ParseInt(m[2], 10, 64)
@@ -739,6 +791,7 @@ func runFailoverKcat(ctx context.Context, r *failoverRun, kcat string, seeds []s
 			}
 			if strings.Contains(line, "Delivery failed") {
 				r.fail(-1, line)
+				continue
 			}
 			if other.Len() < 64<<10 {
 				other.WriteString(line + "\n")
@@ -802,6 +855,12 @@ func runFailoverFranz(ctx context.Context, r *failoverRun, seeds []string) {
 			fs := cons.PollFetches(pctx)
 			cancel()
 			fs.EachError(func(_ string, p int32, err error) {
+				var lost *kgo.ErrDataLoss
+				if errors.As(err, &lost) {
+					r.mu.Lock()
+					r.dataLoss = append(r.dataLoss, lost.Error())
+					r.mu.Unlock()
+				}
 				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 					r.warn("fetch partition %d: %v", p, err)
 				}
@@ -942,15 +1001,18 @@ func runFailoverSarama(ctx context.Context, r *failoverRun, seeds []string) {
 }
 
 // TestClusterRestartNoStaleLeadership: a node SIGKILLed while it led a
-// partition, restarted while another node leads it, must not claim that
-// leadership again from the metadata it replays off its own disk before it
-// has caught up with the quorum. Its Metadata answers are polled from the
-// moment its client port opens until it has registered with the controller:
-// none may name it leader of the partition, or a client sends it records it
-// takes as a leader of a stale epoch (librdkafka's idempotent producer then
-// failed with a fatal OUT_OF_ORDER_SEQUENCE_NUMBER in
-// TestClusterFailoverClients: the restarted node's log lacked the records
-// the new leader took meanwhile).
+// partition, restarted while another node leads it, must not act as its
+// leader again before it has caught up with the quorum: not from the
+// metadata it replays off its own disk, and not from the partitions its
+// topic table opens at start. From the moment its client port opens until it
+// has registered with the controller, its Metadata answers must not name it
+// leader of the partition, and an acks=1 Produce to it must not be taken (it
+// would be acknowledged, then truncated away: lost). Both happened: a client
+// with the old leader still in its metadata sent it records, and
+// librdkafka's idempotent producer failed with a fatal
+// OUT_OF_ORDER_SEQUENCE_NUMBER (TestClusterFailoverClients,
+// TestClusterLongFailoverClients) because the restarted node's log lacked
+// the records the new leader had taken meanwhile.
 func TestClusterRestartNoStaleLeadership(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -990,11 +1052,22 @@ func TestClusterRestartNoStaleLeadership(t *testing.T) {
 		}
 		c.crashRestarted, victim.crashed = append(c.crashRestarted, victim), false
 		var claims []string
-		answers, claimed := 0, 0
+		answers, claimed, taken, produces := 0, 0, 0, 0
+		var firstTaken string
 		deadline := time.Now().Add(startTimeout)
 		for !strings.Contains(victim.proc.Logs(), "registered with the controller") {
 			if time.Now().After(deadline) {
 				t.Fatalf("node %d did not register within %v of its restart", victim.id, startTimeout)
+			}
+			resp, err := victim.request(context.Background(), produceRequest(9, 1,
+				producePart{topic: topic, partition: 0, batch: plainBatch([]byte("to-a-restarted-node"))}))
+			if err == nil {
+				produces++
+				if pr := resp.(*kmsg.ProduceResponse); len(pr.Topics) == 1 && len(pr.Topics[0].Partitions) == 1 && pr.Topics[0].Partitions[0].ErrorCode == 0 {
+					if taken++; taken == 1 {
+						firstTaken = fmt.Sprintf("at offset %d", pr.Topics[0].Partitions[0].BaseOffset)
+					}
+				}
 			}
 			ps, err := partitionsOf(victim, topic)
 			if err != nil {
@@ -1014,6 +1087,12 @@ func TestClusterRestartNoStaleLeadership(t *testing.T) {
 				victim.id, topic, claimed, answers, strings.Join(claims, "; "))
 		} else {
 			t.Logf("node %d, restarted: %d Metadata answers listing %s before it registered, none naming it leader", victim.id, answers, topic)
+		}
+		if taken > 0 {
+			t.Errorf("node %d, restarted, took %d of %d acks=1 Produce requests to %s/0 before it registered (the first %s)",
+				victim.id, taken, produces, topic, firstTaken)
+		} else {
+			t.Logf("node %d, restarted: %d acks=1 Produce requests to %s/0 before it registered, none taken", victim.id, produces, topic)
 		}
 		c.waitReady(t)
 	})
