@@ -124,8 +124,14 @@ type Node struct {
 	image   atomic.Pointer[metadata.Image]
 	applied atomic.Uint64
 	// served is the image the broker follows (the newest handed to
-	// OnMetadata): empty until the node has caught up after its start.
-	served atomic.Pointer[metadata.Image]
+	// OnMetadata), set once the node has caught up after its start
+	// (caughtUp); before that ServedImage gives the newest applied image
+	// without leaders (preCatchUp, recomputed when the image changed).
+	served     atomic.Pointer[metadata.Image]
+	caughtUp   atomic.Bool
+	preMu      sync.Mutex
+	preFor     *metadata.Image
+	preCatchUp *metadata.Image
 	// catchUpTo is the metadata index this node must have applied before
 	// its broker follows any image: the index of its first registration's
 	// answer (0 until then). catchUpWake tells the applier it was set.
@@ -213,7 +219,6 @@ func Start(cfg Config) (*Node, error) {
 	n.leader.Store(-1)
 	n.brokerEpoch.Store(-1)
 	n.image.Store(&metadata.Image{})
-	n.served.Store(&metadata.Image{})
 	if _, err := rand.Read(n.incarnation[:]); err != nil {
 		return nil, err
 	}
@@ -291,11 +296,40 @@ func Start(cfg Config) (*Node, error) {
 // Image is the newest applied metadata image.
 func (n *Node) Image() *metadata.Image { return n.image.Load() }
 
-// ServedImage is the image the broker follows: the newest it was handed
-// (OnMetadata), which after a start is empty until the node has caught up
-// with the quorum (see applier). The broker answers clients from this one,
-// never from what it replays off its own disk before that.
-func (n *Node) ServedImage() *metadata.Image { return n.served.Load() }
+// ServedImage is the image the broker answers clients from: the newest it
+// was handed (OnMetadata). After a start, until the node has caught up with
+// the quorum (see applier), it is the newest image applied so far with no
+// partition leader: what the node replays off its own disk is the cluster
+// as it was when it stopped, so it names no leader, but it still lists the
+// brokers and topics (a Metadata answer without them makes librdkafka fail
+// the records it holds for those topics, _UNKNOWN_PARTITION).
+func (n *Node) ServedImage() *metadata.Image {
+	if n.caughtUp.Load() {
+		return n.served.Load()
+	}
+	im := n.image.Load()
+	n.preMu.Lock()
+	defer n.preMu.Unlock()
+	if n.preFor != im {
+		n.preFor, n.preCatchUp = im, leaderless(im)
+	}
+	return n.preCatchUp
+}
+
+// leaderless is im with every partition's leader NoLeader.
+func leaderless(im *metadata.Image) *metadata.Image {
+	recs := im.Records()
+	for _, r := range recs {
+		if p, ok := r.(*metadata.PartitionRecord); ok {
+			p.Leader = metadata.NoLeader
+		}
+	}
+	out, _, err := metadata.Image{}.ApplyAll(recs)
+	if err != nil {
+		return &metadata.Image{} // cannot happen: im's own records
+	}
+	return &out
+}
 
 // ControllerID is the active controller's node id (the raft leader), -1
 // when none is known.
@@ -424,6 +458,7 @@ func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta
 	n.applied.Store(index)
 	if n.cfg.OnMetadata == nil {
 		n.served.Store(im)
+		n.caughtUp.Store(true)
 		n.markSynced(index)
 		return
 	}
@@ -493,6 +528,7 @@ func (n *Node) applier() {
 		}
 		if it.full || first || len(it.deltas) > 0 {
 			n.served.Store(it.im)
+			n.caughtUp.Store(true)
 			n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
 			first = false
 		}
