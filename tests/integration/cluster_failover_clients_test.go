@@ -664,7 +664,8 @@ func runFailoverScript(ctx context.Context, r *failoverRun, name, bin string, ar
 }
 
 // failoverLogFile, when RINGBROKER_FAILOVER_LOGDIR names a directory, is
-// a file there for one of r's outputs ("<topic>.<what>"), else nil. With
+// a new file there for one of r's outputs ("<topic>.<random>.<what>"),
+// else nil. With
 // RINGBROKER_RDKAFKA_DEBUG (librdkafka's debug contexts, e.g.
 // "msg,eos,topic,metadata,broker") kcat and confluent-kafka log into them.
 func failoverLogFile(r *failoverRun, what string) *os.File {
@@ -672,7 +673,7 @@ func failoverLogFile(r *failoverRun, what string) *os.File {
 	if dir == "" {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(dir, r.topic+"."+what))
+	f, err := os.CreateTemp(dir, r.topic+".*."+what)
 	if err != nil {
 		r.warn("log file: %v", err)
 		return nil

@@ -21,8 +21,11 @@ prints one JSON object a line (times are wall-clock milliseconds):
   (warnings: errors the consumer reported and read on after, at most 20)
 exit status: 0 when every record was acknowledged or failed and the consumer read up
 to the last acknowledged offset of every partition within DEADLINE_S; 1 otherwise.
+RINGBROKER_RDKAFKA_DEBUG, when set, is librdkafka's "debug" (confluent: its log goes
+to stderr).
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -87,14 +90,15 @@ def run_confluent(bootstrap, topic, parts, total, rate, deadline, state, errors)
         else:
             state.on_ack(seq, msg.partition(), msg.offset())
 
-    producer = Producer({
+    debug = {"debug": os.environ["RINGBROKER_RDKAFKA_DEBUG"]} if os.environ.get("RINGBROKER_RDKAFKA_DEBUG") else {}
+    producer = Producer(dict({
         "bootstrap.servers": bootstrap,
         "client.id": "ringbroker-it-failover-confluent",
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
         "message.timeout.ms": 45000,
-    })
+    }, **debug))
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "client.id": "ringbroker-it-failover-confluent",
