@@ -136,6 +136,20 @@ type Node struct {
 
 	image   atomic.Pointer[metadata.Image]
 	applied atomic.Uint64
+	// served is the image the broker follows (the newest handed to
+	// OnMetadata), set once the node has caught up after its start
+	// (caughtUp); before that ServedImage gives the newest applied image
+	// without leaders (preCatchUp, recomputed when the image changed).
+	served     atomic.Pointer[metadata.Image]
+	caughtUp   atomic.Bool
+	preMu      sync.Mutex
+	preFor     *metadata.Image
+	preCatchUp *metadata.Image
+	// catchUpTo is the metadata index this node must have applied before
+	// its broker follows any image: the index of its first registration's
+	// answer (0 until then). catchUpWake tells the applier it was set.
+	catchUpTo   atomic.Uint64
+	catchUpWake chan struct{}
 	// synced is the index the broker has followed (OnMetadata returned).
 	synced atomic.Uint64
 	// appliedCh is closed and replaced at every apply: waitApplied's
@@ -220,7 +234,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg.ControllerListen = self.Addr()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024), leaderEvents: make(chan leadership, 1024),
-		shutdownOK: make(chan struct{}), closing: make(chan struct{})}
+		catchUpWake: make(chan struct{}, 1), shutdownOK: make(chan struct{}), closing: make(chan struct{})}
 	n.leader.Store(-1)
 	n.brokerEpoch.Store(-1)
 	n.image.Store(&metadata.Image{})
@@ -319,6 +333,41 @@ func Start(cfg Config) (*Node, error) {
 
 // Image is the newest applied metadata image.
 func (n *Node) Image() *metadata.Image { return n.image.Load() }
+
+// ServedImage is the image the broker answers clients from: the newest it
+// was handed (OnMetadata). After a start, until the node has caught up with
+// the quorum (see applier), it is the newest image applied so far with no
+// partition leader: what the node replays off its own disk is the cluster
+// as it was when it stopped, so it names no leader, but it still lists the
+// brokers and topics (a Metadata answer without them makes librdkafka fail
+// the records it holds for those topics, _UNKNOWN_PARTITION).
+func (n *Node) ServedImage() *metadata.Image {
+	if n.caughtUp.Load() {
+		return n.served.Load()
+	}
+	im := n.image.Load()
+	n.preMu.Lock()
+	defer n.preMu.Unlock()
+	if n.preFor != im {
+		n.preFor, n.preCatchUp = im, leaderless(im)
+	}
+	return n.preCatchUp
+}
+
+// leaderless is im with every partition's leader NoLeader.
+func leaderless(im *metadata.Image) *metadata.Image {
+	recs := im.Records()
+	for _, r := range recs {
+		if p, ok := r.(*metadata.PartitionRecord); ok {
+			p.Leader = metadata.NoLeader
+		}
+	}
+	out, _, err := metadata.Image{}.ApplyAll(recs)
+	if err != nil {
+		return &metadata.Image{} // cannot happen: im's own records
+	}
+	return &out
+}
 
 // ControllerID is the active controller's node id (the raft leader), -1
 // when none is known.
@@ -446,6 +495,8 @@ func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta
 	n.image.Store(im)
 	n.applied.Store(index)
 	if n.cfg.OnMetadata == nil {
+		n.served.Store(im)
+		n.caughtUp.Store(true)
 		n.markSynced(index)
 		return
 	}
@@ -470,31 +521,68 @@ func (n *Node) markSynced(index uint64) {
 // gets the newest with every delta since the last call, so a start that
 // replays a long log (or a broker that fell behind) syncs to the end state
 // once instead of creating topics a later record deletes.
+//
+// Nothing is handed to the broker after a start until the node has caught
+// up with the quorum: applied the index of its first registration's answer
+// (register sets catchUpTo), which covers every change made while it was
+// away. What a node replays off its own disk before that is the cluster as
+// it was when the node stopped: handed over, a node SIGKILLed while it led a
+// partition would lead it again at the old epoch, and take records, until
+// the quorum told it otherwise (Kafka's metadata loader publishes nothing
+// before it has caught up with the log's high watermark either).
 func (n *Node) applier() {
 	first := true
+	var held *applyItem // coalesced, waiting for the catch-up
 	for {
 		var it applyItem
+		have := held != nil
+		if have {
+			it, held = *held, nil
+		}
 		select {
-		case it = <-n.applyQ:
+		case next := <-n.applyQ:
+			it, have = coalesce(it, have, next), true
+		case <-n.catchUpWake:
 		case <-n.closing:
 			return
+		}
+		if !have {
+			continue
 		}
 	drain:
 		for range cap(n.applyQ) {
 			select {
 			case next := <-n.applyQ:
-				it.index, it.im, it.full = next.index, next.im, it.full || next.full
-				it.deltas = append(it.deltas, next.deltas...)
+				it = coalesce(it, true, next)
 			default:
 				break drain
 			}
 		}
+		if first {
+			if target := n.catchUpTo.Load(); target == 0 || it.index < target {
+				held = &it
+				continue
+			}
+		}
 		if it.full || first || len(it.deltas) > 0 {
+			n.served.Store(it.im)
+			n.caughtUp.Store(true)
 			n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
 			first = false
 		}
 		n.markSynced(it.index)
 	}
+}
+
+// coalesce returns it (when have) followed by next: next's index and
+// image, both's deltas.
+func coalesce(it applyItem, have bool, next applyItem) applyItem {
+	if !have {
+		return next
+	}
+	it.index, it.im, it.full = next.index, next.im, it.full || next.full
+	it.deltas = append(it.deltas, next.deltas...)
+	return it
 }
 
 // ---- RPCs: broker to controller ----

@@ -30,7 +30,7 @@ func (p *clusterProxy) set(n *cluster.Node) { p.node.Store(n) }
 
 func (p *clusterProxy) Image() *metadata.Image {
 	if n := p.node.Load(); n != nil {
-		return n.Image()
+		return n.ServedImage()
 	}
 	return &p.empty
 }
