@@ -45,7 +45,9 @@ cluster-test:
 
 # 20+ SIGKILLs of the active controller under a bounded produce load; prints
 # failover and CreateTopics latency percentiles and checks no acknowledged
-# record was lost.
+# record was lost. Then rounds (RINGBROKER_FAILOVER_ROUNDS, default 5) of the
+# six-client partition-leader failover of TestClusterFailoverClients, where
+# no consumer may also read a record the next leader does not have.
 cluster-long:
 	$(GO) test -tags clusterlong -count=1 -timeout 30m -v -run 'TestClusterLong' ./tests/integration/
 

@@ -1,6 +1,6 @@
 package broker
 
-// Produce (key 0), versions 3-11 served; ApiVersions advertises 0-11, as
+// Produce (key 0), versions 3-12 served; ApiVersions advertises 0-12, as
 // Kafka 4 does for librdkafka's sake, and versions 0-2 are answered (not
 // closed) with UNSUPPORTED_VERSION on every partition.
 //
@@ -44,7 +44,10 @@ package broker
 //     produce_txn.go); a transactional batch without a producer id is
 //     INVALID_RECORD; with Broker.txnVerify set, each transactional batch
 //     is verified before its append (KIP-890) and refused with the code it
-//     returns (the transaction coordinator sets it).
+//     returns (the transaction coordinator sets it). v12 is transactions
+//     v2 (KIP-890 part 2): a transactional batch for a partition not yet in
+//     its transaction makes the broker add it through the transaction
+//     coordinator first (txn_add.go), the batch waiting meanwhile.
 //
 // Threads: ServeFrame parses, validates and appends on the ring thread
 // (no I/O, no waiting). It hands a partition to its produce worker when the
@@ -61,8 +64,10 @@ package broker
 // a compressed payload that does not decompress answers INVALID_RECORD
 // (Kafka: UNKNOWN_SERVER_ERROR); record offset deltas out of sequence are
 // refused (Kafka rewrites them in a compressed batch); a failed batch has no
-// record_errors entries (the whole batch is refused); no quotas
-// (throttle 0); the v10+ CurrentLeader/NodeEndpoints tagged fields are never
+// record_errors entries (the whole batch is refused); producer_byte_rate
+// counts the request's bytes and throttles the answer (quota.go); an
+// acks=0 request is counted when handed to the logs and its throttle mutes
+// the connection without an answer; the v10+ CurrentLeader/NodeEndpoints tagged fields are never
 // sent (we are the only broker).
 //
 // Allocation: the request parser and response encoder are hand-written
@@ -84,12 +89,13 @@ import (
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
 const (
 	produceMinServed = 3
-	produceMax       = 11
+	produceMax       = 12
 )
 
 func init() {
@@ -177,6 +183,13 @@ type produceCtx struct {
 	// txnID aliases the frame while ServeFrame runs (transactional id, ""
 	// when null).
 	txnID string
+	// quota is who the request's bytes count for (producer_byte_rate;
+	// quota.go), requestBytes its size; throttleMs the answer's
+	// throttle_time_ms.
+	quota        quotaClient
+	requestQuota quotaClient // request_percentage
+	requestBytes int
+	throttleMs   int32
 }
 
 var produceCtxPool = sync.Pool{New: func() any { return new(produceCtx) }}
@@ -185,13 +198,15 @@ func (c *produceCtx) countDown() {
 	if c.pending.Add(-1) != 0 {
 		return
 	}
+	c.throttleMs = max(c.b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes)), c.b.requestThrottle(c.requestQuota))
 	if c.acks != 0 {
 		buf := netpoll.GetBuffer()
 		buf.B = proto.AppendResponseHeader(buf.B, &c.hdr)
 		buf.B = c.appendResponse(buf.B)
-		c.req.Reply(buf)
+		replyQuota(c.req, buf, c.throttleMs)
 	}
 	c.b = nil
+	c.quota, c.requestQuota = quotaClient{}, quotaClient{}
 	c.req = netpoll.Request{}
 	for i := range c.slots {
 		c.slots[i] = partSlot{}
@@ -202,6 +217,8 @@ func (c *produceCtx) countDown() {
 func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body []byte) {
 	c := produceCtxPool.Get().(*produceCtx)
 	c.b, c.req, c.hdr = b, req, hdr
+	c.quota, c.requestBytes = b.quotaClientOf(req, &hdr, quota.Produce), int(hdr.BodyOffset)+len(body)
+	c.requestQuota = b.quotaClientOf(req, &hdr, quota.Request)
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
 	ok := c.parse(body)
@@ -234,7 +251,10 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 		if c.failed.Load() {
 			req.Close("produce with acks=0 failed (Kafka closes the connection so the client notices)")
 		} else {
-			req.NoReply()
+			// Counted now (quota.go): there is no answer to wait for.
+			ms := max(b.recordQuota(c.quota, quota.Produce, float64(c.requestBytes)), b.requestThrottle(c.requestQuota))
+			c.quota, c.requestQuota = quotaClient{}, quotaClient{}
+			req.NoReplyThrottled(time.Duration(ms) * time.Millisecond)
 		}
 	}
 	c.countDown()
@@ -336,7 +356,13 @@ func (c *produceCtx) produceAll() {
 					c.fail(s, &batchError{kerr.InvalidRecord, "transactional batch without a producer id"})
 					continue
 				}
-				if v := b.txnVerify; v != nil {
+				if c.hdr.APIVersion >= 12 && c.txnID != "" {
+					// Transactions v2: the partition joins the transaction
+					// here if it is not in it yet (txn_add.go).
+					if c.addToTxnV2(st.part(p), s, &bi, t.name, inspect, set.rules, recompress, codec, set.maxMessageBytes) {
+						continue
+					}
+				} else if v := b.txnVerify; v != nil {
 					if code := v(c.txnID, bi.batch.ProducerID(), bi.batch.ProducerEpoch(), t.name, s.partition); code != 0 {
 						s.done(code, -1, -1, -1, "")
 						continue
@@ -367,7 +393,11 @@ func (c *produceCtx) fail(s *partSlot, berr *batchError) {
 
 // toWorker copies the slot's batch and queues it on the partition's worker.
 func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) {
-	ps.queued.Add(1)
+	enqueueProduceJob(c.newJob(ps, s, bi, inspect, rules, recompress, codec, maxMessageBytes))
+}
+
+// newJob is the worker job of the slot's batch, over a copy of its bytes.
+func (c *produceCtx) newJob(ps *partState, s *partSlot, bi *batchInfo, inspect bool, rules recordRules, recompress bool, codec int8, maxMessageBytes int32) *produceJob {
 	job := &produceJob{
 		ps: ps, slot: s, bi: *bi,
 		inspect: inspect, rules: rules, recompress: recompress, codec: codec, maxMessageBytes: maxMessageBytes,
@@ -376,10 +406,17 @@ func (c *produceCtx) toWorker(ps *partState, s *partSlot, bi *batchInfo, inspect
 		now:      c.b.clock.Now,
 	}
 	job.bi.batch = bi.batch.Clone() // bi's view is over the frame
+	return job
+}
+
+// enqueueProduceJob queues job on its partition's worker.
+func enqueueProduceJob(job *produceJob) {
+	ps := job.ps
+	ps.queued.Add(1)
 	// Refused once Broker.Close stopped the workers.
 	if !ps.worker.enqueue(job) {
 		ps.queued.Add(-1)
-		s.done(kerr.NotLeaderForPartition.Code, -1, -1, -1, "")
+		job.slot.done(kerr.NotLeaderForPartition.Code, -1, -1, -1, "")
 	}
 }
 
@@ -484,7 +521,7 @@ func (c *produceCtx) appendResponse(dst []byte) []byte {
 		w.Tags()
 	}
 	if v >= 1 {
-		w.Int32(0) // throttle_time_ms
+		w.Int32(c.throttleMs) // throttle_time_ms (quota.go)
 	}
 	if len(leaders) > 0 {
 		c.b.appendNodeEndpoints(&w, leaders) // KIP-951 node_endpoints, tag 0

@@ -64,7 +64,16 @@ package broker
 //     partition this node follows serves consumer fetches up to its high
 //     watermark.
 //
+//   - Quotas (quota.go): a consumer's response bytes count toward
+//     consumer_byte_rate; the response carries the throttle in
+//     throttle_time_ms and the connection is not read for that long.
+//
 // Differences from Apache Kafka:
+//   - a throttled consumer gets the records it fetched (Kafka, since
+//     KIP-219, sends an empty response and un-records its bytes); the
+//     response size is capped, as Kafka's, to what the quota window
+//     allows (quota x (quota.window.num - 1) x window), at least one
+//     batch still going out (KIP-74);
 //   - no preferred read replica unless replica.selector.class is set
 //     (fetch_preferred.go); last_fetched_epoch is checked for follower
 //     fetches only (Kafka checks a consumer's too), and not for a
@@ -76,6 +85,7 @@ package broker
 //     sessions (fetch_session.go).
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -90,6 +100,7 @@ import (
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -158,6 +169,10 @@ type fetchOp struct {
 	// epochs: the current_leader_epoch of this request's partitions, for
 	// the items a session adds (cluster mode; nil when none was given).
 	epochs map[sessionKey]int32
+	// quota is who the response's bytes count for (consumer_byte_rate;
+	// quota.go); zero for a follower.
+	quota        quotaClient
+	requestQuota quotaClient // request_percentage
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -170,8 +185,12 @@ type fetchOp struct {
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
-	hdr.ClientID = nil // aliases the frame
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
+	if replica := r.ReplicaID; (hdr.APIVersion < 15 && replica < 0) || (hdr.APIVersion >= 15 && r.ReplicaState.ID < 0) {
+		op.quota = b.quotaClientOf(req, &hdr, quota.Fetch) // a consumer, not a follower
+		op.requestQuota = b.quotaClientOf(req, &hdr, quota.Request)
+	}
+	op.hdr.ClientID = nil // aliases the frame
 	op.readCommitted = r.IsolationLevel == 1
 	op.replica, op.replicaEpoch = -1, -1
 	if hdr.APIVersion >= 11 {
@@ -189,6 +208,9 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	}
 	if op.maxBytes <= 0 {
 		op.maxBytes = 1 << 30
+	}
+	if op.quota.on { // quota.go: no more than the quota window allows
+		op.maxBytes = int32(min(int64(op.maxBytes), b.quotas.mgr.MaxValueInWindow(quota.Fetch, op.quota.user, op.quota.clientID)))
 	}
 	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
 	if wait > maxFetchWait {
@@ -702,6 +724,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 	e := proto.NewFetchEncoder(op.hdr.APIVersion)
 	buf := netpoll.GetBuffer()
 	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
+	throttleAt := len(buf.B) // throttle_time_ms is the body's first field
 
 	include := make([]bool, len(op.items))
 	for i := range op.items {
@@ -772,7 +795,13 @@ func (op *fetchOp) respond(results []fetchResult) {
 	} else {
 		buf.B = e.EndResponse(buf.B)
 	}
-	op.req.Reply(buf)
+	size := int64(len(buf.B) - 4)
+	for _, f := range buf.Files {
+		size += f.Len
+	}
+	ms := max(op.b.recordQuota(op.quota, quota.Fetch, float64(size)), op.b.requestThrottle(op.requestQuota))
+	binary.BigEndian.PutUint32(buf.B[throttleAt:], uint32(ms))
+	replyQuota(op.req, buf, ms)
 }
 
 // attach adds a region's records to the response: spliced from the file, or

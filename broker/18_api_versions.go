@@ -7,9 +7,18 @@ package broker
 // carrying UNSUPPORTED_VERSION, as Kafka does (KIP-511), always with response
 // header v0.
 //
-// Differences from Apache Kafka: no feature flags (SupportedFeatures and
-// FinalizedFeatures are empty; we have no KRaft metadata versions to
-// advertise). ClientSoftwareName/Version are validated as Kafka does
+// Features (v3+, tagged fields): transaction.version, supported 0-2 and
+// finalized at the broker's level (TxnOptions.TransactionVersion, the
+// transaction.version key; 2 by default, as a new Kafka 4 cluster), so
+// clients that know transactions v2 (KIP-890 part 2: Produce v12,
+// TxnOffsetCommit v5, EndTxn v5) use it and others keep v1. A level of 0
+// is not listed as finalized, as Kafka omits features at level 0.
+//
+// Differences from Apache Kafka: transaction.version is the only feature
+// (no metadata.version, kraft.version or group.version); the finalized
+// features epoch is a constant 0 (Kafka's is the metadata offset that
+// finalized them; ours are fixed for the process's life, from its config).
+// ClientSoftwareName/Version are validated as Kafka does
 // (INVALID_REQUEST when they do not match [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?)
 // but not recorded.
 
@@ -23,6 +32,14 @@ import (
 
 const apiVersionsMax = 4
 
+// transactionVersionFeature is Kafka's feature name for the transaction
+// protocol level (TransactionVersion.FEATURE_NAME).
+const transactionVersionFeature = "transaction.version"
+
+// finalizedFeaturesEpoch is the FinalizedFeaturesEpoch we answer: >= 0 so
+// clients read the finalized features (-1 means unknown).
+const finalizedFeaturesEpoch = 0
+
 func init() {
 	register(decoded(kmsg.ApiVersions, 0, apiVersionsMax, aliasing, (*Broker).serveAPIVersions))
 }
@@ -34,8 +51,15 @@ func (b *Broker) buildAPIVersions() {
 			keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key.Int16(), MinVersion: a.min, MaxVersion: a.max})
 		}
 	}
+	supported := []kmsg.ApiVersionsResponseSupportedFeature{{Name: transactionVersionFeature, MinVersion: 0, MaxVersion: MaxTransactionVersion}}
+	var finalized []kmsg.ApiVersionsResponseFinalizedFeature
+	if level := b.opts.Txn.transactionVersion(); level > 0 {
+		finalized = append(finalized, kmsg.ApiVersionsResponseFinalizedFeature{Name: transactionVersionFeature,
+			MinVersionLevel: level, MaxVersionLevel: level})
+	}
 	for v := int16(0); v <= apiVersionsMax; v++ {
-		resp := kmsg.ApiVersionsResponse{Version: v, ApiKeys: keys}
+		resp := kmsg.ApiVersionsResponse{Version: v, ApiKeys: keys, SupportedFeatures: supported,
+			FinalizedFeaturesEpoch: finalizedFeaturesEpoch, FinalizedFeatures: finalized}
 		b.apiVersionsBodies[v] = resp.AppendTo(nil)
 	}
 	bad := kmsg.ApiVersionsResponse{Version: 0, ErrorCode: kerr.UnsupportedVersion.Code, ApiKeys: keys}

@@ -21,9 +21,14 @@ package broker
 // v4+ is the broker-to-broker form: with the authorizer on it needs
 // CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
 //
+// v5 without verify_only is transactions v2's implicit add (KIP-890 part
+// 2), sent by the leader of a partition a Produce v12+ wrote to, or by a
+// group coordinator for TxnOffsetCommit v5+ (txn_add.go): the Ongoing
+// record carries client transaction version 2, as in Kafka.
+//
 // Differences from Apache Kafka: with the authorizer off, v4+ is also
-// served to clients; the request's transaction version (v5) is not
-// recorded (txn/doc.go).
+// served to clients; below v5 the Ongoing record keeps the id's client
+// transaction version (txn/doc.go).
 
 import (
 	"sync"
@@ -189,6 +194,11 @@ func (b *Broker) addTxnPartitions(version int16, a *addTxnPartitions, done func(
 		}
 		done()
 	}, func(co *txn.Coordinator, now time.Time) txn.Effects {
+		if version >= 5 && !a.verifyOnly {
+			// Transactions v2's implicit add, from a partition leader
+			// (txn_add.go): the Ongoing record says client version 2.
+			return co.AddPartitionsV2(a.txnID, a.producerID, a.epoch, partitions, now)
+		}
 		return co.AddPartitions(a.txnID, a.producerID, a.epoch, partitions, a.verifyOnly, now)
 	})
 	if code != 0 {

@@ -27,8 +27,15 @@ package broker
 // the __consumer_offsets partition's last stable offset and .txnindex
 // cover it like any transactional produce.
 //
-// Differences from Apache Kafka: v5 (transactions v2's implicit add of the
-// offsets partition) is not served.
+// v5 is transactions v2 (KIP-890 part 2): the client sends no
+// AddOffsetsToTxn; the group's __consumer_offsets partition is added to the
+// transaction here, through the transaction coordinator (txn_add.go),
+// before the offsets are appended. Its errors: PRODUCER_FENCED is
+// INVALID_PRODUCER_EPOCH, the transaction coordinator's unavailability
+// COORDINATOR_NOT_AVAILABLE (retriable), CONCURRENT_TRANSACTIONS and
+// TRANSACTION_ABORTABLE as they are.
+//
+// Differences from Apache Kafka: v6 (KIP-1319) is not served.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -43,7 +50,7 @@ import (
 )
 
 func init() {
-	register(decoded(kmsg.TxnOffsetCommit, 0, 4, copying, (*Broker).serveTxnOffsetCommit))
+	register(decoded(kmsg.TxnOffsetCommit, 0, 5, copying, (*Broker).serveTxnOffsetCommit))
 }
 
 func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.TxnOffsetCommitRequest) {
@@ -104,11 +111,23 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 		failAll(code)
 		return
 	}
+	offsetsPart := group.PartitionFor(r.Group, b.groups.partitions)
+	offsetsTP := txn.TopicPartition{Topic: offsetsTopic, Partition: offsetsPart}
+	if h.APIVersion >= 5 {
+		// Transactions v2: the offsets partition joins the transaction
+		// here (no AddOffsetsToTxn from the client; txn_add.go).
+		b.txnAddPartition(r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTP, false, func(code int16) {
+			if code != 0 {
+				failAll(txnOffsetCommitAddCode(code))
+				return
+			}
+			b.commitTxnOffsets(h, r, offsetsPart, topicRefused, codes, reply)
+		})
+		return
+	}
 	// The transaction must hold the group's offsets partition (Kafka
 	// checks this through the partition's producer state).
-	offsetsPart := group.PartitionFor(r.Group, b.groups.partitions)
-	if code, ok := b.txns.verifyLocal(r.TransactionalID, r.ProducerID, r.ProducerEpoch,
-		txn.TopicPartition{Topic: offsetsTopic, Partition: offsetsPart}); ok && code != 0 {
+	if code, ok := b.txns.verifyLocal(r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTP); ok && code != 0 {
 		switch code {
 		case kerr.TransactionAbortable.Code:
 			code = kerr.InvalidTxnState.Code
@@ -118,6 +137,14 @@ func (b *Broker) serveTxnOffsetCommit(req netpoll.Request, hdr proto.RequestHead
 		failAll(code)
 		return
 	}
+	b.commitTxnOffsets(h, r, offsetsPart, topicRefused, codes, reply)
+}
+
+// commitTxnOffsets checks the committer against the group and appends
+// the offsets of r to the group's __consumer_offsets partition
+// offsetsPart as a transactional batch, filling codes and calling reply.
+func (b *Broker) commitTxnOffsets(h proto.RequestHeader, r *kmsg.TxnOffsetCommitRequest, offsetsPart int32, topicRefused []bool,
+	codes [][]int16, reply func()) {
 	inst := ""
 	if r.InstanceID != nil {
 		inst = *r.InstanceID

@@ -44,6 +44,7 @@ import (
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
+	"github.com/ringbroker/ringbroker/quota"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -114,6 +115,9 @@ type Options struct {
 	// authorization.
 	Security *SecurityOptions
 
+	// Quota configures client quotas (quota.go).
+	Quota QuotaOptions
+
 	// Clock is the time of the group coordinator's timers, the Fetch long
 	// poll and the timestamps the group handlers pass the state machine;
 	// nil is the wall clock. Tests pass a *clock.Manual to step them.
@@ -156,7 +160,8 @@ type Broker struct {
 	// loop and must not block; txnID aliases the request frame (copy it to
 	// keep it).
 	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
-	sec       *security // security.go; nil without Options.Security
+	sec       *security   // security.go; nil without Options.Security
+	quotas    *quotaState // quota.go
 	// creatingOffsets: a clustered broker is asking the controller for
 	// __consumer_offsets (cluster_groups.go).
 	creatingOffsets atomic.Bool
@@ -224,6 +229,7 @@ func decoded[T any, P interface {
 	toGroup := groupKeys[key] // looked up once, not per request
 	groupOp, authzGroup := groupAuthzOps[key]
 	clusterOp, authzCluster := clusterAuthzOps[key]
+	_, mutating := mutationStrictFrom[key] // quota_mutation.go
 	a := api{key: key, min: min, max: max, retain: mode == copying, copyStrings: mode != aliasing,
 		serve: func(b *Broker, req netpoll.Request, h proto.RequestHeader, r kmsg.Request) {
 			if authzGroup && b.authzOn() && b.refuseGroupUnauthorized(req, &h, r, groupOp) {
@@ -235,6 +241,9 @@ func decoded[T any, P interface {
 			}
 			if toGroup && b.opts.Cluster != nil && b.refuseNotCoordinator(req, &h, r) {
 				return // cluster_groups.go
+			}
+			if mutating && b.controllerMutation(req, &h, r) {
+				return // quota_mutation.go: controller_mutation_rate
 			}
 			serve(b, req, h, r.(P))
 		},
@@ -304,6 +313,9 @@ func New(opts Options) (*Broker, error) {
 		if b.sec, err = newSecurity(b, *opts.Security); err != nil {
 			return nil, err
 		}
+	}
+	if b.quotas, err = newQuotas(b); err != nil {
+		return nil, fmt.Errorf("loading client quotas (%s): %w", quotasBlob, err)
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)
@@ -429,7 +441,11 @@ func (b *Broker) dispatch(req netpoll.Request, frame []byte) {
 	}
 	// The dispatch time (decode, validate, hand-off); answers that complete
 	// later are timed by their handlers' own metrics.
-	b.opts.Metrics.Request(h.APIKey.Int16(), time.Since(start))
+	took := time.Since(start)
+	b.opts.Metrics.Request(h.APIKey.Int16(), took)
+	if b.quotas != nil && b.quotas.mgr.Enabled(quota.Request) {
+		b.recordRequestTime(req, &h, took) // quota.go
+	}
 }
 
 // closeBad logs and closes a connection that sent something Kafka would
@@ -451,8 +467,7 @@ func (b *Broker) reply(req netpoll.Request, h *proto.RequestHeader, body []byte)
 func (b *Broker) replyMsg(req netpoll.Request, h *proto.RequestHeader, resp interface{ AppendTo([]byte) []byte }) {
 	buf := netpoll.GetBuffer()
 	buf.B = proto.AppendResponseHeader(buf.B, h)
-	buf.B = resp.AppendTo(buf.B)
-	req.Reply(buf)
+	b.replyMsgQuota(req, h, resp, buf) // quota.go: request_percentage
 }
 
 // badRequest closes the connection for a body that does not parse, as Kafka

@@ -42,7 +42,9 @@ import (
 // Cluster is the metadata quorum as a clustered broker uses it; package
 // cluster implements it.
 type Cluster interface {
-	// Image is the newest metadata image this node has applied.
+	// Image is the metadata image this broker answers from: the newest
+	// handed to OnMetadata (after a start, until the node has caught up
+	// with the quorum, the image applied so far without leaders).
 	Image() *metadata.Image
 	// ControllerID is the active controller's node id, -1 when unknown.
 	ControllerID() int32
@@ -307,6 +309,7 @@ func (b *Broker) forwardCreate(names []string, partitions int32, rf int16, confi
 // package on its apply goroutine, in log order.
 func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bool) {
 	b.syncSecurity(im, deltas, full)
+	b.syncQuotas(im, deltas, full) // quota.go
 	if b.reg == nil {
 		return
 	}

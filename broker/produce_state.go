@@ -122,9 +122,11 @@ func (e *producerEntry) push(b seqBatch) {
 
 // newEpoch resets e for a new producer epoch, keeping its open
 // transaction and coordinator epoch (Kafka keeps currentTxnFirstOffset).
+// No sequence yet (-1, Kafka's NO_SEQUENCE): the epoch's first batch
+// starts at 0, also after a transactions-v2 marker bumped the epoch.
 func (e *producerEntry) newEpoch(epoch int16) {
 	txn, ce, ts := e.txn, e.coordEpoch, e.lastTimestamp
-	*e = producerEntry{epoch: epoch, txn: txn, coordEpoch: ce, lastTimestamp: ts}
+	*e = producerEntry{epoch: epoch, lastSeq: -1, txn: txn, coordEpoch: ce, lastTimestamp: ts}
 }
 
 // markerReadMax bounds the control batch a load reads whole (a marker is

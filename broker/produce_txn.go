@@ -242,7 +242,7 @@ func (ps *partState) appendMarker(m *markerAppend, nowMs int64) appendOutcome {
 		if ps.producers == nil {
 			ps.producers = make(map[int64]*producerEntry)
 		}
-		e = &producerEntry{epoch: m.epoch, coordEpoch: -1, lastTimestamp: -1}
+		e = &producerEntry{epoch: m.epoch, lastSeq: -1, coordEpoch: -1, lastTimestamp: -1}
 		ps.producers[m.pid] = e
 	} else if m.epoch > e.epoch {
 		e.newEpoch(m.epoch)
@@ -304,7 +304,7 @@ func replayMarker(l *storage.Log, rb proto.RecordBatch, producers map[int64]*pro
 	pid, epoch, off := rb.ProducerID(), rb.ProducerEpoch(), rb.BaseOffset()
 	e := producers[pid]
 	if e == nil {
-		e = &producerEntry{epoch: epoch, coordEpoch: -1, lastTimestamp: -1}
+		e = &producerEntry{epoch: epoch, lastSeq: -1, coordEpoch: -1, lastTimestamp: -1}
 		producers[pid] = e
 	} else if epoch > e.epoch {
 		e.newEpoch(epoch)

@@ -321,6 +321,9 @@ func (r *Registry) openPartitions(t *Topic, first int32, dirs []int, create bool
 			}
 			l.SetLeaderEpoch(0) // one broker, leader since the topic exists: Metadata says epoch 0
 			out[indexes[k]-first] = &Partition{Topic: t, Index: indexes[k], Log: l, dir: d}
+			// In a cluster only the image makes this node a leader
+			// (ManagedByCluster).
+			out[indexes[k]-first].notLeader.Store(r.clusterManaged.Load())
 		}
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("open %s: %w", t.Name, err)

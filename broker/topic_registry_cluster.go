@@ -146,7 +146,25 @@ var errClusterManaged = fmt.Errorf("%w: topics of a cluster change only through 
 // ManagedByCluster makes the cluster metadata the only source of topic
 // changes: from now on CreateTopic, DeleteTopic, CreatePartitions and
 // SetTopicConfigs refuse, and only SyncTopic and RemoveTopic change topics.
-func (r *Registry) ManagedByCluster() { r.clusterManaged.Store(true) }
+// Every partition, those opened at start from the topic table and those
+// opened later, starts as not led here (notLeader): only the image makes
+// this node a leader (Broker.syncTopic). A node restarted after a SIGKILL
+// would otherwise take produces into the partitions it used to lead, at
+// the old epoch, until its first image: acknowledged, then truncated away.
+// REQUIRES: called before the broker serves (broker.New).
+func (r *Registry) ManagedByCluster() {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.clusterManaged.Store(true)
+	for _, t := range r.Topics() {
+		r.mu.RLock()
+		parts := t.Partitions
+		r.mu.RUnlock()
+		for _, p := range parts {
+			p.notLeader.Store(true)
+		}
+	}
+}
 
 // clusterDirs gives partitions first.. the log dir each local one is
 // created in (round-robin) and remoteDir for the others.

@@ -110,12 +110,54 @@ type TxnOptions struct {
 	// CleanupInterval is
 	// transaction.abort.timed.out.transaction.cleanup.interval.ms (0: 10 s).
 	CleanupInterval time.Duration
+	// TransactionVersion is the transaction.version feature level the
+	// broker finalizes (Kafka's finalized feature, which a Kafka cluster
+	// takes from kafka-storage.sh format or kafka-features.sh): advertised
+	// in ApiVersions, so clients that know transactions v2 use it at level
+	// 2 and keep v1 below. Level 1 and 2 write __transaction_state values
+	// at version 1 (flexible), level 0 at version 0. 0 means
+	// DefaultTransactionVersion; TransactionVersionZero asks for level 0.
+	TransactionVersion int16
+	// AddPartitionsRetryBackoff and AddPartitionsRetryBackoffMax are
+	// add.partitions.to.txn.retry.backoff.ms and .max.ms (0: 20 ms and
+	// 100 ms): a Produce v12's implicit add answered
+	// CONCURRENT_TRANSACTIONS (the previous transaction's markers are being
+	// written) is tried again after the backoff while less than the max
+	// has passed, before the produce is answered (txn_add.go).
+	AddPartitionsRetryBackoff, AddPartitionsRetryBackoffMax time.Duration
+}
+
+// Transaction version levels (TxnOptions.TransactionVersion).
+const (
+	// DefaultTransactionVersion is the level of a new Kafka 4 cluster.
+	DefaultTransactionVersion int16 = 2
+	// MaxTransactionVersion is the highest level this broker supports.
+	MaxTransactionVersion int16 = 2
+	// TransactionVersionZero is the option value for level 0 (the zero
+	// value of the option means the default).
+	TransactionVersionZero int16 = -1
+)
+
+// transactionVersion returns the finalized transaction.version level.
+func (o *TxnOptions) transactionVersion() int16 {
+	switch {
+	case o.TransactionVersion == 0:
+		return DefaultTransactionVersion
+	case o.TransactionVersion < 0:
+		return 0
+	case o.TransactionVersion > MaxTransactionVersion:
+		return MaxTransactionVersion
+	}
+	return o.TransactionVersion
 }
 
 const (
 	defaultTxnStatePartitions   = 50
 	defaultTxnStateSegmentBytes = 100 << 20
 	defaultTxnCleanupInterval   = 10 * time.Second
+	// Kafka's add.partitions.to.txn.retry.backoff.ms and .max.ms defaults.
+	defaultAddPartitionsRetryBackoff    = 20 * time.Millisecond
+	defaultAddPartitionsRetryBackoffMax = 100 * time.Millisecond
 	// txnMarkerRetryBackoff: how long a marker that failed waits before it
 	// is sent again (Kafka's retry.backoff.ms default).
 	txnMarkerRetryBackoff = 100 * time.Millisecond
@@ -163,6 +205,12 @@ type txnCoordinator struct {
 
 	// persist is __transaction_state, created on first use.
 	persist internalTopic
+
+	// adds queues transactions v2's implicit adds per id (txn_add.go),
+	// retrying CONCURRENT_TRANSACTIONS after addRetryBackoff for up to
+	// addRetryBackoffMax.
+	adds                                txnAdder
+	addRetryBackoff, addRetryBackoffMax time.Duration
 }
 
 // txnAfter is the work a call leaves for after mu is released.
@@ -203,6 +251,13 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	if tc.interval <= 0 {
 		tc.interval = defaultTxnCleanupInterval
 	}
+	tc.addRetryBackoff, tc.addRetryBackoffMax = o.AddPartitionsRetryBackoff, o.AddPartitionsRetryBackoffMax
+	if tc.addRetryBackoff <= 0 {
+		tc.addRetryBackoff = defaultAddPartitionsRetryBackoff
+	}
+	if tc.addRetryBackoffMax <= 0 {
+		tc.addRetryBackoffMax = defaultAddPartitionsRetryBackoffMax
+	}
 	tc.persist = internalTopic{b: b, name: transactionStateTopic, log: tc.log,
 		spec: func() (int32, int16, map[string]string) {
 			return tc.partitions, tc.replicationFactor(), tc.topicConfig()
@@ -212,7 +267,8 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 		tc.markers = &clusterMarkers{b: b} // txn_markers_cluster.go
 	}
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
-		OffsetsPartition: func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
+		TransactionVersionLevel: o.transactionVersion(),
+		OffsetsPartition:        func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
 	tc.tick = tc.clock.AfterFunc(tc.interval, tc.onTick)
 	tc.tick.Stop()
 	b.txnVerify = b.verifyTxnPartition // KIP-890: a transactional produce needs its partition in the transaction

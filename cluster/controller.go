@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,6 +37,10 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.AlterUserSCRAMCredentials: true,
 	kmsg.CreateACLs:                true,
 	kmsg.DeleteACLs:                true,
+	kmsg.AlterClientQuotas:         true,
+	kmsg.AddRaftVoter:              true, // dynamic.go
+	kmsg.RemoveRaftVoter:           true,
+	kmsg.UpdateRaftVoter:           true,
 }
 
 // producerIDBlock is the size of the producer id block a broker gets
@@ -159,6 +165,8 @@ func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.
 		resp, recs = c.ctl.CreateACLs(im, r)
 	case *kmsg.DeleteACLsRequest:
 		resp, recs = c.ctl.DeleteACLs(im, r)
+	case *kmsg.AlterClientQuotasRequest:
+		resp, recs = c.ctl.AlterClientQuotas(im, r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
 	}
@@ -296,22 +304,36 @@ func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuoru
 				continue
 			}
 			rp.LeaderID, rp.LeaderEpoch, rp.HighWatermark = nodeID(st.Leader), int32(st.Term), int64(st.Commit)
-			for _, v := range st.Voters {
+			replica := func(id uint64) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
 				rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
-				rs.ReplicaID = nodeID(v)
+				rs.ReplicaID = nodeID(id)
 				rs.LogEndOffset = -1
-				if m, ok := st.Match[v]; ok {
+				if m, ok := st.Match[id]; ok {
 					rs.LogEndOffset = int64(m)
 				}
-				rp.CurrentVoters = append(rp.CurrentVoters, rs)
+				return rs
+			}
+			for _, v := range st.Voters {
+				rp.CurrentVoters = append(rp.CurrentVoters, replica(v))
+			}
+			// Kafka's observers are the replicas that fetch without
+			// voting: here the raft learners of a dynamic quorum.
+			for _, l := range st.Learners {
+				rp.Observers = append(rp.Observers, replica(l))
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	for _, v := range n.cfg.Voters {
-		resp.Nodes = append(resp.Nodes, kmsg.DescribeQuorumResponseNode{NodeID: v.ID,
-			Listeners: []kmsg.DescribeQuorumResponseNodeListener{{Name: "CONTROLLER", Host: v.Host, Port: uint16(v.Port)}}})
+	eps := n.memberEndpoints(st)
+	for _, id := range slices.Sorted(maps.Keys(eps)) {
+		host, port, err := net.SplitHostPort(eps[id])
+		p, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			continue
+		}
+		resp.Nodes = append(resp.Nodes, kmsg.DescribeQuorumResponseNode{NodeID: id,
+			Listeners: []kmsg.DescribeQuorumResponseNodeListener{{Name: n.controllerListenerName(), Host: host, Port: uint16(p)}}})
 	}
 	return resp
 }

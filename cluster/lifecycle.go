@@ -87,6 +87,14 @@ func (n *Node) register() error {
 	if r.ErrorCode != 0 {
 		return kerr.ErrorForCode(r.ErrorCode)
 	}
+	// The first answer says how far this node must catch up before its
+	// broker follows the metadata (applier).
+	if n.catchUpTo.CompareAndSwap(0, max(index, 1)) {
+		select {
+		case n.catchUpWake <- struct{}{}:
+		default:
+		}
+	}
 	if err := n.waitApplied(ctx, index); err != nil {
 		return err
 	}

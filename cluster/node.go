@@ -30,6 +30,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -55,8 +56,20 @@ const MetadataLogName = "__cluster_metadata-0"
 type Config struct {
 	NodeID    int32
 	ClusterID string
-	// Voters is controller.quorum.voters; this node is one of them.
+	// Voters is controller.quorum.voters; this node is one of them (a
+	// static quorum), or it is not and observes. Empty with
+	// BootstrapServers: a dynamic quorum.
 	Voters []config.Voter
+	// BootstrapServers is controller.quorum.bootstrap.servers: a dynamic
+	// quorum (KIP-853, dynamic.go). InitialVoters are then the initial
+	// voters written into an empty metadata log at the first start
+	// (controller.quorum.standalone: this node; or
+	// controller.quorum.initial.controllers); empty: join as an observer.
+	// ControllerListen is this node's endpoint in the quorum, and
+	// ControllerListenerName the listener name AddRaftVoter names it by.
+	BootstrapServers       []string
+	InitialVoters          []config.Voter
+	ControllerListenerName string
 	// ControllerListen is the address the controller listener binds
 	// (the CONTROLLER listener); "" = this node's voter address.
 	ControllerListen string
@@ -123,6 +136,20 @@ type Node struct {
 
 	image   atomic.Pointer[metadata.Image]
 	applied atomic.Uint64
+	// served is the image the broker follows (the newest handed to
+	// OnMetadata), set once the node has caught up after its start
+	// (caughtUp); before that ServedImage gives the newest applied image
+	// without leaders (preCatchUp, recomputed when the image changed).
+	served     atomic.Pointer[metadata.Image]
+	caughtUp   atomic.Bool
+	preMu      sync.Mutex
+	preFor     *metadata.Image
+	preCatchUp *metadata.Image
+	// catchUpTo is the metadata index this node must have applied before
+	// its broker follows any image: the index of its first registration's
+	// answer (0 until then). catchUpWake tells the applier it was set.
+	catchUpTo   atomic.Uint64
+	catchUpWake chan struct{}
 	// synced is the index the broker has followed (OnMetadata returned).
 	synced atomic.Uint64
 	// appliedCh is closed and replaced at every apply: waitApplied's
@@ -141,6 +168,12 @@ type Node struct {
 	leaderEvents chan leadership
 
 	ctl ctlState
+
+	// A dynamic quorum's membership (dynamic.go): the newest the log gave,
+	// a wake-up for membersLoop, and one voter change at a time.
+	members     atomic.Pointer[quorum.Membership]
+	membersCh   chan struct{}
+	voterChange sync.Mutex
 
 	incarnation    metadata.UUID
 	brokerEpoch    atomic.Int64
@@ -201,7 +234,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg.ControllerListen = self.Addr()
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024), leaderEvents: make(chan leadership, 1024),
-		shutdownOK: make(chan struct{}), closing: make(chan struct{})}
+		catchUpWake: make(chan struct{}, 1), shutdownOK: make(chan struct{}), closing: make(chan struct{})}
 	n.leader.Store(-1)
 	n.brokerEpoch.Store(-1)
 	n.image.Store(&metadata.Image{})
@@ -214,7 +247,17 @@ func Start(cfg Config) (*Node, error) {
 	cfg.Controller.NodeID = cfg.NodeID
 	cfg.Controller.ClusterID = cfg.ClusterID
 	n.ctl.cfg = cfg.Controller
-	if self == nil {
+	n.membersCh = make(chan struct{}, 1)
+	var bootstrap []quorum.Member
+	if len(cfg.BootstrapServers) > 0 {
+		if _, _, err := net.SplitHostPort(cfg.ControllerListen); err != nil {
+			return nil, fmt.Errorf("a dynamic quorum needs this node's controller listener: %w", err)
+		}
+		peers = map[uint64]string{raftID(cfg.NodeID): cfg.ControllerListen}
+		for _, v := range cfg.InitialVoters {
+			bootstrap = append(bootstrap, quorum.Member{ID: raftID(v.ID), Addr: v.Addr()})
+		}
+	} else if self == nil {
 		return n.startObserver(peers)
 	}
 
@@ -235,6 +278,7 @@ func Start(cfg Config) (*Node, error) {
 		OnSnapshotFailed: func(id uint64) { n.rn.ReportSnapshot(id, true) },
 		OnRPC:            n.serveRPC,
 		AcceptObservers:  true,
+		Dynamic:          n.dynamic(),
 	})
 	if err != nil {
 		store.Close()
@@ -244,6 +288,9 @@ func Start(cfg Config) (*Node, error) {
 	rn, err := quorum.NewNode(quorum.NodeConfig{
 		ID:            raftID(cfg.NodeID),
 		Voters:        voters,
+		Bootstrap:     bootstrap,
+		Join:          n.dynamic() && len(bootstrap) == 0,
+		OnMembers:     n.onMembers,
 		Store:         store,
 		Send:          tr.Send,
 		SM:            (*stateMachine)(n),
@@ -276,11 +323,51 @@ func Start(cfg Config) (*Node, error) {
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); n.controllerTicker() }()
 	go func() { defer n.wg.Done(); n.leadershipEvents() }()
+	if n.dynamic() {
+		n.wg.Add(2)
+		go func() { defer n.wg.Done(); n.membersLoop() }()
+		go func() { defer n.wg.Done(); n.joinLoop() }()
+	}
 	return n, nil
 }
 
 // Image is the newest applied metadata image.
 func (n *Node) Image() *metadata.Image { return n.image.Load() }
+
+// ServedImage is the image the broker answers clients from: the newest it
+// was handed (OnMetadata). After a start, until the node has caught up with
+// the quorum (see applier), it is the newest image applied so far with no
+// partition leader: what the node replays off its own disk is the cluster
+// as it was when it stopped, so it names no leader, but it still lists the
+// brokers and topics (a Metadata answer without them makes librdkafka fail
+// the records it holds for those topics, _UNKNOWN_PARTITION).
+func (n *Node) ServedImage() *metadata.Image {
+	if n.caughtUp.Load() {
+		return n.served.Load()
+	}
+	im := n.image.Load()
+	n.preMu.Lock()
+	defer n.preMu.Unlock()
+	if n.preFor != im {
+		n.preFor, n.preCatchUp = im, leaderless(im)
+	}
+	return n.preCatchUp
+}
+
+// leaderless is im with every partition's leader NoLeader.
+func leaderless(im *metadata.Image) *metadata.Image {
+	recs := im.Records()
+	for _, r := range recs {
+		if p, ok := r.(*metadata.PartitionRecord); ok {
+			p.Leader = metadata.NoLeader
+		}
+	}
+	out, _, err := metadata.Image{}.ApplyAll(recs)
+	if err != nil {
+		return &metadata.Image{} // cannot happen: im's own records
+	}
+	return &out
+}
 
 // ControllerID is the active controller's node id (the raft leader), -1
 // when none is known.
@@ -408,6 +495,8 @@ func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta
 	n.image.Store(im)
 	n.applied.Store(index)
 	if n.cfg.OnMetadata == nil {
+		n.served.Store(im)
+		n.caughtUp.Store(true)
 		n.markSynced(index)
 		return
 	}
@@ -432,31 +521,68 @@ func (n *Node) markSynced(index uint64) {
 // gets the newest with every delta since the last call, so a start that
 // replays a long log (or a broker that fell behind) syncs to the end state
 // once instead of creating topics a later record deletes.
+//
+// Nothing is handed to the broker after a start until the node has caught
+// up with the quorum: applied the index of its first registration's answer
+// (register sets catchUpTo), which covers every change made while it was
+// away. What a node replays off its own disk before that is the cluster as
+// it was when the node stopped: handed over, a node SIGKILLed while it led a
+// partition would lead it again at the old epoch, and take records, until
+// the quorum told it otherwise (Kafka's metadata loader publishes nothing
+// before it has caught up with the log's high watermark either).
 func (n *Node) applier() {
 	first := true
+	var held *applyItem // coalesced, waiting for the catch-up
 	for {
 		var it applyItem
+		have := held != nil
+		if have {
+			it, held = *held, nil
+		}
 		select {
-		case it = <-n.applyQ:
+		case next := <-n.applyQ:
+			it, have = coalesce(it, have, next), true
+		case <-n.catchUpWake:
 		case <-n.closing:
 			return
+		}
+		if !have {
+			continue
 		}
 	drain:
 		for range cap(n.applyQ) {
 			select {
 			case next := <-n.applyQ:
-				it.index, it.im, it.full = next.index, next.im, it.full || next.full
-				it.deltas = append(it.deltas, next.deltas...)
+				it = coalesce(it, true, next)
 			default:
 				break drain
 			}
 		}
+		if first {
+			if target := n.catchUpTo.Load(); target == 0 || it.index < target {
+				held = &it
+				continue
+			}
+		}
 		if it.full || first || len(it.deltas) > 0 {
+			n.served.Store(it.im)
+			n.caughtUp.Store(true)
 			n.cfg.OnMetadata(it.im, it.deltas, it.full || first)
 			first = false
 		}
 		n.markSynced(it.index)
 	}
+}
+
+// coalesce returns it (when have) followed by next: next's index and
+// image, both's deltas.
+func coalesce(it applyItem, have bool, next applyItem) applyItem {
+	if !have {
+		return next
+	}
+	it.index, it.im, it.full = next.index, next.im, it.full || next.full
+	it.deltas = append(it.deltas, next.deltas...)
+	return it
 }
 
 // ---- RPCs: broker to controller ----
@@ -470,7 +596,7 @@ func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint6
 		return nil, 0, kerr.NotController
 	}
 	if ctlID == n.cfg.NodeID {
-		return n.ctl.handle(ctx, n, req)
+		return n.handleController(ctx, req)
 	}
 	// A Call to a peer that is not connected waits for the connection
 	// until ctx ends; the controller this node last knew of may be the
@@ -512,8 +638,11 @@ func decodeAnswer(req kmsg.Request, out []byte) (kmsg.Response, uint64, error) {
 // serveRPC is the transport's OnRPC: a request from another node for the
 // controller.
 func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
-	if key == metadataFetchKey {
+	switch key {
+	case metadataFetchKey:
 		return n.serveMetadataFetch(body)
+	case joinKey:
+		return n.serveJoin(ctx, body)
 	}
 	req := kmsg.RequestForKey(key)
 	if req == nil || !controllerKeys[kmsg.Key(key)] {
@@ -523,12 +652,35 @@ func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, bo
 	if err := req.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("cluster: malformed %s v%d: %w", kmsg.Key(key).Name(), version, err)
 	}
-	resp, index, err := n.ctl.handle(ctx, n, req)
+	resp, index, err := n.handleController(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	out := binary.BigEndian.AppendUint64(nil, index)
 	return resp.AppendTo(out), nil
+}
+
+// handleController runs a request on this node's controller: voter
+// changes off the controller's lock (dynamic.go), the rest through it.
+func (n *Node) handleController(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.AddRaftVoterRequest:
+		resp = n.addRaftVoter(ctx, r)
+	case *kmsg.RemoveRaftVoterRequest:
+		resp = n.removeRaftVoter(ctx, r)
+	case *kmsg.UpdateRaftVoterRequest:
+		resp = n.updateRaftVoter(ctx, r)
+	default:
+		return n.ctl.handle(ctx, n, req)
+	}
+	if resp == nil {
+		return nil, 0, kerr.NotController
+	}
+	// A configuration change is no metadata entry: the forwarding broker
+	// has nothing to wait for (its applied index counts metadata entries
+	// only, so the change's own index would never be reached).
+	return resp, n.Applied(), nil
 }
 
 // Forward is broker.Cluster's: an admin request to the controller, answered

@@ -84,12 +84,43 @@ var clusterSpecs = []spec{
 			return strings.Join(parts, ",")
 		}},
 	{name: "controller.quorum.bootstrap.servers", def: "",
-		doc: "KIP-853 dynamic quorum bootstrap list. Not supported: set `controller.quorum.voters` (a start with only this key set is refused).",
+		doc: "A dynamic metadata quorum (KIP-853): `host:port,...` of controllers to reach it through, instead of (never together with) `controller.quorum.voters`. The voters and their endpoints then live in the metadata log and change with AddRaftVoter and RemoveRaftVoter (`kafka-metadata-quorum.sh add-controller` / `remove-controller`). The first start decides the initial voters once (see `controller.quorum.standalone` and `controller.quorum.initial.controllers`); a node started with neither joins as an observer (a raft learner) that can then be added as a voter.",
 		set: func(c *Config, v string) error {
-			c.QuorumBootstrapServers = splitList(v)
+			servers := splitList(v)
+			for _, s := range servers {
+				host, port, err := net.SplitHostPort(s)
+				if err != nil {
+					return fmt.Errorf("entry %q: %v", s, err)
+				}
+				if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+					return fmt.Errorf("entry %q: port %q is not 1..65535", s, port)
+				}
+				if host == "" || isWildcardHost(host) {
+					return fmt.Errorf("entry %q: name a host other nodes can reach", s)
+				}
+			}
+			c.QuorumBootstrapServers = servers
 			return nil
 		},
 		get: func(c *Config) string { return strings.Join(c.QuorumBootstrapServers, ",") }},
+	withOurs(boolSpec("controller.quorum.standalone", "false", "With `controller.quorum.bootstrap.servers`: this node alone is the initial voter of a new dynamic quorum (Kafka's `kafka-storage.sh format --standalone`). Read only when the metadata log is empty (the first start), where the decision is written into the log; later starts ignore it. Start exactly one node of a new cluster this way.", func(c *Config) *bool { return &c.QuorumStandalone })),
+	{name: "controller.quorum.initial.controllers", def: "", ours: true,
+		doc: "With `controller.quorum.bootstrap.servers`: the initial voters of a new dynamic quorum, `id@host:port,...` (Kafka's `kafka-storage.sh format --initial-controllers`, without directory ids). Every node listed must be started with the same list; read only when the metadata log is empty (the first start).",
+		set: func(c *Config, v string) error {
+			voters, err := parseVoters(v)
+			if err != nil {
+				return err
+			}
+			c.QuorumInitialControllers = voters
+			return nil
+		},
+		get: func(c *Config) string {
+			parts := make([]string, len(c.QuorumInitialControllers))
+			for i, v := range c.QuorumInitialControllers {
+				parts[i] = v.String()
+			}
+			return strings.Join(parts, ",")
+		}},
 	{name: "metadata.log.dir", def: "",
 		doc: "Directory of the metadata log (`__cluster_metadata-0`). Default: the first of `log.dirs`.",
 		set: func(c *Config, v string) error { c.MetadataLogDir = strings.TrimSpace(v); return nil },
@@ -183,11 +214,14 @@ func (c *Config) validateCluster() error {
 	if !isBroker {
 		return errors.New("process.roles=controller: controller-only nodes are not supported; use broker,controller")
 	}
+	if len(c.QuorumBootstrapServers) > 0 {
+		return c.validateDynamicQuorum(isController)
+	}
+	if c.QuorumStandalone || len(c.QuorumInitialControllers) > 0 {
+		return errors.New("controller.quorum.standalone and controller.quorum.initial.controllers need controller.quorum.bootstrap.servers (a dynamic quorum)")
+	}
 	if len(c.QuorumVoters) == 0 {
-		if len(c.QuorumBootstrapServers) > 0 {
-			return errors.New("controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) are not supported; set controller.quorum.voters")
-		}
-		return errors.New("process.roles is set but controller.quorum.voters is empty")
+		return errors.New("process.roles is set but neither controller.quorum.voters nor controller.quorum.bootstrap.servers is")
 	}
 	inVoters := slices.ContainsFunc(c.QuorumVoters, func(v Voter) bool { return v.ID == c.NodeID })
 	if isController && !inVoters {
@@ -198,6 +232,28 @@ func (c *Config) validateCluster() error {
 	}
 	if isController && len(c.ControllerListeners()) == 0 {
 		return errors.New("process.roles includes controller but no listener is named in controller.listener.names")
+	}
+	return nil
+}
+
+// DynamicQuorum reports whether the metadata quorum is a dynamic one
+// (controller.quorum.bootstrap.servers, KIP-853).
+func (c *Config) DynamicQuorum() bool { return len(c.QuorumBootstrapServers) > 0 }
+
+// validateDynamicQuorum checks the keys of a dynamic quorum.
+func (c *Config) validateDynamicQuorum(isController bool) error {
+	switch {
+	case len(c.QuorumVoters) > 0:
+		return errors.New("controller.quorum.voters and controller.quorum.bootstrap.servers are both set: a quorum is either static (voters) or dynamic (bootstrap servers)")
+	case !isController:
+		return errors.New("controller.quorum.bootstrap.servers on a broker-only node is not supported yet: broker-only nodes need controller.quorum.voters")
+	case len(c.ControllerListeners()) == 0:
+		return errors.New("process.roles includes controller but no listener is named in controller.listener.names")
+	case c.QuorumStandalone && len(c.QuorumInitialControllers) > 0:
+		return errors.New("controller.quorum.standalone and controller.quorum.initial.controllers are exclusive (as format's --standalone and --initial-controllers)")
+	case len(c.QuorumInitialControllers) > 0 &&
+		!slices.ContainsFunc(c.QuorumInitialControllers, func(v Voter) bool { return v.ID == c.NodeID }):
+		return fmt.Errorf("node.id=%d is not in controller.quorum.initial.controllers: list it, or set neither key to join as an observer", c.NodeID)
 	}
 	return nil
 }

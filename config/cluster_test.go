@@ -40,8 +40,14 @@ func TestClusterKeys(t *testing.T) {
 		extra map[string]string
 		want  string
 	}{
-		{map[string]string{"process.roles": "broker,controller", "node.id": "1"}, "controller.quorum.voters is empty"},
-		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.bootstrap.servers": "h:9093"}, "KIP-853"},
+		{map[string]string{"process.roles": "broker,controller", "node.id": "1"}, "neither controller.quorum.voters nor"},
+		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.bootstrap.servers": "h:9093", "controller.quorum.voters": "1@h:9093"}, "both set"},
+		{map[string]string{"process.roles": "broker", "node.id": "1", "controller.quorum.bootstrap.servers": "h:9093"}, "broker-only"},
+		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.bootstrap.servers": "h:9093", "controller.quorum.standalone": "true", "controller.quorum.initial.controllers": "1@h:9093"}, "exclusive"},
+		{map[string]string{"process.roles": "broker,controller", "node.id": "2", "controller.quorum.bootstrap.servers": "h:9093", "controller.quorum.initial.controllers": "1@h:9093"}, "not in controller.quorum.initial.controllers"},
+		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.voters": "1@h:9093", "controller.quorum.standalone": "true"}, "need controller.quorum.bootstrap.servers"},
+		{map[string]string{"controller.quorum.bootstrap.servers": "0.0.0.0:9093"}, "reach"},
+		{map[string]string{"controller.quorum.bootstrap.servers": "h"}, "missing port"},
 		{map[string]string{"process.roles": "broker,controller", "node.id": "4", "controller.quorum.voters": "1@h:9093"}, "not in controller.quorum.voters"},
 		{map[string]string{"process.roles": "broker", "node.id": "1", "controller.quorum.voters": "1@h:9093"}, "lacks controller"},
 		{map[string]string{"process.roles": "controller", "node.id": "1", "controller.quorum.voters": "1@h:9093"}, "controller-only"},
@@ -55,6 +61,18 @@ func TestClusterKeys(t *testing.T) {
 		_, err := build(tc.extra)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+	// A dynamic quorum: standalone, initial controllers, or joining.
+	for _, extra := range []map[string]string{
+		{"controller.quorum.standalone": "true"},
+		{"controller.quorum.initial.controllers": "1@127.0.0.1:9093,2@127.0.0.2:9093"},
+		{},
+	} {
+		extra["process.roles"], extra["node.id"], extra["controller.quorum.bootstrap.servers"] = "broker,controller", "1", "127.0.0.1:9093, 127.0.0.2:9093"
+		c, err := build(extra)
+		if err != nil || !c.DynamicQuorum() || len(c.QuorumBootstrapServers) != 2 {
+			t.Errorf("%v: %v", extra, err)
 		}
 	}
 	// No process.roles: the single node of before, whatever else is set.

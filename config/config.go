@@ -72,6 +72,7 @@ type Config struct {
 	ConnectionsMaxIdleMs        int64             // connections.max.idle.ms; <= 0 disables idle close
 	MaxConnections              int               // max.connections
 	MaxConnectionsPerIP         int               // max.connections.per.ip
+	Quota                       QuotaConfig       // quota.go: quota.window.*, max.connection.creation.rate
 
 	// io_uring event loops (ours).
 	RingCount               int    // ring.count; 0 = runtime.NumCPU(), see Rings()
@@ -156,11 +157,16 @@ type Config struct {
 	TransactionMaxTimeoutMs                              int32 // transaction.max.timeout.ms
 	TransactionalIDExpirationMs                          int32 // transactional.id.expiration.ms
 	TransactionAbortTimedOutTransactionCleanupIntervalMs int32 // transaction.abort.timed.out.transaction.cleanup.interval.ms
+	TransactionVersion                                   int16 // transaction.version (ours: the finalized feature level)
+	AddPartitionsToTxnRetryBackoffMs                     int32 // add.partitions.to.txn.retry.backoff.ms
+	AddPartitionsToTxnRetryBackoffMaxMs                  int32 // add.partitions.to.txn.retry.backoff.max.ms
 
 	// Cluster (cluster.go; Kafka keys but cluster.id).
 	ProcessRoles                        []string // process.roles, sorted; empty = single node, no quorum
 	QuorumVoters                        []Voter  // controller.quorum.voters
-	QuorumBootstrapServers              []string // controller.quorum.bootstrap.servers (refused)
+	QuorumBootstrapServers              []string // controller.quorum.bootstrap.servers (KIP-853)
+	QuorumStandalone                    bool     // controller.quorum.standalone (ours: format --standalone)
+	QuorumInitialControllers            []Voter  // controller.quorum.initial.controllers (ours: format --initial-controllers)
 	MetadataLogDir                      string   // metadata.log.dir; "" = first log dir
 	ClusterID                           string   // cluster.id (ours)
 	BrokerRack                          string   // broker.rack

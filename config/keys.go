@@ -154,7 +154,7 @@ const kafkaIntMax = math.MaxInt32
 
 // specs is the key table: the server.properties keys, then the topic keys
 // (topic_keys.go). compression.type is one entry for both levels.
-var specs = append(append(append(slices.Clip(brokerSpecs), clusterSpecs...), securitySpecs...), topicSpecs...)
+var specs = append(append(append(append(slices.Clip(brokerSpecs), clusterSpecs...), securitySpecs...), quotaSpecs...), topicSpecs...)
 
 var brokerSpecs = []spec{
 	// ---- network
@@ -339,6 +339,9 @@ var brokerSpecs = []spec{
 	intSpec("transaction.state.log.min.isr", "2", 1, kafkaIntMax, "`min.insync.replicas` of __transaction_state when the broker creates it: a transaction state record is appended only while its partition has this many in-sync replicas, else the request is answered COORDINATOR_NOT_AVAILABLE (retriable). Not set on a single node.", func(c *Config) *int32 { return &c.TransactionStateLogMinISR }),
 	intSpec("transaction.max.timeout.ms", "900000", 1, kafkaIntMax, "Largest `transaction.timeout.ms` a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it).", func(c *Config) *int32 { return &c.TransactionMaxTimeoutMs }),
 	intSpec("transactional.id.expiration.ms", "604800000", 1, kafkaIntMax, "A transactional id with no transaction in progress and no update for this long is removed (a tombstone in __transaction_state).", func(c *Config) *int32 { return &c.TransactionalIDExpirationMs }),
+	oursInt("transaction.version", "2", 0, 2, "The `transaction.version` feature level the broker finalizes and advertises in ApiVersions (a Kafka cluster takes it from `kafka-storage.sh format --feature` or `kafka-features.sh upgrade`): 2, as a new Kafka 4 cluster, lets clients that know transactions v2 (KIP-890: Produce v12, TxnOffsetCommit v5, EndTxn v5; the epoch bumps on every commit or abort, partitions join a transaction implicitly) use them; 1 or 0 keeps every client on transactions v1 (0 also writes `__transaction_state` values at version 0, readable by Kafka 3). Give every broker of a cluster the same level.", func(c *Config) *int16 { return &c.TransactionVersion }),
+	intSpec("add.partitions.to.txn.retry.backoff.ms", "20", 1, kafkaIntMax, "Transactions v2: when the leader of a partition adds it to a transaction for a Produce (v12+) and the coordinator answers CONCURRENT_TRANSACTIONS (the previous transaction's markers are still being written), the add is tried again after this long.", func(c *Config) *int32 { return &c.AddPartitionsToTxnRetryBackoffMs }),
+	intSpec("add.partitions.to.txn.retry.backoff.max.ms", "100", 0, kafkaIntMax, "Transactions v2: how long the leader keeps retrying such an add (see `add.partitions.to.txn.retry.backoff.ms`) before it answers the produce NOT_ENOUGH_REPLICAS, which the client retries.", func(c *Config) *int32 { return &c.AddPartitionsToTxnRetryBackoffMaxMs }),
 	intSpec("transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", 1, kafkaIntMax, "How often the transaction coordinator aborts transactions older than their timeout, expires idle transactional ids and retries failed completions.", func(c *Config) *int32 { return &c.TransactionAbortTimedOutTransactionCleanupIntervalMs }),
 
 	// ---- operations (ours)
@@ -394,6 +397,9 @@ type integer interface {
 func withRank(sp spec, rank int) spec { sp.rank = rank; return sp }
 
 func withType(sp spec, typ Type) spec { sp.typ = typ; return sp }
+
+// withOurs marks sp as a ringbroker key, not a Kafka one.
+func withOurs(sp spec) spec { sp.ours = true; return sp }
 
 func noKafkaDefault(sp spec) spec { sp.noKafkaDefault = true; return sp }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/ringbroker/ringbroker/quota"
 )
 
 // Broker is a registered broker in an Image.
@@ -75,6 +77,8 @@ type Delta struct {
 	// added or removed (security_records.go).
 	ChangedScram bool
 	ChangedACLs  bool
+	// ChangedQuotas: a client quota changed (Image.Quotas).
+	ChangedQuotas bool
 }
 
 // Image is an immutable view of the cluster metadata: Apply returns a new
@@ -93,7 +97,13 @@ type Image struct {
 	producerIDsEnd int64
 	scram          map[ScramKey]UserScramCredentialRecord // security_records.go
 	acls           map[UUID]AccessControlEntryRecord
+	// quotas are the client quota configs (ClientQuotaRecords): an
+	// immutable quota.Set, so it needs no copy on write here.
+	quotas quota.Set
 }
+
+// Quotas returns the client quota configs.
+func (im Image) Quotas() quota.Set { return im.quotas }
 
 // Broker returns the broker with id.
 func (im Image) Broker(id int32) (Broker, bool) {
@@ -359,6 +369,13 @@ func (im *Image) apply(rec Record, o *owned) (Delta, error) {
 		own(&im.features, &o.features)
 		im.features[r.Name] = r.FeatureLevel
 		d.ChangedFeatures = []string{r.Name}
+	case *ClientQuotaRecord:
+		c, err := r.QuotaChange()
+		if err != nil {
+			return Delta{}, fmt.Errorf("metadata: client quota record: %w", err)
+		}
+		im.quotas = im.quotas.Apply(c)
+		d.ChangedQuotas = true
 	case *ProducerIDsRecord:
 		if r.ProducerIDsEnd <= im.producerIDsEnd {
 			return Delta{}, fmt.Errorf("metadata: producer id block end %d not past %d", r.ProducerIDsEnd, im.producerIDsEnd)

@@ -258,6 +258,8 @@ func newRecord(key uint32, version uint32) Record {
 		return &FeatureLevelRecord{}
 	case KeyProducerIDs:
 		return &ProducerIDsRecord{}
+	case KeyClientQuota:
+		return &ClientQuotaRecord{}
 	}
 	return newSecurityRecord(APIKey(key)) // security_records.go
 }

@@ -54,6 +54,9 @@ func samples() []Record {
 		&RemoveTopicRecord{TopicID: topicA},
 		&FeatureLevelRecord{Name: "metadata.version", FeatureLevel: 20},
 		&ProducerIDsRecord{BrokerID: 1, BrokerEpoch: 7, ProducerIDsEnd: 2000},
+		&ClientQuotaRecord{Entity: []QuotaEntityData{{Type: "user", Name: strp("alice")}, {Type: "client-id"}},
+			QuotaKey: "producer_byte_rate", Value: 1024},
+		&ClientQuotaRecord{Entity: []QuotaEntityData{{Type: "client-id", Name: strp("c")}}, QuotaKey: "request_percentage", Remove: true},
 	}
 }
 
@@ -80,7 +83,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	for _, k := range []APIKey{KeyRegisterBroker, KeyUnregisterBroker, KeyTopic, KeyPartition, KeyConfig,
-		KeyPartitionChange, KeyFenceBroker, KeyUnfenceBroker, KeyRemoveTopic, KeyFeatureLevel, KeyProducerIDs} {
+		KeyPartitionChange, KeyFenceBroker, KeyUnfenceBroker, KeyRemoveTopic, KeyFeatureLevel, KeyProducerIDs, KeyClientQuota} {
 		if !seen[k] {
 			t.Errorf("no sample for api key %d", k)
 		}

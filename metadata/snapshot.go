@@ -12,8 +12,8 @@ import (
 // metadata snapshot (the raft snapshot of issue 15's quorum, and the first
 // snapshot of a single node that joins a quorum). The order is Kafka's
 // snapshot order: features, brokers, topics with their partitions, configs,
-// the producer id block, then SCRAM credentials and ACLs. Applying them
-// with ApplyAll to the zero Image gives an image equal to im
+// client quotas, the producer id block, then SCRAM credentials and ACLs.
+// Applying them with ApplyAll to the zero Image gives an image equal to im
 // (TestSnapshotRecordsRebuildImage).
 func (im Image) Records() []Record {
 	var out []Record
@@ -48,6 +48,9 @@ func (im Image) Records() []Record {
 			v := cfg[k]
 			out = append(out, &ConfigRecord{ResourceType: r.Type, ResourceName: r.Name, Name: k, Value: &v})
 		}
+	}
+	for _, c := range im.quotas.Changes() {
+		out = append(out, QuotaRecord(c))
 	}
 	if im.producerIDsEnd > 0 {
 		out = append(out, &ProducerIDsRecord{BrokerID: -1, BrokerEpoch: -1, ProducerIDsEnd: im.producerIDsEnd})

@@ -79,6 +79,7 @@ type Registry struct {
 
 	cleanerOnce sync.Once // WatchCleaner registers the cleaner's series once (cleaner.go)
 	replicaOnce sync.Once // WatchReplicaFetchers registers the fetchers' series once (replica.go)
+	quotaOnce   sync.Once // WatchQuotas registers the quota series once (quota.go)
 }
 
 // apiMetrics are the resolved series of one API key.

@@ -3,6 +3,7 @@ package netpoll
 import (
 	"encoding/binary"
 	"sync"
+	"time"
 )
 
 // Handler serves request frames. ServeFrame is called on the connection's
@@ -74,9 +75,31 @@ func (r Request) ReplyThenClose(buf *Buffer) {
 	r.Reply(buf)
 }
 
+// ReplyThrottled queues buf as Reply does and then stops reading the
+// connection for throttle (KIP-219: a client over its quota gets its
+// answer at once, carrying throttle_time_ms, and is not read meanwhile).
+// Requests already read are still served. Safe from any goroutine.
+func (r Request) ReplyThrottled(buf *Buffer, throttle time.Duration) {
+	buf.throttle = throttle
+	r.Reply(buf)
+}
+
 // NoReply marks the request answered without a response (Produce with
 // acks=0). Later responses are not held back by it.
 func (r Request) NoReply() { r.conn.complete(r.gen, r.seq, completeNoReply, nil, "") }
+
+// NoReplyThrottled is NoReply, then the connection is not read for
+// throttle (a throttled acks=0 Produce: Kafka mutes the channel without an
+// answer). Safe from any goroutine.
+func (r Request) NoReplyThrottled(throttle time.Duration) {
+	if throttle <= 0 {
+		r.NoReply()
+		return
+	}
+	buf := GetBuffer() // carries the throttle only; released, never sent
+	buf.throttle = throttle
+	r.conn.complete(r.gen, r.seq, completeNoReply, buf, "")
+}
 
 // Close closes the connection at once (responses not yet sent are dropped)
 // and logs reason. Used where Kafka closes the connection: unknown API keys,
@@ -126,6 +149,9 @@ type Buffer struct {
 	// closeAfter: close the connection once this buffer has been sent
 	// (ReplyThenClose).
 	closeAfter bool
+	// throttle: stop reading the connection for this long once the
+	// buffer is queued (ReplyThrottled).
+	throttle time.Duration
 }
 
 // FileRegion is a range of an open file to send as part of a response.
@@ -169,6 +195,7 @@ func (b *Buffer) Release() {
 	}
 	b.Files = b.Files[:0]
 	b.closeAfter = false
+	b.throttle = 0
 	if b.budget != nil {
 		b.budget.give(b.reserved)
 		b.budget, b.reserved = nil, 0

@@ -12,8 +12,9 @@ import (
 	"github.com/ringbroker/ringbroker/internal/ratelog"
 )
 
-// Connection limits (max.connections, max.connections.per.ip), checked at
-// accept on both backends. A connection over a limit is closed at once,
+// Connection limits (max.connections, max.connections.per.ip and its
+// overrides, max.connection.creation.rate), checked at accept on both
+// backends. A connection over a limit is closed at once,
 // before it is registered anywhere, with a rate-limited log line, as Kafka
 // does (Kafka logs TooManyConnectionsException and closes the socket).
 //
@@ -65,19 +66,86 @@ type limiterShard struct {
 type connLimiter struct {
 	maxConns int64 // <= 0: unlimited
 	maxPerIP int32 // <= 0: unlimited
-	logger   *zap.Logger
-	seed     maphash.Seed
+	// overrides is max.connections.per.ip.overrides: an address's own
+	// limit (0: none at all), in place of maxPerIP.
+	overrides map[peerKey]int32
+	// perIP: connections are counted per address (maxPerIP or overrides).
+	perIP  bool
+	logger *zap.Logger
+	seed   maphash.Seed
 
 	total  atomic.Int64
 	shards [connLimiterShards]limiterShard
 
 	refused atomic.Int64  // connections refused since start
 	lines   ratelog.Every // the "connection refused" line
+
+	// creation bounds connections admitted per second
+	// (max.connection.creation.rate); nil: unlimited.
+	creation *creationRate
+	// admitIP is Options.AdmitConn (the ip quotas'
+	// connection_creation_rate); nil: none.
+	admitIP func(net.IP) bool
+}
+
+// withAdmitHook adds Options.AdmitConn to l (creating a limiter when l is
+// nil) and returns it; a nil hook leaves l as it is.
+func (l *connLimiter) withAdmitHook(hook func(net.IP) bool, logger *zap.Logger) *connLimiter {
+	if hook == nil {
+		return l
+	}
+	if l == nil {
+		l = &connLimiter{logger: logger, seed: maphash.MakeSeed()}
+	}
+	l.admitIP = hook
+	return l
+}
+
+// creationRate counts the connections admitted in the current one-second
+// window (max.connection.creation.rate). A connection past the rate is
+// closed at accept, like one past max.connections; Kafka instead delays
+// the accept until the rate allows it, which here would hold a ring
+// thread or leave connections waiting unbounded in the backlog.
+type creationRate struct {
+	max         int64
+	now         func() time.Time
+	mu          sync.Mutex
+	windowStart time.Time
+	admitted    int64
+}
+
+// take reports whether one more connection fits in the current window.
+func (r *creationRate) take() bool {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.windowStart) >= time.Second || now.Before(r.windowStart) {
+		r.windowStart, r.admitted = now, 0
+	}
+	if r.admitted >= r.max {
+		return false
+	}
+	r.admitted++
+	return true
+}
+
+// withCreationRate adds max.connection.creation.rate to l (creating a
+// limiter when l is nil) and returns it; perSecond <= 0 or Kafka's
+// Int32 max leaves l as it is.
+func (l *connLimiter) withCreationRate(perSecond int, logger *zap.Logger, now func() time.Time) *connLimiter {
+	if perSecond <= 0 || perSecond >= 1<<31-1 {
+		return l
+	}
+	if l == nil {
+		l = &connLimiter{logger: logger, seed: maphash.MakeSeed()}
+	}
+	l.creation = &creationRate{max: int64(perSecond), now: now}
+	return l
 }
 
 // newConnLimiter returns nil when neither limit is set (values <= 0 or at
 // Kafka's "unlimited" Int32 max), so the accept path can skip it entirely.
-func newConnLimiter(maxConns, maxPerIP int, logger *zap.Logger) *connLimiter {
+func newConnLimiter(maxConns, maxPerIP int, overrides map[string]int, logger *zap.Logger) *connLimiter {
 	const unlimited = 1<<31 - 1
 	if maxConns >= unlimited {
 		maxConns = 0
@@ -85,11 +153,20 @@ func newConnLimiter(maxConns, maxPerIP int, logger *zap.Logger) *connLimiter {
 	if maxPerIP >= unlimited {
 		maxPerIP = 0
 	}
-	if maxConns <= 0 && maxPerIP <= 0 {
+	if maxConns <= 0 && maxPerIP <= 0 && len(overrides) == 0 {
 		return nil
 	}
 	l := &connLimiter{maxConns: int64(maxConns), maxPerIP: int32(maxPerIP), logger: logger, seed: maphash.MakeSeed()}
-	if l.maxPerIP > 0 {
+	for ip, n := range overrides {
+		if parsed := net.ParseIP(ip); parsed != nil {
+			if l.overrides == nil {
+				l.overrides = map[peerKey]int32{}
+			}
+			l.overrides[peerKeyOf(parsed)] = int32(min(n, unlimited))
+		}
+	}
+	l.perIP = l.maxPerIP > 0 || len(l.overrides) > 0
+	if l.perIP {
 		for i := range l.shards {
 			l.shards[i].counts = make(map[peerKey]int32)
 		}
@@ -108,6 +185,12 @@ func (l *connLimiter) admit(k peerKey) (ok bool, reason string) {
 	if l == nil {
 		return true, ""
 	}
+	if l.creation != nil && !l.creation.take() {
+		return false, "max.connection.creation.rate reached"
+	}
+	if l.admitIP != nil && !l.admitIP(net.IP(k[:])) {
+		return false, "connection_creation_rate quota of the client address reached"
+	}
 	if l.maxConns > 0 && l.total.Add(1) > l.maxConns {
 		l.total.Add(-1)
 		return false, "max.connections reached"
@@ -115,11 +198,15 @@ func (l *connLimiter) admit(k peerKey) (ok bool, reason string) {
 	if l.maxConns <= 0 {
 		l.total.Add(1) // still counted: Stats and tests read it
 	}
-	if l.maxPerIP > 0 {
+	if l.perIP {
+		limit, overridden := l.overrides[k]
+		if !overridden {
+			limit = l.maxPerIP
+		}
 		s := l.shard(&k)
 		s.mu.Lock()
 		n := s.counts[k]
-		if n >= l.maxPerIP {
+		if (overridden || limit > 0) && n >= limit {
 			s.mu.Unlock()
 			l.total.Add(-1)
 			return false, "max.connections.per.ip reached"
@@ -137,7 +224,7 @@ func (l *connLimiter) release(k peerKey) {
 		return
 	}
 	l.total.Add(-1)
-	if l.maxPerIP > 0 {
+	if l.perIP {
 		s := l.shard(&k)
 		s.mu.Lock()
 		if n := s.counts[k]; n > 1 {

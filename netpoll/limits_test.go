@@ -141,7 +141,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 // The limiter's counts stay exact under concurrent admit/release from many
 // goroutines (as from several loops), and the per-IP map empties.
 func TestConnLimiterConcurrent(t *testing.T) {
-	l := newConnLimiter(1000, 10, zap.NewNop())
+	l := newConnLimiter(1000, 10, nil, zap.NewNop())
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -164,14 +164,14 @@ func TestConnLimiterConcurrent(t *testing.T) {
 			t.Errorf("shard %d keeps %d addresses with no connection", i, n)
 		}
 	}
-	if newConnLimiter(0, 1<<31-1, nil) != nil {
+	if newConnLimiter(0, 1<<31-1, nil, nil) != nil {
 		t.Errorf("unlimited settings must give a nil limiter (nothing on the accept path)")
 	}
 }
 
 // BenchmarkConnLimiterAdmit is the accept path's cost with both limits set.
 func BenchmarkConnLimiterAdmit(b *testing.B) {
-	l := newConnLimiter(1<<20, 1<<20, zap.NewNop())
+	l := newConnLimiter(1<<20, 1<<20, nil, zap.NewNop())
 	k := peerKeyOf(net.IPv4(127, 0, 0, 1))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -181,4 +181,82 @@ func BenchmarkConnLimiterAdmit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// max.connection.creation.rate: past the rate in one second, a new
+// connection is closed at accept; once the second is over one is admitted
+// again.
+func TestMaxConnCreationRate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		const rate = 3
+		s := startServer(t, backend, echo, func(o *Options) { o.MaxConnCreationRate = rate })
+		start := time.Now()
+		var admitted, refusedN int
+		for i := 0; i < rate+2; i++ {
+			c := dialFrom(t, s, "127.0.0.1")
+			if echoes(c) == nil {
+				admitted++
+			} else {
+				refusedN++
+			}
+		}
+		if time.Since(start) < time.Second && (admitted != rate || refusedN != 2) {
+			t.Fatalf("%d admitted and %d refused within a second, want %d and 2", admitted, refusedN, rate)
+		}
+		waitUntil(t, "a new second of connections", failSafe, func() bool {
+			return time.Since(start) > 1100*time.Millisecond
+		})
+		if err := echoes(dialFrom(t, s, "127.0.0.1")); err != nil {
+			t.Fatalf("connection in the next second: %v", err)
+		}
+	})
+}
+
+func TestCreationRateWindow(t *testing.T) {
+	now := time.Unix(100, 0)
+	l := (*connLimiter)(nil).withCreationRate(2, zap.NewNop(), func() time.Time { return now })
+	for i, want := range []bool{true, true, false, false} {
+		if ok, _ := l.admit(peerKey{}); ok != want {
+			t.Fatalf("admit %d: %v, want %v", i, ok, want)
+		}
+	}
+	now = now.Add(time.Second)
+	if ok, _ := l.admit(peerKey{}); !ok {
+		t.Fatal("refused in a new second")
+	}
+	if (*connLimiter)(nil).withCreationRate(1<<31-1, zap.NewNop(), time.Now) != nil {
+		t.Fatal("Kafka's default rate made a limiter")
+	}
+}
+
+// max.connections.per.ip.overrides: an address with an override has its
+// own limit (0: none), the others max.connections.per.ip.
+func TestConnLimiterOverrides(t *testing.T) {
+	l := newConnLimiter(0, 2, map[string]int{"127.0.0.2": 3, "127.0.0.3": 0}, zap.NewNop())
+	count := func(ip string) int {
+		n := 0
+		for i := 0; i < 5; i++ {
+			if ok, _ := l.admit(peerKeyOf(net.ParseIP(ip))); ok {
+				n++
+			}
+		}
+		return n
+	}
+	for ip, want := range map[string]int{"127.0.0.1": 2, "127.0.0.2": 3, "127.0.0.3": 0} {
+		if got := count(ip); got != want {
+			t.Errorf("%s: %d admitted, want %d", ip, got, want)
+		}
+	}
+	// Overrides alone turn per-IP counting on; other addresses are free.
+	l = newConnLimiter(0, 0, map[string]int{"127.0.0.2": 1}, zap.NewNop())
+	if got := count("127.0.0.1"); got != 5 {
+		t.Errorf("no override: %d admitted, want 5", got)
+	}
+	if got := count("127.0.0.2"); got != 1 {
+		t.Errorf("override 1: %d admitted, want 1", got)
+	}
+	l.release(peerKeyOf(net.ParseIP("127.0.0.2")))
+	if got := count("127.0.0.2"); got != 1 {
+		t.Errorf("after a release: %d admitted, want 1", got)
+	}
 }

@@ -1,5 +1,7 @@
 package netpoll
 
+import "time"
+
 // The mute rule, one for both backends. A connection stops being read
 // (muted) while
 //
@@ -15,7 +17,12 @@ package netpoll
 //     loop bound costs well-behaved clients their pipelining, not their
 //     service;
 //   - the growth of its partial frame was refused and still does not fit
-//     (muteGrow, growFits).
+//     (muteGrow, growFits);
+//   - a response sent with Request.ReplyThrottled asked for a quiet period
+//     (muteThrottle, KIP-219: the broker answers a client over its quota
+//     at once and then does not read from it for the throttle time). The
+//     mute starts when the answer reaches the connection and lasts at most
+//     throttleMax; a later throttled answer extends it, never shortens it.
 //
 // The backends differ only in how they stop reading: the io_uring loop
 // cancels the connection's receive and stashes what was already received
@@ -45,10 +52,25 @@ func (b *bounds) overConn(requests int, bytes int64) bool {
 type muteCause uint8
 
 const (
-	muteConn muteCause = 1 << iota // over its own in-flight bound
-	muteLoop                       // the loop's share is used up and it has a request in flight
-	muteGrow                       // its partial frame was refused a growth that still does not fit
+	muteConn     muteCause = 1 << iota // over its own in-flight bound
+	muteLoop                           // the loop's share is used up and it has a request in flight
+	muteGrow                           // its partial frame was refused a growth that still does not fit
+	muteThrottle                       // a throttled answer's quiet period (ReplyThrottled)
 )
+
+// throttleMax bounds one throttled answer's quiet period (the quota
+// package bounds its throttles far below it).
+const throttleMax = 5 * time.Minute
+
+// throttleUntil returns the end of the quiet period a throttle of d
+// started at now asks for, given the current end cur (zero: none).
+func throttleUntil(cur, now time.Time, d time.Duration) time.Time {
+	end := now.Add(min(d, throttleMax))
+	if end.Before(cur) {
+		return cur
+	}
+	return end
+}
 
 func (m muteCause) String() string {
 	if m == 0 {
@@ -58,7 +80,7 @@ func (m muteCause) String() string {
 	for _, c := range [...]struct {
 		bit  muteCause
 		name string
-	}{{muteConn, "conn"}, {muteLoop, "loop"}, {muteGrow, "grow"}} {
+	}{{muteConn, "conn"}, {muteLoop, "loop"}, {muteGrow, "grow"}, {muteThrottle, "throttle"}} {
 		if m&c.bit != 0 {
 			if s != "" {
 				s += "|"

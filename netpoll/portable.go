@@ -277,6 +277,10 @@ type pconn struct {
 	inflightBytes int64
 	closed        bool
 	draining      bool
+	// throttleEnd is the end of a throttled answer's quiet period (zero:
+	// none); throttleTimer wakes the reader at it.
+	throttleEnd   time.Time
+	throttleTimer *time.Timer
 }
 
 func (c *pconn) remoteAddr() string { return c.addr }
@@ -343,10 +347,18 @@ func (c *pconn) readLoop() {
 			pending = pending[n:]
 			continue
 		}
-		if c.s.opts.IdleTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+		if !c.armReadDeadline() {
+			continue // throttled meanwhile: wait it out first
 		}
 		n, err := c.nc.Read(buf)
+		if n > 0 && err == nil && c.throttled() {
+			// The answer's throttle raced this read (the deadline that
+			// complete set lost to the bytes): they wait, unparsed, for
+			// the quiet period to end, as io_uring's stash does.
+			c.s.opts.Metrics.BytesIn(n)
+			pending = buf[:n]
+			continue
+		}
 		if n > 0 {
 			c.s.opts.Metrics.BytesIn(n)
 			k, ferr := c.fr.feed(buf[:n], c)
@@ -363,6 +375,8 @@ func (c *pconn) readLoop() {
 			switch {
 			case draining:
 				return // the writer closes once the queue is sent
+			case errors.Is(err, os.ErrDeadlineExceeded) && c.throttled():
+				continue // a throttled answer cut the read short
 			case errors.Is(err, os.ErrDeadlineExceeded) && !idle:
 				continue // requests in flight: not idle
 			case errors.Is(err, os.ErrDeadlineExceeded):
@@ -375,6 +389,34 @@ func (c *pconn) readLoop() {
 			return
 		}
 	}
+}
+
+// armReadDeadline sets the next read's deadline (connections.max.idle.ms,
+// or none) unless a throttled answer arrived since waitUnmuted (false).
+// Under c.mu, so that complete either sees this deadline and cuts it
+// short, or is seen here.
+func (c *pconn) armReadDeadline() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.throttleEnd.IsZero() {
+		return false
+	}
+	var d time.Time
+	switch {
+	case c.draining:
+		d = time.Now() // shutdown: read nothing new
+	case c.s.opts.IdleTimeout > 0:
+		d = time.Now().Add(c.s.opts.IdleTimeout)
+	}
+	_ = c.nc.SetReadDeadline(d)
+	return true
+}
+
+// throttled reports whether a throttled answer's quiet period is set.
+func (c *pconn) throttled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.throttleEnd.IsZero()
 }
 
 // waitUnmuted blocks while a bound is exceeded; false means the connection
@@ -390,6 +432,14 @@ func (c *pconn) waitUnmuted() bool {
 		// never read cannot starve the others; the writer's Broadcast wakes
 		// us when our own queue drains.
 		why := s.bounds.muteCause(c.q.len(), c.inflightBytes, s.queuedBytes.Load())
+		if !c.throttleEnd.IsZero() {
+			if wait := time.Until(c.throttleEnd); wait > 0 {
+				why |= muteThrottle
+				c.armThrottleTimerLocked(wait)
+			} else {
+				c.throttleEnd = time.Time{}
+			}
+		}
 		if why == 0 {
 			break
 		}
@@ -464,6 +514,13 @@ func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer,
 		c.closeLockedLevel(reason, zap.WarnLevel)
 		return
 	case completeNoReply:
+		if buf != nil { // NoReplyThrottled
+			if buf.throttle > 0 {
+				c.throttleEnd = throttleUntil(c.throttleEnd, time.Now(), buf.throttle)
+				_ = c.nc.SetReadDeadline(time.Now())
+			}
+			buf.Release()
+		}
 		buf = nil
 	}
 	if !c.q.complete(seq, buf) {
@@ -473,11 +530,29 @@ func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer,
 	if buf != nil {
 		c.inflightBytes += buf.cost()
 		c.s.queuedBytes.Add(buf.cost())
+		if buf.throttle > 0 {
+			c.throttleEnd = throttleUntil(c.throttleEnd, time.Now(), buf.throttle)
+			_ = c.nc.SetReadDeadline(time.Now()) // a read in progress stops: not read meanwhile
+		}
 	}
 	if invariants.Enabled {
 		c.checkLocked()
 	}
 	c.cond.Broadcast()
+}
+
+// armThrottleTimerLocked makes sure the reader is woken after wait (the end
+// of the quiet period). REQUIRES: c.mu held.
+func (c *pconn) armThrottleTimerLocked(wait time.Duration) {
+	if c.throttleTimer == nil {
+		c.throttleTimer = time.AfterFunc(wait, func() {
+			c.mu.Lock()
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		})
+		return
+	}
+	c.throttleTimer.Reset(wait)
 }
 
 func (c *pconn) writeLoop() {
@@ -572,6 +647,9 @@ func (c *pconn) closeLockedLevel(reason string, level zapLevel) {
 	}
 	c.closed = true
 	c.nc.Close()
+	if c.throttleTimer != nil {
+		c.throttleTimer.Stop()
+	}
 	c.cond.Broadcast()
 	c.s.opts.Logger.Check(level, "connection closed").Write(zap.String("remote", c.addr), zap.String("reason", reason), zap.String("backend", BackendPortable))
 }

@@ -58,6 +58,18 @@ type Options struct {
 	// 2147483647 (Kafka's default) means unlimited.
 	MaxConns      int
 	MaxConnsPerIP int
+	// MaxConnCreationRate is max.connection.creation.rate: connections
+	// accepted per second, server-wide (limits.go); 0 or Kafka's Int32 max:
+	// unlimited.
+	MaxConnCreationRate int
+	// MaxConnsPerIPOverrides is max.connections.per.ip.overrides: client
+	// IP (as net.ParseIP reads it) -> its own limit, 0 refusing it.
+	MaxConnsPerIPOverrides map[string]int
+	// AdmitConn, if set, is asked at accept (after the limits above)
+	// whether a connection from ip may open; false closes it like a
+	// limit does. It runs on an accepting loop and must not block (the
+	// broker's connection_creation_rate quotas of ip entities).
+	AdmitConn func(ip net.IP) bool
 	// Logger receives connection-level log lines; default nop.
 	Logger *zap.Logger
 	// Handler serves frames. Required.
@@ -190,13 +202,22 @@ type serverBase struct {
 	muted       atomic.Int64 // connections not being read because of a bound
 }
 
+// newServerLimiter is the connection limiter opts ask for: max.connections,
+// the per-IP limits and overrides, max.connection.creation.rate and the
+// admission hook (ip quotas).
+func newServerLimiter(opts Options) *connLimiter {
+	l := newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.MaxConnsPerIPOverrides, opts.Logger)
+	l = l.withCreationRate(opts.MaxConnCreationRate, opts.Logger, time.Now)
+	return l.withAdmitHook(opts.AdmitConn, opts.Logger)
+}
+
 // init sets what derives from opts; loopBytes is the share of
 // MaxQueuedBytes one loop may hold (the portable backend: all of it).
 func (b *serverBase) init(opts Options, loopBytes int64) {
 	b.opts = opts
 	b.limits = opts.limiter
 	if b.limits == nil {
-		b.limits = newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+		b.limits = newServerLimiter(opts)
 	}
 	b.bounds = bounds{
 		connRequests:    opts.ConnMaxInflightRequests,

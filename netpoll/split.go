@@ -50,7 +50,7 @@ func listenSplit(opts Options) (*Server, error) {
 		}
 		return &Server{b: pb, name: BackendPortable, tlsNote: "every listener is TLS: " + note}, nil
 	}
-	limiter := newConnLimiter(opts.MaxConns, opts.MaxConnsPerIP, opts.Logger)
+	limiter := newServerLimiter(opts)
 	plain := opts
 	plain.Listeners, plain.Secure, plain.listenerIDs, plain.limiter = pick(opts.Listeners, plainIDs), nil, plainIDs, limiter
 	plain.MaxQueuedBytes = max(opts.MaxQueuedBytes*int64(len(plainIDs))/int64(len(opts.Listeners)), 1<<20)

@@ -2,6 +2,8 @@
 
 package netpoll
 
+import "time"
+
 // The memory and queue bounds of an io_uring loop: growth of a partial
 // frame, the mute rule (mute.go) applied to a connection, loop-wide pressure
 // (single-shot receives), and resuming muted connections once a bound clears
@@ -51,7 +53,38 @@ func (l *uloop) muteCause(c *uconn) muteCause {
 	if why := l.s.bounds.muteCause(c.q.len(), c.inflightBytes+c.mailed.Load(), used); why != 0 {
 		return why
 	}
+	if !c.throttleEnd.IsZero() {
+		if c.throttleEnd.After(l.now) {
+			return muteThrottle
+		}
+		c.throttleEnd = time.Time{}
+	}
 	return l.s.bounds.growCause(&c.fr, c.growWant, used, &l.s.turn)
+}
+
+// throttle starts (or extends) c's quiet period after a throttled answer
+// and mutes it: its recv is cancelled; what arrives meanwhile waits in
+// the stash.
+func (l *uloop) throttle(c *uconn, d time.Duration) {
+	c.throttleEnd = throttleUntil(c.throttleEnd, time.Now(), d)
+	if l.throttleNext.IsZero() || c.throttleEnd.Before(l.throttleNext) {
+		l.throttleNext = c.throttleEnd
+	}
+	if !c.muted && !c.closing {
+		l.mute(c)
+	}
+}
+
+// throttleTick resumes the connections whose quiet period is over and
+// finds the next end among those still quiet.
+func (l *uloop) throttleTick() {
+	l.throttleNext = time.Time{}
+	l.unmuteCleared()
+	for _, c := range l.muted {
+		if !c.closing && c.throttleEnd.After(l.now) && (l.throttleNext.IsZero() || c.throttleEnd.Before(l.throttleNext)) {
+			l.throttleNext = c.throttleEnd
+		}
+	}
 }
 
 // mustMute reports whether c must stop receiving.

@@ -52,6 +52,9 @@ type uconn struct {
 	// stays muted while the growth does not fit (growCause).
 	growWant   int64
 	lastActive time.Time
+	// throttleEnd is the end of a throttled answer's quiet period (zero:
+	// none): c stays muted until then (muteThrottle).
+	throttleEnd time.Time
 	// stash holds received bytes not yet parsed because the connection is
 	// muted (heap: the provided buffers they arrived in are recycled).
 	stash []byte
@@ -153,6 +156,7 @@ func (l *uloop) newConn(fd, listener int) {
 	c.fd = fd
 	c.gen = (c.gen + 1) & 0xffffff
 	c.closing, c.muted, c.pressured = false, false, false
+	c.throttleEnd = time.Time{}
 	c.closeReq.Store(false)
 	c.lastActive = l.now
 	c.addr = ""

@@ -88,6 +88,9 @@ type uloop struct {
 	// success); no listener is re-armed before acceptResumeAt.
 	acceptBackoff  time.Duration
 	acceptResumeAt time.Time
+	// throttleNext is the earliest end of a muted connection's quiet
+	// period (zero: none); the loop wakes for it (throttleTick).
+	throttleNext time.Time
 
 	draining      bool
 	drainDeadline time.Time
@@ -199,6 +202,9 @@ func (l *uloop) run(started chan<- error) {
 		if l.acceptPaused() {
 			wait = max(min(wait, l.acceptResumeAt.Sub(l.now)), time.Millisecond)
 		}
+		if !l.throttleNext.IsZero() {
+			wait = max(min(wait, l.throttleNext.Sub(l.now)), time.Millisecond)
+		}
 		l.sleeping.Store(true)
 		var err error
 		if l.mbLen.Load() > 0 {
@@ -229,6 +235,9 @@ func (l *uloop) run(started chan<- error) {
 		l.now = time.Now()
 		if l.acceptBackoff > 0 {
 			l.resumeAccept()
+		}
+		if !l.throttleNext.IsZero() && !l.now.Before(l.throttleNext) {
+			l.throttleTick()
 		}
 		if l.now.Sub(l.lastTick) >= tick {
 			l.lastTick = l.now
@@ -350,6 +359,12 @@ func (l *uloop) onComplete(m *mail) {
 		l.closeConn(c, m.reason, zap.WarnLevel)
 		return
 	case completeNoReply:
+		if m.buf != nil { // NoReplyThrottled
+			if m.buf.throttle > 0 {
+				l.throttle(c, m.buf.throttle)
+			}
+			m.buf.Release()
+		}
 		m.buf = nil
 	}
 	if !c.q.complete(m.seq, m.buf) {
@@ -360,6 +375,9 @@ func (l *uloop) onComplete(m *mail) {
 		n := m.buf.cost()
 		c.inflightBytes += n
 		l.queuedBytes += n
+		if m.buf.throttle > 0 {
+			l.throttle(c, m.buf.throttle)
+		}
 	}
 	if invariants.Enabled {
 		l.checkConn(c)

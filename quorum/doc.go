@@ -12,7 +12,9 @@
 //     checks the cluster id and node ids, bounded queues per peer, reconnect
 //     with backoff;
 //   - the node loop (node.go): ticks, Ready handling (persist, send, apply),
-//     proposals that return once applied, snapshots.
+//     proposals that return once applied, snapshots;
+//   - dynamic quorums (members.go, KIP-853): raft's configuration changes
+//     carry each member's endpoint, and so do the snapshots.
 package quorum
 
 import (

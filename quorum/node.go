@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -55,6 +56,23 @@ type NodeConfig struct {
 	// comes from the store.
 	Voters   []uint64
 	Learners []uint64
+	// Bootstrap, when set, makes an empty store a dynamic quorum (KIP-853)
+	// whose initial voters are these members, with their controller
+	// endpoints (Kafka's format --standalone or --initial-controllers):
+	// the node writes raft's bootstrap entries, one configuration change
+	// per member carrying its endpoint, which every member must write
+	// identically. Ignored when the store is not empty.
+	Bootstrap []Member
+	// Join, with an empty store and no Bootstrap, starts the node with an
+	// empty configuration: it neither votes nor campaigns until the leader
+	// of an existing dynamic quorum adds it (as a learner, then perhaps a
+	// voter) and sends it the log.
+	Join bool
+	// OnMembers, if set, is called from the loop after a configuration
+	// change of a dynamic quorum is applied (and after a snapshot or the
+	// start restored one), with the configuration and every member's
+	// endpoint. It must not block.
+	OnMembers func(m Membership)
 	// Store is the raft log storage. Every write is durable when it returns.
 	Store LogStore
 	// Send hands outgoing messages to the transport. It is called from the
@@ -145,6 +163,12 @@ type Status struct {
 	// LeaderReady: this node is leader and has applied the first entry of
 	// its term (see NodeConfig.OnLeaderReady).
 	LeaderReady bool
+	// Endpoints are the members' controller endpoints of a dynamic quorum
+	// (nil for a static one).
+	Endpoints map[uint64]string
+	// RecentActive is, on the leader only, whether each member was heard
+	// from within the last election timeout.
+	RecentActive map[uint64]bool
 }
 
 // Errors returned by Node.
@@ -165,6 +189,9 @@ var (
 	ErrBusy = errors.New("quorum: too many proposals waiting")
 	// ErrStopped: the node was stopped.
 	ErrStopped = errors.New("quorum: node stopped")
+	// ErrConfChangePending: a configuration change proposed here is not
+	// applied yet (one change at a time).
+	ErrConfChangePending = errors.New("quorum: a configuration change is still in progress")
 )
 
 // NotLeaderError is the error of a proposal made on a node that is not the
@@ -183,8 +210,9 @@ func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 // Proposal is a proposal in flight, returned by ProposeAsync.
 type Proposal struct {
 	sequence uint64
-	data     []byte // enveloped
-	term     uint64 // loop-owned: the leader term it was appended in
+	conf     *raftpb.ConfChangeV2 // a configuration change, not a payload
+	data     []byte               // enveloped
+	term     uint64               // loop-owned: the leader term it was appended in
 	done     chan struct{}
 	index    uint64
 	err      error
@@ -234,8 +262,15 @@ type Node struct {
 	applied       uint64
 	appliedTerm   uint64 // term of the entry at applied
 	snapshotIndex uint64
-	role          raft.StateType
-	term          uint64 // raft's term when the current Ready was taken
+	// endpoints are a dynamic quorum's member endpoints (empty: static).
+	endpoints map[uint64]string
+	// confWaiting is the configuration change proposed here and not yet
+	// applied (at most one).
+	confWaiting *Proposal
+	// snapshotNow: a member was added; snapshot at the end of this Ready.
+	snapshotNow bool
+	role        raft.StateType
+	term        uint64 // raft's term when the current Ready was taken
 	// leader and leaderTerm are what OnLeader was last told.
 	leader, leaderTerm uint64
 	// leaderReadyTerm is the term in which this node, as leader, applied
@@ -317,8 +352,14 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		n.incarnation = binary.LittleEndian.Uint64(b[:])
 	}
 
-	if err := n.bootstrapIfEmpty(); err != nil {
+	empty, err := n.storeEmpty()
+	if err != nil {
 		return nil, err
+	}
+	if empty && len(cfg.Bootstrap) == 0 && !cfg.Join {
+		if err := n.bootstrapIfEmpty(); err != nil {
+			return nil, err
+		}
 	}
 	_, confState, err := cfg.Store.InitialState()
 	if err != nil {
@@ -330,7 +371,12 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("quorum: store snapshot: %w", err)
 	}
 	if index := snap.GetMetadata().GetIndex(); index > 0 {
-		if err := cfg.SM.Restore(snap.GetData(), index); err != nil {
+		endpoints, data, err := splitSnapshot(snap.GetData())
+		if err != nil {
+			return nil, fmt.Errorf("quorum: the snapshot at %d: %w", index, err)
+		}
+		n.endpoints = endpoints
+		if err := cfg.SM.Restore(data, index); err != nil {
 			return nil, fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", index, err)
 		}
 		n.applied, n.appliedTerm, n.snapshotIndex = index, snap.GetMetadata().GetTerm(), index
@@ -360,8 +406,35 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("quorum: raft: %w", err)
 	}
 	n.rn = rn
+	if empty && len(cfg.Bootstrap) > 0 {
+		peers := make([]raft.Peer, len(cfg.Bootstrap))
+		for i, m := range cfg.Bootstrap {
+			peers[i] = raft.Peer{ID: m.ID, Context: membersContext([]Member{m}, nil)}
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("quorum: bootstrap the dynamic quorum: %w", err)
+		}
+	}
 	n.publishStatus()
+	if len(n.endpoints) > 0 {
+		n.notifyMembers()
+	}
 	return n, nil
+}
+
+// storeEmpty reports whether the store holds nothing yet (no hard state,
+// no entries, no configuration).
+func (n *Node) storeEmpty() (bool, error) {
+	hardState, confState, err := n.cfg.Store.InitialState()
+	if err != nil {
+		return false, fmt.Errorf("quorum: store initial state: %w", err)
+	}
+	last, err := n.cfg.Store.LastIndex()
+	if err != nil {
+		return false, fmt.Errorf("quorum: store last index: %w", err)
+	}
+	return raft.IsEmptyHardState(hardState) && last == 0 &&
+		len(confState.GetVoters()) == 0 && len(confState.GetLearners()) == 0, nil
 }
 
 // bootstrapIfEmpty stores the configured initial configuration in an empty
@@ -569,6 +642,54 @@ func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
 	return p, nil
 }
 
+// ProposeConfChange proposes a configuration change of a dynamic quorum
+// and returns once it is applied here. adds names the endpoints of the
+// members the change adds (carried in the entry, so every node learns
+// them). Only one change proposed on this node may be in flight
+// (ErrConfChangePending); raft itself refuses a change while one is
+// uncommitted. Errors as Propose's; a change raft dropped (a leadership
+// change) fails when an entry of a later term applies, or with ctx.
+func (n *Node) ProposeConfChange(ctx context.Context, changes []*raftpb.ConfChangeSingle, adds []Member) (uint64, error) {
+	p, err := n.ProposeConfChangeAsync(changes, adds)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-p.done:
+		return p.index, p.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// ProposeConfChangeAsync queues a configuration change and returns at
+// once, as ProposeAsync does for a payload.
+func (n *Node) ProposeConfChangeAsync(changes []*raftpb.ConfChangeSingle, adds []Member) (*Proposal, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil, ErrStopped
+	}
+	if n.err != nil {
+		return nil, n.err
+	}
+	if n.proposalsOpen >= n.cfg.ProposalsMax {
+		return nil, ErrBusy
+	}
+	p := &Proposal{sequence: n.nextSequence, done: make(chan struct{})}
+	n.nextSequence++
+	nonce := binary.AppendUvarint(binary.AppendUvarint(nil, n.incarnation), p.sequence)
+	p.conf = &raftpb.ConfChangeV2{
+		Transition: raftpb.ConfChangeTransitionAuto.Enum(),
+		Changes:    changes,
+		Context:    membersContext(adds, nonce),
+	}
+	n.proposalsOpen++
+	n.pending.proposals = append(n.pending.proposals, p)
+	n.wake()
+	return p, nil
+}
+
 // Status returns what the node last published: after every loop round.
 func (n *Node) Status() Status {
 	n.mu.Lock()
@@ -582,6 +703,12 @@ func (n *Node) Status() Status {
 			match[id] = m
 		}
 		st.Match = match
+	}
+	if st.Endpoints != nil {
+		st.Endpoints = maps.Clone(st.Endpoints)
+	}
+	if st.RecentActive != nil {
+		st.RecentActive = maps.Clone(st.RecentActive)
 	}
 	return st
 }
@@ -633,6 +760,10 @@ func (n *Node) failAll(err error) {
 		delete(n.waiting, seq)
 		n.finish(p, 0, err)
 	}
+	if p := n.confWaiting; p != nil {
+		n.confWaiting = nil
+		n.finish(p, 0, err)
+	}
 }
 
 // finish completes p. Loop-owned (or after the loop ended).
@@ -668,7 +799,7 @@ func (n *Node) ReadApplied(from, maxBytes uint64) (entries []AppliedEntry, next 
 		return nil, from, nil, err
 	}
 	if from < first {
-		s, err := n.cfg.Store.Snapshot()
+		s, err := n.storeSnapshot()
 		if err != nil {
 			return nil, from, nil, err
 		}
@@ -679,7 +810,7 @@ func (n *Node) ReadApplied(from, maxBytes uint64) (entries []AppliedEntry, next 
 	}
 	ents, err := n.cfg.Store.Entries(from, applied+1, maxBytes)
 	if errors.Is(err, raft.ErrCompacted) {
-		s, err := n.cfg.Store.Snapshot()
+		s, err := n.storeSnapshot()
 		if err != nil {
 			return nil, from, nil, err
 		}
@@ -701,4 +832,23 @@ func (n *Node) ReadApplied(from, maxBytes uint64) (entries []AppliedEntry, next 
 		entries = append(entries, AppliedEntry{Index: e.GetIndex(), Term: e.GetTerm(), Payload: env.payload})
 	}
 	return entries, next, nil, nil
+}
+
+// storeSnapshot is the store's newest snapshot with its data as the state
+// machine wrote it (a dynamic quorum's member list taken off).
+func (n *Node) storeSnapshot() (*raftpb.Snapshot, error) {
+	s, err := n.cfg.Store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	_, data, err := splitSnapshot(s.GetData())
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == len(s.GetData()) {
+		return s, nil
+	}
+	out := proto.Clone(s).(*raftpb.Snapshot)
+	out.Data = data
+	return out, nil
 }

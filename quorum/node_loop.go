@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -84,6 +85,10 @@ func (n *Node) process() error {
 		n.rn.TransferLeader(in.transferTo)
 	}
 	for _, p := range in.proposals {
+		if p.conf != nil {
+			n.proposeConf(p)
+			continue
+		}
 		n.propose(p)
 	}
 
@@ -117,6 +122,76 @@ func (n *Node) propose(p *Proposal) {
 	// appends it to its log at once in its current term.
 	p.term = n.rn.BasicStatus().GetTerm()
 	n.waiting[p.sequence] = p
+}
+
+// proposeConf hands a configuration change to raft. Loop-owned.
+func (n *Node) proposeConf(p *Proposal) {
+	if n.confWaiting != nil {
+		n.finish(p, 0, ErrConfChangePending)
+		return
+	}
+	if err := n.rn.ProposeConfChange(p.conf); err != nil {
+		basic := n.rn.BasicStatus()
+		if basic.RaftState != raft.StateLeader {
+			n.finish(p, 0, &NotLeaderError{Leader: basic.Lead})
+			return
+		}
+		n.finish(p, 0, fmt.Errorf("%w: %w", ErrProposalDropped, err))
+		return
+	}
+	p.term = n.rn.BasicStatus().GetTerm()
+	p.data, _ = proto.Marshal(p.conf)
+	n.confWaiting = p
+}
+
+// applyConfChange applies a committed configuration change and learns the
+// endpoints its context carries. Loop-owned.
+func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI, context, data []byte) error {
+	members, err := decodeMembersContext(context)
+	if err != nil {
+		return fmt.Errorf("quorum: conf change entry %d: %w", index, err)
+	}
+	n.confState = n.rn.ApplyConfChange(cc)
+	v2 := cc.AsV2()
+	if len(members) > 0 || len(n.endpoints) > 0 {
+		if n.endpoints == nil {
+			n.endpoints = make(map[uint64]string)
+		}
+		for _, m := range members {
+			n.endpoints[m.ID] = m.Addr
+		}
+		for _, c := range v2.GetChanges() {
+			switch c.GetType() {
+			case raftpb.ConfChangeRemoveNode:
+				delete(n.endpoints, c.GetNodeId())
+			case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+				// raft refuses to restore a snapshot whose configuration
+				// does not name the restoring node, so a member added after
+				// the log was compacted could never catch up from the
+				// snapshot taken before it was added: take one now.
+				n.snapshotNow = true
+			}
+		}
+		n.notifyMembers()
+	}
+	if p := n.confWaiting; p != nil && bytes.Equal(p.data, data) {
+		n.confWaiting = nil
+		n.finish(p, index, nil)
+	}
+	return nil
+}
+
+// notifyMembers tells OnMembers the configuration. Loop-owned.
+func (n *Node) notifyMembers() {
+	if n.cfg.OnMembers == nil {
+		return
+	}
+	cs := n.confState
+	n.cfg.OnMembers(Membership{
+		Voters:    slices.Clone(cs.GetVoters()),
+		Learners:  slices.Clone(cs.GetLearners()),
+		Endpoints: maps.Clone(n.endpoints),
+	})
 }
 
 // handleReady persists, sends and applies one Ready, in that order, then
@@ -183,10 +258,18 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	if err := n.cfg.Store.ApplySnapshot(snap); err != nil {
 		return fmt.Errorf("quorum: store the snapshot at %d: %w", meta.GetIndex(), err)
 	}
-	if err := n.cfg.SM.Restore(snap.GetData(), meta.GetIndex()); err != nil {
+	endpoints, data, err := splitSnapshot(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("quorum: the snapshot at %d: %w", meta.GetIndex(), err)
+	}
+	if err := n.cfg.SM.Restore(data, meta.GetIndex()); err != nil {
 		return fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", meta.GetIndex(), err)
 	}
 	n.confState = proto.Clone(raftpb.EnsureConfState(meta.GetConfState())).(*raftpb.ConfState)
+	if endpoints != nil {
+		n.endpoints = endpoints
+		n.notifyMembers()
+	}
 	n.applied, n.snapshotIndex = meta.GetIndex(), meta.GetIndex()
 	// The snapshot stands for entries this node never applies one by one; a
 	// waiting proposal of a term up to the snapshot's may be among them or
@@ -236,13 +319,17 @@ func (n *Node) apply(e *raftpb.Entry) error {
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 			return fmt.Errorf("quorum: conf change entry %d: %w", index, err)
 		}
-		n.confState = n.rn.ApplyConfChange(&cc)
+		if err := n.applyConfChange(index, &cc, cc.GetContext(), e.GetData()); err != nil {
+			return err
+		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 			return fmt.Errorf("quorum: conf change entry %d: %w", index, err)
 		}
-		n.confState = n.rn.ApplyConfChange(&cc)
+		if err := n.applyConfChange(index, &cc, cc.GetContext(), e.GetData()); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("quorum: committed entry %d of unknown type %v", index, e.GetType())
 	}
@@ -274,18 +361,39 @@ func (n *Node) noteAppliedTerm(term uint64) {
 			n.finish(p, 0, ErrProposalDropped)
 		}
 	}
+	if p := n.confWaiting; p != nil && p.term < term {
+		n.confWaiting = nil
+		n.finish(p, 0, ErrProposalDropped)
+	}
 }
 
 // maybeSnapshot takes a snapshot once SnapshotEvery entries were applied
 // since the last one, and compacts the log to SnapshotKeep entries below it.
 // Loop-owned.
 func (n *Node) maybeSnapshot() error {
+	if n.snapshotNow {
+		n.snapshotNow = false
+		if first, err := n.cfg.Store.FirstIndex(); err != nil {
+			return fmt.Errorf("quorum: store first index: %w", err)
+		} else if first > 1 && n.applied > n.snapshotIndex {
+			return n.takeSnapshot()
+		}
+	}
 	if n.applied < n.snapshotIndex+n.cfg.SnapshotEvery {
 		return nil
 	}
+	return n.takeSnapshot()
+}
+
+// takeSnapshot snapshots the state machine at the applied index and
+// compacts the log to SnapshotKeep entries below it. Loop-owned.
+func (n *Node) takeSnapshot() error {
 	data, err := n.cfg.SM.Snapshot()
 	if err != nil {
 		return fmt.Errorf("quorum: state machine snapshot at %d: %w", n.applied, err)
+	}
+	if len(n.endpoints) > 0 {
+		data = snapshotWithMembers(n.endpoints, data)
 	}
 	if _, err := n.cfg.Store.CreateSnapshot(n.applied, n.confState, data); err != nil {
 		return fmt.Errorf("quorum: store a snapshot at %d: %w", n.applied, err)
@@ -319,6 +427,9 @@ func (n *Node) publishStatus() {
 		SnapshotIndex: n.snapshotIndex,
 		LeaderReady:   rs.RaftState == raft.StateLeader && n.leaderReadyTerm == rs.GetTerm(),
 	}
+	if len(n.endpoints) > 0 {
+		st.Endpoints = maps.Clone(n.endpoints)
+	}
 	for id := range rs.Config.Voters.IDs() {
 		st.Voters = append(st.Voters, id)
 	}
@@ -331,8 +442,10 @@ func (n *Node) publishStatus() {
 	case raft.StateLeader:
 		st.Role = RoleLeader
 		st.Match = make(map[uint64]uint64, len(rs.Progress))
+		st.RecentActive = make(map[uint64]bool, len(rs.Progress))
 		for id, pr := range rs.Progress {
 			st.Match[id] = pr.Match
+			st.RecentActive[id] = pr.RecentActive || id == n.cfg.ID
 		}
 	case raft.StateCandidate:
 		st.Role = RoleCandidate

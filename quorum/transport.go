@@ -162,6 +162,12 @@ type TransportConfig struct {
 	// which may call RPCs and ping; a raft message from one ends its
 	// connection.
 	AcceptObservers bool
+	// Dynamic: a dynamic quorum's transport (KIP-853). The voter set
+	// changes with the log, so the handshake carries none and compares
+	// none (Peers is this node alone at first; members are added with
+	// AddPeer as the log names them), and a handshake addressed to node 0
+	// (CallAddr: "whoever listens here") is accepted.
+	Dynamic bool
 }
 
 // Errors of Send, Call and the connections.
@@ -252,6 +258,10 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		voters = append(voters, Voter{ID: id, Addr: addr})
 	}
 	slices.SortFunc(voters, func(a, b Voter) int { return cmpUint64(a.ID, b.ID) })
+	handshakeVoters := voters
+	if cfg.Dynamic {
+		handshakeVoters = nil
+	}
 	setDefault(&cfg.MaxFrame, DefaultMaxFrame)
 	if cfg.MaxFrame < handshakeFrameMax {
 		return nil, fmt.Errorf("quorum transport: max frame %d is below %d", cfg.MaxFrame, handshakeFrameMax)
@@ -276,7 +286,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		cfg:         cfg,
 		log:         log.With(zap.Uint64("node", cfg.NodeID)),
 		instance:    binary.BigEndian.Uint64(seed[:]),
-		voters:      voters,
+		voters:      handshakeVoters,
 		peers:       make(map[uint64]*peer),
 		inbound:     make(map[*inConn]struct{}),
 		inboundByID: make(map[uint64]*inConn),

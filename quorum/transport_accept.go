@@ -173,7 +173,7 @@ func (t *Transport) acceptHandshake(ic *inConn, br *bufio.Reader) (RefuseCode, s
 		return RefuseClosing, fmt.Sprintf("node %d is shutting down", self)
 	case h.ClusterID != t.cfg.ClusterID:
 		return RefuseClusterID, fmt.Sprintf("node %d is in cluster %q, the sender (node %d) in cluster %q", self, t.cfg.ClusterID, h.From, h.ClusterID)
-	case h.To != self:
+	case h.To != self && !(t.cfg.Dynamic && h.To == 0):
 		return RefuseWrongNode, fmt.Sprintf("this is node %d, the sender (node %d) expected node %d here: stale address?", self, h.From, h.To)
 	case !slices.Equal(h.Voters, t.voters):
 		return RefuseVoters, fmt.Sprintf("node %d has voters %s, the sender (node %d) has %s", self, votersString(t.voters), h.From, votersString(h.Voters))
@@ -182,7 +182,10 @@ func (t *Transport) acceptHandshake(ic *inConn, br *bufio.Reader) (RefuseCode, s
 	case t.peers[h.From] == nil && !t.cfg.AcceptObservers:
 		return RefuseUnknownPeer, fmt.Sprintf("node %d is not a voter or known peer of node %d", h.From, self)
 	}
-	ic.observer = t.peers[h.From] == nil
+	// In a dynamic quorum a node learns the other members' endpoints from
+	// the log the leader sends it, so the leader's raft messages must be
+	// taken before the leader is a known peer here.
+	ic.observer = t.peers[h.From] == nil && !t.cfg.Dynamic
 	if old := t.inboundByID[h.From]; old != nil {
 		if old.instance != h.Instance {
 			return RefuseDuplicateID, fmt.Sprintf("node %d is already connected to node %d from %s as instance %x; this connection from %s is instance %x: two processes with one node id?",

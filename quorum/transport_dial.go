@@ -206,6 +206,12 @@ func (t *Transport) connectAndServe(p *peer) (handshaken bool, err error) {
 
 // handshake sends this node's handshake and reads the answer.
 func (t *Transport) handshake(p *peer, conn net.Conn, br *bufio.Reader, addr string) error {
+	return t.handshakeTo(p.id, conn, br, addr)
+}
+
+// handshakeTo is handshake to node id to (0: whichever node listens at
+// addr, which only a dynamic quorum's node accepts).
+func (t *Transport) handshakeTo(to uint64, conn net.Conn, br *bufio.Reader, addr string) error {
 	if err := conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)); err != nil {
 		return err
 	}
@@ -214,7 +220,7 @@ func (t *Transport) handshake(p *peer, conn net.Conn, br *bufio.Reader, addr str
 		Version:   protocolVersion,
 		ClusterID: t.cfg.ClusterID,
 		From:      t.cfg.NodeID,
-		To:        p.id,
+		To:        to,
 		Instance:  t.instance,
 		Voters:    t.voters,
 	}), start)
@@ -239,7 +245,7 @@ func (t *Transport) handshake(p *peer, conn net.Conn, br *bufio.Reader, addr str
 		if err != nil {
 			return err
 		}
-		return &RefusedError{Peer: p.id, Addr: addr, Code: code, Reason: reason}
+		return &RefusedError{Peer: to, Addr: addr, Code: code, Reason: reason}
 	default:
 		return fmt.Errorf("handshake answered with frame type %d", typ)
 	}
@@ -377,5 +383,60 @@ func (t *Transport) readOutbound(p *peer, conn net.Conn, br *bufio.Reader) error
 		default:
 			return fmt.Errorf("unexpected frame type %d from the acceptor", typ)
 		}
+	}
+}
+
+// CallAddr sends one RPC to whichever node of a dynamic quorum listens at
+// addr, on a connection of its own that it closes after the answer: how a
+// node that knows only the bootstrap servers' addresses
+// (controller.quorum.bootstrap.servers), not their ids, reaches the quorum.
+// ctx bounds the whole call.
+func (t *Transport) CallAddr(ctx context.Context, addr string, key, version int16, body []byte) ([]byte, error) {
+	if !t.cfg.Dynamic {
+		return nil, errors.New("quorum transport: CallAddr needs a dynamic quorum")
+	}
+	d := net.Dialer{Timeout: t.cfg.HandshakeTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	br := bufio.NewReaderSize(conn, 16<<10)
+	if err := t.handshakeTo(0, conn, br, addr); err != nil {
+		return nil, err
+	}
+	corr := t.nextCorr.Add(1)
+	if _, err := conn.Write(appendRPCRequest(nil, &rpcRequest{Correlation: corr, Key: key, Version: version, Body: body})); err != nil {
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		if err := conn.SetReadDeadline(deadline); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		typ, payload, err := readFrame(br, t.cfg.MaxFrame, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if typ != frameRPCResponse {
+			continue // a pong
+		}
+		s, err := decodeRPCResponse(payload)
+		if err != nil {
+			return nil, err
+		}
+		if s.Correlation != corr {
+			return nil, fmt.Errorf("quorum transport: answer to call %d, expected %d", s.Correlation, corr)
+		}
+		if s.ErrCode != 0 {
+			return nil, &RemoteError{Code: s.ErrCode, Message: s.ErrMessage}
+		}
+		return s.Body, nil
 	}
 }

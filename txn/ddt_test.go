@@ -17,7 +17,7 @@ package txn
 //	       fresh coordinator and log, t=0, producer ids from 0
 //	next-pid N [fail=CODE]           the allocator's next id; fail= makes it fail with that code
 //	init <id> [timeout=DUR] [pid=N epoch=N]       InitProducerId (timeout default 60s)
-//	add <id> parts=t-0,u-1 [verify] [pid=N] [epoch=N]   AddPartitionsToTxn
+//	add <id> parts=t-0,u-1 [verify|v2] [pid=N] [epoch=N]   AddPartitionsToTxn (v2: the implicit add of transactions v2)
 //	offsets <id> group=G [pid=N] [epoch=N]        AddOffsetsToTxn
 //	end <id> commit|abort [v=2] [pid=N] [epoch=N]  EndTxn
 //	written <id> [fail]              WriteDone for the id's outstanding write
@@ -160,6 +160,10 @@ func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
 		h.effects(t, h.c.InitProducerID(id, int32(dur(t, a.kv["timeout"], time.Minute).Milliseconds()), pid, epoch, h.now))
 	case "add":
 		pid, epoch := h.producer(t, id, a)
+		if a.has("v2") {
+			h.effects(t, h.c.AddPartitionsV2(id, pid, epoch, parsePartitions(t, a.kv["parts"]), h.now))
+			break
+		}
 		h.effects(t, h.c.AddPartitions(id, pid, epoch, parsePartitions(t, a.kv["parts"]), a.has("verify"), h.now))
 	case "offsets":
 		pid, epoch := h.producer(t, id, a)

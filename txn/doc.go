@@ -54,8 +54,10 @@
 // # What the broker does
 //
 //  1. Route InitProducerId (non-null transactional id), AddPartitionsToTxn
-//     (v1-3 client form, and v4+ verify-only batches from partition
-//     leaders), AddOffsetsToTxn and EndTxn to the Coordinator of
+//     (v1-3 client form, v4+ verify-only batches from partition leaders,
+//     and AddPartitionsV2: the implicit add of transactions v2, from the
+//     leader of a partition a Produce v12+ writes to, or from the group
+//     coordinator for TxnOffsetCommit v5+), AddOffsetsToTxn and EndTxn to the Coordinator of
 //     PartitionFor(txnID, partitions) (Kafka's abs(hashCode) % partitions, as
 //     group.PartitionFor), holding one mutex around every call (a
 //     Coordinator is not safe for concurrent use; never hold the mutex
@@ -95,8 +97,10 @@
 //     answered (Kafka throws before looking);
 //   - a fencing abort at transaction.version 2 from MaxInt16-1 does not
 //     overflow the epoch;
-//   - AddPartitions has no transaction-version input yet (Kafka 4 records
-//     AddPartitionsToTxn v5's on the Ongoing record);
+//   - the client forms of AddPartitions (AddPartitionsToTxn v0-3) and
+//     AddOffsets keep the id's client transaction version on the Ongoing
+//     record (Kafka writes 0 there); AddPartitionsV2 records 2, as Kafka
+//     does for AddPartitionsToTxn v5;
 //   - a failed write is answered COORDINATOR_NOT_AVAILABLE whatever the
 //     cause (Kafka maps the append error: NOT_COORDINATOR after losing
 //     leadership, which the broker signals by dropping the Coordinator);

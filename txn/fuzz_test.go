@@ -7,7 +7,8 @@ import (
 )
 
 // FuzzEvents feeds random event sequences (InitProducerId with and without
-// KIP-360 fields, AddPartitions and its verify-only form, AddOffsets,
+// KIP-360 fields, AddPartitions, its verify-only form and transactions
+// v2's implicit add (AddPartitionsV2), AddOffsets,
 // EndTxn v1/v2, stale-epoch zombies, write completions and failures,
 // marker completions, time steps with Tick, and failovers that reload the
 // coordinator from the records written so far) for three transactional
@@ -50,6 +51,11 @@ func FuzzEvents(f *testing.F) {
 				}
 				r.request(r.c.InitProducerID(id, int32(1000+int(arg>>3)*500), pid, epoch, r.now))
 			case 1:
+				if arg&0x60 == 0x20 {
+					// Transactions v2's implicit add (a partition leader's).
+					r.request(r.c.AddPartitionsV2(id, cl.pid, cl.epoch, parts, r.now))
+					break
+				}
 				r.request(r.c.AddPartitions(id, cl.pid, cl.epoch, parts, arg&0x40 != 0, r.now))
 			case 2:
 				r.request(r.c.AddOffsets(id, cl.pid, cl.epoch, fmt.Sprintf("g%d", arg>>5), r.now))

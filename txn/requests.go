@@ -173,18 +173,35 @@ func (c *Coordinator) AddPartitions(txnID string, pid int64, epoch int16, partit
 	if verifyOnly {
 		return c.verifyPartitions(txnID, pid, epoch, partitions)
 	}
-	return c.addPartitions(APIAddPartitions, txnID, pid, epoch, partitions, now)
+	return c.addPartitions(APIAddPartitions, txnID, pid, epoch, partitions, keepTxnVersion, now)
 }
+
+// AddPartitionsV2 is transactions v2's implicit add (KIP-890 part 2): a
+// partition leader that takes a transactional produce (Produce v12+), or a
+// group coordinator that takes TxnOffsetCommit v5+, for a partition not yet
+// in the transaction adds it here (Kafka's AddPartitionsToTxn v5 with
+// verify_only false, sent by AddPartitionsToTxnManager). It is AddPartitions
+// with the request's transaction version (2) recorded on the Ongoing
+// record, as Kafka's prepareAddPartitions does; errors and the answer are
+// AddPartitions'.
+func (c *Coordinator) AddPartitionsV2(txnID string, pid int64, epoch int16, partitions []TopicPartition, now time.Time) Effects {
+	return c.addPartitions(APIAddPartitions, txnID, pid, epoch, partitions, 2, now)
+}
+
+// keepTxnVersion: a transition that keeps the id's client transaction
+// version (AddPartitionsToTxn below v5, AddOffsetsToTxn).
+const keepTxnVersion int16 = -1
 
 // AddOffsets handles AddOffsetsToTxn: it adds the group's __consumer_offsets
 // partition to the transaction (Kafka's KafkaApis does the same through
 // handleAddPartitionsToTransaction).
 func (c *Coordinator) AddOffsets(txnID string, pid int64, epoch int16, groupID string, now time.Time) Effects {
 	tp := TopicPartition{OffsetsTopic, c.cfg.OffsetsPartition(groupID)}
-	return c.addPartitions(APIAddOffsets, txnID, pid, epoch, []TopicPartition{tp}, now)
+	return c.addPartitions(APIAddOffsets, txnID, pid, epoch, []TopicPartition{tp}, keepTxnVersion, now)
 }
 
-func (c *Coordinator) addPartitions(api API, txnID string, pid int64, epoch int16, partitions []TopicPartition, now time.Time) Effects {
+func (c *Coordinator) addPartitions(api API, txnID string, pid int64, epoch int16, partitions []TopicPartition, clientTV int16,
+	now time.Time) Effects {
 	if txnID == "" {
 		return c.reply(txnID, api, kerr.InvalidRequest.Code)
 	}
@@ -220,14 +237,16 @@ func (c *Coordinator) addPartitions(api API, txnID string, pid int64, epoch int1
 	if m.State == Empty || m.State.isComplete() {
 		start = nowMs
 	}
-	// Kafka 4 records the request's transaction version here (2 for
-	// AddPartitionsToTxn v5, sent by partition leaders for v2 clients);
-	// this API has no version input yet, so the id's current one is kept
-	// (Kafka's default for a transition), which differs only on a v2
-	// client's first transaction (0 here, 2 in Kafka). Only the record's
-	// field differs: EndTxn goes by its own request's version.
+	// Kafka 4 records the request's transaction version here: 2 for the
+	// implicit add of transactions v2 (AddPartitionsV2). The client forms
+	// (AddPartitionsToTxn v0-3, AddOffsetsToTxn) keep the id's current
+	// one. Only the record's field depends on it: EndTxn goes by its own
+	// request's version.
+	if clientTV == keepTxnVersion {
+		clientTV = m.ClientTransactionVersion
+	}
 	to := m.newTransit(Ongoing, m.ProducerID, noProducerID, m.ProducerEpoch, m.LastProducerEpoch, m.TimeoutMs,
-		sortedPartitions(union), start, nowMs, m.ClientTransactionVersion)
+		sortedPartitions(union), start, nowMs, clientTV)
 	c.prepare(m, to, pendingClient, &Answer{TxnID: txnID, API: api})
 	c.issue(m)
 	return c.take()

@@ -30,7 +30,7 @@ func (p *clusterProxy) set(n *cluster.Node) { p.node.Store(n) }
 
 func (p *clusterProxy) Image() *metadata.Image {
 	if n := p.node.Load(); n != nil {
-		return n.Image()
+		return n.ServedImage()
 	}
 	return &p.empty
 }
@@ -79,25 +79,37 @@ func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, re
 	ctl.AutoLeaderRebalance = cfg.AutoLeaderRebalanceEnable
 	ctl.LeaderImbalancePercent = int(cfg.LeaderImbalancePerBrokerPercentage)
 	ctl.LeaderImbalanceCheckInterval = time.Duration(cfg.LeaderImbalanceCheckIntervalSeconds) * time.Second
-	listen := ""
+	listen, listenerName := "", ""
 	if cl := cfg.ControllerListeners(); len(cl) > 0 {
-		listen = cl[0].Addr()
+		listen, listenerName = cl[0].Addr(), cl[0].Name
+	}
+	// A dynamic quorum's initial voters, decided at the first start (the
+	// quorum package writes them only into an empty metadata log).
+	initial := cfg.QuorumInitialControllers
+	if cfg.QuorumStandalone {
+		initial = []config.Voter{{ID: cfg.NodeID}}
+		if cl := cfg.ControllerListeners(); len(cl) > 0 {
+			initial[0].Host, initial[0].Port = cl[0].Host, cl[0].Port
+		}
 	}
 	return cluster.Start(cluster.Config{
-		NodeID:              cfg.NodeID,
-		ClusterID:           reg.ClusterID(),
-		Voters:              cfg.QuorumVoters,
-		ControllerListen:    listen,
-		MetadataDir:         cfg.MetadataDir(),
-		Endpoints:           endpoints,
-		Rack:                cfg.BrokerRack,
-		HeartbeatInterval:   time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
-		Controller:          ctl,
-		Logger:              logger.Named("cluster"),
-		OnMetadata:          rep.onMetadata(b.OnMetadata),
-		LocalProducerIDsEnd: b.LocalProducerIDsEnd,
-		PreviousBrokerEpoch: reg.PreviousBrokerEpoch,
-		OnBrokerEpoch:       reg.SetBrokerEpoch,
+		NodeID:                 cfg.NodeID,
+		ClusterID:              reg.ClusterID(),
+		Voters:                 cfg.QuorumVoters,
+		BootstrapServers:       cfg.QuorumBootstrapServers,
+		InitialVoters:          initial,
+		ControllerListenerName: listenerName,
+		ControllerListen:       listen,
+		MetadataDir:            cfg.MetadataDir(),
+		Endpoints:              endpoints,
+		Rack:                   cfg.BrokerRack,
+		HeartbeatInterval:      time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
+		Controller:             ctl,
+		Logger:                 logger.Named("cluster"),
+		OnMetadata:             rep.onMetadata(b.OnMetadata),
+		LocalProducerIDsEnd:    b.LocalProducerIDsEnd,
+		PreviousBrokerEpoch:    reg.PreviousBrokerEpoch,
+		OnBrokerEpoch:          reg.SetBrokerEpoch,
 		LocalTopics: func() []cluster.LocalTopic {
 			var out []cluster.LocalTopic
 			for _, t := range reg.Topics() {

@@ -154,8 +154,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := broker.CheckProducerIDFile(dataDir); err != nil {
 		return err
 	}
-	if cfg.Clustered() && cfg.ClusterID == "" && len(cfg.QuorumVoters) > 1 {
-		return errors.New("process.roles is set with several voters but cluster.id is empty: give every node of the cluster the same cluster.id")
+	if cfg.Clustered() && cfg.ClusterID == "" && (len(cfg.QuorumVoters) > 1 || cfg.DynamicQuorum()) {
+		return errors.New("process.roles is set with several voters (or a dynamic quorum) but cluster.id is empty: give every node of the cluster the same cluster.id")
 	}
 	reg, err := broker.OpenRegistry(broker.RegistryOptions{
 		LogDirs:   cfg.LogDirs,
@@ -206,6 +206,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	}
 	b, err := broker.New(broker.Options{
 		Security:          security,
+		Quota:             broker.QuotaOptions{WindowNum: cfg.Quota.WindowNum, WindowSize: time.Duration(cfg.Quota.WindowSizeSeconds) * time.Second},
 		Cluster:           clusterOpt,
 		ReplicaLagTimeMax: time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 		ListenerName:      adv.Name,
@@ -237,13 +238,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		OffsetsTopicReplicationFactor: cfg.OffsetsTopicReplicationFactor,
 
 		Txn: broker.TxnOptions{
-			StateLogNumPartitions:     cfg.TransactionStateLogNumPartitions,
-			StateLogSegmentBytes:      cfg.TransactionStateLogSegmentBytes,
-			StateLogReplicationFactor: cfg.TransactionStateLogReplicationFactor,
-			StateLogMinISR:            cfg.TransactionStateLogMinISR,
-			MaxTimeout:                time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
-			IDExpiration:              time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
-			CleanupInterval:           time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			StateLogNumPartitions:        cfg.TransactionStateLogNumPartitions,
+			StateLogSegmentBytes:         cfg.TransactionStateLogSegmentBytes,
+			StateLogReplicationFactor:    cfg.TransactionStateLogReplicationFactor,
+			StateLogMinISR:               cfg.TransactionStateLogMinISR,
+			MaxTimeout:                   time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+			IDExpiration:                 time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond,
+			CleanupInterval:              time.Duration(cfg.TransactionAbortTimedOutTransactionCleanupIntervalMs) * time.Millisecond,
+			TransactionVersion:           txnVersionOption(cfg.TransactionVersion),
+			AddPartitionsRetryBackoff:    time.Duration(cfg.AddPartitionsToTxnRetryBackoffMs) * time.Millisecond,
+			AddPartitionsRetryBackoffMax: addRetryMaxOption(cfg.AddPartitionsToTxnRetryBackoffMaxMs),
 		},
 	})
 	if err != nil {
@@ -302,6 +306,9 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		IdleTimeout:             idle,
 		MaxConns:                cfg.MaxConnections,
 		MaxConnsPerIP:           cfg.MaxConnectionsPerIP,
+		MaxConnCreationRate:     cfg.Quota.MaxConnectionCreationRate,
+		MaxConnsPerIPOverrides:  cfg.Quota.MaxConnectionsPerIPOverrides,
+		AdmitConn:               b.AdmitConnection, // quotas of ip entities
 		Logger:                  logger.Named("net"),
 		Handler:                 b,
 		Sessions:                b,
@@ -490,4 +497,23 @@ func zeroIsNone(n int) int {
 		return -1
 	}
 	return n
+}
+
+// txnVersionOption is broker.TxnOptions.TransactionVersion for the
+// transaction.version key (the option's zero value means the default).
+func txnVersionOption(level int16) int16 {
+	if level == 0 {
+		return broker.TransactionVersionZero
+	}
+	return level
+}
+
+// addRetryMaxOption is broker.TxnOptions.AddPartitionsRetryBackoffMax for
+// add.partitions.to.txn.retry.backoff.max.ms: 0 (no retry) is the
+// smallest positive duration, since the option's zero means the default.
+func addRetryMaxOption(ms int32) time.Duration {
+	if ms == 0 {
+		return time.Nanosecond
+	}
+	return time.Duration(ms) * time.Millisecond
 }

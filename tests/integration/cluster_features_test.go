@@ -33,7 +33,9 @@ import (
 //   - a broker-only node (process.roles=broker) joins, gets partitions and
 //     serves them;
 //   - transactions whose partitions are led by other brokers than their
-//     coordinator's complete: markers reach every leader.
+//     coordinator's complete: markers reach every leader;
+//   - transactions v2 with raw requests: a leader adds its partition to the
+//     transaction through the coordinator's broker (AddPartitionsToTxn v5).
 func TestClusterFeatures(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -156,6 +158,9 @@ func TestClusterFeatures(t *testing.T) {
 
 		t.Run("transactions-across-leaders", func(t *testing.T) {
 			clusterTransactionsAcrossLeaders(t, c)
+		})
+		t.Run("transactions-v2-remote-add", func(t *testing.T) {
+			clusterTxnV2RemoteAdd(t, c) // txn_v2_cluster_test.go
 		})
 
 		t.Run("rolling-restart-under-load", func(t *testing.T) {

@@ -100,6 +100,9 @@ type testCluster struct {
 	// nodeProps, when set, gives node n's own keys on top of moreProps
 	// (broker.rack, a metrics listener on the node's address).
 	nodeProps func(n *clusterNode) map[string]string
+	// editProps, when set, edits each node's server.properties last (the
+	// dynamic quorum's per-node keys, which may remove keys).
+	editProps func(n *clusterNode, props map[string]string)
 
 	// What the scenarios made and every later one checks is still there:
 	// topics with their partition counts, the topic configs set, and every
@@ -240,6 +243,9 @@ func (c *testCluster) props(n *clusterNode) map[string]string {
 		for k, v := range c.nodeProps(n) {
 			props[k] = v
 		}
+	}
+	if c.editProps != nil {
+		c.editProps(n, props)
 	}
 	return props
 }

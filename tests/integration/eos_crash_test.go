@@ -22,6 +22,10 @@ package integration
 // them), so a crash lands inside each step of a transaction. Whether the
 // broker handled a request before it died is up to the scheduler; the seed
 // fixes the rest.
+// The seed also picks the broker's transaction.version, 1 or 2, so the
+// crashes land in transactions v1 (AddPartitionsToTxn, AddOffsetsToTxn) or
+// v2 (partitions added by Produce v12 and TxnOffsetCommit v5, the epoch
+// bumped by every EndTxn v5).
 // About half the kills (seeded) take the client down too: the loop's
 // context for the transaction is cancelled, the session closed without
 // ending it, and a new one with the same transactional id takes over, so the
@@ -69,17 +73,19 @@ const (
 
 // eosKillRequests are the requests a kill can follow (written, or with answer
 // its response read), by name for the log.
-var eosKillRequests = []struct {
-	key    int16
-	answer bool
-	name   string
-}{
+var eosKillRequests = []eosKillRequest{
 	// Not Fetch: kgo fetches the whole input early and then not again until
 	// the loop has drained its buffer, so a kill waiting for a Fetch came
 	// near the end of the run, after the transactions later kills wait for.
 	{0, false, "Produce"}, {24, false, "AddPartitionsToTxn"}, {25, false, "AddOffsetsToTxn"},
 	{28, false, "TxnOffsetCommit"}, {26, false, "EndTxn"},
 	{28, true, "TxnOffsetCommit's answer"}, {26, true, "EndTxn's answer"},
+}
+
+type eosKillRequest struct {
+	key    int16
+	answer bool
+	name   string
 }
 
 // eosKill is one scheduled crash: after the loop has committed at least
@@ -107,10 +113,20 @@ func TestEOSUnderCrashes(t *testing.T) {
 	if os.Getenv("RINGBROKER_EOS_LONG") != "" {
 		kills, budget = 3, 3*time.Minute
 	}
-	t.Logf("seed %d (replay with RINGBROKER_EOS_SEED=%d), %d kill(s)", seed, seed, kills)
+	txnVersion := eosTxnVersion(seed)
+	t.Logf("seed %d (replay with RINGBROKER_EOS_SEED=%d), %d kill(s), transaction.version %d", seed, seed, kills, txnVersion)
 	forEachBackend(t, func(t *testing.T, backend string) {
-		testEOSUnderCrashes(t, backend, eosSchedule(seed, kills), budget)
+		testEOSUnderCrashes(t, backend, txnVersion, eosSchedule(seed, kills, txnVersion), budget)
 	})
+}
+
+// eosTxnVersion draws the broker's transaction.version from seed, on a
+// stream of its own: 1 keeps franz-go on transactions v1
+// (AddPartitionsToTxn, AddOffsetsToTxn, EndTxn v4), 2 lets it use v2
+// (Produce v12 and TxnOffsetCommit v5 add the partitions, EndTxn v5 bumps
+// the epoch).
+func eosTxnVersion(seed uint64) int {
+	return 1 + rand.New(rand.NewPCG(seed, 19)).IntN(2)
 }
 
 // eosSchedule draws kills crash points from seed: progress thresholds
@@ -119,11 +135,18 @@ func TestEOSUnderCrashes(t *testing.T) {
 // request, while it may still be finishing what the last crash left), and the
 // request each one follows. The last kill comes with at least 30% of the
 // input left, so the request it waits for is still to come.
-func eosSchedule(seed uint64, kills int) []eosKill {
+//
+// At transaction.version 2 the client sends no AddPartitionsToTxn or
+// AddOffsetsToTxn (past its first transaction), so no kill waits for one.
+func eosSchedule(seed uint64, kills, txnVersion int) []eosKill {
 	r := rand.New(rand.NewPCG(seed, 18))
+	requests := eosKillRequests
+	if txnVersion >= 2 {
+		requests = slices.DeleteFunc(slices.Clone(requests), func(req eosKillRequest) bool { return req.key == 24 || req.key == 25 })
+	}
 	var out []eosKill
 	for range kills {
-		req := eosKillRequests[r.IntN(len(eosKillRequests))]
+		req := requests[r.IntN(len(requests))]
 		after := eosRecords/10 + r.IntN(eosRecords*6/10)
 		out = append(out, eosKill{afterRecords: after, key: req.key, answer: req.answer, name: req.name, abandon: r.IntN(2) == 0})
 	}
@@ -246,7 +269,7 @@ func (c *eosCrasher) killed() int {
 	return c.next
 }
 
-func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget time.Duration) {
+func testEOSUnderCrashes(t *testing.T, backend string, txnVersion int, kills []eosKill, budget time.Duration) {
 	for i, k := range kills {
 		t.Logf("kill %d scheduled after %d committed input records, on the next %s (abandoning the client: %v)", i+1, k.afterRecords, k.name, k.abandon)
 	}
@@ -261,6 +284,7 @@ func testEOSUnderCrashes(t *testing.T, backend string, kills []eosKill, budget t
 		// An abandoned transaction blocks the group's offsets (RequireStable)
 		// until it times out: check for that every second, not every 10 s.
 		"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+		"transaction.version": strconv.Itoa(txnVersion),
 	}
 	b := startBroker(t, backend, props)
 	addr := b.Addr
