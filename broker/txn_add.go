@@ -372,7 +372,9 @@ func (c *produceCtx) addToTxnV2(ps *partState, s *partSlot, bi *batchInfo, topic
 		return false
 	}
 	job := c.newJob(ps, s, bi, inspect, rules, recompress, codec, maxMessageBytes)
-	txnID := strings.Clone(c.txnID) // c.txnID aliases the frame
+	// Both names alias memory the next request reuses (c.txnID the frame,
+	// topic the context's name buffer), and the coordinator keeps them.
+	txnID, topic := strings.Clone(c.txnID), strings.Clone(topic)
 	b.txnAddPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: s.partition}, true, func(code int16) {
 		if code != 0 {
 			s.done(produceAddCode(code), -1, -1, -1, "")
