@@ -32,6 +32,9 @@ package integration
 //   - javatools_quorum_test.go: kafka-metadata-quorum.sh describe --status
 //     and --replication on a static quorum, add-controller and
 //     remove-controller on a dynamic one.
+//   - javatools_txn_test.go: Kafka's transactional producer
+//     (tests/java/TxnProducer.java), the console consumer read_committed and
+//     read_uncommitted, kafka-transactions.sh list and describe.
 
 import (
 	"fmt"
