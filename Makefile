@@ -92,10 +92,14 @@ CLEANER_CRASH_SEEDS ?= 5
 cleaner-crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCleanerCrashSteps$$|TestCleanerSIGKILL$$' ./storage/ -cleancrash.all -cleancrash.kills=50 -cleancrash.seeds=$(CLEANER_CRASH_SEEDS) $(if $(CLEANER_CRASH_SEED),-cleancrash.seed=$(CLEANER_CRASH_SEED))
 
-# Apache Kafka's own Java tools (kafka-topics, the perf producer, the console
-# consumer, kafka-get-offsets, kafka-metadata-quorum) against one node and a
-# three-node cluster, both backends (opt-in). Build the tools first:
-#   scripts/build-kafka-java-tools.sh <apache/kafka git dir>   (into .deps/kafka-java-3.8.0)
+# Apache Kafka's own Java tools (kafka-topics, the perf producer through a
+# leader SIGKILL, the console consumer, kafka-get-offsets, kafka-reassign-partitions
+# under load, SCRAM/quotas/ACLs over SASL_SSL, kafka-metadata-quorum describe and
+# add-/remove-controller) against one node and a three-node cluster, both
+# backends (opt-in: build tag javatools; tests/integration/javatools_test.go).
+# Build the tools first (3.9 for add-controller/remove-controller; 3.8 runs the rest):
+#   OTEL_MIRROR=<opentelemetry-proto git dir> scripts/build-kafka-java-tools.sh <apache/kafka git dir> 3.9.0-rc3 <outdir>
+#   make java-tools-test KAFKA_JAVA_BIN=<outdir>/bin
 KAFKA_JAVA_BIN ?= $(CURDIR)/.deps/kafka-java-3.8.0/bin
 java-tools-test:
 	KAFKA_JAVA_BIN=$(KAFKA_JAVA_BIN) $(GO) test -tags javatools -count=1 -timeout 40m -v -run 'TestJavaTools' ./tests/integration/

@@ -177,7 +177,7 @@ printf 'commitId=%s\nversion=%s\n' "$COMMIT" "$TAG" > "$B/clients/kafka/kafka-ve
 
 # ---------------------------------------------------------------- 6. tools (+ server-common/storage via sourcepath)
 TOOLS_CP=$B/clients:$CLIENT_DEPS${EXTRA_CP:+:$EXTRA_CP}:$J/argparse4j.jar:$J/joptsimple.jar
-SP=tools/src/main/java:tools/tools-api/src/main/java:server-common/src/main/java:storage/src/main/java:storage/api/src/main/java
+SP=tools/src/main/java:tools/tools-api/src/main/java:server-common/src/main/java:storage/src/main/java:storage/api/src/main/java:metadata/src/main/java:server/src/main/java:raft/src/main/java
 find tools/src/main/java -name '*.java' | sort > "$TMP/tools-files.txt"
 : > "$TMP/tools-excluded.txt"
 for iter in $(seq 1 25); do

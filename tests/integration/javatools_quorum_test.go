@@ -1,0 +1,203 @@
+//go:build javatools
+
+package integration
+
+// kafka-metadata-quorum.sh (Kafka 3.9's tools) against a static and a
+// dynamic quorum (KIP-853) on three daemons, both backends. See
+// javatools_test.go for how to run.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	quorumListRe  = regexp.MustCompile(`(?m)^(CurrentVoters|CurrentObservers):\s+\[(.*)\]$`)
+	quorumIDRe    = regexp.MustCompile(`\{"id": (\d+)`)
+	replicationRe = regexp.MustCompile(`(?m)^(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(Leader|Follower|Observer)\s*$`)
+)
+
+// quorumMembers parses describe --status: CurrentVoters or CurrentObservers
+// as ids, in Kafka 3.8's form ([1,2,3]) or 3.9's ([{"id": 1, ...}, ...]).
+func quorumMembers(out, which string) []int32 {
+	var ids []int32
+	for _, m := range quorumListRe.FindAllStringSubmatch(out, -1) {
+		if m[1] != which {
+			continue
+		}
+		if sub := quorumIDRe.FindAllStringSubmatch(m[2], -1); len(sub) > 0 {
+			for _, s := range sub {
+				n, _ := strconv.Atoi(s[1])
+				ids = append(ids, int32(n))
+			}
+		} else {
+			for _, f := range strings.Split(m[2], ",") {
+				if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+					ids = append(ids, int32(n))
+				}
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// replicationRows parses describe --replication: node id -> status.
+func replicationRows(out string) map[int32]string {
+	rows := map[int32]string{}
+	for _, m := range replicationRe.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		rows[int32(n)] = m[7]
+	}
+	return rows
+}
+
+// waitQuorumTool runs describe --status through bootstrap until it shows
+// these voters and observers (bounded by count and time) and returns the
+// output.
+func waitQuorumTool(t *testing.T, bootstrap string, voters, observers []int32) string {
+	t.Helper()
+	var out string
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; i < 15 && time.Now().Before(deadline); i++ {
+		out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", bootstrap, "describe", "--status")
+		if slices.Equal(quorumMembers(out, "CurrentVoters"), voters) && slices.Equal(quorumMembers(out, "CurrentObservers"), observers) {
+			return out
+		}
+	}
+	t.Fatalf("kafka-metadata-quorum.sh describe --status never showed voters %v observers %v; last:\n%s", voters, observers, out)
+	return ""
+}
+
+// writeNodeProps writes node n's server.properties (what add-controller
+// reads: node.id, process.roles, listeners, controller.listener.names,
+// log.dirs) to a file.
+func writeNodeProps(t *testing.T, c *testCluster, n *clusterNode) string {
+	t.Helper()
+	props := c.props(n)
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, props[k])
+	}
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("node-%d.properties", n.id))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestJavaToolsQuorum: describe --status and --replication on a static
+// quorum of three; then a dynamic quorum (node 1 standalone, nodes 2 and 3
+// observers) grown with add-controller (each node's own config, as Kafka's
+// docs say) and shrunk with remove-controller, describe after each step.
+func TestJavaToolsQuorum(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		t.Run("static", func(t *testing.T) {
+			c := newTestCluster(t, backend)
+			c.start(t)
+			all := strings.Join(c.seeds(), ",")
+			out := waitQuorumTool(t, all, []int32{1, 2, 3}, nil)
+			t.Logf("describe --status:\n%s", out)
+			if !regexp.MustCompile(`LeaderId:\s+[123]\b`).MatchString(out) {
+				t.Errorf("describe --status has no leader:\n%s", out)
+			}
+			out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "describe", "--replication")
+			t.Logf("describe --replication:\n%s", out)
+			rows := replicationRows(out)
+			leaders := 0
+			for id, st := range rows {
+				if st == "Leader" {
+					leaders++
+				}
+				if id < 1 || id > 3 || st == "Observer" {
+					t.Errorf("describe --replication: node %d %s", id, st)
+				}
+			}
+			if len(rows) != 3 || leaders != 1 {
+				t.Errorf("describe --replication: rows %v, want nodes 1-3 with one leader:\n%s", rows, out)
+			}
+		})
+		t.Run("dynamic", func(t *testing.T) {
+			c := newTestCluster(t, backend)
+			var bootstrap []string
+			for _, n := range c.nodes {
+				bootstrap = append(bootstrap, n.ctlAddr())
+			}
+			c.editProps = func(n *clusterNode, props map[string]string) {
+				delete(props, "controller.quorum.voters")
+				props["controller.quorum.bootstrap.servers"] = strings.Join(bootstrap, ",")
+				if n.id == 1 {
+					props["controller.quorum.standalone"] = "true"
+				}
+			}
+			c.startNodes(t, c.node(1))
+			c.waitReady(t)
+			c.startNodes(t, c.node(2), c.node(3))
+			c.waitReady(t)
+			all := strings.Join(c.seeds(), ",")
+			out := waitQuorumTool(t, all, []int32{1}, []int32{2, 3})
+			t.Logf("describe --status, node 1 standalone:\n%s", out)
+
+			for _, id := range []int32{2, 3} {
+				cfg := writeNodeProps(t, c, c.node(id))
+				out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "--command-config", cfg, "add-controller")
+				t.Logf("add-controller (node %d's config):\n%s", id, out)
+				want := fmt.Sprintf("Added controller %d with directory id ", id)
+				if !strings.Contains(out, want) || !strings.Contains(out, "CONTROLLER://"+c.node(id).ctlAddr()) {
+					t.Fatalf("add-controller %d:\n%s", id, out)
+				}
+			}
+			out = waitQuorumTool(t, all, []int32{1, 2, 3}, nil)
+			t.Logf("describe --status after two add-controller:\n%s", out)
+			out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "describe", "--replication")
+			t.Logf("describe --replication:\n%s", out)
+			if rows := replicationRows(out); len(rows) != 3 {
+				t.Errorf("describe --replication: rows %v, want three voters", rows)
+			}
+
+			// Remove a voter that is not the controller, naming the
+			// directory id its meta.properties holds.
+			gone := c.nonController(t)
+			raw, err := os.ReadFile(filepath.Join(gone.dir, "meta.properties"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := map[string]string{}
+			for _, line := range strings.Split(string(raw), "\n") {
+				if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+					meta[k] = v
+				}
+			}
+			out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "remove-controller",
+				"--controller-id", strconv.Itoa(int(gone.id)), "--controller-directory-id", meta["directory.id"])
+			t.Logf("remove-controller %d:\n%s", gone.id, out)
+			// (Kafka 3.9 prints "Removed  KRaft": two spaces.)
+			if !regexp.MustCompile(fmt.Sprintf(`Removed\s+KRaft controller %d with directory id %s`, gone.id, regexp.QuoteMeta(meta["directory.id"]))).MatchString(out) {
+				t.Fatalf("remove-controller %d:\n%s", gone.id, out)
+			}
+			var rest []int32
+			for _, n := range c.nodes {
+				if n != gone {
+					rest = append(rest, n.id)
+				}
+			}
+			out = waitQuorumTool(t, all, rest, []int32{gone.id})
+			t.Logf("describe --status after remove-controller %d:\n%s", gone.id, out)
+			createTopicVia(t, gone, "dyn-java-after-remove", 3, nil, clusterStepTimeout)
+			c.waitTopicsEverywhere(t, map[string]int32{"dyn-java-after-remove": 3}, clusterStepTimeout)
+		})
+	})
+}
