@@ -11,7 +11,8 @@ import (
 // truncateReq is a TruncateTo handed to the writer goroutine.
 type truncateReq struct {
 	offset int64
-	// startAt: TruncateFullyAndStartAt (offset at or past the log end).
+	// startAt: TruncateFullyAndStartAt (offset at or past the log end, or
+	// anywhere on an empty log).
 	startAt bool
 	done    chan error // buffered: the writer never blocks on it
 }
@@ -89,16 +90,25 @@ func (l *Log) TruncateTo(offset int64) error {
 }
 
 // ErrStartAtBelowEnd is TruncateFullyAndStartAt's answer to an offset
-// below the log end: records at or above it would be dropped, which only
-// TruncateTo (a proven divergence point) may do.
+// below the log end of a log that holds records (log start below log
+// end): records at or above it would be dropped, which only TruncateTo (a
+// proven divergence point) may do.
 var ErrStartAtBelowEnd = errors.New("log: start offset below the log end")
 
 // TruncateFullyAndStartAt replaces the whole log by an empty one starting
 // at offset, which must be at or past the log end (ErrStartAtBelowEnd
-// otherwise): Kafka's truncateFullyAndStartAt as a follower uses it when
-// its leader's log starts past the follower's log end (the leader's
-// retention or DeleteRecords removed every record the follower has, and
-// the records between its end and the leader's start are gone). Every
+// otherwise) unless the log is empty (log start == log end): Kafka's
+// truncateFullyAndStartAt as a follower uses it when its leader's log
+// starts past the follower's log end (the leader's retention or
+// DeleteRecords removed every record the follower has, and the records
+// between its end and the leader's start are gone), and, on an empty log,
+// to move the log start back to the base offset of the first batch it
+// gets when that batch starts below the log start and ends at or after it
+// (Kafka's Partition handling UnexpectedAppendOffsetException: the log
+// start fell inside a batch by DeleteRecords, and an empty log, e.g. one
+// whose unsynced records a power loss took while the log start checkpoint
+// survived, can take that batch only from its base offset). No record is
+// dropped then: the log has none. Every
 // segment goes, the log start, log end, high watermark and recovery point
 // become offset, and the leader-epoch cache is emptied (Kafka's
 // clearAndFlush): nothing the log held has a place in the leader's log any
@@ -286,7 +296,10 @@ func (l *Log) truncateFully(target int64, segs []*segment, now int64) error {
 // REQUIRES: as truncate.
 func (l *Log) startAt(target int64, now int64) error {
 	l.waitRolledFlushed()
-	if target < l.nextOffset {
+	l.mu.RLock()
+	empty := l.logStart == l.nextOffset
+	l.mu.RUnlock()
+	if target < l.nextOffset && !empty {
 		return fmt.Errorf("%w: start at %d, log end %d", ErrStartAtBelowEnd, target, l.nextOffset)
 	}
 	l.mu.RLock()

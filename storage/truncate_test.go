@@ -197,3 +197,48 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 		t.Fatalf("reopened: start %d end %d, want 25 and 26", l.LogStartOffset(), l.LogEndOffset())
 	}
 }
+
+// TestStartAtBatchBaseOnEmptyLog: a power loss took every unsynced segment
+// file while the log-start-offset checkpoint, written before it, kept a
+// log start that DeleteRecords had put inside a batch (3, in a batch of
+// offsets 2-5). Recovery opens an empty log there, as Kafka's LogLoader
+// does (log start, log end and high watermark 3). That batch, sent again,
+// cannot land at 3: as Kafka's follower does on
+// UnexpectedAppendOffsetException, TruncateFullyAndStartAt moves the empty
+// log back to the batch's base offset, which drops nothing, and the batch
+// lands at its own offsets. A log holding records still refuses an offset
+// below its end.
+func TestStartAtBatchBaseOnEmptyLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	l, err := Open(dir, cfg, Options{LogStartOffset: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.LogStartOffset() != 3 || l.LogEndOffset() != 3 || l.HighWatermark() != 3 {
+		t.Fatalf("recovered: start %d end %d hw %d, want 3 3 3", l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark())
+	}
+	if err := l.TruncateFullyAndStartAt(2); err != nil {
+		t.Fatalf("start an empty log at 2: %v", err)
+	}
+	if l.LogStartOffset() != 2 || l.LogEndOffset() != 2 || l.HighWatermark() != 2 {
+		t.Fatalf("after start at 2: start %d end %d hw %d, want 2 2 2", l.LogStartOffset(), l.LogEndOffset(), l.HighWatermark())
+	}
+	if r := syncAppend(t, l, makeBatch(4, 10, 1, 7)); r.Err != nil || r.BaseOffset != 2 {
+		t.Fatalf("append after start at 2: %+v", r)
+	}
+	if err := l.TruncateFullyAndStartAt(1); !errors.Is(err, ErrStartAtBelowEnd) || l.LogEndOffset() != 6 {
+		t.Fatalf("start at 1 below the end 6 of a log with records: %v, log end %d", err, l.LogEndOffset())
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Open(dir, cfg, Options{LogStartOffset: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.LogStartOffset() != 2 || l.LogEndOffset() != 6 {
+		t.Fatalf("reopened: start %d end %d, want 2 and 6", l.LogStartOffset(), l.LogEndOffset())
+	}
+}
