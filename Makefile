@@ -105,7 +105,7 @@ java-tools-test:
 	KAFKA_JAVA_BIN=$(KAFKA_JAVA_BIN) $(GO) test -tags javatools -count=1 -timeout 40m -v -run 'TestJavaTools' ./tests/integration/
 
 integration:
-	$(GO) test -count=1 -timeout 15m $(INTEGRATION_PKGS)
+	$(GO) test -count=1 -timeout 25m $(INTEGRATION_PKGS)
 
 # unit and integration (both, even if one fails: -k) with two CPU hogs
 # competing for the cores (bounded by timeout, killed by PID when the tests
