@@ -16,7 +16,8 @@ package broker
 // "client-quotas", atomically) before it is enforced and before the
 // answer, on the admin worker; a failed write answers
 // UNKNOWN_SERVER_ERROR for every entry that would have changed and
-// changes nothing. Cluster: forwarded to the active controller, which
+// changes nothing. A request with more than 10,000 entries closes the
+// connection (Kafka has no such bound). Cluster: forwarded to the active controller, which
 // writes a ClientQuotaRecord per changed key; the answer comes once this
 // broker has applied them (and so enforces them).
 
@@ -36,6 +37,13 @@ import (
 func init() {
 	register(decoded(kmsg.AlterClientQuotas, 0, 1, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r *kmsg.AlterClientQuotasRequest) {
 		h.ClientID = nil // aliases the frame; answered from the worker
+		if len(r.Entries) > alterClientQuotasEntriesMax {
+			// No real caller sends this many; answering each entry would
+			// cost more memory per received byte than the decode bound
+			// allows (a frame of empty entries, TestHostileArrayCountAmplification).
+			req.Close("AlterClientQuotas with more than 10,000 entries")
+			return
+		}
 		allowed := b.authorizeCluster(req, acl.OpAlterConfigs)
 		b.submitAdmin(req, &h, r, func() {
 			if allowed && b.opts.Cluster != nil {
@@ -46,6 +54,11 @@ func init() {
 		})
 	}))
 }
+
+// alterClientQuotasEntriesMax bounds the entries of one AlterClientQuotas;
+// a request with more is closed (Kafka has no bound; its Java objects cost
+// it more than ours).
+const alterClientQuotasEntriesMax = 10000
 
 // quotaAlterMu serialises single-node alterations: each computes its
 // changes from the set the previous one published.
