@@ -47,9 +47,13 @@ cluster-test:
 # failover and CreateTopics latency percentiles and checks no acknowledged
 # record was lost. Then rounds (RINGBROKER_FAILOVER_ROUNDS, default 5) of the
 # six-client partition-leader failover of TestClusterFailoverClients, where
-# no consumer may also read a record the next leader does not have.
+# no consumer may also read a record the next leader does not have. Also
+# the single-round TestClusterFailoverClients (kcat, confluent-kafka,
+# kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL) and
+# TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink, restart),
+# built only with this tag to keep make test within its budget.
 cluster-long:
-	$(GO) test -tags clusterlong -count=1 -timeout 30m -v -run 'TestClusterLong' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum' ./tests/integration/
 
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,

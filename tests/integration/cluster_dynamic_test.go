@@ -1,3 +1,5 @@
+//go:build linux && clusterlong
+
 package integration
 
 import (
