@@ -752,12 +752,20 @@ func (b *Broker) CloseProducerState() error {
 // truncateAndReload deletes them too). A snapshot that cannot be removed
 // is logged; a load still skips snapshots past the log end.
 func (b *Broker) ReplicaTruncated(topic string, partition int32, end int64) {
+	b.dropReplicaProducerState(topic, partition, end, "removing a producer state snapshot past a truncated log's end")
+}
+
+// dropReplicaProducerState forgets the producer state of a follower
+// partition and removes its snapshots past end (all of them with end -1),
+// then syncs the dir once; a snapshot that cannot be removed is logged
+// with warn. It reports whether the partition was found.
+func (b *Broker) dropReplicaProducerState(topic string, partition int32, end int64, warn string) bool {
 	if b.reg == nil {
-		return
+		return false
 	}
 	p := b.reg.Partition(topic, partition)
 	if p == nil || p.Log == nil {
-		return
+		return false
 	}
 	b.forgetProducerState([]*Partition{p})
 	fs, dir := p.Log.FS(), p.Log.Dir()
@@ -767,7 +775,7 @@ func (b *Broker) ReplicaTruncated(topic string, partition int32, end int64) {
 			break // newest first
 		}
 		if err := fs.Remove(snapshotPath(dir, off)); err != nil {
-			b.log.Warn("removing a producer state snapshot past a truncated log's end", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
+			b.log.Warn(warn, zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
 			continue
 		}
 		removed = true
@@ -777,4 +785,5 @@ func (b *Broker) ReplicaTruncated(topic string, partition int32, end int64) {
 			b.log.Warn("syncing a log dir after removing producer state snapshots", zap.String("dir", dir), zap.Error(err))
 		}
 	}
+	return true
 }

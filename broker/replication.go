@@ -471,27 +471,8 @@ func (b *Broker) StopReplication() { b.repl.close() }
 // alone, not from a snapshot of the old one. A snapshot that cannot be
 // removed is logged.
 func (b *Broker) ReplicaStartedOver(topic string, partition int32, start int64) {
-	if b.reg == nil {
+	if !b.dropReplicaProducerState(topic, partition, -1, "removing a producer state snapshot of a follower log that started over") {
 		return
-	}
-	p := b.reg.Partition(topic, partition)
-	if p == nil || p.Log == nil {
-		return
-	}
-	b.forgetProducerState([]*Partition{p})
-	fs, dir := p.Log.FS(), p.Log.Dir()
-	removed := false
-	for _, off := range snapshotFiles(fs, dir) {
-		if err := fs.Remove(snapshotPath(dir, off)); err != nil {
-			b.log.Warn("removing a producer state snapshot of a follower log that started over", zap.String("dir", dir), zap.Int64("offset", off), zap.Error(err))
-			continue
-		}
-		removed = true
-	}
-	if removed {
-		if err := fs.SyncDir(dir); err != nil {
-			b.log.Warn("syncing a log dir after removing producer state snapshots", zap.String("dir", dir), zap.Error(err))
-		}
 	}
 	b.log.Info("follower log started over at its leader's log start: producer state dropped", zap.String("topic", topic), zap.Int32("partition", partition), zap.Int64("start", start))
 }

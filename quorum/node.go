@@ -616,12 +616,9 @@ func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
 	}
 }
 
-// ProposeAsync queues a proposal of data and returns at once; the
-// Proposal's Done channel closes when it is applied or failed. The
-// simulation uses it where the goroutine that would wait also drives the loop.
-func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// newProposalLocked numbers a new proposal, or says why none may be made
+// (stopped, failed, or ProposalsMax open). REQUIRES: n.mu held.
+func (n *Node) newProposalLocked() (*Proposal, error) {
 	if n.stopped {
 		return nil, ErrStopped
 	}
@@ -633,6 +630,19 @@ func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
 	}
 	p := &Proposal{sequence: n.nextSequence, done: make(chan struct{})}
 	n.nextSequence++
+	return p, nil
+}
+
+// ProposeAsync queues a proposal of data and returns at once; the
+// Proposal's Done channel closes when it is applied or failed. The
+// simulation uses it where the goroutine that would wait also drives the loop.
+func (n *Node) ProposeAsync(data []byte) (*Proposal, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p, err := n.newProposalLocked()
+	if err != nil {
+		return nil, err
+	}
 	p.data = appendEnvelope(make([]byte, 0, envelopeHeaderMax+len(data)), envelope{
 		proposer: n.cfg.ID, incarnation: n.incarnation, sequence: p.sequence, payload: data,
 	})
@@ -667,17 +677,10 @@ func (n *Node) ProposeConfChange(ctx context.Context, changes []*raftpb.ConfChan
 func (n *Node) ProposeConfChangeAsync(changes []*raftpb.ConfChangeSingle, adds []Member) (*Proposal, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.stopped {
-		return nil, ErrStopped
+	p, err := n.newProposalLocked()
+	if err != nil {
+		return nil, err
 	}
-	if n.err != nil {
-		return nil, n.err
-	}
-	if n.proposalsOpen >= n.cfg.ProposalsMax {
-		return nil, ErrBusy
-	}
-	p := &Proposal{sequence: n.nextSequence, done: make(chan struct{})}
-	n.nextSequence++
 	nonce := binary.AppendUvarint(binary.AppendUvarint(nil, n.incarnation), p.sequence)
 	p.conf = &raftpb.ConfChangeV2{
 		Transition: raftpb.ConfChangeTransitionAuto.Enum(),
