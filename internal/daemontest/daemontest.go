@@ -41,16 +41,48 @@ const OutputBytesMax = 16 << 20
 // buildTimeout bounds one go build.
 const buildTimeout = 5 * time.Minute
 
-// FreePort returns a loopback TCP port that was free a moment ago. The
-// daemon binds it right after; a collision shows up as a start failure.
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// this process has not handed out recently. The daemon binds it right
+// after; a collision with another process shows up as a start failure.
+// The kernel may give the port a closed probe listener had to the very
+// next bind(0), so a test that takes several ports before its daemon binds
+// any (extra listeners next to "{port}") would otherwise be handed the same
+// port twice.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	freePorts.mu.Lock()
+	defer freePorts.mu.Unlock()
+	for range freePortAttempts {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if freePorts.given[port] {
+			continue
+		}
+		if len(freePorts.order) == freePortsRecent {
+			delete(freePorts.given, freePorts.order[0])
+			freePorts.order = freePorts.order[1:]
+		}
+		freePorts.given[port] = true
+		freePorts.order = append(freePorts.order, port)
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("daemontest: no port not handed out recently after %d tries", freePortAttempts)
 }
+
+// freePorts remembers the last freePortsRecent ports FreePort handed out.
+var freePorts = struct {
+	mu    sync.Mutex
+	given map[int]bool
+	order []int
+}{given: map[int]bool{}}
+
+const (
+	freePortsRecent  = 4096
+	freePortAttempts = 1000
+)
 
 // FreeAddr is FreePort as "127.0.0.1:PORT".
 func FreeAddr() (string, error) {
