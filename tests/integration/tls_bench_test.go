@@ -1,8 +1,9 @@
-//go:build linux
+//go:build linux && tlsbench
 
 package integration
 
-// An opt-in measurement (RINGBROKER_TLS_BENCH=1), one run: produce and
+// An opt-in measurement (build tag tlsbench: go test -tags tlsbench
+// ./tests/integration -run TestTLSThroughput), one run: produce and
 // catch-up throughput over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) on
 // both backends, as ratios against PLAINTEXT in the same broker. The
 // client runs in the test process (it competes with the broker for the
@@ -11,7 +12,6 @@ package integration
 import (
 	"context"
 	"crypto/rand"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,9 +22,6 @@ import (
 )
 
 func TestTLSThroughput(t *testing.T) {
-	if os.Getenv("RINGBROKER_TLS_BENCH") == "" {
-		t.Skip("set RINGBROKER_TLS_BENCH=1 to measure TLS throughput")
-	}
 	const records, valueBytes = 300_000, 1000
 	value := make([]byte, valueBytes)
 	if _, err := rand.Read(value); err != nil { // incompressible: the bytes cross the wire
