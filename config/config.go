@@ -113,6 +113,7 @@ type Config struct {
 	LogCleanerIOBufferSize        int     // log.cleaner.io.buffer.size
 	LogCleanerIOBufferLoadFactor  float64 // log.cleaner.io.buffer.load.factor
 	LogCleanerIOMaxBytesPerSecond float64 // log.cleaner.io.max.bytes.per.second
+	ProducerIDExpirationMs        int32   // producer.id.expiration.ms (the cleaner's view of producer expiry)
 	LogCleanerBackoffMs           int64   // log.cleaner.backoff.ms
 	LogCleanerDeleteRetentionMs   int64   // log.cleaner.delete.retention.ms
 	LogCleanerMinCompactionLagMs  int64   // log.cleaner.min.compaction.lag.ms

@@ -279,6 +279,7 @@ func (c *Config) CleanerConfig() storage.CleanerConfig {
 	cc.LoadFactor = c.LogCleanerIOBufferLoadFactor
 	cc.MaxIOBytesPerSecond = c.LogCleanerIOMaxBytesPerSecond
 	cc.Backoff = msDuration(c.LogCleanerBackoffMs)
+	cc.ProducerIDExpirationMs = int64(c.ProducerIDExpirationMs)
 	return cc
 }
 

@@ -92,6 +92,9 @@ func NewCleaner(cfg CleanerConfig, managers []*Manager) *Cleaner {
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = d.Backoff
 	}
+	if cfg.ProducerIDExpirationMs <= 0 {
+		cfg.ProducerIDExpirationMs = d.ProducerIDExpirationMs
+	}
 	c := &Cleaner{cfg: cfg, managers: managers, clock: cfg.Clock, logf: cfg.Logf,
 		ioBuf: max(cfg.IOBufferBytes/2, 4096), mapBytes: max(cfg.DedupeBufferBytes/int64(cfg.Threads), 1<<16),
 		inProgress: map[*Log]bool{}, idleUntil: map[*Log]time.Time{}, stop: make(chan struct{})}
@@ -335,7 +338,7 @@ func (t *cleanerThread) round(l *Log) (st CleanStats, more bool, err error) {
 	}
 	cl.aborted = l.AbortedTxns(cl.logStart, cl.uncleanable)
 	st.FirstDirty = cl.firstDirty
-	lastOf := map[int64]int64{}
+	lastOf := producerTails{}
 	end, err := t.buildKeyMap(&cl, lastOf)
 	if err != nil {
 		return st, false, err
@@ -344,6 +347,7 @@ func (t *cleanerThread) round(l *Log) (st CleanStats, more bool, err error) {
 		return st, false, nil
 	}
 	t.producerTails(&cl, end, lastOf)
+	lastOf.expire(nowMs, t.c.cfg.ProducerIDExpirationMs)
 	rules := &cleanRules{keys: t.keys, endOffset: end, nowMs: nowMs, deleteRetentionMs: cl.cfg.DeleteRetentionMs}
 	if gs := groups(&cl, end); len(gs) > 0 {
 		rules.txn = newTxnCleanState(abortedFrom(cl.aborted, gs[0][0].base))

@@ -32,7 +32,9 @@ import (
 //     round ends at the last whole batch mapped: its end offset; the rest
 //     waits for the next round).
 //  3. The last batch of each producer id over the whole log (the map's
-//     scan sees the dirty part, batch headers are read for the rest).
+//     scan sees the dirty part, batch headers are read for the rest), for
+//     the producers still active: a producer whose last batch is older
+//     than producer.id.expiration.ms no longer pins it (producerTails).
 //  4. The segments below the end offset, from the log start, in groups of
 //     at most segment.bytes (and segment.index.bytes of index, and 2³¹
 //     offsets): each group is rewritten through cleanRules.filter into one
@@ -248,7 +250,7 @@ func (r *segReader) next() (rb proto.RecordBatch, pos int64, ok bool, err error)
 // buildKeyMap fills t.keys from the records of [c.firstDirty,
 // c.uncleanable) and notes producers' last batches there. It returns the
 // round's end offset: after the last batch wholly mapped.
-func (t *cleanerThread) buildKeyMap(c *cleanable, lastOf map[int64]int64) (int64, error) {
+func (t *cleanerThread) buildKeyMap(c *cleanable, lastOf producerTails) (int64, error) {
 	t.keys.clear()
 	mapped := c.firstDirty - 1
 	txn := newTxnCleanState(abortedFrom(c.aborted, c.firstDirty))
@@ -292,7 +294,7 @@ func (t *cleanerThread) buildKeyMap(c *cleanable, lastOf map[int64]int64) (int64
 				}
 			}
 			if pid := rb.ProducerID(); pid >= 0 {
-				lastOf[pid] = max(lastOf[pid], rb.LastOffset())
+				lastOf.note(pid, rb.LastOffset(), rb.MaxTimestamp())
 			}
 			if rb.LastOffset() >= c.firstDirty {
 				mapped = rb.LastOffset()
@@ -328,14 +330,63 @@ func (t *cleanerThread) mapBatch(rb proto.RecordBatch, from int64) (bool, error)
 	return false, nil
 }
 
+// producerTail is what a round knows of one producer's last batch.
+type producerTail struct {
+	lastOffset int64 // last offset of its last batch below the recovery point
+	maxTs      int64 // that batch's max timestamp (Kafka's lastTimestamp)
+	// recent: it has a batch at or past the recovery point (which a power
+	// loss may take, leaving the one at lastOffset its last): active.
+	recent bool
+}
+
+// producerTails maps producer ids to their last batches (Kafka's
+// lastRecordsOfActiveProducers, read from the log): the batch at
+// lastOffset stays, empty if need be, so the producer's epoch and
+// sequence survive for idempotence after a restart. An id is removed by
+// expire once the producer is inactive.
+type producerTails map[int64]producerTail
+
+// note records a batch of producer pid ending at lastOffset.
+func (p producerTails) note(pid, lastOffset, maxTs int64) {
+	if e, ok := p[pid]; !ok || lastOffset > e.lastOffset {
+		e.lastOffset, e.maxTs = lastOffset, maxTs
+		p[pid] = e
+	}
+}
+
+// isLast: the batch of pid ending at lastOffset is its active producer's
+// last batch.
+func (p producerTails) isLast(pid, lastOffset int64) bool {
+	e, ok := p[pid]
+	return ok && pid >= 0 && e.lastOffset == lastOffset
+}
+
+// expire forgets the producers Kafka's ProducerStateManager would have
+// expired by nowMs: no batch for producer.id.expiration.ms (by the max
+// timestamp of its last batch, as Kafka's isProducerExpired) and no
+// transaction open. An open transaction's batches are at or past the last
+// stable offset, so past the round's end: a producer with one has no
+// batch below it that expiry could unpin, or has a batch past the
+// recovery point (recent). Their last batches go like any other once
+// nothing in them is kept; the broker's producer state is not changed
+// (it does not expire producers: produce_state.go).
+func (p producerTails) expire(nowMs, expirationMs int64) {
+	for pid, e := range p {
+		if !e.recent && e.maxTs <= nowMs-expirationMs {
+			delete(p, pid)
+		}
+	}
+}
+
 // producerTails notes the last batch of each producer id in the parts of
 // the log the key map did not read: [log start, first dirty) and [end,
 // recovery point), from batch headers only. (Not past the recovery point:
 // a producer's later batch there may vanish in a power loss, and the
-// batch the cleaner dropped for it would then have been its last.)
-func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf map[int64]int64) {
+// batch the cleaner dropped for it would then have been its last.) The
+// producers with a batch past the recovery point are marked recent.
+func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf producerTails) {
 	h := new([batchHeaderSize]byte)
-	walk := func(s segSnap, from, to int64) {
+	walk := func(s segSnap, from, to int64, recent bool) {
 		pos := int64(0)
 		if s.base < from {
 			p, ok := s.s.findOffset(from, s.size)
@@ -351,7 +402,16 @@ func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf map[int64]
 			}
 			rb, _ := proto.ParseRecordBatchHeader(h[:])
 			if pid := rb.ProducerID(); pid >= 0 {
-				lastOf[pid] = max(lastOf[pid], bi.lastOffset())
+				if recent {
+					e := lastOf[pid]
+					if _, ok := lastOf[pid]; !ok {
+						e.lastOffset = -1 // no batch below the recovery point
+					}
+					e.recent = true
+					lastOf[pid] = e
+				} else {
+					lastOf.note(pid, bi.lastOffset(), rb.MaxTimestamp())
+				}
 			}
 			pos += int64(bi.length)
 		}
@@ -362,10 +422,13 @@ func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf map[int64]
 			segEnd = c.segs[i+1].base
 		}
 		if s.base < c.firstDirty && segEnd > c.logStart {
-			walk(s, c.logStart, c.firstDirty)
+			walk(s, c.logStart, c.firstDirty, false)
 		}
 		if segEnd > end && s.base < c.recoveryPoint {
-			walk(s, end, c.recoveryPoint)
+			walk(s, end, c.recoveryPoint, false)
+		}
+		if segEnd > c.recoveryPoint {
+			walk(s, c.recoveryPoint, math.MaxInt64, true)
 		}
 	}
 }

@@ -49,7 +49,7 @@ const (
 )
 
 // cleanGroup rewrites group g into a new segment and swaps it in.
-func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cleanRules, lastOf map[int64]int64, st *CleanStats) error {
+func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cleanRules, lastOf producerTails, st *CleanStats) error {
 	x := g[0].base
 	logTmp := segmentName(l.dir, x, ".log") + cleanedSuffix
 	idxTmp := segmentName(l.dir, x, ".index") + cleanedSuffix
@@ -110,7 +110,7 @@ func (t *cleanerThread) cleanGroup(l *Log, c *cleanable, g []segSnap, rules *cle
 
 // writeGroup filters g's batches into ns, indexing them as it goes, and
 // makes ns durable.
-func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval int, rules *cleanRules, lastOf map[int64]int64, st *CleanStats) error {
+func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval int, rules *cleanRules, lastOf producerTails, st *CleanStats) error {
 	var filePos int64 // file position of t.wbuf[0]
 	t.wbuf = t.wbuf[:0]
 	tsSoFar, tsOffSoFar := int64(-1), int64(-1)
@@ -144,7 +144,7 @@ func (t *cleanerThread) writeGroup(l *Log, ns *segment, g []segSnap, interval in
 			}
 			st.BytesRead += int64(rb.Size())
 			pid := rb.ProducerID()
-			retainEmpty := pid >= 0 && lastOf[pid] == rb.LastOffset()
+			retainEmpty := lastOf.isLast(pid, rb.LastOffset())
 			start := len(t.wbuf)
 			var out []byte
 			var v batchVerdict

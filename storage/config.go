@@ -82,19 +82,23 @@ type CleanerConfig struct {
 	LoadFactor          float64       // log.cleaner.io.buffer.load.factor (0.9): how full a key map may get
 	MaxIOBytesPerSecond float64       // log.cleaner.io.max.bytes.per.second (unlimited): reads plus writes of all threads
 	Backoff             time.Duration // log.cleaner.backoff.ms (15 s): sleep when no log needs cleaning
-	Clock               Clock         // nil = wall clock
-	Logf                func(format string, args ...any)
+	// ProducerIDExpirationMs is producer.id.expiration.ms (1 day): a
+	// producer whose last batch is older no longer keeps it (producerTails).
+	ProducerIDExpirationMs int64
+	Clock                  Clock // nil = wall clock
+	Logf                   func(format string, args ...any)
 }
 
 // DefaultCleanerConfig returns Kafka's defaults.
 func DefaultCleanerConfig() CleanerConfig {
 	return CleanerConfig{
-		Threads:             1,
-		DedupeBufferBytes:   128 << 20,
-		IOBufferBytes:       512 << 10,
-		LoadFactor:          0.9,
-		MaxIOBytesPerSecond: math.MaxFloat64,
-		Backoff:             15 * time.Second,
+		Threads:                1,
+		DedupeBufferBytes:      128 << 20,
+		IOBufferBytes:          512 << 10,
+		LoadFactor:             0.9,
+		MaxIOBytesPerSecond:    math.MaxFloat64,
+		Backoff:                15 * time.Second,
+		ProducerIDExpirationMs: 24 * 3600 * 1000,
 	}
 }
 

@@ -188,9 +188,10 @@
 //   - Rewrite, from the log start to the round's end, in groups of up to
 //     segment.bytes: for each key only the last record survives, at its
 //     offset; tombstones get a delete horizon (KIP-534) the first time a
-//     clean sees them and go once it passed; keyless records go; a
-//     producer's last batch survives at least as an empty batch
-//     (cleaner_filter.go); aborted transactions' batches go, markers once
+//     clean sees them and go once it passed; keyless records go; an
+//     active producer's last batch survives at least as an empty batch
+//     (cleaner_filter.go; not once the producer is older than
+//     producer.id.expiration.ms: producerTails); aborted transactions' batches go, markers once
 //     nothing they cover remains (cleaner_txn.go).
 //   - Swap in each group's copy crash-safely (.cleaned, then .swap, then
 //     renames; Open finishes or forgets an interrupted swap), under the
