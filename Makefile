@@ -170,8 +170,10 @@ bench-metadata:
 # throughput on one log (storage BenchmarkCleaner); broker startup with a
 # __consumer_offsets of a million commit records before and after
 # cleaning (BenchmarkOffsetsLoadCompaction); produce latency on one topic
-# with and without the cleaner compacting another (BenchmarkProduceLatencyCleaner).
-# Skipped by bench-micro (they write ~0.7 GB of temp data); about a minute.
+# with the cleaner off, compacting another topic unthrottled, and compacting a
+# third with log.cleaner.io.max.bytes.per.second at 10 MiB/s
+# (BenchmarkProduceLatencyCleaner). Skipped by bench-micro (they write
+# ~0.8 GB of temp data); a few minutes.
 bench-compaction:
 	RINGBROKER_BENCH_COMPACTION=1 $(GO) test -run '^$$' -bench 'Cleaner$$|OffsetsLoadCompaction' -benchmem -benchtime 1x -timeout 30m ./storage/ ./broker/
 

@@ -345,6 +345,11 @@ const (
 	latencyBenchOffPhase     = 5 * time.Second
 	latencyBenchOnPhaseMax   = 5 * time.Minute
 	latencyBenchSamplesLimit = 1 << 22 // bound on the latencies kept per phase
+	// The "throttled" phase cleans a second compacted topic of
+	// throttledBenchPartitions partitions (same workload) with
+	// log.cleaner.io.max.bytes.per.second at throttledBenchBytesPerSecond.
+	throttledBenchPartitions     = 2
+	throttledBenchBytesPerSecond = 10 << 20
 )
 
 // BenchmarkProduceLatencyCleaner: produce latency on the partitions of a
@@ -355,9 +360,12 @@ const (
 // the topic's partitions in turn. Phases: "off" (latencyBenchOffPhase, no
 // cleaning), "on" (the registry's cleaner cleans every partition of the
 // compacted topic one after the other, one thread as Kafka's default,
-// unthrottled; the phase lasts as long as the cleaning), "off2" (off
-// again, to show the drift of a shared machine). Reports p50/p99/p99.9/max
-// per phase and the cleaner's rate during "on".
+// unthrottled; the phase lasts as long as the cleaning), "throttled" (a
+// cleaner made from the same broker config but with
+// log.cleaner.io.max.bytes.per.second=10 MiB/s cleans a second compacted
+// topic of throttledBenchPartitions partitions), "off2" (off again, to
+// show the drift of a shared machine). Reports p50/p99/p99.9/max per phase
+// and the cleaners' rates during "on" and "throttled".
 func BenchmarkProduceLatencyCleaner(b *testing.B) {
 	skipUnlessCompactionBench(b)
 	b.StopTimer()
@@ -373,13 +381,18 @@ func BenchmarkProduceLatencyCleaner(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	throttled, err := reg.CreateTopic("compacted-throttled", throttledBenchPartitions,
+		map[string]string{"cleanup.policy": "compact", "segment.bytes": cleanBenchSegmentBytes}, false)
+	if err != nil {
+		b.Fatal(err)
+	}
 	if _, err := reg.CreateTopic("events", latencyBenchPartitions, nil, false); err != nil {
 		b.Fatal(err)
 	}
 	batches := cleanBenchBatches(1)
 	app := newBenchAppender(b)
-	var logBytes int64
-	for _, p := range compacted.Partitions {
+	var logBytes, throttledBytes int64
+	for _, p := range append(slices.Clone(compacted.Partitions), throttled.Partitions...) {
 		for _, batch := range batches {
 			app.append(p.Log, batch)
 		}
@@ -388,7 +401,15 @@ func BenchmarkProduceLatencyCleaner(b *testing.B) {
 	for _, p := range compacted.Partitions {
 		logBytes += p.Log.Size()
 	}
+	for _, p := range throttled.Partitions {
+		throttledBytes += p.Log.Size()
+	}
 	b.ReportMetric(float64(logBytes), "compacted-bytes")
+	b.ReportMetric(float64(throttledBytes), "throttled-compacted-bytes")
+	throttledCfg := cfg
+	throttledCfg.LogCleanerIOMaxBytesPerSecond = throttledBenchBytesPerSecond
+	throttledCleaner := storage.NewCleaner(throttledCfg.CleanerConfig(), nil)
+	defer throttledCleaner.Close()
 
 	var bp atomic.Pointer[Broker]
 	fwd := netpoll.HandlerFunc(func(req netpoll.Request, frame []byte) { bp.Load().ServeFrame(req, frame) })
@@ -478,33 +499,43 @@ func BenchmarkProduceLatencyCleaner(b *testing.B) {
 		lat, took := produce(nil, latencyBenchOffPhase)
 		report("off", lat, took)
 
-		stop := make(chan struct{})
-		var read, written int64
-		var cleanErr error
-		var cleaning time.Duration
-		go func() {
-			defer close(stop)
-			start := time.Now()
-			for _, p := range compacted.Partitions {
-				st, err := reg.Cleaner().CleanLog(p.Log)
-				if err != nil {
-					cleanErr = err
-					return
+		// cleanPhase runs produce while cl cleans parts one after the
+		// other, and reports the phase as name.
+		cleanPhase := func(name string, cl *storage.Cleaner, parts []*Partition) {
+			stop := make(chan struct{})
+			var read, written int64
+			var cleanErr error
+			var cleaning time.Duration
+			go func() {
+				defer close(stop)
+				start := time.Now()
+				for _, p := range parts {
+					st, err := cl.CleanLog(p.Log)
+					if err != nil {
+						cleanErr = err
+						return
+					}
+					read += st.BytesRead
+					written += st.BytesWritten
 				}
-				read += st.BytesRead
-				written += st.BytesWritten
+				cleaning = time.Since(start)
+			}()
+			lat, took := produce(stop, latencyBenchOnPhaseMax)
+			<-stop
+			if cleanErr != nil {
+				b.Fatal(cleanErr)
 			}
-			cleaning = time.Since(start)
-		}()
-		lat, took = produce(stop, latencyBenchOnPhaseMax)
-		<-stop
-		if cleanErr != nil {
-			b.Fatal(cleanErr)
+			report(name, lat, took)
+			prefix := "clean"
+			if name != "on" {
+				prefix = name + "-clean"
+			}
+			b.ReportMetric(cleaning.Seconds(), prefix+"-s")
+			b.ReportMetric(float64(read)/cleaning.Seconds()/1e6, prefix+"-read-MB/s")
+			b.ReportMetric(float64(written)/cleaning.Seconds()/1e6, prefix+"-written-MB/s")
 		}
-		report("on", lat, took)
-		b.ReportMetric(cleaning.Seconds(), "clean-s")
-		b.ReportMetric(float64(read)/cleaning.Seconds()/1e6, "clean-read-MB/s")
-		b.ReportMetric(float64(written)/cleaning.Seconds()/1e6, "clean-written-MB/s")
+		cleanPhase("on", reg.Cleaner(), compacted.Partitions)
+		cleanPhase("throttled", throttledCleaner, throttled.Partitions)
 
 		lat, took = produce(nil, latencyBenchOffPhase)
 		report("off2", lat, took)
