@@ -343,7 +343,10 @@ type producerTail struct {
 // lastRecordsOfActiveProducers, read from the log): the batch at
 // lastOffset stays, empty if need be, so the producer's epoch and
 // sequence survive for idempotence after a restart. An id is removed by
-// expire once the producer is inactive.
+// expire once the producer is inactive. Difference from Kafka: Kafka keeps
+// the batch at the producer state's last data offset (a marker only when
+// the producer has no data batch); here it is the producer's last batch in
+// the log, a marker if that came last.
 type producerTails map[int64]producerTail
 
 // note records a batch of producer pid ending at lastOffset.

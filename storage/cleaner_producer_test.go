@@ -71,3 +71,52 @@ func TestCleanerExpiredProducer(t *testing.T) {
 	}
 	check("producer 6 expired", "1:k1=b", "5:k2=y", "10:k9=t7", "11:k9=t8")
 }
+
+// TestProducerTailsPastRecoveryPoint: a producer with a batch at or past the
+// recovery point stays active whatever the timestamps say (a power loss
+// may take that batch, and the one below would then be its last), and
+// keeps its last batch below it; one without such a batch expires.
+func TestProducerTailsPastRecoveryPoint(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testConfig()
+	cfg.Compact, cfg.NoDeleteRetention = true, true
+	cfg.SegmentBytes = 100 // a segment per batch
+	cfg.FlushMessages = 1
+	l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ts := clk.Now().UnixMilli()
+	for _, b := range [][]byte{
+		cleanTestBatch([]wrec{{key: []byte("k1"), value: []byte("a"), ts: ts}}, ts, codec.None, 5, 0),  // 0
+		cleanTestBatch([]wrec{{key: []byte("k1"), value: []byte("b"), ts: ts}}, ts, codec.None, -1, 0), // 1
+		cleanTestBatch([]wrec{{key: []byte("k2"), value: []byte("c"), ts: ts}}, ts, codec.None, 6, 0),  // 2
+		cleanTestBatch([]wrec{{key: []byte("k3"), value: []byte("d"), ts: ts}}, ts, codec.None, 5, 1),  // 3
+		cleanTestBatch([]wrec{{key: []byte("k4"), value: []byte("e"), ts: ts}}, ts, codec.None, -1, 0), // 4 (active)
+	} {
+		syncAppend(t, l, b)
+	}
+	c := NewCleaner(CleanerConfig{Clock: clk, ProducerIDExpirationMs: time.Hour.Milliseconds()}, nil)
+	th := c.newThread()
+	cl, ok := l.snapshotForClean(clk.Now().UnixMilli(), true)
+	if !ok {
+		t.Fatal("no snapshot")
+	}
+	defer cl.unpin()
+	cl.recoveryPoint, cl.uncleanable = 3, 2 // as if offsets 3 on were not synced yet, and the round ends at 2
+	lastOf := producerTails{}
+	end, err := th.buildKeyMap(&cl, lastOf)
+	if err != nil || end != 2 {
+		t.Fatalf("key map: end %d, %v", end, err)
+	}
+	th.producerTails(&cl, end, lastOf)
+	clk.Advance(2 * time.Hour)
+	lastOf.expire(clk.Now().UnixMilli(), time.Hour.Milliseconds())
+	if e, ok := lastOf[5]; !ok || !e.recent || e.lastOffset != 0 || !lastOf.isLast(5, 0) {
+		t.Errorf("producer 5 (a batch past the recovery point): %+v %v, want recent, last batch below it at 0", e, ok)
+	}
+	if e, ok := lastOf[6]; ok {
+		t.Errorf("producer 6 (last batch 2 hours old, none past the recovery point) not expired: %+v", e)
+	}
+}
