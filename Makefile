@@ -97,7 +97,8 @@ cleaner-crash:
 	$(GO) test -count=1 -timeout 60m -run 'TestCleanerCrashSteps$$|TestCleanerSIGKILL$$' ./storage/ -cleancrash.all -cleancrash.kills=50 -cleancrash.seeds=$(CLEANER_CRASH_SEEDS) $(if $(CLEANER_CRASH_SEED),-cleancrash.seed=$(CLEANER_CRASH_SEED))
 
 # Apache Kafka's own Java tools (kafka-topics, the perf producer through a
-# leader SIGKILL, the console consumer, kafka-get-offsets, kafka-reassign-partitions
+# leader SIGKILL, the console consumer, kafka-verifiable-producer on a compacted
+# topic read back after cleaning, kafka-get-offsets, kafka-reassign-partitions
 # under load, SCRAM/quotas/ACLs over SASL_SSL, kafka-metadata-quorum describe and
 # add-/remove-controller) against one node and a three-node cluster, both
 # backends (opt-in: build tag javatools; tests/integration/javatools_test.go).
