@@ -31,9 +31,9 @@ import (
 //     the first clean that saw it, across restarts.
 //   - A batch keeping nothing is dropped, except when it must stay as an
 //     empty batch (header only, 0 records, codec none, first timestamp -1,
-//     Kafka's writeEmptyHeader): the last batch of a producer (its
-//     sequence and epoch are what idempotence checks against after a
-//     restart).
+//     Kafka's writeEmptyHeader): the last batch of an active producer,
+//     and its last data batch (its sequence and epoch are what
+//     idempotence checks against after a restart; producerTails).
 //   - Transactions (cleaner_txn.go, applied in writeGroup before filter):
 //     batches of aborted transactions go (or stay empty, as a producer's
 //     last batch); markers go once nothing they cover remains and they

@@ -294,7 +294,7 @@ func (t *cleanerThread) buildKeyMap(c *cleanable, lastOf producerTails) (int64, 
 				}
 			}
 			if pid := rb.ProducerID(); pid >= 0 {
-				lastOf.note(pid, rb.LastOffset(), rb.MaxTimestamp())
+				lastOf.note(pid, rb.LastOffset(), rb.MaxTimestamp(), rb.Control())
 			}
 			if rb.LastOffset() >= c.firstDirty {
 				mapped = rb.LastOffset()
@@ -330,38 +330,50 @@ func (t *cleanerThread) mapBatch(rb proto.RecordBatch, from int64) (bool, error)
 	return false, nil
 }
 
-// producerTail is what a round knows of one producer's last batch.
+// producerTail is what a round knows of one producer's last batches.
 type producerTail struct {
 	lastOffset int64 // last offset of its last batch below the recovery point
 	maxTs      int64 // that batch's max timestamp (Kafka's lastTimestamp)
+	// lastData: last offset of its last data (not control) batch below the
+	// recovery point, -1 none.
+	lastData int64
 	// recent: it has a batch at or past the recovery point (which a power
 	// loss may take, leaving the one at lastOffset its last): active.
 	recent bool
 }
 
 // producerTails maps producer ids to their last batches (Kafka's
-// lastRecordsOfActiveProducers, read from the log): the batch at
-// lastOffset stays, empty if need be, so the producer's epoch and
-// sequence survive for idempotence after a restart. An id is removed by
-// expire once the producer is inactive. Difference from Kafka: Kafka keeps
-// the batch at the producer state's last data offset (a marker only when
-// the producer has no data batch); here it is the producer's last batch in
-// the log, a marker if that came last.
+// lastRecordsOfActiveProducers, read from the log): the batches at
+// lastData and lastOffset stay, empty if need be, so the producer's
+// sequence (its last data batch) and epoch (its last batch, which may be a
+// transaction marker) survive for idempotence after a producer state is
+// rebuilt from the log. An id is removed by expire once the producer is
+// inactive. Difference from Kafka: Kafka keeps the batch at the producer
+// state's last data offset, and a marker only when the producer has no
+// data batch; here a last marker stays too (one more header).
 type producerTails map[int64]producerTail
 
-// note records a batch of producer pid ending at lastOffset.
-func (p producerTails) note(pid, lastOffset, maxTs int64) {
-	if e, ok := p[pid]; !ok || lastOffset > e.lastOffset {
-		e.lastOffset, e.maxTs = lastOffset, maxTs
-		p[pid] = e
+// note records a batch of producer pid ending at lastOffset; control: a
+// transaction marker.
+func (p producerTails) note(pid, lastOffset, maxTs int64, control bool) {
+	e, ok := p[pid]
+	if !ok {
+		e = producerTail{lastOffset: -1, maxTs: -1, lastData: -1}
 	}
+	if lastOffset > e.lastOffset {
+		e.lastOffset, e.maxTs = lastOffset, maxTs
+	}
+	if !control && lastOffset > e.lastData {
+		e.lastData = lastOffset
+	}
+	p[pid] = e
 }
 
 // isLast: the batch of pid ending at lastOffset is its active producer's
-// last batch.
+// last batch or last data batch.
 func (p producerTails) isLast(pid, lastOffset int64) bool {
 	e, ok := p[pid]
-	return ok && pid >= 0 && e.lastOffset == lastOffset
+	return ok && pid >= 0 && lastOffset >= 0 && (e.lastOffset == lastOffset || e.lastData == lastOffset)
 }
 
 // expire forgets the producers Kafka's ProducerStateManager would have
@@ -406,14 +418,14 @@ func (t *cleanerThread) producerTails(c *cleanable, end int64, lastOf producerTa
 			rb, _ := proto.ParseRecordBatchHeader(h[:])
 			if pid := rb.ProducerID(); pid >= 0 {
 				if recent {
-					e := lastOf[pid]
-					if _, ok := lastOf[pid]; !ok {
-						e.lastOffset = -1 // no batch below the recovery point
+					e, ok := lastOf[pid]
+					if !ok {
+						e = producerTail{lastOffset: -1, maxTs: -1, lastData: -1} // no batch below the recovery point
 					}
 					e.recent = true
 					lastOf[pid] = e
 				} else {
-					lastOf.note(pid, bi.lastOffset(), rb.MaxTimestamp())
+					lastOf.note(pid, bi.lastOffset(), rb.MaxTimestamp(), rb.Control())
 				}
 			}
 			pos += int64(bi.length)

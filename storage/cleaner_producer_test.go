@@ -120,3 +120,56 @@ func TestProducerTailsPastRecoveryPoint(t *testing.T) {
 		t.Errorf("producer 6 (last batch 2 hours old, none past the recovery point) not expired: %+v", e)
 	}
 }
+
+// TestCleanerKeepsLastDataBatch: a producer whose last batch is a
+// transaction marker keeps its last data batch too (empty: its sequence),
+// as Kafka keeps the batch at the producer's last data offset; both go
+// once the producer expired (the marker a round later, once no batch of
+// its transaction is left and it is older than delete.retention.ms).
+func TestCleanerKeepsLastDataBatch(t *testing.T) {
+	clk := newFakeClock()
+	cfg := testConfig()
+	cfg.Compact, cfg.NoDeleteRetention = true, true
+	cfg.SegmentBytes = 100 // a segment per batch
+	cfg.FlushMessages = 1
+	cfg.DeleteRetentionMs = time.Minute.Milliseconds()
+	l, err := Open(t.TempDir(), cfg, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := func() int64 { return clk.Now().UnixMilli() }
+	plain := func(k, v string) []byte {
+		return cleanTestBatch([]wrec{{key: []byte(k), value: []byte(v), ts: now()}}, now(), codec.None, -1, 0)
+	}
+	for _, b := range [][]byte{
+		txnTestBatch(5, 0, "k1", "a", now()), // 0: producer 5's last data batch
+		markerTestBatch(5, true, now()),      // 1: its last batch
+		plain("k1", "b"),                     // 2
+		plain("k9", "t1"),
+		plain("k9", "t2"), // 4 (active)
+	} {
+		syncAppend(t, l, b)
+	}
+	const expiration = time.Hour
+	c := NewCleaner(CleanerConfig{Clock: clk, ProducerIDExpirationMs: expiration.Milliseconds()}, nil)
+	clean := func(when string, want ...string) {
+		t.Helper()
+		if _, err := c.CleanLog(l); err != nil {
+			t.Fatal(err)
+		}
+		if got := cleanedView(t, l); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s:\n got %v\nwant %v", when, got, want)
+		}
+	}
+	clean("producer 5 active", "0:empty(5)", "1:COMMIT(5)", "2:k1=b", "3:k9=t1", "4:k9=t2")
+	clk.Advance(expiration + time.Second)
+	for _, b := range [][]byte{plain("k9", "t3"), plain("k9", "t4")} {
+		syncAppend(t, l, b)
+	}
+	clean("producer 5 expired", "1:COMMIT(5)", "2:k1=b", "5:k9=t3", "6:k9=t4")
+	for _, b := range [][]byte{plain("k9", "t5"), plain("k9", "t6")} {
+		syncAppend(t, l, b)
+	}
+	clean("its marker covers nothing", "2:k1=b", "7:k9=t5", "8:k9=t6")
+}
