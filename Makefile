@@ -51,9 +51,12 @@ cluster-test:
 # the single-round TestClusterFailoverClients (kcat, confluent-kafka,
 # kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL) and
 # TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink, restart),
+# and TestClusterEOSUnderCrashes (exactly-once consume-transform-produce
+# while the transaction coordinator's broker and partition leaders are
+# SIGKILLed; RINGBROKER_CLUSTER_EOS_SEED=<printed seed> replays),
 # built only with this tag to keep make test within its budget.
 cluster-long:
-	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum|TestClusterEOSUnderCrashes' ./tests/integration/
 
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,
