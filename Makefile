@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run cluster cluster-stop cluster-test cluster-long cluster-faults java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-replication bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
+.PHONY: all build run cluster cluster-stop cluster-test cluster-long cluster-faults java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-replication bench-txn bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
 
 all: build
 
@@ -157,6 +157,14 @@ bench:
 # for the long run, BENCH_BACKENDS=uring for one backend.
 bench-replication:
 	$(GO) run ./bench/cmd/replbench
+
+# Transactions (issue 18, opt-in, not in make test): one broker per
+# backend; transactional produce (a commit every 100 ms) vs idempotent
+# produce, records/s and ack/commit p99, and a read_committed vs a
+# read_uncommitted consumer catching up on a log with aborted
+# transactions. One run, both sides of every ratio, bench-results/txn.json.
+bench-txn:
+	$(GO) run ./bench/cmd/txnbench
 
 # Go micro-benchmarks (ring, broker request paths, log, metrics).
 bench-micro:
