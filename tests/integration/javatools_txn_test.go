@@ -11,6 +11,7 @@ package integration
 // by kafka-transactions.sh abort. See javatools_test.go for how to run.
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -172,6 +173,9 @@ func TestJavaToolsTransactionsHanging(t *testing.T) {
 		if !hangRow.MatchString(out) {
 			t.Fatalf("find-hanging does not list the hanging transaction on %s-0:\n%s", topic, out)
 		}
+		if lso := lastStableOffset(t, b.Addr, topic); lso != 0 {
+			t.Fatalf("last stable offset of %s-0 %d while the transaction hangs, want 0", topic, lso)
+		}
 		javaConsumeCount(t, b.Addr, topic, "read_committed", 0)
 
 		out = runJava(t, "kafka-transactions.sh", "--bootstrap-server", b.Addr, "abort", "--topic", topic, "--partition", "0",
@@ -182,22 +186,49 @@ func TestJavaToolsTransactionsHanging(t *testing.T) {
 		if out := findHanging(); hangRow.MatchString(out) {
 			t.Fatalf("find-hanging still lists the transaction after abort:\n%s", out)
 		}
-		javaConsumeCount(t, b.Addr, topic, "read_committed", 0)
-		javaConsumeCount(t, b.Addr, topic, "read_uncommitted", 5)
 		if end := javaEndOffsets(t, b.Addr, topic); end != 6 {
 			t.Errorf("end offset of %s-0 %d, want 6 (5 records and the abort marker)", topic, end)
 		}
+		if lso := lastStableOffset(t, b.Addr, topic); lso != 6 {
+			t.Errorf("last stable offset of %s-0 %d after the abort, want 6", topic, lso)
+		}
+		javaConsumeCount(t, b.Addr, topic, "read_committed", 0)
+		javaConsumeCount(t, b.Addr, topic, "read_uncommitted", 5)
 	})
 }
 
 // javaConsumeCount reads topic from the beginning with the console
-// consumer at level until 5 s pass without a record and checks the count.
+// consumer at level and checks the count: want records (--max-messages,
+// up to 60 s), or for want 0 none within 10 s (the caller checks the last
+// stable offset too: a consumer slow to start reads nothing either).
 func javaConsumeCount(t *testing.T, bootstrap, topic, level string, want int) {
 	t.Helper()
-	out := runJava(t, "kafka-console-consumer.sh", "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
-		"--isolation-level", level, "--timeout-ms", "5000")
+	args := []string{"--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning", "--isolation-level", level}
+	if want > 0 {
+		args = append(args, "--max-messages", strconv.Itoa(want), "--timeout-ms", "60000")
+	} else {
+		args = append(args, "--timeout-ms", "10000")
+	}
+	out := runJava(t, "kafka-console-consumer.sh", args...)
 	if m := consumedRe.FindStringSubmatch(out); m == nil || m[1] != strconv.Itoa(want) {
 		t.Fatalf("%s: want %d messages:\n%s", level, want, tail(out, 3000))
 	}
 	t.Logf("%s %s: %d messages", topic, level, want)
+}
+
+// lastStableOffset is partition 0's last stable offset (ListOffsets
+// read_committed, through kadm).
+func lastStableOffset(t *testing.T, addr, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	lo, err := newAdmin(t, addr).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListCommittedOffsets %s: %v", topic, err)
+	}
+	o, ok := lo.Lookup(topic, 0)
+	if !ok || o.Err != nil {
+		t.Fatalf("ListCommittedOffsets %s-0: %v (found %v)", topic, o.Err, ok)
+	}
+	return o.Offset
 }
