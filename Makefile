@@ -18,7 +18,7 @@ DEPS_BIN    ?= $(CURDIR)/.deps/bin
 STATICCHECK := $(DEPS_BIN)/staticcheck
 export DEPS_BIN
 
-.PHONY: all build run cluster cluster-stop cluster-test cluster-long cluster-faults java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-replication bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
+.PHONY: all build run cluster cluster-stop cluster-test cluster-long cluster-faults java-tools-test test test-deps test-under-load unit unit-invariants metamorphic cleaner-crash integration lint fmt tidy vet staticcheck bench bench-replication bench-txn bench-micro bench-metadata bench-compaction fuzz soak crash-test clean
 
 all: build
 
@@ -51,9 +51,12 @@ cluster-test:
 # the single-round TestClusterFailoverClients (kcat, confluent-kafka,
 # kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL) and
 # TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink, restart),
+# and TestClusterEOSUnderCrashes (exactly-once consume-transform-produce
+# while the transaction coordinator's broker and partition leaders are
+# SIGKILLed; RINGBROKER_CLUSTER_EOS_SEED=<printed seed> replays),
 # built only with this tag to keep make test within its budget.
 cluster-long:
-	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum|TestClusterEOSUnderCrashes' ./tests/integration/
 
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,
@@ -155,6 +158,14 @@ bench:
 # for the long run, BENCH_BACKENDS=uring for one backend.
 bench-replication:
 	$(GO) run ./bench/cmd/replbench
+
+# Transactions (issue 18, opt-in, not in make test): one broker per
+# backend; transactional produce (a commit every 100 ms) vs idempotent
+# produce, records/s and ack/commit p99, and a read_committed vs a
+# read_uncommitted consumer catching up on a log with aborted
+# transactions. One run, both sides of every ratio, bench-results/txn.json.
+bench-txn:
+	$(GO) run ./bench/cmd/txnbench
 
 # Go micro-benchmarks (ring, broker request paths, log, metrics).
 bench-micro:

@@ -363,7 +363,14 @@ func (c *produceCtx) produceAll() {
 						continue
 					}
 				} else if v := b.txnVerify; v != nil {
-					if code := v(c.txnID, bi.batch.ProducerID(), bi.batch.ProducerEpoch(), t.name, s.partition); code != 0 {
+					code, remote := v(c.txnID, bi.batch.ProducerID(), bi.batch.ProducerEpoch(), t.name, s.partition)
+					if remote {
+						// Another broker coordinates the id: it verifies
+						// the partition (txn_add.go).
+						if c.verifyTxnRemote(st.part(p), s, &bi, t.name, inspect, set.rules, recompress, codec, set.maxMessageBytes) {
+							continue
+						}
+					} else if code != 0 {
 						s.done(code, -1, -1, -1, "")
 						continue
 					}

@@ -156,10 +156,11 @@ type Broker struct {
 	// txnVerify, when set (by the transaction coordinator, before serving),
 	// verifies a transactional produce before its append (KIP-890): the
 	// producer's transaction includes the partition. It returns a Kafka
-	// error code, 0 for ok. nil verifies nothing. It runs on a network
-	// loop and must not block; txnID aliases the request frame (copy it to
-	// keep it).
-	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) int16
+	// error code, 0 for ok, or remote when another broker coordinates
+	// txnID (the data path then asks that broker, txn_add.go). nil
+	// verifies nothing. It runs on a network loop and must not block;
+	// txnID aliases the request frame (copy it to keep it).
+	txnVerify func(txnID string, producerID int64, epoch int16, topic string, partition int32) (code int16, remote bool)
 	sec       *security   // security.go; nil without Options.Security
 	quotas    *quotaState // quota.go
 	// creatingOffsets: a clustered broker is asking the controller for

@@ -36,6 +36,14 @@ package broker
 // __transaction_state writer's callback, or an inter-broker request's
 // goroutine) and must not block.
 //
+// Transactions v1 in a cluster use the same queue to verify (KIP-890 part
+// 1): a Produce before v12 whose transactional batch goes to a partition
+// led here while another broker coordinates its id is checked with
+// AddPartitionsToTxn v5 verify_only true on that broker (verifyTxnRemote)
+// unless the producer already has a transaction open on the partition at
+// the batch's epoch; a partition the client did not add is refused
+// (TRANSACTION_ABORTABLE, as locally), so no transaction hangs on it.
+//
 // Differences from Apache Kafka: Kafka batches the adds of many ids per
 // coordinator node into one request (AddPartitionsToTxnManager's
 // nodesToTransactions) and answers a second request for an id in flight
@@ -90,6 +98,9 @@ type txnAddWaiter struct {
 	// retryConcurrent: CONCURRENT_TRANSACTIONS is retried for a while
 	// before done sees it (Produce; Kafka does not for TxnOffsetCommit).
 	retryConcurrent bool
+	// verifyOnly: the partition must already be in the transaction
+	// (transactions v1); nothing is added.
+	verifyOnly bool
 }
 
 // txnAddPartition makes sure tp is in txnID's transaction at (producerID,
@@ -106,8 +117,20 @@ type txnAddWaiter struct {
 // instead of a client retry backoff.
 func (b *Broker) txnAddPartition(txnID string, producerID int64, epoch int16, tp txn.TopicPartition, retryConcurrent bool,
 	done func(code int16)) {
+	b.txnAddQueue(&txnAddWaiter{txnID: txnID, key: txnAddKey{producerID, epoch, tp}, done: done, retryConcurrent: retryConcurrent})
+}
+
+// txnVerifyPartition is txnAddPartition for transactions v1: it checks
+// that tp is in txnID's transaction at (producerID, epoch) on the
+// coordinator's broker, adding nothing, in the same per-id order.
+func (b *Broker) txnVerifyPartition(txnID string, producerID int64, epoch int16, tp txn.TopicPartition, done func(code int16)) {
+	b.txnAddQueue(&txnAddWaiter{txnID: txnID, key: txnAddKey{producerID, epoch, tp}, done: done, verifyOnly: true})
+}
+
+// txnAddQueue queues w behind the adds of its id, or starts it.
+func (b *Broker) txnAddQueue(w *txnAddWaiter) {
 	a := &b.txns.adds
-	w := &txnAddWaiter{txnID: txnID, key: txnAddKey{producerID, epoch, tp}, done: done, retryConcurrent: retryConcurrent}
+	txnID := w.txnID
 	a.mu.Lock()
 	if a.busy == nil {
 		a.busy = map[string]*txnAddQueue{}
@@ -225,14 +248,25 @@ func (b *Broker) txnAddStart(w *txnAddWaiter, done func(code int16)) {
 
 // txnAddOnce is one attempt of txnAddStart.
 func (b *Broker) txnAddOnce(w *txnAddWaiter, done func(code int16)) {
-	tps := []txn.TopicPartition{w.key.tp}
-	code := b.txns.call(w.txnID, func(ans txn.Answer) {
-		done(ans.Err)
-	}, func(co *txn.Coordinator, now time.Time) txn.Effects {
-		return co.AddPartitionsV2(w.txnID, w.key.producerID, w.key.epoch, tps, now)
-	})
-	if code == 0 {
-		return
+	var code int16
+	if w.verifyOnly {
+		// The coordinator may have moved here since the produce asked.
+		var ok bool
+		if code, ok = b.txns.verifyLocal(w.txnID, w.key.producerID, w.key.epoch, w.key.tp); ok {
+			done(code)
+			return
+		}
+		code = kerr.NotCoordinator.Code
+	} else {
+		tps := []txn.TopicPartition{w.key.tp}
+		code = b.txns.call(w.txnID, func(ans txn.Answer) {
+			done(ans.Err)
+		}, func(co *txn.Coordinator, now time.Time) txn.Effects {
+			return co.AddPartitionsV2(w.txnID, w.key.producerID, w.key.epoch, tps, now)
+		})
+		if code == 0 {
+			return
+		}
 	}
 	if code != kerr.NotCoordinator.Code || b.opts.Cluster == nil {
 		done(code)
@@ -253,15 +287,17 @@ func (b *Broker) txnAddOnce(w *txnAddWaiter, done func(code int16)) {
 		done(kerr.CoordinatorLoadInProgress.Code)
 		return
 	}
-	go cm.addPartitions(leader, w.txnID, w.key.producerID, w.key.epoch, w.key.tp, done)
+	go cm.addPartitions(leader, w.txnID, w.key.producerID, w.key.epoch, w.key.tp, w.verifyOnly, done)
 }
 
 // addPartitions sends transactions v2's implicit add of tp to broker id,
-// the coordinator of txnID (AddPartitionsToTxn v5, verify_only false), and
-// calls done with the partition's code; a failed request answers
+// the coordinator of txnID (AddPartitionsToTxn v5, verify_only false), or
+// with verifyOnly transactions v1's check that tp is in the transaction,
+// and calls done with the partition's code; a failed request answers
 // NETWORK_EXCEPTION (retriable), a CLUSTER_AUTHORIZATION_FAILED
 // INVALID_TXN_STATE, as Kafka's AddPartitionsToTxnManager does.
-func (m *clusterMarkers) addPartitions(id int32, txnID string, producerID int64, epoch int16, tp txn.TopicPartition, done func(code int16)) {
+func (m *clusterMarkers) addPartitions(id int32, txnID string, producerID int64, epoch int16, tp txn.TopicPartition, verifyOnly bool,
+	done func(code int16)) {
 	cl, err := m.client()
 	if err != nil {
 		done(kerr.NetworkException.Code)
@@ -270,14 +306,14 @@ func (m *clusterMarkers) addPartitions(id int32, txnID string, producerID int64,
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	req.Version = 5
 	rt := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly = txnID, producerID, epoch, false
+	rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly = txnID, producerID, epoch, verifyOnly
 	topic := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
 	topic.Topic, topic.Partitions = tp.Topic, []int32{tp.Partition}
 	rt.Topics = append(rt.Topics, topic)
 	req.Transactions = append(req.Transactions, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTxnAddTimeout)
 	defer cancel()
-	// Pinned to v5: an older coordinator would take it as verify-only.
+	// Pinned to v5: an older coordinator would take an add as verify-only.
 	kresp, err := cl.Broker(int(id)).Request(ctx, req)
 	if err != nil {
 		if n, ok := remoteMarkerLog.Event(time.Second); ok {
@@ -396,4 +432,32 @@ func (ps *partState) hasOpenTxn(pid int64, epoch int16) bool {
 	defer ps.mu.Unlock()
 	e := ps.producers[pid]
 	return e != nil && e.epoch == epoch && e.txn != nil
+}
+
+// verifyTxnRemote is the Produce path (before v12) of a transactional
+// batch whose id another broker coordinates (00_produce.go, when
+// Broker.txnVerify says remote): unless its producer already has a
+// transaction open on the partition at the batch's epoch and no add or
+// check of its id is queued, the batch is copied and waits for
+// txnVerifyPartition, then goes to the partition's worker, or is answered
+// the check's error (mapped as for transactions v2: retriable failures
+// NOT_ENOUGH_REPLICAS, PRODUCER_FENCED INVALID_PRODUCER_EPOCH). handled is
+// false when the batch may go on at once. Runs on the ring thread.
+func (c *produceCtx) verifyTxnRemote(ps *partState, s *partSlot, bi *batchInfo, topic string, inspect bool, rules recordRules,
+	recompress bool, codec int8, maxMessageBytes int32) (handled bool) {
+	b := c.b
+	pid, epoch := bi.batch.ProducerID(), bi.batch.ProducerEpoch()
+	if !b.txnAddBusy(c.txnID) && ps.hasOpenTxn(pid, epoch) {
+		return false
+	}
+	job := c.newJob(ps, s, bi, inspect, rules, recompress, codec, maxMessageBytes)
+	txnID, topic := strings.Clone(c.txnID), strings.Clone(topic)
+	b.txnVerifyPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: s.partition}, func(code int16) {
+		if code != 0 {
+			s.done(produceAddCode(code), -1, -1, -1, "")
+			return
+		}
+		enqueueProduceJob(job)
+	})
+	return true
 }

@@ -750,20 +750,17 @@ func (tc *txnCoordinator) verifyLocal(txnID string, producerID int64, epoch int1
 // coordinator's code otherwise (TRANSACTION_ABORTABLE when not added,
 // PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING, CONCURRENT_TRANSACTIONS).
 //
-// When another broker coordinates txnID the produce is not verified (0):
-// asking that broker (Kafka sends it AddPartitionsToTxn verify-only) would
-// block the network loop this runs on. Such a produce is checked as
-// Kafka's brokers did before KIP-890 (transaction.partition.verification.enable
-// =false): epoch and sequence by the partition's producer state, and a
-// partition the client never added gets no marker, so its batches stay
-// open there: a hanging transaction, as kafka-transactions.sh find-hanging
-// reports and abort ends.
-func (b *Broker) verifyTxnPartition(txnID string, producerID int64, epoch int16, topic string, partition int32) int16 {
+// When another broker of a cluster coordinates txnID, remote is true and
+// the data path asks that broker with AddPartitionsToTxn v5 verify-only
+// (Produce.verifyTxnRemote in txn_add.go, as Kafka's
+// AddPartitionsToTxnManager does), since waiting for it here would block
+// the network loop this runs on.
+func (b *Broker) verifyTxnPartition(txnID string, producerID int64, epoch int16, topic string, partition int32) (code int16, remote bool) {
 	code, ok := b.txns.verifyLocal(txnID, producerID, epoch, txn.TopicPartition{Topic: topic, Partition: partition})
 	if !ok && b.opts.Cluster != nil {
-		return 0
+		return 0, true
 	}
-	return code
+	return code, false
 }
 
 // txnClusterCoordinator answers FindCoordinator for a transactional id in a

@@ -406,12 +406,12 @@ func TestTxnVerifyAndDescribeProducers(t *testing.T) {
 	calls := make(chan call, 16)
 	tb := &testBroker{t: t, dir: t.TempDir(), backend: testBackends[0],
 		onNew: func(b *Broker) {
-			b.txnVerify = func(txnID string, pid int64, epoch int16, topic string, partition int32) int16 {
+			b.txnVerify = func(txnID string, pid int64, epoch int16, topic string, partition int32) (int16, bool) {
 				calls <- call{txnID, pid, partition}
 				if partition == 1 {
-					return kerr.InvalidTxnState.Code
+					return kerr.InvalidTxnState.Code, false
 				}
-				return 0
+				return 0, false
 			}
 		}}
 	tb.start()

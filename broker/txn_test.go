@@ -230,7 +230,7 @@ func TestTxnCoordinatorRequests(t *testing.T) {
 			}
 			wantTxnCode(t, "verify-only txn-in-"+strconv.Itoa(int(p.Partition)), p.ErrorCode, want)
 		}
-		if code := tb.Broker.verifyTxnPartition("t-a", pid, epoch, "txn-in", 0); code != 0 {
+		if code, _ := tb.Broker.verifyTxnPartition("t-a", pid, epoch, "txn-in", 0); code != 0 {
 			t.Errorf("txnVerify hook: %s", codeName(code))
 		}
 

@@ -35,7 +35,9 @@ import (
 //   - transactions whose partitions are led by other brokers than their
 //     coordinator's complete: markers reach every leader;
 //   - transactions v2 with raw requests: a leader adds its partition to the
-//     transaction through the coordinator's broker (AddPartitionsToTxn v5).
+//     transaction through the coordinator's broker (AddPartitionsToTxn v5);
+//   - transactions v1: a leader verifies a transactional produce through
+//     the coordinator's broker (AddPartitionsToTxn v5 verify-only).
 func TestClusterFeatures(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -161,6 +163,9 @@ func TestClusterFeatures(t *testing.T) {
 		})
 		t.Run("transactions-v2-remote-add", func(t *testing.T) {
 			clusterTxnV2RemoteAdd(t, c) // txn_v2_cluster_test.go
+		})
+		t.Run("transactions-v1-remote-verify", func(t *testing.T) {
+			clusterTxnV1RemoteVerify(t, c) // txn_v2_cluster_test.go
 		})
 
 		t.Run("rolling-restart-under-load", func(t *testing.T) {

@@ -34,7 +34,9 @@ package integration
 //     remove-controller on a dynamic one.
 //   - javatools_txn_test.go: Kafka's transactional producer
 //     (tests/java/TxnProducer.java), the console consumer read_committed and
-//     read_uncommitted, kafka-transactions.sh list and describe.
+//     read_uncommitted, kafka-transactions.sh list and describe;
+//     kafka-producer-perf-test.sh --transactional-id; kafka-transactions.sh
+//     find-hanging and abort on a hanging transaction.
 
 import (
 	"fmt"

@@ -9,6 +9,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -67,6 +68,14 @@ func txnV2Produce(t *testing.T, cl *kgo.Client, txnID string, pid int64, epoch i
 func txnV2ProduceTo(t *testing.T, send func(context.Context, kmsg.Request) (kmsg.Response, error), topic, txnID string,
 	pid int64, epoch int16, partition int32, seq int32, values ...string) int16 {
 	t.Helper()
+	return txnProduceVersion(t, send, 12, topic, txnID, pid, epoch, partition, seq, values...)
+}
+
+// txnProduceVersion is txnV2ProduceTo at a Produce version of the
+// caller's (11 and below: transactions v1).
+func txnProduceVersion(t *testing.T, send func(context.Context, kmsg.Request) (kmsg.Response, error), version int16, topic, txnID string,
+	pid int64, epoch int16, partition int32, seq int32, values ...string) int16 {
+	t.Helper()
 	now := time.Now().UnixMilli()
 	var recs []byte
 	for i, v := range values {
@@ -75,9 +84,9 @@ func txnV2ProduceTo(t *testing.T, send func(context.Context, kmsg.Request) (kmsg
 	batch := proto.AppendRecordBatch(nil, &kmsg.RecordBatch{PartitionLeaderEpoch: -1, Attributes: proto.AttrTransactional,
 		LastOffsetDelta: int32(len(values) - 1), FirstTimestamp: now, MaxTimestamp: now, ProducerID: pid, ProducerEpoch: epoch,
 		FirstSequence: seq, NumRecords: int32(len(values)), Records: recs})
-	return txnV2Retry(t, "Produce v12", func() int16 {
+	return txnV2Retry(t, fmt.Sprintf("Produce v%d", version), func() int16 {
 		r := kmsg.NewPtrProduceRequest()
-		r.Version = 12
+		r.Version = version
 		r.TransactionID, r.Acks, r.TimeoutMillis = &txnID, -1, 10000
 		rt := kmsg.NewProduceRequestTopic()
 		rt.Topic = topic
@@ -89,7 +98,7 @@ func txnV2ProduceTo(t *testing.T, send func(context.Context, kmsg.Request) (kmsg
 		defer cancel()
 		resp, err := send(ctx, r)
 		if err != nil {
-			t.Fatalf("Produce v12: %v", err)
+			t.Fatalf("Produce v%d: %v", version, err)
 		}
 		return resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 	})
