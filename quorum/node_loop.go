@@ -9,6 +9,7 @@ import (
 	"github.com/ringbroker/ringbroker/invariants"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 )
@@ -72,8 +73,13 @@ func (n *Node) process() error {
 		if err := n.rn.Step(m); err != nil {
 			n.log.Debug("raft refused a message", zap.Stringer("type", m.GetType()),
 				zap.Uint64("from", m.GetFrom()), zap.Error(err))
+			continue
+		}
+		if t := m.GetType(); t == raftpb.MessageType_MsgAppResp || t == raftpb.MessageType_MsgHeartbeatResp {
+			n.answered = append(n.answered, m.GetFrom())
 		}
 	}
+	n.noteAnswers()
 	// Reports in id order, so a replayed simulation steps raft the same way.
 	for _, id := range slices.Sorted(maps.Keys(in.unreachable)) {
 		n.rn.ReportUnreachable(id)
@@ -105,6 +111,60 @@ func (n *Node) process() error {
 	}
 	n.publishStatus()
 	return nil
+}
+
+// noteAnswers stamps the members that answered this round (n.answered)
+// with the time, as a KRaft leader stamps a follower's Fetch: see
+// ReplicaTimes. It runs after the round's messages were stepped and before
+// its proposals, so the leader's last index is its persisted log's end,
+// which the followers' match indexes are compared with. Loop-owned.
+func (n *Node) noteAnswers() {
+	answered := n.answered
+	n.answered = n.answered[:0]
+	basic := n.rn.BasicStatus()
+	if basic.RaftState != raft.StateLeader {
+		n.replicas, n.replicasTerm = nil, 0
+		return
+	}
+	if n.replicasTerm != basic.GetTerm() || n.replicas == nil {
+		// Kafka's LeaderState starts empty in every epoch.
+		n.replicas, n.replicasTerm = make(map[uint64]ReplicaTimes), basic.GetTerm()
+	}
+	if len(answered) == 0 {
+		return
+	}
+	nowMs := n.cfg.Now().UnixMilli()
+	var leaderLast uint64
+	match := make(map[uint64]uint64, len(answered))
+	n.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == n.cfg.ID {
+			leaderLast = pr.Match
+		}
+		match[id] = pr.Match
+	})
+	for id := range n.replicas {
+		if _, ok := match[id]; !ok {
+			delete(n.replicas, id) // no longer a member
+		}
+	}
+	for _, id := range answered {
+		m, ok := match[id]
+		if !ok || id == n.cfg.ID {
+			continue // removed from the configuration meanwhile
+		}
+		r, seen := n.replicas[id]
+		if !seen {
+			r = ReplicaTimes{LastFetchMs: -1, LastCaughtUpMs: -1}
+		}
+		if m >= leaderLast {
+			r.LastCaughtUpMs = max(r.LastCaughtUpMs, nowMs)
+		} else if r.leaderLastAtFetch > 0 && m >= r.leaderLastAtFetch {
+			r.LastCaughtUpMs = max(r.LastCaughtUpMs, r.LastFetchMs)
+		}
+		r.leaderLastAtFetch = leaderLast
+		r.LastFetchMs = max(r.LastFetchMs, nowMs)
+		n.replicas[id] = r
+	}
 }
 
 // propose hands p to raft. Loop-owned.
@@ -446,6 +506,9 @@ func (n *Node) publishStatus() {
 		for id, pr := range rs.Progress {
 			st.Match[id] = pr.Match
 			st.RecentActive[id] = pr.RecentActive || id == n.cfg.ID
+		}
+		if n.replicasTerm == rs.GetTerm() && len(n.replicas) > 0 {
+			st.Replicas = maps.Clone(n.replicas)
 		}
 	case raft.StateCandidate:
 		st.Role = RoleCandidate
