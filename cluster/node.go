@@ -152,6 +152,9 @@ type Node struct {
 	catchUpWake chan struct{}
 	// synced is the index the broker has followed (OnMetadata returned).
 	synced atomic.Uint64
+	// memberNoted: this life tried to write the member marker
+	// (member_marker.go). Owned by the quorum loop (publish).
+	memberNoted bool
 	// appliedCh is closed and replaced at every apply: waitApplied's
 	// broadcast.
 	appliedMu sync.Mutex
@@ -261,7 +264,13 @@ func Start(cfg Config) (*Node, error) {
 		return n.startObserver(peers)
 	}
 
-	store, err := quorum.OpenDiskStorage(filepath.Join(cfg.MetadataDir, MetadataLogName), cfg.FS)
+	logDir := filepath.Join(cfg.MetadataDir, MetadataLogName)
+	if len(bootstrap) > 0 {
+		if err := n.refuseRebootstrap(logDir); err != nil {
+			return nil, err
+		}
+	}
+	store, err := quorum.OpenDiskStorage(logDir, cfg.FS)
 	if err != nil {
 		return nil, fmt.Errorf("metadata log: %w", err)
 	}
@@ -494,6 +503,10 @@ func (sm *stateMachine) Restore(snap []byte, index uint64) error {
 func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta, full bool) {
 	n.image.Store(im)
 	n.applied.Store(index)
+	if !n.memberNoted && index > 0 && n.store != nil && n.dynamic() {
+		n.memberNoted = true
+		n.noteMember()
+	}
 	if n.cfg.OnMetadata == nil {
 		n.served.Store(im)
 		n.caughtUp.Store(true)
