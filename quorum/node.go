@@ -169,8 +169,10 @@ type Status struct {
 	// its term (see NodeConfig.OnLeaderReady).
 	LeaderReady bool
 	// Endpoints are the members' controller endpoints of a dynamic quorum
-	// (nil for a static one).
-	Endpoints map[uint64]string
+	// (nil for a static one); DirectoryIDs the directory ids its log names
+	// (KIP-853; absent: unknown).
+	Endpoints    map[uint64]string
+	DirectoryIDs map[uint64][16]byte
 	// RecentActive is, on the leader only, whether each member was heard
 	// from within the last election timeout.
 	RecentActive map[uint64]bool
@@ -290,8 +292,11 @@ type Node struct {
 	applied       uint64
 	appliedTerm   uint64 // term of the entry at applied
 	snapshotIndex uint64
-	// endpoints are a dynamic quorum's member endpoints (empty: static).
-	endpoints map[uint64]string
+	// endpoints are a dynamic quorum's member endpoints (empty: static),
+	// directoryIDs the members' directory ids the log names (absent:
+	// unknown).
+	endpoints    map[uint64]string
+	directoryIDs map[uint64][16]byte
 	// confWaiting is the configuration change proposed here and not yet
 	// applied (at most one).
 	confWaiting *Proposal
@@ -408,11 +413,11 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("quorum: store snapshot: %w", err)
 	}
 	if index := snap.GetMetadata().GetIndex(); index > 0 {
-		endpoints, data, err := splitSnapshot(snap.GetData())
+		members, data, err := splitSnapshotMembers(snap.GetData())
 		if err != nil {
 			return nil, fmt.Errorf("quorum: the snapshot at %d: %w", index, err)
 		}
-		n.endpoints = endpoints
+		n.setMembers(members)
 		if err := cfg.SM.Restore(data, index); err != nil {
 			return nil, fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", index, err)
 		}
@@ -746,6 +751,9 @@ func (n *Node) Status() Status {
 	}
 	if st.Endpoints != nil {
 		st.Endpoints = maps.Clone(st.Endpoints)
+	}
+	if st.DirectoryIDs != nil {
+		st.DirectoryIDs = maps.Clone(st.DirectoryIDs)
 	}
 	if st.RecentActive != nil {
 		st.RecentActive = maps.Clone(st.RecentActive)

@@ -219,11 +219,20 @@ func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI, context, dat
 		}
 		for _, m := range members {
 			n.endpoints[m.ID] = m.Addr
+			// A change that names no directory id (an endpoint update from
+			// a node that sent none) leaves the known one.
+			if m.DirectoryID != [16]byte{} {
+				if n.directoryIDs == nil {
+					n.directoryIDs = make(map[uint64][16]byte)
+				}
+				n.directoryIDs[m.ID] = m.DirectoryID
+			}
 		}
 		for _, c := range v2.GetChanges() {
 			switch c.GetType() {
 			case raftpb.ConfChangeRemoveNode:
 				delete(n.endpoints, c.GetNodeId())
+				delete(n.directoryIDs, c.GetNodeId())
 			case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 				// raft refuses to restore a snapshot whose configuration
 				// does not name the restoring node, so a member added after
@@ -239,6 +248,25 @@ func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI, context, dat
 		n.finish(p, index, nil)
 	}
 	return nil
+}
+
+// setMembers replaces the members' endpoints and directory ids with what
+// a snapshot names. Loop-owned (or NewNode).
+func (n *Node) setMembers(ms []Member) {
+	if ms == nil {
+		n.endpoints, n.directoryIDs = nil, nil
+		return
+	}
+	n.endpoints, n.directoryIDs = make(map[uint64]string, len(ms)), nil
+	for _, m := range ms {
+		n.endpoints[m.ID] = m.Addr
+		if m.DirectoryID != [16]byte{} {
+			if n.directoryIDs == nil {
+				n.directoryIDs = make(map[uint64][16]byte)
+			}
+			n.directoryIDs[m.ID] = m.DirectoryID
+		}
+	}
 }
 
 // notifyMembers tells OnMembers the configuration. Loop-owned.
@@ -318,7 +346,7 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	if err := n.cfg.Store.ApplySnapshot(snap); err != nil {
 		return fmt.Errorf("quorum: store the snapshot at %d: %w", meta.GetIndex(), err)
 	}
-	endpoints, data, err := splitSnapshot(snap.GetData())
+	members, data, err := splitSnapshotMembers(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("quorum: the snapshot at %d: %w", meta.GetIndex(), err)
 	}
@@ -326,8 +354,8 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", meta.GetIndex(), err)
 	}
 	n.confState = proto.Clone(raftpb.EnsureConfState(meta.GetConfState())).(*raftpb.ConfState)
-	if endpoints != nil {
-		n.endpoints = endpoints
+	if members != nil {
+		n.setMembers(members)
 		n.notifyMembers()
 	}
 	n.applied, n.snapshotIndex = meta.GetIndex(), meta.GetIndex()
@@ -453,7 +481,7 @@ func (n *Node) takeSnapshot() error {
 		return fmt.Errorf("quorum: state machine snapshot at %d: %w", n.applied, err)
 	}
 	if len(n.endpoints) > 0 {
-		data = snapshotWithMembers(n.endpoints, data)
+		data = snapshotOfMembers(sortedMembers(n.endpoints, n.directoryIDs), data)
 	}
 	if _, err := n.cfg.Store.CreateSnapshot(n.applied, n.confState, data); err != nil {
 		return fmt.Errorf("quorum: store a snapshot at %d: %w", n.applied, err)
@@ -489,6 +517,9 @@ func (n *Node) publishStatus() {
 	}
 	if len(n.endpoints) > 0 {
 		st.Endpoints = maps.Clone(n.endpoints)
+	}
+	if len(n.directoryIDs) > 0 {
+		st.DirectoryIDs = maps.Clone(n.directoryIDs)
 	}
 	for id := range rs.Config.Voters.IDs() {
 		st.Voters = append(st.Voters, id)
