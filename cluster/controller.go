@@ -299,8 +299,8 @@ func (n *Node) adoptLocalTopics() {
 // index + 1 and a log end offset the match index + 1; a member that has
 // not answered this leader yet has -1 (Kafka's unknown end offset) and
 // -1 times. Kafka's offsets count records, ours raft entries (one batch
-// of records each). Directory ids are Kafka's NO_DIRECTORY_ID (zero): our
-// metadata log does not record them.
+// of records each). Directory ids are those a dynamic quorum's log names
+// (cluster/dynamic.go), else Kafka's NO_DIRECTORY_ID (zero).
 func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuorumResponse {
 	resp := kmsg.NewPtrDescribeQuorumResponse()
 	st := n.rn.Status()
@@ -354,6 +354,7 @@ func replicaState(st quorum.Status, id uint64, nowMs int64) kmsg.DescribeQuorumR
 	rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
 	rs.ReplicaID = nodeID(id)
 	rs.LogEndOffset, rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = -1, -1, -1
+	rs.ReplicaDirectoryID = st.DirectoryIDs[id]
 	if id == st.ID {
 		rs.LogEndOffset = int64(st.Match[id]) + 1
 		rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = nowMs, nowMs

@@ -3,11 +3,17 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ringbroker/ringbroker/config"
 )
 
 // describeQuorumVia sends DescribeQuorum v2 for __cluster_metadata-0
@@ -151,4 +157,117 @@ func TestDescribeQuorumTimes(t *testing.T) {
 func sameLine(a, b kmsg.DescribeQuorumResponseTopicPartitionReplicaState) bool {
 	return a.ReplicaID == b.ReplicaID && a.LogEndOffset == b.LogEndOffset &&
 		a.LastFetchTimestamp == b.LastFetchTimestamp && a.LastCaughtUpTimestamp == b.LastCaughtUpTimestamp
+}
+
+// TestDynamicQuorumDirectoryIDs: a dynamic quorum's members carry the
+// directory id of their metadata dir's meta.properties (the standalone
+// voter its own at the bootstrap, a joining node in its join request,
+// AddRaftVoter's), DescribeQuorum answers them, a RemoveRaftVoter naming
+// another directory id is VOTER_NOT_FOUND (Kafka's voter key is the pair),
+// and they survive a restart (replayed from the log's configuration
+// changes; TestMembersEncodingDirectoryIDs covers the snapshot header).
+func TestDynamicQuorumDirectoryIDs(t *testing.T) {
+	var eps []config.Voter
+	var dirs []string
+	dirIDs := [][16]byte{{0xa1, 1}, {0xb2, 2}}
+	for i := 1; i <= 2; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, config.Voter{ID: int32(i), Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port})
+		l.Close()
+		dir := t.TempDir()
+		meta := fmt.Sprintf("version=1\ncluster.id=dyn-cluster\nnode.id=%d\ndirectory.id=%s\n", i, kafkaUUID(dirIDs[i-1]))
+		if err := os.WriteFile(filepath.Join(dir, "meta.properties"), []byte(meta), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	nodes := make([]*Node, 2)
+	for i := range nodes {
+		nodes[i] = startDynamic(t, i, eps, dirs)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = n.Close(ctx)
+				cancel()
+			}
+		}
+	})
+	describe := func(via *Node) (kmsg.DescribeQuorumResponseTopicPartition, error) {
+		tc := &testCluster{t: t, nodes: []*Node{via}}
+		return tc.describeQuorumVia(0)
+	}
+	dirOf := func(rs []kmsg.DescribeQuorumResponseTopicPartitionReplicaState, id int32) ([16]byte, bool) {
+		for _, r := range rs {
+			if r.ReplicaID == id {
+				return r.ReplicaDirectoryID, true
+			}
+		}
+		return [16]byte{}, false
+	}
+	waitFor(t, "node 2 to join as an observer with its directory id", func() bool {
+		p, err := describe(nodes[1])
+		if err != nil || p.ErrorCode != 0 {
+			return false
+		}
+		d1, ok1 := dirOf(p.CurrentVoters, 1)
+		d2, ok2 := dirOf(p.Observers, 2)
+		return ok1 && ok2 && d1 == dirIDs[0] && d2 == dirIDs[1]
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	add := kmsg.NewPtrAddRaftVoterRequest()
+	add.Version = 1
+	cid := "dyn-cluster"
+	add.ClusterID, add.VoterID, add.VoterDirectoryID, add.TimeoutMillis = &cid, 2, dirIDs[1], 5000
+	add.Listeners = []kmsg.AddRaftVoterRequestListener{{Name: "CONTROLLER", Host: eps[1].Host, Port: uint16(eps[1].Port)}}
+	resp, err := nodes[0].Forward(ctx, add)
+	if err != nil || resp.(*kmsg.AddRaftVoterResponse).ErrorCode != 0 {
+		t.Fatalf("AddRaftVoter 2: %v %+v", err, resp)
+	}
+	waitFor(t, "two voters with their directory ids", func() bool {
+		p, err := describe(nodes[0])
+		if err != nil || p.ErrorCode != 0 || len(p.CurrentVoters) != 2 {
+			return false
+		}
+		d1, _ := dirOf(p.CurrentVoters, 1)
+		d2, _ := dirOf(p.CurrentVoters, 2)
+		return d1 == dirIDs[0] && d2 == dirIDs[1]
+	})
+
+	rm := kmsg.NewPtrRemoveRaftVoterRequest()
+	rm.ClusterID, rm.VoterID, rm.VoterDirectoryID = &cid, 2, [16]byte{0xee}
+	resp, err = nodes[0].Forward(ctx, rm)
+	if err != nil || resp.(*kmsg.RemoveRaftVoterResponse).ErrorCode != kerr.VoterNotFound.Code {
+		t.Fatalf("RemoveRaftVoter 2 with another directory id: %v %+v, want VOTER_NOT_FOUND", err, resp)
+	}
+
+	// A restart of both rebuilds the members from the log.
+	for i := range nodes {
+		closeNode(t, nodes[i])
+		nodes[i] = nil
+	}
+	for i := range nodes {
+		nodes[i] = startDynamic(t, i, eps, dirs)
+	}
+	waitFor(t, "the directory ids after a restart", func() bool {
+		for _, n := range nodes {
+			st := n.Status()
+			if st.DirectoryIDs[raftID(1)] != dirIDs[0] || st.DirectoryIDs[raftID(2)] != dirIDs[1] {
+				return false
+			}
+		}
+		return true
+	})
+
+	rm.VoterDirectoryID = dirIDs[1]
+	waitFor(t, "RemoveRaftVoter 2 with its directory id", func() bool {
+		resp, err := nodes[0].Forward(ctx, rm)
+		return err == nil && resp.(*kmsg.RemoveRaftVoterResponse).ErrorCode == 0
+	})
 }

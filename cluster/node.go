@@ -152,6 +152,9 @@ type Node struct {
 	catchUpWake chan struct{}
 	// synced is the index the broker has followed (OnMetadata returned).
 	synced atomic.Uint64
+	// directoryID is the directory.id of the metadata dir's meta.properties
+	// (zero: none), this node's replica directory id in a dynamic quorum.
+	directoryID [16]byte
 	// memberNoted: this life tried to write the member marker
 	// (member_marker.go). Owned by the quorum loop (publish).
 	memberNoted bool
@@ -257,8 +260,17 @@ func Start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("a dynamic quorum needs this node's controller listener: %w", err)
 		}
 		peers = map[uint64]string{raftID(cfg.NodeID): cfg.ControllerListen}
+		n.directoryID = readDirectoryID(cfg.FS, cfg.MetadataDir)
 		for _, v := range cfg.InitialVoters {
-			bootstrap = append(bootstrap, quorum.Member{ID: raftID(v.ID), Addr: v.Addr()})
+			m := quorum.Member{ID: raftID(v.ID), Addr: v.Addr()}
+			if v.ID == cfg.NodeID && len(cfg.InitialVoters) == 1 {
+				// Standalone: this node's own. Several initial voters
+				// must write identical bootstrap entries, and each knows
+				// only its own directory id (Kafka's --initial-controllers
+				// names every one's; ours does not): none then.
+				m.DirectoryID = n.directoryID
+			}
+			bootstrap = append(bootstrap, m)
 		}
 	} else if self == nil {
 		return n.startObserver(peers)

@@ -219,19 +219,27 @@ func TestJavaToolsQuorum(t *testing.T) {
 				t.Errorf("describe --replication: rows %v, want three voters", rows)
 			}
 			checkQuorumToolTimes(t, all, 3)
+			// Each voter's directory id is its meta.properties' (node 1's
+			// from its own at the bootstrap, 2's and 3's from their join
+			// and add-controller).
+			for _, m := range replicationRe.FindAllStringSubmatch(out, -1) {
+				id, _ := strconv.Atoi(m[1])
+				if want := metaProps(t, c.node(int32(id)))["directory.id"]; m[2] != want {
+					t.Errorf("describe --replication: node %d directory id %s, want %s (its meta.properties)", id, m[2], want)
+				}
+			}
 
 			// Remove a voter that is not the controller, naming the
 			// directory id its meta.properties holds.
 			gone := c.nonController(t)
-			raw, err := os.ReadFile(filepath.Join(gone.dir, "meta.properties"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			meta := map[string]string{}
-			for _, line := range strings.Split(string(raw), "\n") {
-				if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-					meta[k] = v
-				}
+			meta := metaProps(t, gone)
+			// Another directory id names another replica: refused.
+			argv := []string{"-c", `"$0" "$@" 2>&1`, javaTool(t, "kafka-metadata-quorum.sh"), "--bootstrap-server", all, "remove-controller",
+				"--controller-id", strconv.Itoa(int(gone.id)), "--controller-directory-id", "AAAAAAAAAAAAAAAAAAAAAQ"}
+			out, err := runClient(t, javaToolTimeout, []string{"KAFKA_HEAP_OPTS=-Xmx512m"}, "/bin/sh", argv...)
+			t.Logf("remove-controller %d with another directory id (%v):\n%s", gone.id, err, out)
+			if err == nil || !strings.Contains(out, "VoterNotFoundException") {
+				t.Fatalf("remove-controller %d with another directory id:\n%s", gone.id, out)
 			}
 			out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "remove-controller",
 				"--controller-id", strconv.Itoa(int(gone.id)), "--controller-directory-id", meta["directory.id"])
@@ -253,4 +261,20 @@ func TestJavaToolsQuorum(t *testing.T) {
 			c.waitTopicsEverywhere(t, map[string]int32{"dyn-java-after-remove": 3}, clusterStepTimeout)
 		})
 	})
+}
+
+// metaProps reads node n's meta.properties.
+func metaProps(t *testing.T, n *clusterNode) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(n.dir, "meta.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			meta[k] = v
+		}
+	}
+	return meta
 }
