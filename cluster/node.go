@@ -297,6 +297,7 @@ func Start(cfg Config) (*Node, error) {
 		OnMessage:        func(m *raftpb.Message) { n.rn.Step(m) },
 		OnUnreachable:    func(id uint64) { n.rn.ReportUnreachable(id) },
 		OnSnapshotFailed: func(id uint64) { n.rn.ReportSnapshot(id, true) },
+		OnSnapshotSent:   func(id uint64) { n.rn.ReportSnapshot(id, false) },
 		OnRPC:            n.serveRPC,
 		AcceptObservers:  true,
 		Dynamic:          n.dynamic(),
