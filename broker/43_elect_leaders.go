@@ -10,16 +10,21 @@ package broker
 // new replicas never join the ISR stays pending, listed by
 // ListPartitionReassignments) and describes the metadata quorum: the
 // leader (the active controller), its epoch (the raft term), the high
-// watermark (the committed index) and each voter's log end offset.
+// watermark and each voter's and observer's log end offset, last fetch and
+// last caught-up times as the leader saw them (cluster/controller.go:
+// describeQuorum). Directory ids are zero (NO_DIRECTORY_ID).
 //
 // Single node (no process.roles): every partition is led by its only
 // replica, so ElectLeaders answers ELECTION_NOT_NEEDED for each partition
 // named (or every partition when none is), a reassignment may only name
 // [node.id] (else INVALID_REPLICA_ASSIGNMENT) and completes at once, none
-// is ever listed, and DescribeQuorum describes a quorum of this node alone.
+// is ever listed, and DescribeQuorum describes a quorum of this node alone
+// (no metadata log: offsets 0; its times now, as Kafka's leader shows its
+// own).
 
 import (
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -112,6 +117,8 @@ func (b *Broker) describeQuorum(req netpoll.Request, h *proto.RequestHeader, r *
 				rp.LeaderID, rp.LeaderEpoch = b.opts.NodeID, 0
 				self := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
 				self.ReplicaID, self.LogEndOffset = b.opts.NodeID, 0
+				now := time.Now().UnixMilli()
+				self.LastFetchTimestamp, self.LastCaughtUpTimestamp = now, now
 				rp.CurrentVoters = []kmsg.DescribeQuorumResponseTopicPartitionReplicaState{self}
 			}
 			rt.Partitions = append(rt.Partitions, rp)

@@ -11,8 +11,11 @@ package broker
 // runs, before the leader committed its term, or while the new voter lags,
 // DUPLICATE_VOTER, VOTER_NOT_FOUND (also for removing the last voter),
 // INVALID_REQUEST when no listener carries the controller listener's name.
-// Differences from Kafka: voter directory ids are accepted and ignored (the
-// quorum keys voters by node id alone); AckWhenCommitted=false is answered
+// Differences from Kafka: the quorum keys voters by node id alone: a voter's
+// directory id is written into the log with it and answered by
+// DescribeQuorum, and a RemoveRaftVoter naming another one than the log's is
+// VOTER_NOT_FOUND, but two replicas with one node id cannot both be members
+// (Kafka's voter key is the pair); AckWhenCommitted=false is answered
 // as true (once the change is applied); removing a voter whose removal
 // would leave no reachable majority is refused with REQUEST_TIMED_OUT;
 // the brokers answer these APIs on client listeners (Kafka serves them on

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/controller"
 	"github.com/ringbroker/ringbroker/metadata"
+	"github.com/ringbroker/ringbroker/quorum"
 )
 
 // controllerKeys are the requests the controller serves over RPC.
@@ -287,12 +288,23 @@ func (n *Node) adoptLocalTopics() {
 }
 
 // describeQuorum answers DescribeQuorum (key 55) on the active controller
-// (the raft leader): leader id and epoch (the raft term), the high
-// watermark (the committed index) and each voter's log end offset (its
-// match index). Kafka's offsets count records; ours count raft entries.
+// (the raft leader), as Kafka's KafkaRaftClient does from its LeaderState:
+// leader id and epoch (the raft term), the high watermark and each voter's
+// and observer's (a dynamic quorum's raft learners) log end offset, last
+// fetch and last caught-up times as this leader saw them in its term
+// (quorum.ReplicaTimes: a raft follower's answer to an append or heartbeat
+// stands for a KRaft follower's Fetch), the leader itself at now for
+// both. Offsets are exclusive as Kafka's: the raft log's entry i is at
+// offset i of __cluster_metadata-0, so the high watermark is the commit
+// index + 1 and a log end offset the match index + 1; a member that has
+// not answered this leader yet has -1 (Kafka's unknown end offset) and
+// -1 times. Kafka's offsets count records, ours raft entries (one batch
+// of records each). Directory ids are those a dynamic quorum's log names
+// (cluster/dynamic.go), else Kafka's NO_DIRECTORY_ID (zero).
 func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuorumResponse {
 	resp := kmsg.NewPtrDescribeQuorumResponse()
 	st := n.rn.Status()
+	nowMs := time.Now().UnixMilli()
 	for _, t := range r.Topics {
 		rt := kmsg.DescribeQuorumResponseTopic{Topic: t.Topic}
 		for _, p := range t.Partitions {
@@ -303,23 +315,21 @@ func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuoru
 				rt.Partitions = append(rt.Partitions, rp)
 				continue
 			}
-			rp.LeaderID, rp.LeaderEpoch, rp.HighWatermark = nodeID(st.Leader), int32(st.Term), int64(st.Commit)
-			replica := func(id uint64) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
-				rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
-				rs.ReplicaID = nodeID(id)
-				rs.LogEndOffset = -1
-				if m, ok := st.Match[id]; ok {
-					rs.LogEndOffset = int64(m)
-				}
-				return rs
+			if st.Role != quorum.RoleLeader {
+				// Leadership moved between the forward and now: Kafka's
+				// non-leader answer.
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+				rt.Partitions = append(rt.Partitions, rp)
+				continue
 			}
+			rp.LeaderID, rp.LeaderEpoch, rp.HighWatermark = nodeID(st.Leader), int32(st.Term), int64(st.Commit)+1
 			for _, v := range st.Voters {
-				rp.CurrentVoters = append(rp.CurrentVoters, replica(v))
+				rp.CurrentVoters = append(rp.CurrentVoters, replicaState(st, v, nowMs))
 			}
 			// Kafka's observers are the replicas that fetch without
 			// voting: here the raft learners of a dynamic quorum.
 			for _, l := range st.Learners {
-				rp.Observers = append(rp.Observers, replica(l))
+				rp.Observers = append(rp.Observers, replicaState(st, l, nowMs))
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -336,4 +346,23 @@ func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuoru
 			Listeners: []kmsg.DescribeQuorumResponseNodeListener{{Name: n.controllerListenerName(), Host: host, Port: uint16(p)}}})
 	}
 	return resp
+}
+
+// replicaState is member id's line of DescribeQuorum from the leader's
+// status st (see describeQuorum).
+func replicaState(st quorum.Status, id uint64, nowMs int64) kmsg.DescribeQuorumResponseTopicPartitionReplicaState {
+	rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+	rs.ReplicaID = nodeID(id)
+	rs.LogEndOffset, rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = -1, -1, -1
+	rs.ReplicaDirectoryID = st.DirectoryIDs[id]
+	if id == st.ID {
+		rs.LogEndOffset = int64(st.Match[id]) + 1
+		rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = nowMs, nowMs
+		return rs
+	}
+	if times, ok := st.Replicas[id]; ok {
+		rs.LogEndOffset = int64(st.Match[id]) + 1
+		rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = times.LastFetchMs, times.LastCaughtUpMs
+	}
+	return rs
 }

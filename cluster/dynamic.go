@@ -32,9 +32,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +48,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/quorum"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // joinKey is the RPC key of a joining node's request to be added as a
@@ -133,6 +136,7 @@ func (n *Node) joinLoop() {
 	req := kmsg.NewPtrAddRaftVoterRequest()
 	req.ClusterID = &n.cfg.ClusterID
 	req.VoterID = n.cfg.NodeID
+	req.VoterDirectoryID = n.directoryID
 	req.Listeners = []kmsg.AddRaftVoterRequestListener{{Name: n.controllerListenerName(), Host: host, Port: uint16(p)}}
 	body := req.AppendTo(nil)
 	var servers []string
@@ -210,7 +214,7 @@ func (n *Node) learnEndpoints(out []byte) {
 // updateEndpoint writes member node's new endpoint into the log with a
 // configuration change that leaves the configuration as it is (a voter
 // added as a voter again, a learner as a learner). REQUIRES: changeVoters.
-func (n *Node) updateEndpoint(ctx context.Context, st quorum.Status, node int32, addr string) (int16, string) {
+func (n *Node) updateEndpoint(ctx context.Context, st quorum.Status, node int32, addr string, dir [16]byte) (int16, string) {
 	id := raftID(node)
 	typ := raftpb.ConfChangeAddNode
 	switch {
@@ -222,11 +226,19 @@ func (n *Node) updateEndpoint(ctx context.Context, st quorum.Status, node int32,
 	default:
 		return kerr.VoterNotFound.Code, fmt.Sprintf("node %d is not a member of the quorum", node)
 	}
-	if st.Endpoints[id] == addr {
+	if known, ok := st.DirectoryIDs[id]; ok && dir != [16]byte{} && known != dir {
+		// Another replica under a member's node id (its metadata dir was
+		// replaced?): Kafka would count it as another replica; keyed by
+		// node id, we keep the member's and say so.
+		n.log.Warn("a quorum member's request names another directory id than the log's; keeping the log's",
+			zap.Int32("node", node), zap.String("directory_id", kafkaUUID(dir)), zap.String("logged", kafkaUUID(known)))
+		dir = known
+	}
+	if st.Endpoints[id] == addr && (dir == [16]byte{} || st.DirectoryIDs[id] == dir) {
 		return 0, ""
 	}
 	if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(typ, id)},
-		[]quorum.Member{{ID: id, Addr: addr}}); err != nil {
+		[]quorum.Member{{ID: id, Addr: addr, DirectoryID: dir}}); err != nil {
 		return kerr.RequestTimedOut.Code, err.Error()
 	}
 	n.log.Info("updated a quorum member's endpoint", zap.Int32("node", node), zap.String("endpoint", addr))
@@ -255,7 +267,7 @@ func (n *Node) updateRaftVoter(ctx context.Context, r *kmsg.UpdateRaftVoterReque
 			if code != 0 {
 				return code, msg
 			}
-			return n.updateEndpoint(ctx, st, r.VoterID, addr)
+			return n.updateEndpoint(ctx, st, r.VoterID, addr, r.VoterDirectoryID)
 		})
 	}
 	if code == kerr.NotController.Code {
@@ -296,10 +308,10 @@ func (n *Node) serveJoin(ctx context.Context, body []byte) ([]byte, error) {
 		if slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id) {
 			// A member already: update its endpoint if it moved (what
 			// UpdateRaftVoter does for a voter).
-			return n.updateEndpoint(ctx, st, req.VoterID, addr)
+			return n.updateEndpoint(ctx, st, req.VoterID, addr, req.VoterDirectoryID)
 		}
 		if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddLearnerNode, id)},
-			[]quorum.Member{{ID: id, Addr: addr}}); err != nil {
+			[]quorum.Member{{ID: id, Addr: addr, DirectoryID: req.VoterDirectoryID}}); err != nil {
 			return kerr.RequestTimedOut.Code, "adding the learner: " + err.Error()
 		}
 		n.log.Info("added an observer (raft learner) to the metadata quorum", zap.Int32("node", req.VoterID), zap.String("endpoint", addr))
@@ -376,9 +388,10 @@ func (n *Node) addRaftVoter(ctx context.Context, r *kmsg.AddRaftVoterRequest) km
 			if code != 0 {
 				return code, msg
 			}
-			if !slices.Contains(st.Learners, id) || st.Endpoints[id] != addr {
+			dir := r.VoterDirectoryID
+			if !slices.Contains(st.Learners, id) || st.Endpoints[id] != addr || (dir != [16]byte{} && st.DirectoryIDs[id] != dir) {
 				if _, err := n.rn.ProposeConfChange(ctx, []*raftpb.ConfChangeSingle{confChange(raftpb.ConfChangeAddLearnerNode, id)},
-					[]quorum.Member{{ID: id, Addr: addr}}); err != nil {
+					[]quorum.Member{{ID: id, Addr: addr, DirectoryID: dir}}); err != nil {
 					return kerr.RequestTimedOut.Code, "adding the new voter as a learner: " + err.Error()
 				}
 			}
@@ -428,6 +441,13 @@ func (n *Node) removeRaftVoter(ctx context.Context, r *kmsg.RemoveRaftVoterReque
 			id := raftID(r.VoterID)
 			if r.VoterID < 0 || !slices.Contains(st.Voters, id) || len(st.Voters) == 1 {
 				return kerr.VoterNotFound.Code, fmt.Sprintf("Cannot remove voter %d from the set of voters %v", r.VoterID, nodeIDs(st.Voters))
+			}
+			// Kafka's voters are (id, directory id) pairs: a directory id
+			// that is not the voter's names another replica. Either side
+			// unknown (zero) matches.
+			if known, ok := st.DirectoryIDs[id]; ok && r.VoterDirectoryID != [16]byte{} && known != r.VoterDirectoryID {
+				return kerr.VoterNotFound.Code, fmt.Sprintf("Cannot remove voter %d with directory id %s: the voter's directory id is %s",
+					r.VoterID, kafkaUUID(r.VoterDirectoryID), kafkaUUID(known))
 			}
 			// Never lose the quorum by the change: the voters left must
 			// still hold a majority this leader is connected to (etcd's
@@ -499,4 +519,29 @@ func (n *Node) memberEndpoints(st quorum.Status) map[int32]string {
 		out[v.ID] = v.Addr()
 	}
 	return out
+}
+
+// kafkaUUID is a 16-byte id in Kafka's text form (base64url, no padding).
+func kafkaUUID(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// readDirectoryID is the directory.id of dir's meta.properties (KIP-858's
+// log dir id, which KIP-853 calls the replica directory id): zero when the
+// file or the key is missing or not a Kafka uuid.
+func readDirectoryID(fs storage.FS, dir string) [16]byte {
+	var id [16]byte
+	b, err := fs.ReadFile(filepath.Join(dir, "meta.properties"))
+	if err != nil {
+		return id
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "directory.id=")
+		if !ok {
+			continue
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(v))
+		if err == nil && len(raw) == len(id) {
+			copy(id[:], raw)
+		}
+	}
+	return id
 }

@@ -22,6 +22,16 @@ import (
 // the others join.
 func startDynamic(t *testing.T, i int, eps []config.Voter, dirs []string) *Node {
 	t.Helper()
+	n, err := startDynamicErr(t, i, eps, dirs)
+	if err != nil {
+		t.Fatalf("node %d: %v", i+1, err)
+	}
+	return n
+}
+
+// startDynamicErr is startDynamic returning Start's error.
+func startDynamicErr(t *testing.T, i int, eps []config.Voter, dirs []string) (*Node, error) {
+	t.Helper()
 	var bootstrap []string
 	for _, v := range eps {
 		bootstrap = append(bootstrap, v.Addr())
@@ -32,7 +42,7 @@ func startDynamic(t *testing.T, i int, eps []config.Voter, dirs []string) *Node 
 	}
 	ctl := controller.DefaultConfig()
 	ctl.SessionTimeout = 2 * time.Second
-	n, err := Start(Config{
+	return Start(Config{
 		NodeID:            int32(i + 1),
 		ClusterID:         "dyn-cluster",
 		BootstrapServers:  bootstrap,
@@ -45,10 +55,6 @@ func startDynamic(t *testing.T, i int, eps []config.Voter, dirs []string) *Node 
 		Controller:        ctl,
 		Logger:            zaptest.NewLogger(t).Named(fmt.Sprint("node", i+1)),
 	})
-	if err != nil {
-		t.Fatalf("node %d: %v", i+1, err)
-	}
-	return n
 }
 
 func addVoter(ctx context.Context, via *Node, clusterID string, v config.Voter, listener string) (int16, error) {

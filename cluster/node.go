@@ -152,6 +152,12 @@ type Node struct {
 	catchUpWake chan struct{}
 	// synced is the index the broker has followed (OnMetadata returned).
 	synced atomic.Uint64
+	// directoryID is the directory.id of the metadata dir's meta.properties
+	// (zero: none), this node's replica directory id in a dynamic quorum.
+	directoryID [16]byte
+	// memberNoted: this life tried to write the member marker
+	// (member_marker.go). Owned by the quorum loop (publish).
+	memberNoted bool
 	// appliedCh is closed and replaced at every apply: waitApplied's
 	// broadcast.
 	appliedMu sync.Mutex
@@ -254,14 +260,29 @@ func Start(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("a dynamic quorum needs this node's controller listener: %w", err)
 		}
 		peers = map[uint64]string{raftID(cfg.NodeID): cfg.ControllerListen}
+		n.directoryID = readDirectoryID(cfg.FS, cfg.MetadataDir)
 		for _, v := range cfg.InitialVoters {
-			bootstrap = append(bootstrap, quorum.Member{ID: raftID(v.ID), Addr: v.Addr()})
+			m := quorum.Member{ID: raftID(v.ID), Addr: v.Addr()}
+			if v.ID == cfg.NodeID && len(cfg.InitialVoters) == 1 {
+				// Standalone: this node's own. Several initial voters
+				// must write identical bootstrap entries, and each knows
+				// only its own directory id (Kafka's --initial-controllers
+				// names every one's; ours does not): none then.
+				m.DirectoryID = n.directoryID
+			}
+			bootstrap = append(bootstrap, m)
 		}
 	} else if self == nil {
 		return n.startObserver(peers)
 	}
 
-	store, err := quorum.OpenDiskStorage(filepath.Join(cfg.MetadataDir, MetadataLogName), cfg.FS)
+	logDir := filepath.Join(cfg.MetadataDir, MetadataLogName)
+	if len(bootstrap) > 0 {
+		if err := n.refuseRebootstrap(logDir); err != nil {
+			return nil, err
+		}
+	}
+	store, err := quorum.OpenDiskStorage(logDir, cfg.FS)
 	if err != nil {
 		return nil, fmt.Errorf("metadata log: %w", err)
 	}
@@ -276,6 +297,7 @@ func Start(cfg Config) (*Node, error) {
 		OnMessage:        func(m *raftpb.Message) { n.rn.Step(m) },
 		OnUnreachable:    func(id uint64) { n.rn.ReportUnreachable(id) },
 		OnSnapshotFailed: func(id uint64) { n.rn.ReportSnapshot(id, true) },
+		OnSnapshotSent:   func(id uint64) { n.rn.ReportSnapshot(id, false) },
 		OnRPC:            n.serveRPC,
 		AcceptObservers:  true,
 		Dynamic:          n.dynamic(),
@@ -494,6 +516,10 @@ func (sm *stateMachine) Restore(snap []byte, index uint64) error {
 func (n *Node) publish(index uint64, im *metadata.Image, deltas []metadata.Delta, full bool) {
 	n.image.Store(im)
 	n.applied.Store(index)
+	if !n.memberNoted && index > 0 && n.store != nil && n.dynamic() {
+		n.memberNoted = true
+		n.noteMember()
+	}
 	if n.cfg.OnMetadata == nil {
 		n.served.Store(im)
 		n.caughtUp.Store(true)

@@ -1,9 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/metadata"
 )
 
 // Metadata scale (issue 15) on three loopback Nodes: scaleClusterTopics
@@ -128,4 +135,100 @@ func benchCatchUp(b *testing.B, snapshotEvery uint64) {
 	b.ReportMetric(ms(stopping)/float64(b.N), "stop-ms")
 	b.ReportMetric(ms(catchingUp)/float64(b.N), "catchup-ms")
 	b.ReportMetric(float64(viaSnapshot)/float64(b.N), "via-snapshot")
+}
+
+// proposeToApplySamples is the number of records timed per iteration of
+// BenchmarkScaleClusterProposeToApply.
+const proposeToApplySamples = 300
+
+// BenchmarkScaleClusterProposeToApply times the metadata flow end to end:
+// from the active controller proposing one record (a topic ConfigRecord,
+// through the controller's own propose path) to each node's broker being
+// handed the image that holds it (OnMetadata, where the broker opens logs
+// and takes leaderships). local is the controller's own node, remote the
+// two others (a raft round trip, the commit reaching them with the next
+// append or heartbeat, then their applier). Records are proposed one at a
+// time, each once every node applied the previous one. empty: a cluster
+// with no topic but the one written; scale: scaleClusterTopics topics of
+// scaleClusterPartitions partitions loaded first. Reported: p50 and p99 in
+// milliseconds over proposeToApplySamples records.
+func BenchmarkScaleClusterProposeToApply(b *testing.B) {
+	b.Run("empty", func(b *testing.B) {
+		sc := newScaleCluster(b, 0)
+		sc.waitFormed()
+		if err := sc.createTopics(sc.follower(), []string{"t-00000"}, scaleClusterPartitions, 3); err != nil {
+			b.Fatal(err)
+		}
+		benchProposeToApply(b, sc)
+	})
+	b.Run("scale", func(b *testing.B) {
+		sc, _ := loadScale(b, 0)
+		benchProposeToApply(b, sc)
+	})
+}
+
+func benchProposeToApply(b *testing.B, sc *scaleCluster) {
+	const topic = "t-00000" // the first topic loadScale creates
+	res := metadata.ConfigResource{Type: metadata.ResourceTopic, Name: topic}
+	var want atomic.Pointer[string]
+	var seenMu sync.Mutex
+	var seen [3]time.Time
+	hook := func(node int, im *metadata.Image) {
+		w := want.Load()
+		if w == nil || im.Configs(res)["retention.ms"] != *w {
+			return
+		}
+		seenMu.Lock()
+		if seen[node].IsZero() {
+			seen[node] = time.Now()
+		}
+		seenMu.Unlock()
+	}
+	sc.onApply.Store(&hook)
+	defer sc.onApply.Store(nil)
+	var local, remote []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range proposeToApplySamples {
+			sc.waitFormed()
+			c := sc.controller()
+			n := sc.nodes[c]
+			value := strconv.Itoa(1_000_000 + i*proposeToApplySamples + k)
+			seenMu.Lock()
+			seen = [3]time.Time{}
+			seenMu.Unlock()
+			want.Store(&value)
+			ctx, cancel := context.WithTimeout(context.Background(), scaleForwardWait)
+			start := time.Now()
+			_, err := n.ctl.propose(ctx, n, []metadata.Record{&metadata.ConfigRecord{
+				ResourceType: metadata.ResourceTopic, ResourceName: topic, Name: "retention.ms", Value: &value}})
+			cancel()
+			if err != nil {
+				b.Fatalf("propose: %v\n%s", err, sc.statuses())
+			}
+			var got [3]time.Time
+			sc.wait("every node to apply the record", func() bool {
+				seenMu.Lock()
+				defer seenMu.Unlock()
+				got = seen
+				return !got[0].IsZero() && !got[1].IsZero() && !got[2].IsZero()
+			})
+			for node, at := range got {
+				if node == c {
+					local = append(local, at.Sub(start))
+				} else {
+					remote = append(remote, at.Sub(start))
+				}
+			}
+		}
+	}
+	b.StopTimer()
+	pct := func(ds []time.Duration, p float64) float64 {
+		slices.Sort(ds)
+		return ms(ds[min(len(ds)-1, int(float64(len(ds))*p))])
+	}
+	b.ReportMetric(pct(local, 0.50), "local-p50-ms")
+	b.ReportMetric(pct(local, 0.99), "local-p99-ms")
+	b.ReportMetric(pct(remote, 0.50), "remote-p50-ms")
+	b.ReportMetric(pct(remote, 0.99), "remote-p99-ms")
 }

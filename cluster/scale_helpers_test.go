@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,10 @@ type scaleCluster struct {
 	voters        []config.Voter
 	dirs          []string
 	nodes         []*Node
+	// onApply, when set, is called from each node's OnMetadata (the
+	// broker's side of the metadata flow) with the node's index and the
+	// image it is handed.
+	onApply atomic.Pointer[func(node int, im *metadata.Image)]
 }
 
 // scaleLog is the level the scale benchmarks' nodes log at (through the
@@ -84,7 +89,11 @@ func (sc *scaleCluster) start(i int) {
 		SnapshotEvery:     sc.snapshotEvery,
 		Controller:        ctl,
 		Logger:            zaptest.NewLogger(sc.tb, zaptest.Level(*scaleLog)).Named(fmt.Sprint("node", i+1)),
-		OnMetadata:        func(*metadata.Image, []metadata.Delta, bool) {},
+		OnMetadata: func(im *metadata.Image, _ []metadata.Delta, _ bool) {
+			if f := sc.onApply.Load(); f != nil {
+				(*f)(i, im)
+			}
+		},
 	})
 	if err != nil {
 		sc.tb.Fatalf("node %d: %v", i+1, err)

@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -218,8 +219,47 @@ func TestMembersEncoding(t *testing.T) {
 	}
 }
 
+// TestMembersEncodingDirectoryIDs: directory ids travel in the v2 context
+// and snapshot header, written only when one is known, so a quorum that
+// knows none writes the v1 forms older nodes read; both forms decode.
+func TestMembersEncodingDirectoryIDs(t *testing.T) {
+	dir := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	ms := []Member{{ID: 1, Addr: "a:1", DirectoryID: dir}, {ID: 2, Addr: "b:2"}}
+	ctx := membersContext(ms, []byte{9})
+	if !bytes.HasPrefix(ctx, membersContextMagicV2) {
+		t.Fatalf("context with a directory id: %q", ctx)
+	}
+	if got, err := decodeMembersContext(ctx); err != nil || !slices.Equal(got, ms) {
+		t.Fatalf("v2 context: %v %v", got, err)
+	}
+	plain := []Member{{ID: 1, Addr: "a:1"}}
+	if ctx := membersContext(plain, nil); !bytes.HasPrefix(ctx, membersContextMagic) {
+		t.Fatalf("context without directory ids: %q", ctx)
+	}
+	snap := snapshotOfMembers(ms, []byte("sm"))
+	if !bytes.HasPrefix(snap, snapshotMembersMagicV2) {
+		t.Fatalf("snapshot with a directory id: %q", snap)
+	}
+	got, data, err := splitSnapshotMembers(snap)
+	if err != nil || !slices.Equal(got, ms) || string(data) != "sm" {
+		t.Fatalf("v2 snapshot: %v %q %v", got, data, err)
+	}
+	if eps, data, err := splitSnapshot(snap); err != nil || !maps.Equal(eps, map[uint64]string{1: "a:1", 2: "b:2"}) || string(data) != "sm" {
+		t.Fatalf("v2 snapshot's endpoints: %v %q %v", eps, data, err)
+	}
+	for cut := len(snapshotMembersMagicV2); cut < len(snap)-2; cut++ {
+		if _, _, err := splitSnapshotMembers(snap[:cut]); err == nil {
+			t.Fatalf("a v2 snapshot cut at %d decoded", cut)
+		}
+	}
+	if snap := snapshotOfMembers(plain, nil); !bytes.HasPrefix(snap, snapshotMembersMagic) {
+		t.Fatalf("snapshot without directory ids: %q", snap)
+	}
+}
+
 func FuzzMembersContext(f *testing.F) {
 	f.Add(membersContext([]Member{{ID: 1, Addr: "a:1"}}, nil))
+	f.Add(membersContext([]Member{{ID: 1, Addr: "a:1", DirectoryID: [16]byte{1}}}, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ms, err := decodeMembersContext(b)
 		if err != nil {

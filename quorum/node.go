@@ -122,6 +122,11 @@ type NodeConfig struct {
 	// same.
 	OnLeaderReady func(term uint64)
 
+	// Now is the wall clock the leader stamps its followers' fetch and
+	// caught-up times with (Status.Replicas; default time.Now). Only those
+	// timestamps read it: raft itself runs on ticks.
+	Now func() time.Time
+
 	// Logger receives the node's and raft's log lines (default: none).
 	Logger *zap.Logger
 	// Incarnation, if non-zero, is the incarnation written in this node's
@@ -164,11 +169,36 @@ type Status struct {
 	// its term (see NodeConfig.OnLeaderReady).
 	LeaderReady bool
 	// Endpoints are the members' controller endpoints of a dynamic quorum
-	// (nil for a static one).
-	Endpoints map[uint64]string
+	// (nil for a static one); DirectoryIDs the directory ids its log names
+	// (KIP-853; absent: unknown).
+	Endpoints    map[uint64]string
+	DirectoryIDs map[uint64][16]byte
 	// RecentActive is, on the leader only, whether each member was heard
 	// from within the last election timeout.
 	RecentActive map[uint64]bool
+	// Replicas is, on the leader only, what it saw of each other member in
+	// its current term (Kafka's LeaderState.ReplicaState): absent until
+	// the member first answered it.
+	Replicas map[uint64]ReplicaTimes
+}
+
+// ReplicaTimes is when the leader last heard from a member and when the
+// member was last caught up with the leader's log, in milliseconds since
+// the epoch (NodeConfig.Now), -1 when not yet.
+//
+// A raft follower's answer to an append or a heartbeat (MsgAppResp,
+// MsgHeartbeatResp) is what a Kafka follower's Fetch is to a KRaft leader:
+// LastFetchMs is when the last one arrived. LastCaughtUpMs follows Kafka's
+// rule (ReplicaState.updateFollowerState): at an answer, if the member's
+// match index reached the leader's last index, it is caught up now; else,
+// if it reached the leader's last index as of the member's previous
+// answer, it was caught up at that previous answer.
+type ReplicaTimes struct {
+	LastFetchMs    int64
+	LastCaughtUpMs int64
+	// leaderLastAtFetch is the leader's last index when the previous
+	// answer arrived (0: none yet).
+	leaderLastAtFetch uint64
 }
 
 // Errors returned by Node.
@@ -262,8 +292,11 @@ type Node struct {
 	applied       uint64
 	appliedTerm   uint64 // term of the entry at applied
 	snapshotIndex uint64
-	// endpoints are a dynamic quorum's member endpoints (empty: static).
-	endpoints map[uint64]string
+	// endpoints are a dynamic quorum's member endpoints (empty: static),
+	// directoryIDs the members' directory ids the log names (absent:
+	// unknown).
+	endpoints    map[uint64]string
+	directoryIDs map[uint64][16]byte
 	// confWaiting is the configuration change proposed here and not yet
 	// applied (at most one).
 	confWaiting *Proposal
@@ -276,6 +309,12 @@ type Node struct {
 	// leaderReadyTerm is the term in which this node, as leader, applied
 	// the first entry of its term.
 	leaderReadyTerm uint64
+	// replicas are, while leader, the members' fetch and caught-up times
+	// in term replicasTerm (Status.Replicas); answered collects the
+	// members that answered in the current round.
+	replicas     map[uint64]ReplicaTimes
+	replicasTerm uint64
+	answered     []uint64
 }
 
 // pendingInput is the input other goroutines left for the loop. Each part is
@@ -334,6 +373,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	n := &Node{
 		cfg:          cfg,
 		incarnation:  cfg.Incarnation,
@@ -371,11 +413,11 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("quorum: store snapshot: %w", err)
 	}
 	if index := snap.GetMetadata().GetIndex(); index > 0 {
-		endpoints, data, err := splitSnapshot(snap.GetData())
+		members, data, err := splitSnapshotMembers(snap.GetData())
 		if err != nil {
 			return nil, fmt.Errorf("quorum: the snapshot at %d: %w", index, err)
 		}
-		n.endpoints = endpoints
+		n.setMembers(members)
 		if err := cfg.SM.Restore(data, index); err != nil {
 			return nil, fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", index, err)
 		}
@@ -710,8 +752,14 @@ func (n *Node) Status() Status {
 	if st.Endpoints != nil {
 		st.Endpoints = maps.Clone(st.Endpoints)
 	}
+	if st.DirectoryIDs != nil {
+		st.DirectoryIDs = maps.Clone(st.DirectoryIDs)
+	}
 	if st.RecentActive != nil {
 		st.RecentActive = maps.Clone(st.RecentActive)
+	}
+	if st.Replicas != nil {
+		st.Replicas = maps.Clone(st.Replicas)
 	}
 	return st
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ringbroker/ringbroker/invariants"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 )
@@ -72,8 +73,13 @@ func (n *Node) process() error {
 		if err := n.rn.Step(m); err != nil {
 			n.log.Debug("raft refused a message", zap.Stringer("type", m.GetType()),
 				zap.Uint64("from", m.GetFrom()), zap.Error(err))
+			continue
+		}
+		if t := m.GetType(); t == raftpb.MessageType_MsgAppResp || t == raftpb.MessageType_MsgHeartbeatResp {
+			n.answered = append(n.answered, m.GetFrom())
 		}
 	}
+	n.noteAnswers()
 	// Reports in id order, so a replayed simulation steps raft the same way.
 	for _, id := range slices.Sorted(maps.Keys(in.unreachable)) {
 		n.rn.ReportUnreachable(id)
@@ -105,6 +111,60 @@ func (n *Node) process() error {
 	}
 	n.publishStatus()
 	return nil
+}
+
+// noteAnswers stamps the members that answered this round (n.answered)
+// with the time, as a KRaft leader stamps a follower's Fetch: see
+// ReplicaTimes. It runs after the round's messages were stepped and before
+// its proposals, so the leader's last index is its persisted log's end,
+// which the followers' match indexes are compared with. Loop-owned.
+func (n *Node) noteAnswers() {
+	answered := n.answered
+	n.answered = n.answered[:0]
+	basic := n.rn.BasicStatus()
+	if basic.RaftState != raft.StateLeader {
+		n.replicas, n.replicasTerm = nil, 0
+		return
+	}
+	if n.replicasTerm != basic.GetTerm() || n.replicas == nil {
+		// Kafka's LeaderState starts empty in every epoch.
+		n.replicas, n.replicasTerm = make(map[uint64]ReplicaTimes), basic.GetTerm()
+	}
+	if len(answered) == 0 {
+		return
+	}
+	nowMs := n.cfg.Now().UnixMilli()
+	var leaderLast uint64
+	match := make(map[uint64]uint64, len(answered))
+	n.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == n.cfg.ID {
+			leaderLast = pr.Match
+		}
+		match[id] = pr.Match
+	})
+	for id := range n.replicas {
+		if _, ok := match[id]; !ok {
+			delete(n.replicas, id) // no longer a member
+		}
+	}
+	for _, id := range answered {
+		m, ok := match[id]
+		if !ok || id == n.cfg.ID {
+			continue // removed from the configuration meanwhile
+		}
+		r, seen := n.replicas[id]
+		if !seen {
+			r = ReplicaTimes{LastFetchMs: -1, LastCaughtUpMs: -1}
+		}
+		if m >= leaderLast {
+			r.LastCaughtUpMs = max(r.LastCaughtUpMs, nowMs)
+		} else if r.leaderLastAtFetch > 0 && m >= r.leaderLastAtFetch {
+			r.LastCaughtUpMs = max(r.LastCaughtUpMs, r.LastFetchMs)
+		}
+		r.leaderLastAtFetch = leaderLast
+		r.LastFetchMs = max(r.LastFetchMs, nowMs)
+		n.replicas[id] = r
+	}
 }
 
 // propose hands p to raft. Loop-owned.
@@ -159,11 +219,20 @@ func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI, context, dat
 		}
 		for _, m := range members {
 			n.endpoints[m.ID] = m.Addr
+			// A change that names no directory id (an endpoint update from
+			// a node that sent none) leaves the known one.
+			if m.DirectoryID != [16]byte{} {
+				if n.directoryIDs == nil {
+					n.directoryIDs = make(map[uint64][16]byte)
+				}
+				n.directoryIDs[m.ID] = m.DirectoryID
+			}
 		}
 		for _, c := range v2.GetChanges() {
 			switch c.GetType() {
 			case raftpb.ConfChangeRemoveNode:
 				delete(n.endpoints, c.GetNodeId())
+				delete(n.directoryIDs, c.GetNodeId())
 			case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
 				// raft refuses to restore a snapshot whose configuration
 				// does not name the restoring node, so a member added after
@@ -179,6 +248,25 @@ func (n *Node) applyConfChange(index uint64, cc raftpb.ConfChangeI, context, dat
 		n.finish(p, index, nil)
 	}
 	return nil
+}
+
+// setMembers replaces the members' endpoints and directory ids with what
+// a snapshot names. Loop-owned (or NewNode).
+func (n *Node) setMembers(ms []Member) {
+	if ms == nil {
+		n.endpoints, n.directoryIDs = nil, nil
+		return
+	}
+	n.endpoints, n.directoryIDs = make(map[uint64]string, len(ms)), nil
+	for _, m := range ms {
+		n.endpoints[m.ID] = m.Addr
+		if m.DirectoryID != [16]byte{} {
+			if n.directoryIDs == nil {
+				n.directoryIDs = make(map[uint64][16]byte)
+			}
+			n.directoryIDs[m.ID] = m.DirectoryID
+		}
+	}
 }
 
 // notifyMembers tells OnMembers the configuration. Loop-owned.
@@ -258,7 +346,7 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	if err := n.cfg.Store.ApplySnapshot(snap); err != nil {
 		return fmt.Errorf("quorum: store the snapshot at %d: %w", meta.GetIndex(), err)
 	}
-	endpoints, data, err := splitSnapshot(snap.GetData())
+	members, data, err := splitSnapshotMembers(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("quorum: the snapshot at %d: %w", meta.GetIndex(), err)
 	}
@@ -266,8 +354,8 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("quorum: restore the state machine from the snapshot at %d: %w", meta.GetIndex(), err)
 	}
 	n.confState = proto.Clone(raftpb.EnsureConfState(meta.GetConfState())).(*raftpb.ConfState)
-	if endpoints != nil {
-		n.endpoints = endpoints
+	if members != nil {
+		n.setMembers(members)
 		n.notifyMembers()
 	}
 	n.applied, n.snapshotIndex = meta.GetIndex(), meta.GetIndex()
@@ -393,7 +481,7 @@ func (n *Node) takeSnapshot() error {
 		return fmt.Errorf("quorum: state machine snapshot at %d: %w", n.applied, err)
 	}
 	if len(n.endpoints) > 0 {
-		data = snapshotWithMembers(n.endpoints, data)
+		data = snapshotOfMembers(sortedMembers(n.endpoints, n.directoryIDs), data)
 	}
 	if _, err := n.cfg.Store.CreateSnapshot(n.applied, n.confState, data); err != nil {
 		return fmt.Errorf("quorum: store a snapshot at %d: %w", n.applied, err)
@@ -430,6 +518,9 @@ func (n *Node) publishStatus() {
 	if len(n.endpoints) > 0 {
 		st.Endpoints = maps.Clone(n.endpoints)
 	}
+	if len(n.directoryIDs) > 0 {
+		st.DirectoryIDs = maps.Clone(n.directoryIDs)
+	}
 	for id := range rs.Config.Voters.IDs() {
 		st.Voters = append(st.Voters, id)
 	}
@@ -446,6 +537,9 @@ func (n *Node) publishStatus() {
 		for id, pr := range rs.Progress {
 			st.Match[id] = pr.Match
 			st.RecentActive[id] = pr.RecentActive || id == n.cfg.ID
+		}
+		if n.replicasTerm == rs.GetTerm() && len(n.replicas) > 0 {
+			st.Replicas = maps.Clone(n.replicas)
 		}
 	case raft.StateCandidate:
 		st.Role = RoleCandidate

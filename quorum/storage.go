@@ -156,6 +156,42 @@ type entryMeta struct {
 
 var _ LogStore = (*DiskStorage)(nil)
 
+// DiskStorageHolds reports, reading only, whether dir holds anything of a
+// raft log: a hard state file, a snapshot checkpoint or a non-empty
+// segment. A missing dir holds nothing. A node uses it to tell a first
+// start from a log that was lost before it opens (and so creates) dir.
+func DiskStorageHolds(dir string, fs storage.FS) (bool, error) {
+	if fs == nil {
+		fs = storage.DefaultFS
+	}
+	des, err := fs.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, de := range des {
+		name := de.Name()
+		if name == stateFile {
+			return true, nil
+		}
+		if _, ok := parseCheckpointName(name); ok {
+			return true, nil
+		}
+		if _, ok := parseSegmentName(name); ok {
+			info, err := de.Info()
+			if err != nil {
+				return false, err
+			}
+			if info.Size() > 0 {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // OpenDiskStorage opens (creating if needed) the raft log in dir through fs
 // with the default segment size.
 func OpenDiskStorage(dir string, fs storage.FS) (*DiskStorage, error) {

@@ -147,6 +147,14 @@ type TransportConfig struct {
 	// connection ended after it was written (raft then resends it; see
 	// raft.Node.ReportSnapshot). Same rules as OnUnreachable.
 	OnSnapshotFailed func(id uint64)
+	// OnSnapshotSent is called once a MsgSnap to id was written to its
+	// connection: raft's SnapshotFinish, as etcd's own transport reports
+	// it once the snapshot was sent. Raft's leader leaves StateSnapshot on
+	// the follower's answer only if it has not compacted its log past the
+	// snapshot meanwhile; otherwise it waits for this report (or a failure)
+	// and, without it, sends that follower nothing but heartbeats. Same
+	// rules as OnUnreachable.
+	OnSnapshotSent func(id uint64)
 	// OnRPC serves an RPC from node from, on a goroutine of its own (at
 	// most MaxInflightRPC per connection). ctx ends when the connection
 	// or the Transport closes; Close waits for every handler to return.

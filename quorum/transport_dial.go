@@ -258,11 +258,13 @@ func (t *Transport) writeOutbound(p *peer, conn net.Conn, readerExit <-chan stru
 	ping := time.NewTicker(t.cfg.IdleTimeout / 3)
 	defer ping.Stop()
 	var buf []byte
-	snapshotSent := false
+	// snapshotInBuf: buf holds a MsgSnap; snapshotSent: one was written on
+	// this connection.
+	snapshotInBuf, snapshotSent := false, false
 	defer func() {
 		// Written is not received: a snapshot whose connection ends may
 		// be lost, and raft waits for it until told.
-		if snapshotSent && t.cfg.OnSnapshotFailed != nil {
+		if (snapshotSent || snapshotInBuf) && t.cfg.OnSnapshotFailed != nil {
 			t.cfg.OnSnapshotFailed(p.id)
 		}
 	}()
@@ -274,7 +276,7 @@ func (t *Transport) writeOutbound(p *peer, conn net.Conn, readerExit <-chan stru
 		case <-readerExit:
 			return nil // the reader's error tells why
 		case m := <-p.queue:
-			buf = t.appendQueuedRaft(p, buf, m, &snapshotSent)
+			buf = t.appendQueuedRaft(p, buf, m, &snapshotInBuf)
 		case c := <-p.rpcs:
 			buf = p.appendQueuedCall(buf, c, conn)
 		case <-ping.C:
@@ -284,7 +286,7 @@ func (t *Transport) writeOutbound(p *peer, conn net.Conn, readerExit <-chan stru
 		for len(buf) < writeBatchBytes {
 			select {
 			case m := <-p.queue:
-				buf = t.appendQueuedRaft(p, buf, m, &snapshotSent)
+				buf = t.appendQueuedRaft(p, buf, m, &snapshotInBuf)
 			case c := <-p.rpcs:
 				buf = p.appendQueuedCall(buf, c, conn)
 			default:
@@ -300,6 +302,12 @@ func (t *Transport) writeOutbound(p *peer, conn net.Conn, readerExit <-chan stru
 		if _, err := conn.Write(buf); err != nil {
 			return err
 		}
+		if snapshotInBuf {
+			snapshotInBuf, snapshotSent = false, true
+			if t.cfg.OnSnapshotSent != nil {
+				t.cfg.OnSnapshotSent(p.id)
+			}
+		}
 		if cap(buf) > 2*writeBatchBytes {
 			buf = nil // one huge message is not a reason to keep its buffer
 		}
@@ -307,8 +315,8 @@ func (t *Transport) writeOutbound(p *peer, conn net.Conn, readerExit <-chan stru
 }
 
 // appendQueuedRaft appends a raft message frame, or drops the message when
-// it does not encode within MaxFrame.
-func (t *Transport) appendQueuedRaft(p *peer, buf []byte, m *raftpb.Message, snapshotSent *bool) []byte {
+// it does not encode within MaxFrame; it sets *snapshotInBuf for a MsgSnap.
+func (t *Transport) appendQueuedRaft(p *peer, buf []byte, m *raftpb.Message, snapshotInBuf *bool) []byte {
 	out, err := marshalRaft(buf, m, t.cfg.MaxFrame)
 	if err != nil {
 		if n, due := t.protocolLog.Event(logInterval); due {
@@ -319,7 +327,7 @@ func (t *Transport) appendQueuedRaft(p *peer, buf []byte, m *raftpb.Message, sna
 		return buf
 	}
 	if m.GetType() == raftpb.MsgSnap {
-		*snapshotSent = true
+		*snapshotInBuf = true
 	}
 	return out
 }

@@ -55,6 +55,7 @@ type testNode struct {
 
 	unreachable   atomic.Int64
 	snapshotFails atomic.Int64
+	snapshotsSent atomic.Int64
 
 	mu   sync.Mutex
 	seen map[uint64]uint64 // from -> highest Commit received
@@ -108,6 +109,7 @@ func startNode(t *testing.T, cfg TransportConfig, logs *observer.ObservedLogs) *
 	}
 	cfg.OnUnreachable = func(uint64) { n.unreachable.Add(1) }
 	cfg.OnSnapshotFailed = func(uint64) { n.snapshotFails.Add(1) }
+	cfg.OnSnapshotSent = func(uint64) { n.snapshotsSent.Add(1) }
 	if cfg.OnRPC == nil {
 		cfg.OnRPC = func(_ context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
 			if key == 99 {
@@ -438,6 +440,22 @@ func TestTransportQueueFullDrops(t *testing.T) {
 	}
 	if logs.FilterMessageSnippet("dropping raft messages").Len() != 1 {
 		t.Fatalf("want one (rate-limited) drop line, got %v", logs.All())
+	}
+}
+
+// TestTransportReportsSnapshotSent: a MsgSnap written to a connected peer
+// is reported sent (raft's SnapshotFinish), once, and not failed; the peer
+// receives it.
+func TestTransportReportsSnapshotSent(t *testing.T) {
+	nodes, _ := startCluster(t, 2)
+	exchange(t, nodes)
+	snap := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Term: proto.Uint64(1),
+		Snapshot: &raftpb.Snapshot{Data: []byte("state"), Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(5), Term: proto.Uint64(1)}}}
+	nodes[0].tr.Send([]*raftpb.Message{snap})
+	waitFor(t, "the snapshot reported sent", func() bool { return nodes[0].snapshotsSent.Load() == 1 })
+	exchange(t, nodes) // later traffic flows: the report came once, no failure
+	if sent, failed := nodes[0].snapshotsSent.Load(), nodes[0].snapshotFails.Load(); sent != 1 || failed != 0 {
+		t.Fatalf("snapshot reports: %d sent, %d failed; want 1 and 0", sent, failed)
 	}
 }
 

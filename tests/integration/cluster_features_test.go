@@ -156,6 +156,7 @@ func TestClusterFeatures(t *testing.T) {
 				t.Errorf("DescribeQuorum through node %d: leader %d (controller %d), hw %d, voters %v, nodes %d",
 					via.id, qp.LeaderID, ctl.id, qp.HighWatermark, voters, len(q.Nodes))
 			}
+			checkQuorumTimes(t, ctx, via, qp)
 		})
 
 		t.Run("transactions-across-leaders", func(t *testing.T) {
@@ -418,4 +419,56 @@ func produceBounded(ctx context.Context, cl *kgo.Client, r *kgo.Record) error {
 		_ = cl.AbortBufferedRecords(actx)
 		return fmt.Errorf("not acknowledged: %w", ctx.Err())
 	}
+}
+
+// checkQuorumTimes: DescribeQuorum's last fetch and last caught-up times
+// are recent (this machine's clock: the daemons run here), a member caught
+// up no later than it fetched, the leader's own at the time of the answer;
+// and on a quiet cluster every follower's times move (heartbeat answers).
+func checkQuorumTimes(t *testing.T, ctx context.Context, via *clusterNode, first kmsg.DescribeQuorumResponseTopicPartition) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	for _, v := range first.CurrentVoters {
+		if v.LastFetchTimestamp < now-10_000 || v.LastFetchTimestamp > now+1000 ||
+			v.LastCaughtUpTimestamp < now-10_000 || v.LastCaughtUpTimestamp > v.LastFetchTimestamp {
+			t.Errorf("voter %d: last fetch %d, last caught up %d (now %d)", v.ReplicaID, v.LastFetchTimestamp, v.LastCaughtUpTimestamp, now)
+		}
+	}
+	describe := func() (kmsg.DescribeQuorumResponseTopicPartition, error) {
+		dq := kmsg.NewPtrDescribeQuorumRequest()
+		dt := kmsg.NewDescribeQuorumRequestTopic()
+		dt.Topic = "__cluster_metadata"
+		dt.Partitions = append(dt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+		dq.Topics = append(dq.Topics, dt)
+		resp, err := via.request(ctx, dq)
+		if err != nil {
+			return kmsg.DescribeQuorumResponseTopicPartition{}, err
+		}
+		q := resp.(*kmsg.DescribeQuorumResponse)
+		if len(q.Topics) != 1 || len(q.Topics[0].Partitions) != 1 || q.Topics[0].Partitions[0].ErrorCode != 0 {
+			return kmsg.DescribeQuorumResponseTopicPartition{}, fmt.Errorf("DescribeQuorum: %+v", q)
+		}
+		return q.Topics[0].Partitions[0], nil
+	}
+	was := map[int32]kmsg.DescribeQuorumResponseTopicPartitionReplicaState{}
+	for _, v := range first.CurrentVoters {
+		was[v.ReplicaID] = v
+	}
+	waitFor(t, "every voter's quorum times to move", clusterStepTimeout, func() error {
+		p, err := describe()
+		if err != nil {
+			return err
+		}
+		if p.LeaderID != first.LeaderID {
+			return fmt.Errorf("leader moved from %d to %d", first.LeaderID, p.LeaderID)
+		}
+		for _, v := range p.CurrentVoters {
+			old := was[v.ReplicaID]
+			if v.LastFetchTimestamp <= old.LastFetchTimestamp || v.LastCaughtUpTimestamp <= old.LastCaughtUpTimestamp {
+				return fmt.Errorf("voter %d: %d/%d then %d/%d", v.ReplicaID, old.LastFetchTimestamp, old.LastCaughtUpTimestamp,
+					v.LastFetchTimestamp, v.LastCaughtUpTimestamp)
+			}
+		}
+		return nil
+	})
 }

@@ -23,7 +23,57 @@ var (
 	quorumListRe  = regexp.MustCompile(`(?m)^(CurrentVoters|CurrentObservers):\s+\[(.*)\]$`)
 	quorumIDRe    = regexp.MustCompile(`\{"id": (\d+)`)
 	replicationRe = regexp.MustCompile(`(?m)^(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(Leader|Follower|Observer)\s*$`)
+	// replicationHumanRe is a row of describe --replication --human-readable:
+	// node id, directory id, log end offset, lag, "N ms ago" twice, status.
+	replicationHumanRe = regexp.MustCompile(`(?m)^(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+) ms ago\s+(\d+) ms ago\s+(Leader|Follower|Observer)\s*$`)
+	maxLagTimeRe       = regexp.MustCompile(`(?m)^MaxFollowerLagTimeMs:\s+(-?\d+)\s*$`)
 )
+
+// checkQuorumToolTimes: the quorum's fetch and caught-up times as the Java
+// tool shows them. describe --status: MaxFollowerLagTimeMs a small
+// non-negative figure (the leader's caught-up time minus the most lagging
+// voter's); describe --replication: every member's LastFetchTimestamp and
+// LastCaughtUpTimestamp epoch milliseconds of the last few seconds, caught
+// up no later than fetched; --human-readable: "N ms ago", N small, for
+// every row (the tool refuses a time in the future or at -1 there).
+func checkQuorumToolTimes(t *testing.T, bootstrap string, members int) {
+	t.Helper()
+	out := runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", bootstrap, "describe", "--status")
+	m := maxLagTimeRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("describe --status has no MaxFollowerLagTimeMs:\n%s", out)
+	} else if lag, _ := strconv.Atoi(m[1]); lag < 0 || lag > 10_000 {
+		t.Errorf("describe --status: MaxFollowerLagTimeMs %d:\n%s", lag, out)
+	}
+	before := time.Now().UnixMilli()
+	out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", bootstrap, "describe", "--replication")
+	after := time.Now().UnixMilli()
+	rows := replicationRe.FindAllStringSubmatch(out, -1)
+	if len(rows) != members {
+		t.Errorf("describe --replication: %d rows, want %d:\n%s", len(rows), members, out)
+	}
+	for _, r := range rows {
+		fetched, err1 := strconv.ParseInt(r[5], 10, 64)
+		caughtUp, err2 := strconv.ParseInt(r[6], 10, 64)
+		if err1 != nil || err2 != nil || fetched < before-10_000 || fetched > after || caughtUp < before-10_000 || caughtUp > fetched {
+			t.Errorf("describe --replication: node %s last fetch %s, last caught up %s (asked between %d and %d):\n%s",
+				r[1], r[5], r[6], before, after, out)
+		}
+	}
+	out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", bootstrap, "describe", "--replication", "--human-readable")
+	t.Logf("describe --replication --human-readable:\n%s", out)
+	rows = replicationHumanRe.FindAllStringSubmatch(out, -1)
+	if len(rows) != members {
+		t.Errorf("describe --replication --human-readable: %d rows, want %d:\n%s", len(rows), members, out)
+	}
+	for _, r := range rows {
+		fetched, _ := strconv.Atoi(r[5])
+		caughtUp, _ := strconv.Atoi(r[6])
+		if fetched > 10_000 || caughtUp > 10_000 || caughtUp < fetched {
+			t.Errorf("describe --replication --human-readable: node %s fetched %d ms ago, caught up %d ms ago:\n%s", r[1], fetched, caughtUp, out)
+		}
+	}
+}
 
 // quorumMembers parses describe --status: CurrentVoters or CurrentObservers
 // as ids, in Kafka 3.8's form ([1,2,3]) or 3.9's ([{"id": 1, ...}, ...]).
@@ -129,6 +179,7 @@ func TestJavaToolsQuorum(t *testing.T) {
 			if len(rows) != 3 || leaders != 1 {
 				t.Errorf("describe --replication: rows %v, want nodes 1-3 with one leader:\n%s", rows, out)
 			}
+			checkQuorumToolTimes(t, all, 3)
 		})
 		t.Run("dynamic", func(t *testing.T) {
 			c := newTestCluster(t, backend)
@@ -167,19 +218,28 @@ func TestJavaToolsQuorum(t *testing.T) {
 			if rows := replicationRows(out); len(rows) != 3 {
 				t.Errorf("describe --replication: rows %v, want three voters", rows)
 			}
+			checkQuorumToolTimes(t, all, 3)
+			// Each voter's directory id is its meta.properties' (node 1's
+			// from its own at the bootstrap, 2's and 3's from their join
+			// and add-controller).
+			for _, m := range replicationRe.FindAllStringSubmatch(out, -1) {
+				id, _ := strconv.Atoi(m[1])
+				if want := metaProps(t, c.node(int32(id)))["directory.id"]; m[2] != want {
+					t.Errorf("describe --replication: node %d directory id %s, want %s (its meta.properties)", id, m[2], want)
+				}
+			}
 
 			// Remove a voter that is not the controller, naming the
 			// directory id its meta.properties holds.
 			gone := c.nonController(t)
-			raw, err := os.ReadFile(filepath.Join(gone.dir, "meta.properties"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			meta := map[string]string{}
-			for _, line := range strings.Split(string(raw), "\n") {
-				if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
-					meta[k] = v
-				}
+			meta := metaProps(t, gone)
+			// Another directory id names another replica: refused.
+			argv := []string{"-c", `"$0" "$@" 2>&1`, javaTool(t, "kafka-metadata-quorum.sh"), "--bootstrap-server", all, "remove-controller",
+				"--controller-id", strconv.Itoa(int(gone.id)), "--controller-directory-id", "AAAAAAAAAAAAAAAAAAAAAQ"}
+			out, err := runClient(t, javaToolTimeout, []string{"KAFKA_HEAP_OPTS=-Xmx512m"}, "/bin/sh", argv...)
+			t.Logf("remove-controller %d with another directory id (%v):\n%s", gone.id, err, out)
+			if err == nil || !strings.Contains(out, "VoterNotFoundException") {
+				t.Fatalf("remove-controller %d with another directory id:\n%s", gone.id, out)
 			}
 			out = runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "remove-controller",
 				"--controller-id", strconv.Itoa(int(gone.id)), "--controller-directory-id", meta["directory.id"])
@@ -196,8 +256,25 @@ func TestJavaToolsQuorum(t *testing.T) {
 			}
 			out = waitQuorumTool(t, all, rest, []int32{gone.id})
 			t.Logf("describe --status after remove-controller %d:\n%s", gone.id, out)
+			checkQuorumToolTimes(t, all, 3) // the removed voter goes on as an observer
 			createTopicVia(t, gone, "dyn-java-after-remove", 3, nil, clusterStepTimeout)
 			c.waitTopicsEverywhere(t, map[string]int32{"dyn-java-after-remove": 3}, clusterStepTimeout)
 		})
 	})
+}
+
+// metaProps reads node n's meta.properties.
+func metaProps(t *testing.T, n *clusterNode) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(n.dir, "meta.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			meta[k] = v
+		}
+	}
+	return meta
 }
