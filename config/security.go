@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -309,8 +310,56 @@ func (c *Config) validateSecurity() error {
 			return fmt.Errorf("%s: no listener named %s in listeners", k, strings.ToUpper(name))
 		}
 	}
-	if c.Clustered() && len(c.AdvertisedListeners) > 0 && isTLSProtocol(c.ListenerProtocol(c.AdvertisedListeners[0].Name)) {
-		return fmt.Errorf("listeners: the first listener, %s, is %s: in a cluster replica fetchers connect to a broker's first listener and speak no TLS yet; put a PLAINTEXT listener first", c.AdvertisedListeners[0].Name, c.ListenerProtocol(c.AdvertisedListeners[0].Name))
+	return c.validateInterBroker()
+}
+
+// InterBrokerListener is the advertised listener other brokers connect to
+// (replica fetchers, transaction markers): inter.broker.listener.name, else
+// the listener named security.inter.broker.protocol (Kafka's rule), else
+// the first advertised listener (Kafka would take the one named
+// PLAINTEXT). ok is false when no such listener is advertised.
+func (c *Config) InterBrokerListener() (l Listener, ok bool) {
+	name := c.InterBrokerListenerName
+	if name == "" {
+		name = c.SecurityInterBrokerProtocol
+	}
+	if name == "" {
+		if len(c.AdvertisedListeners) == 0 {
+			return Listener{}, false
+		}
+		return c.AdvertisedListeners[0], true
+	}
+	for _, a := range c.AdvertisedListeners {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Listener{}, false
+}
+
+// validateInterBroker checks the inter-broker listener as Kafka's
+// KafkaConfig does, and an SSL one's client-side settings. A SASL one is
+// accepted (a one-node cluster has no follower) and the daemon warns at
+// start: ringbroker's own clients do not authenticate with SASL.
+func (c *Config) validateInterBroker() error {
+	if c.InterBrokerListenerName != "" && c.SecurityInterBrokerProtocol != "" {
+		return errors.New("only one of inter.broker.listener.name and security.inter.broker.protocol should be set")
+	}
+	l, ok := c.InterBrokerListener()
+	if !ok {
+		key, name := "inter.broker.listener.name", c.InterBrokerListenerName
+		if name == "" {
+			key, name = "security.inter.broker.protocol", c.SecurityInterBrokerProtocol
+		}
+		return fmt.Errorf("%s: %s must be a listener name defined in advertised.listeners", key, name)
+	}
+	if !c.Clustered() {
+		return nil // a single broker opens no inter-broker connection
+	}
+	if c.ListenerProtocol(l.Name) == ProtocolSSL {
+		if _, err := c.SSL(l.Name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

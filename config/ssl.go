@@ -58,7 +58,7 @@ var sslDocs = map[string]string{
 	"ssl.keystore.key":                      "The private key in PEM, inline, with `ssl.keystore.certificate.chain`.",
 	"ssl.key.password":                      "Password of an encrypted private key. Go's standard library decrypts no PKCS#8 key, so an encrypted key is refused at start with a message saying how to decrypt it (`openssl pkcs8 -topk8 -nocrypt`).",
 	"ssl.truststore.type":                   "Format of the trust store; only `PEM` is served. Needed when a listener checks client certificates (`ssl.client.auth` requested or required).",
-	"ssl.truststore.location":               "PEM file of CA certificates that client certificates must chain to. Re-read when it changes.",
+	"ssl.truststore.location":               "PEM file of CA certificates that client certificates must chain to, and, on the inter-broker listener, that other brokers' certificates must chain to (empty there: the system's roots). Re-read when it changes.",
 	"ssl.truststore.password":               "Password of a JKS/PKCS12 trust store; not used with PEM.",
 	"ssl.truststore.certificates":           "CA certificates in PEM, inline (instead of `ssl.truststore.location`).",
 	"ssl.protocol":                          "Kafka's SSLContext protocol. Checked (TLSv1.2 or TLSv1.3) and otherwise unused: the versions offered are `ssl.enabled.protocols`.",
@@ -66,7 +66,7 @@ var sslDocs = map[string]string{
 	"ssl.cipher.suites":                     "TLS 1.2 cipher suites (IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); empty: Go's secure defaults. TLS 1.3 suites are not configurable in Go.",
 	"ssl.client.auth":                       "Client certificates: `none`, `requested` (checked if sent) or `required` (a missing, untrusted or expired certificate fails the handshake). A verified certificate names the principal on SSL listeners. On a SASL_SSL listener only `listener.name.<name>.ssl.client.auth` counts (KIP-684).",
 	"ssl.principal.mapping.rules":           "Maps a client certificate's subject (RFC 2253, `CN=...,OU=...,O=...`) to the principal `User:<name>`: Kafka's `RULE:pattern/replacement/[L|U]` list and `DEFAULT`. Patterns are Go regular expressions. A subject no rule maps is refused.",
-	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side: `https` or empty. ringbroker opens no TLS client connection yet (replica fetchers and the quorum use plaintext listeners), so the key is checked and kept only.",
+	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side (replica fetchers and transaction markers dialing an SSL `inter.broker.listener.name`): `https` checks that the other broker's certificate names the host it is dialed at; empty checks only that it chains to the trust store.",
 }
 
 // TLSLimits are ringbroker's own TLS settings (process-wide).
@@ -185,6 +185,10 @@ type SSLSettings struct {
 	CipherSuites             []uint16
 	ClientAuth               string
 	PrincipalMappingRules    string
+	// EndpointIdentification is ssl.endpoint.identification.algorithm:
+	// "https" checks the host name of the broker ringbroker's own client
+	// side connects to; "" does not (the chain is still checked).
+	EndpointIdentification string
 }
 
 // sslValue is listener's value of an ssl.* key.
@@ -209,6 +213,7 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 		TruststoreCertificates:   c.sslValue(listener, "ssl.truststore.certificates"),
 		ClientAuth:               c.sslValue(listener, "ssl.client.auth"),
 		PrincipalMappingRules:    c.sslValue(listener, "ssl.principal.mapping.rules"),
+		EndpointIdentification:   strings.ToLower(c.sslValue(listener, "ssl.endpoint.identification.algorithm")),
 	}
 	// KIP-684: on a SASL_SSL listener only the listener's own
 	// ssl.client.auth counts; the unprefixed key applies to SSL listeners.

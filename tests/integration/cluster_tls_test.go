@@ -1,0 +1,83 @@
+package integration
+
+// TestClusterSSLInterBroker: three nodes whose only broker listener is SSL
+// with ssl.client.auth=required (the controller listener stays PLAINTEXT,
+// as Kafka allows): inter.broker.listener.name=SSL, so each node's replica
+// fetchers dial the leaders over TLS with the listener's key store as
+// their client certificate and its trust store (and host name check,
+// ssl.endpoint.identification.algorithm=https) for the leader's. An RF 3
+// topic with min.insync.replicas=3 takes acks=all records only when both
+// followers fetch; then every replica's files are the leader's bytes.
+
+import (
+	"crypto/tls"
+	"crypto/x509/pkix"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ringbroker/ringbroker/internal/testpki"
+)
+
+func TestClusterSSLInterBroker(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		dir := t.TempDir()
+		ca := testpki.NewCA(t, "ringbroker cluster CA")
+		caPath := testpki.Write(t, dir, "ca.pem", ca.PEM)
+		c := newTestCluster(t, backend)
+		keystores := map[int32]string{}
+		for _, n := range c.nodes {
+			leaf := ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: fmt.Sprintf("broker-%d", n.id)},
+				Server: true, ClientToo: true, IPs: []net.IP{net.ParseIP(n.host)}})
+			keystores[n.id] = testpki.Write(t, dir, fmt.Sprintf("broker-%d.pem", n.id), leaf.CertPEM, leaf.KeyPEM)
+		}
+		c.nodeProps = func(n *clusterNode) map[string]string {
+			return map[string]string{
+				"listeners":                             fmt.Sprintf("SSL://%s,CONTROLLER://%s", n.addr(), n.ctlAddr()),
+				"listener.security.protocol.map":        "SSL:SSL,CONTROLLER:PLAINTEXT",
+				"inter.broker.listener.name":            "SSL",
+				"ssl.keystore.type":                     "PEM",
+				"ssl.keystore.location":                 keystores[n.id],
+				"ssl.truststore.type":                   "PEM",
+				"ssl.truststore.location":               caPath,
+				"ssl.client.auth":                       "required",
+				"ssl.endpoint.identification.algorithm": "https",
+			}
+		}
+		client := ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: "test-client"}})
+		cert := client.TLS(t)
+		clientTLS := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}}
+		c.useTLS(t, clientTLS)
+		c.start(t)
+		for _, n := range c.nodes {
+			if !strings.Contains(n.proc.Logs(), "inter-broker connections use TLS") {
+				t.Fatalf("node %d does not say its inter-broker connections use TLS", n.id)
+			}
+		}
+
+		const topic = "ssl-repl"
+		const parts = 3
+		c.createReplicatedTopic(t, topic, parts, 3, nil, map[string]string{"min.insync.replicas": "3"})
+		replicas := c.checkReplicaSets(t, topic, parts, 3)
+		c.expectISR(t, topic, replicas, nil)
+
+		const total, round = 2000, 250
+		recs := spreadRecords(topic, total, parts, 600, false)
+		cl := seedClient(t, c.seeds(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DialTLSConfig(clientTLS.Clone()))
+		start := time.Now()
+		for i := 0; i < total; i += round {
+			produceSync(t, cl, topic, recs[i:min(i+round, total)])
+		}
+		t.Logf("%d records acknowledged with acks=all and min.insync.replicas=3 over SSL-only brokers in %v", total, time.Since(start).Round(time.Millisecond))
+		took, err := pollUntil(replicationCatchUpTimeout, func() error { return c.compareReplicas(topic, replicas) })
+		if err != nil {
+			t.Fatalf("replicas of %s not byte-identical within %v: %v", topic, replicationCatchUpTimeout, err)
+		}
+		t.Logf("every replica byte-identical %v after the last ack", took.Round(time.Millisecond))
+		c.expectISR(t, topic, replicas, nil)
+	})
+}
