@@ -118,6 +118,11 @@ type Options struct {
 	InterBrokerListener string
 	InterBrokerDial     func(ctx context.Context, network, addr string) (net.Conn, error)
 
+	// DynamicTLS, when set, changes TLS listeners' key and trust stores
+	// through IncrementalAlterConfigs (dynamic_tls.go); nil: every broker
+	// key is read-only.
+	DynamicTLS DynamicTLS
+
 	// Security configures SASL listeners, SCRAM credentials and the
 	// authorizer (security.go); nil: every listener PLAINTEXT, no
 	// authorization.

@@ -193,44 +193,106 @@ type SSLSettings struct {
 
 // sslValue is listener's value of an ssl.* key.
 func (c *Config) sslValue(listener, key string) string {
-	if v, ok := c.listenerKeys[ListenerKey(listener, key)]; ok {
-		return strings.TrimSpace(v)
+	v, _ := c.sslValueWith(nil, listener, key)
+	return v
+}
+
+// sslValueWith is sslValue with dynamic overrides (full
+// listener.name.<l>.ssl.* keys) taking precedence; own reports whether the
+// listener has its own value (an override or a prefixed key).
+func (c *Config) sslValueWith(overrides map[string]string, listener, key string) (v string, own bool) {
+	if v, ok := overrides[ListenerKey(listener, key)]; ok {
+		return strings.TrimSpace(v), true
 	}
-	return c.ssl[key]
+	if v, ok := c.listenerKeys[ListenerKey(listener, key)]; ok {
+		return strings.TrimSpace(v), true
+	}
+	return c.ssl[key], false
+}
+
+// DynamicSSLKeys are the ssl.* keys of a listener that
+// IncrementalAlterConfigs may change at run time on this broker (Kafka's
+// reconfigurable SslFactory keys of a PEM listener), each only with the
+// listener.name.<l>. prefix, as Kafka's DynamicBrokerConfig wants.
+var DynamicSSLKeys = map[string]bool{
+	"ssl.keystore.type":              true,
+	"ssl.keystore.location":          true,
+	"ssl.keystore.certificate.chain": true,
+	"ssl.keystore.key":               true,
+	"ssl.key.password":               true,
+	"ssl.truststore.type":            true,
+	"ssl.truststore.location":        true,
+	"ssl.truststore.certificates":    true,
+}
+
+// DynamicSSLKey splits a listener.name.<l>.ssl.* key IncrementalAlterConfigs
+// may change (DynamicSSLKeys) into the listener (upper case) and the ssl.*
+// key; ok is false for any other key.
+func DynamicSSLKey(key string) (listener, sslKey string, ok bool) {
+	rest, found := strings.CutPrefix(key, listenerPrefix)
+	if !found {
+		return "", "", false
+	}
+	name, suffix, found := strings.Cut(rest, ".")
+	if !found || name == "" || !DynamicSSLKeys[suffix] {
+		return "", "", false
+	}
+	return strings.ToUpper(name), suffix, true
+}
+
+// SSLWith is SSL with dynamic overrides: full listener.name.<l>.ssl.*
+// keys and their values, which take precedence over server.properties.
+func (c *Config) SSLWith(listener string, overrides map[string]string) (SSLSettings, error) {
+	for k, v := range overrides {
+		_, key, ok := DynamicSSLKey(k)
+		if !ok {
+			return SSLSettings{}, fmt.Errorf("%s cannot be updated dynamically", k)
+		}
+		if err := checkSSLValue(key, v); err != nil {
+			return SSLSettings{}, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return c.sslWith(listener, overrides)
 }
 
 // SSL returns listener's TLS settings, checked: a PEM key store (a file,
 // or inline chain and key), a PEM trust store when client certificates
 // are checked, versions, suites, client auth and mapping rules.
-func (c *Config) SSL(listener string) (SSLSettings, error) {
+func (c *Config) SSL(listener string) (SSLSettings, error) { return c.sslWith(listener, nil) }
+
+func (c *Config) sslWith(listener string, overrides map[string]string) (SSLSettings, error) {
 	key := func(k string) string { return ListenerKey(listener, k) + " (or " + k + ")" }
+	value := func(k string) string {
+		v, _ := c.sslValueWith(overrides, listener, k)
+		return v
+	}
 	s := SSLSettings{Listener: listener,
-		KeystoreLocation:         c.sslValue(listener, "ssl.keystore.location"),
-		KeystoreCertificateChain: c.sslValue(listener, "ssl.keystore.certificate.chain"),
-		KeystoreKey:              c.sslValue(listener, "ssl.keystore.key"),
-		KeyPassword:              c.sslValue(listener, "ssl.key.password"),
-		TruststoreLocation:       c.sslValue(listener, "ssl.truststore.location"),
-		TruststoreCertificates:   c.sslValue(listener, "ssl.truststore.certificates"),
-		ClientAuth:               c.sslValue(listener, "ssl.client.auth"),
-		PrincipalMappingRules:    c.sslValue(listener, "ssl.principal.mapping.rules"),
-		EndpointIdentification:   strings.ToLower(c.sslValue(listener, "ssl.endpoint.identification.algorithm")),
+		KeystoreLocation:         value("ssl.keystore.location"),
+		KeystoreCertificateChain: value("ssl.keystore.certificate.chain"),
+		KeystoreKey:              value("ssl.keystore.key"),
+		KeyPassword:              value("ssl.key.password"),
+		TruststoreLocation:       value("ssl.truststore.location"),
+		TruststoreCertificates:   value("ssl.truststore.certificates"),
+		ClientAuth:               value("ssl.client.auth"),
+		PrincipalMappingRules:    value("ssl.principal.mapping.rules"),
+		EndpointIdentification:   strings.ToLower(value("ssl.endpoint.identification.algorithm")),
 	}
 	// KIP-684: on a SASL_SSL listener only the listener's own
 	// ssl.client.auth counts; the unprefixed key applies to SSL listeners.
 	if c.ListenerProtocol(listener) == ProtocolSASLSSL {
-		if _, own := c.listenerKeys[ListenerKey(listener, "ssl.client.auth")]; !own {
+		if _, own := c.sslValueWith(overrides, listener, "ssl.client.auth"); !own {
 			s.ClientAuth = SSLClientAuthNone
 		}
 	}
 	for _, k := range []string{"ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.protocol", "ssl.endpoint.identification.algorithm", "ssl.keystore.type", "ssl.truststore.type"} {
-		if err := checkSSLValue(k, c.sslValue(listener, k)); err != nil {
+		if err := checkSSLValue(k, value(k)); err != nil {
 			return s, fmt.Errorf("%s: %w", key(k), err)
 		}
 	}
-	if t := strings.ToUpper(c.sslValue(listener, "ssl.keystore.type")); t != "PEM" {
+	if t := strings.ToUpper(value("ssl.keystore.type")); t != "PEM" {
 		return s, fmt.Errorf("listener %s: %s is %s; only PEM key stores are served: set it to PEM", listener, key("ssl.keystore.type"), t)
 	}
-	if c.sslValue(listener, "ssl.keystore.password") != "" {
+	if value("ssl.keystore.password") != "" {
 		return s, fmt.Errorf("listener %s: %s is not used with a PEM key store (an encrypted key takes ssl.key.password)", listener, key("ssl.keystore.password"))
 	}
 	switch {
@@ -240,7 +302,7 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 		return s, fmt.Errorf("listener %s: no certificate: set %s, or %s and %s", listener, key("ssl.keystore.location"), key("ssl.keystore.certificate.chain"), key("ssl.keystore.key"))
 	}
 	if s.ClientAuth != SSLClientAuthNone {
-		if t := strings.ToUpper(c.sslValue(listener, "ssl.truststore.type")); t != "PEM" {
+		if t := strings.ToUpper(value("ssl.truststore.type")); t != "PEM" {
 			return s, fmt.Errorf("listener %s: ssl.client.auth=%s needs a PEM trust store: set %s to PEM", listener, s.ClientAuth, key("ssl.truststore.type"))
 		}
 		if s.TruststoreLocation == "" && s.TruststoreCertificates == "" {
@@ -250,10 +312,10 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 			return s, fmt.Errorf("listener %s: set either %s or %s, not both", listener, key("ssl.truststore.location"), key("ssl.truststore.certificates"))
 		}
 	}
-	if c.sslValue(listener, "ssl.truststore.password") != "" {
+	if value("ssl.truststore.password") != "" {
 		return s, fmt.Errorf("listener %s: %s is not used with a PEM trust store", listener, key("ssl.truststore.password"))
 	}
-	for _, p := range splitList(c.sslValue(listener, "ssl.enabled.protocols")) {
+	for _, p := range splitList(value("ssl.enabled.protocols")) {
 		v := tlsVersions[p]
 		if s.MinVersion == 0 || v < s.MinVersion {
 			s.MinVersion = v
@@ -263,7 +325,7 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 	if s.MinVersion == 0 {
 		return s, fmt.Errorf("listener %s: %s is empty", listener, key("ssl.enabled.protocols"))
 	}
-	for _, n := range splitList(c.sslValue(listener, "ssl.cipher.suites")) {
+	for _, n := range splitList(value("ssl.cipher.suites")) {
 		id, _ := CipherSuiteID(n)
 		s.CipherSuites = append(s.CipherSuites, id)
 	}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -208,6 +209,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	fp      [32]byte      // contents of the files of the configuration served
+	served  *tls.Config   // the configuration served
 	lastErr string        // last reload failure logged
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when polling ended (or never began)
@@ -221,19 +223,16 @@ func NewWatcher(s config.SSLSettings, target Target, log *zap.Logger) (*Watcher,
 	if err != nil {
 		return nil, nil, err
 	}
-	w := &Watcher{s: s, target: target, log: log, fp: fp, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Watcher{s: s, target: target, log: log, fp: fp, served: cfg, stop: make(chan struct{}), done: make(chan struct{})}
 	warnExpiry(log, s.Listener, cfg)
 	return w, cfg, nil
 }
 
 // Start polls every interval until Close. A Watcher without files (inline
-// PEM) does not poll.
+// PEM) polls too (its check reads nothing): IncrementalAlterConfigs may
+// give it files (Prepare, Commit).
 func (w *Watcher) Start(interval time.Duration) {
 	w.started = true
-	if w.s.KeystoreLocation == "" && w.s.TruststoreLocation == "" {
-		close(w.done)
-		return
-	}
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(interval)
@@ -258,6 +257,13 @@ func (w *Watcher) Close() {
 }
 
 func (w *Watcher) paths() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pathsLocked()
+}
+
+// pathsLocked: REQUIRES w.mu held.
+func (w *Watcher) pathsLocked() []string {
 	var out []string
 	for _, p := range []string{w.s.KeystoreLocation, w.s.TruststoreLocation} {
 		if p != "" {
@@ -268,10 +274,11 @@ func (w *Watcher) paths() []string {
 }
 
 // contentHash is the SHA-256 of the files' contents, in load's order.
+// REQUIRES: w.mu held.
 func (w *Watcher) contentHash() ([32]byte, error) {
 	h := sha256.New()
 	var fp [32]byte
-	for _, p := range w.paths() {
+	for _, p := range w.pathsLocked() {
 		b, err := readBounded(p)
 		if err != nil {
 			return fp, err
@@ -306,9 +313,9 @@ func (w *Watcher) Check() bool {
 		return false
 	}
 	w.lastErr = ""
-	w.fp = fp
+	w.fp, w.served = fp, cfg
 	w.target.SetConfig(cfg)
-	w.log.Info("TLS certificates reloaded", zap.String("listener", w.s.Listener), zap.Strings("files", w.paths()))
+	w.log.Info("TLS certificates reloaded", zap.String("listener", w.s.Listener), zap.Strings("files", w.pathsLocked()))
 	warnExpiry(w.log, w.s.Listener, cfg)
 	return true
 }
@@ -324,4 +331,79 @@ func warnExpiry(log *zap.Logger, listener string, cfg *tls.Config) {
 		log.Warn("TLS server certificate is outside its validity period", zap.String("listener", listener),
 			zap.Time("not_before", leaf.NotBefore), zap.Time("not_after", leaf.NotAfter))
 	}
+}
+
+// Settings are the settings the watcher serves.
+func (w *Watcher) Settings() config.SSLSettings {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.s
+}
+
+// Prepare loads s as a replacement of what w serves (Kafka's
+// SslFactory.validateReconfiguration): it must load, and its certificate
+// must name the same subject and subject alternative names as the one
+// served (Kafka's default ssl.allow.dn.changes and ssl.allow.san.changes
+// false). Nothing changes until Commit.
+func (w *Watcher) Prepare(s config.SSLSettings) (*Replacement, error) {
+	cfg, fp, err := load(s)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	cur := w.served
+	w.mu.Unlock()
+	if err := sameIdentity(cur.Certificates[0].Leaf, cfg.Certificates[0].Leaf); err != nil {
+		return nil, err
+	}
+	return &Replacement{w: w, s: s, cfg: cfg, fp: fp}, nil
+}
+
+// Replacement is a loaded, checked configuration waiting for Commit.
+type Replacement struct {
+	w   *Watcher
+	s   config.SSLSettings
+	cfg *tls.Config
+	fp  [32]byte
+}
+
+// Commit serves the replacement to new connections (open ones keep
+// theirs) and has the watcher poll its files from now on.
+func (r *Replacement) Commit() {
+	w := r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.s, w.fp, w.lastErr, w.served = r.s, r.fp, "", r.cfg
+	w.target.SetConfig(r.cfg)
+	w.log.Info("TLS configuration replaced (IncrementalAlterConfigs)", zap.String("listener", r.s.Listener), zap.Strings("files", w.pathsLocked()))
+	warnExpiry(w.log, r.s.Listener, r.cfg)
+}
+
+// sameIdentity is Kafka's CertificateEntries.ensureCompatible: the new
+// leaf names the same subject and the same alternative names.
+func sameIdentity(old, next *x509.Certificate) error {
+	if old == nil || next == nil {
+		return nil
+	}
+	if !bytes.Equal(old.RawSubject, next.RawSubject) {
+		return fmt.Errorf("keystore DistinguishedName does not match: existing={%s}, new={%s}", old.Subject, next.Subject)
+	}
+	if !slices.Equal(sanList(old), sanList(next)) {
+		return fmt.Errorf("keystore SubjectAltNames do not match: existing=%v, new=%v", sanList(old), sanList(next))
+	}
+	return nil
+}
+
+func sanList(c *x509.Certificate) []string {
+	var out []string
+	out = append(out, c.DNSNames...)
+	out = append(out, c.EmailAddresses...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	for _, u := range c.URIs {
+		out = append(out, u.String())
+	}
+	slices.Sort(out)
+	return out
 }

@@ -221,6 +221,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		ListenerName:        adv.Name,
 		InterBrokerListener: interBroker.Name,
 		InterBrokerDial:     dialInterBroker,
+		DynamicTLS:          tlsSet,
 		NodeID:              cfg.NodeID,
 		AdvertisedHost:      adv.Host,
 		AdvertisedPort:      int32(adv.Port),

@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"maps"
 	"net"
+	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,11 +20,73 @@ import (
 // tlsSet is the record layer of every SSL and SASL_SSL listener and the
 // watcher reloading its certificates.
 type tlsSet struct {
+	cfg *config.Config
 	// layers is netpoll.Options.Secure, by listener index.
 	layers []netpoll.SecureLayer
 	// byName: the GoTLS and the watcher of each TLS listener, by name.
 	byName   map[string]*netpoll.GoTLS
 	watchers map[string]*tlsstore.Watcher
+
+	// mu serialises AlterTLS; overrides are the dynamic values in force
+	// (full listener.name.<l>.ssl.* keys), on top of server.properties.
+	mu        sync.Mutex
+	overrides map[string]string
+}
+
+// AlterTLS implements broker.DynamicTLS: every listener ops touch gets
+// its settings with the new overrides, loaded and checked against what it
+// serves (tlsstore.Watcher.Prepare); only when all pass are they served
+// (Commit), unless validateOnly.
+func (s *tlsSet) AlterTLS(ops map[string]*string, validateOnly bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[string]string, len(s.overrides)+len(ops))
+	for k, v := range s.overrides {
+		next[k] = v
+	}
+	touched := map[string]bool{}
+	for k, v := range ops {
+		l, key, ok := config.DynamicSSLKey(k)
+		if !ok {
+			return fmt.Errorf("%s cannot be updated dynamically", k)
+		}
+		k = config.ListenerKey(l, key) // the listener name's case as server.properties keys have it
+		if s.watchers[l] == nil {
+			return fmt.Errorf("%s: %s is not an SSL or SASL_SSL listener of this broker", k, l)
+		}
+		touched[l] = true
+		if v == nil {
+			delete(next, k)
+		} else {
+			next[k] = *v
+		}
+	}
+	var reps []*tlsstore.Replacement
+	for _, l := range slices.Sorted(maps.Keys(touched)) {
+		own := map[string]string{}
+		for k, v := range next {
+			if name, _, _ := config.DynamicSSLKey(k); name == l {
+				own[k] = v
+			}
+		}
+		settings, err := s.cfg.SSLWith(l, own)
+		if err != nil {
+			return err
+		}
+		rep, err := s.watchers[l].Prepare(settings)
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", l, err)
+		}
+		reps = append(reps, rep)
+	}
+	if validateOnly {
+		return nil
+	}
+	for _, r := range reps {
+		r.Commit()
+	}
+	s.overrides = next
+	return nil
 }
 
 // stop ends the watchers.
@@ -35,7 +101,7 @@ func (s *tlsSet) stop() {
 // starts a watcher per listener that reloads its certificates when the
 // files change (ring.ssl.reload.interval.ms). The caller stops it.
 func tlsListeners(cfg *config.Config, logger *zap.Logger) (*tlsSet, error) {
-	set := &tlsSet{byName: map[string]*netpoll.GoTLS{}, watchers: map[string]*tlsstore.Watcher{}}
+	set := &tlsSet{cfg: cfg, byName: map[string]*netpoll.GoTLS{}, watchers: map[string]*tlsstore.Watcher{}}
 	interval := time.Duration(cfg.TLS.ReloadIntervalMs) * time.Millisecond
 	set.layers = make([]netpoll.SecureLayer, len(cfg.Listeners))
 	for i, l := range cfg.Listeners {
