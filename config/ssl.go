@@ -52,11 +52,11 @@ var sslSensitive = map[string]bool{
 
 var sslDocs = map[string]string{
 	"ssl.keystore.type":                     "Format of the key store. Only `PEM` is served (Go's TLS reads PEM; Kafka's default JKS and PKCS12 are Java formats): an SSL or SASL_SSL listener must set it.",
-	"ssl.keystore.location":                 "PEM file holding the listener's certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1; encrypted PKCS#8 with `ssl.key.password` is refused, see OPERATIONS.md). Re-read when it changes (`ring.ssl.reload.interval.ms`).",
+	"ssl.keystore.location":                 "PEM file holding the listener's certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1, or encrypted PKCS#8 with `ssl.key.password`). Re-read when it changes (`ring.ssl.reload.interval.ms`).",
 	"ssl.keystore.password":                 "Password of a JKS/PKCS12 key store. Not used with PEM: setting it on a PEM listener is refused, as Kafka does.",
 	"ssl.keystore.certificate.chain":        "The certificate chain in PEM, inline (instead of `ssl.keystore.location`).",
 	"ssl.keystore.key":                      "The private key in PEM, inline, with `ssl.keystore.certificate.chain`.",
-	"ssl.key.password":                      "Password of an encrypted private key. Go's standard library decrypts no PKCS#8 key, so an encrypted key is refused at start with a message saying how to decrypt it (`openssl pkcs8 -topk8 -nocrypt`).",
+	"ssl.key.password":                      "Password of an encrypted PKCS#8 private key (`ENCRYPTED PRIVATE KEY`, PBES2 with PBKDF2 and AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes). A wrong password, or a key in another scheme (PBES1, 3DES, legacy `Proc-Type` PEM encryption), is refused at start with the reason; set on an unencrypted key it is refused too.",
 	"ssl.truststore.type":                   "Format of the trust store; only `PEM` is served. Needed when a listener checks client certificates (`ssl.client.auth` requested or required).",
 	"ssl.truststore.location":               "PEM file of CA certificates that client certificates must chain to, and, on the inter-broker listener, that other brokers' certificates must chain to (empty there: the system's roots). Re-read when it changes.",
 	"ssl.truststore.password":               "Password of a JKS/PKCS12 trust store; not used with PEM.",

@@ -119,9 +119,10 @@ func readBounded(path string) ([]byte, error) {
 
 // keyPair reads the certificate chain (CERTIFICATE blocks, leaf first)
 // from chainPEM and the private key from keyPEM (they may be one file).
-// An encrypted key is refused: Go's standard library decrypts no
-// PKCS#8 EncryptedPrivateKeyInfo (and only deprecated, insecure legacy
-// PEM encryption), and ringbroker takes no third-party crypto code.
+// An encrypted PKCS#8 key ("ENCRYPTED PRIVATE KEY", PBES2) is decrypted
+// with password (pkcs8.go), as Kafka's PEM key store does with
+// ssl.key.password; legacy PEM encryption ("Proc-Type: 4,ENCRYPTED",
+// deprecated and weak) is refused with the command that converts it.
 func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) {
 	var certs []byte
 	rest := chainPEM
@@ -141,6 +142,7 @@ func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) 
 		return tls.Certificate{}, errors.New("no CERTIFICATE block")
 	}
 	var keyBlock *pem.Block
+	encrypted := false
 	rest = keyPEM
 	for {
 		var b *pem.Block
@@ -149,8 +151,20 @@ func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) 
 			break
 		}
 		switch {
-		case b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] != "":
-			return tls.Certificate{}, errors.New("the private key is encrypted: Go's crypto/tls cannot decrypt it (ssl.key.password); decrypt it once, e.g. `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key-plain.pem`, and protect the file with its permissions")
+		case b.Headers["Proc-Type"] != "":
+			return tls.Certificate{}, errors.New("the private key uses legacy PEM encryption (Proc-Type), which is not served: convert it to encrypted PKCS#8, e.g. `openssl pkcs8 -topk8 -v2 aes-256-cbc -in key.pem -out key-pkcs8.pem`, and set ssl.key.password")
+		case b.Type == "ENCRYPTED PRIVATE KEY":
+			if keyBlock != nil {
+				continue
+			}
+			if password == "" {
+				return tls.Certificate{}, errors.New("the private key is encrypted: set ssl.key.password")
+			}
+			plain, err := decryptPKCS8(b.Bytes, password, pbkdf2IterationsMax)
+			if err != nil {
+				return tls.Certificate{}, err
+			}
+			keyBlock, encrypted = &pem.Block{Type: "PRIVATE KEY", Bytes: plain}, true
 		case b.Type == "PRIVATE KEY" || b.Type == "RSA PRIVATE KEY" || b.Type == "EC PRIVATE KEY":
 			if keyBlock == nil {
 				keyBlock = b
@@ -160,7 +174,7 @@ func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) 
 	if keyBlock == nil {
 		return tls.Certificate{}, errors.New("no PRIVATE KEY block")
 	}
-	if password != "" {
+	if password != "" && !encrypted {
 		return tls.Certificate{}, errors.New("ssl.key.password is set but the private key is not encrypted: remove ssl.key.password")
 	}
 	cert, err := tls.X509KeyPair(certs, pem.EncodeToMemory(keyBlock))
