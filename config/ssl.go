@@ -191,12 +191,6 @@ type SSLSettings struct {
 	EndpointIdentification string
 }
 
-// sslValue is listener's value of an ssl.* key.
-func (c *Config) sslValue(listener, key string) string {
-	v, _ := c.sslValueWith(nil, listener, key)
-	return v
-}
-
 // sslValueWith is sslValue with dynamic overrides (full
 // listener.name.<l>.ssl.* keys) taking precedence; own reports whether the
 // listener has its own value (an override or a prefixed key).

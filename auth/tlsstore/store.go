@@ -270,13 +270,7 @@ func (w *Watcher) Close() {
 	}
 }
 
-func (w *Watcher) paths() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.pathsLocked()
-}
-
-// pathsLocked: REQUIRES w.mu held.
+// pathsLocked are the files of the settings served. REQUIRES: w.mu held.
 func (w *Watcher) pathsLocked() []string {
 	var out []string
 	for _, p := range []string{w.s.KeystoreLocation, w.s.TruststoreLocation} {
