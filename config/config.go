@@ -195,6 +195,7 @@ type Config struct {
 
 	// Security (security.go; Kafka keys but ring.conn.max.authenticating).
 	SaslEnabledMechanisms                 []string // sasl.enabled.mechanisms (per listener: ListenerKey)
+	SaslMechanismInterBroker              string   // sasl.mechanism.inter.broker.protocol
 	ConnectionFailedAuthenticationDelayMs int      // connection.failed.authentication.delay.ms
 	ConnectionsMaxReauthMs                int64    // connections.max.reauth.ms
 	SaslServerMaxReceiveSize              int      // sasl.server.max.receive.size

@@ -218,7 +218,7 @@ var brokerSpecs = []spec{
 		},
 		get: func(c *Config) string { return strings.Join(c.ControllerListenerNames, ",") }},
 	{name: "inter.broker.listener.name", def: "",
-		doc: "The listener other brokers' replica fetchers and inter-broker clients (transaction markers) connect to; it must be in `advertised.listeners`. Its security protocol is theirs: PLAINTEXT, or SSL with this listener's `ssl.*` keys on the client side too (the key store is the client certificate, the trust store checks the other broker's, `ssl.endpoint.identification.algorithm` its host name). Unset, with `security.inter.broker.protocol` unset too: the first advertised listener (Kafka would use the listener named PLAINTEXT). Only one of the two keys may be set.",
+		doc: "The listener other brokers' replica fetchers and inter-broker clients (transaction markers) connect to; it must be in `advertised.listeners`. Its security protocol is theirs: PLAINTEXT; SSL with this listener's `ssl.*` keys on the client side too (the key store is the client certificate, the trust store checks the other broker's, `ssl.endpoint.identification.algorithm` its host name); SASL_PLAINTEXT or SASL_SSL with `sasl.mechanism.inter.broker.protocol` and the listener's JAAS `username` and `password`. Unset, with `security.inter.broker.protocol` unset too: the first advertised listener (Kafka would use the listener named PLAINTEXT). Only one of the two keys may be set.",
 		set: func(c *Config, v string) error {
 			c.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(v))
 			return nil

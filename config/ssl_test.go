@@ -134,3 +134,34 @@ listener.name.c.ssl.client.auth=requested
 		}
 	}
 }
+
+// InterBrokerSASL: the mechanism must be served and enabled on the
+// inter-broker listener, the credentials come from its JAAS config.
+func TestInterBrokerSASL(t *testing.T) {
+	base := "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\ncontroller.listener.names=CONTROLLER\n" +
+		"listeners=SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n" +
+		"listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT\nsasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n" +
+		"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"b\" password=\"pw\" user_b=\"pw\";\n"
+	for _, c := range []struct{ extra, want, err string }{
+		{"sasl.mechanism.inter.broker.protocol=plain\n", "PLAIN b pw", ""},
+		{"", "", "GSSAPI"},
+		{"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256\n", "", "not enabled"},
+		{"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n", "", "scram-sha-512.sasl.jaas.config is not set"},
+		{"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\nlistener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"s\" password=\"spw\";\n", "SCRAM-SHA-512 s spw", ""},
+	} {
+		cfg, _, err := Parse(strings.NewReader(base+c.extra), "test.properties")
+		if err != nil {
+			t.Fatalf("%q: %v", c.extra, err)
+		}
+		mech, user, pw, err := cfg.InterBrokerSASL()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: err %v, want %q", c.extra, err, c.err)
+			}
+			continue
+		}
+		if got := mech + " " + user + " " + pw; err != nil || got != c.want {
+			t.Errorf("%q: %q %v, want %q", c.extra, got, err, c.want)
+		}
+	}
+}

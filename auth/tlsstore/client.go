@@ -61,7 +61,7 @@ func ClientConfig(server *tls.Config, host string, verifyHost bool) *tls.Config 
 }
 
 // Dialer opens TCP connections to other brokers, over TLS when Config is
-// set. Its DialContext has the shape kgo.Dialer and the replica fetchers
+// set, authenticated by Authenticate when set. Its DialContext has the shape kgo.Dialer and the replica fetchers
 // take.
 type Dialer struct {
 	// Config returns the listener's served configuration (netpoll.GoTLS's
@@ -69,8 +69,12 @@ type Dialer struct {
 	Config func() *tls.Config
 	// VerifyHost: ssl.endpoint.identification.algorithm=https.
 	VerifyHost bool
-	// Timeout bounds the TCP connect and the handshake (0: ctx only).
+	// Timeout bounds the TCP connect and the handshakes (0: ctx only).
 	Timeout time.Duration
+	// Authenticate, when set, runs on the connection (after the TLS
+	// handshake) before it is returned: the SASL exchange of a SASL
+	// inter-broker listener. host is the host dialed.
+	Authenticate func(ctx context.Context, nc net.Conn, host string) error
 }
 
 // DialContext connects to addr ("host:port") and, over TLS, completes the
@@ -81,20 +85,28 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
 		defer cancel()
 	}
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, network, addr)
-	if err != nil || d.Config == nil {
-		return nc, err
-	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		nc.Close()
 		return nil, err
 	}
-	tc := tls.Client(nc, ClientConfig(d.Config(), host, d.VerifyHost))
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	var nd net.Dialer
+	nc, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
 	}
-	return tc, nil
+	if d.Config != nil {
+		tc := tls.Client(nc, ClientConfig(d.Config(), host, d.VerifyHost))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		nc = tc
+	}
+	if d.Authenticate != nil {
+		if err := d.Authenticate(ctx, nc, host); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("authenticating to %s: %w", addr, err)
+		}
+	}
+	return nc, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/sasl"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/auth/tlsstore"
@@ -135,37 +136,55 @@ func tlsListeners(cfg *config.Config, logger *zap.Logger) (*tlsSet, error) {
 
 // interBrokerDial is how this node's own clients of other brokers (replica
 // fetchers, transaction markers) connect to their inter-broker listener:
-// nil (plain TCP) unless that listener is SSL, then TLS with the
-// listener's configuration as served here (the same listener name on
-// every broker, as Kafka assumes), reloads included.
+// nil (plain TCP) for a PLAINTEXT one; TLS with the listener's
+// configuration as served here (the same listener name on every broker,
+// as Kafka assumes; reloads included) for SSL; and for SASL_PLAINTEXT and
+// SASL_SSL the SASL exchange of sasl.mechanism.inter.broker.protocol with
+// the listener's JAAS username and password (interbroker_sasl.go). A SASL
+// listener without usable credentials is logged and dialed without SASL
+// (a one-node cluster has no follower; other brokers then refuse them).
 func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, logger *zap.Logger) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	l, ok := cfg.InterBrokerListener()
 	if !ok || !cfg.Clustered() {
 		return nil
 	}
-	switch p := cfg.ListenerProtocol(l.Name); p {
-	case config.ProtocolSSL:
-	case config.ProtocolPlaintext:
-		return nil
-	default:
-		logger.Warn("the inter-broker listener is a SASL listener: this node's replica fetchers and transaction markers do not authenticate with SASL, so other brokers will refuse them; use an SSL or PLAINTEXT listener as inter.broker.listener.name",
-			zap.String("listener", l.Name), zap.String("protocol", p))
+	protocol := cfg.ListenerProtocol(l.Name)
+	if protocol == config.ProtocolPlaintext {
 		return nil
 	}
-	layer := set.byName[l.Name]
-	if layer == nil {
-		// Advertised but not served here (a controller-only node).
-		return nil
+	d := &tlsstore.Dialer{Timeout: timeout}
+	if protocol == config.ProtocolSSL || protocol == config.ProtocolSASLSSL {
+		layer := set.byName[l.Name]
+		if layer == nil {
+			// Advertised but not served here (a controller-only node).
+			return nil
+		}
+		s, err := cfg.SSL(l.Name) // checked by Validate
+		if err != nil {
+			logger.Warn("inter-broker listener", zap.Error(err))
+		}
+		d.Config = func() *tls.Config { return layer.Config() }
+		d.VerifyHost = s.EndpointIdentification == "https"
 	}
-	s, err := cfg.SSL(l.Name) // checked by Validate
-	if err != nil {
-		logger.Warn("inter-broker listener", zap.Error(err))
+	if config.IsSASLProtocol(protocol) {
+		mech, user, password, err := cfg.InterBrokerSASL()
+		if err == nil {
+			var m sasl.Mechanism
+			if m, err = interBrokerMechanism(mech, user, password); err == nil {
+				clientID := fmt.Sprintf("broker-%d", cfg.NodeID)
+				d.Authenticate = func(ctx context.Context, nc net.Conn, host string) error {
+					return saslAuthenticate(ctx, nc, m, host, clientID)
+				}
+				logger.Info("inter-broker connections authenticate with SASL", zap.String("listener", l.Name), zap.String("mechanism", mech), zap.String("user", user))
+			}
+		}
+		if err != nil {
+			logger.Warn("the inter-broker listener is a SASL listener but this node's replica fetchers and transaction markers cannot authenticate: other brokers will refuse them",
+				zap.String("listener", l.Name), zap.String("protocol", protocol), zap.Error(err))
+		}
 	}
-	d := &tlsstore.Dialer{
-		Config:     func() *tls.Config { return layer.Config() },
-		VerifyHost: s.EndpointIdentification == "https",
-		Timeout:    timeout,
+	if d.Config != nil {
+		logger.Info("inter-broker connections use TLS", zap.String("listener", l.Name), zap.Bool("endpoint_identification", d.VerifyHost))
 	}
-	logger.Info("inter-broker connections use TLS", zap.String("listener", l.Name), zap.Bool("endpoint_identification", d.VerifyHost))
 	return d.DialContext
 }

@@ -19,11 +19,31 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/ringbroker/ringbroker/internal/testpki"
 )
 
 func TestClusterSSLInterBroker(t *testing.T) {
+	testClusterTLSInterBroker(t, "SSL", map[string]string{
+		"ssl.client.auth": "required",
+	}, nil)
+}
+
+// TestClusterSASLSSLInterBroker: the same with SASL_SSL as the only broker
+// listener: the replica fetchers authenticate with
+// sasl.mechanism.inter.broker.protocol=PLAIN and the username and password
+// of the listener's JAAS config, over TLS.
+func TestClusterSASLSSLInterBroker(t *testing.T) {
+	testClusterTLSInterBroker(t, "SASL_SSL", map[string]string{
+		"sasl.enabled.mechanisms":              "PLAIN",
+		"sasl.mechanism.inter.broker.protocol": "PLAIN",
+		"listener.name.sasl_ssl.plain.sasl.jaas.config": `org.apache.kafka.common.security.plain.PlainLoginModule required ` +
+			`username="broker" password="broker-secret" user_broker="broker-secret" user_client="client-secret";`,
+	}, []kgo.Opt{kgo.SASL(plain.Auth{User: "client", Pass: "client-secret"}.AsMechanism())})
+}
+
+func testClusterTLSInterBroker(t *testing.T, protocol string, props map[string]string, clientOpts []kgo.Opt) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		dir := t.TempDir()
 		ca := testpki.NewCA(t, "ringbroker cluster CA")
@@ -36,30 +56,37 @@ func TestClusterSSLInterBroker(t *testing.T) {
 			keystores[n.id] = testpki.Write(t, dir, fmt.Sprintf("broker-%d.pem", n.id), leaf.CertPEM, leaf.KeyPEM)
 		}
 		c.nodeProps = func(n *clusterNode) map[string]string {
-			return map[string]string{
-				"listeners":                             fmt.Sprintf("SSL://%s,CONTROLLER://%s", n.addr(), n.ctlAddr()),
-				"listener.security.protocol.map":        "SSL:SSL,CONTROLLER:PLAINTEXT",
-				"inter.broker.listener.name":            "SSL",
+			p := map[string]string{
+				"listeners":                             fmt.Sprintf("%s://%s,CONTROLLER://%s", protocol, n.addr(), n.ctlAddr()),
+				"listener.security.protocol.map":        protocol + ":" + protocol + ",CONTROLLER:PLAINTEXT",
+				"inter.broker.listener.name":            protocol,
 				"ssl.keystore.type":                     "PEM",
 				"ssl.keystore.location":                 keystores[n.id],
 				"ssl.truststore.type":                   "PEM",
 				"ssl.truststore.location":               caPath,
-				"ssl.client.auth":                       "required",
 				"ssl.endpoint.identification.algorithm": "https",
 			}
+			for k, v := range props {
+				p[k] = v
+			}
+			return p
 		}
 		client := ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: "test-client"}})
 		cert := client.TLS(t)
 		clientTLS := &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}}
-		c.useTLS(t, clientTLS)
+		c.useTLS(t, clientTLS, clientOpts...)
 		c.start(t)
 		for _, n := range c.nodes {
-			if !strings.Contains(n.proc.Logs(), "inter-broker connections use TLS") {
+			logs := n.proc.Logs()
+			if !strings.Contains(logs, "inter-broker connections use TLS") {
 				t.Fatalf("node %d does not say its inter-broker connections use TLS", n.id)
+			}
+			if strings.HasPrefix(protocol, "SASL") && !strings.Contains(logs, "inter-broker connections authenticate with SASL") {
+				t.Fatalf("node %d does not say its inter-broker connections authenticate with SASL", n.id)
 			}
 		}
 
-		const topic = "ssl-repl"
+		const topic = "tls-repl"
 		const parts = 3
 		c.createReplicatedTopic(t, topic, parts, 3, nil, map[string]string{"min.insync.replicas": "3"})
 		replicas := c.checkReplicaSets(t, topic, parts, 3)
@@ -67,12 +94,12 @@ func TestClusterSSLInterBroker(t *testing.T) {
 
 		const total, round = 2000, 250
 		recs := spreadRecords(topic, total, parts, 600, false)
-		cl := seedClient(t, c.seeds(), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DialTLSConfig(clientTLS.Clone()))
+		cl := seedClient(t, c.seeds(), append([]kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DialTLSConfig(clientTLS.Clone())}, clientOpts...)...)
 		start := time.Now()
 		for i := 0; i < total; i += round {
 			produceSync(t, cl, topic, recs[i:min(i+round, total)])
 		}
-		t.Logf("%d records acknowledged with acks=all and min.insync.replicas=3 over SSL-only brokers in %v", total, time.Since(start).Round(time.Millisecond))
+		t.Logf("%d records acknowledged with acks=all and min.insync.replicas=3 over %s-only brokers in %v", total, protocol, time.Since(start).Round(time.Millisecond))
 		took, err := pollUntil(replicationCatchUpTimeout, func() error { return c.compareReplicas(topic, replicas) })
 		if err != nil {
 			t.Fatalf("replicas of %s not byte-identical within %v: %v", topic, replicationCatchUpTimeout, err)

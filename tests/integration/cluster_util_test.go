@@ -214,15 +214,15 @@ func stopParallel(procs []*Broker) []error {
 }
 
 // useTLS makes the test reach the nodes' client listeners over TLS with
-// cfg (their only broker listener is SSL): the readiness probe and each
-// node's client. Call it before start.
-func (c *testCluster) useTLS(t *testing.T, cfg *tls.Config) {
+// cfg (their only broker listener is SSL or SASL_SSL): the readiness probe
+// and each node's client (with more options: SASL). Call it before start.
+func (c *testCluster) useTLS(t *testing.T, cfg *tls.Config, more ...kgo.Opt) {
 	t.Helper()
 	c.clientTLS = cfg
 	for _, n := range c.nodes {
 		n.cl.Close()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(n.addr()), kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
-			kgo.RetryTimeout(time.Second), kgo.DialTLSConfig(cfg.Clone()))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.addr()), kgo.DialTimeout(2 * time.Second), kgo.RequestRetries(0),
+			kgo.RetryTimeout(time.Second), kgo.DialTLSConfig(cfg.Clone())}, more...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
