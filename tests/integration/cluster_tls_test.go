@@ -7,9 +7,12 @@ package integration
 // their client certificate and its trust store (and host name check,
 // ssl.endpoint.identification.algorithm=https) for the leader's. An RF 3
 // topic with min.insync.replicas=3 takes acks=all records only when both
-// followers fetch; then every replica's files are the leader's bytes.
+// followers fetch; then every replica's files are the leader's bytes. A
+// transaction over partitions led by all three nodes is then read
+// committed: its markers went to the other leaders over the same listener.
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"fmt"
@@ -106,5 +109,47 @@ func testClusterTLSInterBroker(t *testing.T, protocol string, props map[string]s
 		}
 		t.Logf("every replica byte-identical %v after the last ack", took.Round(time.Millisecond))
 		c.expectISR(t, topic, replicas, nil)
+
+		// Transaction markers: the coordinator's node writes them to the
+		// leaders of the other partitions through its inter-broker client,
+		// over the same listener. read_committed sees a transaction only
+		// once every leader wrote its marker.
+		const txTopic = "tls-txn"
+		c.createReplicatedTopic(t, txTopic, parts, 3, nil, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*clusterStepTimeout)
+		defer cancel()
+		p := seedClient(t, c.seeds(), append([]kgo.Opt{kgo.TransactionalID("tls-tx"), kgo.DefaultProduceTopic(txTopic),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(20 * time.Second), kgo.DialTLSConfig(clientTLS.Clone())}, clientOpts...)...)
+		for _, commit := range []bool{true, false} {
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			for part := int32(0); part < parts; part++ {
+				r := &kgo.Record{Partition: part, Value: []byte(fmt.Sprintf("commit=%v-%d", commit, part))}
+				if err := produceBounded(ctx, p, r); err != nil {
+					t.Fatalf("transactional produce to %s/%d: %v", txTopic, part, err)
+				}
+			}
+			if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+				t.Fatalf("end transaction (commit %v): %v", commit, err)
+			}
+		}
+		p.Close()
+		rc := seedClient(t, c.seeds(), append([]kgo.Opt{kgo.ConsumeTopics(txTopic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DialTLSConfig(clientTLS.Clone())}, clientOpts...)...)
+		seen := map[string]bool{}
+		for len(seen) < parts && ctx.Err() == nil {
+			rc.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				if v := string(r.Value); seen[v] || strings.HasPrefix(v, "commit=false") {
+					t.Errorf("read_committed returned %q (again, or aborted)", v)
+				} else {
+					seen[v] = true
+				}
+			})
+		}
+		rc.Close()
+		if len(seen) != parts {
+			t.Fatalf("read_committed read %d of %d committed records: markers not written to every leader", len(seen), parts)
+		}
 	})
 }
