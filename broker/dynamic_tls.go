@@ -20,10 +20,12 @@ package broker
 // the metadata log, so it outlives a restart): after a restart
 // server.properties applies again, so change it too. In a cluster such a
 // request is served by the node it names and not forwarded to the
-// controller. DescribeConfigs does not list the dynamic values.
+// controller. DescribeConfigs of the broker lists the values in force as
+// DYNAMIC_BROKER_CONFIG (secrets without their value).
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -41,6 +43,34 @@ type DynamicTLS interface {
 	// all or none; with validateOnly it only checks. Safe for concurrent
 	// use.
 	AlterTLS(ops map[string]*string, validateOnly bool) error
+	// DynamicTLSConfigs are the values in force that AlterTLS set (full
+	// keys), for DescribeConfigs.
+	DynamicTLSConfigs() map[string]string
+}
+
+// dynamicTLSDescribed describes the TLS keys set through
+// IncrementalAlterConfigs, as DYNAMIC_BROKER_CONFIG; secrets without
+// their value, as Kafka answers a password.
+func (b *Broker) dynamicTLSDescribed() []config.Described {
+	if b.opts.DynamicTLS == nil {
+		return nil
+	}
+	var out []config.Described
+	for k, v := range b.opts.DynamicTLS.DynamicTLSConfigs() {
+		_, key, _ := config.DynamicSSLKey(k)
+		d := config.Described{Name: k, Source: config.SourceDynamicBroker, Type: config.TypeString,
+			Doc: "Set on this broker by IncrementalAlterConfigs (not stored: server.properties applies again after a restart)."}
+		if key == "ssl.key.password" || key == "ssl.keystore.key" {
+			d.Type = config.TypePassword
+		} else {
+			value := v
+			d.Value = &value
+		}
+		d.Synonyms = []config.Synonym{{Name: k, Value: d.Value, Source: config.SourceDynamicBroker}}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // isDynamicTLSResource reports whether a BROKER resource's keys are TLS

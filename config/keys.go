@@ -69,14 +69,15 @@ type Type int8
 
 // The Kafka config types.
 const (
-	TypeBoolean Type = 1
-	TypeString  Type = 2
-	TypeInt     Type = 3
-	TypeShort   Type = 4
-	TypeLong    Type = 5
-	TypeDouble  Type = 6
-	TypeList    Type = 7
-	TypeClass   Type = 8
+	TypeBoolean  Type = 1
+	TypeString   Type = 2
+	TypeInt      Type = 3
+	TypeShort    Type = 4
+	TypeLong     Type = 5
+	TypeDouble   Type = 6
+	TypeList     Type = 7
+	TypeClass    Type = 8
+	TypePassword Type = 9
 )
 
 func (t Type) String() string {
@@ -97,6 +98,8 @@ func (t Type) String() string {
 		return "list"
 	case TypeClass:
 		return "class"
+	case TypePassword:
+		return "password"
 	}
 	return "unknown"
 }

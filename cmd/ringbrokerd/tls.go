@@ -34,6 +34,13 @@ type tlsSet struct {
 	overrides map[string]string
 }
 
+// DynamicTLSConfigs implements broker.DynamicTLS.
+func (s *tlsSet) DynamicTLSConfigs() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.overrides)
+}
+
 // AlterTLS implements broker.DynamicTLS: every listener ops touch gets
 // its settings with the new overrides, loaded and checked against what it
 // serves (tlsstore.Watcher.Prepare); only when all pass are they served

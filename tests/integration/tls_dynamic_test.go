@@ -124,6 +124,21 @@ func TestTLSDynamicKeystore(t *testing.T) {
 		if got := served(f.mtlsAddr); got.Cmp(mtlsFirst) != 0 {
 			t.Fatalf("the MTLS listener's certificate changed too: %v", got)
 		}
+		// DescribeConfigs of the broker lists it as a dynamic value.
+		dreq := kmsg.NewPtrDescribeConfigsRequest()
+		dres := kmsg.NewDescribeConfigsRequestResource()
+		dres.ResourceType, dres.ResourceName = kmsg.ConfigResourceTypeBroker, node
+		dres.ConfigNames = []string{key}
+		dreq.Resources = append(dreq.Resources, dres)
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		dresp, err := dreq.RequestWith(dctx, admin)
+		dcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := dresp.Resources[0].Configs; len(cs) != 1 || cs[0].Value == nil || *cs[0].Value != nextPath || cs[0].Source != kmsg.ConfigSourceDynamicBrokerConfig {
+			t.Fatalf("DescribeConfigs of %s after the rotation: %+v", key, cs)
+		}
 		// The watcher now follows the new file: rewriting it is served.
 		again := f.ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: "broker-1"}, Server: true})
 		testpki.Write(t, f.dir, "server-next.pem", again.CertPEM, again.KeyPEM)
