@@ -10,6 +10,8 @@ package integration
 // followers fetch; then every replica's files are the leader's bytes. A
 // transaction over partitions led by all three nodes is then read
 // committed: its markers went to the other leaders over the same listener.
+// The SASL_SSL variant (TestClusterLongSASLSSLInterBroker) runs in make
+// cluster-long.
 
 import (
 	"context"
@@ -22,7 +24,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/ringbroker/ringbroker/internal/testpki"
 )
@@ -31,19 +32,6 @@ func TestClusterSSLInterBroker(t *testing.T) {
 	testClusterTLSInterBroker(t, "SSL", map[string]string{
 		"ssl.client.auth": "required",
 	}, nil)
-}
-
-// TestClusterSASLSSLInterBroker: the same with SASL_SSL as the only broker
-// listener: the replica fetchers authenticate with
-// sasl.mechanism.inter.broker.protocol=PLAIN and the username and password
-// of the listener's JAAS config, over TLS.
-func TestClusterSASLSSLInterBroker(t *testing.T) {
-	testClusterTLSInterBroker(t, "SASL_SSL", map[string]string{
-		"sasl.enabled.mechanisms":              "PLAIN",
-		"sasl.mechanism.inter.broker.protocol": "PLAIN",
-		"listener.name.sasl_ssl.plain.sasl.jaas.config": `org.apache.kafka.common.security.plain.PlainLoginModule required ` +
-			`username="broker" password="broker-secret" user_broker="broker-secret" user_client="client-secret";`,
-	}, []kgo.Opt{kgo.SASL(plain.Auth{User: "client", Pass: "client-secret"}.AsMechanism())})
 }
 
 func testClusterTLSInterBroker(t *testing.T, protocol string, props map[string]string, clientOpts []kgo.Opt) {
