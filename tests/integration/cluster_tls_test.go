@@ -23,7 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/internal/testpki"
 )
@@ -138,6 +140,37 @@ func testClusterTLSInterBroker(t *testing.T, protocol string, props map[string]s
 		rc.Close()
 		if len(seen) != parts {
 			t.Fatalf("read_committed read %d of %d committed records: markers not written to every leader", len(seen), parts)
+		}
+
+		// In a cluster a node's own TLS keys are altered on that node (not
+		// forwarded to the controller): node 1 rotates its certificate,
+		// a new connection to it gets the new one.
+		n1 := c.node(1)
+		rotated := ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: "broker-1"},
+			Server: true, ClientToo: true, IPs: []net.IP{net.ParseIP(n1.host)}})
+		rotatedPath := testpki.Write(t, dir, "broker-1-rotated.pem", rotated.CertPEM, rotated.KeyPEM)
+		areq := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		ares := kmsg.NewIncrementalAlterConfigsRequestResource()
+		ares.ResourceType, ares.ResourceName = kmsg.ConfigResourceTypeBroker, "1"
+		ac := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		ac.Name, ac.Op, ac.Value = "listener.name."+strings.ToLower(protocol)+".ssl.keystore.location", kmsg.IncrementalAlterConfigOpSet, &rotatedPath
+		ares.Configs = append(ares.Configs, ac)
+		areq.Resources = append(areq.Resources, ares)
+		resp, err := n1.request(ctx, areq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.(*kmsg.IncrementalAlterConfigsResponse).Resources[0]; r.ErrorCode != 0 {
+			t.Fatalf("rotating node 1's certificate: %v %v", kerr.ErrorForCode(r.ErrorCode), r.ErrorMessage)
+		}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", n1.addr(), clientTLS.Clone())
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := conn.ConnectionState().PeerCertificates[0].SerialNumber
+		conn.Close()
+		if serial.Cmp(rotated.Cert.SerialNumber) != 0 {
+			t.Fatalf("node 1 serves certificate %v after the rotation, want %v", serial, rotated.Cert.SerialNumber)
 		}
 	})
 }
