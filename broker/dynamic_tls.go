@@ -21,7 +21,9 @@ package broker
 // server.properties applies again, so change it too. In a cluster such a
 // request is served by the node it names and not forwarded to the
 // controller. DescribeConfigs of the broker lists the values in force as
-// DYNAMIC_BROKER_CONFIG (secrets without their value).
+// DYNAMIC_BROKER_CONFIG (secrets without their value). The legacy
+// AlterConfigs (key 33) keeps every broker key read-only (Kafka takes
+// these keys there too).
 
 import (
 	"fmt"
