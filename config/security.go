@@ -386,6 +386,9 @@ func (c *Config) validateInterBroker() error {
 	if c.InterBrokerListenerName != "" && c.SecurityInterBrokerProtocol != "" {
 		return errors.New("only one of inter.broker.listener.name and security.inter.broker.protocol should be set")
 	}
+	if name := c.InterBrokerListenerName; name != "" && slices.Contains(c.ControllerListenerNames, name) {
+		return fmt.Errorf("controller.listener.names must not contain a value appearing in the 'inter.broker.listener.name' configuration (%s)", name)
+	}
 	l, ok := c.InterBrokerListener()
 	if !ok {
 		key, name := "inter.broker.listener.name", c.InterBrokerListenerName

@@ -93,6 +93,7 @@ func TestInterBrokerListener(t *testing.T) {
 		{"security.inter.broker.protocol=PLAINTEXT\n", "PLAINTEXT", ""},
 		{"inter.broker.listener.name=SSL\nsecurity.inter.broker.protocol=SSL\n", "", "only one of"},
 		{"inter.broker.listener.name=OTHER\n", "", "must be a listener name defined in advertised.listeners"},
+		{"inter.broker.listener.name=CONTROLLER\n", "", "must not contain a value appearing in the 'inter.broker.listener.name'"},
 		{"inter.broker.listener.name=SASL_SSL\n", "SASL_SSL", ""},
 	} {
 		cfg, _, err := Parse(strings.NewReader(base+c.extra), "test.properties")
