@@ -14,16 +14,16 @@ package broker
 // Kafka's rules kept: per broker only (the resource name "" is
 // INVALID_CONFIG: "broker id must be specified"); only with the listener
 // prefix (an unprefixed ssl.keystore.location is INVALID_CONFIG); SET and
-// DELETE (back to server.properties), APPEND/SUBTRACT INVALID_CONFIG.
+// DELETE (back to server.properties), APPEND/SUBTRACT INVALID_CONFIG. The
+// legacy AlterConfigs (key 33) makes the broker's dynamic TLS keys exactly
+// those it names (replaceTLS).
 //
 // Differences from Apache Kafka: a change is not stored (Kafka writes it to
 // the metadata log, so it outlives a restart): after a restart
 // server.properties applies again, so change it too. In a cluster such a
 // request is served by the node it names and not forwarded to the
 // controller. DescribeConfigs of the broker lists the values in force as
-// DYNAMIC_BROKER_CONFIG (secrets without their value). The legacy
-// AlterConfigs (key 33) keeps every broker key read-only (Kafka takes
-// these keys there too).
+// DYNAMIC_BROKER_CONFIG (secrets without their value).
 
 import (
 	"fmt"
@@ -90,25 +90,48 @@ func (b *Broker) isDynamicTLSResource(typ kmsg.ConfigResourceType, keys []string
 }
 
 // servedHere reports whether an admin request that is forwarded in a
-// cluster is served by this node instead: an IncrementalAlterConfigs
-// whose every resource is this node's dynamic TLS keys.
+// cluster is served by this node instead: an IncrementalAlterConfigs or
+// AlterConfigs whose every resource is this node's dynamic TLS keys.
 func (b *Broker) servedHere(r any) bool {
-	req, ok := r.(*kmsg.IncrementalAlterConfigsRequest)
-	if !ok || len(req.Resources) == 0 {
+	type resource struct {
+		typ  kmsg.ConfigResourceType
+		name string
+		keys []string
+	}
+	var resources []resource
+	switch req := r.(type) {
+	case *kmsg.IncrementalAlterConfigsRequest:
+		for _, res := range req.Resources {
+			rs := resource{typ: res.ResourceType, name: res.ResourceName}
+			for _, c := range res.Configs {
+				rs.keys = append(rs.keys, c.Name)
+			}
+			resources = append(resources, rs)
+		}
+	case *kmsg.AlterConfigsRequest:
+		for _, res := range req.Resources {
+			rs := resource{typ: res.ResourceType, name: res.ResourceName}
+			for _, c := range res.Configs {
+				rs.keys = append(rs.keys, c.Name)
+			}
+			resources = append(resources, rs)
+		}
+	}
+	if len(resources) == 0 || b.opts.DynamicTLS == nil {
 		return false
 	}
 	node := strconv.Itoa(int(b.opts.NodeID))
-	for _, res := range req.Resources {
-		if res.ResourceName != node || len(res.Configs) == 0 {
+	for _, res := range resources {
+		if res.typ != kmsg.ConfigResourceTypeBroker || res.name != node || len(res.keys) == 0 {
 			return false
 		}
-		for _, c := range res.Configs {
-			if _, _, ok := config.DynamicSSLKey(c.Name); !ok || res.ResourceType != kmsg.ConfigResourceTypeBroker {
+		for _, k := range res.keys {
+			if _, _, ok := config.DynamicSSLKey(k); !ok {
 				return false
 			}
 		}
 	}
-	return b.opts.DynamicTLS != nil
+	return true
 }
 
 // dynamicTLSOps checks a BROKER resource of TLS keys and returns its
@@ -163,6 +186,30 @@ func (b *Broker) dynamicTLSOps(name string, configs []kmsg.IncrementalAlterConfi
 		}
 	}
 	return ops, nil
+}
+
+// replaceTLS is AlterConfigs (legacy, not incremental) of a BROKER
+// resource of TLS keys: the keys given are set, the dynamic ones in force
+// and not given go back to server.properties.
+func (b *Broker) replaceTLS(res kmsg.AlterConfigsRequestResource, duplicate, validateOnly bool) error {
+	configs := make([]kmsg.IncrementalAlterConfigsRequestResourceConfig, 0, len(res.Configs))
+	given := map[string]bool{}
+	for _, c := range res.Configs {
+		configs = append(configs, kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: c.Name, Op: kmsg.IncrementalAlterConfigOpSet, Value: c.Value})
+		if l, k, ok := config.DynamicSSLKey(c.Name); ok {
+			given[config.ListenerKey(l, k)] = true
+		}
+	}
+	ops, err := b.dynamicTLSOps(res.ResourceName, configs, duplicate)
+	if err != nil {
+		return err
+	}
+	for k := range b.opts.DynamicTLS.DynamicTLSConfigs() {
+		if !given[k] {
+			ops[k] = nil
+		}
+	}
+	return b.alterTLS(ops, validateOnly)
 }
 
 // alterTLS hands ops to DynamicTLS; its refusal is INVALID_CONFIG.

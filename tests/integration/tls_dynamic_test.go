@@ -8,7 +8,8 @@ package integration
 // Changes that do not check out are INVALID_CONFIG and change nothing: a
 // file that is no key store, a certificate naming another subject (Kafka's
 // ssl.allow.dn.changes=false), the key without the listener prefix, the
-// cluster-wide default resource, and validate_only.
+// cluster-wide default resource, and validate_only. The legacy
+// AlterConfigs sets it too.
 
 import (
 	"context"
@@ -148,5 +149,27 @@ func TestTLSDynamicKeystore(t *testing.T) {
 			}
 			return nil
 		})
+
+		// The legacy AlterConfigs (Sarama's, older admin clients') sets the
+		// broker's dynamic keys to exactly those given: back to the first
+		// key store.
+		lreq := kmsg.NewPtrAlterConfigsRequest()
+		lres := kmsg.NewAlterConfigsRequestResource()
+		lres.ResourceType, lres.ResourceName = kmsg.ConfigResourceTypeBroker, node
+		first0 := f.keystorePath
+		lres.Configs = append(lres.Configs, kmsg.AlterConfigsRequestResourceConfig{Name: key, Value: &first0})
+		lreq.Resources = append(lreq.Resources, lres)
+		lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		lresp, err := lreq.RequestWith(lctx, admin)
+		lcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := lresp.Resources[0].ErrorCode; code != 0 {
+			t.Fatalf("AlterConfigs back to the first key store: %v %v", kerr.ErrorForCode(code), lresp.Resources[0].ErrorMessage)
+		}
+		if got := served(f.sslAddr); got.Cmp(first) != 0 {
+			t.Fatalf("after AlterConfigs a new connection gets certificate %v, want the first (%v)", got, first)
+		}
 	})
 }
