@@ -65,15 +65,15 @@ package broker
 //     watermark.
 //
 //   - Quotas (quota.go): a consumer's response bytes count toward
-//     consumer_byte_rate; the response carries the throttle in
-//     throttle_time_ms and the connection is not read for that long.
+//     consumer_byte_rate; its size is capped, as Kafka's, to what the
+//     quota window allows (quota x (quota.window.num - 1) x window), at
+//     least one batch still going out (KIP-74). When the client owes a
+//     throttle (consumer_byte_rate or request_percentage) the answer is
+//     Kafka's throttled response (KIP-219): no partitions, the throttle in
+//     throttle_time_ms, the response's bytes taken back off the rate, and
+//     the connection is not read for that long.
 //
 // Differences from Apache Kafka:
-//   - a throttled consumer gets the records it fetched (Kafka, since
-//     KIP-219, sends an empty response and un-records its bytes); the
-//     response size is capped, as Kafka's, to what the quota window
-//     allows (quota x (quota.window.num - 1) x window), at least one
-//     batch still going out (KIP-74);
 //   - no preferred read replica unless replica.selector.class is set
 //     (fetch_preferred.go); last_fetched_epoch is checked for follower
 //     fetches only (Kafka checks a consumer's too), and not for a
@@ -173,6 +173,9 @@ type fetchOp struct {
 	// quota.go); zero for a follower.
 	quota        quotaClient
 	requestQuota quotaClient // request_percentage
+	// dropSession: a throttled full fetch's new session, not handed out
+	// (replyThrottled); guarded by session.mu.
+	dropSession bool
 
 	// long poll: mu guards timer and waiting between wait (registering)
 	// and wake (which may start before wait has finished registering).
@@ -223,7 +226,7 @@ func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kms
 	}
 	if op.session != nil {
 		op.session.mu.Lock()
-		defer op.session.mu.Unlock()
+		defer op.unlockSession()
 	}
 	op.evaluate(wait <= 0)
 }
@@ -551,8 +554,12 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 		}
 	}
 	if budget > 0 || first {
+		// Kafka's readFromLog: the partition's max bytes, at most what the
+		// request has left (for the first partition too: a quota caps
+		// op.maxBytes); the first batch of the response still goes whole
+		// (KIP-74, storage.Log.Read).
 		max := int64(it.maxBytes)
-		if !first && budget < max {
+		if budget > 0 && budget < max {
 			max = budget
 		}
 		var reg storage.Region
@@ -714,7 +721,7 @@ func (op *fetchOp) wake() {
 	op.mu.Unlock()
 	if op.session != nil {
 		op.session.mu.Lock()
-		defer op.session.mu.Unlock()
+		defer op.unlockSession()
 	}
 	op.evaluate(!op.b.clock.Now().Before(op.deadline))
 }
@@ -766,7 +773,6 @@ func (op *fetchOp) respond(results []fetchResult) {
 			res := &results[k]
 			buf.B = e.AppendPartitionPreferred(buf.B, op.items[k].key.partition, res.errorCode, res.hw, res.lso, res.logStart, res.aborted, res.preferred, res.region.Len)
 			if res.region.Len > 0 {
-				op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
 				op.attach(buf, res)
 			}
 			if res.diverging != nil {
@@ -780,9 +786,6 @@ func (op *fetchOp) respond(results []fetchResult) {
 				leaders = append(leaders, res.leader.id)
 			} else {
 				buf.B = e.EndPartition(buf.B)
-			}
-			if sp := op.items[k].sp; sp != nil {
-				sp.sentHW, sp.sentLogStart, sp.sentError, sp.sentLSO = res.hw, res.logStart, res.errorCode, res.lso
 			}
 		}
 		buf.B = e.EndTopic(buf.B)
@@ -800,8 +803,66 @@ func (op *fetchOp) respond(results []fetchResult) {
 		size += f.Len
 	}
 	ms := max(op.b.recordQuota(op.quota, quota.Fetch, float64(size)), op.b.requestThrottle(op.requestQuota))
+	if ms > 0 {
+		// KIP-219, as Kafka's handleFetchRequest: a throttled client gets
+		// no records, only the throttle, and the bytes it did not get are
+		// taken back off its rate; the session remembers nothing as sent.
+		buf.Release()
+		op.b.unrecordQuota(op.quota, quota.Fetch, float64(size))
+		op.replyThrottled(ms)
+		return
+	}
+	for k := range op.items {
+		if !include[k] {
+			continue
+		}
+		res := &results[k]
+		if res.region.Len > 0 {
+			op.b.topicMetrics(op.items[k].part.Topic).Fetched(int(res.region.Len))
+		}
+		if sp := op.items[k].sp; sp != nil {
+			sp.sentHW, sp.sentLogStart, sp.sentError, sp.sentLSO = res.hw, res.logStart, res.errorCode, res.lso
+		}
+	}
+	binary.BigEndian.PutUint32(buf.B[throttleAt:], uint32(ms))
+	op.req.Reply(buf)
+}
+
+// replyThrottled answers a throttled fetch as Kafka's
+// FetchContext.getThrottledResponse: no partitions, throttle_time_ms, and
+// the session id of an incremental fetch; a full fetch's new session is
+// not handed out (session id 0) and is dropped once op is done with it
+// (dropSession), as Kafka creates a full fetch's session only for a
+// response it sends. The connection is not read for ms.
+func (op *fetchOp) replyThrottled(ms int32) {
+	sessionID := int32(0)
+	if op.session != nil {
+		if op.full {
+			op.dropSession = true
+		} else {
+			sessionID = op.session.id
+		}
+	}
+	e := proto.NewFetchEncoder(op.hdr.APIVersion)
+	buf := netpoll.GetBuffer()
+	buf.B = proto.AppendResponseHeader(buf.B, &op.hdr)
+	throttleAt := len(buf.B)
+	buf.B = e.AppendHeader(buf.B, 0, sessionID, 0)
+	buf.B = e.EndResponse(buf.B)
 	binary.BigEndian.PutUint32(buf.B[throttleAt:], uint32(ms))
 	replyQuota(op.req, buf, ms)
+}
+
+// unlockSession releases the session op holds and drops it when a
+// throttled full fetch created it (replyThrottled). The cache's lock comes
+// before a session's, so the drop waits for the unlock.
+func (op *fetchOp) unlockSession() {
+	s := op.session
+	drop := op.dropSession
+	s.mu.Unlock()
+	if drop {
+		op.b.fetchSessions.remove(s.id)
+	}
 }
 
 // attach adds a region's records to the response: spliced from the file, or

@@ -85,7 +85,7 @@ func (b *Broker) serveDescribeConfigs(req netpoll.Request, hdr proto.RequestHead
 			case "":
 				// cluster-wide dynamic defaults: none
 			case nodeName:
-				entries = b.brokerConfig().DescribeBroker()
+				entries = append(b.brokerConfig().DescribeBroker(), b.dynamicTLSDescribed()...) // dynamic_tls.go
 			default:
 				rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, errMsg("unexpected broker id, expected "+nodeName+" or empty string, but received "+res.ResourceName)
 			}

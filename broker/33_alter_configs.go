@@ -15,11 +15,14 @@ package broker
 // BROKER resources: every broker key is read-only here (server.properties
 // only), so altering any key is INVALID_REQUEST, as Kafka answers for keys
 // it cannot update dynamically; an empty config list is a no-op success.
+// The exception is a TLS listener's key and trust store keys
+// (dynamic_tls.go): the broker's dynamic ones become exactly those given.
 // A broker name other than ours or "": INVALID_REQUEST. Other resource
 // types: INVALID_REQUEST.
 //
-// Differences from Apache Kafka: no dynamic broker configs at all (Kafka
-// can change some, e.g. log.retention.ms cluster-wide); no
+// Differences from Apache Kafka: no dynamic broker configs but the TLS
+// stores (Kafka can change some more, e.g. log.retention.ms cluster-wide),
+// and an empty config list does not clear them; no
 // alter.config.policy; a full admin queue answers REQUEST_TIMED_OUT.
 
 import (
@@ -53,6 +56,13 @@ func (b *Broker) alterConfigs(req netpoll.Request, h *proto.RequestHeader, r *km
 		}
 		if code := b.configAuthz(req, res.ResourceType, res.ResourceName, acl.OpAlterConfigs); code != 0 { // authz.go
 			out.ErrorCode, out.ErrorMessage = code, errMsg("Authorization failed.")
+			resp.Resources = append(resp.Resources, out)
+			continue
+		}
+		if b.isDynamicTLSResource(res.ResourceType, keys) {
+			// dynamic_tls.go: the broker's dynamic TLS keys become exactly
+			// those given; one set in force and not given is deleted.
+			out.ErrorCode, out.ErrorMessage = kafkaError(b.replaceTLS(res, dups[i], r.ValidateOnly))
 			resp.Resources = append(resp.Resources, out)
 			continue
 		}

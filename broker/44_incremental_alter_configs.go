@@ -15,10 +15,13 @@ package broker
 //     twice in one resource, or an unknown operation: INVALID_REQUEST.
 //
 // Resource-level checks and BROKER resources are as in AlterConfigs
-// (33_alter_configs.go): every broker key is read-only, INVALID_REQUEST.
+// (33_alter_configs.go): every broker key is read-only, INVALID_REQUEST,
+// but for a TLS listener's key and trust store keys
+// (listener.name.<l>.ssl.keystore.location and the like), which change
+// the listener's certificates at run time (dynamic_tls.go).
 // validate_only checks everything and changes nothing.
 //
-// Differences from Apache Kafka: no dynamic broker configs; no
+// Differences from Apache Kafka: no other dynamic broker configs; no
 // alter.config.policy; a full admin queue answers REQUEST_TIMED_OUT.
 
 import (
@@ -44,6 +47,10 @@ func (b *Broker) incrementalAlterConfigs(req netpoll.Request, h *proto.RequestHe
 	dups := duplicateResources(len(r.Resources), func(i int) (kmsg.ConfigResourceType, string) {
 		return r.Resources[i].ResourceType, r.Resources[i].ResourceName
 	})
+	// The TLS stores of every resource are checked together and applied
+	// only when all check out (dynamic_tls.go).
+	tlsOps := map[string]*string{}
+	var tlsAt []int
 	for i, res := range r.Resources {
 		out := kmsg.IncrementalAlterConfigsResponseResource{ResourceType: res.ResourceType, ResourceName: res.ResourceName}
 		keys := make([]string, len(res.Configs))
@@ -55,11 +62,29 @@ func (b *Broker) incrementalAlterConfigs(req netpoll.Request, h *proto.RequestHe
 			resp.Resources = append(resp.Resources, out)
 			continue
 		}
+		if b.isDynamicTLSResource(res.ResourceType, keys) {
+			ops, err := b.dynamicTLSOps(res.ResourceName, res.Configs, dups[i])
+			out.ErrorCode, out.ErrorMessage = kafkaError(err)
+			if err == nil {
+				for k, v := range ops {
+					tlsOps[k] = v
+				}
+				tlsAt = append(tlsAt, len(resp.Resources))
+			}
+			resp.Resources = append(resp.Resources, out)
+			continue
+		}
 		out.ErrorCode, out.ErrorMessage = b.alterResourceCommon(res.ResourceType, res.ResourceName, keys, dups[i])
 		if out.ErrorCode == 0 && res.ResourceType == kmsg.ConfigResourceTypeTopic {
 			out.ErrorCode, out.ErrorMessage = kafkaError(b.incrementalAlterTopic(res.ResourceName, res.Configs, r.ValidateOnly))
 		}
 		resp.Resources = append(resp.Resources, out)
+	}
+	if len(tlsAt) > 0 {
+		code, msg := kafkaError(b.alterTLS(tlsOps, r.ValidateOnly))
+		for _, i := range tlsAt {
+			resp.Resources[i].ErrorCode, resp.Resources[i].ErrorMessage = code, msg
+		}
 	}
 	b.replyMsg(req, h, &resp)
 }

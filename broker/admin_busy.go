@@ -40,7 +40,7 @@ func adminDecoded[T any, P interface {
 	return decoded(key, min, max, copying, func(b *Broker, req netpoll.Request, h proto.RequestHeader, r P) {
 		h.ClientID = nil // aliases the frame; the answer is built on the worker
 		b.submitAdmin(req, &h, r, func() {
-			if forwarded && b.opts.Cluster != nil {
+			if forwarded && b.opts.Cluster != nil && !b.servedHere(r) { // dynamic_tls.go
 				b.forward(req, &h, r)
 				return
 			}

@@ -30,7 +30,9 @@
 package broker
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -109,6 +111,17 @@ type Options struct {
 	// listener whose endpoints Metadata returns ("" = PLAINTEXT).
 	Cluster      Cluster
 	ListenerName string
+	// InterBrokerListener names the listener this broker's own clients of
+	// other brokers connect to (transaction markers; "" = ListenerName),
+	// and InterBrokerDial opens those connections (nil: plain TCP; a TLS
+	// dialer for an SSL inter-broker listener).
+	InterBrokerListener string
+	InterBrokerDial     func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// DynamicTLS, when set, changes TLS listeners' key and trust stores
+	// through IncrementalAlterConfigs (dynamic_tls.go); nil: every broker
+	// key is read-only.
+	DynamicTLS DynamicTLS
 
 	// Security configures SASL listeners, SCRAM credentials and the
 	// authorizer (security.go); nil: every listener PLAINTEXT, no

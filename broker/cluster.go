@@ -140,6 +140,21 @@ func (b *Broker) brokerEndpoint(br metadata.Broker) (metadata.Endpoint, bool) {
 	return metadata.Endpoint{}, false
 }
 
+// interBrokerEndpoint is broker br's endpoint on the inter-broker
+// listener (Options.InterBrokerListener), else brokerEndpoint's. The
+// markers client's seeds come from it; kgo then follows the Metadata its
+// connections' listener answers, the same listener.
+func (b *Broker) interBrokerEndpoint(br metadata.Broker) (metadata.Endpoint, bool) {
+	if name := b.opts.InterBrokerListener; name != "" {
+		for _, e := range br.Endpoints {
+			if strings.EqualFold(e.Name, name) {
+				return e, true
+			}
+		}
+	}
+	return b.brokerEndpoint(br)
+}
+
 // requestEndpoint is broker br's endpoint on the listener req came in
 // on, as Kafka answers Metadata, DescribeCluster and FindCoordinator (a
 // client on a SASL listener must be sent to the other brokers' SASL

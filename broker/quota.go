@@ -19,7 +19,9 @@ package broker
 //     counted when handed to the logs and its throttle mutes the
 //     connection without an answer (netpoll.Request.NoReplyThrottled).
 //   - Fetch (consumers, not followers): the response's bytes count toward
-//     consumer_byte_rate, same answer and mute.
+//     consumer_byte_rate; a client owing a throttle gets Kafka's throttled
+//     answer (no records; 01_fetch.go) with the same mute, and the bytes
+//     are taken back off its rate.
 //   - request_percentage: every request's time in ServeFrame (decode,
 //     checks, the hand-off and a synchronous answer) counts, after the
 //     handler returns, as percent-seconds: 100 means one ring thread (on
@@ -151,6 +153,14 @@ func (b *Broker) recordQuota(c quotaClient, t quota.Type, v float64) int32 {
 		}
 	}
 	return int32(min(ms, 1<<31-1))
+}
+
+// unrecordQuota takes back v recorded for c (a throttled Fetch's bytes,
+// which it does not carry), as Kafka's unrecordQuotaSensor.
+func (b *Broker) unrecordQuota(c quotaClient, t quota.Type, v float64) {
+	if c.on {
+		b.quotas.mgr.Unrecord(t, c.user, c.clientID, v, b.clock.Now().UnixMilli())
+	}
 }
 
 // recordRequestTime counts d of handler time for req's client under

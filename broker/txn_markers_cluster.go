@@ -160,15 +160,19 @@ func (m *clusterMarkers) client() (*kgo.Client, error) {
 		if !isLive(im, br.ID) {
 			continue
 		}
-		if e, ok := m.b.brokerEndpoint(br); ok {
+		if e, ok := m.b.interBrokerEndpoint(br); ok {
 			seeds = append(seeds, fmt.Sprintf("%s:%d", e.Host, e.Port))
 		}
 	}
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("no live broker in the metadata image")
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("ringbroker-%d-txn-markers", m.b.opts.NodeID)),
-		kgo.RequestRetries(0), kgo.WithLogger(nil))
+	opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("ringbroker-%d-txn-markers", m.b.opts.NodeID)),
+		kgo.RequestRetries(0), kgo.WithLogger(nil)}
+	if m.b.opts.InterBrokerDial != nil {
+		opts = append(opts, kgo.Dialer(m.b.opts.InterBrokerDial))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}

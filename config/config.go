@@ -66,6 +66,8 @@ type Config struct {
 	AdvertisedListeners         []Listener        // advertised.listeners; default: listeners, wildcard host -> os.Hostname()
 	ListenerSecurityProtocolMap map[string]string // listener.security.protocol.map; every listener must map to PLAINTEXT
 	ControllerListenerNames     []string          // controller.listener.names; served to the quorum, not to clients (cluster.go)
+	InterBrokerListenerName     string            // inter.broker.listener.name; "" see InterBrokerListener
+	SecurityInterBrokerProtocol string            // security.inter.broker.protocol; "" see InterBrokerListener
 	NodeID                      int32             // node.id (also broker.id)
 	SocketRequestMaxBytes       int32             // socket.request.max.bytes
 	QueuedMaxRequestBytes       int64             // queued.max.request.bytes; always > 0 here (see QueuedMaxRequestBytesUnbounded)
@@ -194,6 +196,7 @@ type Config struct {
 
 	// Security (security.go; Kafka keys but ring.conn.max.authenticating).
 	SaslEnabledMechanisms                 []string // sasl.enabled.mechanisms (per listener: ListenerKey)
+	SaslMechanismInterBroker              string   // sasl.mechanism.inter.broker.protocol
 	ConnectionFailedAuthenticationDelayMs int      // connection.failed.authentication.delay.ms
 	ConnectionsMaxReauthMs                int64    // connections.max.reauth.ms
 	SaslServerMaxReceiveSize              int      // sasl.server.max.receive.size

@@ -39,9 +39,10 @@ type Source int8
 
 // The sources ringbroker reports.
 const (
-	SourceDynamicTopic Source = 1 // DYNAMIC_TOPIC_CONFIG: the topic's override
-	SourceStaticBroker Source = 4 // STATIC_BROKER_CONFIG: server.properties or --set
-	SourceDefault      Source = 5 // DEFAULT_CONFIG: the built-in default
+	SourceDynamicTopic  Source = 1 // DYNAMIC_TOPIC_CONFIG: the topic's override
+	SourceDynamicBroker Source = 2 // DYNAMIC_BROKER_CONFIG: set on this broker by IncrementalAlterConfigs
+	SourceStaticBroker  Source = 4 // STATIC_BROKER_CONFIG: server.properties or --set
+	SourceDefault       Source = 5 // DEFAULT_CONFIG: the built-in default
 )
 
 // Synonym is one source of a described value. Value nil is a null default.

@@ -69,14 +69,15 @@ type Type int8
 
 // The Kafka config types.
 const (
-	TypeBoolean Type = 1
-	TypeString  Type = 2
-	TypeInt     Type = 3
-	TypeShort   Type = 4
-	TypeLong    Type = 5
-	TypeDouble  Type = 6
-	TypeList    Type = 7
-	TypeClass   Type = 8
+	TypeBoolean  Type = 1
+	TypeString   Type = 2
+	TypeInt      Type = 3
+	TypeShort    Type = 4
+	TypeLong     Type = 5
+	TypeDouble   Type = 6
+	TypeList     Type = 7
+	TypeClass    Type = 8
+	TypePassword Type = 9
 )
 
 func (t Type) String() string {
@@ -97,6 +98,8 @@ func (t Type) String() string {
 		return "list"
 	case TypeClass:
 		return "class"
+	case TypePassword:
+		return "password"
 	}
 	return "unknown"
 }
@@ -217,6 +220,26 @@ var brokerSpecs = []spec{
 			return nil
 		},
 		get: func(c *Config) string { return strings.Join(c.ControllerListenerNames, ",") }},
+	{name: "inter.broker.listener.name", def: "",
+		doc: "The listener other brokers' replica fetchers and inter-broker clients (transaction markers) connect to; it must be in `advertised.listeners`. Its security protocol is theirs: PLAINTEXT; SSL with this listener's `ssl.*` keys on the client side too (the key store is the client certificate, the trust store checks the other broker's, `ssl.endpoint.identification.algorithm` its host name); SASL_PLAINTEXT or SASL_SSL with `sasl.mechanism.inter.broker.protocol` and the listener's JAAS `username` and `password`. Unset, with `security.inter.broker.protocol` unset too: the first advertised listener (Kafka would use the listener named PLAINTEXT). Only one of the two keys may be set.",
+		set: func(c *Config, v string) error {
+			c.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(v))
+			return nil
+		},
+		get: func(c *Config) string { return c.InterBrokerListenerName }},
+	{name: "security.inter.broker.protocol", def: "",
+		doc: "Kafka's other way to pick the inter-broker listener: the listener whose name is this protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). Only one of it and `inter.broker.listener.name` may be set. Unset (Kafka's default is PLAINTEXT): see `inter.broker.listener.name`.",
+		set: func(c *Config, v string) error {
+			v = strings.ToUpper(strings.TrimSpace(v))
+			switch v {
+			case "", ProtocolPlaintext, ProtocolSSL, ProtocolSASLPlaintext, ProtocolSASLSSL:
+			default:
+				return fmt.Errorf("%q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", v)
+			}
+			c.SecurityInterBrokerProtocol = v
+			return nil
+		},
+		get: func(c *Config) string { return c.SecurityInterBrokerProtocol }},
 	intSpec("node.id", "0", 0, kafkaIntMax, "This broker's id in Metadata responses.", func(c *Config) *int32 { return &c.NodeID }),
 	intAlias("broker.id", "-1", "node.id", 0, 0, kafkaIntMax, "Older name of `node.id`; if both are set they must be equal.", func(c *Config) *int32 { return &c.NodeID }),
 	intSpec("socket.request.max.bytes", "104857600", 1, kafkaIntMax, "Largest request frame accepted; a bigger frame closes the connection with a log line.", func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
@@ -372,7 +395,6 @@ var brokerSpecs = []spec{
 // io_uring broker. They load without a warning (a stock Kafka server.properties
 // must load cleanly) and Print lists them as ignored, with the reason.
 var ignoredKeys = map[string]string{
-	"inter.broker.listener.name":        "no inter-broker traffic: a single broker",
 	"inter.broker.protocol.version":     "no inter-broker traffic: a single broker",
 	"zookeeper.connect":                 "no ZooKeeper",
 	"zookeeper.connection.timeout.ms":   "no ZooKeeper",

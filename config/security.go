@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -49,6 +50,13 @@ var securitySpecs = append([]spec{
 			return nil
 		},
 		get: func(c *Config) string { return strings.Join(c.SaslEnabledMechanisms, ",") }},
+	{name: "sasl.mechanism.inter.broker.protocol", def: "GSSAPI",
+		doc: "The SASL mechanism this node's replica fetchers and transaction markers authenticate with when `inter.broker.listener.name` is a SASL_PLAINTEXT or SASL_SSL listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (one the listener enables), with the `username` and `password` options of that listener's `listener.name.<name>.<mechanism>.sasl.jaas.config`, as Kafka's brokers do. Kafka's default GSSAPI is not served: set it when the inter-broker listener is a SASL one.",
+		set: func(c *Config, v string) error {
+			c.SaslMechanismInterBroker = strings.ToUpper(strings.TrimSpace(v))
+			return nil
+		},
+		get: func(c *Config) string { return c.SaslMechanismInterBroker }},
 	intSpec("connection.failed.authentication.delay.ms", "100", 0, kafkaIntMax, "Delay before the answer to a failed SASL authentication is sent and the connection closed (a timer: no ring thread waits).", func(c *Config) *int { return &c.ConnectionFailedAuthenticationDelayMs }),
 	intSpec("connections.max.reauth.ms", "0", 0, math.MaxInt64, "Session lifetime of a SASL connection (KIP-368): after it the client must re-authenticate or is disconnected. 0: sessions do not expire.", func(c *Config) *int64 { return &c.ConnectionsMaxReauthMs }),
 	intSpec("sasl.server.max.receive.size", "524288", 1, kafkaIntMax, "Largest frame accepted from a connection that has not authenticated yet; a bigger one closes it.", func(c *Config) *int { return &c.SaslServerMaxReceiveSize }),
@@ -309,8 +317,93 @@ func (c *Config) validateSecurity() error {
 			return fmt.Errorf("%s: no listener named %s in listeners", k, strings.ToUpper(name))
 		}
 	}
-	if c.Clustered() && len(c.AdvertisedListeners) > 0 && isTLSProtocol(c.ListenerProtocol(c.AdvertisedListeners[0].Name)) {
-		return fmt.Errorf("listeners: the first listener, %s, is %s: in a cluster replica fetchers connect to a broker's first listener and speak no TLS yet; put a PLAINTEXT listener first", c.AdvertisedListeners[0].Name, c.ListenerProtocol(c.AdvertisedListeners[0].Name))
+	return c.validateInterBroker()
+}
+
+// InterBrokerListener is the advertised listener other brokers connect to
+// (replica fetchers, transaction markers): inter.broker.listener.name, else
+// the listener named security.inter.broker.protocol (Kafka's rule), else
+// the first advertised listener (Kafka would take the one named
+// PLAINTEXT). ok is false when no such listener is advertised.
+func (c *Config) InterBrokerListener() (l Listener, ok bool) {
+	name := c.InterBrokerListenerName
+	if name == "" {
+		name = c.SecurityInterBrokerProtocol
+	}
+	if name == "" {
+		if len(c.AdvertisedListeners) == 0 {
+			return Listener{}, false
+		}
+		return c.AdvertisedListeners[0], true
+	}
+	for _, a := range c.AdvertisedListeners {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Listener{}, false
+}
+
+// InterBrokerSASL is how this node's own clients authenticate on a SASL
+// inter-broker listener: sasl.mechanism.inter.broker.protocol (PLAIN,
+// SCRAM-SHA-256 or SCRAM-SHA-512, enabled on the listener) and the
+// username and password options of the listener's JAAS config for it.
+func (c *Config) InterBrokerSASL() (mechanism, user, password string, err error) {
+	l, ok := c.InterBrokerListener()
+	if !ok {
+		return "", "", "", errors.New("no inter-broker listener")
+	}
+	mech := c.SaslMechanismInterBroker
+	switch mech {
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return "", "", "", fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s: ringbroker's inter-broker clients authenticate with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", mech)
+	}
+	if !slices.Contains(c.SaslMechanisms(l.Name), mech) {
+		return "", "", "", fmt.Errorf("sasl.mechanism.inter.broker.protocol=%s is not enabled on the inter-broker listener %s", mech, l.Name)
+	}
+	key := ListenerKey(l.Name, strings.ToLower(mech)+".sasl.jaas.config")
+	v, ok := c.listenerKeys[key]
+	if !ok {
+		return "", "", "", fmt.Errorf("%s is not set: the inter-broker clients take their username and password from it", key)
+	}
+	m, err := ParseJAAS(v)
+	if err != nil {
+		return "", "", "", fmt.Errorf("%s: %w", key, err)
+	}
+	user, password = m.Options["username"], m.Options["password"]
+	if user == "" || password == "" {
+		return "", "", "", fmt.Errorf("%s: no username and password options for the inter-broker clients", key)
+	}
+	return mech, user, password, nil
+}
+
+// validateInterBroker checks the inter-broker listener as Kafka's
+// KafkaConfig does, and an SSL one's client-side settings. A SASL one is
+// accepted (a one-node cluster has no follower) and the daemon warns at
+// start: ringbroker's own clients do not authenticate with SASL.
+func (c *Config) validateInterBroker() error {
+	if c.InterBrokerListenerName != "" && c.SecurityInterBrokerProtocol != "" {
+		return errors.New("only one of inter.broker.listener.name and security.inter.broker.protocol should be set")
+	}
+	if name := c.InterBrokerListenerName; name != "" && slices.Contains(c.ControllerListenerNames, name) {
+		return fmt.Errorf("controller.listener.names must not contain a value appearing in the 'inter.broker.listener.name' configuration (%s)", name)
+	}
+	l, ok := c.InterBrokerListener()
+	if !ok {
+		key, name := "inter.broker.listener.name", c.InterBrokerListenerName
+		if name == "" {
+			key, name = "security.inter.broker.protocol", c.SecurityInterBrokerProtocol
+		}
+		return fmt.Errorf("%s: %s must be a listener name defined in advertised.listeners", key, name)
+	}
+	if !c.Clustered() {
+		return nil // a single broker opens no inter-broker connection
+	}
+	if c.ListenerProtocol(l.Name) == ProtocolSSL {
+		if _, err := c.SSL(l.Name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -52,13 +52,13 @@ var sslSensitive = map[string]bool{
 
 var sslDocs = map[string]string{
 	"ssl.keystore.type":                     "Format of the key store. Only `PEM` is served (Go's TLS reads PEM; Kafka's default JKS and PKCS12 are Java formats): an SSL or SASL_SSL listener must set it.",
-	"ssl.keystore.location":                 "PEM file holding the listener's certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1; encrypted PKCS#8 with `ssl.key.password` is refused, see OPERATIONS.md). Re-read when it changes (`ring.ssl.reload.interval.ms`).",
+	"ssl.keystore.location":                 "PEM file holding the listener's certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1, or encrypted PKCS#8 with `ssl.key.password`). Re-read when it changes (`ring.ssl.reload.interval.ms`).",
 	"ssl.keystore.password":                 "Password of a JKS/PKCS12 key store. Not used with PEM: setting it on a PEM listener is refused, as Kafka does.",
 	"ssl.keystore.certificate.chain":        "The certificate chain in PEM, inline (instead of `ssl.keystore.location`).",
 	"ssl.keystore.key":                      "The private key in PEM, inline, with `ssl.keystore.certificate.chain`.",
-	"ssl.key.password":                      "Password of an encrypted private key. Go's standard library decrypts no PKCS#8 key, so an encrypted key is refused at start with a message saying how to decrypt it (`openssl pkcs8 -topk8 -nocrypt`).",
+	"ssl.key.password":                      "Password of an encrypted PKCS#8 private key (`ENCRYPTED PRIVATE KEY`, PBES2 with PBKDF2 and AES-CBC, as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes). A wrong password, or a key in another scheme (PBES1, 3DES, legacy `Proc-Type` PEM encryption), is refused at start with the reason; set on an unencrypted key it is refused too.",
 	"ssl.truststore.type":                   "Format of the trust store; only `PEM` is served. Needed when a listener checks client certificates (`ssl.client.auth` requested or required).",
-	"ssl.truststore.location":               "PEM file of CA certificates that client certificates must chain to. Re-read when it changes.",
+	"ssl.truststore.location":               "PEM file of CA certificates that client certificates must chain to, and, on the inter-broker listener, that other brokers' certificates must chain to (empty there: the system's roots). Re-read when it changes.",
 	"ssl.truststore.password":               "Password of a JKS/PKCS12 trust store; not used with PEM.",
 	"ssl.truststore.certificates":           "CA certificates in PEM, inline (instead of `ssl.truststore.location`).",
 	"ssl.protocol":                          "Kafka's SSLContext protocol. Checked (TLSv1.2 or TLSv1.3) and otherwise unused: the versions offered are `ssl.enabled.protocols`.",
@@ -66,7 +66,7 @@ var sslDocs = map[string]string{
 	"ssl.cipher.suites":                     "TLS 1.2 cipher suites (IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); empty: Go's secure defaults. TLS 1.3 suites are not configurable in Go.",
 	"ssl.client.auth":                       "Client certificates: `none`, `requested` (checked if sent) or `required` (a missing, untrusted or expired certificate fails the handshake). A verified certificate names the principal on SSL listeners. On a SASL_SSL listener only `listener.name.<name>.ssl.client.auth` counts (KIP-684).",
 	"ssl.principal.mapping.rules":           "Maps a client certificate's subject (RFC 2253, `CN=...,OU=...,O=...`) to the principal `User:<name>`: Kafka's `RULE:pattern/replacement/[L|U]` list and `DEFAULT`. Patterns are Go regular expressions. A subject no rule maps is refused.",
-	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side: `https` or empty. ringbroker opens no TLS client connection yet (replica fetchers and the quorum use plaintext listeners), so the key is checked and kept only.",
+	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side (replica fetchers and transaction markers dialing an SSL `inter.broker.listener.name`): `https` checks that the other broker's certificate names the host it is dialed at; empty checks only that it chains to the trust store.",
 }
 
 // TLSLimits are ringbroker's own TLS settings (process-wide).
@@ -185,47 +185,108 @@ type SSLSettings struct {
 	CipherSuites             []uint16
 	ClientAuth               string
 	PrincipalMappingRules    string
+	// EndpointIdentification is ssl.endpoint.identification.algorithm:
+	// "https" checks the host name of the broker ringbroker's own client
+	// side connects to; "" does not (the chain is still checked).
+	EndpointIdentification string
 }
 
-// sslValue is listener's value of an ssl.* key.
-func (c *Config) sslValue(listener, key string) string {
-	if v, ok := c.listenerKeys[ListenerKey(listener, key)]; ok {
-		return strings.TrimSpace(v)
+// sslValueWith is sslValue with dynamic overrides (full
+// listener.name.<l>.ssl.* keys) taking precedence; own reports whether the
+// listener has its own value (an override or a prefixed key).
+func (c *Config) sslValueWith(overrides map[string]string, listener, key string) (v string, own bool) {
+	if v, ok := overrides[ListenerKey(listener, key)]; ok {
+		return strings.TrimSpace(v), true
 	}
-	return c.ssl[key]
+	if v, ok := c.listenerKeys[ListenerKey(listener, key)]; ok {
+		return strings.TrimSpace(v), true
+	}
+	return c.ssl[key], false
+}
+
+// DynamicSSLKeys are the ssl.* keys of a listener that
+// IncrementalAlterConfigs may change at run time on this broker (Kafka's
+// reconfigurable SslFactory keys of a PEM listener), each only with the
+// listener.name.<l>. prefix, as Kafka's DynamicBrokerConfig wants.
+var DynamicSSLKeys = map[string]bool{
+	"ssl.keystore.type":              true,
+	"ssl.keystore.location":          true,
+	"ssl.keystore.certificate.chain": true,
+	"ssl.keystore.key":               true,
+	"ssl.key.password":               true,
+	"ssl.truststore.type":            true,
+	"ssl.truststore.location":        true,
+	"ssl.truststore.certificates":    true,
+}
+
+// DynamicSSLKey splits a listener.name.<l>.ssl.* key IncrementalAlterConfigs
+// may change (DynamicSSLKeys) into the listener (upper case) and the ssl.*
+// key; ok is false for any other key.
+func DynamicSSLKey(key string) (listener, sslKey string, ok bool) {
+	rest, found := strings.CutPrefix(key, listenerPrefix)
+	if !found {
+		return "", "", false
+	}
+	name, suffix, found := strings.Cut(rest, ".")
+	if !found || name == "" || !DynamicSSLKeys[suffix] {
+		return "", "", false
+	}
+	return strings.ToUpper(name), suffix, true
+}
+
+// SSLWith is SSL with dynamic overrides: full listener.name.<l>.ssl.*
+// keys and their values, which take precedence over server.properties.
+func (c *Config) SSLWith(listener string, overrides map[string]string) (SSLSettings, error) {
+	for k, v := range overrides {
+		_, key, ok := DynamicSSLKey(k)
+		if !ok {
+			return SSLSettings{}, fmt.Errorf("%s cannot be updated dynamically", k)
+		}
+		if err := checkSSLValue(key, v); err != nil {
+			return SSLSettings{}, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return c.sslWith(listener, overrides)
 }
 
 // SSL returns listener's TLS settings, checked: a PEM key store (a file,
 // or inline chain and key), a PEM trust store when client certificates
 // are checked, versions, suites, client auth and mapping rules.
-func (c *Config) SSL(listener string) (SSLSettings, error) {
+func (c *Config) SSL(listener string) (SSLSettings, error) { return c.sslWith(listener, nil) }
+
+func (c *Config) sslWith(listener string, overrides map[string]string) (SSLSettings, error) {
 	key := func(k string) string { return ListenerKey(listener, k) + " (or " + k + ")" }
+	value := func(k string) string {
+		v, _ := c.sslValueWith(overrides, listener, k)
+		return v
+	}
 	s := SSLSettings{Listener: listener,
-		KeystoreLocation:         c.sslValue(listener, "ssl.keystore.location"),
-		KeystoreCertificateChain: c.sslValue(listener, "ssl.keystore.certificate.chain"),
-		KeystoreKey:              c.sslValue(listener, "ssl.keystore.key"),
-		KeyPassword:              c.sslValue(listener, "ssl.key.password"),
-		TruststoreLocation:       c.sslValue(listener, "ssl.truststore.location"),
-		TruststoreCertificates:   c.sslValue(listener, "ssl.truststore.certificates"),
-		ClientAuth:               c.sslValue(listener, "ssl.client.auth"),
-		PrincipalMappingRules:    c.sslValue(listener, "ssl.principal.mapping.rules"),
+		KeystoreLocation:         value("ssl.keystore.location"),
+		KeystoreCertificateChain: value("ssl.keystore.certificate.chain"),
+		KeystoreKey:              value("ssl.keystore.key"),
+		KeyPassword:              value("ssl.key.password"),
+		TruststoreLocation:       value("ssl.truststore.location"),
+		TruststoreCertificates:   value("ssl.truststore.certificates"),
+		ClientAuth:               value("ssl.client.auth"),
+		PrincipalMappingRules:    value("ssl.principal.mapping.rules"),
+		EndpointIdentification:   strings.ToLower(value("ssl.endpoint.identification.algorithm")),
 	}
 	// KIP-684: on a SASL_SSL listener only the listener's own
 	// ssl.client.auth counts; the unprefixed key applies to SSL listeners.
 	if c.ListenerProtocol(listener) == ProtocolSASLSSL {
-		if _, own := c.listenerKeys[ListenerKey(listener, "ssl.client.auth")]; !own {
+		if _, own := c.sslValueWith(overrides, listener, "ssl.client.auth"); !own {
 			s.ClientAuth = SSLClientAuthNone
 		}
 	}
 	for _, k := range []string{"ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.protocol", "ssl.endpoint.identification.algorithm", "ssl.keystore.type", "ssl.truststore.type"} {
-		if err := checkSSLValue(k, c.sslValue(listener, k)); err != nil {
+		if err := checkSSLValue(k, value(k)); err != nil {
 			return s, fmt.Errorf("%s: %w", key(k), err)
 		}
 	}
-	if t := strings.ToUpper(c.sslValue(listener, "ssl.keystore.type")); t != "PEM" {
+	if t := strings.ToUpper(value("ssl.keystore.type")); t != "PEM" {
 		return s, fmt.Errorf("listener %s: %s is %s; only PEM key stores are served: set it to PEM", listener, key("ssl.keystore.type"), t)
 	}
-	if c.sslValue(listener, "ssl.keystore.password") != "" {
+	if value("ssl.keystore.password") != "" {
 		return s, fmt.Errorf("listener %s: %s is not used with a PEM key store (an encrypted key takes ssl.key.password)", listener, key("ssl.keystore.password"))
 	}
 	switch {
@@ -235,7 +296,7 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 		return s, fmt.Errorf("listener %s: no certificate: set %s, or %s and %s", listener, key("ssl.keystore.location"), key("ssl.keystore.certificate.chain"), key("ssl.keystore.key"))
 	}
 	if s.ClientAuth != SSLClientAuthNone {
-		if t := strings.ToUpper(c.sslValue(listener, "ssl.truststore.type")); t != "PEM" {
+		if t := strings.ToUpper(value("ssl.truststore.type")); t != "PEM" {
 			return s, fmt.Errorf("listener %s: ssl.client.auth=%s needs a PEM trust store: set %s to PEM", listener, s.ClientAuth, key("ssl.truststore.type"))
 		}
 		if s.TruststoreLocation == "" && s.TruststoreCertificates == "" {
@@ -245,10 +306,10 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 			return s, fmt.Errorf("listener %s: set either %s or %s, not both", listener, key("ssl.truststore.location"), key("ssl.truststore.certificates"))
 		}
 	}
-	if c.sslValue(listener, "ssl.truststore.password") != "" {
+	if value("ssl.truststore.password") != "" {
 		return s, fmt.Errorf("listener %s: %s is not used with a PEM trust store", listener, key("ssl.truststore.password"))
 	}
-	for _, p := range splitList(c.sslValue(listener, "ssl.enabled.protocols")) {
+	for _, p := range splitList(value("ssl.enabled.protocols")) {
 		v := tlsVersions[p]
 		if s.MinVersion == 0 || v < s.MinVersion {
 			s.MinVersion = v
@@ -258,7 +319,7 @@ func (c *Config) SSL(listener string) (SSLSettings, error) {
 	if s.MinVersion == 0 {
 		return s, fmt.Errorf("listener %s: %s is empty", listener, key("ssl.enabled.protocols"))
 	}
-	for _, n := range splitList(c.sslValue(listener, "ssl.cipher.suites")) {
+	for _, n := range splitList(value("ssl.cipher.suites")) {
 		id, _ := CipherSuiteID(n)
 		s.CipherSuites = append(s.CipherSuites, id)
 	}

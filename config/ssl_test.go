@@ -78,19 +78,38 @@ func TestSSLBadSettings(t *testing.T) {
 	}
 }
 
-// In a cluster the first listener is what replica fetchers dial, without
-// TLS: a TLS listener first is refused, a TLS listener after it is fine.
-func TestSSLFirstListenerInCluster(t *testing.T) {
+// The inter-broker listener: inter.broker.listener.name or
+// security.inter.broker.protocol (not both), advertised; unset, the
+// first advertised listener.
+func TestInterBrokerListener(t *testing.T) {
 	base := "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\ncontroller.listener.names=CONTROLLER\n" +
-		"ssl.keystore.type=PEM\nssl.keystore.location=/x.pem\n"
-	_, _, err := Parse(strings.NewReader(base+"listeners=SSL://127.0.0.1:9094,PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n"+
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL\n"), "test.properties")
-	if err == nil || !strings.Contains(err.Error(), "put a PLAINTEXT listener first") {
-		t.Fatalf("TLS first listener in a cluster: %v", err)
-	}
-	if _, _, err := Parse(strings.NewReader(base+"listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093\n"+
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL\n"), "test.properties"); err != nil {
-		t.Fatalf("TLS second listener in a cluster: %v", err)
+		"ssl.keystore.type=PEM\nssl.keystore.location=/x.pem\n" +
+		"listeners=SSL://127.0.0.1:9094,PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9095,CONTROLLER://127.0.0.1:9093\n" +
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL\nsasl.enabled.mechanisms=PLAIN\n" +
+		"listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";\n"
+	for _, c := range []struct{ extra, want, err string }{
+		{"", "SSL", ""},
+		{"inter.broker.listener.name=plaintext\n", "PLAINTEXT", ""},
+		{"security.inter.broker.protocol=PLAINTEXT\n", "PLAINTEXT", ""},
+		{"inter.broker.listener.name=SSL\nsecurity.inter.broker.protocol=SSL\n", "", "only one of"},
+		{"inter.broker.listener.name=OTHER\n", "", "must be a listener name defined in advertised.listeners"},
+		{"inter.broker.listener.name=CONTROLLER\n", "", "must not contain a value appearing in the 'inter.broker.listener.name'"},
+		{"inter.broker.listener.name=SASL_SSL\n", "SASL_SSL", ""},
+	} {
+		cfg, _, err := Parse(strings.NewReader(base+c.extra), "test.properties")
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: err %v, want %q", c.extra, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", c.extra, err)
+			continue
+		}
+		if l, ok := cfg.InterBrokerListener(); !ok || l.Name != c.want {
+			t.Errorf("%q: inter-broker listener %v %v, want %s", c.extra, l, ok, c.want)
+		}
 	}
 }
 
@@ -113,6 +132,37 @@ listener.name.c.ssl.client.auth=requested
 	for l, want := range map[string]string{"A": SSLClientAuthRequired, "B": SSLClientAuthNone, "C": SSLClientAuthRequested} {
 		if s, err := c.SSL(l); err != nil || s.ClientAuth != want {
 			t.Errorf("listener %s: client auth %q (%v), want %q", l, s.ClientAuth, err, want)
+		}
+	}
+}
+
+// InterBrokerSASL: the mechanism must be served and enabled on the
+// inter-broker listener, the credentials come from its JAAS config.
+func TestInterBrokerSASL(t *testing.T) {
+	base := "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9093\ncontroller.listener.names=CONTROLLER\n" +
+		"listeners=SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093\n" +
+		"listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT\nsasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n" +
+		"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"b\" password=\"pw\" user_b=\"pw\";\n"
+	for _, c := range []struct{ extra, want, err string }{
+		{"sasl.mechanism.inter.broker.protocol=plain\n", "PLAIN b pw", ""},
+		{"", "", "GSSAPI"},
+		{"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256\n", "", "not enabled"},
+		{"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n", "", "scram-sha-512.sasl.jaas.config is not set"},
+		{"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\nlistener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"s\" password=\"spw\";\n", "SCRAM-SHA-512 s spw", ""},
+	} {
+		cfg, _, err := Parse(strings.NewReader(base+c.extra), "test.properties")
+		if err != nil {
+			t.Fatalf("%q: %v", c.extra, err)
+		}
+		mech, user, pw, err := cfg.InterBrokerSASL()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: err %v, want %q", c.extra, err, c.err)
+			}
+			continue
+		}
+		if got := mech + " " + user + " " + pw; err != nil || got != c.want {
+			t.Errorf("%q: %q %v, want %q", c.extra, got, err, c.want)
 		}
 	}
 }

@@ -216,6 +216,26 @@ func (m *Manager) Record(t Type, user, clientID string, v float64, now int64) in
 	return ms
 }
 
+// Unrecord takes v back off the client's rate for t at now (a throttled
+// Fetch's bytes, which its answer does not carry: Kafka's
+// unrecordQuotaSensor records -v). No throttle is computed.
+func (m *Manager) Unrecord(t Type, user, clientID string, v float64, now int64) {
+	c := m.cur.Load()
+	if !c.has[t] {
+		return
+	}
+	_, sk, ok := c.set.Lookup(t.Key(), user, clientID)
+	if !ok {
+		return
+	}
+	sm := &m.sensors[t]
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if s, ok := sm.m[sk]; ok {
+		s.rate.Record(-v, now)
+	}
+}
+
 // MaxValueInWindow is the most a client may use of t at once without
 // being throttled for certain: quota x (samples-1) x window, as Kafka's
 // getMaxValueInQuotaWindow (a fetch is capped to it); MaxInt64-ish when

@@ -197,3 +197,24 @@ func TestMaxValueInWindow(t *testing.T) {
 		t.Fatalf("cap %d, want quota x (11-1) x 1 s = 10000", got)
 	}
 }
+
+// TestUnrecord: a throttled Fetch's bytes are taken back (Kafka's
+// unrecordQuotaSensor), so a client refused its records does not owe more
+// for them.
+func TestUnrecord(t *testing.T) {
+	m := NewManager(Config{Samples: 2})
+	m.SetConfigs(mustAlter(t, Set{}, Alteration{Types: []string{TypeClientID}, Names: []*string{str("c")}, Ops: []Op{{Key: KeyConsumerByteRate, Value: 1000}}}))
+	now := int64(1_000_000)
+	if ms := m.Record(Fetch, "u", "c", 800, now); ms != 0 {
+		t.Fatalf("800 B within a 1000 B/s quota throttled %d ms", ms)
+	}
+	ms := m.Record(Fetch, "u", "c", 800, now)
+	if ms == 0 {
+		t.Fatal("1600 B within 1 s not throttled")
+	}
+	m.Unrecord(Fetch, "u", "c", 800, now)
+	if got := m.Check(Fetch, "u", "c", now); got != 0 {
+		t.Fatalf("after taking the throttled bytes back the client still owes %d ms", got)
+	}
+	m.Unrecord(Fetch, "v", "d", 800, now) // nobody's rate: nothing happens
+}

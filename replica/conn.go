@@ -47,10 +47,20 @@ func clientID(nodeID int32, fetcher int) string {
 	return fmt.Sprintf("broker-%d-fetcher-%d", nodeID, fetcher)
 }
 
-// dial connects to addr and learns the leader's API versions.
-func dial(ctx context.Context, addr, client string, frameBytesMax int32, timeout time.Duration) (*conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// DialFunc opens a connection to another broker's inter-broker listener
+// (Config.Dial): TCP, or TLS with the handshake done.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// dial connects to addr (through dialFn when set, else plain TCP) and
+// learns the leader's API versions.
+func dial(ctx context.Context, dialFn DialFunc, addr, client string, frameBytesMax int32, timeout time.Duration) (*conn, error) {
+	if dialFn == nil {
+		d := net.Dialer{Timeout: timeout}
+		dialFn = d.DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	nc, err := dialFn(dctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

@@ -201,7 +201,7 @@ func (f *fetcher) connect() bool {
 		f.sleepUntil(time.Time{})
 		return false
 	}
-	c, err := dial(f.ctx, f.addr, clientID(f.cfg.NodeID, f.key.index), f.cfg.frameBytesMax(), f.cfg.RequestTimeout)
+	c, err := dial(f.ctx, f.cfg.Dial, f.addr, clientID(f.cfg.NodeID, f.key.index), f.cfg.frameBytesMax(), f.cfg.RequestTimeout)
 	if err != nil {
 		f.connFailed(err)
 		return false

@@ -43,6 +43,9 @@ type Config struct {
 	// endpoints it advertises): the endpoint of that name, else the
 	// leader's first.
 	ListenerName string
+	// Dial opens a connection to a leader's listener; nil: plain TCP. An
+	// SSL inter-broker listener's is a TLS dialer (auth/tlsstore.Dialer).
+	Dial DialFunc
 	// Fetchers per leader: num.replica.fetchers (1).
 	Fetchers int
 	// FetchMaxBytes bounds a fetch response and each partition in it:

@@ -15,4 +15,24 @@ GO=${GO:-go}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 "$GO" build -o "$bin/benchharness" ./bench/cmd/benchharness
-exec "$bin/benchharness" "$@"
+"$bin/benchharness" "$@"
+
+# TLS against PLAINTEXT on both backends (tests/integration
+# TestTLSThroughput, build tag tlsbench): produce and catch-up over
+# PLAINTEXT, SSL and SASL_SSL in one broker per backend, the ratios printed
+# as a table. BENCH_TLS=0 skips it.
+if [ "${BENCH_TLS:-1}" != 0 ]; then
+	records=100000
+	if [ "${BENCH:-}" = full ]; then
+		records=300000
+	fi
+	echo
+	echo "== TLS vs PLAINTEXT ($records records of 1000 bytes per run)"
+	out="$bin/tlsbench.out"
+	if RINGBROKER_TLSBENCH_RECORDS=$records "$GO" test -tags tlsbench -run '^TestTLSThroughput$' -count=1 -v -timeout 20m ./tests/integration >"$out" 2>&1; then
+		sed -n '/TLS vs PLAINTEXT,/,/^---/p' "$out" | grep -v '^---' | sed 's/^ *//'
+	else
+		tail -n 80 "$out"
+		exit 1
+	fi
+fi

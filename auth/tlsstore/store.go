@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,9 +119,10 @@ func readBounded(path string) ([]byte, error) {
 
 // keyPair reads the certificate chain (CERTIFICATE blocks, leaf first)
 // from chainPEM and the private key from keyPEM (they may be one file).
-// An encrypted key is refused: Go's standard library decrypts no
-// PKCS#8 EncryptedPrivateKeyInfo (and only deprecated, insecure legacy
-// PEM encryption), and ringbroker takes no third-party crypto code.
+// An encrypted PKCS#8 key ("ENCRYPTED PRIVATE KEY", PBES2) is decrypted
+// with password (pkcs8.go), as Kafka's PEM key store does with
+// ssl.key.password; legacy PEM encryption ("Proc-Type: 4,ENCRYPTED",
+// deprecated and weak) is refused with the command that converts it.
 func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) {
 	var certs []byte
 	rest := chainPEM
@@ -140,6 +142,7 @@ func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) 
 		return tls.Certificate{}, errors.New("no CERTIFICATE block")
 	}
 	var keyBlock *pem.Block
+	encrypted := false
 	rest = keyPEM
 	for {
 		var b *pem.Block
@@ -148,8 +151,20 @@ func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) 
 			break
 		}
 		switch {
-		case b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] != "":
-			return tls.Certificate{}, errors.New("the private key is encrypted: Go's crypto/tls cannot decrypt it (ssl.key.password); decrypt it once, e.g. `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key-plain.pem`, and protect the file with its permissions")
+		case b.Headers["Proc-Type"] != "":
+			return tls.Certificate{}, errors.New("the private key uses legacy PEM encryption (Proc-Type), which is not served: convert it to encrypted PKCS#8, e.g. `openssl pkcs8 -topk8 -v2 aes-256-cbc -in key.pem -out key-pkcs8.pem`, and set ssl.key.password")
+		case b.Type == "ENCRYPTED PRIVATE KEY":
+			if keyBlock != nil {
+				continue
+			}
+			if password == "" {
+				return tls.Certificate{}, errors.New("the private key is encrypted: set ssl.key.password")
+			}
+			plain, err := decryptPKCS8(b.Bytes, password, pbkdf2IterationsMax)
+			if err != nil {
+				return tls.Certificate{}, err
+			}
+			keyBlock, encrypted = &pem.Block{Type: "PRIVATE KEY", Bytes: plain}, true
 		case b.Type == "PRIVATE KEY" || b.Type == "RSA PRIVATE KEY" || b.Type == "EC PRIVATE KEY":
 			if keyBlock == nil {
 				keyBlock = b
@@ -159,7 +174,7 @@ func keyPair(chainPEM, keyPEM []byte, password string) (tls.Certificate, error) 
 	if keyBlock == nil {
 		return tls.Certificate{}, errors.New("no PRIVATE KEY block")
 	}
-	if password != "" {
+	if password != "" && !encrypted {
 		return tls.Certificate{}, errors.New("ssl.key.password is set but the private key is not encrypted: remove ssl.key.password")
 	}
 	cert, err := tls.X509KeyPair(certs, pem.EncodeToMemory(keyBlock))
@@ -208,6 +223,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	fp      [32]byte      // contents of the files of the configuration served
+	served  *tls.Config   // the configuration served
 	lastErr string        // last reload failure logged
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when polling ended (or never began)
@@ -221,19 +237,16 @@ func NewWatcher(s config.SSLSettings, target Target, log *zap.Logger) (*Watcher,
 	if err != nil {
 		return nil, nil, err
 	}
-	w := &Watcher{s: s, target: target, log: log, fp: fp, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Watcher{s: s, target: target, log: log, fp: fp, served: cfg, stop: make(chan struct{}), done: make(chan struct{})}
 	warnExpiry(log, s.Listener, cfg)
 	return w, cfg, nil
 }
 
 // Start polls every interval until Close. A Watcher without files (inline
-// PEM) does not poll.
+// PEM) polls too (its check reads nothing): IncrementalAlterConfigs may
+// give it files (Prepare, Commit).
 func (w *Watcher) Start(interval time.Duration) {
 	w.started = true
-	if w.s.KeystoreLocation == "" && w.s.TruststoreLocation == "" {
-		close(w.done)
-		return
-	}
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(interval)
@@ -257,7 +270,8 @@ func (w *Watcher) Close() {
 	}
 }
 
-func (w *Watcher) paths() []string {
+// pathsLocked are the files of the settings served. REQUIRES: w.mu held.
+func (w *Watcher) pathsLocked() []string {
 	var out []string
 	for _, p := range []string{w.s.KeystoreLocation, w.s.TruststoreLocation} {
 		if p != "" {
@@ -268,10 +282,11 @@ func (w *Watcher) paths() []string {
 }
 
 // contentHash is the SHA-256 of the files' contents, in load's order.
+// REQUIRES: w.mu held.
 func (w *Watcher) contentHash() ([32]byte, error) {
 	h := sha256.New()
 	var fp [32]byte
-	for _, p := range w.paths() {
+	for _, p := range w.pathsLocked() {
 		b, err := readBounded(p)
 		if err != nil {
 			return fp, err
@@ -306,9 +321,9 @@ func (w *Watcher) Check() bool {
 		return false
 	}
 	w.lastErr = ""
-	w.fp = fp
+	w.fp, w.served = fp, cfg
 	w.target.SetConfig(cfg)
-	w.log.Info("TLS certificates reloaded", zap.String("listener", w.s.Listener), zap.Strings("files", w.paths()))
+	w.log.Info("TLS certificates reloaded", zap.String("listener", w.s.Listener), zap.Strings("files", w.pathsLocked()))
 	warnExpiry(w.log, w.s.Listener, cfg)
 	return true
 }
@@ -324,4 +339,79 @@ func warnExpiry(log *zap.Logger, listener string, cfg *tls.Config) {
 		log.Warn("TLS server certificate is outside its validity period", zap.String("listener", listener),
 			zap.Time("not_before", leaf.NotBefore), zap.Time("not_after", leaf.NotAfter))
 	}
+}
+
+// Settings are the settings the watcher serves.
+func (w *Watcher) Settings() config.SSLSettings {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.s
+}
+
+// Prepare loads s as a replacement of what w serves (Kafka's
+// SslFactory.validateReconfiguration): it must load, and its certificate
+// must name the same subject and subject alternative names as the one
+// served (Kafka's default ssl.allow.dn.changes and ssl.allow.san.changes
+// false). Nothing changes until Commit.
+func (w *Watcher) Prepare(s config.SSLSettings) (*Replacement, error) {
+	cfg, fp, err := load(s)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	cur := w.served
+	w.mu.Unlock()
+	if err := sameIdentity(cur.Certificates[0].Leaf, cfg.Certificates[0].Leaf); err != nil {
+		return nil, err
+	}
+	return &Replacement{w: w, s: s, cfg: cfg, fp: fp}, nil
+}
+
+// Replacement is a loaded, checked configuration waiting for Commit.
+type Replacement struct {
+	w   *Watcher
+	s   config.SSLSettings
+	cfg *tls.Config
+	fp  [32]byte
+}
+
+// Commit serves the replacement to new connections (open ones keep
+// theirs) and has the watcher poll its files from now on.
+func (r *Replacement) Commit() {
+	w := r.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.s, w.fp, w.lastErr, w.served = r.s, r.fp, "", r.cfg
+	w.target.SetConfig(r.cfg)
+	w.log.Info("TLS configuration replaced (IncrementalAlterConfigs)", zap.String("listener", r.s.Listener), zap.Strings("files", w.pathsLocked()))
+	warnExpiry(w.log, r.s.Listener, r.cfg)
+}
+
+// sameIdentity is Kafka's CertificateEntries.ensureCompatible: the new
+// leaf names the same subject and the same alternative names.
+func sameIdentity(old, next *x509.Certificate) error {
+	if old == nil || next == nil {
+		return nil
+	}
+	if !bytes.Equal(old.RawSubject, next.RawSubject) {
+		return fmt.Errorf("keystore DistinguishedName does not match: existing={%s}, new={%s}", old.Subject, next.Subject)
+	}
+	if !slices.Equal(sanList(old), sanList(next)) {
+		return fmt.Errorf("keystore SubjectAltNames do not match: existing=%v, new=%v", sanList(old), sanList(next))
+	}
+	return nil
+}
+
+func sanList(c *x509.Certificate) []string {
+	var out []string
+	out = append(out, c.DNSNames...)
+	out = append(out, c.EmailAddresses...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	for _, u := range c.URIs {
+		out = append(out, u.String())
+	}
+	slices.Sort(out)
+	return out
 }

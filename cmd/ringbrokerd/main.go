@@ -204,22 +204,34 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The TLS listeners' configurations first: the inter-broker clients
+	// (replica fetchers, transaction markers) dial with them.
+	tlsSet, err := tlsListeners(cfg, logger.Named("tls"))
+	if err != nil {
+		return err
+	}
+	defer tlsSet.stop()
+	interBroker, _ := cfg.InterBrokerListener()
+	dialInterBroker := interBrokerDial(cfg, tlsSet, time.Duration(cfg.ReplicaSocketTimeoutMs)*time.Millisecond, logger.Named("tls"))
 	b, err := broker.New(broker.Options{
-		Security:          security,
-		Quota:             broker.QuotaOptions{WindowNum: cfg.Quota.WindowNum, WindowSize: time.Duration(cfg.Quota.WindowSizeSeconds) * time.Second},
-		Cluster:           clusterOpt,
-		ReplicaLagTimeMax: time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
-		ListenerName:      adv.Name,
-		NodeID:            cfg.NodeID,
-		AdvertisedHost:    adv.Host,
-		AdvertisedPort:    int32(adv.Port),
-		DataDir:           dataDir,
-		Logger:            logger.Named("broker"),
-		Registry:          reg,
-		AutoCreateTopics:  cfg.AutoCreateTopicsEnable,
-		NumPartitions:     cfg.NumPartitions,
-		MessageMaxBytes:   cfg.MessageMaxBytes,
-		FetchZeroCopy:     cfg.FetchZeroCopy,
+		Security:            security,
+		Quota:               broker.QuotaOptions{WindowNum: cfg.Quota.WindowNum, WindowSize: time.Duration(cfg.Quota.WindowSizeSeconds) * time.Second},
+		Cluster:             clusterOpt,
+		ReplicaLagTimeMax:   time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+		ListenerName:        adv.Name,
+		InterBrokerListener: interBroker.Name,
+		InterBrokerDial:     dialInterBroker,
+		DynamicTLS:          tlsSet,
+		NodeID:              cfg.NodeID,
+		AdvertisedHost:      adv.Host,
+		AdvertisedPort:      int32(adv.Port),
+		DataDir:             dataDir,
+		Logger:              logger.Named("broker"),
+		Registry:            reg,
+		AutoCreateTopics:    cfg.AutoCreateTopicsEnable,
+		NumPartitions:       cfg.NumPartitions,
+		MessageMaxBytes:     cfg.MessageMaxBytes,
+		FetchZeroCopy:       cfg.FetchZeroCopy,
 
 		// KIP-392 (broker/fetch_preferred.go).
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
@@ -259,7 +271,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	stopReplication := func() {}
 	if cfg.Clustered() {
 		// Deferred after closeLogs: the fetchers stop before the logs close.
-		rep := newReplication(cfg, reg, b, logger)
+		rep := newReplication(cfg, reg, b, dialInterBroker, logger)
 		m.WatchReplicaFetchers(rep.mgr.Lags) // ringbroker_replica_fetcher_*
 		stopReplication = sync.OnceFunc(rep.close)
 		defer stopReplication()
@@ -285,11 +297,6 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if cfg.ConnectionsMaxIdleMs <= 0 {
 		idle = -1
 	}
-	secure, stopTLS, err := tlsListeners(cfg, logger.Named("tls"))
-	if err != nil {
-		return err
-	}
-	defer stopTLS()
 	srv, err := netpoll.Listen(netpoll.Options{
 		Listeners:               listeners,
 		Backend:                 cfg.IOBackend,
@@ -313,7 +320,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Handler:                 b,
 		Sessions:                b,
 		Metrics:                 m,
-		Secure:                  secure,
+		Secure:                  tlsSet.layers,
 		HandshakeTimeout:        time.Duration(cfg.TLS.HandshakeTimeoutMs) * time.Millisecond,
 		MaxHandshaking:          cfg.TLS.MaxHandshaking,
 	})

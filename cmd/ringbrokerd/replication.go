@@ -23,12 +23,14 @@ type replication struct {
 	mgr *replica.Manager
 }
 
-func newReplication(cfg *config.Config, reg *broker.Registry, b *broker.Broker, logger *zap.Logger) *replication {
+func newReplication(cfg *config.Config, reg *broker.Registry, b *broker.Broker, dial replica.DialFunc, logger *zap.Logger) *replication {
 	r := &replication{}
 	ms := func(v int32) time.Duration { return time.Duration(v) * time.Millisecond }
+	interBroker, _ := cfg.InterBrokerListener() // checked by Validate
 	r.mgr = replica.New(replica.Config{
 		NodeID:         cfg.NodeID,
-		ListenerName:   cfg.AdvertisedListeners[0].Name, // the broker's listener (broker.Options.ListenerName)
+		ListenerName:   interBroker.Name,
+		Dial:           dial,
 		Fetchers:       int(cfg.NumReplicaFetchers),
 		FetchMaxBytes:  cfg.ReplicaFetchMaxBytes,
 		BatchBytesMax:  cfg.MessageMaxBytes,

@@ -65,8 +65,13 @@ func NewCA(t testing.TB, cn string) *CA {
 
 // LeafOptions shape a certificate.
 type LeafOptions struct {
-	Subject   pkix.Name
-	Server    bool // server auth, for 127.0.0.1 and localhost; else client auth
+	Subject pkix.Name
+	Server  bool // server auth, for 127.0.0.1 and localhost; else client auth
+	// ClientToo adds client auth to a server certificate (a broker's, which
+	// is also its certificate as a client of other brokers).
+	ClientToo bool
+	// IPs are more addresses a server certificate names.
+	IPs       []net.IP
 	NotBefore time.Time
 	NotAfter  time.Time // zero: a day from now
 }
@@ -85,7 +90,10 @@ func (ca *CA) Issue(t testing.TB, o LeafOptions) *Leaf {
 		KeyUsage: x509.KeyUsageDigitalSignature}
 	if o.Server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.IPAddresses = append([]net.IP{net.ParseIP("127.0.0.1")}, o.IPs...)
+		if o.ClientToo {
+			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+		}
 		tmpl.DNSNames = []string{"localhost"}
 	} else {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}

@@ -22,6 +22,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +104,9 @@ type testCluster struct {
 	// editProps, when set, edits each node's server.properties last (the
 	// dynamic quorum's per-node keys, which may remove keys).
 	editProps func(n *clusterNode, props map[string]string)
+	// clientTLS, when set (useTLS), is how the test reaches the nodes'
+	// client listeners: TLS (the readiness probe and the node clients).
+	clientTLS *tls.Config
 
 	// What the scenarios made and every later one checks is still there:
 	// topics with their partition counts, the topic configs set, and every
@@ -207,6 +211,36 @@ func stopParallel(procs []*Broker) []error {
 	}
 	wg.Wait()
 	return errs
+}
+
+// useTLS makes the test reach the nodes' client listeners over TLS with
+// cfg (their only broker listener is SSL or SASL_SSL): the readiness probe
+// and each node's client (with more options: SASL). Call it before start.
+func (c *testCluster) useTLS(t *testing.T, cfg *tls.Config, more ...kgo.Opt) {
+	t.Helper()
+	c.clientTLS = cfg
+	for _, n := range c.nodes {
+		n.cl.Close()
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.addr()), kgo.DialTimeout(2 * time.Second), kgo.RequestRetries(0),
+			kgo.RetryTimeout(time.Second), kgo.DialTLSConfig(cfg.Clone())}, more...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.cl = cl
+	}
+}
+
+// probe is the readiness check of a node's client listener.
+func (c *testCluster) probe(addr string) error {
+	if c.clientTLS != nil {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, c.clientTLS.Clone()) // the timeout covers the handshake
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return apiVersionsOn(conn, 1, time.Second)
+	}
+	return probeApiVersions(addr, time.Second)
 }
 
 // node returns the member with this id.
@@ -325,7 +359,7 @@ func (c *testCluster) startNodes(t *testing.T, nodes ...*clusterNode) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := d.WaitReady(startTimeout, func(addr string) error { return probeApiVersions(addr, time.Second) }); err != nil {
+			if err := d.WaitReady(startTimeout, c.probe); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Sprintf("node %d (%s) not ready on %s within %v: %v", n.id, c.backend, d.Addr, startTimeout, err))
 				mu.Unlock()

@@ -14,6 +14,7 @@ package integration
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -176,6 +177,116 @@ func TestThrottledConnectionMuted(t *testing.T) {
 		}
 		t.Logf("throttle %v; throttled answer after %v; next answer after %v", throttle, answered, time.Since(start))
 	})
+}
+
+// TestThrottledFetchEmpty: a consumer over consumer_byte_rate gets Kafka's
+// throttled Fetch answer (KIP-219): throttle_time_ms and no partitions, not
+// the records; a full fetch asking for a session then gets none (session id
+// 0); once the throttle has passed, the same offset is served again.
+func TestThrottledFetchEmpty(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		b := startBroker(t, backend, map[string]string{"quota.window.num": "2"})
+		createTopic(t, b.Addr, "quota-fetch", 1, nil)
+		conn := dial(t, b.Addr)
+		corr := int32(1)
+		value := make([]byte, 2<<10)
+		for i := 0; i < 12; i++ {
+			presp := kmsg.NewPtrProduceResponse()
+			if err := roundTrip(conn, produceRequest(7, 1, producePart{topic: "quota-fetch", partition: 0, batch: plainBatch(value)}), presp, corr, rawTimeout); err != nil {
+				t.Fatal(err)
+			}
+			corr++
+		}
+		adm := kadm.NewClient(newClient(t, b.Addr, kgo.ClientID("quota-admin")))
+		defer adm.Close()
+		// 10 KiB/s over a 1 s minimum window: a fetch is capped to 10 KiB
+		// (about four of the 2 KiB batches), so the second one goes over.
+		alterQuota(t, adm, kadm.ClientQuotaEntity{{Type: "client-id", Name: quotaStr(testClientID)}}, "consumer_byte_rate", 10<<10)
+
+		fetch := func(c net.Conn, offset int64, sessionEpoch int32) *kmsg.FetchResponse {
+			t.Helper()
+			req := kmsg.NewPtrFetchRequest()
+			req.Version = 12
+			req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = -1, 0, 1, 1<<20
+			req.SessionID, req.SessionEpoch = 0, sessionEpoch
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = "quota-fetch"
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = 0, offset, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			resp := kmsg.NewPtrFetchResponse()
+			if err := roundTrip(c, req, resp, corr, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			corr++
+			return resp
+		}
+		offset := int64(0)
+		served, throttled := 0, 0
+		for i := 0; i < 20 && throttled == 0; i++ {
+			resp := fetch(conn, offset, -1)
+			if resp.ThrottleMillis > 0 {
+				throttled++
+				if len(resp.Topics) != 0 {
+					t.Fatalf("a throttled fetch (throttle_time_ms %d) carries %d topics: Kafka answers none", resp.ThrottleMillis, len(resp.Topics))
+				}
+				// Another connection of the same client, still over its
+				// rate, asks for a session: it gets none.
+				other := dial(t, b.Addr)
+				sresp := fetch(other, offset, 0)
+				if sresp.ThrottleMillis == 0 {
+					t.Logf("the second connection was not throttled (the rate fell under the quota in between)")
+				} else if sresp.SessionID != 0 || len(sresp.Topics) != 0 {
+					t.Fatalf("throttled full fetch: session id %d and %d topics, want 0 and none", sresp.SessionID, len(sresp.Topics))
+				}
+				t.Logf("fetch %d throttled for %d ms after %d served", i, resp.ThrottleMillis, served)
+				break
+			}
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("unthrottled fetch: %d topics", len(resp.Topics))
+			}
+			p := resp.Topics[0].Partitions[0]
+			if p.ErrorCode != 0 {
+				t.Fatalf("fetch error %v", kerr.ErrorForCode(p.ErrorCode))
+			}
+			next := nextFetchOffset(t, p.RecordBatches, offset)
+			if next == offset {
+				t.Fatalf("unthrottled fetch at %d returned no records (hw %d)", offset, p.HighWatermark)
+			}
+			offset = next
+			served++
+		}
+		if throttled == 0 || served == 0 {
+			t.Fatalf("%d fetches served, %d throttled: want some of each", served, throttled)
+		}
+		// Past the throttle the client is served again from where it was.
+		for i := 0; ; i++ {
+			if i == 20 {
+				t.Fatal("no records in 20 fetches after the throttle")
+			}
+			resp := fetch(conn, offset, -1)
+			if resp.ThrottleMillis == 0 && len(resp.Topics) == 1 && nextFetchOffset(t, resp.Topics[0].Partitions[0].RecordBatches, offset) > offset {
+				break
+			}
+		}
+	})
+}
+
+// nextFetchOffset is the offset after the last whole batch in records
+// (offset when there is none).
+func nextFetchOffset(t *testing.T, records []byte, offset int64) int64 {
+	t.Helper()
+	for len(records) >= 61 {
+		base := int64(binary.BigEndian.Uint64(records))
+		size := int(binary.BigEndian.Uint32(records[8:])) + 12
+		if size > len(records) {
+			break
+		}
+		offset = base + int64(binary.BigEndian.Uint32(records[23:])) + 1
+		records = records[size:]
+	}
+	return offset
 }
 
 // byteMeter counts the bytes a client wrote or read for one API key, by

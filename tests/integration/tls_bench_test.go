@@ -3,16 +3,24 @@
 package integration
 
 // An opt-in measurement (build tag tlsbench: go test -tags tlsbench
-// ./tests/integration -run TestTLSThroughput), one run: produce and
-// catch-up throughput over PLAINTEXT, SSL and SASL_SSL (SCRAM-SHA-512) on
-// both backends, as ratios against PLAINTEXT in the same broker. The
-// client runs in the test process (it competes with the broker for the
-// two cores), so only the ratios of one run mean something.
+// ./tests/integration -run TestTLSThroughput; make bench runs it after the
+// harness), one run: produce and catch-up throughput over PLAINTEXT, SSL
+// and SASL_SSL (SCRAM-SHA-512) on both backends, as ratios against
+// PLAINTEXT in the same broker, and a table of the ratios at the end.
+// RINGBROKER_TLSBENCH_RECORDS sets the records per run (300,000; make
+// bench's quick mode takes 100,000). The client runs in the test process
+// (it competes with the broker for the two cores), so only the ratios of
+// one run mean something.
 
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +30,23 @@ import (
 )
 
 func TestTLSThroughput(t *testing.T) {
-	const records, valueBytes = 300_000, 1000
+	const valueBytes = 1000
+	records := 300_000
+	if v := os.Getenv("RINGBROKER_TLSBENCH_RECORDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 || n > 10_000_000 {
+			t.Fatalf("RINGBROKER_TLSBENCH_RECORDS=%q: want 1000 to 10000000", v)
+		}
+		records = n
+	}
+	var mu sync.Mutex
+	var table []string
+	defer func() {
+		if !t.Failed() {
+			t.Logf("TLS vs PLAINTEXT, %d records of %d bytes (ratio of MiB/s to PLAINTEXT's on the same broker):\n%-9s %-9s %8s %9s\n%s",
+				records, valueBytes, "backend", "protocol", "produce", "catch-up", strings.Join(table, "\n"))
+		}
+	}()
 	value := make([]byte, valueBytes)
 	if _, err := rand.Read(value); err != nil { // incompressible: the bytes cross the wire
 		t.Fatal(err)
@@ -108,6 +132,9 @@ func TestTLSThroughput(t *testing.T) {
 				base = [2]float64{produce, catchup}
 			}
 			t.Logf("%s %s: produce %.0f MiB/s (%.2fx PLAINTEXT), catch-up %.0f MiB/s (%.2fx PLAINTEXT)", backend, r.name, produce, produce/base[0], catchup, catchup/base[1])
+			mu.Lock()
+			table = append(table, fmt.Sprintf("%-9s %-9s %7.2fx %8.2fx", backend, r.name, produce/base[0], catchup/base[1]))
+			mu.Unlock()
 		}
 	})
 }
