@@ -338,14 +338,16 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 		if _, again := im.TopicByID(t.ID); again {
 			continue
 		}
+		var parts []*Partition
 		if rt := b.reg.Topic(t.Name); rt != nil && rt.ID == t.ID {
 			rt.regMu.RLock()
-			for _, p := range rt.Partitions {
+			parts = rt.Partitions
+			rt.regMu.RUnlock()
+			for _, p := range parts {
 				b.repl.forget(p)
 			}
-			rt.regMu.RUnlock()
 		}
-		if err := b.reg.RemoveTopic(t.Name, t.ID); err != nil {
+		if err := b.dropPartitions(parts, func() error { return b.reg.RemoveTopic(t.Name, t.ID) }); err != nil {
 			b.log.Error("deleting a topic the cluster deleted", zap.String("topic", t.Name), zap.Error(err))
 		}
 	}
@@ -369,13 +371,13 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 		}
 	}
 	for _, t := range topics {
-		b.syncTopic(im, t)
+		b.syncTopic(im, t, full)
 	}
 }
 
 // syncTopic applies one topic of the image to the registry and the local
 // partitions' leadership.
-func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
+func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic, full bool) {
 	n := int32(0)
 	for i := range t.Partitions {
 		n = max(n, i+1)
@@ -384,6 +386,7 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 	for i, p := range t.Partitions {
 		local[i] = slices.Contains(p.Replicas, b.opts.NodeID)
 	}
+	b.dropLeavingReplicas(t, local, full)
 	configs := im.Configs(metadata.ConfigResource{Type: metadata.ResourceTopic, Name: t.Name})
 	if err := b.reg.SyncTopic(t.Name, t.ID, local, configs); err != nil {
 		b.log.Error("following the cluster metadata", zap.String("topic", t.Name), zap.Error(err))
@@ -414,6 +417,47 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 	}
 	if isInternalTopic(t.Name) {
 		b.followCoordinators(t, parts) // coord_movement.go
+	}
+}
+
+// dropLeavingReplicas removes the partitions of t this node holds a log of
+// but is no longer a replica of (local from the image): deleted when a
+// delta took them away, set aside as stray on a full image (the first
+// after a start: the move completed while this node was away). The
+// replica fetchers stopped following them before (the applier's Retire);
+// acks=all waiters and the ISR check drop them, the coordinators unload
+// their groups or transactions, then Registry.RemoveReplicas does the
+// durable part.
+func (b *Broker) dropLeavingReplicas(t *metadata.Topic, local []bool, full bool) {
+	rt := b.reg.Topic(t.Name)
+	if rt == nil || rt.ID != t.ID {
+		return // another topic of that name: SyncTopic reports it
+	}
+	rt.regMu.RLock()
+	parts := rt.Partitions
+	rt.regMu.RUnlock()
+	var leaving []*Partition
+	var indexes []int32
+	for i, p := range parts {
+		if p.Local() && i < len(local) && !local[i] {
+			leaving = append(leaving, p)
+			indexes = append(indexes, int32(i))
+		}
+	}
+	if len(leaving) == 0 {
+		return
+	}
+	if isInternalTopic(t.Name) {
+		// Not among the replicas: their coordinators unload now, before
+		// the log goes.
+		b.followCoordinators(t, parts)
+	}
+	for _, p := range leaving {
+		b.repl.forget(p)
+	}
+	err := b.dropPartitions(leaving, func() error { return b.reg.RemoveReplicas(t.Name, t.ID, indexes, full) })
+	if err != nil {
+		b.log.Error("removing replicas the cluster metadata no longer assigns to this node; kept", zap.String("topic", t.Name), zap.Int32s("partitions", indexes), zap.Error(err))
 	}
 }
 
