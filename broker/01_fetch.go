@@ -790,7 +790,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 	}
 	if len(leaders) > 0 && op.hdr.APIVersion >= 16 {
 		w := proto.Writer{B: buf.B, Flexible: true}
-		op.b.appendNodeEndpoints(&w, leaders) // node_endpoints, tag 0
+		op.b.appendNodeEndpoints(&w, op.req, leaders) // node_endpoints, tag 0
 		buf.B = w.B
 	} else {
 		buf.B = e.EndResponse(buf.B)

@@ -568,8 +568,11 @@ func (l *currentLeader) appendTag(w *proto.Writer, tag uint32) {
 
 // appendNodeEndpoints writes a top-level tagged-field section holding the
 // endpoints of the brokers ids (KIP-951 node_endpoints, tag 0 of Produce
-// v10+ and Fetch v16+ responses).
-func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
+// v10+ and Fetch v16+ responses), each on the listener req came in on, as
+// Metadata answers (Kafka's KafkaApis takes them from the request's
+// listener too): a client on a second listener must not be sent to the
+// first.
+func (b *Broker) appendNodeEndpoints(w *proto.Writer, req netpoll.Request, ids []int32) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	body := proto.Writer{Flexible: true}
@@ -582,7 +585,7 @@ func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
 		if !ok {
 			continue
 		}
-		e, ok := b.brokerEndpoint(br)
+		e, ok := b.requestEndpoint(req, br)
 		if !ok {
 			continue
 		}
