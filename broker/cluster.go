@@ -409,6 +409,13 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic, full bool) {
 			// around the producer state, so it is read from the log
 			// again (produce_state.go) before the first produce.
 			b.forgetProducerState([]*Partition{lp})
+		} else if p.Leader != b.opts.NodeID && !lp.notLeader.Load() {
+			// Becoming follower: the state a follower keeps is replayed
+			// from the batches its fetcher appends (fetch_preferred.go),
+			// from a load of the log as it is now; a leader's (appends in
+			// flight, transactions whose first offset is only a bound)
+			// is not that.
+			b.forgetProducerState([]*Partition{lp})
 		}
 		lp.leaderEpoch.Store(p.LeaderEpoch)
 		lp.notLeader.Store(p.Leader != b.opts.NodeID)
