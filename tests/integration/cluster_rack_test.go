@@ -181,13 +181,14 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 			t.Errorf("node %d (another rack) served %v bytes", third.id, servedAfter[third.id])
 		}
 
-		// kcat (librdkafka) with client.rack, read_uncommitted.
+		// kcat (librdkafka) with client.rack, at its default isolation
+		// level, read_committed: served by the follower too.
 		t.Run("kcat", func(t *testing.T) {
 			kcat := requireTool(t, "kcat")
 			before := topicFetchedBytes(t, metricsAddr, topic)
 			out, err := runClient(t, clientRunTimeout, nil, kcat, "-C", "-b", leader.addr(), "-t", topic, "-p", "0",
 				"-o", "beginning", "-e", "-f", kcatFormat, "-X", "fetch.wait.max.ms=100",
-				"-X", "client.rack="+rack, "-X", "isolation.level=read_uncommitted")
+				"-X", "client.rack="+rack, "-X", "isolation.level=read_committed")
 			if err != nil {
 				t.Fatalf("kcat -C: %v", err)
 			}
