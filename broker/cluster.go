@@ -445,11 +445,16 @@ func (b *Broker) dropLeavingReplicas(t *metadata.Topic, local []bool, full bool)
 	rt.regMu.RUnlock()
 	var leaving []*Partition
 	var indexes []int32
+	self := b.opts.NodeID
 	for i, p := range parts {
-		if p.Local() && i < len(local) && !local[i] {
-			leaving = append(leaving, p)
-			indexes = append(indexes, int32(i))
+		if !p.Local() || i >= len(local) || local[i] {
+			continue
 		}
+		if mp, ok := t.Partitions[int32(i)]; !ok || slices.Contains(mp.AddingReplicas, self) || slices.Contains(mp.RemovingReplicas, self) {
+			continue // (the replicas include both in KRaft; never on a doubt)
+		}
+		leaving = append(leaving, p)
+		indexes = append(indexes, int32(i))
 	}
 	if len(leaving) == 0 {
 		return
