@@ -67,8 +67,10 @@ package broker
 // record_errors entries (the whole batch is refused); producer_byte_rate
 // counts the request's bytes and throttles the answer (quota.go); an
 // acks=0 request is counted when handed to the logs and its throttle mutes
-// the connection without an answer; the v10+ CurrentLeader/NodeEndpoints tagged fields are never
-// sent (we are the only broker).
+// the connection without an answer. The v10+ CurrentLeader/NodeEndpoints
+// tagged fields (KIP-951) come with NOT_LEADER_OR_FOLLOWER in a cluster,
+// the endpoints on the listener the request came in on; a single node
+// never sends them.
 //
 // Allocation: the request parser and response encoder are hand-written
 // flyweights over a pooled produceCtx (kmsg allocates per topic on decode
@@ -531,7 +533,7 @@ func (c *produceCtx) appendResponse(dst []byte) []byte {
 		w.Int32(c.throttleMs) // throttle_time_ms (quota.go)
 	}
 	if len(leaders) > 0 {
-		c.b.appendNodeEndpoints(&w, leaders) // KIP-951 node_endpoints, tag 0
+		c.b.appendNodeEndpoints(&w, c.req, leaders) // KIP-951 node_endpoints, tag 0
 	} else {
 		w.Tags()
 	}

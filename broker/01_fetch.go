@@ -545,7 +545,7 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			return res
 		}
 	}
-	if op.clientRack != "" && op.replica < 0 && !op.readCommitted {
+	if op.clientRack != "" && op.replica < 0 {
 		// KIP-392: a replica in the client's rack, if one fits, instead of
 		// a read here (fetch_preferred.go).
 		if id := op.b.preferredReadReplica(it.part, op.clientRack, it.fetchOffset); id >= 0 {
@@ -630,7 +630,7 @@ func (op *fetchOp) loadStates() bool {
 	op.loadTried = true
 	var missing []*partState
 	for i := range op.items {
-		if p := op.items[i].part; p != nil && !op.items[i].follower {
+		if p := op.items[i].part; p != nil && (!op.items[i].follower || op.readCommitted) {
 			if ps := op.b.produce.part(p); !ps.loaded.Load() {
 				missing = append(missing, ps)
 			}
@@ -681,7 +681,10 @@ func (op *fetchOp) wait(seen []fetchResult) {
 			return
 		}
 		op.waiting = append(op.waiting, it.part.Log)
-		if op.readCommitted && seen[i].lso >= 0 {
+		if op.readCommitted && seen[i].lso >= 0 && !it.follower {
+			// (A follower's LSO moves only with its replica fetcher's
+			// SetHighWatermark, whose high watermark waiters cover it:
+			// fetch_preferred.go.)
 			ps := op.b.produce.part(it.part)
 			if !ps.addLSOWaiter(op, seen[i].lso) {
 				op.fire()
@@ -793,7 +796,7 @@ func (op *fetchOp) respond(results []fetchResult) {
 	}
 	if len(leaders) > 0 && op.hdr.APIVersion >= 16 {
 		w := proto.Writer{B: buf.B, Flexible: true}
-		op.b.appendNodeEndpoints(&w, leaders) // node_endpoints, tag 0
+		op.b.appendNodeEndpoints(&w, op.req, leaders) // node_endpoints, tag 0
 		buf.B = w.B
 	} else {
 		buf.B = e.EndResponse(buf.B)

@@ -135,8 +135,17 @@ func (b *Broker) deleteTopic(name string) error {
 	if t := b.reg.Topic(name); t != nil {
 		parts = viewTopic(b.reg, t).partitions
 	}
+	return b.dropPartitions(parts, func() error { return b.reg.DeleteTopic(name) })
+}
+
+// dropPartitions runs remove, which deletes or sets aside the logs of
+// parts, with their producer snapshots held (none is written into a
+// directory going away) and their producer state forgotten when it
+// succeeds (shutdown would otherwise snapshot it into dirs that are gone).
+// DeleteTopics and a replica leaving this node (cluster.go) share it.
+func (b *Broker) dropPartitions(parts []*Partition, remove func() error) error {
 	b.holdProducerSnapshots(parts, true)
-	if err := b.reg.DeleteTopic(name); err != nil {
+	if err := remove(); err != nil {
 		b.holdProducerSnapshots(parts, false)
 		return err
 	}

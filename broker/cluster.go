@@ -353,14 +353,16 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 		if _, again := im.TopicByID(t.ID); again {
 			continue
 		}
+		var parts []*Partition
 		if rt := b.reg.Topic(t.Name); rt != nil && rt.ID == t.ID {
 			rt.regMu.RLock()
-			for _, p := range rt.Partitions {
+			parts = rt.Partitions
+			rt.regMu.RUnlock()
+			for _, p := range parts {
 				b.repl.forget(p)
 			}
-			rt.regMu.RUnlock()
 		}
-		if err := b.reg.RemoveTopic(t.Name, t.ID); err != nil {
+		if err := b.dropPartitions(parts, func() error { return b.reg.RemoveTopic(t.Name, t.ID) }); err != nil {
 			b.log.Error("deleting a topic the cluster deleted", zap.String("topic", t.Name), zap.Error(err))
 		}
 	}
@@ -384,13 +386,13 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 		}
 	}
 	for _, t := range topics {
-		b.syncTopic(im, t)
+		b.syncTopic(im, t, full)
 	}
 }
 
 // syncTopic applies one topic of the image to the registry and the local
 // partitions' leadership.
-func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
+func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic, full bool) {
 	n := int32(0)
 	for i := range t.Partitions {
 		n = max(n, i+1)
@@ -399,6 +401,7 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 	for i, p := range t.Partitions {
 		local[i] = slices.Contains(p.Replicas, b.opts.NodeID)
 	}
+	b.dropLeavingReplicas(t, local, full)
 	configs := im.Configs(metadata.ConfigResource{Type: metadata.ResourceTopic, Name: t.Name})
 	if err := b.reg.SyncTopic(t.Name, t.ID, local, configs); err != nil {
 		b.log.Error("following the cluster metadata", zap.String("topic", t.Name), zap.Error(err))
@@ -421,6 +424,13 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 			// around the producer state, so it is read from the log
 			// again (produce_state.go) before the first produce.
 			b.forgetProducerState([]*Partition{lp})
+		} else if p.Leader != b.opts.NodeID && !lp.notLeader.Load() {
+			// Becoming follower: the state a follower keeps is replayed
+			// from the batches its fetcher appends (fetch_preferred.go),
+			// from a load of the log as it is now; a leader's (appends in
+			// flight, transactions whose first offset is only a bound)
+			// is not that.
+			b.forgetProducerState([]*Partition{lp})
 		}
 		lp.leaderEpoch.Store(p.LeaderEpoch)
 		lp.notLeader.Store(p.Leader != b.opts.NodeID)
@@ -429,6 +439,52 @@ func (b *Broker) syncTopic(im *metadata.Image, t *metadata.Topic) {
 	}
 	if isInternalTopic(t.Name) {
 		b.followCoordinators(t, parts) // coord_movement.go
+	}
+}
+
+// dropLeavingReplicas removes the partitions of t this node holds a log of
+// but is no longer a replica of (local from the image): deleted when a
+// delta took them away, set aside as stray on a full image (the first
+// after a start: the move completed while this node was away). The
+// replica fetchers stopped following them before (the applier's Retire);
+// acks=all waiters and the ISR check drop them, the coordinators unload
+// their groups or transactions, then Registry.RemoveReplicas does the
+// durable part.
+func (b *Broker) dropLeavingReplicas(t *metadata.Topic, local []bool, full bool) {
+	rt := b.reg.Topic(t.Name)
+	if rt == nil || rt.ID != t.ID {
+		return // another topic of that name: SyncTopic reports it
+	}
+	rt.regMu.RLock()
+	parts := rt.Partitions
+	rt.regMu.RUnlock()
+	var leaving []*Partition
+	var indexes []int32
+	self := b.opts.NodeID
+	for i, p := range parts {
+		if !p.Local() || i >= len(local) || local[i] {
+			continue
+		}
+		if mp, ok := t.Partitions[int32(i)]; !ok || slices.Contains(mp.AddingReplicas, self) || slices.Contains(mp.RemovingReplicas, self) {
+			continue // (the replicas include both in KRaft; never on a doubt)
+		}
+		leaving = append(leaving, p)
+		indexes = append(indexes, int32(i))
+	}
+	if len(leaving) == 0 {
+		return
+	}
+	if isInternalTopic(t.Name) {
+		// Not among the replicas: their coordinators unload now, before
+		// the log goes.
+		b.followCoordinators(t, parts)
+	}
+	for _, p := range leaving {
+		b.repl.forget(p)
+	}
+	err := b.dropPartitions(leaving, func() error { return b.reg.RemoveReplicas(t.Name, t.ID, indexes, full) })
+	if err != nil {
+		b.log.Error("removing replicas the cluster metadata no longer assigns to this node; kept", zap.String("topic", t.Name), zap.Int32s("partitions", indexes), zap.Error(err))
 	}
 }
 
@@ -539,8 +595,11 @@ func (l *currentLeader) appendTag(w *proto.Writer, tag uint32) {
 
 // appendNodeEndpoints writes a top-level tagged-field section holding the
 // endpoints of the brokers ids (KIP-951 node_endpoints, tag 0 of Produce
-// v10+ and Fetch v16+ responses).
-func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
+// v10+ and Fetch v16+ responses), each on the listener req came in on, as
+// Metadata answers (Kafka's KafkaApis takes them from the request's
+// listener too): a client on a second listener must not be sent to the
+// first.
+func (b *Broker) appendNodeEndpoints(w *proto.Writer, req netpoll.Request, ids []int32) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	body := proto.Writer{Flexible: true}
@@ -553,7 +612,7 @@ func (b *Broker) appendNodeEndpoints(w *proto.Writer, ids []int32) {
 		if !ok {
 			continue
 		}
-		e, ok := b.brokerEndpoint(br)
+		e, ok := b.requestEndpoint(req, br)
 		if !ok {
 			continue
 		}

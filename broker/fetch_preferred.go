@@ -32,13 +32,21 @@ package broker
 // follower's answer always has preferred_read_replica -1 unless it sends
 // the client back to the leader (below).
 //
+// read_committed on a follower (Kafka's followers keep a
+// ProducerStateManager through appendAsFollower): the follower loads the
+// partition's producer state from its log as the leader does (loadStates),
+// and its replica fetcher replays the batches it appends into that state
+// (Broker.FollowerLog, followReplicated: producers, open transactions, and
+// the transaction index entries of ABORT markers) before it moves the high
+// watermark. The follower's last stable offset is the smallest of what its
+// consumers may see (the high watermark above), the end of what was
+// replayed, and the first offset of every open transaction; read_committed
+// reads stop there and carry the aborted transactions below it. A parked
+// read_committed fetch on a follower wakes with the high watermark (a
+// marker that moves only the LSO is seen at the next move or at
+// max_wait_ms).
+//
 // Differences from Apache Kafka:
-//   - read_committed fetches stay on the leader: a follower here keeps no
-//     producer state or transaction index for the records it replicates
-//     (its appends go around them), so it knows neither the last stable
-//     offset nor the aborted transactions. The leader does not redirect
-//     them, and a follower answers them with preferred_read_replica = the
-//     leader and no records.
 //   - A follower serves consumer fetches only when the selector is set on
 //     it (Kafka serves every v11+ consumer fetch on a follower); without
 //     it such a fetch is NOT_LEADER_OR_FOLLOWER, as before KIP-392.
@@ -49,7 +57,8 @@ package broker
 //     (NOT_LEADER_OR_FOLLOWER when the partition has no live leader), so
 //     the client goes back to the leader at once; Kafka serves from a
 //     lagging follower until the client's preferred replica expires.
-//   - A follower's last_stable_offset is -1 (unknown, see the first point).
+//   - A follower's last_stable_offset is -1 for read_uncommitted fetches
+//     (its producer state is loaded for read_committed ones only).
 
 import (
 	"errors"
@@ -58,6 +67,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/storage"
 )
 
@@ -79,15 +89,36 @@ type leaderHW struct {
 type FollowerLog struct {
 	*storage.Log
 	p *Partition
+	// b replays into the producer state (nil: no replay). A pointer, not
+	// a func: the replica manager compares assignments, logs included.
+	b *Broker
 }
 
-// FollowerLog returns p's log for its replica fetcher.
+// FollowerLog must stay comparable (a map key type must be): the replica
+// manager compares assignments with ==, and an uncomparable one panics.
+var _ map[FollowerLog]struct{}
+
+// FollowerLog returns p's log for its replica fetcher, without producer
+// state replay (Broker.FollowerLog has it): a follower's read_committed
+// reads then stop at the end of what its state covers.
 func (p *Partition) FollowerLog() FollowerLog { return FollowerLog{Log: p.Log, p: p} }
 
-// SetHighWatermark records hw as the leader's, then sets the log's
-// (storage.Log.SetHighWatermark). The record comes first, so that a
-// consumer fetch the log's move wakes reads it.
+// FollowerLog returns p's log for its replica fetcher: SetHighWatermark
+// first replays what the fetcher appended into p's producer state when it
+// is loaded (followReplicated).
+func (b *Broker) FollowerLog(p *Partition) FollowerLog {
+	return FollowerLog{Log: p.Log, p: p, b: b}
+}
+
+// SetHighWatermark replays the appended batches into the producer state
+// (when b is set), records hw as the leader's, then sets the log's
+// (storage.Log.SetHighWatermark). The replay and the record come first, so
+// that a consumer fetch the log's move wakes reads a last stable offset
+// covering every batch below hw.
 func (f FollowerLog) SetHighWatermark(hw int64) int64 {
+	if f.b != nil {
+		f.b.followReplicated(f.p)
+	}
 	f.p.fromLeader.hw.Store(hw)
 	f.p.fromLeader.known.Store(true)
 	return f.Log.SetHighWatermark(hw)
@@ -184,7 +215,7 @@ func (op *fetchOp) readAsFollower(it *fetchItem, res fetchResult, budget int64, 
 		return res
 	}
 	l := p.Log
-	if op.readCommitted || !l.Replicated() || !p.fromLeader.known.Load() || !op.b.followerInSync(p) {
+	if !l.Replicated() || !p.fromLeader.known.Load() || !op.b.followerInSync(p) {
 		leader := op.b.currentLeader(p.Topic.Name, p.Index)
 		if leader == nil || leader.id == op.b.opts.NodeID {
 			res.errorCode = kerr.NotLeaderForPartition.Code
@@ -194,12 +225,22 @@ func (op *fetchOp) readAsFollower(it *fetchItem, res fetchResult, budget int64, 
 		res.hw, res.logStart = l.HighWatermark(), l.LogStartOffset()
 		return res
 	}
+	upper := min(l.HighWatermark(), p.fromLeader.hw.Load())
+	if op.readCommitted {
+		ps := op.b.produce.part(p)
+		if !ps.loaded.Load() {
+			res.errorCode = kerr.KafkaStorageError.Code // its load failed (logged)
+			return res
+		}
+		upper = ps.followerStableOffset(upper)
+		res.lso = upper
+	}
 	if budget > 0 || first {
 		max := int64(it.maxBytes)
 		if !first && budget < max {
 			max = budget
 		}
-		reg, err := l.ReadBelow(it.fetchOffset, int(max), min(l.HighWatermark(), p.fromLeader.hw.Load()))
+		reg, err := l.ReadBelow(it.fetchOffset, int(max), upper)
 		switch {
 		case errors.Is(err, storage.ErrOffsetOutOfRange):
 			res.errorCode = kerr.OffsetOutOfRange.Code
@@ -220,5 +261,62 @@ func (op *fetchOp) readAsFollower(it *fetchItem, res fetchResult, budget int64, 
 	res.waitHW = l.HighWatermark()
 	res.hw = min(res.waitHW, p.fromLeader.hw.Load())
 	res.logStart = l.LogStartOffset()
-	return res // lso stays -1: unknown here
+	if op.readCommitted && res.errorCode == 0 {
+		res.aborted = []proto.AbortedTransaction{}
+		if res.region.Len > 0 {
+			for _, a := range l.AbortedTxns(it.fetchOffset, res.lso) {
+				res.aborted = append(res.aborted, proto.AbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
+			}
+		}
+	}
+	return res
+}
+
+// followerStableOffset is a follower partition's last stable offset for a
+// consumer that may see up to visible: below it, the end of what the
+// state replayed, and the first offset of every open transaction.
+func (ps *partState) followerStableOffset(visible int64) int64 {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	lso := min(visible, ps.completedEnd)
+	for t := range ps.ongoing {
+		lso = min(lso, t.first)
+	}
+	return lso
+}
+
+// followReplicated brings a follower's loaded producer state up to the log
+// end: the batches the replica fetcher appended since the state's end are
+// replayed as a load replays the log (scanProducerBatches: producers, open
+// transactions, markers and the transaction index entries of ABORTs), as
+// Kafka's appendAsFollower updates its ProducerStateManager. It runs on the
+// fetcher's goroutine before the high watermark moves (FollowerLog). The
+// state's lock is held across the reads: only this partition's fetches
+// and snapshot wait on it, and the batches were just written (page
+// cache). An unloaded state is left alone (its load reads the log); a
+// failed replay forgets the state, which the next reader loads again.
+func (b *Broker) followReplicated(p *Partition) {
+	v, ok := b.produce.parts.Load(p)
+	if !ok {
+		return
+	}
+	ps := v.(*partState)
+	if !ps.loaded.Load() {
+		return
+	}
+	l := p.Log
+	ps.mu.Lock()
+	from, to := max(ps.completedEnd, l.LogStartOffset()), l.LogEndOffset()
+	var err error
+	if to > from {
+		if err = scanProducerBatches(l, from, to, ps.producers, ps.ongoing); err == nil {
+			ps.completedEnd = to
+		}
+	}
+	ps.mu.Unlock()
+	if err != nil {
+		b.log.Warn("replaying replicated batches into a follower's producer state failed; it is read from the log again when next needed",
+			zap.String("topic", p.Topic.Name), zap.Int32("partition", p.Index), zap.Error(err))
+		b.forgetProducerState([]*Partition{p})
+	}
 }

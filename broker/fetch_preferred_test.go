@@ -72,11 +72,18 @@ func TestPreferredReadReplica(t *testing.T) {
 		what      string
 		rack      string
 		isolation int8
-	}{{"the leader's rack", "r1", 0}, {"no rack", "", 0}, {"a rack without replicas", "r7", 0}, {"read_committed", "r2", 1}} {
+	}{{"the leader's rack", "r1", 0}, {"no rack", "", 0}, {"a rack without replicas", "r7", 0}} {
 		c := rackFetch(t, consumer, "near", -1, 0, tc.rack, tc.isolation, -1)
 		if c.ErrorCode != 0 || c.PreferredReadReplica != -1 || recordsEnd(t, c) != 3 {
 			t.Errorf("consumer, %s: error %d preferred %d end %d; want the records from the leader", tc.what, c.ErrorCode, c.PreferredReadReplica, recordsEnd(t, c))
 		}
+	}
+
+	// read_committed too (Kafka's selector does not look at the
+	// isolation level): the follower keeps the producer state.
+	if c := rackFetch(t, consumer, "near", -1, 0, "r2", 1, -1); c.ErrorCode != 0 || c.PreferredReadReplica != 2 || len(c.RecordBatches) != 0 || c.LastStableOffset != 3 {
+		t.Errorf("read_committed consumer in r2: error %d preferred %d, %d record bytes, lso %d; want node 2, no records, lso 3",
+			c.ErrorCode, c.PreferredReadReplica, len(c.RecordBatches), c.LastStableOffset)
 	}
 
 	// Past the follower's log end: the leader serves (its high watermark
@@ -119,8 +126,9 @@ func TestPreferredReadReplica(t *testing.T) {
 // cluster node without a broker; this test plays node 1's replica fetcher
 // on the log). Consumer fetches are served up to the leader's high
 // watermark as the fetcher last set it (never the log's own when that is
-// above), and sent back to the leader (preferred_read_replica 2) before the
-// first one, for read_committed, and once node 1 is out of the ISR.
+// above), read_committed ones up to the last stable offset, and sent back to
+// the leader (preferred_read_replica 2) before the first one and once node 1
+// is out of the ISR.
 func TestFollowerServesConsumer(t *testing.T) {
 	rc := startReplCluster(t, 0, func(o *Options) { o.RackAwareReplicaSelector = true })
 	consumer := rc.tb.client()
@@ -179,9 +187,12 @@ func TestFollowerServesConsumer(t *testing.T) {
 	if c := rackFetch(t, consumer, "far", -1, 9, "r1", 0, -1); c.ErrorCode != kerr.OffsetOutOfRange.Code {
 		t.Errorf("follower past its log end: error %d", c.ErrorCode)
 	}
-	// read_committed: the follower has no transaction state.
-	if c := rackFetch(t, consumer, "far", -1, 0, "r1", 1, -1); c.ErrorCode != 0 || c.PreferredReadReplica != 2 || len(c.RecordBatches) != 0 {
-		t.Errorf("follower, read_committed: %+v", c)
+	// read_committed: the follower loads its producer state from the log
+	// (no transaction there): the last stable offset is the high
+	// watermark.
+	if c := rackFetch(t, consumer, "far", -1, 0, "r1", 1, -1); c.ErrorCode != 0 || c.PreferredReadReplica != -1 || recordsEnd(t, c) != 2 || c.LastStableOffset != 2 {
+		t.Errorf("follower, read_committed: error %d preferred %d end %d lso %d; want records 0-1, lso 2",
+			c.ErrorCode, c.PreferredReadReplica, recordsEnd(t, c), c.LastStableOffset)
 	}
 	// A long poll at the high watermark wakes when the fetcher moves it.
 	p.FollowerLog().SetHighWatermark(5)
@@ -300,5 +311,89 @@ func TestSingleNodeRack(t *testing.T) {
 				t.Errorf("broker.rack %q: %s rack %v", rack, what, got)
 			}
 		}
+	}
+}
+
+// TestFollowerReadCommitted: node 1 follows a partition led by node 2 (this
+// test plays node 1's replica fetcher through Broker.FollowerLog). Its
+// read_committed consumers get the last stable offset of the producer state
+// it loads from its log and replays the replicated batches into: an open
+// transaction holds it, an ABORT marker releases it with the transaction in
+// aborted_transactions, a COMMIT marker releases it without.
+func TestFollowerReadCommitted(t *testing.T) {
+	rc := startReplCluster(t, 0, func(o *Options) { o.RackAwareReplicaSelector = true })
+	consumer := rc.tb.client()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "far-txn", -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{2, 1}
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 30000
+	if kresp, err := consumer.SeedBrokers()[0].Request(context.Background(), req); err != nil || kresp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode != 0 {
+		t.Fatalf("CreateTopics: %v %+v", err, kresp)
+	}
+	var p *Partition
+	waitUntil(t, "far-txn followed by node 1", func() bool {
+		p = rc.tb.Reg.Partition("far-txn", 0)
+		return p != nil && p.notLeader.Load() && p.leaderEpoch.Load() >= 0 && slices.Equal(rc.isr("far-txn"), []int32{2, 1})
+	})
+	fl := rc.tb.Broker.FollowerLog(p)
+	replicate := func(base int64, b []byte) {
+		t.Helper()
+		binary.BigEndian.PutUint64(b, uint64(base)) // outside the CRC
+		done := make(chan error, 1)
+		if err := fl.AppendReplica(b, storage.AppendFunc(func(r storage.AppendResult) { done <- r.Err })); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("append at %d: %v", base, err)
+		}
+	}
+	now := time.Now().UnixMilli()
+	committed := func(wantEnd, wantLSO int64, wantAborted ...int64) {
+		t.Helper()
+		c := rackFetch(t, consumer, "far-txn", -1, 0, "r1", 1, -1)
+		var aborted []int64
+		for _, a := range c.AbortedTransactions {
+			aborted = append(aborted, a.ProducerID, a.FirstOffset)
+		}
+		end := int64(0)
+		if len(c.RecordBatches) > 0 {
+			end = recordsEnd(t, c)
+		}
+		if c.ErrorCode != 0 || c.PreferredReadReplica != -1 || end != wantEnd || c.LastStableOffset != wantLSO || !slices.Equal(aborted, wantAborted) {
+			t.Fatalf("read_committed on the follower: error %d preferred %d end %d lso %d aborted (pid, first) %v; want end %d lso %d aborted %v",
+				c.ErrorCode, c.PreferredReadReplica, end, c.LastStableOffset, aborted, wantEnd, wantLSO, wantAborted)
+		}
+	}
+
+	// Producer 7's transaction (0-1) is open, then a plain record (2).
+	replicate(0, txnBatch(7, 0, 0, []byte("a"), []byte("b")))
+	replicate(2, makeBatch([]byte("c")))
+	fl.SetHighWatermark(3)
+	committed(0, 0) // the state is loaded from the log: the transaction holds the LSO at 0
+
+	// Producer 7 aborts (3); producer 8's transaction opens (4); a plain
+	// record (5). Replayed before the high watermark moves.
+	replicate(3, buildMarker(7, 0, false, 0, now))
+	replicate(4, txnBatch(8, 0, 0, []byte("d")))
+	replicate(5, makeBatch([]byte("e")))
+	fl.SetHighWatermark(6)
+	committed(4, 4, 7, 0)
+
+	// Producer 8 commits (6): everything up to the high watermark.
+	replicate(6, buildMarker(8, 0, true, 0, now))
+	fl.SetHighWatermark(7)
+	committed(7, 7, 7, 0)
+
+	// read_uncommitted sees everything below the high watermark.
+	if c := rackFetch(t, consumer, "far-txn", -1, 0, "r1", 0, -1); c.ErrorCode != 0 || recordsEnd(t, c) != 7 {
+		t.Fatalf("read_uncommitted on the follower: error %d end %d", c.ErrorCode, recordsEnd(t, c))
+	}
+	// The aborted transaction's index entry is on the follower's log.
+	if got := p.Log.AbortedTxns(0, 7); len(got) != 1 || got[0].ProducerID != 7 || got[0].FirstOffset != 0 || got[0].LastOffset != 3 {
+		t.Fatalf("follower's transaction index: %+v", got)
 	}
 }

@@ -314,3 +314,76 @@ func TestFirstStartFaultSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveReplicasFaultSteps fails each mutating step of RemoveReplicas
+// (a replica the cluster metadata took off this node: deleted live, set
+// aside on the first image after a start) from that step on, or stops the
+// machine there and cuts the power. The next start always succeeds; the
+// other partition keeps its acknowledged records; the removed one is either
+// still served whole (the table change did not land) or not served at all,
+// and when set aside its data is kept in a -stray directory: a partition
+// directory with files missing is never opened.
+func TestRemoveReplicasFaultSteps(t *testing.T) {
+	id := [16]byte{5, 5}
+	setup := func(t *testing.T, f *storage.FaultIO) (*Registry, []string) {
+		dirs := []string{t.TempDir(), t.TempDir()}
+		r, err := openFaultRegistry(t, f, dirs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SyncTopic("moved", id, []bool{true, true}, flushEvery); err != nil {
+			t.Fatal(err)
+		}
+		appendRecords(t, r, "moved", 3)
+		return r, dirs
+	}
+	for _, setAside := range []bool{false, true} {
+		f := storage.NewFaultIO(nil)
+		f.SetScratchDir(t.TempDir())
+		r, _ := setup(t, f)
+		count := f.Inject(storage.Fault{Op: storage.OpMutating, Skip: 1 << 30})
+		if err := r.RemoveReplicas("moved", id, []int32{1}, setAside); err != nil {
+			t.Fatal(err)
+		}
+		steps := count.Matched()
+		f.Clear()
+		r.Close()
+		for k := 0; k < steps; k++ {
+			for _, mode := range faultModes(k) {
+				seed := int64(k*3 + len(mode))
+				t.Run(fmt.Sprintf("setAside=%v/step=%d/%s/seed=%d", setAside, k, mode, seed), func(t *testing.T) {
+					f := storage.NewFaultIO(nil)
+					f.SetScratchDir(t.TempDir())
+					r, dirs := setup(t, f)
+					f.Inject(storage.Fault{Op: storage.OpMutating, Skip: k, Err: syscall.EIO})
+					opErr := r.RemoveReplicas("moved", id, []int32{1}, setAside)
+					stopped := mode != "fail-rest"
+					if !stopped {
+						f.Clear()
+					}
+					r2, err := reopenAfterFault(t, r, f, dirs, stopped, seed)
+					if err != nil {
+						t.Fatalf("start after a fault at step %d (op error: %v): %v", k, opErr, err)
+					}
+					defer r2.Close()
+					hw := highWatermarks(r2, "moved", 2)
+					if hw[0] < 3 {
+						t.Fatalf("partition 0: high watermark %d, want >= 3 (op error: %v)", hw[0], opErr)
+					}
+					if hw[1] >= 0 && hw[1] < 3 {
+						t.Fatalf("partition 1 served with high watermark %d, want the whole log (>= 3) or not served (op error: %v)", hw[1], opErr)
+					}
+					if hw[1] < 0 {
+						if _, err := os.Stat(filepath.Join(dirs[1], "moved-1")); err == nil {
+							t.Fatalf("partition 1 not served, but its directory is there under its own name")
+						}
+						strays, _ := filepath.Glob(filepath.Join(dirs[1], "moved-1.*"+straySuffix, "00000000000000000000.log"))
+						if setAside && len(strays) != 1 {
+							t.Fatalf("partition 1 set aside: its data is not in one -stray directory (%v; op error: %v)", strays, opErr)
+						}
+					}
+				})
+			}
+		}
+	}
+}

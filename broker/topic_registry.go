@@ -604,7 +604,18 @@ func (r *Registry) deleteTopic(name string) error {
 		}
 		return fmt.Errorf("%w: persisting topic metadata: %v", kerr.KafkaStorageError, err)
 	}
-	for _, p := range t.Partitions {
+	r.deleteLocalLogs(name, t.Partitions)
+	r.log.Info("topic deleted", zap.String("topic", name))
+	return nil
+}
+
+// deleteLocalLogs removes the logs of the local partitions among parts
+// (storage.Manager.DeleteLog: renamed to -delete, then removed). REQUIRES:
+// the table that no longer lists them as local is persisted, so a crash
+// part-way leaves directories the next start accounts for (a -delete
+// directory it finishes removing, or one no topic claims, set aside).
+func (r *Registry) deleteLocalLogs(name string, parts []*Partition) {
+	for _, p := range parts {
 		if !p.Local() {
 			continue
 		}
@@ -612,8 +623,6 @@ func (r *Registry) deleteTopic(name string) error {
 			r.log.Warn("deleting partition log", zap.String("topic", name), zap.Int32("partition", p.Index), zap.Error(err))
 		}
 	}
-	r.log.Info("topic deleted", zap.String("topic", name))
-	return nil
 }
 
 // CreatePartitions grows a topic to total partitions.

@@ -80,9 +80,9 @@ func (r *Registry) SyncTopic(name string, id [16]byte, local []bool, configs map
 			next[i] = p[0]
 			changed = true
 		} else if !local[i] && parts[i].Local() {
-			// The replica moved away. Its data stays until replication
-			// (issue 16) says the move is complete; it keeps serving
-			// nothing new since Metadata names the new leader.
+			// The replica moved away and RemoveReplicas (called first)
+			// failed to drop it: it stays, serving nothing new since
+			// Metadata names the replicas elsewhere.
 			r.log.Warn("partition no longer assigned to this node; keeping its log", zap.String("topic", name), zap.Int("partition", i))
 		}
 	}
@@ -137,6 +137,72 @@ func (r *Registry) RemoveTopic(name string, id [16]byte) error {
 		return nil
 	}
 	return r.deleteTopic(name)
+}
+
+// RemoveReplicas stops holding the partitions leaving of topic name (topic
+// id id) here: the cluster metadata no longer lists this node among their
+// replicas (a reassignment completed or was cancelled; in KRaft the
+// replicas include those being added and removed, so this is the durable
+// end of the move). The table is persisted with them remote first; then,
+// live (setAside false: Kafka's ReplicaManager.applyDelta stopping them
+// with deletion), their logs are deleted as DeleteTopics deletes them
+// (deleteLocalLogs); on the first image after a start (setAside true: the
+// node was away while the move completed) they are set aside as
+// <dir>.<hex>-stray and kept, as Kafka's LogManager does with a log
+// isStrayKraftReplica finds at startup. A crash between the two steps
+// leaves a directory the table no longer claims: the next start sets it
+// aside as stray, never deletes it. Another topic id, a partition not
+// local, or a failed persist: nothing is removed.
+func (r *Registry) RemoveReplicas(name string, id [16]byte, leaving []int32, setAside bool) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	t := r.Topic(name)
+	if t == nil || t.ID != id {
+		return nil
+	}
+	r.mu.RLock()
+	parts := t.Partitions
+	r.mu.RUnlock()
+	next := append([]*Partition(nil), parts...)
+	var gone []*Partition
+	for _, i := range leaving {
+		if i < 0 || int(i) >= len(parts) || !parts[i].Local() {
+			continue
+		}
+		gone = append(gone, parts[i])
+		next[i] = &Partition{Topic: t, Index: i, dir: remoteDir}
+		next[i].notLeader.Store(true)
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	t.Partitions = next
+	r.mu.Unlock()
+	if err := r.persistLocked(); err != nil {
+		r.mu.Lock()
+		t.Partitions = parts
+		r.mu.Unlock()
+		r.unpersistLocked(err)
+		return fmt.Errorf("topic %s: persisting the topic table: %w", name, err)
+	}
+	if !setAside {
+		r.deleteLocalLogs(name, gone)
+		for _, p := range gone {
+			r.log.Info("replica deleted: the cluster metadata no longer assigns it to this node", zap.String("topic", name), zap.Int32("partition", p.Index))
+		}
+		return nil
+	}
+	for _, p := range gone {
+		to, err := r.mgrs[p.dir].SetAsideLog(name, p.Index, straySuffix)
+		if err != nil {
+			r.log.Warn("setting aside a replica no longer assigned to this node", zap.String("topic", name), zap.Int32("partition", p.Index), zap.Error(err))
+			continue
+		}
+		r.log.Warn("replica no longer assigned to this node (reassigned while it was away) set aside as stray: renamed, nothing deleted",
+			zap.String("topic", name), zap.Int32("partition", p.Index), zap.String("renamed_to", to))
+	}
+	return nil
 }
 
 // errClusterManaged: a single-node topic change asked of a registry the

@@ -3,7 +3,10 @@ package broker
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // A clustered node holds logs only for its own replicas; the table keeps the
@@ -124,5 +127,81 @@ func TestClusterMetadataDirIsNotAStray(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(meta, "quorum-state")); err != nil {
 		t.Fatalf("the metadata log was moved: %v", err)
+	}
+}
+
+// A replica the metadata takes off this node: live (a delta) its directory
+// is deleted once the table says remote, on a full image (the first after a
+// start) it is set aside as -stray with every file kept; another topic id
+// removes nothing, and a restart recreates neither.
+func TestRemoveReplicas(t *testing.T) {
+	dir := t.TempDir()
+	id := [16]byte{4, 2}
+	r := openTestRegistry(t, dir)
+	if err := r.SyncTopic("moved", id, []bool{true, true, true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(i int32) bool {
+		_, err := os.Stat(filepath.Join(dir, partitionDirName("moved", i)))
+		return err == nil
+	}
+	suffixed := func(suffix string) []string {
+		var out []string
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), suffix) {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	if err := r.RemoveReplicas("moved", [16]byte{9}, []int32{1}, false); err != nil || r.Partition("moved", 1) == nil || !exists(1) {
+		t.Fatalf("RemoveReplicas of another topic id removed something (err %v)", err)
+	}
+	if err := r.RemoveReplicas("moved", id, []int32{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if r.Partition("moved", 1) != nil || exists(1) {
+		t.Fatal("partition 1 still local or its directory still there")
+	}
+	if d := suffixed(storage.DeleteSuffix); len(d) != 0 {
+		t.Fatalf("left behind: %v", d)
+	}
+	if r.Partition("moved", 0) == nil || r.Partition("moved", 2) == nil || len(r.Topic("moved").Partitions) != 3 {
+		t.Fatal("the other partitions changed")
+	}
+	// A partition not local here is nothing to remove.
+	if err := r.RemoveReplicas("moved", id, []int32{1, 7}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = openTestRegistry(t, dir)
+	if r.Partition("moved", 1) != nil || exists(1) || r.Partition("moved", 0) == nil {
+		t.Fatal("the restart brought partition 1 back or lost partition 0")
+	}
+	// Set aside: renamed with its files.
+	marker := filepath.Join(dir, partitionDirName("moved", 2), "keep.me")
+	if err := os.WriteFile(marker, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveReplicas("moved", id, []int32{2}, true); err != nil {
+		t.Fatal(err)
+	}
+	strays := suffixed(straySuffix)
+	if len(strays) != 1 || exists(2) || r.Partition("moved", 2) != nil {
+		t.Fatalf("partition 2 not set aside: strays %v", strays)
+	}
+	if _, err := os.Stat(filepath.Join(dir, strays[0], "keep.me")); err != nil {
+		t.Fatalf("the stray lost its files: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = openTestRegistry(t, dir)
+	defer r.Close()
+	if r.Partition("moved", 2) != nil || exists(2) || len(suffixed(straySuffix)) != 1 || r.Partition("moved", 0) == nil {
+		t.Fatal("the restart changed the set-aside partition or lost partition 0")
 	}
 }

@@ -576,6 +576,9 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 			f.followLeader(s, a)
 			continue
 		}
+		if !f.startAtStraddlingBatch(s, batches) {
+			continue
+		}
 		w := appendWait{s: s, a: a, done: make(chan error, 1)}
 		err := s.p.log.AppendReplica(batches, storage.AppendFunc(func(r storage.AppendResult) { w.done <- r.Err }))
 		if err != nil {
@@ -608,6 +611,40 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 		}
 	}
 	return outOfRange
+}
+
+// startAtStraddlingBatch handles a first batch that starts below an empty
+// follower log's end and ends at or after it, as Kafka's Partition does on
+// UnexpectedAppendOffsetException: the leader's log start fell inside that
+// batch (DeleteRecords), the follower started over at it (outOfRange) and
+// the leader returns the whole batch holding it. The log, which holds no
+// record, starts over at the batch's base offset
+// (storage.Log.TruncateFullyAndStartAt allows that on an empty log) and
+// takes the batch; followLeader then moves its log start back up to the
+// leader's. It returns false when s is done for this round (the start over
+// failed: the partition stops, as other local failures do). Any other
+// batch is left to AppendReplica, which refuses one not at the log end.
+// REQUIRES: f.mu held.
+func (f *fetcher) startAtStraddlingBatch(s sent, batches []byte) bool {
+	l := s.p.log
+	end := l.LogEndOffset()
+	base, last, ok := firstBatchOffsets(batches)
+	if !ok || l.LogStartOffset() != end || base >= end || last < end {
+		return true
+	}
+	f.logger.Info("replica fetcher: the first batch starts below the empty follower log's start (the leader's log start is inside it): the log starts at the batch's base offset, as Kafka does",
+		zap.String("topic", s.tp.Topic), zap.Int32("partition", s.tp.Partition),
+		zap.Int64("log_start_offset", end), zap.Int64("batch_base_offset", base), zap.Int64("batch_last_offset", last))
+	if err := l.TruncateFullyAndStartAt(base); err != nil {
+		f.logFailure(s, "starting the empty follower log at the leader's first batch failed", err)
+		return false
+	}
+	if f.cfg.StartedOver != nil {
+		f.cfg.StartedOver(s.tp.Topic, s.tp.Partition, base)
+	} else {
+		f.truncated(s, l)
+	}
+	return true
 }
 
 // followLeader sets s's high watermark from the leader's, bounded by the

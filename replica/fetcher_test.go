@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -392,6 +393,66 @@ func TestFollowerBelowLeaderLogStart(t *testing.T) {
 	})
 	l.produce(t, "b", 2)
 	waitFor(t, "the follower to copy on", func() bool { return f.LogEndOffset() == 10 })
+}
+
+// TestFollowerStartsAtStraddlingBatch: the leader's log start is inside a
+// batch (DeleteRecords at 5 of a batch holding 0-9). An empty follower
+// starts over at 5 (OFFSET_OUT_OF_RANGE), gets the whole batch 0-9 for
+// fetch offset 5, starts its empty log at the batch's base offset instead
+// (Kafka's UnexpectedAppendOffsetException handling), copies the leader's
+// bytes and moves its log start up to 5 again.
+func TestFollowerStartsAtStraddlingBatch(t *testing.T) {
+	l := startLeader(t)
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, "one-batch-%d", i)})
+	}
+	if err := l.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ll := l.log(t)
+	if n := len(batchesOf(t, segmentBytes(t, ll.Dir()))); n != 1 {
+		t.Fatalf("the leader holds %d batches, want the 10 records in one", n)
+	}
+	if _, err := ll.DeleteRecords(5); err != nil {
+		t.Fatal(err)
+	}
+	l.produce(t, "b", 2)
+	id := l.topicID(t)
+	f := openFollower(t, filepath.Join(t.TempDir(), "t-0"))
+	var startedOver []int64
+	var mu sync.Mutex
+	m := replica.New(replica.Config{
+		NodeID: followerID, ListenerName: "PLAINTEXT",
+		FetchWaitMax: 100 * time.Millisecond, Backoff: 20 * time.Millisecond, RequestTimeout: 10 * time.Second,
+		Logger: zaptest.NewLogger(t),
+		Logs: func(name string, tid [16]byte, p int32) replica.Log {
+			if name == topic && tid == id && p == 0 {
+				return f
+			}
+			return nil
+		},
+		StartedOver: func(_ string, _ int32, start int64) {
+			mu.Lock()
+			startedOver = append(startedOver, start)
+			mu.Unlock()
+		},
+	})
+	t.Cleanup(func() {
+		if !m.Close(10 * time.Second) {
+			t.Error("fetchers did not stop")
+		}
+	})
+	m.Update(image(t, l, id, leaderID, 0), nil, true)
+	waitFor(t, "the follower to copy to 12 with its log start back at 5", func() bool {
+		return f.LogEndOffset() == 12 && f.LogStartOffset() == 5 && m.StateOf(topic, 0) == "fetching"
+	})
+	sameSegment(t, ll.Dir(), f.Dir())
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(startedOver) != "[5 0]" {
+		t.Errorf("started over at %v, want [5 0] (the leader's log start, then the straddling batch's base)", startedOver)
+	}
 }
 
 // TestNoReplicasNoFetchers: with no partition to follow (every partition

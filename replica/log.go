@@ -28,9 +28,11 @@ type Log interface {
 	// divergence point.
 	TruncateTo(offset int64) error
 	// TruncateFullyAndStartAt replaces the whole log by an empty one at
-	// offset, at or past its log end (storage.Log.TruncateFullyAndStartAt).
-	// The fetcher calls it only when the leader's log starts past the
-	// follower's log end.
+	// offset, at or past its log end, or anywhere when the log holds no
+	// record (storage.Log.TruncateFullyAndStartAt). The fetcher calls it
+	// only when the leader's log starts past the follower's log end, and
+	// on an empty log at the base offset of a first fetched batch that
+	// straddles its start.
 	TruncateFullyAndStartAt(offset int64) error
 	// DeleteRecords moves the log start offset up (storage.Log.DeleteRecords):
 	// the fetcher follows the leader's log start with it, below the high

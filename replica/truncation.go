@@ -1,5 +1,7 @@
 package replica
 
+import "encoding/binary"
+
 // Undefined values of OffsetForLeaderEpoch answers (Kafka's
 // UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET).
 const (
@@ -62,4 +64,20 @@ func wholeBatches(records []byte) []byte {
 		p += headerBytes + int(n)
 	}
 	return records[:p]
+}
+
+// firstBatchOffsets reads the base offset and the last offset (base plus
+// last offset delta) of the first record batch in batches; ok is false
+// when fewer bytes than its header's first 27 are there.
+//
+//	0            8        12             16      17    21          23                 27
+//	| baseOffset | length | leader epoch | magic | crc | attributes | lastOffsetDelta |
+func firstBatchOffsets(batches []byte) (base, last int64, ok bool) {
+	const headerBytes = 27
+	if len(batches) < headerBytes {
+		return 0, 0, false
+	}
+	base = int64(binary.BigEndian.Uint64(batches[0:8]))
+	delta := int32(binary.BigEndian.Uint32(batches[23:27]))
+	return base, base + int64(delta), true
 }

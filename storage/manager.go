@@ -388,6 +388,38 @@ func (m *Manager) Log(topic string, partition int32) *Log {
 // partition meanwhile waits for the removal to finish (then creates it
 // anew).
 func (m *Manager) DeleteLog(topic string, partition int32) error {
+	_, err := m.dropLog(topic, partition, func(dir string) (string, error) {
+		return "", removePartitionDir(m.opts.FS, dir)
+	})
+	return err
+}
+
+// SetAsideLog closes the partition's log and renames its directory to
+// <topic>-<partition>.<32 hex><suffix>, keeping every file (Kafka KRaft's
+// "-stray" for a replica the metadata no longer assigns to this broker
+// when it starts). It returns the new path ("" when the directory did not
+// exist). Waits and bookkeeping as DeleteLog.
+func (m *Manager) SetAsideLog(topic string, partition int32, suffix string) (string, error) {
+	return m.dropLog(topic, partition, func(dir string) (string, error) {
+		var id [16]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return "", err
+		}
+		to := dir + "." + hex.EncodeToString(id[:]) + suffix
+		if err := m.opts.FS.Rename(dir, to); err != nil {
+			if os.IsNotExist(err) {
+				return "", nil
+			}
+			return "", err
+		}
+		return to, nil
+	})
+}
+
+// dropLog forgets the partition (its open log closed, its checkpoint
+// entries dropped) and then hands its directory to dispose, with the
+// partition marked busy meanwhile: DeleteLog and SetAsideLog.
+func (m *Manager) dropLog(topic string, partition int32, dispose func(dir string) (string, error)) (string, error) {
 	tp := TopicPartition{topic, partition}
 	m.mu.Lock()
 	for m.waitNotBusyLocked(tp) {
@@ -404,12 +436,12 @@ func (m *Manager) DeleteLog(topic string, partition int32) error {
 	if l != nil {
 		l.Close()
 	}
-	err := removePartitionDir(m.opts.FS, filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
+	to, err := dispose(filepath.Join(m.dir, fmt.Sprintf("%s-%d", topic, partition)))
 	m.mu.Lock()
 	delete(m.busy, tp)
 	m.mu.Unlock()
 	close(done)
-	return err
+	return to, err
 }
 
 // DeleteSuffix ends the name a partition directory is renamed to before

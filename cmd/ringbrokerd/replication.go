@@ -47,7 +47,7 @@ func newReplication(cfg *config.Config, reg *broker.Registry, b *broker.Broker, 
 			if p == nil || p.Log == nil {
 				return nil
 			}
-			return p.FollowerLog() // remembers the leader's high watermark (KIP-392 reads)
+			return b.FollowerLog(p) // remembers the leader's high watermark, replays the producer state (KIP-392 reads)
 		},
 		Truncated:   b.ReplicaTruncated,
 		StartedOver: b.ReplicaStartedOver,

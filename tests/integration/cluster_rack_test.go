@@ -11,6 +11,7 @@ package integration
 // node's per-topic fetched-bytes counter shows which served consumers.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -90,12 +91,16 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 			}
 			return nil
 		})
-		// The leader's own rack, no rack, an unknown rack and read_committed
-		// read from the leader.
+		// read_committed too (Kafka's selector ignores the isolation level).
+		if p, err := rackFetch(leader, topic, 0, rack, 1, 12); err != nil || p.ErrorCode != 0 || p.PreferredReadReplica != far.id || len(p.RecordBatches) != 0 || p.LastStableOffset != end {
+			t.Errorf("leader, rack %s, read_committed: %v, %+v; want preferred replica %d, no records, last stable offset %d", rack, err, fetchSummary(p), far.id, end)
+		}
+		// The leader's own rack, no rack and an unknown rack read from the
+		// leader.
 		for _, tc := range []struct {
 			rack      string
 			isolation int8
-		}{{fmt.Sprintf("r%d", leader.id), 0}, {"", 0}, {"r9", 0}, {rack, 1}} {
+		}{{fmt.Sprintf("r%d", leader.id), 0}, {"", 0}, {"r9", 0}, {fmt.Sprintf("r%d", leader.id), 1}} {
 			p, err := rackFetch(leader, topic, 0, tc.rack, tc.isolation, 12)
 			if err != nil {
 				t.Fatal(err)
@@ -139,10 +144,11 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 		if p, err := rackFetch(far, topic, end+1000, rack, 0, 12); err != nil || p.ErrorCode != kerr.OffsetOutOfRange.Code {
 			t.Errorf("follower past its log end: %v, %+v; want OFFSET_OUT_OF_RANGE", err, fetchSummary(p))
 		}
-		// read_committed goes back to the leader (the follower keeps no
-		// transaction state); a fetch before KIP-392 (v10) is refused.
-		if p, err := rackFetch(far, topic, 0, rack, 1, 12); err != nil || p.ErrorCode != 0 || p.PreferredReadReplica != leader.id || len(p.RecordBatches) != 0 {
-			t.Errorf("follower, read_committed: %v, %+v; want preferred replica %d, no records", err, fetchSummary(p), leader.id)
+		// read_committed is served too, up to the follower's last stable
+		// offset (no transaction here: its high watermark); a fetch before
+		// KIP-392 (v10) is refused.
+		if p, err := rackFetch(far, topic, 0, rack, 1, 12); err != nil || p.ErrorCode != 0 || p.PreferredReadReplica != -1 || len(p.RecordBatches) == 0 || p.LastStableOffset != end {
+			t.Errorf("follower, read_committed: %v, %+v; want records, last stable offset %d", err, fetchSummary(p), end)
 		}
 		if p, err := rackFetch(far, topic, 0, "", 0, 10); err != nil || p.ErrorCode != kerr.NotLeaderForPartition.Code {
 			t.Errorf("follower, Fetch v10: %v, %+v; want NOT_LEADER_OR_FOLLOWER", err, fetchSummary(p))
@@ -175,14 +181,14 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 			t.Errorf("node %d (another rack) served %v bytes", third.id, servedAfter[third.id])
 		}
 
-		// kcat (librdkafka) with client.rack: read_uncommitted, since
-		// read_committed fetches stay on the leader here.
+		// kcat (librdkafka) with client.rack, at its default isolation
+		// level, read_committed: served by the follower too.
 		t.Run("kcat", func(t *testing.T) {
 			kcat := requireTool(t, "kcat")
 			before := topicFetchedBytes(t, metricsAddr, topic)
 			out, err := runClient(t, clientRunTimeout, nil, kcat, "-C", "-b", leader.addr(), "-t", topic, "-p", "0",
 				"-o", "beginning", "-e", "-f", kcatFormat, "-X", "fetch.wait.max.ms=100",
-				"-X", "client.rack="+rack, "-X", "isolation.level=read_uncommitted")
+				"-X", "client.rack="+rack, "-X", "isolation.level=read_committed")
 			if err != nil {
 				t.Fatalf("kcat -C: %v", err)
 			}
@@ -199,6 +205,77 @@ func TestClusterFetchFromClosestReplica(t *testing.T) {
 			if after[third.id] != 0 {
 				t.Errorf("node %d (another rack) served %v bytes", third.id, after[third.id])
 			}
+		})
+
+		// Transactions on a follower (Kafka's followers keep producer state
+		// through appendAsFollower): a transactional producer commits,
+		// aborts and commits; franz-go in rack r<far> at read_committed reads
+		// exactly the committed records, every batch from node far.
+		t.Run("read_committed", func(t *testing.T) {
+			const txnTopic = "rack-aware-txn"
+			createAssigned(t, c.nodes[0], txnTopic, []int32{leader.id, far.id, third.id})
+			c.waitTopicsEverywhere(t, map[string]int32{txnTopic: 1}, clusterStepTimeout)
+			if l := waitFullISR(t, c.nodes[0], txnTopic); l != leader.id {
+				t.Fatalf("%s led by node %d, want node %d", txnTopic, l, leader.id)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*clusterStepTimeout)
+			defer cancel()
+			tp := seedClient(t, c.seeds(), kgo.TransactionalID("rack-txn"), kgo.DefaultProduceTopic(txnTopic), kgo.TransactionTimeout(20*time.Second))
+			var committed []sentRecord
+			for _, txn := range []struct {
+				prefix string
+				commit bool
+			}{{"committed-1", true}, {"aborted", false}, {"committed-2", true}} {
+				if err := tp.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				for i := range 20 {
+					r := sentRecord{partition: 0, key: fmt.Appendf(nil, "%s-%d", txn.prefix, i), value: fmt.Appendf(nil, "%s-value-%d", txn.prefix, i)}
+					if err := produceBounded(ctx, tp, &kgo.Record{Partition: 0, Key: r.key, Value: r.value}); err != nil {
+						t.Fatalf("transactional produce: %v", err)
+					}
+					if txn.commit {
+						committed = append(committed, r)
+					}
+				}
+				if err := tp.EndTransaction(ctx, kgo.TransactionEndTry(txn.commit)); err != nil {
+					t.Fatalf("end transaction %s: %v", txn.prefix, err)
+				}
+			}
+			tp.Close()
+
+			hook := &batchSources{nodes: map[int32]int{}}
+			cl := newClient(t, leader.addr(), kgo.Rack(rack), kgo.WithHooks(hook), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+				kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{txnTopic: fromStart(1)}))
+			var got []gotRecord
+			for len(got) < len(committed) && ctx.Err() == nil {
+				cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+					if strings.HasPrefix(string(r.Key), "aborted") {
+						t.Errorf("read_committed returned an aborted record at offset %d: %s", r.Offset, r.Key)
+					}
+					got = append(got, gotRecord{partition: r.Partition, offset: r.Offset, key: r.Key, value: r.Value})
+				})
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("read %d of %d committed records within %v", len(got), len(committed), 2*clusterStepTimeout)
+			}
+			// In order, at increasing offsets (markers and the aborted
+			// transaction between them): verifyRecords wants consecutive
+			// offsets.
+			if len(got) != len(committed) {
+				t.Errorf("read_committed read %d records, want the %d committed", len(got), len(committed))
+			}
+			for i := range min(len(got), len(committed)) {
+				if !bytes.Equal(got[i].key, committed[i].key) || !bytes.Equal(got[i].value, committed[i].value) || i > 0 && got[i].offset <= got[i-1].offset {
+					t.Fatalf("read_committed record %d: key %q at offset %d, want key %q after offset %d", i, got[i].key, got[i].offset, committed[i].key, got[max(i-1, 0)].offset)
+				}
+			}
+			hook.mu.Lock()
+			t.Logf("read_committed batches per node: %v", hook.nodes)
+			if len(hook.nodes) != 1 || hook.nodes[far.id] == 0 {
+				t.Errorf("read_committed in rack %s read batches from nodes %v, want node %d only", rack, hook.nodes, far.id)
+			}
+			hook.mu.Unlock()
 		})
 
 		// The follower a franz-go consumer reads from is SIGKILLed: the
