@@ -33,9 +33,11 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 	lso := l.logStart
 	victims := l.deletablePrefixLocked(func(s, next *segment) bool { return next.base <= lso })
 	l.mu.Unlock()
-	_, err := l.deleteSegments(victims)
-	if len(victims) == 0 {
-		err = l.truncateEpochsFromStart() // the log start moved all the same
+	n, err := l.deleteSegments(victims)
+	if n == 0 {
+		// The log start moved all the same (deleteSegments cuts the epoch
+		// cache when it deletes).
+		err = errors.Join(err, l.truncateEpochsFromStart())
 	}
 	return lso, err
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand"
 	"syscall"
@@ -131,5 +132,53 @@ func deleteUnsyncedRound(t *testing.T, how string, checkpointed bool, seed int64
 	}
 	if next != hw {
 		t.Fatalf("batches read from log start %d end at %d, high watermark %d", lso, next, hw)
+	}
+}
+
+// TestDeleteKeepsSegmentItCannotSync: when the fdatasync owed to a segment
+// before its deletion fails, DeleteRecords still moves the log start but
+// keeps the segment (and says so); the next retention check, with the disk
+// healthy again, syncs and deletes it.
+func TestDeleteKeepsSegmentItCannotSync(t *testing.T) {
+	dir := t.TempDir()
+	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
+	cfg := testConfig()
+	cfg.SegmentBytes = 1024
+	io, _ := f.NewIO()
+	l, err := Open(dir, cfg, Options{FS: f, IO: io})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The background flush and DeleteRecords' own sync fail.
+	f.Inject(Fault{Op: OpSync, Path: segmentName(dir, 0, ".log"), Count: 2, Err: syscall.EIO})
+	for i := 0; l.NumSegments() < 2; i++ {
+		if i > 10 {
+			t.Fatal("scenario: no roll")
+		}
+		if r := syncAppend(t, l, makeBatch(1, 300, int64(i), byte(i))); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	l.waitRolledFlushed()
+	l.mu.RLock()
+	seg1 := l.segments[1].base
+	l.mu.RUnlock()
+	lso, err := l.DeleteRecords(seg1)
+	if !errors.Is(err, syscall.EIO) || lso != seg1 {
+		t.Fatalf("DeleteRecords(%d) = %d, %v; want %d and EIO", seg1, lso, err, seg1)
+	}
+	if n := l.NumSegments(); n != 2 || l.LogStartOffset() != seg1 || l.RecoveryPoint() != 0 {
+		t.Fatalf("after a failed sync: %d segments, log start %d, recovery point %d; want 2, %d, 0", n, l.LogStartOffset(), l.RecoveryPoint(), seg1)
+	}
+	if _, err := l.Read(0, 1<<20); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below the log start: %v, want ErrOffsetOutOfRange", err)
+	}
+	if n, err := l.EnforceRetention(time.Now()); n != 1 || err != nil {
+		t.Fatalf("retention deleted %d segments (%v), want 1", n, err)
+	}
+	if n, rp := l.NumSegments(), l.RecoveryPoint(); n != 1 || rp < seg1 {
+		t.Fatalf("after retention: %d segments, recovery point %d; want 1, >= %d", n, rp, seg1)
 	}
 }
