@@ -253,6 +253,14 @@
 //     skips a segment retention already unlinked, and moves the recovery
 //     point past a segment only after its sync succeeded (a failed sync is
 //     logged and leaves the segment to recovery). Close waits for it.
+//   - Retention and DeleteRecords delete no segment holding unsynced bytes:
+//     one the flusher has not synced yet (or failed to) is fdatasync'd
+//     first (retention.go deleteSegments). Their unlinks get no directory
+//     fsync (as in Kafka), so a power loss may bring a deleted segment
+//     back; it comes back intact, below the log start or past retention,
+//     and the next retention check deletes it again. Left torn, it would
+//     lie below the recovery point the log had claimed (trusted unscanned)
+//     or, scanned, cut off the flushed segments after it.
 //   - Manager.mu guards the map of open logs and is never held across
 //     file I/O: opens of different partitions run in parallel (OpenLogs
 //     does several at a time); a partition being opened or deleted is

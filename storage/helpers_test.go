@@ -95,6 +95,9 @@ func readAll(t testing.TB, l *Log, from int64) []readBatch {
 			if err != nil {
 				t.Fatalf("bad batch at %d: %v", p, err)
 			}
+			if bi.length > len(buf)-p {
+				t.Fatalf("batch at offset %d: length %d past the %d bytes read", bi.baseOffset, bi.length, len(buf)-p)
+			}
 			if !checkBatchCRC(buf[p : p+bi.length]) {
 				t.Fatalf("bad crc at offset %d", bi.baseOffset)
 			}

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ringbroker/ringbroker/invariants"
@@ -30,9 +31,15 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 		l.checkLogStartLocked()
 	}
 	lso := l.logStart
-	victims := l.cutSegmentsLocked(func(s, next *segment) bool { return next.base <= lso })
+	victims := l.deletablePrefixLocked(func(s, next *segment) bool { return next.base <= lso })
 	l.mu.Unlock()
-	return lso, errors.Join(l.dropSegments(victims), l.truncateEpochsFromStart())
+	n, err := l.deleteSegments(victims)
+	if n == 0 {
+		// The log start moved all the same (deleteSegments cuts the epoch
+		// cache when it deletes).
+		err = errors.Join(err, l.truncateEpochsFromStart())
+	}
+	return lso, err
 }
 
 // EnforceRetention deletes whole non-active segments past retention.ms
@@ -52,7 +59,7 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	for _, s := range l.segments {
 		total += s.size.Load()
 	}
-	victims := l.cutSegmentsLocked(func(s, next *segment) bool {
+	victims := l.deletablePrefixLocked(func(s, next *segment) bool {
 		size := s.size.Load()
 		ts := s.maxTs
 		if ts < 0 {
@@ -72,10 +79,7 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	})
 	l.requestIdleRollLocked(now.UnixNano())
 	l.mu.Unlock()
-	if len(victims) == 0 {
-		return 0, nil
-	}
-	return len(victims), errors.Join(l.dropSegments(victims), l.truncateEpochsFromStart())
+	return l.deleteSegments(victims)
 }
 
 // requestIdleRollLocked asks the writer to roll the active segment of an
@@ -94,10 +98,11 @@ func (l *Log) requestIdleRollLocked(nowNs int64) {
 	l.signal()
 }
 
-// cutSegmentsLocked removes the longest prefix of non-active segments for
-// which del(segment, its successor) holds, advancing the log start offset
-// to the first remaining segment. REQUIRES: l.mu held.
-func (l *Log) cutSegmentsLocked(del func(s, next *segment) bool) []*segment {
+// deletablePrefixLocked returns the longest prefix of non-active segments
+// for which del(segment, its successor) holds. Nothing changes yet: the
+// caller deletes them with deleteSegments. REQUIRES: l.mu and l.swapMu
+// held.
+func (l *Log) deletablePrefixLocked(del func(s, next *segment) bool) []*segment {
 	n := 0
 	for n < len(l.segments)-1 && del(l.segments[n], l.segments[n+1]) {
 		n++
@@ -105,8 +110,82 @@ func (l *Log) cutSegmentsLocked(del func(s, next *segment) bool) []*segment {
 	if n == 0 {
 		return nil
 	}
-	victims := make([]*segment, n)
-	copy(victims, l.segments[:n])
+	return slices.Clone(l.segments[:n])
+}
+
+// deleteSegments deletes victims (from deletablePrefixLocked, under the
+// same swapMu hold, so they are still the first segments of the list) and
+// returns how many went.
+//
+// A victim holding bytes no fdatasync covered yet (a rolled segment whose
+// background flush has not run yet, or failed) is fdatasync'd before it
+// leaves the list. Once it has left, nothing holds the recovery point
+// below it, and its unlink is not durable until the directory is fsync'd:
+// a power loss can bring the file back, torn, below a checkpointed
+// recovery point (Open would trust it unscanned) or above flushed
+// segments (a scan would cut the log there and delete everything after
+// it, flushed data included). Synced, a victim that comes back is an
+// intact prefix of the log, which the next retention check deletes again
+// (it is below the log start, or past retention, as before). The sync is
+// the one the background flusher owed the segment anyway, so deleting
+// costs no directory fsync: Kafka's deleteSegments renames and deletes
+// asynchronously without one too.
+//
+// A victim whose sync fails stays, with every later one; the next
+// retention check tries again. REQUIRES: l.swapMu held; l.mu not held.
+func (l *Log) deleteSegments(victims []*segment) (int, error) {
+	if len(victims) == 0 {
+		return 0, nil
+	}
+	n, syncErr := l.syncVictims(victims)
+	if n == 0 {
+		return 0, syncErr
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, errors.Join(syncErr, ErrClosed)
+	}
+	l.cutSegmentsLocked(victims[:n])
+	l.mu.Unlock()
+	return n, errors.Join(syncErr, l.dropSegments(victims[:n]), l.truncateEpochsFromStart())
+}
+
+// syncVictims fdatasyncs (indexes too, as the background flusher would)
+// every victim not yet fully synced, lowest first, and returns how many of
+// them, from the first, are safe to delete. REQUIRES: l.mu not held.
+func (l *Log) syncVictims(victims []*segment) (int, error) {
+	for i, s := range victims {
+		l.mu.RLock()
+		unsynced := s.syncedTo < s.next // a rolled segment's next no longer changes
+		l.mu.RUnlock()
+		if !unsynced {
+			continue
+		}
+		err := s.syncIndexes()
+		if err == nil {
+			err = l.datasync(s.f)
+		}
+		if err != nil {
+			return i, fmt.Errorf("log %s: fdatasync of segment %d before deleting it: %w", l.dir, s.base, err)
+		}
+		l.mu.Lock()
+		s.syncedTo = s.next
+		l.updateRecoveryPointLocked()
+		l.mu.Unlock()
+	}
+	return len(victims), nil
+}
+
+// cutSegmentsLocked removes victims, the first segments of the list,
+// advancing the log start offset to the first remaining segment.
+// REQUIRES: l.mu held.
+func (l *Log) cutSegmentsLocked(victims []*segment) {
+	n := len(victims)
+	if invariants.Enabled {
+		invariants.Check(n < len(l.segments) && l.segments[n-1] == victims[n-1] && l.segments[0] == victims[0],
+			"log %s: segments to delete are no longer the first %d of the list", l.dir, n)
+	}
 	l.segments = append(l.segments[:0], l.segments[n:]...)
 	if b := l.segments[0].base; b > l.logStart {
 		l.logStart = b
@@ -117,7 +196,6 @@ func (l *Log) cutSegmentsLocked(del func(s, next *segment) bool) []*segment {
 	if invariants.Enabled {
 		l.checkLogStartLocked()
 	}
-	return victims
 }
 
 // dropSegments unlinks the files and drops the log's reference; readers
