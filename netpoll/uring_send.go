@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
@@ -43,6 +44,11 @@ func (l *uloop) startSend(c *uconn) {
 	if c.sendBufs[0].hasFiles() {
 		l.startFileSend(c, c.sendBufs[0])
 		return
+	}
+	if reqtrace.Enabled() {
+		for _, b := range c.sendBufs {
+			b.trace.Mark(reqtrace.SendQueued)
+		}
 	}
 	c.sendTotal = 0
 	for i, b := range c.sendBufs {

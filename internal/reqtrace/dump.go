@@ -1,0 +1,276 @@
+package reqtrace
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Environment variables read by StartFromEnv.
+const (
+	EnvFile    = "RINGBROKER_REQTRACE"         // dump file; tracing is off when empty
+	EnvSlowest = "RINGBROKER_REQTRACE_SLOWEST" // timelines kept per interval (default 256, at most 65,536)
+)
+
+// Enable turns tracing on, keeping the slowest n timelines per interval.
+// It must run before any request is served (the flag is read without
+// synchronisation afterwards).
+func Enable(n int) {
+	if n <= 0 {
+		n = SlowestDefault
+	}
+	n = min(n, 1<<16)
+	rec.mu.Lock()
+	rec.slowest = make([]timeline, 0, n)
+	rec.since = time.Now()
+	rec.rt = readRuntime()
+	rec.mu.Unlock()
+	enabled = true
+}
+
+// StartFromEnv enables tracing when RINGBROKER_REQTRACE names a file: each
+// SIGUSR1 then writes the interval's dump there (atomically: a temp file
+// renamed over it) and starts a new interval, and the returned stop (which
+// the daemon calls at shutdown) writes the last one. With the variable
+// unset it does nothing and stop is a no-op. errf reports a failed dump.
+func StartFromEnv(errf func(error)) (stop func()) {
+	path := os.Getenv(EnvFile)
+	if path == "" {
+		return func() {}
+	}
+	n, _ := strconv.Atoi(os.Getenv(EnvSlowest))
+	Enable(n)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-sig:
+				if err := DumpFile(path); err != nil {
+					errf(err)
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		signal.Stop(sig)
+		close(quit)
+		wg.Wait()
+		if err := DumpFile(path); err != nil {
+			errf(err)
+		}
+	})
+}
+
+// DumpFile writes the current interval's Dump to path (temp file + rename)
+// and starts a new interval.
+func DumpFile(path string) error {
+	d := Take()
+	b, err := json.MarshalIndent(d, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".reqtrace-*")
+	if err != nil {
+		return fmt.Errorf("request trace dump: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("request trace dump: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("request trace dump: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("request trace dump: %w", err)
+	}
+	return nil
+}
+
+// Dump is one interval's trace (the JSON written by DumpFile). Times are
+// microseconds.
+type Dump struct {
+	Seconds  float64 `json:"seconds"`
+	Requests uint64  `json:"requests"`
+	// Dropped: traced requests whose response never left (connection
+	// closed, acks=0).
+	Dropped int64       `json:"dropped"`
+	Total   StageStats  `json:"total"`
+	Stages  []StageStat `json:"stages"`
+	// SlowestShare is, over the slowest kept requests, each stage's share
+	// of their summed total time; SlowestTop counts in how many of them
+	// each stage was the largest delta.
+	SlowestShare map[string]float64 `json:"slowest_share"`
+	SlowestTop   map[string]int     `json:"slowest_top"`
+	Slowest      []Timeline         `json:"slowest"`
+	Runtime      RuntimeStats       `json:"runtime"`
+}
+
+// StageStats summarises one histogram.
+type StageStats struct {
+	Count  uint64  `json:"count"`
+	MeanUs float64 `json:"mean_us"`
+	P50Us  float64 `json:"p50_us"`
+	P99Us  float64 `json:"p99_us"`
+	P999Us float64 `json:"p999_us"`
+	MaxUs  float64 `json:"max_us"`
+}
+
+// StageStat is a stage's delta (time since the previous reached stage).
+type StageStat struct {
+	Stage string `json:"stage"`
+	StageStats
+}
+
+// Timeline is one slow request: its total and each reached stage's delta.
+type Timeline struct {
+	TotalUs float64            `json:"total_us"`
+	Bytes   int32              `json:"bytes"`
+	DeltaUs map[string]float64 `json:"delta_us"`
+}
+
+// RuntimeStats are the Go runtime's figures over the interval.
+type RuntimeStats struct {
+	GCCycles        uint64  `json:"gc_cycles"`
+	GCPauses        uint64  `json:"gc_pauses"`
+	GCPauseP99Us    float64 `json:"gc_pause_p99_us"`
+	GCPauseMaxUs    float64 `json:"gc_pause_max_us"`
+	SchedLatP99Us   float64 `json:"sched_latency_p99_us"`
+	SchedLatP999Us  float64 `json:"sched_latency_p999_us"`
+	SchedLatMaxUs   float64 `json:"sched_latency_max_us"`
+	SchedLatSamples uint64  `json:"sched_latency_samples"`
+}
+
+func us(ns int64) float64 { return float64(ns) / 1e3 }
+
+func stats(h *histogram) StageStats {
+	s := StageStats{Count: h.n, P50Us: us(h.quantile(0.5)), P99Us: us(h.quantile(0.99)), P999Us: us(h.quantile(0.999)), MaxUs: us(h.max)}
+	if h.n > 0 {
+		s.MeanUs = us(h.sum) / float64(h.n)
+	}
+	return s
+}
+
+// Take returns the current interval's Dump and starts a new interval.
+func Take() Dump {
+	stages, slowest, dropped, since, rt0 := rec.take()
+	d := Dump{
+		Seconds: time.Since(since).Seconds(), Requests: stages[Recv].n, Dropped: dropped,
+		Total:        stats(&stages[Recv]),
+		SlowestShare: map[string]float64{}, SlowestTop: map[string]int{},
+	}
+	for s := Recv + 1; s < NumStages; s++ {
+		d.Stages = append(d.Stages, StageStat{Stage: s.String(), StageStats: stats(&stages[s])})
+	}
+	var sum [NumStages]int64
+	var all int64
+	for i := range slowest {
+		t := &slowest[i]
+		dl := t.deltas()
+		tl := Timeline{TotalUs: us(t.total()), Bytes: t.bytes, DeltaUs: map[string]float64{}}
+		top := Recv
+		for s := Recv + 1; s < NumStages; s++ {
+			if t.ts[s] == 0 {
+				continue
+			}
+			tl.DeltaUs[s.String()] = us(dl[s])
+			sum[s] += dl[s]
+			if top == Recv || dl[s] > dl[top] {
+				top = s
+			}
+		}
+		all += t.total()
+		if top != Recv {
+			d.SlowestTop[top.String()]++
+		}
+		d.Slowest = append(d.Slowest, tl)
+	}
+	if all > 0 {
+		for s := Recv + 1; s < NumStages; s++ {
+			if sum[s] > 0 {
+				d.SlowestShare[s.String()] = float64(sum[s]) / float64(all)
+			}
+		}
+	}
+	d.Runtime = runtimeDelta(rt0, readRuntime())
+	return d
+}
+
+// runtimeDelta is the runtime/metrics change between two reads.
+func runtimeDelta(a, b runtimeSnap) RuntimeStats {
+	var r RuntimeStats
+	if len(a.samples) != len(b.samples) {
+		return r
+	}
+	for i := range b.samples {
+		sa, sb := a.samples[i], b.samples[i]
+		switch sb.Name {
+		case metricGCCycles:
+			if sb.Value.Kind() == metrics.KindUint64 && sa.Value.Kind() == metrics.KindUint64 {
+				r.GCCycles = sb.Value.Uint64() - sa.Value.Uint64()
+			}
+		case metricGCPauses, metricSchedLat:
+			if sb.Value.Kind() != metrics.KindFloat64Histogram || sa.Value.Kind() != metrics.KindFloat64Histogram {
+				continue
+			}
+			n, p99, p999, mx := histDelta(sa.Value.Float64Histogram(), sb.Value.Float64Histogram())
+			if sb.Name == metricGCPauses {
+				r.GCPauses, r.GCPauseP99Us, r.GCPauseMaxUs = n, p99*1e6, mx*1e6
+			} else {
+				r.SchedLatSamples, r.SchedLatP99Us, r.SchedLatP999Us, r.SchedLatMaxUs = n, p99*1e6, p999*1e6, mx*1e6
+			}
+		}
+	}
+	return r
+}
+
+// histDelta is the count, p99, p99.9 and max (upper bucket bounds, in
+// seconds) of b minus a (same buckets: the runtime's are fixed).
+func histDelta(a, b *metrics.Float64Histogram) (n uint64, p99, p999, mx float64) {
+	if len(a.Counts) != len(b.Counts) {
+		return 0, 0, 0, 0
+	}
+	upper := func(i int) float64 { // the last bucket is open-ended
+		if math.IsInf(b.Buckets[i+1], 0) {
+			return b.Buckets[i]
+		}
+		return b.Buckets[i+1]
+	}
+	counts := make([]uint64, len(b.Counts))
+	for i := range b.Counts {
+		counts[i] = b.Counts[i] - a.Counts[i]
+		n += counts[i]
+		if counts[i] > 0 {
+			mx = upper(i)
+		}
+	}
+	q := func(f float64) float64 {
+		rank := uint64(float64(n)*f + 0.999999)
+		var seen uint64
+		for i, c := range counts {
+			seen += c
+			if seen >= rank && rank > 0 {
+				return upper(i)
+			}
+		}
+		return 0
+	}
+	return n, q(0.99), q(0.999), mx
+}
