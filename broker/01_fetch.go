@@ -98,6 +98,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/internal/clock"
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/quota"
@@ -185,6 +186,7 @@ type fetchOp struct {
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
+	req.Trace().Mark(reqtrace.Parsed) // internal/reqtrace (benchmarks)
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	if replica := r.ReplicaID; (hdr.APIVersion < 15 && replica < 0) || (hdr.APIVersion >= 15 && r.ReplicaState.ID < 0) {
 		op.quota = b.quotaClientOf(req, &hdr, quota.Fetch) // a consumer, not a follower
@@ -694,10 +696,12 @@ func (op *fetchOp) fire() {
 	if !op.state.CompareAndSwap(0, 1) {
 		return
 	}
+	op.req.Trace().Mark(reqtrace.Woken)
 	go op.wake()
 }
 
 func (op *fetchOp) wake() {
+	op.req.Trace().Mark(reqtrace.WakeRun)
 	op.mu.Lock()
 	if op.timer != nil {
 		op.timer.Stop()

@@ -41,14 +41,14 @@ func (l *uloop) startSend(c *uconn) {
 			return
 		}
 	}
-	if c.sendBufs[0].hasFiles() {
-		l.startFileSend(c, c.sendBufs[0])
-		return
-	}
 	if reqtrace.Enabled() {
 		for _, b := range c.sendBufs {
 			b.trace.Mark(reqtrace.SendQueued)
 		}
+	}
+	if c.sendBufs[0].hasFiles() {
+		l.startFileSend(c, c.sendBufs[0])
+		return
 	}
 	c.sendTotal = 0
 	for i, b := range c.sendBufs {

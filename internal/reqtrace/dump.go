@@ -28,11 +28,14 @@ func Enable(n int) {
 		n = SlowestDefault
 	}
 	n = min(n, 1<<16)
-	rec.mu.Lock()
-	rec.slowest = make([]timeline, 0, n)
-	rec.since = time.Now()
-	rec.rt = readRuntime()
-	rec.mu.Unlock()
+	for _, r := range recs {
+		r.mu.Lock()
+		r.slowest = make([]timeline, 0, n)
+		r.mu.Unlock()
+	}
+	interval.mu.Lock()
+	interval.since, interval.rt = time.Now(), readRuntime()
+	interval.mu.Unlock()
 	enabled = true
 }
 
@@ -107,20 +110,31 @@ func DumpFile(path string) error {
 // Dump is one interval's trace (the JSON written by DumpFile). Times are
 // microseconds.
 type Dump struct {
-	Seconds  float64 `json:"seconds"`
-	Requests uint64  `json:"requests"`
+	Seconds float64      `json:"seconds"`
+	Produce KindDump     `json:"produce"`
+	Fetch   KindDump     `json:"fetch"`
+	Runtime RuntimeStats `json:"runtime"`
+}
+
+// KindDump is one API's requests over the interval.
+type KindDump struct {
+	Requests uint64 `json:"requests"`
 	// Dropped: traced requests whose response never left (connection
 	// closed, acks=0).
-	Dropped int64       `json:"dropped"`
-	Total   StageStats  `json:"total"`
-	Stages  []StageStat `json:"stages"`
+	Dropped int64      `json:"dropped"`
+	Total   StageStats `json:"total"`
+	// Ranked is what the slowest are ranked by: the total, but for a
+	// Fetch woken from a long poll its time from the wake-up (waiting for
+	// data is not latency).
+	Ranked StageStats  `json:"ranked"`
+	Stages []StageStat `json:"stages"`
 	// SlowestShare is, over the slowest kept requests, each stage's share
-	// of their summed total time; SlowestTop counts in how many of them
-	// each stage was the largest delta.
+	// of their summed ranked time; SlowestTop counts in how many of them
+	// each stage was the largest delta (stages before the wake-up of a
+	// woken Fetch left out).
 	SlowestShare map[string]float64 `json:"slowest_share"`
 	SlowestTop   map[string]int     `json:"slowest_top"`
 	Slowest      []Timeline         `json:"slowest"`
-	Runtime      RuntimeStats       `json:"runtime"`
 }
 
 // StageStats summarises one histogram.
@@ -139,11 +153,13 @@ type StageStat struct {
 	StageStats
 }
 
-// Timeline is one slow request: its total and each reached stage's delta.
+// Timeline is one slow request: its total, ranked time and each reached
+// stage's delta.
 type Timeline struct {
-	TotalUs float64            `json:"total_us"`
-	Bytes   int32              `json:"bytes"`
-	DeltaUs map[string]float64 `json:"delta_us"`
+	TotalUs  float64            `json:"total_us"`
+	RankedUs float64            `json:"ranked_us"`
+	Bytes    int32              `json:"bytes"`
+	DeltaUs  map[string]float64 `json:"delta_us"`
 }
 
 // RuntimeStats are the Go runtime's figures over the interval.
@@ -170,10 +186,24 @@ func stats(h *histogram) StageStats {
 
 // Take returns the current interval's Dump and starts a new interval.
 func Take() Dump {
-	stages, slowest, dropped, since, rt0 := rec.take()
-	d := Dump{
-		Seconds: time.Since(since).Seconds(), Requests: stages[Recv].n, Dropped: dropped,
-		Total:        stats(&stages[Recv]),
+	interval.mu.Lock()
+	since, rt0 := interval.since, interval.rt
+	interval.since, interval.rt = time.Now(), readRuntime()
+	rt1 := interval.rt
+	interval.mu.Unlock()
+	return Dump{
+		Seconds: time.Since(since).Seconds(),
+		Produce: takeKind(recs[KindProduce]),
+		Fetch:   takeKind(recs[KindFetch]),
+		Runtime: runtimeDelta(rt0, rt1),
+	}
+}
+
+func takeKind(r *recorder) KindDump {
+	stages, ranked, slowest, dropped := r.take()
+	d := KindDump{
+		Requests: stages[Recv].n, Dropped: dropped,
+		Total: stats(&stages[Recv]), Ranked: stats(&ranked),
 		SlowestShare: map[string]float64{}, SlowestTop: map[string]int{},
 	}
 	for s := Recv + 1; s < NumStages; s++ {
@@ -184,19 +214,26 @@ func Take() Dump {
 	for i := range slowest {
 		t := &slowest[i]
 		dl := t.deltas()
-		tl := Timeline{TotalUs: us(t.total()), Bytes: t.bytes, DeltaUs: map[string]float64{}}
+		tl := Timeline{TotalUs: us(t.total()), RankedUs: us(t.rank()), Bytes: t.bytes, DeltaUs: map[string]float64{}}
+		first := Recv + 1
+		if t.kind == KindFetch && t.ts[Woken] != 0 {
+			first = WakeRun // the ranked time starts at the wake-up
+		}
 		top := Recv
 		for s := Recv + 1; s < NumStages; s++ {
 			if t.ts[s] == 0 {
 				continue
 			}
 			tl.DeltaUs[s.String()] = us(dl[s])
+			if s < first {
+				continue
+			}
 			sum[s] += dl[s]
 			if top == Recv || dl[s] > dl[top] {
 				top = s
 			}
 		}
-		all += t.total()
+		all += t.rank()
 		if top != Recv {
 			d.SlowestTop[top.String()]++
 		}
@@ -209,7 +246,6 @@ func Take() Dump {
 			}
 		}
 	}
-	d.Runtime = runtimeDelta(rt0, readRuntime())
 	return d
 }
 

@@ -14,9 +14,20 @@ import (
 type timeline struct {
 	ts    [NumStages]int64
 	bytes int32
+	kind  Kind
 }
 
 func (t *timeline) total() int64 { return t.ts[Sent] - t.ts[Recv] }
+
+// rank orders the slowest timelines: the total, except for a Fetch that
+// waited in a long poll, whose wait for data is not latency: its time from
+// the wake-up on.
+func (t *timeline) rank() int64 {
+	if t.kind == KindFetch && t.ts[Woken] != 0 {
+		return t.ts[Sent] - t.ts[Woken]
+	}
+	return t.total()
+}
 
 // deltas is each reached stage's time since the previous reached stage
 // (0 for stages not reached and for Recv).
@@ -91,23 +102,34 @@ func (h *histogram) quantile(q float64) int64 {
 // RINGBROKER_REQTRACE_SLOWEST says otherwise.
 const SlowestDefault = 256
 
-// recorder aggregates finished timelines between two dumps.
+// recorder aggregates one kind's finished timelines between two dumps.
 type recorder struct {
 	mu      sync.Mutex
-	since   time.Time
 	stages  [NumStages]histogram // Recv's slot holds the totals
-	slowest []timeline           // at most cap(slowest), a min-heap on total
+	ranked  histogram            // rank() of every timeline
+	slowest []timeline           // at most cap(slowest), a min-heap on rank()
 	dropped atomic.Int64
-	rt      runtimeSnap
 }
 
-var rec = recorder{since: time.Now(), slowest: make([]timeline, 0, SlowestDefault)}
+var recs = [numKinds]*recorder{
+	{slowest: make([]timeline, 0, SlowestDefault)},
+	{slowest: make([]timeline, 0, SlowestDefault)},
+}
+
+// interval is the current interval's start and the runtime/metrics read
+// then.
+var interval struct {
+	mu    sync.Mutex
+	since time.Time
+	rt    runtimeSnap
+}
 
 func (r *recorder) add(t *timeline) {
 	d := t.deltas()
-	total := t.total()
+	rank := t.rank()
 	r.mu.Lock()
-	r.stages[Recv].add(total)
+	r.stages[Recv].add(t.total())
+	r.ranked.add(rank)
 	for s := Recv + 1; s < NumStages; s++ {
 		if t.ts[s] != 0 {
 			r.stages[s].add(d[s])
@@ -117,7 +139,7 @@ func (r *recorder) add(t *timeline) {
 	case len(r.slowest) < cap(r.slowest):
 		r.slowest = append(r.slowest, *t)
 		r.siftUp(len(r.slowest) - 1)
-	case total > r.slowest[0].total():
+	case rank > r.slowest[0].rank():
 		r.slowest[0] = *t
 		r.siftDown(0)
 	}
@@ -130,7 +152,7 @@ func (r *recorder) siftUp(i int) {
 	h := r.slowest
 	for i > 0 {
 		p := (i - 1) / 2
-		if h[p].total() <= h[i].total() {
+		if h[p].rank() <= h[i].rank() {
 			return
 		}
 		h[p], h[i] = h[i], h[p]
@@ -142,10 +164,10 @@ func (r *recorder) siftDown(i int) {
 	h := r.slowest
 	for {
 		m, l, rt := i, 2*i+1, 2*i+2
-		if l < len(h) && h[l].total() < h[m].total() {
+		if l < len(h) && h[l].rank() < h[m].rank() {
 			m = l
 		}
-		if rt < len(h) && h[rt].total() < h[m].total() {
+		if rt < len(h) && h[rt].rank() < h[m].rank() {
 			m = rt
 		}
 		if m == i {
@@ -173,16 +195,15 @@ func readRuntime() runtimeSnap {
 	return runtimeSnap{samples: s}
 }
 
-// take returns the interval's aggregates and starts a new interval.
-func (r *recorder) take() (stages [NumStages]histogram, slowest []timeline, dropped int64, since time.Time, rt0 runtimeSnap) {
+// take returns the kind's aggregates since the last take and starts over.
+func (r *recorder) take() (stages [NumStages]histogram, ranked histogram, slowest []timeline, dropped int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	stages, since, rt0 = r.stages, r.since, r.rt
+	stages, ranked = r.stages, r.ranked
 	slowest = append([]timeline(nil), r.slowest...)
-	sort.Slice(slowest, func(i, j int) bool { return slowest[i].total() > slowest[j].total() })
+	sort.Slice(slowest, func(i, j int) bool { return slowest[i].rank() > slowest[j].rank() })
 	r.stages = [NumStages]histogram{}
+	r.ranked = histogram{}
 	r.slowest = r.slowest[:0]
-	r.since = time.Now()
-	r.rt = readRuntime()
-	return stages, slowest, r.dropped.Swap(0), since, rt0
+	return stages, ranked, slowest, r.dropped.Swap(0)
 }

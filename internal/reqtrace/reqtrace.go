@@ -1,5 +1,5 @@
-// Package reqtrace is a low-overhead per-request trace of Produce requests
-// for tail-latency work (issue 20). It is off unless the daemon is started
+// Package reqtrace is a low-overhead per-request trace of Produce and
+// Fetch requests for tail-latency work (issue 20). It is off unless the daemon is started
 // with RINGBROKER_REQTRACE=<file>; when off, every hook is one load of a
 // package-level bool and a nil check (BenchmarkHooksOff).
 //
@@ -23,6 +23,10 @@
 //   - written: the log writer's pwritev (or io_uring WRITEV) returned;
 //   - synced: the fdatasync returned (only when the flush policy asked);
 //   - callback: the log called the produce callback (writer goroutine);
+//   - woken (Fetch): the long poll was woken (the high watermark moved,
+//     or its max wait ran out);
+//   - wake_run (Fetch): the goroutine that re-reads the logs after a
+//     wake-up started;
 //   - reply: the response was encoded and handed to netpoll (Request.Reply);
 //   - loop_woke (io_uring only): the io_uring_enter from which the loop
 //     went on to take the reply returned; its delta is 0 when the loop was
@@ -65,6 +69,8 @@ const (
 	Written
 	Synced
 	Callback
+	Woken
+	WakeRun
 	Reply
 	LoopWoke
 	LoopTook
@@ -73,7 +79,7 @@ const (
 	NumStages
 )
 
-var stageNames = [NumStages]string{"recv", "parsed", "append_queued", "write_start", "written", "synced", "callback", "reply", "loop_woke", "loop_took", "send_queued", "sent"}
+var stageNames = [NumStages]string{"recv", "parsed", "append_queued", "write_start", "written", "synced", "callback", "woken", "wake_run", "reply", "loop_woke", "loop_took", "send_queued", "sent"}
 
 // String is the stage's name in dumps.
 func (s Stage) String() string {
@@ -98,11 +104,22 @@ var base = time.Now()
 // Now is the current stamp.
 func Now() int64 { return int64(time.Since(base)) + 1 }
 
+// Kind is the traced request's API.
+type Kind uint8
+
+// The kinds traced (their Kafka API keys).
+const (
+	KindProduce Kind = 0
+	KindFetch   Kind = 1
+	numKinds         = 2
+)
+
 // Req is one traced request's timeline. Nil-safe: every method on a nil
 // *Req does nothing, so hooks pass along whatever they got.
 type Req struct {
 	ts    [NumStages]atomic.Int64
 	bytes int32
+	kind  Kind
 }
 
 var reqPool = sync.Pool{New: func() any { return new(Req) }}
@@ -110,7 +127,8 @@ var reqPool = sync.Pool{New: func() any { return new(Req) }}
 // Begin starts the trace of a request frame (the 4-byte length already
 // removed) received at recvNs (a Now stamp; 0: now). It returns nil when
 // tracing is off or the frame is not a Produce request (API key 0): the
-// caller attaches the result to the request as it is.
+// caller attaches the result to the request as it is. Fetch requests
+// (API key 1) are traced too: end-to-end latency also waits for them.
 func Begin(frame []byte, recvNs int64) *Req {
 	if !enabled { // inlined at the call sites: the off path is this load
 		return nil
@@ -119,7 +137,7 @@ func Begin(frame []byte, recvNs int64) *Req {
 }
 
 func begin(frame []byte, recvNs int64) *Req {
-	if len(frame) < 2 || frame[0] != 0 || frame[1] != 0 {
+	if len(frame) < 2 || frame[0] != 0 || frame[1] >= numKinds {
 		return nil
 	}
 	if recvNs == 0 {
@@ -131,6 +149,7 @@ func begin(frame []byte, recvNs int64) *Req {
 	}
 	r.ts[Recv].Store(recvNs)
 	r.bytes = int32(len(frame))
+	r.kind = Kind(frame[1])
 	return r
 }
 
@@ -177,11 +196,12 @@ func finish(r *Req, sent bool) {
 	for i := range r.ts {
 		tl.ts[i] = r.ts[i].Load()
 	}
-	tl.bytes = r.bytes
+	tl.bytes, tl.kind = r.bytes, r.kind
+	k := r.kind
 	reqPool.Put(r)
 	if sent {
-		rec.add(&tl)
+		recs[k].add(&tl)
 	} else {
-		rec.dropped.Add(1)
+		recs[k].dropped.Add(1)
 	}
 }

@@ -22,8 +22,8 @@ func TestBeginOnlyProduceAndOnlyWhenEnabled(t *testing.T) {
 		t.Fatal("Begin returned a trace while tracing is off")
 	}
 	withTracing(t, 4)
-	if r := Begin([]byte{0, 1, 0, 12}, 0); r != nil { // Fetch
-		t.Fatal("Begin traced a Fetch request")
+	if r := Begin([]byte{0, 3, 0, 12}, 0); r != nil { // Metadata
+		t.Fatal("Begin traced a Metadata request")
 	}
 	r := Begin(produceFrame, 0)
 	if r == nil {
@@ -33,7 +33,7 @@ func TestBeginOnlyProduceAndOnlyWhenEnabled(t *testing.T) {
 	var nilReq *Req
 	nilReq.Mark(Parsed) // nil-safe
 	Finish(nil, true)
-	d := Take()
+	d := Take().Produce
 	if d.Requests != 0 || d.Dropped != 1 {
 		t.Fatalf("requests %d dropped %d, want 0 and 1", d.Requests, d.Dropped)
 	}
@@ -48,10 +48,12 @@ func TestTimelineDeltasAndSlowest(t *testing.T) {
 		// Written grows with i (the slow stage); Synced is not reached, so
 		// Callback's delta is from Written.
 		tl := timeline{bytes: 8}
-		tl.ts = [NumStages]int64{1000, 2000, 3000, 0, 3000 + i*1000, 0, 4000 + i*1000, 5000 + i*1000, 0, 6000 + i*1000, 7000 + i*1000, 8000 + i*1000}
-		rec.add(&tl)
+		tl.ts[Recv], tl.ts[Parsed], tl.ts[AppendQueued] = 1000, 2000, 3000
+		tl.ts[Written], tl.ts[Callback], tl.ts[Reply] = 3000+i*1000, 4000+i*1000, 5000+i*1000
+		tl.ts[LoopTook], tl.ts[SendQueued], tl.ts[Sent] = 6000+i*1000, 7000+i*1000, 8000+i*1000
+		recs[KindProduce].add(&tl)
 	}
-	d := Take()
+	d := Take().Produce
 	if d.Requests != 10 {
 		t.Fatalf("requests %d, want 10", d.Requests)
 	}
@@ -82,6 +84,37 @@ func TestTimelineDeltasAndSlowest(t *testing.T) {
 	}
 	if d.Total.MaxUs != 17 {
 		t.Fatalf("total max %v µs, want 17", d.Total.MaxUs)
+	}
+}
+
+// TestFetchRankedFromItsWakeUp: a Fetch that waited in a long poll is
+// ranked by its time from the wake-up, one answered at once by its total.
+func TestFetchRankedFromItsWakeUp(t *testing.T) {
+	withTracing(t, 2)
+	fetch := []byte{0, 1, 0, 12, 0, 0, 0, 1}
+	long := Begin(fetch, 1000) // waited 500 ms, answered 30 µs after its wake-up
+	long.MarkAt(Parsed, 2000)
+	long.MarkAt(Woken, 500_000_000)
+	long.MarkAt(WakeRun, 500_010_000)
+	long.MarkAt(Reply, 500_020_000)
+	long.MarkAt(Sent, 500_030_000)
+	Finish(long, false) // recycled unrecorded: record its stamps by hand
+	recs[KindFetch].dropped.Add(-1)
+	tl := timeline{kind: KindFetch}
+	tl.ts[Recv], tl.ts[Parsed], tl.ts[Woken], tl.ts[WakeRun], tl.ts[Reply], tl.ts[Sent] = 1000, 2000, 500_000_000, 500_010_000, 500_020_000, 500_030_000
+	recs[KindFetch].add(&tl)
+	quick := timeline{kind: KindFetch} // answered at once in 100 µs
+	quick.ts[Recv], quick.ts[Parsed], quick.ts[Reply], quick.ts[Sent] = 1000, 2000, 50_000, 101_000
+	recs[KindFetch].add(&quick)
+	d := Take().Fetch
+	if d.Requests != 2 || len(d.Slowest) != 2 {
+		t.Fatalf("fetch requests %d, slowest %d; want 2 and 2", d.Requests, len(d.Slowest))
+	}
+	if d.Slowest[0].RankedUs != 100 || d.Slowest[1].RankedUs != 30 {
+		t.Fatalf("ranked %v then %v µs, want 100 then 30", d.Slowest[0].RankedUs, d.Slowest[1].RankedUs)
+	}
+	if d.SlowestShare["woken"] != 0 {
+		t.Fatalf("the long poll's wait counted in the slowest share: %v", d.SlowestShare)
 	}
 }
 
@@ -140,15 +173,16 @@ func TestDumpFileWritesJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d Dump
-	if err := json.Unmarshal(b, &d); err != nil {
+	var dump Dump
+	if err := json.Unmarshal(b, &dump); err != nil {
 		t.Fatal(err)
 	}
+	d := dump.Produce
 	if d.Requests != 1 || len(d.Slowest) != 1 || d.Total.Count != 1 {
 		t.Fatalf("dump %+v, want one request", d)
 	}
-	if d2 := Take(); d2.Requests != 0 {
-		t.Fatalf("the dump did not start a new interval: %d requests", d2.Requests)
+	if d2 := Take(); d2.Produce.Requests != 0 {
+		t.Fatalf("the dump did not start a new interval: %d requests", d2.Produce.Requests)
 	}
 }
 
