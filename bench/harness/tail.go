@@ -74,14 +74,16 @@ type TraceSummary struct {
 
 func summarizeTrace(d *reqtrace.Dump) *TraceSummary {
 	const keep = 8
-	if len(d.Slowest) > keep {
-		d.Slowest = d.Slowest[:keep]
+	for _, k := range []*reqtrace.KindDump{&d.Produce, &d.Fetch} {
+		if len(k.Slowest) > keep {
+			k.Slowest = k.Slowest[:keep]
+		}
 	}
 	return &TraceSummary{*d}
 }
 
-// printTraces writes, for every traced run, the produce requests' time in
-// the broker and where the slowest of them spent it.
+// printTraces writes, for every traced run, the requests' time in the
+// broker and where the slowest of them spent it.
 func printTraces(w io.Writer, runs []Run) {
 	any := false
 	for _, r := range runs {
@@ -93,28 +95,46 @@ func printTraces(w io.Writer, runs []Run) {
 	if !any {
 		return
 	}
-	fmt.Fprintln(w, "\nrequest trace (ringbrokerd, Produce requests: receive → response sent, µs; stage = time since the previous stage reached):")
+	fmt.Fprintln(w, "\nrequest trace (ringbrokerd: receive → response sent, µs; a stage's figure is its time since the previous stage reached;")
+	fmt.Fprintln(w, "a Fetch woken from a long poll is ranked by its time from the wake-up, not by its wait for data):")
 	for _, r := range runs {
 		tr := r.Trace
 		if tr == nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %s on %s (run %d): %d requests, total p50 %.0f p99 %.0f p99.9 %.0f max %.0f\n",
-			r.Scenario, r.Target, r.Repeat+1, tr.Requests, tr.Total.P50Us, tr.Total.P99Us, tr.Total.P999Us, tr.Total.MaxUs)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "    stage\tp50\tp99\tp99.9\tmax\tshare of slowest\tlargest in\t")
-		for _, s := range tr.Stages {
-			if s.Count == 0 {
-				continue
-			}
-			fmt.Fprintf(tw, "    %s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f%%\t%d of %d\t\n", s.Stage, s.P50Us, s.P99Us, s.P999Us, s.MaxUs,
-				100*tr.SlowestShare[s.Stage], tr.SlowestTop[s.Stage], sumTop(tr.SlowestTop))
+		fmt.Fprintf(w, "  %s on %s (run %d):\n", r.Scenario, r.Target, r.Repeat+1)
+		if e := r.E2E; e != nil {
+			pr := e.ProduceRequests
+			fmt.Fprintf(w, "    client (ms): records end to end p50 %.2f p99 %.2f p99.9 %.2f; acks p50 %.2f p99 %.2f p99.9 %.2f;\n",
+				e.P50Ms, e.P99Ms, e.P999Ms, e.Ack.P50Ms, e.Ack.P99Ms, e.Ack.P999Ms)
+			fmt.Fprintf(w, "      %d Produce requests: waited to be written p50 %.2f p99 %.2f p99.9 %.2f, round trip p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
+				pr.Requests, pr.WaitP50Ms, pr.WaitP99Ms, pr.WaitP999, pr.RTTP50Ms, pr.RTTP99Ms, pr.RTTP999Ms, pr.RTTMaxMs)
 		}
-		tw.Flush()
+		printKind(w, "Produce", &tr.Produce)
+		printKind(w, "Fetch", &tr.Fetch)
 		rt := tr.Runtime
 		fmt.Fprintf(w, "    Go runtime over the run: %d GC cycles, %d stop-the-world pauses (p99 %.0f µs, max %.0f µs); goroutine scheduling latency p99 %.0f µs, p99.9 %.0f µs, max %.0f µs\n",
 			rt.GCCycles, rt.GCPauses, rt.GCPauseP99Us, rt.GCPauseMaxUs, rt.SchedLatP99Us, rt.SchedLatP999Us, rt.SchedLatMaxUs)
 	}
+}
+
+func printKind(w io.Writer, name string, k *reqtrace.KindDump) {
+	if k.Requests == 0 {
+		return
+	}
+	fmt.Fprintf(w, "    %s: %d requests, total p50 %.0f p99 %.0f p99.9 %.0f max %.0f; ranked p50 %.0f p99 %.0f p99.9 %.0f max %.0f\n",
+		name, k.Requests, k.Total.P50Us, k.Total.P99Us, k.Total.P999Us, k.Total.MaxUs,
+		k.Ranked.P50Us, k.Ranked.P99Us, k.Ranked.P999Us, k.Ranked.MaxUs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "      stage\tp50\tp99\tp99.9\tmax\tshare of slowest\tlargest in\t")
+	for _, s := range k.Stages {
+		if s.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "      %s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f%%\t%d of %d\t\n", s.Stage, s.P50Us, s.P99Us, s.P999Us, s.MaxUs,
+			100*k.SlowestShare[s.Stage], k.SlowestTop[s.Stage], sumTop(k.SlowestTop))
+	}
+	tw.Flush()
 }
 
 func sumTop(m map[string]int) int {

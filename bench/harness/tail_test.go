@@ -76,13 +76,16 @@ func TestTinyTraceRepeat(t *testing.T) {
 		if !strings.HasPrefix(r.Target, "ringbroker-") || !r.OK() {
 			continue
 		}
-		if r.Trace == nil || r.Trace.Requests == 0 {
+		if r.Trace == nil || r.Trace.Produce.Requests == 0 {
 			t.Errorf("%s on %s (repeat %d): no traced requests\n%s", r.Scenario, r.Target, r.Repeat, log.String())
 			continue
 		}
 		traced++
-		if r.Trace.Total.MaxUs <= 0 || len(r.Trace.Slowest) == 0 {
-			t.Errorf("%s on %s: trace without totals or slow timelines: %+v", r.Scenario, r.Target, r.Trace.Total)
+		if r.Trace.Produce.Total.MaxUs <= 0 || len(r.Trace.Produce.Slowest) == 0 {
+			t.Errorf("%s on %s: trace without totals or slow timelines: %+v", r.Scenario, r.Target, r.Trace.Produce.Total)
+		}
+		if r.Scenario == "e2e-20mb" && r.Trace.Fetch.Requests == 0 {
+			t.Errorf("e2e-20mb on %s: no Fetch traced", r.Target)
 		}
 	}
 	if traced < 4 {
