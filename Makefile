@@ -148,7 +148,7 @@ staticcheck:
 # (targets interleaved; the goal table gives min/median/max), BENCH_TRACE=1
 # collects ringbrokerd's per-request trace per run (docs/BENCHMARKS.md).
 bench:
-	HOGS=$(HOGS) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_TRACE=$(BENCH_TRACE) ./scripts/bench.sh
+	HOGS=$(HOGS) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_TRACE=$(BENCH_TRACE) BENCH_VARIANTS='$(BENCH_VARIANTS)' ./scripts/bench.sh
 
 # Replication (issue 16, opt-in, not in make test): a three-node loopback
 # cluster per backend; RF 3 vs RF 1 acks=all, a restarted follower's

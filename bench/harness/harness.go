@@ -83,6 +83,10 @@ type Options struct {
 	// Hogs starts this many CPU busy loops (separate processes) for the
 	// measured runs, stopped by PID after them (HOGS=N).
 	Hogs int
+	// Variants are extra ringbrokerd targets with settings of their own
+	// (BENCH_VARIANTS), measured beside the others in every scenario: a
+	// setting's effect in one run.
+	Variants []Variant
 	// Trace starts ringbrokerd with its per-request trace on
 	// (internal/reqtrace) and collects it around every run on it.
 	Trace bool
@@ -335,6 +339,13 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 				variants = append(variants, variant{name: TargetRingbrokerReadCpy, backend: b,
 					extra: []string{"--set", "fetch.zero.copy=false"}, only: []string{"catchup"}})
 			}
+		}
+		for _, v := range opts.Variants {
+			var extra []string
+			for _, s := range v.Sets {
+				extra = append(extra, "--set", s)
+			}
+			variants = append(variants, variant{name: "ringbroker-" + v.Name, backend: v.Backend, extra: extra})
 		}
 		for _, v := range variants {
 			t := &target{name: v.name, kind: kindRingbroker, only: v.only}

@@ -242,3 +242,38 @@ func joinNonEmpty(parts []string, sep string) string {
 	}
 	return strings.Join(out, sep)
 }
+
+// Variant is an extra ringbrokerd target: a backend and settings.
+type Variant struct {
+	Name    string
+	Backend string
+	Sets    []string // key=value
+}
+
+// ParseVariants parses BENCH_VARIANTS: "name=backend:key=value,key=value;..."
+// (for example "uring-1ring=uring:ring.count=1").
+func ParseVariants(s string) ([]Variant, error) {
+	var out []Variant
+	for _, part := range strings.Split(s, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, rest, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("BENCH_VARIANTS entry %q: want name=backend:key=value,...", part)
+		}
+		backend, sets, _ := strings.Cut(rest, ":")
+		if backend != "uring" && backend != "portable" {
+			return nil, fmt.Errorf("BENCH_VARIANTS entry %q: backend %q is not uring or portable", part, backend)
+		}
+		v := Variant{Name: name, Backend: backend}
+		for _, kv := range SplitList(sets) {
+			if !strings.Contains(kv, "=") {
+				return nil, fmt.Errorf("BENCH_VARIANTS entry %q: setting %q is not key=value", part, kv)
+			}
+			v.Sets = append(v.Sets, kv)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

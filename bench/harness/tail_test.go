@@ -104,3 +104,19 @@ func TestTinyTraceRepeat(t *testing.T) {
 		t.Errorf("table lacks the goal table or the trace section:\n%s", table.String())
 	}
 }
+
+func TestParseVariants(t *testing.T) {
+	v, err := ParseVariants("uring-1ring=uring:ring.count=1; pin=uring:ring.cpu.affinity=true,ring.count=2;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) != 2 || v[0].Name != "uring-1ring" || v[0].Backend != "uring" || len(v[0].Sets) != 1 || v[0].Sets[0] != "ring.count=1" ||
+		v[1].Name != "pin" || len(v[1].Sets) != 2 {
+		t.Fatalf("parsed %+v", v)
+	}
+	for _, bad := range []string{"x", "x=tcp:a=b", "x=uring:novalue", "=uring:a=b"} {
+		if _, err := ParseVariants(bad); err == nil {
+			t.Errorf("ParseVariants(%q) accepted", bad)
+		}
+	}
+}

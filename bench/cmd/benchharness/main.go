@@ -12,6 +12,7 @@
 //	BENCH_REPEAT=N          run every scenario N times, targets interleaved (default 1)
 //	HOGS=N                  N CPU busy loops beside the measured runs (default 0)
 //	BENCH_TRACE=1           ringbrokerd's per-request trace, collected per run
+//	BENCH_VARIANTS=name=uring:key=value,...;...  extra ringbrokerd targets with their own settings
 package main
 
 import (
@@ -45,6 +46,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "benchharness:", err)
 		os.Exit(2)
 	}
+	variants, err := harness.ParseVariants(os.Getenv("BENCH_VARIANTS"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchharness:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	_, err = harness.Execute(ctx, harness.Options{
@@ -58,6 +64,7 @@ func main() {
 		Repeat:      *repeat,
 		Hogs:        *hogs,
 		Trace:       *trace,
+		Variants:    variants,
 		Out:         os.Stdout,
 		Progress:    harness.ProgressWriter(os.Stderr),
 		Log:         os.Stderr,
