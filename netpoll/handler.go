@@ -173,7 +173,9 @@ type Buffer struct {
 	// buffer is queued (ReplyThrottled).
 	throttle time.Duration
 	// trace: the traced request this buffer answers (Reply); finished
-	// when the buffer is released after its send.
+	// when the buffer is released after its send (or dropped with its
+	// connection, which the trace then counts as sent: rare in a
+	// benchmark, and only while tracing is on).
 	trace *reqtrace.Req
 }
 

@@ -64,7 +64,7 @@ func pairGoal(g Goal, a, b map[int]Run, value func(a, b Run) float64, holds func
 		g.Status = "PASS"
 	}
 	g.Figures = fmt.Sprintf("%s / %s = %s (%s %s, %s %s; %d runs)", aName, bName, fmtSpread(g.Values, "%.2f"),
-		aName, fmtSpread(va, "%.2f"+unit), bName, fmtSpread(vb, "%.2f"+unit), len(g.Values))
+		aName, fmtSpread(va, figFormat(unit)), bName, fmtSpread(vb, figFormat(unit)), len(g.Values))
 	return g
 }
 
@@ -86,7 +86,7 @@ func oneGoal(g Goal, a map[int]Run, fig func(r Run) float64, holds func(v float6
 	if pass {
 		g.Status = "PASS"
 	}
-	g.Figures = fmt.Sprintf("%s %s (%d runs)", name, fmtSpread(g.Values, "%.2f"+unit), len(g.Values))
+	g.Figures = fmt.Sprintf("%s %s (%d runs)", name, fmtSpread(g.Values, figFormat(unit)), len(g.Values))
 	return g
 }
 
@@ -197,4 +197,13 @@ func printGoals(w io.Writer, res *Results) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", g.ID, g.Status, g.Goal, fig)
 	}
 	tw.Flush()
+}
+
+// figFormat is the format of one figure in unit: records/s whole, the
+// rest with two decimals.
+func figFormat(unit string) string {
+	if unit == " rec/s" {
+		return "%.0f" + unit
+	}
+	return "%.2f" + unit
 }
