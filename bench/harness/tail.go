@@ -260,7 +260,7 @@ func ParseVariants(s string) ([]Variant, error) {
 		}
 		name, rest, ok := strings.Cut(part, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("BENCH_VARIANTS entry %q: want name=backend:key=value,...", part)
+			return nil, fmt.Errorf("BENCH_VARIANTS entry %q: want name=backend:key=value[,key=value]", part)
 		}
 		backend, sets, _ := strings.Cut(rest, ":")
 		if backend != "uring" && backend != "portable" {
