@@ -347,9 +347,14 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 			}
 			variants = append(variants, variant{name: "ringbroker-" + v.Name, backend: v.Backend, extra: extra})
 		}
+		names := map[string]bool{TargetNull: true}
 		for _, v := range variants {
 			t := &target{name: v.name, kind: kindRingbroker, only: v.only}
-			if buildErr != nil {
+			dup := names[v.name]
+			names[v.name] = true
+			if dup { // BENCH_VARIANTS named one already taken: its data dir too
+				t.startErr = fmt.Errorf("target name %s is taken: name the variant differently", v.name)
+			} else if buildErr != nil {
 				t.startErr = buildErr
 			} else {
 				dataDir := filepath.Join(opts.WorkDir, v.name+"-data")
