@@ -9,7 +9,11 @@ package broker
 //     sendfile (portable). fetch.zero.copy=false reads them with pread and
 //     sends them from memory instead, for comparison, as long as the
 //     process-wide copy budget (queued.max.request.bytes) has room; bytes
-//     beyond it are spliced anyway.
+//     beyond it are spliced anyway. A fetch woken from its long poll copies
+//     partition regions up to fetch.copy.woken.max.bytes the same way (off
+//     the ring, the bytes just written): a splice hands each chunk to
+//     io_uring's kernel workers twice, which dominated the tail of these
+//     small answers (docs/BENCHMARKS.md, tail investigation).
 //   - Long polling: when fewer than min_bytes are available and max_wait_ms
 //     is not over, the fetch registers as a waiter on every log it reads
 //     and on a timer; an append that advances a high watermark wakes it (no
@@ -183,6 +187,9 @@ type fetchOp struct {
 	waiting []*storage.Log
 	// lsoWaiting: partitions whose LSO the fetch waits on (read_committed).
 	lsoWaiting []*partState
+	// woken: evaluate runs on the goroutine of a wake-up (op.wake), not on
+	// the ring thread that received the request; attach may pread there.
+	woken bool
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
@@ -720,6 +727,7 @@ func (op *fetchOp) wake() {
 		op.session.mu.Lock()
 		defer op.session.mu.Unlock()
 	}
+	op.woken = true
 	op.evaluate(!op.b.clock.Now().Before(op.deadline))
 }
 
@@ -809,13 +817,17 @@ func (op *fetchOp) respond(results []fetchResult) {
 }
 
 // attach adds a region's records to the response: spliced from the file, or
-// copied in when fetch.zero.copy is off. A copy first reserves its bytes
+// copied in when fetch.zero.copy is off or when a fetch woken from its long
+// poll reads no more than fetch.copy.woken.max.bytes (bytes just appended,
+// in the page cache; the pread runs on the wake-up's goroutine, never on a
+// ring thread). A copy first reserves its bytes
 // from netpoll's process-wide copy budget: responses held for consumers that
 // do not read must not add up without bound (40 such consumers held 3.4 GB).
 // What does not fit is spliced, as with zero copy.
 func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 	reg := res.region
-	if !op.b.opts.FetchZeroCopy && op.req.ReserveCopy(buf, reg.Len) {
+	copyWoken := op.woken && reg.Len <= int64(op.b.opts.FetchCopyWokenMaxBytes)
+	if (!op.b.opts.FetchZeroCopy || copyWoken) && op.req.ReserveCopy(buf, reg.Len) {
 		at := len(buf.B)
 		buf.B = slices.Grow(buf.B, int(reg.Len))[:at+int(reg.Len)]
 		if _, err := op.b.fs().Pread(reg.File, buf.B[at:], reg.Pos); err != nil {

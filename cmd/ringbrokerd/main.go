@@ -225,6 +225,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		NumPartitions:     cfg.NumPartitions,
 		MessageMaxBytes:   cfg.MessageMaxBytes,
 		FetchZeroCopy:     cfg.FetchZeroCopy,
+		// Tail latency of caught-up consumers (docs/BENCHMARKS.md).
+		FetchCopyWokenMaxBytes: cfg.FetchCopyWokenMaxBytes,
 
 		// KIP-392 (broker/fetch_preferred.go).
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
