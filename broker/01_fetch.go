@@ -9,11 +9,10 @@ package broker
 //     sendfile (portable). fetch.zero.copy=false reads them with pread and
 //     sends them from memory instead, for comparison, as long as the
 //     process-wide copy budget (queued.max.request.bytes) has room; bytes
-//     beyond it are spliced anyway. A fetch woken from its long poll copies
-//     partition regions up to fetch.copy.woken.max.bytes the same way (off
-//     the ring, the bytes just written): a splice hands each chunk to
-//     io_uring's kernel workers twice, which dominated the tail of these
-//     small answers (docs/BENCHMARKS.md, tail investigation).
+//     beyond it are spliced anyway. Regions up to fetch.copy.max.bytes are
+//     copied too (copySmall): a splice hands each chunk to io_uring's kernel
+//     workers twice, which dominated the tail of small answers
+//     (docs/BENCHMARKS.md, tail investigation).
 //   - Long polling: when fewer than min_bytes are available and max_wait_ms
 //     is not over, the fetch registers as a waiter on every log it reads
 //     and on a timer; an append that advances a high watermark wakes it (no
@@ -817,17 +816,14 @@ func (op *fetchOp) respond(results []fetchResult) {
 }
 
 // attach adds a region's records to the response: spliced from the file, or
-// copied in when fetch.zero.copy is off or when a fetch woken from its long
-// poll reads no more than fetch.copy.woken.max.bytes (bytes just appended,
-// in the page cache; the pread runs on the wake-up's goroutine, never on a
-// ring thread). A copy first reserves its bytes
+// copied in when fetch.zero.copy is off or the region is small
+// (copySmall). A copy first reserves its bytes
 // from netpoll's process-wide copy budget: responses held for consumers that
 // do not read must not add up without bound (40 such consumers held 3.4 GB).
 // What does not fit is spliced, as with zero copy.
 func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 	reg := res.region
-	copyWoken := op.woken && reg.Len <= int64(op.b.opts.FetchCopyWokenMaxBytes)
-	if (!op.b.opts.FetchZeroCopy || copyWoken) && op.req.ReserveCopy(buf, reg.Len) {
+	if !op.b.opts.FetchZeroCopy && op.req.ReserveCopy(buf, reg.Len) {
 		at := len(buf.B)
 		buf.B = slices.Grow(buf.B, int(reg.Len))[:at+int(reg.Len)]
 		if _, err := op.b.fs().Pread(reg.File, buf.B[at:], reg.Pos); err != nil {
@@ -836,9 +832,40 @@ func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 		reg.Release()
 		return
 	}
+	if op.copySmall(buf, reg) {
+		return
+	}
 	ref := new(storage.Region)
 	*ref = reg
 	buf.Files = append(buf.Files, netpoll.FileRegion{At: len(buf.B), Fd: int(reg.File.Fd()), Off: reg.Pos, Len: reg.Len, Ref: ref})
+}
+
+// copySmall copies a region of at most fetch.copy.max.bytes into buf instead
+// of splicing it and reports whether it did. A fetch woken from its long
+// poll runs on its own goroutine and may wait for the disk (pread; the bytes
+// were just appended anyway). One answered at once runs on the ring thread
+// that received it, which must not block: it copies only if the page cache
+// holds the whole region (preadv2 with RWF_NOWAIT answers EAGAIN instead of
+// reading the disk: storage.Region.ReadCached) and splices otherwise.
+func (op *fetchOp) copySmall(buf *netpoll.Buffer, reg storage.Region) bool {
+	if reg.Len > int64(op.b.opts.FetchCopyMaxBytes) {
+		return false
+	}
+	at := len(buf.B)
+	buf.B = slices.Grow(buf.B, int(reg.Len))[:at+int(reg.Len)]
+	var read bool
+	if op.woken {
+		n, err := op.b.fs().Pread(reg.File, buf.B[at:], reg.Pos)
+		read = err == nil && int64(n) == reg.Len
+	} else {
+		read = reg.ReadCached(buf.B[at:])
+	}
+	if !read || !op.req.ReserveCopy(buf, reg.Len) {
+		buf.B = buf.B[:at]
+		return false
+	}
+	reg.Release()
+	return true
 }
 
 func sameTopic(items []fetchItem, include []bool, i int) bool {

@@ -70,10 +70,10 @@ type Options struct {
 	// FetchZeroCopy is fetch.zero.copy: serve record bytes with
 	// splice/sendfile (true) or read+send.
 	FetchZeroCopy bool
-	// FetchCopyWokenMaxBytes is fetch.copy.woken.max.bytes: a fetch woken
-	// from its long poll copies partition regions up to this size instead
-	// of splicing them (0: never).
-	FetchCopyWokenMaxBytes int
+	// FetchCopyMaxBytes is fetch.copy.max.bytes: partition regions up to
+	// this size are copied into the response instead of spliced (0:
+	// never); fetchOp.copySmall.
+	FetchCopyMaxBytes int
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots
 	// and FetchSessionPartitionsMax fetch.session.cache.max.partitions
 	// (0: the defaults, 1000 and 100000; negative: none).

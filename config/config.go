@@ -132,8 +132,8 @@ type Config struct {
 	AppendBatchMaxBytes int  // append.batch.max.bytes
 	AppendLingerMaxMs   int  // append.linger.max.ms
 	FetchZeroCopy       bool // fetch.zero.copy
-	// FetchCopyWokenMaxBytes is fetch.copy.woken.max.bytes (ours).
-	FetchCopyWokenMaxBytes int
+	// FetchCopyMaxBytes is fetch.copy.max.bytes (ours).
+	FetchCopyMaxBytes int
 
 	// AppendPendingMaxBytes is append.pending.max.bytes (ours).
 	AppendPendingMaxBytes int64

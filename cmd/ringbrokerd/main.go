@@ -226,7 +226,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		MessageMaxBytes:   cfg.MessageMaxBytes,
 		FetchZeroCopy:     cfg.FetchZeroCopy,
 		// Tail latency of caught-up consumers (docs/BENCHMARKS.md).
-		FetchCopyWokenMaxBytes: cfg.FetchCopyWokenMaxBytes,
+		FetchCopyMaxBytes: cfg.FetchCopyMaxBytes,
 
 		// KIP-392 (broker/fetch_preferred.go).
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,

@@ -39,8 +39,9 @@ func (f *preadLog) count() int {
 }
 
 // A fetch woken from its long poll copies a small region into its answer
-// (fetch.copy.woken.max.bytes) instead of splicing it, and the client gets
-// the same records; with the key at 0 it splices as before.
+// (fetch.copy.max.bytes; pread on its own goroutine) instead of splicing it,
+// and the client gets the same records; with the key at 0 it splices as
+// before.
 func TestFetchWokenCopiesSmallRegion(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		for _, copyMax := range []int{64 << 10, 0} {
@@ -49,7 +50,7 @@ func TestFetchWokenCopiesSmallRegion(t *testing.T) {
 			clk := clock.NewManual(time.Now())
 			tb := startTestBroker(t, backend, func(o *Options, ro *RegistryOptions) {
 				o.Clock = clk
-				o.FetchCopyWokenMaxBytes = copyMax
+				o.FetchCopyMaxBytes = copyMax
 				ro.FS = fs
 			})
 			topic, err := tb.Reg.CreateTopic("poll", 1, nil, false)
@@ -77,6 +78,32 @@ func TestFetchWokenCopiesSmallRegion(t *testing.T) {
 			copied := fs.count() > 0
 			if copied != (copyMax > 0) {
 				t.Fatalf("copy max %d: region copied = %v", copyMax, copied)
+			}
+			tb.stop()
+		}
+	})
+}
+
+// A fetch answered at once copies a small region the page cache holds
+// (storage.Region.ReadCached on the ring thread) or splices it: either way
+// the client gets the records, at every offset.
+func TestFetchAtOnceSmallRegion(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		for _, copyMax := range []int{64 << 10, 0} {
+			tb := startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) { o.FetchCopyMaxBytes = copyMax })
+			topic, err := tb.Reg.CreateTopic("now", 1, nil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := makeBatch([]byte("already"), []byte("there"))
+			appendSync(t, topic.Partitions[0], batch)
+			r := <-longPoll(tb, topic, 10000) // min_bytes 1: answered at once
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			p := r.resp.Topics[0].Partitions[0]
+			if p.ErrorCode != 0 || p.HighWatermark != 2 || !bytes.Equal(p.RecordBatches[61:], batch[61:]) {
+				t.Fatalf("copy max %d: error %d hw %d, %d record bytes", copyMax, p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
 			}
 			tb.stop()
 		}
