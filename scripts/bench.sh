@@ -15,4 +15,4 @@ GO=${GO:-go}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 "$GO" build -o "$bin/benchharness" ./bench/cmd/benchharness
-exec "$bin/benchharness" "$@"
+"$bin/benchharness" "$@" # not exec: the EXIT trap removes the binary
