@@ -147,9 +147,12 @@ staticcheck:
 
 # Side-by-side benchmark: ringbrokerd (io_uring, portable) beside the null
 # broker and PEERS=name=host:port,...; table, bench-results/results.json,
-# plots. BENCH=full for the long run.
+# plots. BENCH=full for the long run. Issue 20: HOGS=2 runs two CPU busy
+# loops beside every measured run, BENCH_REPEAT=5 repeats every scenario
+# (targets interleaved; the goal table gives min/median/max), BENCH_TRACE=1
+# collects ringbrokerd's per-request trace per run (docs/BENCHMARKS.md).
 bench:
-	./scripts/bench.sh
+	HOGS=$(HOGS) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_TRACE=$(BENCH_TRACE) BENCH_VARIANTS='$(BENCH_VARIANTS)' ./scripts/bench.sh
 
 # Replication (issue 16, opt-in, not in make test): a three-node loopback
 # cluster per backend; RF 3 vs RF 1 acks=all, a restarted follower's

@@ -89,6 +89,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/quota"
@@ -139,6 +140,12 @@ type partSlot struct {
 
 // AppendDone implements storage.AppendCallback (log writer goroutine).
 func (s *partSlot) AppendDone(res storage.AppendResult) {
+	if tr := s.ctx.tr; tr != nil { // internal/reqtrace: the log's stamps, then ours
+		tr.MarkAt(reqtrace.WriteStart, res.WriteStartNs)
+		tr.MarkAt(reqtrace.Written, res.WrittenNs)
+		tr.MarkAt(reqtrace.Synced, res.SyncedNs)
+		tr.Mark(reqtrace.Callback)
+	}
 	if s.ps != nil {
 		s.ps.completed(s, &res)
 	}
@@ -192,6 +199,8 @@ type produceCtx struct {
 	requestQuota quotaClient // request_percentage
 	requestBytes int
 	throttleMs   int32
+	// tr is the request's trace (internal/reqtrace), nil when untraced.
+	tr *reqtrace.Req
 }
 
 var produceCtxPool = sync.Pool{New: func() any { return new(produceCtx) }}
@@ -207,7 +216,7 @@ func (c *produceCtx) countDown() {
 		buf.B = c.appendResponse(buf.B)
 		replyQuota(c.req, buf, c.throttleMs)
 	}
-	c.b = nil
+	c.b, c.tr = nil, nil
 	c.quota, c.requestQuota = quotaClient{}, quotaClient{}
 	c.req = netpoll.Request{}
 	for i := range c.slots {
@@ -224,8 +233,10 @@ func (b *Broker) serveProduce(req netpoll.Request, hdr proto.RequestHeader, body
 	c.hdr.ClientID = nil
 	c.failed.Store(false)
 	ok := c.parse(body)
+	c.tr = req.Trace()
+	c.tr.Mark(reqtrace.Parsed)
 	if !ok {
-		c.b = nil
+		c.b, c.tr = nil, nil
 		for i := range c.slots {
 			c.slots[i] = partSlot{}
 		}
@@ -381,11 +392,13 @@ func (c *produceCtx) produceAll() {
 			ps := st.part(p)
 			if inspect || recompress || ps.queued.Load() > 0 || (bi.idempotent() && !ps.loaded.Load()) {
 				c.toWorker(ps, s, &bi, inspect, set.rules, recompress, codec, set.maxMessageBytes)
+				c.tr.Mark(reqtrace.AppendQueued)
 				continue
 			}
 			if ps.appendBatch(&bi, s) == outBacklog {
 				c.toWorker(ps, s, &bi, false, set.rules, false, 0, set.maxMessageBytes)
 			}
+			c.tr.Mark(reqtrace.AppendQueued)
 		}
 	}
 }

@@ -9,7 +9,10 @@ package broker
 //     sendfile (portable). fetch.zero.copy=false reads them with pread and
 //     sends them from memory instead, for comparison, as long as the
 //     process-wide copy budget (queued.max.request.bytes) has room; bytes
-//     beyond it are spliced anyway.
+//     beyond it are spliced anyway. Regions up to fetch.copy.max.bytes are
+//     copied too (copySmall): a splice hands each chunk to io_uring's kernel
+//     workers twice, which dominated the tail of small answers
+//     (docs/BENCHMARKS.md, tail investigation).
 //   - Long polling: when fewer than min_bytes are available and max_wait_ms
 //     is not over, the fetch registers as a waiter on every log it reads
 //     and on a timer; an append that advances a high watermark wakes it (no
@@ -98,6 +101,7 @@ import (
 
 	"github.com/ringbroker/ringbroker/auth/acl"
 	"github.com/ringbroker/ringbroker/internal/clock"
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 	"github.com/ringbroker/ringbroker/quota"
@@ -185,9 +189,13 @@ type fetchOp struct {
 	waiting []*storage.Log
 	// lsoWaiting: partitions whose LSO the fetch waits on (read_committed).
 	lsoWaiting []*partState
+	// woken: evaluate runs on the goroutine of a wake-up (op.wake), not on
+	// the ring thread that received the request; attach may pread there.
+	woken bool
 }
 
 func (b *Broker) serveFetch(req netpoll.Request, hdr proto.RequestHeader, r *kmsg.FetchRequest) {
+	req.Trace().Mark(reqtrace.Parsed) // internal/reqtrace (benchmarks)
 	op := &fetchOp{b: b, req: req, hdr: hdr, maxBytes: r.MaxBytes, minBytes: r.MinBytes}
 	if replica := r.ReplicaID; (hdr.APIVersion < 15 && replica < 0) || (hdr.APIVersion >= 15 && r.ReplicaState.ID < 0) {
 		op.quota = b.quotaClientOf(req, &hdr, quota.Fetch) // a consumer, not a follower
@@ -704,10 +712,12 @@ func (op *fetchOp) fire() {
 	if !op.state.CompareAndSwap(0, 1) {
 		return
 	}
+	op.req.Trace().Mark(reqtrace.Woken)
 	go op.wake()
 }
 
 func (op *fetchOp) wake() {
+	op.req.Trace().Mark(reqtrace.WakeRun)
 	op.mu.Lock()
 	if op.timer != nil {
 		op.timer.Stop()
@@ -726,6 +736,7 @@ func (op *fetchOp) wake() {
 		op.session.mu.Lock()
 		defer op.unlockSession()
 	}
+	op.woken = true
 	op.evaluate(!op.b.clock.Now().Before(op.deadline))
 }
 
@@ -869,7 +880,8 @@ func (op *fetchOp) unlockSession() {
 }
 
 // attach adds a region's records to the response: spliced from the file, or
-// copied in when fetch.zero.copy is off. A copy first reserves its bytes
+// copied in when fetch.zero.copy is off or the region is small
+// (copySmall). A copy first reserves its bytes
 // from netpoll's process-wide copy budget: responses held for consumers that
 // do not read must not add up without bound (40 such consumers held 3.4 GB).
 // What does not fit is spliced, as with zero copy.
@@ -884,9 +896,40 @@ func (op *fetchOp) attach(buf *netpoll.Buffer, res *fetchResult) {
 		reg.Release()
 		return
 	}
+	if op.copySmall(buf, reg) {
+		return
+	}
 	ref := new(storage.Region)
 	*ref = reg
 	buf.Files = append(buf.Files, netpoll.FileRegion{At: len(buf.B), Fd: int(reg.File.Fd()), Off: reg.Pos, Len: reg.Len, Ref: ref})
+}
+
+// copySmall copies a region of at most fetch.copy.max.bytes into buf instead
+// of splicing it and reports whether it did. A fetch woken from its long
+// poll runs on its own goroutine and may wait for the disk (pread; the bytes
+// were just appended anyway). One answered at once runs on the ring thread
+// that received it, which must not block: it copies only if the page cache
+// holds the whole region (preadv2 with RWF_NOWAIT answers EAGAIN instead of
+// reading the disk: storage.Region.ReadCached) and splices otherwise.
+func (op *fetchOp) copySmall(buf *netpoll.Buffer, reg storage.Region) bool {
+	if reg.Len > int64(op.b.opts.FetchCopyMaxBytes) {
+		return false
+	}
+	at := len(buf.B)
+	buf.B = slices.Grow(buf.B, int(reg.Len))[:at+int(reg.Len)]
+	var read bool
+	if op.woken {
+		n, err := op.b.fs().Pread(reg.File, buf.B[at:], reg.Pos)
+		read = err == nil && int64(n) == reg.Len
+	} else {
+		read = reg.ReadCached(buf.B[at:])
+	}
+	if !read || !op.req.ReserveCopy(buf, reg.Len) {
+		buf.B = buf.B[:at]
+		return false
+	}
+	reg.Release()
+	return true
 }
 
 func sameTopic(items []fetchItem, include []bool, i int) bool {

@@ -72,6 +72,10 @@ type Options struct {
 	// FetchZeroCopy is fetch.zero.copy: serve record bytes with
 	// splice/sendfile (true) or read+send.
 	FetchZeroCopy bool
+	// FetchCopyMaxBytes is fetch.copy.max.bytes: partition regions up to
+	// this size are copied into the response instead of spliced (0:
+	// never); fetchOp.copySmall.
+	FetchCopyMaxBytes int
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots
 	// and FetchSessionPartitionsMax fetch.session.cache.max.partitions
 	// (0: the defaults, 1000 and 100000; negative: none).

@@ -135,6 +135,8 @@ type Config struct {
 	AppendBatchMaxBytes int  // append.batch.max.bytes
 	AppendLingerMaxMs   int  // append.linger.max.ms
 	FetchZeroCopy       bool // fetch.zero.copy
+	// FetchCopyMaxBytes is fetch.copy.max.bytes (ours).
+	FetchCopyMaxBytes int
 
 	// AppendPendingMaxBytes is append.pending.max.bytes (ours).
 	AppendPendingMaxBytes int64

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"sync"
 	"time"
+
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 )
 
 // Handler serves request frames. ServeFrame is called on the connection's
@@ -47,7 +49,14 @@ type Request struct {
 	sess Session
 	gen  uint32
 	seq  uint32
+	// tr is the request's trace (internal/reqtrace), nil unless tracing
+	// is on and the frame is a Produce.
+	tr *reqtrace.Req
 }
+
+// Trace is the request's trace timeline, nil when it is not traced (the
+// handler stamps its own stages on it; every method is nil-safe).
+func (r Request) Trace() *reqtrace.Req { return r.tr }
 
 // Session is the connection's Session (Options.Sessions), nil without one.
 func (r Request) Session() Session { return r.sess }
@@ -63,6 +72,10 @@ func (r Request) Reply(buf *Buffer) {
 		n += buf.Files[i].Len
 	}
 	binary.BigEndian.PutUint32(buf.B[0:4], uint32(n))
+	if r.tr != nil { // the buffer carries the trace to its send
+		r.tr.Mark(reqtrace.Reply)
+		buf.trace = r.tr
+	}
 	r.conn.complete(r.gen, r.seq, completeReply, buf, "")
 }
 
@@ -86,7 +99,10 @@ func (r Request) ReplyThrottled(buf *Buffer, throttle time.Duration) {
 
 // NoReply marks the request answered without a response (Produce with
 // acks=0). Later responses are not held back by it.
-func (r Request) NoReply() { r.conn.complete(r.gen, r.seq, completeNoReply, nil, "") }
+func (r Request) NoReply() {
+	reqtrace.Finish(r.tr, false)
+	r.conn.complete(r.gen, r.seq, completeNoReply, nil, "")
+}
 
 // NoReplyThrottled is NoReply, then the connection is not read for
 // throttle (a throttled acks=0 Produce: Kafka mutes the channel without an
@@ -96,6 +112,7 @@ func (r Request) NoReplyThrottled(throttle time.Duration) {
 		r.NoReply()
 		return
 	}
+	reqtrace.Finish(r.tr, false)
 	buf := GetBuffer() // carries the throttle only; released, never sent
 	buf.throttle = throttle
 	r.conn.complete(r.gen, r.seq, completeNoReply, buf, "")
@@ -104,7 +121,10 @@ func (r Request) NoReplyThrottled(throttle time.Duration) {
 // Close closes the connection at once (responses not yet sent are dropped)
 // and logs reason. Used where Kafka closes the connection: unknown API keys,
 // unparsable headers, unsupported versions of most APIs.
-func (r Request) Close(reason string) { r.conn.complete(r.gen, r.seq, completeClose, nil, reason) }
+func (r Request) Close(reason string) {
+	reqtrace.Finish(r.tr, false)
+	r.conn.complete(r.gen, r.seq, completeClose, nil, reason)
+}
 
 // ReserveCopy reserves n bytes for buf from the server's budget of bytes
 // handlers copy into responses (process-wide, queued.max.request.bytes) and
@@ -152,6 +172,11 @@ type Buffer struct {
 	// throttle: stop reading the connection for this long once the
 	// buffer is queued (ReplyThrottled).
 	throttle time.Duration
+	// trace: the traced request this buffer answers (Reply); finished
+	// when the buffer is released after its send (or dropped with its
+	// connection, which the trace then counts as sent: rare in a
+	// benchmark, and only while tracing is on).
+	trace *reqtrace.Req
 }
 
 // FileRegion is a range of an open file to send as part of a response.
@@ -186,6 +211,10 @@ func GetBuffer() *Buffer {
 func (b *Buffer) Release() {
 	if b == nil {
 		return
+	}
+	if b.trace != nil {
+		reqtrace.Finish(b.trace, true)
+		b.trace = nil
 	}
 	for i := range b.Files {
 		if ref := b.Files[i].Ref; ref != nil {

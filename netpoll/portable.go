@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/invariants"
 )
 
@@ -260,6 +261,9 @@ type pconn struct {
 	nc   net.Conn
 	addr string
 	fr   framer // reader goroutine only
+	// recvNs: when the last read returned (reqtrace stamp; reader
+	// goroutine only, set only while tracing).
+	recvNs int64
 	// peer is the client IP counted by the server's connLimiter while
 	// limited is true; set at accept, released once in finishLocked.
 	peer    peerKey
@@ -351,6 +355,9 @@ func (c *pconn) readLoop() {
 			continue // throttled meanwhile: wait it out first
 		}
 		n, err := c.nc.Read(buf)
+		if reqtrace.Enabled() {
+			c.recvNs = reqtrace.Now() // the receive stamp of the frames it completes
+		}
 		if n > 0 && err == nil && c.throttled() {
 			// The answer's throttle raced this read (the deadline that
 			// complete set lost to the bytes): they wait, unparsed, for
@@ -494,7 +501,7 @@ func (c *pconn) onFrame(frame []byte) bool {
 	c.inflightBytes += int64(len(frame))
 	c.mu.Unlock()
 	c.s.queuedBytes.Add(int64(len(frame)))
-	c.s.opts.Handler.ServeFrame(Request{conn: c, sess: c.sess, seq: seq}, frame)
+	c.s.opts.Handler.ServeFrame(Request{conn: c, sess: c.sess, seq: seq, tr: reqtrace.Begin(frame, c.recvNs)}, frame)
 	// Stop parsing at a bound; readLoop keeps the rest until it clears.
 	c.mu.Lock()
 	over := c.closed || c.s.bounds.overConn(c.q.len(), c.inflightBytes)
@@ -505,6 +512,9 @@ func (c *pconn) onFrame(frame []byte) bool {
 func (c *pconn) complete(_ uint32, seq uint32, kind completionKind, buf *Buffer, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if buf != nil && buf.trace != nil {
+		buf.trace.Mark(reqtrace.LoopTook)
+	}
 	if c.closed {
 		buf.Release()
 		return
@@ -576,6 +586,11 @@ func (c *pconn) writeLoop() {
 		}
 		bufs = c.q.nextReady(bufs[:0], cap(bufs))
 		c.mu.Unlock()
+		if reqtrace.Enabled() {
+			for _, b := range bufs {
+				b.trace.Mark(reqtrace.SendQueued)
+			}
+		}
 
 		var err error
 		if len(bufs) == 1 && bufs[0].hasFiles() && c.secure {

@@ -36,6 +36,9 @@ type uconn struct {
 	// sess is the handler's Session (Options.Sessions); Done when the
 	// slot is freed.
 	sess Session
+	// recvNs: when the last receive completion was handled (reqtrace
+	// stamp; loop only, set only while tracing).
+	recvNs int64
 
 	recvArmed bool
 	sending   bool

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
@@ -48,6 +49,9 @@ type uloop struct {
 	r    *ring.Ring
 	br   *ring.BufRing
 	lfds []int
+	// wokeNs: when the last io_uring_enter returned (reqtrace stamp; set
+	// only while tracing).
+	wokeNs int64
 	// accepting[i] is true while listener i's multishot accept is armed.
 	accepting []bool
 
@@ -214,6 +218,9 @@ func (l *uloop) run(started chan<- error) {
 			_, err = l.r.SubmitAndWaitTimeout(1, wait)
 			l.sleeping.Store(false)
 		}
+		if reqtrace.Enabled() {
+			l.wokeNs = reqtrace.Now()
+		}
 		m.RingEnter(l.idx)
 		if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
 			l.s.opts.Logger.Error("io_uring_enter failed; loop stopping", zap.Int("loop", l.idx), zap.Error(err))
@@ -345,6 +352,10 @@ func (l *uloop) drainMailbox() {
 
 func (l *uloop) onComplete(m *mail) {
 	c := m.c
+	if m.buf != nil && m.buf.trace != nil {
+		m.buf.trace.MarkAt(reqtrace.LoopWoke, l.wokeNs)
+		m.buf.trace.Mark(reqtrace.LoopTook)
+	}
 	if m.buf != nil { // counted in mailed by complete
 		n := m.buf.cost()
 		c.mailed.Add(-n)

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/ring"
 )
 
@@ -37,6 +38,9 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 		l.opEnded(c)
 	}
 	res := cqe.Res
+	if reqtrace.Enabled() {
+		c.recvNs = reqtrace.Now() // the receive stamp of the frames it completes
+	}
 	if id, ok := cqe.BufferID(); ok {
 		if res > 0 && !c.closing {
 			l.s.opts.Metrics.BytesIn(int(res))
@@ -137,7 +141,7 @@ func (c *uconn) onFrame(frame []byte) bool {
 	seq := c.q.push(int32(len(frame)))
 	c.inflightBytes += int64(len(frame))
 	l.queuedBytes += int64(len(frame))
-	l.s.opts.Handler.ServeFrame(Request{conn: c, sess: c.sess, gen: c.gen, seq: seq}, frame)
+	l.s.opts.Handler.ServeFrame(Request{conn: c, sess: c.sess, gen: c.gen, seq: seq, tr: reqtrace.Begin(frame, c.recvNs)}, frame)
 	if c.closeReq.Load() {
 		return false
 	}

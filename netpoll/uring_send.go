@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
@@ -38,6 +39,11 @@ func (l *uloop) startSend(c *uconn) {
 		l.finishSent(c)
 		if !c.q.hasUnsent() {
 			return
+		}
+	}
+	if reqtrace.Enabled() {
+		for _, b := range c.sendBufs {
+			b.trace.Mark(reqtrace.SendQueued)
 		}
 	}
 	if c.sendBufs[0].hasFiles() {

@@ -15,7 +15,7 @@ GO=${GO:-go}
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 "$GO" build -o "$bin/benchharness" ./bench/cmd/benchharness
-"$bin/benchharness" "$@"
+"$bin/benchharness" "$@" # not exec: the EXIT trap removes the binary
 
 # TLS against PLAINTEXT on both backends (tests/integration
 # TestTLSThroughput, build tag tlsbench): produce and catch-up over

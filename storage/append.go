@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -18,6 +19,11 @@ type AppendResult struct {
 	LogAppendTime  int64 // ms, when message.timestamp.type=LogAppendTime; else -1
 	LogStartOffset int64
 	Err            error // nil, or the write/fdatasync error (the append is not in the log)
+	// WriteStartNs, WrittenNs and SyncedNs are when the group's write
+	// began and when it and its fdatasync returned, as internal/reqtrace
+	// stamps; 0 unless requests are traced (SyncedNs also 0 when the group
+	// was not synced).
+	WriteStartNs, WrittenNs, SyncedNs int64
 }
 
 // AppendCallback receives the result of an accepted Append exactly once.
@@ -417,6 +423,10 @@ func (l *Log) writeAll(s *segment, pos, total int64, sync bool) error {
 	iov := l.iov
 	var done int64
 	zero := 0
+	l.traceStartNs, l.traceWroteNs, l.traceSyncedNs = 0, 0, 0
+	if reqtrace.Enabled() {
+		l.traceStartNs = reqtrace.Now()
+	}
 	for done < total {
 		var start time.Time
 		if sync && l.stats != nil {
@@ -431,8 +441,18 @@ func (l *Log) writeAll(s *segment, pos, total int64, sync bool) error {
 		}
 		done += int64(n)
 		if done == total {
+			if reqtrace.Enabled() {
+				l.traceWroteNs = reqtrace.Now()
+				if synced { // a linked write+fdatasync: one stamp for both
+					l.traceSyncedNs = l.traceWroteNs
+				}
+			}
 			if sync && !synced {
-				return l.datasync(s.f)
+				err := l.datasync(s.f)
+				if reqtrace.Enabled() {
+					l.traceSyncedNs = reqtrace.Now()
+				}
+				return err
 			}
 			return nil
 		}
@@ -527,6 +547,7 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 	for _, r := range l.group {
 		res := r.res
 		res.LogStartOffset = lso
+		res.WriteStartNs, res.WrittenNs, res.SyncedNs = l.traceStartNs, l.traceWroteNs, l.traceSyncedNs
 		if err != nil {
 			res = AppendResult{BaseOffset: -1, LastOffset: -1, LogAppendTime: -1, LogStartOffset: lso, Err: err}
 		}

@@ -97,6 +97,11 @@ type Log struct {
 	// Stalled (liveness.go). Written by the writer, read by anyone.
 	busySinceNs atomic.Int64
 	warnf       func(string, ...any) // recovery that changed or dropped data
+	// traceStartNs, traceWroteNs and traceSyncedNs: when the current
+	// group's write began and when it and its fdatasync returned
+	// (internal/reqtrace stamps, 0 when not traced or not synced); writer
+	// goroutine only, handed to callbacks in AppendResult.
+	traceStartNs, traceWroteNs, traceSyncedNs int64
 
 	// mu guards the fields below it. Lock order: mu is a leaf; callbacks and
 	// waiters are always invoked after it is released.

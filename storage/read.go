@@ -3,6 +3,8 @@ package storage
 import (
 	"os"
 	"sort"
+
+	"golang.org/x/sys/unix"
 )
 
 // Region is a batch-aligned byte range of a segment file, for
@@ -16,6 +18,20 @@ type Region struct {
 	Len        int64    // bytes: whole batches only
 	BaseOffset int64    // base offset of the first batch in the region (-1 if empty)
 	seg        *segment
+}
+
+// ReadCached copies the region into dst (len(dst) == r.Len) only if the
+// page cache holds all of it, without ever waiting for the disk (preadv2
+// with RWF_NOWAIT: EAGAIN instead of a read), and reports whether it did.
+// For a caller that must not block (a ring thread): on false it sends the
+// region another way. It goes to the file directly, not through the FS
+// seam: its only failure mode is that false.
+func (r *Region) ReadCached(dst []byte) bool {
+	if int64(len(dst)) != r.Len || r.File == nil {
+		return false
+	}
+	n, err := unix.Preadv2(int(r.File.Fd()), [][]byte{dst}, r.Pos, unix.RWF_NOWAIT)
+	return err == nil && n == len(dst)
 }
 
 // Release drops the region's reference on its segment.

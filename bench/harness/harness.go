@@ -76,6 +76,20 @@ type Options struct {
 	Scenarios []string
 	// SkipProbe leaves the machine probe out.
 	SkipProbe bool
+	// Repeat runs every scenario this many times (default 1), the targets
+	// interleaved within each repeat, so ratios pair runs made side by
+	// side and goals report min/median/max.
+	Repeat int
+	// Hogs starts this many CPU busy loops (separate processes) for the
+	// measured runs, stopped by PID after them (HOGS=N).
+	Hogs int
+	// Variants are extra ringbrokerd targets with settings of their own
+	// (BENCH_VARIANTS), measured beside the others in every scenario: a
+	// setting's effect in one run.
+	Variants []Variant
+	// Trace starts ringbrokerd with its per-request trace on
+	// (internal/reqtrace) and collects it around every run on it.
+	Trace bool
 	// Out receives the table; Progress a progress bar (nil: none) and
 	// Log one line per run (nil: none).
 	Out      io.Writer
@@ -102,6 +116,10 @@ type Run struct {
 	RatioUring float64 `json:"ratio_to_ringbroker_uring"`
 	RatioNull  float64 `json:"ratio_to_null"`
 	Note       string  `json:"note,omitempty"`
+	// Repeat is which repeat of the scenario this run was (0-based).
+	Repeat int `json:"repeat"`
+	// Trace is ringbrokerd's request trace over this run (Options.Trace).
+	Trace *TraceSummary `json:"trace,omitempty"`
 
 	Produce *perf.ProduceResult `json:"produce,omitempty"`
 	Consume *perf.ConsumeResult `json:"consume,omitempty"`
@@ -122,6 +140,9 @@ type Results struct {
 	Targets   map[string]string `json:"targets"`
 	Runs      []Run             `json:"runs"`
 	Plots     []string          `json:"plots,omitempty"`
+	Repeat    int               `json:"repeat"`
+	Hogs      int               `json:"hogs"`
+	Goals     []Goal            `json:"goals,omitempty"`
 }
 
 // Execute runs the harness. The returned Results are also written to
@@ -149,7 +170,9 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 	defer cleanup()
 	logf := logfTo(opts.Log)
 
-	res := &Results{Mode: opts.Mode, Started: started, Scenarios: map[string]string{}, Targets: map[string]string{}}
+	opts.Repeat = max(opts.Repeat, 1)
+	res := &Results{Mode: opts.Mode, Started: started, Scenarios: map[string]string{}, Targets: map[string]string{},
+		Repeat: opts.Repeat, Hogs: opts.Hogs}
 	for _, sc := range scs {
 		res.Scenarios[sc.id] = sc.title
 	}
@@ -179,31 +202,55 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 	for _, sc := range scs {
 		for _, t := range targets {
 			if t.runs(sc.id) {
-				total++
+				total += opts.Repeat
 			}
 		}
+	}
+	hg, err := startHogs(opts.Hogs)
+	defer hg.stop()
+	if err != nil {
+		return res, fmt.Errorf("starting %d CPU hogs: %w", opts.Hogs, err)
 	}
 	done := 0
 	for _, sc := range scs {
-		for _, t := range targets {
-			if !t.runs(sc.id) {
-				continue
+		for rep := 0; rep < opts.Repeat; rep++ {
+			for _, t := range targets {
+				if !t.runs(sc.id) {
+					continue
+				}
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				bar(opts.Progress, done, total, sc.id+" on "+t.name)
+				traced := opts.Trace && t.kind == kindRingbroker && t.proc != nil
+				if traced { // start the run's interval: what came before is dropped
+					if _, err := dumpTrace(opts.WorkDir, t); err != nil {
+						logf("%s: request trace: %v", t.name, err)
+						traced = false
+					}
+				}
+				r := runOne(ctx, sc, t)
+				r.Repeat = rep
+				if traced {
+					if d, err := dumpTrace(opts.WorkDir, t); err != nil {
+						logf("%s: request trace: %v", t.name, err)
+					} else {
+						r.Trace = summarizeTrace(d)
+					}
+				}
+				logf("%-10s %-26s %s", sc.id, t.name, summaryLine(r))
+				res.Runs = append(res.Runs, r)
+				done++
 			}
-			if ctx.Err() != nil {
-				return res, ctx.Err()
-			}
-			bar(opts.Progress, done, total, sc.id+" on "+t.name)
-			r := runOne(ctx, sc, t)
-			logf("%-10s %-26s %s", sc.id, t.name, summaryLine(r))
-			res.Runs = append(res.Runs, r)
-			done++
 		}
 	}
+	hg.stop()
 	bar(opts.Progress, total, total, "done")
 	if opts.Progress != nil {
 		fmt.Fprintln(opts.Progress)
 	}
 	computeRatios(res.Runs)
+	res.Goals = computeGoals(res)
 	res.Seconds = time.Since(started).Seconds()
 
 	plots, err := writePlots(opts.OutDir, res)
@@ -293,9 +340,21 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 					extra: []string{"--set", "fetch.zero.copy=false"}, only: []string{"catchup"}})
 			}
 		}
+		for _, v := range opts.Variants {
+			var extra []string
+			for _, s := range v.Sets {
+				extra = append(extra, "--set", s)
+			}
+			variants = append(variants, variant{name: "ringbroker-" + v.Name, backend: v.Backend, extra: extra})
+		}
+		names := map[string]bool{TargetNull: true}
 		for _, v := range variants {
 			t := &target{name: v.name, kind: kindRingbroker, only: v.only}
-			if buildErr != nil {
+			dup := names[v.name]
+			names[v.name] = true
+			if dup { // BENCH_VARIANTS named one already taken: its data dir too
+				t.startErr = fmt.Errorf("target name %s is taken: name the variant differently", v.name)
+			} else if buildErr != nil {
 				t.startErr = buildErr
 			} else {
 				dataDir := filepath.Join(opts.WorkDir, v.name+"-data")
@@ -306,7 +365,11 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 					"--set", "io.backend=" + v.backend,
 					"--set", "metrics.listener=",
 				}, v.extra...)
-				t.startErr = startProcess(t, argv, opts.WorkDir, nil)
+				var env []string
+				if opts.Trace {
+					env = traceEnv(opts.WorkDir, t)
+				}
+				t.startErr = startProcess(t, argv, opts.WorkDir, env)
 			}
 			if t.startErr != nil {
 				logf("%s: not started: %v", t.name, t.startErr)
@@ -456,9 +519,9 @@ func summaryLine(r Run) string {
 // computeRatios fills each run's ratio to ringbroker-uring and to the null
 // broker in the same scenario.
 func computeRatios(runs []Run) {
-	base := func(scenarioID, target string) float64 {
+	base := func(scenarioID, target string, repeat int) float64 {
 		for _, r := range runs {
-			if r.Scenario == scenarioID && r.Target == target && r.OK() {
+			if r.Scenario == scenarioID && r.Target == target && r.Repeat == repeat && r.OK() {
 				return r.RecordsPerSec
 			}
 		}
@@ -469,10 +532,10 @@ func computeRatios(runs []Run) {
 		if !r.OK() {
 			continue
 		}
-		if b := base(r.Scenario, TargetRingbrokerUring); b > 0 {
+		if b := base(r.Scenario, TargetRingbrokerUring, r.Repeat); b > 0 {
 			r.RatioUring = r.RecordsPerSec / b
 		}
-		if b := base(r.Scenario, TargetNull); b > 0 {
+		if b := base(r.Scenario, TargetNull, r.Repeat); b > 0 {
 			r.RatioNull = r.RecordsPerSec / b
 		}
 	}

@@ -19,6 +19,7 @@ import (
 // TestMain lets the test binary double as the null broker process the
 // harness starts (RINGBENCH_CHILD=nullbroker), so the test needs no build.
 func TestMain(m *testing.M) {
+	RunHogIfChild() // TestHogsStartAndStop's busy loops
 	if os.Getenv("RINGBENCH_CHILD") == "nullbroker" {
 		s, err := nullbroker.Listen(nullbroker.Options{Addr: "127.0.0.1:" + os.Args[len(os.Args)-1]})
 		if err != nil {

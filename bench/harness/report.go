@@ -71,6 +71,9 @@ func PrintTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "ringbench harness, mode %s, %.0f s — %s, %d CPUs, kernel %s, %s, data on %s, commit %s\n\n",
 		res.Mode, res.Seconds, res.Machine.CPU, res.Machine.CPUs, res.Machine.Kernel, res.Machine.Go,
 		res.Machine.DataFS, res.Machine.Commit)
+	if res.Hogs > 0 {
+		fmt.Fprintf(w, "%d CPU hogs (busy loops) ran beside every measured run\n\n", res.Hogs)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\ttarget\trecords/s\tMB/s\tp50 ms\tp99 ms\tp99.9 ms\t×uring\t×null\t")
 	last := ""
@@ -80,15 +83,19 @@ func PrintTable(w io.Writer, res *Results) {
 			sc = ""
 		}
 		last = r.Scenario
+		target := r.Target
+		if res.Repeat > 1 {
+			target = fmt.Sprintf("%s #%d", r.Target, r.Repeat+1)
+		}
 		if !r.OK() {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t\n", sc, r.Target)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t\n", sc, target)
 			continue
 		}
 		lat := "-\t-\t-"
 		if r.HasLatency {
 			lat = fmt.Sprintf("%.2f\t%.2f\t%.2f", r.P50Ms, r.P99Ms, r.P999Ms)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%s\t%s\t%s\t\n", sc, r.Target, r.RecordsPerSec, r.MBPerSec, lat,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%s\t%s\t%s\t\n", sc, target, r.RecordsPerSec, r.MBPerSec, lat,
 			ratio(r.RatioUring), ratio(r.RatioNull))
 	}
 	tw.Flush()
@@ -119,6 +126,8 @@ func PrintTable(w io.Writer, res *Results) {
 			fmt.Fprintf(w, "  %s: error: %s\n", k, v)
 		}
 	}
+	printGoals(w, res)
+	printTraces(w, res.Runs)
 	if len(res.Plots) > 0 {
 		fmt.Fprintf(w, "\nplots: %s\n", strings.Join(res.Plots, ", "))
 	}

@@ -46,6 +46,8 @@ type E2EResult struct {
 	// Missing is the number of acknowledged records not seen by the
 	// consumer before the run's drain deadline.
 	Missing int64 `json:"missing"`
+	// ProduceRequests is the producer's view of its Produce requests.
+	ProduceRequests RequestTimes `json:"produce_requests"`
 }
 
 // e2eHeaderBytes is the prefix of every value: 8 bytes run id, 8 bytes
@@ -118,8 +120,9 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	}()
 
 	settings := cfg.Producer
+	produceHook := newRequestHook(0) // Produce
 	producer, err := kgo.NewClient(append(settings.Opts(cfg.RecordSize), kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.ClientID("ringbench-e2e-producer"))...)
+		kgo.ClientID("ringbench-e2e-producer"), kgo.WithHooks(produceHook))...)
 	if err != nil {
 		return E2EResult{}, err
 	}
@@ -178,6 +181,8 @@ func RunE2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 		Summary: e2e.Summary(end),
 		Ack:     ProduceResult{Summary: ackSum, Failed: failed.Load()},
 		Missing: max(ackSum.Records-seen.Load(), 0),
+
+		ProduceRequests: produceHook.times(),
 	}
 	if p := firstErr.Load(); p != nil {
 		res.Ack.FirstError = (*p).Error()

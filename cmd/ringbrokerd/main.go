@@ -30,6 +30,7 @@ import (
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/cluster"
 	"github.com/ringbroker/ringbroker/config"
+	"github.com/ringbroker/ringbroker/internal/reqtrace"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/tuning"
@@ -133,6 +134,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sig)
+	// Benchmarks only (docs/BENCHMARKS.md): RINGBROKER_REQTRACE=<file>
+	// traces Produce requests and dumps them on SIGUSR1 and at the end.
+	stopTrace := reqtrace.StartFromEnv(func(err error) { logger.Warn("request trace", zap.Error(err)) })
+	defer stopTrace()
 
 	report := tuning.Run(tuningOptions(cfg))
 	report.Log(logger)
@@ -232,6 +237,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		NumPartitions:       cfg.NumPartitions,
 		MessageMaxBytes:     cfg.MessageMaxBytes,
 		FetchZeroCopy:       cfg.FetchZeroCopy,
+		// Tail latency of caught-up consumers (docs/BENCHMARKS.md).
+		FetchCopyMaxBytes: cfg.FetchCopyMaxBytes,
 
 		// KIP-392 (broker/fetch_preferred.go).
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
@@ -368,6 +375,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		logger.Warn("shutdown did not drain every connection in time", zap.Error(err))
 	}
+	stopTrace()
 	if err := b.Close(); err != nil {
 		logger.Warn("closing the broker (producer state snapshot)", zap.Error(err))
 	}

@@ -9,6 +9,10 @@
 //	BENCH_OUT=DIR           output directory (default bench-results)
 //	RINGBROKERD=PATH        prebuilt ringbrokerd ("-": leave it out)
 //	BENCH_SCENARIOS=a,b     scenario ids to run (default all)
+//	BENCH_REPEAT=N          run every scenario N times, targets interleaved (default 1)
+//	HOGS=N                  N CPU busy loops beside the measured runs (default 0)
+//	BENCH_TRACE=1           ringbrokerd's per-request trace, collected per run
+//	BENCH_VARIANTS=name=uring:key=value,...;...  extra ringbrokerd targets with their own settings
 package main
 
 import (
@@ -17,12 +21,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/ringbroker/ringbroker/bench/harness"
 )
 
 func main() {
+	harness.RunHogIfChild() // a HOGS busy loop is this binary re-executed
 	mode := flag.String("mode", harness.EnvOr("BENCH", harness.ModeQuick), "tiny, quick or full")
 	out := flag.String("out", harness.EnvOr("BENCH_OUT", "bench-results"), "directory for results.json and plots")
 	peers := flag.String("peers", os.Getenv("PEERS"), "external brokers: name=host:port,...")
@@ -30,9 +36,17 @@ func main() {
 	backends := flag.String("backends", "uring,portable", "ringbrokerd io.backend values to start")
 	only := flag.String("scenarios", os.Getenv("BENCH_SCENARIOS"), "comma-separated scenario ids (default all)")
 	noProbe := flag.Bool("no-probe", false, "skip the machine probe")
+	repeat := flag.Int("repeat", envInt("BENCH_REPEAT", 1), "runs of every scenario, targets interleaved")
+	hogs := flag.Int("hogs", envInt("HOGS", 0), "CPU busy loops beside the measured runs")
+	trace := flag.Bool("trace", os.Getenv("BENCH_TRACE") == "1", "collect ringbrokerd's per-request trace per run")
 	flag.Parse()
 
 	ps, err := harness.ParsePeers(*peers)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchharness:", err)
+		os.Exit(2)
+	}
+	variants, err := harness.ParseVariants(os.Getenv("BENCH_VARIANTS"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchharness:", err)
 		os.Exit(2)
@@ -47,6 +61,10 @@ func main() {
 		Peers:       ps,
 		Scenarios:   harness.SplitList(*only),
 		SkipProbe:   *noProbe,
+		Repeat:      *repeat,
+		Hogs:        *hogs,
+		Trace:       *trace,
+		Variants:    variants,
 		Out:         os.Stdout,
 		Progress:    harness.ProgressWriter(os.Stderr),
 		Log:         os.Stderr,
@@ -56,4 +74,19 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\nresults: %s/results.json\n", *out)
+}
+
+// envInt is the integer in environment variable key, def when unset; a
+// value that is not a number stops the command.
+func envInt(key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		fmt.Fprintf(os.Stderr, "benchharness: %s=%q: want a number >= 0\n", key, v)
+		os.Exit(2)
+	}
+	return n
 }
