@@ -255,7 +255,8 @@ func checkRate(t *testing.T, what string, bytes int, window time.Duration, rate 
 
 func TestProducerByteRateQuota(t *testing.T) {
 	const rate = 1 << 20 // 1 MiB/s: far below what this machine produces
-	const window = 20 * time.Second // ten spans of the quota window, as the consumer's
+	// Ten spans of the quota window, as the consumer's.
+	const window = 20 * time.Second
 	forEachBackend(t, func(t *testing.T, backend string) {
 		// The backends side by side: a throttled client mostly waits, so
 		// two brokers at 1 MiB/s each do not disturb each other's rate,
