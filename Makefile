@@ -49,11 +49,14 @@ cluster-test:
 # six-client partition-leader failover of TestClusterFailoverClients, where
 # no consumer may also read a record the next leader does not have. Also
 # the single-round TestClusterFailoverClients (kcat, confluent-kafka,
-# kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL) and
-# TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink, restart),
-# built only with this tag to keep make test within its budget.
+# kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL),
+# TestClusterRestartNoStaleLeadership (a node SIGKILLed while leading,
+# restarted, neither claims the partition nor takes a Produce before it has
+# registered) and TestClusterDynamicQuorum (KIP-853: grow, fail over,
+# shrink, restart), built only with this tag to keep make test within its
+# budget.
 cluster-long:
-	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterRestartNoStaleLeadership|TestClusterDynamicQuorum' ./tests/integration/
 
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,
