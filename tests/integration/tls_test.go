@@ -81,9 +81,6 @@ func (f *tlsFixture) props(dataDir string) map[string]string {
 		"authorizer.class.name":                            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
 		"super.users":                                      "User:ANONYMOUS",
 		"log.dirs":                                         dataDir,
-		// The clients' group consumers join empty groups: 300 ms, not
-		// Kafka's 3 s, before each first rebalance (groups_clients_test.go).
-		"group.initial.rebalance.delay.ms": gcBrokerProps["group.initial.rebalance.delay.ms"],
 	}
 }
 
