@@ -52,11 +52,12 @@ cluster-test:
 # kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL),
 # TestClusterRestartNoStaleLeadership (a node SIGKILLed while leading,
 # restarted, neither claims the partition nor takes a Produce before it has
-# registered) and TestClusterDynamicQuorum (KIP-853: grow, fail over,
-# shrink, restart), built only with this tag to keep make test within its
-# budget.
+# registered), TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink,
+# restart) and TestClusterFetchFromClosestReplica (KIP-392 with franz-go's
+# kgo.Rack and kcat's client.rack, across the SIGKILL of the follower read
+# from), built only with this tag to keep make test within its budget.
 cluster-long:
-	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterRestartNoStaleLeadership|TestClusterDynamicQuorum' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterRestartNoStaleLeadership|TestClusterDynamicQuorum|TestClusterFetchFromClosestReplica' ./tests/integration/
 
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,
