@@ -49,14 +49,18 @@ cluster-test:
 # six-client partition-leader failover of TestClusterFailoverClients, where
 # no consumer may also read a record the next leader does not have. Also
 # the single-round TestClusterFailoverClients (kcat, confluent-kafka,
-# kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL) and
-# TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink, restart),
-# and TestClusterEOSUnderCrashes (exactly-once consume-transform-produce
+# kafka-python, KafkaJS, Sarama, franz-go across a leader's SIGKILL),
+# TestClusterRestartNoStaleLeadership (a node SIGKILLed while leading,
+# restarted, neither claims the partition nor takes a Produce before it has
+# registered), TestClusterDynamicQuorum (KIP-853: grow, fail over, shrink,
+# restart), TestClusterFetchFromClosestReplica (KIP-392 with franz-go's
+# kgo.Rack and kcat's client.rack, across the SIGKILL of the follower read
+# from) and TestClusterEOSUnderCrashes (exactly-once consume-transform-produce
 # while the transaction coordinator's broker and partition leaders are
-# SIGKILLed; RINGBROKER_CLUSTER_EOS_SEED=<printed seed> replays),
-# built only with this tag to keep make test within its budget.
+# SIGKILLed; RINGBROKER_CLUSTER_EOS_SEED=<printed seed> replays), built only
+# with this tag to keep make test within its budget.
 cluster-long:
-	$(GO) test -tags clusterlong -count=1 -timeout 40m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterDynamicQuorum|TestClusterEOSUnderCrashes' ./tests/integration/
+	$(GO) test -tags clusterlong -count=1 -timeout 60m -v -run 'TestClusterLong|TestClusterFailoverClients|TestClusterRestartNoStaleLeadership|TestClusterDynamicQuorum|TestClusterFetchFromClosestReplica|TestClusterEOSUnderCrashes' ./tests/integration/
 
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,

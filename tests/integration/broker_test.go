@@ -156,6 +156,11 @@ func startBrokerOn(t *testing.T, backend string, props map[string]string, port i
 		// Tests run brokers side by side: no fixed metrics port (a test
 		// that scrapes /metrics sets metrics.listener to a free port).
 		"metrics.listener": "",
+		// An empty group's first rebalance after 300 ms, not Kafka's 3 s
+		// (gcBrokerProps): every test whose client joins a group (the
+		// transactional clients' read_committed consumers, Sarama's and
+		// KafkaJS's group consumers) waited out the 3 s once per group.
+		"group.initial.rebalance.delay.ms": gcBrokerProps["group.initial.rebalance.delay.ms"],
 	}
 	for k, v := range props {
 		conf[k] = v

@@ -39,7 +39,7 @@ func TestClusterUpgradeInPlace(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			md, err := adm.Metadata(ctx, safetyTopic)
-			if err == nil && md.Topics[safetyTopic].Err == nil && len(md.Topics[safetyTopic].Partitions) == parts {
+			if err == nil && md.Topics[safetyTopic].Err == nil && allLed(md.Topics[safetyTopic], parts) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -72,7 +72,7 @@ func TestClusterUpgradeInPlace(t *testing.T) {
 		deadline = time.Now().Add(30 * time.Second)
 		for {
 			md, err := kadm.NewClient(newClient(t, again.Addr)).Metadata(ctx)
-			if err == nil && len(md.Topics[safetyTopic].Partitions) == parts && len(md.Topics["born-clustered"].Partitions) == 2 {
+			if err == nil && allLed(md.Topics[safetyTopic], parts) && allLed(md.Topics["born-clustered"], 2) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -85,6 +85,22 @@ func TestClusterUpgradeInPlace(t *testing.T) {
 			t.Errorf("a registered node adopted local topics again")
 		}
 	})
+}
+
+// allLed says whether td has parts partitions, each with a leader. The
+// waits above ask for leaders, not just partitions: a consumer that first
+// sees a partition without one waits for kgo's next metadata refresh
+// (seconds) before it fetches.
+func allLed(td kadm.TopicDetail, parts int) bool {
+	if len(td.Partitions) != parts {
+		return false
+	}
+	for _, p := range td.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func topicID(ctx context.Context, t *testing.T, addr, topic string) [16]byte {

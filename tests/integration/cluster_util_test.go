@@ -431,10 +431,33 @@ func (c *testCluster) seeds(except ...int32) []string {
 	return addrs
 }
 
-// seedClient is newClient seeded with every address of seeds.
+// A seedClient refreshes its metadata and retries at the pace of Kafka's
+// Java client (retry.backoff.ms 100, doubling up to retry.backoff.max.ms
+// 1000), not kgo's (at most one refresh every 5 s, retries backing off to
+// 2.5 s): with kgo's, every failover a test waits out (a leader or
+// coordinator SIGKILLed, a partition refused under its min.insync.replicas)
+// took seconds longer than the cluster did. opts may override both.
+const (
+	seedClientMetadataMinAge  = 100 * time.Millisecond
+	seedClientRetryBackoff    = 100 * time.Millisecond
+	seedClientRetryBackoffMax = time.Second
+)
+
+// seedClientBackoff is a seedClient's pause before its tries'th retry.
+func seedClientBackoff(tries int) time.Duration {
+	d := seedClientRetryBackoff
+	for i := 1; i < tries && d < seedClientRetryBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, seedClientRetryBackoffMax)
+}
+
+// seedClient is newClient seeded with every address of seeds, with the
+// Java client's retry pace (above).
 func seedClient(t *testing.T, seeds []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	return newClient(t, seeds[0], append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	base := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(seedClientMetadataMinAge), kgo.RetryBackoffFn(seedClientBackoff)}
+	return newClient(t, seeds[0], append(base, opts...)...)
 }
 
 // request sends req to node n alone and returns its answer.

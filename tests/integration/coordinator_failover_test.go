@@ -211,19 +211,27 @@ func TestCoordinatorFailoverGroup(t *testing.T) {
 
 func TestCoordinatorFailoverTxn(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
+		// One cluster for both scenarios (each with a topic and a
+		// transactional id of its own): the second starts once the node
+		// the first killed is back and the cluster whole again, which
+		// costs make test less than a second cluster's start and stop.
+		c := newTestCluster(t, backend)
+		c.start(t)
 		// The old producer commits B after the kill (kgo retries until the
 		// new coordinator answers), or never: the new producer's
 		// InitProducerId then makes the new coordinator abort it.
-		t.Run("old-producer-commits", func(t *testing.T) { coordinatorFailoverTxn(t, backend, true) })
-		t.Run("new-producer-aborts", func(t *testing.T) { coordinatorFailoverTxn(t, backend, false) })
+		t.Run("old-producer-commits", func(t *testing.T) { coordinatorFailoverTxn(t, c, "cf-commits", true) })
+		c.start(t)
+		t.Run("new-producer-aborts", func(t *testing.T) { coordinatorFailoverTxn(t, c, "cf-aborts", false) })
 	})
 }
 
-func coordinatorFailoverTxn(t *testing.T, backend string, commitB bool) {
+// coordinatorFailoverTxn runs one scenario on c (whole) with topic
+// name+"-in" and transactional id name, and leaves the killed coordinator
+// down.
+func coordinatorFailoverTxn(t *testing.T, c *testCluster, name string, commitB bool) {
 	{
-		c := newTestCluster(t, backend)
-		c.start(t)
-		const topic, txnID = "cf-txn-in", "cf-txn"
+		topic, txnID := name+"-in", name
 		const parts = 3
 		const perTxn = 10 // records per partition per transaction
 		c.createReplicatedTopic(t, topic, parts, 3, nil, map[string]string{"min.insync.replicas": "2"})

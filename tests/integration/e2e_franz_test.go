@@ -132,21 +132,12 @@ func TestFranzGoCodecs(t *testing.T) {
 	})
 }
 
-// TestThousandPartitions: a few records to every partition of a 1,000-partition
-// topic, all read back by one group-less consumer.
-//
-// The broker is stopped with a 30 s bound instead of the harness's 10 s: with 1,000
-// non-empty partitions ringbrokerd takes 5-15 s to exit on this machine (see
-// TestThousandPartitionsStopTime, skipped as a broker bug).
-func TestThousandPartitions(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, backend string) {
-		b := produceConsumeThousand(t, backend)
-		stopWithin(t, b, 30*time.Second)
-	})
-}
-
-// TestThousandPartitionsStopTime: a broker holding 1,000 non-empty partitions
-// still exits within the harness's stop timeout after SIGTERM.
+// TestThousandPartitionsStopTime: a few records to every partition of a
+// 1,000-partition topic, all read back by one group-less consumer; then the
+// broker, holding 1,000 non-empty partitions, still exits within the harness's
+// stop timeout after SIGTERM (stopped with a 30 s bound of its own, so a slow
+// stop is reported with its duration). One test: the scenario without the
+// stop-time check (TestThousandPartitions) was the same minute of make test.
 func TestThousandPartitionsStopTime(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		b := produceConsumeThousand(t, backend)

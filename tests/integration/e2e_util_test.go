@@ -424,8 +424,7 @@ func codeName(code int16) string {
 }
 
 // stopWithin is Broker.Stop with a caller-chosen bound instead of stopTimeout, for
-// tests whose broker is known to need longer to shut down (see the BROKER BUG skip
-// in TestThousandPartitionsStopTime). It logs how long the stop took, fails on a
+// tests whose broker holds many partitions (TestThousandPartitionsStopTime). It logs how long the stop took, fails on a
 // non-zero exit or a stop slower than timeout, and returns the duration.
 func stopWithin(t *testing.T, b *Broker, timeout time.Duration) time.Duration {
 	t.Helper()

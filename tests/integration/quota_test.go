@@ -9,8 +9,9 @@ package integration
 // samples of 1 s) a greedy client's quota is met over the window, but in
 // bursts (the sample that held the first burst expires and frees ten
 // seconds' worth at once), so a 30 s average swings by up to a quarter with
-// the phase; with two samples the bursts are one second's worth and 30 s
-// is many windows. The semantics are Kafka's either way (quota.Rate).
+// the phase; with two samples the bursts are one second's worth and the
+// tests' 20 s is many windows. The semantics are Kafka's either way
+// (quota.Rate).
 
 import (
 	"context"
@@ -365,7 +366,8 @@ func checkRate(t *testing.T, what string, bytes int, window time.Duration, rate 
 
 func TestProducerByteRateQuota(t *testing.T) {
 	const rate = 1 << 20 // 1 MiB/s: far below what this machine produces
-	const window = 30 * time.Second
+	// Ten spans of the quota window, as the consumer's.
+	const window = 20 * time.Second
 	forEachBackend(t, func(t *testing.T, backend string) {
 		// The backends side by side: a throttled client mostly waits, so
 		// two brokers at 1 MiB/s each do not disturb each other's rate,
