@@ -189,6 +189,9 @@ func (c *eosCrasher) transaction(cancel context.CancelFunc) {
 	c.mu.Unlock()
 }
 
+// waitBeforeTransaction: one node is back before its next request.
+func (c *eosCrasher) waitBeforeTransaction(context.Context) {}
+
 // OnBrokerWrite implements kgo.HookBrokerWrite: a request was written.
 func (c *eosCrasher) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
 	if err == nil {
@@ -307,156 +310,7 @@ func testEOSUnderCrashes(t *testing.T, backend string, txnVersion int, kills []e
 		}
 	})
 
-	start := time.Now()
-	deadline := start.Add(budget)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	committed, sessions, aborted := 0, 0, 0
-	newSession := func() *kgo.GroupTransactSession {
-		sessions++
-		s, err := kgo.NewGroupTransactSession(
-			kgo.SeedBrokers(addr),
-			kgo.DialTimeout(5*time.Second),
-			kgo.RetryTimeout(startTimeout),
-			kgo.WithHooks(crasher),
-			kgo.WithLogger(kgo.BasicLogger(clientLog, kgo.LogLevelInfo, func() string {
-				return time.Now().Format("15:04:05.000 ")
-			})),
-			kgo.TransactionalID(txnID),
-			// The new session of an abandoning kill fetches the group's
-			// offsets before its first InitProducerId (which would abort
-			// the old transaction at once), so the old one holds it up
-			// until this timeout aborts it.
-			kgo.TransactionTimeout(10*time.Second),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.ConsumerGroup(group),
-			kgo.ConsumeTopics(input),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.FetchMaxWait(200*time.Millisecond),
-			// A recreated session's member replaces the last one quickly.
-			kgo.SessionTimeout(6*time.Second),
-			kgo.HeartbeatInterval(500*time.Millisecond),
-			kgo.RebalanceTimeout(10*time.Second),
-		)
-		if err != nil {
-			t.Fatalf("session %d: %v", sessions, err)
-		}
-		return s
-	}
-	inputDone := func() bool {
-		got := groupOffsets(ctx, addr, group, input)
-		for p, end := range inEnds {
-			if got[p] != end {
-				return false
-			}
-		}
-		return true
-	}
-
-	sess := newSession()
-	defer func() {
-		if sess != nil {
-			sess.Close()
-		}
-	}()
-	for {
-		if ctx.Err() != nil {
-			t.Fatalf("after %v: %d of %d input records committed, %d sessions, %d kills", budget, committed, eosRecords, sessions, crasher.killed())
-		}
-		failed := func(what string, err error) {
-			t.Logf("session %d: %s: %v; recreating the client", sessions, what, err)
-			sess.Close()
-			sess = nil
-			if sessions >= eosSessionsMax {
-				t.Fatalf("%d sessions used, %d of %d input records committed", sessions, committed, eosRecords)
-			}
-			sess = newSession()
-		}
-		// txnCtx is the client's life for one poll and transaction: an
-		// abandoning kill cancels it.
-		txnCtx, txnCancel := context.WithCancel(ctx)
-		crasher.transaction(txnCancel)
-		pollCtx, pollCancel := context.WithTimeout(txnCtx, 2*time.Second)
-		fs := sess.PollRecords(pollCtx, eosTxnRecords)
-		pollCancel()
-		if txnCtx.Err() != nil && ctx.Err() == nil {
-			failed("abandoned while polling", txnCtx.Err())
-			continue
-		}
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				t.Logf("poll %s/%d: %v", topic, p, err)
-			}
-		})
-		if fs.NumRecords() == 0 {
-			txnCancel()
-			if inputDone() {
-				break
-			}
-			continue
-		}
-		if err := sess.Begin(); err != nil {
-			txnCancel()
-			failed("Begin", err)
-			continue
-		}
-		var produceErrs atomic.Int64
-		var firstErr atomic.Value
-		n := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			i, ok := strings.CutPrefix(string(r.Value), "in-")
-			if !ok {
-				t.Errorf("input %d/%d holds %q", r.Partition, r.Offset, r.Value)
-			}
-			out := &kgo.Record{Topic: output, Partition: r.Partition, Value: []byte("out-" + i)}
-			sess.Produce(txnCtx, out, func(_ *kgo.Record, err error) {
-				if err != nil && produceErrs.Add(1) == 1 {
-					firstErr.Store(err)
-				}
-			})
-		})
-		ok, err := sess.End(txnCtx, kgo.TryCommit)
-		txnCancel()
-		if produceErrs.Load() > 0 {
-			t.Logf("session %d: %d produce errors in the transaction, first %v (committed %v)", sessions, produceErrs.Load(), firstErr.Load(), ok)
-		}
-		if err != nil {
-			failed("End", err)
-			continue
-		}
-		if !ok {
-			aborted++
-			continue
-		}
-		committed += n
-		crasher.progress(committed)
-	}
-	sess.Close()
-	sess = nil
-	if err := crasher.stop(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("loop done in %v: %d sessions, %d kills, %d transactions ended by an abort", time.Since(start).Round(time.Millisecond), sessions, crasher.killed(), aborted)
-	if crasher.killed() != len(kills) {
-		t.Errorf("%d of %d scheduled kills happened", crasher.killed(), len(kills))
-	}
-
-	// The group's committed offsets are the input's end offsets (checked in the
-	// loop; once more here from a fresh client, after the last restart).
-	if got := stableGroupOffsets(t, addr, group, input, eosPartitions); !mapsEqual(got, inEnds) {
-		t.Errorf("group %s committed %v, input end offsets %v", group, got, inEnds)
-	}
-
-	// No transaction may stay open: the coordinator completed the last one,
-	// and read_committed reads up to the high watermark.
-	waitTxnComplete(t, addr, txnID)
-	outEnds := endOffsets(t, addr, output)
-	waitStable(t, addr, output, outEnds)
-
-	committedRecs := eosConsume(t, addr, output, kgo.ReadCommitted())
-	uncommitted := eosConsume(t, addr, output, kgo.ReadUncommitted())
-	eosVerify(t, committedRecs, uncommitted)
+	runEOSLoop(t, []string{addr}, input, output, group, txnID, inEnds, kills, budget, crasher, clientLog)
 }
 
 // groupOffsets returns group's committed offsets in topic (empty on error: the
@@ -765,4 +619,178 @@ func eosVerify(t *testing.T, committed, uncommitted []gotRecord) {
 	if problems > 20 {
 		t.Errorf("%d more problems not shown", problems-20)
 	}
+}
+
+// eosLoopCrasher is what the consume-transform-produce loop asks of the
+// test's crasher: the client hooks that kill a broker on a request, and
+// the loop's progress (eosCrasher on one node, clusterEOSCrasher on three).
+type eosLoopCrasher interface {
+	kgo.HookBrokerWrite
+	kgo.HookBrokerRead
+	waitBeforeTransaction(ctx context.Context)
+	transaction(cancel context.CancelFunc)
+	progress(committed int)
+	stop() error
+	killed() int
+}
+
+// runEOSLoop runs the consume-transform-produce loop of the exactly-once
+// crash tests until the group has committed every input record (bounded by
+// budget), recreating the session whenever a kill leaves it unusable, and
+// then checks the group's offsets and the output topic (eosVerify). The
+// input topic holds "in-<i>" records with end offsets inEnds.
+func runEOSLoop(t *testing.T, seeds []string, input, output, group, txnID string, inEnds map[int32]int64, kills []eosKill, budget time.Duration, crasher eosLoopCrasher, clientLog *daemontest.OutputBuffer) {
+	addr := seeds[0]
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(budget))
+	defer cancel()
+	committed, sessions, aborted := 0, 0, 0
+	newSession := func() *kgo.GroupTransactSession {
+		sessions++
+		s, err := kgo.NewGroupTransactSession(
+			kgo.SeedBrokers(seeds...),
+			kgo.DialTimeout(5*time.Second),
+			kgo.RetryTimeout(startTimeout),
+			kgo.WithHooks(crasher),
+			kgo.WithLogger(kgo.BasicLogger(clientLog, kgo.LogLevelInfo, func() string {
+				return time.Now().Format("15:04:05.000 ")
+			})),
+			kgo.TransactionalID(txnID),
+			// The new session of an abandoning kill fetches the group's
+			// offsets before its first InitProducerId (which would abort
+			// the old transaction at once), so the old one holds it up
+			// until this timeout aborts it.
+			kgo.TransactionTimeout(10*time.Second),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(input),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.FetchMaxWait(200*time.Millisecond),
+			// A recreated session's member replaces the last one quickly.
+			kgo.SessionTimeout(6*time.Second),
+			kgo.HeartbeatInterval(500*time.Millisecond),
+			kgo.RebalanceTimeout(10*time.Second),
+		)
+		if err != nil {
+			t.Fatalf("session %d: %v", sessions, err)
+		}
+		return s
+	}
+	inputDone := func() bool {
+		got := groupOffsets(ctx, addr, group, input)
+		for p, end := range inEnds {
+			if got[p] != end {
+				return false
+			}
+		}
+		return true
+	}
+
+	sess := newSession()
+	defer func() {
+		if sess != nil {
+			sess.Close()
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			t.Fatalf("after %v: %d of %d input records committed, %d sessions, %d kills", budget, committed, eosRecords, sessions, crasher.killed())
+		}
+		failed := func(what string, err error) {
+			t.Logf("session %d: %s: %v; recreating the client", sessions, what, err)
+			sess.Close()
+			sess = nil
+			if sessions >= eosSessionsMax {
+				t.Fatalf("%d sessions used, %d of %d input records committed", sessions, committed, eosRecords)
+			}
+			sess = newSession()
+		}
+		// A cluster's crasher holds the next transaction while a killed
+		// node comes back (a single node's returns at once).
+		crasher.waitBeforeTransaction(ctx)
+		// txnCtx is the client's life for one poll and transaction: an
+		// abandoning kill cancels it.
+		txnCtx, txnCancel := context.WithCancel(ctx)
+		crasher.transaction(txnCancel)
+		pollCtx, pollCancel := context.WithTimeout(txnCtx, 2*time.Second)
+		fs := sess.PollRecords(pollCtx, eosTxnRecords)
+		pollCancel()
+		if txnCtx.Err() != nil && ctx.Err() == nil {
+			failed("abandoned while polling", txnCtx.Err())
+			continue
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				t.Logf("poll %s/%d: %v", topic, p, err)
+			}
+		})
+		if fs.NumRecords() == 0 {
+			txnCancel()
+			if inputDone() {
+				break
+			}
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			txnCancel()
+			failed("Begin", err)
+			continue
+		}
+		var produceErrs atomic.Int64
+		var firstErr atomic.Value
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			i, ok := strings.CutPrefix(string(r.Value), "in-")
+			if !ok {
+				t.Errorf("input %d/%d holds %q", r.Partition, r.Offset, r.Value)
+			}
+			out := &kgo.Record{Topic: output, Partition: r.Partition, Value: []byte("out-" + i)}
+			sess.Produce(txnCtx, out, func(_ *kgo.Record, err error) {
+				if err != nil && produceErrs.Add(1) == 1 {
+					firstErr.Store(err)
+				}
+			})
+		})
+		ok, err := sess.End(txnCtx, kgo.TryCommit)
+		txnCancel()
+		if produceErrs.Load() > 0 {
+			t.Logf("session %d: %d produce errors in the transaction, first %v (committed %v)", sessions, produceErrs.Load(), firstErr.Load(), ok)
+		}
+		if err != nil {
+			failed("End", err)
+			continue
+		}
+		if !ok {
+			aborted++
+			continue
+		}
+		committed += n
+		crasher.progress(committed)
+	}
+	sess.Close()
+	sess = nil
+	if err := crasher.stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loop done in %v: %d sessions, %d kills, %d transactions ended by an abort", time.Since(start).Round(time.Millisecond), sessions, crasher.killed(), aborted)
+	if crasher.killed() != len(kills) {
+		t.Errorf("%d of %d scheduled kills happened", crasher.killed(), len(kills))
+	}
+
+	// The group's committed offsets are the input's end offsets (checked in the
+	// loop; once more here from a fresh client, after the last restart).
+	if got := stableGroupOffsets(t, addr, group, input, eosPartitions); !mapsEqual(got, inEnds) {
+		t.Errorf("group %s committed %v, input end offsets %v", group, got, inEnds)
+	}
+
+	// No transaction may stay open: the coordinator completed the last one,
+	// and read_committed reads up to the high watermark.
+	waitTxnComplete(t, addr, txnID)
+	outEnds := endOffsets(t, addr, output)
+	waitStable(t, addr, output, outEnds)
+
+	committedRecs := eosConsume(t, addr, output, kgo.ReadCommitted())
+	uncommitted := eosConsume(t, addr, output, kgo.ReadUncommitted())
+	eosVerify(t, committedRecs, uncommitted)
 }
