@@ -402,6 +402,24 @@ func txnOffsetCommitAddCode(code int16) int16 {
 // when the batch may go on at once. Runs on the ring thread.
 func (c *produceCtx) addToTxnV2(ps *partState, s *partSlot, bi *batchInfo, topic string, inspect bool, rules recordRules,
 	recompress bool, codec int8, maxMessageBytes int32) (handled bool) {
+	return c.holdForTxnCheck(ps, s, bi, topic, inspect, rules, recompress, codec, maxMessageBytes, false)
+}
+
+// verifyTxnRemote is the Produce path (before v12) of a transactional
+// batch whose id another broker coordinates (00_produce.go, when
+// Broker.txnVerify says remote): the same as addToTxnV2, but the batch
+// waits for txnVerifyPartition, a check that adds nothing (errors mapped
+// as for transactions v2: retriable failures NOT_ENOUGH_REPLICAS,
+// PRODUCER_FENCED INVALID_PRODUCER_EPOCH).
+func (c *produceCtx) verifyTxnRemote(ps *partState, s *partSlot, bi *batchInfo, topic string, inspect bool, rules recordRules,
+	recompress bool, codec int8, maxMessageBytes int32) (handled bool) {
+	return c.holdForTxnCheck(ps, s, bi, topic, inspect, rules, recompress, codec, maxMessageBytes, true)
+}
+
+// holdForTxnCheck is addToTxnV2 (verifyOnly false) and verifyTxnRemote
+// (verifyOnly true).
+func (c *produceCtx) holdForTxnCheck(ps *partState, s *partSlot, bi *batchInfo, topic string, inspect bool, rules recordRules,
+	recompress bool, codec int8, maxMessageBytes int32, verifyOnly bool) (handled bool) {
 	b := c.b
 	pid, epoch := bi.batch.ProducerID(), bi.batch.ProducerEpoch()
 	if !b.txnAddBusy(c.txnID) && ps.hasOpenTxn(pid, epoch) {
@@ -411,13 +429,19 @@ func (c *produceCtx) addToTxnV2(ps *partState, s *partSlot, bi *batchInfo, topic
 	// Both names alias memory the next request reuses (c.txnID the frame,
 	// topic the context's name buffer), and the coordinator keeps them.
 	txnID, topic := strings.Clone(c.txnID), strings.Clone(topic)
-	b.txnAddPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: s.partition}, true, func(code int16) {
+	tp := txn.TopicPartition{Topic: topic, Partition: s.partition}
+	done := func(code int16) {
 		if code != 0 {
 			s.done(produceAddCode(code), -1, -1, -1, "")
 			return
 		}
 		enqueueProduceJob(job)
-	})
+	}
+	if verifyOnly {
+		b.txnVerifyPartition(txnID, pid, epoch, tp, done)
+	} else {
+		b.txnAddPartition(txnID, pid, epoch, tp, true, done)
+	}
 	return true
 }
 
@@ -432,32 +456,4 @@ func (ps *partState) hasOpenTxn(pid int64, epoch int16) bool {
 	defer ps.mu.Unlock()
 	e := ps.producers[pid]
 	return e != nil && e.epoch == epoch && e.txn != nil
-}
-
-// verifyTxnRemote is the Produce path (before v12) of a transactional
-// batch whose id another broker coordinates (00_produce.go, when
-// Broker.txnVerify says remote): unless its producer already has a
-// transaction open on the partition at the batch's epoch and no add or
-// check of its id is queued, the batch is copied and waits for
-// txnVerifyPartition, then goes to the partition's worker, or is answered
-// the check's error (mapped as for transactions v2: retriable failures
-// NOT_ENOUGH_REPLICAS, PRODUCER_FENCED INVALID_PRODUCER_EPOCH). handled is
-// false when the batch may go on at once. Runs on the ring thread.
-func (c *produceCtx) verifyTxnRemote(ps *partState, s *partSlot, bi *batchInfo, topic string, inspect bool, rules recordRules,
-	recompress bool, codec int8, maxMessageBytes int32) (handled bool) {
-	b := c.b
-	pid, epoch := bi.batch.ProducerID(), bi.batch.ProducerEpoch()
-	if !b.txnAddBusy(c.txnID) && ps.hasOpenTxn(pid, epoch) {
-		return false
-	}
-	job := c.newJob(ps, s, bi, inspect, rules, recompress, codec, maxMessageBytes)
-	txnID, topic := strings.Clone(c.txnID), strings.Clone(topic)
-	b.txnVerifyPartition(txnID, pid, epoch, txn.TopicPartition{Topic: topic, Partition: s.partition}, func(code int16) {
-		if code != 0 {
-			s.done(produceAddCode(code), -1, -1, -1, "")
-			return
-		}
-		enqueueProduceJob(job)
-	})
-	return true
 }
