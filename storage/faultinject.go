@@ -7,7 +7,9 @@ package storage
 // kind slow-disk). When the environment variable FaultInjectSyncDelayEnv names
 // a file, every log opened without an explicit IO (all of the daemon's) delays
 // each fdatasync by the duration written in that file ("250ms"; missing,
-// empty or unparsable: no delay), re-read every faultInjectPoll. Production
+// empty or unparsable: no delay), re-read every faultInjectPoll; each new
+// value, once in force, is written to the file's name plus ".applied" so the
+// test knows when the disk is slow (or fast again). Production
 // binaries are built without the tag and keep NewPortableIO.
 
 import (
@@ -44,7 +46,10 @@ func init() {
 }
 
 // syncDelay is the current fdatasync delay.
-type syncDelay struct{ ns atomic.Int64 }
+type syncDelay struct {
+	ns   atomic.Int64
+	told bool // the current value is in the .applied file (the poller's only)
+}
 
 func (d *syncDelay) read(path string) {
 	var v time.Duration
@@ -53,7 +58,12 @@ func (d *syncDelay) read(path string) {
 			v = min(p, faultInjectDelayMax)
 		}
 	}
-	d.ns.Store(int64(v))
+	if d.ns.Swap(int64(v)) != int64(v) || !d.told {
+		// Best effort: the test waits for it, bounded.
+		if os.WriteFile(path+".applied", []byte(v.String()), 0o644) == nil {
+			d.told = true
+		}
+	}
 }
 
 func (d *syncDelay) sleep() {

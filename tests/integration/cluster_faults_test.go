@@ -416,20 +416,39 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 		ctl := syncDelayFile(victim)
 		r.mu.Lock()
 		r.files[ctl] = true
+		r.files[ctl+".applied"] = true
 		r.mu.Unlock()
-		if err := os.WriteFile(ctl, []byte(slowDiskDelay(s.hold).String()), 0o644); err != nil {
+		delay := slowDiskDelay(s.hold).String()
+		if err := os.WriteFile(ctl, []byte(delay), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// The daemon polls the file: the fault starts when it says so.
+		waitFor(t, "node's faultinject hook to apply the fdatasync delay", clusterStepTimeout, func() error { return syncDelayApplied(ctl, delay) })
+		start = time.Now()
 		r.watchFailover(s.kind, i, led, start)
 		time.Sleep(s.hold)
 		if err := os.Remove(ctl); err != nil {
 			t.Fatal(err)
 		}
+		waitFor(t, "node's faultinject hook to drop the fdatasync delay", clusterStepTimeout, func() error { return syncDelayApplied(ctl, "0s") })
 		r.mu.Lock()
 		delete(r.files, ctl)
 		r.mu.Unlock()
 	}
 	return did, false
+}
+
+// syncDelayApplied is nil once the daemon's faultinject hook reports delay
+// in force (ctl's ".applied" file).
+func syncDelayApplied(ctl, delay string) error {
+	b, err := os.ReadFile(ctl + ".applied")
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(b)); got != delay {
+		return fmt.Errorf("delay in force %s, want %s", got, delay)
+	}
+	return nil
 }
 
 // fillDisk writes zeroes to a new file at path until the filesystem is full
