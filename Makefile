@@ -65,7 +65,8 @@ cluster-long:
 # The seeded fault schedule for replicated partitions (root: three network
 # namespaces on a bridge): SIGKILL of a leader and of the controller,
 # SIGSTOP, an isolated node, a node cut off from its peers, a shaped link,
-# one at a time, under idempotent acks=all producers and a consumer group;
+# a full disk (tmpfs per node), a slow fdatasync (daemon built with -tags
+# faultinject), one at a time, under idempotent acks=all producers and a consumer group;
 # checks no acknowledged record is lost or doubled and reports failover
 # p50/p99. FAULTS_SEED=N replays a schedule, FAULTS_N sets its length
 # (default 16); more knobs (RINGBROKER_FAULTS_*) in cluster_faults_test.go.

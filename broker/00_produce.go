@@ -154,14 +154,27 @@ func (s *partSlot) AppendDone(res storage.AppendResult) {
 		code = kerr.KafkaStorageError.Code
 		s.ctx.b.log.Warn("produce append failed", zap.String("topic", s.ps.p.Topic.Name), zap.Int32("partition", s.partition), zap.Error(res.Err))
 	} else {
-		b := s.ctx.b
-		b.topicMetrics(s.ps.p.Topic).Produced(int(s.size))
-		if s.ctx.acks == -1 && b.opts.Cluster != nil &&
-			b.repl.waitAcks(s, s.ps.p, res, s.ps.p.Topic.Settings().minInsync, time.Duration(s.ctx.timeout)*time.Millisecond) {
-			return // produce_acks.go: answered once the followers have it
-		}
+		s.ctx.b.topicMetrics(s.ps.p.Topic).Produced(int(s.size))
+		s.answerAppended(s.ps.p, res)
+		return
 	}
 	s.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+}
+
+// answerAppended answers s for records at res in p's log: its own append,
+// or the one an idempotent duplicate repeats. acks=all on a replicated
+// partition led here waits until the high watermark passes them
+// (produce_acks.go), a duplicate too, as Kafka's delayed produce does: a
+// retry must not be acknowledged while the first attempt is only in the
+// leader's log (a deposed leader truncates it). Anything else is answered
+// now.
+func (s *partSlot) answerAppended(p *Partition, res storage.AppendResult) {
+	b := s.ctx.b
+	if s.ctx.acks == -1 && b.opts.Cluster != nil &&
+		b.repl.waitAcks(s, p, res, p.Topic.Settings().minInsync, time.Duration(s.ctx.timeout)*time.Millisecond) {
+		return // answered once the followers have it
+	}
+	s.done(0, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
 }
 
 // done records the partition's answer and counts the request down. The slot

@@ -238,7 +238,8 @@ func (ps *partState) appendBatch(bi *batchInfo, slot *partSlot) appendOutcome {
 			}
 			base, at := dup.baseOffset, dup.appendTime
 			ps.mu.Unlock()
-			slot.done(0, base, at, ps.p.Log.LogStartOffset(), "")
+			slot.answerAppended(ps.p, storage.AppendResult{BaseOffset: base, LastOffset: base + int64(rb.LastOffsetDelta()),
+				LogAppendTime: at, LogStartOffset: ps.p.Log.LogStartOffset()})
 			return outAnswered
 		}
 	}
@@ -351,7 +352,11 @@ func (ps *partState) completed(slot *partSlot, res *storage.AppendResult) {
 		code = kerr.KafkaStorageError.Code
 	}
 	for _, w := range waiters {
-		w.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+		if code != 0 {
+			w.done(code, res.BaseOffset, res.LogAppendTime, res.LogStartOffset, "")
+		} else {
+			w.answerAppended(ps.p, *res)
+		}
 	}
 	if snap {
 		// Refused only once Broker.Close stops the pool, which writes

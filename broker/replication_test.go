@@ -551,3 +551,63 @@ func TestLeaderLosesAndRegainsLeadership(t *testing.T) {
 		t.Fatalf("follower fetch at 2 at the new epoch: code %d hw %d", f.ErrorCode, f.HighWatermark)
 	}
 }
+
+// replProduceBatch sends one Produce of the raw batch to partition 0 of
+// topic with cl (its acks) and timeout.
+func replProduceBatch(t *testing.T, cl *kgo.Client, topic string, timeout time.Duration, batch []byte) *kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.TimeoutMillis = int32(timeout / time.Millisecond)
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := cl.SeedBrokers()[0].Request(context.Background(), req)
+	if err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	return &resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+}
+
+// TestAcksAllDuplicateWaitsForFollowers: an idempotent retry of a batch the
+// leader appended but no follower has yet is not acknowledged at once
+// (it would be lost with the leader's unreplicated tail when a new leader
+// truncates it: the fault schedule lost records so); it waits for the high
+// watermark like the first attempt, as Kafka's delayed produce does.
+func TestAcksAllDuplicateWaitsForFollowers(t *testing.T) {
+	rc := startReplCluster(t, 0)
+	allAcks := rc.producer(-1)
+	follower := rc.tb.client()
+	p := rc.createTopic(allAcks, "dup", []int32{1, 2}, nil)
+	batch := prodBatch(4242, 0, 0, time.Now().UnixMilli(), prodValues("d", 3)...)
+
+	// The first attempt is appended and times out waiting for the follower.
+	if r := replProduceBatch(t, allAcks, "dup", 200*time.Millisecond, batch); r.ErrorCode != kerr.RequestTimedOut.Code {
+		t.Fatalf("first attempt: %+v, want REQUEST_TIMED_OUT", r)
+	}
+	if leo, hw := p.Log.LogEndOffset(), p.Log.HighWatermark(); leo != 3 || hw != 0 {
+		t.Fatalf("log end %d hw %d, want 3 and 0", leo, hw)
+	}
+	// The retry is a duplicate: not appended again, and not acknowledged
+	// while the follower lacks it.
+	if r := replProduceBatch(t, allAcks, "dup", 200*time.Millisecond, batch); r.ErrorCode != kerr.RequestTimedOut.Code {
+		t.Fatalf("retry before the follower has it: %+v, want REQUEST_TIMED_OUT", r)
+	}
+	acked := make(chan *kmsg.ProduceResponseTopicPartition, 1)
+	go func() { acked <- replProduceBatch(t, allAcks, "dup", 20*time.Second, batch) }()
+	waitUntil(t, "the duplicate acks=all produce waits", func() bool { return rc.tb.Broker.repl.acks.n.Load() == 1 })
+	if f := replFetch(t, follower, "dup", 2, 0, 0); f.ErrorCode != 0 || recordsEnd(t, f) != 3 {
+		t.Fatalf("follower fetch at 0: code %d end %d", f.ErrorCode, recordsEnd(t, f))
+	}
+	if f := replFetch(t, follower, "dup", 2, 3, 0); f.HighWatermark != 3 {
+		t.Fatalf("follower fetch at 3: hw %d", f.HighWatermark)
+	}
+	if r := <-acked; r.ErrorCode != 0 || r.BaseOffset != 0 {
+		t.Fatalf("retry after the follower has it: %+v, want base offset 0", r)
+	}
+	if leo := p.Log.LogEndOffset(); leo != 3 {
+		t.Fatalf("log end %d after the retries, want 3 (no duplicate appended)", leo)
+	}
+}

@@ -604,8 +604,17 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 			f.retryLater(w.s, "the leader sent an invalid record batch", err)
 		case errors.Is(err, storage.ErrBacklog):
 			f.retryLater(w.s, "the follower log's append backlog is full", err)
-		case err != nil:
+		case errors.Is(err, storage.ErrLogFailed), errors.Is(err, storage.ErrClosed):
 			f.logFailure(w.s, "appending the leader's batches failed", err)
+		case err != nil:
+			// A write, fdatasync or epoch-file error the log undid (a
+			// full disk: it cut the torn bytes off and kept its end),
+			// so fetching again from its end after the backoff is safe
+			// and catches up once the disk has room, as the leader's
+			// own appends do (KAFKA_STORAGE_ERROR, retried). Stopping
+			// the partition here left the follower out of the ISR for
+			// good. A log that could not undo it answers ErrLogFailed.
+			f.retryLater(w.s, "appending the leader's batches failed", err)
 		default:
 			f.followLeader(w.s, w.a)
 		}

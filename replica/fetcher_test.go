@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -599,4 +600,53 @@ func TestFollowerLag(t *testing.T) {
 		lag, ok := lags()["t-0"]
 		return f.LogEndOffset() == 10 && ok && lag == 0
 	})
+}
+
+// failingIO is a follower log's IO whose writes fail with err while it is
+// set, counting the failed attempts.
+type failingIO struct {
+	storage.IO
+	err      atomic.Pointer[error]
+	failures atomic.Int64
+}
+
+func (f *failingIO) Writev(file *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	if e := f.err.Load(); e != nil {
+		f.failures.Add(1)
+		return 0, false, &os.PathError{Op: "pwritev", Path: file.Name(), Err: *e}
+	}
+	return f.IO.Writev(file, iov, off, datasync)
+}
+
+// TestFollowerRetriesAfterFullDisk: an append the follower log undid (the
+// disk full: ENOSPC on the write) is fetched again after the backoff, and
+// the follower catches up once the disk has room, instead of stopping the
+// partition until its leadership changes (the fault schedule's full-disk
+// left the follower out of the ISR for good).
+func TestFollowerRetriesAfterFullDisk(t *testing.T) {
+	l := startLeader(t)
+	l.produce(t, "a", 5)
+	ll := l.log(t)
+	id := l.topicID(t)
+	fio := &failingIO{IO: storage.NewPortableIO()}
+	dir := filepath.Join(t.TempDir(), "t-0")
+	f, err := storage.Open(dir, storage.DefaultConfig(), storage.Options{IO: fio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	m := newManager(t, f, id)
+	m.Update(image(t, l, id, leaderID, 0), nil, true)
+	waitFor(t, "the follower to copy 5 records", func() bool { return f.LogEndOffset() == 5 })
+
+	enospc := error(syscall.ENOSPC)
+	fio.err.Store(&enospc)
+	l.produce(t, "b", 5)
+	waitFor(t, "the follower to retry the failed append", func() bool { return fio.failures.Load() >= 3 })
+	if got := f.LogEndOffset(); got != 5 {
+		t.Fatalf("follower log end %d with every write failing, want 5", got)
+	}
+	fio.err.Store(nil)
+	waitFor(t, "the follower to catch up after the disk has room", func() bool { return f.LogEndOffset() == 10 })
+	sameSegment(t, ll.Dir(), f.Dir())
 }

@@ -45,6 +45,11 @@ type PortableIO struct {
 // NewPortableIO returns a PortableIO for one log.
 func NewPortableIO() IO { return &PortableIO{} }
 
+// newDefaultIO makes the IO of a log opened without one: NewPortableIO,
+// except in a daemon built with -tags faultinject (faultinject.go, for the
+// fault schedule's slow disk).
+var newDefaultIO = NewPortableIO
+
 // Writev implements IO.
 func (p *PortableIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
 	p.iovecs = fillIovecs(p.iovecs, iov)

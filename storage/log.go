@@ -226,7 +226,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		tsSoFar: -1, tsOffSoFar: -1, recoveredFrom: math.MaxInt64,
 	}
 	if l.io == nil {
-		l.io = NewPortableIO()
+		l.io = newDefaultIO()
 	}
 	if l.clock == nil {
 		l.clock = wallClock{}

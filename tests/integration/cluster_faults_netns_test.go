@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,12 +85,13 @@ func removeStaleLabs(t *testing.T) {
 func newNetnsLab(t *testing.T) *netnsLab {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("the fault schedule needs root (ip netns, ip link, tc)")
+		t.Fatal("the fault schedule needs root (ip netns, ip link, tc, mount)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatal("the fault schedule needs ip (iproute2)")
 	}
 	removeStaleLabs(t)
+	removeStaleDisks(t)
 	pid := os.Getpid()
 	l := &netnsLab{pid: pid, subnet: fmt.Sprintf("10.213.%d", pid%250+1), bridge: fmt.Sprintf("rbtbr%d", pid)}
 	if out, err := exec.Command("ip", "-4", "addr").Output(); err == nil && strings.Contains(string(out), " "+l.subnet+".") {
@@ -174,7 +176,11 @@ func newNetnsCluster(t *testing.T, backend string, lab *netnsLab, moreProps map[
 	c := &testCluster{backend: backend, clusterID: "it-faults-" + backend,
 		topics: map[string]int32{}, configs: map[string]map[string]string{}, ledger: map[string][]sentRecord{},
 		moreProps: moreProps,
-		wrap:      func(n *clusterNode) []string { return []string{"ip", "netns", "exec", lab.ns[n.id-1]} }}
+		wrap: func(n *clusterNode) []string {
+			// The control file of slow-disk's fdatasync delay, read by a
+			// daemon built with -tags faultinject (storage/faultinject.go).
+			return []string{"ip", "netns", "exec", lab.ns[n.id-1], "env", syncDelayEnv + "=" + syncDelayFile(n)}
+		}}
 	var voters []string
 	for i := 1; i <= 3; i++ {
 		n := &clusterNode{id: int32(i), host: fmt.Sprintf("%s.%d", lab.subnet, i), port: faultsPort, ctlPort: faultsCtlPort,
@@ -189,6 +195,71 @@ func newNetnsCluster(t *testing.T, backend string, lab *netnsLab, moreProps map[
 		voters = append(voters, fmt.Sprintf("%d@%s", n.id, n.ctlAddr()))
 	}
 	c.voters = strings.Join(voters, ",")
+	// Each node's data dir is a filesystem of its own (full-disk fills
+	// it), unmounted after the nodes stopped: registered before the
+	// cluster's cleanup, which stops them, so it runs after it.
+	for _, n := range c.nodes {
+		mountNodeDisk(t, lab.pid, n)
+	}
 	t.Cleanup(func() { c.cleanup(t) })
 	return c
+}
+
+// syncDelayEnv is storage.FaultInjectSyncDelayEnv (only compiled with -tags
+// faultinject).
+const syncDelayEnv = "RINGBROKER_FAULTINJECT_SYNC_DELAY_FILE"
+
+// syncDelayFile is node n's slow-disk control file.
+func syncDelayFile(n *clusterNode) string { return filepath.Join(n.confDir, "sync-delay") }
+
+// faultsDiskBytes is the size of each node's data filesystem: far above what
+// a schedule writes, and the bound of what full-disk's filler takes in RAM.
+const faultsDiskBytes = 256 << 20
+
+// diskSource is the source name of node id's tmpfs: removeStaleLabs finds a
+// killed run's mounts by it.
+func diskSource(pid int, id int32) string { return fmt.Sprintf("rbtdisk-%d-%d", pid, id) }
+
+// mountNodeDisk mounts a tmpfs of faultsDiskBytes on n.dir and registers its
+// unmount (also when the test fails).
+func mountNodeDisk(t *testing.T, pid int, n *clusterNode) {
+	t.Helper()
+	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := runCmd("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0755", faultsDiskBytes), diskSource(pid, n.id), n.dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := runCmd("umount", n.dir); err != nil {
+			// A daemon still holding it (reported by the cluster's
+			// cleanup): detach it anyway, it goes when the last user does.
+			t.Errorf("cleanup: %v", err)
+			_ = runCmd("umount", "-l", n.dir)
+		}
+	})
+}
+
+// removeStaleDisks unmounts the node filesystems of an earlier run killed
+// before its cleanup ran (its pid is gone).
+func removeStaleDisks(t *testing.T) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != "tmpfs" || !strings.HasPrefix(f[0], "rbtdisk-") {
+			continue
+		}
+		parts := strings.Split(f[0], "-")
+		if len(parts) != 3 {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + parts[1]); err == nil {
+			continue
+		}
+		t.Logf("unmounting %s of an earlier run (pid %s is gone) from %s", f[0], parts[1], f[1])
+		_ = runCmd("umount", "-l", f[1])
+	}
 }

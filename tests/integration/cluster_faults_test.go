@@ -20,6 +20,15 @@ package integration
 //	slow-link        tc on both ends of the node's veth: netem delay and loss
 //	                 when the kernel has sch_netem, else a tbf rate limit with
 //	                 a short queue (queueing delay and tail drops), else skipped
+//	full-disk        the node's data dir (a tmpfs of its own, faultsDiskBytes)
+//	                 filled by a filler file until writes get ENOSPC; the
+//	                 filler removed after the hold (the node is restarted on
+//	                 heal only if it exited)
+//	slow-disk        every fdatasync of the node's partition logs delayed
+//	                 (100-500ms) for the hold: the daemon is built with -tags
+//	                 faultinject (storage/faultinject.go), whose IO reads the
+//	                 delay from a control file; faults-b has flush.messages=1
+//	                 so its acks wait for those fdatasyncs
 //
 // Between two faults the cluster heals (every node back, every partition led,
 // every ISR whole), so at most one node is ever broken: RF 3 with
@@ -32,7 +41,7 @@ package integration
 // fault to the first acknowledgement on its partitions of a record produced
 // after it.
 //
-// Needs root (ip netns, ip link, tc). Built only with -tags clusterfaults.
+// Needs root (ip netns, ip link, tc, mount). Built only with -tags clusterfaults.
 // The namespaces are in cluster_faults_netns_test.go, the producers, the
 // consumer group and the failover clock in cluster_faults_load_test.go.
 //
@@ -62,6 +71,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
 const (
@@ -105,9 +116,21 @@ const (
 	faultPartitionCtl   faultKind = "partition-controller"
 	faultPeerPartition  faultKind = "peer-partition"
 	faultSlowLink       faultKind = "slow-link"
+	faultFullDisk       faultKind = "full-disk"
+	faultSlowDisk       faultKind = "slow-disk"
 )
 
-var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultPartitionCtl, faultPeerPartition, faultSlowLink}
+var faultKinds = []faultKind{faultKillLeader, faultKillController, faultPause, faultPartition, faultPartitionCtl, faultPeerPartition, faultSlowLink,
+	faultFullDisk, faultSlowDisk}
+
+// fillerName is full-disk's filler file in the victim's data dir.
+const fillerName = "faults-filler"
+
+// slowDiskDelay is slow-disk's fdatasync delay for a hold: 100-500ms, from
+// the seed through the hold (no extra draw, so older seeds plan the same).
+func slowDiskDelay(hold time.Duration) time.Duration {
+	return 100*time.Millisecond + time.Duration(hold.Milliseconds()%400)*time.Millisecond
+}
 
 // faultStep is one planned fault, every choice drawn from the seed up front:
 // which node (index into the nodes, for the kinds that pick one), which
@@ -159,6 +182,10 @@ type faultRun struct {
 	paused   map[int]bool // pids SIGSTOPped and not SIGCONTed yet
 	linkDown map[string]bool
 	undo     map[string][]string // the commands that remove a qdisc or a route, by what they undo
+	files    map[string]bool     // fillers and sync-delay control files to remove
+	// slowDiskWhy is "" when the daemon has the faultinject hook, else why
+	// slow-disk is skipped.
+	slowDiskWhy string
 }
 
 // healAll undoes whatever fault is still applied (a failed test's cleanup,
@@ -179,6 +206,12 @@ func (r *faultRun) healAll(t *testing.T) {
 	for _, del := range r.undo {
 		_ = runCmd(del...)
 	}
+	for f := range r.files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cleanup: %v", err)
+		}
+	}
+	clear(r.files)
 	clear(r.paused)
 	clear(r.linkDown)
 	clear(r.undo)
@@ -256,6 +289,13 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 			return r.lab.shaperWhy, true
 		}
 		did = fmt.Sprintf("node %d's link shaped (%s, both directions), leader of %v, for %v", victim.id, strings.Join(r.lab.shaper, " "), leaders[victim.id], s.hold)
+	case faultFullDisk:
+		did = fmt.Sprintf("node %d's data dir full (ENOSPC), leader of %v, filler removed after %v", victim.id, leaders[victim.id], s.hold)
+	case faultSlowDisk:
+		if r.slowDiskWhy != "" {
+			return r.slowDiskWhy, true
+		}
+		did = fmt.Sprintf("node %d's fdatasyncs delayed %v each, leader of %v, for %v", victim.id, slowDiskDelay(s.hold), leaders[victim.id], s.hold)
 	}
 	led := leaders[victim.id]
 	ns, veth := r.lab.ns[victim.id-1], r.lab.veth[victim.id-1]
@@ -347,8 +387,91 @@ func (r *faultRun) inject(t *testing.T, i int, s faultStep) (did string, skipped
 			delete(r.undo, strings.Join(cmd, " "))
 			r.mu.Unlock()
 		}
+	case faultFullDisk:
+		filler := victim.dir + "/" + fillerName
+		r.mu.Lock()
+		r.files[filler] = true
+		r.mu.Unlock()
+		n, err := fillDisk(filler)
+		if err != nil {
+			t.Fatalf("fault %d: filling %s: %v", i+1, victim.dir, err)
+		}
+		did += fmt.Sprintf(" (filler %d MiB)", n>>20)
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		if err := os.Remove(filler); err != nil {
+			t.Fatalf("fault %d: %v", i+1, err)
+		}
+		r.mu.Lock()
+		delete(r.files, filler)
+		r.mu.Unlock()
+		// A node that exited on the full disk is restarted on its data
+		// dir, as Kafka needs a restart for a log dir it took offline.
+		if p := victim.proc; p != nil && !p.Alive() {
+			did += fmt.Sprintf("; node %d had exited (%v), restarted on its data dir", victim.id, p.WaitErr())
+			victim.proc, victim.crashed = nil, true
+			c.startNode(t, victim)
+		}
+	case faultSlowDisk:
+		ctl := syncDelayFile(victim)
+		r.mu.Lock()
+		r.files[ctl] = true
+		r.files[ctl+".applied"] = true
+		r.mu.Unlock()
+		delay := slowDiskDelay(s.hold).String()
+		if err := os.WriteFile(ctl, []byte(delay), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The daemon polls the file: the fault starts when it says so.
+		waitFor(t, "node's faultinject hook to apply the fdatasync delay", clusterStepTimeout, func() error { return syncDelayApplied(ctl, delay) })
+		start = time.Now()
+		r.watchFailover(s.kind, i, led, start)
+		time.Sleep(s.hold)
+		if err := os.Remove(ctl); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "node's faultinject hook to drop the fdatasync delay", clusterStepTimeout, func() error { return syncDelayApplied(ctl, "0s") })
+		r.mu.Lock()
+		delete(r.files, ctl)
+		r.mu.Unlock()
 	}
 	return did, false
+}
+
+// syncDelayApplied is nil once the daemon's faultinject hook reports delay
+// in force (ctl's ".applied" file).
+func syncDelayApplied(ctl, delay string) error {
+	b, err := os.ReadFile(ctl + ".applied")
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(b)); got != delay {
+		return fmt.Errorf("delay in force %s, want %s", got, delay)
+	}
+	return nil
+}
+
+// fillDisk writes zeroes to a new file at path until the filesystem is full
+// (ENOSPC), at most faultsDiskBytes; it returns the bytes written.
+func fillDisk(path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for n <= faultsDiskBytes {
+		w, err := f.Write(buf)
+		n += int64(w)
+		if errors.Is(err, syscall.ENOSPC) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, fmt.Errorf("wrote %d bytes without ENOSPC: not the node's own filesystem?", n)
 }
 
 // withVerb is cmd with its "%s" replaced by verb (add, del).
@@ -459,6 +582,10 @@ func TestClusterFaults(t *testing.T) {
 		t.Logf("planned fault %d: %v", i+1, s)
 	}
 
+	slowDiskWhy := ""
+	if slices.Contains(allowed, faultSlowDisk) {
+		slowDiskWhy = useFaultInjectDaemon(t)
+	}
 	lab := newNetnsLab(t)
 	var c *testCluster
 	if dir := os.Getenv("RINGBROKER_FAULTS_LOGDIR"); dir != "" {
@@ -472,12 +599,25 @@ func TestClusterFaults(t *testing.T) {
 		"replica.lag.time.max.ms": "5000",
 	})
 	r := &faultRun{c: c, lab: lab, topics: []string{"faults-a", "faults-b"}, clock: &failoverClock{},
-		paused: map[int]bool{}, linkDown: map[string]bool{}, undo: map[string][]string{}}
+		paused: map[int]bool{}, linkDown: map[string]bool{}, undo: map[string][]string{}, files: map[string]bool{}, slowDiskWhy: slowDiskWhy}
 	t.Cleanup(func() { r.healAll(t) }) // runs before the cluster's cleanup stops the nodes
 	c.start(t)
+	if slowDiskWhy == "" {
+		for _, n := range c.nodes {
+			if !strings.Contains(n.proc.Logs(), "faultinject: every fdatasync delayed") {
+				t.Fatalf("node %d does not run the faultinject hook (storage/faultinject.go): slow-disk would be a no-op", n.id)
+			}
+		}
+	}
 	replicas := map[string]map[int32][]int32{}
-	for _, topic := range r.topics {
-		c.createReplicatedTopic(t, topic, faultsParts, 3, nil, map[string]string{"min.insync.replicas": "2"})
+	for i, topic := range r.topics {
+		conf := map[string]string{"min.insync.replicas": "2"}
+		if i == 1 {
+			// Acknowledged only after fdatasync, so slow-disk slows
+			// this topic's acks; the other leaves flushing to the OS.
+			conf["flush.messages"] = "1"
+		}
+		c.createReplicatedTopic(t, topic, faultsParts, 3, nil, conf)
 		replicas[topic] = c.checkReplicaSets(t, topic, faultsParts, 3)
 		c.expectISR(t, topic, replicas[topic], nil)
 	}
@@ -659,7 +799,7 @@ func TestClusterFaults(t *testing.T) {
 		ackedAll, verified, lost, failed)
 	kills, _ := r.clock.samples(faultKillLeader, faultKillController)
 	t.Logf("REPORT failover after a leader's SIGKILL (kill to the first ack on its partitions of a record produced after it): %s", faultStats(kills))
-	for _, k := range []faultKind{faultPause, faultPartition, faultPartitionCtl, faultPeerPartition, faultSlowLink} {
+	for _, k := range []faultKind{faultPause, faultPartition, faultPartitionCtl, faultPeerPartition, faultSlowLink, faultFullDisk, faultSlowDisk} {
 		took, _ := r.clock.samples(k)
 		t.Logf("REPORT after a leader's %s (fault to the first ack on its partitions of a record produced after it): %s", k, faultStats(took))
 	}
@@ -674,6 +814,41 @@ func TestClusterFaults(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d acknowledged records lost", lost)
 	}
+}
+
+// useFaultInjectDaemon builds ringbrokerd with -tags faultinject (and the
+// suite's RINGBROKER_IT_BUILDFLAGS) into a temporary directory and makes it
+// the daemon of this test; it returns why slow-disk is skipped instead when
+// the suite runs a prebuilt daemon or the build fails.
+func useFaultInjectDaemon(t *testing.T) (why string) {
+	t.Helper()
+	if p := os.Getenv("RINGBROKER_IT_DAEMON"); p != "" {
+		return "skipped: RINGBROKER_IT_DAEMON runs a prebuilt daemon (slow-disk needs one built with -tags faultinject)"
+	}
+	flags := strings.Fields(os.Getenv("RINGBROKER_IT_BUILDFLAGS"))
+	tagged := false
+	for i, f := range flags {
+		switch {
+		case f == "-tags" && i+1 < len(flags):
+			flags[i+1] += ",faultinject"
+			tagged = true
+		case strings.HasPrefix(f, "-tags="):
+			flags[i] += ",faultinject"
+			tagged = true
+		}
+	}
+	if !tagged {
+		flags = append(flags, "-tags", "faultinject")
+	}
+	out := t.TempDir() + "/ringbrokerd-faultinject"
+	if err := daemontest.Build(context.Background(), daemontest.DaemonPackage, out, flags...); err != nil {
+		return fmt.Sprintf("skipped: building the faultinject daemon: %v", err)
+	}
+	real := daemonPath
+	daemonPath = out
+	t.Cleanup(func() { daemonPath = real })
+	t.Logf("daemon built with %v for slow-disk: %s", flags, out)
+	return ""
 }
 
 // keepNodeLogs writes every incarnation's output of every node of c to dir.
