@@ -73,6 +73,11 @@ type Config struct {
 	// ControllerListen is the address the controller listener binds
 	// (the CONTROLLER listener); "" = this node's voter address.
 	ControllerListen string
+	// NoControlledShutdown is controlled.shutdown.enable=false: Close
+	// stops without asking the controller to move this broker's
+	// leaderships first; the controller fences it when its session
+	// expires, as Kafka's broker does with that setting.
+	NoControlledShutdown bool
 	// MetadataDir holds MetadataLogName (metadata.log.dir or the first
 	// log dir).
 	MetadataDir string
@@ -438,9 +443,12 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 var errClosed = errors.New("cluster: node closing")
 
 // Close asks the controller to move this node's leaderships away
-// (controlled shutdown, bounded by ctx), then stops everything.
+// (controlled shutdown, bounded by ctx; unless NoControlledShutdown), then
+// stops everything.
 func (n *Node) Close(ctx context.Context) error {
-	n.controlledShutdown(ctx)
+	if !n.cfg.NoControlledShutdown {
+		n.controlledShutdown(ctx)
+	}
 	n.shutdownOnce.Do(func() { close(n.closing) })
 	n.ctl.mu.Lock()
 	n.ctl.ctl = nil

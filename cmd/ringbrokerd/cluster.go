@@ -100,6 +100,7 @@ func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, re
 		InitialVoters:          initial,
 		ControllerListenerName: listenerName,
 		ControllerListen:       listen,
+		NoControlledShutdown:   !cfg.ControlledShutdownEnable,
 		MetadataDir:            cfg.MetadataDir(),
 		Endpoints:              endpoints,
 		Rack:                   cfg.BrokerRack,
