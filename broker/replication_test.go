@@ -113,6 +113,10 @@ func startReplCluster(t *testing.T, lag time.Duration, more ...func(*Options)) *
 			TickInterval:      20 * time.Millisecond,
 			Controller:        ctl,
 			Logger:            zaptest.NewLogger(t).Named(fmt.Sprint("node", i+1)),
+			// The nodes stop only at the test's end, both of them: a
+			// controlled shutdown would wait for a controller that the
+			// other node's exit took away (cluster/lifecycle.go).
+			NoControlledShutdown: true,
 		}
 		if tb.Broker.opts.RackAwareReplicaSelector {
 			cfg.Rack = fmt.Sprintf("r%d", i+1) // fetch_preferred_test.go
