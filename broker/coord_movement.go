@@ -243,8 +243,9 @@ func (tc *txnCoordinator) loadPartition(p *Partition, epoch int32, gen uint64) {
 	tc.coords[p.Index] = co
 	tc.armTickLocked()
 	tc.processLocked(p.Index, co, eff, &after)
+	ids := co.NumIDs() // under mu: requests change co once it is installed
 	tc.mu.Unlock()
 	tc.log.Info("loaded transactions of a __transaction_state partition led here", zap.Int32("partition", p.Index),
-		zap.Int32("coordinator_epoch", epoch), zap.Int("transactional_ids", co.NumIDs()))
+		zap.Int32("coordinator_epoch", epoch), zap.Int("transactional_ids", ids))
 	after.run(tc)
 }
