@@ -1,15 +1,18 @@
 // Package nullbroker is a Kafka-wire broker that stores nothing: the
 // client-bound ceiling that bench/ measures every real broker against.
 //
-// It answers ApiVersions, Metadata, InitProducerId, Produce and CreateTopics.
+// It answers ApiVersions, Metadata, InitProducerId, Produce, CreateTopics,
+// ListOffsets and Fetch.
 // Any topic exists (auto-created on Metadata or Produce with
 // Options.DefaultPartitions partitions, or with the count CreateTopics asks
 // for), the leader of every partition is this broker, and Produce assigns
 // offsets by counting records per partition without looking inside the
 // records: a batch's record count is read from its header
 // (lastOffsetDelta+1), so the cost per request does not grow with the
-// records it carries. acks=0 gets no response, as in Kafka. Fetch is not
-// served: a client asking for it sees the key missing from ApiVersions.
+// records it carries. acks=0 gets no response, as in Kafka. Fetch serves
+// every produced offset from memory as copies of one prebuilt batch per
+// partition (fetch.go), so a consumer reads as many records, of the sizes
+// produced, as a real broker would send it.
 //
 // Concurrency: one goroutine per connection reads a frame, answers it and
 // writes the response into a buffered writer that is flushed whenever no
@@ -37,6 +40,8 @@ import (
 // Kafka API keys served here.
 const (
 	keyProduce        = 0
+	keyFetch          = 1
+	keyListOffsets    = 2
 	keyMetadata       = 3
 	keyAPIVersions    = 18
 	keyCreateTopics   = 19
@@ -59,9 +64,12 @@ type apiRange struct {
 
 // served lists the APIs and versions advertised in ApiVersions. Produce
 // stops at v11 because v12+ (Kafka 4.1) changes nothing a benchmark needs and
-// v13 addresses topics by id; the rest match what kmsg encodes.
+// v13 addresses topics by id, and Fetch stops at v12 for the same reason;
+// the rest match what kmsg encodes.
 var served = []apiRange{
 	{keyProduce, 3, 11, 9},
+	{keyFetch, 4, 12, 12},
+	{keyListOffsets, 1, 7, 6},
 	{keyMetadata, 0, 12, 9},
 	{keyAPIVersions, 0, 4, 3},
 	{keyCreateTopics, 0, 7, 5},
@@ -105,6 +113,7 @@ type Server struct {
 
 	producerID atomic.Int64
 	wg         sync.WaitGroup
+	done       chan struct{} // closed by Close: ends Fetch long polls
 }
 
 // topic is one topic's state. Its partitions slice never changes after
@@ -112,6 +121,9 @@ type Server struct {
 type topic struct {
 	id         [16]byte
 	partitions []atomic.Int64 // next offset of each partition
+	// templates holds each partition's prebuilt batch for Fetch (nil
+	// until an uncompressed batch was produced to it).
+	templates []atomic.Pointer[template]
 }
 
 // Listen starts a null broker on opts.Addr and serves until Close.
@@ -132,6 +144,7 @@ func Listen(opts Options) (*Server, error) {
 		port:   int32(port),
 		topics: make(map[string]*topic),
 		conns:  make(map[net.Conn]struct{}),
+		done:   make(chan struct{}),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -145,6 +158,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // goroutines to end.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for c := range s.conns {
 		c.Close()
@@ -209,7 +225,7 @@ func (s *Server) getTopic(name string, create bool, partitions int32) (t *topic,
 	if partitions <= 0 {
 		partitions = s.opts.DefaultPartitions
 	}
-	t = &topic{partitions: make([]atomic.Int64, partitions)}
+	t = &topic{partitions: make([]atomic.Int64, partitions), templates: make([]atomic.Pointer[template], partitions)}
 	rand.Read(t.id[:])
 	// Clone: Produce decodes names unsafely, aliasing the reused frame.
 	s.topics[strings.Clone(name)] = t
@@ -222,6 +238,7 @@ type conn struct {
 	s       *Server
 	frame   []byte
 	out     []byte
+	batches []byte // Fetch's record bytes, reused
 	produce kmsg.ProduceRequest
 }
 
@@ -313,6 +330,18 @@ func (c *conn) handle(frame []byte) ([]byte, error) {
 			return nil, errClose
 		}
 		resp = c.s.createTopics(&req)
+	case keyFetch:
+		req := kmsg.FetchRequest{Version: version}
+		if err := req.ReadFrom(body); err != nil {
+			return nil, errClose
+		}
+		resp = c.fetch(&req)
+	case keyListOffsets:
+		req := kmsg.ListOffsetsRequest{Version: version}
+		if err := req.ReadFrom(body); err != nil {
+			return nil, errClose
+		}
+		resp = c.s.listOffsets(&req)
 	case keyProduce:
 		c.produce = kmsg.ProduceRequest{Version: version}
 		if err := c.produce.UnsafeReadFrom(body); err != nil {
@@ -516,6 +545,9 @@ func (s *Server) produceResponse(req *kmsg.ProduceRequest) *kmsg.ProduceResponse
 				continue
 			}
 			n := countRecords(rp.Records)
+			// Before the offsets move: a consumer that sees them
+			// finds a template.
+			t.maybeTemplate(rp.Partition, rp.Records)
 			op.BaseOffset = t.partitions[rp.Partition].Add(n) - n
 		}
 		r.Topics = append(r.Topics, out)

@@ -1,6 +1,7 @@
 // Command nullbroker runs the bench/ null broker: a Kafka-wire broker that
-// answers ApiVersions, Metadata, InitProducerId, Produce and CreateTopics
-// without storing anything, the client-bound ceiling for benchmarks.
+// answers ApiVersions, Metadata, InitProducerId, Produce, CreateTopics,
+// ListOffsets and Fetch without storing records (Fetch serves copies of one
+// prebuilt batch per partition), the client-bound ceiling for benchmarks.
 //
 //	nullbroker [--listen 127.0.0.1:9092] [--partitions 1] [--node-id 0]
 //
