@@ -90,6 +90,14 @@ type Options struct {
 	// Trace starts ringbrokerd with its per-request trace on
 	// (internal/reqtrace) and collects it around every run on it.
 	Trace bool
+	// JavaBin is an Apache Kafka bin directory (KAFKA_JAVA_BIN; Kafka
+	// 3.9's tools): with it the java-50k scenario runs Kafka's
+	// kafka-producer-perf-test.sh against ringbrokerd and the in-memory
+	// kfake peer (issue 20's goal 1d). Empty: that scenario is left out.
+	JavaBin string
+	// Kfake is the command starting the kfake peer, "{port}" replaced by
+	// its port; empty builds bench/cmd/kfakepeer.
+	Kfake []string
 	// Out receives the table; Progress a progress bar (nil: none) and
 	// Log one line per run (nil: none).
 	Out      io.Writer
@@ -124,6 +132,7 @@ type Run struct {
 	Produce *perf.ProduceResult `json:"produce,omitempty"`
 	Consume *perf.ConsumeResult `json:"consume,omitempty"`
 	E2E     *perf.E2EResult     `json:"e2e,omitempty"`
+	Java    *JavaPerfResult     `json:"java,omitempty"`
 }
 
 // OK reports whether the run produced figures.
@@ -143,6 +152,9 @@ type Results struct {
 	Repeat    int               `json:"repeat"`
 	Hogs      int               `json:"hogs"`
 	Goals     []Goal            `json:"goals,omitempty"`
+	// JavaSkipped says why the Java perf scenario did not run ("" when
+	// it did or was not asked for).
+	JavaSkipped string `json:"java_skipped,omitempty"`
 }
 
 // Execute runs the harness. The returned Results are also written to
@@ -158,10 +170,22 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 		return nil, err
 	}
 	var scs []scenario
+	javaSkipped := ""
 	for _, sc := range all {
-		if len(opts.Scenarios) == 0 || contains(opts.Scenarios, sc.id) {
-			scs = append(scs, sc)
+		if len(opts.Scenarios) != 0 && !contains(opts.Scenarios, sc.id) {
+			continue
 		}
+		if sc.kind == kindJavaPerf {
+			if opts.JavaBin == "" {
+				javaSkipped = "not run: set KAFKA_JAVA_BIN to Apache Kafka 3.9's bin directory"
+				continue
+			}
+			if why := javaBinUsable(opts.JavaBin); why != "" {
+				javaSkipped = "not run: KAFKA_JAVA_BIN=" + opts.JavaBin + ": " + why
+				continue
+			}
+		}
+		scs = append(scs, sc)
 	}
 	cleanup, err := prepareRun(&opts.OutDir, &opts.WorkDir, &opts.Backends, "ringbench-")
 	if err != nil {
@@ -172,13 +196,17 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 
 	opts.Repeat = max(opts.Repeat, 1)
 	res := &Results{Mode: opts.Mode, Started: started, Scenarios: map[string]string{}, Targets: map[string]string{},
-		Repeat: opts.Repeat, Hogs: opts.Hogs}
+		Repeat: opts.Repeat, Hogs: opts.Hogs, JavaSkipped: javaSkipped}
 	for _, sc := range scs {
 		res.Scenarios[sc.id] = sc.title
 	}
 	res.Machine = describeMachine(opts.WorkDir)
 
-	targets := prepareTargets(ctx, opts, logf)
+	withJava := false
+	for _, sc := range scs {
+		withJava = withJava || sc.kind == kindJavaPerf
+	}
+	targets := prepareTargets(ctx, opts, withJava, logf)
 	defer func() {
 		for _, t := range targets {
 			t.stop()
@@ -201,7 +229,7 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 	total := 0
 	for _, sc := range scs {
 		for _, t := range targets {
-			if t.runs(sc.id) {
+			if runsOn(sc, t) {
 				total += opts.Repeat
 			}
 		}
@@ -215,7 +243,7 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 	for _, sc := range scs {
 		for rep := 0; rep < opts.Repeat; rep++ {
 			for _, t := range targets {
-				if !t.runs(sc.id) {
+				if !runsOn(sc, t) {
 					continue
 				}
 				if ctx.Err() != nil {
@@ -229,7 +257,7 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 						traced = false
 					}
 				}
-				r := runOne(ctx, sc, t)
+				r := runOne(ctx, sc, t, opts.JavaBin)
 				r.Repeat = rep
 				if traced {
 					if d, err := dumpTrace(opts.WorkDir, t); err != nil {
@@ -293,7 +321,7 @@ func contains(list []string, s string) bool {
 // prepareTargets builds and starts the null broker and ringbrokerd (one
 // per backend, plus the read+send variant for the catch-up scenario) and
 // adds the peers. A target that cannot start is kept with its error.
-func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)) []*target {
+func prepareTargets(ctx context.Context, opts Options, withJava bool, logf func(string, ...any)) []*target {
 	binDir := filepath.Join(opts.WorkDir, "bin")
 	os.MkdirAll(binDir, 0o755)
 	_, rootErr := daemontest.ModuleRoot()
@@ -377,6 +405,13 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 			targets = append(targets, t)
 		}
 	}
+	if withJava {
+		t := startKfake(ctx, opts.Kfake, binDir, opts.WorkDir, rootErr)
+		if t.startErr != nil {
+			logf("%s: not started: %v", t.name, t.startErr)
+		}
+		targets = append(targets, t)
+	}
 	for _, p := range opts.Peers {
 		t := &target{name: p.Name, kind: kindPeer, addr: p.Addr}
 		if err := daemontest.ProbeApiVersions(p.Addr, 5*time.Second); err != nil {
@@ -387,21 +422,40 @@ func prepareTargets(ctx context.Context, opts Options, logf func(string, ...any)
 	return targets
 }
 
+// runsOn says whether scenario sc is measured on target t: the target's
+// own restriction, and the Java tool runs on ringbrokerd, the kfake peer
+// and PEERS, not on the null broker (issue 20 compares it with kfake).
+func runsOn(sc scenario, t *target) bool {
+	if sc.kind == kindJavaPerf && t.kind == kindNull {
+		return false
+	}
+	return t.runs(sc.id)
+}
+
 // runOne measures one scenario on one target, never failing the harness:
 // every problem becomes the run's status.
-func runOne(ctx context.Context, sc scenario, t *target) Run {
+func runOne(ctx context.Context, sc scenario, t *target, javaBin string) Run {
 	r := Run{Scenario: sc.id, Target: t.name}
 	if t.startErr != nil {
 		r.Status = unsupported(t.startErr)
 		return r
 	}
-	if t.kind == kindNull && sc.kind != kindProduce {
-		r.Status = unsupported(errors.New("the null broker does not serve Fetch"))
+	if t.kind == kindNull && sc.kind == kindE2E {
+		r.Status = unsupported(errors.New("the null broker's Fetch serves copies of one batch, not the records sent, so end-to-end latency cannot be read from it"))
+		return r
+	}
+	if t.kind == kindNull && sc.txnDuration > 0 {
+		r.Status = unsupported(errors.New("the null broker has no transactions"))
 		return r
 	}
 	// Every run is bounded: its own time bound plus set-up and drain.
 	ctx, cancel := context.WithTimeout(ctx, 2*sc.seconds+90*time.Second)
 	defer cancel()
+
+	if sc.kind == kindJavaPerf {
+		runJavaPerf(ctx, sc, t, javaBin, &r)
+		return r
+	}
 
 	topic := fmt.Sprintf("bench-%s-%d", sc.id, time.Now().UnixNano())
 	if err := createTopic(ctx, t.addr, topic, sc); err != nil {
@@ -453,6 +507,14 @@ func runOne(ctx context.Context, sc scenario, t *target) Run {
 		r.Consume = &cr
 		if err != nil {
 			r.Status = unsupported(err)
+			return r
+		}
+		// Every target must hand the consumer the records produced, of
+		// the size produced: a ratio between targets is only a ratio
+		// of speeds when they moved the same bytes (the null broker
+		// serves copies of a template batch, not the log).
+		if want := cr.Records * int64(sc.recordSize); cr.Bytes != want {
+			r.Status = fmt.Sprintf("error: read %d bytes in %d records, want %d (%d B each)", cr.Bytes, cr.Records, want, sc.recordSize)
 			return r
 		}
 		r.Status = "ok"

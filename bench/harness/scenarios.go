@@ -18,7 +18,14 @@ const (
 	kindProduce = "produce"
 	kindConsume = "consume"
 	kindE2E     = "e2e"
+	// kindJavaPerf runs Apache Kafka's kafka-producer-perf-test.sh
+	// (Options.JavaBin) and parses its final line.
+	kindJavaPerf = "javaperf"
 )
+
+// ScenarioJava50k is the Java perf tool scenario (issue 20's goal 1d): it
+// runs only when Options.JavaBin is set.
+const ScenarioJava50k = "java-50k"
 
 // scenario is one workload of issue 7.
 type scenario struct {
@@ -46,12 +53,15 @@ type scenario struct {
 	txnDuration time.Duration
 	// consume: isolation.level=read_committed.
 	readCommitted bool
+	// javaperf: --throughput in records/s.
+	throughput int
 }
 
 // scenarios returns the workloads with the bounds of mode.
 func scenarios(mode string) ([]scenario, error) {
 	type bounds struct {
 		small, large     int64 // records of 100 B, of 64 KiB
+		java             int64 // records for the Java tool at 50,000/s
 		catchUp          int64 // bytes
 		sec, e2eDuration time.Duration
 		idle             time.Duration
@@ -59,11 +69,11 @@ func scenarios(mode string) ([]scenario, error) {
 	var b bounds
 	switch mode {
 	case ModeTiny:
-		b = bounds{small: 20_000, large: 200, catchUp: 4 << 20, sec: 2 * time.Second, e2eDuration: time.Second, idle: 2 * time.Second}
+		b = bounds{small: 20_000, large: 200, java: 5_000, catchUp: 4 << 20, sec: 2 * time.Second, e2eDuration: time.Second, idle: 2 * time.Second}
 	case ModeQuick, "":
-		b = bounds{small: 3_000_000, large: 16_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eDuration: 5 * time.Second, idle: 5 * time.Second}
+		b = bounds{small: 3_000_000, large: 16_000, java: 400_000, catchUp: 256 << 20, sec: 8 * time.Second, e2eDuration: 5 * time.Second, idle: 5 * time.Second}
 	case ModeFull:
-		b = bounds{small: 20_000_000, large: 100_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eDuration: 30 * time.Second, idle: 10 * time.Second}
+		b = bounds{small: 20_000_000, large: 100_000, java: 1_500_000, catchUp: 1 << 30, sec: 30 * time.Second, e2eDuration: 30 * time.Second, idle: 10 * time.Second}
 	default:
 		return nil, fmt.Errorf("unknown mode %q (tiny, quick, full)", mode)
 	}
@@ -123,6 +133,15 @@ func scenarios(mode string) ([]scenario, error) {
 			kind: kindE2E, partitions: 1, recordSize: 1024,
 			props:   map[string]string{"acks": "all", "linger.ms": "0"},
 			rateMiB: 20, seconds: b.e2eDuration,
+		},
+		{
+			// Issue 20's goal 1d: Kafka's own Java producer tool at a
+			// fixed 50,000 records/s with its defaults (acks=all,
+			// idempotent, linger 5 ms in Kafka 3.9), p99 against the
+			// in-memory kfake peer. Only with Options.JavaBin.
+			id: ScenarioJava50k, title: "kafka-producer-perf-test.sh at 50,000 records/s, 100 B, 1 partition",
+			kind: kindJavaPerf, partitions: 1, recordSize: 100, throughput: 50_000,
+			records: b.java, seconds: time.Duration(b.java/50_000+1) * time.Second,
 		},
 	}, nil
 }

@@ -14,6 +14,9 @@ const (
 	kindNull       = "null"
 	kindRingbroker = "ringbroker"
 	kindPeer       = "peer"
+	// kindPeerKfake is franz-go's in-memory kfake, started by the
+	// harness for the Java perf scenario only.
+	kindPeerKfake = "kfake"
 )
 
 // Names of the targets the harness starts itself.

@@ -13,6 +13,8 @@
 //	HOGS=N                  N CPU busy loops beside the measured runs (default 0)
 //	BENCH_TRACE=1           ringbrokerd's per-request trace, collected per run
 //	BENCH_VARIANTS=name=uring:key=value,...;...  extra ringbrokerd targets with their own settings
+//	KAFKA_JAVA_BIN=DIR      Apache Kafka 3.9's bin dir: run kafka-producer-perf-test.sh at
+//	                        50,000 records/s against ringbrokerd and an in-memory kfake peer
 package main
 
 import (
@@ -39,6 +41,7 @@ func main() {
 	repeat := flag.Int("repeat", envInt("BENCH_REPEAT", 1), "runs of every scenario, targets interleaved")
 	hogs := flag.Int("hogs", envInt("HOGS", 0), "CPU busy loops beside the measured runs")
 	trace := flag.Bool("trace", os.Getenv("BENCH_TRACE") == "1", "collect ringbrokerd's per-request trace per run")
+	javaBin := flag.String("java-bin", os.Getenv("KAFKA_JAVA_BIN"), "Apache Kafka bin directory for the java-50k scenario (empty: not run)")
 	flag.Parse()
 
 	ps, err := harness.ParsePeers(*peers)
@@ -64,6 +67,7 @@ func main() {
 		Repeat:      *repeat,
 		Hogs:        *hogs,
 		Trace:       *trace,
+		JavaBin:     *javaBin,
 		Variants:    variants,
 		Out:         os.Stdout,
 		Progress:    harness.ProgressWriter(os.Stderr),
