@@ -81,6 +81,7 @@ type Config struct {
 	RingEntries             int    // ring.entries (SQ size, power of two)
 	RingCPUAffinity         string // ring.cpu.affinity: auto | true | false
 	RingSQPoll              bool   // ring.sqpoll
+	RingDeferTaskrun        bool   // ring.defer.taskrun
 	RingRecvBufferBytes     int    // ring.recv.buffer.bytes
 	RingRecvBuffers         int    // ring.recv.buffers (per loop, power of two)
 	ConnMaxInflightRequests int    // ring.conn.max.inflight.requests

@@ -32,6 +32,12 @@ type Options struct {
 	RingEntries uint32
 	// SQPoll asks for a kernel submission thread per ring.
 	SQPoll bool
+	// NoDeferTaskrun sets the rings up without IORING_SETUP_DEFER_TASKRUN
+	// (ring.defer.taskrun=false): completions' task work then runs at any
+	// kernel entry of the loop thread (COOP_TASKRUN stays on) instead of
+	// only when the loop asks for events. The zero value keeps it on, the
+	// default; off exists to measure what the flag is worth.
+	NoDeferTaskrun bool
 	// PinCPUs pins loop i's thread to CPU i mod NumCPU.
 	PinCPUs bool
 	// RecvBufferBytes and RecvBuffers size each loop's provided-buffer ring;

@@ -126,7 +126,7 @@ func (l *uloop) setup() error {
 		Entries:      l.s.opts.RingEntries,
 		CQEntries:    l.s.opts.RingEntries * 8,
 		SingleIssuer: true,
-		DeferTaskrun: true,
+		DeferTaskrun: !l.s.opts.NoDeferTaskrun,
 		CoopTaskrun:  true,
 		SQPoll:       l.s.opts.SQPoll,
 	})

@@ -310,6 +310,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Loops:                   cfg.Rings(),
 		RingEntries:             uint32(cfg.RingEntries),
 		SQPoll:                  cfg.RingSQPoll,
+		NoDeferTaskrun:          !cfg.RingDeferTaskrun,
 		PinCPUs:                 pinCPUs(cfg),
 		RecvBufferBytes:         cfg.RingRecvBufferBytes,
 		RecvBuffers:             cfg.RingRecvBuffers,

@@ -1,0 +1,50 @@
+package netpoll
+
+import (
+	"bufio"
+	"encoding/binary"
+	"testing"
+
+	"github.com/ringbroker/ringbroker/ring"
+)
+
+// TestNoDeferTaskrun (io_uring only: the option has no meaning on the
+// portable backend): rings set up without DEFER_TASKRUN
+// (ring.defer.taskrun=false) still serve pipelined requests in order, and
+// the flag is really off (and on by default).
+func TestNoDeferTaskrun(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		s := startServer(t, BackendUring, echo, func(o *Options) {
+			o.NoDeferTaskrun = off
+			o.RecvBufferBytes, o.RecvBuffers = 4096, 16
+		})
+		us, ok := s.b.(*uringServer)
+		if !ok {
+			t.Fatalf("backend %T, want the io_uring server", s.b)
+		}
+		for i, l := range us.loops {
+			if got := l.r.SetupFlags()&ring.SetupDeferTaskrun != 0; got == off {
+				t.Fatalf("NoDeferTaskrun=%v: loop %d has DEFER_TASKRUN=%v (flags %#x)", off, i, got, l.r.SetupFlags())
+			}
+		}
+		c := dial(t, s)
+		const n = 500
+		go func() {
+			w := bufio.NewWriter(c)
+			for i := 0; i < n; i++ {
+				writeFrame(w, seqBody(i, (i*37)%9000))
+			}
+			w.Flush()
+		}()
+		r := bufio.NewReader(c)
+		for i := 0; i < n; i++ {
+			b, err := readFrame(r)
+			if err != nil {
+				t.Fatalf("NoDeferTaskrun=%v: response %d: %v", off, i, err)
+			}
+			if got := int(binary.BigEndian.Uint32(b)); got != i || len(b) != 4+(i*37)%9000 {
+				t.Fatalf("NoDeferTaskrun=%v: response %d carries request %d (len %d)", off, i, got, len(b))
+			}
+		}
+	}
+}
