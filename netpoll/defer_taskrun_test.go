@@ -10,12 +10,14 @@ import (
 
 // TestNoDeferTaskrun (io_uring only: the option has no meaning on the
 // portable backend): rings set up without DEFER_TASKRUN
-// (ring.defer.taskrun=false) still serve pipelined requests in order, and
-// the flag is really off (and on by default).
+// (ring.defer.taskrun=false), or with SQPOLL (which the kernel refuses
+// beside DEFER_TASKRUN, so ring.sqpoll turns it off), still serve pipelined
+// requests in order, and the flag is really off (and on by default).
 func TestNoDeferTaskrun(t *testing.T) {
-	for _, off := range []bool{false, true} {
+	for _, tc := range []struct{ noDefer, sqpoll bool }{{false, false}, {true, false}, {false, true}} {
+		off := tc.noDefer || tc.sqpoll // SQPOLL turns DEFER_TASKRUN off
 		s := startServer(t, BackendUring, echo, func(o *Options) {
-			o.NoDeferTaskrun = off
+			o.NoDeferTaskrun, o.SQPoll = tc.noDefer, tc.sqpoll
 			o.RecvBufferBytes, o.RecvBuffers = 4096, 16
 		})
 		us, ok := s.b.(*uringServer)

@@ -30,7 +30,9 @@ type Options struct {
 	Loops int
 	// RingEntries is the SQ size of each ring; default 512.
 	RingEntries uint32
-	// SQPoll asks for a kernel submission thread per ring.
+	// SQPoll asks for a kernel submission thread per ring. It implies
+	// NoDeferTaskrun and no COOP_TASKRUN: the kernel refuses both with
+	// SQPOLL.
 	SQPoll bool
 	// NoDeferTaskrun sets the rings up without IORING_SETUP_DEFER_TASKRUN
 	// (ring.defer.taskrun=false): completions' task work then runs at any

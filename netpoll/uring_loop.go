@@ -126,8 +126,11 @@ func (l *uloop) setup() error {
 		Entries:      l.s.opts.RingEntries,
 		CQEntries:    l.s.opts.RingEntries * 8,
 		SingleIssuer: true,
-		DeferTaskrun: !l.s.opts.NoDeferTaskrun,
-		CoopTaskrun:  true,
+		// The kernel refuses DEFER_TASKRUN and COOP_TASKRUN (with its
+		// TASKRUN_FLAG) beside SQPOLL, whose kernel thread runs the task
+		// work itself: ring.sqpoll turns both off.
+		DeferTaskrun: !l.s.opts.NoDeferTaskrun && !l.s.opts.SQPoll,
+		CoopTaskrun:  !l.s.opts.SQPoll,
 		SQPoll:       l.s.opts.SQPoll,
 	})
 	if err != nil {

@@ -258,7 +258,9 @@ func (hostSys) SetUpRings(plan RingPlan) error {
 	}()
 	flags := uint32(ioringSetupSingleIssuer | ioringSetupDeferTaskrun | ioringSetupCoopTaskrun | ioringSetupCQSize)
 	if plan.SQPoll {
-		flags |= ioringSetupSQPoll
+		// As netpoll: the kernel refuses DEFER_TASKRUN and COOP_TASKRUN
+		// with SQPOLL.
+		flags = flags&^(ioringSetupDeferTaskrun|ioringSetupCoopTaskrun) | ioringSetupSQPoll
 	}
 	for i := 0; i < plan.Count; i++ {
 		p := &uringParams{flags: flags, cqEntries: plan.Entries * 8}
