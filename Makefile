@@ -156,8 +156,10 @@ staticcheck:
 # loops beside every measured run, BENCH_REPEAT=5 repeats every scenario
 # (targets interleaved; the goal table gives min/median/max), BENCH_TRACE=1
 # collects ringbrokerd's per-request trace per run (docs/BENCHMARKS.md).
+# KAFKA_JAVA_BIN=<Kafka 3.9 bin dir> adds Kafka's producer perf tool at
+# 50,000 records/s against ringbrokerd and an in-memory kfake peer (goal 1d).
 bench:
-	HOGS=$(HOGS) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_TRACE=$(BENCH_TRACE) BENCH_VARIANTS='$(BENCH_VARIANTS)' ./scripts/bench.sh
+	HOGS=$(HOGS) BENCH_REPEAT=$(BENCH_REPEAT) BENCH_TRACE=$(BENCH_TRACE) BENCH_VARIANTS='$(BENCH_VARIANTS)' KAFKA_JAVA_BIN='$(KAFKA_JAVA_BIN)' ./scripts/bench.sh
 
 # Replication (issue 16, opt-in, not in make test): a three-node loopback
 # cluster per backend; RF 3 vs RF 1 acks=all, a restarted follower's

@@ -7,6 +7,8 @@
 #   BENCH=full scripts/bench.sh           the full run recorded in docs/BENCHMARKS.md
 #   PEERS=kafka=127.0.0.1:9092 scripts/bench.sh   add external brokers
 #   BENCH_OUT=dir RINGBROKERD=path BENCH_SCENARIOS=p100-1p,e2e-20mb scripts/bench.sh
+#   KAFKA_JAVA_BIN=/opt/kafka_2.13-3.9.0/bin scripts/bench.sh   add Kafka's Java producer
+#       perf tool at 50,000 records/s against ringbrokerd and an in-memory kfake peer
 #
 # Extra arguments go to benchharness (see `go run ./bench/cmd/benchharness -h`).
 set -euo pipefail
