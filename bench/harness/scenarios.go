@@ -137,7 +137,7 @@ func scenarios(mode string) ([]scenario, error) {
 		{
 			// Issue 20's goal 1d: Kafka's own Java producer tool at a
 			// fixed 50,000 records/s with its defaults (acks=all,
-			// idempotent, linger 5 ms in Kafka 3.9), p99 against the
+			// idempotent, linger 0 in Kafka 3.9), p99 against the
 			// in-memory kfake peer. Only with Options.JavaBin.
 			id: ScenarioJava50k, title: "kafka-producer-perf-test.sh at 50,000 records/s, 100 B, 1 partition",
 			kind: kindJavaPerf, partitions: 1, recordSize: 100, throughput: 50_000,
