@@ -158,7 +158,7 @@ func (b *Broker) dynamicTLSOps(name string, configs []kmsg.IncrementalAlterConfi
 	}
 	if node := strconv.Itoa(int(b.opts.NodeID)); name != node {
 		if name == "" {
-			return nil, fmt.Errorf("%w: Cannot update these configs at default cluster level, broker id must be specified: [%s]", kerr.InvalidConfig, strings.Join(keys, ", "))
+			return nil, fmt.Errorf("%w: Cannot update these configs at default cluster level, broker id must be specified: [%s]", kerr.InvalidRequest, strings.Join(keys, ", "))
 		}
 		return nil, fmt.Errorf("%w: unexpected broker id, expected %s or empty string, but received %s", kerr.InvalidRequest, node, name)
 	}
@@ -166,7 +166,7 @@ func (b *Broker) dynamicTLSOps(name string, configs []kmsg.IncrementalAlterConfi
 		return nil, fmt.Errorf("%w: cannot update these configs dynamically: %v (ringbroker broker configs are read-only but for the listeners' TLS stores: set them in server.properties)", kerr.InvalidRequest, fixed)
 	}
 	if len(unprefixed) > 0 {
-		return nil, fmt.Errorf("%w: These security configs can be dynamically updated only per-listener using the listener prefix: [%s]", kerr.InvalidConfig, strings.Join(unprefixed, ", "))
+		return nil, fmt.Errorf("%w: These security configs can be dynamically updated only per-listener using the listener prefix: [%s]", kerr.InvalidRequest, strings.Join(unprefixed, ", "))
 	}
 	ops := make(map[string]*string, len(configs))
 	for _, c := range configs {
@@ -212,10 +212,12 @@ func (b *Broker) replaceTLS(res kmsg.AlterConfigsRequestResource, duplicate, val
 	return b.alterTLS(ops, validateOnly)
 }
 
-// alterTLS hands ops to DynamicTLS; its refusal is INVALID_CONFIG.
+// alterTLS hands ops to DynamicTLS; its refusal is INVALID_REQUEST, as
+// Kafka's ConfigAdminManager answers a dynamic broker config that fails
+// validation (KAFKA-13609 keeps that code for compatibility).
 func (b *Broker) alterTLS(ops map[string]*string, validateOnly bool) error {
 	if err := b.opts.DynamicTLS.AlterTLS(ops, validateOnly); err != nil {
-		return fmt.Errorf("%w: %v", kerr.InvalidConfig, err)
+		return fmt.Errorf("%w: %v", kerr.InvalidRequest, err)
 	}
 	return nil
 }

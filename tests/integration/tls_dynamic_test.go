@@ -5,7 +5,8 @@ package integration
 // update, DynamicBrokerConfig) rotates the SSL listener's certificate
 // without a restart: a new TLS connection gets the new certificate, one
 // opened before keeps working, the other TLS listeners keep theirs.
-// Changes that do not check out are INVALID_CONFIG and change nothing: a
+// Changes that do not check out are INVALID_REQUEST (as Kafka's
+// ConfigAdminManager answers) and change nothing: a
 // file that is no key store, a certificate naming another subject (Kafka's
 // ssl.allow.dn.changes=false), the key without the listener prefix, the
 // cluster-wide default resource, and validate_only. The legacy
@@ -96,11 +97,11 @@ func TestTLSDynamicKeystore(t *testing.T) {
 			code                       int16
 			msg                        string
 		}{
-			{"a file that is no key store", node, key, garbage, false, kerr.InvalidConfig.Code, "CERTIFICATE"},
-			{"another subject", node, key, otherPath, false, kerr.InvalidConfig.Code, "DistinguishedName does not match"},
-			{"no listener prefix", node, "ssl.keystore.location", nextPath, false, kerr.InvalidConfig.Code, "only per-listener"},
-			{"the cluster-wide default", "", key, nextPath, false, kerr.InvalidConfig.Code, "broker id must be specified"},
-			{"a listener that is not TLS", node, "listener.name.plaintext.ssl.keystore.location", nextPath, false, kerr.InvalidConfig.Code, "not an SSL or SASL_SSL listener"},
+			{"a file that is no key store", node, key, garbage, false, kerr.InvalidRequest.Code, "CERTIFICATE"},
+			{"another subject", node, key, otherPath, false, kerr.InvalidRequest.Code, "DistinguishedName does not match"},
+			{"no listener prefix", node, "ssl.keystore.location", nextPath, false, kerr.InvalidRequest.Code, "only per-listener"},
+			{"the cluster-wide default", "", key, nextPath, false, kerr.InvalidRequest.Code, "broker id must be specified"},
+			{"a listener that is not TLS", node, "listener.name.plaintext.ssl.keystore.location", nextPath, false, kerr.InvalidRequest.Code, "not an SSL or SASL_SSL listener"},
 			{"validate_only", node, key, nextPath, true, 0, ""},
 		} {
 			code, msg := alter(c.resource, c.validateOnly, c.key, c.value)
