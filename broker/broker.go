@@ -42,6 +42,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/pwenc"
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -126,6 +127,9 @@ type Options struct {
 	// through IncrementalAlterConfigs (dynamic_tls.go); nil: every broker
 	// key is read-only.
 	DynamicTLS DynamicTLS
+	// PasswordEncoder encrypts the secrets among DynamicTLS's values
+	// before they are stored (password.encoder.*; dynamic_tls_store.go).
+	PasswordEncoder pwenc.Encoder
 
 	// Security configures SASL listeners, SCRAM credentials and the
 	// authorizer (security.go); nil: every listener PLAINTEXT, no
@@ -334,6 +338,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	if b.quotas, err = newQuotas(b); err != nil {
 		return nil, fmt.Errorf("loading client quotas (%s): %w", quotasBlob, err)
+	}
+	if err := b.loadDynamicTLS(); err != nil { // dynamic_tls_store.go
+		return nil, fmt.Errorf("loading dynamic broker configs (%s): %w", dynamicConfigsBlob, err)
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)

@@ -10,8 +10,12 @@ import (
 
 type fakeDynamicTLS struct{ got map[string]*string }
 
-func (f *fakeDynamicTLS) AlterTLS(ops map[string]*string, _ bool) error { f.got = ops; return nil }
-func (f *fakeDynamicTLS) DynamicTLSConfigs() map[string]string          { return nil }
+func (f *fakeDynamicTLS) AlterTLS(ops map[string]*string, _ bool, _ func(map[string]string) error) error {
+	f.got = ops
+	return nil
+}
+func (f *fakeDynamicTLS) ReplaceTLS(map[string]string) error   { return nil }
+func (f *fakeDynamicTLS) DynamicTLSConfigs() map[string]string { return nil }
 
 // TestDynamicTLSOps: the request-level rules of a BROKER resource of TLS
 // keys (the stores themselves are checked by DynamicTLS).

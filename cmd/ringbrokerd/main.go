@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ringbroker/ringbroker/auth/pwenc"
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/cluster"
 	"github.com/ringbroker/ringbroker/config"
@@ -227,16 +228,19 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		InterBrokerListener: interBroker.Name,
 		InterBrokerDial:     dialInterBroker,
 		DynamicTLS:          tlsSet,
-		NodeID:              cfg.NodeID,
-		AdvertisedHost:      adv.Host,
-		AdvertisedPort:      int32(adv.Port),
-		DataDir:             dataDir,
-		Logger:              logger.Named("broker"),
-		Registry:            reg,
-		AutoCreateTopics:    cfg.AutoCreateTopicsEnable,
-		NumPartitions:       cfg.NumPartitions,
-		MessageMaxBytes:     cfg.MessageMaxBytes,
-		FetchZeroCopy:       cfg.FetchZeroCopy,
+		PasswordEncoder: pwenc.Encoder{Secret: cfg.PasswordEncoder.Secret, OldSecret: cfg.PasswordEncoder.OldSecret,
+			Cipher: cfg.PasswordEncoder.Cipher, KeyFactory: cfg.PasswordEncoder.KeyFactory,
+			KeyLength: cfg.PasswordEncoder.KeyLength, Iterations: cfg.PasswordEncoder.Iterations},
+		NodeID:           cfg.NodeID,
+		AdvertisedHost:   adv.Host,
+		AdvertisedPort:   int32(adv.Port),
+		DataDir:          dataDir,
+		Logger:           logger.Named("broker"),
+		Registry:         reg,
+		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
+		NumPartitions:    cfg.NumPartitions,
+		MessageMaxBytes:  cfg.MessageMaxBytes,
+		FetchZeroCopy:    cfg.FetchZeroCopy,
 		// Tail latency of caught-up consumers (docs/BENCHMARKS.md).
 		FetchCopyMaxBytes: cfg.FetchCopyMaxBytes,
 

@@ -43,11 +43,30 @@ func (s *tlsSet) DynamicTLSConfigs() map[string]string {
 
 // AlterTLS implements broker.DynamicTLS: every listener ops touch gets
 // its settings with the new overrides, loaded and checked against what it
-// serves (tlsstore.Watcher.Prepare); only when all pass are they served
-// (Commit), unless validateOnly.
-func (s *tlsSet) AlterTLS(ops map[string]*string, validateOnly bool) error {
+// serves (tlsstore.Watcher.Prepare); only when all pass, and persist has
+// stored the result, are they served (Commit), unless validateOnly.
+func (s *tlsSet) AlterTLS(ops map[string]*string, validateOnly bool, persist func(next map[string]string) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.alterLocked(ops, validateOnly, persist)
+}
+
+// ReplaceTLS implements broker.DynamicTLS.
+func (s *tlsSet) ReplaceTLS(next map[string]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops := map[string]*string{}
+	for k := range s.overrides {
+		ops[k] = nil
+	}
+	for k, v := range next {
+		ops[k] = &v
+	}
+	return s.alterLocked(ops, false, nil)
+}
+
+// alterLocked is AlterTLS. REQUIRES: s.mu held.
+func (s *tlsSet) alterLocked(ops map[string]*string, validateOnly bool, persist func(next map[string]string) error) error {
 	next := make(map[string]string, len(s.overrides)+len(ops))
 	for k, v := range s.overrides {
 		next[k] = v
@@ -89,6 +108,11 @@ func (s *tlsSet) AlterTLS(ops map[string]*string, validateOnly bool) error {
 	}
 	if validateOnly {
 		return nil
+	}
+	if persist != nil {
+		if err := persist(maps.Clone(next)); err != nil {
+			return err
+		}
 	}
 	for _, r := range reps {
 		r.Commit()
