@@ -40,6 +40,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/auth/pwenc"
@@ -122,6 +123,11 @@ type Options struct {
 	// dialer for an SSL inter-broker listener).
 	InterBrokerListener string
 	InterBrokerDial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// InterBrokerSASL, when set, is the SASL mechanism the transaction
+	// markers' client authenticates with on the inter-broker listener
+	// (kgo.SASL: kgo re-authenticates as KIP-368 asks); InterBrokerDial
+	// then does TLS only.
+	InterBrokerSASL sasl.Mechanism
 
 	// DynamicTLS, when set, changes TLS listeners' key and trust stores
 	// through IncrementalAlterConfigs (dynamic_tls.go); nil: every broker

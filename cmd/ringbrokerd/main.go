@@ -226,7 +226,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		ReplicaLagTimeMax:   time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 		ListenerName:        adv.Name,
 		InterBrokerListener: interBroker.Name,
-		InterBrokerDial:     dialInterBroker,
+		InterBrokerDial:     dialInterBroker.markers,
+		InterBrokerSASL:     dialInterBroker.markersSASL,
 		DynamicTLS:          tlsSet,
 		PasswordEncoder: pwenc.Encoder{Secret: cfg.PasswordEncoder.Secret, OldSecret: cfg.PasswordEncoder.OldSecret,
 			Cipher: cfg.PasswordEncoder.Cipher, KeyFactory: cfg.PasswordEncoder.KeyFactory,
@@ -282,7 +283,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	stopReplication := func() {}
 	if cfg.Clustered() {
 		// Deferred after closeLogs: the fetchers stop before the logs close.
-		rep := newReplication(cfg, reg, b, dialInterBroker, logger)
+		rep := newReplication(cfg, reg, b, dialInterBroker.fetch, logger)
 		m.WatchReplicaFetchers(rep.mgr.Lags) // ringbroker_replica_fetcher_*
 		stopReplication = sync.OnceFunc(rep.close)
 		defer stopReplication()

@@ -165,30 +165,45 @@ func tlsListeners(cfg *config.Config, logger *zap.Logger) (*tlsSet, error) {
 	return set, nil
 }
 
+// interBroker is how this node's own clients of other brokers connect to
+// their inter-broker listener.
+type interBroker struct {
+	// fetch dials for the replica fetchers: TLS and SASL done (nil: plain
+	// TCP).
+	fetch func(ctx context.Context, network, addr string) (net.Conn, error)
+	// markers dials for the transaction markers' kgo client: TLS only
+	// (nil: plain TCP); kgo runs the SASL exchange itself with
+	// markersSASL (nil: none), re-authenticating as KIP-368 asks.
+	markers     func(ctx context.Context, network, addr string) (net.Conn, error)
+	markersSASL sasl.Mechanism
+}
+
 // interBrokerDial is how this node's own clients of other brokers (replica
 // fetchers, transaction markers) connect to their inter-broker listener:
-// nil (plain TCP) for a PLAINTEXT one; TLS with the listener's
-// configuration as served here (the same listener name on every broker,
-// as Kafka assumes; reloads included) for SSL; and for SASL_PLAINTEXT and
-// SASL_SSL the SASL exchange of sasl.mechanism.inter.broker.protocol with
-// the listener's JAAS username and password (interbroker_sasl.go). A SASL
-// listener without usable credentials is logged and dialed without SASL
-// (a one-node cluster has no follower; other brokers then refuse them).
-func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, logger *zap.Logger) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// plain TCP for a PLAINTEXT one; TLS with the listener's configuration as
+// served here (the same listener name on every broker, as Kafka assumes;
+// reloads included) for SSL; and for SASL_PLAINTEXT and SASL_SSL the SASL
+// exchange of sasl.mechanism.inter.broker.protocol with the listener's
+// JAAS username and password (interbroker_sasl.go; KIP-368
+// re-authentication included). A SASL listener without usable credentials
+// is logged and dialed without SASL (a one-node cluster has no follower;
+// other brokers then refuse them).
+func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, logger *zap.Logger) interBroker {
+	var out interBroker
 	l, ok := cfg.InterBrokerListener()
 	if !ok || !cfg.Clustered() {
-		return nil
+		return out
 	}
 	protocol := cfg.ListenerProtocol(l.Name)
 	if protocol == config.ProtocolPlaintext {
-		return nil
+		return out
 	}
 	d := &tlsstore.Dialer{Timeout: timeout}
 	if protocol == config.ProtocolSSL || protocol == config.ProtocolSASLSSL {
 		layer := set.byName[l.Name]
 		if layer == nil {
 			// Advertised but not served here (a controller-only node).
-			return nil
+			return out
 		}
 		s, err := cfg.SSL(l.Name) // checked by Validate
 		if err != nil {
@@ -196,6 +211,8 @@ func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, log
 		}
 		d.Config = func() *tls.Config { return layer.Config() }
 		d.VerifyHost = s.EndpointIdentification == "https"
+		tlsOnly := *d
+		out.markers = tlsOnly.DialContext
 	}
 	if config.IsSASLProtocol(protocol) {
 		mech, user, password, err := cfg.InterBrokerSASL()
@@ -203,9 +220,10 @@ func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, log
 			var m sasl.Mechanism
 			if m, err = interBrokerMechanism(mech, user, password); err == nil {
 				clientID := fmt.Sprintf("broker-%d", cfg.NodeID)
-				d.Authenticate = func(ctx context.Context, nc net.Conn, host string) error {
-					return saslAuthenticate(ctx, nc, m, host, clientID)
+				d.Authenticate = func(ctx context.Context, nc net.Conn, host string) (net.Conn, error) {
+					return authenticateSession(ctx, nc, m, host, clientID)
 				}
+				out.markersSASL = m
 				logger.Info("inter-broker connections authenticate with SASL", zap.String("listener", l.Name), zap.String("mechanism", mech), zap.String("user", user))
 			}
 		}
@@ -217,5 +235,8 @@ func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, log
 	if d.Config != nil {
 		logger.Info("inter-broker connections use TLS", zap.String("listener", l.Name), zap.Bool("endpoint_identification", d.VerifyHost))
 	}
-	return d.DialContext
+	if d.Config != nil || d.Authenticate != nil {
+		out.fetch = d.DialContext
+	}
+	return out
 }
