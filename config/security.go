@@ -325,6 +325,9 @@ func (c *Config) ScramEnabled() bool {
 
 // validateSecurity checks the listeners' protocols and SASL settings.
 func (c *Config) validateSecurity() error {
+	if err := c.validateControllerSecurity(); err != nil {
+		return err
+	}
 	for _, l := range c.Listeners {
 		switch proto := c.ListenerProtocol(l.Name); proto {
 		case ProtocolPlaintext:
@@ -457,6 +460,29 @@ func (c *Config) validateInterBroker() error {
 	if c.ListenerProtocol(l.Name) == ProtocolSSL {
 		if _, err := c.SSL(l.Name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// validateControllerSecurity checks the protocols of the
+// controller.listener.names: the metadata quorum's transport serves
+// PLAINTEXT and SSL (TLS with the listener's ssl.* keys, both ways); it
+// has its own handshake frames and no Kafka SASL exchange, so SASL
+// protocols are refused rather than served without authentication.
+func (c *Config) validateControllerSecurity() error {
+	if !c.Clustered() {
+		return nil
+	}
+	for _, name := range c.ControllerListenerNames {
+		switch proto := c.ListenerProtocol(name); proto {
+		case "", ProtocolPlaintext:
+		case ProtocolSSL:
+			if _, err := c.SSL(name); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("controller listener %s is mapped to %s: the metadata quorum's connections serve PLAINTEXT and SSL only (no SASL exchange on them); map it to SSL, with ssl.client.auth=required for mutual authentication", name, proto)
 		}
 	}
 	return nil

@@ -287,7 +287,12 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		m.WatchReplicaFetchers(rep.mgr.Lags) // ringbroker_replica_fetcher_*
 		stopReplication = sync.OnceFunc(rep.close)
 		defer stopReplication()
-		if node, err = startCluster(cfg, reg, b, rep, logger); err != nil {
+		ctlTLS, err := newControllerTLS(cfg, logger.Named("tls"))
+		if err != nil {
+			return err
+		}
+		defer ctlTLS.stop()
+		if node, err = startCluster(cfg, reg, b, rep, ctlTLS, logger); err != nil {
 			return err
 		}
 		proxy.set(node)

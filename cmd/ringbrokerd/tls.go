@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -239,4 +240,64 @@ func interBrokerDial(cfg *config.Config, set *tlsSet, timeout time.Duration, log
 		out.fetch = d.DialContext
 	}
 	return out
+}
+
+// controllerTLS is the metadata quorum's TLS when the controller listener
+// (the first of controller.listener.names) is mapped to SSL: the quorum
+// transport's listener is wrapped in TLS with the listener's ssl.* keys
+// (server side: its key store, its trust store and ssl.client.auth), and
+// its connections to the other controllers are dialed with the client
+// side of the same settings (key store as client certificate, trust
+// store as roots, host name checked when
+// ssl.endpoint.identification.algorithm=https), as Kafka's controllers and
+// brokers use the controller listener's ssl.* keys both ways. A watcher
+// reloads the stores (ring.ssl.reload.interval.ms); new connections get
+// them. All nil for a PLAINTEXT controller listener; config validation
+// refuses SASL ones.
+type controllerTLS struct {
+	wrap    func(net.Listener) net.Listener
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	watcher *tlsstore.Watcher
+}
+
+// tlsTarget holds the configuration a watcher serves.
+type tlsTarget struct{ cfg atomic.Pointer[tls.Config] }
+
+func (t *tlsTarget) SetConfig(c *tls.Config) { t.cfg.Store(c) }
+
+func newControllerTLS(cfg *config.Config, logger *zap.Logger) (*controllerTLS, error) {
+	out := &controllerTLS{}
+	if !cfg.Clustered() || len(cfg.ControllerListenerNames) == 0 {
+		return out, nil
+	}
+	name := cfg.ControllerListenerNames[0]
+	if cfg.ListenerProtocol(name) != config.ProtocolSSL {
+		return out, nil
+	}
+	s, err := cfg.SSL(name)
+	if err != nil {
+		return nil, err
+	}
+	target := &tlsTarget{}
+	w, tc, err := tlsstore.NewWatcher(s, target, logger.With(zap.String("listener", name)))
+	if err != nil {
+		return nil, err
+	}
+	target.SetConfig(tc)
+	w.Start(time.Duration(cfg.TLS.ReloadIntervalMs) * time.Millisecond)
+	out.watcher = w
+	server := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return target.cfg.Load(), nil }}
+	out.wrap = func(ln net.Listener) net.Listener { return tls.NewListener(ln, server) }
+	d := &tlsstore.Dialer{Config: target.cfg.Load, VerifyHost: s.EndpointIdentification == "https"}
+	out.dial = d.DialContext
+	logger.Info("the metadata quorum's connections use TLS", zap.String("listener", name), zap.String("client_auth", s.ClientAuth),
+		zap.Bool("endpoint_identification", d.VerifyHost), zap.String("certificate", tc.Certificates[0].Leaf.Subject.String()))
+	return out, nil
+}
+
+// stop ends the watcher.
+func (c *controllerTLS) stop() {
+	if c.watcher != nil {
+		c.watcher.Close()
+	}
 }
