@@ -40,8 +40,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/auth/pwenc"
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/metrics"
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -121,11 +123,19 @@ type Options struct {
 	// dialer for an SSL inter-broker listener).
 	InterBrokerListener string
 	InterBrokerDial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// InterBrokerSASL, when set, is the SASL mechanism the transaction
+	// markers' client authenticates with on the inter-broker listener
+	// (kgo.SASL: kgo re-authenticates as KIP-368 asks); InterBrokerDial
+	// then does TLS only.
+	InterBrokerSASL sasl.Mechanism
 
 	// DynamicTLS, when set, changes TLS listeners' key and trust stores
 	// through IncrementalAlterConfigs (dynamic_tls.go); nil: every broker
 	// key is read-only.
 	DynamicTLS DynamicTLS
+	// PasswordEncoder encrypts the secrets among DynamicTLS's values
+	// before they are stored (password.encoder.*; dynamic_tls_store.go).
+	PasswordEncoder pwenc.Encoder
 
 	// Security configures SASL listeners, SCRAM credentials and the
 	// authorizer (security.go); nil: every listener PLAINTEXT, no
@@ -334,6 +344,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	if b.quotas, err = newQuotas(b); err != nil {
 		return nil, fmt.Errorf("loading client quotas (%s): %w", quotasBlob, err)
+	}
+	if err := b.loadDynamicTLS(); err != nil { // dynamic_tls_store.go
+		return nil, fmt.Errorf("loading dynamic broker configs (%s): %w", dynamicConfigsBlob, err)
 	}
 	b.buildAPIVersions()
 	b.produce = newProduceState(b)

@@ -6,24 +6,27 @@ package broker
 // time, as Kafka's DynamicBrokerConfig reconfigures a listener's
 // SslFactory: the new stores are loaded and checked first (they load, the
 // key matches its certificate, the subject and alternative names are the
-// served certificate's), and only then served to new connections; open
-// connections keep their session. A change that does not check out is
-// INVALID_CONFIG and changes nothing (every resource of the request is
-// checked before any is applied; validate_only applies none).
+// served certificate's unless ssl.allow.dn.changes / ssl.allow.san.changes
+// say otherwise), then stored (dynamic_tls_store.go: the local store, or
+// the metadata log in a cluster; secrets encrypted with
+// password.encoder.secret), and only then served to new connections; open
+// connections keep their session. A stored change is served again after a
+// restart. A change that does not check out is INVALID_REQUEST (Kafka's
+// ConfigAdminManager code for a dynamic config failing validation) and
+// changes nothing (every resource of the request is checked before any is
+// applied; validate_only applies none).
 //
 // Kafka's rules kept: per broker only (the resource name "" is
-// INVALID_CONFIG: "broker id must be specified"); only with the listener
-// prefix (an unprefixed ssl.keystore.location is INVALID_CONFIG); SET and
+// INVALID_REQUEST: "broker id must be specified"); only with the listener
+// prefix (an unprefixed ssl.keystore.location is INVALID_REQUEST); SET and
 // DELETE (back to server.properties), APPEND/SUBTRACT INVALID_CONFIG. The
 // legacy AlterConfigs (key 33) makes the broker's dynamic TLS keys exactly
 // those it names (replaceTLS).
 //
-// Differences from Apache Kafka: a change is not stored (Kafka writes it to
-// the metadata log, so it outlives a restart): after a restart
-// server.properties applies again, so change it too. In a cluster such a
-// request is served by the node it names and not forwarded to the
-// controller. DescribeConfigs of the broker lists the values in force as
-// DYNAMIC_BROKER_CONFIG (secrets without their value).
+// Differences from Apache Kafka: in a cluster the request is checked by
+// the node it names (not forwarded by another node), which then forwards
+// the change to the controller. DescribeConfigs of the broker lists the
+// values in force as DYNAMIC_BROKER_CONFIG (secrets without their value).
 
 import (
 	"fmt"
@@ -42,9 +45,15 @@ import (
 type DynamicTLS interface {
 	// AlterTLS applies ops (full listener.name.<l>.ssl.* key to its new
 	// value; nil: back to server.properties) to the listeners they name,
-	// all or none; with validateOnly it only checks. Safe for concurrent
-	// use.
-	AlterTLS(ops map[string]*string, validateOnly bool) error
+	// all or none; with validateOnly it only checks. Once every listener
+	// touched has loaded and checked its new stores, persist (when not
+	// nil) gets the dynamic values that will be in force, and only if it
+	// succeeds are they served. Safe for concurrent use; changes are
+	// serialised.
+	AlterTLS(ops map[string]*string, validateOnly bool, persist func(next map[string]string) error) error
+	// ReplaceTLS makes next (full keys to values) the dynamic values in
+	// force, all or none: a start's stored set, or the metadata image's.
+	ReplaceTLS(next map[string]string) error
 	// DynamicTLSConfigs are the values in force that AlterTLS set (full
 	// keys), for DescribeConfigs.
 	DynamicTLSConfigs() map[string]string
@@ -61,7 +70,7 @@ func (b *Broker) dynamicTLSDescribed() []config.Described {
 	for k, v := range b.opts.DynamicTLS.DynamicTLSConfigs() {
 		_, key, _ := config.DynamicSSLKey(k)
 		d := config.Described{Name: k, Source: config.SourceDynamicBroker, Type: config.TypeString,
-			Doc: "Set on this broker by IncrementalAlterConfigs (not stored: server.properties applies again after a restart)."}
+			Doc: "Set on this broker by IncrementalAlterConfigs (stored; it outlives a restart)."}
 		if key == "ssl.key.password" || key == "ssl.keystore.key" {
 			d.Type = config.TypePassword
 		} else {
@@ -158,7 +167,7 @@ func (b *Broker) dynamicTLSOps(name string, configs []kmsg.IncrementalAlterConfi
 	}
 	if node := strconv.Itoa(int(b.opts.NodeID)); name != node {
 		if name == "" {
-			return nil, fmt.Errorf("%w: Cannot update these configs at default cluster level, broker id must be specified: [%s]", kerr.InvalidConfig, strings.Join(keys, ", "))
+			return nil, fmt.Errorf("%w: Cannot update these configs at default cluster level, broker id must be specified: [%s]", kerr.InvalidRequest, strings.Join(keys, ", "))
 		}
 		return nil, fmt.Errorf("%w: unexpected broker id, expected %s or empty string, but received %s", kerr.InvalidRequest, node, name)
 	}
@@ -166,7 +175,7 @@ func (b *Broker) dynamicTLSOps(name string, configs []kmsg.IncrementalAlterConfi
 		return nil, fmt.Errorf("%w: cannot update these configs dynamically: %v (ringbroker broker configs are read-only but for the listeners' TLS stores: set them in server.properties)", kerr.InvalidRequest, fixed)
 	}
 	if len(unprefixed) > 0 {
-		return nil, fmt.Errorf("%w: These security configs can be dynamically updated only per-listener using the listener prefix: [%s]", kerr.InvalidConfig, strings.Join(unprefixed, ", "))
+		return nil, fmt.Errorf("%w: These security configs can be dynamically updated only per-listener using the listener prefix: [%s]", kerr.InvalidRequest, strings.Join(unprefixed, ", "))
 	}
 	ops := make(map[string]*string, len(configs))
 	for _, c := range configs {
@@ -210,12 +219,4 @@ func (b *Broker) replaceTLS(res kmsg.AlterConfigsRequestResource, duplicate, val
 		}
 	}
 	return b.alterTLS(ops, validateOnly)
-}
-
-// alterTLS hands ops to DynamicTLS; its refusal is INVALID_CONFIG.
-func (b *Broker) alterTLS(ops map[string]*string, validateOnly bool) error {
-	if err := b.opts.DynamicTLS.AlterTLS(ops, validateOnly); err != nil {
-		return fmt.Errorf("%w: %v", kerr.InvalidConfig, err)
-	}
-	return nil
 }

@@ -10,8 +10,12 @@ import (
 
 type fakeDynamicTLS struct{ got map[string]*string }
 
-func (f *fakeDynamicTLS) AlterTLS(ops map[string]*string, _ bool) error { f.got = ops; return nil }
-func (f *fakeDynamicTLS) DynamicTLSConfigs() map[string]string          { return nil }
+func (f *fakeDynamicTLS) AlterTLS(ops map[string]*string, _ bool, _ func(map[string]string) error) error {
+	f.got = ops
+	return nil
+}
+func (f *fakeDynamicTLS) ReplaceTLS(map[string]string) error   { return nil }
+func (f *fakeDynamicTLS) DynamicTLSConfigs() map[string]string { return nil }
 
 // TestDynamicTLSOps: the request-level rules of a BROKER resource of TLS
 // keys (the stores themselves are checked by DynamicTLS).
@@ -35,8 +39,8 @@ func TestDynamicTLSOps(t *testing.T) {
 		{"null set", "7", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, nil)}, false, kerr.InvalidRequest},
 		{"twice", "7", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, &v), cfg(key, kmsg.IncrementalAlterConfigOpDelete, nil)}, false, kerr.InvalidRequest},
 		{"with a static key", "7", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, &v), cfg("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, &v)}, false, kerr.InvalidRequest},
-		{"unprefixed", "7", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg("ssl.truststore.location", kmsg.IncrementalAlterConfigOpSet, &v)}, false, kerr.InvalidConfig},
-		{"cluster default", "", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, &v)}, false, kerr.InvalidConfig},
+		{"unprefixed", "7", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg("ssl.truststore.location", kmsg.IncrementalAlterConfigOpSet, &v)}, false, kerr.InvalidRequest},
+		{"cluster default", "", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, &v)}, false, kerr.InvalidRequest},
 		{"another broker", "8", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, &v)}, false, kerr.InvalidRequest},
 		{"duplicate resource", "7", []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg(key, kmsg.IncrementalAlterConfigOpSet, &v)}, true, kerr.InvalidRequest},
 	} {

@@ -172,6 +172,9 @@ func (m *clusterMarkers) client() (*kgo.Client, error) {
 	if m.b.opts.InterBrokerDial != nil {
 		opts = append(opts, kgo.Dialer(m.b.opts.InterBrokerDial))
 	}
+	if m.b.opts.InterBrokerSASL != nil {
+		opts = append(opts, kgo.SASL(m.b.opts.InterBrokerSASL))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, err

@@ -73,6 +73,12 @@ type Config struct {
 	// ControllerListen is the address the controller listener binds
 	// (the CONTROLLER listener); "" = this node's voter address.
 	ControllerListen string
+	// ControllerWrapListener and ControllerDial, when set, put the
+	// quorum's connections on TLS (a controller listener mapped to SSL):
+	// the listener is wrapped before it accepts, and peers are dialed
+	// through ControllerDial (handshake done).
+	ControllerWrapListener func(net.Listener) net.Listener
+	ControllerDial         func(ctx context.Context, network, addr string) (net.Conn, error)
 	// NoControlledShutdown is controlled.shutdown.enable=false: Close
 	// stops without asking the controller to move this broker's
 	// leaderships first; the controller fences it when its session
@@ -306,6 +312,8 @@ func Start(cfg Config) (*Node, error) {
 		OnRPC:            n.serveRPC,
 		AcceptObservers:  true,
 		Dynamic:          n.dynamic(),
+		WrapListener:     cfg.ControllerWrapListener,
+		Dial:             cfg.ControllerDial,
 	})
 	if err != nil {
 		store.Close()

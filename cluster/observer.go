@@ -43,6 +43,7 @@ func (n *Node) startObserver(voters map[uint64]string) (*Node, error) {
 		Peers:     voters,
 		Observer:  true,
 		Logger:    quorumLogger(n.cfg.Logger, "transport", n.cfg.NodeID),
+		Dial:      n.cfg.ControllerDial,
 	})
 	if err != nil {
 		return nil, err

@@ -57,6 +57,11 @@ func TestClusterKeys(t *testing.T) {
 		{map[string]string{"controller.quorum.voters": "1@0.0.0.0:9093"}, "reach"},
 		{map[string]string{"controller.quorum.voters": "1@h:0"}, "port"},
 		{map[string]string{"cluster.id": "a b"}, "without spaces"},
+		// The quorum's connections serve PLAINTEXT and SSL, no SASL.
+		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.voters": "1@h:9093",
+			"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_SSL"}, "PLAINTEXT and SSL only"},
+		{map[string]string{"process.roles": "broker,controller", "node.id": "1", "controller.quorum.voters": "1@h:9093",
+			"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"}, "only PEM key stores"},
 	} {
 		_, err := build(tc.extra)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -207,6 +207,9 @@ type Config struct {
 	AuthorizerClassName                   string   // authorizer.class.name
 	SuperUsers                            string   // super.users, as written
 	AllowEveryoneIfNoACLFound             bool     // allow.everyone.if.no.acl.found
+	// PasswordEncoder is password.encoder.*: how the secrets of dynamic
+	// broker configs are encrypted before they are stored.
+	PasswordEncoder PasswordEncoderSettings
 	// OAUTHBEARER token validation (KIP-768 keys).
 	OAuthJWKSURL       string   // sasl.oauthbearer.jwks.endpoint.url
 	OAuthIssuer        string   // sasl.oauthbearer.expected.issuer

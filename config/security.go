@@ -14,6 +14,13 @@ import (
 // and defaults; per-listener settings take Kafka's prefix
 // listener.name.<listener name, lower case>. (ListenerKey).
 
+// PasswordEncoderSettings are the password.encoder.* keys (auth/pwenc).
+type PasswordEncoderSettings struct {
+	Secret, OldSecret     string
+	Cipher, KeyFactory    string
+	KeyLength, Iterations int
+}
+
 // Security protocols of listener.security.protocol.map.
 const (
 	ProtocolPlaintext     = "PLAINTEXT"
@@ -57,6 +64,53 @@ var securitySpecs = append([]spec{
 			return nil
 		},
 		get: func(c *Config) string { return c.SaslMechanismInterBroker }},
+	{name: "password.encoder.secret", def: "", typ: TypePassword, sensitive: true,
+		doc: "Secret from which the key that encrypts dynamic broker config secrets (a listener's `ssl.key.password` or `ssl.keystore.key` set with IncrementalAlterConfigs) is derived before they are stored (the metadata log in a cluster, the first log dir on a single node). Without it such a secret is refused (INVALID_CONFIG, \"Password encoder secret not configured\", as Kafka answered before KRaft; KRaft stores them in clear). Keep it the same across restarts; to rotate it, move the old one to `password.encoder.old.secret`.",
+		set: func(c *Config, v string) error { c.PasswordEncoder.Secret = v; return nil },
+		get: func(c *Config) string { return c.PasswordEncoder.Secret }},
+	{name: "password.encoder.old.secret", def: "", typ: TypePassword, sensitive: true,
+		doc: "The previous `password.encoder.secret`: stored secrets the current one does not decode are decoded with this one (and encoded with the new one when next changed).",
+		set: func(c *Config, v string) error { c.PasswordEncoder.OldSecret = v; return nil },
+		get: func(c *Config) string { return c.PasswordEncoder.OldSecret }},
+	{name: "password.encoder.cipher.algorithm", def: "AES/CBC/PKCS5Padding",
+		doc: "Cipher of stored dynamic secrets: `AES/CBC/PKCS5Padding` (Kafka's default) or `AES/GCM/NoPadding`. Each stored value names its own, so changing it affects new values only.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "AES/CBC/PKCS5Padding" && v != "AES/GCM/NoPadding" {
+				return fmt.Errorf("%q: want AES/CBC/PKCS5Padding or AES/GCM/NoPadding", v)
+			}
+			c.PasswordEncoder.Cipher = v
+			return nil
+		},
+		get: func(c *Config) string { return c.PasswordEncoder.Cipher }},
+	{name: "password.encoder.keyfactory.algorithm", def: "",
+		doc: "Key derivation of stored dynamic secrets: `PBKDF2WithHmacSHA512` (empty: the default, as Kafka's), `PBKDF2WithHmacSHA256` or `PBKDF2WithHmacSHA1`.",
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			switch v {
+			case "", "PBKDF2WithHmacSHA512", "PBKDF2WithHmacSHA256", "PBKDF2WithHmacSHA1":
+			default:
+				return fmt.Errorf("%q: want PBKDF2WithHmacSHA512, PBKDF2WithHmacSHA256 or PBKDF2WithHmacSHA1", v)
+			}
+			c.PasswordEncoder.KeyFactory = v
+			return nil
+		},
+		get: func(c *Config) string { return c.PasswordEncoder.KeyFactory }},
+	{name: "password.encoder.key.length", def: "128", typ: TypeInt,
+		doc: "AES key length in bits of stored dynamic secrets: 128, 192 or 256.",
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, 128, 256)
+			if err != nil {
+				return err
+			}
+			if n != 128 && n != 192 && n != 256 {
+				return fmt.Errorf("%d: AES takes 128, 192 or 256 bits", n)
+			}
+			c.PasswordEncoder.KeyLength = int(n)
+			return nil
+		},
+		get: func(c *Config) string { return fmt.Sprint(c.PasswordEncoder.KeyLength) }},
+	intSpec("password.encoder.iterations", "4096", 1024, 1<<20, "PBKDF2 iterations for the key of stored dynamic secrets.", func(c *Config) *int { return &c.PasswordEncoder.Iterations }),
 	intSpec("connection.failed.authentication.delay.ms", "100", 0, kafkaIntMax, "Delay before the answer to a failed SASL authentication is sent and the connection closed (a timer: no ring thread waits).", func(c *Config) *int { return &c.ConnectionFailedAuthenticationDelayMs }),
 	intSpec("connections.max.reauth.ms", "0", 0, math.MaxInt64, "Session lifetime of a SASL connection (KIP-368): after it the client must re-authenticate or is disconnected. 0: sessions do not expire.", func(c *Config) *int64 { return &c.ConnectionsMaxReauthMs }),
 	intSpec("sasl.server.max.receive.size", "524288", 1, kafkaIntMax, "Largest frame accepted from a connection that has not authenticated yet; a bigger one closes it.", func(c *Config) *int { return &c.SaslServerMaxReceiveSize }),
@@ -271,6 +325,9 @@ func (c *Config) ScramEnabled() bool {
 
 // validateSecurity checks the listeners' protocols and SASL settings.
 func (c *Config) validateSecurity() error {
+	if err := c.validateControllerSecurity(); err != nil {
+		return err
+	}
 	for _, l := range c.Listeners {
 		switch proto := c.ListenerProtocol(l.Name); proto {
 		case ProtocolPlaintext:
@@ -403,6 +460,29 @@ func (c *Config) validateInterBroker() error {
 	if c.ListenerProtocol(l.Name) == ProtocolSSL {
 		if _, err := c.SSL(l.Name); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// validateControllerSecurity checks the protocols of the
+// controller.listener.names: the metadata quorum's transport serves
+// PLAINTEXT and SSL (TLS with the listener's ssl.* keys, both ways); it
+// has its own handshake frames and no Kafka SASL exchange, so SASL
+// protocols are refused rather than served without authentication.
+func (c *Config) validateControllerSecurity() error {
+	if !c.Clustered() {
+		return nil
+	}
+	for _, name := range c.ControllerListenerNames {
+		switch proto := c.ListenerProtocol(name); proto {
+		case "", ProtocolPlaintext:
+		case ProtocolSSL:
+			if _, err := c.SSL(name); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("controller listener %s is mapped to %s: the metadata quorum's connections serve PLAINTEXT and SSL only (no SASL exchange on them); map it to SSL, with ssl.client.auth=required for mutual authentication", name, proto)
 		}
 	}
 	return nil

@@ -39,6 +39,8 @@ var sslKeyDefaults = map[string]string{
 	"ssl.client.auth":                       SSLClientAuthNone,
 	"ssl.principal.mapping.rules":           sslprincipal.Default,
 	"ssl.endpoint.identification.algorithm": "https",
+	"ssl.allow.dn.changes":                  "false",
+	"ssl.allow.san.changes":                 "false",
 }
 
 // sslSensitive are the keys whose values are secrets: hidden by Print
@@ -66,6 +68,8 @@ var sslDocs = map[string]string{
 	"ssl.cipher.suites":                     "TLS 1.2 cipher suites (IANA names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); empty: Go's secure defaults. TLS 1.3 suites are not configurable in Go.",
 	"ssl.client.auth":                       "Client certificates: `none`, `requested` (checked if sent) or `required` (a missing, untrusted or expired certificate fails the handshake). A verified certificate names the principal on SSL listeners. On a SASL_SSL listener only `listener.name.<name>.ssl.client.auth` counts (KIP-684).",
 	"ssl.principal.mapping.rules":           "Maps a client certificate's subject (RFC 2253, `CN=...,OU=...,O=...`) to the principal `User:<name>`: Kafka's `RULE:pattern/replacement/[L|U]` list and `DEFAULT`. Patterns are Go regular expressions. A subject no rule maps is refused.",
+	"ssl.allow.dn.changes":                  "Whether a key store set through IncrementalAlterConfigs may carry a certificate with another subject (distinguished name) than the one served. `false` (Kafka's default): such a change is refused (INVALID_REQUEST) and nothing changes. Read from server.properties (with or without the listener prefix); not itself dynamic, as in Kafka.",
+	"ssl.allow.san.changes":                 "Whether a key store set through IncrementalAlterConfigs may drop subject alternative names of the certificate served. `false` (Kafka's default): the new certificate must name at least every SAN of the served one (adding names is allowed, as in Kafka), else INVALID_REQUEST and nothing changes. Read from server.properties; not itself dynamic.",
 	"ssl.endpoint.identification.algorithm": "Host name checking on ringbroker's own TLS client side (replica fetchers and transaction markers dialing an SSL `inter.broker.listener.name`): `https` checks that the other broker's certificate names the host it is dialed at; empty checks only that it chains to the trust store.",
 }
 
@@ -85,8 +89,11 @@ func sslSpecs() []spec {
 	out := make([]spec, 0, len(names)+3)
 	for _, name := range names {
 		typ := TypeString
-		if name == "ssl.enabled.protocols" || name == "ssl.cipher.suites" {
+		switch name {
+		case "ssl.enabled.protocols", "ssl.cipher.suites":
 			typ = TypeList
+		case "ssl.allow.dn.changes", "ssl.allow.san.changes":
+			typ = TypeBoolean
 		}
 		out = append(out, spec{name: name, def: sslKeyDefaults[name], typ: typ, doc: sslDocs[name], sensitive: sslSensitive[name],
 			set: func(c *Config, v string) error {
@@ -143,6 +150,10 @@ func checkSSLValue(key, v string) error {
 		if v != "" && !strings.EqualFold(v, "https") {
 			return fmt.Errorf("%q: want https or empty", v)
 		}
+	case "ssl.allow.dn.changes", "ssl.allow.san.changes":
+		if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+			return fmt.Errorf("%q: want true or false", v)
+		}
 	case "ssl.keystore.type", "ssl.truststore.type":
 		switch strings.ToUpper(v) {
 		case "PEM", "JKS", "PKCS12":
@@ -189,6 +200,10 @@ type SSLSettings struct {
 	// "https" checks the host name of the broker ringbroker's own client
 	// side connects to; "" does not (the chain is still checked).
 	EndpointIdentification string
+	// AllowDNChanges and AllowSANChanges are ssl.allow.dn.changes and
+	// ssl.allow.san.changes: whether a dynamic key store update may change
+	// the certificate's subject, or drop alternative names.
+	AllowDNChanges, AllowSANChanges bool
 }
 
 // sslValueWith is sslValue with dynamic overrides (full
@@ -278,11 +293,13 @@ func (c *Config) sslWith(listener string, overrides map[string]string) (SSLSetti
 			s.ClientAuth = SSLClientAuthNone
 		}
 	}
-	for _, k := range []string{"ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.protocol", "ssl.endpoint.identification.algorithm", "ssl.keystore.type", "ssl.truststore.type"} {
+	for _, k := range []string{"ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth", "ssl.principal.mapping.rules", "ssl.protocol", "ssl.endpoint.identification.algorithm", "ssl.keystore.type", "ssl.truststore.type", "ssl.allow.dn.changes", "ssl.allow.san.changes"} {
 		if err := checkSSLValue(k, value(k)); err != nil {
 			return s, fmt.Errorf("%s: %w", key(k), err)
 		}
 	}
+	s.AllowDNChanges = strings.EqualFold(value("ssl.allow.dn.changes"), "true")
+	s.AllowSANChanges = strings.EqualFold(value("ssl.allow.san.changes"), "true")
 	if t := strings.ToUpper(value("ssl.keystore.type")); t != "PEM" {
 		return s, fmt.Errorf("listener %s: %s is %s; only PEM key stores are served: set it to PEM", listener, key("ssl.keystore.type"), t)
 	}

@@ -107,6 +107,13 @@ type TransportConfig struct {
 	// Transport closes it. Tests use it to know every port before the
 	// voter set is built.
 	Listener net.Listener
+	// WrapListener, when set, wraps the listener (given or opened) before
+	// it accepts: a TLS controller listener's tls.NewListener.
+	WrapListener func(net.Listener) net.Listener
+	// Dial, when set, opens connections to peers and bootstrap servers
+	// (a TLS controller listener's dialer, handshake done); nil: plain
+	// TCP. The context bounds the dial (HandshakeTimeout).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Peers is the voter set, this node included: id -> host:port. Every
 	// node must have the same set (the handshake compares them). Nodes
 	// added later with AddPeer are known but not voters.
@@ -366,6 +373,9 @@ func (t *Transport) Start() error {
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("quorum transport: listen on %s: %w", addr, err)
 		}
+	}
+	if t.cfg.WrapListener != nil {
+		ln = t.cfg.WrapListener(ln)
 	}
 	t.started = true
 	t.ln = ln

@@ -165,8 +165,7 @@ func (t *Transport) waitBackoff(p *peer, d time.Duration) bool {
 // whether the handshake was accepted.
 func (t *Transport) connectAndServe(p *peer) (handshaken bool, err error) {
 	addr := *p.addr.Load()
-	d := net.Dialer{Timeout: t.cfg.HandshakeTimeout}
-	conn, err := d.DialContext(p.ctx, "tcp", addr)
+	conn, err := t.dial(p.ctx, addr)
 	if err != nil {
 		return false, err
 	}
@@ -403,8 +402,7 @@ func (t *Transport) CallAddr(ctx context.Context, addr string, key, version int1
 	if !t.cfg.Dynamic {
 		return nil, errors.New("quorum transport: CallAddr needs a dynamic quorum")
 	}
-	d := net.Dialer{Timeout: t.cfg.HandshakeTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := t.dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -447,4 +445,16 @@ func (t *Transport) CallAddr(ctx context.Context, addr string, key, version int1
 		}
 		return s.Body, nil
 	}
+}
+
+// dial connects to addr within HandshakeTimeout: through cfg.Dial when
+// set (a TLS controller listener), else plain TCP.
+func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if t.cfg.Dial != nil {
+		ctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+		defer cancel()
+		return t.cfg.Dial(ctx, "tcp", addr)
+	}
+	d := net.Dialer{Timeout: t.cfg.HandshakeTimeout}
+	return d.DialContext(ctx, "tcp", addr)
 }

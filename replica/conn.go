@@ -106,9 +106,24 @@ func (c *conn) close() error { return c.nc.Close() }
 // errFrameTooLarge: the leader answered with more than frameBytesMax.
 var errFrameTooLarge = errors.New("response larger than the fetcher's bound")
 
+// reauthenticator is a connection whose SASL session the leader limits
+// (KIP-368, connections.max.reauth.ms): the inter-broker dialer's
+// (cmd/ringbrokerd/interbroker_sasl.go) re-authenticates it in place when
+// its session is near its end. It must be called with no request in
+// flight, which a fetcher's connection guarantees between round trips.
+type reauthenticator interface {
+	ReauthenticateIfDue(ctx context.Context, timeout time.Duration) error
+}
+
 // roundTrip sends req (its version already set) and reads its response
-// into resp, within timeout; ctx's end interrupts it.
+// into resp, within timeout; ctx's end interrupts it. A connection whose
+// SASL session is due is re-authenticated first.
 func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, resp kmsg.Response, timeout time.Duration) error {
+	if r, ok := c.nc.(reauthenticator); ok {
+		if err := r.ReauthenticateIfDue(ctx, timeout); err != nil {
+			return ctxOr(ctx, err)
+		}
+	}
 	// The deadline first: ctx's end then moves it into the past, and
 	// nothing moves it back.
 	if err := c.nc.SetDeadline(time.Now().Add(timeout)); err != nil {

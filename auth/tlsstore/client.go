@@ -73,8 +73,9 @@ type Dialer struct {
 	Timeout time.Duration
 	// Authenticate, when set, runs on the connection (after the TLS
 	// handshake) before it is returned: the SASL exchange of a SASL
-	// inter-broker listener. host is the host dialed.
-	Authenticate func(ctx context.Context, nc net.Conn, host string) error
+	// inter-broker listener. host is the host dialed. It returns the
+	// connection to hand out (nc, or nc wrapped to re-authenticate later).
+	Authenticate func(ctx context.Context, nc net.Conn, host string) (net.Conn, error)
 }
 
 // DialContext connects to addr ("host:port") and, over TLS, completes the
@@ -103,10 +104,12 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		nc = tc
 	}
 	if d.Authenticate != nil {
-		if err := d.Authenticate(ctx, nc, host); err != nil {
+		authed, err := d.Authenticate(ctx, nc, host)
+		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("authenticating to %s: %w", addr, err)
 		}
+		nc = authed
 	}
 	return nc, nil
 }

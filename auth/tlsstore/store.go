@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -350,9 +351,10 @@ func (w *Watcher) Settings() config.SSLSettings {
 
 // Prepare loads s as a replacement of what w serves (Kafka's
 // SslFactory.validateReconfiguration): it must load, and its certificate
-// must name the same subject and subject alternative names as the one
-// served (Kafka's default ssl.allow.dn.changes and ssl.allow.san.changes
-// false). Nothing changes until Commit.
+// must name the same subject as the one served unless s.AllowDNChanges
+// (ssl.allow.dn.changes), and at least every subject alternative name of
+// the one served unless s.AllowSANChanges (ssl.allow.san.changes); both
+// false by default, as in Kafka. Nothing changes until Commit.
 func (w *Watcher) Prepare(s config.SSLSettings) (*Replacement, error) {
 	cfg, fp, err := load(s)
 	if err != nil {
@@ -361,7 +363,7 @@ func (w *Watcher) Prepare(s config.SSLSettings) (*Replacement, error) {
 	w.mu.Lock()
 	cur := w.served
 	w.mu.Unlock()
-	if err := sameIdentity(cur.Certificates[0].Leaf, cfg.Certificates[0].Leaf); err != nil {
+	if err := compatibleIdentity(cur.Certificates[0].Leaf, cfg.Certificates[0].Leaf, s.AllowDNChanges, s.AllowSANChanges); err != nil {
 		return nil, err
 	}
 	return &Replacement{w: w, s: s, cfg: cfg, fp: fp}, nil
@@ -387,30 +389,42 @@ func (r *Replacement) Commit() {
 	warnExpiry(w.log, r.s.Listener, r.cfg)
 }
 
-// sameIdentity is Kafka's CertificateEntries.ensureCompatible: the new
-// leaf names the same subject and the same alternative names.
-func sameIdentity(old, next *x509.Certificate) error {
+// compatibleIdentity is Kafka's CertificateEntries.ensureCompatible: unless
+// allowDN, the new leaf names the same subject (byte for byte, or the
+// same RFC 2253 string ignoring case, as Kafka compares X500Principals);
+// unless allowSAN, it names every alternative name the old one does
+// (Kafka's containsAll: names may be added, not dropped).
+func compatibleIdentity(old, next *x509.Certificate, allowDN, allowSAN bool) error {
 	if old == nil || next == nil {
 		return nil
 	}
-	if !bytes.Equal(old.RawSubject, next.RawSubject) {
-		return fmt.Errorf("keystore DistinguishedName does not match: existing={%s}, new={%s}", old.Subject, next.Subject)
+	if !allowDN && !bytes.Equal(old.RawSubject, next.RawSubject) && !strings.EqualFold(old.Subject.String(), next.Subject.String()) {
+		return fmt.Errorf("keystore DistinguishedName does not match: existing={DN=%s}, new={DN=%s} (ssl.allow.dn.changes=false)", old.Subject, next.Subject)
 	}
-	if !slices.Equal(sanList(old), sanList(next)) {
-		return fmt.Errorf("keystore SubjectAltNames do not match: existing=%v, new=%v", sanList(old), sanList(next))
+	if !allowSAN {
+		have := sanList(next)
+		for _, n := range sanList(old) {
+			if _, found := slices.BinarySearch(have, n); !found {
+				return fmt.Errorf("keystore SubjectAltNames do not match: existing={SAN=%v}, new={SAN=%v} (ssl.allow.san.changes=false)", sanList(old), have)
+			}
+		}
 	}
 	return nil
 }
 
 func sanList(c *x509.Certificate) []string {
 	var out []string
-	out = append(out, c.DNSNames...)
-	out = append(out, c.EmailAddresses...)
+	for _, n := range c.DNSNames {
+		out = append(out, "DNS:"+n)
+	}
+	for _, n := range c.EmailAddresses {
+		out = append(out, "email:"+n)
+	}
 	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
+		out = append(out, "IP:"+ip.String())
 	}
 	for _, u := range c.URIs {
-		out = append(out, u.String())
+		out = append(out, "URI:"+u.String())
 	}
 	slices.Sort(out)
 	return out

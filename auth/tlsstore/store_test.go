@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,4 +113,52 @@ func TestWatcherClose(t *testing.T) {
 	w, _, _ = NewWatcher(settings(ks, "", "none"), &target{}, zaptest.NewLogger(t))
 	w.Start(time.Millisecond)
 	w.Close()
+}
+
+// TestPrepareIdentity: a dynamic key store update must keep the subject
+// unless ssl.allow.dn.changes and every SAN unless ssl.allow.san.changes
+// (Kafka's SslFactory.CertificateEntries.ensureCompatible: SANs may be
+// added, not dropped).
+func TestPrepareIdentity(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "ca")
+	srv := ca.Issue(t, testpki.LeafOptions{Subject: pkix.Name{CommonName: "broker"}, Server: true})
+	ks := testpki.Write(t, dir, "server.pem", srv.CertPEM, srv.KeyPEM)
+	w, _, err := NewWatcher(settings(ks, "", "none"), &target{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	write := func(name string, o testpki.LeafOptions) string {
+		l := ca.Issue(t, o)
+		return testpki.Write(t, dir, name, l.CertPEM, l.KeyPEM)
+	}
+	same := write("same.pem", testpki.LeafOptions{Subject: pkix.Name{CommonName: "broker"}, Server: true})
+	otherDN := write("other-dn.pem", testpki.LeafOptions{Subject: pkix.Name{CommonName: "other"}, Server: true})
+	moreSAN := write("more-san.pem", testpki.LeafOptions{Subject: pkix.Name{CommonName: "broker"}, Server: true, IPs: []net.IP{net.ParseIP("127.0.0.9")}})
+	fewerSAN := write("fewer-san.pem", testpki.LeafOptions{Subject: pkix.Name{CommonName: "broker"}}) // a client certificate: no SANs
+	for _, c := range []struct {
+		what              string
+		path              string
+		allowDN, allowSAN bool
+		want              string // "" accepted
+	}{
+		{"same subject and SANs", same, false, false, ""},
+		{"another subject", otherDN, false, false, "DistinguishedName does not match"},
+		{"another subject, ssl.allow.dn.changes", otherDN, true, false, ""},
+		{"a SAN added", moreSAN, false, false, ""},
+		{"SANs dropped", fewerSAN, false, false, "SubjectAltNames do not match"},
+		{"SANs dropped, ssl.allow.san.changes", fewerSAN, false, true, ""},
+		{"SANs dropped, only ssl.allow.dn.changes", fewerSAN, true, false, "SubjectAltNames do not match"},
+	} {
+		s := settings(c.path, "", "none")
+		s.AllowDNChanges, s.AllowSANChanges = c.allowDN, c.allowSAN
+		_, err := w.Prepare(s)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.what, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error with %q", c.what, err, c.want)
+		}
+	}
 }

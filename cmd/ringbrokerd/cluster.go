@@ -66,7 +66,7 @@ func (p *clusterProxy) AlterPartition(ctx context.Context, topics []kmsg.AlterPa
 // startCluster joins the metadata quorum (cluster mode: process.roles set).
 // The broker follows each applied image through rep (replication.go),
 // which runs the replica fetchers around it.
-func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, rep *replication, logger *zap.Logger) (*cluster.Node, error) {
+func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, rep *replication, ctlTLS *controllerTLS, logger *zap.Logger) (*cluster.Node, error) {
 	var endpoints []metadata.Endpoint
 	for _, l := range cfg.AdvertisedListeners {
 		endpoints = append(endpoints, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: uint16(l.Port), SecurityProtocol: 0})
@@ -100,6 +100,8 @@ func startCluster(cfg *config.Config, reg *broker.Registry, b *broker.Broker, re
 		InitialVoters:          initial,
 		ControllerListenerName: listenerName,
 		ControllerListen:       listen,
+		ControllerWrapListener: ctlTLS.wrap,
+		ControllerDial:         ctlTLS.dial,
 		NoControlledShutdown:   !cfg.ControlledShutdownEnable,
 		MetadataDir:            cfg.MetadataDir(),
 		Endpoints:              endpoints,

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ringbroker/ringbroker/auth/pwenc"
 	"github.com/ringbroker/ringbroker/broker"
 	"github.com/ringbroker/ringbroker/cluster"
 	"github.com/ringbroker/ringbroker/config"
@@ -225,18 +226,22 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		ReplicaLagTimeMax:   time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
 		ListenerName:        adv.Name,
 		InterBrokerListener: interBroker.Name,
-		InterBrokerDial:     dialInterBroker,
+		InterBrokerDial:     dialInterBroker.markers,
+		InterBrokerSASL:     dialInterBroker.markersSASL,
 		DynamicTLS:          tlsSet,
-		NodeID:              cfg.NodeID,
-		AdvertisedHost:      adv.Host,
-		AdvertisedPort:      int32(adv.Port),
-		DataDir:             dataDir,
-		Logger:              logger.Named("broker"),
-		Registry:            reg,
-		AutoCreateTopics:    cfg.AutoCreateTopicsEnable,
-		NumPartitions:       cfg.NumPartitions,
-		MessageMaxBytes:     cfg.MessageMaxBytes,
-		FetchZeroCopy:       cfg.FetchZeroCopy,
+		PasswordEncoder: pwenc.Encoder{Secret: cfg.PasswordEncoder.Secret, OldSecret: cfg.PasswordEncoder.OldSecret,
+			Cipher: cfg.PasswordEncoder.Cipher, KeyFactory: cfg.PasswordEncoder.KeyFactory,
+			KeyLength: cfg.PasswordEncoder.KeyLength, Iterations: cfg.PasswordEncoder.Iterations},
+		NodeID:           cfg.NodeID,
+		AdvertisedHost:   adv.Host,
+		AdvertisedPort:   int32(adv.Port),
+		DataDir:          dataDir,
+		Logger:           logger.Named("broker"),
+		Registry:         reg,
+		AutoCreateTopics: cfg.AutoCreateTopicsEnable,
+		NumPartitions:    cfg.NumPartitions,
+		MessageMaxBytes:  cfg.MessageMaxBytes,
+		FetchZeroCopy:    cfg.FetchZeroCopy,
 		// Tail latency of caught-up consumers (docs/BENCHMARKS.md).
 		FetchCopyMaxBytes: cfg.FetchCopyMaxBytes,
 
@@ -278,11 +283,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	stopReplication := func() {}
 	if cfg.Clustered() {
 		// Deferred after closeLogs: the fetchers stop before the logs close.
-		rep := newReplication(cfg, reg, b, dialInterBroker, logger)
+		rep := newReplication(cfg, reg, b, dialInterBroker.fetch, logger)
 		m.WatchReplicaFetchers(rep.mgr.Lags) // ringbroker_replica_fetcher_*
 		stopReplication = sync.OnceFunc(rep.close)
 		defer stopReplication()
-		if node, err = startCluster(cfg, reg, b, rep, logger); err != nil {
+		ctlTLS, err := newControllerTLS(cfg, logger.Named("tls"))
+		if err != nil {
+			return err
+		}
+		defer ctlTLS.stop()
+		if node, err = startCluster(cfg, reg, b, rep, ctlTLS, logger); err != nil {
 			return err
 		}
 		proxy.set(node)
