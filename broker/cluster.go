@@ -324,7 +324,8 @@ func (b *Broker) forwardCreate(names []string, partitions int32, rf int16, confi
 // package on its apply goroutine, in log order.
 func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bool) {
 	b.syncSecurity(im, deltas, full)
-	b.syncQuotas(im, deltas, full) // quota.go
+	b.syncQuotas(im, deltas, full)   // quota.go
+	b.syncFeatures(im, deltas, full) // 57_update_features.go
 	if b.reg == nil {
 		return
 	}

@@ -42,6 +42,7 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.AddRaftVoter:              true, // dynamic.go
 	kmsg.RemoveRaftVoter:           true,
 	kmsg.UpdateRaftVoter:           true,
+	kmsg.UpdateFeatures:            true, // controller/features.go
 }
 
 // producerIDBlock is the size of the producer id block a broker gets
@@ -168,6 +169,8 @@ func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.
 		resp, recs = c.ctl.DeleteACLs(im, r)
 	case *kmsg.AlterClientQuotasRequest:
 		resp, recs = c.ctl.AlterClientQuotas(im, r)
+	case *kmsg.UpdateFeaturesRequest:
+		resp, recs = c.ctl.UpdateFeatures(im, r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
 	}
