@@ -330,10 +330,15 @@ func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuoru
 				rp.CurrentVoters = append(rp.CurrentVoters, replicaState(st, v, nowMs))
 			}
 			// Kafka's observers are the replicas that fetch without
-			// voting: here the raft learners of a dynamic quorum.
+			// voting: here the raft learners of a dynamic quorum, then
+			// the broker-only nodes that fetched from this leader
+			// (observer_fetches.go).
 			for _, l := range st.Learners {
 				rp.Observers = append(rp.Observers, replicaState(st, l, nowMs))
 			}
+			rp.Observers = append(rp.Observers, n.observed.states(nowMs, func(id uint64) bool {
+				return slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id)
+			})...)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

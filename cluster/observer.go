@@ -151,15 +151,16 @@ func (sm *stateMachine) advance(index uint64) {
 	n.publish(index, n.image.Load(), nil, false)
 }
 
-// serveMetadataFetch answers an observer: the applied entries from the
-// requested index, or the newest snapshot when they are compacted away,
-// with the leader this voter knows of.
-func (n *Node) serveMetadataFetch(body []byte) ([]byte, error) {
+// serveMetadataFetch answers observer (a raft id): the applied entries
+// from the requested index, or the newest snapshot when they are compacted
+// away, with the leader this voter knows of.
+func (n *Node) serveMetadataFetch(observer uint64, body []byte) ([]byte, error) {
 	r := proto.NewReader(body, false)
 	from := uint64(r.Int64())
 	if !r.Complete() {
 		return nil, fmt.Errorf("metadata fetch: %d-byte request, want 8", len(body))
 	}
+	n.observed.fetched(observer, from, n.Applied()+1, time.Now().UnixMilli())
 	entries, next, snap, err := n.rn.ReadApplied(from, metadataFetchMaxBytes)
 	if err != nil {
 		return nil, err
