@@ -111,7 +111,14 @@ type featureState struct {
 func newFeatures(b *Broker) (*featureState, error) {
 	fs := &featureState{}
 	st := storedFeatures{}
-	if b.opts.Cluster == nil {
+	if b.opts.Cluster != nil {
+		// The cluster's levels are the metadata log's; a single node's
+		// are not carried over (kept on disk, not used).
+		if _, ok, _ := (store.FileBackend{FS: b.fs(), Dir: b.opts.DataDir}).Load(featuresBlob); ok {
+			b.log.Warn("this node's single-node finalized features are not used in a cluster: set them again with UpdateFeatures (kafka-features.sh)",
+				zap.String("file", featuresBlob))
+		}
+	} else {
 		fs.backend = b.opts.Quota.Backend
 		if fs.backend == nil && b.sec != nil {
 			fs.backend = b.sec.backend

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/auth/acl"
+	"github.com/ringbroker/ringbroker/auth/store"
+	"github.com/ringbroker/ringbroker/storage"
 )
 
 // describedFeatures is DescribeFeatures as Kafka's admin client does it
@@ -186,6 +189,49 @@ func TestUpdateFeaturesAuthorization(t *testing.T) {
 		}
 		if got := tb.Broker.featureLevel(transactionVersionFeature); got != 1 {
 			t.Fatalf("admin's update: level %d", got)
+		}
+	})
+}
+
+// failingSaves is a store.Backend whose saves fail while fail is set.
+type failingSaves struct {
+	store.Backend
+	fail atomic.Bool
+}
+
+func (f *failingSaves) Save(name string, data []byte) error {
+	if f.fail.Load() {
+		return errors.New("injected save failure")
+	}
+	return f.Backend.Save(name, data)
+}
+
+// TestUpdateFeaturesStoreFailure: a single node whose store refuses the
+// new levels answers UNKNOWN_SERVER_ERROR and keeps the old ones.
+func TestUpdateFeaturesStoreFailure(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		fb := &failingSaves{}
+		tb := startTestBroker(t, backend, func(o *Options, _ *RegistryOptions) {
+			fb.Backend = store.FileBackend{FS: storage.DefaultFS, Dir: o.DataDir}
+			o.Quota.Backend = fb
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		adm := tb.admin()
+		fb.fail.Store(true)
+		up := kadm.FeatureUpdate{Feature: "transaction.version", MaxVersionLevel: 1, UpgradeType: 2}
+		if res, err := adm.UpdateFeatures(ctx, false, up); err != nil || !errors.Is(res.Error(), kerr.UnknownServerError) {
+			t.Fatalf("failed save: %v %+v", err, res)
+		}
+		if d := describeFeatures(ctx, t, adm)[0]; d.finalized["transaction.version"] != 2 || d.epoch != 0 {
+			t.Fatalf("after a failed save: %+v", d)
+		}
+		fb.fail.Store(false)
+		if res, err := adm.UpdateFeatures(ctx, false, up); err != nil || res.Error() != nil {
+			t.Fatalf("save: %v %+v", err, res)
+		}
+		if d := describeFeatures(ctx, t, adm)[0]; d.finalized["transaction.version"] != 1 || d.epoch != 1 {
+			t.Fatalf("after the save: %+v", d)
 		}
 	})
 }
