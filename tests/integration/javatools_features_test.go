@@ -3,8 +3,9 @@
 package integration
 
 // kafka-features.sh (Kafka 3.9's tools) describe, upgrade, downgrade and
-// disable against one node and a three-node cluster, both backends. See
-// javatools_test.go for how to run.
+// disable against one node and a three-node cluster, both backends, then
+// kafka-metadata-quorum.sh with a broker-only node as the quorum's
+// observer. See javatools_test.go for how to run.
 
 import (
 	"regexp"
@@ -117,6 +118,14 @@ func TestJavaToolsFeatures(t *testing.T) {
 					}
 				}
 			})
+			// A broker-only node is an observer of the quorum for
+			// kafka-metadata-quorum.sh, with its times.
+			startBrokerOnlyNode(t, c, backend)
+			out := waitQuorumTool(t, all, []int32{1, 2, 3}, []int32{4})
+			if rows := replicationRows(runJava(t, "kafka-metadata-quorum.sh", "--bootstrap-server", all, "describe", "--replication")); rows[4] != "Observer" {
+				t.Fatalf("describe --replication rows %v\n%s", rows, out)
+			}
+			checkQuorumToolTimes(t, all, 4)
 		})
 	})
 }
