@@ -678,7 +678,7 @@ func decodeAnswer(req kmsg.Request, out []byte) (kmsg.Response, uint64, error) {
 func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
 	switch key {
 	case metadataFetchKey:
-		return n.serveMetadataFetch(from, body)
+		return n.serveMetadataFetch(from, version, body)
 	case joinKey:
 		return n.serveJoin(ctx, body)
 	}

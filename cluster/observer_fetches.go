@@ -22,8 +22,9 @@ import (
 // LastCaughtUpTimestamp the last time it was caught up (a fetch that asked
 // for at least the leader's end then, or for at least the leader's end at
 // its previous fetch, which then counts with that fetch's time). The
-// directory id is zero: metadataFetch does not carry it (Kafka's brokers
-// send theirs).
+// directory id is the one its last fetch carried (metadataFetch v1: the
+// directory.id of its meta.properties; zero from a v0 fetch or a node
+// without one).
 
 // observerSessionMs is how long an observer that stopped fetching is
 // still listed (Kafka's observer session timeout, 5 minutes).
@@ -35,6 +36,7 @@ const observerFetchesMax = 10000
 
 // observerFetch is what a voter knows of one observer's fetches.
 type observerFetch struct {
+	directoryID    [16]byte
 	logEnd         int64 // the index it last asked for
 	lastFetchMs    int64
 	lastCaughtUpMs int64 // -1: never
@@ -51,7 +53,7 @@ type observerFetches struct {
 
 // fetched notes that observer asked for the entries from index from while
 // this voter's end was leaderEnd (Kafka's ReplicaState.updateFollowerState).
-func (o *observerFetches) fetched(observer, from, leaderEnd uint64, nowMs int64) {
+func (o *observerFetches) fetched(observer uint64, directoryID [16]byte, from, leaderEnd uint64, nowMs int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	f := o.byID[observer]
@@ -72,6 +74,7 @@ func (o *observerFetches) fetched(observer, from, leaderEnd uint64, nowMs int64)
 	case f.leaderEndAtLastFetch > 0 && int64(from) >= f.leaderEndAtLastFetch:
 		f.lastCaughtUpMs = max(f.lastCaughtUpMs, f.lastFetchMs)
 	}
+	f.directoryID = directoryID
 	f.logEnd, f.lastFetchMs, f.leaderEndAtLastFetch = int64(from), nowMs, int64(leaderEnd)
 }
 
@@ -103,7 +106,7 @@ func (o *observerFetches) states(nowMs int64, skip func(id uint64) bool) []kmsg.
 	for _, id := range ids {
 		f := o.byID[id]
 		rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
-		rs.ReplicaID = nodeID(id)
+		rs.ReplicaID, rs.ReplicaDirectoryID = nodeID(id), f.directoryID
 		rs.LogEndOffset, rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = f.logEnd, f.lastFetchMs, f.lastCaughtUpMs
 		out = append(out, rs)
 	}

@@ -76,7 +76,8 @@ func nodeFeatures(cl *kgo.Client) (map[string]int16, int64, error) {
 //     and validate_only changes nothing;
 //   - a restarted voter answers the level the metadata log holds;
 //   - DescribeQuorum lists the broker-only node as an observer with its
-//     fetch and caught-up times, and only the voters as voters.
+//     directory id (its meta.properties') and its fetch and caught-up
+//     times, and only the voters as voters.
 func TestClusterUpdateFeatures(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		c := newTestCluster(t, backend)
@@ -203,6 +204,9 @@ func TestClusterUpdateFeatures(t *testing.T) {
 					return fmt.Errorf("voters %v observers %+v", voters, p.Observers)
 				}
 				o := p.Observers[0]
+				if o.ReplicaDirectoryID == [16]byte{} {
+					return fmt.Errorf("observer 4 without its directory id: %+v", o)
+				}
 				if o.LastFetchTimestamp <= 0 || o.LastCaughtUpTimestamp <= 0 || o.LastCaughtUpTimestamp > o.LastFetchTimestamp ||
 					o.LogEndOffset <= 1 || o.LogEndOffset > p.HighWatermark+10 {
 					return fmt.Errorf("observer line %+v (high watermark %d)", o, p.HighWatermark)
