@@ -3,12 +3,14 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ringbroker/ringbroker/auth/acl"
@@ -232,6 +234,47 @@ func TestUpdateFeaturesStoreFailure(t *testing.T) {
 		}
 		if d := describeFeatures(ctx, t, adm)[0]; d.finalized["transaction.version"] != 1 || d.epoch != 1 {
 			t.Fatalf("after the save: %+v", d)
+		}
+	})
+}
+
+// TestUpdateFeaturesTransactions: transactions commit at every level
+// UpdateFeatures sets (a client connecting after a change sees the new
+// level and picks its protocol by it), and read_committed sees each.
+func TestUpdateFeaturesTransactions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		tb := startTxnBroker(t, backend, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		adm := tb.admin()
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, "tv-out"); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, step := range []kadm.FeatureUpdate{
+			{Feature: "transaction.version", MaxVersionLevel: 1, UpgradeType: 2},
+			{Feature: "transaction.version", MaxVersionLevel: 0, UpgradeType: 3},
+			{Feature: "transaction.version", MaxVersionLevel: 2, UpgradeType: 1},
+		} {
+			if res, err := adm.UpdateFeatures(ctx, false, step); err != nil || res.Error() != nil {
+				t.Fatalf("%+v: %v %+v", step, err, res)
+			}
+			p := tb.client(kgo.TransactionalID("tv"), kgo.DefaultProduceTopic("tv-out"))
+			v := fmt.Sprintf("at-%d", step.MaxVersionLevel)
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ProduceSync(ctx, kgo.StringRecord(v)).FirstErr(); err != nil {
+				t.Fatalf("%s: %v", v, err)
+			}
+			if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatalf("%s: commit: %v", v, err)
+			}
+			p.Close()
+			want = append(want, v)
+		}
+		if got := consumeCommitted(t, tb, "tv-out", len(want)); !sameSet(got, want...) {
+			t.Fatalf("read_committed saw %v, want %v", got, want)
 		}
 	})
 }
