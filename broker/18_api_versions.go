@@ -8,16 +8,20 @@ package broker
 // header v0.
 //
 // Features (v3+, tagged fields): transaction.version, supported 0-2 and
-// finalized at the broker's level (TxnOptions.TransactionVersion, the
-// transaction.version key; 2 by default, as a new Kafka 4 cluster), so
+// finalized at the level UpdateFeatures set (57_update_features.go: the
+// metadata's FeatureLevelRecord in a cluster, the local store on a single
+// node), else the broker's configured level (TxnOptions.TransactionVersion,
+// the transaction.version key; 2 by default, as a new Kafka 4 cluster), so
 // clients that know transactions v2 (KIP-890 part 2: Produce v12,
 // TxnOffsetCommit v5, EndTxn v5) use it and others keep v1. A level of 0
-// is not listed as finalized, as Kafka omits features at level 0.
+// is not listed as finalized, as Kafka omits features at level 0. The
+// answers are rebuilt when the finalized features change, with a new
+// FinalizedFeaturesEpoch.
 //
 // Differences from Apache Kafka: transaction.version is the only feature
 // (no metadata.version, kraft.version or group.version); the finalized
-// features epoch is a constant 0 (Kafka's is the metadata offset that
-// finalized them; ours are fixed for the process's life, from its config).
+// features epoch moves only when the features change (Kafka's is the
+// broker's metadata offset, which every metadata change moves).
 // ClientSoftwareName/Version are validated as Kafka does
 // (INVALID_REQUEST when they do not match [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?)
 // but not recorded.
@@ -26,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ringbroker/ringbroker/controller"
 	"github.com/ringbroker/ringbroker/netpoll"
 	"github.com/ringbroker/ringbroker/proto"
 )
@@ -34,33 +39,21 @@ const apiVersionsMax = 4
 
 // transactionVersionFeature is Kafka's feature name for the transaction
 // protocol level (TransactionVersion.FEATURE_NAME).
-const transactionVersionFeature = "transaction.version"
-
-// finalizedFeaturesEpoch is the FinalizedFeaturesEpoch we answer: >= 0 so
-// clients read the finalized features (-1 means unknown).
-const finalizedFeaturesEpoch = 0
+const transactionVersionFeature = controller.FeatureTransactionVersion
 
 func init() {
 	register(decoded(kmsg.ApiVersions, 0, apiVersionsMax, aliasing, (*Broker).serveAPIVersions))
 }
 
-func (b *Broker) buildAPIVersions() {
+// buildAPIVersionsError builds the answer to an unsupported ApiVersions
+// version; the answers to the versions served are the features' (they
+// change with the finalized features: 57_update_features.go).
+func (b *Broker) buildAPIVersionsError() {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for _, a := range b.apis {
 		if a != nil {
 			keys = append(keys, kmsg.ApiVersionsResponseApiKey{ApiKey: a.key.Int16(), MinVersion: a.min, MaxVersion: a.max})
 		}
-	}
-	supported := []kmsg.ApiVersionsResponseSupportedFeature{{Name: transactionVersionFeature, MinVersion: 0, MaxVersion: MaxTransactionVersion}}
-	var finalized []kmsg.ApiVersionsResponseFinalizedFeature
-	if level := b.opts.Txn.transactionVersion(); level > 0 {
-		finalized = append(finalized, kmsg.ApiVersionsResponseFinalizedFeature{Name: transactionVersionFeature,
-			MinVersionLevel: level, MaxVersionLevel: level})
-	}
-	for v := int16(0); v <= apiVersionsMax; v++ {
-		resp := kmsg.ApiVersionsResponse{Version: v, ApiKeys: keys, SupportedFeatures: supported,
-			FinalizedFeaturesEpoch: finalizedFeaturesEpoch, FinalizedFeatures: finalized}
-		b.apiVersionsBodies[v] = resp.AppendTo(nil)
 	}
 	bad := kmsg.ApiVersionsResponse{Version: 0, ErrorCode: kerr.UnsupportedVersion.Code, ApiKeys: keys}
 	b.apiVersionsError = bad.AppendTo(nil)
@@ -75,7 +68,7 @@ func (b *Broker) serveAPIVersions(req netpoll.Request, hdr proto.RequestHeader, 
 			return
 		}
 	}
-	b.reply(req, h, b.apiVersionsBodies[h.APIVersion])
+	b.reply(req, h, b.features.cur.Load().apiVersions[h.APIVersion])
 }
 
 // validClientSoftware matches Kafka's [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?

@@ -198,10 +198,10 @@ type Broker struct {
 	// repl is the leader's side of replication (replication.go).
 	repl *replication
 
-	// apiVersionsBodies[v] is the encoded ApiVersions response body for
-	// version v: the answer never changes while we run, so it is built once.
-	apiVersionsBodies [apiVersionsMax + 1][]byte
-	apiVersionsError  []byte // v0 body with UNSUPPORTED_VERSION
+	// features are the finalized features, with the ApiVersions answers
+	// that list them (57_update_features.go).
+	features         *featureState
+	apiVersionsError []byte // v0 body with UNSUPPORTED_VERSION
 }
 
 const apiTableSize = 128
@@ -348,7 +348,10 @@ func New(opts Options) (*Broker, error) {
 	if err := b.loadDynamicTLS(); err != nil { // dynamic_tls_store.go
 		return nil, fmt.Errorf("loading dynamic broker configs (%s): %w", dynamicConfigsBlob, err)
 	}
-	b.buildAPIVersions()
+	b.buildAPIVersionsError()
+	if _, err = newFeatures(b); err != nil {
+		return nil, fmt.Errorf("loading the finalized features (%s): %w", featuresBlob, err)
+	}
 	b.produce = newProduceState(b)
 	b.repl = newReplication(b)
 	b.installStableOffsets() // produce_txn.go

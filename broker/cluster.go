@@ -326,6 +326,7 @@ func (b *Broker) OnMetadata(im *metadata.Image, deltas []metadata.Delta, full bo
 	b.syncSecurity(im, deltas, full)
 	b.syncQuotas(im, deltas, full)     // quota.go
 	b.syncDynamicTLS(im, deltas, full) // dynamic_tls_store.go
+	b.syncFeatures(im, deltas, full)   // 57_update_features.go
 	if b.reg == nil {
 		return
 	}

@@ -78,6 +78,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/ringbroker/ringbroker/controller"
 	"github.com/ringbroker/ringbroker/group"
 	"github.com/ringbroker/ringbroker/internal/clock"
 	"github.com/ringbroker/ringbroker/netpoll"
@@ -132,7 +133,7 @@ const (
 	// DefaultTransactionVersion is the level of a new Kafka 4 cluster.
 	DefaultTransactionVersion int16 = 2
 	// MaxTransactionVersion is the highest level this broker supports.
-	MaxTransactionVersion int16 = 2
+	MaxTransactionVersion int16 = controller.MaxTransactionVersion
 	// TransactionVersionZero is the option value for level 0 (the zero
 	// value of the option means the default).
 	TransactionVersionZero int16 = -1
@@ -268,6 +269,7 @@ func newTxnCoordinator(b *Broker) *txnCoordinator {
 	}
 	tc.cfg = txn.Config{MaxTimeout: o.MaxTimeout, IDExpiration: o.IDExpiration, NewProducerID: tc.newProducerID,
 		TransactionVersionLevel: o.transactionVersion(),
+		TransactionVersion:      func() int16 { return b.featureLevel(transactionVersionFeature) },
 		OffsetsPartition:        func(groupID string) int32 { return group.PartitionFor(groupID, b.groups.partitions) }}
 	tc.tick = tc.clock.AfterFunc(tc.interval, tc.onTick)
 	tc.tick.Stop()

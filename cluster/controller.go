@@ -42,6 +42,7 @@ var controllerKeys = map[kmsg.Key]bool{
 	kmsg.AddRaftVoter:              true, // dynamic.go
 	kmsg.RemoveRaftVoter:           true,
 	kmsg.UpdateRaftVoter:           true,
+	kmsg.UpdateFeatures:            true, // controller/features.go
 }
 
 // producerIDBlock is the size of the producer id block a broker gets
@@ -168,6 +169,8 @@ func (c *ctlState) handle(ctx context.Context, n *Node, req kmsg.Request) (kmsg.
 		resp, recs = c.ctl.DeleteACLs(im, r)
 	case *kmsg.AlterClientQuotasRequest:
 		resp, recs = c.ctl.AlterClientQuotas(im, r)
+	case *kmsg.UpdateFeaturesRequest:
+		resp, recs = c.ctl.UpdateFeatures(im, r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not serve %s", kmsg.Key(req.Key()).Name())
 	}
@@ -327,10 +330,15 @@ func (n *Node) describeQuorum(r *kmsg.DescribeQuorumRequest) *kmsg.DescribeQuoru
 				rp.CurrentVoters = append(rp.CurrentVoters, replicaState(st, v, nowMs))
 			}
 			// Kafka's observers are the replicas that fetch without
-			// voting: here the raft learners of a dynamic quorum.
+			// voting: here the raft learners of a dynamic quorum, then
+			// the broker-only nodes that fetched from this leader
+			// (observer_fetches.go).
 			for _, l := range st.Learners {
 				rp.Observers = append(rp.Observers, replicaState(st, l, nowMs))
 			}
+			rp.Observers = append(rp.Observers, n.observed.states(nowMs, func(id uint64) bool {
+				return slices.Contains(st.Voters, id) || slices.Contains(st.Learners, id)
+			})...)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)

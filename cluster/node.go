@@ -145,6 +145,10 @@ type Node struct {
 	tr    *quorum.Transport
 	rn    *quorum.Node
 
+	// observed are the observers' metadata fetches this voter served, for
+	// DescribeQuorum (observer_fetches.go).
+	observed observerFetches
+
 	image   atomic.Pointer[metadata.Image]
 	applied atomic.Uint64
 	// served is the image the broker follows (the newest handed to
@@ -682,7 +686,7 @@ func decodeAnswer(req kmsg.Request, out []byte) (kmsg.Response, uint64, error) {
 func (n *Node) serveRPC(ctx context.Context, from uint64, key, version int16, body []byte) ([]byte, error) {
 	switch key {
 	case metadataFetchKey:
-		return n.serveMetadataFetch(body)
+		return n.serveMetadataFetch(from, version, body)
 	case joinKey:
 		return n.serveJoin(ctx, body)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,6 +54,7 @@ func (n *Node) startObserver(voters map[uint64]string) (*Node, error) {
 		return nil, err
 	}
 	n.tr = tr
+	n.directoryID = readDirectoryID(n.cfg.FS, n.cfg.MetadataDir) // sent with each fetch, for DescribeQuorum
 	ids := make([]uint64, 0, len(voters))
 	for id := range voters {
 		ids = append(ids, id)
@@ -71,13 +73,14 @@ func (n *Node) follow(voters []uint64) {
 	next := uint64(1)
 	turn := 0
 	failures := 0
+	v0 := map[uint64]bool{} // voters that serve metadataFetch v0 only
 	for {
 		from := voters[turn%len(voters)]
 		if l := n.leader.Load(); l >= 0 {
 			from = raftID(l)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		got, err := n.fetchFrom(ctx, from, &next)
+		got, err := n.fetchFrom(ctx, from, &next, v0)
 		cancel()
 		wait := time.Duration(0)
 		switch {
@@ -111,11 +114,25 @@ func (n *Node) follow(voters []uint64) {
 }
 
 // fetchFrom pulls one answer from voter and applies it; it returns how many
-// entries (or 1 for a snapshot) it applied.
-func (n *Node) fetchFrom(ctx context.Context, voter uint64, next *uint64) (int, error) {
+// entries (or 1 for a snapshot) it applied. v0 are the voters known to
+// serve metadataFetch v0 only (an earlier version of ours): v1 adds this
+// node's directory id, which such a voter refuses ("want 8"); it is then
+// asked at v0 for the rest of this node's life.
+func (n *Node) fetchFrom(ctx context.Context, voter uint64, next *uint64, v0 map[uint64]bool) (int, error) {
 	req := proto.Writer{}
 	req.Int64(int64(*next))
-	out, err := n.tr.Call(ctx, voter, metadataFetchKey, 0, req.B)
+	version := int16(1)
+	if v0[voter] {
+		version = 0
+	} else {
+		req.B = append(req.B, n.directoryID[:]...)
+	}
+	out, err := n.tr.Call(ctx, voter, metadataFetchKey, version, req.B)
+	var remote *quorum.RemoteError
+	if err != nil && version == 1 && errors.As(err, &remote) && strings.Contains(remote.Message, "want 8") {
+		v0[voter] = true
+		out, err = n.tr.Call(ctx, voter, metadataFetchKey, 0, req.B[:8])
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -152,15 +169,29 @@ func (sm *stateMachine) advance(index uint64) {
 	n.publish(index, n.image.Load(), nil, false)
 }
 
-// serveMetadataFetch answers an observer: the applied entries from the
-// requested index, or the newest snapshot when they are compacted away,
-// with the leader this voter knows of.
-func (n *Node) serveMetadataFetch(body []byte) ([]byte, error) {
+// serveMetadataFetch answers observer (a raft id): the applied entries
+// from the requested index, or the newest snapshot when they are compacted
+// away, with the leader this voter knows of. The request is the index
+// (int64), then at version 1 the observer's directory id (16 bytes).
+func (n *Node) serveMetadataFetch(observer uint64, version int16, body []byte) ([]byte, error) {
+	want := 8
+	if version >= 1 {
+		want = 24
+	}
+	if len(body) != want {
+		// "want 8" is what a v1 observer looks for to fall back to v0.
+		return nil, fmt.Errorf("metadata fetch v%d: %d-byte request, want %d", version, len(body), want)
+	}
 	r := proto.NewReader(body, false)
 	from := uint64(r.Int64())
-	if !r.Complete() {
-		return nil, fmt.Errorf("metadata fetch: %d-byte request, want 8", len(body))
+	var dir [16]byte
+	if version >= 1 {
+		copy(dir[:], r.Span(16))
 	}
+	if !r.Complete() {
+		return nil, fmt.Errorf("metadata fetch v%d: %d-byte request, want %d", version, len(body), want)
+	}
+	n.observed.fetched(observer, dir, from, n.Applied()+1, time.Now().UnixMilli())
 	entries, next, snap, err := n.rn.ReadApplied(from, metadataFetchMaxBytes)
 	if err != nil {
 		return nil, err

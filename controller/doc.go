@@ -109,8 +109,9 @@
 //     change), and PartitionChangeRecords are written at version 2 only
 //     when they change the ELR (version 0 otherwise: see
 //     metadata.PartitionChangeRecord); Kafka writes its metadata
-//     version's. The feature level is read from the image; the controller
-//     does not answer UpdateFeatures yet, so it stays at its default.
+//     version's. The feature level is read from the image; UpdateFeatures
+//     does not serve eligible.leader.replicas.version (features.go), so
+//     it stays at its default.
 //     The "last known leader" recovery option of KIP-966 is not
 //     implemented (Kafka leaves it off by default).
 //   - unclean.leader.election.enable is read from the topic's config

@@ -70,6 +70,10 @@ type Config struct {
 	// 0 and version 1 above, and aborts the coordinator starts itself
 	// (fencing, timeouts) bump the epoch as transactions v2 does at level 2.
 	TransactionVersionLevel int16
+	// TransactionVersion, when set, is read instead of
+	// TransactionVersionLevel at each use, so the level follows
+	// UpdateFeatures (Kafka's coordinator reads the metadata cache's).
+	TransactionVersion func() int16
 	// NewProducerID allocates a producer id (the broker plugs its
 	// persisted block allocator). An error that is a *kerr.Error is
 	// answered with its code (e.g. COORDINATOR_LOAD_IN_PROGRESS while the
@@ -351,12 +355,20 @@ func (c *Coordinator) issue(m *Metadata) {
 	w := Write{TxnID: m.TransactionalID, Key: EncodeKey(m.TransactionalID)}
 	if p.to.State != Dead {
 		version := int16(0)
-		if c.cfg.TransactionVersionLevel >= 1 {
+		if c.transactionVersion() >= 1 {
 			version = 1
 		}
 		w.Value = EncodeValue(&p.to.LogValue, version)
 	}
 	c.out.Writes = append(c.out.Writes, w)
+}
+
+// transactionVersion is the transaction.version level now.
+func (c *Coordinator) transactionVersion() int16 {
+	if c.cfg.TransactionVersion != nil {
+		return c.cfg.TransactionVersion()
+	}
+	return c.cfg.TransactionVersionLevel
 }
 
 // complete applies a written transition to m (Kafka's completeTransitionTo,

@@ -121,7 +121,7 @@ func (c *Coordinator) fenceAndAbort(m *Metadata, now time.Time, answer *Answer) 
 	// a failed write leaves it there with hasFailedEpochFence set, so the
 	// zombie stays fenced.
 	m.ProducerEpoch, m.LastProducerEpoch = epoch, noProducerEpoch
-	to := c.abortOrCommitTransit(m, PrepareAbort, c.cfg.TransactionVersionLevel, noProducerID, false, now)
+	to := c.abortOrCommitTransit(m, PrepareAbort, c.transactionVersion(), noProducerID, false, now)
 	c.prepare(m, to, pendingFence, answer)
 	c.issue(m)
 }

@@ -49,6 +49,15 @@ func (p *clusterProxy) Forward(ctx context.Context, req kmsg.Request) (kmsg.Resp
 	return nil, kerr.NotController
 }
 
+// Applied is the metadata index the node has applied: the broker's
+// FinalizedFeaturesEpoch when its features change.
+func (p *clusterProxy) Applied() uint64 {
+	if n := p.node.Load(); n != nil {
+		return n.Applied()
+	}
+	return 0
+}
+
 func (p *clusterProxy) AllocateProducerIDs(ctx context.Context) (int64, int32, error) {
 	if n := p.node.Load(); n != nil {
 		return n.AllocateProducerIDs(ctx)
