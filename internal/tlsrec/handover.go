@@ -106,6 +106,14 @@ func (s *Secrets) Write(line []byte) (int, error) {
 	return len(line), nil
 }
 
+// Traffic returns the application traffic secrets logged so far (nil
+// until the handshake logged them).
+func (s *Secrets) Traffic() (client, server []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client, s.server
+}
+
 // ErrNotEligible: the handshake agreed on something this record layer does
 // not serve (TLS 1.2, another suite); the caller keeps crypto/tls.
 var ErrNotEligible = errors.New("tls: connection not eligible for the record layer")
@@ -152,9 +160,7 @@ func Handshake(ctx context.Context, nc net.Conn, cfg *tls.Config, s *Secrets) (*
 	if !rc.Boundary() {
 		return tc, nil, fmt.Errorf("tls: handshake ended inside a record")
 	}
-	s.mu.Lock()
-	client, server := s.client, s.server
-	s.mu.Unlock()
+	client, server := s.Traffic()
 	if client == nil || server == nil {
 		return tc, nil, fmt.Errorf("tls: handshake left no application traffic secrets in the key log")
 	}

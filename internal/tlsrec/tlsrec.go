@@ -120,6 +120,8 @@ type direction struct {
 	iv     [12]byte
 	nonce  [12]byte
 	seq    uint64
+	// updates counts the KeyUpdates applied.
+	updates int
 }
 
 func suiteHash(suite uint16) func() hash.Hash {
@@ -184,7 +186,11 @@ func (d *direction) update() error {
 	if err != nil {
 		return err
 	}
-	return d.setSecret(d.suite, next)
+	if err := d.setSecret(d.suite, next); err != nil {
+		return err
+	}
+	d.updates++
+	return nil
 }
 
 // nextNonce returns the nonce of the next record and advances seq; an
@@ -240,6 +246,13 @@ func NewServer(suite uint16, clientSecret, serverSecret []byte) (*Conn, error) {
 // Buffered is how many received bytes the Conn holds (a record that
 // straddles input buffers).
 func (c *Conn) Buffered() int { return len(c.partial) + len(c.hs) }
+
+// KeyUpdates reports how many times each side's keys changed.
+func (c *Conn) KeyUpdates() (read, write int) { return c.in.updates, c.out.updates }
+
+// Closed reports whether the stream ended: close_notify or a fatal error
+// (no record of ours should follow but a fatal alert).
+func (c *Conn) Closed() bool { return c.closed }
 
 // Release drops the Conn's held bytes.
 func (c *Conn) Release() { c.partial, c.hs = nil, nil }

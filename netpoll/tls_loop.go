@@ -1,0 +1,72 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/ringbroker/ringbroker/internal/tlsrec"
+)
+
+// TLS connections on the io_uring loops (Options.TLSOnLoops; issue 19).
+//
+// A TLS listener's connections are still accepted by the portable half of
+// the split server (a goroutine per listener) and their handshake runs in
+// crypto/tls on a short-lived goroutine, bounded as before
+// (HandshakeTimeout, MaxHandshaking). What changes is what follows: a
+// connection that agreed on TLS 1.3 with an AEAD suite tlsrec serves
+// (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305) is handed to a ring loop
+// (an adoption): its socket, its client's admission in the connection
+// limiter, its Session and its record layer. From then on it lives on the
+// ring like a plaintext connection: ciphertext arrives in provided
+// buffers and is decrypted in place (uring_tls.go), responses — file
+// regions included, read from the page cache — are sealed into a
+// per-connection send buffer. No goroutine stays with it.
+//
+// Everything else (TLS 1.2, a layer that is not a LoopLayer, the portable
+// backend) keeps today's path: a reader and a writer goroutine around
+// crypto/tls.
+//
+// The seam: LoopLayer.HandshakeForLoop returns the record layer the loop
+// runs. A kernel-TLS layer would instead install the keys in the socket
+// (TCP_ULP "tls") and return no user-space record layer: the loop would
+// then serve the connection exactly as a plaintext one, splice included.
+
+// LoopLayer is a SecureLayer whose connections an event loop can take over
+// once their handshake is done.
+type LoopLayer interface {
+	SecureLayer
+	// HandshakeForLoop runs nc's handshake. With records non-nil, the loop
+	// serves nc from the end of the handshake with that record layer;
+	// with tlsrec.ErrNotEligible, conn (a SecureConn whose handshake is
+	// done) serves it the portable way; any other error closes it.
+	HandshakeForLoop(ctx context.Context, nc net.Conn) (conn SecureConn, records *tlsrec.Conn, err error)
+}
+
+// HandshakeForLoop implements LoopLayer: the handshake runs with the
+// configuration current at the ClientHello, with session tickets off and
+// a key log that keeps this connection's traffic secrets.
+func (g *GoTLS) HandshakeForLoop(ctx context.Context, nc net.Conn) (SecureConn, *tlsrec.Conn, error) {
+	var secrets tlsrec.Secrets
+	cfg := tlsrec.ServerConfig(g.base, &secrets)
+	tc, rec, err := tlsrec.Handshake(ctx, nc, cfg, &secrets)
+	if tc == nil {
+		return nil, nil, err
+	}
+	return tc, rec, err
+}
+
+// adoption is a TLS connection handed from the handshake goroutine to a
+// ring loop.
+type adoption struct {
+	fd      int
+	remote  net.Addr
+	key     peerKey
+	limited bool // key is counted by the shared connection limiter
+	sess    Session
+	records *tlsrec.Conn
+}
+
+// errAdoptRefused: the ring server is shutting down; the caller closes the
+// connection.
+var errAdoptRefused = errors.New("ring server shutting down")
