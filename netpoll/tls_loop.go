@@ -3,7 +3,9 @@ package netpoll
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"time"
 
 	"github.com/ringbroker/ringbroker/internal/tlsrec"
 )
@@ -50,10 +52,34 @@ func (g *GoTLS) HandshakeForLoop(ctx context.Context, nc net.Conn) (SecureConn, 
 	var secrets tlsrec.Secrets
 	cfg := tlsrec.ServerConfig(g.base, &secrets)
 	tc, rec, err := tlsrec.Handshake(ctx, nc, cfg, &secrets)
+	if err != nil && !errors.Is(err, tlsrec.ErrNotEligible) {
+		lingerAfterFailure(nc)
+	}
 	if tc == nil {
 		return nil, nil, err
 	}
 	return tc, rec, err
+}
+
+// lingerFailedMax bounds the drain of a failed handshake's socket.
+const (
+	lingerFailedMax   = 100 * time.Millisecond
+	lingerFailedBytes = 256 << 10
+)
+
+// lingerAfterFailure reads what the client sent after its handshake
+// failed on our side (a TLS 1.3 client sends its first request right
+// after its Finished, before it learns that we refused its certificate),
+// for a short bounded while: closing a socket with unread bytes sends a
+// reset, which can overtake the alert already sent and hide it from the
+// client. crypto/tls on the portable path reads ahead and so has usually
+// consumed those bytes; RecordConn never does.
+func lingerAfterFailure(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(lingerFailedMax))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerFailedBytes))
 }
 
 // adoption is a TLS connection handed from the handshake goroutine to a
