@@ -73,7 +73,8 @@ const (
 // for a short bounded while: closing a socket with unread bytes sends a
 // reset, which can overtake the alert already sent and hide it from the
 // client. crypto/tls on the portable path reads ahead and so has usually
-// consumed those bytes; RecordConn never does.
+// consumed those bytes; RecordConn never does. It runs inside the
+// handshake's slot (MaxHandshaking), so failing handshakes stay bounded.
 func lingerAfterFailure(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()

@@ -205,6 +205,9 @@ func testTLSListener(t *testing.T, pki *testPKI, backend string, onLoops bool) {
 			t.Fatal("a plaintext frame on the TLS port was answered")
 		}
 		raw.Close()
+		// Its failed handshake holds its slot while it drains (at most
+		// 100 ms on the loop path: lingerAfterFailure).
+		waitUntil(t, "the failed handshake's slot free", 5*time.Second, func() bool { return handshaking(s) == 0 })
 		// Stalled handshakes: connect and send nothing; closed after the
 		// timeout. Two fill MaxHandshaking; a third is refused at once.
 		var stalled []net.Conn
