@@ -76,6 +76,7 @@ const (
 	handshakeTypeKeyUpdate = 24
 	keyUpdateNotRequested  = 0
 	keyUpdateRequested     = 1
+	maxUselessRecords      = 16
 )
 
 // ErrCloseNotify reports that the peer closed its side with close_notify:
@@ -224,6 +225,10 @@ type Conn struct {
 	updatePending bool
 	// requestPeer: our pending KeyUpdate asks the peer to update too.
 	requestPeer bool
+	// useless counts consecutive records that carried nothing (empty
+	// application data, warnings): a peer sending only those is making us
+	// spend AEAD work for nothing (crypto/tls allows 16 as well).
+	useless int
 	closed      bool
 }
 
@@ -362,6 +367,13 @@ func (c *Conn) openRecord(rec []byte, deliver func([]byte) error) error {
 	typ, plain := plain[i], plain[:i]
 	if len(plain) > MaxPlaintextBytes {
 		return fatal(alertRecordOverflow, "plaintext over 2^14 bytes")
+	}
+	if len(plain) == 0 || typ == typeAlert && len(plain) == 2 && plain[1] == alertUserCanceled {
+		if c.useless++; c.useless > maxUselessRecords {
+			return fatal(alertUnexpectedMessage, "too many records without data")
+		}
+	} else {
+		c.useless = 0
 	}
 	switch typ {
 	case typeApplicationData:

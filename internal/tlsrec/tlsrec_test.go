@@ -341,10 +341,32 @@ func TestLimits(t *testing.T) {
 	if a, _ := AlertFor(server.Open([]byte{typeHandshake, 3, 3, 0, 20}, nil)); a != alertUnexpectedMessage {
 		t.Fatalf("plaintext handshake record: alert %d", a)
 	}
-	server, client := peers(t, tls.TLS_AES_128_GCM_SHA256)
+	_, client := peers(t, tls.TLS_AES_128_GCM_SHA256)
 	client.out.seq = ^uint64(0)
 	if _, err := client.SealApplication(nil, []byte("x")); err == nil {
 		t.Fatal("sealed past the last sequence number")
+	}
+	// Empty records: 16 in a row pass, the 17th is refused; data between
+	// resets the count.
+	server, client = peers(t, tls.TLS_AES_128_GCM_SHA256)
+	var wire []byte
+	for i := 0; i < 16; i++ {
+		var start int
+		wire, start = BeginRecord(wire)
+		wire, _ = client.FinishRecord(wire, start)
+	}
+	wire, _ = client.SealApplication(wire, []byte("x"))
+	if err := server.Open(wire, func([]byte) error { return nil }); err != nil {
+		t.Fatalf("16 empty records and data: %v", err)
+	}
+	wire = wire[:0]
+	for i := 0; i < 17; i++ {
+		var start int
+		wire, start = BeginRecord(wire)
+		wire, _ = client.FinishRecord(wire, start)
+	}
+	if a, _ := AlertFor(server.Open(wire, func([]byte) error { return nil })); a != alertUnexpectedMessage {
+		t.Fatalf("17 empty records: alert %d", a)
 	}
 	// Plaintext over 2^14 (with a valid tag): record_overflow.
 	_, client = peers(t, tls.TLS_AES_128_GCM_SHA256)
