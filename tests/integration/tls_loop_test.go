@@ -5,18 +5,21 @@ package integration
 // TLS connections on the io_uring loops (ring.ssl.loop.enable, issue 19),
 // seen from outside the broker: its goroutine count (go_goroutines on
 // /metrics) does not grow with TLS 1.3 connections on io_uring, where the
-// portable backend spends two goroutines on each; and a fetch of a large
-// file region over SSL reads back every byte.
+// portable backend spends two goroutines on each; a fetch of a large
+// file region over SSL reads back every byte; and OpenSSL's s_client
+// speaks each TLS 1.3 suite, KeyUpdate included.
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +27,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// apiVersionsOver sends one ApiVersions request on c and reads its answer.
-func apiVersionsOver(c *tls.Conn, corr int32) error {
-	req := kmsg.NewPtrApiVersionsRequest()
-	req.Version = 3
-	req.ClientSoftwareName, req.ClientSoftwareVersion = "tlsloop-test", "1"
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("tlsloop")).AppendRequest(nil, req, corr)
-	if _, err := c.Write(frame); err != nil {
-		return err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var n [4]byte
-	if _, err := io.ReadFull(c, n[:]); err != nil {
-		return err
-	}
-	body := make([]byte, binary.BigEndian.Uint32(n[:]))
-	if _, err := io.ReadFull(c, body); err != nil {
-		return err
-	}
-	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
-		return fmt.Errorf("correlation id %d, want %d", got, corr)
-	}
-	return nil
-}
 
 func TestTLSConnectionsGoroutines(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
@@ -69,7 +48,7 @@ func TestTLSConnectionsGoroutines(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { c.Close() })
-			if err := apiVersionsOver(c, int32(i)); err != nil {
+			if err := apiVersionsOn(c, int32(i), 10*time.Second); err != nil {
 				t.Fatalf("connection %d: %v", i, err)
 			}
 			return c
@@ -144,4 +123,100 @@ func TestTLSConnectionsGoroutines(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestTLSOpenSSLSuites: OpenSSL's s_client (an implementation independent
+// of crypto/tls and of our record layer) speaks each TLS 1.3 suite to the
+// SSL listener and gets ApiVersions answered twice, the second time after
+// asking for a KeyUpdate (its "K" command: update_requested), which on
+// io_uring the loop's record layer must follow and answer.
+func TestTLSOpenSSLSuites(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	forEachBackend(t, func(t *testing.T, backend string) {
+		f := newTLSFixture(t)
+		startBroker(t, backend, f.props(filepath.Join(t.TempDir(), "data")))
+		for _, suite := range []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"} {
+			t.Run(suite, func(t *testing.T) { openSSLRoundTrips(t, openssl, f, suite) })
+		}
+	})
+}
+
+func openSSLRoundTrips(t *testing.T, openssl string, f *tlsFixture, suite string) {
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", f.sslAddr, "-tls1_3", "-ciphersuites", suite,
+		"-CAfile", f.caPath, "-verify_return_error", "-quiet", "-no_ign_eof")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		_ = cmd.Process.Kill() // the s_client this test started
+		_ = cmd.Wait()
+	}()
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 3
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "openssl", "1"
+	formatter := kmsg.NewRequestFormatter(kmsg.FormatterClientID("openssl"))
+	read := func(corr int32) {
+		t.Helper()
+		var n [4]byte
+		if _, err := io.ReadFull(stdout, n[:]); err != nil {
+			t.Fatalf("%s: response %d: %v; s_client said: %s", suite, corr, err, stderr.String())
+		}
+		body := make([]byte, binary.BigEndian.Uint32(n[:]))
+		if _, err := io.ReadFull(stdout, body); err != nil {
+			t.Fatalf("%s: response %d: %v", suite, corr, err)
+		}
+		if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+			t.Fatalf("%s: correlation id %d, want %d", suite, got, corr)
+		}
+	}
+	if _, err := stdin.Write(formatter.AppendRequest(nil, req, 1)); err != nil {
+		t.Fatal(err)
+	}
+	read(1)
+	// "K\n" alone in one read of s_client's stdin: SSL_key_update(requested).
+	if _, err := stdin.Write([]byte("K\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "KEYUPDATE") {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: s_client did not do its KeyUpdate (stderr: %q)", suite, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := stdin.Write(formatter.AppendRequest(nil, req, 2)); err != nil {
+		t.Fatal(err)
+	}
+	read(2)
+}
+
+// lockedBuffer is an io.Writer a process writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
