@@ -282,3 +282,34 @@ func BenchmarkTLSEcho(b *testing.B) {
 		})
 	}
 }
+
+// TestPreadCached: the loop's file reads for TLS return the file's bytes
+// at any offset, and allocate nothing.
+func TestPreadCached(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "pread")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := make([]byte, 100<<10)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	fd := int(f.Fd())
+	buf := make([]byte, 20000)
+	for _, off := range []int64{0, 1, 4095, 70000} {
+		n, err := preadCached(fd, buf, off)
+		if err != nil || n == 0 || !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+			t.Fatalf("offset %d: %d bytes, %v", off, n, err)
+		}
+	}
+	if n, err := preadCached(fd, buf, int64(len(data))); n != 0 || err != nil {
+		t.Fatalf("at the end: %d, %v", n, err)
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _ = preadCached(fd, buf, 1000) }); a != 0 {
+		t.Fatalf("%v allocations per read", a)
+	}
+}

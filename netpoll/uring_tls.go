@@ -4,8 +4,10 @@ package netpoll
 
 import (
 	"errors"
+	"math/bits"
 	"net"
 	"syscall"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -305,10 +307,11 @@ func (l *uloop) tlsGather(c *uconn, out []byte, start int, errp *error) []byte {
 
 // preadCached reads from the page cache without blocking when it can
 // (RWF_NOWAIT), else with a plain pread (the loop waits for the disk: a
-// fetch of cold data costs the loop that read).
+// fetch of cold data costs the loop that read). It allocates nothing
+// (unix.Preadv2 builds its iovec slice on the heap at every call).
 func preadCached(fd int, dst []byte, off int64) (int, error) {
 	for {
-		n, err := unix.Preadv2(fd, [][]byte{dst}, off, unix.RWF_NOWAIT)
+		n, err := preadv2NoWait(fd, dst, off)
 		if err == nil && n > 0 {
 			return n, nil
 		}
@@ -324,6 +327,26 @@ func preadCached(fd int, dst []byte, off int64) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// preadv2NoWait is preadv2(fd, {dst}, 1, off, RWF_NOWAIT). The iovec lives
+// on this frame: the call is synchronous, the kernel is done with it when
+// it returns.
+func preadv2NoWait(fd int, dst []byte, off int64) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	iov := unix.Iovec{Base: &dst[0]}
+	iov.SetLen(len(dst))
+	// The offset goes as (low, high) halves of the word size; on 64-bit
+	// the high half is 0 (the kernel's pos_from_hilo).
+	lo := uintptr(off)
+	hi := uintptr(uint64(off) >> (bits.UintSize / 2) >> (bits.UintSize / 2))
+	n, _, errno := unix.Syscall6(unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, lo, hi, unix.RWF_NOWAIT)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 func (l *uloop) tlsSubmit(c *uconn) {
