@@ -224,6 +224,11 @@ func (l *uloop) startTLSSend(c *uconn) {
 		l.maybeFree(c)
 		return
 	}
+	if len(c.ts.out) == 0 { // only empty responses: nothing to seal
+		c.sending = false
+		l.finishTLSSend(c)
+		return
+	}
 	l.tlsSubmit(c)
 }
 
@@ -389,6 +394,11 @@ func (l *uloop) onTLSSend(c *uconn, cqe *ring.CQE) {
 		}
 		c.sending = false
 	}
+	l.finishTLSSend(c)
+}
+
+// finishTLSSend ends a send whose run of responses has left.
+func (l *uloop) finishTLSSend(c *uconn) {
 	l.endTLSSend(c)
 	for i := range c.sendBufs {
 		c.sendBufs[i] = nil
