@@ -229,7 +229,7 @@ type Conn struct {
 	// application data, warnings): a peer sending only those is making us
 	// spend AEAD work for nothing (crypto/tls allows 16 as well).
 	useless int
-	closed      bool
+	closed  bool
 }
 
 // NewServer returns the record layer of a server whose handshake agreed on
