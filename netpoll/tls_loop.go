@@ -61,9 +61,13 @@ func (g *GoTLS) HandshakeForLoop(ctx context.Context, nc net.Conn) (SecureConn, 
 	return tc, rec, err
 }
 
-// lingerFailedMax bounds the drain of a failed handshake's socket.
+// lingerFailedMax bounds the drain of a failed handshake's socket. It
+// ends sooner when the client closes, as it does once it has read the
+// alert; generous because a loaded machine can delay the client's first
+// request (one arriving after the close meets a reset, and the client
+// may never read the alert).
 const (
-	lingerFailedMax   = 100 * time.Millisecond
+	lingerFailedMax   = time.Second
 	lingerFailedBytes = 256 << 10
 )
 

@@ -206,7 +206,7 @@ func testTLSListener(t *testing.T, pki *testPKI, backend string, onLoops bool) {
 		}
 		raw.Close()
 		// Its failed handshake holds its slot while it drains (at most
-		// 100 ms on the loop path: lingerAfterFailure).
+		// 1 s on the loop path, less once the client closes: lingerAfterFailure).
 		waitUntil(t, "the failed handshake's slot free", 5*time.Second, func() bool { return handshaking(s) == 0 })
 		// Stalled handshakes: connect and send nothing; closed after the
 		// timeout. Two fill MaxHandshaking; a third is refused at once.
