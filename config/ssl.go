@@ -75,9 +75,10 @@ var sslDocs = map[string]string{
 
 // TLSLimits are ringbroker's own TLS settings (process-wide).
 type TLSLimits struct {
-	ReloadIntervalMs   int // ring.ssl.reload.interval.ms
-	HandshakeTimeoutMs int // ring.ssl.handshake.timeout.ms
-	MaxHandshaking     int // ring.ssl.max.handshaking
+	ReloadIntervalMs   int  // ring.ssl.reload.interval.ms
+	HandshakeTimeoutMs int  // ring.ssl.handshake.timeout.ms
+	MaxHandshaking     int  // ring.ssl.max.handshaking
+	OnLoops            bool // ring.ssl.loop.enable
 }
 
 func sslSpecs() []spec {
@@ -86,7 +87,7 @@ func sslSpecs() []spec {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	out := make([]spec, 0, len(names)+3)
+	out := make([]spec, 0, len(names)+4)
 	for _, name := range names {
 		typ := TypeString
 		switch name {
@@ -112,6 +113,7 @@ func sslSpecs() []spec {
 		oursInt("ring.ssl.reload.interval.ms", "30000", 10, kafkaIntMax, "How often TLS listeners check their key store and trust store files for changes (size, time and content); a changed file is loaded for new connections, a bad one keeps the old certificates and logs why.", func(c *Config) *int { return &c.TLS.ReloadIntervalMs }),
 		oursInt("ring.ssl.handshake.timeout.ms", "10000", 1, kafkaIntMax, "A TLS handshake not finished within this is closed.", func(c *Config) *int { return &c.TLS.HandshakeTimeoutMs }),
 		oursInt("ring.ssl.max.handshaking", "1000", 1, kafkaIntMax, "TLS handshakes in progress per process; a connection over it is closed at accept.", func(c *Config) *int { return &c.TLS.MaxHandshaking }),
+		oursBool("ring.ssl.loop.enable", "true", "With io_uring, serve a TLS 1.3 connection (AES-GCM or ChaCha20-Poly1305) on the ring loops once its handshake is done: records decrypted in place in the receive buffers, responses encrypted by the loop, no goroutine per connection. TLS 1.2 connections, and all of them when false, are served by a reader and a writer goroutine each.", func(c *Config) *bool { return &c.TLS.OnLoops }),
 	)
 	return out
 }

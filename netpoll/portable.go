@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ringbroker/ringbroker/internal/reqtrace"
+	"github.com/ringbroker/ringbroker/internal/tlsrec"
 	"github.com/ringbroker/ringbroker/invariants"
 )
 
@@ -187,9 +188,24 @@ func (s *portableServer) startHandshake(listener int, layer SecureLayer, nc net.
 	s.mu.Unlock()
 	go func() {
 		defer s.acceptWG.Done()
-		sc := layer.Server(nc)
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
-		err := sc.HandshakeContext(ctx)
+		var (
+			sc      SecureConn
+			records *tlsrec.Conn
+			err     error
+		)
+		if ll, ok := layer.(LoopLayer); ok && s.opts.adopt != nil {
+			sc, records, err = ll.HandshakeForLoop(ctx, nc)
+			if errors.Is(err, tlsrec.ErrNotEligible) {
+				err = nil // TLS 1.2 or a suite the loops do not serve: stay here
+			}
+			if sc == nil && err != nil {
+				sc = layer.Server(nc) // only to close it below
+			}
+		} else {
+			sc = layer.Server(nc)
+			err = sc.HandshakeContext(ctx)
+		}
 		cancel()
 		s.handshaking.Add(-1)
 		s.mu.Lock()
@@ -202,6 +218,17 @@ func (s *portableServer) startHandshake(listener int, layer SecureLayer, nc net.
 			return
 		}
 		state := sc.ConnectionState()
+		if records != nil {
+			// TLS 1.3 on an AEAD suite: a ring loop takes the connection
+			// over (tls_loop.go); nothing of it stays here.
+			sess := s.openTLSSession(listener, nc.RemoteAddr(), &state)
+			if err := s.opts.adopt(nc, records, key, sess); err != nil {
+				sessionDone(sess)
+				nc.Close()
+				release()
+			}
+			return
+		}
 		s.serve(sc, key, true, func() Session { return s.openTLSSession(listener, nc.RemoteAddr(), &state) })
 	}()
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/internal/tlsrec"
 )
 
 // Backend names, as in the io.backend config key.
@@ -92,8 +94,13 @@ type Options struct {
 	// Secure, by listener index, is the record layer of a TLS listener
 	// (tls.go); a nil or missing entry is a plaintext listener. TLS
 	// connections are served by the portable backend's machinery on both
-	// backends (an interim design: see tls.go).
+	// backends unless TLSOnLoops moves them to the rings (tls_loop.go).
 	Secure []SecureLayer
+	// TLSOnLoops (io_uring only): after the handshake, a TLS 1.3
+	// connection of a LoopLayer listener is served by a ring loop with an
+	// in-loop record layer instead of a reader and a writer goroutine
+	// (tls_loop.go, uring_tls.go).
+	TLSOnLoops bool
 	// HandshakeTimeout bounds a TLS handshake; default 10 s.
 	HandshakeTimeout time.Duration
 	// MaxHandshaking bounds the TLS handshakes in progress per Server;
@@ -106,6 +113,11 @@ type Options struct {
 	// limiter, set for the halves of a splitServer, is the connection
 	// limiter both halves share (max.connections is per process).
 	limiter *connLimiter
+	// adopt, set for the portable half of a splitServer with TLSOnLoops,
+	// hands a handshaken TLS connection to a ring loop (tls_loop.go): nc
+	// is closed on success (the loop owns a duplicate of its socket);
+	// on error the caller still owns everything.
+	adopt func(nc net.Conn, records *tlsrec.Conn, key peerKey, sess Session) error
 }
 
 // Metrics is what netpoll reports. Implementations must not allocate or

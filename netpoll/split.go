@@ -7,7 +7,9 @@ import (
 )
 
 // splitServer serves a Server's plaintext listeners on io_uring and its
-// TLS listeners on the portable backend (the interim TLS design, tls.go).
+// TLS listeners on the portable backend (tls.go); with TLSOnLoops the
+// portable half accepts and handshakes, and hands TLS 1.3 connections to
+// the rings (tls_loop.go).
 // The two halves share the connection limiter; the in-flight byte budget
 // (MaxQueuedBytes) is split between them in proportion to their
 // listeners, so the process-wide bound holds.
@@ -37,8 +39,12 @@ func listenSplit(opts Options) (*Server, error) {
 			plainIDs = append(plainIDs, i)
 		}
 	}
-	const note = "TLS listeners are served by the portable backend's connection goroutines (interim design until the io_uring loop takes TLS)"
-	if len(plainIDs) == 0 {
+	note := "TLS listeners are served by the portable backend's connection goroutines (ring.ssl.loop.enable=false)"
+	onLoops := opts.TLSOnLoops
+	if onLoops {
+		note = "TLS 1.3 connections are served by the io_uring loops after their handshake; TLS 1.2 ones by the portable backend's connection goroutines"
+	}
+	if len(plainIDs) == 0 && !onLoops {
 		if opts.Backend == BackendUring {
 			if err := probeUring(opts); err != nil {
 				return nil, err
@@ -57,6 +63,12 @@ func listenSplit(opts Options) (*Server, error) {
 	secure := opts
 	secure.Listeners, secure.Secure, secure.listenerIDs, secure.limiter = pick(opts.Listeners, secureIDs), pickSecure(opts, secureIDs), secureIDs, limiter
 	secure.MaxQueuedBytes = max(opts.MaxQueuedBytes-plain.MaxQueuedBytes, 1<<20)
+	if onLoops {
+		// TLS 1.3 connections move to the rings: the portable half keeps a
+		// quarter of the TLS listeners' share, for TLS 1.2 clients.
+		secure.MaxQueuedBytes = max(opts.MaxQueuedBytes*int64(len(secureIDs))/int64(len(opts.Listeners))/4, 1<<20)
+		plain.MaxQueuedBytes = max(opts.MaxQueuedBytes-secure.MaxQueuedBytes, 1<<20)
+	}
 	u, err := listenUring(plain)
 	if err != nil {
 		if opts.Backend == BackendUring || !fallbackAllowed(err) {
@@ -67,6 +79,9 @@ func listenSplit(opts Options) (*Server, error) {
 			return nil, perr
 		}
 		return &Server{b: pb, name: BackendPortable, fallbackReason: err.Error()}, nil
+	}
+	if onLoops {
+		secure.adopt = u.adopt
 	}
 	p, err := listenPortable(secure)
 	if err != nil {

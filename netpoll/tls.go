@@ -16,19 +16,19 @@ import (
 //
 // The record layer sits behind one seam, SecureLayer: it wraps an
 // accepted socket into a SecureConn whose handshake runs before the
-// framer sees a byte and whose Read/Write carry plaintext. Today's one
-// implementation is GoTLS (crypto/tls: records encrypted and decrypted in
-// user space). A kernel-TLS layer (handshake in Go, keys handed to the
-// kernel with TCP_ULP "tls", fetch by splice again) or an in-loop
-// decrypting layer for io_uring replaces GoTLS behind the same interface.
+// framer sees a byte and whose Read/Write carry plaintext. Its one
+// implementation is GoTLS (crypto/tls). A layer that is also a LoopLayer
+// (tls_loop.go; GoTLS is) lets the io_uring backend take a connection
+// over after its handshake: TLS 1.3 connections then live on the rings
+// with an in-loop record layer (internal/tlsrec, uring_tls.go), and a
+// kernel-TLS layer would plug in at the same place.
 //
-// Interim design: connections of a TLS listener are served by the
-// portable backend's machinery (a reader and a writer goroutine per
-// connection) on both backends; with io_uring, the plaintext listeners
-// stay on the rings and the TLS ones go to a portable server beside them
-// (splitServer). A TLS connection therefore costs two goroutines, a copy
-// per record into and out of crypto/tls, and file regions are read into
-// memory (pread) before they are encrypted, where plaintext splices them.
+// Where connections are served: TLS listeners are accepted and
+// handshaken by a portable server (splitServer on io_uring, split.go). A
+// connection the loops do not take (the portable backend, TLS 1.2,
+// Options.TLSOnLoops off) is served by the portable machinery: a reader
+// and a writer goroutine, a copy per record into and out of crypto/tls,
+// file regions read (pread) before they are encrypted.
 //
 // Bounds: a handshake not finished within Options.HandshakeTimeout is
 // closed, and at most Options.MaxHandshaking handshakes run at once per

@@ -26,7 +26,7 @@ type testPKI struct {
 	client tls.Certificate
 }
 
-func newTestPKI(t *testing.T) *testPKI {
+func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -96,6 +96,24 @@ func (s *tlsSessions) OpenTLSSession(listener int, _ net.Addr, st *tls.Connectio
 func TestTLSListener(t *testing.T) {
 	pki := newTestPKI(t)
 	forEachBackend(t, func(t *testing.T, backend string) {
+		testTLSListener(t, pki, backend, false)
+		if backend == BackendUring {
+			t.Run("on-loops", func(t *testing.T) { testTLSListener(t, pki, backend, true) })
+		}
+	})
+}
+
+// onRing reports how many connections s serves on its rings and on its
+// portable half.
+func onRing(s *Server) (ring, portable int64) {
+	if b, ok := s.b.(*splitServer); ok {
+		return b.uring.stats().Conns, b.portable.stats().Conns
+	}
+	return 0, s.Stats().Conns
+}
+
+func testTLSListener(t *testing.T, pki *testPKI, backend string, onLoops bool) {
+	{
 		var frames atomic.Int64
 		f, err := os.CreateTemp(t.TempDir(), "region")
 		if err != nil {
@@ -109,12 +127,13 @@ func TestTLSListener(t *testing.T) {
 		if _, err := f.Write(fileBytes); err != nil {
 			t.Fatal(err)
 		}
+		fd := int(f.Fd()) // read once: the loop thread and f.Close share no lock
 		h := HandlerFunc(func(req Request, frame []byte) {
 			frames.Add(1)
 			buf := GetBuffer()
 			buf.B = append(buf.B, frame...)
 			if string(frame) == "file" {
-				buf.Files = append(buf.Files, FileRegion{At: len(buf.B), Fd: int(f.Fd()), Off: 0, Len: int64(len(fileBytes))})
+				buf.Files = append(buf.Files, FileRegion{At: len(buf.B), Fd: fd, Off: 0, Len: int64(len(fileBytes))})
 			}
 			req.Reply(buf)
 		})
@@ -126,6 +145,7 @@ func TestTLSListener(t *testing.T) {
 			o.Sessions = sess
 			o.HandshakeTimeout = 3 * time.Second
 			o.MaxHandshaking = 2
+			o.TLSOnLoops = onLoops
 		})
 		if backend == BackendUring && s.TLSNote() == "" {
 			t.Fatal("no note that TLS runs on the portable machinery")
@@ -153,6 +173,12 @@ func TestTLSListener(t *testing.T) {
 		if err != nil || string(got) != "file"+string(fileBytes) {
 			t.Fatalf("file region over TLS: %v, %d bytes", err, len(got))
 		}
+		if onLoops {
+			// The TLS connection is on a ring, not on the portable half.
+			if r, p := onRing(s); r != 1 || p != 0 {
+				t.Fatalf("TLS 1.3 connection: %d on the rings, %d on the portable half", r, p)
+			}
+		}
 		sess.mu.Lock()
 		if len(sess.secure) != 1 || sess.secure[0] != "client" {
 			t.Fatalf("TLS sessions %v", sess.secure)
@@ -179,6 +205,9 @@ func TestTLSListener(t *testing.T) {
 			t.Fatal("a plaintext frame on the TLS port was answered")
 		}
 		raw.Close()
+		// Its failed handshake holds its slot while it drains (at most
+		// 1 s on the loop path, less once the client closes: lingerAfterFailure).
+		waitUntil(t, "the failed handshake's slot free", 5*time.Second, func() bool { return handshaking(s) == 0 })
 		// Stalled handshakes: connect and send nothing; closed after the
 		// timeout. Two fill MaxHandshaking; a third is refused at once.
 		var stalled []net.Conn
@@ -223,7 +252,7 @@ func TestTLSListener(t *testing.T) {
 		if cn := c2.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "client" {
 			t.Fatalf("after SetConfig the server presents %q", cn)
 		}
-	})
+	}
 }
 
 // handshaking is the number of TLS handshakes in progress on s.

@@ -74,6 +74,11 @@ type uringServer struct {
 	bound []net.Addr
 	wg    sync.WaitGroup
 	conns atomic.Int64
+	// Adoptions of TLS connections (tls_loop.go): refused once
+	// adoptClosed; adoptNext spreads them over the loops.
+	adoptMu     sync.Mutex
+	adoptClosed bool
+	adoptNext   atomic.Uint32
 }
 
 // fallbackAllowed reports whether a uring setup error lets auto fall back.
@@ -183,6 +188,7 @@ func (s *uringServer) shutdown(ctx context.Context) error {
 	if !ok {
 		deadline = time.Now().Add(time.Hour)
 	}
+	s.closeAdoption()
 	for _, l := range s.loops {
 		l.post(mail{kind: mailShutdown, deadline: deadline})
 	}

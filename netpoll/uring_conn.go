@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringbroker/ringbroker/internal/tlsrec"
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
@@ -70,6 +71,14 @@ type uconn struct {
 	sendTotal int
 	sendDone  int
 	fs        fileSend
+
+	// tls is the record layer of a TLS connection adopted after its
+	// handshake (uring_tls.go), nil for plaintext; ts is its send.
+	tls *tlsrec.Conn
+	ts  tlsSend
+	// tlsHeld: bytes of tls's reassembly buffer and ts's send buffer
+	// counted in the loop's queuedBytes.
+	tlsHeld int64
 }
 
 func (l *uloop) armAccept(i int) {
@@ -147,6 +156,17 @@ func (l *uloop) newConn(fd, listener int) {
 		}
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	var remote net.Addr
+	if peer != nil {
+		remote = peer
+	}
+	l.setupConn(fd, peer, key, l.s.limits != nil, l.s.openSession(listener, remote), nil)
+}
+
+// setupConn gives an accepted (or adopted: tls_loop.go) connection a slot
+// and starts receiving. records is its TLS record layer, nil for
+// plaintext.
+func (l *uloop) setupConn(fd int, peer *net.TCPAddr, key peerKey, limited bool, sess Session, records *tlsrec.Conn) {
 	var c *uconn
 	if n := len(l.free); n > 0 {
 		c = l.conns[l.free[n-1]]
@@ -166,12 +186,9 @@ func (l *uloop) newConn(fd, listener int) {
 	if peer != nil {
 		c.addr = peer.String()
 	}
-	c.peer, c.limited = key, l.s.limits != nil
-	var remote net.Addr
-	if peer != nil {
-		remote = peer
-	}
-	c.sess = l.s.openSession(listener, remote)
+	c.peer, c.limited = key, limited
+	c.sess = sess
+	c.tls = records
 	l.open++
 	l.s.opts.Metrics.ConnOpened()
 	l.s.conns.Add(1)
@@ -190,6 +207,9 @@ func (l *uloop) closeConn(c *uconn, reason string, level zapLevel) {
 		return
 	}
 	c.closing = true
+	if c.tls != nil {
+		l.tlsClosing(c)
+	}
 	if c.muted {
 		c.muted = false
 		l.s.connUnmuted()
@@ -214,7 +234,14 @@ func (l *uloop) maybeFree(c *uconn) {
 	c.q.releaseAll()
 	sessionDone(c.sess)
 	c.sess = nil
-	l.queuedBytes -= c.inflightBytes + int64(len(c.stash)) + int64(c.fr.held)
+	l.queuedBytes -= c.inflightBytes + int64(len(c.stash)) + int64(c.fr.held) + c.tlsHeld
+	c.tlsHeld = 0
+	if c.tls != nil {
+		c.tls.Release()
+		c.tls = nil
+		l.putTLSOut(c.ts.out)
+		c.ts = tlsSend{}
+	}
 	c.inflightBytes = 0
 	l.s.turn.release(&c.fr)
 	c.growWant = 0

@@ -14,7 +14,8 @@ import "github.com/ringbroker/ringbroker/invariants"
 //   - A connection's in-flight bytes are what its ordered queue holds:
 //     request bytes plus the cost of answered responses.
 //   - The loop's queuedBytes is the sum over its connections of in-flight
-//     bytes, stashed bytes and partial-frame bytes held; nothing is negative.
+//     bytes, stashed bytes, partial-frame bytes held and a TLS connection's
+//     held record bytes (reassembly and send buffer); nothing is negative.
 //   - The muted list holds every muted connection once; the others in it
 //     are closing (unmuteCleared drops them).
 
@@ -45,7 +46,7 @@ func (l *uloop) checkLoop() {
 	var sum int64
 	for _, c := range l.conns {
 		l.checkConn(c)
-		sum += c.inflightBytes + int64(len(c.stash)) + int64(c.fr.held)
+		sum += c.inflightBytes + int64(len(c.stash)) + int64(c.fr.held) + c.tlsHeld
 	}
 	invariants.Check(l.queuedBytes == sum,
 		"loop %d: queuedBytes %d, its connections hold %d", l.idx, l.queuedBytes, sum)

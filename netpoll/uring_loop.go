@@ -30,6 +30,7 @@ const (
 	mailShutdown
 	mailPing   // Server.Liveness (liveness.go)
 	mailBudget // the oversize turn is free: muted connections may take it
+	mailAdopt  // a TLS connection handed over after its handshake (tls_loop.go)
 )
 
 type mail struct {
@@ -41,6 +42,7 @@ type mail struct {
 	buf      *Buffer
 	reason   string
 	deadline time.Time
+	adopt    *adoption
 }
 
 type uloop struct {
@@ -60,6 +62,8 @@ type uloop struct {
 	dirty []*uconn // conns with answered slots to send
 	muted []*uconn
 	pipes []*pipePair // idle pipes for splice
+	// tlsOuts: idle send buffers of TLS connections (uring_tls.go).
+	tlsOuts [][]byte
 	// pressure: past half the loop's share of queued.max.request.bytes,
 	// every receive is single-shot (checkLoopPressure).
 	pressure bool
@@ -345,6 +349,8 @@ func (l *uloop) drainMailbox() {
 			if len(l.muted) > 0 {
 				l.unmuteCleared()
 			}
+		case mailAdopt:
+			l.onAdopt(m.adopt)
 		}
 		*m = mail{}
 	}

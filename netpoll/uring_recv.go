@@ -45,7 +45,11 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 		if res > 0 && !c.closing {
 			l.s.opts.Metrics.BytesIn(int(res))
 			c.lastActive = l.now
-			l.consume(c, l.br.Buf(id)[:res])
+			if c.tls != nil {
+				l.consumeTLS(c, l.br.Buf(id)[:res])
+			} else {
+				l.consume(c, l.br.Buf(id)[:res])
+			}
 		}
 		l.br.Recycle(id)
 	}

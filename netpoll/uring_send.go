@@ -46,6 +46,10 @@ func (l *uloop) startSend(c *uconn) {
 			b.trace.Mark(reqtrace.SendQueued)
 		}
 	}
+	if c.tls != nil {
+		l.startTLSSend(c)
+		return
+	}
 	if c.sendBufs[0].hasFiles() {
 		l.startFileSend(c, c.sendBufs[0])
 		return
@@ -71,6 +75,10 @@ func (l *uloop) submitSend(c *uconn, first, n int) {
 }
 
 func (l *uloop) onSend(c *uconn, cqe *ring.CQE) {
+	if c.tls != nil {
+		l.onTLSSend(c, cqe)
+		return
+	}
 	c.sending = false
 	l.opEnded(c)
 	if c.closing {

@@ -341,6 +341,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Secure:                  tlsSet.layers,
 		HandshakeTimeout:        time.Duration(cfg.TLS.HandshakeTimeoutMs) * time.Millisecond,
 		MaxHandshaking:          cfg.TLS.MaxHandshaking,
+		TLSOnLoops:              cfg.TLS.OnLoops,
 	})
 	if err != nil {
 		return err
