@@ -48,6 +48,26 @@ type portableServer struct {
 	handshakeLog   rateLogger
 }
 
+// bindListeners binds every address, or none: on an error the ones
+// already bound are closed.
+func bindListeners(addrs []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listener %q: port already in use by another process (another broker on this port?): %w", addr, err)
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
 func listenPortable(opts Options) (*portableServer, error) {
 	s := &portableServer{
 		conns:          make(map[*pconn]struct{}),
@@ -56,18 +76,13 @@ func listenPortable(opts Options) (*portableServer, error) {
 	}
 	s.init(opts, opts.MaxQueuedBytes)
 	s.turn.onRelease = s.wakeGlobalWaiters
-	for _, addr := range opts.Listeners {
-		ln, err := net.Listen("tcp", addr)
+	s.lns = opts.bound
+	if s.lns == nil {
+		lns, err := bindListeners(opts.Listeners)
 		if err != nil {
-			for _, l := range s.lns {
-				l.Close()
-			}
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return nil, fmt.Errorf("listener %q: port already in use by another process (another broker on this port?): %w", addr, err)
-			}
 			return nil, err
 		}
-		s.lns = append(s.lns, ln)
+		s.lns = lns
 	}
 	for i, ln := range s.lns {
 		s.acceptWG.Add(1)

@@ -118,6 +118,11 @@ type Options struct {
 	// is closed on success (the loop owns a duplicate of its socket);
 	// on error the caller still owns everything.
 	adopt func(nc net.Conn, records *tlsrec.Conn, key peerKey, sess Session) error
+	// bound, when set, are the portable backend's listeners already bound
+	// (one per Listeners entry): splitServer binds its TLS listeners before
+	// the rings start answering, so a client that got an answer on one
+	// listener never finds another not yet bound.
+	bound []net.Listener
 }
 
 // Metrics is what netpoll reports. Implementations must not allocate or

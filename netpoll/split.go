@@ -69,8 +69,20 @@ func listenSplit(opts Options) (*Server, error) {
 		secure.MaxQueuedBytes = max(opts.MaxQueuedBytes*int64(len(secureIDs))/int64(len(opts.Listeners))/4, 1<<20)
 		plain.MaxQueuedBytes = max(opts.MaxQueuedBytes-secure.MaxQueuedBytes, 1<<20)
 	}
+	// The TLS listeners are bound before the rings start: once any
+	// listener answers, every one of them accepts.
+	var err error
+	if secure.bound, err = bindListeners(secure.Listeners); err != nil {
+		return nil, err
+	}
+	closeBound := func() {
+		for _, ln := range secure.bound {
+			ln.Close()
+		}
+	}
 	u, err := listenUring(plain)
 	if err != nil {
+		closeBound()
 		if opts.Backend == BackendUring || !fallbackAllowed(err) {
 			return nil, err
 		}
@@ -85,6 +97,7 @@ func listenSplit(opts Options) (*Server, error) {
 	}
 	p, err := listenPortable(secure)
 	if err != nil {
+		closeBound()
 		_ = u.shutdown(context.Background())
 		return nil, err
 	}
