@@ -16,7 +16,7 @@ package broker
 //     does; while the broker keeps running with the dir offline a WARN
 //     reminder follows at most every offlineReminderEvery;
 //   - metrics: ringbroker_log_dirs_offline (Kafka's
-//     OfflineLogDirectoryCount) and ringbroker_log_dir_offline{log_dir}
+//     OfflineLogDirectoryCount) and ringbroker_log_dir_offline{dir}
 //     (Kafka's LogDirectoryOffline);
 //   - the broker stops (Stop closes; the daemon runs its normal shutdown,
 //     which in cluster mode is a controlled shutdown: the controller moves

@@ -897,14 +897,20 @@ func (r *Registry) persistLocked() error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, dir := range r.opts.LogDirs {
+	var errs, offline []error
+	for i, dir := range r.opts.LogDirs {
+		if r.dirOffline(i) {
+			// A failed dir is left as it is (log_dir_failure.go): it keeps
+			// its older copy, which a start reconciles like any stale one.
+			offline = append(offline, fmt.Errorf("log dir %s: %w", dir, storage.ErrLogDirOffline))
+			continue
+		}
 		if err := r.writeFile(filepath.Join(dir, metadataFile), data); err != nil {
 			errs = append(errs, fmt.Errorf("log dir %s: %w", dir, err))
 		}
 	}
-	if len(errs) == len(r.opts.LogDirs) {
-		return errors.Join(errs...)
+	if len(errs)+len(offline) == len(r.opts.LogDirs) {
+		return errors.Join(append(errs, offline...)...)
 	}
 	for _, err := range errs {
 		r.log.Warn("a copy of the topic table could not be written; that log dir keeps an older one", zap.Uint64("generation", r.generation), zap.Error(err))

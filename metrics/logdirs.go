@@ -29,7 +29,7 @@ func (c *logDirsCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // WatchLogDirs exports ringbroker_log_dirs_offline (how many log dirs an
-// I/O error took offline) and ringbroker_log_dir_offline{log_dir} (1 for
+// I/O error took offline) and ringbroker_log_dir_offline{dir} (1 for
 // an offline dir, 0 for an online one), calling state at every scrape;
 // state must be safe from any goroutine and return slices of equal
 // length. A second call is ignored.
@@ -42,7 +42,7 @@ func (r *Registry) WatchLogDirs(state func() (dirs []string, online []bool)) {
 			offlineCount: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "log_dirs_offline"),
 				"Log dirs taken offline by an I/O error (ENOSPC, EIO...) since the start (Kafka's OfflineLogDirectoryCount).", nil, nil),
 			dir: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "log_dir_offline"),
-				"1 when the log dir was taken offline by an I/O error, else 0 (Kafka's LogDirectoryOffline).", []string{"log_dir"}, nil),
+				"1 when the log dir was taken offline by an I/O error, else 0 (Kafka's LogDirectoryOffline).", []string{"dir"}, nil),
 		})
 	})
 }
