@@ -18,6 +18,11 @@ package broker
 //   - metrics: ringbroker_log_dirs_offline (Kafka's
 //     OfflineLogDirectoryCount) and ringbroker_log_dir_offline{dir}
 //     (Kafka's LogDirectoryOffline);
+//   - with log.dir.offline.on.full.disk=false, ENOSPC (and EDQUOT) leaves
+//     the dir online: the failed write is cut off the log and answered
+//     KAFKA_STORAGE_ERROR, writes resume once space returns, and a WARN
+//     says so at most every fullDiskWarnEvery (for a single node that
+//     should ride out a full disk; Kafka has no such switch);
 //   - the broker stops (Stop closes; the daemon runs its normal shutdown,
 //     which in cluster mode is a controlled shutdown: the controller moves
 //     every leadership to an in-sync replica before the broker leaves)
@@ -62,10 +67,15 @@ type logDirFailures struct {
 	reminderOnce sync.Once
 	closed       chan struct{}
 	closeOnce    sync.Once
+	// fullWarned and fullSuppressed rate-limit the WARN of a full dir kept
+	// online (log.dir.offline.on.full.disk=false), per dir index.
+	fullWarned     map[int]time.Time
+	fullSuppressed map[int]int
 }
 
 func (f *logDirFailures) init() {
 	f.offline = map[int]error{}
+	f.fullWarned, f.fullSuppressed = map[int]time.Time{}, map[int]int{}
 	f.stop = make(chan struct{})
 	f.closed = make(chan struct{})
 }
@@ -213,9 +223,41 @@ func (r *Registry) closeDirFailures() {
 	r.dirFailures.closeOnce.Do(func() { close(r.dirFailures.closed) })
 }
 
-// onLogDirFailure makes dir index i's storage.ManagerOptions.OnLogDirFailure.
-func (r *Registry) onLogDirFailure(i int) func(string, error) {
-	return func(_ string, cause error) { r.logDirFailed(i, cause) }
+// onLogDirFailure makes dir index i's storage.ManagerOptions.OnLogDirFailure:
+// every I/O error takes the dir offline, except ENOSPC / EDQUOT with
+// log.dir.offline.on.full.disk=false. Runs on a log's writer goroutine:
+// the reaction runs on a goroutine of its own.
+func (r *Registry) onLogDirFailure(i int) func(string, error) bool {
+	return func(_ string, cause error) bool {
+		if !r.cfg.LogDirOfflineOnFullDisk && (errors.Is(cause, syscall.ENOSPC) || errors.Is(cause, syscall.EDQUOT)) {
+			r.fullDiskKeptOnline(i, cause)
+			return false
+		}
+		go r.logDirFailed(i, cause)
+		return true
+	}
+}
+
+// fullDiskWarnEvery bounds the WARN of a full log dir kept online.
+const fullDiskWarnEvery = 30 * time.Second
+
+// fullDiskKeptOnline logs, at most every fullDiskWarnEvery per dir, that
+// dir index i is full and stays online (log.dir.offline.on.full.disk=false).
+func (r *Registry) fullDiskKeptOnline(i int, cause error) {
+	f := &r.dirFailures
+	now := time.Now()
+	f.mu.Lock()
+	last, suppressed := f.fullWarned[i], f.fullSuppressed[i]
+	if !last.IsZero() && now.Sub(last) < fullDiskWarnEvery {
+		f.fullSuppressed[i]++
+		f.mu.Unlock()
+		return
+	}
+	f.fullWarned[i], f.fullSuppressed[i] = now, 0
+	f.mu.Unlock()
+	r.log.Warn("log dir full: writes to its partitions fail with KAFKA_STORAGE_ERROR until space returns; it stays online because "+
+		"log.dir.offline.on.full.disk=false (Kafka would take it offline). Free space on it",
+		zap.String("log_dir", r.opts.LogDirs[i]), zap.Error(cause), zap.Int("errors_since_last_line", suppressed))
 }
 
 // onlineDir is log dir k (mod their count), or the next online one after

@@ -78,27 +78,25 @@ type dirState struct {
 	once    sync.Once
 	cause   atomic.Pointer[error]
 	// notify is ManagerOptions.OnLogDirFailure (nil: none).
-	notify func(dir string, cause error)
+	notify func(dir string, cause error) bool
 	dir    string
 }
 
-// fail takes the dir offline (once) and tells the owner, on a goroutine
-// of its own: fail is called on log writer goroutines, which must not
-// wait for the broker's reaction (that reaction closes logs). A log's
-// error (fromLog) counts only when the owner asked to be told
-// (ManagerOptions.OnLogDirFailure): without it a failed write is the
-// caller's business alone, as it was before log dir failure existed
-// (the storage tests of write errors rely on it).
+// fail takes the dir offline (once). A log's error (fromLog) counts only
+// when the owner asked to be told (ManagerOptions.OnLogDirFailure) and
+// says so: without an owner a failed write is the caller's business
+// alone, as it was before log dir failure existed (the storage tests of
+// write errors rely on it).
 func (d *dirState) fail(cause error, fromLog bool) {
-	if fromLog && d.notify == nil {
+	if d.offline.Load() {
+		return
+	}
+	if fromLog && (d.notify == nil || !d.notify(d.dir, cause)) {
 		return
 	}
 	d.once.Do(func() {
 		d.cause.Store(&cause)
 		d.offline.Store(true)
-		if d.notify != nil {
-			go d.notify(d.dir, cause)
-		}
 	})
 }
 

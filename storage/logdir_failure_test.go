@@ -98,11 +98,15 @@ func TestLogDirFailureTakesDirOffline(t *testing.T) {
 			f := NewFaultIO(nil)
 			reports := make(chan error, 4)
 			m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO,
-				OnLogDirFailure: func(d string, cause error) {
+				OnLogDirFailure: func(d string, cause error) bool {
 					if d != dir {
 						t.Errorf("failure reported for %s, want %s", d, dir)
 					}
-					reports <- cause
+					select {
+					case reports <- cause:
+					default:
+					}
+					return true
 				}})
 			if err != nil {
 				t.Fatal(err)
@@ -206,7 +210,13 @@ func TestLogDirFailureOnSegmentRoll(t *testing.T) {
 	f := NewFaultIO(nil)
 	reports := make(chan error, 4)
 	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO,
-		OnLogDirFailure: func(_ string, cause error) { reports <- cause }})
+		OnLogDirFailure: func(_ string, cause error) bool {
+			select {
+			case reports <- cause:
+			default:
+			}
+			return true
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,14 +271,27 @@ func TestLogDirFailureOnSegmentRoll(t *testing.T) {
 	wantSequence(t, l2, 3, "after the roll")
 }
 
-// TestLogDirFailureNeedsOwner: without OnLogDirFailure a write error stays
-// the caller's (the dir stays online, the next append succeeds once the
-// fault is gone): what the storage tests of write errors rely on.
+// TestLogDirFailureNeedsOwner: without OnLogDirFailure, or with one that
+// declines (the broker's log.dir.offline.on.full.disk=false for ENOSPC), a
+// write error stays the caller's (the dir stays online, the next append
+// succeeds once the fault is gone): what the storage tests of write errors
+// rely on.
 func TestLogDirFailureNeedsOwner(t *testing.T) {
+	for _, owner := range []string{"none", "declines"} {
+		t.Run(owner, func(t *testing.T) { testLogDirFailureNeedsOwner(t, owner) })
+	}
+}
+
+func testLogDirFailureNeedsOwner(t *testing.T, owner string) {
 	dir := t.TempDir()
 	cfg := testConfig()
 	f := NewFaultIO(nil)
-	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO})
+	opts := ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO}
+	asked := 0
+	if owner == "declines" {
+		opts.OnLogDirFailure = func(string, error) bool { asked++; return false }
+	}
+	m, err := OpenManager(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +310,9 @@ func TestLogDirFailureNeedsOwner(t *testing.T) {
 	}
 	if r := syncAppend(t, l, makeBatch(1, 100, 0, 'n')); r.Err != nil || r.BaseOffset != 0 {
 		t.Fatalf("append after the fault: %+v", r)
+	}
+	if owner == "declines" && asked == 0 {
+		t.Fatal("the owner was not asked")
 	}
 }
 

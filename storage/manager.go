@@ -38,11 +38,13 @@ type ManagerOptions struct {
 	// written by CheckpointHighWatermarks and Close, and every log opens
 	// in replicated mode from its checkpointed high watermark.
 	Replicated bool
-	// OnLogDirFailure, when set, is told (once, on a goroutine of its own)
-	// of the first I/O error of any log of the dir, which then is offline
-	// (logdir_failure.go). nil: a log's write error stays that log's
-	// caller's business and the dir stays online.
-	OnLogDirFailure func(dir string, cause error)
+	// OnLogDirFailure, when set, is told of each I/O error of any log of
+	// the dir (logdir_failure.go) until the dir is offline, and returns
+	// whether the error takes it offline. It is called on the log's writer
+	// or flusher goroutine: it must not block or touch the dir's logs (do
+	// the reaction on a goroutine of its own). nil: a log's write error
+	// stays that log's caller's business and the dir stays online.
+	OnLogDirFailure func(dir string, cause error) bool
 }
 
 // Manager owns one log.dir: the partition logs under it, the two checkpoint
