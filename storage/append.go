@@ -265,6 +265,10 @@ func (l *Log) service() bool {
 				l.completeGroup(fmt.Errorf("%w: %v", ErrLogFailed, failed), false, 0, now)
 				continue
 			}
+			if l.dirState.isOffline() { // queued before: nothing more is written there
+				l.completeGroup(l.dirState.offlineErr(), false, 0, now)
+				continue
+			}
 			l.writeGroup(now, epoch)
 		}
 	}

@@ -321,3 +321,57 @@ func segmentCount(l *Log) int {
 	defer l.mu.RUnlock()
 	return len(l.segments)
 }
+
+// TestLogDirFailureStopsQueuedWrites: appends queued behind the write that
+// takes the dir offline fail with ErrLogDirOffline without being written.
+func TestLogDirFailureStopsQueuedWrites(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.FlushMessages = 1 // each group waits for its fdatasync
+	f := NewFaultIO(nil)
+	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO,
+		OnLogDirFailure: func(string, error) bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	l, err := m.OpenLog("t", 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetSyncError(syscall.EIO)
+	gate, entered := make(chan struct{}), make(chan string, 4)
+	f.SetSyncGate(gate, entered)
+	first, second := make(chan AppendResult, 1), make(chan AppendResult, 1)
+	if err := l.Append(makeBatch(1, 100, 0, 'q'), AppendFunc(func(r AppendResult) { first <- r })); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered: // the first group is written and waits in its fdatasync
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first group's fdatasync did not start")
+	}
+	if err := l.Append(makeBatch(1, 100, 1, 'q'), AppendFunc(func(r AppendResult) { second <- r })); err != nil {
+		t.Fatal(err)
+	}
+	writes := f.Writes()
+	f.SetSyncGate(nil, nil)
+	close(gate)
+	for i, ch := range []chan AppendResult{first, second} {
+		select {
+		case r := <-ch:
+			want := error(syscall.EIO)
+			if i == 1 {
+				want = ErrLogDirOffline
+			}
+			if !errors.Is(r.Err, want) {
+				t.Fatalf("append %d: %v, want %v", i, r.Err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("append %d not answered", i)
+		}
+	}
+	if got := f.Writes(); got != writes {
+		t.Fatalf("%d writes after the dir went offline", got-writes)
+	}
+}
