@@ -93,7 +93,7 @@ func (r *Registry) logDirFailed(i int, cause error) {
 	f.offline[i] = cause
 	online := len(r.opts.LogDirs) - len(f.offline)
 	f.mu.Unlock()
-	parts := r.markDirPartitionsOffline(i)
+	parts := r.dirPartitionCount(i)
 	r.log.Error("log dir offline: an I/O error on it stopped every partition in it on this broker (clients get KAFKA_STORAGE_ERROR); "+
 		"nothing in it is deleted or changed. "+failureHint(cause)+", then restart the broker: the start recovers the dir",
 		zap.String("log_dir", dir), zap.Error(cause), zap.Int("partitions", parts), zap.Int("log_dirs_online", online))
@@ -134,9 +134,9 @@ func (r *Registry) closedOffline(dir string) {
 		zap.String("log_dir", dir))
 }
 
-// markDirPartitionsOffline counts dir i's partitions; their logs already
+// dirPartitionCount counts dir i's partitions; their logs already
 // refuse appends and reads (storage: ErrLogDirOffline). Returns how many.
-func (r *Registry) markDirPartitionsOffline(i int) int {
+func (r *Registry) dirPartitionCount(i int) int {
 	n := 0
 	r.mu.RLock()
 	defer r.mu.RUnlock()

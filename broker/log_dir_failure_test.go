@@ -117,6 +117,25 @@ func TestLogDirFailureServesOtherDirs(t *testing.T) {
 				t.Errorf("list offsets %d: error %d, want %d", p.Partition, p.ErrorCode, want[p.Partition])
 			}
 		}
+		// To the broker itself: kgo's sharding of DescribeLogDirs would
+		// merge the answer.
+		raw, err := cl.Broker(0).Request(ctx, kmsg.NewPtrDescribeLogDirsRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dl := raw.(*kmsg.DescribeLogDirsResponse)
+		for _, d := range dl.Dirs {
+			want := int16(0)
+			if d.Dir == dirA {
+				want = kerr.KafkaStorageError.Code
+			}
+			if d.ErrorCode != want {
+				t.Errorf("DescribeLogDirs %s: error %d, want %d", d.Dir, d.ErrorCode, want)
+			}
+		}
+		if len(dl.Dirs) != 2 {
+			t.Errorf("DescribeLogDirs: %d dirs, want 2", len(dl.Dirs))
+		}
 		dirs, online := tb.Reg.LogDirOnline()
 		if !slices.Equal(dirs, []string{dirA, dirB}) || !slices.Equal(online, []bool{false, true}) {
 			t.Errorf("LogDirOnline() = %v %v", dirs, online)
