@@ -7,12 +7,16 @@ package storage
 // offline: its partitions stop being served on this broker (clients get
 // KAFKA_STORAGE_ERROR), the controller is told so their leadership moves
 // to an in-sync replica, and a broker with no online log dir left halts.
-// We do the same, with the I/O errors Go reports as errno values:
+// We do the same, with the I/O errors Go reports as errno values. Which
+// errors count is IsLogDirFailure; whether one takes the dir offline is
+// the dir's owner's answer (ManagerOptions.OnLogDirFailure; the broker
+// says yes to all but ENOSPC/EDQUOT under log.dir.offline.on.full.disk=
+// false); without an owner nothing goes offline.
 //
 //   - ENOSPC (a full disk), EIO, EROFS, EDQUOT and every other errno on a
 //     log's write path (group write, fdatasync, segment roll, index and
-//     leader-epoch files, directory fsync) take the dir offline, as
-//     Kafka's IOException does. ENOSPC included: a write that hit a full
+//     leader-epoch files, directory fsync) count, as Kafka's IOException
+//     does. ENOSPC included: a write that hit a full
 //     disk may have left torn bytes (the log cuts them off, but the next
 //     roll, index msync or checkpoint can fail anywhere), and a leader
 //     that keeps answering errors keeps its leadership away from in-sync
