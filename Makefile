@@ -70,9 +70,11 @@ cluster-long:
 # checks no acknowledged record is lost or doubled and reports failover
 # p50/p99. FAULTS_SEED=N replays a schedule, FAULTS_N sets its length
 # (default 16); more knobs (RINGBROKER_FAULTS_*) in cluster_faults_test.go.
+# Also the log dir failure tests (no root needed): ENOSPC / EIO injected on an
+# RF 3 leader's dir and on a single node's only dir (logdir_failure_test.go).
 cluster-faults:
 	$(if $(FAULTS_SEED),RINGBROKER_FAULTS_SEED=$(FAULTS_SEED)) $(if $(FAULTS_N),RINGBROKER_FAULTS_N=$(FAULTS_N)) \
-	$(GO) test -tags clusterfaults -count=1 -timeout 30m -v -run 'TestClusterFaults$$' ./tests/integration/
+	$(GO) test -tags clusterfaults -count=1 -timeout 30m -v -run 'TestClusterFaults$$|TestLogDirFailure' ./tests/integration/
 
 test: test-deps lint unit unit-invariants integration
 

@@ -588,7 +588,9 @@ func (op *fetchOp) read(it *fetchItem, budget int64, first bool) fetchResult {
 			res.errorCode = kerr.UnknownTopicOrPartition.Code // deleted meanwhile
 		case err != nil:
 			res.errorCode = kerr.KafkaStorageError.Code
-			op.b.log.Warn("fetch read failed", zap.String("topic", it.part.Topic.Name), zap.Int32("partition", it.part.Index), zap.Error(err))
+			if !errors.Is(err, storage.ErrLogDirOffline) { // (logged once: log_dir_failure.go)
+				op.b.log.Warn("fetch read failed", zap.String("topic", it.part.Topic.Name), zap.Int32("partition", it.part.Index), zap.Error(err))
+			}
 		case !first && reg.Len > budget:
 			reg.Release()
 		default:

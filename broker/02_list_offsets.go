@@ -117,6 +117,10 @@ func (b *Broker) listOffset(rp *kmsg.ListOffsetsResponseTopicPartition, topic st
 		rp.ErrorCode = code
 		return
 	}
+	if part.Log.DirOffline() { // its log dir failed (log_dir_failure.go)
+		rp.ErrorCode = kerr.KafkaStorageError.Code
+		return
+	}
 	if stable {
 		ps := b.produce.part(part)
 		loaded := make(chan error, 1)

@@ -8,7 +8,8 @@ package broker
 // null topic list means every partition; otherwise only the named
 // topic-partitions that exist (unknown ones are left out, as in Kafka).
 // v4 adds the file system's total and usable bytes (statfs; -1 when statfs
-// fails). A log dir that cannot be read is KAFKA_STORAGE_ERROR.
+// fails). A log dir that cannot be read, or that an I/O error took
+// offline (log_dir_failure.go), is KAFKA_STORAGE_ERROR.
 //
 // Runs on the admin worker, not the ring thread: Log.Size takes each log's
 // lock, which Close holds across an fdatasync, and statfs is a file system
@@ -67,7 +68,9 @@ func (b *Broker) describeLogDirs(req netpoll.Request, h *proto.RequestHeader, r 
 		out := &resp.Dirs[i]
 		out.Dir, out.TotalBytes, out.UsableBytes = abs, -1, -1
 		var st unix.Statfs_t
-		if err := unix.Statfs(d, &st); err != nil {
+		if b.reg.dirOffline(i) { // an I/O error took it offline (log_dir_failure.go), as Kafka answers
+			out.ErrorCode = kerr.KafkaStorageError.Code
+		} else if err := unix.Statfs(d, &st); err != nil {
 			out.ErrorCode = kerr.KafkaStorageError.Code
 		} else {
 			out.TotalBytes = int64(st.Blocks) * st.Bsize

@@ -248,7 +248,9 @@ func (op *fetchOp) readAsFollower(it *fetchItem, res fetchResult, budget int64, 
 			res.errorCode = kerr.UnknownTopicOrPartition.Code // deleted meanwhile (as on the leader)
 		case err != nil:
 			res.errorCode = kerr.KafkaStorageError.Code
-			op.b.log.Warn("follower fetch read failed", zap.String("topic", p.Topic.Name), zap.Int32("partition", p.Index), zap.Error(err))
+			if !errors.Is(err, storage.ErrLogDirOffline) { // (logged once: log_dir_failure.go)
+				op.b.log.Warn("follower fetch read failed", zap.String("topic", p.Topic.Name), zap.Int32("partition", p.Index), zap.Error(err))
+			}
 		case !first && reg.Len > budget:
 			reg.Release()
 		default:

@@ -660,8 +660,8 @@ func readNewestSnapshot(fs storage.FS, dir string, hw int64, producers map[int64
 // writeSnapshot snapshots the loaded state into the partition dir and drops
 // older snapshot files. Blocking I/O: workers and shutdown only.
 func (ps *partState) writeSnapshot() error {
-	if !ps.loaded.Load() {
-		return nil
+	if !ps.loaded.Load() || ps.p.Log.DirOffline() {
+		return nil // (an offline dir is left as it is: log_dir_failure.go)
 	}
 	ps.snapshotMu.Lock()
 	defer ps.snapshotMu.Unlock()

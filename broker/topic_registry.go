@@ -171,6 +171,10 @@ type Registry struct {
 	// each run at most once, and never Start after Close.
 	cleanerMu                     sync.Mutex
 	cleanerStarted, cleanerClosed bool
+
+	// dirFailures records the log dirs an I/O error took offline
+	// (log_dir_failure.go).
+	dirFailures logDirFailures
 }
 
 // OpenRegistry locks every log dir, checks its identity, reconciles the
@@ -192,6 +196,7 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	}
 	r := &Registry{opts: opts, cfg: opts.Config, log: opts.Logger, topics: map[string]*Topic{}, byID: map[[16]byte]*Topic{}}
 	r.writeFile = r.writeMetadataFile
+	r.dirFailures.init()
 	defer func() {
 		if err != nil {
 			r.closeManagers()
@@ -230,8 +235,9 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	r.clusterID = clusterID
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
-	for _, dir := range opts.LogDirs {
-		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, FS: opts.FS, Logf: logf, Warnf: warnf, Stats: opts.Stats, Replicated: opts.Replicated})
+	for i, dir := range opts.LogDirs {
+		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: opts.NewIO, FS: opts.FS, Logf: logf, Warnf: warnf, Stats: opts.Stats, Replicated: opts.Replicated,
+			OnLogDirFailure: r.onLogDirFailure(i)})
 		if err != nil {
 			return nil, fmt.Errorf("log dir %s: %w", dir, err)
 		}
@@ -409,11 +415,12 @@ func (r *Registry) createPartitionLogs(t *Topic, first int32, dirs []int) ([]*Pa
 	return parts, nil
 }
 
-// spreadDirs assigns partitions first..first+n-1 to log dirs round-robin.
+// spreadDirs assigns partitions first..first+n-1 to log dirs round-robin
+// (skipping offline ones: log_dir_failure.go).
 func (r *Registry) spreadDirs(first, n int32) []int {
 	dirs := make([]int, n)
 	for i := range dirs {
-		dirs[i] = int(first+int32(i)) % len(r.mgrs)
+		dirs[i] = r.onlineDir(int(first + int32(i)))
 	}
 	return dirs
 }
@@ -773,6 +780,7 @@ func (r *Registry) Close() error {
 // a busy disk can take minutes), and once at the end. interval <= 0 or a
 // nil report: no reports.
 func (r *Registry) CloseReporting(interval time.Duration, report func(closed, total int64)) error {
+	r.closeDirFailures()
 	// The cleaner first: it reads and swaps segments of logs the managers
 	// are about to close.
 	r.closeCleaner()
@@ -819,6 +827,10 @@ func (r *Registry) closeManagers() error {
 		go func() {
 			defer wg.Done()
 			errs[i] = m.Close()
+			if errors.Is(errs[i], storage.ErrLogDirOffline) {
+				r.closedOffline(m.Dir())
+				errs[i] = nil
+			}
 		}()
 	}
 	wg.Wait()
@@ -885,14 +897,20 @@ func (r *Registry) persistLocked() error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, dir := range r.opts.LogDirs {
+	var errs, offline []error
+	for i, dir := range r.opts.LogDirs {
+		if r.dirOffline(i) {
+			// A failed dir is left as it is (log_dir_failure.go): it keeps
+			// its older copy, which a start reconciles like any stale one.
+			offline = append(offline, fmt.Errorf("log dir %s: %w", dir, storage.ErrLogDirOffline))
+			continue
+		}
 		if err := r.writeFile(filepath.Join(dir, metadataFile), data); err != nil {
 			errs = append(errs, fmt.Errorf("log dir %s: %w", dir, err))
 		}
 	}
-	if len(errs) == len(r.opts.LogDirs) {
-		return errors.Join(errs...)
+	if len(errs)+len(offline) == len(r.opts.LogDirs) {
+		return errors.Join(append(errs, offline...)...)
 	}
 	for _, err := range errs {
 		r.log.Warn("a copy of the topic table could not be written; that log dir keeps an older one", zap.Uint64("generation", r.generation), zap.Error(err))

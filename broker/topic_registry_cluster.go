@@ -239,7 +239,7 @@ func (r *Registry) clusterDirs(first int32, local []bool) []int {
 	for i, l := range local {
 		dirs[i] = remoteDir
 		if l {
-			dirs[i] = int(first+int32(i)) % len(r.mgrs)
+			dirs[i] = r.onlineDir(int(first + int32(i)))
 		}
 	}
 	return dirs

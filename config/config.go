@@ -111,6 +111,7 @@ type Config struct {
 	// Log cleaner (Kafka keys): CleanerConfig, and the defaults of the
 	// topics' compaction keys.
 	LogCleanerEnable              bool    // log.cleaner.enable
+	LogDirOfflineOnFullDisk       bool    // log.dir.offline.on.full.disk (ours)
 	LogCleanerThreads             int     // log.cleaner.threads
 	LogCleanerDedupeBufferSize    int64   // log.cleaner.dedupe.buffer.size
 	LogCleanerIOBufferSize        int     // log.cleaner.io.buffer.size

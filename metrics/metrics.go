@@ -78,6 +78,7 @@ type Registry struct {
 	onServeError func(error)
 
 	cleanerOnce sync.Once // WatchCleaner registers the cleaner's series once (cleaner.go)
+	logDirsOnce sync.Once // WatchLogDirs registers the log dir series once (logdirs.go)
 	replicaOnce sync.Once // WatchReplicaFetchers registers the fetchers' series once (replica.go)
 	quotaOnce   sync.Once // WatchQuotas registers the quota series once (quota.go)
 }

@@ -604,7 +604,9 @@ func (f *fetcher) applyFetch(parts []sent, answers map[topicPartition]*kmsg.Fetc
 			f.retryLater(w.s, "the leader sent an invalid record batch", err)
 		case errors.Is(err, storage.ErrBacklog):
 			f.retryLater(w.s, "the follower log's append backlog is full", err)
-		case errors.Is(err, storage.ErrLogFailed), errors.Is(err, storage.ErrClosed):
+		case errors.Is(err, storage.ErrLogFailed), errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrLogDirOffline):
+			// (An offline log dir's partitions stop fetching, as Kafka
+			// removes their fetchers: broker/log_dir_failure.go.)
 			f.logFailure(w.s, "appending the leader's batches failed", err)
 		case err != nil:
 			// A write, fdatasync or epoch-file error the log undid (a

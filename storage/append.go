@@ -161,6 +161,8 @@ func (l *Log) acceptErr(n int64) error {
 		return ErrClosed
 	case l.failed != nil:
 		return fmt.Errorf("%w: %v", ErrLogFailed, l.failed)
+	case l.dirState.isOffline():
+		return l.dirState.offlineErr()
 	case l.pendingBytes > 0 && l.pendingBytes+n > l.cfg.AppendPendingMaxBytes:
 		return ErrBacklog
 	}
@@ -261,6 +263,10 @@ func (l *Log) service() bool {
 			l.mu.Unlock()
 			if failed != nil {
 				l.completeGroup(fmt.Errorf("%w: %v", ErrLogFailed, failed), false, 0, now)
+				continue
+			}
+			if l.dirState.isOffline() { // queued before: nothing more is written there
+				l.completeGroup(l.dirState.offlineErr(), false, 0, now)
 				continue
 			}
 			l.writeGroup(now, epoch)
@@ -506,6 +512,9 @@ func (l *Log) datasync(f *os.File) error {
 // end, and in local mode the high watermark, to l.nextOffset and the
 // segment size to end) and runs the callbacks and waiters outside the lock.
 func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
+	if err != nil {
+		l.ioFailed(err) // logdir_failure.go
+	}
 	l.mu.Lock()
 	if err == nil {
 		act := l.active()
@@ -597,6 +606,7 @@ func (l *Log) flushAlone(now int64) {
 	}
 	if err != nil {
 		l.logf("log %s: periodic fdatasync: %v", l.dir, err)
+		l.ioFailed(err)
 		l.lastFlushNs = now // retry at the next interval, not in a loop
 		return
 	}
@@ -734,6 +744,7 @@ func (l *Log) flushRolled(s *segment) {
 	}
 	if err := s.syncIndexes(); err != nil {
 		l.logf("log %s: sync of rolled segment %d's indexes: %v", l.dir, s.base, err)
+		l.ioFailed(err)
 	}
 	l.mu.RLock()
 	unsynced := s.syncedTo < s.next // only this flush changes it once rolled
@@ -747,6 +758,7 @@ func (l *Log) flushRolled(s *segment) {
 	}
 	if err != nil {
 		l.logf("log %s: fdatasync of rolled segment %d: %v", l.dir, s.base, err)
+		l.ioFailed(err)
 		return // stays below the recovery point; recovery will scan it
 	}
 	l.mu.Lock()

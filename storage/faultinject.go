@@ -2,21 +2,34 @@
 
 package storage
 
-// A test-only slow disk, compiled in only with -tags faultinject (the fault
-// schedule builds its ringbrokerd so: tests/integration/cluster_faults_test.go,
-// kind slow-disk). When the environment variable FaultInjectSyncDelayEnv names
+// A test-only slow or failing disk, compiled in only with -tags faultinject
+// (the fault schedule builds its ringbrokerd so: tests/integration/
+// cluster_faults_test.go, kind slow-disk; and the log dir failure tests,
+// tests/integration/logdir_failure_test.go).
+//
+// Slow: when the environment variable FaultInjectSyncDelayEnv names
 // a file, every log opened without an explicit IO (all of the daemon's) delays
 // each fdatasync by the duration written in that file ("250ms"; missing,
 // empty or unparsable: no delay), re-read every faultInjectPoll; each new
 // value, once in force, is written to the file's name plus ".applied" so the
-// test knows when the disk is slow (or fast again). Production
-// binaries are built without the tag and keep NewPortableIO.
+// test knows when the disk is slow (or fast again).
+//
+// Failing: when FaultInjectWriteErrorEnv names a file, every data write
+// and fdatasync of those logs fails with the errno the file names
+// ("ENOSPC" or "EIO"; missing, empty or anything else: no error), as
+// storage.FaultIO's SetWriteError does, re-read every faultInjectPoll and
+// acknowledged in the file's name plus ".applied" likewise. It is the same
+// os.PathError over the same errno a real disk gives, so the log dir
+// failure path (logdir_failure.go) takes it as it would a real one.
+//
+// Production binaries are built without the tag and keep NewPortableIO.
 
 import (
 	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -29,20 +42,67 @@ const faultInjectPoll = 50 * time.Millisecond
 // faultInjectDelayMax bounds the delay whatever the file says.
 const faultInjectDelayMax = 10 * time.Second
 
+// FaultInjectWriteErrorEnv names the control file of the injected write
+// and fdatasync error.
+const FaultInjectWriteErrorEnv = "RINGBROKER_FAULTINJECT_WRITE_ERROR_FILE"
+
 func init() {
-	path := os.Getenv(FaultInjectSyncDelayEnv)
-	if path == "" {
+	delayPath, errPath := os.Getenv(FaultInjectSyncDelayEnv), os.Getenv(FaultInjectWriteErrorEnv)
+	if delayPath == "" && errPath == "" {
 		return
 	}
-	d := &syncDelay{}
-	d.read(path)
+	d, w := &syncDelay{}, &writeError{}
+	if delayPath != "" {
+		d.read(delayPath)
+		fmt.Fprintf(os.Stderr, "faultinject: every fdatasync delayed by the duration in %s\n", delayPath)
+	}
+	if errPath != "" {
+		w.read(errPath)
+		fmt.Fprintf(os.Stderr, "faultinject: every write and fdatasync of partition logs fails with the errno named in %s\n", errPath)
+	}
 	go func() {
 		for range time.Tick(faultInjectPoll) {
-			d.read(path)
+			if delayPath != "" {
+				d.read(delayPath)
+			}
+			if errPath != "" {
+				w.read(errPath)
+			}
 		}
 	}()
-	newDefaultIO = func() IO { return &slowSyncIO{inner: NewPortableIO(), d: d} }
-	fmt.Fprintf(os.Stderr, "faultinject: every fdatasync delayed by the duration in %s\n", path)
+	newDefaultIO = func() IO { return &slowSyncIO{inner: NewPortableIO(), d: d, w: w} }
+}
+
+// writeError is the current injected errno (0: none).
+type writeError struct {
+	errno atomic.Uintptr
+	told  bool // the current value is in the .applied file (the poller's only)
+}
+
+func (w *writeError) read(path string) {
+	var v syscall.Errno
+	name := ""
+	if b, err := os.ReadFile(path); err == nil {
+		switch strings.ToUpper(strings.TrimSpace(string(b))) {
+		case "ENOSPC":
+			v, name = syscall.ENOSPC, "ENOSPC"
+		case "EIO":
+			v, name = syscall.EIO, "EIO"
+		}
+	}
+	if w.errno.Swap(uintptr(v)) != uintptr(v) || !w.told {
+		if os.WriteFile(path+".applied", []byte(name), 0o644) == nil {
+			w.told = true
+		}
+	}
+}
+
+// err is the injected error for op on f, or nil.
+func (w *writeError) err(op string, f *os.File) error {
+	if v := syscall.Errno(w.errno.Load()); v != 0 {
+		return &os.PathError{Op: op, Path: f.Name(), Err: v}
+	}
+	return nil
 }
 
 // syncDelay is the current fdatasync delay.
@@ -72,13 +132,19 @@ func (d *syncDelay) sleep() {
 	}
 }
 
-// slowSyncIO is a PortableIO whose every fdatasync first waits the delay.
+// slowSyncIO is a PortableIO whose every fdatasync first waits the delay,
+// and whose writes and fdatasyncs fail with the injected error while one
+// is set.
 type slowSyncIO struct {
 	inner IO
 	d     *syncDelay
+	w     *writeError
 }
 
 func (s *slowSyncIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	if err := s.w.err("pwritev", f); err != nil {
+		return 0, false, err
+	}
 	n, _, err := s.inner.Writev(f, iov, off, false)
 	if err != nil || !datasync || n < iovLen(iov) {
 		return n, false, err
@@ -91,6 +157,9 @@ func (s *slowSyncIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) 
 
 func (s *slowSyncIO) Datasync(f *os.File) error {
 	s.d.sleep()
+	if err := s.w.err("fdatasync", f); err != nil {
+		return err
+	}
 	return s.inner.Datasync(f)
 }
 

@@ -38,8 +38,8 @@ const ReplicationOffsetCheckpointFile = "replication-offset-checkpoint"
 // ManagerOptions.Replicated it does nothing. Safe from any goroutine;
 // concurrent calls are serialized.
 func (m *Manager) CheckpointHighWatermarks() error {
-	if !m.opts.Replicated {
-		return nil
+	if !m.opts.Replicated || m.dirState.isOffline() {
+		return nil // (an offline dir is left as it is: logdir_failure.go)
 	}
 	m.hwCkMu.Lock()
 	defer m.hwCkMu.Unlock()

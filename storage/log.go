@@ -78,6 +78,10 @@ type Options struct {
 	// it had no entry), clamped to [log start, log end] (hw_checkpoint.go).
 	Replicated    bool
 	HighWatermark int64
+
+	// dirState is the Manager's log dir state (logdir_failure.go); nil
+	// for a log opened on its own.
+	dirState *dirState
 }
 
 // Log is one partition's log. See doc.go for the API and concurrency rules.
@@ -97,6 +101,10 @@ type Log struct {
 	// Stalled (liveness.go). Written by the writer, read by anyone.
 	busySinceNs atomic.Int64
 	warnf       func(string, ...any) // recovery that changed or dropped data
+	// dirState is the log dir's online/offline state (logdir_failure.go;
+	// nil without a Manager): an offline dir's log refuses appends and
+	// reads with ErrLogDirOffline.
+	dirState *dirState
 	// traceStartNs, traceWroteNs and traceSyncedNs: when the current
 	// group's write began and when it and its fdatasync returned
 	// (internal/reqtrace stamps, 0 when not traced or not synced); writer
@@ -221,7 +229,7 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
 	l := &Log{
 		dir: dir, topic: opts.Topic, partition: opts.Partition,
-		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, fs: fs, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf,
+		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, fs: fs, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf, dirState: opts.dirState,
 		leaderEpoch: -1, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		tsSoFar: -1, tsOffSoFar: -1, recoveredFrom: math.MaxInt64,
 	}

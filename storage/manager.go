@@ -38,6 +38,13 @@ type ManagerOptions struct {
 	// written by CheckpointHighWatermarks and Close, and every log opens
 	// in replicated mode from its checkpointed high watermark.
 	Replicated bool
+	// OnLogDirFailure, when set, is told of each I/O error of any log of
+	// the dir (logdir_failure.go) until the dir is offline, and returns
+	// whether the error takes it offline. It is called on the log's writer
+	// or flusher goroutine: it must not block or touch the dir's logs (do
+	// the reaction on a goroutine of its own). nil: a log's write error
+	// stays that log's caller's business and the dir stays online.
+	OnLogDirFailure func(dir string, cause error) bool
 }
 
 // Manager owns one log.dir: the partition logs under it, the two checkpoint
@@ -87,6 +94,8 @@ type Manager struct {
 	cleanerCkMu sync.Mutex
 	// hwCkMu serializes writes of replication-offset-checkpoint.
 	hwCkMu sync.Mutex
+	// dirState is the dir's online/offline state, shared with its logs.
+	dirState *dirState
 }
 
 // CloseProgress reports how many logs a running (or finished) Close has
@@ -115,7 +124,8 @@ func OpenManager(dir string, opts ManagerOptions) (*Manager, error) {
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	m := &Manager{dir: dir, opts: opts, logs: map[TopicPartition]*Log{}, busy: map[TopicPartition]chan struct{}{}}
+	m := &Manager{dir: dir, opts: opts, logs: map[TopicPartition]*Log{}, busy: map[TopicPartition]chan struct{}{},
+		dirState: &dirState{dir: dir, notify: opts.OnLogDirFailure}}
 	var err error
 	if m.recoveryPoints, err = m.readCheckpoint(RecoveryPointCheckpointFile); err != nil {
 		return nil, err
@@ -240,6 +250,9 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 		return nil, fmt.Errorf("log: invalid topic name %q", topic)
 	}
 	tp := TopicPartition{topic, partition}
+	if m.dirState.isOffline() {
+		return nil, m.dirState.offlineErr()
+	}
 	m.mu.Lock()
 	for {
 		if m.closed {
@@ -282,6 +295,7 @@ func (m *Manager) OpenLog(topic string, partition int32, cfg Config) (*Log, erro
 // the caller; m.mu not held.
 func (m *Manager) open(tp TopicPartition, cfg Config, opts Options) (*Log, error) {
 	opts.FS = m.opts.FS
+	opts.dirState = m.dirState
 	if m.opts.NewIO != nil {
 		var err error
 		if opts.IO, err = m.opts.NewIO(); err != nil {
@@ -420,6 +434,11 @@ func (m *Manager) SetAsideLog(topic string, partition int32, suffix string) (str
 // entries dropped) and then hands its directory to dispose, with the
 // partition marked busy meanwhile: DeleteLog and SetAsideLog.
 func (m *Manager) dropLog(topic string, partition int32, dispose func(dir string) (string, error)) (string, error) {
+	if m.dirState.isOffline() {
+		// Nothing leaves an offline dir (Kafka deletes an offline
+		// replica's files once its dir is back, at the next start).
+		return "", m.dirState.offlineErr()
+	}
 	tp := TopicPartition{topic, partition}
 	m.mu.Lock()
 	for m.waitNotBusyLocked(tp) {
@@ -492,6 +511,9 @@ func IsDeletedPartitionDir(name string) bool {
 // (Kafka has a second key, log.flush.start.offset.checkpoint.interval.ms,
 // for the log-start-offset file; ringbroker does not take it).
 func (m *Manager) Checkpoint() error {
+	if m.dirState.isOffline() {
+		return nil // an offline dir is left as it is (logdir_failure.go)
+	}
 	m.mu.Lock()
 	rp, ls := m.checkpointMapsLocked(m.logs)
 	m.mu.Unlock()
@@ -503,6 +525,9 @@ func (m *Manager) Checkpoint() error {
 
 // openLogs returns the open logs (the cleaner's view).
 func (m *Manager) openLogs() []*Log {
+	if m.dirState.isOffline() {
+		return nil // the cleaner leaves an offline dir as it is
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]*Log, 0, len(m.logs))
@@ -551,6 +576,9 @@ func (m *Manager) Close() error {
 	}
 	logs := m.logs
 	m.mu.Unlock()
+	if m.dirState.isOffline() {
+		return m.closeOffline(logs)
+	}
 	m.closeTotal.Store(int64(len(logs)))
 	errs := closeLogs(logs, &m.closeDone)
 	m.mu.Lock()

@@ -64,6 +64,9 @@ func (l *Log) ReadReplica(offset int64, maxBytes int) (Region, error) {
 }
 
 func (l *Log) read(offset int64, maxBytes int, toEnd bool) (Region, error) {
+	if l.dirState.isOffline() {
+		return Region{BaseOffset: -1}, l.dirState.offlineErr()
+	}
 	for {
 		l.mu.RLock()
 		if l.closed {

@@ -7,6 +7,9 @@ package storage
 // of an open transaction, or the high watermark), so no batch is cut.
 // offset at or past upper (but within the log end) gives an empty Region.
 func (l *Log) ReadBelow(offset int64, maxBytes int, upper int64) (Region, error) {
+	if l.dirState.isOffline() {
+		return Region{BaseOffset: -1}, l.dirState.offlineErr()
+	}
 	if offset >= upper {
 		l.mu.RLock()
 		closed, start, end := l.closed, l.logStart, l.end

@@ -14,6 +14,9 @@ import (
 // it. offset must be <= the high watermark; -1 means the high watermark.
 // Returns the new log start offset.
 func (l *Log) DeleteRecords(offset int64) (int64, error) {
+	if l.dirState.isOffline() {
+		return 0, l.dirState.offlineErr()
+	}
 	l.swapMu.Lock()
 	defer l.swapMu.Unlock()
 	l.mu.Lock()
@@ -50,6 +53,9 @@ func (l *Log) DeleteRecords(offset int64) (int64, error) {
 // offset deletes: retention.ms and retention.bytes do not apply, as in
 // Kafka. Returns how many segments were deleted.
 func (l *Log) EnforceRetention(now time.Time) (int, error) {
+	if l.dirState.isOffline() {
+		return 0, nil // an offline dir is left as it is (logdir_failure.go)
+	}
 	nowMs := now.UnixMilli()
 	l.swapMu.Lock()
 	defer l.swapMu.Unlock()

@@ -123,6 +123,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 
 // runTruncate hands req to the writer and waits; see TruncateTo.
 func (l *Log) runTruncate(req *truncateReq) error {
+	if l.dirState.isOffline() {
+		return l.dirState.offlineErr() // nothing is cut from an offline dir
+	}
 	l.truncating.Add(1)
 	l.cleaning.Lock()
 	defer func() {

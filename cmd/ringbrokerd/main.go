@@ -178,6 +178,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	m.WatchLogDirs(reg.LogDirOnline) // ringbroker_log_dir_offline (broker/log_dir_failure.go)
 	if c := reg.Cleaner(); c != nil {
 		m.WatchCleaner(func() metrics.CleanerStats {
 			s := c.Stats()
@@ -372,8 +373,18 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	}
 	stopWatchdog := startWatchdog(daemonLiveness(srv, reg), logger.Named("watchdog"))
 
-	s := <-sig
-	logger.Info("shutting down", zap.String("signal", s.String()))
+	var stopErr error
+	select {
+	case s := <-sig:
+		logger.Info("shutting down", zap.String("signal", s.String()))
+	case <-reg.StopForLogDirFailure():
+		// broker/log_dir_failure.go: every log dir is offline (or, in
+		// cluster mode, one is). The same shutdown as SIGTERM's (a
+		// controlled shutdown moves the leaderships first); the offline
+		// dirs' files are left as they are, and the exit status is 1.
+		stopErr = reg.StopReason()
+		logger.Error("shutting down: log dir failure", zap.Strings("offline_log_dirs", reg.OfflineLogDirs()), zap.Error(stopErr))
+	}
 	_ = sdNotify("STOPPING=1")
 	stopWatchdog() // returns once no check runs: the logs close below
 	// A clustered node first hands its leaderships over (controlled
@@ -398,7 +409,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		logger.Error("closing logs", zap.Error(err))
 	}
 	logger.Info("stopped", zap.Duration("closing_logs", time.Since(t0)))
-	return nil
+	return stopErr
 }
 
 // closeReportEvery is how often a long log close logs its progress and,

@@ -2,8 +2,10 @@
 
 package crash
 
-// Disk full (issue 8, "Resource exhaustion"): the second of two log dirs is
-// a tmpfs of 8 MiB mounted by the test. Produce to a partition there until
+// Disk full (issue 8, "Resource exhaustion"), with
+// log.dir.offline.on.full.disk=false (the default takes a full dir offline
+// until a restart, as Kafka does: tests/integration/logdir_failure_test.go):
+// the second of two log dirs is a tmpfs of 8 MiB mounted by the test. Produce to a partition there until
 // the disk is full and check that
 //
 //   - the client gets KAFKA_STORAGE_ERROR in bounded time (no hang) and the
@@ -93,7 +95,11 @@ func testDiskFull(t *testing.T, segmentBytes string) {
 	// Partition i lives in log dir i % 2: partition 0 on the normal disk
 	// (with the topic metadata and meta.properties), partition 1 on tmpfs.
 	props := map[string]string{
-		"log.dirs":                         normal + "," + full,
+		"log.dirs": normal + "," + full,
+		// This test is about riding out a full disk in place: by default
+		// (Kafka's behaviour) ENOSPC takes the dir offline until a restart
+		// (broker/log_dir_failure.go; tests/integration/logdir_failure_test.go).
+		"log.dir.offline.on.full.disk":     "false",
 		"group.initial.rebalance.delay.ms": "0",
 		"auto.create.topics.enable":        "false",
 	}
@@ -394,8 +400,9 @@ func TestDiskFullPageByPage(t *testing.T) {
 	normal := filepath.Join(t.TempDir(), "normal")
 	const pages = 1200 // > 2 offset-index pages' worth of 4 KiB batches
 	props := map[string]string{
-		"log.dirs":                  normal + "," + full,
-		"auto.create.topics.enable": "false",
+		"log.dirs":                     normal + "," + full,
+		"log.dir.offline.on.full.disk": "false", // (as TestDiskFull)
+		"auto.create.topics.enable":    "false",
 	}
 	d := startDaemon(t, props)
 	const topic = "pages"

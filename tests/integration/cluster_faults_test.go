@@ -23,7 +23,8 @@ package integration
 //	full-disk        the node's data dir (a tmpfs of its own, faultsDiskBytes)
 //	                 filled by a filler file until writes get ENOSPC; the
 //	                 filler removed after the hold (the node is restarted on
-//	                 heal only if it exited)
+//	                 heal only if it exited: ENOSPC takes its only log dir
+//	                 offline and it stops, broker/log_dir_failure.go)
 //	slow-disk        every fdatasync of the node's partition logs delayed
 //	                 (100-500ms) for the hold: the daemon is built with -tags
 //	                 faultinject (storage/faultinject.go), whose IO reads the
