@@ -28,8 +28,9 @@ type AppendResult struct {
 
 // AppendCallback receives the result of an accepted Append exactly once.
 // It runs on the log's writer goroutine after the log lock is released (an
-// inline append's on RunInline's caller: append_inline.go): it must not block (post to the caller's queue and wake its loop), and it may
-// call back into the log.
+// inline append's on RunInline's caller: append_inline.go): it must not
+// block (post to the caller's queue and wake its loop), and it may call
+// back into the log.
 type AppendCallback interface{ AppendDone(AppendResult) }
 
 // AppendFunc adapts a function to AppendCallback.
