@@ -168,7 +168,12 @@ func (l *Log) enqueueReqMode(r *appendReq, inline bool) (claimed bool, err error
 	wake := l.writerState == writerIdle || l.writerState == writerFlushWait ||
 		(l.writerState == writerLingering && l.pendingBytes >= l.pol.batchBytesMax)
 	if wake {
-		if inline && l.writerState == writerIdle && l.head == r && l.pol.lingerNs == 0 {
+		// Claim only what RunInline would write itself: not a group the
+		// flush policy fdatasyncs by count (flush.messages=1 is every
+		// group), which goes to the writer goroutine at once as before
+		// (unflushedMsgs is the writer's, settled when it parked idle).
+		if inline && l.writerState == writerIdle && l.head == r && l.pol.lingerNs == 0 &&
+			l.unflushedMsgs+r.records < l.pol.flushMessages {
 			l.writerState = writerInline
 			claimed = true
 		} else {
