@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"net"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,6 +66,10 @@ func (tb *testBroker) start() {
 	cfg := config.Default()
 	mustSet(t, cfg, "log.segment.bytes.min", "14")
 	mustSet(t, cfg, "num.partitions", "1")
+	for _, kv := range harnessSettings {
+		k, v, _ := strings.Cut(kv, "=")
+		mustSet(t, cfg, k, v)
+	}
 	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Logger: logger, Config: cfg}
 	opts := Options{NodeID: 0, AdvertisedHost: "127.0.0.1", DataDir: tb.dir, Logger: logger,
 		AutoCreateTopics: true, NumPartitions: 1, MessageMaxBytes: 1048588, FetchZeroCopy: true}
@@ -178,6 +184,30 @@ func (tb *testBroker) client(opts ...kgo.Opt) *kgo.Client {
 func (tb *testBroker) admin() *kadm.Client { return kadm.NewClient(tb.client()) }
 
 // mustSet sets a config key as --set would, failing the test on a bad value.
+// harnessSettings are server settings ("key=value") every test broker
+// starts with: RINGBROKER_TEST_SET (comma-separated) runs the package with
+// them (e.g. RINGBROKER_TEST_SET=append.inline=true), withSettings adds
+// some for one test.
+var harnessSettings = splitSettings(os.Getenv("RINGBROKER_TEST_SET"))
+
+func splitSettings(s string) []string {
+	var out []string
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// withSettings adds server settings for the rest of t (the package's
+// tests do not run in parallel).
+func withSettings(t *testing.T, kv ...string) {
+	old := harnessSettings
+	harnessSettings = append(append([]string(nil), old...), kv...)
+	t.Cleanup(func() { harnessSettings = old })
+}
+
 func mustSet(t testing.TB, cfg *config.Config, key, value string) {
 	t.Helper()
 	if err := cfg.Set(key, value); err != nil {

@@ -295,7 +295,18 @@ func (ps *partState) logAppend(rb proto.RecordBatch, slot *partSlot) appendOutco
 	// Every batch reaching here was framed and CRC-checked by validateBatch
 	// (or built, with a fresh CRC, by recompress): the log parses nothing
 	// again.
-	err := ps.p.Log.AppendBatch(rb, slot)
+	var err error
+	if slot.inlineOK {
+		// On the ring thread (produceAll): the log may leave the write to
+		// us; serveProduce runs it once it holds no locks (RunInline).
+		var run bool
+		run, err = ps.p.Log.AppendBatchInline(rb, slot)
+		if run {
+			slot.ctx.inline = append(slot.ctx.inline, ps.p.Log)
+		}
+	} else {
+		err = ps.p.Log.AppendBatch(rb, slot)
+	}
 	if err == nil {
 		return outAppended
 	}
@@ -318,7 +329,9 @@ func (ps *partState) logAppend(rb proto.RecordBatch, slot *partSlot) appendOutco
 
 // completed records the outcome of an append made through slot: fills in
 // the cached batch's offset, answers duplicates waiting on it and schedules
-// a snapshot when enough was appended. Runs on the log writer goroutine.
+// a snapshot when enough was appended. Runs on the log writer goroutine
+// (append.inline: on serveProduce's thread, after appendBatch released
+// ps.mu).
 func (ps *partState) completed(slot *partSlot, res *storage.AppendResult) {
 	var waiters []*partSlot
 	ps.mu.Lock()

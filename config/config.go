@@ -136,6 +136,7 @@ type Config struct {
 	// Appender and fetch (ours).
 	AppendBatchMaxBytes int  // append.batch.max.bytes
 	AppendLingerMaxMs   int  // append.linger.max.ms
+	AppendInline        bool // append.inline
 	FetchZeroCopy       bool // fetch.zero.copy
 	// FetchCopyMaxBytes is fetch.copy.max.bytes (ours).
 	FetchCopyMaxBytes int

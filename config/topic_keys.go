@@ -240,6 +240,7 @@ func (c *Config) topicSettings(overrides map[string]string) TopicSettings {
 	t.Log.AppendBatchMaxBytes = c.AppendBatchMaxBytes
 	t.Log.AppendLingerMs = int64(c.AppendLingerMaxMs)
 	t.Log.AppendPendingMaxBytes = c.AppendPendingMaxBytes
+	t.Log.AppendInline = c.AppendInline
 	for i := range specs {
 		sp := &specs[i]
 		if !sp.topic() || sp.store == nil {

@@ -27,9 +27,10 @@ type AppendResult struct {
 }
 
 // AppendCallback receives the result of an accepted Append exactly once.
-// It runs on the log's writer goroutine after the log lock is released: it
-// must not block (post to the caller's queue and wake its loop), and it may
-// call back into the log.
+// It runs on the log's writer goroutine after the log lock is released (an
+// inline append's on RunInline's caller: append_inline.go): it must not
+// block (post to the caller's queue and wake its loop), and it may call
+// back into the log.
 type AppendCallback interface{ AppendDone(AppendResult) }
 
 // AppendFunc adapts a function to AppendCallback.
@@ -120,11 +121,33 @@ func (l *Log) enqueue(batches []byte, offsets, records int64, cb AppendCallback)
 	r.buf = append(r.buf[:0], batches...)
 	r.cb, r.records, r.offsets = cb, records, offsets
 	r.replicaBase = -1
+	if testAppendInline {
+		claimed, err := l.enqueueReqMode(r, true)
+		if claimed {
+			l.RunInline()
+		}
+		return err
+	}
 	return l.enqueueReq(r)
 }
 
+// testAppendInline makes every Append and AppendBatch an inline append run
+// on its caller at once (AppendBatchInline + RunInline), whatever
+// Config.AppendInline says: the package's tests run their whole suite in
+// that mode with LOG_APPEND_INLINE=1 (append_inline_test.go). Set only
+// before any log is opened.
+var testAppendInline bool
+
 // enqueueReq queues a filled request (Append's or AppendReplica's).
 func (l *Log) enqueueReq(r *appendReq) error {
+	_, err := l.enqueueReqMode(r, false)
+	return err
+}
+
+// enqueueReqMode queues r; with inline, a request arriving at an idle
+// writer and an empty queue makes the caller the writer (claimed: it must
+// call RunInline; append_inline.go) instead of waking the writer goroutine.
+func (l *Log) enqueueReqMode(r *appendReq, inline bool) (claimed bool, err error) {
 	if l.pol.lingerNs > 0 {
 		r.enqueuedNs = l.clock.Now().UnixNano()
 	}
@@ -132,7 +155,7 @@ func (l *Log) enqueueReq(r *appendReq) error {
 	if err := l.acceptErr(int64(len(r.buf))); err != nil {
 		l.mu.Unlock()
 		putReq(r)
-		return err
+		return false, err
 	}
 	if l.tail == nil {
 		l.head = r
@@ -145,13 +168,23 @@ func (l *Log) enqueueReq(r *appendReq) error {
 	wake := l.writerState == writerIdle || l.writerState == writerFlushWait ||
 		(l.writerState == writerLingering && l.pendingBytes >= l.pol.batchBytesMax)
 	if wake {
-		l.writerState = writerBusy
+		// Claim only what RunInline would write itself: not a group the
+		// flush policy fdatasyncs by count (flush.messages=1 is every
+		// group), which goes to the writer goroutine at once as before
+		// (unflushedMsgs is the writer's, settled when it parked idle).
+		if inline && l.writerState == writerIdle && l.head == r && l.pol.lingerNs == 0 &&
+			l.unflushedMsgs+r.records < l.pol.flushMessages {
+			l.writerState = writerInline
+			claimed = true
+		} else {
+			l.writerState = writerBusy
+		}
 	}
 	l.mu.Unlock()
-	if wake {
+	if wake && !claimed {
 		l.signal()
 	}
-	return nil
+	return claimed, nil
 }
 
 // REQUIRES: l.mu held.
@@ -189,8 +222,18 @@ func (l *Log) run() {
 func (l *Log) service() bool {
 	for {
 		now := l.clock.Now().UnixNano()
-		l.busySinceNs.Store(now) // this action's start; 0 again when parked
 		l.mu.Lock()
+		if l.writerState == writerInline {
+			// An appender holds the writer role (append_inline.go); it
+			// hands it back, waking us if anything is left to do.
+			l.mu.Unlock()
+			return false
+		}
+		// Not parked from here on, whatever woke us (a timer, a retention
+		// idle roll, a stale signal): no appender may claim the writer
+		// role (enqueueReqMode) while this goroutine acts.
+		l.writerState = writerBusy
+		l.busySinceNs.Store(now) // this action's start; 0 again when parked
 		if l.crash {
 			l.head, l.tail, l.pendingBytes = nil, nil, 0
 			if r := l.truncReq; r != nil {
@@ -201,16 +244,7 @@ func (l *Log) service() bool {
 			l.busySinceNs.Store(0)
 			return true
 		}
-		st := groupState{
-			nowNs: now, pendingBytes: l.pendingBytes, unflushedMsgs: l.unflushedMsgs,
-			lastFlushNs: l.lastFlushNs, closing: l.closing,
-		}
-		if l.head != nil {
-			st.oldestEnqueuedNs = l.head.enqueuedNs
-		}
-		if l.failed != nil {
-			st.unflushedMsgs = 0 // nothing more to flush on a failed log
-		}
+		st := l.groupStateLocked(now)
 		if r := l.truncReq; r != nil {
 			// Between groups, before anything queued: see TruncateTo.
 			l.truncReq = nil
@@ -272,6 +306,22 @@ func (l *Log) service() bool {
 			l.writeGroup(now, epoch)
 		}
 	}
+}
+
+// groupStateLocked is the policy's input at now. REQUIRES: l.mu held; the
+// writer role (writer goroutine or an inline appender).
+func (l *Log) groupStateLocked(now int64) groupState {
+	st := groupState{
+		nowNs: now, pendingBytes: l.pendingBytes, unflushedMsgs: l.unflushedMsgs,
+		lastFlushNs: l.lastFlushNs, closing: l.closing,
+	}
+	if l.head != nil {
+		st.oldestEnqueuedNs = l.head.enqueuedNs
+	}
+	if l.failed != nil {
+		st.unflushedMsgs = 0 // nothing more to flush on a failed log
+	}
+	return st
 }
 
 // takeGroup pops the next group off the queue into l.group.
@@ -550,7 +600,9 @@ func (l *Log) completeGroup(err error, synced bool, end int64, now int64) {
 		l.checkOffsetsLocked()
 	}
 	lso := l.logStart
-	l.writerState = writerBusy
+	if l.writerState != writerInline { // an inline appender keeps the role
+		l.writerState = writerBusy
+	}
 	l.mu.Unlock()
 	leo := l.nextOffset
 	for _, r := range l.group {

@@ -42,6 +42,10 @@ type Config struct {
 	// AppendPendingMaxBytes (append.pending.max.bytes, 64 MiB) bounds bytes
 	// accepted but not yet written; Append returns ErrBacklog past it.
 	AppendPendingMaxBytes int64
+	// AppendInline (append.inline, false): AppendBatchInline lets its
+	// caller write the batch itself when the writer is idle
+	// (append_inline.go). Never changed on an open log.
+	AppendInline bool
 	// TimeRollMinMs (60000): a segment is rolled by time (SegmentMs) only
 	// once it is at least this old. Kafka 4 accepts segment.ms=1, which rolls
 	// a segment per append until the process runs out of descriptors; this

@@ -39,6 +39,7 @@
 //	l.SetLeaderEpoch(epoch)
 //
 //	err := l.Append(batches, cb)                  // non-blocking; cb.AppendDone(AppendResult) later, exactly once
+//	run, err := l.AppendBatchInline(rb, cb)       // append.inline: run => the caller writes it: l.RunInline(), lock-free
 //	reg, err := l.Read(offset, maxBytes)          // file region for splice/sendfile; reg.Release() after sending
 //	reg, err := l.ReadBelow(offset, maxBytes, lso) // the same, only batches below lso (read_committed)
 //	err := l.AppendAbortedTxn(storage.AbortedTxn{...}) // an ABORT marker's entry, into its segment's .txnindex
@@ -235,7 +236,10 @@
 //   - Each Log has one writer goroutine that owns the active segment's
 //     write position, offset assignment, index appends and the IO backend
 //     (a per-log io_uring with UringIO: never a network loop's ring).
-//     TruncateTo hands its work to it (truncate.go).
+//     TruncateTo hands its work to it (truncate.go). With append.inline
+//     (append_inline.go) an appender that finds it idle may take this
+//     role for one page-cache write (AppendBatchInline, RunInline); the
+//     role is a state under Log.mu, so the two never write at once.
 //   - Log.mu (RWMutex) guards the segment list, high watermark, log end, log start
 //     offset, recovery point and the append queue. It is a leaf lock
 //     (but for Log.dirSyncMu, which Close takes under it for one directory

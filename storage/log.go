@@ -207,6 +207,10 @@ const (
 	writerLingering                    // parked with a timer for queued data (append.linger.max.ms)
 	writerFlushWait                    // parked, nothing queued, timer for the next flush.ms fdatasync
 	writerBusy                         // running (deciding or in I/O)
+	// writerInline: an appender holds the writer role (append.inline,
+	// append_inline.go). The writer goroutine does nothing until it hands
+	// the role back; nothing else wakes it or sets another state meanwhile.
+	writerInline
 )
 
 // Append wakes a parked writer when its new batch changes what the writer

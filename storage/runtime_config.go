@@ -35,8 +35,10 @@ import (
 // meanwhile (a group that fails completes without firing waiters).
 //
 // Fields never changed at runtime: AppendLingerMs (Append reads
-// pol.lingerNs without the lock from any goroutine), AppendBatchMaxBytes
-// and AppendPendingMaxBytes (ringbroker broker keys, not topic keys).
+// pol.lingerNs without the lock from any goroutine), AppendBatchMaxBytes,
+// AppendPendingMaxBytes and AppendInline (ringbroker broker keys, not topic
+// keys). An inline appender holding the writer role (writerInline) is not
+// parked: SetConfig waits for it like for a busy writer.
 //
 // Rejected: closing and reopening the log (Partition.Log is read without a
 // lock by the request path, and a reopen would stall produce and fetch);

@@ -153,7 +153,9 @@ func (l *Log) runTruncate(req *truncateReq) error {
 		return err
 	}
 	l.truncReq = req
-	l.writerState = writerBusy
+	if l.writerState != writerInline { // the inline appender wakes the writer when done
+		l.writerState = writerBusy
+	}
 	l.mu.Unlock()
 	l.signal()
 	return <-req.done

@@ -162,6 +162,13 @@ func startBrokerOn(t *testing.T, backend string, props map[string]string, port i
 		// KafkaJS's group consumers) waited out the 3 s once per group.
 		"group.initial.rebalance.delay.ms": gcBrokerProps["group.initial.rebalance.delay.ms"],
 	}
+	// RINGBROKER_IT_SET=key=value,... runs the suite with extra settings
+	// (e.g. append.inline=true); a test's own props win.
+	for _, kv := range strings.Split(os.Getenv("RINGBROKER_IT_SET"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			conf[k] = v
+		}
+	}
 	for k, v := range props {
 		conf[k] = v
 	}

@@ -1,0 +1,285 @@
+package storage
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ringbroker/ringbroker/proto"
+)
+
+// TestMain: LOG_APPEND_INLINE=1 runs the whole package with every Append
+// written inline on its caller (testAppendInline), the mode append.inline
+// gives the broker's produce path: the suite's offsets, rolls, flush
+// policy, faults and crash recovery then go through RunInline and its
+// hand-backs to the writer goroutine.
+func TestMain(m *testing.M) {
+	if os.Getenv("LOG_APPEND_INLINE") == "1" {
+		testAppendInline = true
+	}
+	os.Exit(m.Run())
+}
+
+// appendInline is what the broker does: AppendBatchInline, then RunInline
+// when it took the writer role. It reports whether the callback had run
+// by the time RunInline returned (on this goroutine).
+func appendInline(t testing.TB, l *Log, b []byte, cb func(AppendResult)) (ranHere bool) {
+	t.Helper()
+	rb, _, err := proto.ParseRecordBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	done := false
+	run, err := l.AppendBatchInline(rb, AppendFunc(func(r AppendResult) {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+		cb(r)
+	}))
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if run {
+		l.RunInline()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return run && done
+}
+
+func waitResult(t testing.TB, ch chan AppendResult) AppendResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(stallFailSafe):
+		t.Fatal("append callback not called")
+	}
+	return AppendResult{}
+}
+
+// waitParked waits (bounded) until l's writer goroutine parked idle after
+// its last group: an inline append finding it still busy queues for it.
+func waitParked(t testing.TB, l *Log) {
+	t.Helper()
+	deadline := time.Now().Add(stallFailSafe)
+	for {
+		l.mu.RLock()
+		st := l.writerState
+		l.mu.RUnlock()
+		if st == writerIdle {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writer not parked after %v (state %d)", stallFailSafe, st)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func inlineConfig() Config {
+	c := testConfig()
+	c.AppendInline = true
+	return c
+}
+
+// The common case runs on the caller; the segment's first write (index
+// files to create), a roll and a new leader epoch go to the writer
+// goroutine; offsets are the same either way.
+func TestAppendInlineRunsOnCaller(t *testing.T) {
+	cfg := inlineConfig()
+	cfg.SegmentBytes = 4 << 10
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.SetLeaderEpoch(3)
+	ch := make(chan AppendResult, 1)
+	cb := func(r AppendResult) { ch <- r }
+	here, handed := 0, 0
+	for i := 0; i < 40; i++ {
+		waitParked(t, l)
+		if appendInline(t, l, makeBatch(1, 300, int64(i), byte(i)), cb) {
+			here++
+		} else {
+			handed++
+		}
+		r := waitResult(t, ch)
+		if r.Err != nil || r.BaseOffset != int64(i) || r.LastOffset != int64(i) {
+			t.Fatalf("append %d: %+v", i, r)
+		}
+		if i == 20 {
+			l.SetLeaderEpoch(4)
+		}
+	}
+	// ~13 batches per 4 KiB segment: a few rolls, one first write, one epoch.
+	if here < 25 || handed < 3 {
+		t.Fatalf("%d appends written on the caller, %d by the writer goroutine", here, handed)
+	}
+	wantSequence(t, l, 40, "after inline appends")
+	if _, e := l.EndOffsetForEpoch(3); e != 21 {
+		t.Fatalf("epoch 3 ends at %d, want 21", e)
+	}
+	l.mu.RLock()
+	segs := len(l.segments)
+	l.mu.RUnlock()
+	if segs < 3 {
+		t.Fatalf("%d segments: no roll", segs)
+	}
+}
+
+// Off, AppendBatchInline never hands the write to its caller.
+func TestAppendInlineOff(t *testing.T) {
+	if testAppendInline {
+		t.Skip("LOG_APPEND_INLINE=1 forces inline appends")
+	}
+	l, err := Open(t.TempDir(), testConfig(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := make(chan AppendResult, 1)
+	for i := 0; i < 5; i++ {
+		if appendInline(t, l, makeBatch(1, 10, int64(i), 1), func(r AppendResult) { ch <- r }) {
+			t.Fatal("callback ran on the caller with append.inline off")
+		}
+		if r := waitResult(t, ch); r.BaseOffset != int64(i) {
+			t.Fatalf("append %d: %+v", i, r)
+		}
+	}
+}
+
+// flush.messages=1: every group needs an fdatasync, which a caller never
+// waits for: all go to the writer goroutine, acknowledged after the sync.
+func TestAppendInlineSyncGoesToWriter(t *testing.T) {
+	cfg := inlineConfig()
+	cfg.FlushMessages = 1
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := make(chan AppendResult, 1)
+	for i := 0; i < 10; i++ {
+		if appendInline(t, l, makeBatch(1, 10, int64(i), 1), func(r AppendResult) { ch <- r }) {
+			t.Fatalf("append %d: written on the caller though flush.messages=1", i)
+		}
+		if r := waitResult(t, ch); r.Err != nil || r.BaseOffset != int64(i) {
+			t.Fatalf("append %d: %+v", i, r)
+		}
+	}
+	l.mu.RLock()
+	rp, end := l.recoveryPoint, l.end
+	l.mu.RUnlock()
+	if rp != end {
+		t.Fatalf("recovery point %d, log end %d: acknowledged records not synced", rp, end)
+	}
+}
+
+// A failed inline write is cut back off the file, its append fails, and
+// the next one reuses its offset, as on the writer goroutine.
+func TestAppendInlineWriteError(t *testing.T) {
+	fio := NewFaultIO(NewPortableIO())
+	l, err := Open(t.TempDir(), inlineConfig(), Options{IO: fio})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := make(chan AppendResult, 1)
+	cb := func(r AppendResult) { ch <- r }
+	appendInline(t, l, makeBatch(1, 10, 0, 0), cb)
+	if r := waitResult(t, ch); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	fio.SetShortWrites(1)
+	fio.SetWriteError(syscall.EIO)
+	waitParked(t, l)
+	if !appendInline(t, l, makeBatch(2, 10, 1, 1), cb) {
+		t.Fatal("the failing append was not written on the caller")
+	}
+	if r := waitResult(t, ch); !errors.Is(r.Err, syscall.EIO) {
+		t.Fatalf("failed write: %+v", r)
+	}
+	fio.SetWriteError(nil)
+	appendInline(t, l, makeBatch(1, 10, 1, 1), cb)
+	if r := waitResult(t, ch); r.Err != nil || r.BaseOffset != 1 {
+		t.Fatalf("after the failure: %+v, want offset 1", r)
+	}
+	wantSequence(t, l, 2, "after a failed inline write")
+}
+
+// Inline appenders on several goroutines race plain Appends, a truncation,
+// SetConfig and Close: every acknowledged append is in the log once, in
+// offset order, and nothing is written by two threads at once (-race).
+func TestAppendInlineConcurrent(t *testing.T) {
+	cfg := inlineConfig()
+	cfg.SegmentBytes = 16 << 10
+	l, err := Open(t.TempDir(), cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, each = 4, 300
+	var mu sync.Mutex
+	acked := map[int64]bool{}
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				ch := make(chan AppendResult, 1)
+				cb := func(r AppendResult) { ch <- r }
+				if g == 0 {
+					if err := l.Append(makeBatch(1, 50, 0, 0), AppendFunc(cb)); err != nil {
+						t.Error(err)
+						return
+					}
+				} else {
+					appendInline(t, l, makeBatch(1, 50, 0, 0), cb)
+				}
+				r := waitResult(t, ch)
+				if r.Err != nil {
+					t.Error(r.Err)
+					return
+				}
+				mu.Lock()
+				if acked[r.BaseOffset] {
+					t.Errorf("offset %d acknowledged twice", r.BaseOffset)
+				}
+				acked[r.BaseOffset] = true
+				mu.Unlock()
+			}
+		}(g)
+	}
+	cfg2 := cfg
+	cfg2.FlushMs = 5
+	if err := l.SetConfig(cfg2); err != nil && !errors.Is(err, ErrConfigPending) {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	got := readAll(t, l, 0)
+	if len(got) != goroutines*each || len(acked) != goroutines*each {
+		t.Fatalf("%d batches in the log, %d acknowledged, want %d", len(got), len(acked), goroutines*each)
+	}
+	for i, b := range got {
+		if b.info.baseOffset != int64(i) {
+			t.Fatalf("batch %d at offset %d", i, b.info.baseOffset)
+		}
+	}
+	if err := l.TruncateTo(100); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan AppendResult, 1)
+	appendInline(t, l, makeBatch(1, 50, 0, 0), func(r AppendResult) { ch <- r })
+	if r := waitResult(t, ch); r.BaseOffset != 100 {
+		t.Fatalf("after TruncateTo(100): %+v", r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
