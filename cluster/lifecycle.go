@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/quorum"
 )
 
 // lifecycle keeps this broker registered with the active controller: it
@@ -21,11 +24,15 @@ func (n *Node) lifecycle() {
 			return true
 		case <-n.closing:
 			return false
+		case <-n.lifecycleCtx.Done():
+			return false
 		}
 	}
 	for {
 		select {
 		case <-n.closing:
+			return
+		case <-n.lifecycleCtx.Done(): // a controlled shutdown heartbeats by itself
 			return
 		default:
 		}
@@ -42,7 +49,7 @@ func (n *Node) lifecycle() {
 			}
 			failures = 0
 		}
-		if err := n.heartbeat(); err != nil {
+		if err := n.heartbeat(n.lifecycleCtx, heartbeatTimeout); err != nil {
 			failures++
 			if failures%20 == 1 {
 				n.log.Info("broker heartbeat failed; retrying", zap.Error(err))
@@ -77,7 +84,7 @@ func (n *Node) register() error {
 		rack := n.cfg.Rack
 		req.Rack = &rack
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(n.lifecycleCtx, 10*time.Second)
 	defer cancel()
 	resp, index, err := n.call(ctx, req)
 	if err != nil {
@@ -106,14 +113,18 @@ func (n *Node) register() error {
 	return nil
 }
 
-func (n *Node) heartbeat() error {
+// heartbeatTimeout bounds one heartbeat of the lifecycle loop.
+const heartbeatTimeout = 5 * time.Second
+
+// heartbeat sends one BrokerHeartbeat to the controller, bounded by timeout.
+func (n *Node) heartbeat(parent context.Context, timeout time.Duration) error {
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
 	req.Version = 0
 	req.BrokerID = n.cfg.NodeID
 	req.BrokerEpoch = n.brokerEpoch.Load()
 	req.CurrentMetadataOffset = int64(n.synced.Load()) // what this broker serves from
 	req.WantShutdown = n.wantShutdown.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	resp, _, err := n.call(ctx, req)
 	if err != nil {
@@ -145,22 +156,35 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 		return
 	}
 	n.wantShutdown.Store(true)
-	noController := time.Time{}
+	n.lifecycleCancel()
+	// Without a quorum nobody can move the leaderships: stop waiting once
+	// no active controller has answered for noControllerWait (every node
+	// of a cluster stopping at once). The clock runs from the last
+	// heartbeat an active controller answered, not from when this node
+	// noticed it knows none: the controller this node last knew of may be
+	// gone already (the first node of a whole cluster stopping), and it
+	// takes this node an election timeout to notice. A heartbeat that
+	// timed out (a slow controller, or this node's own proposal waiting for
+	// a quorum that left) neither restarts the clock nor ends the wait;
+	// each is bounded by noControllerWait so the next one asks whoever
+	// leads by then.
+	lastReached := time.Now()
 	for {
-		// Without a quorum nobody can move the leaderships: stop waiting
-		// once no controller has been known for a while (every node of
-		// a cluster stopping at once).
-		if n.ControllerID() < 0 {
-			if noController.IsZero() {
-				noController = time.Now()
-			} else if time.Since(noController) > 2*time.Second {
-				n.log.Warn("controlled shutdown skipped: no active controller (is a majority of the voters down?)")
+		err := n.heartbeat(context.Background(), noControllerWait)
+		switch {
+		case err == nil:
+			lastReached = time.Now()
+		case noController(err):
+			if time.Since(lastReached) > noControllerWait {
+				n.log.Warn("controlled shutdown skipped: no active controller answered (is a majority of the voters down?)",
+					zap.Duration("for", time.Since(lastReached).Round(time.Millisecond)), zap.Error(err))
 				return
 			}
-		} else {
-			noController = time.Time{}
+		case errors.Is(err, context.DeadlineExceeded):
+		default: // the controller answered with an error
+			lastReached = time.Now()
 		}
-		if err := n.heartbeat(); err != nil {
+		if err != nil {
 			n.log.Info("controlled shutdown heartbeat", zap.Error(err))
 		}
 		select {
@@ -173,4 +197,18 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// noControllerWait is how long a controlled shutdown goes on asking when no
+// active controller answers (see noController).
+const noControllerWait = 2 * time.Second
+
+// noController: err says no active controller took the heartbeat: none is
+// known (or the node asked is not it), or the one this node knows of is not
+// connected. A controller that answered with another error, or a heartbeat
+// that timed out, is not this: a slow controller is still waited for.
+func noController(err error) bool {
+	var remote *quorum.RemoteError
+	return errors.Is(err, kerr.NotController) || errors.Is(err, errControllerNotConnected) ||
+		errors.As(err, &remote) && remote.Code == kerr.NotController.Code
 }
