@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -167,20 +169,25 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 	// timed out (a slow controller, or this node's own proposal waiting for
 	// a quorum that left) neither restarts the clock nor ends the wait;
 	// each is bounded by noControllerWait so the next one asks whoever
-	// leads by then.
+	// leads by then. And once a majority of the voters refuse connections
+	// (majorityRefused: they stopped), no controller can be elected: the
+	// wait ends at once.
 	lastReached := time.Now()
 	for {
-		err := n.heartbeat(context.Background(), noControllerWait)
+		err := n.shutdownHeartbeat()
 		switch {
 		case err == nil:
 			lastReached = time.Now()
-		case noController(err):
-			if time.Since(lastReached) > noControllerWait {
+		case noController(err), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			if noController(err) && time.Since(lastReached) > noControllerWait {
 				n.log.Warn("controlled shutdown skipped: no active controller answered (is a majority of the voters down?)",
 					zap.Duration("for", time.Since(lastReached).Round(time.Millisecond)), zap.Error(err))
 				return
 			}
-		case errors.Is(err, context.DeadlineExceeded):
+			if n.majorityRefused() {
+				n.log.Warn("controlled shutdown skipped: no active controller, and a majority of the voters refuse connections (stopped)", zap.Error(err))
+				return
+			}
 		default: // the controller answered with an error
 			lastReached = time.Now()
 		}
@@ -197,6 +204,60 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// shutdownHeartbeat is one heartbeat of a controlled shutdown, bounded by
+// noControllerWait, and given up early once majorityRefused: this node may
+// be the controller itself, its own heartbeat then waiting on a proposal
+// the voters that left can no longer commit.
+func (n *Node) shutdownHeartbeat() error {
+	ctx, cancel := context.WithTimeout(context.Background(), noControllerWait)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		poll := time.NewTicker(50 * time.Millisecond)
+		defer poll.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-poll.C:
+				if n.majorityRefused() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return n.heartbeat(ctx, noControllerWait)
+}
+
+// majorityRefused: this node is a voter, and so many of the other voters
+// refused its last connection attempt (nothing listens there: stopped)
+// that the rest cannot make a majority, so no controller can be elected
+// until one of them starts again. A peer merely not connected (a dropped
+// connection being redialled, a timeout) still counts as reachable.
+func (n *Node) majorityRefused() bool {
+	if n.rn == nil {
+		return false
+	}
+	voters := n.rn.Status().Voters
+	self := raftID(n.cfg.NodeID)
+	reachable := 0
+	for _, v := range voters {
+		if v == self {
+			reachable++
+			continue
+		}
+		connected, err := n.tr.PeerStatus(v)
+		if connected || !errors.Is(err, syscall.ECONNREFUSED) {
+			reachable++
+		}
+	}
+	return slices.Contains(voters, self) && reachable <= len(voters)/2
 }
 
 // noControllerWait is how long a controlled shutdown goes on asking when no

@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -482,7 +483,8 @@ func (n *Node) Close(ctx context.Context) error {
 // handOverLeadership, on the raft leader, transfers the leadership to the
 // most up-to-date voter it heard from within the last election timeout and
 // waits (at most an election timeout, the bound raft itself gives a
-// transfer, or until ctx ends) until it has stepped down: stopping at once
+// transfer, or until ctx ends, or the target refuses connections: it
+// stopped too) until it has stepped down: stopping at once
 // would drop the MsgTimeoutNow still queued for the transport, and the
 // others would then wait an election timeout for a leader. A voter not
 // heard from lately (stopped or cut off) is never picked: it could not
@@ -511,6 +513,11 @@ func (n *Node) handOverLeadership(ctx context.Context) {
 		select {
 		case <-poll.C:
 			if n.rn.Status().Role != quorum.RoleLeader {
+				return
+			}
+			// The target stopped too, or with too many voters stopped no
+			// leader can be elected: nothing to hand over.
+			if _, err := n.tr.PeerStatus(to); errors.Is(err, syscall.ECONNREFUSED) || n.majorityRefused() {
 				return
 			}
 		case <-bound.C:
