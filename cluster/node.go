@@ -334,6 +334,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:        quorumLogger(cfg.Logger, "raft", cfg.NodeID),
 		OnLeader: func(term, leader uint64) {
 			n.leader.Store(nodeID(leader))
+			n.ctl.leaderChanged(term, leader == raftID(cfg.NodeID))
 			if leader != raftID(cfg.NodeID) {
 				n.leadershipEvent(leadership{term: term})
 			}
@@ -460,6 +461,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.shutdownOnce.Do(func() { close(n.closing) })
 	n.lifecycleCancel()
+	n.ctl.closeTerms() // a proposal still waiting would hold ctl.mu
 	n.ctl.mu.Lock()
 	n.ctl.ctl = nil
 	n.ctl.mu.Unlock()
