@@ -43,6 +43,11 @@ type testBroker struct {
 	// request (the datadriven runner steps the fetch session clock): what
 	// it writes happens before every handler's read of it.
 	onNew func(*Broker)
+	// clients are the franz-go clients made by client since the last
+	// (re)start: restart closes them, as they are seeded with the old
+	// port, and a Fetch one of them has parked would otherwise hold the
+	// drain until its max wait (franz-go's default is 5 s).
+	clients []*kgo.Client
 }
 
 // startTestBroker serves a broker with a fresh data dir on backend. mod may
@@ -165,6 +170,10 @@ func (tb *testBroker) stop() {
 // restart stops the broker and starts it again on the same data dir (a new
 // port).
 func (tb *testBroker) restart() {
+	for _, c := range tb.clients {
+		c.Close()
+	}
+	tb.clients = nil
 	tb.stop()
 	tb.start()
 }
@@ -177,6 +186,7 @@ func (tb *testBroker) client(opts ...kgo.Opt) *kgo.Client {
 		tb.t.Fatal(err)
 	}
 	tb.t.Cleanup(c.Close)
+	tb.clients = append(tb.clients, c)
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -73,6 +74,78 @@ type ctlState struct {
 	mu   sync.Mutex
 	ctl  *controller.Controller // nil: not the active controller
 	term uint64
+
+	// lead is cancelled as soon as the quorum loop reports that this node
+	// no longer leads (another leader, none, or the node closing), without
+	// c.mu: a proposal waiting for a quorum that went away (every other
+	// voter stopped) then ends at once instead of at its timeout, and with
+	// it the hold on c.mu that a controlled shutdown's heartbeat and Close
+	// wait for. leadMu guards the fields below.
+	leadMu     sync.Mutex
+	lead       context.Context
+	leadCancel context.CancelFunc
+	leadTerm   uint64 // the term lead is for
+	wonTerm    uint64 // the newest term this node became leader of
+	lostTerm   uint64 // the newest term this node led and no longer leads
+}
+
+// beginTerm gives the controller of term a fresh lead context, already
+// cancelled if the loss of term was reported first (the quorum loop's
+// reports and the controller's activation run on different goroutines).
+func (c *ctlState) beginTerm(term uint64) {
+	c.leadMu.Lock()
+	defer c.leadMu.Unlock()
+	if c.leadCancel != nil {
+		c.leadCancel()
+	}
+	c.lead, c.leadCancel = context.WithCancel(context.Background())
+	c.leadTerm = term
+	if c.lostTerm >= term {
+		c.leadCancel()
+	}
+}
+
+// leaderChanged is the quorum loop's report that leader leads term (0:
+// none known, as while this node is a candidate). Reports come in order, so
+// one naming another leader (or none) after this node won a term means it
+// lost that term.
+func (c *ctlState) leaderChanged(term uint64, self bool) {
+	c.leadMu.Lock()
+	defer c.leadMu.Unlock()
+	if self {
+		c.wonTerm = max(c.wonTerm, term)
+		return
+	}
+	if c.wonTerm == 0 || c.lostTerm >= c.wonTerm {
+		return
+	}
+	c.lostTerm = c.wonTerm
+	if c.leadCancel != nil && c.leadTerm <= c.lostTerm {
+		c.leadCancel()
+	}
+}
+
+// closeTerms: the node is closing; no term it leads or will lead counts.
+func (c *ctlState) closeTerms() {
+	c.leadMu.Lock()
+	defer c.leadMu.Unlock()
+	c.lostTerm = math.MaxUint64
+	if c.leadCancel != nil {
+		c.leadCancel()
+	}
+}
+
+// leadContext is the current term's lead context (a cancelled one before
+// the first term).
+func (c *ctlState) leadContext() context.Context {
+	c.leadMu.Lock()
+	defer c.leadMu.Unlock()
+	if c.lead == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	return c.lead
 }
 
 // leadership is one leadership event from the quorum loop: this node
@@ -103,6 +176,7 @@ func (n *Node) leadershipEvents() {
 				n.log.Info("no longer the active controller", zap.Uint64("term", ev.term))
 			}
 		case ev.term > c.term || c.ctl == nil:
+			c.beginTerm(ev.term)
 			c.ctl = controller.New(c.cfg)
 			c.term = ev.term
 			c.ctl.Activate(time.Now(), *n.Image())
@@ -201,6 +275,9 @@ func (c *ctlState) propose(ctx context.Context, n *Node, recs []metadata.Record)
 				zap.String("topic_id", fmt.Sprintf("%x", r.TopicID)), zap.Int32("partition", r.PartitionID), zap.Int32("leader", r.Leader))
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.leadContext(), cancel)()
 	index, err := n.rn.Propose(ctx, metadata.EncodeBatch(nil, recs))
 	if err != nil {
 		// The answer computed from these records is void; the broker

@@ -2,11 +2,16 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/ringbroker/ringbroker/quorum"
 )
 
 // lifecycle keeps this broker registered with the active controller: it
@@ -21,11 +26,15 @@ func (n *Node) lifecycle() {
 			return true
 		case <-n.closing:
 			return false
+		case <-n.lifecycleCtx.Done():
+			return false
 		}
 	}
 	for {
 		select {
 		case <-n.closing:
+			return
+		case <-n.lifecycleCtx.Done(): // a controlled shutdown heartbeats by itself
 			return
 		default:
 		}
@@ -42,7 +51,7 @@ func (n *Node) lifecycle() {
 			}
 			failures = 0
 		}
-		if err := n.heartbeat(); err != nil {
+		if err := n.heartbeat(n.lifecycleCtx, heartbeatTimeout); err != nil {
 			failures++
 			if failures%20 == 1 {
 				n.log.Info("broker heartbeat failed; retrying", zap.Error(err))
@@ -77,7 +86,7 @@ func (n *Node) register() error {
 		rack := n.cfg.Rack
 		req.Rack = &rack
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(n.lifecycleCtx, 10*time.Second)
 	defer cancel()
 	resp, index, err := n.call(ctx, req)
 	if err != nil {
@@ -106,14 +115,18 @@ func (n *Node) register() error {
 	return nil
 }
 
-func (n *Node) heartbeat() error {
+// heartbeatTimeout bounds one heartbeat of the lifecycle loop.
+const heartbeatTimeout = 5 * time.Second
+
+// heartbeat sends one BrokerHeartbeat to the controller, bounded by timeout.
+func (n *Node) heartbeat(parent context.Context, timeout time.Duration) error {
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
 	req.Version = 0
 	req.BrokerID = n.cfg.NodeID
 	req.BrokerEpoch = n.brokerEpoch.Load()
 	req.CurrentMetadataOffset = int64(n.synced.Load()) // what this broker serves from
 	req.WantShutdown = n.wantShutdown.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	resp, _, err := n.call(ctx, req)
 	if err != nil {
@@ -145,22 +158,40 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 		return
 	}
 	n.wantShutdown.Store(true)
-	noController := time.Time{}
+	n.lifecycleCancel()
+	// Without a quorum nobody can move the leaderships: stop waiting once
+	// no active controller has answered for noControllerWait (every node
+	// of a cluster stopping at once). The clock runs from the last
+	// heartbeat an active controller answered, not from when this node
+	// noticed it knows none: the controller this node last knew of may be
+	// gone already (the first node of a whole cluster stopping), and it
+	// takes this node an election timeout to notice. A heartbeat that
+	// timed out (a slow controller, or this node's own proposal waiting for
+	// a quorum that left) neither restarts the clock nor ends the wait;
+	// each is bounded by noControllerWait so the next one asks whoever
+	// leads by then. And once a majority of the voters refuse connections
+	// (majorityRefused: they stopped), no controller can be elected: the
+	// wait ends at once.
+	lastReached := time.Now()
 	for {
-		// Without a quorum nobody can move the leaderships: stop waiting
-		// once no controller has been known for a while (every node of
-		// a cluster stopping at once).
-		if n.ControllerID() < 0 {
-			if noController.IsZero() {
-				noController = time.Now()
-			} else if time.Since(noController) > 2*time.Second {
-				n.log.Warn("controlled shutdown skipped: no active controller (is a majority of the voters down?)")
+		err := n.shutdownHeartbeat()
+		switch {
+		case err == nil:
+			lastReached = time.Now()
+		case noController(err), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+			if noController(err) && time.Since(lastReached) > noControllerWait {
+				n.log.Warn("controlled shutdown skipped: no active controller answered (is a majority of the voters down?)",
+					zap.Duration("for", time.Since(lastReached).Round(time.Millisecond)), zap.Error(err))
 				return
 			}
-		} else {
-			noController = time.Time{}
+			if n.majorityRefused() {
+				n.log.Warn("controlled shutdown skipped: no active controller, and a majority of the voters refuse connections (stopped)", zap.Error(err))
+				return
+			}
+		default: // the controller answered with an error
+			lastReached = time.Now()
 		}
-		if err := n.heartbeat(); err != nil {
+		if err != nil {
 			n.log.Info("controlled shutdown heartbeat", zap.Error(err))
 		}
 		select {
@@ -173,4 +204,72 @@ func (n *Node) controlledShutdown(ctx context.Context) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// shutdownHeartbeat is one heartbeat of a controlled shutdown, bounded by
+// noControllerWait, and given up early once majorityRefused: this node may
+// be the controller itself, its own heartbeat then waiting on a proposal
+// the voters that left can no longer commit.
+func (n *Node) shutdownHeartbeat() error {
+	ctx, cancel := context.WithTimeout(context.Background(), noControllerWait)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		poll := time.NewTicker(50 * time.Millisecond)
+		defer poll.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-poll.C:
+				if n.majorityRefused() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return n.heartbeat(ctx, noControllerWait)
+}
+
+// majorityRefused: this node is a voter, and so many of the other voters
+// refused its last connection attempt (nothing listens there: stopped)
+// that the rest cannot make a majority, so no controller can be elected
+// until one of them starts again. A peer merely not connected (a dropped
+// connection being redialled, a timeout) still counts as reachable.
+func (n *Node) majorityRefused() bool {
+	if n.rn == nil {
+		return false
+	}
+	voters := n.rn.Status().Voters
+	self := raftID(n.cfg.NodeID)
+	reachable := 0
+	for _, v := range voters {
+		if v == self {
+			reachable++
+			continue
+		}
+		connected, err := n.tr.PeerStatus(v)
+		if connected || !errors.Is(err, syscall.ECONNREFUSED) {
+			reachable++
+		}
+	}
+	return slices.Contains(voters, self) && reachable <= len(voters)/2
+}
+
+// noControllerWait is how long a controlled shutdown goes on asking when no
+// active controller answers (see noController).
+const noControllerWait = 2 * time.Second
+
+// noController: err says no active controller took the heartbeat: none is
+// known (or the node asked is not it), or the one this node knows of is not
+// connected. A controller that answered with another error, or a heartbeat
+// that timed out, is not this: a slow controller is still waited for.
+func noController(err error) bool {
+	var remote *quorum.RemoteError
+	return errors.Is(err, kerr.NotController) || errors.Is(err, errControllerNotConnected) ||
+		errors.As(err, &remote) && remote.Code == kerr.NotController.Code
 }

@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -202,6 +203,13 @@ type Node struct {
 	shutdownOK     chan struct{}
 	shutdownOKOnce sync.Once
 	shutdownOnce   sync.Once
+	// lifecycleCtx bounds the lifecycle loop's registrations and
+	// heartbeats; a controlled shutdown cancels it and heartbeats by
+	// itself, so a heartbeat of the loop still waiting (holding the
+	// controller's lock on this node, for a quorum that is leaving) does
+	// not hold up the shutdown's.
+	lifecycleCtx    context.Context
+	lifecycleCancel context.CancelFunc
 
 	closing chan struct{}
 	wg      sync.WaitGroup
@@ -256,6 +264,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, appliedCh: make(chan struct{}), applyQ: make(chan applyItem, 1024), leaderEvents: make(chan leadership, 1024),
 		catchUpWake: make(chan struct{}, 1), shutdownOK: make(chan struct{}), closing: make(chan struct{})}
+	n.lifecycleCtx, n.lifecycleCancel = context.WithCancel(context.Background())
 	n.leader.Store(-1)
 	n.brokerEpoch.Store(-1)
 	n.image.Store(&metadata.Image{})
@@ -337,6 +346,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:        quorumLogger(cfg.Logger, "raft", cfg.NodeID),
 		OnLeader: func(term, leader uint64) {
 			n.leader.Store(nodeID(leader))
+			n.ctl.leaderChanged(term, leader == raftID(cfg.NodeID))
 			if leader != raftID(cfg.NodeID) {
 				n.leadershipEvent(leadership{term: term})
 			}
@@ -462,6 +472,8 @@ func (n *Node) Close(ctx context.Context) error {
 		n.controlledShutdown(ctx)
 	}
 	n.shutdownOnce.Do(func() { close(n.closing) })
+	n.lifecycleCancel()
+	n.ctl.closeTerms() // a proposal still waiting would hold ctl.mu
 	n.ctl.mu.Lock()
 	n.ctl.ctl = nil
 	n.ctl.mu.Unlock()
@@ -472,14 +484,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	// Hand raft leadership to another voter first, so the quorum does not
 	// wait an election timeout for a new controller.
-	if st := n.rn.Status(); st.Role == quorum.RoleLeader {
-		for _, v := range st.Voters {
-			if v != raftID(n.cfg.NodeID) {
-				n.rn.TransferLeadership(v)
-				break
-			}
-		}
-	}
+	n.handOverLeadership(ctx)
 	n.rn.Stop()
 	err := n.tr.Close()
 	n.wg.Wait()
@@ -487,6 +492,55 @@ func (n *Node) Close(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// handOverLeadership, on the raft leader, transfers the leadership to the
+// most up-to-date voter it heard from within the last election timeout and
+// waits (at most an election timeout, the bound raft itself gives a
+// transfer, or until ctx ends, or the target refuses connections: it
+// stopped too) until it has stepped down: stopping at once
+// would drop the MsgTimeoutNow still queued for the transport, and the
+// others would then wait an election timeout for a leader. A voter not
+// heard from lately (stopped or cut off) is never picked: it could not
+// take over.
+func (n *Node) handOverLeadership(ctx context.Context) {
+	st := n.rn.Status()
+	if st.Role != quorum.RoleLeader {
+		return
+	}
+	self := raftID(n.cfg.NodeID)
+	var to uint64
+	for _, v := range st.Voters {
+		if v != self && st.RecentActive[v] && (to == 0 || st.Match[v] > st.Match[to]) {
+			to = v
+		}
+	}
+	if to == 0 {
+		return
+	}
+	n.rn.TransferLeadership(to)
+	bound := time.NewTimer(10 * n.cfg.TickInterval) // the election timeout
+	defer bound.Stop()
+	poll := time.NewTicker(n.cfg.TickInterval / 10)
+	defer poll.Stop()
+	for {
+		select {
+		case <-poll.C:
+			if n.rn.Status().Role != quorum.RoleLeader {
+				return
+			}
+			// The target stopped too, or with too many voters stopped no
+			// leader can be elected: nothing to hand over.
+			if _, err := n.tr.PeerStatus(to); errors.Is(err, syscall.ECONNREFUSED) || n.majorityRefused() {
+				return
+			}
+		case <-bound.C:
+			n.log.Info("leadership transfer did not complete within an election timeout; stopping anyway", zap.Uint64("to", to))
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // ---- the state machine the quorum applies to ----
@@ -649,7 +703,7 @@ func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint6
 	// one that just died, so fail at once and let the caller retry with
 	// the controller elected meanwhile.
 	if connected, err := n.tr.PeerStatus(raftID(ctlID)); !connected {
-		return nil, 0, fmt.Errorf("controller %d not connected: %v", ctlID, err)
+		return nil, 0, fmt.Errorf("controller %d %w: %v", ctlID, errControllerNotConnected, err)
 	}
 	// And a connection that dies silently is given up after a bound.
 	ctx, cancel := context.WithTimeout(ctx, callAttemptTimeout)
@@ -661,6 +715,10 @@ func (n *Node) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uint6
 	}
 	return decodeAnswer(req, out)
 }
+
+// errControllerNotConnected: the controller this node knows of is not
+// connected (call fails at once rather than wait for it).
+var errControllerNotConnected = errors.New("not connected")
 
 // callAttemptTimeout bounds one RPC to the controller: its work (compute,
 // propose, apply) takes milliseconds; a silent connection is retried.
