@@ -117,7 +117,12 @@ type produceTopic struct {
 type partSlot struct {
 	ctx       *produceCtx
 	partition int32
-	records   []byte // aliases the frame: valid only inside ServeFrame
+	// inlineOK: this append is made by produceAll on the connection's
+	// thread, which may write it itself (append.inline: ctx.inline).
+	// Beside partition, in its padding: the slot stays in its size class
+	// (TestDecodeAmplification bounds the slots a request may cost).
+	inlineOK bool
+	records  []byte // aliases the frame: valid only inside ServeFrame
 
 	// answer
 	errorCode     int16
@@ -136,9 +141,6 @@ type partSlot struct {
 	epoch             int16
 	firstSeq, lastSeq int32
 	txnStart          *openTxn // the transaction this batch began (produce_txn.go)
-	// inlineOK: this append is made by produceAll on the connection's
-	// thread, which may write it itself (append.inline: ctx.inline).
-	inlineOK bool
 }
 
 // AppendDone implements storage.AppendCallback: on the log writer
