@@ -630,6 +630,8 @@ func TestSendZCFixed(t *testing.T) {
 	for i := range buf.Bytes() {
 		buf.Bytes()[i] = byte(i * 7)
 	}
+	// From the connecting side: kernel 6.18 refuses SEND_ZC (EOPNOTSUPP,
+	// with a notification) on sockets from accept(2).
 	// Half of registered buffer 1, from its middle.
 	part := buf.Bytes()[1000 : 1000+32<<10]
 	s := getSQE(t, r)
@@ -645,16 +647,13 @@ func TestSendZCFixed(t *testing.T) {
 		_, err := io_ReadFull(server, got)
 		done <- err
 	}()
-	cqes := waitCQEs(t, r, 1, 2*time.Second)
+	cqes := waitCQEs(t, r, 2, 2*time.Second)
 	first := cqes[0]
 	if first.Res == -int32(unix.EOPNOTSUPP) || first.Res == -int32(unix.EINVAL) {
 		t.Skip("SEND_ZC with a fixed buffer not supported:", unix.Errno(-first.Res))
 	}
 	if first.Res != int32(len(part)) || !first.More() {
 		t.Fatalf("first SEND_ZC cqe %+v", first)
-	}
-	if len(cqes) == 1 {
-		cqes = append(cqes, waitCQEs(t, r, 1, 2*time.Second)...)
 	}
 	if n := cqes[1]; !n.Notif() || n.UserData != 6 {
 		t.Fatalf("notification cqe %+v", n)
