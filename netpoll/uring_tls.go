@@ -30,9 +30,9 @@ import (
 // Send: one SENDMSG in flight per connection, as for plaintext, but its
 // bytes are records sealed into the connection's send buffer (tlsOutBytes,
 // taken from a per-loop pool while the connection sends and counted in
-// queuedBytes). Rejected for now: registered buffers with SEND_ZC (a
-// registered-buffer table per loop and zero-copy completions to track,
-// for a copy the kernel makes at memory speed). The run of responses at the head of the queue is sealed
+// queuedBytes); with Options.TLSSendZC the buffer is one of a fixed pool
+// registered with the ring, sent by SEND_ZC (uring_tls_zc.go). The run of
+// responses at the head of the queue is sealed
 // record by record: response bytes are copied into the record, file
 // regions are read from the page cache straight into it (preadv2 with
 // RWF_NOWAIT; a plain pread on the loop thread when the pages are not
