@@ -79,6 +79,7 @@ type TLSLimits struct {
 	HandshakeTimeoutMs int  // ring.ssl.handshake.timeout.ms
 	MaxHandshaking     int  // ring.ssl.max.handshaking
 	OnLoops            bool // ring.ssl.loop.enable
+	SendZC             bool // ring.ssl.loop.send.zerocopy.enable
 }
 
 func sslSpecs() []spec {
@@ -87,7 +88,7 @@ func sslSpecs() []spec {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	out := make([]spec, 0, len(names)+4)
+	out := make([]spec, 0, len(names)+5)
 	for _, name := range names {
 		typ := TypeString
 		switch name {
@@ -114,6 +115,7 @@ func sslSpecs() []spec {
 		oursInt("ring.ssl.handshake.timeout.ms", "10000", 1, kafkaIntMax, "A TLS handshake not finished within this is closed.", func(c *Config) *int { return &c.TLS.HandshakeTimeoutMs }),
 		oursInt("ring.ssl.max.handshaking", "1000", 1, kafkaIntMax, "TLS handshakes in progress per process; a connection over it is closed at accept.", func(c *Config) *int { return &c.TLS.MaxHandshaking }),
 		oursBool("ring.ssl.loop.enable", "true", "With io_uring, serve a TLS 1.3 connection (AES-GCM or ChaCha20-Poly1305) on the ring loops once its handshake is done: records decrypted in place in the receive buffers, responses encrypted by the loop, no goroutine per connection. TLS 1.2 connections, and all of them when false, are served by a reader and a writer goroutine each.", func(c *Config) *bool { return &c.TLS.OnLoops }),
+		oursBool("ring.ssl.loop.send.zerocopy.enable", "false", "With ring.ssl.loop.enable, each ring loop registers 8 send buffers of 532 KiB with its ring (off-heap, locked in memory), encrypts TLS records into them and sends them with zero-copy sends (IORING_OP_SEND_ZC; plain sends from the same buffers where the kernel refuses zero-copy on the socket); a connection waits for a free buffer, so 8 clients of a loop that stop reading stall that loop's other TLS responses until they read or close. Falls back to heap buffers, with a log line, where the kernel lacks SEND_ZC or the registration fails (RLIMIT_MEMLOCK).", func(c *Config) *bool { return &c.TLS.SendZC }),
 	)
 	return out
 }

@@ -101,6 +101,11 @@ type Options struct {
 	// in-loop record layer instead of a reader and a writer goroutine
 	// (tls_loop.go, uring_tls.go).
 	TLSOnLoops bool
+	// TLSSendZC (with TLSOnLoops): a loop seals TLS records into send
+	// buffers registered with its ring and sends them with SEND_ZC, when
+	// the kernel has it (uring_tls_zc.go); otherwise heap buffers and
+	// SENDMSG.
+	TLSSendZC bool
 	// HandshakeTimeout bounds a TLS handshake; default 10 s.
 	HandshakeTimeout time.Duration
 	// MaxHandshaking bounds the TLS handshakes in progress per Server;

@@ -74,6 +74,13 @@ type uringServer struct {
 	bound []net.Addr
 	wg    sync.WaitGroup
 	conns atomic.Int64
+	// tlsZCSends counts SEND_ZC submissions from registered TLS send
+	// buffers (uring_tls_zc.go).
+	tlsZCSends atomic.Int64
+	// tlsRegSends counts all sends from them (SEND_ZC or SEND).
+	tlsRegSends atomic.Int64
+	// tlsRegHeld: registered TLS send buffers held by connections.
+	tlsRegHeld atomic.Int64
 	// Adoptions of TLS connections (tls_loop.go): refused once
 	// adoptClosed; adoptNext spreads them over the loops.
 	adoptMu     sync.Mutex

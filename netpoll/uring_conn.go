@@ -239,7 +239,8 @@ func (l *uloop) maybeFree(c *uconn) {
 	if c.tls != nil {
 		c.tls.Release()
 		c.tls = nil
-		l.putTLSOut(c.ts.out)
+		l.dropTLSWaiter(c)
+		l.putTLSOut(&c.ts)
 		c.ts = tlsSend{}
 	}
 	c.inflightBytes = 0

@@ -64,6 +64,9 @@ type uloop struct {
 	pipes []*pipePair // idle pipes for splice
 	// tlsOuts: idle send buffers of TLS connections (uring_tls.go).
 	tlsOuts [][]byte
+	// tlsReg: the registered TLS send buffers, nil when TLS sends use
+	// tlsOuts and SENDMSG (uring_tls_zc.go).
+	tlsReg *tlsRegPool
 	// pressure: past half the loop's share of queued.max.request.bytes,
 	// every receive is single-shot (checkLoopPressure).
 	pressure bool
@@ -154,6 +157,9 @@ func (l *uloop) setup() error {
 	if l.efdBuf, err = ring.AllocBuffer(8); err != nil {
 		return err
 	}
+	if l.s.opts.TLSOnLoops && l.s.opts.TLSSendZC {
+		l.setupTLSReg()
+	}
 	return nil
 }
 
@@ -164,6 +170,7 @@ func (l *uloop) teardown() {
 	if l.r != nil {
 		l.r.Close()
 	}
+	l.freeTLSReg() // after the ring: no send of the kernel's uses them now
 	if l.efd > 0 {
 		unix.Close(l.efd)
 	}

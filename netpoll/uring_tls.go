@@ -30,9 +30,9 @@ import (
 // Send: one SENDMSG in flight per connection, as for plaintext, but its
 // bytes are records sealed into the connection's send buffer (tlsOutBytes,
 // taken from a per-loop pool while the connection sends and counted in
-// queuedBytes). Rejected for now: registered buffers with SEND_ZC (a
-// registered-buffer table per loop and zero-copy completions to track,
-// for a copy the kernel makes at memory speed). The run of responses at the head of the queue is sealed
+// queuedBytes); with Options.TLSSendZC the buffer is one of a fixed pool
+// registered with the ring, sent by SEND_ZC (uring_tls_zc.go). The run of
+// responses at the head of the queue is sealed
 // record by record: response bytes are copied into the record, file
 // regions are read from the page cache straight into it (preadv2 with
 // RWF_NOWAIT; a plain pread on the loop thread when the pages are not
@@ -67,6 +67,14 @@ type tlsSend struct {
 	// left.
 	out  []byte
 	sent int
+	// reg: 1 + the index of the registered buffer out lies in (0: heap);
+	// zc: the send in flight is a SEND_ZC;
+	// zcRes: the result of a SEND_ZC whose notification is still to come;
+	// waiting: c waits in the loop's queue for a registered buffer.
+	reg     int
+	zc      bool
+	zcRes   int32
+	waiting bool
 	// Where sealing stands in c.sendBufs: buffer index, piece (even 2i:
 	// the bytes before Files[i]; odd: Files[i]), offset in the piece.
 	buf   int
@@ -197,6 +205,9 @@ func (l *uloop) tlsClosing(c *uconn) {
 }
 
 func (l *uloop) getTLSOut() []byte {
+	if l.tlsReg != nil {
+		return nil
+	}
 	if n := len(l.tlsOuts); n > 0 {
 		b := l.tlsOuts[n-1]
 		l.tlsOuts[n-1] = nil
@@ -206,8 +217,13 @@ func (l *uloop) getTLSOut() []byte {
 	return make([]byte, 0, tlsOutBytes)
 }
 
-func (l *uloop) putTLSOut(b []byte) {
-	if b != nil && len(l.tlsOuts) < tlsOutPoolMax {
+// putTLSOut takes back ts's send buffer.
+func (l *uloop) putTLSOut(ts *tlsSend) {
+	if ts.reg > 0 {
+		l.putTLSReg(ts.reg - 1)
+		return
+	}
+	if b := ts.out; b != nil && len(l.tlsOuts) < tlsOutPoolMax {
 		l.tlsOuts = append(l.tlsOuts, b[:0])
 	}
 }
@@ -215,7 +231,13 @@ func (l *uloop) putTLSOut(b []byte) {
 // startTLSSend seals the first part of c.sendBufs (possibly none: a
 // pending KeyUpdate alone) and sends it.
 func (l *uloop) startTLSSend(c *uconn) {
-	c.ts = tlsSend{out: l.getTLSOut()}
+	if l.tlsReg != nil {
+		if !l.startTLSReg(c) {
+			return // waits for a registered buffer
+		}
+	} else {
+		c.ts = tlsSend{out: l.getTLSOut()}
+	}
 	l.tlsAccount(c)
 	c.sending = true // sealing may close c: no other send may start meanwhile
 	if !l.tlsFill(c) {
@@ -356,6 +378,10 @@ func preadv2NoWait(fd int, dst []byte, off int64) (int, error) {
 
 func (l *uloop) tlsSubmit(c *uconn) {
 	b := c.ts.out[c.ts.sent:]
+	if c.ts.reg > 0 {
+		l.submitTLSZC(c, b)
+		return
+	}
 	c.iov[0] = unix.Iovec{Base: &b[0]}
 	c.iov[0].SetLen(len(b))
 	l.submitSend(c, 0, 1)
@@ -363,10 +389,20 @@ func (l *uloop) tlsSubmit(c *uconn) {
 
 // onTLSSend handles a TLS connection's send completion.
 func (l *uloop) onTLSSend(c *uconn, cqe *ring.CQE) {
+	if c.ts.zc {
+		var done bool
+		if cqe, done = c.ts.zcCompletion(cqe); !done {
+			return
+		}
+	}
 	c.sending = false
 	l.opEnded(c)
 	if c.closing {
 		l.maybeFree(c)
+		return
+	}
+	if c.ts.zc && cqe.Res == -int32(unix.EOPNOTSUPP) {
+		l.tlsZCRefused(c) // nothing left: the same bytes again, by SEND
 		return
 	}
 	if cqe.Res < 0 {
@@ -409,7 +445,7 @@ func (l *uloop) finishTLSSend(c *uconn) {
 
 // endTLSSend returns c's send buffer to the pool.
 func (l *uloop) endTLSSend(c *uconn) {
-	l.putTLSOut(c.ts.out)
+	l.putTLSOut(&c.ts)
 	c.ts = tlsSend{}
 	l.tlsAccount(c)
 }

@@ -598,3 +598,70 @@ func TestProbe(t *testing.T) {
 	}
 	t.Logf("kernel last op %d (%v)", p.LastOp(), p.LastOp())
 }
+
+func TestSendZCFixed(t *testing.T) {
+	r := newTestRing(t, defaultParams)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	f, err := client.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bufs := []Buffer{allocBuf(t, 4096), allocBuf(t, 64<<10)}
+	if err := r.RegisterBuffers(bufs); err != nil {
+		t.Skip("cannot register buffers:", err)
+	}
+	defer r.UnregisterBuffers()
+	buf := bufs[1]
+	for i := range buf.Bytes() {
+		buf.Bytes()[i] = byte(i * 7)
+	}
+	// From the connecting side: kernel 6.18 refuses SEND_ZC (EOPNOTSUPP,
+	// with a notification) on sockets from accept(2).
+	// Half of registered buffer 1, from its middle.
+	part := buf.Bytes()[1000 : 1000+32<<10]
+	s := getSQE(t, r)
+	s.PrepSendZCFixed(int(f.Fd()), unsafe.Pointer(&part[0]), uint32(len(part)), unix.MSG_NOSIGNAL, 1)
+	s.SetUserData(6)
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(part))
+	done := make(chan error, 1)
+	go func() {
+		server.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := io_ReadFull(server, got)
+		done <- err
+	}()
+	cqes := waitCQEs(t, r, 2, 2*time.Second)
+	first := cqes[0]
+	if first.Res == -int32(unix.EOPNOTSUPP) || first.Res == -int32(unix.EINVAL) {
+		t.Skip("SEND_ZC with a fixed buffer not supported:", unix.Errno(-first.Res))
+	}
+	if first.Res != int32(len(part)) || !first.More() {
+		t.Fatalf("first SEND_ZC cqe %+v", first)
+	}
+	if n := cqes[1]; !n.Notif() || n.UserData != 6 {
+		t.Fatalf("notification cqe %+v", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, part) {
+		t.Fatal("SEND_ZC fixed data mismatch")
+	}
+}

@@ -146,6 +146,15 @@ func (s *SQE) PrepSendZC(fd int, buf unsafe.Pointer, n uint32, flags int) {
 	s.OpFlags = uint32(flags)
 }
 
+// PrepSendZCFixed is PrepSendZC from a buffer registered with
+// RegisterBuffers (IORING_RECVSEND_FIXED_BUF): buf[0:n] must lie inside
+// registered buffer bufIndex. The kernel skips pinning the pages per send.
+func (s *SQE) PrepSendZCFixed(fd int, buf unsafe.Pointer, n uint32, flags int, bufIndex uint16) {
+	s.PrepSendZC(fd, buf, n, flags)
+	s.Ioprio |= RecvSendFixedBuf
+	s.BufIndex = bufIndex
+}
+
 // PrepRead prepares pread(2) of n bytes at offset into buf. buf: off-heap or
 // kept reachable until completion; never stack memory.
 func (s *SQE) PrepRead(fd int, buf unsafe.Pointer, n uint32, offset uint64) {

@@ -343,6 +343,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		HandshakeTimeout:        time.Duration(cfg.TLS.HandshakeTimeoutMs) * time.Millisecond,
 		MaxHandshaking:          cfg.TLS.MaxHandshaking,
 		TLSOnLoops:              cfg.TLS.OnLoops,
+		TLSSendZC:               cfg.TLS.SendZC,
 	})
 	if err != nil {
 		return err
