@@ -48,12 +48,24 @@ type portableServer struct {
 	handshakeLog   rateLogger
 }
 
+// tcpListen is a plain TCP listener. Go (1.24 on) listens with Multipath
+// TCP by default where the kernel has it; a socket accepted from an MPTCP
+// listener serves a plain TCP client as TCP, but the kernel does not mark
+// it as able to send zero-copy (SOCK_SUPPORT_ZC comes from the listener),
+// so IORING_OP_SEND_ZC on it fails with EOPNOTSUPP (kernel 6.18). Kafka
+// speaks plain TCP, as do our io_uring listeners (uring_listen.go).
+var tcpListen = func() net.ListenConfig {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	return lc
+}()
+
 // bindListeners binds every address, or none: on an error the ones
 // already bound are closed.
 func bindListeners(addrs []string) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, addr := range addrs {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := tcpListen.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

@@ -172,9 +172,10 @@ func (l *uloop) submitTLSZC(c *uconn, b []byte) {
 }
 
 // tlsZCRefused handles a SEND_ZC the kernel refused (EOPNOTSUPP: the
-// socket does not do zero-copy; seen on kernel 6.18 with accepted TCP
-// sockets): the loop's TLS sends go by SEND from the registered buffers
-// from now on, and c's bytes, none of which left, go again.
+// socket does not do zero-copy, as with sockets accepted from a Multipath
+// TCP listener, which ours are not: portable.go, tcpListen): the loop's
+// TLS sends go by SEND from the registered buffers from now on, and c's
+// bytes, none of which left, go again.
 func (l *uloop) tlsZCRefused(c *uconn) {
 	if !l.tlsReg.zcRefused {
 		l.tlsReg.zcRefused = true

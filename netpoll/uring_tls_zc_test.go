@@ -13,8 +13,8 @@ import (
 )
 
 // startZCTLS starts an io_uring server with TLS on the loops and
-// registered send buffers (TLSSendZC) serving h; it skips the test when the
-// loops fell back to heap buffers (no SEND_ZC, or no memlock for them).
+// registered send buffers (TLSSendZC) serving h; it fails the test when
+// the loops fell back to heap buffers (no SEND_ZC, or no memlock for them).
 func startZCTLS(t *testing.T, pki *testPKI, h Handler) (*Server, *uringServer) {
 	t.Helper()
 	cfg := &tls.Config{Certificates: []tls.Certificate{pki.server}}
@@ -26,7 +26,7 @@ func startZCTLS(t *testing.T, pki *testPKI, h Handler) (*Server, *uringServer) {
 	u := s.b.(*splitServer).uring
 	for _, l := range u.loops {
 		if l.tlsReg == nil { // set up before Listen returned
-			t.Skip("loops send TLS from heap buffers here (see the log)")
+			t.Fatal("loops send TLS from heap buffers (no IORING_OP_SEND_ZC, or buffer registration failed: see the log)")
 		}
 	}
 	return s, u
@@ -107,6 +107,16 @@ func TestTLSOnLoopsSendZCFile(t *testing.T) {
 	}
 	if n := u.tlsRegSends.Load(); n < int64(conns*2*size/tlsOutBytes) {
 		t.Fatalf("%d sends from registered buffers for %d fetches of %d bytes", n, conns*2, size)
+	}
+	// Zero-copy itself ran: the TLS listener is plain TCP, whose accepted
+	// sockets take SEND_ZC (TestListenersArePlainTCP).
+	if n := u.tlsZCSends.Load(); n < int64(conns*2*size/tlsOutBytes) {
+		t.Fatalf("%d SEND_ZC sends for %d fetches of %d bytes", n, conns*2, size)
+	}
+	for _, l := range u.loops {
+		if l.tlsReg.zcRefused {
+			t.Fatalf("loop %d: the kernel refused SEND_ZC on an accepted socket", l.idx)
+		}
 	}
 	waitUntil(t, "every registered buffer back in its pool", 10*time.Second, func() bool { return u.tlsRegHeld.Load() == 0 })
 }

@@ -630,8 +630,8 @@ func TestSendZCFixed(t *testing.T) {
 	for i := range buf.Bytes() {
 		buf.Bytes()[i] = byte(i * 7)
 	}
-	// From the connecting side: kernel 6.18 refuses SEND_ZC (EOPNOTSUPP,
-	// with a notification) on sockets from accept(2).
+	// From the connecting side (Go's listener is Multipath TCP, whose
+	// accepted sockets refuse SEND_ZC with EOPNOTSUPP).
 	// Half of registered buffer 1, from its middle.
 	part := buf.Bytes()[1000 : 1000+32<<10]
 	s := getSQE(t, r)
