@@ -32,6 +32,10 @@ package integration
 //   - javatools_quorum_test.go: kafka-metadata-quorum.sh describe --status
 //     and --replication on a static quorum, add-controller and
 //     remove-controller on a dynamic one.
+//   - javatools_mechanisms_test.go: kafka-topics.sh, kafka-producer-perf-test.sh
+//     and kafka-console-consumer.sh in a group over SSL with a client
+//     certificate, and over SASL_SSL with SCRAM-SHA-512, PLAIN and
+//     OAUTHBEARER (unsecured tokens);
 //   - javatools_txn_test.go: Kafka's transactional producer
 //     (tests/java/TxnProducer.java), the console consumer read_committed and
 //     read_uncommitted, kafka-transactions.sh list and describe;
