@@ -183,8 +183,20 @@ func computeGoals(res *Results) []Goal {
 		for rep := range aq {
 			probeSide[rep] = Run{MBPerSec: probeMiBps, RecordsPerSec: probeMiBps}
 		}
-		goals = append(goals, pairGoal(g4, aq, probeSide, func(a, b Run) float64 { return a.MBPerSec / b.MBPerSec },
-			func(v float64) bool { return v >= 0.8 }, "uring", "probe", mbps, " MiB/s"))
+		g4 = pairGoal(g4, aq, probeSide, func(a, b Run) float64 { return a.MBPerSec / b.MBPerSec },
+			func(v float64) bool { return v >= 0.8 }, "uring", "probe", mbps, " MiB/s")
+		// The goal is against the probe's short write; a disk that grants
+		// a burst and then throttles is also shown at its sustained rate,
+		// which the scenario meets once earlier runs used the burst.
+		if s := res.Probe.WriteSyncSustainedGBps; s > 0 && len(g4.Values) > 0 {
+			sMiBps := s * 1e9 / (1 << 20)
+			var per []float64
+			for _, r := range aq {
+				per = append(per, r.MBPerSec/sMiBps)
+			}
+			g4.Figures += fmt.Sprintf("; against the probe's sustained rate (%.2f MiB/s): %s", sMiBps, fmtSpread(per, "%.2f"))
+		}
+		goals = append(goals, g4)
 	}
 	// The null broker serves the same records (count and size, checked
 	// per run in runOne) from memory: the client's catch-up ceiling.

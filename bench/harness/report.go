@@ -119,6 +119,9 @@ func PrintTable(w io.Writer, res *Results) {
 		fmt.Fprintf(w, "  loopback TCP, 1 connection, 1 MiB writes   %6.2f GB/s\n", p.LoopbackGBps)
 		fmt.Fprintf(w, "  sequential write, final fdatasync          %6.2f GB/s\n", p.WriteBufferedGBps)
 		fmt.Fprintf(w, "  sequential write, fdatasync every 1 MiB    %6.2f GB/s\n", p.WriteSyncEachMBGBps)
+		if p.SustainedWrittenBytes > 0 {
+			fmt.Fprintf(w, "    the same, sustained (second half of %.1f GiB) %6.2f GB/s\n", float64(p.SustainedWrittenBytes)/(1<<30), p.WriteSyncSustainedGBps)
+		}
 		fmt.Fprintf(w, "  cached file → socket: splice               %6.2f GB/s\n", p.SpliceGBps)
 		fmt.Fprintf(w, "  cached file → socket: sendfile             %6.2f GB/s\n", p.SendfileGBps)
 		fmt.Fprintf(w, "  cached file → socket: pread+write          %6.2f GB/s\n", p.ReadWriteGBps)

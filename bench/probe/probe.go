@@ -1,7 +1,9 @@
 // Package probe measures the machine limits a broker benchmark runs into:
 // raw loopback TCP throughput, sequential write throughput (buffered with a
 // final fdatasync, and with an fdatasync after every MiB), and cached file
-// to socket throughput by splice, sendfile and pread+write. The harness
+// to socket throughput by splice, sendfile and pread+write, and, when
+// asked, the sustained rate of fdatasync every MiB over a longer write
+// (a virtual disk may grant a burst and then throttle). The harness
 // prints these beside its table so every broker figure can be read against
 // the ceiling of the resource it uses.
 //
@@ -35,18 +37,29 @@ type Options struct {
 	// Bytes bounds each measurement and sizes the cached file (default
 	// 256 MiB).
 	Bytes int64
+	// SustainedBytes and SustainedDuration bound the sustained
+	// fdatasync-every-MiB write (WriteSyncSustainedGBps); zero bytes: not
+	// measured.
+	SustainedBytes    int64
+	SustainedDuration time.Duration
 }
 
 // Result holds the figures in GB/s; a failed measurement is 0 with its
 // error in Errors.
 type Result struct {
-	LoopbackGBps        float64           `json:"loopback_tcp_gbps"`
-	WriteBufferedGBps   float64           `json:"write_buffered_then_fdatasync_gbps"`
-	WriteSyncEachMBGBps float64           `json:"write_fdatasync_every_mib_gbps"`
-	SpliceGBps          float64           `json:"splice_file_to_socket_gbps"`
-	SendfileGBps        float64           `json:"sendfile_file_to_socket_gbps"`
-	ReadWriteGBps       float64           `json:"pread_write_file_to_socket_gbps"`
-	Errors              map[string]string `json:"errors,omitempty"`
+	LoopbackGBps        float64 `json:"loopback_tcp_gbps"`
+	WriteBufferedGBps   float64 `json:"write_buffered_then_fdatasync_gbps"`
+	WriteSyncEachMBGBps float64 `json:"write_fdatasync_every_mib_gbps"`
+	// WriteSyncSustainedGBps is the rate of the second half (by bytes) of
+	// a write of up to SustainedBytes with an fdatasync after every MiB,
+	// SustainedWrittenBytes what that write wrote in all: a disk that
+	// grants a burst and then throttles shows its throttled rate here.
+	WriteSyncSustainedGBps float64           `json:"write_fdatasync_every_mib_sustained_gbps,omitempty"`
+	SustainedWrittenBytes  int64             `json:"sustained_written_bytes,omitempty"`
+	SpliceGBps             float64           `json:"splice_file_to_socket_gbps"`
+	SendfileGBps           float64           `json:"sendfile_file_to_socket_gbps"`
+	ReadWriteGBps          float64           `json:"pread_write_file_to_socket_gbps"`
+	Errors                 map[string]string `json:"errors,omitempty"`
 }
 
 // Run performs every measurement once.
@@ -74,6 +87,12 @@ func Run(opts Options) Result {
 	r.WriteBufferedGBps = note("write_buffered", v, err)
 	v, err = writeSyncEach(opts)
 	r.WriteSyncEachMBGBps = note("write_fdatasync_each", v, err)
+	if opts.SustainedBytes > 0 {
+		var n int64
+		v, n, err = writeSyncSustained(opts)
+		r.WriteSyncSustainedGBps = note("write_fdatasync_sustained", v, err)
+		r.SustainedWrittenBytes = n
+	}
 	for _, m := range []struct {
 		name string
 		dst  *float64
@@ -175,6 +194,47 @@ func writeFile(opts Options, syncEach bool) (float64, error) {
 		return 0, err
 	}
 	return gbps(n, time.Since(start)), nil
+}
+
+// writeSyncSustained writes 1 MiB chunks with an fdatasync after each,
+// up to SustainedBytes or SustainedDuration, and returns the rate of the
+// second half of the bytes written (and the bytes written): the first
+// half absorbs whatever burst the device grants.
+func writeSyncSustained(opts Options) (float64, int64, error) {
+	f, err := os.CreateTemp(opts.Dir, "probe-sustained-*")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, chunkBytes)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	limit := opts.SustainedDuration
+	if limit <= 0 {
+		limit = opts.Duration
+	}
+	// done[i] is when chunk i had been written and synced.
+	done := make([]time.Time, 0, opts.SustainedBytes/chunkBytes+1)
+	start := time.Now()
+	var n int64
+	for n < opts.SustainedBytes && time.Since(start) < limit {
+		w, err := f.Write(buf)
+		n += int64(w)
+		if err != nil {
+			return 0, n, err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return 0, n, err
+		}
+		done = append(done, time.Now())
+	}
+	if len(done) < 2 {
+		return 0, n, errors.New("sustained write: fewer than two chunks within the time bound")
+	}
+	half := len(done) / 2
+	return gbps(int64(len(done)-half)*chunkBytes, done[len(done)-1].Sub(done[half-1])), n, nil
 }
 
 // sendFunc sends length bytes of file from off to the socket fd.
