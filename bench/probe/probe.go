@@ -166,9 +166,21 @@ func writeSyncEach(opts Options) (float64, error) {
 }
 
 func writeFile(opts Options, syncEach bool) (float64, error) {
-	f, err := os.CreateTemp(opts.Dir, "probe-write-*")
+	n, start, err := writeChunks(opts, opts.Bytes, opts.Duration, syncEach, nil)
 	if err != nil {
 		return 0, err
+	}
+	return gbps(n, time.Since(start)), nil
+}
+
+// writeChunks writes 1 MiB chunks to a temporary file in opts.Dir (removed
+// after) until bytes or limit, with an fdatasync after each chunk when
+// syncEach and one at the end; chunkDone, when set, gets the time each
+// chunk was done. It returns the bytes written and when the writing began.
+func writeChunks(opts Options, bytes int64, limit time.Duration, syncEach bool, chunkDone func(time.Time)) (int64, time.Time, error) {
+	f, err := os.CreateTemp(opts.Dir, "probe-write-*")
+	if err != nil {
+		return 0, time.Time{}, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
@@ -178,22 +190,25 @@ func writeFile(opts Options, syncEach bool) (float64, error) {
 	}
 	var n int64
 	start := time.Now()
-	for n < opts.Bytes && time.Since(start) < opts.Duration {
+	for n < bytes && time.Since(start) < limit {
 		w, err := f.Write(buf)
 		n += int64(w)
 		if err != nil {
-			return 0, err
+			return n, start, err
 		}
 		if syncEach {
 			if err := unix.Fdatasync(int(f.Fd())); err != nil {
-				return 0, err
+				return n, start, err
 			}
+		}
+		if chunkDone != nil {
+			chunkDone(time.Now())
 		}
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return 0, err
+		return n, start, err
 	}
-	return gbps(n, time.Since(start)), nil
+	return n, start, nil
 }
 
 // writeSyncSustained writes 1 MiB chunks with an fdatasync after each,
@@ -201,34 +216,15 @@ func writeFile(opts Options, syncEach bool) (float64, error) {
 // second half of the bytes written (and the bytes written): the first
 // half absorbs whatever burst the device grants.
 func writeSyncSustained(opts Options) (float64, int64, error) {
-	f, err := os.CreateTemp(opts.Dir, "probe-sustained-*")
-	if err != nil {
-		return 0, 0, err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := make([]byte, chunkBytes)
-	for i := range buf {
-		buf[i] = byte(i)
-	}
 	limit := opts.SustainedDuration
 	if limit <= 0 {
 		limit = opts.Duration
 	}
 	// done[i] is when chunk i had been written and synced.
 	done := make([]time.Time, 0, opts.SustainedBytes/chunkBytes+1)
-	start := time.Now()
-	var n int64
-	for n < opts.SustainedBytes && time.Since(start) < limit {
-		w, err := f.Write(buf)
-		n += int64(w)
-		if err != nil {
-			return 0, n, err
-		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return 0, n, err
-		}
-		done = append(done, time.Now())
+	n, _, err := writeChunks(opts, opts.SustainedBytes, limit, true, func(at time.Time) { done = append(done, at) })
+	if err != nil {
+		return 0, n, err
 	}
 	if len(done) < 2 {
 		return 0, n, errors.New("sustained write: fewer than two chunks within the time bound")
