@@ -53,8 +53,11 @@ func TestSendmsgThreeIovecs(t *testing.T) {
 	}
 }
 
-func TestSendZC(t *testing.T) {
-	r := newTestRing(t, defaultParams)
+// tcpPairFile connects a loopback TCP pair and returns the connecting
+// side as a file (its descriptor for the ring) and the accepted side;
+// both are closed when the test ends.
+func tcpPairFile(t *testing.T) (*os.File, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -64,17 +67,23 @@ func TestSendZC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
 	server, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer server.Close()
+	t.Cleanup(func() { server.Close() })
 	f, err := client.(*net.TCPConn).File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, server
+}
+
+func TestSendZC(t *testing.T) {
+	r := newTestRing(t, defaultParams)
+	f, server := tcpPairFile(t)
 	buf := allocBuf(t, 64<<10)
 	for i := range buf.Bytes() {
 		buf.Bytes()[i] = byte(i)
@@ -601,26 +610,7 @@ func TestProbe(t *testing.T) {
 
 func TestSendZCFixed(t *testing.T) {
 	r := newTestRing(t, defaultParams)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	f, err := client.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f, server := tcpPairFile(t)
 	bufs := []Buffer{allocBuf(t, 4096), allocBuf(t, 64<<10)}
 	if err := r.RegisterBuffers(bufs); err != nil {
 		t.Fatal("registering buffers:", err)
