@@ -190,7 +190,8 @@ type fetchOp struct {
 	// lsoWaiting: partitions whose LSO the fetch waits on (read_committed).
 	lsoWaiting []*partState
 	// woken: evaluate runs on the goroutine of a wake-up (op.wake), not on
-	// the ring thread that received the request; attach may pread there.
+	// a ring thread (the one that received the request, or the loop a
+	// wake-up ran on: wakeOnLoop); attach may pread there.
 	woken bool
 }
 
@@ -715,10 +716,28 @@ func (op *fetchOp) fire() {
 		return
 	}
 	op.req.Trace().Mark(reqtrace.Woken)
+	if op.b.opts.FetchWakeOnLoop && op.req.RunOnLoop(op.wakeOnLoop) {
+		return
+	}
 	go op.wake()
 }
 
-func (op *fetchOp) wake() {
+// wake re-reads on a goroutine of its own, which may wait for the disk.
+func (op *fetchOp) wake() { op.rerun(true) }
+
+// wakeOnLoop re-reads on the loop thread of the fetch's connection
+// (fetch.wake.on.loop), which must not wait for the disk: it reads as an
+// answer given at once does (copySmall).
+func (op *fetchOp) wakeOnLoop() {
+	loopWakes.Add(1)
+	op.rerun(false)
+}
+
+// loopWakes counts the wake-ups run by wakeOnLoop (process-wide; tests read
+// it).
+var loopWakes atomic.Int64
+
+func (op *fetchOp) rerun(goroutine bool) {
 	op.req.Trace().Mark(reqtrace.WakeRun)
 	op.mu.Lock()
 	if op.timer != nil {
@@ -738,7 +757,7 @@ func (op *fetchOp) wake() {
 		op.session.mu.Lock()
 		defer op.unlockSession()
 	}
-	op.woken = true
+	op.woken = goroutine
 	op.evaluate(!op.b.clock.Now().Before(op.deadline))
 }
 

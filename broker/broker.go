@@ -78,6 +78,10 @@ type Options struct {
 	// this size are copied into the response instead of spliced (0:
 	// never); fetchOp.copySmall.
 	FetchCopyMaxBytes int
+	// FetchWakeOnLoop is fetch.wake.on.loop: a fetch woken from its long
+	// poll is answered on its connection's io_uring loop thread
+	// (netpoll.Request.RunOnLoop) instead of a goroutine of its own.
+	FetchWakeOnLoop bool
 	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots
 	// and FetchSessionPartitionsMax fetch.session.cache.max.partitions
 	// (0: the defaults, 1000 and 100000; negative: none).

@@ -77,7 +77,8 @@ func (tb *testBroker) start() {
 	}
 	ropts := RegistryOptions{LogDirs: []string{tb.dir}, Logger: logger, Config: cfg}
 	opts := Options{NodeID: 0, AdvertisedHost: "127.0.0.1", DataDir: tb.dir, Logger: logger,
-		AutoCreateTopics: true, NumPartitions: 1, MessageMaxBytes: 1048588, FetchZeroCopy: true}
+		AutoCreateTopics: true, NumPartitions: 1, MessageMaxBytes: 1048588, FetchZeroCopy: true,
+		FetchWakeOnLoop: cfg.FetchWakeOnLoop}
 	if tb.mod != nil {
 		tb.mod(&opts, &ropts)
 	}

@@ -140,6 +140,8 @@ type Config struct {
 	FetchZeroCopy       bool // fetch.zero.copy
 	// FetchCopyMaxBytes is fetch.copy.max.bytes (ours).
 	FetchCopyMaxBytes int
+	// FetchWakeOnLoop is fetch.wake.on.loop (ours).
+	FetchWakeOnLoop bool
 
 	// AppendPendingMaxBytes is append.pending.max.bytes (ours).
 	AppendPendingMaxBytes int64

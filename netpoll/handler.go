@@ -31,6 +31,7 @@ type completer interface {
 	complete(gen, seq uint32, kind completionKind, buf *Buffer, reason string)
 	remoteAddr() string
 	copies() *copyBudget
+	runOnLoop(f func()) bool
 }
 
 type completionKind uint8
@@ -125,6 +126,15 @@ func (r Request) Close(reason string) {
 	reqtrace.Finish(r.tr, false)
 	r.conn.complete(r.gen, r.seq, completeClose, nil, reason)
 }
+
+// RunOnLoop runs f later on the thread of the connection's io_uring loop,
+// among its other work, and reports true; it reports false, and f is not
+// run, on the portable backend and once the loop has stopped. f must not
+// block, as ServeFrame must not: it is how a handler woken on another
+// thread (a fetch's long poll) answers from the loop that sends the answer
+// without readying a goroutine first. Safe from any goroutine, including
+// the loop's own (f then runs after the current frame or completion).
+func (r Request) RunOnLoop(f func()) bool { return r.conn.runOnLoop(f) }
 
 // ReserveCopy reserves n bytes for buf from the server's budget of bytes
 // handlers copy into responses (process-wide, queued.max.request.bytes) and

@@ -345,6 +345,9 @@ func (c *pconn) remoteAddr() string { return c.addr }
 
 func (c *pconn) copies() *copyBudget { return &c.s.copies }
 
+// runOnLoop: the portable backend has no loop thread (Request.RunOnLoop).
+func (c *pconn) runOnLoop(func()) bool { return false }
+
 // hold is the framer's frameHolder, on the reader goroutine: a spanning
 // frame's buffer may grow within one receive buffer, within
 // MaxQueuedBytes, or with the oversize turn (budget.go); otherwise the

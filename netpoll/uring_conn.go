@@ -198,6 +198,8 @@ func (l *uloop) setupConn(fd int, peer *net.TCPAddr, key peerKey, limited bool, 
 
 func (c *uconn) remoteAddr() string { return c.addr }
 
+func (c *uconn) runOnLoop(f func()) bool { return c.l.postRun(f) }
+
 func (c *uconn) copies() *copyBudget { return &c.l.s.copies }
 
 // closeConn starts closing c: shutdown() makes its outstanding recv and

@@ -31,6 +31,7 @@ const (
 	mailPing   // Server.Liveness (liveness.go)
 	mailBudget // the oversize turn is free: muted connections may take it
 	mailAdopt  // a TLS connection handed over after its handshake (tls_loop.go)
+	mailRun    // a function to run on the loop's thread (Request.RunOnLoop)
 )
 
 type mail struct {
@@ -43,6 +44,7 @@ type mail struct {
 	reason   string
 	deadline time.Time
 	adopt    *adoption
+	fn       func()
 }
 
 type uloop struct {
@@ -84,10 +86,12 @@ type uloop struct {
 	cqes   [cqeBatch]ring.CQE
 
 	// mailbox (any goroutine -> loop)
-	mbMu      sync.Mutex
-	mb        []mail
-	mbSpare   []mail
-	mbLen     atomic.Int32
+	mbMu    sync.Mutex
+	mb      []mail
+	mbSpare []mail
+	mbLen   atomic.Int32
+	// mbClosed (under mbMu): the loop has stopped; postRun refuses.
+	mbClosed  bool
 	sleeping  atomic.Bool
 	wakeArmed atomic.Bool // an eventfd write is outstanding
 	efd       int
@@ -119,6 +123,40 @@ func (l *uloop) post(m mail) {
 	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
 		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+// postRun posts f to run on the loop's thread, unless the loop has stopped.
+func (l *uloop) postRun(f func()) bool {
+	l.mbMu.Lock()
+	if l.mbClosed {
+		l.mbMu.Unlock()
+		return false
+	}
+	l.mb = append(l.mb, mail{kind: mailRun, fn: f})
+	l.mbLen.Store(int32(len(l.mb)))
+	l.mbMu.Unlock()
+	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		_, _ = unix.Write(l.efd, one[:])
+	}
+	return true
+}
+
+// closeMailbox ends postRun's acceptance when the loop stops, and runs the
+// functions still posted on goroutines of their own: each was promised a
+// run (postRun reported true).
+func (l *uloop) closeMailbox() {
+	l.mbMu.Lock()
+	l.mbClosed = true
+	box := l.mb
+	l.mb = nil
+	l.mbLen.Store(0)
+	l.mbMu.Unlock()
+	for i := range box {
+		if box[i].kind == mailRun {
+			go box[i].fn()
+		}
 	}
 }
 
@@ -190,6 +228,7 @@ func (l *uloop) run(started chan<- error) {
 	defer l.s.wg.Done()
 	defer runtime.UnlockOSThread()
 	if err := l.setup(); err != nil {
+		l.closeMailbox()
 		l.teardown()
 		started <- err
 		return
@@ -265,6 +304,7 @@ func (l *uloop) run(started chan<- error) {
 			l.periodic()
 		}
 	}
+	l.closeMailbox()
 	l.teardown()
 }
 
@@ -358,6 +398,8 @@ func (l *uloop) drainMailbox() {
 			}
 		case mailAdopt:
 			l.onAdopt(m.adopt)
+		case mailRun:
+			m.fn()
 		}
 		*m = mail{}
 	}

@@ -245,6 +245,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		FetchZeroCopy:    cfg.FetchZeroCopy,
 		// Tail latency of caught-up consumers (docs/BENCHMARKS.md).
 		FetchCopyMaxBytes: cfg.FetchCopyMaxBytes,
+		FetchWakeOnLoop:   cfg.FetchWakeOnLoop,
 
 		// KIP-392 (broker/fetch_preferred.go).
 		RackAwareReplicaSelector: cfg.ReplicaSelectorClass == config.RackAwareReplicaSelector,
