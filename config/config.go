@@ -82,6 +82,7 @@ type Config struct {
 	RingCPUAffinity         string // ring.cpu.affinity: auto | true | false
 	RingSQPoll              bool   // ring.sqpoll
 	RingDeferTaskrun        bool   // ring.defer.taskrun
+	RingIdleSpinUs          int    // ring.idle.spin.us
 	RingRecvBufferBytes     int    // ring.recv.buffer.bytes
 	RingRecvBuffers         int    // ring.recv.buffers (per loop, power of two)
 	ConnMaxInflightRequests int    // ring.conn.max.inflight.requests

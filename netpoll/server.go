@@ -42,6 +42,11 @@ type Options struct {
 	// only when the loop asks for events. The zero value keeps it on, the
 	// default; off exists to measure what the flag is worth.
 	NoDeferTaskrun bool
+	// IdleSpin (ring.idle.spin.us): a loop that had work polls its
+	// completion queue and mailbox for up to this long before it sleeps
+	// in io_uring_enter (0: never). A completion or an answer arriving
+	// meanwhile is taken without the sleeping thread's wake-up.
+	IdleSpin time.Duration
 	// PinCPUs pins loop i's thread to CPU i mod NumCPU.
 	PinCPUs bool
 	// RecvBufferBytes and RecvBuffers size each loop's provided-buffer ring;

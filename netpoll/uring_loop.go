@@ -97,7 +97,10 @@ type uloop struct {
 	efd       int
 	efdBuf    ring.Buffer
 	wakeReady bool // READ on the eventfd is armed
-	live      loopLiveness
+	// worked: this iteration handled a completion or mail (IdleSpin
+	// spins only after work, so an idle loop sleeps at once).
+	worked bool
+	live   loopLiveness
 
 	// acceptBackoff is the pause after the last failed accept (0 after a
 	// success); no listener is re-armed before acceptResumeAt.
@@ -123,6 +126,28 @@ func (l *uloop) post(m mail) {
 	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
 		_, _ = unix.Write(l.efd, one[:])
+	}
+}
+
+// spin polls the CQ and the mailbox for up to d before the loop sleeps
+// (Options.IdleSpin): on a virtual machine a sleeping thread's wake-up (an
+// idle vCPU halted, an IPI to start it again) is the largest share of a
+// hand-off between threads; a loop still polling takes the completion or
+// the answer at once. The submissions queued so far go out first.
+func (l *uloop) spin(d time.Duration) {
+	if l.r.SQReady() > 0 {
+		if _, err := l.r.Submit(); err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
+			return // the wait below reports it
+		}
+	}
+	end := time.Now().Add(d)
+	for i := 0; ; i++ {
+		if l.mbLen.Load() > 0 || l.r.Pending() {
+			return
+		}
+		if i&63 == 63 && !time.Now().Before(end) {
+			return
+		}
 	}
 }
 
@@ -262,9 +287,13 @@ func (l *uloop) run(started chan<- error) {
 		if !l.throttleNext.IsZero() {
 			wait = max(min(wait, l.throttleNext.Sub(l.now)), time.Millisecond)
 		}
+		if spin := l.s.opts.IdleSpin; spin > 0 && l.worked {
+			l.spin(spin)
+		}
+		l.worked = false
 		l.sleeping.Store(true)
 		var err error
-		if l.mbLen.Load() > 0 {
+		if l.mbLen.Load() > 0 || l.r.Pending() {
 			l.sleeping.Store(false)
 			_, err = l.r.SubmitAndWait(0)
 		} else {
@@ -284,6 +313,7 @@ func (l *uloop) run(started chan<- error) {
 			n := l.r.PeekBatch(l.cqes[:])
 			if n > 0 {
 				m.RingCQEs(l.idx, n)
+				l.worked = true
 			}
 			for i := 0; i < n; i++ {
 				l.handle(&l.cqes[i])
@@ -378,6 +408,7 @@ func (l *uloop) drainMailbox() {
 	if l.mbLen.Load() == 0 {
 		return
 	}
+	l.worked = true
 	l.mbMu.Lock()
 	box := l.mb
 	l.mb = l.mbSpare[:0]

@@ -480,6 +480,12 @@ func (r *Ring) cqNeedsFlush() bool {
 	return atomic.LoadUint32(r.sqFlags)&(sqCQOverflow|sqTaskrun) != 0
 }
 
+// Pending reports, without entering the kernel, whether PeekBatch would
+// find something: CQEs in the ring, or CQEs the kernel holds back (deferred
+// task work, which sets IORING_SQ_TASKRUN with TASKRUN_FLAG, or an
+// overflow). A loop busy-polling before it sleeps checks it.
+func (r *Ring) Pending() bool { return r.CQReady() > 0 || r.cqNeedsFlush() }
+
 // CQReady returns how many CQEs sit in the CQ ring now (not counting
 // overflowed ones still held by the kernel).
 func (r *Ring) CQReady() uint32 {

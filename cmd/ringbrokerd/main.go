@@ -323,6 +323,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		RingEntries:             uint32(cfg.RingEntries),
 		SQPoll:                  cfg.RingSQPoll,
 		NoDeferTaskrun:          !cfg.RingDeferTaskrun,
+		IdleSpin:                time.Duration(cfg.RingIdleSpinUs) * time.Microsecond,
 		PinCPUs:                 pinCPUs(cfg),
 		RecvBufferBytes:         cfg.RingRecvBufferBytes,
 		RecvBuffers:             cfg.RingRecvBuffers,
