@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringbroker/ringbroker/bench/perf"
 	"github.com/ringbroker/ringbroker/bench/probe"
 )
 
@@ -40,6 +41,46 @@ func TestGoal4SustainedRate(t *testing.T) {
 	for _, g := range computeGoals(&res) {
 		if g.ID == "4" && strings.Contains(g.Figures, "sustained") {
 			t.Errorf("figures %q mention a sustained rate the probe did not measure", g.Figures)
+		}
+	}
+}
+
+// TestGoalCPUBound: goals 2a and 3a add the CPU each side used per record
+// and the ratio the CPUs allow when both runs kept them busy.
+func TestGoalCPUBound(t *testing.T) {
+	produce := func(target string, rep int, rps float64, records int64, client, broker, secs float64) Run {
+		r := Run{Scenario: "p100-1p", Target: target, Repeat: rep, Status: "ok", RecordsPerSec: rps,
+			ClientCPUSec: client, BrokerCPUSec: broker, Seconds: secs}
+		r.Produce = &perf.ProduceResult{}
+		r.Produce.Records = records
+		return r
+	}
+	res := Results{Machine: Machine{CPUs: 2}, Runs: []Run{
+		// 1M records each; uring: 1.6 s of client + 2.4 s of broker CPU
+		// in 2 s (both CPUs busy); null: 1.9 + 0.1 s in 1 s. The CPUs
+		// allow uring half of null's rate, which is what it reached.
+		produce(TargetRingbrokerUring, 0, 500000, 1000000, 1.6, 2.4, 2),
+		produce(TargetNull, 0, 1000000, 1000000, 1.9, 0.1, 1),
+	}}
+	var g2a *Goal
+	goals := computeGoals(&res)
+	for i := range goals {
+		if goals[i].ID == "2a" {
+			g2a = &goals[i]
+		}
+	}
+	if g2a == nil || g2a.Status != "SHORT" {
+		t.Fatalf("goal 2a = %+v", g2a)
+	}
+	want := "CPU µs per record: uring 4.00 (broker 2.40), null 2.00; CPUs busy: uring 100%, null 100%; CPU-bound ratio 0.50"
+	if !strings.Contains(g2a.Figures, want) {
+		t.Errorf("figures %q lack %q", g2a.Figures, want)
+	}
+	// Without CPU figures (a peer, or an older results file) nothing is added.
+	res.Runs[0].ClientCPUSec = 0
+	for _, g := range computeGoals(&res) {
+		if g.ID == "2a" && strings.Contains(g.Figures, "CPU") {
+			t.Errorf("figures %q without CPU figures", g.Figures)
 		}
 	}
 }

@@ -128,6 +128,14 @@ type Run struct {
 	Repeat int `json:"repeat"`
 	// Trace is ringbrokerd's request trace over this run (Options.Trace).
 	Trace *TraceSummary `json:"trace,omitempty"`
+	// CPU over the run (0: not measured): the harness process's, which
+	// is the clients' (they run in it), and the target process's (one
+	// the harness started); Seconds is the run's wall time. On a machine
+	// where client and broker share the CPUs, they bound a throughput
+	// ratio (cpuBound).
+	ClientCPUSec float64 `json:"client_cpu_sec,omitempty"`
+	BrokerCPUSec float64 `json:"broker_cpu_sec,omitempty"`
+	Seconds      float64 `json:"seconds,omitempty"`
 
 	Produce *perf.ProduceResult `json:"produce,omitempty"`
 	Consume *perf.ConsumeResult `json:"consume,omitempty"`
@@ -262,8 +270,12 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 						traced = false
 					}
 				}
+				cpu := startCPU(t)
 				r := runOne(ctx, sc, t, opts.JavaBin)
 				r.Repeat = rep
+				if sc.kind != kindJavaPerf { // the Java tool's CPU is a child's
+					cpu.finish(&r)
+				}
 				if traced {
 					if d, err := dumpTrace(opts.WorkDir, t); err != nil {
 						logf("%s: request trace: %v", t.name, err)

@@ -277,3 +277,44 @@ func ParseVariants(s string) ([]Variant, error) {
 	}
 	return out, nil
 }
+
+// cpuMark is the CPU times at the start of a run (startCPU).
+type cpuMark struct {
+	t              *target
+	self, broker   time.Duration
+	selfOK, brokOK bool
+	at             time.Time
+}
+
+// startCPU notes the harness's own CPU time (the clients run in it) and
+// the target process's, when the harness started it.
+func startCPU(t *target) cpuMark {
+	m := cpuMark{t: t, at: time.Now()}
+	m.self, m.selfOK = selfCPU()
+	if t.proc != nil {
+		d, err := t.proc.CPUTime()
+		m.broker, m.brokOK = d, err == nil
+	}
+	return m
+}
+
+// finish stores the CPU used since startCPU in r.
+func (m cpuMark) finish(r *Run) {
+	r.Seconds = time.Since(m.at).Seconds()
+	if s, ok := selfCPU(); ok && m.selfOK {
+		r.ClientCPUSec = (s - m.self).Seconds()
+	}
+	if m.brokOK {
+		if d, err := m.t.proc.CPUTime(); err == nil {
+			r.BrokerCPUSec = (d - m.broker).Seconds()
+		}
+	}
+}
+
+func selfCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}

@@ -437,6 +437,40 @@ func (d *Daemon) LogsSince(offset int) string {
 	return s[offset:]
 }
 
+// ClockTicksPerSecond is USER_HZ, the unit of /proc/PID/stat's CPU times:
+// 100 on every Linux this runs on.
+const ClockTicksPerSecond = 100
+
+// CPUTicks is the user plus system CPU time process pid has used, in
+// clock ticks (/proc/PID/stat fields 14 and 15).
+func CPUTicks(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count fields after ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+2 > len(data) {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(data[i+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return utime + stime, nil
+}
+
+// CPUTime is the CPU time (user plus system) the process has used.
+func (d *Daemon) CPUTime() (time.Duration, error) {
+	ticks, err := CPUTicks(d.PID)
+	return time.Duration(ticks) * time.Second / ClockTicksPerSecond, err
+}
+
 // RSS is the process's resident set size in bytes (VmRSS in
 // /proc/PID/status).
 func (d *Daemon) RSS() (int64, error) {

@@ -7,29 +7,25 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringbroker/ringbroker/internal/daemontest"
 )
 
-// cpuTicks is process pid's user+system CPU time in clock ticks
-// (/proc/PID/stat fields 14 and 15).
+// cpuTicks is process pid's user+system CPU time in clock ticks.
 func cpuTicks(t *testing.T, pid int) int64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	ticks, err := daemontest.CPUTicks(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The command name (field 2) may hold spaces: count fields after ')'.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return utime + stime
+	return ticks
 }
 
-// clockTicksPerSecond is USER_HZ, 100 on every Linux this runs on.
-const clockTicksPerSecond = 100
+// clockTicksPerSecond is USER_HZ.
+const clockTicksPerSecond = daemontest.ClockTicksPerSecond
 
 // startBrokerNoFile starts a broker whose RLIMIT_NOFILE (soft and hard) is
 // nofile from exec on, so neither the Go runtime's raise of the soft limit nor
