@@ -127,7 +127,7 @@ func (f *framer) feed(data []byte, sink frameSink) (consumed int, err error) {
 			}
 			more := sink.onFrame(frame)
 			if mapped {
-				unmapPartial(frame) // ServeFrame has returned: nobody holds it
+				releaseMapping(frame) // ServeFrame has returned: nobody holds it
 			}
 			if !more {
 				return total - len(data), nil
@@ -147,6 +147,21 @@ func (f *framer) grow(want int, sink frameSink) bool {
 	if f.turn {
 		newCap = f.need
 	}
+	if !f.mapped && f.need > partialReuseMaxBytes {
+		// A cached mapping that holds the whole frame is memory already
+		// resident: take it at once, with no doubling on the way.
+		if p := cachedMapping(f.need); p != nil {
+			if h, ok := sink.(frameHolder); ok {
+				if !h.hold(f, f.need-f.held) {
+					releaseMapping(p)
+					return false
+				}
+				f.held = f.need
+			}
+			f.partial, f.mapped = p[:copy(p[:len(f.partial)], f.partial)], true
+			return true
+		}
+	}
 	if h, ok := sink.(frameHolder); ok {
 		if !h.hold(f, newCap-f.held) {
 			return false
@@ -163,7 +178,7 @@ func (f *framer) grow(want int, sink frameSink) bool {
 	p := make([]byte, len(f.partial), newCap)
 	copy(p, f.partial)
 	if f.mapped {
-		unmapPartial(f.partial)
+		releaseMapping(f.partial)
 		f.mapped = false
 	}
 	f.partial = p
@@ -175,7 +190,7 @@ func (f *framer) grow(want int, sink frameSink) bool {
 func (f *framer) discard(sink frameSink) {
 	f.release(sink)
 	if f.mapped {
-		unmapPartial(f.partial)
+		releaseMapping(f.partial)
 	}
 	f.partial, f.mapped = nil, false
 }
