@@ -203,19 +203,19 @@ func computeGoals(res *Results) []Goal {
 	// per run in runOne) from memory: the client's catch-up ceiling.
 	cuU := runsOf(runs, "catchup", TargetRingbrokerUring)
 	cuN := runsOf(runs, "catchup", TargetNull)
-	goals = append(goals, pairGoal(Goal{ID: "5", Goal: "catch-up: uring >= 0.8x the null broker's catch-up"}, cuU, cuN,
+	goals = append(goals, withCPUBound(pairGoal(Goal{ID: "5", Goal: "catch-up: uring >= 0.8x the null broker's catch-up"}, cuU, cuN,
 		func(a, b Run) float64 {
 			if b.MBPerSec == 0 {
 				return 0
 			}
 			return a.MBPerSec / b.MBPerSec
-		}, func(v float64) bool { return v >= 0.8 }, "uring", "null", mbps, " MiB/s"))
+		}, func(v float64) bool { return v >= 0.8 }, "uring", "null", mbps, " MiB/s"), cuU, cuN, res.Machine.CPUs))
 	return goals
 }
 
-// withCPUBound adds to a produce goal against the null broker what the CPU
-// allows: per repeat, the CPU time (the clients' in the harness plus the
-// target's) per record acknowledged, and the share of the machine's CPUs
+// withCPUBound adds to a goal against the null broker what the CPU allows:
+// per repeat, the CPU time (the clients' in the harness plus the target's)
+// per record acknowledged or consumed, and the share of the machine's CPUs
 // the run kept busy. When both runs kept every CPU busy, the throughput
 // ratio cannot exceed null's CPU per record over uring's (the "CPU-bound
 // ratio"): client and broker share the CPUs, and the null broker leaves
@@ -227,14 +227,14 @@ func withCPUBound(g Goal, u, n map[int]Run, cpus int) Goal {
 	var cu, cn, bu, busyU, busyN, bound []float64
 	for rep, ru := range u {
 		rn, ok := n[rep]
-		if !ok || ru.Produce == nil || rn.Produce == nil || ru.Produce.Records == 0 || rn.Produce.Records == 0 ||
-			ru.Seconds == 0 || rn.Seconds == 0 || ru.ClientCPUSec == 0 || rn.ClientCPUSec == 0 {
+		recU, recN := ru.records(), rn.records()
+		if !ok || recU == 0 || recN == 0 || ru.Seconds == 0 || rn.Seconds == 0 || ru.ClientCPUSec == 0 || rn.ClientCPUSec == 0 {
 			continue
 		}
-		perU := (ru.ClientCPUSec + ru.BrokerCPUSec) / float64(ru.Produce.Records) * 1e6
-		perN := (rn.ClientCPUSec + rn.BrokerCPUSec) / float64(rn.Produce.Records) * 1e6
+		perU := (ru.ClientCPUSec + ru.BrokerCPUSec) / float64(recU) * 1e6
+		perN := (rn.ClientCPUSec + rn.BrokerCPUSec) / float64(recN) * 1e6
 		cu, cn = append(cu, perU), append(cn, perN)
-		bu = append(bu, ru.BrokerCPUSec/float64(ru.Produce.Records)*1e6)
+		bu = append(bu, ru.BrokerCPUSec/float64(recU)*1e6)
 		busyU = append(busyU, 100*(ru.ClientCPUSec+ru.BrokerCPUSec)/ru.Seconds/float64(cpus))
 		busyN = append(busyN, 100*(rn.ClientCPUSec+rn.BrokerCPUSec)/rn.Seconds/float64(cpus))
 		bound = append(bound, perN/perU)
@@ -245,6 +245,17 @@ func withCPUBound(g Goal, u, n map[int]Run, cpus int) Goal {
 	g.Figures += fmt.Sprintf("; CPU µs per record: uring %s (broker %s), null %s; CPUs busy: uring %s%%, null %s%%; CPU-bound ratio %s",
 		fmtSpread(cu, "%.2f"), fmtSpread(bu, "%.2f"), fmtSpread(cn, "%.2f"), fmtSpread(busyU, "%.0f"), fmtSpread(busyN, "%.0f"), fmtSpread(bound, "%.2f"))
 	return g
+}
+
+// records is how many records the run moved: acknowledged, or consumed.
+func (r Run) records() int64 {
+	switch {
+	case r.Produce != nil:
+		return r.Produce.Records
+	case r.Consume != nil:
+		return r.Consume.Records
+	}
+	return 0
 }
 
 // printGoals writes the goal table.

@@ -271,7 +271,7 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 					}
 				}
 				cpu := startCPU(t)
-				r := runOne(ctx, sc, t, opts.JavaBin)
+				r := runOne(ctx, sc, t, opts.JavaBin, &cpu)
 				r.Repeat = rep
 				if sc.kind != kindJavaPerf { // the Java tool's CPU is a child's
 					cpu.finish(&r)
@@ -457,7 +457,10 @@ func runsOn(sc scenario, t *target) bool {
 
 // runOne measures one scenario on one target, never failing the harness:
 // every problem becomes the run's status.
-func runOne(ctx context.Context, sc scenario, t *target, javaBin string) Run {
+// runOne runs sc on t. cpu is the CPU mark the caller took before it; a
+// scenario with a preparation that is not its measure (catch-up's preload)
+// takes it again after the preparation.
+func runOne(ctx context.Context, sc scenario, t *target, javaBin string, cpu *cpuMark) Run {
 	r := Run{Scenario: sc.id, Target: t.name}
 	if t.startErr != nil {
 		r.Status = unsupported(t.startErr)
@@ -523,6 +526,7 @@ func runOne(ctx context.Context, sc scenario, t *target, javaBin string) Run {
 			r.Status = unsupported(fmt.Errorf("preload: %w", err))
 			return r
 		}
+		*cpu = startCPU(t)
 		cr, err := perf.RunConsume(ctx, perf.ConsumeConfig{
 			Bootstrap: []string{t.addr}, Topic: topic, Messages: pr.Records,
 			FetchSize: 4 << 20, Timeout: sc.idleTimeout, MaxDuration: sc.seconds, ReadCommitted: sc.readCommitted,
