@@ -139,6 +139,12 @@ func varint(b []byte, p int) (int64, int) {
 		x := int64(b[p])
 		return x>>1 ^ -(x & 1), p + 1
 	}
+	// Two bytes (64 to 8191 in magnitude: record and value lengths of
+	// small records, offset deltas past 63) are the next most common.
+	if p >= 0 && p+1 < len(b) && b[p+1] < 0x80 {
+		x := int64(b[p]&0x7f) | int64(b[p+1])<<7
+		return x>>1 ^ -(x & 1), p + 2
+	}
 	return varintSlow(b, p)
 }
 
