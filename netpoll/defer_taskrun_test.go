@@ -1,8 +1,7 @@
 package netpoll
 
 import (
-	"bufio"
-	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/ringbroker/ringbroker/ring"
@@ -29,24 +28,6 @@ func TestNoDeferTaskrun(t *testing.T) {
 				t.Fatalf("NoDeferTaskrun=%v: loop %d has DEFER_TASKRUN=%v (flags %#x)", off, i, got, l.r.SetupFlags())
 			}
 		}
-		c := dial(t, s)
-		const n = 500
-		go func() {
-			w := bufio.NewWriter(c)
-			for i := 0; i < n; i++ {
-				writeFrame(w, seqBody(i, (i*37)%9000))
-			}
-			w.Flush()
-		}()
-		r := bufio.NewReader(c)
-		for i := 0; i < n; i++ {
-			b, err := readFrame(r)
-			if err != nil {
-				t.Fatalf("NoDeferTaskrun=%v: response %d: %v", off, i, err)
-			}
-			if got := int(binary.BigEndian.Uint32(b)); got != i || len(b) != 4+(i*37)%9000 {
-				t.Fatalf("NoDeferTaskrun=%v: response %d carries request %d (len %d)", off, i, got, len(b))
-			}
-		}
+		pipelinedEcho(t, dial(t, s), 500, fmt.Sprintf("NoDeferTaskrun=%v", off))
 	}
 }

@@ -1,8 +1,7 @@
 package netpoll
 
 import (
-	"bufio"
-	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -21,25 +20,7 @@ func TestIdleSpin(t *testing.T) {
 				o.IdleSpin, o.NoDeferTaskrun = tc.spin, tc.noDefer
 				o.RecvBufferBytes, o.RecvBuffers = 4096, 16
 			})
-			c := dial(t, s)
-			const n = 500
-			go func() {
-				w := bufio.NewWriter(c)
-				for i := 0; i < n; i++ {
-					writeFrame(w, seqBody(i, (i*37)%9000))
-				}
-				w.Flush()
-			}()
-			r := bufio.NewReader(c)
-			for i := 0; i < n; i++ {
-				b, err := readFrame(r)
-				if err != nil {
-					t.Fatalf("spin %v noDefer %v %T: response %d: %v", tc.spin, tc.noDefer, h, i, err)
-				}
-				if got := int(binary.BigEndian.Uint32(b)); got != i || len(b) != 4+(i*37)%9000 {
-					t.Fatalf("spin %v noDefer %v %T: response %d carries request %d (len %d)", tc.spin, tc.noDefer, h, i, got, len(b))
-				}
-			}
+			pipelinedEcho(t, dial(t, s), 500, fmt.Sprintf("spin %v noDefer %v %T", tc.spin, tc.noDefer, h))
 		}
 	}
 

@@ -90,26 +90,32 @@ func seqBody(i int, size int) []byte {
 func TestPipelinedEcho(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		s := startServer(t, backend, echo, func(o *Options) { o.RecvBufferBytes = 4096; o.RecvBuffers = 16 })
-		c := dial(t, s)
-		const n = 2000
-		go func() {
-			w := bufio.NewWriter(c)
-			for i := 0; i < n; i++ {
-				writeFrame(w, seqBody(i, (i*37)%9000))
-			}
-			w.Flush()
-		}()
-		r := bufio.NewReader(c)
-		for i := 0; i < n; i++ {
-			b, err := readFrame(r)
-			if err != nil {
-				t.Fatalf("response %d: %v", i, err)
-			}
-			if got := int(binary.BigEndian.Uint32(b)); got != i || len(b) != 4+(i*37)%9000 {
-				t.Fatalf("response %d carries request %d (len %d)", i, got, len(b))
-			}
-		}
+		pipelinedEcho(t, dial(t, s), 2000, backend)
 	})
+}
+
+// pipelinedEcho writes n numbered frames of sizes from 0 to 9 KB back to
+// back on c and checks that the answers carry them back in order; what
+// names the case in a failure.
+func pipelinedEcho(t *testing.T, c net.Conn, n int, what string) {
+	t.Helper()
+	go func() {
+		w := bufio.NewWriter(c)
+		for i := 0; i < n; i++ {
+			writeFrame(w, seqBody(i, (i*37)%9000))
+		}
+		w.Flush()
+	}()
+	r := bufio.NewReader(c)
+	for i := 0; i < n; i++ {
+		b, err := readFrame(r)
+		if err != nil {
+			t.Fatalf("%s: response %d: %v", what, i, err)
+		}
+		if got := int(binary.BigEndian.Uint32(b)); got != i || len(b) != 4+(i*37)%9000 {
+			t.Fatalf("%s: response %d carries request %d (len %d)", what, i, got, len(b))
+		}
+	}
 }
 
 // reverser holds requests in groups and answers each group last-first from
