@@ -156,8 +156,12 @@ func (c *replCluster) startNodes(nodes ...*replNode) error {
 			return fmt.Errorf("node %d already running (pid %d)", n.id, n.proc.PID)
 		}
 		n.starts++
+		var waitFree []string // a restart: the last process's listeners must be gone
+		if n.starts > 1 {
+			waitFree = []string{n.addr(), net.JoinHostPort(n.host, strconv.Itoa(n.ctlPort))}
+		}
 		d, err := daemontest.Start(daemontest.Options{
-			Argv: []string{c.bin}, Port: n.port,
+			Argv: []string{c.bin}, Port: n.port, WaitFree: waitFree,
 			Config: c.props(n), ConfigPath: filepath.Join(n.workDir, "server.properties"),
 			ConfigHeader: "written by the replication benchmark",
 			Dir:          n.workDir, LogFile: filepath.Join(n.workDir, fmt.Sprintf("output-%d.log", n.starts)),

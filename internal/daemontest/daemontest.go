@@ -182,6 +182,10 @@ type Options struct {
 	Config       map[string]string
 	ConfigPath   string
 	ConfigHeader string
+	// WaitFree are addresses ("host:port") a previous incarnation of the
+	// process listened on: Start waits, bounded by WaitFreeTimeout, until
+	// each can be bound again (WaitBindable) before it starts the process.
+	WaitFree []string
 	// Dir is the process's working directory ("": the caller's).
 	Dir string
 	// Env is added to the caller's environment.
@@ -214,11 +218,46 @@ type Daemon struct {
 	waitErr error         // cmd.Wait's result, written before exited is closed
 }
 
+// WaitFreeTimeout bounds Start's wait for Options.WaitFree.
+const WaitFreeTimeout = 10 * time.Second
+
+// WaitBindable waits until each of addrs can be bound by a plain TCP
+// listener with SO_REUSEADDR, as ringbrokerd binds its own (opened and
+// closed at once), or bound passes. A process killed with SIGKILL keeps its
+// listening sockets for a few milliseconds after it has been reaped: the
+// io_uring requests still armed on them (a multishot accept) hold them until
+// the ring's asynchronous teardown ends, 4 to 9 ms here, and a restart that
+// binds in that window fails with EADDRINUSE.
+func WaitBindable(addrs []string, bound time.Duration) error {
+	lc := net.ListenConfig{}
+	lc.SetMultipathTCP(false)
+	deadline := time.Now().Add(bound)
+	for _, a := range addrs {
+		for {
+			ln, err := lc.Listen(context.Background(), "tcp", a)
+			if err == nil {
+				ln.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("daemontest: %s still in use %v after the previous process: %w", a, bound, err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
 // Start starts the process. It does not wait for it to be ready (the
 // caller registers its cleanup first, then calls WaitReady).
 func Start(o Options) (*Daemon, error) {
 	if len(o.Argv) == 0 {
 		return nil, errors.New("daemontest: empty Argv")
+	}
+	if len(o.WaitFree) > 0 {
+		if err := WaitBindable(o.WaitFree, WaitFreeTimeout); err != nil {
+			return nil, err
+		}
 	}
 	port := o.Port
 	if port == 0 {

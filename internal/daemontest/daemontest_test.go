@@ -142,3 +142,29 @@ func TestModuleRootAndFreeAddr(t *testing.T) {
 		t.Fatalf("FreeAddr %q %v", addr, err)
 	}
 }
+
+// WaitBindable waits while a listener holds the address, up to its bound,
+// and returns as soon as the address is free; Start with WaitFree waits the
+// same way before it starts the process.
+func TestWaitBindable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := WaitBindable([]string{addr}, 50*time.Millisecond); err == nil {
+		t.Fatal("WaitBindable returned nil while a listener held the address")
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond) // the holder goes away while Start polls
+		ln.Close()
+	}()
+	d, err := Start(Options{Argv: []string{"true"}, WaitFree: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-d.Exited()
+	if err := WaitBindable([]string{addr}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

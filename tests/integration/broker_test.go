@@ -27,9 +27,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,10 +174,15 @@ func startBrokerOn(t *testing.T, backend string, props map[string]string, port i
 	for k, v := range props {
 		conf[k] = v
 	}
+	var waitFree []string // a restart on a known port: the old listener must be gone
+	if port != 0 {
+		waitFree = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	}
 	d, err := daemontest.Start(daemontest.Options{
-		Argv:   []string{daemonPath},
-		Port:   port,
-		Config: conf, ConfigPath: filepath.Join(t.TempDir(), "server.properties"), ConfigHeader: "written by tests/integration",
+		Argv:     []string{daemonPath},
+		Port:     port,
+		WaitFree: waitFree,
+		Config:   conf, ConfigPath: filepath.Join(t.TempDir(), "server.properties"), ConfigHeader: "written by tests/integration",
 		Dir:            t.TempDir(),
 		OutputBytesMax: logCaptureBytesMax,
 	})

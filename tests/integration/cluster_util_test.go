@@ -318,10 +318,15 @@ func (c *testCluster) launch(n *clusterNode) (*daemontest.Daemon, error) {
 	if c.wrap != nil {
 		argv = append(c.wrap(n), daemonPath)
 	}
+	var waitFree []string // a restart: the last incarnation's listeners must be gone
+	if len(n.past) > 0 {
+		waitFree = []string{n.addr(), n.ctlAddr()}
+	}
 	d, err := daemontest.Start(daemontest.Options{
-		Argv:   argv,
-		Port:   n.port,
-		Config: c.props(n), ConfigPath: filepath.Join(n.confDir, "server.properties"), ConfigHeader: "written by tests/integration (cluster)",
+		Argv:     argv,
+		Port:     n.port,
+		WaitFree: waitFree,
+		Config:   c.props(n), ConfigPath: filepath.Join(n.confDir, "server.properties"), ConfigHeader: "written by tests/integration (cluster)",
 		Dir:            n.confDir,
 		OutputBytesMax: logCaptureBytesMax,
 	})
