@@ -24,16 +24,6 @@ func (c *uconn) hold(f *framer, delta int) bool {
 	return true
 }
 
-// tryHold is hold without noting a refusal (frameTryHolder).
-func (c *uconn) tryHold(f *framer, delta int) bool {
-	l := c.l
-	if !l.s.bounds.growFits(f, delta, l.used(), &l.s.turn) {
-		return false
-	}
-	l.queuedBytes += int64(delta)
-	return true
-}
-
 // spanDone ends the oversize turn of a completed frame.
 func (c *uconn) spanDone(f *framer) { c.l.s.turn.release(f) }
 
