@@ -121,8 +121,13 @@ func (l *uloop) post(m mail) {
 	l.mb = append(l.mb, m)
 	l.mbLen.Store(int32(len(l.mb)))
 	l.mbMu.Unlock()
-	// The loop stores sleeping=true and then checks mbLen; we stored mbLen
-	// and now check sleeping: one of us sees the other (seq-cst atomics).
+	l.wakeIfSleeping()
+}
+
+// wakeIfSleeping writes the eventfd once a mail is in the mailbox. The loop
+// stores sleeping=true and then checks mbLen; the poster stored mbLen and
+// now checks sleeping: one of them sees the other (seq-cst atomics).
+func (l *uloop) wakeIfSleeping() {
 	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
 		_, _ = unix.Write(l.efd, one[:])
@@ -161,10 +166,7 @@ func (l *uloop) postRun(f func()) bool {
 	l.mb = append(l.mb, mail{kind: mailRun, fn: f})
 	l.mbLen.Store(int32(len(l.mb)))
 	l.mbMu.Unlock()
-	if l.sleeping.Load() && l.wakeArmed.CompareAndSwap(false, true) {
-		var one = [8]byte{1}
-		_, _ = unix.Write(l.efd, one[:])
-	}
+	l.wakeIfSleeping()
 	return true
 }
 
