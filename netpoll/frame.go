@@ -48,6 +48,14 @@ type frameHolder interface {
 	spanDone(f *framer)
 }
 
+// frameTryHolder is a frameHolder that can also answer at once: tryHold
+// grows the count by delta when that fits now and reports false, with
+// nothing changed, when it does not (hold may instead wait, or note the
+// refusal for a mute).
+type frameTryHolder interface {
+	tryHold(f *framer, delta int) bool
+}
+
 // partialMinBytes is the first capacity of a spanning-frame buffer.
 const partialMinBytes = 4 << 10
 
@@ -127,7 +135,7 @@ func (f *framer) feed(data []byte, sink frameSink) (consumed int, err error) {
 			}
 			more := sink.onFrame(frame)
 			if mapped {
-				unmapPartial(frame) // ServeFrame has returned: nobody holds it
+				releaseMapping(frame) // ServeFrame has returned: nobody holds it
 			}
 			if !more {
 				return total - len(data), nil
@@ -147,6 +155,25 @@ func (f *framer) grow(want int, sink frameSink) bool {
 	if f.turn {
 		newCap = f.need
 	}
+	if !f.mapped && f.need > partialReuseMaxBytes {
+		// A cached mapping that holds the whole frame is memory already
+		// resident: take it at once, with no doubling on the way.
+		// It is counted whole at once, so only when that fits now
+		// (tryHold never waits); otherwise it goes back and the growth
+		// proceeds as without a cache.
+		if p := cachedMapping(f.need); p != nil {
+			_, held := sink.(frameHolder)
+			th, try := sink.(frameTryHolder)
+			if !held || (try && th.tryHold(f, f.need-f.held)) {
+				if held {
+					f.held = f.need
+				}
+				f.partial, f.mapped = p[:copy(p[:len(f.partial)], f.partial)], true
+				return true
+			}
+			releaseMapping(p)
+		}
+	}
 	if h, ok := sink.(frameHolder); ok {
 		if !h.hold(f, newCap-f.held) {
 			return false
@@ -163,7 +190,7 @@ func (f *framer) grow(want int, sink frameSink) bool {
 	p := make([]byte, len(f.partial), newCap)
 	copy(p, f.partial)
 	if f.mapped {
-		unmapPartial(f.partial)
+		releaseMapping(f.partial)
 		f.mapped = false
 	}
 	f.partial = p
@@ -175,7 +202,7 @@ func (f *framer) grow(want int, sink frameSink) bool {
 func (f *framer) discard(sink frameSink) {
 	f.release(sink)
 	if f.mapped {
-		unmapPartial(f.partial)
+		releaseMapping(f.partial)
 	}
 	f.partial, f.mapped = nil, false
 }

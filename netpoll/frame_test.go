@@ -163,6 +163,55 @@ func TestFramerStopAndResume(t *testing.T) {
 	}
 }
 
+// Spanning frames over partialReuseMaxBytes, one after another in chunks
+// of a receive buffer's size: each comes out whole and equal to what was
+// sent (a reused mapping must not leak the previous frame's bytes), the
+// second and later ones assemble in a mapping from the cache, and the
+// cache never holds more than mapCacheEntries mappings.
+func TestFramerReusesMappings(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	var bodies [][]byte
+	for i := 0; i < 12; i++ {
+		n := 70<<10 + rng.Intn(400<<10) // 70 KiB to 470 KiB
+		if i%4 == 3 {
+			n = 2 << 20 // larger than the cache takes
+		}
+		b := make([]byte, n)
+		rng.Read(b)
+		bodies = append(bodies, b)
+	}
+	stream := frameBytes(bodies...)
+	f := framer{maxFrameBytes: 4 << 20}
+	var got collect
+	reused := 0
+	for rest := stream; len(rest) > 0; {
+		k := min(64<<10, len(rest))
+		if _, err := f.feed(rest[:k], &got); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[k:]
+		if f.mapped && len(f.partial) > 0 && len(f.partial) <= 64<<10 {
+			reused++ // a mapping right from the frame's first bytes: the cache's
+		}
+		mapCache.mu.Lock()
+		if n := len(mapCache.free); n > mapCacheEntries {
+			t.Fatalf("cache holds %d mappings", n)
+		}
+		mapCache.mu.Unlock()
+	}
+	if len(got.frames) != len(bodies) {
+		t.Fatalf("%d frames, want %d", len(got.frames), len(bodies))
+	}
+	for i := range bodies {
+		if !bytes.Equal(got.frames[i], bodies[i]) {
+			t.Fatalf("frame %d (%d bytes) differs", i, len(bodies[i]))
+		}
+	}
+	if reused == 0 {
+		t.Fatal("no frame was assembled in a cached mapping")
+	}
+}
+
 // Frames of 100 KiB to 900 KiB from several connections at once, echoed,
 // on both backends, with a request-memory bound of 2 MiB: the cached
 // mappings are counted like any partial buffer, a connection whose whole

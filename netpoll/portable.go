@@ -383,6 +383,17 @@ func (c *pconn) hold(f *framer, delta int) bool {
 	return true
 }
 
+// tryHold is hold without waiting (frameTryHolder): false when the growth
+// does not fit now.
+func (c *pconn) tryHold(f *framer, delta int) bool {
+	s := c.s
+	if !s.bounds.growFits(f, delta, s.queuedBytes.Load(), &s.turn) {
+		return false
+	}
+	s.queuedBytes.Add(int64(delta))
+	return true
+}
+
 // spanDone ends the oversize turn of a completed frame.
 func (c *pconn) spanDone(f *framer) { c.s.turn.release(f) }
 

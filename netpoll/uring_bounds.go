@@ -24,6 +24,22 @@ func (c *uconn) hold(f *framer, delta int) bool {
 	return true
 }
 
+// tryHold is hold without noting a refusal (frameTryHolder). A growth it
+// grants clears a refusal noted before (growWant), as hold's does: a stale
+// growWant would keep asking growCause for a growth nobody waits for, and
+// growFits may hand the oversize turn to that request — a turn then held
+// by a connection with no frame to finish, which every other connection
+// over its loop share waits on for good.
+func (c *uconn) tryHold(f *framer, delta int) bool {
+	l := c.l
+	if !l.s.bounds.growFits(f, delta, l.used(), &l.s.turn) {
+		return false
+	}
+	c.growWant = 0
+	l.queuedBytes += int64(delta)
+	return true
+}
+
 // spanDone ends the oversize turn of a completed frame.
 func (c *uconn) spanDone(f *framer) { c.l.s.turn.release(f) }
 

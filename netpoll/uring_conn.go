@@ -249,7 +249,7 @@ func (l *uloop) maybeFree(c *uconn) {
 	l.s.turn.release(&c.fr)
 	c.growWant = 0
 	if c.fr.mapped {
-		unmapPartial(c.fr.partial)
+		releaseMapping(c.fr.partial)
 	}
 	c.fr = framer{maxFrameBytes: c.fr.maxFrameBytes}
 	c.stash = nil

@@ -37,6 +37,11 @@ func (l *uloop) checkConn(c *uconn) {
 	q := c.q.bytes()
 	invariants.Check(c.inflightBytes == q,
 		"loop %d: slot %d counts %d bytes in flight, its queue holds %d", l.idx, c.idx, c.inflightBytes, q)
+	// A refused growth waits only while the frame's buffer is short of the
+	// frame: a stale one mutes the connection after every feed
+	// (muteIfGrowRefused) with nothing left to unmute it.
+	invariants.Check(c.growWant == 0 || c.closing || (c.fr.lenHave == 4 && c.fr.held < c.fr.need),
+		"loop %d: slot %d waits for a growth of %d bytes, its frame holds %d of %d", l.idx, c.idx, c.growWant, c.fr.held, c.fr.need)
 }
 
 // checkLoop asserts the loop's accounting against its connections'.
