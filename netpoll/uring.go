@@ -128,10 +128,13 @@ func listenUring(opts Options) (*uringServer, error) {
 			}
 		}
 	}
+	// Every loop exists before any runs: a running loop reads s.loops (the
+	// oversize turn's release mails them all, adoption picks one).
 	errs := make(chan error, opts.Loops)
 	for i := 0; i < opts.Loops; i++ {
-		l := &uloop{s: s, idx: i, lfds: lfds[i], accepting: make([]bool, len(lfds[i]))}
-		s.loops = append(s.loops, l)
+		s.loops = append(s.loops, &uloop{s: s, idx: i, lfds: lfds[i], accepting: make([]bool, len(lfds[i]))})
+	}
+	for _, l := range s.loops {
 		s.wg.Add(1)
 		go l.run(errs)
 	}
