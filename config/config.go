@@ -135,10 +135,11 @@ type Config struct {
 	LogSegmentBytesMin             int32 // log.segment.bytes.min (ours)
 
 	// Appender and fetch (ours).
-	AppendBatchMaxBytes int  // append.batch.max.bytes
-	AppendLingerMaxMs   int  // append.linger.max.ms
-	AppendInline        bool // append.inline
-	FetchZeroCopy       bool // fetch.zero.copy
+	AppendBatchMaxBytes int    // append.batch.max.bytes
+	AppendLingerMaxMs   int    // append.linger.max.ms
+	AppendInline        bool   // append.inline
+	LogIOBackend        string // log.io.backend: portable | uring
+	FetchZeroCopy       bool   // fetch.zero.copy
 	// FetchCopyMaxBytes is fetch.copy.max.bytes (ours).
 	FetchCopyMaxBytes int
 	// FetchWakeOnLoop is fetch.wake.on.loop (ours).
