@@ -27,20 +27,12 @@ func ioUringFds(t *testing.T) int {
 	return n
 }
 
-// log.io.backend=uring and uring-sync: every partition writes through a ring of its own
+// log.io.backend=uring: every partition writes through a ring of its own
 // (one more io_uring descriptor per open partition), with and without an
 // fdatasync per batch (flush.messages=1: the linked FSYNC), and what was
 // produced reads back in order.
 func TestLogIOBackendUring(t *testing.T) {
-	for _, io := range []string{"uring", "uring-sync"} {
-		t.Run(io, func(t *testing.T) {
-			withSettings(t, "log.io.backend="+io)
-			testLogIOBackend(t)
-		})
-	}
-}
-
-func testLogIOBackend(t *testing.T) {
+	withSettings(t, "log.io.backend=uring")
 	forEachBackend(t, func(t *testing.T, backend string) {
 		tb := startTestBroker(t, backend, nil)
 		before := ioUringFds(t)

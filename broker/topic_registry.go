@@ -236,13 +236,8 @@ func OpenRegistry(opts RegistryOptions) (reg *Registry, err error) {
 	logf := func(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
 	warnf := func(format string, args ...any) { r.log.Warn(fmt.Sprintf(format, args...)) }
 	newIO := opts.NewIO
-	if newIO == nil {
-		switch r.cfg.LogIOBackend {
-		case "uring":
-			newIO = uringLogIO(r.log, r.cfg.LogIOBackend, storage.NewUringIO)
-		case "uring-sync":
-			newIO = uringLogIO(r.log, r.cfg.LogIOBackend, storage.NewUringSyncIO)
-		}
+	if newIO == nil && r.cfg.LogIOBackend == "uring" {
+		newIO = uringLogIO(r.log)
 	}
 	for i, dir := range opts.LogDirs {
 		m, err := storage.OpenManager(dir, storage.ManagerOptions{Defaults: r.cfg.StorageConfig(), NewIO: newIO, FS: opts.FS, Logf: logf, Warnf: warnf, Stats: opts.Stats, Replicated: opts.Replicated,
@@ -976,18 +971,17 @@ func ValidateTopicName(name string) error {
 	return nil
 }
 
-// uringLogIO makes each log's IO an io_uring of its own (log.io.backend
-// uring or uring-sync): one WRITEV, and a linked FSYNC when the flush policy
-// asks, per group. A log whose ring cannot be set up (no io_uring,
-// RLIMIT_MEMLOCK, descriptors) writes with pwritev instead; the first such
-// failure is logged once.
-func uringLogIO(log *zap.Logger, backend string, mk func() (storage.IO, error)) func() (storage.IO, error) {
+// uringLogIO makes each log's IO an io_uring of its own (log.io.backend=uring):
+// one WRITEV, and a linked FSYNC when the flush policy asks, per group. A
+// log whose ring cannot be set up (no io_uring, RLIMIT_MEMLOCK, descriptors)
+// writes with pwritev instead; the first such failure is logged once.
+func uringLogIO(log *zap.Logger) func() (storage.IO, error) {
 	var once sync.Once
 	return func() (storage.IO, error) {
-		io, err := mk()
+		io, err := storage.NewUringIO()
 		if err != nil {
 			once.Do(func() {
-				log.Warn("log.io.backend="+backend+": a partition's ring could not be set up; such partitions write with pwritev", zap.Error(err))
+				log.Warn("log.io.backend=uring: a partition's ring could not be set up; such partitions write with pwritev", zap.Error(err))
 			})
 			return storage.NewPortableIO(), nil
 		}

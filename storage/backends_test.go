@@ -13,14 +13,12 @@ func ioBackends(t *testing.T) map[string]func() IO {
 		t.Logf("io_uring backend not tested: %v", err)
 	} else {
 		io.Close()
-		for name, mk := range map[string]func() (IO, error){"uring": NewUringIO, "uring-sync": NewUringSyncIO} {
-			out[name] = func() IO {
-				io, err := mk()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return io
+		out["uring"] = func() IO {
+			io, err := NewUringIO()
+			if err != nil {
+				t.Fatal(err)
 			}
+			return io
 		}
 	}
 	return out

@@ -133,7 +133,7 @@ func (c *waitCallback) AppendDone(r AppendResult) { c.done <- r }
 // BenchmarkAppendFlush64: 64 concurrent appenders of 16 KiB batches with
 // flush.messages=1 (each waits for its own fdatasync'd ack).
 func BenchmarkAppendFlush64(b *testing.B) {
-	for name, mk := range map[string]func() (IO, error){"portable": func() (IO, error) { return NewPortableIO(), nil }, "uring": NewUringIO, "uring-sync": NewUringSyncIO} {
+	for name, mk := range map[string]func() (IO, error){"portable": func() (IO, error) { return NewPortableIO(), nil }, "uring": NewUringIO} {
 		b.Run(name, func(b *testing.B) {
 			io, err := mk()
 			if err != nil {

@@ -32,9 +32,6 @@ type UringIO struct {
 	r      *ring.Ring
 	iovecs []unix.Iovec
 	cqes   [4]ring.CQE
-	// syncOnly: only groups that are fdatasync'd go through the ring; the
-	// others are written with pwritev (NewUringSyncIO).
-	syncOnly bool
 }
 
 // NewUringIO creates a ring for one log. The error wraps
@@ -56,23 +53,6 @@ func NewUringIO() (IO, error) {
 	return &UringIO{r: r}, nil
 }
 
-// NewUringSyncIO is NewUringIO for the groups the flush policy fdatasyncs
-// only (log.io.backend=uring-sync): those are one linked WRITEV + FSYNC
-// chain, submitted and awaited with one io_uring_enter, where pwritev then
-// fdatasync are two system calls; the other groups are written with
-// pwritev. On ext4 a buffered WRITEV cannot complete inline (the file
-// system refuses non-blocking buffered writes), so the ring hands it to an
-// io-wq worker and back, which a plain pwritev into the page cache does not
-// pay (docs/BENCHMARKS.md, "Log writes on io_uring").
-func NewUringSyncIO() (IO, error) {
-	io, err := NewUringIO()
-	if err != nil {
-		return nil, err
-	}
-	io.(*UringIO).syncOnly = true
-	return io, nil
-}
-
 const (
 	udWrite = 1
 	udSync  = 2
@@ -85,14 +65,6 @@ func (u *UringIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (in
 		return 0, false, nil
 	}
 	fd := int(f.Fd())
-	if u.syncOnly && !datasync {
-		n, err := pwritev(fd, u.iovecs, off)
-		runtime.KeepAlive(f)
-		if err != nil {
-			return n, false, fmt.Errorf("pwritev %s at %d: %w", f.Name(), off, err)
-		}
-		return n, false, nil
-	}
 	sqe := u.r.GetSQE() // the ring is idle between calls: never nil
 	if sqe == nil {
 		return 0, false, fmt.Errorf("io_uring: submission queue unexpectedly full")
