@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/proto"
@@ -54,7 +55,11 @@ import (
 // What the caller's thread pays: one pwritev (or IORING_OP_WRITEV on the
 // log's own ring) into the page cache per group. A write stalled in dirty
 // page throttling stalls that thread for as long; the writer goroutine
-// would have absorbed it. BENCHMARKS.md records the trade measured.
+// would have absorbed it. So a log whose inline write took longer than
+// inlineStallNs writes through its writer goroutine for the next
+// inlineBackoffNs: a stalling disk costs the caller's thread (a ring
+// thread and all its connections) one stall per log per second, not one
+// per request. BENCHMARKS.md records the trade measured.
 //
 // Rejected: submitting the WRITEV (+ linked FSYNC) on the network loop's
 // own ring with the completion handled there. It removes the same two
@@ -63,6 +68,14 @@ import (
 // to become a state machine driven from every loop's completion handler,
 // with a partition's appends arriving on several loops; the inline step
 // reuses the one writer step that the crash and fault tests already cover.
+
+// inlineStallNs: an inline write slower than this (a normal one takes tens
+// of µs) sends the log's appends to its writer goroutine for
+// inlineBackoffNs.
+const (
+	inlineStallNs   = int64(time.Millisecond)
+	inlineBackoffNs = int64(time.Second)
+)
 
 // AppendBatchInline is AppendBatch for a caller that can run the write
 // itself: with Config.AppendInline and the writer idle with nothing queued,
@@ -105,9 +118,13 @@ func (l *Log) RunInline() {
 	epoch := l.leaderEpoch
 	l.mu.Unlock()
 	l.writeGroupAt(now, epoch, false) // completes the group, callbacks included
+	start := now
 	now = l.clock.Now().UnixNano()
 	l.mu.Lock()
 	l.busySinceNs.Store(0)
+	if now-start > inlineStallNs {
+		l.inlineOffUntilNs = now + inlineBackoffNs
+	}
 	if l.head == nil && l.truncReq == nil && !l.idleRoll && !l.closing && !l.crash {
 		if act, wakeAt := l.pol.decide(l.groupStateLocked(now)); act == actIdle && wakeAt == 0 {
 			l.writerState = writerIdle
@@ -133,6 +150,9 @@ func (l *Log) handBackLocked() {
 func (l *Log) inlineWritableLocked(now int64) bool {
 	r := l.head
 	if r == nil || r.replicaBase >= 0 || l.closing || l.crash || l.failed != nil || l.truncReq != nil || l.idleRoll {
+		return false
+	}
+	if now < l.inlineOffUntilNs { // a recent inline write stalled
 		return false
 	}
 	if act, _ := l.pol.decide(l.groupStateLocked(now)); act != actWrite {

@@ -3,7 +3,10 @@ package storage
 import (
 	"errors"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -93,7 +96,10 @@ func inlineConfig() Config {
 func TestAppendInlineRunsOnCaller(t *testing.T) {
 	cfg := inlineConfig()
 	cfg.SegmentBytes = 4 << 10
-	l, err := Open(t.TempDir(), cfg, Options{})
+	// A fake clock: on a loaded machine one write over inlineStallNs of
+	// wall time would send the rest to the writer goroutine (the backoff
+	// has a test of its own).
+	l, err := Open(t.TempDir(), cfg, Options{Clock: newFakeClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,4 +288,73 @@ func TestAppendInlineConcurrent(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// slowIO is an IO whose writes take a set time on the log's (fake) clock,
+// and that notes which goroutine made the last write.
+type slowIO struct {
+	IO
+	clk    *fakeClock
+	took   atomic.Int64 // ns per write
+	writer atomic.Value // goroutineID() of the last Writev
+}
+
+func (s *slowIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
+	s.writer.Store(goroutineID())
+	s.clk.Advance(time.Duration(s.took.Load()))
+	return s.IO.Writev(f, iov, off, datasync)
+}
+
+// goroutineID is the calling goroutine's number, from its stack header
+// ("goroutine 42 [running]:"): which thread of control wrote a group,
+// without relying on when a callback ran.
+func goroutineID() string {
+	var b [64]byte
+	return strings.Fields(string(b[:runtime.Stack(b[:], false)]))[1]
+}
+
+// An inline write that stalls (dirty-page throttling, a slow disk) sends
+// the log's appends to its writer goroutine for inlineBackoffNs, so the
+// caller's thread (a ring thread serving other connections) pays one stall,
+// not one per request; inline resumes after it.
+func TestAppendInlineBacksOffAfterStall(t *testing.T) {
+	clk := newFakeClock()
+	io := &slowIO{IO: NewPortableIO(), clk: clk}
+	l, err := Open(t.TempDir(), inlineConfig(), Options{IO: io, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ch := make(chan AppendResult, 1)
+	next := int64(0)
+	me := goroutineID()
+	appendOne := func() (here bool) {
+		t.Helper()
+		waitParked(t, l)
+		appendInline(t, l, makeBatch(1, 100, next, 1), func(r AppendResult) { ch <- r })
+		if r := waitResult(t, ch); r.Err != nil || r.BaseOffset != next {
+			t.Fatalf("append %d: %+v", next, r)
+		}
+		next++
+		return io.writer.Load() == me // written on this goroutine: inline
+	}
+	appendOne() // the segment's first write creates its indexes: the writer's
+	if !appendOne() {
+		t.Fatal("a fast write did not run on the caller")
+	}
+	io.took.Store(int64(5 * time.Millisecond))
+	if !appendOne() {
+		t.Fatal("the first slow write did not run on the caller (nothing was known yet)")
+	}
+	io.took.Store(0)
+	for i := 0; i < 3; i++ {
+		if appendOne() {
+			t.Fatalf("append %d ran on the caller within the backoff after a stalled inline write", i)
+		}
+	}
+	clk.Advance(time.Duration(inlineBackoffNs))
+	if !appendOne() {
+		t.Fatal("inline appends did not resume after the backoff")
+	}
+	wantSequence(t, l, int(next), "after the backoff")
 }

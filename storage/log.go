@@ -198,6 +198,11 @@ type Log struct {
 	// (nothing is called under it). See durableNames.
 	dirSyncMu         sync.Mutex
 	parentDirUnsynced bool // l.dir was created by this Open; its entry in the log dir is not yet durable
+
+	// inlineOffUntilNs (guarded by mu): no inline append before this time
+	// (clock ns): an inline write took longer than inlineStallNs
+	// (append_inline.go).
+	inlineOffUntilNs int64
 }
 
 type writerState uint8
