@@ -14,22 +14,19 @@ import "time"
 // oversize turn (budget.go); otherwise the growth waits (growWant) and
 // checkMute mutes c while the growth still does not fit (growCause).
 func (c *uconn) hold(f *framer, delta int) bool {
-	l, d := c.l, int64(delta)
-	if !l.s.bounds.growFits(f, delta, l.used(), &l.s.turn) {
-		c.growWant = d
+	if !c.tryHold(f, delta) {
+		c.growWant = int64(delta)
 		return false
 	}
-	c.growWant = 0
-	l.queuedBytes += d
 	return true
 }
 
-// tryHold is hold without noting a refusal (frameTryHolder). A growth it
-// grants clears a refusal noted before (growWant), as hold's does: a stale
-// growWant would keep asking growCause for a growth nobody waits for, and
-// growFits may hand the oversize turn to that request — a turn then held
-// by a connection with no frame to finish, which every other connection
-// over its loop share waits on for good.
+// tryHold grants a growth that fits now and reports false, noting
+// nothing, when it does not (frameTryHolder; hold also notes the refusal).
+// A grant clears any refusal noted before: after every feed,
+// muteIfGrowRefused mutes a connection with a growth noted, so a stale one
+// would mute a connection that already holds its frame, with nothing left
+// to unmute it (a cached mapping taken whole did that once).
 func (c *uconn) tryHold(f *framer, delta int) bool {
 	l := c.l
 	if !l.s.bounds.growFits(f, delta, l.used(), &l.s.turn) {
