@@ -64,22 +64,19 @@ func TestMetamorphic(t *testing.T) {
 		}
 	}
 	for _, seed := range seeds {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runMetaSeed(t, seed) })
-	}
-}
-
-// runMetaSeed runs one seed's operations and the final scan.
-func runMetaSeed(t *testing.T, seed int64) {
-	h := newMetaHarness(t, seed)
-	defer h.closeAll()
-	for i := 0; i < *metamorphicOps; i++ {
-		h.step(i)
-	}
-	h.opIndex, h.opDesc = *metamorphicOps, "final scan"
-	h.scan()
-	if h.compact {
-		t.Logf("compacted: %d rounds replaced %d segments, kept %d of %d records read (all runs)",
-			h.cleaned.Rounds, h.cleaned.Segments, h.cleaned.RecordsWritten, h.cleaned.RecordsRead)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			h := newMetaHarness(t, seed)
+			defer h.closeAll()
+			for i := 0; i < *metamorphicOps; i++ {
+				h.step(i)
+			}
+			h.opIndex, h.opDesc = *metamorphicOps, "final scan"
+			h.scan()
+			if h.compact {
+				t.Logf("compacted: %d rounds replaced %d segments, kept %d of %d records read (all runs)",
+					h.cleaned.Rounds, h.cleaned.Segments, h.cleaned.RecordsWritten, h.cleaned.RecordsRead)
+			}
+		})
 	}
 }
 
