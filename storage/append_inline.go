@@ -57,9 +57,11 @@ import (
 // page throttling stalls that thread for as long; the writer goroutine
 // would have absorbed it. So a log whose inline write took longer than
 // inlineStallNs writes through its writer goroutine for the next
-// inlineBackoffNs: a stalling disk costs the caller's thread (a ring
-// thread and all its connections) one stall per log per second, not one
-// per request. BENCHMARKS.md records the trade measured.
+// inlineBackoffNs, and so does every other log of its log dir (the
+// Manager's dirState): a stalling disk costs the caller's thread (a ring
+// thread and all its connections) about one stall per log dir per second,
+// not one per request, nor one per partition when a loop serves many.
+// BENCHMARKS.md records the trade measured.
 //
 // Rejected: submitting the WRITEV (+ linked FSYNC) on the network loop's
 // own ring with the completion handled there. It removes the same two
@@ -124,6 +126,9 @@ func (l *Log) RunInline() {
 	l.busySinceNs.Store(0)
 	if now-start > inlineStallNs {
 		l.inlineOffUntilNs = now + inlineBackoffNs
+		if l.dirState != nil {
+			l.dirState.inlineOffUntilNs.Store(now + inlineBackoffNs)
+		}
 	}
 	if l.head == nil && l.truncReq == nil && !l.idleRoll && !l.closing && !l.crash {
 		if act, wakeAt := l.pol.decide(l.groupStateLocked(now)); act == actIdle && wakeAt == 0 {
@@ -153,6 +158,9 @@ func (l *Log) inlineWritableLocked(now int64) bool {
 		return false
 	}
 	if now < l.inlineOffUntilNs { // a recent inline write stalled
+		return false
+	}
+	if l.dirState != nil && now < l.dirState.inlineOffUntilNs.Load() { // another log's did
 		return false
 	}
 	if act, _ := l.pol.decide(l.groupStateLocked(now)); act != actWrite {

@@ -325,36 +325,115 @@ func TestAppendInlineBacksOffAfterStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ch := make(chan AppendResult, 1)
-	next := int64(0)
-	me := goroutineID()
-	appendOne := func() (here bool) {
-		t.Helper()
-		waitParked(t, l)
-		appendInline(t, l, makeBatch(1, 100, next, 1), func(r AppendResult) { ch <- r })
-		if r := waitResult(t, ch); r.Err != nil || r.BaseOffset != next {
-			t.Fatalf("append %d: %+v", next, r)
-		}
-		next++
-		return io.writer.Load() == me // written on this goroutine: inline
-	}
-	appendOne() // the segment's first write creates its indexes: the writer's
-	if !appendOne() {
+	a := newInlineAppender(t, l, io)
+	a.appendOne() // the segment's first write creates its indexes: the writer's
+	if !a.appendOne() {
 		t.Fatal("a fast write did not run on the caller")
 	}
 	io.took.Store(int64(5 * time.Millisecond))
-	if !appendOne() {
+	if !a.appendOne() {
 		t.Fatal("the first slow write did not run on the caller (nothing was known yet)")
 	}
 	io.took.Store(0)
 	for i := 0; i < 3; i++ {
-		if appendOne() {
+		if a.appendOne() {
 			t.Fatalf("append %d ran on the caller within the backoff after a stalled inline write", i)
 		}
 	}
 	clk.Advance(time.Duration(inlineBackoffNs))
-	if !appendOne() {
+	if !a.appendOne() {
 		t.Fatal("inline appends did not resume after the backoff")
 	}
-	wantSequence(t, l, int(next), "after the backoff")
+	wantSequence(t, l, int(a.next), "after the backoff")
+}
+
+// A stalled inline write sends every log of the same log dir to its
+// writer goroutine for the backoff, not only the one that stalled: a loop
+// serving many partitions of a throttled disk would otherwise stall once
+// per partition.
+func TestAppendInlineBackoffCoversTheLogDir(t *testing.T) {
+	clk := newFakeClock()
+	var ios []*slowIO
+	m, err := OpenManager(t.TempDir(), ManagerOptions{Defaults: inlineConfig(), Clock: clk, NewIO: func() (IO, error) {
+		io := &slowIO{IO: NewPortableIO(), clk: clk}
+		ios = append(ios, io)
+		return io, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var logs []*Log
+	for p := int32(0); p < 2; p++ {
+		l, err := m.OpenLog("t", p, inlineConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, l)
+	}
+	if len(ios) != 2 {
+		t.Fatalf("%d IOs for 2 logs", len(ios))
+	}
+	stalls, other := newInlineAppender(t, logs[0], ios[0]), newInlineAppender(t, logs[1], ios[1])
+	for _, a := range []*inlineAppender{stalls, other} {
+		a.appendOne() // first write: indexes, on the writer
+		if !a.appendOne() {
+			t.Fatalf("log %d: a fast write did not run on the caller", a.l.partition)
+		}
+	}
+	ios[0].took.Store(int64(5 * time.Millisecond))
+	if !stalls.appendOne() {
+		t.Fatal("the slow write did not run on the caller")
+	}
+	ios[0].took.Store(0)
+	for i := 0; i < 3; i++ {
+		if other.appendOne() {
+			t.Fatalf("append %d of the other log ran on the caller within the dir's backoff", i)
+		}
+	}
+	clk.Advance(time.Duration(inlineBackoffNs))
+	for _, a := range []*inlineAppender{stalls, other} {
+		if !a.appendOne() {
+			t.Fatalf("log %d: inline appends did not resume after the backoff", a.l.partition)
+		}
+		wantSequence(t, a.l, int(a.next), "after the backoff")
+	}
+
+	// A log opened on its own (no Manager) has no dir to share with.
+	alone, err := Open(t.TempDir(), inlineConfig(), Options{IO: NewPortableIO(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	if alone.dirState != nil {
+		t.Fatal("a log opened alone shares a dir state")
+	}
+}
+
+// inlineAppender appends one batch at a time to a log with append.inline
+// from the test's goroutine and tells whether the write ran there.
+type inlineAppender struct {
+	t    *testing.T
+	l    *Log
+	io   *slowIO
+	me   string
+	ch   chan AppendResult
+	next int64
+}
+
+func newInlineAppender(t *testing.T, l *Log, io *slowIO) *inlineAppender {
+	return &inlineAppender{t: t, l: l, io: io, me: goroutineID(), ch: make(chan AppendResult, 1)}
+}
+
+// appendOne appends the next batch once the writer is parked and reports
+// whether it was written on the caller's goroutine (inline).
+func (a *inlineAppender) appendOne() (here bool) {
+	a.t.Helper()
+	waitParked(a.t, a.l)
+	appendInline(a.t, a.l, makeBatch(1, 100, a.next, 1), func(r AppendResult) { a.ch <- r })
+	if r := waitResult(a.t, a.ch); r.Err != nil || r.BaseOffset != a.next {
+		a.t.Fatalf("append %d: %+v", a.next, r)
+	}
+	a.next++
+	return a.io.writer.Load() == a.me
 }

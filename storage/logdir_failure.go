@@ -84,6 +84,13 @@ type dirState struct {
 	// notify is ManagerOptions.OnLogDirFailure (nil: none).
 	notify func(dir string, cause error) bool
 	dir    string
+
+	// inlineOffUntilNs: no log of the dir writes inline (append.inline)
+	// before this time (clock ns), because one of them saw an inline write
+	// stall (append_inline.go). Dirty-page throttling is the disk's state,
+	// not one partition's: the next log's write would stall the same
+	// thread too.
+	inlineOffUntilNs atomic.Int64
 }
 
 // fail takes the dir offline (once). A log's error (fromLog) counts only
