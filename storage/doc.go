@@ -24,7 +24,8 @@
 // Only baseOffset and partitionLeaderEpoch of a stored batch differ from
 // what the producer sent (and, with message.timestamp.type=LogAppendTime,
 // the timestamp-type attribute, maxTimestamp and the CRC). The active
-// segment's indexes are mmap'd and preallocated to segment.index.bytes,
+// segment's indexes are mmap'd (advised MADV_RANDOM: no read-around when
+// the writer first touches a page) and preallocated to segment.index.bytes,
 // trimmed on roll and close; they are created at the segment's first
 // write, so a partition never written to has only its empty .log.
 //
