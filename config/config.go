@@ -83,6 +83,7 @@ type Config struct {
 	RingSQPoll              bool   // ring.sqpoll
 	RingDeferTaskrun        bool   // ring.defer.taskrun
 	RingIdleSpinUs          int    // ring.idle.spin.us
+	RingThreadNice          int    // ring.thread.nice
 	RingRecvBufferBytes     int    // ring.recv.buffer.bytes
 	RingRecvBuffers         int    // ring.recv.buffers (per loop, power of two)
 	ConnMaxInflightRequests int    // ring.conn.max.inflight.requests

@@ -49,6 +49,15 @@ type Options struct {
 	IdleSpin time.Duration
 	// PinCPUs pins loop i's thread to CPU i mod NumCPU.
 	PinCPUs bool
+	// ThreadNice (ring.thread.nice; io_uring only): the nice value of
+	// each loop's thread, set with setpriority on the thread (0: leave
+	// it as the process's). A loop's thread answers every connection it
+	// owns, so a wake-up that waits for a CPU delays all of them; a lower
+	// value makes the scheduler run it sooner than the log writers and
+	// other threads it competes with. Values below the process's need
+	// CAP_SYS_NICE or RLIMIT_NICE; without them one warning is logged
+	// and the loops run as they would with 0.
+	ThreadNice int
 	// RecvBufferBytes and RecvBuffers size each loop's provided-buffer ring;
 	// default 64 KiB x 256.
 	RecvBufferBytes int

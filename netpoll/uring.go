@@ -74,6 +74,8 @@ type uringServer struct {
 	bound []net.Addr
 	wg    sync.WaitGroup
 	conns atomic.Int64
+	// niceOnce: one warning when a loop cannot set Options.ThreadNice.
+	niceOnce sync.Once
 	// tlsZCSends counts SEND_ZC submissions from registered TLS send
 	// buffers (uring_tls_zc.go).
 	tlsZCSends atomic.Int64

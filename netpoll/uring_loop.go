@@ -58,6 +58,12 @@ type uloop struct {
 	wokeNs int64
 	// accepting[i] is true while listener i's multishot accept is armed.
 	accepting []bool
+	// threadTuned: setup pinned the loop's thread or changed its nice
+	// value, so run leaves it locked when the loop ends and the runtime
+	// ends the thread instead of giving it to other goroutines.
+	threadTuned bool
+	// tid is the loop's thread (set by setup).
+	tid int
 
 	conns []*uconn
 	free  []uint32
@@ -189,10 +195,22 @@ func (l *uloop) closeMailbox() {
 
 func (l *uloop) setup() error {
 	runtime.LockOSThread()
+	l.tid = unix.Gettid()
 	if l.s.opts.PinCPUs {
 		var set unix.CPUSet
 		set.Set(l.idx % runtime.NumCPU())
 		_ = unix.SchedSetaffinity(0, &set) // best effort: a cpuset may forbid it
+		l.threadTuned = true
+	}
+	if nice := l.s.opts.ThreadNice; nice != 0 {
+		l.threadTuned = true
+		// Best effort: a nice value below the process's needs
+		// CAP_SYS_NICE or RLIMIT_NICE (systemd's LimitNICE=).
+		if err := unix.Setpriority(unix.PRIO_PROCESS, l.tid, nice); err != nil {
+			l.s.niceOnce.Do(func() {
+				l.s.opts.Logger.Warn("ring.thread.nice: the loop threads keep the process's priority", zap.Int("nice", nice), zap.Error(err))
+			})
+		}
 	}
 	r, err := ring.New(ring.Params{
 		Entries:      l.s.opts.RingEntries,
@@ -253,7 +271,11 @@ func (l *uloop) teardown() {
 
 func (l *uloop) run(started chan<- error) {
 	defer l.s.wg.Done()
-	defer runtime.UnlockOSThread()
+	defer func() {
+		if !l.threadTuned {
+			runtime.UnlockOSThread()
+		}
+	}()
 	if err := l.setup(); err != nil {
 		l.closeMailbox()
 		l.teardown()

@@ -325,6 +325,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		NoDeferTaskrun:          !cfg.RingDeferTaskrun,
 		IdleSpin:                time.Duration(cfg.RingIdleSpinUs) * time.Microsecond,
 		PinCPUs:                 pinCPUs(cfg),
+		ThreadNice:              cfg.RingThreadNice,
 		RecvBufferBytes:         cfg.RingRecvBufferBytes,
 		RecvBuffers:             cfg.RingRecvBuffers,
 		MaxFrameBytes:           cfg.SocketRequestMaxBytes,
