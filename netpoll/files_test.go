@@ -84,6 +84,10 @@ func TestFileRegionResponses(t *testing.T) {
 				}
 			}
 		}
+		// A region's reference is released when its send completes,
+		// which the loop may handle after the client has read the last
+		// byte: wait for it, bounded.
+		waitUntil(t, "every file reference released", failSafe, func() bool { return released.Load() >= 3*wantRefs })
 		if got := released.Load(); got != 3*wantRefs {
 			t.Fatalf("released %d refs, want %d", got, 3*wantRefs)
 		}
