@@ -125,10 +125,7 @@ func (l *Log) RunInline() {
 	l.mu.Lock()
 	l.busySinceNs.Store(0)
 	if now-start > inlineStallNs {
-		l.inlineOffUntilNs = now + inlineBackoffNs
-		if l.dirState != nil {
-			l.dirState.inlineOffUntilNs.Store(now + inlineBackoffNs)
-		}
+		l.inlineOffUntilNs.Store(now + inlineBackoffNs)
 	}
 	if l.head == nil && l.truncReq == nil && !l.idleRoll && !l.closing && !l.crash {
 		if act, wakeAt := l.pol.decide(l.groupStateLocked(now)); act == actIdle && wakeAt == 0 {
@@ -157,10 +154,7 @@ func (l *Log) inlineWritableLocked(now int64) bool {
 	if r == nil || r.replicaBase >= 0 || l.closing || l.crash || l.failed != nil || l.truncReq != nil || l.idleRoll {
 		return false
 	}
-	if now < l.inlineOffUntilNs { // a recent inline write stalled
-		return false
-	}
-	if l.dirState != nil && now < l.dirState.inlineOffUntilNs.Load() { // another log's did
+	if now < l.inlineOffUntilNs.Load() { // a recent inline write of the dir stalled
 		return false
 	}
 	if act, _ := l.pol.decide(l.groupStateLocked(now)); act != actWrite {

@@ -199,10 +199,11 @@ type Log struct {
 	dirSyncMu         sync.Mutex
 	parentDirUnsynced bool // l.dir was created by this Open; its entry in the log dir is not yet durable
 
-	// inlineOffUntilNs (guarded by mu): no inline append before this time
-	// (clock ns): an inline write took longer than inlineStallNs
-	// (append_inline.go).
-	inlineOffUntilNs int64
+	// inlineOffUntilNs: no inline append before this time (clock ns): an
+	// inline write took longer than inlineStallNs (append_inline.go). It
+	// is the log dir's (dirState), shared by every log of a Manager, or
+	// the log's own when it was opened alone.
+	inlineOffUntilNs *atomic.Int64
 }
 
 type writerState uint8
@@ -241,6 +242,11 @@ func Open(dir string, cfg Config, opts Options) (*Log, error) {
 		cfg: cfg, pol: newPolicy(&cfg), io: opts.IO, fs: fs, clock: opts.Clock, logf: opts.Logf, stats: opts.Stats, warnf: opts.Warnf, dirState: opts.dirState,
 		leaderEpoch: -1, wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		tsSoFar: -1, tsOffSoFar: -1, recoveredFrom: math.MaxInt64,
+	}
+	if l.dirState != nil {
+		l.inlineOffUntilNs = &l.dirState.inlineOffUntilNs
+	} else {
+		l.inlineOffUntilNs = new(atomic.Int64)
 	}
 	if l.io == nil {
 		l.io = newDefaultIO()
