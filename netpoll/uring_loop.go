@@ -58,10 +58,6 @@ type uloop struct {
 	wokeNs int64
 	// accepting[i] is true while listener i's multishot accept is armed.
 	accepting []bool
-	// threadTuned: setup pinned the loop's thread or changed its nice
-	// value, so run leaves it locked when the loop ends and the runtime
-	// ends the thread instead of giving it to other goroutines.
-	threadTuned bool
 	// tid is the loop's thread (set by setup).
 	tid int
 
@@ -200,10 +196,8 @@ func (l *uloop) setup() error {
 		var set unix.CPUSet
 		set.Set(l.idx % runtime.NumCPU())
 		_ = unix.SchedSetaffinity(0, &set) // best effort: a cpuset may forbid it
-		l.threadTuned = true
 	}
 	if nice := l.s.opts.ThreadNice; nice != 0 {
-		l.threadTuned = true
 		// Best effort: a nice value below the process's needs
 		// CAP_SYS_NICE or RLIMIT_NICE (systemd's LimitNICE=).
 		if err := unix.Setpriority(unix.PRIO_PROCESS, l.tid, nice); err != nil {
@@ -272,7 +266,9 @@ func (l *uloop) teardown() {
 func (l *uloop) run(started chan<- error) {
 	defer l.s.wg.Done()
 	defer func() {
-		if !l.threadTuned {
+		// A pinned or reniced thread stays locked, so the runtime ends it
+		// with the loop instead of giving it to other goroutines.
+		if !l.s.opts.PinCPUs && l.s.opts.ThreadNice == 0 {
 			runtime.UnlockOSThread()
 		}
 	}()
