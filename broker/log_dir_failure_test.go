@@ -32,6 +32,7 @@ func TestLogDirFailureServesOtherDirs(t *testing.T) {
 		root := t.TempDir()
 		dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
 		f := storage.NewFaultIO(nil)
+		f.SetScratchDir(t.TempDir())
 		tb := startTestBroker(t, backend, func(_ *Options, ro *RegistryOptions) {
 			ro.LogDirs = []string{dirA, dirB}
 			ro.FS, ro.NewIO = f, f.NewIO

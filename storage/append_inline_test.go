@@ -191,6 +191,7 @@ func TestAppendInlineSyncGoesToWriter(t *testing.T) {
 // the next one reuses its offset, as on the writer goroutine.
 func TestAppendInlineWriteError(t *testing.T) {
 	fio := NewFaultIO(NewPortableIO())
+	fio.SetScratchDir(t.TempDir())
 	l, err := Open(t.TempDir(), inlineConfig(), Options{IO: fio})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ func TestFaultsFailExactlyAffectedAppends(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			fio := NewFaultIO(nil)
+			fio.SetScratchDir(t.TempDir())
 			cfg := testConfig()
 			cfg.FlushMessages = 1
 			cfg.SegmentBytes = 2048
@@ -97,6 +98,7 @@ func tsOf(b readBatch) int64 {
 
 func TestShortWritesAreCompleted(t *testing.T) {
 	fio := NewFaultIO(nil)
+	fio.SetScratchDir(t.TempDir())
 	fio.SetShortWrites(37)
 	cfg := testConfig()
 	cfg.FlushMessages = 1

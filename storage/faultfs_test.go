@@ -96,6 +96,7 @@ func TestFaultFSPowerLossUndoesUnsyncedEntries(t *testing.T) {
 func TestFaultFSInject(t *testing.T) {
 	dir := t.TempDir()
 	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
 	other := filepath.Join(dir, "other")
 	in := f.Inject(Fault{Op: OpRename, PathUnder: filepath.Join(dir, "sub"), Skip: 1, Count: 1, Err: syscall.ENOSPC})
 	f.MkdirAll(filepath.Join(dir, "sub"), 0o755)
@@ -125,6 +126,7 @@ func TestFaultFSInject(t *testing.T) {
 func TestRecoveryReadErrorRefusesOpen(t *testing.T) {
 	dir := t.TempDir()
 	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
 	cfg := testConfig()
 	cfg.SegmentBytes = 2048
 	cfg.FlushMessages = 1
@@ -167,6 +169,7 @@ func TestRecoveryReadErrorRefusesOpen(t *testing.T) {
 func TestCheckpointReadErrorFailsOpen(t *testing.T) {
 	dir := t.TempDir()
 	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
 	cfg := testConfig()
 	open := func() (*Manager, error) {
 		return OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO})

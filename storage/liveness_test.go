@@ -12,6 +12,7 @@ import (
 // writer parks, nothing is reported.
 func TestManagerStalledWriter(t *testing.T) {
 	fio := NewFaultIO(nil)
+	fio.SetScratchDir(t.TempDir())
 	m, err := OpenManager(t.TempDir(), ManagerOptions{NewIO: func() (IO, error) { return fio, nil }})
 	if err != nil {
 		t.Fatal(err)

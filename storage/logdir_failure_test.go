@@ -96,6 +96,7 @@ func TestLogDirFailureTakesDirOffline(t *testing.T) {
 				cfg.FlushMessages = 1
 			}
 			f := NewFaultIO(nil)
+			f.SetScratchDir(t.TempDir())
 			reports := make(chan error, 4)
 			m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO,
 				OnLogDirFailure: func(d string, cause error) bool {
@@ -208,6 +209,7 @@ func TestLogDirFailureOnSegmentRoll(t *testing.T) {
 	cfg := testConfig()
 	cfg.SegmentBytes = 4096
 	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
 	reports := make(chan error, 4)
 	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO,
 		OnLogDirFailure: func(_ string, cause error) bool {
@@ -286,6 +288,7 @@ func testLogDirFailureNeedsOwner(t *testing.T, owner string) {
 	dir := t.TempDir()
 	cfg := testConfig()
 	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
 	opts := ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO}
 	asked := 0
 	if owner == "declines" {
@@ -329,6 +332,7 @@ func TestLogDirFailureStopsQueuedWrites(t *testing.T) {
 	cfg := testConfig()
 	cfg.FlushMessages = 1 // each group waits for its fdatasync
 	f := NewFaultIO(nil)
+	f.SetScratchDir(t.TempDir())
 	m, err := OpenManager(dir, ManagerOptions{Defaults: cfg, FS: f, NewIO: f.NewIO,
 		OnLogDirFailure: func(string, error) bool { return true }})
 	if err != nil {

@@ -116,8 +116,9 @@ type metaBackend struct {
 //
 // withFS: the fault IO is also every log's FS (compacted seeds: the
 // cleaner writes, fsyncs and renames through the FS, and a power loss must
-// know what of that was made durable).
-func newMetaBackend(kind string, withFS bool) (*metaBackend, error) {
+// know what of that was made durable). scratch: where the fault IO keeps
+// removed entries until their removal is durable.
+func newMetaBackend(kind string, withFS bool, scratch string) (*metaBackend, error) {
 	var inner IO
 	switch kind {
 	case "portable", "fault":
@@ -131,6 +132,7 @@ func newMetaBackend(kind string, withFS bool) (*metaBackend, error) {
 		return nil, fmt.Errorf("unknown backend %q", kind)
 	}
 	fio := NewFaultIO(inner)
+	fio.SetScratchDir(scratch)
 	if kind == "fault" {
 		fio.SetShortWrites(700) // groups and large batches take several writes
 	}
@@ -257,7 +259,7 @@ func newMetaHarness(t *testing.T, seed int64) *metaHarness {
 			if !*metamorphicAll && !metaPairs[mc.name+"/"+kind] {
 				continue
 			}
-			be, err := newMetaBackend(kind, h.compact)
+			be, err := newMetaBackend(kind, h.compact, t.TempDir())
 			if err != nil {
 				if kind == "uring" {
 					t.Logf("io_uring backend not tested: %v", err)

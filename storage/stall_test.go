@@ -21,6 +21,7 @@ const stallFailSafe = 10 * time.Second
 // returns and every callback fires. Then the gate opens and Close syncs.
 func TestAppendDoesNotWaitForRolledSegmentSyncs(t *testing.T) {
 	fio := NewFaultIO(nil)
+	fio.SetScratchDir(t.TempDir())
 	cfg := testConfig()
 	cfg.SegmentBytes = 4096
 	l, err := Open(t.TempDir(), cfg, Options{IO: fio})
@@ -70,6 +71,7 @@ func TestAppendDoesNotWaitForRolledSegmentSyncs(t *testing.T) {
 // instead of queueing behind the disk on the log lock.
 func TestAppendDuringCloseDoesNotWaitForSync(t *testing.T) {
 	fio := NewFaultIO(nil)
+	fio.SetScratchDir(t.TempDir())
 	l, err := Open(t.TempDir(), testConfig(), Options{IO: fio})
 	if err != nil {
 		t.Fatal(err)

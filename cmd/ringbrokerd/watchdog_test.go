@@ -201,6 +201,7 @@ func TestWatchdogStopsWhileALogWriterIsStuck(t *testing.T) {
 	notify, logger, logs := watchdogEnv(t)
 	srv := listenTest(t, netpoll.BackendPortable, &blockingHandler{})
 	fio := storage.NewFaultIO(nil)
+	fio.SetScratchDir(t.TempDir())
 	m := openTestManager(t, fio)
 	cfg := storage.DefaultConfig()
 	cfg.FlushMessages = 1
