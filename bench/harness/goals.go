@@ -3,6 +3,8 @@ package harness
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -258,6 +260,60 @@ func (r Run) records() int64 {
 	return 0
 }
 
+// driftThreshold is the spread (highest over lowest) of the clients' CPU
+// per record against the null broker above which hostDrift reports it.
+const driftThreshold = 1.3
+
+// hostDrift reports the throughput scenarios whose clients used markedly
+// more CPU per record against the null broker in some repeats than in
+// others. The null broker writes nothing and answers from memory, so its
+// clients' work per record should not move: when it does, the clients' and
+// the machine's own cost changed between repeats (on the development VM,
+// its page cache's state: see docs/BENCHMARKS.md), and every target's
+// figures of those repeats carry it, which the goals' ratios of paired
+// repeats only partly cancel.
+func hostDrift(res *Results) []string {
+	per := map[string]map[int]float64{}
+	for _, r := range res.Runs {
+		if r.Target != TargetNull || !r.OK() || r.ClientCPUSec <= 0 || r.records() == 0 {
+			continue
+		}
+		if per[r.Scenario] == nil {
+			per[r.Scenario] = map[int]float64{}
+		}
+		per[r.Scenario][r.Repeat] = r.ClientCPUSec / float64(r.records()) * 1e6
+	}
+	var names []string
+	for sc, reps := range per {
+		if len(reps) >= 2 {
+			names = append(names, sc)
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, sc := range names {
+		reps := per[sc]
+		var keys []int
+		for rep := range reps {
+			keys = append(keys, rep)
+		}
+		sort.Ints(keys)
+		var figs []string
+		lo, hi := reps[keys[0]], reps[keys[0]]
+		for _, rep := range keys {
+			v := reps[rep]
+			lo, hi = min(lo, v), max(hi, v)
+			figs = append(figs, fmt.Sprintf("%.2f", v))
+		}
+		if hi < lo*driftThreshold {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: the clients' CPU µs per record against the null broker, by repeat: %s (%.2fx from the lowest); the null broker writes nothing, so this is the clients' and the machine's own cost moving between repeats, and every target's figures in the costlier ones carry it",
+			sc, strings.Join(figs, ", "), hi/lo))
+	}
+	return out
+}
+
 // printGoals writes the goal table.
 func printGoals(w io.Writer, res *Results) {
 	if len(res.Goals) == 0 {
@@ -273,6 +329,9 @@ func printGoals(w io.Writer, res *Results) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", g.ID, g.Status, g.Goal, fig)
 	}
 	tw.Flush()
+	for _, d := range res.HostDrift {
+		fmt.Fprintf(w, "  host: %s\n", d)
+	}
 }
 
 // figFormat is the format of one figure in unit: records/s whole, the

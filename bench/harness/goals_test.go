@@ -84,3 +84,42 @@ func TestGoalCPUBound(t *testing.T) {
 		}
 	}
 }
+
+// TestHostDrift: a throughput scenario whose clients used much more CPU
+// per record against the null broker in some repeats is reported under the
+// goal table; a steady one, or one run once, is not.
+func TestHostDrift(t *testing.T) {
+	null := func(sc string, rep int, records int64, client float64) Run {
+		r := Run{Scenario: sc, Target: TargetNull, Repeat: rep, Status: "ok", ClientCPUSec: client}
+		r.Produce = &perf.ProduceResult{}
+		r.Produce.Records = records
+		return r
+	}
+	res := Results{Repeat: 3, Runs: []Run{
+		// 1M records: 0.40, then 0.80 and 0.78 µs each.
+		null("p100-1p", 0, 1_000_000, 0.40),
+		null("p100-1p", 2, 1_000_000, 0.78),
+		null("p100-1p", 1, 1_000_000, 0.80),
+		// Within the threshold.
+		null("p100-8p", 0, 1_000_000, 0.50),
+		null("p100-8p", 1, 1_000_000, 0.60),
+		// One repeat: nothing to compare.
+		null("automq-64k", 0, 1_000, 0.50),
+		// Not the null broker: a broker's own writes may explain it.
+		{Scenario: "p100-8p", Target: TargetRingbrokerUring, Repeat: 1, Status: "ok", ClientCPUSec: 9},
+	}}
+	drift := hostDrift(&res)
+	if len(drift) != 1 {
+		t.Fatalf("drift %q, want one line (p100-1p)", drift)
+	}
+	if want := "p100-1p: the clients' CPU µs per record against the null broker, by repeat: 0.40, 0.80, 0.78 (2.00x from the lowest)"; !strings.HasPrefix(drift[0], want) {
+		t.Errorf("drift %q, want it to start with %q", drift[0], want)
+	}
+	res.Goals = computeGoals(&res)
+	res.HostDrift = drift
+	var b strings.Builder
+	printGoals(&b, &res)
+	if !strings.Contains(b.String(), "  host: p100-1p: ") {
+		t.Errorf("goal table lacks the host line:\n%s", b.String())
+	}
+}

@@ -160,6 +160,9 @@ type Results struct {
 	Repeat    int               `json:"repeat"`
 	Hogs      int               `json:"hogs"`
 	Goals     []Goal            `json:"goals,omitempty"`
+	// HostDrift: scenarios whose clients' CPU per record against the
+	// null broker moved between repeats (hostDrift).
+	HostDrift []string `json:"host_drift,omitempty"`
 	// JavaSkipped says why the Java perf scenario did not run ("" when
 	// it did or was not asked for).
 	JavaSkipped string `json:"java_skipped,omitempty"`
@@ -296,6 +299,7 @@ func Execute(ctx context.Context, opts Options) (*Results, error) {
 	}
 	computeRatios(res.Runs)
 	res.Goals = computeGoals(res)
+	res.HostDrift = hostDrift(res)
 	res.Seconds = time.Since(started).Seconds()
 
 	plots, err := writePlots(opts.OutDir, res)
