@@ -2,10 +2,12 @@ package storage
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/proto"
+	"golang.org/x/sys/unix"
 )
 
 // Inline appends (append.inline): the appending thread writes its own
@@ -55,12 +57,14 @@ import (
 // What the caller's thread pays: one pwritev (or IORING_OP_WRITEV on the
 // log's own ring) into the page cache per group. A write stalled in dirty
 // page throttling stalls that thread for as long; the writer goroutine
-// would have absorbed it. So a log whose inline write took longer than
-// inlineStallNs writes through its writer goroutine for the next
-// inlineBackoffNs, and so does every other log of its log dir (the
-// Manager's dirState): a stalling disk costs the caller's thread (a ring
-// thread and all its connections) about one stall per log dir per second,
-// not one per request, nor one per partition when a loop serves many.
+// would have absorbed it. So a log whose inline write stalled
+// (inlineStalled: over inlineStallNs, and the thread slept in the kernel
+// or spent that long on the CPU; not a preemption) writes through its
+// writer goroutine for the next inlineBackoffNs, and so does every other
+// log of its log dir (the Manager's dirState): a stalling disk costs the
+// caller's thread (a ring thread and all its connections) about one stall
+// per log dir per second, not one per request, nor one per partition when
+// a loop serves many.
 // BENCHMARKS.md records the trade measured.
 //
 // Rejected: submitting the WRITEV (+ linked FSYNC) on the network loop's
@@ -72,12 +76,51 @@ import (
 // reuses the one writer step that the crash and fault tests already cover.
 
 // inlineStallNs: an inline write slower than this (a normal one takes tens
-// of µs) sends the log's appends to its writer goroutine for
-// inlineBackoffNs.
+// of µs) that slept or used as much CPU (inlineStalled) sends the log's
+// appends to its writer goroutine for inlineBackoffNs.
 const (
 	inlineStallNs   = int64(time.Millisecond)
 	inlineBackoffNs = int64(time.Second)
 )
+
+// threadUsage is what the calling thread has done so far: how often it
+// slept in the kernel (voluntary context switches) and the CPU time it
+// ran. ok is false when the kernel would not say.
+type threadUsage struct {
+	sleeps int64
+	cpuNs  int64
+	ok     bool
+}
+
+// threadUsageNow samples the calling thread (getrusage RUSAGE_THREAD,
+// about 0.25 µs). A variable so tests can stand in for the kernel.
+var threadUsageNow = func() threadUsage {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		return threadUsage{}
+	}
+	return threadUsage{sleeps: ru.Nvcsw, cpuNs: ru.Utime.Nano() + ru.Stime.Nano(), ok: true}
+}
+
+// inlineStalled reports whether an inline step that took wall ns stalled
+// in a way the writer goroutine would have absorbed: it slept in the
+// kernel (dirty-page throttling, a wait for the journal or a lock: each a
+// voluntary context switch), or its own work took more than inlineStallNs
+// of CPU. A step that was slow only because its thread was preempted (by
+// the clients, on a machine with few CPUs) is not a stall of the disk: the
+// writer goroutine's thread would have waited for a CPU as well, and
+// backing off for it cost inline appends a second of every such
+// preemption (BENCHMARKS.md, "Inline appends and preemption"). Without
+// usage figures, any slow step counts.
+func inlineStalled(wall int64, before, after threadUsage) bool {
+	if wall <= inlineStallNs {
+		return false
+	}
+	if !before.ok || !after.ok {
+		return true
+	}
+	return after.sleeps != before.sleeps || after.cpuNs-before.cpuNs > inlineStallNs
+}
 
 // AppendBatchInline is AppendBatch for a caller that can run the write
 // itself: with Config.AppendInline and the writer idle with nothing queued,
@@ -119,12 +162,18 @@ func (l *Log) RunInline() {
 	l.takeGroup(now)
 	epoch := l.leaderEpoch
 	l.mu.Unlock()
+	// One thread for the whole step (a loop's thread is locked already),
+	// so the two usage samples are the same thread's.
+	runtime.LockOSThread()
+	before := threadUsageNow()
 	l.writeGroupAt(now, epoch, false) // completes the group, callbacks included
+	after := threadUsageNow()
+	runtime.UnlockOSThread()
 	start := now
 	now = l.clock.Now().UnixNano()
 	l.mu.Lock()
 	l.busySinceNs.Store(0)
-	if now-start > inlineStallNs {
+	if inlineStalled(now-start, before, after) {
 		l.inlineOffUntilNs.Store(now + inlineBackoffNs)
 	}
 	if l.head == nil && l.truncReq == nil && !l.idleRoll && !l.closing && !l.crash {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ringbroker/ringbroker/proto"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain: LOG_APPEND_INLINE=1 runs the whole package with every Append
@@ -292,18 +293,37 @@ func TestAppendInlineConcurrent(t *testing.T) {
 }
 
 // slowIO is an IO whose writes take a set time on the log's (fake) clock,
-// and that notes which goroutine made the last write.
+// and that notes which goroutine made the last write. With sleeps, each
+// write also sleeps in the kernel, as one throttled by dirty pages does
+// (a voluntary context switch of the writing thread).
 type slowIO struct {
 	IO
 	clk    *fakeClock
 	took   atomic.Int64 // ns per write
+	sleeps atomic.Bool
 	writer atomic.Value // goroutineID() of the last Writev
 }
 
 func (s *slowIO) Writev(f *os.File, iov [][]byte, off int64, datasync bool) (int, bool, error) {
 	s.writer.Store(goroutineID())
 	s.clk.Advance(time.Duration(s.took.Load()))
+	if s.sleeps.Load() {
+		ts := unix.NsecToTimespec(int64(200 * time.Microsecond))
+		for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+		}
+	}
 	return s.IO.Writev(f, iov, off, datasync)
+}
+
+// stalls makes every following write slow and asleep in the kernel (a
+// stalled write), or (off) neither.
+func (s *slowIO) stalls(on bool) {
+	s.sleeps.Store(on)
+	if on {
+		s.took.Store(int64(5 * time.Millisecond))
+	} else {
+		s.took.Store(0)
+	}
 }
 
 // goroutineID is the calling goroutine's number, from its stack header
@@ -331,11 +351,11 @@ func TestAppendInlineBacksOffAfterStall(t *testing.T) {
 	if !a.appendOne() {
 		t.Fatal("a fast write did not run on the caller")
 	}
-	io.took.Store(int64(5 * time.Millisecond))
+	io.stalls(true)
 	if !a.appendOne() {
 		t.Fatal("the first slow write did not run on the caller (nothing was known yet)")
 	}
-	io.took.Store(0)
+	io.stalls(false)
 	for i := 0; i < 3; i++ {
 		if a.appendOne() {
 			t.Fatalf("append %d ran on the caller within the backoff after a stalled inline write", i)
@@ -346,6 +366,92 @@ func TestAppendInlineBacksOffAfterStall(t *testing.T) {
 		t.Fatal("inline appends did not resume after the backoff")
 	}
 	wantSequence(t, l, int(a.next), "after the backoff")
+}
+
+// An inline write that was slow only because its thread was preempted
+// (on the CPU briefly, no sleep in the kernel) is not a stall: the writer
+// goroutine's thread would have waited for a CPU too, so inline appends
+// go on. On two CPUs shared with the clients, such preemptions of a
+// millisecond or more came several times a second and each cost a second
+// of inline appends.
+func TestAppendInlinePreemptedWriteKeepsInline(t *testing.T) {
+	clk := newFakeClock()
+	io := &slowIO{IO: NewPortableIO(), clk: clk}
+	l, err := Open(t.TempDir(), inlineConfig(), Options{IO: io, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The kernel's figures for a preempted thread: no sleep, 50 µs of CPU
+	// per step, however long the step took on the clock.
+	var calls int64
+	orig := threadUsageNow
+	threadUsageNow = func() threadUsage {
+		calls++
+		return threadUsage{sleeps: 7, cpuNs: calls * int64(25*time.Microsecond), ok: true}
+	}
+	defer func() { threadUsageNow = orig }()
+	a := newInlineAppender(t, l, io)
+	a.appendOne() // the segment's first write creates its indexes: the writer's
+	io.took.Store(int64(5 * time.Millisecond))
+	for i := 0; i < 3; i++ {
+		if !a.appendOne() {
+			t.Fatalf("append %d went to the writer goroutine after a preempted (not stalled) inline write", i)
+		}
+	}
+	if calls == 0 {
+		t.Fatal("RunInline never sampled the thread's usage")
+	}
+	wantSequence(t, l, int(a.next), "after preempted writes")
+}
+
+// inlineStalled: slow and asleep, or slow and busy on the CPU, is a stall;
+// slow while preempted is not; fast never is; without the kernel's figures
+// a slow step counts.
+func TestInlineStalled(t *testing.T) {
+	ms := int64(time.Millisecond)
+	at := func(sleeps, cpuNs int64) threadUsage { return threadUsage{sleeps: sleeps, cpuNs: cpuNs, ok: true} }
+	for _, c := range []struct {
+		name          string
+		wall          int64
+		before, after threadUsage
+		want          bool
+	}{
+		{"fast, slept", ms / 2, at(1, 0), at(2, 0), false},
+		{"slow, slept", 3 * ms, at(1, 0), at(2, ms/10), true},
+		{"slow, on the CPU", 3 * ms, at(1, 0), at(1, 2*ms), true},
+		{"slow, preempted", 3 * ms, at(1, 0), at(1, ms/10), false},
+		{"slow, no figures", 3 * ms, threadUsage{}, at(1, 0), true},
+	} {
+		if got := inlineStalled(c.wall, c.before, c.after); got != c.want {
+			t.Errorf("%s: inlineStalled = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// threadUsageNow reads this thread's figures from the kernel: a sleep in
+// nanosleep is a voluntary context switch, and a busy loop adds CPU time.
+func TestThreadUsageNow(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := threadUsageNow()
+	if !before.ok {
+		t.Fatal("getrusage(RUSAGE_THREAD) failed")
+	}
+	ts := unix.NsecToTimespec(int64(time.Millisecond))
+	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+	}
+	if after := threadUsageNow(); after.sleeps <= before.sleeps {
+		t.Errorf("a 1 ms nanosleep: voluntary switches %d -> %d", before.sleeps, after.sleeps)
+	}
+	// Spin until the thread has run 2 ms more (bounded: a loaded machine
+	// may give it the CPU slowly, never not at all).
+	start, deadline := threadUsageNow(), time.Now().Add(time.Minute)
+	for threadUsageNow().cpuNs-start.cpuNs < 2*int64(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU time did not grow by 2 ms in a minute of spinning")
+		}
+	}
 }
 
 // A stalled inline write sends every log of the same log dir to its
@@ -382,11 +488,11 @@ func TestAppendInlineBackoffCoversTheLogDir(t *testing.T) {
 			t.Fatalf("log %d: a fast write did not run on the caller", a.l.partition)
 		}
 	}
-	ios[0].took.Store(int64(5 * time.Millisecond))
+	ios[0].stalls(true)
 	if !stalls.appendOne() {
 		t.Fatal("the slow write did not run on the caller")
 	}
-	ios[0].took.Store(0)
+	ios[0].stalls(false)
 	for i := 0; i < 3; i++ {
 		if other.appendOne() {
 			t.Fatalf("append %d of the other log ran on the caller within the dir's backoff", i)
