@@ -334,18 +334,25 @@ func goroutineID() string {
 	return strings.Fields(string(b[:runtime.Stack(b[:], false)]))[1]
 }
 
-// An inline write that stalls (dirty-page throttling, a slow disk) sends
-// the log's appends to its writer goroutine for inlineBackoffNs, so the
-// caller's thread (a ring thread serving other connections) pays one stall,
-// not one per request; inline resumes after it.
-func TestAppendInlineBacksOffAfterStall(t *testing.T) {
+// newSlowInlineLog opens a log with append.inline over a slowIO on a fake
+// clock, closed when the test ends.
+func newSlowInlineLog(t *testing.T) (*Log, *slowIO) {
 	clk := newFakeClock()
 	io := &slowIO{IO: NewPortableIO(), clk: clk}
 	l, err := Open(t.TempDir(), inlineConfig(), Options{IO: io, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
+	return l, io
+}
+
+// An inline write that stalls (dirty-page throttling, a slow disk) sends
+// the log's appends to its writer goroutine for inlineBackoffNs, so the
+// caller's thread (a ring thread serving other connections) pays one stall,
+// not one per request; inline resumes after it.
+func TestAppendInlineBacksOffAfterStall(t *testing.T) {
+	l, io := newSlowInlineLog(t)
 	a := newInlineAppender(t, l, io)
 	a.appendOne() // the segment's first write creates its indexes: the writer's
 	if !a.appendOne() {
@@ -361,7 +368,7 @@ func TestAppendInlineBacksOffAfterStall(t *testing.T) {
 			t.Fatalf("append %d ran on the caller within the backoff after a stalled inline write", i)
 		}
 	}
-	clk.Advance(time.Duration(inlineBackoffNs))
+	io.clk.Advance(time.Duration(inlineBackoffNs))
 	if !a.appendOne() {
 		t.Fatal("inline appends did not resume after the backoff")
 	}
@@ -375,13 +382,7 @@ func TestAppendInlineBacksOffAfterStall(t *testing.T) {
 // millisecond or more came several times a second and each cost a second
 // of inline appends.
 func TestAppendInlinePreemptedWriteKeepsInline(t *testing.T) {
-	clk := newFakeClock()
-	io := &slowIO{IO: NewPortableIO(), clk: clk}
-	l, err := Open(t.TempDir(), inlineConfig(), Options{IO: io, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, io := newSlowInlineLog(t)
 	// The kernel's figures for a preempted thread: no sleep, 50 µs of CPU
 	// per step, however long the step took on the clock.
 	var calls int64
