@@ -200,9 +200,9 @@ type Log struct {
 	parentDirUnsynced bool // l.dir was created by this Open; its entry in the log dir is not yet durable
 
 	// inlineOffUntilNs: no inline append before this time (clock ns): an
-	// inline write took longer than inlineStallNs (append_inline.go). It
-	// is the log dir's (dirState), shared by every log of a Manager, or
-	// the log's own when it was opened alone.
+	// inline write stalled (inlineStalled, append_inline.go). It is the
+	// log dir's (dirState), shared by every log of a Manager, or the log's
+	// own when it was opened alone.
 	inlineOffUntilNs *atomic.Int64
 }
 

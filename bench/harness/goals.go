@@ -298,13 +298,13 @@ func hostDrift(res *Results) []string {
 			keys = append(keys, rep)
 		}
 		sort.Ints(keys)
+		var vals []float64
 		var figs []string
-		lo, hi := reps[keys[0]], reps[keys[0]]
 		for _, rep := range keys {
-			v := reps[rep]
-			lo, hi = min(lo, v), max(hi, v)
-			figs = append(figs, fmt.Sprintf("%.2f", v))
+			vals = append(vals, reps[rep])
+			figs = append(figs, fmt.Sprintf("%.2f", reps[rep]))
 		}
+		lo, _, hi := spread(vals)
 		if hi < lo*driftThreshold {
 			continue
 		}
