@@ -82,6 +82,7 @@ type Config struct {
 	RingCPUAffinity         string // ring.cpu.affinity: auto | true | false
 	RingSQPoll              bool   // ring.sqpoll
 	RingDeferTaskrun        bool   // ring.defer.taskrun
+	RingRecvBundle          bool   // ring.recv.bundle
 	RingIdleSpinUs          int    // ring.idle.spin.us
 	RingThreadNice          int    // ring.thread.nice
 	RingRecvBufferBytes     int    // ring.recv.buffer.bytes

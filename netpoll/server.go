@@ -62,6 +62,11 @@ type Options struct {
 	// default 64 KiB x 256.
 	RecvBufferBytes int
 	RecvBuffers     int
+	// RecvBundle (ring.recv.bundle) arms the multishot receives as bundles
+	// (IORING_RECVSEND_BUNDLE): one completion may cover several provided
+	// buffers. A kernel without the feature gets plain multishot receives
+	// and one warning.
+	RecvBundle bool
 	// MaxFrameBytes bounds a request frame (socket.request.max.bytes);
 	// default 100 MiB.
 	MaxFrameBytes int32

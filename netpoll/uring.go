@@ -76,6 +76,8 @@ type uringServer struct {
 	conns atomic.Int64
 	// niceOnce: one warning when a loop cannot set Options.ThreadNice.
 	niceOnce sync.Once
+	// bundleOnce: one warning when the kernel lacks RecvSendBundle.
+	bundleOnce sync.Once
 	// tlsZCSends counts SEND_ZC submissions from registered TLS send
 	// buffers (uring_tls_zc.go).
 	tlsZCSends atomic.Int64

@@ -48,11 +48,16 @@ type mail struct {
 }
 
 type uloop struct {
-	s    *uringServer
-	idx  int
-	r    *ring.Ring
-	br   *ring.BufRing
-	lfds []int
+	s   *uringServer
+	idx int
+	r   *ring.Ring
+	br  *ring.BufRing
+	// bundle: multishot receives are armed as bundles (Options.RecvBundle
+	// on a kernel that has them); bundled counts the receives that filled
+	// more than one buffer (read by tests).
+	bundle  bool
+	bundled atomic.Int64
+	lfds    []int
 	// wokeNs: when the last io_uring_enter returned (reqtrace stamp; set
 	// only while tracing).
 	wokeNs int64
@@ -227,6 +232,14 @@ func (l *uloop) setup() error {
 	}
 	if l.br, err = r.NewBufRing(0, uint16(n), l.s.opts.RecvBufferBytes); err != nil {
 		return err
+	}
+	if l.s.opts.RecvBundle {
+		l.bundle = r.Features()&ring.FeatRecvSendBundle != 0
+		if !l.bundle {
+			l.s.bundleOnce.Do(func() {
+				l.s.opts.Logger.Warn("ring.recv.bundle: the kernel has no bundled receives (IORING_FEAT_RECVSEND_BUNDLE, Linux 6.10); the loops receive one buffer per completion")
+			})
+		}
 	}
 	if l.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return fmt.Errorf("eventfd: %w", err)

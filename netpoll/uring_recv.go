@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringbroker/ringbroker/internal/reqtrace"
+	"github.com/ringbroker/ringbroker/invariants"
 	"github.com/ringbroker/ringbroker/ring"
 )
 
@@ -26,6 +27,9 @@ func (l *uloop) armRecv(c *uconn) {
 		sqe.SetBufGroup(l.br.Group())
 	} else {
 		sqe.PrepRecvMultishot(c.fd, l.br.Group(), 0)
+		if l.bundle {
+			sqe.SetRecvBundle()
+		}
 	}
 	sqe.SetUserData(userData(kindRecv, c.gen, c.idx))
 	c.recvArmed = true
@@ -42,16 +46,7 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 		c.recvNs = reqtrace.Now() // the receive stamp of the frames it completes
 	}
 	if id, ok := cqe.BufferID(); ok {
-		if res > 0 && !c.closing {
-			l.s.opts.Metrics.BytesIn(int(res))
-			c.lastActive = l.now
-			if c.tls != nil {
-				l.consumeTLS(c, l.br.Buf(id)[:res])
-			} else {
-				l.consume(c, l.br.Buf(id)[:res])
-			}
-		}
-		l.br.Recycle(id)
+		l.received(c, id, res)
 	}
 	switch {
 	case c.closing:
@@ -73,6 +68,51 @@ func (l *uloop) onRecv(c *uconn, cqe *ring.CQE) {
 	if !c.recvArmed && !c.muted {
 		l.armRecv(c)
 	}
+}
+
+// received takes the provided buffers of a receive of res bytes whose first
+// buffer is id, feeds their bytes to the connection and gives them back to
+// the kernel. A bundled receive fills several buffers in the ring's order;
+// any other fills one.
+func (l *uloop) received(c *uconn, id uint16, res int32) {
+	n := 1
+	if res > 0 {
+		if n = l.br.Bufs(int(res)); n > 1 {
+			l.bundled.Add(1)
+		}
+		if !c.closing {
+			l.s.opts.Metrics.BytesIn(int(res))
+			c.lastActive = l.now
+		}
+	}
+	rest := int(max(res, 0))
+	for range n {
+		if !l.br.Take(id) {
+			// The kernel named a buffer this loop holds: the ring's
+			// bookkeeping is wrong, so no byte of this receive can be
+			// trusted, and no buffer of it is given back (one the
+			// kernel still holds would be provided twice).
+			if invariants.Enabled {
+				invariants.Check(false, "loop %d: a receive named provided buffer %d, which the loop holds", l.idx, id)
+			}
+			l.closeConn(c, "recv: a completion named a receive buffer the loop holds", zap.ErrorLevel)
+			l.br.Publish()
+			return
+		}
+		chunk := min(rest, l.br.BufSize())
+		if chunk > 0 && !c.closing {
+			if c.tls != nil {
+				l.consumeTLS(c, l.br.Buf(id)[:chunk])
+			} else {
+				l.consume(c, l.br.Buf(id)[:chunk])
+			}
+		}
+		rest -= chunk
+		next := l.br.Next(id)
+		l.br.Add(id)
+		id = next
+	}
+	l.br.Publish()
 }
 
 // consume feeds received bytes to the framer. Once a bound mutes the

@@ -87,6 +87,19 @@ type BufRing struct {
 	// no 16-bit atomic store, so the tail is published with a 32-bit
 	// store that rewrites entry 0's bid with its current value.
 	tailWord *uint32
+
+	// next[id] is the buffer Added right after id, so the buffers of a
+	// bundled receive (RecvSendBundle: one CQE naming its first buffer,
+	// filling the ring's following entries) can be named even after the
+	// ring's slots were rewritten. A slot is rewritten once the kernel has
+	// consumed it, possibly before its CQE is read; next[id] changes only
+	// when the buffer after id is Added again, which needs id recycled
+	// first. last is the buffer Added most recently.
+	next []uint16
+	last uint16
+	// owned[id]: the caller owns id (a CQE named it, no Add since); Take
+	// refuses an id the kernel still holds.
+	owned []bool
 }
 
 // NewBufRing registers a provided-buffer ring of entries buffers of bufSize
@@ -102,7 +115,8 @@ func (r *Ring) NewBufRing(group uint16, entries uint16, bufSize int) (*BufRing, 
 	if bigEndian {
 		return nil, &Error{Op: "ring.NewBufRing", Class: ErrUnsupported, Why: "provided buffer rings need a little-endian host here"}
 	}
-	b := &BufRing{r: r, group: group, entries: entries, mask: entries - 1, bufSize: bufSize}
+	b := &BufRing{r: r, group: group, entries: entries, mask: entries - 1, bufSize: bufSize,
+		next: make([]uint16, entries), owned: make([]bool, entries)}
 	ringBytes := int(entries) * int(unsafe.Sizeof(bufEntry{}))
 	rm, err := AllocBuffer(ringBytes)
 	if err != nil {
@@ -157,7 +171,32 @@ func (b *BufRing) Add(id uint16) {
 	e.len = uint32(b.bufSize)
 	e.bid = id
 	b.tail++
+	b.next[b.last] = id
+	b.last = id
+	b.owned[id] = false
 }
+
+// Take records that a CQE handed buffer id to the caller. It reports false
+// for an id the caller owns already (named twice without an Add between):
+// the caller and the kernel disagree about the ring, and the buffer's bytes
+// must not be used.
+func (b *BufRing) Take(id uint16) bool {
+	if int(id) >= len(b.owned) || b.owned[id] {
+		return false
+	}
+	b.owned[id] = true
+	return true
+}
+
+// Next returns the buffer that followed id in the ring when the kernel
+// consumed it: a bundled receive's CQE names its first buffer, and its
+// further buffers are Next(first), Next(Next(first)), ... Valid for an id
+// the caller owns (after Take, before Add).
+func (b *BufRing) Next(id uint16) uint16 { return b.next[id] }
+
+// Bufs returns how many buffers a receive of n bytes filled: the kernel
+// fills a bundle's buffers in ring order, each to its end but the last.
+func (b *BufRing) Bufs(n int) int { return (n + b.bufSize - 1) / b.bufSize }
 
 // Publish makes every Add since the last Publish visible to the kernel.
 func (b *BufRing) Publish() {

@@ -5,6 +5,7 @@ package ring
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -379,5 +380,104 @@ func TestSeparateRingMmaps(t *testing.T) {
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecvBundleBufRing: bundled multishot recvs on two sockets share one
+// buffer group; messages larger than a buffer come back as CQEs covering
+// several buffers, and walking BufRing.Next from each CQE's first buffer
+// yields the bytes in order, while buffers are recycled out of order (some
+// held back over later CQEs), so the ring's slots are rewritten before the
+// buffers they named are read.
+func TestRecvBundleBufRing(t *testing.T) {
+	r := newTestRing(t, defaultParams)
+	if r.Features()&FeatRecvSendBundle == 0 {
+		t.Skip("kernel without IORING_FEAT_RECVSEND_BUNDLE")
+	}
+	const group, entries, size = 3, 16, 64
+	br, err := r.NewBufRing(group, entries, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	var fds [2][2]int
+	for i := range fds {
+		fds[i][0], fds[i][1] = socketpair(t)
+		s := getSQE(t, r)
+		s.PrepRecvMultishot(fds[i][0], group, 0)
+		s.SetRecvBundle()
+		s.SetUserData(uint64(i))
+	}
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	var got, want [2]bytes.Buffer
+	var held []uint16
+	multi := 0
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 40; round++ {
+		// Both sockets get a message of 1 to 4 buffers before the ring
+		// runs, so their receives interleave in the buffer ring.
+		for i := range fds {
+			msg := bytes.Repeat([]byte{byte('a' + round%26), byte('0' + i)}, (round%4+1)*size/2-(round%3))
+			want[i].Write(msg)
+			mustWrite(t, fds[i][1], msg)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for want[0].Len() > got[0].Len() || want[1].Len() > got[1].Len() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				t.Fatalf("round %d: got %d and %d of %d and %d bytes", round, got[0].Len(), got[1].Len(), want[0].Len(), want[1].Len())
+			}
+			if _, err := r.SubmitAndWaitTimeout(1, left); err != nil {
+				t.Fatal(err)
+			}
+			var cqes [8]CQE
+			for _, c := range cqes[:r.PeekBatch(cqes[:])] {
+				if c.UserData > 1 || c.Res <= 0 || !c.More() {
+					t.Fatalf("round %d: cqe %+v", round, c)
+				}
+				id, ok := c.BufferID()
+				if !ok {
+					t.Fatalf("round %d: no buffer in %+v", round, c)
+				}
+				n := br.Bufs(int(c.Res))
+				if n > 1 {
+					multi++
+				}
+				rest := int(c.Res)
+				for k := 0; k < n; k++ {
+					if !br.Take(id) {
+						t.Fatalf("round %d: buffer %d named while owned", round, id)
+					}
+					chunk := min(rest, size)
+					got[c.UserData].Write(br.Buf(id)[:chunk])
+					rest -= chunk
+					next := br.Next(id)
+					held = append(held, id)
+					id = next
+				}
+				// Recycle held buffers in a scrambled order (so the
+				// ring's order stops following the ids), keeping
+				// four out over the next CQEs.
+				for len(held) > 4 {
+					k := rng.IntN(len(held))
+					br.Add(held[k])
+					held = append(held[:k], held[k+1:]...)
+				}
+				br.Publish()
+			}
+		}
+	}
+	for i := range fds {
+		if !bytes.Equal(got[i].Bytes(), want[i].Bytes()) {
+			t.Fatalf("socket %d: got %d bytes, want %d (or they differ)", i, got[i].Len(), want[i].Len())
+		}
+	}
+	if multi == 0 {
+		t.Fatal("no CQE covered more than one buffer: the bundle flag did nothing")
+	}
+	if br.Take(held[0]) {
+		t.Fatal("Take accepted a buffer the caller owns")
 	}
 }

@@ -123,6 +123,12 @@ func (s *SQE) PrepRecvMultishot(fd int, bufGroup uint16, flags int) {
 	s.BufIndex = bufGroup
 }
 
+// SetRecvBundle makes a buffer-select recv a bundle (IORING_RECVSEND_BUNDLE,
+// FeatRecvSendBundle): one CQE may cover several provided buffers, filled in
+// the ring's order; the CQE names the first (BufRing.Next names the others,
+// BufRing.Bufs counts them).
+func (s *SQE) SetRecvBundle() { s.Ioprio |= RecvSendBundle }
+
 // PrepSend prepares send(2) of buf[0:n]. buf: off-heap or kept reachable
 // until completion; never stack memory.
 func (s *SQE) PrepSend(fd int, buf unsafe.Pointer, n uint32, flags int) {

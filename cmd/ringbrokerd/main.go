@@ -328,6 +328,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		ThreadNice:              cfg.RingThreadNice,
 		RecvBufferBytes:         cfg.RingRecvBufferBytes,
 		RecvBuffers:             cfg.RingRecvBuffers,
+		RecvBundle:              cfg.RingRecvBundle,
 		MaxFrameBytes:           cfg.SocketRequestMaxBytes,
 		ConnMaxInflightRequests: cfg.ConnMaxInflightRequests,
 		ConnMaxInflightBytes:    cfg.ConnMaxInflightBytes,
