@@ -83,6 +83,8 @@ type Config struct {
 	RingSQPoll              bool   // ring.sqpoll
 	RingDeferTaskrun        bool   // ring.defer.taskrun
 	RingRecvBundle          bool   // ring.recv.bundle
+	RingWaitBatch           int    // ring.wait.batch
+	RingWaitBatchUs         int    // ring.wait.batch.us
 	RingIdleSpinUs          int    // ring.idle.spin.us
 	RingThreadNice          int    // ring.thread.nice
 	RingRecvBufferBytes     int    // ring.recv.buffer.bytes

@@ -47,6 +47,13 @@ type Options struct {
 	// in io_uring_enter (0: never). A completion or an answer arriving
 	// meanwhile is taken without the sleeping thread's wake-up.
 	IdleSpin time.Duration
+	// WaitBatch and WaitBatchMin (ring.wait.batch, ring.wait.batch.us):
+	// a loop that goes to sleep waits for WaitBatch completions, but for
+	// no longer than WaitBatchMin once one is there (IORING_FEAT_MIN_TIMEOUT,
+	// Linux 6.12). WaitBatch <= 1 waits for one, as before; a kernel
+	// without the feature gets that and one warning.
+	WaitBatch    int
+	WaitBatchMin time.Duration
 	// PinCPUs pins loop i's thread to CPU i mod NumCPU.
 	PinCPUs bool
 	// ThreadNice (ring.thread.nice; io_uring only): the nice value of

@@ -78,6 +78,8 @@ type uringServer struct {
 	niceOnce sync.Once
 	// bundleOnce: one warning when the kernel lacks RecvSendBundle.
 	bundleOnce sync.Once
+	// waitMinOnce: one warning when the kernel lacks batched waits.
+	waitMinOnce sync.Once
 	// tlsZCSends counts SEND_ZC submissions from registered TLS send
 	// buffers (uring_tls_zc.go).
 	tlsZCSends atomic.Int64

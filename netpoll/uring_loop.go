@@ -57,7 +57,10 @@ type uloop struct {
 	// more than one buffer (read by tests).
 	bundle  bool
 	bundled atomic.Int64
-	lfds    []int
+	// waitBatch: completions a sleeping loop waits for, within
+	// Options.WaitBatchMin once one is there (1: no batching).
+	waitBatch uint32
+	lfds      []int
 	// wokeNs: when the last io_uring_enter returned (reqtrace stamp; set
 	// only while tracing).
 	wokeNs int64
@@ -233,6 +236,16 @@ func (l *uloop) setup() error {
 	if l.br, err = r.NewBufRing(0, uint16(n), l.s.opts.RecvBufferBytes); err != nil {
 		return err
 	}
+	l.waitBatch = 1
+	if b := l.s.opts.WaitBatch; b > 1 && l.s.opts.WaitBatchMin >= time.Microsecond {
+		if r.Features()&ring.FeatMinTimeout != 0 {
+			l.waitBatch = uint32(b)
+		} else {
+			l.s.waitMinOnce.Do(func() {
+				l.s.opts.Logger.Warn("ring.wait.batch: the kernel has no batched waits (IORING_FEAT_MIN_TIMEOUT, Linux 6.12); the loops wake for each completion")
+			})
+		}
+	}
 	if l.s.opts.RecvBundle {
 		l.bundle = r.Features()&ring.FeatRecvSendBundle != 0
 		if !l.bundle {
@@ -330,7 +343,11 @@ func (l *uloop) run(started chan<- error) {
 			l.sleeping.Store(false)
 			_, err = l.r.SubmitAndWait(0)
 		} else {
-			_, err = l.r.SubmitAndWaitTimeout(1, wait)
+			if l.waitBatch > 1 {
+				_, err = l.r.SubmitAndWaitMin(l.waitBatch, l.s.opts.WaitBatchMin, wait)
+			} else {
+				_, err = l.r.SubmitAndWaitTimeout(1, wait)
+			}
 			l.sleeping.Store(false)
 		}
 		if reqtrace.Enabled() {

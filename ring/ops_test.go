@@ -652,3 +652,75 @@ func TestSendZCFixed(t *testing.T) {
 		t.Fatal("SEND_ZC fixed data mismatch")
 	}
 }
+
+// TestSubmitAndWaitMin: a batched wait returns at once when all waitNr
+// completions are there; with fewer, it holds on for the minimum wait and
+// then returns with what there is; one completion that arrives after the
+// minimum wait ends it; with none, it runs to its timeout. The lower bounds
+// are the kernel's promise; the upper ones are fail-safes far off.
+func TestSubmitAndWaitMin(t *testing.T) {
+	r := newTestRing(t, defaultParams)
+	if r.Features()&FeatMinTimeout == 0 {
+		t.Skip("kernel without IORING_FEAT_MIN_TIMEOUT")
+	}
+	drain := func() int {
+		var cqes [8]CQE
+		return r.PeekBatch(cqes[:])
+	}
+	nops := func(n int) {
+		for i := range n {
+			s := getSQE(t, r)
+			s.PrepNop()
+			s.SetUserData(uint64(i))
+		}
+	}
+	wait := func(waitNr uint32, minWait, d time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		if _, err := r.SubmitAndWaitMin(waitNr, minWait, d); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+
+	// All four there: no minimum wait is served.
+	nops(4)
+	if el := wait(4, 10*time.Second, 20*time.Second); el > 5*time.Second {
+		t.Fatalf("four of four completions: returned after %v", el)
+	}
+	if n := drain(); n != 4 {
+		t.Fatalf("%d completions, want 4", n)
+	}
+
+	// One of four: the minimum wait, then it returns with the one.
+	nops(1)
+	if el := wait(4, 30*time.Millisecond, 20*time.Second); el < 30*time.Millisecond || el > 10*time.Second {
+		t.Fatalf("one of four completions, minimum wait 30ms: returned after %v", el)
+	}
+	if n := drain(); n != 1 {
+		t.Fatalf("%d completions, want 1", n)
+	}
+
+	// None ready; one arrives 40 ms in, after the 5 ms minimum: it ends
+	// the wait.
+	ts := new(unix.Timespec) // heap, reachable until the CQE
+	*ts = unix.NsecToTimespec(int64(40 * time.Millisecond))
+	s := getSQE(t, r)
+	s.PrepTimeout(ts, 0, 0)
+	s.SetUserData(99)
+	if el := wait(4, 5*time.Millisecond, 20*time.Second); el < 40*time.Millisecond || el > 10*time.Second {
+		t.Fatalf("a completion at 40ms after a 5ms minimum: returned after %v", el)
+	}
+	if n := drain(); n != 1 {
+		t.Fatalf("%d completions, want 1", n)
+	}
+	runtime.KeepAlive(ts)
+
+	// None at all: the timeout ends it, with nothing.
+	if el := wait(2, time.Millisecond, 50*time.Millisecond); el < 50*time.Millisecond || el > 10*time.Second {
+		t.Fatalf("no completion, 50ms timeout: returned after %v", el)
+	}
+	if n := drain(); n != 0 {
+		t.Fatalf("%d completions, want 0", n)
+	}
+}

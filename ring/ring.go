@@ -361,7 +361,7 @@ func (r *Ring) sqPoll() bool { return r.setupFlags&setupSQPoll != 0 }
 // wakes the poller thread when it sleeps (IORING_SQ_NEED_WAKEUP), without
 // which submissions stall until something else wakes it.
 func (r *Ring) Submit() (int, error) {
-	return r.submit(0, false, false, 0)
+	return r.submit(0, false, false, 0, 0)
 }
 
 // SubmitAndWait submits prepared SQEs and waits until at least waitNr CQEs
@@ -369,7 +369,7 @@ func (r *Ring) Submit() (int, error) {
 // deferred task work). EINTR, which Go's async preemption signals cause, is
 // retried.
 func (r *Ring) SubmitAndWait(waitNr uint32) (int, error) {
-	return r.submit(waitNr, true, false, 0)
+	return r.submit(waitNr, true, false, 0, 0)
 }
 
 // SubmitAndWaitTimeout is SubmitAndWait bounded by d (IORING_ENTER_EXT_ARG).
@@ -382,10 +382,26 @@ func (r *Ring) SubmitAndWaitTimeout(waitNr uint32, d time.Duration) (int, error)
 	if d < 0 {
 		d = 0
 	}
-	return r.submit(waitNr, true, true, d)
+	return r.submit(waitNr, true, true, d, 0)
 }
 
-func (r *Ring) submit(waitNr uint32, getEvents, timed bool, d time.Duration) (int, error) {
+// SubmitAndWaitMin is SubmitAndWaitTimeout that waits for all waitNr
+// completions only during minWait (IORING_FEAT_MIN_TIMEOUT, Linux 6.12):
+// once minWait has passed, one completion is enough, and with none it waits
+// for the first until d. minWait is rounded down to whole microseconds; under
+// one microsecond it is SubmitAndWaitTimeout.
+func (r *Ring) SubmitAndWaitMin(waitNr uint32, minWait, d time.Duration) (int, error) {
+	if r.features&FeatMinTimeout == 0 {
+		return 0, &Error{Op: "io_uring_enter", Class: ErrUnsupported, Why: "IORING_FEAT_MIN_TIMEOUT (batched wait) missing"}
+	}
+	if d < 0 {
+		d = 0
+	}
+	us := uint32(min(minWait/time.Microsecond, 1<<31))
+	return r.submit(waitNr, true, true, d, us)
+}
+
+func (r *Ring) submit(waitNr uint32, getEvents, timed bool, d time.Duration, minWaitUs uint32) (int, error) {
 	var deadline time.Time
 	if timed {
 		deadline = time.Now().Add(d)
@@ -423,7 +439,7 @@ func (r *Ring) submit(waitNr uint32, getEvents, timed bool, d time.Duration) (in
 		var argSize uintptr
 		if timed {
 			r.extTs = unix.NsecToTimespec(int64(d))
-			r.extArg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.extTs)))}
+			r.extArg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.extTs))), minWaitUsec: minWaitUs}
 			arg, argSize = unsafe.Pointer(&r.extArg), unsafe.Sizeof(r.extArg)
 			flags |= enterExtArg
 		}
@@ -453,8 +469,14 @@ func (r *Ring) submit(waitNr uint32, getEvents, timed bool, d time.Duration) (in
 			// A signal can end the wait after the submit part
 			// succeeded: the kernel then returns the submit count.
 			// Keep waiting until the CQ really holds waitNr entries
-			// (an overflow is flushed by the next PeekBatch).
-			if waitNr == 0 || r.CQReady() >= waitNr || atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0 {
+			// (an overflow is flushed by the next PeekBatch); with a
+			// minimum wait, the kernel returns with one once it has
+			// passed, and one is enough.
+			need := waitNr
+			if minWaitUs > 0 {
+				need = min(need, 1)
+			}
+			if need == 0 || r.CQReady() >= need || atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0 {
 				return submitted, nil
 			}
 		}

@@ -324,6 +324,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		SQPoll:                  cfg.RingSQPoll,
 		NoDeferTaskrun:          !cfg.RingDeferTaskrun,
 		IdleSpin:                time.Duration(cfg.RingIdleSpinUs) * time.Microsecond,
+		WaitBatch:               cfg.RingWaitBatch,
+		WaitBatchMin:            time.Duration(cfg.RingWaitBatchUs) * time.Microsecond,
 		PinCPUs:                 pinCPUs(cfg),
 		ThreadNice:              cfg.RingThreadNice,
 		RecvBufferBytes:         cfg.RingRecvBufferBytes,
