@@ -389,7 +389,8 @@ func (r *Ring) SubmitAndWaitTimeout(waitNr uint32, d time.Duration) (int, error)
 // completions only during minWait (IORING_FEAT_MIN_TIMEOUT, Linux 6.12):
 // once minWait has passed, one completion is enough, and with none it waits
 // for the first until d. minWait is rounded down to whole microseconds; under
-// one microsecond it is SubmitAndWaitTimeout.
+// one microsecond there is no minimum wait, and it is
+// SubmitAndWaitTimeout(waitNr, d).
 func (r *Ring) SubmitAndWaitMin(waitNr uint32, minWait, d time.Duration) (int, error) {
 	if r.features&FeatMinTimeout == 0 {
 		return 0, &Error{Op: "io_uring_enter", Class: ErrUnsupported, Why: "IORING_FEAT_MIN_TIMEOUT (batched wait) missing"}
