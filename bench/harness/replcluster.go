@@ -76,12 +76,11 @@ type replCluster struct {
 }
 
 func freePortOn(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	port, err := daemontest.FreePortOn(host)
 	if err != nil {
-		return 0, fmt.Errorf("listen on %s: %w (the benchmark needs 127.0.0.1-3 on lo)", host, err)
+		return 0, fmt.Errorf("free port on %s: %w (the benchmark needs 127.0.0.1-3 on lo)", host, err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return port, nil
 }
 
 // newReplCluster makes (does not start) a cluster under workDir.

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -42,21 +43,39 @@ const OutputBytesMax = 16 << 20
 const buildTimeout = 5 * time.Minute
 
 // FreePort returns a loopback TCP port that was free a moment ago and that
+// this process has not handed out recently: FreePortOn("127.0.0.1").
+func FreePort() (int, error) { return FreePortOn("127.0.0.1") }
+
+// FreePortOn returns a TCP port of host that was free a moment ago and that
 // this process has not handed out recently. The daemon binds it right
 // after; a collision with another process shows up as a start failure.
-// The kernel may give the port a closed probe listener had to the very
-// next bind(0), so a test that takes several ports before its daemon binds
-// any (extra listeners next to "{port}") would otherwise be handed the same
-// port twice.
-func FreePort() (int, error) {
+//
+// The port is picked at random outside the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), and a listener on it is opened and closed
+// to check that nothing holds it. A port the kernel hands out by itself
+// (bind to port 0) is from the ephemeral range, which every outgoing
+// connection draws its local port from too: between the probe and the
+// daemon's bind, a client connection of any process on the machine could
+// take it, and did (a cluster node of the integration tests failed to
+// start with "address already in use"). Outside that range only an
+// explicit bind takes a port. Not handing a port out twice matters for a
+// test that takes several before its daemon binds any (extra listeners
+// next to "{port}"). When the ephemeral range leaves no room, the kernel
+// picks (bind to port 0), as before.
+func FreePortOn(host string) (int, error) {
 	freePorts.mu.Lock()
 	defer freePorts.mu.Unlock()
+	lo, hi := ephemeralRange()
 	for range freePortAttempts {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, ok := randomNonEphemeralPort(lo, hi) // port 0 when !ok: the kernel picks
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
+			if ok {
+				continue // held by someone: try another
+			}
 			return 0, err
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 		if freePorts.given[port] {
 			continue
@@ -69,7 +88,47 @@ func FreePort() (int, error) {
 		freePorts.order = append(freePorts.order, port)
 		return port, nil
 	}
-	return 0, fmt.Errorf("daemontest: no port not handed out recently after %d tries", freePortAttempts)
+	return 0, fmt.Errorf("daemontest: no free port on %s not handed out recently after %d tries", host, freePortAttempts)
+}
+
+// Ports FreePortOn picks from, less the ephemeral range: above the
+// well-known and registered ports most services use by default.
+const freePortLow, freePortHigh = 10000, 65535
+
+// ephemeralRange returns the kernel's range of local ports for outgoing
+// connections (Linux's default when the file cannot be read).
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return lo, hi
+	}
+	l, err1 := strconv.Atoi(f[0])
+	h, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || l > h {
+		return lo, hi
+	}
+	return l, h
+}
+
+// randomNonEphemeralPort picks a port in [freePortLow, freePortHigh] outside
+// [lo, hi]; ok is false when there is none.
+func randomNonEphemeralPort(lo, hi int) (port int, ok bool) {
+	below := max(0, min(lo, freePortHigh+1)-freePortLow) // [freePortLow, lo)
+	above := max(0, freePortHigh-max(hi, freePortLow-1)) // (hi, freePortHigh]
+	n := below + above
+	if n == 0 {
+		return 0, false
+	}
+	k := rand.IntN(n)
+	if k < below {
+		return freePortLow + k, true
+	}
+	return max(hi, freePortLow-1) + 1 + (k - below), true
 }
 
 // freePorts remembers the last freePortsRecent ports FreePort handed out.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,5 +167,62 @@ func TestWaitBindable(t *testing.T) {
 	<-d.Exited()
 	if err := WaitBindable([]string{addr}, time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// FreePortOn hands out ports outside the kernel's ephemeral range, which
+// outgoing connections take their local ports from, each once, on the host
+// asked for; and randomNonEphemeralPort covers both sides of the range and
+// every range's edge.
+func TestFreePortOutsideEphemeralRange(t *testing.T) {
+	lo, hi := ephemeralRange()
+	seen := map[int]bool{}
+	for range 200 {
+		port, err := FreePortOn("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port >= lo && port <= hi {
+			t.Fatalf("port %d inside the ephemeral range %d-%d", port, lo, hi)
+		}
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			t.Fatalf("port %d not bindable: %v", port, err)
+		}
+		l.Close()
+	}
+	if port, err := FreePortOn("127.0.0.2"); err != nil || port < freePortLow {
+		t.Fatalf("FreePortOn(127.0.0.2) = %d, %v", port, err)
+	}
+
+	for _, tc := range []struct {
+		lo, hi    int
+		ok        bool
+		bothSides bool // ports below and above the range both come up
+	}{
+		{32768, 60999, true, true}, {1024, 5000, true, false}, {61000, 65535, true, false},
+		{10000, 65535, false, false}, {1024, 65535, false, false}, {10001, 65534, true, true},
+	} {
+		sides := map[bool]bool{}
+		for range 2000 {
+			port, ok := randomNonEphemeralPort(tc.lo, tc.hi)
+			if ok != tc.ok {
+				t.Fatalf("range %d-%d: ok %v, want %v", tc.lo, tc.hi, ok, tc.ok)
+			}
+			if !ok {
+				break
+			}
+			if port < freePortLow || port > freePortHigh || (port >= tc.lo && port <= tc.hi) {
+				t.Fatalf("range %d-%d: port %d", tc.lo, tc.hi, port)
+			}
+			sides[port > tc.hi] = true
+		}
+		if tc.bothSides && (!sides[false] || !sides[true]) {
+			t.Fatalf("range %d-%d: ports on one side only %v", tc.lo, tc.hi, sides)
+		}
 	}
 }

@@ -126,15 +126,15 @@ type testCluster struct {
 	crashRestarted []*clusterNode
 }
 
-// freePortOn returns a TCP port of host that was free a moment ago.
+// freePortOn returns a TCP port of host that was free a moment ago, outside
+// the ephemeral range (daemontest.FreePortOn).
 func freePortOn(t *testing.T, host string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	port, err := daemontest.FreePortOn(host)
 	if err != nil {
-		t.Fatalf("listen on %s: %v (the tests need the whole 127.0.0.0/8 on lo)", host, err)
+		t.Fatalf("free port on %s: %v (the tests need the whole 127.0.0.0/8 on lo)", host, err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // newTestCluster makes a three-node cluster (not started): addresses, ports,
