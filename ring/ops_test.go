@@ -4,6 +4,7 @@ package ring
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -657,11 +658,17 @@ func TestSendZCFixed(t *testing.T) {
 // completions are there; with fewer, it holds on for the minimum wait and
 // then returns with what there is; one completion that arrives after the
 // minimum wait ends it; with none, it runs to its timeout. The lower bounds
-// are the kernel's promise; the upper ones are fail-safes far off.
+// are the kernel's promise; the upper ones are fail-safes far off. A kernel
+// without batched waits refuses them as unsupported.
 func TestSubmitAndWaitMin(t *testing.T) {
 	r := newTestRing(t, defaultParams)
 	if r.Features()&FeatMinTimeout == 0 {
-		t.Skip("kernel without IORING_FEAT_MIN_TIMEOUT")
+		// Before Linux 6.12: refused as unsupported (netpoll falls back
+		// to waiting for one completion).
+		if _, err := r.SubmitAndWaitMin(2, time.Millisecond, time.Millisecond); !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("SubmitAndWaitMin without IORING_FEAT_MIN_TIMEOUT: %v, want ErrUnsupported", err)
+		}
+		return
 	}
 	drain := func() int {
 		var cqes [8]CQE
