@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -273,36 +274,32 @@ const driftThreshold = 1.3
 // figures of those repeats carry it, which the goals' ratios of paired
 // repeats only partly cancel.
 func hostDrift(res *Results) []string {
-	per := map[string]map[int]float64{}
-	for _, r := range res.Runs {
-		if r.Target != TargetNull || !r.OK() || r.ClientCPUSec <= 0 || r.records() == 0 {
-			continue
-		}
-		if per[r.Scenario] == nil {
-			per[r.Scenario] = map[int]float64{}
-		}
-		per[r.Scenario][r.Repeat] = r.ClientCPUSec / float64(r.records()) * 1e6
-	}
 	var names []string
-	for sc, reps := range per {
-		if len(reps) >= 2 {
-			names = append(names, sc)
+	for _, r := range res.Runs {
+		if r.Target == TargetNull && !slices.Contains(names, r.Scenario) {
+			names = append(names, r.Scenario)
 		}
 	}
 	sort.Strings(names)
 	var out []string
 	for _, sc := range names {
-		reps := per[sc]
+		reps := runsOf(res.Runs, sc, TargetNull)
 		var keys []int
-		for rep := range reps {
-			keys = append(keys, rep)
+		for rep, r := range reps {
+			if r.ClientCPUSec > 0 && r.records() > 0 {
+				keys = append(keys, rep)
+			}
+		}
+		if len(keys) < 2 {
+			continue
 		}
 		sort.Ints(keys)
 		var vals []float64
 		var figs []string
 		for _, rep := range keys {
-			vals = append(vals, reps[rep])
-			figs = append(figs, fmt.Sprintf("%.2f", reps[rep]))
+			v := reps[rep].ClientCPUSec / float64(reps[rep].records()) * 1e6
+			vals = append(vals, v)
+			figs = append(figs, fmt.Sprintf("%.2f", v))
 		}
 		lo, _, hi := spread(vals)
 		if hi < lo*driftThreshold {
